@@ -1,0 +1,35 @@
+"""vggt_ros: ament_python package; also installs with plain `pip install .` outside ROS."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "vggt_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*", "bench"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+    ],
+    python_requires=">=3.10",
+    # torch is left to the user (CPU, CUDA or Jetson builds differ); ROS packages come from the ROS install.
+    install_requires=["numpy>=1.26", "pillow>=10", "safetensors>=0.4"],
+    extras_require={
+        "hub": ["huggingface_hub>=0.24"],
+        "export": ["onnx>=1.17", "onnxscript>=0.3", "onnxruntime>=1.20"],
+        "mapping": ["open3d>=0.19"],
+    },
+    zip_safe=True,
+    maintainer="vggt_ros maintainers",
+    maintainer_email="vggt_ros@example.com",
+    description="Real-time VGGT 3D perception for ROS 2: five-engine TensorRT pipeline, point clouds, depth, TF.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [],
+    },
+)

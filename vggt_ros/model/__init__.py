@@ -1,0 +1,15 @@
+"""Our implementation of VGGT inference, checkpoint-compatible with facebook/VGGT-1B."""
+from .config import AggregatorConfig, CameraHeadConfig, DPTHeadConfig, EncoderConfig, VGGTConfig
+from .vggt import VGGT, check_images
+from .weights import CheckpointError
+
+__all__ = [
+    "VGGT",
+    "VGGTConfig",
+    "EncoderConfig",
+    "AggregatorConfig",
+    "CameraHeadConfig",
+    "DPTHeadConfig",
+    "CheckpointError",
+    "check_images",
+]

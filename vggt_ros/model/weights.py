@@ -1,0 +1,146 @@
+"""Checkpoint loading: Hugging Face id, local folder or file; safetensors or weights-only torch files."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from .config import VGGTConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HUB_ID = "facebook/VGGT-1B"
+SKIPPED_PREFIXES = ("track_head.",)  # tracking is not part of this package
+_WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+_HUB_FILES = ("model.safetensors", "model.pt")
+_MARKER_KEY = "aggregator.camera_token"  # present in every VGGT checkpoint
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be found, read, or does not match the model."""
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict from .safetensors, or from a torch file with `weights_only=True` (no arbitrary unpickling)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except Exception as e:  # corrupt or foreign files raise many types; report them all the same way
+        raise CheckpointError(f"cannot read weights from {path}: {e}") from e
+    if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
+        state = state["model"]
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    return dict(state)
+
+
+def resolve_source(source: str | Path) -> tuple[Path, Path | None]:
+    """Find (weights file, optional config.json) for a file, a folder or a Hugging Face id."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path, None
+    if path.is_dir():
+        return _weights_in_folder(path), (path / "config.json" if (path / "config.json").is_file() else None)
+    if str(source).count("/") == 1 and not str(source).startswith((".", "/", "~")):
+        return _download(str(source))
+    raise CheckpointError(f"weights not found: {source!r} is neither a file, a folder nor a Hugging Face id")
+
+
+def _weights_in_folder(folder: Path) -> Path:
+    """The one checkpoint in a folder: a *.safetensors holding VGGT keys (headers only are read), else model.pt."""
+    candidates = sorted(p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
+    safetensors = [p for p in candidates if p.suffix == ".safetensors" and _holds_vggt_keys(p)]
+    if len(safetensors) == 1:
+        return safetensors[0]
+    if not safetensors and (folder / "model.pt").is_file():
+        return folder / "model.pt"
+    found = ", ".join(p.name for p in candidates) or "no weight files"
+    raise CheckpointError(
+        f"{folder} must hold exactly one VGGT *.safetensors file or a model.pt; found {found}. "
+        "Pass the weights file itself instead."
+    )
+
+
+def _holds_vggt_keys(path: Path) -> bool:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return _MARKER_KEY in f.keys()
+    except Exception:  # not a readable safetensors file: not a candidate
+        return False
+
+
+def _download(repo_id: str) -> tuple[Path, Path | None]:
+    hint = (
+        f"On a machine with internet access run `huggingface-cli download {repo_id} --local-dir VGGT-1B`, "
+        "copy that folder here and pass its path as the weights (a folder or the model file)."
+    )
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise CheckpointError(f"cannot fetch {repo_id}: huggingface_hub is not installed. {hint}") from None
+    errors = []
+    for filename in _HUB_FILES:
+        try:
+            weights = Path(hf_hub_download(repo_id, filename))
+        except Exception as e:  # offline, missing file or gated repo: try the next name, then report all
+            errors.append(f"{filename}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            continue
+        try:
+            config = Path(hf_hub_download(repo_id, "config.json"))
+        except Exception:
+            config = None
+        return weights, config
+    raise CheckpointError(f"cannot download {repo_id} ({'; '.join(errors)}). {hint}")
+
+
+def check_state_dict(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], source: object) -> None:
+    """Raise one error listing every missing, unexpected and wrongly shaped key."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(state) & set(expected)
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    )
+    if missing or unexpected or wrong:
+        def listing(title: str, items: list[str]) -> str:
+            shown = items[:20] + ([f"... and {len(items) - 20} more"] if len(items) > 20 else [])
+            return f"\n  {title} ({len(items)}):\n    " + "\n    ".join(shown) if items else ""
+
+        raise CheckpointError(
+            f"weights in {source} do not match the VGGT configuration"
+            + listing("missing", missing) + listing("unexpected", unexpected) + listing("wrong shape", wrong)
+            + "\n  Check that the config matches the checkpoint (pass config= for non-default sizes)."
+        )
+
+
+def build_model_from_checkpoint(model_cls, source, config, device, dtype):
+    weights_path, config_path = resolve_source(source)
+    if config is None:
+        config = VGGTConfig.from_json(config_path) if config_path else VGGTConfig()
+    elif not isinstance(config, VGGTConfig):
+        config = VGGTConfig.from_json(config)
+    state = read_state_dict(weights_path)
+    skipped = [k for k in state if k.startswith(SKIPPED_PREFIXES)]
+    if skipped:
+        log.info("skipping %d track_head tensors (tracking is not used by vggt_ros)", len(skipped))
+        state = {k: v for k, v in state.items() if not k.startswith(SKIPPED_PREFIXES)}
+    # Build on the meta device and adopt the loaded tensors, so the 1.26 B parameters are never allocated twice.
+    with torch.device("meta"):
+        model = model_cls(config)
+    check_state_dict(state, model.state_dict(), weights_path)
+    model.load_state_dict(state, strict=True, assign=True)
+    log.info("loaded VGGT weights from %s", weights_path)
+    return model.to(device=device, dtype=dtype).eval()
