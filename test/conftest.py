@@ -1,0 +1,29 @@
+"""Shared test fixtures: paths to ../shared and the tiny VGGT model with the official implementation's outputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FIXTURES = SHARED / "fixtures"
+TINY = FIXTURES / "vggt_tiny"
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    from vggt_ros.model import VGGT
+
+    return VGGT.from_pretrained(TINY)
+
+
+@pytest.fixture(scope="session", params=["A", "B"])
+def fixture_case(request) -> dict[str, torch.Tensor]:
+    """One reference case: inputs and every output of the official implementation (see its README)."""
+    from safetensors.torch import load_file
+
+    case = load_file(str(TINY / f"fixture_case{request.param}.safetensors"))
+    case["images"] = case["images_u8"].float() / 255
+    case["name"] = request.param
+    return case
