@@ -30,6 +30,8 @@ setup(
     license="Apache-2.0",
     tests_require=["pytest"],
     entry_points={
-        "console_scripts": [],
+        "console_scripts": [
+            "vggt-ros-build-engines = vggt_ros.export.cli:build_engines_entry",
+        ],
     },
 )

@@ -1,0 +1,3 @@
+from .cli import export_entry
+
+export_entry()

@@ -1,0 +1,133 @@
+"""Command-line entry points: `python -m vggt_ros.export` (ONNX only) and `vggt-ros-build-engines`."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..model import VGGT
+from ..runtime.io_contract import ExportManifest, FramesProfile, ManifestError
+from .onnx_export import export_onnx, state_dict_sha256
+
+log = logging.getLogger("vggt_ros.export")
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", default="facebook/VGGT-1B", help="hub id, folder or weights file")
+    parser.add_argument("--config", default=None, help="config.json for non-default model sizes")
+    parser.add_argument("--height", type=int, default=350, help="model input height (multiple of 14)")
+    parser.add_argument("--width", type=int, default=518, help="model input width (multiple of 14)")
+    parser.add_argument("--min-frames", type=int, default=1)
+    parser.add_argument("--opt-frames", type=int, default=None, help="default: half of --max-frames")
+    parser.add_argument("--max-frames", type=int, default=8, help="largest window the engines accept")
+    parser.add_argument("--opset", type=int, default=18)
+    parser.add_argument("--out", default="engines/350x518", help="folder for the graphs, manifest and engines")
+
+
+def _frames(args: argparse.Namespace) -> FramesProfile:
+    opt = args.opt_frames or max(args.min_frames, args.max_frames // 2)
+    return FramesProfile(args.min_frames, opt, args.max_frames)
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vggt_ros.export", description="Export the five VGGT stages to ONNX.")
+    _model_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model = VGGT.from_pretrained(args.weights, config=args.config)
+    manifest = export_onnx(model, args.out, (args.height, args.width), _frames(args), args.opset)
+    log.info("wrote %s/manifest.json (weights sha256 %s...)", args.out, manifest.weights_sha256[:12])
+    return 0
+
+
+def export_is_current(out: Path, weights_sha256: str, image_hw: tuple[int, int], frames: FramesProfile, opset: int) -> str | None:
+    """None when `out` already holds this export; otherwise why it must be (re)exported."""
+    try:
+        manifest = ExportManifest.load(out)
+    except ManifestError as e:
+        return str(e)
+    differences = [
+        name for name, ours, theirs in (
+            ("weights", weights_sha256, manifest.weights_sha256),
+            ("image size", tuple(image_hw), (manifest.height, manifest.width)),
+            ("frame range", frames, manifest.frames),
+            ("opset", opset, manifest.opset),
+        ) if ours != theirs
+    ]
+    missing = [c.file for c in manifest.components.values() if not (out / c.file).is_file()]
+    if missing:
+        differences.append(f"missing {', '.join(missing)}")
+    return f"existing export differs: {', '.join(differences)}" if differences else None
+
+
+def build_engines_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vggt-ros-build-engines",
+        description="Export VGGT to ONNX, build the TensorRT FP16 engines and verify them; skips work already done.",
+    )
+    _model_arguments(parser)
+    parser.add_argument("--backend", choices=("tensorrt", "onnxruntime"), default="tensorrt")
+    parser.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
+    parser.add_argument("--workspace-gib", type=float, default=8.0)
+    parser.add_argument("--verify", action="store_true", help="print the relative error against torch FP32")
+    parser.add_argument("--verify-frames", type=int, default=None, help="frames for --verify (default: opt)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out, image_hw, frames = Path(args.out), (args.height, args.width), _frames(args)
+
+    model = VGGT.from_pretrained(args.weights, config=args.config)
+    start = time.perf_counter()
+    reason = export_is_current(out, state_dict_sha256(model), image_hw, frames, args.opset)
+    if reason is None:
+        log.info("ONNX export in %s is up to date", out)
+    else:
+        log.info("exporting ONNX to %s (%s)", out, reason)
+        export_onnx(model, out, image_hw, frames, args.opset)
+        log.info("export done in %.1f s", time.perf_counter() - start)
+
+    from ..runtime import Pipeline
+
+    options = {"precision": args.precision, "workspace_gib": args.workspace_gib} if args.backend == "tensorrt" else {}
+    pipeline = Pipeline.from_engine_dir(out, backend=args.backend, **options)
+    log.info("%s engines ready in %s", args.backend, out)
+    if args.verify:
+        verify(model, pipeline, image_hw, args.verify_frames or frames.opt)
+    return 0
+
+
+def verify(model: VGGT, pipeline, image_hw: tuple[int, int], num_frames: int) -> dict[str, float]:
+    """Run both on the same seeded images and print each output's relative error against torch FP32."""
+    from ..runtime.verify import format_errors, relative_errors
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(num_frames, 3, *image_hw, generator=generator)
+    device = pipeline.device if pipeline.device.type == "cuda" else torch.device("cpu")
+    if device.type == "cuda":  # a float32 reference means true float32 matmuls
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    with torch.inference_mode():
+        reference = model.to(device)(images.to(device))
+        outputs = pipeline(images)
+    errors = relative_errors(outputs, reference)
+    log.info("relative error vs torch FP32 (%d frames, %dx%d): %s", num_frames, *image_hw, format_errors(errors))
+    return errors
+
+
+def _run(main) -> None:
+    try:
+        sys.exit(main())
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # user-facing failures: message, not traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def export_entry() -> None:
+    _run(export_main)
+
+
+def build_engines_entry() -> None:
+    _run(build_engines_main)

@@ -1,0 +1,9 @@
+"""Inference runtimes: one `Pipeline` over the five stages with torch, ONNX Runtime or TensorRT.
+
+TensorRT is imported only when the tensorrt backend is asked for.
+"""
+from .config import RuntimeConfig, create_pipeline
+from .io_contract import BackendUnavailableError
+from .pipeline import BACKENDS, Pipeline
+
+__all__ = ["Pipeline", "RuntimeConfig", "create_pipeline", "BackendUnavailableError", "BACKENDS"]

@@ -1,0 +1,300 @@
+"""The tensor contract between the pipeline and the five exported engines, read from the exporter's manifest.json.
+
+The exporter writes one ONNX graph per component plus ``manifest.json``::
+
+    {"format": 1, "height": H, "width": W, "frames": {"min": 1, "opt": 4, "max": N},
+     "weights_sha256": "...", "opset": 18, "exporter": {"torch": "...", "onnx": "..."},
+     "components": {"dinov2": {"file": "dinov2.onnx",
+                               "inputs": [{"name": "images", "shape": ["S", 3, H, W], "dtype": "float32"}],
+                               "outputs": [...]}, ...}}
+
+Shapes use the symbol ``"S"`` for the dynamic frame count (the batch dimension B = 1 is folded away).
+Every backend passes its inputs through :func:`check_inputs` before handing memory to an engine.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import torch
+
+from ..model.stages import STAGE_NAMES
+
+MANIFEST_FORMAT = 1
+MANIFEST_FILE = "manifest.json"
+FRAMES = "S"
+# The exported components are the model's stages, in execution order.
+COMPONENT_NAMES = STAGE_NAMES
+PATCH_SIZE = 14
+
+_DTYPES = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "bool": torch.bool,
+}
+
+Dim = Union[int, str]
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested inference backend cannot run here (missing package or device); the message names an alternative."""
+
+
+class TensorContractError(ValueError):
+    """A tensor handed to an engine does not match the manifest's name, dtype, shape or device."""
+
+
+class FrameCountError(ValueError):
+    """The number of frames is outside the optimisation profile the engines were built for."""
+
+
+class ManifestError(ValueError):
+    """manifest.json is missing fields or holds values the runtime cannot use."""
+
+
+def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
+    if not isinstance(mapping, Mapping) or key not in mapping:
+        raise ManifestError(f"{MANIFEST_FILE}: {where} has no '{key}' field")
+    return mapping[key]
+
+
+@dataclass(frozen=True)
+class FramesProfile:
+    """Range of frame counts S an engine set accepts; ``opt`` is the size TensorRT tunes its kernels for."""
+
+    min: int
+    opt: int
+    max: int
+
+    def __post_init__(self) -> None:
+        if not (1 <= self.min <= self.opt <= self.max):
+            raise ManifestError(f"frames profile must satisfy 1 <= min <= opt <= max, got {self}")
+
+    @classmethod
+    def from_manifest(cls, frames: Mapping[str, Any]) -> FramesProfile:
+        return cls(*(int(_require(frames, k, "'frames'")) for k in ("min", "opt", "max")))
+
+    def to_manifest(self) -> dict[str, int]:
+        return {"min": self.min, "opt": self.opt, "max": self.max}
+
+    def check(self, frames: int) -> None:
+        """Raise :class:`FrameCountError` unless ``min <= frames <= max``."""
+        if frames < self.min or frames > self.max:
+            advice = (
+                f"rebuild the engines with a larger --max-frames (at least {frames})"
+                if frames > self.max
+                else f"pass at least {self.min} frames"
+            )
+            raise FrameCountError(
+                f"{frames} frames is outside the engines' frame range [{self.min}, {self.max}]; {advice}"
+            )
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One engine input or output: its name, shape (ints and the symbol ``"S"``) and dtype name."""
+
+    name: str
+    shape: tuple[Dim, ...]
+    dtype: str
+
+    def __post_init__(self) -> None:
+        for dim in self.shape:
+            if not (dim == FRAMES or (isinstance(dim, int) and not isinstance(dim, bool) and dim > 0)):
+                raise ManifestError(f"tensor '{self.name}': dims must be positive ints or '{FRAMES}', got {self.shape}")
+        if self.dtype not in _DTYPES:
+            raise ManifestError(f"tensor '{self.name}': unsupported dtype '{self.dtype}' (known: {sorted(_DTYPES)})")
+
+    @classmethod
+    def from_manifest(cls, entry: Mapping[str, Any]) -> TensorSpec:
+        name = str(_require(entry, "name", "a tensor entry"))
+        shape = _require(entry, "shape", f"tensor '{name}'")
+        if not isinstance(shape, (list, tuple)):
+            raise ManifestError(f"{MANIFEST_FILE}: tensor '{name}' shape must be a list, got {shape!r}")
+        return cls(name, tuple(shape), str(_require(entry, "dtype", f"tensor '{name}'")))
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return _DTYPES[self.dtype]
+
+    def concrete_shape(self, frames: int) -> tuple[int, ...]:
+        """The shape with ``"S"`` replaced by ``frames``."""
+        return tuple(frames if dim == FRAMES else int(dim) for dim in self.shape)
+
+    def frames_of(self, tensor: torch.Tensor) -> int:
+        """S read from the tensor's first symbolic dim (shape checked by :func:`check_tensor`)."""
+        if FRAMES not in self.shape:
+            raise TensorContractError(f"tensor '{self.name}' has no '{FRAMES}' dim to read the frame count from")
+        if tensor.ndim != len(self.shape):
+            raise TensorContractError(
+                f"tensor '{self.name}': expected {len(self.shape)} dims {self.shape}, got shape {tuple(tensor.shape)}"
+            )
+        return int(tensor.shape[self.shape.index(FRAMES)])
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One exported component (one ONNX graph, one engine): file name and I/O tensors in engine order."""
+
+    name: str
+    file: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @classmethod
+    def from_manifest(cls, name: str, entry: Mapping[str, Any]) -> ComponentSpec:
+        where = f"component '{name}'"
+        inputs = tuple(TensorSpec.from_manifest(e) for e in _require(entry, "inputs", where))
+        outputs = tuple(TensorSpec.from_manifest(e) for e in _require(entry, "outputs", where))
+        if not inputs or not outputs:
+            raise ManifestError(f"{MANIFEST_FILE}: {where} needs at least one input and one output")
+        return cls(name, str(_require(entry, "file", where)), inputs, outputs)
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "inputs": [t.to_manifest() for t in self.inputs],
+            "outputs": [t.to_manifest() for t in self.outputs],
+        }
+
+
+@dataclass(frozen=True)
+class ExportManifest:
+    """The parsed manifest.json of one exported engine set (one image size, one frame range)."""
+
+    height: int
+    width: int
+    frames: FramesProfile
+    weights_sha256: str
+    opset: int
+    exporter: dict[str, str]
+    components: dict[str, ComponentSpec]
+
+    def __post_init__(self) -> None:
+        if self.height <= 0 or self.width <= 0 or self.height % PATCH_SIZE or self.width % PATCH_SIZE:
+            raise ManifestError(
+                f"{MANIFEST_FILE}: height and width must be positive multiples of {PATCH_SIZE}, "
+                f"got {self.height}x{self.width}"
+            )
+        missing = [name for name in COMPONENT_NAMES if name not in self.components]
+        if missing:
+            raise ManifestError(f"{MANIFEST_FILE}: components {missing} are missing; re-export the model")
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> ExportManifest:
+        fmt = _require(manifest, "format", "the top level")
+        if fmt != MANIFEST_FORMAT:
+            raise ManifestError(
+                f"{MANIFEST_FILE}: format {fmt!r} is not supported (expected {MANIFEST_FORMAT}); re-export the model"
+            )
+        components = {
+            name: ComponentSpec.from_manifest(name, entry)
+            for name, entry in _require(manifest, "components", "the top level").items()
+        }
+        return cls(
+            height=int(_require(manifest, "height", "the top level")),
+            width=int(_require(manifest, "width", "the top level")),
+            frames=FramesProfile.from_manifest(_require(manifest, "frames", "the top level")),
+            weights_sha256=str(_require(manifest, "weights_sha256", "the top level")),
+            opset=int(_require(manifest, "opset", "the top level")),
+            exporter={str(k): str(v) for k, v in _require(manifest, "exporter", "the top level").items()},
+            components=components,
+        )
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ExportManifest:
+        """Read ``<directory>/manifest.json``."""
+        path = Path(directory) / MANIFEST_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ManifestError(f"{path} not found; export the ONNX graphs first") from None
+        try:
+            return cls.from_manifest(json.loads(text))
+        except json.JSONDecodeError as err:
+            raise ManifestError(f"{path} is not valid JSON: {err}") from None
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "height": self.height,
+            "width": self.width,
+            "frames": self.frames.to_manifest(),
+            "weights_sha256": self.weights_sha256,
+            "opset": self.opset,
+            "exporter": dict(self.exporter),
+            "components": {name: c.to_manifest() for name, c in self.components.items()},
+        }
+
+
+def check_tensor(
+    spec: TensorSpec, tensor: Any, frames: int, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Check one tensor against its spec and return it C-contiguous.
+
+    Engines read inputs through raw device pointers assuming a dense row-major layout, so a strided view
+    (a permuted numpy image, channels_last memory, a slice) would be read as garbage without any error.
+    ``.contiguous()`` copies exactly those inputs and is free for ones already dense.
+
+    Args:
+        spec: the expected name, shape (``"S"`` = ``frames``) and dtype.
+        tensor: the candidate.
+        frames: the frame count S of this call.
+        device: if given, the tensor must already live there (no silent host-device copies).
+    Raises:
+        TensorContractError naming the tensor with expected vs got.
+    """
+    if not isinstance(tensor, torch.Tensor):
+        raise TensorContractError(f"tensor '{spec.name}': expected a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.dtype != spec.torch_dtype:
+        raise TensorContractError(f"tensor '{spec.name}': expected dtype {spec.dtype}, got {tensor.dtype}")
+    expected = spec.concrete_shape(frames)
+    if tuple(tensor.shape) != expected:
+        raise TensorContractError(
+            f"tensor '{spec.name}': expected shape {expected} (= {spec.shape} with S={frames}), "
+            f"got {tuple(tensor.shape)}"
+        )
+    if device is not None:
+        want = torch.device(device)
+        if tensor.device.type != want.type or (want.index is not None and tensor.device.index != want.index):
+            raise TensorContractError(f"tensor '{spec.name}': expected it on device {want}, got {tensor.device}")
+    return tensor.contiguous()
+
+
+def check_inputs(
+    component: ComponentSpec,
+    inputs: Mapping[str, Any],
+    frames_profile: FramesProfile,
+    device: torch.device | str | None = None,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Check a component's full input set; return the C-contiguous inputs (engine order) and the frame count S.
+
+    Raises:
+        TensorContractError: missing/unexpected names, or a tensor failing :func:`check_tensor`
+            (including inputs that disagree on S).
+        FrameCountError: S outside the engines' profile.
+    """
+    expected_names = [spec.name for spec in component.inputs]
+    missing = [name for name in expected_names if name not in inputs]
+    unexpected = sorted(set(inputs) - set(expected_names))
+    if missing or unexpected:
+        raise TensorContractError(
+            f"component '{component.name}' takes inputs {expected_names}; missing {missing}, unexpected {unexpected}"
+        )
+    first = component.inputs[0]
+    first_tensor = inputs[first.name]
+    if not isinstance(first_tensor, torch.Tensor):
+        raise TensorContractError(f"tensor '{first.name}': expected a torch.Tensor, got {type(first_tensor).__name__}")
+    # The frame range is checked before shapes: "rebuild with a larger --max-frames" is the actionable message.
+    frames = first.frames_of(first_tensor)
+    frames_profile.check(frames)
+    checked = {spec.name: check_tensor(spec, inputs[spec.name], frames, device) for spec in component.inputs}
+    return checked, frames
