@@ -31,6 +31,7 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
+            "reconstruct_node = vggt_ros.ros.node:main",
             "vggt-ros-build-engines = vggt_ros.export.cli:build_engines_entry",
         ],
     },
