@@ -1,0 +1,101 @@
+"""Launch the `vggt` reconstruction node (and RViz).
+
+    ros2 launch vggt_ros reconstruct.launch.py image_topics:=/camera/image_raw weights:=facebook/VGGT-1B
+    ros2 launch vggt_ros reconstruct.launch.py image_topics:=/left/image_raw,/right/image_raw \
+        camera_names:=left,right backend:=tensorrt engine_dir:=/engines/350x518 rviz:=false
+
+Every node parameter lives in the parameter file (default: this package's config/reconstruct.yaml); a launch
+argument given on the command line overrides the file, an empty one leaves it alone.
+"""
+
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+# Launch arguments that override a parameter of the same name when they are not empty.
+_STRING_OVERRIDES = ("weights", "model_config", "backend", "device", "precision", "engine_dir")
+_LIST_OVERRIDES = ("image_topics", "camera_names")  # comma-separated on the command line
+
+
+def _reconstruction_node(context):
+    parameters = [LaunchConfiguration("params_file").perform(context)]
+    overrides = {}
+    for name in _LIST_OVERRIDES:
+        value = LaunchConfiguration(name).perform(context)
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        if items:
+            overrides[name] = items
+    for name in _STRING_OVERRIDES:
+        value = LaunchConfiguration(name).perform(context).strip()
+        if value:
+            overrides[name] = value
+    if overrides:
+        parameters.append(overrides)
+    return [
+        Node(
+            package="vggt_ros",
+            executable="reconstruct_node",
+            name="vggt",
+            output="screen",
+            emulate_tty=True,
+            parameters=parameters,
+        )
+    ]
+
+
+def generate_launch_description():
+    share = FindPackageShare("vggt_ros")
+    arguments = [
+        DeclareLaunchArgument(
+            "image_topics",
+            default_value="",
+            description="comma-separated sensor_msgs/Image topics, one per camera (empty: from params_file)",
+        ),
+        DeclareLaunchArgument(
+            "camera_names",
+            default_value="",
+            description="comma-separated camera names, one per topic (empty: from params_file / camera0, camera1, ...)",
+        ),
+        DeclareLaunchArgument(
+            "weights", default_value="", description="Hugging Face id, folder or weights file (empty: from params_file)"
+        ),
+        DeclareLaunchArgument(
+            "model_config",
+            default_value="",
+            description="config.json for a bare weights file (empty: from params_file)",
+        ),
+        DeclareLaunchArgument(
+            "backend", default_value="", description="torch, onnxruntime or tensorrt (empty: from params_file)"
+        ),
+        DeclareLaunchArgument("device", default_value="", description="cpu or cuda (empty: from params_file)"),
+        DeclareLaunchArgument(
+            "precision", default_value="", description="fp32, fp16 or bf16 (empty: from params_file)"
+        ),
+        DeclareLaunchArgument(
+            "engine_dir", default_value="", description="exported engines folder (empty: from params_file)"
+        ),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=PathJoinSubstitution([share, "config", "reconstruct.yaml"]),
+            description="ROS 2 parameter file for the vggt node",
+        ),
+        DeclareLaunchArgument("rviz", default_value="true", choices=["true", "false"], description="start RViz"),
+        DeclareLaunchArgument(
+            "rviz_config",
+            default_value=PathJoinSubstitution([share, "config", "reconstruct.rviz"]),
+            description="RViz configuration",
+        ),
+    ]
+    rviz = Node(
+        package="rviz2",
+        executable="rviz2",
+        name="rviz2",
+        arguments=["-d", LaunchConfiguration("rviz_config")],
+        condition=IfCondition(LaunchConfiguration("rviz")),
+        output="log",
+    )
+    return LaunchDescription([*arguments, OpaqueFunction(function=_reconstruction_node), rviz])

@@ -1,0 +1,640 @@
+"""The `vggt` node end to end over real rclpy/DDS: real photographs in as sensor_msgs/Image, every output checked.
+
+Runs the tiny fixture model on the CPU at image_size 154 (98x154 model input), which keeps a window well under
+a second. The photographs and sizes are ones for which the tiny random network predicts usable fields of view.
+
+DDS must stay on this machine, so every test here fails (with the command to use) outside a network namespace
+whose only interface is loopback:
+    unshare -n sh -c 'ip link set lo up && exec python -m pytest test/test_node.py'
+"""
+
+import math
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+from nav_msgs.msg import Path as PathMsg
+from PIL import Image as PILImage
+from PIL import ImageOps
+from rcl_interfaces.msg import Log
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from tf2_msgs.msg import TFMessage
+
+from vggt_ros.preprocess import preprocess_images
+from vggt_ros.ros import network_is_loopback_only
+from vggt_ros.ros.node import ReconstructionNode, StartupError
+
+pytestmark = pytest.mark.timeout(120)
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+IMAGES = FIXTURES / "preprocess" / "images"
+WEIGHTS = str(FIXTURES / "vggt_tiny")
+IMAGE_SIZE = 154
+MODEL_HW = (98, 154)  # chelsea 451x300 and rocket 640x427 at width 154, crop mode
+WAIT_S = 60.0
+ERROR, WARN = 40, 30  # rcl_interfaces/Log levels
+
+
+def _photo(name: str) -> PILImage.Image:
+    with PILImage.open(IMAGES / name) as image:
+        return image.convert("RGB")
+
+
+CHELSEA = _photo("chelsea.png")
+CHELSEA_MIRRORED = ImageOps.mirror(CHELSEA)
+ROCKET_GREY = _photo("rocket.jpg").convert("L")
+
+
+def image_message(photo: PILImage.Image, encoding: str, stamp_ns: int, frame_id: str = "camera") -> Image:
+    """A sensor_msgs/Image as a camera driver sends it; the bytes come from Pillow's packers."""
+    raw_mode, channels = {
+        "rgb8": ("RGB", 3),
+        "bgr8": ("BGR", 3),
+        "rgba8": ("RGBA", 4),
+        "bgra8": ("BGRA", 4),
+        "mono8": ("L", 1),
+    }[encoding]
+    source = photo.convert("RGBA") if channels == 4 else photo
+    msg = Image(height=photo.height, width=photo.width, encoding=encoding, step=photo.width * channels)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    msg.header.frame_id = frame_id
+    msg.data = source.tobytes("raw", raw_mode)
+    return msg
+
+
+def stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def quaternion_matrix(q) -> np.ndarray:
+    x, y, z, w = q.x, q.y, q.z, q.w
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+def cloud_array(msg: PointCloud2) -> np.ndarray:
+    """(height, width, 5) float32 [x, y, z, rgb, confidence] from the message bytes and its declared layout."""
+    offsets = {field.name: field.offset for field in msg.fields}
+    raw = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height * msg.width, msg.point_step)
+    columns = [
+        raw[:, offsets[name] : offsets[name] + 4].copy().view(np.float32)[:, 0]
+        for name in ("x", "y", "z", "rgb", "confidence")
+    ]
+    return np.stack(columns, axis=-1).reshape(msg.height, msg.width, 5)
+
+
+def cloud_colors(cloud: np.ndarray) -> np.ndarray:
+    bits = np.ascontiguousarray(cloud[..., 3]).view(np.uint32)
+    return np.stack([(bits >> 16) & 255, (bits >> 8) & 255, bits & 255], axis=-1).astype(np.int32)
+
+
+def float_image(msg: Image) -> np.ndarray:
+    assert msg.encoding == "32FC1" and msg.step == 4 * msg.width
+    return np.frombuffer(bytes(msg.data), dtype=np.float32).reshape(msg.height, msg.width)
+
+
+class Probe:
+    """A test-side node in its own executor thread: records every output and publishes the camera images."""
+
+    def __init__(self, image_topics: list[str], camera_topics: list[str]) -> None:
+        self.node = Node("vggt_probe")
+        self._condition = threading.Condition()
+        self.received: dict[str, list] = {}
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        topics = {"/vggt/points": PointCloud2, "/vggt/path": PathMsg, "/tf": TFMessage}
+        for prefix in camera_topics:
+            topics.update(
+                {f"{prefix}depth/image": Image, f"{prefix}confidence": Image, f"{prefix}depth/camera_info": CameraInfo}
+            )
+        self.subscriptions = [
+            self.node.create_subscription(t, name, self._recorder(name), reliable) for name, t in topics.items()
+        ]
+        self.subscriptions.append(
+            self.node.create_subscription(TFMessage, "/tf_static", self._recorder("/tf_static"), latched)
+        )
+        self.node.create_subscription(Log, "/rosout", self._recorder("/rosout"), QoSProfile(depth=200))
+        self.publishers = {topic: self.node.create_publisher(Image, topic, 10) for topic in image_topics}
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _recorder(self, topic: str):
+        def record(msg) -> None:
+            with self._condition:
+                self.received.setdefault(topic, []).append(msg)
+                self._condition.notify_all()
+
+        return record
+
+    def wait_for(self, predicate, timeout: float = WAIT_S, what: str = "a condition"):
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while True:
+                result = predicate()
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+                self._condition.wait(timeout=min(remaining, 0.2))
+
+    def wait_connected(self) -> None:
+        self.wait_for(
+            lambda: (
+                all(s.get_publisher_count() > 0 for s in self.subscriptions)
+                and all(p.get_subscription_count() > 0 for p in self.publishers.values())
+            ),
+            what="DDS discovery between the probe and the node",
+        )
+
+    def latest(self, topic: str, stamp: int):
+        """The newest message on `topic` whose header stamp is `stamp`, or None."""
+        for msg in reversed(self.received.get(topic, [])):
+            if stamp_ns(msg) == stamp:
+                return msg
+        return None
+
+    def tf_at(self, child: str, stamp: int):
+        for msg in reversed(self.received.get("/tf", [])):
+            for transform in msg.transforms:
+                if transform.child_frame_id == child and stamp_ns(transform) == stamp:
+                    return transform
+        return None
+
+    def logs(self, level: int, text: str) -> list:
+        return [m for m in self.received.get("/rosout", []) if m.name == "vggt" and m.level == level and text in m.msg]
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=5.0)
+        self.thread.join(timeout=5.0)
+        self.node.destroy_node()
+
+
+class Running:
+    """The node under test spinning in its own executor thread, as `ros2 run` would spin it."""
+
+    def __init__(self, overrides: dict) -> None:
+        params = {
+            "weights": WEIGHTS,
+            "device": "cpu",
+            "precision": "fp32",
+            "image_size": IMAGE_SIZE,
+            "confidence_percentile": 0.0,  # no filtering and no decimation: an organised cloud, pixel for pixel
+            "point_decimation": 1,
+            **overrides,
+        }
+        self.node = ReconstructionNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=5.0)
+        self.thread.join(timeout=5.0)
+        self.node.destroy_node()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ros():
+    """rclpy for the whole module, only where DDS cannot leave the machine (a loud failure, never a skip)."""
+    if not network_is_loopback_only():
+        pytest.fail(
+            "test_node.py starts DDS and must run in a network namespace whose only interface is an up 'lo'. "
+            "Run it as:\n  unshare -n sh -c 'ip link set lo up && exec python -m pytest test/test_node.py'",
+            pytrace=False,
+        )
+    rclpy.init()
+    yield
+    rclpy.shutdown()
+
+
+class Clock:
+    """Strictly increasing stamps (10 Hz) so tests only go back in time on purpose."""
+
+    def __init__(self) -> None:
+        self.now_ns = 1_700_000_000 * 1_000_000_000
+
+    def next(self) -> int:
+        self.now_ns += 100_000_000
+        return self.now_ns
+
+
+def check_consistency(
+    probe: Probe, camera_prefix: str, optical: str, cloud: np.ndarray, stamp: int, rows: slice
+) -> None:
+    """Each pixel of the published depth, unprojected with the published CameraInfo and moved by the published
+    TF, lands on the published cloud point of that pixel."""
+    depth = float_image(probe.latest(f"{camera_prefix}depth/image", stamp))
+    info = probe.latest(f"{camera_prefix}depth/camera_info", stamp)
+    transform = probe.tf_at(optical, stamp).transform
+    k = np.array(info.k).reshape(3, 3)
+    v, u = np.mgrid[0 : depth.shape[0], 0 : depth.shape[1]]
+    d = depth.astype(np.float64)
+    camera_points = np.stack([(u - k[0, 2]) * d / k[0, 0], (v - k[1, 2]) * d / k[1, 1], d], axis=-1)
+    rotation = quaternion_matrix(transform.rotation)
+    translation = np.array([transform.translation.x, transform.translation.y, transform.translation.z])
+    world = camera_points @ rotation.T + translation
+    published = cloud[rows, :, :3].astype(np.float64)
+    scale = np.abs(world).max()
+    np.testing.assert_allclose(published, world, rtol=0, atol=2e-5 * scale)
+
+
+def expected_colors(photo: PILImage.Image) -> np.ndarray:
+    """The model-resolution image from the exact (Pillow) preprocessing, as 0..255 ints."""
+    tensor = preprocess_images([np.asarray(photo.convert("RGB"))], mode="crop", target_size=IMAGE_SIZE)[0]
+    return (tensor.permute(1, 2, 0).numpy() * 255).round().astype(np.int32)
+
+
+# --------------------------------------------------------------------------------------------- one camera
+class TestOneCamera:
+    @pytest.fixture(scope="class")
+    def setup(self):
+        running = Running({"image_topics": ["/cam/image"], "window_size": 3, "window_stride": 1})
+        probe = Probe(["/cam/image"], ["/vggt/"])
+        probe.wait_connected()
+        yield running, probe, Clock()
+        probe.close()
+        running.close()
+
+    @staticmethod
+    def send(probe: Probe, clock: Clock, photo=CHELSEA, encoding="rgb8") -> int:
+        stamp = clock.next()
+        probe.publishers["/cam/image"].publish(image_message(photo, encoding, stamp))
+        return stamp
+
+    @staticmethod
+    def wait_outputs(probe: Probe, stamp: int) -> None:
+        topics = ["/vggt/points", "/vggt/path", "/vggt/depth/image", "/vggt/confidence", "/vggt/depth/camera_info"]
+        probe.wait_for(
+            lambda: all(probe.latest(t, stamp) for t in topics) and probe.tf_at("camera0_optical", stamp),
+            what=f"all outputs stamped {stamp}",
+        )
+
+    def test_every_output_arrives_with_its_fields_encodings_frames_and_stamps(self, setup):
+        _, probe, clock = setup
+        stamp = self.send(probe, clock)
+        self.wait_outputs(probe, stamp)
+        height, width = MODEL_HW
+
+        cloud = probe.latest("/vggt/points", stamp)
+        assert cloud.header.frame_id == "vggt_world"
+        assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == [
+            ("x", 0, PointField.FLOAT32, 1),
+            ("y", 4, PointField.FLOAT32, 1),
+            ("z", 8, PointField.FLOAT32, 1),
+            ("rgb", 12, PointField.FLOAT32, 1),
+            ("confidence", 16, PointField.FLOAT32, 1),
+        ]
+        assert (cloud.height, cloud.width, cloud.point_step, cloud.row_step) == (height, width, 20, 20 * width)
+        assert len(cloud.data) == height * width * 20 and not cloud.is_bigendian and cloud.is_dense
+
+        for topic in ("/vggt/depth/image", "/vggt/confidence"):
+            image = probe.latest(topic, stamp)
+            assert image.header.frame_id == "camera0_optical"
+            assert (image.height, image.width, image.encoding, image.step) == (height, width, "32FC1", 4 * width)
+        depth = float_image(probe.latest("/vggt/depth/image", stamp))
+        confidence = float_image(probe.latest("/vggt/confidence", stamp))
+        assert np.isfinite(depth).all() and (depth > 0).all()
+        assert (confidence > 1).all()
+        np.testing.assert_array_equal(cloud_array(cloud)[..., 4], confidence)
+
+        info = probe.latest("/vggt/depth/camera_info", stamp)
+        assert info.header.frame_id == "camera0_optical" and (info.height, info.width) == (height, width)
+        k = np.array(info.k).reshape(3, 3)
+        assert k[0, 0] > 0 and k[1, 1] > 0 and (k[0, 2], k[1, 2]) == (width / 2, height / 2)
+        assert k[0, 1] == 0 and list(k[2]) == [0, 0, 1]
+        np.testing.assert_array_equal(np.array(info.p).reshape(3, 4), np.hstack([k, np.zeros((3, 1))]))
+        assert list(info.r) == [1, 0, 0, 0, 1, 0, 0, 0, 1] and info.distortion_model == "plumb_bob"
+
+        path = probe.latest("/vggt/path", stamp)
+        assert path.header.frame_id == "vggt_world" and stamp_ns(path.poses[-1]) == stamp
+        transform = probe.tf_at("camera0_optical", stamp)
+        assert transform.header.frame_id == "vggt_world"
+        position = path.poses[-1].pose.position
+        assert (position.x, position.y, position.z) == pytest.approx(
+            (transform.transform.translation.x, transform.transform.translation.y, transform.transform.translation.z)
+        )
+
+    def test_tf_tree_is_consistent(self, setup):
+        _, probe, clock = setup
+        stamp = self.send(probe, clock)
+        self.wait_outputs(probe, stamp)
+        static = probe.wait_for(lambda: probe.received.get("/tf_static"), what="/tf_static")[-1].transforms
+        assert [(t.header.frame_id, t.child_frame_id) for t in static] == [("map", "vggt_world")]
+        rotation = quaternion_matrix(static[0].transform.rotation)
+        # VGGT's optical world: z forward, x right, y down; map (REP-103): x forward, y left, z up.
+        np.testing.assert_allclose(rotation @ [0, 0, 1], [1, 0, 0], atol=1e-12)
+        np.testing.assert_allclose(rotation @ [1, 0, 0], [0, -1, 0], atol=1e-12)
+        np.testing.assert_allclose(rotation @ [0, 1, 0], [0, 0, -1], atol=1e-12)
+        translation = static[0].transform.translation
+        assert (translation.x, translation.y, translation.z) == (0, 0, 0)
+
+        parents = {}
+        for msg in probe.received["/tf"] + probe.received["/tf_static"]:
+            for t in msg.transforms:
+                assert parents.setdefault(t.child_frame_id, t.header.frame_id) == t.header.frame_id, (
+                    "a frame with two parents"
+                )
+                q = t.transform.rotation
+                assert math.isclose(q.x**2 + q.y**2 + q.z**2 + q.w**2, 1.0, rel_tol=1e-9)
+        assert parents == {"vggt_world": "map", "camera0_optical": "vggt_world"}
+
+    def test_a_pixel_unprojected_and_moved_by_tf_lands_on_its_cloud_point(self, setup):
+        _, probe, clock = setup
+        for i in range(3):
+            stamp = self.send(probe, clock, CHELSEA_MIRRORED if i % 2 else CHELSEA)
+            self.wait_outputs(probe, stamp)
+        # stamp: the newest of a full 3-frame window, whose camera is not at the world origin
+        assert len(probe.latest("/vggt/path", stamp).poses) == 3
+        cloud = cloud_array(probe.latest("/vggt/points", stamp))
+        check_consistency(probe, "/vggt/", "camera0_optical", cloud, stamp, slice(None))
+        assert np.abs(cloud_colors(cloud) - expected_colors(CHELSEA)).max() <= 2
+
+    @pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8"])
+    def test_colour_encodings_give_the_photographs_colours(self, setup, encoding):
+        _, probe, clock = setup
+        stamp = self.send(probe, clock, CHELSEA, encoding)
+        self.wait_outputs(probe, stamp)
+        colors = cloud_colors(cloud_array(probe.latest("/vggt/points", stamp)))
+        assert np.abs(colors - expected_colors(CHELSEA)).max() <= 2
+
+    def test_mono8_gives_grey_points_and_a_size_change_restarts_the_window(self, setup):
+        _, probe, clock = setup
+        stamp = self.send(probe, clock, ROCKET_GREY, "mono8")
+        self.wait_outputs(probe, stamp)
+        colors = cloud_colors(cloud_array(probe.latest("/vggt/points", stamp)))
+        assert (colors[..., 0] == colors[..., 1]).all() and (colors[..., 1] == colors[..., 2]).all()
+        assert np.abs(colors - expected_colors(ROCKET_GREY)).max() <= 2
+        assert len(probe.latest("/vggt/path", stamp).poses) == 1, "a new image size must start a new window"
+        assert probe.wait_for(
+            lambda: probe.logs(WARN, "image size changed from 451x300 to 640x427"), what="size warning"
+        )
+
+    @pytest.mark.parametrize(
+        "corrupt, text",
+        [
+            (lambda m: setattr(m, "encoding", "16UC1"), "unsupported image encoding '16UC1'"),
+            (
+                lambda m: (
+                    setattr(m, "height", 0),
+                    setattr(m, "width", 0),
+                    setattr(m, "step", 0),
+                    setattr(m, "data", b""),
+                ),
+                "image is empty",
+            ),
+            (lambda m: setattr(m, "step", m.width * 3 - 1), "is smaller than width 451 x 3 bytes per pixel"),
+            (lambda m: setattr(m, "data", bytes(m.data)[:-451]), "the message is truncated or its step is wrong"),
+        ],
+        ids=["unknown_encoding", "zero_size", "step_smaller_than_row", "truncated_data"],
+    )
+    def test_bad_image_is_reported_once_and_the_node_keeps_working(self, setup, corrupt, text):
+        running, probe, clock = setup
+        for _ in range(2):  # the same problem twice in a row: one throttled log line
+            bad = image_message(CHELSEA, "rgb8", clock.next())
+            corrupt(bad)
+            probe.publishers["/cam/image"].publish(bad)
+        probe.wait_for(lambda: probe.logs(ERROR, text), what=f"an error log saying {text!r}")
+        stamp = self.send(probe, clock)
+        self.wait_outputs(probe, stamp)
+        assert len(probe.logs(ERROR, text)) == 1
+        assert running.node.windows_failed == 0
+
+    def test_time_going_backwards_resets_the_window_and_says_so(self, setup):
+        _, probe, clock = setup
+        self.wait_outputs(probe, self.send(probe, clock))
+        back = clock.now_ns - 30_000_000_000  # a bag loop
+        probe.publishers["/cam/image"].publish(image_message(CHELSEA, "rgb8", back))
+        probe.wait_for(lambda: probe.logs(ERROR, "time went backwards"), what="a time-went-backwards error")
+        self.wait_outputs(probe, back)
+        assert len(probe.latest("/vggt/path", back).poses) == 1
+        assert "window reset" in probe.logs(ERROR, "time went backwards")[0].msg
+        # Carry on from the looped time.
+        clock.now_ns = back
+        self.wait_outputs(probe, self.send(probe, clock))
+
+    def test_when_inference_lags_the_newest_frame_wins_and_drops_are_counted(self, setup):
+        running, probe, clock = setup
+        node = running.node
+        dropped_before = node.windows_dropped
+        stamps = []
+        for i in range(8):
+            stamps.append(self.send(probe, clock, CHELSEA_MIRRORED if i % 2 else CHELSEA))
+            time.sleep(0.01)
+        self.wait_outputs(probe, stamps[-1])
+        probe.wait_for(
+            lambda: node.windows_published + node.windows_dropped + node.windows_failed == node.windows_emitted,
+            timeout=10,
+            what="counters to settle",
+        )
+        assert node.windows_failed == 0
+        assert node.frame_sets_dropped == node.windows_dropped  # stride 1: one new frame set per window
+        published = [stamp_ns(m) for m in probe.received["/vggt/points"] if stamp_ns(m) in stamps]
+        assert published[-1] == stamps[-1], "the newest frame must always be processed"
+        assert published == sorted(published) and len(published) == len(set(published))
+        assert len(published) + node.windows_dropped - dropped_before <= len(stamps)
+
+
+# ------------------------------------------------------------------------------------------- two cameras
+class TestTwoCameras:
+    TOPICS = ["/left/image", "/right/image"]
+
+    @pytest.fixture(scope="class")
+    def setup(self):
+        running = Running(
+            {"image_topics": self.TOPICS, "camera_names": ["left", "right"], "window_size": 2, "slop": 0.02}
+        )
+        probe = Probe(self.TOPICS, ["/vggt/left/", "/vggt/right/"])
+        probe.wait_connected()
+        yield running, probe, Clock()
+        probe.close()
+        running.close()
+
+    @staticmethod
+    def send_pair(probe: Probe, clock: Clock, left=CHELSEA, right=CHELSEA_MIRRORED) -> tuple[int, int]:
+        stamp = clock.next()
+        right_stamp = stamp + 5_000_000  # 5 ms apart: within slop
+        probe.publishers["/left/image"].publish(image_message(left, "rgb8", stamp))
+        probe.publishers["/right/image"].publish(image_message(right, "bgr8", right_stamp))
+        return stamp, right_stamp
+
+    @staticmethod
+    def wait_outputs(probe: Probe, stamps: tuple[int, int]) -> None:
+        def arrived():
+            per_camera = all(
+                probe.latest(f"/vggt/{name}/{topic}", stamp) and probe.tf_at(f"{name}_optical", stamp)
+                for name, stamp in zip(("left", "right"), stamps)
+                for topic in ("depth/image", "confidence", "depth/camera_info")
+            )
+            return per_camera and probe.latest("/vggt/points", stamps[0]) and probe.latest("/vggt/path", stamps[0])
+
+        probe.wait_for(arrived, what=f"both cameras' outputs for {stamps}")
+
+    def test_each_camera_gets_its_topics_frames_and_a_consistent_cloud(self, setup):
+        _, probe, clock = setup
+        first = self.send_pair(probe, clock)
+        self.wait_outputs(probe, first)
+        stamps = self.send_pair(probe, clock)
+        self.wait_outputs(probe, stamps)
+        height, width = MODEL_HW
+        for name, stamp in zip(("left", "right"), stamps):
+            assert probe.latest(f"/vggt/{name}/depth/image", stamp).header.frame_id == f"{name}_optical"
+            assert probe.latest(f"/vggt/{name}/depth/camera_info", stamp).header.frame_id == f"{name}_optical"
+            assert probe.tf_at(f"{name}_optical", stamp).header.frame_id == "vggt_world"
+        cloud_msg = probe.latest("/vggt/points", stamps[0])
+        assert (cloud_msg.height, cloud_msg.width) == (2 * height, width)  # the newest set: left rows, then right
+        cloud = cloud_array(cloud_msg)
+        check_consistency(probe, "/vggt/left/", "left_optical", cloud, stamps[0], slice(0, height))
+        check_consistency(probe, "/vggt/right/", "right_optical", cloud, stamps[1], slice(height, 2 * height))
+        assert np.abs(cloud_colors(cloud[height:]) - expected_colors(CHELSEA_MIRRORED)).max() <= 2
+        path = probe.latest("/vggt/path", stamps[0])
+        assert [stamp_ns(p) for p in path.poses] == [first[0], stamps[0]]
+
+    def test_cameras_with_different_resolutions_are_reported_and_the_node_keeps_working(self, setup):
+        running, probe, clock = setup
+        self.send_pair(probe, clock, right=ROCKET_GREY.convert("RGB"))
+        probe.wait_for(
+            lambda: probe.logs(ERROR, "cameras have different resolutions (left 451x300, right 640x427"),
+            what="resolution error",
+        )
+        self.wait_outputs(probe, self.send_pair(probe, clock))
+        assert running.node.windows_failed == 0
+
+
+# ------------------------------------------------------------------------------------ exported engines
+class TestOnnxRuntimeEngines:
+    """The node on exported graphs (ONNX Runtime, CPU): it runs, and engines that cannot hold its windows stop it."""
+
+    @pytest.fixture(scope="class")
+    def engine_dir(self, tmp_path_factory):
+        from vggt_ros.export import export_onnx
+        from vggt_ros.model import VGGT
+        from vggt_ros.runtime.io_contract import FramesProfile
+
+        out = tmp_path_factory.mktemp("engines")
+        export_onnx(VGGT.from_pretrained(WEIGHTS), out, MODEL_HW, FramesProfile(1, 1, 2))
+        return str(out)
+
+    def test_engines_for_too_few_frames_fail_at_start_up_with_the_fix(self, engine_dir):
+        overrides = {
+            "backend": "onnxruntime",
+            "engine_dir": engine_dir,
+            "image_topics": ["/cam/image"],
+            "window_size": 3,
+        }
+        with pytest.raises(StartupError) as err:
+            Running(overrides)
+        text = str(err.value)
+        assert "the engines accept 1..2 frames, but windows hold 1..3 images" in text
+        expected_fix = (
+            "vggt-ros-build-engines --backend onnxruntime --weights <weights> --height <model input height> "
+            f"--width {IMAGE_SIZE} --max-frames 3 --out {engine_dir}"
+        )
+        assert expected_fix in text
+
+    def test_node_runs_on_the_exported_graphs(self, engine_dir):
+        running = Running(
+            {"backend": "onnxruntime", "engine_dir": engine_dir, "image_topics": ["/cam/image"], "window_size": 2}
+        )
+        probe = Probe(["/cam/image"], ["/vggt/"])
+        try:
+            probe.wait_connected()
+            clock = Clock()
+            for photo in (CHELSEA, CHELSEA_MIRRORED):
+                stamp = TestOneCamera.send(probe, clock, photo)
+                TestOneCamera.wait_outputs(probe, stamp)
+            cloud = cloud_array(probe.latest("/vggt/points", stamp))
+            check_consistency(probe, "/vggt/", "camera0_optical", cloud, stamp, slice(None))
+            assert len(probe.latest("/vggt/path", stamp).poses) == 2
+        finally:
+            probe.close()
+            running.close()
+
+
+# ------------------------------------------------------------------------------------------------ start-up
+def _run_node_process(*ros_args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", "device:=cpu", *ros_args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def test_shipped_parameter_file_starts_the_node_and_ctrl_c_stops_it_cleanly():
+    params_file = Path(__file__).resolve().parents[1] / "config" / "reconstruct.yaml"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vggt_ros.ros.node",
+            "--ros-args",
+            "--params-file",
+            str(params_file),
+            "-p",
+            f"weights:={WEIGHTS}",
+            "-p",
+            "device:=cpu",
+            "-p",
+            "precision:=fp32",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    started = threading.Event()
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line)
+            if "listening to ['/camera/image_raw'] as ['camera0']" in line:
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(timeout=60), "".join(lines)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0, "".join(lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    reader.join(timeout=5)
+    assert "window 8 (stride 1)" in "".join(lines)  # the file's values, not a default elsewhere
+    assert "Traceback" not in "".join(lines)
+
+
+def test_missing_weights_fail_at_start_up_with_the_fix():
+    result = _run_node_process("-p", "weights:=/nonexistent/vggt_weights")
+    assert result.returncode == 1
+    assert "cannot load the torch pipeline (weights '/nonexistent/vggt_weights'" in result.stderr
+    assert "Fix: set 'weights'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_parameter_fails_at_start_up_naming_it():
+    result = _run_node_process("-p", f"weights:={WEIGHTS}", "-p", "window_size:=3", "-p", "window_stride:=5")
+    assert result.returncode == 1
+    assert "window_stride must be in [1, window_size=3]" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,153 @@
+"""SlidingWindow (size, stride, keyframes, reset on time going back) and the latest-only LatestSlot."""
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vggt_ros.window import (
+    FrameSet,
+    KeyframePolicy,
+    LatestSlot,
+    SlidingWindow,
+    WindowConfig,
+    grey_thumbnail,
+    motion_between,
+)
+
+MS = 1_000_000
+IMAGES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "preprocess" / "images"
+
+
+def _flat(value: int, cameras: int = 1, stamp_ns: int = 0) -> FrameSet:
+    image = np.full((30, 40, 3), value, dtype=np.uint8)
+    return FrameSet(stamps_ns=(stamp_ns,) * cameras, images=(image,) * cameras)
+
+
+def _window(size=3, stride=1, interval=0.0, motion=0.0) -> SlidingWindow:
+    return SlidingWindow(WindowConfig(size, stride, KeyframePolicy(min_interval_s=interval, min_motion=motion)))
+
+
+def test_window_grows_then_slides_and_stays_bounded():
+    window = _window(size=3, stride=1)
+    contents = []
+    for k in range(50):
+        update = window.add(_flat(k, stamp_ns=k * 100 * MS))
+        assert update.is_keyframe and not update.reset
+        contents.append([int(fs.images[0][0, 0, 0]) for fs in update.window.frame_sets])
+        assert len(window) <= 3
+    assert contents[:4] == [[0], [0, 1], [0, 1, 2], [1, 2, 3]]
+    assert contents[-1] == [47, 48, 49]
+
+
+def test_stride_emits_every_nth_keyframe_with_the_new_ones_counted():
+    window = _window(size=4, stride=2)
+    emitted = {}
+    for k in range(7):
+        update = window.add(_flat(k, stamp_ns=k * MS))
+        if update.window is not None:
+            emitted[k] = ([int(fs.images[0][0, 0, 0]) for fs in update.window.frame_sets], update.window.new_count)
+    # The first keyframe emits at once; then every second one.
+    assert emitted == {0: ([0], 1), 2: ([0, 1, 2], 2), 4: ([1, 2, 3, 4], 2), 6: ([3, 4, 5, 6], 2)}
+
+
+def test_minimum_interval_between_keyframes():
+    window = _window(size=10, interval=0.25)
+    kept = [k for k in range(10) if window.add(_flat(k, stamp_ns=k * 100 * MS)).is_keyframe]
+    assert kept == [0, 3, 6, 9]
+
+
+def test_minimum_motion_known_grey_change():
+    # Flat grey 0 -> 51 is a change of exactly 51/255 = 0.2 of the grey range.
+    assert motion_between(
+        (grey_thumbnail(_flat(0).images[0]),), (grey_thumbnail(_flat(51).images[0]),)
+    ) == pytest.approx(0.2)
+    window = _window(size=5, motion=0.15)
+    assert window.add(_flat(0, stamp_ns=0)).is_keyframe
+    assert not window.add(_flat(30, stamp_ns=1 * MS)).is_keyframe  # 0.118 < 0.15 against keyframe 0
+    assert window.add(_flat(51, stamp_ns=2 * MS)).is_keyframe  # 0.2 against keyframe 0
+    assert not window.add(_flat(80, stamp_ns=3 * MS)).is_keyframe  # 0.114 against keyframe 51
+
+
+def test_motion_on_a_real_photograph_rejects_a_still_camera_and_accepts_a_pan():
+    photo = np.asarray(Image.open(IMAGES / "astronaut.png").convert("RGB"))
+    view = lambda x: photo[50:450, x : x + 400]  # noqa: E731 - a camera panning over the photo
+    window = _window(size=5, motion=0.02)
+    assert window.add(FrameSet((0,), (view(0),))).is_keyframe
+    assert not window.add(FrameSet((1 * MS,), (view(0).copy(),))).is_keyframe
+    assert window.add(FrameSet((2 * MS,), (view(60),))).is_keyframe
+
+
+def test_both_policies_must_pass():
+    window = _window(size=5, interval=0.25, motion=0.1)
+    assert window.add(_flat(0, stamp_ns=0)).is_keyframe
+    assert not window.add(_flat(100, stamp_ns=100 * MS)).is_keyframe  # moved, but too soon
+    assert not window.add(_flat(0, stamp_ns=300 * MS)).is_keyframe  # late enough, but no motion
+    assert window.add(_flat(100, stamp_ns=400 * MS)).is_keyframe
+
+
+def test_time_going_backwards_resets_the_window():
+    window = _window(size=3)
+    for k in range(5):
+        window.add(_flat(k, stamp_ns=(10 + k) * MS))
+    update = window.add(_flat(99, stamp_ns=1 * MS))  # a bag loop
+    assert update.reset and update.is_keyframe
+    assert [int(fs.images[0][0, 0, 0]) for fs in update.window.frame_sets] == [99]
+    assert update.window.sequence == 0
+    following = window.add(_flat(100, stamp_ns=2 * MS))
+    assert not following.reset and len(following.window.frame_sets) == 2
+
+
+def test_multi_camera_window_lists_images_in_model_order():
+    window = _window(size=2)
+    a = FrameSet((1 * MS, 2 * MS), (np.zeros((4, 4, 3), np.uint8), np.ones((4, 4, 3), np.uint8)))
+    b = FrameSet((11 * MS, 12 * MS), (np.full((4, 4, 3), 2, np.uint8), np.full((4, 4, 3), 3, np.uint8)))
+    window.add(a)
+    result = window.add(b).window
+    assert result.num_cameras == 2
+    assert [int(image[0, 0, 0]) for image in result.images] == [0, 1, 2, 3]
+    assert result.stamps_ns == [1 * MS, 2 * MS, 11 * MS, 12 * MS]
+    assert b.stamp_ns == 12 * MS
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: WindowConfig(window_size=0), "window_size"),
+        (lambda: WindowConfig(window_size=3, window_stride=4), "window_stride"),
+        (lambda: KeyframePolicy(min_interval_s=-1.0), "min_interval_s"),
+        (lambda: KeyframePolicy(min_motion=2.0), "min_motion"),
+        (lambda: FrameSet((1, 2), (np.zeros((2, 2, 3), np.uint8),)), "one stamp per image"),
+    ],
+)
+def test_bad_configuration_is_rejected(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_latest_slot_keeps_only_the_newest_item():
+    slot: LatestSlot[str] = LatestSlot()
+    assert slot.put("a") is None
+    assert slot.put("b") == "a"
+    assert slot.put("c") == "b"
+    assert slot.take(timeout=0.0) == "c"
+    assert slot.take(timeout=0.01) is None
+
+
+def test_latest_slot_wakes_a_waiting_consumer_and_close_releases_it():
+    slot: LatestSlot[int] = LatestSlot()
+    received = []
+    consumer = threading.Thread(target=lambda: received.extend([slot.take(timeout=5.0), slot.take(timeout=5.0)]))
+    consumer.start()
+    time.sleep(0.05)
+    slot.put(7)
+    time.sleep(0.05)
+    started = time.monotonic()
+    slot.close()
+    consumer.join(timeout=5.0)
+    assert not consumer.is_alive()
+    assert received == [7, None]
+    assert time.monotonic() - started < 1.0

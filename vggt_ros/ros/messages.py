@@ -1,0 +1,128 @@
+"""ROS message builders from the core's numpy products (PointCloud2, 32FC1 Image, CameraInfo, TFMessage, Path).
+
+Large uint8[] fields are assigned as `bytes`: the generated setters convert a bytes object in one copy, but
+walk a numpy array or memoryview element by element (0.8 ms vs 190+ ms for one 518x350 cloud).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Transform, TransformStamped, Vector3
+from nav_msgs.msg import Path
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from std_msgs.msg import Header
+from tf2_msgs.msg import TFMessage
+
+from vggt_ros.geometry import rotation_matrix_to_quaternion
+from vggt_ros.products import POINT_FIELDS, PointCloud
+
+NANOSECONDS = 1_000_000_000
+_BIG_ENDIAN = sys.byteorder == "big"
+
+# parent_from_world for a REP-103 parent (x forward, y left, z up) above VGGT's optical world (x right, y down,
+# z forward): parent x = world z, parent y = -world x, parent z = -world y. Its quaternion is (-0.5, 0.5, -0.5, 0.5).
+PARENT_FROM_OPTICAL_WORLD = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+def stamp_from_ns(stamp_ns: int) -> Time:
+    return Time(sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS)
+
+
+def ns_from_stamp(stamp: Time) -> int:
+    return stamp.sec * NANOSECONDS + stamp.nanosec
+
+
+def header(stamp_ns: int, frame_id: str) -> Header:
+    return Header(stamp=stamp_from_ns(stamp_ns), frame_id=frame_id)
+
+
+def point_cloud2(cloud: PointCloud, stamp_ns: int, frame_id: str) -> PointCloud2:
+    """PointCloud2 with float32 fields x, y, z, rgb (packed 0x00RRGGBB) and confidence, 20 bytes per point."""
+    fields = [
+        PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, name in enumerate(POINT_FIELDS)
+    ]
+    point_step = 4 * len(POINT_FIELDS)
+    points = np.ascontiguousarray(cloud.points, dtype=np.float32)
+    msg = PointCloud2(
+        header=header(stamp_ns, frame_id),
+        height=cloud.height,
+        width=cloud.width,
+        fields=fields,
+        is_bigendian=_BIG_ENDIAN,
+        point_step=point_step,
+        row_step=point_step * cloud.width,
+        is_dense=bool(np.isfinite(points[:, :3]).all()),
+    )
+    msg.data = points.tobytes()
+    return msg
+
+
+def float_image(values: np.ndarray, stamp_ns: int, frame_id: str) -> Image:
+    """32FC1 Image from ``(H, W)`` float32 values (depth or confidence)."""
+    array = np.ascontiguousarray(values, dtype=np.float32)
+    height, width = array.shape
+    msg = Image(
+        header=header(stamp_ns, frame_id),
+        height=height,
+        width=width,
+        encoding="32FC1",
+        is_bigendian=_BIG_ENDIAN,
+        step=4 * width,
+    )
+    msg.data = array.tobytes()
+    return msg
+
+
+def camera_info(intrinsics: np.ndarray, image_hw: tuple[int, int], stamp_ns: int, frame_id: str) -> CameraInfo:
+    """CameraInfo of a distortion-free pinhole image: K from ``(3, 3)`` intrinsics, P = [K | 0], R = I."""
+    k = np.asarray(intrinsics, dtype=np.float64)
+    projection = np.zeros((3, 4))
+    projection[:, :3] = k
+    return CameraInfo(
+        header=header(stamp_ns, frame_id),
+        height=image_hw[0],
+        width=image_hw[1],
+        distortion_model="plumb_bob",
+        d=[0.0] * 5,
+        k=k.reshape(-1).tolist(),
+        r=np.eye(3).reshape(-1).tolist(),
+        p=projection.reshape(-1).tolist(),
+    )
+
+
+def _quaternion(rotation: np.ndarray) -> Quaternion:
+    x, y, z, w = (float(v) for v in rotation_matrix_to_quaternion(np.asarray(rotation, dtype=np.float64)))
+    return Quaternion(x=x, y=y, z=z, w=w)
+
+
+def transform_stamped(parent: str, child: str, stamp_ns: int, parent_from_child: np.ndarray) -> TransformStamped:
+    """TransformStamped from a ``(3, 4)`` rigid [R | t] taking child coordinates to parent coordinates."""
+    pose = np.asarray(parent_from_child, dtype=np.float64)
+    x, y, z = (float(v) for v in pose[:, 3])
+    return TransformStamped(
+        header=header(stamp_ns, parent),
+        child_frame_id=child,
+        transform=Transform(translation=Vector3(x=x, y=y, z=z), rotation=_quaternion(pose[:, :3])),
+    )
+
+
+def tf_message(transforms: Sequence[TransformStamped]) -> TFMessage:
+    return TFMessage(transforms=list(transforms))
+
+
+def path(poses: Sequence[tuple[int, np.ndarray]], stamp_ns: int, frame_id: str) -> Path:
+    """nav_msgs/Path from (stamp_ns, ``(3, 4)`` frame_id-from-camera pose) pairs, oldest first."""
+    msg = Path(header=header(stamp_ns, frame_id))
+    for pose_stamp_ns, pose in poses:
+        x, y, z = (float(v) for v in pose[:, 3])
+        msg.poses.append(
+            PoseStamped(
+                header=header(pose_stamp_ns, frame_id),
+                pose=Pose(position=Point(x=x, y=y, z=z), orientation=_quaternion(pose[:, :3])),
+            )
+        )
+    return msg

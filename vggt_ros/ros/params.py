@@ -1,0 +1,161 @@
+"""The node's ROS parameters: one typed dataclass, declared (with descriptions) and read in one place.
+
+Every field of `NodeParameters` is a parameter of the same name; `PARAMETER_DESCRIPTIONS` documents each one
+(it is also the parameter descriptor's description, so `ros2 param describe /vggt <name>` shows it).
+All parameters are read-only: they are read once at start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from vggt_ros.preprocess import MODES, PATCH_SIZE
+from vggt_ros.products import CloudConfig
+from vggt_ros.window import KeyframePolicy, WindowConfig
+
+
+@dataclass(frozen=True)
+class NodeParameters:
+    image_topics: tuple[str, ...] = ("/camera/image_raw",)
+    camera_names: tuple[str, ...] = ()
+    weights: str = "facebook/VGGT-1B"
+    model_config: str = ""
+    backend: str = "torch"
+    device: str = "cuda"
+    precision: str = "fp16"
+    engine_dir: str = "engines"
+    image_size: int = 518
+    preprocess_mode: str = "crop"
+    window_size: int = 8
+    window_stride: int = 1
+    keyframe_min_interval: float = 0.0
+    keyframe_min_motion: float = 0.0
+    queue_size: int = 10
+    slop: float = 0.02
+    confidence_percentile: float = 50.0
+    confidence_threshold: float = 0.0
+    point_decimation: int = 2
+    world_frame: str = "vggt_world"
+    parent_frame: str = "map"
+    publish_points: bool = True
+    publish_depth: bool = True
+    publish_confidence: bool = True
+    publish_camera_info: bool = True
+    publish_tf: bool = True
+    publish_path: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.image_topics or any(not topic for topic in self.image_topics):
+            raise ValueError(f"image_topics must list 1 or more non-empty topics, got {list(self.image_topics)}")
+        if self.camera_names and len(self.camera_names) != len(self.image_topics):
+            raise ValueError(
+                f"camera_names has {len(self.camera_names)} names for {len(self.image_topics)} image_topics; give one "
+                "name per topic or leave it empty for camera0, camera1, ..."
+            )
+        if len(set(self.names)) != len(self.names) or any(not name or "/" in name for name in self.names):
+            raise ValueError(f"camera_names must be distinct, non-empty and without '/', got {list(self.names)}")
+        if self.backend not in ("torch", "onnxruntime", "tensorrt"):
+            raise ValueError(f"backend must be torch, onnxruntime or tensorrt, got {self.backend!r}")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
+        if self.preprocess_mode not in MODES:
+            raise ValueError(f"preprocess_mode must be one of {MODES}, got {self.preprocess_mode!r}")
+        if self.image_size <= 0 or self.image_size % PATCH_SIZE:
+            raise ValueError(
+                f"image_size must be a positive multiple of {PATCH_SIZE} (518 for VGGT-1B), got {self.image_size}"
+            )
+        if not self.world_frame or not self.parent_frame or self.world_frame == self.parent_frame:
+            raise ValueError(
+                f"world_frame and parent_frame must be two different non-empty frame ids, got {self.world_frame!r} "
+                f"and {self.parent_frame!r}"
+            )
+        # The core configurations validate their own fields.
+        self.window_config()
+        self.cloud_config()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Camera names, one per image topic (camera0, camera1, ... unless camera_names says otherwise)."""
+        return self.camera_names or tuple(f"camera{i}" for i in range(len(self.image_topics)))
+
+    def optical_frame(self, camera_index: int) -> str:
+        return f"{self.names[camera_index]}_optical"
+
+    def window_config(self) -> WindowConfig:
+        return WindowConfig(
+            window_size=self.window_size,
+            window_stride=self.window_stride,
+            keyframes=KeyframePolicy(min_interval_s=self.keyframe_min_interval, min_motion=self.keyframe_min_motion),
+        )
+
+    def cloud_config(self) -> CloudConfig:
+        return CloudConfig(
+            confidence_percentile=self.confidence_percentile,
+            confidence_threshold=self.confidence_threshold,
+            point_decimation=self.point_decimation,
+        )
+
+
+PARAMETER_DESCRIPTIONS: dict[str, str] = {
+    "image_topics": "sensor_msgs/Image topics, one per camera (1 to K); rgb8, bgr8, rgba8, bgra8 or mono8",
+    "camera_names": "one name per camera (frames <name>_optical, topics ~/<name>/...); empty: camera0, camera1, ...",
+    "weights": "VGGT weights: a Hugging Face id, a folder (config.json + weights) or a weights file",
+    "model_config": "optional model config.json when weights is a bare file; empty: the checkpoint's own / VGGT-1B",
+    "backend": "inference backend: torch, onnxruntime or tensorrt",
+    "device": "cpu or cuda",
+    "precision": "fp32, fp16 or bf16 (half precision is meant for cuda)",
+    "engine_dir": "exported set for onnxruntime / tensorrt (manifest.json, ONNX graphs; TensorRT engines cached there)",
+    "image_size": "model input width (crop) or longer side (pad), pixels, multiple of 14",
+    "preprocess_mode": "crop (width = image_size, centre-crop height) or pad (longer side = image_size, white padding)",
+    "window_size": "keyframes per inference (per camera); the network sees window_size x cameras images",
+    "window_stride": "new keyframes between inferences (1..window_size); points are published for those",
+    "keyframe_min_interval": "minimum seconds between keyframes (0.0: off)",
+    "keyframe_min_motion": "minimum mean grey-level change to the last keyframe, 0..1 (0.0: off)",
+    "queue_size": "approximate-time sync: images kept per camera while waiting for a match",
+    "slop": "approximate-time sync: largest stamp spread of one synchronized set, seconds",
+    "confidence_percentile": "drop cloud points below this percentile of depth confidence, 0..100 (0.0: off)",
+    "confidence_threshold": "drop cloud points whose depth confidence is below this (VGGT's is > 1; 0.0: off)",
+    "point_decimation": "publish every n-th pixel's point in rows and columns (1: all)",
+    "world_frame": "frame of the cloud, path and camera TF (the window's first camera optical frame)",
+    "parent_frame": "REP-103 frame above world_frame, joined by a static rotation (z up)",
+    "publish_points": "publish ~/points",
+    "publish_depth": "publish the depth image(s)",
+    "publish_confidence": "publish the confidence image(s)",
+    "publish_camera_info": "publish the depth CameraInfo(s)",
+    "publish_tf": "publish world_frame -> <camera>_optical on /tf and parent_frame -> world_frame on /tf_static",
+    "publish_path": "publish ~/path",
+}
+
+
+def declare_and_read(node: Node) -> NodeParameters:
+    """Declare every parameter on ``node`` and return their values.
+
+    Raises:
+        ValueError: a value of the wrong type or out of range, naming the parameter and what it accepts.
+    """
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(NodeParameters):
+        default = field.default
+        descriptor = ParameterDescriptor(description=PARAMETER_DESCRIPTIONS[field.name], read_only=True)
+        # rclpy infers a type from the default; an empty list would become a byte array, so declare the type.
+        declared = (
+            Parameter.Type.STRING_ARRAY if default == () else (list(default) if isinstance(default, tuple) else default)
+        )
+        try:
+            value = node.declare_parameter(field.name, declared, descriptor).value
+        except ParameterException as err:
+            raise ValueError(
+                f"parameter '{field.name}': {err}. Expected a {type(default).__name__} "
+                f"(write floats with a decimal point, e.g. 1.0)"
+            ) from None
+        if value is None:  # declared by type only and not given
+            value = default
+        values[field.name] = tuple(value) if isinstance(default, tuple) else value
+    return NodeParameters(**values)

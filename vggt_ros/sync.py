@@ -1,0 +1,102 @@
+"""Approximate-time grouping of K timestamped streams, without ROS (live subscriptions and offline bag replay).
+
+The semantics are those of `message_filters.ApproximateTimeSynchronizer` (the Python implementation shipped
+with ROS 2), with the same parameter names:
+
+* each input keeps a queue of its most recent items keyed by stamp; a second item with the same stamp
+  replaces the first; beyond ``queue_size`` items the oldest stamp is dropped;
+* on every arrival, each *other* input contributes the stamps within ``slop`` of the new one (``|dt| <= slop``),
+  nearest first; the first combination, in that order, whose spread (newest - oldest) is strictly below ``slop``
+  is emitted and its items leave their queues;
+* a set is only ever formed around the item that just arrived; older leftovers simply age out of the queues.
+
+With a single input every item is emitted as it arrives. Memory is bounded by ``num_inputs * queue_size`` items.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Generic, Iterable, Iterator, Optional, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SyncedSet(Generic[T]):
+    """One item per input, in input order, with their stamps in nanoseconds."""
+
+    stamps_ns: tuple[int, ...]
+    items: tuple[T, ...]
+
+
+class ApproximateTimeSynchronizer(Generic[T]):
+    """Groups items of ``num_inputs`` streams whose stamps lie within ``slop`` seconds of each other."""
+
+    def __init__(self, num_inputs: int, queue_size: int, slop: float) -> None:
+        if isinstance(num_inputs, bool) or not isinstance(num_inputs, int) or num_inputs < 1:
+            raise ValueError(f"num_inputs must be an int >= 1 (one per camera), got {num_inputs!r}")
+        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+            raise ValueError(f"queue_size must be an int >= 1 (items kept per input), got {queue_size!r}")
+        # The spread test is strict (as message_filters'), so slop 0 would never match anything.
+        if isinstance(slop, bool) or not isinstance(slop, (int, float)) or not math.isfinite(slop) or slop <= 0:
+            raise ValueError(f"slop must be a finite number of seconds > 0, got {slop!r}")
+        self.num_inputs = num_inputs
+        self.queue_size = queue_size
+        self.slop = float(slop)
+        # As rclpy.duration.Duration(seconds=slop).nanoseconds, which message_filters compares against.
+        self._slop_ns = int(slop * 1e9)
+        self._queues: list[dict[int, T]] = [{} for _ in range(num_inputs)]
+
+    def reset(self) -> None:
+        """Forget every queued item (for example after time jumped backwards)."""
+        for queue in self._queues:
+            queue.clear()
+
+    def queued(self, input_index: int) -> int:
+        """Number of items waiting on one input."""
+        return len(self._queues[self._check_index(input_index)])
+
+    def add(self, input_index: int, stamp_ns: int, item: T) -> Optional[SyncedSet[T]]:
+        """Queue ``item`` of input ``input_index`` stamped ``stamp_ns``; return the set it completes, if any."""
+        index = self._check_index(input_index)
+        if isinstance(stamp_ns, bool) or not isinstance(stamp_ns, int):
+            raise TypeError(f"stamp_ns must be an int (nanoseconds), got {type(stamp_ns).__name__}")
+        own = self._queues[index]
+        own[stamp_ns] = item
+        while len(own) > self.queue_size:
+            del own[min(own)]
+
+        candidates_per_input: list[list[int]] = []
+        for other_index, queue in enumerate(self._queues):
+            if other_index == index:
+                candidates_per_input.append([stamp_ns])
+                continue
+            near = sorted((abs(s - stamp_ns), s) for s in queue if abs(s - stamp_ns) <= self._slop_ns)
+            if not near:
+                return None
+            candidates_per_input.append([s for _, s in near])
+
+        for stamps in itertools.product(*candidates_per_input):
+            # The arriving item itself may have been the oldest one, just dropped from a full queue.
+            if max(stamps) - min(stamps) < self._slop_ns and all(s in q for s, q in zip(stamps, self._queues)):
+                items = tuple(queue.pop(s) for s, queue in zip(stamps, self._queues))
+                return SyncedSet(stamps_ns=tuple(stamps), items=items)
+        return None
+
+    def _check_index(self, input_index: int) -> int:
+        if isinstance(input_index, bool) or not isinstance(input_index, int) or not 0 <= input_index < self.num_inputs:
+            raise ValueError(f"input_index must be an int in [0, {self.num_inputs}), got {input_index!r}")
+        return input_index
+
+
+def synchronize(
+    stream: Iterable[tuple[int, int, T]], num_inputs: int, queue_size: int, slop: float
+) -> Iterator[SyncedSet[T]]:
+    """Offline grouping: ``(input_index, stamp_ns, item)`` in arrival order (for example a bag) -> synced sets."""
+    synchronizer: ApproximateTimeSynchronizer[T] = ApproximateTimeSynchronizer(num_inputs, queue_size, slop)
+    for input_index, stamp_ns, item in stream:
+        matched = synchronizer.add(input_index, stamp_ns, item)
+        if matched is not None:
+            yield matched

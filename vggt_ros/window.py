@@ -1,0 +1,249 @@
+"""Sliding window of synchronised frame sets, keyframe selection, and the latest-only hand-off to inference.
+
+No ROS here: the node and offline tools feed `SlidingWindow.add` with `FrameSet`s in arrival order.
+
+* A frame set (one image per camera, same instant) becomes a keyframe when it passes every enabled test of
+  the `KeyframePolicy`: at least ``min_interval_s`` seconds after the previous keyframe and at least
+  ``min_motion`` mean absolute grey-level change (0..1) against it. A threshold of 0 disables that test.
+* The window keeps the last ``window_size`` keyframes (a bounded deque). Every ``window_stride`` keyframes,
+  and immediately for the first keyframe, it emits a `Window` to run the network on; early windows are
+  shorter than ``window_size`` until it fills.
+* A frame set stamped before the previous one (a bag loop, a restarted driver) resets the window; the update
+  says so and that frame set starts the new window.
+* `LatestSlot` passes windows to the inference worker: it holds one, and a newer one replaces an unprocessed
+  one (the newest frames win), so nothing queues without bound when inference is slower than the cameras.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Generic, Optional, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+# Keyframe motion is measured on a grey thumbnail about this many pixels wide: cheap, and blind to noise.
+_THUMBNAIL_WIDTH = 64
+
+
+@dataclass(frozen=True)
+class FrameSet:
+    """One synchronised image per camera.
+
+    Attributes:
+        stamps_ns: capture stamp of each camera's image, nanoseconds, camera order.
+        images: ``(H, W, 3)`` uint8 RGB per camera (views on the messages are fine: nothing writes to them).
+    """
+
+    stamps_ns: tuple[int, ...]
+    images: tuple[np.ndarray, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.stamps_ns) == 0 or len(self.stamps_ns) != len(self.images):
+            raise ValueError(
+                f"a frame set needs one stamp per image and at least one camera; got {len(self.stamps_ns)} stamps "
+                f"and {len(self.images)} images"
+            )
+
+    @property
+    def stamp_ns(self) -> int:
+        """The set's time: its newest image."""
+        return max(self.stamps_ns)
+
+
+@dataclass(frozen=True)
+class KeyframePolicy:
+    """When a frame set is worth adding to the window (every enabled test must pass; 0 disables a test).
+
+    Attributes:
+        min_interval_s: minimum time since the previous keyframe, seconds.
+        min_motion: minimum mean absolute grey-level difference to the previous keyframe, 0..1
+            (averaged over cameras, on a ~64-pixel-wide thumbnail).
+    """
+
+    min_interval_s: float = 0.0
+    min_motion: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_interval_s < float("inf"):
+            raise ValueError(f"keyframe min_interval_s must be >= 0 seconds, got {self.min_interval_s!r}")
+        if not 0.0 <= self.min_motion <= 1.0:
+            raise ValueError(f"keyframe min_motion must be in [0, 1] (grey-level fraction), got {self.min_motion!r}")
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Attributes: window_size (keyframes per inference), window_stride (new keyframes between inferences)."""
+
+    window_size: int = 8
+    window_stride: int = 1
+    keyframes: KeyframePolicy = field(default_factory=KeyframePolicy)
+
+    def __post_init__(self) -> None:
+        if self.window_size < 1:
+            raise ValueError(f"window_size must be >= 1 keyframe, got {self.window_size}")
+        if not 1 <= self.window_stride <= self.window_size:
+            raise ValueError(
+                f"window_stride must be in [1, window_size={self.window_size}] (a larger stride would skip "
+                f"keyframes entirely), got {self.window_stride}"
+            )
+
+
+@dataclass(frozen=True)
+class Window:
+    """Keyframes to run the network on, oldest first.
+
+    Attributes:
+        frame_sets: the keyframes; the model input is their images in this order, cameras in camera order
+            within each set, so image 0 (oldest set, camera 0) defines VGGT's world for this window.
+        new_count: how many of the newest frame sets were not part of any earlier window (the ones whose
+            points are published); at most len(frame_sets).
+        sequence: 0 for the first window after start or reset, then counting up.
+    """
+
+    frame_sets: tuple[FrameSet, ...]
+    new_count: int
+    sequence: int
+
+    @property
+    def num_cameras(self) -> int:
+        return len(self.frame_sets[0].images)
+
+    @property
+    def images(self) -> list[np.ndarray]:
+        """All ``(H, W, 3)`` images in model order: S = len(frame_sets) * num_cameras."""
+        return [image for frame_set in self.frame_sets for image in frame_set.images]
+
+    @property
+    def stamps_ns(self) -> list[int]:
+        """Stamp of each image, model order."""
+        return [stamp for frame_set in self.frame_sets for stamp in frame_set.stamps_ns]
+
+
+@dataclass(frozen=True)
+class WindowUpdate:
+    """What one `SlidingWindow.add` did.
+
+    Attributes:
+        is_keyframe: the frame set entered the window.
+        reset: time went backwards, so the window was emptied before this frame set.
+        window: the window to run inference on now, or None.
+    """
+
+    is_keyframe: bool
+    reset: bool
+    window: Optional[Window]
+
+
+def grey_thumbnail(image: np.ndarray) -> np.ndarray:
+    """``(h, w)`` float32 grey levels in [0, 1] of an ``(H, W, 3)`` uint8 image, subsampled to ~64 px wide."""
+    step = max(1, image.shape[1] // _THUMBNAIL_WIDTH)
+    return image[::step, ::step].mean(axis=2, dtype=np.float32) / np.float32(255.0)
+
+
+def motion_between(thumbnails_a: tuple[np.ndarray, ...], thumbnails_b: tuple[np.ndarray, ...]) -> float:
+    """Mean absolute grey-level change between two sets of thumbnails, averaged over cameras; 1.0 if sizes differ."""
+    changes = []
+    for a, b in zip(thumbnails_a, thumbnails_b):
+        changes.append(float(np.abs(a - b).mean()) if a.shape == b.shape else 1.0)
+    return sum(changes) / len(changes)
+
+
+class SlidingWindow:
+    """Keyframe selection plus a bounded window of the last ``window_size`` keyframes (see the module doc)."""
+
+    def __init__(self, config: WindowConfig) -> None:
+        self.config = config
+        self._keyframes: deque[FrameSet] = deque(maxlen=config.window_size)
+        self._last_stamp_ns: Optional[int] = None
+        self._last_keyframe_stamp_ns: Optional[int] = None
+        self._last_keyframe_thumbnails: tuple[np.ndarray, ...] = ()
+        self._since_emitted = 0
+        self._sequence = 0
+
+    def __len__(self) -> int:
+        return len(self._keyframes)
+
+    def reset(self) -> None:
+        """Start over: no keyframes, no history."""
+        self._keyframes.clear()
+        self._last_stamp_ns = None
+        self._last_keyframe_stamp_ns = None
+        self._last_keyframe_thumbnails = ()
+        self._since_emitted = 0
+        self._sequence = 0
+
+    def add(self, frame_set: FrameSet) -> WindowUpdate:
+        """Offer one synchronised frame set; returns whether it was kept, whether time jumped back, and a window."""
+        went_back = self._last_stamp_ns is not None and frame_set.stamp_ns < self._last_stamp_ns
+        if went_back:
+            self.reset()
+        self._last_stamp_ns = frame_set.stamp_ns
+
+        thumbnails = tuple(grey_thumbnail(image) for image in frame_set.images)
+        if not self._is_keyframe(frame_set.stamp_ns, thumbnails):
+            return WindowUpdate(is_keyframe=False, reset=went_back, window=None)
+
+        first = self._last_keyframe_stamp_ns is None
+        self._keyframes.append(frame_set)
+        self._last_keyframe_stamp_ns = frame_set.stamp_ns
+        self._last_keyframe_thumbnails = thumbnails
+        self._since_emitted += 1
+        if not first and self._since_emitted < self.config.window_stride:
+            return WindowUpdate(is_keyframe=True, reset=went_back, window=None)
+
+        window = Window(
+            frame_sets=tuple(self._keyframes),
+            new_count=min(self._since_emitted, len(self._keyframes)),
+            sequence=self._sequence,
+        )
+        self._since_emitted = 0
+        self._sequence += 1
+        return WindowUpdate(is_keyframe=True, reset=went_back, window=window)
+
+    def _is_keyframe(self, stamp_ns: int, thumbnails: tuple[np.ndarray, ...]) -> bool:
+        if self._last_keyframe_stamp_ns is None:
+            return True
+        policy = self.config.keyframes
+        if policy.min_interval_s > 0 and (stamp_ns - self._last_keyframe_stamp_ns) < policy.min_interval_s * 1e9:
+            return False
+        if policy.min_motion > 0 and motion_between(self._last_keyframe_thumbnails, thumbnails) < policy.min_motion:
+            return False
+        return True
+
+
+class LatestSlot(Generic[T]):
+    """A one-item, thread-safe hand-off where a newer item replaces an unconsumed one.
+
+    The producer never blocks; the consumer waits in `take`. `put` returns the replaced item (dropped, never
+    consumed) so the caller can count what was lost.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._item: Optional[T] = None
+        self._closed = False
+
+    def put(self, item: T) -> Optional[T]:
+        with self._condition:
+            replaced, self._item = self._item, item
+            self._condition.notify()
+            return replaced
+
+    def take(self, timeout: Optional[float] = None) -> Optional[T]:
+        """The waiting item, waiting up to ``timeout`` seconds; None on timeout or once closed."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._item is not None or self._closed, timeout=timeout)
+            if self._closed:
+                return None
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        """Wake the consumer for good (shutdown); later `take` calls return None."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
