@@ -70,6 +70,10 @@ class Pipeline:
             raise ValueError(f"unknown engine backend {backend!r}; choose 'onnxruntime' or 'tensorrt'")
         return cls(lambda image_hw: runner, tapped, device, backend, image_hw=(manifest.height, manifest.width))
 
+    def stage_runner(self, image_hw: tuple[int, int]):
+        """The backend's `run(stage name, inputs) -> outputs` for one image size (benchmarks time stages with it)."""
+        return self._runner_for_size(tuple(image_hw))
+
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         images = check_images(images, self.patch_size)
         image_hw = tuple(images.shape[-2:])
@@ -78,7 +82,7 @@ class Pipeline:
                 f"these {self.backend} engines were exported for {self.image_hw[0]}x{self.image_hw[1]} images, "
                 f"got {image_hw[0]}x{image_hw[1]}; re-export with --height {image_hw[0]} --width {image_hw[1]}"
             )
-        run = self._runner_for_size(image_hw)
+        run = self.stage_runner(image_hw)
         images = images.to(self.device, torch.float32)
         outputs = [run_stages(run, sequence, self.tapped_layers) for sequence in images]
         return {k: torch.cat([o[k] for o in outputs], dim=1 if k == "pose_enc_list" else 0) for k in outputs[0]}
