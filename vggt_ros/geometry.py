@@ -333,7 +333,8 @@ def transform_points(transform: torch.Tensor, points: torch.Tensor) -> torch.Ten
         if not torch.allclose(bottom, expected.expand_as(bottom), atol=1e-6):
             raise ValueError("a (..., 4, 4) transform must be affine: last row [0, 0, 0, 1]")
     _broadcast_leading("transform and points", transform.shape[:-2], p.shape[:-2])
-    return p @ transform[..., :3, :3].transpose(-1, -2) + transform[..., None, :3, 3]
+    # einsum rather than p @ A^T: for float64 (N, 3) x (3, 3) on the CPU it avoids a slow skinny-GEMM path (~2x).
+    return torch.einsum("...ij,...nj->...ni", transform[..., :3, :3], p) + transform[..., None, :3, 3]
 
 
 @_accepts_numpy
