@@ -1,0 +1,241 @@
+"""The growing map: merged windows' world points accumulated into a bounded, voxel-downsampled coloured cloud,
+plus PLY and TUM-trajectory export.
+
+`GrowingMap.add(points, colors)` takes world-frame points of newly merged frames, already confidence-filtered;
+`GrowingMap.add_frames` does that from whole frames with `vggt_ros.products.build_cloud`. Each batch is
+voxel-downsampled with Open3D on a lattice fixed in the world (voxel corners at integer multiples of the voxel
+size, so repeated additions never shift the grid), then merged into a table holding one point per voxel: the
+mean position and colour of the batch centroids that fell into it (each window counts once per voxel).
+
+Memory is bounded by ``max_points``: when a merge exceeds it, the voxel size grows by ``coarsen_factor`` and the
+table is re-binned (counts-weighted, so means stay exact) until it fits. The whole map therefore stays
+covered, at a coarser resolution; `voxel_size` says the current one. Points farther than about a million
+voxels from the origin along an axis cannot be keyed and are dropped (counted in ``dropped_out_of_range``):
+in VGGT's units (first window's mean point distance = 1) they are far outside any real scene.
+
+Open3D is imported on first use (it takes about a second).
+
+Frame of everything here: the chained world of `vggt_ros.world.World`, i.e. the OpenCV optical frame
+(x right, y down, z forward) of the first image, at the first window's VGGT scale (not metres).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from vggt_ros.geometry import rotation_matrix_to_quaternion
+from vggt_ros.products import CloudConfig, FrameProducts, build_cloud
+
+# Voxel coordinates are packed into one int64 key, 21 bits per axis (signed range +-2**20).
+_KEY_BITS = 21
+_KEY_HALF = 1 << (_KEY_BITS - 1)
+
+
+@dataclass(frozen=True)
+class MapConfig:
+    """Attributes: voxel_size (world units, initial), max_points (budget), coarsen_factor (> 1)."""
+
+    voxel_size: float = 0.01
+    max_points: int = 500_000
+    coarsen_factor: float = 1.5
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.voxel_size) and self.voxel_size > 0):
+            raise ValueError(f"MapConfig.voxel_size must be a positive number of world units, got {self.voxel_size!r}")
+        if isinstance(self.max_points, bool) or not isinstance(self.max_points, int) or self.max_points < 1:
+            raise ValueError(f"MapConfig.max_points must be an int >= 1, got {self.max_points!r}")
+        if not (math.isfinite(self.coarsen_factor) and self.coarsen_factor > 1.0):
+            raise ValueError(f"MapConfig.coarsen_factor must be > 1, got {self.coarsen_factor!r}")
+
+
+class GrowingMap:
+    """See the module docstring. Not thread-safe: call from one thread (or hold a lock)."""
+
+    def __init__(self, config: MapConfig = MapConfig()) -> None:
+        self.config = config
+        # Bumped by every change (add, reset): a publisher republishes when it differs from what it sent.
+        self.version = 0
+        self._clear()
+
+    def reset(self) -> None:
+        """Empty map at the configured voxel size."""
+        self._clear()
+        self.version += 1
+
+    def _clear(self) -> None:
+        self.voxel_size = float(self.config.voxel_size)
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._sum_xyz = np.zeros((0, 3), dtype=np.float64)
+        self._sum_rgb = np.zeros((0, 3), dtype=np.float64)
+        self._count = np.zeros(0, dtype=np.int64)
+        self.dropped_out_of_range = 0
+
+    def __len__(self) -> int:
+        return int(self._keys.size)
+
+    @property
+    def points(self) -> np.ndarray:
+        """``(N, 3)`` float32 world points, one per occupied voxel."""
+        return (self._sum_xyz / self._count[:, None]).astype(np.float32)
+
+    @property
+    def observations(self) -> np.ndarray:
+        """``(N,)`` float32: how many batches (merged windows) contributed to each point."""
+        return self._count.astype(np.float32)
+
+    @property
+    def colors(self) -> np.ndarray:
+        """``(N, 3)`` uint8 RGB of `points`."""
+        return np.clip(np.round(self._sum_rgb / self._count[:, None]), 0, 255).astype(np.uint8)
+
+    def add(self, points, colors) -> int:
+        """Merge a batch; returns the number of map points afterwards.
+
+        Args:
+            points: ``(N, 3)`` world points (rows with NaN/Inf are skipped).
+            colors: ``(N, 3)`` uint8 RGB, or float in [0, 1].
+        """
+        pts = np.asarray(points, dtype=np.float64)
+        col = np.asarray(colors)
+        if pts.ndim != 2 or pts.shape[1] != 3 or col.shape != pts.shape:
+            raise ValueError(f"points and colors must both be (N, 3), got {pts.shape} and {col.shape}")
+        if col.dtype == np.uint8:
+            col = col.astype(np.float64)
+        elif np.issubdtype(col.dtype, np.floating):
+            col = np.clip(col.astype(np.float64), 0.0, 1.0) * 255.0
+        else:
+            raise TypeError(f"colors must be uint8 RGB or float RGB in [0, 1], got dtype {col.dtype}")
+        finite = np.isfinite(pts).all(axis=1)
+        pts, col = pts[finite], col[finite]
+        if len(pts) == 0:
+            return len(self)
+        centroids, centroid_rgb = _voxel_down_sample(pts, col, self.voxel_size)
+        keys, in_range = _voxel_keys(centroids, self.voxel_size)
+        self.dropped_out_of_range += int((~in_range).sum())
+        self._merge(keys[in_range], centroids[in_range], centroid_rgb[in_range])
+        while len(self) > self.config.max_points:
+            self._coarsen()
+        self.version += 1
+        return len(self)
+
+    def add_frames(
+        self, frames: Sequence[FrameProducts], colors: Sequence[np.ndarray], cloud_config: CloudConfig
+    ) -> int:
+        """Merge whole frames that are already in the world (`vggt_ros.products.express_in_world`).
+
+        Their points come from `vggt_ros.products.build_cloud` with ``cloud_config`` (decimation, confidence
+        filter), exactly as a published cloud; ``colors`` are the ``(H, W, 3)`` uint8 model-resolution images.
+        Returns the number of map points afterwards.
+        """
+        if len(frames) == 0:
+            return len(self)
+        packed = build_cloud(frames, colors, cloud_config).points
+        bits = np.ascontiguousarray(packed[:, 3]).view(np.uint32)
+        rgb = np.stack(((bits >> 16) & 255, (bits >> 8) & 255, bits & 255), axis=1).astype(np.uint8)
+        return self.add(packed[:, :3], rgb)
+
+    def save_ply(self, path) -> None:
+        """Write the map as a binary PLY with colours (Open3D)."""
+        import open3d as o3d
+
+        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(self.points.astype(np.float64)))
+        cloud.colors = o3d.utility.Vector3dVector(self.colors.astype(np.float64) / 255.0)
+        if not o3d.io.write_point_cloud(str(path), cloud, write_ascii=False):
+            raise OSError(f"Open3D could not write the map to {path}")
+
+    def _merge(self, keys: np.ndarray, xyz: np.ndarray, rgb: np.ndarray) -> None:
+        """Add one batch's voxel centroids (keys unique within the batch) into the sorted table, one count each."""
+        pos = np.searchsorted(self._keys, keys)
+        hit = pos < self._keys.size
+        hit[hit] = self._keys[pos[hit]] == keys[hit]
+        self._sum_xyz[pos[hit]] += xyz[hit]
+        self._sum_rgb[pos[hit]] += rgb[hit]
+        self._count[pos[hit]] += 1
+        fresh = ~hit
+        if fresh.any():
+            at = pos[fresh]
+            self._keys = np.insert(self._keys, at, keys[fresh])
+            self._sum_xyz = np.insert(self._sum_xyz, at, xyz[fresh], axis=0)
+            self._sum_rgb = np.insert(self._sum_rgb, at, rgb[fresh], axis=0)
+            self._count = np.insert(self._count, at, 1)
+
+    def _coarsen(self) -> None:
+        self.voxel_size *= self.config.coarsen_factor
+        mean_xyz = self._sum_xyz / self._count[:, None]
+        keys, in_range = _voxel_keys(mean_xyz, self.voxel_size)
+        unique, inverse = np.unique(keys, return_inverse=True)
+        sum_xyz = np.zeros((unique.size, 3))
+        sum_rgb = np.zeros((unique.size, 3))
+        for axis in range(3):
+            sum_xyz[:, axis] = np.bincount(inverse, weights=self._sum_xyz[:, axis], minlength=unique.size)
+            sum_rgb[:, axis] = np.bincount(inverse, weights=self._sum_rgb[:, axis], minlength=unique.size)
+        count = np.bincount(inverse, weights=self._count, minlength=unique.size).astype(np.int64)
+        # Coarser keys only shrink in magnitude, so every voxel stays in range.
+        assert in_range.all()
+        self._keys, self._sum_xyz, self._sum_rgb, self._count = unique, sum_xyz, sum_rgb, count
+
+
+def _voxel_keys(points: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
+    cell = np.floor(points / voxel)
+    in_range = (np.abs(cell) < _KEY_HALF).all(axis=1)
+    cell = np.where(in_range[:, None], cell, 0).astype(np.int64) + _KEY_HALF
+    keys = (cell[:, 0] << (2 * _KEY_BITS)) | (cell[:, 1] << _KEY_BITS) | cell[:, 2]
+    return keys, in_range
+
+
+def _voxel_down_sample(points: np.ndarray, rgb: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
+    """Open3D voxel averaging on the world-fixed lattice; returns centroids ``(M, 3)`` and their RGB 0..255."""
+    import open3d as o3d
+
+    # Open3D anchors its grid at the cloud's minimum bound (corners at min - voxel / 2 + k * voxel). A sentinel
+    # point half a voxel above a lattice corner, one cell below everything, pins the grid to the world lattice;
+    # the sentinel sits alone in its voxel and is removed from the result.
+    floor_cell = np.floor(points.min(axis=0) / voxel) - 1.0
+    sentinel = (floor_cell + 0.5) * voxel
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.vstack((sentinel, points))))
+    cloud.colors = o3d.utility.Vector3dVector(np.vstack((np.zeros(3), rgb / 255.0)))
+    down = cloud.voxel_down_sample(voxel)
+    centroids = np.asarray(down.points)
+    keep = ~(centroids < (floor_cell + 1.0) * voxel).all(axis=1)
+    return centroids[keep], np.asarray(down.colors)[keep] * 255.0
+
+
+def write_tum_trajectory(
+    path, timestamps: Sequence[float], camera_to_world, segments: Sequence[int] | None = None
+) -> None:
+    """Write poses in TUM RGB-D format: ``timestamp tx ty tz qx qy qz qw`` per line.
+
+    Args:
+        timestamps: ``(N,)`` seconds (NaN is written as the row index, so the file stays readable).
+        camera_to_world: ``(N, 4, 4)`` or ``(N, 3, 4)`` rigid poses of the camera optical frames in the world.
+        segments: optional ``(N,)`` segment ids; a comment line marks where each segment starts.
+    The header comments state the frame: the first image's OpenCV optical frame at the first window's VGGT
+    scale. Tools such as evo skip '#' lines.
+    """
+    stamps = np.asarray(timestamps, dtype=np.float64)
+    poses = np.asarray(camera_to_world, dtype=np.float64)
+    if poses.ndim != 3 or poses.shape[1:] not in ((4, 4), (3, 4)) or stamps.shape != (poses.shape[0],):
+        raise ValueError(
+            f"need timestamps (N,) and camera_to_world (N, 4, 4) or (N, 3, 4); got {stamps.shape}, {poses.shape}"
+        )
+    seg = None if segments is None else np.asarray(segments)
+    if seg is not None and seg.shape != stamps.shape:
+        raise ValueError(f"segments must be (N,) like timestamps, got {seg.shape}")
+    quats = rotation_matrix_to_quaternion(poses[:, :3, :3]) if len(poses) else np.zeros((0, 4))
+    lines = [
+        "# vggt_ros keyframe trajectory, TUM format: timestamp tx ty tz qx qy qz qw (camera-to-world)",
+        "# world frame: OpenCV optical frame of the first image (x right, y down, z forward); camera frames: optical",
+        "# units: the first window's VGGT-normalised scale (mean point distance 1), not metres",
+    ]
+    for i in range(len(poses)):
+        if seg is not None and (i == 0 or seg[i] != seg[i - 1]):
+            lines.append(f"# segment {int(seg[i])}")
+        stamp = stamps[i] if np.isfinite(stamps[i]) else float(i)
+        t = poses[i, :3, 3]
+        q = quats[i]
+        lines.append(f"{stamp:.9f} {t[0]:.9g} {t[1]:.9g} {t[2]:.9g} {q[0]:.9g} {q[1]:.9g} {q[2]:.9g} {q[3]:.9g}")
+    Path(path).write_text("\n".join(lines) + "\n")
