@@ -33,6 +33,7 @@ setup(
         "console_scripts": [
             "reconstruct_node = vggt_ros.ros.node:main",
             "vggt-ros-build-engines = vggt_ros.export.cli:build_engines_entry",
+            "vggt-ros-reconstruct = vggt_ros.offline:entry",
         ],
     },
 )

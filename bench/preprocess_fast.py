@@ -25,7 +25,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from vggt_ros.preprocess import (
-    _decode_file,
+    decode_image_file,
     _fit_centred,
     _resize_like_pillow_float,
     _resized_size,
@@ -69,7 +69,7 @@ def measure_accuracy(device: str) -> list[dict]:
         if name not in SINGLE_IMAGE_FILES:
             continue  # the mixed-size batch cannot be one same-size frame batch
         official = expected[key].float() / 255
-        frames = _decode_file(FIXTURES / "images" / SINGLE_IMAGE_FILES[name])[None]
+        frames = decode_image_file(FIXTURES / "images" / SINGLE_IMAGE_FILES[name])[None]
         fast_max, fast_mean = _diff_255(preprocess_frames(frames, mode, device=device), official)
         float_max, float_mean = _diff_255(_float_kernel_route(frames, mode), official)
         rows.append(

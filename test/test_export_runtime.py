@@ -153,7 +153,7 @@ def test_tensorrt_without_tensorrt_names_the_alternatives(exported, monkeypatch)
 
 def test_cuda_without_a_gpu_names_the_fix(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(BackendUnavailableError, match="device: cpu"):
+    with pytest.raises(BackendUnavailableError, match="device cpu"):
         create_pipeline(RuntimeConfig(backend="torch", device="cuda", weights=str(TINY)))
 
 

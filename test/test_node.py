@@ -28,6 +28,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
 from vggt_ros.preprocess import preprocess_images
@@ -42,7 +43,7 @@ WEIGHTS = str(FIXTURES / "vggt_tiny")
 IMAGE_SIZE = 154
 MODEL_HW = (98, 154)  # chelsea 451x300 and rocket 640x427 at width 154, crop mode
 WAIT_S = 60.0
-ERROR, WARN = 40, 30  # rcl_interfaces/Log levels
+ERROR, WARN, INFO = 40, 30, 20  # rcl_interfaces/Log levels
 
 
 def _photo(name: str) -> PILImage.Image:
@@ -189,6 +190,25 @@ class Probe:
         self.node.destroy_node()
 
 
+PERMISSIVE_WORLD = {
+    "alignment_min_inlier_ratio": 0.0,
+    "alignment_inlier_distance_ratio": 1e6,
+    "alignment_max_residual_ratio": 1e6,
+    "alignment_max_camera_offset_ratio": 1e6,
+    "alignment_max_camera_rotation_deg": 180.0,
+}
+
+
+# The node's own defaults, restored over PERMISSIVE_WORLD.
+DEFAULT_WORLD = {
+    "alignment_min_inlier_ratio": 0.6,
+    "alignment_inlier_distance_ratio": 0.08,
+    "alignment_max_residual_ratio": 0.05,
+    "alignment_max_camera_offset_ratio": 0.1,
+    "alignment_max_camera_rotation_deg": 5.0,
+}
+
+
 class Running:
     """The node under test spinning in its own executor thread, as `ros2 run` would spin it."""
 
@@ -200,6 +220,10 @@ class Running:
             "image_size": IMAGE_SIZE,
             "confidence_percentile": 0.0,  # no filtering and no decimation: an organised cloud, pixel for pixel
             "point_decimation": 1,
+            # The tiny model has random weights, so consecutive windows do not agree geometrically. These tests
+            # are about the ROS interface, so every window is let into the world; the acceptance tests of the
+            # chaining itself are in test_world.py, and TestWorldChaining below runs the default thresholds.
+            **PERMISSIVE_WORLD,
             **overrides,
         }
         self.node = ReconstructionNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
@@ -361,11 +385,14 @@ class TestOneCamera:
 
     def test_a_pixel_unprojected_and_moved_by_tf_lands_on_its_cloud_point(self, setup):
         _, probe, clock = setup
+        stamps = []
         for i in range(3):
-            stamp = self.send(probe, clock, CHELSEA_MIRRORED if i % 2 else CHELSEA)
-            self.wait_outputs(probe, stamp)
-        # stamp: the newest of a full 3-frame window, whose camera is not at the world origin
-        assert len(probe.latest("/vggt/path", stamp).poses) == 3
+            stamps.append(self.send(probe, clock, CHELSEA_MIRRORED if i % 2 else CHELSEA))
+            self.wait_outputs(probe, stamps[-1])
+        stamp = stamps[-1]
+        # stamp: the newest of a full 3-frame window, whose camera is not at the world origin; the path holds
+        # every keyframe of the chained world so far, these three last
+        assert [stamp_ns(p) for p in probe.latest("/vggt/path", stamp).poses[-3:]] == stamps
         cloud = cloud_array(probe.latest("/vggt/points", stamp))
         check_consistency(probe, "/vggt/", "camera0_optical", cloud, stamp, slice(None))
         assert np.abs(cloud_colors(cloud) - expected_colors(CHELSEA)).max() <= 2
@@ -443,16 +470,106 @@ class TestOneCamera:
             time.sleep(0.01)
         self.wait_outputs(probe, stamps[-1])
         probe.wait_for(
-            lambda: node.windows_published + node.windows_dropped + node.windows_failed == node.windows_emitted,
+            lambda: node.windows_published + node.windows_dropped + node.windows_failed + node.windows_rejected
+            == node.windows_emitted,
             timeout=10,
             what="counters to settle",
         )
-        assert node.windows_failed == 0
+        assert node.windows_failed == 0 and node.windows_rejected == 0
         assert node.frame_sets_dropped == node.windows_dropped  # stride 1: one new frame set per window
         published = [stamp_ns(m) for m in probe.received["/vggt/points"] if stamp_ns(m) in stamps]
         assert published[-1] == stamps[-1], "the newest frame must always be processed"
         assert published == sorted(published) and len(published) == len(set(published))
         assert len(published) + node.windows_dropped - dropped_before <= len(stamps)
+
+
+# ------------------------------------------------------------------------------------------- chained world
+class TestWorldChaining:
+    """The world, the map and their services over real rclpy (the chaining maths is tested in test_world.py)."""
+
+    @pytest.fixture(scope="class")
+    def setup(self, tmp_path_factory):
+        save_directory = tmp_path_factory.mktemp("saved")
+        running = Running({"image_topics": ["/cam/image"], "window_size": 2, "map_publish_period": 0.2,
+                           "map_voxel_size": 0.05, "save_directory": str(save_directory)})
+        probe = Probe(["/cam/image"], ["/vggt/"])
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        probe.node.create_subscription(PointCloud2, "/vggt/map", probe._recorder("/vggt/map"), latched)
+        probe.wait_connected()
+        yield running, probe, Clock(), save_directory
+        probe.close()
+        running.close()
+
+    @staticmethod
+    def call(probe: Probe, service: str) -> Trigger.Response:
+        client = probe.node.create_client(Trigger, service)
+        assert client.wait_for_service(timeout_sec=WAIT_S), f"{service} not offered"
+        future = client.call_async(Trigger.Request())
+        probe.wait_for(future.done, what=f"{service} to answer")
+        return future.result()
+
+    @staticmethod
+    def send_and_wait(probe: Probe, clock: Clock, photo=CHELSEA) -> int:
+        stamp = TestOneCamera.send(probe, clock, photo)
+        TestOneCamera.wait_outputs(probe, stamp)
+        return stamp
+
+    def test_map_is_latched_and_save_writes_map_and_trajectory(self, setup):
+        running, probe, clock, save_directory = setup
+        stamps = [self.send_and_wait(probe, clock, photo) for photo in (CHELSEA, CHELSEA_MIRRORED, CHELSEA)]
+        cloud = probe.wait_for(lambda: probe.received.get("/vggt/map"), what="~/map")[-1]
+        assert cloud.header.frame_id == "vggt_world" and [f.name for f in cloud.fields] == ["x", "y", "z", "rgb"]
+        assert cloud.height == 1 and cloud.width > 0 and cloud.point_step == 16
+        assert np.isfinite(np.frombuffer(bytes(cloud.data), np.float32).reshape(-1, 4)[:, :3]).all()
+
+        response = self.call(probe, "/vggt/save")
+        assert response.success, response.message
+        assert (save_directory / "map.ply").stat().st_size > 0
+        rows = [line.split() for line in (save_directory / "trajectory.tum").read_text().splitlines()
+                if not line.startswith("#")]
+        path = probe.latest("/vggt/path", stamps[-1])
+        assert len(rows) == len(path.poses) >= 3 and all(len(r) == 8 for r in rows)
+        assert float(rows[-1][0]) == pytest.approx(stamps[-1] * 1e-9)
+        last = path.poses[-1].pose.position
+        assert [float(v) for v in rows[-1][1:4]] == pytest.approx([last.x, last.y, last.z], abs=1e-6)
+
+    def test_reset_service_starts_a_new_world(self, setup):
+        running, probe, clock, _ = setup
+        self.send_and_wait(probe, clock)
+        assert self.call(probe, "/vggt/reset").success
+        stamp = self.send_and_wait(probe, clock, CHELSEA_MIRRORED)
+        assert [stamp_ns(p) for p in probe.latest("/vggt/path", stamp).poses] == [stamp]
+        transform = probe.tf_at("camera0_optical", stamp)
+        translation = transform.transform.translation
+        assert (translation.x, translation.y, translation.z) == pytest.approx((0, 0, 0), abs=1e-9), (
+            "the first image defines the new world"
+        )
+        assert probe.wait_for(lambda: probe.logs(INFO, "reset requested"), what="reset log")
+
+
+def test_windows_the_world_cannot_align_are_reported_and_the_node_keeps_running():
+    # Default thresholds: the random tiny model's windows disagree, so they are rejected, never merged silently.
+    running = Running({"image_topics": ["/cam/image"], "window_size": 2, **DEFAULT_WORLD})
+    probe = Probe(["/cam/image"], ["/vggt/"])
+    try:
+        probe.wait_connected()
+        clock = Clock()
+        TestWorldChaining.send_and_wait(probe, clock)
+        for photo in (CHELSEA_MIRRORED, CHELSEA, CHELSEA_MIRRORED):
+            TestOneCamera.send(probe, clock, photo)
+            time.sleep(0.5)
+        probe.wait_for(lambda: probe.logs(ERROR, "not merged into the world"), what="a rejection report")
+        node = running.node
+        probe.wait_for(
+            lambda: node.windows_published + node.windows_rejected + node.windows_dropped == node.windows_emitted == 4,
+            what="every window accounted for",
+        )
+        assert node.windows_rejected >= 1 and node.windows_failed == 0
+        time.sleep(0.5)  # let the last publications arrive
+        assert len(probe.received["/vggt/points"]) == node.windows_published, "a rejected window was published"
+    finally:
+        probe.close()
+        running.close()
 
 
 # ------------------------------------------------------------------------------------------- two cameras

@@ -129,7 +129,7 @@ def _to_unit_float(images_u8: torch.Tensor) -> torch.Tensor:
     return images_u8.contiguous().float().div_(255)
 
 
-def _decode_file(path: Union[str, "os.PathLike[str]"]) -> np.ndarray:
+def decode_image_file(path: Union[str, "os.PathLike[str]"]) -> np.ndarray:
     """(H, W, 3) uint8 RGB pixels of an image file, with RGBA composited onto opaque white."""
     try:
         with Image.open(path) as image:
@@ -166,7 +166,7 @@ def _load_rgb(image: ImageInput, index: int) -> np.ndarray:
     if isinstance(image, np.ndarray):
         return _as_rgb_array(image, index)
     if isinstance(image, (str, os.PathLike)):
-        return _as_rgb_array(_decode_file(image), index)
+        return _as_rgb_array(decode_image_file(image), index)
     raise TypeError(
         f"image {index} is a {type(image).__name__}; expected a file path (str or os.PathLike) "
         f"or an (H, W, 3) uint8 RGB numpy array"

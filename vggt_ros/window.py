@@ -215,6 +215,24 @@ class SlidingWindow:
         return True
 
 
+def anchor_window(window: Window, anchor: Optional[FrameSet]) -> Window:
+    """Make a window overlap the world it will be chained into.
+
+    ``anchor`` is the newest frame set already in the world. Consecutive windows share keyframes, but when
+    inference lags and windows in between were dropped, the window to run may share none with the world, and
+    could not be aligned. Then its oldest frame set is replaced by the anchor (the window keeps its size, so it
+    still fits the engines) and it no longer counts that set as new.
+    """
+    sets = window.frame_sets
+    if anchor is None or len(sets) < 2 or any(s.stamps_ns == anchor.stamps_ns for s in sets):
+        return window
+    return Window(
+        frame_sets=(anchor, *sets[1:]),
+        new_count=min(window.new_count, len(sets) - 1),
+        sequence=window.sequence,
+    )
+
+
 class LatestSlot(Generic[T]):
     """A one-item, thread-safe hand-off where a newer item replaces an unconsumed one.
 

@@ -40,13 +40,16 @@ def header(stamp_ns: int, frame_id: str) -> Header:
     return Header(stamp=stamp_from_ns(stamp_ns), frame_id=frame_id)
 
 
-def point_cloud2(cloud: PointCloud, stamp_ns: int, frame_id: str) -> PointCloud2:
-    """PointCloud2 with float32 fields x, y, z, rgb (packed 0x00RRGGBB) and confidence, 20 bytes per point."""
-    fields = [
-        PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, name in enumerate(POINT_FIELDS)
-    ]
-    point_step = 4 * len(POINT_FIELDS)
+def point_cloud2(cloud: PointCloud, stamp_ns: int, frame_id: str, field_names: Sequence[str] = POINT_FIELDS) -> PointCloud2:
+    """PointCloud2 of float32 fields, one column of ``cloud.points`` each: by default x, y, z, rgb (packed
+    0x00RRGGBB) and confidence, 20 bytes per point; the map drops confidence."""
     points = np.ascontiguousarray(cloud.points, dtype=np.float32)
+    if points.ndim != 2 or points.shape[1] != len(field_names):
+        raise ValueError(f"cloud points must be (N, {len(field_names)}) for fields {list(field_names)}, got {points.shape}")
+    fields = [
+        PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, name in enumerate(field_names)
+    ]
+    point_step = 4 * len(field_names)
     msg = PointCloud2(
         header=header(stamp_ns, frame_id),
         height=cloud.height,

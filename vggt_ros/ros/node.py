@@ -1,13 +1,15 @@
-"""The `vggt` node: synchronised camera images -> sliding window -> VGGT -> cloud, depth, CameraInfo, TF, path.
+"""The `vggt` node: synchronised camera images -> sliding window -> VGGT -> one chained world -> cloud, depth,
+CameraInfo, TF, path and map.
 
 A thin layer over the core: `vggt_ros.image_encoding` (message -> RGB view), `vggt_ros.sync` (approximate
-time), `vggt_ros.window` (keyframes, window, latest-only hand-off), `vggt_ros.preprocess`, `vggt_ros.runtime`
-(the network) and `vggt_ros.products` (numpy products). This file only moves data between ROS and those.
+time), `vggt_ros.window` (keyframes, window, latest-only hand-off), `vggt_ros.preprocess`, and
+`vggt_ros.reconstruction` (the network, Sim(3) chaining into the world of the very first image, the map).
+This file only moves data between ROS and those.
 
-Threads: the executor thread runs the subscription callbacks (conversion, sync, windowing: cheap); one worker
-thread runs preprocessing, the network, products and publishing. They meet in a `LatestSlot`, so when the
-network is slower than the cameras the newest window wins and the frame sets of replaced windows are
-counted as dropped.
+Threads: the executor thread runs the subscription callbacks (conversion, sync, windowing: cheap), the map
+timer and the services; one worker thread runs preprocessing, the network, the world and publishing. They
+meet in a `LatestSlot`, so when the network is slower than the cameras the newest window wins and the frame
+sets of replaced windows are counted as dropped. The world and the map are shared under one lock.
 """
 
 from __future__ import annotations
@@ -19,25 +21,28 @@ from typing import Callable, Optional
 
 import numpy as np
 import rclpy
-import torch
 from nav_msgs.msg import Path
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
 from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
 from vggt_ros.preprocess import preprocess_frames
-from vggt_ros.products import build_cloud, decode_frames, express_in_world
+from vggt_ros.products import PointCloud, pack_rgb
+from vggt_ros.reconstruction import Reconstructor, WindowOutput
 from vggt_ros.ros import messages
 from vggt_ros.ros.params import NodeParameters, declare_and_read
 from vggt_ros.runtime import RuntimeConfig, create_pipeline
 from vggt_ros.runtime.io_contract import ExportManifest
 from vggt_ros.sync import ApproximateTimeSynchronizer, SyncedSet
-from vggt_ros.window import FrameSet, LatestSlot, SlidingWindow, Window
+from vggt_ros.window import FrameSet, LatestSlot, SlidingWindow, Window, anchor_window
+from vggt_ros.world import WindowStatus
 
 NODE_NAME = "vggt"
+MAP_FIELDS = ("x", "y", "z", "rgb")
 # Repeated complaints about the same problem are logged at most this often.
 LOG_PERIOD_S = 5.0
 # tf2_ros' QoS: TransformBroadcaster (keep last 100, reliable, volatile) and StaticTransformBroadcaster
@@ -50,6 +55,13 @@ TF_STATIC_QOS = QoSProfile(
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 OUTPUT_QOS = 5
+# ~/map is latched: a late subscriber (RViz started later) still gets the current map.
+MAP_QOS = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
 
 
 class StartupError(RuntimeError):
@@ -119,7 +131,13 @@ class ReconstructionNode(Node):
         except StartupError:
             super().destroy_node()
             raise
-        self._world_from_window = np.eye(4)  # each window is its own world until windows are chained
+        # World and map: changed by the worker, read by the map timer and the services, all under this lock.
+        self._reconstructor = Reconstructor(self._pipeline, self.params.reconstruction_config())
+        self._world_lock = threading.Lock()
+        self._reset_requested = threading.Event()
+        self._map_version_sent = -1
+        self._anchor: Optional[FrameSet] = None  # the newest frame set in the world (worker thread only)
+        self._newest_stamp_ns = 0
         self._throttle = _Throttle(LOG_PERIOD_S)
 
         names = self.params.names
@@ -129,6 +147,11 @@ class ReconstructionNode(Node):
             self.create_publisher(PointCloud2, "~/points", OUTPUT_QOS) if self.params.publish_points else None
         )
         self._path_pub = self.create_publisher(Path, "~/path", OUTPUT_QOS) if self.params.publish_path else None
+        if self.params.publish_map:
+            self._map_pub = self.create_publisher(PointCloud2, "~/map", MAP_QOS)
+            self.create_timer(self.params.map_publish_period, self._publish_map)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(Trigger, "~/save", self._on_save)
         self._tf_pub = self.create_publisher(TFMessage, "/tf", TF_QOS) if self.params.publish_tf else None
         self._tf_static_pub = None
         if self.params.publish_tf:
@@ -147,6 +170,7 @@ class ReconstructionNode(Node):
         self.windows_dropped = 0
         self.frame_sets_dropped = 0
         self.windows_published = 0
+        self.windows_rejected = 0
         self.windows_failed = 0
 
         self._worker = threading.Thread(target=self._work, name="vggt-inference", daemon=True)
@@ -234,9 +258,42 @@ class ReconstructionNode(Node):
             self._on_synced(synced)
 
     def _restart(self) -> None:
+        """Start over from the next images: window, synchronizer and (before the next window) the world."""
         self._sync.reset()
         self._window.reset()
         self._last_stamp_ns = [None] * len(self._last_stamp_ns)
+        self._reset_requested.set()
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self._restart()
+        self.get_logger().info("reset requested: the next window starts a new world and an empty map")
+        response.success, response.message = True, "the next window starts a new world"
+        return response
+
+    def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        try:
+            with self._world_lock:
+                map_path, trajectory_path = self._reconstructor.save(self.params.save_directory)
+                points = len(self._reconstructor.map)
+        except OSError as err:
+            response.success, response.message = False, f"could not save to '{self.params.save_directory}': {err}"
+            self.get_logger().error(response.message)
+            return response
+        response.success = True
+        response.message = f"saved {points} map points to {map_path} and the trajectory to {trajectory_path}"
+        self.get_logger().info(response.message)
+        return response
+
+    def _publish_map(self) -> None:
+        with self._world_lock:
+            growing_map = self._reconstructor.map
+            if growing_map.version == self._map_version_sent:
+                return
+            self._map_version_sent = growing_map.version
+            points = np.column_stack((growing_map.points, pack_rgb(growing_map.colors))).astype(np.float32)
+            stamp_ns = self._newest_stamp_ns
+        cloud = PointCloud(points=points, height=1, width=len(points))
+        self._map_pub.publish(messages.point_cloud2(cloud, stamp_ns, self.params.world_frame, MAP_FIELDS))
 
     def _on_synced(self, synced: SyncedSet[np.ndarray]) -> None:
         shapes = [image.shape[:2] for image in synced.items]
@@ -251,9 +308,10 @@ class ReconstructionNode(Node):
         if self._resolution is not None and shapes[0] != self._resolution:
             self.get_logger().warning(
                 f"image size changed from {self._resolution[1]}x{self._resolution[0]} to {shapes[0][1]}x{shapes[0][0]} "
-                "(WxH): window reset"
+                "(WxH): window and world reset, reconstruction starts over"
             )
             self._window.reset()
+            self._reset_requested.set()
         self._resolution = shapes[0]
 
         update = self._window.add(FrameSet(stamps_ns=synced.stamps_ns, images=synced.items))
@@ -286,49 +344,75 @@ class ReconstructionNode(Node):
 
     def _infer_and_publish(self, window: Window) -> None:
         params = self.params
+        if self._reset_requested.is_set():
+            self._reset_requested.clear()
+            with self._world_lock:
+                self._reconstructor.reset()
+            self._anchor = None
+        window = anchor_window(window, self._anchor)
         images = preprocess_frames(
             np.stack(window.images),
             mode=params.preprocess_mode,
             target_size=params.image_size,
             device=self._pipeline.device,
         )
-        outputs = self._pipeline(images)
-        frames = express_in_world(decode_frames(outputs), self._world_from_window)
+        cameras = window.num_cameras
+        frame_ids = [(stamp, camera) for frame_set in window.frame_sets for camera, stamp in enumerate(frame_set.stamps_ns)]
+        with self._world_lock:
+            out = self._reconstructor.process(
+                images, frame_ids, [stamp * 1e-9 for stamp, _ in frame_ids], window.new_count * cameras
+            )
+            self._newest_stamp_ns = window.frame_sets[-1].stamps_ns[0]
+            trajectory = self._reconstructor.trajectory()
+        if out.merged:
+            self._anchor = window.frame_sets[-1]
+        self._report(window, out)
+        if out.merged:
+            self._publish_window(window, out, trajectory)
+
+    def _report(self, window: Window, out: WindowOutput) -> None:
+        if out.status is WindowStatus.REJECTED:
+            self.windows_rejected += 1
+            cause = out.result.cause if out.result is not None else "undecodable"
+            self._error(("rejected", cause), f"window {window.sequence} not merged into the world: {out.reason}")
+        elif out.status is WindowStatus.NEW_SEGMENT:
+            self.get_logger().warning(
+                f"tracking lost: window {window.sequence} starts segment {out.result.segment} ({out.reason}); "
+                "the map was cleared"
+            )
+        elif out.status is WindowStatus.INITIALIZED:
+            self.get_logger().info(f"window {window.sequence} defines the world frame '{self.params.world_frame}'")
+
+    def _publish_window(self, window: Window, out: WindowOutput, trajectory) -> None:
+        params = self.params
         cameras = window.num_cameras
         newest = window.frame_sets[-1]
-
-        for camera_index in range(cameras):
-            frame = frames[len(frames) - cameras + camera_index]
+        frames = out.frames[len(out.frames) - cameras:]
+        for camera_index, frame in enumerate(frames):
             stamp_ns = newest.stamps_ns[camera_index]
             optical = params.optical_frame(camera_index)
-            out = self._camera_outputs[camera_index]
-            if out.depth is not None:
-                out.depth.publish(messages.float_image(frame.depth, stamp_ns, optical))
-            if out.confidence is not None:
-                out.confidence.publish(messages.float_image(frame.confidence, stamp_ns, optical))
-            if out.camera_info is not None:
-                out.camera_info.publish(messages.camera_info(frame.intrinsics, frame.image_hw, stamp_ns, optical))
-
+            publishers = self._camera_outputs[camera_index]
+            if publishers.depth is not None:
+                publishers.depth.publish(messages.float_image(frame.depth, stamp_ns, optical))
+            if publishers.confidence is not None:
+                publishers.confidence.publish(messages.float_image(frame.confidence, stamp_ns, optical))
+            if publishers.camera_info is not None:
+                publishers.camera_info.publish(messages.camera_info(frame.intrinsics, frame.image_hw, stamp_ns, optical))
         if self._tf_pub is not None:
             transforms = [
-                messages.transform_stamped(
-                    params.world_frame,
-                    params.optical_frame(camera_index),
-                    newest.stamps_ns[camera_index],
-                    frames[len(frames) - cameras + camera_index].world_from_camera,
-                )
-                for camera_index in range(cameras)
+                messages.transform_stamped(params.world_frame, params.optical_frame(i), newest.stamps_ns[i], frame.world_from_camera)
+                for i, frame in enumerate(frames)
             ]
             self._tf_pub.publish(messages.tf_message(transforms))
-
-        if self._points_pub is not None:
-            first_new = len(frames) - window.new_count * cameras
-            colors = (images[first_new:] * 255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-            cloud = build_cloud(frames[first_new:], list(colors), params.cloud_config())
-            self._points_pub.publish(messages.point_cloud2(cloud, newest.stamps_ns[0], params.world_frame))
-
+        if self._points_pub is not None and out.cloud is not None:
+            self._points_pub.publish(messages.point_cloud2(out.cloud, newest.stamps_ns[0], params.world_frame))
         if self._path_pub is not None:
-            poses = [(fs.stamps_ns[0], frames[i * cameras].world_from_camera) for i, fs in enumerate(window.frame_sets)]
+            # the first camera's keyframes, all segments, oldest first
+            poses = [
+                (frame_id[0], pose[:3])
+                for frame_id, pose in zip(trajectory.frame_ids, trajectory.camera_to_world)
+                if frame_id[1] == 0
+            ]
             self._path_pub.publish(messages.path(poses, newest.stamps_ns[0], params.world_frame))
         self.windows_published += 1
 

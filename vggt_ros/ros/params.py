@@ -17,8 +17,11 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from vggt_ros.preprocess import MODES, PATCH_SIZE
+from vggt_ros.mapping import MapConfig
 from vggt_ros.products import CloudConfig
+from vggt_ros.reconstruction import ReconstructionConfig
 from vggt_ros.window import KeyframePolicy, WindowConfig
+from vggt_ros.world import WorldConfig
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,19 @@ class NodeParameters:
     confidence_percentile: float = 50.0
     confidence_threshold: float = 0.0
     point_decimation: int = 2
+    tracking_lost_after: int = 3
+    alignment_min_inlier_ratio: float = 0.6
+    alignment_inlier_distance_ratio: float = 0.08
+    alignment_max_residual_ratio: float = 0.05
+    alignment_max_camera_offset_ratio: float = 0.1
+    alignment_max_camera_rotation_deg: float = 5.0
+    map_voxel_size: float = 0.01
+    map_max_points: int = 500_000
+    map_publish_period: float = 2.0
+    save_directory: str = "vggt_map"
     world_frame: str = "vggt_world"
     parent_frame: str = "map"
+    publish_map: bool = True
     publish_points: bool = True
     publish_depth: bool = True
     publish_confidence: bool = True
@@ -76,9 +90,11 @@ class NodeParameters:
                 f"world_frame and parent_frame must be two different non-empty frame ids, got {self.world_frame!r} "
                 f"and {self.parent_frame!r}"
             )
+        if not self.map_publish_period > 0.0:
+            raise ValueError(f"map_publish_period must be > 0 seconds, got {self.map_publish_period!r}")
         # The core configurations validate their own fields.
         self.window_config()
-        self.cloud_config()
+        self.reconstruction_config()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -95,11 +111,24 @@ class NodeParameters:
             keyframes=KeyframePolicy(min_interval_s=self.keyframe_min_interval, min_motion=self.keyframe_min_motion),
         )
 
-    def cloud_config(self) -> CloudConfig:
-        return CloudConfig(
-            confidence_percentile=self.confidence_percentile,
-            confidence_threshold=self.confidence_threshold,
-            point_decimation=self.point_decimation,
+    def reconstruction_config(self) -> ReconstructionConfig:
+        return ReconstructionConfig(
+            cloud=CloudConfig(
+                confidence_percentile=self.confidence_percentile,
+                confidence_threshold=self.confidence_threshold,
+                point_decimation=self.point_decimation,
+            ),
+            world=WorldConfig(
+                # the world must remember at least one whole window to find the frames the next one shares
+                retained_frames=max(WorldConfig.retained_frames, self.window_size * len(self.image_topics)),
+                min_inlier_ratio=self.alignment_min_inlier_ratio,
+                inlier_distance_ratio=self.alignment_inlier_distance_ratio,
+                max_residual_ratio=self.alignment_max_residual_ratio,
+                max_camera_offset_ratio=self.alignment_max_camera_offset_ratio,
+                max_camera_rotation_deg=self.alignment_max_camera_rotation_deg,
+                max_consecutive_rejections=self.tracking_lost_after,
+            ),
+            map=MapConfig(voxel_size=self.map_voxel_size, max_points=self.map_max_points),
         )
 
 
@@ -123,8 +152,19 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "confidence_percentile": "drop cloud points below this percentile of depth confidence, 0..100 (0.0: off)",
     "confidence_threshold": "drop cloud points whose depth confidence is below this (VGGT's is > 1; 0.0: off)",
     "point_decimation": "publish every n-th pixel's point in rows and columns (1: all)",
-    "world_frame": "frame of the cloud, path and camera TF (the window's first camera optical frame)",
+    "tracking_lost_after": "windows rejected in a row after which the next one that does not align starts a new segment",
+    "alignment_min_inlier_ratio": "a window merges only if at least this fraction of its overlap correspondences agree",
+    "alignment_inlier_distance_ratio": "a correspondence agrees with the alignment if within this x the scene depth",
+    "alignment_max_residual_ratio": "a window merges only if its RMS alignment residual is below this x the scene depth",
+    "alignment_max_camera_offset_ratio": "a shared camera may move at most this x the scene depth between windows",
+    "alignment_max_camera_rotation_deg": "a shared camera may turn at most this many degrees between windows",
+    "map_voxel_size": "voxel size of ~/map, world units (the first window's scale); grows when over map_max_points",
+    "map_max_points": "point budget of ~/map (memory bound)",
+    "map_publish_period": "seconds between ~/map publications (only when it changed)",
+    "save_directory": "folder where the ~/save service writes map.ply and trajectory.tum",
+    "world_frame": "frame of the cloud, path, map and camera TF: the very first image's optical frame",
     "parent_frame": "REP-103 frame above world_frame, joined by a static rotation (z up)",
+    "publish_map": "publish ~/map (latched: reliable, transient local)",
     "publish_points": "publish ~/points",
     "publish_depth": "publish the depth image(s)",
     "publish_confidence": "publish the confidence image(s)",

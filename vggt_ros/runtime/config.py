@@ -32,7 +32,9 @@ def create_pipeline(cfg: RuntimeConfig) -> Pipeline:
         from ..model import VGGT
 
         if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-            raise BackendUnavailableError("device 'cuda' requested but torch sees no CUDA GPU; set device: cpu")
+            raise BackendUnavailableError(
+                "device 'cuda' requested but torch sees no CUDA GPU; use the CPU (parameter device: cpu, or --device cpu)"
+            )
         model = VGGT.from_pretrained(cfg.weights, config=cfg.model_config, device=cfg.device)
         return Pipeline.from_model(model, device=cfg.device, precision=cfg.precision)
     if cfg.backend == "tensorrt":
