@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from vggt_ros.window import (
+    anchor_window,
     FrameSet,
     KeyframePolicy,
     LatestSlot,
@@ -151,3 +152,19 @@ def test_latest_slot_wakes_a_waiting_consumer_and_close_releases_it():
     assert not consumer.is_alive()
     assert received == [7, None]
     assert time.monotonic() - started < 1.0
+
+
+def test_anchor_window_restores_overlap_after_dropped_windows():
+    window = _window(size=3)
+    windows = [window.add(_flat(v, stamp_ns=v)).window for v in range(6)]
+    processed, skipped_to = windows[2], windows[5]  # windows 3 and 4 were dropped while inference lagged
+    anchor = processed.frame_sets[-1]
+    assert not {s.stamps_ns for s in skipped_to.frame_sets} & {anchor.stamps_ns}
+    anchored = anchor_window(skipped_to, anchor)
+    assert [s.stamps_ns[0] for s in anchored.frame_sets] == [2, 4, 5]
+    assert anchored.new_count == 1 and anchored.sequence == skipped_to.sequence
+    # a window that already overlaps, no anchor yet, or a one-set window stay as they are
+    assert anchor_window(windows[3], anchor) is windows[3]
+    assert anchor_window(skipped_to, None) is skipped_to
+    single = _window(size=1).add(_flat(9, stamp_ns=9)).window
+    assert anchor_window(single, anchor) is single
