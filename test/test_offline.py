@@ -5,7 +5,6 @@ import json
 import shutil
 
 import numpy as np
-import pytest
 
 from conftest import FIXTURES, TINY
 from vggt_ros.offline import main

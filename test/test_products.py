@@ -1,5 +1,6 @@
 """products: cameras, depth and clouds from a pipeline output, against hand-built cameras and plain pinhole maths."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -175,3 +176,18 @@ def test_inconsistent_shapes_are_rejected(outputs, colors):
         CloudConfig(point_decimation=0)
     with pytest.raises(ValueError, match="confidence_percentile"):
         CloudConfig(confidence_percentile=100.0)
+
+
+def test_filtered_cloud_drops_masked_pixels_and_keeps_filtering(outputs, colors):
+    frames = decode_frames(outputs)
+    depth = frames[0].depth.copy()
+    depth[:2] = np.nan  # pixels the world masked as unusable
+    confidence = frames[0].confidence.copy()
+    confidence[2, :] = np.nan
+    holed = [dataclasses.replace(frames[0], depth=depth, confidence=confidence), *frames[1:]]
+    cloud = build_cloud(holed, colors, CloudConfig(confidence_percentile=50.0)).points
+    finite = build_cloud(holed, colors, CloudConfig()).points
+    finite = finite[np.isfinite(finite[:, [0, 1, 2, 4]]).all(axis=1)]
+    assert np.isfinite(cloud).all()
+    np.testing.assert_array_equal(cloud, finite[finite[:, 4] >= np.percentile(finite[:, 4], 50.0)])
+    assert len(cloud) <= len(finite) // 2 + 1

@@ -15,15 +15,14 @@ from vggt_ros.geometry import (
     transform_points,
     unproject_depth,
 )
-from vggt_ros.mapping import GrowingMap
 from vggt_ros.products import CloudConfig, decode_frames
+from vggt_ros.reconstruction import ReconstructionConfig, Reconstructor
 from vggt_ros.synthetic import (
     NO_NOISE,
     PATHS,
     FakeVGGTForWorldTests,
     camera_path,
     evaluate_chaining,
-    feed_window,
     look_at,
     render_poses,
     render_sequence,
@@ -54,11 +53,16 @@ def _integrate(world, answer, stamps=None):
     )
 
 
-def _feed(world, growing_map, oracle, indices, sequence, outputs=None):
+def _reconstructor(world_config: WorldConfig = WorldConfig()) -> Reconstructor:
+    """The node's core without a network: windows come in as network outputs (`Reconstructor.integrate`)."""
+    return Reconstructor(pipeline=None, config=ReconstructionConfig(cloud=CLOUD, world=world_config))
+
+
+def _feed(reconstructor, oracle, indices, sequence, outputs=None):
     """One window through the node's core steps (decode, chain, map); the network's answer unless given."""
     outputs = oracle.model_output(indices) if outputs is None else outputs
     stamps = [sequence.stamps_ns[k] * 1e-9 for k in indices]
-    return feed_window(world, growing_map, outputs, indices, sequence.rgb[list(indices)], stamps, CLOUD)
+    return reconstructor.integrate(outputs, indices, stamps, sequence.rgb[list(indices)], num_new=0).result
 
 
 def _chain(world, oracle, starts, size=6, step=2):
@@ -199,14 +203,15 @@ def test_malformed_arguments_raise_value_error(straight):
 
 
 def test_window_without_overlap_is_rejected_and_changes_nothing(straight):
-    world, growing_map = World(), GrowingMap()
+    reconstructor = _reconstructor()
+    world, growing_map = reconstructor.world, reconstructor.map
     oracle = FakeVGGTForWorldTests(straight)
     for start in (0, 4):
         indices = tuple(range(start, start + 12, 2))
-        _feed(world, growing_map, oracle, indices, straight)
+        _feed(reconstructor, oracle, indices, straight)
     before = (world.trajectory(), len(growing_map), growing_map.version)
     far = tuple(range(100, 112, 2))
-    result = _feed(world, growing_map, oracle, far, straight)
+    result = _feed(reconstructor, oracle, far, straight)
     assert result.status is WindowStatus.REJECTED and result.cause == "no_overlap"
     assert "0 of the window's frames" in result.reason
     assert result.world_from_window is None and not result.new_frames.any()
@@ -257,11 +262,12 @@ def test_static_camera_is_merged_in_place_and_the_map_does_not_pile_up():
 
 
 def test_sudden_jump_is_rejected_then_starts_a_new_segment(straight):
-    world, growing_map = World(WorldConfig(max_consecutive_rejections=3)), GrowingMap()
+    reconstructor = _reconstructor(WorldConfig(max_consecutive_rejections=3))
+    world, growing_map = reconstructor.world, reconstructor.map
     oracle = FakeVGGTForWorldTests(straight)
     for start in range(0, 20, 2):
         indices = tuple(range(start, start + 12, 2))
-        assert _feed(world, growing_map, oracle, indices, straight).merged
+        assert _feed(reconstructor, oracle, indices, straight).merged
     trajectory, map_points, version = world.trajectory(), growing_map.points.copy(), growing_map.version
 
     def jumped(start):
@@ -302,7 +308,7 @@ def test_a_real_jump_the_network_resolves_is_merged_through_the_shared_frames(st
 
 
 def test_nan_and_inf_from_the_network_are_rejected_or_masked(straight):
-    world, growing_map = World(), GrowingMap()
+    world = World()
     oracle = FakeVGGTForWorldTests(straight)
 
     # NaN in the very first window: nothing is defined, the next good window defines the world.
@@ -337,12 +343,13 @@ def test_nan_and_inf_from_the_network_are_rejected_or_masked(straight):
         "depth": depth[None, ..., None],
         "depth_conf": conf[None],
     }
-    world = World()
+    reconstructor = _reconstructor()
+    growing_map = reconstructor.map
     first = tuple(range(0, 12, 2))
-    _feed(world, growing_map, oracle, first, straight)
+    _feed(reconstructor, oracle, first, straight)
     before = len(growing_map)
     indices = tuple(range(4, 16, 2))
-    assert _feed(world, growing_map, oracle, indices, straight, outputs=outputs).merged
+    assert _feed(reconstructor, oracle, indices, straight, outputs=outputs).merged
     assert len(growing_map) > before and np.isfinite(growing_map.points).all()
 
     # Mostly invalid depth: the window is rejected with the share of bad pixels.

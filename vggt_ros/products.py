@@ -225,8 +225,11 @@ def build_cloud(frames: Sequence[FrameProducts], colors: Sequence[np.ndarray], c
     if not config.filters:
         return PointCloud(points=packed, height=count * rows, width=cols)
 
+    # A filtered cloud is unorganised, so points without a finite position or confidence (pixels the world
+    # masked) are dropped too; they must not turn the percentile into NaN and switch the filter off.
+    packed = packed[np.isfinite(packed[:, [0, 1, 2, 4]]).all(axis=1)]
     threshold = config.confidence_threshold
-    if config.confidence_percentile > 0.0:
+    if config.confidence_percentile > 0.0 and len(packed):
         threshold = max(threshold, float(np.percentile(packed[:, 4], config.confidence_percentile)))
     kept = packed[packed[:, 4] >= threshold]
     return PointCloud(points=kept, height=1, width=int(kept.shape[0]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Hashable, Optional, Sequence
+from typing import Any, Hashable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -83,7 +83,7 @@ class Reconstructor:
         timestamps: Sequence[float],
         num_new: int,
     ) -> WindowOutput:
-        """Run one window.
+        """Run one window through the network and into the world.
 
         Args:
             images: ``(S, 3, H, W)`` preprocessed model input in [0, 1].
@@ -92,8 +92,23 @@ class Reconstructor:
             num_new: how many of the last images were in no earlier window (their points form the cloud).
         """
         colors = list((images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+        return self.integrate(self.pipeline(images), frame_ids, timestamps, colors, num_new)
+
+    def integrate(
+        self,
+        outputs: Mapping[str, Any],
+        frame_ids: Sequence[Hashable],
+        timestamps: Sequence[float],
+        colors: Sequence[np.ndarray],
+        num_new: int,
+    ) -> WindowOutput:
+        """Chain one window's network outputs (the VGGT output dict) into the world and the map.
+
+        ``colors``: ``(H, W, 3)`` uint8 model-resolution image per frame. See `process` for the rest.
+        """
+        colors = list(colors)
         try:
-            frames = decode_frames(self.pipeline(images))
+            frames = decode_frames(outputs)
         except ValueError as err:  # unusable cameras (e.g. a field of view of 0): nothing to align or publish
             self.undecodable_windows += 1
             return WindowOutput(WindowStatus.REJECTED, f"unusable network output: {err}", None, [], colors, None)

@@ -13,7 +13,7 @@ stand-in for the network that answers windows the way VGGT would.
   first camera's centre), with seeded noise (depth, per-frame depth scale, poses, focal length, outlier pixels)
   and a confidence that is lower where the noise is larger. It also keeps the ground truth of every answer
   for evaluation.
-* `feed_window`, `run_chaining`, `evaluate_chaining`: the node's core steps per window without ROS (decode,
+* `run_chaining`, `evaluate_chaining`: the node's core steps per window without ROS (decode,
   chain, map), a whole sequence through keyframing and windows, and its accuracy against the ground truth
   (shared by test/test_world.py and bench/world_chaining.py).
 
@@ -36,10 +36,12 @@ from vggt_ros.geometry import (
     invert_rigid,
     invert_similarity,
     similarity_matrix,
+    transform_points,
     unproject_depth,
 )
 from vggt_ros.mapping import GrowingMap, MapConfig
-from vggt_ros.products import CloudConfig, decode_frames, express_in_world
+from vggt_ros.products import CloudConfig
+from vggt_ros.reconstruction import ReconstructionConfig, Reconstructor
 from vggt_ros.window import FrameSet, SlidingWindow, WindowConfig
 from vggt_ros.world import World, WindowResult, WindowStatus, WorldConfig
 
@@ -402,35 +404,6 @@ class ChainingRun:
     windows: list[tuple[tuple[int, ...], WindowResult]]
 
 
-def feed_window(
-    world: World,
-    growing_map: GrowingMap,
-    outputs: dict,
-    frame_ids: Sequence,
-    colors: Sequence[np.ndarray],
-    timestamps: Sequence[float],
-    cloud_config: CloudConfig,
-) -> WindowResult:
-    """One window through the node's core steps, without ROS: decode the network output, chain it into the
-    world, and add its new frames with enough parallax to the map (a new segment starts a new map)."""
-    frames = decode_frames(outputs)
-    result = world.integrate(
-        frame_ids,
-        invert_rigid(np.stack([f.world_from_camera for f in frames])),
-        np.stack([f.intrinsics for f in frames]),
-        np.stack([f.depth for f in frames]),
-        np.stack([f.confidence for f in frames]),
-        timestamps,
-    )
-    if result.merged:
-        if result.status is WindowStatus.NEW_SEGMENT:
-            growing_map.reset()
-        chosen = np.flatnonzero(result.map_frames)
-        in_world = express_in_world([frames[k] for k in chosen], result.world_from_window)
-        growing_map.add_frames(in_world, [colors[k] for k in chosen], cloud_config)
-    return result
-
-
 def run_chaining(
     sequence: SyntheticSequence,
     window_config: WindowConfig,
@@ -441,11 +414,12 @@ def run_chaining(
     seed: int = 0,
 ) -> ChainingRun:
     """Feed the sequence through the node's core path: keyframing and windows (`vggt_ros.window`), the network
-    (here `FakeVGGTForWorldTests`, in the network's output format), decoding and moving into the world
-    (`vggt_ros.products`), chaining (`World`) and the map (`GrowingMap`, new frames of merged windows only)."""
+    (here `FakeVGGTForWorldTests`, in the network's output format) and `Reconstructor.integrate` (decoding,
+    chaining into the world, the map), exactly as the node and the offline command run them."""
     oracle = FakeVGGTForWorldTests(sequence, noise=noise, seed=seed)
-    world = World(world_config)
-    growing_map = GrowingMap(map_config)
+    reconstructor = Reconstructor(
+        pipeline=None, config=ReconstructionConfig(cloud=cloud_config, world=world_config, map=map_config)
+    )
     sliding = SlidingWindow(window_config)
     index_of_stamp = {int(s): i for i, s in enumerate(sequence.stamps_ns)}
     windows = []
@@ -454,12 +428,12 @@ def run_chaining(
         if update.window is None:
             continue
         indices = tuple(index_of_stamp[s] for s in update.window.stamps_ns)
-        result = feed_window(
-            world, growing_map, oracle.model_output(indices), indices, [sequence.rgb[k] for k in indices],
-            [sequence.stamps_ns[k] * 1e-9 for k in indices], cloud_config,
+        out = reconstructor.integrate(
+            oracle.model_output(indices), indices, [sequence.stamps_ns[k] * 1e-9 for k in indices],
+            [sequence.rgb[k] for k in indices], num_new=0,
         )
-        windows.append((indices, result))
-    return ChainingRun(sequence, oracle, world, growing_map, windows)
+        windows.append((indices, out.result))
+    return ChainingRun(sequence, oracle, reconstructor.world, reconstructor.map, windows)
 
 
 @dataclass(frozen=True)
@@ -519,7 +493,7 @@ def evaluate_chaining(run: ChainingRun) -> ChainingMetrics:
     true_ahead = true + invert_rigid(seq.extrinsics[frame_ids])[:, :, 2]
     scale, rot, trans = weighted_umeyama(np.concatenate((est, est_ahead)), np.concatenate((true, true_ahead)))
     scene_from_world = similarity_matrix(scale, rot, trans)
-    map_scene = scale * run.map.points.astype(np.float64) @ rot.T + trans
+    map_scene = transform_points(scene_from_world, run.map.points.astype(np.float64))
     map_error_pct = 100.0 * float(np.median(seq.room.distance_to_surface(map_scene))) / seq.room.size
 
     wrong = 0
