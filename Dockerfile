@@ -40,15 +40,16 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
         ros-${ROS_DISTRO}-geometry-msgs \
         ros-${ROS_DISTRO}-nav-msgs \
         ros-${ROS_DISTRO}-tf2-msgs \
+        ros-${ROS_DISTRO}-std-srvs \
         ros-${ROS_DISTRO}-rviz2 \
-        python3-pip python3-numpy python3-pil python3-pytest python3-colcon-common-extensions \
+        python3-pip python3-numpy python3-pil python3-pytest python3-colcon-common-extensions libusb-1.0-0 libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 
-# PyTorch (CUDA 12.6 build), TensorRT 10 (its Python wheel pulls the CUDA 12 libraries), ONNX tooling.
+# PyTorch (CUDA 12.6 build), TensorRT 10 (its Python wheel pulls the CUDA 12 libraries), ONNX tooling, Open3D.
 # numpy stays the distribution's 1.26, which ROS 2 Jazzy's Python packages are built against.
 RUN pip install torch==${TORCH_VERSION} --index-url ${TORCH_INDEX} \
     && pip install "tensorrt-cu12==${TENSORRT_VERSION}" \
-        "numpy<2" safetensors huggingface_hub onnx onnxscript onnxruntime
+        "numpy<2" pillow safetensors huggingface_hub onnx onnxscript onnxruntime open3d
 
 # This package, built with colcon.
 WORKDIR /ws
