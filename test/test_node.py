@@ -292,7 +292,8 @@ def expected_colors(photo: PILImage.Image) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- one camera
 class TestOneCamera:
     @pytest.fixture(scope="class")
-    def setup(self):
+    @classmethod
+    def setup(cls):
         running = Running({"image_topics": ["/cam/image"], "window_size": 3, "window_stride": 1})
         probe = Probe(["/cam/image"], ["/vggt/"])
         probe.wait_connected()
@@ -488,7 +489,8 @@ class TestWorldChaining:
     """The world, the map and their services over real rclpy (the chaining maths is tested in test_world.py)."""
 
     @pytest.fixture(scope="class")
-    def setup(self, tmp_path_factory):
+    @classmethod
+    def setup(cls, tmp_path_factory):
         save_directory = tmp_path_factory.mktemp("saved")
         running = Running({"image_topics": ["/cam/image"], "window_size": 2, "map_publish_period": 0.2,
                            "map_voxel_size": 0.05, "save_directory": str(save_directory)})
@@ -577,11 +579,12 @@ class TestTwoCameras:
     TOPICS = ["/left/image", "/right/image"]
 
     @pytest.fixture(scope="class")
-    def setup(self):
+    @classmethod
+    def setup(cls):
         running = Running(
-            {"image_topics": self.TOPICS, "camera_names": ["left", "right"], "window_size": 2, "slop": 0.02}
+            {"image_topics": cls.TOPICS, "camera_names": ["left", "right"], "window_size": 2, "slop": 0.02}
         )
-        probe = Probe(self.TOPICS, ["/vggt/left/", "/vggt/right/"])
+        probe = Probe(cls.TOPICS, ["/vggt/left/", "/vggt/right/"])
         probe.wait_connected()
         yield running, probe, Clock()
         probe.close()
