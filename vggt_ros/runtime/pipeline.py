@@ -39,7 +39,11 @@ class Pipeline:
     @classmethod
     def from_model(cls, model, backend: str = "torch", device: str | torch.device | None = None,
                    precision: str = "fp32") -> "Pipeline":
-        """Run the model's own stage modules eagerly with torch (CPU or CUDA; fp32, fp16 or bf16)."""
+        """Run the model's own stage modules eagerly with torch (CPU or CUDA; fp32, fp16 or bf16).
+
+        The model is moved and converted in place (encoder and aggregator to the precision, heads float32),
+        so no second copy of the weights exists.
+        """
         if backend != "torch":
             raise ValueError(f"from_model runs the torch backend; for {backend!r} export first and use from_engine_dir")
         from .torch_backend import torch_stage_runner_factory
