@@ -35,16 +35,9 @@ from vggt_ros.preprocess import (
     preprocess_images,
 )
 
-FIXTURES = Path("/work/shared/fixtures/preprocess")
-SINGLE_IMAGE_FILES = {
-    "astronaut": "astronaut.png",
-    "chelsea": "chelsea.png",
-    "rocket": "rocket.jpg",
-    "camera": "camera.png",
-    "logo": "logo.png",
-    "chelsea_portrait": "chelsea_portrait.png",
-    "coffee_2to1": "coffee_2to1.png",
-}
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "preprocess"
+# Every image of the fixture folder, by the name its expected tensors are stored under (file stem).
+SINGLE_IMAGE_FILES = {path.stem: path.name for path in sorted((FIXTURES / "images").iterdir())}
 CAMERA_SIZES = ((640, 480), (1280, 720), (1920, 1080))  # (W, H)
 
 

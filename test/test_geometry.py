@@ -1,15 +1,13 @@
 """vggt_ros.geometry against the official implementation's fixtures and against geometry with known answers."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import TINY as FIXTURES
 from vggt_ros import geometry as g
-
-FIXTURES = Path("/work/shared/fixtures/vggt_tiny")
 
 
 def _rot_x(a):

@@ -1,6 +1,5 @@
 """vggt_ros.preprocess against tensors from the official `load_and_preprocess_images` (fixtures/preprocess)."""
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +7,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from conftest import FIXTURES as SHARED_FIXTURES
 from vggt_ros.preprocess import (
     _resize_like_pillow_float,
     _resized_size,
@@ -16,16 +16,9 @@ from vggt_ros.preprocess import (
     preprocess_images,
 )
 
-FIXTURES = Path("/work/shared/fixtures/preprocess")
-IMAGE_FILES = {
-    "astronaut": "astronaut.png",
-    "chelsea": "chelsea.png",
-    "rocket": "rocket.jpg",
-    "camera": "camera.png",
-    "logo": "logo.png",
-    "chelsea_portrait": "chelsea_portrait.png",
-    "coffee_2to1": "coffee_2to1.png",
-}
+FIXTURES = SHARED_FIXTURES / "preprocess"
+# Every image of the fixture folder, by the name its expected tensors are stored under (file stem).
+IMAGE_FILES = {path.stem: path.name for path in sorted((FIXTURES / "images").iterdir())}
 # Square inputs: the README says pad mode gives exactly the crop tensor, which is the only one stored.
 SQUARE = ("astronaut", "camera", "logo")
 BATCH4 = ("astronaut", "chelsea", "rocket", "chelsea_portrait")
