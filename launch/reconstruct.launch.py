@@ -6,11 +6,17 @@
 
 Every node parameter lives in the parameter file (default: this package's config/reconstruct.yaml); a launch
 argument given on the command line overrides the file, an empty one leaves it alone.
+
+Camera-sized images on sensor-data QoS need Fast DDS' LARGE_DATA transports in the camera driver and in this node
+(see TRANSPORTS_VARIABLE in vggt_ros/ros/node.py), and Fast DDS processes with different transports do not discover each other. So
+this file sets FASTDDS_BUILTIN_TRANSPORTS for every process launched after it: this node, RViz, and a camera driver
+that a parent launch file includes after this one (includes are not scoped). A value already in the environment
+is kept; `fastdds_builtin_transports:=DEFAULT` restores Fast DDS' defaults.
 """
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
@@ -89,7 +95,14 @@ def generate_launch_description():
             default_value=PathJoinSubstitution([share, "config", "reconstruct.rviz"]),
             description="RViz configuration",
         ),
+        DeclareLaunchArgument(
+            "fastdds_builtin_transports",
+            default_value=EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", default_value="LARGE_DATA"),
+            description="FASTDDS_BUILTIN_TRANSPORTS for every process launched from here on, camera driver included "
+            "(default: the environment's value, else LARGE_DATA, which camera-sized images need)",
+        ),
     ]
+    transports = SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", LaunchConfiguration("fastdds_builtin_transports"))
     rviz = Node(
         package="rviz2",
         executable="rviz2",
@@ -98,4 +111,4 @@ def generate_launch_description():
         condition=IfCondition(LaunchConfiguration("rviz")),
         output="log",
     )
-    return LaunchDescription([*arguments, OpaqueFunction(function=_reconstruction_node), rviz])
+    return LaunchDescription([*arguments, transports, OpaqueFunction(function=_reconstruction_node), rviz])

@@ -9,6 +9,7 @@ import torch
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "fixtures"
 TINY = FIXTURES / "vggt_tiny"
+IMAGES = FIXTURES / "preprocess" / "images"
 
 
 @pytest.fixture(scope="session")

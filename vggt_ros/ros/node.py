@@ -14,6 +14,7 @@ sets of replaced windows are counted as dropped. The world and the map are share
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -30,6 +31,7 @@ from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
 from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
+from vggt_ros.input_watchdog import InputWatchdog
 from vggt_ros.preprocess import preprocess_frames
 from vggt_ros.products import PointCloud, pack_rgb
 from vggt_ros.reconstruction import Reconstructor, WindowOutput
@@ -42,6 +44,9 @@ from vggt_ros.window import FrameSet, LatestSlot, SlidingWindow, Window, anchor_
 from vggt_ros.world import WindowStatus
 
 NODE_NAME = "vggt"
+# Fast DDS' transports: images over about 512 kB need LARGE_DATA (or a larger shared-memory segment) on both sides
+# of a best-effort subscription, and processes with different transports do not discover each other.
+TRANSPORTS_VARIABLE = "FASTDDS_BUILTIN_TRANSPORTS"
 MAP_FIELDS = ("x", "y", "z", "rgb")
 # Repeated complaints about the same problem are logged at most this often.
 LOG_PERIOD_S = 5.0
@@ -172,12 +177,21 @@ class ReconstructionNode(Node):
         self.windows_published = 0
         self.windows_rejected = 0
         self.windows_failed = 0
+        self.images_received = 0
 
         self._worker = threading.Thread(target=self._work, name="vggt-inference", daemon=True)
         self._worker.start()
 
-        for index, topic in enumerate(self.params.image_topics):
+        subscriptions = [
             self.create_subscription(Image, topic, self._image_callback(index), qos_profile_sensor_data)
+            for index, topic in enumerate(self.params.image_topics)
+        ]
+        # Images can be lost silently (sensor-data QoS, see TRANSPORTS_VARIABLE): check that they arrive. The
+        # resolved names (namespace, remapping) are the ones the ROS graph and the user's tools show.
+        self._input_topics = [subscription.topic_name for subscription in subscriptions]
+        self._input_watchdog = InputWatchdog(self._input_topics, self.params.input_timeout, time.monotonic())
+        # Checking twice per timeout reports a quiet topic between 1 and 1.5 timeouts after it went quiet.
+        self.create_timer(self.params.input_timeout / 2, self._check_inputs)
         self.get_logger().info(
             f"listening to {list(self.params.image_topics)} as {list(names)}; backend {self.params.backend} on "
             f"{self.params.device}, window {self.params.window_size} (stride {self.params.window_stride}), "
@@ -233,10 +247,34 @@ class ReconstructionNode(Node):
         if self._throttle.allow(key):
             self.get_logger().error(text)
 
+    def _check_inputs(self) -> None:
+        """Warn, per image topic, when no image has arrived for input_timeout: the likely cause and its fix."""
+        counts = {topic: self.count_publishers(topic) for topic in self._input_topics}
+        ours = os.environ.get(TRANSPORTS_VARIABLE, "(unset)")
+        fix = f"set {TRANSPORTS_VARIABLE}=LARGE_DATA in the camera driver's environment too (this node's value: {ours})"
+        for quiet in self._input_watchdog.quiet_topics(counts, time.monotonic()):
+            if not self._throttle.allow(("input", quiet.topic, quiet.publishers > 0)):
+                continue
+            if quiet.publishers:
+                self.get_logger().warning(
+                    f"no image on '{quiet.topic}' for {quiet.quiet_s:.1f} s although {quiet.publishers} publisher(s) "
+                    "are matched: with Fast DDS' default transports, images over about 512 kB are lost on this "
+                    f"best-effort (sensor-data QoS) subscription. Fix: {fix}; or check the driver's QoS and that it "
+                    f"publishes (ros2 topic hz {quiet.topic})"
+                )
+            else:
+                self.get_logger().warning(
+                    f"no publisher on '{quiet.topic}' for {quiet.quiet_s:.1f} s: is the camera driver running, on this "
+                    f"topic? If it is, it is not discovered: Fast DDS processes with different {TRANSPORTS_VARIABLE} "
+                    f"do not see each other. Fix: {fix}"
+                )
+
     def _image_callback(self, camera_index: int) -> Callable[[Image], None]:
         return lambda msg: self._on_image(camera_index, msg)
 
     def _on_image(self, camera_index: int, msg: Image) -> None:
+        self.images_received += 1
+        self._input_watchdog.image_arrived(self._input_topics[camera_index], time.monotonic())
         name = self.params.names[camera_index]
         try:
             rgb = image_to_rgb(msg.data, msg.height, msg.width, msg.step, msg.encoding)

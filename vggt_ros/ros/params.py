@@ -42,6 +42,7 @@ class NodeParameters:
     keyframe_min_motion: float = 0.0
     queue_size: int = 10
     slop: float = 0.02
+    input_timeout: float = 5.0
     confidence_percentile: float = 50.0
     confidence_threshold: float = 0.0
     point_decimation: int = 2
@@ -90,6 +91,8 @@ class NodeParameters:
                 f"world_frame and parent_frame must be two different non-empty frame ids, got {self.world_frame!r} "
                 f"and {self.parent_frame!r}"
             )
+        if not 0.0 < self.input_timeout < float("inf"):
+            raise ValueError(f"input_timeout must be a finite number of seconds > 0, got {self.input_timeout!r}")
         if not self.map_publish_period > 0.0:
             raise ValueError(f"map_publish_period must be > 0 seconds, got {self.map_publish_period!r}")
         # The core configurations validate their own fields.
@@ -149,6 +152,7 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "keyframe_min_motion": "minimum mean grey-level change to the last keyframe, 0..1 (0.0: off)",
     "queue_size": "approximate-time sync: images kept per camera while waiting for a match",
     "slop": "approximate-time sync: largest stamp spread of one synchronized set, seconds",
+    "input_timeout": "warn when an image topic has had no image for this many seconds (naming the likely cause)",
     "confidence_percentile": "drop cloud points below this percentile of depth confidence, 0..100 (0.0: off)",
     "confidence_threshold": "drop cloud points whose depth confidence is below this (VGGT's is > 1; 0.0: off)",
     "point_decimation": "publish every n-th pixel's point in rows and columns (1: all)",

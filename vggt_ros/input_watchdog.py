@@ -1,0 +1,62 @@
+"""Which image topics have gone quiet: the node's check that images actually reach it.
+
+No ROS here: the node tells the watchdog when an image arrives and, from a timer, asks which topics are quiet,
+handing it each topic's current publisher count (``Node.count_publishers``).
+
+A topic is quiet when no image has arrived for ``timeout_s`` seconds. The quiet spell starts at the node's
+start, at the last image, or at the check that first sees the topic's publishers appear or all leave, whichever
+came last, so a camera started after the node gets its full ``timeout_s``. Two cases look different and need
+different fixes:
+
+* publishers are matched but nothing arrives: typically large best-effort images that the transport drops
+  (Fast DDS' default UDP transport loses camera-sized images on sensor-data QoS), or a driver that stopped;
+* no publisher at all: the driver is not running or not discovered (Fast DDS processes with different
+  ``FASTDDS_BUILTIN_TRANSPORTS`` settings do not discover each other).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class QuietTopic:
+    """An image topic without images for at least the watchdog's timeout.
+
+    Attributes:
+        topic: the image topic.
+        publishers: publishers currently on the topic (0: none discovered).
+        quiet_s: seconds since the quiet spell started (see the module docstring).
+    """
+
+    topic: str
+    publishers: int
+    quiet_s: float
+
+
+class InputWatchdog:
+    """Per-topic arrival bookkeeping; times are seconds on any monotonic clock, passed in by the caller."""
+
+    def __init__(self, topics: Sequence[str], timeout_s: float, now_s: float) -> None:
+        if not timeout_s > 0.0:
+            raise ValueError(f"input timeout must be > 0 seconds, got {timeout_s!r}")
+        self._timeout_s = timeout_s
+        self._quiet_since = dict.fromkeys(topics, now_s)
+        self._published = dict.fromkeys(topics, False)
+
+    def image_arrived(self, topic: str, now_s: float) -> None:
+        self._quiet_since[topic] = now_s
+
+    def quiet_topics(self, publisher_counts: Mapping[str, int], now_s: float) -> list[QuietTopic]:
+        """The topics quiet for at least ``timeout_s`` at ``now_s``, given each topic's publisher count now."""
+        quiet = []
+        for topic, since in self._quiet_since.items():
+            publishers = publisher_counts[topic]
+            if (publishers > 0) != self._published[topic]:
+                # Publishers appeared or all left: judge the topic afresh from now on.
+                self._published[topic] = publishers > 0
+                self._quiet_since[topic] = since = now_s
+            if now_s - since >= self._timeout_s:
+                quiet.append(QuietTopic(topic, publishers, now_s - since))
+        return quiet
