@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -24,18 +25,20 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from vggt_ros.preprocess import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
+from conftest import FIXTURES as SHARED_FIXTURES  # noqa: E402
+from vggt_ros.preprocess import (  # noqa: E402
     decode_image_file,
     _fit_centred,
     _resize_like_pillow_float,
     _resized_size,
-    _to_unit_float,
+    to_unit_float,
     output_size,
     preprocess_frames,
     preprocess_images,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "preprocess"
+FIXTURES = SHARED_FIXTURES / "preprocess"
 # Every image of the fixture folder, by the name its expected tensors are stored under (file stem).
 SINGLE_IMAGE_FILES = {path.stem: path.name for path in sorted((FIXTURES / "images").iterdir())}
 CAMERA_SIZES = ((640, 480), (1280, 720), (1920, 1080))  # (W, H)
@@ -46,7 +49,7 @@ def _float_kernel_route(frames: np.ndarray, mode: str) -> torch.Tensor:
     batch = torch.from_numpy(frames.copy()).permute(0, 3, 1, 2)
     height, width = frames.shape[1:3]
     resized = _resize_like_pillow_float(batch, _resized_size(height, width, mode, 518))
-    return _to_unit_float(_fit_centred(resized, *output_size(height, width, mode)))
+    return to_unit_float(_fit_centred(resized, *output_size(height, width, mode)))
 
 
 def _diff_255(actual: torch.Tensor, expected: torch.Tensor) -> tuple[float, float]:

@@ -40,10 +40,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from vggt_ros.model.config import VGGTConfig
+
 logger = logging.getLogger(__name__)
 
-# The ViT patch size: output sides are multiples of it.
-PATCH_SIZE = 14
+# Output sides are multiples of the ViT patch size.
+PATCH_SIZE = VGGTConfig.patch_size
 DEFAULT_TARGET_SIZE = 518
 MODES = ("crop", "pad")
 
@@ -123,7 +125,7 @@ def _fit_centred(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.pad(images, (pad_left, pad_w - pad_left, pad_top, pad_h - pad_top), mode="constant", value=_WHITE)
 
 
-def _to_unit_float(images_u8: torch.Tensor) -> torch.Tensor:
+def to_unit_float(images_u8: torch.Tensor) -> torch.Tensor:
     """uint8 `(S, 3, H, W)` -> contiguous float32 in [0, 1], bit-exact with torchvision's ToTensor (k / 255)."""
     # Making the uint8 layout contiguous first costs a quarter of the bytes of doing it on floats.
     return images_u8.contiguous().float().div_(255)
@@ -174,13 +176,28 @@ def _load_rgb(image: ImageInput, index: int) -> np.ndarray:
 
 
 def preprocess_images(
-    images: Iterable[ImageInput], mode: str = "crop", target_size: int = DEFAULT_TARGET_SIZE
+    images: Iterable[ImageInput],
+    mode: str = "crop",
+    target_size: int = DEFAULT_TARGET_SIZE,
+    pad_to: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Official VGGT preprocessing, bit-exact: file paths and/or uint8 RGB arrays -> `(S, 3, H, W)`.
 
     Returns float32 in [0, 1] on the CPU. Images whose results differ in size (crop mode, different aspect
     ratios) are each padded with white (1.0) to the largest height and width, and a warning is logged.
+    ``pad_to`` (H, W), when given, is the size every result is padded (or centre-cropped) to instead: a caller
+    that preprocesses a sequence a few images at a time keeps one size for all of them.
     """
+    return to_unit_float(preprocess_images_u8(images, mode, target_size, pad_to))
+
+
+def preprocess_images_u8(
+    images: Iterable[ImageInput],
+    mode: str = "crop",
+    target_size: int = DEFAULT_TARGET_SIZE,
+    pad_to: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """`preprocess_images` before the conversion to float: `(S, 3, H, W)` uint8 on the CPU."""
     _check_mode(mode)
     _check_target_size(target_size)
     if isinstance(images, (str, os.PathLike, np.ndarray, torch.Tensor)):
@@ -207,7 +224,9 @@ def preprocess_images(
         results.append(_fit_centred(chw, *output_size(height, width, mode, target_size)))
 
     sizes = sorted({tuple(r.shape[-2:]) for r in results})
-    if len(sizes) > 1:
+    if pad_to is not None:
+        results = [_fit_centred(r, *pad_to) for r in results]
+    elif len(sizes) > 1:
         batch_h, batch_w = max(s[0] for s in sizes), max(s[1] for s in sizes)
         logger.warning(
             "images have different sizes after preprocessing %s; padding each with white to %dx%d (HxW)",
@@ -216,7 +235,7 @@ def preprocess_images(
             batch_w,
         )
         results = [_fit_centred(r, batch_h, batch_w) for r in results]
-    return _to_unit_float(torch.stack(results))
+    return torch.stack(results)
 
 
 def _frames_as_tensor(frames: FramesInput) -> torch.Tensor:
@@ -262,6 +281,8 @@ def _resize_like_pillow_float(images: torch.Tensor, size: tuple[int, int]) -> to
 
 def _resize_like_pillow(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize uint8 `(S, 3, H, W)` to `size` = (h, w) the way Pillow's BICUBIC does, up to rare 1-2/255 steps."""
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images  # Pillow returns a copy for a same-size resize, too
     if images.device.type == "cpu":
         # torch's CPU uint8 kernel follows Pillow: integer weights, 8-bit rounding after each pass.
         return F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
@@ -280,6 +301,17 @@ def preprocess_frames(
     `device` (default: the device `frames` is on; numpy input starts on the CPU) and differs from the exact
     route by at most 2/255 on rare pixels (see the module docstring). Returns float32 in [0, 1] on `device`.
     """
+    return to_unit_float(preprocess_frames_u8(frames, mode, target_size, device))
+
+
+def preprocess_frames_u8(
+    frames: FramesInput,
+    mode: str = "crop",
+    target_size: int = DEFAULT_TARGET_SIZE,
+    device: Union[str, torch.device, None] = None,
+) -> torch.Tensor:
+    """`preprocess_frames` before the conversion to float: `(S, 3, H, W)` uint8 (a caller that also needs the
+    model images' colours keeps them as they are)."""
     _check_mode(mode)
     _check_target_size(target_size)
     batch = _frames_as_tensor(frames)
@@ -289,4 +321,4 @@ def preprocess_frames(
     height, width = batch.shape[1:3]
     # A channels-last view, the layout torch's uint8 kernel works in.
     resized = _resize_like_pillow(batch.permute(0, 3, 1, 2), _resized_size(height, width, mode, target_size))
-    return _to_unit_float(_fit_centred(resized, *output_size(height, width, mode, target_size)))
+    return _fit_centred(resized, *output_size(height, width, mode, target_size))

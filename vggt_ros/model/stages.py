@@ -104,24 +104,73 @@ def build_stages(model: nn.Module, image_hw: tuple[int, int]) -> nn.ModuleDict:
 StageRunner = Callable[[str, Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
 
 
-def run_stages(run_stage: StageRunner, images: torch.Tensor, tapped_layers: tuple[int, ...]) -> dict[str, torch.Tensor]:
+OUTPUT_NAMES = ("pose_enc", "pose_enc_list", "depth", "depth_conf", "world_points", "world_points_conf")
+# The head stages and the outputs each one produces.
+HEAD_OUTPUTS = {
+    "camera_head": ("pose_enc", "pose_enc_list"),
+    "depth_head": ("depth", "depth_conf"),
+    "point_head": ("world_points", "world_points_conf"),
+}
+# Heads that work frame by frame (the DPT heads): they may run on any subset of a window's frames.
+PER_FRAME_HEADS = ("depth_head", "point_head")
+
+
+def check_outputs(outputs) -> tuple[str, ...]:
+    """The requested output names, validated, in `OUTPUT_NAMES` order."""
+    unknown = sorted(set(outputs) - set(OUTPUT_NAMES))
+    if unknown or not outputs:
+        raise ValueError(f"unknown or no outputs requested: {unknown or list(outputs)}; choose from {OUTPUT_NAMES}")
+    return tuple(name for name in OUTPUT_NAMES if name in outputs)
+
+
+def run_encoder(run_stage: "StageRunner", images: torch.Tensor) -> torch.Tensor:
+    """DINOv2 patch tokens (S, h*w, C) of images (S, 3, H, W). Frame by frame, so a caller may cache them."""
+    return run_stage("dinov2", {"images": images})["patch_tokens"]
+
+
+def run_heads(
+    run_stage: "StageRunner",
+    patch_tokens: torch.Tensor,
+    tapped_layers: tuple[int, ...],
+    outputs=OUTPUT_NAMES,
+    dense_frames: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """The aggregator over all S frames, then only the heads whose outputs are asked for.
+
+    Args:
+        patch_tokens: (S, h*w, C) from `run_encoder`, window order (frame 0 defines VGGT's world).
+        outputs: names from `OUTPUT_NAMES`.
+        dense_frames: (D,) int64 window indices the DPT heads run on (None: all S). The aggregator and the
+            camera head always span the whole window: their attention and the camera trunk mix frames.
+    Returns:
+        One sequence without the batch axis: pose_enc (S, 9), pose_enc_list (iterations, S, 9), depth (D, H, W, 1),
+        depth_conf (D, H, W), world_points (D, H, W, 3), world_points_conf (D, H, W); only those asked for.
+    """
+    outputs = check_outputs(outputs)
+    io = stage_io(tapped_layers)
+    tokens = run_stage("aggregator", {"patch_tokens": patch_tokens})
+    results: dict[str, torch.Tensor] = {}
+    for head, produced in HEAD_OUTPUTS.items():
+        if not set(produced) & set(outputs):
+            continue
+        inputs = {k: tokens[k] for k in io[head][0]}
+        if head in PER_FRAME_HEADS and dense_frames is not None:
+            inputs = {k: v.index_select(0, dense_frames.to(v.device)) for k, v in inputs.items()}
+        results.update(run_stage(head, inputs))
+    return {k: results[k] for k in outputs}
+
+
+def run_stages(
+    run_stage: "StageRunner", images: torch.Tensor, tapped_layers: tuple[int, ...], outputs=OUTPUT_NAMES
+) -> dict[str, torch.Tensor]:
     """Compose the five stages for one sequence, images (S, 3, H, W) -> the output dict with B = 1 added.
 
-    `run_stage(name, inputs)` executes one stage with any backend and returns its named outputs.
+    `run_stage(name, inputs)` executes one stage with any backend and returns its named outputs; heads whose
+    outputs are not in ``outputs`` do not run.
     """
-    io = stage_io(tapped_layers)
-    values: dict[str, torch.Tensor] = {"images": images}
-    for name in STAGE_NAMES:
-        inputs, _ = io[name]
-        values.update(run_stage(name, {k: values[k] for k in inputs}))
-    return {
-        "pose_enc": values["pose_enc"].unsqueeze(0),
-        "pose_enc_list": values["pose_enc_list"].unsqueeze(1),
-        "depth": values["depth"].unsqueeze(0),
-        "depth_conf": values["depth_conf"].unsqueeze(0),
-        "world_points": values["world_points"].unsqueeze(0),
-        "world_points_conf": values["world_points_conf"].unsqueeze(0),
-    }
+    values = run_heads(run_stage, run_encoder(run_stage, images), tapped_layers, outputs)
+    # pose_enc_list is (iterations, B, S, 9): its batch axis is dim 1
+    return {k: v.unsqueeze(1 if k == "pose_enc_list" else 0) for k, v in values.items()}
 
 
 def torch_stage_runner(stages: nn.ModuleDict, tapped_layers: tuple[int, ...]) -> StageRunner:

@@ -13,7 +13,7 @@ from .dpt_head import DPTHead
 from .stages import build_stages, run_stages, torch_stage_runner
 
 
-def check_images(images: torch.Tensor, patch_size: int = 14) -> torch.Tensor:
+def check_images(images: torch.Tensor, patch_size: int = VGGTConfig.patch_size) -> torch.Tensor:
     """Validate model input and return it as (B, S, 3, H, W).
 
     Accepts (S, 3, H, W) or (B, S, 3, H, W) float images in [0, 1]; H and W must be multiples of the patch size.

@@ -4,6 +4,6 @@ TensorRT is imported only when the tensorrt backend is asked for.
 """
 from .config import RuntimeConfig, create_pipeline
 from .io_contract import BackendUnavailableError
-from .pipeline import BACKENDS, Pipeline
+from .pipeline import BACKENDS, PRECISIONS, Pipeline
 
-__all__ = ["Pipeline", "RuntimeConfig", "create_pipeline", "BackendUnavailableError", "BACKENDS"]
+__all__ = ["Pipeline", "RuntimeConfig", "create_pipeline", "BackendUnavailableError", "BACKENDS", "PRECISIONS"]

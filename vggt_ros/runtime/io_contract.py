@@ -20,6 +20,9 @@ from typing import Any, Mapping, Union
 
 import torch
 
+import math
+
+from ..model.config import VGGTConfig
 from ..model.stages import STAGE_NAMES
 
 MANIFEST_FORMAT = 1
@@ -27,7 +30,6 @@ MANIFEST_FILE = "manifest.json"
 FRAMES = "S"
 # The exported components are the model's stages, in execution order.
 COMPONENT_NAMES = STAGE_NAMES
-PATCH_SIZE = 14
 
 _DTYPES = {
     "float32": torch.float32,
@@ -179,14 +181,21 @@ class ExportManifest:
     components: dict[str, ComponentSpec]
 
     def __post_init__(self) -> None:
-        if self.height <= 0 or self.width <= 0 or self.height % PATCH_SIZE or self.width % PATCH_SIZE:
+        patch = VGGTConfig.patch_size
+        if self.height <= 0 or self.width <= 0 or self.height % patch or self.width % patch:
             raise ManifestError(
-                f"{MANIFEST_FILE}: height and width must be positive multiples of {PATCH_SIZE}, "
+                f"{MANIFEST_FILE}: height and width must be positive multiples of {patch}, "
                 f"got {self.height}x{self.width}"
             )
         missing = [name for name in COMPONENT_NAMES if name not in self.components]
         if missing:
             raise ManifestError(f"{MANIFEST_FILE}: components {missing} are missing; re-export the model")
+
+    @property
+    def patch_size(self) -> int:
+        """Pixels per patch side, from the image size and the encoder's token count (S, h*w, C)."""
+        tokens = self.components["dinov2"].outputs[0].shape[1]
+        return int(round(math.sqrt(self.height * self.width / tokens)))
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> ExportManifest:

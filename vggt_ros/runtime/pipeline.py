@@ -5,9 +5,9 @@ from pathlib import Path
 
 import torch
 
-from ..model.stages import run_stages
+from ..model.stages import OUTPUT_NAMES, run_encoder, run_heads, run_stages
 from ..model.vggt import check_images
-from .io_contract import ExportManifest
+from .io_contract import ExportManifest, FramesProfile
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -18,6 +18,9 @@ class Pipeline:
 
     images: (S, 3, H, W) or (B, S, 3, H, W) float in [0, 1]. Sequences of a batch run one after another:
     the engines are built for one sequence with a dynamic frame count.
+
+    Streaming callers split the work: `encode` runs DINOv2 frame by frame (its tokens can be cached per frame),
+    `predict` runs the aggregator over a whole window and only the heads asked for, the DPT heads on chosen frames.
     """
 
     def __init__(
@@ -26,15 +29,17 @@ class Pipeline:
         tapped_layers: tuple[int, ...],
         device: torch.device,
         backend: str,
+        patch_size: int,
         image_hw: tuple[int, int] | None = None,
-        patch_size: int = 14,
+        frames: FramesProfile | None = None,
     ) -> None:
         self._runner_for_size = stage_runner_for_size
         self.tapped_layers = tapped_layers
         self.device = device
         self.backend = backend
-        self.image_hw = image_hw  # fixed for engines; None: any size (torch backend)
         self.patch_size = patch_size
+        self.image_hw = image_hw  # fixed for engines; None: any size (torch backend)
+        self.frames = frames  # frame range of engines; None: any count (torch backend)
 
     @classmethod
     def from_model(cls, model, backend: str = "torch", device: str | torch.device | None = None,
@@ -50,7 +55,7 @@ class Pipeline:
 
         device = torch.device(device) if device is not None else next(model.parameters()).device
         factory = torch_stage_runner_factory(model, device, _precision(precision))
-        return cls(factory, model.config.tapped_layers, device, backend, patch_size=model.config.patch_size)
+        return cls(factory, model.config.tapped_layers, device, backend, model.config.patch_size)
 
     @classmethod
     def from_engine_dir(cls, path: str | Path, backend: str = "onnxruntime", **options) -> "Pipeline":
@@ -72,24 +77,57 @@ class Pipeline:
             runner, device = (lambda name, inputs: components[name](**inputs)), torch.device("cuda")
         else:
             raise ValueError(f"unknown engine backend {backend!r}; choose 'onnxruntime' or 'tensorrt'")
-        return cls(lambda image_hw: runner, tapped, device, backend, image_hw=(manifest.height, manifest.width))
+        return cls(lambda image_hw: runner, tapped, device, backend, manifest.patch_size,
+                   image_hw=(manifest.height, manifest.width), frames=manifest.frames)
 
     def stage_runner(self, image_hw: tuple[int, int]):
         """The backend's `run(stage name, inputs) -> outputs` for one image size (benchmarks time stages with it)."""
         return self._runner_for_size(tuple(image_hw))
 
-    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        images = check_images(images, self.patch_size)
-        image_hw = tuple(images.shape[-2:])
-        if self.image_hw is not None and image_hw != self.image_hw:
+    def _runner(self, image_hw: tuple[int, int]):
+        if self.image_hw is not None and tuple(image_hw) != self.image_hw:
             raise ValueError(
                 f"these {self.backend} engines were exported for {self.image_hw[0]}x{self.image_hw[1]} images, "
                 f"got {image_hw[0]}x{image_hw[1]}; re-export with --height {image_hw[0]} --width {image_hw[1]}"
             )
-        run = self.stage_runner(image_hw)
+        return self.stage_runner(image_hw)
+
+    def __call__(self, images: torch.Tensor, outputs=OUTPUT_NAMES) -> dict[str, torch.Tensor]:
+        """The VGGT output dict (batch axis included) with only ``outputs`` (default: all six)."""
+        images = check_images(images, self.patch_size)
+        run = self._runner(tuple(images.shape[-2:]))
         images = images.to(self.device, torch.float32)
-        outputs = [run_stages(run, sequence, self.tapped_layers) for sequence in images]
-        return {k: torch.cat([o[k] for o in outputs], dim=1 if k == "pose_enc_list" else 0) for k in outputs[0]}
+        results = [run_stages(run, sequence, self.tapped_layers, outputs) for sequence in images]
+        return {k: torch.cat([r[k] for r in results], dim=1 if k == "pose_enc_list" else 0) for k in results[0]}
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """DINOv2 patch tokens (S, h*w, C) of one sequence's images (S, 3, H, W), on `device`."""
+        images = check_images(images, self.patch_size)
+        if images.shape[0] != 1:
+            raise ValueError(f"encode takes one sequence (S, 3, H, W), got shape {tuple(images.shape)}")
+        run = self._runner(tuple(images.shape[-2:]))
+        return run_encoder(run, images[0].to(self.device, torch.float32))
+
+    def predict(
+        self,
+        patch_tokens: torch.Tensor,
+        image_hw: tuple[int, int],
+        outputs=OUTPUT_NAMES,
+        dense_frames: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """One window from its patch tokens (S, h*w, C) of ``image_hw`` images; see `model.stages.run_heads`.
+
+        The DPT heads run only on ``dense_frames`` (D,) window indices (None: all); outputs have no batch axis.
+        """
+        if patch_tokens.ndim != 3:
+            raise ValueError(f"patch_tokens must be (S, h*w, C), got shape {tuple(patch_tokens.shape)}")
+        if dense_frames is not None:
+            dense_frames = torch.as_tensor(dense_frames, dtype=torch.int64)
+            if dense_frames.ndim != 1 or len(dense_frames) == 0 or not bool(
+                ((dense_frames >= 0) & (dense_frames < patch_tokens.shape[0])).all()
+            ):
+                raise ValueError(f"dense_frames must be 1 or more indices in [0, {patch_tokens.shape[0]}), got {dense_frames}")
+        return run_heads(self._runner(tuple(image_hw)), patch_tokens, self.tapped_layers, outputs, dense_frames)
 
 
 def _precision(name: str) -> torch.dtype:
