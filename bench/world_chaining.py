@@ -1,10 +1,10 @@
 """Benchmark: one consistent world from VGGT windows, against ground truth.
 
-For each camera path of `vggt_ros.synthetic` ("straight", "loop", "rotation"; 200 frames at 10 Hz through a
-textured room) the node's core path runs end to end: keyframing and sliding windows (`vggt_ros.window`), the
-network (the test double `FakeVGGTForWorldTests`: ground truth re-expressed per window with VGGT's
-normalisation, plus noise), decoding (`vggt_ros.products`), Sim(3) chaining (`vggt_ros.world`) and the growing
-map (`vggt_ros.mapping`). Metrics (defined precisely in `vggt_ros.synthetic.ChainingMetrics`):
+For each camera path of `test/support/synthetic.py` ("straight", "loop", "rotation"; 200 frames at 10 Hz through a
+textured room) the node's streaming session runs end to end (`vggt_ros.session`: keyframing and sliding windows,
+the per-frame cache, the choice of depth frames, decoding, Sim(3) chaining, the growing map), with the test double
+`FakePipelineForWorldTests` as the network (ground truth re-expressed per window with VGGT's normalisation, plus
+noise). --overlap sets how many frame sets the world already holds get depth for the alignment. Metrics (defined precisely in `vggt_ros.synthetic.ChainingMetrics`):
 
 - ate_pct: keyframe-centre RMS error after one global Sim(3) fit (plain Umeyama), % of the path length;
 - scale_drift_pct: change of the world's units per scene unit between the first and last 10 % of keyframes;
@@ -16,18 +16,22 @@ Targets: ATE < 1 % of the path length, scale drift < 1 % over the 200 frames, no
 the JSON holds the worst value of each metric over seeds 0..N-1.
 
     python bench/world_chaining.py --json /tmp/world_chaining.json [--seeds 1] [--window-size 8] [--stride 1]
-                                   [--min-motion 0.07]
+                                   [--min-motion 0.07] [--overlap 1]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from vggt_ros.synthetic import PATHS, OracleNoise, evaluate_chaining, render_sequence, run_chaining
-from vggt_ros.window import KeyframePolicy, WindowConfig
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
+
+from support.synthetic import PATHS, OracleNoise, evaluate_chaining, render_sequence, run_chaining  # noqa: E402
+from vggt_ros.session import SessionConfig  # noqa: E402
+from vggt_ros.window import KeyframePolicy, WindowConfig  # noqa: E402
 
 FRAMES = 200
 IMAGE_HW = (56, 84)
@@ -40,12 +44,13 @@ def main() -> None:
     parser.add_argument("--window-size", type=int, default=8, help="keyframes per window")
     parser.add_argument("--stride", type=int, default=1, help="new keyframes between windows")
     parser.add_argument("--min-motion", type=float, default=0.07, help="keyframe grey-level change (0..1)")
+    parser.add_argument("--overlap", type=int, default=SessionConfig.overlap_frame_sets, help="frame sets already in the world given depth")
     args = parser.parse_args()
 
     window_config = WindowConfig(args.window_size, args.stride, KeyframePolicy(min_motion=args.min_motion))
     print(
         f"{FRAMES} frames at {IMAGE_HW[1]}x{IMAGE_HW[0]}, windows of {args.window_size} keyframes, "
-        f"stride {args.stride}, keyframe min_motion {args.min_motion}, noise {asdict(OracleNoise())}"
+        f"stride {args.stride}, keyframe min_motion {args.min_motion}, overlap {args.overlap}, noise {asdict(OracleNoise())}"
     )
     header = (
         f"{'path':<10}{'seed':>5}{'length':>8}{'keyfr':>7}{'windows':>8}{'rejected':>9}{'wrong':>6}"
@@ -58,7 +63,7 @@ def main() -> None:
         worst: dict[str, float] = {}
         for seed in range(args.seeds):
             start = time.perf_counter()
-            metrics = evaluate_chaining(run_chaining(sequence, window_config, seed=seed))
+            metrics = evaluate_chaining(run_chaining(sequence, window_config, seed=seed, overlap_frame_sets=args.overlap))
             seconds = time.perf_counter() - start
             print(
                 f"{name:<10}{seed:>5}{sequence.path_length:>8.2f}{metrics.keyframes:>7}{metrics.windows:>8}"
@@ -76,6 +81,7 @@ def main() -> None:
             "window_size": args.window_size,
             "window_stride": args.stride,
             "min_motion": args.min_motion,
+            "overlap_frame_sets": args.overlap,
         }
     met = all(r["ate_pct"] < 1.0 and r["scale_drift_pct"] < 1.0 and r["wrong_merges"] == 0 for r in results.values())
     print(f"targets (ATE < 1 %, drift < 1 %, no wrong merge) {'met' if met else 'NOT met'} on every path")

@@ -1,15 +1,14 @@
 """image_to_rgb against Pillow's own channel conversions of real photographs."""
 
 import array
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import IMAGES
 from vggt_ros.image_encoding import SUPPORTED_ENCODINGS, ImageFormatError, image_to_rgb
 
-IMAGES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "preprocess" / "images"
 
 
 @pytest.fixture(scope="module")

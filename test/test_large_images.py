@@ -27,7 +27,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from conftest import IMAGES, TINY
-from vggt_ros.ros import network_is_loopback_only
+from support.netns import network_is_loopback_only
 from vggt_ros.ros.node import TRANSPORTS_VARIABLE, ReconstructionNode
 
 pytestmark = pytest.mark.timeout(60)

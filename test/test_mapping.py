@@ -4,7 +4,6 @@ import pytest
 
 from vggt_ros.geometry import quaternion_to_rotation_matrix
 from vggt_ros.mapping import GrowingMap, MapConfig, write_tum_trajectory
-from vggt_ros.products import CloudConfig, FrameProducts
 
 
 def _voxel_means(points, colors, voxel):
@@ -115,26 +114,6 @@ def test_reset_empties_the_map_and_restores_the_voxel_size():
     assert grid.version == 2  # a reset is a change a publisher must send
 
 
-def test_add_frames_maps_the_confident_pixels_of_world_frames_with_their_colours():
-    # One frame 2 units in front of a camera at (1, 0, 0): the left half confident, the right half not.
-    intrinsics = np.array([[20.0, 0, 10], [0, 20.0, 8], [0, 0, 1]])
-    pose = np.array([[1.0, 0, 0, 1.0], [0, 1, 0, 0], [0, 0, 1, 0]])
-    confidence = np.ones((16, 20), dtype=np.float32)
-    confidence[:, :10] = 5.0
-    frame = FrameProducts(np.full((16, 20), 2.0, np.float32), confidence, intrinsics, pose)
-    image = np.zeros((16, 20, 3), dtype=np.uint8)
-    image[..., 0] = 200
-    image[..., 2] = 7
-    grid = GrowingMap(MapConfig(voxel_size=0.05))
-    grid.add_frames([frame], [image], CloudConfig(confidence_percentile=60.0))
-    assert len(grid) > 0
-    assert np.allclose(grid.points[:, 2], 2.0, atol=1e-6)
-    # x = 1 + (u - 10) * 2 / 20 for the confident columns u < 10: x < 1.
-    assert grid.points[:, 0].max() < 1.0 and grid.points[:, 0].min() == pytest.approx(0.0, abs=0.05)
-    assert np.array_equal(np.unique(grid.colors, axis=0), [[200, 0, 7]])
-    assert grid.add_frames([], [], CloudConfig()) == len(grid)
-
-
 def test_save_ply_round_trips_points_and_colours(tmp_path):
     import open3d as o3d
 
@@ -169,5 +148,5 @@ def test_tum_trajectory_lines_decode_to_the_written_poses(tmp_path):
     assert np.allclose(rows[:, 1:4], poses[:, :3, 3], atol=1e-8)
     assert np.allclose(quaternion_to_rotation_matrix(rows[:, 4:8]), rotations, atol=1e-7)
     assert np.allclose(np.linalg.norm(rows[:, 4:8], axis=1), 1.0)
-    with pytest.raises(ValueError, match="camera_to_world"):
+    with pytest.raises(ValueError, match="world_from_camera"):
         write_tum_trajectory(path, stamps[:4], poses)

@@ -32,14 +32,13 @@ from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
 from vggt_ros.preprocess import preprocess_images
-from vggt_ros.ros import network_is_loopback_only
+from conftest import IMAGES, TINY
+from support.netns import network_is_loopback_only
 from vggt_ros.ros.node import ReconstructionNode, StartupError
 
 pytestmark = pytest.mark.timeout(120)
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-IMAGES = FIXTURES / "preprocess" / "images"
-WEIGHTS = str(FIXTURES / "vggt_tiny")
+WEIGHTS = str(TINY)
 IMAGE_SIZE = 154
 MODEL_HW = (98, 154)  # chelsea 451x300 and rocket 640x427 at width 154, crop mode
 WAIT_S = 60.0
@@ -549,6 +548,59 @@ class TestWorldChaining:
         assert probe.wait_for(lambda: probe.logs(INFO, "reset requested"), what="reset log")
 
 
+class SlowPipelineForLockTests:
+    """Test double: the real pipeline, except that its ``hold_from``-th `predict` call (and later ones) blocks
+    until `release` is set: an inference that is still running."""
+
+    def __init__(self, pipeline, hold_from: int) -> None:
+        self.pipeline, self.hold_from, self.calls = pipeline, hold_from, 0
+        self.device, self.frames, self.image_hw = pipeline.device, pipeline.frames, pipeline.image_hw
+        self.inside, self.release = threading.Event(), threading.Event()
+
+    def encode(self, images):
+        return self.pipeline.encode(images)
+
+    def predict(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls >= self.hold_from:
+            self.inside.set()
+            self.release.wait(timeout=WAIT_S)
+        return self.pipeline.predict(*args, **kwargs)
+
+
+def test_services_and_the_map_timer_answer_while_an_inference_runs(monkeypatch, tmp_path):
+    import vggt_ros.ros.node as node_module
+
+    slow = []
+    create = node_module.create_pipeline
+    monkeypatch.setattr(node_module, "create_pipeline", lambda config: slow.append(
+        SlowPipelineForLockTests(create(config), hold_from=2)) or slow[0])
+    running = Running({"image_topics": ["/cam/image"], "window_size": 2, "map_publish_period": 0.3,
+                       "save_directory": str(tmp_path)})
+    probe = Probe(["/cam/image"], ["/vggt/"])
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    probe.node.create_subscription(PointCloud2, "/vggt/map", probe._recorder("/vggt/map"), latched)
+    pipeline = slow[0]
+    try:
+        probe.wait_connected()
+        clock = Clock()
+        TestWorldChaining.send_and_wait(probe, clock)
+        probe.wait_for(lambda: probe.received.get("/vggt/map"), what="the first window's map")
+        TestOneCamera.send(probe, clock, CHELSEA_MIRRORED)  # its window's inference blocks
+        assert pipeline.inside.wait(WAIT_S), "the second window's inference did not start"
+        node = running.node
+        checks = node.map_checks
+        probe.wait_for(lambda: node.map_checks >= checks + 2, timeout=5.0, what="the map timer during an inference")
+        saved = TestWorldChaining.call(probe, "/vggt/save")
+        assert saved.success and (tmp_path / "map.ply").stat().st_size > 0, saved.message
+        assert TestWorldChaining.call(probe, "/vggt/reset").success
+        assert not pipeline.release.is_set() and running.node.windows_published == 1, "all while the inference ran"
+    finally:
+        pipeline.release.set()
+        probe.close()
+        running.close()
+
+
 def test_windows_the_world_cannot_align_are_reported_and_the_node_keeps_running():
     # Default thresholds: the random tiny model's windows disagree, so they are rejected, never merged silently.
     running = Running({"image_topics": ["/cam/image"], "window_size": 2, **DEFAULT_WORLD})
@@ -665,7 +717,7 @@ class TestOnnxRuntimeEngines:
         with pytest.raises(StartupError) as err:
             Running(overrides)
         text = str(err.value)
-        assert "the engines accept 1..2 frames, but windows hold 1..3 images" in text
+        assert "the engines accept 1..2 frames, but this session runs 1..3 images per call" in text
         expected_fix = (
             "vggt-ros-build-engines --backend onnxruntime --weights <weights> --height <model input height> "
             f"--width {IMAGE_SIZE} --max-frames 3 --out {engine_dir}"

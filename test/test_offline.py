@@ -6,10 +6,9 @@ import shutil
 
 import numpy as np
 
-from conftest import FIXTURES, TINY
+from conftest import IMAGES, TINY
 from vggt_ros.offline import main
 
-IMAGES = FIXTURES / "preprocess" / "images"
 
 
 def test_a_folder_of_photographs_gives_map_trajectory_and_summary(tmp_path, capsys):
@@ -33,6 +32,24 @@ def test_a_folder_of_photographs_gives_map_trajectory_and_summary(tmp_path, caps
 
     cloud = o3d.io.read_point_cloud(str(out / "map.ply"))
     assert len(cloud.points) == summary["map_points"] > 0 and cloud.has_colors()
+
+
+def test_the_incremental_run_writes_what_the_full_recompute_writes(tmp_path):
+    common = ["--images", str(IMAGES), "--weights", str(TINY), "--device", "cpu", "--window-size", "3"]
+    assert main([*common, "--out", str(tmp_path / "incremental")]) == 0
+    assert main([*common, "--out", str(tmp_path / "full"), "--full-recompute"]) == 0
+    summaries = [json.loads((tmp_path / run / "summary.json").read_text()) for run in ("incremental", "full")]
+    assert [w["status"] for w in summaries[0]["per_window"]] == [w["status"] for w in summaries[1]["per_window"]]
+    assert summaries[0]["map_points"] == summaries[1]["map_points"] > 0
+    trajectories = [
+        np.loadtxt(tmp_path / run / "trajectory.tum", comments="#", ndmin=2) for run in ("incremental", "full")
+    ]
+    assert trajectories[0].shape == trajectories[1].shape
+    np.testing.assert_allclose(trajectories[0], trajectories[1], atol=1e-4)
+    import open3d as o3d
+
+    maps = [np.asarray(o3d.io.read_point_cloud(str(tmp_path / run / "map.ply")).points) for run in ("incremental", "full")]
+    np.testing.assert_allclose(maps[0], maps[1], atol=1e-4)
 
 
 def test_bad_folders_fail_with_a_clear_message(tmp_path, capsys):

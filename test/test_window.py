@@ -2,12 +2,12 @@
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import IMAGES
 from vggt_ros.window import (
     anchor_window,
     FrameSet,
@@ -20,7 +20,6 @@ from vggt_ros.window import (
 )
 
 MS = 1_000_000
-IMAGES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "preprocess" / "images"
 
 
 def _flat(value: int, cameras: int = 1, stamp_ns: int = 0) -> FrameSet:

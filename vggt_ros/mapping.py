@@ -1,8 +1,8 @@
 """The growing map: merged windows' world points accumulated into a bounded, voxel-downsampled coloured cloud,
 plus PLY and TUM-trajectory export.
 
-`GrowingMap.add(points, colors)` takes world-frame points of newly merged frames, already confidence-filtered;
-`GrowingMap.add_frames` does that from whole frames with `vggt_ros.products.build_cloud`. Each batch is
+`GrowingMap.add(points, colors)` takes world-frame points of newly merged frames, already confidence-filtered
+(the session adds the published cloud's points of the frames with parallax). Each batch is
 voxel-downsampled with Open3D on a lattice fixed in the world (voxel corners at integer multiples of the voxel
 size, so repeated additions never shift the grid), then merged into a table holding one point per voxel: the
 mean position and colour of the batch centroids that fell into it (each window counts once per voxel).
@@ -28,7 +28,6 @@ from typing import Sequence
 import numpy as np
 
 from vggt_ros.geometry import rotation_matrix_to_quaternion
-from vggt_ros.products import CloudConfig, FrameProducts, build_cloud
 
 # Voxel coordinates are packed into one int64 key, 21 bits per axis (signed range +-2**20).
 _KEY_BITS = 21
@@ -122,22 +121,6 @@ class GrowingMap:
         self.version += 1
         return len(self)
 
-    def add_frames(
-        self, frames: Sequence[FrameProducts], colors: Sequence[np.ndarray], cloud_config: CloudConfig
-    ) -> int:
-        """Merge whole frames that are already in the world (`vggt_ros.products.express_in_world`).
-
-        Their points come from `vggt_ros.products.build_cloud` with ``cloud_config`` (decimation, confidence
-        filter), exactly as a published cloud; ``colors`` are the ``(H, W, 3)`` uint8 model-resolution images.
-        Returns the number of map points afterwards.
-        """
-        if len(frames) == 0:
-            return len(self)
-        packed = build_cloud(frames, colors, cloud_config).points
-        bits = np.ascontiguousarray(packed[:, 3]).view(np.uint32)
-        rgb = np.stack(((bits >> 16) & 255, (bits >> 8) & 255, bits & 255), axis=1).astype(np.uint8)
-        return self.add(packed[:, :3], rgb)
-
     def save_ply(self, path) -> None:
         """Write the map as a binary PLY with colours (Open3D)."""
         import open3d as o3d
@@ -205,22 +188,22 @@ def _voxel_down_sample(points: np.ndarray, rgb: np.ndarray, voxel: float) -> tup
 
 
 def write_tum_trajectory(
-    path, timestamps: Sequence[float], camera_to_world, segments: Sequence[int] | None = None
+    path, timestamps: Sequence[float], world_from_camera, segments: Sequence[int] | None = None
 ) -> None:
     """Write poses in TUM RGB-D format: ``timestamp tx ty tz qx qy qz qw`` per line.
 
     Args:
         timestamps: ``(N,)`` seconds (NaN is written as the row index, so the file stays readable).
-        camera_to_world: ``(N, 4, 4)`` or ``(N, 3, 4)`` rigid poses of the camera optical frames in the world.
+        world_from_camera: ``(N, 4, 4)`` or ``(N, 3, 4)`` rigid poses of the camera optical frames in the world.
         segments: optional ``(N,)`` segment ids; a comment line marks where each segment starts.
     The header comments state the frame: the first image's OpenCV optical frame at the first window's VGGT
     scale. Tools such as evo skip '#' lines.
     """
     stamps = np.asarray(timestamps, dtype=np.float64)
-    poses = np.asarray(camera_to_world, dtype=np.float64)
+    poses = np.asarray(world_from_camera, dtype=np.float64)
     if poses.ndim != 3 or poses.shape[1:] not in ((4, 4), (3, 4)) or stamps.shape != (poses.shape[0],):
         raise ValueError(
-            f"need timestamps (N,) and camera_to_world (N, 4, 4) or (N, 3, 4); got {stamps.shape}, {poses.shape}"
+            f"need timestamps (N,) and world_from_camera (N, 4, 4) or (N, 3, 4); got {stamps.shape}, {poses.shape}"
         )
     seg = None if segments is None else np.asarray(segments)
     if seg is not None and seg.shape != stamps.shape:

@@ -18,7 +18,7 @@ from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
 from vggt_ros.geometry import rotation_matrix_to_quaternion
-from vggt_ros.products import POINT_FIELDS, PointCloud
+from vggt_ros.products import POINT_FIELDS
 
 NANOSECONDS = 1_000_000_000
 _BIG_ENDIAN = sys.byteorder == "big"
@@ -40,10 +40,12 @@ def header(stamp_ns: int, frame_id: str) -> Header:
     return Header(stamp=stamp_from_ns(stamp_ns), frame_id=frame_id)
 
 
-def point_cloud2(cloud: PointCloud, stamp_ns: int, frame_id: str, field_names: Sequence[str] = POINT_FIELDS) -> PointCloud2:
-    """PointCloud2 of float32 fields, one column of ``cloud.points`` each: by default x, y, z, rgb (packed
-    0x00RRGGBB) and confidence, 20 bytes per point; the map drops confidence."""
-    points = np.ascontiguousarray(cloud.points, dtype=np.float32)
+def point_cloud2(
+    points: np.ndarray, height: int, width: int, stamp_ns: int, frame_id: str, field_names: Sequence[str] = POINT_FIELDS
+) -> PointCloud2:
+    """PointCloud2 of float32 fields, one column of ``points`` ``(height * width, fields)`` each: by default
+    x, y, z, rgb (packed 0x00RRGGBB) and confidence, 20 bytes per point; the map drops confidence."""
+    points = np.ascontiguousarray(points, dtype=np.float32)
     if points.ndim != 2 or points.shape[1] != len(field_names):
         raise ValueError(f"cloud points must be (N, {len(field_names)}) for fields {list(field_names)}, got {points.shape}")
     fields = [
@@ -52,12 +54,12 @@ def point_cloud2(cloud: PointCloud, stamp_ns: int, frame_id: str, field_names: S
     point_step = 4 * len(field_names)
     msg = PointCloud2(
         header=header(stamp_ns, frame_id),
-        height=cloud.height,
-        width=cloud.width,
+        height=height,
+        width=width,
         fields=fields,
         is_bigendian=_BIG_ENDIAN,
         point_step=point_step,
-        row_step=point_step * cloud.width,
+        row_step=point_step * width,
         is_dense=bool(np.isfinite(points[:, :3]).all()),
     )
     msg.data = points.tobytes()
@@ -103,8 +105,8 @@ def _quaternion(rotation: np.ndarray) -> Quaternion:
 
 
 def transform_stamped(parent: str, child: str, stamp_ns: int, parent_from_child: np.ndarray) -> TransformStamped:
-    """TransformStamped from a ``(3, 4)`` rigid [R | t] taking child coordinates to parent coordinates."""
-    pose = np.asarray(parent_from_child, dtype=np.float64)
+    """TransformStamped from a ``(3, 4)`` or ``(4, 4)`` rigid [R | t] taking child coordinates to parent coordinates."""
+    pose = np.asarray(parent_from_child, dtype=np.float64)[:3]
     x, y, z = (float(v) for v in pose[:, 3])
     return TransformStamped(
         header=header(stamp_ns, parent),
@@ -118,14 +120,18 @@ def tf_message(transforms: Sequence[TransformStamped]) -> TFMessage:
 
 
 def path(poses: Sequence[tuple[int, np.ndarray]], stamp_ns: int, frame_id: str) -> Path:
-    """nav_msgs/Path from (stamp_ns, ``(3, 4)`` frame_id-from-camera pose) pairs, oldest first."""
+    """nav_msgs/Path from (stamp_ns, ``(3, 4)`` or ``(4, 4)`` frame_id-from-camera pose) pairs, oldest first."""
     msg = Path(header=header(stamp_ns, frame_id))
-    for pose_stamp_ns, pose in poses:
-        x, y, z = (float(v) for v in pose[:, 3])
+    if not poses:
+        return msg
+    matrices = np.stack([np.asarray(pose, dtype=np.float64)[:3] for _, pose in poses])
+    quaternions = rotation_matrix_to_quaternion(matrices[:, :, :3])  # all at once: one call, not one per pose
+    for (pose_stamp_ns, _), matrix, (qx, qy, qz, qw) in zip(poses, matrices, quaternions.tolist()):
+        x, y, z = matrix[:, 3].tolist()
         msg.poses.append(
             PoseStamped(
                 header=header(pose_stamp_ns, frame_id),
-                pose=Pose(position=Point(x=x, y=y, z=z), orientation=_quaternion(pose[:, :3])),
+                pose=Pose(position=Point(x=x, y=y, z=z), orientation=Quaternion(x=qx, y=qy, z=qz, w=qw)),
             )
         )
     return msg

@@ -2,14 +2,15 @@
 CameraInfo, TF, path and map.
 
 A thin layer over the core: `vggt_ros.image_encoding` (message -> RGB view), `vggt_ros.sync` (approximate
-time), `vggt_ros.window` (keyframes, window, latest-only hand-off), `vggt_ros.preprocess`, and
-`vggt_ros.reconstruction` (the network, Sim(3) chaining into the world of the very first image, the map).
-This file only moves data between ROS and those.
+time), and `vggt_ros.session` (keyframes, window, reset rules, incremental network, Sim(3) chaining into the
+world of the very first image, the map). This file only moves data between ROS and those.
 
-Threads: the executor thread runs the subscription callbacks (conversion, sync, windowing: cheap), the map
-timer and the services; one worker thread runs preprocessing, the network, the world and publishing. They
-meet in a `LatestSlot`, so when the network is slower than the cameras the newest window wins and the frame
-sets of replaced windows are counted as dropped. The world and the map are shared under one lock.
+Threads: the executor thread runs the subscription callbacks (conversion, sync, `session.add`: cheap), the map
+timer and the services; one worker thread runs `session.infer` (preprocessing and the network), then
+`session.integrate` (the world and the map) and publishing. They meet in a `LatestSlot`, so when the network is
+slower than the cameras the newest window wins and the frame sets of replaced windows are counted as dropped.
+The world and the map are shared under one lock, held only while a window is integrated (never during
+inference), so the map timer and the services answer while the network runs.
 """
 
 from __future__ import annotations
@@ -30,17 +31,17 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
+import torch
+
 from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
 from vggt_ros.input_watchdog import InputWatchdog
-from vggt_ros.preprocess import preprocess_frames
-from vggt_ros.products import PointCloud, pack_rgb
-from vggt_ros.reconstruction import Reconstructor, WindowOutput
+from vggt_ros.products import pack_rgb
 from vggt_ros.ros import messages
 from vggt_ros.ros.params import NodeParameters, declare_and_read
 from vggt_ros.runtime import RuntimeConfig, create_pipeline
-from vggt_ros.runtime.io_contract import ExportManifest
+from vggt_ros.session import FrameSetError, ReconstructionSession, WindowOutput
 from vggt_ros.sync import ApproximateTimeSynchronizer, SyncedSet
-from vggt_ros.window import FrameSet, LatestSlot, SlidingWindow, Window, anchor_window
+from vggt_ros.window import FrameSet, LatestSlot, Window
 from vggt_ros.world import WindowStatus
 
 NODE_NAME = "vggt"
@@ -71,23 +72,6 @@ MAP_QOS = QoSProfile(
 
 class StartupError(RuntimeError):
     """The node cannot start; the message says what to change."""
-
-
-def _check_engines_fit(manifest: ExportManifest, params: NodeParameters) -> None:
-    """Exported engines have a fixed image size and frame range: check they can run this node's windows."""
-    cameras = len(params.image_topics)
-    needed = (cameras, params.window_size * cameras)  # the first window has one frame set, a full one window_size
-    if manifest.frames.min > needed[0] or manifest.frames.max < needed[1]:
-        raise ValueError(
-            f"the engines accept {manifest.frames.min}..{manifest.frames.max} frames, but windows hold {needed[0]}.."
-            f"{needed[1]} images (window_size x cameras)"
-        )
-    square = params.preprocess_mode == "pad"
-    if manifest.width != params.image_size or (square and manifest.height != params.image_size):
-        raise ValueError(
-            f"the engines take {manifest.height}x{manifest.width} images (HxW), but image_size {params.image_size} in "
-            f"{params.preprocess_mode} mode gives width {params.image_size}" + (" and height too" if square else "")
-        )
 
 
 class _Throttle:
@@ -131,17 +115,17 @@ class ReconstructionNode(Node):
         except ValueError as err:
             super().destroy_node()
             raise StartupError(f"bad parameter: {err}") from None
+        # The CPU-side work (preprocessing and products on a CPU device, the world, message packing) uses this
+        # many intra-op threads: OpenMP threads spin-wait on a sibling that another process descheduled.
+        torch.set_num_threads(self.params.cpu_threads)
         try:
-            self._pipeline = self._load_pipeline(self.params)
+            self._session = self._load_session(self.params)
         except StartupError:
             super().destroy_node()
             raise
         # World and map: changed by the worker, read by the map timer and the services, all under this lock.
-        self._reconstructor = Reconstructor(self._pipeline, self.params.reconstruction_config())
         self._world_lock = threading.Lock()
-        self._reset_requested = threading.Event()
         self._map_version_sent = -1
-        self._anchor: Optional[FrameSet] = None  # the newest frame set in the world (worker thread only)
         self._newest_stamp_ns = 0
         self._throttle = _Throttle(LOG_PERIOD_S)
 
@@ -167,9 +151,7 @@ class ReconstructionNode(Node):
         self._sync: ApproximateTimeSynchronizer[np.ndarray] = ApproximateTimeSynchronizer(
             len(names), self.params.queue_size, self.params.slop
         )
-        self._window = SlidingWindow(self.params.window_config())
         self._last_stamp_ns: list[Optional[int]] = [None] * len(names)
-        self._resolution: Optional[tuple[int, int]] = None
         # Counters (each written by one thread only).
         self.windows_emitted = 0
         self.windows_dropped = 0
@@ -178,6 +160,7 @@ class ReconstructionNode(Node):
         self.windows_rejected = 0
         self.windows_failed = 0
         self.images_received = 0
+        self.map_checks = 0  # map timer runs that got the world lock
 
         self._worker = threading.Thread(target=self._work, name="vggt-inference", daemon=True)
         self._worker.start()
@@ -200,8 +183,8 @@ class ReconstructionNode(Node):
 
     # ----------------------------------------------------------------------------------------- start-up
     @staticmethod
-    def _load_pipeline(params: NodeParameters):
-        """The inference pipeline, or a StartupError that says what to change."""
+    def _load_session(params: NodeParameters) -> ReconstructionSession:
+        """The session over the inference pipeline, or a StartupError that says what to change."""
         window_frames = params.window_size * len(params.image_topics)
         if params.backend == "torch":
             fix = (
@@ -225,14 +208,12 @@ class ReconstructionNode(Node):
                     engine_dir=params.engine_dir,
                 )
             )
-            if params.backend != "torch":
-                _check_engines_fit(ExportManifest.load(params.engine_dir), params)
+            return ReconstructionSession(pipeline, params.session_config())
         except Exception as err:  # noqa: BLE001 - any loader failure becomes one clear start-up error
             where = f"weights '{params.weights}'" if params.backend == "torch" else f"engine_dir '{params.engine_dir}'"
             raise StartupError(
                 f"cannot load the {params.backend} pipeline ({where}, device {params.device}): {err}\nFix: {fix}."
             ) from None
-        return pipeline
 
     def _publish_static_frame(self) -> None:
         parent_from_world = np.zeros((3, 4))
@@ -298,9 +279,8 @@ class ReconstructionNode(Node):
     def _restart(self) -> None:
         """Start over from the next images: window, synchronizer and (before the next window) the world."""
         self._sync.reset()
-        self._window.reset()
+        self._session.request_reset()
         self._last_stamp_ns = [None] * len(self._last_stamp_ns)
-        self._reset_requested.set()
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._restart()
@@ -311,8 +291,8 @@ class ReconstructionNode(Node):
     def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         try:
             with self._world_lock:
-                map_path, trajectory_path = self._reconstructor.save(self.params.save_directory)
-                points = len(self._reconstructor.map)
+                map_path, trajectory_path = self._session.save(self.params.save_directory)
+                points = len(self._session.map)
         except OSError as err:
             response.success, response.message = False, f"could not save to '{self.params.save_directory}': {err}"
             self.get_logger().error(response.message)
@@ -324,37 +304,26 @@ class ReconstructionNode(Node):
 
     def _publish_map(self) -> None:
         with self._world_lock:
-            growing_map = self._reconstructor.map
+            self.map_checks += 1
+            growing_map = self._session.map
             if growing_map.version == self._map_version_sent:
                 return
             self._map_version_sent = growing_map.version
-            points = np.column_stack((growing_map.points, pack_rgb(growing_map.colors))).astype(np.float32)
+            points, colors = growing_map.points, growing_map.colors
             stamp_ns = self._newest_stamp_ns
-        cloud = PointCloud(points=points, height=1, width=len(points))
-        self._map_pub.publish(messages.point_cloud2(cloud, stamp_ns, self.params.world_frame, MAP_FIELDS))
+        rows = np.column_stack((points, pack_rgb(torch.from_numpy(colors)).numpy()))
+        self._map_pub.publish(
+            messages.point_cloud2(rows, 1, len(rows), stamp_ns, self.params.world_frame, MAP_FIELDS)
+        )
 
     def _on_synced(self, synced: SyncedSet[np.ndarray]) -> None:
-        shapes = [image.shape[:2] for image in synced.items]
-        if len(set(shapes)) > 1:
-            sizes = ", ".join(f"{name} {w}x{h}" for name, (h, w) in zip(self.params.names, shapes))
-            self._error(
-                ("resolution",),
-                f"cameras have different resolutions ({sizes}, WxH); they must match: set dropped "
-                "(resize them upstream, e.g. with image_proc)",
-            )
+        try:
+            update = self._session.add(FrameSet(stamps_ns=synced.stamps_ns, images=synced.items))
+        except FrameSetError as err:
+            self._error(("frame_set", err.kind), str(err))
             return
-        if self._resolution is not None and shapes[0] != self._resolution:
-            self.get_logger().warning(
-                f"image size changed from {self._resolution[1]}x{self._resolution[0]} to {shapes[0][1]}x{shapes[0][0]} "
-                "(WxH): window and world reset, reconstruction starts over"
-            )
-            self._window.reset()
-            self._reset_requested.set()
-        self._resolution = shapes[0]
-
-        update = self._window.add(FrameSet(stamps_ns=synced.stamps_ns, images=synced.items))
         if update.reset:
-            self._error(("time", "set"), "synchronized frame sets went back in time: window reset")
+            self.get_logger().warning(update.reset)
         if update.window is None:
             return
         self.windows_emitted += 1
@@ -381,32 +350,14 @@ class ReconstructionNode(Node):
                 self._error(("inference", type(err).__name__), f"window {window.sequence} failed: {err}")
 
     def _infer_and_publish(self, window: Window) -> None:
-        params = self.params
-        if self._reset_requested.is_set():
-            self._reset_requested.clear()
-            with self._world_lock:
-                self._reconstructor.reset()
-            self._anchor = None
-        window = anchor_window(window, self._anchor)
-        images = preprocess_frames(
-            np.stack(window.images),
-            mode=params.preprocess_mode,
-            target_size=params.image_size,
-            device=self._pipeline.device,
-        )
-        cameras = window.num_cameras
-        frame_ids = [(stamp, camera) for frame_set in window.frame_sets for camera, stamp in enumerate(frame_set.stamps_ns)]
+        inference = self._session.infer(window)
         with self._world_lock:
-            out = self._reconstructor.process(
-                images, frame_ids, [stamp * 1e-9 for stamp, _ in frame_ids], window.new_count * cameras
-            )
-            self._newest_stamp_ns = window.frame_sets[-1].stamps_ns[0]
-            trajectory = self._reconstructor.trajectory()
+            out = self._session.integrate(inference)
+            self._newest_stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
+            path = self._session.camera_path() if out.merged and self._path_pub is not None else []
+        self._report(out.window, out)
         if out.merged:
-            self._anchor = window.frame_sets[-1]
-        self._report(window, out)
-        if out.merged:
-            self._publish_window(window, out, trajectory)
+            self._publish_window(out, path)
 
     def _report(self, window: Window, out: WindowOutput) -> None:
         if out.status is WindowStatus.REJECTED:
@@ -421,37 +372,35 @@ class ReconstructionNode(Node):
         elif out.status is WindowStatus.INITIALIZED:
             self.get_logger().info(f"window {window.sequence} defines the world frame '{self.params.world_frame}'")
 
-    def _publish_window(self, window: Window, out: WindowOutput, trajectory) -> None:
+    def _publish_window(self, out: WindowOutput, path: list[tuple[int, np.ndarray]]) -> None:
         params = self.params
-        cameras = window.num_cameras
-        newest = window.frame_sets[-1]
-        frames = out.frames[len(out.frames) - cameras:]
-        for camera_index, frame in enumerate(frames):
-            stamp_ns = newest.stamps_ns[camera_index]
-            optical = params.optical_frame(camera_index)
-            publishers = self._camera_outputs[camera_index]
+        newest_stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
+        for frame in out.newest:
+            optical = params.optical_frame(frame.camera)
+            publishers = self._camera_outputs[frame.camera]
             if publishers.depth is not None:
-                publishers.depth.publish(messages.float_image(frame.depth, stamp_ns, optical))
+                publishers.depth.publish(messages.float_image(frame.depth, frame.stamp_ns, optical))
             if publishers.confidence is not None:
-                publishers.confidence.publish(messages.float_image(frame.confidence, stamp_ns, optical))
+                publishers.confidence.publish(messages.float_image(frame.confidence, frame.stamp_ns, optical))
             if publishers.camera_info is not None:
-                publishers.camera_info.publish(messages.camera_info(frame.intrinsics, frame.image_hw, stamp_ns, optical))
+                publishers.camera_info.publish(
+                    messages.camera_info(frame.intrinsics, frame.depth.shape, frame.stamp_ns, optical)
+                )
         if self._tf_pub is not None:
             transforms = [
-                messages.transform_stamped(params.world_frame, params.optical_frame(i), newest.stamps_ns[i], frame.world_from_camera)
-                for i, frame in enumerate(frames)
+                messages.transform_stamped(
+                    params.world_frame, params.optical_frame(frame.camera), frame.stamp_ns, frame.world_from_camera
+                )
+                for frame in out.newest
             ]
             self._tf_pub.publish(messages.tf_message(transforms))
         if self._points_pub is not None and out.cloud is not None:
-            self._points_pub.publish(messages.point_cloud2(out.cloud, newest.stamps_ns[0], params.world_frame))
+            cloud = out.cloud
+            self._points_pub.publish(
+                messages.point_cloud2(cloud.points, cloud.height, cloud.width, newest_stamp_ns, params.world_frame)
+            )
         if self._path_pub is not None:
-            # the first camera's keyframes, all segments, oldest first
-            poses = [
-                (frame_id[0], pose[:3])
-                for frame_id, pose in zip(trajectory.frame_ids, trajectory.camera_to_world)
-                if frame_id[1] == 0
-            ]
-            self._path_pub.publish(messages.path(poses, newest.stamps_ns[0], params.world_frame))
+            self._path_pub.publish(messages.path(path, newest_stamp_ns, params.world_frame))
         self.windows_published += 1
 
     # ------------------------------------------------------------------------------------- shutdown

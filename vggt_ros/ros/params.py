@@ -16,10 +16,11 @@ from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from vggt_ros.preprocess import MODES, PATCH_SIZE
 from vggt_ros.mapping import MapConfig
+from vggt_ros.preprocess import MODES, PATCH_SIZE
 from vggt_ros.products import CloudConfig
-from vggt_ros.reconstruction import ReconstructionConfig
+from vggt_ros.runtime import BACKENDS, PRECISIONS
+from vggt_ros.session import SessionConfig
 from vggt_ros.window import KeyframePolicy, WindowConfig
 from vggt_ros.world import WorldConfig
 
@@ -34,10 +35,12 @@ class NodeParameters:
     device: str = "cuda"
     precision: str = "fp16"
     engine_dir: str = "engines"
+    cpu_threads: int = 1
     image_size: int = 518
     preprocess_mode: str = "crop"
     window_size: int = 8
     window_stride: int = 1
+    depth_overlap_frame_sets: int = 2
     keyframe_min_interval: float = 0.0
     keyframe_min_motion: float = 0.0
     queue_size: int = 10
@@ -52,6 +55,9 @@ class NodeParameters:
     alignment_max_residual_ratio: float = 0.05
     alignment_max_camera_offset_ratio: float = 0.1
     alignment_max_camera_rotation_deg: float = 5.0
+    alignment_camera_weight: float = 0.25
+    trajectory_recent_keyframes: int = 500
+    trajectory_history_keyframes: int = 500
     map_voxel_size: float = 0.01
     map_max_points: int = 500_000
     map_publish_period: float = 2.0
@@ -76,8 +82,12 @@ class NodeParameters:
             )
         if len(set(self.names)) != len(self.names) or any(not name or "/" in name for name in self.names):
             raise ValueError(f"camera_names must be distinct, non-empty and without '/', got {list(self.names)}")
-        if self.backend not in ("torch", "onnxruntime", "tensorrt"):
-            raise ValueError(f"backend must be torch, onnxruntime or tensorrt, got {self.backend!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.cpu_threads < 1:
+            raise ValueError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
         if self.preprocess_mode not in MODES:
@@ -96,8 +106,7 @@ class NodeParameters:
         if not self.map_publish_period > 0.0:
             raise ValueError(f"map_publish_period must be > 0 seconds, got {self.map_publish_period!r}")
         # The core configurations validate their own fields.
-        self.window_config()
-        self.reconstruction_config()
+        self.session_config()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -107,15 +116,14 @@ class NodeParameters:
     def optical_frame(self, camera_index: int) -> str:
         return f"{self.names[camera_index]}_optical"
 
-    def window_config(self) -> WindowConfig:
-        return WindowConfig(
-            window_size=self.window_size,
-            window_stride=self.window_stride,
-            keyframes=KeyframePolicy(min_interval_s=self.keyframe_min_interval, min_motion=self.keyframe_min_motion),
-        )
-
-    def reconstruction_config(self) -> ReconstructionConfig:
-        return ReconstructionConfig(
+    def session_config(self) -> SessionConfig:
+        cameras = len(self.image_topics)
+        return SessionConfig(
+            window=WindowConfig(
+                window_size=self.window_size,
+                window_stride=self.window_stride,
+                keyframes=KeyframePolicy(min_interval_s=self.keyframe_min_interval, min_motion=self.keyframe_min_motion),
+            ),
             cloud=CloudConfig(
                 confidence_percentile=self.confidence_percentile,
                 confidence_threshold=self.confidence_threshold,
@@ -123,15 +131,23 @@ class NodeParameters:
             ),
             world=WorldConfig(
                 # the world must remember at least one whole window to find the frames the next one shares
-                retained_frames=max(WorldConfig.retained_frames, self.window_size * len(self.image_topics)),
+                retained_frames=max(WorldConfig.retained_frames, self.window_size * cameras),
                 min_inlier_ratio=self.alignment_min_inlier_ratio,
                 inlier_distance_ratio=self.alignment_inlier_distance_ratio,
                 max_residual_ratio=self.alignment_max_residual_ratio,
                 max_camera_offset_ratio=self.alignment_max_camera_offset_ratio,
                 max_camera_rotation_deg=self.alignment_max_camera_rotation_deg,
+                camera_weight=self.alignment_camera_weight,
                 max_consecutive_rejections=self.tracking_lost_after,
+                trajectory_recent=self.trajectory_recent_keyframes,
+                trajectory_history=self.trajectory_history_keyframes,
             ),
             map=MapConfig(voxel_size=self.map_voxel_size, max_points=self.map_max_points),
+            cameras=cameras,
+            camera_names=self.names,
+            image_size=self.image_size,
+            preprocess_mode=self.preprocess_mode,
+            overlap_frame_sets=min(self.depth_overlap_frame_sets, max(1, self.window_size - 1)),
         )
 
 
@@ -143,11 +159,15 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "backend": "inference backend: torch, onnxruntime or tensorrt",
     "device": "cpu or cuda",
     "precision": "fp32, fp16 or bf16 (half precision is meant for cuda)",
+    "cpu_threads": "torch intra-op threads for the node's CPU-side work (and CPU inference); keep it small when other "
+    "processes share the cores",
     "engine_dir": "exported set for onnxruntime / tensorrt (manifest.json, ONNX graphs; TensorRT engines cached there)",
     "image_size": "model input width (crop) or longer side (pad), pixels, multiple of 14",
     "preprocess_mode": "crop (width = image_size, centre-crop height) or pad (longer side = image_size, white padding)",
     "window_size": "keyframes per inference (per camera); the network sees window_size x cameras images",
     "window_stride": "new keyframes between inferences (1..window_size); points are published for those",
+    "depth_overlap_frame_sets": "frame sets already in the world whose depth is computed for the alignment "
+    "(the newest and spread back to the oldest; more: less scale drift, 0.2 TFLOP per image for VGGT-1B at 518x350)",
     "keyframe_min_interval": "minimum seconds between keyframes (0.0: off)",
     "keyframe_min_motion": "minimum mean grey-level change to the last keyframe, 0..1 (0.0: off)",
     "queue_size": "approximate-time sync: images kept per camera while waiting for a match",
@@ -162,6 +182,9 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "alignment_max_residual_ratio": "a window merges only if its RMS alignment residual is below this x the scene depth",
     "alignment_max_camera_offset_ratio": "a shared camera may move at most this x the scene depth between windows",
     "alignment_max_camera_rotation_deg": "a shared camera may turn at most this many degrees between windows",
+    "alignment_camera_weight": "weight of each shared camera pose in the alignment, relative to one frame's pixels",
+    "trajectory_recent_keyframes": "newest keyframes kept in full for ~/path, ~/save and the world (memory bound)",
+    "trajectory_history_keyframes": "older keyframes kept, decimated to this many, spanning the whole run",
     "map_voxel_size": "voxel size of ~/map, world units (the first window's scale); grows when over map_max_points",
     "map_max_points": "point budget of ~/map (memory bound)",
     "map_publish_period": "seconds between ~/map publications (only when it changed)",

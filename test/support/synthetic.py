@@ -13,9 +13,11 @@ stand-in for the network that answers windows the way VGGT would.
   first camera's centre), with seeded noise (depth, per-frame depth scale, poses, focal length, outlier pixels)
   and a confidence that is lower where the noise is larger. It also keeps the ground truth of every answer
   for evaluation.
-* `run_chaining`, `evaluate_chaining`: the node's core steps per window without ROS (decode,
-  chain, map), a whole sequence through keyframing and windows, and its accuracy against the ground truth
-  (shared by test/test_world.py and bench/world_chaining.py).
+* `FakePipelineForWorldTests`: a test double of `vggt_ros.runtime.Pipeline` answering with
+  `FakeVGGTForWorldTests`, so a whole `ReconstructionSession` (keyframes, windows, frame cache, depth-frame
+  selection, chaining, map) runs on the synthetic room.
+* `run_chaining`, `evaluate_chaining`: a whole sequence through the session, and its accuracy against the
+  ground truth (shared by test/test_world.py, bench/world_chaining.py and bench/soak.py).
 
 Pixel convention as VGGT: integer pixel coordinates u = 0..W-1, v = 0..H-1, no half-pixel offset,
 principal point (W/2, H/2), depth along the optical axis.
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from vggt_ros.alignment import weighted_umeyama
 from vggt_ros.geometry import (
@@ -40,9 +43,10 @@ from vggt_ros.geometry import (
     unproject_depth,
 )
 from vggt_ros.mapping import GrowingMap, MapConfig
-from vggt_ros.products import CloudConfig
-from vggt_ros.reconstruction import ReconstructionConfig, Reconstructor
-from vggt_ros.window import FrameSet, SlidingWindow, WindowConfig
+from vggt_ros.preprocess import preprocess_frames
+from vggt_ros.products import CloudConfig, WindowProducts, decode_window
+from vggt_ros.session import ReconstructionSession, SessionConfig
+from vggt_ros.window import FrameSet, WindowConfig
 from vggt_ros.world import World, WindowResult, WindowStatus, WorldConfig
 
 PATHS = ("straight", "loop", "rotation")
@@ -390,7 +394,86 @@ def _axis_angle_to_matrix(vector: np.ndarray) -> np.ndarray:
     return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
 
 
-# --- chaining run and its evaluation against the ground truth (shared by test/test_world.py and the bench) ---
+class FakePipelineForWorldTests:
+    """Test double of `vggt_ros.runtime.Pipeline` over a synthetic sequence (the session's view of the network).
+
+    `encode` recognises each preprocessed image as a frame of the sequence (nearest rendered image) and returns
+    its index as a one-number "token" per frame; `predict` answers the window those tokens name with
+    `FakeVGGTForWorldTests` (depth only on the requested frames, as the real depth head). ``encoded`` counts
+    the frames encode ran on.
+    """
+
+    def __init__(self, oracle: FakeVGGTForWorldTests, preprocess_mode: str = "crop") -> None:
+        self.oracle = oracle
+        self.device = torch.device("cpu")
+        self.frames = None
+        self.image_hw = None
+        self.encoded = 0
+        rgb = oracle.sequence.rgb
+        self._references = preprocess_frames(rgb, mode=preprocess_mode, target_size=rgb.shape[2]).flatten(1)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        self.encoded += len(images)
+        distances = torch.cdist(images.flatten(1), self._references)
+        return distances.argmin(dim=1).to(torch.float32)[:, None, None]
+
+    def predict(self, patch_tokens, image_hw, outputs, dense_frames) -> dict[str, torch.Tensor]:
+        unsupported = set(outputs) - {"pose_enc", "depth", "depth_conf"}
+        if unsupported:
+            raise ValueError(f"{type(self).__name__} answers pose_enc, depth and depth_conf only, not {unsupported}")
+        answer = self.oracle.model_output([int(t) for t in patch_tokens[:, 0, 0]])
+        dense = dense_frames.numpy()
+        return {
+            "pose_enc": torch.from_numpy(answer["pose_enc"][0]),
+            "depth": torch.from_numpy(answer["depth"][0][dense]),
+            "depth_conf": torch.from_numpy(answer["depth_conf"][0][dense]),
+        }
+
+
+def frame_ids(sequence: SyntheticSequence, indices: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """The ids a `ReconstructionSession` gives sequence frames ``indices``: (stamp ns, camera 0)."""
+    return tuple((int(sequence.stamps_ns[i]), 0) for i in indices)
+
+
+def network_outputs(answer: WindowPrediction, dense: Sequence[int]) -> dict[str, torch.Tensor]:
+    """An answer of `FakeVGGTForWorldTests` as the pipeline returns it (`Pipeline.predict`: no batch axis, float32,
+    depth only on the ``dense`` window frames)."""
+    image_hw = answer.depth.shape[1:]
+    pose_enc = extrinsics_intrinsics_to_pose_encoding(
+        torch.from_numpy(answer.extrinsics), torch.from_numpy(answer.intrinsics), image_hw
+    )
+    dense = list(dense)
+    return {
+        "pose_enc": pose_enc.to(torch.float32),
+        "depth": torch.from_numpy(answer.depth[dense])[..., None],
+        "depth_conf": torch.from_numpy(answer.confidence[dense]),
+    }
+
+
+def decode_answer(
+    answer: WindowPrediction, sequence: SyntheticSequence, dense: Sequence[int] | None = None
+) -> WindowProducts:
+    """`WindowProducts` of an answer (possibly altered by a test) through the real `decode_window`, with the
+    session's frame ids, the sequence's stamps and images; ``dense``: the window frames with depth (default all)."""
+    indices = answer.frame_indices
+    dense = range(len(indices)) if dense is None else dense
+    return decode_window(
+        network_outputs(answer, dense),
+        frame_ids(sequence, indices),
+        [sequence.stamps_ns[i] * 1e-9 for i in indices],
+        list(dense),
+        torch.from_numpy(sequence.rgb[[indices[i] for i in dense]]),
+    )
+
+
+def window_products(
+    oracle: FakeVGGTForWorldTests, indices: Sequence[int], dense: Sequence[int] | None = None
+) -> WindowProducts:
+    """The oracle's answer for the window of sequence frames ``indices``, decoded (see `decode_answer`)."""
+    return decode_answer(oracle.predict(indices), oracle.sequence, dense)
+
+
+# --- chaining run and its evaluation against the ground truth (shared by test/test_world.py and the benches) ---
 
 
 @dataclass
@@ -399,9 +482,25 @@ class ChainingRun:
 
     sequence: SyntheticSequence
     oracle: FakeVGGTForWorldTests
+    pipeline: FakePipelineForWorldTests
     world: World
     map: GrowingMap
     windows: list[tuple[tuple[int, ...], WindowResult]]
+
+
+def chaining_session_config(
+    sequence: SyntheticSequence,
+    window_config: WindowConfig,
+    world_config: WorldConfig = WorldConfig(),
+    map_config: MapConfig = MapConfig(),
+    cloud_config: CloudConfig = CloudConfig(confidence_percentile=30.0),
+    overlap_frame_sets: int = SessionConfig.overlap_frame_sets,
+) -> SessionConfig:
+    """A session for a synthetic sequence: model input = the rendered size (its width is a multiple of 14)."""
+    return SessionConfig(
+        window=window_config, cloud=cloud_config, world=world_config, map=map_config,
+        image_size=int(sequence.rgb.shape[2]), overlap_frame_sets=overlap_frame_sets,
+    )
 
 
 def run_chaining(
@@ -412,28 +511,26 @@ def run_chaining(
     cloud_config: CloudConfig = CloudConfig(confidence_percentile=30.0),
     noise: OracleNoise = OracleNoise(),
     seed: int = 0,
+    overlap_frame_sets: int = SessionConfig.overlap_frame_sets,
 ) -> ChainingRun:
-    """Feed the sequence through the node's core path: keyframing and windows (`vggt_ros.window`), the network
-    (here `FakeVGGTForWorldTests`, in the network's output format) and `Reconstructor.integrate` (decoding,
-    chaining into the world, the map), exactly as the node and the offline command run them."""
+    """Feed the sequence through a `ReconstructionSession` (keyframing, windows, frame cache, the network
+    -- here `FakePipelineForWorldTests` --, decoding, chaining into the world, the map), exactly as the node and
+    the offline command run it."""
     oracle = FakeVGGTForWorldTests(sequence, noise=noise, seed=seed)
-    reconstructor = Reconstructor(
-        pipeline=None, config=ReconstructionConfig(cloud=cloud_config, world=world_config, map=map_config)
+    pipeline = FakePipelineForWorldTests(oracle)
+    session = ReconstructionSession(
+        pipeline,
+        chaining_session_config(sequence, window_config, world_config, map_config, cloud_config, overlap_frame_sets),
     )
-    sliding = SlidingWindow(window_config)
     index_of_stamp = {int(s): i for i, s in enumerate(sequence.stamps_ns)}
     windows = []
     for i in range(len(sequence.stamps_ns)):
-        update = sliding.add(FrameSet((int(sequence.stamps_ns[i]),), (sequence.rgb[i],)))
-        if update.window is None:
+        out = session.push(FrameSet((int(sequence.stamps_ns[i]),), (sequence.rgb[i],)))
+        if out is None:
             continue
-        indices = tuple(index_of_stamp[s] for s in update.window.stamps_ns)
-        out = reconstructor.integrate(
-            oracle.model_output(indices), indices, [sequence.stamps_ns[k] * 1e-9 for k in indices],
-            [sequence.rgb[k] for k in indices], num_new=0,
-        )
+        indices = tuple(index_of_stamp[s] for s in out.window.stamps_ns)
         windows.append((indices, out.result))
-    return ChainingRun(sequence, oracle, reconstructor.world, reconstructor.map, windows)
+    return ChainingRun(sequence, oracle, pipeline, session.world, session.map, windows)
 
 
 @dataclass(frozen=True)
@@ -472,8 +569,9 @@ class ChainingMetrics:
 def evaluate_chaining(run: ChainingRun) -> ChainingMetrics:
     seq = run.sequence
     trajectory = run.world.trajectory()
-    frame_ids = np.array(trajectory.frame_ids, dtype=np.int64)
-    est = trajectory.camera_to_world[:, :3, 3]
+    index_of_stamp = {int(s): i for i, s in enumerate(seq.stamps_ns)}
+    frame_ids = np.array([index_of_stamp[stamp] for stamp, _ in trajectory.frame_ids], dtype=np.int64)
+    est = trajectory.world_from_camera[:, :3, 3]
     true = seq.centres[frame_ids]
     scale, rot, trans = weighted_umeyama(est, true)
     errors = np.linalg.norm(scale * est @ rot.T + trans - true, axis=1)
@@ -481,7 +579,7 @@ def evaluate_chaining(run: ChainingRun) -> ChainingMetrics:
 
     world_units_per_scene_unit = {}
     for indices, result in run.windows:
-        if result.merged:
+        if result is not None and result.merged:
             n_w = run.oracle.answers[indices].normalization
             for k in np.flatnonzero(result.new_frames):
                 world_units_per_scene_unit[indices[k]] = result.depth_scale * n_w
@@ -489,7 +587,7 @@ def evaluate_chaining(run: ChainingRun) -> ChainingMetrics:
     tenth = max(1, len(lam) // 10)
     scale_drift_pct = 100.0 * abs(lam[-tenth:].mean() / lam[:tenth].mean() - 1.0)
 
-    est_ahead = est + trajectory.camera_to_world[:, :3, 2] / scale
+    est_ahead = est + trajectory.world_from_camera[:, :3, 2] / scale
     true_ahead = true + invert_rigid(seq.extrinsics[frame_ids])[:, :, 2]
     scale, rot, trans = weighted_umeyama(np.concatenate((est, est_ahead)), np.concatenate((true, true_ahead)))
     scene_from_world = similarity_matrix(scale, rot, trans)
@@ -499,7 +597,7 @@ def evaluate_chaining(run: ChainingRun) -> ChainingMetrics:
     wrong = 0
     previous = None
     for indices, result in run.windows:
-        if not result.merged:
+        if result is None or not result.merged:
             continue
         if result.status is WindowStatus.MERGED and previous is not None:
             # Window-to-previous-window similarity: estimated through the world, true through the scene.

@@ -1,0 +1,1 @@
+"""Test and benchmark support: synthetic scenes, test doubles, environment checks. Not installed."""

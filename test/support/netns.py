@@ -1,0 +1,25 @@
+"""Where DDS may run: tests and benchmarks that start rclpy check `network_is_loopback_only` first."""
+
+from __future__ import annotations
+
+import fcntl
+import socket
+import struct
+
+_SIOCGIFFLAGS = 0x8913
+_IFF_UP = 0x1
+
+
+def network_is_loopback_only() -> bool:
+    """True when this process's network namespace has only an up ``lo`` interface.
+
+    Tests and benchmarks that start DDS check this first: DDS discovery multicasts on every interface, and in a
+    shared development or CI machine it must stay on loopback (``unshare -n sh -c 'ip link set lo up && ...'``).
+    Reads the namespace through sockets, not /sys (which shows the namespace that mounted it).
+    """
+    if [name for _, name in socket.if_nameindex()] != ["lo"]:
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH22x", b"lo", 0)  # struct ifreq: name, flags, padding to 40 bytes
+        flags = struct.unpack("16sH22x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, request))[1]
+    return bool(flags & _IFF_UP)

@@ -1,0 +1,470 @@
+"""A streaming reconstruction session: frame sets in, one chained world out, with no repeated work.
+
+The ROS node and the offline command both run this; neither holds reconstruction rules of its own.
+
+    FrameSet --add--> keyframing, sliding window, reset rules --> Window
+    Window --infer--> preprocessing and DINOv2 of new frames only (per-frame cache), aggregator and camera head
+                      over the window, depth head on the frames the world needs --> WindowInference
+    WindowInference --integrate--> decode on the device, Sim(3) chaining into the world, cloud, map --> WindowOutput
+
+`push` runs the three in a row (offline). The node calls `add` on its executor thread and `infer` then
+`integrate` on its worker thread, the latter alone under its world lock: inference never blocks the services.
+
+Incremental and exact. DINOv2 and the DPT heads work frame by frame, so a frame's patch tokens are computed
+once, when it first enters a window, and cached by frame id; the aggregator and the camera head span frames
+(global attention, the camera trunk) and run on the whole window every time. The depth head runs only on
+the frames whose depth is used: those new to the world, plus ``overlap_frame_sets`` frame sets the world
+already holds (the newest, and evenly back to the oldest), which the alignment compares. The point head runs only when asked.
+
+Reset rules (the world and the window start over): time going backwards, a change of image size (unless every
+frame is padded to one model size, `SessionConfig.model_hw`), `request_reset` (the node's ``~/reset``). State is bounded: the window, the per-frame cache (the current
+window's frames), the world (see `vggt_ros.world`) and the map (`vggt_ros.mapping`).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Hashable, Mapping, Optional
+
+import numpy as np
+import torch
+
+from vggt_ros.mapping import GrowingMap, MapConfig, write_tum_trajectory
+from vggt_ros.preprocess import MODES, preprocess_frames_u8, preprocess_images_u8, to_unit_float
+from vggt_ros.products import CloudConfig, PointCloud, build_cloud, decode_window
+from vggt_ros.window import FrameSet, SlidingWindow, Window, WindowConfig, anchor_window
+from vggt_ros.world import Trajectory, WindowResult, WindowStatus, World, WorldConfig
+
+log = logging.getLogger(__name__)
+
+PREPROCESSING = ("fast", "exact")
+DEPTH_OUTPUTS = ("pose_enc", "depth", "depth_conf")
+POINT_OUTPUTS = ("world_points", "world_points_conf")
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Everything a session decides with.
+
+    Attributes:
+        window: keyframing and the sliding window.
+        cloud, world, map: the published cloud, the chaining, the map.
+        cameras: images per frame set.
+        camera_names: names for messages (default camera0, camera1, ...).
+        image_size, preprocess_mode: model input width (crop) or longer side (pad), and the mode.
+        preprocessing: "fast" (torch, on the pipeline's device: live frames) or "exact" (the official loader).
+        model_hw: with exact preprocessing, the (H, W) every frame is padded to (white, centred) whatever its
+            size, as the official loader pads a batch: frames of different sizes then share windows. None: each
+            frame's own model size, and a change of image size starts over.
+        overlap_frame_sets: frame sets already in the world whose depth the alignment compares (>= 1): the newest
+            and, for more than one, spread evenly back to the oldest the world still holds.
+        incremental: False runs every stage on every frame of every window (the reference the incremental path
+            is tested against; same products).
+        point_head: also run the point head; its outputs are in `WindowOutput.predictions`.
+    """
+
+    window: WindowConfig = field(default_factory=WindowConfig)
+    cloud: CloudConfig = field(default_factory=CloudConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    map: MapConfig = field(default_factory=MapConfig)
+    cameras: int = 1
+    camera_names: tuple[str, ...] = ()
+    image_size: int = 518
+    preprocess_mode: str = "crop"
+    preprocessing: str = "fast"
+    model_hw: Optional[tuple[int, int]] = None
+    overlap_frame_sets: int = 2
+    incremental: bool = True
+    point_head: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cameras, bool) or not isinstance(self.cameras, int) or self.cameras < 1:
+            raise ValueError(f"cameras must be an int >= 1, got {self.cameras!r}")
+        if self.camera_names and len(self.camera_names) != self.cameras:
+            raise ValueError(f"camera_names must name the {self.cameras} cameras, got {list(self.camera_names)}")
+        if self.preprocess_mode not in MODES:
+            raise ValueError(f"preprocess_mode must be one of {MODES}, got {self.preprocess_mode!r}")
+        if self.preprocessing not in PREPROCESSING:
+            raise ValueError(f"preprocessing must be one of {PREPROCESSING}, got {self.preprocessing!r}")
+        if self.model_hw is not None and self.preprocessing != "exact":
+            raise ValueError("model_hw (pad every frame to one size) needs exact preprocessing")
+        if not 1 <= self.overlap_frame_sets < max(2, self.window.window_size):
+            raise ValueError(
+                f"overlap_frame_sets must be in [1, window_size - 1 = {self.window.window_size - 1}], "
+                f"got {self.overlap_frame_sets!r}"
+            )
+        if self.world.retained_frames < self.window.window_size * self.cameras:
+            raise ValueError(
+                f"world.retained_frames ({self.world.retained_frames}) must hold a whole window "
+                f"({self.window.window_size} x {self.cameras} images) to find the frames the next one shares"
+            )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.camera_names or tuple(f"camera{i}" for i in range(self.cameras))
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return DEPTH_OUTPUTS + (POINT_OUTPUTS if self.point_head else ())
+
+
+class FrameSetError(ValueError):
+    """A frame set the session cannot use (dropped, nothing else changes); ``kind`` names the problem."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class SessionUpdate:
+    """What `ReconstructionSession.add` did: kept as keyframe, a reset (with its reason, else ""), a window."""
+
+    is_keyframe: bool
+    reset: str
+    window: Optional[Window]
+
+
+@dataclass(frozen=True)
+class WindowInference:
+    """The network's answer for one window (device tensors), ready to integrate.
+
+    frame_ids, stamps: model order; dense: window indices the depth head ran on; predictions: the pipeline's
+    outputs (pose_enc (S, 9); depth (D, H, W, 1), depth_conf (D, H, W); with the point head world_points
+    (D, H, W, 3), world_points_conf); colors: (D, H, W, 3) uint8; reset: start a new world before integrating;
+    encoded: how many frames DINOv2 ran on; seconds: host time per step.
+    """
+
+    window: Window
+    frame_ids: tuple[Hashable, ...]
+    stamps: np.ndarray
+    dense: tuple[int, ...]
+    predictions: Mapping[str, torch.Tensor]
+    colors: torch.Tensor
+    reset: bool
+    encoded: int
+    seconds: dict[str, float]
+
+
+@dataclass(frozen=True)
+class PublishedFrame:
+    """One image of the newest frame set, on the host: camera index, stamp (ns), world pose ``(4, 4)``,
+    intrinsics ``(3, 3)`` of the ``(H, W)`` model image, depth (world units, NaN where unusable) and confidence."""
+
+    camera: int
+    stamp_ns: int
+    world_from_camera: np.ndarray
+    intrinsics: np.ndarray
+    depth: np.ndarray
+    confidence: np.ndarray
+
+
+@dataclass(frozen=True)
+class WindowOutput:
+    """What one window produced.
+
+    Attributes:
+        window: the window as run (after anchoring).
+        status, reason: the world's verdict; the reason is a sentence for the log.
+        result: the world's `WindowResult`, or None when the network output could not even be decoded
+            (e.g. a predicted field of view outside (0, pi)); then status is REJECTED.
+        newest: the newest frame set's images in the world (empty unless merged).
+        cloud: the points of the frames new to the world (None unless merged).
+        map_reset: a new segment or world started, so the map was emptied before this window was added.
+        dense: window indices of the frames the depth head ran on (rows of the dense predictions).
+        predictions: the network's outputs (see `WindowInference`).
+        seconds: host time per step of this window.
+    """
+
+    window: Window
+    status: WindowStatus
+    reason: str
+    result: Optional[WindowResult]
+    newest: list[PublishedFrame]
+    cloud: Optional[PointCloud]
+    map_reset: bool
+    dense: tuple[int, ...]
+    predictions: Mapping[str, torch.Tensor]
+    seconds: dict[str, float]
+
+    @property
+    def merged(self) -> bool:
+        return self.status is not WindowStatus.REJECTED
+
+
+@dataclass
+class _CachedFrame:
+    tokens: torch.Tensor  # (h*w, C) DINOv2 patch tokens
+    colors: torch.Tensor  # (H, W, 3) uint8 model-resolution image
+    image: Optional[torch.Tensor]  # (3, H, W) model input, kept only for the non-incremental reference path
+
+
+def check_engines_fit(pipeline, config: SessionConfig) -> None:
+    """Exported engines have a fixed image size and frame range: check they can run this session's windows.
+
+    The smallest call is one frame set (a new frame set through DINOv2), the largest a full window.
+    """
+    frames = getattr(pipeline, "frames", None)
+    if frames is not None:
+        needed = (config.cameras, config.window.window_size * config.cameras)
+        if frames.min > needed[0] or frames.max < needed[1]:
+            raise ValueError(
+                f"the engines accept {frames.min}..{frames.max} frames, but this session runs {needed[0]}.."
+                f"{needed[1]} images per call (1 frame set .. window_size x cameras)"
+            )
+    image_hw = getattr(pipeline, "image_hw", None)
+    if image_hw is not None:
+        square = config.preprocess_mode == "pad"
+        if image_hw[1] != config.image_size or (square and image_hw[0] != config.image_size):
+            raise ValueError(
+                f"the engines take {image_hw[0]}x{image_hw[1]} images (HxW), but image_size {config.image_size} "
+                f"in {config.preprocess_mode} mode gives width {config.image_size}" + (" and height too" if square else "")
+            )
+
+
+class ReconstructionSession:
+    """See the module docstring. `add` from one thread, `infer` and `integrate` from one (possibly other) thread."""
+
+    def __init__(self, pipeline, config: SessionConfig = SessionConfig()) -> None:
+        check_engines_fit(pipeline, config)
+        self.pipeline = pipeline
+        self.config = config
+        self.world = World(config.world)
+        self.map = GrowingMap(config.map)
+        self._window = SlidingWindow(config.window)
+        self._image_hw: Optional[tuple[int, int]] = None  # input size of the current run (add's thread)
+        self._reset_requested = threading.Event()
+        # Worker state (infer / integrate thread).
+        self._cache: dict[Hashable, _CachedFrame] = {}
+        self._anchor: Optional[FrameSet] = None  # the newest frame set merged into the world
+        self.undecodable_windows = 0
+
+    # ------------------------------------------------------------------------------------------ input side
+    def add(self, frame_set: FrameSet) -> SessionUpdate:
+        """Offer one synchronised frame set (arrival order).
+
+        Raises:
+            FrameSetError: wrong number of images, or cameras with different sizes (the set is dropped).
+        """
+        if len(frame_set.images) != self.config.cameras:
+            raise FrameSetError(
+                "cameras", f"a frame set has {len(frame_set.images)} images, the session runs {self.config.cameras} cameras"
+            )
+        sizes = {image.shape[:2] for image in frame_set.images}
+        if len(sizes) > 1:
+            listed = ", ".join(
+                f"{name} {image.shape[1]}x{image.shape[0]}" for name, image in zip(self.config.names, frame_set.images)
+            )
+            raise FrameSetError(
+                "resolution", f"cameras have different resolutions ({listed}, WxH); they must match: set dropped "
+                "(resize them upstream, e.g. with image_proc)",
+            )
+        reset = ""
+        image_hw = sizes.pop()
+        if self._image_hw is not None and image_hw != self._image_hw and self.config.model_hw is None:
+            reset = (
+                f"image size changed from {self._image_hw[1]}x{self._image_hw[0]} to {image_hw[1]}x{image_hw[0]} "
+                "(WxH): reconstruction starts over"
+            )
+            self._window.reset()
+        self._image_hw = image_hw
+        update = self._window.add(frame_set)
+        if update.reset:
+            reset = "time went backwards (a bag loop or a restarted driver?): reconstruction starts over"
+        if reset:
+            self._reset_requested.set()
+        return SessionUpdate(update.is_keyframe, reset, update.window)
+
+    def request_reset(self) -> None:
+        """Start a new world and an empty map from the next window, and forget the window's keyframes.
+
+        Call from `add`'s thread (the node's executor).
+        """
+        self._window.reset()
+        self._image_hw = None
+        self._reset_requested.set()
+
+    # ------------------------------------------------------------------------------------------ inference
+    def infer(self, window: Window) -> WindowInference:
+        """Run the network on one window, recomputing nothing that an earlier window already computed."""
+        seconds: dict[str, float] = {}
+        reset = self._reset_requested.is_set()
+        if reset:
+            self._reset_requested.clear()
+            self._cache.clear()
+            self._anchor = None
+        window = anchor_window(window, self._anchor)
+        cameras = window.num_cameras
+        frame_ids = tuple((stamp, camera) for s in window.frame_sets for camera, stamp in enumerate(s.stamps_ns))
+        images = window.images
+        missing = [i for i, frame_id in enumerate(frame_ids) if frame_id not in self._cache]
+        if not self.config.incremental:
+            missing = list(range(len(frame_ids)))
+        encoded = self._encode(frame_ids, images, missing, seconds)
+        self._cache = {frame_id: self._cache[frame_id] for frame_id in frame_ids}  # only this window's frames
+
+        dense = self._dense_frames(frame_ids, cameras, reset)
+        image_hw = tuple(self._cache[frame_ids[0]].colors.shape[:2])
+        start = time.perf_counter()
+        if self.config.incremental:
+            tokens = torch.stack([self._cache[f].tokens for f in frame_ids])
+            predictions = self.pipeline.predict(tokens, image_hw, self.config.outputs, torch.tensor(dense))
+        else:  # the reference: every head on every frame, then the same frames kept
+            images = torch.stack([self._cache[f].image for f in frame_ids])
+            full = {k: v[0] if k != "pose_enc_list" else v[:, 0] for k, v in self.pipeline(images).items()}
+            keep = torch.tensor(dense, device=full["depth"].device)
+            predictions = {k: (full[k] if k == "pose_enc" else full[k].index_select(0, keep)) for k in self.config.outputs}
+        seconds["network"] = time.perf_counter() - start
+        colors = torch.stack([self._cache[frame_ids[i]].colors for i in dense])
+        return WindowInference(
+            window=window,
+            frame_ids=frame_ids,
+            stamps=np.array([stamp * 1e-9 for stamp, _ in frame_ids]),
+            dense=dense,
+            predictions=predictions,
+            colors=colors,
+            reset=reset,
+            encoded=encoded,
+            seconds=seconds,
+        )
+
+    def _encode(self, frame_ids, images, missing: list[int], seconds: dict[str, float]) -> int:
+        """Preprocess and (incremental path) encode the frames not cached yet; returns how many."""
+        if not missing:
+            seconds["preprocess"] = seconds["encode"] = 0.0
+            return 0
+        start = time.perf_counter()
+        config = self.config
+        batch = [images[i] for i in missing]
+        if config.preprocessing == "exact":
+            pixels = preprocess_images_u8(
+                batch, mode=config.preprocess_mode, target_size=config.image_size, pad_to=config.model_hw
+            )
+        else:
+            pixels = preprocess_frames_u8(
+                np.stack(batch), mode=config.preprocess_mode, target_size=config.image_size, device=self.pipeline.device
+            )
+        pixels = pixels.to(self.pipeline.device)
+        model_input = to_unit_float(pixels)
+        colors = pixels.permute(0, 2, 3, 1)  # the model images' colours, as uint8 from here to the message
+        seconds["preprocess"] = time.perf_counter() - start
+        start = time.perf_counter()
+        tokens = self.pipeline.encode(model_input) if config.incremental else [None] * len(missing)
+        seconds["encode"] = time.perf_counter() - start
+        for k, i in enumerate(missing):
+            image = None if config.incremental else model_input[k]
+            self._cache[frame_ids[i]] = _CachedFrame(tokens[k], colors[k], image)
+        return len(missing)
+
+    def _dense_frames(self, frame_ids, cameras: int, reset: bool) -> tuple[int, ...]:
+        """Window indices whose depth is used: frames new to the world, and the newest frame sets it holds."""
+        known = (lambda f: False) if reset else (lambda f: f in self.world.keyframes)
+        new = [i for i, f in enumerate(frame_ids) if not known(f)]
+        held_sets = sorted({i // cameras for i, f in enumerate(frame_ids) if known(f) and f in self.world.samples})
+        count = min(self.config.overlap_frame_sets, len(held_sets))
+        # Spread over the held sets, the newest always included: a wider baseline fixes the alignment better.
+        picks = {held_sets[round(k * (len(held_sets) - 1) / (count - 1))] for k in range(count)} if count > 1 else set(
+            held_sets[-1:]
+        )
+        overlap = [s * cameras + c for s in picks for c in range(cameras)]
+        return tuple(sorted(set(new) | set(overlap)))
+
+    # ------------------------------------------------------------------------------------------ world side
+    def integrate(self, inference: WindowInference) -> WindowOutput:
+        """Chain one window into the world and the map. Call under the lock that guards `world` and `map`."""
+        seconds = dict(inference.seconds)
+        start = time.perf_counter()
+        map_reset = inference.reset
+        if inference.reset:
+            self.world.reset()
+            self.map.reset()
+
+        def rejected(reason: str, result: Optional[WindowResult]) -> WindowOutput:
+            seconds["world"] = time.perf_counter() - start
+            return WindowOutput(inference.window, WindowStatus.REJECTED, reason, result, [], None, map_reset,
+                                inference.dense, inference.predictions, seconds)
+
+        try:
+            products = decode_window(inference.predictions, inference.frame_ids, inference.stamps, inference.dense,
+                                     inference.colors)
+        except ValueError as err:  # unusable cameras (e.g. a field of view of 0): nothing to align or publish
+            self.undecodable_windows += 1
+            return rejected(f"unusable network output: {err}", None)
+        result = self.world.integrate(products, self.config.cloud.point_decimation)
+        seconds["world"] = time.perf_counter() - start
+        if not result.merged:
+            return rejected(result.reason, result)
+        self._anchor = inference.window.frame_sets[-1]
+        start = time.perf_counter()
+        cloud = build_cloud(result.placed, self.config.cloud) if result.placed is not None else None
+        seconds["cloud"] = time.perf_counter() - start
+        start = time.perf_counter()
+        if result.status is WindowStatus.NEW_SEGMENT:
+            self.map.reset()
+            map_reset = True
+        if cloud is not None:
+            map_rows = [row for row, i in enumerate(result.placed.frames) if result.map_frames[i]]
+            if map_rows:
+                in_map = np.isin(cloud.frames, map_rows)
+                self.map.add(cloud.points[in_map, :3], cloud.colors[in_map])
+        seconds["map"] = time.perf_counter() - start
+        return WindowOutput(inference.window, result.status, result.reason, result, self._newest(result),
+                            cloud, map_reset, inference.dense, inference.predictions, seconds)
+
+    def _newest(self, result: WindowResult) -> list[PublishedFrame]:
+        """The newest frame set's images, copied to the host (what the node publishes per camera)."""
+        placed = result.placed
+        if placed is None:
+            return []
+        count = len(result.frame_ids)
+        cameras = self.config.cameras
+        newest = []
+        for camera in range(cameras):
+            i = count - cameras + camera
+            if i not in placed.frames:
+                continue
+            row = placed.frames.index(i)
+            newest.append(PublishedFrame(
+                camera=camera,
+                stamp_ns=int(result.frame_ids[i][0]),
+                world_from_camera=placed.world_from_camera[row],
+                intrinsics=placed.intrinsics[row],
+                depth=placed.depth[row].cpu().numpy(),
+                confidence=placed.confidence[row].cpu().numpy(),
+            ))
+        return newest
+
+    def push(self, frame_set: FrameSet) -> Optional[WindowOutput]:
+        """`add`, then `infer` and `integrate` if a window is due: the offline loop's one call."""
+        update = self.add(frame_set)
+        if update.reset:
+            log.warning(update.reset)
+        if update.window is None:
+            return None
+        return self.integrate(self.infer(update.window))
+
+    # ------------------------------------------------------------------------------------------ results
+    @property
+    def cached_frames(self) -> int:
+        """Frames in the per-frame cache (the last window's)."""
+        return len(self._cache)
+
+    def trajectory(self) -> Trajectory:
+        return self.world.trajectory()
+
+    def camera_path(self, camera: int = 0) -> list[tuple[int, np.ndarray]]:
+        """(stamp_ns, ``(4, 4)`` world pose) of one camera's kept keyframes, oldest first (bounded)."""
+        return [(k.frame_id[0], k.world_from_camera) for k in self.world.keyframes if k.frame_id[1] == camera]
+
+    def save(self, directory: str | Path) -> tuple[Path, Path]:
+        """Write the map (`map.ply`) and the kept keyframe trajectory (`trajectory.tum`); return both paths."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        map_path, trajectory_path = directory / "map.ply", directory / "trajectory.tum"
+        self.map.save_ply(map_path)
+        trajectory = self.world.trajectory()
+        write_tum_trajectory(trajectory_path, trajectory.timestamps, trajectory.world_from_camera, trajectory.segment)
+        return map_path, trajectory_path

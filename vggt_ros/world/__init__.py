@@ -1,0 +1,10 @@
+"""One consistent world across VGGT windows (see `vggt_ros.world.world` for how and why).
+
+config: thresholds, bounds and result types; overlap: aligning a window through shared frames;
+keyframes: the bounded trajectory and alignment samples; world: the state machine.
+"""
+from vggt_ros.world.config import WindowResult, WindowStatus, WorldConfig, WorldCounters
+from vggt_ros.world.keyframes import Trajectory
+from vggt_ros.world.world import World
+
+__all__ = ["World", "WorldConfig", "WindowResult", "WindowStatus", "WorldCounters", "Trajectory"]

@@ -1,0 +1,128 @@
+"""The world's memory, bounded: the keyframe trajectory and the recent frames' pixel samples used for alignment.
+
+`KeyframeStore` keeps the newest ``trajectory_recent`` keyframes in full and a decimated history of the older
+ones (``trajectory_history`` at most: when it fills up every second keyframe is dropped, so the history spans
+the whole run at a spacing that doubles). Frame ids are known (recognised as already merged) while they are
+among the recent keyframes; a sliding window never brings back an older frame.
+
+`SampleStore` keeps, for the newest ``retained_frames`` frames, a sample of their pixels' world points that later
+windows align to.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Hashable, Iterator, Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """One merged frame: its id, capture time (s), pose ``world_from_camera`` ``(4, 4)``, the window-to-world
+    depth factor of the window that added it, its segment and its median depth (world units)."""
+
+    frame_id: Hashable
+    timestamp: float
+    world_from_camera: np.ndarray
+    depth_scale: float
+    segment: int
+    median_depth: float
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Keyframes in insertion order (decimated history, then the recent ones).
+
+    frame_ids: ids; timestamps: ``(N,)`` seconds; world_from_camera: ``(N, 4, 4)`` rigid poses of the optical
+    frames; depth_scale: ``(N,)`` window-to-world depth factor of the window that added each frame;
+    segment: ``(N,)`` int segment of each frame.
+    """
+
+    frame_ids: tuple[Hashable, ...]
+    timestamps: np.ndarray
+    world_from_camera: np.ndarray
+    depth_scale: np.ndarray
+    segment: np.ndarray
+
+    @classmethod
+    def of(cls, keyframes: list[Keyframe]) -> "Trajectory":
+        return cls(
+            frame_ids=tuple(k.frame_id for k in keyframes),
+            timestamps=np.array([k.timestamp for k in keyframes], dtype=np.float64),
+            world_from_camera=np.stack([k.world_from_camera for k in keyframes]) if keyframes else np.zeros((0, 4, 4)),
+            depth_scale=np.array([k.depth_scale for k in keyframes], dtype=np.float64),
+            segment=np.array([k.segment for k in keyframes], dtype=np.int64),
+        )
+
+
+class KeyframeStore:
+    """Bounded keyframe trajectory (see the module docstring)."""
+
+    def __init__(self, recent: int, history: int) -> None:
+        self._recent: deque[Keyframe] = deque()
+        self._recent_limit = recent
+        self._history: list[Keyframe] = []
+        self._history_limit = history
+        self._history_stride = 1  # keep every n-th keyframe that leaves the recent ones
+        self._left_recent = 0
+        self._known: set[Hashable] = set()
+        self.total = 0  # keyframes ever added
+
+    def __len__(self) -> int:
+        return len(self._history) + len(self._recent)
+
+    def __iter__(self) -> Iterator[Keyframe]:
+        yield from self._history
+        yield from self._recent
+
+    def __contains__(self, frame_id: Hashable) -> bool:
+        return frame_id in self._known
+
+    @property
+    def last(self) -> Optional[Keyframe]:
+        return self._recent[-1] if self._recent else None
+
+    def add(self, keyframe: Keyframe) -> None:
+        self._recent.append(keyframe)
+        self._known.add(keyframe.frame_id)
+        self.total += 1
+        if len(self._recent) > self._recent_limit:
+            old = self._recent.popleft()
+            self._known.discard(old.frame_id)
+            if self._left_recent % self._history_stride == 0:
+                self._history.append(old)
+                if len(self._history) > self._history_limit:
+                    self._history = self._history[::2]
+                    self._history_stride *= 2
+            self._left_recent += 1
+
+    def trajectory(self) -> Trajectory:
+        return Trajectory.of(list(self))
+
+
+@dataclass
+class FrameSamples:
+    """A recent frame kept for alignment: sampled pixels (flat indices), their world points, depths (world
+    units) and confidences. ``points`` and ``depth`` are the means of ``observations`` aligned estimates per
+    pixel (see `vggt_ros.world.overlap.refine_samples`); ``world_from_camera`` is the frame's trajectory pose."""
+
+    pixel_index: np.ndarray
+    points: np.ndarray
+    observations: np.ndarray
+    confidence: np.ndarray
+    depth: np.ndarray
+    world_from_camera: np.ndarray
+
+
+class SampleStore(OrderedDict):
+    """frame id -> `FrameSamples` of the newest ``limit`` frames (oldest first)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, frame_id: Hashable, samples: FrameSamples) -> None:
+        super().__setitem__(frame_id, samples)
+        while len(self) > self.limit:
+            self.popitem(last=False)
