@@ -49,6 +49,38 @@ def test_batches_in_the_same_voxel_merge_and_each_counts_once():
     assert np.array_equal(grid.observations[order], [1, 2])
 
 
+def test_many_batches_accumulate_like_a_plain_per_voxel_sum():
+    """Tens of thousands of voxels over many batches (so new voxels are folded in several times) give, voxel for
+    voxel, the mean of each batch's centroid in it: the same as a plain dictionary of sums."""
+    voxel = 0.05
+    rng = np.random.default_rng(3)
+    grid = GrowingMap(MapConfig(voxel_size=voxel, max_points=10**6))
+    sums: dict[tuple, list] = {}
+    for batch in range(12):
+        points = rng.uniform(-1.0, 1.0, size=(6000, 3)) + 0.3 * batch  # overlapping, drifting batches
+        colors = rng.integers(0, 256, size=(6000, 3), dtype=np.uint8)
+        grid.add(points, colors)
+        cells, inverse = np.unique(np.floor(points / voxel).astype(np.int64), axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        size = np.bincount(inverse)
+        centroid = np.stack([np.bincount(inverse, points[:, a]) for a in range(3)], axis=1) / size[:, None]
+        for cell, mean in zip(map(tuple, cells), centroid):
+            entry = sums.setdefault(cell, [np.zeros(3), 0])
+            entry[0] += mean
+            entry[1] += 1
+    assert len(grid) == len(sums) > 20_000
+    assert grid.nbytes == len(grid) * (8 + 24 + 24 + 8)  # key, position sum, colour sum, count per voxel
+    expected_cells = np.array(list(sums))
+    order = np.lexsort(expected_cells.T[::-1])
+    mean_xyz = np.array([v[0] / v[1] for v in sums.values()])[order]
+    found_cells = np.floor(grid.points.astype(np.float64) / voxel).astype(np.int64)
+    found_order = np.lexsort(found_cells.T[::-1])
+    assert np.array_equal(found_cells[found_order], expected_cells[order])
+    np.testing.assert_allclose(grid.points[found_order], mean_xyz, atol=1e-6)
+    counts = np.array([v[1] for v in sums.values()])[order]
+    np.testing.assert_array_equal(grid.observations[found_order], counts)
+
+
 def test_point_budget_coarsens_the_voxels_and_keeps_the_whole_map_covered():
     rng = np.random.default_rng(1)
     grid = GrowingMap(MapConfig(voxel_size=0.02, max_points=3000, coarsen_factor=1.5))

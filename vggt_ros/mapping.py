@@ -32,6 +32,8 @@ from vggt_ros.geometry import rotation_matrix_to_quaternion
 # Voxel coordinates are packed into one int64 key, 21 bits per axis (signed range +-2**20).
 _KEY_BITS = 21
 _KEY_HALF = 1 << (_KEY_BITS - 1)
+# The recent-voxel table is folded into the main one beyond max(this, an eighth of the main one).
+_MIN_RECENT_VOXELS = 4096
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,48 @@ class MapConfig:
             raise ValueError(f"MapConfig.coarsen_factor must be > 1, got {self.coarsen_factor!r}")
 
 
+@dataclass
+class _VoxelTable:
+    """Voxels sorted by key: per voxel the sums of its batch centroids' positions and colours, and their count."""
+
+    keys: np.ndarray
+    sum_xyz: np.ndarray
+    sum_rgb: np.ndarray
+    count: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "_VoxelTable":
+        return cls(np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return int(self.keys.size)
+
+    def accumulate(self, keys: np.ndarray, xyz: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        """Add the rows whose key the table holds; returns the mask of the others."""
+        pos = np.searchsorted(self.keys, keys)
+        hit = pos < self.keys.size
+        hit[hit] = self.keys[pos[hit]] == keys[hit]
+        self.sum_xyz[pos[hit]] += xyz[hit]
+        self.sum_rgb[pos[hit]] += rgb[hit]
+        self.count[pos[hit]] += 1
+        return ~hit
+
+    def union(self, other: "_VoxelTable") -> "_VoxelTable":
+        """Both tables (disjoint keys) as one sorted table."""
+        order = np.argsort(np.concatenate((self.keys, other.keys)), kind="stable")
+        return _VoxelTable(*(np.concatenate((a, b))[order] for a, b in zip(self.fields(), other.fields())))
+
+    def fields(self) -> tuple[np.ndarray, ...]:
+        return self.keys, self.sum_xyz, self.sum_rgb, self.count
+
+
 class GrowingMap:
-    """See the module docstring. Not thread-safe: call from one thread (or hold a lock)."""
+    """See the module docstring. Not thread-safe: call from one thread (or hold a lock).
+
+    New voxels first go to a small sorted table that is folded into the main one when it reaches an eighth of
+    it: inserting into one large sorted table would copy all of it for every window, so a window would cost
+    more the larger the map.
+    """
 
     def __init__(self, config: MapConfig = MapConfig()) -> None:
         self.config = config
@@ -67,29 +109,40 @@ class GrowingMap:
 
     def _clear(self) -> None:
         self.voxel_size = float(self.config.voxel_size)
-        self._keys = np.zeros(0, dtype=np.int64)
-        self._sum_xyz = np.zeros((0, 3), dtype=np.float64)
-        self._sum_rgb = np.zeros((0, 3), dtype=np.float64)
-        self._count = np.zeros(0, dtype=np.int64)
+        self._main = _VoxelTable.empty()
+        self._recent = _VoxelTable.empty()
         self.dropped_out_of_range = 0
 
     def __len__(self) -> int:
-        return int(self._keys.size)
+        return len(self._main) + len(self._recent)
+
+    def _table(self) -> _VoxelTable:
+        """Every voxel in one sorted table (folds the recent voxels in)."""
+        if len(self._recent):
+            self._main, self._recent = self._main.union(self._recent), _VoxelTable.empty()
+        return self._main
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the map's tables hold."""
+        return sum(a.nbytes for table in (self._main, self._recent) for a in table.fields())
 
     @property
     def points(self) -> np.ndarray:
         """``(N, 3)`` float32 world points, one per occupied voxel."""
-        return (self._sum_xyz / self._count[:, None]).astype(np.float32)
+        table = self._table()
+        return (table.sum_xyz / table.count[:, None]).astype(np.float32)
 
     @property
     def observations(self) -> np.ndarray:
         """``(N,)`` float32: how many batches (merged windows) contributed to each point."""
-        return self._count.astype(np.float32)
+        return self._table().count.astype(np.float32)
 
     @property
     def colors(self) -> np.ndarray:
         """``(N, 3)`` uint8 RGB of `points`."""
-        return np.clip(np.round(self._sum_rgb / self._count[:, None]), 0, 255).astype(np.uint8)
+        table = self._table()
+        return np.clip(np.round(table.sum_rgb / table.count[:, None]), 0, 255).astype(np.uint8)
 
     def add(self, points, colors) -> int:
         """Merge a batch; returns the number of map points afterwards.
@@ -131,35 +184,33 @@ class GrowingMap:
             raise OSError(f"Open3D could not write the map to {path}")
 
     def _merge(self, keys: np.ndarray, xyz: np.ndarray, rgb: np.ndarray) -> None:
-        """Add one batch's voxel centroids (keys unique within the batch) into the sorted table, one count each."""
-        pos = np.searchsorted(self._keys, keys)
-        hit = pos < self._keys.size
-        hit[hit] = self._keys[pos[hit]] == keys[hit]
-        self._sum_xyz[pos[hit]] += xyz[hit]
-        self._sum_rgb[pos[hit]] += rgb[hit]
-        self._count[pos[hit]] += 1
-        fresh = ~hit
+        """Add one batch's voxel centroids (keys unique within the batch), one count each."""
+        fresh = self._main.accumulate(keys, xyz, rgb)
+        if not fresh.any():
+            return
+        keys, xyz, rgb = keys[fresh], xyz[fresh], rgb[fresh]
+        fresh = self._recent.accumulate(keys, xyz, rgb)
         if fresh.any():
-            at = pos[fresh]
-            self._keys = np.insert(self._keys, at, keys[fresh])
-            self._sum_xyz = np.insert(self._sum_xyz, at, xyz[fresh], axis=0)
-            self._sum_rgb = np.insert(self._sum_rgb, at, rgb[fresh], axis=0)
-            self._count = np.insert(self._count, at, 1)
+            added = _VoxelTable(keys[fresh], xyz[fresh], rgb[fresh], np.ones(int(fresh.sum()), np.int64))
+            self._recent = self._recent.union(added)
+        if len(self._recent) > max(_MIN_RECENT_VOXELS, len(self._main) // 8):
+            self._table()
 
     def _coarsen(self) -> None:
+        table = self._table()
         self.voxel_size *= self.config.coarsen_factor
-        mean_xyz = self._sum_xyz / self._count[:, None]
+        mean_xyz = table.sum_xyz / table.count[:, None]
         keys, in_range = _voxel_keys(mean_xyz, self.voxel_size)
         unique, inverse = np.unique(keys, return_inverse=True)
         sum_xyz = np.zeros((unique.size, 3))
         sum_rgb = np.zeros((unique.size, 3))
         for axis in range(3):
-            sum_xyz[:, axis] = np.bincount(inverse, weights=self._sum_xyz[:, axis], minlength=unique.size)
-            sum_rgb[:, axis] = np.bincount(inverse, weights=self._sum_rgb[:, axis], minlength=unique.size)
-        count = np.bincount(inverse, weights=self._count, minlength=unique.size).astype(np.int64)
+            sum_xyz[:, axis] = np.bincount(inverse, weights=table.sum_xyz[:, axis], minlength=unique.size)
+            sum_rgb[:, axis] = np.bincount(inverse, weights=table.sum_rgb[:, axis], minlength=unique.size)
+        count = np.bincount(inverse, weights=table.count, minlength=unique.size).astype(np.int64)
         # Coarser keys only shrink in magnitude, so every voxel stays in range.
         assert in_range.all()
-        self._keys, self._sum_xyz, self._sum_rgb, self._count = unique, sum_xyz, sum_rgb, count
+        self._main = _VoxelTable(unique, sum_xyz, sum_rgb, count)
 
 
 def _voxel_keys(points: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
