@@ -10,6 +10,16 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "fixtures"
 TINY = FIXTURES / "vggt_tiny"
 IMAGES = FIXTURES / "preprocess" / "images"
+# Node parameters that let every window of the tiny random-weight model into the world: its windows do not agree
+# geometrically, and tests about the ROS interface need every window published (the chaining itself is tested on
+# ground truth in test_world.py).
+PERMISSIVE_WORLD = {
+    "alignment_min_inlier_ratio": 0.0,
+    "alignment_inlier_distance_ratio": 1e6,
+    "alignment_max_residual_ratio": 1e6,
+    "alignment_max_camera_offset_ratio": 1e6,
+    "alignment_max_camera_rotation_deg": 180.0,
+}
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from conftest import IMAGES, TINY
+from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import network_is_loopback_only
 from vggt_ros.ros.node import TRANSPORTS_VARIABLE, ReconstructionNode
 
@@ -41,15 +41,6 @@ WARN = 30  # rcl_interfaces/Log level
 WAIT_S = 20.0
 FIRST_STAMP_NS = 1_700_000_000 * 1_000_000_000
 FRAME_PERIOD_NS = 200_000_000  # 5 Hz
-# The tiny model has random weights, so its windows do not agree geometrically: let every window into the world,
-# so that every one is published (as in test_node.py).
-PERMISSIVE_WORLD = {
-    "alignment_min_inlier_ratio": 0.0,
-    "alignment_inlier_distance_ratio": 1e6,
-    "alignment_max_residual_ratio": 1e6,
-    "alignment_max_camera_offset_ratio": 1e6,
-    "alignment_max_camera_rotation_deg": 180.0,
-}
 
 # The camera driver: creates its publisher (sensor-data QoS, as camera drivers use), then on a line on stdin waits
 # up to match_timeout_s for a matched subscription, publishes `count` rgb8 images of the photograph resized to

@@ -32,7 +32,7 @@ from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
 from vggt_ros.preprocess import preprocess_images
-from conftest import IMAGES, TINY
+from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import network_is_loopback_only
 from vggt_ros.ros.node import ReconstructionNode, StartupError
 
@@ -189,13 +189,6 @@ class Probe:
         self.node.destroy_node()
 
 
-PERMISSIVE_WORLD = {
-    "alignment_min_inlier_ratio": 0.0,
-    "alignment_inlier_distance_ratio": 1e6,
-    "alignment_max_residual_ratio": 1e6,
-    "alignment_max_camera_offset_ratio": 1e6,
-    "alignment_max_camera_rotation_deg": 180.0,
-}
 
 
 # The node's own defaults, restored over PERMISSIVE_WORLD.
