@@ -4,7 +4,8 @@ For each camera path of `test/support/synthetic.py` ("straight", "loop", "rotati
 textured room) the node's streaming session runs end to end (`vggt_ros.session`: keyframing and sliding windows,
 the per-frame cache, the choice of depth frames, decoding, Sim(3) chaining, the growing map), with the test double
 `FakePipelineForWorldTests` as the network (ground truth re-expressed per window with VGGT's normalisation, plus
-noise). --overlap sets how many frame sets the world already holds get depth for the alignment. Metrics (defined precisely in `vggt_ros.synthetic.ChainingMetrics`):
+noise). --overlap sets how many frame sets the world already holds get depth for the alignment. Metrics
+(defined precisely in `ChainingMetrics`, test/support/synthetic.py):
 
 - ate_pct: keyframe-centre RMS error after one global Sim(3) fit (plain Umeyama), % of the path length;
 - scale_drift_pct: change of the world's units per scene unit between the first and last 10 % of keyframes;

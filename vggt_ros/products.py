@@ -310,7 +310,9 @@ def place_in_world(
     )
 
 
-def unproject(depth: torch.Tensor, world_from_camera: np.ndarray, intrinsics: np.ndarray, step: int = 1) -> torch.Tensor:
+def unproject(
+    depth: torch.Tensor, world_from_camera: np.ndarray, intrinsics: np.ndarray, step: int = 1
+) -> torch.Tensor:
     """``(K, h, w, 3)`` float32 world points of depth maps ``(K, H, W)`` seen from poses ``(K, 4, 4)``, at every
     ``step``-th row and column (h = ceil(H / step)).
 

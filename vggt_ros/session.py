@@ -14,11 +14,13 @@ Incremental and exact. DINOv2 and the DPT heads work frame by frame, so a frame'
 once, when it first enters a window, and cached by frame id; the aggregator and the camera head span frames
 (global attention, the camera trunk) and run on the whole window every time. The depth head runs only on
 the frames whose depth is used: those new to the world, plus ``overlap_frame_sets`` frame sets the world
-already holds (the newest, and evenly back to the oldest), which the alignment compares. The point head runs only when asked.
+already holds (the newest, and evenly back to the oldest), which the alignment compares. The point head runs
+only when asked.
 
 Reset rules (the world and the window start over): time going backwards, a change of image size (unless every
-frame is padded to one model size, `SessionConfig.model_hw`), `request_reset` (the node's ``~/reset``). State is bounded: the window, the per-frame cache (the current
-window's frames), the world (see `vggt_ros.world`) and the map (`vggt_ros.mapping`).
+frame is padded to one model size, `SessionConfig.model_hw`), `request_reset` (the node's ``~/reset``). State
+is bounded: the window, the per-frame cache (the current window's frames), the world (see `vggt_ros.world`) and
+the map (`vggt_ros.mapping`).
 """
 from __future__ import annotations
 
@@ -221,7 +223,8 @@ def check_engines_fit(pipeline, config: SessionConfig) -> None:
         if image_hw[1] != config.image_size or (square and image_hw[0] != config.image_size):
             raise ValueError(
                 f"the engines take {image_hw[0]}x{image_hw[1]} images (HxW), but image_size {config.image_size} "
-                f"in {config.preprocess_mode} mode gives width {config.image_size}" + (" and height too" if square else "")
+                f"in {config.preprocess_mode} mode gives width {config.image_size}"
+                + (" and height too" if square else "")
             )
 
 
@@ -251,7 +254,8 @@ class ReconstructionSession:
         """
         if len(frame_set.images) != self.config.cameras:
             raise FrameSetError(
-                "cameras", f"a frame set has {len(frame_set.images)} images, the session runs {self.config.cameras} cameras"
+                "cameras",
+                f"a frame set has {len(frame_set.images)} images, the session runs {self.config.cameras} cameras",
             )
         sizes = {image.shape[:2] for image in frame_set.images}
         if len(sizes) > 1:
@@ -316,7 +320,9 @@ class ReconstructionSession:
             images = torch.stack([self._cache[f].image for f in frame_ids])
             full = {k: v[0] if k != "pose_enc_list" else v[:, 0] for k, v in self.pipeline(images).items()}
             keep = torch.tensor(dense, device=full["depth"].device)
-            predictions = {k: (full[k] if k == "pose_enc" else full[k].index_select(0, keep)) for k in self.config.outputs}
+            predictions = {
+                k: (full[k] if k == "pose_enc" else full[k].index_select(0, keep)) for k in self.config.outputs
+            }
         seconds["network"] = time.perf_counter() - start
         colors = torch.stack([self._cache[frame_ids[i]].colors for i in dense])
         return WindowInference(

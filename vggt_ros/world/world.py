@@ -36,8 +36,9 @@ Decisions, each with its reason:
   that still does not align (but has finite cameras and enough valid depth) starts a new segment instead of
   being rejected (a window that aligns again simply merges). Its first frame with depth is put at that frame's
   world pose if the world holds it, else at the world's last keyframe, and its scale is chosen so that the
-  frame's median depth equals the world's median depth there (world units). The world frame and its scale are kept (TF does not jump to a new origin), but
-  the offset between segments is unknown: the caller should start a new map (`mapping.GrowingMap.reset`).
+  frame's median depth equals the world's median depth there (world units). The world frame and its scale are
+  kept (TF does not jump to a new origin), but the offset between segments is unknown: the caller should start a
+  new map (`mapping.GrowingMap.reset`).
   The stored frames of the old segment are dropped, so later windows align only within the new segment.
 - New frames are marked for the map (`WindowResult.map_frames`) only with enough 3-D parallax (from the
   predicted poses) since the last marked frame, so a static or crawling camera does not pile copies of the
