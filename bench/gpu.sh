@@ -109,11 +109,10 @@ if backends:
         print(f"{r['precision']:<6}{r['frames']:>4}" + "".join(f"{r['stages_ms'][s]:>13.2f}" for s in stages)
               + f"{r['total_ms']:>10.1f}{r['tflop']:>8.2f}{r['tflops_per_s']:>9.1f}")
 if streaming:
-    print(f"\nstreaming session, ms per new keyframe ({streaming['settings']['precision']}, attention "
-          f"{streaming['settings']['sdpa']}, map {streaming['settings']['map']})")
+    settings = next(iter(streaming.values()))["settings"]
+    print(f"\nstreaming session, ms per new keyframe ({settings['precision']}, attention {settings['sdpa']}, "
+          f"map {settings['map']})")
     for key, entry in streaming.items():
-        if not key.startswith("window_"):
-            continue
         print(f"  {key}: VGGT-1B at 350x518 {entry['full_tflop']:.2f} TFLOP full, {entry['incremental_tflop']:.2f} "
               "incremental")
         for model, timing in entry.get("timing", {}).items():
