@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from vggt_ros.geometry import quaternion_to_rotation_matrix
-from vggt_ros.mapping import GrowingMap, MapConfig, write_tum_trajectory
+from vggt_ros.mapping import EmptyMapError, GrowingMap, MapConfig, write_tum_trajectory
 
 
 def _voxel_means(points, colors, voxel):
@@ -157,6 +157,35 @@ def test_save_ply_round_trips_points_and_colours(tmp_path):
     cloud = o3d.io.read_point_cloud(str(path))
     assert np.allclose(np.asarray(cloud.points), grid.points, atol=1e-6)
     assert np.array_equal(np.round(np.asarray(cloud.colors) * 255).astype(np.uint8), grid.colors)
+
+
+def test_saving_an_empty_map_says_so_and_writes_nothing(tmp_path):
+    with pytest.raises(EmptyMapError, match="the map is empty"):
+        GrowingMap().save_ply(tmp_path / "map.ply")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_save_keeps_the_previous_files_whole_and_names_the_file(tmp_path):
+    import open3d as o3d
+
+    rng = np.random.default_rng(4)
+    grid = GrowingMap(MapConfig(voxel_size=0.05))
+    grid.add(rng.uniform(size=(500, 3)), rng.integers(0, 256, size=(500, 3), dtype=np.uint8))
+    map_path, trajectory_path = tmp_path / "map.ply", tmp_path / "trajectory.tum"
+    grid.save_ply(map_path)
+    write_tum_trajectory(trajectory_path, [0.0], np.eye(4)[None])
+    saved_map, saved_trajectory = map_path.read_bytes(), trajectory_path.read_bytes()
+
+    # The writes go through temporary files beside the targets; occupy those names with folders so both fail.
+    (tmp_path / ".map.tmp.ply").mkdir()
+    (tmp_path / ".trajectory.tmp.tum").mkdir()
+    grid.add(rng.uniform(2.0, 3.0, size=(500, 3)), rng.integers(0, 256, size=(500, 3), dtype=np.uint8))
+    with pytest.raises(OSError, match="could not write .*map.ply"):
+        grid.save_ply(map_path)
+    with pytest.raises(OSError, match="could not write .*trajectory.tum"):
+        write_tum_trajectory(trajectory_path, [0.0, 1.0], np.stack([np.eye(4)] * 2))
+    assert map_path.read_bytes() == saved_map and trajectory_path.read_bytes() == saved_trajectory
+    assert len(o3d.io.read_point_cloud(str(map_path)).points) < len(grid)
 
 
 def test_tum_trajectory_lines_decode_to_the_written_poses(tmp_path):

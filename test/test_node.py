@@ -594,6 +594,21 @@ def test_services_and_the_map_timer_answer_while_an_inference_runs(monkeypatch, 
         running.close()
 
 
+def test_saving_before_any_window_says_the_map_is_empty_and_the_node_keeps_running(tmp_path):
+    running = Running({"image_topics": ["/cam/image"], "save_directory": str(tmp_path / "saved")})
+    probe = Probe(["/cam/image"], ["/vggt/"])
+    try:
+        probe.wait_connected()
+        response = TestWorldChaining.call(probe, "/vggt/save")
+        assert not response.success and "the map is empty" in response.message
+        assert not (tmp_path / "saved" / "map.ply").exists()
+        TestWorldChaining.send_and_wait(probe, Clock())  # still working
+        assert TestWorldChaining.call(probe, "/vggt/save").success
+    finally:
+        probe.close()
+        running.close()
+
+
 def test_windows_the_world_cannot_align_are_reported_and_the_node_keeps_running():
     # Default thresholds: the random tiny model's windows disagree, so they are rejected, never merged silently.
     running = Running({"image_topics": ["/cam/image"], "window_size": 2, **DEFAULT_WORLD})

@@ -21,9 +21,10 @@ Frame of everything here: the chained world of `vggt_ros.world.World`, i.e. the 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -86,6 +87,27 @@ class _VoxelTable:
 
     def fields(self) -> tuple[np.ndarray, ...]:
         return self.keys, self.sum_xyz, self.sum_rgb, self.count
+
+
+class EmptyMapError(ValueError):
+    """The map has no point yet, so there is nothing to save."""
+
+
+def replace_atomically(path, write: Callable[[Path], None]) -> None:
+    """Write a file through a temporary one beside it (``.<stem>.tmp<suffix>``), then rename it over ``path``.
+
+    A reader sees the old file or the new one, never a partial one, and a failed write leaves the old file as it
+    was. ``write(temporary)`` writes the whole file. Raises OSError naming ``path`` when anything fails.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except OSError as err:
+        if temporary.is_file():
+            temporary.unlink()
+        raise OSError(f"could not write {path}: {err}") from None
 
 
 class GrowingMap:
@@ -175,13 +197,24 @@ class GrowingMap:
         return len(self)
 
     def save_ply(self, path) -> None:
-        """Write the map as a binary PLY with colours (Open3D)."""
+        """Write the map as a binary PLY with colours (Open3D), atomically (see `replace_atomically`).
+
+        Raises:
+            EmptyMapError: the map has no point yet. OSError: the file could not be written (naming it).
+        """
+        if len(self) == 0:
+            raise EmptyMapError("the map is empty (no window has been merged into it yet): there is nothing to save")
         import open3d as o3d
 
         cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(self.points.astype(np.float64)))
         cloud.colors = o3d.utility.Vector3dVector(self.colors.astype(np.float64) / 255.0)
-        if not o3d.io.write_point_cloud(str(path), cloud, write_ascii=False):
-            raise OSError(f"Open3D could not write the map to {path}")
+
+        def write(temporary: Path) -> None:
+            # Open3D reports some failures only by its return value, and a full disk by a short file.
+            if not o3d.io.write_point_cloud(str(temporary), cloud, write_ascii=False) or not temporary.stat().st_size:
+                raise OSError(f"Open3D could not write {temporary} (is the disk full, or the folder read-only?)")
+
+        replace_atomically(path, write)
 
     def _merge(self, keys: np.ndarray, xyz: np.ndarray, rgb: np.ndarray) -> None:
         """Add one batch's voxel centroids (keys unique within the batch), one count each."""
@@ -247,7 +280,7 @@ def write_tum_trajectory(
         timestamps: ``(N,)`` seconds (NaN is written as the row index, so the file stays readable).
         world_from_camera: ``(N, 4, 4)`` or ``(N, 3, 4)`` rigid poses of the camera optical frames in the world.
         segments: optional ``(N,)`` segment ids; a comment line marks where each segment starts.
-    The header comments state the frame: the first image's OpenCV optical frame at the first window's VGGT
+    The file is replaced atomically (`replace_atomically`). The header comments state the frame: the first image's OpenCV optical frame at the first window's VGGT
     scale. Tools such as evo skip '#' lines.
     """
     stamps = np.asarray(timestamps, dtype=np.float64)
@@ -272,4 +305,11 @@ def write_tum_trajectory(
         t = poses[i, :3, 3]
         q = quats[i]
         lines.append(f"{stamp:.9f} {t[0]:.9g} {t[1]:.9g} {t[2]:.9g} {q[0]:.9g} {q[1]:.9g} {q[2]:.9g} {q[3]:.9g}")
-    Path(path).write_text("\n".join(lines) + "\n")
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "w") as file:
+            file.write("\n".join(lines) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+
+    replace_atomically(path, write)

@@ -35,6 +35,7 @@ import torch
 
 from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
 from vggt_ros.input_watchdog import InputWatchdog
+from vggt_ros.mapping import EmptyMapError
 from vggt_ros.products import pack_rgb
 from vggt_ros.ros import messages
 from vggt_ros.ros.params import NodeParameters, declare_and_read
@@ -293,7 +294,7 @@ class ReconstructionNode(Node):
             with self._world_lock:
                 map_path, trajectory_path = self._session.save(self.params.save_directory)
                 points = len(self._session.map)
-        except OSError as err:
+        except (OSError, EmptyMapError) as err:
             response.success, response.message = False, f"could not save to '{self.params.save_directory}': {err}"
             self.get_logger().error(response.message)
             return response
