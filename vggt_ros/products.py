@@ -29,7 +29,7 @@ from typing import Hashable, Mapping, Sequence
 import numpy as np
 import torch
 
-from vggt_ros.geometry import invert_rigid, pose_encoding_to_extrinsics_intrinsics
+from vggt_ros.geometry import decompose_similarity, invert_rigid, pose_encoding_to_extrinsics_intrinsics
 
 POINT_FIELDS = ("x", "y", "z", "rgb", "confidence")
 
@@ -262,9 +262,7 @@ def cameras_in_world(world_from_window: np.ndarray, window_from_camera: np.ndarr
 
     A similarity moves a camera rigidly (rotation R R_c, centre s R c + t); its scale goes to the depth.
     """
-    linear, translation = world_from_window[:3, :3], world_from_window[:3, 3]
-    scale = float(np.cbrt(np.linalg.det(linear)))
-    rotation = linear / scale
+    scale, rotation, translation = decompose_similarity(np.asarray(world_from_window, dtype=np.float64))
     poses = np.zeros_like(window_from_camera)
     poses[:, :3, :3] = rotation @ window_from_camera[:, :3, :3]
     poses[:, :3, 3] = scale * window_from_camera[:, :3, 3] @ rotation.T + translation

@@ -137,7 +137,7 @@ class WindowInference:
     frame_ids, stamps: model order; dense: window indices the depth head ran on; predictions: the pipeline's
     outputs (pose_enc (S, 9); depth (D, H, W, 1), depth_conf (D, H, W); with the point head world_points
     (D, H, W, 3), world_points_conf); colors: (D, H, W, 3) uint8; reset: start a new world before integrating;
-    encoded: how many frames DINOv2 ran on; seconds: host time per step.
+    seconds: host time per step.
     """
 
     window: Window
@@ -147,7 +147,6 @@ class WindowInference:
     predictions: Mapping[str, torch.Tensor]
     colors: torch.Tensor
     reset: bool
-    encoded: int
     seconds: dict[str, float]
 
 
@@ -243,7 +242,6 @@ class ReconstructionSession:
         # Worker state (infer / integrate thread).
         self._cache: dict[Hashable, _CachedFrame] = {}
         self._anchor: Optional[FrameSet] = None  # the newest frame set merged into the world
-        self.undecodable_windows = 0
 
     # ------------------------------------------------------------------------------------------ input side
     def add(self, frame_set: FrameSet) -> SessionUpdate:
@@ -307,7 +305,7 @@ class ReconstructionSession:
         missing = [i for i, frame_id in enumerate(frame_ids) if frame_id not in self._cache]
         if not self.config.incremental:
             missing = list(range(len(frame_ids)))
-        encoded = self._encode(frame_ids, images, missing, seconds)
+        self._encode(frame_ids, images, missing, seconds)
         self._cache = {frame_id: self._cache[frame_id] for frame_id in frame_ids}  # only this window's frames
 
         dense = self._dense_frames(frame_ids, cameras, reset)
@@ -333,15 +331,14 @@ class ReconstructionSession:
             predictions=predictions,
             colors=colors,
             reset=reset,
-            encoded=encoded,
             seconds=seconds,
         )
 
-    def _encode(self, frame_ids, images, missing: list[int], seconds: dict[str, float]) -> int:
-        """Preprocess and (incremental path) encode the frames not cached yet; returns how many."""
+    def _encode(self, frame_ids, images, missing: list[int], seconds: dict[str, float]) -> None:
+        """Preprocess and (incremental path) encode the frames not cached yet, into the cache."""
         if not missing:
             seconds["preprocess"] = seconds["encode"] = 0.0
-            return 0
+            return
         start = time.perf_counter()
         config = self.config
         batch = [images[i] for i in missing]
@@ -363,10 +360,10 @@ class ReconstructionSession:
         for k, i in enumerate(missing):
             image = None if config.incremental else model_input[k]
             self._cache[frame_ids[i]] = _CachedFrame(tokens[k], colors[k], image)
-        return len(missing)
 
     def _dense_frames(self, frame_ids, cameras: int, reset: bool) -> tuple[int, ...]:
-        """Window indices whose depth is used: frames new to the world, and the newest frame sets it holds."""
+        """Window indices whose depth is used: frames new to the world, and ``overlap_frame_sets`` of the frame sets
+        it holds (the newest, and spread back to the oldest)."""
         known = (lambda f: False) if reset else (lambda f: f in self.world.keyframes)
         new = [i for i, f in enumerate(frame_ids) if not known(f)]
         held_sets = sorted({i // cameras for i, f in enumerate(frame_ids) if known(f) and f in self.world.samples})
@@ -397,7 +394,6 @@ class ReconstructionSession:
             products = decode_window(inference.predictions, inference.frame_ids, inference.stamps, inference.dense,
                                      inference.colors)
         except ValueError as err:  # unusable cameras (e.g. a field of view of 0): nothing to align or publish
-            self.undecodable_windows += 1
             return rejected(f"unusable network output: {err}", None)
         result = self.world.integrate(products, self.config.cloud.point_decimation)
         seconds["world"] = time.perf_counter() - start

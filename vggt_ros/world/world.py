@@ -65,7 +65,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from vggt_ros.geometry import compose_similarity, similarity_matrix
+from vggt_ros.geometry import compose_similarity, decompose_similarity, similarity_matrix
 from vggt_ros.products import WindowProducts, cameras_in_world, percentile, place_in_world
 from vggt_ros.world.config import WindowResult, WindowStatus, WorldConfig, WorldCounters
 from vggt_ros.world.keyframes import FrameSamples, Keyframe, KeyframeStore, SampleStore, Trajectory
@@ -201,7 +201,7 @@ class World:
         self, status: WindowStatus, reason: str, products: WindowProducts, new: np.ndarray, threshold: float,
         grid_step: int, world_from_window: np.ndarray, **diagnostics,
     ) -> WindowResult:
-        scale = float(np.cbrt(np.linalg.det(world_from_window[:3, :3])))
+        scale = float(decompose_similarity(world_from_window)[0])
         world_from_camera = cameras_in_world(world_from_window, products.window_from_camera)
         new_idx = [int(i) for i in np.flatnonzero(new)]
         placed = place_in_world(products, world_from_camera, scale, new_idx, grid_step) if new_idx else None
