@@ -306,3 +306,53 @@ def test_wrong_item_type():
 def test_bad_frames(frames, error, message):
     with pytest.raises(error, match=message):
         preprocess_frames(frames)
+
+
+@pytest.mark.parametrize("mode", ["crop", "pad"])
+@pytest.mark.parametrize("height, width, pad_to", [(480, 640, None), (720, 1280, None), (900, 500, None),
+                                                   (480, 640, (420, 518)), (480, 640, (350, 532))])
+def test_pixel_map_puts_image_points_where_preprocessing_puts_them(mode, height, width, pad_to):
+    """Marker dots drawn in a camera image are found in the preprocessed image where `pixel_map` says."""
+    from vggt_ros.preprocess import pixel_map
+
+    if pad_to is not None and mode == "pad":
+        pad_to = (518, 532)
+    mapping = pixel_map(height, width, mode, pad_to=pad_to)
+    rng = np.random.default_rng(height + width)
+    dots = []
+    for _ in range(6):
+        centre = rng.uniform(0.3, 0.7, 2) * (width, height)
+        model = mapping.to_model(centre)
+        if not (20 <= model[0] < mapping.model_hw[1] - 20 and 20 <= model[1] < mapping.model_hw[0] - 20):
+            continue
+        u, v = np.meshgrid(np.arange(width), np.arange(height))
+        dots.append(model)
+        image_only = np.zeros((height, width, 3), np.uint8)
+        image_only[np.hypot(u - centre[0], v - centre[1]) <= 12] = 200  # grey: white is the padding
+        rows, cols = np.nonzero(image_only[..., 0])
+        model = mapping.to_model(np.array([cols.mean(), rows.mean()]))  # the drawn disk's own centroid
+        model_image = preprocess_images([image_only], mode=mode, pad_to=pad_to)[0, 0].numpy()
+        assert model_image.shape == mapping.model_hw
+        weights = np.where(model_image < 0.9, model_image, 0.0)  # white padding is not the dot
+        vv, uu = np.nonzero(weights > 0.05)
+        w = weights[vv, uu]
+        found = np.array([(uu * w).sum() / w.sum(), (vv * w).sum() / w.sum()])
+        # 8-bit rounding moves a centroid by up to ~0.05 px; dropping the half-pixel term of the resize would
+        # move it by 0.5 * (1 - scale): 0.1 px at 640 wide, 0.3 px at 1280.
+        assert np.abs(found - model).max() < 0.07, (found, model)
+    assert dots, "no marker landed inside the model image"
+    back = mapping.to_image(mapping.to_model(np.array([[3.0, 7.0], [width - 1.0, height - 1.0]])))
+    np.testing.assert_allclose(back, [[3.0, 7.0], [width - 1.0, height - 1.0]])
+
+
+def test_pixel_map_intrinsics_project_like_the_model_image():
+    """A 3-D point projects through the image intrinsics onto the image pixel that maps to its model pixel."""
+    from vggt_ros.preprocess import pixel_map
+
+    mapping = pixel_map(480, 640, "crop")
+    model_k = np.array([[400.0, 0, 259.0], [0, 410.0, 175.0], [0, 0, 1]])
+    image_k = mapping.intrinsics_to_image(model_k)
+    point = np.array([0.3, -0.2, 2.5])
+    in_model = (model_k @ point)[:2] / point[2]
+    in_image = (image_k @ point)[:2] / point[2]
+    np.testing.assert_allclose(mapping.to_model(in_image), in_model, atol=1e-9)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import Iterable, Union
 
 import numpy as np
@@ -106,6 +107,65 @@ def output_size(height: int, width: int, mode: str, target_size: int = DEFAULT_T
     if mode == "pad":
         return target_size, target_size
     return min(resized_h, target_size), resized_w
+
+
+@dataclass(frozen=True)
+class PixelMap:
+    """Where a camera image's pixels land in the model image, and back: one axis-aligned affine map.
+
+    ``u_model = scale[0] * u_image + offset[0]`` and ``v_model = scale[1] * v_image + offset[1]``, in pixel-index
+    coordinates (integer = pixel centre, the convention of VGGT's intrinsics and depth unprojection). The resize
+    maps pixel centres ((u + 0.5) scales by the resize factor), then the centre crop or white padding shifts.
+
+    Attributes:
+        image_hw: (H, W) of the camera image.
+        model_hw: (H, W) of the model image.
+        scale, offset: (x, y) of the map above.
+    """
+
+    image_hw: tuple[int, int]
+    model_hw: tuple[int, int]
+    scale: tuple[float, float]
+    offset: tuple[float, float]
+
+    def to_model(self, uv: np.ndarray) -> np.ndarray:
+        """``(..., 2)`` image pixel coordinates -> model pixel coordinates."""
+        return np.asarray(uv, dtype=np.float64) * self.scale + self.offset
+
+    def to_image(self, uv: np.ndarray) -> np.ndarray:
+        """``(..., 2)`` model pixel coordinates -> camera image pixel coordinates."""
+        return (np.asarray(uv, dtype=np.float64) - self.offset) / self.scale
+
+    def intrinsics_to_image(self, intrinsics: np.ndarray) -> np.ndarray:
+        """``(..., 3, 3)`` pinhole matrices of the model image -> the same cameras at the camera image's pixels."""
+        image_from_model = np.diag([1.0 / self.scale[0], 1.0 / self.scale[1], 1.0])
+        image_from_model[:2, 2] = -np.asarray(self.offset) / self.scale
+        return image_from_model @ np.asarray(intrinsics, dtype=np.float64)
+
+
+def pixel_map(
+    height: int, width: int, mode: str, target_size: int = DEFAULT_TARGET_SIZE, pad_to: tuple[int, int] | None = None
+) -> PixelMap:
+    """The `PixelMap` of both preprocessing routes for a ``height`` x ``width`` image (``pad_to`` as in
+    `preprocess_images`)."""
+    _check_mode(mode)
+    _check_target_size(target_size)
+    resized = _resized_size(height, width, mode, target_size)
+    fitted = output_size(height, width, mode, target_size)
+    final = fitted if pad_to is None else tuple(pad_to)
+    scale, offset = [], []
+    for axis, side in ((1, width), (0, height)):
+        factor = resized[axis] / side
+        # _fit_centred: crop start floor(diff / 2), or pad start floor(diff / 2); applied twice with pad_to.
+        shift = _fit_shift(resized[axis], fitted[axis]) + _fit_shift(fitted[axis], final[axis])
+        scale.append(factor)
+        offset.append(0.5 * factor - 0.5 + shift)
+    return PixelMap((height, width), (int(final[0]), int(final[1])), tuple(scale), tuple(offset))
+
+
+def _fit_shift(side: int, target: int) -> int:
+    """How far `_fit_centred` moves pixel coordinates along one axis fitting ``side`` pixels into ``target``."""
+    return -(max(side - target, 0) // 2) + max(target - side, 0) // 2
 
 
 def _fit_centred(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
