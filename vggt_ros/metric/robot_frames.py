@@ -1,0 +1,165 @@
+"""Where VGGT's world sits among a robot's frames (REP 105: odom -> base_link -> ... -> camera optical frame).
+
+VGGT's world is the first camera's optical frame at its first image; once the metric scale is applied it is in
+metres. Placing it in ``odom`` once, at that first image, is enough: from then on the reconstruction's own camera
+poses, carried through the fixed camera mounting, give the base's pose in ``odom`` (`base_in_odom`), which the
+node publishes as nav_msgs/Odometry for a filter such as robot_localization to fuse.
+
+`place_world_in_odom` reads the transforms through a `TransformLookup` (tf2_ros or our `TransformBuffer`). If
+the robot has odometry, the world is wherever odom says the camera was. If it has none, there is no ``odom`` frame
+to ask, and REP 105 lets odom start anywhere continuous: it starts at the base, so only the camera mounting is
+needed. A chain to odom that exists but does not yet cover the stamp is not "no odometry": that
+`ExtrapolationError` reaches the caller, which retries once odometry has caught up, instead of silently placing
+the world at the origin of odom.
+
+The covariance of the published pose comes from how well each window aligned to the world (`odometry_sigmas`),
+with floors so that a filter never receives a zero (singular, infinitely trusted) covariance.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from vggt_ros.geometry import invert_rigid
+from vggt_ros.metric.tf_buffer import (
+    NoConnectionError,
+    TransformLookup,
+    TransformLookupError,
+    UnknownFrameError,
+    as_rigid_transform,
+)
+
+# Floors of the reported standard deviations. One pixel of a 518-pixel-wide model image with a ~60 degree field of
+# view subtends about 0.002 rad and covers about 1 cm at 5 m: an alignment cannot honestly claim better.
+MIN_POSITION_SIGMA_M = 0.01
+MIN_ROTATION_SIGMA_RAD = 0.002
+
+
+class CameraMountingError(TransformLookupError):
+    """Neither odom nor the base reaches the camera's frame, so the world cannot be placed among the robot's."""
+
+
+def place_world_in_odom(
+    buffer: TransformLookup, odom_frame: str, base_frame: str, camera_frame: str, stamp_ns: int
+) -> np.ndarray:
+    """``(4, 4)`` odom_from_world (metres): the world is ``camera_frame`` (optical) at its first image, ``stamp_ns``.
+
+    With odometry this is odom_from_camera at ``stamp_ns``; without (``odom_frame`` unknown or in another tree)
+    odom starts at the base, so it is base_from_camera, the camera mounting.
+
+    Raises:
+        ExtrapolationError: odom reaches the camera but not at ``stamp_ns`` (retry when odometry has caught up).
+        CameraMountingError: neither ``odom_frame`` nor ``base_frame`` reaches ``camera_frame``; says what to publish.
+    """
+    try:
+        return buffer.lookup_transform(odom_frame, camera_frame, stamp_ns)
+    except (UnknownFrameError, NoConnectionError) as no_odometry:
+        odom_problem = no_odometry
+    try:
+        return buffer.lookup_transform(base_frame, camera_frame, stamp_ns)
+    except TransformLookupError as no_mounting:
+        raise CameraMountingError(
+            f"cannot place the reconstruction among the robot's frames at {stamp_ns} ns: camera frame "
+            f"{camera_frame!r} is reached neither from odom frame {odom_frame!r} ({odom_problem}) nor from base frame "
+            f"{base_frame!r} ({no_mounting}). Publish the camera mounting {base_frame!r} -> {camera_frame!r} on "
+            "/tf_static (robot_state_publisher with the robot's URDF, or `ros2 run tf2_ros "
+            f"static_transform_publisher --frame-id {base_frame} --child-frame-id {camera_frame} ...`), or set the "
+            "node's frame parameters to the frame ids the robot publishes"
+        ) from no_mounting
+
+
+def base_in_odom(
+    odom_from_world: np.ndarray, world_from_camera: np.ndarray, base_from_camera: np.ndarray
+) -> np.ndarray:
+    """``(4, 4)`` odom_from_base of a camera pose in the world, all ``(4, 4)`` rigid transforms in metres.
+
+    odom_from_base = odom_from_world @ world_from_camera @ camera_from_base. ValueError if any input is not rigid
+    (for example a world pose whose unit-less scale was not yet made metric).
+    """
+    odom_from_world = as_rigid_transform("odom_from_world", odom_from_world)
+    world_from_camera = as_rigid_transform("world_from_camera", world_from_camera)
+    base_from_camera = as_rigid_transform("base_from_camera", base_from_camera)
+    camera_from_base = np.eye(4)
+    camera_from_base[:3] = invert_rigid(base_from_camera[:3])
+    return odom_from_world @ world_from_camera @ camera_from_base
+
+
+def odometry_sigmas(
+    residual_m: float,
+    scene_depth_m: float,
+    min_position_sigma_m: float = MIN_POSITION_SIGMA_M,
+    min_rotation_sigma_rad: float = MIN_ROTATION_SIGMA_RAD,
+) -> tuple[float, float]:
+    """(position sigma in metres, rotation sigma in radians) of a pose from its window's alignment to the world.
+
+    The alignment's RMS residual is how far its points disagree, so it is the position's uncertainty; a rotation
+    error of theta moves points at depth d by about theta * d, so residual / scene depth is the rotation's. Each
+    is at least its floor (see `MIN_POSITION_SIGMA_M`): the filter inverts the covariance, and zero would make it
+    trust this pose over every other sensor.
+    """
+    if not (math.isfinite(residual_m) and residual_m >= 0):
+        raise ValueError(f"residual_m must be a finite RMS distance >= 0 metres, got {residual_m!r}")
+    # A zero floor would let a perfect alignment produce a zero covariance.
+    positive = (
+        ("scene_depth_m", scene_depth_m),
+        ("min_position_sigma_m", min_position_sigma_m),
+        ("min_rotation_sigma_rad", min_rotation_sigma_rad),
+    )
+    for name, value in positive:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return max(residual_m, min_position_sigma_m), max(residual_m / scene_depth_m, min_rotation_sigma_rad)
+
+
+def pose_covariance(position_sigma_m: float, rotation_sigma_rad: float) -> np.ndarray:
+    """``(6, 6)`` diagonal covariance in nav_msgs order (x, y, z, rotation about x, y, z): metres², radians².
+
+    Diagonal and isotropic: one alignment residual says nothing about which axis is worse.
+    """
+    for name, value in (("position_sigma_m", position_sigma_m), ("rotation_sigma_rad", rotation_sigma_rad)):
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be finite and > 0 (a filter inverts the covariance), got {value!r}")
+    return np.diag([position_sigma_m**2] * 3 + [rotation_sigma_rad**2] * 3)
+
+
+class RobotPlacement:
+    """One world's place among the robot's frames: placed once (retried until the transforms answer), then every
+    camera pose in the world gives the base's pose in odom. `reset` when a new world starts.
+
+    ``transforms``: a `TransformLookup`; ``camera_frame``: the frame id of camera 0's images (the world's origin).
+    """
+
+    def __init__(self, transforms: TransformLookup, odom_frame: str, base_frame: str) -> None:
+        self.transforms = transforms
+        self.odom_frame = odom_frame
+        self.base_frame = base_frame
+        self.reset()
+
+    def reset(self) -> None:
+        self.odom_from_world = None
+        self._origin = None  # (camera frame, stamp ns) of the world's first image
+        self._base_from_camera = None
+
+    def start(self, camera_frame: str, stamp_ns: int) -> None:
+        """A new world starts at ``camera_frame``'s image of ``stamp_ns``."""
+        self.reset()
+        self._origin = (camera_frame, stamp_ns)
+
+    def place(self) -> bool:
+        """Try to place the world (once); True when ``odom_from_world`` is known.
+
+        Raises:
+            TransformLookupError: the transforms cannot place it (yet): the message says why.
+        """
+        if self.odom_from_world is None and self._origin is not None:
+            camera_frame, stamp_ns = self._origin
+            odom_from_world = place_world_in_odom(self.transforms, self.odom_frame, self.base_frame, camera_frame,
+                                                  stamp_ns)
+            self._base_from_camera = self.transforms.lookup_transform(self.base_frame, camera_frame, 0)
+            self.odom_from_world = odom_from_world
+        return self.odom_from_world is not None
+
+    def base_pose(self, world_from_camera: np.ndarray) -> np.ndarray:
+        """``(4, 4)`` odom_from_base for camera 0 at ``world_from_camera`` (metres); call after `place` succeeded."""
+        return base_in_odom(self.odom_from_world, world_from_camera, self._base_from_camera)

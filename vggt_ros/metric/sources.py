@@ -1,0 +1,342 @@
+"""Per-window metric scale observations: how many metres one window unit is, from three independent sources.
+
+VGGT normalises every window's scene, so its depths and camera translations are in an arbitrary window unit.
+Each function here measures that unit in metres from one source and answers a `ScaleObservation` (the factor,
+its relative standard error and how many measurements it rests on) or a `ScaleUnavailable` (a kind and a
+reason a person can act on). Bad values (holes, NaN poses, a robot standing still) are answers, never
+exceptions; only arguments of the wrong structure (shapes that disagree, unknown cameras, invalid settings)
+raise ValueError, since those are the caller's bugs, not the scene's.
+
+All three work in log space: a scale is a ratio, and log makes "twice" and "half" equally far from the truth,
+so medians and spreads are symmetric. relative_sigma is the standard error of the log estimate, which is the
+relative standard error of the factor.
+
+* `depth_scale` (a depth camera registered to the colour image): the median over pixels of
+  log(sensor depth / predicted depth). The median ignores holes that slipped through, flying pixels on
+  object edges and any minority of wrong predictions, and does not let the far pixels, whose sensor noise
+  grows with the square of the distance, pull harder than near ones. Only confident predictions
+  (`DepthScaleConfig.confidence_percentile` of the window) and sensor depths inside the sensor's working
+  range count. It runs in torch on the prediction's device and moves only scalars to the host.
+* `rig_scale` (several cameras with a calibrated transform): the known baseline in metres over the distance the
+  window predicts between the two camera centres, for every frame set and known pair; the median of logs.
+* `odometry_scale` (TF odometry of the camera frames): distances travelled. The odometry frame and the window
+  frame are not aligned (nor is either gravity-aligned for VGGT), so only displacement lengths are compared,
+  each frame against the window's first frame with odometry. The estimate is sum |d_odom| / sum |d_window|
+  over the pairs that moved at least ``min_translation_m``: both odometry drift and the predicted poses'
+  errors are roughly absolute (metres, units), so a long displacement measures the ratio better than a short
+  one, and the ratio of sums weights each pair by its length where a median of per-pair ratios would weight the
+  noisiest short pairs equally. The sum is not robust to a jump in the odometry (a relocalisation, a wheel
+  slip), so every pair's own ratio is checked against it and the window is refused as "inconsistent" when one
+  disagrees by more than ``max_ratio_spread``; a jump shifts all later positions by the same vector, which
+  changes the ratio of short and long displacements differently and is caught.
+
+relative_sigma is the standard error of a median, sqrt(pi / 2) x 1.4826 x MAD / sqrt(n): 1.4826 x MAD (the median
+absolute deviation of the n log ratios) estimates their standard deviation robustly, and a median of n normal
+samples scatters sqrt(pi / 2) times more than their mean. (Odometry's ratio of sums uses the same formula on the
+deviations from it.) It measures the scatter of this window's measurements, not a bias they share (a wrong depth
+prediction over a whole frame, a miscalibrated rig): `vggt_ros.metric.scale_filter` therefore caps how much any
+one small sigma can weigh. A handful of measurements do not measure their own scatter (one has none, two of three
+may coincide), so below eight the sigma is at least `SINGLE_MEASUREMENT_RELATIVE_SIGMA` / sqrt(n).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Union
+
+import numpy as np
+import torch
+
+from vggt_ros.products import percentile, usable_pixels
+
+# A normal distribution's standard deviation is 1.4826 times its median absolute deviation, and the median of n
+# samples of it has a standard error of sqrt(pi / 2) sigma / sqrt(n) (a mean: sigma / sqrt(n)).
+_MAD_TO_SIGMA = 1.4826
+_MEDIAN_STANDARD_ERROR = math.sqrt(math.pi / 2.0)
+# The median absolute deviation of fewer measurements is itself too uncertain (of three, two may coincide). In 400
+# simulated rig windows (12 cm baseline, 2 mm pose noise) the error exceeded 4 such sigmas in 5 % of windows of 5
+# frame sets, and in 2 % of windows of 8 (t-like tails) and none of 30.
+_MIN_SCATTER_MEASUREMENTS = 8
+# One camera displacement of a few centimetres, predicted by VGGT to about 1 % of a scene a few metres deep, is
+# known to roughly 10 %: the relative error assumed for a rig or odometry ratio measured only once.
+SINGLE_MEASUREMENT_RELATIVE_SIGMA = 0.1
+# Below this predicted distance (window units, ~1 = the scene's size) two camera centres coincide.
+_MIN_PREDICTED_DISTANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class ScaleObservation:
+    """One window's metric scale.
+
+    Attributes:
+        metres_per_unit: metres per window unit (> 0).
+        relative_sigma: relative standard error of ``metres_per_unit`` (= standard error of its log).
+        samples: measurements it rests on (pixels, camera pairs, displacements).
+        source: "depth", "rig" or "odometry".
+    """
+
+    metres_per_unit: float
+    relative_sigma: float
+    samples: int
+    source: str
+
+
+@dataclass(frozen=True)
+class ScaleUnavailable:
+    """Why a window has no metric scale from a source: ``kind`` for code, ``reason`` for people."""
+
+    kind: str
+    reason: str
+
+
+ScaleResult = Union[ScaleObservation, ScaleUnavailable]
+
+
+@dataclass(frozen=True)
+class DepthScaleConfig:
+    """Which pixels `depth_scale` compares.
+
+    Attributes:
+        min_range_m, max_range_m: the depth sensor's trustworthy range, metres; other sensor depths are ignored.
+        confidence_percentile: only predictions at or above this percentile of the window's usable predicted
+            confidence count, 0..100 (0 = every usable prediction).
+        min_pixels: fewest pixels a window needs to have a scale.
+    """
+
+    min_range_m: float = 0.2
+    max_range_m: float = 10.0
+    confidence_percentile: float = 50.0
+    min_pixels: int = 500
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.min_range_m) and self.min_range_m > 0.0):
+            raise ValueError(
+                f"min_range_m must be a positive number of metres (a depth of 0 is no measurement), got "
+                f"{self.min_range_m!r}; use the depth sensor's specified minimum range"
+            )
+        if not (math.isfinite(self.max_range_m) and self.max_range_m > self.min_range_m):
+            raise ValueError(
+                f"max_range_m must be a finite number of metres above min_range_m ({self.min_range_m}), got "
+                f"{self.max_range_m!r}; use the depth sensor's specified maximum range"
+            )
+        if not 0.0 <= self.confidence_percentile < 100.0:
+            raise ValueError(f"confidence_percentile must be in [0, 100), got {self.confidence_percentile!r}")
+        if isinstance(self.min_pixels, bool) or not isinstance(self.min_pixels, int) or self.min_pixels < 1:
+            raise ValueError(f"min_pixels must be an int >= 1, got {self.min_pixels!r}")
+
+
+def depth_scale(
+    predicted_depth: torch.Tensor,
+    confidence: torch.Tensor,
+    sensor_depth: Union[torch.Tensor, np.ndarray],
+    config: DepthScaleConfig = DepthScaleConfig(),
+) -> ScaleResult:
+    """Metres per window unit from a depth sensor (see the module docstring).
+
+    Args:
+        predicted_depth: ``(D, h, w)`` predicted depth, window units, any device.
+        confidence: ``(D, h, w)`` its confidence (VGGT's: > 1, larger is surer).
+        sensor_depth: ``(D, h, w)`` metres at the same model pixels (`vggt_ros.metric.sensor_depth.depth_to_model`
+            of each frame), NaN where the sensor has none; numpy or torch.
+    Returns:
+        `ScaleObservation` (source "depth", samples = pixels used) or `ScaleUnavailable` "no_valid_depth" with the
+        counts of each test in its reason.
+    Raises:
+        ValueError: the three arrays differ in shape.
+
+    The cost grows with D h w: 0.3 to 0.6 s for 8 frames of 392 x 518 on a busy 2-core CPU, where everything runs
+    element by element; every n-th row and column of all three (views) thins it.
+    """
+    device = predicted_depth.device
+    predicted = predicted_depth.detach().float()
+    surety = confidence.detach().to(device, torch.float32)
+    sensor = torch.as_tensor(sensor_depth, dtype=torch.float32, device=device)
+    if predicted.ndim != 3 or surety.shape != predicted.shape or sensor.shape != predicted.shape:
+        raise ValueError(
+            f"predicted depth {tuple(predicted.shape)}, confidence {tuple(surety.shape)} and sensor depth "
+            f"{tuple(sensor.shape)} must all be (D, h, w) on the same model pixels; map sensor depth with "
+            "depth_to_model"
+        )
+    predicted_ok = usable_pixels(predicted, surety)
+    in_range = (sensor >= config.min_range_m) & (sensor <= config.max_range_m)  # NaN fails both
+    usable = predicted_ok & in_range
+    threshold = 0.0
+    if config.confidence_percentile > 0.0 and bool(predicted_ok.any()):
+        threshold = percentile(surety[predicted_ok], config.confidence_percentile)
+    used = usable & (surety >= threshold)
+    count = int(used.sum())
+    if count < config.min_pixels:
+        return ScaleUnavailable(
+            "no_valid_depth",
+            f"{count} pixels usable for the depth scale, need {config.min_pixels}: of {predicted.numel()} pixels, "
+            f"{int(predicted_ok.sum())} have a usable prediction, {int(in_range.sum())} a sensor depth inside "
+            f"[{config.min_range_m}, {config.max_range_m}] m, {int(usable.sum())} both, and {count} of those "
+            f"reach the confidence percentile {config.confidence_percentile}",
+        )
+    log_ratio = torch.log(sensor[used]) - torch.log(predicted[used])
+    centre, sigma = _median_and_sigma(log_ratio)
+    return ScaleObservation(math.exp(centre), sigma, count, "depth")
+
+
+def rig_scale(
+    window_from_camera: np.ndarray,
+    cameras: int,
+    camera_from_camera: Mapping[int, np.ndarray],
+    min_baseline_m: float = 0.01,
+) -> ScaleResult:
+    """Metres per window unit from a calibrated camera rig (see the module docstring).
+
+    Args:
+        window_from_camera: ``(S, 4, 4)`` the window's predicted poses, frame-set major (index = set * K + camera).
+        cameras: K, the cameras per frame set.
+        camera_from_camera: camera j -> the known rigid transform ``(4, 4)`` between camera 0 and camera j,
+            metres (either direction: only its translation's length, the baseline, is used).
+        min_baseline_m: shortest baseline that measures a scale.
+    Returns:
+        `ScaleObservation` (source "rig", samples = camera pairs used) or `ScaleUnavailable`: "no_rig" (one camera
+        or no known pair), "degenerate" (every known baseline is shorter than ``min_baseline_m``, or the window
+        predicts no usable distance between the cameras).
+    Raises:
+        ValueError: poses not (S, 4, 4) with S a multiple of ``cameras``, a camera index outside [1, K), a transform
+            that is not a finite (4, 4) matrix, or a ``min_baseline_m`` that is not a positive number.
+    """
+    poses = np.asarray(window_from_camera, dtype=np.float64)
+    if isinstance(cameras, bool) or not isinstance(cameras, (int, np.integer)) or cameras < 1:
+        raise ValueError(f"cameras must be an int >= 1 (cameras per frame set), got {cameras!r}")
+    if poses.ndim != 3 or poses.shape[1:] != (4, 4) or poses.shape[0] % cameras:
+        raise ValueError(
+            f"window_from_camera must be (S, 4, 4) with S a multiple of the {cameras} cameras, got {poses.shape}"
+        )
+    if not (math.isfinite(min_baseline_m) and min_baseline_m > 0.0):
+        raise ValueError(f"min_baseline_m must be a positive number of metres, got {min_baseline_m!r}")
+    baselines = {}
+    for camera, transform in camera_from_camera.items():
+        transform = np.asarray(transform, dtype=np.float64)
+        if isinstance(camera, bool) or not (isinstance(camera, (int, np.integer)) and 1 <= camera < cameras):
+            raise ValueError(
+                f"camera_from_camera has camera {camera!r}, but the window's cameras are 0..{cameras - 1} and "
+                "camera 0 is the reference: key each transform by a camera index in [1, K)"
+            )
+        if transform.shape != (4, 4) or not np.isfinite(transform).all():
+            raise ValueError(f"camera_from_camera[{camera}] must be a finite (4, 4) rigid transform in metres")
+        baselines[camera] = float(np.linalg.norm(transform[:3, 3]))
+    if cameras < 2 or not baselines:
+        return ScaleUnavailable(
+            "no_rig",
+            f"no known camera pair: {cameras} camera(s) per frame set and known transforms for cameras "
+            f"{sorted(baselines)}; give the rig's calibrated transforms from camera 0",
+        )
+    long_enough = {camera: length for camera, length in baselines.items() if length >= min_baseline_m}
+    if not long_enough:
+        return ScaleUnavailable(
+            "degenerate",
+            f"every known baseline is shorter than {min_baseline_m} m ({baselines}); a rig this small "
+            "measures no scale",
+        )
+    centres = poses[:, :3, 3].reshape(-1, cameras, 3)
+    log_ratios = []
+    for camera, length in long_enough.items():
+        predicted = np.linalg.norm(centres[:, camera] - centres[:, 0], axis=1)  # (sets,) window units
+        usable = np.isfinite(predicted) & (predicted > _MIN_PREDICTED_DISTANCE)
+        log_ratios.append(math.log(length) - np.log(predicted[usable]))
+    log_ratio = np.concatenate(log_ratios)
+    if log_ratio.size == 0:
+        return ScaleUnavailable(
+            "degenerate",
+            f"the window predicts no usable distance between the rig's cameras in any of its "
+            f"{centres.shape[0]} frame sets (non-finite or coincident camera centres)",
+        )
+    centre, sigma = _median_and_sigma(torch.from_numpy(log_ratio))
+    return ScaleObservation(math.exp(centre), sigma, int(log_ratio.size), "rig")
+
+
+def odometry_scale(
+    window_from_camera: np.ndarray,
+    odom_positions: np.ndarray,
+    min_translation_m: float = 0.1,
+    max_ratio_spread: float = 1.5,
+) -> ScaleResult:
+    """Metres per window unit from odometry (see the module docstring).
+
+    Args:
+        window_from_camera: ``(S, 4, 4)`` the window's predicted poses.
+        odom_positions: ``(S, 3)`` metres, the same frames' camera positions in the odometry frame (NaN rows where
+            TF had no answer).
+        min_translation_m: shortest odometry displacement (metres) from the first frame that is used; it should be
+            several times the odometry's and the predicted poses' noise over one window.
+        max_ratio_spread: largest factor by which one displacement's own ratio may differ from the window's.
+    Returns:
+        `ScaleObservation` (source "odometry", samples = displacements used) or `ScaleUnavailable`:
+        "missing_odometry" (fewer than two frames with odometry and a finite pose), "still" (the robot did not
+        move ``min_translation_m`` during the window), "inconsistent" (a displacement's ratio disagrees by more
+        than ``max_ratio_spread``: the odometry jumped, or the window's poses are wrong).
+    Raises:
+        ValueError: shapes that are not (S, 4, 4) and (S, 3) for the same S, or settings that are not positive
+            numbers (``max_ratio_spread`` > 1).
+    """
+    poses = np.asarray(window_from_camera, dtype=np.float64)
+    odom = np.asarray(odom_positions, dtype=np.float64)
+    if poses.ndim != 3 or poses.shape[1:] != (4, 4) or odom.shape != (poses.shape[0], 3):
+        raise ValueError(
+            f"window_from_camera must be (S, 4, 4) and odom_positions (S, 3) for the same S frames, got "
+            f"{poses.shape} and {odom.shape}"
+        )
+    if not (math.isfinite(min_translation_m) and min_translation_m > 0.0):
+        raise ValueError(f"min_translation_m must be a positive number of metres, got {min_translation_m!r}")
+    if not (math.isfinite(max_ratio_spread) and max_ratio_spread > 1.0):
+        raise ValueError(f"max_ratio_spread must be a number > 1, got {max_ratio_spread!r}")
+    centres = poses[:, :3, 3]
+    known = np.flatnonzero(np.isfinite(odom).all(axis=1) & np.isfinite(centres).all(axis=1))
+    if known.size < 2:
+        return ScaleUnavailable(
+            "missing_odometry",
+            f"{known.size} of the window's {poses.shape[0]} frames have odometry and a finite pose, need 2; "
+            "check that TF can transform the camera frames into the odometry frame at the images' stamps",
+        )
+    reference, others = known[0], known[1:]
+    odom_moved = np.linalg.norm(odom[others] - odom[reference], axis=1)  # metres
+    window_moved = np.linalg.norm(centres[others] - centres[reference], axis=1)  # window units
+    moving = odom_moved >= min_translation_m
+    if not moving.any():
+        return ScaleUnavailable(
+            "still",
+            f"the camera moved at most {odom_moved.max():.3f} m (odometry) during the window, less than "
+            f"{min_translation_m} m: metres per window unit are undefined without a displacement",
+        )
+    odom_moved, window_moved = odom_moved[moving], window_moved[moving]
+    ratio = float(odom_moved.sum() / window_moved.sum()) if window_moved.sum() > 0.0 else math.inf
+    # Division only where the window moved: a displacement odometry sees and the window does not disagrees
+    # infinitely.
+    pair_ratios = np.full(odom_moved.shape, math.inf)
+    np.divide(odom_moved, window_moved, out=pair_ratios, where=window_moved > 0.0)
+    worst = float(np.max(np.maximum(pair_ratios / ratio, ratio / pair_ratios))) if math.isfinite(ratio) else math.inf
+    if not worst <= max_ratio_spread:
+        return ScaleUnavailable(
+            "inconsistent",
+            f"the displacements disagree: their metres per window unit range from {pair_ratios.min():.4g} to "
+            f"{pair_ratios.max():.4g} around the window's {ratio:.4g}, a factor {worst:.3g} > {max_ratio_spread}; "
+            "the odometry jumped or the window's poses are wrong",
+        )
+    deviation = np.abs(np.log(pair_ratios) - math.log(ratio))
+    sigma = _sigma_from_deviations(torch.from_numpy(deviation))
+    return ScaleObservation(ratio, sigma, int(odom_moved.size), "odometry")
+
+
+def _median_and_sigma(log_ratio: torch.Tensor) -> tuple[float, float]:
+    """Median of ``(n,)`` log ratios and the robust standard error of the log estimate (see the module docstring)."""
+    centre = percentile(log_ratio, 50.0)
+    return centre, _sigma_from_deviations((log_ratio - centre).abs())
+
+
+def _sigma_from_deviations(deviation: torch.Tensor) -> float:
+    """Standard error of a median from the ``(n,)`` absolute deviations of its measurements (see the module
+    docstring), at least ``SINGLE_MEASUREMENT_RELATIVE_SIGMA / sqrt(n)`` below `_MIN_SCATTER_MEASUREMENTS`.
+
+    Medians here are the midpoint of the two middle values for an even count: torch's `median` takes the lower
+    one, which for two measurements is a deviation of exactly 0.
+    """
+    count = deviation.numel()
+    scatter = _MEDIAN_STANDARD_ERROR * _MAD_TO_SIGMA * percentile(deviation, 50.0) / math.sqrt(count)
+    if count < _MIN_SCATTER_MEASUREMENTS:
+        return max(scatter, SINGLE_MEASUREMENT_RELATIVE_SIGMA / math.sqrt(count))
+    return scatter
