@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from vggt_ros.sync import ApproximateTimeSynchronizer, SyncedSet, synchronize
+from vggt_ros.sync import ApproximateTimeSynchronizer, NearestStampQueue, SyncedSet, synchronize
 
 MS = 1_000_000  # nanoseconds
 
@@ -134,3 +134,17 @@ def test_bad_input_index_and_stamp_are_rejected():
         sync.add(2, 0, "x")
     with pytest.raises(TypeError, match="stamp_ns must be an int"):
         sync.add(0, 0.5, "x")
+
+
+def test_nearest_stamp_queue_matches_like_the_synchronizer_and_stays_bounded():
+    queue = NearestStampQueue(queue_size=3, slop=0.01)
+    for stamp_ns in (0, 100_000_000, 200_000_000, 300_000_000):
+        queue.add(stamp_ns, f"depth@{stamp_ns}")
+    assert queue.nearest(0) is None  # the oldest left the bounded queue
+    assert queue.nearest(205_000_000) == "depth@200000000"  # nearest within the slop
+    assert queue.nearest(295_000_000) == "depth@300000000"
+    assert queue.nearest(250_000_000) is None  # 50 ms from both: outside the slop
+    queue.clear()
+    assert queue.nearest(300_000_000) is None
+    with pytest.raises(ValueError, match="slop"):
+        NearestStampQueue(queue_size=3, slop=0.0)

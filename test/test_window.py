@@ -1,4 +1,5 @@
-"""SlidingWindow (size, stride, keyframes, reset on time going back) and the latest-only LatestSlot."""
+"""SlidingWindow (size, stride, keyframes, reset on time going back), joint-reconstruction chunks and the
+latest-only LatestSlot."""
 
 import threading
 import time
@@ -10,6 +11,7 @@ from PIL import Image
 from conftest import IMAGES
 from vggt_ros.window import (
     anchor_window,
+    ChunkWindows,
     FrameSet,
     KeyframePolicy,
     LatestSlot,
@@ -167,3 +169,35 @@ def test_anchor_window_restores_overlap_after_dropped_windows():
     assert anchor_window(skipped_to, None) is skipped_to
     single = _window(size=1).add(_flat(9, stamp_ns=9)).window
     assert anchor_window(single, anchor) is single
+
+
+def _frame_set(index: int) -> FrameSet:
+    return FrameSet(stamps_ns=(index * 1000,), images=(np.zeros((4, 4, 3), np.uint8),))
+
+
+def test_chunks_cover_every_frame_set_once_as_new_and_share_the_overlap():
+    chunks = ChunkWindows(chunk_size=5, overlap=2)
+    windows = [w for w in (chunks.add(_frame_set(i)) for i in range(12)) if w is not None]
+    last = chunks.finish()
+    assert last is not None and chunks.finish() is None
+    windows.append(last)
+    stamps = [[s.stamp_ns // 1000 for s in w.frame_sets] for w in windows]
+    assert stamps == [[0, 1, 2, 3, 4], [3, 4, 5, 6, 7], [6, 7, 8, 9, 10], [9, 10, 11]]
+    assert [w.new_count for w in windows] == [5, 3, 3, 1]
+    assert [w.sequence for w in windows] == [0, 1, 2, 3]
+    new = [s for w in windows for s in stamps[w.sequence][len(stamps[w.sequence]) - w.new_count:]]
+    assert new == list(range(12))
+
+
+def test_one_joint_chunk_when_everything_fits():
+    chunks = ChunkWindows(chunk_size=20, overlap=4)
+    assert all(chunks.add(_frame_set(i)) is None for i in range(7))
+    window = chunks.finish()
+    assert len(window.frame_sets) == 7 and window.new_count == 7
+    assert chunks.finish() is None
+
+
+@pytest.mark.parametrize("size, overlap", [(1, 0), (4, 0), (4, 4)])
+def test_chunk_settings_are_checked(size, overlap):
+    with pytest.raises(ValueError, match="chunk"):
+        ChunkWindows(size, overlap)

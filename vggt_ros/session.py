@@ -17,6 +17,12 @@ the frames whose depth is used: those new to the world, plus ``overlap_frame_set
 already holds (the newest, and evenly back to the oldest), which the alignment compares. The point head runs
 only when asked.
 
+Metric scale (`SessionConfig.metric`): with a source configured, each window's scale is measured
+(`vggt_ros.metric.measure`: sensor depth resampled to the model pixels and cached per frame, the camera rig, or
+odometry from the transforms) and handed to the world, which becomes metric at the first good measurement. Until
+then nothing is published or mapped (`WindowOutput.metric` is False and its newest frames and cloud are empty):
+outputs are either in metres or absent, never in an unknown unit.
+
 Reset rules (the world and the window start over): time going backwards, a change of image size (unless every
 frame is padded to one model size, `SessionConfig.model_hw`), `request_reset` (the node's ``~/reset``). State
 is bounded: the window, the per-frame cache (the current window's frames), the world (see `vggt_ros.world`) and
@@ -29,13 +35,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Hashable, Mapping, Optional
+from typing import Callable, Hashable, Mapping, Optional
 
 import numpy as np
 import torch
 
 from vggt_ros.mapping import GrowingMap, MapConfig, write_tum_trajectory
-from vggt_ros.preprocess import MODES, preprocess_frames_u8, preprocess_images_u8, to_unit_float
+from vggt_ros.metric.config import MetricConfig
+from vggt_ros.metric.measure import ScaleMeasurement, measure_window_scale
+from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_model
+from vggt_ros.metric.sources import ScaleObservation, ScaleUnavailable
+from vggt_ros.preprocess import MODES, pixel_map, preprocess_frames_u8, preprocess_images_u8, to_unit_float
 from vggt_ros.products import CloudConfig, PointCloud, build_cloud, decode_window
 from vggt_ros.window import FrameSet, SlidingWindow, Window, WindowConfig, anchor_window
 from vggt_ros.world import Trajectory, WindowResult, WindowStatus, World, WorldConfig
@@ -45,6 +55,8 @@ log = logging.getLogger(__name__)
 PREPROCESSING = ("fast", "exact")
 DEPTH_OUTPUTS = ("pose_enc", "depth", "depth_conf")
 POINT_OUTPUTS = ("world_points", "world_points_conf")
+# The depth source's sensor images: (camera, stamp_ns) -> (H, W) float32 metres at the camera's resolution, or None.
+DepthLookup = Callable[[int, int], Optional[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class SessionConfig:
         incremental: False runs every stage on every frame of every window (the reference the incremental path
             is tested against; same products).
         point_head: also run the point head; its outputs are in `WindowOutput.predictions`.
+        metric: the metric scale source (`vggt_ros.metric`); "none" keeps VGGT's unit-less scale.
     """
 
     window: WindowConfig = field(default_factory=WindowConfig)
@@ -81,6 +94,7 @@ class SessionConfig:
     overlap_frame_sets: int = 2
     incremental: bool = True
     point_head: bool = False
+    metric: MetricConfig = field(default_factory=MetricConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.cameras, bool) or not isinstance(self.cameras, int) or self.cameras < 1:
@@ -137,7 +151,9 @@ class WindowInference:
     frame_ids, stamps: model order; dense: window indices the depth head ran on; predictions: the pipeline's
     outputs (pose_enc (S, 9); depth (D, H, W, 1), depth_conf (D, H, W); with the point head world_points
     (D, H, W, 3), world_points_conf); colors: (D, H, W, 3) uint8; reset: start a new world before integrating;
-    seconds: host time per step.
+    seconds: host time per step; camera_frames: each camera's frame id (newest frame set); sensor_depth:
+    (D, H, W) metres at the model pixels, NaN where none (depth source, else None); depth_problem: why sensor
+    depth could not be used (e.g. a resolution that differs from the colour image's), else None.
     """
 
     window: Window
@@ -148,6 +164,9 @@ class WindowInference:
     colors: torch.Tensor
     reset: bool
     seconds: dict[str, float]
+    camera_frames: tuple[str, ...] = ()
+    sensor_depth: Optional[torch.Tensor] = None
+    depth_problem: Optional[ScaleUnavailable] = None
 
 
 @dataclass(frozen=True)
@@ -172,12 +191,15 @@ class WindowOutput:
         status, reason: the world's verdict; the reason is a sentence for the log.
         result: the world's `WindowResult`, or None when the network output could not even be decoded
             (e.g. a predicted field of view outside (0, pi)); then status is REJECTED.
-        newest: the newest frame set's images in the world (empty unless merged).
-        cloud: the points of the frames new to the world (None unless merged).
+        newest: the newest frame set's images in the world (empty unless merged, and, with a metric source,
+            metric).
+        cloud: the points of the frames new to the world (None unless merged, and metric with a metric source).
         map_reset: a new segment or world started, so the map was emptied before this window was added.
         dense: window indices of the frames the depth head ran on (rows of the dense predictions).
         predictions: the network's outputs (see `WindowInference`).
         seconds: host time per step of this window.
+        scale: the window's metric scale measurement, or why there is none (None for the "none" source).
+        metric: everything above is in metres.
     """
 
     window: Window
@@ -190,10 +212,17 @@ class WindowOutput:
     dense: tuple[int, ...]
     predictions: Mapping[str, torch.Tensor]
     seconds: dict[str, float]
+    scale: Optional[ScaleMeasurement] = None
+    metric: bool = False
 
     @property
     def merged(self) -> bool:
         return self.status is not WindowStatus.REJECTED
+
+    @property
+    def waiting_for_scale(self) -> bool:
+        """Merged, but held back: a metric source is configured and has not measured a scale yet."""
+        return self.merged and self.scale is not None and not self.metric
 
 
 @dataclass
@@ -201,6 +230,8 @@ class _CachedFrame:
     tokens: torch.Tensor  # (h*w, C) DINOv2 patch tokens
     colors: torch.Tensor  # (H, W, 3) uint8 model-resolution image
     image: Optional[torch.Tensor]  # (3, H, W) model input, kept only for the non-incremental reference path
+    image_hw: tuple[int, int]  # the camera image's (H, W)
+    sensor_depth: Optional[torch.Tensor] = None  # (H, W) metres at the model pixels, NaN where none (depth source)
 
 
 def check_engines_fit(pipeline, config: SessionConfig) -> None:
@@ -230,10 +261,12 @@ def check_engines_fit(pipeline, config: SessionConfig) -> None:
 class ReconstructionSession:
     """See the module docstring. `add` from one thread, `infer` and `integrate` from one (possibly other) thread."""
 
-    def __init__(self, pipeline, config: SessionConfig = SessionConfig()) -> None:
+    def __init__(self, pipeline, config: SessionConfig = SessionConfig(), transforms=None) -> None:
+        """``transforms``: the TF look-up the rig and odometry scale sources use (see `vggt_ros.metric.measure`)."""
         check_engines_fit(pipeline, config)
         self.pipeline = pipeline
         self.config = config
+        self.transforms = transforms
         self.world = World(config.world)
         self.map = GrowingMap(config.map)
         self._window = SlidingWindow(config.window)
@@ -290,8 +323,12 @@ class ReconstructionSession:
         self._reset_requested.set()
 
     # ------------------------------------------------------------------------------------------ inference
-    def infer(self, window: Window) -> WindowInference:
-        """Run the network on one window, recomputing nothing that an earlier window already computed."""
+    def infer(self, window: Window, depth_lookup: Optional[DepthLookup] = None) -> WindowInference:
+        """Run the network on one window, recomputing nothing that an earlier window already computed.
+
+        ``depth_lookup``: the depth source's sensor depth per frame; asked for each frame until it answers (depth
+        usually arrives after its colour image), then kept with the frame.
+        """
         seconds: dict[str, float] = {}
         reset = self._reset_requested.is_set()
         if reset:
@@ -323,6 +360,9 @@ class ReconstructionSession:
             }
         seconds["network"] = time.perf_counter() - start
         colors = torch.stack([self._cache[frame_ids[i]].colors for i in dense])
+        sensor_depth, depth_problem = None, None
+        if self.config.metric.source == "depth":
+            sensor_depth, depth_problem = self._sensor_depth(frame_ids, dense, depth_lookup)
         return WindowInference(
             window=window,
             frame_ids=frame_ids,
@@ -332,7 +372,38 @@ class ReconstructionSession:
             colors=colors,
             reset=reset,
             seconds=seconds,
+            camera_frames=window.frame_sets[-1].camera_frames,
+            sensor_depth=sensor_depth,
+            depth_problem=depth_problem,
         )
+
+    def _sensor_depth(
+        self, frame_ids, dense: tuple[int, ...], depth_lookup: Optional[DepthLookup]
+    ) -> tuple[torch.Tensor, Optional[ScaleUnavailable]]:
+        """``(D, H, W)`` sensor depth (metres, model pixels, NaN where none) of the dense frames, and the problem
+        that kept a frame's depth out, if any."""
+        problem = None
+        for frame_id in frame_ids:
+            cached = self._cache[frame_id]
+            if cached.sensor_depth is not None or depth_lookup is None:
+                continue
+            stamp_ns, camera = frame_id
+            depth_m = depth_lookup(camera, stamp_ns)
+            if depth_m is None:
+                continue
+            mapping = pixel_map(*cached.image_hw, self.config.preprocess_mode, self.config.image_size,
+                                self.config.model_hw)
+            try:
+                resampled = depth_to_model(depth_m, mapping)
+            except DepthFormatError as err:
+                problem = ScaleUnavailable(err.kind, f"camera {self.config.names[camera]}: {err}")
+                continue
+            cached.sensor_depth = torch.from_numpy(resampled).to(cached.colors.device)
+        missing = torch.full(tuple(self._cache[frame_ids[dense[0]]].colors.shape[:2]), float("nan"))
+        depth = [self._cache[frame_ids[i]].sensor_depth for i in dense]
+        stacked = torch.stack([d if d is not None else missing.to(self._cache[frame_ids[i]].colors.device)
+                               for i, d in zip(dense, depth)])
+        return stacked, problem
 
     def _encode(self, frame_ids, images, missing: list[int], seconds: dict[str, float]) -> None:
         """Preprocess and (incremental path) encode the frames not cached yet, into the cache."""
@@ -359,7 +430,7 @@ class ReconstructionSession:
         seconds["encode"] = time.perf_counter() - start
         for k, i in enumerate(missing):
             image = None if config.incremental else model_input[k]
-            self._cache[frame_ids[i]] = _CachedFrame(tokens[k], colors[k], image)
+            self._cache[frame_ids[i]] = _CachedFrame(tokens[k], colors[k], image, tuple(images[i].shape[:2]))
 
     def _dense_frames(self, frame_ids, cameras: int, reset: bool) -> tuple[int, ...]:
         """Window indices whose depth is used: frames new to the world, and ``overlap_frame_sets`` of the frame sets
@@ -385,21 +456,34 @@ class ReconstructionSession:
             self.world.reset()
             self.map.reset()
 
+        scale: Optional[ScaleMeasurement] = None
+
         def rejected(reason: str, result: Optional[WindowResult]) -> WindowOutput:
             seconds["world"] = time.perf_counter() - start
             return WindowOutput(inference.window, WindowStatus.REJECTED, reason, result, [], None, map_reset,
-                                inference.dense, inference.predictions, seconds)
+                                inference.dense, inference.predictions, seconds, scale, self.world.metric)
 
         try:
             products = decode_window(inference.predictions, inference.frame_ids, inference.stamps, inference.dense,
                                      inference.colors)
         except ValueError as err:  # unusable cameras (e.g. a field of view of 0): nothing to align or publish
             return rejected(f"unusable network output: {err}", None)
-        result = self.world.integrate(products, self.config.cloud.point_decimation)
+        scale = inference.depth_problem or measure_window_scale(
+            self.config.metric, products, self.config.cameras, inference.camera_frames, inference.sensor_depth,
+            self.transforms,
+        )
+        observation = scale if isinstance(scale, ScaleObservation) else None
+        result = self.world.integrate(products, self.config.cloud.point_decimation, observation)
+        if result.scale_note:  # the filter refused the observation: report that instead
+            scale = ScaleUnavailable("outlier", result.scale_note)
         seconds["world"] = time.perf_counter() - start
         if not result.merged:
             return rejected(result.reason, result)
         self._anchor = inference.window.frame_sets[-1]
+        if self.config.metric.active and not result.metric:
+            seconds["cloud"] = seconds["map"] = 0.0
+            return WindowOutput(inference.window, result.status, result.reason, result, [], None, map_reset,
+                                inference.dense, inference.predictions, seconds, scale, False)
         start = time.perf_counter()
         cloud = build_cloud(result.placed, self.config.cloud) if result.placed is not None else None
         seconds["cloud"] = time.perf_counter() - start
@@ -414,7 +498,7 @@ class ReconstructionSession:
                 self.map.add(cloud.points[in_map, :3], cloud.colors[in_map])
         seconds["map"] = time.perf_counter() - start
         return WindowOutput(inference.window, result.status, result.reason, result, self._newest(result),
-                            cloud, map_reset, inference.dense, inference.predictions, seconds)
+                            cloud, map_reset, inference.dense, inference.predictions, seconds, scale, result.metric)
 
     def _newest(self, result: WindowResult) -> list[PublishedFrame]:
         """The newest frame set's images, copied to the host (what the node publishes per camera)."""
@@ -439,14 +523,14 @@ class ReconstructionSession:
             ))
         return newest
 
-    def push(self, frame_set: FrameSet) -> Optional[WindowOutput]:
+    def push(self, frame_set: FrameSet, depth_lookup: Optional[DepthLookup] = None) -> Optional[WindowOutput]:
         """`add`, then `infer` and `integrate` if a window is due: the offline loop's one call."""
         update = self.add(frame_set)
         if update.reset:
             log.warning(update.reset)
         if update.window is None:
             return None
-        return self.integrate(self.infer(update.window))
+        return self.integrate(self.infer(update.window, depth_lookup))
 
     # ------------------------------------------------------------------------------------------ results
     @property

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from dataclasses import dataclass
 from typing import Generic, Iterable, Iterator, Optional, TypeVar
 
@@ -89,6 +90,40 @@ class ApproximateTimeSynchronizer(Generic[T]):
         if isinstance(input_index, bool) or not isinstance(input_index, int) or not 0 <= input_index < self.num_inputs:
             raise ValueError(f"input_index must be an int in [0, {self.num_inputs}), got {input_index!r}")
         return input_index
+
+
+class NearestStampQueue(Generic[T]):
+    """The latest ``queue_size`` items of one stream, looked up by the stamp of another: the same matching rule as
+    `ApproximateTimeSynchronizer` (nearest stamp, ``|dt| <= slop``) for a stream that must not hold the other one
+    back. The node pairs each depth image with its colour image this way: a colour frame set never waits for
+    depth, so a missing or late depth topic costs the metric scale of those frames, not the reconstruction.
+    Thread-safe: one thread adds (the subscription), another looks up (the inference worker).
+    """
+
+    def __init__(self, queue_size: int, slop: float) -> None:
+        ApproximateTimeSynchronizer(1, queue_size, slop)  # the same parameter checks
+        self.queue_size = queue_size
+        self._slop_ns = int(slop * 1e9)
+        self._items: dict[int, T] = {}
+        self._lock = threading.Lock()
+
+    def add(self, stamp_ns: int, item: T) -> None:
+        with self._lock:
+            self._items[stamp_ns] = item
+            while len(self._items) > self.queue_size:
+                del self._items[min(self._items)]
+
+    def nearest(self, stamp_ns: int) -> Optional[T]:
+        """The item stamped nearest to ``stamp_ns`` within the slop, or None."""
+        with self._lock:
+            near = min(self._items, key=lambda s: abs(s - stamp_ns), default=None)
+            if near is None or abs(near - stamp_ns) > self._slop_ns:
+                return None
+            return self._items[near]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 def synchronize(

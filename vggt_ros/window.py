@@ -36,10 +36,13 @@ class FrameSet:
     Attributes:
         stamps_ns: capture stamp of each camera's image, nanoseconds, camera order.
         images: ``(H, W, 3)`` uint8 RGB per camera (views on the messages are fine: nothing writes to them).
+        camera_frames: each image's TF frame id (its header's), camera order; empty when unknown. The rig and
+            odometry scale sources look the cameras up by them.
     """
 
     stamps_ns: tuple[int, ...]
     images: tuple[np.ndarray, ...]
+    camera_frames: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.stamps_ns) == 0 or len(self.stamps_ns) != len(self.images):
@@ -47,6 +50,8 @@ class FrameSet:
                 f"a frame set needs one stamp per image and at least one camera; got {len(self.stamps_ns)} stamps "
                 f"and {len(self.images)} images"
             )
+        if self.camera_frames and len(self.camera_frames) != len(self.images):
+            raise ValueError(f"a frame set needs one frame id per image, got {len(self.camera_frames)}")
 
     @property
     def stamp_ns(self) -> int:
@@ -213,6 +218,43 @@ class SlidingWindow:
         if policy.min_motion > 0 and motion_between(self._last_keyframe_thumbnails, thumbnails) < policy.min_motion:
             return False
         return True
+
+
+class ChunkWindows:
+    """Joint reconstruction's windows: every frame set, in chunks of up to ``chunk_size`` that overlap by ``overlap``.
+
+    The official demo's mode (all images in one forward pass, the model's best accuracy) when the whole input fits
+    one chunk; beyond that, consecutive chunks share ``overlap`` frame sets, through which the world chains them.
+    No keyframe selection: every frame set is used. Offline only (a chunk is run when full, or at `finish`).
+    """
+
+    def __init__(self, chunk_size: int, overlap: int) -> None:
+        if chunk_size < 2 or not 1 <= overlap < chunk_size:
+            raise ValueError(
+                f"chunks need chunk_size >= 2 frame sets and an overlap in [1, chunk_size - 1], got {chunk_size} and "
+                f"{overlap}"
+            )
+        self.chunk_size = chunk_size
+        self.overlap = overlap
+        self._frame_sets: list[FrameSet] = []
+        self._shared = 0  # leading frame sets already run in the previous chunk
+        self._sequence = 0
+
+    def add(self, frame_set: FrameSet) -> Optional[Window]:
+        """Queue one frame set; returns the chunk it completes, if any."""
+        self._frame_sets.append(frame_set)
+        return self._emit() if len(self._frame_sets) == self.chunk_size else None
+
+    def finish(self) -> Optional[Window]:
+        """The last, partial chunk (None when every frame set has been run)."""
+        return self._emit() if len(self._frame_sets) > self._shared else None
+
+    def _emit(self) -> Window:
+        window = Window(tuple(self._frame_sets), len(self._frame_sets) - self._shared, self._sequence)
+        self._sequence += 1
+        self._frame_sets = self._frame_sets[-self.overlap:]
+        self._shared = len(self._frame_sets)
+        return window
 
 
 def anchor_window(window: Window, anchor: Optional[FrameSet]) -> Window:

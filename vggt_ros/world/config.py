@@ -9,6 +9,7 @@ from typing import Hashable, Optional
 
 import numpy as np
 
+from vggt_ros.metric.scale_filter import ScaleFilterConfig
 from vggt_ros.products import PlacedFrames
 
 
@@ -38,6 +39,7 @@ class WorldConfig:
         trajectory_history: older keyframes kept, decimated: when full, every second one is dropped, so the
             history always spans the whole run at a growing spacing.
         seed: pixel sampling and robust-estimator seed (results are deterministic).
+        scale_filter: how metric scale observations are filtered over windows (`vggt_ros.metric.scale_filter`).
     """
 
     retained_frames: int = 16
@@ -58,6 +60,7 @@ class WorldConfig:
     trajectory_recent: int = 500
     trajectory_history: int = 500
     seed: int = 0
+    scale_filter: ScaleFilterConfig = field(default_factory=ScaleFilterConfig)
 
     def __post_init__(self) -> None:
         counts = ("retained_frames", "pixels_per_frame", "min_shared_frames", "min_correspondences",
@@ -124,6 +127,8 @@ class WindowResult:
         shared_frames: ids of the frames the alignment used.
         num_correspondences, residual (world units), residual_ratio (residual / scene depth), inlier_ratio:
             alignment diagnostics (NaN / 0 when no alignment ran).
+        metric: the world's units are metres (a metric scale source has been accepted).
+        scale_note: why this window's metric scale observation was not used ("" when it was or there was none).
     """
 
     status: WindowStatus
@@ -142,6 +147,8 @@ class WindowResult:
     residual: float = float("nan")
     residual_ratio: float = float("nan")
     inlier_ratio: float = float("nan")
+    metric: bool = False
+    scale_note: str = ""
 
     @property
     def merged(self) -> bool:

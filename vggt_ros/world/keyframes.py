@@ -11,7 +11,7 @@ windows align to.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Hashable, Iterator, Optional
 
 import numpy as np
@@ -100,6 +100,15 @@ class KeyframeStore:
     def trajectory(self) -> Trajectory:
         return Trajectory.of(list(self))
 
+    def rescale(self, factor: float) -> None:
+        """Scale every kept keyframe's position and depth by ``factor`` (the world's unit changed)."""
+        def scaled(keyframe: Keyframe) -> Keyframe:
+            return replace(keyframe, world_from_camera=_scaled_pose(keyframe.world_from_camera, factor),
+                           depth_scale=keyframe.depth_scale * factor, median_depth=keyframe.median_depth * factor)
+
+        self._recent = deque(scaled(k) for k in self._recent)
+        self._history = [scaled(k) for k in self._history]
+
 
 @dataclass
 class FrameSamples:
@@ -126,3 +135,17 @@ class SampleStore(OrderedDict):
         super().__setitem__(frame_id, samples)
         while len(self) > self.limit:
             self.popitem(last=False)
+
+    def rescale(self, factor: float) -> None:
+        """Scale every stored point, depth and pose position by ``factor`` (the world's unit changed)."""
+        for samples in self.values():
+            samples.points = samples.points * factor
+            samples.depth = samples.depth * factor
+            samples.world_from_camera = _scaled_pose(samples.world_from_camera, factor)
+
+
+def _scaled_pose(world_from_camera: np.ndarray, factor: float) -> np.ndarray:
+    """A rigid pose ``(4, 4)`` in a world whose unit shrank by ``factor``: the same rotation, the position scaled."""
+    pose = world_from_camera.copy()
+    pose[:3, 3] *= factor
+    return pose

@@ -40,6 +40,15 @@ Decisions, each with its reason:
   kept (TF does not jump to a new origin), but the offset between segments is unknown: the caller should start a
   new map (`mapping.GrowingMap.reset`).
   The stored frames of the old segment are dropped, so later windows align only within the new segment.
+- Metric scale (`integrate`'s ``scale``: a `vggt_ros.metric.sources.ScaleObservation` of the window in metres per
+  window unit, from a depth sensor, a camera rig or odometry). The first accepted observation makes the world
+  metric: the whole world is rescaled once by it (nothing is published in the unit-less world when a scale
+  source is configured; see `vggt_ros.session`). From then on every observation is compared with the world's
+  own scale for the window (metres per world unit, ~1) and fed to a robust filter
+  (`vggt_ros.metric.scale_filter`); the window's similarity is corrected by the filter's bounded factor about
+  the newest shared camera, so the path near the robot does not move and the scale never jumps. The chaining
+  is smooth but drifts, the source is noisy but unbiased: together they hold the scale. A window without an
+  observation (no depth, a still robot) keeps the world's scale.
 - New frames are marked for the map (`WindowResult.map_frames`) only with enough 3-D parallax (from the
   predicted poses) since the last marked frame, so a static or crawling camera does not pile copies of the
   same noisy surface into the map.
@@ -66,6 +75,8 @@ import numpy as np
 import torch
 
 from vggt_ros.geometry import compose_similarity, decompose_similarity, similarity_matrix
+from vggt_ros.metric.scale_filter import MetricScaleFilter
+from vggt_ros.metric.sources import ScaleObservation
 from vggt_ros.products import WindowProducts, cameras_in_world, percentile, place_in_world
 from vggt_ros.world.config import WindowResult, WindowStatus, WorldConfig, WorldCounters
 from vggt_ros.world.keyframes import FrameSamples, Keyframe, KeyframeStore, SampleStore, Trajectory
@@ -87,6 +98,8 @@ class World:
         self._segment = 0
         self._consecutive_rejections = 0
         self.counters = WorldCounters()
+        self.metric = False  # world units are metres
+        self.scale_filter = MetricScaleFilter(self.config.scale_filter)
 
     @property
     def is_empty(self) -> bool:
@@ -100,11 +113,14 @@ class World:
         """The kept keyframes' world poses (all segments; older ones decimated, see `WorldConfig`)."""
         return self.keyframes.trajectory()
 
-    def integrate(self, products: WindowProducts, grid_step: int = 1) -> WindowResult:
+    def integrate(
+        self, products: WindowProducts, grid_step: int = 1, scale: Optional[ScaleObservation] = None
+    ) -> WindowResult:
         """Align one window to the world and merge it, or reject it.
 
         ``grid_step``: the new frames are placed in the world (unprojected) on every ``grid_step``-th row and
         column, the published cloud's decimation; their alignment samples are drawn from those pixels.
+        ``scale``: the window's metric scale, when a source measured one (see the module docstring).
 
         Raises:
             ValueError: the window's frame ids are not distinct, or a frame new to the world has no depth (the
@@ -128,7 +144,7 @@ class World:
             none = np.zeros(len(ids), dtype=bool)
             return WindowResult(
                 WindowStatus.REJECTED, cause, reason, ids, self._segment, None, None, float("nan"), none, none,
-                **diagnostics,
+                metric=self.metric, **diagnostics,
             )
 
         finite = np.isfinite(products.window_from_camera).all(axis=(1, 2)) & np.isfinite(products.intrinsics).all(
@@ -156,19 +172,20 @@ class World:
             self.counters.segments += 1
             first_camera_from_window = np.linalg.inv(products.window_from_camera[0])
             return self._commit(WindowStatus.INITIALIZED, "the first window defines the world", products, new,
-                                threshold, grid_step, first_camera_from_window)
+                                threshold, grid_step, first_camera_from_window, scale)
 
         aligned = align(products, self.samples, threshold, self.config, seed=self.config.seed + self.counters.windows)
         if isinstance(aligned, AlignmentFailure):
             if self._consecutive_rejections >= self.config.max_consecutive_rejections:
-                return self._start_segment(products, new, threshold, grid_step, aligned.reason)
+                return self._start_segment(products, new, threshold, grid_step, aligned.reason, scale)
             return reject(aligned.cause, aligned.reason, **aligned.diagnostics)
         world_from_window, diagnostics = aligned
-        return self._commit(WindowStatus.MERGED, "", products, new, threshold, grid_step, world_from_window,
+        return self._commit(WindowStatus.MERGED, "", products, new, threshold, grid_step, world_from_window, scale,
                             **diagnostics)
 
     def _start_segment(
-        self, products: WindowProducts, new, threshold: float, grid_step: int, failure: str
+        self, products: WindowProducts, new, threshold: float, grid_step: int, failure: str,
+        metric_scale: Optional[ScaleObservation],
     ) -> WindowResult:
         anchor = products.dense[0]
         row = products.slot(anchor)
@@ -194,13 +211,14 @@ class World:
             f"tracking lost: {lost_for} windows rejected and this one too ({failure}); segment {self._segment} starts "
             "here, re-anchored where the world last saw it; its offset to the previous segment is unknown "
             "(start a new map)",
-            products, new, threshold, grid_step, world_from_window,
+            products, new, threshold, grid_step, world_from_window, metric_scale,
         )
 
     def _commit(
         self, status: WindowStatus, reason: str, products: WindowProducts, new: np.ndarray, threshold: float,
-        grid_step: int, world_from_window: np.ndarray, **diagnostics,
+        grid_step: int, world_from_window: np.ndarray, metric_scale: Optional[ScaleObservation], **diagnostics,
     ) -> WindowResult:
+        world_from_window, scale_note = self._apply_metric_scale(world_from_window, products, new, metric_scale)
         scale = float(decompose_similarity(world_from_window)[0])
         world_from_camera = cameras_in_world(world_from_window, products.window_from_camera)
         new_idx = [int(i) for i in np.flatnonzero(new)]
@@ -216,8 +234,40 @@ class World:
         self.counters.merged += 1
         return WindowResult(
             status, "", reason, products.frame_ids, self._segment, world_from_window, world_from_camera, scale, new,
-            map_frames, placed, **diagnostics,
+            map_frames, placed, metric=self.metric, scale_note=scale_note, **diagnostics,
         )
+
+    def _apply_metric_scale(
+        self, world_from_window: np.ndarray, products: WindowProducts, new: np.ndarray,
+        observation: Optional[ScaleObservation],
+    ) -> tuple[np.ndarray, str]:
+        """The window's similarity after the metric scale (see the module docstring), and why the observation
+        was not used ("" when it was, or when there was none)."""
+        if observation is None:
+            return world_from_window, ""
+        ratio = observation.metres_per_unit / float(decompose_similarity(world_from_window)[0])
+        verdict = self.scale_filter.update(ratio, observation.relative_sigma)
+        if not self.metric:
+            if not verdict.accepted:
+                return world_from_window, verdict.reason
+            factor = self.scale_filter.estimate
+            self.samples.rescale(factor)
+            self.keyframes.rescale(factor)
+            if self._last_map_pose is not None:
+                self._last_map_pose = self._last_map_pose.copy()
+                self._last_map_pose[:3, 3] *= factor
+            self.scale_filter.rebase(factor)
+            self.metric = True
+            return _scaled_about(world_from_window, factor, np.zeros(3)), ""
+        factor = self.scale_filter.correction()
+        if factor != 1.0:
+            # About the newest camera the world already holds: the path next to the robot stays where it is.
+            known = np.flatnonzero(~new)
+            anchor = int(known[-1]) if known.size else products.dense[0]
+            pivot = world_from_window[:3, :3] @ products.window_from_camera[anchor][:3, 3] + world_from_window[:3, 3]
+            world_from_window = _scaled_about(world_from_window, factor, pivot)
+            self.scale_filter.rebase(factor)
+        return world_from_window, "" if verdict.accepted else verdict.reason
 
     def _has_parallax(self, world_from_camera: np.ndarray, median_depth: float) -> bool:
         """Whether a new frame moved or turned enough since the last frame marked for the map."""
@@ -258,3 +308,11 @@ class World:
             Keyframe(frame_id, float(products.stamps[i]), pose, scale, self._segment, median_depth)
         )
         return median_depth
+
+
+def _scaled_about(world_from_window: np.ndarray, factor: float, pivot: np.ndarray) -> np.ndarray:
+    """``world_from_window`` followed by a scaling of the world by ``factor`` about ``pivot`` ``(3,)``."""
+    scaling = np.eye(4)
+    scaling[:3, :3] *= factor
+    scaling[:3, 3] = (1.0 - factor) * pivot
+    return scaling @ world_from_window
