@@ -148,3 +148,15 @@ def test_nearest_stamp_queue_matches_like_the_synchronizer_and_stays_bounded():
     assert queue.nearest(300_000_000) is None
     with pytest.raises(ValueError, match="slop"):
         NearestStampQueue(queue_size=3, slop=0.0)
+
+
+@pytest.mark.parametrize("b_arrivals, expected_b", [((130, 70), 130), ((70, 130), 70)])
+def test_equally_near_candidates_keep_arrival_order_like_message_filters(b_arrivals, expected_b):
+    """message_filters' example: queue 10, slop 0.05 s; B at 130 ms then 70 ms, then A at 100 ms pairs A with the
+    B that arrived first (both are 30 ms away), and the other way round when they arrive the other way round."""
+    sync = ApproximateTimeSynchronizer(2, 10, 0.05)
+    for stamp_ms in b_arrivals:
+        assert sync.add(1, stamp_ms * MS, f"B{stamp_ms}") is None
+    matched = sync.add(0, 100 * MS, "A100")
+    assert matched is not None and matched.stamps_ns == (100 * MS, expected_b * MS)
+    assert matched.items == ("A100", f"B{expected_b}")

@@ -6,8 +6,8 @@ with ROS 2), with the same parameter names:
 * each input keeps a queue of its most recent items keyed by stamp; a second item with the same stamp
   replaces the first; beyond ``queue_size`` items the oldest stamp is dropped;
 * on every arrival, each *other* input contributes the stamps within ``slop`` of the new one (``|dt| <= slop``),
-  nearest first; the first combination, in that order, whose spread (newest - oldest) is strictly below ``slop``
-  is emitted and its items leave their queues;
+  nearest first, equally near ones in arrival order; the first combination, in that order, whose spread
+  (newest - oldest) is strictly below ``slop`` is emitted and its items leave their queues;
 * a set is only ever formed around the item that just arrived; older leftovers simply age out of the queues.
 
 With a single input every item is emitted as it arrives. Memory is bounded by ``num_inputs * queue_size`` items.
@@ -74,10 +74,12 @@ class ApproximateTimeSynchronizer(Generic[T]):
             if other_index == index:
                 candidates_per_input.append([stamp_ns])
                 continue
-            near = sorted((abs(s - stamp_ns), s) for s in queue if abs(s - stamp_ns) <= self._slop_ns)
+            # Nearest first; equally near stamps keep their arrival order (a stable sort over the queue, which is in
+            # arrival order), as message_filters does.
+            near = sorted((s for s in queue if abs(s - stamp_ns) <= self._slop_ns), key=lambda s: abs(s - stamp_ns))
             if not near:
                 return None
-            candidates_per_input.append([s for _, s in near])
+            candidates_per_input.append(near)
 
         for stamps in itertools.product(*candidates_per_input):
             # The arriving item itself may have been the oldest one, just dropped from a full queue.
