@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import time
 
 import pytest
 import torch
@@ -139,9 +141,43 @@ def test_missing_weights_and_offline_hub_give_the_fix(tmp_path, monkeypatch):
         VGGT.from_pretrained(tmp_path / "nope.safetensors")
     with pytest.raises(CheckpointError, match="found no weight files"):
         VGGT.from_pretrained(tmp_path)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(CheckpointError, match="huggingface-cli download facebook/VGGT-1B"):
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    with pytest.raises(CheckpointError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE is set.*"
+                       "huggingface-cli download facebook/VGGT-1B"):
         VGGT.from_pretrained("facebook/VGGT-1B")
+
+
+def test_an_unreachable_hub_fails_at_once_with_the_fix(tmp_path, monkeypatch):
+    """No network: one clear error within seconds, not the hub client's minute of retries (port 9 refuses)."""
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "ENDPOINT", "http://127.0.0.1:9")
+    start = time.monotonic()
+    with pytest.raises(CheckpointError, match="cannot reach http://127.0.0.1:9 .*huggingface-cli download"):
+        VGGT.from_pretrained("facebook/VGGT-1B")
+    assert time.monotonic() - start < 10
+
+
+def test_a_checkpoint_in_the_hub_cache_loads_offline(tmp_path, monkeypatch):
+    """The hub cache's layout (models--<org>--<name>/refs/main -> snapshots/<revision>/files) is read offline."""
+    import huggingface_hub.constants as hub
+
+    snapshot = tmp_path / "models--facebook--VGGT-1B" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (tmp_path / "models--facebook--VGGT-1B" / "refs").mkdir()
+    (tmp_path / "models--facebook--VGGT-1B" / "refs" / "main").write_text("0123abcd")
+    shutil.copy(TINY / "state_dict.safetensors", snapshot / "model.safetensors")
+    shutil.copy(TINY / "config.json", snapshot / "config.json")
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    cached = VGGT.from_pretrained("facebook/VGGT-1B")
+    direct = VGGT.from_pretrained(TINY)
+    assert all(torch.equal(a, b) for a, b in zip(cached.state_dict().values(), direct.state_dict().values()))
 
 
 @pytest.mark.parametrize("shape, message", [

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlparse
 
 import torch
 
@@ -15,6 +17,8 @@ DEFAULT_HUB_ID = "facebook/VGGT-1B"
 SKIPPED_PREFIXES = ("track_head.",)  # tracking is not part of this package
 _WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 _HUB_FILES = ("model.safetensors", "model.pt")
+# Connecting to the hub takes well under a second where there is a network; without one, fail after this long.
+_HUB_PROBE_TIMEOUT_S = 3.0
 _MARKER_KEY = "aggregator.camera_token"  # present in every VGGT checkpoint
 
 
@@ -82,26 +86,46 @@ def _holds_vggt_keys(path: Path) -> bool:
 
 
 def _download(repo_id: str) -> tuple[Path, Path | None]:
+    """The hub checkpoint: from the local cache if it is there (works offline), else downloaded. Without a network,
+    fail at once with what to do: the hub client would retry each file for about a minute."""
     hint = (
         f"On a machine with internet access run `huggingface-cli download {repo_id} --local-dir VGGT-1B`, "
         "copy that folder here and pass its path as the weights (a folder or the model file)."
     )
     try:
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import constants, hf_hub_download
     except ImportError:
         raise CheckpointError(f"cannot fetch {repo_id}: huggingface_hub is not installed. {hint}") from None
-    errors = []
-    for filename in _HUB_FILES:
-        try:
-            weights = Path(hf_hub_download(repo_id, filename))
-        except Exception as e:  # offline, missing file or gated repo: try the next name, then report all
-            errors.append(f"{filename}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-            continue
-        try:
-            config = Path(hf_hub_download(repo_id, "config.json"))
-        except Exception:
-            config = None
-        return weights, config
+
+    def fetch(local_only: bool) -> tuple[Path, Path | None] | None:
+        errors.clear()
+        for filename in _HUB_FILES:
+            try:
+                weights = Path(hf_hub_download(repo_id, filename, local_files_only=local_only))
+            except Exception as e:  # not cached, offline, missing file or gated repo: try the next name
+                errors.append(f"{filename}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                continue
+            try:
+                config = Path(hf_hub_download(repo_id, "config.json", local_files_only=local_only))
+            except Exception:
+                config = None
+            return weights, config
+        return None
+
+    errors: list[str] = []
+    cached = fetch(local_only=True)
+    if cached is not None:
+        return cached
+    if constants.HF_HUB_OFFLINE:
+        raise CheckpointError(f"{repo_id} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set. {hint}")
+    endpoint = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=_HUB_PROBE_TIMEOUT_S).close()
+    except OSError as err:
+        raise CheckpointError(f"cannot reach {constants.ENDPOINT} to download {repo_id} ({err}). {hint}") from None
+    downloaded = fetch(local_only=False)
+    if downloaded is not None:
+        return downloaded
     raise CheckpointError(f"cannot download {repo_id} ({'; '.join(errors)}). {hint}")
 
 
