@@ -1,0 +1,123 @@
+"""Real rosbag2 recordings of camera images for tests, written with rosbags (no ROS install, no rclpy).
+
+`write_image_bag` writes what a camera driver and `ros2 bag record` would leave: sensor_msgs/Image (rgb8 or
+mono8) or sensor_msgs/CompressedImage as image_transport's compressed plugin publishes it (format
+"rgb8; jpeg compressed bgr8" or "mono8; png compressed mono8"; the files are encoded by Pillow), in mcap or
+sqlite3 storage, with the message definitions stored in the bag (as rosbag2 since Iron does). Chosen messages
+can be damaged the way real recordings are: a compressed image cut to half its bytes (a truncated file) or a
+raw image whose data is one row short of ``height * step``.
+
+Each message's log time (when the recorder received it) is its header stamp plus ``receive_delay_ns``, so a
+test can tell the two apart. Messages are written in log-time order across cameras.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Collection, Literal, Sequence
+
+import numpy as np
+from PIL import Image
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys.store import Typestore
+
+NANOSECONDS = 1_000_000_000
+STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+# (topic, [(header stamp in nanoseconds, (H, W, 3) RGB or (H, W) grey uint8 image), ...]) per camera.
+CameraRecording = tuple[str, Sequence[tuple[int, np.ndarray]]]
+
+
+def encode_image_file(image: np.ndarray, codec: Literal["jpeg", "png"], quality: int = 90) -> bytes:
+    """A JPEG (at ``quality``) or PNG file of an ``(H, W, 3)`` RGB or ``(H, W)`` grey uint8 image."""
+    buffer = io.BytesIO()
+    options = {"quality": quality} if codec == "jpeg" else {}
+    Image.fromarray(image).save(buffer, format=codec.upper(), **options)
+    return buffer.getvalue()
+
+
+def write_image_bag(
+    path: Path,
+    storage: Literal["mcap", "sqlite3"],
+    cameras: Sequence[CameraRecording],
+    compressed: bool = False,
+    codec: Literal["jpeg", "png"] = "jpeg",
+    corrupt: Collection[tuple[int, int]] = (),
+    receive_delay_ns: int = 0,
+    other_topics: Sequence[str] = (),
+) -> Path:
+    """Write a rosbag2 folder at ``path`` (which must not exist) and return ``path``.
+
+    Args:
+        storage: "mcap" or "sqlite3".
+        cameras: per camera its topic and its (header stamp ns, image) pairs; an ``(H, W)`` image is mono8.
+        compressed: CompressedImage in ``codec`` ("jpeg" at quality 90, or "png") instead of raw Image.
+        corrupt: (camera index, image index) of the messages to damage: a compressed file is cut to half its
+            bytes, raw data loses its last row.
+        receive_delay_ns: log time minus header stamp of every message.
+        other_topics: topics that get one std_msgs/msg/String each (a bag never holds only cameras).
+    """
+    if storage not in STORAGES:
+        raise ValueError(f"storage must be one of {sorted(STORAGES)}, got {storage!r}")
+    if codec not in ("jpeg", "png"):
+        raise ValueError(f"codec must be 'jpeg' or 'png', got {codec!r}")
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    msgtype = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+
+    records = []  # (log time ns, topic, msgtype, serialised message)
+    for camera_index, (topic, images) in enumerate(cameras):
+        for image_index, (stamp_ns, image) in enumerate(images):
+            damaged = (camera_index, image_index) in corrupt
+            message = _image_message(typestore, image, stamp_ns, f"camera{camera_index}", compressed, codec, damaged)
+            records.append((stamp_ns + receive_delay_ns, topic, msgtype, typestore.serialize_cdr(message, msgtype)))
+    first_log_ns = min((record[0] for record in records), default=0)
+    for topic in other_topics:
+        text = typestore.types["std_msgs/msg/String"](data=f"not an image: {topic}")
+        serialised = typestore.serialize_cdr(text, "std_msgs/msg/String")
+        records.append((first_log_ns, topic, "std_msgs/msg/String", serialised))
+
+    with Writer(path, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage]) as writer:
+        connections = {}
+        for topic, topic_msgtype in dict.fromkeys((record[1], record[2]) for record in records):
+            connections[topic] = writer.add_connection(topic, topic_msgtype, typestore=typestore)
+        for log_ns, topic, _, data in sorted(records, key=lambda record: record[0]):
+            writer.write(connections[topic], log_ns, data)
+    return path
+
+
+def _image_message(
+    typestore: Typestore, image: np.ndarray, stamp_ns: int, frame_id: str, compressed: bool, codec: str, damaged: bool
+) -> object:
+    """A rosbags sensor_msgs Image or CompressedImage of ``image``."""
+    types = typestore.types
+    header = types["std_msgs/msg/Header"](
+        stamp=types["builtin_interfaces/msg/Time"](sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS),
+        frame_id=frame_id,
+    )
+    grey = image.ndim == 2
+    if compressed:
+        data = encode_image_file(image, codec)
+        if damaged:
+            data = data[: len(data) // 2]
+        # As image_transport's compressed plugin: "<camera encoding>; <codec> compressed <encoding in the file>".
+        file_encoding = "mono8" if grey else "bgr8"
+        return types["sensor_msgs/msg/CompressedImage"](
+            header=header,
+            format=f"{'mono8' if grey else 'rgb8'}; {codec} compressed {file_encoding}",
+            data=np.frombuffer(data, dtype=np.uint8),
+        )
+    height, width = image.shape[:2]
+    step = width * (1 if grey else 3)
+    data = np.ascontiguousarray(image).reshape(-1)
+    if damaged:
+        data = data[:-step]
+    return types["sensor_msgs/msg/Image"](
+        header=header,
+        height=height,
+        width=width,
+        encoding="mono8" if grey else "rgb8",
+        is_bigendian=0,
+        step=step,
+        data=data,
+    )

@@ -1,0 +1,223 @@
+"""Camera images out of a rosbag2 recording (mcap or sqlite3), read with rosbags: no ROS install needed.
+
+`BagImageSource` streams ``(camera_index, stamp_ns, rgb)`` for K image topics in the order the recorder received
+them, the order a live node would have seen them. Grouping the K cameras into frame sets is not done here: the
+caller feeds the stream to `vggt_ros.sync.synchronize`, the approximate-time core the node uses, so offline and
+live pairing cannot differ.
+
+Design decisions:
+
+* Messages are decoded with the definitions stored in the bag (rosbags' `AnyReader`), so a bag from any ROS 2
+  distribution reads without that distribution's packages; bags without stored definitions (sqlite3 before
+  Iron) fall back to rosbags' ROS 2 Kilted types. The path may be the bag folder (with metadata.yaml) or a
+  single .mcap or .db3 file.
+* Topics follow image_transport: sensor_msgs/Image or sensor_msgs/CompressedImage, and a requested
+  ``/cam/image_raw`` that the bag holds only as ``/cam/image_raw/compressed`` is read from there (logged once).
+  Names without a leading slash are taken from the root namespace, as ``ros2 bag`` shows them.
+* The time range (``start_s``, ``stop_s``) is in seconds after the bag's first message, by log time (when the
+  recorder received each message), the clock of ``ros2 bag info`` and ``ros2 bag play --start-offset``, and the
+  one the storage can seek by; header stamps may come from a camera clock unrelated to the recording. Each
+  yielded image carries its header stamp, which is what the synchroniser pairs on, as live.
+* A message that cannot be decoded (truncated or corrupt file, an encoding the node does not read, data of the
+  wrong length, bytes that do not deserialise) is skipped, never fatal: it is logged once per topic and kind of
+  problem, and counted in `skipped`. An unreadable bag, or a failure of the storage itself, raises `BagError`.
+* Raw images come out as `vggt_ros.image_encoding.image_to_rgb` views on the message data (no pixel copied),
+  compressed ones through `vggt_ros.compressed_image.decode_compressed`; both are read-only or fresh arrays
+  the caller may keep.
+* The reader is opened for the checks in the constructor and again by each iteration, so the source holds no
+  open file between uses and can be iterated more than once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Sequence, Union
+
+import numpy as np
+from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.interfaces import Connection
+from rosbags.rosbag2 import ReaderError
+from rosbags.typesys import Stores, get_typestore
+
+from vggt_ros.compressed_image import decode_compressed
+from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
+# image_transport's compressed transport publishes <base topic>/compressed.
+COMPRESSED_SUFFIX = "/compressed"
+NANOSECONDS = 1_000_000_000
+# The kind under which a message whose bytes do not deserialise is counted (decoding errors use their own).
+UNREADABLE_MESSAGE = "message"
+
+log = logging.getLogger(__name__)
+
+
+class BagError(ValueError):
+    """A recording that cannot be read, or topics it does not hold; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class BagImageTopic:
+    """One camera: the topic asked for, the topic read (its ``/compressed`` transport, possibly) and its type."""
+
+    requested: str
+    topic: str
+    msgtype: str
+
+
+class BagImageSource:
+    """Images of ``topics`` (one per camera, camera index = position) in a rosbag2 recording.
+
+    Args:
+        path: the bag folder (with metadata.yaml), or one .mcap or .db3 file.
+        topics: image topics, one per camera (see the module docstring for /compressed and relative names).
+        start_s, stop_s: only messages received in [start_s, stop_s) seconds after the bag's first message; None:
+            from the start, to the end.
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        BagError: the bag cannot be read, a topic is not in it (the message lists its image topics) or is not an
+            image topic.
+        ValueError: no topics, a repeated topic, or a time range that is negative, not finite or empty.
+    """
+
+    def __init__(
+        self,
+        path: Union[str, Path],
+        topics: Sequence[str],
+        start_s: Optional[float] = None,
+        stop_s: Optional[float] = None,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(
+                f"bag not found: '{self.path}'; pass a rosbag2 folder (with metadata.yaml) or its .mcap or .db3 file"
+            )
+        if isinstance(topics, str) or not topics:
+            raise ValueError(f"topics must be a non-empty list of image topics, one per camera, got {topics!r}")
+        for name, value in (("start_s", start_s), ("stop_s", stop_s)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
+            ):
+                raise ValueError(f"{name} must be a finite number of seconds >= 0 after the bag's start, got {value!r}")
+        if start_s is not None and stop_s is not None and stop_s <= start_s:
+            raise ValueError(f"stop_s ({stop_s}) must be later than start_s ({start_s}): the time range is empty")
+
+        with self._opened() as reader:
+            self.topics: tuple[BagImageTopic, ...] = tuple(_resolve(reader, topic, self.path) for topic in topics)
+            read = [camera.topic for camera in self.topics]
+            if len(set(read)) != len(read):
+                raise ValueError(f"topics must name distinct cameras; {list(topics)} read the topics {read}")
+            self.bag_start_ns: int = reader.start_time
+            self._start_ns = None if start_s is None else self.bag_start_ns + round(start_s * NANOSECONDS)
+            self._stop_ns = None if stop_s is None else self.bag_start_ns + round(stop_s * NANOSECONDS)
+            self.message_count: int = self._count(reader)
+        self._skipped: dict[str, dict[str, int]] = {}
+
+    @property
+    def skipped(self) -> dict[str, dict[str, int]]:
+        """Messages skipped by the latest iteration: topic -> kind of problem -> count (JSON-friendly)."""
+        return {topic: dict(kinds) for topic, kinds in self._skipped.items()}
+
+    def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(camera_index, header stamp_ns, (H, W, 3) uint8 RGB)`` in log-time order; undecodable ones skipped."""
+        self._skipped = {}
+        camera_of_topic = {camera.topic: index for index, camera in enumerate(self.topics)}
+        with self._opened() as reader:
+            messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
+            try:
+                for connection, _, raw in messages:
+                    try:
+                        message = reader.deserialize(raw, connection.msgtype)
+                    except AnyReaderError as err:
+                        self._skip(connection.topic, UNREADABLE_MESSAGE, f"{len(raw)} bytes do not deserialise ({err})")
+                        continue
+                    try:
+                        rgb = _decode(message, connection.msgtype)
+                    except ImageFormatError as err:
+                        self._skip(connection.topic, err.kind, str(err))
+                        continue
+                    stamp = message.header.stamp
+                    yield camera_of_topic[connection.topic], stamp.sec * NANOSECONDS + stamp.nanosec, rgb
+            except (AnyReaderError, ReaderError) as err:
+                # Only the storage raises these here: a damaged chunk or file stops the stream.
+                raise BagError(f"cannot read bag '{self.path}' past this point: {err}") from None
+
+    @contextmanager
+    def _opened(self) -> Iterator[AnyReader]:
+        try:
+            reader = AnyReader([self.path], default_typestore=get_typestore(Stores.ROS2_KILTED))
+            reader.open()
+        except (AnyReaderError, ReaderError, FileNotFoundError) as err:
+            # FileNotFoundError: a folder without metadata.yaml (the path itself was checked to exist).
+            raise BagError(
+                f"cannot read bag '{self.path}': {err}; pass a rosbag2 folder (with metadata.yaml) or its .mcap or "
+                ".db3 file"
+            ) from None
+        try:
+            yield reader
+        finally:
+            reader.close()
+
+    def _connections(self, reader: AnyReader) -> list[Connection]:
+        read = {camera.topic for camera in self.topics}
+        return [connection for connection in reader.connections if connection.topic in read]
+
+    def _count(self, reader: AnyReader) -> int:
+        """Messages of the topics in the time range: from the bag's index when the range is the whole bag,
+        else by one pass over the raw messages in the range (no deserialising, no decoding)."""
+        connections = self._connections(reader)
+        if self._start_ns is None and self._stop_ns is None:
+            return sum(connection.msgcount for connection in connections)
+        try:
+            return sum(1 for _ in reader.messages(connections=connections, start=self._start_ns, stop=self._stop_ns))
+        except (AnyReaderError, ReaderError) as err:
+            raise BagError(f"cannot read bag '{self.path}': {err}") from None
+
+    def _skip(self, topic: str, kind: str, reason: str) -> None:
+        kinds = self._skipped.setdefault(topic, {})
+        if kind not in kinds:
+            log.warning("skipping a message on %s that cannot be read (%s); further ones of this kind are counted, "
+                        "not logged: %s", topic, kind, reason)
+        kinds[kind] = kinds.get(kind, 0) + 1
+
+
+def _resolve(reader: AnyReader, requested: str, path: Path) -> BagImageTopic:
+    """The topic to read for ``requested``, following image_transport (see the module docstring)."""
+    if not isinstance(requested, str) or not requested.strip("/"):
+        raise ValueError(f"an image topic must be a non-empty name such as '/camera/image_raw', got {requested!r}")
+    name = requested if requested.startswith("/") else "/" + requested
+    types = {topic: info.msgtype for topic, info in reader.topics.items()}
+    if name in types:
+        if types[name] not in IMAGE_TYPES:
+            raise BagError(
+                f"topic {name} in bag '{path}' has type {types[name] or 'mixed types'}, not an image "
+                f"({' or '.join(IMAGE_TYPES)}); its image topics: {_image_topics(types)}"
+            )
+        return BagImageTopic(requested, name, types[name])
+    compressed = name + COMPRESSED_SUFFIX
+    if types.get(compressed) == COMPRESSED_IMAGE_TYPE:
+        log.info("%s is not in the bag: reading %s (image_transport's compressed transport) instead", name, compressed)
+        return BagImageTopic(requested, compressed, COMPRESSED_IMAGE_TYPE)
+    raise BagError(
+        f"topic {name} (nor {compressed}) is not in bag '{path}'; its image topics: {_image_topics(types)}"
+    )
+
+
+def _image_topics(types: dict[str, Optional[str]]) -> str:
+    names = [
+        f"{topic} ({msgtype.rsplit('/', 1)[-1]})" for topic, msgtype in sorted(types.items()) if msgtype in IMAGE_TYPES
+    ]
+    return ", ".join(names) if names else "none (the bag holds no sensor_msgs/Image or CompressedImage)"
+
+
+def _decode(message, msgtype: str) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of a deserialised Image or CompressedImage; ImageFormatError if it has none."""
+    if msgtype == COMPRESSED_IMAGE_TYPE:
+        return decode_compressed(message.data, message.format)
+    return image_to_rgb(message.data, message.height, message.width, message.step, message.encoding)
