@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Transform, TransformStamped, Vector3
-from nav_msgs.msg import Path
+from nav_msgs.msg import Odometry, Path
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
@@ -134,4 +134,57 @@ def path(poses: Sequence[tuple[int, np.ndarray]], stamp_ns: int, frame_id: str) 
                 pose=Pose(position=Point(x=x, y=y, z=z), orientation=Quaternion(x=qx, y=qy, z=qz, w=qw)),
             )
         )
+    return msg
+
+
+# Variance (m²/s², rad²/s²) on the twist diagonal of an Odometry whose velocity is not estimated: the zero twist
+# then weighs nothing in a filter configured to fuse it (robot_localization), where a zero covariance would claim
+# a perfectly known standstill.
+UNKNOWN_TWIST_VARIANCE = 1e6
+
+
+def odometry(
+    stamp_ns: int,
+    odom_frame: str,
+    base_frame: str,
+    odom_from_base: np.ndarray,
+    pose_covariance: np.ndarray,
+    twist: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Odometry:
+    """nav_msgs/Odometry of ``base_frame`` in ``odom_frame``.
+
+    Args:
+        odom_from_base: ``(4, 4)`` rigid pose of the base in odom, metres.
+        pose_covariance: ``(6, 6)`` over (x, y, z, rotation about x, y, z), metres² and radians²; the message holds
+            it row-major.
+        twist: (velocity ``(6,)`` [vx, vy, vz, wx, wy, wz] in ``base_frame``, m/s and rad/s; its ``(6, 6)``
+            covariance), or None when velocity is not estimated: a zero twist with `UNKNOWN_TWIST_VARIANCE` on the
+            diagonal.
+    """
+    pose = np.asarray(odom_from_base, dtype=np.float64)
+    covariance = np.asarray(pose_covariance, dtype=np.float64)
+    if pose.shape != (4, 4) or covariance.shape != (6, 6):
+        raise ValueError(
+            f"odometry needs a (4, 4) odom_from_base and a (6, 6) pose covariance, got {pose.shape} and "
+            f"{covariance.shape}"
+        )
+    if not (np.isfinite(pose).all() and np.isfinite(covariance).all()):
+        raise ValueError("odometry: odom_from_base and pose_covariance must be finite")
+    msg = Odometry(header=header(stamp_ns, odom_frame), child_frame_id=base_frame)
+    x, y, z = (float(v) for v in pose[:3, 3])
+    msg.pose.pose = Pose(position=Point(x=x, y=y, z=z), orientation=_quaternion(pose[:3, :3]))
+    msg.pose.covariance = covariance.reshape(36)
+    if twist is None:
+        msg.twist.covariance = (UNKNOWN_TWIST_VARIANCE * np.eye(6)).reshape(36)
+        return msg
+    velocity, velocity_covariance = (np.asarray(part, dtype=np.float64) for part in twist)
+    if velocity.shape != (6,) or velocity_covariance.shape != (6, 6):
+        raise ValueError(
+            f"odometry twist must be a (6,) velocity and its (6, 6) covariance, got {velocity.shape} and "
+            f"{velocity_covariance.shape}"
+        )
+    vx, vy, vz, wx, wy, wz = velocity.tolist()
+    msg.twist.twist.linear = Vector3(x=vx, y=vy, z=vz)
+    msg.twist.twist.angular = Vector3(x=wx, y=wy, z=wz)
+    msg.twist.covariance = velocity_covariance.reshape(36)
     return msg

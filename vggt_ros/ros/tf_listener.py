@@ -1,0 +1,163 @@
+"""The robot's transforms (/tf, /tf_static) as a `TransformLookup`: numpy matrices in, the same errors out.
+
+`make_transform_buffer` picks the implementation once, at start-up:
+
+* where tf2_ros is installed (every ROS 2 robot), `Tf2TransformLookup`: tf2_ros.Buffer and TransformListener,
+  with their messages converted to ``(4, 4)`` matrices and their exceptions to `TransformLookupError`'s
+  subclasses. Deliberately thin: it cannot be tested where tf2_ros is not installable.
+* elsewhere, `TopicTransformListener`: vggt_ros' own `TransformBuffer`, fed by subscriptions with the QoS of
+  tf2_ros' TransformListener (/tf_static transient local, so transforms latched before this node started still
+  arrive).
+
+Both are filled by the node's executor, so they only see transforms while the node spins.
+"""
+from __future__ import annotations
+
+import importlib.util
+from types import ModuleType
+
+import numpy as np
+from geometry_msgs.msg import Transform, TransformStamped
+from rclpy.duration import Duration
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from tf2_msgs.msg import TFMessage
+
+from vggt_ros.geometry import quaternion_to_rotation_matrix
+from vggt_ros.metric.tf_buffer import (
+    DEFAULT_CACHE_TIME_S,
+    ExtrapolationError,
+    NoConnectionError,
+    TransformBuffer,
+    TransformLookup,
+    TransformLookupError,
+    UnknownFrameError,
+)
+from vggt_ros.ros.messages import ns_from_stamp
+
+# tf2_ros' TransformListener QoS: /tf keep last 100, reliable, volatile; /tf_static the same but transient local.
+TF_LISTENER_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+TF_STATIC_LISTENER_QOS = QoSProfile(
+    depth=100,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+# tf2 ignores a transform whose quaternion's squared norm is further than this from 1 (QUATERNION_NORMALIZATION_
+# TOLERANCE); closer ones are normalised.
+QUATERNION_SQUARED_NORM_TOLERANCE = 1e-2
+# Repeated warnings about bad transforms are logged at most this often (a publisher repeats its mistake each cycle).
+WARNING_PERIOD_S = 5.0
+
+
+def matrices_from_transforms(transforms: list[Transform]) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, 4, 4)`` parent_from_child matrices of geometry_msgs/Transforms and an ``(N,)`` bool mask of usable ones.
+
+    Quaternions are (x, y, z, w), as `messages.transform_stamped` writes them. Rows whose quaternion is not
+    unit length within `QUATERNION_SQUARED_NORM_TOLERANCE`, or with a non-finite value, are False in the mask
+    (their matrices are identity). All rotations are converted in one call: a TFMessage often carries dozens.
+    """
+    quaternions = np.array([(t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w) for t in transforms])
+    translations = np.array([(t.translation.x, t.translation.y, t.translation.z) for t in transforms])
+    quaternions, translations = quaternions.reshape(-1, 4), translations.reshape(-1, 3)
+    usable = (
+        np.isfinite(quaternions).all(axis=1)
+        & np.isfinite(translations).all(axis=1)
+        & (np.abs((quaternions**2).sum(axis=1) - 1.0) <= QUATERNION_SQUARED_NORM_TOLERANCE)
+    )
+    matrices = np.tile(np.eye(4), (len(transforms), 1, 1))
+    if usable.any():
+        matrices[usable, :3, :3] = quaternion_to_rotation_matrix(quaternions[usable])
+        matrices[usable, :3, 3] = translations[usable]
+    return matrices, usable
+
+
+class TopicTransformListener:
+    """A `TransformBuffer` filled from /tf and /tf_static, for where tf2_ros is not installed."""
+
+    def __init__(self, node: Node, cache_time_s: float = DEFAULT_CACHE_TIME_S) -> None:
+        self.buffer = TransformBuffer(cache_time_s)
+        self._logger = node.get_logger()
+        self._subscriptions = [
+            node.create_subscription(TFMessage, "/tf", self._on_tf, TF_LISTENER_QOS),
+            node.create_subscription(TFMessage, "/tf_static", self._on_tf_static, TF_STATIC_LISTENER_QOS),
+        ]
+
+    def lookup_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> np.ndarray:
+        return self.buffer.lookup_transform(target_frame, source_frame, stamp_ns)
+
+    def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> bool:
+        return self.buffer.can_transform(target_frame, source_frame, stamp_ns)
+
+    def _on_tf(self, msg: TFMessage) -> None:
+        self._store(msg.transforms, static=False)
+
+    def _on_tf_static(self, msg: TFMessage) -> None:
+        self._store(msg.transforms, static=True)
+
+    def _store(self, transforms: list[TransformStamped], static: bool) -> None:
+        """Add each transform to the buffer; a bad one is logged and skipped, the rest of the message still counts."""
+        if not transforms:
+            return
+        matrices, usable = matrices_from_transforms([t.transform for t in transforms])
+        for transform, parent_from_child, is_usable in zip(transforms, matrices, usable):
+            parent, child = transform.header.frame_id, transform.child_frame_id
+            try:
+                if not is_usable:
+                    raise ValueError(f"a non-unit quaternion or a non-finite value: {transform.transform}")
+                if static:
+                    self.buffer.set_transform_static(parent, child, parent_from_child)
+                    continue
+                stamp_ns = ns_from_stamp(transform.header.stamp)
+                if not self.buffer.set_transform(parent, child, stamp_ns, parent_from_child):
+                    raise ValueError(
+                        f"its stamp is more than {self.buffer.cache_time_s} s older than the link's newest transform "
+                        "(a publisher with a lagging clock?)"
+                    )
+            except ValueError as error:
+                topic = "/tf_static" if static else "/tf"
+                self._logger.warning(
+                    f"ignoring transform {parent!r} -> {child!r} from {topic}: {error}",
+                    throttle_duration_sec=WARNING_PERIOD_S,
+                )
+
+
+class Tf2TransformLookup:
+    """tf2_ros.Buffer and TransformListener behind the `TransformLookup` interface."""
+
+    def __init__(self, node: Node, tf2_ros: ModuleType, cache_time_s: float = DEFAULT_CACHE_TIME_S) -> None:
+        self._tf2_ros = tf2_ros
+        self._buffer = tf2_ros.Buffer(cache_time=Duration(seconds=cache_time_s), node=node)
+        self._listener = tf2_ros.TransformListener(self._buffer, node)
+
+    def lookup_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> np.ndarray:
+        tf2_ros = self._tf2_ros
+        try:
+            msg = self._buffer.lookup_transform(target_frame, source_frame, Time(nanoseconds=stamp_ns))
+        except tf2_ros.LookupException as error:
+            raise UnknownFrameError(str(error)) from error
+        except tf2_ros.ConnectivityException as error:
+            raise NoConnectionError(str(error)) from error
+        except tf2_ros.ExtrapolationException as error:
+            raise ExtrapolationError(str(error)) from error
+        except tf2_ros.TransformException as error:
+            raise TransformLookupError(str(error)) from error
+        matrices, _ = matrices_from_transforms([msg.transform])
+        return matrices[0]  # tf2 refuses non-unit quaternions on insertion, so what it returns is usable
+
+    def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> bool:
+        return self._buffer.can_transform(target_frame, source_frame, Time(nanoseconds=stamp_ns))
+
+
+def make_transform_buffer(node: Node, cache_time_s: float = DEFAULT_CACHE_TIME_S) -> TransformLookup:
+    """The robot's transforms as seen by ``node``: through tf2_ros where it is installed, else our own buffer.
+
+    A tf2_ros that is present but fails to import raises: a broken installation should not silently fall back.
+    """
+    if importlib.util.find_spec("tf2_ros") is None:
+        node.get_logger().info("tf2_ros is not installed: robot frames come from vggt_ros' own /tf listener")
+        return TopicTransformListener(node, cache_time_s)
+    import tf2_ros
+
+    return Tf2TransformLookup(node, tf2_ros, cache_time_s)
