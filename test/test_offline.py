@@ -1,44 +1,90 @@
-"""`vggt-ros-reconstruct`: the node's core run offline on a folder of photographs with the tiny model."""
+"""`vggt-ros-reconstruct`: folders and bags through the node's session with the tiny model, its three modes, its
+exports (read back by pycolmap, rosbags, Pillow, strict JSON) and what it does with bad input."""
 from __future__ import annotations
 
 import json
 import shutil
 
 import numpy as np
+import pycolmap
+import pytest
+from PIL import Image
+from rosbags.highlevel import AnyReader
 
 from conftest import IMAGES, TINY
+from support.bags import write_image_bag
+from vggt_ros import session as session_module
 from vggt_ros.offline import main
 
+FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154"]
 
 
-def test_a_folder_of_photographs_gives_map_trajectory_and_summary(tmp_path, capsys):
+def _strict_json(path):
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def _photos(count: int, size=(120, 160)) -> list[np.ndarray]:
+    """``count`` camera-like frames: one photograph panned a few pixels per frame."""
+    photo = np.asarray(Image.open(IMAGES / "chelsea.png").convert("RGB").resize((size[1] + 8 * count, size[0])))
+    return [np.ascontiguousarray(photo[:, 8 * i:8 * i + size[1]]) for i in range(count)]
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    """Six same-size frames of a panned photograph as PNG files (the tiny model answers them with usable cameras
+    at --image-size 154; its random weights give some other inputs an unusable field of view)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, frame in enumerate(_photos(6)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
+    return folder
+
+
+def test_a_folder_that_fits_runs_in_one_joint_pass_and_writes_every_export(tmp_path, photo_folder):
     out = tmp_path / "out"
-    assert main(["--images", str(IMAGES), "--weights", str(TINY), "--device", "cpu", "--out", str(out),
-                 "--window-size", "3"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    images = sorted(p for p in IMAGES.iterdir())
-    assert summary["images"] == len(images) and summary["windows"] == len(images)  # stride 1: one window per image
-    statuses = [w["status"] for w in summary["per_window"]]
-    # The tiny model's random weights give some windows an unusable field of view: those are rejected; the
-    # first window that is usable defines the world.
-    assert next(s for s in statuses if s != "rejected") == "initialized"
-    assert summary["merged"] == sum(s != "rejected" for s in statuses)
-    assert all(w["reason"] for w in summary["per_window"] if w["status"] == "rejected"), "every rejection says why"
-    rows = [line.split() for line in (out / "trajectory.tum").read_text().splitlines() if not line.startswith("#")]
-    assert rows and all(len(r) == 8 for r in rows)
-    first = np.array(rows[0][1:], dtype=float)
-    np.testing.assert_allclose(first, [0, 0, 0, 0, 0, 0, 1], atol=1e-9)  # the first image is the world origin
-    import open3d as o3d
+    assert main(["--images", str(photo_folder), "--out", str(out), *FAST]) == 0
+    summary = _strict_json(out / "summary.json")
+    files = sorted(p.name for p in photo_folder.iterdir())
+    assert summary["mode"] == "joint" and summary["windows"] == 1 and summary["images"] == len(files)
+    assert summary["per_window"][0]["images"] == len(files)
+    assert summary["per_window"][0]["residual"] is None  # NaN became null
+    assert summary["merged"] == 1 and summary["exported_frames"] == len(files)
 
-    cloud = o3d.io.read_point_cloud(str(out / "map.ply"))
-    assert len(cloud.points) == summary["map_points"] > 0 and cloud.has_colors()
+    model = pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0"))
+    assert sorted(image.name for image in model.images.values()) == files
+    for name in files:  # the exports name the input files, copied as they are
+        assert (out / "images" / name).read_bytes() == (photo_folder / name).read_bytes()
+    for camera in model.cameras.values():  # PINHOLE at the photographs' own resolution
+        assert (camera.width, camera.height) == (160, 120)
+    transforms = _strict_json(out / "transforms.json")
+    assert sorted(frame["file_path"] for frame in transforms["frames"]) == [f"images/{n}" for n in files]
+    for frame in transforms["frames"]:
+        depth = np.load(out / frame["depth_file_path"])
+        assert depth.shape == (frame["h"], frame["w"])
+    trajectory = np.loadtxt(out / "trajectory.tum", comments="#", ndmin=2)
+    assert len(trajectory) == len(files)
+    np.testing.assert_allclose(trajectory[0, 1:], [0, 0, 0, 0, 0, 0, 1], atol=1e-9)  # the first image is the origin
 
 
-def test_the_incremental_run_writes_what_the_full_recompute_writes(tmp_path):
-    common = ["--images", str(IMAGES), "--weights", str(TINY), "--device", "cpu", "--window-size", "3"]
+def test_beyond_the_frame_budget_chunks_overlap_and_chain(tmp_path, photo_folder):
+    out = tmp_path / "out"
+    assert main(["--images", str(photo_folder), "--out", str(out), "--max-frames", "3", *FAST]) == 0
+    summary = _strict_json(out / "summary.json")
+    assert summary["mode"] == "chunks"
+    # 6 images, chunks of 3 sharing 1: [0 1 2] [2 3 4] [4 5]
+    assert [w["images"] for w in summary["per_window"]] == [3, 3, 2]
+    assert summary["exported_frames"] == len(np.loadtxt(out / "trajectory.tum", comments="#", ndmin=2))
+
+
+def test_the_sliding_window_incremental_run_writes_what_the_full_recompute_writes(tmp_path, photo_folder):
+    common = ["--images", str(photo_folder), *FAST, "--sliding-window", "--window-size", "3"]
     assert main([*common, "--out", str(tmp_path / "incremental")]) == 0
     assert main([*common, "--out", str(tmp_path / "full"), "--full-recompute"]) == 0
-    summaries = [json.loads((tmp_path / run / "summary.json").read_text()) for run in ("incremental", "full")]
+    summaries = [_strict_json(tmp_path / run / "summary.json") for run in ("incremental", "full")]
+    assert summaries[0]["mode"] == "sliding window" and summaries[0]["windows"] == 6  # stride 1
     assert [w["status"] for w in summaries[0]["per_window"]] == [w["status"] for w in summaries[1]["per_window"]]
     assert summaries[0]["map_points"] == summaries[1]["map_points"] > 0
     trajectories = [
@@ -46,13 +92,120 @@ def test_the_incremental_run_writes_what_the_full_recompute_writes(tmp_path):
     ]
     assert trajectories[0].shape == trajectories[1].shape
     np.testing.assert_allclose(trajectories[0], trajectories[1], atol=1e-4)
-    import open3d as o3d
-
-    maps = [np.asarray(o3d.io.read_point_cloud(str(tmp_path / run / "map.ply")).points) for run in ("incremental", "full")]
-    np.testing.assert_allclose(maps[0], maps[1], atol=1e-4)
 
 
-def test_bad_folders_fail_with_a_clear_message(tmp_path, capsys):
+@pytest.mark.parametrize("storage, compressed", [("mcap", True), ("sqlite3", False)])
+def test_a_two_camera_bag_is_paired_reconstructed_and_exported_with_its_images(tmp_path, storage, compressed):
+    frames = _photos(6)
+    stamps = [1_000_000_000 + 100_000_000 * i for i in range(6)]
+    cameras = [("/left/image_raw", list(zip(stamps, frames))),
+               ("/right/image_raw", [(s + 3_000_000, np.ascontiguousarray(f[:, ::-1])) for s, f in zip(stamps, frames)])]
+    bag = write_image_bag(tmp_path / "bag", storage, cameras, compressed=compressed)
+    out = tmp_path / "out"
+    assert main(["--bag", str(bag), "--topics", "/left/image_raw,/right/image_raw", "--camera-names", "left,right",
+                 "--out", str(out), *FAST]) == 0
+    summary = _strict_json(out / "summary.json")
+    assert summary["mode"] == "joint" and summary["frame_sets"] == 6 and summary["images"] == 12
+    assert summary["cameras"] == ["left", "right"]
+    model = pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0"))
+    names = sorted(image.name for image in model.images.values())
+    assert names == sorted([f"left/{s}.png" for s in stamps] + [f"right/{s + 3_000_000}.png" for s in stamps])
+    for name in names:  # the bag's images are written beside the exports, decoded as the session used them
+        written = np.asarray(Image.open(out / "images" / name))
+        camera, stamp = name[:-4].split("/")
+        index = stamps.index(int(stamp) - (3_000_000 if camera == "right" else 0))
+        original = frames[index] if camera == "left" else frames[index][:, ::-1]
+        tolerance = 40 if compressed else 0  # JPEG in the bag
+        assert written.shape == original.shape and np.abs(written.astype(int) - original).mean() <= tolerance / 8
+
+
+def test_out_bag_holds_what_the_node_publishes(tmp_path):
+    frames = _photos(5)
+    bag = write_image_bag(tmp_path / "in", "mcap", [("/cam/image_raw", [(10**9 * (i + 1), f) for i, f in
+                                                                         enumerate(frames)])], compressed=True)
+    out_bag = tmp_path / "replay"
+    assert main(["--bag", str(bag), "--topics", "/cam/image_raw", "--out", str(tmp_path / "out"), "--out-bag",
+                 str(out_bag), "--sliding-window", "--window-size", "3", *FAST]) == 0
+    with AnyReader([out_bag]) as reader:
+        types = {c.topic: c.msgtype for c in reader.connections}
+        frames_of = {}
+        for connection, _, raw in reader.messages():
+            message = reader.deserialize(raw, connection.msgtype)
+            if connection.topic == "/tf_static" or connection.topic == "/tf":
+                frames_of.setdefault(connection.topic, set()).update(
+                    (t.header.frame_id, t.child_frame_id) for t in message.transforms)
+            elif hasattr(message, "header"):
+                frames_of.setdefault(connection.topic, set()).add(message.header.frame_id)
+    assert types == {
+        "/tf_static": "tf2_msgs/msg/TFMessage", "/tf": "tf2_msgs/msg/TFMessage",
+        "/vggt/depth/image": "sensor_msgs/msg/Image", "/vggt/confidence": "sensor_msgs/msg/Image",
+        "/vggt/depth/camera_info": "sensor_msgs/msg/CameraInfo", "/vggt/points": "sensor_msgs/msg/PointCloud2",
+        "/vggt/path": "nav_msgs/msg/Path", "/vggt/map": "sensor_msgs/msg/PointCloud2",
+    }
+    assert frames_of["/tf_static"] == {("map", "vggt_world")}
+    assert frames_of["/tf"] == {("vggt_world", "camera0_optical")}
+    assert frames_of["/vggt/depth/image"] == frames_of["/vggt/depth/camera_info"] == {"camera0_optical"}
+    assert frames_of["/vggt/points"] == frames_of["/vggt/map"] == frames_of["/vggt/path"] == {"vggt_world"}
+
+
+def test_a_corrupt_or_empty_file_is_skipped_and_the_run_finishes(tmp_path, caplog):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("a.png", "c.png", "e.png"):
+        shutil.copy(IMAGES / "chelsea.png", folder / name)
+    (folder / "b.png").write_bytes(b"")  # zero bytes: the header check catches it before any work
+    truncated = (IMAGES / "rocket.jpg").read_bytes()
+    (folder / "d.jpg").write_bytes(truncated[: len(truncated) // 2])  # a readable header, a truncated body
+    out = tmp_path / "out"
+    assert main(["--images", str(folder), "--out", str(out), *FAST]) == 0
+    summary = _strict_json(out / "summary.json")
+    assert sorted(summary["skipped_inputs"]) == ["b.png", "d.jpg"]
+    assert summary["images"] == 3 and summary["exported_frames"] == 3
+    assert sum("skipping" in r.message for r in caplog.records) == 2
+
+
+def test_an_unwritable_output_fails_before_any_work(tmp_path, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("not a folder")
+    assert main(["--images", str(IMAGES), "--out", str(target), "--weights", "/nonexistent/weights.pt"]) == 1
+    assert "exists and is not a folder" in capsys.readouterr().err  # before the weights are even looked at
+
+
+def test_ctrl_c_writes_what_was_reconstructed_and_exits_130(tmp_path, monkeypatch, photo_folder):
+    integrate = session_module.ReconstructionSession.integrate
+    calls = []
+
+    def interrupted_on_the_third_window(self, inference):  # a test double of the user's Ctrl-C
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return integrate(self, inference)
+
+    monkeypatch.setattr(session_module.ReconstructionSession, "integrate", interrupted_on_the_third_window)
+    out = tmp_path / "out"
+    assert main(["--images", str(photo_folder), "--out", str(out), "--sliding-window", "--window-size", "3",
+                 *FAST]) == 130
+    summary = _strict_json(out / "summary.json")
+    assert summary["interrupted"] and summary["windows"] == 2
+    assert len(np.loadtxt(out / "trajectory.tum", comments="#", ndmin=2)) == summary["exported_frames"] >= 1
+    assert (out / "map.ply").is_file() and (out / "transforms.json").is_file()
+
+
+def test_a_run_where_no_window_merges_still_writes_the_trajectory_and_the_reasons(tmp_path, monkeypatch,
+                                                                                  photo_folder):
+    def unusable_cameras_for_tests(*args, **kwargs):  # a test double: every window's cameras are unusable
+        raise ValueError("predicted field of view outside (0, pi)")
+
+    monkeypatch.setattr(session_module, "decode_window", unusable_cameras_for_tests)
+    out = tmp_path / "out"
+    assert main(["--images", str(photo_folder), "--out", str(out), "--max-frames", "4", *FAST]) == 0
+    summary = _strict_json(out / "summary.json")
+    assert summary["merged"] == 0 and summary["map"] is None and summary["exported_frames"] == 0
+    assert all("field of view" in w["reason"] for w in summary["per_window"])
+    assert (out / "trajectory.tum").is_file()
+
+
+def test_bad_inputs_fail_with_a_clear_message(tmp_path, capsys):
     assert main(["--images", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--weights", str(TINY)]) == 1
     assert "is not a folder" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
@@ -64,3 +217,7 @@ def test_bad_folders_fail_with_a_clear_message(tmp_path, capsys):
     assert main(["--images", str(few), "--out", str(tmp_path / "o"), "--weights", "/nonexistent/weights.pt",
                  "--device", "cpu"]) == 1
     assert "weights not found" in capsys.readouterr().err
+    assert main(["--bag", str(tmp_path / "no_bag"), "--topics", "/a", "--out", str(tmp_path / "o")]) == 1
+    assert "bag not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: --bag without --topics
+        main(["--bag", str(tmp_path / "no_bag"), "--out", str(tmp_path / "o")])

@@ -1,47 +1,68 @@
-"""`vggt-ros-reconstruct`: the node's reconstruction core run offline on a folder of images.
+"""`vggt-ros-reconstruct`: the node's reconstruction core run offline on a folder of images or a rosbag2 recording.
 
-The images (sorted by name) are one camera's frames in time order. They go through the node's streaming
-session (`vggt_ros.session`: keyframes, window, incremental network, Sim(3) world chaining, map), with the exact
-(official) preprocessing, and the run writes `map.ply`, `trajectory.tum` (TUM format, the first image's optical frame) and `summary.json`.
+Input: ``--images DIR`` (one camera, files sorted by name = time order) or ``--bag PATH --topics T1,T2`` (mcap or
+sqlite3, sensor_msgs/Image or CompressedImage, K cameras paired by the node's approximate-time core).
+
+Mode, chosen by the frame budget ``--max-frames`` (images per forward pass):
+* joint: every image in one forward pass, when they fit: the official demo's mode and the model's best accuracy;
+* chunks: beyond the budget, chunks of the budget that overlap, chained through the shared frames;
+* ``--sliding-window``: the node's streaming mode (keyframes, a sliding window, incremental inference).
+All three run the node's session (`vggt_ros.session`) with the exact (official) preprocessing.
+
+Output folder: ``map.ply``, ``trajectory.tum`` (TUM format, the first image's optical frame), ``summary.json``
+(strict JSON), and the dataset exports: ``colmap/sparse/0`` (binary and text), ``transforms.json`` (nerfstudio),
+``images/``, ``depth/`` and ``confidence/`` (see `vggt_ros.dataset`). ``--out-bag`` also records what the node
+would have published into an mcap bag.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import shutil
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable, Iterator, Optional
 
-from PIL import Image as PILImage
+from tqdm import tqdm
 
-from .mapping import MapConfig
-from .preprocess import MODES, decode_image_file, output_size
-from .products import CloudConfig
-from .runtime import BACKENDS, PRECISIONS, RuntimeConfig, create_pipeline
-from .session import ReconstructionSession, SessionConfig
-from .window import FrameSet, KeyframePolicy, WindowConfig
-from .world import WorldConfig
+from vggt_ros.dataset import strict_json
+from vggt_ros.dataset.writer import DatasetWriter
+from vggt_ros.mapping import EmptyMapError, MapConfig
+from vggt_ros.preprocess import MODES
+from vggt_ros.products import CloudConfig
+from vggt_ros.recording.bag_reader import BagImageSource
+from vggt_ros.recording.inputs import FolderInput, InputFrameSet, bag_frame_sets
+from vggt_ros.runtime import BACKENDS, PRECISIONS, RuntimeConfig, create_pipeline
+from vggt_ros.session import ReconstructionSession, SessionConfig, WindowOutput
+from vggt_ros.window import ChunkWindows, KeyframePolicy, Window, WindowConfig
+from vggt_ros.world import WorldConfig
 
 log = logging.getLogger("vggt_ros.offline")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-FRAME_PERIOD_NS = 100_000_000  # images carry no time: they are stamped 10 Hz apart
-
-
-def image_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise ValueError(f"--images {folder} is not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    return files
+# Frame sets two consecutive chunks share: enough for a well-conditioned Sim(3), a small share of the budget.
+MAX_CHUNK_OVERLAP = 8
+NODE_PREFIX = "/vggt/"  # topics of --out-bag: the node's, resolved under its default name
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="vggt-ros-reconstruct", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, required=True, help="folder of images, sorted by name = time order")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", type=Path, help="folder of images, sorted by name = time order")
+    source.add_argument("--bag", type=Path, help="rosbag2 recording (folder, .mcap or .db3)")
+    parser.add_argument("--topics", default="", help="with --bag: image topics, comma separated, one per camera")
+    parser.add_argument("--camera-names", default="", help="names for the cameras, comma separated (camera0, ...)")
+    parser.add_argument("--start", type=float, default=None, help="with --bag: seconds after the bag's start")
+    parser.add_argument("--stop", type=float, default=None, help="with --bag: seconds after the bag's start")
+    parser.add_argument("--slop", type=float, default=0.02, help="with --bag: largest stamp spread of a frame set, s")
+    parser.add_argument("--queue-size", type=int, default=10, help="with --bag: images kept per camera while pairing")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out-bag", type=Path, default=None, help="also write the node's messages into this mcap bag")
+    parser.add_argument("--max-frames", type=int, default=64,
+                        help="images per forward pass: all images in one pass when they fit, else overlapping chunks")
+    parser.add_argument("--sliding-window", action="store_true",
+                        help="run the node's streaming sliding window (--window-size, --window-stride) instead")
     parser.add_argument("--weights", default="facebook/VGGT-1B", help="hub id, folder or weights file (torch backend)")
     parser.add_argument("--config", default=None, help="model config.json for a bare weights file")
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
@@ -49,6 +70,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
     parser.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS))
     parser.add_argument("--mode", default="crop", choices=MODES, help="preprocessing mode")
+    parser.add_argument("--image-size", type=int, default=518, help="model input width (crop) or longer side (pad)")
     parser.add_argument("--window-size", type=int, default=8)
     parser.add_argument("--window-stride", type=int, default=1)
     parser.add_argument("--keyframe-min-motion", type=float, default=0.0, help="grey-level change 0..1 (0: every image)")
@@ -58,90 +80,277 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--full-recompute", action="store_true",
                         help="run every network stage on every image of every window (slower; the reference the "
                         "incremental default is tested against)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.topics = [t for t in args.topics.split(",") if t]
+    if args.bag is not None and not args.topics:
+        parser.error("--bag needs --topics (the image topics, one per camera)")
+    if args.images is not None and (args.topics or args.start is not None or args.stop is not None):
+        parser.error("--topics, --start and --stop apply to --bag only")
+    return args
 
 
-def model_input_size(files: list[Path], mode: str) -> tuple[int, int] | None:
-    """Read every image's size (headers only) before any work: an unreadable file stops the run here. Returns the
-    largest model input (H, W) when the images' model sizes differ (each frame is then padded to it, as the
-    official loader pads a batch), else None."""
-    sizes = set()
-    for path in files:
-        try:
-            with PILImage.open(path) as image:
-                width, height = image.size
-        except (OSError, ValueError) as err:
-            raise ValueError(f"cannot read image file {path}: {err}") from None
-        sizes.add(output_size(height, width, mode))
-    if len(sizes) == 1:
-        return None
-    padded = max(h for h, _ in sizes), max(w for _, w in sizes)
-    log.warning("images have different model input sizes %s; every image is padded with white to %dx%d (HxW)",
-                sorted(sizes), *padded)
-    return padded
+@dataclass
+class _Inputs:
+    frame_sets: Iterator[InputFrameSet]
+    cameras: int
+    camera_names: tuple[str, ...]
+    expected_frame_sets: int  # for the progress bar and the mode (a bag's pairing may drop a few)
+    model_hw: Optional[tuple[int, int]]
+    skipped: Callable[[], dict]  # what was skipped, with why (files) or how many (bag messages by topic and kind)
 
 
-def session_config(args: argparse.Namespace, model_hw: tuple[int, int] | None) -> SessionConfig:
+def _open_inputs(args: argparse.Namespace) -> _Inputs:
+    if args.images is not None:
+        folder = FolderInput(args.images, args.mode, args.image_size)
+        if folder.model_hw is not None:
+            log.warning("images have different model input sizes; every image is padded with white to %dx%d (HxW)",
+                        *folder.model_hw)
+        names = _camera_names(args, 1)
+        return _Inputs(folder.frame_sets(), 1, names, len(folder.files), folder.model_hw, lambda: folder.skipped)
+    source = BagImageSource(args.bag, args.topics, start_s=args.start, stop_s=args.stop)
+    names = _camera_names(args, len(args.topics))
+    frame_sets = bag_frame_sets(source, names, args.queue_size, args.slop)
+    return _Inputs(frame_sets, len(names), names, source.message_count // len(names), None, lambda: source.skipped)
+
+
+def _camera_names(args: argparse.Namespace, cameras: int) -> tuple[str, ...]:
+    names = tuple(n for n in args.camera_names.split(",") if n) or tuple(f"camera{i}" for i in range(cameras))
+    if len(names) != cameras or len(set(names)) != cameras:
+        raise ValueError(f"--camera-names must give {cameras} distinct names, got {list(names)}")
+    return names
+
+
+def _session_config(args: argparse.Namespace, inputs: _Inputs, chunk: Optional[tuple[int, int]]) -> SessionConfig:
+    """``chunk``: (frame sets per chunk, overlap) in joint / chunk mode, None for the sliding window."""
+    window_size = chunk[0] if chunk else args.window_size
+    frames = window_size * inputs.cameras
     return SessionConfig(
-        window=WindowConfig(args.window_size, args.window_stride, KeyframePolicy(min_motion=args.keyframe_min_motion)),
+        window=WindowConfig(window_size, window_size if chunk else args.window_stride,
+                            KeyframePolicy(min_motion=0.0 if chunk else args.keyframe_min_motion)),
         cloud=CloudConfig(confidence_percentile=args.confidence_percentile, point_decimation=args.point_decimation),
-        world=WorldConfig(retained_frames=max(WorldConfig.retained_frames, args.window_size)),
+        world=WorldConfig(retained_frames=max(WorldConfig.retained_frames, frames),
+                          trajectory_recent=max(WorldConfig.trajectory_recent, frames)),
         map=MapConfig(voxel_size=args.voxel_size),
+        cameras=inputs.cameras,
+        camera_names=inputs.camera_names,
+        image_size=args.image_size,
         preprocess_mode=args.mode,
         preprocessing="exact",
-        model_hw=model_hw,
+        model_hw=inputs.model_hw,
+        # Chunks compare the depth of every frame set they share; the sliding window keeps the node's default.
+        overlap_frame_sets=chunk[1] if chunk else SessionConfig.overlap_frame_sets,
         incremental=not args.full_recompute,
     )
 
 
+def _choose_mode(args: argparse.Namespace, inputs: _Inputs) -> tuple[str, Optional[tuple[int, int]]]:
+    """("sliding window" | "joint" | "chunks", (chunk size, overlap) in frame sets) with a log line saying why."""
+    if args.sliding_window:
+        log.info("mode: sliding window of %d keyframes, stride %d (--sliding-window)", args.window_size,
+                 args.window_stride)
+        return "sliding window", None
+    per_chunk = args.max_frames // inputs.cameras
+    if per_chunk < 2:
+        raise ValueError(f"--max-frames {args.max_frames} must allow 2 frame sets of {inputs.cameras} images")
+    total = inputs.expected_frame_sets
+    if total * inputs.cameras <= args.max_frames:
+        log.info("mode: joint, all %d images in one forward pass (they fit --max-frames %d)",
+                 total * inputs.cameras, args.max_frames)
+        return "joint", (max(per_chunk, 2), 1)
+    overlap = min(MAX_CHUNK_OVERLAP, per_chunk // 4) or 1
+    log.info("mode: chunks, %d images exceed --max-frames %d: chunks of %d frame sets overlapping by %d, chained",
+             total * inputs.cameras, args.max_frames, per_chunk, overlap)
+    return "chunks", (per_chunk, overlap)
+
+
+class _Exports:
+    """The dataset exports of a run: each merged frame, named as its input (a folder's file, copied as it is)."""
+
+    def __init__(self, out: Path, session: ReconstructionSession) -> None:
+        self.session = session
+        self.writer = DatasetWriter(out, metric=False)
+        self.images_dir = out / "images"
+        self._inputs: dict[tuple[int, int], tuple[str, Optional[Path]]] = {}  # frame id -> (name, file)
+
+    def offer(self, item: InputFrameSet) -> None:
+        for camera, (stamp_ns, name, path) in enumerate(zip(item.frame_set.stamps_ns, item.names, item.files)):
+            self._inputs[(stamp_ns, camera)] = (name, path)
+
+    def add(self, out: WindowOutput) -> None:
+        """Export the frames this window merged; forget inputs older than the window (never merged later)."""
+        for frame, image in self.session.exported_frames(out):
+            name, path = self._inputs.pop((frame.stamp_ns, frame.camera))
+            if path is not None:  # a folder's file: copied as it is, not re-encoded
+                target = self.images_dir / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+            self.writer.add(replace(frame, name=name), image=None if path is not None else image)
+        oldest = min(out.window.frame_sets[0].stamps_ns)
+        self._inputs = {key: value for key, value in self._inputs.items() if key[0] >= oldest}
+
+
+class _BagRecording:
+    """--out-bag: the node's messages for every merged window, under the node's topics (vggt_ros.ros.outputs)."""
+
+    def __init__(self, path: Path, camera_names: tuple[str, ...], topics: list[str]) -> None:
+        # ROS message types are needed only here: the rest of the command runs without a ROS install.
+        from vggt_ros.ros import outputs
+        from vggt_ros.ros.bag_writer import BagWriter
+        from vggt_ros.ros.params import NodeParameters
+
+        self._outputs = outputs
+        self.params = NodeParameters(image_topics=tuple(topics) or tuple(f"/{n}/image" for n in camera_names),
+                                     camera_names=camera_names)
+        self.writer = BagWriter(path)
+        self._started = False
+
+    def add(self, out: WindowOutput, session: ReconstructionSession) -> None:
+        outputs = self._outputs
+        stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
+        if not self._started:
+            self.writer.write("/tf_static", outputs.world_frame_message(self.params, stamp_ns), stamp_ns, latched=True)
+            self._started = True
+        path = session.camera_path() if self.params.publish_path else []
+        for output, message in outputs.window_messages(self.params, out, path):
+            self.writer.write(outputs.topic(self.params, output, NODE_PREFIX), message, stamp_ns)
+
+    def close(self, session: ReconstructionSession, stamp_ns: int) -> None:
+        if len(session.map):
+            message = self._outputs.map_message(self.params, session.map.points, session.map.colors, stamp_ns)
+            self.writer.write(self._outputs.topic(self.params, self._outputs.Output("map"), NODE_PREFIX), message,
+                              stamp_ns, latched=True)
+        self.writer.close()
+
+
+def _check_output_folder(out: Path) -> None:
+    """Fail before any work when the results could not be written at the end."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder; choose a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".vggt-ros-write-check"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"--out {out} cannot be written ({err}); choose a writable folder") from None
+
+
 def run(args: argparse.Namespace) -> dict:
-    files = image_files(args.images)
-    model_hw = model_input_size(files, args.mode)
+    """The whole run (see the module docstring). Ctrl-C stops reading input: what was reconstructed until then is
+    written as at a normal end, and the summary says the run was interrupted."""
+    _check_output_folder(args.out)
+    if args.out_bag is not None and args.out_bag.exists():
+        raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
+    inputs = _open_inputs(args)
+    mode, chunk = _choose_mode(args, inputs)
+    config = _session_config(args, inputs, chunk)
     session = ReconstructionSession(
         create_pipeline(RuntimeConfig(backend=args.backend, weights=args.weights, model_config=args.config,
                                       device=args.device, precision=args.precision, engine_dir=args.engine_dir)),
-        session_config(args, model_hw),
+        config,
     )
-    windows = []
+    exports = _Exports(args.out, session)
+    recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
+    chunks = ChunkWindows(*chunk) if chunk else None
+    windows, frame_sets, last_stamp_ns, interrupted = [], 0, 0, False
     start = time.perf_counter()
-    for index, path in enumerate(files):
-        out = session.push(FrameSet(stamps_ns=(index * FRAME_PERIOD_NS,), images=(decode_image_file(path),)))
+
+    def record(out: Optional[WindowOutput], last_name: str) -> None:
         if out is None:
-            continue
+            return
         residual = out.result.residual if out.result is not None else float("nan")
-        log.info("window %d (images up to %s): %s%s", out.window.sequence, path.name, out.status.value,
+        log.info("window %d (images up to %s): %s%s", out.window.sequence, last_name, out.status.value,
                  "" if out.merged and not out.reason else f" - {out.reason}")
-        windows.append({"window": out.window.sequence, "last_image": path.name, "status": out.status.value,
-                        "reason": out.reason, "residual": residual})
-    if not windows:
-        raise ValueError(f"{len(files)} images gave no window; lower --window-size or --keyframe-min-motion")
-    map_path, trajectory_path = session.save(args.out)
+        windows.append({"window": out.window.sequence, "last_image": last_name, "status": out.status.value,
+                        "reason": out.reason, "residual": residual, "images": len(out.window.images)})
+        exports.add(out)
+        if recording is not None and out.merged:
+            recording.add(out, session)
+
+    def run_chunk(window: Optional[Window], last_name: str) -> None:
+        if window is not None:
+            record(session.integrate(session.infer(window)), last_name)
+
+    progress = tqdm(inputs.frame_sets, total=inputs.expected_frame_sets, unit="frame set", mininterval=1.0,
+                    dynamic_ncols=True, disable=None)
+    last_name = ""
+    try:
+        for item in progress:
+            frame_sets += 1
+            last_name, last_stamp_ns = item.names[0], item.frame_set.stamp_ns
+            exports.offer(item)
+            if chunks is None:
+                record(session.push(item.frame_set), last_name)
+            else:
+                run_chunk(chunks.add(item.frame_set), last_name)
+        if chunks is not None:
+            run_chunk(chunks.finish(), last_name)
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted: writing what was reconstructed from the first %d frame sets", frame_sets)
+    finally:
+        progress.close()
+    seconds = time.perf_counter() - start
+
+    map_path, trajectory_path = args.out / "map.ply", args.out / "trajectory.tum"
+    try:
+        session.save(args.out)
+    except EmptyMapError:
+        map_path = None
+        log.warning("no window merged into the world: no map (the per-window reasons are in summary.json)")
+    dataset = None
+    if exports.writer.num_frames:
+        dataset = exports.writer.finish(ply_path=map_path.name if map_path else None)
+    else:
+        exports.writer.close()
+    if recording is not None:
+        recording.close(session, last_stamp_ns)
     counters = session.world.counters
     summary = {
-        "images": len(files),
+        "mode": mode,
+        "interrupted": interrupted,
+        "images": frame_sets * inputs.cameras,
+        "frame_sets": frame_sets,
+        "cameras": list(inputs.camera_names),
         "windows": len(windows),
         "merged": sum(w["status"] != "rejected" for w in windows),
         "segments": counters.segments,
+        "exported_frames": dataset.num_frames if dataset else 0,
         "map_points": len(session.map),
-        "seconds": time.perf_counter() - start,
-        "map": str(map_path),
+        "seconds": seconds,
+        "seconds_per_frame_set": seconds / max(frame_sets, 1),
+        "units": "VGGT world units (the first window's scale; not metric)",
+        "map": str(map_path) if map_path else None,
         "trajectory": str(trajectory_path),
+        "colmap_model": str(dataset.colmap_files[0].parent) if dataset else None,
+        "transforms": str(dataset.transforms_json) if dataset else None,
+        "colmap_points": dataset.num_points if dataset else 0,
+        "bag": str(args.out_bag) if args.out_bag else None,
+        "skipped_inputs": inputs.skipped(),
         "per_window": windows,
     }
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    log.info("%d images, %d windows (%d merged), %d map points -> %s", summary["images"], summary["windows"],
-             summary["merged"], summary["map_points"], args.out)
+    strict_json.write(args.out / "summary.json", summary)
+    if not windows:
+        log.warning("%d frame sets gave no window; lower --window-size or --keyframe-min-motion", frame_sets)
+    log.info("%s: %d images, %d windows (%d merged), %d map points, %.2f s per frame set -> %s", mode,
+             summary["images"], summary["windows"], summary["merged"], summary["map_points"],
+             summary["seconds_per_frame_set"], args.out)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 done, 1 a user-facing failure (the message, not a traceback), 130 interrupted (after writing
+    what was reconstructed)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        run(parse_arguments(argv))
-    except (ValueError, RuntimeError, OSError) as err:  # user-facing failures: the message, not a traceback
+        summary = run(parse_arguments(argv))
+    except (ValueError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return 0
+    except KeyboardInterrupt:  # before the first frame (loading the model)
+        print("interrupted before any reconstruction: nothing written", file=sys.stderr)
+        return 130
+    return 130 if summary["interrupted"] else 0
 
 
 def entry() -> None:

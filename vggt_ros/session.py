@@ -40,6 +40,7 @@ from typing import Callable, Hashable, Mapping, Optional
 import numpy as np
 import torch
 
+from vggt_ros.dataset.frames import ExportFrame
 from vggt_ros.mapping import GrowingMap, MapConfig, write_tum_trajectory
 from vggt_ros.metric.config import MetricConfig
 from vggt_ros.metric.measure import ScaleMeasurement, measure_window_scale
@@ -541,16 +542,44 @@ class ReconstructionSession:
     def trajectory(self) -> Trajectory:
         return self.world.trajectory()
 
+    def exported_frames(self, out: WindowOutput) -> list[tuple[ExportFrame, np.ndarray]]:
+        """The frames this window added to the world, ready for the dataset exports (`vggt_ros.dataset`), each with
+        its camera image ``(H, W, 3)`` uint8 (host copies). Named ``<camera name>/<stamp_ns>.png``; a caller with
+        image files renames them. Empty unless the window was merged and published (metric, with a source)."""
+        placed = out.result.placed if out.merged and out.result is not None and not out.waiting_for_scale else None
+        if placed is None:
+            return []
+        cameras = self.config.cameras
+        frames = []
+        for row, index in enumerate(placed.frames):
+            stamp_ns, camera = out.result.frame_ids[index]
+            image = out.window.frame_sets[index // cameras].images[camera]
+            mapping = pixel_map(*image.shape[:2], self.config.preprocess_mode, self.config.image_size,
+                                self.config.model_hw)
+            frame = ExportFrame(
+                name=f"{self.config.names[camera]}/{stamp_ns}.png", camera=camera, stamp_ns=int(stamp_ns),
+                pixel_map=mapping, world_from_camera=placed.world_from_camera[row],
+                intrinsics=placed.intrinsics[row], depth=placed.depth[row].cpu().numpy(),
+                confidence=placed.confidence[row].cpu().numpy(), colors=placed.colors[row].cpu().numpy(),
+            )
+            frames.append((frame, np.array(image)))
+        return frames
+
     def camera_path(self, camera: int = 0) -> list[tuple[int, np.ndarray]]:
         """(stamp_ns, ``(4, 4)`` world pose) of one camera's kept keyframes, oldest first (bounded)."""
         return [(k.frame_id[0], k.world_from_camera) for k in self.world.keyframes if k.frame_id[1] == camera]
 
     def save(self, directory: str | Path) -> tuple[Path, Path]:
-        """Write the map (`map.ply`) and the kept keyframe trajectory (`trajectory.tum`); return both paths."""
+        """Write the kept keyframe trajectory (`trajectory.tum`) and the map (`map.ply`); return both paths.
+
+        Raises:
+            EmptyMapError: the map has no point yet (the trajectory is written all the same).
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         map_path, trajectory_path = directory / "map.ply", directory / "trajectory.tum"
-        self.map.save_ply(map_path)
+        # The trajectory first: it is written even when the map is still empty (EmptyMapError).
         trajectory = self.world.trajectory()
         write_tum_trajectory(trajectory_path, trajectory.timestamps, trajectory.world_from_camera, trajectory.segment)
+        self.map.save_ply(map_path)
         return map_path, trajectory_path
