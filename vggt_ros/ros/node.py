@@ -19,29 +19,36 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from typing import Callable, Optional
 
 import numpy as np
 import rclpy
-from nav_msgs.msg import Path
+from nav_msgs.msg import Odometry, Path
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
 import torch
 
+from vggt_ros.compressed_image import decode_compressed
 from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
 from vggt_ros.input_watchdog import InputWatchdog
-from vggt_ros.mapping import EmptyMapError
-from vggt_ros.products import pack_rgb
+from vggt_ros.dataset.writer import DatasetWriter
+from vggt_ros.metric.robot_frames import RobotPlacement, odometry_sigmas, pose_covariance
+from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_metres
+from vggt_ros.metric.sources import ScaleUnavailable
+from vggt_ros.metric.tf_buffer import TransformLookupError
 from vggt_ros.ros import messages
+from vggt_ros.ros.outputs import Output, map_message, topic, window_messages, world_frame_message
 from vggt_ros.ros.params import NodeParameters, declare_and_read
+from vggt_ros.ros.tf_listener import make_transform_buffer
 from vggt_ros.runtime import RuntimeConfig, create_pipeline
 from vggt_ros.session import FrameSetError, ReconstructionSession, WindowOutput
-from vggt_ros.sync import ApproximateTimeSynchronizer, SyncedSet
+from vggt_ros.sync import ApproximateTimeSynchronizer, NearestStampQueue, SyncedSet
 from vggt_ros.window import FrameSet, LatestSlot, Window
 from vggt_ros.world import WindowStatus
 
@@ -49,7 +56,6 @@ NODE_NAME = "vggt"
 # Fast DDS' transports: images over about 512 kB need LARGE_DATA (or a larger shared-memory segment) on both sides
 # of a best-effort subscription, and processes with different transports do not discover each other.
 TRANSPORTS_VARIABLE = "FASTDDS_BUILTIN_TRANSPORTS"
-MAP_FIELDS = ("x", "y", "z", "rgb")
 # Repeated complaints about the same problem are logged at most this often.
 LOG_PERIOD_S = 5.0
 # tf2_ros' QoS: TransformBroadcaster (keep last 100, reliable, volatile) and StaticTransformBroadcaster
@@ -92,18 +98,6 @@ class _Throttle:
             return True
 
 
-class _CameraOutputs:
-    """Per-camera publishers (depth, confidence, CameraInfo), each None when switched off."""
-
-    def __init__(self, node: Node, prefix: str, params: NodeParameters) -> None:
-        def maybe(enabled: bool, msg_type: type, topic: str):
-            return node.create_publisher(msg_type, prefix + topic, OUTPUT_QOS) if enabled else None
-
-        self.depth = maybe(params.publish_depth, Image, "depth/image")
-        self.camera_info = maybe(params.publish_camera_info, CameraInfo, "depth/camera_info")
-        self.confidence = maybe(params.publish_confidence, Image, "confidence")
-
-
 class ReconstructionNode(Node):
     """Subscribes to ``image_topics`` and publishes VGGT's reconstruction of each window (see the README)."""
 
@@ -119,40 +113,66 @@ class ReconstructionNode(Node):
         # The CPU-side work (preprocessing and products on a CPU device, the world, message packing) uses this
         # many intra-op threads: OpenMP threads spin-wait on a sibling that another process descheduled.
         torch.set_num_threads(self.params.cpu_threads)
+        params = self.params
+        # TF look-ups: the rig without configured transforms, the odometry scale, the robot's frames.
+        needs_transforms = (
+            (params.metric_scale_source == "rig" and not params.rig_transforms)
+            or params.metric_scale_source == "odometry" or params.robot_frames
+        )
+        self._transforms = make_transform_buffer(self) if needs_transforms else None
+        self._robot = (
+            RobotPlacement(self._transforms, params.odom_frame, params.robot_base_frame) if params.robot_frames else None
+        )
         try:
-            self._session = self._load_session(self.params)
+            self._session = self._load_session(self.params, self._transforms)
         except StartupError:
             super().destroy_node()
             raise
         # World and map: changed by the worker, read by the map timer and the services, all under this lock.
         self._world_lock = threading.Lock()
         self._map_version_sent = -1
+        # The newest keyframes with their camera images, for ~/save's dataset exports (bounded).
+        self._recent_frames: deque = deque(maxlen=self.params.save_dataset_frames)
         self._newest_stamp_ns = 0
         self._throttle = _Throttle(LOG_PERIOD_S)
+        # Metric scale problems already logged, each set cleared when its problem went away: the worker's (scale
+        # kinds) when a scale is measured again, the executor's (per depth camera) when a usable depth image arrives.
+        self._scale_problems_logged: set[str] = set()
+        self._depth_problems_logged: list[set[str]] = [set() for _ in params.depth_topics]
 
         names = self.params.names
-        single = len(names) == 1
-        self._camera_outputs = [_CameraOutputs(self, "~/" if single else f"~/{name}/", self.params) for name in names]
-        self._points_pub = (
-            self.create_publisher(PointCloud2, "~/points", OUTPUT_QOS) if self.params.publish_points else None
-        )
-        self._path_pub = self.create_publisher(Path, "~/path", OUTPUT_QOS) if self.params.publish_path else None
+        # One publisher per output the window builder can produce (vggt_ros.ros.outputs), keyed like its messages.
+        self._output_publishers: dict[Output, object] = {}
+        per_camera = (("depth", Image, self.params.publish_depth), ("confidence", Image, self.params.publish_confidence),
+                      ("camera_info", CameraInfo, self.params.publish_camera_info))
+        for kind, msg_type, enabled in per_camera:
+            for camera in range(len(names)) if enabled else ():
+                self._add_publisher(Output(kind, camera), msg_type, OUTPUT_QOS)
+        if self.params.publish_points:
+            self._add_publisher(Output("points"), PointCloud2, OUTPUT_QOS)
+        if self.params.publish_path:
+            self._add_publisher(Output("path"), Path, OUTPUT_QOS)
+        if self.params.publish_tf or self.params.publish_odom_tf:
+            self._add_publisher(Output("tf"), TFMessage, TF_QOS)
+            self._add_publisher(Output("tf_static"), TFMessage, TF_STATIC_QOS)
+        if self.params.publish_tf and self._robot is None:  # with robot frames, odom -> world once it is placed
+            self._output_publishers[Output("tf_static")].publish(
+                world_frame_message(self.params, self.get_clock().now().nanoseconds)
+            )
+        if self._robot is not None:
+            self._add_publisher(Output("odometry"), Odometry, OUTPUT_QOS)
         if self.params.publish_map:
-            self._map_pub = self.create_publisher(PointCloud2, "~/map", MAP_QOS)
+            self._add_publisher(Output("map"), PointCloud2, MAP_QOS)
             self.create_timer(self.params.map_publish_period, self._publish_map)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(Trigger, "~/save", self._on_save)
-        self._tf_pub = self.create_publisher(TFMessage, "/tf", TF_QOS) if self.params.publish_tf else None
-        self._tf_static_pub = None
-        if self.params.publish_tf:
-            self._tf_static_pub = self.create_publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
-            self._publish_static_frame()
 
         # Executor-thread state.
         self._sync: ApproximateTimeSynchronizer[np.ndarray] = ApproximateTimeSynchronizer(
             len(names), self.params.queue_size, self.params.slop
         )
         self._last_stamp_ns: list[Optional[int]] = [None] * len(names)
+        self._camera_frames: list[str] = [""] * len(names)  # each camera's image frame id (its newest header's)
         # Counters (each written by one thread only).
         self.windows_emitted = 0
         self.windows_dropped = 0
@@ -166,9 +186,19 @@ class ReconstructionNode(Node):
         self._worker = threading.Thread(target=self._work, name="vggt-inference", daemon=True)
         self._worker.start()
 
+        # Depth images wait here for the colour frame sets of their stamps (a frame set never waits for depth).
+        self._depth_queues = [NearestStampQueue(params.queue_size, params.slop) for _ in params.depth_topics]
+        compressed = params.image_transport == "compressed"
         subscriptions = [
-            self.create_subscription(Image, topic, self._image_callback(index), qos_profile_sensor_data)
-            for index, topic in enumerate(self.params.image_topics)
+            self.create_subscription(
+                CompressedImage if compressed else Image, f"{topic}/compressed" if compressed else topic,
+                self._image_callback(index), qos_profile_sensor_data,
+            )
+            for index, topic in enumerate(params.image_topics)
+        ]
+        subscriptions += [
+            self.create_subscription(Image, topic, self._depth_callback(index), qos_profile_sensor_data)
+            for index, topic in enumerate(params.depth_topics)
         ]
         # Images can be lost silently (sensor-data QoS, see TRANSPORTS_VARIABLE): check that they arrive. The
         # resolved names (namespace, remapping) are the ones the ROS graph and the user's tools show.
@@ -184,7 +214,7 @@ class ReconstructionNode(Node):
 
     # ----------------------------------------------------------------------------------------- start-up
     @staticmethod
-    def _load_session(params: NodeParameters) -> ReconstructionSession:
+    def _load_session(params: NodeParameters, transforms) -> ReconstructionSession:
         """The session over the inference pipeline, or a StartupError that says what to change."""
         window_frames = params.window_size * len(params.image_topics)
         if params.backend == "torch":
@@ -209,20 +239,15 @@ class ReconstructionNode(Node):
                     engine_dir=params.engine_dir,
                 )
             )
-            return ReconstructionSession(pipeline, params.session_config())
+            return ReconstructionSession(pipeline, params.session_config(), transforms)
         except Exception as err:  # noqa: BLE001 - any loader failure becomes one clear start-up error
             where = f"weights '{params.weights}'" if params.backend == "torch" else f"engine_dir '{params.engine_dir}'"
             raise StartupError(
                 f"cannot load the {params.backend} pipeline ({where}, device {params.device}): {err}\nFix: {fix}."
             ) from None
 
-    def _publish_static_frame(self) -> None:
-        parent_from_world = np.zeros((3, 4))
-        parent_from_world[:, :3] = messages.PARENT_FROM_OPTICAL_WORLD
-        transform = messages.transform_stamped(
-            self.params.parent_frame, self.params.world_frame, self.get_clock().now().nanoseconds, parent_from_world
-        )
-        self._tf_static_pub.publish(messages.tf_message([transform]))
+    def _add_publisher(self, output: Output, msg_type: type, qos) -> None:
+        self._output_publishers[output] = self.create_publisher(msg_type, topic(self.params, output), qos)
 
     # ------------------------------------------------------------------------------- executor thread
     def _error(self, key: tuple, text: str) -> None:
@@ -254,12 +279,39 @@ class ReconstructionNode(Node):
     def _image_callback(self, camera_index: int) -> Callable[[Image], None]:
         return lambda msg: self._on_image(camera_index, msg)
 
-    def _on_image(self, camera_index: int, msg: Image) -> None:
+    def _depth_callback(self, camera_index: int) -> Callable[[Image], None]:
+        return lambda msg: self._on_depth(camera_index, msg)
+
+    def _on_depth(self, camera_index: int, msg: Image) -> None:
+        self._input_watchdog.image_arrived(self._input_topics[len(self.params.image_topics) + camera_index],
+                                           time.monotonic())
+        logged, name = self._depth_problems_logged[camera_index], self.params.names[camera_index]
+        try:
+            depth_m = depth_to_metres(msg.data, msg.height, msg.width, msg.step, msg.encoding, bool(msg.is_bigendian))
+        except DepthFormatError as err:
+            self._scale_problem(logged, err.kind, f"depth of camera '{name}': {err}; depth image dropped")
+            return
+        if not np.isfinite(depth_m).any():
+            self._scale_problem(logged, "no_reading", f"depth of camera '{name}': the image has no valid reading "
+                                "(every pixel 0, NaN or infinite: is the sensor covered, blinded, or is everything out "
+                                "of its range?); depth image dropped")
+            return
+        logged.clear()  # a usable image: report the next problem anew
+        self._depth_queues[camera_index].add(messages.ns_from_stamp(msg.header.stamp), depth_m)
+
+    def _depth_of(self, camera_index: int, stamp_ns: int) -> Optional[np.ndarray]:
+        """The depth image (metres) matched to a colour image of camera ``camera_index``: the session's look-up."""
+        return self._depth_queues[camera_index].nearest(stamp_ns)
+
+    def _on_image(self, camera_index: int, msg) -> None:
         self.images_received += 1
         self._input_watchdog.image_arrived(self._input_topics[camera_index], time.monotonic())
         name = self.params.names[camera_index]
         try:
-            rgb = image_to_rgb(msg.data, msg.height, msg.width, msg.step, msg.encoding)
+            if isinstance(msg, CompressedImage):
+                rgb = decode_compressed(msg.data, msg.format)
+            else:
+                rgb = image_to_rgb(msg.data, msg.height, msg.width, msg.step, msg.encoding)
         except ImageFormatError as err:
             self._error(("image", camera_index, err.kind), f"camera '{name}': {err}; image dropped")
             return
@@ -273,6 +325,7 @@ class ReconstructionNode(Node):
             )
             self._restart()
         self._last_stamp_ns[camera_index] = stamp_ns
+        self._camera_frames[camera_index] = msg.header.frame_id
         synced = self._sync.add(camera_index, stamp_ns, rgb)
         if synced is not None:
             self._on_synced(synced)
@@ -280,6 +333,8 @@ class ReconstructionNode(Node):
     def _restart(self) -> None:
         """Start over from the next images: window, synchronizer and (before the next window) the world."""
         self._sync.reset()
+        for queue in self._depth_queues:
+            queue.clear()
         self._session.request_reset()
         self._last_stamp_ns = [None] * len(self._last_stamp_ns)
 
@@ -290,16 +345,27 @@ class ReconstructionNode(Node):
         return response
 
     def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        directory = self.params.save_directory
         try:
             with self._world_lock:
-                map_path, trajectory_path = self._session.save(self.params.save_directory)
+                map_path, trajectory_path = self._session.save(directory)
                 points = len(self._session.map)
-        except (OSError, EmptyMapError) as err:
-            response.success, response.message = False, f"could not save to '{self.params.save_directory}': {err}"
+                recent = list(self._recent_frames)
+                metric = self._session.world.metric
+            dataset = ""
+            if recent:  # written outside the lock: the worker keeps integrating meanwhile
+                with DatasetWriter(directory, metric=metric) as writer:
+                    for frame, image in recent:
+                        writer.add(frame, image)
+                    written = writer.finish(ply_path=map_path.name)
+                dataset = (f", and {written.num_frames} keyframes as a COLMAP model and nerfstudio's "
+                           f"{written.transforms_json.name}")
+        except (OSError, ValueError) as err:  # EmptyMapError is a ValueError
+            response.success, response.message = False, f"could not save to '{directory}': {err}"
             self.get_logger().error(response.message)
             return response
         response.success = True
-        response.message = f"saved {points} map points to {map_path} and the trajectory to {trajectory_path}"
+        response.message = f"saved {points} map points to {map_path}, the trajectory to {trajectory_path}{dataset}"
         self.get_logger().info(response.message)
         return response
 
@@ -312,14 +378,13 @@ class ReconstructionNode(Node):
             self._map_version_sent = growing_map.version
             points, colors = growing_map.points, growing_map.colors
             stamp_ns = self._newest_stamp_ns
-        rows = np.column_stack((points, pack_rgb(torch.from_numpy(colors)).numpy()))
-        self._map_pub.publish(
-            messages.point_cloud2(rows, 1, len(rows), stamp_ns, self.params.world_frame, MAP_FIELDS)
-        )
+        self._output_publishers[Output("map")].publish(map_message(self.params, points, colors, stamp_ns))
 
     def _on_synced(self, synced: SyncedSet[np.ndarray]) -> None:
         try:
-            update = self._session.add(FrameSet(stamps_ns=synced.stamps_ns, images=synced.items))
+            update = self._session.add(
+                FrameSet(stamps_ns=synced.stamps_ns, images=synced.items, camera_frames=tuple(self._camera_frames))
+            )
         except FrameSetError as err:
             self._error(("frame_set", err.kind), str(err))
             return
@@ -351,16 +416,37 @@ class ReconstructionNode(Node):
                 self._error(("inference", type(err).__name__), f"window {window.sequence} failed: {err}")
 
     def _infer_and_publish(self, window: Window) -> None:
-        inference = self._session.infer(window)
+        inference = self._session.infer(window, self._depth_of if self._depth_queues else None)
         with self._world_lock:
             out = self._session.integrate(inference)
             self._newest_stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
-            path = self._session.camera_path() if out.merged and self._path_pub is not None else []
+            if out.map_reset:  # a new world or segment: the kept frames belong to the old one
+                self._recent_frames.clear()
+            if self._recent_frames.maxlen:
+                self._recent_frames.extend(self._session.exported_frames(out))
+            path = self._session.camera_path() if out.merged and self.params.publish_path else []
         self._report(out.window, out)
         if out.merged:
             self._publish_window(out, path)
 
+    def _scale_problem(self, logged: set[str], kind: str, text: str) -> None:
+        """Log a metric scale problem once per kind: until ``logged`` (the kinds reported) is cleared."""
+        if kind not in logged:
+            logged.add(kind)
+            self.get_logger().warning(text)
+
     def _report(self, window: Window, out: WindowOutput) -> None:
+        if isinstance(out.scale, ScaleUnavailable):
+            source = self.params.metric_scale_source
+            logged = self._scale_problems_logged
+            if not out.metric:  # also a rejected window: there is no last scale to keep yet
+                self._scale_problem(logged, f"waiting:{out.scale.kind}", f"waiting for the first metric scale from "
+                                    f"the {source} source ({out.scale.reason}); nothing is published until then")
+            else:
+                self._scale_problem(logged, out.scale.kind, f"metric scale not updated by window {window.sequence} "
+                                    f"({source} source: {out.scale.reason}); keeping the last scale")
+        elif out.scale is not None:
+            self._scale_problems_logged.clear()  # measured again: report the next problem anew
         if out.status is WindowStatus.REJECTED:
             self.windows_rejected += 1
             cause = out.result.cause if out.result is not None else "undecodable"
@@ -374,35 +460,59 @@ class ReconstructionNode(Node):
             self.get_logger().info(f"window {window.sequence} defines the world frame '{self.params.world_frame}'")
 
     def _publish_window(self, out: WindowOutput, path: list[tuple[int, np.ndarray]]) -> None:
-        params = self.params
-        newest_stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
-        for frame in out.newest:
-            optical = params.optical_frame(frame.camera)
-            publishers = self._camera_outputs[frame.camera]
-            if publishers.depth is not None:
-                publishers.depth.publish(messages.float_image(frame.depth, frame.stamp_ns, optical))
-            if publishers.confidence is not None:
-                publishers.confidence.publish(messages.float_image(frame.confidence, frame.stamp_ns, optical))
-            if publishers.camera_info is not None:
-                publishers.camera_info.publish(
-                    messages.camera_info(frame.intrinsics, frame.depth.shape, frame.stamp_ns, optical)
-                )
-        if self._tf_pub is not None:
-            transforms = [
-                messages.transform_stamped(
-                    params.world_frame, params.optical_frame(frame.camera), frame.stamp_ns, frame.world_from_camera
-                )
-                for frame in out.newest
-            ]
-            self._tf_pub.publish(messages.tf_message(transforms))
-        if self._points_pub is not None and out.cloud is not None:
-            cloud = out.cloud
-            self._points_pub.publish(
-                messages.point_cloud2(cloud.points, cloud.height, cloud.width, newest_stamp_ns, params.world_frame)
-            )
-        if self._path_pub is not None:
-            self._path_pub.publish(messages.path(path, newest_stamp_ns, params.world_frame))
+        if self._robot is not None:
+            self._place_robot(out)
+        if out.waiting_for_scale:
+            return
+        for output, message in window_messages(self.params, out, path):
+            self._output_publishers[output].publish(message)
+        if self._robot is not None:
+            self._publish_robot(out)
         self.windows_published += 1
+
+    def _place_robot(self, out: WindowOutput) -> None:
+        """REP 105: place each new world in odom (odom -> world on /tf_static) as soon as the transforms answer.
+
+        Also while the scale is unknown: the placement is the camera's pose in odom at the world's first image, in
+        metres whatever VGGT's scale, and TF keeps that stamp's odometry only for its cache time (10 s), which a
+        robot standing still at start-up outlasts.
+        """
+        params = self.params
+        if out.status is WindowStatus.INITIALIZED:
+            self._robot.start(out.window.frame_sets[0].camera_frames[0], out.result.frame_ids[0][0])
+        if self._robot.odom_from_world is not None:
+            return
+        try:
+            self._robot.place()
+        except TransformLookupError as err:
+            self._error(("robot", type(err).__name__), f"cannot place the world in '{params.odom_frame}' yet: {err}")
+            return
+        if params.publish_tf:
+            placement = messages.transform_stamped(params.odom_frame, params.world_frame, out.result.frame_ids[0][0],
+                                                   self._robot.odom_from_world)
+            self._output_publishers[Output("tf_static")].publish(messages.tf_message([placement]))
+        self.get_logger().info(f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera "
+                               f"'{params.names[0]}' was at its first image")
+
+    def _publish_robot(self, out: WindowOutput) -> None:
+        """~/odometry (and odom -> base) of camera 0's pose, once the world is placed."""
+        params = self.params
+        newest = next((frame for frame in out.newest if frame.camera == 0), None)
+        if newest is None or not out.metric or self._robot.odom_from_world is None:
+            return
+        odom_from_base = self._robot.base_pose(newest.world_from_camera)
+        # The residual is in the world's unit at alignment time, which for the window that made the world metric
+        # is not yet the metre; its ratio to the scene depth has no unit, and the newest depth is in metres.
+        residual_ratio = out.result.residual_ratio if np.isfinite(out.result.residual_ratio) else 0.0
+        scene_depth_m = float(np.nanmedian(newest.depth))
+        covariance = pose_covariance(*odometry_sigmas(residual_ratio * scene_depth_m, scene_depth_m))
+        self._output_publishers[Output("odometry")].publish(
+            messages.odometry(newest.stamp_ns, params.odom_frame, params.robot_base_frame, odom_from_base, covariance)
+        )
+        if params.publish_odom_tf:
+            transform = messages.transform_stamped(params.odom_frame, params.robot_base_frame, newest.stamp_ns,
+                                                   odom_from_base)
+            self._output_publishers[Output("tf")].publish(messages.tf_message([transform]))
 
     # ------------------------------------------------------------------------------------- shutdown
     def destroy_node(self) -> None:

@@ -11,12 +11,17 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from vggt_ros.geometry import quaternion_to_rotation_matrix
 from vggt_ros.mapping import MapConfig
+from vggt_ros.metric.config import METRIC_SOURCES, MetricConfig
+from vggt_ros.metric.sources import DepthScaleConfig
 from vggt_ros.preprocess import MODES, PATCH_SIZE
 from vggt_ros.products import CloudConfig
 from vggt_ros.runtime import BACKENDS, PRECISIONS
@@ -25,9 +30,15 @@ from vggt_ros.window import KeyframePolicy, WindowConfig
 from vggt_ros.world import WorldConfig
 
 
+IMAGE_TRANSPORTS = ("raw", "compressed")
+# x y z qx qy qz qw of one rig transform (camera 0 -> camera j) in the rig_transforms parameter
+RIG_TRANSFORM_VALUES = 7
+
+
 @dataclass(frozen=True)
 class NodeParameters:
     image_topics: tuple[str, ...] = ("/camera/image_raw",)
+    image_transport: str = "raw"
     camera_names: tuple[str, ...] = ()
     weights: str = "facebook/VGGT-1B"
     model_config: str = ""
@@ -62,6 +73,7 @@ class NodeParameters:
     map_max_points: int = 500_000
     map_publish_period: float = 2.0
     save_directory: str = "vggt_map"
+    save_dataset_frames: int = 50
     world_frame: str = "vggt_world"
     parent_frame: str = "map"
     publish_map: bool = True
@@ -71,6 +83,15 @@ class NodeParameters:
     publish_camera_info: bool = True
     publish_tf: bool = True
     publish_path: bool = True
+    metric_scale_source: str = "none"
+    depth_topics: tuple[str, ...] = ()
+    depth_min_range: float = 0.2
+    depth_max_range: float = 10.0
+    rig_transforms: tuple[float, ...] = ()
+    odometry_min_translation: float = 0.1
+    odom_frame: str = ""
+    robot_base_frame: str = ""
+    publish_odom_tf: bool = False
 
     def __post_init__(self) -> None:
         if not self.image_topics or any(not topic for topic in self.image_topics):
@@ -86,6 +107,8 @@ class NodeParameters:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.save_dataset_frames < 0:
+            raise ValueError(f"save_dataset_frames must be >= 0, got {self.save_dataset_frames}")
         if self.cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
         if self.device not in ("cpu", "cuda"):
@@ -105,6 +128,32 @@ class NodeParameters:
             raise ValueError(f"input_timeout must be a finite number of seconds > 0, got {self.input_timeout!r}")
         if not self.map_publish_period > 0.0:
             raise ValueError(f"map_publish_period must be > 0 seconds, got {self.map_publish_period!r}")
+        if self.image_transport not in IMAGE_TRANSPORTS:
+            raise ValueError(f"image_transport must be one of {IMAGE_TRANSPORTS}, got {self.image_transport!r}")
+        if self.metric_scale_source not in METRIC_SOURCES:
+            raise ValueError(f"metric_scale_source must be one of {METRIC_SOURCES}, got {self.metric_scale_source!r}")
+        if self.metric_scale_source == "depth" and len(self.depth_topics) != len(self.image_topics):
+            raise ValueError(
+                f"metric_scale_source 'depth' needs one depth topic per image topic (registered to it, e.g. "
+                f"aligned_depth_to_color/image_raw); got depth_topics {list(self.depth_topics)} for "
+                f"{len(self.image_topics)} image topics"
+            )
+        if self.metric_scale_source == "odometry" and not self.odom_frame:
+            raise ValueError("metric_scale_source 'odometry' needs odom_frame (the frame of the robot's odometry)")
+        if bool(self.odom_frame) != bool(self.robot_base_frame) and self.metric_scale_source != "odometry":
+            raise ValueError(
+                "robot frames need both odom_frame and robot_base_frame (REP 105), or neither; got "
+                f"{self.odom_frame!r} and {self.robot_base_frame!r}"
+            )
+        if self.publish_odom_tf and not self.robot_base_frame:
+            raise ValueError("publish_odom_tf needs odom_frame and robot_base_frame")
+        if len(self.rig_transforms) not in (0, RIG_TRANSFORM_VALUES * (len(self.image_topics) - 1)):
+            raise ValueError(
+                f"rig_transforms must hold {RIG_TRANSFORM_VALUES} numbers (x y z qx qy qz qw, camera 0 -> camera j, "
+                f"metres) per camera after the first: {RIG_TRANSFORM_VALUES * (len(self.image_topics) - 1)} for "
+                f"{len(self.image_topics)} cameras, got {len(self.rig_transforms)}; leave it empty to read the rig "
+                "from /tf_static"
+            )
         # The core configurations validate their own fields.
         self.session_config()
 
@@ -115,6 +164,27 @@ class NodeParameters:
 
     def optical_frame(self, camera_index: int) -> str:
         return f"{self.names[camera_index]}_optical"
+
+    @property
+    def robot_frames(self) -> bool:
+        """The world hangs under odom_frame, placed where the first camera was (REP 105)."""
+        return bool(self.odom_frame and self.robot_base_frame)
+
+    def metric_config(self) -> MetricConfig:
+        rig = []
+        for j in range(len(self.rig_transforms) // RIG_TRANSFORM_VALUES):
+            x, y, z, qx, qy, qz, qw = self.rig_transforms[j * RIG_TRANSFORM_VALUES:(j + 1) * RIG_TRANSFORM_VALUES]
+            transform = np.eye(4)
+            transform[:3, :3] = quaternion_to_rotation_matrix(np.array([qx, qy, qz, qw], dtype=np.float64))
+            transform[:3, 3] = (x, y, z)
+            rig.append((j + 1, transform))
+        return MetricConfig(
+            source=self.metric_scale_source,
+            depth=DepthScaleConfig(min_range_m=self.depth_min_range, max_range_m=self.depth_max_range),
+            rig_transforms=tuple(rig),
+            odom_frame=self.odom_frame or "odom",
+            min_translation_m=self.odometry_min_translation,
+        )
 
     def session_config(self) -> SessionConfig:
         cameras = len(self.image_topics)
@@ -148,11 +218,14 @@ class NodeParameters:
             image_size=self.image_size,
             preprocess_mode=self.preprocess_mode,
             overlap_frame_sets=min(self.depth_overlap_frame_sets, max(1, self.window_size - 1)),
+            metric=self.metric_config(),
         )
 
 
 PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "image_topics": "sensor_msgs/Image topics, one per camera (1 to K); rgb8, bgr8, rgba8, bgra8 or mono8",
+    "image_transport": "raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage on <topic>/compressed, "
+    "jpeg or png, as image_transport's compressed plugin)",
     "camera_names": "one name per camera (frames <name>_optical, topics ~/<name>/...); empty: camera0, camera1, ...",
     "weights": "VGGT weights: a Hugging Face id, a folder (config.json + weights) or a weights file",
     "model_config": "optional model config.json when weights is a bare file; empty: the checkpoint's own / VGGT-1B",
@@ -188,7 +261,10 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "map_voxel_size": "voxel size of ~/map, world units (the first window's scale); grows when over map_max_points",
     "map_max_points": "point budget of ~/map (memory bound)",
     "map_publish_period": "seconds between ~/map publications (only when it changed)",
-    "save_directory": "folder where the ~/save service writes map.ply and trajectory.tum",
+    "save_directory": "folder where the ~/save service writes map.ply, trajectory.tum and the dataset exports "
+    "(colmap/, transforms.json, images/, depth/)",
+    "save_dataset_frames": "newest keyframes kept (camera image, depth, confidence: about 3 MB each at 640x480) for "
+    "~/save's COLMAP and nerfstudio exports; 0: ~/save writes the map and trajectory only",
     "world_frame": "frame of the cloud, path, map and camera TF: the very first image's optical frame",
     "parent_frame": "REP-103 frame above world_frame, joined by a static rotation (z up)",
     "publish_map": "publish ~/map (latched: reliable, transient local)",
@@ -198,7 +274,24 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "publish_camera_info": "publish the depth CameraInfo(s)",
     "publish_tf": "publish world_frame -> <camera>_optical on /tf and parent_frame -> world_frame on /tf_static",
     "publish_path": "publish ~/path",
+    "metric_scale_source": "what fixes the scale in metres: none (VGGT's unit-less scale), depth (depth_topics), "
+    "rig (camera 0 -> j transforms from /tf_static or rig_transforms) or odometry (odom_frame -> camera TF)",
+    "depth_topics": "with metric_scale_source depth: one depth image topic per camera, registered to its colour "
+    "image (same size), 16UC1 millimetres or 32FC1 metres (REP 118)",
+    "depth_min_range": "depth readings nearer than this many metres are not used for the scale",
+    "depth_max_range": "depth readings farther than this many metres are not used for the scale",
+    "rig_transforms": "with metric_scale_source rig: x y z qx qy qz qw (metres) of camera 0 -> camera j for each "
+    "camera after the first; empty: looked up between the image headers' frame ids on /tf_static",
+    "odometry_min_translation": "with metric_scale_source odometry: the cameras must travel this many metres within a "
+    "window for its scale to count",
+    "odom_frame": "REP 105 odometry frame: with robot_base_frame, the world is placed in it where the first camera "
+    "was, and ~/odometry is published; the odometry scale source measures the cameras' travel in it",
+    "robot_base_frame": "REP 105 base frame of the robot (the camera mounting base -> camera on /tf_static)",
+    "publish_odom_tf": "publish odom_frame -> robot_base_frame on /tf (only for robots without other odometry)",
 }
+
+
+_EMPTY_ARRAY_TYPES = {"tuple[str, ...]": Parameter.Type.STRING_ARRAY, "tuple[float, ...]": Parameter.Type.DOUBLE_ARRAY}
 
 
 def declare_and_read(node: Node) -> NodeParameters:
@@ -213,7 +306,7 @@ def declare_and_read(node: Node) -> NodeParameters:
         descriptor = ParameterDescriptor(description=PARAMETER_DESCRIPTIONS[field.name], read_only=True)
         # rclpy infers a type from the default; an empty list would become a byte array, so declare the type.
         declared = (
-            Parameter.Type.STRING_ARRAY if default == () else (list(default) if isinstance(default, tuple) else default)
+            _EMPTY_ARRAY_TYPES[field.type] if default == () else (list(default) if isinstance(default, tuple) else default)
         )
         try:
             value = node.declare_parameter(field.name, declared, descriptor).value

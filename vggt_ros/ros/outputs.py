@@ -1,0 +1,87 @@
+"""What the node publishes for a window, as (output, message) pairs: one builder for the live node and for bags.
+
+The node hands each pair to its publisher; `vggt-ros-reconstruct --out-bag` writes the same pairs into an mcap
+bag under the topics the node would use (`topic`), so a recording of the offline run replays exactly like the
+node. Outputs switched off by the ``publish_*`` parameters are not built.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import torch
+
+from vggt_ros.products import pack_rgb
+from vggt_ros.ros import messages
+from vggt_ros.ros.params import NodeParameters
+from vggt_ros.session import WindowOutput
+
+MAP_FIELDS = ("x", "y", "z", "rgb")
+
+
+class Output(NamedTuple):
+    """One published stream: ``kind`` (depth, confidence, camera_info, points, path, map, tf, tf_static) and, for
+    per-camera outputs, the camera index (-1 otherwise)."""
+
+    kind: str
+    camera: int = -1
+
+
+def topic(params: NodeParameters, output: Output, node_prefix: str = "~/") -> str:
+    """The topic of ``output``: relative to the node (``~/...``) for the node itself; pass ``/<node name>/`` for
+    the fully resolved name (bags). One camera publishes ``~/depth/image``, several ``~/<name>/depth/image``."""
+    if output.kind in ("tf", "tf_static"):
+        return f"/{output.kind}"
+    if output.camera < 0:
+        return node_prefix + output.kind
+    prefix = node_prefix if len(params.names) == 1 else f"{node_prefix}{params.names[output.camera]}/"
+    return prefix + {"depth": "depth/image", "camera_info": "depth/camera_info", "confidence": "confidence"}[output.kind]
+
+
+def window_messages(params: NodeParameters, out: WindowOutput, path: Sequence[tuple[int, np.ndarray]]) -> list:
+    """``[(Output, message)]`` for one merged window: per-camera depth, confidence and CameraInfo of the newest
+    frame set, the cameras' TF, the new points and the path (``path``: (stamp_ns, world pose) of the kept
+    keyframes)."""
+    pairs = []
+    newest_stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
+    for frame in out.newest:
+        optical = params.optical_frame(frame.camera)
+        if params.publish_depth:
+            pairs.append((Output("depth", frame.camera), messages.float_image(frame.depth, frame.stamp_ns, optical)))
+        if params.publish_confidence:
+            pairs.append((Output("confidence", frame.camera),
+                          messages.float_image(frame.confidence, frame.stamp_ns, optical)))
+        if params.publish_camera_info:
+            pairs.append((Output("camera_info", frame.camera),
+                          messages.camera_info(frame.intrinsics, frame.depth.shape, frame.stamp_ns, optical)))
+    if params.publish_tf and out.newest:
+        transforms = [
+            messages.transform_stamped(
+                params.world_frame, params.optical_frame(frame.camera), frame.stamp_ns, frame.world_from_camera
+            )
+            for frame in out.newest
+        ]
+        pairs.append((Output("tf"), messages.tf_message(transforms)))
+    if params.publish_points and out.cloud is not None:
+        cloud = out.cloud
+        pairs.append((Output("points"), messages.point_cloud2(
+            cloud.points, cloud.height, cloud.width, newest_stamp_ns, params.world_frame
+        )))
+    if params.publish_path:
+        pairs.append((Output("path"), messages.path(path, newest_stamp_ns, params.world_frame)))
+    return pairs
+
+
+def map_message(params: NodeParameters, points: np.ndarray, colors: np.ndarray, stamp_ns: int):
+    """The map ``(N, 3)`` points with ``(N, 3)`` uint8 colours as a PointCloud2 in the world frame."""
+    rows = np.column_stack((points, pack_rgb(torch.from_numpy(colors)).numpy()))
+    return messages.point_cloud2(rows, 1, len(rows), stamp_ns, params.world_frame, MAP_FIELDS)
+
+
+def world_frame_message(params: NodeParameters, stamp_ns: int):
+    """The static parent_frame -> world_frame transform (z up relative to the first camera, REP 103)."""
+    parent_from_world = np.zeros((3, 4))
+    parent_from_world[:, :3] = messages.PARENT_FROM_OPTICAL_WORLD
+    return messages.tf_message(
+        [messages.transform_stamped(params.parent_frame, params.world_frame, stamp_ns, parent_from_world)]
+    )
