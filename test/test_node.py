@@ -8,6 +8,8 @@ whose only interface is loopback:
     unshare -n sh -c 'ip link set lo up && exec python -m pytest test/test_node.py'
 """
 
+import io
+import json
 import math
 import signal
 import subprocess
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pycolmap
 import pytest
 import rclpy
 from nav_msgs.msg import Path as PathMsg
@@ -27,7 +30,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
@@ -526,6 +529,15 @@ class TestWorldChaining:
         assert float(rows[-1][0]) == pytest.approx(stamps[-1] * 1e-9)
         last = path.poses[-1].pose.position
         assert [float(v) for v in rows[-1][1:4]] == pytest.approx([last.x, last.y, last.z], abs=1e-6)
+        # ... and the newest keyframes as a COLMAP model and nerfstudio's transforms.json, read back by pycolmap.
+        model = pycolmap.Reconstruction(str(save_directory / "colmap" / "sparse" / "0"))
+        assert len(model.images) >= 3 and model.num_points3D() > 0
+        assert all((save_directory / "images" / image.name).is_file() for image in model.images.values())
+        assert all(camera.width == CHELSEA.width and camera.height == CHELSEA.height
+                   for camera in model.cameras.values())
+        transforms = json.loads((save_directory / "transforms.json").read_text())
+        assert len(transforms["frames"]) == len(model.images)
+        assert {f["file_path"] for f in transforms["frames"]} == {f"images/{i.name}" for i in model.images.values()}
 
     def test_reset_service_starts_a_new_world(self, setup):
         running, probe, clock, _ = setup
@@ -539,6 +551,42 @@ class TestWorldChaining:
             "the first image defines the new world"
         )
         assert probe.wait_for(lambda: probe.logs(INFO, "reset requested"), what="reset log")
+
+
+def jpeg_message(photo: PILImage.Image, stamp_ns: int, data: bytes | None = None) -> CompressedImage:
+    """A sensor_msgs/CompressedImage as image_transport's compressed plugin sends it (JPEG from Pillow)."""
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG", quality=90)
+    msg = CompressedImage(format="rgb8; jpeg compressed bgr8")
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    msg.header.frame_id = "camera"
+    msg.data = buffer.getvalue() if data is None else data
+    return msg
+
+
+def test_compressed_transport_reads_jpeg_and_reports_a_corrupt_one_once():
+    running = Running({"image_topics": ["/cam/image"], "image_transport": "compressed", "window_size": 2})
+    probe = Probe([], ["/vggt/"])
+    publisher = probe.node.create_publisher(CompressedImage, "/cam/image/compressed", 10)
+    try:
+        probe.wait_for(lambda: publisher.get_subscription_count() > 0, what="the node on /cam/image/compressed")
+        clock = Clock()
+        first = clock.next()
+        publisher.publish(jpeg_message(CHELSEA, first))
+        TestOneCamera.wait_outputs(probe, first)
+        depth = float_image(probe.latest("/vggt/depth/image", first))
+        assert depth.shape == MODEL_HW
+        whole = jpeg_message(CHELSEA, 0).data
+        for _ in range(3):  # a truncated file, three times: one error line
+            publisher.publish(jpeg_message(CHELSEA, clock.next(), data=bytes(whole[: len(whole) // 2])))
+        errors = probe.wait_for(lambda: probe.logs(ERROR, "corrupt"), what="the corrupt-JPEG error")
+        later = clock.next()
+        publisher.publish(jpeg_message(CHELSEA_MIRRORED, later))
+        TestOneCamera.wait_outputs(probe, later)  # still working
+        assert len(probe.logs(ERROR, "corrupt")) == 1, [m.msg for m in errors]
+    finally:
+        probe.close()
+        running.close()
 
 
 class SlowPipelineForLockTests:
