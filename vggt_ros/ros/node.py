@@ -121,7 +121,8 @@ class ReconstructionNode(Node):
         )
         self._transforms = make_transform_buffer(self) if needs_transforms else None
         self._robot = (
-            RobotPlacement(self._transforms, params.odom_frame, params.robot_base_frame) if params.robot_frames else None
+            RobotPlacement(self._transforms, params.odom_frame, params.robot_base_frame)
+            if params.robot_frames else None
         )
         try:
             self._session = self._load_session(self.params, self._transforms)
@@ -439,7 +440,7 @@ class ReconstructionNode(Node):
         if isinstance(out.scale, ScaleUnavailable):
             source = self.params.metric_scale_source
             logged = self._scale_problems_logged
-            if not out.metric:  # also a rejected window: there is no last scale to keep yet
+            if not out.metric:  # held back, or rejected before the first scale: there is no last scale to keep
                 self._scale_problem(logged, f"waiting:{out.scale.kind}", f"waiting for the first metric scale from "
                                     f"the {source} source ({out.scale.reason}); nothing is published until then")
             else:

@@ -147,6 +147,11 @@ class NodeParameters:
             )
         if self.publish_odom_tf and not self.robot_base_frame:
             raise ValueError("publish_odom_tf needs odom_frame and robot_base_frame")
+        if self.publish_odom_tf and self.metric_scale_source == "odometry":
+            raise ValueError(
+                "publish_odom_tf with metric_scale_source 'odometry' would measure the scale against the node's own "
+                "odom -> base: use one or the other"
+            )
         if len(self.rig_transforms) not in (0, RIG_TRANSFORM_VALUES * (len(self.image_topics) - 1)):
             raise ValueError(
                 f"rig_transforms must hold {RIG_TRANSFORM_VALUES} numbers (x y z qx qy qz qw, camera 0 -> camera j, "
