@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The `vggt` node end to end over real rclpy/DDS: real photographs in as sensor_msgs/Image, every output checked.
 
 Runs the tiny fixture model on the CPU at image_size 154 (98x154 model input), which keeps a window well under
@@ -34,10 +36,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
-from vggt_ros.preprocess import preprocess_images
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import network_is_loopback_only
+from vggt_ros.preprocess import preprocess_images
 from vggt_ros.ros.node import ReconstructionNode, StartupError
+from vggt_ros.ros.params import NodeParameters
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -490,7 +493,9 @@ class TestWorldChaining:
         running = Running({"image_topics": ["/cam/image"], "window_size": 2, "map_publish_period": 0.2,
                            "map_voxel_size": 0.05, "save_directory": str(save_directory)})
         probe = Probe(["/cam/image"], ["/vggt/"])
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
         probe.node.create_subscription(PointCloud2, "/vggt/map", probe._recorder("/vggt/map"), latched)
         probe.wait_connected()
         yield running, probe, Clock(), save_directory
@@ -865,4 +870,39 @@ def test_bad_parameter_fails_at_start_up_naming_it():
     result = _run_node_process("-p", f"weights:={WEIGHTS}", "-p", "window_size:=3", "-p", "window_stride:=5")
     assert result.returncode == 1
     assert "window_stride must be in [1, window_size=3]" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"slop": 0.0}, "slop must be a finite number of seconds > 0"),
+    ({"slop": float("nan")}, "slop must be a finite number of seconds > 0"),
+    ({"queue_size": 0}, "queue_size must be an int >= 1"),
+    ({"image_topics": ("/camera/image raw",)}, "is not a valid ROS topic name"),
+    ({"depth_topics": ("depth?",), "metric_scale_source": "depth"}, "is not a valid ROS topic name"),
+    ({"save_directory": " "}, "save_directory must name a folder"),
+    ({"window_size": 10000}, "window_size must be in [1, 64]"),
+    ({"image_size": 14000}, "image_size must be in [14, 1036]"),
+    ({"world_frame": "/vggt_world"}, "no leading '/'"),
+    ({"odom_frame": "odom ", "robot_base_frame": "base_link"}, "no spaces"),
+    ({"metric_scale_source": "depth"}, "one depth topic per image topic"),
+    ({"metric_scale_source": "odometry", "odom_frame": "odom", "robot_base_frame": "base_link",
+      "publish_odom_tf": True}, "use one or the other"),
+])
+def test_parameter_values_are_checked_with_the_fix(values, message):
+    with pytest.raises(ValueError) as err:
+        NodeParameters(**values)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("ros_args, message", [
+    (("-p", "slop:=0.0"), "slop must be a finite number of seconds > 0"),
+    (("-p", "image_topics:=[]"), "image_topics must list 1 or more"),  # YAML's [] has no type: not the default
+    (("-p", "windows_size:=3"), "unknown parameter 'windows_size' (did you mean 'window_size'?)"),
+    (("--params-file", "/nonexistent/params.yaml"), "Couldn't parse params file"),
+])
+def test_each_start_up_error_is_one_fatal_line_and_exit_code_1(ros_args, message):
+    result = _run_node_process("-p", f"weights:={WEIGHTS}", *ros_args)
+    assert result.returncode == 1, result.stderr
+    fatal = [line for line in result.stderr.splitlines() if "FATAL" in line]
+    assert len(fatal) == 1 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr

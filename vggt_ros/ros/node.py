@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The `vggt` node: synchronised camera images -> sliding window -> VGGT -> one chained world -> cloud, depth,
 CameraInfo, TF, path and map.
 
@@ -525,7 +527,13 @@ class ReconstructionNode(Node):
 
 def main(args: Optional[list[str]] = None) -> int:
     """Entry point of ``ros2 run vggt_ros reconstruct_node``: spin until Ctrl-C; exit 1 on a start-up error."""
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except RuntimeError as err:  # rcl's argument parser: a missing or malformed --params-file, a bad --ros-args
+        reason = str(err).split(", at ")[0]  # without rcl's C source locations
+        print(f"[FATAL] [{NODE_NAME}]: cannot start: {reason}. Fix: check the file exists and is valid YAML "
+              "(see config/reconstruct.yaml)", file=sys.stderr)
+        return 1
     # Built before the node, so a Ctrl-C right after start-up cannot land inside the executor's constructor.
     executor = SingleThreadedExecutor()
     node = None

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The node's ROS parameters: one typed dataclass, declared (with descriptions) and read in one place.
 
 Every field of `NodeParameters` is a parameter of the same name; `PARAMETER_DESCRIPTIONS` documents each one
@@ -8,6 +10,8 @@ All parameters are read-only: they are read once at start-up.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +20,9 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
+from rclpy.exceptions import InvalidTopicNameException
 from rclpy.parameter import Parameter
+from rclpy.validate_topic_name import validate_topic_name
 
 from vggt_ros.geometry import quaternion_to_rotation_matrix
 from vggt_ros.mapping import MapConfig
@@ -31,6 +37,10 @@ from vggt_ros.world import WorldConfig
 
 
 IMAGE_TRANSPORTS = ("raw", "compressed")
+# Upper bounds that catch typos (window_size 10000) before they allocate: 64 keyframes x 8 cameras is far beyond
+# what VGGT-1B runs in real time, and 1036 = 2 x the 518 it was trained at (attention cost grows with its square).
+MAX_WINDOW_SIZE = 64
+MAX_IMAGE_SIZE = 1036
 # x y z qx qy qz qw of one rig transform (camera 0 -> camera j) in the rig_transforms parameter
 RIG_TRANSFORM_VALUES = 7
 
@@ -96,6 +106,28 @@ class NodeParameters:
     def __post_init__(self) -> None:
         if not self.image_topics or any(not topic for topic in self.image_topics):
             raise ValueError(f"image_topics must list 1 or more non-empty topics, got {list(self.image_topics)}")
+        for name in ("image_topics", "depth_topics"):
+            for topic in getattr(self, name):
+                try:
+                    validate_topic_name(topic)
+                except InvalidTopicNameException as err:
+                    raise ValueError(f"{name}: {topic!r} is not a valid ROS topic name ({str(err).splitlines()[0]})")
+        frames = {name: getattr(self, name) for name in ("world_frame", "parent_frame", "odom_frame", "robot_base_frame")}
+        for name, frame in frames.items():
+            if frame.startswith("/") or any(c.isspace() for c in frame):
+                raise ValueError(f"{name} {frame!r}: tf2 frame ids have no leading '/' and no spaces")
+        if isinstance(self.queue_size, bool) or self.queue_size < 1:
+            raise ValueError(f"queue_size must be an int >= 1 (images kept per camera), got {self.queue_size!r}")
+        if not (math.isfinite(self.slop) and self.slop > 0):
+            raise ValueError(f"slop must be a finite number of seconds > 0, got {self.slop!r}")
+        if not self.save_directory.strip():
+            raise ValueError("save_directory must name a folder (it is empty)")
+        if not 1 <= self.window_size <= MAX_WINDOW_SIZE:
+            raise ValueError(f"window_size must be in [1, {MAX_WINDOW_SIZE}] keyframes, got {self.window_size}")
+        if not PATCH_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ValueError(
+                f"image_size must be in [{PATCH_SIZE}, {MAX_IMAGE_SIZE}] pixels (518 for VGGT-1B), got {self.image_size}"
+            )
         if self.camera_names and len(self.camera_names) != len(self.image_topics):
             raise ValueError(
                 f"camera_names has {len(self.camera_names)} names for {len(self.image_topics)} image_topics; give one "
@@ -296,6 +328,8 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+# Parameters every rclpy node declares itself.
+_ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 _EMPTY_ARRAY_TYPES = {"tuple[str, ...]": Parameter.Type.STRING_ARRAY, "tuple[float, ...]": Parameter.Type.DOUBLE_ARRAY}
 
 
@@ -305,6 +339,16 @@ def declare_and_read(node: Node) -> NodeParameters:
     Raises:
         ValueError: a value of the wrong type or out of range, naming the parameter and what it accepts.
     """
+    # What the parameter file and the command line gave (rclpy keeps it in a private attribute; no public API).
+    given = dict(getattr(node, "_parameter_overrides", {}))
+    known = {field.name for field in dataclasses.fields(NodeParameters)} | set(_ROS_OWN_PARAMETERS)
+    unknown = sorted(set(given) - known)
+    if unknown:
+        hints = [
+            f"'{name}'" + (f" (did you mean '{close[0]}'?)" if (close := difflib.get_close_matches(name, known, 1)) else "")
+            for name in unknown
+        ]
+        raise ValueError(f"unknown parameter {', '.join(hints)}; every parameter is listed in the README")
     values: dict[str, Any] = {}
     for field in dataclasses.fields(NodeParameters):
         default = field.default
@@ -320,7 +364,7 @@ def declare_and_read(node: Node) -> NodeParameters:
                 f"parameter '{field.name}': {err}. Expected a {type(default).__name__} "
                 f"(write floats with a decimal point, e.g. 1.0)"
             ) from None
-        if value is None:  # declared by type only and not given
-            value = default
+        if value is None:  # declared by type only and not given, or given as an empty list (YAML [] has no type)
+            value = () if field.name in given and isinstance(default, tuple) else default
         values[field.name] = tuple(value) if isinstance(default, tuple) else value
     return NodeParameters(**values)
