@@ -42,7 +42,7 @@ from vggt_ros.preprocess import preprocess_images
 from vggt_ros.ros.node import ReconstructionNode, StartupError
 from vggt_ros.ros.params import NodeParameters
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 
 WEIGHTS = str(TINY)
 IMAGE_SIZE = 154
@@ -459,6 +459,32 @@ class TestOneCamera:
         clock.now_ns = back
         self.wait_outputs(probe, self.send(probe, clock))
 
+    def test_two_different_bad_encodings_are_both_reported_within_the_throttle_period(self, setup):
+        running, probe, clock = setup
+        for encoding in ("yuv422", "bayer_rggb8"):
+            bad = image_message(CHELSEA, "rgb8", clock.next())
+            bad.encoding = encoding
+            probe.publishers["/cam/image"].publish(bad)
+        for encoding in ("yuv422", "bayer_rggb8"):
+            probe.wait_for(lambda: probe.logs(ERROR, f"'{encoding}'"), what=f"the error about {encoding}")
+
+    def test_repeated_and_slightly_reordered_stamps_are_dropped_and_the_world_kept(self, setup):
+        running, probe, clock = setup
+        self.wait_outputs(probe, self.send(probe, clock))
+        stamp = clock.next()
+        probe.publishers["/cam/image"].publish(image_message(CHELSEA, "rgb8", stamp))
+        self.wait_outputs(probe, stamp)
+        poses = len(probe.latest("/vggt/path", stamp).poses)
+        publish = probe.publishers["/cam/image"].publish
+        publish(image_message(CHELSEA_MIRRORED, "rgb8", stamp))  # the same stamp again
+        publish(image_message(CHELSEA_MIRRORED, "rgb8", stamp - 1_000_000))  # 1 ms out of order
+        probe.wait_for(lambda: probe.logs(ERROR, "repeated") and probe.logs(ERROR, "out of order"),
+                       what="the repeated-stamp and out-of-order errors")
+        later = self.send(probe, clock, CHELSEA_MIRRORED)
+        self.wait_outputs(probe, later)
+        assert len(probe.latest("/vggt/path", later).poses) == poses + 1, "the world was kept"
+        assert not probe.logs(ERROR, "time went backwards")[1:], "no reset beyond the earlier test's bag loop"
+
     def test_when_inference_lags_the_newest_frame_wins_and_drops_are_counted(self, setup):
         running, probe, clock = setup
         node = running.node
@@ -556,6 +582,23 @@ class TestWorldChaining:
             "the first image defines the new world"
         )
         assert probe.wait_for(lambda: probe.logs(INFO, "reset requested"), what="reset log")
+
+
+def test_a_driver_that_stamps_zero_gets_a_window_per_image_and_one_warning():
+    running = Running({"image_topics": ["/cam/image"], "window_size": 2})
+    probe = Probe(["/cam/image"], ["/vggt/"])
+    try:
+        probe.wait_connected()
+        for index in range(3):
+            probe.publishers["/cam/image"].publish(image_message((CHELSEA, CHELSEA_MIRRORED)[index % 2], "rgb8", 0))
+            probe.wait_for(lambda: running.node.windows_published == index + 1, what=f"window {index + 1}")
+        assert len(probe.logs(WARN, "stamps its images 0")) == 1
+        path = probe.received["/vggt/path"][-1]
+        stamps = [stamp_ns(pose) for pose in path.poses]
+        assert len(stamps) == 3 and stamps == sorted(set(stamps)) and stamps[0] > 0  # arrival times, in order
+    finally:
+        probe.close()
+        running.close()
 
 
 def jpeg_message(photo: PILImage.Image, stamp_ns: int, data: bytes | None = None) -> CompressedImage:
@@ -906,3 +949,24 @@ def test_each_start_up_error_is_one_fatal_line_and_exit_code_1(ros_args, message
     fatal = [line for line in result.stderr.splitlines() if "FATAL" in line]
     assert len(fatal) == 1 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cameras_that_never_pair_are_named_with_their_offsets():
+    running = Running({"image_topics": TestTwoCameras.TOPICS, "camera_names": ["left", "right"], "slop": 0.02,
+                       "input_timeout": 1.0})
+    probe = Probe(TestTwoCameras.TOPICS, ["/vggt/left/", "/vggt/right/"])
+    try:
+        probe.wait_connected()
+        clock = Clock()
+        deadline = time.monotonic() + WAIT_S
+        while not probe.logs(WARN, "have not formed a frame set") and time.monotonic() < deadline:
+            stamp = clock.next()  # the right camera's clock runs 50 ms ahead: never within the 20 ms slop
+            probe.publishers["/left/image"].publish(image_message(CHELSEA, "rgb8", stamp))
+            probe.publishers["/right/image"].publish(image_message(CHELSEA_MIRRORED, "rgb8", stamp + 50_000_000))
+            time.sleep(0.1)
+        warning = probe.wait_for(lambda: probe.logs(WARN, "have not formed a frame set"), what="the pairing warning")
+        assert "'right' +50.0 ms" in warning[0].msg and "slop 20 ms" in warning[0].msg
+        assert running.node.windows_emitted == 0
+    finally:
+        probe.close()
+        running.close()

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """SlidingWindow (size, stride, keyframes, reset on time going back), joint-reconstruction chunks and the
 latest-only LatestSlot."""
 
@@ -10,13 +12,13 @@ from PIL import Image
 
 from conftest import IMAGES
 from vggt_ros.window import (
-    anchor_window,
     ChunkWindows,
     FrameSet,
     KeyframePolicy,
     LatestSlot,
     SlidingWindow,
     WindowConfig,
+    anchor_window,
     grey_thumbnail,
     motion_between,
 )
@@ -94,13 +96,24 @@ def test_both_policies_must_pass():
 def test_time_going_backwards_resets_the_window():
     window = _window(size=3)
     for k in range(5):
-        window.add(_flat(k, stamp_ns=(10 + k) * MS))
-    update = window.add(_flat(99, stamp_ns=1 * MS))  # a bag loop
+        window.add(_flat(k, stamp_ns=(10 + k) * 1000 * MS))
+    update = window.add(_flat(99, stamp_ns=1000 * MS))  # a bag loop: 13 s back
     assert update.reset and update.is_keyframe
     assert [int(fs.images[0][0, 0, 0]) for fs in update.window.frame_sets] == [99]
     assert update.window.sequence == 0
-    following = window.add(_flat(100, stamp_ns=2 * MS))
+    following = window.add(_flat(100, stamp_ns=2000 * MS))
     assert not following.reset and len(following.window.frame_sets) == 2
+
+
+def test_a_frame_set_slightly_out_of_order_is_skipped_and_the_window_kept():
+    window = _window(size=3)
+    for k in range(3):
+        window.add(_flat(k, stamp_ns=(100 + k) * MS))
+    late = window.add(_flat(50, stamp_ns=101 * MS))  # 1 ms before the newest: reordered on the way
+    assert not late.reset and not late.is_keyframe and late.window is None
+    following = window.add(_flat(7, stamp_ns=103 * MS))
+    assert not following.reset
+    assert [int(fs.images[0][0, 0, 0]) for fs in following.window.frame_sets] == [1, 2, 7]
 
 
 def test_multi_camera_window_lists_images_in_model_order():

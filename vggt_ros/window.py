@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Sliding window of synchronised frame sets, keyframe selection, and the latest-only hand-off to inference.
 
 No ROS here: the node and offline tools feed `SlidingWindow.add` with `FrameSet`s in arrival order.
@@ -8,8 +10,9 @@ No ROS here: the node and offline tools feed `SlidingWindow.add` with `FrameSet`
 * The window keeps the last ``window_size`` keyframes (a bounded deque). Every ``window_stride`` keyframes,
   and immediately for the first keyframe, it emits a `Window` to run the network on; early windows are
   shorter than ``window_size`` until it fills.
-* A frame set stamped before the previous one (a bag loop, a restarted driver) resets the window; the update
-  says so and that frame set starts the new window.
+* A frame set stamped more than ``max_reorder_s`` before the previous one (a bag loop, a restarted driver) resets
+  the window; the update says so and that frame set starts the new window. One stamped less far back arrived out
+  of order: it is skipped and the window kept.
 * `LatestSlot` passes windows to the inference worker: it holds one, and a newer one replaces an unprocessed
   one (the newest frames win), so nothing queues without bound when inference is slower than the cameras.
 """
@@ -81,11 +84,14 @@ class KeyframePolicy:
 
 @dataclass(frozen=True)
 class WindowConfig:
-    """Attributes: window_size (keyframes per inference), window_stride (new keyframes between inferences)."""
+    """Attributes: window_size (keyframes per inference), window_stride (new keyframes between inferences),
+    max_reorder_s (a frame set at most this much older than the previous one arrived out of order and is skipped;
+    further back, time went backwards and the window starts over)."""
 
     window_size: int = 8
     window_stride: int = 1
     keyframes: KeyframePolicy = field(default_factory=KeyframePolicy)
+    max_reorder_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.window_size < 1:
@@ -183,7 +189,10 @@ class SlidingWindow:
 
     def add(self, frame_set: FrameSet) -> WindowUpdate:
         """Offer one synchronised frame set; returns whether it was kept, whether time jumped back, and a window."""
-        went_back = self._last_stamp_ns is not None and frame_set.stamp_ns < self._last_stamp_ns
+        back_ns = self._last_stamp_ns - frame_set.stamp_ns if self._last_stamp_ns is not None else 0
+        if 0 < back_ns <= self.config.max_reorder_s * 1e9:  # late by a little: not used, the window is kept
+            return WindowUpdate(is_keyframe=False, reset=False, window=None)
+        went_back = back_ns > 0
         if went_back:
             self.reset()
         self._last_stamp_ns = frame_set.stamp_ns

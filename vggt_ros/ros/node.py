@@ -50,6 +50,7 @@ from vggt_ros.ros.params import NodeParameters, declare_and_read
 from vggt_ros.ros.tf_listener import make_transform_buffer
 from vggt_ros.runtime import RuntimeConfig, create_pipeline
 from vggt_ros.session import FrameSetError, ReconstructionSession, WindowOutput
+from vggt_ros.stamps import CameraStamps, StampVerdict
 from vggt_ros.sync import ApproximateTimeSynchronizer, NearestStampQueue, SyncedSet
 from vggt_ros.window import FrameSet, LatestSlot, Window
 from vggt_ros.world import WindowStatus
@@ -174,7 +175,11 @@ class ReconstructionNode(Node):
         self._sync: ApproximateTimeSynchronizer[np.ndarray] = ApproximateTimeSynchronizer(
             len(names), self.params.queue_size, self.params.slop
         )
-        self._last_stamp_ns: list[Optional[int]] = [None] * len(names)
+        # An image a little older than its camera's newest arrived out of order (dropped); further back, time jumped
+        # back and the reconstruction starts over: the session's window draws the same line for frame sets.
+        self._stamps = CameraStamps(len(names), self._session.config.window.max_reorder_s)
+        self._zero_stamps_reported: set[int] = set()
+        self._last_synced = time.monotonic()  # when the cameras last formed a frame set
         self._camera_frames: list[str] = [""] * len(names)  # each camera's image frame id (its newest header's)
         # Counters (each written by one thread only).
         self.windows_emitted = 0
@@ -262,6 +267,7 @@ class ReconstructionNode(Node):
         counts = {topic: self.count_publishers(topic) for topic in self._input_topics}
         ours = os.environ.get(TRANSPORTS_VARIABLE, "(unset)")
         fix = f"set {TRANSPORTS_VARIABLE}=LARGE_DATA in the camera driver's environment too (this node's value: {ours})"
+        self._check_pairing()
         for quiet in self._input_watchdog.quiet_topics(counts, time.monotonic()):
             if not self._throttle.allow(("input", quiet.topic, quiet.publishers > 0)):
                 continue
@@ -278,6 +284,23 @@ class ReconstructionNode(Node):
                     f"topic? If it is, it is not discovered: Fast DDS processes with different {TRANSPORTS_VARIABLE} "
                     f"do not see each other. Fix: {fix}"
                 )
+
+    def _check_pairing(self) -> None:
+        """Warn when every camera sends images but they never form a frame set: their stamps are further apart
+        than the slop (unsynchronised clocks, a camera far behind)."""
+        names = self.params.names
+        newest = [self._stamps.newest(camera) for camera in range(len(names))]
+        if len(names) < 2 or None in newest or time.monotonic() - self._last_synced < self.params.input_timeout:
+            return
+        if not self._throttle.allow(("pairing",)):
+            return
+        reference = newest[0]
+        offsets = ", ".join(f"'{name}' {(stamp - reference) / 1e6:+.1f} ms" for name, stamp in zip(names, newest))
+        self.get_logger().warning(
+            f"the cameras' images have not formed a frame set for {self.params.input_timeout:.1f} s: their newest "
+            f"stamps, relative to '{names[0]}': {offsets}; they must lie within slop {self.params.slop * 1e3:.0f} ms "
+            "of each other. Fix: synchronise the cameras' clocks or triggers, or raise slop"
+        )
 
     def _image_callback(self, camera_index: int) -> Callable[[Image], None]:
         return lambda msg: self._on_image(camera_index, msg)
@@ -316,18 +339,33 @@ class ReconstructionNode(Node):
             else:
                 rgb = image_to_rgb(msg.data, msg.height, msg.width, msg.step, msg.encoding)
         except ImageFormatError as err:
-            self._error(("image", camera_index, err.kind), f"camera '{name}': {err}; image dropped")
+            # Per kind and value: a second, different bad encoding is news even within the throttle period.
+            self._error(("image", camera_index, err.kind, str(err)), f"camera '{name}': {err}; image dropped")
             return
-        stamp_ns = messages.ns_from_stamp(msg.header.stamp)
-        last = self._last_stamp_ns[camera_index]
-        if last is not None and stamp_ns < last:
+        newest = self._stamps.newest(camera_index)
+        check = self._stamps.check(camera_index, messages.ns_from_stamp(msg.header.stamp),
+                                   self.get_clock().now().nanoseconds)
+        stamp_ns = check.stamp_ns
+        if check.substituted and camera_index not in self._zero_stamps_reported:
+            self._zero_stamps_reported.add(camera_index)
+            self.get_logger().warning(f"camera '{name}' stamps its images 0: using each image's arrival time instead "
+                                      "(fix the driver: stamp images with their capture time)")
+        if check.verdict is StampVerdict.DUPLICATE:
+            self._error(("stamp", camera_index, "duplicate"), f"camera '{name}': stamp {stamp_ns / 1e9:.3f} s repeated "
+                        "(the same capture sent twice?): image dropped")
+            return
+        if check.verdict is StampVerdict.LATE:
+            self._error(("stamp", camera_index, "late"), f"camera '{name}': image stamped {(newest - stamp_ns) / 1e6:.1f} "
+                        "ms before the newest arrived out of order: image dropped, the reconstruction goes on")
+            return
+        if check.verdict is StampVerdict.JUMP_BACK:
             self._error(
                 ("time", camera_index),
-                f"camera '{name}': time went backwards ({last / 1e9:.3f} s -> {stamp_ns / 1e9:.3f} s; a bag loop or "
+                f"camera '{name}': time went backwards ({newest / 1e9:.3f} s -> {stamp_ns / 1e9:.3f} s; a bag loop or "
                 "a restarted driver?): window reset, reconstruction starts over",
             )
             self._restart()
-        self._last_stamp_ns[camera_index] = stamp_ns
+            self._stamps.check(camera_index, stamp_ns, stamp_ns)
         self._camera_frames[camera_index] = msg.header.frame_id
         synced = self._sync.add(camera_index, stamp_ns, rgb)
         if synced is not None:
@@ -339,7 +377,7 @@ class ReconstructionNode(Node):
         for queue in self._depth_queues:
             queue.clear()
         self._session.request_reset()
-        self._last_stamp_ns = [None] * len(self._last_stamp_ns)
+        self._stamps.reset()
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._restart()
@@ -384,6 +422,7 @@ class ReconstructionNode(Node):
         self._output_publishers[Output("map")].publish(map_message(self.params, points, colors, stamp_ns))
 
     def _on_synced(self, synced: SyncedSet[np.ndarray]) -> None:
+        self._last_synced = time.monotonic()
         try:
             update = self._session.add(
                 FrameSet(stamps_ns=synced.stamps_ns, images=synced.items, camera_frames=tuple(self._camera_frames))

@@ -1,0 +1,46 @@
+"""Per-camera stamp rules: zero, repeated, slightly late and jumping-back stamps."""
+import pytest
+
+from vggt_ros.stamps import CameraStamps, StampVerdict
+
+MS = 1_000_000
+
+
+def test_increasing_stamps_are_accepted_per_camera():
+    stamps = CameraStamps(cameras=2, reorder_tolerance_s=0.5)
+    assert stamps.check(0, 100 * MS, arrival_ns=1).verdict is StampVerdict.ACCEPT
+    assert stamps.check(1, 90 * MS, arrival_ns=1).verdict is StampVerdict.ACCEPT  # another camera's own order
+    assert stamps.check(0, 101 * MS, arrival_ns=1).verdict is StampVerdict.ACCEPT
+    assert stamps.newest(0) == 101 * MS and stamps.newest(1) == 90 * MS
+
+
+def test_a_zero_stamp_takes_the_arrival_time():
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5)
+    first = stamps.check(0, 0, arrival_ns=5_000 * MS)
+    second = stamps.check(0, 0, arrival_ns=5_033 * MS)
+    assert (first.verdict, first.stamp_ns, first.substituted) == (StampVerdict.ACCEPT, 5_000 * MS, True)
+    assert (second.verdict, second.stamp_ns) == (StampVerdict.ACCEPT, 5_033 * MS)
+
+
+def test_a_repeated_stamp_is_a_duplicate():
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5)
+    stamps.check(0, 100 * MS, arrival_ns=0)
+    assert stamps.check(0, 100 * MS, arrival_ns=0).verdict is StampVerdict.DUPLICATE
+    assert stamps.newest(0) == 100 * MS
+
+
+@pytest.mark.parametrize("back_ms, verdict", [(1, StampVerdict.LATE), (500, StampVerdict.LATE),
+                                              (501, StampVerdict.JUMP_BACK), (60_000, StampVerdict.JUMP_BACK)])
+def test_small_reordering_is_late_and_a_real_jump_back_is_not(back_ms, verdict):
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5)
+    stamps.check(0, 100_000 * MS, arrival_ns=0)
+    assert stamps.check(0, (100_000 - back_ms) * MS, arrival_ns=0).verdict is verdict
+    # A late image leaves the newest stamp alone; a jump back starts the camera's time over.
+    assert stamps.newest(0) == (100_000 * MS if verdict is StampVerdict.LATE else (100_000 - back_ms) * MS)
+
+
+def test_reset_forgets_the_newest_stamps():
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5)
+    stamps.check(0, 100 * MS, arrival_ns=0)
+    stamps.reset()
+    assert stamps.check(0, 50 * MS, arrival_ns=0).verdict is StampVerdict.ACCEPT

@@ -1,0 +1,65 @@
+"""Per-camera image stamps as real drivers produce them: zero stamps, repeated stamps, small reordering, and a
+real jump back (a bag loop, a restarted driver). No ROS here: the node asks `CameraStamps.check` per image.
+
+* A zero stamp (a driver that never sets it) cannot order or pair images: the image's arrival time stands in,
+  and the node says so once per camera.
+* A repeated stamp is the same capture sent again: the image is dropped (the session identifies frames by
+  stamp, so keeping it would give two frames one id).
+* A stamp up to ``reorder_tolerance_s`` before the camera's newest is late (network or driver reordering): the
+  image is dropped, the world is kept.
+* A stamp further back is a jump back in time: the node starts over.
+"""
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+
+class StampVerdict(str, enum.Enum):
+    ACCEPT = "accept"
+    DUPLICATE = "duplicate"
+    LATE = "late"
+    JUMP_BACK = "jump_back"
+
+
+@dataclass(frozen=True)
+class StampCheck:
+    """What to do with one image: the verdict, the stamp to use (ns; the arrival time for a zero stamp), and
+    whether it was substituted."""
+
+    verdict: StampVerdict
+    stamp_ns: int
+    substituted: bool = False
+
+
+class CameraStamps:
+    """The newest stamp of each of ``cameras`` cameras, and the rules of the module docstring."""
+
+    def __init__(self, cameras: int, reorder_tolerance_s: float) -> None:
+        if not (math.isfinite(reorder_tolerance_s) and reorder_tolerance_s >= 0):
+            raise ValueError(f"reorder_tolerance_s must be a finite number of seconds >= 0, got {reorder_tolerance_s!r}")
+        self._tolerance_ns = int(reorder_tolerance_s * 1e9)
+        self._newest: list[Optional[int]] = [None] * cameras
+
+    def newest(self, camera: int) -> Optional[int]:
+        return self._newest[camera]
+
+    def reset(self) -> None:
+        self._newest = [None] * len(self._newest)
+
+    def check(self, camera: int, stamp_ns: int, arrival_ns: int) -> StampCheck:
+        substituted = stamp_ns == 0
+        if substituted:
+            stamp_ns = arrival_ns
+        newest = self._newest[camera]
+        if newest is not None and stamp_ns <= newest:
+            if stamp_ns == newest:
+                return StampCheck(StampVerdict.DUPLICATE, stamp_ns, substituted)
+            if newest - stamp_ns <= self._tolerance_ns:
+                return StampCheck(StampVerdict.LATE, stamp_ns, substituted)
+            self._newest[camera] = stamp_ns
+            return StampCheck(StampVerdict.JUMP_BACK, stamp_ns, substituted)
+        self._newest[camera] = stamp_ns
+        return StampCheck(StampVerdict.ACCEPT, stamp_ns, substituted)
