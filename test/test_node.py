@@ -970,3 +970,37 @@ def test_cameras_that_never_pair_are_named_with_their_offsets():
     finally:
         probe.close()
         running.close()
+
+
+def test_sigint_during_an_inference_finishes_and_publishes_that_window_then_exits_cleanly():
+    """The worker is stopped before the ROS context goes away: the window in flight is published, and no
+    "publisher's context is invalid" error appears (rclpy's own SIGINT handler used to pull the context away)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", f"weights:={WEIGHTS}", "-p", "device:=cpu",
+         "-p", "precision:=fp32", "-p", "image_topics:=['/cam/image']", "-p", "window_size:=2",
+         "-p", "image_size:=308", *[a for k, v in PERMISSIVE_WORLD.items() for a in ("-p", f"{k}:={v}")]],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    probe = Probe(["/cam/image"], ["/vggt/"])
+    try:
+        probe.wait_connected()
+        clock = Clock()
+        first = TestOneCamera.send(probe, clock)
+        probe.wait_for(lambda: probe.latest("/vggt/path", first), what="the first window")
+        last = TestOneCamera.send(probe, clock, CHELSEA_MIRRORED)
+        # Received within milliseconds; its window (308 wide, where the tiny model gives usable cameras) then takes
+        # about a second on a 2-core CPU: interrupt it.
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, "".join(lines)
+        probe.wait_for(lambda: probe.latest("/vggt/path", last), timeout=5.0, what="the window in flight")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        probe.close()
+    reader.join(timeout=5)
+    output = "".join(lines)
+    assert "context is invalid" not in output and "failed" not in output and "Traceback" not in output, output

@@ -18,6 +18,7 @@ inference), so the map timer and the services answer while the network runs.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -28,6 +29,7 @@ import numpy as np
 import rclpy
 from nav_msgs.msg import Odometry, Path
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -565,31 +567,49 @@ class ReconstructionNode(Node):
 
 
 def main(args: Optional[list[str]] = None) -> int:
-    """Entry point of ``ros2 run vggt_ros reconstruct_node``: spin until Ctrl-C; exit 1 on a start-up error."""
+    """Entry point of ``ros2 run vggt_ros reconstruct_node``: spin until Ctrl-C (SIGINT) or SIGTERM; exit 1 on a
+    start-up error.
+
+    Stopping is ordered so nothing runs on a dead ROS context: the signal stops the executor, which lets a callback
+    in flight (a ``~/save``) finish; then the node closes its worker, which finishes and publishes the window it is
+    on; only then does rclpy shut down. (rclpy's own signal handler would shut the context down at once, under the
+    worker's feet.) A signal during start-up (loading the weights) stops it at once.
+    """
     try:
-        rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except RuntimeError as err:  # rcl's argument parser: a missing or malformed --params-file, a bad --ros-args
         reason = str(err).split(", at ")[0]  # without rcl's C source locations
         print(f"[FATAL] [{NODE_NAME}]: cannot start: {reason}. Fix: check the file exists and is valid YAML "
               "(see config/reconstruct.yaml)", file=sys.stderr)
         return 1
-    # Built before the node, so a Ctrl-C right after start-up cannot land inside the executor's constructor.
     executor = SingleThreadedExecutor()
+    spinning = threading.Event()
+
+    def stop(signum, frame) -> None:
+        if not spinning.is_set():
+            raise KeyboardInterrupt  # still starting up
+        # Executor.shutdown waits for the callback in flight: not from inside this handler, which may run in it.
+        threading.Thread(target=executor.shutdown, name="vggt-stop", daemon=True).start()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = None
     try:
         node = ReconstructionNode()
         executor.add_node(node)
+        spinning.set()
         executor.spin()
     except StartupError as err:
         rclpy.logging.get_logger(NODE_NAME).fatal(str(err))
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # Ctrl-C, also while still starting up
+        pass  # a signal while still starting up
     finally:
         executor.shutdown()
         if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()  # also destroys a node whose constructor was interrupted
+            node.destroy_node()  # joins the worker while the context is still valid
+        rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 
