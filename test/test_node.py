@@ -13,6 +13,7 @@ whose only interface is loopback:
 import io
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -1004,3 +1005,16 @@ def test_sigint_during_an_inference_finishes_and_publishes_that_window_then_exit
     reader.join(timeout=5)
     output = "".join(lines)
     assert "context is invalid" not in output and "failed" not in output and "Traceback" not in output, output
+
+
+def test_without_open3d_the_node_fails_at_start_up_with_the_fix(tmp_path):
+    """A test double of a missing Open3D: a package of that name, first on the path, whose import fails."""
+    (tmp_path / "open3d").mkdir()
+    (tmp_path / "open3d" / "__init__.py").write_text("raise ImportError('No module named open3d (test double)')\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", "device:=cpu", "-p", f"weights:={WEIGHTS}"],
+        capture_output=True, text=True, timeout=90, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Open3D cannot be imported" in result.stderr and "pip install open3d" in result.stderr
+    assert "Traceback" not in result.stderr

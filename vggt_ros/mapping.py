@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The growing map: merged windows' world points accumulated into a bounded, voxel-downsampled coloured cloud,
 plus PLY and TUM-trajectory export.
 
@@ -108,6 +110,21 @@ def replace_atomically(path, write: Callable[[Path], None]) -> None:
         if temporary.is_file():
             temporary.unlink()
         raise OSError(f"could not write {path}: {err}") from None
+
+
+def require_open3d() -> None:
+    """Fail now, with the fix, when Open3D is missing: the map cannot be built or saved without it.
+
+    Raises:
+        RuntimeError: Open3D cannot be imported.
+    """
+    try:
+        import open3d  # noqa: F401
+    except ImportError as err:
+        raise RuntimeError(
+            f"Open3D cannot be imported ({err}); the map and its PLY file need it. Fix: pip install open3d "
+            "(or open3d-cpu on a machine without a GPU)"
+        ) from None
 
 
 class GrowingMap:
@@ -280,8 +297,8 @@ def write_tum_trajectory(
         timestamps: ``(N,)`` seconds (NaN is written as the row index, so the file stays readable).
         world_from_camera: ``(N, 4, 4)`` or ``(N, 3, 4)`` rigid poses of the camera optical frames in the world.
         segments: optional ``(N,)`` segment ids; a comment line marks where each segment starts.
-    The file is replaced atomically (`replace_atomically`). The header comments state the frame: the first image's OpenCV optical frame at the first window's VGGT
-    scale. Tools such as evo skip '#' lines.
+    The file is replaced atomically (`replace_atomically`). The header comments state the frame: the first image's
+    OpenCV optical frame at the first window's VGGT scale. Tools such as evo skip '#' lines.
     """
     stamps = np.asarray(timestamps, dtype=np.float64)
     poses = np.asarray(world_from_camera, dtype=np.float64)

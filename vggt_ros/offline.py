@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """`vggt-ros-reconstruct`: the node's reconstruction core run offline on a folder of images or a rosbag2 recording.
 
 Input: ``--images DIR`` (one camera, files sorted by name = time order) or ``--bag PATH --topics T1,T2`` (mcap or
@@ -29,7 +31,7 @@ from tqdm import tqdm
 
 from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.writer import DatasetWriter
-from vggt_ros.mapping import EmptyMapError, MapConfig
+from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
 from vggt_ros.preprocess import MODES
 from vggt_ros.products import CloudConfig
 from vggt_ros.recording.bag_reader import BagImageSource
@@ -73,7 +75,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=518, help="model input width (crop) or longer side (pad)")
     parser.add_argument("--window-size", type=int, default=8)
     parser.add_argument("--window-stride", type=int, default=1)
-    parser.add_argument("--keyframe-min-motion", type=float, default=0.0, help="grey-level change 0..1 (0: every image)")
+    parser.add_argument(
+        "--keyframe-min-motion", type=float, default=0.0, help="grey-level change 0..1 (0: every image)"
+    )
     parser.add_argument("--confidence-percentile", type=float, default=50.0)
     parser.add_argument("--point-decimation", type=int, default=2)
     parser.add_argument("--voxel-size", type=float, default=0.01, help="map voxel, world units")
@@ -239,6 +243,7 @@ def run(args: argparse.Namespace) -> dict:
     """The whole run (see the module docstring). Ctrl-C stops reading input: what was reconstructed until then is
     written as at a normal end, and the summary says the run was interrupted."""
     _check_output_folder(args.out)
+    require_open3d()
     if args.out_bag is not None and args.out_bag.exists():
         raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
     inputs = _open_inputs(args)

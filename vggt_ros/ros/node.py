@@ -42,6 +42,7 @@ from vggt_ros.compressed_image import decode_compressed
 from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
 from vggt_ros.input_watchdog import InputWatchdog
 from vggt_ros.dataset.writer import DatasetWriter
+from vggt_ros.mapping import require_open3d
 from vggt_ros.metric.robot_frames import RobotPlacement, odometry_sigmas, pose_covariance
 from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_metres
 from vggt_ros.metric.sources import ScaleUnavailable
@@ -129,6 +130,11 @@ class ReconstructionNode(Node):
             RobotPlacement(self._transforms, params.odom_frame, params.robot_base_frame)
             if params.robot_frames else None
         )
+        try:
+            require_open3d()
+        except RuntimeError as err:
+            super().destroy_node()
+            raise StartupError(str(err)) from None
         try:
             self._session = self._load_session(self.params, self._transforms)
         except StartupError:
