@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Per-window metric scale observations: how many metres one window unit is, from three independent sources.
 
 VGGT normalises every window's scene, so its depths and camera translations are in an arbitrary window unit.
@@ -189,8 +191,9 @@ def rig_scale(
     Args:
         window_from_camera: ``(S, 4, 4)`` the window's predicted poses, frame-set major (index = set * K + camera).
         cameras: K, the cameras per frame set.
-        camera_from_camera: camera j -> the known rigid transform ``(4, 4)`` between camera 0 and camera j,
-            metres (either direction: only its translation's length, the baseline, is used).
+        camera_from_camera: camera j -> camera0_from_cameraj, the known rigid transform ``(4, 4)`` in metres (as
+            TF's lookup_transform(camera 0's frame, camera j's frame) gives it): its translation is camera j's
+            position in camera 0's frame, the baseline.
         min_baseline_m: shortest baseline that measures a scale.
     Returns:
         `ScaleObservation` (source "rig", samples = camera pairs used) or `ScaleUnavailable`: "no_rig" (one camera
@@ -219,24 +222,28 @@ def rig_scale(
             )
         if transform.shape != (4, 4) or not np.isfinite(transform).all():
             raise ValueError(f"camera_from_camera[{camera}] must be a finite (4, 4) rigid transform in metres")
-        baselines[camera] = float(np.linalg.norm(transform[:3, 3]))
+        baselines[camera] = transform[:3, 3]
     if cameras < 2 or not baselines:
         return ScaleUnavailable(
             "no_rig",
             f"no known camera pair: {cameras} camera(s) per frame set and known transforms for cameras "
             f"{sorted(baselines)}; give the rig's calibrated transforms from camera 0",
         )
-    long_enough = {camera: length for camera, length in baselines.items() if length >= min_baseline_m}
+    long_enough = {camera: t for camera, t in baselines.items() if np.linalg.norm(t) >= min_baseline_m}
     if not long_enough:
+        lengths = {camera: round(float(np.linalg.norm(t)), 4) for camera, t in baselines.items()}
         return ScaleUnavailable(
             "degenerate",
-            f"every known baseline is shorter than {min_baseline_m} m ({baselines}); a rig this small "
-            "measures no scale",
+            f"every known baseline is shorter than {min_baseline_m} m ({lengths}); a rig this small measures no scale",
         )
-    centres = poses[:, :3, 3].reshape(-1, cameras, 3)
+    sets = poses.reshape(-1, cameras, 4, 4)
     log_ratios = []
-    for camera, length in long_enough.items():
-        predicted = np.linalg.norm(centres[:, camera] - centres[:, 0], axis=1)  # (sets,) window units
+    for camera, baseline in long_enough.items():
+        length = float(np.linalg.norm(baseline))
+        # The predicted offset of camera j in camera 0's frame, along the known baseline: pose noise across the
+        # baseline would lengthen a plain distance (|b + n| > |b| on average) and bias the scale low.
+        offset = np.einsum("sji,sj->si", sets[:, 0, :3, :3], sets[:, camera, :3, 3] - sets[:, 0, :3, 3])
+        predicted = offset @ (baseline / length)  # (sets,) window units
         usable = np.isfinite(predicted) & (predicted > _MIN_PREDICTED_DISTANCE)
         log_ratios.append(math.log(length) - np.log(predicted[usable]))
     log_ratio = np.concatenate(log_ratios)
@@ -244,7 +251,7 @@ def rig_scale(
         return ScaleUnavailable(
             "degenerate",
             f"the window predicts no usable distance between the rig's cameras in any of its "
-            f"{centres.shape[0]} frame sets (non-finite or coincident camera centres)",
+            f"{sets.shape[0]} frame sets (non-finite or coincident camera centres, or camera j not on the known side)",
         )
     centre, sigma = _median_and_sigma(torch.from_numpy(log_ratio))
     return ScaleObservation(math.exp(centre), sigma, int(log_ratio.size), "rig")

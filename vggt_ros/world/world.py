@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """One consistent world across VGGT windows: Sim(3) chaining of windows through the frames they share.
 
 VGGT answers each window in its own frame (the window's first image, scale normalised per window). `World`
@@ -41,12 +43,13 @@ Decisions, each with its reason:
   new map (`mapping.GrowingMap.reset`).
   The stored frames of the old segment are dropped, so later windows align only within the new segment.
 - Metric scale (`integrate`'s ``scale``: a `vggt_ros.metric.sources.ScaleObservation` of the window in metres per
-  window unit, from a depth sensor, a camera rig or odometry). The first accepted observation makes the world
-  metric: the whole world is rescaled once by it (nothing is published in the unit-less world when a scale
-  source is configured; see `vggt_ros.session`). From then on every observation is compared with the world's
-  own scale for the window (metres per world unit, ~1) and fed to a robust filter
-  (`vggt_ros.metric.scale_filter`); the window's similarity is corrected by the filter's bounded factor about
-  the newest shared camera, so the path near the robot does not move and the scale never jumps. The chaining
+  window unit, from a depth sensor, a camera rig or odometry). Every observation is compared with the world's own
+  scale for the window (metres per world unit) and fed to a robust filter (`vggt_ros.metric.scale_filter`). Once
+  the filter holds ``min_observations`` of them the world becomes metric: the whole world is rescaled once by
+  their weighted median (nothing is published in the unit-less world when a scale source is configured; see
+  `vggt_ros.session`). From then on the window's similarity is corrected by the filter's bounded factor about
+  the newest shared camera, so the path near the robot does not move and the scale never jumps, and the retained
+  frames the next window aligns to are rescaled about the same point, so that the correction holds. The chaining
   is smooth but drifts, the source is noisy but unbiased: together they hold the scale. A window without an
   observation (no depth, a still robot) keeps the world's scale.
 - New frames are marked for the map (`WindowResult.map_frames`) only with enough 3-D parallax (from the
@@ -250,6 +253,8 @@ class World:
         if not self.metric:
             if not verdict.accepted:
                 return world_from_window, verdict.reason
+            if len(self.scale_filter) < self.scale_filter.config.min_observations:
+                return world_from_window, ""  # the median of several decides the world's unit, not one window
             factor = self.scale_filter.estimate
             self.samples.rescale(factor)
             self.keyframes.rescale(factor)
@@ -266,6 +271,14 @@ class World:
             anchor = int(known[-1]) if known.size else products.dense[0]
             pivot = world_from_window[:3, :3] @ products.window_from_camera[anchor][:3, 3] + world_from_window[:3, 3]
             world_from_window = _scaled_about(world_from_window, factor, pivot)
+            # The retained samples too: the next window aligns to them, and at their old scale it would undo most of
+            # this correction (only the new frames carry it) while the filter, rebased below, assumes it holds.
+            shift = (1.0 - factor) * pivot
+            self.samples.rescale(factor)
+            for samples in self.samples.values():
+                samples.points = samples.points + shift
+                samples.world_from_camera = samples.world_from_camera.copy()
+                samples.world_from_camera[:3, 3] += shift
             self.scale_filter.rebase(factor)
         return world_from_window, "" if verdict.accepted else verdict.reason
 
