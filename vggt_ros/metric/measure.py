@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """One window's metric scale from the configured source, gathering what that source needs.
 
 The session calls `measure_window_scale` after decoding a window. Each source answers in metres per window unit
@@ -54,8 +56,9 @@ def measure_window_scale(
     if config.source == "depth":
         if sensor_depth is None or not bool(torch.isfinite(sensor_depth).any()):
             return ScaleUnavailable(
-                "no_depth", "no depth image matched the window's frames (is the depth topic published, and stamped "
-                "within the synchroniser's slop of the colour images?)"
+                "no_depth", "no depth reading for the window's frames: either no depth image matched them (is the "
+                "depth topic published, and stamped within the synchroniser's slop of the colour images?) or every "
+                "reading was 0 or NaN"
             )
         stride = int(max(1, min(MAX_DEPTH_STRIDE, math.isqrt(products.depth.numel() // DEPTH_PIXELS))))
         step = (slice(None), slice(None, None, stride), slice(None, None, stride))
