@@ -5,10 +5,11 @@
 #     bash bench/gpu.sh OUT_DIR --cpu-dry-run    # the same steps on the CPU with the tiny fixture and tiny sizes
 #
 # Needs torch, numpy, pillow and safetensors importable (open3d optional: without it the streaming step skips
-# the map). VGGT-1B is built with random weights (torch.manual_seed(0)): nothing is downloaded. Each step has its
-# own timeout, writes its JSON and log into OUT_DIR, and a failed step does not stop the next; the whole run stays
-# under 8 minutes (timeouts 30 + 160 + 140 + 110 s, each + 5 s to kill). A summary ends the run (also written to
-# OUT_DIR/summary.txt). PYTHON picks the interpreter (default: python3, else python).
+# the map; without torchao the torchao variant of step 4 is skipped). VGGT-1B is built with random weights
+# (torch.manual_seed(0)): nothing is downloaded. Each step has its own timeout, writes its JSON and log into OUT_DIR,
+# and a failed step does not stop the next; the whole run stays under 10 minutes (timeouts 30 + 160 + 140 + 110 +
+# 120 s, each + 5 s to kill). A summary ends the run (also written to OUT_DIR/summary.txt). PYTHON picks the
+# interpreter (default: python3, else python).
 #
 #   1. backends.json    bench/backends.py: per-stage ms and TFLOP/s at S = 1, 2, 4, 8, 16 at 350x518, bf16 and
 #                       fp16, flash attention (torch.nn.attention.sdpa_kernel) in the encoder and the aggregator
@@ -16,6 +17,9 @@
 #                       to end, full recompute against incremental, per stage and per session step, peak memory
 #   3. cuda_graphs.json bench/cuda_graphs.py: the aggregator at S = 8, and the incremental window's aggregator and
 #                       heads, eager against a replayed torch.cuda.CUDAGraph
+#   4. quantization.json bench/quantization.py: bf16 against W4A16 (the packed export's unpack-then-matmul path,
+#                       torch's tinygemm INT4 kernel, torchao's INT4 weight-only) and FP8 matmuls (torch._scaled_mm,
+#                       Ada / Hopper) at S = 2 and 8, 350x518: ms, peak memory, weight bytes, error against FP32
 set -u
 
 if [ $# -lt 1 ] || [ $# -gt 2 ] || { [ $# -eq 2 ] && [ "$2" != "--cpu-dry-run" ]; }; then
@@ -53,11 +57,13 @@ if [ "$DRY_RUN" = "--cpu-dry-run" ]; then
     BACKENDS_ARGS=(--model tiny --frames 1 2 --height 42 --width 56 --warmup 0 --repeats 1)
     STREAMING_ARGS=(--models tiny --tiny-hw 42x56 --warmup 0 --windows 1)
     GRAPHS_ARGS=(--height 42 --width 56 --warmup 0 --repeats 1)
+    QUANTIZATION_ARGS=(--model tiny --frames 1 2 --height 28 --width 42 --warmup 0 --repeats 1)
 else
     DEVICE=cuda
     BACKENDS_ARGS=(--model full --frames 1 2 4 8 16 --height 350 --width 518 --warmup 2 --repeats 5)
     STREAMING_ARGS=(--models full --full-hw 350x518 --warmup 2 --windows 5)
     GRAPHS_ARGS=(--height 350 --width 518 --warmup 3 --repeats 20)
+    QUANTIZATION_ARGS=(--model full --frames 2 8 --height 350 --width 518 --warmup 2 --repeats 5)
 fi
 
 step environment 30 "$PYTHON" -c "
@@ -83,6 +89,8 @@ step streaming 140 "$PYTHON" bench/streaming.py --device $DEVICE --precision bf1
     --window-sizes 8 --strides 1 "${STREAMING_ARGS[@]}" --json "$OUT/streaming.json"
 step cuda_graphs 110 "$PYTHON" bench/cuda_graphs.py --frames 8 --depth-frames 3 --precision bf16 --sdpa flash \
     "${GRAPHS_ARGS[@]}" --json "$OUT/cuda_graphs.json"
+step quantization 120 "$PYTHON" bench/quantization.py --device $DEVICE "${QUANTIZATION_ARGS[@]}" \
+    --json "$OUT/quantization.json"
 
 "$PYTHON" - "$OUT" "${STEPS[@]}" <<'EOF' | tee "$OUT/summary.txt"
 import json, sys
@@ -100,6 +108,7 @@ print("\n== summary")
 for line in steps:
     print("  " + line)
 backends, streaming, graphs = load("backends"), load("streaming"), load("cuda_graphs")
+quantization = load("quantization")
 if backends:
     print(f"\nper-stage ms, {backends['image_hw'][0]}x{backends['image_hw'][1]}, attention {backends['sdpa']}, "
           f"{backends['machine']}")
@@ -129,4 +138,18 @@ if graphs:
         g = graphs[part]
         print(f"  {part:<11} eager {g['eager_ms']:8.2f} ms, graph {g['graph_ms']:8.2f} ms ({g['speedup']:.2f}x), "
               f"max |diff| {g['max_abs_difference']:.1e}")
+if quantization:
+    print(f"\nquantized variants, {quantization['image_hw'][0]}x{quantization['image_hw'][1]} (random weights: the "
+          "errors are not accuracy figures)")
+    baseline = {r["frames"]: r for r in quantization["rows"] if r["variant"] == "bf16"}
+    for r in quantization["rows"]:
+        base = baseline.get(r["frames"])
+        speed = f" ({base['ms'] / r['ms']:.2f}x bf16)" if base else ""
+        peak = f", peak {r['peak_gib']:.2f} GiB" if r["peak_gib"] is not None else ""
+        weights = f", weights {r['weight_bytes_on_device'] / 2**20:.1f} MiB"
+        e = r["error_vs_fp32"]
+        print(f"  {r['variant']:<15} S={r['frames']:<3} {r['ms']:8.1f} ms{speed}{peak}{weights}; error vs FP32 "
+              f"depth {e['depth_rel']:.2g} %, points {e['points_rel']:.2g} %, camera {e['camera_rel']:.2g} %")
+    for variant, reason in quantization["skipped"].items():
+        print(f"  {variant:<15} skipped: {reason}")
 EOF

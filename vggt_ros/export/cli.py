@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Command-line entry points: `python -m vggt_ros.export` (ONNX only) and `vggt-ros-build-engines`."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..model import VGGT
+from ..quantization.schemes import QDQ_SCHEMES
 from ..runtime.io_contract import ExportManifest, FramesProfile, ManifestError
 from .onnx_export import export_onnx, state_dict_sha256
 
@@ -34,7 +38,9 @@ def _frames(args: argparse.Namespace) -> FramesProfile:
 
 
 def export_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vggt_ros.export", description="Export the five VGGT stages to ONNX.")
+    parser = argparse.ArgumentParser(
+        prog="python -m vggt_ros.export", description="Export the five VGGT stages to ONNX."
+    )
     _model_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -44,19 +50,23 @@ def export_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def export_is_current(out: Path, weights_sha256: str, image_hw: tuple[int, int], frames: FramesProfile, opset: int) -> str | None:
+def export_is_current(
+    out: Path, weights_sha256: str, image_hw: tuple[int, int], frames: FramesProfile, opset: int
+) -> str | None:
     """None when `out` already holds this export; otherwise why it must be (re)exported."""
     try:
         manifest = ExportManifest.load(out)
     except ManifestError as e:
         return str(e)
     differences = [
-        name for name, ours, theirs in (
+        name
+        for name, ours, theirs in (
             ("weights", weights_sha256, manifest.weights_sha256),
             ("image size", tuple(image_hw), (manifest.height, manifest.width)),
             ("frame range", frames, manifest.frames),
             ("opset", opset, manifest.opset),
-        ) if ours != theirs
+        )
+        if ours != theirs
     ]
     missing = [c.file for c in manifest.components.values() if not (out / c.file).is_file()]
     if missing:
@@ -67,11 +77,12 @@ def export_is_current(out: Path, weights_sha256: str, image_hw: tuple[int, int],
 def build_engines_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="vggt-ros-build-engines",
-        description="Export VGGT to ONNX, build the TensorRT FP16 engines and verify them; skips work already done.",
+        description="Export VGGT to ONNX, build the TensorRT FP16 engines and verify them; skips work already done. "
+        "With --precision int8 or fp8 it builds the engines of the quantized export vggt-ros-quantize wrote to --out.",
     )
     _model_arguments(parser)
     parser.add_argument("--backend", choices=("tensorrt", "onnxruntime"), default="tensorrt")
-    parser.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
+    parser.add_argument("--precision", choices=("fp16", "fp32", *QDQ_SCHEMES), default="fp16")
     parser.add_argument("--workspace-gib", type=float, default=8.0)
     parser.add_argument("--verify", action="store_true", help="print the relative error against torch FP32")
     parser.add_argument("--verify-frames", type=int, default=None, help="frames for --verify (default: opt)")
@@ -81,22 +92,46 @@ def build_engines_main(argv: list[str] | None = None) -> int:
 
     model = VGGT.from_pretrained(args.weights, config=args.config)
     start = time.perf_counter()
-    reason = export_is_current(out, state_dict_sha256(model), image_hw, frames, args.opset)
-    if reason is None:
-        log.info("ONNX export in %s is up to date", out)
+    if _quantized_export(out, args.precision) is not None:
+        log.info("using the %s export in %s (written by vggt-ros-quantize)", args.precision, out)
     else:
-        log.info("exporting ONNX to %s (%s)", out, reason)
-        export_onnx(model, out, image_hw, frames, args.opset)
-        log.info("export done in %.1f s", time.perf_counter() - start)
+        reason = export_is_current(out, state_dict_sha256(model), image_hw, frames, args.opset)
+        if reason is None:
+            log.info("ONNX export in %s is up to date", out)
+        else:
+            log.info("exporting ONNX to %s (%s)", out, reason)
+            export_onnx(model, out, image_hw, frames, args.opset)
+            log.info("export done in %.1f s", time.perf_counter() - start)
 
     from ..runtime import Pipeline
 
-    options = {"precision": args.precision, "workspace_gib": args.workspace_gib} if args.backend == "tensorrt" else {}
-    pipeline = Pipeline.from_engine_dir(out, backend=args.backend, **options)
+    options = {"workspace_gib": args.workspace_gib} if args.backend == "tensorrt" else {}
+    pipeline = Pipeline.from_engine_dir(out, backend=args.backend, precision=args.precision, **options)
     log.info("%s engines ready in %s", args.backend, out)
     if args.verify:
         verify(model, pipeline, image_hw, args.verify_frames or frames.opt)
     return 0
+
+
+def _quantized_export(out: Path, precision: str) -> str | None:
+    """The scheme of the quantized export in ``out`` if ``precision`` asks for it; None when there is none and none
+    is asked for. A quantized export is never overwritten by a float one, nor made up: both mismatches raise."""
+    try:
+        scheme = ExportManifest.load(out).quantization_scheme
+    except ManifestError:
+        scheme = None
+    if precision in QDQ_SCHEMES and scheme != precision:
+        holds = "no quantized export" if scheme is None else f"an export quantized for {scheme}"
+        raise ValueError(
+            f"--precision {precision} builds the engines of a quantized export, but {out} holds {holds}; "
+            f"run `vggt-ros-quantize --scheme {precision} --out {out}` first"
+        )
+    if precision not in QDQ_SCHEMES and scheme is not None:
+        raise ValueError(
+            f"{out} holds an export quantized for {scheme} (written by vggt-ros-quantize); pass "
+            f"--precision {scheme} to build its engines, or another --out for a {precision} export"
+        )
+    return scheme
 
 
 def verify(model: VGGT, pipeline, image_hw: tuple[int, int], num_frames: int) -> dict[str, float]:

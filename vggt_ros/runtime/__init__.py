@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Inference runtimes: one `Pipeline` over the five stages with torch, ONNX Runtime or TensorRT.
 
 TensorRT is imported only when the tensorrt backend is asked for.

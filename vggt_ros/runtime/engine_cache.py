@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """On-disk cache of built engines, keyed by everything that makes a serialized engine valid.
 
 Layout under the engine folder (default ``engines/``)::
@@ -11,10 +13,13 @@ Layout under the engine folder (default ``engines/``)::
         metadata.json                               key fields, each engine's sha256, size and build time
 
 A serialized engine is only valid for the exact TensorRT version and GPU architecture that built it, and it
-bakes in the weights, the image size and the frame range, so all of those are in the key. ``metadata.json``
+bakes in the weights, the image size and the frame range, so all of those are in the key; the manifest's digest
+covers, for a quantized export, its ``quantization`` section (scheme, plan and the digest of every scale), so
+another plan or another calibration is another entry. ``metadata.json``
 is rewritten atomically after each engine is built, so an interrupted build leaves at worst engines that
 :func:`validate_entry` reports as unrecorded and rebuilds.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,7 +55,8 @@ def sha256_file(path: str | Path) -> str:
 
 
 def manifest_sha256(manifest: ExportManifest) -> str:
-    """Digest of the export (I/O contract, opset, exporter versions, weights): a re-export is a new cache entry."""
+    """Digest of the export (I/O contract, opset, exporter versions, weights, quantization plan and scales): a
+    re-export is a new cache entry."""
     return hashlib.sha256(_canonical_json(manifest.to_manifest())).hexdigest()
 
 

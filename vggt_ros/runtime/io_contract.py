@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The tensor contract between the pipeline and the five exported engines, read from the exporter's manifest.json.
 
 The exporter writes one ONNX graph per component plus ``manifest.json``::
@@ -10,20 +12,26 @@ The exporter writes one ONNX graph per component plus ``manifest.json``::
 
 Shapes use the symbol ``"S"`` for the dynamic frame count (the batch dimension B = 1 is folded away).
 Every backend passes its inputs through :func:`check_inputs` before handing memory to an engine.
+
+A quantized export (``vggt-ros-quantize --scheme int8 | fp8``) adds a ``"quantization"`` section:
+``{"scheme": "int8", "stages": ["dinov2", "aggregator"], "plan_sha256": "...", "parameters_sha256": "...",
+"plan": {...}, ...}``. Its digest is part of the TensorRT engine cache key, and a pipeline refuses to run it at
+another precision than its scheme.
 """
+
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Union
 
 import torch
 
-import math
-
 from ..model.config import VGGTConfig
 from ..model.stages import STAGE_NAMES
+from ..quantization.schemes import QDQ_SCHEMES
 
 MANIFEST_FORMAT = 1
 MANIFEST_FILE = "manifest.json"
@@ -179,6 +187,7 @@ class ExportManifest:
     opset: int
     exporter: dict[str, str]
     components: dict[str, ComponentSpec]
+    quantization: Mapping[str, Any] | None = None  # the "quantization" section of a Q/DQ export
 
     def __post_init__(self) -> None:
         patch = VGGTConfig.patch_size
@@ -190,6 +199,19 @@ class ExportManifest:
         missing = [name for name in COMPONENT_NAMES if name not in self.components]
         if missing:
             raise ManifestError(f"{MANIFEST_FILE}: components {missing} are missing; re-export the model")
+        if self.quantization is not None:
+            scheme = _require(self.quantization, "scheme", "'quantization'")
+            if scheme not in QDQ_SCHEMES:
+                raise ManifestError(
+                    f"{MANIFEST_FILE}: quantization scheme {scheme!r} is not one of {QDQ_SCHEMES}; "
+                    "quantize again with vggt-ros-quantize"
+                )
+            _require(self.quantization, "plan_sha256", "'quantization'")
+
+    @property
+    def quantization_scheme(self) -> str | None:
+        """'int8' or 'fp8' for a Q/DQ export, else None."""
+        return None if self.quantization is None else str(self.quantization["scheme"])
 
     @property
     def patch_size(self) -> int:
@@ -216,6 +238,7 @@ class ExportManifest:
             opset=int(_require(manifest, "opset", "the top level")),
             exporter={str(k): str(v) for k, v in _require(manifest, "exporter", "the top level").items()},
             components=components,
+            quantization=manifest.get("quantization"),
         )
 
     @classmethod
@@ -241,12 +264,11 @@ class ExportManifest:
             "opset": self.opset,
             "exporter": dict(self.exporter),
             "components": {name: c.to_manifest() for name, c in self.components.items()},
+            **({} if self.quantization is None else {"quantization": dict(self.quantization)}),
         }
 
 
-def check_tensor(
-    spec: TensorSpec, tensor: Any, frames: int, device: torch.device | str | None = None
-) -> torch.Tensor:
+def check_tensor(spec: TensorSpec, tensor: Any, frames: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Check one tensor against its spec and return it C-contiguous.
 
     Engines read inputs through raw device pointers assuming a dense row-major layout, so a strided view

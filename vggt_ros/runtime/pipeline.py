@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """One pipeline over the five stages, whichever backend executes them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,10 +10,16 @@ import torch
 
 from ..model.stages import OUTPUT_NAMES, run_encoder, run_heads, run_stages
 from ..model.vggt import check_images
+from ..quantization.schemes import QDQ_SCHEMES, SCHEMES, W4A16, check_scheme_backend
 from .io_contract import ExportManifest, FramesProfile
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+FLOAT_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Every precision the runtime takes: the float ones and the quantization schemes (`vggt_ros.quantization.schemes`
+# says which backend runs which scheme).
+PRECISIONS = (*FLOAT_PRECISIONS, *SCHEMES)
+# What the torch backend computes the encoder and the aggregator in: W4A16 is 16-bit activations (FP16).
+TORCH_DTYPES = {**FLOAT_PRECISIONS, W4A16: torch.float16}
 
 
 class Pipeline:
@@ -42,29 +51,47 @@ class Pipeline:
         self.frames = frames  # frame range of engines; None: any count (torch backend)
 
     @classmethod
-    def from_model(cls, model, backend: str = "torch", device: str | torch.device | None = None,
-                   precision: str = "fp32") -> "Pipeline":
-        """Run the model's own stage modules eagerly with torch (CPU or CUDA; fp32, fp16 or bf16).
+    def from_model(
+        cls, model, backend: str = "torch", device: str | torch.device | None = None, precision: str = "fp32"
+    ) -> "Pipeline":
+        """Run the model's own stage modules eagerly with torch (CPU or CUDA; fp32, fp16, bf16 or w4a16).
 
         The model is moved and converted in place (encoder and aggregator to the precision, heads float32),
-        so no second copy of the weights exists.
+        so no second copy of the weights exists. w4a16 takes a model with packed INT4 layers
+        (`vggt_ros.quantization.export.load_w4a16_model`) and runs its activations in FP16.
         """
         if backend != "torch":
             raise ValueError(f"from_model runs the torch backend; for {backend!r} export first and use from_engine_dir")
+        from ..quantization.int4 import W4A16Linear
         from .torch_backend import torch_stage_runner_factory
+
+        if precision in QDQ_SCHEMES:
+            check_scheme_backend(precision, backend)
+        if precision == W4A16 and not any(isinstance(m, W4A16Linear) for m in model.modules()):
+            raise ValueError(
+                "precision 'w4a16' needs a model with packed INT4 weights; load the output folder of "
+                "`vggt-ros-quantize --scheme w4a16` with vggt_ros.quantization.export.load_w4a16_model "
+                "(create_pipeline does this from engine_dir), or choose a float precision for this model"
+            )
 
         device = torch.device(device) if device is not None else next(model.parameters()).device
         factory = torch_stage_runner_factory(model, device, _precision(precision))
         return cls(factory, model.config.tapped_layers, device, backend, model.config.patch_size)
 
     @classmethod
-    def from_engine_dir(cls, path: str | Path, backend: str = "onnxruntime", **options) -> "Pipeline":
+    def from_engine_dir(
+        cls, path: str | Path, backend: str = "onnxruntime", precision: str | None = None, **options
+    ) -> "Pipeline":
         """Run an exported set (`manifest.json` + five ONNX graphs) with ONNX Runtime or TensorRT.
 
+        precision: None runs the export as it is; a quantization scheme (int8, fp8) requires an export quantized
+        with it, and a quantized export requires its scheme (a mismatch raises ValueError saying what to change).
+        TensorRT builds a quantized export with FP16 kernels wherever its Q/DQ nodes do not set the precision.
         onnxruntime options: `providers` (default CPU). tensorrt options: `engine_cache` (folder of built engines,
-        default: `path`), `precision` ("fp16"), `build_missing` (True).
+        default: `path`), `build_missing` (True).
         """
         manifest = ExportManifest.load(path)
+        _check_export_precision(manifest, backend, precision, path)
         tapped = tuple(int(t.name.removeprefix("tokens_")) for t in manifest.components["aggregator"].outputs)
         if backend == "onnxruntime":
             from .onnxruntime_backend import onnxruntime_stage_runner
@@ -73,12 +100,22 @@ class Pipeline:
         elif backend == "tensorrt":
             from .tensorrt_backend import load_or_build_engines
 
-            components = load_or_build_engines(path, options.pop("engine_cache", path), **options)
+            builder_precision = manifest.quantization_scheme or precision or "fp16"
+            components = load_or_build_engines(
+                path, options.pop("engine_cache", path), precision=builder_precision, **options
+            )
             runner, device = (lambda name, inputs: components[name](**inputs)), torch.device("cuda")
         else:
             raise ValueError(f"unknown engine backend {backend!r}; choose 'onnxruntime' or 'tensorrt'")
-        return cls(lambda image_hw: runner, tapped, device, backend, manifest.patch_size,
-                   image_hw=(manifest.height, manifest.width), frames=manifest.frames)
+        return cls(
+            lambda image_hw: runner,
+            tapped,
+            device,
+            backend,
+            manifest.patch_size,
+            image_hw=(manifest.height, manifest.width),
+            frames=manifest.frames,
+        )
 
     def stage_runner(self, image_hw: tuple[int, int]):
         """The backend's `run(stage name, inputs) -> outputs` for one image size (benchmarks time stages with it)."""
@@ -96,7 +133,9 @@ class Pipeline:
         """The VGGT output dict (batch axis included) with only ``outputs`` (default: all six)."""
         images = check_images(images, self.patch_size)
         run = self._runner(tuple(images.shape[-2:]))
-        images = images.to(self.device, torch.float32)
+        # C-contiguous, as the engines' contract requires: a channels-last view would switch torch's patch
+        # embedding to another convolution kernel, whose results differ in the last bits.
+        images = images.to(self.device, torch.float32).contiguous()
         results = [run_stages(run, sequence, self.tapped_layers, outputs) for sequence in images]
         return {k: torch.cat([r[k] for r in results], dim=1 if k == "pose_enc_list" else 0) for k in results[0]}
 
@@ -106,7 +145,7 @@ class Pipeline:
         if images.shape[0] != 1:
             raise ValueError(f"encode takes one sequence (S, 3, H, W), got shape {tuple(images.shape)}")
         run = self._runner(tuple(images.shape[-2:]))
-        return run_encoder(run, images[0].to(self.device, torch.float32))
+        return run_encoder(run, images[0].to(self.device, torch.float32).contiguous())
 
     def predict(
         self,
@@ -123,14 +162,38 @@ class Pipeline:
             raise ValueError(f"patch_tokens must be (S, h*w, C), got shape {tuple(patch_tokens.shape)}")
         if dense_frames is not None:
             dense_frames = torch.as_tensor(dense_frames, dtype=torch.int64)
-            if dense_frames.ndim != 1 or len(dense_frames) == 0 or not bool(
-                ((dense_frames >= 0) & (dense_frames < patch_tokens.shape[0])).all()
+            if (
+                dense_frames.ndim != 1
+                or len(dense_frames) == 0
+                or not bool(((dense_frames >= 0) & (dense_frames < patch_tokens.shape[0])).all())
             ):
-                raise ValueError(f"dense_frames must be 1 or more indices in [0, {patch_tokens.shape[0]}), got {dense_frames}")
+                raise ValueError(
+                    f"dense_frames must be 1 or more indices in [0, {patch_tokens.shape[0]}), got {dense_frames}"
+                )
         return run_heads(self._runner(tuple(image_hw)), patch_tokens, self.tapped_layers, outputs, dense_frames)
 
 
 def _precision(name: str) -> torch.dtype:
     if name not in PRECISIONS:
-        raise ValueError(f"unknown precision {name!r}; choose one of {sorted(PRECISIONS)}")
-    return PRECISIONS[name]
+        raise ValueError(f"unknown precision {name!r}; choose one of {list(PRECISIONS)}")
+    return TORCH_DTYPES[name]
+
+
+def _check_export_precision(manifest: ExportManifest, backend: str, precision: str | None, path) -> None:
+    """The precision a pipeline is asked for must match what the export holds (see `Pipeline.from_engine_dir`)."""
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
+    scheme = manifest.quantization_scheme
+    if precision in SCHEMES:
+        check_scheme_backend(precision, backend)
+        if scheme != precision:
+            holds = "an unquantized export" if scheme is None else f"an export quantized for {scheme}"
+            raise ValueError(
+                f"precision {precision!r} needs an export quantized for it, but {path} holds {holds}; "
+                f"run `vggt-ros-quantize --scheme {precision} --out DIR` and set engine_dir to DIR"
+            )
+    elif scheme is not None and precision is not None:
+        raise ValueError(
+            f"{path} holds an export quantized for {scheme}; set precision to {scheme!r} to run it, "
+            f"or set engine_dir to an unquantized export to run precision {precision!r}"
+        )

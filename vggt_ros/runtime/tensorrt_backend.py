@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Thin TensorRT 10 layer: build one engine from an ONNX graph, run it on torch CUDA tensors, cache all five.
 
 Everything that can be checked without a GPU (the tensor contract, the cache key and validation) lives in
@@ -118,7 +120,9 @@ def build_engine(
         onnx_path: the component's ONNX graph (external weight files next to it are found by TensorRT).
         engine_path: where the engine is written (atomically).
         spec: the component's I/O contract; every input gets one optimisation profile over ``frames_profile``.
-        precision: "fp16" (FP16 kernels allowed) or "fp32" (also disables TF32, for reference accuracy).
+        precision: "fp16" (FP16 kernels allowed), "fp32" (also disables TF32, for reference accuracy), or the
+            scheme of a quantized (Q/DQ) export: "int8" or "fp8" (FP16 kernels plus the scheme's, where the graph's
+            Q/DQ nodes place them; FP8 needs compute capability 8.9 or newer: Ada, Hopper).
         workspace_gib: builder scratch memory limit.
         timing_cache_path: read if present and rewritten after the build, so later builds skip kernel timing.
         log: receives progress lines and the build time.
@@ -141,12 +145,21 @@ def build_engine(
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    if precision == "fp16":
+    if precision in ("fp16", "int8", "fp8"):
         config.set_flag(trt.BuilderFlag.FP16)
+        if precision == "int8":
+            config.set_flag(trt.BuilderFlag.INT8)
+        elif precision == "fp8":
+            if torch.cuda.get_device_capability() < (8, 9):
+                raise ValueError(
+                    f"FP8 engines need compute capability 8.9 or newer (Ada, Hopper); this GPU is "
+                    f"{torch.cuda.get_device_capability()}: use an int8 export"
+                )
+            config.set_flag(trt.BuilderFlag.FP8)
     elif precision == "fp32":
         config.clear_flag(trt.BuilderFlag.TF32)
     else:
-        raise ValueError(f"precision must be 'fp16' or 'fp32', got {precision!r}")
+        raise ValueError(f"precision must be 'fp16', 'fp32', 'int8' or 'fp8', got {precision!r}")
     profile = builder.create_optimization_profile()
     for tensor in spec.inputs:
         profile.set_shape(

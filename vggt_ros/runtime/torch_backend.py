@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Eager PyTorch execution of the stage modules (CPU or CUDA; fp32, fp16 or bf16)."""
+
 from __future__ import annotations
 
 import torch

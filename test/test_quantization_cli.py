@@ -1,0 +1,231 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""`vggt-ros-quantize` end to end on the user-side files it writes, read back by the runtime, and the clear errors
+of bad input: an empty calibration set, a plan naming blocks that do not exist, a scheme a backend cannot run."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+from test_quantization_qdq import write_micro_model
+
+from vggt_ros.model import VGGT
+from vggt_ros.quantization import cli
+from vggt_ros.quantization.compensation import CompensatedCameraHead
+from vggt_ros.quantization.export import QuantizedExportError, load_w4a16_model
+from vggt_ros.quantization.objective import errors_vs_reference
+from vggt_ros.quantization.plan import QuantizationPlan
+from vggt_ros.quantization.report import CAVEAT
+from vggt_ros.quantization.schemes import UnsupportedSchemeError
+from vggt_ros.runtime import Pipeline, RuntimeConfig, create_pipeline
+from vggt_ros.runtime.io_contract import ExportManifest
+
+REPORT_KEYS = {"scheme", "error_vs_fp32", "weight_bytes", "fp16_weight_bytes", "block_sensitivity"}
+MICRO_BLOCKS = 2 + 2 * 4 + 4  # DINOv2, aggregator frame + global, camera trunk
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The tiny models' operations are too small to gain from threads; on a shared 2-core machine they lose."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    return write_micro_model(tmp_path_factory.mktemp("micro"))
+
+
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory):
+    """Four smooth random 28x28 images: two windows of two frames."""
+    folder = tmp_path_factory.mktemp("calibration")
+    rng = np.random.default_rng(0)
+    for index in range(4):
+        coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        Image.fromarray(coarse).resize((28, 28), Image.Resampling.BILINEAR).save(folder / f"{index}.png")
+    return folder
+
+
+def quantize(micro, calibration, out, scheme, *extra):
+    return cli.main(
+        [
+            "--weights",
+            str(micro),
+            "--calibration",
+            str(calibration),
+            "--scheme",
+            scheme,
+            "--out",
+            str(out),
+            "--frames",
+            "2",
+            "--image-size",
+            "28",
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
+
+
+def calibration_windows_of(calibration):
+    from vggt_ros.quantization.calibration import CalibrationConfig, calibration_windows, load_calibration_images
+
+    return calibration_windows(load_calibration_images(calibration, CalibrationConfig(image_size=28)), 2)
+
+
+def test_w4a16_writes_plan_report_and_the_export_the_torch_backend_runs(micro, calibration, tmp_path, capsys):
+    out = tmp_path / "w4a16"
+    assert (
+        quantize(micro, calibration, out, "w4a16", "--protect", "2", "--search-steps", "2", "--compensation", "on") == 0
+    )
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert REPORT_KEYS <= set(report) and set(report["error_vs_fp32"]) == {"depth_rel", "points_rel", "camera_rel"}
+    assert printed.index("Per-block sensitivity") < printed.index("Final error vs FP32") < printed.index("Weights")
+    assert printed.rstrip().endswith(CAVEAT)
+
+    # The two most sensitive blocks are the plan's protected ones.
+    plan = QuantizationPlan.load(out / "plan.json")
+    ranked = sorted(report["block_sensitivity"], key=lambda row: -row["score"])
+    assert len(ranked) == MICRO_BLOCKS and set(plan.protected_blocks) == {row["block"] for row in ranked[:2]}
+    assert {row["block"] for row in report["block_sensitivity"] if row["protected"]} == set(plan.protected_blocks)
+
+    # Memory: the weights as held are the file's tensors, less than FP16.
+    with safe_open(str(out / "w4a16.safetensors"), framework="pt") as stream:
+        payload = sum(stream.get_tensor(key).numel() * stream.get_tensor(key).element_size() for key in stream.keys())
+    assert report["weight_bytes"] == payload == report["export_bytes"] < report["fp16_weight_bytes"]
+
+    # The runtime reads the export back (engine_dir + precision) and reproduces the reported error exactly.
+    pipeline = create_pipeline(RuntimeConfig(backend="torch", precision="w4a16", engine_dir=str(out), device="cpu"))
+    windows = calibration_windows_of(calibration)
+    reference_model = VGGT.from_pretrained(micro)
+    with torch.inference_mode():
+        references = [reference_model(window) for window in windows]
+        outputs = [pipeline(window) for window in windows]
+    errors = errors_vs_reference(outputs, references)
+    assert errors == pytest.approx(report["error_vs_fp32"], rel=1e-9)
+    assert min(errors.values()) > 0
+    loaded = load_w4a16_model(out)  # the compensation token travelled with the weights
+    assert isinstance(loaded.camera_head, CompensatedCameraHead) and report["compensation_token"]["kept"]
+    assert float(loaded.camera_head.compensation_token.norm()) > 0
+
+
+def test_fp8_writes_a_qdq_export_that_onnxruntime_runs_at_precision_fp8(micro, calibration, tmp_path):
+    out = tmp_path / "fp8"
+    assert (
+        quantize(micro, calibration, out, "fp8", "--search-steps", "1", "--compensation", "off", "--max-frames", "4")
+        == 0
+    )
+    report = json.loads((out / "report.json").read_text())
+    manifest = ExportManifest.load(out)
+    assert manifest.quantization_scheme == "fp8" and manifest.opset == 19 and manifest.frames.max == 4
+    assert QuantizationPlan.from_json(manifest.quantization["plan"]) == QuantizationPlan.load(out / "plan.json")
+    types = {i.data_type for i in onnx.load(str(out / "aggregator.onnx")).graph.initializer}
+    assert onnx.TensorProto.FLOAT8E4M3FN in types
+    assert report["weight_bytes"] < report["fp16_weight_bytes"] < report["export_bytes"]  # graphs hold float32
+
+    pipeline = create_pipeline(RuntimeConfig(backend="onnxruntime", precision="fp8", engine_dir=str(out)))
+    window = calibration_windows_of(calibration)[0]
+    with torch.inference_mode():
+        reference = VGGT.from_pretrained(micro)(window)
+    errors = errors_vs_reference([pipeline(window)], [reference])
+    print("fp8 through onnxruntime, relative error vs FP32 (%):", errors)
+    assert all(0 < value < float("inf") for value in errors.values())
+    for precision, match in (
+        ("fp16", "holds an export quantized for fp8; set precision to 'fp8'"),
+        ("int8", "needs an export quantized for it, but .* holds an export quantized for fp8"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            create_pipeline(RuntimeConfig(backend="onnxruntime", precision=precision, engine_dir=str(out)))
+
+
+def run_entry(monkeypatch, capsys, arguments):
+    monkeypatch.setattr("sys.argv", ["vggt-ros-quantize", *arguments])
+    with pytest.raises(SystemExit) as exit_status:
+        cli.entry()
+    return exit_status.value.code, capsys.readouterr().err
+
+
+def test_an_empty_calibration_set_is_a_clear_error(micro, tmp_path, monkeypatch, capsys):
+    (tmp_path / "empty").mkdir()
+    code, error = run_entry(
+        monkeypatch,
+        capsys,
+        [
+            "--weights",
+            str(micro),
+            "--calibration",
+            str(tmp_path / "empty"),
+            "--scheme",
+            "w4a16",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert code == 1 and "error: the calibration set is empty" in error and not (tmp_path / "out").exists()
+
+
+def test_a_plan_naming_blocks_that_do_not_exist_is_a_clear_error(micro, calibration, tmp_path, monkeypatch, capsys):
+    plan = QuantizationPlan(
+        "w4a16", {"aggregator.frame_blocks.4": ["attn.proj"], "aggregator.frame_blocks.0": ["attn.qkv"]}
+    )
+    plan.save(tmp_path / "plan.json")
+    code, error = run_entry(
+        monkeypatch,
+        capsys,
+        [
+            "--weights",
+            str(micro),
+            "--calibration",
+            str(calibration),
+            "--scheme",
+            "w4a16",
+            "--out",
+            str(tmp_path / "out"),
+            "--plan",
+            str(tmp_path / "plan.json"),
+            "--image-size",
+            "28",
+        ],
+    )
+    assert code == 1 and "blocks that do not exist in this model: ['aggregator.frame_blocks.4']" in error
+    assert "aggregator.frame_blocks.0-3" in error
+    code, error = run_entry(
+        monkeypatch,
+        capsys,
+        [
+            "--weights",
+            str(micro),
+            "--calibration",
+            str(calibration),
+            "--scheme",
+            "int8",
+            "--out",
+            str(tmp_path / "out"),
+            "--plan",
+            str(tmp_path / "plan.json"),
+        ],
+    )
+    assert code == 1 and "the plan is for w4a16 but the scheme asked for is int8" in error
+
+
+def test_a_scheme_the_backend_cannot_run_is_a_clear_error(micro, tmp_path):
+    with pytest.raises(UnsupportedSchemeError, match="'w4a16' cannot run on the onnxruntime backend .*backend 'torch'"):
+        RuntimeConfig(backend="onnxruntime", precision="w4a16")
+    with pytest.raises(UnsupportedSchemeError, match="'int8' cannot run on the torch backend .*'onnxruntime' or"):
+        RuntimeConfig(backend="torch", precision="int8")
+    model = VGGT.from_pretrained(micro)
+    with pytest.raises(UnsupportedSchemeError, match="'fp8' cannot run on the torch backend"):
+        Pipeline.from_model(model, device="cpu", precision="fp8")
+    with pytest.raises(ValueError, match="'w4a16' needs a model with packed INT4 weights"):
+        Pipeline.from_model(model, device="cpu", precision="w4a16")
+    with pytest.raises(QuantizedExportError, match="holds no W4A16 export .*vggt-ros-quantize --scheme w4a16"):
+        create_pipeline(RuntimeConfig(backend="torch", precision="w4a16", engine_dir=str(tmp_path), device="cpu"))

@@ -1,0 +1,175 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""`vggt-ros-quantize`: post-training quantization of VGGT on the user's own images.
+
+    vggt-ros-quantize --weights VGGT-1B --calibration images/ --scheme w4a16 --out quantized/
+    vggt-ros-quantize --weights VGGT-1B --calibration run.mcap --topic /camera/image --scheme int8 --out int8/
+
+writes into ``--out``: ``plan.json`` (the mixed-precision plan; edit it and pass it back with ``--plan``),
+``report.json`` and the quantized export the runtime takes with ``engine_dir`` = ``--out`` and ``precision`` = the
+scheme: ``w4a16.safetensors`` for the torch backend, or ``manifest.json`` and five ONNX graphs with Q/DQ nodes for
+onnxruntime / tensorrt. The printed report ends with what its figures do and do not say.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from vggt_ros.model import VGGT
+from vggt_ros.runtime import Pipeline
+from vggt_ros.runtime.io_contract import FramesProfile
+
+from .calibration import CalibrationConfig, calibration_windows, load_calibration_images
+from .compensation import CompensatedCameraHead
+from .evaluation import window_outputs
+from .export import (
+    export_qdq,
+    fp16_weight_bytes,
+    held_weight_bytes,
+    load_w4a16_model,
+    onnx_export_bytes,
+    pack_w4a16,
+    packed_layers,
+    quantized_layer_bytes,
+    save_w4a16_export,
+)
+from .layers import replace_modules
+from .objective import ObjectiveWeights, errors_vs_reference
+from .plan import DEFAULT_GROUP_SIZE, PLAN_FILE, QuantizationPlan
+from .qdq import QDQLinear
+from .recipe import COMPENSATION_MODES, RecipeConfig, RecipeResult, run_recipe
+from .report import build_report, format_report, write_report
+from .schemes import SCHEMES, W4A16
+from .search import SearchConfig
+
+log = logging.getLogger("vggt_ros.quantize")
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="vggt-ros-quantize", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--weights", required=True, help="hub id, folder or weights file of the FP32 model")
+    parser.add_argument("--config", default=None, help="model config.json for a bare weights file")
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        required=True,
+        help="folder of images, or a rosbag2 recording (folder with metadata.yaml, .mcap, .db3)",
+    )
+    parser.add_argument("--topic", default=None, help="with a bag: the image topic to calibrate on")
+    parser.add_argument("--scheme", choices=SCHEMES, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="output folder (the runtime's engine_dir)")
+    parser.add_argument("--frames", type=int, default=8, help="images per window S, as the node runs VGGT")
+    parser.add_argument("--max-images", type=int, default=128, help="evenly spaced calibration images kept")
+    parser.add_argument("--image-size", type=int, default=518, help="model input width (crop) or longer side (pad)")
+    parser.add_argument("--mode", default="crop", choices=("crop", "pad"), help="preprocessing mode, as the node's")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--plan", type=Path, default=None, help="a (hand-edited) plan.json to use as it is")
+    parser.add_argument("--protect", type=int, default=4, help="most sensitive blocks kept in FP16 but attn.proj")
+    parser.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE, help="w4a16 input channels per scale")
+    parser.add_argument("--search-steps", type=int, default=5, help="scale candidates per block (1: no search)")
+    parser.add_argument(
+        "--compensation",
+        choices=COMPENSATION_MODES,
+        default="auto",
+        help="compensation token: auto keeps it only if it lowers the task loss",
+    )
+    parser.add_argument("--max-frames", type=int, default=8, help="int8 / fp8: largest window the graphs accept")
+    parser.add_argument("--opset", type=int, default=18, help="int8 / fp8: ONNX opset (fp8 needs 19, raised to it)")
+    return parser.parse_args(argv)
+
+
+def _export_w4a16(model: VGGT, result: RecipeResult, args, windows) -> dict:
+    """Write the packed export; its error as the torch backend runs it once read back, and its bytes."""
+    stored_bytes = save_w4a16_export(args.out, pack_w4a16(model, result.layers, result.compensation_token), result.plan)
+    exported = load_w4a16_model(args.out, args.device)
+    pipeline = Pipeline.from_model(exported, device=args.device, precision=W4A16)
+    outputs = [{k: v.float().cpu() for k, v in pipeline(window).items()} for window in windows]
+    return {
+        "errors": errors_vs_reference(outputs, result.reference.outputs),
+        "export_bytes": stored_bytes,
+        "layers": quantized_layer_bytes(packed_layers(exported, result.plan)),
+        "measured_with": "the export read back and run by the torch backend at precision w4a16",
+    }
+
+
+def _export_qdq(model: VGGT, result: RecipeResult, args, windows) -> dict:
+    """Write the Q/DQ ONNX export; the error of the torch model it reproduces, and its bytes."""
+    if result.compensation_token is not None:
+        model.camera_head = CompensatedCameraHead(model.camera_head, result.compensation_token.to(args.device))
+    layers: dict[str, QDQLinear] = result.layers  # type: ignore[assignment]
+    frames = FramesProfile(1, max(1, args.max_frames // 2), args.max_frames)
+    manifest = export_qdq(model, result.plan, layers, args.out, result.reference.image_hw, frames, args.opset)
+    replace_modules(model, layers)
+    return {
+        "errors": errors_vs_reference(window_outputs(model, windows), result.reference.outputs),
+        "export_bytes": onnx_export_bytes(args.out, manifest),
+        "layers": quantized_layer_bytes(layers),
+        "measured_with": "the torch fake-quantized model that the ONNX Q/DQ graphs compute",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    plan = QuantizationPlan.load(args.plan) if args.plan is not None else None
+    config = RecipeConfig(
+        args.scheme,
+        args.protect,
+        args.group_size,
+        SearchConfig(args.search_steps, ObjectiveWeights()),
+        args.compensation,
+        plan=plan,
+    )
+    calibration = CalibrationConfig(args.frames, args.max_images, args.image_size, args.mode, args.topic)
+    images = load_calibration_images(args.calibration, calibration)  # before the model: a bad set fails fast
+    windows = calibration_windows(images, args.frames)
+    model = VGGT.from_pretrained(args.weights, config=args.config, device=args.device)
+    log.info("calibrating on %d images (%dx%d) in %d windows", len(images), *images.shape[-2:], len(windows))
+    result = run_recipe(model, windows, config)
+    fp16_bytes = fp16_weight_bytes(model)
+    args.out.mkdir(parents=True, exist_ok=True)
+    result.plan.save(args.out / PLAN_FILE)
+    export = (_export_w4a16 if args.scheme == W4A16 else _export_qdq)(model, result, args, windows)
+    layers = export["layers"]
+    report = build_report(
+        scheme=args.scheme,
+        errors=export["errors"],
+        fp16_weight_bytes=fp16_bytes,
+        export_bytes=export["export_bytes"],
+        weight_bytes=held_weight_bytes(
+            fp16_bytes, layers["fp16_bytes"], layers["stored_bytes"], result.compensation_token
+        ),
+        sensitivity=result.sensitivity,
+        protected=result.plan.protected_blocks,
+        quantized_layers=layers,
+        choices=result.choices,
+        compensation=result.compensation,
+        measured_with=export["measured_with"],
+        calibration={
+            "source": str(args.calibration),
+            "images": len(images),
+            "windows": len(windows),
+            "frames": args.frames,
+            "height": int(images.shape[-2]),
+            "width": int(images.shape[-1]),
+            "weights": str(args.weights),
+        },
+    )
+    write_report(args.out, report)
+    print(format_report(report))
+    return 0
+
+
+def entry() -> None:
+    try:
+        sys.exit(main())
+    except (ValueError, FileNotFoundError, RuntimeError) as err:  # user-facing failures: message, not traceback
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
