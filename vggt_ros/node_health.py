@@ -1,0 +1,401 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""The node's health for ``/diagnostics``: plain counters in; rates, latency percentiles and OK / WARN / ERROR out.
+
+No ROS here: `vggt_ros.ros.diagnostics` turns the result into diagnostic_msgs, and these rules are tested without
+rclpy. Design decisions:
+
+* The node keeps cumulative counters (each written by one thread) and, once per diagnostics period, hands a
+  frozen `HealthSnapshot` of them to `HealthMonitor.update`. The monitor keeps the snapshots of the last
+  ``window_s`` seconds and derives every rate and ratio as (newest - oldest) / elapsed, so the node needs no
+  per-event bookkeeping for rates, and a late snapshot (a busy executor) only widens one interval. The gaps
+  between snapshots also measure how long the executor was busy: its longest stall in the window.
+* One status per component, as diagnostic_aggregator and rqt_robot_monitor expect: each camera, the pipeline,
+  the backend and the metric scale. A component's level is the worst of its checks; its message lists the checks
+  that failed, or summarises it when all pass. WARN: degraded but producing output (a quiet camera, images lost,
+  frame sets dropped, windows rejected, high latency); ERROR: the pipeline itself fails (windows raising errors,
+  latency above the error threshold, an inference that has not finished for that long).
+* `SequenceGaps` counts the images a publisher sent that never reached the subscription callback, from DDS'
+  publication sequence numbers. DDS' message-lost event counts only what the transport lost; images overwritten
+  in the subscription queue (keep last 5, sensor-data QoS) while the executor was busy are reported by nothing
+  else, and under load they are most of the losses.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+
+class Level(enum.IntEnum):
+    """diagnostic_msgs/DiagnosticStatus levels (same numbers)."""
+
+    OK = 0
+    WARN = 1
+    ERROR = 2
+
+
+@dataclass(frozen=True)
+class HealthThresholds:
+    """When a component turns WARN or ERROR (the node's ``diagnostics_*`` parameters and ``input_timeout``).
+
+    Attributes:
+        window_s: rates, ratios and latency percentiles cover this many seconds.
+        input_timeout_s: a camera without an image for this long is WARN.
+        latency_warn_s, latency_error_s: the p95 latency from image stamp to publication above which the pipeline
+            is WARN / ERROR; an inference unfinished for ``latency_error_s`` is ERROR too.
+        dropped_warn_ratio: fraction of the window's keyframes dropped (inference slower than the cameras) above
+            which the pipeline is WARN.
+        missed_warn_ratio: fraction of a camera's images that never reached the node (lost by DDS or overwritten
+            in the subscription queue) above which the camera is WARN.
+        gpu_memory_warn_ratio: fraction of the GPU's memory in use (all processes) above which the backend is WARN.
+    """
+
+    window_s: float = 5.0
+    input_timeout_s: float = 5.0
+    latency_warn_s: float = 1.0
+    latency_error_s: float = 5.0
+    dropped_warn_ratio: float = 0.5
+    missed_warn_ratio: float = 0.01
+    gpu_memory_warn_ratio: float = 0.9
+
+    def __post_init__(self) -> None:
+        for name in ("window_s", "input_timeout_s", "latency_warn_s", "latency_error_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+        if self.latency_error_s <= self.latency_warn_s:
+            raise ValueError(
+                f"the latency error threshold ({self.latency_error_s} s) must be above the warning threshold "
+                f"({self.latency_warn_s} s)"
+            )
+        for name in ("dropped_warn_ratio", "missed_warn_ratio", "gpu_memory_warn_ratio"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
+
+
+@dataclass(frozen=True)
+class CameraCounts:
+    """One camera's input since the node started.
+
+    Attributes:
+        name, topic: the camera's name and its resolved image topic.
+        received: images that reached the subscription callback.
+        missed: images its publishers sent after the first one received that never reached the callback (see
+            `SequenceGaps`); None when the middleware gives no publication sequence numbers.
+        lost_by_dds: images DDS reported lost (the message-lost event; also in ``missed`` once images arrive).
+        last_image_s: monotonic seconds of the newest image; None before the first.
+    """
+
+    name: str
+    topic: str
+    received: int
+    missed: Optional[int]
+    lost_by_dds: int
+    last_image_s: Optional[float]
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    """Device memory in bytes: in use by every process, the device's total, and held by torch's allocator."""
+
+    used_bytes: int
+    total_bytes: int
+    torch_reserved_bytes: int
+
+
+@dataclass(frozen=True)
+class ScaleState:
+    """The metric scale: its source (``metric_scale_source``), whether outputs are in metres, and why the newest
+    window measured no scale ("" when it did, or before any window)."""
+
+    source: str
+    metric: bool
+    problem: str
+
+
+@dataclass(frozen=True)
+class HealthSnapshot:
+    """The node's counters at one instant (cumulative since start, except the newest-value fields).
+
+    Attributes:
+        time_s: monotonic seconds.
+        cameras: per camera, in camera order.
+        keyframes: frame sets that entered the sliding window.
+        frame_sets_dropped: keyframes of windows replaced before inference (the newest window wins).
+        windows_emitted, windows_dropped: windows handed to the worker, and those replaced before it took them.
+        windows_inferred: windows the network finished (published, held back for the scale, or rejected).
+        windows_published, windows_rejected, windows_failed: outcomes; failed ones raised an error.
+        last_rejection: the newest rejected window's reason ("" before any).
+        segment: the world's tracking segment (a new one starts when tracking is lost).
+        latencies: ``(published_at_s, latency_s)`` of recent publications: monotonic seconds, and seconds from
+            the window's newest image stamp to its publication (at least the last ``window_s``).
+        backend, device, precision: the inference pipeline's.
+        gpu_memory: None unless the device is CUDA.
+        scale: the metric scale's state.
+    """
+
+    time_s: float
+    cameras: tuple[CameraCounts, ...]
+    keyframes: int
+    frame_sets_dropped: int
+    windows_emitted: int
+    windows_dropped: int
+    windows_inferred: int
+    windows_published: int
+    windows_rejected: int
+    windows_failed: int
+    last_rejection: str
+    segment: int
+    latencies: tuple[tuple[float, float], ...]
+    backend: str
+    device: str
+    precision: str
+    gpu_memory: Optional[GpuMemory]
+    scale: ScaleState
+
+
+@dataclass(frozen=True)
+class ComponentHealth:
+    """One diagnostic status: component name, hardware id, level, one-line message, (key, value) pairs."""
+
+    name: str
+    hardware_id: str
+    level: Level
+    message: str
+    values: tuple[tuple[str, str], ...]
+
+
+class SequenceGaps:
+    """Messages that never reached a subscription callback, from each publisher's publication sequence numbers.
+
+    A DDS writer numbers its samples 1, 2, 3, ...; a gap between two received numbers of one publisher is that
+    many samples lost in transport or overwritten in the reader's queue. Samples before a publisher's first
+    received one are not counted (nothing to compare them with). Memory: one entry per publisher ever seen.
+    """
+
+    def __init__(self) -> None:
+        self._newest: dict[Hashable, int] = {}
+        self._numbered = True
+        self._missed = 0
+
+    @property
+    def missed(self) -> Optional[int]:
+        """Messages missed so far; None once a message came without a sequence number (the middleware has none)."""
+        return self._missed if self._numbered else None
+
+    def observe(self, publisher: Hashable, sequence: Optional[int]) -> int:
+        """Record a received message of ``publisher`` numbered ``sequence``; return how many it shows missed."""
+        if sequence is None:
+            self._numbered = False
+            return 0
+        newest = self._newest.get(publisher)
+        if newest is not None and sequence <= newest:
+            return 0  # a sample older than one already received: nothing new is missing
+        self._newest[publisher] = sequence
+        gap = 0 if newest is None else sequence - newest - 1
+        self._missed += gap
+        return gap
+
+
+def gpu_memory(device: str) -> Optional[GpuMemory]:
+    """The current CUDA device's memory (all processes), or None on the CPU."""
+    if device != "cuda" or not torch.cuda.is_available():
+        return None
+    free, total = torch.cuda.mem_get_info()
+    return GpuMemory(total - free, total, torch.cuda.memory_reserved())
+
+
+def _rate(count: int, elapsed_s: float) -> str:
+    return f"{count / elapsed_s:.2f}" if elapsed_s > 0 else "n/a"
+
+
+def _judged(name: str, hardware_id: str, problems: list[tuple[Level, str]], summary: str, values) -> ComponentHealth:
+    """The component at its worst problem's level, with every problem in the message (worst first), else OK."""
+    if not problems:
+        return ComponentHealth(name, hardware_id, Level.OK, summary, tuple(values))
+    problems = sorted(problems, key=lambda problem: -problem[0])
+    return ComponentHealth(name, hardware_id, problems[0][0], "; ".join(text for _, text in problems), tuple(values))
+
+
+class HealthMonitor:
+    """Turns the node's snapshots into component health (see the module docstring).
+
+    ``period_s`` is the nominal time between snapshots (the diagnostics timer's). ``start`` is the node's counters
+    when it started (zeros): the first baseline, so that what happens before the first update counts too, and a
+    camera that never sent an image is quiet since then.
+    """
+
+    def __init__(self, thresholds: HealthThresholds, period_s: float, start: HealthSnapshot) -> None:
+        if not (math.isfinite(period_s) and period_s > 0):
+            raise ValueError(f"period_s must be a finite number of seconds > 0, got {period_s!r}")
+        self._thresholds = thresholds
+        self._period_s = period_s
+        self._started_s = start.time_s
+        self._history: deque[HealthSnapshot] = deque([start])
+        # For the stall check: windows finished at the previous snapshot, and since when one has been waiting.
+        self._finished_windows = start.windows_inferred + start.windows_failed
+        self._waiting_since_s = start.time_s
+
+    def update(self, snapshot: HealthSnapshot) -> list[ComponentHealth]:
+        """Add the newest snapshot (monotonic time order) and judge every component over the window ending at it."""
+        if len(snapshot.cameras) != len(self._history[0].cameras):
+            raise ValueError(
+                f"a snapshot with {len(snapshot.cameras)} cameras for a monitor started with "
+                f"{len(self._history[0].cameras)}: start a new monitor when the cameras change"
+            )
+        self._history.append(snapshot)
+        horizon = snapshot.time_s - self._thresholds.window_s
+        # Keep the newest snapshot at or before the horizon: the baseline that makes the window whole.
+        while len(self._history) > 1 and self._history[1].time_s <= horizon:
+            self._history.popleft()
+        finished = snapshot.windows_inferred + snapshot.windows_failed
+        # A window whose publishing failed after inference counts twice: hence <= 0.
+        waiting = snapshot.windows_emitted - snapshot.windows_dropped - finished
+        if waiting <= 0 or finished != self._finished_windows:
+            self._waiting_since_s = snapshot.time_s  # nothing waits, or a window just finished: a wait starts now
+        self._finished_windows = finished
+        oldest = self._history[0]
+        return [
+            *(
+                self._camera(camera, old, snapshot.time_s, snapshot.time_s - oldest.time_s)
+                for camera, old in zip(snapshot.cameras, oldest.cameras)
+            ),
+            self._pipeline(snapshot, oldest, snapshot.time_s - self._waiting_since_s),
+            self._backend(snapshot),
+            self._scale(snapshot.scale),
+        ]
+
+    def _camera(self, camera: CameraCounts, old: CameraCounts, now_s: float, elapsed_s: float) -> ComponentHealth:
+        limits = self._thresholds
+        received = camera.received - old.received
+        lost = camera.lost_by_dds - old.lost_by_dds
+        # DDS' losses are part of the sequence gaps once images arrive, but are the only count before they do.
+        missed = max(lost, (camera.missed - old.missed) if camera.missed is not None else 0)
+        quiet_s = now_s - (camera.last_image_s if camera.last_image_s is not None else self._started_s)
+        problems = []
+        if quiet_s >= limits.input_timeout_s:
+            problems.append((Level.WARN, f"no image for {quiet_s:.1f} s"))
+        if missed and missed > limits.missed_warn_ratio * (received + missed):
+            problems.append(
+                (
+                    Level.WARN,
+                    f"{missed} of {received + missed} images missed in the last {elapsed_s:.0f} s "
+                    f"({lost} of them lost by DDS)",
+                )
+            )
+        last_age = f"{quiet_s:.2f}" if camera.last_image_s is not None else "n/a"
+        values = [
+            ("topic", camera.topic),
+            ("rate (Hz)", _rate(received, elapsed_s)),
+            ("images received", str(camera.received)),
+            ("images missed", str(camera.missed) if camera.missed is not None else "n/a (no sequence numbers)"),
+            ("images lost by DDS", str(camera.lost_by_dds)),
+            ("last image age (s)", last_age),
+        ]
+        summary = f"{_rate(received, elapsed_s)} images/s" if camera.received else "waiting for the first image"
+        return _judged(f"camera {camera.name}", camera.topic, problems, summary, values)
+
+    def _pipeline(self, now: HealthSnapshot, old: HealthSnapshot, unfinished_s: float) -> ComponentHealth:
+        """``unfinished_s``: how long a window handed to the worker has been waiting without any finishing."""
+        limits = self._thresholds
+        elapsed_s = now.time_s - old.time_s
+        keyframes = now.keyframes - old.keyframes
+        dropped = now.frame_sets_dropped - old.frame_sets_dropped
+        rejected = now.windows_rejected - old.windows_rejected
+        failed = now.windows_failed - old.windows_failed
+        recent = [latency for at_s, latency in now.latencies if at_s > now.time_s - limits.window_s]
+        p50, p95 = np.percentile(recent, [50, 95]) if recent else (math.nan, math.nan)
+        problems = []
+        if failed:
+            problems.append((Level.ERROR, f"{failed} windows failed in the last {elapsed_s:.0f} s (see the log)"))
+        if unfinished_s > limits.latency_error_s:
+            problems.append((Level.ERROR, f"no window finished for {unfinished_s:.1f} s although one is waiting"))
+        if p95 > limits.latency_error_s:
+            problems.append((Level.ERROR, f"latency p95 {p95:.3f} s is above {limits.latency_error_s} s"))
+        elif p95 > limits.latency_warn_s:
+            problems.append((Level.WARN, f"latency p95 {p95:.3f} s is above {limits.latency_warn_s} s"))
+        if dropped and dropped > limits.dropped_warn_ratio * keyframes:
+            problems.append(
+                (
+                    Level.WARN,
+                    f"{dropped} of {keyframes} keyframes dropped in the last {elapsed_s:.0f} s: inference is slower "
+                    "than the cameras (raise window_stride or keyframe_min_interval, or use a faster backend)",
+                )
+            )
+        if rejected:
+            problems.append(
+                (Level.WARN, f"{rejected} windows rejected in the last {elapsed_s:.0f} s: {now.last_rejection}")
+            )
+        if now.segment > old.segment:
+            problems.append((Level.WARN, f"tracking lost: segment {now.segment} started in the last {elapsed_s:.0f} s"))
+        # Snapshots come once per period from the executor: a longer gap is the time it was busy elsewhere.
+        times = [snapshot.time_s for snapshot in self._history]
+        stall_s = max((b - a - self._period_s for a, b in zip(times, times[1:])), default=0.0)
+        values = [
+            ("keyframes/s", _rate(keyframes, elapsed_s)),
+            ("windows/s", _rate(now.windows_inferred - old.windows_inferred, elapsed_s)),
+            ("latency p50 (s)", f"{p50:.3f}" if recent else "n/a"),
+            ("latency p95 (s)", f"{p95:.3f}" if recent else "n/a"),
+            ("frame sets dropped", str(now.frame_sets_dropped)),
+            ("windows published", str(now.windows_published)),
+            ("windows rejected", str(now.windows_rejected)),
+            ("last rejection", now.last_rejection or "none"),
+            ("windows failed", str(now.windows_failed)),
+            ("tracking segment", str(now.segment)),
+            ("longest executor stall (s)", f"{max(stall_s, 0.0):.3f}"),
+        ]
+        summary = (
+            f"{_rate(now.windows_inferred - old.windows_inferred, elapsed_s)} windows/s, latency p95 {p95:.3f} s"
+            if recent
+            else f"{now.windows_published} windows published, none in the last {limits.window_s:.0f} s"
+        )
+        return _judged("pipeline", "", problems, summary, values)
+
+    def _backend(self, now: HealthSnapshot) -> ComponentHealth:
+        values = [("backend", now.backend), ("device", now.device), ("precision", now.precision)]
+        summary = f"{now.backend} on {now.device}, {now.precision}"
+        problems = []
+        memory = now.gpu_memory
+        if memory is not None:
+            mib = 1 << 20
+            values += [
+                ("GPU memory used (MiB)", f"{memory.used_bytes / mib:.0f}"),
+                ("GPU memory total (MiB)", f"{memory.total_bytes / mib:.0f}"),
+                ("GPU memory reserved by torch (MiB)", f"{memory.torch_reserved_bytes / mib:.0f}"),
+            ]
+            used = memory.used_bytes / memory.total_bytes
+            if used > self._thresholds.gpu_memory_warn_ratio:
+                problems.append(
+                    (
+                        Level.WARN,
+                        f"GPU memory {used:.0%} used (above {self._thresholds.gpu_memory_warn_ratio:.0%}): "
+                        "a larger window may not fit (lower window_size or image_size, or free the GPU)",
+                    )
+                )
+        return _judged("backend", now.device, problems, summary, values)
+
+    @staticmethod
+    def _scale(scale: ScaleState) -> ComponentHealth:
+        values = [
+            ("source", scale.source),
+            ("metric", "yes" if scale.metric else "no"),
+            ("last problem", scale.problem or "none"),
+        ]
+        if scale.source == "none":
+            return _judged("metric scale", "", [], "unit-less: VGGT's scale (metric_scale_source none)", values)
+        problems = []
+        if not scale.metric:
+            waiting = f"waiting for the first metric scale from the {scale.source} source; nothing is published"
+            problems.append((Level.WARN, f"{waiting} ({scale.problem})" if scale.problem else waiting))
+        elif scale.problem:
+            problems.append((Level.WARN, f"the newest window measured no scale ({scale.problem}): keeping the last"))
+        return _judged("metric scale", "", problems, f"metric (metres) from the {scale.source} source", values)
