@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Time each backend per stage and end to end, and report achieved TFLOP/s.
 
     python bench/backends.py --model tiny --backends torch onnxruntime --device cpu --json out.json
@@ -11,6 +13,7 @@ FLOPs are counted once per (S, H, W) with torch's FlopCounterMode on the stages 
 m x k by k x n counts 2mkn) on a meta-device model, so TFLOP/s is comparable across backends.
 VGGT-1B at 350x518: 2.35 TFLOP for S = 1, 23.5 TFLOP for S = 8. Prints a table and writes JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +30,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 from conftest import TINY  # noqa: E402
-
 from vggt_ros.model import VGGT, VGGTConfig  # noqa: E402
 from vggt_ros.model.stages import STAGE_NAMES, build_stages, run_stages, torch_stage_runner  # noqa: E402
 from vggt_ros.runtime import BACKENDS, Pipeline  # noqa: E402
@@ -43,7 +45,10 @@ def machine_description(device: str) -> str:
 
 # The --sdpa choices, and the stages they apply to: those the torch backend runs in the chosen precision.
 SDPA_BACKENDS = {
-    "flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION", "math": "MATH",
+    "flash": "FLASH_ATTENTION",
+    "efficient": "EFFICIENT_ATTENTION",
+    "cudnn": "CUDNN_ATTENTION",
+    "math": "MATH",
 }
 SDPA_STAGES = ("dinov2", "aggregator")
 
@@ -98,8 +103,9 @@ def timed_runner(run, device: torch.device, times: dict[str, list[float]]):
     return timed
 
 
-def bench_pipeline(pipeline: Pipeline, num_frames: int, image_hw, warmup: int, repeats: int, tapped,
-                   sdpa: str | None = None) -> dict:
+def bench_pipeline(
+    pipeline: Pipeline, num_frames: int, image_hw, warmup: int, repeats: int, tapped, sdpa: str | None = None
+) -> dict:
     images = torch.rand(num_frames, 3, *image_hw)
     times: dict[str, list[float]] = {}
     total: list[float] = []
@@ -118,8 +124,7 @@ def bench_pipeline(pipeline: Pipeline, num_frames: int, image_hw, warmup: int, r
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=("tiny", "full"), default="tiny")
-    parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"],
-                        choices=BACKENDS)
+    parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"], choices=BACKENDS)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", nargs="+", default=["fp32"], help="torch backend precisions")
     parser.add_argument("--frames", nargs="+", type=int, default=[1, 2, 4, 8, 16])
@@ -127,9 +132,15 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=518)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sdpa", choices=("default", *SDPA_BACKENDS), default="default",
-                        help="attention backend of the encoder and the aggregator (torch backend; default: torch's)")
-    parser.add_argument("--engine-dir", default=None, help="existing export for onnxruntime/tensorrt (else exported to a temp dir)")
+    parser.add_argument(
+        "--sdpa",
+        choices=("default", *SDPA_BACKENDS),
+        default="default",
+        help="attention backend of the encoder and the aggregator (torch backend; default: torch's)",
+    )
+    parser.add_argument(
+        "--engine-dir", default=None, help="existing export for onnxruntime/tensorrt (else exported to a temp dir)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -160,27 +171,45 @@ def main() -> int:
             for s in args.frames:
                 result = bench_pipeline(pipeline, s, image_hw, args.warmup, args.repeats, tapped, sdpa)
                 total_flops = sum(flops[s].values())
-                rows.append({
-                    "backend": backend, "precision": precision, "frames": s,
-                    **result,
-                    "tflop": total_flops / 1e12,
-                    "tflops_per_s": total_flops / 1e12 / (result["total_ms"] / 1e3),
-                    "stage_tflops_per_s": {k: flops[s][k] / 1e12 / (v / 1e3) for k, v in result["stages_ms"].items()},
-                })
+                rows.append(
+                    {
+                        "backend": backend,
+                        "precision": precision,
+                        "frames": s,
+                        **result,
+                        "tflop": total_flops / 1e12,
+                        "tflops_per_s": total_flops / 1e12 / (result["total_ms"] / 1e3),
+                        "stage_tflops_per_s": {
+                            k: flops[s][k] / 1e12 / (v / 1e3) for k, v in result["stages_ms"].items()
+                        },
+                    }
+                )
                 print(f"  {backend}/{precision} S={s}: {result['total_ms']:.1f} ms", file=sys.stderr)
 
     machine = machine_description(args.device)
-    header = f"{'backend':<12}{'prec':<6}{'S':>4}" + "".join(f"{n:>13}" for n in STAGE_NAMES) + f"{'total ms':>11}{'TFLOP':>9}{'TFLOP/s':>9}"
-    print(f"VGGT {args.model} at {args.height}x{args.width} on {machine} (ms per call, median of {args.repeats}; "
-          f"attention: {args.sdpa})")
+    header = (
+        f"{'backend':<12}{'prec':<6}{'S':>4}"
+        + "".join(f"{n:>13}" for n in STAGE_NAMES)
+        + f"{'total ms':>11}{'TFLOP':>9}{'TFLOP/s':>9}"
+    )
+    print(
+        f"VGGT {args.model} at {args.height}x{args.width} on {machine} (ms per call, median of {args.repeats}; "
+        f"attention: {args.sdpa})"
+    )
     print(header)
     for r in rows:
-        print(f"{r['backend']:<12}{r['precision']:<6}{r['frames']:>4}"
-              + "".join(f"{r['stages_ms'][n]:>13.2f}" for n in STAGE_NAMES)
-              + f"{r['total_ms']:>11.1f}{r['tflop']:>9.3f}{r['tflops_per_s']:>9.2f}")
+        print(
+            f"{r['backend']:<12}{r['precision']:<6}{r['frames']:>4}"
+            + "".join(f"{r['stages_ms'][n]:>13.2f}" for n in STAGE_NAMES)
+            + f"{r['total_ms']:>11.1f}{r['tflop']:>9.3f}{r['tflops_per_s']:>9.2f}"
+        )
     if args.json:
-        args.json.write_text(json.dumps(
-            {"machine": machine, "model": args.model, "image_hw": image_hw, "sdpa": args.sdpa, "rows": rows}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {"machine": machine, "model": args.model, "image_hw": image_hw, "sdpa": args.sdpa, "rows": rows},
+                indent=1,
+            )
+        )
     return 0
 
 

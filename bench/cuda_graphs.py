@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Eager execution against CUDA-graph replay for a window of fixed size (CUDA only).
 
     python bench/cuda_graphs.py --json graphs.json [--frames 8] [--depth-frames 3] [--precision bf16] [--sdpa flash]
@@ -15,6 +17,7 @@ It reports ms per call (median of --repeats, CUDA events), the speed-up, the lar
 replayed and the eager outputs, TFLOP/s (FLOPs counted on the meta device), and the peak GPU memory
 (torch.cuda.max_memory_allocated). Prints a table and writes JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,7 +73,10 @@ def compare(name: str, call, flops: float, args) -> dict:
     difference = max(float((static[k].float() - eager[k].float()).abs().max()) for k in eager)
     print(f"  {name}: eager {eager_ms:.2f} ms, graph {graph_ms:.2f} ms", file=sys.stderr)
     return {
-        "eager_ms": eager_ms, "graph_ms": graph_ms, "speedup": eager_ms / graph_ms, "max_abs_difference": difference,
+        "eager_ms": eager_ms,
+        "graph_ms": graph_ms,
+        "speedup": eager_ms / graph_ms,
+        "max_abs_difference": difference,
         "tflop": flops / 1e12,
         "eager_tflops_per_s": flops / 1e9 / eager_ms,
         "graph_tflops_per_s": flops / 1e9 / graph_ms,
@@ -84,10 +90,18 @@ def main() -> int:
     parser.add_argument("--depth-frames", type=int, default=3, help="frames of the window the depth head runs on")
     parser.add_argument("--height", type=int, default=350)
     parser.add_argument("--width", type=int, default=518)
-    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="bf16",
-                        help="of the encoder and the aggregator (the heads run in float32)")
-    parser.add_argument("--sdpa", choices=("default", *SDPA_BACKENDS), default="flash",
-                        help="attention backend of the encoder and the aggregator")
+    parser.add_argument(
+        "--precision",
+        choices=sorted(PRECISIONS),
+        default="bf16",
+        help="of the encoder and the aggregator (the heads run in float32)",
+    )
+    parser.add_argument(
+        "--sdpa",
+        choices=("default", *SDPA_BACKENDS),
+        default="flash",
+        help="attention backend of the encoder and the aggregator",
+    )
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
@@ -106,27 +120,49 @@ def main() -> int:
     flops = stage_flops(model.config, args.frames, image_hw)
     depth_flops = stage_flops(model.config, args.depth_frames, image_hw)["depth_head"]
     results = {
-        "aggregator": compare("aggregator", lambda: run("aggregator", {"patch_tokens": tokens}),
-                              flops["aggregator"], args),
-        "window": compare("window", lambda: run_heads(run, tokens, model.config.tapped_layers, DEPTH_OUTPUTS, dense),
-                          flops["aggregator"] + flops["camera_head"] + depth_flops, args),
+        "aggregator": compare(
+            "aggregator", lambda: run("aggregator", {"patch_tokens": tokens}), flops["aggregator"], args
+        ),
+        "window": compare(
+            "window",
+            lambda: run_heads(run, tokens, model.config.tapped_layers, DEPTH_OUTPUTS, dense),
+            flops["aggregator"] + flops["camera_head"] + depth_flops,
+            args,
+        ),
     }
     peak_gib = torch.cuda.max_memory_allocated() / 2**30
 
     machine = machine_description("cuda")
-    print(f"VGGT-1B (random weights) at {args.height}x{args.width}, S = {args.frames}, depth head on "
-          f"{args.depth_frames} frames, {args.precision}, attention {args.sdpa}, on {machine}; "
-          f"median of {args.repeats}; peak {peak_gib:.1f} GiB")
-    print(f"{'part':<12}{'eager ms':>10}{'graph ms':>10}{'speedup':>9}{'TFLOP':>8}{'TFLOP/s eager':>15}"
-          f"{'graph':>8}{'max |diff|':>12}")
+    print(
+        f"VGGT-1B (random weights) at {args.height}x{args.width}, S = {args.frames}, depth head on "
+        f"{args.depth_frames} frames, {args.precision}, attention {args.sdpa}, on {machine}; "
+        f"median of {args.repeats}; peak {peak_gib:.1f} GiB"
+    )
+    print(
+        f"{'part':<12}{'eager ms':>10}{'graph ms':>10}{'speedup':>9}{'TFLOP':>8}{'TFLOP/s eager':>15}"
+        f"{'graph':>8}{'max |diff|':>12}"
+    )
     for name, r in results.items():
-        print(f"{name:<12}{r['eager_ms']:>10.2f}{r['graph_ms']:>10.2f}{r['speedup']:>9.2f}{r['tflop']:>8.2f}"
-              f"{r['eager_tflops_per_s']:>15.1f}{r['graph_tflops_per_s']:>8.1f}{r['max_abs_difference']:>12.2e}")
+        print(
+            f"{name:<12}{r['eager_ms']:>10.2f}{r['graph_ms']:>10.2f}{r['speedup']:>9.2f}{r['tflop']:>8.2f}"
+            f"{r['eager_tflops_per_s']:>15.1f}{r['graph_tflops_per_s']:>8.1f}{r['max_abs_difference']:>12.2e}"
+        )
     if args.json:
-        args.json.write_text(json.dumps({
-            "machine": machine, "image_hw": image_hw, "frames": args.frames, "depth_frames": args.depth_frames,
-            "precision": args.precision, "sdpa": args.sdpa, "peak_gib": peak_gib, **results,
-        }, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": machine,
+                    "image_hw": image_hw,
+                    "frames": args.frames,
+                    "depth_frames": args.depth_frames,
+                    "precision": args.precision,
+                    "sdpa": args.sdpa,
+                    "peak_gib": peak_gib,
+                    **results,
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

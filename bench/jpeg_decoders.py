@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Benchmark: JPEG decoders for sensor_msgs/CompressedImage, to choose the one `vggt_ros.compressed_image` uses.
 
     python bench/jpeg_decoders.py --json /tmp/jpeg_decoders.json [--runs 200]
@@ -192,9 +194,11 @@ def main() -> None:
     # On a shared machine other jobs slow every decoder: the load average tells how quiet the run was.
     load = {"before": load_before, "after": os.getloadavg()[0]}
     images_per_size = len(next(iter(jpegs_by_size.values())))
-    print(f"JPEG decode, median ms per image ({images_per_size} photos per size, quality {QUALITY}, one thread, "
-          f"{args.runs} rounds; {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-          f"1-min load {load['before']:.1f} before, {load['after']:.1f} after)")
+    print(
+        f"JPEG decode, median ms per image ({images_per_size} photos per size, quality {QUALITY}, one thread, "
+        f"{args.runs} rounds; {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+        f"1-min load {load['before']:.1f} before, {load['after']:.1f} after)"
+    )
     size_header = "".join(f"{size:>11}" for size in jpegs_by_size)
     print(f"{'decoder':<12}{'version':<10}{size_header}{'max|d|':>8}{'mean|d|':>9}   truncated input")
     for name, entry in info.items():
@@ -202,8 +206,10 @@ def main() -> None:
             print(f"{name:<12}skipped: {entry['skipped']}")
             continue
         times = "".join(f"{entry['ms'][size]:>11.2f}" for size in jpegs_by_size)
-        print(f"{name:<12}{entry['version']:<10}{times}{entry['max_abs_diff_vs_pillow']:>8.0f}"
-              f"{entry['mean_abs_diff_vs_pillow']:>9.3f}   {entry['truncated']}")
+        print(
+            f"{name:<12}{entry['version']:<10}{times}{entry['max_abs_diff_vs_pillow']:>8.0f}"
+            f"{entry['mean_abs_diff_vs_pillow']:>9.3f}   {entry['truncated']}"
+        )
     print("|d|: absolute difference from Pillow's RGB in 0-255 levels, over all images")
 
     if args.json:

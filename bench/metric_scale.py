@@ -46,6 +46,7 @@ baseline for the rig, which starts from one 7 % wrong camera pair and corrects 1
         [--sources depth rig odometry] [--min-observations N] [--history N] [--max-step LOG] [--baseline M]
         [--wheel-error E]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,12 +92,27 @@ ODOMETRY = OdometryConfig()
 SCALE_TARGET_PCT = 1.0
 NO_WORSE_FACTOR = 1.1
 # The rows of the table and the JSON's headline keys (each source's worst over paths and seeds).
-HEADLINE = ("scale_error_10_windows_pct", "scale_error_pct", "scale_error_max_pct", "trajectory_scale_error_pct",
-            "ate_m", "ate_pct_of_path", "map_error_cm", "map_error_pct")
+HEADLINE = (
+    "scale_error_10_windows_pct",
+    "scale_error_pct",
+    "scale_error_max_pct",
+    "trajectory_scale_error_pct",
+    "ate_m",
+    "ate_pct_of_path",
+    "map_error_cm",
+    "map_error_pct",
+)
 
 
-def run_source(source: str, path: str, single: FrameSetSequence, seed: int, world: WorldConfig,
-               baseline_m: float = BASELINE_M, wheel_error: float = ODOMETRY.scale_error) -> MetricAccuracy:
+def run_source(
+    source: str,
+    path: str,
+    single: FrameSetSequence,
+    seed: int,
+    world: WorldConfig,
+    baseline_m: float = BASELINE_M,
+    wheel_error: float = ODOMETRY.scale_error,
+) -> MetricAccuracy:
     """One 200-frame run of ``path`` with ``source`` (see the module docstring for each sensor; ``baseline_m``: the
     rig's, ``wheel_error``: the odometry's distance error)."""
     metric = MetricConfig(source)
@@ -105,8 +121,9 @@ def run_source(source: str, path: str, single: FrameSetSequence, seed: int, worl
         return evaluate_metric(run, rigid=False)
     if source == "depth":
         sensor = FakeDepthSensorForTests(single, DEPTH_SENSOR, seed=seed)
-        run = run_metric_session(single, metric_session_config(single, WINDOWS, metric, world), depth_lookup=sensor,
-                                 seed=seed)
+        run = run_metric_session(
+            single, metric_session_config(single, WINDOWS, metric, world), depth_lookup=sensor, seed=seed
+        )
         return evaluate_metric(run)
     transforms = TransformBuffer()
     if source == "rig":
@@ -115,8 +132,9 @@ def run_source(source: str, path: str, single: FrameSetSequence, seed: int, worl
         run = run_metric_session(rig, metric_session_config(rig, WINDOWS, metric, world), transforms, seed=seed)
         return evaluate_metric(run)
     odometry = FakeOdometryForTests(single, transforms, replace(ODOMETRY, scale_error=wheel_error), seed=seed)
-    run = run_metric_session(single, metric_session_config(single, WINDOWS, metric, world), transforms,
-                             before=odometry.publish, seed=seed)
+    run = run_metric_session(
+        single, metric_session_config(single, WINDOWS, metric, world), transforms, before=odometry.publish, seed=seed
+    )
     return evaluate_metric(run)
 
 
@@ -134,33 +152,61 @@ def machine(load_before: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
-    parser.add_argument("--seeds", type=int, default=1,
-                        help="noise seeds per path and source; the JSON keeps the worst")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="noise seeds per path and source; the JSON keeps the worst"
+    )
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS), help="camera paths to run")
-    parser.add_argument("--sources", nargs="+", choices=METRIC_SOURCES[1:], default=list(METRIC_SOURCES[1:]),
-                        help="scale sources to run (the baseline 'none' always runs)")
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        choices=METRIC_SOURCES[1:],
+        default=list(METRIC_SOURCES[1:]),
+        help="scale sources to run (the baseline 'none' always runs)",
+    )
     filter_defaults = ScaleFilterConfig()
-    parser.add_argument("--min-observations", type=int, default=filter_defaults.min_observations,
-                        help="scale filter: observations that make the world metric")
+    parser.add_argument(
+        "--min-observations",
+        type=int,
+        default=filter_defaults.min_observations,
+        help="scale filter: observations that make the world metric",
+    )
     parser.add_argument("--history", type=int, default=filter_defaults.history, help="scale filter: windows kept")
-    parser.add_argument("--max-step", type=float, default=filter_defaults.max_step,
-                        help="scale filter: largest correction per window, log")
+    parser.add_argument(
+        "--max-step",
+        type=float,
+        default=filter_defaults.max_step,
+        help="scale filter: largest correction per window, log",
+    )
     parser.add_argument("--baseline", type=float, default=BASELINE_M, help="rig: camera 0 -> 1 distance, metres")
-    parser.add_argument("--wheel-error", type=float, default=ODOMETRY.scale_error,
-                        help="odometry: relative error of the distances the wheels measure")
+    parser.add_argument(
+        "--wheel-error",
+        type=float,
+        default=ODOMETRY.scale_error,
+        help="odometry: relative error of the distances the wheels measure",
+    )
     args = parser.parse_args()
-    sensors = {"none": {}, "depth": {"depth_sensor": asdict(DEPTH_SENSOR)}, "rig": {"rig_baseline_m": args.baseline},
-               "odometry": {"odometry": asdict(replace(ODOMETRY, scale_error=args.wheel_error))}}
+    sensors = {
+        "none": {},
+        "depth": {"depth_sensor": asdict(DEPTH_SENSOR)},
+        "rig": {"rig_baseline_m": args.baseline},
+        "odometry": {"odometry": asdict(replace(ODOMETRY, scale_error=args.wheel_error))},
+    }
 
-    world = WorldConfig(scale_filter=replace(
-        filter_defaults, history=args.history, max_step=args.max_step, min_observations=args.min_observations
-    ))
+    world = WorldConfig(
+        scale_filter=replace(
+            filter_defaults, history=args.history, max_step=args.max_step, min_observations=args.min_observations
+        )
+    )
     load_before = os.getloadavg()[0]
-    print(f"{FRAMES} frames at {IMAGE_HW[1]}x{IMAGE_HW[0]}, windows of {WINDOWS.window_size} keyframes, stride "
-          f"{WINDOWS.window_stride}, keyframe min_motion {WINDOWS.keyframes.min_motion}; scale filter "
-          f"{asdict(world.scale_filter)}; {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
-    print(f"{'source':<10}{'path':<10}{'seed':>5}{'windows':>8}{'first m':>8}{'scale10 %':>10}{'scale %':>9}"
-          f"{'max %':>7}{'traj %':>8}{'ATE m':>8}{'ATE %':>7}{'map cm':>8}{'map %':>7}{'s':>6}")
+    print(
+        f"{FRAMES} frames at {IMAGE_HW[1]}x{IMAGE_HW[0]}, windows of {WINDOWS.window_size} keyframes, stride "
+        f"{WINDOWS.window_stride}, keyframe min_motion {WINDOWS.keyframes.min_motion}; scale filter "
+        f"{asdict(world.scale_filter)}; {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
+    )
+    print(
+        f"{'source':<10}{'path':<10}{'seed':>5}{'windows':>8}{'first m':>8}{'scale10 %':>10}{'scale %':>9}"
+        f"{'max %':>7}{'traj %':>8}{'ATE m':>8}{'ATE %':>7}{'map cm':>8}{'map %':>7}{'s':>6}"
+    )
     per_path: dict[str, dict[str, list[dict]]] = {source: {} for source in ("none", *args.sources)}
     started = time.perf_counter()
     for path in args.paths:
@@ -170,19 +216,27 @@ def main() -> None:
                 start = time.perf_counter()
                 accuracy = run_source(source, path, single, seed, world, args.baseline, args.wheel_error)
                 seconds = time.perf_counter() - start
-                print(f"{source:<10}{path:<10}{seed:>5}{accuracy.windows:>8}{accuracy.first_metric_window:>8}"
-                      f"{accuracy.scale_error_10_windows_pct:>10.2f}{accuracy.scale_error_pct:>9.2f}"
-                      f"{accuracy.scale_error_max_pct:>7.2f}{accuracy.trajectory_scale_error_pct:>8.2f}"
-                      f"{accuracy.ate_m:>8.3f}{accuracy.ate_pct_of_path:>7.2f}{accuracy.map_error_cm:>8.2f}"
-                      f"{accuracy.map_error_pct:>7.2f}{seconds:>6.1f}")
+                print(
+                    f"{source:<10}{path:<10}{seed:>5}{accuracy.windows:>8}{accuracy.first_metric_window:>8}"
+                    f"{accuracy.scale_error_10_windows_pct:>10.2f}{accuracy.scale_error_pct:>9.2f}"
+                    f"{accuracy.scale_error_max_pct:>7.2f}{accuracy.trajectory_scale_error_pct:>8.2f}"
+                    f"{accuracy.ate_m:>8.3f}{accuracy.ate_pct_of_path:>7.2f}{accuracy.map_error_cm:>8.2f}"
+                    f"{accuracy.map_error_pct:>7.2f}{seconds:>6.1f}"
+                )
                 entry = {**asdict(accuracy), "seed": seed, "path_length_m": single.path_length_m, "seconds": seconds}
                 per_path[source].setdefault(path, []).append(entry)
 
     settings = {
-        "frames": FRAMES, "image_hw": IMAGE_HW, "paths": args.paths, "seeds": args.seeds,
-        "window_size": WINDOWS.window_size, "window_stride": WINDOWS.window_stride,
-        "min_motion": WINDOWS.keyframes.min_motion, "scale_filter": asdict(world.scale_filter),
-        "oracle_noise": asdict(OracleNoise()), "scale_target_pct": SCALE_TARGET_PCT,
+        "frames": FRAMES,
+        "image_hw": IMAGE_HW,
+        "paths": args.paths,
+        "seeds": args.seeds,
+        "window_size": WINDOWS.window_size,
+        "window_stride": WINDOWS.window_stride,
+        "min_motion": WINDOWS.keyframes.min_motion,
+        "scale_filter": asdict(world.scale_filter),
+        "oracle_noise": asdict(OracleNoise()),
+        "scale_target_pct": SCALE_TARGET_PCT,
         "no_worse_factor": NO_WORSE_FACTOR,
     }
     results: dict[str, dict] = {}
@@ -224,8 +278,9 @@ def _worst(values) -> float:
 def _targets(runs_by_path: dict[str, list[dict]], baseline_by_path: dict[str, list[dict]]) -> dict:
     """Whether each target held on every path and seed, and the worst ratios to the baseline (the same path and
     seed without a source) behind the last two."""
-    pairs = [(run, baseline) for path, runs in runs_by_path.items()
-             for run, baseline in zip(runs, baseline_by_path[path])]
+    pairs = [
+        (run, baseline) for path, runs in runs_by_path.items() for run, baseline in zip(runs, baseline_by_path[path])
+    ]
     ate_ratio = max(run["ate_pct_of_path"] / baseline["ate_pct_of_path"] for run, baseline in pairs)
     map_ratio = max(run["map_error_pct"] / baseline["map_error_pct"] for run, baseline in pairs)
     return {

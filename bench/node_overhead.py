@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The node's own work per published 518x350 frame, outside the network, next to a plain memcpy of the same bytes.
 
 Stages (medians over --repeats frames, one camera, window 8, stride 1, the node's own code paths):
@@ -174,8 +176,10 @@ def main() -> int:
         "torch_threads": torch.get_num_threads(),
         "cpu_cores": os.cpu_count(),
     }
-    print(f"node overhead per published {WIDTH}x{HEIGHT} frame (median of {args.repeats}, window {args.window_size}, "
-          f"{result['torch_threads']} torch thread(s), {result['cpu_cores']} cores):")
+    print(
+        f"node overhead per published {WIDTH}x{HEIGHT} frame (median of {args.repeats}, window {args.window_size}, "
+        f"{result['torch_threads']} torch thread(s), {result['cpu_cores']} cores):"
+    )
     print(f"  {'stage':<18}{'idle ms':>9}{'1 core busy':>13}")
     for name, value in idle["per_frame_ms"].items():
         print(f"  {name:<18}{value:>9.2f}{contended['per_frame_ms'][name]:>13.2f}")
@@ -185,7 +189,9 @@ def main() -> int:
         f"({result['memcpy_bytes'] / 1e6:.1f} MB: image, {result['cloud_points']} cloud points, depth, confidence)"
     )
     if result["cloud_delivery_ms"] is not None:
-        print(f"  cloud publish -> subscriber callback, same process: {result['cloud_delivery_ms']:.2f} ms (not in total)")
+        print(
+            f"  cloud publish -> subscriber callback, same process: {result['cloud_delivery_ms']:.2f} ms (not in total)"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -194,13 +200,13 @@ def main() -> int:
 
 def measure(args, messages, publish) -> dict:
     """Median ms per stage over ``args.repeats`` published frames (after 3 warm-up frames)."""
+    from sensor_msgs.msg import Image
+
     from vggt_ros.image_encoding import image_to_rgb
     from vggt_ros.preprocess import preprocess_frames_u8, to_unit_float
     from vggt_ros.products import CloudConfig, build_cloud, cameras_in_world, decode_window, place_in_world
     from vggt_ros.sync import ApproximateTimeSynchronizer
     from vggt_ros.window import FrameSet, KeyframePolicy, SlidingWindow, WindowConfig
-
-    from sensor_msgs.msg import Image
 
     rng = np.random.default_rng(0)
     photo = PILImage.open(IMAGE).convert("RGB").resize((WIDTH, HEIGHT), PILImage.Resampling.BICUBIC)
@@ -244,7 +250,9 @@ def measure(args, messages, publish) -> dict:
         frames = args.window_size
         ids = [(stamp_ns - (frames - 1 - k) * 100_000_000, 0) for k in range(frames)]
         dense = tuple(range(frames - DENSE, frames))
-        products = decode_window(outputs, ids, [stamp * 1e-9 for stamp, _ in ids], dense, colors.expand(DENSE, -1, -1, -1))
+        products = decode_window(
+            outputs, ids, [stamp * 1e-9 for stamp, _ in ids], dense, colors.expand(DENSE, -1, -1, -1)
+        )
         world_from_camera = cameras_in_world(world_from_window, products.window_from_camera)
         placed = place_in_world(products, world_from_camera, 1.0, [frames - 1], cloud_config.point_decimation)
         cloud = build_cloud(placed, cloud_config)

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Benchmark: streaming preprocessing (`preprocess_frames`) against the exact route (`preprocess_images`).
 
 Accuracy: for every single-image case of the official fixtures, the max and mean absolute difference from the
@@ -18,6 +20,7 @@ import platform
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +31,14 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 from conftest import FIXTURES as SHARED_FIXTURES  # noqa: E402
 from vggt_ros.preprocess import (  # noqa: E402
-    decode_image_file,
     _fit_centred,
     _resize_like_pillow_float,
     _resized_size,
-    to_unit_float,
+    decode_image_file,
     output_size,
     preprocess_frames,
     preprocess_images,
+    to_unit_float,
 )
 
 FIXTURES = SHARED_FIXTURES / "preprocess"
@@ -101,9 +104,9 @@ def measure_speed(device: str, num_frames: int, repeats: int) -> list[dict]:
         frames = np.stack([np.asarray(rocket.resize((width, height), Image.Resampling.BICUBIC))] * num_frames)
         frame_list = list(frames)
         for mode in ("crop", "pad"):
-            exact_ms, exact_best_ms = _time_ms(lambda: preprocess_images(frame_list, mode), repeats)
-            fast_ms, fast_best_ms = _time_ms(lambda: preprocess_frames(frames, mode, device=device), repeats)
-            float_ms, float_best_ms = _time_ms(lambda: _float_kernel_route(frames, mode), repeats)
+            exact_ms, exact_best_ms = _time_ms(partial(preprocess_images, frame_list, mode), repeats)
+            fast_ms, fast_best_ms = _time_ms(partial(preprocess_frames, frames, mode, device=device), repeats)
+            float_ms, float_best_ms = _time_ms(partial(_float_kernel_route, frames, mode), repeats)
             rows.append(
                 {
                     "frames": num_frames,

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Soak test: a long run through the streaming session; memory and time per window must stay flat.
 
 `vggt_ros.session.ReconstructionSession` runs with the node's defaults (`vggt_ros.ros.params.NodeParameters`:
@@ -36,6 +38,7 @@ raw RSS slope is printed and written too.
 
     python bench/soak.py --frames 20000 --json /tmp/soak.json [--path loop] [--sample-every N] [--warmup N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -103,7 +106,8 @@ def main() -> int:
     parser.add_argument("--path", choices=PATHS, default="loop", help="camera path walked back and forth")
     parser.add_argument("--sample-every", type=int, help="frames between samples (default: min(1000, frames / 20))")
     parser.add_argument(
-        "--warmup", type=int,
+        "--warmup",
+        type=int,
         help="frames before RSS start and the fitted samples (default: min(2000, frames / 4), a multiple of "
         "--sample-every)",
     )
@@ -227,10 +231,14 @@ def main() -> int:
     for name, label in (("rss_mb", "RSS"), ("rss_mb_excluding_map", "RSS without the map's arrays")):
         slope = slope_per_10k([s["frames"] for s in rss_fit], [s[name] for s in rss_fit])
         flat = abs(slope) < args.rss_tolerance
-        trends.update({
-            f"{name}_start": rss_fit[0][name], f"{name}_end": samples[-1][name], f"{name}_slope_per_10k_frames": slope,
-            f"{name}_flat": flat,
-        })
+        trends.update(
+            {
+                f"{name}_start": rss_fit[0][name],
+                f"{name}_end": samples[-1][name],
+                f"{name}_slope_per_10k_frames": slope,
+                f"{name}_flat": flat,
+            }
+        )
         print(
             f"{label}: {rss_fit[0][name]:.1f} MB after warm-up -> {samples[-1][name]:.1f} MB at the end, slope "
             f"{slope:+.2f} MB per 10k frames: {'flat' if flat else 'NOT flat'} (tolerance {args.rss_tolerance:g})"

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Cost per new keyframe of the streaming session: full recompute against the incremental path.
 
     python bench/streaming.py --json out.json                # FLOPs; CPU timings of the tiny and the full-size model
@@ -20,8 +22,9 @@ the session's rules only, not on the model or the image size.
 Timings (--models): ms per new keyframe end to end (`add` of the new frame sets, `infer`, `integrate`), ms per
 stage of the network, and ms per step of the session around it (its `seconds`: preprocess, encode = DINOv2 of
 the new frames, network = aggregator and heads -- in the full recompute all five --, world, cloud, map). `tiny`
-is the fixture model (../shared/fixtures/vggt_tiny) at --tiny-hw; `full` is VGGT-1B's configuration with random weights (torch.manual_seed(0)) at --full-hw, reduced
-on a CPU. On CUDA the peak memory (torch.cuda.max_memory_allocated) of each run is reported too.
+is the fixture model (../shared/fixtures/vggt_tiny) at --tiny-hw; `full` is VGGT-1B's configuration with random
+weights (torch.manual_seed(0)) at --full-hw, reduced on a CPU. On CUDA the peak memory
+(torch.cuda.max_memory_allocated) of each run is reported too.
 
 The stream: the synthetic textured room of test/support/synthetic.py, along its "loop" path, every third frame
 of 200 (about the keyframe spacing bench/world_chaining.py gets there with min_motion 0.07), each frame a
@@ -38,6 +41,7 @@ Prints tables and writes JSON: one key per window size and stride, "window_{S}_s
 full_tflop, incremental_tflop, the per-stage breakdown and, unless --no-timing, the timings per model and mode,
 and the machine and settings of the run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -167,13 +171,27 @@ def stream(image_hw: tuple[int, int], frames: int):
     return render_poses(PATH, poses, image_hw)
 
 
-def run_session(pipeline: Pipeline, image_hw, window: int, stride: int, incremental: bool, overlap: int,
-                warmup: int, windows: int, sdpa: str | None) -> list[WindowRecord]:
+def run_session(
+    pipeline: Pipeline,
+    image_hw,
+    window: int,
+    stride: int,
+    incremental: bool,
+    overlap: int,
+    warmup: int,
+    windows: int,
+    sdpa: str | None,
+) -> list[WindowRecord]:
     """Run one session over the stream; the records of the ``windows`` full windows after ``warmup`` untimed ones."""
     device = pipeline.device
     log = StageLog(device)
-    instrumented = Pipeline(lambda hw: log.wrap(with_sdpa_backend(pipeline.stage_runner(hw), sdpa)),
-                            pipeline.tapped_layers, device, pipeline.backend, pipeline.patch_size)
+    instrumented = Pipeline(
+        lambda hw: log.wrap(with_sdpa_backend(pipeline.stage_runner(hw), sdpa)),
+        pipeline.tapped_layers,
+        device,
+        pipeline.backend,
+        pipeline.patch_size,
+    )
     network = OracleAnswered(instrumented)
     config = SessionConfig(
         window=WindowConfig(window, stride),
@@ -209,8 +227,10 @@ def run_session(pipeline: Pipeline, image_hw, window: int, stride: int, incremen
         synchronize(device)
         seconds, adding = adding + time.perf_counter() - start, 0.0
         if output.window.stamps_ns != update.window.stamps_ns:
-            raise RuntimeError(f"the session re-anchored window {update.window.sequence} after a rejection "
-                               f"({output.reason}); the oracle answered for the window as emitted")
+            raise RuntimeError(
+                f"the session re-anchored window {update.window.sequence} after a rejection "
+                f"({output.reason}); the oracle answered for the window as emitted"
+            )
         if not full:
             continue
         full_windows += 1
@@ -254,8 +274,17 @@ def count_flops(args) -> dict[str, dict]:
         for stride in args.strides:
             entry = {}
             for mode in MODES:
-                records = run_session(pipeline, COUNTING_HW, window, stride, mode == "incremental", args.overlap,
-                                      warmup=0, windows=2, sdpa=None)
+                records = run_session(
+                    pipeline,
+                    COUNTING_HW,
+                    window,
+                    stride,
+                    mode == "incremental",
+                    args.overlap,
+                    warmup=0,
+                    windows=2,
+                    sdpa=None,
+                )
                 flops = flops_per_keyframe(records, stride, VGGTConfig(), args.flop_hw)
                 entry[f"{mode}_tflop"] = sum(flops.values()) / 1e12
                 entry[f"{mode}_stage_tflop"] = {k: v / 1e12 for k, v in flops.items()}
@@ -269,10 +298,13 @@ def count_flops(args) -> dict[str, dict]:
 def summarise(records: list[WindowRecord], stride: int, flops: dict[str, float], device: torch.device) -> dict:
     """Medians per new keyframe over the measured windows."""
     ms = 1e3 * statistics.median(r.seconds for r in records) / stride
-    stage_ms = {name: statistics.median(sum(t for n, _, t in r.calls if n == name) for r in records) / stride
-                for name in STAGE_NAMES}
-    session_ms = {step: 1e3 * statistics.median(r.steps.get(step, 0.0) for r in records) / stride
-                  for step in SESSION_STEPS}
+    stage_ms = {
+        name: statistics.median(sum(t for n, _, t in r.calls if n == name) for r in records) / stride
+        for name in STAGE_NAMES
+    }
+    session_ms = {
+        step: 1e3 * statistics.median(r.steps.get(step, 0.0) for r in records) / stride for step in SESSION_STEPS
+    }
     tflop = sum(flops.values()) / 1e12
     summary = {
         "ms_per_keyframe": ms,
@@ -306,16 +338,37 @@ def time_sessions(args, device: torch.device, results: dict) -> list[dict]:
                 for mode in MODES:
                     if device.type == "cuda":
                         torch.cuda.reset_peak_memory_stats(device)
-                    records = run_session(pipeline, image_hw, window, stride, mode == "incremental", args.overlap,
-                                          args.warmup, args.windows, sdpa)
+                    records = run_session(
+                        pipeline,
+                        image_hw,
+                        window,
+                        stride,
+                        mode == "incremental",
+                        args.overlap,
+                        args.warmup,
+                        args.windows,
+                        sdpa,
+                    )
                     flops = flops_per_keyframe(records, stride, model.config, image_hw)
                     entry[mode] = summarise(records, stride, flops, device)
-                    print(f"  {name} {image_hw[0]}x{image_hw[1]} window {window} stride {stride} {mode}: "
-                          f"{entry[mode]['ms_per_keyframe']:.1f} ms per keyframe", file=sys.stderr)
+                    print(
+                        f"  {name} {image_hw[0]}x{image_hw[1]} window {window} stride {stride} {mode}: "
+                        f"{entry[mode]['ms_per_keyframe']:.1f} ms per keyframe",
+                        file=sys.stderr,
+                    )
                 entry["speedup"] = entry["full"]["ms_per_keyframe"] / entry["incremental"]["ms_per_keyframe"]
-                rows += [{"model": name, "image_hw": image_hw, "window": window, "stride": stride, "mode": mode,
-                          "speedup": entry["speedup"] if mode == "incremental" else None, **entry[mode]}
-                         for mode in MODES]
+                rows += [
+                    {
+                        "model": name,
+                        "image_hw": image_hw,
+                        "window": window,
+                        "stride": stride,
+                        "mode": mode,
+                        "speedup": entry["speedup"] if mode == "incremental" else None,
+                        **entry[mode],
+                    }
+                    for mode in MODES
+                ]
                 results[f"window_{window}_stride_{stride}"].setdefault("timing", {})[f"{name}_model"] = entry
         del model, pipeline
         if device.type == "cuda":
@@ -328,36 +381,54 @@ def frames_text(frames: dict[str, float]) -> str:
 
 
 def print_flops(results: dict, args) -> None:
-    print(f"VGGT-1B at {args.flop_hw[0]}x{args.flop_hw[1]}: TFLOP per new keyframe (overlap_frame_sets "
-          f"{args.overlap}); frames per window of {'/'.join(STAGE_NAMES)}")
-    print(f"{'window':>6}{'stride':>7}{'full':>9}{'incr.':>9}{'incr/full':>10}   {'full frames':<16}"
-          "incremental frames")
+    print(
+        f"VGGT-1B at {args.flop_hw[0]}x{args.flop_hw[1]}: TFLOP per new keyframe (overlap_frame_sets "
+        f"{args.overlap}); frames per window of {'/'.join(STAGE_NAMES)}"
+    )
+    print(f"{'window':>6}{'stride':>7}{'full':>9}{'incr.':>9}{'incr/full':>10}   {'full frames':<16}incremental frames")
     for key, entry in results.items():
         _, window, _, stride = key.split("_")
-        print(f"{window:>6}{stride:>7}{entry['full_tflop']:>9.2f}{entry['incremental_tflop']:>9.2f}"
-              f"{entry['incremental_over_full']:>10.2f}   "
-              f"{frames_text(entry['full_stage_frames']):<16}{frames_text(entry['incremental_stage_frames'])}")
+        print(
+            f"{window:>6}{stride:>7}{entry['full_tflop']:>9.2f}{entry['incremental_tflop']:>9.2f}"
+            f"{entry['incremental_over_full']:>10.2f}   "
+            f"{frames_text(entry['full_stage_frames']):<16}{frames_text(entry['incremental_stage_frames'])}"
+        )
 
 
 def print_timings(rows: list[dict], args, machine: str) -> None:
-    print(f"\nms per new keyframe on {machine}, {args.precision}, attention {args.sdpa}; median of {args.windows} "
-          "windows after the window filled.\nNetwork stages | session steps (incremental: encode = DINOv2 of the new "
-          "frames, network = the rest; full: all five stages in network). speedup = full / incremental")
-    short = {"dinov2": "dinov2", "aggregator": "aggr", "camera_head": "camera", "depth_head": "depth",
-             "point_head": "point"}
-    header = (f"{'model':<6}{'HxW':>9}{'win':>4}{'str':>4} {'mode':<12}{'total':>9}"
-              + "".join(f"{short[s]:>8}" for s in STAGE_NAMES) + " |"
-              + "".join(f"{s[:7]:>8}" for s in SESSION_STEPS) + f"{'TFLOP/s':>9}{'speedup':>8}" + "  statuses")
+    print(
+        f"\nms per new keyframe on {machine}, {args.precision}, attention {args.sdpa}; median of {args.windows} "
+        "windows after the window filled.\nNetwork stages | session steps (incremental: encode = DINOv2 of the new "
+        "frames, network = the rest; full: all five stages in network). speedup = full / incremental"
+    )
+    short = {
+        "dinov2": "dinov2",
+        "aggregator": "aggr",
+        "camera_head": "camera",
+        "depth_head": "depth",
+        "point_head": "point",
+    }
+    header = (
+        f"{'model':<6}{'HxW':>9}{'win':>4}{'str':>4} {'mode':<12}{'total':>9}"
+        + "".join(f"{short[s]:>8}" for s in STAGE_NAMES)
+        + " |"
+        + "".join(f"{s[:7]:>8}" for s in SESSION_STEPS)
+        + f"{'TFLOP/s':>9}{'speedup':>8}"
+        + "  statuses"
+    )
     print(header)
     for r in rows:
         statuses = ",".join(f"{k} {v}" for k, v in r["statuses"].items())
         speedup = "" if r["speedup"] is None else f"{r['speedup']:.2f}"
-        print(f"{r['model']:<6}{r['image_hw'][0]:>4}x{r['image_hw'][1]:<4}{r['window']:>4}{r['stride']:>4} "
-              f"{r['mode']:<12}{r['ms_per_keyframe']:>9.1f}"
-              + "".join(f"{r['stage_ms'][s]:>8.1f}" for s in STAGE_NAMES) + " |"
-              + "".join(f"{r['session_ms'][s]:>8.1f}" for s in SESSION_STEPS)
-              + f"{r['tflops_per_s']:>9.3g}{speedup:>8}  {statuses}"
-              + (f", peak {r['peak_gib']:.1f} GiB" if "peak_gib" in r else ""))
+        print(
+            f"{r['model']:<6}{r['image_hw'][0]:>4}x{r['image_hw'][1]:<4}{r['window']:>4}{r['stride']:>4} "
+            f"{r['mode']:<12}{r['ms_per_keyframe']:>9.1f}"
+            + "".join(f"{r['stage_ms'][s]:>8.1f}" for s in STAGE_NAMES)
+            + " |"
+            + "".join(f"{r['session_ms'][s]:>8.1f}" for s in SESSION_STEPS)
+            + f"{r['tflops_per_s']:>9.3g}{speedup:>8}  {statuses}"
+            + (f", peak {r['peak_gib']:.1f} GiB" if "peak_gib" in r else "")
+        )
 
 
 def main() -> int:
@@ -365,22 +436,47 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="where to write the results")
     parser.add_argument("--window-sizes", nargs="+", type=int, default=[4, 8, 16], help="keyframes per window")
     parser.add_argument("--strides", nargs="+", type=int, default=[1, 2], help="new keyframes between windows")
-    parser.add_argument("--overlap", type=int, default=SessionConfig.overlap_frame_sets,
-                        help="overlap_frame_sets: frame sets the world holds that get depth (incremental path)")
+    parser.add_argument(
+        "--overlap",
+        type=int,
+        default=SessionConfig.overlap_frame_sets,
+        help="overlap_frame_sets: frame sets the world holds that get depth (incremental path)",
+    )
     parser.add_argument("--flop-hw", type=image_size, default=(350, 518), help="image size of the FLOP count, HxW")
     parser.add_argument("--no-timing", action="store_true", help="count FLOPs only")
-    parser.add_argument("--models", nargs="+", choices=("tiny", "full"), default=["tiny", "full"],
-                        help="models to time: the tiny fixture, VGGT-1B's configuration with random weights")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=("tiny", "full"),
+        default=["tiny", "full"],
+        help="models to time: the tiny fixture, VGGT-1B's configuration with random weights",
+    )
     parser.add_argument("--tiny-hw", type=image_size, default=(350, 518), help="image size of the tiny model, HxW")
-    parser.add_argument("--full-hw", type=image_size, default=(70, 98),
-                        help="image size of the full-size model, HxW (reduced for a CPU; 350x518 on a GPU)")
+    parser.add_argument(
+        "--full-hw",
+        type=image_size,
+        default=(70, 98),
+        help="image size of the full-size model, HxW (reduced for a CPU; 350x518 on a GPU)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (timings)")
-    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
-                        help="of the encoder and the aggregator (the heads run in float32)")
-    parser.add_argument("--sdpa", choices=("default", *SDPA_BACKENDS), default="default",
-                        help="attention backend of the encoder and the aggregator (default: torch's choice)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice; 1 is steadier on a busy machine)")
+    parser.add_argument(
+        "--precision",
+        choices=sorted(PRECISIONS),
+        default="fp32",
+        help="of the encoder and the aggregator (the heads run in float32)",
+    )
+    parser.add_argument(
+        "--sdpa",
+        choices=("default", *SDPA_BACKENDS),
+        default="default",
+        help="attention backend of the encoder and the aggregator (default: torch's choice)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice; 1 is steadier on a busy machine)",
+    )
     parser.add_argument("--warmup", type=int, default=1, help="untimed full windows before the measured ones")
     parser.add_argument("--windows", type=int, default=2, help="measured windows per session")
     args = parser.parse_args()
@@ -409,10 +505,14 @@ def main() -> int:
             print("Open3D is not installed: the map step was skipped (the session's map was a stand-in).")
     if args.json:
         settings = {
-            "flop_hw": list(args.flop_hw), "overlap_frame_sets": args.overlap, "precision": args.precision,
-            "sdpa": args.sdpa, "warmup": args.warmup, "windows": args.windows,
+            "flop_hw": list(args.flop_hw),
+            "overlap_frame_sets": args.overlap,
+            "precision": args.precision,
+            "sdpa": args.sdpa,
+            "warmup": args.warmup,
+            "windows": args.windows,
             "stream": f"test/support/synthetic.py {PATH!r} path, one frame in {PATH_STEP} of {PATH_FRAMES}; "
-                      "the session gets the oracle's cameras and depth",
+            "the session gets the oracle's cameras and depth",
             "map": "ran" if find_spec("open3d") else "skipped: Open3D not installed",
             "per": "new keyframe (per window / stride); *stage_frames: per window",
         }

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Benchmark: one consistent world from VGGT windows, against ground truth.
 
 For each camera path of `test/support/synthetic.py` ("straight", "loop", "rotation"; 200 frames at 10 Hz through a
@@ -19,6 +21,7 @@ the JSON holds the worst value of each metric over seeds 0..N-1.
     python bench/world_chaining.py --json /tmp/world_chaining.json [--seeds 1] [--window-size 8] [--stride 1]
                                    [--min-motion 0.07] [--overlap 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,13 +48,19 @@ def main() -> None:
     parser.add_argument("--window-size", type=int, default=8, help="keyframes per window")
     parser.add_argument("--stride", type=int, default=1, help="new keyframes between windows")
     parser.add_argument("--min-motion", type=float, default=0.07, help="keyframe grey-level change (0..1)")
-    parser.add_argument("--overlap", type=int, default=SessionConfig.overlap_frame_sets, help="frame sets already in the world given depth")
+    parser.add_argument(
+        "--overlap",
+        type=int,
+        default=SessionConfig.overlap_frame_sets,
+        help="frame sets already in the world given depth",
+    )
     args = parser.parse_args()
 
     window_config = WindowConfig(args.window_size, args.stride, KeyframePolicy(min_motion=args.min_motion))
     print(
         f"{FRAMES} frames at {IMAGE_HW[1]}x{IMAGE_HW[0]}, windows of {args.window_size} keyframes, "
-        f"stride {args.stride}, keyframe min_motion {args.min_motion}, overlap {args.overlap}, noise {asdict(OracleNoise())}"
+        f"stride {args.stride}, keyframe min_motion {args.min_motion}, overlap {args.overlap}, "
+        f"noise {asdict(OracleNoise())}"
     )
     header = (
         f"{'path':<10}{'seed':>5}{'length':>8}{'keyfr':>7}{'windows':>8}{'rejected':>9}{'wrong':>6}"
@@ -64,7 +73,9 @@ def main() -> None:
         worst: dict[str, float] = {}
         for seed in range(args.seeds):
             start = time.perf_counter()
-            metrics = evaluate_chaining(run_chaining(sequence, window_config, seed=seed, overlap_frame_sets=args.overlap))
+            metrics = evaluate_chaining(
+                run_chaining(sequence, window_config, seed=seed, overlap_frame_sets=args.overlap)
+            )
             seconds = time.perf_counter() - start
             print(
                 f"{name:<10}{seed:>5}{sequence.path_length:>8.2f}{metrics.keyframes:>7}{metrics.windows:>8}"

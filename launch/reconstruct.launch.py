@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Launch the `vggt` reconstruction node (and RViz).
 
     ros2 launch vggt_ros reconstruct.launch.py image_topics:=/camera/image_raw weights:=facebook/VGGT-1B
@@ -8,10 +10,10 @@ Every node parameter lives in the parameter file (default: this package's config
 argument given on the command line overrides the file, an empty one leaves it alone.
 
 Camera-sized images on sensor-data QoS need Fast DDS' LARGE_DATA transports in the camera driver and in this node
-(see TRANSPORTS_VARIABLE in vggt_ros/ros/node.py), and Fast DDS processes with different transports do not discover each other. So
-this file sets FASTDDS_BUILTIN_TRANSPORTS for every process launched after it: this node, RViz, and a camera driver
-that a parent launch file includes after this one (includes are not scoped). A value already in the environment
-is kept; `fastdds_builtin_transports:=DEFAULT` restores Fast DDS' defaults.
+(see TRANSPORTS_VARIABLE in vggt_ros/ros/node.py), and Fast DDS processes with different transports do not
+discover each other. So this file sets FASTDDS_BUILTIN_TRANSPORTS for every process launched after it: this node,
+RViz, and a camera driver that a parent launch file includes after this one (includes are not scoped). A value
+already in the environment is kept; `fastdds_builtin_transports:=DEFAULT` restores Fast DDS' defaults.
 """
 
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable

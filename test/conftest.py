@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Shared test fixtures: paths to ../shared and the tiny VGGT model with the official implementation's outputs."""
+
 from __future__ import annotations
 
 from pathlib import Path

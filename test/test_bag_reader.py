@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """BagImageSource on real rosbag2 recordings (mcap and sqlite3) written with rosbags by test/support/bags.py."""
 
 import logging
@@ -25,7 +27,7 @@ def frames() -> list[np.ndarray]:
     """Ten different 48x64 RGB crops of a photograph, like consecutive camera frames."""
     with Image.open(IMAGES / "astronaut.png") as image:
         photo = np.asarray(image.convert("RGB"))
-    return [np.ascontiguousarray(photo[40 + 11 * i: 88 + 11 * i, 30 + 17 * i: 94 + 17 * i]) for i in range(10)]
+    return [np.ascontiguousarray(photo[40 + 11 * i : 88 + 11 * i, 30 + 17 * i : 94 + 17 * i]) for i in range(10)]
 
 
 def _stamps(count: int, offset_ns: int = 0) -> list[int]:
@@ -42,8 +44,11 @@ def _psnr_db(decoded: np.ndarray, original: np.ndarray) -> float:
 def test_one_camera_reads_back_every_image_with_its_stamp(tmp_path, frames, storage, transport):
     stamps = _stamps(len(frames))
     bag = write_image_bag(
-        tmp_path / "bag", storage, [("/cam/image_raw", list(zip(stamps, frames)))],
-        compressed=transport != "raw", codec="png" if transport == "png" else "jpeg",
+        tmp_path / "bag",
+        storage,
+        [("/cam/image_raw", list(zip(stamps, frames)))],
+        compressed=transport != "raw",
+        codec="png" if transport == "png" else "jpeg",
     )
 
     source = BagImageSource(bag, ["/cam/image_raw"])
@@ -78,8 +83,12 @@ def test_two_cameras_pair_up_through_the_nodes_synchroniser(tmp_path, frames, st
     left = list(zip(_stamps(5), frames[:5]))
     right = [(stamp, frame) for i, (stamp, frame) in enumerate(zip(_stamps(5, 3_000_000), frames[5:])) if i != 4]
     bag = write_image_bag(
-        tmp_path / "bag", storage, [("/left/image_raw", left), ("/right/image_raw", right)],
-        compressed=True, codec="png", receive_delay_ns=20_000_000,
+        tmp_path / "bag",
+        storage,
+        [("/left/image_raw", left), ("/right/image_raw", right)],
+        compressed=True,
+        codec="png",
+        receive_delay_ns=20_000_000,
     )
     source = BagImageSource(bag, ["/left/image_raw", "/right/image_raw"])
 
@@ -99,8 +108,11 @@ def test_two_cameras_pair_up_through_the_nodes_synchroniser(tmp_path, frames, st
 def test_damaged_messages_are_skipped_counted_and_warned_once(tmp_path, frames, caplog, transport):
     topic = "/cam/image_raw/compressed" if transport == "jpeg" else "/cam/image_raw"
     bag = write_image_bag(
-        tmp_path / "bag", "mcap", [(topic, list(zip(_stamps(6), frames[:6])))],
-        compressed=transport == "jpeg", corrupt={(0, 1), (0, 4)},
+        tmp_path / "bag",
+        "mcap",
+        [(topic, list(zip(_stamps(6), frames[:6])))],
+        compressed=transport == "jpeg",
+        corrupt={(0, 1), (0, 4)},
     )
     source = BagImageSource(bag, [topic])
 
@@ -125,7 +137,12 @@ def test_undeserialisable_message_is_skipped(tmp_path, frames):
             header=typestore.types["std_msgs/msg/Header"](
                 stamp=typestore.types["builtin_interfaces/msg/Time"](sec=5, nanosec=0), frame_id="cam"
             ),
-            height=48, width=64, encoding="rgb8", is_bigendian=0, step=192, data=frames[0].reshape(-1),
+            height=48,
+            width=64,
+            encoding="rgb8",
+            is_bigendian=0,
+            step=192,
+            data=frames[0].reshape(-1),
         )
         writer.write(connection, 1, bytes(16))  # a CDR header and zeros: no Image
         writer.write(connection, 2, typestore.serialize_cdr(image, "sensor_msgs/msg/Image"))
@@ -141,8 +158,9 @@ def test_undeserialisable_message_is_skipped(tmp_path, frames):
 def test_time_range_is_seconds_of_log_time_after_the_bag_start(tmp_path, frames):
     # Header stamps lag the log time by 30 ms; the range applies to the log time, the stamps come out unchanged.
     stamps = _stamps(10)
-    bag = write_image_bag(tmp_path / "bag", "sqlite3", [("/cam/image_raw", list(zip(stamps, frames)))],
-                          receive_delay_ns=30_000_000)
+    bag = write_image_bag(
+        tmp_path / "bag", "sqlite3", [("/cam/image_raw", list(zip(stamps, frames)))], receive_delay_ns=30_000_000
+    )
 
     source = BagImageSource(bag, ["/cam/image_raw"], start_s=0.25, stop_s=0.55)
 
@@ -154,8 +172,9 @@ def test_time_range_is_seconds_of_log_time_after_the_bag_start(tmp_path, frames)
 
 
 def test_base_topic_reads_its_compressed_transport(tmp_path, frames, caplog):
-    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam/image_raw/compressed", [(_stamps(1)[0], frames[0])])],
-                          compressed=True)
+    bag = write_image_bag(
+        tmp_path / "bag", "mcap", [("/cam/image_raw/compressed", [(_stamps(1)[0], frames[0])])], compressed=True
+    )
 
     with caplog.at_level(logging.INFO, logger=LOGGER):
         source = BagImageSource(bag, ["cam/image_raw"])
@@ -175,8 +194,9 @@ def test_a_single_storage_file_reads_like_its_folder(tmp_path, frames, storage, 
 
 
 def test_iterating_again_reads_again_and_recounts_skips(tmp_path, frames):
-    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam/image_raw", list(zip(_stamps(4), frames[:4])))],
-                          corrupt={(0, 2)})
+    bag = write_image_bag(
+        tmp_path / "bag", "mcap", [("/cam/image_raw", list(zip(_stamps(4), frames[:4])))], corrupt={(0, 2)}
+    )
     source = BagImageSource(bag, ["/cam/image_raw"])
 
     first = [stamp for _, stamp, _ in source]
@@ -188,7 +208,8 @@ def test_iterating_again_reads_again_and_recounts_skips(tmp_path, frames):
 
 def test_unknown_topic_error_lists_the_bags_image_topics(tmp_path, frames):
     bag = write_image_bag(
-        tmp_path / "bag", "mcap",
+        tmp_path / "bag",
+        "mcap",
         [("/front/image_raw", [(_stamps(1)[0], frames[0])]), ("/rear/image_raw", [(_stamps(1)[0], frames[1])])],
         other_topics=["/imu/data"],
     )
@@ -202,8 +223,9 @@ def test_unknown_topic_error_lists_the_bags_image_topics(tmp_path, frames):
 
 
 def test_a_topic_of_another_type_is_refused(tmp_path, frames):
-    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam/image_raw", [(_stamps(1)[0], frames[0])])],
-                          other_topics=["/imu/data"])
+    bag = write_image_bag(
+        tmp_path / "bag", "mcap", [("/cam/image_raw", [(_stamps(1)[0], frames[0])])], other_topics=["/imu/data"]
+    )
 
     with pytest.raises(BagError, match="std_msgs/msg/String"):
         BagImageSource(bag, ["/imu/data"])

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """BagWriter: the node's messages (built by vggt_ros.ros.messages) into mcap, read back by rosbags and by rclpy."""
 
 import numpy as np
@@ -46,8 +48,9 @@ def node_messages() -> dict:
             True,
         ),
         "/vggt/path": (
-            messages.path([(STAMP_NS - 10, _pose(0.0, [0, 0, 0])), (STAMP_NS, _pose(0.1, [0.2, 0, 0]))], STAMP_NS,
-                          "world"),
+            messages.path(
+                [(STAMP_NS - 10, _pose(0.0, [0, 0, 0])), (STAMP_NS, _pose(0.1, [0.2, 0, 0]))], STAMP_NS, "world"
+            ),
             STAMP_NS,
             False,
         ),
@@ -122,8 +125,9 @@ def test_known_values_survive_the_bag(written, node_messages):
     assert (translation.x, translation.y, translation.z) == (1.0, 2.0, 3.0)
     # A rotation by 0.3 rad about z is the quaternion (0, 0, sin 0.15, cos 0.15).
     rotation = transform.transform.rotation
-    np.testing.assert_allclose([rotation.x, rotation.y, rotation.z, rotation.w], [0, 0, np.sin(0.15), np.cos(0.15)],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        [rotation.x, rotation.y, rotation.z, rotation.w], [0, 0, np.sin(0.15), np.cos(0.15)], atol=1e-12
+    )
     assert read["/tf_static"].transforms[0].child_frame_id == "world"
     assert [p.pose.position.x for p in read["/vggt/path"].poses] == [0.0, 0.2]
 
@@ -191,8 +195,12 @@ def test_a_topic_keeps_its_type_and_latching(tmp_path, node_messages):
 
 @pytest.mark.parametrize(
     "topic, stamp_ns, problem",
-    [("vggt/points", 1, "fully qualified"), ("/", 1, "fully qualified"), ("/vggt/points", -1, "stamp_ns"),
-     ("/vggt/points", 1.5, "stamp_ns")],
+    [
+        ("vggt/points", 1, "fully qualified"),
+        ("/", 1, "fully qualified"),
+        ("/vggt/points", -1, "stamp_ns"),
+        ("/vggt/points", 1.5, "stamp_ns"),
+    ],
 )
 def test_bad_topic_or_stamp_is_refused(tmp_path, topic, stamp_ns, problem):
     with BagWriter(tmp_path / "bag") as writer:

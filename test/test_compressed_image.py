@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """decode_compressed against Pillow's decoding of real photographs, and its errors on damaged or foreign data."""
 
 import array

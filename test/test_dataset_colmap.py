@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """COLMAP export of `DatasetWriter`, read back with the real pycolmap (which our writer does not use).
 
 The scene is the analytic textured room of test/support/synthetic.py seen by four cameras with known poses and
@@ -6,6 +8,7 @@ landscape image: a plain resize; crop of a portrait image: rows cut away; pad: w
 rendered exactly at the model pixels. Colours come from a smooth texture defined here as a function of the 3-D
 position, so a point's colour can be checked against the texture at the point.
 """
+
 import math
 
 import numpy as np
@@ -52,24 +55,39 @@ class Scene:
         self.frames = []
         for i, extrinsics in enumerate(self.camera_from_world):
             # Index convention, off-centre principal points and non-square pixels, different for every camera.
-            k_image = np.array([[0.8 * width + 9 * i, 0, width / 2 - 3.3 + i],
-                                [0, 0.81 * width + 9 * i, height / 2 + 2.1], [0, 0, 1]])
+            k_image = np.array(
+                [[0.8 * width + 9 * i, 0, width / 2 - 3.3 + i], [0, 0.81 * width + 9 * i, height / 2 + 2.1], [0, 0, 1]]
+            )
             k_model = model_from_image(self.mapping) @ k_image
             depth = self.room.render(extrinsics[None], k_model, self.mapping.model_hw)[0][0]
             world_from_camera = np.eye(4)
             world_from_camera[:3, :3] = extrinsics[:, :3].T
             world_from_camera[:3, 3] = -extrinsics[:, :3].T @ extrinsics[:, 3]
             rows, columns = np.indices(depth.shape)
-            rays = np.stack(((columns - k_model[0, 2]) / k_model[0, 0], (rows - k_model[1, 2]) / k_model[1, 1],
-                             np.ones_like(depth)), axis=-1)
+            rays = np.stack(
+                (
+                    (columns - k_model[0, 2]) / k_model[0, 0],
+                    (rows - k_model[1, 2]) / k_model[1, 1],
+                    np.ones_like(depth),
+                ),
+                axis=-1,
+            )
             points = (rays * depth[..., None]) @ world_from_camera[:3, :3].T + world_from_camera[:3, 3]
             conf = np.full(depth.shape, 5.0, np.float32) if confidence is None else confidence(depth.shape)
             self.image_intrinsics.append(k_image)
-            self.frames.append(ExportFrame(
-                name=f"cam/{i:06d}.png", camera=0, stamp_ns=10**9 + i * 10**8, pixel_map=self.mapping,
-                world_from_camera=world_from_camera, intrinsics=k_model, depth=depth.astype(np.float32),
-                confidence=conf, colors=texture(points.reshape(-1, 3)).reshape(*depth.shape, 3),
-            ))
+            self.frames.append(
+                ExportFrame(
+                    name=f"cam/{i:06d}.png",
+                    camera=0,
+                    stamp_ns=10**9 + i * 10**8,
+                    pixel_map=self.mapping,
+                    world_from_camera=world_from_camera,
+                    intrinsics=k_model,
+                    depth=depth.astype(np.float32),
+                    confidence=conf,
+                    colors=texture(points.reshape(-1, 3)).reshape(*depth.shape, 3),
+                )
+            )
 
     def first_surface_depth(self, camera: int, point: np.ndarray) -> tuple[float, float]:
         """(depth of ``point`` in ``camera``, depth of the first surface on the ray from ``camera`` through it),
@@ -110,7 +128,13 @@ def exported(request, tmp_path_factory):
 def test_images_have_their_names_and_true_poses_and_cameras_the_true_image_intrinsics(exported):
     scene, out_dir, written, model = exported
     assert [p.name for p in written.colmap_files] == [
-        "cameras.bin", "images.bin", "points3D.bin", "cameras.txt", "images.txt", "points3D.txt"]
+        "cameras.bin",
+        "images.bin",
+        "points3D.bin",
+        "cameras.txt",
+        "images.txt",
+        "points3D.txt",
+    ]
     assert sorted(model.images) == [1, 2, 3, 4] and len(model.cameras) == 4
     height, width = scene.image_hw
     for image_id, image in model.images.items():
@@ -165,8 +189,12 @@ def in_view(scene: Scene, image_id: int, point: np.ndarray) -> bool:
     image_uv = (k_image @ camera_point)[:2] / camera_point[2]  # index convention
     model_uv = scene.mapping.to_model(image_uv)
     (height, width), (model_height, model_width) = scene.image_hw, scene.mapping.model_hw
-    return (-0.5 <= image_uv[0] < width - 0.5 and -0.5 <= image_uv[1] < height - 0.5
-            and -0.5 <= model_uv[0] < model_width - 0.5 and -0.5 <= model_uv[1] < model_height - 0.5)
+    return (
+        -0.5 <= image_uv[0] < width - 0.5
+        and -0.5 <= image_uv[1] < height - 0.5
+        and -0.5 <= model_uv[0] < model_width - 0.5
+        and -0.5 <= model_uv[1] < model_height - 0.5
+    )
 
 
 def test_neighbouring_frames_observe_the_points_they_see_and_no_hidden_ones(exported):
@@ -201,26 +229,30 @@ def test_text_and_binary_models_are_the_same_reconstruction(exported):
     _, out_dir, _, binary = exported
     text = read(out_dir, "text")
     assert {i: (c.model_name, c.width, c.height, list(c.params)) for i, c in text.cameras.items()} == {
-        i: (c.model_name, c.width, c.height, list(c.params)) for i, c in binary.cameras.items()}
+        i: (c.model_name, c.width, c.height, list(c.params)) for i, c in binary.cameras.items()
+    }
     assert sorted(text.images) == sorted(binary.images)
     for image_id, image in binary.images.items():
         other = text.images[image_id]
         assert (other.name, other.camera_id) == (image.name, image.camera_id)
         assert np.array_equal(cam_from_world(other), cam_from_world(image))
         assert [(p.xy.tolist(), p.point3D_id) for p in other.points2D] == [
-            (p.xy.tolist(), p.point3D_id) for p in image.points2D]
+            (p.xy.tolist(), p.point3D_id) for p in image.points2D
+        ]
     assert sorted(text.points3D) == sorted(binary.points3D)
     for point_id, point in binary.points3D.items():
         other = text.points3D[point_id]
         assert np.array_equal(other.xyz, point.xyz) and np.array_equal(other.color, point.color)
         assert other.error == point.error
         assert [(e.image_id, e.point2D_idx) for e in other.track.elements] == [
-            (e.image_id, e.point2D_idx) for e in point.track.elements]
+            (e.image_id, e.point2D_idx) for e in point.track.elements
+        ]
 
 
 def test_points_come_only_from_confident_pixels_that_show_the_camera_image(tmp_path):
     """Pad mode (white bands above and below a landscape image) with confidence rising left to right: the sample
     must avoid the bands and the pixels below the frame's confidence percentile."""
+
     def ramp(shape):
         return np.broadcast_to(1.0 + np.linspace(0.0, 9.0, shape[1], dtype=np.float32), shape).copy()
 
@@ -258,8 +290,14 @@ def test_a_frame_without_usable_depth_is_an_image_without_points(tmp_path):
     scene = Scene("crop", (480, 640))
     first = scene.frames[0]
     blind = ExportFrame(
-        name="blind.png", camera=0, stamp_ns=5, pixel_map=first.pixel_map, world_from_camera=first.world_from_camera,
-        intrinsics=first.intrinsics, depth=np.full_like(first.depth, np.nan), confidence=first.confidence,
+        name="blind.png",
+        camera=0,
+        stamp_ns=5,
+        pixel_map=first.pixel_map,
+        world_from_camera=first.world_from_camera,
+        intrinsics=first.intrinsics,
+        depth=np.full_like(first.depth, np.nan),
+        confidence=first.confidence,
         colors=first.colors,
     )
     scene.frames = [blind] + scene.frames[1:3]

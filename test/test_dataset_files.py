@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Per-frame files of `DatasetWriter` read back with Pillow, OpenCV and numpy; strict JSON; bad input."""
+
 import json
 import math
 
@@ -27,9 +30,14 @@ def make_frame(name="000000.png", mode="crop", image_hw=(640, 480), depth=None, 
         depth += rng.uniform(0.0, 0.01, depth.shape).astype(np.float32)
         depth[100:140, 50:90] = np.nan
     fields = dict(
-        name=name, camera=0, stamp_ns=123, pixel_map=mapping, world_from_camera=np.eye(4),
+        name=name,
+        camera=0,
+        stamp_ns=123,
+        pixel_map=mapping,
+        world_from_camera=np.eye(4),
         intrinsics=np.array([[0.8 * width, 0, width / 2], [0, 0.8 * width, height / 2], [0, 0, 1.0]]),
-        depth=depth, confidence=rng.uniform(1.0, 20.0, (height, width)).astype(np.float32),
+        depth=depth,
+        confidence=rng.uniform(1.0, 20.0, (height, width)).astype(np.float32),
         colors=rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
     )
     fields.update(changes)
@@ -85,7 +93,8 @@ def test_world_unit_depth_and_confidence_npy_round_trip_exactly(tmp_path):
     assert depth.dtype == confidence.dtype == np.float32
     np.testing.assert_array_equal(depth, expected_at_image_pixels(frame, frame.depth, math.nan).astype(np.float32))
     np.testing.assert_array_equal(
-        confidence, expected_at_image_pixels(frame, frame.confidence, math.nan).astype(np.float32))
+        confidence, expected_at_image_pixels(frame, frame.confidence, math.nan).astype(np.float32)
+    )
     assert np.isnan(depth[0]).all() and np.isfinite(depth[frame.image_hw[0] // 2, :40]).all()
 
 
@@ -117,15 +126,25 @@ def test_finish_and_close_leave_no_scratch_or_temporary_files(tmp_path):
 
 def test_strict_json_turns_nan_and_infinities_anywhere_into_null(tmp_path):
     value = {
-        "a": math.nan, "b": [1.0, -math.inf, {"c": math.inf}], "d": (np.float32("nan"), np.int64(3)),
-        "e": np.array([[0.5, np.nan], [np.inf, 2.0]]), "f": np.bool_(True), "g": "NaN",
+        "a": math.nan,
+        "b": [1.0, -math.inf, {"c": math.inf}],
+        "d": (np.float32("nan"), np.int64(3)),
+        "e": np.array([[0.5, np.nan], [np.inf, 2.0]]),
+        "f": np.bool_(True),
+        "g": "NaN",
     }
 
     def reject(constant):
         raise ValueError(f"non-standard constant {constant}")
 
-    expected = {"a": None, "b": [1.0, None, {"c": None}], "d": [None, 3], "e": [[0.5, None], [None, 2.0]],
-                "f": True, "g": "NaN"}
+    expected = {
+        "a": None,
+        "b": [1.0, None, {"c": None}],
+        "d": [None, 3],
+        "e": [[0.5, None], [None, 2.0]],
+        "f": True,
+        "g": "NaN",
+    }
     assert json.loads(strict_json.dumps(value), parse_constant=reject) == expected
     path = strict_json.write(tmp_path / "x.json", value)
     assert json.loads(path.read_text(), parse_constant=reject) == expected
@@ -133,24 +152,27 @@ def test_strict_json_turns_nan_and_infinities_anywhere_into_null(tmp_path):
         strict_json.dumps({"path": object()})
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"depth": np.zeros((10, 10), np.float32)}, "depth has shape (10, 10)"),
-    ({"confidence": np.zeros((518, 392), np.float32)}, "confidence has shape"),
-    ({"colors": np.zeros((518, 518, 3), np.float32)}, "colors must be uint8"),
-    ({"depth": np.zeros((518, 518), np.int32)}, "depth must be a floating-point"),
-    ({"world_from_camera": np.diag([2.0, 1.0, 1.0, 1.0])}, "not a rigid pose"),
-    ({"world_from_camera": np.diag([1.0, 1.0, -1.0, 1.0])}, "not a rigid pose"),
-    ({"world_from_camera": np.full((4, 4), np.nan)}, "finite (4, 4)"),
-    ({"intrinsics": np.array([[300.0, 2.0, 200], [0, 300, 250], [0, 0, 1]])}, "no skew"),
-    ({"intrinsics": np.array([[-300.0, 0, 200], [0, 300, 250], [0, 0, 1]])}, "fx, fy > 0"),
-    ({"name": "my image.png"}, "without spaces"),
-    ({"name": "../escape.png"}, "relative path"),
-    ({"name": "/abs.png"}, "relative path"),
-    ({"name": ""}, "non-empty"),
-    ({"camera": -1}, "camera must be an int >= 0"),
-    ({"stamp_ns": 1.5}, "stamp_ns must be an int >= 0"),
-    ({"pixel_map": (640, 480)}, "pixel_map must be a vggt_ros.preprocess.PixelMap"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"depth": np.zeros((10, 10), np.float32)}, "depth has shape (10, 10)"),
+        ({"confidence": np.zeros((518, 392), np.float32)}, "confidence has shape"),
+        ({"colors": np.zeros((518, 518, 3), np.float32)}, "colors must be uint8"),
+        ({"depth": np.zeros((518, 518), np.int32)}, "depth must be a floating-point"),
+        ({"world_from_camera": np.diag([2.0, 1.0, 1.0, 1.0])}, "not a rigid pose"),
+        ({"world_from_camera": np.diag([1.0, 1.0, -1.0, 1.0])}, "not a rigid pose"),
+        ({"world_from_camera": np.full((4, 4), np.nan)}, "finite (4, 4)"),
+        ({"intrinsics": np.array([[300.0, 2.0, 200], [0, 300, 250], [0, 0, 1]])}, "no skew"),
+        ({"intrinsics": np.array([[-300.0, 0, 200], [0, 300, 250], [0, 0, 1]])}, "fx, fy > 0"),
+        ({"name": "my image.png"}, "without spaces"),
+        ({"name": "../escape.png"}, "relative path"),
+        ({"name": "/abs.png"}, "relative path"),
+        ({"name": ""}, "non-empty"),
+        ({"camera": -1}, "camera must be an int >= 0"),
+        ({"stamp_ns": 1.5}, "stamp_ns must be an int >= 0"),
+        ({"pixel_map": (640, 480)}, "pixel_map must be a vggt_ros.preprocess.PixelMap"),
+    ],
+)
 def test_bad_frames_are_rejected_with_what_is_wrong(changes, message):
     with pytest.raises(ValueError) as error:
         make_frame(**changes)
@@ -182,13 +204,16 @@ def test_bad_use_of_the_writer_is_rejected_with_what_is_wrong(tmp_path):
         DatasetWriter(tmp_path, metric=1)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: PointSampling(points_per_frame=0), "points_per_frame must be an int >= 1"),
-    (lambda: PointSampling(confidence_percentile=100.0), "confidence_percentile must be in [0, 100)"),
-    (lambda: PointSampling(neighbour_frames=-1), "neighbour_frames must be an int >= 0"),
-    (lambda: PointSampling(depth_agreement=3.0), "depth_agreement must be a fraction"),
-    (lambda: DatasetConfig(jpeg_quality=100), "jpeg_quality must be an int in [1, 95]"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: PointSampling(points_per_frame=0), "points_per_frame must be an int >= 1"),
+        (lambda: PointSampling(confidence_percentile=100.0), "confidence_percentile must be in [0, 100)"),
+        (lambda: PointSampling(neighbour_frames=-1), "neighbour_frames must be an int >= 0"),
+        (lambda: PointSampling(depth_agreement=3.0), "depth_agreement must be a fraction"),
+        (lambda: DatasetConfig(jpeg_quality=100), "jpeg_quality must be an int in [1, 95]"),
+    ],
+)
 def test_bad_configuration_is_rejected(make, message):
     with pytest.raises(ValueError) as error:
         make()

@@ -1,5 +1,8 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """nerfstudio transforms.json of `DatasetWriter`: known 3-D points, projected with the file's fields in nerfstudio's
 convention (written out here, independently of the exporter), land on the camera pixels they were placed at."""
+
 import json
 
 import numpy as np
@@ -17,30 +20,42 @@ SAMPLING = DatasetConfig(sampling=PointSampling(points_per_frame=50))
 
 def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
-    return (np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]]) @ np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-            @ np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]]))
+    return (
+        np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+        @ np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+        @ np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    )
 
 
 def camera_rig(mode: str, image_hw: tuple[int, int], count: int = 3):
     """``count`` frames with known poses and camera-image intrinsics (index convention); depth 2 m everywhere."""
     mapping = pixel_map(*image_hw, mode)
     height, width = image_hw
-    model_from_image = np.array([[mapping.scale[0], 0, mapping.offset[0]], [0, mapping.scale[1], mapping.offset[1]],
-                                 [0, 0, 1]])
+    model_from_image = np.array(
+        [[mapping.scale[0], 0, mapping.offset[0]], [0, mapping.scale[1], mapping.offset[1]], [0, 0, 1]]
+    )
     frames, image_intrinsics = [], []
     for i in range(count):
         pose = np.eye(4)
         pose[:3, :3] = rotation(0.3 * i - 0.2, 0.1 * i, 0.05 - 0.04 * i)
         pose[:3, 3] = [0.5 * i, -0.2 * i, 1.0 + 0.1 * i]
-        k_image = np.array([[0.9 * width + 5 * i, 0, width / 2 + 4.2 - i], [0, 0.88 * width, height / 2 - 1.7],
-                            [0, 0, 1]])
+        k_image = np.array(
+            [[0.9 * width + 5 * i, 0, width / 2 + 4.2 - i], [0, 0.88 * width, height / 2 - 1.7], [0, 0, 1]]
+        )
         model_hw = mapping.model_hw
-        frames.append(ExportFrame(
-            name=f"{i:06d}.jpg", camera=i % 2, stamp_ns=1_700_000_000_000_000_000 + i * 50_000_000,
-            pixel_map=mapping, world_from_camera=pose, intrinsics=model_from_image @ k_image,
-            depth=np.full(model_hw, 2.0, np.float32), confidence=np.full(model_hw, 3.0, np.float32),
-            colors=np.zeros((*model_hw, 3), np.uint8),
-        ))
+        frames.append(
+            ExportFrame(
+                name=f"{i:06d}.jpg",
+                camera=i % 2,
+                stamp_ns=1_700_000_000_000_000_000 + i * 50_000_000,
+                pixel_map=mapping,
+                world_from_camera=pose,
+                intrinsics=model_from_image @ k_image,
+                depth=np.full(model_hw, 2.0, np.float32),
+                confidence=np.full(model_hw, 3.0, np.float32),
+                colors=np.zeros((*model_hw, 3), np.uint8),
+            )
+        )
         image_intrinsics.append(k_image)
     return frames, image_intrinsics
 

@@ -1,7 +1,10 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Engine cache keys, entry validation and metadata; the TensorRT backend's error when TensorRT is absent.
 
 The "engine files" here are arbitrary bytes: the cache never interprets them, it only tracks and verifies them.
 """
+
 import dataclasses
 import hashlib
 import json

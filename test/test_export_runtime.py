@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """ONNX export of the five stages, and the torch / ONNX Runtime / TensorRT backends behind one Pipeline."""
+
 from __future__ import annotations
 
 import json
@@ -16,6 +19,9 @@ from vggt_ros.export.onnx_export import export_onnx, state_dict_sha256
 from vggt_ros.model.stages import STAGE_NAMES
 from vggt_ros.runtime import BackendUnavailableError, Pipeline, RuntimeConfig, create_pipeline
 from vggt_ros.runtime.io_contract import FrameCountError, FramesProfile
+
+# Most tests here run exported graphs of the tiny model, and each fixture image size costs an export first.
+pytestmark = pytest.mark.slow
 
 FRAMES = FramesProfile(1, 3, 5)
 
@@ -37,7 +43,9 @@ def test_onnxruntime_reproduces_the_official_outputs(exported, fixture_case):
 @pytest.mark.parametrize("num_frames", [1, 3, 5])
 def test_one_export_serves_every_frame_count(exported, tiny_model, fixture_case, num_frames):
     pipeline = Pipeline.from_engine_dir(exported, backend="onnxruntime")
-    images = torch.rand(num_frames, 3, *fixture_case["images"].shape[-2:], generator=torch.Generator().manual_seed(num_frames))
+    images = torch.rand(
+        num_frames, 3, *fixture_case["images"].shape[-2:], generator=torch.Generator().manual_seed(num_frames)
+    )
     with torch.no_grad():
         reference = tiny_model(images)
     errors = assert_matches_reference(pipeline(images), reference)
@@ -53,7 +61,9 @@ def test_manifest_records_the_contract(exported, tiny_model, fixture_case):
     assert manifest["weights_sha256"] == state_dict_sha256(tiny_model)
     assert manifest["opset"] == 18 and manifest["exporter"]["torch"] == torch.__version__
     assert list(manifest["components"]) == list(STAGE_NAMES)
-    io = {name: {t["name"]: t["shape"] for t in c["inputs"] + c["outputs"]} for name, c in manifest["components"].items()}
+    io = {
+        name: {t["name"]: t["shape"] for t in c["inputs"] + c["outputs"]} for name, c in manifest["components"].items()
+    }
     assert io["dinov2"] == {"images": ["S", 3, h, w], "patch_tokens": ["S", p - 5, 16]}
     assert io["aggregator"]["tokens_23"] == ["S", p, 32] and len(io["aggregator"]) == 5
     assert io["camera_head"] == {"tokens_23": ["S", p, 32], "pose_enc": ["S", 9], "pose_enc_list": [4, "S", 9]}
@@ -61,7 +71,9 @@ def test_manifest_records_the_contract(exported, tiny_model, fixture_case):
     for name, component in manifest["components"].items():
         graph = onnx.load(str(exported / component["file"]))
         onnx.checker.check_model(graph)
-        graph_inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.graph.input}
+        graph_inputs = {
+            i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.graph.input
+        }
         assert graph_inputs == {t["name"]: t["shape"] for t in component["inputs"]}, name
 
 
@@ -104,8 +116,11 @@ def _strided_variants(images: torch.Tensor) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_non_contiguous_inputs_give_correct_results(backend, tiny_model, exported, fixture_case):
     images = fixture_case["images"][0]
-    pipeline = (Pipeline.from_model(tiny_model, device="cpu", precision="fp32") if backend == "torch"
-                else Pipeline.from_engine_dir(exported, backend="onnxruntime"))
+    pipeline = (
+        Pipeline.from_model(tiny_model, device="cpu", precision="fp32")
+        if backend == "torch"
+        else Pipeline.from_engine_dir(exported, backend="onnxruntime")
+    )
     expected = pipeline(images)
     for layout, variant in _strided_variants(images).items():
         assert not variant.is_contiguous() and torch.equal(variant, images)
@@ -122,7 +137,9 @@ def test_reduced_precision_torch_backend_stays_close(precision, tolerance, fixtu
     model = VGGT.from_pretrained(TINY)  # the pipeline converts its model to the precision
     with torch.no_grad():
         reference = model(fixture_case["images"])
-    errors = relative_errors(Pipeline.from_model(model, device="cpu", precision=precision)(fixture_case["images"]), reference)
+    errors = relative_errors(
+        Pipeline.from_model(model, device="cpu", precision=precision)(fixture_case["images"]), reference
+    )
     assert all(0 < e < 100 * tolerance for e in errors.values()), errors
 
 
@@ -158,8 +175,21 @@ def test_cuda_without_a_gpu_names_the_fix(monkeypatch):
 
 
 def test_build_engines_is_idempotent_and_verifies(tmp_path, caplog):
-    args = ["--weights", str(TINY), "--height", "28", "--width", "42", "--max-frames", "3",
-            "--out", str(tmp_path), "--backend", "onnxruntime", "--verify"]
+    args = [
+        "--weights",
+        str(TINY),
+        "--height",
+        "28",
+        "--width",
+        "42",
+        "--max-frames",
+        "3",
+        "--out",
+        str(tmp_path),
+        "--backend",
+        "onnxruntime",
+        "--verify",
+    ]
     with caplog.at_level("INFO"):
         assert build_engines_main(args) == 0
     first = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}

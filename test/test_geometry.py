@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """vggt_ros.geometry against the official implementation's fixtures and against geometry with known answers."""
+
 import math
 
 import numpy as np
@@ -105,8 +108,12 @@ def test_quaternion_to_matrix_known_rotations(quaternion, rotation):
 
 def test_rotation_about_z_maps_x_axis_to_y_axis():
     rotation = g.quaternion_to_rotation_matrix(torch.tensor([0.0, 0.0, HALF, HALF], dtype=torch.float64))
-    torch.testing.assert_close(rotation @ torch.tensor([1.0, 0, 0], dtype=torch.float64),
-                               torch.tensor([0.0, 1.0, 0], dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        rotation @ torch.tensor([1.0, 0, 0], dtype=torch.float64),
+        torch.tensor([0.0, 1.0, 0], dtype=torch.float64),
+        rtol=0,
+        atol=1e-12,
+    )
 
 
 def test_non_unit_quaternion_is_normalised_implicitly():

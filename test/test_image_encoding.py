@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """image_to_rgb against Pillow's own channel conversions of real photographs."""
 
 import array
@@ -8,7 +10,6 @@ from PIL import Image
 
 from conftest import IMAGES
 from vggt_ros.image_encoding import SUPPORTED_ENCODINGS, ImageFormatError, image_to_rgb
-
 
 
 @pytest.fixture(scope="module")

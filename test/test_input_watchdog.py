@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """InputWatchdog: which image topics count as quiet, on a hand-driven clock (no ROS)."""
 
 import pytest

@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The engine tensor contract: manifest parsing, dtype/shape/device checks, contiguity, frame range."""
+
 import copy
 import dataclasses
 import json

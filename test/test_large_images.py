@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Camera-sized images reach the node from another process, and images that do not arrive are reported.
 
 The bug: with Fast DDS' default transports, rgb8 images of 640x480 and larger published by a camera driver in
@@ -30,7 +32,7 @@ from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import network_is_loopback_only
 from vggt_ros.ros.node import TRANSPORTS_VARIABLE, ReconstructionNode
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
 
 WEIGHTS = str(TINY)
 # A photograph for which the tiny random network predicts usable fields of view at these sizes (see test_node.py).
@@ -225,4 +227,3 @@ def test_a_camera_with_default_transports_is_not_discovered_and_the_node_says_so
         assert "Fix: set FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA in the camera driver's environment too" in warning
         assert "matched subscriptions: 0" in camera.publish()
     assert harness.node.images_received == 0
-

@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """GrowingMap (world-fixed voxel lattice, budget, reset, PLY) and the TUM trajectory writer."""
+
 import numpy as np
 import pytest
 

@@ -10,6 +10,7 @@ before the scale is known, and, for each kind of bad input (depth missing, all N
 resolution; the rig's calibration missing or its frames renamed; the odometry jumping or the robot standing still),
 the reason the window gives, a published camera that never jumps, and the last good scale kept.
 """
+
 import math
 
 import numpy as np
@@ -90,8 +91,9 @@ def _assert_steady(frames, windows, reference_ratio):
 
 def test_fake_depth_sensor_errs_like_a_stereo_camera(straight):
     # The room seen from this path lies 2.3 - 5.4 m away: the range cuts off both ends.
-    config = DepthSensorConfig(noise_per_m=0.002, hole_fraction=0.08, min_range_m=2.5, max_range_m=5.0,
-                               flying_fraction=1.0)
+    config = DepthSensorConfig(
+        noise_per_m=0.002, hole_fraction=0.08, min_range_m=2.5, max_range_m=5.0, flying_fraction=1.0
+    )
     sensor = FakeDepthSensorForTests(straight, config, seed=3)
     truth = straight.sequence.depth[:40]
     readings = np.stack([sensor(0, int(stamp)) for stamp in straight.stamps_ns[:40]])
@@ -157,7 +159,8 @@ def test_fake_odometry_reads_long_drifts_and_jumps_as_configured(straight):
     # Without noise, camera displacements read 2 % long (the camera turns little on this path).
     for a, b in ((0, 10), (5, 29), (30, 39)):
         assert np.linalg.norm(odom_position(transforms, b) - odom_position(transforms, a)) == pytest.approx(
-            1.02 * np.linalg.norm(true_centres[b] - true_centres[a]), rel=0.005)
+            1.02 * np.linalg.norm(true_centres[b] - true_centres[a]), rel=0.005
+        )
     # The jump offsets every later position by the same vector, and nothing before it.
     assert np.allclose(odom_position(transforms, 29), odom_position(twin, 29), atol=1e-12)
     assert np.allclose(odom_position(transforms, 35) - odom_position(twin, 35), jump, atol=1e-12)
@@ -182,8 +185,9 @@ def test_accuracy_of_a_noise_free_run_has_known_answers():
     assert accuracy.scale_error_pct < 0.05 and accuracy.trajectory_scale_error_pct < 0.05  # millimetre readings
     assert accuracy.ate_m < 1e-3 and accuracy.map_error_cm < 0.1
 
-    large = run_metric_session(frames, config, depth_lookup=lambda camera, stamp_ns: sensor(camera, stamp_ns) * 1.02,
-                               noise=NO_NOISE)
+    large = run_metric_session(
+        frames, config, depth_lookup=lambda camera, stamp_ns: sensor(camera, stamp_ns) * 1.02, noise=NO_NOISE
+    )
     accuracy = evaluate_metric(large)
     assert accuracy.scale_error_signed_pct == pytest.approx(2.0, abs=0.05)
     assert accuracy.trajectory_scale_error_pct == pytest.approx(2.0, abs=0.05)
@@ -199,8 +203,9 @@ def test_accuracy_of_a_noise_free_run_has_known_answers():
 def test_depth_source_publishes_metres_from_the_first_window(straight):
     sensor = FakeDepthSensorForTests(straight)
     run = run_metric_session(straight, metric_session_config(straight, WINDOWS, DEPTH), depth_lookup=sensor)
-    assert all(out.metric and not out.waiting_for_scale and isinstance(out.scale, ScaleObservation)
-               for _, out in run.windows)
+    assert all(
+        out.metric and not out.waiting_for_scale and isinstance(out.scale, ScaleObservation) for _, out in run.windows
+    )
     accuracy = evaluate_metric(run)
     assert accuracy.windows >= 8 and accuracy.merged == accuracy.windows
     ratios = np.array([published_depth_ratio(straight, out) for _, out in run.windows])
@@ -218,8 +223,9 @@ def test_a_wrong_first_scale_is_corrected_step_by_step_and_the_correction_holds(
         reading = sensor(camera, stamp_ns)
         return reading * np.float32(1.05) if straight.time_of(stamp_ns) < 6 else reading
 
-    run = run_metric_session(straight, metric_session_config(straight, WINDOWS, DEPTH),
-                             depth_lookup=miscalibrated_at_start)
+    run = run_metric_session(
+        straight, metric_session_config(straight, WINDOWS, DEPTH), depth_lookup=miscalibrated_at_start
+    )
     ratios = np.array([published_depth_ratio(straight, out) for _, out in run.windows])
     assert ratios[0] == pytest.approx(1.05, abs=0.01)
     # The filter corrects at most max_step (1 %) a window, and the world keeps each correction: the next window
@@ -271,8 +277,9 @@ def test_the_world_becomes_metric_at_the_median_of_min_observations_windows():
 
 def _turn_move_turn(turn_frames: int = 20, move_frames: int = 40, turn_back_frames: int = 36) -> np.ndarray:
     """Camera-from-scene extrinsics: turn in place by 0.8 rad, drive 1.5 m ahead, turn back in place by 1.2 rad."""
-    yaw = np.concatenate((np.linspace(-0.4, 0.4, turn_frames), np.full(move_frames, 0.4),
-                          np.linspace(0.4, -0.8, turn_back_frames)))
+    yaw = np.concatenate(
+        (np.linspace(-0.4, 0.4, turn_frames), np.full(move_frames, 0.4), np.linspace(0.4, -0.8, turn_back_frames))
+    )
     travel = np.concatenate((np.zeros(turn_frames), np.linspace(0.0, 1.5, move_frames), np.full(turn_back_frames, 1.5)))
     heading = np.array([math.sin(0.4), 0.0, math.cos(0.4)])
     centres = np.array([-1.0, 0.2, -2.0]) + travel[:, None] * heading
@@ -286,8 +293,9 @@ def test_odometry_source_waits_while_the_robot_turns_in_place_then_publishes_met
     odometry = FakeOdometryForTests(frames, transforms)
     run = start_metric_session(frames, metric_session_config(frames, WINDOWS, MetricConfig("odometry")), transforms)
     turning = feed(run, range(20), before=odometry.publish)
-    assert len(turning) >= 3 and all(out.waiting_for_scale and not out.newest and out.cloud is None
-                                     for _, out in turning)
+    assert len(turning) >= 3 and all(
+        out.waiting_for_scale and not out.newest and out.cloud is None for _, out in turning
+    )
     assert {_kind(out) for _, out in turning[1:]} == {"still"} and len(run.session.map) == 0
 
     moving = feed(run, range(20, 60), before=odometry.publish)
@@ -336,11 +344,14 @@ def test_depth_missing_for_some_windows_keeps_the_scale(straight):
     _assert_steady(straight, [(t, out) for t, out in run.windows if t >= 30], _last_ratio_before(straight, run, 30))
 
 
-@pytest.mark.parametrize("reading, kinds", [
-    ("all_nan", {"no_depth", "no_valid_depth"}),
-    ("out_of_range", {"no_valid_depth"}),
-    ("other_resolution", {"resolution"}),
-])
+@pytest.mark.parametrize(
+    "reading, kinds",
+    [
+        ("all_nan", {"no_depth", "no_valid_depth"}),
+        ("out_of_range", {"no_valid_depth"}),
+        ("other_resolution", {"resolution"}),
+    ],
+)
 def test_unusable_depth_is_reported_and_keeps_the_scale(straight, reading, kinds):
     sensor = FakeDepthSensorForTests(straight)
     image_hw = straight.sequence.depth.shape[1:]

@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Our VGGT against the official implementation's outputs for the tiny fixture model, and its loading rules."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +11,8 @@ import time
 import pytest
 import torch
 
-from tolerances import (INTRINSICS_REL, POSE_ABS, TOKENS_REL, assert_matches_reference, max_abs,
-                        relative_to_max)
 from conftest import FIXTURES, TINY
+from tolerances import INTRINSICS_REL, POSE_ABS, TOKENS_REL, assert_matches_reference, max_abs, relative_to_max
 from vggt_ros.geometry import pose_encoding_to_extrinsics_intrinsics, unproject_depth
 from vggt_ros.model import VGGT, CheckpointError, VGGTConfig
 from vggt_ros.model.stages import build_stages, stage_io
@@ -53,12 +55,13 @@ def test_cameras_and_unprojection_match_official(outputs, fixture_case):
     h, w = fixture_case["images"].shape[-2:]
     extrinsics, intrinsics = pose_encoding_to_extrinsics_intrinsics(outputs["pose_enc"], (h, w))
     assert max_abs(extrinsics, fixture_case["extrinsic"]) <= POSE_ABS
-    rel = ((intrinsics - fixture_case["intrinsic"]).abs() / fixture_case["intrinsic"].abs().clamp_min(1e-12))
+    rel = (intrinsics - fixture_case["intrinsic"]).abs() / fixture_case["intrinsic"].abs().clamp_min(1e-12)
     assert rel[fixture_case["intrinsic"] != 0].max() <= INTRINSICS_REL
     points = unproject_depth(outputs["depth"][0], extrinsics[0], intrinsics[0])[:, ::5, ::7]
     assert relative_to_max(points, fixture_case["point_map_from_depth"]) <= 1e-4  # end to end
 
 
+@pytest.mark.slow
 def test_batched_input_runs_each_sequence_independently(tiny_model, fixture_case):
     images = fixture_case["images"][0]
     with torch.no_grad():
@@ -145,8 +148,11 @@ def test_missing_weights_and_offline_hub_give_the_fix(tmp_path, monkeypatch):
 
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
-    with pytest.raises(CheckpointError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE is set.*"
-                       "huggingface-cli download facebook/VGGT-1B"):
+    with pytest.raises(
+        CheckpointError,
+        match="not in the local Hugging Face cache and HF_HUB_OFFLINE is set.*"
+        "huggingface-cli download facebook/VGGT-1B",
+    ):
         VGGT.from_pretrained("facebook/VGGT-1B")
 
 
@@ -180,13 +186,16 @@ def test_a_checkpoint_in_the_hub_cache_loads_offline(tmp_path, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(cached.state_dict().values(), direct.state_dict().values()))
 
 
-@pytest.mark.parametrize("shape, message", [
-    ((1, 4, 28, 28), "3 \\(RGB\\) channels"),
-    ((2, 3, 30, 28), "multiple of the patch size"),
-    ((2, 3, 28, 41), "multiple of the patch size"),
-    ((0, 3, 28, 28), "empty image batch"),
-    ((3, 28, 28), "must be \\(S, 3, H, W\\)"),
-])
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((1, 4, 28, 28), "3 \\(RGB\\) channels"),
+        ((2, 3, 30, 28), "multiple of the patch size"),
+        ((2, 3, 28, 41), "multiple of the patch size"),
+        ((0, 3, 28, 28), "empty image batch"),
+        ((3, 28, 28), "must be \\(S, 3, H, W\\)"),
+    ],
+)
 def test_bad_model_input_is_refused(tiny_model, shape, message):
     with pytest.raises(ValueError, match=message):
         tiny_model(torch.rand(shape))

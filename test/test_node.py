@@ -196,8 +196,6 @@ class Probe:
         self.node.destroy_node()
 
 
-
-
 # The node's own defaults, restored over PERMISSIVE_WORLD.
 DEFAULT_WORLD = {
     "alignment_min_inlier_ratio": 0.6,
@@ -479,8 +477,10 @@ class TestOneCamera:
         publish = probe.publishers["/cam/image"].publish
         publish(image_message(CHELSEA_MIRRORED, "rgb8", stamp))  # the same stamp again
         publish(image_message(CHELSEA_MIRRORED, "rgb8", stamp - 1_000_000))  # 1 ms out of order
-        probe.wait_for(lambda: probe.logs(ERROR, "repeated") and probe.logs(ERROR, "out of order"),
-                       what="the repeated-stamp and out-of-order errors")
+        probe.wait_for(
+            lambda: probe.logs(ERROR, "repeated") and probe.logs(ERROR, "out of order"),
+            what="the repeated-stamp and out-of-order errors",
+        )
         later = self.send(probe, clock, CHELSEA_MIRRORED)
         self.wait_outputs(probe, later)
         assert len(probe.latest("/vggt/path", later).poses) == poses + 1, "the world was kept"
@@ -496,8 +496,10 @@ class TestOneCamera:
             time.sleep(0.01)
         self.wait_outputs(probe, stamps[-1])
         probe.wait_for(
-            lambda: node.windows_published + node.windows_dropped + node.windows_failed + node.windows_rejected
-            == node.windows_emitted,
+            lambda: (
+                node.windows_published + node.windows_dropped + node.windows_failed + node.windows_rejected
+                == node.windows_emitted
+            ),
             timeout=10,
             what="counters to settle",
         )
@@ -517,8 +519,15 @@ class TestWorldChaining:
     @classmethod
     def setup(cls, tmp_path_factory):
         save_directory = tmp_path_factory.mktemp("saved")
-        running = Running({"image_topics": ["/cam/image"], "window_size": 2, "map_publish_period": 0.2,
-                           "map_voxel_size": 0.05, "save_directory": str(save_directory)})
+        running = Running(
+            {
+                "image_topics": ["/cam/image"],
+                "window_size": 2,
+                "map_publish_period": 0.2,
+                "map_voxel_size": 0.05,
+                "save_directory": str(save_directory),
+            }
+        )
         probe = Probe(["/cam/image"], ["/vggt/"])
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -554,8 +563,11 @@ class TestWorldChaining:
         response = self.call(probe, "/vggt/save")
         assert response.success, response.message
         assert (save_directory / "map.ply").stat().st_size > 0
-        rows = [line.split() for line in (save_directory / "trajectory.tum").read_text().splitlines()
-                if not line.startswith("#")]
+        rows = [
+            line.split()
+            for line in (save_directory / "trajectory.tum").read_text().splitlines()
+            if not line.startswith("#")
+        ]
         path = probe.latest("/vggt/path", stamps[-1])
         assert len(rows) == len(path.poses) >= 3 and all(len(r) == 8 for r in rows)
         assert float(rows[-1][0]) == pytest.approx(stamps[-1] * 1e-9)
@@ -565,8 +577,9 @@ class TestWorldChaining:
         model = pycolmap.Reconstruction(str(save_directory / "colmap" / "sparse" / "0"))
         assert len(model.images) >= 3 and model.num_points3D() > 0
         assert all((save_directory / "images" / image.name).is_file() for image in model.images.values())
-        assert all(camera.width == CHELSEA.width and camera.height == CHELSEA.height
-                   for camera in model.cameras.values())
+        assert all(
+            camera.width == CHELSEA.width and camera.height == CHELSEA.height for camera in model.cameras.values()
+        )
         transforms = json.loads((save_directory / "transforms.json").read_text())
         assert len(transforms["frames"]) == len(model.images)
         assert {f["file_path"] for f in transforms["frames"]} == {f"images/{i.name}" for i in model.images.values()}
@@ -663,10 +676,14 @@ def test_services_and_the_map_timer_answer_while_an_inference_runs(monkeypatch, 
 
     slow = []
     create = node_module.create_pipeline
-    monkeypatch.setattr(node_module, "create_pipeline", lambda config: slow.append(
-        SlowPipelineForLockTests(create(config), hold_from=2)) or slow[0])
-    running = Running({"image_topics": ["/cam/image"], "window_size": 2, "map_publish_period": 0.3,
-                       "save_directory": str(tmp_path)})
+    monkeypatch.setattr(
+        node_module,
+        "create_pipeline",
+        lambda config: slow.append(SlowPipelineForLockTests(create(config), hold_from=2)) or slow[0],
+    )
+    running = Running(
+        {"image_topics": ["/cam/image"], "window_size": 2, "map_publish_period": 0.3, "save_directory": str(tmp_path)}
+    )
     probe = Probe(["/cam/image"], ["/vggt/"])
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     probe.node.create_subscription(PointCloud2, "/vggt/map", probe._recorder("/vggt/map"), latched)
@@ -917,33 +934,46 @@ def test_bad_parameter_fails_at_start_up_naming_it():
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"slop": 0.0}, "slop must be a finite number of seconds > 0"),
-    ({"slop": float("nan")}, "slop must be a finite number of seconds > 0"),
-    ({"queue_size": 0}, "queue_size must be an int >= 1"),
-    ({"image_topics": ("/camera/image raw",)}, "is not a valid ROS topic name"),
-    ({"depth_topics": ("depth?",), "metric_scale_source": "depth"}, "is not a valid ROS topic name"),
-    ({"save_directory": " "}, "save_directory must name a folder"),
-    ({"window_size": 10000}, "window_size must be in [1, 64]"),
-    ({"image_size": 14000}, "image_size must be in [14, 1036]"),
-    ({"world_frame": "/vggt_world"}, "no leading '/'"),
-    ({"odom_frame": "odom ", "robot_base_frame": "base_link"}, "no spaces"),
-    ({"metric_scale_source": "depth"}, "one depth topic per image topic"),
-    ({"metric_scale_source": "odometry", "odom_frame": "odom", "robot_base_frame": "base_link",
-      "publish_odom_tf": True}, "use one or the other"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"slop": 0.0}, "slop must be a finite number of seconds > 0"),
+        ({"slop": float("nan")}, "slop must be a finite number of seconds > 0"),
+        ({"queue_size": 0}, "queue_size must be an int >= 1"),
+        ({"image_topics": ("/camera/image raw",)}, "is not a valid ROS topic name"),
+        ({"depth_topics": ("depth?",), "metric_scale_source": "depth"}, "is not a valid ROS topic name"),
+        ({"save_directory": " "}, "save_directory must name a folder"),
+        ({"window_size": 10000}, "window_size must be in [1, 64]"),
+        ({"image_size": 14000}, "image_size must be in [14, 1036]"),
+        ({"world_frame": "/vggt_world"}, "no leading '/'"),
+        ({"odom_frame": "odom ", "robot_base_frame": "base_link"}, "no spaces"),
+        ({"metric_scale_source": "depth"}, "one depth topic per image topic"),
+        (
+            {
+                "metric_scale_source": "odometry",
+                "odom_frame": "odom",
+                "robot_base_frame": "base_link",
+                "publish_odom_tf": True,
+            },
+            "use one or the other",
+        ),
+    ],
+)
 def test_parameter_values_are_checked_with_the_fix(values, message):
     with pytest.raises(ValueError) as err:
         NodeParameters(**values)
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize("ros_args, message", [
-    (("-p", "slop:=0.0"), "slop must be a finite number of seconds > 0"),
-    (("-p", "image_topics:=[]"), "image_topics must list 1 or more"),  # YAML's [] has no type: not the default
-    (("-p", "windows_size:=3"), "unknown parameter 'windows_size' (did you mean 'window_size'?)"),
-    (("--params-file", "/nonexistent/params.yaml"), "Couldn't parse params file"),
-])
+@pytest.mark.parametrize(
+    "ros_args, message",
+    [
+        (("-p", "slop:=0.0"), "slop must be a finite number of seconds > 0"),
+        (("-p", "image_topics:=[]"), "image_topics must list 1 or more"),  # YAML's [] has no type: not the default
+        (("-p", "windows_size:=3"), "unknown parameter 'windows_size' (did you mean 'window_size'?)"),
+        (("--params-file", "/nonexistent/params.yaml"), "Couldn't parse params file"),
+    ],
+)
 def test_each_start_up_error_is_one_fatal_line_and_exit_code_1(ros_args, message):
     result = _run_node_process("-p", f"weights:={WEIGHTS}", *ros_args)
     assert result.returncode == 1, result.stderr
@@ -953,8 +983,9 @@ def test_each_start_up_error_is_one_fatal_line_and_exit_code_1(ros_args, message
 
 
 def test_cameras_that_never_pair_are_named_with_their_offsets():
-    running = Running({"image_topics": TestTwoCameras.TOPICS, "camera_names": ["left", "right"], "slop": 0.02,
-                       "input_timeout": 1.0})
+    running = Running(
+        {"image_topics": TestTwoCameras.TOPICS, "camera_names": ["left", "right"], "slop": 0.02, "input_timeout": 1.0}
+    )
     probe = Probe(TestTwoCameras.TOPICS, ["/vggt/left/", "/vggt/right/"])
     try:
         probe.wait_connected()
@@ -977,10 +1008,28 @@ def test_sigint_during_an_inference_finishes_and_publishes_that_window_then_exit
     """The worker is stopped before the ROS context goes away: the window in flight is published, and no
     "publisher's context is invalid" error appears (rclpy's own SIGINT handler used to pull the context away)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", f"weights:={WEIGHTS}", "-p", "device:=cpu",
-         "-p", "precision:=fp32", "-p", "image_topics:=['/cam/image']", "-p", "window_size:=2",
-         "-p", "image_size:=308", *[a for k, v in PERMISSIVE_WORLD.items() for a in ("-p", f"{k}:={v}")]],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "vggt_ros.ros.node",
+            "--ros-args",
+            "-p",
+            f"weights:={WEIGHTS}",
+            "-p",
+            "device:=cpu",
+            "-p",
+            "precision:=fp32",
+            "-p",
+            "image_topics:=['/cam/image']",
+            "-p",
+            "window_size:=2",
+            "-p",
+            "image_size:=308",
+            *[a for k, v in PERMISSIVE_WORLD.items() for a in ("-p", f"{k}:={v}")],
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
@@ -1013,7 +1062,10 @@ def test_without_open3d_the_node_fails_at_start_up_with_the_fix(tmp_path):
     (tmp_path / "open3d" / "__init__.py").write_text("raise ImportError('No module named open3d (test double)')\n")
     result = subprocess.run(
         [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", "device:=cpu", "-p", f"weights:={WEIGHTS}"],
-        capture_output=True, text=True, timeout=90, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
     )
     assert result.returncode == 1, result.stderr
     assert "Open3D cannot be imported" in result.stderr and "pip install open3d" in result.stderr

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Issue #9 at the node: metric scale and robot frames over real rclpy, with real messages in and out.
 
 The network is `support.ros_metric.CountingPipelineForTests`, a test double that answers every window from the
@@ -29,6 +31,7 @@ robot, so the node's TF output does not re-parent the robot's frames in its own 
 DDS must stay on this machine: every test fails outside a network namespace whose only interface is loopback
 (tools/run_tests.sh runs pytest in one).
 """
+
 from __future__ import annotations
 
 import math
@@ -70,7 +73,7 @@ from support.synthetic import FakeVGGTForWorldTests, look_at
 from vggt_ros.metric.robot_frames import MIN_POSITION_SIGMA_M, MIN_ROTATION_SIGMA_RAD
 from vggt_ros.metric.tf_buffer import TransformBuffer
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 
 IMAGE_HW = (42, 56)
 IMAGE_SIZE = IMAGE_HW[1]  # the model's input width: the rendered images go in unresized
@@ -217,8 +220,8 @@ class Scenario:
     def true_base_in_odom(self, t: int, odom_from_first_base: np.ndarray) -> np.ndarray:
         """The true pose of the base at frame set ``t`` in odom, where the base was at ``odom_from_first_base`` at
         frame set 0 (the camera path through the mounting)."""
-        return odom_from_first_base @ BASE_FROM_CAMERA @ self.true_world_from_camera(t) @ np.linalg.inv(
-            BASE_FROM_CAMERA
+        return (
+            odom_from_first_base @ BASE_FROM_CAMERA @ self.true_world_from_camera(t) @ np.linalg.inv(BASE_FROM_CAMERA)
         )
 
     def logged(self, text: str) -> int:
@@ -310,8 +313,11 @@ class TestDepthSource:
     def scenario(cls):
         frames = single_camera("depth_path", camera_path(np.ones(cls.FRAMES, dtype=bool)), IMAGE_HW)
         parameters = {
-            "metric_scale_source": "depth", "depth_topics": [cls.DEPTH_TOPIC],
-            "odom_frame": ODOM, "robot_base_frame": BASE, "publish_odom_tf": True,
+            "metric_scale_source": "depth",
+            "depth_topics": [cls.DEPTH_TOPIC],
+            "odom_frame": ODOM,
+            "robot_base_frame": BASE,
+            "publish_odom_tf": True,
         }
         scenario = start(parameters, frames, [cls.IMAGE_TOPIC], [cls.CAMERA_FRAME])
         scenario.robot.publish_static(BASE, cls.CAMERA_FRAME, BASE_FROM_CAMERA)
@@ -320,10 +326,16 @@ class TestDepthSource:
         scenario.robot.close()
         scenario.running.close()
 
-    def depth(self, scenario: Scenario, encoding: str = "16UC1", delay_ns: int = 0,
-              altered: Optional[Callable[[int, np.ndarray, int], Image]] = None) -> Callable[[int, int], None]:
+    def depth(
+        self,
+        scenario: Scenario,
+        encoding: str = "16UC1",
+        delay_ns: int = 0,
+        altered: Optional[Callable[[int, np.ndarray, int], Image]] = None,
+    ) -> Callable[[int, int], None]:
         """A ``before`` hook publishing the depth camera's image of each frame set: its reading in ``encoding``,
         stamped ``delay_ns`` late, or ``altered(t, reading in metres, stamp)`` instead."""
+
         def publish(t: int, stamp: int) -> None:
             metres = scenario.sensor.reading(int(scenario.frames.indices[t, 0]))
             if altered is not None:
@@ -364,7 +376,7 @@ class TestDepthSource:
         scenario.wait_published(stamps[-1], ("/vggt/depth/image", "/vggt/points", "/vggt/path", "/vggt/odometry"))
         published = [t for t in times if robot.at("/vggt/depth/image", scenario.stamp(t))]
         assert published[0] == times[0] or published[0] == times[1], "the first window with depth makes it metric"
-        assert published == times[times.index(published[0]):], "every window from then on is published"
+        assert published == times[times.index(published[0]) :], "every window from then on is published"
 
         # depth (32FC1, metres, REP 118) and the camera's TF
         for t in published:
@@ -386,9 +398,10 @@ class TestDepthSource:
         # the cloud and the map lie on the room's surfaces, in metres
         scene_from_world = np.linalg.inv(homogeneous(scenario.frames.sequence.extrinsics[0]))
         room = scenario.frames.sequence.room
-        for label, msg in (("cloud", robot.at("/vggt/points", stamps[-1])),
-                           ("map", robot.wait_for(lambda: [m for m in robot.messages("/vggt/map") if m.width > 0],
-                                                  what="a map")[-1])):
+        for label, msg in (
+            ("cloud", robot.at("/vggt/points", stamps[-1])),
+            ("map", robot.wait_for(lambda: [m for m in robot.messages("/vggt/map") if m.width > 0], what="a map")[-1]),
+        ):
             assert msg.header.frame_id == WORLD
             points = cloud_xyz(msg)
             in_scene = points @ scene_from_world[:3, :3].T + scene_from_world[:3, 3]
@@ -407,12 +420,14 @@ class TestDepthSource:
             odom_tf = [x for x in robot.transforms("/tf", ODOM, BASE) if stamp_ns(x) == scenario.stamp(t)]
             assert len(odom_tf) == 1, "publish_odom_tf: one odom -> base per window"
             np.testing.assert_allclose(
-                transform_matrix(odom_tf[0]), pose_matrix(robot.at("/vggt/odometry", scenario.stamp(t)).pose.pose),
+                transform_matrix(odom_tf[0]),
+                pose_matrix(robot.at("/vggt/odometry", scenario.stamp(t)).pose.pose),
                 atol=1e-6,
             )
 
-    def bad_depth_between_good_frames(self, scenario: Scenario, bad: Callable[[int, int], None], texts: list[str],
-                                      good: str = "16UC1") -> None:
+    def bad_depth_between_good_frames(
+        self, scenario: Scenario, bad: Callable[[int, int], None], texts: list[str], good: str = "16UC1"
+    ) -> None:
         """3 good frames, 7 with ``bad`` depth (a ``before`` hook), 4 good: every window published, each of
         ``texts`` logged once, the scale kept and no jump."""
         for _ in range(3):
@@ -425,8 +440,12 @@ class TestDepthSource:
             scenario.send(hook)
             times.append(scenario.sent[-1])
         scenario.wait_published(scenario.stamp(times[-1]))
-        missing = [t for t in times if scenario.robot.at("/vggt/depth/image", scenario.stamp(t)) is None
-                   or scenario.camera_pose(scenario.stamp(t)) is None]
+        missing = [
+            t
+            for t in times
+            if scenario.robot.at("/vggt/depth/image", scenario.stamp(t)) is None
+            or scenario.camera_pose(scenario.stamp(t)) is None
+        ]
         assert missing == [], f"frame sets {missing} were not published"
         assert scenario.node.windows_failed == 0
         for text, before in zip(texts, logged_before):
@@ -439,30 +458,37 @@ class TestDepthSource:
         self.bad_depth_between_good_frames(scenario, late, ["metric scale not updated", "no depth image matched"])
 
     def test_all_zero_depth_keeps_the_scale(self, scenario):
-        zeros = self.depth(scenario, altered=lambda t, metres, stamp: depth_image(
-            np.zeros_like(metres), stamp, self.CAMERA_FRAME, "16UC1"))
-        self.bad_depth_between_good_frames(
-            scenario, zeros, ["has no valid reading", "metric scale not updated"]
+        zeros = self.depth(
+            scenario,
+            altered=lambda t, metres, stamp: depth_image(np.zeros_like(metres), stamp, self.CAMERA_FRAME, "16UC1"),
         )
+        self.bad_depth_between_good_frames(scenario, zeros, ["has no valid reading", "metric scale not updated"])
 
     def test_all_nan_depth_keeps_the_scale(self, scenario):
-        nan = self.depth(scenario, altered=lambda t, metres, stamp: depth_image(
-            np.full_like(metres, np.nan), stamp, self.CAMERA_FRAME, "32FC1"))
+        nan = self.depth(
+            scenario,
+            altered=lambda t, metres, stamp: depth_image(
+                np.full_like(metres, np.nan), stamp, self.CAMERA_FRAME, "32FC1"
+            ),
+        )
         self.bad_depth_between_good_frames(
             scenario, nan, ["has no valid reading", "metric scale not updated"], good="32FC1"
         )
 
     def test_depth_in_a_colour_encoding_keeps_the_scale(self, scenario):
         # The colour image published on the depth topic, as a wrong remapping would.
-        colour = self.depth(scenario, altered=lambda t, metres, stamp: rgb_image(
-            scenario.frames.sequence.rgb[t], stamp, self.CAMERA_FRAME))
+        colour = self.depth(
+            scenario,
+            altered=lambda t, metres, stamp: rgb_image(scenario.frames.sequence.rgb[t], stamp, self.CAMERA_FRAME),
+        )
         self.bad_depth_between_good_frames(
             scenario, colour, ["unsupported depth encoding 'rgb8'", "metric scale not updated"]
         )
 
     def test_depth_of_another_resolution_keeps_the_scale(self, scenario):
-        halved = self.depth(scenario, altered=lambda t, metres, stamp: depth_image(
-            metres[::2, ::2], stamp, self.CAMERA_FRAME, "16UC1"))
+        halved = self.depth(
+            scenario, altered=lambda t, metres, stamp: depth_image(metres[::2, ::2], stamp, self.CAMERA_FRAME, "16UC1")
+        )
         self.bad_depth_between_good_frames(
             scenario, halved, ["depth image is 28x21 (WxH) but the colour image is 56x42"]
         )
@@ -471,8 +497,13 @@ class TestDepthSource:
 def test_robot_frames_without_publish_tf_give_odometry_and_no_transforms():
     """publish_tf off: ~/odometry of the base all the same, and nothing of the node's on /tf or /tf_static."""
     frames = single_camera("quiet_tf_path", camera_path(np.ones(8, dtype=bool)), IMAGE_HW)
-    parameters = {"metric_scale_source": "depth", "depth_topics": ["/robot/camera/aligned_depth"],
-                  "odom_frame": ODOM, "robot_base_frame": BASE, "publish_tf": False}
+    parameters = {
+        "metric_scale_source": "depth",
+        "depth_topics": ["/robot/camera/aligned_depth"],
+        "odom_frame": ODOM,
+        "robot_base_frame": BASE,
+        "publish_tf": False,
+    }
     scenario = start(parameters, frames, ["/robot/camera/color"], ["front_camera_optical"])
     try:
         robot, sensor = scenario.robot, FakeDepthSensorForTests(frames)
@@ -480,21 +511,26 @@ def test_robot_frames_without_publish_tf_give_odometry_and_no_transforms():
 
         def depth(t: int, stamp: int) -> None:
             reading = sensor.reading(int(frames.indices[t, 0]))
-            robot.publish_depth("/robot/camera/aligned_depth", depth_image(reading, stamp, "front_camera_optical",
-                                                                            "16UC1"))
+            robot.publish_depth(
+                "/robot/camera/aligned_depth", depth_image(reading, stamp, "front_camera_optical", "16UC1")
+            )
 
         times = scenario.send_until(len(frames), depth)
         robot.wait_for(lambda: robot.at("/vggt/odometry", scenario.stamp(times[-1])), what="~/odometry")
         assert scenario.node.windows_failed == 0
         published = [t for t in times if robot.at("/vggt/odometry", scenario.stamp(t))]
-        assert published == times[times.index(published[0]):] and published[0] <= times[1]
+        assert published == times[times.index(published[0]) :] and published[0] <= times[1]
         for t in published:
             pose = pose_matrix(robot.at("/vggt/odometry", scenario.stamp(t)).pose.pose)
             truth = scenario.true_base_in_odom(t, np.eye(4))
             assert np.linalg.norm(pose[:3, 3] - truth[:3, 3]) < POSITION_TOLERANCE_M
         node_frames = {WORLD, NODE_CAMERA}
-        sent = [(t.header.frame_id, t.child_frame_id) for topic in ("/tf", "/tf_static")
-                for msg in robot.messages(topic) for t in msg.transforms]
+        sent = [
+            (t.header.frame_id, t.child_frame_id)
+            for topic in ("/tf", "/tf_static")
+            for msg in robot.messages(topic)
+            for t in msg.transforms
+        ]
         assert not [pair for pair in sent if node_frames & set(pair)], f"the node published transforms: {sent}"
     finally:
         scenario.robot.close()
@@ -528,8 +564,9 @@ class TestOdometrySource:
     @classmethod
     def scenario(cls):
         frames = single_camera("odometry_path", camera_path(cls.MOVING), IMAGE_HW)
-        exact = OdometryConfig(scale_error=0.0, translation_walk_m=0.0, heading_walk_rad=0.0, jump_at=cls.JUMP_AT,
-                               jump_m=cls.JUMP_M)
+        exact = OdometryConfig(
+            scale_error=0.0, translation_walk_m=0.0, heading_walk_rad=0.0, jump_at=cls.JUMP_AT, jump_m=cls.JUMP_M
+        )
         odometry = FakeOdometryForTests(frames, TransformBuffer(), exact)
         parameters = {"metric_scale_source": "odometry", "odom_frame": ODOM, "robot_base_frame": BASE}
         scenario = start(parameters, frames, [cls.IMAGE_TOPIC], [cls.CAMERA_FRAME], cls.PERIODS_NS)
@@ -563,7 +600,7 @@ class TestOdometrySource:
         assert all(robot.at("/vggt/depth/image", scenario.stamp(t)) is None for t in still), "published while still"
         published = [t for t in moving if robot.at("/vggt/depth/image", scenario.stamp(t))]
         # metres per window unit need a displacement of odometry_min_translation (0.1 m): 3 steps of 4.1 cm
-        assert published and published[0] <= moving[3] and published == moving[moving.index(published[0]):]
+        assert published and published[0] <= moving[3] and published == moving[moving.index(published[0]) :]
         # placed at start-up although the odometry at the first image is no longer in TF's buffer by now
         placements = robot.transforms("/tf_static", ODOM, WORLD)
         assert len(placements) == 1
@@ -632,7 +669,7 @@ class TestRigSource:
         stamp = scenario.stamp(times[-1])
         scenario.wait_published(stamp, ("/vggt/camera0/depth/image", "/vggt/camera1/depth/image", "/vggt/points"))
         published = [t for t in times if robot.at("/vggt/camera0/depth/image", scenario.stamp(t))]
-        assert published[0] <= times[1] and published == times[times.index(published[0]):], (
+        assert published[0] <= times[1] and published == times[times.index(published[0]) :], (
             "the first window after the rig reached /tf_static makes it metric, and every one from then on"
         )
         for t in published:

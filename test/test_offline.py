@@ -1,5 +1,8 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """`vggt-ros-reconstruct`: folders and bags through the node's session with the tiny model, its three modes, its
 exports (read back by pycolmap, rosbags, Pillow, strict JSON) and what it does with bad input."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +32,7 @@ def _strict_json(path):
 def _photos(count: int, size=(120, 160)) -> list[np.ndarray]:
     """``count`` camera-like frames: one photograph panned a few pixels per frame."""
     photo = np.asarray(Image.open(IMAGES / "chelsea.png").convert("RGB").resize((size[1] + 8 * count, size[0])))
-    return [np.ascontiguousarray(photo[:, 8 * i:8 * i + size[1]]) for i in range(count)]
+    return [np.ascontiguousarray(photo[:, 8 * i : 8 * i + size[1]]) for i in range(count)]
 
 
 @pytest.fixture
@@ -69,6 +72,7 @@ def test_a_folder_that_fits_runs_in_one_joint_pass_and_writes_every_export(tmp_p
     np.testing.assert_allclose(trajectory[0, 1:], [0, 0, 0, 0, 0, 0, 1], atol=1e-9)  # the first image is the origin
 
 
+@pytest.mark.slow
 def test_beyond_the_frame_budget_chunks_overlap_and_chain(tmp_path, photo_folder):
     out = tmp_path / "out"
     assert main(["--images", str(photo_folder), "--out", str(out), "--max-frames", "3", *FAST]) == 0
@@ -79,6 +83,7 @@ def test_beyond_the_frame_budget_chunks_overlap_and_chain(tmp_path, photo_folder
     assert summary["exported_frames"] == len(np.loadtxt(out / "trajectory.tum", comments="#", ndmin=2))
 
 
+@pytest.mark.slow
 def test_the_sliding_window_incremental_run_writes_what_the_full_recompute_writes(tmp_path, photo_folder):
     common = ["--images", str(photo_folder), *FAST, "--sliding-window", "--window-size", "3"]
     assert main([*common, "--out", str(tmp_path / "incremental")]) == 0
@@ -98,12 +103,28 @@ def test_the_sliding_window_incremental_run_writes_what_the_full_recompute_write
 def test_a_two_camera_bag_is_paired_reconstructed_and_exported_with_its_images(tmp_path, storage, compressed):
     frames = _photos(6)
     stamps = [1_000_000_000 + 100_000_000 * i for i in range(6)]
-    cameras = [("/left/image_raw", list(zip(stamps, frames))),
-               ("/right/image_raw", [(s + 3_000_000, np.ascontiguousarray(f[:, ::-1])) for s, f in zip(stamps, frames)])]
+    cameras = [
+        ("/left/image_raw", list(zip(stamps, frames))),
+        ("/right/image_raw", [(s + 3_000_000, np.ascontiguousarray(f[:, ::-1])) for s, f in zip(stamps, frames)]),
+    ]
     bag = write_image_bag(tmp_path / "bag", storage, cameras, compressed=compressed)
     out = tmp_path / "out"
-    assert main(["--bag", str(bag), "--topics", "/left/image_raw,/right/image_raw", "--camera-names", "left,right",
-                 "--out", str(out), *FAST]) == 0
+    assert (
+        main(
+            [
+                "--bag",
+                str(bag),
+                "--topics",
+                "/left/image_raw,/right/image_raw",
+                "--camera-names",
+                "left,right",
+                "--out",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     summary = _strict_json(out / "summary.json")
     assert summary["mode"] == "joint" and summary["frame_sets"] == 6 and summary["images"] == 12
     assert summary["cameras"] == ["left", "right"]
@@ -121,11 +142,32 @@ def test_a_two_camera_bag_is_paired_reconstructed_and_exported_with_its_images(t
 
 def test_out_bag_holds_what_the_node_publishes(tmp_path):
     frames = _photos(5)
-    bag = write_image_bag(tmp_path / "in", "mcap", [("/cam/image_raw", [(10**9 * (i + 1), f) for i, f in
-                                                                         enumerate(frames)])], compressed=True)
+    bag = write_image_bag(
+        tmp_path / "in",
+        "mcap",
+        [("/cam/image_raw", [(10**9 * (i + 1), f) for i, f in enumerate(frames)])],
+        compressed=True,
+    )
     out_bag = tmp_path / "replay"
-    assert main(["--bag", str(bag), "--topics", "/cam/image_raw", "--out", str(tmp_path / "out"), "--out-bag",
-                 str(out_bag), "--sliding-window", "--window-size", "3", *FAST]) == 0
+    assert (
+        main(
+            [
+                "--bag",
+                str(bag),
+                "--topics",
+                "/cam/image_raw",
+                "--out",
+                str(tmp_path / "out"),
+                "--out-bag",
+                str(out_bag),
+                "--sliding-window",
+                "--window-size",
+                "3",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     with AnyReader([out_bag]) as reader:
         types = {c.topic: c.msgtype for c in reader.connections}
         frames_of = {}
@@ -133,14 +175,19 @@ def test_out_bag_holds_what_the_node_publishes(tmp_path):
             message = reader.deserialize(raw, connection.msgtype)
             if connection.topic == "/tf_static" or connection.topic == "/tf":
                 frames_of.setdefault(connection.topic, set()).update(
-                    (t.header.frame_id, t.child_frame_id) for t in message.transforms)
+                    (t.header.frame_id, t.child_frame_id) for t in message.transforms
+                )
             elif hasattr(message, "header"):
                 frames_of.setdefault(connection.topic, set()).add(message.header.frame_id)
     assert types == {
-        "/tf_static": "tf2_msgs/msg/TFMessage", "/tf": "tf2_msgs/msg/TFMessage",
-        "/vggt/depth/image": "sensor_msgs/msg/Image", "/vggt/confidence": "sensor_msgs/msg/Image",
-        "/vggt/depth/camera_info": "sensor_msgs/msg/CameraInfo", "/vggt/points": "sensor_msgs/msg/PointCloud2",
-        "/vggt/path": "nav_msgs/msg/Path", "/vggt/map": "sensor_msgs/msg/PointCloud2",
+        "/tf_static": "tf2_msgs/msg/TFMessage",
+        "/tf": "tf2_msgs/msg/TFMessage",
+        "/vggt/depth/image": "sensor_msgs/msg/Image",
+        "/vggt/confidence": "sensor_msgs/msg/Image",
+        "/vggt/depth/camera_info": "sensor_msgs/msg/CameraInfo",
+        "/vggt/points": "sensor_msgs/msg/PointCloud2",
+        "/vggt/path": "nav_msgs/msg/Path",
+        "/vggt/map": "sensor_msgs/msg/PointCloud2",
     }
     assert frames_of["/tf_static"] == {("map", "vggt_world")}
     assert frames_of["/tf"] == {("vggt_world", "camera0_optical")}
@@ -183,16 +230,16 @@ def test_ctrl_c_writes_what_was_reconstructed_and_exits_130(tmp_path, monkeypatc
 
     monkeypatch.setattr(session_module.ReconstructionSession, "integrate", interrupted_on_the_third_window)
     out = tmp_path / "out"
-    assert main(["--images", str(photo_folder), "--out", str(out), "--sliding-window", "--window-size", "3",
-                 *FAST]) == 130
+    assert (
+        main(["--images", str(photo_folder), "--out", str(out), "--sliding-window", "--window-size", "3", *FAST]) == 130
+    )
     summary = _strict_json(out / "summary.json")
     assert summary["interrupted"] and summary["windows"] == 2
     assert len(np.loadtxt(out / "trajectory.tum", comments="#", ndmin=2)) == summary["exported_frames"] >= 1
     assert (out / "map.ply").is_file() and (out / "transforms.json").is_file()
 
 
-def test_a_run_where_no_window_merges_still_writes_the_trajectory_and_the_reasons(tmp_path, monkeypatch,
-                                                                                  photo_folder):
+def test_a_run_where_no_window_merges_still_writes_the_trajectory_and_the_reasons(tmp_path, monkeypatch, photo_folder):
     def unusable_cameras_for_tests(*args, **kwargs):  # a test double: every window's cameras are unusable
         raise ValueError("predicted field of view outside (0, pi)")
 
@@ -214,8 +261,21 @@ def test_bad_inputs_fail_with_a_clear_message(tmp_path, capsys):
     few = tmp_path / "few"
     few.mkdir()
     shutil.copy(IMAGES / "chelsea.png", few)
-    assert main(["--images", str(few), "--out", str(tmp_path / "o"), "--weights", "/nonexistent/weights.pt",
-                 "--device", "cpu"]) == 1
+    assert (
+        main(
+            [
+                "--images",
+                str(few),
+                "--out",
+                str(tmp_path / "o"),
+                "--weights",
+                "/nonexistent/weights.pt",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 1
+    )
     assert "weights not found" in capsys.readouterr().err
     assert main(["--bag", str(tmp_path / "no_bag"), "--topics", "/a", "--out", str(tmp_path / "o")]) == 1
     assert "bag not found" in capsys.readouterr().err

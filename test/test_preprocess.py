@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """vggt_ros.preprocess against tensors from the official `load_and_preprocess_images` (fixtures/preprocess)."""
+
 import logging
 
 import numpy as np
@@ -309,8 +312,10 @@ def test_bad_frames(frames, error, message):
 
 
 @pytest.mark.parametrize("mode", ["crop", "pad"])
-@pytest.mark.parametrize("height, width, pad_to", [(480, 640, None), (720, 1280, None), (900, 500, None),
-                                                   (480, 640, (420, 518)), (480, 640, (350, 532))])
+@pytest.mark.parametrize(
+    "height, width, pad_to",
+    [(480, 640, None), (720, 1280, None), (900, 500, None), (480, 640, (420, 518)), (480, 640, (350, 532))],
+)
 def test_pixel_map_puts_image_points_where_preprocessing_puts_them(mode, height, width, pad_to):
     """Marker dots drawn in a camera image are found in the preprocessed image where `pixel_map` says."""
     from vggt_ros.preprocess import pixel_map

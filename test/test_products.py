@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """products: decoding, placing and packing one window, against hand-built cameras, float64 geometry and numpy.
 
 The fixture window has S = 3 frames; the depth head ran on D = 2 of them (window frames 0 and 2, so frame 1 has
@@ -15,7 +17,6 @@ import torch
 from vggt_ros.geometry import unproject_depth
 from vggt_ros.products import (
     CloudConfig,
-    usable_pixels,
     build_cloud,
     cameras_in_world,
     decode_window,
@@ -23,6 +24,7 @@ from vggt_ros.products import (
     percentile,
     place_in_world,
     unproject,
+    usable_pixels,
 )
 
 H, W = 6, 8
@@ -233,15 +235,17 @@ def test_sample_and_window_points_agree_with_unproject_depth(window, products, f
     usable = pixels[valid]
     reference = unproject_depth(
         _host(window["depth"][row : row + 1, ..., 0]).astype(np.float64),
-        _camera_from_window(frame)[None], _intrinsics(frame)[None],
+        _camera_from_window(frame)[None],
+        _intrinsics(frame)[None],
     )[0].reshape(-1, 3)[usable]
     np.testing.assert_allclose(products.window_points(frame, usable, depth[valid]), reference, atol=1e-5)
 
 
 def test_missing_output_is_reported(window):
     with pytest.raises(KeyError, match="depth_conf"):
-        decode_window({"pose_enc": window["pose_enc"], "depth": window["depth"]}, FRAME_IDS, STAMPS, DENSE,
-                      window["colors"])
+        decode_window(
+            {"pose_enc": window["pose_enc"], "depth": window["depth"]}, FRAME_IDS, STAMPS, DENSE, window["colors"]
+        )
 
 
 @pytest.mark.parametrize(
@@ -266,8 +270,9 @@ def test_dense_indices_must_increase_within_the_window(window, dense):
         _decode(window, dense=dense)
 
 
-@pytest.mark.parametrize("frame, column, name, value", [(1, 8, "fov_w", 0.0), (2, 7, "fov_h", math.pi),
-                                                        (0, 8, "fov_w", math.nan)])
+@pytest.mark.parametrize(
+    "frame, column, name, value", [(1, 8, "fov_w", 0.0), (2, 7, "fov_h", math.pi), (0, 8, "fov_w", math.nan)]
+)
 def test_unusable_field_of_view_names_the_frame(window, frame, column, name, value):
     pose_enc = window["pose_enc"].clone()
     pose_enc[frame, column] = value
@@ -287,10 +292,12 @@ def test_cameras_in_world_against_hand_computed_poses():
 
     poses = cameras_in_world(_world_from_window(), window_from_camera)
 
-    expected = np.array([
-        [[0.0, -1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 1.0, 3.0], [0.0, 0.0, 0.0, 1.0]],
-        [[-1.0, 0.0, 0.0, 1.0], [0.0, -1.0, 0.0, 4.0], [0.0, 0.0, 1.0, 3.0], [0.0, 0.0, 0.0, 1.0]],
-    ])
+    expected = np.array(
+        [
+            [[0.0, -1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 1.0, 3.0], [0.0, 0.0, 0.0, 1.0]],
+            [[-1.0, 0.0, 0.0, 1.0], [0.0, -1.0, 0.0, 4.0], [0.0, 0.0, 1.0, 3.0], [0.0, 0.0, 0.0, 1.0]],
+        ]
+    )
     np.testing.assert_allclose(poses, expected, atol=1e-12)
     np.testing.assert_array_equal(cameras_in_world(np.eye(4), window_from_camera), window_from_camera)
 
@@ -309,11 +316,15 @@ def test_place_in_world_scales_depth_masks_holes_and_moves_points_by_the_similar
     np.testing.assert_array_equal(placed.intrinsics, products.intrinsics[list(placed.frames)])
     for k, f in enumerate(placed.frames):
         # The similarity applied to the camera's frame, its scale taken out of the axes (it went to the depth).
-        np.testing.assert_allclose(placed.world_from_camera[k], _world_from_window() @ _window_from_camera(f) @
-                                   np.diag([1 / SCALE, 1 / SCALE, 1 / SCALE, 1.0]), atol=1e-6)
+        np.testing.assert_allclose(
+            placed.world_from_camera[k],
+            _world_from_window() @ _window_from_camera(f) @ np.diag([1 / SCALE, 1 / SCALE, 1 / SCALE, 1.0]),
+            atol=1e-6,
+        )
 
     window_points = unproject_depth(
-        depth, np.stack([_camera_from_window(f) for f in placed.frames]),
+        depth,
+        np.stack([_camera_from_window(f) for f in placed.frames]),
         np.stack([_intrinsics(f) for f in placed.frames]),
     )  # (K, H, W, 3) float64
     expected = SCALE * window_points @ _rotation(*TURN).T + SHIFT
@@ -389,8 +400,9 @@ def test_decimation_keeps_every_nth_row_and_column(products, placed, step):
     np.testing.assert_array_equal(cloud.frames, np.repeat([0, 1], rows * cols))
 
 
-@pytest.mark.parametrize("q, threshold, step", [(50.0, 0.0, 1), (0.0, ON_THRESHOLD[3], 1), (25.0, 3.5, 1),
-                                                (80.0, 2.0, 1), (40.0, 0.0, 3)])
+@pytest.mark.parametrize(
+    "q, threshold, step", [(50.0, 0.0, 1), (0.0, ON_THRESHOLD[3], 1), (25.0, 3.5, 1), (80.0, 2.0, 1), (40.0, 0.0, 3)]
+)
 def test_confidence_filter_keeps_exactly_the_confident_usable_points(products, q, threshold, step):
     placed = _placed_on_grid(products, step)
     full = build_cloud(placed, CloudConfig(point_decimation=step))
@@ -399,8 +411,9 @@ def test_confidence_filter_keeps_exactly_the_confident_usable_points(products, q
     cut = max(threshold, np.percentile(confidence[usable], q) if q else 0.0)
     keep = usable & (confidence >= cut)
 
-    cloud = build_cloud(placed, CloudConfig(confidence_percentile=q, confidence_threshold=threshold,
-                                            point_decimation=step))
+    cloud = build_cloud(
+        placed, CloudConfig(confidence_percentile=q, confidence_threshold=threshold, point_decimation=step)
+    )
 
     assert cloud.height == 1 and cloud.width == keep.sum() and 0 < keep.sum() < usable.sum()
     assert np.isfinite(cloud.points).all()
@@ -430,23 +443,28 @@ def test_pack_rgb_puts_the_channels_in_pointcloud2_bit_order():
 
 
 @pytest.mark.parametrize("q", [0.0, 7.5, 25.0, 50.0, 73.3, 99.9, 100.0])
-@pytest.mark.parametrize("values", [np.random.default_rng(6).uniform(1.0, 9.0, 37), np.array([2.0]),
-                                    np.array([3.0, 1.0, 3.0, 3.0, 2.0, 1.0])])
+@pytest.mark.parametrize(
+    "values",
+    [np.random.default_rng(6).uniform(1.0, 9.0, 37), np.array([2.0]), np.array([3.0, 1.0, 3.0, 3.0, 2.0, 1.0])],
+)
 def test_percentile_matches_numpy(values, q):
     ours = percentile(torch.from_numpy(values.astype(np.float32)), q)
     assert isinstance(ours, float)
     assert ours == pytest.approx(np.percentile(values.astype(np.float32).astype(np.float64), q), rel=1e-6)
 
 
-@pytest.mark.parametrize("kwargs, named", [
-    ({"point_decimation": 0}, "point_decimation"),
-    ({"point_decimation": 1.5}, "point_decimation"),
-    ({"point_decimation": True}, "point_decimation"),
-    ({"confidence_percentile": 100.0}, "confidence_percentile"),
-    ({"confidence_percentile": -1.0}, "confidence_percentile"),
-    ({"confidence_threshold": -0.5}, "confidence_threshold"),
-    ({"confidence_threshold": math.nan}, "confidence_threshold"),
-])
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        ({"point_decimation": 0}, "point_decimation"),
+        ({"point_decimation": 1.5}, "point_decimation"),
+        ({"point_decimation": True}, "point_decimation"),
+        ({"confidence_percentile": 100.0}, "confidence_percentile"),
+        ({"confidence_percentile": -1.0}, "confidence_percentile"),
+        ({"confidence_threshold": -0.5}, "confidence_threshold"),
+        ({"confidence_threshold": math.nan}, "confidence_threshold"),
+    ],
+)
 def test_cloud_config_rejects_bad_values(kwargs, named):
     with pytest.raises(ValueError, match=named):
         CloudConfig(**kwargs)

@@ -1,5 +1,8 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """REP 105 robot frames with known answers: the world placed in odom (with and without odometry), the base's pose
 from a camera pose, covariances from the alignment's quality, and the nav_msgs/Odometry built from them."""
+
 import math
 
 import numpy as np

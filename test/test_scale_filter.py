@@ -1,5 +1,8 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """MetricScaleFilter on simulated observation streams whose truth is known: noise and outliers, a single wild
 window, an ultra-confident window, a slow drift, and the caller's loop of correction and rebase."""
+
 import math
 
 import numpy as np
@@ -153,8 +156,16 @@ def test_invalid_observations_are_rejected_and_change_nothing(ratio, sigma):
 
 @pytest.mark.parametrize(
     "settings",
-    [dict(history=0), dict(history=2.0), dict(min_observations=0), dict(history=3, min_observations=4),
-     dict(gate=0.0), dict(gate_sigmas=-1.0), dict(max_step=math.inf), dict(max_step=math.nan)],
+    [
+        dict(history=0),
+        dict(history=2.0),
+        dict(min_observations=0),
+        dict(history=3, min_observations=4),
+        dict(gate=0.0),
+        dict(gate_sigmas=-1.0),
+        dict(max_step=math.inf),
+        dict(max_step=math.nan),
+    ],
 )
 def test_config_rejects_bad_settings(settings):
     with pytest.raises(ValueError):

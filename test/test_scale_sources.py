@@ -3,6 +3,7 @@
 """Scale sources on scenes with a known metres-per-window-unit factor: a rendered plane-and-box scene against a
 noisy depth sensor, a calibrated two- and three-camera rig seen through noisy predicted poses, and odometry of a
 straight 1 m drive (also standing still and jumping)."""
+
 import math
 
 import numpy as np
@@ -155,8 +156,15 @@ def test_depth_scale_refuses_arrays_of_different_shapes():
 
 @pytest.mark.parametrize(
     "settings",
-    [dict(min_range_m=0.0), dict(min_range_m=-0.1), dict(max_range_m=0.1), dict(max_range_m=math.inf),
-     dict(confidence_percentile=100.0), dict(min_pixels=0), dict(min_pixels=2.5)],
+    [
+        dict(min_range_m=0.0),
+        dict(min_range_m=-0.1),
+        dict(max_range_m=0.1),
+        dict(max_range_m=math.inf),
+        dict(confidence_percentile=100.0),
+        dict(min_pixels=0),
+        dict(min_pixels=2.5),
+    ],
 )
 def test_depth_scale_config_rejects_bad_settings(settings):
     with pytest.raises(ValueError):
@@ -212,8 +220,9 @@ def test_rig_scale_is_not_biased_by_pose_noise_across_the_baseline():
     observation = rig_scale(poses, 2, {1: BASELINE})
     assert abs(math.log(observation.metres_per_unit / METRES_PER_UNIT)) < 0.006  # median's error: about 0.2 %
     centres = poses[:, :3, 3].reshape(-1, 2, 3)
-    distance_based = float(np.linalg.norm(BASELINE[:3, 3])) / np.median(np.linalg.norm(centres[:, 1] - centres[:, 0],
-                                                                                       axis=1))
+    distance_based = float(np.linalg.norm(BASELINE[:3, 3])) / np.median(
+        np.linalg.norm(centres[:, 1] - centres[:, 0], axis=1)
+    )
     assert distance_based < METRES_PER_UNIT * 0.99  # about 1.4 % low: the bias the projection avoids
 
 
@@ -253,8 +262,14 @@ def test_rig_scale_unavailable():
 
 @pytest.mark.parametrize(
     "poses_shape, cameras, known",
-    [((5, 4, 4), 2, {1: BASELINE}), ((4, 4, 4), 2, {2: BASELINE}), ((4, 4, 4), 2, {0: BASELINE}),
-     ((4, 4, 4), 2, {1: np.full((4, 4), np.nan)}), ((4, 3, 4), 2, {1: BASELINE}), ((4, 4, 4), 0, {})],
+    [
+        ((5, 4, 4), 2, {1: BASELINE}),
+        ((4, 4, 4), 2, {2: BASELINE}),
+        ((4, 4, 4), 2, {0: BASELINE}),
+        ((4, 4, 4), 2, {1: np.full((4, 4), np.nan)}),
+        ((4, 3, 4), 2, {1: BASELINE}),
+        ((4, 4, 4), 0, {}),
+    ],
 )
 def test_rig_scale_refuses_malformed_arguments(poses_shape, cameras, known):
     with pytest.raises(ValueError):
@@ -276,8 +291,10 @@ def _drive(rng, frames: int = 12, length_m: float = 1.0, odometry_noise: float =
     window_rotation, odom_rotation = _random_rotation(rng), _random_rotation(rng)
     poses = np.stack(
         [
-            _rigid(window_rotation @ _rotation_about_y(10.0 * i), (window_rotation @ p + rng.normal(size=3) * 0.001)
-                   / METRES_PER_UNIT)
+            _rigid(
+                window_rotation @ _rotation_about_y(10.0 * i),
+                (window_rotation @ p + rng.normal(size=3) * 0.001) / METRES_PER_UNIT,
+            )
             for i, p in enumerate(positions)
         ]
     )
@@ -350,8 +367,12 @@ def test_odometry_missing():
 
 @pytest.mark.parametrize(
     "odom_rows, settings",
-    [(11, {}), (12, dict(min_translation_m=0.0)), (12, dict(max_ratio_spread=1.0)),
-     (12, dict(min_translation_m=math.nan))],
+    [
+        (11, {}),
+        (12, dict(min_translation_m=0.0)),
+        (12, dict(max_ratio_spread=1.0)),
+        (12, dict(min_translation_m=math.nan)),
+    ],
 )
 def test_odometry_scale_refuses_malformed_arguments(odom_rows, settings):
     with pytest.raises(ValueError):

@@ -1,5 +1,8 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Depth images: REP 118 buffers packed by Pillow and numpy read back in metres, and depth placed on the model's
 pixels exactly where the real colour preprocessing puts the same edge."""
+
 import array
 
 import numpy as np

@@ -1,9 +1,12 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The streaming session on the tiny model: incremental inference is exact, does only the new work, and owns the
 reset rules and the engine-fit check.
 
 The reference for every window is the model's own forward pass (`VGGT.forward`, matched against the official
 implementation in test_model.py) on the window's images, and the session's full-recompute path.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +26,10 @@ from vggt_ros.world import WindowStatus, WorldConfig
 
 IMAGE_SIZE = 154  # 98 x 154 model input for these photographs: fast, and usable fields of view (test_node.py)
 PERMISSIVE = WorldConfig(  # the tiny model's random windows do not agree geometrically: let every window in
-    min_inlier_ratio=0.0, inlier_distance_ratio=1e6, max_residual_ratio=1e6, max_camera_offset_ratio=1e6,
+    min_inlier_ratio=0.0,
+    inlier_distance_ratio=1e6,
+    max_residual_ratio=1e6,
+    max_camera_offset_ratio=1e6,
     max_camera_rotation_deg=180.0,
 )
 
@@ -66,8 +72,12 @@ def pipeline(tiny_model):
 
 def _config(window_size=3, stride=1, cameras=1, **overrides) -> SessionConfig:
     return SessionConfig(
-        window=WindowConfig(window_size, stride), world=PERMISSIVE, cloud=CloudConfig(point_decimation=2),
-        cameras=cameras, image_size=IMAGE_SIZE, **overrides,
+        window=WindowConfig(window_size, stride),
+        world=PERMISSIVE,
+        cloud=CloudConfig(point_decimation=2),
+        cameras=cameras,
+        image_size=IMAGE_SIZE,
+        **overrides,
     )
 
 
@@ -86,6 +96,7 @@ def _run(session: ReconstructionSession, frame_sets) -> list:
     return [out for out in (session.push(s) for s in frame_sets) if out is not None]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stride, cameras", [(1, 1), (2, 1), (1, 2)])
 def test_incremental_windows_equal_the_model_and_the_full_recompute(tiny_model, pipeline, stride, cameras):
     incremental = ReconstructionSession(pipeline, _config(stride=stride, cameras=cameras))

@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Per-camera stamp rules: zero, repeated, slightly late and jumping-back stamps."""
+
 import pytest
 
 from vggt_ros.stamps import CameraStamps, StampVerdict
@@ -29,8 +32,10 @@ def test_a_repeated_stamp_is_a_duplicate():
     assert stamps.newest(0) == 100 * MS
 
 
-@pytest.mark.parametrize("back_ms, verdict", [(1, StampVerdict.LATE), (500, StampVerdict.LATE),
-                                              (501, StampVerdict.JUMP_BACK), (60_000, StampVerdict.JUMP_BACK)])
+@pytest.mark.parametrize(
+    "back_ms, verdict",
+    [(1, StampVerdict.LATE), (500, StampVerdict.LATE), (501, StampVerdict.JUMP_BACK), (60_000, StampVerdict.JUMP_BACK)],
+)
 def test_small_reordering_is_late_and_a_real_jump_back_is_not(back_ms, verdict):
     stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5)
     stamps.check(0, 100_000 * MS, arrival_ns=0)

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """ApproximateTimeSynchronizer: message_filters' approximate-time rules, on hand-made and simulated streams."""
 
 import random

@@ -1,5 +1,8 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """TransformBuffer against hand-computed answers: chains of static and dynamic links, interpolation, stamp 0,
 extrapolation, unknown and disconnected frames, re-parenting, the cache bound and bad input."""
+
 import math
 
 import numpy as np

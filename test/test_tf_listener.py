@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The node's view of /tf and /tf_static over real rclpy/DDS, and the message-to-matrix conversion it relies on.
 
 A publisher latches the static transforms before the listener exists (as robot_state_publisher does at start-up)
@@ -5,6 +7,7 @@ and publishes odometry at two stamps; a look-up through static and dynamic links
 the hand-composed answer. DDS must stay on this machine: the DDS test fails outside a network namespace whose only
 interface is loopback (run it with tools/run_tests.sh).
 """
+
 import math
 import time
 
@@ -22,7 +25,7 @@ from vggt_ros.metric.tf_buffer import UnknownFrameError
 from vggt_ros.ros.messages import header, tf_message, transform_stamped
 from vggt_ros.ros.tf_listener import make_transform_buffer, matrices_from_transforms
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
 
 S = 1_000_000_000  # nanoseconds per second
 WAIT_S = 20.0

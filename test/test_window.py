@@ -198,7 +198,7 @@ def test_chunks_cover_every_frame_set_once_as_new_and_share_the_overlap():
     assert stamps == [[0, 1, 2, 3, 4], [3, 4, 5, 6, 7], [6, 7, 8, 9, 10], [9, 10, 11]]
     assert [w.new_count for w in windows] == [5, 3, 3, 1]
     assert [w.sequence for w in windows] == [0, 1, 2, 3]
-    new = [s for w in windows for s in stamps[w.sequence][len(stamps[w.sequence]) - w.new_count:]]
+    new = [s for w in windows for s in stamps[w.sequence][len(stamps[w.sequence]) - w.new_count :]]
     assert new == list(range(12))
 
 

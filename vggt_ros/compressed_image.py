@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """sensor_msgs/CompressedImage payloads (JPEG, PNG) -> (H, W, 3) uint8 RGB, without cv_bridge and without rclpy.
 
 The messages are those of image_transport's "compressed" plugin, whose ``format`` reads
@@ -97,7 +99,7 @@ def decode_compressed(data: Buffer, format: str) -> np.ndarray:
 
 
 def _declared_codec(format: str) -> str | None:
-    """"jpeg", "png" or None (an empty format names no codec) from a CompressedImage ``format``."""
+    """ "jpeg", "png" or None (an empty format names no codec) from a CompressedImage ``format``."""
     text = format.lower()
     if "compresseddepth" in text:
         raise ImageFormatError(

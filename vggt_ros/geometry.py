@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Camera and rigid-body geometry for VGGT outputs, written once on torch and usable from numpy.
 
 Conventions (shared by the whole project):
@@ -11,6 +13,7 @@ Every public function accepts torch tensors or numpy arrays. Given any numpy arr
 (arrays converted with ``torch.from_numpy``, results converted back); given tensors it returns tensors
 on the input's device.
 """
+
 from __future__ import annotations
 
 import functools
@@ -60,7 +63,7 @@ def _accepts_numpy(func: _F) -> _F:
 def _check_tensor(name: str, value: Any, trailing: tuple[int, ...], layout: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray of shape {layout}, got {type(value).__name__}")
-    if value.ndim < len(trailing) or tuple(value.shape[value.ndim - len(trailing):]) != trailing:
+    if value.ndim < len(trailing) or tuple(value.shape[value.ndim - len(trailing) :]) != trailing:
         raise ValueError(f"{name} must have shape {layout}, got {tuple(value.shape)}")
     if not value.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
@@ -104,9 +107,15 @@ def quaternion_to_rotation_matrix(quaternion: torch.Tensor) -> torch.Tensor:
         raise ValueError("quaternion has (near-)zero norm; it defines no rotation")
     s = 2.0 / norm_sq
     rows = (
-        1 - s * (y * y + z * z), s * (x * y - z * w), s * (x * z + y * w),
-        s * (x * y + z * w), 1 - s * (x * x + z * z), s * (y * z - x * w),
-        s * (x * z - y * w), s * (y * z + x * w), 1 - s * (x * x + y * y),
+        1 - s * (y * y + z * z),
+        s * (x * y - z * w),
+        s * (x * z + y * w),
+        s * (x * y + z * w),
+        1 - s * (x * x + z * z),
+        s * (y * z - x * w),
+        s * (x * z - y * w),
+        s * (y * z + x * w),
+        1 - s * (x * x + y * y),
     )
     return torch.stack(rows, dim=-1).reshape(*q.shape[:-1], 3, 3)
 
@@ -127,9 +136,7 @@ def rotation_matrix_to_quaternion(rotation: torch.Tensor) -> torch.Tensor:
     r = _check_tensor("rotation", rotation, (3, 3), "(..., 3, 3)")
     r00, r01, r02, r10, r11, r12, r20, r21, r22 = r.reshape(*r.shape[:-2], 9).unbind(-1)
     # 4*w^2, 4*x^2, 4*y^2, 4*z^2 from the diagonal.
-    four_sq = torch.stack(
-        (1 + r00 + r11 + r22, 1 + r00 - r11 - r22, 1 - r00 + r11 - r22, 1 - r00 - r11 + r22), dim=-1
-    )
+    four_sq = torch.stack((1 + r00 + r11 + r22, 1 + r00 - r11 - r22, 1 - r00 + r11 - r22, 1 - r00 - r11 + r22), dim=-1)
     two_abs = torch.sqrt(torch.clamp(four_sq, min=0.0))  # 2|w|, 2|x|, 2|y|, 2|z|
     # Row k is 4*q_k*(w, x, y, z): the whole quaternion scaled by 4*q_k, taken from off-diagonal sums/differences.
     candidates = torch.stack(

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """sensor_msgs/Image-style buffers -> (H, W, 3) uint8 RGB numpy views, without cv_bridge and without rclpy.
 
 The caller passes the message fields as plain values (`data`, `height`, `width`, `step`, `encoding`), so bag

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Which image topics have gone quiet: the node's check that images actually reach it.
 
 No ROS here: the node tells the watchdog when an image arrives and, from a timer, asks which topics are quiet,

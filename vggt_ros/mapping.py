@@ -20,6 +20,7 @@ Open3D is imported on first use (it takes about a second).
 Frame of everything here: the chained world of `vggt_ros.world.World`, i.e. the OpenCV optical frame
 (x right, y down, z forward) of the first image, at the first window's VGGT scale (not metres).
 """
+
 from __future__ import annotations
 
 import math

@@ -16,6 +16,7 @@ Output folder: ``map.ply``, ``trajectory.tum`` (TUM format, the first image's op
 ``images/``, ``depth/`` and ``confidence/`` (see `vggt_ros.dataset`). ``--out-bag`` also records what the node
 would have published into an mcap bag.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,9 @@ NODE_PREFIX = "/vggt/"  # topics of --out-bag: the node's, resolved under its de
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="vggt-ros-reconstruct", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="vggt-ros-reconstruct", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", type=Path, help="folder of images, sorted by name = time order")
     source.add_argument("--bag", type=Path, help="rosbag2 recording (folder, .mcap or .db3)")
@@ -61,10 +63,17 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--queue-size", type=int, default=10, help="with --bag: images kept per camera while pairing")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--out-bag", type=Path, default=None, help="also write the node's messages into this mcap bag")
-    parser.add_argument("--max-frames", type=int, default=64,
-                        help="images per forward pass: all images in one pass when they fit, else overlapping chunks")
-    parser.add_argument("--sliding-window", action="store_true",
-                        help="run the node's streaming sliding window (--window-size, --window-stride) instead")
+    parser.add_argument(
+        "--max-frames",
+        type=int,
+        default=64,
+        help="images per forward pass: all images in one pass when they fit, else overlapping chunks",
+    )
+    parser.add_argument(
+        "--sliding-window",
+        action="store_true",
+        help="run the node's streaming sliding window (--window-size, --window-stride) instead",
+    )
     parser.add_argument("--weights", default="facebook/VGGT-1B", help="hub id, folder or weights file (torch backend)")
     parser.add_argument("--config", default=None, help="model config.json for a bare weights file")
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
@@ -81,9 +90,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--confidence-percentile", type=float, default=50.0)
     parser.add_argument("--point-decimation", type=int, default=2)
     parser.add_argument("--voxel-size", type=float, default=0.01, help="map voxel, world units")
-    parser.add_argument("--full-recompute", action="store_true",
-                        help="run every network stage on every image of every window (slower; the reference the "
-                        "incremental default is tested against)")
+    parser.add_argument(
+        "--full-recompute",
+        action="store_true",
+        help="run every network stage on every image of every window (slower; the reference the "
+        "incremental default is tested against)",
+    )
     args = parser.parse_args(argv)
     args.topics = [t for t in args.topics.split(",") if t]
     if args.bag is not None and not args.topics:
@@ -107,8 +119,10 @@ def _open_inputs(args: argparse.Namespace) -> _Inputs:
     if args.images is not None:
         folder = FolderInput(args.images, args.mode, args.image_size)
         if folder.model_hw is not None:
-            log.warning("images have different model input sizes; every image is padded with white to %dx%d (HxW)",
-                        *folder.model_hw)
+            log.warning(
+                "images have different model input sizes; every image is padded with white to %dx%d (HxW)",
+                *folder.model_hw,
+            )
         names = _camera_names(args, 1)
         return _Inputs(folder.frame_sets(), 1, names, len(folder.files), folder.model_hw, lambda: folder.skipped)
     source = BagImageSource(args.bag, args.topics, start_s=args.start, stop_s=args.stop)
@@ -129,11 +143,16 @@ def _session_config(args: argparse.Namespace, inputs: _Inputs, chunk: Optional[t
     window_size = chunk[0] if chunk else args.window_size
     frames = window_size * inputs.cameras
     return SessionConfig(
-        window=WindowConfig(window_size, window_size if chunk else args.window_stride,
-                            KeyframePolicy(min_motion=0.0 if chunk else args.keyframe_min_motion)),
+        window=WindowConfig(
+            window_size,
+            window_size if chunk else args.window_stride,
+            KeyframePolicy(min_motion=0.0 if chunk else args.keyframe_min_motion),
+        ),
         cloud=CloudConfig(confidence_percentile=args.confidence_percentile, point_decimation=args.point_decimation),
-        world=WorldConfig(retained_frames=max(WorldConfig.retained_frames, frames),
-                          trajectory_recent=max(WorldConfig.trajectory_recent, frames)),
+        world=WorldConfig(
+            retained_frames=max(WorldConfig.retained_frames, frames),
+            trajectory_recent=max(WorldConfig.trajectory_recent, frames),
+        ),
         map=MapConfig(voxel_size=args.voxel_size),
         cameras=inputs.cameras,
         camera_names=inputs.camera_names,
@@ -150,20 +169,29 @@ def _session_config(args: argparse.Namespace, inputs: _Inputs, chunk: Optional[t
 def _choose_mode(args: argparse.Namespace, inputs: _Inputs) -> tuple[str, Optional[tuple[int, int]]]:
     """("sliding window" | "joint" | "chunks", (chunk size, overlap) in frame sets) with a log line saying why."""
     if args.sliding_window:
-        log.info("mode: sliding window of %d keyframes, stride %d (--sliding-window)", args.window_size,
-                 args.window_stride)
+        log.info(
+            "mode: sliding window of %d keyframes, stride %d (--sliding-window)", args.window_size, args.window_stride
+        )
         return "sliding window", None
     per_chunk = args.max_frames // inputs.cameras
     if per_chunk < 2:
         raise ValueError(f"--max-frames {args.max_frames} must allow 2 frame sets of {inputs.cameras} images")
     total = inputs.expected_frame_sets
     if total * inputs.cameras <= args.max_frames:
-        log.info("mode: joint, all %d images in one forward pass (they fit --max-frames %d)",
-                 total * inputs.cameras, args.max_frames)
+        log.info(
+            "mode: joint, all %d images in one forward pass (they fit --max-frames %d)",
+            total * inputs.cameras,
+            args.max_frames,
+        )
         return "joint", (max(per_chunk, 2), 1)
     overlap = min(MAX_CHUNK_OVERLAP, per_chunk // 4) or 1
-    log.info("mode: chunks, %d images exceed --max-frames %d: chunks of %d frame sets overlapping by %d, chained",
-             total * inputs.cameras, args.max_frames, per_chunk, overlap)
+    log.info(
+        "mode: chunks, %d images exceed --max-frames %d: chunks of %d frame sets overlapping by %d, chained",
+        total * inputs.cameras,
+        args.max_frames,
+        per_chunk,
+        overlap,
+    )
     return "chunks", (per_chunk, overlap)
 
 
@@ -203,8 +231,9 @@ class _BagRecording:
         from vggt_ros.ros.params import NodeParameters
 
         self._outputs = outputs
-        self.params = NodeParameters(image_topics=tuple(topics) or tuple(f"/{n}/image" for n in camera_names),
-                                     camera_names=camera_names)
+        self.params = NodeParameters(
+            image_topics=tuple(topics) or tuple(f"/{n}/image" for n in camera_names), camera_names=camera_names
+        )
         self.writer = BagWriter(path)
         self._started = False
 
@@ -221,8 +250,12 @@ class _BagRecording:
     def close(self, session: ReconstructionSession, stamp_ns: int) -> None:
         if len(session.map):
             message = self._outputs.map_message(self.params, session.map.points, session.map.colors, stamp_ns)
-            self.writer.write(self._outputs.topic(self.params, self._outputs.Output("map"), NODE_PREFIX), message,
-                              stamp_ns, latched=True)
+            self.writer.write(
+                self._outputs.topic(self.params, self._outputs.Output("map"), NODE_PREFIX),
+                message,
+                stamp_ns,
+                latched=True,
+            )
         self.writer.close()
 
 
@@ -250,8 +283,16 @@ def run(args: argparse.Namespace) -> dict:
     mode, chunk = _choose_mode(args, inputs)
     config = _session_config(args, inputs, chunk)
     session = ReconstructionSession(
-        create_pipeline(RuntimeConfig(backend=args.backend, weights=args.weights, model_config=args.config,
-                                      device=args.device, precision=args.precision, engine_dir=args.engine_dir)),
+        create_pipeline(
+            RuntimeConfig(
+                backend=args.backend,
+                weights=args.weights,
+                model_config=args.config,
+                device=args.device,
+                precision=args.precision,
+                engine_dir=args.engine_dir,
+            )
+        ),
         config,
     )
     exports = _Exports(args.out, session)
@@ -264,10 +305,23 @@ def run(args: argparse.Namespace) -> dict:
         if out is None:
             return
         residual = out.result.residual if out.result is not None else float("nan")
-        log.info("window %d (images up to %s): %s%s", out.window.sequence, last_name, out.status.value,
-                 "" if out.merged and not out.reason else f" - {out.reason}")
-        windows.append({"window": out.window.sequence, "last_image": last_name, "status": out.status.value,
-                        "reason": out.reason, "residual": residual, "images": len(out.window.images)})
+        log.info(
+            "window %d (images up to %s): %s%s",
+            out.window.sequence,
+            last_name,
+            out.status.value,
+            "" if out.merged and not out.reason else f" - {out.reason}",
+        )
+        windows.append(
+            {
+                "window": out.window.sequence,
+                "last_image": last_name,
+                "status": out.status.value,
+                "reason": out.reason,
+                "residual": residual,
+                "images": len(out.window.images),
+            }
+        )
         exports.add(out)
         if recording is not None and out.merged:
             recording.add(out, session)
@@ -276,8 +330,14 @@ def run(args: argparse.Namespace) -> dict:
         if window is not None:
             record(session.integrate(session.infer(window)), last_name)
 
-    progress = tqdm(inputs.frame_sets, total=inputs.expected_frame_sets, unit="frame set", mininterval=1.0,
-                    dynamic_ncols=True, disable=None)
+    progress = tqdm(
+        inputs.frame_sets,
+        total=inputs.expected_frame_sets,
+        unit="frame set",
+        mininterval=1.0,
+        dynamic_ncols=True,
+        disable=None,
+    )
     last_name = ""
     try:
         for item in progress:
@@ -337,9 +397,16 @@ def run(args: argparse.Namespace) -> dict:
     strict_json.write(args.out / "summary.json", summary)
     if not windows:
         log.warning("%d frame sets gave no window; lower --window-size or --keyframe-min-motion", frame_sets)
-    log.info("%s: %d images, %d windows (%d merged), %d map points, %.2f s per frame set -> %s", mode,
-             summary["images"], summary["windows"], summary["merged"], summary["map_points"],
-             summary["seconds_per_frame_set"], args.out)
+    log.info(
+        "%s: %d images, %d windows (%d merged), %d map points, %.2f s per frame set -> %s",
+        mode,
+        summary["images"],
+        summary["windows"],
+        summary["merged"],
+        summary["map_points"],
+        summary["seconds_per_frame_set"],
+        args.out,
+    )
     return summary
 
 

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Image preprocessing: camera images -> the VGGT model input `(S, 3, H, W)` float32 in [0, 1].
 
 Two routes share one size rule (`output_size`) and one crop / pad step:

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """From one window's network outputs to what the node publishes, on the pipeline's device, in torch.
 
 Three steps, each computed once per window:
@@ -150,9 +152,14 @@ class PlacedFrames:
         index = torch.as_tensor(list(rows), dtype=torch.int64, device=self.depth.device)
         host = list(rows)
         return PlacedFrames(
-            tuple(self.frames[i] for i in host), self.world_from_camera[host], self.intrinsics[host],
-            self.depth.index_select(0, index), self.confidence.index_select(0, index),
-            self.colors.index_select(0, index), self.step, self.points.index_select(0, index),
+            tuple(self.frames[i] for i in host),
+            self.world_from_camera[host],
+            self.intrinsics[host],
+            self.depth.index_select(0, index),
+            self.confidence.index_select(0, index),
+            self.colors.index_select(0, index),
+            self.step,
+            self.points.index_select(0, index),
         )
 
     def grid(self, image: torch.Tensor) -> torch.Tensor:
@@ -328,9 +335,7 @@ def unproject(
     x = (u[None, :] - k[:, 0, 2, None]) / k[:, 0, 0, None]  # (K, w)
     y = (v[None, :] - k[:, 1, 2, None]) / k[:, 1, 1, None]  # (K, h)
     rotation = pose[:, None, None, :3, :3]
-    directions = (
-        rotation[..., 0] * x[:, None, :, None] + rotation[..., 1] * y[:, :, None, None] + rotation[..., 2]
-    )
+    directions = rotation[..., 0] * x[:, None, :, None] + rotation[..., 1] * y[:, :, None, None] + rotation[..., 2]
     return torch.addcmul(pose[:, None, None, :3, 3], directions, depth[..., None])
 
 
@@ -379,6 +384,9 @@ def build_cloud(placed: PlacedFrames, config: CloudConfig) -> PointCloud:
         height, width = count * rows, cols
     packed = torch.cat((xyz, pack_rgb(colors)[:, None], confidence[:, None]), dim=1)
     return PointCloud(
-        points=packed.cpu().numpy(), colors=colors.cpu().numpy(), frames=frames.cpu().numpy(), height=height,
+        points=packed.cpu().numpy(),
+        colors=colors.cpu().numpy(),
+        frames=frames.cpu().numpy(),
+        height=height,
         width=width,
     )

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """A streaming reconstruction session: frame sets in, one chained world out, with no repeated work.
 
 The ROS node and the offline command both run this; neither holds reconstruction rules of its own.
@@ -28,6 +30,7 @@ frame is padded to one model size, `SessionConfig.model_hw`), `request_reset` (t
 is bounded: the window, the per-frame cache (the current window's frames), the world (see `vggt_ros.world`) and
 the map (`vggt_ros.mapping`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -295,7 +298,8 @@ class ReconstructionSession:
                 f"{name} {image.shape[1]}x{image.shape[0]}" for name, image in zip(self.config.names, frame_set.images)
             )
             raise FrameSetError(
-                "resolution", f"cameras have different resolutions ({listed}, WxH); they must match: set dropped "
+                "resolution",
+                f"cameras have different resolutions ({listed}, WxH); they must match: set dropped "
                 "(resize them upstream, e.g. with image_proc)",
             )
         reset = ""
@@ -392,8 +396,9 @@ class ReconstructionSession:
             depth_m = depth_lookup(camera, stamp_ns)
             if depth_m is None:
                 continue
-            mapping = pixel_map(*cached.image_hw, self.config.preprocess_mode, self.config.image_size,
-                                self.config.model_hw)
+            mapping = pixel_map(
+                *cached.image_hw, self.config.preprocess_mode, self.config.image_size, self.config.model_hw
+            )
             try:
                 resampled = depth_to_model(depth_m, mapping)
             except DepthFormatError as err:
@@ -402,8 +407,9 @@ class ReconstructionSession:
             cached.sensor_depth = torch.from_numpy(resampled).to(cached.colors.device)
         missing = torch.full(tuple(self._cache[frame_ids[dense[0]]].colors.shape[:2]), float("nan"))
         depth = [self._cache[frame_ids[i]].sensor_depth for i in dense]
-        stacked = torch.stack([d if d is not None else missing.to(self._cache[frame_ids[i]].colors.device)
-                               for i, d in zip(dense, depth)])
+        stacked = torch.stack(
+            [d if d is not None else missing.to(self._cache[frame_ids[i]].colors.device) for i, d in zip(dense, depth)]
+        )
         return stacked, problem
 
     def _encode(self, frame_ids, images, missing: list[int], seconds: dict[str, float]) -> None:
@@ -441,8 +447,10 @@ class ReconstructionSession:
         held_sets = sorted({i // cameras for i, f in enumerate(frame_ids) if known(f) and f in self.world.samples})
         count = min(self.config.overlap_frame_sets, len(held_sets))
         # Spread over the held sets, the newest always included: a wider baseline fixes the alignment better.
-        picks = {held_sets[round(k * (len(held_sets) - 1) / (count - 1))] for k in range(count)} if count > 1 else set(
-            held_sets[-1:]
+        picks = (
+            {held_sets[round(k * (len(held_sets) - 1) / (count - 1))] for k in range(count)}
+            if count > 1
+            else set(held_sets[-1:])
         )
         overlap = [s * cameras + c for s in picks for c in range(cameras)]
         return tuple(sorted(set(new) | set(overlap)))
@@ -461,16 +469,33 @@ class ReconstructionSession:
 
         def rejected(reason: str, result: Optional[WindowResult]) -> WindowOutput:
             seconds["world"] = time.perf_counter() - start
-            return WindowOutput(inference.window, WindowStatus.REJECTED, reason, result, [], None, map_reset,
-                                inference.dense, inference.predictions, seconds, scale, self.world.metric)
+            return WindowOutput(
+                inference.window,
+                WindowStatus.REJECTED,
+                reason,
+                result,
+                [],
+                None,
+                map_reset,
+                inference.dense,
+                inference.predictions,
+                seconds,
+                scale,
+                self.world.metric,
+            )
 
         try:
-            products = decode_window(inference.predictions, inference.frame_ids, inference.stamps, inference.dense,
-                                     inference.colors)
+            products = decode_window(
+                inference.predictions, inference.frame_ids, inference.stamps, inference.dense, inference.colors
+            )
         except ValueError as err:  # unusable cameras (e.g. a field of view of 0): nothing to align or publish
             return rejected(f"unusable network output: {err}", None)
         scale = inference.depth_problem or measure_window_scale(
-            self.config.metric, products, self.config.cameras, inference.camera_frames, inference.sensor_depth,
+            self.config.metric,
+            products,
+            self.config.cameras,
+            inference.camera_frames,
+            inference.sensor_depth,
             self.transforms,
         )
         observation = scale if isinstance(scale, ScaleObservation) else None
@@ -483,8 +508,20 @@ class ReconstructionSession:
         self._anchor = inference.window.frame_sets[-1]
         if self.config.metric.active and not result.metric:
             seconds["cloud"] = seconds["map"] = 0.0
-            return WindowOutput(inference.window, result.status, result.reason, result, [], None, map_reset,
-                                inference.dense, inference.predictions, seconds, scale, False)
+            return WindowOutput(
+                inference.window,
+                result.status,
+                result.reason,
+                result,
+                [],
+                None,
+                map_reset,
+                inference.dense,
+                inference.predictions,
+                seconds,
+                scale,
+                False,
+            )
         start = time.perf_counter()
         cloud = build_cloud(result.placed, self.config.cloud) if result.placed is not None else None
         seconds["cloud"] = time.perf_counter() - start
@@ -498,8 +535,20 @@ class ReconstructionSession:
                 in_map = np.isin(cloud.frames, map_rows)
                 self.map.add(cloud.points[in_map, :3], cloud.colors[in_map])
         seconds["map"] = time.perf_counter() - start
-        return WindowOutput(inference.window, result.status, result.reason, result, self._newest(result),
-                            cloud, map_reset, inference.dense, inference.predictions, seconds, scale, result.metric)
+        return WindowOutput(
+            inference.window,
+            result.status,
+            result.reason,
+            result,
+            self._newest(result),
+            cloud,
+            map_reset,
+            inference.dense,
+            inference.predictions,
+            seconds,
+            scale,
+            result.metric,
+        )
 
     def _newest(self, result: WindowResult) -> list[PublishedFrame]:
         """The newest frame set's images, copied to the host (what the node publishes per camera)."""
@@ -514,14 +563,16 @@ class ReconstructionSession:
             if i not in placed.frames:
                 continue
             row = placed.frames.index(i)
-            newest.append(PublishedFrame(
-                camera=camera,
-                stamp_ns=int(result.frame_ids[i][0]),
-                world_from_camera=placed.world_from_camera[row],
-                intrinsics=placed.intrinsics[row],
-                depth=placed.depth[row].cpu().numpy(),
-                confidence=placed.confidence[row].cpu().numpy(),
-            ))
+            newest.append(
+                PublishedFrame(
+                    camera=camera,
+                    stamp_ns=int(result.frame_ids[i][0]),
+                    world_from_camera=placed.world_from_camera[row],
+                    intrinsics=placed.intrinsics[row],
+                    depth=placed.depth[row].cpu().numpy(),
+                    confidence=placed.confidence[row].cpu().numpy(),
+                )
+            )
         return newest
 
     def push(self, frame_set: FrameSet, depth_lookup: Optional[DepthLookup] = None) -> Optional[WindowOutput]:
@@ -554,13 +605,19 @@ class ReconstructionSession:
         for row, index in enumerate(placed.frames):
             stamp_ns, camera = out.result.frame_ids[index]
             image = out.window.frame_sets[index // cameras].images[camera]
-            mapping = pixel_map(*image.shape[:2], self.config.preprocess_mode, self.config.image_size,
-                                self.config.model_hw)
+            mapping = pixel_map(
+                *image.shape[:2], self.config.preprocess_mode, self.config.image_size, self.config.model_hw
+            )
             frame = ExportFrame(
-                name=f"{self.config.names[camera]}/{stamp_ns}.png", camera=camera, stamp_ns=int(stamp_ns),
-                pixel_map=mapping, world_from_camera=placed.world_from_camera[row],
-                intrinsics=placed.intrinsics[row], depth=placed.depth[row].cpu().numpy(),
-                confidence=placed.confidence[row].cpu().numpy(), colors=placed.colors[row].cpu().numpy(),
+                name=f"{self.config.names[camera]}/{stamp_ns}.png",
+                camera=camera,
+                stamp_ns=int(stamp_ns),
+                pixel_map=mapping,
+                world_from_camera=placed.world_from_camera[row],
+                intrinsics=placed.intrinsics[row],
+                depth=placed.depth[row].cpu().numpy(),
+                confidence=placed.confidence[row].cpu().numpy(),
+                colors=placed.colors[row].cpu().numpy(),
             )
             frames.append((frame, np.array(image)))
         return frames

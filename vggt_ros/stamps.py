@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Per-camera image stamps as real drivers produce them: zero stamps, repeated stamps, small reordering, and a
 real jump back (a bag loop, a restarted driver). No ROS here: the node asks `CameraStamps.check` per image.
 
@@ -9,6 +11,7 @@ real jump back (a bag loop, a restarted driver). No ROS here: the node asks `Cam
   image is dropped, the world is kept.
 * A stamp further back is a jump back in time: the node starts over.
 """
+
 from __future__ import annotations
 
 import enum
@@ -39,7 +42,9 @@ class CameraStamps:
 
     def __init__(self, cameras: int, reorder_tolerance_s: float) -> None:
         if not (math.isfinite(reorder_tolerance_s) and reorder_tolerance_s >= 0):
-            raise ValueError(f"reorder_tolerance_s must be a finite number of seconds >= 0, got {reorder_tolerance_s!r}")
+            raise ValueError(
+                f"reorder_tolerance_s must be a finite number of seconds >= 0, got {reorder_tolerance_s!r}"
+            )
         self._tolerance_ns = int(reorder_tolerance_s * 1e9)
         self._newest: list[Optional[int]] = [None] * cameras
 

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Approximate-time grouping of K timestamped streams, without ROS (live subscriptions and offline bag replay).
 
 The semantics are those of `message_filters.ApproximateTimeSynchronizer` (the Python implementation shipped

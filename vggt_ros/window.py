@@ -261,7 +261,7 @@ class ChunkWindows:
     def _emit(self) -> Window:
         window = Window(tuple(self._frame_sets), len(self._frame_sets) - self._shared, self._sequence)
         self._sequence += 1
-        self._frame_sets = self._frame_sets[-self.overlap:]
+        self._frame_sets = self._frame_sets[-self.overlap :]
         self._shared = len(self._frame_sets)
         return window
 

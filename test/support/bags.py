@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Real rosbag2 recordings of camera images for tests, written with rosbags (no ROS install, no rclpy).
 
 `write_image_bag` writes what a camera driver and `ros2 bag record` would leave: sensor_msgs/Image (rgb8 or

@@ -23,6 +23,7 @@ The synthetic room's unit is the metre. Three sources, each a test double of a r
 `FakePipelineForWorldTests`; `evaluate_metric` measures the result against the truth (definitions in
 `MetricAccuracy`). Shared by test/test_metric_session.py and bench/metric_scale.py.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,12 +57,14 @@ FIRST_STAMP_NS = 1_700_000_000 * 1_000_000_000
 FRAME_PERIOD_NS = 100_000_000
 # Camera 0 on the robot: 0.2 m ahead of the base origin and 0.5 m up, looking forward. Base axes (REP 103): x
 # forward, y left, z up; optical axes: x right = -y, y down = -z, z forward = x.
-BASE_FROM_CAMERA = np.array([
-    [0.0, 0.0, 1.0, 0.2],
-    [-1.0, 0.0, 0.0, 0.0],
-    [0.0, -1.0, 0.0, 0.5],
-    [0.0, 0.0, 0.0, 1.0],
-])
+BASE_FROM_CAMERA = np.array(
+    [
+        [0.0, 0.0, 1.0, 0.2],
+        [-1.0, 0.0, 0.0, 0.0],
+        [0.0, -1.0, 0.0, 0.5],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+)
 
 
 # --- what the session is fed -------------------------------------------------------------------------------
@@ -265,8 +268,13 @@ class FakeOdometryForTests:
     publishes.
     """
 
-    def __init__(self, frames: FrameSetSequence, transforms: TransformBuffer,
-                 config: OdometryConfig = OdometryConfig(), seed: int = 0) -> None:
+    def __init__(
+        self,
+        frames: FrameSetSequence,
+        transforms: TransformBuffer,
+        config: OdometryConfig = OdometryConfig(),
+        seed: int = 0,
+    ) -> None:
         self.frames = frames
         self.transforms = transforms
         self.config = config
@@ -282,7 +290,7 @@ class FakeOdometryForTests:
             odom_from_base.append(odom_from_base[-1] @ measured)
         self.odom_from_base = np.stack(odom_from_base)
         if config.jump_at is not None:
-            self.odom_from_base[config.jump_at:, :3, 3] += np.asarray(config.jump_m)
+            self.odom_from_base[config.jump_at :, :3, 3] += np.asarray(config.jump_m)
         transforms.set_transform_static(BASE_FRAME, frames.camera_frames[0], BASE_FROM_CAMERA)
 
     def publish(self, t: int) -> None:
@@ -299,8 +307,11 @@ def _rotation_about_z(angle: float) -> np.ndarray:
 
 
 def metric_session_config(
-    frames: FrameSetSequence, window: WindowConfig, metric: MetricConfig,
-    world: WorldConfig = WorldConfig(), overlap_frame_sets: int = SessionConfig.overlap_frame_sets,
+    frames: FrameSetSequence,
+    window: WindowConfig,
+    metric: MetricConfig,
+    world: WorldConfig = WorldConfig(),
+    overlap_frame_sets: int = SessionConfig.overlap_frame_sets,
 ) -> SessionConfig:
     """`chaining_session_config` for ``frames``' cameras with the ``metric`` source."""
     config = chaining_session_config(frames.sequence, window, world, overlap_frame_sets=overlap_frame_sets)
@@ -326,8 +337,11 @@ def start_metric_session(
 
 
 def feed(
-    run: MetricRun, times: Sequence[int], depth_lookup=None,
-    frame_set: Optional[Callable[[int], FrameSet]] = None, before: Optional[Callable[[int], None]] = None,
+    run: MetricRun,
+    times: Sequence[int],
+    depth_lookup=None,
+    frame_set: Optional[Callable[[int], FrameSet]] = None,
+    before: Optional[Callable[[int], None]] = None,
 ) -> list[tuple[int, WindowOutput]]:
     """Push frame sets ``times`` (default `FrameSetSequence.frame_set`), calling ``before(t)`` first (e.g. to
     publish odometry); the windows that ran, also appended to ``run.windows``."""
@@ -343,8 +357,13 @@ def feed(
 
 
 def run_metric_session(
-    frames: FrameSetSequence, config: SessionConfig, transforms=None, depth_lookup=None,
-    before: Optional[Callable[[int], None]] = None, noise: OracleNoise = OracleNoise(), seed: int = 0,
+    frames: FrameSetSequence,
+    config: SessionConfig,
+    transforms=None,
+    depth_lookup=None,
+    before: Optional[Callable[[int], None]] = None,
+    noise: OracleNoise = OracleNoise(),
+    seed: int = 0,
 ) -> MetricRun:
     """All of ``frames`` through a new session (see `start_metric_session` and `feed`)."""
     run = start_metric_session(frames, config, transforms, noise, seed)

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Where DDS may run: tests and benchmarks that start rclpy check `network_is_loopback_only` first."""
 
 from __future__ import annotations

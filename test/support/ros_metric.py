@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Support for the node-level metric tests (test/test_node_metric.py): the `vggt` node over the synthetic room, and a
 robot made of test doubles that talks to it over real rclpy.
 
@@ -15,6 +17,7 @@ robot made of test doubles that talks to it over real rclpy.
   `vggt_ros.ros.tf_listener.matrices_from_transforms`, the conversion test_tf_listener.py checks against known
   rotations.
 """
+
 from __future__ import annotations
 
 import threading
@@ -32,12 +35,11 @@ from sensor_msgs.msg import Image, PointCloud2
 from tf2_msgs.msg import TFMessage
 
 import vggt_ros.ros.node as node_module
+from support.synthetic import FakePipelineForWorldTests, FakeVGGTForWorldTests
 from vggt_ros.geometry import quaternion_to_rotation_matrix
 from vggt_ros.ros import messages
 from vggt_ros.ros.node import NODE_NAME, ReconstructionNode
 from vggt_ros.ros.tf_listener import matrices_from_transforms
-
-from support.synthetic import FakePipelineForWorldTests, FakeVGGTForWorldTests
 
 WAIT_S = 30.0
 WARN = 30  # rcl_interfaces/Log level
@@ -45,11 +47,15 @@ NANOSECONDS = 1_000_000_000
 RELIABLE = QoSProfile(depth=200, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
 # /tf_static as tf2_ros uses it: reliable and transient local, so a late subscriber still gets the static frames.
 LATCHED = QoSProfile(
-    depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 LATCHED_READER = QoSProfile(
-    depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+    depth=100,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 
@@ -162,7 +168,7 @@ def cloud_xyz(msg: PointCloud2) -> np.ndarray:
     offsets = {field.name: field.offset for field in msg.fields}
     raw = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height * msg.width, msg.point_step)
     xyz = np.stack(
-        [raw[:, offsets[name]:offsets[name] + 4].copy().view("<f4")[:, 0] for name in ("x", "y", "z")], axis=1
+        [raw[:, offsets[name] : offsets[name] + 4].copy().view("<f4")[:, 0] for name in ("x", "y", "z")], axis=1
     ).astype(np.float64)
     return xyz[np.isfinite(xyz).all(axis=1)]
 
@@ -214,8 +220,10 @@ class RobotForTests:
     def wait_connected(self) -> None:
         """Until the node subscribes to the images and publishes every recorded output."""
         self.wait_for(
-            lambda: all(s.get_publisher_count() > 0 for s in self.output_subscriptions)
-            and all(p.get_subscription_count() > 0 for p in self.image_publishers.values()),
+            lambda: (
+                all(s.get_publisher_count() > 0 for s in self.output_subscriptions)
+                and all(p.get_subscription_count() > 0 for p in self.image_publishers.values())
+            ),
             what="DDS discovery between the robot and the node",
         )
 
@@ -261,7 +269,9 @@ class RobotForTests:
     def transforms(self, topic: str, parent: str, child: str) -> list:
         """Every TransformStamped ``parent`` -> ``child`` received on ``topic`` (/tf or /tf_static), oldest first."""
         return [
-            t for msg in self.messages(topic) for t in msg.transforms
+            t
+            for msg in self.messages(topic)
+            for t in msg.transforms
             if t.header.frame_id == parent and t.child_frame_id == child
         ]
 
@@ -273,4 +283,3 @@ class RobotForTests:
         self.executor.shutdown(timeout_sec=5.0)
         self.thread.join(timeout=5.0)
         self.node.destroy_node()
-

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Test and benchmark support (not used by the node): a synthetic textured room with exact geometry, and a
 stand-in for the network that answers windows the way VGGT would.
 
@@ -22,6 +24,7 @@ stand-in for the network that answers windows the way VGGT would.
 Pixel convention as VGGT: integer pixel coordinates u = 0..W-1, v = 0..H-1, no half-pixel offset,
 principal point (W/2, H/2), depth along the optical axis.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,7 +50,7 @@ from vggt_ros.preprocess import preprocess_frames
 from vggt_ros.products import CloudConfig, WindowProducts, decode_window
 from vggt_ros.session import ReconstructionSession, SessionConfig
 from vggt_ros.window import FrameSet, WindowConfig
-from vggt_ros.world import World, WindowResult, WindowStatus, WorldConfig
+from vggt_ros.world import WindowResult, WindowStatus, World, WorldConfig
 
 PATHS = ("straight", "loop", "rotation")
 
@@ -118,8 +121,11 @@ class SyntheticRoom:
                     p = origin + t[:, None] * dirs
                 a, b = surf.free_axes
                 inside = (
-                    (t > 1e-6) & (p[:, a] >= surf.bounds[0][0]) & (p[:, a] <= surf.bounds[0][1])
-                    & (p[:, b] >= surf.bounds[1][0]) & (p[:, b] <= surf.bounds[1][1])
+                    (t > 1e-6)
+                    & (p[:, a] >= surf.bounds[0][0])
+                    & (p[:, a] <= surf.bounds[0][1])
+                    & (p[:, b] >= surf.bounds[1][0])
+                    & (p[:, b] <= surf.bounds[1][1])
                 )
                 closer = inside & (t < t_best)
                 t_best[closer] = t[closer]
@@ -498,8 +504,12 @@ def chaining_session_config(
 ) -> SessionConfig:
     """A session for a synthetic sequence: model input = the rendered size (its width is a multiple of 14)."""
     return SessionConfig(
-        window=window_config, cloud=cloud_config, world=world_config, map=map_config,
-        image_size=int(sequence.rgb.shape[2]), overlap_frame_sets=overlap_frame_sets,
+        window=window_config,
+        cloud=cloud_config,
+        world=world_config,
+        map=map_config,
+        image_size=int(sequence.rgb.shape[2]),
+        overlap_frame_sets=overlap_frame_sets,
     )
 
 

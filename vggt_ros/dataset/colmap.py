@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """COLMAP sparse models (cameras, images, points3D) in COLMAP's binary and text formats, written without COLMAP.
 
 Formats as documented by COLMAP ("Output Format"; binary layout of its reconstruction_io_binary), little endian:
@@ -22,6 +24,7 @@ index + 0.5 (`vggt_ros.dataset.frames.ExportFrame.corner_intrinsics` converts fr
 text side by side) and the final files are the count header plus the scratch bytes, so a model of millions of
 points is written without holding it in memory. The writer keeps only the cameras (a few numbers per image).
 """
+
 from __future__ import annotations
 
 import os
@@ -82,8 +85,15 @@ class PinholeCamera:
     def from_matrix(cls, camera_id: int, image_hw: tuple[int, int], corner_intrinsics: np.ndarray) -> "PinholeCamera":
         """From a ``(3, 3)`` pinhole matrix in the pixel-corner convention for an (H, W) image."""
         k = np.asarray(corner_intrinsics, dtype=np.float64)
-        return cls(camera_id, int(image_hw[1]), int(image_hw[0]), float(k[0, 0]), float(k[1, 1]),
-                   float(k[0, 2]), float(k[1, 2]))
+        return cls(
+            camera_id,
+            int(image_hw[1]),
+            int(image_hw[0]),
+            float(k[0, 0]),
+            float(k[1, 1]),
+            float(k[0, 2]),
+            float(k[1, 2]),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,16 +149,20 @@ class PointBatch:
         count = len(self.point3d_ids)
         elements = len(self.track_point)
         if (
-            self.xyz.shape != (count, 3) or self.rgb.shape != (count, 3) or self.error.shape != (count,)
-            or self.track_image_ids.shape != (elements,) or self.track_point2d_idx.shape != (elements,)
+            self.xyz.shape != (count, 3)
+            or self.rgb.shape != (count, 3)
+            or self.error.shape != (count,)
+            or self.track_image_ids.shape != (elements,)
+            or self.track_point2d_idx.shape != (elements,)
         ):
             raise ValueError(
                 f"point batch fields disagree: {count} ids, xyz {self.xyz.shape}, rgb {self.rgb.shape}, error "
                 f"{self.error.shape}; {elements} track elements, images {self.track_image_ids.shape}, indices "
                 f"{self.track_point2d_idx.shape}"
             )
-        if elements and (np.any(np.diff(self.track_point) < 0) or self.track_point[0] < 0
-                         or self.track_point[-1] >= count):
+        if elements and (
+            np.any(np.diff(self.track_point) < 0) or self.track_point[0] < 0 or self.track_point[-1] >= count
+        ):
             raise ValueError("track_point must be non-decreasing rows of the batch (sort the track elements by point)")
 
     @property
@@ -158,9 +172,7 @@ class PointBatch:
 
 
 def cameras_binary(cameras: list[PinholeCamera]) -> bytes:
-    records = [
-        _CAMERA.pack(c.camera_id, PINHOLE_MODEL_ID, c.width, c.height, c.fx, c.fy, c.cx, c.cy) for c in cameras
-    ]
+    records = [_CAMERA.pack(c.camera_id, PINHOLE_MODEL_ID, c.width, c.height, c.fx, c.fy, c.cx, c.cy) for c in cameras]
     return _COUNT.pack(len(cameras)) + b"".join(records)
 
 
@@ -247,9 +259,7 @@ class SparseModelBuilder:
     def __init__(self, scratch_dir: Path) -> None:
         self._scratch_dir = Path(scratch_dir)
         self._scratch_dir.mkdir(parents=True, exist_ok=True)
-        self._scratch: dict[str, BinaryIO] = {
-            name: open(self._scratch_dir / name, "w+b") for name in _SCRATCH
-        }
+        self._scratch: dict[str, BinaryIO] = {name: open(self._scratch_dir / name, "w+b") for name in _SCRATCH}
         self._cameras: list[PinholeCamera] = []
         self.num_images = 0
         self.num_points = 0

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Per-frame files of a dataset: the camera image, its depth and its depth confidence, each written atomically.
 
 Depth and confidence are written at the CAMERA image's resolution, resampled from the model's with nearest
@@ -13,6 +15,7 @@ prediction (0 or NaN).
 * always ``confidence/<stem>.npy``, float32 VGGT confidence (> 1, larger is surer), NaN where there is no
   prediction.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The input of a dataset export: one reconstructed image as `ExportFrame`, and its model-image <-> camera-image
 pixel geometry.
 
@@ -17,6 +19,7 @@ conventions:
 pixel is nearest to each camera-image pixel (depth files at the image's resolution), and which model pixels show
 the camera image at all (pad mode adds white borders that show nothing).
 """
+
 from __future__ import annotations
 
 import numbers
@@ -159,9 +162,7 @@ def _check_intrinsics(intrinsics: np.ndarray, where: str) -> None:
             f"{getattr(intrinsics, 'shape', type(intrinsics).__name__)}"
         )
     fx, fy = float(intrinsics[0, 0]), float(intrinsics[1, 1])
-    is_pinhole = (
-        intrinsics[0, 1] == 0 and intrinsics[1, 0] == 0 and np.array_equal(intrinsics[2], (0.0, 0.0, 1.0))
-    )
+    is_pinhole = intrinsics[0, 1] == 0 and intrinsics[1, 0] == 0 and np.array_equal(intrinsics[2], (0.0, 0.0, 1.0))
     if not (fx > 0 and fy > 0 and is_pinhole):
         raise ValueError(
             f"{where}: intrinsics must be a pinhole matrix [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0 "
@@ -176,8 +177,10 @@ def _nearest_model_pixels(pixel_map: PixelMap) -> tuple[np.ndarray, np.ndarray]:
     camera pixel has no model pixel when the crop cut it away (its centre maps outside the model image).
     """
     nearest = []
-    for axis, image_side, model_side in ((1, pixel_map.image_hw[0], pixel_map.model_hw[0]),
-                                         (0, pixel_map.image_hw[1], pixel_map.model_hw[1])):
+    for axis, image_side, model_side in (
+        (1, pixel_map.image_hw[0], pixel_map.model_hw[0]),
+        (0, pixel_map.image_hw[1], pixel_map.model_hw[1]),
+    ):
         model_coordinate = pixel_map.scale[axis] * np.arange(image_side) + pixel_map.offset[axis]
         index = np.floor(model_coordinate + 0.5).astype(np.int64)
         nearest.append(np.where((index >= 0) & (index < model_side), index, -1))
@@ -200,8 +203,10 @@ def resample_to_image(pixel_map: PixelMap, model_values: np.ndarray, fill) -> np
 def model_pixels_in_image(pixel_map: PixelMap) -> np.ndarray:
     """``(h, w)`` bool: model pixels whose centre lies inside the camera image (False on pad mode's borders)."""
     inside = []
-    for axis, image_side, model_side in ((1, pixel_map.image_hw[0], pixel_map.model_hw[0]),
-                                         (0, pixel_map.image_hw[1], pixel_map.model_hw[1])):
+    for axis, image_side, model_side in (
+        (1, pixel_map.image_hw[0], pixel_map.model_hw[0]),
+        (0, pixel_map.image_hw[1], pixel_map.model_hw[1]),
+    ):
         image_coordinate = (np.arange(model_side) - pixel_map.offset[axis]) / pixel_map.scale[axis]
         # Pixel-corner coordinates of the image span [0, side); a centre at index i sits at i + 0.5.
         corner = image_coordinate + 0.5

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """nerfstudio's transforms.json (its documented "nerfstudio data" format) for an exported dataset.
 
 * ``camera_model`` "OPENCV" with per-frame ``fl_x fl_y cx cy w h`` and zero distortion (``k1 k2 p1 p2``): VGGT
@@ -15,6 +17,7 @@
 * Extra per-frame keys nerfstudio ignores: ``confidence_file_path``, ``colmap_im_id`` (the COLMAP image of the
   same frame), ``camera_index`` and ``stamp_ns``.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -63,7 +66,7 @@ def transforms_document(frames: list[dict], metric: bool, ply_file_path: Optiona
             "depth_unit": "millimetres",
             "depth_unit_scale_factor": 0.001,
             "depth_format": "16-bit PNG at the image resolution (nearest neighbour from the model's), "
-                            "0 = no depth, 65535 = 65.535 m or farther (clamped)",
+            "0 = no depth, 65535 = 65.535 m or farther (clamped)",
         }
     else:
         depth = {
@@ -76,7 +79,7 @@ def transforms_document(frames: list[dict], metric: bool, ply_file_path: Optiona
         "units": METRIC_UNITS if metric else WORLD_UNITS,
         **depth,
         "confidence_format": "float32 .npy at the image resolution, VGGT depth confidence (> 1, larger is surer), "
-                             "NaN where the model image does not cover the pixel",
+        "NaN where the model image does not cover the pixel",
     }
     if ply_file_path is not None:
         document["ply_file_path"] = ply_file_path

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Standard JSON only: NaN and infinities become null, numpy values become plain numbers and lists.
 
 Python's `json` writes NaN / Infinity by default, which is not JSON: strict parsers (JavaScript's, jq, Rust's
@@ -5,6 +7,7 @@ serde) reject the whole file. Here every value is converted first (NaN and +-inf
 lists, tuples, numpy scalars and arrays), and the result is always serialised with ``allow_nan=False``, so a value
 the conversion missed raises instead of slipping out as non-standard text.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The sparse points of a dataset export: a bounded, seeded sample of each frame's confident depth pixels, each seen
 by the frame it came from and by the neighbouring frames that agree with it.
 
@@ -16,6 +18,7 @@ record plus its points' records (`vggt_ros.dataset.colmap`), so memory does not 
 Points sample only pixels that show the camera image (pad mode's white borders show nothing) and that are at or
 above the frame's ``confidence_percentile`` of confidence among its usable pixels.
 """
+
 from __future__ import annotations
 
 import math
@@ -158,9 +161,12 @@ class TrackBuilder:
         intrinsics = frame.intrinsics.astype(np.float64)
         depth = frame.depth[rows, columns].astype(np.float64)
         camera_points = np.stack(
-            ((columns - intrinsics[0, 2]) * depth / intrinsics[0, 0],
-             (rows - intrinsics[1, 2]) * depth / intrinsics[1, 1],
-             depth), axis=1,
+            (
+                (columns - intrinsics[0, 2]) * depth / intrinsics[0, 0],
+                (rows - intrinsics[1, 2]) * depth / intrinsics[1, 1],
+                depth,
+            ),
+            axis=1,
         )
         xyz = _apply_rigid(pose, camera_points)
         point3d_ids = np.arange(self._next_point_id, self._next_point_id + len(candidates), dtype=np.uint64)
@@ -185,13 +191,16 @@ class TrackBuilder:
         intrinsics = target.frame.intrinsics.astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             model_uv = np.stack(
-                (intrinsics[0, 0] * camera_points[:, 0] / z + intrinsics[0, 2],
-                 intrinsics[1, 1] * camera_points[:, 1] / z + intrinsics[1, 2]), axis=1,
+                (
+                    intrinsics[0, 0] * camera_points[:, 0] / z + intrinsics[0, 2],
+                    intrinsics[1, 1] * camera_points[:, 1] / z + intrinsics[1, 2],
+                ),
+                axis=1,
             )
         height, width = target.confident_depth.shape
         nearest = np.floor(model_uv + 0.5)
-        in_model = (z > 0) & (nearest[:, 0] >= 0) & (nearest[:, 0] < width) & (nearest[:, 1] >= 0) & (
-            nearest[:, 1] < height
+        in_model = (
+            (z > 0) & (nearest[:, 0] >= 0) & (nearest[:, 0] < width) & (nearest[:, 1] >= 0) & (nearest[:, 1] < height)
         )
         rows = np.flatnonzero(in_model)
         reference = target.confident_depth[nearest[rows, 1].astype(np.int64), nearest[rows, 0].astype(np.int64)]

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """`DatasetWriter`: reconstructed frames in, a dataset folder out, streamed one frame at a time.
 
 Layout of ``out_dir``::
@@ -18,6 +20,7 @@ model.
 Frames are validated when they arrive (`ExportFrame`); names must be unique, and so must their stems, since the
 depth and confidence files are named after the stem.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,8 +48,8 @@ TRANSFORMS_JSON = "transforms.json"
 @dataclass(frozen=True)
 class DatasetConfig:
     """Attributes:
-        sampling: how the COLMAP points are sampled and tracked (`vggt_ros.dataset.tracks.PointSampling`).
-        jpeg_quality: quality of images written as JPEG, 1..95 (Pillow's useful range).
+    sampling: how the COLMAP points are sampled and tracked (`vggt_ros.dataset.tracks.PointSampling`).
+    jpeg_quality: quality of images written as JPEG, 1..95 (Pillow's useful range).
     """
 
     sampling: PointSampling = PointSampling()
@@ -183,7 +186,9 @@ class DatasetWriter:
         if missing:
             logger.warning(
                 "%d of the dataset's images are not in %s (first: %s); copy them there before using the dataset",
-                len(missing), self.out_dir / "images", missing[0],
+                len(missing),
+                self.out_dir / "images",
+                missing[0],
             )
         if self._clamped_depth_pixels:
             logger.warning(
@@ -219,4 +224,3 @@ class DatasetWriter:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-

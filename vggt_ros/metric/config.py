@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """What sets the metric scale: the source and its settings (see `vggt_ros.metric.measure`)."""
+
 from __future__ import annotations
 
 import math

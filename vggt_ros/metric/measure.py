@@ -14,6 +14,7 @@ The session calls `measure_window_scale` after decoding a window. Each source an
 `LookupError` when it has no answer: tf2_ros' Buffer through `vggt_ros.ros.tf_listener`, or the core
 `vggt_ros.metric.tf_buffer.TransformBuffer`.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,16 +57,19 @@ def measure_window_scale(
     if config.source == "depth":
         if sensor_depth is None or not bool(torch.isfinite(sensor_depth).any()):
             return ScaleUnavailable(
-                "no_depth", "no depth reading for the window's frames: either no depth image matched them (is the "
+                "no_depth",
+                "no depth reading for the window's frames: either no depth image matched them (is the "
                 "depth topic published, and stamped within the synchroniser's slop of the colour images?) or every "
-                "reading was 0 or NaN"
+                "reading was 0 or NaN",
             )
         stride = int(max(1, min(MAX_DEPTH_STRIDE, math.isqrt(products.depth.numel() // DEPTH_PIXELS))))
         step = (slice(None), slice(None, None, stride), slice(None, None, stride))
         return depth_scale(products.depth[step], products.confidence[step], sensor_depth[step], config.depth)
     if config.source == "rig":
-        known = dict(config.rig_transforms) if config.rig_transforms else _rig_from_transforms(
-            cameras, camera_frames, transforms
+        known = (
+            dict(config.rig_transforms)
+            if config.rig_transforms
+            else _rig_from_transforms(cameras, camera_frames, transforms)
         )
         if isinstance(known, ScaleUnavailable):
             return known
@@ -79,8 +83,9 @@ def _rig_from_transforms(cameras: int, camera_frames: Sequence[str], transforms)
     missing = [camera for camera in range(cameras) if not camera_frames or not camera_frames[camera]]
     if missing or transforms is None:
         return ScaleUnavailable(
-            "no_rig", f"cameras {missing or list(range(cameras))} have no frame id to look the rig up by; set the "
-            "image headers' frame_id, or give the rig transforms as a parameter"
+            "no_rig",
+            f"cameras {missing or list(range(cameras))} have no frame id to look the rig up by; set the "
+            "image headers' frame_id, or give the rig transforms as a parameter",
         )
     known = {}
     for camera in range(1, cameras):
@@ -88,14 +93,16 @@ def _rig_from_transforms(cameras: int, camera_frames: Sequence[str], transforms)
             known[camera] = transforms.lookup_transform(camera_frames[0], camera_frames[camera], 0)
         except LookupError as err:
             return ScaleUnavailable(
-                "no_rig", f"no transform from '{camera_frames[0]}' to '{camera_frames[camera]}' ({err}); publish the "
-                "rig's calibration on /tf_static (e.g. robot_state_publisher) or give it as a parameter"
+                "no_rig",
+                f"no transform from '{camera_frames[0]}' to '{camera_frames[camera]}' ({err}); publish the "
+                "rig's calibration on /tf_static (e.g. robot_state_publisher) or give it as a parameter",
             )
     return known
 
 
-def _odometry(config: MetricConfig, products: WindowProducts, cameras: int, camera_frames: Sequence[str],
-              transforms) -> ScaleMeasurement:
+def _odometry(
+    config: MetricConfig, products: WindowProducts, cameras: int, camera_frames: Sequence[str], transforms
+) -> ScaleMeasurement:
     if transforms is None or not camera_frames or not all(camera_frames):
         return ScaleUnavailable(
             "missing_odometry", "the odometry scale source needs the images' frame ids and the transforms (TF)"
@@ -111,7 +118,7 @@ def _odometry(config: MetricConfig, products: WindowProducts, cameras: int, came
         positions[index] = odom_from_camera[:3, 3]
     if not np.isfinite(positions).all(axis=1).any():
         return ScaleUnavailable(
-            "missing_odometry", f"no transform from '{config.odom_frame}' to the cameras at the window's stamps "
-            f"({failure})"
+            "missing_odometry",
+            f"no transform from '{config.odom_frame}' to the cameras at the window's stamps ({failure})",
         )
     return odometry_scale(products.window_from_camera, positions, config.min_translation_m)

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Where VGGT's world sits among a robot's frames (REP 105: odom -> base_link -> ... -> camera optical frame).
 
 VGGT's world is the first camera's optical frame at its first image; once the metric scale is applied it is in
@@ -15,6 +17,7 @@ the world at the origin of odom.
 The covariance of the published pose comes from how well each window aligned to the world (`odometry_sigmas`),
 with floors so that a filter never receives a zero (singular, infinitely trusted) covariance.
 """
+
 from __future__ import annotations
 
 import math
@@ -154,8 +157,9 @@ class RobotPlacement:
         """
         if self.odom_from_world is None and self._origin is not None:
             camera_frame, stamp_ns = self._origin
-            odom_from_world = place_world_in_odom(self.transforms, self.odom_frame, self.base_frame, camera_frame,
-                                                  stamp_ns)
+            odom_from_world = place_world_in_odom(
+                self.transforms, self.odom_frame, self.base_frame, camera_frame, stamp_ns
+            )
             self._base_from_camera = self.transforms.lookup_transform(self.base_frame, camera_frame, 0)
             self.odom_from_world = odom_from_world
         return self.odom_from_world is not None

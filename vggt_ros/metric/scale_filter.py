@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Holding the world's scale in metres: a robust filter over per-window scale observations.
 
 Two measurements of the same quantity with opposite faults meet here. The world's chaining of windows
@@ -30,6 +32,7 @@ Decisions, each with its reason:
   by it, since future observations of the same scene will be; the filter state stays in the world's current unit.
 - State: at most ``history`` (log ratio, weight) pairs.
 """
+
 from __future__ import annotations
 
 import math
@@ -112,7 +115,8 @@ class MetricScaleFilter:
         ratio, relative_sigma = float(ratio), float(relative_sigma)
         if not (math.isfinite(ratio) and ratio > 0.0 and math.isfinite(relative_sigma) and relative_sigma >= 0.0):
             return ScaleVerdict(
-                False, "invalid",
+                False,
+                "invalid",
                 f"scale observation {ratio!r} metres per world unit with relative sigma {relative_sigma!r} is not "
                 "usable: the ratio must be a positive number and the sigma a number >= 0",
             )
@@ -123,7 +127,8 @@ class MetricScaleFilter:
             allowed = max(config.gate, config.gate_sigmas * relative_sigma)
             if distance > allowed:
                 return ScaleVerdict(
-                    False, "outlier",
+                    False,
+                    "outlier",
                     f"scale observation {ratio:.5g} metres per world unit is {distance:.3f} in log from the "
                     f"estimate {math.exp(self._log_estimate):.5g}, beyond the gate {allowed:.3f} "
                     f"(max of {config.gate} and {config.gate_sigmas} x relative sigma {relative_sigma:.3g})",
@@ -132,7 +137,8 @@ class MetricScaleFilter:
         self._observations.append((log_ratio, 1.0 / sigma**2))
         self._log_estimate = self._weighted_median()
         return ScaleVerdict(
-            True, "accepted",
+            True,
+            "accepted",
             f"scale observation {ratio:.5g} metres per world unit accepted; estimate {self.estimate:.5g} from "
             f"{len(self._observations)} observations",
         )

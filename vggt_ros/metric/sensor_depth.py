@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Depth-camera images (sensor_msgs/Image) -> metres, and onto the model's pixels.
 
 `depth_to_metres` reads the two depth encodings of REP 118: ``16UC1`` (also published as ``mono16``) holds
@@ -16,6 +18,7 @@ columns are found once per axis and the image is gathered with one index. Regist
 colour sensors is the driver's job: depth must arrive aligned to the colour image, pixel for pixel, which is
 why a depth image of another size is refused rather than resized.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -108,8 +111,9 @@ def depth_to_model(depth_m: np.ndarray, pixel_map: PixelMap) -> np.ndarray:
     depth_m = np.asarray(depth_m)
     if depth_m.ndim != 2:
         raise DepthFormatError(
-            "size", f"depth must be one (H, W) image in metres, got shape {depth_m.shape}; decode it with "
-            "depth_to_metres first"
+            "size",
+            f"depth must be one (H, W) image in metres, got shape {depth_m.shape}; decode it with "
+            "depth_to_metres first",
         )
     if tuple(depth_m.shape) != tuple(pixel_map.image_hw):
         raise DepthFormatError(

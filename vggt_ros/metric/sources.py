@@ -40,6 +40,7 @@ prediction over a whole frame, a miscalibrated rig): `vggt_ros.metric.scale_filt
 one small sigma can weigh. A handful of measurements do not measure their own scatter (one has none, two of three
 may coincide), so below eight the sigma is at least `SINGLE_MEASUREMENT_RELATIVE_SIGMA` / sqrt(n).
 """
+
 from __future__ import annotations
 
 import math

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """A transform tree with history, for looking up robot frames where tf2_ros is not installed.
 
 `TransformBuffer` is a small stand-in for ``tf2_ros.Buffer`` with the same method names and meaning, on plain
@@ -27,6 +29,7 @@ message, because tf2's exceptions carry nothing else and both implementations mu
 The buffer takes a lock around every call: ROS subscriptions fill it on the executor's thread while the node's
 worker thread reads it.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -75,8 +78,7 @@ class TransformLookup(Protocol):
         """``(4, 4)`` float64 target_from_source (metres) at ``stamp_ns`` (0: the newest common time)."""
         ...
 
-    def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> bool:
-        ...
+    def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> bool: ...
 
 
 def as_rigid_transform(name: str, value: object) -> np.ndarray:

@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Alternating frame / global attention over patch tokens (the second engine)."""
+
 from __future__ import annotations
 
 import torch
@@ -22,15 +25,22 @@ class Aggregator(nn.Module):
         if max(self.tapped_layers) >= cfg.depth:
             raise ValueError(f"heads read layer {max(self.tapped_layers)} but the aggregator has {cfg.depth}")
         self.patch_embed = DinoV2Encoder(config)
-        block = dict(num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, layernorm_eps=cfg.layernorm_eps,
-                     qk_norm=True, qk_norm_eps=cfg.qk_norm_eps)
+        block = dict(
+            num_heads=cfg.num_heads,
+            mlp_ratio=cfg.mlp_ratio,
+            layernorm_eps=cfg.layernorm_eps,
+            qk_norm=True,
+            qk_norm_eps=cfg.qk_norm_eps,
+        )
         self.frame_blocks = nn.ModuleList(Block(dim, **block) for _ in range(cfg.depth))
         self.global_blocks = nn.ModuleList(Block(dim, **block) for _ in range(cfg.depth))
         # index 0 of dim 1: the first (reference) frame; index 1: every other frame
         self.camera_token = nn.Parameter(torch.zeros(1, 2, 1, dim))
         self.register_token = nn.Parameter(torch.zeros(1, 2, cfg.num_register_tokens, dim))
 
-    def rope_tables(self, image_hw: tuple[int, int], device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def rope_tables(
+        self, image_hw: tuple[int, int], device: torch.device | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """cos and sin of the 2-D rotary embedding for one frame's tokens, each (P, head_dim), float32.
 
         Special tokens sit at (0, 0), i.e. no rotation; patch (row, col) sits at (row + 1, col + 1).

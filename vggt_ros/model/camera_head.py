@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Camera head: iterative refinement of the absT_quaR_FoV pose encoding (the third engine)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Typed configuration of the VGGT network. Defaults are facebook/VGGT-1B."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """DPT dense heads for depth and world points (the fourth and fifth engines)."""
+
 from __future__ import annotations
 
 import math
@@ -96,12 +99,14 @@ class DPTHead(nn.Module):
         oc = cfg.out_channels
         self.norm = nn.LayerNorm(dim_in, eps=cfg.layernorm_eps)
         self.projects = nn.ModuleList(nn.Conv2d(dim_in, c, 1) for c in oc)
-        self.resize_layers = nn.ModuleList([
-            nn.ConvTranspose2d(oc[0], oc[0], kernel_size=4, stride=4),
-            nn.ConvTranspose2d(oc[1], oc[1], kernel_size=2, stride=2),
-            nn.Identity(),
-            nn.Conv2d(oc[3], oc[3], kernel_size=3, stride=2, padding=1),
-        ])
+        self.resize_layers = nn.ModuleList(
+            [
+                nn.ConvTranspose2d(oc[0], oc[0], kernel_size=4, stride=4),
+                nn.ConvTranspose2d(oc[1], oc[1], kernel_size=2, stride=2),
+                nn.Identity(),
+                nn.Conv2d(oc[3], oc[3], kernel_size=3, stride=2, padding=1),
+            ]
+        )
         self.scratch = _Scratch(oc, cfg.features, cfg.head_features_2, output_dim)
 
     def positional_embeddings(self, image_hw: tuple[int, int]) -> list[torch.Tensor]:
@@ -114,11 +119,12 @@ class DPTHead(nn.Module):
         sizes = [(h, w, proj.out_channels) for proj in self.projects]
         sizes.append((height, width, self.scratch.output_conv1.out_channels))
         return [
-            self.pos_embed_ratio * sincos_grid_embedding(mh, mw, c, width / height, self.omega_0)
-            for mh, mw, c in sizes
+            self.pos_embed_ratio * sincos_grid_embedding(mh, mw, c, width / height, self.omega_0) for mh, mw, c in sizes
         ]
 
-    def forward(self, tapped: list[torch.Tensor], image_hw: tuple[int, int], pos_embeds: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, tapped: list[torch.Tensor], image_hw: tuple[int, int], pos_embeds: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """tapped: the 4 aggregator layers, each (B, S, P, 2C); pos_embeds: `positional_embeddings(image_hw)`.
 
         Returns (prediction (B, S, H, W, D), confidence (B, S, H, W)). Frames are independent here, so all

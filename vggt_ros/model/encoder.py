@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """DINOv2 ViT patch embed with register tokens: images -> patch tokens (the first engine)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Transformer building blocks shared by the DINOv2 encoder, the aggregator and the camera head."""
+
 from __future__ import annotations
 
 import torch

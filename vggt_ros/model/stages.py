@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """VGGT split into the five stages that become the five engines.
 
 Each stage wraps the model's own modules and holds, as buffers, the size-dependent constants that the
@@ -13,6 +15,7 @@ Stage I/O (one sequence: the batch axis is folded away; P = 5 + h*w tokens per f
     depth_head   tokens_4, tokens_11, tokens_17, tokens_23  -> depth (S, H, W, 1), depth_conf (S, H, W)
     point_head   tokens_4, tokens_11, tokens_17, tokens_23  -> world_points (S, H, W, 3), world_points_conf (S, H, W)
 """
+
 from __future__ import annotations
 
 from typing import Callable, Mapping
@@ -92,13 +95,15 @@ def stage_io(tapped_layers: tuple[int, ...]) -> dict[str, tuple[tuple[str, ...],
 def build_stages(model: nn.Module, image_hw: tuple[int, int]) -> nn.ModuleDict:
     """The five stages of `model` for one input size; they share the model's parameters (no copy)."""
     image_hw = (int(image_hw[0]), int(image_hw[1]))
-    return nn.ModuleDict({
-        "dinov2": EncoderStage(model.aggregator.patch_embed, image_hw),
-        "aggregator": AggregatorStage(model.aggregator, image_hw),
-        "camera_head": CameraStage(model.camera_head),
-        "depth_head": DenseStage(model.depth_head, image_hw),
-        "point_head": DenseStage(model.point_head, image_hw),
-    }).train(model.training)
+    return nn.ModuleDict(
+        {
+            "dinov2": EncoderStage(model.aggregator.patch_embed, image_hw),
+            "aggregator": AggregatorStage(model.aggregator, image_hw),
+            "camera_head": CameraStage(model.camera_head),
+            "depth_head": DenseStage(model.depth_head, image_hw),
+            "point_head": DenseStage(model.point_head, image_hw),
+        }
+    ).train(model.training)
 
 
 StageRunner = Callable[[str, Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]

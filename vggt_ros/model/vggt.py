@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The VGGT network: images -> cameras, depth and point maps, all in the first camera's frame."""
+
 from __future__ import annotations
 
 from os import PathLike
@@ -25,7 +28,9 @@ def check_images(images: torch.Tensor, patch_size: int = VGGTConfig.patch_size) 
     if images.ndim != 5:
         raise ValueError(f"images must be (S, 3, H, W) or (B, S, 3, H, W), got shape {tuple(images.shape)}")
     if images.shape[2] != 3:
-        raise ValueError(f"images must have 3 (RGB) channels in dim -3, got {images.shape[2]} (shape {tuple(images.shape)})")
+        raise ValueError(
+            f"images must have 3 (RGB) channels in dim -3, got {images.shape[2]} (shape {tuple(images.shape)})"
+        )
     if not images.is_floating_point():
         raise TypeError(f"images must be floating point in [0, 1], got {images.dtype}; divide uint8 images by 255")
     height, width = images.shape[-2:]
@@ -65,8 +70,10 @@ class VGGT(nn.Module):
         run = torch_stage_runner(stages, self.config.tapped_layers)
         per_sequence = [run_stages(run, sequence, self.config.tapped_layers) for sequence in images]
         # pose_enc_list is (iterations, B, S, 9): its batch axis is dim 1
-        return {k: torch.cat([out[k] for out in per_sequence], dim=1 if k == "pose_enc_list" else 0)
-                for k in per_sequence[0]}
+        return {
+            k: torch.cat([out[k] for out in per_sequence], dim=1 if k == "pose_enc_list" else 0)
+            for k in per_sequence[0]
+        }
 
     @classmethod
     def from_pretrained(
@@ -80,4 +87,3 @@ class VGGT(nn.Module):
         from .weights import build_model_from_checkpoint
 
         return build_model_from_checkpoint(cls, source, config, device, dtype)
-

@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Checkpoint loading: Hugging Face id, local folder or file; safetensors or weights-only torch files."""
+
 from __future__ import annotations
 
 import logging
@@ -139,13 +142,16 @@ def check_state_dict(state: Mapping[str, torch.Tensor], expected: Mapping[str, t
         if tuple(state[k].shape) != tuple(expected[k].shape)
     )
     if missing or unexpected or wrong:
+
         def listing(title: str, items: list[str]) -> str:
             shown = items[:20] + ([f"... and {len(items) - 20} more"] if len(items) > 20 else [])
             return f"\n  {title} ({len(items)}):\n    " + "\n    ".join(shown) if items else ""
 
         raise CheckpointError(
             f"weights in {source} do not match the VGGT configuration"
-            + listing("missing", missing) + listing("unexpected", unexpected) + listing("wrong shape", wrong)
+            + listing("missing", missing)
+            + listing("unexpected", unexpected)
+            + listing("wrong shape", wrong)
             + "\n  Check that the config matches the checkpoint (pass config= for non-default sizes)."
         )
 

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Camera images out of a rosbag2 recording (mcap or sqlite3), read with rosbags: no ROS install needed.
 
 `BagImageSource` streams ``(camera_index, stamp_ns, rgb)`` for K image topics in the order the recorder received
@@ -182,8 +184,13 @@ class BagImageSource:
     def _skip(self, topic: str, kind: str, reason: str) -> None:
         kinds = self._skipped.setdefault(topic, {})
         if kind not in kinds:
-            log.warning("skipping a message on %s that cannot be read (%s); further ones of this kind are counted, "
-                        "not logged: %s", topic, kind, reason)
+            log.warning(
+                "skipping a message on %s that cannot be read (%s); further ones of this kind are counted, "
+                "not logged: %s",
+                topic,
+                kind,
+                reason,
+            )
         kinds[kind] = kinds.get(kind, 0) + 1
 
 
@@ -204,9 +211,7 @@ def _resolve(reader: AnyReader, requested: str, path: Path) -> BagImageTopic:
     if types.get(compressed) == COMPRESSED_IMAGE_TYPE:
         log.info("%s is not in the bag: reading %s (image_transport's compressed transport) instead", name, compressed)
         return BagImageTopic(requested, compressed, COMPRESSED_IMAGE_TYPE)
-    raise BagError(
-        f"topic {name} (nor {compressed}) is not in bag '{path}'; its image topics: {_image_topics(types)}"
-    )
+    raise BagError(f"topic {name} (nor {compressed}) is not in bag '{path}'; its image topics: {_image_topics(types)}")
 
 
 def _image_topics(types: dict[str, Optional[str]]) -> str:

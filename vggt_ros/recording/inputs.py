@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The offline command's inputs as synchronised frame sets: a folder of images, or image topics of a bag.
 
 Each `InputFrameSet` carries the `FrameSet` the session runs and, per camera, the name its image gets in the
@@ -5,6 +7,7 @@ exports (the file's own name for a folder; ``<camera>/<stamp_ns>.png`` for a bag
 Bag topics are grouped by the node's approximate-time core (`vggt_ros.sync`), so K cameras pair up offline
 exactly as they do live.
 """
+
 from __future__ import annotations
 
 import logging

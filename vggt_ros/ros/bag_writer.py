@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The node's messages into an mcap rosbag2 recording, without DDS: what a live run would have published.
 
 `BagWriter` takes the rclpy message objects the node publishes (built by `vggt_ros.ros.messages`) and stores
@@ -59,7 +61,7 @@ VOLATILE_QOS = _profile(VOLATILE_DEPTH, QosDurability.VOLATILE)
 
 
 def message_type_name(message: object) -> str:
-    """"package/msg/Name" of an rclpy message object (e.g. sensor_msgs/msg/PointCloud2), from its class.
+    """ "package/msg/Name" of an rclpy message object (e.g. sensor_msgs/msg/PointCloud2), from its class.
 
     Raises:
         TypeError: ``message`` is not an instance of a generated ROS 2 message class.

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """ROS message builders from the core's numpy products (PointCloud2, 32FC1 Image, CameraInfo, TFMessage, Path).
 
 Large uint8[] fields are assigned as `bytes`: the generated setters convert a bytes object in one copy, but
@@ -47,7 +49,9 @@ def point_cloud2(
     x, y, z, rgb (packed 0x00RRGGBB) and confidence, 20 bytes per point; the map drops confidence."""
     points = np.ascontiguousarray(points, dtype=np.float32)
     if points.ndim != 2 or points.shape[1] != len(field_names):
-        raise ValueError(f"cloud points must be (N, {len(field_names)}) for fields {list(field_names)}, got {points.shape}")
+        raise ValueError(
+            f"cloud points must be (N, {len(field_names)}) for fields {list(field_names)}, got {points.shape}"
+        )
     fields = [
         PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, name in enumerate(field_names)
     ]

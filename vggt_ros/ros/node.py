@@ -13,6 +13,10 @@ timer and the services; one worker thread runs `session.infer` (preprocessing an
 slower than the cameras the newest window wins and the frame sets of replaced windows are counted as dropped.
 The world and the map are shared under one lock, held only while a window is integrated (never during
 inference), so the map timer and the services answer while the network runs.
+
+Health: both threads count what they do (images per camera, images DDS lost or that never arrived, keyframes,
+windows and their outcomes, latency at publication); a 1 Hz timer hands a snapshot of the counters to
+`vggt_ros.node_health`, which judges it, and publishes the verdict on /diagnostics (`vggt_ros.ros.diagnostics`).
 """
 
 from __future__ import annotations
@@ -27,27 +31,30 @@ from typing import Callable, Optional
 
 import numpy as np
 import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry, Path
+from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
-import torch
-
 from vggt_ros.compressed_image import decode_compressed
+from vggt_ros.dataset.writer import DatasetWriter
 from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
 from vggt_ros.input_watchdog import InputWatchdog
-from vggt_ros.dataset.writer import DatasetWriter
 from vggt_ros.mapping import require_open3d
 from vggt_ros.metric.robot_frames import RobotPlacement, odometry_sigmas, pose_covariance
 from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_metres
 from vggt_ros.metric.sources import ScaleUnavailable
 from vggt_ros.metric.tf_buffer import TransformLookupError
-from vggt_ros.ros import messages
+from vggt_ros.node_health import CameraCounts, HealthMonitor, HealthSnapshot, ScaleState, SequenceGaps, gpu_memory
+from vggt_ros.ros import diagnostics, messages
 from vggt_ros.ros.outputs import Output, map_message, topic, window_messages, world_frame_message
 from vggt_ros.ros.params import NodeParameters, declare_and_read
 from vggt_ros.ros.tf_listener import make_transform_buffer
@@ -81,6 +88,9 @@ MAP_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+DIAGNOSTICS_QOS = 10
+# Publication latencies kept for /diagnostics' percentiles: more than diagnostics_window's worth at any real rate.
+LATENCY_SAMPLES = 1024
 
 
 class StartupError(RuntimeError):
@@ -123,12 +133,14 @@ class ReconstructionNode(Node):
         # TF look-ups: the rig without configured transforms, the odometry scale, the robot's frames.
         needs_transforms = (
             (params.metric_scale_source == "rig" and not params.rig_transforms)
-            or params.metric_scale_source == "odometry" or params.robot_frames
+            or params.metric_scale_source == "odometry"
+            or params.robot_frames
         )
         self._transforms = make_transform_buffer(self) if needs_transforms else None
         self._robot = (
             RobotPlacement(self._transforms, params.odom_frame, params.robot_base_frame)
-            if params.robot_frames else None
+            if params.robot_frames
+            else None
         )
         try:
             require_open3d()
@@ -155,8 +167,11 @@ class ReconstructionNode(Node):
         names = self.params.names
         # One publisher per output the window builder can produce (vggt_ros.ros.outputs), keyed like its messages.
         self._output_publishers: dict[Output, object] = {}
-        per_camera = (("depth", Image, self.params.publish_depth), ("confidence", Image, self.params.publish_confidence),
-                      ("camera_info", CameraInfo, self.params.publish_camera_info))
+        per_camera = (
+            ("depth", Image, self.params.publish_depth),
+            ("confidence", Image, self.params.publish_confidence),
+            ("camera_info", CameraInfo, self.params.publish_camera_info),
+        )
         for kind, msg_type, enabled in per_camera:
             for camera in range(len(names)) if enabled else ():
                 self._add_publisher(Output(kind, camera), msg_type, OUTPUT_QOS)
@@ -198,6 +213,20 @@ class ReconstructionNode(Node):
         self.windows_failed = 0
         self.images_received = 0
         self.map_checks = 0  # map timer runs that got the world lock
+        self.keyframes = 0
+        self.windows_inferred = 0  # the network finished them (then published, held back or rejected)
+        # For /diagnostics. Executor thread: per camera.
+        self._camera_images = [0] * len(names)
+        self._camera_last_image_s: list[Optional[float]] = [None] * len(names)
+        self._camera_lost_by_dds = [0] * len(names)  # DDS' message-lost event (cumulative)
+        self._camera_gaps = [SequenceGaps() for _ in names]  # images that never reached the callback
+        # Worker thread: the newest window's outcome, and the latencies (read by the diagnostics timer: a lock).
+        self._last_rejection = ""
+        self._segment = 0
+        self._metric = False
+        self._last_scale_problem = ""  # why the newest window measured no metric scale ("" if it did)
+        self._latencies: deque[tuple[float, float]] = deque(maxlen=LATENCY_SAMPLES)
+        self._latencies_lock = threading.Lock()
 
         self._worker = threading.Thread(target=self._work, name="vggt-inference", daemon=True)
         self._worker.start()
@@ -207,8 +236,11 @@ class ReconstructionNode(Node):
         compressed = params.image_transport == "compressed"
         subscriptions = [
             self.create_subscription(
-                CompressedImage if compressed else Image, f"{topic}/compressed" if compressed else topic,
-                self._image_callback(index), qos_profile_sensor_data,
+                CompressedImage if compressed else Image,
+                f"{topic}/compressed" if compressed else topic,
+                self._image_callback(index),
+                qos_profile_sensor_data,
+                event_callbacks=SubscriptionEventCallbacks(message_lost=self._lost_callback(index)),
             )
             for index, topic in enumerate(params.image_topics)
         ]
@@ -222,6 +254,9 @@ class ReconstructionNode(Node):
         self._input_watchdog = InputWatchdog(self._input_topics, self.params.input_timeout, time.monotonic())
         # Checking twice per timeout reports a quiet topic between 1 and 1.5 timeouts after it went quiet.
         self.create_timer(self.params.input_timeout / 2, self._check_inputs)
+        self._health = HealthMonitor(params.health_thresholds(), diagnostics.PERIOD_S, self._health_snapshot())
+        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, DIAGNOSTICS_QOS)
+        self.create_timer(diagnostics.PERIOD_S, self._publish_diagnostics)
         self.get_logger().info(
             f"listening to {list(self.params.image_topics)} as {list(names)}; backend {self.params.backend} on "
             f"{self.params.device}, window {self.params.window_size} (stride {self.params.window_stride}), "
@@ -293,6 +328,47 @@ class ReconstructionNode(Node):
                     f"do not see each other. Fix: {fix}"
                 )
 
+    def _publish_diagnostics(self) -> None:
+        components = self._health.update(self._health_snapshot())
+        stamp_ns = self.get_clock().now().nanoseconds
+        self._diagnostics_publisher.publish(diagnostics.diagnostic_array(self.get_name(), components, stamp_ns))
+
+    def _health_snapshot(self) -> HealthSnapshot:
+        params = self.params
+        cameras = tuple(
+            CameraCounts(name, topic, received, gaps.missed, lost, last_s)
+            for name, topic, received, gaps, lost, last_s in zip(
+                params.names,
+                self._input_topics,
+                self._camera_images,
+                self._camera_gaps,
+                self._camera_lost_by_dds,
+                self._camera_last_image_s,
+            )
+        )
+        with self._latencies_lock:
+            latencies = tuple(self._latencies)
+        return HealthSnapshot(
+            time_s=time.monotonic(),
+            cameras=cameras,
+            keyframes=self.keyframes,
+            frame_sets_dropped=self.frame_sets_dropped,
+            windows_emitted=self.windows_emitted,
+            windows_dropped=self.windows_dropped,
+            windows_inferred=self.windows_inferred,
+            windows_published=self.windows_published,
+            windows_rejected=self.windows_rejected,
+            windows_failed=self.windows_failed,
+            last_rejection=self._last_rejection,
+            segment=self._segment,
+            latencies=latencies,
+            backend=params.backend,
+            device=params.device,
+            precision=params.precision,
+            gpu_memory=gpu_memory(params.device),
+            scale=ScaleState(params.metric_scale_source, self._metric, self._last_scale_problem),
+        )
+
     def _check_pairing(self) -> None:
         """Warn when every camera sends images but they never form a frame set: their stamps are further apart
         than the slop (unsynchronised clocks, a camera far behind)."""
@@ -310,15 +386,50 @@ class ReconstructionNode(Node):
             "of each other. Fix: synchronise the cameras' clocks or triggers, or raise slop"
         )
 
-    def _image_callback(self, camera_index: int) -> Callable[[Image], None]:
-        return lambda msg: self._on_image(camera_index, msg)
+    def _image_callback(self, camera_index: int) -> Callable[[Image, MessageInfo], None]:
+        def on_image(msg, info: MessageInfo) -> None:
+            self._count_missed(camera_index, info)
+            self._on_image(camera_index, msg)
+
+        return on_image
+
+    def _lost_callback(self, camera_index: int) -> Callable[[QoSMessageLostInfo], None]:
+        return lambda info: self._on_images_lost(camera_index, info)
+
+    def _on_images_lost(self, camera_index: int, info: QoSMessageLostInfo) -> None:
+        """DDS' message-lost event: images the transport lost (never delivered whole)."""
+        self._camera_lost_by_dds[camera_index] = info.total_count
+        if self._throttle.allow(("lost", camera_index)):
+            self.get_logger().warning(
+                f"DDS lost {info.total_count_change} image(s) on '{self._input_topics[camera_index]}' "
+                f"({info.total_count} so far): with Fast DDS' default transports, images over about 512 kB are lost "
+                f"on this best-effort subscription. Fix: set {TRANSPORTS_VARIABLE}=LARGE_DATA in the camera driver's "
+                f"environment and this node's (this node's value: {os.environ.get(TRANSPORTS_VARIABLE, '(unset)')})"
+            )
+
+    def _count_missed(self, camera_index: int, info: MessageInfo) -> None:
+        """Count the images this camera's publishers sent before this one that never arrived (a gap in their
+        publication sequence numbers): lost by DDS, or overwritten in the subscription queue while the executor
+        was busy, which DDS does not report."""
+        gid = info.get("publisher_gid")
+        gaps = self._camera_gaps[camera_index]
+        missed = gaps.observe(gid["data"] if gid else None, info.get("publication_sequence_number"))
+        if missed and self._throttle.allow(("missed", camera_index)):
+            self.get_logger().warning(
+                f"camera '{self.params.names[camera_index]}': {gaps.missed} images sent on "
+                f"'{self._input_topics[camera_index]}' never reached this node so far "
+                f"({self._camera_lost_by_dds[camera_index]} of them reported lost by DDS, the rest overwritten in the "
+                "subscription queue while the node was busy); the newest images are used. Fix: a lower camera rate, "
+                "or less work for the node (a longer map_publish_period, fewer publish_* outputs)"
+            )
 
     def _depth_callback(self, camera_index: int) -> Callable[[Image], None]:
         return lambda msg: self._on_depth(camera_index, msg)
 
     def _on_depth(self, camera_index: int, msg: Image) -> None:
-        self._input_watchdog.image_arrived(self._input_topics[len(self.params.image_topics) + camera_index],
-                                           time.monotonic())
+        self._input_watchdog.image_arrived(
+            self._input_topics[len(self.params.image_topics) + camera_index], time.monotonic()
+        )
         logged, name = self._depth_problems_logged[camera_index], self.params.names[camera_index]
         try:
             depth_m = depth_to_metres(msg.data, msg.height, msg.width, msg.step, msg.encoding, bool(msg.is_bigendian))
@@ -326,9 +437,13 @@ class ReconstructionNode(Node):
             self._scale_problem(logged, err.kind, f"depth of camera '{name}': {err}; depth image dropped")
             return
         if not np.isfinite(depth_m).any():
-            self._scale_problem(logged, "no_reading", f"depth of camera '{name}': the image has no valid reading "
-                                "(every pixel 0, NaN or infinite: is the sensor covered, blinded, or is everything out "
-                                "of its range?); depth image dropped")
+            self._scale_problem(
+                logged,
+                "no_reading",
+                f"depth of camera '{name}': the image has no valid reading "
+                "(every pixel 0, NaN or infinite: is the sensor covered, blinded, or is everything out "
+                "of its range?); depth image dropped",
+            )
             return
         logged.clear()  # a usable image: report the next problem anew
         self._depth_queues[camera_index].add(messages.ns_from_stamp(msg.header.stamp), depth_m)
@@ -338,8 +453,11 @@ class ReconstructionNode(Node):
         return self._depth_queues[camera_index].nearest(stamp_ns)
 
     def _on_image(self, camera_index: int, msg) -> None:
+        now_s = time.monotonic()
         self.images_received += 1
-        self._input_watchdog.image_arrived(self._input_topics[camera_index], time.monotonic())
+        self._camera_images[camera_index] += 1
+        self._camera_last_image_s[camera_index] = now_s
+        self._input_watchdog.image_arrived(self._input_topics[camera_index], now_s)
         name = self.params.names[camera_index]
         try:
             if isinstance(msg, CompressedImage):
@@ -351,20 +469,28 @@ class ReconstructionNode(Node):
             self._error(("image", camera_index, err.kind, str(err)), f"camera '{name}': {err}; image dropped")
             return
         newest = self._stamps.newest(camera_index)
-        check = self._stamps.check(camera_index, messages.ns_from_stamp(msg.header.stamp),
-                                   self.get_clock().now().nanoseconds)
+        check = self._stamps.check(
+            camera_index, messages.ns_from_stamp(msg.header.stamp), self.get_clock().now().nanoseconds
+        )
         stamp_ns = check.stamp_ns
         if check.substituted and camera_index not in self._zero_stamps_reported:
             self._zero_stamps_reported.add(camera_index)
-            self.get_logger().warning(f"camera '{name}' stamps its images 0: using each image's arrival time instead "
-                                      "(fix the driver: stamp images with their capture time)")
+            self.get_logger().warning(
+                f"camera '{name}' stamps its images 0: using each image's arrival time instead "
+                "(fix the driver: stamp images with their capture time)"
+            )
         if check.verdict is StampVerdict.DUPLICATE:
-            self._error(("stamp", camera_index, "duplicate"), f"camera '{name}': stamp {stamp_ns / 1e9:.3f} s repeated "
-                        "(the same capture sent twice?): image dropped")
+            self._error(
+                ("stamp", camera_index, "duplicate"),
+                f"camera '{name}': stamp {stamp_ns / 1e9:.3f} s repeated (the same capture sent twice?): image dropped",
+            )
             return
         if check.verdict is StampVerdict.LATE:
-            self._error(("stamp", camera_index, "late"), f"camera '{name}': image stamped {(newest - stamp_ns) / 1e6:.1f} "
-                        "ms before the newest arrived out of order: image dropped, the reconstruction goes on")
+            self._error(
+                ("stamp", camera_index, "late"),
+                f"camera '{name}': image stamped {(newest - stamp_ns) / 1e6:.1f} "
+                "ms before the newest arrived out of order: image dropped, the reconstruction goes on",
+            )
             return
         if check.verdict is StampVerdict.JUMP_BACK:
             self._error(
@@ -407,8 +533,10 @@ class ReconstructionNode(Node):
                     for frame, image in recent:
                         writer.add(frame, image)
                     written = writer.finish(ply_path=map_path.name)
-                dataset = (f", and {written.num_frames} keyframes as a COLMAP model and nerfstudio's "
-                           f"{written.transforms_json.name}")
+                dataset = (
+                    f", and {written.num_frames} keyframes as a COLMAP model and nerfstudio's "
+                    f"{written.transforms_json.name}"
+                )
         except (OSError, ValueError) as err:  # EmptyMapError is a ValueError
             response.success, response.message = False, f"could not save to '{directory}': {err}"
             self.get_logger().error(response.message)
@@ -438,6 +566,8 @@ class ReconstructionNode(Node):
         except FrameSetError as err:
             self._error(("frame_set", err.kind), str(err))
             return
+        if update.is_keyframe:
+            self.keyframes += 1
         if update.reset:
             self.get_logger().warning(update.reset)
         if update.window is None:
@@ -469,6 +599,7 @@ class ReconstructionNode(Node):
         inference = self._session.infer(window, self._depth_of if self._depth_queues else None)
         with self._world_lock:
             out = self._session.integrate(inference)
+            self.windows_inferred += 1
             self._newest_stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
             if out.map_reset:  # a new world or segment: the kept frames belong to the old one
                 self._recent_frames.clear()
@@ -490,15 +621,28 @@ class ReconstructionNode(Node):
             source = self.params.metric_scale_source
             logged = self._scale_problems_logged
             if not out.metric:  # held back, or rejected before the first scale: there is no last scale to keep
-                self._scale_problem(logged, f"waiting:{out.scale.kind}", f"waiting for the first metric scale from "
-                                    f"the {source} source ({out.scale.reason}); nothing is published until then")
+                self._scale_problem(
+                    logged,
+                    f"waiting:{out.scale.kind}",
+                    f"waiting for the first metric scale from "
+                    f"the {source} source ({out.scale.reason}); nothing is published until then",
+                )
             else:
-                self._scale_problem(logged, out.scale.kind, f"metric scale not updated by window {window.sequence} "
-                                    f"({source} source: {out.scale.reason}); keeping the last scale")
+                self._scale_problem(
+                    logged,
+                    out.scale.kind,
+                    f"metric scale not updated by window {window.sequence} "
+                    f"({source} source: {out.scale.reason}); keeping the last scale",
+                )
         elif out.scale is not None:
             self._scale_problems_logged.clear()  # measured again: report the next problem anew
+        self._metric = out.metric
+        self._last_scale_problem = out.scale.reason if isinstance(out.scale, ScaleUnavailable) else ""
+        if out.result is not None:
+            self._segment = out.result.segment
         if out.status is WindowStatus.REJECTED:
             self.windows_rejected += 1
+            self._last_rejection = out.reason
             cause = out.result.cause if out.result is not None else "undecodable"
             self._error(("rejected", cause), f"window {window.sequence} not merged into the world: {out.reason}")
         elif out.status is WindowStatus.NEW_SEGMENT:
@@ -519,6 +663,9 @@ class ReconstructionNode(Node):
         if self._robot is not None:
             self._publish_robot(out)
         self.windows_published += 1
+        latency_s = (self.get_clock().now().nanoseconds - out.window.frame_sets[-1].stamps_ns[0]) / 1e9
+        with self._latencies_lock:
+            self._latencies.append((time.monotonic(), latency_s))
 
     def _place_robot(self, out: WindowOutput) -> None:
         """REP 105: place each new world in odom (odom -> world on /tf_static) as soon as the transforms answer.
@@ -538,11 +685,14 @@ class ReconstructionNode(Node):
             self._error(("robot", type(err).__name__), f"cannot place the world in '{params.odom_frame}' yet: {err}")
             return
         if params.publish_tf:
-            placement = messages.transform_stamped(params.odom_frame, params.world_frame, out.result.frame_ids[0][0],
-                                                   self._robot.odom_from_world)
+            placement = messages.transform_stamped(
+                params.odom_frame, params.world_frame, out.result.frame_ids[0][0], self._robot.odom_from_world
+            )
             self._output_publishers[Output("tf_static")].publish(messages.tf_message([placement]))
-        self.get_logger().info(f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera "
-                               f"'{params.names[0]}' was at its first image")
+        self.get_logger().info(
+            f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera "
+            f"'{params.names[0]}' was at its first image"
+        )
 
     def _publish_robot(self, out: WindowOutput) -> None:
         """~/odometry (and odom -> base) of camera 0's pose, once the world is placed."""
@@ -560,8 +710,9 @@ class ReconstructionNode(Node):
             messages.odometry(newest.stamp_ns, params.odom_frame, params.robot_base_frame, odom_from_base, covariance)
         )
         if params.publish_odom_tf:
-            transform = messages.transform_stamped(params.odom_frame, params.robot_base_frame, newest.stamp_ns,
-                                                   odom_from_base)
+            transform = messages.transform_stamped(
+                params.odom_frame, params.robot_base_frame, newest.stamp_ns, odom_from_base
+            )
             self._output_publishers[Output("tf")].publish(messages.tf_message([transform]))
 
     # ------------------------------------------------------------------------------------- shutdown
@@ -585,8 +736,11 @@ def main(args: Optional[list[str]] = None) -> int:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except RuntimeError as err:  # rcl's argument parser: a missing or malformed --params-file, a bad --ros-args
         reason = str(err).split(", at ")[0]  # without rcl's C source locations
-        print(f"[FATAL] [{NODE_NAME}]: cannot start: {reason}. Fix: check the file exists and is valid YAML "
-              "(see config/reconstruct.yaml)", file=sys.stderr)
+        print(
+            f"[FATAL] [{NODE_NAME}]: cannot start: {reason}. Fix: check the file exists and is valid YAML "
+            "(see config/reconstruct.yaml)",
+            file=sys.stderr,
+        )
         return 1
     executor = SingleThreadedExecutor()
     spinning = threading.Event()

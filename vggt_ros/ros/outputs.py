@@ -1,9 +1,12 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """What the node publishes for a window, as (output, message) pairs: one builder for the live node and for bags.
 
 The node hands each pair to its publisher; `vggt-ros-reconstruct --out-bag` writes the same pairs into an mcap
 bag under the topics the node would use (`topic`), so a recording of the offline run replays exactly like the
 node. Outputs switched off by the ``publish_*`` parameters are not built.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Sequence
@@ -35,7 +38,9 @@ def topic(params: NodeParameters, output: Output, node_prefix: str = "~/") -> st
     if output.camera < 0:
         return node_prefix + output.kind
     prefix = node_prefix if len(params.names) == 1 else f"{node_prefix}{params.names[output.camera]}/"
-    return prefix + {"depth": "depth/image", "camera_info": "depth/camera_info", "confidence": "confidence"}[output.kind]
+    return (
+        prefix + {"depth": "depth/image", "camera_info": "depth/camera_info", "confidence": "confidence"}[output.kind]
+    )
 
 
 def window_messages(params: NodeParameters, out: WindowOutput, path: Sequence[tuple[int, np.ndarray]]) -> list:
@@ -49,11 +54,16 @@ def window_messages(params: NodeParameters, out: WindowOutput, path: Sequence[tu
         if params.publish_depth:
             pairs.append((Output("depth", frame.camera), messages.float_image(frame.depth, frame.stamp_ns, optical)))
         if params.publish_confidence:
-            pairs.append((Output("confidence", frame.camera),
-                          messages.float_image(frame.confidence, frame.stamp_ns, optical)))
+            pairs.append(
+                (Output("confidence", frame.camera), messages.float_image(frame.confidence, frame.stamp_ns, optical))
+            )
         if params.publish_camera_info:
-            pairs.append((Output("camera_info", frame.camera),
-                          messages.camera_info(frame.intrinsics, frame.depth.shape, frame.stamp_ns, optical)))
+            pairs.append(
+                (
+                    Output("camera_info", frame.camera),
+                    messages.camera_info(frame.intrinsics, frame.depth.shape, frame.stamp_ns, optical),
+                )
+            )
     if params.publish_tf and out.newest:
         transforms = [
             messages.transform_stamped(
@@ -64,9 +74,12 @@ def window_messages(params: NodeParameters, out: WindowOutput, path: Sequence[tu
         pairs.append((Output("tf"), messages.tf_message(transforms)))
     if params.publish_points and out.cloud is not None:
         cloud = out.cloud
-        pairs.append((Output("points"), messages.point_cloud2(
-            cloud.points, cloud.height, cloud.width, newest_stamp_ns, params.world_frame
-        )))
+        pairs.append(
+            (
+                Output("points"),
+                messages.point_cloud2(cloud.points, cloud.height, cloud.width, newest_stamp_ns, params.world_frame),
+            )
+        )
     if params.publish_path:
         pairs.append((Output("path"), messages.path(path, newest_stamp_ns, params.world_frame)))
     return pairs

@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import ParameterException
+from rclpy.exceptions import InvalidTopicNameException, ParameterException
 from rclpy.node import Node
-from rclpy.exceptions import InvalidTopicNameException
 from rclpy.parameter import Parameter
 from rclpy.validate_topic_name import validate_topic_name
 
@@ -28,13 +26,13 @@ from vggt_ros.geometry import quaternion_to_rotation_matrix
 from vggt_ros.mapping import MapConfig
 from vggt_ros.metric.config import METRIC_SOURCES, MetricConfig
 from vggt_ros.metric.sources import DepthScaleConfig
+from vggt_ros.node_health import HealthThresholds
 from vggt_ros.preprocess import MODES, PATCH_SIZE
 from vggt_ros.products import CloudConfig
 from vggt_ros.runtime import BACKENDS, PRECISIONS
 from vggt_ros.session import SessionConfig
 from vggt_ros.window import KeyframePolicy, WindowConfig
 from vggt_ros.world import WorldConfig
-
 
 IMAGE_TRANSPORTS = ("raw", "compressed")
 # Upper bounds that catch typos (window_size 10000) before they allocate: 64 keyframes x 8 cameras is far beyond
@@ -102,6 +100,12 @@ class NodeParameters:
     odom_frame: str = ""
     robot_base_frame: str = ""
     publish_odom_tf: bool = False
+    diagnostics_window: float = 5.0
+    diagnostics_latency_warn: float = 1.0
+    diagnostics_latency_error: float = 5.0
+    diagnostics_dropped_warn_ratio: float = 0.5
+    diagnostics_missed_warn_ratio: float = 0.01
+    diagnostics_gpu_memory_warn_ratio: float = 0.9
 
     def __post_init__(self) -> None:
         if not self.image_topics or any(not topic for topic in self.image_topics):
@@ -111,8 +115,12 @@ class NodeParameters:
                 try:
                     validate_topic_name(topic)
                 except InvalidTopicNameException as err:
-                    raise ValueError(f"{name}: {topic!r} is not a valid ROS topic name ({str(err).splitlines()[0]})")
-        frames = {name: getattr(self, name) for name in ("world_frame", "parent_frame", "odom_frame", "robot_base_frame")}
+                    raise ValueError(
+                        f"{name}: {topic!r} is not a valid ROS topic name ({str(err).splitlines()[0]})"
+                    ) from None
+        frames = {
+            name: getattr(self, name) for name in ("world_frame", "parent_frame", "odom_frame", "robot_base_frame")
+        }
         for name, frame in frames.items():
             if frame.startswith("/") or any(c.isspace() for c in frame):
                 raise ValueError(f"{name} {frame!r}: tf2 frame ids have no leading '/' and no spaces")
@@ -126,7 +134,8 @@ class NodeParameters:
             raise ValueError(f"window_size must be in [1, {MAX_WINDOW_SIZE}] keyframes, got {self.window_size}")
         if not PATCH_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
             raise ValueError(
-                f"image_size must be in [{PATCH_SIZE}, {MAX_IMAGE_SIZE}] pixels (518 for VGGT-1B), got {self.image_size}"
+                f"image_size must be in [{PATCH_SIZE}, {MAX_IMAGE_SIZE}] pixels (518 for VGGT-1B), "
+                f"got {self.image_size}"
             )
         if self.camera_names and len(self.camera_names) != len(self.image_topics):
             raise ValueError(
@@ -193,6 +202,7 @@ class NodeParameters:
             )
         # The core configurations validate their own fields.
         self.session_config()
+        self.health_thresholds()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -210,7 +220,7 @@ class NodeParameters:
     def metric_config(self) -> MetricConfig:
         rig = []
         for j in range(len(self.rig_transforms) // RIG_TRANSFORM_VALUES):
-            x, y, z, qx, qy, qz, qw = self.rig_transforms[j * RIG_TRANSFORM_VALUES:(j + 1) * RIG_TRANSFORM_VALUES]
+            x, y, z, qx, qy, qz, qw = self.rig_transforms[j * RIG_TRANSFORM_VALUES : (j + 1) * RIG_TRANSFORM_VALUES]
             transform = np.eye(4)
             transform[:3, :3] = quaternion_to_rotation_matrix(np.array([qx, qy, qz, qw], dtype=np.float64))
             transform[:3, 3] = (x, y, z)
@@ -223,13 +233,30 @@ class NodeParameters:
             min_translation_m=self.odometry_min_translation,
         )
 
+    def health_thresholds(self) -> HealthThresholds:
+        """When /diagnostics reports WARN or ERROR (see vggt_ros.node_health)."""
+        try:
+            return HealthThresholds(
+                window_s=self.diagnostics_window,
+                input_timeout_s=self.input_timeout,
+                latency_warn_s=self.diagnostics_latency_warn,
+                latency_error_s=self.diagnostics_latency_error,
+                dropped_warn_ratio=self.diagnostics_dropped_warn_ratio,
+                missed_warn_ratio=self.diagnostics_missed_warn_ratio,
+                gpu_memory_warn_ratio=self.diagnostics_gpu_memory_warn_ratio,
+            )
+        except ValueError as err:  # the core names its own fields: point at the parameters
+            raise ValueError(f"diagnostics_* parameters: {err}") from None
+
     def session_config(self) -> SessionConfig:
         cameras = len(self.image_topics)
         return SessionConfig(
             window=WindowConfig(
                 window_size=self.window_size,
                 window_stride=self.window_stride,
-                keyframes=KeyframePolicy(min_interval_s=self.keyframe_min_interval, min_motion=self.keyframe_min_motion),
+                keyframes=KeyframePolicy(
+                    min_interval_s=self.keyframe_min_interval, min_motion=self.keyframe_min_motion
+                ),
             ),
             cloud=CloudConfig(
                 confidence_percentile=self.confidence_percentile,
@@ -268,7 +295,8 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "model_config": "optional model config.json when weights is a bare file; empty: the checkpoint's own / VGGT-1B",
     "backend": "inference backend: torch, onnxruntime or tensorrt",
     "device": "cpu or cuda",
-    "precision": "fp32, fp16 or bf16 (half precision is meant for cuda)",
+    "precision": "fp32, fp16 or bf16 (half precision is meant for cuda); w4a16 (torch: engine_dir is the output of "
+    "vggt-ros-quantize --scheme w4a16), int8 or fp8 (onnxruntime / tensorrt: engine_dir holds that quantized export)",
     "cpu_threads": "torch intra-op threads for the node's CPU-side work (and CPU inference); keep it small when other "
     "processes share the cores",
     "engine_dir": "exported set for onnxruntime / tensorrt (manifest.json, ONNX graphs; TensorRT engines cached there)",
@@ -286,10 +314,12 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "confidence_percentile": "drop cloud points below this percentile of depth confidence, 0..100 (0.0: off)",
     "confidence_threshold": "drop cloud points whose depth confidence is below this (VGGT's is > 1; 0.0: off)",
     "point_decimation": "publish every n-th pixel's point in rows and columns (1: all)",
-    "tracking_lost_after": "windows rejected in a row after which the next one that does not align starts a new segment",
+    "tracking_lost_after": "windows rejected in a row after which the next one that does not align starts a new "
+    "segment",
     "alignment_min_inlier_ratio": "a window merges only if at least this fraction of its overlap correspondences agree",
     "alignment_inlier_distance_ratio": "a correspondence agrees with the alignment if within this x the scene depth",
-    "alignment_max_residual_ratio": "a window merges only if its RMS alignment residual is below this x the scene depth",
+    "alignment_max_residual_ratio": "a window merges only if its RMS alignment residual is below this x the scene "
+    "depth",
     "alignment_max_camera_offset_ratio": "a shared camera may move at most this x the scene depth between windows",
     "alignment_max_camera_rotation_deg": "a shared camera may turn at most this many degrees between windows",
     "alignment_camera_weight": "weight of each shared camera pose in the alignment, relative to one frame's pixels",
@@ -325,6 +355,17 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "was, and ~/odometry is published; the odometry scale source measures the cameras' travel in it",
     "robot_base_frame": "REP 105 base frame of the robot (the camera mounting base -> camera on /tf_static)",
     "publish_odom_tf": "publish odom_frame -> robot_base_frame on /tf (only for robots without other odometry)",
+    "diagnostics_window": "/diagnostics: rates, ratios and latency percentiles cover this many seconds",
+    "diagnostics_latency_warn": "/diagnostics: pipeline WARN when the p95 latency from image stamp to publication "
+    "exceeds this many seconds",
+    "diagnostics_latency_error": "/diagnostics: pipeline ERROR when the p95 latency exceeds this many seconds, or "
+    "a window has waited this long without any finishing (above diagnostics_latency_warn)",
+    "diagnostics_dropped_warn_ratio": "/diagnostics: pipeline WARN when more than this fraction of the keyframes "
+    "was dropped (inference slower than the cameras), 0..1",
+    "diagnostics_missed_warn_ratio": "/diagnostics: camera WARN when more than this fraction of its images never "
+    "reached the node (lost by DDS or overwritten in the subscription queue), 0..1",
+    "diagnostics_gpu_memory_warn_ratio": "/diagnostics: backend WARN when more than this fraction of the GPU's "
+    "memory is in use (every process), 0..1",
 }
 
 
@@ -345,7 +386,8 @@ def declare_and_read(node: Node) -> NodeParameters:
     unknown = sorted(set(given) - known)
     if unknown:
         hints = [
-            f"'{name}'" + (f" (did you mean '{close[0]}'?)" if (close := difflib.get_close_matches(name, known, 1)) else "")
+            f"'{name}'"
+            + (f" (did you mean '{close[0]}'?)" if (close := difflib.get_close_matches(name, known, 1)) else "")
             for name in unknown
         ]
         raise ValueError(f"unknown parameter {', '.join(hints)}; every parameter is listed in the README")
@@ -355,7 +397,9 @@ def declare_and_read(node: Node) -> NodeParameters:
         descriptor = ParameterDescriptor(description=PARAMETER_DESCRIPTIONS[field.name], read_only=True)
         # rclpy infers a type from the default; an empty list would become a byte array, so declare the type.
         declared = (
-            _EMPTY_ARRAY_TYPES[field.type] if default == () else (list(default) if isinstance(default, tuple) else default)
+            _EMPTY_ARRAY_TYPES[field.type]
+            if default == ()
+            else (list(default) if isinstance(default, tuple) else default)
         )
         try:
             value = node.declare_parameter(field.name, declared, descriptor).value

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The robot's transforms (/tf, /tf_static) as a `TransformLookup`: numpy matrices in, the same errors out.
 
 `make_transform_buffer` picks the implementation once, at start-up:
@@ -11,6 +13,7 @@
 
 Both are filled by the node's executor, so they only see transforms while the node spins.
 """
+
 from __future__ import annotations
 
 import importlib.util

@@ -4,6 +4,7 @@
 
 TensorRT is imported only when the tensorrt backend is asked for.
 """
+
 from .config import RuntimeConfig, create_pipeline
 from .io_contract import BackendUnavailableError
 from .pipeline import BACKENDS, PRECISIONS, Pipeline

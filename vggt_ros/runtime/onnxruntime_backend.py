@@ -1,6 +1,7 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
 """ONNX Runtime execution of an exported stage set (CPU here; any ORT execution provider elsewhere)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +15,9 @@ from .io_contract import BackendUnavailableError, ExportManifest, check_inputs
 
 
 def onnxruntime_stage_runner(
-    export_dir: Path, manifest: ExportManifest, providers: Sequence[str] = ("CPUExecutionProvider",),
+    export_dir: Path,
+    manifest: ExportManifest,
+    providers: Sequence[str] = ("CPUExecutionProvider",),
     threads: int | None = None,
 ) -> StageRunner:
     try:

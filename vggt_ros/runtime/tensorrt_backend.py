@@ -6,6 +6,7 @@ Everything that can be checked without a GPU (the tensor contract, the cache key
 ``io_contract`` and ``engine_cache``; this module only talks to TensorRT. ``tensorrt`` is imported lazily so
 the rest of the runtime works on machines without it.
 """
+
 from __future__ import annotations
 
 import threading

@@ -1,13 +1,19 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
 """Accuracy of a pipeline against the float32 torch reference, in the form the README quotes."""
+
 from __future__ import annotations
 
 import torch
 
 # Output groups as reported: each is the relative L1 error of its tensors against the reference.
-REPORTED = {"depth": ("depth",), "points": ("world_points",), "camera": ("pose_enc",),
-            "depth_conf": ("depth_conf",), "points_conf": ("world_points_conf",)}
+REPORTED = {
+    "depth": ("depth",),
+    "points": ("world_points",),
+    "camera": ("pose_enc",),
+    "depth_conf": ("depth_conf",),
+    "points_conf": ("world_points_conf",),
+}
 
 
 def relative_errors(outputs: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -1,8 +1,11 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """One consistent world across VGGT windows (see `vggt_ros.world.world` for how and why).
 
 config: thresholds, bounds and result types; overlap: aligning a window through shared frames;
 keyframes: the bounded trajectory and alignment samples; world: the state machine.
 """
+
 from vggt_ros.world.config import WindowResult, WindowStatus, WorldConfig, WorldCounters
 from vggt_ros.world.keyframes import Trajectory
 from vggt_ros.world.world import World

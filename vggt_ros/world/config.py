@@ -1,4 +1,7 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The world's configuration and the types it answers with."""
+
 from __future__ import annotations
 
 import enum
@@ -63,8 +66,15 @@ class WorldConfig:
     scale_filter: ScaleFilterConfig = field(default_factory=ScaleFilterConfig)
 
     def __post_init__(self) -> None:
-        counts = ("retained_frames", "pixels_per_frame", "min_shared_frames", "min_correspondences",
-                  "max_consecutive_rejections", "trajectory_recent", "trajectory_history")
+        counts = (
+            "retained_frames",
+            "pixels_per_frame",
+            "min_shared_frames",
+            "min_correspondences",
+            "max_consecutive_rejections",
+            "trajectory_recent",
+            "trajectory_history",
+        )
         for name in counts:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

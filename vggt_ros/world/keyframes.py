@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """The world's memory, bounded: the keyframe trajectory and the recent frames' pixel samples used for alignment.
 
 `KeyframeStore` keeps the newest ``trajectory_recent`` keyframes in full and a decimated history of the older
@@ -8,6 +10,7 @@ among the recent keyframes; a sliding window never brings back an older frame.
 `SampleStore` keeps, for the newest ``retained_frames`` frames, a sample of their pixels' world points that later
 windows align to.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict, deque
@@ -102,9 +105,14 @@ class KeyframeStore:
 
     def rescale(self, factor: float) -> None:
         """Scale every kept keyframe's position and depth by ``factor`` (the world's unit changed)."""
+
         def scaled(keyframe: Keyframe) -> Keyframe:
-            return replace(keyframe, world_from_camera=_scaled_pose(keyframe.world_from_camera, factor),
-                           depth_scale=keyframe.depth_scale * factor, median_depth=keyframe.median_depth * factor)
+            return replace(
+                keyframe,
+                world_from_camera=_scaled_pose(keyframe.world_from_camera, factor),
+                depth_scale=keyframe.depth_scale * factor,
+                median_depth=keyframe.median_depth * factor,
+            )
 
         self._recent = deque(scaled(k) for k in self._recent)
         self._history = [scaled(k) for k in self._history]

@@ -1,3 +1,5 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
 """Aligning a window to the world through the frames they share.
 
 For the same pixel of the same frame both the world (its stored sample) and the window (its depth and camera)
@@ -8,6 +10,7 @@ from the robust `vggt_ros.alignment.estimate_sim3` with that scale, on those poi
 camera the window shares with the world (`camera_pairs`): the depth head may have run on only a few shared
 frames, but the camera head placed them all.
 """
+
 from __future__ import annotations
 
 import math
@@ -100,9 +103,12 @@ def align(
         camera_weight = config.camera_weight * pairs.weights.sum() / len(shared) / 2
         cam_src, cam_dst, cam_w = camera_pairs(products, samples, pairs, depth_scale, camera_weight)
         scale, rot, trans, fit = estimate_sim3(
-            np.concatenate((pairs.src, cam_src)), np.concatenate((pairs.dst, cam_dst)),
-            np.concatenate((pairs.weights, cam_w)), fixed_scale=depth_scale,
-            inlier_threshold=config.inlier_distance_ratio * pairs.scene_depth, seed=seed,
+            np.concatenate((pairs.src, cam_src)),
+            np.concatenate((pairs.dst, cam_dst)),
+            np.concatenate((pairs.weights, cam_w)),
+            fixed_scale=depth_scale,
+            inlier_threshold=config.inlier_distance_ratio * pairs.scene_depth,
+            seed=seed,
         )
     except DegenerateAlignmentError as error:
         return AlignmentFailure("degenerate", f"the shared pixels do not fix a similarity: {error}", diagnostics)
@@ -130,8 +136,9 @@ def align(
     mismatch = camera_mismatch(products, shared, world_from_window, samples, pairs.scene_depth, config)
     if mismatch:
         return AlignmentFailure("camera_mismatch", mismatch, diagnostics)
-    refine_samples(samples, pairs, scale * pairs.src @ rot.T + trans, scale * pairs.src_depth,
-                   fit.inlier_mask[: len(pairs.src)])
+    refine_samples(
+        samples, pairs, scale * pairs.src @ rot.T + trans, scale * pairs.src_depth, fit.inlier_mask[: len(pairs.src)]
+    )
     return world_from_window, diagnostics
 
 

@@ -69,6 +69,7 @@ keyframes in full plus a decimated history of `trajectory_history`), see `vggt_r
 
 No ROS here; the node turns `WindowResult` into TF, path, points and the map.
 """
+
 from __future__ import annotations
 
 import math
@@ -146,8 +147,18 @@ class World:
             self.counters.rejections[cause] += 1
             none = np.zeros(len(ids), dtype=bool)
             return WindowResult(
-                WindowStatus.REJECTED, cause, reason, ids, self._segment, None, None, float("nan"), none, none,
-                metric=self.metric, **diagnostics,
+                WindowStatus.REJECTED,
+                cause,
+                reason,
+                ids,
+                self._segment,
+                None,
+                None,
+                float("nan"),
+                none,
+                none,
+                metric=self.metric,
+                **diagnostics,
             )
 
         finite = np.isfinite(products.window_from_camera).all(axis=(1, 2)) & np.isfinite(products.intrinsics).all(
@@ -174,8 +185,16 @@ class World:
         if self.is_empty:
             self.counters.segments += 1
             first_camera_from_window = np.linalg.inv(products.window_from_camera[0])
-            return self._commit(WindowStatus.INITIALIZED, "the first window defines the world", products, new,
-                                threshold, grid_step, first_camera_from_window, scale)
+            return self._commit(
+                WindowStatus.INITIALIZED,
+                "the first window defines the world",
+                products,
+                new,
+                threshold,
+                grid_step,
+                first_camera_from_window,
+                scale,
+            )
 
         aligned = align(products, self.samples, threshold, self.config, seed=self.config.seed + self.counters.windows)
         if isinstance(aligned, AlignmentFailure):
@@ -183,11 +202,17 @@ class World:
                 return self._start_segment(products, new, threshold, grid_step, aligned.reason, scale)
             return reject(aligned.cause, aligned.reason, **aligned.diagnostics)
         world_from_window, diagnostics = aligned
-        return self._commit(WindowStatus.MERGED, "", products, new, threshold, grid_step, world_from_window, scale,
-                            **diagnostics)
+        return self._commit(
+            WindowStatus.MERGED, "", products, new, threshold, grid_step, world_from_window, scale, **diagnostics
+        )
 
     def _start_segment(
-        self, products: WindowProducts, new, threshold: float, grid_step: int, failure: str,
+        self,
+        products: WindowProducts,
+        new,
+        threshold: float,
+        grid_step: int,
+        failure: str,
         metric_scale: Optional[ScaleObservation],
     ) -> WindowResult:
         anchor = products.dense[0]
@@ -214,12 +239,25 @@ class World:
             f"tracking lost: {lost_for} windows rejected and this one too ({failure}); segment {self._segment} starts "
             "here, re-anchored where the world last saw it; its offset to the previous segment is unknown "
             "(start a new map)",
-            products, new, threshold, grid_step, world_from_window, metric_scale,
+            products,
+            new,
+            threshold,
+            grid_step,
+            world_from_window,
+            metric_scale,
         )
 
     def _commit(
-        self, status: WindowStatus, reason: str, products: WindowProducts, new: np.ndarray, threshold: float,
-        grid_step: int, world_from_window: np.ndarray, metric_scale: Optional[ScaleObservation], **diagnostics,
+        self,
+        status: WindowStatus,
+        reason: str,
+        products: WindowProducts,
+        new: np.ndarray,
+        threshold: float,
+        grid_step: int,
+        world_from_window: np.ndarray,
+        metric_scale: Optional[ScaleObservation],
+        **diagnostics,
     ) -> WindowResult:
         world_from_window, scale_note = self._apply_metric_scale(world_from_window, products, new, metric_scale)
         scale = float(decompose_similarity(world_from_window)[0])
@@ -236,12 +274,27 @@ class World:
         self._consecutive_rejections = 0
         self.counters.merged += 1
         return WindowResult(
-            status, "", reason, products.frame_ids, self._segment, world_from_window, world_from_camera, scale, new,
-            map_frames, placed, metric=self.metric, scale_note=scale_note, **diagnostics,
+            status,
+            "",
+            reason,
+            products.frame_ids,
+            self._segment,
+            world_from_window,
+            world_from_camera,
+            scale,
+            new,
+            map_frames,
+            placed,
+            metric=self.metric,
+            scale_note=scale_note,
+            **diagnostics,
         )
 
     def _apply_metric_scale(
-        self, world_from_window: np.ndarray, products: WindowProducts, new: np.ndarray,
+        self,
+        world_from_window: np.ndarray,
+        products: WindowProducts,
+        new: np.ndarray,
         observation: Optional[ScaleObservation],
     ) -> tuple[np.ndarray, str]:
         """The window's similarity after the metric scale (see the module docstring), and why the observation
@@ -317,9 +370,7 @@ class World:
             pixel_index, points.cpu().numpy().astype(np.float64), np.ones(take), confidence, depth, pose
         )
         median_depth = float(np.median(depth))
-        self.keyframes.add(
-            Keyframe(frame_id, float(products.stamps[i]), pose, scale, self._segment, median_depth)
-        )
+        self.keyframes.add(Keyframe(frame_id, float(products.stamps[i]), pose, scale, self._segment, median_depth))
         return median_depth
 
 
