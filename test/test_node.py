@@ -169,6 +169,8 @@ class Probe:
             lambda: (
                 all(s.get_publisher_count() > 0 for s in self.subscriptions)
                 and all(p.get_subscription_count() > 0 for p in self.publishers.values())
+                # the node's log too: a warning about the very first image must not be lost to discovery
+                and any(info.node_name == "vggt" for info in self.node.get_publishers_info_by_topic("/rosout"))
             ),
             what="DDS discovery between the probe and the node",
         )
@@ -607,9 +609,12 @@ def test_a_driver_that_stamps_zero_gets_a_window_per_image_and_one_warning():
             probe.publishers["/cam/image"].publish(image_message((CHELSEA, CHELSEA_MIRRORED)[index % 2], "rgb8", 0))
             probe.wait_for(lambda: running.node.windows_published == index + 1, what=f"window {index + 1}")
         assert len(probe.logs(WARN, "stamps its images 0")) == 1
-        path = probe.received["/vggt/path"][-1]
+        path = probe.wait_for(
+            lambda: next((p for p in probe.received.get("/vggt/path", []) if len(p.poses) == 3), None),
+            what="the third window's path",
+        )
         stamps = [stamp_ns(pose) for pose in path.poses]
-        assert len(stamps) == 3 and stamps == sorted(set(stamps)) and stamps[0] > 0  # arrival times, in order
+        assert stamps == sorted(set(stamps)) and stamps[0] > 0  # arrival times, in order
     finally:
         probe.close()
         running.close()
@@ -1070,3 +1075,62 @@ def test_without_open3d_the_node_fails_at_start_up_with_the_fix(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "Open3D cannot be imported" in result.stderr and "pip install open3d" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_lifecycle_transitions_driven_over_the_change_state_service():
+    """autostart false: a lifecycle manager configures (weights loaded, outputs offered), activates (cameras heard),
+    deactivates (cameras not heard, the world kept), cleans up (pipeline released) and configures again."""
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    running = Running({"image_topics": ["/cam/image"], "window_size": 2, "autostart": False})
+    probe = Probe(["/cam/image"], ["/vggt/"])
+    change = probe.node.create_client(ChangeState, "/vggt/change_state")
+    get = probe.node.create_client(GetState, "/vggt/get_state")
+    node = running.node
+
+    def call(client, request):
+        assert client.wait_for_service(timeout_sec=WAIT_S)
+        future = client.call_async(request)
+        probe.wait_for(future.done, what=f"{client.srv_name} to answer")
+        return future.result()
+
+    def transition(transition_id: int) -> None:
+        assert call(change, ChangeState.Request(transition=Transition(id=transition_id))).success
+
+    def state() -> int:
+        return call(get, GetState.Request()).current_state.id
+
+    camera = probe.publishers["/cam/image"]
+    try:
+        assert state() == State.PRIMARY_STATE_UNCONFIGURED and camera.get_subscription_count() == 0
+        transition(Transition.TRANSITION_CONFIGURE)
+        assert state() == State.PRIMARY_STATE_INACTIVE and camera.get_subscription_count() == 0
+        transition(Transition.TRANSITION_ACTIVATE)
+        probe.wait_connected()
+        clock = Clock()
+        first = TestWorldChaining.send_and_wait(probe, clock)
+
+        transition(Transition.TRANSITION_DEACTIVATE)
+        probe.wait_for(lambda: camera.get_subscription_count() == 0, what="the node to stop listening")
+        published = node.windows_published
+        TestOneCamera.send(probe, clock, CHELSEA_MIRRORED)
+        time.sleep(1.0)
+        assert node.windows_published == published, "an inactive node processes no image"
+
+        transition(Transition.TRANSITION_ACTIVATE)
+        probe.wait_connected()
+        later = TestWorldChaining.send_and_wait(probe, clock, CHELSEA_MIRRORED)
+        assert [stamp_ns(p) for p in probe.latest("/vggt/path", later).poses] == [first, later], "the world was kept"
+
+        transition(Transition.TRANSITION_DEACTIVATE)
+        transition(Transition.TRANSITION_CLEANUP)
+        assert state() == State.PRIMARY_STATE_UNCONFIGURED and node._session is None  # the pipeline is released
+        transition(Transition.TRANSITION_CONFIGURE)
+        transition(Transition.TRANSITION_ACTIVATE)
+        probe.wait_connected()
+        fresh = TestWorldChaining.send_and_wait(probe, clock)
+        assert [stamp_ns(p) for p in probe.latest("/vggt/path", fresh).poses] == [fresh], "a new world"
+    finally:
+        probe.close()
+        running.close()

@@ -36,7 +36,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry, Path
 from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import MessageInfo
@@ -114,23 +114,32 @@ class _Throttle:
             return True
 
 
-class ReconstructionNode(Node):
-    """Subscribes to ``image_topics`` and publishes VGGT's reconstruction of each window (see the README)."""
+class ReconstructionNode(LifecycleNode):
+    """Subscribes to ``image_topics`` and publishes VGGT's reconstruction of each window (see the README).
+
+    A lifecycle node: configure loads the weights or engines and creates the outputs and services (the world
+    starts empty); activate subscribes to the cameras; deactivate unsubscribes, keeping the world and the map;
+    cleanup stops the worker and frees the pipeline (and the GPU memory torch cached). With ``autostart`` (the
+    default) the constructor configures and activates, as a plain node would start.
+    """
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
-        self._slot: LatestSlot[Window] = LatestSlot()
         self._worker: Optional[threading.Thread] = None
+        self._configured = False
+        self._image_subscriptions: list = []
+        self._configure_error = ""
         try:
             self.params = declare_and_read(self)
         except ValueError as err:
-            super().destroy_node()
+            self._destroy()
             raise StartupError(f"bad parameter: {err}") from None
         # The CPU-side work (preprocessing and products on a CPU device, the world, message packing) uses this
         # many intra-op threads: OpenMP threads spin-wait on a sibling that another process descheduled.
         torch.set_num_threads(self.params.cpu_threads)
         params = self.params
-        # TF look-ups: the rig without configured transforms, the odometry scale, the robot's frames.
+        # TF look-ups: the rig without configured transforms, the odometry scale, the robot's frames. They listen
+        # from construction, whatever the state: a robot's /tf_static was published long before.
         needs_transforms = (
             (params.metric_scale_source == "rig" and not params.rig_transforms)
             or params.metric_scale_source == "odometry"
@@ -142,16 +151,57 @@ class ReconstructionNode(Node):
             if params.robot_frames
             else None
         )
+        if not params.autostart:
+            self.get_logger().info("waiting to be configured and activated (autostart is false)")
+            return
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            self._destroy()
+            raise StartupError(self._configure_error)
+        self.trigger_activate()
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except StartupError as err:
+            self._configure_error = str(err)
+            self.get_logger().error(self._configure_error)
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._subscribe()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        self.get_logger().info("deactivated: not listening; the world and the map are kept")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.get_logger().info("cleaned up: the pipeline and the world are released")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        """Load the pipeline and create everything but the camera subscriptions. Raises StartupError."""
+        params = self.params
         try:
             require_open3d()
         except RuntimeError as err:
-            super().destroy_node()
             raise StartupError(str(err)) from None
-        try:
-            self._session = self._load_session(self.params, self._transforms)
-        except StartupError:
-            super().destroy_node()
-            raise
+        self._session = self._load_session(self.params, self._transforms)
+        self._configured = True
+        # Made here and destroyed by _release (the outputs' publishers are in _output_publishers).
+        self._owned_timers: list = []
+        self._owned_services: list = []
+        self._slot: LatestSlot[Window] = LatestSlot()
         # World and map: changed by the worker, read by the map timer and the services, all under this lock.
         self._world_lock = threading.Lock()
         self._map_version_sent = -1
@@ -190,9 +240,11 @@ class ReconstructionNode(Node):
             self._add_publisher(Output("odometry"), Odometry, OUTPUT_QOS)
         if self.params.publish_map:
             self._add_publisher(Output("map"), PointCloud2, MAP_QOS)
-            self.create_timer(self.params.map_publish_period, self._publish_map)
-        self.create_service(Trigger, "~/reset", self._on_reset)
-        self.create_service(Trigger, "~/save", self._on_save)
+            self._owned_timers.append(self.create_timer(self.params.map_publish_period, self._publish_map))
+        self._owned_services += [
+            self.create_service(Trigger, "~/reset", self._on_reset),
+            self.create_service(Trigger, "~/save", self._on_save),
+        ]
 
         # Executor-thread state.
         self._sync: ApproximateTimeSynchronizer[np.ndarray] = ApproximateTimeSynchronizer(
@@ -234,7 +286,25 @@ class ReconstructionNode(Node):
         # Depth images wait here for the colour frame sets of their stamps (a frame set never waits for depth).
         self._depth_queues = [NearestStampQueue(params.queue_size, params.slop) for _ in params.depth_topics]
         compressed = params.image_transport == "compressed"
-        subscriptions = [
+        # The resolved names (namespace, remapping) are the ones the ROS graph and the user's tools show.
+        self._input_topics = [
+            self.resolve_topic_name(f"{t}/compressed" if compressed else t) for t in params.image_topics
+        ]
+        self._input_topics += [self.resolve_topic_name(t) for t in params.depth_topics]
+        self._input_watchdog = InputWatchdog(self._input_topics, self.params.input_timeout, time.monotonic())
+        self._health = HealthMonitor(params.health_thresholds(), diagnostics.PERIOD_S, self._health_snapshot())
+        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, DIAGNOSTICS_QOS)
+        self._owned_timers += [
+            # Checking twice per timeout reports a quiet topic between 1 and 1.5 timeouts after it went quiet.
+            self.create_timer(self.params.input_timeout / 2, self._check_inputs),
+            self.create_timer(diagnostics.PERIOD_S, self._publish_diagnostics),
+        ]
+
+    def _subscribe(self) -> None:
+        """Listen to the cameras (and depth): the active state."""
+        params = self.params
+        compressed = params.image_transport == "compressed"
+        self._image_subscriptions = [
             self.create_subscription(
                 CompressedImage if compressed else Image,
                 f"{topic}/compressed" if compressed else topic,
@@ -244,24 +314,46 @@ class ReconstructionNode(Node):
             )
             for index, topic in enumerate(params.image_topics)
         ]
-        subscriptions += [
+        self._image_subscriptions += [
             self.create_subscription(Image, topic, self._depth_callback(index), qos_profile_sensor_data)
             for index, topic in enumerate(params.depth_topics)
         ]
-        # Images can be lost silently (sensor-data QoS, see TRANSPORTS_VARIABLE): check that they arrive. The
-        # resolved names (namespace, remapping) are the ones the ROS graph and the user's tools show.
-        self._input_topics = [subscription.topic_name for subscription in subscriptions]
+        # Images can be lost silently (sensor-data QoS, see TRANSPORTS_VARIABLE): check that they arrive, from now.
         self._input_watchdog = InputWatchdog(self._input_topics, self.params.input_timeout, time.monotonic())
-        # Checking twice per timeout reports a quiet topic between 1 and 1.5 timeouts after it went quiet.
-        self.create_timer(self.params.input_timeout / 2, self._check_inputs)
-        self._health = HealthMonitor(params.health_thresholds(), diagnostics.PERIOD_S, self._health_snapshot())
-        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, DIAGNOSTICS_QOS)
-        self.create_timer(diagnostics.PERIOD_S, self._publish_diagnostics)
+        self._last_synced = time.monotonic()
         self.get_logger().info(
-            f"listening to {list(self.params.image_topics)} as {list(names)}; backend {self.params.backend} on "
-            f"{self.params.device}, window {self.params.window_size} (stride {self.params.window_stride}), "
-            f"publishing in '{self.params.world_frame}' under '{self.params.parent_frame}'"
+            f"listening to {list(params.image_topics)} as {list(params.names)}; backend {params.backend} on "
+            f"{params.device}, window {params.window_size} (stride {params.window_stride}), "
+            f"publishing in '{params.world_frame}' under '{params.parent_frame}'"
         )
+
+    def _unsubscribe(self) -> None:
+        """Stop listening (inactive): images in flight are dropped, a window being inferred still finishes."""
+        for subscription in self._image_subscriptions:
+            self.destroy_subscription(subscription)
+        self._image_subscriptions = []
+        if self._configured:
+            self._sync.reset()
+
+    def _release(self) -> None:
+        """Stop the worker and free what configure made (the pipeline with it: torch frees its GPU memory)."""
+        if not self._configured:
+            return
+        self._configured = False
+        self._slot.close()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+            self._worker = None
+        for timer in self._owned_timers:
+            self.destroy_timer(timer)
+        for service in self._owned_services:
+            self.destroy_service(service)
+        for publisher in [*self._output_publishers.values(), self._diagnostics_publisher]:
+            self.destroy_publisher(publisher)
+        self._owned_timers, self._owned_services, self._output_publishers = [], [], {}
+        self._session = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     # ----------------------------------------------------------------------------------------- start-up
     @staticmethod
@@ -307,6 +399,8 @@ class ReconstructionNode(Node):
 
     def _check_inputs(self) -> None:
         """Warn, per image topic, when no image has arrived for input_timeout: the likely cause and its fix."""
+        if not self._image_subscriptions:  # inactive: not listening, nothing to miss
+            return
         counts = {topic: self.count_publishers(topic) for topic in self._input_topics}
         ours = os.environ.get(TRANSPORTS_VARIABLE, "(unset)")
         fix = f"set {TRANSPORTS_VARIABLE}=LARGE_DATA in the camera driver's environment too (this node's value: {ours})"
@@ -717,9 +811,13 @@ class ReconstructionNode(Node):
 
     # ------------------------------------------------------------------------------------- shutdown
     def destroy_node(self) -> None:
-        self._slot.close()
-        if self._worker is not None:
-            self._worker.join(timeout=30.0)
+        self._release()  # the worker finishes its window while the context is still valid
+        self._destroy()
+
+    def _destroy(self) -> None:
+        # rclpy's LifecycleNode keeps its state machine, which holds the node's handle, past destroy_node: the node
+        # (and its /rosout publisher) would outlive it, and a later node of the same name would log into the void.
+        self._state_machine.destroy_when_not_in_use()
         super().destroy_node()
 
 

@@ -45,6 +45,7 @@ RIG_TRANSFORM_VALUES = 7
 
 @dataclass(frozen=True)
 class NodeParameters:
+    autostart: bool = True
     image_topics: tuple[str, ...] = ("/camera/image_raw",)
     image_transport: str = "raw"
     camera_names: tuple[str, ...] = ()
@@ -287,6 +288,7 @@ class NodeParameters:
 
 
 PARAMETER_DESCRIPTIONS: dict[str, str] = {
+    "autostart": "configure and activate at start-up (false: wait for a lifecycle manager's transitions)",
     "image_topics": "sensor_msgs/Image topics, one per camera (1 to K); rgb8, bgr8, rgba8, bgra8 or mono8",
     "image_transport": "raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage on <topic>/compressed, "
     "jpeg or png, as image_transport's compressed plugin)",
