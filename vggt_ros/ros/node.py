@@ -40,6 +40,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import MessageInfo
+from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
@@ -842,12 +843,14 @@ def main(args: Optional[list[str]] = None) -> int:
         return 1
     executor = SingleThreadedExecutor()
     spinning = threading.Event()
+    stopped: Future = Future()
 
     def stop(signum, frame) -> None:
         if not spinning.is_set():
             raise KeyboardInterrupt  # still starting up
-        # Executor.shutdown waits for the callback in flight: not from inside this handler, which may run in it.
-        threading.Thread(target=executor.shutdown, name="vggt-stop", daemon=True).start()
+        # Completing the future wakes the executor, which returns once the callback in flight is done. From another
+        # thread: this handler may interrupt the main thread inside the future's own lock.
+        threading.Thread(target=lambda: stopped.done() or stopped.set_result(signum), daemon=True).start()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = None
@@ -855,7 +858,7 @@ def main(args: Optional[list[str]] = None) -> int:
         node = ReconstructionNode()
         executor.add_node(node)
         spinning.set()
-        executor.spin()
+        executor.spin_until_future_complete(stopped)
     except StartupError as err:
         rclpy.logging.get_logger(NODE_NAME).fatal(str(err))
         return 1
