@@ -39,6 +39,45 @@ class ImageFormatError(ValueError):
 Buffer = Union[bytes, bytearray, memoryview, np.ndarray, array.array]
 
 
+def pixel_rows(
+    data: Buffer,
+    height: int,
+    width: int,
+    step: int,
+    bytes_per_pixel: int,
+    encoding: str,
+    error: type[ImageFormatError] = ImageFormatError,
+    what: str = "image",
+    source: str = "camera",
+) -> np.ndarray:
+    """``(H, width * bytes_per_pixel)`` uint8 view of an image buffer's pixel bytes, row padding left out.
+
+    The checks every sensor_msgs/Image-style buffer needs, for colour images and depth images alike; ``error``,
+    ``what`` and ``source`` name them in the messages ("depth image", "sensor").
+
+    Raises:
+        ``error`` (kind "size", "step" or "length"): zero-size image, step smaller than a row of pixels, or a
+            buffer whose length is not height * step.
+    """
+    if height <= 0 or width <= 0:
+        raise error("size", f"{what} is empty ({width}x{height} pixels, WxH); the {source} sent no pixels")
+    row_bytes = width * bytes_per_pixel
+    if step < row_bytes:
+        raise error(
+            "step",
+            f"{what} step {step} is smaller than width {width} x {bytes_per_pixel} bytes per pixel ({encoding}) "
+            f"= {row_bytes}; the message header does not describe its pixels",
+        )
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if buffer.size != height * step:
+        raise error(
+            "length",
+            f"{what} data has {buffer.size} bytes but height {height} x step {step} = {height * step}; "
+            "the message is truncated or its step is wrong",
+        )
+    return buffer.reshape(height, step)[:, :row_bytes]
+
+
 def image_to_rgb(data: Buffer, height: int, width: int, step: int, encoding: str) -> np.ndarray:
     """View a raw image buffer as RGB.
 
@@ -61,23 +100,7 @@ def image_to_rgb(data: Buffer, height: int, width: int, step: int, encoding: str
             "(for example with image_proc or a republish node)",
         )
     bytes_per_pixel, blue_first = layout
-    if height <= 0 or width <= 0:
-        raise ImageFormatError("size", f"image is empty ({width}x{height} pixels, WxH); the camera sent no pixels")
-    row_bytes = width * bytes_per_pixel
-    if step < row_bytes:
-        raise ImageFormatError(
-            "step",
-            f"image step {step} is smaller than width {width} x {bytes_per_pixel} bytes per pixel ({encoding}) "
-            f"= {row_bytes}; the message header does not describe its pixels",
-        )
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    if buffer.size != height * step:
-        raise ImageFormatError(
-            "length",
-            f"image data has {buffer.size} bytes but height {height} x step {step} = {height * step}; "
-            "the message is truncated or its step is wrong",
-        )
-    rows = buffer.reshape(height, step)[:, :row_bytes].reshape(height, width, bytes_per_pixel)
+    rows = pixel_rows(data, height, width, step, bytes_per_pixel, encoding).reshape(height, width, bytes_per_pixel)
     if bytes_per_pixel == 1:
         return np.broadcast_to(rows, (height, width, 3))
     # Slicing (not fancy indexing) keeps the result a view; a reversed slice turns BGR(A) into RGB.

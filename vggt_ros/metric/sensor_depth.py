@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vggt_ros.image_encoding import Buffer, ImageFormatError
+from vggt_ros.image_encoding import Buffer, ImageFormatError, pixel_rows
 from vggt_ros.preprocess import PixelMap
 
 # encoding -> (numpy type of one pixel without byte order, metres per stored unit)
@@ -66,26 +66,11 @@ def depth_to_metres(
         )
     pixel_type, metres_per_unit = layout
     pixel_dtype = np.dtype((">" if is_bigendian else "<") + pixel_type)
-    if height <= 0 or width <= 0:
-        raise DepthFormatError(
-            "size", f"depth image is empty ({width}x{height} pixels, WxH); the sensor sent no pixels"
-        )
-    row_bytes = width * pixel_dtype.itemsize
-    if step < row_bytes:
-        raise DepthFormatError(
-            "step",
-            f"depth image step {step} is smaller than width {width} x {pixel_dtype.itemsize} bytes per pixel "
-            f"({encoding}) = {row_bytes}; the message header does not describe its pixels",
-        )
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    if buffer.size != height * step:
-        raise DepthFormatError(
-            "length",
-            f"depth image data has {buffer.size} bytes but height {height} x step {step} = {height * step}; "
-            "the message is truncated or its step is wrong",
-        )
+    rows = pixel_rows(
+        data, height, width, step, pixel_dtype.itemsize, encoding, DepthFormatError, "depth image", "sensor"
+    )
     # Without the padding (copied out only when rows are padded) the rows are contiguous: a view reinterprets them.
-    stored = np.ascontiguousarray(buffer.reshape(height, step)[:, :row_bytes]).view(pixel_dtype)
+    stored = np.ascontiguousarray(rows).view(pixel_dtype)
     metres = stored.astype(np.float32)
     if metres_per_unit != 1.0:
         metres *= np.float32(metres_per_unit)
