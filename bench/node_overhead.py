@@ -102,8 +102,8 @@ def main() -> int:
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from tf2_msgs.msg import TFMessage
 
-    from vggt_ros.ros import messages
-    from vggt_ros.ros.node import OUTPUT_QOS, TF_QOS
+    from vggt_ros.ros import messages, qos
+    from vggt_ros.ros.node import OUTPUT_QOS
 
     torch.set_num_threads(args.torch_threads)
     rclpy.init()
@@ -122,7 +122,7 @@ def main() -> int:
         "depth": node.create_publisher(Image, "~/depth/image", OUTPUT_QOS),
         "confidence": node.create_publisher(Image, "~/confidence", OUTPUT_QOS),
         "info": node.create_publisher(CameraInfo, "~/depth/camera_info", OUTPUT_QOS),
-        "tf": node.create_publisher(TFMessage, "/tf", TF_QOS),
+        "tf": node.create_publisher(TFMessage, "/tf", qos.TF),
         "path": node.create_publisher(PathMsg, "~/path", OUTPUT_QOS),
     }
     subscriber.create_subscription(PointCloud2, "/vggt/points", on_cloud, OUTPUT_QOS)

@@ -37,7 +37,7 @@ from nav_msgs.msg import Odometry, Path
 from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import MessageInfo
 from rclpy.task import Future
@@ -55,7 +55,7 @@ from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_metres
 from vggt_ros.metric.sources import ScaleUnavailable
 from vggt_ros.metric.tf_buffer import TransformLookupError
 from vggt_ros.node_health import CameraCounts, HealthMonitor, HealthSnapshot, ScaleState, SequenceGaps, gpu_memory
-from vggt_ros.ros import diagnostics, messages
+from vggt_ros.ros import diagnostics, messages, qos
 from vggt_ros.ros.outputs import Output, map_message, topic, window_messages, world_frame_message
 from vggt_ros.ros.params import NodeParameters, declare_and_read
 from vggt_ros.ros.tf_listener import make_transform_buffer
@@ -72,23 +72,7 @@ NODE_NAME = "vggt"
 TRANSPORTS_VARIABLE = "FASTDDS_BUILTIN_TRANSPORTS"
 # Repeated complaints about the same problem are logged at most this often.
 LOG_PERIOD_S = 5.0
-# tf2_ros' QoS: TransformBroadcaster (keep last 100, reliable, volatile) and StaticTransformBroadcaster
-# (keep last 1, reliable, transient local, so late listeners still get the static frames).
-TF_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
-TF_STATIC_QOS = QoSProfile(
-    depth=1,
-    history=HistoryPolicy.KEEP_LAST,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 OUTPUT_QOS = 5
-# ~/map is latched: a late subscriber (RViz started later) still gets the current map.
-MAP_QOS = QoSProfile(
-    depth=1,
-    history=HistoryPolicy.KEEP_LAST,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 DIAGNOSTICS_QOS = 10
 # Publication latencies kept for /diagnostics' percentiles: more than diagnostics_window's worth at any real rate.
 LATENCY_SAMPLES = 1024
@@ -231,8 +215,8 @@ class ReconstructionNode(LifecycleNode):
         if self.params.publish_path:
             self._add_publisher(Output("path"), Path, OUTPUT_QOS)
         if self.params.publish_tf or self.params.publish_odom_tf:
-            self._add_publisher(Output("tf"), TFMessage, TF_QOS)
-            self._add_publisher(Output("tf_static"), TFMessage, TF_STATIC_QOS)
+            self._add_publisher(Output("tf"), TFMessage, qos.TF)
+            self._add_publisher(Output("tf_static"), TFMessage, qos.LATCHED)
         if self.params.publish_tf and self._robot is None:  # with robot frames, odom -> world once it is placed
             self._output_publishers[Output("tf_static")].publish(
                 world_frame_message(self.params, self.get_clock().now().nanoseconds)
@@ -240,7 +224,7 @@ class ReconstructionNode(LifecycleNode):
         if self._robot is not None:
             self._add_publisher(Output("odometry"), Odometry, OUTPUT_QOS)
         if self.params.publish_map:
-            self._add_publisher(Output("map"), PointCloud2, MAP_QOS)
+            self._add_publisher(Output("map"), PointCloud2, qos.LATCHED)  # RViz started later still gets it
             self._owned_timers.append(self.create_timer(self.params.map_publish_period, self._publish_map))
         self._owned_services += [
             self.create_service(Trigger, "~/reset", self._on_reset),

@@ -23,7 +23,6 @@ import numpy as np
 from geometry_msgs.msg import Transform, TransformStamped
 from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from tf2_msgs.msg import TFMessage
 
@@ -37,16 +36,9 @@ from vggt_ros.metric.tf_buffer import (
     TransformLookupError,
     UnknownFrameError,
 )
+from vggt_ros.ros import qos
 from vggt_ros.ros.messages import ns_from_stamp
 
-# tf2_ros' TransformListener QoS: /tf keep last 100, reliable, volatile; /tf_static the same but transient local.
-TF_LISTENER_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
-TF_STATIC_LISTENER_QOS = QoSProfile(
-    depth=100,
-    history=HistoryPolicy.KEEP_LAST,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 # tf2 ignores a transform whose quaternion's squared norm is further than this from 1 (QUATERNION_NORMALIZATION_
 # TOLERANCE); closer ones are normalised.
 QUATERNION_SQUARED_NORM_TOLERANCE = 1e-2
@@ -83,8 +75,8 @@ class TopicTransformListener:
         self.buffer = TransformBuffer(cache_time_s)
         self._logger = node.get_logger()
         self._subscriptions = [
-            node.create_subscription(TFMessage, "/tf", self._on_tf, TF_LISTENER_QOS),
-            node.create_subscription(TFMessage, "/tf_static", self._on_tf_static, TF_STATIC_LISTENER_QOS),
+            node.create_subscription(TFMessage, "/tf", self._on_tf, qos.TF),
+            node.create_subscription(TFMessage, "/tf_static", self._on_tf_static, qos.TF_STATIC_LISTENER),
         ]
 
     def lookup_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> np.ndarray:
