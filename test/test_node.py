@@ -39,6 +39,7 @@ from tf2_msgs.msg import TFMessage
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import network_is_loopback_only
+from support.waiting import wait_for
 from vggt_ros.preprocess import preprocess_images
 from vggt_ros.ros.node import ReconstructionNode, StartupError
 from vggt_ros.ros.params import NodeParameters
@@ -153,16 +154,7 @@ class Probe:
         return record
 
     def wait_for(self, predicate, timeout: float = WAIT_S, what: str = "a condition"):
-        deadline = time.monotonic() + timeout
-        with self._condition:
-            while True:
-                result = predicate()
-                if result:
-                    return result
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-                self._condition.wait(timeout=min(remaining, 0.2))
+        return wait_for(self._condition, predicate, timeout, what)
 
     def wait_connected(self) -> None:
         self.wait_for(

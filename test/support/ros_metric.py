@@ -21,7 +21,6 @@ robot made of test doubles that talks to it over real rclpy.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Callable, Sequence
 
 import numpy as np
@@ -36,6 +35,7 @@ from tf2_msgs.msg import TFMessage
 
 import vggt_ros.ros.node as node_module
 from support.synthetic import FakePipelineForWorldTests, FakeVGGTForWorldTests
+from support.waiting import wait_for
 from vggt_ros.geometry import quaternion_to_rotation_matrix
 from vggt_ros.ros import messages
 from vggt_ros.ros.node import NODE_NAME, ReconstructionNode
@@ -247,16 +247,7 @@ class RobotForTests:
 
     # ----------------------------------------------------------------------------------------- recording
     def wait_for(self, predicate: Callable[[], object], timeout_s: float = WAIT_S, what: str = "a condition"):
-        deadline = time.monotonic() + timeout_s
-        with self._condition:
-            while True:
-                result = predicate()
-                if result:
-                    return result
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-                self._condition.wait(timeout=min(remaining, 0.2))
+        return wait_for(self._condition, predicate, timeout_s, what)
 
     def messages(self, topic: str) -> list:
         with self._condition:
