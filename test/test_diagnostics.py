@@ -181,10 +181,11 @@ def test_a_running_node_reports_rates_windows_latency_backend_and_scale_then_a_q
         assert [pair.key for pair in camera.values] == CAMERA_KEYS
         assert camera.hardware_id == TOPIC and values(camera)["topic"] == TOPIC
         assert values(camera)["images missed"] == "0" and values(camera)["images lost by DDS"] == "0"
-        assert level(camera) is Level.OK, camera.message
 
-        # While the camera sent at 5 Hz, the node saw about 5 images (and keyframes) per second.
+        # While the camera sent at 5 Hz, it was OK and the node saw about 5 images (and keyframes) per second. (After
+        # the last window the camera may already be quiet for input_timeout: the last inference can take longer.)
         during = {status.name: status for status in rate_statuses[-1]}
+        assert level(during["vggt: camera camera0"]) is Level.OK, during["vggt: camera camera0"].message
         assert 3.5 <= float(values(during["vggt: camera camera0"])["rate (Hz)"]) <= 6.5
         assert 3.5 <= float(values(during["vggt: pipeline"])["keyframes/s"]) <= 6.5
 
