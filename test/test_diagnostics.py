@@ -29,7 +29,7 @@ from test_node import CHELSEA, CHELSEA_MIRRORED, DEFAULT_WORLD, ERROR, WARN, Pro
 
 from conftest import IMAGES
 from support.netns import network_is_loopback_only
-from vggt_ros.node_health import ComponentHealth, Level
+from vggt_ros.live.health import ComponentHealth, Level
 from vggt_ros.ros.diagnostics import diagnostic_array
 from vggt_ros.ros.node import TRANSPORTS_VARIABLE
 
@@ -229,12 +229,14 @@ def test_a_rejected_window_is_warn_with_the_reason_the_log_gives():
     try:
         probe.wait_connected()
         for index in range(8):
-            finished = node.windows_inferred + node.windows_failed
+            finished = node.counts.windows_inferred + node.counts.windows_failed
             probe.publishers[TOPIC].publish(
                 image_message((CHELSEA, CHELSEA_MIRRORED)[index % 2], "rgb8", time.time_ns())
             )
-            probe.wait_for(lambda: node.windows_inferred + node.windows_failed > finished, what="the window")
-            if node.windows_rejected:
+            probe.wait_for(
+                lambda: node.counts.windows_inferred + node.counts.windows_failed > finished, what="the window"
+            )
+            if node.counts.windows_rejected:
                 break
         logged = probe.wait_for(lambda: probe.logs(ERROR, "not merged into the world"), what="the rejection's log line")
         reason = logged[-1].msg.split("not merged into the world: ", 1)[1]

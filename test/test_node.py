@@ -437,7 +437,7 @@ class TestOneCamera:
         stamp = self.send(probe, clock)
         self.wait_outputs(probe, stamp)
         assert len(probe.logs(ERROR, text)) == 1
-        assert running.node.windows_failed == 0
+        assert running.node.counts.windows_failed == 0
 
     def test_time_going_backwards_resets_the_window_and_says_so(self, setup):
         _, probe, clock = setup
@@ -483,7 +483,7 @@ class TestOneCamera:
     def test_when_inference_lags_the_newest_frame_wins_and_drops_are_counted(self, setup):
         running, probe, clock = setup
         node = running.node
-        dropped_before = node.windows_dropped
+        dropped_before = node.counts.windows_dropped
         stamps = []
         for i in range(8):
             stamps.append(self.send(probe, clock, CHELSEA_MIRRORED if i % 2 else CHELSEA))
@@ -491,18 +491,21 @@ class TestOneCamera:
         self.wait_outputs(probe, stamps[-1])
         probe.wait_for(
             lambda: (
-                node.windows_published + node.windows_dropped + node.windows_failed + node.windows_rejected
-                == node.windows_emitted
+                node.counts.windows_published
+                + node.counts.windows_dropped
+                + node.counts.windows_failed
+                + node.counts.windows_rejected
+                == node.counts.windows_emitted
             ),
             timeout=10,
             what="counters to settle",
         )
-        assert node.windows_failed == 0 and node.windows_rejected == 0
-        assert node.frame_sets_dropped == node.windows_dropped  # stride 1: one new frame set per window
+        assert node.counts.windows_failed == 0 and node.counts.windows_rejected == 0
+        assert node.counts.frame_sets_dropped == node.counts.windows_dropped  # stride 1: one new frame set per window
         published = [stamp_ns(m) for m in probe.received["/vggt/points"] if stamp_ns(m) in stamps]
         assert published[-1] == stamps[-1], "the newest frame must always be processed"
         assert published == sorted(published) and len(published) == len(set(published))
-        assert len(published) + node.windows_dropped - dropped_before <= len(stamps)
+        assert len(published) + node.counts.windows_dropped - dropped_before <= len(stamps)
 
 
 # ------------------------------------------------------------------------------------------- chained world
@@ -599,7 +602,7 @@ def test_a_driver_that_stamps_zero_gets_a_window_per_image_and_one_warning():
         probe.wait_connected()
         for index in range(3):
             probe.publishers["/cam/image"].publish(image_message((CHELSEA, CHELSEA_MIRRORED)[index % 2], "rgb8", 0))
-            probe.wait_for(lambda: running.node.windows_published == index + 1, what=f"window {index + 1}")
+            probe.wait_for(lambda: running.node.counts.windows_published == index + 1, what=f"window {index + 1}")
         assert len(probe.logs(WARN, "stamps its images 0")) == 1
         path = probe.wait_for(
             lambda: next((p for p in probe.received.get("/vggt/path", []) if len(p.poses) == 3), None),
@@ -669,12 +672,12 @@ class SlowPipelineForLockTests:
 
 
 def test_services_and_the_map_timer_answer_while_an_inference_runs(monkeypatch, tmp_path):
-    import vggt_ros.ros.node as node_module
+    import vggt_ros.live.startup as startup_module
 
     slow = []
-    create = node_module.create_pipeline
+    create = startup_module.create_pipeline
     monkeypatch.setattr(
-        node_module,
+        startup_module,
         "create_pipeline",
         lambda config: slow.append(SlowPipelineForLockTests(create(config), hold_from=2)) or slow[0],
     )
@@ -693,12 +696,16 @@ def test_services_and_the_map_timer_answer_while_an_inference_runs(monkeypatch, 
         TestOneCamera.send(probe, clock, CHELSEA_MIRRORED)  # its window's inference blocks
         assert pipeline.inside.wait(WAIT_S), "the second window's inference did not start"
         node = running.node
-        checks = node.map_checks
-        probe.wait_for(lambda: node.map_checks >= checks + 2, timeout=5.0, what="the map timer during an inference")
+        checks = node.counts.map_checks
+        probe.wait_for(
+            lambda: node.counts.map_checks >= checks + 2, timeout=5.0, what="the map timer during an inference"
+        )
         saved = TestWorldChaining.call(probe, "/vggt/save")
         assert saved.success and (tmp_path / "map.ply").stat().st_size > 0, saved.message
         assert TestWorldChaining.call(probe, "/vggt/reset").success
-        assert not pipeline.release.is_set() and running.node.windows_published == 1, "all while the inference ran"
+        assert not pipeline.release.is_set() and running.node.counts.windows_published == 1, (
+            "all while the inference ran"
+        )
     finally:
         pipeline.release.set()
         probe.close()
@@ -734,12 +741,16 @@ def test_windows_the_world_cannot_align_are_reported_and_the_node_keeps_running(
         probe.wait_for(lambda: probe.logs(ERROR, "not merged into the world"), what="a rejection report")
         node = running.node
         probe.wait_for(
-            lambda: node.windows_published + node.windows_rejected + node.windows_dropped == node.windows_emitted == 4,
+            lambda: (
+                node.counts.windows_published + node.counts.windows_rejected + node.counts.windows_dropped
+                == node.counts.windows_emitted
+                == 4
+            ),
             what="every window accounted for",
         )
-        assert node.windows_rejected >= 1 and node.windows_failed == 0
+        assert node.counts.windows_rejected >= 1 and node.counts.windows_failed == 0
         time.sleep(0.5)  # let the last publications arrive
-        assert len(probe.received["/vggt/points"]) == node.windows_published, "a rejected window was published"
+        assert len(probe.received["/vggt/points"]) == node.counts.windows_published, "a rejected window was published"
     finally:
         probe.close()
         running.close()
@@ -809,7 +820,7 @@ class TestTwoCameras:
             what="resolution error",
         )
         self.wait_outputs(probe, self.send_pair(probe, clock))
-        assert running.node.windows_failed == 0
+        assert running.node.counts.windows_failed == 0
 
 
 # ------------------------------------------------------------------------------------ exported engines
@@ -995,7 +1006,7 @@ def test_cameras_that_never_pair_are_named_with_their_offsets():
             time.sleep(0.1)
         warning = probe.wait_for(lambda: probe.logs(WARN, "have not formed a frame set"), what="the pairing warning")
         assert "'right' +50.0 ms" in warning[0].msg and "slop 20 ms" in warning[0].msg
-        assert running.node.windows_emitted == 0
+        assert running.node.counts.windows_emitted == 0
     finally:
         probe.close()
         running.close()
@@ -1105,10 +1116,10 @@ def test_lifecycle_transitions_driven_over_the_change_state_service():
 
         transition(Transition.TRANSITION_DEACTIVATE)
         probe.wait_for(lambda: camera.get_subscription_count() == 0, what="the node to stop listening")
-        published = node.windows_published
+        published = node.counts.windows_published
         TestOneCamera.send(probe, clock, CHELSEA_MIRRORED)
         time.sleep(1.0)
-        assert node.windows_published == published, "an inactive node processes no image"
+        assert node.counts.windows_published == published, "an inactive node processes no image"
 
         transition(Transition.TRANSITION_ACTIVATE)
         probe.wait_connected()
@@ -1117,7 +1128,7 @@ def test_lifecycle_transitions_driven_over_the_change_state_service():
 
         transition(Transition.TRANSITION_DEACTIVATE)
         transition(Transition.TRANSITION_CLEANUP)
-        assert state() == State.PRIMARY_STATE_UNCONFIGURED and node._session is None  # the pipeline is released
+        assert state() == State.PRIMARY_STATE_UNCONFIGURED and node._live.session is None  # the pipeline is released
         transition(Transition.TRANSITION_CONFIGURE)
         transition(Transition.TRANSITION_ACTIVATE)
         probe.wait_connected()

@@ -34,13 +34,13 @@ from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.writer import DatasetWriter
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
 from vggt_ros.preprocess import MODES
-from vggt_ros.products import CloudConfig
 from vggt_ros.recording.bag_reader import BagImageSource
 from vggt_ros.recording.inputs import FolderInput, InputFrameSet, bag_frame_sets
 from vggt_ros.runtime import BACKENDS, PRECISIONS, RuntimeConfig, create_pipeline
 from vggt_ros.session import ReconstructionSession, SessionConfig, WindowOutput
 from vggt_ros.window import ChunkWindows, KeyframePolicy, Window, WindowConfig
 from vggt_ros.world import WorldConfig
+from vggt_ros.world.cloud import CloudConfig
 
 log = logging.getLogger("vggt_ros.offline")
 # Frame sets two consecutive chunks share: enough for a well-conditioned Sim(3), a small share of the budget.

@@ -38,7 +38,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Hashable, Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import numpy as np
 import torch
@@ -50,9 +50,10 @@ from vggt_ros.metric.measure import ScaleMeasurement, measure_window_scale
 from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_model
 from vggt_ros.metric.sources import ScaleObservation, ScaleUnavailable
 from vggt_ros.preprocess import MODES, pixel_map, preprocess_frames_u8, preprocess_images_u8, to_unit_float
-from vggt_ros.products import CloudConfig, PointCloud, build_cloud, decode_window
-from vggt_ros.window import FrameSet, SlidingWindow, Window, WindowConfig, anchor_window
+from vggt_ros.products import decode_window
+from vggt_ros.window import FrameId, FrameSet, SlidingWindow, Window, WindowConfig, anchor_window
 from vggt_ros.world import Trajectory, WindowResult, WindowStatus, World, WorldConfig
+from vggt_ros.world.cloud import CloudConfig, PointCloud, build_cloud
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ class WindowInference:
     """
 
     window: Window
-    frame_ids: tuple[Hashable, ...]
+    frame_ids: tuple[FrameId, ...]
     stamps: np.ndarray
     dense: tuple[int, ...]
     predictions: Mapping[str, torch.Tensor]
@@ -277,7 +278,7 @@ class ReconstructionSession:
         self._image_hw: Optional[tuple[int, int]] = None  # input size of the current run (add's thread)
         self._reset_requested = threading.Event()
         # Worker state (infer / integrate thread).
-        self._cache: dict[Hashable, _CachedFrame] = {}
+        self._cache: dict[FrameId, _CachedFrame] = {}
         self._anchor: Optional[FrameSet] = None  # the newest frame set merged into the world
 
     # ------------------------------------------------------------------------------------------ input side
@@ -342,7 +343,7 @@ class ReconstructionSession:
             self._anchor = None
         window = anchor_window(window, self._anchor)
         cameras = window.num_cameras
-        frame_ids = tuple((stamp, camera) for s in window.frame_sets for camera, stamp in enumerate(s.stamps_ns))
+        frame_ids = tuple(frame_id for s in window.frame_sets for frame_id in s.frame_ids())
         images = window.images
         missing = [i for i, frame_id in enumerate(frame_ids) if frame_id not in self._cache]
         if not self.config.incremental:
@@ -467,22 +468,25 @@ class ReconstructionSession:
 
         scale: Optional[ScaleMeasurement] = None
 
+        def output(status: WindowStatus, reason: str, result, metric: bool, newest=(), cloud=None) -> WindowOutput:
+            return WindowOutput(
+                window=inference.window,
+                status=status,
+                reason=reason,
+                result=result,
+                newest=list(newest),
+                cloud=cloud,
+                map_reset=map_reset,
+                dense=inference.dense,
+                predictions=inference.predictions,
+                seconds=seconds,
+                scale=scale,
+                metric=metric,
+            )
+
         def rejected(reason: str, result: Optional[WindowResult]) -> WindowOutput:
             seconds["world"] = time.perf_counter() - start
-            return WindowOutput(
-                inference.window,
-                WindowStatus.REJECTED,
-                reason,
-                result,
-                [],
-                None,
-                map_reset,
-                inference.dense,
-                inference.predictions,
-                seconds,
-                scale,
-                self.world.metric,
-            )
+            return output(WindowStatus.REJECTED, reason, result, self.world.metric)
 
         try:
             products = decode_window(
@@ -508,20 +512,7 @@ class ReconstructionSession:
         self._anchor = inference.window.frame_sets[-1]
         if self.config.metric.active and not result.metric:
             seconds["cloud"] = seconds["map"] = 0.0
-            return WindowOutput(
-                inference.window,
-                result.status,
-                result.reason,
-                result,
-                [],
-                None,
-                map_reset,
-                inference.dense,
-                inference.predictions,
-                seconds,
-                scale,
-                False,
-            )
+            return output(result.status, result.reason, result, metric=False)
         start = time.perf_counter()
         cloud = build_cloud(result.placed, self.config.cloud) if result.placed is not None else None
         seconds["cloud"] = time.perf_counter() - start
@@ -535,20 +526,7 @@ class ReconstructionSession:
                 in_map = np.isin(cloud.frames, map_rows)
                 self.map.add(cloud.points[in_map, :3], cloud.colors[in_map])
         seconds["map"] = time.perf_counter() - start
-        return WindowOutput(
-            inference.window,
-            result.status,
-            result.reason,
-            result,
-            self._newest(result),
-            cloud,
-            map_reset,
-            inference.dense,
-            inference.predictions,
-            seconds,
-            scale,
-            result.metric,
-        )
+        return output(result.status, result.reason, result, result.metric, self._newest(result), cloud)
 
     def _newest(self, result: WindowResult) -> list[PublishedFrame]:
         """The newest frame set's images, copied to the host (what the node publishes per camera)."""
@@ -566,7 +544,7 @@ class ReconstructionSession:
             newest.append(
                 PublishedFrame(
                     camera=camera,
-                    stamp_ns=int(result.frame_ids[i][0]),
+                    stamp_ns=int(result.frame_ids[i].stamp_ns),
                     world_from_camera=placed.world_from_camera[row],
                     intrinsics=placed.intrinsics[row],
                     depth=placed.depth[row].cpu().numpy(),
@@ -624,7 +602,7 @@ class ReconstructionSession:
 
     def camera_path(self, camera: int = 0) -> list[tuple[int, np.ndarray]]:
         """(stamp_ns, ``(4, 4)`` world pose) of one camera's kept keyframes, oldest first (bounded)."""
-        return [(k.frame_id[0], k.world_from_camera) for k in self.world.keyframes if k.frame_id[1] == camera]
+        return [(k.frame_id.stamp_ns, k.world_from_camera) for k in self.world.keyframes if k.frame_id.camera == camera]
 
     def save(self, directory: str | Path) -> tuple[Path, Path]:
         """Write the kept keyframe trajectory (`trajectory.tum`) and the map (`map.ply`); return both paths.

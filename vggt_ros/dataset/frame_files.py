@@ -26,7 +26,7 @@ from PIL import Image
 
 from vggt_ros.dataset.frames import ExportFrame, resample_to_image
 from vggt_ros.mapping import replace_atomically
-from vggt_ros.products import usable_pixels
+from vggt_ros.numeric import usable_pixels
 
 MAX_DEPTH_MM = np.iinfo(np.uint16).max
 

@@ -23,16 +23,16 @@ from rclpy.parameter import Parameter
 from rclpy.validate_topic_name import validate_topic_name
 
 from vggt_ros.geometry import quaternion_to_rotation_matrix
+from vggt_ros.live.health import HealthThresholds
 from vggt_ros.mapping import MapConfig
 from vggt_ros.metric.config import METRIC_SOURCES, MetricConfig
 from vggt_ros.metric.sources import DepthScaleConfig
-from vggt_ros.node_health import HealthThresholds
 from vggt_ros.preprocess import MODES, PATCH_SIZE
-from vggt_ros.products import CloudConfig
 from vggt_ros.runtime import BACKENDS, PRECISIONS
 from vggt_ros.session import SessionConfig
 from vggt_ros.window import KeyframePolicy, WindowConfig
 from vggt_ros.world import WorldConfig
+from vggt_ros.world.cloud import CloudConfig
 
 IMAGE_TRANSPORTS = ("raw", "compressed")
 # Upper bounds that catch typos (window_size 10000) before they allocate: 64 keyframes x 8 cameras is far beyond
@@ -235,7 +235,7 @@ class NodeParameters:
         )
 
     def health_thresholds(self) -> HealthThresholds:
-        """When /diagnostics reports WARN or ERROR (see vggt_ros.node_health)."""
+        """When /diagnostics reports WARN or ERROR (see vggt_ros.live.health)."""
         try:
             return HealthThresholds(
                 window_s=self.diagnostics_window,
@@ -392,7 +392,7 @@ def declare_and_read(node: Node) -> NodeParameters:
             + (f" (did you mean '{close[0]}'?)" if (close := difflib.get_close_matches(name, known, 1)) else "")
             for name in unknown
         ]
-        raise ValueError(f"unknown parameter {', '.join(hints)}; every parameter is listed in the README")
+        raise ValueError(f"unknown parameter {', '.join(hints)}; every parameter is listed in docs/parameters.md")
     values: dict[str, Any] = {}
     for field in dataclasses.fields(NodeParameters):
         default = field.default
