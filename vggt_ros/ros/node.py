@@ -49,6 +49,7 @@ from vggt_ros.compressed_image import decode_compressed
 from vggt_ros.dataset.writer import DatasetWriter
 from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
 from vggt_ros.input_watchdog import InputWatchdog
+from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.mapping import require_open3d
 from vggt_ros.metric.robot_frames import RobotPlacement, odometry_sigmas, pose_covariance
 from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_metres
@@ -57,9 +58,9 @@ from vggt_ros.metric.tf_buffer import TransformLookupError
 from vggt_ros.node_health import CameraCounts, HealthMonitor, HealthSnapshot, ScaleState, SequenceGaps, gpu_memory
 from vggt_ros.ros import diagnostics, messages, qos
 from vggt_ros.ros.outputs import Output, map_message, topic, window_messages, world_frame_message
-from vggt_ros.ros.params import NodeParameters, declare_and_read
+from vggt_ros.ros.params import declare_and_read, ros_arguments_fix
 from vggt_ros.ros.tf_listener import make_transform_buffer
-from vggt_ros.runtime import RuntimeConfig, create_pipeline
+from vggt_ros.runtime import create_pipeline
 from vggt_ros.session import FrameSetError, ReconstructionSession, WindowOutput
 from vggt_ros.stamps import CameraStamps, StampVerdict
 from vggt_ros.sync import ApproximateTimeSynchronizer, NearestStampQueue, SyncedSet
@@ -225,7 +226,7 @@ class ReconstructionNode(LifecycleNode):
             self._add_publisher(Output("odometry"), Odometry, OUTPUT_QOS)
         if self.params.publish_map:
             self._add_publisher(Output("map"), PointCloud2, qos.LATCHED)  # RViz started later still gets it
-            self._owned_timers.append(self.create_timer(self.params.map_publish_period, self._publish_map))
+            self._owned_timers.append(self.create_timer(self.params.map_publish_period_s, self._publish_map))
         self._owned_services += [
             self.create_service(Trigger, "~/reset", self._on_reset),
             self.create_service(Trigger, "~/save", self._on_save),
@@ -233,7 +234,7 @@ class ReconstructionNode(LifecycleNode):
 
         # Executor-thread state.
         self._sync: ApproximateTimeSynchronizer[np.ndarray] = ApproximateTimeSynchronizer(
-            len(names), self.params.queue_size, self.params.slop
+            len(names), self.params.queue_size, self.params.slop_s
         )
         # An image a little older than its camera's newest arrived out of order (dropped); further back, time jumped
         # back and the reconstruction starts over: the session's window draws the same line for frame sets.
@@ -269,19 +270,19 @@ class ReconstructionNode(LifecycleNode):
         self._worker.start()
 
         # Depth images wait here for the colour frame sets of their stamps (a frame set never waits for depth).
-        self._depth_queues = [NearestStampQueue(params.queue_size, params.slop) for _ in params.depth_topics]
+        self._depth_queues = [NearestStampQueue(params.queue_size, params.slop_s) for _ in params.depth_topics]
         compressed = params.image_transport == "compressed"
         # The resolved names (namespace, remapping) are the ones the ROS graph and the user's tools show.
         self._input_topics = [
             self.resolve_topic_name(f"{t}/compressed" if compressed else t) for t in params.image_topics
         ]
         self._input_topics += [self.resolve_topic_name(t) for t in params.depth_topics]
-        self._input_watchdog = InputWatchdog(self._input_topics, self.params.input_timeout, time.monotonic())
+        self._input_watchdog = InputWatchdog(self._input_topics, self.params.input_timeout_s, time.monotonic())
         self._health = HealthMonitor(params.health_thresholds(), diagnostics.PERIOD_S, self._health_snapshot())
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, DIAGNOSTICS_QOS)
         self._owned_timers += [
             # Checking twice per timeout reports a quiet topic between 1 and 1.5 timeouts after it went quiet.
-            self.create_timer(self.params.input_timeout / 2, self._check_inputs),
+            self.create_timer(self.params.input_timeout_s / 2, self._check_inputs),
             self.create_timer(diagnostics.PERIOD_S, self._publish_diagnostics),
         ]
 
@@ -304,7 +305,7 @@ class ReconstructionNode(LifecycleNode):
             for index, topic in enumerate(params.depth_topics)
         ]
         # Images can be lost silently (sensor-data QoS, see TRANSPORTS_VARIABLE): check that they arrive, from now.
-        self._input_watchdog = InputWatchdog(self._input_topics, self.params.input_timeout, time.monotonic())
+        self._input_watchdog = InputWatchdog(self._input_topics, self.params.input_timeout_s, time.monotonic())
         self._last_synced = time.monotonic()
         self.get_logger().info(
             f"listening to {list(params.image_topics)} as {list(params.names)}; backend {params.backend} on "
@@ -357,16 +358,7 @@ class ReconstructionNode(LifecycleNode):
                 f"--out {params.engine_dir} (see the README), or point 'engine_dir' at such a folder"
             )
         try:
-            pipeline = create_pipeline(
-                RuntimeConfig(
-                    backend=params.backend,
-                    weights=params.weights,
-                    model_config=params.model_config or None,
-                    device=params.device,
-                    precision=params.precision,
-                    engine_dir=params.engine_dir,
-                )
-            )
+            pipeline = create_pipeline(params.runtime_config())
             return ReconstructionSession(pipeline, params.session_config(), transforms)
         except Exception as err:  # noqa: BLE001 - any loader failure becomes one clear start-up error
             where = f"weights '{params.weights}'" if params.backend == "torch" else f"engine_dir '{params.engine_dir}'"
@@ -383,7 +375,7 @@ class ReconstructionNode(LifecycleNode):
             self.get_logger().error(text)
 
     def _check_inputs(self) -> None:
-        """Warn, per image topic, when no image has arrived for input_timeout: the likely cause and its fix."""
+        """Warn, per image topic, when no image has arrived for input_timeout_s: the likely cause and its fix."""
         if not self._image_subscriptions:  # inactive: not listening, nothing to miss
             return
         counts = {topic: self.count_publishers(topic) for topic in self._input_topics}
@@ -453,16 +445,16 @@ class ReconstructionNode(LifecycleNode):
         than the slop (unsynchronised clocks, a camera far behind)."""
         names = self.params.names
         newest = [self._stamps.newest(camera) for camera in range(len(names))]
-        if len(names) < 2 or None in newest or time.monotonic() - self._last_synced < self.params.input_timeout:
+        if len(names) < 2 or None in newest or time.monotonic() - self._last_synced < self.params.input_timeout_s:
             return
         if not self._throttle.allow(("pairing",)):
             return
         reference = newest[0]
         offsets = ", ".join(f"'{name}' {(stamp - reference) / 1e6:+.1f} ms" for name, stamp in zip(names, newest))
         self.get_logger().warning(
-            f"the cameras' images have not formed a frame set for {self.params.input_timeout:.1f} s: their newest "
-            f"stamps, relative to '{names[0]}': {offsets}; they must lie within slop {self.params.slop * 1e3:.0f} ms "
-            "of each other. Fix: synchronise the cameras' clocks or triggers, or raise slop"
+            f"the cameras' images have not formed a frame set for {self.params.input_timeout_s:.1f} s: their newest "
+            f"stamps, relative to '{names[0]}': {offsets}; they must lie within slop {self.params.slop_s * 1e3:.0f} ms "
+            "of each other. Fix: synchronise the cameras' clocks or triggers, or raise slop_s"
         )
 
     def _image_callback(self, camera_index: int) -> Callable[[Image, MessageInfo], None]:
@@ -499,7 +491,7 @@ class ReconstructionNode(LifecycleNode):
                 f"'{self._input_topics[camera_index]}' never reached this node so far "
                 f"({self._camera_lost_by_dds[camera_index]} of them reported lost by DDS, the rest overwritten in the "
                 "subscription queue while the node was busy); the newest images are used. Fix: a lower camera rate, "
-                "or less work for the node (a longer map_publish_period, fewer publish_* outputs)"
+                "or less work for the node (a longer map_publish_period_s, fewer publish_* outputs)"
             )
 
     def _depth_callback(self, camera_index: int) -> Callable[[Image], None]:
@@ -659,7 +651,7 @@ class ReconstructionNode(LifecycleNode):
             if self._throttle.allow(("dropped",)):
                 self.get_logger().warning(
                     f"inference is slower than the cameras: {self.frame_sets_dropped} frame sets dropped so far "
-                    "(the newest frames win); raise window_stride or keyframe_min_interval, or use a faster backend"
+                    "(the newest frames win); raise window_stride or keyframe_min_interval_s, or use a faster backend"
                 )
 
     # --------------------------------------------------------------------------------- worker thread
@@ -820,8 +812,7 @@ def main(args: Optional[list[str]] = None) -> int:
     except RuntimeError as err:  # rcl's argument parser: a missing or malformed --params-file, a bad --ros-args
         reason = str(err).split(", at ")[0]  # without rcl's C source locations
         print(
-            f"[FATAL] [{NODE_NAME}]: cannot start: {reason}. Fix: check the file exists and is valid YAML "
-            "(see config/reconstruct.yaml)",
+            f"[FATAL] [{NODE_NAME}]: cannot start: {reason}. Fix: {ros_arguments_fix(reason)}",
             file=sys.stderr,
         )
         return 1
