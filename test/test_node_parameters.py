@@ -70,7 +70,7 @@ def starts(*ros_args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def shared_files(tmp_path_factory) -> tuple[Path, Path]:
+def shared_files(tmp_path_factory) -> tuple[Path, Path, Path]:
     folder = tmp_path_factory.mktemp("params")
     shared = folder / "robot.yaml"  # one file for the robot's nodes, as launch files often pass it to every node
     shared.write_text(
@@ -80,18 +80,22 @@ def shared_files(tmp_path_factory) -> tuple[Path, Path]:
     )
     by_executable = folder / "by_executable.yaml"  # keyed by the executable, not the node: rcl ignores it
     by_executable.write_text("reconstruct_node:\n  ros__parameters:\n    window_size: 4\n")
-    return shared, by_executable
+    for_others = folder / "for_others.yaml"  # not one section for this node: likely meant for it
+    for_others.write_text("lidar_driver:\n  ros__parameters:\n    rate: 10\n")
+    return shared, by_executable, for_others
 
 
 @pytest.fixture(scope="module")
 def started(shared_files) -> str:
     """One start-up for the cases that start: auto device, names from topics, a shared file, an old name."""
-    shared, by_executable = shared_files
+    shared, by_executable, for_others = shared_files
     return starts(
         "--params-file",
         str(shared),
         "--params-file",
         str(by_executable),
+        "--params-file",
+        str(for_others),
         "-p",
         "image_topics:=[/left/image_raw, /right/image_raw]",
         "-p",
@@ -141,8 +145,12 @@ def test_an_old_parameter_name_is_read_with_one_warning(started):
 
 
 def test_a_file_keyed_by_the_executable_name_is_reported_as_ignored(started):
-    assert started.count("section 'reconstruct_node' of") == 1, started
-    assert "key the parameters under 'vggt:' or '/**:'" in started
+    line = next((line for line in started.splitlines() if "section 'reconstruct_node'" in line), started)
+    assert "names the executable, not the node ('/vggt'), so this node ignores it" in line
+    assert "key this node's parameters under 'vggt:' or '/**:'" in line
+    assert started.count("section 'reconstruct_node'") == 1
+    assert "camera_driver" not in started  # a shared file's sections for other nodes are normal
+    assert "section 'lidar_driver' names other nodes ('/vggt'), so this node ignores it" in started
 
 
 def test_unknown_parameters_under_the_nodes_own_name_are_still_refused(tmp_path):

@@ -26,6 +26,8 @@ from rclpy.validate_full_topic_name import validate_full_topic_name
 
 from vggt_ros.live.parameters import RENAMED, NodeParameters, describe
 
+# The console script (setup.py) and `ros2 run` name; the node itself is NODE_NAME (vggt).
+EXECUTABLE = "reconstruct_node"
 # Parameters every rclpy node declares itself.
 _ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 _EMPTY_ARRAY_TYPES = {str: Parameter.Type.STRING_ARRAY, float: Parameter.Type.DOUBLE_ARRAY}
@@ -37,7 +39,7 @@ class _FileSections:
 
     own: frozenset[str]  # names under a section naming this node
     wildcard: frozenset[str]  # names under a wildcard section (/**), which every node of the process reads
-    ignored: tuple[str, ...]  # "file: section" that names another node, so rcl ignores it
+    ignored: tuple[str, ...]  # what the node warns about: a file or section rcl ignores for it, and why
 
 
 def declare_and_read(node: Node, argv: Optional[Sequence[str]] = None) -> NodeParameters:
@@ -54,11 +56,8 @@ def declare_and_read(node: Node, argv: Optional[Sequence[str]] = None) -> NodePa
     overrides: dict[str, Parameter] = node._parameter_overrides
     given = dict(overrides)
     files = _parameter_files(sys.argv if argv is None else argv, node.get_fully_qualified_name())
-    for section in files.ignored:
-        log.warning(
-            f"parameter file section {section} names another node, so this node ('{node.get_fully_qualified_name()}')"
-            f" ignores it; key the parameters under '{node.get_name()}:' or '/**:'"
-        )
+    for ignored in files.ignored:
+        log.warning(f"{ignored}; key this node's parameters under '{node.get_name()}:' or '/**:'")
     for old, new in RENAMED.items():
         if old not in given:
             continue
@@ -156,15 +155,25 @@ def _parameter_files(argv: Sequence[str], node_name: str) -> _FileSections:
             content = yaml.safe_load(Path(path).read_text())
         except (OSError, yaml.YAMLError):
             continue  # rcl itself has refused such a file with its own message before the node starts
-        for section, body in (content or {}).items() if isinstance(content, dict) else ():
+        sections = content if isinstance(content, dict) else {}
+        others = []
+        for section, body in sections.items():
             names = _flatten((body or {}).get("ros__parameters", {})) if isinstance(body, dict) else set()
             pattern = str(section)
             if not _section_matches(pattern, node_name):
-                ignored.append(f"'{pattern}' of {path}")
+                others.append(pattern)
             elif "*" in pattern:
                 wildcard |= names
             else:
                 own |= names
+        # A shared file has sections for other nodes; one keyed by the executable is a mistake worth naming.
+        if EXECUTABLE in others or (others and len(others) == len(sections)):
+            named = EXECUTABLE if EXECUTABLE in others else ", ".join(others)
+            ignored.append(
+                f"parameter file {path}: section '{named}' names "
+                + ("the executable, not the node" if named == EXECUTABLE else "other nodes")
+                + f" ('{node_name}'), so this node ignores it"
+            )
     return _FileSections(frozenset(own), frozenset(wildcard), tuple(ignored))
 
 
