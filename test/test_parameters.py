@@ -142,3 +142,20 @@ def test_the_offline_command_imports_the_parameters_without_ros():
     code = "import sys, vggt_ros.offline, vggt_ros.live.parameters; print('rclpy' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"slop_s": 0.0}, "slop_s must be a finite number of seconds > 0"),  # checked by the synchroniser
+        ({"input_timeout_s": float("inf")}, "input_timeout_s must be a finite number of seconds > 0"),
+        ({"diagnostics_window_s": 0.0}, "diagnostics_window_s must be a finite number of seconds > 0"),
+        ({"diagnostics_missed_warn_ratio": 2.0}, "diagnostics_missed_warn_ratio must be a fraction in [0, 1]"),
+        ({"preprocess_mode": "stretch"}, "preprocess_mode must be one of ('crop', 'pad')"),  # SessionConfig's
+        ({"backend": "jax"}, "unknown backend 'jax'"),  # RuntimeConfig's
+    ],
+)
+def test_the_core_configs_check_the_values_under_the_parameters_names(values, message):
+    with pytest.raises(ValueError) as err:
+        NodeParameters(**values)
+    assert message in str(err.value)

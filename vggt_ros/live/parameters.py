@@ -16,7 +16,6 @@ bounds of its buffers, camera names).
 
 import argparse
 import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, get_args, get_origin
@@ -33,6 +32,7 @@ from vggt_ros.products import CloudConfig
 from vggt_ros.runtime import BACKENDS, PRECISIONS, RuntimeConfig
 from vggt_ros.runtime.config import AUTO, DEVICES
 from vggt_ros.session import SessionConfig
+from vggt_ros.sync import ApproximateTimeSynchronizer
 from vggt_ros.window import KeyframePolicy, WindowConfig
 from vggt_ros.world import WorldConfig
 
@@ -308,8 +308,6 @@ class NodeParameters:
         for name, frame in frames.items():
             if frame.startswith("/") or any(c.isspace() for c in frame):
                 raise ValueError(f"{name} {frame!r}: tf2 frame ids have no leading '/' and no spaces")
-        if not (math.isfinite(self.slop_s) and self.slop_s > 0):
-            raise ValueError(f"slop_s must be a finite number of seconds > 0, got {self.slop_s!r}")
         if not self.save_directory.strip():
             raise ValueError("save_directory must name a folder (it is empty)")
         if self.image_size % PATCH_SIZE:
@@ -332,8 +330,6 @@ class NodeParameters:
                 f"world_frame and parent_frame must be two different non-empty frame ids, got {self.world_frame!r} "
                 f"and {self.parent_frame!r}"
             )
-        if not 0.0 < self.input_timeout_s < float("inf"):
-            raise ValueError(f"input_timeout_s must be a finite number of seconds > 0, got {self.input_timeout_s!r}")
         if not self.map_publish_period_s > 0.0:
             raise ValueError(f"map_publish_period_s must be > 0 seconds, got {self.map_publish_period_s!r}")
         if self.metric_scale_source == "depth" and len(self.depth_topics) != len(self.image_topics):
@@ -364,6 +360,10 @@ class NodeParameters:
                 "from /tf_static"
             )
         # The core configurations validate their own fields.
+        try:
+            ApproximateTimeSynchronizer(len(self.image_topics), self.queue_size, self.slop_s)
+        except ValueError as err:  # the core's name for it
+            raise ValueError(re.sub(r"^slop\b", "slop_s", str(err))) from None
         self.runtime_config()
         self.session_config()
         self.health_thresholds()
@@ -412,17 +412,13 @@ class NodeParameters:
     def health_thresholds(self) -> HealthThresholds:
         """When /diagnostics reports WARN or ERROR (see vggt_ros.node_health)."""
         try:
-            return HealthThresholds(
-                window_s=self.diagnostics_window_s,
-                input_timeout_s=self.input_timeout_s,
-                latency_warn_s=self.diagnostics_latency_warn_s,
-                latency_error_s=self.diagnostics_latency_error_s,
-                dropped_warn_ratio=self.diagnostics_dropped_warn_ratio,
-                missed_warn_ratio=self.diagnostics_missed_warn_ratio,
-                gpu_memory_warn_ratio=self.diagnostics_gpu_memory_warn_ratio,
-            )
-        except ValueError as err:  # the core names its own fields: point at the parameters
-            raise ValueError(f"diagnostics_* parameters: {err}") from None
+            return HealthThresholds(**{core: getattr(self, name) for core, name in _HEALTH_PARAMETERS.items()})
+        except ValueError as err:  # the core names its own fields: name the parameters
+            text = str(err)
+            core = next((core for core in _HEALTH_PARAMETERS if text.startswith(f"{core} ")), None)
+            raise ValueError(
+                _HEALTH_PARAMETERS[core] + text[len(core) :] if core else f"diagnostics_* parameters: {text}"
+            ) from None
 
     def session_config(self) -> SessionConfig:
         cameras = len(self.image_topics)
@@ -462,6 +458,11 @@ class NodeParameters:
         )
 
 
+# HealthThresholds' fields and the parameters that set them: the diagnostics_* ones carry the prefix.
+_HEALTH_PARAMETERS = {
+    spec.name: spec.name if spec.name == "input_timeout_s" else f"diagnostics_{spec.name}"
+    for spec in dataclasses.fields(HealthThresholds)
+}
 IMAGE_TRANSPORTS = get_args(NodeParameters.__dataclass_fields__["image_transport"].type)
 _CAMERA_NAME = re.compile(r"[^/\s]+")
 
