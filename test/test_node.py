@@ -40,9 +40,9 @@ from tf2_msgs.msg import TFMessage
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import network_is_loopback_only
 from support.waiting import wait_for
+from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.preprocess import preprocess_images
 from vggt_ros.ros.node import ReconstructionNode, StartupError
-from vggt_ros.ros.params import NodeParameters
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 
@@ -520,7 +520,7 @@ class TestWorldChaining:
             {
                 "image_topics": ["/cam/image"],
                 "window_size": 2,
-                "map_publish_period": 0.2,
+                "map_publish_period_s": 0.2,
                 "map_voxel_size": 0.05,
                 "save_directory": str(save_directory),
             }
@@ -682,7 +682,7 @@ def test_services_and_the_map_timer_answer_while_an_inference_runs(monkeypatch, 
         lambda config: slow.append(SlowPipelineForLockTests(create(config), hold_from=2)) or slow[0],
     )
     running = Running(
-        {"image_topics": ["/cam/image"], "window_size": 2, "map_publish_period": 0.3, "save_directory": str(tmp_path)}
+        {"image_topics": ["/cam/image"], "window_size": 2, "map_publish_period_s": 0.3, "save_directory": str(tmp_path)}
     )
     probe = Probe(["/cam/image"], ["/vggt/"])
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -764,7 +764,7 @@ class TestTwoCameras:
     @classmethod
     def setup(cls):
         running = Running(
-            {"image_topics": cls.TOPICS, "camera_names": ["left", "right"], "window_size": 2, "slop": 0.02}
+            {"image_topics": cls.TOPICS, "camera_names": ["left", "right"], "window_size": 2, "slop_s": 0.02}
         )
         probe = Probe(cls.TOPICS, ["/vggt/left/", "/vggt/right/"])
         probe.wait_connected()
@@ -945,11 +945,9 @@ def test_bad_parameter_fails_at_start_up_naming_it():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"slop": 0.0}, "slop must be a finite number of seconds > 0"),
-        ({"slop": float("nan")}, "slop must be a finite number of seconds > 0"),
-        ({"queue_size": 0}, "queue_size must be an int >= 1"),
-        ({"image_topics": ("/camera/image raw",)}, "is not a valid ROS topic name"),
-        ({"depth_topics": ("depth?",), "metric_scale_source": "depth"}, "is not a valid ROS topic name"),
+        ({"slop_s": 0.0}, "slop_s must be a finite number of seconds > 0"),
+        ({"slop_s": float("nan")}, "slop_s must be a finite number of seconds > 0"),
+        ({"queue_size": 0}, "queue_size must be in [1, 100] images"),
         ({"save_directory": " "}, "save_directory must name a folder"),
         ({"window_size": 10000}, "window_size must be in [1, 64]"),
         ({"image_size": 14000}, "image_size must be in [14, 1036]"),
@@ -976,7 +974,12 @@ def test_parameter_values_are_checked_with_the_fix(values, message):
 @pytest.mark.parametrize(
     "ros_args, message",
     [
-        (("-p", "slop:=0.0"), "slop must be a finite number of seconds > 0"),
+        (("-p", "slop_s:=0.0"), "slop_s must be a finite number of seconds > 0"),
+        (("-p", "image_topics:=['/camera/image raw']"), "is not a valid ROS topic name"),
+        (
+            ("-p", "metric_scale_source:=depth", "-p", "depth_topics:=['depth?']"),
+            "'depth?' is not a valid ROS topic name",
+        ),
         (("-p", "image_topics:=[]"), "image_topics must list 1 or more"),  # YAML's [] has no type: not the default
         (("-p", "windows_size:=3"), "unknown parameter 'windows_size' (did you mean 'window_size'?)"),
         (("--params-file", "/nonexistent/params.yaml"), "Couldn't parse params file"),
@@ -992,7 +995,12 @@ def test_each_start_up_error_is_one_fatal_line_and_exit_code_1(ros_args, message
 
 def test_cameras_that_never_pair_are_named_with_their_offsets():
     running = Running(
-        {"image_topics": TestTwoCameras.TOPICS, "camera_names": ["left", "right"], "slop": 0.02, "input_timeout": 1.0}
+        {
+            "image_topics": TestTwoCameras.TOPICS,
+            "camera_names": ["left", "right"],
+            "slop_s": 0.02,
+            "input_timeout_s": 1.0,
+        }
     )
     probe = Probe(TestTwoCameras.TOPICS, ["/vggt/left/", "/vggt/right/"])
     try:

@@ -88,7 +88,7 @@ COMMON_PARAMETERS = {
     "device": "cpu",
     "precision": "fp32",
     "window_size": WINDOW_SIZE,
-    "map_publish_period": 0.2,
+    "map_publish_period_s": 0.2,
 }
 # Tolerances against the ground truth, metres and fractions (the test double's noise: 1.5 % per depth pixel, a
 # 0.2 % depth scale per frame, ~7 mm per camera centre at the room's depth; the depth camera's: sigma = 1.5 mm z^2).

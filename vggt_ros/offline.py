@@ -32,11 +32,11 @@ from tqdm import tqdm
 
 from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.writer import DatasetWriter
+from vggt_ros.live.parameters import add_option
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
-from vggt_ros.preprocess import MODES
 from vggt_ros.recording.bag_reader import BagImageSource
 from vggt_ros.recording.inputs import FolderInput, InputFrameSet, bag_frame_sets
-from vggt_ros.runtime import BACKENDS, PRECISIONS, RuntimeConfig, create_pipeline
+from vggt_ros.runtime import RuntimeConfig, create_pipeline
 from vggt_ros.session import ReconstructionSession, SessionConfig, WindowOutput
 from vggt_ros.window import ChunkWindows, KeyframePolicy, Window, WindowConfig
 from vggt_ros.world import WorldConfig
@@ -46,21 +46,40 @@ log = logging.getLogger("vggt_ros.offline")
 # Frame sets two consecutive chunks share: enough for a well-conditioned Sim(3), a small share of the budget.
 MAX_CHUNK_OVERLAP = 8
 NODE_PREFIX = "/vggt/"  # topics of --out-bag: the node's, resolved under its default name
+# Node parameter -> option of this command (besides --camera-names, --slop and --queue-size, which --bag uses).
+SHARED_OPTIONS = {
+    "weights": "--weights",
+    "model_config": "--config",
+    "backend": "--backend",
+    "engine_dir": "--engine-dir",
+    "device": "--device",
+    "precision": "--precision",
+    "preprocess_mode": "--mode",
+    "image_size": "--image-size",
+    "window_size": "--window-size",
+    "window_stride": "--window-stride",
+    "keyframe_min_motion": "--keyframe-min-motion",
+    "confidence_percentile": "--confidence-percentile",
+    "point_decimation": "--point-decimation",
+    "map_voxel_size": "--voxel-size",
+}
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default."""
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="vggt-ros-reconstruct", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog="vggt-ros-reconstruct", description=__doc__, formatter_class=_HelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", type=Path, help="folder of images, sorted by name = time order")
     source.add_argument("--bag", type=Path, help="rosbag2 recording (folder, .mcap or .db3)")
     parser.add_argument("--topics", default="", help="with --bag: image topics, comma separated, one per camera")
-    parser.add_argument("--camera-names", default="", help="names for the cameras, comma separated (camera0, ...)")
+    add_option(parser, "camera_names", "--camera-names")
     parser.add_argument("--start", type=float, default=None, help="with --bag: seconds after the bag's start")
     parser.add_argument("--stop", type=float, default=None, help="with --bag: seconds after the bag's start")
-    parser.add_argument("--slop", type=float, default=0.02, help="with --bag: largest stamp spread of a frame set, s")
-    parser.add_argument("--queue-size", type=int, default=10, help="with --bag: images kept per camera while pairing")
+    add_option(parser, "slop_s", "--slop")
+    add_option(parser, "queue_size", "--queue-size")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--out-bag", type=Path, default=None, help="also write the node's messages into this mcap bag")
     parser.add_argument(
@@ -74,22 +93,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run the node's streaming sliding window (--window-size, --window-stride) instead",
     )
-    parser.add_argument("--weights", default="facebook/VGGT-1B", help="hub id, folder or weights file (torch backend)")
-    parser.add_argument("--config", default=None, help="model config.json for a bare weights file")
-    parser.add_argument("--backend", choices=BACKENDS, default="torch")
-    parser.add_argument("--engine-dir", default="engines", help="exported set (onnxruntime / tensorrt)")
-    parser.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
-    parser.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS))
-    parser.add_argument("--mode", default="crop", choices=MODES, help="preprocessing mode")
-    parser.add_argument("--image-size", type=int, default=518, help="model input width (crop) or longer side (pad)")
-    parser.add_argument("--window-size", type=int, default=8)
-    parser.add_argument("--window-stride", type=int, default=1)
-    parser.add_argument(
-        "--keyframe-min-motion", type=float, default=0.0, help="grey-level change 0..1 (0: every image)"
-    )
-    parser.add_argument("--confidence-percentile", type=float, default=50.0)
-    parser.add_argument("--point-decimation", type=int, default=2)
-    parser.add_argument("--voxel-size", type=float, default=0.01, help="map voxel, world units")
+    # The options the node has as parameters: the same types, defaults and help (vggt_ros.live.parameters).
+    for name, flag in SHARED_OPTIONS.items():
+        add_option(parser, name, flag)
     parser.add_argument(
         "--full-recompute",
         action="store_true",
@@ -132,7 +138,7 @@ def _open_inputs(args: argparse.Namespace) -> _Inputs:
 
 
 def _camera_names(args: argparse.Namespace, cameras: int) -> tuple[str, ...]:
-    names = tuple(n for n in args.camera_names.split(",") if n) or tuple(f"camera{i}" for i in range(cameras))
+    names = args.camera_names or tuple(f"camera{i}" for i in range(cameras))
     if len(names) != cameras or len(set(names)) != cameras:
         raise ValueError(f"--camera-names must give {cameras} distinct names, got {list(names)}")
     return names
@@ -226,9 +232,9 @@ class _BagRecording:
 
     def __init__(self, path: Path, camera_names: tuple[str, ...], topics: list[str]) -> None:
         # ROS message types are needed only here: the rest of the command runs without a ROS install.
+        from vggt_ros.live.parameters import NodeParameters
         from vggt_ros.ros import outputs
         from vggt_ros.ros.bag_writer import BagWriter
-        from vggt_ros.ros.params import NodeParameters
 
         self._outputs = outputs
         self.params = NodeParameters(
@@ -282,19 +288,19 @@ def run(args: argparse.Namespace) -> dict:
     inputs = _open_inputs(args)
     mode, chunk = _choose_mode(args, inputs)
     config = _session_config(args, inputs, chunk)
-    session = ReconstructionSession(
-        create_pipeline(
-            RuntimeConfig(
-                backend=args.backend,
-                weights=args.weights,
-                model_config=args.config,
-                device=args.device,
-                precision=args.precision,
-                engine_dir=args.engine_dir,
-            )
-        ),
-        config,
-    )
+    runtime = RuntimeConfig(
+        backend=args.backend,
+        weights=args.weights,
+        model_config=args.config or None,
+        device=args.device,
+        precision=args.precision,
+        engine_dir=args.engine_dir,
+    ).resolve()
+    if runtime.warning:
+        log.warning(runtime.warning)
+    if runtime.chosen:
+        log.info(runtime.chosen)
+    session = ReconstructionSession(create_pipeline(runtime.config), config)
     exports = _Exports(args.out, session)
     recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
     chunks = ChunkWindows(*chunk) if chunk else None

@@ -48,7 +48,7 @@ class Level(enum.IntEnum):
 
 @dataclass(frozen=True)
 class HealthThresholds:
-    """When a component turns WARN or ERROR (the node's ``diagnostics_*`` parameters and ``input_timeout``).
+    """When a component turns WARN or ERROR (the node's ``diagnostics_*`` parameters and ``input_timeout_s``).
 
     Attributes:
         window_s: rates, ratios and latency percentiles cover this many seconds.
@@ -399,7 +399,7 @@ class HealthMonitor:
                 (
                     Level.WARN,
                     f"{dropped} of {keyframes} keyframes dropped in the last {elapsed_s:.0f} s: inference is slower "
-                    "than the cameras (raise window_stride or keyframe_min_interval, or use a faster backend)",
+                    "than the cameras (raise window_stride or keyframe_min_interval_s, or use a faster backend)",
                 )
             )
         if rejected:

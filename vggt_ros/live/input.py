@@ -141,7 +141,7 @@ class InputAssembly:
                 f"'{self.config.topics[camera]}' never reached this node so far "
                 f"({self.camera_lost_by_dds[camera]} of them reported lost by DDS, the rest overwritten in the "
                 "subscription queue while the node was busy); the newest images are used. Fix: a lower camera rate, "
-                "or less work for the node (a longer map_publish_period, fewer publish_* outputs)",
+                "or less work for the node (a longer map_publish_period_s, fewer publish_* outputs)",
             )
 
     def images_lost(self, camera: int, lost_now: int, lost_total: int, transports: str) -> None:
@@ -235,7 +235,7 @@ class InputAssembly:
             ("pairing",),
             f"the cameras' images have not formed a frame set for {timeout_s:.1f} s: their newest "
             f"stamps, relative to '{names[0]}': {offsets}; they must lie within slop {self.config.slop_s * 1e3:.0f} ms "
-            "of each other. Fix: synchronise the cameras' clocks or triggers, or raise slop",
+            "of each other. Fix: synchronise the cameras' clocks or triggers, or raise slop_s",
         )
 
     # ------------------------------------------------------------------------------------------------ depth

@@ -81,7 +81,7 @@ class LiveReconstruction:
                 "warning",
                 ("dropped",),
                 f"inference is slower than the cameras: {counters.frame_sets_dropped} frame sets dropped so far "
-                "(the newest frames win); raise window_stride or keyframe_min_interval, or use a faster backend",
+                "(the newest frames win); raise window_stride or keyframe_min_interval_s, or use a faster backend",
             )
 
     def request_reset(self) -> None:

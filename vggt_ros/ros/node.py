@@ -51,9 +51,8 @@ from vggt_ros.live.startup import StartupError, load_session
 from vggt_ros.mapping import require_open3d
 from vggt_ros.ros import diagnostics, messages, qos
 from vggt_ros.ros.outputs import Output, map_message, topic, window_messages, world_frame_message
-from vggt_ros.ros.params import declare_and_read
+from vggt_ros.ros.params import declare_and_read, ros_arguments_fix
 from vggt_ros.ros.tf_listener import make_transform_buffer
-from vggt_ros.runtime import RuntimeConfig
 from vggt_ros.session import WindowOutput
 
 NODE_NAME = "vggt"
@@ -152,14 +151,7 @@ class ReconstructionNode(LifecycleNode):
         params = self.params
         try:
             require_open3d()
-            runtime = RuntimeConfig(
-                backend=params.backend,
-                weights=params.weights,
-                model_config=params.model_config or None,
-                device=params.device,
-                precision=params.precision,
-                engine_dir=params.engine_dir,
-            )
+            runtime = params.runtime_config()
         except (RuntimeError, ValueError) as err:
             raise StartupError(str(err)) from None
         window_frames = params.window_size * len(params.image_topics)
@@ -184,11 +176,11 @@ class ReconstructionNode(LifecycleNode):
             InputConfig(
                 names=params.names,
                 queue_size=params.queue_size,
-                slop_s=params.slop,
+                slop_s=params.slop_s,
                 max_reorder_s=session.config.window.max_reorder_s,
                 topics=tuple(topics),
                 depth_cameras=len(params.depth_topics),
-                input_timeout_s=params.input_timeout,
+                input_timeout_s=params.input_timeout_s,
             ),
             self._log,
         )
@@ -198,7 +190,7 @@ class ReconstructionNode(LifecycleNode):
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, DIAGNOSTICS_QOS)
         self._owned_timers += [
             # Checking twice per timeout reports a quiet topic between 1 and 1.5 timeouts after it went quiet.
-            self.create_timer(params.input_timeout / 2, self._check_inputs),
+            self.create_timer(params.input_timeout_s / 2, self._check_inputs),
             self.create_timer(diagnostics.PERIOD_S, self._publish_diagnostics),
         ]
 
@@ -229,7 +221,7 @@ class ReconstructionNode(LifecycleNode):
             self._add_publisher(Output("odometry"), Odometry, OUTPUT_QOS)
         if params.publish_map:
             self._add_publisher(Output("map"), PointCloud2, qos.LATCHED)  # RViz started later still gets it
-            self._owned_timers.append(self.create_timer(params.map_publish_period, self._publish_map))
+            self._owned_timers.append(self.create_timer(params.map_publish_period_s, self._publish_map))
 
     def _add_publisher(self, output: Output, msg_type: type, qos) -> None:
         self._output_publishers[output] = self.create_publisher(msg_type, topic(self.params, output), qos)
@@ -311,7 +303,7 @@ class ReconstructionNode(LifecycleNode):
         return lambda msg: self._input.add_depth(camera, msg, messages.ns_from_stamp(msg.header.stamp))
 
     def _check_inputs(self) -> None:
-        """Warn, per image topic, when no image has arrived for input_timeout: the likely cause and its fix."""
+        """Warn, per image topic, when no image has arrived for input_timeout_s: the likely cause and its fix."""
         if not self._image_subscriptions:  # inactive: not listening, nothing to miss
             return
         counts = {name: self.count_publishers(name) for name in self._input.config.topics}
@@ -433,8 +425,7 @@ def main(args: Optional[list[str]] = None) -> int:
     except RuntimeError as err:  # rcl's argument parser: a missing or malformed --params-file, a bad --ros-args
         reason = str(err).split(", at ")[0]  # without rcl's C source locations
         print(
-            f"[FATAL] [{NODE_NAME}]: cannot start: {reason}. Fix: check the file exists and is valid YAML "
-            "(see config/reconstruct.yaml)",
+            f"[FATAL] [{NODE_NAME}]: cannot start: {reason}. Fix: {ros_arguments_fix(reason)}",
             file=sys.stderr,
         )
         return 1
