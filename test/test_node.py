@@ -1126,3 +1126,60 @@ def test_lifecycle_transitions_driven_over_the_change_state_service():
     finally:
         probe.close()
         running.close()
+
+
+@pytest.mark.parametrize(
+    "after, sig", [("shutdown", signal.SIGINT), ("unconfigured", signal.SIGTERM)], ids=["shutdown", "unconfigured"]
+)
+def test_an_idle_node_exits_on_a_signal_after_the_shutdown_transition_or_before_configure(after, sig):
+    """With nothing that wakes the executor (no timer: after the lifecycle shutdown transition, or waiting to be
+    configured) the node used to wait in rcl forever, where Python runs no signal handler: only SIGKILL ended it."""
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vggt_ros.ros.node",
+            "--ros-args",
+            "-p",
+            f"weights:={WEIGHTS}",
+            "-p",
+            "device:=cpu",
+            "-p",
+            "precision:=fp32",
+            "-p",
+            f"autostart:={'true' if after == 'shutdown' else 'false'}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    probe = Probe([], [])
+    try:
+
+        def call(service_type, name, request):
+            client = probe.node.create_client(service_type, name)
+            assert client.wait_for_service(timeout_sec=WAIT_S), "".join(lines)
+            future = client.call_async(request)
+            probe.wait_for(future.done, what=f"{name} to answer")
+            return future.result()
+
+        if after == "shutdown":
+            request = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVE_SHUTDOWN))
+            assert call(ChangeState, "/vggt/change_state", request).success
+        state = call(GetState, "/vggt/get_state", GetState.Request()).current_state.id
+        expected = State.PRIMARY_STATE_FINALIZED if after == "shutdown" else State.PRIMARY_STATE_UNCONFIGURED
+        assert state == expected
+        process.send_signal(sig)
+        assert process.wait(timeout=10) == 0, "".join(lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        probe.close()
+    reader.join(timeout=5)
+    assert "Traceback" not in "".join(lines)

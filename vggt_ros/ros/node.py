@@ -74,6 +74,8 @@ TRANSPORTS_VARIABLE = "FASTDDS_BUILTIN_TRANSPORTS"
 LOG_PERIOD_S = 5.0
 OUTPUT_QOS = 5
 DIAGNOSTICS_QOS = 10
+# The longest a SIGINT or SIGTERM waits to be handled while the node is idle (see main).
+SIGNAL_LATENCY_S = 0.25
 # Publication latencies kept for /diagnostics' percentiles: more than diagnostics_window's worth at any real rate.
 LATENCY_SAMPLES = 1024
 
@@ -842,7 +844,11 @@ def main(args: Optional[list[str]] = None) -> int:
         node = ReconstructionNode()
         executor.add_node(node)
         spinning.set()
-        executor.spin_until_future_complete(stopped)
+        # rcl waits in C, where Python runs no signal handler: with nothing that wakes the executor (no timer before
+        # configure or after the shutdown transition) a signal would never be handled. Waking every
+        # SIGNAL_LATENCY_S bounds that delay.
+        while not stopped.done() and executor.context.ok():
+            executor.spin_until_future_complete(stopped, timeout_sec=SIGNAL_LATENCY_S)
     except StartupError as err:
         rclpy.logging.get_logger(NODE_NAME).fatal(str(err))
         return 1
