@@ -39,6 +39,7 @@ from tf2_msgs.msg import TFMessage
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import network_is_loopback_only
+from support.small_filesystem import digests, fill, small_filesystem
 from support.waiting import wait_for
 from vggt_ros.preprocess import preprocess_images
 from vggt_ros.ros.node import ReconstructionNode, StartupError
@@ -590,6 +591,49 @@ class TestWorldChaining:
             "the first image defines the new world"
         )
         assert probe.wait_for(lambda: probe.logs(INFO, "reset requested"), what="reset log")
+
+
+def test_a_save_that_fills_the_disk_keeps_the_previous_save_exactly_then_saves_whole_with_room(tmp_path):
+    """Issue 19: on a full disk a save answered false, yet map.ply and trajectory.tum had changed and new frame files
+    had appeared. A save is now all or nothing (staged, then swapped in), on a real filesystem that fills up."""
+    with small_filesystem(tmp_path / "disk", 16 * 1024) as disk:
+        saved = disk / "vggt_map"
+        running = Running({"image_topics": ["/cam/image"], "window_size": 2, "save_directory": str(saved)})
+        probe = Probe(["/cam/image"], ["/vggt/"])
+        try:
+            probe.wait_connected()
+            clock = Clock()
+            for photo in (CHELSEA, CHELSEA_MIRRORED):
+                TestWorldChaining.send_and_wait(probe, clock, photo)
+            first = TestWorldChaining.call(probe, "/vggt/save")
+            assert first.success, first.message
+            size = sum(p.stat().st_size for p in saved.rglob("*") if p.is_file())
+            TestWorldChaining.send_and_wait(probe, clock, CHELSEA)  # the next save has more to write
+            fill(disk, leave_bytes=size // 2)
+            before = digests(saved)
+
+            failed = TestWorldChaining.call(probe, "/vggt/save")
+            assert not failed.success, failed.message
+            assert digests(saved) == before
+            assert "No space left on device" in failed.message and "the previous files are kept" in failed.message
+            assert sorted(p.name for p in saved.iterdir()) == sorted(
+                ["map.ply", "trajectory.tum", "images", "depth", "confidence", "colmap", "transforms.json"]
+            )
+
+            (disk / "filler").unlink()
+            again = TestWorldChaining.call(probe, "/vggt/save")
+            assert again.success, again.message
+            header, _, body = (saved / "map.ply").read_bytes().partition(b"end_header\n")
+            count = int(
+                next(line for line in header.decode().splitlines() if line.startswith("element vertex")).split()[2]
+            )
+            assert count > 0 and len(body) == count * 15  # float32 x, y, z and uint8 r, g, b per point
+            model = pycolmap.Reconstruction(str(saved / "colmap" / "sparse" / "0"))
+            assert len(model.images) == 3 == len(json.loads((saved / "transforms.json").read_text())["frames"])
+            assert all((saved / "images" / image.name).is_file() for image in model.images.values())
+        finally:
+            probe.close()
+            running.close()
 
 
 def test_a_driver_that_stamps_zero_gets_a_window_per_image_and_one_warning():

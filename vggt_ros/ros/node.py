@@ -22,6 +22,7 @@ windows and their outcomes, latency at publication); a 1 Hz timer hands a snapsh
 from __future__ import annotations
 
 import os
+import pathlib
 import signal
 import sys
 import threading
@@ -46,7 +47,8 @@ from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
 from vggt_ros.compressed_image import decode_compressed
-from vggt_ros.dataset.writer import DatasetWriter
+from vggt_ros.dataset.writer import DATASET_ENTRIES, DatasetWriter
+from vggt_ros.files import staged_entries
 from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
 from vggt_ros.input_watchdog import InputWatchdog
 from vggt_ros.mapping import require_open3d
@@ -60,7 +62,7 @@ from vggt_ros.ros.outputs import Output, map_message, topic, window_messages, wo
 from vggt_ros.ros.params import NodeParameters, declare_and_read
 from vggt_ros.ros.tf_listener import make_transform_buffer
 from vggt_ros.runtime import RuntimeConfig, create_pipeline
-from vggt_ros.session import FrameSetError, ReconstructionSession, WindowOutput
+from vggt_ros.session import SAVE_FILES, FrameSetError, ReconstructionSession, WindowOutput
 from vggt_ros.stamps import CameraStamps, StampVerdict
 from vggt_ros.sync import ApproximateTimeSynchronizer, NearestStampQueue, SyncedSet
 from vggt_ros.window import FrameSet, LatestSlot, Window
@@ -601,29 +603,35 @@ class ReconstructionNode(LifecycleNode):
         return response
 
     def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        directory = self.params.save_directory
+        directory = pathlib.Path(self.params.save_directory)
         try:
-            with self._world_lock:
-                map_path, trajectory_path = self._session.save(directory)
-                points = len(self._session.map)
-                recent = list(self._recent_frames)
-                metric = self._session.world.metric
-            dataset = ""
-            if recent:  # written outside the lock: the worker keeps integrating meanwhile
-                with DatasetWriter(directory, metric=metric) as writer:
-                    for frame, image in recent:
-                        writer.add(frame, image)
-                    written = writer.finish(ply_path=map_path.name)
-                dataset = (
-                    f", and {written.num_frames} keyframes as a COLMAP model and nerfstudio's "
-                    f"{written.transforms_json.name}"
-                )
+            # All or nothing: the files are built in a staging folder and swapped in once all are written.
+            with staged_entries(directory, SAVE_FILES + DATASET_ENTRIES) as staging:
+                with self._world_lock:
+                    map_path, _ = self._session.save(staging)
+                    points = len(self._session.map)
+                    recent = list(self._recent_frames)
+                    metric = self._session.world.metric
+                dataset = ""
+                if recent:  # written outside the lock: the worker keeps integrating meanwhile
+                    with DatasetWriter(staging, metric=metric) as writer:
+                        for frame, image in recent:
+                            writer.add(frame, image)
+                        written = writer.finish(ply_path=map_path.name)
+                    dataset = (
+                        f", and {written.num_frames} keyframes as a COLMAP model and nerfstudio's "
+                        f"{written.transforms_json.name}"
+                    )
         except (OSError, ValueError) as err:  # EmptyMapError is a ValueError
-            response.success, response.message = False, f"could not save to '{directory}': {err}"
+            response.success = False
+            response.message = f"could not save to '{directory}' (the previous files are kept): {err}"
             self.get_logger().error(response.message)
             return response
         response.success = True
-        response.message = f"saved {points} map points to {map_path}, the trajectory to {trajectory_path}{dataset}"
+        response.message = (
+            f"saved {points} map points to {directory / SAVE_FILES[0]}, the trajectory to "
+            f"{directory / SAVE_FILES[1]}{dataset}"
+        )
         self.get_logger().info(response.message)
         return response
 
