@@ -39,6 +39,7 @@ from tf2_msgs.msg import TFMessage
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import network_is_loopback_only
+from support.small_filesystem import digests, fill, small_filesystem
 from support.waiting import wait_for
 from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.preprocess import preprocess_images
@@ -595,6 +596,49 @@ class TestWorldChaining:
         assert probe.wait_for(lambda: probe.logs(INFO, "reset requested"), what="reset log")
 
 
+def test_a_save_that_fills_the_disk_keeps_the_previous_save_exactly_then_saves_whole_with_room(tmp_path):
+    """Issue 19: on a full disk a save answered false, yet map.ply and trajectory.tum had changed and new frame files
+    had appeared. A save is now all or nothing (staged, then swapped in), on a real filesystem that fills up."""
+    with small_filesystem(tmp_path / "disk", 16 * 1024) as disk:
+        saved = disk / "vggt_map"
+        running = Running({"image_topics": ["/cam/image"], "window_size": 2, "save_directory": str(saved)})
+        probe = Probe(["/cam/image"], ["/vggt/"])
+        try:
+            probe.wait_connected()
+            clock = Clock()
+            for photo in (CHELSEA, CHELSEA_MIRRORED):
+                TestWorldChaining.send_and_wait(probe, clock, photo)
+            first = TestWorldChaining.call(probe, "/vggt/save")
+            assert first.success, first.message
+            size = sum(p.stat().st_size for p in saved.rglob("*") if p.is_file())
+            TestWorldChaining.send_and_wait(probe, clock, CHELSEA)  # the next save has more to write
+            fill(disk, leave_bytes=size // 2)
+            before = digests(saved)
+
+            failed = TestWorldChaining.call(probe, "/vggt/save")
+            assert not failed.success, failed.message
+            assert digests(saved) == before
+            assert "No space left on device" in failed.message and "the previous files are kept" in failed.message
+            assert sorted(p.name for p in saved.iterdir()) == sorted(
+                ["map.ply", "trajectory.tum", "images", "depth", "confidence", "colmap", "transforms.json"]
+            )
+
+            (disk / "filler").unlink()
+            again = TestWorldChaining.call(probe, "/vggt/save")
+            assert again.success, again.message
+            header, _, body = (saved / "map.ply").read_bytes().partition(b"end_header\n")
+            count = int(
+                next(line for line in header.decode().splitlines() if line.startswith("element vertex")).split()[2]
+            )
+            assert count > 0 and len(body) == count * 15  # float32 x, y, z and uint8 r, g, b per point
+            model = pycolmap.Reconstruction(str(saved / "colmap" / "sparse" / "0"))
+            assert len(model.images) == 3 == len(json.loads((saved / "transforms.json").read_text())["frames"])
+            assert all((saved / "images" / image.name).is_file() for image in model.images.values())
+        finally:
+            probe.close()
+            running.close()
+
+
 def test_a_driver_that_stamps_zero_gets_a_window_per_image_and_one_warning():
     running = Running({"image_topics": ["/cam/image"], "window_size": 2})
     probe = Probe(["/cam/image"], ["/vggt/"])
@@ -1145,3 +1189,60 @@ def test_lifecycle_transitions_driven_over_the_change_state_service():
     finally:
         probe.close()
         running.close()
+
+
+@pytest.mark.parametrize(
+    "after, sig", [("shutdown", signal.SIGINT), ("unconfigured", signal.SIGTERM)], ids=["shutdown", "unconfigured"]
+)
+def test_an_idle_node_exits_on_a_signal_after_the_shutdown_transition_or_before_configure(after, sig):
+    """With nothing that wakes the executor (no timer: after the lifecycle shutdown transition, or waiting to be
+    configured) the node used to wait in rcl forever, where Python runs no signal handler: only SIGKILL ended it."""
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vggt_ros.ros.node",
+            "--ros-args",
+            "-p",
+            f"weights:={WEIGHTS}",
+            "-p",
+            "device:=cpu",
+            "-p",
+            "precision:=fp32",
+            "-p",
+            f"autostart:={'true' if after == 'shutdown' else 'false'}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    probe = Probe([], [])
+    try:
+
+        def call(service_type, name, request):
+            client = probe.node.create_client(service_type, name)
+            assert client.wait_for_service(timeout_sec=WAIT_S), "".join(lines)
+            future = client.call_async(request)
+            probe.wait_for(future.done, what=f"{name} to answer")
+            return future.result()
+
+        if after == "shutdown":
+            request = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVE_SHUTDOWN))
+            assert call(ChangeState, "/vggt/change_state", request).success
+        state = call(GetState, "/vggt/get_state", GetState.Request()).current_state.id
+        expected = State.PRIMARY_STATE_FINALIZED if after == "shutdown" else State.PRIMARY_STATE_UNCONFIGURED
+        assert state == expected
+        process.send_signal(sig)
+        assert process.wait(timeout=10) == 0, "".join(lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        probe.close()
+    reader.join(timeout=5)
+    assert "Traceback" not in "".join(lines)

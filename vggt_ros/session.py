@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 PREPROCESSING = ("fast", "exact")
 DEPTH_OUTPUTS = ("pose_enc", "depth", "depth_conf")
+# What `ReconstructionSession.save` writes: the map and the trajectory.
+SAVE_FILES = ("map.ply", "trajectory.tum")
 POINT_OUTPUTS = ("world_points", "world_points_conf")
 # The depth source's sensor images: (camera, stamp_ns) -> (H, W) float32 metres at the camera's resolution, or None.
 DepthLookup = Callable[[int, int], Optional[np.ndarray]]
@@ -612,7 +614,7 @@ class ReconstructionSession:
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        map_path, trajectory_path = directory / "map.ply", directory / "trajectory.tum"
+        map_path, trajectory_path = (directory / name for name in SAVE_FILES)
         # The trajectory first: it is written even when the map is still empty (EmptyMapError).
         trajectory = self.world.trajectory()
         write_tum_trajectory(trajectory_path, trajectory.timestamps, trajectory.world_from_camera, trajectory.segment)

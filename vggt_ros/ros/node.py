@@ -20,6 +20,7 @@ latched map, as before lifecycle support.
 from __future__ import annotations
 
 import os
+import pathlib
 import signal
 import sys
 import threading
@@ -40,7 +41,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
-from vggt_ros.dataset.writer import DatasetWriter
+from vggt_ros.dataset.writer import DATASET_ENTRIES, DatasetWriter
+from vggt_ros.files import staged_entries
 from vggt_ros.live.health import HealthMonitor, HealthSnapshot
 from vggt_ros.live.input import InputAssembly, InputConfig
 from vggt_ros.live.input_watchdog import TRANSPORTS_VARIABLE
@@ -53,11 +55,13 @@ from vggt_ros.ros import diagnostics, messages, qos
 from vggt_ros.ros.outputs import Output, map_message, topic, window_messages, world_frame_message
 from vggt_ros.ros.params import declare_and_read, ros_arguments_fix
 from vggt_ros.ros.tf_listener import make_transform_buffer
-from vggt_ros.session import WindowOutput
+from vggt_ros.session import SAVE_FILES, WindowOutput
 
 NODE_NAME = "vggt"
 OUTPUT_QOS = 5
 DIAGNOSTICS_QOS = 10
+# The longest a SIGINT or SIGTERM waits to be handled while the node is idle (see main).
+SIGNAL_LATENCY_S = 0.25
 __all__ = ["NODE_NAME", "TRANSPORTS_VARIABLE", "ReconstructionNode", "StartupError", "main"]
 
 
@@ -327,30 +331,36 @@ class ReconstructionNode(LifecycleNode):
         return response
 
     def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        directory = self.params.save_directory
+        directory = pathlib.Path(self.params.save_directory)
         live = self._live
         try:
-            with live.world_lock:
-                map_path, trajectory_path = live.session.save(directory)
-                points = len(live.session.map)
-                recent = list(live.recent_frames)
-                metric = live.session.world.metric
-            dataset = ""
-            if recent:  # written outside the lock: the worker keeps integrating meanwhile
-                with DatasetWriter(directory, metric=metric) as writer:
-                    for frame, image in recent:
-                        writer.add(frame, image)
-                    written = writer.finish(ply_path=map_path.name)
-                dataset = (
-                    f", and {written.num_frames} keyframes as a COLMAP model and nerfstudio's "
-                    f"{written.transforms_json.name}"
-                )
+            # All or nothing: the files are built in a staging folder and swapped in once all are written.
+            with staged_entries(directory, SAVE_FILES + DATASET_ENTRIES) as staging:
+                with live.world_lock:
+                    map_path, _ = live.session.save(staging)
+                    points = len(live.session.map)
+                    recent = list(live.recent_frames)
+                    metric = live.session.world.metric
+                dataset = ""
+                if recent:  # written outside the lock: the worker keeps integrating meanwhile
+                    with DatasetWriter(staging, metric=metric) as writer:
+                        for frame, image in recent:
+                            writer.add(frame, image)
+                        written = writer.finish(ply_path=map_path.name)
+                    dataset = (
+                        f", and {written.num_frames} keyframes as a COLMAP model and nerfstudio's "
+                        f"{written.transforms_json.name}"
+                    )
         except (OSError, ValueError) as err:  # EmptyMapError is a ValueError
-            response.success, response.message = False, f"could not save to '{directory}': {err}"
+            response.success = False
+            response.message = f"could not save to '{directory}' (the previous files are kept): {err}"
             self.get_logger().error(response.message)
             return response
         response.success = True
-        response.message = f"saved {points} map points to {map_path}, the trajectory to {trajectory_path}{dataset}"
+        response.message = (
+            f"saved {points} map points to {directory / SAVE_FILES[0]}, the trajectory to "
+            f"{directory / SAVE_FILES[1]}{dataset}"
+        )
         self.get_logger().info(response.message)
         return response
 
@@ -446,7 +456,11 @@ def main(args: Optional[list[str]] = None) -> int:
         node = ReconstructionNode()
         executor.add_node(node)
         spinning.set()
-        executor.spin_until_future_complete(stopped)
+        # rcl waits in C, where Python runs no signal handler: with nothing that wakes the executor (no timer before
+        # configure or after the shutdown transition) a signal would never be handled. Waking every
+        # SIGNAL_LATENCY_S bounds that delay.
+        while not stopped.done() and executor.context.ok():
+            executor.spin_until_future_complete(stopped, timeout_sec=SIGNAL_LATENCY_S)
     except StartupError as err:
         rclpy.logging.get_logger(NODE_NAME).fatal(str(err))
         return 1
