@@ -11,7 +11,8 @@ Mode, chosen by the frame budget ``--max-frames`` (images per forward pass):
 * ``--sliding-window``: the node's streaming mode (keyframes, a sliding window, incremental inference).
 All three run the node's session (`vggt_ros.session`) with the exact (official) preprocessing.
 
-Output folder: ``map.ply``, ``trajectory.tum`` (TUM format, the first image's optical frame), ``summary.json``
+Output folder: ``map.ply``, ``trajectory.tum`` (TUM format, the first image's optical frame; further cameras'
+in ``trajectory_<name>.tum``; none without a merged window), ``summary.json``
 (strict JSON), and the dataset exports: ``colmap/sparse/0`` (binary and text), ``transforms.json`` (nerfstudio),
 ``images/``, ``depth/`` and ``confidence/`` (see `vggt_ros.dataset`). ``--out-bag`` also records what the node
 would have published into an mcap bag.
@@ -133,8 +134,8 @@ def _open_inputs(args: argparse.Namespace) -> _Inputs:
 
 def _camera_names(args: argparse.Namespace, cameras: int) -> tuple[str, ...]:
     names = tuple(n for n in args.camera_names.split(",") if n) or tuple(f"camera{i}" for i in range(cameras))
-    if len(names) != cameras or len(set(names)) != cameras:
-        raise ValueError(f"--camera-names must give {cameras} distinct names, got {list(names)}")
+    if len(names) != cameras or len(set(names)) != cameras or any("/" in name for name in names):
+        raise ValueError(f"--camera-names must give {cameras} distinct names without '/', got {list(names)}")
     return names
 
 
@@ -357,9 +358,12 @@ def run(args: argparse.Namespace) -> dict:
         progress.close()
     seconds = time.perf_counter() - start
 
-    map_path, trajectory_path = args.out / "map.ply", args.out / "trajectory.tum"
+    trajectories = session.save_trajectories(args.out)
+    if not any(trajectories.values()):
+        log.warning("no keyframe in the world: no trajectory file")
+    map_path = args.out / "map.ply"
     try:
-        session.save(args.out)
+        session.map.save_ply(map_path)
     except EmptyMapError:
         map_path = None
         log.warning("no window merged into the world: no map (the per-window reasons are in summary.json)")
@@ -386,7 +390,9 @@ def run(args: argparse.Namespace) -> dict:
         "seconds_per_frame_set": seconds / max(frame_sets, 1),
         "units": "VGGT world units (the first window's scale; not metric)",
         "map": str(map_path) if map_path else None,
-        "trajectory": str(trajectory_path),
+        # Camera 0's file (None: no keyframe, no file), and every camera's by name (`vggt_ros.trajectory_files`).
+        "trajectory": _path_or_none(trajectories[inputs.camera_names[0]]),
+        "trajectories": {name: _path_or_none(path) for name, path in trajectories.items()},
         "colmap_model": str(dataset.colmap_files[0].parent) if dataset else None,
         "transforms": str(dataset.transforms_json) if dataset else None,
         "colmap_points": dataset.num_points if dataset else 0,
@@ -408,6 +414,10 @@ def run(args: argparse.Namespace) -> dict:
         args.out,
     )
     return summary
+
+
+def _path_or_none(path: Optional[Path]) -> Optional[str]:
+    return str(path) if path is not None else None
 
 
 def main(argv: list[str] | None = None) -> int:

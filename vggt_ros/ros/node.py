@@ -602,7 +602,7 @@ class ReconstructionNode(LifecycleNode):
         directory = self.params.save_directory
         try:
             with self._world_lock:
-                map_path, trajectory_path = self._session.save(directory)
+                map_path, trajectories = self._session.save(directory)
                 points = len(self._session.map)
                 recent = list(self._recent_frames)
                 metric = self._session.world.metric
@@ -621,7 +621,8 @@ class ReconstructionNode(LifecycleNode):
             self.get_logger().error(response.message)
             return response
         response.success = True
-        response.message = f"saved {points} map points to {map_path}, the trajectory to {trajectory_path}{dataset}"
+        written = ", ".join(str(path) for path in trajectories.values() if path is not None)
+        response.message = f"saved {points} map points to {map_path}, the trajectories to {written}{dataset}"
         self.get_logger().info(response.message)
         return response
 

@@ -330,8 +330,8 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "map_voxel_size": "voxel size of ~/map, world units (the first window's scale); grows when over map_max_points",
     "map_max_points": "point budget of ~/map (memory bound)",
     "map_publish_period": "seconds between ~/map publications (only when it changed)",
-    "save_directory": "folder where the ~/save service writes map.ply, trajectory.tum and the dataset exports "
-    "(colmap/, transforms.json, images/, depth/)",
+    "save_directory": "folder where the ~/save service writes map.ply, trajectory.tum (further cameras: "
+    "trajectory_<name>.tum) and the dataset exports (colmap/, transforms.json, images/, depth/)",
     "save_dataset_frames": "newest keyframes kept (camera image, depth, confidence: about 3 MB each at 640x480) for "
     "~/save's COLMAP and nerfstudio exports; 0: ~/save writes the map and trajectory only",
     "world_frame": "frame of the cloud, path, map and camera TF: the very first image's optical frame",
