@@ -17,6 +17,7 @@ from rosbags.highlevel import AnyReader
 
 from conftest import IMAGES, TINY
 from support.bags import write_image_bag
+from support.photos import panned_photographs
 from vggt_ros import session as session_module
 from vggt_ros.offline import main
 
@@ -30,19 +31,13 @@ def _strict_json(path):
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
-def _photos(count: int, size=(120, 160)) -> list[np.ndarray]:
-    """``count`` camera-like frames: one photograph panned a few pixels per frame."""
-    photo = np.asarray(Image.open(IMAGES / "chelsea.png").convert("RGB").resize((size[1] + 8 * count, size[0])))
-    return [np.ascontiguousarray(photo[:, 8 * i : 8 * i + size[1]]) for i in range(count)]
-
-
 @pytest.fixture
 def photo_folder(tmp_path):
     """Six same-size frames of a panned photograph as PNG files (the tiny model answers them with usable cameras
     at --image-size 154; its random weights give some other inputs an unusable field of view)."""
     folder = tmp_path / "photos"
     folder.mkdir()
-    for index, frame in enumerate(_photos(6)):
+    for index, frame in enumerate(panned_photographs(6)):
         Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
     return folder
 
@@ -102,7 +97,7 @@ def test_the_sliding_window_incremental_run_writes_what_the_full_recompute_write
 
 @pytest.mark.parametrize("storage, compressed", [("mcap", True), ("sqlite3", False)])
 def test_a_two_camera_bag_is_paired_reconstructed_and_exported_with_its_images(tmp_path, storage, compressed):
-    frames = _photos(6)
+    frames = panned_photographs(6)
     stamps = [1_000_000_000 + 100_000_000 * i for i in range(6)]
     cameras = [
         ("/left/image_raw", list(zip(stamps, frames))),
@@ -143,7 +138,7 @@ def test_a_two_camera_bag_is_paired_reconstructed_and_exported_with_its_images(t
 
 def test_a_synchronised_pair_gets_one_trajectory_per_camera_that_evo_reads(tmp_path):
     # A hardware-synchronised pair: both cameras stamp each frame set alike, at stamps a float cannot hold exactly.
-    frames = _photos(4)
+    frames = panned_photographs(4)
     stamps = [1_700_000_000_050_000_000 + 100_000_000 * i for i in range(4)]
     cameras = [
         ("/left/image_raw", list(zip(stamps, frames))),
@@ -170,7 +165,7 @@ def test_a_synchronised_pair_gets_one_trajectory_per_camera_that_evo_reads(tmp_p
 
 
 def test_out_bag_holds_what_the_node_publishes(tmp_path):
-    frames = _photos(5)
+    frames = panned_photographs(5)
     bag = write_image_bag(
         tmp_path / "in",
         "mcap",
