@@ -141,7 +141,9 @@ def test_the_offline_command_runs_a_tum_folder_at_its_stamps_with_its_depth(tmp_
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "joint" and summary["merged"] == 1
     assert summary["units"] == "metres"  # the depth images set the scale
-    rows = [line.split() for line in (out / "trajectory.tum").read_text().splitlines() if not line.startswith("#")]
+    lines = (out / "trajectory.tum").read_text().splitlines()
+    assert "# units: metres" in lines  # the file says what its unit is
+    rows = [line.split() for line in lines if not line.startswith("#")]
     assert [row[0] for row in rows] == [f"{s}000" for s in sequence.rgb_stamps]  # the listed stamps, exactly
     result = trajectory_ate(sequence.folder / "groundtruth.txt", out / "trajectory.tum", correct_scale=False)
     assert result["associated_poses"] == len(sequence.rgb_stamps)

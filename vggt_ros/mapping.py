@@ -290,7 +290,7 @@ def _voxel_down_sample(points: np.ndarray, rgb: np.ndarray, voxel: float) -> tup
 
 
 def write_tum_trajectory(
-    path, stamps_ns: Sequence[int], world_from_camera, segments: Sequence[int] | None = None
+    path, stamps_ns: Sequence[int], world_from_camera, segments: Sequence[int] | None = None, metric: bool = False
 ) -> None:
     """Write poses in TUM RGB-D format: ``timestamp tx ty tz qx qy qz qw`` per line.
 
@@ -299,8 +299,9 @@ def write_tum_trajectory(
             stamps repeat or go back). Written exactly as seconds with 9 decimals (`tum_stamp`).
         world_from_camera: ``(N, 4, 4)`` or ``(N, 3, 4)`` rigid poses of the camera optical frames in the world.
         segments: optional ``(N,)`` segment ids; a comment line marks where each segment starts.
-    The file is replaced atomically (`replace_atomically`). The header comments state the frame: the first image's
-    OpenCV optical frame at the first window's VGGT scale. Tools such as evo skip '#' lines.
+        metric: the world is in metres (a metric scale source set it), else in the first window's VGGT scale.
+    The file is replaced atomically (`replace_atomically`). The header comments state the frame (the first image's
+    OpenCV optical frame) and the unit. Tools such as evo skip '#' lines.
     """
     stamps = np.asarray(stamps_ns)
     poses = np.asarray(world_from_camera, dtype=np.float64)
@@ -319,7 +320,9 @@ def write_tum_trajectory(
     lines = [
         "# vggt_ros keyframe trajectory, TUM format: timestamp tx ty tz qx qy qz qw (camera-to-world)",
         "# world frame: OpenCV optical frame of the first image (x right, y down, z forward); camera frames: optical",
-        "# units: the first window's VGGT-normalised scale (mean point distance 1), not metres",
+        "# units: metres"
+        if metric
+        else "# units: the first window's VGGT-normalised scale (mean point distance 1), not metres",
     ]
     for i in range(len(poses)):
         if seg is not None and (i == 0 or seg[i] != seg[i - 1]):

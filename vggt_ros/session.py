@@ -632,7 +632,7 @@ class ReconstructionSession:
         for a camera without a kept keyframe (no file)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        return write_camera_trajectories(directory, self.world.trajectory(), self.config.names)
+        return write_camera_trajectories(directory, self.world.trajectory(), self.config.names, self.world.metric)
 
     def save(self, directory: str | Path) -> tuple[Path, dict[str, Optional[Path]]]:
         """Write the trajectories (`save_trajectories`) and the map (`map.ply`); return the map's path and the

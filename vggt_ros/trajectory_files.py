@@ -21,13 +21,14 @@ def trajectory_file_name(camera: int, name: str) -> str:
 
 
 def write_camera_trajectories(
-    directory: Path, trajectory: Trajectory, camera_names: Sequence[str]
+    directory: Path, trajectory: Trajectory, camera_names: Sequence[str], metric: bool
 ) -> dict[str, Optional[Path]]:
     """Write each camera's kept keyframes into its own file (`trajectory_file_name`) in ``directory``.
 
     ``trajectory``'s frame ids are the session's ``(stamp_ns, camera)``; its keyframes are in insertion order,
     which is time order for each camera. A camera without a kept keyframe gets no file (a TUM file without a pose
     is no trajectory to evo), and a file left by an earlier save is removed so the folder describes this save.
+    ``metric``: the world is in metres (the files' headers say so).
     Returns camera name -> written path, or None for a camera without poses.
     """
     written: dict[str, Optional[Path]] = {}
@@ -43,6 +44,7 @@ def write_camera_trajectories(
             [int(trajectory.frame_ids[i][0]) for i in rows],
             trajectory.world_from_camera[rows],
             trajectory.segment[rows],
+            metric,
         )
         written[name] = path
     return written
