@@ -188,13 +188,13 @@ def test_a_save_on_a_full_disk_fails_naming_the_file_and_keeps_the_previous_file
     with small_filesystem(tmp_path / "disk", 400) as disk:
         map_path, trajectory_path = disk / "map.ply", disk / "trajectory.tum"
         grid.save_ply(map_path)
-        write_tum_trajectory(trajectory_path, [0.0], np.eye(4)[None])
+        write_tum_trajectory(trajectory_path, [0], np.eye(4)[None])
         fill(disk, leave_bytes=64 * 1024)
         saved = digests(disk)
         grid.add(rng.uniform(2.0, 3.0, size=(20000, 3)), rng.integers(0, 256, size=(20000, 3), dtype=np.uint8))
         with pytest.raises(OSError, match=f"could not write {map_path}: .*No space left on device"):
             grid.save_ply(map_path)
-        stamps = np.arange(5000.0)
+        stamps = np.arange(5000) * 10**9
         with pytest.raises(OSError, match=f"could not write {trajectory_path}: .*No space left on device"):
             write_tum_trajectory(trajectory_path, stamps, np.stack([np.eye(4)] * len(stamps)))
         assert digests(disk) == saved  # the previous files, and no temporary file
@@ -215,7 +215,7 @@ def test_tum_trajectory_lines_decode_to_the_written_poses(tmp_path):
     poses[:, :3, :3] = rotations
     poses[:, :3, 3] = rng.normal(size=(5, 3))
     poses[:, 3, 3] = 1
-    stamps = np.array([1.5, 1.6, np.nan, 1.8, 1.9])
+    stamps = 1_700_000_000_000_000_000 + np.array([0, 50_000_000, 100_000_000, 150_000_001, 10**9])
     path = tmp_path / "traj.tum"
     write_tum_trajectory(path, stamps, poses, segments=[0, 0, 0, 1, 1])
     lines = path.read_text().splitlines()
@@ -224,9 +224,20 @@ def test_tum_trajectory_lines_decode_to_the_written_poses(tmp_path):
     assert "# segment 0" in comments and "# segment 1" in comments
     rows = np.array([[float(v) for v in line.split()] for line in lines if not line.startswith("#")])
     assert rows.shape == (5, 8)
-    assert np.allclose(rows[:, 0], [1.5, 1.6, 2.0, 1.8, 1.9])  # NaN stamp -> row index
+    # The stamps exactly as their integer nanoseconds (float seconds would give 1700000000.049999952).
+    assert [line.split()[0] for line in lines if not line.startswith("#")] == [
+        "1700000000.000000000",
+        "1700000000.050000000",
+        "1700000000.100000000",
+        "1700000000.150000001",
+        "1700000001.000000000",
+    ]
     assert np.allclose(rows[:, 1:4], poses[:, :3, 3], atol=1e-8)
     assert np.allclose(quaternion_to_rotation_matrix(rows[:, 4:8]), rotations, atol=1e-7)
     assert np.allclose(np.linalg.norm(rows[:, 4:8], axis=1), 1.0)
     with pytest.raises(ValueError, match="world_from_camera"):
         write_tum_trajectory(path, stamps[:4], poses)
+    with pytest.raises(ValueError, match="strictly increase"):  # two cameras' poses in one file: evo refuses it
+        write_tum_trajectory(path, np.repeat(stamps[:2], 2), poses[:4])
+    with pytest.raises(ValueError, match="integer nanoseconds"):
+        write_tum_trajectory(path, stamps * 1e-9, poses)

@@ -25,6 +25,7 @@ import numpy as np
 import pycolmap
 import pytest
 import rclpy
+from evo.tools import file_interface
 from nav_msgs.msg import Path as PathMsg
 from PIL import Image as PILImage
 from PIL import ImageOps
@@ -806,9 +807,15 @@ class TestTwoCameras:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def setup(cls):
+    def setup(cls, tmp_path_factory):
         running = Running(
-            {"image_topics": cls.TOPICS, "camera_names": ["left", "right"], "window_size": 2, "slop_s": 0.02}
+            {
+                "image_topics": cls.TOPICS,
+                "camera_names": ["left", "right"],
+                "window_size": 2,
+                "slop_s": 0.02,
+                "save_directory": str(tmp_path_factory.mktemp("saved")),
+            }
         )
         probe = Probe(cls.TOPICS, ["/vggt/left/", "/vggt/right/"])
         probe.wait_connected()
@@ -865,6 +872,24 @@ class TestTwoCameras:
         )
         self.wait_outputs(probe, self.send_pair(probe, clock))
         assert running.node.counts.windows_failed == 0
+
+    def test_save_writes_one_trajectory_per_camera_that_evo_reads(self, setup):
+        running, probe, clock = setup
+        sent = [self.send_pair(probe, clock) for _ in range(2)]
+        self.wait_outputs(probe, sent[-1])
+        response = TestWorldChaining.call(probe, "/vggt/save")
+        assert response.success, response.message
+        directory = Path(running.node.params.save_directory)
+        for camera, name in enumerate(("trajectory.tum", "trajectory_right.tum")):
+            trajectory = file_interface.read_tum_trajectory_file(directory / name)
+            valid, details = trajectory.check()
+            assert valid, (name, details)
+            assert name in response.message
+            # Only this camera's stamps, the newest pair's last, written exactly from the nanoseconds.
+            stamps = [line.split()[0] for line in (directory / name).read_text().splitlines() if line[0] != "#"]
+            assert stamps[-1] == f"{sent[-1][camera] // 10**9}.{sent[-1][camera] % 10**9:09d}"
+            offset = sent[-1][camera] - sent[-1][0]  # the right camera stamps 5 ms after the left
+            assert all(int(stamp.replace(".", "")) % 100_000_000 == offset for stamp in stamps)
 
 
 # ------------------------------------------------------------------------------------ exported engines

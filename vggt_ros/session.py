@@ -44,13 +44,14 @@ import numpy as np
 import torch
 
 from vggt_ros.dataset.frames import ExportFrame
-from vggt_ros.mapping import GrowingMap, MapConfig, write_tum_trajectory
+from vggt_ros.mapping import GrowingMap, MapConfig
 from vggt_ros.metric.config import MetricConfig
 from vggt_ros.metric.measure import ScaleMeasurement, measure_window_scale
 from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_model
 from vggt_ros.metric.sources import ScaleObservation, ScaleUnavailable
 from vggt_ros.preprocess import MODES, pixel_map, preprocess_frames_u8, preprocess_images_u8, to_unit_float
 from vggt_ros.products import decode_window
+from vggt_ros.trajectory_files import trajectory_file_name, write_camera_trajectories
 from vggt_ros.window import FrameId, FrameSet, SlidingWindow, Window, WindowConfig, anchor_window
 from vggt_ros.world import Trajectory, WindowResult, WindowStatus, World, WorldConfig
 from vggt_ros.world.cloud import CloudConfig, PointCloud, build_cloud
@@ -59,8 +60,6 @@ log = logging.getLogger(__name__)
 
 PREPROCESSING = ("fast", "exact")
 DEPTH_OUTPUTS = ("pose_enc", "depth", "depth_conf")
-# What `ReconstructionSession.save` writes: the map and the trajectory.
-SAVE_FILES = ("map.ply", "trajectory.tum")
 POINT_OUTPUTS = ("world_points", "world_points_conf")
 # The depth source's sensor images: (camera, stamp_ns) -> (H, W) float32 metres at the camera's resolution, or None.
 DepthLookup = Callable[[int, int], Optional[np.ndarray]]
@@ -606,17 +605,27 @@ class ReconstructionSession:
         """(stamp_ns, ``(4, 4)`` world pose) of one camera's kept keyframes, oldest first (bounded)."""
         return [(k.frame_id.stamp_ns, k.world_from_camera) for k in self.world.keyframes if k.frame_id.camera == camera]
 
-    def save(self, directory: str | Path) -> tuple[Path, Path]:
-        """Write the kept keyframe trajectory (`trajectory.tum`) and the map (`map.ply`); return both paths.
+    def save_entries(self) -> tuple[str, ...]:
+        """The names `save` writes into its folder: the map and each camera's trajectory file."""
+        cameras = (trajectory_file_name(camera, name) for camera, name in enumerate(self.config.names))
+        return ("map.ply", *cameras)
 
-        Raises:
-            EmptyMapError: the map has no point yet (the trajectory is written all the same).
-        """
+    def save_trajectories(self, directory: str | Path) -> dict[str, Optional[Path]]:
+        """Write each camera's kept keyframe trajectory (`vggt_ros.trajectory_files`); camera name -> path, or None
+        for a camera without a kept keyframe (no file)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        map_path, trajectory_path = (directory / name for name in SAVE_FILES)
-        # The trajectory first: it is written even when the map is still empty (EmptyMapError).
-        trajectory = self.world.trajectory()
-        write_tum_trajectory(trajectory_path, trajectory.timestamps, trajectory.world_from_camera, trajectory.segment)
+        return write_camera_trajectories(directory, self.world.trajectory(), self.config.names, self.world.metric)
+
+    def save(self, directory: str | Path) -> tuple[Path, dict[str, Optional[Path]]]:
+        """Write the trajectories (`save_trajectories`) and the map (`map.ply`); return the map's path and the
+        trajectories'.
+
+        Raises:
+            EmptyMapError: the map has no point yet (the trajectories are written all the same).
+        """
+        # The trajectories first: they are written even when the map is still empty (EmptyMapError).
+        trajectories = self.save_trajectories(directory)
+        map_path = Path(directory) / "map.ply"
         self.map.save_ply(map_path)
-        return map_path, trajectory_path
+        return map_path, trajectories

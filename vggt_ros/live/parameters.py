@@ -202,8 +202,8 @@ class NodeParameters:
     map_publish_period_s: float = parameter(2.0, "time between ~/map publications (only when it changed)", "s")
     save_directory: str = parameter(
         "vggt_map",
-        "folder where the ~/save service writes map.ply, trajectory.tum and the dataset exports (colmap/, "
-        "transforms.json, images/, depth/)",
+        "folder where the ~/save service writes map.ply, trajectory.tum (further cameras: trajectory_<name>.tum) "
+        "and the dataset exports (colmap/, transforms.json, images/, depth/)",
     )
     save_dataset_frames: int = parameter(
         50,

@@ -41,21 +41,20 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
-from vggt_ros.dataset.writer import DATASET_ENTRIES, DatasetWriter
-from vggt_ros.files import staged_entries
 from vggt_ros.live.health import HealthMonitor, HealthSnapshot
 from vggt_ros.live.input import InputAssembly, InputConfig
 from vggt_ros.live.input_watchdog import TRANSPORTS_VARIABLE
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.reconstruction import LiveReconstruction
 from vggt_ros.live.robot import RobotPlacement
+from vggt_ros.live.saving import save_world
 from vggt_ros.live.startup import StartupError, load_session
 from vggt_ros.mapping import require_open3d
 from vggt_ros.ros import diagnostics, messages, qos
 from vggt_ros.ros.outputs import Output, map_message, topic, window_messages, world_frame_message
 from vggt_ros.ros.params import declare_and_read, ros_arguments_fix
 from vggt_ros.ros.tf_listener import make_transform_buffer
-from vggt_ros.session import SAVE_FILES, WindowOutput
+from vggt_ros.session import WindowOutput
 
 NODE_NAME = "vggt"
 OUTPUT_QOS = 5
@@ -332,35 +331,14 @@ class ReconstructionNode(LifecycleNode):
 
     def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         directory = pathlib.Path(self.params.save_directory)
-        live = self._live
         try:
-            # All or nothing: the files are built in a staging folder and swapped in once all are written.
-            with staged_entries(directory, SAVE_FILES + DATASET_ENTRIES) as staging:
-                with live.world_lock:
-                    map_path, _ = live.session.save(staging)
-                    points = len(live.session.map)
-                    recent = list(live.recent_frames)
-                    metric = live.session.world.metric
-                dataset = ""
-                if recent:  # written outside the lock: the worker keeps integrating meanwhile
-                    with DatasetWriter(staging, metric=metric) as writer:
-                        for frame, image in recent:
-                            writer.add(frame, image)
-                        written = writer.finish(ply_path=map_path.name)
-                    dataset = (
-                        f", and {written.num_frames} keyframes as a COLMAP model and nerfstudio's "
-                        f"{written.transforms_json.name}"
-                    )
+            response.message = save_world(self._live, directory).message()
         except (OSError, ValueError) as err:  # EmptyMapError is a ValueError
             response.success = False
             response.message = f"could not save to '{directory}' (the previous files are kept): {err}"
             self.get_logger().error(response.message)
             return response
         response.success = True
-        response.message = (
-            f"saved {points} map points to {directory / SAVE_FILES[0]}, the trajectory to "
-            f"{directory / SAVE_FILES[1]}{dataset}"
-        )
         self.get_logger().info(response.message)
         return response
 
