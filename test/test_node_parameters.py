@@ -124,7 +124,7 @@ def test_explicit_device_and_precision_are_kept():
         )
         try:
             assert (node.params.device, node.params.precision) == ("cpu", "bf16")
-            assert node._session.pipeline.device.type == "cpu"
+            assert node._live.session.pipeline.device.type == "cpu"
         finally:
             node.destroy_node()
     finally:

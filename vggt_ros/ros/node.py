@@ -79,6 +79,7 @@ class ReconstructionNode(LifecycleNode):
         self._configured = False
         self._image_subscriptions: list = []
         self._configure_error = ""
+        self._autostarting = False
         self._log = LogPolicy(self.get_logger())
         try:
             self.params = declare_and_read(self)
@@ -105,7 +106,10 @@ class ReconstructionNode(LifecycleNode):
         if not params.autostart:
             self.get_logger().info("waiting to be configured and activated (autostart is false)")
             return
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        self._autostarting = True
+        configured = self.trigger_configure()
+        self._autostarting = False
+        if configured != TransitionCallbackReturn.SUCCESS:
             self._destroy()
             raise StartupError(self._configure_error)
         self.trigger_activate()
@@ -125,7 +129,8 @@ class ReconstructionNode(LifecycleNode):
             self._configure()
         except StartupError as err:
             self._configure_error = str(err)
-            self.get_logger().error(self._configure_error)
+            if not self._autostarting:  # autostart ends the process with this error as its one FATAL line
+                self.get_logger().error(self._configure_error)
             self._release()
             return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
