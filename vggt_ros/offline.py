@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.writer import DatasetWriter
+from vggt_ros.engine_budget import check_pass_fits_engines
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
 from vggt_ros.preprocess import MODES
 from vggt_ros.products import CloudConfig
@@ -282,19 +283,18 @@ def run(args: argparse.Namespace) -> dict:
     inputs = _open_inputs(args)
     mode, chunk = _choose_mode(args, inputs)
     config = _session_config(args, inputs, chunk)
-    session = ReconstructionSession(
-        create_pipeline(
-            RuntimeConfig(
-                backend=args.backend,
-                weights=args.weights,
-                model_config=args.config,
-                device=args.device,
-                precision=args.precision,
-                engine_dir=args.engine_dir,
-            )
-        ),
-        config,
+    pipeline = create_pipeline(
+        RuntimeConfig(
+            backend=args.backend,
+            weights=args.weights,
+            model_config=args.config,
+            device=args.device,
+            precision=args.precision,
+            engine_dir=args.engine_dir,
+        )
     )
+    check_pass_fits_engines(args, inputs.cameras, min(config.window.window_size, inputs.expected_frame_sets), pipeline)
+    session = ReconstructionSession(pipeline, config)
     exports = _Exports(args.out, session)
     recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
     chunks = ChunkWindows(*chunk) if chunk else None
