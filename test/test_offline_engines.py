@@ -1,7 +1,7 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""`vggt-ros-reconstruct` on exported engines: a forward pass larger than their frame range is refused before any
-image is read, with the --max-frames (or --window-size) that fits."""
+"""`vggt-ros-reconstruct` on exported engines: windows larger than their frame range are refused before any image
+is read, with the --max-frames (or --window-size) that fits."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_the_default_max_frames_over_int8_engines_suggests_the_value_that_fits(
 ):
     assert reconstruct(square_images, int8_engines, tmp_path / "out") == 1
     error = capsys.readouterr().err
-    assert "a forward pass would take 6 images" in error and "accept 1 to 4" in error
+    assert "--max-frames 64 makes forward passes of up to 64 images" in error and "accept 1 to 4 frames" in error
     assert "pass --max-frames 4 (or less)" in error and "Traceback" not in error
     assert not (tmp_path / "out" / "summary.json").exists()
 

@@ -1,11 +1,12 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""Whether the offline command's forward passes fit the frame range of the engines it runs.
+"""Whether the offline command's windows fit the frame range of the engines it runs, with the option that fixes it.
 
 Exported engines (ONNX Runtime, TensorRT; float or INT8 / FP8 from `vggt-ros-quantize`) accept a fixed range of
-frames per pass, 8 at most unless exported with a larger ``--max-frames``. `vggt-ros-reconstruct` plans passes of up
-to its own ``--max-frames`` (64 by default) images, so with engines a run would fail at its first window. This is
-checked once the engines are loaded, before any image is read, with the value that fits.
+frames per call, 8 at most unless exported with a larger ``--max-frames``. `vggt-ros-reconstruct` sizes its windows
+from its own ``--max-frames`` (64 by default) or, with ``--sliding-window``, ``--window-size``. The session refuses
+windows larger than the engines (`vggt_ros.session.check_engines_fit`) in terms of its configuration; this check
+runs first and names the command-line option and the value that fits.
 """
 
 from __future__ import annotations
@@ -15,20 +16,21 @@ import argparse
 from vggt_ros.runtime import Pipeline
 
 
-def check_pass_fits_engines(args: argparse.Namespace, cameras: int, frame_sets: int, pipeline: Pipeline) -> None:
-    """Raise ValueError when a pass of ``frame_sets`` frame sets of ``cameras`` images exceeds ``pipeline``'s frame
-    range, naming the option to lower (``--window-size`` with ``--sliding-window``, else ``--max-frames``), the value
-    that fits, and the re-export that would take the larger pass."""
+def check_windows_fit_engines(args: argparse.Namespace, cameras: int, window_size: int, pipeline: Pipeline) -> None:
+    """Raise ValueError when windows of ``window_size`` frame sets of ``cameras`` images exceed ``pipeline``'s frame
+    range, naming the option to lower (``--window-size`` with ``--sliding-window``, else ``--max-frames``), the
+    value that fits, and the export that would take the larger windows."""
     frames = pipeline.frames
-    images = frame_sets * cameras
+    images = window_size * cameras
     if frames is None or images <= frames.max:  # the torch backend takes any count
         return
     if args.sliding_window:
-        option, fits = "--window-size", frames.max // cameras
+        option, value, fits = "--window-size", args.window_size, frames.max // cameras
+        cause = f"--window-size {value} with {cameras} camera(s) makes windows of {images} images"
     else:
-        option, fits = "--max-frames", frames.max // cameras * cameras
+        option, value, fits = "--max-frames", args.max_frames, frames.max // cameras * cameras
+        cause = f"--max-frames {value} makes forward passes of up to {images} images"
     raise ValueError(
-        f"a forward pass would take {images} images, but the {pipeline.backend} engines in {args.engine_dir} accept "
-        f"{frames.min} to {frames.max}; pass {option} {fits} (or less), or export the engines again with "
-        f"--max-frames {images}"
+        f"{cause}, but the {pipeline.backend} engines in {args.engine_dir} accept {frames.min} to {frames.max} "
+        f"frames; pass {option} {fits} (or less), or export the engines again with --max-frames {images}"
     )

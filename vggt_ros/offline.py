@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.writer import DatasetWriter
-from vggt_ros.engine_budget import check_pass_fits_engines
+from vggt_ros.engine_budget import check_windows_fit_engines
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
 from vggt_ros.preprocess import MODES
 from vggt_ros.products import CloudConfig
@@ -293,7 +293,7 @@ def run(args: argparse.Namespace) -> dict:
             engine_dir=args.engine_dir,
         )
     )
-    check_pass_fits_engines(args, inputs.cameras, min(config.window.window_size, inputs.expected_frame_sets), pipeline)
+    check_windows_fit_engines(args, inputs.cameras, config.window.window_size, pipeline)
     session = ReconstructionSession(pipeline, config)
     exports = _Exports(args.out, session)
     recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
