@@ -34,6 +34,7 @@ from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.writer import DatasetWriter
 from vggt_ros.engine_budget import check_windows_fit_engines
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
+from vggt_ros.output_folder import check_output_folder
 from vggt_ros.preprocess import MODES
 from vggt_ros.products import CloudConfig
 from vggt_ros.recording.bag_reader import BagImageSource
@@ -280,6 +281,8 @@ def run(args: argparse.Namespace) -> dict:
     require_open3d()
     if args.out_bag is not None and args.out_bag.exists():
         raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
+    if args.out_bag is not None:  # the bag folder is created only once the model has loaded
+        check_output_folder(args.out_bag, "--out-bag")
     inputs = _open_inputs(args)
     mode, chunk = _choose_mode(args, inputs)
     config = _session_config(args, inputs, chunk)
