@@ -35,9 +35,11 @@ from tqdm import tqdm
 
 from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.writer import DatasetWriter
+from vggt_ros.engine_budget import check_windows_fit_engines
 from vggt_ros.live.parameters import add_option
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
 from vggt_ros.metric.config import MetricConfig
+from vggt_ros.output_folder import check_output_folder
 from vggt_ros.recording.bag_reader import BagImageSource
 from vggt_ros.recording.inputs import FolderInput, InputFrameSet, bag_frame_sets
 from vggt_ros.recording.tum_rgbd import TumRgbdSequence
@@ -305,6 +307,8 @@ def run(args: argparse.Namespace) -> dict:
     require_open3d()
     if args.out_bag is not None and args.out_bag.exists():
         raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
+    if args.out_bag is not None:  # the bag folder is created only once the model has loaded
+        check_output_folder(args.out_bag, "--out-bag")
     inputs = _open_inputs(args)
     mode, chunk = _choose_mode(args, inputs)
     config = _session_config(args, inputs, chunk)
@@ -320,7 +324,9 @@ def run(args: argparse.Namespace) -> dict:
         log.warning(runtime.warning)
     if runtime.chosen:
         log.info(runtime.chosen)
-    session = ReconstructionSession(create_pipeline(runtime.config), config)
+    pipeline = create_pipeline(runtime.config)
+    check_windows_fit_engines(args, inputs.cameras, config.window.window_size, pipeline)
+    session = ReconstructionSession(pipeline, config)
     exports = _Exports(args.out, session, metric=config.metric.active)
     recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
     chunks = ChunkWindows(*chunk) if chunk else None

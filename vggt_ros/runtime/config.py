@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 
-from ..quantization.schemes import SCHEMES, W4A16, check_scheme_backend
+from ..quantized_formats.schemes import SCHEMES, W4A16, check_scheme_backend
 from .io_contract import BackendUnavailableError
 from .pipeline import BACKENDS, Pipeline, check_precision
 
@@ -89,7 +89,7 @@ def create_pipeline(cfg: RuntimeConfig) -> Pipeline:
                 "(parameter device: cpu, or --device cpu)"
             )
         if cfg.precision == W4A16:
-            from ..quantization.export import load_w4a16_model
+            from ..quantized_formats.w4a16_file import load_w4a16_model
 
             model = load_w4a16_model(cfg.engine_dir, device=cfg.device)
         else:
