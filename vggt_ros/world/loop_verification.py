@@ -87,9 +87,9 @@ class LoopVerificationConfig:
     """
 
     place: PlaceRecognitionConfig = field(default_factory=PlaceRecognitionConfig)
-    jpeg_quality: int = 90
+    jpeg_quality: int = 80
     keyframe_pixels: int = 600
-    max_keyframe_bytes: int = 60_000
+    max_keyframe_bytes: int = 50_000
     neighbour_max_gap_s: float = 2.0
     max_correction_ratio: float = 0.1
     correction_floor_ratio: float = 0.1
@@ -374,6 +374,10 @@ class LoopCloser:
             )
         return ""
 
+    def keyframe_bytes(self, frame_id: Hashable) -> int:
+        """Memory of one stored keyframe: its compact copy and its descriptor."""
+        return self.index.payload(frame_id).nbytes + self.index.descriptor_bytes
+
     def _remember(self, keyframe: NewKeyframe, descriptor: np.ndarray, world, depth_scale: float) -> None:
         """Store a new keyframe (``depth_scale``: world units per unit of the window that added it)."""
         samples = world.samples.get(keyframe.frame_id)
@@ -383,7 +387,7 @@ class LoopCloser:
         buffer = io.BytesIO()
         Image.fromarray(colors).save(buffer, format="JPEG", quality=self.config.jpeg_quality)
         image_jpeg = buffer.getvalue()
-        budget = self.config.max_keyframe_bytes - len(image_jpeg) - 2 * self.config.place.descriptor_dim
+        budget = self.config.max_keyframe_bytes - len(image_jpeg) - self.index.descriptor_bytes
         count = min(self.config.keyframe_pixels, len(samples.pixel_index), max(0, budget) // 12)
         rows = np.linspace(0, len(samples.pixel_index) - 1, count).round().astype(np.int64) if count else []
         pose = samples.world_from_camera

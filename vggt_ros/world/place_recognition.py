@@ -19,17 +19,20 @@ The store is bounded: past ``capacity`` every second older keyframe is dropped (
 always spans the whole run, like the world's keyframe history. Each entry may carry a payload (the loop
 verification keeps a compact image and a point sample there, `vggt_ros.world.loop_verification`).
 
-`detection_precision_recall` scores a descriptor against ground-truth poses (for the benchmarks).
+`describe_images` runs the encoder on images outside a session, and `detection_precision_recall` scores
+descriptors against ground-truth poses (for the benchmarks).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Container, Hashable, Optional
+from typing import Any, Hashable, Iterable, Optional
 
 import numpy as np
 import torch
+
+from vggt_ros.preprocess import preprocess_frames_u8, to_unit_float
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class PlaceRecognitionConfig:
     Attributes:
         descriptor_dim: length of the global descriptor (VGGT's DINOv2 width, 1024: no projection there).
         projection_seed: seed of the fixed random projection used when the encoder width differs.
-        capacity: keyframes stored at most (descriptor memory: 2 bytes x ``descriptor_dim`` each, float16).
+        capacity: keyframes stored at most (descriptor memory: 4 bytes x ``descriptor_dim`` each, float32).
         min_score: cosine similarity a candidate needs (0..1). Measured with the tiny test model's encoder:
             the same image shifted a few pixels scores >= 0.98, different photographs <= 0.92.
         top_k: candidates kept per query, best first (the verification tries the first).
@@ -133,7 +136,8 @@ class PlaceIndex:
         self._ids: list[Hashable] = []
         self._stamps: list[float] = []
         self._payloads: list[Any] = []
-        self._descriptors = np.zeros((0, self.config.descriptor_dim), dtype=np.float16)
+        # One row per stored keyframe (the first len(self) rows), plus the one being added past capacity.
+        self._descriptors = np.zeros((self.config.capacity + 1, self.config.descriptor_dim), dtype=np.float32)
         self._position: dict[Hashable, int] = {}
 
     def __len__(self) -> int:
@@ -144,8 +148,13 @@ class PlaceIndex:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the stored descriptors (payloads not included)."""
+        """Bytes of the descriptor store (allocated for ``capacity`` keyframes; payloads not included)."""
         return int(self._descriptors.nbytes)
+
+    @property
+    def descriptor_bytes(self) -> int:
+        """Bytes one stored descriptor takes."""
+        return int(self._descriptors.itemsize * self.config.descriptor_dim)
 
     def add(self, frame_id: Hashable, timestamp: float, descriptor: np.ndarray, payload: Any = None) -> None:
         """Store a keyframe's ``(descriptor_dim,)`` unit descriptor (and an optional payload); ids are unique."""
@@ -159,7 +168,7 @@ class PlaceIndex:
         self._ids.append(frame_id)
         self._stamps.append(float(timestamp))
         self._payloads.append(payload)
-        self._descriptors = np.concatenate((self._descriptors, descriptor[None].astype(np.float16)))
+        self._descriptors[len(self._ids) - 1] = descriptor
         if len(self._ids) > self.config.capacity:
             # Every second older keyframe goes, so the store keeps spanning the whole run; the recent ones stay
             # (the next queries' neighbours).
@@ -169,7 +178,7 @@ class PlaceIndex:
             self._ids = [self._ids[i] for i in kept]
             self._stamps = [self._stamps[i] for i in kept]
             self._payloads = [self._payloads[i] for i in kept]
-            self._descriptors = self._descriptors[kept]
+            self._descriptors[: len(kept)] = self._descriptors[kept]
         self._position = {frame_id: i for i, frame_id in enumerate(self._ids)}
 
     def payload(self, frame_id: Hashable) -> Any:
@@ -179,7 +188,7 @@ class PlaceIndex:
         return self._stamps[self._position[frame_id]]
 
     def descriptor(self, frame_id: Hashable) -> np.ndarray:
-        return self._descriptors[self._position[frame_id]].astype(np.float32)
+        return self._descriptors[self._position[frame_id]].copy()
 
     def neighbours(self, frame_id: Hashable) -> tuple[Hashable, ...]:
         """The stored keyframes right after and right before ``frame_id`` (insertion order), nearest in time
@@ -195,7 +204,7 @@ class PlaceIndex:
         return tuple(sorted(found, key=lambda f: abs(self.timestamp(f) - self._stamps[position])))
 
     def search(
-        self, descriptor: np.ndarray, timestamp: float, query: Hashable = None, covisible: Container = ()
+        self, descriptor: np.ndarray, timestamp: float, query: Hashable = None, covisible: Iterable[Hashable] = ()
     ) -> PlaceSearch:
         """Loop candidates for a keyframe captured at ``timestamp`` (s) with ``descriptor`` ``(descriptor_dim,)``.
 
@@ -206,14 +215,15 @@ class PlaceIndex:
         stamps = np.asarray(self._stamps, dtype=np.float64)
         eligible = stamps <= timestamp - config.min_age_s
         eligible[max(0, count - config.exclude_recent) :] = False
-        for i, frame_id in enumerate(self._ids):
-            if eligible[i] and (frame_id == query or frame_id in covisible):
-                eligible[i] = False
+        for frame_id in (query, *covisible):
+            position = self._position.get(frame_id)
+            if position is not None:
+                eligible[position] = False
         rows = np.flatnonzero(eligible)
         if rows.size == 0:
             return PlaceSearch(query, (), 0, count, float("nan"))
         query_descriptor = np.asarray(descriptor, dtype=np.float32).reshape(-1)
-        scores = self._descriptors[rows].astype(np.float32) @ query_descriptor
+        scores = (self._descriptors[:count] @ query_descriptor)[rows]
         order = np.argsort(-scores, kind="stable")
         kept: list[PlaceCandidate] = []
         for k in order:
@@ -224,6 +234,24 @@ class PlaceIndex:
                 continue
             kept.append(PlaceCandidate(self._ids[row], float(stamps[row]), float(scores[k])))
         return PlaceSearch(query, tuple(kept), int(rows.size), count - int(rows.size), float(scores[order[0]]))
+
+
+def describe_images(
+    pipeline, images: np.ndarray, image_size: int, mode: str = "crop", batch: int = 16, dim: int = 1024
+) -> np.ndarray:
+    """``(N, H, W, 3)`` uint8 images -> ``(N, dim)`` descriptors, through the pipeline's encoder as the session
+    runs it (fast preprocessing to ``image_size`` in ``mode``, then `PlaceDescriptor`)."""
+    describe = PlaceDescriptor(dim)
+    out = []
+    for start in range(0, len(images), batch):
+        pixels = preprocess_frames_u8(
+            np.ascontiguousarray(images[start : start + batch]),
+            mode=mode,
+            target_size=image_size,
+            device=pipeline.device,
+        )
+        out.append(describe(pipeline.encode(to_unit_float(pixels.to(pipeline.device)))))
+    return np.concatenate(out)
 
 
 @dataclass(frozen=True)
