@@ -131,6 +131,9 @@ def test_b_a_loop_whose_halves_do_not_align_is_rejected_counted_and_changes_noth
     assert len(rejections) == counters.verified == counters.rejections.total() >= 5
     assert all(r.cause.startswith("match_") for r in rejections), {r.cause for r in rejections}
     assert counters.last_rejection.endswith(rejections[-1].reason)
+    logged = [line for report in reports for line in report.messages()]
+    assert sum(line.startswith("loop rejected (match_") for line in logged) == len(rejections)
+    assert sum(line.startswith("loop candidate: ") for line in logged) == counters.candidates
 
 
 def test_c_a_correction_implausible_for_the_distance_travelled_is_rejected(sequence):
@@ -143,6 +146,17 @@ def test_c_a_correction_implausible_for_the_distance_travelled_is_rejected(seque
     assert session.loops.counters.accepted == 0
     assert len(rejections) >= 5 and {r.cause for r in rejections} == {"implausible_correction"}
     assert "would move the query keyframe" in rejections[0].reason
+
+
+def test_the_constraint_scale_is_match_units_per_query_unit(sequence):
+    """The loop pass sees the query side 4 % larger than the match side (in the window), so the world's units on
+    the query side are 4 % too small: one query-side unit is 1.04 match-side units."""
+    pipeline = LoopPassPipelineForTests(FakeVGGTForWorldTests(sequence), scale=1.04)
+    session = _synthetic_session(sequence, pipeline)
+    constraints = [c for report in _run(session, sequence) for c in report.constraints]
+    assert len(constraints) >= 5, session.loops.counters
+    scales = [np.cbrt(np.linalg.det(c.match_from_query[:3, :3])) for c in constraints]
+    np.testing.assert_allclose(scales, 1.04, atol=0.012)
 
 
 def _photographs() -> list[np.ndarray]:

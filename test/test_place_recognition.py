@@ -8,12 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image as PILImage
 
-from conftest import IMAGES
-from support.synthetic import FakeVGGTForWorldTests, render_sequence, window_products
-from vggt_ros.world import World, WorldConfig
-from vggt_ros.world.loop_verification import LoopCloser, LoopVerificationConfig, NewKeyframe
+from support.places import VGGT_HW, stored_keyframes_at_vggt_size
+from vggt_ros.world.loop_verification import LoopVerificationConfig
 from vggt_ros.world.place_recognition import PlaceDescriptor, PlaceIndex, PlaceRecognitionConfig
 
 
@@ -95,24 +92,20 @@ def test_bad_settings_name_the_setting(field, value):
 
 
 def test_a_keyframe_compact_copy_at_vggt_resolution_stays_within_the_documented_bound():
-    """At VGGT's 518 x 392 model size, with a real photograph as the image (a JPEG of a photograph is larger than
-    one of the synthetic room): image + samples + descriptor <= `LoopVerificationConfig.max_keyframe_bytes`."""
-    image_hw = (392, 518)
-    sequence = render_sequence("straight", 3, image_hw)
-    world = World(WorldConfig())
-    result = world.integrate(window_products(FakeVGGTForWorldTests(sequence), [0, 1, 2]))
-    with PILImage.open(IMAGES / "chelsea.png") as photo:
-        colors = torch.from_numpy(np.asarray(photo.convert("RGB").resize(image_hw[::-1])).copy())
+    """At VGGT's 518 x 392 model size, with a real photograph as the image: image + samples + descriptor <=
+    `LoopVerificationConfig.max_keyframe_bytes`, and the image comes back close to the original."""
     config = LoopVerificationConfig()
-    closer = LoopCloser(config, world.config)
-    tokens = torch.randn(3, (392 // 14) * (518 // 14), 16)
-    frames = {f: NewKeyframe(f, k * 0.1, tokens[k], colors) for k, f in enumerate(result.frame_ids)}
-    report = closer.after_window(result, frames, world, pipeline=None)
-    assert not report.constraints and closer.counters.keyframes == 3
-    for frame_id in result.frame_ids:
+    closer, frame_ids, colors = stored_keyframes_at_vggt_size(config)
+    assert closer.counters.keyframes == 3
+    for frame_id in frame_ids:
         stored = closer.index.payload(frame_id)
         total = closer.keyframe_bytes(frame_id)
-        assert len(stored.pixel_index) == config.keyframe_pixels and stored.image_hw == image_hw
+        assert len(stored.pixel_index) == config.keyframe_pixels and stored.image_hw == VGGT_HW
         assert 10_000 < total <= config.max_keyframe_bytes, total
         decoded = stored.image()
-        assert decoded.shape == (*image_hw, 3) and np.abs(decoded.astype(int) - colors.numpy()).mean() < 4
+        assert decoded.shape == (*VGGT_HW, 3) and np.abs(decoded.astype(int) - colors.numpy()).mean() < 4
+    # A tighter bound is kept by storing fewer samples, never more bytes.
+    tight = LoopVerificationConfig(max_keyframe_bytes=total - 1200)
+    closer, frame_ids, _ = stored_keyframes_at_vggt_size(tight)
+    assert all(closer.keyframe_bytes(f) <= tight.max_keyframe_bytes for f in frame_ids)
+    assert all(len(closer.index.payload(f).pixel_index) < config.keyframe_pixels for f in frame_ids)

@@ -66,6 +66,7 @@ from vggt_ros.world.place_recognition import (
 
 LOOP_OUTPUTS = ("pose_enc", "depth", "depth_conf")
 LOOP_WINDOW_MAX_FRAMES = 4
+_SAMPLE_BYTES = 4 + 3 * 2 + 2  # a stored sample: int32 pixel, float16 point, float16 confidence
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,22 @@ class LoopReport:
     rejections: tuple[LoopRejection, ...] = ()
     seconds: Mapping[str, float] = field(default_factory=dict)
 
+    def messages(self) -> list[str]:
+        """One sentence per candidate, verified loop and rejection, for the log."""
+        lines = [
+            f"loop candidate: keyframe {search.query} looks like keyframe {candidate.match} "
+            f"(score {candidate.score:.3f}, rank {rank})"
+            for search in self.searches
+            for rank, candidate in enumerate(search.candidates, 1)
+        ]
+        lines += [
+            f"loop verified: keyframe {c.query} -> {c.match} (score {c.score:.3f}, residual "
+            f"{100 * c.residual_ratio:.1f} % of the scene depth)"
+            for c in self.constraints
+        ]
+        lines += [f"loop rejected ({r.cause}): keyframe {r.query} -> {r.match}: {r.reason}" for r in self.rejections]
+        return lines
+
 
 @dataclass(frozen=True)
 class NewKeyframe:
@@ -245,7 +262,8 @@ class LoopCloser:
             if not search.candidates:
                 continue
             start = time.perf_counter()
-            trajectory = trajectory or world.trajectory()
+            if trajectory is None:
+                trajectory = world.trajectory()
             position = window_ids.index(keyframe.frame_id)
             previous = window_ids[position - cameras] if position >= cameras else None
             neighbour = frames.get(previous) if previous in self.index else None
@@ -388,7 +406,7 @@ class LoopCloser:
         Image.fromarray(colors).save(buffer, format="JPEG", quality=self.config.jpeg_quality)
         image_jpeg = buffer.getvalue()
         budget = self.config.max_keyframe_bytes - len(image_jpeg) - self.index.descriptor_bytes
-        count = min(self.config.keyframe_pixels, len(samples.pixel_index), max(0, budget) // 12)
+        count = min(self.config.keyframe_pixels, len(samples.pixel_index), max(0, budget) // _SAMPLE_BYTES)
         rows = np.linspace(0, len(samples.pixel_index) - 1, count).round().astype(np.int64) if count else []
         pose = samples.world_from_camera
         camera_points = (samples.points[rows] - pose[:3, 3]) @ pose[:3, :3] / depth_scale
