@@ -83,12 +83,22 @@ def test_the_store_stays_bounded_and_keeps_spanning_the_run():
 
 
 @pytest.mark.parametrize(
-    "field, value",
-    [("descriptor_dim", 0), ("capacity", 1.5), ("min_score", 2.0), ("min_age_s", -1.0), ("exclude_recent", -1)],
+    "config, field, value",
+    [
+        (PlaceRecognitionConfig, "descriptor_dim", 0),
+        (PlaceRecognitionConfig, "capacity", 1.5),
+        (PlaceRecognitionConfig, "min_score", 2.0),
+        (PlaceRecognitionConfig, "min_age_s", -1.0),
+        (PlaceRecognitionConfig, "exclude_recent", -1),
+        (LoopVerificationConfig, "jpeg_quality", 100),
+        (LoopVerificationConfig, "keyframe_pixels", 2),
+        (LoopVerificationConfig, "max_correction_ratio", float("nan")),
+        (LoopVerificationConfig, "max_correction_deg", 0.0),
+    ],
 )
-def test_bad_settings_name_the_setting(field, value):
-    with pytest.raises(ValueError, match=f"PlaceRecognitionConfig.{field}"):
-        PlaceRecognitionConfig(**{field: value})
+def test_bad_settings_name_the_setting(config, field, value):
+    with pytest.raises(ValueError, match=f"{config.__name__}.{field}"):
+        config(**{field: value})
 
 
 def test_a_keyframe_compact_copy_at_vggt_resolution_stays_within_the_documented_bound():

@@ -8,6 +8,8 @@ The ROS node and the offline command both run this; neither holds reconstruction
     Window --infer--> preprocessing and DINOv2 of new frames only (per-frame cache), aggregator and camera head
                       over the window, depth head on the frames the world needs --> WindowInference
     WindowInference --integrate--> decode on the device, Sim(3) chaining into the world, cloud, map --> WindowOutput
+    WindowOutput --close_loops--> new keyframes into the place index, at most one 4-frame loop pass each
+                      --> LoopReport: verified `LoopConstraint`s, counted rejections (`world.loop_verification`)
 
 `push` runs the three in a row (offline). The node calls `add` on its executor thread and `infer` then
 `integrate` on its worker thread, the latter alone under its world lock: inference never blocks the services.
