@@ -22,12 +22,12 @@ from test_session import FRAMES, IMAGE_SIZE, PERMISSIVE
 from conftest import IMAGES
 from support.places import LoopPassPipelineForTests, PosePlaceDescriptorForTests, revisit_sequence
 from support.synthetic import FakeVGGTForWorldTests, chaining_session_config
-from vggt_ros.alignment import weighted_umeyama
 from vggt_ros.geometry import invert_rigid
 from vggt_ros.preprocess import preprocess_frames_u8, to_unit_float
-from vggt_ros.products import CloudConfig
 from vggt_ros.session import ReconstructionSession, SessionConfig
 from vggt_ros.window import FrameSet, KeyframePolicy, WindowConfig
+from vggt_ros.world.alignment import weighted_umeyama
+from vggt_ros.world.cloud import CloudConfig
 from vggt_ros.world.loop_constraint import LoopConstraint
 from vggt_ros.world.loop_verification import LoopVerificationConfig
 from vggt_ros.world.place_recognition import PlaceDescriptor, PlaceIndex, PlaceRecognitionConfig

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from vggt_ros.mapping import replace_atomically
+from vggt_ros.files import replace_atomically
 from vggt_ros.model import VGGT, VGGTConfig
 from vggt_ros.model.weights import CheckpointError, check_state_dict
 from vggt_ros.runtime.io_contract import ExportManifest, FramesProfile

@@ -35,7 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from torch import nn
 
-from vggt_ros.mapping import replace_atomically
+from vggt_ros.files import replace_atomically
 
 from .schemes import QDQ_SCHEMES, W4A16, check_scheme
 

@@ -173,16 +173,21 @@ class Pipeline:
         return run_heads(self._runner(tuple(image_hw)), patch_tokens, self.tapped_layers, outputs, dense_frames)
 
 
-def _precision(name: str) -> torch.dtype:
+def check_precision(name: str) -> str:
+    """``name`` if the runtime takes it (`PRECISIONS`), else ValueError listing them: the one precision check."""
     if name not in PRECISIONS:
         raise ValueError(f"unknown precision {name!r}; choose one of {list(PRECISIONS)}")
-    return TORCH_DTYPES[name]
+    return name
+
+
+def _precision(name: str) -> torch.dtype:
+    return TORCH_DTYPES[check_precision(name)]
 
 
 def _check_export_precision(manifest: ExportManifest, backend: str, precision: str | None, path) -> None:
     """The precision a pipeline is asked for must match what the export holds (see `Pipeline.from_engine_dir`)."""
-    if precision is not None and precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
+    if precision is not None:
+        check_precision(precision)
     scheme = manifest.quantization_scheme
     if precision in SCHEMES:
         check_scheme_backend(precision, backend)

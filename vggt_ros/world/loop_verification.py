@@ -50,8 +50,9 @@ import torch
 from PIL import Image
 
 from vggt_ros.geometry import compose_similarity, decompose_similarity, invert_similarity
+from vggt_ros.numeric import percentile
 from vggt_ros.preprocess import to_unit_float
-from vggt_ros.products import decode_window, percentile
+from vggt_ros.products import decode_window
 from vggt_ros.world.config import WindowResult, WindowStatus, WorldConfig
 from vggt_ros.world.keyframes import FrameSamples, SampleStore, Trajectory
 from vggt_ros.world.loop_constraint import LoopConstraint

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import math
+import threading
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ from typing import Optional
 
 import numpy as np
 import torch
+
+# Publication latencies kept for the percentiles: more than diagnostics_window's worth at any real rate.
+LATENCY_SAMPLES = 1024
 
 
 class Level(enum.IntEnum):
@@ -44,7 +48,7 @@ class Level(enum.IntEnum):
 
 @dataclass(frozen=True)
 class HealthThresholds:
-    """When a component turns WARN or ERROR (the node's ``diagnostics_*`` parameters and ``input_timeout``).
+    """When a component turns WARN or ERROR (the node's ``diagnostics_*`` parameters and ``input_timeout_s``).
 
     Attributes:
         window_s: rates, ratios and latency percentiles cover this many seconds.
@@ -161,6 +165,73 @@ class HealthSnapshot:
     precision: str
     gpu_memory: Optional[GpuMemory]
     scale: ScaleState
+
+
+class PipelineCounters:
+    """The node's pipeline counters, cumulative since configure; each field is written by one thread only.
+
+    Executor thread: ``keyframes``, ``frame_sets_dropped``, ``windows_emitted``, ``windows_dropped``, ``map_checks``
+    (map timer runs that got the world lock). Worker thread: the rest, and the publication latencies, which the
+    diagnostics timer reads under a lock. See `HealthSnapshot` for each field's meaning.
+    """
+
+    def __init__(self, latency_samples: int = LATENCY_SAMPLES) -> None:
+        self.keyframes = 0
+        self.frame_sets_dropped = 0
+        self.windows_emitted = 0
+        self.windows_dropped = 0
+        self.map_checks = 0
+        self.windows_inferred = 0
+        self.windows_published = 0
+        self.windows_rejected = 0
+        self.windows_failed = 0
+        self.last_rejection = ""
+        self.segment = 0
+        self.metric = False
+        self.last_scale_problem = ""  # why the newest window measured no metric scale ("" if it did)
+        self._latencies: deque[tuple[float, float]] = deque(maxlen=latency_samples)
+        self._latencies_lock = threading.Lock()
+
+    def published(self, now_s: float, latency_s: float) -> None:
+        """A window was published ``latency_s`` after its newest image's stamp."""
+        self.windows_published += 1
+        with self._latencies_lock:
+            self._latencies.append((now_s, latency_s))
+
+    def latencies(self) -> tuple[tuple[float, float], ...]:
+        with self._latencies_lock:
+            return tuple(self._latencies)
+
+    def snapshot(
+        self,
+        time_s: float,
+        cameras: tuple[CameraCounts, ...],
+        backend: str,
+        device: str,
+        precision: str,
+        scale_source: str,
+    ) -> HealthSnapshot:
+        """The counters at ``time_s`` with the cameras' and the pipeline's settings, for `HealthMonitor.update`."""
+        return HealthSnapshot(
+            time_s=time_s,
+            cameras=cameras,
+            keyframes=self.keyframes,
+            frame_sets_dropped=self.frame_sets_dropped,
+            windows_emitted=self.windows_emitted,
+            windows_dropped=self.windows_dropped,
+            windows_inferred=self.windows_inferred,
+            windows_published=self.windows_published,
+            windows_rejected=self.windows_rejected,
+            windows_failed=self.windows_failed,
+            last_rejection=self.last_rejection,
+            segment=self.segment,
+            latencies=self.latencies(),
+            backend=backend,
+            device=device,
+            precision=precision,
+            gpu_memory=gpu_memory(device),
+            scale=ScaleState(scale_source, self.metric, self.last_scale_problem),
+        )
 
 
 @dataclass(frozen=True)
@@ -328,7 +399,7 @@ class HealthMonitor:
                 (
                     Level.WARN,
                     f"{dropped} of {keyframes} keyframes dropped in the last {elapsed_s:.0f} s: inference is slower "
-                    "than the cameras (raise window_stride or keyframe_min_interval, or use a faster backend)",
+                    "than the cameras (raise window_stride or keyframe_min_interval_s, or use a faster backend)",
                 )
             )
         if rejected:
