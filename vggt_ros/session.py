@@ -8,6 +8,8 @@ The ROS node and the offline command both run this; neither holds reconstruction
     Window --infer--> preprocessing and DINOv2 of new frames only (per-frame cache), aggregator and camera head
                       over the window, depth head on the frames the world needs --> WindowInference
     WindowInference --integrate--> decode on the device, Sim(3) chaining into the world, cloud, map --> WindowOutput
+    WindowOutput --close_loops--> new keyframes into the place index, at most one 4-frame loop pass each
+                      --> LoopReport: verified `LoopConstraint`s, counted rejections (`world.loop_verification`)
 
 `push` runs the three in a row (offline). The node calls `add` on its executor thread and `infer` then
 `integrate` on its worker thread, the latter alone under its world lock: inference never blocks the services.
@@ -55,6 +57,7 @@ from vggt_ros.trajectory_files import trajectory_file_name, write_camera_traject
 from vggt_ros.window import FrameId, FrameSet, SlidingWindow, Window, WindowConfig, anchor_window
 from vggt_ros.world import Trajectory, WindowResult, WindowStatus, World, WorldConfig
 from vggt_ros.world.cloud import CloudConfig, PointCloud, build_cloud
+from vggt_ros.world.loop_verification import LoopCloser, LoopReport, LoopVerificationConfig, NewKeyframe
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,7 @@ class SessionConfig:
             is tested against; same products).
         point_head: also run the point head; its outputs are in `WindowOutput.predictions`.
         metric: the metric scale source (`vggt_ros.metric`); "none" keeps VGGT's unit-less scale.
+        loops: loop detection and verification (`vggt_ros.world.loop_verification`, `close_loops`).
     """
 
     window: WindowConfig = field(default_factory=WindowConfig)
@@ -101,6 +105,7 @@ class SessionConfig:
     incremental: bool = True
     point_head: bool = False
     metric: MetricConfig = field(default_factory=MetricConfig)
+    loops: LoopVerificationConfig = field(default_factory=LoopVerificationConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.cameras, bool) or not isinstance(self.cameras, int) or self.cameras < 1:
@@ -281,6 +286,7 @@ class ReconstructionSession:
         # Worker state (infer / integrate thread).
         self._cache: dict[FrameId, _CachedFrame] = {}
         self._anchor: Optional[FrameSet] = None  # the newest frame set merged into the world
+        self.loops = LoopCloser(config.loops, config.world)
 
     # ------------------------------------------------------------------------------------------ input side
     def add(self, frame_set: FrameSet) -> SessionUpdate:
@@ -553,6 +559,21 @@ class ReconstructionSession:
                 )
             )
         return newest
+
+    def close_loops(self, out: WindowOutput) -> LoopReport:
+        """Remember the keyframes ``out`` (the window just integrated) added, and look for loops from them: at most
+        one loop pass (one network call of <= 4 frames) per new keyframe. Call after `integrate`, on the same
+        thread, outside the world lock: it only reads the world. Returns the verified constraints (for the pose
+        graph), the rejections with their causes, and each new keyframe's candidates with their scores (to log).
+        The reference path (``incremental`` False) caches no tokens and closes no loops.
+        """
+        if not self.config.incremental:
+            return LoopReport()
+        frames = {
+            frame_id: NewKeyframe(frame_id, frame_id.stamp_ns * 1e-9, cached.tokens, cached.colors)
+            for frame_id, cached in self._cache.items()
+        }
+        return self.loops.after_window(out.result, frames, self.world, self.pipeline, self.config.cameras)
 
     def push(self, frame_set: FrameSet, depth_lookup: Optional[DepthLookup] = None) -> Optional[WindowOutput]:
         """`add`, then `infer` and `integrate` if a window is due: the offline loop's one call."""
