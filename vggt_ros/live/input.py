@@ -92,6 +92,8 @@ class InputAssembly:
         self.camera_lost_by_dds = [0] * cameras  # DDS' message-lost event (cumulative)
         self._camera_gaps = [SequenceGaps() for _ in range(cameras)]  # images that never reached the callback
         self._watchdog = InputWatchdog(config.topics, config.input_timeout_s, clock())
+        self.listening = False  # subscribed (an active node): `start_listening`
+        self._listening_since_s: Optional[float] = None
 
     @property
     def has_depth(self) -> bool:
@@ -105,18 +107,24 @@ class InputAssembly:
         self._stamps.reset()
 
     def stop_listening(self) -> None:
-        """Drop the images held for a frame set (on deactivation)."""
+        """Drop the images held for a frame set (on deactivation): nothing is heard, so nothing is missed."""
         self._sync.reset()
+        self.listening = False
 
     def start_listening(self) -> None:
-        """Judge the topics and the pairing afresh from now (on activation)."""
-        self._watchdog = InputWatchdog(self.config.topics, self.config.input_timeout_s, self._clock())
-        self.last_synced_s = self._clock()
+        """Judge the topics, the pairing and the publishers' sequence numbers afresh from now (on activation)."""
+        now_s = self._clock()
+        self._watchdog = InputWatchdog(self.config.topics, self.config.input_timeout_s, now_s)
+        self.last_synced_s = now_s
+        self._listening_since_s = now_s
+        self.listening = True
+        for gaps in self._camera_gaps:
+            gaps.restart()
 
     def camera_counts(self) -> tuple[CameraCounts, ...]:
         """Each camera's input so far, for the node's health."""
         return tuple(
-            CameraCounts(name, topic, received, gaps.missed, lost, last_s)
+            CameraCounts(name, topic, received, gaps.missed, lost, last_s, self.listening, self._listening_since_s)
             for name, topic, received, gaps, lost, last_s in zip(
                 self.config.names,
                 self.config.topics,
