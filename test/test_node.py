@@ -696,6 +696,33 @@ def test_compressed_transport_reads_jpeg_and_reports_a_corrupt_one_once():
         running.close()
 
 
+def test_a_flood_of_bad_compressed_images_gives_one_error_line_per_kind():
+    """Issue 19 item 8: the log throttle keys on the kind of problem, not on the text (which carries byte counts)."""
+    running = Running({"image_topics": ["/cam/image"], "image_transport": "compressed", "window_size": 2})
+    probe = Probe([], ["/vggt/"])
+    reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+    publisher = probe.node.create_publisher(CompressedImage, "/cam/image/compressed", reliable)
+    try:
+        probe.wait_for(lambda: publisher.get_subscription_count() > 0, what="the node on /cam/image/compressed")
+        clock = Clock()
+        whole = jpeg_message(CHELSEA, 0).data
+        for index in range(100):  # garbage of 100 different lengths, then 100 JPEGs truncated at different lengths
+            publisher.publish(jpeg_message(CHELSEA, clock.next(), data=bytes(1000 + index)))
+            time.sleep(0.002)  # the node's queue keeps 5: let it take them
+        for index in range(100):
+            publisher.publish(jpeg_message(CHELSEA, clock.next(), data=bytes(whole[: len(whole) // 2 + index])))
+            time.sleep(0.002)
+        good = clock.next()
+        publisher.publish(jpeg_message(CHELSEA_MIRRORED, good))
+        TestOneCamera.wait_outputs(probe, good)  # every bad image was handled before it
+        assert running.node.images_received >= 50, "most bad images reached the node"
+        errors = [m.msg for m in probe.logs(ERROR, "camera 'camera0'")]
+        assert 1 <= len(errors) <= 2, errors  # one per kind of problem, within the 5 s period
+    finally:
+        probe.close()
+        running.close()
+
+
 class SlowPipelineForLockTests:
     """Test double: the real pipeline, except that its ``hold_from``-th `predict` call (and later ones) blocks
     until `release` is set: an inference that is still running."""
