@@ -1184,6 +1184,30 @@ def test_without_open3d_the_node_fails_at_start_up_with_the_fix(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_ctrl_c_while_open3d_imports_is_a_stop_not_a_fatal_error(tmp_path):
+    """Issue 19 item 13. A test double of Open3D's import under Ctrl-C: the interrupt arrives while it imports and,
+    as the real extension does, it turns the KeyboardInterrupt into ImportError("initialization failed")."""
+    (tmp_path / "open3d").mkdir()
+    (tmp_path / "open3d" / "__init__.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(5)\n"
+        "except KeyboardInterrupt:\n"
+        "    raise ImportError('initialization failed') from None\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", "device:=cpu", "-p", f"weights:={WEIGHTS}"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "FATAL" not in result.stderr and "Open3D cannot be imported" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_lifecycle_transitions_driven_over_the_change_state_service():
     """autostart false: a lifecycle manager configures (weights loaded, outputs offered), activates (cameras heard),
     deactivates (cameras not heard, the world kept), cleans up (pipeline released) and configures again."""

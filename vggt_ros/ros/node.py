@@ -426,7 +426,10 @@ def main(args: Optional[list[str]] = None) -> int:
     spinning = threading.Event()
     stopped: Future = Future()
 
+    signalled = threading.Event()
+
     def stop(signum, frame) -> None:
+        signalled.set()
         if not spinning.is_set():
             raise KeyboardInterrupt  # still starting up
         # Completing the future wakes the executor, which returns once the callback in flight is done. From another
@@ -445,6 +448,11 @@ def main(args: Optional[list[str]] = None) -> int:
         while not stopped.done() and executor.context.ok():
             executor.spin_until_future_complete(stopped, timeout_sec=SIGNAL_LATENCY_S)
     except StartupError as err:
+        if signalled.is_set():
+            # Stopped while starting up: a library may turn the interrupt into its own error (Open3D's import
+            # raises ImportError "initialization failed"), which is not the node's failure to report.
+            rclpy.logging.get_logger(NODE_NAME).info("stopped by a signal during start-up")
+            return 0
         rclpy.logging.get_logger(NODE_NAME).fatal(str(err))
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
