@@ -1,0 +1,411 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""The keyframe pose graph: Sim(3) nodes, chain edges, robust loop edges, solved with GTSAM.
+
+Nodes are keyframes. Each holds its *chained* pose (the rigid world-from-camera the window chaining gave it,
+never moved: odometry) and its *corrected* pose, a similarity world-from-camera whose scale is the graph's local
+unit there (corrected world units per chained world unit). Until a loop is closed the two are equal.
+
+Edges:
+- chain edges between consecutive keyframes of one segment: the relative pose of their chained poses, with
+  noise proportional to the alignment residual of the window that added the later one
+  (`PoseGraphConfig.chain_*`);
+- loop edges from verified loops (`vggt_ros.world.loop_constraint.LoopConstraint`), each under a robust kernel
+  (Cauchy), so one wrong loop that passed verification bends the graph little;
+- one prior anchoring the oldest segment of every connected group of segments at its current corrected pose.
+  A loop between two segments joins their groups (relocalisation): the newer segment's anchor goes.
+
+Once the world is metric the scale is fixed: the scale component of every edge gets a tiny sigma and loop
+measurements are projected to scale 1 (SE(3)).
+
+Solver: batch Levenberg-Marquardt, rebuilt from the nodes and edges at each optimisation. Loops are rare (at
+most one per new keyframe) while nodes come and go with the keyframe store's decimation and segments join:
+a fresh batch problem handles both without the bookkeeping iSAM2 would need to remove variables. Measured on
+the 2-core dev machine (`bench/loop_closure.py`): a 1000-keyframe graph with loops solves in about 20 ms.
+
+`gtsam` is imported only when an optimisation runs (`require_gtsam` checks it up front, for loop closure enabled).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Hashable
+
+import numpy as np
+
+from vggt_ros.geometry import compose_similarity, decompose_similarity, invert_similarity, similarity_matrix
+from vggt_ros.world.loop_constraint import LoopConstraint
+
+
+def require_gtsam():
+    """The `gtsam` module, or an ImportError that says how to install it (loop closure needs it)."""
+    try:
+        import gtsam
+    except ImportError as error:
+        raise ImportError(
+            "loop closure needs GTSAM: install it with `pip install gtsam` (on Jetson/ROS: the ros-<distro>-gtsam "
+            "package), or disable loop closure (world.loop.enabled: false)"
+        ) from error
+    return gtsam
+
+
+@dataclass(frozen=True)
+class PoseGraphConfig:
+    """Noise and solver settings of the pose graph (sigmas are standard deviations of the edge errors).
+
+    Attributes:
+        chain_rotation_sigma_rad: rotation sigma of a chain edge per unit of residual ratio (default 0.5: a
+            window aligned with residual 1 % of the scene depth gives 0.005 rad).
+        chain_translation_sigma: translation sigma of a chain edge per unit of residual ratio, in units of the
+            keyframe's median depth (default 1.0: residual 1 % -> 1 % of the depth).
+        chain_scale_sigma: log-scale sigma of a chain edge per unit of residual ratio (default 0.5).
+        min_residual_ratio: floor of the residual ratio weighting an edge (first windows of a segment have none;
+            default 0.005).
+        loop_sigma_factor: a loop edge's sigmas are the chain's for its residual ratio times this (default 1.0).
+        cauchy_k: Cauchy kernel width on loop edges, in sigmas (default 3). Its cost grows only logarithmically
+            beyond k, so a loop stays on only while the drift it corrects costs the chain less: the chain sigmas
+            must not understate the drift between keyframes (see `chain_*`).
+        anchor_sigma: sigma of the anchor prior of each group of segments (tiny: a gauge fix, default 1e-6).
+        metric_scale_sigma: log-scale sigma of every edge once the world is metric (default 1e-6: SE(3)).
+        max_iterations: Levenberg-Marquardt iterations (default 100).
+        relative_error_tol: LM stops when the error improves by less than this fraction (default 1e-6).
+        max_loop_error_sigma: after the solve, a loop edge whose error is still above this many sigmas disagrees
+            with the rest of the graph (the kernel switched it off): it is removed and the graph solved again
+            without it (default 5).
+    """
+
+    chain_rotation_sigma_rad: float = 0.5
+    chain_translation_sigma: float = 1.0
+    chain_scale_sigma: float = 0.5
+    min_residual_ratio: float = 0.005
+    loop_sigma_factor: float = 1.0
+    cauchy_k: float = 3.0
+    anchor_sigma: float = 1e-6
+    metric_scale_sigma: float = 1e-6
+    max_iterations: int = 100
+    relative_error_tol: float = 1e-6
+    max_loop_error_sigma: float = 5.0
+
+    def __post_init__(self) -> None:
+        positive = (
+            "chain_rotation_sigma_rad",
+            "chain_translation_sigma",
+            "chain_scale_sigma",
+            "min_residual_ratio",
+            "loop_sigma_factor",
+            "cauchy_k",
+            "anchor_sigma",
+            "metric_scale_sigma",
+            "relative_error_tol",
+            "max_loop_error_sigma",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (math.isfinite(value) and value > 0)
+            ):
+                raise ValueError(f"PoseGraphConfig.{name} must be a positive number, got {value!r}")
+        if isinstance(self.max_iterations, bool) or not isinstance(self.max_iterations, int) or self.max_iterations < 1:
+            raise ValueError(f"PoseGraphConfig.max_iterations must be an int >= 1, got {self.max_iterations!r}")
+
+
+@dataclass
+class Node:
+    """A keyframe in the graph: ``chained`` rigid ``(4, 4)``, ``corrected`` similarity ``(4, 4)``, its segment, the
+    residual ratio of the window that added it and its median depth (chained world units)."""
+
+    chained: np.ndarray
+    corrected: np.ndarray
+    segment: int
+    residual_ratio: float
+    median_depth: float
+
+
+@dataclass(frozen=True)
+class LoopEdge:
+    """A loop edge: ``match_from_query`` ``(4, 4)`` similarity between two nodes, its residual ratio and score."""
+
+    query: Hashable
+    match: Hashable
+    match_from_query: np.ndarray
+    residual_ratio: float
+    score: float
+
+
+@dataclass(frozen=True)
+class OptimisationResult:
+    """Outcome of `PoseGraph.optimise`.
+
+    ok: the new poses were taken; reason: why not ("" when ok); iterations; milliseconds (graph building
+    and solving); error_before / error_after: the total robust error; rejected_loops: loop edges removed because
+    they still disagreed with the graph after the solve (their poses were not taken).
+    """
+
+    ok: bool
+    reason: str
+    iterations: int
+    milliseconds: float
+    error_before: float
+    error_after: float
+    rejected_loops: tuple[LoopEdge, ...] = ()
+
+
+class PoseGraph:
+    """Keyframe nodes, chain and loop edges, and their optimisation (see the module docstring). One thread."""
+
+    def __init__(self, config: PoseGraphConfig = PoseGraphConfig()) -> None:
+        self.config = config
+        self.nodes: OrderedDict[Hashable, Node] = OrderedDict()
+        self.loops: list[LoopEdge] = []
+        self.metric = False
+        self._group: dict[int, int] = {}  # segment -> the oldest segment of its group (union-find parent)
+        self._correction = np.eye(4)  # corrected_from_chained of the newest keyframes (see `correction`)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __contains__(self, frame_id: Hashable) -> bool:
+        return frame_id in self.nodes
+
+    @property
+    def correction(self) -> np.ndarray:
+        """``(4, 4)`` similarity corrected_from_chained at the newest keyframe: applied to the chained world it gives
+        the corrected one there (REP 105's map -> odom). Identity until a loop is closed."""
+        return self._correction.copy()
+
+    def group(self, segment: int) -> int:
+        """The oldest segment joined with ``segment`` (itself when it was never joined)."""
+        while self._group.get(segment, segment) != segment:
+            segment = self._group[segment]
+        return segment
+
+    def add(self, frame_id: Hashable, chained: np.ndarray, segment: int, residual_ratio: float, median_depth: float):
+        """Add a keyframe with its chained pose; its corrected pose follows the current correction."""
+        self._group.setdefault(segment, segment)
+        corrected = compose_similarity(self._correction, chained)
+        self.nodes[frame_id] = Node(
+            np.array(chained, dtype=np.float64), corrected, segment, residual_ratio, median_depth
+        )
+
+    def remove(self, frame_id: Hashable) -> None:
+        """Drop a keyframe (the keyframe store decimated it). Its loop edges move to its neighbour along the chain
+        (the next kept keyframe of its segment, else the previous one) through their chained relative pose; chain
+        edges always join the kept neighbours."""
+        if frame_id not in self.nodes:
+            return
+        ids = list(self.nodes)
+        position = ids.index(frame_id)
+        node = self.nodes.pop(frame_id)
+        later = [f for f in ids[position + 1 :] if self.nodes[f].segment == node.segment]
+        earlier = [f for f in ids[:position] if self.nodes[f].segment == node.segment]
+        substitute = later[0] if later else (earlier[-1] if earlier else None)
+        moved = []
+        for edge in self.loops:
+            if frame_id not in (edge.query, edge.match):
+                moved.append(edge)
+            elif substitute is not None:  # else its segment is gone, and so is the loop
+                neighbour_from_removed = compose_similarity(np.linalg.inv(self.nodes[substitute].chained), node.chained)
+                if edge.query == frame_id:
+                    pose = compose_similarity(edge.match_from_query, invert_similarity(neighbour_from_removed))
+                    moved.append(_replace_edge(edge, query=substitute, pose=pose))
+                else:
+                    pose = compose_similarity(neighbour_from_removed, edge.match_from_query)
+                    moved.append(_replace_edge(edge, match=substitute, pose=pose))
+        self.loops = moved
+
+    def rescale(self, factor: float) -> None:
+        """The chained world's unit changed by ``factor`` (it became metric): positions and loop translations follow."""
+        for node in self.nodes.values():
+            node.chained = _scaled_position(node.chained, factor)
+            node.corrected = _scaled_position(node.corrected, factor)
+            node.median_depth *= factor
+        self.loops = [_replace_edge(e, pose=_scaled_position(e.match_from_query, factor)) for e in self.loops]
+        self._correction = _scaled_position(self._correction, factor)
+
+    def set_metric(self) -> None:
+        """From now on the scale is fixed (SE(3) edges)."""
+        self.metric = True
+
+    def add_loop(self, constraint: LoopConstraint) -> LoopEdge:
+        """Record a verified loop (both keyframes must be nodes). `optimise` then uses it."""
+        for frame_id in (constraint.query, constraint.match):
+            if frame_id not in self.nodes:
+                raise KeyError(f"loop keyframe {frame_id!r} is not in the pose graph")
+        pose = np.array(constraint.match_from_query, dtype=np.float64)
+        if self.metric:
+            scale, rotation, translation = decompose_similarity(pose)
+            pose = similarity_matrix(1.0, rotation, translation)
+        edge = LoopEdge(
+            constraint.query, constraint.match, pose, float(constraint.residual_ratio), float(constraint.score)
+        )
+        self.loops.append(edge)
+        segments = sorted(
+            {self.group(self.nodes[constraint.query].segment), self.group(self.nodes[constraint.match].segment)}
+        )
+        if len(segments) == 2:
+            self._group[segments[1]] = segments[0]
+        return edge
+
+    def implied_correction(self, constraint: LoopConstraint) -> np.ndarray:
+        """``(4, 4)`` similarity by which the loop would move the query relative to the match in the current graph:
+        (match_from_query measured)^-1 @ (match_from_query now); identity when the graph already agrees."""
+        query, match = self.nodes[constraint.query], self.nodes[constraint.match]
+        now = compose_similarity(invert_similarity(match.corrected), query.corrected)
+        return compose_similarity(invert_similarity(np.asarray(constraint.match_from_query, dtype=np.float64)), now)
+
+    def optimise(self) -> OptimisationResult:
+        """Solve the graph; on success the corrected poses and the correction are updated. Loop edges still off by
+        more than ``max_loop_error_sigma`` after a solve are removed and the graph solved again without them. A
+        solver error, a non-finite answer or non-convergence keeps the previous poses and says why (nothing is
+        raised)."""
+        start = time.perf_counter()
+        ids = list(self.nodes)
+        rejected: list[LoopEdge] = []
+        iterations = 0
+        while True:
+            try:
+                error_before, error_after, steps, values, converged = self._solve(ids, self.loops)
+            except (RuntimeError, ValueError, np.linalg.LinAlgError) as error:
+                return OptimisationResult(False, f"solver failed: {error}", iterations, _ms(start), math.nan, math.nan)
+            iterations += steps
+            if not converged:
+                reason = f"not converged after {steps} iterations (error {error_before:.3g} -> {error_after:.3g})"
+                return OptimisationResult(False, reason, iterations, _ms(start), error_before, error_after)
+            if not all(np.isfinite(v).all() for v in values):
+                reason = "the solver returned non-finite poses"
+                return OptimisationResult(False, reason, iterations, _ms(start), error_before, error_after)
+            solved = dict(zip(ids, values))
+            disagree = [e for e in self.loops if self._loop_error_sigma(e, solved) > self.config.max_loop_error_sigma]
+            if not disagree:
+                break
+            # The worst first: one wrong loop pulls its neighbours' errors up with it.
+            worst = max(disagree, key=lambda e: self._loop_error_sigma(e, solved))
+            rejected.append(worst)
+            self.loops = [e for e in self.loops if e is not worst]
+        for frame_id, value in zip(ids, values):
+            self.nodes[frame_id].corrected = value
+        newest = self.nodes[ids[-1]]
+        self._correction = compose_similarity(newest.corrected, np.linalg.inv(newest.chained))
+        return OptimisationResult(True, "", iterations, _ms(start), error_before, error_after, tuple(rejected))
+
+    # --- the GTSAM problem -------------------------------------------------------------------------------------
+
+    def _sigmas(self, residual_ratio: float, median_depth: float, factor: float = 1.0) -> np.ndarray:
+        """GTSAM Similarity3 tangent order: rotation (3), translation (3), log-scale (1)."""
+        c = self.config
+        ratio = max(residual_ratio, c.min_residual_ratio) if math.isfinite(residual_ratio) else c.min_residual_ratio
+        rotation = c.chain_rotation_sigma_rad * ratio * factor
+        translation = c.chain_translation_sigma * ratio * median_depth * factor
+        scale = c.metric_scale_sigma if self.metric else c.chain_scale_sigma * ratio * factor
+        return np.array([rotation] * 3 + [translation] * 3 + [scale])
+
+    def _solve(self, ids: list, loops: list[LoopEdge]):
+        gtsam = require_gtsam()
+        index = {frame_id: k for k, frame_id in enumerate(ids)}
+        graph = gtsam.NonlinearFactorGraph()
+        initial = gtsam.Values()
+        anchored: set[int] = set()
+        previous: dict[int, tuple[int, Node]] = {}  # segment -> its newest node so far
+        for k, frame_id in enumerate(ids):
+            node = self.nodes[frame_id]
+            initial.insert(k, _to_gtsam(gtsam, node.corrected))
+            group = self.group(node.segment)
+            if group not in anchored:
+                anchored.add(group)
+                noise = gtsam.noiseModel.Isotropic.Sigma(7, self.config.anchor_sigma)
+                graph.add(gtsam.PriorFactorSimilarity3(k, _to_gtsam(gtsam, node.corrected), noise))
+            if node.segment in previous:
+                j, before = previous[node.segment]
+                measured = compose_similarity(np.linalg.inv(before.chained), node.chained)
+                noise = gtsam.noiseModel.Diagonal.Sigmas(self._sigmas(node.residual_ratio, node.median_depth))
+                graph.add(gtsam.BetweenFactorSimilarity3(j, k, _to_gtsam(gtsam, measured), noise))
+            previous[node.segment] = (k, node)
+        initial_poses = {frame_id: node.corrected for frame_id, node in self.nodes.items()}
+        widths = _continuation(
+            max((self._loop_error_sigma(e, initial_poses) for e in loops), default=0.0), self.config.cauchy_k
+        )
+        params = gtsam.LevenbergMarquardtParams()
+        params.setMaxIterations(self.config.max_iterations)
+        params.setRelativeErrorTol(self.config.relative_error_tol)
+        params.setAbsoluteErrorTol(0.0)
+        iterations, error_before, estimate = 0, None, initial
+        for width in widths:
+            stage = gtsam.NonlinearFactorGraph()
+            stage.push_back(graph)
+            for edge in loops:
+                sigmas = self._sigmas(
+                    edge.residual_ratio, self.nodes[edge.match].median_depth, self.config.loop_sigma_factor
+                )
+                noise = gtsam.noiseModel.Robust.Create(
+                    gtsam.noiseModel.mEstimator.Cauchy.Create(width), gtsam.noiseModel.Diagonal.Sigmas(sigmas)
+                )
+                measured = _to_gtsam(gtsam, edge.match_from_query)
+                stage.add(gtsam.BetweenFactorSimilarity3(index[edge.match], index[edge.query], measured, noise))
+            if error_before is None:
+                error_before = stage.error(initial)
+            optimizer = gtsam.LevenbergMarquardtOptimizer(stage, estimate, params)
+            estimate = optimizer.optimize()
+            iterations += optimizer.iterations()
+        error_after = stage.error(estimate)
+        converged = optimizer.iterations() < self.config.max_iterations or error_after <= 1e-12
+        values = [
+            _normalised(np.asarray(estimate.atSimilarity3(k).matrix(), dtype=np.float64)) for k in range(len(ids))
+        ]
+        return error_before, error_after, iterations, values, converged
+
+    def _loop_error_sigma(self, edge: LoopEdge, values: dict) -> float:
+        """The loop edge's error in sigmas (Mahalanobis norm, no kernel) at the solved poses."""
+        gtsam = require_gtsam()
+        now = compose_similarity(invert_similarity(values[edge.match]), values[edge.query])
+        error = gtsam.Similarity3.Logmap(
+            _to_gtsam(gtsam, compose_similarity(invert_similarity(edge.match_from_query), now))
+        )
+        sigmas = self._sigmas(edge.residual_ratio, self.nodes[edge.match].median_depth, self.config.loop_sigma_factor)
+        return float(np.linalg.norm(np.asarray(error) / sigmas))
+
+
+def _continuation(largest_error: float, width: float, step: float = 4.0) -> list[float]:
+    """Cauchy widths, widest first, for solving in stages (graduated non-convexity): a right loop after a long
+    drift starts many sigmas off and a narrow kernel would switch it off before the chain could bend towards it.
+    The first stage is wide enough for every loop to count fully; each next one ``step`` times narrower, down to
+    ``width``."""
+    widths = [width]
+    while widths[-1] * step < largest_error:
+        widths.append(widths[-1] * step)
+    return widths[::-1]
+
+
+def _to_gtsam(gtsam, similarity: np.ndarray):
+    """Our ``[[s*R, t], [0, 0, 0, 1]]`` as GTSAM's Similarity3, which maps p -> s * (R p + t')."""
+    scale, rotation, translation = decompose_similarity(np.asarray(similarity, dtype=np.float64))
+    return gtsam.Similarity3(gtsam.Rot3(rotation), translation / scale, float(scale))
+
+
+def _normalised(matrix: np.ndarray) -> np.ndarray:
+    """GTSAM's Similarity3 matrix is [[R, t], [0, 1/s]]; ours is [[s*R, t], [0, 1]]."""
+    return matrix / matrix[3, 3]
+
+
+def _scaled_position(transform: np.ndarray, factor: float) -> np.ndarray:
+    scaled = np.array(transform, dtype=np.float64)
+    scaled[:3, 3] *= factor
+    return scaled
+
+
+def _replace_edge(edge: LoopEdge, query=None, match=None, pose=None) -> LoopEdge:
+    return LoopEdge(
+        edge.query if query is None else query,
+        edge.match if match is None else match,
+        edge.match_from_query if pose is None else pose,
+        edge.residual_ratio,
+        edge.score,
+    )
+
+
+def _ms(start: float) -> float:
+    return 1000.0 * (time.perf_counter() - start)
