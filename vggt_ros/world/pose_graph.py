@@ -36,7 +36,6 @@ from typing import Hashable
 
 import numpy as np
 
-from vggt_ros.geometry import compose_similarity, decompose_similarity, invert_similarity, similarity_matrix
 from vggt_ros.world.loop_constraint import LoopConstraint
 
 
@@ -71,7 +70,7 @@ class PoseGraphConfig:
         anchor_sigma: sigma of the anchor prior of each group of segments (tiny: a gauge fix, default 1e-6).
         metric_scale_sigma: log-scale sigma of every edge once the world is metric (default 1e-6: SE(3)).
         max_iterations: Levenberg-Marquardt iterations (default 100).
-        relative_error_tol: LM stops when the error improves by less than this fraction (default 1e-6).
+        relative_error_tol: LM stops when the error improves by less than this fraction (default 1e-4).
         max_loop_error_sigma: after the solve, a loop edge whose error is still above this many sigmas disagrees
             with the rest of the graph (the kernel switched it off): it is removed and the graph solved again
             without it (default 5).
@@ -86,7 +85,7 @@ class PoseGraphConfig:
     anchor_sigma: float = 1e-6
     metric_scale_sigma: float = 1e-6
     max_iterations: int = 100
-    relative_error_tol: float = 1e-6
+    relative_error_tol: float = 1e-4
     max_loop_error_sigma: float = 5.0
 
     def __post_init__(self) -> None:
@@ -163,7 +162,6 @@ class PoseGraph:
         self.nodes: OrderedDict[Hashable, Node] = OrderedDict()
         self.loops: list[LoopEdge] = []
         self.metric = False
-        self._group: dict[int, int] = {}  # segment -> the oldest segment of its group (union-find parent)
         self._correction = np.eye(4)  # corrected_from_chained of the newest keyframes (see `correction`)
 
     def __len__(self) -> int:
@@ -179,15 +177,23 @@ class PoseGraph:
         return self._correction.copy()
 
     def group(self, segment: int) -> int:
-        """The oldest segment joined with ``segment`` (itself when it was never joined)."""
-        while self._group.get(segment, segment) != segment:
-            segment = self._group[segment]
-        return segment
+        """The oldest segment joined with ``segment`` through loops (itself when it was never joined)."""
+        parent: dict[int, int] = {}
+
+        def root(k: int) -> int:
+            while parent.get(k, k) != k:
+                k = parent[k]
+            return k
+
+        for edge in self.loops:
+            a, b = sorted((root(self.nodes[edge.query].segment), root(self.nodes[edge.match].segment)))
+            if a != b:
+                parent[b] = a
+        return root(segment)
 
     def add(self, frame_id: Hashable, chained: np.ndarray, segment: int, residual_ratio: float, median_depth: float):
         """Add a keyframe with its chained pose; its corrected pose follows the current correction."""
-        self._group.setdefault(segment, segment)
-        corrected = compose_similarity(self._correction, chained)
+        corrected = self._correction @ chained
         self.nodes[frame_id] = Node(
             np.array(chained, dtype=np.float64), corrected, segment, residual_ratio, median_depth
         )
@@ -209,12 +215,12 @@ class PoseGraph:
             if frame_id not in (edge.query, edge.match):
                 moved.append(edge)
             elif substitute is not None:  # else its segment is gone, and so is the loop
-                neighbour_from_removed = compose_similarity(np.linalg.inv(self.nodes[substitute].chained), node.chained)
+                neighbour_from_removed = _inverse(self.nodes[substitute].chained) @ node.chained
                 if edge.query == frame_id:
-                    pose = compose_similarity(edge.match_from_query, invert_similarity(neighbour_from_removed))
+                    pose = edge.match_from_query @ _inverse(neighbour_from_removed)
                     moved.append(_replace_edge(edge, query=substitute, pose=pose))
                 else:
-                    pose = compose_similarity(neighbour_from_removed, edge.match_from_query)
+                    pose = neighbour_from_removed @ edge.match_from_query
                     moved.append(_replace_edge(edge, match=substitute, pose=pose))
         self.loops = moved
 
@@ -238,25 +244,23 @@ class PoseGraph:
                 raise KeyError(f"loop keyframe {frame_id!r} is not in the pose graph")
         pose = np.array(constraint.match_from_query, dtype=np.float64)
         if self.metric:
-            scale, rotation, translation = decompose_similarity(pose)
-            pose = similarity_matrix(1.0, rotation, translation)
+            pose[:3, :3] /= _scale(pose)
         edge = LoopEdge(
             constraint.query, constraint.match, pose, float(constraint.residual_ratio), float(constraint.score)
         )
         self.loops.append(edge)
-        segments = sorted(
-            {self.group(self.nodes[constraint.query].segment), self.group(self.nodes[constraint.match].segment)}
-        )
-        if len(segments) == 2:
-            self._group[segments[1]] = segments[0]
         return edge
+
+    def remove_loop(self, edge: LoopEdge) -> None:
+        """Forget a loop edge (its optimisation failed); the segments it joined part again."""
+        self.loops = [e for e in self.loops if e is not edge]
 
     def implied_correction(self, constraint: LoopConstraint) -> np.ndarray:
         """``(4, 4)`` similarity by which the loop would move the query relative to the match in the current graph:
         (match_from_query measured)^-1 @ (match_from_query now); identity when the graph already agrees."""
         query, match = self.nodes[constraint.query], self.nodes[constraint.match]
-        now = compose_similarity(invert_similarity(match.corrected), query.corrected)
-        return compose_similarity(invert_similarity(np.asarray(constraint.match_from_query, dtype=np.float64)), now)
+        now = _inverse(match.corrected) @ query.corrected
+        return _inverse(np.asarray(constraint.match_from_query, dtype=np.float64)) @ now
 
     def optimise(self) -> OptimisationResult:
         """Solve the graph; on success the corrected poses and the correction are updated. Loop edges still off by
@@ -290,41 +294,52 @@ class PoseGraph:
         for frame_id, value in zip(ids, values):
             self.nodes[frame_id].corrected = value
         newest = self.nodes[ids[-1]]
-        self._correction = compose_similarity(newest.corrected, np.linalg.inv(newest.chained))
+        self._correction = newest.corrected @ _inverse(newest.chained)
         return OptimisationResult(True, "", iterations, _ms(start), error_before, error_after, tuple(rejected))
 
     # --- the GTSAM problem -------------------------------------------------------------------------------------
 
-    def _sigmas(self, residual_ratio: float, median_depth: float, factor: float = 1.0) -> np.ndarray:
-        """GTSAM Similarity3 tangent order: rotation (3), translation (3), log-scale (1)."""
+    def _sigmas(self, residual_ratio, median_depth, factor: float = 1.0) -> np.ndarray:
+        """Edge sigmas ``(..., 7)`` in GTSAM's Similarity3 tangent order: rotation (3), translation (3), log-scale
+        (1), for residual ratios and median depths (scalars or ``(N,)``)."""
         c = self.config
-        ratio = max(residual_ratio, c.min_residual_ratio) if math.isfinite(residual_ratio) else c.min_residual_ratio
-        rotation = c.chain_rotation_sigma_rad * ratio * factor
-        translation = c.chain_translation_sigma * ratio * median_depth * factor
-        scale = c.metric_scale_sigma if self.metric else c.chain_scale_sigma * ratio * factor
-        return np.array([rotation] * 3 + [translation] * 3 + [scale])
+        ratio = np.asarray(residual_ratio, dtype=np.float64)
+        ratio = np.where(np.isfinite(ratio), np.maximum(ratio, c.min_residual_ratio), c.min_residual_ratio) * factor
+        rotation = c.chain_rotation_sigma_rad * ratio
+        translation = c.chain_translation_sigma * ratio * np.asarray(median_depth, dtype=np.float64)
+        scale = np.full_like(ratio, c.metric_scale_sigma) if self.metric else c.chain_scale_sigma * ratio
+        return np.stack([rotation] * 3 + [translation] * 3 + [scale], axis=-1)
 
     def _solve(self, ids: list, loops: list[LoopEdge]):
         gtsam = require_gtsam()
         index = {frame_id: k for k, frame_id in enumerate(ids)}
         graph = gtsam.NonlinearFactorGraph()
         initial = gtsam.Values()
+        nodes = [self.nodes[frame_id] for frame_id in ids]
+        # Batched numpy for the per-node algebra: a Python-level 4x4 helper per node would cost more than the solve.
+        values = _batch_to_gtsam(gtsam, np.stack([n.corrected for n in nodes]))
+        chained = np.stack([n.chained for n in nodes])
+        previous: dict[int, int] = {}  # segment -> index of its newest node so far
+        before = np.full(len(ids), -1)
+        for k, node in enumerate(nodes):
+            before[k] = previous.get(node.segment, -1)
+            previous[node.segment] = k
+        chain = np.flatnonzero(before >= 0)
+        measured = _batch_to_gtsam(gtsam, _rigid_inverse(chained[before[chain]]) @ chained[chain])
         anchored: set[int] = set()
-        previous: dict[int, tuple[int, Node]] = {}  # segment -> its newest node so far
-        for k, frame_id in enumerate(ids):
-            node = self.nodes[frame_id]
-            initial.insert(k, _to_gtsam(gtsam, node.corrected))
-            group = self.group(node.segment)
-            if group not in anchored:
-                anchored.add(group)
+        groups: dict[int, int] = {}
+        for k, node in enumerate(nodes):
+            initial.insert(k, values[k])
+            if node.segment not in groups:
+                groups[node.segment] = self.group(node.segment)
+            if groups[node.segment] not in anchored:
+                anchored.add(groups[node.segment])
                 noise = gtsam.noiseModel.Isotropic.Sigma(7, self.config.anchor_sigma)
-                graph.add(gtsam.PriorFactorSimilarity3(k, _to_gtsam(gtsam, node.corrected), noise))
-            if node.segment in previous:
-                j, before = previous[node.segment]
-                measured = compose_similarity(np.linalg.inv(before.chained), node.chained)
-                noise = gtsam.noiseModel.Diagonal.Sigmas(self._sigmas(node.residual_ratio, node.median_depth))
-                graph.add(gtsam.BetweenFactorSimilarity3(j, k, _to_gtsam(gtsam, measured), noise))
-            previous[node.segment] = (k, node)
+                graph.add(gtsam.PriorFactorSimilarity3(k, values[k], noise))
+        sigmas = self._sigmas([nodes[k].residual_ratio for k in chain], [nodes[k].median_depth for k in chain])
+        for k, measurement, sigma in zip(chain, measured, sigmas):
+            noise = gtsam.noiseModel.Diagonal.Sigmas(sigma)
+            graph.add(gtsam.BetweenFactorSimilarity3(int(before[k]), int(k), measurement, noise))
         initial_poses = {frame_id: node.corrected for frame_id, node in self.nodes.items()}
         widths = _continuation(
             max((self._loop_error_sigma(e, initial_poses) for e in loops), default=0.0), self.config.cauchy_k
@@ -361,15 +376,13 @@ class PoseGraph:
     def _loop_error_sigma(self, edge: LoopEdge, values: dict) -> float:
         """The loop edge's error in sigmas (Mahalanobis norm, no kernel) at the solved poses."""
         gtsam = require_gtsam()
-        now = compose_similarity(invert_similarity(values[edge.match]), values[edge.query])
-        error = gtsam.Similarity3.Logmap(
-            _to_gtsam(gtsam, compose_similarity(invert_similarity(edge.match_from_query), now))
-        )
+        now = _inverse(values[edge.match]) @ values[edge.query]
+        error = gtsam.Similarity3.Logmap(_to_gtsam(gtsam, _inverse(edge.match_from_query) @ now))
         sigmas = self._sigmas(edge.residual_ratio, self.nodes[edge.match].median_depth, self.config.loop_sigma_factor)
         return float(np.linalg.norm(np.asarray(error) / sigmas))
 
 
-def _continuation(largest_error: float, width: float, step: float = 4.0) -> list[float]:
+def _continuation(largest_error: float, width: float, step: float = 8.0) -> list[float]:
     """Cauchy widths, widest first, for solving in stages (graduated non-convexity): a right loop after a long
     drift starts many sigmas off and a narrow kernel would switch it off before the chain could bend towards it.
     The first stage is wide enough for every loop to count fully; each next one ``step`` times narrower, down to
@@ -380,10 +393,44 @@ def _continuation(largest_error: float, width: float, step: float = 4.0) -> list
     return widths[::-1]
 
 
+def _scale(similarity: np.ndarray) -> float:
+    """s of ``[[s*R, t], [0, 0, 0, 1]]`` (numpy: the graph's algebra runs thousands of times per solve, where the
+    torch-backed `vggt_ros.geometry` helpers cost tens of microseconds a call)."""
+    return float(np.cbrt(np.linalg.det(similarity[:3, :3])))
+
+
+def _inverse(similarity: np.ndarray) -> np.ndarray:
+    """Inverse ``(4, 4)`` of a similarity: p -> R^T (p - t) / s."""
+    scale = _scale(similarity)
+    linear_inverse = similarity[:3, :3].T / scale**2
+    inverse = np.eye(4)
+    inverse[:3, :3] = linear_inverse
+    inverse[:3, 3] = -linear_inverse @ similarity[:3, 3]
+    return inverse
+
+
+def _rigid_inverse(poses: np.ndarray) -> np.ndarray:
+    """Inverses ``(N, 4, 4)`` of rigid poses ``(N, 4, 4)``."""
+    inverse = np.zeros_like(poses)
+    rotation_t = np.transpose(poses[:, :3, :3], (0, 2, 1))
+    inverse[:, :3, :3] = rotation_t
+    inverse[:, :3, 3] = -np.einsum("nij,nj->ni", rotation_t, poses[:, :3, 3])
+    inverse[:, 3, 3] = 1.0
+    return inverse
+
+
+def _batch_to_gtsam(gtsam, similarities: np.ndarray) -> list:
+    """`_to_gtsam` of ``(N, 4, 4)`` similarities."""
+    scales = np.cbrt(np.linalg.det(similarities[:, :3, :3]))
+    rotations = similarities[:, :3, :3] / scales[:, None, None]
+    translations = similarities[:, :3, 3] / scales[:, None]
+    return [gtsam.Similarity3(gtsam.Rot3(r), t, float(s)) for r, t, s in zip(rotations, translations, scales)]
+
+
 def _to_gtsam(gtsam, similarity: np.ndarray):
     """Our ``[[s*R, t], [0, 0, 0, 1]]`` as GTSAM's Similarity3, which maps p -> s * (R p + t')."""
-    scale, rotation, translation = decompose_similarity(np.asarray(similarity, dtype=np.float64))
-    return gtsam.Similarity3(gtsam.Rot3(rotation), translation / scale, float(scale))
+    scale = _scale(similarity)
+    return gtsam.Similarity3(gtsam.Rot3(similarity[:3, :3] / scale), similarity[:3, 3] / scale, scale)
 
 
 def _normalised(matrix: np.ndarray) -> np.ndarray:
