@@ -92,7 +92,7 @@ from vggt_ros.metric.sources import ScaleObservation
 from vggt_ros.products import WindowProducts, cameras_in_world, percentile, place_in_world
 from vggt_ros.world.config import WindowResult, WindowStatus, WorldConfig, WorldCounters
 from vggt_ros.world.keyframes import FrameSamples, Keyframe, KeyframeStore, SampleStore, Trajectory
-from vggt_ros.world.loop_closure import LoopClosure, LoopResult
+from vggt_ros.world.loop_closure import LoopClosure, LoopCounters, LoopResult
 from vggt_ros.world.loop_constraint import LoopConstraint
 from vggt_ros.world.overlap import AlignmentFailure, align, rotation_angle
 
@@ -147,6 +147,12 @@ class World:
         """``(4, 4)`` similarity from the chained world to the corrected one at the newest keyframe: REP 105's
         map -> odom, to publish as parent_frame -> world_frame. Identity until a loop is closed."""
         return np.eye(4) if self.loops is None else self.loops.graph.correction
+
+    @property
+    def loop_counters(self) -> Optional[LoopCounters]:
+        """Loops accepted and rejected (by cause, the last reason), segments joined, the last optimisation's time
+        (for /diagnostics); None when loop closure is disabled."""
+        return None if self.loops is None else self.loops.counters
 
     def keyframe(self, frame_id) -> Optional[Keyframe]:
         """A kept keyframe with its chained pose (for loop verification), None when it is not kept."""
