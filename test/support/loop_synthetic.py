@@ -341,5 +341,26 @@ def evaluate_loop_run(run: LoopRun, false_distance: float = 0.5) -> LoopMetrics:
     )
 
 
+def map_error_pct(run: LoopRun, frame_ids=None) -> float:
+    """Median distance of the world's map points (of the keyframes ``frame_ids``, default all) to the true
+    surfaces, % of the room's diagonal, after the Sim(3) fit of the corrected keyframe centres to the truth."""
+    world = run.world
+    trajectory = world.trajectory()
+    index = np.array([run.index_of_id[f] for f in trajectory.frame_ids])
+    scale, rotation, translation = weighted_umeyama(
+        trajectory.world_from_camera[:, :3, 3], run.scene.truth.centres[index]
+    )
+    corrected = world.loops.corrected()
+    frames = trajectory.frame_ids if frame_ids is None else frame_ids
+    points = []
+    for frame_id in frames:
+        if frame_id in world.loops.map:
+            pose = corrected[frame_id]
+            points.append(world.loops.map.points(frame_id).astype(np.float64) @ pose[:3, :3].T + pose[:3, 3])
+    scene_points = scale * np.concatenate(points) @ rotation.T + translation
+    room = run.scene.truth.room
+    return 100.0 * float(np.median(room.distance_to_surface(scene_points))) / room.size
+
+
 def segments(run: LoopRun) -> int:
     return sum(s in (WindowStatus.INITIALIZED, WindowStatus.NEW_SEGMENT) for s in run.statuses)
