@@ -109,7 +109,7 @@ def main() -> None:
 
     def row(name, closure, run, metrics, seconds):
         print(
-            f"{name:<16}{closure:>8}{len(run.world.trajectory().frame_ids):>7}{metrics.ate_pct:>8.3f}"
+            f"{name:<16}{closure:>8}{len(run.world.corrected_trajectory().frame_ids):>7}{metrics.ate_pct:>8.3f}"
             f"{metrics.ate_pct_chain:>9.3f}{metrics.scale_drift_pct:>9.3f}{metrics.loops_accepted:>7}"
             f"{metrics.false_loops:>7}{metrics.loops_rejected:>5}{seconds:>7.1f}"
         )
@@ -163,7 +163,8 @@ def main() -> None:
     row("relocalisation", "on", reloc, metrics, time.perf_counter() - start)
     world = reloc.world
     joins = [(q, m) for q, m, o in reloc.loops if not isinstance(o, str) and o.accepted and o.joined_segments]
-    old = [f for f, s in zip(world.trajectory().frame_ids, world.trajectory().segment) if s == 0]
+    trajectory = world.trajectory()
+    old = [f for f, s in zip(trajectory.frame_ids, trajectory.segment) if s == 0]
     recovered = sum(len(world.loops.map.points(f)) for f in old if f in world.loops.map)
     results["relocalisation"] = {
         "segments": segments(reloc),

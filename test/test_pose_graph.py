@@ -188,3 +188,14 @@ def test_a_large_graph_solved_on_a_subset_agrees_with_the_full_solve():
     drift = max(np.linalg.norm(c[:3, 3] - t[:3, 3]) for c, t in zip(chained, true))
     assert np.linalg.norm(solved[1000] - np.stack([t[:3, 3] for t in true]), axis=1).max() < 0.01 * drift
     assert np.linalg.norm(solved[40] - solved[1000], axis=1).max() < 0.03 * drift
+
+
+def test_a_metric_graph_keeps_the_scale_fixed():
+    """Once metric (SE(3)), a loop's measured scale is dropped and every node keeps scale 1; its translation
+    error is still spread (unit square as above)."""
+    corners = [_pose(0, 0), _pose(1, 0), _pose(1, 0, 1), _pose(0, 0, 1)]
+    graph = _graph(corners, LINEAR, metric=True)
+    graph.add_loop(_loop(3, 0, _pose(0.08, 0, 1, scale=1.08)))
+    assert graph.optimise().ok
+    assert np.allclose([np.linalg.det(graph.nodes[k].corrected[:3, :3]) for k in range(4)], 1.0, atol=1e-9)
+    assert np.allclose(graph.nodes[3].corrected[:3, 3], [0.06, 0, 1], atol=1e-5)

@@ -315,8 +315,8 @@ class LoopMetrics:
 
 def evaluate_loop_run(run: LoopRun, false_distance: float = 0.5) -> LoopMetrics:
     truth = run.scene.truth.centres
-    corrected = run.world.trajectory()
-    chained = run.world.chained_trajectory()
+    corrected = run.world.corrected_trajectory()
+    chained = run.world.trajectory()
     index = np.array([run.index_of_id[f] for f in corrected.frame_ids])
 
     def ate(trajectory) -> float:
@@ -345,7 +345,7 @@ def map_error_pct(run: LoopRun, frame_ids=None) -> float:
     """Median distance of the world's map points (of the keyframes ``frame_ids``, default all) to the true
     surfaces, % of the room's diagonal, after the Sim(3) fit of the corrected keyframe centres to the truth."""
     world = run.world
-    trajectory = world.trajectory()
+    trajectory = world.corrected_trajectory()
     index = np.array([run.index_of_id[f] for f in trajectory.frame_ids])
     scale, rotation, translation = weighted_umeyama(
         trajectory.world_from_camera[:, :3, 3], run.scene.truth.centres[index]

@@ -47,8 +47,8 @@ Decisions, each with its reason:
   (`map_cloud`).
 - Loop closure (`vggt_ros.world.loop_closure`): `close_loop` takes a verified `LoopConstraint`, optimises the
   keyframes' Sim(3) pose graph and re-places the keyframes and the map. The chained poses above (odometry) never
-  move; the corrected ones are `trajectory` and `map_cloud`, and `corrected_from_chained` is their offset at the
-  newest keyframe (REP 105 map -> odom).
+  move (`trajectory`); the corrected ones are `corrected_trajectory` and `map_cloud`, and `corrected_from_chained`
+  is their offset at the newest keyframe (REP 105 map -> odom).
 - Metric scale (`integrate`'s ``scale``: a `vggt_ros.metric.sources.ScaleObservation` of the window in metres per
   window unit, from a depth sensor, a camera rig or odometry). Every observation is compared with the world's own
   scale for the window (metres per world unit) and fed to a robust filter (`vggt_ros.metric.scale_filter`). Once
@@ -126,8 +126,13 @@ class World:
         return self._segment
 
     def trajectory(self) -> Trajectory:
-        """The kept keyframes' world poses (all segments; older ones decimated, see `WorldConfig`), as corrected by
-        the closed loops (the chained ones until a loop is closed): for the path, the map and the exports."""
+        """The kept keyframes' chained world poses (all segments; older ones decimated, see `WorldConfig`): the
+        odometry, continuous, never moved by a loop. Loop verification measures its constraints in it."""
+        return self.keyframes.trajectory()
+
+    def corrected_trajectory(self) -> Trajectory:
+        """The kept keyframes' poses as corrected by the closed loops, in the corrected world (`trajectory` until a
+        loop is closed): for the path, the map and the exports."""
         trajectory = self.keyframes.trajectory()
         if self.loops is None or not self.loops.optimised:
             return trajectory
@@ -137,10 +142,6 @@ class World:
         rigid = np.stack(poses)
         rigid[:, :3, :3] /= scales[:, None, None]
         return dataclasses.replace(trajectory, world_from_camera=rigid, depth_scale=trajectory.depth_scale * scales)
-
-    def chained_trajectory(self) -> Trajectory:
-        """The kept keyframes' chained poses: the odometry, continuous, never moved by a loop."""
-        return self.keyframes.trajectory()
 
     @property
     def corrected_from_chained(self) -> np.ndarray:
@@ -169,7 +170,8 @@ class World:
         """Add a verified loop to the pose graph and optimise: the keyframes and the map are re-placed and
         `corrected_from_chained` moves; a loop to another segment joins the two (relocalisation). An implausible
         loop, a solver failure or a loop the solve still finds off changes nothing (see
-        `vggt_ros.world.loop_closure`).
+        `vggt_ros.world.loop_closure`). ``constraint.match_from_query`` is measured against the chained world
+        (`trajectory`, `keyframe`): each side in its keyframe's chained pose and world units.
 
         Raises:
             RuntimeError: loop closure is disabled (`WorldConfig.loop`).
