@@ -39,9 +39,9 @@ from support.synthetic import (
     decode_answer,
     render_poses,
 )
-from vggt_ros.alignment import weighted_umeyama
 from vggt_ros.geometry import invert_rigid
 from vggt_ros.world import WindowStatus, World, WorldConfig
+from vggt_ros.world.alignment import weighted_umeyama
 from vggt_ros.world.loop_constraint import LoopConstraint
 
 

@@ -4,7 +4,7 @@
 
 `BagImageSource` streams ``(camera_index, stamp_ns, rgb)`` for K image topics in the order the recorder received
 them, the order a live node would have seen them. Grouping the K cameras into frame sets is not done here: the
-caller feeds the stream to `vggt_ros.sync.synchronize`, the approximate-time core the node uses, so offline and
+caller feeds the stream to `vggt_ros.live.sync.synchronize`, the approximate-time core the node uses, so offline and
 live pairing cannot differ.
 
 Design decisions:

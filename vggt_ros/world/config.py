@@ -13,8 +13,8 @@ from typing import Hashable, Optional
 import numpy as np
 
 from vggt_ros.metric.scale_filter import ScaleFilterConfig
-from vggt_ros.products import PlacedFrames
 from vggt_ros.world.loop_config import LoopConfig
+from vggt_ros.world.placement import PlacedFrames
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from typing import Hashable
 
 import numpy as np
 
+from vggt_ros.geometry import scale_pose
 from vggt_ros.world.loop_constraint import LoopConstraint
 
 
@@ -239,11 +240,11 @@ class PoseGraph:
     def rescale(self, factor: float) -> None:
         """The chained world's unit changed by ``factor`` (it became metric): positions and loop translations follow."""
         for node in self.nodes.values():
-            node.chained = _scaled_position(node.chained, factor)
-            node.corrected = _scaled_position(node.corrected, factor)
+            node.chained = scale_pose(node.chained, factor)
+            node.corrected = scale_pose(node.corrected, factor)
             node.median_depth *= factor
-        self.loops = [_replace_edge(e, pose=_scaled_position(e.match_from_query, factor)) for e in self.loops]
-        self._correction = _scaled_position(self._correction, factor)
+        self.loops = [_replace_edge(e, pose=scale_pose(e.match_from_query, factor)) for e in self.loops]
+        self._correction = scale_pose(self._correction, factor)
 
     def set_metric(self) -> None:
         """From now on the scale is fixed (SE(3) edges)."""
@@ -562,12 +563,6 @@ def _to_gtsam(gtsam, similarity: np.ndarray):
 def _normalised(matrix: np.ndarray) -> np.ndarray:
     """GTSAM's Similarity3 matrix is [[R, t], [0, 1/s]]; ours is [[s*R, t], [0, 1]]."""
     return matrix / matrix[3, 3]
-
-
-def _scaled_position(transform: np.ndarray, factor: float) -> np.ndarray:
-    scaled = np.array(transform, dtype=np.float64)
-    scaled[:3, 3] *= factor
-    return scaled
 
 
 def _replace_edge(edge: LoopEdge, query=None, match=None, pose=None) -> LoopEdge:

@@ -62,3 +62,38 @@ class InputWatchdog:
             if now_s - since >= self._timeout_s:
                 quiet.append(QuietTopic(topic, publishers, now_s - since))
         return quiet
+
+
+# Fast DDS' transports: images over about 512 kB need LARGE_DATA (or a larger shared-memory segment) on both sides
+# of a best-effort subscription, and processes with different transports do not discover each other.
+TRANSPORTS_VARIABLE = "FASTDDS_BUILTIN_TRANSPORTS"
+
+
+def quiet_topic_warning(quiet: QuietTopic, transports: str) -> str:
+    """The warning for a quiet topic: the likely cause and its fix. ``transports``: this process' value of
+    `TRANSPORTS_VARIABLE` ("(unset)" when unset)."""
+    fix = (
+        f"set {TRANSPORTS_VARIABLE}=LARGE_DATA in the camera driver's environment too (this node's value: {transports})"
+    )
+    if quiet.publishers:
+        return (
+            f"no image on '{quiet.topic}' for {quiet.quiet_s:.1f} s although {quiet.publishers} publisher(s) "
+            "are matched: with Fast DDS' default transports, images over about 512 kB are lost on this "
+            f"best-effort (sensor-data QoS) subscription. Fix: {fix}; or check the driver's QoS and that it "
+            f"publishes (ros2 topic hz {quiet.topic})"
+        )
+    return (
+        f"no publisher on '{quiet.topic}' for {quiet.quiet_s:.1f} s: is the camera driver running, on this "
+        f"topic? If it is, it is not discovered: Fast DDS processes with different {TRANSPORTS_VARIABLE} "
+        f"do not see each other. Fix: {fix}"
+    )
+
+
+def dds_loss_warning(topic: str, lost_now: int, lost_total: int, transports: str) -> str:
+    """The warning for images DDS reported lost on ``topic`` (its message-lost event)."""
+    return (
+        f"DDS lost {lost_now} image(s) on '{topic}' "
+        f"({lost_total} so far): with Fast DDS' default transports, images over about 512 kB are lost "
+        f"on this best-effort subscription. Fix: set {TRANSPORTS_VARIABLE}=LARGE_DATA in the camera driver's "
+        f"environment and this node's (this node's value: {transports})"
+    )
