@@ -131,6 +131,20 @@ class ScaleState:
 
 
 @dataclass(frozen=True)
+class LoopState:
+    """Loop closure so far: candidates place recognition proposed, loops the verification and the pose graph
+    accepted, those rejected (either step) with the newest reason, segments joined (relocalisations) and the
+    newest optimisation's time (NaN before any)."""
+
+    candidates: int
+    accepted: int
+    rejected: int
+    last_rejection: str
+    segments_joined: int
+    optimise_ms: float
+
+
+@dataclass(frozen=True)
 class HealthSnapshot:
     """The node's counters at one instant (cumulative since start, except the newest-value fields).
 
@@ -169,6 +183,7 @@ class HealthSnapshot:
     precision: str
     gpu_memory: Optional[GpuMemory]
     scale: ScaleState
+    loops: Optional[LoopState] = None  # None: loop closure is off
 
 
 class PipelineCounters:
@@ -214,6 +229,7 @@ class PipelineCounters:
         device: str,
         precision: str,
         scale_source: str,
+        loops: Optional[LoopState] = None,
     ) -> HealthSnapshot:
         """The counters at ``time_s`` with the cameras' and the pipeline's settings, for `HealthMonitor.update`."""
         return HealthSnapshot(
@@ -235,6 +251,7 @@ class PipelineCounters:
             precision=precision,
             gpu_memory=gpu_memory(device),
             scale=ScaleState(scale_source, self.metric, self.last_scale_problem),
+            loops=loops,
         )
 
 
@@ -352,6 +369,7 @@ class HealthMonitor:
             self._pipeline(snapshot, oldest, snapshot.time_s - self._waiting_since_s),
             self._backend(snapshot),
             self._scale(snapshot.scale),
+            *([self._loops(snapshot.loops)] if snapshot.loops is not None else []),
         ]
 
     def _camera(self, camera: CameraCounts, old: CameraCounts, now_s: float, elapsed_s: float) -> ComponentHealth:
@@ -469,6 +487,20 @@ class HealthMonitor:
                     )
                 )
         return _judged("backend", now.device, problems, summary, values)
+
+    @staticmethod
+    def _loops(loops: LoopState) -> ComponentHealth:
+        """Informational: rejected loops are the verification doing its job (look-alike places), not a fault."""
+        values = [
+            ("loop candidates", str(loops.candidates)),
+            ("loops accepted", str(loops.accepted)),
+            ("loops rejected", str(loops.rejected)),
+            ("last rejection", loops.last_rejection or "none"),
+            ("segments joined", str(loops.segments_joined)),
+            ("last optimisation (ms)", "n/a" if math.isnan(loops.optimise_ms) else f"{loops.optimise_ms:.1f}"),
+        ]
+        summary = f"{loops.accepted} loops closed, {loops.segments_joined} segments joined"
+        return _judged("loop closure", "", [], summary, values)
 
     @staticmethod
     def _scale(scale: ScaleState) -> ComponentHealth:

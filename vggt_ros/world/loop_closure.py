@@ -111,11 +111,13 @@ class KeyframeMap:
         self._frames = {k: ((p * factor).astype(np.float32), c) for k, (p, c) in self._frames.items()}
 
     def placed(self, world_from_camera: dict[Hashable, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Every kept point in the world: ``(M, 3)`` float32 and colours ``(M, 3)`` uint8, each keyframe's points
-        moved by its similarity in ``world_from_camera``."""
+        """The kept points of the keyframes in ``world_from_camera``: ``(M, 3)`` float32 and colours ``(M, 3)``
+        uint8, each keyframe's points moved by its similarity there."""
         points, colors = [], []
         for frame_id, (local, rgb) in self._frames.items():
-            pose = world_from_camera[frame_id]
+            pose = world_from_camera.get(frame_id)
+            if pose is None:  # not asked for (another segment)
+                continue
             points.append((local.astype(np.float64) @ pose[:3, :3].T + pose[:3, 3]).astype(np.float32))
             colors.append(rgb)
         if not points:

@@ -53,7 +53,7 @@ def require_gtsam():
     except ImportError as error:
         raise ImportError(
             "loop closure needs GTSAM: install it with `pip install gtsam` (on Jetson/ROS: the ros-<distro>-gtsam "
-            "package), or disable loop closure (world.loop.enabled: false)"
+            "package), or turn loop closure off (parameter loop_closure: false, or --no-loop-closure)"
         ) from error
     return gtsam
 

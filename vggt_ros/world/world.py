@@ -158,11 +158,16 @@ class World:
         return self.keyframes.get(frame_id)
 
     def map_cloud(self) -> tuple[np.ndarray, np.ndarray]:
-        """The map of every kept keyframe of every segment, placed by the corrected poses: points ``(M, 3)``
-        float32 and colours ``(M, 3)`` uint8 (empty when loop closure is disabled)."""
+        """The map of the current segment and every segment loops joined to it, placed by the corrected poses:
+        points ``(M, 3)`` float32 and colours ``(M, 3)`` uint8 (empty when loop closure is disabled). Segments not
+        joined yet are left out: their place in this world is unknown until a loop joins them."""
         if self.loops is None:
             return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
-        return self.loops.map.placed(self.loops.corrected())
+        graph = self.loops.graph
+        group = graph.group(self._segment)
+        corrected = self.loops.corrected()
+        joined = {f: pose for f, pose in corrected.items() if graph.group(graph.nodes[f].segment) == group}
+        return self.loops.map.placed(joined)
 
     def close_loop(self, constraint: LoopConstraint) -> LoopResult:
         """Add a verified loop to the pose graph and optimise: the keyframes and the map are re-placed and
