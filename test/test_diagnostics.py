@@ -37,7 +37,13 @@ pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
 
 TOPIC = "/cam/image"
 WAIT_S = 20.0
-COMPONENTS = {"vggt: camera camera0", "vggt: pipeline", "vggt: backend", "vggt: metric scale"}
+COMPONENTS = {
+    "vggt: camera camera0",
+    "vggt: pipeline",
+    "vggt: backend",
+    "vggt: metric scale",
+    "vggt: loop closure",  # loop_closure defaults to on
+}
 CAMERA_KEYS = ["topic", "rate (Hz)", "images received", "images missed", "images lost by DDS", "last image age (s)"]
 PIPELINE_KEYS = [
     "keyframes/s",
@@ -210,6 +216,16 @@ def test_a_running_node_reports_rates_windows_latency_backend_and_scale_then_a_q
         scale = final["vggt: metric scale"]
         assert values(scale) == {"source": "none", "metric": "no", "last problem": "none"}
         assert level(scale) is Level.OK
+        loops = final["vggt: loop closure"]
+        assert [pair.key for pair in loops.values] == [
+            "loop candidates",
+            "loops accepted",
+            "loops rejected",
+            "last rejection",
+            "segments joined",
+            "last optimisation (ms)",
+        ]
+        assert level(loops) is Level.OK and values(loops)["loops accepted"] == "0"  # 4 s of one view: no revisit
 
         # The camera goes quiet: WARN after input_timeout_s (1 s), the rest stays OK.
         quiet = probe.statuses(lambda s: level(s["vggt: camera camera0"]) is Level.WARN, what="the quiet camera")
