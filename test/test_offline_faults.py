@@ -72,21 +72,21 @@ def _model_image_sizes(out) -> dict[str, tuple[int, int]]:
 
 # ----------------------------------------------------------------------------------- 18.1: image sizes, exports
 def test_a_bag_of_photographs_at_their_own_sizes_is_padded_to_one_model_size_and_exported(tmp_path):
-    names = ("chelsea.png", "coffee_2to1.png", "rocket.jpg", "chelsea_portrait.png", "astronaut.png")
+    # 640x427, 451x300 and 600x300: at --image-size 154 the model images are 98 and 84 pixels high. (Photographs
+    # the tiny model's random weights give usable cameras; others get a field of view of 0 and are rejected.)
+    names = ("rocket.jpg", "chelsea.png", "coffee_2to1.png")
     photos = [np.asarray(Image.open(IMAGES / name).convert("RGB")) for name in names]
     bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam/image_raw", _stamped(photos))], compressed=True)
     status, out = _bag_run(tmp_path, bag, ["/cam/image_raw"])
+    assert status == 0
     summary = _strict_json(out / "summary.json")
-    assert summary["model_hw"] == [154, 154]  # the portrait's crop height and the common width
-    assert summary["frame_sets"] == len(photos) and summary["windows"] == 1
-    assert not _scratch_folders(out)
-    if status == 0:  # merged: every frame exported at its own size
-        sizes = _model_image_sizes(out)
-        for stamp_ns, photo in _stamped(photos):
-            assert sizes[f"camera0/{stamp_ns}.png"] == photo.shape[:2]
-    else:  # the tiny model's random weights may reject the window: the reason is said, the rest written
-        assert summary["merged"] == 0 and "no window merged" in summary["no_result"]
-    assert (out / "trajectory.tum").is_file()
+    assert summary["model_hw"] == [98, 154]  # the largest model image; the others are padded to it
+    assert summary["frame_sets"] == len(photos) and summary["merged"] == 1 and not _scratch_folders(out)
+    sizes = _model_image_sizes(out)  # every frame exported at its own size
+    assert sizes == {f"camera0/{stamp_ns}.png": photo.shape[:2] for stamp_ns, photo in _stamped(photos)}
+    for frame in _strict_json(out / "transforms.json")["frames"]:
+        assert np.load(out / frame["depth_file_path"]).shape == (frame["h"], frame["w"])
+    assert len(np.loadtxt(out / "trajectory.tum", comments="#", ndmin=2)) == len(photos)
 
 
 def test_a_camera_whose_aspect_ratio_changes_mid_bag_runs_in_joint_mode(tmp_path):
@@ -196,9 +196,8 @@ def test_tiny_sliding_windows_run_with_the_overlap_clamped(tmp_path, window_size
     bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(_photos(4)))])
     status, out = _bag_run(tmp_path, bag, ["/cam"], "--sliding-window", "--window-size", str(window_size))
     summary = _strict_json(out / "summary.json")
-    assert summary["windows"] == 4 and summary["failed_windows"] == 0
-    assert status == (0 if summary["merged"] else 1)
-    assert summary["merged"] >= 1 if window_size == 2 else True
+    assert status == 0 and summary["windows"] == 4 and summary["failed_windows"] == 0
+    assert summary["per_window"][0]["status"] == "initialized"  # later one-frame windows share nothing to chain
 
 
 def test_a_window_that_fails_is_skipped_counted_and_named(tmp_path, monkeypatch):
