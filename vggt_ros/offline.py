@@ -288,7 +288,10 @@ class _Exports:
 
 
 class _BagRecording:
-    """--out-bag: the node's messages for every merged window, under the node's topics (vggt_ros.ros.outputs)."""
+    """--out-bag: the node's messages for every merged window, under the node's topics (vggt_ros.ros.outputs).
+
+    A write that fails stops the recording only (`error` says why); the bag is closed (finished) in every case.
+    """
 
     def __init__(self, path: Path, camera_names: tuple[str, ...], topics: list[str]) -> None:
         # ROS message types are needed only here: the rest of the command runs without a ROS install.
@@ -300,29 +303,54 @@ class _BagRecording:
         self.params = NodeParameters(
             image_topics=tuple(topics) or tuple(f"/{n}/image" for n in camera_names), camera_names=camera_names
         )
+        self.path = path
         self.writer = BagWriter(path)
         self._started = False
+        self.error: Optional[str] = None
 
     def add(self, out: WindowOutput, session: ReconstructionSession) -> None:
+        if self.error is not None:
+            return
         outputs = self._outputs
         stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
-        if not self._started:
-            self.writer.write("/tf_static", outputs.world_frame_message(self.params, stamp_ns), stamp_ns, latched=True)
-            self._started = True
-        path = session.camera_path() if self.params.publish_path else []
-        for output, message in outputs.window_messages(self.params, out, path):
-            self.writer.write(outputs.topic(self.params, output, NODE_PREFIX), message, stamp_ns)
+        try:
+            if not self._started:
+                self.writer.write(
+                    "/tf_static", outputs.world_frame_message(self.params, stamp_ns), stamp_ns, latched=True
+                )
+                self._started = True
+            path = session.camera_path() if self.params.publish_path else []
+            for output, message in outputs.window_messages(self.params, out, path):
+                self.writer.write(outputs.topic(self.params, output, NODE_PREFIX), message, stamp_ns)
+        except (ValueError, OSError) as err:
+            self._fail(err)
 
-    def close(self, session: ReconstructionSession, stamp_ns: int) -> None:
-        if len(session.map):
-            message = self._outputs.map_message(self.params, session.map.points, session.map.colors, stamp_ns)
-            self.writer.write(
-                self._outputs.topic(self.params, self._outputs.Output("map"), NODE_PREFIX),
-                message,
-                stamp_ns,
-                latched=True,
-            )
-        self.writer.close()
+    def finish(self, session: ReconstructionSession, stamp_ns: int) -> None:
+        """The map (latched), then the bag's index and metadata."""
+        try:
+            if self.error is None and len(session.map):
+                message = self._outputs.map_message(self.params, session.map.points, session.map.colors, stamp_ns)
+                self.writer.write(
+                    self._outputs.topic(self.params, self._outputs.Output("map"), NODE_PREFIX),
+                    message,
+                    stamp_ns,
+                    latched=True,
+                )
+            self.writer.close()
+        except (ValueError, OSError) as err:
+            self._fail(err)
+
+    def close(self) -> None:
+        """Finish the bag as it is (no-op after `finish`)."""
+        try:
+            self.writer.close()
+        except (ValueError, OSError) as err:
+            self._fail(err)
+
+    def _fail(self, err: Exception) -> None:
+        if self.error is None:
+            self.error = f"--out-bag {self.path}: recording stopped ({err}); messages written so far are kept"
+            log.error("%s", self.error)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -350,10 +378,13 @@ def run(args: argparse.Namespace) -> dict:
         config,
     )
     exports = _Exports(args.out, session)
+    recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
     try:
-        return _reconstruct(args, inputs, mode, chunk, session, exports)
-    finally:
+        return _reconstruct(args, inputs, mode, chunk, session, exports, recording)
+    finally:  # after an abort too: no scratch folder outlives the run, and the bag is readable
         exports.close()
+        if recording is not None:
+            recording.close()
 
 
 def _reconstruct(
@@ -363,8 +394,8 @@ def _reconstruct(
     chunk: Optional[tuple[int, int]],
     session: ReconstructionSession,
     exports: _Exports,
+    recording: Optional[_BagRecording],
 ) -> dict:
-    recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
     chunks = ChunkWindows(*chunk) if chunk else None
     windows, frame_sets, last_stamp_ns = [], 0, 0
     interruption: Optional[KeyboardInterrupt] = None
@@ -395,12 +426,8 @@ def _reconstruct(
             }
         )
         exports.add(out)
-        if recording is not None and out.merged and not output_errors:
-            try:
-                recording.add(out, session)
-            except (ValueError, OSError) as err:
-                output_errors.append(f"--out-bag {args.out_bag}: recording stopped ({err})")
-                log.error("%s", output_errors[-1])
+        if recording is not None and out.merged:
+            recording.add(out, session)
 
     def run_window(window: Optional[Window], last_name: str) -> None:
         """One window through the network and into the world; one that fails is skipped, named and counted."""
@@ -486,11 +513,9 @@ def _reconstruct(
     if exports.error:
         output_errors.append(exports.error)
     if recording is not None:
-        try:
-            recording.close(session, last_stamp_ns)
-        except (ValueError, OSError) as err:
-            output_errors.append(f"--out-bag {args.out_bag}: cannot be finished ({err})")
-            log.error("%s", output_errors[-1])
+        recording.finish(session, last_stamp_ns)
+        if recording.error:
+            output_errors.append(recording.error)
     counters = session.world.counters
     merged = sum(w["status"] not in ("rejected", "failed") for w in windows)
     source = inputs.source
