@@ -5,7 +5,7 @@
     python bench/bag_replay.py --json out.json
     python bench/bag_replay.py --frames 60 --size 1280x720 --json out.json
 
-A bag of --frames camera-like frames (one photograph of ../shared/fixtures panned across, --size, as
+A bag of --frames camera-like frames (one photograph of fixtures panned across, --size, as
 CompressedImage JPEG at quality 90 like image_transport's compressed plugin, and as raw rgb8 Image) is written to a
 temporary folder with rosbags (mcap). For each it measures:
 

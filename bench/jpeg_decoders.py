@@ -9,7 +9,7 @@ simplejpeg (`decode_jpeg`, RGB, its default accurate DCT and upsampling) and PyT
 RGB). A decoder that cannot be loaded (PyTurboJPEG without a libjpeg-turbo >= 3 C library, a missing package)
 gets a row saying why, and is left out of the rest.
 
-Input: camera-like JPEGs, the photos of the preprocessing fixtures (../shared/fixtures/preprocess/images, the
+Input: camera-like JPEGs, the photos of the preprocessing fixtures (fixtures/preprocess/images, the
 logo excepted) centre-cropped to each size's aspect ratio, resized with Pillow's Lanczos filter to 640x480 and
 1280x720 and encoded by Pillow at quality 90 (4:2:0 chroma subsampling, as OpenCV's imencode in
 image_transport's compressed plugin). Every decode runs on one thread.
@@ -228,7 +228,7 @@ def main() -> None:
                 "runs": args.runs,
                 "warmup_rounds": WARMUP_ROUNDS,
                 "threads": 1,
-                "source": "../shared/fixtures/preprocess/images (logo excepted), centre-cropped, Lanczos-resized",
+                "source": "fixtures/preprocess/images (logo excepted), centre-cropped, Lanczos-resized",
             },
             "decoders": info,
         }

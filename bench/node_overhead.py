@@ -203,10 +203,12 @@ def measure(args, messages, publish) -> dict:
     from sensor_msgs.msg import Image
 
     from vggt_ros.image_encoding import image_to_rgb
+    from vggt_ros.live.sync import ApproximateTimeSynchronizer
     from vggt_ros.preprocess import preprocess_frames_u8, to_unit_float
-    from vggt_ros.products import CloudConfig, build_cloud, cameras_in_world, decode_window, place_in_world
-    from vggt_ros.sync import ApproximateTimeSynchronizer
+    from vggt_ros.products import decode_window
     from vggt_ros.window import FrameSet, KeyframePolicy, SlidingWindow, WindowConfig
+    from vggt_ros.world.cloud import CloudConfig, build_cloud
+    from vggt_ros.world.placement import cameras_in_world, place_in_world
 
     rng = np.random.default_rng(0)
     photo = PILImage.open(IMAGE).convert("RGB").resize((WIDTH, HEIGHT), PILImage.Resampling.BICUBIC)

@@ -29,7 +29,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
-from conftest import FIXTURES as SHARED_FIXTURES  # noqa: E402
+from conftest import FIXTURES as REPO_FIXTURES  # noqa: E402
 from vggt_ros.preprocess import (  # noqa: E402
     _fit_centred,
     _resize_like_pillow_float,
@@ -41,7 +41,7 @@ from vggt_ros.preprocess import (  # noqa: E402
     to_unit_float,
 )
 
-FIXTURES = SHARED_FIXTURES / "preprocess"
+FIXTURES = REPO_FIXTURES / "preprocess"
 # Every image of the fixture folder, by the name its expected tensors are stored under (file stem).
 SINGLE_IMAGE_FILES = {path.stem: path.name for path in sorted((FIXTURES / "images").iterdir())}
 CAMERA_SIZES = ((640, 480), (1280, 720), (1920, 1080))  # (W, H)

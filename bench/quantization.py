@@ -48,10 +48,10 @@ from vggt_ros.quantization.export import (  # noqa: E402
     pack_w4a16,
     quantized_layer_bytes,
 )
-from vggt_ros.quantization.int4 import FakeInt4Linear, W4A16Linear, unpack_int4  # noqa: E402
-from vggt_ros.quantization.layers import linear_layers, replace_modules  # noqa: E402
 from vggt_ros.quantization.objective import errors_vs_reference  # noqa: E402
-from vggt_ros.quantization.plan import default_plan, group_size_for, scheme_blocks  # noqa: E402
+from vggt_ros.quantized_formats.int4 import FakeInt4Linear, W4A16Linear, unpack_int4  # noqa: E402
+from vggt_ros.quantized_formats.layers import linear_layers, replace_modules  # noqa: E402
+from vggt_ros.quantized_formats.plan import default_plan, group_size_for, scheme_blocks  # noqa: E402
 from vggt_ros.runtime import Pipeline  # noqa: E402
 
 VARIANTS = ("bf16", "w4a16", "w4a16-tinygemm", "w4a16-torchao", "fp8")

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Soak test: a long run through the streaming session; memory and time per window must stay flat.
 
-`vggt_ros.session.ReconstructionSession` runs with the node's defaults (`vggt_ros.ros.params.NodeParameters`:
+`vggt_ros.session.ReconstructionSession` runs with the node's defaults (`vggt_ros.live.parameters.NodeParameters`:
 window size and stride, keyframe policy, world and trajectory bounds, map budget, cloud filter, cpu_threads)
 except image_size, set to the width of the small rendered images (84x56, so the run is fast). The network is the
 test double `FakePipelineForWorldTests` (test/support/synthetic.py). One camera path of the synthetic room
@@ -61,8 +61,8 @@ from support.synthetic import (  # noqa: E402
     FakeVGGTForWorldTests,
     render_sequence,
 )
+from vggt_ros.live.parameters import NodeParameters  # noqa: E402
 from vggt_ros.mapping import GrowingMap  # noqa: E402
-from vggt_ros.ros.params import NodeParameters  # noqa: E402
 from vggt_ros.session import ReconstructionSession  # noqa: E402
 from vggt_ros.window import FrameSet  # noqa: E402
 

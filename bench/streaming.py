@@ -22,7 +22,7 @@ the session's rules only, not on the model or the image size.
 Timings (--models): ms per new keyframe end to end (`add` of the new frame sets, `infer`, `integrate`), ms per
 stage of the network, and ms per step of the session around it (its `seconds`: preprocess, encode = DINOv2 of
 the new frames, network = aggregator and heads -- in the full recompute all five --, world, cloud, map). `tiny`
-is the fixture model (../shared/fixtures/vggt_tiny) at --tiny-hw; `full` is VGGT-1B's configuration with random
+is the fixture model (fixtures/vggt_tiny) at --tiny-hw; `full` is VGGT-1B's configuration with random
 weights (torch.manual_seed(0)) at --full-hw, reduced on a CPU. On CUDA the peak memory
 (torch.cuda.max_memory_allocated) of each run is reported too.
 

@@ -23,6 +23,8 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
+from vggt_ros.live.parameters import describe
+from vggt_ros.live.parameters import fields as parameter_fields
 
 # Launch arguments that override a parameter of the same name when they are not empty.
 _STRING_OVERRIDES = ("weights", "model_config", "backend", "device", "precision", "engine_dir")
@@ -57,34 +59,18 @@ def _reconstruction_node(context):
 
 def generate_launch_description():
     share = FindPackageShare("vggt_ros")
+    # The node parameters' descriptions come from their one declaration (vggt_ros/live/parameters.py).
+    fields = {spec.name: spec for spec in parameter_fields()}
     arguments = [
-        DeclareLaunchArgument(
-            "image_topics",
-            default_value="",
-            description="comma-separated sensor_msgs/Image topics, one per camera (empty: from params_file)",
-        ),
-        DeclareLaunchArgument(
-            "camera_names",
-            default_value="",
-            description="comma-separated camera names, one per topic (empty: from params_file / camera0, camera1, ...)",
-        ),
-        DeclareLaunchArgument(
-            "weights", default_value="", description="Hugging Face id, folder or weights file (empty: from params_file)"
-        ),
-        DeclareLaunchArgument(
-            "model_config",
-            default_value="",
-            description="config.json for a bare weights file (empty: from params_file)",
-        ),
-        DeclareLaunchArgument(
-            "backend", default_value="", description="torch, onnxruntime or tensorrt (empty: from params_file)"
-        ),
-        DeclareLaunchArgument("device", default_value="", description="cpu or cuda (empty: from params_file)"),
-        DeclareLaunchArgument(
-            "precision", default_value="", description="fp32, fp16 or bf16 (empty: from params_file)"
-        ),
-        DeclareLaunchArgument(
-            "engine_dir", default_value="", description="exported engines folder (empty: from params_file)"
+        *(
+            DeclareLaunchArgument(
+                name,
+                default_value="",
+                description=describe(fields[name])
+                + (" (comma separated)" if name in _LIST_OVERRIDES else "")
+                + " (empty: from params_file)",
+            )
+            for name in (*_LIST_OVERRIDES, *_STRING_OVERRIDES)
         ),
         DeclareLaunchArgument(
             "params_file",

@@ -1,6 +1,7 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""Shared test fixtures: paths to ../shared and the tiny VGGT model with the official implementation's outputs."""
+"""Shared test fixtures: paths to the repo's fixtures (fixtures/README.md) and the tiny VGGT model with the official
+implementation's outputs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURES = SHARED / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TINY = FIXTURES / "vggt_tiny"
 IMAGES = FIXTURES / "preprocess" / "images"
 # Node parameters that let every window of the tiny random-weight model into the world: its windows do not agree

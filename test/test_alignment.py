@@ -5,7 +5,7 @@
 import numpy as np
 import pytest
 
-from vggt_ros.alignment import DegenerateAlignmentError, estimate_depth_scale, estimate_sim3, weighted_umeyama
+from vggt_ros.world.alignment import DegenerateAlignmentError, estimate_depth_scale, estimate_sim3, weighted_umeyama
 
 
 def _random_rotation(rng):

@@ -12,8 +12,8 @@ from rosbags.typesys import Stores, get_typestore
 
 from conftest import IMAGES
 from support.bags import NANOSECONDS, write_image_bag
+from vggt_ros.live.sync import synchronize
 from vggt_ros.recording.bag_reader import BagError, BagImageSource
-from vggt_ros.sync import synchronize
 
 EPOCH_NS = 1_700_000_000 * NANOSECONDS
 PERIOD_NS = 100_000_000  # 10 Hz cameras

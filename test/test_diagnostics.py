@@ -29,7 +29,7 @@ from test_node import CHELSEA, CHELSEA_MIRRORED, DEFAULT_WORLD, ERROR, WARN, Pro
 
 from conftest import IMAGES
 from support.netns import network_is_loopback_only
-from vggt_ros.node_health import ComponentHealth, Level
+from vggt_ros.live.health import ComponentHealth, Level
 from vggt_ros.ros.diagnostics import diagnostic_array
 from vggt_ros.ros.node import TRANSPORTS_VARIABLE
 
@@ -54,10 +54,10 @@ PIPELINE_KEYS = [
 ]
 # Thresholds far from what a loaded 2-core machine reaches, so that only the condition under test changes a level.
 RELAXED = {
-    "diagnostics_latency_warn": 30.0,
-    "diagnostics_latency_error": 60.0,
+    "diagnostics_latency_warn_s": 30.0,
+    "diagnostics_latency_error_s": 60.0,
     "diagnostics_dropped_warn_ratio": 1.0,
-    "diagnostics_window": 2.0,
+    "diagnostics_window_s": 2.0,
 }
 
 # A camera driver in its own process, on Fast DDS' default transports: on a line on stdin it publishes the
@@ -155,7 +155,7 @@ def test_diagnostic_array_layout_survives_serialization():
 
 
 def test_a_running_node_reports_rates_windows_latency_backend_and_scale_then_a_quiet_camera():
-    running = Running({"image_topics": [TOPIC], "window_size": 2, "input_timeout": 1.0, **RELAXED})
+    running = Running({"image_topics": [TOPIC], "window_size": 2, "input_timeout_s": 1.0, **RELAXED})
     probe = DiagnosticsProbe()
     try:
         probe.wait_connected()
@@ -183,7 +183,7 @@ def test_a_running_node_reports_rates_windows_latency_backend_and_scale_then_a_q
         assert values(camera)["images missed"] == "0" and values(camera)["images lost by DDS"] == "0"
 
         # While the camera sent at 5 Hz, it was OK and the node saw about 5 images (and keyframes) per second. (After
-        # the last window the camera may already be quiet for input_timeout: the last inference can take longer.)
+        # the last window the camera may already be quiet for input_timeout_s: the last inference can take longer.)
         during = {status.name: status for status in rate_statuses[-1]}
         assert level(during["vggt: camera camera0"]) is Level.OK, during["vggt: camera camera0"].message
         assert 3.5 <= float(values(during["vggt: camera camera0"])["rate (Hz)"]) <= 6.5
@@ -211,7 +211,7 @@ def test_a_running_node_reports_rates_windows_latency_backend_and_scale_then_a_q
         assert values(scale) == {"source": "none", "metric": "no", "last problem": "none"}
         assert level(scale) is Level.OK
 
-        # The camera goes quiet: WARN after input_timeout (1 s), the rest stays OK.
+        # The camera goes quiet: WARN after input_timeout_s (1 s), the rest stays OK.
         quiet = probe.statuses(lambda s: level(s["vggt: camera camera0"]) is Level.WARN, what="the quiet camera")
         assert quiet["vggt: camera camera0"].message.startswith("no image for ")
         assert float(values(quiet["vggt: camera camera0"])["last image age (s)"]) >= 1.0
@@ -229,12 +229,14 @@ def test_a_rejected_window_is_warn_with_the_reason_the_log_gives():
     try:
         probe.wait_connected()
         for index in range(8):
-            finished = node.windows_inferred + node.windows_failed
+            finished = node.counts.windows_inferred + node.counts.windows_failed
             probe.publishers[TOPIC].publish(
                 image_message((CHELSEA, CHELSEA_MIRRORED)[index % 2], "rgb8", time.time_ns())
             )
-            probe.wait_for(lambda: node.windows_inferred + node.windows_failed > finished, what="the window")
-            if node.windows_rejected:
+            probe.wait_for(
+                lambda: node.counts.windows_inferred + node.counts.windows_failed > finished, what="the window"
+            )
+            if node.counts.windows_rejected:
                 break
         logged = probe.wait_for(lambda: probe.logs(ERROR, "not merged into the world"), what="the rejection's log line")
         reason = logged[-1].msg.split("not merged into the world: ", 1)[1]
@@ -283,7 +285,7 @@ def test_a_metric_source_that_measured_nothing_yet_is_warn_with_the_reason_the_l
 
 
 def test_images_dds_loses_are_counted_logged_and_reported():
-    running = Running({"image_topics": [TOPIC], "window_size": 2, **RELAXED, "diagnostics_window": 10.0})
+    running = Running({"image_topics": [TOPIC], "window_size": 2, **RELAXED, "diagnostics_window_s": 10.0})
     probe = DiagnosticsProbe()
     sent = 11
     camera = subprocess.Popen(
@@ -329,5 +331,48 @@ def test_images_dds_loses_are_counted_logged_and_reported():
         if camera.poll() is None:
             camera.kill()
             camera.communicate()
+        probe.close()
+        running.close()
+
+
+def test_an_inactive_node_reports_its_cameras_as_not_listening_and_counts_nothing_sent_meanwhile_as_missed():
+    """Issue 19 item 12: a deactivated node misses nothing; after activation the pause is neither a quiet spell nor
+    images "never reached this node"."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    running = Running({"image_topics": [TOPIC], "window_size": 2, "input_timeout_s": 1.0, **RELAXED})
+    probe = DiagnosticsProbe()
+    change = probe.node.create_client(ChangeState, "/vggt/change_state")
+
+    def transition(transition_id: int) -> None:
+        assert change.wait_for_service(timeout_sec=WAIT_S)
+        future = change.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+        probe.wait_for(future.done, what="the transition")
+        assert future.result().success
+
+    camera = probe.publishers[TOPIC]
+    try:
+        probe.wait_connected()
+        camera.publish(image_message(CHELSEA, "rgb8", time.time_ns()))
+        probe.statuses(lambda s: values(s["vggt: camera camera0"])["images received"] == "1", what="the first image")
+        transition(Transition.TRANSITION_DEACTIVATE)
+        probe.wait_for(lambda: camera.get_subscription_count() == 0, what="the node to stop listening")
+        for _ in range(10):  # sent while nobody listens: the publisher's sequence numbers run on
+            camera.publish(image_message(CHELSEA_MIRRORED, "rgb8", time.time_ns()))
+        time.sleep(2.5)  # over twice input_timeout_s
+        paused = probe.statuses(lambda s: True, what="diagnostics while inactive")["vggt: camera camera0"]
+        assert level(paused) is Level.OK and paused.message == "not listening: the node is inactive"
+
+        transition(Transition.TRANSITION_ACTIVATE)
+        probe.wait_connected()
+        camera.publish(image_message(CHELSEA, "rgb8", time.time_ns()))
+        resumed = probe.statuses(
+            lambda s: values(s["vggt: camera camera0"])["images received"] == "2", what="the image after activation"
+        )["vggt: camera camera0"]
+        assert values(resumed)["images missed"] == "0", resumed.message
+        assert level(resumed) is Level.OK, resumed.message
+        assert not probe.logs(WARN, "never reached this node")
+    finally:
         probe.close()
         running.close()

@@ -17,6 +17,7 @@ import pytest
 import torch
 from test_io_contract import make_manifest_dict
 
+from vggt_ros.files import write_bytes_atomically
 from vggt_ros.runtime import tensorrt_backend
 from vggt_ros.runtime.engine_cache import (
     EngineCacheKey,
@@ -25,7 +26,6 @@ from vggt_ros.runtime.engine_cache import (
     read_metadata,
     record_engine,
     validate_entry,
-    write_atomically,
 )
 from vggt_ros.runtime.io_contract import (
     COMPONENT_NAMES,
@@ -68,7 +68,7 @@ def _fake_engine_bytes(component, size=4096):
 
 def _populate_entry_with_fake_engines(entry):
     for index, component in enumerate(COMPONENT_NAMES):
-        write_atomically(entry.engine_path(component), _fake_engine_bytes(component))
+        write_bytes_atomically(entry.engine_path(component), _fake_engine_bytes(component))
         record_engine(entry, component, build_seconds=10.0 + index)
 
 
@@ -239,17 +239,6 @@ def test_metadata_of_another_format_is_stale(tmp_path):
     metadata["format"] = 0
     entry.metadata_path.write_text(json.dumps(metadata))
     assert set(validate_entry(entry, ["dinov2"]).values()) == {"cache metadata format 0 is not 1"}
-
-
-def test_atomic_write_replaces_whole_file_and_leaves_no_temporaries(tmp_path):
-    path = tmp_path / "sub" / "metadata.json"
-    write_atomically(path, b"old contents")
-    write_atomically(path, b"new")
-    assert path.read_bytes() == b"new"
-    with pytest.raises(TypeError):
-        write_atomically(path, "not bytes")  # fails mid-write
-    assert path.read_bytes() == b"new"
-    assert sorted(p.name for p in path.parent.iterdir()) == ["metadata.json"]
 
 
 # --- the TensorRT backend without TensorRT ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 
 import pytest
 
-from vggt_ros.input_watchdog import InputWatchdog, QuietTopic
+from vggt_ros.live.input_watchdog import InputWatchdog, QuietTopic
 
 TOPICS = ("/left/image", "/right/image")
 

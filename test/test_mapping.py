@@ -5,6 +5,7 @@
 import numpy as np
 import pytest
 
+from support.small_filesystem import digests, fill, small_filesystem
 from vggt_ros.geometry import quaternion_to_rotation_matrix
 from vggt_ros.mapping import EmptyMapError, GrowingMap, MapConfig, write_tum_trajectory
 
@@ -168,27 +169,42 @@ def test_saving_an_empty_map_says_so_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failed_save_keeps_the_previous_files_whole_and_names_the_file(tmp_path):
+def _ply_vertex_count_and_body(path) -> tuple[int, int]:
+    """The vertex count the header promises and the bytes after the header (an independent reading of the file)."""
+    data = path.read_bytes()
+    header, _, body = data.partition(b"end_header\n")
+    count = next(int(line.split()[2]) for line in header.decode().splitlines() if line.startswith("element vertex"))
+    return count, len(body)
+
+
+def test_a_save_on_a_full_disk_fails_naming_the_file_and_keeps_the_previous_files_whole(tmp_path, capfd):
+    """The case of issue 19: Open3D's writer left a short map.ply on a full disk, said it succeeded, and printed
+    "RPly: Failed writing" lines; the short file replaced the good one."""
     import open3d as o3d
 
     rng = np.random.default_rng(4)
-    grid = GrowingMap(MapConfig(voxel_size=0.05))
+    grid = GrowingMap(MapConfig(voxel_size=0.01))
     grid.add(rng.uniform(size=(500, 3)), rng.integers(0, 256, size=(500, 3), dtype=np.uint8))
-    map_path, trajectory_path = tmp_path / "map.ply", tmp_path / "trajectory.tum"
-    grid.save_ply(map_path)
-    write_tum_trajectory(trajectory_path, [0.0], np.eye(4)[None])
-    saved_map, saved_trajectory = map_path.read_bytes(), trajectory_path.read_bytes()
-
-    # The writes go through temporary files beside the targets; occupy those names with folders so both fail.
-    (tmp_path / ".map.tmp.ply").mkdir()
-    (tmp_path / ".trajectory.tmp.tum").mkdir()
-    grid.add(rng.uniform(2.0, 3.0, size=(500, 3)), rng.integers(0, 256, size=(500, 3), dtype=np.uint8))
-    with pytest.raises(OSError, match="could not write .*map.ply"):
+    with small_filesystem(tmp_path / "disk", 400) as disk:
+        map_path, trajectory_path = disk / "map.ply", disk / "trajectory.tum"
         grid.save_ply(map_path)
-    with pytest.raises(OSError, match="could not write .*trajectory.tum"):
-        write_tum_trajectory(trajectory_path, [0.0, 1.0], np.stack([np.eye(4)] * 2))
-    assert map_path.read_bytes() == saved_map and trajectory_path.read_bytes() == saved_trajectory
-    assert len(o3d.io.read_point_cloud(str(map_path)).points) < len(grid)
+        write_tum_trajectory(trajectory_path, [0], np.eye(4)[None])
+        fill(disk, leave_bytes=64 * 1024)
+        saved = digests(disk)
+        grid.add(rng.uniform(2.0, 3.0, size=(20000, 3)), rng.integers(0, 256, size=(20000, 3), dtype=np.uint8))
+        with pytest.raises(OSError, match=f"could not write {map_path}: .*No space left on device"):
+            grid.save_ply(map_path)
+        stamps = np.arange(5000) * 10**9
+        with pytest.raises(OSError, match=f"could not write {trajectory_path}: .*No space left on device"):
+            write_tum_trajectory(trajectory_path, stamps, np.stack([np.eye(4)] * len(stamps)))
+        assert digests(disk) == saved  # the previous files, and no temporary file
+        assert len(o3d.io.read_point_cloud(str(map_path)).points) == 500
+        (disk / "filler").unlink()
+        grid.save_ply(map_path)  # with room again: the whole map, read back in full
+        count, body = _ply_vertex_count_and_body(map_path)
+        assert count == len(grid) > 20000 and body == count * 15
+        assert len(o3d.io.read_point_cloud(str(map_path)).points) == len(grid)
+    assert "RPly" not in capfd.readouterr().out
 
 
 def test_tum_trajectory_lines_decode_to_the_written_poses(tmp_path):
@@ -199,7 +215,7 @@ def test_tum_trajectory_lines_decode_to_the_written_poses(tmp_path):
     poses[:, :3, :3] = rotations
     poses[:, :3, 3] = rng.normal(size=(5, 3))
     poses[:, 3, 3] = 1
-    stamps = np.array([1.5, 1.6, np.nan, 1.8, 1.9])
+    stamps = 1_700_000_000_000_000_000 + np.array([0, 50_000_000, 100_000_000, 150_000_001, 10**9])
     path = tmp_path / "traj.tum"
     write_tum_trajectory(path, stamps, poses, segments=[0, 0, 0, 1, 1])
     lines = path.read_text().splitlines()
@@ -208,9 +224,20 @@ def test_tum_trajectory_lines_decode_to_the_written_poses(tmp_path):
     assert "# segment 0" in comments and "# segment 1" in comments
     rows = np.array([[float(v) for v in line.split()] for line in lines if not line.startswith("#")])
     assert rows.shape == (5, 8)
-    assert np.allclose(rows[:, 0], [1.5, 1.6, 2.0, 1.8, 1.9])  # NaN stamp -> row index
+    # The stamps exactly as their integer nanoseconds (float seconds would give 1700000000.049999952).
+    assert [line.split()[0] for line in lines if not line.startswith("#")] == [
+        "1700000000.000000000",
+        "1700000000.050000000",
+        "1700000000.100000000",
+        "1700000000.150000001",
+        "1700000001.000000000",
+    ]
     assert np.allclose(rows[:, 1:4], poses[:, :3, 3], atol=1e-8)
     assert np.allclose(quaternion_to_rotation_matrix(rows[:, 4:8]), rotations, atol=1e-7)
     assert np.allclose(np.linalg.norm(rows[:, 4:8], axis=1), 1.0)
     with pytest.raises(ValueError, match="world_from_camera"):
         write_tum_trajectory(path, stamps[:4], poses)
+    with pytest.raises(ValueError, match="strictly increase"):  # two cameras' poses in one file: evo refuses it
+        write_tum_trajectory(path, np.repeat(stamps[:2], 2), poses[:4])
+    with pytest.raises(ValueError, match="integer nanoseconds"):
+        write_tum_trajectory(path, stamps * 1e-9, poses)

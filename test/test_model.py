@@ -5,8 +5,11 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -150,10 +153,22 @@ def test_missing_weights_and_offline_hub_give_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
     with pytest.raises(
         CheckpointError,
-        match="not in the local Hugging Face cache and HF_HUB_OFFLINE is set.*"
-        "huggingface-cli download facebook/VGGT-1B",
+        match="not in the local Hugging Face cache and HF_HUB_OFFLINE is set.*hf download facebook/VGGT-1B",
     ):
         VGGT.from_pretrained("facebook/VGGT-1B")
+
+
+def test_the_download_command_the_fix_names_is_installed(tmp_path, monkeypatch):
+    """The hint names a command that exists where the package is installed (huggingface_hub 1.x and later install
+    `hf`; `huggingface-cli` is gone)."""
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    with pytest.raises(CheckpointError) as raised:
+        VGGT.from_pretrained("facebook/VGGT-1B")
+    command = re.search(r"run `(\S+) ", str(raised.value)).group(1)
+    assert (Path(sys.executable).parent / command).is_file(), f"{command} is not installed beside {sys.executable}"
 
 
 def test_an_unreachable_hub_fails_at_once_with_the_fix(tmp_path, monkeypatch):
@@ -164,7 +179,7 @@ def test_an_unreachable_hub_fails_at_once_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hub, "ENDPOINT", "http://127.0.0.1:9")
     start = time.monotonic()
-    with pytest.raises(CheckpointError, match="cannot reach http://127.0.0.1:9 .*huggingface-cli download"):
+    with pytest.raises(CheckpointError, match="cannot reach http://127.0.0.1:9 .*hf download"):
         VGGT.from_pretrained("facebook/VGGT-1B")
     assert time.monotonic() - start < 10
 

@@ -25,6 +25,7 @@ import numpy as np
 import pycolmap
 import pytest
 import rclpy
+from evo.tools import file_interface
 from nav_msgs.msg import Path as PathMsg
 from PIL import Image as PILImage
 from PIL import ImageOps
@@ -39,10 +40,11 @@ from tf2_msgs.msg import TFMessage
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import network_is_loopback_only
+from support.small_filesystem import digests, fill, small_filesystem
 from support.waiting import wait_for
+from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.preprocess import preprocess_images
 from vggt_ros.ros.node import ReconstructionNode, StartupError
-from vggt_ros.ros.params import NodeParameters
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 
@@ -437,7 +439,7 @@ class TestOneCamera:
         stamp = self.send(probe, clock)
         self.wait_outputs(probe, stamp)
         assert len(probe.logs(ERROR, text)) == 1
-        assert running.node.windows_failed == 0
+        assert running.node.counts.windows_failed == 0
 
     def test_time_going_backwards_resets_the_window_and_says_so(self, setup):
         _, probe, clock = setup
@@ -483,7 +485,7 @@ class TestOneCamera:
     def test_when_inference_lags_the_newest_frame_wins_and_drops_are_counted(self, setup):
         running, probe, clock = setup
         node = running.node
-        dropped_before = node.windows_dropped
+        dropped_before = node.counts.windows_dropped
         stamps = []
         for i in range(8):
             stamps.append(self.send(probe, clock, CHELSEA_MIRRORED if i % 2 else CHELSEA))
@@ -491,18 +493,21 @@ class TestOneCamera:
         self.wait_outputs(probe, stamps[-1])
         probe.wait_for(
             lambda: (
-                node.windows_published + node.windows_dropped + node.windows_failed + node.windows_rejected
-                == node.windows_emitted
+                node.counts.windows_published
+                + node.counts.windows_dropped
+                + node.counts.windows_failed
+                + node.counts.windows_rejected
+                == node.counts.windows_emitted
             ),
             timeout=10,
             what="counters to settle",
         )
-        assert node.windows_failed == 0 and node.windows_rejected == 0
-        assert node.frame_sets_dropped == node.windows_dropped  # stride 1: one new frame set per window
+        assert node.counts.windows_failed == 0 and node.counts.windows_rejected == 0
+        assert node.counts.frame_sets_dropped == node.counts.windows_dropped  # stride 1: one new frame set per window
         published = [stamp_ns(m) for m in probe.received["/vggt/points"] if stamp_ns(m) in stamps]
         assert published[-1] == stamps[-1], "the newest frame must always be processed"
         assert published == sorted(published) and len(published) == len(set(published))
-        assert len(published) + node.windows_dropped - dropped_before <= len(stamps)
+        assert len(published) + node.counts.windows_dropped - dropped_before <= len(stamps)
 
 
 # ------------------------------------------------------------------------------------------- chained world
@@ -517,7 +522,7 @@ class TestWorldChaining:
             {
                 "image_topics": ["/cam/image"],
                 "window_size": 2,
-                "map_publish_period": 0.2,
+                "map_publish_period_s": 0.2,
                 "map_voxel_size": 0.05,
                 "save_directory": str(save_directory),
             }
@@ -592,6 +597,49 @@ class TestWorldChaining:
         assert probe.wait_for(lambda: probe.logs(INFO, "reset requested"), what="reset log")
 
 
+def test_a_save_that_fills_the_disk_keeps_the_previous_save_exactly_then_saves_whole_with_room(tmp_path):
+    """Issue 19: on a full disk a save answered false, yet map.ply and trajectory.tum had changed and new frame files
+    had appeared. A save is now all or nothing (staged, then swapped in), on a real filesystem that fills up."""
+    with small_filesystem(tmp_path / "disk", 16 * 1024) as disk:
+        saved = disk / "vggt_map"
+        running = Running({"image_topics": ["/cam/image"], "window_size": 2, "save_directory": str(saved)})
+        probe = Probe(["/cam/image"], ["/vggt/"])
+        try:
+            probe.wait_connected()
+            clock = Clock()
+            for photo in (CHELSEA, CHELSEA_MIRRORED):
+                TestWorldChaining.send_and_wait(probe, clock, photo)
+            first = TestWorldChaining.call(probe, "/vggt/save")
+            assert first.success, first.message
+            size = sum(p.stat().st_size for p in saved.rglob("*") if p.is_file())
+            TestWorldChaining.send_and_wait(probe, clock, CHELSEA)  # the next save has more to write
+            fill(disk, leave_bytes=size // 2)
+            before = digests(saved)
+
+            failed = TestWorldChaining.call(probe, "/vggt/save")
+            assert not failed.success, failed.message
+            assert digests(saved) == before
+            assert "No space left on device" in failed.message and "the previous files are kept" in failed.message
+            assert sorted(p.name for p in saved.iterdir()) == sorted(
+                ["map.ply", "trajectory.tum", "images", "depth", "confidence", "colmap", "transforms.json"]
+            )
+
+            (disk / "filler").unlink()
+            again = TestWorldChaining.call(probe, "/vggt/save")
+            assert again.success, again.message
+            header, _, body = (saved / "map.ply").read_bytes().partition(b"end_header\n")
+            count = int(
+                next(line for line in header.decode().splitlines() if line.startswith("element vertex")).split()[2]
+            )
+            assert count > 0 and len(body) == count * 15  # float32 x, y, z and uint8 r, g, b per point
+            model = pycolmap.Reconstruction(str(saved / "colmap" / "sparse" / "0"))
+            assert len(model.images) == 3 == len(json.loads((saved / "transforms.json").read_text())["frames"])
+            assert all((saved / "images" / image.name).is_file() for image in model.images.values())
+        finally:
+            probe.close()
+            running.close()
+
+
 def test_a_driver_that_stamps_zero_gets_a_window_per_image_and_one_warning():
     running = Running({"image_topics": ["/cam/image"], "window_size": 2})
     probe = Probe(["/cam/image"], ["/vggt/"])
@@ -599,7 +647,7 @@ def test_a_driver_that_stamps_zero_gets_a_window_per_image_and_one_warning():
         probe.wait_connected()
         for index in range(3):
             probe.publishers["/cam/image"].publish(image_message((CHELSEA, CHELSEA_MIRRORED)[index % 2], "rgb8", 0))
-            probe.wait_for(lambda: running.node.windows_published == index + 1, what=f"window {index + 1}")
+            probe.wait_for(lambda: running.node.counts.windows_published == index + 1, what=f"window {index + 1}")
         assert len(probe.logs(WARN, "stamps its images 0")) == 1
         path = probe.wait_for(
             lambda: next((p for p in probe.received.get("/vggt/path", []) if len(p.poses) == 3), None),
@@ -648,6 +696,33 @@ def test_compressed_transport_reads_jpeg_and_reports_a_corrupt_one_once():
         running.close()
 
 
+def test_a_flood_of_bad_compressed_images_gives_one_error_line_per_kind():
+    """Issue 19 item 8: the log throttle keys on the kind of problem, not on the text (which carries byte counts)."""
+    running = Running({"image_topics": ["/cam/image"], "image_transport": "compressed", "window_size": 2})
+    probe = Probe([], ["/vggt/"])
+    reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+    publisher = probe.node.create_publisher(CompressedImage, "/cam/image/compressed", reliable)
+    try:
+        probe.wait_for(lambda: publisher.get_subscription_count() > 0, what="the node on /cam/image/compressed")
+        clock = Clock()
+        whole = jpeg_message(CHELSEA, 0).data
+        for index in range(100):  # garbage of 100 different lengths, then 100 JPEGs truncated at different lengths
+            publisher.publish(jpeg_message(CHELSEA, clock.next(), data=bytes(1000 + index)))
+            time.sleep(0.002)  # the node's queue keeps 5: let it take them
+        for index in range(100):
+            publisher.publish(jpeg_message(CHELSEA, clock.next(), data=bytes(whole[: len(whole) // 2 + index])))
+            time.sleep(0.002)
+        good = clock.next()
+        publisher.publish(jpeg_message(CHELSEA_MIRRORED, good))
+        TestOneCamera.wait_outputs(probe, good)  # every bad image was handled before it
+        assert running.node.images_received >= 50, "most bad images reached the node"
+        errors = [m.msg for m in probe.logs(ERROR, "camera 'camera0'")]
+        assert 1 <= len(errors) <= 2, errors  # one per kind of problem, within the 5 s period
+    finally:
+        probe.close()
+        running.close()
+
+
 class SlowPipelineForLockTests:
     """Test double: the real pipeline, except that its ``hold_from``-th `predict` call (and later ones) blocks
     until `release` is set: an inference that is still running."""
@@ -669,17 +744,17 @@ class SlowPipelineForLockTests:
 
 
 def test_services_and_the_map_timer_answer_while_an_inference_runs(monkeypatch, tmp_path):
-    import vggt_ros.ros.node as node_module
+    import vggt_ros.live.startup as startup_module
 
     slow = []
-    create = node_module.create_pipeline
+    create = startup_module.create_pipeline
     monkeypatch.setattr(
-        node_module,
+        startup_module,
         "create_pipeline",
         lambda config: slow.append(SlowPipelineForLockTests(create(config), hold_from=2)) or slow[0],
     )
     running = Running(
-        {"image_topics": ["/cam/image"], "window_size": 2, "map_publish_period": 0.3, "save_directory": str(tmp_path)}
+        {"image_topics": ["/cam/image"], "window_size": 2, "map_publish_period_s": 0.3, "save_directory": str(tmp_path)}
     )
     probe = Probe(["/cam/image"], ["/vggt/"])
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -693,12 +768,16 @@ def test_services_and_the_map_timer_answer_while_an_inference_runs(monkeypatch, 
         TestOneCamera.send(probe, clock, CHELSEA_MIRRORED)  # its window's inference blocks
         assert pipeline.inside.wait(WAIT_S), "the second window's inference did not start"
         node = running.node
-        checks = node.map_checks
-        probe.wait_for(lambda: node.map_checks >= checks + 2, timeout=5.0, what="the map timer during an inference")
+        checks = node.counts.map_checks
+        probe.wait_for(
+            lambda: node.counts.map_checks >= checks + 2, timeout=5.0, what="the map timer during an inference"
+        )
         saved = TestWorldChaining.call(probe, "/vggt/save")
         assert saved.success and (tmp_path / "map.ply").stat().st_size > 0, saved.message
         assert TestWorldChaining.call(probe, "/vggt/reset").success
-        assert not pipeline.release.is_set() and running.node.windows_published == 1, "all while the inference ran"
+        assert not pipeline.release.is_set() and running.node.counts.windows_published == 1, (
+            "all while the inference ran"
+        )
     finally:
         pipeline.release.set()
         probe.close()
@@ -734,12 +813,16 @@ def test_windows_the_world_cannot_align_are_reported_and_the_node_keeps_running(
         probe.wait_for(lambda: probe.logs(ERROR, "not merged into the world"), what="a rejection report")
         node = running.node
         probe.wait_for(
-            lambda: node.windows_published + node.windows_rejected + node.windows_dropped == node.windows_emitted == 4,
+            lambda: (
+                node.counts.windows_published + node.counts.windows_rejected + node.counts.windows_dropped
+                == node.counts.windows_emitted
+                == 4
+            ),
             what="every window accounted for",
         )
-        assert node.windows_rejected >= 1 and node.windows_failed == 0
+        assert node.counts.windows_rejected >= 1 and node.counts.windows_failed == 0
         time.sleep(0.5)  # let the last publications arrive
-        assert len(probe.received["/vggt/points"]) == node.windows_published, "a rejected window was published"
+        assert len(probe.received["/vggt/points"]) == node.counts.windows_published, "a rejected window was published"
     finally:
         probe.close()
         running.close()
@@ -751,9 +834,15 @@ class TestTwoCameras:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def setup(cls):
+    def setup(cls, tmp_path_factory):
         running = Running(
-            {"image_topics": cls.TOPICS, "camera_names": ["left", "right"], "window_size": 2, "slop": 0.02}
+            {
+                "image_topics": cls.TOPICS,
+                "camera_names": ["left", "right"],
+                "window_size": 2,
+                "slop_s": 0.02,
+                "save_directory": str(tmp_path_factory.mktemp("saved")),
+            }
         )
         probe = Probe(cls.TOPICS, ["/vggt/left/", "/vggt/right/"])
         probe.wait_connected()
@@ -809,7 +898,25 @@ class TestTwoCameras:
             what="resolution error",
         )
         self.wait_outputs(probe, self.send_pair(probe, clock))
-        assert running.node.windows_failed == 0
+        assert running.node.counts.windows_failed == 0
+
+    def test_save_writes_one_trajectory_per_camera_that_evo_reads(self, setup):
+        running, probe, clock = setup
+        sent = [self.send_pair(probe, clock) for _ in range(2)]
+        self.wait_outputs(probe, sent[-1])
+        response = TestWorldChaining.call(probe, "/vggt/save")
+        assert response.success, response.message
+        directory = Path(running.node.params.save_directory)
+        for camera, name in enumerate(("trajectory.tum", "trajectory_right.tum")):
+            trajectory = file_interface.read_tum_trajectory_file(directory / name)
+            valid, details = trajectory.check()
+            assert valid, (name, details)
+            assert name in response.message
+            # Only this camera's stamps, the newest pair's last, written exactly from the nanoseconds.
+            stamps = [line.split()[0] for line in (directory / name).read_text().splitlines() if line[0] != "#"]
+            assert stamps[-1] == f"{sent[-1][camera] // 10**9}.{sent[-1][camera] % 10**9:09d}"
+            offset = sent[-1][camera] - sent[-1][0]  # the right camera stamps 5 ms after the left
+            assert all(int(stamp.replace(".", "")) % 100_000_000 == offset for stamp in stamps)
 
 
 # ------------------------------------------------------------------------------------ exported engines
@@ -934,11 +1041,9 @@ def test_bad_parameter_fails_at_start_up_naming_it():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"slop": 0.0}, "slop must be a finite number of seconds > 0"),
-        ({"slop": float("nan")}, "slop must be a finite number of seconds > 0"),
-        ({"queue_size": 0}, "queue_size must be an int >= 1"),
-        ({"image_topics": ("/camera/image raw",)}, "is not a valid ROS topic name"),
-        ({"depth_topics": ("depth?",), "metric_scale_source": "depth"}, "is not a valid ROS topic name"),
+        ({"slop_s": 0.0}, "slop_s must be a finite number of seconds > 0"),
+        ({"slop_s": float("nan")}, "slop_s must be a finite number of seconds > 0"),
+        ({"queue_size": 0}, "queue_size must be in [1, 100] images"),
         ({"save_directory": " "}, "save_directory must name a folder"),
         ({"window_size": 10000}, "window_size must be in [1, 64]"),
         ({"image_size": 14000}, "image_size must be in [14, 1036]"),
@@ -965,7 +1070,12 @@ def test_parameter_values_are_checked_with_the_fix(values, message):
 @pytest.mark.parametrize(
     "ros_args, message",
     [
-        (("-p", "slop:=0.0"), "slop must be a finite number of seconds > 0"),
+        (("-p", "slop_s:=0.0"), "slop_s must be a finite number of seconds > 0"),
+        (("-p", "image_topics:=['/camera/image raw']"), "is not a valid ROS topic name"),
+        (
+            ("-p", "metric_scale_source:=depth", "-p", "depth_topics:=['depth?']"),
+            "'depth?' is not a valid ROS topic name",
+        ),
         (("-p", "image_topics:=[]"), "image_topics must list 1 or more"),  # YAML's [] has no type: not the default
         (("-p", "windows_size:=3"), "unknown parameter 'windows_size' (did you mean 'window_size'?)"),
         (("--params-file", "/nonexistent/params.yaml"), "Couldn't parse params file"),
@@ -981,7 +1091,12 @@ def test_each_start_up_error_is_one_fatal_line_and_exit_code_1(ros_args, message
 
 def test_cameras_that_never_pair_are_named_with_their_offsets():
     running = Running(
-        {"image_topics": TestTwoCameras.TOPICS, "camera_names": ["left", "right"], "slop": 0.02, "input_timeout": 1.0}
+        {
+            "image_topics": TestTwoCameras.TOPICS,
+            "camera_names": ["left", "right"],
+            "slop_s": 0.02,
+            "input_timeout_s": 1.0,
+        }
     )
     probe = Probe(TestTwoCameras.TOPICS, ["/vggt/left/", "/vggt/right/"])
     try:
@@ -995,7 +1110,7 @@ def test_cameras_that_never_pair_are_named_with_their_offsets():
             time.sleep(0.1)
         warning = probe.wait_for(lambda: probe.logs(WARN, "have not formed a frame set"), what="the pairing warning")
         assert "'right' +50.0 ms" in warning[0].msg and "slop 20 ms" in warning[0].msg
-        assert running.node.windows_emitted == 0
+        assert running.node.counts.windows_emitted == 0
     finally:
         probe.close()
         running.close()
@@ -1069,6 +1184,30 @@ def test_without_open3d_the_node_fails_at_start_up_with_the_fix(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_ctrl_c_while_open3d_imports_is_a_stop_not_a_fatal_error(tmp_path):
+    """Issue 19 item 13. A test double of Open3D's import under Ctrl-C: the interrupt arrives while it imports and,
+    as the real extension does, it turns the KeyboardInterrupt into ImportError("initialization failed")."""
+    (tmp_path / "open3d").mkdir()
+    (tmp_path / "open3d" / "__init__.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(5)\n"
+        "except KeyboardInterrupt:\n"
+        "    raise ImportError('initialization failed') from None\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", "device:=cpu", "-p", f"weights:={WEIGHTS}"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "FATAL" not in result.stderr and "Open3D cannot be imported" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_lifecycle_transitions_driven_over_the_change_state_service():
     """autostart false: a lifecycle manager configures (weights loaded, outputs offered), activates (cameras heard),
     deactivates (cameras not heard, the world kept), cleans up (pipeline released) and configures again."""
@@ -1105,10 +1244,10 @@ def test_lifecycle_transitions_driven_over_the_change_state_service():
 
         transition(Transition.TRANSITION_DEACTIVATE)
         probe.wait_for(lambda: camera.get_subscription_count() == 0, what="the node to stop listening")
-        published = node.windows_published
+        published = node.counts.windows_published
         TestOneCamera.send(probe, clock, CHELSEA_MIRRORED)
         time.sleep(1.0)
-        assert node.windows_published == published, "an inactive node processes no image"
+        assert node.counts.windows_published == published, "an inactive node processes no image"
 
         transition(Transition.TRANSITION_ACTIVATE)
         probe.wait_connected()
@@ -1117,7 +1256,7 @@ def test_lifecycle_transitions_driven_over_the_change_state_service():
 
         transition(Transition.TRANSITION_DEACTIVATE)
         transition(Transition.TRANSITION_CLEANUP)
-        assert state() == State.PRIMARY_STATE_UNCONFIGURED and node._session is None  # the pipeline is released
+        assert state() == State.PRIMARY_STATE_UNCONFIGURED and node._live.session is None  # the pipeline is released
         transition(Transition.TRANSITION_CONFIGURE)
         transition(Transition.TRANSITION_ACTIVATE)
         probe.wait_connected()
@@ -1126,3 +1265,60 @@ def test_lifecycle_transitions_driven_over_the_change_state_service():
     finally:
         probe.close()
         running.close()
+
+
+@pytest.mark.parametrize(
+    "after, sig", [("shutdown", signal.SIGINT), ("unconfigured", signal.SIGTERM)], ids=["shutdown", "unconfigured"]
+)
+def test_an_idle_node_exits_on_a_signal_after_the_shutdown_transition_or_before_configure(after, sig):
+    """With nothing that wakes the executor (no timer: after the lifecycle shutdown transition, or waiting to be
+    configured) the node used to wait in rcl forever, where Python runs no signal handler: only SIGKILL ended it."""
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vggt_ros.ros.node",
+            "--ros-args",
+            "-p",
+            f"weights:={WEIGHTS}",
+            "-p",
+            "device:=cpu",
+            "-p",
+            "precision:=fp32",
+            "-p",
+            f"autostart:={'true' if after == 'shutdown' else 'false'}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    probe = Probe([], [])
+    try:
+
+        def call(service_type, name, request):
+            client = probe.node.create_client(service_type, name)
+            assert client.wait_for_service(timeout_sec=WAIT_S), "".join(lines)
+            future = client.call_async(request)
+            probe.wait_for(future.done, what=f"{name} to answer")
+            return future.result()
+
+        if after == "shutdown":
+            request = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVE_SHUTDOWN))
+            assert call(ChangeState, "/vggt/change_state", request).success
+        state = call(GetState, "/vggt/get_state", GetState.Request()).current_state.id
+        expected = State.PRIMARY_STATE_FINALIZED if after == "shutdown" else State.PRIMARY_STATE_UNCONFIGURED
+        assert state == expected
+        process.send_signal(sig)
+        assert process.wait(timeout=10) == 0, "".join(lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        probe.close()
+    reader.join(timeout=5)
+    assert "Traceback" not in "".join(lines)

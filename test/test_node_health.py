@@ -1,13 +1,13 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""vggt_ros.node_health without ROS: rates over the window, latency percentiles, every threshold's level and
+"""vggt_ros.live.health without ROS: rates over the window, latency percentiles, every threshold's level and
 message, the stall check, and the publication-sequence gap count."""
 
 import dataclasses
 
 import pytest
 
-from vggt_ros.node_health import (
+from vggt_ros.live.health import (
     CameraCounts,
     GpuMemory,
     HealthMonitor,

@@ -88,7 +88,7 @@ COMMON_PARAMETERS = {
     "device": "cpu",
     "precision": "fp32",
     "window_size": WINDOW_SIZE,
-    "map_publish_period": 0.2,
+    "map_publish_period_s": 0.2,
 }
 # Tolerances against the ground truth, metres and fractions (the test double's noise: 1.5 % per depth pixel, a
 # 0.2 % depth scale per frame, ~7 mm per camera centre at the room's depth; the depth camera's: sigma = 1.5 mm z^2).
@@ -356,7 +356,7 @@ class TestDepthSource:
         robot.wait_for(lambda: scenario.logged(waiting), what="the waiting warning")
         assert scenario.logged(waiting) == 1
         assert "nothing is published until then" in robot.logs(WARN, waiting)[0]
-        assert node.windows_published == 0 and node.windows_failed == 0
+        assert node.counts.windows_published == 0 and node.counts.windows_failed == 0
         for topic in ("/vggt/depth/image", "/vggt/points", "/vggt/path", "/vggt/odometry"):
             assert robot.messages(topic) == [], f"{topic} published before the scale is known"
         assert all(len(cloud_xyz(msg)) == 0 for msg in robot.messages("/vggt/map")), "map points before the scale"
@@ -447,7 +447,7 @@ class TestDepthSource:
             or scenario.camera_pose(scenario.stamp(t)) is None
         ]
         assert missing == [], f"frame sets {missing} were not published"
-        assert scenario.node.windows_failed == 0
+        assert scenario.node.counts.windows_failed == 0
         for text, before in zip(texts, logged_before):
             assert scenario.logged(text) - before == 1, f"{text!r} logged {scenario.logged(text) - before} times"
         check_scale_kept(scenario, times[:7], reference_t)
@@ -517,7 +517,7 @@ def test_robot_frames_without_publish_tf_give_odometry_and_no_transforms():
 
         times = scenario.send_until(len(frames), depth)
         robot.wait_for(lambda: robot.at("/vggt/odometry", scenario.stamp(times[-1])), what="~/odometry")
-        assert scenario.node.windows_failed == 0
+        assert scenario.node.counts.windows_failed == 0
         published = [t for t in times if robot.at("/vggt/odometry", scenario.stamp(t))]
         assert published == times[times.index(published[0]) :] and published[0] <= times[1]
         for t in published:
@@ -617,7 +617,7 @@ class TestOdometrySource:
         times = scenario.send_until(24, self.odometry(scenario))
         scenario.wait_published(scenario.stamp(times[-1]), ("/vggt/depth/image", "/vggt/odometry"))
         assert scenario.logged("(odometry source: the camera moved at most") - logged_before == 1
-        assert scenario.node.windows_failed == 0
+        assert scenario.node.counts.windows_failed == 0
         check_scale_kept(scenario, times[:8], reference_t)
         check_metric_without_jumps(scenario, times, ODOMETRY_RATIO_TOLERANCE)
         self.check_robot_outputs(scenario, times)
@@ -628,7 +628,7 @@ class TestOdometrySource:
         times = scenario.send_until(len(self.MOVING), self.odometry(scenario))
         scenario.wait_published(scenario.stamp(times[-1]), ("/vggt/depth/image", "/vggt/odometry"))
         assert scenario.logged("(odometry source: the displacements disagree") - logged_before == 1
-        assert scenario.node.windows_failed == 0
+        assert scenario.node.counts.windows_failed == 0
         # the windows holding frames from both sides of the jump
         check_scale_kept(scenario, times[:WINDOW_SIZE], self.JUMP_AT - 1)
         check_metric_without_jumps(scenario, times, ODOMETRY_RATIO_TOLERANCE)
@@ -661,7 +661,7 @@ class TestRigSource:
         robot.wait_for(lambda: scenario.logged(waiting), what="the waiting warning")
         missing = f"no transform from '{self.CAMERA_FRAMES[0]}' to '{self.CAMERA_FRAMES[1]}'"
         assert scenario.logged(waiting) == 1 and missing in robot.logs(WARN, waiting)[0]
-        assert scenario.node.windows_published == 0
+        assert scenario.node.counts.windows_published == 0
         assert robot.messages("/vggt/camera0/depth/image") == [] and robot.messages("/vggt/points") == []
 
         robot.publish_static(self.CAMERA_FRAMES[0], self.CAMERA_FRAMES[1], rig_camera1_pose(self.BASELINE_M))

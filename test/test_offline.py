@@ -11,11 +11,13 @@ import shutil
 import numpy as np
 import pycolmap
 import pytest
+from evo.tools import file_interface
 from PIL import Image
 from rosbags.highlevel import AnyReader
 
 from conftest import IMAGES, TINY
 from support.bags import write_image_bag
+from support.photos import panned_photographs
 from vggt_ros import session as session_module
 from vggt_ros.offline import main
 
@@ -29,19 +31,13 @@ def _strict_json(path):
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
-def _photos(count: int, size=(120, 160)) -> list[np.ndarray]:
-    """``count`` camera-like frames: one photograph panned a few pixels per frame."""
-    photo = np.asarray(Image.open(IMAGES / "chelsea.png").convert("RGB").resize((size[1] + 8 * count, size[0])))
-    return [np.ascontiguousarray(photo[:, 8 * i : 8 * i + size[1]]) for i in range(count)]
-
-
 @pytest.fixture
 def photo_folder(tmp_path):
     """Six same-size frames of a panned photograph as PNG files (the tiny model answers them with usable cameras
     at --image-size 154; its random weights give some other inputs an unusable field of view)."""
     folder = tmp_path / "photos"
     folder.mkdir()
-    for index, frame in enumerate(_photos(6)):
+    for index, frame in enumerate(panned_photographs(6)):
         Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
     return folder
 
@@ -101,7 +97,7 @@ def test_the_sliding_window_incremental_run_writes_what_the_full_recompute_write
 
 @pytest.mark.parametrize("storage, compressed", [("mcap", True), ("sqlite3", False)])
 def test_a_two_camera_bag_is_paired_reconstructed_and_exported_with_its_images(tmp_path, storage, compressed):
-    frames = _photos(6)
+    frames = panned_photographs(6)
     stamps = [1_000_000_000 + 100_000_000 * i for i in range(6)]
     cameras = [
         ("/left/image_raw", list(zip(stamps, frames))),
@@ -140,8 +136,36 @@ def test_a_two_camera_bag_is_paired_reconstructed_and_exported_with_its_images(t
         assert written.shape == original.shape and np.abs(written.astype(int) - original).mean() <= tolerance / 8
 
 
+def test_a_synchronised_pair_gets_one_trajectory_per_camera_that_evo_reads(tmp_path):
+    # A hardware-synchronised pair: both cameras stamp each frame set alike, at stamps a float cannot hold exactly.
+    frames = panned_photographs(4)
+    stamps = [1_700_000_000_050_000_000 + 100_000_000 * i for i in range(4)]
+    cameras = [
+        ("/left/image_raw", list(zip(stamps, frames))),
+        ("/right/image_raw", [(s, np.ascontiguousarray(f[:, ::-1])) for s, f in zip(stamps, frames)]),
+    ]
+    bag = write_image_bag(tmp_path / "bag", "mcap", cameras, compressed=False)
+    out = tmp_path / "out"
+    topics = "/left/image_raw,/right/image_raw"
+    assert main(["--bag", str(bag), "--topics", topics, "--camera-names", "left,right", "--out", str(out), *FAST]) == 0
+    summary = _strict_json(out / "summary.json")
+    assert summary["merged"] == 1 and summary["exported_frames"] == 8
+    files = {"left": out / "trajectory.tum", "right": out / "trajectory_right.tum"}
+    expected_stamps = [f"{s // 10**9}.{s % 10**9:09d}" for s in stamps]  # 1700000000.050000000, ...
+    for name, path in files.items():
+        trajectory = file_interface.read_tum_trajectory_file(path)
+        valid, details = trajectory.check()
+        assert valid, (name, details)
+        rows = [line.split() for line in path.read_text().splitlines() if not line.startswith("#")]
+        assert [row[0] for row in rows] == expected_stamps
+    first = file_interface.read_tum_trajectory_file(files["left"]).poses_se3[0]
+    np.testing.assert_allclose(first, np.eye(4), atol=1e-9)  # camera 0's first image is the world's origin
+    assert summary["trajectory"] == str(files["left"])
+    assert summary["trajectories"] == {name: str(path) for name, path in files.items()}
+
+
 def test_out_bag_holds_what_the_node_publishes(tmp_path):
-    frames = _photos(5)
+    frames = panned_photographs(5)
     bag = write_image_bag(
         tmp_path / "in",
         "mcap",
@@ -239,21 +263,21 @@ def test_ctrl_c_writes_what_was_reconstructed_and_exits_130(tmp_path, monkeypatc
     assert (out / "map.ply").is_file() and (out / "transforms.json").is_file()
 
 
-def test_a_run_where_no_window_merges_still_writes_the_trajectory_and_the_reasons(
-    tmp_path, monkeypatch, photo_folder, capsys
-):
+def test_a_run_where_no_window_merges_writes_no_trajectory_and_the_reasons(tmp_path, monkeypatch, photo_folder, capsys):
     def unusable_cameras_for_tests(*args, **kwargs):  # a test double: every window's cameras are unusable
         raise ValueError("predicted field of view outside (0, pi)")
 
     monkeypatch.setattr(session_module, "decode_window", unusable_cameras_for_tests)
     out = tmp_path / "out"
-    # Nothing reconstructed is a failure (exit 1), said as such, with everything else written.
+    # Nothing reconstructed is a failure (exit 1), said as such, with the summary written.
     assert main(["--images", str(photo_folder), "--out", str(out), "--max-frames", "4", *FAST]) == 1
     assert "nothing was reconstructed: no window merged" in capsys.readouterr().err
     summary = _strict_json(out / "summary.json")
     assert summary["merged"] == 0 and summary["map"] is None and summary["exported_frames"] == 0
     assert all("field of view" in w["reason"] for w in summary["per_window"])
-    assert (out / "trajectory.tum").is_file()
+    # No pose: no file (a TUM file without a pose is no trajectory to evo), and the summary says so.
+    assert summary["trajectory"] is None and summary["trajectories"] == {"camera0": None}
+    assert not list(out.glob("trajectory*.tum"))
 
 
 def test_bad_inputs_fail_with_a_clear_message(tmp_path, capsys):

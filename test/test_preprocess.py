@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import FIXTURES as SHARED_FIXTURES
+from conftest import FIXTURES as REPO_FIXTURES
 from vggt_ros.preprocess import (
     _resize_like_pillow_float,
     _resized_size,
@@ -19,7 +19,7 @@ from vggt_ros.preprocess import (
     preprocess_images,
 )
 
-FIXTURES = SHARED_FIXTURES / "preprocess"
+FIXTURES = REPO_FIXTURES / "preprocess"
 # Every image of the fixture folder, by the name its expected tensors are stored under (file stem).
 IMAGE_FILES = {path.stem: path.name for path in sorted((FIXTURES / "images").iterdir())}
 # Square inputs: the README says pad mode gives exactly the crop tensor, which is the only one stored.

@@ -14,18 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from vggt_ros.geometry import unproject_depth
-from vggt_ros.products import (
-    CloudConfig,
-    build_cloud,
-    cameras_in_world,
-    decode_window,
-    pack_rgb,
-    percentile,
-    place_in_world,
-    unproject,
-    usable_pixels,
-)
+from vggt_ros.geometry import unproject, unproject_depth
+from vggt_ros.numeric import pack_rgb, percentile, usable_pixels
+from vggt_ros.products import decode_window
+from vggt_ros.world.cloud import CloudConfig, build_cloud
+from vggt_ros.world.placement import cameras_in_world, place_in_world
 
 H, W = 6, 8
 FRAME_IDS = ("a", "b", "c")

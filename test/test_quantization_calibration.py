@@ -24,8 +24,9 @@ from vggt_ros.quantization.calibration import (
     reference_pass,
     token_layout,
 )
-from vggt_ros.quantization.compensation import CompensatedCameraHead, CompensationError, compensation_token
+from vggt_ros.quantization.compensation import CompensationError, compensation_token
 from vggt_ros.quantization.objective import ObjectiveWeights, errors_vs_reference, task_loss
+from vggt_ros.quantized_formats.compensated_head import CompensatedCameraHead
 
 COLOURS = [(250, 10, 10), (10, 250, 10), (10, 10, 250), (250, 250, 10), (10, 250, 250)]
 

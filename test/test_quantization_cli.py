@@ -15,12 +15,13 @@ from test_quantization_qdq import write_micro_model
 
 from vggt_ros.model import VGGT
 from vggt_ros.quantization import cli
-from vggt_ros.quantization.compensation import CompensatedCameraHead
-from vggt_ros.quantization.export import QuantizedExportError, load_w4a16_model
 from vggt_ros.quantization.objective import errors_vs_reference
-from vggt_ros.quantization.plan import QuantizationPlan
 from vggt_ros.quantization.report import CAVEAT
-from vggt_ros.quantization.schemes import UnsupportedSchemeError
+from vggt_ros.quantized_formats.compensated_head import CompensatedCameraHead
+from vggt_ros.quantized_formats.int4 import W4A16Linear
+from vggt_ros.quantized_formats.plan import QuantizationPlan, scheme_blocks
+from vggt_ros.quantized_formats.schemes import UnsupportedSchemeError
+from vggt_ros.quantized_formats.w4a16_file import QuantizedExportError, load_w4a16_model
 from vggt_ros.runtime import Pipeline, RuntimeConfig, create_pipeline
 from vggt_ros.runtime.io_contract import ExportManifest
 
@@ -42,15 +43,19 @@ def micro(tmp_path_factory):
     return write_micro_model(tmp_path_factory.mktemp("micro"))
 
 
-@pytest.fixture(scope="module")
-def calibration(tmp_path_factory):
-    """Four smooth random 28x28 images: two windows of two frames."""
-    folder = tmp_path_factory.mktemp("calibration")
-    rng = np.random.default_rng(0)
-    for index in range(4):
+def write_smooth_images(folder, count, seed=0):
+    """``count`` smooth random 28x28 PNG images in ``folder``."""
+    rng = np.random.default_rng(seed)
+    for index in range(count):
         coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
         Image.fromarray(coarse).resize((28, 28), Image.Resampling.BILINEAR).save(folder / f"{index}.png")
     return folder
+
+
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory):
+    """Four smooth random 28x28 images: two windows of two frames."""
+    return write_smooth_images(tmp_path_factory.mktemp("calibration"), 4)
 
 
 def quantize(micro, calibration, out, scheme, *extra):
@@ -229,3 +234,98 @@ def test_a_scheme_the_backend_cannot_run_is_a_clear_error(micro, tmp_path):
         Pipeline.from_model(model, device="cpu", precision="w4a16")
     with pytest.raises(QuantizedExportError, match="holds no W4A16 export .*vggt-ros-quantize --scheme w4a16"):
         create_pipeline(RuntimeConfig(backend="torch", precision="w4a16", engine_dir=str(tmp_path), device="cpu"))
+
+
+def test_w4a16_keeps_layers_whose_width_does_not_split_into_groups_in_fp16(micro, calibration, tmp_path):
+    """Groups of 48: the micro model's 16- and 32-channel layers are narrower (one group per row), but every block's
+    mlp.fc2 reads 64 channels (DINOv2 and aggregator MLPs) or 128 (camera trunk), not multiples of 48."""
+    out = tmp_path / "w4a16"
+    options = ("--group-size", "48", "--search-steps", "1", "--protect", "0")
+    assert quantize(micro, calibration, out, "w4a16", *options) == 0
+    model = VGGT.from_pretrained(micro)
+    blocks = scheme_blocks(model, "w4a16")
+    expected = [f"{block}.mlp.fc2" for block in blocks]
+    assert {model.get_submodule(name).in_features for name in expected} == {64, 128}
+    plan_json = json.loads((out / "plan.json").read_text())
+    report = json.loads((out / "report.json").read_text())
+    assert sorted(plan_json["fp16_layers"]) == sorted(report["fp16_layers"]) == sorted(expected)
+    assert all("mlp.fc2" not in layers for layers in plan_json["blocks"].values())
+
+    loaded = load_w4a16_model(out)
+    for name in expected:
+        assert type(loaded.get_submodule(name)) is torch.nn.Linear
+        assert loaded.get_submodule(name).weight.dtype == torch.float32  # FP16 in the file, computed in float32
+    packed = [module for module in loaded.modules() if isinstance(module, W4A16Linear)]
+    assert len(packed) == report["quantized_layers"]["count"] == 3 * len(blocks)  # qkv, proj, fc1 per block
+    assert {(m.in_features, m.group_size) for m in packed} <= {(16, 16), (32, 32)}
+    pipeline = create_pipeline(RuntimeConfig(backend="torch", precision="w4a16", engine_dir=str(out), device="cpu"))
+    with torch.inference_mode():
+        outputs = pipeline(calibration_windows_of(calibration)[0])
+    assert all(bool(torch.isfinite(value).all()) for value in outputs.values())
+
+
+def test_strict_refuses_layers_whose_width_does_not_split(micro, calibration, tmp_path, monkeypatch, capsys):
+    code, error = run_entry(
+        monkeypatch,
+        capsys,
+        [
+            *("--weights", str(micro), "--calibration", str(calibration), "--scheme", "w4a16"),
+            *("--out", str(tmp_path / "out"), "--image-size", "28", "--group-size", "48", "--strict"),
+        ],
+    )
+    assert code == 1 and "input channels, not a multiple of the group size 48" in error
+    assert "choose a group size that divides 64" in error and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("out", ["a-file", "a-file/sub", "/proc/vggt-ros-quantize-test/out"])
+def test_an_unusable_out_is_refused_before_any_work(out, calibration, tmp_path, monkeypatch, capsys):
+    """The weights do not exist either: only a check of --out before everything else names --out."""
+    (tmp_path / "a-file").write_text("not a folder")
+    out = out if out.startswith("/") else str(tmp_path / out)
+    code, error = run_entry(
+        monkeypatch,
+        capsys,
+        [
+            *("--weights", str(tmp_path / "no-weights"), "--calibration", str(calibration)),
+            *("--scheme", "w4a16", "--out", out),
+        ],
+    )
+    assert code == 1 and error.startswith(f"error: --out {out} ") and "Traceback" not in error
+    assert "choose a folder path" in error or "choose another path" in error or "choose a writable folder" in error
+
+
+def write_plan(path, data):
+    path.write_text(json.dumps({"format": 1, **data}))
+    return path
+
+
+def test_a_plan_with_no_blocks_is_refused_at_once_and_nothing_is_written(calibration, tmp_path, monkeypatch, capsys):
+    plan = write_plan(tmp_path / "plan.json", {"scheme": "w4a16", "group_size": 128, "blocks": {}})
+    code, error = run_entry(
+        monkeypatch,
+        capsys,
+        [
+            *("--weights", str(tmp_path / "no-weights"), "--calibration", str(calibration), "--scheme", "w4a16"),
+            *("--out", str(tmp_path / "out"), "--plan", str(plan)),
+        ],
+    )
+    assert code == 1 and "the plan quantizes nothing (its blocks are empty)" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_plan_for_another_scheme_is_reported_as_such(calibration, tmp_path, monkeypatch, capsys):
+    """An INT8 plan keeps the w4a16 group size it was edited from: the conflict is the scheme, not the group."""
+    plan = write_plan(
+        tmp_path / "plan.json",
+        {"scheme": "int8", "group_size": 128, "blocks": {"aggregator.frame_blocks.0": ["attn.proj"]}},
+    )
+    code, error = run_entry(
+        monkeypatch,
+        capsys,
+        [
+            *("--weights", str(tmp_path / "no-weights"), "--calibration", str(calibration), "--scheme", "w4a16"),
+            *("--out", str(tmp_path / "out"), "--plan", str(plan)),
+        ],
+    )
+    assert code == 1 and f"{plan}: the plan is for int8 but the scheme asked for is w4a16" in error
+    assert "--scheme int8" in error and "group_size applies" not in error

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vggt_ros.quantization.int4 import FakeInt4Linear, W4A16Linear, quantize_int4, unpack_int4
-from vggt_ros.quantization.plan import PlanError, group_size_for
 from vggt_ros.quantization.quantizers import awq_input_scale
+from vggt_ros.quantized_formats.int4 import FakeInt4Linear, W4A16Linear, quantize_int4, unpack_int4
+from vggt_ros.quantized_formats.plan import PlanError, group_size_for
 
 # (out, in) of VGGT-1B linear layers, one per input width (the bytes per row depend on the width only): attention
 # qkv and MLP fc2 of the 1024-wide DINOv2 and aggregator blocks, qkv and fc2 of the 2048-wide camera trunk.

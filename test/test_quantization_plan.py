@@ -10,10 +10,10 @@ import torch
 
 from conftest import TINY
 from vggt_ros.model import VGGT, VGGTConfig
-from vggt_ros.quantization.export import load_w4a16_model, pack_w4a16, save_w4a16_export
-from vggt_ros.quantization.int4 import FakeInt4Linear, W4A16Linear
-from vggt_ros.quantization.layers import linear_layers
-from vggt_ros.quantization.plan import (
+from vggt_ros.quantization.export import pack_w4a16
+from vggt_ros.quantized_formats.int4 import FakeInt4Linear, W4A16Linear
+from vggt_ros.quantized_formats.layers import linear_layers
+from vggt_ros.quantized_formats.plan import (
     LINEAR_NAMES,
     PlanError,
     QuantizationPlan,
@@ -22,6 +22,7 @@ from vggt_ros.quantization.plan import (
     model_blocks,
     scheme_blocks,
 )
+from vggt_ros.quantized_formats.w4a16_file import load_w4a16_model, save_w4a16_export
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +115,25 @@ def test_int8_cannot_quantize_the_camera_head(full_size_on_meta):
 def test_malformed_plans_are_refused_with_what_is_wrong(data, message):
     with pytest.raises(PlanError, match=message):
         QuantizationPlan.from_json(data, "plan.json")
+
+
+def test_an_int8_plan_without_a_group_size_is_not_a_group_size_problem():
+    plan = QuantizationPlan.from_json(
+        {"format": 1, "scheme": "int8", "blocks": {"aggregator.frame_blocks.0": ["attn.proj"]}}, "plan.json", "int8"
+    )
+    assert plan.scheme == "int8" and plan.group_size is None
+
+
+def test_layers_kept_in_fp16_leave_their_blocks_and_travel_in_the_json(tmp_path):
+    plan = QuantizationPlan("w4a16", {"aggregator.frame_blocks.0": LINEAR_NAMES, "camera_head.trunk.1": ["mlp.fc2"]})
+    kept = plan.keeping_fp16(["aggregator.frame_blocks.0.mlp.fc2", "camera_head.trunk.1.mlp.fc2"])
+    assert kept.blocks == {"aggregator.frame_blocks.0": ("attn.qkv", "attn.proj", "mlp.fc1")}  # trunk.1 left empty
+    assert kept.fp16_layers == ("aggregator.frame_blocks.0.mlp.fc2", "camera_head.trunk.1.mlp.fc2")
+    kept.save(tmp_path / "plan.json")
+    assert QuantizationPlan.load(tmp_path / "plan.json") == kept and kept.sha256() != plan.sha256()
+    assert "fp16_layers" not in plan.to_json()  # plans without such layers are written (and digested) as before
+    with pytest.raises(PlanError, match=r"listed both as quantized \(blocks\) and as fp16_layers"):
+        QuantizationPlan("w4a16", plan.blocks, 128, ("camera_head.trunk.1.mlp.fc2",))
 
 
 def test_an_unreadable_plan_file_says_so(tmp_path):

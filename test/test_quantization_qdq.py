@@ -27,12 +27,13 @@ from conftest import TINY
 from vggt_ros.model import VGGT
 from vggt_ros.model.stages import build_stages, run_stages, torch_stage_runner
 from vggt_ros.quantization.calibration import reference_pass
-from vggt_ros.quantization.compensation import CompensatedCameraHead, compensation_token
+from vggt_ros.quantization.compensation import compensation_token
 from vggt_ros.quantization.export import export_qdq
-from vggt_ros.quantization.layers import linear_layers, replaced
 from vggt_ros.quantization.objective import errors_vs_reference
-from vggt_ros.quantization.plan import LINEAR_NAMES, QuantizationPlan, default_plan, scheme_blocks
 from vggt_ros.quantization.qdq import QDQExport, QDQLinear, fake_quantize
+from vggt_ros.quantized_formats.compensated_head import CompensatedCameraHead
+from vggt_ros.quantized_formats.layers import linear_layers, replaced
+from vggt_ros.quantized_formats.plan import LINEAR_NAMES, QuantizationPlan, default_plan, scheme_blocks
 from vggt_ros.runtime.engine_cache import EngineCacheKey, manifest_sha256
 from vggt_ros.runtime.io_contract import ExportManifest, FramesProfile
 

@@ -10,12 +10,12 @@ from test_quantization_qdq import write_micro_model
 from vggt_ros.model import VGGT
 from vggt_ros.quantization.calibration import reference_pass
 from vggt_ros.quantization.evaluation import window_outputs
-from vggt_ros.quantization.layers import linear_layers, replaced
 from vggt_ros.quantization.objective import errors_vs_reference, task_loss
-from vggt_ros.quantization.plan import LINEAR_NAMES, QuantizationPlan
 from vggt_ros.quantization.quantizers import parameter_grid, quantized_layer
 from vggt_ros.quantization.search import SearchConfig, search_scales
 from vggt_ros.quantization.sensitivity import measure_sensitivity, most_fragile
+from vggt_ros.quantized_formats.layers import linear_layers, replaced
+from vggt_ros.quantized_formats.plan import LINEAR_NAMES, QuantizationPlan
 
 BLOCKS = ["aggregator.frame_blocks.1", "aggregator.global_blocks.2"]
 

@@ -17,12 +17,12 @@ from PIL import Image as PILImage
 from conftest import IMAGES
 from tolerances import DENSE_REL, POSE_ABS, max_abs, relative_to_max
 from vggt_ros.preprocess import output_size, preprocess_frames
-from vggt_ros.products import CloudConfig
 from vggt_ros.runtime import Pipeline
 from vggt_ros.runtime.io_contract import FramesProfile
 from vggt_ros.session import FrameSetError, ReconstructionSession, SessionConfig, check_engines_fit
 from vggt_ros.window import FrameSet, WindowConfig
 from vggt_ros.world import WindowStatus, WorldConfig
+from vggt_ros.world.cloud import CloudConfig
 
 IMAGE_SIZE = 154  # 98 x 154 model input for these photographs: fast, and usable fields of view (test_node.py)
 PERMISSIVE = WorldConfig(  # the tiny model's random windows do not agree geometrically: let every window in

@@ -4,7 +4,7 @@
 
 import pytest
 
-from vggt_ros.stamps import CameraStamps, StampVerdict
+from vggt_ros.live.stamps import CameraStamps, StampVerdict
 
 MS = 1_000_000
 

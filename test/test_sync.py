@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from vggt_ros.sync import ApproximateTimeSynchronizer, NearestStampQueue, SyncedSet, synchronize
+from vggt_ros.live.sync import ApproximateTimeSynchronizer, NearestStampQueue, SyncedSet, synchronize
 
 MS = 1_000_000  # nanoseconds
 

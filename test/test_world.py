@@ -33,7 +33,7 @@ from support.synthetic import (
     window_products,
 )
 from vggt_ros.geometry import compose_similarity, invert_rigid, invert_similarity, transform_points, unproject_depth
-from vggt_ros.products import usable_pixels
+from vggt_ros.numeric import usable_pixels
 from vggt_ros.session import ReconstructionSession
 from vggt_ros.window import FrameSet, KeyframePolicy, Window, WindowConfig
 from vggt_ros.world import WindowStatus, World, WorldConfig

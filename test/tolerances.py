@@ -1,6 +1,6 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""Acceptance criteria for float32 against the official outputs (shared/fixtures/vggt_tiny/README.md)."""
+"""Acceptance criteria for float32 against the official outputs (fixtures/vggt_tiny/README.md)."""
 
 from __future__ import annotations
 

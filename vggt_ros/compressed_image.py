@@ -13,17 +13,7 @@ image_transport's subscriber do; the format string is checked against it, so a p
 transport this module does not read (compressedDepth, whose PNG or RVL payload carries depth quantisation
 parameters) fails with a clear reason instead of giving wrong pixels.
 
-JPEG decoder, chosen by measurement (bench/jpeg_decoders.py: median ms per decode on one thread, six photos at
-quality 90, 200 rounds, 2-core x86_64 dev box shared with other jobs, 1-minute load 0.5-0.8):
-
-    decoder              640x480   1280x720   vs Pillow's RGB   first half of a JPEG
-    simplejpeg 1.9.0       1.06       2.62    identical         raises ValueError (Premature end of JPEG file)
-    OpenCV 5.0 imdecode    1.18       2.90    identical         returns None, no reason given
-    Pillow 13.0            1.52     3.8-8.4   (reference)       raises OSError
-    PyTurboJPEG 2.6        skipped: needs the libjpeg-turbo >= 3 C library (Debian 12 ships 2.1.5)
-
-(Pillow's large-image time depends on what the process decoded before, see the benchmark; the ranking held in
-every run, also at load 2-3, where all figures rise by 10-40 %.)
+JPEG decoder, chosen by measurement (bench/jpeg_decoders.py; figures in docs/benchmarks.md, JPEG decoders).
 
 simplejpeg is the fastest, decodes straight to RGB (greyscale JPEGs included) and, in its default strict mode,
 raises on truncated data, which OpenCV reports only as a missing image; its wheel bundles libjpeg-turbo and

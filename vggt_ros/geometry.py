@@ -4,7 +4,12 @@
 
 Conventions (shared by the whole project):
   * VGGT's world is the first frame's OpenCV optical frame (x right, y down, z forward).
-  * Extrinsics are camera-from-world ``[R | t]`` of shape ``(..., 3, 4)``: ``p_cam = R @ p_world + t``.
+  * Poses are rigid ``(..., 4, 4)`` matrices named ``parent_from_child`` after their two frames
+    (``world_from_camera``: ``p_world = world_from_camera @ p_camera``); `invert_pose`, `compose_poses` and
+    `scale_pose` are the one family that handles them.
+  * VGGT's extrinsics are camera-from-world ``[R | t]`` of shape ``(..., 3, 4)`` (``p_cam = R @ p_world + t``):
+    they appear only where the pose encoding is decoded (`pose_encoding_to_extrinsics_intrinsics`), and the
+    ``(..., 3, 4)`` helpers `invert_rigid` / `compose_rigid` serve that form.
   * Quaternions are in ROS order ``(x, y, z, w)``.
   * Pose encoding "absT_quaR_FoV" is ``[tx, ty, tz, qx, qy, qz, qw, fov_h, fov_w]`` with FoVs in radians.
   * Similarity transforms are 4x4 matrices ``[[s*R, t], [0, 0, 0, 1]]``.
@@ -318,6 +323,35 @@ def compose_rigid(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     return torch.cat((rotation, translation), dim=-1)
 
 
+def homogeneous(rigid: np.ndarray) -> np.ndarray:
+    """``(..., 3, 4)`` [R | t] -> ``(..., 4, 4)`` with the bottom row [0, 0, 0, 1] (float64 numpy)."""
+    rigid = np.asarray(rigid, dtype=np.float64)
+    out = np.zeros((*rigid.shape[:-2], 4, 4))
+    out[..., :3, :] = rigid
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def invert_pose(pose: np.ndarray) -> np.ndarray:
+    """``child_from_parent`` ``(..., 4, 4)`` of rigid poses ``parent_from_child`` ``(..., 4, 4)`` (exact: R^T, no
+    general matrix inverse)."""
+    pose = np.asarray(pose, dtype=np.float64)
+    return homogeneous(invert_rigid(pose[..., :3, :]))
+
+
+def compose_poses(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """``a_from_c`` ``(..., 4, 4)`` of rigid (or similarity) poses ``a_from_b`` and ``b_from_c``."""
+    return np.asarray(first, dtype=np.float64) @ np.asarray(second, dtype=np.float64)
+
+
+def scale_pose(pose: np.ndarray, factor: float) -> np.ndarray:
+    """A rigid pose ``(..., 4, 4)`` in a frame whose unit changed by ``factor`` (lengths multiplied by it): the same
+    rotation, the position scaled."""
+    scaled = np.array(pose, dtype=np.float64, copy=True)
+    scaled[..., :3, 3] *= factor
+    return scaled
+
+
 @_accepts_numpy
 def transform_points(transform: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Apply affine transforms to point sets.
@@ -403,3 +437,27 @@ def compose_similarity(first: torch.Tensor, second: torch.Tensor) -> torch.Tenso
     b = _check_similarity("second", second)
     _broadcast_leading("first and second", a.shape[:-2], b.shape[:-2])
     return a @ b
+
+
+def unproject(
+    depth: torch.Tensor, world_from_camera: np.ndarray, intrinsics: np.ndarray, step: int = 1
+) -> torch.Tensor:
+    """``(K, h, w, 3)`` float32 world points of depth maps ``(K, H, W)`` seen from poses ``(K, 4, 4)``, at every
+    ``step``-th row and column (h = ceil(H / step)).
+
+    Same convention as `vggt_ros.geometry.depth_to_camera_points` (integer pixel coordinates, no +0.5), in float32
+    on the depth's device: world coordinates of a scene stay far inside float32's precision.
+    """
+    depth = depth[:, ::step, ::step]
+    count, rows, cols = depth.shape
+    device = depth.device
+    pose = torch.as_tensor(world_from_camera, dtype=torch.float32, device=device)
+    k = torch.as_tensor(intrinsics, dtype=torch.float32, device=device)
+    u = torch.arange(0, cols * step, step, dtype=torch.float32, device=device)
+    v = torch.arange(0, rows * step, step, dtype=torch.float32, device=device)
+    # Ray directions in the world at unit depth, (K, h, w, 3): R (x, y, 1) with x, y the normalised coordinates.
+    x = (u[None, :] - k[:, 0, 2, None]) / k[:, 0, 0, None]  # (K, w)
+    y = (v[None, :] - k[:, 1, 2, None]) / k[:, 1, 1, None]  # (K, h)
+    rotation = pose[:, None, None, :3, :3]
+    directions = rotation[..., 0] * x[:, None, :, None] + rotation[..., 1] * y[:, :, None, None] + rotation[..., 2]
+    return torch.addcmul(pose[:, None, None, :3, 3], directions, depth[..., None])

@@ -24,14 +24,14 @@ Frame of everything here: the chained world of `vggt_ros.world.World`, i.e. the 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from vggt_ros.files import replace_atomically
 from vggt_ros.geometry import rotation_matrix_to_quaternion
+from vggt_ros.ply import write_ply
 
 # Voxel coordinates are packed into one int64 key, 21 bits per axis (signed range +-2**20).
 _KEY_BITS = 21
@@ -96,25 +96,8 @@ class EmptyMapError(ValueError):
     """The map has no point yet, so there is nothing to save."""
 
 
-def replace_atomically(path, write: Callable[[Path], None]) -> None:
-    """Write a file through a temporary one beside it (``.<stem>.tmp<suffix>``), then rename it over ``path``.
-
-    A reader sees the old file or the new one, never a partial one, and a failed write leaves the old file as it
-    was. ``write(temporary)`` writes the whole file. Raises OSError naming ``path`` when anything fails.
-    """
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except OSError as err:
-        if temporary.is_file():
-            temporary.unlink()
-        raise OSError(f"could not write {path}: {err}") from None
-
-
 def require_open3d() -> None:
-    """Fail now, with the fix, when Open3D is missing: the map cannot be built or saved without it.
+    """Fail now, with the fix, when Open3D is missing: the map cannot be built without it.
 
     Raises:
         RuntimeError: Open3D cannot be imported.
@@ -123,7 +106,7 @@ def require_open3d() -> None:
         import open3d  # noqa: F401
     except ImportError as err:
         raise RuntimeError(
-            f"Open3D cannot be imported ({err}); the map and its PLY file need it. Fix: pip install open3d "
+            f"Open3D cannot be imported ({err}); the map needs it. Fix: pip install open3d "
             "(or open3d-cpu on a machine without a GPU)"
         ) from None
 
@@ -215,24 +198,15 @@ class GrowingMap:
         return len(self)
 
     def save_ply(self, path) -> None:
-        """Write the map as a binary PLY with colours (Open3D), atomically (see `replace_atomically`).
+        """Write the map as a binary PLY with colours, atomically (`vggt_ros.ply.write_ply`).
 
         Raises:
-            EmptyMapError: the map has no point yet. OSError: the file could not be written (naming it).
+            EmptyMapError: the map has no point yet. OSError: the file could not be written (naming it; the
+            previous file is kept).
         """
         if len(self) == 0:
             raise EmptyMapError("the map is empty (no window has been merged into it yet): there is nothing to save")
-        import open3d as o3d
-
-        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(self.points.astype(np.float64)))
-        cloud.colors = o3d.utility.Vector3dVector(self.colors.astype(np.float64) / 255.0)
-
-        def write(temporary: Path) -> None:
-            # Open3D reports some failures only by its return value, and a full disk by a short file.
-            if not o3d.io.write_point_cloud(str(temporary), cloud, write_ascii=False) or not temporary.stat().st_size:
-                raise OSError(f"Open3D could not write {temporary} (is the disk full, or the folder read-only?)")
-
-        replace_atomically(path, write)
+        write_ply(path, self.points, self.colors, comments=(f"vggt_ros map, voxel size {self.voxel_size!r}",))
 
     def _merge(self, keys: np.ndarray, xyz: np.ndarray, rgb: np.ndarray) -> None:
         """Add one batch's voxel centroids (keys unique within the batch), one count each."""
@@ -290,44 +264,55 @@ def _voxel_down_sample(points: np.ndarray, rgb: np.ndarray, voxel: float) -> tup
 
 
 def write_tum_trajectory(
-    path, timestamps: Sequence[float], world_from_camera, segments: Sequence[int] | None = None
+    path, stamps_ns: Sequence[int], world_from_camera, segments: Sequence[int] | None = None, metric: bool = False
 ) -> None:
     """Write poses in TUM RGB-D format: ``timestamp tx ty tz qx qy qz qw`` per line.
 
     Args:
-        timestamps: ``(N,)`` seconds (NaN is written as the row index, so the file stays readable).
+        stamps_ns: ``(N,)`` integer nanoseconds, strictly increasing (one camera's poses: evo refuses a file whose
+            stamps repeat or go back). Written exactly as seconds with 9 decimals (`tum_stamp`).
         world_from_camera: ``(N, 4, 4)`` or ``(N, 3, 4)`` rigid poses of the camera optical frames in the world.
         segments: optional ``(N,)`` segment ids; a comment line marks where each segment starts.
-    The file is replaced atomically (`replace_atomically`). The header comments state the frame: the first image's
-    OpenCV optical frame at the first window's VGGT scale. Tools such as evo skip '#' lines.
+        metric: the world is in metres (a metric scale source set it), else in the first window's VGGT scale.
+    The file is replaced atomically (`replace_atomically`). The header comments state the frame (the first image's
+    OpenCV optical frame) and the unit. Tools such as evo skip '#' lines.
     """
-    stamps = np.asarray(timestamps, dtype=np.float64)
+    stamps = np.asarray(stamps_ns)
     poses = np.asarray(world_from_camera, dtype=np.float64)
     if poses.ndim != 3 or poses.shape[1:] not in ((4, 4), (3, 4)) or stamps.shape != (poses.shape[0],):
         raise ValueError(
-            f"need timestamps (N,) and world_from_camera (N, 4, 4) or (N, 3, 4); got {stamps.shape}, {poses.shape}"
+            f"need stamps_ns (N,) and world_from_camera (N, 4, 4) or (N, 3, 4); got {stamps.shape}, {poses.shape}"
         )
+    if len(stamps) and not np.issubdtype(stamps.dtype, np.integer):
+        raise ValueError(f"stamps_ns must be integer nanoseconds, got {stamps.dtype}")
+    if (np.diff(stamps) <= 0).any():
+        raise ValueError(f"{path}: stamps must strictly increase (one camera's poses), got {stamps.tolist()}")
     seg = None if segments is None else np.asarray(segments)
     if seg is not None and seg.shape != stamps.shape:
-        raise ValueError(f"segments must be (N,) like timestamps, got {seg.shape}")
+        raise ValueError(f"segments must be (N,) like stamps_ns, got {seg.shape}")
     quats = rotation_matrix_to_quaternion(poses[:, :3, :3]) if len(poses) else np.zeros((0, 4))
     lines = [
         "# vggt_ros keyframe trajectory, TUM format: timestamp tx ty tz qx qy qz qw (camera-to-world)",
         "# world frame: OpenCV optical frame of the first image (x right, y down, z forward); camera frames: optical",
-        "# units: the first window's VGGT-normalised scale (mean point distance 1), not metres",
+        "# units: metres"
+        if metric
+        else "# units: the first window's VGGT-normalised scale (mean point distance 1), not metres",
     ]
     for i in range(len(poses)):
         if seg is not None and (i == 0 or seg[i] != seg[i - 1]):
             lines.append(f"# segment {int(seg[i])}")
-        stamp = stamps[i] if np.isfinite(stamps[i]) else float(i)
         t = poses[i, :3, 3]
         q = quats[i]
-        lines.append(f"{stamp:.9f} {t[0]:.9g} {t[1]:.9g} {t[2]:.9g} {q[0]:.9g} {q[1]:.9g} {q[2]:.9g} {q[3]:.9g}")
+        lines.append(
+            f"{tum_stamp(int(stamps[i]))} {t[0]:.9g} {t[1]:.9g} {t[2]:.9g} {q[0]:.9g} {q[1]:.9g} {q[2]:.9g} {q[3]:.9g}"
+        )
 
-    def write(temporary: Path) -> None:
-        with open(temporary, "w") as file:
-            file.write("\n".join(lines) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
+    replace_atomically(path, lambda temporary: temporary.write_text("\n".join(lines) + "\n"))
 
-    replace_atomically(path, write)
+
+def tum_stamp(stamp_ns: int) -> str:
+    """Integer nanoseconds as exact decimal seconds: 1700000000050000000 -> ``1700000000.050000000`` (a float
+    would give ``1700000000.049999952``)."""
+    sign = "-" if stamp_ns < 0 else ""
+    seconds, nanoseconds = divmod(abs(stamp_ns), 1_000_000_000)
+    return f"{sign}{seconds}.{nanoseconds:09d}"

@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """`vggt-ros-reconstruct`: the node's reconstruction core run offline on a folder of images or a rosbag2 recording.
 
-Input: ``--images DIR`` (one camera, files sorted by name = time order) or ``--bag PATH --topics T1,T2`` (mcap or
-sqlite3, sensor_msgs/Image or CompressedImage, K cameras paired by the node's approximate-time core).
+Input: ``--images DIR`` (one camera, files sorted by name = time order), ``--bag PATH --topics T1,T2`` (mcap or
+sqlite3, sensor_msgs/Image or CompressedImage, K cameras paired by the node's approximate-time core) or ``--tum DIR``
+(a TUM RGB-D sequence folder: rgb.txt's images at their stamps; ``--metric-depth``: depth.txt's images set the
+metric scale, the node's depth scale source).
 
 Mode, chosen by the frame budget ``--max-frames`` (images per forward pass):
 * joint: every image in one forward pass, when they fit: the official demo's mode and the model's best accuracy;
@@ -12,10 +14,11 @@ Mode, chosen by the frame budget ``--max-frames`` (images per forward pass):
 All three run the node's session (`vggt_ros.session`) with the exact (official) preprocessing.
 
 Output folder (new or empty; ``--overwrite`` replaces an earlier run's outputs): ``map.ply``, ``trajectory.tum``
-(TUM format, the first image's optical frame), ``summary.json`` (strict JSON), and the dataset exports:
-``colmap/sparse/0`` (binary and text), ``transforms.json`` (nerfstudio), ``images/``, ``depth/`` and
-``confidence/`` (see `vggt_ros.dataset`). ``--out-bag`` also records what the node would have published into an
-mcap bag. Every output is checked before any work.
+(TUM format, the first image's optical frame; further cameras' in ``trajectory_<name>.tum``; none without a
+merged window), ``summary.json`` (strict JSON), and the dataset exports: ``colmap/sparse/0`` (binary and text),
+``transforms.json`` (nerfstudio), ``images/``, ``depth/`` and ``confidence/`` (see `vggt_ros.dataset`).
+``--out-bag`` also records what the node would have published into an mcap bag. Every output is checked before
+any work.
 
 Nothing computed is lost: an image or message that cannot be read (or is over ``--max-image-pixels``) is skipped,
 a frame set the session refuses is skipped, a window that fails is skipped, each counted and named in the
@@ -39,51 +42,78 @@ from tqdm import tqdm
 
 from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.writer import DatasetWriter, WrittenDataset
+from vggt_ros.engine_budget import check_windows_fit_engines
 from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS
+from vggt_ros.live.parameters import add_option
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
-from vggt_ros.output_folder import check_out_bag, prepare_output_folder
-from vggt_ros.preprocess import MODES
-from vggt_ros.products import CloudConfig
+from vggt_ros.metric.config import MetricConfig
+from vggt_ros.output_folder import check_output_folder, prepare_output_folder
 from vggt_ros.recording.bag_reader import BagError, BagImageSource
 from vggt_ros.recording.inputs import FolderInput, InputFrameSet, bag_frame_sets, common_model_hw, needs_padding
-from vggt_ros.runtime import BACKENDS, PRECISIONS, RuntimeConfig, create_pipeline
-from vggt_ros.session import FrameSetError, ReconstructionSession, SessionConfig, WindowOutput
+from vggt_ros.recording.tum_rgbd import TumRgbdSequence
+from vggt_ros.runtime import RuntimeConfig, create_pipeline
+from vggt_ros.session import DepthLookup, FrameSetError, ReconstructionSession, SessionConfig, WindowOutput
 from vggt_ros.termination import EXIT_STATUS, Terminated, signal_name, sigterm_as_interrupt
 from vggt_ros.window import ChunkWindows, KeyframePolicy, Window, WindowConfig
 from vggt_ros.world import WorldConfig
+from vggt_ros.world.cloud import CloudConfig
 
 log = logging.getLogger("vggt_ros.offline")
 # Frame sets two consecutive chunks share: enough for a well-conditioned Sim(3), a small share of the budget.
 MAX_CHUNK_OVERLAP = 8
 NODE_PREFIX = "/vggt/"  # topics of --out-bag: the node's, resolved under its default name
+# Node parameter -> option of this command (besides --camera-names, --slop and --queue-size, which --bag uses).
+SHARED_OPTIONS = {
+    "weights": "--weights",
+    "model_config": "--config",
+    "backend": "--backend",
+    "engine_dir": "--engine-dir",
+    "device": "--device",
+    "precision": "--precision",
+    "preprocess_mode": "--mode",
+    "image_size": "--image-size",
+    "window_size": "--window-size",
+    "window_stride": "--window-stride",
+    "keyframe_min_motion": "--keyframe-min-motion",
+    "confidence_percentile": "--confidence-percentile",
+    "point_decimation": "--point-decimation",
+    "map_voxel_size": "--voxel-size",
+}
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default."""
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="vggt-ros-reconstruct", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog="vggt-ros-reconstruct", description=__doc__, formatter_class=_HelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", type=Path, help="folder of images, sorted by name = time order")
     source.add_argument("--bag", type=Path, help="rosbag2 recording (folder, .mcap or .db3)")
+    source.add_argument("--tum", type=Path, help="TUM RGB-D sequence folder (rgb.txt, images at their stamps)")
+    parser.add_argument(
+        "--metric-depth",
+        action="store_true",
+        help="with --tum: depth.txt's depth images set the metric scale (the depth scale source); the world in metres",
+    )
     parser.add_argument("--topics", default="", help="with --bag: image topics, comma separated, one per camera")
-    parser.add_argument("--camera-names", default="", help="names for the cameras, comma separated (camera0, ...)")
+    add_option(parser, "camera_names", "--camera-names")
     parser.add_argument("--start", type=float, default=None, help="with --bag: seconds after the bag's start")
     parser.add_argument("--stop", type=float, default=None, help="with --bag: seconds after the bag's start")
-    parser.add_argument("--slop", type=float, default=0.02, help="with --bag: largest stamp spread of a frame set, s")
-    parser.add_argument("--queue-size", type=int, default=10, help="with --bag: images kept per camera while pairing")
+    add_option(parser, "slop_s", "--slop")
+    add_option(parser, "queue_size", "--queue-size")
     parser.add_argument("--out", type=Path, required=True, help="output folder, new or empty (see --overwrite)")
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="--out may hold an earlier run: its outputs (map.ply, trajectory.tum, summary.json, transforms.json, "
+        help="--out may hold an earlier run: its outputs (map.ply, trajectory*.tum, summary.json, transforms.json, "
         "colmap/, images/, depth/, confidence/) are removed first; other files are kept",
     )
     parser.add_argument(
         "--max-image-pixels",
         type=int,
         default=DEFAULT_MAX_IMAGE_PIXELS,
-        help="larger images (width x height, read from the file header) are skipped, not decoded (default: "
-        "%(default)s)",
+        help="larger images (width x height, read from the file header) are skipped, not decoded",
     )
     parser.add_argument("--out-bag", type=Path, default=None, help="also write the node's messages into this mcap bag")
     parser.add_argument(
@@ -97,22 +127,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run the node's streaming sliding window (--window-size, --window-stride) instead",
     )
-    parser.add_argument("--weights", default="facebook/VGGT-1B", help="hub id, folder or weights file (torch backend)")
-    parser.add_argument("--config", default=None, help="model config.json for a bare weights file")
-    parser.add_argument("--backend", choices=BACKENDS, default="torch")
-    parser.add_argument("--engine-dir", default="engines", help="exported set (onnxruntime / tensorrt)")
-    parser.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
-    parser.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS))
-    parser.add_argument("--mode", default="crop", choices=MODES, help="preprocessing mode")
-    parser.add_argument("--image-size", type=int, default=518, help="model input width (crop) or longer side (pad)")
-    parser.add_argument("--window-size", type=int, default=8)
-    parser.add_argument("--window-stride", type=int, default=1)
-    parser.add_argument(
-        "--keyframe-min-motion", type=float, default=0.0, help="grey-level change 0..1 (0: every image)"
-    )
-    parser.add_argument("--confidence-percentile", type=float, default=50.0)
-    parser.add_argument("--point-decimation", type=int, default=2)
-    parser.add_argument("--voxel-size", type=float, default=0.01, help="map voxel, world units")
+    # The options the node has as parameters: the same types, defaults and help (vggt_ros.live.parameters).
+    for name, flag in SHARED_OPTIONS.items():
+        add_option(parser, name, flag)
     parser.add_argument(
         "--full-recompute",
         action="store_true",
@@ -123,8 +140,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     args.topics = [t for t in args.topics.split(",") if t]
     if args.bag is not None and not args.topics:
         parser.error("--bag needs --topics (the image topics, one per camera)")
-    if args.images is not None and (args.topics or args.start is not None or args.stop is not None):
+    if args.bag is None and (args.topics or args.start is not None or args.stop is not None):
         parser.error("--topics, --start and --stop apply to --bag only")
+    if args.metric_depth and args.tum is None:
+        parser.error("--metric-depth applies to --tum only (its depth.txt)")
     if args.max_image_pixels < 1:
         parser.error(f"--max-image-pixels must be >= 1, got {args.max_image_pixels}")
     return args
@@ -137,8 +156,9 @@ class _Inputs:
     camera_names: tuple[str, ...]
     expected_frame_sets: int  # for the progress bar and the mode (a bag's pairing may drop a few)
     model_hw: Optional[tuple[int, int]]
-    # `skipped`: what was skipped, with why (files) or how many (bag messages by topic and kind).
-    source: Union[FolderInput, BagImageSource]
+    # `source.skipped`: what was skipped, with why (files) or how many (bag messages by topic and kind).
+    source: Union[FolderInput, BagImageSource, TumRgbdSequence]
+    depth_lookup: Optional[DepthLookup] = None  # --metric-depth: the sensor depth of each image
 
 
 def _open_inputs(args: argparse.Namespace) -> _Inputs:
@@ -147,6 +167,11 @@ def _open_inputs(args: argparse.Namespace) -> _Inputs:
         _log_padding(args, folder.sizes, folder.model_hw)
         names = _camera_names(args, 1)
         return _Inputs(folder.frame_sets(), 1, names, len(folder.files), folder.model_hw, folder)
+    if args.tum is not None:
+        sequence = TumRgbdSequence(args.tum, depth=args.metric_depth)
+        depth_lookup = sequence.depth_lookup if args.metric_depth else None
+        names = _camera_names(args, 1)
+        return _Inputs(sequence.frame_sets(), 1, names, len(sequence.rgb), None, sequence, depth_lookup)
     source = BagImageSource(
         args.bag, args.topics, start_s=args.start, stop_s=args.stop, max_image_pixels=args.max_image_pixels
     )
@@ -168,9 +193,9 @@ def _log_padding(args: argparse.Namespace, sizes: set[tuple[int, int]], model_hw
 
 
 def _camera_names(args: argparse.Namespace, cameras: int) -> tuple[str, ...]:
-    names = tuple(n for n in args.camera_names.split(",") if n) or tuple(f"camera{i}" for i in range(cameras))
-    if len(names) != cameras or len(set(names)) != cameras:
-        raise ValueError(f"--camera-names must give {cameras} distinct names, got {list(names)}")
+    names = args.camera_names or tuple(f"camera{i}" for i in range(cameras))
+    if len(names) != cameras or len(set(names)) != cameras or any("/" in name for name in names):
+        raise ValueError(f"--camera-names must give {cameras} distinct names without '/', got {list(names)}")
     return names
 
 
@@ -200,6 +225,7 @@ def _session_config(args: argparse.Namespace, inputs: _Inputs, chunk: Optional[t
         # clamped to the window as the node clamps it.
         overlap_frame_sets=chunk[1] if chunk else min(SessionConfig.overlap_frame_sets, max(1, window_size - 1)),
         incremental=not args.full_recompute,
+        metric=MetricConfig(source="depth" if args.metric_depth else "none"),
     )
 
 
@@ -239,9 +265,9 @@ class _Exports:
     or frame and the cause, the scratch files go, and the reconstruction goes on.
     """
 
-    def __init__(self, out: Path, session: ReconstructionSession) -> None:
+    def __init__(self, out: Path, session: ReconstructionSession, metric: bool) -> None:
         self.session = session
-        self.writer = DatasetWriter(out, metric=False)
+        self.writer = DatasetWriter(out, metric=metric)
         self.images_dir = out / "images"
         self._inputs: dict[tuple[int, int], tuple[str, Optional[Path]]] = {}  # frame id -> (name, file)
         self.error: Optional[str] = None
@@ -295,9 +321,9 @@ class _BagRecording:
 
     def __init__(self, path: Path, camera_names: tuple[str, ...], topics: list[str]) -> None:
         # ROS message types are needed only here: the rest of the command runs without a ROS install.
+        from vggt_ros.live.parameters import NodeParameters
         from vggt_ros.ros import outputs
         from vggt_ros.ros.bag_writer import BagWriter
-        from vggt_ros.ros.params import NodeParameters
 
         self._outputs = outputs
         self.params = NodeParameters(
@@ -358,26 +384,30 @@ def run(args: argparse.Namespace) -> dict:
     what was reconstructed until then is written as at a normal end, and the summary says the run was
     interrupted."""
     prepare_output_folder(args.out, args.overwrite)
-    if args.out_bag is not None:
-        check_out_bag(args.out_bag)
     require_open3d()
+    if args.out_bag is not None:
+        if args.out_bag.exists() or args.out_bag.is_symlink():
+            raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
+        check_output_folder(args.out_bag, "--out-bag")  # the bag folder is created only once the model has loaded
     inputs = _open_inputs(args)
     mode, chunk = _choose_mode(args, inputs)
     config = _session_config(args, inputs, chunk)
-    session = ReconstructionSession(
-        create_pipeline(
-            RuntimeConfig(
-                backend=args.backend,
-                weights=args.weights,
-                model_config=args.config,
-                device=args.device,
-                precision=args.precision,
-                engine_dir=args.engine_dir,
-            )
-        ),
-        config,
-    )
-    exports = _Exports(args.out, session)
+    runtime = RuntimeConfig(
+        backend=args.backend,
+        weights=args.weights,
+        model_config=args.config or None,
+        device=args.device,
+        precision=args.precision,
+        engine_dir=args.engine_dir,
+    ).resolve()
+    if runtime.warning:
+        log.warning(runtime.warning)
+    if runtime.chosen:
+        log.info(runtime.chosen)
+    pipeline = create_pipeline(runtime.config)
+    check_windows_fit_engines(args, inputs.cameras, config.window.window_size, pipeline)
+    session = ReconstructionSession(pipeline, config)
+    exports = _Exports(args.out, session, metric=config.metric.active)
     recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
     try:
         return _reconstruct(args, inputs, mode, chunk, session, exports, recording)
@@ -434,7 +464,7 @@ def _reconstruct(
         if window is None:
             return
         try:
-            out = session.integrate(session.infer(window))
+            out = session.integrate(session.infer(window, inputs.depth_lookup))
         except (ValueError, RuntimeError) as err:
             log.error("window %d (images up to %s) failed and is skipped: %s", window.sequence, last_name, err)
             windows.append(
@@ -475,7 +505,7 @@ def _reconstruct(
                     run_window(chunks.add(item.frame_set), last_name)
                     continue
                 try:
-                    update = session.add(item.frame_set)
+                    update = session.add(item.frame_set)  # `session.push` in steps: a refused set is skipped
                 except FrameSetError as err:
                     skip_frame_set(err, last_name)
                     continue
@@ -498,17 +528,25 @@ def _reconstruct(
         progress.close()
     seconds = time.perf_counter() - start
 
-    # The map and the trajectory first, then the exports and the bag, each failing alone, then the summary.
-    map_path, trajectory_path = args.out / "map.ply", args.out / "trajectory.tum"
+    # The trajectories and the map first, then the exports and the bag, each failing alone, then the summary.
+    trajectories = {name: None for name in inputs.camera_names}
     try:
-        session.save(args.out)
+        trajectories = session.save_trajectories(args.out)
+    except OSError as err:
+        output_errors.append(f"trajectory: {err}")
+        log.error("cannot write the trajectory: %s", err)
+    if not any(trajectories.values()):
+        log.warning("no keyframe in the world: no trajectory file")
+    map_path = args.out / "map.ply"
+    try:
+        session.map.save_ply(map_path)
     except EmptyMapError:
         map_path = None
         log.warning("no window merged into the world: no map (the per-window reasons are in summary.json)")
     except OSError as err:
         map_path = None
-        output_errors.append(f"map and trajectory: {err}")
-        log.error("cannot write the map or the trajectory: %s", err)
+        output_errors.append(f"map: {err}")
+        log.error("cannot write the map: %s", err)
     dataset = exports.finish(map_path.name if map_path else None)
     if exports.error:
         output_errors.append(exports.error)
@@ -536,9 +574,11 @@ def _reconstruct(
         "map_points": len(session.map),
         "seconds": seconds,
         "seconds_per_frame_set": seconds / max(frame_sets, 1),
-        "units": "VGGT world units (the first window's scale; not metric)",
+        "units": "metres" if session.world.metric else "VGGT world units (the first window's scale; not metric)",
         "map": str(map_path) if map_path else None,
-        "trajectory": str(trajectory_path),
+        # Camera 0's file (None: no keyframe, no file), and every camera's by name (`vggt_ros.trajectory_files`).
+        "trajectory": _path_or_none(trajectories[inputs.camera_names[0]]),
+        "trajectories": {name: _path_or_none(path) for name, path in trajectories.items()},
         "colmap_model": str(dataset.colmap_files[0].parent) if dataset else None,
         "transforms": str(dataset.transforms_json) if dataset else None,
         "colmap_points": dataset.num_points if dataset else 0,
@@ -603,6 +643,10 @@ def _why_nothing(
     if not windows:
         return f"{frame_sets} frame sets gave no window; lower --window-size or --keyframe-min-motion"
     return "no window merged into the world (each window's reason is in per_window)"
+
+
+def _path_or_none(path: Optional[Path]) -> Optional[str]:
+    return str(path) if path is not None else None
 
 
 def main(argv: list[str] | None = None) -> int:

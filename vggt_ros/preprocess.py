@@ -21,9 +21,7 @@ Two routes share one size rule (`output_size`) and one crop / pad step:
   values differ, almost all by one step); float kernel (run on the CPU to measure it): max 2/255, mean
   <= 0.0002/255. A single float32 bicubic pass without the intermediate rounding is off by up to 10/255 at
   sharp edges (the logo), so the rounding is kept.
-  Speed on a 2-core CPU dev box (torch 2 threads), batch of 4 frames, median per batch: 640x480 2.5 ms vs
-  13.7 ms for the exact route (5x); 1280x720 3.3 vs 26.6 ms (8x); 1920x1080 6.7 vs 49.9 ms (7.5x), crop
-  mode; pad mode is similar. The float kernel is no faster than Pillow on a CPU, so it is only used elsewhere.
+  Its speed against the exact route is in docs/benchmarks.md (Preprocessing).
 
 Input arrays are RGB `(H, W, 3)` uint8; convert BGR camera images first. A 2-D `(H, W)` uint8 array is
 accepted as greyscale and replicated to three channels, exactly as Pillow's L -> RGB conversion does

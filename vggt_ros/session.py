@@ -8,6 +8,8 @@ The ROS node and the offline command both run this; neither holds reconstruction
     Window --infer--> preprocessing and DINOv2 of new frames only (per-frame cache), aggregator and camera head
                       over the window, depth head on the frames the world needs --> WindowInference
     WindowInference --integrate--> decode on the device, Sim(3) chaining into the world, cloud, map --> WindowOutput
+    WindowOutput --close_loops--> new keyframes into the place index, at most one 4-frame loop pass each
+                      --> LoopReport: verified `LoopConstraint`s, counted rejections (`world.loop_verification`)
 
 `push` runs the three in a row (offline). The node calls `add` on its executor thread and `infer` then
 `integrate` on its worker thread, the latter alone under its world lock: inference never blocks the services.
@@ -38,21 +40,24 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Hashable, Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import numpy as np
 import torch
 
 from vggt_ros.dataset.frames import ExportFrame
-from vggt_ros.mapping import GrowingMap, MapConfig, write_tum_trajectory
+from vggt_ros.mapping import GrowingMap, MapConfig
 from vggt_ros.metric.config import MetricConfig
 from vggt_ros.metric.measure import ScaleMeasurement, measure_window_scale
 from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_model
 from vggt_ros.metric.sources import ScaleObservation, ScaleUnavailable
 from vggt_ros.preprocess import MODES, pixel_map, preprocess_frames_u8, preprocess_images_u8, to_unit_float
-from vggt_ros.products import CloudConfig, PointCloud, build_cloud, decode_window
-from vggt_ros.window import FrameSet, SlidingWindow, Window, WindowConfig, anchor_window
+from vggt_ros.products import decode_window
+from vggt_ros.trajectory_files import trajectory_file_name, write_camera_trajectories
+from vggt_ros.window import FrameId, FrameSet, SlidingWindow, Window, WindowConfig, anchor_window
 from vggt_ros.world import Trajectory, WindowResult, WindowStatus, World, WorldConfig
+from vggt_ros.world.cloud import CloudConfig, PointCloud, build_cloud
+from vggt_ros.world.loop_verification import LoopCloser, LoopReport, LoopVerificationConfig, NewKeyframe
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +88,7 @@ class SessionConfig:
             is tested against; same products).
         point_head: also run the point head; its outputs are in `WindowOutput.predictions`.
         metric: the metric scale source (`vggt_ros.metric`); "none" keeps VGGT's unit-less scale.
+        loops: loop detection and verification (`vggt_ros.world.loop_verification`, `close_loops`).
     """
 
     window: WindowConfig = field(default_factory=WindowConfig)
@@ -99,6 +105,7 @@ class SessionConfig:
     incremental: bool = True
     point_head: bool = False
     metric: MetricConfig = field(default_factory=MetricConfig)
+    loops: LoopVerificationConfig = field(default_factory=LoopVerificationConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.cameras, bool) or not isinstance(self.cameras, int) or self.cameras < 1:
@@ -161,7 +168,7 @@ class WindowInference:
     """
 
     window: Window
-    frame_ids: tuple[Hashable, ...]
+    frame_ids: tuple[FrameId, ...]
     stamps: np.ndarray
     dense: tuple[int, ...]
     predictions: Mapping[str, torch.Tensor]
@@ -277,8 +284,9 @@ class ReconstructionSession:
         self._image_hw: Optional[tuple[int, int]] = None  # input size of the current run (add's thread)
         self._reset_requested = threading.Event()
         # Worker state (infer / integrate thread).
-        self._cache: dict[Hashable, _CachedFrame] = {}
+        self._cache: dict[FrameId, _CachedFrame] = {}
         self._anchor: Optional[FrameSet] = None  # the newest frame set merged into the world
+        self.loops = LoopCloser(config.loops, config.world)
 
     # ------------------------------------------------------------------------------------------ input side
     def add(self, frame_set: FrameSet) -> SessionUpdate:
@@ -343,7 +351,7 @@ class ReconstructionSession:
             self._anchor = None
         window = anchor_window(window, self._anchor)
         cameras = window.num_cameras
-        frame_ids = tuple((stamp, camera) for s in window.frame_sets for camera, stamp in enumerate(s.stamps_ns))
+        frame_ids = tuple(frame_id for s in window.frame_sets for frame_id in s.frame_ids())
         images = window.images
         missing = [i for i, frame_id in enumerate(frame_ids) if frame_id not in self._cache]
         if not self.config.incremental:
@@ -468,22 +476,25 @@ class ReconstructionSession:
 
         scale: Optional[ScaleMeasurement] = None
 
+        def output(status: WindowStatus, reason: str, result, metric: bool, newest=(), cloud=None) -> WindowOutput:
+            return WindowOutput(
+                window=inference.window,
+                status=status,
+                reason=reason,
+                result=result,
+                newest=list(newest),
+                cloud=cloud,
+                map_reset=map_reset,
+                dense=inference.dense,
+                predictions=inference.predictions,
+                seconds=seconds,
+                scale=scale,
+                metric=metric,
+            )
+
         def rejected(reason: str, result: Optional[WindowResult]) -> WindowOutput:
             seconds["world"] = time.perf_counter() - start
-            return WindowOutput(
-                inference.window,
-                WindowStatus.REJECTED,
-                reason,
-                result,
-                [],
-                None,
-                map_reset,
-                inference.dense,
-                inference.predictions,
-                seconds,
-                scale,
-                self.world.metric,
-            )
+            return output(WindowStatus.REJECTED, reason, result, self.world.metric)
 
         try:
             products = decode_window(
@@ -509,20 +520,7 @@ class ReconstructionSession:
         self._anchor = inference.window.frame_sets[-1]
         if self.config.metric.active and not result.metric:
             seconds["cloud"] = seconds["map"] = 0.0
-            return WindowOutput(
-                inference.window,
-                result.status,
-                result.reason,
-                result,
-                [],
-                None,
-                map_reset,
-                inference.dense,
-                inference.predictions,
-                seconds,
-                scale,
-                False,
-            )
+            return output(result.status, result.reason, result, metric=False)
         start = time.perf_counter()
         cloud = build_cloud(result.placed, self.config.cloud) if result.placed is not None else None
         seconds["cloud"] = time.perf_counter() - start
@@ -536,20 +534,7 @@ class ReconstructionSession:
                 in_map = np.isin(cloud.frames, map_rows)
                 self.map.add(cloud.points[in_map, :3], cloud.colors[in_map])
         seconds["map"] = time.perf_counter() - start
-        return WindowOutput(
-            inference.window,
-            result.status,
-            result.reason,
-            result,
-            self._newest(result),
-            cloud,
-            map_reset,
-            inference.dense,
-            inference.predictions,
-            seconds,
-            scale,
-            result.metric,
-        )
+        return output(result.status, result.reason, result, result.metric, self._newest(result), cloud)
 
     def _newest(self, result: WindowResult) -> list[PublishedFrame]:
         """The newest frame set's images, copied to the host (what the node publishes per camera)."""
@@ -567,7 +552,7 @@ class ReconstructionSession:
             newest.append(
                 PublishedFrame(
                     camera=camera,
-                    stamp_ns=int(result.frame_ids[i][0]),
+                    stamp_ns=int(result.frame_ids[i].stamp_ns),
                     world_from_camera=placed.world_from_camera[row],
                     intrinsics=placed.intrinsics[row],
                     depth=placed.depth[row].cpu().numpy(),
@@ -575,6 +560,21 @@ class ReconstructionSession:
                 )
             )
         return newest
+
+    def close_loops(self, out: WindowOutput) -> LoopReport:
+        """Remember the keyframes ``out`` (the window just integrated) added, and look for loops from them: at most
+        one loop pass (one network call of <= 4 frames) per new keyframe. Call after `integrate`, on the same
+        thread, outside the world lock: it only reads the world. Returns the verified constraints (for the pose
+        graph), the rejections with their causes, and each new keyframe's candidates with their scores (to log).
+        The reference path (``incremental`` False) caches no tokens and closes no loops.
+        """
+        if not self.config.incremental:
+            return LoopReport()
+        frames = {
+            frame_id: NewKeyframe(frame_id, frame_id.stamp_ns * 1e-9, cached.tokens, cached.colors)
+            for frame_id, cached in self._cache.items()
+        }
+        return self.loops.after_window(out.result, frames, self.world, self.pipeline, self.config.cameras)
 
     def push(self, frame_set: FrameSet, depth_lookup: Optional[DepthLookup] = None) -> Optional[WindowOutput]:
         """`add`, then `infer` and `integrate` if a window is due: the offline loop's one call."""
@@ -625,19 +625,29 @@ class ReconstructionSession:
 
     def camera_path(self, camera: int = 0) -> list[tuple[int, np.ndarray]]:
         """(stamp_ns, ``(4, 4)`` world pose) of one camera's kept keyframes, oldest first (bounded)."""
-        return [(k.frame_id[0], k.world_from_camera) for k in self.world.keyframes if k.frame_id[1] == camera]
+        return [(k.frame_id.stamp_ns, k.world_from_camera) for k in self.world.keyframes if k.frame_id.camera == camera]
 
-    def save(self, directory: str | Path) -> tuple[Path, Path]:
-        """Write the kept keyframe trajectory (`trajectory.tum`) and the map (`map.ply`); return both paths.
+    def save_entries(self) -> tuple[str, ...]:
+        """The names `save` writes into its folder: the map and each camera's trajectory file."""
+        cameras = (trajectory_file_name(camera, name) for camera, name in enumerate(self.config.names))
+        return ("map.ply", *cameras)
 
-        Raises:
-            EmptyMapError: the map has no point yet (the trajectory is written all the same).
-        """
+    def save_trajectories(self, directory: str | Path) -> dict[str, Optional[Path]]:
+        """Write each camera's kept keyframe trajectory (`vggt_ros.trajectory_files`); camera name -> path, or None
+        for a camera without a kept keyframe (no file)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        map_path, trajectory_path = directory / "map.ply", directory / "trajectory.tum"
-        # The trajectory first: it is written even when the map is still empty (EmptyMapError).
-        trajectory = self.world.trajectory()
-        write_tum_trajectory(trajectory_path, trajectory.timestamps, trajectory.world_from_camera, trajectory.segment)
+        return write_camera_trajectories(directory, self.world.trajectory(), self.config.names, self.world.metric)
+
+    def save(self, directory: str | Path) -> tuple[Path, dict[str, Optional[Path]]]:
+        """Write the trajectories (`save_trajectories`) and the map (`map.ply`); return the map's path and the
+        trajectories'.
+
+        Raises:
+            EmptyMapError: the map has no point yet (the trajectories are written all the same).
+        """
+        # The trajectories first: they are written even when the map is still empty (EmptyMapError).
+        trajectories = self.save_trajectories(directory)
+        map_path = Path(directory) / "map.ply"
         self.map.save_ply(map_path)
-        return map_path, trajectory_path
+        return map_path, trajectories

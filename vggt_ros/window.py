@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Generic, Optional, TypeVar
+from typing import Generic, NamedTuple, Optional, TypeVar
 
 import numpy as np
 
@@ -30,6 +30,14 @@ T = TypeVar("T")
 
 # Keyframe motion is measured on a grey thumbnail about this many pixels wide: cheap, and blind to noise.
 _THUMBNAIL_WIDTH = 64
+
+
+class FrameId(NamedTuple):
+    """One image of one camera: the project's key for a frame everywhere (cache, world, exports). A tuple, so
+    ``(stamp_ns, camera)`` literals compare and hash equal to it."""
+
+    stamp_ns: int
+    camera: int
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,10 @@ class FrameSet:
             )
         if self.camera_frames and len(self.camera_frames) != len(self.images):
             raise ValueError(f"a frame set needs one frame id per image, got {len(self.camera_frames)}")
+
+    def frame_ids(self) -> tuple[FrameId, ...]:
+        """Each camera's image as a `FrameId`, camera order."""
+        return tuple(FrameId(int(stamp), camera) for camera, stamp in enumerate(self.stamps_ns))
 
     @property
     def stamp_ns(self) -> int:

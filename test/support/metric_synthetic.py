@@ -40,7 +40,6 @@ from support.synthetic import (
     chaining_session_config,
     render_poses,
 )
-from vggt_ros.alignment import weighted_umeyama
 from vggt_ros.geometry import compose_rigid, invert_rigid, similarity_matrix, transform_points
 from vggt_ros.metric.config import MetricConfig
 from vggt_ros.metric.sensor_depth import depth_to_metres
@@ -48,6 +47,7 @@ from vggt_ros.metric.tf_buffer import TransformBuffer
 from vggt_ros.session import ReconstructionSession, SessionConfig, WindowOutput
 from vggt_ros.window import FrameSet, WindowConfig
 from vggt_ros.world import WorldConfig
+from vggt_ros.world.alignment import weighted_umeyama
 
 CAMERA_FRAMES = ("camera0_optical", "camera1_optical")
 ODOM_FRAME = "odom"

@@ -33,7 +33,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image, PointCloud2
 from tf2_msgs.msg import TFMessage
 
-import vggt_ros.ros.node as node_module
+import vggt_ros.live.startup as startup_module
 from support.synthetic import FakePipelineForWorldTests, FakeVGGTForWorldTests
 from support.waiting import wait_for
 from vggt_ros.geometry import quaternion_to_rotation_matrix
@@ -87,7 +87,7 @@ class RunningNode:
 
     def __init__(self, parameters: dict, pipeline) -> None:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(node_module, "create_pipeline", lambda config: pipeline)
+            patch.setattr(startup_module, "create_pipeline", lambda config: pipeline)
             self.node = ReconstructionNode(
                 parameter_overrides=[Parameter(name, value=value) for name, value in parameters.items()]
             )

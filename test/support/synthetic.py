@@ -33,7 +33,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from vggt_ros.alignment import weighted_umeyama
 from vggt_ros.geometry import (
     compose_rigid,
     compose_similarity,
@@ -47,10 +46,12 @@ from vggt_ros.geometry import (
 )
 from vggt_ros.mapping import GrowingMap, MapConfig
 from vggt_ros.preprocess import preprocess_frames
-from vggt_ros.products import CloudConfig, WindowProducts, decode_window
+from vggt_ros.products import WindowProducts, decode_window
 from vggt_ros.session import ReconstructionSession, SessionConfig
 from vggt_ros.window import FrameSet, WindowConfig
 from vggt_ros.world import WindowResult, WindowStatus, World, WorldConfig
+from vggt_ros.world.alignment import weighted_umeyama
+from vggt_ros.world.cloud import CloudConfig
 
 PATHS = ("straight", "loop", "rotation")
 

@@ -27,7 +27,6 @@ points is written without holding it in memory. The writer keeps only the camera
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 from dataclasses import dataclass
@@ -37,8 +36,8 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from vggt_ros.dataset.frames import check_relative_name
+from vggt_ros.files import replace_atomically
 from vggt_ros.geometry import rotation_matrix_to_quaternion
-from vggt_ros.mapping import replace_atomically
 
 PINHOLE_MODEL_ID = 1
 INVALID_POINT3D_ID = 2**64 - 1
@@ -329,8 +328,6 @@ class SparseModelBuilder:
                     body.flush()
                     body.seek(0)
                     shutil.copyfileobj(body, file, length=1 << 20)
-                file.flush()
-                os.fsync(file.fileno())
 
         return write
 

@@ -18,6 +18,7 @@ prediction (0 or NaN).
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,8 @@ import numpy as np
 from PIL import Image
 
 from vggt_ros.dataset.frames import ExportFrame, resample_to_image
-from vggt_ros.mapping import replace_atomically
-from vggt_ros.products import usable_pixels
+from vggt_ros.files import replace_atomically
+from vggt_ros.numeric import usable_pixels
 
 MAX_DEPTH_MM = np.iinfo(np.uint16).max
 
@@ -97,8 +98,11 @@ def write_frame_files(
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as file:
-        np.save(file, array)
+    # Through a buffer: numpy's own file writes report a full disk as "N requested and M written", Python's as
+    # ENOSPC, "No space left on device".
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    path.write_bytes(buffer.getbuffer())
 
 
 def _write(path: Path, write) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vggt_ros.mapping import replace_atomically
+from vggt_ros.files import replace_atomically
 
 
 def to_standard(value: Any) -> Any:
@@ -41,7 +41,7 @@ def dumps(value: Any, indent: int | None = 2) -> str:
 
 
 def write(path, value: Any, indent: int | None = 2) -> Path:
-    """Write ``dumps(value)`` plus a newline to ``path`` atomically (`mapping.replace_atomically`); returns it."""
+    """Write ``dumps(value)`` plus a newline to ``path`` atomically (`files.replace_atomically`); returns it."""
     text = dumps(value, indent) + "\n"
     path = Path(path)
 

@@ -29,7 +29,7 @@ import numpy as np
 from vggt_ros.dataset.colmap import ImageRecord, PointBatch
 from vggt_ros.dataset.frames import ExportFrame, model_pixels_in_image
 from vggt_ros.geometry import invert_rigid
-from vggt_ros.products import usable_pixels
+from vggt_ros.numeric import usable_pixels
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ Layout of ``out_dir``::
 Streaming is what lets a 10,000-frame bag through: `add` writes the frame's own files at once and keeps only a
 small record (a camera, a transforms.json entry); the sparse points go through `vggt_ros.dataset.tracks`, which
 holds the last few frames, and closed frames' COLMAP records go to scratch files in ``out_dir`` that `finish`
-turns into the model. Every file is written atomically (`vggt_ros.mapping.replace_atomically`), so a reader never
+turns into the model. Every file is written atomically (`vggt_ros.files.replace_atomically`), so a reader never
 sees half a file. `close` (or leaving a ``with`` block without `finish`) deletes the scratch files and writes no
 model.
 
@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 SPARSE_DIR = Path("colmap") / "sparse" / "0"
 TRANSFORMS_JSON = "transforms.json"
+# The top-level entries of a dataset folder (`vggt_ros.dataset.frame_files` names the per-frame folders).
+DATASET_ENTRIES = ("images", "depth", "confidence", SPARSE_DIR.parts[0], TRANSFORMS_JSON)
 
 
 @dataclass(frozen=True)

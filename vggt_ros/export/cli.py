@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..model import VGGT
-from ..quantization.schemes import QDQ_SCHEMES
+from ..quantized_formats.schemes import QDQ_SCHEMES
 from ..runtime.io_contract import ExportManifest, FramesProfile, ManifestError
 from .onnx_export import export_onnx, state_dict_sha256
 

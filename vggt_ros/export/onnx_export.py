@@ -20,7 +20,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 
@@ -28,14 +28,30 @@ from ..model import VGGT
 from ..model.stages import STAGE_NAMES, build_stages, stage_io
 from ..runtime.io_contract import MANIFEST_FILE, ComponentSpec, ExportManifest, FramesProfile, TensorSpec
 
-if TYPE_CHECKING:
-    from ..quantization.qdq import QDQExport
-
 log = logging.getLogger(__name__)
 
 PROTOBUF_LIMIT_BYTES = 2 * 1024**3
 # Every stage tensor has the frame axis first, except the stacked camera iterations (iterations, S, 9).
 _FRAME_AXIS = {"pose_enc_list": 1}
+
+
+class GraphQuantization(Protocol):
+    """What the export needs of a quantized export (`vggt_ros.quantization.qdq.QDQExport`); declared here so that this
+    package does not import the quantization recipe above it."""
+
+    @property
+    def scheme(self) -> str: ...
+
+    @property
+    def min_opset(self) -> int: ...
+
+    def rewrite(self, stage: str, graph: Any) -> Any:
+        """Insert the quantize/dequantize nodes of ``stage`` into its ONNX model (in place; returned)."""
+        ...
+
+    def manifest_entry(self) -> dict[str, Any]:
+        """The ``quantization`` section of manifest.json."""
+        ...
 
 
 def state_dict_sha256(model: torch.nn.Module) -> str:
@@ -61,7 +77,7 @@ def export_onnx(
     frames: FramesProfile = FramesProfile(1, 4, 8),
     opset: int = 18,
     external_data_threshold: int = PROTOBUF_LIMIT_BYTES,
-    quantization: "QDQExport | None" = None,
+    quantization: GraphQuantization | None = None,
 ) -> ExportManifest:
     """Write `<stage>.onnx` for the five stages and `manifest.json` into out_dir; return the manifest.
 

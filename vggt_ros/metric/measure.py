@@ -24,10 +24,15 @@ import numpy as np
 import torch
 
 from vggt_ros.metric.config import MetricConfig
-from vggt_ros.metric.sources import ScaleObservation, ScaleUnavailable, depth_scale, odometry_scale, rig_scale
+from vggt_ros.metric.sources import (
+    ScaleMeasurement,
+    ScaleUnavailable,
+    depth_scale,
+    odometry_scale,
+    rig_scale,
+)
 from vggt_ros.products import WindowProducts
 
-ScaleMeasurement = Union[ScaleObservation, ScaleUnavailable]
 # The depth source compares every n-th row and column, n up to MAX_DEPTH_STRIDE while at least DEPTH_PIXELS pixels
 # remain: a window's full-resolution pixels cost 0.3 - 0.6 s on a 2-core CPU, and a sixteenth of them (over
 # 10,000 per frame at 518 x 392) pins a median just as well.

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from vggt_ros.geometry import invert_rigid
+from vggt_ros.geometry import compose_poses, invert_pose
 from vggt_ros.metric.tf_buffer import (
     NoConnectionError,
     TransformLookup,
@@ -83,9 +83,7 @@ def base_in_odom(
     odom_from_world = as_rigid_transform("odom_from_world", odom_from_world)
     world_from_camera = as_rigid_transform("world_from_camera", world_from_camera)
     base_from_camera = as_rigid_transform("base_from_camera", base_from_camera)
-    camera_from_base = np.eye(4)
-    camera_from_base[:3] = invert_rigid(base_from_camera[:3])
-    return odom_from_world @ world_from_camera @ camera_from_base
+    return compose_poses(compose_poses(odom_from_world, world_from_camera), invert_pose(base_from_camera))
 
 
 def odometry_sigmas(
@@ -124,46 +122,3 @@ def pose_covariance(position_sigma_m: float, rotation_sigma_rad: float) -> np.nd
         if not math.isfinite(value) or value <= 0:
             raise ValueError(f"{name} must be finite and > 0 (a filter inverts the covariance), got {value!r}")
     return np.diag([position_sigma_m**2] * 3 + [rotation_sigma_rad**2] * 3)
-
-
-class RobotPlacement:
-    """One world's place among the robot's frames: placed once (retried until the transforms answer), then every
-    camera pose in the world gives the base's pose in odom. `reset` when a new world starts.
-
-    ``transforms``: a `TransformLookup`; ``camera_frame``: the frame id of camera 0's images (the world's origin).
-    """
-
-    def __init__(self, transforms: TransformLookup, odom_frame: str, base_frame: str) -> None:
-        self.transforms = transforms
-        self.odom_frame = odom_frame
-        self.base_frame = base_frame
-        self.reset()
-
-    def reset(self) -> None:
-        self.odom_from_world = None
-        self._origin = None  # (camera frame, stamp ns) of the world's first image
-        self._base_from_camera = None
-
-    def start(self, camera_frame: str, stamp_ns: int) -> None:
-        """A new world starts at ``camera_frame``'s image of ``stamp_ns``."""
-        self.reset()
-        self._origin = (camera_frame, stamp_ns)
-
-    def place(self) -> bool:
-        """Try to place the world (once); True when ``odom_from_world`` is known.
-
-        Raises:
-            TransformLookupError: the transforms cannot place it (yet): the message says why.
-        """
-        if self.odom_from_world is None and self._origin is not None:
-            camera_frame, stamp_ns = self._origin
-            odom_from_world = place_world_in_odom(
-                self.transforms, self.odom_frame, self.base_frame, camera_frame, stamp_ns
-            )
-            self._base_from_camera = self.transforms.lookup_transform(self.base_frame, camera_frame, 0)
-            self.odom_from_world = odom_from_world
-        return self.odom_from_world is not None
-
-    def base_pose(self, world_from_camera: np.ndarray) -> np.ndarray:
-        """``(4, 4)`` odom_from_base for camera 0 at ``world_from_camera`` (metres); call after `place` succeeded."""
-        return base_in_odom(self.odom_from_world, world_from_camera, self._base_from_camera)

@@ -50,7 +50,7 @@ from typing import Mapping, Union
 import numpy as np
 import torch
 
-from vggt_ros.products import percentile, usable_pixels
+from vggt_ros.numeric import percentile, usable_pixels
 
 # A normal distribution's standard deviation is 1.4826 times its median absolute deviation, and the median of n
 # samples of it has a standard error of sqrt(pi / 2) sigma / sqrt(n) (a mean: sigma / sqrt(n)).
@@ -92,7 +92,7 @@ class ScaleUnavailable:
     reason: str
 
 
-ScaleResult = Union[ScaleObservation, ScaleUnavailable]
+ScaleMeasurement = Union[ScaleObservation, ScaleUnavailable]
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def depth_scale(
     confidence: torch.Tensor,
     sensor_depth: Union[torch.Tensor, np.ndarray],
     config: DepthScaleConfig = DepthScaleConfig(),
-) -> ScaleResult:
+) -> ScaleMeasurement:
     """Metres per window unit from a depth sensor (see the module docstring).
 
     Args:
@@ -186,7 +186,7 @@ def rig_scale(
     cameras: int,
     camera_from_camera: Mapping[int, np.ndarray],
     min_baseline_m: float = 0.01,
-) -> ScaleResult:
+) -> ScaleMeasurement:
     """Metres per window unit from a calibrated camera rig (see the module docstring).
 
     Args:
@@ -263,7 +263,7 @@ def odometry_scale(
     odom_positions: np.ndarray,
     min_translation_m: float = 0.1,
     max_ratio_spread: float = 1.5,
-) -> ScaleResult:
+) -> ScaleMeasurement:
     """Metres per window unit from odometry (see the module docstring).
 
     Args:

@@ -40,7 +40,7 @@ from typing import Optional, Protocol, Sequence, Union
 
 import numpy as np
 
-from vggt_ros.geometry import invert_rigid, quaternion_to_rotation_matrix, rotation_matrix_to_quaternion
+from vggt_ros.geometry import compose_poses, invert_pose, quaternion_to_rotation_matrix, rotation_matrix_to_quaternion
 
 NANOSECONDS = 1_000_000_000
 DEFAULT_CACHE_TIME_S = 10.0
@@ -299,9 +299,7 @@ class TransformBuffer:
             common_from_target = self._compose_up(target_links, stamp_ns)
         except ExtrapolationError as error:
             raise ExtrapolationError(f"lookup of {target_frame!r} <- {source_frame!r}: {error}") from None
-        target_from_common = np.eye(4)
-        target_from_common[:3] = invert_rigid(common_from_target[:3])
-        return target_from_common @ common_from_source
+        return compose_poses(invert_pose(common_from_target), common_from_source)
 
     def _chain_to_root(self, frame: str) -> list[str]:
         """``[frame, its parent, ..., root]``."""

@@ -84,7 +84,7 @@ class VGGTConfig:
 
     @classmethod
     def from_json(cls, path: str | PathLike) -> "VGGTConfig":
-        """Read the schema of `shared/fixtures/vggt_tiny/config.json` (official constructor arguments)."""
+        """Read the schema of `fixtures/vggt_tiny/config.json` (official constructor arguments)."""
         with open(path, encoding="utf-8") as f:
             raw = json.load(f)
         if "aggregator" not in raw:

@@ -92,7 +92,8 @@ def _download(repo_id: str) -> tuple[Path, Path | None]:
     """The hub checkpoint: from the local cache if it is there (works offline), else downloaded. Without a network,
     fail at once with what to do: the hub client would retry each file for about a minute."""
     hint = (
-        f"On a machine with internet access run `huggingface-cli download {repo_id} --local-dir VGGT-1B`, "
+        f"On a machine with internet access run `hf download {repo_id} --local-dir VGGT-1B` (the Hugging Face "
+        "command-line tool that huggingface_hub installs), "
         "copy that folder here and pass its path as the weights (a folder or the model file)."
     )
     try:

@@ -31,10 +31,10 @@ from torch import nn
 
 from vggt_ros.model.stages import tapped_token_names
 from vggt_ros.preprocess import preprocess_images
+from vggt_ros.quantized_formats.plan import block_stage, split_layer_name
 from vggt_ros.recording.inputs import IMAGE_SUFFIXES
 
 from .evaluation import window_outputs
-from .plan import block_stage, split_layer_name
 
 BAG_SUFFIXES = (".mcap", ".db3")
 

@@ -21,30 +21,30 @@ from pathlib import Path
 import torch
 
 from vggt_ros.model import VGGT
+from vggt_ros.output_folder import check_output_folder
+from vggt_ros.quantized_formats.compensated_head import CompensatedCameraHead
+from vggt_ros.quantized_formats.layers import replace_modules
+from vggt_ros.quantized_formats.plan import DEFAULT_GROUP_SIZE, PLAN_FILE, QuantizationPlan
+from vggt_ros.quantized_formats.schemes import SCHEMES, W4A16
+from vggt_ros.quantized_formats.w4a16_file import load_w4a16_model, save_w4a16_export
 from vggt_ros.runtime import Pipeline
 from vggt_ros.runtime.io_contract import FramesProfile
 
 from .calibration import CalibrationConfig, calibration_windows, load_calibration_images
-from .compensation import CompensatedCameraHead
 from .evaluation import window_outputs
 from .export import (
     export_qdq,
     fp16_weight_bytes,
     held_weight_bytes,
-    load_w4a16_model,
     onnx_export_bytes,
     pack_w4a16,
     packed_layers,
     quantized_layer_bytes,
-    save_w4a16_export,
 )
-from .layers import replace_modules
 from .objective import ObjectiveWeights, errors_vs_reference
-from .plan import DEFAULT_GROUP_SIZE, PLAN_FILE, QuantizationPlan
 from .qdq import QDQLinear
 from .recipe import COMPENSATION_MODES, RecipeConfig, RecipeResult, run_recipe
 from .report import build_report, format_report, write_report
-from .schemes import SCHEMES, W4A16
 from .search import SearchConfig
 
 log = logging.getLogger("vggt_ros.quantize")
@@ -73,6 +73,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--plan", type=Path, default=None, help="a (hand-edited) plan.json to use as it is")
     parser.add_argument("--protect", type=int, default=4, help="most sensitive blocks kept in FP16 but attn.proj")
     parser.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE, help="w4a16 input channels per scale")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="w4a16: refuse layers whose input channels are not a multiple of --group-size (default: they keep FP16 "
+        "weights and are listed as fp16_layers in plan.json and report.json)",
+    )
     parser.add_argument("--search-steps", type=int, default=5, help="scale candidates per block (1: no search)")
     parser.add_argument(
         "--compensation",
@@ -118,7 +124,8 @@ def _export_qdq(model: VGGT, result: RecipeResult, args, windows) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    plan = QuantizationPlan.load(args.plan) if args.plan is not None else None
+    check_output_folder(args.out, "--out")  # before any work: a run can take hours
+    plan = QuantizationPlan.load(args.plan, args.scheme) if args.plan is not None else None
     config = RecipeConfig(
         args.scheme,
         args.protect,
@@ -126,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         SearchConfig(args.search_steps, ObjectiveWeights()),
         args.compensation,
         plan=plan,
+        strict=args.strict,
     )
     calibration = CalibrationConfig(args.frames, args.max_images, args.image_size, args.mode, args.topic)
     images = load_calibration_images(args.calibration, calibration)  # before the model: a bad set fails fast
@@ -149,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         sensitivity=result.sensitivity,
         protected=result.plan.protected_blocks,
         quantized_layers=layers,
+        fp16_layers=result.plan.fp16_layers,
         choices=result.choices,
         compensation=result.compensation,
         measured_with=export["measured_with"],

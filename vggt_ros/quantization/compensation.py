@@ -1,6 +1,6 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""The camera-information compensation token (QVGGT section 3.3) and the camera head that reads it.
+"""The camera-information compensation token (QVGGT section 3.3), built from the calibration camera tokens.
 
 Calibration statistics leave the camera and register tokens out (their outlier activations would set the scales),
 which costs the camera head the cues those tokens carry. The compensation token gives them back: a dataset-level
@@ -12,16 +12,13 @@ the token is the mean of the tokens projected onto that subspace, ``U_K U_K^T me
 of the patch tokens of the same layer. (Projecting the centred tokens instead would average to zero.) With fewer
 than K + 1 calibration frames the subspace has fewer directions, all that the data spans.
 
-`CompensatedCameraHead` appends the token as one more sequence element of the camera head's input: the trunk's
-self-attention mixes it into every frame's camera token (the trunk has no positional encoding, so the position at
-the end carries no meaning), and its own output is dropped. The token is a buffer, so it travels with the weights
-into the W4A16 export and, as a constant, into the camera-head ONNX graph.
+`vggt_ros.quantized_formats.compensated_head.CompensatedCameraHead` is the camera head that reads the token (it is
+part of the exported model's structure, so it lives with the quantized formats).
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 DEFAULT_COMPONENTS = 32
 
@@ -59,17 +56,3 @@ def compensation_token(
     if not norm > 0:
         raise CompensationError("the mean camera token has no component along its principal directions")
     return (projected * (patch_token_norm / norm)).float()
-
-
-class CompensatedCameraHead(nn.Module):
-    """Wraps a camera head: ``forward(camera_tokens (B, S, 2C)) -> (iterations, B, S, 9)`` with the token appended."""
-
-    def __init__(self, head: nn.Module, token: torch.Tensor) -> None:
-        super().__init__()
-        self.head = head
-        self.register_buffer("compensation_token", token.detach().reshape(1, 1, -1).clone())
-
-    def forward(self, camera_tokens: torch.Tensor) -> torch.Tensor:
-        frames = camera_tokens.shape[1]
-        extra = self.compensation_token.to(camera_tokens.dtype).expand(camera_tokens.shape[0], 1, -1)
-        return self.head(torch.cat((camera_tokens, extra), dim=1))[:, :, :frames]

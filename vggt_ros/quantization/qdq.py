@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .plan import QuantizationPlan, block_stage, split_layer_name
-from .schemes import FP8, INT8, QDQ_SCHEMES
+from vggt_ros.quantized_formats.plan import QuantizationPlan, block_stage, split_layer_name
+from vggt_ros.quantized_formats.schemes import FP8, INT8, QDQ_SCHEMES
 
 QMAX = {INT8: 127.0, FP8: 448.0}
 # QuantizeLinear with per-axis scales needs opset 13; float8 types need opset 19.

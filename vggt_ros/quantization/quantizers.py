@@ -19,11 +19,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vggt_ros.quantized_formats.int4 import FakeInt4Linear
+from vggt_ros.quantized_formats.plan import group_size_for
+from vggt_ros.quantized_formats.schemes import FP8, INT8, W4A16, check_scheme
+
 from .calibration import LayerStatistics
-from .int4 import FakeInt4Linear
-from .plan import group_size_for
 from .qdq import QDQLinear
-from .schemes import FP8, INT8, W4A16, check_scheme
 
 DEFAULT_PARAMETER = {W4A16: 0.0, INT8: 1.0, FP8: 1.0}
 _MIN_CHANNEL_MEAN = 1e-6  # a channel that is always zero would otherwise get a zero scale

@@ -18,13 +18,25 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from vggt_ros.quantized_formats.compensated_head import CompensatedCameraHead
+from vggt_ros.quantized_formats.layers import replaced
+from vggt_ros.quantized_formats.plan import (
+    DEFAULT_GROUP_SIZE,
+    LINEAR_NAMES,
+    PlanError,
+    QuantizationPlan,
+    default_plan,
+    group_size_for,
+    scheme_blocks,
+    scheme_conflict,
+    ungroupable_layers,
+)
+from vggt_ros.quantized_formats.schemes import W4A16, check_scheme
+
 from .calibration import ReferencePass, reference_pass
-from .compensation import DEFAULT_COMPONENTS, CompensatedCameraHead, CompensationError, compensation_token
+from .compensation import DEFAULT_COMPONENTS, CompensationError, compensation_token
 from .evaluation import window_outputs
-from .layers import replaced
 from .objective import task_loss
-from .plan import DEFAULT_GROUP_SIZE, LINEAR_NAMES, PlanError, QuantizationPlan, default_plan, scheme_blocks
-from .schemes import W4A16, check_scheme
 from .search import BlockChoice, SearchConfig, search_scales
 from .sensitivity import BlockSensitivity, measure_sensitivity, most_fragile
 
@@ -35,7 +47,9 @@ COMPENSATION_MODES = ("auto", "on", "off")  # auto: kept only when it lowers the
 @dataclass(frozen=True)
 class RecipeConfig:
     """protected_blocks: how many of the most sensitive blocks keep FP16 weights (QVGGT protects 4);
-    plan: a (hand-edited) plan to use instead of the one derived from the sensitivity table."""
+    plan: a (hand-edited) plan to use instead of the one derived from the sensitivity table;
+    strict: refuse (rather than keep in FP16, the default) W4A16 layers whose input channels do not split into
+    groups of ``group_size``."""
 
     scheme: str
     protected_blocks: int = 4
@@ -44,6 +58,7 @@ class RecipeConfig:
     compensation: str = "auto"
     compensation_components: int = DEFAULT_COMPONENTS
     plan: QuantizationPlan | None = None
+    strict: bool = False
 
     def __post_init__(self) -> None:
         check_scheme(self.scheme)
@@ -58,10 +73,7 @@ class RecipeConfig:
         if self.compensation_components < 1:
             raise ValueError(f"compensation_components must be >= 1, got {self.compensation_components}")
         if self.plan is not None and self.plan.scheme != self.scheme:
-            raise PlanError(
-                f"the plan is for {self.plan.scheme} but the scheme asked for is {self.scheme}; quantize "
-                f"with --scheme {self.plan.scheme}, or set the plan's scheme (and group_size) to match"
-            )
+            raise PlanError(scheme_conflict(self.plan.scheme, self.scheme))
 
 
 @dataclass
@@ -109,20 +121,50 @@ def _compensation(
     }
 
 
+def _fp16_layers(model: nn.Module, layers: Sequence[str], config: RecipeConfig) -> tuple[str, ...]:
+    """The W4A16 layers of ``layers`` that cannot be packed in groups of ``config.group_size`` and so keep FP16
+    weights; with ``config.strict``, PlanError naming the first instead."""
+    if config.scheme != W4A16:
+        return ()
+    ungroupable = ungroupable_layers(model, layers, config.group_size)
+    if config.strict:
+        for name in ungroupable:
+            group_size_for(model.get_submodule(name).in_features, config.group_size, name)
+    elif ungroupable:
+        log.warning(
+            "%d layers keep FP16 weights: their input channels are not a multiple of the group size %d (listed as "
+            "fp16_layers in plan.json and report.json; --strict refuses them, --group-size changes the groups)",
+            len(ungroupable),
+            config.group_size,
+        )
+    return ungroupable
+
+
 def run_recipe(model: nn.Module, windows: Sequence[torch.Tensor], config: RecipeConfig) -> RecipeResult:
     """Quantize ``model`` (floating point, on its device) on the calibration ``windows`` ``(S, 3, H, W)``."""
-    if config.plan is not None:
-        config.plan.check_against(model)  # a bad hand-edited plan fails before any work
     candidates = scheme_blocks(model, config.scheme)
+    layers = [f"{block}.{linear}" for block in candidates for linear in LINEAR_NAMES]
+    planned = config.plan
+    if planned is not None:  # a bad hand-edited plan fails before any work
+        planned = planned.keeping_fp16(_fp16_layers(model, planned.layer_names(), config))
+        planned.check_against(model)
+        fp16 = planned.fp16_layers
+    else:
+        fp16 = _fp16_layers(model, layers, config)  # before any work: --strict refuses them at once
+        if len(fp16) == len(layers):
+            raise PlanError(
+                f"no layer of this model splits into groups of {config.group_size} input channels, so W4A16 would "
+                f"quantize nothing; choose a --group-size that divides the layers' widths"
+            )
     group_size = config.group_size if config.scheme == W4A16 else None
-    reference = reference_pass(model, windows, [f"{block}.{linear}" for block in candidates for linear in LINEAR_NAMES])
+    reference = reference_pass(model, windows, layers)
     log.info("sensitivity of %d blocks on %d windows", len(candidates), len(windows))
     sensitivity = measure_sensitivity(
-        model, candidates, config.scheme, group_size, reference, windows, config.search.weights
+        model, candidates, config.scheme, group_size, reference, windows, config.search.weights, fp16
     )
-    plan = config.plan or default_plan(
+    plan = planned or default_plan(
         config.scheme, candidates, most_fragile(sensitivity, config.protected_blocks), group_size
-    )
+    ).keeping_fp16(fp16)
     log.info("scale search over %d blocks, %d steps each", len(plan.blocks), config.search.steps)
     layers, choices = search_scales(model, plan, reference, windows, config.search)
     token, compensation = _compensation(model, layers, reference, windows, config)

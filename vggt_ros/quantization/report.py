@@ -3,11 +3,13 @@
 """The quantization report: ``report.json`` and the text `vggt-ros-quantize` prints.
 
 ``report.json`` holds at least ``{"scheme", "error_vs_fp32": {"depth_rel", "points_rel", "camera_rel"},
-"weight_bytes", "fp16_weight_bytes", "block_sensitivity": [...]}``; errors are in percent (``error_unit``), the
-seed's relative L1 error against the floating-point model on the calibration windows. ``weight_bytes`` counts the
-weights as the runtime holds them (`export.held_weight_bytes`), ``export_bytes`` the files written. The printed
-report gives the sensitivity table, then the final error, then the weights' memory, and ends by saying plainly that
-the figures hold only for the images and weights it was given.
+"weight_bytes", "fp16_weight_bytes", "block_sensitivity": [...], "fp16_layers": [...]}``; errors are in percent
+(``error_unit``), the seed's relative L1 error against the floating-point model on the calibration windows.
+``weight_bytes`` counts the weights as the runtime holds them (`export.held_weight_bytes`), ``export_bytes`` the
+files written. The printed report gives the sensitivity table, then the final error, then the weights' memory, and
+ends by saying plainly that the figures hold only for the images and weights it was given. ``fp16_layers`` names
+the layers of planned blocks that keep FP16 weights because their width does not split into W4A16 groups (as the
+plan does).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def build_report(
     sensitivity: Sequence[BlockSensitivity],
     protected: Sequence[str],
     quantized_layers: Mapping[str, int],
+    fp16_layers: Sequence[str],
     choices: Sequence[BlockChoice],
     compensation: Mapping[str, Any],
     calibration: Mapping[str, Any],
@@ -54,6 +57,7 @@ def build_report(
         "fp16_weight_bytes": int(fp16_weight_bytes),
         "export_bytes": int(export_bytes),
         "quantized_layers": dict(quantized_layers),
+        "fp16_layers": list(fp16_layers),
         "block_sensitivity": [{**s.to_json(), "protected": s.block in protected} for s in sensitivity],
         "scale_search": [choice.to_json() for choice in choices],
         "compensation_token": dict(compensation),
@@ -94,6 +98,11 @@ def format_report(report: Mapping[str, Any]) -> str:
         f"{_size(layers['fp16_bytes'])} ({layers['stored_bytes'] / max(layers['fp16_bytes'], 1):.3f}x); "
         f"export files {_size(report['export_bytes'])}"
     )
+    if report["fp16_layers"]:
+        lines.append(
+            f"Kept in FP16 (input channels not a multiple of the group size): {len(report['fp16_layers'])} layers, "
+            f"{', '.join(report['fp16_layers'])}"
+        )
     token = report["compensation_token"]
     if token.get("mode") == "off":
         lines.append("Compensation token: off")

@@ -22,11 +22,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from vggt_ros.quantized_formats.layers import linear_layers, replace_modules
+from vggt_ros.quantized_formats.plan import QuantizationPlan, model_blocks
+
 from .calibration import ReferencePass
 from .evaluation import window_outputs
-from .layers import linear_layers, replace_modules
 from .objective import ObjectiveWeights, task_loss
-from .plan import QuantizationPlan, model_blocks
 from .quantizers import parameter_grid, quantized_layer
 
 

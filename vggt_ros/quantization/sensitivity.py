@@ -18,11 +18,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from vggt_ros.quantized_formats.layers import linear_layers, replaced
+from vggt_ros.quantized_formats.plan import LINEAR_NAMES, block_stage
+
 from .calibration import ReferencePass
 from .evaluation import window_outputs
-from .layers import linear_layers, replaced
 from .objective import ObjectiveWeights, errors_vs_reference
-from .plan import LINEAR_NAMES, block_stage
 from .quantizers import DEFAULT_PARAMETER, quantized_layer
 
 
@@ -56,11 +57,13 @@ def measure_sensitivity(
     reference: ReferencePass,
     windows: Sequence[torch.Tensor],
     weights: ObjectiveWeights = ObjectiveWeights(),
+    fp16_layers: Sequence[str] = (),
 ) -> list[BlockSensitivity]:
-    """One `BlockSensitivity` per block, in the order given. The model is left as it was."""
+    """One `BlockSensitivity` per block, in the order given; ``fp16_layers`` stay unquantized. The model is left as
+    it was."""
     results = []
     for block in blocks:
-        names = [f"{block}.{linear}" for linear in LINEAR_NAMES]
+        names = [f"{block}.{linear}" for linear in LINEAR_NAMES if f"{block}.{linear}" not in fp16_layers]
         layers = {
             name: quantized_layer(
                 scheme, name, linear, reference.statistics[name], DEFAULT_PARAMETER[scheme], group_size

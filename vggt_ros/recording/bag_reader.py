@@ -4,7 +4,7 @@
 
 `BagImageSource` streams ``(camera_index, stamp_ns, rgb)`` for K image topics in the order the recorder received
 them, the order a live node would have seen them. Grouping the K cameras into frame sets is not done here: the
-caller feeds the stream to `vggt_ros.sync.synchronize`, the approximate-time core the node uses, so offline and
+caller feeds the stream to `vggt_ros.live.sync.synchronize`, the approximate-time core the node uses, so offline and
 live pairing cannot differ.
 
 Design decisions:
@@ -28,7 +28,7 @@ Design decisions:
   the caller may keep.
 * The reader is opened for the checks in the constructor and again by each iteration, so the source holds no
   open file between uses and can be iterated more than once.
-* Stamps follow the node's rules (`vggt_ros.stamps.CameraStamps`): a zero header stamp takes the message's log
+* Stamps follow the node's rules (`vggt_ros.live.stamps.CameraStamps`): a zero header stamp takes the message's log
   time (counted in `substituted_stamps`, logged once per topic), and a repeated stamp is the same capture again:
   skipped and counted (kind "duplicate_stamp").
 * An image over ``max_image_pixels`` (`vggt_ros.image_limits`) is skipped and counted (kind "too_large") from its
@@ -61,8 +61,8 @@ from vggt_ros.image_limits import (
     check_max_image_pixels,
     compressed_image_hw,
 )
+from vggt_ros.live.stamps import CameraStamps, StampVerdict
 from vggt_ros.recording.truncated_mcap import open_reader, truncations
-from vggt_ros.stamps import CameraStamps, StampVerdict
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"

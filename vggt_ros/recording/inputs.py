@@ -4,7 +4,7 @@
 
 Each `InputFrameSet` carries the `FrameSet` the session runs and, per camera, the name its image gets in the
 exports (the file's own name for a folder; ``<camera>/<stamp_ns>.png`` for a bag, whose images have no files).
-Bag topics are grouped by the node's approximate-time core (`vggt_ros.sync`), so K cameras pair up offline
+Bag topics are grouped by the node's approximate-time core (`vggt_ros.live.sync`), so K cameras pair up offline
 exactly as they do live.
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels, image_file_hw
+from vggt_ros.live.sync import synchronize
 from vggt_ros.preprocess import decode_image_file, output_size
 from vggt_ros.recording.bag_reader import BagImageSource
-from vggt_ros.sync import synchronize
 from vggt_ros.window import FrameSet
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""The node's ``/diagnostics``: `vggt_ros.node_health`'s component health as a diagnostic_msgs/DiagnosticArray.
+"""The node's ``/diagnostics``: `vggt_ros.live.health`'s component health as a diagnostic_msgs/DiagnosticArray.
 
 Only the message layout lives here; what is measured and when a component is WARN or ERROR is decided in
-`vggt_ros.node_health`. The layout follows diagnostic_updater's conventions, so diagnostic_aggregator and
+`vggt_ros.live.health`. The layout follows diagnostic_updater's conventions, so diagnostic_aggregator and
 rqt_robot_monitor show the node like any other: one DiagnosticStatus per component, named ``<node name>:
 <component>``, the levels OK / WARN / ERROR, and every value as a string under a key that carries its unit.
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from vggt_ros.node_health import ComponentHealth
+from vggt_ros.live.health import ComponentHealth
 from vggt_ros.ros import messages
 
 TOPIC = "/diagnostics"

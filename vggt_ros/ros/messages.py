@@ -20,7 +20,7 @@ from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
 from vggt_ros.geometry import rotation_matrix_to_quaternion
-from vggt_ros.products import POINT_FIELDS
+from vggt_ros.world.cloud import POINT_FIELDS
 
 NANOSECONDS = 1_000_000_000
 _BIG_ENDIAN = sys.byteorder == "big"

@@ -14,9 +14,9 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 
-from vggt_ros.products import pack_rgb
+from vggt_ros.live.parameters import NodeParameters
+from vggt_ros.numeric import pack_rgb
 from vggt_ros.ros import messages
-from vggt_ros.ros.params import NodeParameters
 from vggt_ros.session import WindowOutput
 
 MAP_FIELDS = ("x", "y", "z", "rgb")

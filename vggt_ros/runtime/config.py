@@ -4,14 +4,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Optional
 
 import torch
 
-from ..quantization.schemes import SCHEMES, W4A16, check_scheme_backend
+from ..quantized_formats.schemes import SCHEMES, W4A16, check_scheme_backend
 from .io_contract import BackendUnavailableError
-from .pipeline import BACKENDS, PRECISIONS, Pipeline
+from .pipeline import BACKENDS, Pipeline, check_precision
+
+# `device` / `precision` "auto": chosen by `RuntimeConfig.resolve` from what torch sees on this machine.
+AUTO = "auto"
+DEVICES = (AUTO, "cpu", "cuda")
+# What "auto" precision becomes: half precision where a GPU computes, float32 on the CPU (where FP16 is slow
+# and BF16 only emulated on many CPUs).
+AUTO_PRECISION = {"cuda": "fp16", "cpu": "fp32"}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A `RuntimeConfig` without "auto", what was chosen ("" when nothing was auto) and a warning, if any."""
+
+    config: RuntimeConfig
+    chosen: str
+    warning: Optional[str]
 
 
 @dataclass(frozen=True)
@@ -19,8 +36,9 @@ class RuntimeConfig:
     backend: str = "torch"  # torch | onnxruntime | tensorrt
     weights: str = "facebook/VGGT-1B"  # hub id, folder or file (torch backend)
     model_config: str | None = None  # optional config.json for non-default model sizes
-    device: str = "cuda"  # cpu | cuda (torch backend)
-    precision: str = "fp16"  # fp32 | fp16 | bf16, or a quantization scheme: w4a16 (torch) | int8 | fp8 (engines)
+    device: str = AUTO  # auto | cpu | cuda (torch backend); auto: cuda when torch sees a GPU, else cpu
+    # auto (fp16 on cuda, fp32 on cpu) | fp32 | fp16 | bf16, or a quantization scheme: w4a16 (torch) | int8 | fp8
+    precision: str = AUTO
     # An exported set (manifest.json + ONNX graphs; TensorRT engines are cached there), or for w4a16 the output
     # folder of vggt-ros-quantize (its weights replace `weights`).
     engine_dir: str = "engines"
@@ -28,14 +46,40 @@ class RuntimeConfig:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; choose one of {list(BACKENDS)}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; choose one of {list(PRECISIONS)}")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise ValueError(f"unknown device {self.device!r}; choose one of {list(DEVICES)} (or cuda:N)")
+        if self.precision != AUTO:
+            check_precision(self.precision)
         if self.precision in SCHEMES:
             check_scheme_backend(self.precision, self.backend)
 
+    def resolve(self, cuda_available: Optional[bool] = None) -> Resolved:
+        """Replace "auto": the device is cuda when torch sees a GPU (``cuda_available``, default: ask torch), else
+        the CPU with a warning; the precision is `AUTO_PRECISION` of the device. Explicit values are kept."""
+        if AUTO not in (self.device, self.precision):
+            return Resolved(self, "", None)
+        if cuda_available is None:
+            cuda_available = torch.cuda.is_available()
+        device, warning, chosen = self.device, None, []
+        if device == AUTO:
+            device = "cuda" if cuda_available else "cpu"
+            chosen.append(f"device auto -> {device}")
+            if not cuda_available and self.backend == "torch":
+                warning = (
+                    "device auto: torch sees no CUDA GPU, so inference runs on the CPU (seconds per window); "
+                    "set device to cpu to silence this, or install a CUDA build of torch for a GPU"
+                )
+        precision = self.precision
+        if precision == AUTO:
+            precision = AUTO_PRECISION["cuda" if device.startswith("cuda") else "cpu"]
+            chosen.append(f"precision auto -> {precision}")
+        return Resolved(replace(self, device=device, precision=precision), ", ".join(chosen), warning)
+
 
 def create_pipeline(cfg: RuntimeConfig) -> Pipeline:
-    """Build the pipeline a configuration asks for; missing weights, engines or devices fail here, with the fix."""
+    """Build the pipeline a configuration asks for; missing weights, engines or devices fail here, with the fix.
+    "auto" values are resolved here when the caller has not (`RuntimeConfig.resolve`, which also says what it chose)."""
+    cfg = cfg.resolve().config
     if cfg.backend == "torch":
         from ..model import VGGT
 
@@ -45,7 +89,7 @@ def create_pipeline(cfg: RuntimeConfig) -> Pipeline:
                 "(parameter device: cpu, or --device cpu)"
             )
         if cfg.precision == W4A16:
-            from ..quantization.export import load_w4a16_model
+            from ..quantized_formats.w4a16_file import load_w4a16_model
 
             model = load_w4a16_model(cfg.engine_dir, device=cfg.device)
         else:

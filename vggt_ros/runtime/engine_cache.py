@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..files import write_bytes_atomically
 from .io_contract import ExportManifest, FramesProfile
 
 METADATA_FILE = "metadata.json"
@@ -147,25 +146,6 @@ def cache_entry(engine_dir: str | Path, key: EngineCacheKey) -> CacheEntry:
     return CacheEntry(Path(engine_dir), key)
 
 
-def write_atomically(path: Path, data: bytes | memoryview) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
-
-    Readers see either the old file or the complete new one, never a partial write (rename is atomic
-    within a filesystem).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def read_metadata(entry: CacheEntry) -> dict[str, Any] | None:
     """The entry's metadata, or None if it was never written. Raises ValueError if it is unreadable."""
     try:
@@ -245,4 +225,4 @@ def record_engine(entry: CacheEntry, component: str, build_seconds: float) -> No
         "build_seconds": round(float(build_seconds), 3),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    write_atomically(entry.metadata_path, json.dumps(metadata, indent=2, sort_keys=True).encode("utf-8") + b"\n")
+    write_bytes_atomically(entry.metadata_path, json.dumps(metadata, indent=2, sort_keys=True).encode("utf-8") + b"\n")

@@ -31,7 +31,7 @@ import torch
 
 from ..model.config import VGGTConfig
 from ..model.stages import STAGE_NAMES
-from ..quantization.schemes import QDQ_SCHEMES
+from ..quantized_formats.schemes import QDQ_SCHEMES
 
 MANIFEST_FORMAT = 1
 MANIFEST_FILE = "manifest.json"

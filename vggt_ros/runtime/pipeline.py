@@ -10,12 +10,12 @@ import torch
 
 from ..model.stages import OUTPUT_NAMES, run_encoder, run_heads, run_stages
 from ..model.vggt import check_images
-from ..quantization.schemes import QDQ_SCHEMES, SCHEMES, W4A16, check_scheme_backend
+from ..quantized_formats.schemes import QDQ_SCHEMES, SCHEMES, W4A16, check_scheme_backend
 from .io_contract import ExportManifest, FramesProfile
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 FLOAT_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-# Every precision the runtime takes: the float ones and the quantization schemes (`vggt_ros.quantization.schemes`
+# Every precision the runtime takes: the float ones and the quantization schemes (`vggt_ros.quantized_formats.schemes`
 # says which backend runs which scheme).
 PRECISIONS = (*FLOAT_PRECISIONS, *SCHEMES)
 # What the torch backend computes the encoder and the aggregator in: W4A16 is 16-bit activations (FP16).
@@ -58,11 +58,11 @@ class Pipeline:
 
         The model is moved and converted in place (encoder and aggregator to the precision, heads float32),
         so no second copy of the weights exists. w4a16 takes a model with packed INT4 layers
-        (`vggt_ros.quantization.export.load_w4a16_model`) and runs its activations in FP16.
+        (`vggt_ros.quantized_formats.w4a16_file.load_w4a16_model`) and runs its activations in FP16.
         """
         if backend != "torch":
             raise ValueError(f"from_model runs the torch backend; for {backend!r} export first and use from_engine_dir")
-        from ..quantization.int4 import W4A16Linear
+        from ..quantized_formats.int4 import W4A16Linear
         from .torch_backend import torch_stage_runner_factory
 
         if precision in QDQ_SCHEMES:
@@ -70,7 +70,7 @@ class Pipeline:
         if precision == W4A16 and not any(isinstance(m, W4A16Linear) for m in model.modules()):
             raise ValueError(
                 "precision 'w4a16' needs a model with packed INT4 weights; load the output folder of "
-                "`vggt-ros-quantize --scheme w4a16` with vggt_ros.quantization.export.load_w4a16_model "
+                "`vggt-ros-quantize --scheme w4a16` with vggt_ros.quantized_formats.w4a16_file.load_w4a16_model "
                 "(create_pipeline does this from engine_dir), or choose a float precision for this model"
             )
 
@@ -173,16 +173,21 @@ class Pipeline:
         return run_heads(self._runner(tuple(image_hw)), patch_tokens, self.tapped_layers, outputs, dense_frames)
 
 
-def _precision(name: str) -> torch.dtype:
+def check_precision(name: str) -> str:
+    """``name`` if the runtime takes it (`PRECISIONS`), else ValueError listing them: the one precision check."""
     if name not in PRECISIONS:
         raise ValueError(f"unknown precision {name!r}; choose one of {list(PRECISIONS)}")
-    return TORCH_DTYPES[name]
+    return name
+
+
+def _precision(name: str) -> torch.dtype:
+    return TORCH_DTYPES[check_precision(name)]
 
 
 def _check_export_precision(manifest: ExportManifest, backend: str, precision: str | None, path) -> None:
     """The precision a pipeline is asked for must match what the export holds (see `Pipeline.from_engine_dir`)."""
-    if precision is not None and precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
+    if precision is not None:
+        check_precision(precision)
     scheme = manifest.quantization_scheme
     if precision in SCHEMES:
         check_scheme_backend(precision, backend)

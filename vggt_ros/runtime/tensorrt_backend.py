@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import torch
 
-from .engine_cache import EngineCacheKey, cache_entry, record_engine, validate_entry, write_atomically
+from ..files import write_bytes_atomically
+from .engine_cache import EngineCacheKey, cache_entry, record_engine, validate_entry
 from .io_contract import (
     COMPONENT_NAMES,
     BackendUnavailableError,
@@ -184,9 +185,9 @@ def build_engine(
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build {spec.name} from {onnx_path}; see the TensorRT errors above")
     # memoryview: the engine can be gigabytes, so it is written from TensorRT's buffer without a copy.
-    write_atomically(Path(engine_path), memoryview(serialized))
+    write_bytes_atomically(engine_path, memoryview(serialized))
     if timing_cache_path is not None:
-        write_atomically(timing_cache_path, memoryview(config.get_timing_cache().serialize()))
+        write_bytes_atomically(timing_cache_path, memoryview(config.get_timing_cache().serialize()))
     log(f"[{spec.name}] built in {seconds:.1f} s -> {engine_path}")
     return seconds
 

@@ -1,6 +1,6 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""Accuracy of a pipeline against the float32 torch reference, in the form the README quotes."""
+"""Accuracy of a pipeline against the float32 torch reference, in the form docs/engines.md quotes."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import Hashable, Optional
 import numpy as np
 
 from vggt_ros.metric.scale_filter import ScaleFilterConfig
-from vggt_ros.products import PlacedFrames
+from vggt_ros.world.placement import PlacedFrames
 
 
 @dataclass(frozen=True)

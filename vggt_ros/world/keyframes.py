@@ -19,6 +19,8 @@ from typing import Hashable, Iterator, Optional
 
 import numpy as np
 
+from vggt_ros.geometry import scale_pose
+
 
 @dataclass(frozen=True)
 class Keyframe:
@@ -109,7 +111,7 @@ class KeyframeStore:
         def scaled(keyframe: Keyframe) -> Keyframe:
             return replace(
                 keyframe,
-                world_from_camera=_scaled_pose(keyframe.world_from_camera, factor),
+                world_from_camera=scale_pose(keyframe.world_from_camera, factor),
                 depth_scale=keyframe.depth_scale * factor,
                 median_depth=keyframe.median_depth * factor,
             )
@@ -149,11 +151,4 @@ class SampleStore(OrderedDict):
         for samples in self.values():
             samples.points = samples.points * factor
             samples.depth = samples.depth * factor
-            samples.world_from_camera = _scaled_pose(samples.world_from_camera, factor)
-
-
-def _scaled_pose(world_from_camera: np.ndarray, factor: float) -> np.ndarray:
-    """A rigid pose ``(4, 4)`` in a world whose unit shrank by ``factor``: the same rotation, the position scaled."""
-    pose = world_from_camera.copy()
-    pose[:3, 3] *= factor
-    return pose
+            samples.world_from_camera = scale_pose(samples.world_from_camera, factor)

@@ -22,7 +22,7 @@ class LoopConstraint:
         query: frame id ``(stamp_ns, camera)`` of the new keyframe.
         match: frame id of the old keyframe it was recognised as.
         match_from_query: ``(4, 4)`` similarity [[s*R, t], [0, 0, 0, 1]]: the query camera's optical frame in the
-            match camera's optical frame, as the loop pass measured it (s: query-side units per match-side unit,
+            match camera's optical frame, as the loop pass measured it (s: match-side units per query-side unit,
             1 when both halves are placed in one metric world).
         residual_ratio: the worse of the two halves' alignment residual / scene depth (weights the edge).
         score: the place-recognition similarity of the pair (for the log).

@@ -6,7 +6,7 @@ For the same pixel of the same frame both the world (its stored sample) and the 
 give a 3-D point. The window's scale comes robustly from the ratio of the two depths, which involves neither
 the predicted poses nor the focal lengths, so their noise stays out of the world's scale (on the bench this
 halves the scale drift compared with taking the scale from the points); rotation and translation then come
-from the robust `vggt_ros.alignment.estimate_sim3` with that scale, on those points plus the poses of every
+from the robust `vggt_ros.world.alignment.estimate_sim3` with that scale, on those points plus the poses of every
 camera the window shares with the world (`camera_pairs`): the depth head may have run on only a few shared
 frames, but the camera head placed them all.
 """
@@ -19,11 +19,12 @@ from typing import Union
 
 import numpy as np
 
-from vggt_ros.alignment import DegenerateAlignmentError, estimate_depth_scale, estimate_sim3
 from vggt_ros.geometry import similarity_matrix
-from vggt_ros.products import WindowProducts, cameras_in_world
+from vggt_ros.products import WindowProducts
+from vggt_ros.world.alignment import DegenerateAlignmentError, estimate_depth_scale, estimate_sim3
 from vggt_ros.world.config import WorldConfig
 from vggt_ros.world.keyframes import SampleStore
+from vggt_ros.world.placement import cameras_in_world
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ For every later window it
 2. unprojects the same pixels of the same frames with the window's own depth and cameras, giving dense 3-D
    correspondences window -> world, weighted by the geometric mean of both confidences;
 3. estimates world-from-window: its scale robustly from the depth ratios of those pixels
-   (`vggt_ros.alignment.estimate_depth_scale`), then rotation and translation with that scale by the robust
-   `vggt_ros.alignment.estimate_sim3` on the points. A pixel's depth scales exactly with the similarity and
+   (`vggt_ros.world.alignment.estimate_depth_scale`), then rotation and translation with that scale by the robust
+   `vggt_ros.world.alignment.estimate_sim3` on the points. A pixel's depth scales exactly with the similarity and
    does not involve the predicted poses or focal lengths, so their noise stays out of the world's scale; on
    the bench this halves the scale drift compared with taking the scale from the 3-D points;
 4. merges the window, or rejects it with a cause and a reason (see `WindowResult`).
@@ -56,13 +56,9 @@ Decisions, each with its reason:
   predicted poses) since the last marked frame, so a static or crawling camera does not pile copies of the
   same noisy surface into the map.
 
-Choice of windows (measured with `bench/world_chaining.py`, 8 noise seeds, 200 frames): consecutive windows
-must share frames, and the more they share the better: the scale random-walks by each window's noise averaged
-over the shared frames. `vggt_ros.window` with stride 1 shares window_size - 1 keyframes. Windows of 8 kept the
-scale drift at <= 0.55 % and windows of 12 at <= 0.37 %, with keyframes at a grey-level change of 0.07
-(median spacing: about 4 degrees of rotation on the rotation-heavy path, 4 % of the scene depth of translation
-on the straight one, 5 degrees and 7 % on the loop). Keyframes at 0.05 (2 - 3 times as many links to drift
-over) reached 1 %: near-duplicate keyframes cost accuracy as well as time.
+Choice of windows: consecutive windows must share frames, and the more they share the better: the scale
+random-walks by each window's noise averaged over the shared frames (`vggt_ros.window` with stride 1 shares
+window_size - 1 keyframes). The figures behind the defaults are in docs/benchmarks.md (World chaining).
 
 Memory is bounded: the recent frames' samples (`retained_frames`) and the trajectory (`trajectory_recent`
 keyframes in full plus a decimated history of `trajectory_history`), see `vggt_ros.world.keyframes`.
@@ -78,13 +74,15 @@ from typing import Optional
 import numpy as np
 import torch
 
-from vggt_ros.geometry import compose_similarity, decompose_similarity, similarity_matrix
+from vggt_ros.geometry import compose_similarity, decompose_similarity, invert_pose, similarity_matrix
 from vggt_ros.metric.scale_filter import MetricScaleFilter
 from vggt_ros.metric.sources import ScaleObservation
-from vggt_ros.products import WindowProducts, cameras_in_world, percentile, place_in_world
+from vggt_ros.numeric import percentile
+from vggt_ros.products import WindowProducts
 from vggt_ros.world.config import WindowResult, WindowStatus, WorldConfig, WorldCounters
 from vggt_ros.world.keyframes import FrameSamples, Keyframe, KeyframeStore, SampleStore, Trajectory
 from vggt_ros.world.overlap import AlignmentFailure, align, rotation_angle
+from vggt_ros.world.placement import cameras_in_world, place_in_world
 
 
 class World:
@@ -184,7 +182,7 @@ class World:
 
         if self.is_empty:
             self.counters.segments += 1
-            first_camera_from_window = np.linalg.inv(products.window_from_camera[0])
+            first_camera_from_window = invert_pose(products.window_from_camera[0])
             return self._commit(
                 WindowStatus.INITIALIZED,
                 "the first window defines the world",
@@ -226,7 +224,7 @@ class World:
             last = self.keyframes.last
             target_pose, target_depth = last.world_from_camera, last.median_depth
         scale = target_depth / window_depth
-        camera_from_window = np.linalg.inv(products.window_from_camera[anchor])
+        camera_from_window = invert_pose(products.window_from_camera[anchor])
         anchor_from_window = similarity_matrix(scale, camera_from_window[:3, :3], scale * camera_from_window[:3, 3])
         world_from_window = compose_similarity(target_pose, anchor_from_window)
         lost_for = self._consecutive_rejections

@@ -21,8 +21,9 @@ stages whose ONNX graphs carry quantize/dequantize nodes (DINOv2 and the aggrega
 quantized.
 
 Groups: W4A16 scales each run of ``group_size`` input channels of a row separately. A layer narrower than the group
-size (the tiny test model has 16 channels) uses one group per row; a width that is not a multiple of the group is
-rejected with the layer's name.
+size (the tiny test model has 16 channels) uses one group per row. A layer whose width is wider but not a multiple of
+the group (192 channels in groups of 128) cannot be packed: by default `vggt-ros-quantize` keeps it in FP16 and lists
+it under ``fp16_layers`` (`QuantizationPlan.keeping_fp16`); with ``--strict`` it is rejected with the layer's name.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from torch import nn
 
-from vggt_ros.mapping import replace_atomically
+from vggt_ros.files import replace_atomically
 
 from .schemes import QDQ_SCHEMES, W4A16, check_scheme
 
@@ -85,7 +86,7 @@ def model_blocks(model: nn.Module) -> dict[str, str]:
     """Every transformer block of ``model``: name -> stage, in execution order.
 
     DINOv2 blocks first, then the aggregator's frame and global blocks interleaved as they run, then the camera
-    trunk. Names are relative to the VGGT model (before `compensation.CompensatedCameraHead` wraps the camera head).
+    trunk. Names are relative to the VGGT model (before `compensated_head.CompensatedCameraHead` wraps the camera head).
     """
     lists = {prefix: len(model.get_submodule(prefix)) for prefix, _ in BLOCK_LISTS}
     names = [f"aggregator.patch_embed.blocks.{i}" for i in range(lists["aggregator.patch_embed.blocks"])]
@@ -112,6 +113,29 @@ def group_size_for(in_features: int, group_size: int, layer: str) -> int:
     return group
 
 
+def scheme_conflict(plan_scheme: Any, scheme: str) -> str:
+    """What to say when a plan for ``plan_scheme`` is given to quantize with ``scheme``."""
+    group_size = DEFAULT_GROUP_SIZE if scheme == W4A16 else "null"
+    return (
+        f"the plan is for {plan_scheme} but the scheme asked for is {scheme}; quantize with --scheme {plan_scheme}, "
+        f"or set the plan's scheme to {scheme} (and its group_size to {group_size})"
+    )
+
+
+def ungroupable_layers(model: nn.Module, layers: Iterable[str], group_size: int) -> tuple[str, ...]:
+    """The ``layers`` whose input channels are more than ``group_size`` and not a multiple of it: W4A16 cannot pack
+    them (a narrower layer uses one group per row). Names the model does not have are left to `check_against`."""
+    ungroupable = []
+    for name in layers:
+        try:
+            width = model.get_submodule(name).in_features
+        except AttributeError:
+            continue
+        if width % min(group_size, width):
+            ungroupable.append(name)
+    return tuple(ungroupable)
+
+
 def _ranges(names: Iterable[str]) -> str:
     """'aggregator.frame_blocks.0-23, camera_head.trunk.0-3' for a list of indexed names."""
     indices: dict[str, list[int]] = {}
@@ -126,11 +150,14 @@ class QuantizationPlan:
     """Block name -> the names of its quantized linear layers (a tuple, in `LINEAR_NAMES` order).
 
     ``group_size``: input channels per W4A16 scale (None for INT8 / FP8, which scale whole output channels).
+    ``fp16_layers``: full names of layers of the planned blocks that keep FP16 weights because their input channels
+    do not split into groups of ``group_size`` (`ungroupable_layers`); a record for the reader, never quantized.
     """
 
     scheme: str
     blocks: Mapping[str, tuple[str, ...]]
     group_size: int | None = DEFAULT_GROUP_SIZE
+    fp16_layers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_scheme(self.scheme)
@@ -162,6 +189,17 @@ class QuantizationPlan:
                 )
             blocks[block] = tuple(name for name in LINEAR_NAMES if name in layers)
         object.__setattr__(self, "blocks", blocks)
+        if not blocks:
+            raise PlanError(
+                "the plan quantizes nothing (its blocks are empty); name at least one block with its layers, "
+                "or quantize without --plan to let vggt-ros-quantize choose them"
+            )
+        if isinstance(self.fp16_layers, str) or not all(isinstance(name, str) for name in self.fp16_layers):
+            raise PlanError(f"fp16_layers must be a list of layer names, got {self.fp16_layers!r}")
+        object.__setattr__(self, "fp16_layers", tuple(self.fp16_layers))
+        both = sorted(set(self.fp16_layers) & set(self.layer_names()))
+        if both:
+            raise PlanError(f"layers {both} are listed both as quantized (blocks) and as fp16_layers; keep one")
 
     @property
     def protected_blocks(self) -> tuple[str, ...]:
@@ -192,18 +230,37 @@ class QuantizationPlan:
             for name in self.layer_names():
                 group_size_for(model.get_submodule(name).in_features, self.group_size, name)
 
+    def keeping_fp16(self, layers: Iterable[str]) -> "QuantizationPlan":
+        """This plan with ``layers`` taken out of its blocks (a block left with none is dropped) and recorded in
+        ``fp16_layers``."""
+        layers = set(layers)
+        blocks = {
+            block: kept
+            for block, names in self.blocks.items()
+            if (kept := tuple(name for name in names if f"{block}.{name}" not in layers))
+        }
+        moved = tuple(name for name in self.layer_names() if name in layers)
+        return QuantizationPlan(self.scheme, blocks, self.group_size, self.fp16_layers + moved)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": PLAN_FORMAT,
             "scheme": self.scheme,
             "group_size": self.group_size,
             "note": _PLAN_NOTE,
             "blocks": {block: list(layers) for block, layers in self.blocks.items()},
         }
+        if self.fp16_layers:
+            data["fp16_layers"] = list(self.fp16_layers)
+        return data
 
     @classmethod
-    def from_json(cls, data: Any, source: str = "plan") -> "QuantizationPlan":
-        """Parse `to_json`'s form; extra keys (such as ``note``) are ignored. Raises `PlanError` naming ``source``."""
+    def from_json(cls, data: Any, source: str = "plan", scheme: str | None = None) -> "QuantizationPlan":
+        """Parse `to_json`'s form; extra keys (such as ``note``) are ignored. Raises `PlanError` naming ``source``.
+
+        ``scheme``: the scheme the caller quantizes with; a plan for another one is refused as such, before its
+        scheme-specific fields (``group_size``) are judged. A missing ``group_size`` is the scheme's default.
+        """
         if not isinstance(data, Mapping):
             raise PlanError(f"{source}: expected a JSON object, got {type(data).__name__}")
         if data.get("format") != PLAN_FORMAT:
@@ -214,14 +271,22 @@ class QuantizationPlan:
         missing = [key for key in ("scheme", "blocks") if key not in data]
         if missing:
             raise PlanError(f"{source}: missing {missing}")
+        if scheme is not None and data["scheme"] != scheme:
+            raise PlanError(f"{source}: {scheme_conflict(data['scheme'], scheme)}")
+        fp16_layers = data.get("fp16_layers", [])
+        if not isinstance(fp16_layers, list):
+            raise PlanError(f"{source}: fp16_layers must be a list of layer names, got {fp16_layers!r}")
+        group_size = data.get("group_size", DEFAULT_GROUP_SIZE if data["scheme"] == W4A16 else None)
         try:
-            return cls(data["scheme"], data["blocks"], data.get("group_size", DEFAULT_GROUP_SIZE))
+            return cls(data["scheme"], data["blocks"], group_size, tuple(fp16_layers))
         except ValueError as err:
             raise PlanError(f"{source}: {err}") from None
 
     def sha256(self) -> str:
         """Digest of the plan's content (not of its note or formatting)."""
         content = {"scheme": self.scheme, "group_size": self.group_size, "blocks": self.to_json()["blocks"]}
+        if self.fp16_layers:  # absent when empty, so plans without such layers keep their digests
+            content["fp16_layers"] = list(self.fp16_layers)
         return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     def save(self, path: str | Path) -> None:
@@ -229,7 +294,8 @@ class QuantizationPlan:
         replace_atomically(Path(path), lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
     @classmethod
-    def load(cls, path: str | Path) -> "QuantizationPlan":
+    def load(cls, path: str | Path, scheme: str | None = None) -> "QuantizationPlan":
+        """The plan in the JSON file ``path`` (see `from_json` for ``scheme``)."""
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -239,7 +305,7 @@ class QuantizationPlan:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise PlanError(f"{path} is not valid JSON: {err}") from None
-        return cls.from_json(data, str(path))
+        return cls.from_json(data, str(path), scheme)
 
 
 def default_plan(

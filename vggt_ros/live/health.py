@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import math
+import threading
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ from typing import Optional
 
 import numpy as np
 import torch
+
+# Publication latencies kept for the percentiles: more than diagnostics_window's worth at any real rate.
+LATENCY_SAMPLES = 1024
 
 
 class Level(enum.IntEnum):
@@ -44,7 +48,7 @@ class Level(enum.IntEnum):
 
 @dataclass(frozen=True)
 class HealthThresholds:
-    """When a component turns WARN or ERROR (the node's ``diagnostics_*`` parameters and ``input_timeout``).
+    """When a component turns WARN or ERROR (the node's ``diagnostics_*`` parameters and ``input_timeout_s``).
 
     Attributes:
         window_s: rates, ratios and latency percentiles cover this many seconds.
@@ -93,6 +97,8 @@ class CameraCounts:
             `SequenceGaps`); None when the middleware gives no publication sequence numbers.
         lost_by_dds: images DDS reported lost (the message-lost event; also in ``missed`` once images arrive).
         last_image_s: monotonic seconds of the newest image; None before the first.
+        listening: the node subscribes to the camera (it is active); an inactive node misses nothing.
+        listening_since_s: monotonic seconds of the latest activation (None: since the monitor started).
     """
 
     name: str
@@ -101,6 +107,8 @@ class CameraCounts:
     missed: Optional[int]
     lost_by_dds: int
     last_image_s: Optional[float]
+    listening: bool = True
+    listening_since_s: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,73 @@ class HealthSnapshot:
     scale: ScaleState
 
 
+class PipelineCounters:
+    """The node's pipeline counters, cumulative since configure; each field is written by one thread only.
+
+    Executor thread: ``keyframes``, ``frame_sets_dropped``, ``windows_emitted``, ``windows_dropped``, ``map_checks``
+    (map timer runs that got the world lock). Worker thread: the rest, and the publication latencies, which the
+    diagnostics timer reads under a lock. See `HealthSnapshot` for each field's meaning.
+    """
+
+    def __init__(self, latency_samples: int = LATENCY_SAMPLES) -> None:
+        self.keyframes = 0
+        self.frame_sets_dropped = 0
+        self.windows_emitted = 0
+        self.windows_dropped = 0
+        self.map_checks = 0
+        self.windows_inferred = 0
+        self.windows_published = 0
+        self.windows_rejected = 0
+        self.windows_failed = 0
+        self.last_rejection = ""
+        self.segment = 0
+        self.metric = False
+        self.last_scale_problem = ""  # why the newest window measured no metric scale ("" if it did)
+        self._latencies: deque[tuple[float, float]] = deque(maxlen=latency_samples)
+        self._latencies_lock = threading.Lock()
+
+    def published(self, now_s: float, latency_s: float) -> None:
+        """A window was published ``latency_s`` after its newest image's stamp."""
+        self.windows_published += 1
+        with self._latencies_lock:
+            self._latencies.append((now_s, latency_s))
+
+    def latencies(self) -> tuple[tuple[float, float], ...]:
+        with self._latencies_lock:
+            return tuple(self._latencies)
+
+    def snapshot(
+        self,
+        time_s: float,
+        cameras: tuple[CameraCounts, ...],
+        backend: str,
+        device: str,
+        precision: str,
+        scale_source: str,
+    ) -> HealthSnapshot:
+        """The counters at ``time_s`` with the cameras' and the pipeline's settings, for `HealthMonitor.update`."""
+        return HealthSnapshot(
+            time_s=time_s,
+            cameras=cameras,
+            keyframes=self.keyframes,
+            frame_sets_dropped=self.frame_sets_dropped,
+            windows_emitted=self.windows_emitted,
+            windows_dropped=self.windows_dropped,
+            windows_inferred=self.windows_inferred,
+            windows_published=self.windows_published,
+            windows_rejected=self.windows_rejected,
+            windows_failed=self.windows_failed,
+            last_rejection=self.last_rejection,
+            segment=self.segment,
+            latencies=self.latencies(),
+            backend=backend,
+            device=device,
+            precision=precision,
+            gpu_memory=gpu_memory(device),
+            scale=ScaleState(scale_source, self.metric, self.last_scale_problem),
+        )
+
+
 @dataclass(frozen=True)
 class ComponentHealth:
     """One diagnostic status: component name, hardware id, level, one-line message, (key, value) pairs."""
@@ -191,6 +266,11 @@ class SequenceGaps:
     def missed(self) -> Optional[int]:
         """Messages missed so far; None once a message came without a sequence number (the middleware has none)."""
         return self._missed if self._numbered else None
+
+    def restart(self) -> None:
+        """Forget each publisher's newest number: what it sent while nobody listened (an inactive node) is not
+        missed."""
+        self._newest.clear()
 
     def observe(self, publisher: Hashable, sequence: Optional[int]) -> int:
         """Record a received message of ``publisher`` numbered ``sequence``; return how many it shows missed."""
@@ -280,9 +360,11 @@ class HealthMonitor:
         lost = camera.lost_by_dds - old.lost_by_dds
         # DDS' losses are part of the sequence gaps once images arrive, but are the only count before they do.
         missed = max(lost, (camera.missed - old.missed) if camera.missed is not None else 0)
-        quiet_s = now_s - (camera.last_image_s if camera.last_image_s is not None else self._started_s)
+        # Quiet since the newest image, the latest activation or the start, whichever came last.
+        since_s = max(t for t in (self._started_s, camera.listening_since_s, camera.last_image_s) if t is not None)
+        quiet_s = now_s - since_s
         problems = []
-        if quiet_s >= limits.input_timeout_s:
+        if camera.listening and quiet_s >= limits.input_timeout_s:
             problems.append((Level.WARN, f"no image for {quiet_s:.1f} s"))
         if missed and missed > limits.missed_warn_ratio * (received + missed):
             problems.append(
@@ -301,7 +383,12 @@ class HealthMonitor:
             ("images lost by DDS", str(camera.lost_by_dds)),
             ("last image age (s)", last_age),
         ]
-        summary = f"{_rate(received, elapsed_s)} images/s" if camera.received else "waiting for the first image"
+        if not camera.listening:
+            summary = "not listening: the node is inactive"
+        elif camera.received:
+            summary = f"{_rate(received, elapsed_s)} images/s"
+        else:
+            summary = "waiting for the first image"
         return _judged(f"camera {camera.name}", camera.topic, problems, summary, values)
 
     def _pipeline(self, now: HealthSnapshot, old: HealthSnapshot, unfinished_s: float) -> ComponentHealth:
@@ -328,7 +415,7 @@ class HealthMonitor:
                 (
                     Level.WARN,
                     f"{dropped} of {keyframes} keyframes dropped in the last {elapsed_s:.0f} s: inference is slower "
-                    "than the cameras (raise window_stride or keyframe_min_interval, or use a faster backend)",
+                    "than the cameras (raise window_stride or keyframe_min_interval_s, or use a faster backend)",
                 )
             )
         if rejected:

@@ -1,0 +1,111 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""Files written whole or not at all (`vggt_ros.files`), on a real filesystem that fills up (a small tmpfs)."""
+
+import os
+
+import pytest
+
+from support.small_filesystem import digests, fill, small_filesystem
+from vggt_ros.files import STAGING_PREFIX, replace_atomically, staged_entries, write_bytes_atomically
+
+
+def test_a_full_disk_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
+    with small_filesystem(tmp_path / "disk", 64) as disk:
+        path = disk / "data.bin"
+        write_bytes_atomically(path, b"old" * 1000)
+        fill(disk, leave_bytes=8192)
+        with pytest.raises(OSError, match=f"could not write {path}: .*No space left on device"):
+            write_bytes_atomically(path, b"new" * 100_000)
+        assert path.read_bytes() == b"old" * 1000
+        assert sorted(p.name for p in disk.iterdir()) == ["data.bin", "filler"]
+
+
+def test_a_writer_that_fails_with_another_error_leaves_no_temporary_and_keeps_its_error(tmp_path):
+    path = tmp_path / "sub" / "metadata.json"
+    write_bytes_atomically(path, b"old contents")
+    write_bytes_atomically(path, b"new")
+    assert path.read_bytes() == b"new"
+    with pytest.raises(TypeError):
+        write_bytes_atomically(path, "not bytes")  # fails mid-write
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["metadata.json"]
+
+
+def test_a_replaced_file_gets_the_permissions_of_a_new_file(tmp_path):
+    path = tmp_path / "map.ply"
+    replace_atomically(path, lambda temporary: temporary.write_bytes(b"x"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def _write_save(staging, version: str, frames: int, extra: bool = False) -> None:
+    """What a save writes, through the atomic writer: two files and a folder of frames (``version`` in each)."""
+    write_bytes_atomically(staging / "map.ply", f"map {version}\n".encode() * 1000)
+    write_bytes_atomically(staging / "trajectory.tum", f"trajectory {version}\n".encode())
+    for index in range(frames):
+        write_bytes_atomically(staging / "images" / f"{index}.png", f"image {version} {index}\n".encode() * 2000)
+    if extra:
+        write_bytes_atomically(staging / "transforms.json", f"{{'version': '{version}'}}\n".encode())
+
+
+OWNED = ("map.ply", "trajectory.tum", "images", "transforms.json")
+
+
+def test_a_save_replaces_its_entries_at_once_and_touches_nothing_else(tmp_path):
+    target = tmp_path / "saved"
+    with staged_entries(target, OWNED) as staging:
+        _write_save(staging, "1", frames=5, extra=True)
+    (target / "notes.txt").write_text("the user's own file\n")
+    with staged_entries(target, OWNED) as staging:
+        _write_save(staging, "2", frames=2)
+    assert (target / "map.ply").read_text().startswith("map 2")
+    assert sorted(p.name for p in (target / "images").iterdir()) == ["0.png", "1.png"]  # no frame of save 1
+    assert not (target / "transforms.json").exists()  # owned, not written by save 2: it described save 1
+    assert (target / "notes.txt").read_text() == "the user's own file\n"
+    assert sorted(p.name for p in target.iterdir()) == ["images", "map.ply", "notes.txt", "trajectory.tum"]
+
+
+def test_a_save_that_fills_the_disk_part_way_keeps_every_previous_file_exactly(tmp_path):
+    with small_filesystem(tmp_path / "disk", 400) as disk:
+        target = disk / "saved"
+        with staged_entries(target, OWNED) as staging:
+            _write_save(staging, "1", frames=5, extra=True)
+        before = digests(target)
+        fill(disk, leave_bytes=60_000)  # room for the map and a few frames of the next save, not all of them
+        with pytest.raises(OSError, match=f"could not write {target}/images/.*No space left on device"):
+            with staged_entries(target, OWNED) as staging:
+                _write_save(staging, "2", frames=5)
+        assert digests(target) == before
+        assert not [p for p in target.iterdir() if p.name.startswith(STAGING_PREFIX)]
+
+
+def test_a_swap_that_fails_half_way_is_undone(tmp_path):
+    """The entry swapped last is a mount point, which cannot be renamed (EBUSY): the entries swapped before it
+    are put back."""
+    target = tmp_path / "saved"
+    with staged_entries(target, OWNED + ("zz",)) as staging:
+        _write_save(staging, "1", frames=2, extra=True)
+    before = digests(target)
+    with small_filesystem(target / "zz", 64):
+        with pytest.raises(OSError, match="could not replace the saved files in .*the previous ones are kept"):
+            with staged_entries(target, OWNED + ("zz",)) as staging:
+                _write_save(staging, "2", frames=3)
+                (staging / "zz").mkdir()
+        assert digests(target) == before
+        assert sorted(p.name for p in target.iterdir()) == [
+            "images",
+            "map.ply",
+            "trajectory.tum",
+            "transforms.json",
+            "zz",
+        ]
+
+
+def test_a_save_may_only_write_the_entries_it_owns(tmp_path):
+    target = tmp_path / "saved"
+    with pytest.raises(ValueError, match=r"\['stray.txt'\], which are not among the entries it may replace"):
+        with staged_entries(target, OWNED) as staging:
+            (staging / "stray.txt").write_text("x")
+    assert list(target.iterdir()) == []

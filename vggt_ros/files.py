@@ -1,0 +1,171 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""Files written whole or not at all: one file (`replace_atomically`) or a set of a folder's entries
+(`staged_entries`).
+
+What POSIX guarantees, and so what these functions promise (on one local filesystem):
+
+* ``rename(2)`` of a file over another is atomic: a reader opening the path gets the old file or the new one,
+  never a mix, never nothing. Renaming a folder over a non-empty folder is not possible, and nothing renames
+  several entries at once.
+* Data reaches the disk only when fsynced, and a rename only when its folder is fsynced: without both, a crash can
+  leave a new name pointing at a short or empty file. A full disk makes ``write`` or ``fsync`` fail (with ENOSPC)
+  and that is what turns into an error here; a writer that ignores its own write errors (Open3D's PLY writer does)
+  cannot be made safe by this module.
+
+`replace_atomically` writes a temporary file beside the target, fsyncs it, renames it over the target and fsyncs
+the folder. `staged_entries` builds all of a save in a staging folder inside the target folder (so on the same
+filesystem, even when the target is a mount point) and swaps the entries in only when everything was written.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Collection, Iterator
+
+# Entries of a target folder that `staged_entries` itself creates (its working folder); never a saved entry.
+STAGING_PREFIX = ".vggt-save-"
+# os.link's errors on filesystems without hard links (FAT, exFAT, some network and FUSE filesystems).
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}
+
+
+def replace_atomically(path, write: Callable[[Path], None]) -> None:
+    """Write a file through a temporary one beside it, then rename it over ``path``.
+
+    ``write(temporary)`` writes the whole file; the temporary keeps ``path``'s suffix (for writers that choose the
+    format by it). Then the file is fsynced, renamed over ``path`` and the folder fsynced (see the module docstring):
+    a reader sees the old file or the new one, never a partial one, and a failed write (a full disk, a read-only
+    folder) leaves the old file as it was and no temporary file.
+
+    Raises:
+        OSError naming ``path`` when anything fails; other exceptions of ``write`` as they are (after the clean-up).
+    """
+    path = Path(path)
+    # A name of its own (two writers of one path never share a temporary), created with the permissions the umask
+    # gives a new file (mkstemp's would be owner-only).
+    temporary = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
+    try:
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as err:
+        raise OSError(f"could not write {path}: {err}") from None
+    try:
+        write(temporary)
+        _fsync(temporary)
+        os.replace(temporary, path)
+        _fsync(path.parent)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        raise OSError(f"could not write {path}: {err}") from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomically(path, data: bytes | memoryview) -> None:
+    """`replace_atomically` of a file holding ``data``, creating its folder if missing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomically(path, lambda temporary: temporary.write_bytes(data))
+
+
+@contextmanager
+def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
+    """Save a set of ``target``'s entries all at once: yields a staging folder to write them into.
+
+    When the ``with`` block ends normally, the entries named in ``owned`` (top-level names, files or folders)
+    become exactly those of the staging folder: each one written there replaces ``target``'s entry of that name,
+    and an owned entry the block did not write is removed. Other entries of ``target`` are never touched. When the
+    block raises, or the swap fails, ``target`` keeps its previous entries exactly (a failed swap is undone) and
+    the staging folder is deleted.
+
+    What a concurrent reader sees: a file replaced by a file never disappears (the old one is kept for an undo by
+    a hard link, and the new one renamed over it); a folder is renamed aside and the new one renamed in, so for the
+    instant between the two renames it is missing, never partial. A crash (power loss, SIGKILL) during the swap,
+    which is a few renames long, can leave some entries new and some old, with the rest in a
+    ``.vggt-save-*`` folder inside ``target``.
+
+    Raises:
+        ValueError: the block wrote an entry that is not in ``owned``. OSError naming ``target`` when the staging
+        folder cannot be made or the swap fails; an OSError of the block names its files by their final paths.
+    """
+    target = Path(target)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target))
+    except OSError as err:
+        raise OSError(f"could not prepare a save in {target}: {err}") from None
+    try:
+        staging, old = work / "new", work / "old"
+        staging.mkdir()
+        old.mkdir()
+        try:
+            yield staging
+        except OSError as err:  # named where the user will look for the files, not in the staging folder
+            raise OSError(str(err).replace(str(staging), str(target))) from None
+        written = sorted(entry.name for entry in staging.iterdir())
+        unknown = sorted(set(written) - set(owned))
+        if unknown:
+            raise ValueError(f"the save wrote {unknown}, which are not among the entries it may replace {owned}")
+        _swap(target, staging, old, written, sorted(set(owned) - set(written)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _swap(target: Path, staging: Path, old: Path, written: list[str], removed: list[str]) -> None:
+    """Move ``written`` from ``staging`` into ``target`` and ``removed`` out of it; undo everything on failure."""
+    done: list[tuple[str, str, bool]] = []  # (name, how the old entry was kept: "", "link" or "move", new placed)
+    try:
+        for name in [*written, *removed]:
+            entry, new = target / name, staging / name
+            kept = ""
+            if os.path.lexists(entry):
+                kept = _keep(entry, old / name, link=name in written and _is_file(new))
+            done.append((name, kept, False))
+            if name in written:
+                os.replace(new, entry)
+                done[-1] = (name, kept, True)
+        _fsync(target)
+    except OSError as err:
+        for name, kept, placed in reversed(done):
+            entry = target / name
+            if placed and kept != "link":
+                os.rename(entry, staging / name)
+            if kept:
+                os.replace(old / name, entry)
+        raise OSError(f"could not replace the saved files in {target} (the previous ones are kept): {err}") from None
+
+
+def _keep(entry: Path, aside: Path, link: bool) -> str:
+    """Keep ``entry`` at ``aside`` for an undo: a file that a file replaces stays in place (a hard link), so that
+    it never disappears; anything else is moved. Returns "link" or "move"."""
+    if link and _is_file(entry):
+        try:
+            os.link(entry, aside, follow_symlinks=False)
+            return "link"
+        except OSError as err:
+            if err.errno not in _NO_HARD_LINKS:
+                raise
+    os.rename(entry, aside)
+    return "move"
+
+
+def _is_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
+def _fsync(path: Path) -> None:
+    """fsync a file or a folder (a folder: so that the names renamed into it survive a crash)."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    except OSError as err:
+        if err.errno != errno.EINVAL:  # a filesystem that cannot sync this kind of file has nothing to sync
+            raise
+    finally:
+        os.close(handle)

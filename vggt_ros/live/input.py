@@ -1,0 +1,288 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""Input assembly: camera messages -> decoded images -> stamp checks -> approximate-time sync -> `FrameSet`s, and
+depth images -> metres -> the queues that pair them with colour frame sets.
+
+ROS-free: a message is anything with the fields of sensor_msgs/Image or CompressedImage (rclpy's messages and
+rosbags' both are), its stamp already in integer nanoseconds. The node and the offline command's bag input both
+assemble their frame sets here, so the rules below hold for live cameras and recordings alike:
+
+* an image that cannot be decoded is dropped and reported (once per period per camera, kind of problem and
+  encoding: a second, different bad encoding is news, a byte count is not);
+* a zero stamp takes the arrival time (the node's clock, or a recording's log time), reported once per camera;
+* a repeated stamp, or one slightly older than the camera's newest, is dropped; further back, time jumped back
+  (a bag loop, a restarted driver) and the caller starts the reconstruction over;
+* depth images with no valid reading, or in an encoding that is not depth, are dropped and reported once until a
+  usable one arrives.
+
+Counts per camera (images received, their arrival) are kept here for the node's health.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Hashable, Mapping, Optional
+
+import numpy as np
+
+from vggt_ros.compressed_image import decode_compressed
+from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
+from vggt_ros.live.health import CameraCounts, SequenceGaps
+from vggt_ros.live.input_watchdog import InputWatchdog, dds_loss_warning, quiet_topic_warning
+from vggt_ros.live.log_policy import LogPolicy
+from vggt_ros.live.stamps import CameraStamps, StampVerdict
+from vggt_ros.live.sync import ApproximateTimeSynchronizer, NearestStampQueue
+from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_metres
+from vggt_ros.window import FrameSet
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """How images are grouped.
+
+    Attributes:
+        names: the cameras' names, in camera order (frame sets follow it).
+        queue_size: images held per camera while waiting for the other cameras (and depth images per camera).
+        slop_s: largest stamp difference within one frame set, and between a colour image and its depth.
+        max_reorder_s: an image at most this much older than its camera's newest arrived out of order (dropped);
+            further back, time went backwards (the session's window draws the same line for frame sets).
+        topics: each camera's image topic as the ROS graph shows it, then each depth camera's depth topic.
+        depth_cameras: how many cameras (the first ones) have a depth image topic.
+        input_timeout_s: a topic without images for this long is reported, and so are cameras whose images have
+            not formed a frame set for this long.
+    """
+
+    names: tuple[str, ...]
+    queue_size: int
+    slop_s: float
+    max_reorder_s: float
+    topics: tuple[str, ...] = ()
+    depth_cameras: int = 0
+    input_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """What one image did: completed a frame set, asked for a restart (time went backwards; the image then starts
+    the new history), or neither (held for the other cameras, or dropped and reported)."""
+
+    frame_set: Optional[FrameSet] = None
+    restart: bool = False
+
+
+class InputAssembly:
+    """One node's (or recording's) image inputs; called from one thread (the node's executor)."""
+
+    def __init__(self, config: InputConfig, log: LogPolicy, clock=time.monotonic) -> None:
+        self.config = config
+        self._log = log
+        self._clock = clock
+        cameras = len(config.names)
+        self._sync: ApproximateTimeSynchronizer[np.ndarray] = ApproximateTimeSynchronizer(
+            cameras, config.queue_size, config.slop_s
+        )
+        self._stamps = CameraStamps(cameras, config.max_reorder_s)
+        self._depth_queues = [NearestStampQueue(config.queue_size, config.slop_s) for _ in range(config.depth_cameras)]
+        self._camera_frames: list[str] = [""] * cameras  # each camera's image frame id (its newest header's)
+        self.last_synced_s = clock()  # when the cameras last formed a frame set
+        self.images_received = 0
+        self.camera_images = [0] * cameras
+        self.camera_last_image_s: list[Optional[float]] = [None] * cameras
+        self.camera_lost_by_dds = [0] * cameras  # DDS' message-lost event (cumulative)
+        self._camera_gaps = [SequenceGaps() for _ in range(cameras)]  # images that never reached the callback
+        self._watchdog = InputWatchdog(config.topics, config.input_timeout_s, clock())
+        self.listening = False  # subscribed (an active node): `start_listening`
+        self._last_image_bytes: dict[str, int] = {}  # topic -> size of its newest image (the quiet warning's cause)
+        self._listening_since_s: Optional[float] = None
+
+    @property
+    def has_depth(self) -> bool:
+        return bool(self._depth_queues)
+
+    def reset(self) -> None:
+        """Forget every held image and stamp history: the next images start over."""
+        self._sync.reset()
+        for queue in self._depth_queues:
+            queue.clear()
+        self._stamps.reset()
+
+    def stop_listening(self) -> None:
+        """Drop the images held for a frame set (on deactivation): nothing is heard, so nothing is missed."""
+        self._sync.reset()
+        self.listening = False
+
+    def start_listening(self) -> None:
+        """Judge the topics, the pairing and the publishers' sequence numbers afresh from now (on activation)."""
+        now_s = self._clock()
+        self._watchdog = InputWatchdog(self.config.topics, self.config.input_timeout_s, now_s)
+        self.last_synced_s = now_s
+        self._listening_since_s = now_s
+        self.listening = True
+        for gaps in self._camera_gaps:
+            gaps.restart()
+
+    def camera_counts(self) -> tuple[CameraCounts, ...]:
+        """Each camera's input so far, for the node's health."""
+        return tuple(
+            CameraCounts(name, topic, received, gaps.missed, lost, last_s, self.listening, self._listening_since_s)
+            for name, topic, received, gaps, lost, last_s in zip(
+                self.config.names,
+                self.config.topics,
+                self.camera_images,
+                self._camera_gaps,
+                self.camera_lost_by_dds,
+                self.camera_last_image_s,
+            )
+        )
+
+    # ------------------------------------------------------------------------------------------ transport
+    def count_missed(self, camera: int, publisher: Hashable, sequence: Optional[int]) -> None:
+        """Count the images ``camera``'s publisher numbered before ``sequence`` that never arrived (a gap in its
+        publication sequence numbers): lost by DDS, or overwritten in the subscription queue while the executor
+        was busy, which DDS does not report."""
+        gaps = self._camera_gaps[camera]
+        if gaps.observe(publisher, sequence):
+            self._log.every(
+                "warning",
+                ("missed", camera),
+                f"camera '{self.config.names[camera]}': {gaps.missed} images sent on "
+                f"'{self.config.topics[camera]}' never reached this node so far "
+                f"({self.camera_lost_by_dds[camera]} of them reported lost by DDS, the rest overwritten in the "
+                "subscription queue while the node was busy); the newest images are used. Fix: a lower camera rate, "
+                "or less work for the node (a longer map_publish_period_s, fewer publish_* outputs)",
+            )
+
+    def images_lost(self, camera: int, lost_now: int, lost_total: int, transports: str) -> None:
+        """DDS' message-lost event: images the transport lost (never delivered whole)."""
+        self.camera_lost_by_dds[camera] = lost_total
+        topic = self.config.topics[camera]
+        self._log.every("warning", ("lost", camera), dds_loss_warning(topic, lost_now, lost_total, transports))
+
+    def check_inputs(self, publisher_counts: Mapping[str, int], transports: str) -> None:
+        """Report each topic quiet for the input timeout (with the likely cause and its fix), and cameras whose
+        images do not pair. ``publisher_counts``: each topic's publishers now."""
+        self._check_pairing()
+        for quiet in self._watchdog.quiet_topics(publisher_counts, self._clock()):
+            key = ("input", quiet.topic, quiet.publishers > 0)
+            text = quiet_topic_warning(quiet, transports, self._last_image_bytes.get(quiet.topic))
+            self._log.every("warning", key, text)
+
+    # ----------------------------------------------------------------------------------------------- colour
+    def add_image(self, camera: int, msg, stamp_ns: int, arrival_ns: int, compressed: bool) -> Assembled:
+        """Decode, check and group one colour image of ``camera`` stamped ``stamp_ns`` (0: unstamped), which
+        arrived at ``arrival_ns`` (the clock that stands in for a zero stamp)."""
+        now_s = self._clock()
+        self.images_received += 1
+        self.camera_images[camera] += 1
+        self.camera_last_image_s[camera] = now_s
+        self._watchdog.image_arrived(self.config.topics[camera], now_s)
+        self._last_image_bytes[self.config.topics[camera]] = len(msg.data)
+        name = self.config.names[camera]
+        try:
+            if compressed:
+                rgb = decode_compressed(msg.data, msg.format)
+            else:
+                rgb = image_to_rgb(msg.data, msg.height, msg.width, msg.step, msg.encoding)
+        except ImageFormatError as err:
+            encoding = msg.format if compressed else msg.encoding
+            self._log.every("error", ("image", camera, err.kind, encoding), f"camera '{name}': {err}; image dropped")
+            return Assembled()
+        newest = self._stamps.newest(camera)
+        check = self._stamps.check(camera, stamp_ns, arrival_ns)
+        stamp_ns = check.stamp_ns
+        if check.substituted:
+            self._log.once(
+                "warning",
+                ("zero_stamps", camera),
+                f"camera '{name}' stamps its images 0: using each image's arrival time instead "
+                "(fix the driver: stamp images with their capture time)",
+            )
+        if check.verdict is StampVerdict.DUPLICATE:
+            self._log.every(
+                "error",
+                ("stamp", camera, "duplicate"),
+                f"camera '{name}': stamp {stamp_ns / 1e9:.3f} s repeated (the same capture sent twice?): image dropped",
+            )
+            return Assembled()
+        if check.verdict is StampVerdict.LATE:
+            self._log.every(
+                "error",
+                ("stamp", camera, "late"),
+                f"camera '{name}': image stamped {(newest - stamp_ns) / 1e6:.1f} "
+                "ms before the newest arrived out of order: image dropped, the reconstruction goes on",
+            )
+            return Assembled()
+        restart = check.verdict is StampVerdict.JUMP_BACK
+        if restart:
+            self._log.every(
+                "error",
+                ("time", camera),
+                f"camera '{name}': time went backwards ({newest / 1e9:.3f} s -> {stamp_ns / 1e9:.3f} s; a bag loop or "
+                "a restarted driver?): window reset, reconstruction starts over",
+            )
+            self.reset()
+            self._stamps.check(camera, stamp_ns, stamp_ns)
+        self._camera_frames[camera] = msg.header.frame_id
+        synced = self._sync.add(camera, stamp_ns, rgb)
+        if synced is None:
+            return Assembled(restart=restart)
+        self.last_synced_s = self._clock()
+        frame_set = FrameSet(stamps_ns=synced.stamps_ns, images=synced.items, camera_frames=tuple(self._camera_frames))
+        return Assembled(frame_set=frame_set, restart=restart)
+
+    def _check_pairing(self) -> None:
+        """Warn when every camera sends images but they never form a frame set: their stamps are further apart
+        than the slop (unsynchronised clocks, a camera far behind). Cameras that stopped sending are the quiet-topic
+        warning's case, not this one."""
+        names = self.config.names
+        newest = [self._stamps.newest(camera) for camera in range(len(names))]
+        timeout_s = self.config.input_timeout_s
+        now_s = self._clock()
+        if len(names) < 2 or None in newest or now_s - self.last_synced_s < timeout_s:
+            return
+        if any(last is None or now_s - last >= timeout_s for last in self.camera_last_image_s):
+            return  # a camera went quiet: its newest stamp says nothing about the pairing
+        reference = newest[0]
+        offsets = ", ".join(f"'{name}' {(stamp - reference) / 1e6:+.1f} ms" for name, stamp in zip(names, newest))
+        self._log.every(
+            "warning",
+            ("pairing",),
+            f"the cameras' images have not formed a frame set for {timeout_s:.1f} s: their newest "
+            f"stamps, relative to '{names[0]}': {offsets}; they must lie within slop {self.config.slop_s * 1e3:.0f} ms "
+            "of each other. Fix: synchronise the cameras' clocks or triggers, or raise slop_s",
+        )
+
+    # ------------------------------------------------------------------------------------------------ depth
+    def add_depth(self, camera: int, msg, stamp_ns: int) -> None:
+        """Convert one depth image of ``camera`` to metres and queue it for the colour frame set of its stamp."""
+        topic = self.config.topics[len(self.config.names) + camera]
+        self._watchdog.image_arrived(topic, self._clock())
+        self._last_image_bytes[topic] = len(msg.data)
+        name = self.config.names[camera]
+        try:
+            depth_m = depth_to_metres(msg.data, msg.height, msg.width, msg.step, msg.encoding, bool(msg.is_bigendian))
+        except DepthFormatError as err:
+            self._log.once(
+                "warning", ("depth", camera, err.kind), f"depth of camera '{name}': {err}; depth image dropped"
+            )
+            return
+        if not np.isfinite(depth_m).any():
+            self._log.once(
+                "warning",
+                ("depth", camera, "no_reading"),
+                f"depth of camera '{name}': the image has no valid reading "
+                "(every pixel 0, NaN or infinite: is the sensor covered, blinded, or is everything out "
+                "of its range?); depth image dropped",
+            )
+            return
+        self._log.clear(("depth", camera))  # a usable image: report the next problem anew
+        self._depth_queues[camera].add(stamp_ns, depth_m)
+
+    def depth_of(self, camera: int, stamp_ns: int) -> Optional[np.ndarray]:
+        """The depth image (metres) matched to a colour image of ``camera``: the session's look-up."""
+        return self._depth_queues[camera].nearest(stamp_ns)
+
+    def depth_lookup(self):
+        """The session's depth look-up, or None without depth cameras."""
+        return self.depth_of if self._depth_queues else None

@@ -1,0 +1,583 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""The node's parameters, each declared once: name, type, default, unit, bounds and help (ROS-free).
+
+Every field of `NodeParameters` is a ROS parameter of the same name. Its metadata (`parameter`) holds the help text
+(the parameter descriptor's description, so ``ros2 param describe /vggt <name>`` shows it), the unit and, for the
+sizes, the bounds checked at start-up; enumerations are `Literal` types. Everything else is generated from here or
+checked against it: `vggt_ros.ros.params` declares them on the node, the offline command builds its shared options
+from them (`add_option`), ``docs/parameters.md`` is `markdown_table` (``tools/gen_docs.py``), and the tests compare
+config/reconstruct.yaml and the launch file with them.
+
+Validation lives in the core configurations (`SessionConfig`, `RuntimeConfig`, `MetricConfig`, `HealthThresholds`):
+`NodeParameters` maps its names onto them and checks only what is the node's own (topics' presence, frames, the
+bounds of its buffers, camera names).
+"""
+
+import argparse
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, get_args, get_origin
+
+import numpy as np
+
+from vggt_ros.geometry import quaternion_to_rotation_matrix
+from vggt_ros.live.health import HealthThresholds
+from vggt_ros.live.sync import ApproximateTimeSynchronizer
+from vggt_ros.mapping import MapConfig
+from vggt_ros.metric.config import METRIC_SOURCES, MetricConfig
+from vggt_ros.metric.sources import DepthScaleConfig
+from vggt_ros.preprocess import MODES, PATCH_SIZE
+from vggt_ros.runtime import BACKENDS, PRECISIONS, RuntimeConfig
+from vggt_ros.runtime.config import AUTO, DEVICES
+from vggt_ros.session import SessionConfig
+from vggt_ros.window import KeyframePolicy, WindowConfig
+from vggt_ros.world import WorldConfig
+from vggt_ros.world.cloud import CloudConfig
+
+# x y z qx qy qz qw of one rig transform (camera 0 -> camera j) in the rig_transforms parameter
+RIG_TRANSFORM_VALUES = 7
+# Parameters renamed to carry their unit: the old name is still read, with one warning at start-up.
+RENAMED = {
+    "keyframe_min_interval": "keyframe_min_interval_s",
+    "slop": "slop_s",
+    "input_timeout": "input_timeout_s",
+    "map_publish_period": "map_publish_period_s",
+    "depth_min_range": "depth_min_range_m",
+    "depth_max_range": "depth_max_range_m",
+    "odometry_min_translation": "odometry_min_translation_m",
+    "diagnostics_window": "diagnostics_window_s",
+    "diagnostics_latency_warn": "diagnostics_latency_warn_s",
+    "diagnostics_latency_error": "diagnostics_latency_error_s",
+}
+
+
+def parameter(default: Any, help: str, unit: str = "", bounds: Optional[tuple[float, float]] = None) -> Any:
+    """A `NodeParameters` field: ``bounds`` (inclusive) are checked at start-up and documented."""
+    return field(default=default, metadata={"help": help, "unit": unit, "bounds": bounds})
+
+
+@dataclass(frozen=True)
+class NodeParameters:
+    autostart: bool = parameter(
+        True, "configure and activate at start-up (false: wait for a lifecycle manager's transitions)"
+    )
+    # --- cameras
+    image_topics: tuple[str, ...] = parameter(
+        ("/camera/image_raw",),
+        "sensor_msgs/Image topics, one per camera (1 to K); rgb8, bgr8, rgba8, bgra8 or mono8",
+    )
+    image_transport: Literal["raw", "compressed"] = parameter(
+        "raw",
+        "raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage on <topic>/compressed, jpeg or png, as "
+        "image_transport's compressed plugin)",
+    )
+    camera_names: tuple[str, ...] = parameter(
+        (), "one name per camera (frames <name>_optical, topics ~/<name>/...); empty: camera0, camera1, ..."
+    )
+    camera_names_from_topics: bool = parameter(
+        False,
+        "with camera_names empty: name each camera after its topic's namespace, without what all topics share "
+        "(/left/image_raw and /right/image_raw: left and right)",
+    )
+    queue_size: int = parameter(
+        10, "approximate-time sync: images kept per camera while waiting for a match", "images", (1, 100)
+    )
+    slop_s: float = parameter(0.02, "approximate-time sync: largest stamp spread of one synchronized set", "s")
+    input_timeout_s: float = parameter(
+        5.0, "warn when an image topic has had no image for this long (naming the likely cause)", "s"
+    )
+    max_image_pixels: int = parameter(
+        33_554_432,
+        "largest decoded image accepted (width x height; the default holds 8K UHD): larger ones are dropped and "
+        "counted before they are decoded",
+        "pixels",
+        (1, 134_217_728),
+    )
+    # --- model and backend
+    weights: str = parameter(
+        "facebook/VGGT-1B", "VGGT weights: a Hugging Face id, a folder (config.json + weights) or a weights file"
+    )
+    model_config: str = parameter(
+        "", "optional model config.json when weights is a bare file; empty: the checkpoint's own / VGGT-1B"
+    )
+    backend: Literal[BACKENDS] = parameter("torch", "inference backend")
+    device: Literal[DEVICES] = parameter(
+        AUTO, "torch device; auto: cuda when torch sees a GPU, else the CPU (with a warning)"
+    )
+    precision: Literal[(AUTO, *PRECISIONS)] = parameter(
+        AUTO,
+        "auto: fp16 on cuda, fp32 on the CPU; fp32, fp16 or bf16 (half precision is meant for cuda); w4a16 (torch: "
+        "engine_dir is the output of vggt-ros-quantize --scheme w4a16), int8 or fp8 (onnxruntime / tensorrt: "
+        "engine_dir holds that quantized export)",
+    )
+    engine_dir: str = parameter(
+        "engines", "exported set for onnxruntime / tensorrt (manifest.json, ONNX graphs; TensorRT engines cached there)"
+    )
+    cpu_threads: int = parameter(
+        1,
+        "torch intra-op threads for the node's CPU-side work (and CPU inference); keep it small when other processes "
+        "share the cores",
+        "threads",
+        (1, 1024),
+    )
+    image_size: int = parameter(
+        518,
+        "model input width (crop) or longer side (pad), a multiple of 14 (518 for VGGT-1B)",
+        "pixels",
+        (PATCH_SIZE, 2 * 518),  # 2 x the size VGGT-1B was trained at: attention cost grows with its square
+    )
+    preprocess_mode: Literal[MODES] = parameter(
+        "crop", "crop (width = image_size, centre-crop height) or pad (longer side = image_size, white padding)"
+    )
+    # --- sliding window and keyframes
+    window_size: int = parameter(
+        8,
+        "keyframes per inference (per camera); the network sees window_size x cameras images",
+        "keyframes",
+        (1, 64),  # 64 keyframes x 8 cameras is far beyond what VGGT-1B runs in real time
+    )
+    window_stride: int = parameter(
+        1, "new keyframes between inferences (1..window_size); points are published for those", "keyframes"
+    )
+    depth_overlap_frame_sets: int = parameter(
+        2,
+        "frame sets already in the world whose depth is computed for the alignment (the newest and spread back to "
+        "the oldest; more: less scale drift, 0.2 TFLOP per image for VGGT-1B at 518x350)",
+        "frame sets",
+    )
+    keyframe_min_interval_s: float = parameter(0.0, "minimum time between keyframes (0.0: off)", "s")
+    keyframe_min_motion: float = parameter(
+        0.0, "minimum mean grey-level change to the last keyframe, 0..1 (0.0: off)", "fraction"
+    )
+    # --- point cloud
+    confidence_percentile: float = parameter(
+        50.0, "drop cloud points below this percentile of depth confidence, 0..100 (0.0: off)", "percentile"
+    )
+    confidence_threshold: float = parameter(
+        0.0, "drop cloud points whose depth confidence is below this (VGGT's is > 1; 0.0: off)"
+    )
+    point_decimation: int = parameter(2, "publish every n-th pixel's point in rows and columns (1: all)", "pixels")
+    # --- one world across windows and the map
+    tracking_lost_after: int = parameter(
+        3,
+        "windows rejected in a row after which the next one that does not align starts a new segment",
+        "windows",
+    )
+    alignment_min_inlier_ratio: float = parameter(
+        0.6, "a window merges only if at least this fraction of its overlap correspondences agree", "fraction"
+    )
+    alignment_inlier_distance_ratio: float = parameter(
+        0.08, "a correspondence agrees with the alignment if within this x the scene depth", "x scene depth"
+    )
+    alignment_max_residual_ratio: float = parameter(
+        0.05, "a window merges only if its RMS alignment residual is below this x the scene depth", "x scene depth"
+    )
+    alignment_max_camera_offset_ratio: float = parameter(
+        0.1, "a shared camera may move at most this x the scene depth between windows", "x scene depth"
+    )
+    alignment_max_camera_rotation_deg: float = parameter(
+        5.0, "a shared camera may turn at most this much between windows", "degrees"
+    )
+    alignment_camera_weight: float = parameter(
+        0.25, "weight of each shared camera pose in the alignment, relative to one frame's pixels"
+    )
+    trajectory_recent_keyframes: int = parameter(
+        500,
+        "newest keyframes kept in full for ~/path, ~/save and the world (memory bound)",
+        "keyframes",
+        (1, 100_000),
+    )
+    trajectory_history_keyframes: int = parameter(
+        500, "older keyframes kept, decimated to this many, spanning the whole run", "keyframes", (0, 100_000)
+    )
+    map_voxel_size: float = parameter(
+        0.01,
+        "voxel size of ~/map (the first window's scale, metres once a metric scale is measured); grows when over "
+        "map_max_points",
+        "world units",
+    )
+    map_max_points: int = parameter(500_000, "point budget of ~/map (memory bound)", "points", (1, 50_000_000))
+    map_publish_period_s: float = parameter(2.0, "time between ~/map publications (only when it changed)", "s")
+    save_directory: str = parameter(
+        "vggt_map",
+        "folder where the ~/save service writes map.ply, trajectory.tum (further cameras: trajectory_<name>.tum) "
+        "and the dataset exports (colmap/, transforms.json, images/, depth/)",
+    )
+    save_dataset_frames: int = parameter(
+        50,
+        "newest keyframes kept (camera image, depth, confidence: about 3 MB each at 640x480) for ~/save's COLMAP and "
+        "nerfstudio exports; 0: ~/save writes the map and trajectory only",
+        "keyframes",
+        (0, 500),
+    )
+    # --- frames and outputs
+    world_frame: str = parameter(
+        "vggt_world", "frame of the cloud, path, map and camera TF: the very first image's optical frame"
+    )
+    parent_frame: str = parameter("map", "REP-103 frame above world_frame, joined by a static rotation (z up)")
+    publish_map: bool = parameter(True, "publish ~/map (latched: reliable, transient local)")
+    publish_points: bool = parameter(True, "publish ~/points")
+    publish_depth: bool = parameter(True, "publish the depth image(s)")
+    publish_confidence: bool = parameter(True, "publish the confidence image(s)")
+    publish_camera_info: bool = parameter(True, "publish the depth CameraInfo(s)")
+    publish_tf: bool = parameter(
+        True, "publish world_frame -> <camera>_optical on /tf and parent_frame -> world_frame on /tf_static"
+    )
+    publish_path: bool = parameter(True, "publish ~/path")
+    # --- metric scale
+    metric_scale_source: Literal[METRIC_SOURCES] = parameter(
+        "none",
+        "what fixes the scale in metres: none (VGGT's unit-less scale), depth (depth_topics), rig (camera 0 -> j "
+        "transforms from /tf_static or rig_transforms) or odometry (odom_frame -> camera TF)",
+    )
+    depth_topics: tuple[str, ...] = parameter(
+        (),
+        "with metric_scale_source depth: one depth image topic per camera, registered to its colour image (same "
+        "size), 16UC1 millimetres or 32FC1 metres (REP 118)",
+    )
+    depth_min_range_m: float = parameter(0.2, "depth readings nearer than this are not used for the scale", "m")
+    depth_max_range_m: float = parameter(10.0, "depth readings farther than this are not used for the scale", "m")
+    rig_transforms: tuple[float, ...] = parameter(
+        (),
+        "with metric_scale_source rig: x y z qx qy qz qw (metres) of camera 0 -> camera j for each camera after the "
+        "first; empty: looked up between the image headers' frame ids on /tf_static",
+    )
+    odometry_min_translation_m: float = parameter(
+        0.1,
+        "with metric_scale_source odometry: the cameras must travel this far within a window for its scale to count",
+        "m",
+    )
+    # --- robot frames (REP 105)
+    odom_frame: str = parameter(
+        "",
+        "REP 105 odometry frame: with robot_base_frame, the world is placed in it where the first camera was, and "
+        "~/odometry is published; the odometry scale source measures the cameras' travel in it",
+    )
+    robot_base_frame: str = parameter(
+        "", "REP 105 base frame of the robot (the camera mounting base -> camera on /tf_static)"
+    )
+    publish_odom_tf: bool = parameter(
+        False, "publish odom_frame -> robot_base_frame on /tf (only for robots without other odometry)"
+    )
+    # --- /diagnostics
+    diagnostics_window_s: float = parameter(
+        5.0, "/diagnostics: rates, ratios and latency percentiles cover this long", "s"
+    )
+    diagnostics_latency_warn_s: float = parameter(
+        1.0, "/diagnostics: pipeline WARN when the p95 latency from image stamp to publication exceeds this", "s"
+    )
+    diagnostics_latency_error_s: float = parameter(
+        5.0,
+        "/diagnostics: pipeline ERROR when the p95 latency exceeds this, or a window has waited this long without "
+        "any finishing (above diagnostics_latency_warn_s)",
+        "s",
+    )
+    diagnostics_dropped_warn_ratio: float = parameter(
+        0.5,
+        "/diagnostics: pipeline WARN when more than this fraction of the keyframes was dropped (inference slower "
+        "than the cameras)",
+        "fraction",
+    )
+    diagnostics_missed_warn_ratio: float = parameter(
+        0.01,
+        "/diagnostics: camera WARN when more than this fraction of its images never reached the node (lost by DDS "
+        "or overwritten in the subscription queue)",
+        "fraction",
+    )
+    diagnostics_gpu_memory_warn_ratio: float = parameter(
+        0.9,
+        "/diagnostics: backend WARN when more than this fraction of the GPU's memory is in use (every process)",
+        "fraction",
+    )
+
+    def __post_init__(self) -> None:
+        if not self.image_topics or any(not topic for topic in self.image_topics):
+            raise ValueError(f"image_topics must list 1 or more non-empty topics, got {list(self.image_topics)}")
+        for spec in dataclasses.fields(self):
+            bounds, value = spec.metadata["bounds"], getattr(self, spec.name)
+            if bounds is not None and not bounds[0] <= value <= bounds[1]:
+                unit = f" {spec.metadata['unit']}" if spec.metadata["unit"] else ""
+                raise ValueError(f"{spec.name} must be in [{bounds[0]}, {bounds[1]}]{unit}, got {value!r}")
+        if self.image_transport not in IMAGE_TRANSPORTS:
+            raise ValueError(f"image_transport must be one of {IMAGE_TRANSPORTS}, got {self.image_transport!r}")
+        frames = {
+            name: getattr(self, name) for name in ("world_frame", "parent_frame", "odom_frame", "robot_base_frame")
+        }
+        for name, frame in frames.items():
+            if frame.startswith("/") or any(c.isspace() for c in frame):
+                raise ValueError(f"{name} {frame!r}: tf2 frame ids have no leading '/' and no spaces")
+        if not self.save_directory.strip():
+            raise ValueError("save_directory must name a folder (it is empty)")
+        if self.image_size % PATCH_SIZE:
+            raise ValueError(f"image_size must be a multiple of {PATCH_SIZE} (518 for VGGT-1B), got {self.image_size}")
+        if self.camera_names and self.camera_names_from_topics:
+            raise ValueError("camera_names and camera_names_from_topics: give the names or take them from the topics")
+        if self.camera_names and len(self.camera_names) != len(self.image_topics):
+            raise ValueError(
+                f"camera_names has {len(self.camera_names)} names for {len(self.image_topics)} image_topics; give one "
+                "name per topic or leave it empty for camera0, camera1, ..."
+            )
+        if len(set(self.names)) != len(self.names) or any(not _CAMERA_NAME.fullmatch(n) for n in self.names):
+            source = "the names taken from image_topics" if self.camera_names_from_topics else "camera_names"
+            raise ValueError(
+                f"{source} must be distinct, non-empty and without '/', got {list(self.names)}"
+                + ("; set camera_names instead" if self.camera_names_from_topics else "")
+            )
+        if not self.world_frame or not self.parent_frame or self.world_frame == self.parent_frame:
+            raise ValueError(
+                f"world_frame and parent_frame must be two different non-empty frame ids, got {self.world_frame!r} "
+                f"and {self.parent_frame!r}"
+            )
+        if not self.map_publish_period_s > 0.0:
+            raise ValueError(f"map_publish_period_s must be > 0 seconds, got {self.map_publish_period_s!r}")
+        if self.metric_scale_source == "depth" and len(self.depth_topics) != len(self.image_topics):
+            raise ValueError(
+                f"metric_scale_source 'depth' needs one depth topic per image topic (registered to it, e.g. "
+                f"aligned_depth_to_color/image_raw); got depth_topics {list(self.depth_topics)} for "
+                f"{len(self.image_topics)} image topics"
+            )
+        if self.metric_scale_source == "odometry" and not self.odom_frame:
+            raise ValueError("metric_scale_source 'odometry' needs odom_frame (the frame of the robot's odometry)")
+        if bool(self.odom_frame) != bool(self.robot_base_frame) and self.metric_scale_source != "odometry":
+            raise ValueError(
+                "robot frames need both odom_frame and robot_base_frame (REP 105), or neither; got "
+                f"{self.odom_frame!r} and {self.robot_base_frame!r}"
+            )
+        if self.publish_odom_tf and not self.robot_base_frame:
+            raise ValueError("publish_odom_tf needs odom_frame and robot_base_frame")
+        if self.publish_odom_tf and self.metric_scale_source == "odometry":
+            raise ValueError(
+                "publish_odom_tf with metric_scale_source 'odometry' would measure the scale against the node's own "
+                "odom -> base: use one or the other"
+            )
+        if len(self.rig_transforms) not in (0, RIG_TRANSFORM_VALUES * (len(self.image_topics) - 1)):
+            raise ValueError(
+                f"rig_transforms must hold {RIG_TRANSFORM_VALUES} numbers (x y z qx qy qz qw, camera 0 -> camera j, "
+                f"metres) per camera after the first: {RIG_TRANSFORM_VALUES * (len(self.image_topics) - 1)} for "
+                f"{len(self.image_topics)} cameras, got {len(self.rig_transforms)}; leave it empty to read the rig "
+                "from /tf_static"
+            )
+        # The core configurations validate their own fields.
+        try:
+            ApproximateTimeSynchronizer(len(self.image_topics), self.queue_size, self.slop_s)
+        except ValueError as err:  # the core's name for it
+            raise ValueError(re.sub(r"^slop\b", "slop_s", str(err))) from None
+        self.runtime_config()
+        self.session_config()
+        self.health_thresholds()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Camera names, one per image topic (camera0, camera1, ... unless camera_names or the topics say)."""
+        if self.camera_names_from_topics:
+            return names_from_topics(self.image_topics)
+        return self.camera_names or tuple(f"camera{i}" for i in range(len(self.image_topics)))
+
+    def optical_frame(self, camera_index: int) -> str:
+        return f"{self.names[camera_index]}_optical"
+
+    @property
+    def robot_frames(self) -> bool:
+        """The world hangs under odom_frame, placed where the first camera was (REP 105)."""
+        return bool(self.odom_frame and self.robot_base_frame)
+
+    def runtime_config(self) -> RuntimeConfig:
+        return RuntimeConfig(
+            backend=self.backend,
+            weights=self.weights,
+            model_config=self.model_config or None,
+            device=self.device,
+            precision=self.precision,
+            engine_dir=self.engine_dir,
+        )
+
+    def metric_config(self) -> MetricConfig:
+        rig = []
+        for j in range(len(self.rig_transforms) // RIG_TRANSFORM_VALUES):
+            x, y, z, qx, qy, qz, qw = self.rig_transforms[j * RIG_TRANSFORM_VALUES : (j + 1) * RIG_TRANSFORM_VALUES]
+            transform = np.eye(4)
+            transform[:3, :3] = quaternion_to_rotation_matrix(np.array([qx, qy, qz, qw], dtype=np.float64))
+            transform[:3, 3] = (x, y, z)
+            rig.append((j + 1, transform))
+        return MetricConfig(
+            source=self.metric_scale_source,
+            depth=DepthScaleConfig(min_range_m=self.depth_min_range_m, max_range_m=self.depth_max_range_m),
+            rig_transforms=tuple(rig),
+            odom_frame=self.odom_frame or "odom",
+            min_translation_m=self.odometry_min_translation_m,
+        )
+
+    def health_thresholds(self) -> HealthThresholds:
+        """When /diagnostics reports WARN or ERROR (see vggt_ros.live.health)."""
+        try:
+            return HealthThresholds(**{core: getattr(self, name) for core, name in _HEALTH_PARAMETERS.items()})
+        except ValueError as err:  # the core names its own fields: name the parameters
+            text = str(err)
+            core = next((core for core in _HEALTH_PARAMETERS if text.startswith(f"{core} ")), None)
+            raise ValueError(
+                _HEALTH_PARAMETERS[core] + text[len(core) :] if core else f"diagnostics_* parameters: {text}"
+            ) from None
+
+    def session_config(self) -> SessionConfig:
+        cameras = len(self.image_topics)
+        return SessionConfig(
+            window=WindowConfig(
+                window_size=self.window_size,
+                window_stride=self.window_stride,
+                keyframes=KeyframePolicy(
+                    min_interval_s=self.keyframe_min_interval_s, min_motion=self.keyframe_min_motion
+                ),
+            ),
+            cloud=CloudConfig(
+                confidence_percentile=self.confidence_percentile,
+                confidence_threshold=self.confidence_threshold,
+                point_decimation=self.point_decimation,
+            ),
+            world=WorldConfig(
+                # the world must remember at least one whole window to find the frames the next one shares
+                retained_frames=max(WorldConfig.retained_frames, self.window_size * cameras),
+                min_inlier_ratio=self.alignment_min_inlier_ratio,
+                inlier_distance_ratio=self.alignment_inlier_distance_ratio,
+                max_residual_ratio=self.alignment_max_residual_ratio,
+                max_camera_offset_ratio=self.alignment_max_camera_offset_ratio,
+                max_camera_rotation_deg=self.alignment_max_camera_rotation_deg,
+                camera_weight=self.alignment_camera_weight,
+                max_consecutive_rejections=self.tracking_lost_after,
+                trajectory_recent=self.trajectory_recent_keyframes,
+                trajectory_history=self.trajectory_history_keyframes,
+            ),
+            map=MapConfig(voxel_size=self.map_voxel_size, max_points=self.map_max_points),
+            cameras=cameras,
+            camera_names=self.names,
+            image_size=self.image_size,
+            preprocess_mode=self.preprocess_mode,
+            overlap_frame_sets=min(self.depth_overlap_frame_sets, max(1, self.window_size - 1)),
+            metric=self.metric_config(),
+        )
+
+
+# HealthThresholds' fields and the parameters that set them: the diagnostics_* ones carry the prefix.
+_HEALTH_PARAMETERS = {
+    spec.name: spec.name if spec.name == "input_timeout_s" else f"diagnostics_{spec.name}"
+    for spec in dataclasses.fields(HealthThresholds)
+}
+IMAGE_TRANSPORTS = get_args(NodeParameters.__dataclass_fields__["image_transport"].type)
+_CAMERA_NAME = re.compile(r"[^/\s]+")
+
+
+def names_from_topics(topics: tuple[str, ...]) -> tuple[str, ...]:
+    """Camera names from the topics' namespaces: the last token dropped (the image's own name), then the leading
+    tokens every topic shares when there are several (``/stereo/left/image_raw``, ``/stereo/right/image_raw``:
+    left, right; one ``/front/color/image_raw``: front_color), joined by '_'. Empty where a topic has no namespace."""
+    namespaces = [[t for t in topic.split("/") if t and t != "~"][:-1] for topic in topics]
+    shared = 0
+    if len(namespaces) > 1:
+        while all(len(ns) > shared + 1 for ns in namespaces) and len({ns[shared] for ns in namespaces}) == 1:
+            shared += 1
+    return tuple("_".join(ns[shared:]) for ns in namespaces)
+
+
+# ------------------------------------------------------------------------------------- generated descriptions
+def fields() -> tuple[dataclasses.Field, ...]:
+    return dataclasses.fields(NodeParameters)
+
+
+def choices(spec: dataclasses.Field) -> tuple[str, ...]:
+    """The values of an enumeration (a `Literal` field), else ()."""
+    return get_args(spec.type) if get_origin(spec.type) is Literal else ()
+
+
+def describe(spec: dataclasses.Field) -> str:
+    """One line: the help, the choices, the unit and the bounds (the ROS descriptor's and the launch file's text)."""
+    text = spec.metadata["help"]
+    if choices(spec):
+        text = f"{' | '.join(choices(spec))}: {text}"
+    extras = []
+    if spec.metadata["unit"]:
+        extras.append(spec.metadata["unit"])
+    if spec.metadata["bounds"] is not None:
+        extras.append(f"{spec.metadata['bounds'][0]}..{spec.metadata['bounds'][1]}")
+    return f"{text} [{', '.join(extras)}]" if extras else text
+
+
+def _type_name(spec: dataclasses.Field) -> str:
+    if choices(spec):
+        return "string"
+    if get_origin(spec.type) is tuple:
+        return f"{get_args(spec.type)[0].__name__}[]"
+    return spec.type.__name__
+
+
+def _yaml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def _markdown(text: str) -> str:
+    return text.replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def markdown_table() -> str:
+    """docs/parameters.md: every parameter with its type, default, unit, bounds and help."""
+    lines = [
+        "<!-- Generated from vggt_ros/live/parameters.py by tools/gen_docs.py: edit the fields there. -->",
+        "# Node parameters",
+        "",
+        "Every parameter of the `vggt` node, read once at start-up (all are read-only). Floating-point values need a "
+        "decimal point (`0.0`, not `0`): ROS 2 parameters are strictly typed. config/reconstruct.yaml holds them "
+        "all with their defaults. The offline command `vggt-ros-reconstruct` takes the shared ones as options with "
+        "the same defaults (`--help`).",
+        "",
+        "| name | type | default | unit | bounds | description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in fields():
+        bounds = spec.metadata["bounds"]
+        kind = " \\| ".join(choices(spec)) if choices(spec) else _type_name(spec)
+        lines.append(
+            f"| `{spec.name}` | {kind} | `{_yaml_value(spec.default)}` | {spec.metadata['unit']} | "
+            f"{f'{bounds[0]} .. {bounds[1]}' if bounds else ''} | {_markdown(spec.metadata['help'])} |"
+        )
+    lines += [
+        "",
+        "## Renamed parameters",
+        "",
+        "These names now carry their unit. The old name is still read, with one warning at start-up.",
+        "",
+        "| old name | new name |",
+        "|---|---|",
+        *(f"| `{old}` | `{new}` |" for old, new in RENAMED.items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ the offline command
+def default(name: str) -> Any:
+    return NodeParameters.__dataclass_fields__[name].default
+
+
+def add_option(parser: argparse.ArgumentParser, name: str, flag: str, **overrides: Any) -> None:
+    """Add the node parameter ``name`` to the offline command as ``flag``: the same type, default, choices and help.
+    A list parameter is comma separated on the command line."""
+    spec = NodeParameters.__dataclass_fields__[name]
+    options: dict[str, Any] = {"default": spec.default, "help": describe(spec)}
+    if choices(spec):
+        options["choices"] = choices(spec)
+    elif get_origin(spec.type) is tuple:
+        item = get_args(spec.type)[0]
+        options["type"] = lambda text: tuple(item(v) for v in text.split(",") if v)
+        options["default"] = ",".join(str(v) for v in spec.default)
+        options["help"] += " (comma separated)"
+    elif spec.type is bool:
+        options["action"] = argparse.BooleanOptionalAction
+    else:
+        options["type"] = spec.type
+    parser.add_argument(flag, **{**options, **overrides})

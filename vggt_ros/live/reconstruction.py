@@ -1,0 +1,165 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""The live reconstruction between the node's two threads: frame sets in, windows through the session, outcomes
+counted and reported.
+
+The executor thread offers frame sets (`offer`: keyframes, the window, cheap). The worker thread takes the newest
+window (`next_window`) and runs it (`process`): inference outside the world lock, then integration under it. They
+meet in a `LatestSlot`, so when the network is slower than the cameras the newest window wins and the frame sets
+of the replaced windows are counted as dropped. The world and the map are shared under one lock, held only while
+a window is integrated (never during inference), so the map timer and the services answer while the network runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Optional
+
+import numpy as np
+
+from vggt_ros.live.health import PipelineCounters
+from vggt_ros.live.log_policy import LogPolicy
+from vggt_ros.metric.sources import ScaleUnavailable
+from vggt_ros.session import DepthLookup, FrameSetError, ReconstructionSession, WindowOutput
+from vggt_ros.window import FrameSet, LatestSlot, Window
+from vggt_ros.world import WindowStatus
+
+
+class LiveReconstruction:
+    """A `ReconstructionSession` fed by live cameras.
+
+    Args:
+        session: the session (its pipeline loaded).
+        log: the node's log policy.
+        world_frame: the world's frame id, for the log.
+        recent_frames: how many of the newest keyframes (with their camera images) are kept for ``~/save``'s
+            dataset exports; 0 keeps none.
+        camera_path: also compute camera 0's path after each merged window (for ``~/path``).
+    """
+
+    def __init__(
+        self,
+        session: ReconstructionSession,
+        log: LogPolicy,
+        world_frame: str,
+        recent_frames: int,
+        camera_path: bool,
+    ) -> None:
+        self.session = session
+        self.counters = PipelineCounters()
+        self.world_lock = threading.Lock()  # the world and the map: changed by the worker, read by the executor
+        self.recent_frames: deque = deque(maxlen=recent_frames)  # (ExportFrame, image) of the newest keyframes
+        self.newest_stamp_ns = 0
+        self._log = log
+        self._world_frame = world_frame
+        self._camera_path = camera_path
+        self._slot: LatestSlot[Window] = LatestSlot()
+        self._map_version_sent = -1
+
+    # ------------------------------------------------------------------------------------------ executor
+    def offer(self, frame_set: FrameSet) -> None:
+        """A synchronised frame set: into the window; a full window goes to the worker (replacing an untaken one)."""
+        counters = self.counters
+        try:
+            update = self.session.add(frame_set)
+        except FrameSetError as err:
+            self._log.every("error", ("frame_set", err.kind), str(err))
+            return
+        if update.is_keyframe:
+            counters.keyframes += 1
+        if update.reset:
+            self._log.logger.warning(update.reset)
+        if update.window is None:
+            return
+        counters.windows_emitted += 1
+        replaced = self._slot.put(update.window)
+        if replaced is not None:
+            counters.windows_dropped += 1
+            counters.frame_sets_dropped += replaced.new_count
+            self._log.every(
+                "warning",
+                ("dropped",),
+                f"inference is slower than the cameras: {counters.frame_sets_dropped} frame sets dropped so far "
+                "(the newest frames win); raise window_stride or keyframe_min_interval_s, or use a faster backend",
+            )
+
+    def request_reset(self) -> None:
+        self.session.request_reset()
+
+    def map_if_changed(self) -> Optional[tuple[np.ndarray, np.ndarray, int]]:
+        """(points ``(N, 3)``, colours ``(N, 3)``, stamp ns) of the map when it changed since the last call."""
+        with self.world_lock:
+            self.counters.map_checks += 1
+            growing_map = self.session.map
+            if growing_map.version == self._map_version_sent:
+                return None
+            self._map_version_sent = growing_map.version
+            return growing_map.points, growing_map.colors, self.newest_stamp_ns
+
+    # -------------------------------------------------------------------------------------------- worker
+    def next_window(self) -> Optional[Window]:
+        """The newest window, waiting for one; None once closed."""
+        return self._slot.take()
+
+    def close(self) -> None:
+        """Wake the worker for good: `next_window` returns None."""
+        self._slot.close()
+
+    def process(self, window: Window, depth_lookup: Optional[DepthLookup]) -> tuple[WindowOutput, list]:
+        """Run one window: the network, then the world. Returns the output and, when merged and asked for, camera
+        0's path ``[(stamp_ns, (4, 4) world_from_camera)]``."""
+        inference = self.session.infer(window, depth_lookup)
+        with self.world_lock:
+            out = self.session.integrate(inference)
+            self.counters.windows_inferred += 1
+            self.newest_stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
+            if out.map_reset:  # a new world or segment: the kept frames belong to the old one
+                self.recent_frames.clear()
+            if self.recent_frames.maxlen:
+                self.recent_frames.extend(self.session.exported_frames(out))
+            path = self.session.camera_path() if out.merged and self._camera_path else []
+        self._report(window, out)
+        return out, path
+
+    def failed(self, window: Window, err: Exception) -> None:
+        """One window raised: counted and reported; the node goes on."""
+        self.counters.windows_failed += 1
+        self._log.every("error", ("inference", type(err).__name__), f"window {window.sequence} failed: {err}")
+
+    def _report(self, window: Window, out: WindowOutput) -> None:
+        counters, log = self.counters, self._log
+        if isinstance(out.scale, ScaleUnavailable):
+            source = self.session.config.metric.source
+            if not out.metric:  # held back, or rejected before the first scale: there is no last scale to keep
+                log.once(
+                    "warning",
+                    ("scale", f"waiting:{out.scale.kind}"),
+                    f"waiting for the first metric scale from "
+                    f"the {source} source ({out.scale.reason}); nothing is published until then",
+                )
+            else:
+                log.once(
+                    "warning",
+                    ("scale", out.scale.kind),
+                    f"metric scale not updated by window {window.sequence} "
+                    f"({source} source: {out.scale.reason}); keeping the last scale",
+                )
+        elif out.scale is not None:
+            log.clear(("scale",))  # measured again: report the next problem anew
+        counters.metric = out.metric
+        counters.last_scale_problem = out.scale.reason if isinstance(out.scale, ScaleUnavailable) else ""
+        if out.result is not None:
+            counters.segment = out.result.segment
+        if out.status is WindowStatus.REJECTED:
+            counters.windows_rejected += 1
+            counters.last_rejection = out.reason
+            cause = out.result.cause if out.result is not None else "undecodable"
+            log.every("error", ("rejected", cause), f"window {window.sequence} not merged into the world: {out.reason}")
+        elif out.status is WindowStatus.NEW_SEGMENT:
+            log.logger.warning(
+                f"tracking lost: window {window.sequence} starts segment {out.result.segment} ({out.reason}); "
+                "the map was cleared"
+            )
+        elif out.status is WindowStatus.INITIALIZED:
+            log.logger.info(f"window {window.sequence} defines the world frame '{self._world_frame}'")

@@ -1,0 +1,80 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""``~/save``: the live world written all or nothing.
+
+The map and every camera's trajectory are copied under the world lock (so they describe one moment), the newest
+keyframes' dataset exports (COLMAP, nerfstudio, images, depth, confidence) are written outside it (the worker
+keeps integrating meanwhile), all into a staging folder that replaces the save's entries of ``directory`` only
+once every file is written (`vggt_ros.files.staged_entries`). A failed save keeps the previous files exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from vggt_ros.dataset.writer import DATASET_ENTRIES, DatasetWriter
+from vggt_ros.files import staged_entries
+from vggt_ros.live.reconstruction import LiveReconstruction
+
+
+@dataclass(frozen=True)
+class SavedWorld:
+    """What a save wrote, at the paths it has in the target folder.
+
+    Attributes:
+        map_path: the map (`map.ply`); map_points: its points.
+        trajectories: camera name -> its TUM file, or None for a camera without a kept keyframe.
+        dataset_frames: keyframes written as a COLMAP model and nerfstudio's transforms.json (0: none kept).
+        transforms_json: nerfstudio's file (None without dataset frames).
+    """
+
+    map_path: Path
+    map_points: int
+    trajectories: dict[str, Optional[Path]]
+    dataset_frames: int
+    transforms_json: Optional[Path]
+
+    def message(self) -> str:
+        trajectories = ", ".join(str(path) for path in self.trajectories.values() if path is not None)
+        text = f"saved {self.map_points} map points to {self.map_path}, the trajectories to {trajectories}"
+        if self.dataset_frames:
+            text += (
+                f", and {self.dataset_frames} keyframes as a COLMAP model and nerfstudio's {self.transforms_json.name}"
+            )
+        return text
+
+
+def save_world(live: LiveReconstruction, directory: Path) -> SavedWorld:
+    """Write the live world into ``directory``, all or nothing.
+
+    Raises:
+        OSError: a file could not be written (named by its final path); the previous files are kept.
+        EmptyMapError: the map has no point yet; nothing changed.
+    """
+    directory = Path(directory)
+    session = live.session
+    with staged_entries(directory, session.save_entries() + DATASET_ENTRIES) as staging:
+        with live.world_lock:
+            map_path, trajectories = session.save(staging)
+            points = len(session.map)
+            recent = list(live.recent_frames)
+            metric = session.world.metric
+        written = None
+        if recent:
+            with DatasetWriter(staging, metric=metric) as writer:
+                for frame, image in recent:
+                    writer.add(frame, image)
+                written = writer.finish(ply_path=map_path.name)
+
+    def final(path: Optional[Path]) -> Optional[Path]:
+        return None if path is None else directory / path.name
+
+    return SavedWorld(
+        map_path=directory / map_path.name,
+        map_points=points,
+        trajectories={name: final(path) for name, path in trajectories.items()},
+        dataset_frames=written.num_frames if written is not None else 0,
+        transforms_json=final(written.transforms_json) if written is not None else None,
+    )

@@ -1,0 +1,150 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""A TUM RGB-D sequence folder, read exactly as published (https://cvg.cit.tum.de/data/datasets/rgbd-dataset).
+
+* ``rgb.txt`` and ``depth.txt``: ``#`` comment lines, then ``timestamp filename`` per image: seconds with six
+  decimals, file names relative to the folder (``rgb/1305031102.175304.png``).
+* Depth PNGs: 16-bit, 5000 units per metre (`DEPTH_FACTOR`), 0 where the sensor measured nothing.
+* ``groundtruth.txt``: a TUM trajectory (``timestamp tx ty tz qx qy qz qw``, four-decimal stamps at 100 Hz, more
+  often than the 30 Hz images), scored with evo (bench/tum_rgbd.py); not read here.
+
+The colour images are one camera's frame sets for the offline command, stamped exactly with their listed times
+(integer nanoseconds), so the written trajectory associates with the ground truth. The depth image of a colour
+image is the one nearest in time within `DEPTH_MAX_DIFFERENCE_NS`, as the dataset's ``associate.py`` pairs them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+from PIL import Image as PILImage
+
+from vggt_ros.preprocess import decode_image_file
+from vggt_ros.recording.inputs import InputFrameSet
+from vggt_ros.window import FrameSet
+
+log = logging.getLogger(__name__)
+DEPTH_FACTOR = 5000.0  # depth PNG units per metre
+DEPTH_MAX_DIFFERENCE_NS = 20_000_000  # associate.py's default --max_difference, 0.02 s
+_NANOSECONDS = Decimal(1_000_000_000)
+
+
+@dataclass(frozen=True)
+class ListedImage:
+    """One line of ``rgb.txt`` / ``depth.txt``: the stamp in integer nanoseconds and the image file."""
+
+    stamp_ns: int
+    path: Path
+
+
+def parse_stamp_ns(text: str) -> int:
+    """Decimal seconds (``1305031102.175304``) as exact integer nanoseconds; ValueError if not a finite number."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not a time in seconds") from None
+    if not value.is_finite():
+        raise ValueError(f"{text!r} is not a time in seconds")
+    return int((value * _NANOSECONDS).to_integral_value())
+
+
+def read_image_list(path: Path) -> list[ListedImage]:
+    """The images a TUM list file names, in its order (strictly increasing stamps)."""
+    if not path.is_file():
+        raise ValueError(f"{path} not found; a TUM RGB-D sequence folder holds rgb.txt, depth.txt, groundtruth.txt")
+    images: list[ListedImage] = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        try:
+            if len(fields) != 2:
+                raise ValueError(f"expected 'timestamp filename', got {line!r}")
+            stamp_ns = parse_stamp_ns(fields[0])
+        except ValueError as err:
+            raise ValueError(f"{path}:{number}: {err}") from None
+        if images and stamp_ns <= images[-1].stamp_ns:
+            raise ValueError(f"{path}:{number}: stamp {fields[0]} does not follow the previous line's; sort the file")
+        images.append(ListedImage(stamp_ns, path.parent / fields[1]))
+    if not images:
+        raise ValueError(f"{path} lists no image")
+    return images
+
+
+def read_depth_png(path: Path) -> np.ndarray:
+    """``(H, W)`` float32 metres of a TUM depth PNG (16-bit, `DEPTH_FACTOR` per metre), NaN where it reads 0."""
+    try:
+        with PILImage.open(path) as image:
+            if image.mode not in ("I;16", "I;16B", "I"):
+                raise ValueError(f"depth image {path} is {image.mode}, not a 16-bit PNG (TUM: 5000 units per metre)")
+            units = np.asarray(image).astype(np.float32)
+    except FileNotFoundError:
+        raise ValueError(f"depth image {path} not found (listed in depth.txt)") from None
+    except OSError as err:
+        raise ValueError(f"cannot read depth image {path} ({err})") from err
+    units[units == 0] = np.nan
+    return units / DEPTH_FACTOR
+
+
+class TumRgbdSequence:
+    """A sequence folder's colour images as one camera's frame sets, and optionally their depth images.
+
+    Attributes:
+        rgb: the colour images of ``rgb.txt``.
+        depth: colour stamp -> the nearest depth image within `DEPTH_MAX_DIFFERENCE_NS` (empty without depth).
+        skipped: file name -> why it was skipped (an unreadable colour image; the run goes on).
+    """
+
+    def __init__(self, folder: Path, depth: bool = False) -> None:
+        if not folder.is_dir():
+            raise ValueError(f"--tum {folder} is not a folder; give a TUM RGB-D sequence folder (with rgb.txt)")
+        self.rgb = read_image_list(folder / "rgb.txt")
+        self.depth: dict[int, Path] = {}
+        self.skipped: dict[str, str] = {}
+        if depth:
+            self.depth = associate_nearest(self.rgb, read_image_list(folder / "depth.txt"), DEPTH_MAX_DIFFERENCE_NS)
+            if not self.depth:
+                raise ValueError(f"no depth image of {folder / 'depth.txt'} is within 0.02 s of a colour image")
+            log.info("%d of %d colour images have a depth image within 0.02 s", len(self.depth), len(self.rgb))
+
+    def frame_sets(self) -> Iterator[InputFrameSet]:
+        """Each colour image a frame set stamped with its listed time; named as its file in the exports."""
+        for image in self.rgb:
+            try:
+                pixels = decode_image_file(image.path)
+            except ValueError as err:
+                log.warning("skipping %s: %s", image.path, err)
+                self.skipped[image.path.name] = str(err)
+                continue
+            frame_set = FrameSet(stamps_ns=(image.stamp_ns,), images=(pixels,))
+            yield InputFrameSet(frame_set, (image.path.name,), (image.path,))
+
+    def depth_lookup(self, camera: int, stamp_ns: int) -> Optional[np.ndarray]:
+        """The session's `DepthLookup`: ``(H, W)`` metres of the colour image's depth image, None if it has none."""
+        path = self.depth.get(stamp_ns)
+        return None if path is None else read_depth_png(path)
+
+
+def associate_nearest(first: list[ListedImage], second: list[ListedImage], max_difference_ns: int) -> dict[int, Path]:
+    """first's stamp -> the file of second's image nearest in time, for those within ``max_difference_ns``. Each of
+    second's images serves one of first's at most: pairs are taken greedily, nearest first, like ``associate.py``."""
+    stamps = [image.stamp_ns for image in second]
+    candidates = []
+    for image in first:
+        at = bisect.bisect_left(stamps, image.stamp_ns)
+        for index in (at - 1, at):
+            if 0 <= index < len(stamps) and abs(stamps[index] - image.stamp_ns) <= max_difference_ns:
+                candidates.append((abs(stamps[index] - image.stamp_ns), image.stamp_ns, index))
+    pairs: dict[int, Path] = {}
+    used: set[int] = set()
+    for _, stamp_ns, index in sorted(candidates):
+        if stamp_ns not in pairs and index not in used:
+            pairs[stamp_ns] = second[index].path
+            used.add(index)
+    return pairs
