@@ -261,3 +261,21 @@ def test_bad_arguments_are_refused(tmp_path, frames, topics, start_s, stop_s, pr
 
     with pytest.raises(ValueError, match=problem):
         BagImageSource(bag, topics, start_s=start_s, stop_s=stop_s)
+
+
+@pytest.mark.parametrize("metadata", ["kept", "never written"])
+def test_a_recording_cut_off_mid_chunk_reads_its_complete_chunks(tmp_path, caplog, metadata):
+    images = [np.full((240, 320, 3), 10 * i, np.uint8) for i in range(12)]  # 230 kB raw: 1 MiB chunks hold 4 or 5
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", list(zip(_stamps(12), images)))])
+    (mcap,) = bag.glob("*.mcap")
+    whole = mcap.read_bytes()
+    mcap.write_bytes(whole[: len(whole) * 6 // 10])  # a crash: no summary, no footer, the last chunk half written
+    if metadata == "never written":
+        (bag / "metadata.yaml").unlink()
+    with caplog.at_level(logging.WARNING):
+        source = BagImageSource(bag, ["/cam"])
+        read = list(source)
+    assert 0 < len(read) < 12 and source.truncated and "cut off" in source.truncated[0]
+    for (_, stamp_ns, rgb), image, expected_ns in zip(read, images, _stamps(12)):  # the first ones, intact
+        assert stamp_ns == expected_ns and np.array_equal(rgb, image)
+    assert any("cut off" in record.message for record in caplog.records)

@@ -263,13 +263,15 @@ def test_ctrl_c_writes_what_was_reconstructed_and_exits_130(tmp_path, monkeypatc
     assert (out / "map.ply").is_file() and (out / "transforms.json").is_file()
 
 
-def test_a_run_where_no_window_merges_writes_no_trajectory_and_the_reasons(tmp_path, monkeypatch, photo_folder):
+def test_a_run_where_no_window_merges_writes_no_trajectory_and_the_reasons(tmp_path, monkeypatch, photo_folder, capsys):
     def unusable_cameras_for_tests(*args, **kwargs):  # a test double: every window's cameras are unusable
         raise ValueError("predicted field of view outside (0, pi)")
 
     monkeypatch.setattr(session_module, "decode_window", unusable_cameras_for_tests)
     out = tmp_path / "out"
-    assert main(["--images", str(photo_folder), "--out", str(out), "--max-frames", "4", *FAST]) == 0
+    # Nothing reconstructed is a failure (exit 1), said as such, with the summary written.
+    assert main(["--images", str(photo_folder), "--out", str(out), "--max-frames", "4", *FAST]) == 1
+    assert "nothing was reconstructed: no window merged" in capsys.readouterr().err
     summary = _strict_json(out / "summary.json")
     assert summary["merged"] == 0 and summary["map"] is None and summary["exported_frames"] == 0
     assert all("field of view" in w["reason"] for w in summary["per_window"])

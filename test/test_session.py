@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 
 from conftest import IMAGES
 from tolerances import DENSE_REL, POSE_ABS, max_abs, relative_to_max
-from vggt_ros.preprocess import preprocess_frames
+from vggt_ros.preprocess import output_size, preprocess_frames
 from vggt_ros.runtime import Pipeline
 from vggt_ros.runtime.io_contract import FramesProfile
 from vggt_ros.session import FrameSetError, ReconstructionSession, SessionConfig, check_engines_fit
@@ -179,6 +179,22 @@ def test_frame_sets_the_session_cannot_use_are_refused_with_the_reason(pipeline)
     assert err.value.kind == "resolution"
     with pytest.raises(FrameSetError, match="1 images, the session runs 2 cameras"):
         session.add(FrameSet((0,), (FRAMES[0],)))
+
+
+def test_cameras_of_different_sizes_share_windows_when_padded_to_one_model_size(pipeline):
+    small = [np.ascontiguousarray(frame[:200, :420]) for frame in FRAMES[:2]]
+    sizes = {output_size(*image.shape[:2], "crop", IMAGE_SIZE) for image in (FRAMES[0], small[0])}
+    assert len(sizes) == 2  # the two cameras' model sizes differ: one is padded
+    model_hw = (max(h for h, _ in sizes), max(w for _, w in sizes))
+    config = _config(window_size=2, cameras=2, preprocessing="exact", model_hw=model_hw, overlap_frame_sets=1)
+    session = ReconstructionSession(pipeline, config)
+    sets = [FrameSet((i, i), (FRAMES[i], small[i])) for i in range(2)]
+    for frame_set in sets:
+        update = session.add(frame_set)  # before model_hw: FrameSetError "resolution"
+        assert not update.reset and update.window is not None
+        out = session.integrate(session.infer(update.window))
+        assert out.result is not None and tuple(out.predictions["depth"].shape[-3:-1]) == model_hw
+    assert len(out.window.images) == 4
 
 
 class EngineShapeStandIn:

@@ -297,7 +297,8 @@ class ReconstructionSession:
         """Offer one synchronised frame set (arrival order).
 
         Raises:
-            FrameSetError: wrong number of images, or cameras with different sizes (the set is dropped).
+            FrameSetError: wrong number of images, or cameras with different sizes without ``model_hw`` (the set is
+                dropped).
         """
         if len(frame_set.images) != self.config.cameras:
             raise FrameSetError(
@@ -305,7 +306,7 @@ class ReconstructionSession:
                 f"a frame set has {len(frame_set.images)} images, the session runs {self.config.cameras} cameras",
             )
         sizes = {image.shape[:2] for image in frame_set.images}
-        if len(sizes) > 1:
+        if len(sizes) > 1 and self.config.model_hw is None:  # with model_hw every frame is padded to one size
             listed = ", ".join(
                 f"{name} {image.shape[1]}x{image.shape[0]}" for name, image in zip(self.config.names, frame_set.images)
             )
@@ -315,7 +316,7 @@ class ReconstructionSession:
                 "(resize them upstream, e.g. with image_proc)",
             )
         reset = ""
-        image_hw = sizes.pop()
+        image_hw = max(sizes)
         if self._image_hw is not None and image_hw != self._image_hw and self.config.model_hw is None:
             reset = (
                 f"image size changed from {self._image_hw[1]}x{self._image_hw[0]} to {image_hw[1]}x{image_hw[0]} "
