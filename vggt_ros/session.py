@@ -673,6 +673,11 @@ class ReconstructionSession:
         points = transform_points(invert_pose(self.world_correction()), self.map.points.astype(np.float64))
         return points.astype(np.float32), self.map.colors
 
+    def save_entries(self) -> tuple[str, ...]:
+        """The names `save` writes into its folder: the map and each camera's trajectory file."""
+        cameras = (trajectory_file_name(camera, name) for camera, name in enumerate(self.config.names))
+        return ("map.ply", *cameras)
+
     def save_trajectories(self, directory: str | Path) -> dict[str, Optional[Path]]:
         """Write each camera's kept keyframe trajectory (`vggt_ros.trajectory_files`); camera name -> path, or None
         for a camera without a kept keyframe (no file)."""
