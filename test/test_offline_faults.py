@@ -27,8 +27,8 @@ from support.bags import write_image_bag
 from support.image_files import jpeg_claiming, png_claiming
 from vggt_ros import session as session_module
 from vggt_ros.dataset import writer as writer_module
+from vggt_ros.live import input as live_input
 from vggt_ros.offline import main
-from vggt_ros.recording import bag_reader
 
 FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154"]
 START_NS = 1_000_000_000
@@ -298,14 +298,14 @@ def test_a_compressed_message_over_max_image_pixels_is_skipped_before_decoding(t
     bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(frames))], compressed=True)
     huge = jpeg_claiming(12000, 12000)  # 144 MP claimed by a file of a few hundred bytes
     assert Image.open(io.BytesIO(huge)).size == (12000, 12000)
-    decode = bag_reader.decode_compressed
+    decode = live_input.decode_compressed  # the input assembly's decoder, which the bag input runs through
     decoded = []
 
     def recording_decoder(data, format):  # a test double that records what reaches the decoder
         decoded.append(len(data))
         return decode(data, format)
 
-    monkeypatch.setattr(bag_reader, "decode_compressed", recording_decoder)
+    monkeypatch.setattr(live_input, "decode_compressed", recording_decoder)
     rewritten = _rewrite_one_message(tmp_path, bag, index=2, data=huge)
     status, out = _bag_run(tmp_path, rewritten, ["/cam"])
     summary = _strict_json(out / "summary.json")

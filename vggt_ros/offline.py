@@ -43,7 +43,6 @@ from tqdm import tqdm
 from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.writer import DatasetWriter, WrittenDataset
 from vggt_ros.engine_budget import check_windows_fit_engines
-from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS
 from vggt_ros.live.parameters import add_option
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
 from vggt_ros.metric.config import MetricConfig
@@ -57,6 +56,10 @@ from vggt_ros.termination import EXIT_STATUS, Terminated, signal_name, sigterm_a
 from vggt_ros.window import ChunkWindows, KeyframePolicy, Window, WindowConfig
 from vggt_ros.world import WorldConfig
 from vggt_ros.world.cloud import CloudConfig
+from vggt_ros.world.loop_config import LoopConfig
+from vggt_ros.world.loop_verification import LoopVerificationConfig
+from vggt_ros.world.place_recognition import PlaceRecognitionConfig
+from vggt_ros.world.pose_graph import require_gtsam
 
 log = logging.getLogger("vggt_ros.offline")
 # Frame sets two consecutive chunks share: enough for a well-conditioned Sim(3), a small share of the budget.
@@ -78,6 +81,10 @@ SHARED_OPTIONS = {
     "confidence_percentile": "--confidence-percentile",
     "point_decimation": "--point-decimation",
     "map_voxel_size": "--voxel-size",
+    "loop_closure": "--loop-closure",
+    "loop_min_score": "--loop-min-score",
+    "loop_min_age_s": "--loop-min-age",
+    "loop_exclude_recent": "--loop-exclude-recent",
 }
 
 
@@ -109,12 +116,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help="--out may hold an earlier run: its outputs (map.ply, trajectory*.tum, summary.json, transforms.json, "
         "colmap/, images/, depth/, confidence/) are removed first; other files are kept",
     )
-    parser.add_argument(
-        "--max-image-pixels",
-        type=int,
-        default=DEFAULT_MAX_IMAGE_PIXELS,
-        help="larger images (width x height, read from the file header) are skipped, not decoded",
-    )
+    add_option(parser, "max_image_pixels", "--max-image-pixels")
     parser.add_argument("--out-bag", type=Path, default=None, help="also write the node's messages into this mcap bag")
     parser.add_argument(
         "--max-frames",
@@ -213,6 +215,12 @@ def _session_config(args: argparse.Namespace, inputs: _Inputs, chunk: Optional[t
         world=WorldConfig(
             retained_frames=max(WorldConfig.retained_frames, frames),
             trajectory_recent=max(WorldConfig.trajectory_recent, frames),
+            loop=LoopConfig(enabled=args.loop_closure),
+        ),
+        loop_verification=LoopVerificationConfig(
+            place=PlaceRecognitionConfig(
+                min_score=args.loop_min_score, min_age_s=args.loop_min_age, exclude_recent=args.loop_exclude_recent
+            )
         ),
         map=MapConfig(voxel_size=args.voxel_size),
         cameras=inputs.cameras,
@@ -227,6 +235,21 @@ def _session_config(args: argparse.Namespace, inputs: _Inputs, chunk: Optional[t
         incremental=not args.full_recompute,
         metric=MetricConfig(source="depth" if args.metric_depth else "none"),
     )
+
+
+def _loop_summary(session: ReconstructionSession, candidates: list[dict]) -> Optional[dict]:
+    """Loop closure's outcome for summary.json (None when it is off)."""
+    closed = session.world.loop_counters
+    if closed is None:
+        return None
+    found = session.loop_verifier.counters
+    return {
+        "candidates": candidates,
+        "verified": found.accepted,
+        "accepted": closed.accepted,
+        "rejected": {**found.rejections, **closed.rejections},
+        "segments_joined": closed.segments_joined,
+    }
 
 
 def _choose_mode(args: argparse.Namespace, inputs: _Inputs) -> tuple[str, Optional[tuple[int, int]]]:
@@ -351,11 +374,25 @@ class _BagRecording:
         except (ValueError, OSError) as err:
             self._fail(err)
 
+    def add_loop(self, session: ReconstructionSession, stamp_ns: int) -> None:
+        """A closed loop, as the node publishes it: parent_frame -> world_frame moved by the correction (latched)
+        and the corrected path."""
+        if self.error is not None:
+            return
+        outputs = self._outputs
+        try:
+            message = outputs.world_frame_message(self.params, stamp_ns, session.world_correction())
+            self.writer.write("/tf_static", message, stamp_ns, latched=True)
+            path = outputs.messages.path(session.camera_path(), stamp_ns, self.params.world_frame)
+            self.writer.write(outputs.topic(self.params, outputs.Output("path"), NODE_PREFIX), path, stamp_ns)
+        except (ValueError, OSError) as err:
+            self._fail(err)
+
     def finish(self, session: ReconstructionSession, stamp_ns: int) -> None:
         """The map (latched), then the bag's index and metadata."""
         try:
             if self.error is None and len(session.map):
-                message = self._outputs.map_message(self.params, session.map.points, session.map.colors, stamp_ns)
+                message = self._outputs.map_message(self.params, *session.map_in_chained_world(), stamp_ns)
                 self.writer.write(
                     self._outputs.topic(self.params, self._outputs.Output("map"), NODE_PREFIX),
                     message,
@@ -385,6 +422,8 @@ def run(args: argparse.Namespace) -> dict:
     interrupted."""
     prepare_output_folder(args.out, args.overwrite)
     require_open3d()
+    if args.loop_closure:
+        require_gtsam()
     if args.out_bag is not None:
         if args.out_bag.exists() or args.out_bag.is_symlink():
             raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
@@ -432,6 +471,7 @@ def _reconstruct(
     input_error: Optional[str] = None
     skipped_frame_sets: dict[str, dict] = {}  # kind -> {"count", "first" (image name), "reason"}
     output_errors: list[str] = []
+    loop_candidates: list[dict] = []  # {"query", "match": [stamp_ns, camera], "score"} as place recognition proposed
     start = time.perf_counter()
 
     def record(out: Optional[WindowOutput], last_name: str) -> None:
@@ -458,6 +498,27 @@ def _reconstruct(
         exports.add(out)
         if recording is not None and out.merged:
             recording.add(out, session)
+        if out.merged:
+            close_loops(out)
+
+    def close_loops(out: WindowOutput) -> None:
+        """Loops from the keyframes this window added: verified, then judged and optimised by the world."""
+        report = session.close_loops(out)
+        for line in report.messages():
+            log.info("%s", line)
+        loop_candidates.extend(
+            {"query": list(search.query), "match": list(candidate.match), "score": candidate.score}
+            for search in report.searches
+            for candidate in search.candidates
+        )
+        for result in session.apply_loops(report):
+            if result.accepted:
+                joined = " (segments joined)" if result.joined_segments else ""
+                log.info("loop closed in %.0f ms%s", result.optimisation.milliseconds, joined)
+                if recording is not None:
+                    recording.add_loop(session, out.window.frame_sets[-1].stamps_ns[0])
+            else:
+                log.info("loop not closed (%s): %s", result.cause, result.reason)
 
     def run_window(window: Optional[Window], last_name: str) -> None:
         """One window through the network and into the world; one that fails is skipped, named and counted."""
@@ -591,6 +652,7 @@ def _reconstruct(
         "max_image_pixels": args.max_image_pixels,
         "no_result": no_result,
         "output_errors": output_errors,
+        "loops": _loop_summary(session, loop_candidates),
         "per_window": windows,
     }
     strict_json.write(args.out / "summary.json", summary)

@@ -23,6 +23,7 @@ from typing import Any, Literal, Optional, get_args, get_origin
 import numpy as np
 
 from vggt_ros.geometry import quaternion_to_rotation_matrix
+from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS
 from vggt_ros.live.health import HealthThresholds
 from vggt_ros.live.sync import ApproximateTimeSynchronizer
 from vggt_ros.mapping import MapConfig
@@ -92,9 +93,9 @@ class NodeParameters:
         5.0, "warn when an image topic has had no image for this long (naming the likely cause)", "s"
     )
     max_image_pixels: int = parameter(
-        33_554_432,
-        "largest decoded image accepted (width x height; the default holds 8K UHD): larger ones are dropped and "
-        "counted before they are decoded",
+        DEFAULT_MAX_IMAGE_PIXELS,
+        "largest image accepted (width x height, read from the message or the JPEG / PNG header before decoding; "
+        "the default holds 8K UHD): larger ones are dropped and counted, not decoded",
         "pixels",
         (1, 134_217_728),
     )
@@ -207,6 +208,9 @@ class NodeParameters:
     )
     loop_min_age_s: float = parameter(
         20.0, "place recognition: candidates are at least this much older than the new keyframe", "s", (0.0, 1e6)
+    )
+    loop_exclude_recent: int = parameter(
+        30, "place recognition: the newest keyframes are never candidates", "keyframes", (0, 100_000)
     )
     map_voxel_size: float = parameter(
         0.01,
@@ -466,7 +470,11 @@ class NodeParameters:
                 loop=LoopConfig(enabled=self.loop_closure),
             ),
             loop_verification=LoopVerificationConfig(
-                place=PlaceRecognitionConfig(min_score=self.loop_min_score, min_age_s=self.loop_min_age_s)
+                place=PlaceRecognitionConfig(
+                    min_score=self.loop_min_score,
+                    min_age_s=self.loop_min_age_s,
+                    exclude_recent=self.loop_exclude_recent,
+                )
             ),
             map=MapConfig(voxel_size=self.map_voxel_size, max_points=self.map_max_points),
             cameras=cameras,

@@ -53,14 +53,13 @@ from rosbags.interfaces import Connection
 from rosbags.rosbag2 import ReaderError
 from rosbags.typesys import Stores, get_typestore
 
-from vggt_ros.compressed_image import decode_compressed
-from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
+from vggt_ros.image_encoding import ImageFormatError
 from vggt_ros.image_limits import (
     DEFAULT_MAX_IMAGE_PIXELS,
-    check_image_pixels,
     check_max_image_pixels,
     compressed_image_hw,
 )
+from vggt_ros.live.input import decode_image_message
 from vggt_ros.live.stamps import CameraStamps, StampVerdict
 from vggt_ros.recording.truncated_mcap import open_reader, truncations
 
@@ -80,6 +79,18 @@ log = logging.getLogger(__name__)
 
 class BagError(ValueError):
     """A recording that cannot be read, or topics it does not hold; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class BagImageMessage:
+    """One deserialised image message: its camera (index into the read topics), log time and header stamp (ns),
+    the message (sensor_msgs/Image or CompressedImage fields) and whether it is compressed."""
+
+    camera: int
+    log_ns: int
+    stamp_ns: int
+    message: object
+    compressed: bool
 
 
 @dataclass(frozen=True)
@@ -183,13 +194,12 @@ class BagImageSource:
                 pass  # a damaged storage: the sizes up to there; the iteration stops at the same place and says so
         return sizes
 
-    def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(camera_index, header stamp_ns, (H, W, 3) uint8 RGB)`` in log-time order (the log time for a zero
-        stamp); undecodable and repeated ones skipped."""
+    def messages(self) -> Iterator[BagImageMessage]:
+        """Each readable message of the read topics in log-time order, deserialised (not decoded): the input of
+        `vggt_ros.recording.inputs.bag_frame_sets`, which runs them through the node's input assembly. Unreadable
+        messages are skipped and counted; the counts restart with each iteration."""
         self._skipped, self._substituted = {}, {}
         camera_of_topic = {camera.topic: index for index, camera in enumerate(self.topics)}
-        # Tolerance 0: a stamp before the camera's newest passes as a jump back (the session starts over).
-        stamps = CameraStamps(len(self.topics), reorder_tolerance_s=0.0)
         with self._opened() as reader:
             messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
             try:
@@ -199,23 +209,49 @@ class BagImageSource:
                     except AnyReaderError as err:
                         self._skip(connection.topic, UNREADABLE_MESSAGE, f"{len(raw)} bytes do not deserialise ({err})")
                         continue
-                    camera = camera_of_topic[connection.topic]
                     stamp = message.header.stamp
-                    check = stamps.check(camera, stamp.sec * NANOSECONDS + stamp.nanosec, log_ns)
-                    if check.verdict is StampVerdict.DUPLICATE:
-                        self._skip(connection.topic, DUPLICATE_STAMP, f"header stamp {check.stamp_ns} ns repeats")
-                        continue
-                    if check.substituted:
-                        self._substitute(connection.topic)
-                    try:
-                        rgb = _decode(message, connection.msgtype, self.max_image_pixels)
-                    except ImageFormatError as err:
-                        self._skip(connection.topic, err.kind, str(err))
-                        continue
-                    yield camera, check.stamp_ns, rgb
+                    yield BagImageMessage(
+                        camera=camera_of_topic[connection.topic],
+                        log_ns=log_ns,
+                        stamp_ns=stamp.sec * NANOSECONDS + stamp.nanosec,
+                        message=message,
+                        compressed=connection.msgtype == COMPRESSED_IMAGE_TYPE,
+                    )
             except (AnyReaderError, ReaderError) as err:
                 # Only the storage raises these here: a damaged chunk or file stops the stream.
                 raise BagError(f"cannot read bag '{self.path}' past this point: {err}") from None
+
+    def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(camera_index, header stamp_ns, (H, W, 3) uint8 RGB)`` of every image in log-time order (the log time
+        for a zero stamp), with the node's stamp rules (`CameraStamps`) and decoding (`decode_image_message`);
+        undecodable, over-large and repeated ones skipped and counted."""
+        # Tolerance 0: a stamp before the camera's newest passes as a jump back (the session starts over).
+        stamps = CameraStamps(len(self.topics), reorder_tolerance_s=0.0)
+        for item in self.messages():
+            topic = self.topics[item.camera].topic
+            check = stamps.check(item.camera, item.stamp_ns, item.log_ns)
+            if check.verdict is StampVerdict.DUPLICATE:
+                self._skip(topic, DUPLICATE_STAMP, f"header stamp {check.stamp_ns} ns repeats")
+                continue
+            if check.substituted:
+                self.count_substituted(topic)
+            try:
+                rgb = decode_image_message(item.message, item.compressed, self.max_image_pixels)
+            except ImageFormatError as err:
+                self._skip(topic, err.kind, str(err))
+                continue
+            yield item.camera, check.stamp_ns, rgb
+
+    def count_dropped(self, topic: str, kind: str, count: int) -> None:
+        """Add ``count`` messages of ``topic`` that a consumer dropped (bad image, repeated stamp) to `skipped`."""
+        kinds = self._skipped.setdefault(topic, {})
+        kinds[kind] = kinds.get(kind, 0) + count
+
+    def count_substituted(self, topic: str, count: int = 1) -> None:
+        """``count`` messages of ``topic`` whose zero header stamp took the log time (`substituted_stamps`)."""
+        if topic not in self._substituted:
+            log.warning("%s has zero header stamps: the recording's log time stands in (as the node does)", topic)
+        self._substituted[topic] = self._substituted.get(topic, 0) + count
 
     @contextmanager
     def _opened(self) -> Iterator[AnyReader]:
@@ -252,11 +288,6 @@ class BagImageSource:
         except (AnyReaderError, ReaderError) as err:
             raise BagError(f"cannot read bag '{self.path}': {err}") from None
         return counts
-
-    def _substitute(self, topic: str) -> None:
-        if topic not in self._substituted:
-            log.warning("%s has zero header stamps: the recording's log time stands in (as the node does)", topic)
-        self._substituted[topic] = self._substituted.get(topic, 0) + 1
 
     def _skip(self, topic: str, kind: str, reason: str) -> None:
         kinds = self._skipped.setdefault(topic, {})
@@ -306,15 +337,3 @@ def _storage_path(path: Path) -> Path:
             log.warning("'%s' has no metadata.yaml (the recorder never closed it): reading %s", path, files[0].name)
             return files[0]
     return path
-
-
-def _decode(message, msgtype: str, max_image_pixels: int) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB of a deserialised Image or CompressedImage; ImageFormatError if it has none or it
-    is over ``max_image_pixels`` (checked before decoding)."""
-    if msgtype == COMPRESSED_IMAGE_TYPE:
-        hw = compressed_image_hw(message.data)
-        if hw is not None:
-            check_image_pixels(*hw, max_image_pixels, "compressed image")
-        return decode_compressed(message.data, message.format)
-    check_image_pixels(int(message.height), int(message.width), max_image_pixels, "image")
-    return image_to_rgb(message.data, message.height, message.width, message.step, message.encoding)

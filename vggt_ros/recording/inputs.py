@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels, image_file_hw
-from vggt_ros.live.sync import synchronize
+from vggt_ros.live.input import InputAssembly, InputConfig
+from vggt_ros.live.log_policy import LogPolicy
+from vggt_ros.live.stamps import StampVerdict
 from vggt_ros.preprocess import decode_image_file, output_size
-from vggt_ros.recording.bag_reader import BagImageSource
+from vggt_ros.recording.bag_reader import DUPLICATE_STAMP, BagImageSource
 from vggt_ros.window import FrameSet
 
 log = logging.getLogger(__name__)
@@ -108,8 +110,30 @@ class FolderInput:
 def bag_frame_sets(
     source: BagImageSource, camera_names: tuple[str, ...], queue_size: int, slop: float
 ) -> Iterator[InputFrameSet]:
-    """The bag's image topics grouped into frame sets by approximate time (one camera: every image)."""
-    for synced in synchronize(iter(source), len(camera_names), queue_size, slop):
-        names = tuple(f"{name}/{stamp_ns}.png" for name, stamp_ns in zip(camera_names, synced.stamps_ns))
-        frame_set = FrameSet(stamps_ns=synced.stamps_ns, images=synced.items)
-        yield InputFrameSet(frame_set, names, (None,) * len(names))
+    """The bag's image messages through the node's input assembly (`vggt_ros.live.input`): decoded (over-large ones
+    dropped before), the node's stamp rules (a zero stamp takes the log time, a repeated one is dropped; a stamp
+    going back starts over, tolerance 0: a recording has no transport reordering), grouped into frame sets by
+    approximate time (one camera: every image). What it drops is counted in ``source.skipped`` by topic and kind."""
+    topics = tuple(camera.topic for camera in source.topics)
+    config = InputConfig(
+        names=camera_names,
+        queue_size=queue_size,
+        slop_s=slop,
+        max_reorder_s=0.0,
+        topics=topics,
+        max_image_pixels=source.max_image_pixels,
+    )
+    assembly = InputAssembly(config, LogPolicy(log))
+    try:
+        for item in source.messages():
+            frame_set = assembly.add_image(
+                item.camera, item.message, item.stamp_ns, item.log_ns, item.compressed
+            ).frame_set
+            if frame_set is not None:
+                names = tuple(f"{name}/{stamp_ns}.png" for name, stamp_ns in zip(camera_names, frame_set.stamps_ns))
+                yield InputFrameSet(frame_set, names, (None,) * len(names))
+    finally:
+        for (camera, kind), count in assembly.dropped.items():
+            source.count_dropped(topics[camera], DUPLICATE_STAMP if kind == StampVerdict.DUPLICATE else kind, count)
+        for camera, count in assembly.substituted.items():
+            source.count_substituted(topics[camera], count)

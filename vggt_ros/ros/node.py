@@ -193,6 +193,7 @@ class ReconstructionNode(LifecycleNode):
                 topics=tuple(topics),
                 depth_cameras=len(params.depth_topics),
                 input_timeout_s=params.input_timeout_s,
+                max_image_pixels=params.max_image_pixels,
             ),
             self._log,
         )
