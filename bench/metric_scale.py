@@ -48,7 +48,7 @@ combines every window (`vggt_ros.metric.scale_filter`) and the rig takes the mea
   any estimator can do) misses 1 % in 6 of 15 runs (5 seeds x 3 paths); at the end it misses in 2 of 15 (the
   straight path's 25 windows).
 - odometry: 1.82 % (1.53) after 10 windows, 1.96 % (3.04) at the end; against the wheels' own metre 2.80 % after
-  10 windows (rotation: its first 3 windows turn in place, so 6 measured) and 0.95 % at the end. Wheels 1 % long
+  10 windows (rotation: its first 3 windows had no travel, so 7 measured) and 0.95 % at the end. Wheels 1 % long
   make the world 1 % large whatever the filter does; with exact wheels see --wheel-error 0.
 Where the scale is off, the rigid fit shows it in the ATE and the map.
 
