@@ -275,6 +275,45 @@ def test_the_world_becomes_metric_at_the_median_of_min_observations_windows():
     assert min(abs(published_error - error) for error in errors[1:]) < 0.01
 
 
+class FakeNoisyScaleSourceForTests:
+    """Test double of a metric scale source with an exact calibration and noisy windows (a rigid rig): each window
+    measures the true metres per window unit (the network test double's normalisation) times exp(N(0, sigma)),
+    seeded by the window's frames, and reports that sigma. It stands in for `measure_window_scale`."""
+
+    def __init__(self, run, sigma: float, seed: int = 0) -> None:
+        self.run, self.sigma, self.seed = run, sigma, seed
+        self.errors = []  # each window's log error, in order
+
+    def __call__(self, config, products, cameras, camera_frames, sensor_depth, transforms=None):
+        window = tuple(self.run.frames.index_of(frame_id) for frame_id in products.frame_ids)
+        error = float(np.random.default_rng([self.seed, *window]).normal()) * self.sigma
+        self.errors.append(error)
+        truth = 1.0 / self.run.oracle.answers[window].normalization
+        return ScaleObservation(truth * math.exp(error), self.sigma, 8, "rig")
+
+
+def test_a_constant_scale_measured_by_noisy_windows_is_combined_over_all_of_them(monkeypatch):
+    """A rigid rig's scale is one constant that every window measures again: the world's scale converges as the
+    mean of all windows (sigma / sqrt(windows)), not as a median of the last few, and follows the chaining's slow
+    drift meanwhile. Each window here errs by 4 %, so the last 15 windows' median errs by ~1.3 % while 50 windows
+    together err by ~0.6 %."""
+    frames = single_camera("loop", camera_path("loop", 200), HW)
+    run = start_metric_session(frames, metric_session_config(frames, WINDOWS, MetricConfig("rig")))
+    source = FakeNoisyScaleSourceForTests(run, sigma=0.04)
+    monkeypatch.setattr("vggt_ros.session.measure_window_scale", source)
+    feed(run, range(len(frames)))
+
+    errors = np.array([published_depth_ratio(frames, out) - 1.0 for _, out in run.windows])
+    assert len(errors) >= 40 and np.isfinite(errors).all()
+    # The best any estimator can do from these windows: the mean of their errors so far.
+    best = np.cumsum(source.errors) / np.arange(1, len(errors) + 1)
+    tail = slice(len(errors) - 15, None)
+    assert np.sqrt(np.mean(errors[tail] ** 2)) < 0.01 and abs(errors[-1]) < 0.01
+    # Within the chaining's jitter (a few 0.1 % a window) of that mean: all windows count, not the last 15.
+    assert np.sqrt(np.mean((errors[tail] - best[tail]) ** 2)) < 0.005
+    _assert_no_jump(frames, run.windows)
+
+
 def _turn_move_turn(turn_frames: int = 20, move_frames: int = 40, turn_back_frames: int = 36) -> np.ndarray:
     """Camera-from-scene extrinsics: turn in place by 0.8 rad, drive 1.5 m ahead, turn back in place by 1.2 rad."""
     yaw = np.concatenate(

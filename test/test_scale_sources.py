@@ -226,6 +226,20 @@ def test_rig_scale_is_not_biased_by_pose_noise_across_the_baseline():
     assert distance_based < METRES_PER_UNIT * 0.99  # about 1.4 % low: the bias the projection avoids
 
 
+def test_rig_scale_uses_every_pair_fully():
+    """Each pair's predicted offset is the baseline plus the poses' noise, so the window's mean of them scatters as
+    sigma / sqrt(pairs), where a median of them scatters sqrt(pi / 2) = 1.25 times more."""
+    rng = np.random.default_rng(8)
+    noise_m, sets = 0.003, 8
+    errors = []
+    for _ in range(400):
+        observation = rig_scale(_rig_window([np.eye(4), BASELINE], sets, noise_m, rng), 2, {1: BASELINE})
+        errors.append(math.log(observation.metres_per_unit / METRES_PER_UNIT))
+    # The offset along the baseline differs from it by both centres' noise along it: sqrt(2) noise_m.
+    mean_error = math.sqrt(2.0) * noise_m / float(np.linalg.norm(BASELINE[:3, 3])) / math.sqrt(sets)
+    assert math.sqrt(np.mean(np.square(errors))) < 1.1 * mean_error  # 400 windows: +-3.5 %
+
+
 def test_rig_scale_uses_every_known_pair_and_skips_broken_sets():
     rng = np.random.default_rng(5)
     poses = _rig_window([np.eye(4), BASELINE, WIDE], sets=6, noise_m=0.001, rng=rng)

@@ -57,7 +57,9 @@ Decisions, each with its reason:
   `vggt_ros.session`). From then on the window's similarity is corrected by the filter's bounded factor about
   the newest shared camera, so the path near the robot does not move and the scale never jumps, and the retained
   frames the next window aligns to are rescaled about the same point, so that the correction holds. The chaining
-  is smooth but drifts, the source is noisy but unbiased: together they hold the scale. A window without an
+  is smooth but drifts, the source is noisy but unbiased: together they hold the scale. The source's scale is one
+  constant that every window measures again, so the filter combines all the windows' observations, weighted by
+  their noise, and lets only the chaining's slow drift age them. A window without an
   observation (no depth, a still robot) keeps the world's scale.
 - New frames are marked for the map (`WindowResult.map_frames`) only with enough 3-D parallax (from the
   predicted poses) since the last marked frame, so a static or crawling camera does not pile copies of the
