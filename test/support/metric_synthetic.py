@@ -21,7 +21,7 @@ The synthetic room's unit is the metre. Three sources, each a test double of a r
 `FrameSetSequence` is what a session is fed: T times x K cameras, every image a frame of one rendered sequence.
 `run_metric_session` feeds one through a `ReconstructionSession` with the network replaced by
 `FakePipelineForWorldTests`; `evaluate_metric` measures the result against the truth (definitions in
-`MetricAccuracy`). Shared by test/test_metric_session.py and bench/metric_scale.py.
+`MetricAccuracy`). Shared by test/core/test_metric_session.py and bench/metric_scale.py.
 """
 
 from __future__ import annotations

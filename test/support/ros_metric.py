@@ -1,6 +1,6 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""Support for the node-level metric tests (test/test_node_metric.py): the `vggt` node over the synthetic room, and a
+"""Support for the node-level metric tests (test/ros/test_node_metric.py): the `vggt` node over the synthetic room, and a
 robot made of test doubles that talks to it over real rclpy.
 
 * `CountingPipelineForTests`: `support.synthetic.FakePipelineForWorldTests` (the test double of the network over

@@ -27,7 +27,7 @@ the shared 2-core dev machine, so graphs above ``max_solve_nodes`` are solved on
 segments' ends, evenly spaced keyframes; composed chain edges carry the skipped edges' variances) and the other
 keyframes follow their solved neighbours' corrections: a 1000-keyframe ring with one loop then optimises in
 about 45 ms instead of 150-350 ms, every keyframe within 3 % of the drift of the full solve (`bench/loop_closure.py`,
-`test/test_pose_graph.py`).
+`test/core/test_pose_graph.py`).
 
 `gtsam` is imported only when an optimisation runs (`require_gtsam` checks it up front, for loop closure enabled).
 """

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "vggt_ros"
+PACKAGE = Path(__file__).resolve().parents[2] / "vggt_ros"
 
 
 def module_parts(path: Path, root: Path) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LICENSE = ElementTree.parse(ROOT / "package.xml").getroot().findtext("license")
 HEADER = re.compile(r"# Copyright (\d{4})(-\d{4})? The vggt_ros authors\n# SPDX-License-Identifier: (\S+)\n")
 EXAMPLE = f"# Copyright 2026 The vggt_ros authors\n# SPDX-License-Identifier: {LICENSE}\n"

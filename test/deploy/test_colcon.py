@@ -28,7 +28,7 @@ from support.netns import network_is_loopback_only
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "vggt_ros"
 PACKAGE_XML = ElementTree.parse(ROOT / "package.xml").getroot()
 BUILD_TIMEOUT_S = 120
@@ -111,7 +111,7 @@ def test_installed_node_starts_with_the_parameter_file_found_through_the_ament_i
     if not network_is_loopback_only():
         pytest.fail(
             "test_colcon.py starts DDS and must run in a network namespace whose only interface is an up 'lo'. "
-            "Run it as:\n  bash tools/run_tests.sh test/test_colcon.py",
+            "Run it as:\n  bash tools/run_tests.sh test/deploy/test_colcon.py",
             pytrace=False,
         )
     install_prefix = workspace / "install" / PACKAGE

@@ -116,7 +116,7 @@ def ros():
     if not network_is_loopback_only():
         pytest.fail(
             "test_node_metric.py starts DDS and must run in a network namespace whose only interface is an up 'lo'. "
-            "Run it with: bash tools/run_tests.sh test/test_node_metric.py",
+            "Run it with: bash tools/run_tests.sh test/ros/test_node_metric.py",
             pytrace=False,
         )
     rclpy.init()

@@ -7,7 +7,7 @@ a second. The photographs and sizes are ones for which the tiny random network p
 
 DDS must stay on this machine, so every test here fails (with the command to use) outside a network namespace
 whose only interface is loopback:
-    unshare -n sh -c 'ip link set lo up && exec python -m pytest test/test_node.py'
+    unshare -n sh -c 'ip link set lo up && exec python -m pytest test/ros/test_node.py'
 """
 
 import io
@@ -237,7 +237,7 @@ def ros():
     if not network_is_loopback_only():
         pytest.fail(
             "test_node.py starts DDS and must run in a network namespace whose only interface is an up 'lo'. "
-            "Run it as:\n  unshare -n sh -c 'ip link set lo up && exec python -m pytest test/test_node.py'",
+            "Run it as:\n  unshare -n sh -c 'ip link set lo up && exec python -m pytest test/ros/test_node.py'",
             pytrace=False,
         )
     rclpy.init()
@@ -980,7 +980,7 @@ def _run_node_process(*ros_args: str) -> subprocess.CompletedProcess:
 
 
 def test_shipped_parameter_file_starts_the_node_and_ctrl_c_stops_it_cleanly():
-    params_file = Path(__file__).resolve().parents[1] / "config" / "reconstruct.yaml"
+    params_file = Path(__file__).resolve().parents[2] / "config" / "reconstruct.yaml"
     process = subprocess.Popen(
         [
             sys.executable,

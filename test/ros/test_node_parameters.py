@@ -29,7 +29,7 @@ NODE = [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", f"weights
 @pytest.fixture(scope="module", autouse=True)
 def loopback_only():
     if not network_is_loopback_only():
-        pytest.fail("starts DDS: run it as bash tools/run_tests.sh test/test_node_parameters.py", pytrace=False)
+        pytest.fail("starts DDS: run it as bash tools/run_tests.sh test/ros/test_node_parameters.py", pytrace=False)
 
 
 def fails_to_start(*ros_args: str) -> str:

@@ -24,7 +24,7 @@ from vggt_ros.live.parameters import (
 from vggt_ros.offline import SHARED_OPTIONS, parse_arguments
 from vggt_ros.runtime import PRECISIONS, RuntimeConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NAMES = {spec.name for spec in fields()}
 
 

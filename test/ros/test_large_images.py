@@ -10,7 +10,7 @@ and the camera is a second Python process with rclpy, default-configured except 
 tells users to set. With both sides on the default transports instead, the two image tests fail.
 
 DDS must stay on this machine: every test here fails outside a network namespace whose only interface is lo:
-    unshare -n sh -c 'ip link set lo up && exec python -m pytest test/test_large_images.py'
+    unshare -n sh -c 'ip link set lo up && exec python -m pytest test/ros/test_large_images.py'
 """
 
 import os
@@ -81,7 +81,7 @@ def ros():
         pytest.fail(
             "test_large_images.py starts DDS and must run in a network namespace whose only interface is an up "
             "'lo'. Run it as:\n"
-            "  unshare -n sh -c 'ip link set lo up && exec python -m pytest test/test_large_images.py'",
+            "  unshare -n sh -c 'ip link set lo up && exec python -m pytest test/ros/test_large_images.py'",
             pytrace=False,
         )
     saved = os.environ.pop(TRANSPORTS_VARIABLE, None)

@@ -9,7 +9,7 @@ are reused). Fast DDS' transports are left at their defaults in this process and
 camera-sized images are lost on the way, as they are for a default-configured camera driver.
 
 DDS must stay on this machine: every test here fails outside a network namespace whose only interface is lo:
-    unshare -n sh -c 'ip link set lo up && exec python -m pytest test/test_diagnostics.py'
+    unshare -n sh -c 'ip link set lo up && exec python -m pytest test/ros/test_diagnostics.py'
 """
 
 import os
@@ -99,7 +99,7 @@ def ros():
     if not network_is_loopback_only():
         pytest.fail(
             "test_diagnostics.py starts DDS and must run in a network namespace whose only interface is an up 'lo'. "
-            "Run it as:\n  unshare -n sh -c 'ip link set lo up && exec python -m pytest test/test_diagnostics.py'",
+            "Run it as:\n  unshare -n sh -c 'ip link set lo up && exec python -m pytest test/ros/test_diagnostics.py'",
             pytrace=False,
         )
     saved = os.environ.pop(TRANSPORTS_VARIABLE, None)  # Fast DDS reads it when rclpy.init creates the participant

@@ -91,7 +91,7 @@ def ros():
     if not network_is_loopback_only():
         pytest.fail(
             "test_tf_listener.py starts DDS and must run in a network namespace whose only interface is an up 'lo'. "
-            "Run it as:\n  bash tools/run_tests.sh test/test_tf_listener.py",
+            "Run it as:\n  bash tools/run_tests.sh test/ros/test_tf_listener.py",
             pytrace=False,
         )
     rclpy.init()
