@@ -277,12 +277,11 @@ def test_white_padding_is_no_observation_in_the_map_the_published_depth_or_the_e
         )
     assert seen.all(), f"{(~seen).mean():.1%} of the map's points lie outside every camera's image"
     # COLMAP's points are observed inside the images they are observed in.
-    for point in model.points3D.values():
-        for element in point.track.elements:
-            image = model.images[element.image_id]
-            camera = model.cameras[image.camera_id]
-            u, v = image.points2D[element.point2D_idx].xy
-            assert 0 <= u <= camera.width and 0 <= v <= camera.height
+    assert len(model.points3D) > 0
+    for image in model.images.values():
+        camera = model.cameras[image.camera_id]
+        observed = np.array([p.xy for p in image.points2D if p.has_point3D()]).reshape(-1, 2)
+        assert ((observed >= 0) & (observed <= (camera.width, camera.height))).all()
 
     # The depth and confidence files describe the photographs' own pixels.
     transforms = _strict_json(out / "transforms.json")
