@@ -37,7 +37,13 @@ pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
 
 TOPIC = "/cam/image"
 WAIT_S = 20.0
-COMPONENTS = {"vggt: camera camera0", "vggt: pipeline", "vggt: backend", "vggt: metric scale"}
+COMPONENTS = {
+    "vggt: camera camera0",
+    "vggt: pipeline",
+    "vggt: backend",
+    "vggt: metric scale",
+    "vggt: loop closure",  # loop_closure defaults to on
+}
 CAMERA_KEYS = ["topic", "rate (Hz)", "images received", "images missed", "images lost by DDS", "last image age (s)"]
 PIPELINE_KEYS = [
     "keyframes/s",
@@ -210,6 +216,16 @@ def test_a_running_node_reports_rates_windows_latency_backend_and_scale_then_a_q
         scale = final["vggt: metric scale"]
         assert values(scale) == {"source": "none", "metric": "no", "last problem": "none"}
         assert level(scale) is Level.OK
+        loops = final["vggt: loop closure"]
+        assert [pair.key for pair in loops.values] == [
+            "loop candidates",
+            "loops accepted",
+            "loops rejected",
+            "last rejection",
+            "segments joined",
+            "last optimisation (ms)",
+        ]
+        assert level(loops) is Level.OK and values(loops)["loops accepted"] == "0"  # 4 s of one view: no revisit
 
         # The camera goes quiet: WARN after input_timeout_s (1 s), the rest stays OK.
         quiet = probe.statuses(lambda s: level(s["vggt: camera camera0"]) is Level.WARN, what="the quiet camera")
@@ -331,5 +347,48 @@ def test_images_dds_loses_are_counted_logged_and_reported():
         if camera.poll() is None:
             camera.kill()
             camera.communicate()
+        probe.close()
+        running.close()
+
+
+def test_an_inactive_node_reports_its_cameras_as_not_listening_and_counts_nothing_sent_meanwhile_as_missed():
+    """Issue 19 item 12: a deactivated node misses nothing; after activation the pause is neither a quiet spell nor
+    images "never reached this node"."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    running = Running({"image_topics": [TOPIC], "window_size": 2, "input_timeout_s": 1.0, **RELAXED})
+    probe = DiagnosticsProbe()
+    change = probe.node.create_client(ChangeState, "/vggt/change_state")
+
+    def transition(transition_id: int) -> None:
+        assert change.wait_for_service(timeout_sec=WAIT_S)
+        future = change.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+        probe.wait_for(future.done, what="the transition")
+        assert future.result().success
+
+    camera = probe.publishers[TOPIC]
+    try:
+        probe.wait_connected()
+        camera.publish(image_message(CHELSEA, "rgb8", time.time_ns()))
+        probe.statuses(lambda s: values(s["vggt: camera camera0"])["images received"] == "1", what="the first image")
+        transition(Transition.TRANSITION_DEACTIVATE)
+        probe.wait_for(lambda: camera.get_subscription_count() == 0, what="the node to stop listening")
+        for _ in range(10):  # sent while nobody listens: the publisher's sequence numbers run on
+            camera.publish(image_message(CHELSEA_MIRRORED, "rgb8", time.time_ns()))
+        time.sleep(2.5)  # over twice input_timeout_s
+        paused = probe.statuses(lambda s: True, what="diagnostics while inactive")["vggt: camera camera0"]
+        assert level(paused) is Level.OK and paused.message == "not listening: the node is inactive"
+
+        transition(Transition.TRANSITION_ACTIVATE)
+        probe.wait_connected()
+        camera.publish(image_message(CHELSEA, "rgb8", time.time_ns()))
+        resumed = probe.statuses(
+            lambda s: values(s["vggt: camera camera0"])["images received"] == "2", what="the image after activation"
+        )["vggt: camera camera0"]
+        assert values(resumed)["images missed"] == "0", resumed.message
+        assert level(resumed) is Level.OK, resumed.message
+        assert not probe.logs(WARN, "never reached this node")
+    finally:
         probe.close()
         running.close()

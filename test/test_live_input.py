@@ -131,12 +131,52 @@ def test_depth_pairs_with_its_colour_image_and_bad_depth_is_reported_once_until_
 
 def test_cameras_that_never_pair_are_named_with_their_offsets(photo):
     inputs, logger = assembly(cameras=2)
-    inputs.add_image(0, rgb_message(photo), 10 * SECOND, 0, False)
-    inputs.add_image(1, rgb_message(photo), 10 * SECOND + 250_000_000, 0, False)
-    inputs._clock.now += 6.0
+    for k in range(7):  # both keep sending, 250 ms apart: never within slop
+        inputs.add_image(0, rgb_message(photo), (10 + k) * SECOND, 0, False)
+        inputs.add_image(1, rgb_message(photo), (10 + k) * SECOND + 250_000_000, 0, False)
+        inputs._clock.now += 1.0
     inputs.check_inputs({"/camera0/image": 1, "/camera1/image": 1}, "LARGE_DATA")
     warning = next(text for _, text in logger.lines if "have not formed a frame set" in text)
     assert "'camera0' +0.0 ms, 'camera1' +250.0 ms" in warning and "slop 10 ms" in warning
+
+
+def test_cameras_that_stop_are_not_said_to_lie_outside_slop(photo):
+    """Issue 19 item 14: two cameras 5 ms apart that simply stop are quiet, not unpaired."""
+    inputs, logger = assembly(cameras=2, slop_s=0.02)
+    inputs.check_inputs({"/camera0/image": 1, "/camera1/image": 1}, "LARGE_DATA")  # the publishers are seen
+    inputs.add_image(0, rgb_message(photo), 10 * SECOND, 0, False)
+    inputs.add_image(1, rgb_message(photo), 10 * SECOND + 5_000_000, 0, False)
+    inputs._clock.now += 6.0
+    inputs.check_inputs({"/camera0/image": 1, "/camera1/image": 1}, "LARGE_DATA")
+    texts = [text for _, text in logger.lines]
+    assert not any("slop" in text for text in texts), texts
+    assert sum("no image on" in text for text in texts) == 2
+
+
+def quiet_warnings(transports: str, sent_bytes: int | None) -> list[str]:
+    """The quiet-topic warnings for one camera whose matched publisher sent one image of ``sent_bytes`` (None: none)
+    and then nothing for 6 s."""
+    inputs, logger = assembly()
+    inputs.check_inputs({"/camera0/image": 1}, transports)  # the publisher is seen
+    if sent_bytes is not None:
+        side = int((sent_bytes / 3) ** 0.5)
+        inputs.add_image(0, rgb_message(np.zeros((side, side, 3), np.uint8)), SECOND, 0, False)
+    inputs._clock.now += 6.0
+    inputs.check_inputs({"/camera0/image": 1}, transports)
+    return [text for _, text in logger.lines if "no image on" in text]
+
+
+def test_a_quiet_topic_is_blamed_on_the_512_kb_limit_only_where_it_can_apply():
+    """Issue 18 item 10 and 19 item 14: the 512 kB explanation needs default transports and images that may be
+    that large; otherwise the warning names what does apply."""
+    default_large = quiet_warnings("(unset)", None)[0]
+    assert "512 kB" in default_large and "LARGE_DATA" in default_large
+    with_large_data = quiet_warnings("LARGE_DATA", None)[0]  # matched, so the transports agree
+    assert "512 kB" not in with_large_data and "check the driver's QoS" in with_large_data
+    small_stream = quiet_warnings("(unset)", 113 * 1024)[0]  # a 113 kB stream that pauses
+    assert "512 kB" not in small_stream and "stopped publishing" in small_stream
+    large_stream = quiet_warnings("(unset)", 900 * 1024)[0]
+    assert "512 kB" in large_stream
 
 
 def test_camera_counts_follow_the_images(photo):

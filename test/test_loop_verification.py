@@ -28,6 +28,7 @@ from vggt_ros.session import ReconstructionSession, SessionConfig
 from vggt_ros.window import FrameSet, KeyframePolicy, WindowConfig
 from vggt_ros.world.alignment import weighted_umeyama
 from vggt_ros.world.cloud import CloudConfig
+from vggt_ros.world.loop_config import LoopConfig
 from vggt_ros.world.loop_constraint import LoopConstraint
 from vggt_ros.world.loop_verification import LoopVerificationConfig
 from vggt_ros.world.place_recognition import PlaceDescriptor, PlaceIndex, PlaceRecognitionConfig
@@ -48,11 +49,15 @@ def sequence():
     return revisit_sequence(LAP, AGAIN)
 
 
-def _synthetic_session(sequence, pipeline, **loops) -> ReconstructionSession:
+def _synthetic_session(sequence, pipeline, loop: LoopConfig = LoopConfig(), **loops) -> ReconstructionSession:
     config = chaining_session_config(sequence, WindowConfig(8, 1, KeyframePolicy(min_motion=0.07)))
-    config = dataclasses.replace(config, loops=LoopVerificationConfig(place=PLACE, **loops))
+    config = dataclasses.replace(
+        config,
+        world=dataclasses.replace(config.world, loop=loop),
+        loop_verification=LoopVerificationConfig(place=PLACE, **loops),
+    )
     session = ReconstructionSession(pipeline, config)
-    session.loops.describe = PosePlaceDescriptorForTests(sequence)
+    session.loop_verifier.describe = PosePlaceDescriptorForTests(sequence)
     return session
 
 
@@ -94,7 +99,7 @@ def test_a_revisit_gives_loop_constraints_with_the_true_relative_pose(sequence):
     session = _synthetic_session(sequence, pipeline)
     reports = _run(session, sequence)
     constraints = [c for r in reports for c in r.constraints]
-    counters = session.loops.counters
+    counters = session.loop_verifier.counters
     assert counters.accepted == len(constraints) >= 5, counters
     assert counters.rejections.total() == 0, counters.rejections
     # At most one loop pass per new keyframe, of at most 4 frames.
@@ -126,7 +131,7 @@ def test_b_a_loop_whose_halves_do_not_align_is_rejected_counted_and_changes_noth
     session = _synthetic_session(sequence, pipeline)
     reports = _run(session, sequence)  # checks the world after every loop pass
     rejections = [r for report in reports for r in report.rejections]
-    counters = session.loops.counters
+    counters = session.loop_verifier.counters
     assert counters.accepted == 0 and not any(report.constraints for report in reports)
     assert len(rejections) == counters.verified == counters.rejections.total() >= 5
     assert all(r.cause.startswith("match_") for r in rejections), {r.cause for r in rejections}
@@ -136,16 +141,21 @@ def test_b_a_loop_whose_halves_do_not_align_is_rejected_counted_and_changes_noth
     assert sum(line.startswith("loop candidate: ") for line in logged) == counters.candidates
 
 
-def test_c_a_correction_implausible_for_the_distance_travelled_is_rejected(sequence):
+def test_c_a_correction_implausible_for_the_distance_travelled_is_rejected_by_the_world(sequence):
+    """The loop pass verifies the halves; whether the correction they imply fits the path travelled is the world's
+    one check (`World.close_loop`, against the pose graph): `apply_loops` hands it over and nothing moves."""
     offset = np.eye(4)
     offset[:3, 3] = (0.6, 0.0, 0.0)  # the query side moved by 0.6 window units: ~1.5 scene units, a ~10 m lap
     pipeline = LoopPassPipelineForTests(FakeVGGTForWorldTests(sequence), offset=offset)
-    session = _synthetic_session(sequence, pipeline, max_correction_ratio=0.05, correction_floor_ratio=0.05)
-    reports = _run(session, sequence)
-    rejections = [r for report in reports for r in report.rejections]
-    assert session.loops.counters.accepted == 0
-    assert len(rejections) >= 5 and {r.cause for r in rejections} == {"implausible_correction"}
-    assert "would move the query keyframe" in rejections[0].reason
+    session = _synthetic_session(sequence, pipeline, loop=LoopConfig(max_drift_ratio=0.05))
+    results = []
+    for report in _run(session, sequence):
+        before = _world_state(session)
+        results += session.apply_loops(report)
+        assert _same_world(before, _world_state(session)), "a rejected loop changed the world"
+    assert len(results) >= 5 and not any(result.accepted for result in results)
+    assert {result.cause for result in results} == {"implausible"} and "travelled" in results[0].reason
+    assert session.world.loop_counters.rejections["implausible"] == len(results)
 
 
 def test_the_constraint_scale_is_match_units_per_query_unit(sequence):
@@ -154,7 +164,7 @@ def test_the_constraint_scale_is_match_units_per_query_unit(sequence):
     pipeline = LoopPassPipelineForTests(FakeVGGTForWorldTests(sequence), scale=1.04)
     session = _synthetic_session(sequence, pipeline)
     constraints = [c for report in _run(session, sequence) for c in report.constraints]
-    assert len(constraints) >= 5, session.loops.counters
+    assert len(constraints) >= 5, session.loop_verifier.counters
     scales = [np.cbrt(np.linalg.det(c.match_from_query[:3, :3])) for c in constraints]
     np.testing.assert_allclose(scales, 1.04, atol=0.012)
 
@@ -195,7 +205,9 @@ def test_the_session_finds_the_old_keyframe_with_the_real_encoder_when_the_recor
         world=dataclasses.replace(PERMISSIVE, retained_frames=3),  # the world aligns to (excludes) the last 3 only
         cloud=CloudConfig(point_decimation=2),
         image_size=IMAGE_SIZE,
-        loops=LoopVerificationConfig(place=PlaceRecognitionConfig(min_age_s=3.0, exclude_recent=3, min_score=0.95)),
+        loop_verification=LoopVerificationConfig(
+            place=PlaceRecognitionConfig(min_age_s=3.0, exclude_recent=3, min_score=0.95)
+        ),
     )
     session = ReconstructionSession(pipeline, config)
     candidates = {}
@@ -207,6 +219,6 @@ def test_the_session_finds_the_old_keyframe_with_the_real_encoder_when_the_recor
                 candidates[search.query[0] // 1_000_000_000] = [c.match[0] // 1_000_000_000 for c in search.candidates]
     assert set(candidates) == set(range(len(recording)))  # every keyframe was stored and searched
     assert candidates[6][0] == 0 and candidates[7][0] == 1, candidates
-    counters = session.loops.counters
+    counters = session.loop_verifier.counters
     assert counters.verified == sum(1 for found in candidates.values() if found)
     assert counters.accepted + counters.rejections.total() == counters.verified

@@ -696,6 +696,33 @@ def test_compressed_transport_reads_jpeg_and_reports_a_corrupt_one_once():
         running.close()
 
 
+def test_a_flood_of_bad_compressed_images_gives_one_error_line_per_kind():
+    """Issue 19 item 8: the log throttle keys on the kind of problem, not on the text (which carries byte counts)."""
+    running = Running({"image_topics": ["/cam/image"], "image_transport": "compressed", "window_size": 2})
+    probe = Probe([], ["/vggt/"])
+    reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+    publisher = probe.node.create_publisher(CompressedImage, "/cam/image/compressed", reliable)
+    try:
+        probe.wait_for(lambda: publisher.get_subscription_count() > 0, what="the node on /cam/image/compressed")
+        clock = Clock()
+        whole = jpeg_message(CHELSEA, 0).data
+        for index in range(100):  # garbage of 100 different lengths, then 100 JPEGs truncated at different lengths
+            publisher.publish(jpeg_message(CHELSEA, clock.next(), data=bytes(1000 + index)))
+            time.sleep(0.002)  # the node's queue keeps 5: let it take them
+        for index in range(100):
+            publisher.publish(jpeg_message(CHELSEA, clock.next(), data=bytes(whole[: len(whole) // 2 + index])))
+            time.sleep(0.002)
+        good = clock.next()
+        publisher.publish(jpeg_message(CHELSEA_MIRRORED, good))
+        TestOneCamera.wait_outputs(probe, good)  # every bad image was handled before it
+        assert running.node.images_received >= 50, "most bad images reached the node"
+        errors = [m.msg for m in probe.logs(ERROR, "camera 'camera0'")]
+        assert 1 <= len(errors) <= 2, errors  # one per kind of problem, within the 5 s period
+    finally:
+        probe.close()
+        running.close()
+
+
 class SlowPipelineForLockTests:
     """Test double: the real pipeline, except that its ``hold_from``-th `predict` call (and later ones) blocks
     until `release` is set: an inference that is still running."""
@@ -1154,6 +1181,30 @@ def test_without_open3d_the_node_fails_at_start_up_with_the_fix(tmp_path):
     )
     assert result.returncode == 1, result.stderr
     assert "Open3D cannot be imported" in result.stderr and "pip install open3d" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_while_open3d_imports_is_a_stop_not_a_fatal_error(tmp_path):
+    """Issue 19 item 13. A test double of Open3D's import under Ctrl-C: the interrupt arrives while it imports and,
+    as the real extension does, it turns the KeyboardInterrupt into ImportError("initialization failed")."""
+    (tmp_path / "open3d").mkdir()
+    (tmp_path / "open3d" / "__init__.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(5)\n"
+        "except KeyboardInterrupt:\n"
+        "    raise ImportError('initialization failed') from None\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", "device:=cpu", "-p", f"weights:={WEIGHTS}"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "FATAL" not in result.stderr and "Open3D cannot be imported" not in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -92,8 +92,7 @@ def test_the_store_stays_bounded_and_keeps_spanning_the_run():
         (PlaceRecognitionConfig, "exclude_recent", -1),
         (LoopVerificationConfig, "jpeg_quality", 100),
         (LoopVerificationConfig, "keyframe_pixels", 2),
-        (LoopVerificationConfig, "max_correction_ratio", float("nan")),
-        (LoopVerificationConfig, "max_correction_deg", 0.0),
+        (LoopVerificationConfig, "neighbour_max_gap_s", float("nan")),
     ],
 )
 def test_bad_settings_name_the_setting(config, field, value):

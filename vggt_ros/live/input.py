@@ -92,6 +92,9 @@ class InputAssembly:
         self.camera_lost_by_dds = [0] * cameras  # DDS' message-lost event (cumulative)
         self._camera_gaps = [SequenceGaps() for _ in range(cameras)]  # images that never reached the callback
         self._watchdog = InputWatchdog(config.topics, config.input_timeout_s, clock())
+        self.listening = False  # subscribed (an active node): `start_listening`
+        self._last_image_bytes: dict[str, int] = {}  # topic -> size of its newest image (the quiet warning's cause)
+        self._listening_since_s: Optional[float] = None
 
     @property
     def has_depth(self) -> bool:
@@ -105,18 +108,24 @@ class InputAssembly:
         self._stamps.reset()
 
     def stop_listening(self) -> None:
-        """Drop the images held for a frame set (on deactivation)."""
+        """Drop the images held for a frame set (on deactivation): nothing is heard, so nothing is missed."""
         self._sync.reset()
+        self.listening = False
 
     def start_listening(self) -> None:
-        """Judge the topics and the pairing afresh from now (on activation)."""
-        self._watchdog = InputWatchdog(self.config.topics, self.config.input_timeout_s, self._clock())
-        self.last_synced_s = self._clock()
+        """Judge the topics, the pairing and the publishers' sequence numbers afresh from now (on activation)."""
+        now_s = self._clock()
+        self._watchdog = InputWatchdog(self.config.topics, self.config.input_timeout_s, now_s)
+        self.last_synced_s = now_s
+        self._listening_since_s = now_s
+        self.listening = True
+        for gaps in self._camera_gaps:
+            gaps.restart()
 
     def camera_counts(self) -> tuple[CameraCounts, ...]:
         """Each camera's input so far, for the node's health."""
         return tuple(
-            CameraCounts(name, topic, received, gaps.missed, lost, last_s)
+            CameraCounts(name, topic, received, gaps.missed, lost, last_s, self.listening, self._listening_since_s)
             for name, topic, received, gaps, lost, last_s in zip(
                 self.config.names,
                 self.config.topics,
@@ -156,7 +165,8 @@ class InputAssembly:
         self._check_pairing()
         for quiet in self._watchdog.quiet_topics(publisher_counts, self._clock()):
             key = ("input", quiet.topic, quiet.publishers > 0)
-            self._log.every("warning", key, quiet_topic_warning(quiet, transports))
+            text = quiet_topic_warning(quiet, transports, self._last_image_bytes.get(quiet.topic))
+            self._log.every("warning", key, text)
 
     # ----------------------------------------------------------------------------------------------- colour
     def add_image(self, camera: int, msg, stamp_ns: int, arrival_ns: int, compressed: bool) -> Assembled:
@@ -167,6 +177,7 @@ class InputAssembly:
         self.camera_images[camera] += 1
         self.camera_last_image_s[camera] = now_s
         self._watchdog.image_arrived(self.config.topics[camera], now_s)
+        self._last_image_bytes[self.config.topics[camera]] = len(msg.data)
         name = self.config.names[camera]
         try:
             if compressed:
@@ -222,12 +233,16 @@ class InputAssembly:
 
     def _check_pairing(self) -> None:
         """Warn when every camera sends images but they never form a frame set: their stamps are further apart
-        than the slop (unsynchronised clocks, a camera far behind)."""
+        than the slop (unsynchronised clocks, a camera far behind). Cameras that stopped sending are the quiet-topic
+        warning's case, not this one."""
         names = self.config.names
         newest = [self._stamps.newest(camera) for camera in range(len(names))]
         timeout_s = self.config.input_timeout_s
-        if len(names) < 2 or None in newest or self._clock() - self.last_synced_s < timeout_s:
+        now_s = self._clock()
+        if len(names) < 2 or None in newest or now_s - self.last_synced_s < timeout_s:
             return
+        if any(last is None or now_s - last >= timeout_s for last in self.camera_last_image_s):
+            return  # a camera went quiet: its newest stamp says nothing about the pairing
         reference = newest[0]
         offsets = ", ".join(f"'{name}' {(stamp - reference) / 1e6:+.1f} ms" for name, stamp in zip(names, newest))
         self._log.every(
@@ -241,7 +256,9 @@ class InputAssembly:
     # ------------------------------------------------------------------------------------------------ depth
     def add_depth(self, camera: int, msg, stamp_ns: int) -> None:
         """Convert one depth image of ``camera`` to metres and queue it for the colour frame set of its stamp."""
-        self._watchdog.image_arrived(self.config.topics[len(self.config.names) + camera], self._clock())
+        topic = self.config.topics[len(self.config.names) + camera]
+        self._watchdog.image_arrived(topic, self._clock())
+        self._last_image_bytes[topic] = len(msg.data)
         name = self.config.names[camera]
         try:
             depth_m = depth_to_metres(msg.data, msg.height, msg.width, msg.step, msg.encoding, bool(msg.is_bigendian))

@@ -35,6 +35,9 @@ from vggt_ros.session import SessionConfig
 from vggt_ros.window import KeyframePolicy, WindowConfig
 from vggt_ros.world import WorldConfig
 from vggt_ros.world.cloud import CloudConfig
+from vggt_ros.world.loop_config import LoopConfig
+from vggt_ros.world.loop_verification import LoopVerificationConfig
+from vggt_ros.world.place_recognition import PlaceRecognitionConfig
 
 # x y z qx qy qz qw of one rig transform (camera 0 -> camera j) in the rig_transforms parameter
 RIG_TRANSFORM_VALUES = 7
@@ -191,6 +194,19 @@ class NodeParameters:
     )
     trajectory_history_keyframes: int = parameter(
         500, "older keyframes kept, decimated to this many, spanning the whole run", "keyframes", (0, 100_000)
+    )
+    # --- one map for a whole run: loop closure
+    loop_closure: bool = parameter(
+        True,
+        "close loops: recognise places seen before (DINOv2 descriptors), verify each with one network pass of at "
+        "most 4 frames, optimise a Sim(3) pose graph (GTSAM) and move parent_frame -> world_frame, the path and the "
+        "map; joins a lost track's segments at the first revisit. Needs gtsam (pip install gtsam)",
+    )
+    loop_min_score: float = parameter(
+        0.9, "place recognition: cosine similarity of two keyframes' descriptors for a loop candidate", "", (0.0, 1.0)
+    )
+    loop_min_age_s: float = parameter(
+        20.0, "place recognition: candidates are at least this much older than the new keyframe", "s", (0.0, 1e6)
     )
     map_voxel_size: float = parameter(
         0.01,
@@ -447,6 +463,10 @@ class NodeParameters:
                 max_consecutive_rejections=self.tracking_lost_after,
                 trajectory_recent=self.trajectory_recent_keyframes,
                 trajectory_history=self.trajectory_history_keyframes,
+                loop=LoopConfig(enabled=self.loop_closure),
+            ),
+            loop_verification=LoopVerificationConfig(
+                place=PlaceRecognitionConfig(min_score=self.loop_min_score, min_age_s=self.loop_min_age_s)
             ),
             map=MapConfig(voxel_size=self.map_voxel_size, max_points=self.map_max_points),
             cameras=cameras,

@@ -41,11 +41,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
+from vggt_ros.geometry import compose_poses, invert_pose
 from vggt_ros.live.health import HealthMonitor, HealthSnapshot
 from vggt_ros.live.input import InputAssembly, InputConfig
 from vggt_ros.live.input_watchdog import TRANSPORTS_VARIABLE
 from vggt_ros.live.log_policy import LogPolicy
-from vggt_ros.live.reconstruction import LiveReconstruction
+from vggt_ros.live.reconstruction import LiveReconstruction, LoopUpdate
 from vggt_ros.live.robot import RobotPlacement
 from vggt_ros.live.saving import save_world
 from vggt_ros.live.startup import StartupError, load_session
@@ -55,6 +56,7 @@ from vggt_ros.ros.outputs import Output, map_message, topic, window_messages, wo
 from vggt_ros.ros.params import declare_and_read, ros_arguments_fix
 from vggt_ros.ros.tf_listener import make_transform_buffer
 from vggt_ros.session import WindowOutput
+from vggt_ros.world.pose_graph import require_gtsam
 
 NODE_NAME = "vggt"
 OUTPUT_QOS = 5
@@ -159,8 +161,10 @@ class ReconstructionNode(LifecycleNode):
         params = self.params
         try:
             require_open3d()
+            if params.loop_closure:
+                require_gtsam()
             runtime = params.runtime_config()
-        except (RuntimeError, ValueError) as err:
+        except (ImportError, RuntimeError, ValueError) as err:
             raise StartupError(str(err)) from None
         window_frames = params.window_size * len(params.image_topics)
         session = load_session(runtime, params.session_config(), self._transforms, window_frames, params.image_size)
@@ -325,7 +329,8 @@ class ReconstructionNode(LifecycleNode):
     def _health_snapshot(self) -> HealthSnapshot:
         params = self.params
         backend = (params.backend, params.device, params.precision, params.metric_scale_source)
-        return self._live.counters.snapshot(time.monotonic(), self._input.camera_counts(), *backend)
+        live = self._live
+        return live.counters.snapshot(time.monotonic(), self._input.camera_counts(), *backend, live.loop_state())
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._input.reset()
@@ -360,6 +365,9 @@ class ReconstructionNode(LifecycleNode):
                 out, path = live.process(window, self._input.depth_lookup())
                 if out.merged:
                     self._publish_window(out, path)
+                    loop = live.close_loops(out)
+                    if loop is not None and not out.waiting_for_scale:
+                        self._publish_loop(loop, out.window.frame_sets[-1].stamps_ns[0])
             except Exception as err:  # noqa: BLE001 - one bad window must not stop the node
                 live.failed(window, err)
 
@@ -391,6 +399,27 @@ class ReconstructionNode(LifecycleNode):
                 self._output_publishers[Output("tf")].publish(messages.tf_message([transform]))
         latency_s = (self.get_clock().now().nanoseconds - out.window.frame_sets[-1].stamps_ns[0]) / 1e9
         self._live.counters.published(time.monotonic(), latency_s)
+
+    def _publish_loop(self, loop: LoopUpdate, stamp_ns: int) -> None:
+        """A closed loop moves the world under ``parent_frame`` (REP 105's map -> odom: the chained camera poses,
+        like odometry, never jump); the corrected path goes out now, the corrected map with the next map timer."""
+        params = self.params
+        if params.publish_tf:
+            if self._robot is None:
+                message = world_frame_message(params, stamp_ns, loop.correction)
+            else:  # the world hangs under odom: the correction goes to parent_frame -> odom_frame
+                odom_from_world = self._robot.odom_from_world
+                if odom_from_world is None:
+                    return
+                correction = compose_poses(
+                    compose_poses(odom_from_world, loop.correction), invert_pose(odom_from_world)
+                )
+                message = messages.tf_message(
+                    [messages.transform_stamped(params.parent_frame, params.odom_frame, stamp_ns, correction)]
+                )
+            self._output_publishers[Output("tf_static")].publish(message)
+        if params.publish_path and loop.path:
+            self._output_publishers[Output("path")].publish(messages.path(loop.path, stamp_ns, params.world_frame))
 
     # ------------------------------------------------------------------------------------- shutdown
     def destroy_node(self) -> None:
@@ -426,7 +455,10 @@ def main(args: Optional[list[str]] = None) -> int:
     spinning = threading.Event()
     stopped: Future = Future()
 
+    signalled = threading.Event()
+
     def stop(signum, frame) -> None:
+        signalled.set()
         if not spinning.is_set():
             raise KeyboardInterrupt  # still starting up
         # Completing the future wakes the executor, which returns once the callback in flight is done. From another
@@ -445,6 +477,11 @@ def main(args: Optional[list[str]] = None) -> int:
         while not stopped.done() and executor.context.ok():
             executor.spin_until_future_complete(stopped, timeout_sec=SIGNAL_LATENCY_S)
     except StartupError as err:
+        if signalled.is_set():
+            # Stopped while starting up: a library may turn the interrupt into its own error (Open3D's import
+            # raises ImportError "initialization failed"), which is not the node's failure to report.
+            rclpy.logging.get_logger(NODE_NAME).info("stopped by a signal during start-up")
+            return 0
         rclpy.logging.get_logger(NODE_NAME).fatal(str(err))
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -9,7 +9,7 @@ node. Outputs switched off by the ``publish_*`` parameters are not built.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -91,10 +91,13 @@ def map_message(params: NodeParameters, points: np.ndarray, colors: np.ndarray, 
     return messages.point_cloud2(rows, 1, len(rows), stamp_ns, params.world_frame, MAP_FIELDS)
 
 
-def world_frame_message(params: NodeParameters, stamp_ns: int):
-    """The static parent_frame -> world_frame transform (z up relative to the first camera, REP 103)."""
+def world_frame_message(params: NodeParameters, stamp_ns: int, correction: Optional[np.ndarray] = None):
+    """The static parent_frame -> world_frame transform: z up relative to the first camera (REP 103), after the
+    loop closure's rigid ``correction`` ``(4, 4)`` of the world (`ReconstructionSession.world_correction`)."""
     parent_from_world = np.zeros((3, 4))
     parent_from_world[:, :3] = messages.PARENT_FROM_OPTICAL_WORLD
+    if correction is not None:
+        parent_from_world = parent_from_world @ correction
     return messages.tf_message(
         [messages.transform_stamped(params.parent_frame, params.world_frame, stamp_ns, parent_from_world)]
     )

@@ -42,6 +42,13 @@ Decisions, each with its reason:
   kept (TF does not jump to a new origin), but the offset between segments is unknown: the caller should start a
   new map (`mapping.GrowingMap.reset`).
   The stored frames of the old segment are dropped, so later windows align only within the new segment.
+  With loop closure (`WorldConfig.loop`) the old segment's keyframes and map points stay in the pose graph: a
+  verified loop between the segments joins them (relocalisation, `close_loop`) and the old map comes back
+  (`map_cloud`).
+- Loop closure (`vggt_ros.world.loop_closure`): `close_loop` takes a verified `LoopConstraint`, optimises the
+  keyframes' Sim(3) pose graph and re-places the keyframes and the map. The chained poses above (odometry) never
+  move (`trajectory`); the corrected ones are `corrected_trajectory` and `map_cloud`, and `corrected_from_chained`
+  is their offset at the newest keyframe (REP 105 map -> odom).
 - Metric scale (`integrate`'s ``scale``: a `vggt_ros.metric.sources.ScaleObservation` of the window in metres per
   window unit, from a depth sensor, a camera rig or odometry). Every observation is compared with the world's own
   scale for the window (metres per world unit) and fed to a robust filter (`vggt_ros.metric.scale_filter`). Once
@@ -68,6 +75,7 @@ No ROS here; the node turns `WindowResult` into TF, path, points and the map.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional
 
@@ -81,6 +89,8 @@ from vggt_ros.numeric import percentile
 from vggt_ros.products import WindowProducts
 from vggt_ros.world.config import WindowResult, WindowStatus, WorldConfig, WorldCounters
 from vggt_ros.world.keyframes import FrameSamples, Keyframe, KeyframeStore, SampleStore, Trajectory
+from vggt_ros.world.loop_closure import LoopClosure, LoopCounters, LoopResult
+from vggt_ros.world.loop_constraint import LoopConstraint
 from vggt_ros.world.overlap import AlignmentFailure, align, rotation_angle
 from vggt_ros.world.placement import cameras_in_world, place_in_world
 
@@ -102,6 +112,8 @@ class World:
         self.counters = WorldCounters()
         self.metric = False  # world units are metres
         self.scale_filter = MetricScaleFilter(self.config.scale_filter)
+        # Loop closure: the keyframes' pose graph and map points (None when disabled; see `close_loop`).
+        self.loops = LoopClosure(self.config.loop) if self.config.loop.enabled else None
 
     @property
     def is_empty(self) -> bool:
@@ -112,8 +124,64 @@ class World:
         return self._segment
 
     def trajectory(self) -> Trajectory:
-        """The kept keyframes' world poses (all segments; older ones decimated, see `WorldConfig`)."""
+        """The kept keyframes' chained world poses (all segments; older ones decimated, see `WorldConfig`): the
+        odometry, continuous, never moved by a loop. Loop verification measures its constraints in it."""
         return self.keyframes.trajectory()
+
+    def corrected_trajectory(self) -> Trajectory:
+        """The kept keyframes' poses as corrected by the closed loops, in the corrected world (`trajectory` until a
+        loop is closed): for the path, the map and the exports."""
+        trajectory = self.keyframes.trajectory()
+        if self.loops is None or not self.loops.optimised:
+            return trajectory
+        corrected = self.loops.corrected()
+        poses = [corrected[f] for f in trajectory.frame_ids]
+        scales = np.array([float(np.cbrt(np.linalg.det(p[:3, :3]))) for p in poses])
+        rigid = np.stack(poses)
+        rigid[:, :3, :3] /= scales[:, None, None]
+        return dataclasses.replace(trajectory, world_from_camera=rigid, depth_scale=trajectory.depth_scale * scales)
+
+    @property
+    def corrected_from_chained(self) -> np.ndarray:
+        """``(4, 4)`` similarity from the chained world to the corrected one at the newest keyframe: REP 105's
+        map -> odom, to publish as parent_frame -> world_frame. Identity until a loop is closed."""
+        return np.eye(4) if self.loops is None else self.loops.graph.correction
+
+    @property
+    def loop_counters(self) -> Optional[LoopCounters]:
+        """Loops accepted and rejected (by cause, the last reason), segments joined, the last optimisation's time
+        (for /diagnostics); None when loop closure is disabled."""
+        return None if self.loops is None else self.loops.counters
+
+    def keyframe(self, frame_id) -> Optional[Keyframe]:
+        """A kept keyframe with its chained pose (for loop verification), None when it is not kept."""
+        return self.keyframes.get(frame_id)
+
+    def map_cloud(self) -> tuple[np.ndarray, np.ndarray]:
+        """The map of the current segment and every segment loops joined to it, placed by the corrected poses:
+        points ``(M, 3)`` float32 and colours ``(M, 3)`` uint8 (empty when loop closure is disabled). Segments not
+        joined yet are left out: their place in this world is unknown until a loop joins them."""
+        if self.loops is None:
+            return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
+        graph = self.loops.graph
+        group = graph.group(self._segment)
+        corrected = self.loops.corrected()
+        joined = {f: pose for f, pose in corrected.items() if graph.group(graph.nodes[f].segment) == group}
+        return self.loops.map.placed(joined)
+
+    def close_loop(self, constraint: LoopConstraint) -> LoopResult:
+        """Add a verified loop to the pose graph and optimise: the keyframes and the map are re-placed and
+        `corrected_from_chained` moves; a loop to another segment joins the two (relocalisation). An implausible
+        loop, a solver failure or a loop the solve still finds off changes nothing (see
+        `vggt_ros.world.loop_closure`). ``constraint.match_from_query`` is measured against the chained world
+        (`trajectory`, `keyframe`): each side in its keyframe's chained pose and world units.
+
+        Raises:
+            RuntimeError: loop closure is disabled (`WorldConfig.loop`).
+        """
+        if self.loops is None:
+            raise RuntimeError("loop closure is disabled (WorldConfig.loop.enabled is False)")
+        return self.loops.close(constraint)
 
     def integrate(
         self, products: WindowProducts, grid_step: int = 1, scale: Optional[ScaleObservation] = None
@@ -263,12 +331,15 @@ class World:
         new_idx = [int(i) for i in np.flatnonzero(new)]
         placed = place_in_world(products, world_from_camera, scale, new_idx, grid_step) if new_idx else None
         map_frames = np.zeros(len(products.frame_ids), dtype=bool)
+        residual_ratio = float(diagnostics.get("residual_ratio", math.nan))
         for row, i in enumerate(new_idx):
-            median_depth = self._add_frame(products, i, placed, row, threshold, scale)
+            median_depth = self._add_frame(products, i, placed, row, threshold, scale, residual_ratio)
             pose = placed.world_from_camera[row]
             map_frames[i] = self._has_parallax(pose, median_depth)
             if map_frames[i]:
                 self._last_map_pose = pose
+                if self.loops is not None:
+                    self._keep_map_points(products.frame_ids[i], placed, row, threshold)
         self._consecutive_rejections = 0
         self.counters.merged += 1
         return WindowResult(
@@ -309,6 +380,8 @@ class World:
             factor = self.scale_filter.estimate
             self.samples.rescale(factor)
             self.keyframes.rescale(factor)
+            if self.loops is not None:
+                self.loops.rescale(factor)
             if self._last_map_pose is not None:
                 self._last_map_pose = self._last_map_pose.copy()
                 self._last_map_pose[:3, 3] *= factor
@@ -342,7 +415,16 @@ class World:
         turned = math.degrees(rotation_angle(last[:3, :3].T @ world_from_camera[:3, :3]))
         return moved >= self.config.map_min_translation_ratio or turned >= self.config.map_min_rotation_deg
 
-    def _add_frame(self, products: WindowProducts, i: int, placed, row: int, threshold: float, scale: float) -> float:
+    def _keep_map_points(self, frame_id, placed, row: int, threshold: float) -> None:
+        """Keep a map keyframe's confident placed points, in its own frame, for re-placing after a loop."""
+        confident = (placed.grid(placed.confidence)[row] >= threshold).reshape(-1).cpu().numpy()
+        points = placed.points[row].reshape(-1, 3).cpu().numpy()[confident]
+        colors = placed.grid(placed.colors)[row].reshape(-1, 3).cpu().numpy()[confident]
+        self.loops.map.add(frame_id, placed.world_from_camera[row], points, colors)
+
+    def _add_frame(
+        self, products: WindowProducts, i: int, placed, row: int, threshold: float, scale: float, residual_ratio: float
+    ) -> float:
         """Store window frame ``i`` (newly merged, row ``row`` of ``placed``) and add it to the trajectory.
 
         Its sample is drawn from the placed grid's usable pixels and their world points (unprojected once for the
@@ -368,7 +450,12 @@ class World:
             pixel_index, points.cpu().numpy().astype(np.float64), np.ones(take), confidence, depth, pose
         )
         median_depth = float(np.median(depth))
-        self.keyframes.add(Keyframe(frame_id, float(products.stamps[i]), pose, scale, self._segment, median_depth))
+        keyframe = Keyframe(frame_id, float(products.stamps[i]), pose, scale, self._segment, median_depth)
+        dropped = self.keyframes.add(keyframe)
+        if self.loops is not None:
+            self.loops.add_keyframe(frame_id, pose, self._segment, residual_ratio, median_depth)
+            for old in dropped:
+                self.loops.drop_keyframe(old)
         return median_depth
 
 
