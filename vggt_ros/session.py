@@ -53,7 +53,7 @@ from vggt_ros.metric.config import MetricConfig
 from vggt_ros.metric.measure import ScaleMeasurement, measure_window_scale
 from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_model
 from vggt_ros.metric.sources import ScaleObservation, ScaleUnavailable
-from vggt_ros.preprocess import MODES, pixel_map, preprocess_frames_u8, preprocess_images_u8, to_unit_float
+from vggt_ros.preprocess import MODES, PixelMap, pixel_map, preprocess_frames_u8, preprocess_images_u8, to_unit_float
 from vggt_ros.products import decode_window
 from vggt_ros.trajectory_files import trajectory_file_name, write_camera_trajectories
 from vggt_ros.window import FrameId, FrameSet, SlidingWindow, Window, WindowConfig, anchor_window
@@ -168,7 +168,8 @@ class WindowInference:
     (D, H, W, 3), world_points_conf); colors: (D, H, W, 3) uint8; reset: start a new world before integrating;
     seconds: host time per step; camera_frames: each camera's frame id (newest frame set); sensor_depth:
     (D, H, W) metres at the model pixels, NaN where none (depth source, else None); depth_problem: why sensor
-    depth could not be used (e.g. a resolution that differs from the colour image's), else None.
+    depth could not be used (e.g. a resolution that differs from the colour image's), else None; image_boxes: per
+    dense frame, the model pixels that show its camera image (`PixelMap.image_box`; the rest is padding).
     """
 
     window: Window
@@ -182,6 +183,7 @@ class WindowInference:
     camera_frames: tuple[str, ...] = ()
     sensor_depth: Optional[torch.Tensor] = None
     depth_problem: Optional[ScaleUnavailable] = None
+    image_boxes: Optional[tuple[tuple[int, int, int, int], ...]] = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,7 @@ class _CachedFrame:
     colors: torch.Tensor  # (H, W, 3) uint8 model-resolution image
     image: Optional[torch.Tensor]  # (3, H, W) model input, kept only for the non-incremental reference path
     image_hw: tuple[int, int]  # the camera image's (H, W)
+    image_box: tuple[int, int, int, int]  # model pixels showing the camera image (PixelMap.image_box); else padding
     sensor_depth: Optional[torch.Tensor] = None  # (H, W) metres at the model pixels, NaN where none (depth source)
 
 
@@ -393,6 +396,7 @@ class ReconstructionSession:
             camera_frames=window.frame_sets[-1].camera_frames,
             sensor_depth=sensor_depth,
             depth_problem=depth_problem,
+            image_boxes=tuple(self._cache[frame_ids[i]].image_box for i in dense),
         )
 
     def _sensor_depth(
@@ -409,9 +413,7 @@ class ReconstructionSession:
             depth_m = depth_lookup(camera, stamp_ns)
             if depth_m is None:
                 continue
-            mapping = pixel_map(
-                *cached.image_hw, self.config.preprocess_mode, self.config.image_size, self.config.model_hw
-            )
+            mapping = self._pixel_map(cached.image_hw)
             try:
                 resampled = depth_to_model(depth_m, mapping)
             except DepthFormatError as err:
@@ -450,7 +452,13 @@ class ReconstructionSession:
         seconds["encode"] = time.perf_counter() - start
         for k, i in enumerate(missing):
             image = None if config.incremental else model_input[k]
-            self._cache[frame_ids[i]] = _CachedFrame(tokens[k], colors[k], image, tuple(images[i].shape[:2]))
+            image_hw = tuple(images[i].shape[:2])
+            box = self._pixel_map(image_hw).image_box()
+            self._cache[frame_ids[i]] = _CachedFrame(tokens[k], colors[k], image, image_hw, box)
+
+    def _pixel_map(self, image_hw: tuple[int, int]) -> PixelMap:
+        """Where a camera image of ``image_hw`` lands in the model image, under this session's preprocessing."""
+        return pixel_map(*image_hw, self.config.preprocess_mode, self.config.image_size, self.config.model_hw)
 
     def _dense_frames(self, frame_ids, cameras: int, reset: bool) -> tuple[int, ...]:
         """Window indices whose depth is used: frames new to the world, and ``overlap_frame_sets`` of the frame sets
@@ -502,7 +510,12 @@ class ReconstructionSession:
 
         try:
             products = decode_window(
-                inference.predictions, inference.frame_ids, inference.stamps, inference.dense, inference.colors
+                inference.predictions,
+                inference.frame_ids,
+                inference.stamps,
+                inference.dense,
+                inference.colors,
+                inference.image_boxes,
             )
         except ValueError as err:  # unusable cameras (e.g. a field of view of 0): nothing to align or publish
             return rejected(f"unusable network output: {err}", None)
@@ -627,9 +640,7 @@ class ReconstructionSession:
         for row, index in enumerate(placed.frames):
             stamp_ns, camera = out.result.frame_ids[index]
             image = out.window.frame_sets[index // cameras].images[camera]
-            mapping = pixel_map(
-                *image.shape[:2], self.config.preprocess_mode, self.config.image_size, self.config.model_hw
-            )
+            mapping = self._pixel_map(image.shape[:2])
             frame = ExportFrame(
                 name=f"{self.config.names[camera]}/{stamp_ns}.png",
                 camera=camera,

@@ -6,6 +6,7 @@ convention (written out here, independently of the exporter), land on the camera
 import json
 
 import numpy as np
+import pycolmap
 import pytest
 from PIL import Image
 
@@ -65,6 +66,51 @@ def strict_load(path) -> dict:
         raise ValueError(f"non-standard JSON constant {constant}")
 
     return json.loads(path.read_text(), parse_constant=reject)
+
+
+# nerfstudio's NerfstudioDataParser (nerfstudio >= 1.0, default config), written down here from its documentation
+# and source as a named reference: nerfstudio is not installed here (its dependency tree is large), so the test
+# computes what the parser computes.
+# 1. ``poses``: every frame's transform_matrix (camera to world, OpenGL camera axes), in the file's ("saved")
+#    coordinates.
+# 2. ``auto_orient_and_center_poses(method="up", center_method="poses")``: up = the normalised mean of the poses' y
+#    columns; R rotates up onto +z (Rodrigues: I + K + K^2 (1 - c) / s^2 with K the cross-product matrix of up x z,
+#    c = up . z, s = |up x z|); t = the mean camera centre; ``transform_matrix`` = [R | -R t] (3, 4); poses become
+#    transform_matrix @ poses.
+# 3. ``auto_scale_poses``: scale = 1 / max |translation coordinate| of the oriented poses; translations *= scale.
+# 4. ``applied_transform`` (3, 4), the map from the original data's coordinates to the saved ones: the file's key;
+#    when it is missing and ``<data>/colmap/sparse/0`` exists, the legacy value [[0, 1, 0, 0], [1, 0, 0, 0],
+#    [0, 0, -1, 0]] (what nerfstudio's COLMAP conversion used to apply); else none.
+# 5. ``dataparser_transform`` = transform_matrix @ [applied_transform; 0 0 0 1] and ``dataparser_scale`` = scale: a
+#    point x of the original data lands at scale * dataparser_transform @ [x, 1] in nerfstudio's space (how
+#    ns-export and the viewer map between the two).
+# 6. ``ply_file_path``'s points are loaded with transform_matrix and scale only: they are in the saved coordinates.
+NERFSTUDIO_LEGACY_COLMAP_APPLIED_TRANSFORM = [[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0]]
+
+
+def nerfstudio_dataparser_reference(data_dir):
+    """(poses ``(N, 3, 4)`` in nerfstudio's space, transform_matrix ``(3, 4)``, dataparser_transform ``(3, 4)``,
+    dataparser_scale) of the steps above; poses in the file's frame order."""
+    meta = json.loads((data_dir / "transforms.json").read_text())
+    poses = np.array([frame["transform_matrix"] for frame in meta["frames"]], dtype=np.float64)
+    up = poses[:, :3, 1].mean(axis=0)
+    up /= np.linalg.norm(up)
+    cross = np.cross(up, [0.0, 0.0, 1.0])
+    c, s = up[2], np.linalg.norm(cross)
+    k = np.array([[0, -cross[2], cross[1]], [cross[2], 0, -cross[0]], [-cross[1], cross[0], 0]])
+    rotation = np.eye(3) + k + k @ k * ((1 - c) / (s**2 + 1e-8))
+    centre = poses[:, :3, 3].mean(axis=0)
+    transform_matrix = np.column_stack((rotation, -rotation @ centre))
+    oriented = transform_matrix @ poses
+    scale = 1.0 / np.abs(oriented[:, :3, 3]).max()
+    oriented[:, :3, 3] *= scale
+    applied = meta.get("applied_transform")
+    if applied is None and (data_dir / "colmap" / "sparse" / "0").exists():
+        applied = NERFSTUDIO_LEGACY_COLMAP_APPLIED_TRANSFORM
+    dataparser_transform = transform_matrix
+    if applied is not None:
+        dataparser_transform = transform_matrix @ np.vstack((np.array(applied, dtype=np.float64), [0, 0, 0, 1]))
+    return oriented, transform_matrix, dataparser_transform, scale
 
 
 @pytest.mark.parametrize("mode, image_hw", LAYOUTS, ids=[f"{m}-{w}x{h}" for m, (h, w) in LAYOUTS])
@@ -134,3 +180,42 @@ def test_transforms_without_a_point_cloud_have_no_ply_path(tmp_path):
         written = writer.finish()
     transforms = strict_load(written.transforms_json)
     assert "ply_file_path" not in transforms and transforms["frames"][0]["colmap_im_id"] == 1
+
+
+def test_nerfstudio_maps_our_cameras_and_points_where_it_parses_them(tmp_path):
+    """Through nerfstudio's dataparser conventions (the reference above), a camera of our world lands on the camera
+    nerfstudio parses, a point of our world projects through the parsed camera onto the pixel it was placed at, and a
+    COLMAP point (our world, the original data) lands where the same point of map.ply (saved coordinates) does
+    (issue 18 item 5: without applied_transform the colmap folder beside it switches on the legacy COLMAP axes)."""
+    frames, image_intrinsics = camera_rig("crop", (480, 640), count=4)
+    with DatasetWriter(tmp_path, metric=True, config=SAMPLING) as writer:
+        for frame in frames:
+            writer.add(frame)
+        writer.finish()
+    assert (tmp_path / "colmap" / "sparse" / "0").is_dir()
+    poses, transform_matrix, dataparser_transform, scale = nerfstudio_dataparser_reference(tmp_path)
+    entries = strict_load(tmp_path / "transforms.json")["frames"]
+
+    def to_nerfstudio(points):
+        return scale * (np.column_stack((points, np.ones(len(points)))) @ dataparser_transform.T)
+
+    for frame, k_image, entry, pose in zip(frames, image_intrinsics, entries, poses):
+        # The camera: its centre, and its axes (OpenGL in nerfstudio).
+        np.testing.assert_allclose(to_nerfstudio(frame.world_from_camera[None, :3, 3])[0], pose[:, 3], atol=1e-9)
+        opengl_axes = frame.world_from_camera[:3, :3] @ np.diag([1.0, -1.0, -1.0])
+        np.testing.assert_allclose(dataparser_transform[:3, :3] @ opengl_axes, pose[:, :3], atol=1e-9)
+        # A point 3 m in front of the camera image's pixel (100.25, 200.5) (index convention), through the parsed
+        # camera: nerfstudio's ray for pixel-corner coordinate (u, v) is ((u - cx) / fx, -(v - cy) / fy, -1).
+        pixel = np.array([100.25, 200.5])
+        ray = np.linalg.solve(k_image, [*pixel, 1.0])
+        point = frame.world_from_camera[:3, :3] @ (3.0 * ray) + frame.world_from_camera[:3, 3]
+        camera = pose[:, :3].T @ (to_nerfstudio(point[None])[0] - pose[:, 3])
+        u = entry["cx"] + entry["fl_x"] * camera[0] / -camera[2]
+        v = entry["cy"] - entry["fl_y"] * camera[1] / -camera[2]
+        np.testing.assert_allclose([u, v], pixel + 0.5, atol=1e-6)
+    colmap_points = np.array(
+        [p.xyz for p in pycolmap.Reconstruction(str(tmp_path / "colmap/sparse/0")).points3D.values()]
+    )
+    assert len(colmap_points) > 0
+    as_ply = scale * (np.column_stack((colmap_points, np.ones(len(colmap_points)))) @ transform_matrix.T)
+    np.testing.assert_allclose(to_nerfstudio(colmap_points), as_ply, atol=1e-9)

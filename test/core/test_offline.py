@@ -9,6 +9,7 @@ import json
 import shutil
 
 import numpy as np
+import open3d as o3d
 import pycolmap
 import pytest
 from evo.tools import file_interface
@@ -20,6 +21,7 @@ from support.bags import write_image_bag
 from support.photos import panned_photographs
 from vggt_ros import session as session_module
 from vggt_ros.offline import main
+from vggt_ros.preprocess import preprocess_images
 
 FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154"]
 
@@ -217,6 +219,90 @@ def test_out_bag_holds_what_the_node_publishes(tmp_path):
     assert frames_of["/tf"] == {("vggt_world", "camera0_optical")}
     assert frames_of["/vggt/depth/image"] == frames_of["/vggt/depth/camera_info"] == {"camera0_optical"}
     assert frames_of["/vggt/points"] == frames_of["/vggt/map"] == frames_of["/vggt/path"] == {"vggt_world"}
+
+
+def _bag_images(path, topic):
+    """``[(height, width, (H, W) float32 values)]`` of a bag topic's 32FC1 images, and its CameraInfo sizes."""
+    images, infos = [], []
+    with AnyReader([path]) as reader:
+        for connection, _, raw in reader.messages([c for c in reader.connections if c.topic.startswith(topic)]):
+            message = reader.deserialize(raw, connection.msgtype)
+            if connection.msgtype == "sensor_msgs/msg/CameraInfo":
+                infos.append((message.height, message.width))
+            else:
+                values = np.frombuffer(bytes(message.data), dtype=np.float32).reshape(message.height, message.width)
+                images.append(values)
+    return images, infos
+
+
+def test_white_padding_is_no_observation_in_the_map_the_published_depth_or_the_exports(tmp_path):
+    """Landscape photographs and one portrait: the folder is padded with white to one model size (the official
+    loader's batch rule), and the padding must not become geometry anywhere (issue 18 item 2)."""
+    frames = panned_photographs(7)
+    # The portrait first: the tiny random-weight model answers this order with usable cameras.
+    photographs = [np.ascontiguousarray(np.rot90(frames[6])), *frames[:6]]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    paths = [folder / f"frame_{index:03d}.png" for index in range(len(photographs))]
+    for path, photograph in zip(paths, photographs):
+        Image.fromarray(photograph).save(path)
+    # No input pixel is pure white, so a pure-white map point can only come from the padding.
+    assert not any((photograph == 255).all(axis=-1).any() for photograph in photographs)
+    out, out_bag = tmp_path / "out", tmp_path / "replay"
+    assert main(["--images", str(folder), "--out", str(out), "--out-bag", str(out_bag), *FAST]) == 0
+    summary = _strict_json(out / "summary.json")
+    assert summary["merged"] == 1 and summary["exported_frames"] == len(photographs)
+
+    # The map: no point has the padding's colour, and every point lies in front of some camera, inside its image
+    # (the COLMAP cameras: the photographs' own size and intrinsics, read back by pycolmap).
+    cloud = o3d.io.read_point_cloud(str(out / "map.ply"))
+    points, colours = np.asarray(cloud.points), np.round(np.asarray(cloud.colors) * 255)
+    assert len(points) > 1000
+    white = (colours == 255).all(axis=1)
+    assert not white.any(), f"{white.mean():.1%} of the map's points are the padding's white"
+    model = pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0"))
+    seen = np.zeros(len(points), dtype=bool)
+    for image in model.images.values():
+        camera = model.cameras[image.camera_id]
+        camera_from_world = image.cam_from_world().matrix()
+        in_camera = points @ camera_from_world[:, :3].T + camera_from_world[:, 3]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pixels = (in_camera @ camera.calibration_matrix().T)[:, :2] / in_camera[:, 2:]
+        seen |= (
+            (in_camera[:, 2] > 0)
+            & (pixels[:, 0] >= 0)
+            & (pixels[:, 0] <= camera.width)
+            & (pixels[:, 1] >= 0)
+            & (pixels[:, 1] <= camera.height)
+        )
+    assert seen.all(), f"{(~seen).mean():.1%} of the map's points lie outside every camera's image"
+    # COLMAP's points are observed inside the images they are observed in.
+    assert len(model.points3D) > 0
+    for image in model.images.values():
+        camera = model.cameras[image.camera_id]
+        observed = np.array([p.xy for p in image.points2D if p.has_point3D()]).reshape(-1, 2)
+        assert ((observed >= 0) & (observed <= (camera.width, camera.height))).all()
+
+    # The depth and confidence files describe the photographs' own pixels.
+    transforms = _strict_json(out / "transforms.json")
+    for frame in transforms["frames"]:
+        for key in ("depth_file_path", "confidence_file_path"):
+            assert np.load(out / frame[key]).shape == (frame["h"], frame["w"])
+
+    # The published depth and confidence of the newest image (a padded landscape one): NaN on the rows the official
+    # preprocessing filled with white, a prediction elsewhere; CameraInfo of the same size.
+    model_image = preprocess_images([str(p) for p in paths], mode="crop", target_size=154)[-1].numpy()
+    padding_rows = (model_image == 1.0).all(axis=(0, 2))
+    assert 0 < padding_rows.sum() < len(padding_rows)
+    for topic in ("/vggt/depth", "/vggt/confidence"):
+        images, infos = _bag_images(out_bag, topic)
+        assert len(images) == 1
+        values = images[0]
+        assert values.shape == model_image.shape[1:]
+        assert np.isnan(values[padding_rows]).all(), f"{topic} has values on the padding"
+        assert np.isfinite(values[~padding_rows]).mean() > 0.9
+        if topic == "/vggt/depth":
+            assert infos == [values.shape]
 
 
 def test_a_corrupt_or_empty_file_is_skipped_and_the_run_finishes(tmp_path, caplog):

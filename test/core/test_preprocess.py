@@ -361,3 +361,30 @@ def test_pixel_map_intrinsics_project_like_the_model_image():
     in_model = (model_k @ point)[:2] / point[2]
     in_image = (image_k @ point)[:2] / point[2]
     np.testing.assert_allclose(mapping.to_model(in_image), in_model, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "height, width, mode, pad_to",
+    [
+        (120, 160, "pad", None),  # landscape in pad mode: white rows above and below
+        (451, 300, "pad", None),  # portrait in pad mode: white columns
+        (120, 160, "crop", (154, 154)),  # a landscape frame padded to a folder's portrait size
+        (480, 640, "crop", (350, 532)),  # padded on both axes
+        (900, 500, "crop", None),  # portrait in crop mode: rows cut away, no padding
+        (480, 640, "crop", None),  # a plain resize
+    ],
+)
+def test_image_box_is_exactly_what_preprocessing_does_not_fill_with_white(height, width, mode, pad_to):
+    """A grey image preprocessed by the exact route: every pixel inside `PixelMap.image_box` shows it, every pixel
+    outside is the padding's white (1.0)."""
+    from vggt_ros.preprocess import pixel_map
+
+    target_size = 154 if pad_to == (154, 154) else 518
+    mapping = pixel_map(height, width, mode, target_size, pad_to)
+    grey = np.full((height, width, 3), 100, np.uint8)
+    model_image = preprocess_images([grey], mode=mode, target_size=target_size, pad_to=pad_to)[0, 0].numpy()
+    assert model_image.shape == mapping.model_hw
+    top, bottom, left, right = mapping.image_box()
+    inside = np.zeros(mapping.model_hw, dtype=bool)
+    inside[top:bottom, left:right] = True
+    np.testing.assert_array_equal(model_image == 1.0, ~inside)

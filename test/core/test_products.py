@@ -197,6 +197,29 @@ def test_depth_without_the_channel_axis_decodes_the_same(window, products):
     np.testing.assert_array_equal(squeezed.window_from_camera, products.window_from_camera)
 
 
+def test_image_boxes_make_the_padding_unusable_and_leave_the_outputs_as_they_were(window, products):
+    """Pixels outside a frame's image box (padding) get NaN depth and confidence; the rest is as predicted, and the
+    pipeline's own output tensors are not written to."""
+    depth_before = _host(window["depth"]).copy()
+    boxes = ((1, 5, 0, W), (0, H, 2, 7))  # dense row 0: rows 1..4; dense row 1: columns 2..6
+    masked = _decode(window, image_boxes=boxes)
+    for row, (top, bottom, left, right) in enumerate(boxes):
+        inside = np.zeros((H, W), dtype=bool)
+        inside[top:bottom, left:right] = True
+        for name in ("depth", "confidence"):
+            values, original = _host(getattr(masked, name))[row], _host(getattr(products, name))[row]
+            assert np.isnan(values[~inside]).all()
+            np.testing.assert_array_equal(values[inside], original[inside])
+        np.testing.assert_array_equal(
+            _host(usable_pixels(masked.depth, masked.confidence))[row], _expected_valid()[row] & inside
+        )
+    np.testing.assert_array_equal(_host(window["depth"]), depth_before)
+    full = _decode(window, image_boxes=((0, H, 0, W),) * len(DENSE))
+    np.testing.assert_array_equal(_host(full.depth), _host(products.depth))
+    with pytest.raises(ValueError, match="1 image boxes for 2 dense frames"):
+        _decode(window, image_boxes=boxes[:1])
+
+
 def test_colours_follow_the_depth_to_its_device(window):
     """Depth on another device than the colours (the meta device stands in for a GPU on any machine)."""
     meta = {key: window[key].to("meta") for key in ("depth", "depth_conf")}
