@@ -637,7 +637,7 @@ def _reconstruct(
         "seconds_per_frame_set": seconds / max(frame_sets, 1),
         "units": "metres" if session.world.metric else "VGGT world units (the first window's scale; not metric)",
         "map": str(map_path) if map_path else None,
-        # Camera 0's file (None: no keyframe, no file), and every camera's by name (`vggt_ros.trajectory_files`).
+        # Camera 0's file (None: no keyframe, no file), and every camera's by name (`vggt_ros.dataset.tum`).
         "trajectory": _path_or_none(trajectories[inputs.camera_names[0]]),
         "trajectories": {name: _path_or_none(path) for name, path in trajectories.items()},
         "colmap_model": str(dataset.colmap_files[0].parent) if dataset else None,

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 # What `vggt-ros-reconstruct` writes into --out: files, then folders, then patterns (trajectory_<camera>.tum of
-# cameras after the first, `vggt_ros.trajectory_files`; `vggt_ros.dataset.writer`'s scratch, left only by a
+# cameras after the first, `vggt_ros.dataset.tum`; `vggt_ros.dataset.writer`'s scratch, left only by a
 # killed run).
 OUTPUT_FILES = ("map.ply", "trajectory.tum", "summary.json", "transforms.json")
 OUTPUT_FOLDERS = ("colmap", "images", "depth", "confidence")

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from vggt_ros.dataset.frames import ExportFrame
+from vggt_ros.dataset.tum import trajectory_file_name, write_camera_trajectories
 from vggt_ros.geometry import compose_poses, invert_pose, transform_points
 from vggt_ros.mapping import GrowingMap, MapConfig
 from vggt_ros.metric.config import MetricConfig
@@ -55,7 +56,6 @@ from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_model
 from vggt_ros.metric.sources import ScaleObservation, ScaleUnavailable
 from vggt_ros.preprocess import MODES, PixelMap, pixel_map, preprocess_frames_u8, preprocess_images_u8, to_unit_float
 from vggt_ros.products import decode_window
-from vggt_ros.trajectory_files import trajectory_file_name, write_camera_trajectories
 from vggt_ros.window import FrameId, FrameSet, SlidingWindow, Window, WindowConfig, anchor_window
 from vggt_ros.world import Trajectory, WindowResult, WindowStatus, World, WorldConfig
 from vggt_ros.world.cloud import CloudConfig, PointCloud, build_cloud
@@ -690,7 +690,7 @@ class ReconstructionSession:
         return ("map.ply", *cameras)
 
     def save_trajectories(self, directory: str | Path) -> dict[str, Optional[Path]]:
-        """Write each camera's kept keyframe trajectory (`vggt_ros.trajectory_files`); camera name -> path, or None
+        """Write each camera's kept keyframe trajectory (`vggt_ros.dataset.tum`); camera name -> path, or None
         for a camera without a kept keyframe (no file)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from support.small_filesystem import digests, fill, small_filesystem
+from vggt_ros.dataset.tum import write_tum_trajectory
 from vggt_ros.geometry import quaternion_to_rotation_matrix
-from vggt_ros.mapping import EmptyMapError, GrowingMap, MapConfig, write_tum_trajectory
+from vggt_ros.mapping import EmptyMapError, GrowingMap, MapConfig
 
 
 def _voxel_means(points, colors, voxel):

@@ -16,7 +16,7 @@ from PIL import Image
 from conftest import TINY
 from support.photos import panned_photographs
 from support.tum_rgbd import trajectory_ate, write_tum_sequence
-from vggt_ros.mapping import write_tum_trajectory
+from vggt_ros.dataset.tum import write_tum_trajectory
 from vggt_ros.offline import main
 from vggt_ros.recording.tum_rgbd import TumRgbdSequence, parse_stamp_ns
 

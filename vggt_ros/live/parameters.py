@@ -25,6 +25,7 @@ import numpy as np
 from vggt_ros.geometry import quaternion_to_rotation_matrix
 from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS
 from vggt_ros.live.health import HealthThresholds
+from vggt_ros.live.input import InputConfig
 from vggt_ros.live.sync import ApproximateTimeSynchronizer
 from vggt_ros.mapping import MapConfig
 from vggt_ros.metric.config import METRIC_SOURCES, MetricConfig
@@ -402,6 +403,20 @@ class NodeParameters:
     def robot_frames(self) -> bool:
         """The world hangs under odom_frame, placed where the first camera was (REP 105)."""
         return bool(self.odom_frame and self.robot_base_frame)
+
+    def input_config(self, topics: tuple[str, ...], max_reorder_s: float) -> InputConfig:
+        """The input assembly's settings: ``topics``, the resolved colour then depth topics; ``max_reorder_s``, the
+        session window's line between a late image and time going back."""
+        return InputConfig(
+            names=self.names,
+            queue_size=self.queue_size,
+            slop_s=self.slop_s,
+            max_reorder_s=max_reorder_s,
+            topics=topics,
+            depth_cameras=len(self.depth_topics),
+            input_timeout_s=self.input_timeout_s,
+            max_image_pixels=self.max_image_pixels,
+        )
 
     def runtime_config(self) -> RuntimeConfig:
         return RuntimeConfig(
