@@ -43,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
+from place_recognition import detection_scores  # noqa: E402  (bench/place_recognition.py)
 from support.loop_synthetic import (  # noqa: E402
     aliasing_scene,
     evaluate_loop_run,
@@ -56,6 +57,7 @@ from support.loop_synthetic import (  # noqa: E402
 from vggt_ros.world import WorldConfig  # noqa: E402
 from vggt_ros.world.loop_config import LoopConfig  # noqa: E402
 from vggt_ros.world.loop_constraint import LoopConstraint  # noqa: E402
+from vggt_ros.world.place_recognition import PlaceRecognitionConfig  # noqa: E402
 from vggt_ros.world.pose_graph import PoseGraph, PoseGraphConfig  # noqa: E402
 
 SCALE_BIAS = 0.001  # per window position: each chained window changes the world's unit by about this
@@ -178,6 +180,11 @@ def main() -> None:
         "false_loops": metrics.false_loops,
     }
 
+    # Detection precision and recall, twice: the tiny model's real encoder on rendered frames, and the test double.
+    results["descriptors"] = detection_scores(laps, 300, PlaceRecognitionConfig())
+    for name in ("real_encoder", "pose_test_double"):
+        score = results["descriptors"][name]
+        print(f"detection, {name}: precision {score['precision']:.3f}, recall {score['recall']:.3f}")
     results["optimise_ms_1000_keyframes"] = optimise_ms()
     per_keyframe = revisit.world.loops.map.nbytes / max(1, len(revisit.world.loops.map))
     node_bytes = 2 * 16 * 8  # chained and corrected poses

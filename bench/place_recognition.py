@@ -53,6 +53,26 @@ from vggt_ros.world.place_recognition import (  # noqa: E402
 IMAGE_HW = (98, 126)
 
 
+def detection_scores(
+    laps: int, lap_frames: int, config: PlaceRecognitionConfig, max_distance: float = 0.5, max_angle: float = 30.0
+) -> dict:
+    """Detection precision and recall on the synthetic room's loop path rendered ``laps`` times, twice: with the
+    tiny model's real encoder (random weights: a floor, not VGGT's figure) and with the pose test double."""
+    lap = camera_path("loop", lap_frames)
+    sequence = render_poses("loop", np.concatenate([lap] * laps), IMAGE_HW)
+    poses, stamps = invert_rigid(sequence.extrinsics), sequence.stamps_ns * 1e-9
+    score = dict(config=config, max_distance=max_distance, max_angle_deg=max_angle)
+    pipeline = Pipeline.from_model(VGGT.from_pretrained(TINY), device="cpu", precision="fp32")
+    real = describe_images(pipeline, sequence.rgb, IMAGE_HW[1])
+    indices = torch.arange(len(sequence.rgb), dtype=torch.float32)[:, None, None]
+    double = PosePlaceDescriptorForTests(sequence)(indices)
+    return {
+        "frames": len(sequence.rgb),
+        "real_encoder": asdict(detection_precision_recall(real, poses, stamps, **score)),
+        "pose_test_double": asdict(detection_precision_recall(double, poses, stamps, **score)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
@@ -63,20 +83,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    lap = camera_path("loop", args.lap_frames)
-    sequence = render_poses("loop", np.concatenate([lap] * args.laps), IMAGE_HW)
-    poses, stamps = invert_rigid(sequence.extrinsics), sequence.stamps_ns * 1e-9
     config = PlaceRecognitionConfig()
-    score = dict(config=config, max_distance=args.max_distance, max_angle_deg=args.max_angle)
-    pipeline = Pipeline.from_model(VGGT.from_pretrained(TINY), device="cpu", precision="fp32")
-    real = describe_images(pipeline, sequence.rgb, IMAGE_HW[1])
-    indices = torch.arange(len(sequence.rgb), dtype=torch.float32)[:, None, None]
-    double = PosePlaceDescriptorForTests(sequence)(indices)
-    results = {
-        "frames": len(sequence.rgb),
-        "real_encoder": asdict(detection_precision_recall(real, poses, stamps, **score)),
-        "pose_test_double": asdict(detection_precision_recall(double, poses, stamps, **score)),
-    }
+    results = detection_scores(args.laps, args.lap_frames, config, args.max_distance, args.max_angle)
 
     describe = PlaceDescriptor()
     tokens = torch.randn(1, 37 * 28, 1024)
