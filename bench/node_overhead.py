@@ -263,13 +263,17 @@ def measure(args, messages, publish) -> dict:
 
         t = time.perf_counter()
         pose = placed.world_from_camera[0]
+        path_poses = list(zip((s for s, _ in ids), world_from_camera))
+        rotations = messages.quaternions([pose] + [p for _, p in path_poses])  # as the node: one conversion
         built = {
             "points": messages.point_cloud2(cloud.points, cloud.height, cloud.width, stamp_ns, "vggt_world"),
             "depth": messages.float_image(depth, stamp_ns, "camera0_optical"),
             "confidence": messages.float_image(confidence, stamp_ns, "camera0_optical"),
             "info": messages.camera_info(placed.intrinsics[0], depth.shape, stamp_ns, "camera0_optical"),
-            "tf": messages.tf_message([messages.transform_stamped("vggt_world", "camera0_optical", stamp_ns, pose)]),
-            "path": messages.path(list(zip((s for s, _ in ids), world_from_camera)), stamp_ns, "vggt_world"),
+            "tf": messages.tf_message(
+                [messages.transform_stamped("vggt_world", "camera0_optical", stamp_ns, pose, rotations[0])]
+            ),
+            "path": messages.path(path_poses, stamp_ns, "vggt_world", rotations[1:]),
         }
         timings["message_build"] = time.perf_counter() - t
         timings["publish"] = publish(built)
