@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vggt_ros.numeric import flat_nonzero, percentile, write_rgb
+from vggt_ros.numeric import finite, flat_nonzero, percentile, read_rgb, write_rgb
 from vggt_ros.world.placement import PlacedFrames
 
 POINT_FIELDS = ("x", "y", "z", "rgb", "confidence")
@@ -84,22 +84,23 @@ def build_cloud(placed: PlacedFrames, config: CloudConfig) -> PointCloud:
     packed[..., 4] = placed.grid(placed.confidence)
     write_rgb(grid_colors, packed[..., 3:4].view(torch.uint8))
     packed = packed.view(-1, len(POINT_FIELDS))
-    colors = grid_colors.reshape(-1, 3)
     if config.filters:
         # A filtered cloud is unorganised, so masked pixels are dropped too (they must not turn the percentile into
         # NaN and switch the filter off): their points are NaN, and only pixels with finite confidence are not.
         confidence = packed[:, 4]
-        keep = torch.isfinite(packed[:, 2])
+        keep = finite(packed[:, 2])
         every = bool(keep.all())  # the usual case: the network predicts usable depth everywhere
         threshold = config.confidence_threshold
         if config.confidence_percentile > 0.0 and bool(keep.any()):
             kept = confidence if every else confidence.masked_select(keep)
             threshold = max(threshold, percentile(kept, config.confidence_percentile))
         index = flat_nonzero(confidence >= threshold if every else keep & (confidence >= threshold))
-        packed, colors = packed.index_select(0, index), colors.index_select(0, index)
+        packed = packed.index_select(0, index)
+        colors = read_rgb(packed[:, 3:4].view(torch.uint8))
         frames = index // (rows * cols)
         height, width = 1, int(index.numel())
     else:
+        colors = grid_colors.reshape(-1, 3)
         frames = torch.arange(count, device=packed.device).repeat_interleave(rows * cols)
         height, width = count * rows, cols
     return PointCloud(
