@@ -93,10 +93,16 @@ def percentile(values: torch.Tensor, q: float) -> float:
 def _order_statistics(values: torch.Tensor, low: int, next_too: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The (low+1)-th smallest value and, when asked, the next one, as 0-d tensors of the values' dtype. One
     selection: numpy's on the CPU (twice as fast as torch.kthvalue there), torch's elsewhere."""
-    if values.device.type == "cpu":
-        ordered = np.partition(values.detach().numpy(), low)  # everything after ``low`` is >= its value
-        lower = torch.tensor(ordered[low])
-        return lower, torch.tensor(ordered[low + 1 :].min()) if next_too else None
+    return (_numpy_order_statistics if values.device.type == "cpu" else _torch_order_statistics)(values, low, next_too)
+
+
+def _numpy_order_statistics(values: torch.Tensor, low: int, next_too: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ordered = np.partition(values.detach().cpu().numpy(), low)  # everything after ``low`` is >= its value
+    lower = torch.tensor(ordered[low])
+    return lower, torch.tensor(ordered[low + 1 :].min()) if next_too else None
+
+
+def _torch_order_statistics(values: torch.Tensor, low: int, next_too: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     lower = values.kthvalue(low + 1).values
     if not next_too:
         return lower, None
