@@ -151,10 +151,12 @@ def main() -> int:
         delivered.wait(timeout=5.0)
         return elapsed
 
+    load_before = os.getloadavg()  # the machine may be shared: the figures mean little without it
     idle = measure(args, messages, publish)
     with Competitor(core=os.cpu_count() - 1):
         contended = measure(args, messages, publish)
 
+    load_after = os.getloadavg()
     executor.shutdown(timeout_sec=5.0)
     spinner.join(timeout=5.0)
     subscriber.destroy_node()
@@ -175,10 +177,13 @@ def main() -> int:
         "repeats": args.repeats,
         "torch_threads": torch.get_num_threads(),
         "cpu_cores": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
     }
     print(
         f"node overhead per published {WIDTH}x{HEIGHT} frame (median of {args.repeats}, window {args.window_size}, "
-        f"{result['torch_threads']} torch thread(s), {result['cpu_cores']} cores):"
+        f"{result['torch_threads']} torch thread(s), {result['cpu_cores']} cores, load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after):"
     )
     print(f"  {'stage':<18}{'idle ms':>9}{'1 core busy':>13}")
     for name, value in idle["per_frame_ms"].items():
