@@ -40,7 +40,7 @@ setup(
     license=PACKAGE_XML.findtext("license"),
     entry_points={
         "console_scripts": [
-            "reconstruct_node = vggt_ros.ros.node:main",
+            "reconstruct_node = vggt_ros.ros.main:main",
             "vggt-ros-build-engines = vggt_ros.export.cli:build_engines_entry",
             "vggt-ros-reconstruct = vggt_ros.offline:entry",
             "vggt-ros-quantize = vggt_ros.quantization.cli:entry",

@@ -25,13 +25,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
-from vggt_ros.files import replace_atomically
-from vggt_ros.geometry import rotation_matrix_to_quaternion
-from vggt_ros.ply import write_ply
+from vggt_ros.dataset.ply import write_ply
 
 # Voxel coordinates are packed into one int64 key, 21 bits per axis (signed range +-2**20).
 _KEY_BITS = 21
@@ -198,7 +195,7 @@ class GrowingMap:
         return len(self)
 
     def save_ply(self, path) -> None:
-        """Write the map as a binary PLY with colours, atomically (`vggt_ros.ply.write_ply`).
+        """Write the map as a binary PLY with colours, atomically (`vggt_ros.dataset.ply.write_ply`).
 
         Raises:
             EmptyMapError: the map has no point yet. OSError: the file could not be written (naming it; the
@@ -261,58 +258,3 @@ def _voxel_down_sample(points: np.ndarray, rgb: np.ndarray, voxel: float) -> tup
     centroids = np.asarray(down.points)
     keep = ~(centroids < (floor_cell + 1.0) * voxel).all(axis=1)
     return centroids[keep], np.asarray(down.colors)[keep] * 255.0
-
-
-def write_tum_trajectory(
-    path, stamps_ns: Sequence[int], world_from_camera, segments: Sequence[int] | None = None, metric: bool = False
-) -> None:
-    """Write poses in TUM RGB-D format: ``timestamp tx ty tz qx qy qz qw`` per line.
-
-    Args:
-        stamps_ns: ``(N,)`` integer nanoseconds, strictly increasing (one camera's poses: evo refuses a file whose
-            stamps repeat or go back). Written exactly as seconds with 9 decimals (`tum_stamp`).
-        world_from_camera: ``(N, 4, 4)`` or ``(N, 3, 4)`` rigid poses of the camera optical frames in the world.
-        segments: optional ``(N,)`` segment ids; a comment line marks where each segment starts.
-        metric: the world is in metres (a metric scale source set it), else in the first window's VGGT scale.
-    The file is replaced atomically (`replace_atomically`). The header comments state the frame (the first image's
-    OpenCV optical frame) and the unit. Tools such as evo skip '#' lines.
-    """
-    stamps = np.asarray(stamps_ns)
-    poses = np.asarray(world_from_camera, dtype=np.float64)
-    if poses.ndim != 3 or poses.shape[1:] not in ((4, 4), (3, 4)) or stamps.shape != (poses.shape[0],):
-        raise ValueError(
-            f"need stamps_ns (N,) and world_from_camera (N, 4, 4) or (N, 3, 4); got {stamps.shape}, {poses.shape}"
-        )
-    if len(stamps) and not np.issubdtype(stamps.dtype, np.integer):
-        raise ValueError(f"stamps_ns must be integer nanoseconds, got {stamps.dtype}")
-    if (np.diff(stamps) <= 0).any():
-        raise ValueError(f"{path}: stamps must strictly increase (one camera's poses), got {stamps.tolist()}")
-    seg = None if segments is None else np.asarray(segments)
-    if seg is not None and seg.shape != stamps.shape:
-        raise ValueError(f"segments must be (N,) like stamps_ns, got {seg.shape}")
-    quats = rotation_matrix_to_quaternion(poses[:, :3, :3]) if len(poses) else np.zeros((0, 4))
-    lines = [
-        "# vggt_ros keyframe trajectory, TUM format: timestamp tx ty tz qx qy qz qw (camera-to-world)",
-        "# world frame: OpenCV optical frame of the first image (x right, y down, z forward); camera frames: optical",
-        "# units: metres"
-        if metric
-        else "# units: the first window's VGGT-normalised scale (mean point distance 1), not metres",
-    ]
-    for i in range(len(poses)):
-        if seg is not None and (i == 0 or seg[i] != seg[i - 1]):
-            lines.append(f"# segment {int(seg[i])}")
-        t = poses[i, :3, 3]
-        q = quats[i]
-        lines.append(
-            f"{tum_stamp(int(stamps[i]))} {t[0]:.9g} {t[1]:.9g} {t[2]:.9g} {q[0]:.9g} {q[1]:.9g} {q[2]:.9g} {q[3]:.9g}"
-        )
-
-    replace_atomically(path, lambda temporary: temporary.write_text("\n".join(lines) + "\n"))
-
-
-def tum_stamp(stamp_ns: int) -> str:
-    """Integer nanoseconds as exact decimal seconds: 1700000000050000000 -> ``1700000000.050000000`` (a float
-    would give ``1700000000.049999952``)."""
-    sign = "-" if stamp_ns < 0 else ""
-    seconds, nanoseconds = divmod(abs(stamp_ns), 1_000_000_000)
-    return f"{sign}{seconds}.{nanoseconds:09d}"

@@ -13,11 +13,18 @@ Mode, chosen by the frame budget ``--max-frames`` (images per forward pass):
 * ``--sliding-window``: the node's streaming mode (keyframes, a sliding window, incremental inference).
 All three run the node's session (`vggt_ros.session`) with the exact (official) preprocessing.
 
-Output folder: ``map.ply``, ``trajectory.tum`` (TUM format, the first image's optical frame; further cameras'
-in ``trajectory_<name>.tum``; none without a merged window), ``summary.json``
-(strict JSON), and the dataset exports: ``colmap/sparse/0`` (binary and text), ``transforms.json`` (nerfstudio),
-``images/``, ``depth/`` and ``confidence/`` (see `vggt_ros.dataset`). ``--out-bag`` also records what the node
-would have published into an mcap bag.
+Output folder (new or empty; ``--overwrite`` replaces an earlier run's outputs): ``map.ply``, ``trajectory.tum``
+(TUM format, the first image's optical frame; further cameras' in ``trajectory_<name>.tum``; none without a
+merged window), ``summary.json`` (strict JSON), and the dataset exports: ``colmap/sparse/0`` (binary and text),
+``transforms.json`` (nerfstudio), ``images/``, ``depth/`` and ``confidence/`` (see `vggt_ros.dataset`).
+``--out-bag`` also records what the node would have published into an mcap bag. Every output is checked before
+any work.
+
+Nothing computed is lost: an image or message that cannot be read (or is over ``--max-image-pixels``) is skipped,
+a frame set the session refuses is skipped, a window that fails is skipped, each counted and named in the
+summary; an export that fails stops only that export; Ctrl-C and SIGTERM end the input and write what exists.
+Exit status: 0 done, 1 an error (nothing reconstructed, or an output that failed: the summary is written
+whenever the run got that far), 130 Ctrl-C and 143 SIGTERM (after writing).
 """
 
 from __future__ import annotations
@@ -29,25 +36,30 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional, Union
 
 from tqdm import tqdm
 
 from vggt_ros.dataset import strict_json
-from vggt_ros.dataset.writer import DatasetWriter
+from vggt_ros.dataset.writer import DatasetWriter, WrittenDataset
 from vggt_ros.engine_budget import check_windows_fit_engines
 from vggt_ros.live.parameters import add_option
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
 from vggt_ros.metric.config import MetricConfig
-from vggt_ros.output_folder import check_output_folder
-from vggt_ros.recording.bag_reader import BagImageSource
-from vggt_ros.recording.inputs import FolderInput, InputFrameSet, bag_frame_sets
+from vggt_ros.output_folder import check_output_folder, prepare_output_folder
+from vggt_ros.recording.bag_reader import BagError, BagImageSource
+from vggt_ros.recording.inputs import FolderInput, InputFrameSet, bag_frame_sets, common_model_hw, needs_padding
 from vggt_ros.recording.tum_rgbd import TumRgbdSequence
 from vggt_ros.runtime import RuntimeConfig, create_pipeline
-from vggt_ros.session import DepthLookup, ReconstructionSession, SessionConfig, WindowOutput
+from vggt_ros.session import DepthLookup, FrameSetError, ReconstructionSession, SessionConfig, WindowOutput
+from vggt_ros.termination import EXIT_STATUS, Terminated, signal_name, sigterm_as_interrupt
 from vggt_ros.window import ChunkWindows, KeyframePolicy, Window, WindowConfig
 from vggt_ros.world import WorldConfig
 from vggt_ros.world.cloud import CloudConfig
+from vggt_ros.world.loop_config import LoopConfig
+from vggt_ros.world.loop_verification import LoopVerificationConfig
+from vggt_ros.world.place_recognition import PlaceRecognitionConfig
+from vggt_ros.world.pose_graph import require_gtsam
 
 log = logging.getLogger("vggt_ros.offline")
 # Frame sets two consecutive chunks share: enough for a well-conditioned Sim(3), a small share of the budget.
@@ -69,6 +81,10 @@ SHARED_OPTIONS = {
     "confidence_percentile": "--confidence-percentile",
     "point_decimation": "--point-decimation",
     "map_voxel_size": "--voxel-size",
+    "loop_closure": "--loop-closure",
+    "loop_min_score": "--loop-min-score",
+    "loop_min_age_s": "--loop-min-age",
+    "loop_exclude_recent": "--loop-exclude-recent",
 }
 
 
@@ -93,7 +109,14 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stop", type=float, default=None, help="with --bag: seconds after the bag's start")
     add_option(parser, "slop_s", "--slop")
     add_option(parser, "queue_size", "--queue-size")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out", type=Path, required=True, help="output folder, new or empty (see --overwrite)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="--out may hold an earlier run: its outputs (map.ply, trajectory*.tum, summary.json, transforms.json, "
+        "colmap/, images/, depth/, confidence/) are removed first; other files are kept",
+    )
+    add_option(parser, "max_image_pixels", "--max-image-pixels")
     parser.add_argument("--out-bag", type=Path, default=None, help="also write the node's messages into this mcap bag")
     parser.add_argument(
         "--max-frames",
@@ -123,6 +146,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--topics, --start and --stop apply to --bag only")
     if args.metric_depth and args.tum is None:
         parser.error("--metric-depth applies to --tum only (its depth.txt)")
+    if args.max_image_pixels < 1:
+        parser.error(f"--max-image-pixels must be >= 1, got {args.max_image_pixels}")
     return args
 
 
@@ -133,29 +158,40 @@ class _Inputs:
     camera_names: tuple[str, ...]
     expected_frame_sets: int  # for the progress bar and the mode (a bag's pairing may drop a few)
     model_hw: Optional[tuple[int, int]]
-    skipped: Callable[[], dict]  # what was skipped, with why (files) or how many (bag messages by topic and kind)
+    # `source.skipped`: what was skipped, with why (files) or how many (bag messages by topic and kind).
+    source: Union[FolderInput, BagImageSource, TumRgbdSequence]
     depth_lookup: Optional[DepthLookup] = None  # --metric-depth: the sensor depth of each image
 
 
 def _open_inputs(args: argparse.Namespace) -> _Inputs:
     if args.images is not None:
-        folder = FolderInput(args.images, args.mode, args.image_size)
-        if folder.model_hw is not None:
-            log.warning(
-                "images have different model input sizes; every image is padded with white to %dx%d (HxW)",
-                *folder.model_hw,
-            )
+        folder = FolderInput(args.images, args.mode, args.image_size, args.max_image_pixels)
+        _log_padding(args, folder.sizes, folder.model_hw)
         names = _camera_names(args, 1)
-        return _Inputs(folder.frame_sets(), 1, names, len(folder.files), folder.model_hw, lambda: folder.skipped)
+        return _Inputs(folder.frame_sets(), 1, names, len(folder.files), folder.model_hw, folder)
     if args.tum is not None:
         sequence = TumRgbdSequence(args.tum, depth=args.metric_depth)
         depth_lookup = sequence.depth_lookup if args.metric_depth else None
         names = _camera_names(args, 1)
-        return _Inputs(sequence.frame_sets(), 1, names, len(sequence.rgb), None, lambda: sequence.skipped, depth_lookup)
-    source = BagImageSource(args.bag, args.topics, start_s=args.start, stop_s=args.stop)
+        return _Inputs(sequence.frame_sets(), 1, names, len(sequence.rgb), None, sequence, depth_lookup)
+    source = BagImageSource(
+        args.bag, args.topics, start_s=args.start, stop_s=args.stop, max_image_pixels=args.max_image_pixels
+    )
     names = _camera_names(args, len(args.topics))
+    # As for a folder, every image's size is known before any work (from the message fields and file headers):
+    # frames of different sizes (a camera's or the cameras') are padded to one model size, and share windows.
+    sizes = source.image_sizes()
+    model_hw = common_model_hw(sizes, args.mode, args.image_size)
+    _log_padding(args, sizes, model_hw)
     frame_sets = bag_frame_sets(source, names, args.queue_size, args.slop)
-    return _Inputs(frame_sets, len(names), names, source.message_count // len(names), None, lambda: source.skipped)
+    return _Inputs(frame_sets, len(names), names, source.message_count // len(names), model_hw, source)
+
+
+def _log_padding(args: argparse.Namespace, sizes: set[tuple[int, int]], model_hw: Optional[tuple[int, int]]) -> None:
+    if needs_padding(sizes, args.mode, args.image_size):
+        log.warning(
+            "images have different model input sizes; every image is padded with white to %dx%d (HxW)", *model_hw
+        )
 
 
 def _camera_names(args: argparse.Namespace, cameras: int) -> tuple[str, ...]:
@@ -179,6 +215,12 @@ def _session_config(args: argparse.Namespace, inputs: _Inputs, chunk: Optional[t
         world=WorldConfig(
             retained_frames=max(WorldConfig.retained_frames, frames),
             trajectory_recent=max(WorldConfig.trajectory_recent, frames),
+            loop=LoopConfig(enabled=args.loop_closure),
+        ),
+        loop_verification=LoopVerificationConfig(
+            place=PlaceRecognitionConfig(
+                min_score=args.loop_min_score, min_age_s=args.loop_min_age, exclude_recent=args.loop_exclude_recent
+            )
         ),
         map=MapConfig(voxel_size=args.voxel_size),
         cameras=inputs.cameras,
@@ -187,11 +229,27 @@ def _session_config(args: argparse.Namespace, inputs: _Inputs, chunk: Optional[t
         preprocess_mode=args.mode,
         preprocessing="exact",
         model_hw=inputs.model_hw,
-        # Chunks compare the depth of every frame set they share; the sliding window keeps the node's default.
-        overlap_frame_sets=chunk[1] if chunk else SessionConfig.overlap_frame_sets,
+        # Chunks compare the depth of every frame set they share; the sliding window keeps the node's default,
+        # clamped to the window as the node clamps it.
+        overlap_frame_sets=chunk[1] if chunk else min(SessionConfig.overlap_frame_sets, max(1, window_size - 1)),
         incremental=not args.full_recompute,
         metric=MetricConfig(source="depth" if args.metric_depth else "none"),
     )
+
+
+def _loop_summary(session: ReconstructionSession, candidates: list[dict]) -> Optional[dict]:
+    """Loop closure's outcome for summary.json (None when it is off)."""
+    closed = session.world.loop_counters
+    if closed is None:
+        return None
+    found = session.loop_verifier.counters
+    return {
+        "candidates": candidates,
+        "verified": found.accepted,
+        "accepted": closed.accepted,
+        "rejected": {**found.rejections, **closed.rejections},
+        "segments_joined": closed.segments_joined,
+    }
 
 
 def _choose_mode(args: argparse.Namespace, inputs: _Inputs) -> tuple[str, Optional[tuple[int, int]]]:
@@ -224,13 +282,18 @@ def _choose_mode(args: argparse.Namespace, inputs: _Inputs) -> tuple[str, Option
 
 
 class _Exports:
-    """The dataset exports of a run: each merged frame, named as its input (a folder's file, copied as it is)."""
+    """The dataset exports of a run: each merged frame, named as its input (a folder's file, copied as it is).
+
+    An export that fails (a full disk, a frame the writer refuses) stops the exports only: `error` names the file
+    or frame and the cause, the scratch files go, and the reconstruction goes on.
+    """
 
     def __init__(self, out: Path, session: ReconstructionSession, metric: bool) -> None:
         self.session = session
         self.writer = DatasetWriter(out, metric=metric)
         self.images_dir = out / "images"
         self._inputs: dict[tuple[int, int], tuple[str, Optional[Path]]] = {}  # frame id -> (name, file)
+        self.error: Optional[str] = None
 
     def offer(self, item: InputFrameSet) -> None:
         for camera, (stamp_ns, name, path) in enumerate(zip(item.frame_set.stamps_ns, item.names, item.files)):
@@ -238,19 +301,46 @@ class _Exports:
 
     def add(self, out: WindowOutput) -> None:
         """Export the frames this window merged; forget inputs older than the window (never merged later)."""
-        for frame, image in self.session.exported_frames(out):
+        for frame, image in self.session.exported_frames(out) if self.error is None else []:
             name, path = self._inputs.pop((frame.stamp_ns, frame.camera))
-            if path is not None:  # a folder's file: copied as it is, not re-encoded
-                target = self.images_dir / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target)
-            self.writer.add(replace(frame, name=name), image=None if path is not None else image)
+            try:
+                if path is not None:  # a folder's file: copied as it is, not re-encoded
+                    target = self.images_dir / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, target)
+                self.writer.add(replace(frame, name=name), image=None if path is not None else image)
+            except (ValueError, OSError) as err:
+                self._fail(f"frame {name}", err)
+                break
         oldest = min(out.window.frame_sets[0].stamps_ns)
         self._inputs = {key: value for key, value in self._inputs.items() if key[0] >= oldest}
 
+    def finish(self, ply_path: Optional[str]) -> Optional[WrittenDataset]:
+        """The COLMAP model and transforms.json (None when no frame was exported or the exports failed)."""
+        if self.error is None and self.writer.num_frames:
+            try:
+                return self.writer.finish(ply_path=ply_path)
+            except (ValueError, OSError) as err:
+                self._fail("the COLMAP model and transforms.json", err)
+        self.close()
+        return None
+
+    def close(self) -> None:
+        """Delete the scratch files (no-op after `finish`): they never outlive the run."""
+        self.writer.close()
+
+    def _fail(self, what: str, err: Exception) -> None:
+        detail = f"{err.filename}: {err.strerror}" if isinstance(err, OSError) and err.filename else str(err)
+        self.error = f"dataset export failed at {what} ({detail}); exports stopped, files written so far are kept"
+        log.error("%s", self.error)
+        self.close()
+
 
 class _BagRecording:
-    """--out-bag: the node's messages for every merged window, under the node's topics (vggt_ros.ros.outputs)."""
+    """--out-bag: the node's messages for every merged window, under the node's topics (vggt_ros.ros.outputs).
+
+    A write that fails stops the recording only (`error` says why); the bag is closed (finished) in every case.
+    """
 
     def __init__(self, path: Path, camera_names: tuple[str, ...], topics: list[str]) -> None:
         # ROS message types are needed only here: the rest of the command runs without a ROS install.
@@ -262,53 +352,82 @@ class _BagRecording:
         self.params = NodeParameters(
             image_topics=tuple(topics) or tuple(f"/{n}/image" for n in camera_names), camera_names=camera_names
         )
+        self.path = path
         self.writer = BagWriter(path)
         self._started = False
+        self.error: Optional[str] = None
 
     def add(self, out: WindowOutput, session: ReconstructionSession) -> None:
+        if self.error is not None:
+            return
         outputs = self._outputs
         stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
-        if not self._started:
-            self.writer.write("/tf_static", outputs.world_frame_message(self.params, stamp_ns), stamp_ns, latched=True)
-            self._started = True
-        path = session.camera_path() if self.params.publish_path else []
-        for output, message in outputs.window_messages(self.params, out, path):
-            self.writer.write(outputs.topic(self.params, output, NODE_PREFIX), message, stamp_ns)
+        try:
+            if not self._started:
+                self.writer.write(
+                    "/tf_static", outputs.world_frame_message(self.params, stamp_ns), stamp_ns, latched=True
+                )
+                self._started = True
+            path = session.camera_path() if self.params.publish_path else []
+            for output, message in outputs.window_messages(self.params, out, path):
+                self.writer.write(outputs.topic(self.params, output, NODE_PREFIX), message, stamp_ns)
+        except (ValueError, OSError) as err:
+            self._fail(err)
 
-    def close(self, session: ReconstructionSession, stamp_ns: int) -> None:
-        if len(session.map):
-            message = self._outputs.map_message(self.params, session.map.points, session.map.colors, stamp_ns)
-            self.writer.write(
-                self._outputs.topic(self.params, self._outputs.Output("map"), NODE_PREFIX),
-                message,
-                stamp_ns,
-                latched=True,
-            )
-        self.writer.close()
+    def add_loop(self, session: ReconstructionSession, stamp_ns: int) -> None:
+        """A closed loop, as the node publishes it: parent_frame -> world_frame moved by the correction (latched)
+        and the corrected path."""
+        if self.error is not None:
+            return
+        outputs = self._outputs
+        try:
+            message = outputs.world_frame_message(self.params, stamp_ns, session.world_correction())
+            self.writer.write("/tf_static", message, stamp_ns, latched=True)
+            path = outputs.messages.path(session.camera_path(), stamp_ns, self.params.world_frame)
+            self.writer.write(outputs.topic(self.params, outputs.Output("path"), NODE_PREFIX), path, stamp_ns)
+        except (ValueError, OSError) as err:
+            self._fail(err)
 
+    def finish(self, session: ReconstructionSession, stamp_ns: int) -> None:
+        """The map (latched), then the bag's index and metadata."""
+        try:
+            if self.error is None and len(session.map):
+                message = self._outputs.map_message(self.params, *session.map_in_chained_world(), stamp_ns)
+                self.writer.write(
+                    self._outputs.topic(self.params, self._outputs.Output("map"), NODE_PREFIX),
+                    message,
+                    stamp_ns,
+                    latched=True,
+                )
+            self.writer.close()
+        except (ValueError, OSError) as err:
+            self._fail(err)
 
-def _check_output_folder(out: Path) -> None:
-    """Fail before any work when the results could not be written at the end."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder; choose a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".vggt-ros-write-check"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(f"--out {out} cannot be written ({err}); choose a writable folder") from None
+    def close(self) -> None:
+        """Finish the bag as it is (no-op after `finish`)."""
+        try:
+            self.writer.close()
+        except (ValueError, OSError) as err:
+            self._fail(err)
+
+    def _fail(self, err: Exception) -> None:
+        if self.error is None:
+            self.error = f"--out-bag {self.path}: recording stopped ({err}); messages written so far are kept"
+            log.error("%s", self.error)
 
 
 def run(args: argparse.Namespace) -> dict:
-    """The whole run (see the module docstring). Ctrl-C stops reading input: what was reconstructed until then is
-    written as at a normal end, and the summary says the run was interrupted."""
-    _check_output_folder(args.out)
+    """The whole run (see the module docstring). Ctrl-C or SIGTERM (`vggt_ros.termination`) stops reading input:
+    what was reconstructed until then is written as at a normal end, and the summary says the run was
+    interrupted."""
+    prepare_output_folder(args.out, args.overwrite)
     require_open3d()
-    if args.out_bag is not None and args.out_bag.exists():
-        raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
-    if args.out_bag is not None:  # the bag folder is created only once the model has loaded
-        check_output_folder(args.out_bag, "--out-bag")
+    if args.loop_closure:
+        require_gtsam()
+    if args.out_bag is not None:
+        if args.out_bag.exists() or args.out_bag.is_symlink():
+            raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
+        check_output_folder(args.out_bag, "--out-bag")  # the bag folder is created only once the model has loaded
     inputs = _open_inputs(args)
     mode, chunk = _choose_mode(args, inputs)
     config = _session_config(args, inputs, chunk)
@@ -329,8 +448,30 @@ def run(args: argparse.Namespace) -> dict:
     session = ReconstructionSession(pipeline, config)
     exports = _Exports(args.out, session, metric=config.metric.active)
     recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
+    try:
+        return _reconstruct(args, inputs, mode, chunk, session, exports, recording)
+    finally:  # after an abort too: no scratch folder outlives the run, and the bag is readable
+        exports.close()
+        if recording is not None:
+            recording.close()
+
+
+def _reconstruct(
+    args: argparse.Namespace,
+    inputs: _Inputs,
+    mode: str,
+    chunk: Optional[tuple[int, int]],
+    session: ReconstructionSession,
+    exports: _Exports,
+    recording: Optional[_BagRecording],
+) -> dict:
     chunks = ChunkWindows(*chunk) if chunk else None
-    windows, frame_sets, last_stamp_ns, interrupted = [], 0, 0, False
+    windows, frame_sets, last_stamp_ns = [], 0, 0
+    interruption: Optional[KeyboardInterrupt] = None
+    input_error: Optional[str] = None
+    skipped_frame_sets: dict[str, dict] = {}  # kind -> {"count", "first" (image name), "reason"}
+    output_errors: list[str] = []
+    loop_candidates: list[dict] = []  # {"query", "match": [stamp_ns, camera], "score"} as place recognition proposed
     start = time.perf_counter()
 
     def record(out: Optional[WindowOutput], last_name: str) -> None:
@@ -357,10 +498,54 @@ def run(args: argparse.Namespace) -> dict:
         exports.add(out)
         if recording is not None and out.merged:
             recording.add(out, session)
+        if out.merged:
+            close_loops(out)
 
-    def run_chunk(window: Optional[Window], last_name: str) -> None:
-        if window is not None:
-            record(session.integrate(session.infer(window, inputs.depth_lookup)), last_name)
+    def close_loops(out: WindowOutput) -> None:
+        """Loops from the keyframes this window added: verified, then judged and optimised by the world."""
+        report = session.close_loops(out)
+        for line in report.messages():
+            log.info("%s", line)
+        loop_candidates.extend(
+            {"query": list(search.query), "match": list(candidate.match), "score": candidate.score}
+            for search in report.searches
+            for candidate in search.candidates
+        )
+        for result in session.apply_loops(report):
+            if result.accepted:
+                joined = " (segments joined)" if result.joined_segments else ""
+                log.info("loop closed in %.0f ms%s", result.optimisation.milliseconds, joined)
+                if recording is not None:
+                    recording.add_loop(session, out.window.frame_sets[-1].stamps_ns[0])
+            else:
+                log.info("loop not closed (%s): %s", result.cause, result.reason)
+
+    def run_window(window: Optional[Window], last_name: str) -> None:
+        """One window through the network and into the world; one that fails is skipped, named and counted."""
+        if window is None:
+            return
+        try:
+            out = session.integrate(session.infer(window, inputs.depth_lookup))
+        except (ValueError, RuntimeError) as err:
+            log.error("window %d (images up to %s) failed and is skipped: %s", window.sequence, last_name, err)
+            windows.append(
+                {
+                    "window": window.sequence,
+                    "last_image": last_name,
+                    "status": "failed",
+                    "reason": str(err),
+                    "residual": float("nan"),
+                    "images": len(window.images),
+                }
+            )
+            return
+        record(out, last_name)
+
+    def skip_frame_set(err: FrameSetError, name: str) -> None:
+        entry = skipped_frame_sets.setdefault(err.kind, {"count": 0, "first": name, "reason": str(err)})
+        if not entry["count"]:
+            log.warning("frame set %s skipped (further ones of this kind are counted): %s", name, err)
+        entry["count"] += 1
 
     progress = tqdm(
         inputs.frame_sets,
@@ -372,24 +557,45 @@ def run(args: argparse.Namespace) -> dict:
     )
     last_name = ""
     try:
-        for item in progress:
-            frame_sets += 1
-            last_name, last_stamp_ns = item.names[0], item.frame_set.stamp_ns
-            exports.offer(item)
-            if chunks is None:
-                record(session.push(item.frame_set, inputs.depth_lookup), last_name)
-            else:
-                run_chunk(chunks.add(item.frame_set), last_name)
+        try:
+            for item in progress:
+                frame_sets += 1
+                last_name, last_stamp_ns = item.names[0], item.frame_set.stamp_ns
+                exports.offer(item)
+                if chunks is not None:
+                    run_window(chunks.add(item.frame_set), last_name)
+                    continue
+                try:
+                    update = session.add(item.frame_set)  # `session.push` in steps: a refused set is skipped
+                except FrameSetError as err:
+                    skip_frame_set(err, last_name)
+                    continue
+                if update.reset:
+                    log.warning(update.reset)
+                run_window(update.window, last_name)
+        except BagError as err:  # the storage failed part-way: what was read until then is kept
+            input_error = str(err)
+            log.error("%s; writing what was reconstructed from the first %d frame sets", err, frame_sets)
         if chunks is not None:
-            run_chunk(chunks.finish(), last_name)
-    except KeyboardInterrupt:
-        interrupted = True
-        log.warning("interrupted: writing what was reconstructed from the first %d frame sets", frame_sets)
+            run_window(chunks.finish(), last_name)
+    except KeyboardInterrupt as err:
+        interruption = err
+        log.warning(
+            "%s: writing what was reconstructed from the first %d frame sets",
+            "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted",
+            frame_sets,
+        )
     finally:
         progress.close()
     seconds = time.perf_counter() - start
 
-    trajectories = session.save_trajectories(args.out)
+    # The trajectories and the map first, then the exports and the bag, each failing alone, then the summary.
+    trajectories = {name: None for name in inputs.camera_names}
+    try:
+        trajectories = session.save_trajectories(args.out)
+    except OSError as err:
+        output_errors.append(f"trajectory: {err}")
+        log.error("cannot write the trajectory: %s", err)
     if not any(trajectories.values()):
         log.warning("no keyframe in the world: no trajectory file")
     map_path = args.out / "map.ply"
@@ -398,22 +604,32 @@ def run(args: argparse.Namespace) -> dict:
     except EmptyMapError:
         map_path = None
         log.warning("no window merged into the world: no map (the per-window reasons are in summary.json)")
-    dataset = None
-    if exports.writer.num_frames:
-        dataset = exports.writer.finish(ply_path=map_path.name if map_path else None)
-    else:
-        exports.writer.close()
+    except OSError as err:
+        map_path = None
+        output_errors.append(f"map: {err}")
+        log.error("cannot write the map: %s", err)
+    dataset = exports.finish(map_path.name if map_path else None)
+    if exports.error:
+        output_errors.append(exports.error)
     if recording is not None:
-        recording.close(session, last_stamp_ns)
+        recording.finish(session, last_stamp_ns)
+        if recording.error:
+            output_errors.append(recording.error)
     counters = session.world.counters
+    merged = sum(w["status"] not in ("rejected", "failed") for w in windows)
+    source = inputs.source
+    no_result = None if merged else _why_nothing(args, inputs, frame_sets, windows, skipped_frame_sets, input_error)
     summary = {
         "mode": mode,
-        "interrupted": interrupted,
+        "interrupted": interruption is not None,
+        "signal": None if interruption is None else signal_name(interruption),
         "images": frame_sets * inputs.cameras,
         "frame_sets": frame_sets,
         "cameras": list(inputs.camera_names),
         "windows": len(windows),
-        "merged": sum(w["status"] != "rejected" for w in windows),
+        "merged": merged,
+        "failed_windows": sum(w["status"] == "failed" for w in windows),
+        "skipped_frame_sets": skipped_frame_sets,
         "segments": counters.segments,
         "exported_frames": dataset.num_frames if dataset else 0,
         "map_points": len(session.map),
@@ -421,19 +637,27 @@ def run(args: argparse.Namespace) -> dict:
         "seconds_per_frame_set": seconds / max(frame_sets, 1),
         "units": "metres" if session.world.metric else "VGGT world units (the first window's scale; not metric)",
         "map": str(map_path) if map_path else None,
-        # Camera 0's file (None: no keyframe, no file), and every camera's by name (`vggt_ros.trajectory_files`).
+        # Camera 0's file (None: no keyframe, no file), and every camera's by name (`vggt_ros.dataset.tum`).
         "trajectory": _path_or_none(trajectories[inputs.camera_names[0]]),
         "trajectories": {name: _path_or_none(path) for name, path in trajectories.items()},
         "colmap_model": str(dataset.colmap_files[0].parent) if dataset else None,
         "transforms": str(dataset.transforms_json) if dataset else None,
         "colmap_points": dataset.num_points if dataset else 0,
         "bag": str(args.out_bag) if args.out_bag else None,
-        "skipped_inputs": inputs.skipped(),
+        "skipped_inputs": inputs.source.skipped,
+        "substituted_stamps": getattr(source, "substituted_stamps", {}),
+        "truncated_input": list(getattr(source, "truncated", [])),
+        "input_error": input_error,
+        "model_hw": list(inputs.model_hw) if inputs.model_hw else None,
+        "max_image_pixels": args.max_image_pixels,
+        "no_result": no_result,
+        "output_errors": output_errors,
+        "loops": _loop_summary(session, loop_candidates),
         "per_window": windows,
     }
     strict_json.write(args.out / "summary.json", summary)
-    if not windows:
-        log.warning("%d frame sets gave no window; lower --window-size or --keyframe-min-motion", frame_sets)
+    if no_result:
+        log.warning("nothing was reconstructed: %s", no_result)
     log.info(
         "%s: %d images, %d windows (%d merged), %d map points, %.2f s per frame set -> %s",
         mode,
@@ -447,23 +671,68 @@ def run(args: argparse.Namespace) -> dict:
     return summary
 
 
+def _why_nothing(
+    args: argparse.Namespace,
+    inputs: _Inputs,
+    frame_sets: int,
+    windows: list[dict],
+    skipped_frame_sets: dict,
+    input_error: Optional[str],
+) -> str:
+    """Why a run merged no window, in the user's terms (the first cause that applies)."""
+    source = inputs.source
+    if frame_sets == 0 and isinstance(source, BagImageSource):
+        if args.start is not None and source.message_count == 0 and args.start >= source.bag_duration_s:
+            return f"--start {args.start:g} s is past the bag's end ({source.bag_duration_s:.3f} s long)"
+        empty = [topic for topic, count in source.topic_messages.items() if count == 0]
+        if empty:
+            where = " in the --start/--stop range" if args.start is not None or args.stop is not None else ""
+            return f"topic {', '.join(empty)} has no messages{where}"
+        skipped = sum(sum(kinds.values()) for kinds in source.skipped.values())
+        if skipped >= source.message_count:
+            return f"every message was skipped as unreadable: {source.skipped} (see skipped_inputs)"
+        if inputs.cameras > 1:
+            return (
+                f"the cameras never paired: no frame set of {inputs.cameras} images with stamps within --slop "
+                f"{args.slop} s (check the cameras' stamps, or raise --slop or --queue-size)"
+            )
+    if frame_sets == 0:
+        if input_error:
+            return f"no image was read: {input_error}"
+        return f"no image could be read (see skipped_inputs: {source.skipped})"
+    if skipped_frame_sets and sum(e["count"] for e in skipped_frame_sets.values()) == frame_sets:
+        return f"every frame set was skipped: {'; '.join(e['reason'] for e in skipped_frame_sets.values())}"
+    if not windows:
+        return f"{frame_sets} frame sets gave no window; lower --window-size or --keyframe-min-motion"
+    return "no window merged into the world (each window's reason is in per_window)"
+
+
 def _path_or_none(path: Optional[Path]) -> Optional[str]:
     return str(path) if path is not None else None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit status: 0 done, 1 a user-facing failure (the message, not a traceback), 130 interrupted (after writing
-    what was reconstructed)."""
+    """Exit status: 0 done, 1 a user-facing failure (the message, not a traceback; the summary is written when the
+    run got that far), 130 interrupted, 143 terminated (after writing what was reconstructed)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        summary = run(parse_arguments(argv))
-    except (ValueError, RuntimeError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    args = parse_arguments(argv)
+    with sigterm_as_interrupt():
+        try:
+            summary = run(args)
+        except (ValueError, RuntimeError, OSError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as err:  # before the first frame (loading the model), or a second one while writing
+            print("interrupted before the results were written", file=sys.stderr)
+            return EXIT_STATUS[signal_name(err)]
+    for problem in summary["output_errors"]:
+        print(f"error: {problem}", file=sys.stderr)
+    if summary["interrupted"]:
+        return EXIT_STATUS[summary["signal"]]
+    if summary["no_result"]:
+        print(f"error: nothing was reconstructed: {summary['no_result']}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # before the first frame (loading the model)
-        print("interrupted before any reconstruction: nothing written", file=sys.stderr)
-        return 130
-    return 130 if summary["interrupted"] else 0
+    return 1 if summary["output_errors"] else 0
 
 
 def entry() -> None:

@@ -6,12 +6,26 @@ A long run (quantization takes minutes to hours) must not fail at its last step 
 usable. `check_output_folder` creates nothing: a folder that does not exist yet is judged by its nearest existing
 parent, where a temporary file is created and removed again, so permissions, read-only mounts and pseudo file
 systems such as /proc all answer as they will at the end.
+
+`prepare_output_folder` is the offline command's ``--out``: a folder that is new or empty, since files of an
+earlier run left in it (a third image's depth beside a two-image run's) would make the folder describe no single
+run. ``--overwrite`` removes first exactly the outputs the command writes (`OUTPUTS`, every camera's trajectory
+file and scratch folders a killed run left), and nothing else of the user's.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
+
+# What `vggt-ros-reconstruct` writes into --out: files, then folders, then patterns (trajectory_<camera>.tum of
+# cameras after the first, `vggt_ros.dataset.tum`; `vggt_ros.dataset.writer`'s scratch, left only by a
+# killed run).
+OUTPUT_FILES = ("map.ply", "trajectory.tum", "summary.json", "transforms.json")
+OUTPUT_FOLDERS = ("colmap", "images", "depth", "confidence")
+OUTPUT_PATTERNS = ("trajectory_*.tum", ".colmap-scratch-*")
+OUTPUTS = OUTPUT_FILES + OUTPUT_FOLDERS + OUTPUT_PATTERNS
 
 
 class OutputFolderError(ValueError):
@@ -37,3 +51,33 @@ def check_output_folder(folder: Path, option: str) -> None:
         raise OutputFolderError(
             f"{option} {folder} cannot be written{where}: {err.strerror or err}; choose a writable folder"
         ) from None
+
+
+def prepare_output_folder(out: Path, overwrite: bool) -> None:
+    """Check that ``out`` (--out) can take a run's results, and with ``overwrite`` remove an earlier run's.
+
+    Raises:
+        OutputFolderError: ``out`` is a file, holds files without ``overwrite``, or cannot be written; the message
+            names --out and the fix.
+    """
+    check_output_folder(out, "--out")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputFolderError(
+                f"--out {out} is not empty; choose a new or empty folder, or pass --overwrite to replace an earlier "
+                f"run's outputs there ({', '.join(OUTPUTS)}; other files are kept)"
+            )
+        _remove_outputs(out)
+
+
+def _remove_outputs(out: Path) -> None:
+    paths = [out / name for name in OUTPUT_FILES + OUTPUT_FOLDERS]
+    paths += [path for pattern in OUTPUT_PATTERNS for path in sorted(out.glob(pattern))]
+    try:
+        for path in paths:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+    except OSError as err:
+        raise OutputFolderError(f"--overwrite: cannot remove {err.filename or out} ({err.strerror or err})") from None

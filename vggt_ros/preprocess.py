@@ -32,6 +32,7 @@ accepted as greyscale and replicated to three channels, exactly as Pillow's L ->
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Iterable, Union
@@ -135,6 +136,22 @@ class PixelMap:
     def to_image(self, uv: np.ndarray) -> np.ndarray:
         """``(..., 2)`` model pixel coordinates -> camera image pixel coordinates."""
         return (np.asarray(uv, dtype=np.float64) - self.offset) / self.scale
+
+    def image_box(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right): the model pixels whose centre lies inside the camera image, half-open rows
+        ``top:bottom`` and columns ``left:right``. Everything outside is padding (white), not an observation.
+
+        A model pixel centre i lies at image pixel-corner coordinate ``(i - offset) / scale + 0.5``, inside for
+        ``[0, side)``: ``i >= offset - scale / 2`` and ``i < offset + (side - 0.5) * scale``. Both bounds fall
+        half a model pixel from an integer, so the ceilings are exact.
+        """
+        bounds = []
+        for axis in (1, 0):  # rows (y), then columns (x)
+            side, model_side = self.image_hw[1 - axis], self.model_hw[1 - axis]
+            first = math.ceil(self.offset[axis] - 0.5 * self.scale[axis])
+            end = math.ceil(self.offset[axis] + (side - 0.5) * self.scale[axis])
+            bounds += [min(max(first, 0), model_side), min(max(end, 0), model_side)]
+        return bounds[0], bounds[1], bounds[2], bounds[3]
 
     def intrinsics_to_image(self, intrinsics: np.ndarray) -> np.ndarray:
         """``(..., 3, 3)`` pinhole matrices of the model image -> the same cameras at the camera image's pixels."""

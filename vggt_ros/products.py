@@ -7,7 +7,10 @@ encoding is decoded and inverted once, on the host in float64: S small matrices)
 uint8 colours of the frames the depth head ran on ("dense" frames), left on the device. A pixel is usable
 (`vggt_ros.numeric.usable_pixels`) with finite positive depth and confidence; that test runs only on the pixels
 something reads (a window's statistics on the placed grid, the alignment's samples, the placed frames), never over
-every pixel of every frame. The world places the products (`vggt_ros.world.placement`) and builds the cloud
+every pixel of every frame. Pixels outside a frame's camera image (the white padding that gives frames of
+different shapes one model size, `vggt_ros.preprocess.PixelMap.image_box`) are no observation: their depth and
+confidence become NaN here, once, so the alignment, the cloud, the map, the published depth and the exports all
+leave them out. The world places the products (`vggt_ros.world.placement`) and builds the cloud
 (`vggt_ros.world.cloud`).
 
 Depth, poses and points are up to scale (VGGT normalises each scene). Poses are rigid ``(..., 4, 4)``
@@ -17,8 +20,9 @@ z forward).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Hashable, Mapping, Sequence
+from typing import Hashable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +41,8 @@ class WindowProducts:
         window_from_camera: ``(S, 4, 4)`` float64 rigid poses of every frame's optical frame (host).
         intrinsics: ``(S, 3, 3)`` float64 pinhole matrices of the ``H x W`` model images (host).
         dense: window indices of the D frames the depth head ran on, increasing.
-        depth, confidence: ``(D, H, W)`` float32 on the device; confidence > 1, larger is surer.
+        depth, confidence: ``(D, H, W)`` float32 on the device; confidence > 1, larger is surer; NaN outside the
+            frame's camera image (padding).
         colors: ``(D, H, W, 3)`` uint8 RGB model-resolution images of the dense frames.
     """
 
@@ -94,6 +99,7 @@ def decode_window(
     stamps: Sequence[float],
     dense: Sequence[int],
     colors: torch.Tensor,
+    image_boxes: Optional[Sequence[tuple[int, int, int, int]]] = None,
 ) -> WindowProducts:
     """Decode one window's outputs (`Pipeline.predict`: no batch axis) into `WindowProducts`.
 
@@ -102,6 +108,8 @@ def decode_window(
         frame_ids, stamps: S ids and capture times (seconds), model order.
         dense: the D window indices the depth head ran on, increasing.
         colors: ``(D, H, W, 3)`` uint8 images of those frames (any device; moved to the depth's).
+        image_boxes: per dense frame, the model pixels that show its camera image, (top, bottom, left, right)
+            half-open (`PixelMap.image_box`); depth and confidence outside become NaN. None: every pixel shows it.
     Raises:
         KeyError: an output is missing. ValueError: shapes disagree, ``dense`` is not increasing within the
             window, or a predicted field of view is unusable (outside (0, pi)), naming the frame.
@@ -135,6 +143,8 @@ def decode_window(
     window_from_camera = homogeneous(invert_rigid(camera_from_window).numpy())
     depth = depth.detach().float()
     confidence = confidence.detach().float()
+    if image_boxes is not None:
+        depth, confidence = _mask_padding(depth, confidence, image_boxes)
     return WindowProducts(
         frame_ids=tuple(frame_ids),
         stamps=np.asarray(stamps, dtype=np.float64),
@@ -145,3 +155,23 @@ def decode_window(
         confidence=confidence,
         colors=colors.to(depth.device),
     )
+
+
+def _mask_padding(
+    depth: torch.Tensor, confidence: torch.Tensor, image_boxes: Sequence[tuple[int, int, int, int]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(D, H, W)`` depth and confidence with NaN outside each frame's image box (new tensors: the pipeline's
+    outputs stay as the network gave them). Unchanged when every box covers the whole model image."""
+    count, height, width = depth.shape
+    if len(image_boxes) != count:
+        raise ValueError(f"{len(image_boxes)} image boxes for {count} dense frames; give one per dense frame")
+    if all(tuple(box) == (0, height, 0, width) for box in image_boxes):
+        return depth, confidence
+    boxes = torch.as_tensor(image_boxes, dtype=torch.int64, device=depth.device)  # (D, 4)
+    rows = torch.arange(height, device=depth.device)
+    columns = torch.arange(width, device=depth.device)
+    inside_rows = (rows >= boxes[:, :1]) & (rows < boxes[:, 1:2])  # (D, H)
+    inside_columns = (columns >= boxes[:, 2:3]) & (columns < boxes[:, 3:4])  # (D, W)
+    inside = inside_rows[:, :, None] & inside_columns[:, None, :]
+    nan = torch.tensor(math.nan, device=depth.device)
+    return torch.where(inside, depth, nan), torch.where(inside, confidence, nan)

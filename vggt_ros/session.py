@@ -10,6 +10,7 @@ The ROS node and the offline command both run this; neither holds reconstruction
     WindowInference --integrate--> decode on the device, Sim(3) chaining into the world, cloud, map --> WindowOutput
     WindowOutput --close_loops--> new keyframes into the place index, at most one 4-frame loop pass each
                       --> LoopReport: verified `LoopConstraint`s, counted rejections (`world.loop_verification`)
+    LoopReport --apply_loops--> the world's pose graph judges and optimises each loop; the map is re-placed
 
 `push` runs the three in a row (offline). The node calls `add` on its executor thread and `infer` then
 `integrate` on its worker thread, the latter alone under its world lock: inference never blocks the services.
@@ -46,18 +47,20 @@ import numpy as np
 import torch
 
 from vggt_ros.dataset.frames import ExportFrame
+from vggt_ros.dataset.tum import trajectory_file_name, write_camera_trajectories
+from vggt_ros.geometry import compose_poses, invert_pose, transform_points
 from vggt_ros.mapping import GrowingMap, MapConfig
 from vggt_ros.metric.config import MetricConfig
 from vggt_ros.metric.measure import ScaleMeasurement, measure_window_scale
 from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_model
 from vggt_ros.metric.sources import ScaleObservation, ScaleUnavailable
-from vggt_ros.preprocess import MODES, pixel_map, preprocess_frames_u8, preprocess_images_u8, to_unit_float
+from vggt_ros.preprocess import MODES, PixelMap, pixel_map, preprocess_frames_u8, preprocess_images_u8, to_unit_float
 from vggt_ros.products import decode_window
-from vggt_ros.trajectory_files import trajectory_file_name, write_camera_trajectories
 from vggt_ros.window import FrameId, FrameSet, SlidingWindow, Window, WindowConfig, anchor_window
 from vggt_ros.world import Trajectory, WindowResult, WindowStatus, World, WorldConfig
 from vggt_ros.world.cloud import CloudConfig, PointCloud, build_cloud
-from vggt_ros.world.loop_verification import LoopCloser, LoopReport, LoopVerificationConfig, NewKeyframe
+from vggt_ros.world.loop_closure import LoopResult
+from vggt_ros.world.loop_verification import LoopReport, LoopVerificationConfig, LoopVerifier, NewKeyframe
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,8 @@ class SessionConfig:
             is tested against; same products).
         point_head: also run the point head; its outputs are in `WindowOutput.predictions`.
         metric: the metric scale source (`vggt_ros.metric`); "none" keeps VGGT's unit-less scale.
-        loops: loop detection and verification (`vggt_ros.world.loop_verification`, `close_loops`).
+        loop_verification: loop detection and verification (`vggt_ros.world.loop_verification`, `close_loops`);
+            loop closure itself is the world's (`WorldConfig.loop`).
     """
 
     window: WindowConfig = field(default_factory=WindowConfig)
@@ -105,7 +109,7 @@ class SessionConfig:
     incremental: bool = True
     point_head: bool = False
     metric: MetricConfig = field(default_factory=MetricConfig)
-    loops: LoopVerificationConfig = field(default_factory=LoopVerificationConfig)
+    loop_verification: LoopVerificationConfig = field(default_factory=LoopVerificationConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.cameras, bool) or not isinstance(self.cameras, int) or self.cameras < 1:
@@ -164,7 +168,8 @@ class WindowInference:
     (D, H, W, 3), world_points_conf); colors: (D, H, W, 3) uint8; reset: start a new world before integrating;
     seconds: host time per step; camera_frames: each camera's frame id (newest frame set); sensor_depth:
     (D, H, W) metres at the model pixels, NaN where none (depth source, else None); depth_problem: why sensor
-    depth could not be used (e.g. a resolution that differs from the colour image's), else None.
+    depth could not be used (e.g. a resolution that differs from the colour image's), else None; image_boxes: per
+    dense frame, the model pixels that show its camera image (`PixelMap.image_box`; the rest is padding).
     """
 
     window: Window
@@ -178,6 +183,7 @@ class WindowInference:
     camera_frames: tuple[str, ...] = ()
     sensor_depth: Optional[torch.Tensor] = None
     depth_problem: Optional[ScaleUnavailable] = None
+    image_boxes: Optional[tuple[tuple[int, int, int, int], ...]] = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,7 @@ class _CachedFrame:
     colors: torch.Tensor  # (H, W, 3) uint8 model-resolution image
     image: Optional[torch.Tensor]  # (3, H, W) model input, kept only for the non-incremental reference path
     image_hw: tuple[int, int]  # the camera image's (H, W)
+    image_box: tuple[int, int, int, int]  # model pixels showing the camera image (PixelMap.image_box); else padding
     sensor_depth: Optional[torch.Tensor] = None  # (H, W) metres at the model pixels, NaN where none (depth source)
 
 
@@ -286,14 +293,15 @@ class ReconstructionSession:
         # Worker state (infer / integrate thread).
         self._cache: dict[FrameId, _CachedFrame] = {}
         self._anchor: Optional[FrameSet] = None  # the newest frame set merged into the world
-        self.loops = LoopCloser(config.loops, config.world)
+        self.loop_verifier = LoopVerifier(config.loop_verification, config.world)
 
     # ------------------------------------------------------------------------------------------ input side
     def add(self, frame_set: FrameSet) -> SessionUpdate:
         """Offer one synchronised frame set (arrival order).
 
         Raises:
-            FrameSetError: wrong number of images, or cameras with different sizes (the set is dropped).
+            FrameSetError: wrong number of images, or cameras with different sizes without ``model_hw`` (the set is
+                dropped).
         """
         if len(frame_set.images) != self.config.cameras:
             raise FrameSetError(
@@ -301,7 +309,7 @@ class ReconstructionSession:
                 f"a frame set has {len(frame_set.images)} images, the session runs {self.config.cameras} cameras",
             )
         sizes = {image.shape[:2] for image in frame_set.images}
-        if len(sizes) > 1:
+        if len(sizes) > 1 and self.config.model_hw is None:  # with model_hw every frame is padded to one size
             listed = ", ".join(
                 f"{name} {image.shape[1]}x{image.shape[0]}" for name, image in zip(self.config.names, frame_set.images)
             )
@@ -311,7 +319,7 @@ class ReconstructionSession:
                 "(resize them upstream, e.g. with image_proc)",
             )
         reset = ""
-        image_hw = sizes.pop()
+        image_hw = max(sizes)
         if self._image_hw is not None and image_hw != self._image_hw and self.config.model_hw is None:
             reset = (
                 f"image size changed from {self._image_hw[1]}x{self._image_hw[0]} to {image_hw[1]}x{image_hw[0]} "
@@ -388,6 +396,7 @@ class ReconstructionSession:
             camera_frames=window.frame_sets[-1].camera_frames,
             sensor_depth=sensor_depth,
             depth_problem=depth_problem,
+            image_boxes=tuple(self._cache[frame_ids[i]].image_box for i in dense),
         )
 
     def _sensor_depth(
@@ -404,9 +413,7 @@ class ReconstructionSession:
             depth_m = depth_lookup(camera, stamp_ns)
             if depth_m is None:
                 continue
-            mapping = pixel_map(
-                *cached.image_hw, self.config.preprocess_mode, self.config.image_size, self.config.model_hw
-            )
+            mapping = self._pixel_map(cached.image_hw)
             try:
                 resampled = depth_to_model(depth_m, mapping)
             except DepthFormatError as err:
@@ -445,7 +452,13 @@ class ReconstructionSession:
         seconds["encode"] = time.perf_counter() - start
         for k, i in enumerate(missing):
             image = None if config.incremental else model_input[k]
-            self._cache[frame_ids[i]] = _CachedFrame(tokens[k], colors[k], image, tuple(images[i].shape[:2]))
+            image_hw = tuple(images[i].shape[:2])
+            box = self._pixel_map(image_hw).image_box()
+            self._cache[frame_ids[i]] = _CachedFrame(tokens[k], colors[k], image, image_hw, box)
+
+    def _pixel_map(self, image_hw: tuple[int, int]) -> PixelMap:
+        """Where a camera image of ``image_hw`` lands in the model image, under this session's preprocessing."""
+        return pixel_map(*image_hw, self.config.preprocess_mode, self.config.image_size, self.config.model_hw)
 
     def _dense_frames(self, frame_ids, cameras: int, reset: bool) -> tuple[int, ...]:
         """Window indices whose depth is used: frames new to the world, and ``overlap_frame_sets`` of the frame sets
@@ -497,7 +510,12 @@ class ReconstructionSession:
 
         try:
             products = decode_window(
-                inference.predictions, inference.frame_ids, inference.stamps, inference.dense, inference.colors
+                inference.predictions,
+                inference.frame_ids,
+                inference.stamps,
+                inference.dense,
+                inference.colors,
+                inference.image_boxes,
             )
         except ValueError as err:  # unusable cameras (e.g. a field of view of 0): nothing to align or publish
             return rejected(f"unusable network output: {err}", None)
@@ -531,7 +549,9 @@ class ReconstructionSession:
             map_rows = [row for row, i in enumerate(result.placed.frames) if result.map_frames[i]]
             if map_rows:
                 in_map = np.isin(cloud.frames, map_rows)
-                self.map.add(cloud.points[in_map, :3], cloud.colors[in_map])
+                # The map lives in the corrected world (loops closed): the chained points moved by the correction.
+                chained = cloud.points[in_map, :3].astype(np.float64)
+                self.map.add(transform_points(self.world.corrected_from_chained, chained), cloud.colors[in_map])
         seconds["map"] = time.perf_counter() - start
         return output(result.status, result.reason, result, result.metric, self._newest(result), cloud)
 
@@ -567,13 +587,28 @@ class ReconstructionSession:
         graph), the rejections with their causes, and each new keyframe's candidates with their scores (to log).
         The reference path (``incremental`` False) caches no tokens and closes no loops.
         """
-        if not self.config.incremental:
+        if not self.config.incremental or self.world.loops is None:
             return LoopReport()
         frames = {
             frame_id: NewKeyframe(frame_id, frame_id.stamp_ns * 1e-9, cached.tokens, cached.colors)
             for frame_id, cached in self._cache.items()
         }
-        return self.loops.after_window(out.result, frames, self.world, self.pipeline, self.config.cameras)
+        return self.loop_verifier.after_window(out.result, frames, self.world, self.pipeline, self.config.cameras)
+
+    def apply_loops(self, report: LoopReport) -> list[LoopResult]:
+        """Hand ``report``'s verified loops to the world's pose graph (`World.close_loop`: the world judges whether
+        each correction is plausible, optimises and re-places the keyframes). After an accepted loop the map is
+        rebuilt from the re-placed keyframes' points (`World.map_cloud`), so a segment a loop joined brings its
+        map back. Call under the lock that guards `world` and `map`; cheap (no network)."""
+        if self.world.loops is None:
+            return []
+        results = [self.world.close_loop(constraint) for constraint in report.constraints]
+        if any(result.accepted for result in results):
+            points, colors = self.world.map_cloud()
+            self.map.reset()
+            if len(points):
+                self.map.add(points, colors)
+        return results
 
     def push(self, frame_set: FrameSet, depth_lookup: Optional[DepthLookup] = None) -> Optional[WindowOutput]:
         """`add`, then `infer` and `integrate` if a window is due: the offline loop's one call."""
@@ -605,9 +640,7 @@ class ReconstructionSession:
         for row, index in enumerate(placed.frames):
             stamp_ns, camera = out.result.frame_ids[index]
             image = out.window.frame_sets[index // cameras].images[camera]
-            mapping = pixel_map(
-                *image.shape[:2], self.config.preprocess_mode, self.config.image_size, self.config.model_hw
-            )
+            mapping = self._pixel_map(image.shape[:2])
             frame = ExportFrame(
                 name=f"{self.config.names[camera]}/{stamp_ns}.png",
                 camera=camera,
@@ -622,9 +655,34 @@ class ReconstructionSession:
             frames.append((frame, np.array(image)))
         return frames
 
+    def world_correction(self) -> np.ndarray:
+        """``(4, 4)`` rigid correction of the chained world at the newest keyframe: its loop-closed pose times the
+        inverse of its chained pose (REP 105's map -> odom; the node publishes it under ``parent_frame``). The
+        chained poses never jump; this moves when a loop closes. Identity until then. Rigid, as TF is: the scale a
+        loop corrects in a unit-less world lives in the corrected poses and map, not in this transform."""
+        loops = self.world.loops
+        if loops is None or not loops.optimised:
+            return np.eye(4)
+        chained, corrected = self.world.trajectory(), self.world.corrected_trajectory()
+        return compose_poses(corrected.world_from_camera[-1], invert_pose(chained.world_from_camera[-1]))
+
     def camera_path(self, camera: int = 0) -> list[tuple[int, np.ndarray]]:
-        """(stamp_ns, ``(4, 4)`` world pose) of one camera's kept keyframes, oldest first (bounded)."""
-        return [(k.frame_id.stamp_ns, k.world_from_camera) for k in self.world.keyframes if k.frame_id.camera == camera]
+        """(stamp_ns, ``(4, 4)`` pose) of one camera's kept keyframes, oldest first (bounded): their loop-closed
+        poses in the frame the node publishes in (the chained world, placed under ``parent_frame`` by
+        `world_correction`), so that under ``parent_frame`` the path is the corrected one."""
+        trajectory = self.world.corrected_trajectory()
+        chained_from_corrected = invert_pose(self.world_correction())
+        return [
+            (frame_id.stamp_ns, compose_poses(chained_from_corrected, pose))
+            for frame_id, pose in zip(trajectory.frame_ids, trajectory.world_from_camera)
+            if frame_id.camera == camera
+        ]
+
+    def map_in_chained_world(self) -> tuple[np.ndarray, np.ndarray]:
+        """The map's points ``(N, 3)`` float32 in the frame the node publishes in (see `camera_path`) and colours
+        ``(N, 3)`` uint8; the map itself is kept in the corrected (loop-closed) world."""
+        points = transform_points(invert_pose(self.world_correction()), self.map.points.astype(np.float64))
+        return points.astype(np.float32), self.map.colors
 
     def save_entries(self) -> tuple[str, ...]:
         """The names `save` writes into its folder: the map and each camera's trajectory file."""
@@ -632,11 +690,12 @@ class ReconstructionSession:
         return ("map.ply", *cameras)
 
     def save_trajectories(self, directory: str | Path) -> dict[str, Optional[Path]]:
-        """Write each camera's kept keyframe trajectory (`vggt_ros.trajectory_files`); camera name -> path, or None
+        """Write each camera's kept keyframe trajectory (`vggt_ros.dataset.tum`); camera name -> path, or None
         for a camera without a kept keyframe (no file)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        return write_camera_trajectories(directory, self.world.trajectory(), self.config.names, self.world.metric)
+        trajectory = self.world.corrected_trajectory()  # the exports use the loop-closed poses
+        return write_camera_trajectories(directory, trajectory, self.config.names, self.world.metric)
 
     def save(self, directory: str | Path) -> tuple[Path, dict[str, Optional[Path]]]:
         """Write the trajectories (`save_trajectories`) and the map (`map.ply`); return the map's path and the

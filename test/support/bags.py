@@ -10,7 +10,8 @@ can be damaged the way real recordings are: a compressed image cut to half its b
 raw image whose data is one row short of ``height * step``.
 
 Each message's log time (when the recorder received it) is its header stamp plus ``receive_delay_ns``, so a
-test can tell the two apart. Messages are written in log-time order across cameras.
+test can tell the two apart; with ``zero_header_stamps`` the header stamps are written as 0 (a driver that
+never sets them) while the log times stay as given. Messages are written in log-time order across cameras.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def write_image_bag(
     corrupt: Collection[tuple[int, int]] = (),
     receive_delay_ns: int = 0,
     other_topics: Sequence[str] = (),
+    zero_header_stamps: bool = False,
 ) -> Path:
     """Write a rosbag2 folder at ``path`` (which must not exist) and return ``path``.
 
@@ -59,6 +61,7 @@ def write_image_bag(
             bytes, raw data loses its last row.
         receive_delay_ns: log time minus header stamp of every message.
         other_topics: topics that get one std_msgs/msg/String each (a bag never holds only cameras).
+        zero_header_stamps: write every header stamp as 0; the log times still follow the given stamps.
     """
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {sorted(STORAGES)}, got {storage!r}")
@@ -71,7 +74,8 @@ def write_image_bag(
     for camera_index, (topic, images) in enumerate(cameras):
         for image_index, (stamp_ns, image) in enumerate(images):
             damaged = (camera_index, image_index) in corrupt
-            message = _image_message(typestore, image, stamp_ns, f"camera{camera_index}", compressed, codec, damaged)
+            header_ns = 0 if zero_header_stamps else stamp_ns
+            message = _image_message(typestore, image, header_ns, f"camera{camera_index}", compressed, codec, damaged)
             records.append((stamp_ns + receive_delay_ns, topic, msgtype, typestore.serialize_cdr(message, msgtype)))
     first_log_ns = min((record[0] for record in records), default=0)
     for topic in other_topics:

@@ -21,7 +21,7 @@ The synthetic room's unit is the metre. Three sources, each a test double of a r
 `FrameSetSequence` is what a session is fed: T times x K cameras, every image a frame of one rendered sequence.
 `run_metric_session` feeds one through a `ReconstructionSession` with the network replaced by
 `FakePipelineForWorldTests`; `evaluate_metric` measures the result against the truth (definitions in
-`MetricAccuracy`). Shared by test/test_metric_session.py and bench/metric_scale.py.
+`MetricAccuracy`). Shared by test/core/test_metric_session.py and bench/metric_scale.py.
 """
 
 from __future__ import annotations
@@ -401,7 +401,8 @@ class MetricAccuracy:
             that published, and of the last window that published. A window's scale error is
             100 x |median over pixels (published depth / true depth) - 1| on the newest frame set's camera 0: what
             a user of the published depth sees. NaN when no such window published.
-        scale_error_signed_pct: the last one with its sign (> 0: the world is too large).
+        scale_error_10_windows_signed_pct, scale_error_signed_pct: the same two with their sign (> 0: the world is
+            too large).
         scale_error_max_pct: the largest scale error of the windows from the 10th on (how steady the scale is).
         trajectory_scale_error_pct: 100 x |1 / s - 1|, s the scale of a least-squares Sim(3) fit of the
             estimated keyframe centres to the true ones (metres per world unit): how much too large or too small
@@ -421,6 +422,7 @@ class MetricAccuracy:
 
     scale_error_10_windows_pct: float
     scale_error_pct: float
+    scale_error_10_windows_signed_pct: float
     scale_error_signed_pct: float
     scale_error_max_pct: float
     trajectory_scale_error_pct: float
@@ -478,6 +480,7 @@ def evaluate_metric(run: MetricRun, rigid: bool = True, after_windows: int = 10)
     return MetricAccuracy(
         scale_error_10_windows_pct=float(errors[later[0]]) if later.size else math.nan,
         scale_error_pct=float(errors[published[-1]]) if published.size else math.nan,
+        scale_error_10_windows_signed_pct=float(100.0 * (ratios[later[0]] - 1.0)) if later.size else math.nan,
         scale_error_signed_pct=float(100.0 * (ratios[published[-1]] - 1.0)) if published.size else math.nan,
         scale_error_max_pct=float(errors[later].max()) if later.size else math.nan,
         trajectory_scale_error_pct=100.0 * abs(1.0 / sim_scale - 1.0),

@@ -6,7 +6,7 @@
 * `PosePlaceDescriptorForTests`: a test double of `vggt_ros.world.place_recognition.PlaceDescriptor` that
   describes a frame by its ground-truth pose (the "token" `FakePipelineForWorldTests` gives is the frame index),
   so detection is perfect up to its radius and the loop verification can be tested on its own.
-* `stored_keyframes_at_vggt_size`: three keyframes at VGGT's 518 x 392 stored by a `LoopCloser` (their memory).
+* `stored_keyframes_at_vggt_size`: three keyframes at VGGT's 518 x 392 stored by a `LoopVerifier` (their memory).
 * `LoopPassPipelineForTests`: `FakePipelineForWorldTests` whose answer to a loop pass (a window whose frames are
   far apart in the sequence) is altered on purpose: the match side seen as other frames ("misplace"), the
   query side moved by a rigid offset ("offset", window units) or scaled about the window's origin ("scale"), as
@@ -35,7 +35,7 @@ from support.synthetic import (
 )
 from vggt_ros.geometry import invert_rigid
 from vggt_ros.world import World, WorldConfig
-from vggt_ros.world.loop_verification import LoopCloser, LoopVerificationConfig, NewKeyframe
+from vggt_ros.world.loop_verification import LoopVerificationConfig, LoopVerifier, NewKeyframe
 
 LOOP_PASS_GAP = 20  # sequence frames between two neighbours of a session window never reach this
 
@@ -51,15 +51,15 @@ def revisit_sequence(lap: int = 100, again: int = 24, image_hw: tuple[int, int] 
 VGGT_HW = (392, 518)  # VGGT's model image for 4:3 cameras at its default 518
 
 
-def stored_keyframes_at_vggt_size(config: LoopVerificationConfig) -> tuple[LoopCloser, tuple, torch.Tensor]:
-    """A world of one synthetic window of three frames at `VGGT_HW`, whose keyframes a `LoopCloser` stores with a
+def stored_keyframes_at_vggt_size(config: LoopVerificationConfig) -> tuple[LoopVerifier, tuple, torch.Tensor]:
+    """A world of one synthetic window of three frames at `VGGT_HW`, whose keyframes a `LoopVerifier` stores with a
     photograph as their image (a photograph's JPEG is larger than the synthetic room's). Returns the closer, the
     keyframe ids and the ``(H, W, 3)`` uint8 image."""
     world = World(WorldConfig())
     result = world.integrate(window_products(FakeVGGTForWorldTests(render_sequence("straight", 3, VGGT_HW)), [0, 1, 2]))
     with Image.open(IMAGES / "chelsea.png") as photo:
         colors = torch.from_numpy(np.asarray(photo.convert("RGB").resize(VGGT_HW[::-1])).copy())
-    closer = LoopCloser(config, world.config)
+    closer = LoopVerifier(config, world.config)
     tokens = torch.randn(3, (VGGT_HW[0] // 14) * (VGGT_HW[1] // 14), 16)
     frames = {f: NewKeyframe(f, 0.1 * k, tokens[k], colors) for k, f in enumerate(result.frame_ids)}
     report = closer.after_window(result, frames, world, pipeline=None)

@@ -1,7 +1,7 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""Support for the node-level metric tests (test/test_node_metric.py): the `vggt` node over the synthetic room, and a
-robot made of test doubles that talks to it over real rclpy.
+"""Support for the node-level metric tests (test/ros/test_node_metric.py): the `vggt` node over the synthetic room, and
+a robot made of test doubles that talks to it over real rclpy.
 
 * `CountingPipelineForTests`: `support.synthetic.FakePipelineForWorldTests` (the test double of the network over
   the synthetic room, whose unit is the metre) that also counts the windows it answered. A test sends the next

@@ -19,7 +19,7 @@ stand-in for the network that answers windows the way VGGT would.
   `FakeVGGTForWorldTests`, so a whole `ReconstructionSession` (keyframes, windows, frame cache, depth-frame
   selection, chaining, map) runs on the synthetic room.
 * `run_chaining`, `evaluate_chaining`: a whole sequence through the session, and its accuracy against the
-  ground truth (shared by test/test_world.py, bench/world_chaining.py and bench/soak.py).
+  ground truth (shared by test/core/test_world.py, bench/world_chaining.py and bench/soak.py).
 
 Pixel convention as VGGT: integer pixel coordinates u = 0..W-1, v = 0..H-1, no half-pixel offset,
 principal point (W/2, H/2), depth along the optical axis.
@@ -480,7 +480,7 @@ def window_products(
     return decode_answer(oracle.predict(indices), oracle.sequence, dense)
 
 
-# --- chaining run and its evaluation against the ground truth (shared by test/test_world.py and the benches) ---
+# --- chaining run and its evaluation against the ground truth (shared by test/core/test_world.py and the benches) ---
 
 
 @dataclass

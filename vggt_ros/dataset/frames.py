@@ -202,13 +202,7 @@ def resample_to_image(pixel_map: PixelMap, model_values: np.ndarray, fill) -> np
 
 def model_pixels_in_image(pixel_map: PixelMap) -> np.ndarray:
     """``(h, w)`` bool: model pixels whose centre lies inside the camera image (False on pad mode's borders)."""
-    inside = []
-    for axis, image_side, model_side in (
-        (1, pixel_map.image_hw[0], pixel_map.model_hw[0]),
-        (0, pixel_map.image_hw[1], pixel_map.model_hw[1]),
-    ):
-        image_coordinate = (np.arange(model_side) - pixel_map.offset[axis]) / pixel_map.scale[axis]
-        # Pixel-corner coordinates of the image span [0, side); a centre at index i sits at i + 0.5.
-        corner = image_coordinate + 0.5
-        inside.append((corner >= 0.0) & (corner < image_side))
-    return inside[0][:, None] & inside[1][None, :]
+    top, bottom, left, right = pixel_map.image_box()
+    inside = np.zeros(pixel_map.model_hw, dtype=bool)
+    inside[top:bottom, left:right] = True
+    return inside

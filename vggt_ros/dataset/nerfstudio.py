@@ -9,6 +9,11 @@
 * ``transform_matrix`` is camera-to-world with nerfstudio's (OpenGL / Blender) camera axes: x right, y up, z
   back, i.e. ``world_from_camera_opencv @ diag(1, -1, -1, 1)``. The world frame is left as it is (nerfstudio's
   dataparser orients and centres the poses itself).
+* ``applied_transform`` is the identity ``(3, 4)``: the file's world IS the original data's world (our world, the
+  one ``colmap/sparse/0`` and ``map.ply`` are in). nerfstudio's dataparser reads it as the map from the original
+  data's coordinates to the file's and composes it into its ``dataparser_transform``; without the key, a dataset with
+  a ``colmap/sparse/0`` folder gets nerfstudio's legacy COLMAP axes ([[0, 1, 0], [1, 0, 0], [0, 0, -1]]) there, and
+  everything mapped between our world and nerfstudio's (exported splats, the COLMAP points) lands elsewhere.
 * ``depth_file_path`` points at the frame's depth at the image resolution (`vggt_ros.dataset.frame_files`):
   millimetre PNGs for metric runs, which nerfstudio reads with its default ``--depth-unit-scale-factor 0.001``;
   float32 .npy in VGGT world units otherwise, which need ``--depth-unit-scale-factor 1`` (nerfstudio multiplies
@@ -29,6 +34,9 @@ from vggt_ros.dataset.frames import ExportFrame
 
 # Right-multiplying a world-from-camera pose by this turns OpenCV camera axes into OpenGL ones (y and z flip).
 OPENGL_FROM_OPENCV_AXES = np.diag([1.0, -1.0, -1.0, 1.0])
+
+# nerfstudio's applied_transform: original data coordinates -> the file's; ours are the same world.
+APPLIED_TRANSFORM = np.eye(4)[:3]
 
 METRIC_UNITS = "metres"
 WORLD_UNITS = "VGGT world units (not metric)"
@@ -60,7 +68,8 @@ def frame_entry(frame: ExportFrame, files: FrameFiles, colmap_image_id: int) -> 
 
 
 def transforms_document(frames: list[dict], metric: bool, ply_file_path: Optional[str] = None) -> dict:
-    """The whole transforms.json object: per-frame entries (`frame_entry`) plus the unit fields."""
+    """The whole transforms.json object: per-frame entries (`frame_entry`), the unit fields and the
+    ``applied_transform``."""
     if metric:
         depth = {
             "depth_unit": "millimetres",
@@ -80,6 +89,7 @@ def transforms_document(frames: list[dict], metric: bool, ply_file_path: Optiona
         **depth,
         "confidence_format": "float32 .npy at the image resolution, VGGT depth confidence (> 1, larger is surer), "
         "NaN where the model image does not cover the pixel",
+        "applied_transform": APPLIED_TRANSFORM.tolist(),
     }
     if ply_file_path is not None:
         document["ply_file_path"] = ply_file_path

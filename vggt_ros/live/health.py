@@ -97,6 +97,8 @@ class CameraCounts:
             `SequenceGaps`); None when the middleware gives no publication sequence numbers.
         lost_by_dds: images DDS reported lost (the message-lost event; also in ``missed`` once images arrive).
         last_image_s: monotonic seconds of the newest image; None before the first.
+        listening: the node subscribes to the camera (it is active); an inactive node misses nothing.
+        listening_since_s: monotonic seconds of the latest activation (None: since the monitor started).
     """
 
     name: str
@@ -105,6 +107,8 @@ class CameraCounts:
     missed: Optional[int]
     lost_by_dds: int
     last_image_s: Optional[float]
+    listening: bool = True
+    listening_since_s: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,20 @@ class ScaleState:
     source: str
     metric: bool
     problem: str
+
+
+@dataclass(frozen=True)
+class LoopState:
+    """Loop closure so far: candidates place recognition proposed, loops the verification and the pose graph
+    accepted, those rejected (either step) with the newest reason, segments joined (relocalisations) and the
+    newest optimisation's time (NaN before any)."""
+
+    candidates: int
+    accepted: int
+    rejected: int
+    last_rejection: str
+    segments_joined: int
+    optimise_ms: float
 
 
 @dataclass(frozen=True)
@@ -165,6 +183,7 @@ class HealthSnapshot:
     precision: str
     gpu_memory: Optional[GpuMemory]
     scale: ScaleState
+    loops: Optional[LoopState] = None  # None: loop closure is off
 
 
 class PipelineCounters:
@@ -210,6 +229,7 @@ class PipelineCounters:
         device: str,
         precision: str,
         scale_source: str,
+        loops: Optional[LoopState] = None,
     ) -> HealthSnapshot:
         """The counters at ``time_s`` with the cameras' and the pipeline's settings, for `HealthMonitor.update`."""
         return HealthSnapshot(
@@ -231,6 +251,7 @@ class PipelineCounters:
             precision=precision,
             gpu_memory=gpu_memory(device),
             scale=ScaleState(scale_source, self.metric, self.last_scale_problem),
+            loops=loops,
         )
 
 
@@ -262,6 +283,11 @@ class SequenceGaps:
     def missed(self) -> Optional[int]:
         """Messages missed so far; None once a message came without a sequence number (the middleware has none)."""
         return self._missed if self._numbered else None
+
+    def restart(self) -> None:
+        """Forget each publisher's newest number: what it sent while nobody listened (an inactive node) is not
+        missed."""
+        self._newest.clear()
 
     def observe(self, publisher: Hashable, sequence: Optional[int]) -> int:
         """Record a received message of ``publisher`` numbered ``sequence``; return how many it shows missed."""
@@ -343,6 +369,7 @@ class HealthMonitor:
             self._pipeline(snapshot, oldest, snapshot.time_s - self._waiting_since_s),
             self._backend(snapshot),
             self._scale(snapshot.scale),
+            *([self._loops(snapshot.loops)] if snapshot.loops is not None else []),
         ]
 
     def _camera(self, camera: CameraCounts, old: CameraCounts, now_s: float, elapsed_s: float) -> ComponentHealth:
@@ -351,9 +378,11 @@ class HealthMonitor:
         lost = camera.lost_by_dds - old.lost_by_dds
         # DDS' losses are part of the sequence gaps once images arrive, but are the only count before they do.
         missed = max(lost, (camera.missed - old.missed) if camera.missed is not None else 0)
-        quiet_s = now_s - (camera.last_image_s if camera.last_image_s is not None else self._started_s)
+        # Quiet since the newest image, the latest activation or the start, whichever came last.
+        since_s = max(t for t in (self._started_s, camera.listening_since_s, camera.last_image_s) if t is not None)
+        quiet_s = now_s - since_s
         problems = []
-        if quiet_s >= limits.input_timeout_s:
+        if camera.listening and quiet_s >= limits.input_timeout_s:
             problems.append((Level.WARN, f"no image for {quiet_s:.1f} s"))
         if missed and missed > limits.missed_warn_ratio * (received + missed):
             problems.append(
@@ -372,7 +401,12 @@ class HealthMonitor:
             ("images lost by DDS", str(camera.lost_by_dds)),
             ("last image age (s)", last_age),
         ]
-        summary = f"{_rate(received, elapsed_s)} images/s" if camera.received else "waiting for the first image"
+        if not camera.listening:
+            summary = "not listening: the node is inactive"
+        elif camera.received:
+            summary = f"{_rate(received, elapsed_s)} images/s"
+        else:
+            summary = "waiting for the first image"
         return _judged(f"camera {camera.name}", camera.topic, problems, summary, values)
 
     def _pipeline(self, now: HealthSnapshot, old: HealthSnapshot, unfinished_s: float) -> ComponentHealth:
@@ -453,6 +487,20 @@ class HealthMonitor:
                     )
                 )
         return _judged("backend", now.device, problems, summary, values)
+
+    @staticmethod
+    def _loops(loops: LoopState) -> ComponentHealth:
+        """Informational: rejected loops are the verification doing its job (look-alike places), not a fault."""
+        values = [
+            ("loop candidates", str(loops.candidates)),
+            ("loops accepted", str(loops.accepted)),
+            ("loops rejected", str(loops.rejected)),
+            ("last rejection", loops.last_rejection or "none"),
+            ("segments joined", str(loops.segments_joined)),
+            ("last optimisation (ms)", "n/a" if math.isnan(loops.optimise_ms) else f"{loops.optimise_ms:.1f}"),
+        ]
+        summary = f"{loops.accepted} loops closed, {loops.segments_joined} segments joined"
+        return _judged("loop closure", "", [], summary, values)
 
     @staticmethod
     def _scale(scale: ScaleState) -> ComponentHealth:

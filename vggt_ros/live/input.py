@@ -21,6 +21,7 @@ Counts per camera (images received, their arrival) are kept here for the node's 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Hashable, Mapping, Optional
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from vggt_ros.compressed_image import decode_compressed
 from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
+from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_image_pixels, compressed_image_hw
 from vggt_ros.live.health import CameraCounts, SequenceGaps
 from vggt_ros.live.input_watchdog import InputWatchdog, dds_loss_warning, quiet_topic_warning
 from vggt_ros.live.log_policy import LogPolicy
@@ -51,6 +53,8 @@ class InputConfig:
         depth_cameras: how many cameras (the first ones) have a depth image topic.
         input_timeout_s: a topic without images for this long is reported, and so are cameras whose images have
             not formed a frame set for this long.
+        max_image_pixels: larger images (width x height, from the message or the JPEG / PNG header) are dropped
+            before they are decoded.
     """
 
     names: tuple[str, ...]
@@ -60,6 +64,7 @@ class InputConfig:
     topics: tuple[str, ...] = ()
     depth_cameras: int = 0
     input_timeout_s: float = 5.0
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,13 @@ class InputAssembly:
         self.camera_images = [0] * cameras
         self.camera_last_image_s: list[Optional[float]] = [None] * cameras
         self.camera_lost_by_dds = [0] * cameras  # DDS' message-lost event (cumulative)
+        self.dropped: Counter[tuple[int, str]] = Counter()  # (camera, kind) -> images dropped (bad, too large, stamps)
+        self.substituted = Counter()  # camera -> images whose zero stamp took the arrival time
         self._camera_gaps = [SequenceGaps() for _ in range(cameras)]  # images that never reached the callback
         self._watchdog = InputWatchdog(config.topics, config.input_timeout_s, clock())
+        self.listening = False  # subscribed (an active node): `start_listening`
+        self._last_image_bytes: dict[str, int] = {}  # topic -> size of its newest image (the quiet warning's cause)
+        self._listening_since_s: Optional[float] = None
 
     @property
     def has_depth(self) -> bool:
@@ -105,18 +115,24 @@ class InputAssembly:
         self._stamps.reset()
 
     def stop_listening(self) -> None:
-        """Drop the images held for a frame set (on deactivation)."""
+        """Drop the images held for a frame set (on deactivation): nothing is heard, so nothing is missed."""
         self._sync.reset()
+        self.listening = False
 
     def start_listening(self) -> None:
-        """Judge the topics and the pairing afresh from now (on activation)."""
-        self._watchdog = InputWatchdog(self.config.topics, self.config.input_timeout_s, self._clock())
-        self.last_synced_s = self._clock()
+        """Judge the topics, the pairing and the publishers' sequence numbers afresh from now (on activation)."""
+        now_s = self._clock()
+        self._watchdog = InputWatchdog(self.config.topics, self.config.input_timeout_s, now_s)
+        self.last_synced_s = now_s
+        self._listening_since_s = now_s
+        self.listening = True
+        for gaps in self._camera_gaps:
+            gaps.restart()
 
     def camera_counts(self) -> tuple[CameraCounts, ...]:
         """Each camera's input so far, for the node's health."""
         return tuple(
-            CameraCounts(name, topic, received, gaps.missed, lost, last_s)
+            CameraCounts(name, topic, received, gaps.missed, lost, last_s, self.listening, self._listening_since_s)
             for name, topic, received, gaps, lost, last_s in zip(
                 self.config.names,
                 self.config.topics,
@@ -156,7 +172,8 @@ class InputAssembly:
         self._check_pairing()
         for quiet in self._watchdog.quiet_topics(publisher_counts, self._clock()):
             key = ("input", quiet.topic, quiet.publishers > 0)
-            self._log.every("warning", key, quiet_topic_warning(quiet, transports))
+            text = quiet_topic_warning(quiet, transports, self._last_image_bytes.get(quiet.topic))
+            self._log.every("warning", key, text)
 
     # ----------------------------------------------------------------------------------------------- colour
     def add_image(self, camera: int, msg, stamp_ns: int, arrival_ns: int, compressed: bool) -> Assembled:
@@ -167,26 +184,28 @@ class InputAssembly:
         self.camera_images[camera] += 1
         self.camera_last_image_s[camera] = now_s
         self._watchdog.image_arrived(self.config.topics[camera], now_s)
+        self._last_image_bytes[self.config.topics[camera]] = len(msg.data)
         name = self.config.names[camera]
         try:
-            if compressed:
-                rgb = decode_compressed(msg.data, msg.format)
-            else:
-                rgb = image_to_rgb(msg.data, msg.height, msg.width, msg.step, msg.encoding)
+            rgb = decode_image_message(msg, compressed, self.config.max_image_pixels)
         except ImageFormatError as err:
             encoding = msg.format if compressed else msg.encoding
+            self.dropped[(camera, err.kind)] += 1
             self._log.every("error", ("image", camera, err.kind, encoding), f"camera '{name}': {err}; image dropped")
             return Assembled()
         newest = self._stamps.newest(camera)
         check = self._stamps.check(camera, stamp_ns, arrival_ns)
         stamp_ns = check.stamp_ns
         if check.substituted:
+            self.substituted[camera] += 1
             self._log.once(
                 "warning",
                 ("zero_stamps", camera),
                 f"camera '{name}' stamps its images 0: using each image's arrival time instead "
                 "(fix the driver: stamp images with their capture time)",
             )
+        if check.verdict in (StampVerdict.DUPLICATE, StampVerdict.LATE):
+            self.dropped[(camera, check.verdict.value)] += 1
         if check.verdict is StampVerdict.DUPLICATE:
             self._log.every(
                 "error",
@@ -222,12 +241,16 @@ class InputAssembly:
 
     def _check_pairing(self) -> None:
         """Warn when every camera sends images but they never form a frame set: their stamps are further apart
-        than the slop (unsynchronised clocks, a camera far behind)."""
+        than the slop (unsynchronised clocks, a camera far behind). Cameras that stopped sending are the quiet-topic
+        warning's case, not this one."""
         names = self.config.names
         newest = [self._stamps.newest(camera) for camera in range(len(names))]
         timeout_s = self.config.input_timeout_s
-        if len(names) < 2 or None in newest or self._clock() - self.last_synced_s < timeout_s:
+        now_s = self._clock()
+        if len(names) < 2 or None in newest or now_s - self.last_synced_s < timeout_s:
             return
+        if any(last is None or now_s - last >= timeout_s for last in self.camera_last_image_s):
+            return  # a camera went quiet: its newest stamp says nothing about the pairing
         reference = newest[0]
         offsets = ", ".join(f"'{name}' {(stamp - reference) / 1e6:+.1f} ms" for name, stamp in zip(names, newest))
         self._log.every(
@@ -241,7 +264,9 @@ class InputAssembly:
     # ------------------------------------------------------------------------------------------------ depth
     def add_depth(self, camera: int, msg, stamp_ns: int) -> None:
         """Convert one depth image of ``camera`` to metres and queue it for the colour frame set of its stamp."""
-        self._watchdog.image_arrived(self.config.topics[len(self.config.names) + camera], self._clock())
+        topic = self.config.topics[len(self.config.names) + camera]
+        self._watchdog.image_arrived(topic, self._clock())
+        self._last_image_bytes[topic] = len(msg.data)
         name = self.config.names[camera]
         try:
             depth_m = depth_to_metres(msg.data, msg.height, msg.width, msg.step, msg.encoding, bool(msg.is_bigendian))
@@ -269,3 +294,16 @@ class InputAssembly:
     def depth_lookup(self):
         """The session's depth look-up, or None without depth cameras."""
         return self.depth_of if self._depth_queues else None
+
+
+def decode_image_message(msg, compressed: bool, max_image_pixels: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of a sensor_msgs/Image or CompressedImage (rclpy's or rosbags'); ImageFormatError if it
+    has none, or if it is over ``max_image_pixels`` (kind "too_large", checked from the message or the JPEG / PNG
+    header before anything is decoded: a 2 MB JPEG can hold 12000 x 12000 pixels)."""
+    if compressed:
+        hw = compressed_image_hw(msg.data)
+        if hw is not None:
+            check_image_pixels(*hw, max_image_pixels, "compressed image")
+        return decode_compressed(msg.data, msg.format)
+    check_image_pixels(int(msg.height), int(msg.width), max_image_pixels, "image")
+    return image_to_rgb(msg.data, msg.height, msg.width, msg.step, msg.encoding)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -69,23 +70,46 @@ class InputWatchdog:
 TRANSPORTS_VARIABLE = "FASTDDS_BUILTIN_TRANSPORTS"
 
 
-def quiet_topic_warning(quiet: QuietTopic, transports: str) -> str:
-    """The warning for a quiet topic: the likely cause and its fix. ``transports``: this process' value of
-    `TRANSPORTS_VARIABLE` ("(unset)" when unset)."""
-    fix = (
+# Fast DDS' default shared-memory segment: a larger sample needs LARGE_DATA (or a larger segment) to arrive whole.
+DEFAULT_TRANSPORT_LIMIT_BYTES = 512 * 1024
+
+
+def quiet_topic_warning(quiet: QuietTopic, transports: str, last_image_bytes: Optional[int]) -> str:
+    """The warning for a quiet topic, naming the cause that applies and its fix.
+
+    ``transports``: this process' value of `TRANSPORTS_VARIABLE` ("(unset)" when unset); ``last_image_bytes``: the
+    size of the newest image that did arrive on the topic (None: none ever did). Publishers that are matched use
+    compatible transports (processes with different ones do not discover each other), so the 512 kB limit explains
+    the silence only where this process runs the default transports and the images are (or may be) that large.
+    """
+    fix_transports = (
         f"set {TRANSPORTS_VARIABLE}=LARGE_DATA in the camera driver's environment too (this node's value: {transports})"
     )
-    if quiet.publishers:
+    if not quiet.publishers:
+        return (
+            f"no publisher on '{quiet.topic}' for {quiet.quiet_s:.1f} s: is the camera driver running, on this "
+            f"topic? If it is, it is not discovered: Fast DDS processes with different {TRANSPORTS_VARIABLE} "
+            f"do not see each other. Fix: {fix_transports}"
+        )
+    large_data = "LARGE_DATA" in transports
+    may_be_large = last_image_bytes is None or last_image_bytes > DEFAULT_TRANSPORT_LIMIT_BYTES
+    if not large_data and may_be_large:
         return (
             f"no image on '{quiet.topic}' for {quiet.quiet_s:.1f} s although {quiet.publishers} publisher(s) "
             "are matched: with Fast DDS' default transports, images over about 512 kB are lost on this "
-            f"best-effort (sensor-data QoS) subscription. Fix: {fix}; or check the driver's QoS and that it "
-            f"publishes (ros2 topic hz {quiet.topic})"
+            f"best-effort (sensor-data QoS) subscription. Fix: {fix_transports}; or check the driver's QoS and that "
+            f"it publishes (ros2 topic hz {quiet.topic})"
+        )
+    if last_image_bytes is not None:
+        return (
+            f"no image on '{quiet.topic}' for {quiet.quiet_s:.1f} s although {quiet.publishers} publisher(s) are "
+            f"matched and images ({last_image_bytes / 1024:.0f} kB) arrived before: the camera stopped publishing "
+            f"or stalled. Fix: check the driver and that it publishes (ros2 topic hz {quiet.topic})"
         )
     return (
-        f"no publisher on '{quiet.topic}' for {quiet.quiet_s:.1f} s: is the camera driver running, on this "
-        f"topic? If it is, it is not discovered: Fast DDS processes with different {TRANSPORTS_VARIABLE} "
-        f"do not see each other. Fix: {fix}"
+        f"no image on '{quiet.topic}' for {quiet.quiet_s:.1f} s although {quiet.publishers} publisher(s) are "
+        "matched: the driver publishes nothing this best-effort (sensor-data QoS) subscription receives. Fix: check "
+        f"the driver's QoS (ros2 topic info -v {quiet.topic}) and that it publishes (ros2 topic hz {quiet.topic})"
     )
 
 

@@ -23,7 +23,9 @@ from typing import Any, Literal, Optional, get_args, get_origin
 import numpy as np
 
 from vggt_ros.geometry import quaternion_to_rotation_matrix
+from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS
 from vggt_ros.live.health import HealthThresholds
+from vggt_ros.live.input import InputConfig
 from vggt_ros.live.sync import ApproximateTimeSynchronizer
 from vggt_ros.mapping import MapConfig
 from vggt_ros.metric.config import METRIC_SOURCES, MetricConfig
@@ -35,6 +37,9 @@ from vggt_ros.session import SessionConfig
 from vggt_ros.window import KeyframePolicy, WindowConfig
 from vggt_ros.world import WorldConfig
 from vggt_ros.world.cloud import CloudConfig
+from vggt_ros.world.loop_config import LoopConfig
+from vggt_ros.world.loop_verification import LoopVerificationConfig
+from vggt_ros.world.place_recognition import PlaceRecognitionConfig
 
 # x y z qx qy qz qw of one rig transform (camera 0 -> camera j) in the rig_transforms parameter
 RIG_TRANSFORM_VALUES = 7
@@ -89,9 +94,9 @@ class NodeParameters:
         5.0, "warn when an image topic has had no image for this long (naming the likely cause)", "s"
     )
     max_image_pixels: int = parameter(
-        33_554_432,
-        "largest decoded image accepted (width x height; the default holds 8K UHD): larger ones are dropped and "
-        "counted before they are decoded",
+        DEFAULT_MAX_IMAGE_PIXELS,
+        "largest image accepted (width x height, read from the message or the JPEG / PNG header before decoding; "
+        "the default holds 8K UHD): larger ones are dropped and counted, not decoded",
         "pixels",
         (1, 134_217_728),
     )
@@ -191,6 +196,22 @@ class NodeParameters:
     )
     trajectory_history_keyframes: int = parameter(
         500, "older keyframes kept, decimated to this many, spanning the whole run", "keyframes", (0, 100_000)
+    )
+    # --- one map for a whole run: loop closure
+    loop_closure: bool = parameter(
+        True,
+        "close loops: recognise places seen before (DINOv2 descriptors), verify each with one network pass of at "
+        "most 4 frames, optimise a Sim(3) pose graph (GTSAM) and move parent_frame -> world_frame, the path and the "
+        "map; joins a lost track's segments at the first revisit. Needs gtsam (pip install gtsam)",
+    )
+    loop_min_score: float = parameter(
+        0.9, "place recognition: cosine similarity of two keyframes' descriptors for a loop candidate", "", (0.0, 1.0)
+    )
+    loop_min_age_s: float = parameter(
+        20.0, "place recognition: candidates are at least this much older than the new keyframe", "s", (0.0, 1e6)
+    )
+    loop_exclude_recent: int = parameter(
+        30, "place recognition: the newest keyframes are never candidates", "keyframes", (0, 100_000)
     )
     map_voxel_size: float = parameter(
         0.01,
@@ -383,6 +404,20 @@ class NodeParameters:
         """The world hangs under odom_frame, placed where the first camera was (REP 105)."""
         return bool(self.odom_frame and self.robot_base_frame)
 
+    def input_config(self, topics: tuple[str, ...], max_reorder_s: float) -> InputConfig:
+        """The input assembly's settings: ``topics``, the resolved colour then depth topics; ``max_reorder_s``, the
+        session window's line between a late image and time going back."""
+        return InputConfig(
+            names=self.names,
+            queue_size=self.queue_size,
+            slop_s=self.slop_s,
+            max_reorder_s=max_reorder_s,
+            topics=topics,
+            depth_cameras=len(self.depth_topics),
+            input_timeout_s=self.input_timeout_s,
+            max_image_pixels=self.max_image_pixels,
+        )
+
     def runtime_config(self) -> RuntimeConfig:
         return RuntimeConfig(
             backend=self.backend,
@@ -447,6 +482,14 @@ class NodeParameters:
                 max_consecutive_rejections=self.tracking_lost_after,
                 trajectory_recent=self.trajectory_recent_keyframes,
                 trajectory_history=self.trajectory_history_keyframes,
+                loop=LoopConfig(enabled=self.loop_closure),
+            ),
+            loop_verification=LoopVerificationConfig(
+                place=PlaceRecognitionConfig(
+                    min_score=self.loop_min_score,
+                    min_age_s=self.loop_min_age_s,
+                    exclude_recent=self.loop_exclude_recent,
+                )
             ),
             map=MapConfig(voxel_size=self.map_voxel_size, max_points=self.map_max_points),
             cameras=cameras,

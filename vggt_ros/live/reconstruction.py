@@ -15,16 +15,26 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from vggt_ros.live.health import PipelineCounters
+from vggt_ros.live.health import LoopState, PipelineCounters
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.metric.sources import ScaleUnavailable
 from vggt_ros.session import DepthLookup, FrameSetError, ReconstructionSession, WindowOutput
 from vggt_ros.window import FrameSet, LatestSlot, Window
 from vggt_ros.world import WindowStatus
+
+
+@dataclass(frozen=True)
+class LoopUpdate:
+    """After an accepted loop: the world's new correction ``(4, 4)`` (`ReconstructionSession.world_correction`) and
+    camera 0's corrected path (empty when not published); the map changed too (its version moved)."""
+
+    correction: np.ndarray
+    path: list
 
 
 class LiveReconstruction:
@@ -97,7 +107,7 @@ class LiveReconstruction:
             if growing_map.version == self._map_version_sent:
                 return None
             self._map_version_sent = growing_map.version
-            return growing_map.points, growing_map.colors, self.newest_stamp_ns
+            return *self.session.map_in_chained_world(), self.newest_stamp_ns
 
     # -------------------------------------------------------------------------------------------- worker
     def next_window(self) -> Optional[Window]:
@@ -123,6 +133,51 @@ class LiveReconstruction:
             path = self.session.camera_path() if out.merged and self._camera_path else []
         self._report(window, out)
         return out, path
+
+    def close_loops(self, out: WindowOutput) -> Optional[LoopUpdate]:
+        """Look for loops from the keyframes ``out`` added and close the verified ones (issue: one map for a whole
+        run). The loop pass (at most one network call of <= 4 frames per new keyframe) runs outside the world lock;
+        handing the loops to the pose graph runs under it. Returns what to republish when a loop was accepted."""
+        if not out.merged:
+            return None
+        report = self.session.close_loops(out)
+        for line in report.messages():
+            self._log.logger.info(line)
+        if not report.constraints:
+            return None
+        with self.world_lock:
+            results = self.session.apply_loops(report)
+            accepted = any(result.accepted for result in results)
+            path = self.session.camera_path() if accepted and self._camera_path else []
+            correction = self.session.world_correction()
+        for result in results:
+            if result.accepted:
+                moved = float(np.linalg.norm(correction[:3, 3]))
+                joined = "; segments joined, the older map is back" if result.joined_segments else ""
+                self._log.logger.info(
+                    f"loop closed: the world moved by {moved:.3g} under the parent frame "
+                    f"(optimised in {result.optimisation.milliseconds:.0f} ms){joined}"
+                )
+            else:
+                self._log.every("warning", ("loop", result.cause), f"loop not closed ({result.cause}): {result.reason}")
+        return LoopUpdate(correction, path) if accepted else None
+
+    def loop_state(self) -> Optional[LoopState]:
+        """Loop closure's counters for /diagnostics (None when it is off). Read without the lock: plain counters,
+        each written by the worker thread only."""
+        world = self.session.world
+        if world.loops is None:
+            return None
+        found, closed = self.session.loop_verifier.counters, world.loop_counters
+        last = closed.last_rejection or found.last_rejection
+        return LoopState(
+            candidates=found.candidates,
+            accepted=closed.accepted,
+            rejected=found.rejections.total() + closed.rejected,
+            last_rejection=last,
+            segments_joined=closed.segments_joined,
+            optimise_ms=closed.last_optimise_ms,
+        )
 
     def failed(self, window: Window, err: Exception) -> None:
         """One window raised: counted and reported; the node goes on."""

@@ -1,36 +1,51 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""Holding the world's scale in metres: a robust filter over per-window scale observations.
+"""Holding the world's scale in metres: a robust Kalman filter over per-window scale observations.
 
 Two measurements of the same quantity with opposite faults meet here. The world's chaining of windows
 (`vggt_ros.world`) carries the scale from window to window smoothly, but each link adds a little noise, so the
-scale random-walks (drifts) over a long run. A metric source (`vggt_ros.metric.sources`: depth sensor, camera
-rig, odometry) measures each window's scale without memory, so it cannot drift, but any one window can be noisy
-or plainly wrong (a wrong depth prediction, a wheel slip). Like a complementary filter, the world follows the
-chaining at short range and the source at long range: each window the caller feeds the observed metres per world
-unit ``r`` (~1 once the world is metric) to `MetricScaleFilter.update`, and rescales the world by the small,
-bounded `correction` towards the filter's estimate.
+scale random-walks (drifts) slowly over a long run. A metric source (`vggt_ros.metric.sources`: depth sensor,
+camera rig, odometry) measures each window's scale without memory, so it cannot drift, but any one window can be
+noisy or plainly wrong (a wrong depth prediction, a wheel slip). Each window the caller feeds the observed metres
+per world unit ``r`` (~1 once the world is metric) to `MetricScaleFilter.update`, and rescales the world by the
+small, bounded `correction` towards the filter's estimate.
+
+The state is the log of metres per world unit and its variance. What it tracks changes only by the chaining's
+drift (a rigid rig's baseline, the wheels' metre and the depth sensor's metre are constants), so every
+observation ever accepted counts, each weighted by its noise, and only the drift makes old ones count less: a
+1-D Kalman filter whose process noise is ``drift`` per window. Against a constant truth it is the
+inverse-variance weighted mean of all observations, whose error shrinks as 1 / sqrt(windows); a window median of
+the last 15 windows (this filter's first design) stayed at the error of a 15-window median and lagged its
+corrections. With ``drift`` small against a source's noise the estimate's memory is long (about
+sigma / drift windows) and its steady error about sqrt(sigma x drift).
 
 Decisions, each with its reason:
 - Log ratios: a scale is a ratio, and log makes 10 % too large and 10 % too small equally far from the truth.
-- The estimate is the weighted median of the last ``history`` accepted log ratios, weights 1 / sigma^2. A median
-  ignores a minority of wrong windows that passed the gate, and a bounded history forgets old windows, so a
-  slowly drifting ratio is followed with a lag of about half the history.
-- Weights are capped: a window's sigma counts as at least ``gate / gate_sigmas``. A source's sigma measures the
-  scatter inside one window (thousands of depth pixels give a tiny one) but not the error the whole window shares
-  (a depth prediction off by 2 % everywhere), so without a cap one such window would outvote all others. Below
-  that floor a smaller sigma changes neither the gate nor the weight, so the cap adds no setting of its own.
-- The gate: once ``min_observations`` observations are held, one whose log ratio is more than
-  max(``gate``, ``gate_sigmas`` x its sigma) from the estimate is rejected and not stored. ``gate`` is the
-  largest believable disagreement between the chaining and a sound observation; a noisier source widens it.
-  The first ``min_observations`` observations are taken on trust, so a wild first window would lock the filter
-  out of the truth: where the first windows may be wild, raise ``min_observations`` so the median of several
-  decides.
+- Each window counts with its relative sigma, at least ``min_sigma``. A source's sigma measures the scatter
+  inside one window (thousands of depth pixels give a tiny one) but not the error the whole window shares (a
+  depth prediction off by 0.3 % everywhere, the window's own alignment to the world), so without a floor one such
+  window would outvote all others.
+- Robust update: the innovation (observation - estimate) is clipped to `HUBER_SIGMAS` standard deviations of
+  its expected spread (estimate and observation variance together) before it moves the estimate (a Huber
+  M-estimate): a wrong window that passed the gate moves the estimate by a bounded amount, sound windows (almost
+  all inside the clip) are combined as by the plain filter. But when `PERSISTENCE` windows in a row are clipped
+  on the same side, the estimate is what is wrong (a wrong start, a miscalibrated first reading): it restarts from
+  those windows' weighted mean.
+- The gate: an observation whose log ratio is more than max(``gate``, ``gate_sigmas`` x the innovation's standard
+  deviation) from the estimate is rejected and changes nothing but the drift allowance. ``gate`` is the largest
+  believable disagreement between the chaining and a sound observation; noisier observations, and an estimate
+  still uncertain, widen it.
+- The start: the first ``min_observations`` observations are taken on trust and their weighted median starts the
+  estimate (variance: that of their weighted mean). With 1, the first window decides; where the first windows may
+  be wild, raise it so the median of several decides.
 - The correction is the estimate clamped to exp(+-``max_step``): the published scale never jumps by more than
   ``max_step`` (relative) per window, so trajectories and maps stay smooth while the world converges.
-- `rebase`: after the caller rescales the world by a factor, the stored ratios (metres per world unit) are divided
-  by it, since future observations of the same scene will be; the filter state stays in the world's current unit.
-- State: at most ``history`` (log ratio, weight) pairs.
+- `rebase`: after the caller rescales the world by a factor, the estimate (metres per world unit) is divided by
+  it, since future observations of the same scene will be; its variance is unchanged (the factor is known).
+- The drift is added once per window offered: windows without an observation (a still robot) add none, which
+  understates the drift over long gaps by the chaining's slow random walk only.
+- State: the estimate, its variance, the count, at most ``min_observations`` starting observations and at most
+  `PERSISTENCE` clipped ones.
 """
 
 from __future__ import annotations
@@ -42,36 +57,47 @@ from typing import Optional
 
 import numpy as np
 
+# The innovation is clipped at this many of its standard deviations: a normal innovation exceeds it in 5 % of
+# windows, where clipping costs little; a wrong window that passed the gate moves the estimate at most this much
+# (times the gain).
+HUBER_SIGMAS = 2.0
+# This many consecutive innovations clipped on the same side mean the estimate, not the windows, is wrong: with
+# normal errors it happens once in 2 million windows.
+PERSISTENCE = 4
+
 
 @dataclass(frozen=True)
 class ScaleFilterConfig:
     """How `MetricScaleFilter` weighs, gates and applies scale observations.
 
     Attributes:
-        history: accepted observations kept (the estimate's memory, in windows).
+        drift: standard deviation of the chained world's scale random walk per window, in log (0.001 is about
+            0.1 %; `bench/world_chaining.py` measures 0.05 % or less): how soon old observations stop counting.
+        min_sigma: smallest relative sigma a window counts with (the error a whole window shares, which its own
+            scatter does not show).
         gate: smallest rejection distance, in log ratio (0.1 is about 10 %).
-        gate_sigmas: an observation is also kept within this many of its own relative sigmas.
+        gate_sigmas: an observation is also kept within this many standard deviations of its innovation (its own
+            sigma and the estimate's together).
         max_step: largest correction per window, in log (0.01 is about 1 %).
-        min_observations: observations accepted without gating before the gate applies (at most ``history``).
+        min_observations: observations accepted without gating, whose weighted median starts the estimate.
     """
 
-    history: int = 15
+    drift: float = 0.001
+    min_sigma: float = 0.005
     gate: float = 0.1
     gate_sigmas: float = 4.0
     max_step: float = 0.01
     min_observations: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("history", "min_observations"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if self.min_observations > self.history:
-            raise ValueError(
-                f"min_observations ({self.min_observations}) must not exceed history ({self.history}): the filter "
-                "never holds more than history observations, so the gate would never apply"
-            )
-        for name in ("gate", "gate_sigmas", "max_step"):
+        value = self.min_observations
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"min_observations must be an int >= 1, got {value!r}")
+        if isinstance(self.drift, bool) or not (
+            isinstance(self.drift, (int, float)) and math.isfinite(self.drift) and self.drift >= 0
+        ):
+            raise ValueError(f"drift must be a number >= 0 (log scale per window), got {self.drift!r}")
+        for name in ("min_sigma", "gate", "gate_sigmas", "max_step"):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -87,21 +113,30 @@ class ScaleVerdict:
 
 
 class MetricScaleFilter:
-    """Robust estimate of the observed metres per world unit over the last windows (see the module docstring)."""
+    """Robust estimate of the observed metres per world unit over all windows (see the module docstring)."""
 
     def __init__(self, config: ScaleFilterConfig = ScaleFilterConfig()) -> None:
         self.config = config
-        self._observations: deque[tuple[float, float]] = deque(maxlen=config.history)  # (log ratio, weight)
+        self._starting: list[tuple[float, float]] = []  # (log ratio, variance) until min_observations
         self._log_estimate: Optional[float] = None
+        self._variance = math.inf
+        self._accepted = 0
+        self._clipped: deque[tuple[float, float]] = deque()  # (log ratio, variance) clipped in a row on one side
+        self._clipped_above = False  # which side: above the estimate
 
     @property
     def estimate(self) -> Optional[float]:
-        """Metres per world unit the held observations agree on; None before any was accepted."""
+        """Metres per world unit the accepted observations agree on; None before any was accepted."""
         return None if self._log_estimate is None else math.exp(self._log_estimate)
 
+    @property
+    def relative_sigma(self) -> float:
+        """The estimate's relative standard error (inf before any observation was accepted)."""
+        return math.sqrt(self._variance)
+
     def __len__(self) -> int:
-        """Observations held (at most ``config.history``)."""
-        return len(self._observations)
+        """Observations accepted so far."""
+        return self._accepted
 
     def update(self, ratio: float, relative_sigma: float) -> ScaleVerdict:
         """Offer one window's observation.
@@ -122,25 +157,42 @@ class MetricScaleFilter:
             )
         log_ratio = math.log(ratio)
         config = self.config
-        if len(self._observations) >= config.min_observations:
-            distance = abs(log_ratio - self._log_estimate)
-            allowed = max(config.gate, config.gate_sigmas * relative_sigma)
-            if distance > allowed:
+        variance = max(relative_sigma, config.min_sigma) ** 2
+        self._variance += config.drift**2  # one window of the chaining's drift
+        if self._accepted < config.min_observations:
+            self._start(log_ratio, variance)
+        else:
+            innovation = log_ratio - self._log_estimate
+            spread = math.sqrt(self._variance + variance)
+            allowed = max(config.gate, config.gate_sigmas * spread)
+            if abs(innovation) > allowed:
                 return ScaleVerdict(
                     False,
                     "outlier",
-                    f"scale observation {ratio:.5g} metres per world unit is {distance:.3f} in log from the "
-                    f"estimate {math.exp(self._log_estimate):.5g}, beyond the gate {allowed:.3f} "
-                    f"(max of {config.gate} and {config.gate_sigmas} x relative sigma {relative_sigma:.3g})",
+                    f"scale observation {ratio:.5g} metres per world unit is {abs(innovation):.3f} in log from the "
+                    f"estimate {math.exp(self._log_estimate):.5g}, beyond the gate {allowed:.3f} (max of "
+                    f"{config.gate} and {config.gate_sigmas} x {spread:.3g}, the relative sigma of the observation "
+                    "and the estimate together)",
                 )
-        sigma = max(relative_sigma, config.gate / config.gate_sigmas)
-        self._observations.append((log_ratio, 1.0 / sigma**2))
-        self._log_estimate = self._weighted_median()
+            self._track_clipped(log_ratio, variance, innovation, spread)
+            if len(self._clipped) == PERSISTENCE:
+                # Not wrong windows but a wrong estimate (a wrong start): restart from the windows that disagree.
+                values, weights = (np.array(column) for column in zip(*self._clipped))
+                weights = 1.0 / weights
+                self._log_estimate = float(np.average(values, weights=weights))
+                self._variance = 1.0 / float(weights.sum())
+                self._clipped.clear()
+            else:
+                gain = self._variance / (self._variance + variance)
+                clip = HUBER_SIGMAS * spread
+                self._log_estimate += gain * min(max(innovation, -clip), clip)
+                self._variance *= 1.0 - gain
+        self._accepted += 1
         return ScaleVerdict(
             True,
             "accepted",
-            f"scale observation {ratio:.5g} metres per world unit accepted; estimate {self.estimate:.5g} from "
-            f"{len(self._observations)} observations",
+            f"scale observation {ratio:.5g} metres per world unit accepted; estimate {self.estimate:.5g} "
+            f"(+-{100 * self.relative_sigma:.2g} %) from {self._accepted} observations",
         )
 
     def correction(self) -> float:
@@ -152,8 +204,8 @@ class MetricScaleFilter:
         return math.exp(min(max(self._log_estimate, -step), step))
 
     def rebase(self, factor: float) -> None:
-        """The caller rescaled the world by ``factor`` (world coordinates multiplied by it): the held ratios, in
-        metres per world unit, are divided by it.
+        """The caller rescaled the world by ``factor`` (world coordinates multiplied by it): the estimate, in
+        metres per world unit, is divided by it.
 
         Raises:
             ValueError: ``factor`` is not a positive number.
@@ -162,20 +214,40 @@ class MetricScaleFilter:
         if not (math.isfinite(factor) and factor > 0.0):
             raise ValueError(f"rebase factor must be a positive number (the world's rescale factor), got {factor!r}")
         shift = math.log(factor)
-        self._observations = deque(
-            ((log_ratio - shift, weight) for log_ratio, weight in self._observations), maxlen=self.config.history
-        )
+        self._starting = [(log_ratio - shift, variance) for log_ratio, variance in self._starting]
+        self._clipped = deque((log_ratio - shift, variance) for log_ratio, variance in self._clipped)
         if self._log_estimate is not None:
             self._log_estimate -= shift
 
-    def _weighted_median(self) -> float:
-        """Weighted median of the held log ratios; where the cumulative weight reaches exactly half (equal
-        weights, even count) the midpoint of the two middle values, so equal weights give no downward bias."""
-        values, weights = (np.array(column) for column in zip(*self._observations))
-        order = np.argsort(values)
-        values, cumulative = values[order], np.cumsum(weights[order])
-        half, tolerance = 0.5 * cumulative[-1], 1e-12 * cumulative[-1]  # the tolerance absorbs summation rounding
-        middle = int(np.searchsorted(cumulative, half - tolerance))
-        if middle + 1 < values.size and abs(cumulative[middle] - half) <= tolerance:
-            return float(0.5 * (values[middle] + values[middle + 1]))
-        return float(values[middle])
+    def _track_clipped(self, log_ratio: float, variance: float, innovation: float, spread: float) -> None:
+        """Hold the observations clipped in a row on the same side as ``innovation``'s (at most `PERSISTENCE`)."""
+        if abs(innovation) <= HUBER_SIGMAS * spread:
+            self._clipped.clear()
+            return
+        if self._clipped_above != (innovation > 0):
+            self._clipped.clear()
+        self._clipped_above = innovation > 0
+        self._clipped.append((log_ratio, variance))
+
+    def _start(self, log_ratio: float, variance: float) -> None:
+        """Take a starting observation on trust: the estimate is the weighted median of those held, its variance
+        that of their weighted mean; the held ones are dropped once ``min_observations`` were taken."""
+        self._starting.append((log_ratio, variance))
+        values, weights = (np.array(column) for column in zip(*self._starting))
+        weights = 1.0 / weights
+        self._log_estimate = _weighted_median(values, weights)
+        self._variance = 1.0 / float(weights.sum())
+        if len(self._starting) >= self.config.min_observations:
+            self._starting = []
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted median of ``(n,)`` values; where the cumulative weight reaches exactly half (equal weights, even
+    count) the midpoint of the two middle values, so equal weights give no downward bias."""
+    order = np.argsort(values)
+    values, cumulative = values[order], np.cumsum(weights[order])
+    half, tolerance = 0.5 * cumulative[-1], 1e-12 * cumulative[-1]  # the tolerance absorbs summation rounding
+    middle = int(np.searchsorted(cumulative, half - tolerance))
+    if middle + 1 < values.size and abs(cumulative[middle] - half) <= tolerance:
+        return float(0.5 * (values[middle] + values[middle + 1]))
+    return float(values[middle])

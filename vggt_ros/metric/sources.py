@@ -19,8 +19,12 @@ relative standard error of the factor.
   grows with the square of the distance, pull harder than near ones. Only confident predictions
   (`DepthScaleConfig.confidence_percentile` of the window) and sensor depths inside the sensor's working
   range count. It runs in torch on the prediction's device and moves only scalars to the host.
-* `rig_scale` (several cameras with a calibrated transform): the known baseline in metres over the distance the
-  window predicts between the two camera centres, for every frame set and known pair; the median of logs.
+* `rig_scale` (several cameras with a calibrated transform): the known baseline in metres over the offset the
+  window predicts between the two camera centres along it, for every frame set and known pair. The pose noise
+  enters each predicted offset additively, so the window's estimate is the mean of the offsets (in window units
+  per metre of baseline) over the pairs that are not outliers (within 3 robust standard deviations of their
+  median): the mean is unbiased and uses every pair fully, where a median of n normal errors scatters as a mean
+  of 2n / pi, and a 12 cm rig window has only a handful of pairs, each ~7 - 10 % noisy.
 * `odometry_scale` (TF odometry of the camera frames): distances travelled. The odometry frame and the window
   frame are not aligned (nor is either gravity-aligned for VGGT), so only displacement lengths are compared,
   each frame against the window's first frame with odometry. The estimate is sum |d_odom| / sum |d_window|
@@ -35,10 +39,11 @@ relative standard error of the factor.
 relative_sigma is the standard error of a median, sqrt(pi / 2) x 1.4826 x MAD / sqrt(n): 1.4826 x MAD (the median
 absolute deviation of the n log ratios) estimates their standard deviation robustly, and a median of n normal
 samples scatters sqrt(pi / 2) times more than their mean. (Odometry's ratio of sums uses the same formula on the
-deviations from it.) It measures the scatter of this window's measurements, not a bias they share (a wrong depth
-prediction over a whole frame, a miscalibrated rig): `vggt_ros.metric.scale_filter` therefore caps how much any
-one small sigma can weigh. A handful of measurements do not measure their own scatter (one has none, two of three
-may coincide), so below eight the sigma is at least `SINGLE_MEASUREMENT_RELATIVE_SIGMA` / sqrt(n).
+deviations from it; the rig's mean that of a mean, 1.4826 x MAD / sqrt(n), relative to the mean.) It measures the
+scatter of this window's measurements, not a bias they share (a wrong depth prediction over a whole frame, a
+miscalibrated rig): `vggt_ros.metric.scale_filter` therefore gives no window a sigma below its ``min_sigma``. A
+handful of measurements do not measure their own scatter (one has none, two of three may coincide), so below eight
+the sigma is at least `SINGLE_MEASUREMENT_RELATIVE_SIGMA` / sqrt(n).
 """
 
 from __future__ import annotations
@@ -63,6 +68,9 @@ _MIN_SCATTER_MEASUREMENTS = 8
 # One camera displacement of a few centimetres, predicted by VGGT to about 1 % of a scene a few metres deep, is
 # known to roughly 10 %: the relative error assumed for a rig or odometry ratio measured only once.
 SINGLE_MEASUREMENT_RELATIVE_SIGMA = 0.1
+# A rig pair further than this many robust standard deviations from the window's median is a broken pose, not noise
+# (the deviation of a handful of pairs is itself uncertain: in a window of 11, 3.2 occurred).
+_OUTLIER_SIGMAS = 5.0
 # Below this predicted distance (window units, ~1 = the scene's size) two camera centres coincide.
 _MIN_PREDICTED_DISTANCE = 1e-9
 
@@ -238,7 +246,7 @@ def rig_scale(
             f"every known baseline is shorter than {min_baseline_m} m ({lengths}); a rig this small measures no scale",
         )
     sets = poses.reshape(-1, cameras, 4, 4)
-    log_ratios = []
+    units_per_metre, lengths = [], []
     for camera, baseline in long_enough.items():
         length = float(np.linalg.norm(baseline))
         # The predicted offset of camera j in camera 0's frame, along the known baseline: pose noise across the
@@ -246,16 +254,31 @@ def rig_scale(
         offset = np.einsum("sji,sj->si", sets[:, 0, :3, :3], sets[:, camera, :3, 3] - sets[:, 0, :3, 3])
         predicted = offset @ (baseline / length)  # (sets,) window units
         usable = np.isfinite(predicted) & (predicted > _MIN_PREDICTED_DISTANCE)
-        log_ratios.append(math.log(length) - np.log(predicted[usable]))
-    log_ratio = np.concatenate(log_ratios)
-    if log_ratio.size == 0:
+        units_per_metre.append(predicted[usable] / length)
+        lengths.append(np.full(int(usable.sum()), length))
+    measured, length = np.concatenate(units_per_metre), np.concatenate(lengths)
+    if measured.size == 0:
         return ScaleUnavailable(
             "degenerate",
             f"the window predicts no usable distance between the rig's cameras in any of its "
             f"{sets.shape[0]} frame sets (non-finite or coincident camera centres, or camera j not on the known side)",
         )
-    centre, sigma = _median_and_sigma(torch.from_numpy(log_ratio))
-    return ScaleObservation(math.exp(centre), sigma, int(log_ratio.size), "rig")
+    # The mean of the pairs' window units per metre (each an offset plus the poses' noise, so the mean is unbiased
+    # and, unlike a median, uses every pair fully: a median of normal errors needs pi / 2 times the pairs), weighted
+    # by the squared baseline (the same pose noise is a smaller part of a longer one), over the pairs within
+    # _OUTLIER_SIGMAS robust standard deviations of their median (a broken pose is dropped). In units of one
+    # metre of baseline, a pair's deviation times its baseline is the pose noise, alike for every pair.
+    centre = float(np.median(measured))
+    spread = _MAD_TO_SIGMA * float(np.median(np.abs(measured - centre) * length))
+    keep = np.abs(measured - centre) * length <= _OUTLIER_SIGMAS * spread if spread > 0.0 else np.isfinite(measured)
+    kept, weight = measured[keep], length[keep] ** 2
+    mean = float(np.average(kept, weights=weight))
+    count = kept.size
+    noise = _MAD_TO_SIGMA * float(np.median(np.abs(kept - mean) * length[keep]))  # window units, per pair
+    sigma = noise / math.sqrt(float(weight.sum())) / mean
+    if count < _MIN_SCATTER_MEASUREMENTS:
+        sigma = max(sigma, SINGLE_MEASUREMENT_RELATIVE_SIGMA / math.sqrt(count))
+    return ScaleObservation(1.0 / mean, sigma, int(count), "rig")
 
 
 def odometry_scale(

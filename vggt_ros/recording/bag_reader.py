@@ -28,6 +28,14 @@ Design decisions:
   the caller may keep.
 * The reader is opened for the checks in the constructor and again by each iteration, so the source holds no
   open file between uses and can be iterated more than once.
+* Stamps follow the node's rules (`vggt_ros.live.stamps.CameraStamps`): a zero header stamp takes the message's log
+  time (counted in `substituted_stamps`, logged once per topic), and a repeated stamp is the same capture again:
+  skipped and counted (kind "duplicate_stamp").
+* An image over ``max_image_pixels`` (`vggt_ros.image_limits`) is skipped and counted (kind "too_large") from its
+  header fields or file header, before anything is decoded.
+* An mcap file cut off mid-recording (no summary, no end magic) is read up to its last complete record
+  (`vggt_ros.recording.truncated_mcap`), with a warning; `truncated` says what was lost. A bag folder without
+  metadata.yaml (the recorder never closed it) is read from its one storage file.
 """
 
 from __future__ import annotations
@@ -45,8 +53,15 @@ from rosbags.interfaces import Connection
 from rosbags.rosbag2 import ReaderError
 from rosbags.typesys import Stores, get_typestore
 
-from vggt_ros.compressed_image import decode_compressed
-from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
+from vggt_ros.image_encoding import ImageFormatError
+from vggt_ros.image_limits import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    check_max_image_pixels,
+    compressed_image_hw,
+)
+from vggt_ros.live.input import decode_image_message
+from vggt_ros.live.stamps import CameraStamps, StampVerdict
+from vggt_ros.recording.truncated_mcap import open_reader, truncations
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -56,12 +71,26 @@ COMPRESSED_SUFFIX = "/compressed"
 NANOSECONDS = 1_000_000_000
 # The kind under which a message whose bytes do not deserialise is counted (decoding errors use their own).
 UNREADABLE_MESSAGE = "message"
+DUPLICATE_STAMP = "duplicate_stamp"
+STORAGE_SUFFIXES = (".mcap", ".db3")
 
 log = logging.getLogger(__name__)
 
 
 class BagError(ValueError):
     """A recording that cannot be read, or topics it does not hold; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class BagImageMessage:
+    """One deserialised image message: its camera (index into the read topics), log time and header stamp (ns),
+    the message (sensor_msgs/Image or CompressedImage fields) and whether it is compressed."""
+
+    camera: int
+    log_ns: int
+    stamp_ns: int
+    message: object
+    compressed: bool
 
 
 @dataclass(frozen=True)
@@ -81,6 +110,7 @@ class BagImageSource:
         topics: image topics, one per camera (see the module docstring for /compressed and relative names).
         start_s, stop_s: only messages received in [start_s, stop_s) seconds after the bag's first message; None:
             from the start, to the end.
+        max_image_pixels: larger images (width x height) are skipped before decoding (`vggt_ros.image_limits`).
     Raises:
         FileNotFoundError: ``path`` does not exist.
         BagError: the bag cannot be read, a topic is not in it (the message lists its image topics) or is not an
@@ -94,7 +124,10 @@ class BagImageSource:
         topics: Sequence[str],
         start_s: Optional[float] = None,
         stop_s: Optional[float] = None,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     ) -> None:
+        check_max_image_pixels(max_image_pixels)
+        self.max_image_pixels = max_image_pixels
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(
@@ -116,44 +149,114 @@ class BagImageSource:
             if len(set(read)) != len(read):
                 raise ValueError(f"topics must name distinct cameras; {list(topics)} read the topics {read}")
             self.bag_start_ns: int = reader.start_time
+            self.bag_duration_s: float = max(reader.end_time - reader.start_time, 0) / NANOSECONDS
             self._start_ns = None if start_s is None else self.bag_start_ns + round(start_s * NANOSECONDS)
             self._stop_ns = None if stop_s is None else self.bag_start_ns + round(stop_s * NANOSECONDS)
-            self.message_count: int = self._count(reader)
+            # Messages per read topic in the time range.
+            self.topic_messages: dict[str, int] = self._count(reader)
+            self.message_count: int = sum(self.topic_messages.values())
+            self.truncated: list[str] = truncations(reader)
+        for note in self.truncated:
+            log.warning("%s", note)
         self._skipped: dict[str, dict[str, int]] = {}
+        self._substituted: dict[str, int] = {}
 
     @property
     def skipped(self) -> dict[str, dict[str, int]]:
         """Messages skipped by the latest iteration: topic -> kind of problem -> count (JSON-friendly)."""
         return {topic: dict(kinds) for topic, kinds in self._skipped.items()}
 
-    def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(camera_index, header stamp_ns, (H, W, 3) uint8 RGB)`` in log-time order; undecodable ones skipped."""
-        self._skipped = {}
-        camera_of_topic = {camera.topic: index for index, camera in enumerate(self.topics)}
+    @property
+    def substituted_stamps(self) -> dict[str, int]:
+        """Messages of the latest iteration whose zero header stamp was replaced by the log time, by topic."""
+        return dict(self._substituted)
+
+    def image_sizes(self) -> set[tuple[int, int]]:
+        """The (H, W) of the images in the time range, read from the message fields or file headers (no image
+        decoded): one pass over the messages, for the model input size before any work. Messages that cannot be
+        read, or are over ``max_image_pixels``, are left out (the iteration skips and counts them)."""
+        sizes: set[tuple[int, int]] = set()
         with self._opened() as reader:
             messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
             try:
                 for connection, _, raw in messages:
                     try:
                         message = reader.deserialize(raw, connection.msgtype)
+                    except AnyReaderError:
+                        continue
+                    if connection.msgtype == COMPRESSED_IMAGE_TYPE:
+                        hw = compressed_image_hw(message.data)
+                    else:
+                        hw = (int(message.height), int(message.width))
+                    if hw is not None and hw[0] * hw[1] <= self.max_image_pixels:
+                        sizes.add(hw)
+            except (AnyReaderError, ReaderError):
+                pass  # a damaged storage: the sizes up to there; the iteration stops at the same place and says so
+        return sizes
+
+    def messages(self) -> Iterator[BagImageMessage]:
+        """Each readable message of the read topics in log-time order, deserialised (not decoded): the input of
+        `vggt_ros.recording.inputs.bag_frame_sets`, which runs them through the node's input assembly. Unreadable
+        messages are skipped and counted; the counts restart with each iteration."""
+        self._skipped, self._substituted = {}, {}
+        camera_of_topic = {camera.topic: index for index, camera in enumerate(self.topics)}
+        with self._opened() as reader:
+            messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
+            try:
+                for connection, log_ns, raw in messages:
+                    try:
+                        message = reader.deserialize(raw, connection.msgtype)
                     except AnyReaderError as err:
                         self._skip(connection.topic, UNREADABLE_MESSAGE, f"{len(raw)} bytes do not deserialise ({err})")
                         continue
-                    try:
-                        rgb = _decode(message, connection.msgtype)
-                    except ImageFormatError as err:
-                        self._skip(connection.topic, err.kind, str(err))
-                        continue
                     stamp = message.header.stamp
-                    yield camera_of_topic[connection.topic], stamp.sec * NANOSECONDS + stamp.nanosec, rgb
+                    yield BagImageMessage(
+                        camera=camera_of_topic[connection.topic],
+                        log_ns=log_ns,
+                        stamp_ns=stamp.sec * NANOSECONDS + stamp.nanosec,
+                        message=message,
+                        compressed=connection.msgtype == COMPRESSED_IMAGE_TYPE,
+                    )
             except (AnyReaderError, ReaderError) as err:
                 # Only the storage raises these here: a damaged chunk or file stops the stream.
                 raise BagError(f"cannot read bag '{self.path}' past this point: {err}") from None
 
+    def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(camera_index, header stamp_ns, (H, W, 3) uint8 RGB)`` of every image in log-time order (the log time
+        for a zero stamp), with the node's stamp rules (`CameraStamps`) and decoding (`decode_image_message`);
+        undecodable, over-large and repeated ones skipped and counted."""
+        # Tolerance 0: a stamp before the camera's newest passes as a jump back (the session starts over).
+        stamps = CameraStamps(len(self.topics), reorder_tolerance_s=0.0)
+        for item in self.messages():
+            topic = self.topics[item.camera].topic
+            check = stamps.check(item.camera, item.stamp_ns, item.log_ns)
+            if check.verdict is StampVerdict.DUPLICATE:
+                self._skip(topic, DUPLICATE_STAMP, f"header stamp {check.stamp_ns} ns repeats")
+                continue
+            if check.substituted:
+                self.count_substituted(topic)
+            try:
+                rgb = decode_image_message(item.message, item.compressed, self.max_image_pixels)
+            except ImageFormatError as err:
+                self._skip(topic, err.kind, str(err))
+                continue
+            yield item.camera, check.stamp_ns, rgb
+
+    def count_dropped(self, topic: str, kind: str, count: int) -> None:
+        """Add ``count`` messages of ``topic`` that a consumer dropped (bad image, repeated stamp) to `skipped`."""
+        kinds = self._skipped.setdefault(topic, {})
+        kinds[kind] = kinds.get(kind, 0) + count
+
+    def count_substituted(self, topic: str, count: int = 1) -> None:
+        """``count`` messages of ``topic`` whose zero header stamp took the log time (`substituted_stamps`)."""
+        if topic not in self._substituted:
+            log.warning("%s has zero header stamps: the recording's log time stands in (as the node does)", topic)
+        self._substituted[topic] = self._substituted.get(topic, 0) + count
+
     @contextmanager
     def _opened(self) -> Iterator[AnyReader]:
         try:
-            reader = AnyReader([self.path], default_typestore=get_typestore(Stores.ROS2_KILTED))
+            reader = open_reader(_storage_path(self.path), get_typestore(Stores.ROS2_KILTED))
             reader.open()
         except (AnyReaderError, ReaderError, FileNotFoundError) as err:
             # FileNotFoundError: a folder without metadata.yaml (the path itself was checked to exist).
@@ -170,16 +273,21 @@ class BagImageSource:
         read = {camera.topic for camera in self.topics}
         return [connection for connection in reader.connections if connection.topic in read]
 
-    def _count(self, reader: AnyReader) -> int:
-        """Messages of the topics in the time range: from the bag's index when the range is the whole bag,
-        else by one pass over the raw messages in the range (no deserialising, no decoding)."""
+    def _count(self, reader: AnyReader) -> dict[str, int]:
+        """Messages per topic in the time range: from the bag's index when the range is the whole bag, else by one
+        pass over the raw messages in the range (no deserialising, no decoding)."""
         connections = self._connections(reader)
+        counts = {camera.topic: 0 for camera in self.topics}
         if self._start_ns is None and self._stop_ns is None:
-            return sum(connection.msgcount for connection in connections)
+            for connection in connections:
+                counts[connection.topic] += connection.msgcount
+            return counts
         try:
-            return sum(1 for _ in reader.messages(connections=connections, start=self._start_ns, stop=self._stop_ns))
+            for connection, _, _ in reader.messages(connections=connections, start=self._start_ns, stop=self._stop_ns):
+                counts[connection.topic] += 1
         except (AnyReaderError, ReaderError) as err:
             raise BagError(f"cannot read bag '{self.path}': {err}") from None
+        return counts
 
     def _skip(self, topic: str, kind: str, reason: str) -> None:
         kinds = self._skipped.setdefault(topic, {})
@@ -221,8 +329,11 @@ def _image_topics(types: dict[str, Optional[str]]) -> str:
     return ", ".join(names) if names else "none (the bag holds no sensor_msgs/Image or CompressedImage)"
 
 
-def _decode(message, msgtype: str) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB of a deserialised Image or CompressedImage; ImageFormatError if it has none."""
-    if msgtype == COMPRESSED_IMAGE_TYPE:
-        return decode_compressed(message.data, message.format)
-    return image_to_rgb(message.data, message.height, message.width, message.step, message.encoding)
+def _storage_path(path: Path) -> Path:
+    """``path``, or for a bag folder without metadata.yaml (a recording never closed) its one storage file."""
+    if path.is_dir() and not (path / "metadata.yaml").exists():
+        files = [p for p in sorted(path.iterdir()) if p.suffix in STORAGE_SUFFIXES]
+        if len(files) == 1:
+            log.warning("'%s' has no metadata.yaml (the recorder never closed it): reading %s", path, files[0].name)
+            return files[0]
+    return path

@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
-from PIL import Image as PILImage
-
-from vggt_ros.live.sync import synchronize
+from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels, image_file_hw
+from vggt_ros.live.input import InputAssembly, InputConfig
+from vggt_ros.live.log_policy import LogPolicy
+from vggt_ros.live.stamps import StampVerdict
 from vggt_ros.preprocess import decode_image_file, output_size
-from vggt_ros.recording.bag_reader import BagImageSource
+from vggt_ros.recording.bag_reader import DUPLICATE_STAMP, BagImageSource
 from vggt_ros.window import FrameSet
 
 log = logging.getLogger(__name__)
@@ -46,34 +47,49 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
+def common_model_hw(image_sizes: Iterable[tuple[int, int]], mode: str, target_size: int) -> Optional[tuple[int, int]]:
+    """The model input (H, W) every frame is padded to: the largest of each side over the images' model sizes (as
+    the official loader pads a batch; no padding when they agree). With it, frames of different sizes (cameras of
+    different resolutions, a size change mid-recording) share windows. None without images."""
+    sizes = {output_size(height, width, mode, target_size) for height, width in image_sizes}
+    return (max(h for h, _ in sizes), max(w for _, w in sizes)) if sizes else None
+
+
+def needs_padding(image_sizes: Iterable[tuple[int, int]], mode: str, target_size: int) -> bool:
+    """Whether the images' model sizes differ (some are padded to `common_model_hw`)."""
+    return len({output_size(height, width, mode, target_size) for height, width in image_sizes}) > 1
+
+
 class FolderInput:
     """A folder's images as one camera's frame sets. Every file's header is read before any work: unreadable ones
-    are skipped with a warning (and listed in `skipped`), as are files that fail to decode later, so one bad file
-    never costs the run.
+    and ones over ``max_image_pixels`` (`vggt_ros.image_limits`) are skipped with a warning (and listed in
+    `skipped`), as are files that fail to decode later, so one bad file never costs the run.
 
     Attributes:
         files: the readable images, in order.
-        model_hw: the largest model input (H, W) when the images' model sizes differ (each frame is then padded to
-            it, as the official loader pads a batch), else None.
+        model_hw: the model input (H, W) every frame is padded to (`common_model_hw`).
+        sizes: the images' (H, W).
         skipped: file name -> why it was skipped.
     """
 
-    def __init__(self, folder: Path, mode: str, target_size: int) -> None:
+    def __init__(
+        self, folder: Path, mode: str, target_size: int, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    ) -> None:
+        check_max_image_pixels(max_image_pixels)
         self.skipped: dict[str, str] = {}
         self.files: list[Path] = []
         sizes = set()
         for path in image_files(folder):
             try:
-                with PILImage.open(path) as image:
-                    width, height = image.size
+                sizes.add(image_file_hw(path, max_image_pixels))
             except (OSError, ValueError) as err:
                 self._skip(path, f"cannot read image file: {err}")
                 continue
             self.files.append(path)
-            sizes.add(output_size(height, width, mode, target_size))
         if not self.files:
-            raise ValueError(f"no readable image in {folder} ({len(self.skipped)} unreadable)")
-        self.model_hw = None if len(sizes) == 1 else (max(h for h, _ in sizes), max(w for _, w in sizes))
+            raise ValueError(f"no readable image in {folder} ({len(self.skipped)} unreadable or too large)")
+        self.sizes = sizes
+        self.model_hw = common_model_hw(sizes, mode, target_size)
 
     def _skip(self, path: Path, reason: str) -> None:
         log.warning("skipping %s: %s", path, reason)
@@ -94,8 +110,30 @@ class FolderInput:
 def bag_frame_sets(
     source: BagImageSource, camera_names: tuple[str, ...], queue_size: int, slop: float
 ) -> Iterator[InputFrameSet]:
-    """The bag's image topics grouped into frame sets by approximate time (one camera: every image)."""
-    for synced in synchronize(iter(source), len(camera_names), queue_size, slop):
-        names = tuple(f"{name}/{stamp_ns}.png" for name, stamp_ns in zip(camera_names, synced.stamps_ns))
-        frame_set = FrameSet(stamps_ns=synced.stamps_ns, images=synced.items)
-        yield InputFrameSet(frame_set, names, (None,) * len(names))
+    """The bag's image messages through the node's input assembly (`vggt_ros.live.input`): decoded (over-large ones
+    dropped before), the node's stamp rules (a zero stamp takes the log time, a repeated one is dropped; a stamp
+    going back starts over, tolerance 0: a recording has no transport reordering), grouped into frame sets by
+    approximate time (one camera: every image). What it drops is counted in ``source.skipped`` by topic and kind."""
+    topics = tuple(camera.topic for camera in source.topics)
+    config = InputConfig(
+        names=camera_names,
+        queue_size=queue_size,
+        slop_s=slop,
+        max_reorder_s=0.0,
+        topics=topics,
+        max_image_pixels=source.max_image_pixels,
+    )
+    assembly = InputAssembly(config, LogPolicy(log))
+    try:
+        for item in source.messages():
+            frame_set = assembly.add_image(
+                item.camera, item.message, item.stamp_ns, item.log_ns, item.compressed
+            ).frame_set
+            if frame_set is not None:
+                names = tuple(f"{name}/{stamp_ns}.png" for name, stamp_ns in zip(camera_names, frame_set.stamps_ns))
+                yield InputFrameSet(frame_set, names, (None,) * len(names))
+    finally:
+        for (camera, kind), count in assembly.dropped.items():
+            source.count_dropped(topics[camera], DUPLICATE_STAMP if kind == StampVerdict.DUPLICATE else kind, count)
+        for camera, count in assembly.substituted.items():
+            source.count_substituted(topics[camera], count)

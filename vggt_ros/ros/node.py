@@ -22,47 +22,48 @@ from __future__ import annotations
 
 import os
 import pathlib
-import signal
 import sys
 import threading
 import time
 from typing import Optional
 
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from nav_msgs.msg import Odometry, Path
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
-from rclpy.task import Future
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
-from tf2_msgs.msg import TFMessage
 
 from vggt_ros.live.health import HealthMonitor, HealthSnapshot
-from vggt_ros.live.input import InputAssembly, InputConfig
+from vggt_ros.live.input import InputAssembly
 from vggt_ros.live.input_watchdog import TRANSPORTS_VARIABLE
 from vggt_ros.live.log_policy import LogPolicy
-from vggt_ros.live.reconstruction import LiveReconstruction
+from vggt_ros.live.reconstruction import LiveReconstruction, LoopUpdate
 from vggt_ros.live.robot import RobotPlacement
 from vggt_ros.live.saving import save_world
 from vggt_ros.live.startup import StartupError, load_session
 from vggt_ros.mapping import require_open3d
-from vggt_ros.ros import diagnostics, messages, qos
+from vggt_ros.ros import diagnostics, messages
 from vggt_ros.ros.map_output import MapOutput
-from vggt_ros.ros.outputs import Output, map_message, topic, window_messages, world_frame_message
-from vggt_ros.ros.params import declare_and_read, ros_arguments_fix
+from vggt_ros.ros.outputs import (
+    Output,
+    loop_messages,
+    map_message,
+    odometry_messages,
+    placement_messages,
+    publisher_specs,
+    topic,
+    window_messages,
+    world_frame_message,
+)
+from vggt_ros.ros.params import declare_and_read
 from vggt_ros.ros.tf_listener import make_transform_buffer
 from vggt_ros.session import WindowOutput
+from vggt_ros.world.pose_graph import require_gtsam
 
 NODE_NAME = "vggt"
-OUTPUT_QOS = 5
 DIAGNOSTICS_QOS = 10
-# The longest a SIGINT or SIGTERM waits to be handled while the node is idle (see main).
-SIGNAL_LATENCY_S = 0.25
 __all__ = ["NODE_NAME", "TRANSPORTS_VARIABLE", "ReconstructionNode", "StartupError", "main"]
 
 
@@ -162,8 +163,10 @@ class ReconstructionNode(LifecycleNode):
         params = self.params
         try:
             require_open3d()
+            if params.loop_closure:
+                require_gtsam()
             runtime = params.runtime_config()
-        except (RuntimeError, ValueError) as err:
+        except (ImportError, RuntimeError, ValueError) as err:
             raise StartupError(str(err)) from None
         window_frames = params.window_size * len(params.image_topics)
         session = load_session(runtime, params.session_config(), self._transforms, window_frames, params.image_size)
@@ -183,18 +186,7 @@ class ReconstructionNode(LifecycleNode):
         # The resolved names (namespace, remapping) are the ones the ROS graph and the user's tools show.
         topics = [self.resolve_topic_name(f"{t}/compressed" if compressed else t) for t in params.image_topics]
         topics += [self.resolve_topic_name(t) for t in params.depth_topics]
-        self._input = InputAssembly(
-            InputConfig(
-                names=params.names,
-                queue_size=params.queue_size,
-                slop_s=params.slop_s,
-                max_reorder_s=session.config.window.max_reorder_s,
-                topics=tuple(topics),
-                depth_cameras=len(params.depth_topics),
-                input_timeout_s=params.input_timeout_s,
-            ),
-            self._log,
-        )
+        self._input = InputAssembly(params.input_config(tuple(topics), session.config.window.max_reorder_s), self._log)
         self._worker = threading.Thread(target=self._work, name="vggt-inference", daemon=True)
         self._worker.start()
         self._health = HealthMonitor(params.health_thresholds(), diagnostics.PERIOD_S, self._health_snapshot())
@@ -209,29 +201,13 @@ class ReconstructionNode(LifecycleNode):
         """One publisher per output the window builder can produce (vggt_ros.ros.outputs), keyed like its messages."""
         params = self.params
         self._output_publishers: dict[Output, object] = {}
-        per_camera = (
-            ("depth", Image, params.publish_depth),
-            ("confidence", Image, params.publish_confidence),
-            ("camera_info", CameraInfo, params.publish_camera_info),
-        )
-        for kind, msg_type, enabled in per_camera:
-            for camera in range(len(params.names)) if enabled else ():
-                self._add_publisher(Output(kind, camera), msg_type, OUTPUT_QOS)
-        if params.publish_points:
-            self._add_publisher(Output("points"), PointCloud2, OUTPUT_QOS)
-        if params.publish_path:
-            self._add_publisher(Output("path"), Path, OUTPUT_QOS)
-        if params.publish_tf or params.publish_odom_tf:
-            self._add_publisher(Output("tf"), TFMessage, qos.TF)
-            self._add_publisher(Output("tf_static"), TFMessage, qos.LATCHED)
+        for output, msg_type, profile in publisher_specs(params, robot_frames=self._robot is not None):
+            self._add_publisher(output, msg_type, profile)
         if params.publish_tf and self._robot is None:  # with robot frames, odom -> world once it is placed
             self._output_publishers[Output("tf_static")].publish(
                 world_frame_message(params, self.get_clock().now().nanoseconds)
             )
-        if self._robot is not None:
-            self._add_publisher(Output("odometry"), Odometry, OUTPUT_QOS)
         if params.publish_map:
-            self._add_publisher(Output("map"), PointCloud2, qos.LATCHED)  # RViz started later still gets it
             self._map_output = MapOutput(
                 self._live,
                 lambda points, colors, stamp_ns: map_message(params, points, colors, stamp_ns),
@@ -337,7 +313,8 @@ class ReconstructionNode(LifecycleNode):
     def _health_snapshot(self) -> HealthSnapshot:
         params = self.params
         backend = (params.backend, params.device, params.precision, params.metric_scale_source)
-        return self._live.counters.snapshot(time.monotonic(), self._input.camera_counts(), *backend)
+        live = self._live
+        return live.counters.snapshot(time.monotonic(), self._input.camera_counts(), *backend, live.loop_state())
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._input.reset()
@@ -373,37 +350,40 @@ class ReconstructionNode(LifecycleNode):
                 out, path = live.process(window, self._input.depth_lookup())
                 if out.merged:
                     self._publish_window(out, path)
+                    loop = live.close_loops(out)
+                    if loop is not None and not out.waiting_for_scale:
+                        self._publish_loop(loop, out.window.frame_sets[-1].stamps_ns[0])
             except Exception as err:  # noqa: BLE001 - one bad window must not stop the node
                 live.failed(window, err)
 
     def _publish_window(self, out: WindowOutput, path: list) -> None:
         params = self.params
-        placement = self._robot.follow(out, self._log) if self._robot is not None else None
-        if placement is not None:
-            if params.publish_tf:
-                transform = messages.transform_stamped(
-                    params.odom_frame, params.world_frame, out.result.frame_ids[0].stamp_ns, placement
-                )
-                self._output_publishers[Output("tf_static")].publish(messages.tf_message([transform]))
+        odom_from_world = self._robot.follow(out, self._log) if self._robot is not None else None
+        if odom_from_world is not None:
+            self._publish(placement_messages(params, out.result.frame_ids[0].stamp_ns, odom_from_world))
             self.get_logger().info(
                 f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera "
                 f"'{params.names[0]}' was at its first image"
             )
         if out.waiting_for_scale:
             return
-        for output, message in window_messages(params, out, path):
-            self._output_publishers[output].publish(message)
+        self._publish(window_messages(params, out, path))
         odometry = self._robot.odometry(out) if self._robot is not None else None
         if odometry is not None:
-            odom, base, stamp_ns = params.odom_frame, params.robot_base_frame, odometry.stamp_ns
-            self._output_publishers[Output("odometry")].publish(
-                messages.odometry(stamp_ns, odom, base, odometry.odom_from_base, odometry.covariance)
-            )
-            if params.publish_odom_tf:
-                transform = messages.transform_stamped(odom, base, stamp_ns, odometry.odom_from_base)
-                self._output_publishers[Output("tf")].publish(messages.tf_message([transform]))
+            self._publish(odometry_messages(params, odometry))
         latency_s = (self.get_clock().now().nanoseconds - out.window.frame_sets[-1].stamps_ns[0]) / 1e9
         self._live.counters.published(time.monotonic(), latency_s)
+
+    def _publish_loop(self, loop: LoopUpdate, stamp_ns: int) -> None:
+        """A closed loop moves the world under ``parent_frame`` (REP 105's map -> odom: the chained camera poses,
+        like odometry, never jump); the corrected path goes out now, the corrected map with the next map timer."""
+        odom_from_world = self._robot.odom_from_world if self._robot is not None else None
+        if self._robot is None or odom_from_world is not None:
+            self._publish(loop_messages(self.params, stamp_ns, loop.correction, loop.path, odom_from_world))
+
+    def _publish(self, pairs) -> None:
+        for output, message in pairs:
+            self._output_publishers[output].publish(message)
 
     # ------------------------------------------------------------------------------------- shutdown
     def destroy_node(self) -> None:
@@ -417,60 +397,7 @@ class ReconstructionNode(LifecycleNode):
         super().destroy_node()
 
 
-def main(args: Optional[list[str]] = None) -> int:
-    """Entry point of ``ros2 run vggt_ros reconstruct_node``: spin until Ctrl-C (SIGINT) or SIGTERM; exit 1 on a
-    start-up error.
+if __name__ == "__main__":  # python -m vggt_ros.ros.node: the same entry point as reconstruct_node
+    from vggt_ros.ros.main import main
 
-    Stopping is ordered so nothing runs on a dead ROS context: the signal stops the executor, which lets a callback
-    in flight (a ``~/save``) finish; then the node closes its worker, which finishes and publishes the window it is
-    on; only then does rclpy shut down. (rclpy's own signal handler would shut the context down at once, under the
-    worker's feet.) A signal during start-up (loading the weights) stops it at once.
-    """
-    try:
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    except RuntimeError as err:  # rcl's argument parser: a missing or malformed --params-file, a bad --ros-args
-        reason = str(err).split(", at ")[0]  # without rcl's C source locations
-        print(
-            f"[FATAL] [{NODE_NAME}]: cannot start: {reason}. Fix: {ros_arguments_fix(reason)}",
-            file=sys.stderr,
-        )
-        return 1
-    executor = SingleThreadedExecutor()
-    spinning = threading.Event()
-    stopped: Future = Future()
-
-    def stop(signum, frame) -> None:
-        if not spinning.is_set():
-            raise KeyboardInterrupt  # still starting up
-        # Completing the future wakes the executor, which returns once the callback in flight is done. From another
-        # thread: this handler may interrupt the main thread inside the future's own lock.
-        threading.Thread(target=lambda: stopped.done() or stopped.set_result(signum), daemon=True).start()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    node = None
-    try:
-        node = ReconstructionNode()
-        executor.add_node(node)
-        spinning.set()
-        # rcl waits in C, where Python runs no signal handler: with nothing that wakes the executor (no timer before
-        # configure or after the shutdown transition) a signal would never be handled. Waking every
-        # SIGNAL_LATENCY_S bounds that delay.
-        while not stopped.done() and executor.context.ok():
-            executor.spin_until_future_complete(stopped, timeout_sec=SIGNAL_LATENCY_S)
-    except StartupError as err:
-        rclpy.logging.get_logger(NODE_NAME).fatal(str(err))
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # a signal while still starting up
-    finally:
-        executor.shutdown()
-        if node is not None:
-            node.destroy_node()  # joins the worker while the context is still valid
-        rclpy.try_shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

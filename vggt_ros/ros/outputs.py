@@ -9,16 +9,23 @@ node. Outputs switched off by the ``publish_*`` parameters are not built.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
+from nav_msgs.msg import Odometry, Path
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from tf2_msgs.msg import TFMessage
 
+from vggt_ros.geometry import compose_poses, invert_pose
 from vggt_ros.live.parameters import NodeParameters
+from vggt_ros.live.robot import BaseOdometry
 from vggt_ros.numeric import pack_rgb
-from vggt_ros.ros import messages
+from vggt_ros.ros import messages, qos
 from vggt_ros.session import WindowOutput
 
+# Depth of the outputs' keep-last queues.
+OUTPUT_QOS = 5
 MAP_FIELDS = ("x", "y", "z", "rgb")
 
 
@@ -41,6 +48,32 @@ def topic(params: NodeParameters, output: Output, node_prefix: str = "~/") -> st
     return (
         prefix + {"depth": "depth/image", "camera_info": "depth/camera_info", "confidence": "confidence"}[output.kind]
     )
+
+
+def publisher_specs(params: NodeParameters, robot_frames: bool) -> list[tuple[Output, type, object]]:
+    """(output, message type, QoS profile) of every output the parameters ask for: what the node publishes."""
+    per_camera = (
+        ("depth", Image, params.publish_depth),
+        ("confidence", Image, params.publish_confidence),
+        ("camera_info", CameraInfo, params.publish_camera_info),
+    )
+    specs = [
+        (Output(kind, camera), msg_type, OUTPUT_QOS)
+        for kind, msg_type, enabled in per_camera
+        if enabled
+        for camera in range(len(params.names))
+    ]
+    if params.publish_points:
+        specs.append((Output("points"), PointCloud2, OUTPUT_QOS))
+    if params.publish_path:
+        specs.append((Output("path"), Path, OUTPUT_QOS))
+    if params.publish_tf or params.publish_odom_tf:
+        specs += [(Output("tf"), TFMessage, qos.TF), (Output("tf_static"), TFMessage, qos.LATCHED)]
+    if robot_frames:
+        specs.append((Output("odometry"), Odometry, OUTPUT_QOS))
+    if params.publish_map:
+        specs.append((Output("map"), PointCloud2, qos.LATCHED))  # RViz started later still gets it
+    return specs
 
 
 def window_messages(params: NodeParameters, out: WindowOutput, path: Sequence[tuple[int, np.ndarray]]) -> list:
@@ -96,10 +129,56 @@ def map_message(params: NodeParameters, points: np.ndarray, colors: np.ndarray, 
     return messages.point_cloud2(rows, 1, len(rows), stamp_ns, params.world_frame, MAP_FIELDS)
 
 
-def world_frame_message(params: NodeParameters, stamp_ns: int):
-    """The static parent_frame -> world_frame transform (z up relative to the first camera, REP 103)."""
+def world_frame_message(params: NodeParameters, stamp_ns: int, correction: Optional[np.ndarray] = None):
+    """The static parent_frame -> world_frame transform: z up relative to the first camera (REP 103), after the
+    loop closure's rigid ``correction`` ``(4, 4)`` of the world (`ReconstructionSession.world_correction`)."""
     parent_from_world = np.zeros((3, 4))
     parent_from_world[:, :3] = messages.PARENT_FROM_OPTICAL_WORLD
+    if correction is not None:
+        parent_from_world = parent_from_world @ correction
     return messages.tf_message(
         [messages.transform_stamped(params.parent_frame, params.world_frame, stamp_ns, parent_from_world)]
     )
+
+
+def placement_messages(params: NodeParameters, stamp_ns: int, odom_from_world: np.ndarray) -> list:
+    """REP 105: the world placed in odom (latched ``odom_frame -> world_frame``), once it is known."""
+    if not params.publish_tf:
+        return []
+    transform = messages.transform_stamped(params.odom_frame, params.world_frame, stamp_ns, odom_from_world)
+    return [(Output("tf_static"), messages.tf_message([transform]))]
+
+
+def odometry_messages(params: NodeParameters, odometry: BaseOdometry) -> list:
+    """``~/odometry`` of the base and, with ``publish_odom_tf``, ``odom_frame -> robot_base_frame``."""
+    odom, base, stamp_ns = params.odom_frame, params.robot_base_frame, odometry.stamp_ns
+    pairs = [
+        (Output("odometry"), messages.odometry(stamp_ns, odom, base, odometry.odom_from_base, odometry.covariance))
+    ]
+    if params.publish_odom_tf:
+        transform = messages.transform_stamped(odom, base, stamp_ns, odometry.odom_from_base)
+        pairs.append((Output("tf"), messages.tf_message([transform])))
+    return pairs
+
+
+def loop_messages(
+    params: NodeParameters,
+    stamp_ns: int,
+    correction: np.ndarray,
+    path: Sequence[tuple[int, np.ndarray]],
+    odom_from_world: Optional[np.ndarray] = None,
+) -> list:
+    """After a closed loop: the world's rigid ``correction`` ``(4, 4)`` (REP 105's map -> odom) on /tf_static as
+    ``parent_frame -> world_frame``, or, with robot frames (``odom_from_world`` given), ``parent_frame ->
+    odom_frame``; and the corrected path."""
+    pairs = []
+    if params.publish_tf:
+        if odom_from_world is None:
+            pairs.append((Output("tf_static"), world_frame_message(params, stamp_ns, correction)))
+        else:  # the world hangs under odom: the same correction, expressed in odom
+            in_odom = compose_poses(compose_poses(odom_from_world, correction), invert_pose(odom_from_world))
+            transform = messages.transform_stamped(params.parent_frame, params.odom_frame, stamp_ns, in_odom)
+            pairs.append((Output("tf_static"), messages.tf_message([transform])))
+    if params.publish_path and path:
+        pairs.append((Output("path"), messages.path(path, stamp_ns, params.world_frame)))
+    return pairs

@@ -13,6 +13,7 @@ from typing import Hashable, Optional
 import numpy as np
 
 from vggt_ros.metric.scale_filter import ScaleFilterConfig
+from vggt_ros.world.loop_config import LoopConfig
 from vggt_ros.world.placement import PlacedFrames
 
 
@@ -43,6 +44,7 @@ class WorldConfig:
             history always spans the whole run at a growing spacing.
         seed: pixel sampling and robust-estimator seed (results are deterministic).
         scale_filter: how metric scale observations are filtered over windows (`vggt_ros.metric.scale_filter`).
+        loop: loop closure, relocalisation and the pose graph (`vggt_ros.world.loop_config`); on by default.
     """
 
     retained_frames: int = 16
@@ -64,6 +66,7 @@ class WorldConfig:
     trajectory_history: int = 500
     seed: int = 0
     scale_filter: ScaleFilterConfig = field(default_factory=ScaleFilterConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
 
     def __post_init__(self) -> None:
         counts = (

@@ -88,19 +88,29 @@ class KeyframeStore:
     def last(self) -> Optional[Keyframe]:
         return self._recent[-1] if self._recent else None
 
-    def add(self, keyframe: Keyframe) -> None:
+    def add(self, keyframe: Keyframe) -> list[Hashable]:
+        """Add the newest keyframe; the ids of the keyframes this dropped (decimation), oldest first."""
         self._recent.append(keyframe)
         self._known.add(keyframe.frame_id)
         self.total += 1
+        dropped = []
         if len(self._recent) > self._recent_limit:
             old = self._recent.popleft()
             self._known.discard(old.frame_id)
             if self._left_recent % self._history_stride == 0:
                 self._history.append(old)
                 if len(self._history) > self._history_limit:
+                    dropped = [k.frame_id for k in self._history[1::2]]
                     self._history = self._history[::2]
                     self._history_stride *= 2
+            else:
+                dropped = [old.frame_id]
             self._left_recent += 1
+        return dropped
+
+    def get(self, frame_id: Hashable) -> Optional[Keyframe]:
+        """The kept keyframe ``frame_id`` (recent or history), None when it is not kept."""
+        return next((k for k in self if k.frame_id == frame_id), None)
 
     def trajectory(self) -> Trajectory:
         return Trajectory.of(list(self))

@@ -18,22 +18,19 @@ After each merged window (`ReconstructionSession.close_loops`, on the worker thr
    its own with the window merging's robust Sim(3) and gates (`vggt_ros.world.overlap.align` with the world's
    `WorldConfig`: correspondences, inlier ratio, residual, camera consistency), against copies of the halves'
    stored samples placed at their current world poses: the world is only read, never changed.
-4. **Judge.** W_c and W_q, the two placements (world_from_window) of the same loop window, differ by the drift
-   accumulated between c and q: the implied correction W_c W_q^-1 moves q's side of the world onto c's. It must
-   be plausible for the path travelled since c (within one segment): q moves at most
-   ``max_correction_ratio`` x path length + ``correction_floor_ratio`` x q's scene depth, the correction turns
-   at most ``max_correction_deg`` and rescales by at most ``max_scale_correction``. Between segments (a
-   relocalisation) the offset is unknown and not judged.
+4. **Judge.** Whether the correction the loop implies is plausible for the distance travelled since c is the
+   world's decision (`World.close_loop`, against the pose graph, which knows the loops already closed): one check,
+   where the corrected poses are.
 5. **Constraint.** The measured relative pose of q in c (`LoopConstraint.match_from_query`): in the loop window
    q's camera is at wfq and c's at wfc (window units); W_c's scale s_c converts window to c-side world units,
    W_q's s_q to q-side ones, so match_from_query = S(s_c) wfc^-1 wfq S(1 / s_q), S(s) = diag(s, s, s, 1):
    [[(s_c / s_q) R, s_c t], [0, 1]]. It maps a point in q's camera frame, in q-side world units, into c's camera
    frame in c-side units; its scale s_c / s_q is 1 in a world without scale drift (and in a metric one).
 
-Rejection causes (counted in `LoopCounters.rejections`): ``match_<cause>`` / ``query_<cause>`` (that half failed
+Rejection causes (counted in `VerificationCounters.rejections`): ``match_<cause>`` / ``query_<cause>`` (that half failed
 the alignment; <cause> as in window merging: ``few_correspondences``, ``inliers``, ``residual``,
 ``camera_mismatch``, ...), ``unusable_output`` (the network's cameras could not be decoded), ``forgotten`` (c
-left the world's trajectory), ``image_size`` (c's image has another model size), ``implausible_correction``.
+left the world's trajectory), ``image_size`` (c's image has another model size).
 """
 
 from __future__ import annotations
@@ -49,14 +46,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vggt_ros.geometry import compose_similarity, decompose_similarity, invert_similarity
+from vggt_ros.geometry import decompose_similarity
 from vggt_ros.numeric import percentile
 from vggt_ros.preprocess import to_unit_float
 from vggt_ros.products import decode_window
 from vggt_ros.world.config import WindowResult, WindowStatus, WorldConfig
 from vggt_ros.world.keyframes import FrameSamples, SampleStore, Trajectory
 from vggt_ros.world.loop_constraint import LoopConstraint
-from vggt_ros.world.overlap import AlignmentFailure, align, rotation_angle
+from vggt_ros.world.overlap import AlignmentFailure, align
 from vggt_ros.world.place_recognition import (
     PlaceCandidate,
     PlaceDescriptor,
@@ -81,10 +78,6 @@ class LoopVerificationConfig:
         max_keyframe_bytes: documented bound on a keyframe's compact copy (image + samples + descriptor); a
             keyframe over it (e.g. a huge model resolution) is stored with fewer samples, never more.
         neighbour_max_gap_s: a stored keyframe within this time of c is its neighbour in the loop window.
-        max_correction_ratio: q may move by at most this fraction of the path length travelled since c ...
-        correction_floor_ratio: ... plus this fraction of q's median scene depth (short loops, alignment noise).
-        max_correction_deg: largest rotation of the correction, degrees.
-        max_scale_correction: largest relative scale change of the correction (|s - 1| and |1/s - 1|).
         seed: the alignments' robust-estimator seed.
     """
 
@@ -93,10 +86,6 @@ class LoopVerificationConfig:
     keyframe_pixels: int = 600
     max_keyframe_bytes: int = 50_000
     neighbour_max_gap_s: float = 2.0
-    max_correction_ratio: float = 0.1
-    correction_floor_ratio: float = 0.1
-    max_correction_deg: float = 15.0
-    max_scale_correction: float = 0.2
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -112,14 +101,10 @@ class LoopVerificationConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 3:
                 raise ValueError(f"LoopVerificationConfig.{name} must be an int >= 3, got {value!r}")
-        for name in ("neighbour_max_gap_s", "max_correction_ratio", "correction_floor_ratio"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"LoopVerificationConfig.{name} must be a number >= 0, got {value!r}")
-        for name in ("max_correction_deg", "max_scale_correction"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"LoopVerificationConfig.{name} must be a positive number, got {value!r}")
+        if not (math.isfinite(self.neighbour_max_gap_s) and self.neighbour_max_gap_s >= 0):
+            raise ValueError(
+                f"LoopVerificationConfig.neighbour_max_gap_s must be a number >= 0, got {self.neighbour_max_gap_s!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -160,7 +145,7 @@ class LoopRejection:
 
 
 @dataclass
-class LoopCounters:
+class VerificationCounters:
     """Running totals: keyframes stored, queries, candidates proposed, verifications run, loops accepted,
     rejections by cause, and the last rejection's reason ("" before any)."""
 
@@ -175,7 +160,7 @@ class LoopCounters:
 
 @dataclass(frozen=True)
 class LoopReport:
-    """What `LoopCloser.after_window` did for one window: each new keyframe's search (candidates with their
+    """What `LoopVerifier.after_window` did for one window: each new keyframe's search (candidates with their
     scores), the verified constraints, the rejections, and host seconds per step (``describe``, ``search``,
     ``verify``)."""
 
@@ -212,7 +197,7 @@ class NewKeyframe:
     colors: torch.Tensor
 
 
-class LoopCloser:
+class LoopVerifier:
     """The place index, the compact keyframes and the verification (see the module docstring). One thread."""
 
     def __init__(self, config: LoopVerificationConfig, world_config: WorldConfig) -> None:
@@ -220,7 +205,7 @@ class LoopCloser:
         self.world_config = world_config
         self.describe = PlaceDescriptor(config.place.descriptor_dim, config.place.projection_seed)
         self.index = PlaceIndex(config.place)
-        self.counters = LoopCounters()
+        self.counters = VerificationCounters()
 
     def reset(self) -> None:
         """Forget every keyframe (the world started over); the counters keep running."""
@@ -342,9 +327,6 @@ class LoopCloser:
                 return reject(f"{side}_{aligned.cause}", f"the {side} side does not align: {aligned.reason}")
             placements[side], diagnostics[side] = aligned
 
-        problem = self._implausible(placements["match"], placements["query"], match, query.frame_id, trajectory, row)
-        if problem:
-            return reject("implausible_correction", problem)
         scale_match = float(decompose_similarity(placements["match"])[0])
         scale_query = float(decompose_similarity(placements["query"])[0])
         window_from_match = products.window_from_camera[frame_ids.index(match)]
@@ -363,35 +345,6 @@ class LoopCloser:
             residual_ratio=max(diagnostics["match"]["residual_ratio"], diagnostics["query"]["residual_ratio"]),
             score=candidate.score,
         )
-
-    def _implausible(self, world_from_match_side, world_from_query_side, match, query, trajectory, row) -> str:
-        """Why the correction the loop implies is implausible, or "" (see the module docstring)."""
-        config = self.config
-        if trajectory.segment[row[match]] != trajectory.segment[row[query]]:
-            return ""  # a relocalisation: the segments' offset is unknown
-        correction = compose_similarity(world_from_match_side, invert_similarity(world_from_query_side))
-        scale, rotation, translation = (np.asarray(v, dtype=np.float64) for v in decompose_similarity(correction))
-        scale = float(scale)
-        query_pose = trajectory.world_from_camera[row[query]]
-        moved = float(np.linalg.norm(scale * rotation @ query_pose[:3, 3] + translation - query_pose[:3, 3]))
-        path = _path_length(trajectory, row[match], row[query])
-        query_depth = float(np.median(self.index.payload(query).points[:, 2].astype(np.float64)))
-        floor = config.correction_floor_ratio * query_depth * float(trajectory.depth_scale[row[query]])
-        limit = config.max_correction_ratio * path + floor
-        angle = math.degrees(rotation_angle(rotation))
-        if moved > limit:
-            return (
-                f"the loop would move the query keyframe by {moved:.3g} world units after a path of {path:.3g} "
-                f"(limit {100 * config.max_correction_ratio:.0f} % of the path + {floor:.3g})"
-            )
-        if angle > config.max_correction_deg:
-            return f"the loop would turn the world by {angle:.1f} deg (limit {config.max_correction_deg:g} deg)"
-        if max(scale, 1.0 / scale) - 1.0 > config.max_scale_correction:
-            return (
-                f"the loop would rescale the world by {scale:.3f} "
-                f"(limit {100 * config.max_scale_correction:.0f} % either way)"
-            )
-        return ""
 
     def keyframe_bytes(self, frame_id: Hashable) -> int:
         """Memory of one stored keyframe: its compact copy and its descriptor."""
@@ -435,15 +388,3 @@ class LoopCloser:
             depth=camera_points[:, 2].copy(),
             world_from_camera=np.array(world_from_camera, dtype=np.float64),
         )
-
-
-def _path_length(trajectory: Trajectory, first: int, last: int) -> float:
-    """Length of the path of ``first``'s camera through the kept keyframes from row ``first`` to ``last``."""
-    camera = trajectory.frame_ids[first][1:] if isinstance(trajectory.frame_ids[first], tuple) else None
-    rows = [
-        i
-        for i in range(min(first, last), max(first, last) + 1)
-        if camera is None or trajectory.frame_ids[i][1:] == camera
-    ]
-    centres = trajectory.world_from_camera[rows, :3, 3]
-    return float(np.linalg.norm(np.diff(centres, axis=0), axis=1).sum()) if len(rows) > 1 else 0.0

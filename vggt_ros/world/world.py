@@ -42,16 +42,25 @@ Decisions, each with its reason:
   kept (TF does not jump to a new origin), but the offset between segments is unknown: the caller should start a
   new map (`mapping.GrowingMap.reset`).
   The stored frames of the old segment are dropped, so later windows align only within the new segment.
-- Metric scale (`integrate`'s ``scale``: a `vggt_ros.metric.sources.ScaleObservation` of the window in metres per
-  window unit, from a depth sensor, a camera rig or odometry). Every observation is compared with the world's own
-  scale for the window (metres per world unit) and fed to a robust filter (`vggt_ros.metric.scale_filter`). Once
-  the filter holds ``min_observations`` of them the world becomes metric: the whole world is rescaled once by
-  their weighted median (nothing is published in the unit-less world when a scale source is configured; see
-  `vggt_ros.session`). From then on the window's similarity is corrected by the filter's bounded factor about
-  the newest shared camera, so the path near the robot does not move and the scale never jumps, and the retained
-  frames the next window aligns to are rescaled about the same point, so that the correction holds. The chaining
-  is smooth but drifts, the source is noisy but unbiased: together they hold the scale. A window without an
-  observation (no depth, a still robot) keeps the world's scale.
+  With loop closure (`WorldConfig.loop`) the old segment's keyframes and map points stay in the pose graph: a
+  verified loop between the segments joins them (relocalisation, `close_loop`) and the old map comes back
+  (`map_cloud`).
+- Loop closure (`vggt_ros.world.loop_closure`): `close_loop` takes a verified `LoopConstraint`, optimises the
+  keyframes' Sim(3) pose graph and re-places the keyframes and the map. The chained poses above (odometry) never
+  move (`trajectory`); the corrected ones are `corrected_trajectory` and `map_cloud`, and `corrected_from_chained`
+  is their offset at the newest keyframe (REP 105 map -> odom).
+- Metric scale (`integrate`'s ``metric_observation``: a `vggt_ros.metric.sources.ScaleObservation` of the window in
+  metres per window unit, from a depth sensor, a camera rig or odometry). Every observation is compared with the
+  world's own scale for the window (metres per world unit) and fed to a robust filter
+  (`vggt_ros.metric.scale_filter`). Once the filter holds ``min_observations`` of them the world becomes metric: the
+  whole world is rescaled once by their weighted median (nothing is published in the unit-less world when a scale
+  source is configured; see `vggt_ros.session`). From then on the window's similarity is corrected by the filter's
+  bounded factor about the newest shared camera, so the path near the robot does not move and the scale never jumps,
+  and the retained frames the next window aligns to are rescaled about the same point, so that the correction holds.
+  The chaining is smooth but drifts, the source is noisy but unbiased: together they hold the scale. The source's
+  scale is one constant that every window measures again, so the filter combines all the windows' observations,
+  weighted by their noise, and lets only the chaining's slow drift age them. A window without an observation (no
+  depth, a still robot) keeps the world's scale.
 - New frames are marked for the map (`WindowResult.map_frames`) only with enough 3-D parallax (from the
   predicted poses) since the last marked frame, so a static or crawling camera does not pile copies of the
   same noisy surface into the map.
@@ -68,6 +77,7 @@ No ROS here; the node turns `WindowResult` into TF, path, points and the map.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional
 
@@ -81,6 +91,8 @@ from vggt_ros.numeric import percentile
 from vggt_ros.products import WindowProducts
 from vggt_ros.world.config import WindowResult, WindowStatus, WorldConfig, WorldCounters
 from vggt_ros.world.keyframes import FrameSamples, Keyframe, KeyframeStore, SampleStore, Trajectory
+from vggt_ros.world.loop_closure import LoopClosure, LoopCounters, LoopResult
+from vggt_ros.world.loop_constraint import LoopConstraint
 from vggt_ros.world.overlap import AlignmentFailure, align, rotation_angle
 from vggt_ros.world.placement import cameras_in_world, place_in_world
 
@@ -102,6 +114,8 @@ class World:
         self.counters = WorldCounters()
         self.metric = False  # world units are metres
         self.scale_filter = MetricScaleFilter(self.config.scale_filter)
+        # Loop closure: the keyframes' pose graph and map points (None when disabled; see `close_loop`).
+        self.loops = LoopClosure(self.config.loop) if self.config.loop.enabled else None
 
     @property
     def is_empty(self) -> bool:
@@ -112,17 +126,74 @@ class World:
         return self._segment
 
     def trajectory(self) -> Trajectory:
-        """The kept keyframes' world poses (all segments; older ones decimated, see `WorldConfig`)."""
+        """The kept keyframes' chained world poses (all segments; older ones decimated, see `WorldConfig`): the
+        odometry, continuous, never moved by a loop. Loop verification measures its constraints in it."""
         return self.keyframes.trajectory()
 
+    def corrected_trajectory(self) -> Trajectory:
+        """The kept keyframes' poses as corrected by the closed loops, in the corrected world (`trajectory` until a
+        loop is closed): for the path, the map and the exports."""
+        trajectory = self.keyframes.trajectory()
+        if self.loops is None or not self.loops.optimised:
+            return trajectory
+        corrected = self.loops.corrected()
+        poses = [corrected[f] for f in trajectory.frame_ids]
+        scales = np.array([float(np.cbrt(np.linalg.det(p[:3, :3]))) for p in poses])
+        rigid = np.stack(poses)
+        rigid[:, :3, :3] /= scales[:, None, None]
+        return dataclasses.replace(trajectory, world_from_camera=rigid, depth_scale=trajectory.depth_scale * scales)
+
+    @property
+    def corrected_from_chained(self) -> np.ndarray:
+        """``(4, 4)`` similarity from the chained world to the corrected one at the newest keyframe: REP 105's
+        map -> odom, to publish as parent_frame -> world_frame. Identity until a loop is closed."""
+        return np.eye(4) if self.loops is None else self.loops.graph.correction
+
+    @property
+    def loop_counters(self) -> Optional[LoopCounters]:
+        """Loops accepted and rejected (by cause, the last reason), segments joined, the last optimisation's time
+        (for /diagnostics); None when loop closure is disabled."""
+        return None if self.loops is None else self.loops.counters
+
+    def keyframe(self, frame_id) -> Optional[Keyframe]:
+        """A kept keyframe with its chained pose (for loop verification), None when it is not kept."""
+        return self.keyframes.get(frame_id)
+
+    def map_cloud(self) -> tuple[np.ndarray, np.ndarray]:
+        """The map of the current segment and every segment loops joined to it, placed by the corrected poses:
+        points ``(M, 3)`` float32 and colours ``(M, 3)`` uint8 (empty when loop closure is disabled). Segments not
+        joined yet are left out: their place in this world is unknown until a loop joins them."""
+        if self.loops is None:
+            return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
+        graph = self.loops.graph
+        group = graph.group(self._segment)
+        corrected = self.loops.corrected()
+        joined = {f: pose for f, pose in corrected.items() if graph.group(graph.nodes[f].segment) == group}
+        return self.loops.map.placed(joined)
+
+    def close_loop(self, constraint: LoopConstraint) -> LoopResult:
+        """Add a verified loop to the pose graph and optimise: the keyframes and the map are re-placed and
+        `corrected_from_chained` moves; a loop to another segment joins the two (relocalisation). An implausible
+        loop, a solver failure or a loop the solve still finds off changes nothing (see
+        `vggt_ros.world.loop_closure`). ``constraint.match_from_query`` is measured against the chained world
+        (`trajectory`, `keyframe`): each side in its keyframe's chained pose and world units.
+
+        Raises:
+            RuntimeError: loop closure is disabled (`WorldConfig.loop`).
+        """
+        if self.loops is None:
+            raise RuntimeError("loop closure is disabled (WorldConfig.loop.enabled is False)")
+        return self.loops.close(constraint)
+
     def integrate(
-        self, products: WindowProducts, grid_step: int = 1, scale: Optional[ScaleObservation] = None
+        self, products: WindowProducts, grid_step: int = 1, metric_observation: Optional[ScaleObservation] = None
     ) -> WindowResult:
         """Align one window to the world and merge it, or reject it.
 
         ``grid_step``: the new frames are placed in the world (unprojected) on every ``grid_step``-th row and
         column, the published cloud's decimation; their alignment samples are drawn from those pixels.
-        ``scale``: the window's metric scale, when a source measured one (see the module docstring).
+        ``metric_observation``: the window's metric scale observation, when a source measured one (see the module
+        docstring).
 
         Raises:
             ValueError: the window's frame ids are not distinct, or a frame new to the world has no depth (the
@@ -145,16 +216,16 @@ class World:
             self.counters.rejections[cause] += 1
             none = np.zeros(len(ids), dtype=bool)
             return WindowResult(
-                WindowStatus.REJECTED,
-                cause,
-                reason,
-                ids,
-                self._segment,
-                None,
-                None,
-                float("nan"),
-                none,
-                none,
+                status=WindowStatus.REJECTED,
+                cause=cause,
+                reason=reason,
+                frame_ids=ids,
+                segment=self._segment,
+                world_from_window=None,
+                world_from_camera=None,
+                depth_scale=float("nan"),
+                new_frames=none,
+                map_frames=none,
                 metric=self.metric,
                 **diagnostics,
             )
@@ -191,17 +262,25 @@ class World:
                 threshold,
                 grid_step,
                 first_camera_from_window,
-                scale,
+                metric_observation,
             )
 
         aligned = align(products, self.samples, threshold, self.config, seed=self.config.seed + self.counters.windows)
         if isinstance(aligned, AlignmentFailure):
             if self._consecutive_rejections >= self.config.max_consecutive_rejections:
-                return self._start_segment(products, new, threshold, grid_step, aligned.reason, scale)
+                return self._start_segment(products, new, threshold, grid_step, aligned.reason, metric_observation)
             return reject(aligned.cause, aligned.reason, **aligned.diagnostics)
         world_from_window, diagnostics = aligned
         return self._commit(
-            WindowStatus.MERGED, "", products, new, threshold, grid_step, world_from_window, scale, **diagnostics
+            WindowStatus.MERGED,
+            "",
+            products,
+            new,
+            threshold,
+            grid_step,
+            world_from_window,
+            metric_observation,
+            **diagnostics,
         )
 
     def _start_segment(
@@ -211,7 +290,7 @@ class World:
         threshold: float,
         grid_step: int,
         failure: str,
-        metric_scale: Optional[ScaleObservation],
+        metric_observation: Optional[ScaleObservation],
     ) -> WindowResult:
         anchor = products.dense[0]
         row = products.slot(anchor)
@@ -223,9 +302,11 @@ class World:
         else:
             last = self.keyframes.last
             target_pose, target_depth = last.world_from_camera, last.median_depth
-        scale = target_depth / window_depth
+        depth_scale = target_depth / window_depth  # the Sim(3) factor: world depth per window depth
         camera_from_window = invert_pose(products.window_from_camera[anchor])
-        anchor_from_window = similarity_matrix(scale, camera_from_window[:3, :3], scale * camera_from_window[:3, 3])
+        anchor_from_window = similarity_matrix(
+            depth_scale, camera_from_window[:3, :3], depth_scale * camera_from_window[:3, 3]
+        )
         world_from_window = compose_similarity(target_pose, anchor_from_window)
         lost_for = self._consecutive_rejections
         self._segment += 1
@@ -242,7 +323,7 @@ class World:
             threshold,
             grid_step,
             world_from_window,
-            metric_scale,
+            metric_observation,
         )
 
     def _commit(
@@ -254,35 +335,38 @@ class World:
         threshold: float,
         grid_step: int,
         world_from_window: np.ndarray,
-        metric_scale: Optional[ScaleObservation],
+        metric_observation: Optional[ScaleObservation],
         **diagnostics,
     ) -> WindowResult:
-        world_from_window, scale_note = self._apply_metric_scale(world_from_window, products, new, metric_scale)
-        scale = float(decompose_similarity(world_from_window)[0])
+        world_from_window, scale_note = self._apply_metric_scale(world_from_window, products, new, metric_observation)
+        depth_scale = float(decompose_similarity(world_from_window)[0])  # the Sim(3) factor
         world_from_camera = cameras_in_world(world_from_window, products.window_from_camera)
         new_idx = [int(i) for i in np.flatnonzero(new)]
-        placed = place_in_world(products, world_from_camera, scale, new_idx, grid_step) if new_idx else None
+        placed = place_in_world(products, world_from_camera, depth_scale, new_idx, grid_step) if new_idx else None
         map_frames = np.zeros(len(products.frame_ids), dtype=bool)
+        residual_ratio = float(diagnostics.get("residual_ratio", math.nan))
         for row, i in enumerate(new_idx):
-            median_depth = self._add_frame(products, i, placed, row, threshold, scale)
+            median_depth = self._add_frame(products, i, placed, row, threshold, depth_scale, residual_ratio)
             pose = placed.world_from_camera[row]
             map_frames[i] = self._has_parallax(pose, median_depth)
             if map_frames[i]:
                 self._last_map_pose = pose
+                if self.loops is not None:
+                    self._keep_map_points(products.frame_ids[i], placed, row, threshold)
         self._consecutive_rejections = 0
         self.counters.merged += 1
         return WindowResult(
-            status,
-            "",
-            reason,
-            products.frame_ids,
-            self._segment,
-            world_from_window,
-            world_from_camera,
-            scale,
-            new,
-            map_frames,
-            placed,
+            status=status,
+            cause="",
+            reason=reason,
+            frame_ids=products.frame_ids,
+            segment=self._segment,
+            world_from_window=world_from_window,
+            world_from_camera=world_from_camera,
+            depth_scale=depth_scale,
+            new_frames=new,
+            map_frames=map_frames,
+            placed=placed,
             metric=self.metric,
             scale_note=scale_note,
             **diagnostics,
@@ -306,31 +390,33 @@ class World:
                 return world_from_window, verdict.reason
             if len(self.scale_filter) < self.scale_filter.config.min_observations:
                 return world_from_window, ""  # the median of several decides the world's unit, not one window
-            factor = self.scale_filter.estimate
-            self.samples.rescale(factor)
-            self.keyframes.rescale(factor)
+            correction = self.scale_filter.estimate
+            self.samples.rescale(correction)
+            self.keyframes.rescale(correction)
+            if self.loops is not None:
+                self.loops.rescale(correction)
             if self._last_map_pose is not None:
                 self._last_map_pose = self._last_map_pose.copy()
-                self._last_map_pose[:3, 3] *= factor
-            self.scale_filter.rebase(factor)
+                self._last_map_pose[:3, 3] *= correction
+            self.scale_filter.rebase(correction)
             self.metric = True
-            return _scaled_about(world_from_window, factor, np.zeros(3)), ""
-        factor = self.scale_filter.correction()
-        if factor != 1.0:
+            return _scaled_about(world_from_window, correction, np.zeros(3)), ""
+        correction = self.scale_filter.correction()
+        if correction != 1.0:
             # About the newest camera the world already holds: the path next to the robot stays where it is.
             known = np.flatnonzero(~new)
             anchor = int(known[-1]) if known.size else products.dense[0]
             pivot = world_from_window[:3, :3] @ products.window_from_camera[anchor][:3, 3] + world_from_window[:3, 3]
-            world_from_window = _scaled_about(world_from_window, factor, pivot)
+            world_from_window = _scaled_about(world_from_window, correction, pivot)
             # The retained samples too: the next window aligns to them, and at their old scale it would undo most of
             # this correction (only the new frames carry it) while the filter, rebased below, assumes it holds.
-            shift = (1.0 - factor) * pivot
-            self.samples.rescale(factor)
+            shift = (1.0 - correction) * pivot
+            self.samples.rescale(correction)
             for samples in self.samples.values():
                 samples.points = samples.points + shift
                 samples.world_from_camera = samples.world_from_camera.copy()
                 samples.world_from_camera[:3, 3] += shift
-            self.scale_filter.rebase(factor)
+            self.scale_filter.rebase(correction)
         return world_from_window, "" if verdict.accepted else verdict.reason
 
     def _has_parallax(self, world_from_camera: np.ndarray, median_depth: float) -> bool:
@@ -342,7 +428,23 @@ class World:
         turned = math.degrees(rotation_angle(last[:3, :3].T @ world_from_camera[:3, :3]))
         return moved >= self.config.map_min_translation_ratio or turned >= self.config.map_min_rotation_deg
 
-    def _add_frame(self, products: WindowProducts, i: int, placed, row: int, threshold: float, scale: float) -> float:
+    def _keep_map_points(self, frame_id, placed, row: int, threshold: float) -> None:
+        """Keep a map keyframe's confident placed points, in its own frame, for re-placing after a loop."""
+        confident = (placed.grid(placed.confidence)[row] >= threshold).reshape(-1).cpu().numpy()
+        points = placed.points[row].reshape(-1, 3).cpu().numpy()[confident]
+        colors = placed.grid(placed.colors)[row].reshape(-1, 3).cpu().numpy()[confident]
+        self.loops.map.add(frame_id, placed.world_from_camera[row], points, colors)
+
+    def _add_frame(
+        self,
+        products: WindowProducts,
+        i: int,
+        placed,
+        row: int,
+        threshold: float,
+        depth_scale: float,
+        residual_ratio: float,
+    ) -> float:
         """Store window frame ``i`` (newly merged, row ``row`` of ``placed``) and add it to the trajectory.
 
         Its sample is drawn from the placed grid's usable pixels and their world points (unprojected once for the
@@ -368,7 +470,12 @@ class World:
             pixel_index, points.cpu().numpy().astype(np.float64), np.ones(take), confidence, depth, pose
         )
         median_depth = float(np.median(depth))
-        self.keyframes.add(Keyframe(frame_id, float(products.stamps[i]), pose, scale, self._segment, median_depth))
+        keyframe = Keyframe(frame_id, float(products.stamps[i]), pose, depth_scale, self._segment, median_depth)
+        dropped = self.keyframes.add(keyframe)
+        if self.loops is not None:
+            self.loops.add_keyframe(frame_id, pose, self._segment, residual_ratio, median_depth)
+            for old in dropped:
+                self.loops.drop_keyframe(old)
         return median_depth
 
 

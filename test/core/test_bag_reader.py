@@ -1,0 +1,281 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""BagImageSource on real rosbag2 recordings (mcap and sqlite3) written with rosbags by test/support/bags.py."""
+
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from conftest import IMAGES
+from support.bags import NANOSECONDS, write_image_bag
+from vggt_ros.live.sync import synchronize
+from vggt_ros.recording.bag_reader import BagError, BagImageSource
+
+EPOCH_NS = 1_700_000_000 * NANOSECONDS
+PERIOD_NS = 100_000_000  # 10 Hz cameras
+# JPEG at quality 90 keeps these crops at 36-42 dB; a channel swap gives 15-25 dB, a neighbouring frame at most 29 dB.
+MIN_JPEG_PSNR_DB = 33.0
+LOGGER = "vggt_ros.recording.bag_reader"
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    """Ten different 48x64 RGB crops of a photograph, like consecutive camera frames."""
+    with Image.open(IMAGES / "astronaut.png") as image:
+        photo = np.asarray(image.convert("RGB"))
+    return [np.ascontiguousarray(photo[40 + 11 * i : 88 + 11 * i, 30 + 17 * i : 94 + 17 * i]) for i in range(10)]
+
+
+def _stamps(count: int, offset_ns: int = 0) -> list[int]:
+    return [EPOCH_NS + offset_ns + i * PERIOD_NS for i in range(count)]
+
+
+def _psnr_db(decoded: np.ndarray, original: np.ndarray) -> float:
+    mse = np.mean((decoded.astype(np.float64) - original.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / mse))
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+@pytest.mark.parametrize("transport", ["raw", "jpeg", "png"])
+def test_one_camera_reads_back_every_image_with_its_stamp(tmp_path, frames, storage, transport):
+    stamps = _stamps(len(frames))
+    bag = write_image_bag(
+        tmp_path / "bag",
+        storage,
+        [("/cam/image_raw", list(zip(stamps, frames)))],
+        compressed=transport != "raw",
+        codec="png" if transport == "png" else "jpeg",
+    )
+
+    source = BagImageSource(bag, ["/cam/image_raw"])
+    items = list(source)
+
+    assert source.message_count == len(frames)
+    assert [camera for camera, _, _ in items] == [0] * len(frames)
+    assert [stamp for _, stamp, _ in items] == stamps
+    for (_, _, rgb), original in zip(items, frames):
+        assert rgb.shape == original.shape and rgb.dtype == np.uint8
+        if transport == "jpeg":
+            assert _psnr_db(rgb, original) > MIN_JPEG_PSNR_DB
+        else:
+            np.testing.assert_array_equal(rgb, original)
+    assert source.skipped == {}
+
+
+def test_grey_camera_gives_three_equal_channels(tmp_path, frames):
+    grey = [np.asarray(Image.fromarray(frame).convert("L")) for frame in frames[:3]]
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/mono/image_raw", list(zip(_stamps(3), grey)))])
+
+    images = [rgb for _, _, rgb in BagImageSource(bag, ["/mono/image_raw"])]
+
+    for rgb, original in zip(images, grey):
+        for channel in range(3):
+            np.testing.assert_array_equal(rgb[..., channel], original)
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_two_cameras_pair_up_through_the_nodes_synchroniser(tmp_path, frames, storage):
+    # Camera 1 is triggered 3 ms after camera 0 and lost its frame 4: that frame set cannot form.
+    left = list(zip(_stamps(5), frames[:5]))
+    right = [(stamp, frame) for i, (stamp, frame) in enumerate(zip(_stamps(5, 3_000_000), frames[5:])) if i != 4]
+    bag = write_image_bag(
+        tmp_path / "bag",
+        storage,
+        [("/left/image_raw", left), ("/right/image_raw", right)],
+        compressed=True,
+        codec="png",
+        receive_delay_ns=20_000_000,
+    )
+    source = BagImageSource(bag, ["/left/image_raw", "/right/image_raw"])
+
+    stream = list(source)
+    synced = list(synchronize(iter(stream), num_inputs=2, queue_size=5, slop=0.02))
+
+    # The recorder received them in time order: camera 0 then camera 1 of each frame set (3 ms later).
+    assert [camera for camera, _, _ in stream] == [0, 1] * 4 + [0]
+    assert source.message_count == 9
+    assert [s.stamps_ns for s in synced] == [(left[i][0], right[i][0]) for i in range(4)]
+    for i, frame_set in enumerate(synced):
+        np.testing.assert_array_equal(frame_set.items[0], left[i][1])
+        np.testing.assert_array_equal(frame_set.items[1], right[i][1])
+
+
+@pytest.mark.parametrize("transport", ["jpeg", "raw"])
+def test_damaged_messages_are_skipped_counted_and_warned_once(tmp_path, frames, caplog, transport):
+    topic = "/cam/image_raw/compressed" if transport == "jpeg" else "/cam/image_raw"
+    bag = write_image_bag(
+        tmp_path / "bag",
+        "mcap",
+        [(topic, list(zip(_stamps(6), frames[:6])))],
+        compressed=transport == "jpeg",
+        corrupt={(0, 1), (0, 4)},
+    )
+    source = BagImageSource(bag, [topic])
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        stamps = [stamp for _, stamp, _ in source]
+
+    assert stamps == [s for i, s in enumerate(_stamps(6)) if i not in (1, 4)]
+    # A truncated JPEG is "corrupt"; raw data one row short fails image_to_rgb's "length" check.
+    kind = "corrupt" if transport == "jpeg" else "length"
+    assert source.skipped == {topic: {kind: 2}}
+    warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and topic in warnings[0].getMessage() and kind in warnings[0].getMessage()
+    assert source.message_count == 6
+
+
+def test_undeserialisable_message_is_skipped(tmp_path, frames):
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    bag = tmp_path / "bag"
+    with Writer(bag, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer:
+        connection = writer.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=typestore)
+        image = typestore.types["sensor_msgs/msg/Image"](
+            header=typestore.types["std_msgs/msg/Header"](
+                stamp=typestore.types["builtin_interfaces/msg/Time"](sec=5, nanosec=0), frame_id="cam"
+            ),
+            height=48,
+            width=64,
+            encoding="rgb8",
+            is_bigendian=0,
+            step=192,
+            data=frames[0].reshape(-1),
+        )
+        writer.write(connection, 1, bytes(16))  # a CDR header and zeros: no Image
+        writer.write(connection, 2, typestore.serialize_cdr(image, "sensor_msgs/msg/Image"))
+    source = BagImageSource(bag, ["/cam/image_raw"])
+
+    items = list(source)
+
+    assert [stamp for _, stamp, _ in items] == [5 * NANOSECONDS]
+    np.testing.assert_array_equal(items[0][2], frames[0])
+    assert source.skipped == {"/cam/image_raw": {"message": 1}}
+
+
+def test_time_range_is_seconds_of_log_time_after_the_bag_start(tmp_path, frames):
+    # Header stamps lag the log time by 30 ms; the range applies to the log time, the stamps come out unchanged.
+    stamps = _stamps(10)
+    bag = write_image_bag(
+        tmp_path / "bag", "sqlite3", [("/cam/image_raw", list(zip(stamps, frames)))], receive_delay_ns=30_000_000
+    )
+
+    source = BagImageSource(bag, ["/cam/image_raw"], start_s=0.25, stop_s=0.55)
+
+    # Log times are 0, 0.1, ... 0.9 s after the first: [0.25, 0.55) holds frames 3, 4 and 5.
+    assert [stamp for _, stamp, _ in source] == stamps[3:6]
+    assert source.message_count == 3
+    assert [stamp for _, stamp, _ in BagImageSource(bag, ["/cam/image_raw"], start_s=0.65)] == stamps[7:]
+    assert [stamp for _, stamp, _ in BagImageSource(bag, ["/cam/image_raw"], stop_s=0.1)] == stamps[:1]
+
+
+def test_base_topic_reads_its_compressed_transport(tmp_path, frames, caplog):
+    bag = write_image_bag(
+        tmp_path / "bag", "mcap", [("/cam/image_raw/compressed", [(_stamps(1)[0], frames[0])])], compressed=True
+    )
+
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        source = BagImageSource(bag, ["cam/image_raw"])
+
+    assert source.topics[0].topic == "/cam/image_raw/compressed"
+    assert source.topics[0].msgtype == "sensor_msgs/msg/CompressedImage"
+    assert "/cam/image_raw/compressed" in caplog.text
+    assert len(list(source)) == 1
+
+
+@pytest.mark.parametrize("storage, suffix", [("mcap", ".mcap"), ("sqlite3", ".db3")])
+def test_a_single_storage_file_reads_like_its_folder(tmp_path, frames, storage, suffix):
+    bag = write_image_bag(tmp_path / "bag", storage, [("/cam/image_raw", list(zip(_stamps(3), frames[:3])))])
+    (storage_file,) = bag.glob(f"*{suffix}")
+
+    assert [stamp for _, stamp, _ in BagImageSource(storage_file, ["/cam/image_raw"])] == _stamps(3)
+
+
+def test_iterating_again_reads_again_and_recounts_skips(tmp_path, frames):
+    bag = write_image_bag(
+        tmp_path / "bag", "mcap", [("/cam/image_raw", list(zip(_stamps(4), frames[:4])))], corrupt={(0, 2)}
+    )
+    source = BagImageSource(bag, ["/cam/image_raw"])
+
+    first = [stamp for _, stamp, _ in source]
+    second = [stamp for _, stamp, _ in source]
+
+    assert first == second == [s for i, s in enumerate(_stamps(4)) if i != 2]
+    assert source.skipped == {"/cam/image_raw": {"length": 1}}
+
+
+def test_unknown_topic_error_lists_the_bags_image_topics(tmp_path, frames):
+    bag = write_image_bag(
+        tmp_path / "bag",
+        "mcap",
+        [("/front/image_raw", [(_stamps(1)[0], frames[0])]), ("/rear/image_raw", [(_stamps(1)[0], frames[1])])],
+        other_topics=["/imu/data"],
+    )
+
+    with pytest.raises(BagError) as caught:
+        BagImageSource(bag, ["/front/image_raw", "/side/image_raw"])
+
+    message = str(caught.value)
+    assert "/side/image_raw" in message and "/front/image_raw" in message and "/rear/image_raw" in message
+    assert "/imu/data" not in message
+
+
+def test_a_topic_of_another_type_is_refused(tmp_path, frames):
+    bag = write_image_bag(
+        tmp_path / "bag", "mcap", [("/cam/image_raw", [(_stamps(1)[0], frames[0])])], other_topics=["/imu/data"]
+    )
+
+    with pytest.raises(BagError, match="std_msgs/msg/String"):
+        BagImageSource(bag, ["/imu/data"])
+
+
+def test_missing_bag_path_says_what_to_pass(tmp_path):
+    with pytest.raises(FileNotFoundError) as caught:
+        BagImageSource(tmp_path / "no_such_bag", ["/cam/image_raw"])
+
+    assert "no_such_bag" in str(caught.value) and "metadata.yaml" in str(caught.value)
+
+
+def test_a_folder_that_is_not_a_bag_is_refused(tmp_path):
+    (tmp_path / "photos").mkdir()
+
+    with pytest.raises(BagError, match="photos"):
+        BagImageSource(tmp_path / "photos", ["/cam/image_raw"])
+
+
+@pytest.mark.parametrize(
+    "topics, start_s, stop_s, problem",
+    [
+        ([], None, None, "non-empty"),
+        ("/cam/image_raw", None, None, "non-empty list"),
+        (["/cam/image_raw", "cam/image_raw"], None, None, "distinct"),
+        (["/cam/image_raw"], -1.0, None, "start_s"),
+        (["/cam/image_raw"], None, float("nan"), "stop_s"),
+        (["/cam/image_raw"], 2.0, 1.0, "empty"),
+    ],
+)
+def test_bad_arguments_are_refused(tmp_path, frames, topics, start_s, stop_s, problem):
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam/image_raw", [(_stamps(1)[0], frames[0])])])
+
+    with pytest.raises(ValueError, match=problem):
+        BagImageSource(bag, topics, start_s=start_s, stop_s=stop_s)
+
+
+@pytest.mark.parametrize("metadata", ["kept", "never written"])
+def test_a_recording_cut_off_mid_chunk_reads_its_complete_chunks(tmp_path, caplog, metadata):
+    images = [np.full((240, 320, 3), 10 * i, np.uint8) for i in range(12)]  # 230 kB raw: 1 MiB chunks hold 4 or 5
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", list(zip(_stamps(12), images)))])
+    (mcap,) = bag.glob("*.mcap")
+    whole = mcap.read_bytes()
+    mcap.write_bytes(whole[: len(whole) * 6 // 10])  # a crash: no summary, no footer, the last chunk half written
+    if metadata == "never written":
+        (bag / "metadata.yaml").unlink()
+    with caplog.at_level(logging.WARNING):
+        source = BagImageSource(bag, ["/cam"])
+        read = list(source)
+    assert 0 < len(read) < 12 and source.truncated and "cut off" in source.truncated[0]
+    for (_, stamp_ns, rgb), image, expected_ns in zip(read, images, _stamps(12)):  # the first ones, intact
+        assert stamp_ns == expected_ns and np.array_equal(rgb, image)
+    assert any("cut off" in record.message for record in caplog.records)

@@ -1,0 +1,147 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""Loop closure in the world, on the synthetic room with ground truth: a verified loop re-places the keyframes and
+the map while the chained poses (odometry) stay exactly as without loop closure; relocalisation joins a lost
+segment to the old one and brings its map back; implausible loops and solver failures change nothing; the graph
+and the map follow the keyframe store's decimation; gtsam missing is a start-up error naming the fix.
+
+The network, place recognition and loop verification are the test doubles of `support.loop_synthetic`."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from support.loop_synthetic import (
+    evaluate_loop_run,
+    relocalisation_scene,
+    revisit_scene,
+    run_loop_scene,
+    segments,
+)
+from vggt_ros.world import World, WorldConfig
+from vggt_ros.world.loop_closure import KeyframeMap
+from vggt_ros.world.loop_config import LoopConfig
+from vggt_ros.world.loop_constraint import LoopConstraint
+from vggt_ros.world.pose_graph import PoseGraphConfig
+
+DRIFT = dict(scale_bias=0.001, yaw_bias_deg=0.4)
+
+
+@pytest.fixture(scope="module")
+def revisit():
+    return revisit_scene(laps=2, frames_per_lap=100)
+
+
+@pytest.fixture(scope="module")
+def closed(revisit):
+    return run_loop_scene(revisit, WorldConfig(), **DRIFT)
+
+
+def test_gtsam_missing_is_a_start_up_error_naming_the_fix_only_with_loop_closure(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gtsam", None)  # `import gtsam` raises ImportError
+    with pytest.raises(ImportError, match="pip install gtsam"):
+        World(WorldConfig())
+    World(WorldConfig(loop=LoopConfig(enabled=False)))
+
+
+def test_loops_correct_the_drift_and_leave_the_chained_poses_alone(revisit, closed):
+    metrics = evaluate_loop_run(closed)
+    assert metrics.loops_accepted >= 1 and metrics.false_loops == 0
+    assert metrics.ate_pct < metrics.ate_pct_chain / 3
+    # The odometry is exactly what the same run gives without loop closure: no jump anywhere.
+    plain = run_loop_scene(revisit, WorldConfig(loop=LoopConfig(enabled=False)), detect=False, **DRIFT)
+    chained, reference = closed.world.trajectory(), plain.world.trajectory()
+    assert chained.frame_ids == reference.frame_ids
+    assert np.array_equal(chained.world_from_camera, reference.world_from_camera)
+    # The correction takes the newest chained pose to the newest corrected one (REP 105 map -> odom).
+    world = closed.world
+    newest = world.loops.graph.nodes[chained.frame_ids[-1]]
+    assert np.allclose(world.corrected_from_chained @ chained.world_from_camera[-1], newest.corrected, atol=1e-9)
+    assert not np.allclose(world.corrected_from_chained, np.eye(4), atol=1e-3)
+
+
+def test_the_map_is_re_placed_by_the_corrected_poses(closed):
+    world = closed.world
+    points, colors = world.map_cloud()
+    assert len(points) == len(colors) > 0
+    frame_id = next(f for f in world.corrected_trajectory().frame_ids if f in world.loops.map)
+    local = world.loops.map.points(frame_id).astype(np.float64)
+    pose = world.loops.graph.nodes[frame_id].corrected
+    expected = (local @ pose[:3, :3].T + pose[:3, 3]).astype(np.float32)
+    assert np.allclose(points[: len(local)], expected, atol=1e-5)
+
+
+def test_relocalisation_joins_the_lost_segment_at_the_first_revisit_and_the_old_map_comes_back():
+    scene = relocalisation_scene(frames_per_lap=100, blank_frames=30)
+    run = run_loop_scene(scene, WorldConfig(max_consecutive_rejections=2), place_min_gap=20, **DRIFT)
+    world = run.world
+    assert segments(run) == 2
+    joins = [q for q, _, o in run.loops if not isinstance(o, str) and o.accepted and o.joined_segments]
+    # The path comes back to its start at frame 100 (the descriptor double sees it 0.3 units ahead).
+    assert world.loops.counters.segments_joined == 1 and 95 <= joins[0] <= 105
+    trajectory = world.corrected_trajectory()
+    old = [f for f, s in zip(trajectory.frame_ids, trajectory.segment) if s == 0]
+    points, _ = world.map_cloud()
+    assert sum(len(world.loops.map.points(f)) for f in old if f in world.loops.map) > 0
+    assert len(points) == sum(len(world.loops.map.points(f)) for f in trajectory.frame_ids if f in world.loops.map)
+    # Both segments in one frame: the corrected trajectory fits the truth as one piece.
+    metrics = evaluate_loop_run(run)
+    assert metrics.false_loops == 0 and metrics.ate_pct < 1.5
+
+
+def _chained_world(revisit, config=WorldConfig()):
+    return run_loop_scene(revisit, config, detect=False, **DRIFT).world
+
+
+def test_an_implausible_loop_is_rejected_and_changes_nothing(revisit):
+    world = _chained_world(revisit)
+    trajectory = world.corrected_trajectory()
+    # The newest keyframe is claimed to be where the keyframe ten before it was: as far as the camera travelled.
+    loop = LoopConstraint(trajectory.frame_ids[-1], trajectory.frame_ids[-11], np.eye(4), 0.01, 0.9)
+    result = world.close_loop(loop)
+    assert not result.accepted and result.cause == "implausible" and "travelled" in result.reason
+    assert np.array_equal(world.corrected_trajectory().world_from_camera, trajectory.world_from_camera)
+    assert np.array_equal(world.corrected_from_chained, np.eye(4)) and world.loops.graph.loops == []
+    assert world.loop_counters.rejections["implausible"] == 1 and world.loop_counters.accepted == 0
+
+
+def test_a_solver_that_does_not_converge_keeps_the_last_poses(revisit, closed):
+    config = WorldConfig(loop=LoopConfig(graph=PoseGraphConfig(max_iterations=1)))
+    world = _chained_world(revisit, config)
+    trajectory = world.corrected_trajectory()
+    edge = closed.world.loops.graph.loops[0]  # a loop the default solver accepted on the same chain
+    result = world.close_loop(LoopConstraint(edge.query, edge.match, edge.match_from_query, 0.01, 0.9))
+    assert not result.accepted and result.cause == "solver" and "not converged" in result.reason
+    assert np.array_equal(world.corrected_trajectory().world_from_camera, trajectory.world_from_camera)
+    assert world.loops.graph.loops == [] and np.array_equal(world.corrected_from_chained, np.eye(4))
+
+
+def test_the_graph_and_the_map_follow_the_keyframe_decimation(revisit):
+    world = _chained_world(revisit, WorldConfig(retained_frames=16, trajectory_recent=20, trajectory_history=8))
+    kept = world.corrected_trajectory().frame_ids
+    assert len(kept) <= 28 and world.keyframes.total > 28
+    assert list(world.loops.graph.nodes) == list(kept)
+    assert 0 < len(world.loops.map) == sum(f in world.loops.map for f in kept)
+
+
+def test_the_keyframe_map_is_bounded_and_kept_in_the_keyframe_frame():
+    keyframe_map = KeyframeMap(points_per_keyframe=100)
+    pose = np.eye(4)
+    pose[:3, 3] = [1.0, 2.0, 3.0]
+    points = np.random.default_rng(0).normal(size=(1000, 3)) + pose[:3, 3]
+    points[0] = np.nan  # an unusable pixel is never kept
+    keyframe_map.add("k", pose, points, np.zeros((1000, 3), np.uint8))
+    local = keyframe_map.points("k")
+    assert local.shape == (100, 3) and np.isfinite(local).all() and keyframe_map.nbytes == 100 * (12 + 3)
+    # Placed by another pose, the points move with it.
+    moved = np.eye(4)
+    moved[:3, 3] = [0.0, 0.0, 5.0]
+    placed, _ = keyframe_map.placed({"k": moved})
+    assert np.allclose(placed, local + [0.0, 0.0, 5.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["max_drift_ratio", "map_points_per_keyframe", "max_scale_drift"])
+def test_loop_config_rejects_bad_values(name):
+    with pytest.raises(ValueError, match=name):
+        LoopConfig(**{name: 0})

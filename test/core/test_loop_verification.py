@@ -1,0 +1,224 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""Loop detection and verification in the session (`ReconstructionSession.close_loops`).
+
+On the synthetic room (`test/support/places.py`): the camera goes once around the loop path and comes back; the
+world is chained by `FakePipelineForWorldTests` and the loop passes are answered by the same oracle, honestly or
+altered on purpose. The descriptor there is a pose test double, so these tests are about the verification; the
+real encoder's detection is tested on photographs with the tiny model (last test), and its precision and recall
+on the rendered room are measured by bench/place_recognition.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from test_session import FRAMES, IMAGE_SIZE, PERMISSIVE
+
+from conftest import IMAGES
+from support.places import LoopPassPipelineForTests, PosePlaceDescriptorForTests, revisit_sequence
+from support.synthetic import FakeVGGTForWorldTests, chaining_session_config
+from vggt_ros.geometry import invert_rigid
+from vggt_ros.preprocess import preprocess_frames_u8, to_unit_float
+from vggt_ros.session import ReconstructionSession, SessionConfig
+from vggt_ros.window import FrameSet, KeyframePolicy, WindowConfig
+from vggt_ros.world.alignment import weighted_umeyama
+from vggt_ros.world.cloud import CloudConfig
+from vggt_ros.world.loop_config import LoopConfig
+from vggt_ros.world.loop_constraint import LoopConstraint
+from vggt_ros.world.loop_verification import LoopVerificationConfig
+from vggt_ros.world.place_recognition import PlaceDescriptor, PlaceIndex, PlaceRecognitionConfig
+
+LAP, AGAIN = 80, 20
+PLACE = PlaceRecognitionConfig(min_age_s=5.0, exclude_recent=10, min_score=0.95)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_model):
+    from vggt_ros.runtime import Pipeline
+
+    return Pipeline.from_model(tiny_model, device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def sequence():
+    return revisit_sequence(LAP, AGAIN)
+
+
+def _synthetic_session(sequence, pipeline, loop: LoopConfig = LoopConfig(), **loops) -> ReconstructionSession:
+    config = chaining_session_config(sequence, WindowConfig(8, 1, KeyframePolicy(min_motion=0.07)))
+    config = dataclasses.replace(
+        config,
+        world=dataclasses.replace(config.world, loop=loop),
+        loop_verification=LoopVerificationConfig(place=PLACE, **loops),
+    )
+    session = ReconstructionSession(pipeline, config)
+    session.loop_verifier.describe = PosePlaceDescriptorForTests(sequence)
+    return session
+
+
+def _world_state(session: ReconstructionSession) -> tuple:
+    """Everything of the world a loop pass could disturb, copied."""
+    trajectory = session.world.trajectory()
+    samples = {f: (s.points.copy(), s.depth.copy(), s.observations.copy()) for f, s in session.world.samples.items()}
+    return trajectory.frame_ids, trajectory.world_from_camera.copy(), trajectory.depth_scale.copy(), samples
+
+
+def _same_world(before: tuple, after: tuple) -> bool:
+    ids, poses, scales, samples = before
+    if ids != after[0] or not (np.array_equal(poses, after[1]) and np.array_equal(scales, after[2])):
+        return False
+    return samples.keys() == after[3].keys() and all(
+        all(np.array_equal(a, b) for a, b in zip(samples[f], after[3][f])) for f in samples
+    )
+
+
+def _run(session: ReconstructionSession, sequence) -> list:
+    """Push the sequence, closing loops after every window; checks the world is the same before and after."""
+    reports = []
+    for i in range(len(sequence.rgb)):
+        out = session.push(FrameSet((int(sequence.stamps_ns[i]),), (sequence.rgb[i],)))
+        if out is None:
+            continue
+        before = _world_state(session)
+        reports.append(session.close_loops(out))
+        assert _same_world(before, _world_state(session)), "a loop pass changed the world"
+    return reports
+
+
+def _index(sequence, frame_id) -> int:
+    return int(np.flatnonzero(sequence.stamps_ns == frame_id[0])[0])
+
+
+def test_a_revisit_gives_loop_constraints_with_the_true_relative_pose(sequence):
+    pipeline = LoopPassPipelineForTests(FakeVGGTForWorldTests(sequence))
+    session = _synthetic_session(sequence, pipeline)
+    reports = _run(session, sequence)
+    constraints = [c for r in reports for c in r.constraints]
+    counters = session.loop_verifier.counters
+    assert counters.accepted == len(constraints) >= 5, counters
+    assert counters.rejections.total() == 0, counters.rejections
+    # At most one loop pass per new keyframe, of at most 4 frames.
+    assert len(pipeline.loop_passes) == counters.verified <= counters.keyframes
+    assert all(len(frames) <= 4 for frames in pipeline.loop_passes)
+    # World units per scene unit, from the keyframes' true and chained centres.
+    trajectory = session.world.trajectory()
+    rows = [_index(sequence, f) for f in trajectory.frame_ids]
+    world_per_scene, _, _ = weighted_umeyama(sequence.centres[rows], trajectory.world_from_camera[:, :3, 3])
+    for constraint in constraints:
+        assert isinstance(constraint, LoopConstraint)
+        query, match = _index(sequence, constraint.query), _index(sequence, constraint.match)
+        # The place it really was: closer than a tenth of the lap, looking the same way.
+        true_distance = np.linalg.norm(sequence.centres[query] - sequence.centres[match])
+        assert true_distance < 0.1 * sequence.path_length * LAP / len(sequence.rgb) and query - match > LAP / 2
+        true = sequence.extrinsics[match] @ np.vstack((invert_rigid(sequence.extrinsics[query]), [0, 0, 0, 1]))
+        measured = constraint.match_from_query
+        scale = np.cbrt(np.linalg.det(measured[:3, :3]))
+        rotation = measured[:3, :3] / scale
+        angle = math.degrees(math.acos(np.clip((np.trace(rotation.T @ true[:3, :3]) - 1) / 2, -1, 1)))
+        assert abs(scale - 1.0) < 0.03 and angle < 1.0, (scale, angle)
+        # Translation in world units: the true one times the world's scale, within 2 % of the scene depth (~2).
+        np.testing.assert_allclose(measured[:3, 3], world_per_scene * true[:3, 3], atol=0.04 * world_per_scene)
+        assert 0 < constraint.residual_ratio < PERMISSIVE.max_residual_ratio and constraint.score >= PLACE.min_score
+
+
+def test_b_a_loop_whose_halves_do_not_align_is_rejected_counted_and_changes_nothing(sequence):
+    pipeline = LoopPassPipelineForTests(FakeVGGTForWorldTests(sequence), misplace=True)
+    session = _synthetic_session(sequence, pipeline)
+    reports = _run(session, sequence)  # checks the world after every loop pass
+    rejections = [r for report in reports for r in report.rejections]
+    counters = session.loop_verifier.counters
+    assert counters.accepted == 0 and not any(report.constraints for report in reports)
+    assert len(rejections) == counters.verified == counters.rejections.total() >= 5
+    assert all(r.cause.startswith("match_") for r in rejections), {r.cause for r in rejections}
+    assert counters.last_rejection.endswith(rejections[-1].reason)
+    logged = [line for report in reports for line in report.messages()]
+    assert sum(line.startswith("loop rejected (match_") for line in logged) == len(rejections)
+    assert sum(line.startswith("loop candidate: ") for line in logged) == counters.candidates
+
+
+def test_c_a_correction_implausible_for_the_distance_travelled_is_rejected_by_the_world(sequence):
+    """The loop pass verifies the halves; whether the correction they imply fits the path travelled is the world's
+    one check (`World.close_loop`, against the pose graph): `apply_loops` hands it over and nothing moves."""
+    offset = np.eye(4)
+    offset[:3, 3] = (0.6, 0.0, 0.0)  # the query side moved by 0.6 window units: ~1.5 scene units, a ~10 m lap
+    pipeline = LoopPassPipelineForTests(FakeVGGTForWorldTests(sequence), offset=offset)
+    session = _synthetic_session(sequence, pipeline, loop=LoopConfig(max_drift_ratio=0.05))
+    results = []
+    for report in _run(session, sequence):
+        before = _world_state(session)
+        results += session.apply_loops(report)
+        assert _same_world(before, _world_state(session)), "a rejected loop changed the world"
+    assert len(results) >= 5 and not any(result.accepted for result in results)
+    assert {result.cause for result in results} == {"implausible"} and "travelled" in results[0].reason
+    assert session.world.loop_counters.rejections["implausible"] == len(results)
+
+
+def test_the_constraint_scale_is_match_units_per_query_unit(sequence):
+    """The loop pass sees the query side 4 % larger than the match side (in the window), so the world's units on
+    the query side are 4 % too small: one query-side unit is 1.04 match-side units."""
+    pipeline = LoopPassPipelineForTests(FakeVGGTForWorldTests(sequence), scale=1.04)
+    session = _synthetic_session(sequence, pipeline)
+    constraints = [c for report in _run(session, sequence) for c in report.constraints]
+    assert len(constraints) >= 5, session.loop_verifier.counters
+    scales = [np.cbrt(np.linalg.det(c.match_from_query[:3, :3])) for c in constraints]
+    np.testing.assert_allclose(scales, 1.04, atol=0.012)
+
+
+def _photographs() -> list[np.ndarray]:
+    """Six different photographs at one size (300, 451, 3) uint8."""
+    names = ("astronaut.png", "camera.png", "chelsea.png", "coffee_2to1.png", "logo.png", "rocket.jpg")
+    frames = []
+    for name in names:
+        with PILImage.open(IMAGES / name) as image:
+            frames.append(np.asarray(image.convert("RGB").resize((451, 300))))
+    return frames
+
+
+def test_the_real_descriptor_proposes_the_replayed_keyframe_and_nothing_for_unrelated_views(pipeline):
+    """The tiny model's real DINOv2 tokens of a recording of six photographs, two views each (a few pixels
+    apart), then the first two views again: only the replays get a candidate, and it is the keyframe replayed."""
+    views = [np.ascontiguousarray(np.roll(photo, 4 * k, axis=1)) for photo in _photographs() for k in range(2)]
+    recording = views + views[:2]
+    pixels = preprocess_frames_u8(np.stack(recording), mode="crop", target_size=IMAGE_SIZE, device="cpu")
+    descriptors = PlaceDescriptor()(pipeline.encode(to_unit_float(pixels)))
+    index = PlaceIndex(PlaceRecognitionConfig(min_age_s=3.0, exclude_recent=2, min_score=0.95))
+    found = {}
+    for k, descriptor in enumerate(descriptors):
+        found[k] = [c.match for c in index.search(descriptor, float(k), query=k).candidates]
+        index.add(k, float(k), descriptor)
+    assert all(not matches for k, matches in found.items() if k < len(views)), found
+    assert found[len(views)][0] == 0 and found[len(views) + 1][0] == 1, found
+
+
+def test_the_session_finds_the_old_keyframe_with_the_real_encoder_when_the_recording_comes_back(pipeline):
+    """Through the session (windows merged by the tiny model, tokens from its cache): the chelsea views of
+    test_session.py, then the first two again; each replay's best candidate is the keyframe it replays, and each
+    candidate's loop pass ends in a constraint or a counted rejection."""
+    recording = FRAMES[:6] + FRAMES[:2]
+    config = SessionConfig(
+        window=WindowConfig(3, 1),
+        world=dataclasses.replace(PERMISSIVE, retained_frames=3),  # the world aligns to (excludes) the last 3 only
+        cloud=CloudConfig(point_decimation=2),
+        image_size=IMAGE_SIZE,
+        loop_verification=LoopVerificationConfig(
+            place=PlaceRecognitionConfig(min_age_s=3.0, exclude_recent=3, min_score=0.95)
+        ),
+    )
+    session = ReconstructionSession(pipeline, config)
+    candidates = {}
+    for k, image in enumerate(recording):
+        out = session.push(FrameSet((k * 1_000_000_000,), (image,)))
+        if out is not None:
+            assert out.merged, out.reason
+            for search in session.close_loops(out).searches:
+                candidates[search.query[0] // 1_000_000_000] = [c.match[0] // 1_000_000_000 for c in search.candidates]
+    assert set(candidates) == set(range(len(recording)))  # every keyframe was stored and searched
+    assert candidates[6][0] == 0 and candidates[7][0] == 1, candidates
+    counters = session.loop_verifier.counters
+    assert counters.verified == sum(1 for found in candidates.values() if found)
+    assert counters.accepted + counters.rejections.total() == counters.verified

@@ -1,0 +1,377 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""`vggt-ros-reconstruct` never loses a run (issues 18 and 19): inputs that change size, odd stamps, bad windows,
+over-large or truncated inputs, failing exports, SIGTERM, a reused --out, and runs that read nothing. Everything
+goes through the command, its outputs read back by pycolmap and strict JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pycolmap
+import pytest
+from PIL import Image
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+import vggt_ros
+from conftest import IMAGES, TINY
+from support.bags import write_image_bag
+from support.image_files import jpeg_claiming, png_claiming
+from vggt_ros import session as session_module
+from vggt_ros.dataset import writer as writer_module
+from vggt_ros.live import input as live_input
+from vggt_ros.offline import main
+
+FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154"]
+START_NS = 1_000_000_000
+PERIOD_NS = 100_000_000
+
+
+def _strict_json(path):
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def _photos(count: int, size=(120, 160)) -> list[np.ndarray]:
+    """``count`` camera-like frames: one photograph panned a few pixels per frame."""
+    photo = np.asarray(Image.open(IMAGES / "chelsea.png").convert("RGB").resize((size[1] + 8 * count, size[0])))
+    return [np.ascontiguousarray(photo[:, 8 * i : 8 * i + size[1]]) for i in range(count)]
+
+
+def _stamped(frames, start_ns=START_NS):
+    return [(start_ns + PERIOD_NS * i, frame) for i, frame in enumerate(frames)]
+
+
+def _bag_run(tmp_path, bag, topics, *extra, out_name="out"):
+    out = tmp_path / out_name
+    status = main(["--bag", str(bag), "--topics", ",".join(topics), "--out", str(out), *FAST, *extra])
+    return status, out
+
+
+def _scratch_folders(out):
+    return sorted(p.name for p in out.glob(".colmap-scratch-*"))
+
+
+def _model_image_sizes(out) -> dict[str, tuple[int, int]]:
+    model = pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0"))
+    return {
+        image.name: (model.cameras[image.camera_id].height, model.cameras[image.camera_id].width)
+        for image in model.images.values()
+    }
+
+
+# ----------------------------------------------------------------------------------- 18.1: image sizes, exports
+def test_a_bag_of_photographs_at_their_own_sizes_is_padded_to_one_model_size_and_exported(tmp_path):
+    # 640x427, 451x300 and 600x300: at --image-size 154 the model images are 98 and 84 pixels high. (Photographs
+    # the tiny model's random weights give usable cameras; others get a field of view of 0 and are rejected.)
+    names = ("rocket.jpg", "chelsea.png", "coffee_2to1.png")
+    photos = [np.asarray(Image.open(IMAGES / name).convert("RGB")) for name in names]
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam/image_raw", _stamped(photos))], compressed=True)
+    status, out = _bag_run(tmp_path, bag, ["/cam/image_raw"])
+    assert status == 0
+    summary = _strict_json(out / "summary.json")
+    assert summary["model_hw"] == [98, 154]  # the largest model image; the others are padded to it
+    assert summary["frame_sets"] == len(photos) and summary["merged"] == 1 and not _scratch_folders(out)
+    sizes = _model_image_sizes(out)  # every frame exported at its own size
+    assert sizes == {f"camera0/{stamp_ns}.png": photo.shape[:2] for stamp_ns, photo in _stamped(photos)}
+    for frame in _strict_json(out / "transforms.json")["frames"]:
+        assert np.load(out / frame["depth_file_path"]).shape == (frame["h"], frame["w"])
+    assert len(np.loadtxt(out / "trajectory.tum", comments="#", ndmin=2)) == len(photos)
+
+
+def test_a_camera_whose_aspect_ratio_changes_mid_bag_runs_in_joint_mode(tmp_path):
+    frames = _photos(6)
+    frames[3:] = [np.ascontiguousarray(f[15:105]) for f in frames[3:]]  # 120x160 -> 90x160 from the fourth
+    bag = write_image_bag(tmp_path / "bag", "sqlite3", [("/cam", _stamped(frames))])
+    status, out = _bag_run(tmp_path, bag, ["/cam"])
+    assert status == 0
+    summary = _strict_json(out / "summary.json")
+    assert summary["mode"] == "joint" and summary["merged"] == 1 and summary["exported_frames"] == 6
+    sizes = _model_image_sizes(out)
+    assert sorted(set(sizes.values())) == [(90, 160), (120, 160)]
+
+
+def test_a_failing_export_keeps_the_map_trajectory_and_summary_and_names_the_file(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, frame in enumerate(_photos(6)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
+    write_frame_files = writer_module.write_frame_files
+
+    def disk_full_at_the_fourth_frame(out_dir, frame, *args):  # a test double of a disk that fills up
+        if frame.name == "frame_003.png":
+            raise OSError(28, "No space left on device", str(out_dir / "depth" / "frame_003.npy"))
+        return write_frame_files(out_dir, frame, *args)
+
+    monkeypatch.setattr(writer_module, "write_frame_files", disk_full_at_the_fourth_frame)
+    out = tmp_path / "out"
+    assert main(["--images", str(folder), "--out", str(out), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "frame_003.npy" in err and "No space left on device" in err
+    summary = _strict_json(out / "summary.json")
+    assert summary["merged"] == 1 and summary["map_points"] > 0
+    assert any("frame_003.npy" in problem for problem in summary["output_errors"])
+    assert (out / "map.ply").is_file()
+    assert len(np.loadtxt(out / "trajectory.tum", comments="#", ndmin=2)) == 6
+    assert sorted(p.stem for p in (out / "confidence").iterdir()) == [f"frame_{i:03d}" for i in range(3)]
+    assert not (out / "transforms.json").exists() and not _scratch_folders(out)
+
+
+# ----------------------------------------------------------------------------------- 18.4: a reused --out
+def test_a_non_empty_out_is_refused_and_overwrite_replaces_only_the_outputs(tmp_path, capsys):
+    frames = _photos(3)
+    folders = {}
+    for count in (3, 2):
+        folders[count] = tmp_path / f"photos{count}"
+        folders[count].mkdir()
+        for index, frame in enumerate(frames[:count]):
+            Image.fromarray(frame).save(folders[count] / f"frame_{index:03d}.png")
+    out = tmp_path / "out"
+    assert main(["--images", str(folders[3]), "--out", str(out), *FAST]) == 0
+    (out / "notes.txt").write_text("the user's own file")
+    assert main(["--images", str(folders[2]), "--out", str(out), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "not empty" in err and "--overwrite" in err
+    assert _strict_json(out / "summary.json")["images"] == 3  # refused before touching anything
+    assert main(["--images", str(folders[2]), "--out", str(out), "--overwrite", *FAST]) == 0
+    assert _strict_json(out / "summary.json")["images"] == 2
+    for sub in ("images", "depth", "confidence"):
+        assert not [p for p in (out / sub).iterdir() if p.stem == "frame_002"], sub
+    assert sorted(i.name for i in pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0")).images.values()) == [
+        "frame_000.png",
+        "frame_001.png",
+    ]
+    assert (out / "notes.txt").read_text() == "the user's own file"
+
+
+# ----------------------------------------------------------------------------------- 19.4: stamps
+def test_zero_header_stamps_take_the_log_time(tmp_path):
+    frames = _photos(5)
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(frames))], zero_header_stamps=True)
+    status, out = _bag_run(tmp_path, bag, ["/cam"])
+    assert status == 0
+    summary = _strict_json(out / "summary.json")
+    assert summary["substituted_stamps"] == {"/cam": 5} and summary["frame_sets"] == 5
+    names = sorted(_model_image_sizes(out))
+    assert names == sorted(f"camera0/{stamp_ns}.png" for stamp_ns, _ in _stamped(frames))  # log times
+
+
+def test_repeated_stamps_are_dropped_and_counted(tmp_path):
+    frames = _photos(5)
+    sent_twice = [item for item in _stamped(frames) for _ in range(2)]
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", sent_twice)])
+    status, out = _bag_run(tmp_path, bag, ["/cam"])
+    assert status == 0
+    summary = _strict_json(out / "summary.json")
+    assert summary["skipped_inputs"] == {"/cam": {"duplicate_stamp": 5}}
+    assert summary["frame_sets"] == 5 and summary["exported_frames"] == 5
+
+
+# ----------------------------------------------------------------------------------- 19.5: bad windows, frame sets
+def test_cameras_of_different_resolutions_run_in_the_sliding_window(tmp_path):
+    frames = _photos(5)
+    small = [np.asarray(Image.fromarray(f).resize((120, 90))) for f in frames]
+    cameras = [("/left", _stamped(frames)), ("/right", _stamped(small, START_NS + 2_000_000))]
+    bag = write_image_bag(tmp_path / "bag", "mcap", cameras)
+    status, out = _bag_run(tmp_path, bag, ["/left", "/right"], "--sliding-window", "--window-size", "3")
+    summary = _strict_json(out / "summary.json")
+    assert summary["skipped_frame_sets"] == {} and summary["windows"] == 5
+    assert status == 0 and summary["merged"] >= 1
+    sizes = _model_image_sizes(out)
+    assert {hw for name, hw in sizes.items() if name.startswith("camera1/")} == {(90, 120)}
+
+
+@pytest.mark.parametrize("window_size", [1, 2])
+def test_tiny_sliding_windows_run_with_the_overlap_clamped(tmp_path, window_size):
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(_photos(4)))])
+    status, out = _bag_run(tmp_path, bag, ["/cam"], "--sliding-window", "--window-size", str(window_size))
+    summary = _strict_json(out / "summary.json")
+    assert status == 0 and summary["windows"] == 4 and summary["failed_windows"] == 0
+    assert summary["per_window"][0]["status"] == "initialized"  # later one-frame windows share nothing to chain
+
+
+def test_a_window_that_fails_is_skipped_counted_and_named(tmp_path, monkeypatch):
+    infer = session_module.ReconstructionSession.infer
+
+    def failing_on_the_second_window(self, window, *args):  # a test double of one window the network fails on
+        if window.sequence == 1:
+            raise RuntimeError("CUDA out of memory (test double)")
+        return infer(self, window, *args)
+
+    monkeypatch.setattr(session_module.ReconstructionSession, "infer", failing_on_the_second_window)
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(_photos(5)))])
+    status, out = _bag_run(tmp_path, bag, ["/cam"], "--sliding-window", "--window-size", "3")
+    assert status == 0
+    summary = _strict_json(out / "summary.json")
+    assert summary["failed_windows"] == 1 and summary["windows"] == 5
+    failed = [w for w in summary["per_window"] if w["status"] == "failed"]
+    assert failed[0]["window"] == 1 and "out of memory" in failed[0]["reason"]
+    assert failed[0]["last_image"] == f"camera0/{START_NS + PERIOD_NS}.png"
+
+
+# ----------------------------------------------------------------------------------- 19.6: SIGTERM, scratch
+# The command runs in its own process: without the handler, SIGTERM ends the process (and would end pytest's).
+_TERMINATED_ON_THE_THIRD_WINDOW = """
+import os, signal, sys
+from vggt_ros import session
+integrate = session.ReconstructionSession.integrate
+calls = []
+def terminated_on_the_third_window(self, inference):  # a test double of `timeout` sending SIGTERM mid-run
+    calls.append(1)
+    if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return integrate(self, inference)
+session.ReconstructionSession.integrate = terminated_on_the_third_window
+from vggt_ros.offline import main
+status = main(sys.argv[1:])
+assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler does not outlive the command
+sys.exit(status)
+"""
+
+
+def test_sigterm_writes_what_was_reconstructed_and_exits_143(tmp_path):
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(_photos(6)))])
+    out = tmp_path / "out"
+    command = [
+        "--bag",
+        str(bag),
+        "--topics",
+        "/cam",
+        "--out",
+        str(out),
+        *FAST,
+        "--sliding-window",
+        "--window-size",
+        "3",
+    ]
+    root = Path(vggt_ros.__file__).parents[1]  # the code under test, whichever checkout it is
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    finished = subprocess.run(
+        [sys.executable, "-c", _TERMINATED_ON_THE_THIRD_WINDOW, *command], env=env, capture_output=True, timeout=300
+    )
+    assert finished.returncode == 143, finished.stderr.decode()[-2000:]
+    summary = _strict_json(out / "summary.json")
+    assert summary["interrupted"] and summary["signal"] == "SIGTERM" and summary["windows"] == 2
+    assert (out / "map.ply").is_file() and (out / "transforms.json").is_file()
+    assert not _scratch_folders(out)
+
+
+def test_an_aborted_run_leaves_no_scratch_folder(tmp_path, monkeypatch, capsys):
+    def unwritable_summary(path, document):  # a test double of a failure after the exports started
+        raise OSError(5, "Input/output error", str(path))
+
+    monkeypatch.setattr("vggt_ros.offline.strict_json.write", unwritable_summary)
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(_photos(4)))])
+    status, out = _bag_run(tmp_path, bag, ["/cam"])
+    assert status == 1 and "Input/output error" in capsys.readouterr().err
+    assert not _scratch_folders(out)
+
+
+# ----------------------------------------------------------------------------------- 19.9: over-large images
+
+
+def test_an_image_file_claiming_30000x30000_is_skipped_and_named(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, frame in enumerate(_photos(4)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
+    (folder / "frame_001b.png").write_bytes(png_claiming(30000, 30000))
+    out = tmp_path / "out"
+    assert main(["--images", str(folder), "--out", str(out), *FAST]) == 0
+    summary = _strict_json(out / "summary.json")
+    assert list(summary["skipped_inputs"]) == ["frame_001b.png"]
+    assert "max_image_pixels" in summary["skipped_inputs"]["frame_001b.png"] and summary["images"] == 4
+
+
+def test_a_compressed_message_over_max_image_pixels_is_skipped_before_decoding(tmp_path, monkeypatch):
+    frames = _photos(4)
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(frames))], compressed=True)
+    huge = jpeg_claiming(12000, 12000)  # 144 MP claimed by a file of a few hundred bytes
+    assert Image.open(io.BytesIO(huge)).size == (12000, 12000)
+    decode = live_input.decode_compressed  # the input assembly's decoder, which the bag input runs through
+    decoded = []
+
+    def recording_decoder(data, format):  # a test double that records what reaches the decoder
+        decoded.append(len(data))
+        return decode(data, format)
+
+    monkeypatch.setattr(live_input, "decode_compressed", recording_decoder)
+    rewritten = _rewrite_one_message(tmp_path, bag, index=2, data=huge)
+    status, out = _bag_run(tmp_path, rewritten, ["/cam"])
+    summary = _strict_json(out / "summary.json")
+    assert summary["skipped_inputs"] == {"/cam": {"too_large": 1}} and summary["frame_sets"] == 3
+    assert len(huge) not in decoded and len(decoded) == 3
+    assert status == 0
+
+
+def _rewrite_one_message(tmp_path, bag, index: int, data: bytes):
+    """A copy of the one-topic CompressedImage ``bag`` whose message ``index`` carries ``data``."""
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    target = tmp_path / "rewritten"
+    with (
+        AnyReader([bag], default_typestore=typestore) as reader,
+        Writer(target, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer,
+    ):
+        (connection,) = reader.connections
+        out = writer.add_connection(connection.topic, connection.msgtype, typestore=typestore)
+        for position, (_, log_ns, raw) in enumerate(reader.messages()):
+            if position == index:
+                message = reader.deserialize(raw, connection.msgtype)
+                message.data = np.frombuffer(data, np.uint8)
+                raw = typestore.serialize_cdr(message, connection.msgtype)
+            writer.write(out, log_ns, raw)
+    return target
+
+
+# ----------------------------------------------------------------------------------- 19.11: nothing read
+def _two_cameras(tmp_path, right_offset_ns=2_000_000, corrupt=(), right_start_ns=START_NS):
+    frames = _photos(4)
+    cameras = [("/left", _stamped(frames)), ("/right", _stamped(frames, right_start_ns + right_offset_ns))]
+    return write_image_bag(tmp_path / "bag", "mcap", cameras, compressed=True, corrupt=corrupt)
+
+
+@pytest.mark.parametrize(
+    "case, extra, expected",
+    [
+        ("never pair", (), "never paired"),
+        ("undecodable", (), "every message was skipped"),
+        ("topic empty in range", ("--stop", "0.35"), "topic /right has no messages in the --start/--stop range"),
+        ("start past the end", ("--start", "100"), "past the bag's end"),
+    ],
+)
+def test_a_run_that_reads_no_image_says_why_and_fails(tmp_path, capsys, case, extra, expected):
+    if case == "never pair":
+        bag = _two_cameras(tmp_path, right_offset_ns=50_000_000)  # 50 ms apart, --slop 20 ms
+    elif case == "undecodable":
+        bag = _two_cameras(tmp_path, corrupt=[(c, i) for c in (0, 1) for i in range(4)])
+    else:
+        bag = _two_cameras(tmp_path, right_start_ns=START_NS + 1_000_000_000)  # /right starts 1 s later
+    status, out = _bag_run(tmp_path, bag, ["/left", "/right"], *extra)
+    assert status == 1
+    assert expected in capsys.readouterr().err
+    summary = _strict_json(out / "summary.json")
+    assert summary["frame_sets"] == 0 and expected in summary["no_result"]
+
+
+# ----------------------------------------------------------------------------------- 19.17: a truncated mcap
+def test_a_truncated_mcap_is_read_up_to_its_last_complete_chunk(tmp_path):
+    frames = _photos(12, size=(240, 320))  # raw, 230 kB each: the writer's 1 MiB chunks hold 4 or 5
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(frames))])
+    (mcap,) = bag.glob("*.mcap")
+    data = mcap.read_bytes()
+    mcap.write_bytes(data[: int(len(data) * 0.6)])  # cut off in the middle of a chunk, no summary, no footer
+    status, out = _bag_run(tmp_path, bag, ["/cam"])
+    summary = _strict_json(out / "summary.json")
+    assert summary["truncated_input"] and "cut off" in summary["truncated_input"][0]
+    assert 0 < summary["frame_sets"] < 12
+    assert summary["exported_frames"] == summary["frame_sets"] and status == 0

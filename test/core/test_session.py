@@ -1,0 +1,217 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""The streaming session on the tiny model: incremental inference is exact, does only the new work, and owns the
+reset rules and the engine-fit check.
+
+The reference for every window is the model's own forward pass (`VGGT.forward`, matched against the official
+implementation in test_model.py) on the window's images, and the session's full-recompute path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from conftest import IMAGES
+from tolerances import DENSE_REL, POSE_ABS, max_abs, relative_to_max
+from vggt_ros.preprocess import output_size, preprocess_frames
+from vggt_ros.runtime import Pipeline
+from vggt_ros.runtime.io_contract import FramesProfile
+from vggt_ros.session import FrameSetError, ReconstructionSession, SessionConfig, check_engines_fit
+from vggt_ros.window import FrameSet, WindowConfig
+from vggt_ros.world import WindowStatus, WorldConfig
+from vggt_ros.world.cloud import CloudConfig
+
+IMAGE_SIZE = 154  # 98 x 154 model input for these photographs: fast, and usable fields of view (test_node.py)
+PERMISSIVE = WorldConfig(  # the tiny model's random windows do not agree geometrically: let every window in
+    min_inlier_ratio=0.0,
+    inlier_distance_ratio=1e6,
+    max_residual_ratio=1e6,
+    max_camera_offset_ratio=1e6,
+    max_camera_rotation_deg=180.0,
+)
+
+
+def _photo_frames(count: int) -> list[np.ndarray]:
+    """``count`` different (300, 451, 3) uint8 views: the chelsea photograph shifted by a few pixels each time."""
+    with PILImage.open(IMAGES / "chelsea.png") as image:
+        photo = np.asarray(image.convert("RGB"))
+    return [np.ascontiguousarray(np.roll(photo, 3 * i, axis=1)) for i in range(count)]
+
+
+FRAMES = _photo_frames(8)
+
+
+class CountingPipelineForSessionTests:
+    """Test double wrapping a real `Pipeline`: records how many frames each call ran on, changes nothing."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.device, self.frames, self.image_hw = pipeline.device, pipeline.frames, pipeline.image_hw
+        self.encoded: list[int] = []
+        self.predicted: list[tuple[int, int, tuple[str, ...]]] = []  # (S, dense frames, outputs)
+
+    def encode(self, images):
+        self.encoded.append(len(images))
+        return self.pipeline.encode(images)
+
+    def predict(self, tokens, image_hw, outputs, dense_frames):
+        self.predicted.append((len(tokens), len(dense_frames), tuple(outputs)))
+        return self.pipeline.predict(tokens, image_hw, outputs, dense_frames)
+
+    def __call__(self, images, outputs=None):
+        return self.pipeline(images)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_model):
+    return Pipeline.from_model(tiny_model, device="cpu", precision="fp32")
+
+
+def _config(window_size=3, stride=1, cameras=1, **overrides) -> SessionConfig:
+    return SessionConfig(
+        window=WindowConfig(window_size, stride),
+        world=PERMISSIVE,
+        cloud=CloudConfig(point_decimation=2),
+        cameras=cameras,
+        image_size=IMAGE_SIZE,
+        **overrides,
+    )
+
+
+def _frame_sets(cameras: int, count: int, start_ns: int = 0) -> list[FrameSet]:
+    """Frame sets 100 ms apart; camera c of set i shows frame (i + 2 c) of FRAMES, so cameras differ."""
+    return [
+        FrameSet(
+            tuple(start_ns + i * 100_000_000 + c for c in range(cameras)),
+            tuple(FRAMES[(i + 2 * c) % len(FRAMES)] for c in range(cameras)),
+        )
+        for i in range(count)
+    ]
+
+
+def _run(session: ReconstructionSession, frame_sets) -> list:
+    return [out for out in (session.push(s) for s in frame_sets) if out is not None]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stride, cameras", [(1, 1), (2, 1), (1, 2)])
+def test_incremental_windows_equal_the_model_and_the_full_recompute(tiny_model, pipeline, stride, cameras):
+    incremental = ReconstructionSession(pipeline, _config(stride=stride, cameras=cameras))
+    full = ReconstructionSession(pipeline, _config(stride=stride, cameras=cameras, incremental=False))
+    sets = _frame_sets(cameras, 7)
+    outputs, references = _run(incremental, sets), _run(full, sets)
+    assert len(outputs) == len(references) >= 3
+    for out, ref in zip(outputs, references):
+        images = torch.stack([model_input(image) for image in out.window.images])
+        with torch.inference_mode():
+            model = tiny_model(images)  # the model itself on the window's images
+        dense = list(out.dense)
+        assert max_abs(out.predictions["pose_enc"], model["pose_enc"][0]) <= POSE_ABS
+        for key in ("depth", "depth_conf"):
+            assert relative_to_max(out.predictions[key], model[key][0][dense]) <= DENSE_REL
+        # Same frames, verdicts and products as the full recompute.
+        assert out.dense == ref.dense and out.status == ref.status and out.window.stamps_ns == ref.window.stamps_ns
+        assert max_abs(out.predictions["pose_enc"], ref.predictions["pose_enc"]) <= POSE_ABS
+        assert relative_to_max(out.predictions["depth"], ref.predictions["depth"]) <= DENSE_REL
+        if out.merged:
+            np.testing.assert_allclose(out.result.world_from_camera, ref.result.world_from_camera, atol=1e-4)
+            assert out.cloud.points.shape == ref.cloud.points.shape
+            np.testing.assert_allclose(out.cloud.points[:, :3], ref.cloud.points[:, :3], rtol=1e-3, atol=1e-4)
+            assert np.array_equal(out.cloud.colors, ref.cloud.colors)
+    assert any(out.merged for out in outputs[1:]), "at least one window after the first was chained"
+
+
+def model_input(image: np.ndarray) -> torch.Tensor:
+    """(3, H, W): the node's (fast) preprocessing of one camera image, as the session does it."""
+    return preprocess_frames(image[None], mode="crop", target_size=IMAGE_SIZE)[0]
+
+
+def test_dinov2_runs_only_on_new_frames_and_the_depth_head_on_new_and_overlap_frames(pipeline):
+    counting = CountingPipelineForSessionTests(pipeline)
+    session = ReconstructionSession(counting, _config(window_size=4, stride=1, overlap_frame_sets=2))
+    outputs = _run(session, _frame_sets(1, 7))
+    assert counting.encoded == [1] * 7, "each frame is encoded once, when it first enters a window"
+    assert [s for s, _, _ in counting.predicted] == [1, 2, 3, 4, 4, 4, 4], "aggregator and camera head: the window"
+    # depth: the new frame plus min(2, frames the world holds) overlap frames (every window merges here)
+    assert all(out.merged for out in outputs)
+    assert [d for _, d, _ in counting.predicted] == [1, 2, 3, 3, 3, 3, 3]
+    assert all(o == ("pose_enc", "depth", "depth_conf") for _, _, o in counting.predicted), "no point head"
+    assert session.cached_frames == 4, "the cache holds the current window's frames only"
+
+
+def test_the_point_head_runs_when_asked_and_matches_the_model(tiny_model, pipeline):
+    session = ReconstructionSession(pipeline, _config(point_head=True))
+    out = _run(session, _frame_sets(1, 2))[-1]
+    images = torch.stack([model_input(image) for image in out.window.images])
+    with torch.inference_mode():
+        model = tiny_model(images)
+    for key in ("world_points", "world_points_conf"):
+        assert relative_to_max(out.predictions[key], model[key][0][list(out.dense)]) <= DENSE_REL
+
+
+def test_time_going_back_a_size_change_and_a_requested_reset_start_a_new_world(pipeline):
+    session = ReconstructionSession(pipeline, _config())
+    first = _run(session, _frame_sets(1, 3, start_ns=10_000_000_000))
+    assert first[0].status is WindowStatus.INITIALIZED and first[-1].status is WindowStatus.MERGED
+
+    update = session.add(_frame_sets(1, 1, start_ns=1_000_000_000)[0])  # a bag loop
+    assert "time went backwards" in update.reset
+    out = session.integrate(session.infer(update.window))
+    assert out.status is WindowStatus.INITIALIZED and out.map_reset and len(out.window.frame_sets) == 1
+
+    smaller = FrameSet((2_000_000_000,), (np.ascontiguousarray(FRAMES[0][:280, :420]),))
+    update = session.add(smaller)
+    assert "image size changed from 451x300 to 420x280" in update.reset
+    assert session.integrate(session.infer(update.window)).status is WindowStatus.INITIALIZED
+
+    session.request_reset()
+    out = session.push(FrameSet((3_000_000_000,), (np.ascontiguousarray(FRAMES[1][:280, :420]),)))
+    assert out.status is WindowStatus.INITIALIZED and len(session.trajectory().frame_ids) == 1
+
+
+def test_frame_sets_the_session_cannot_use_are_refused_with_the_reason(pipeline):
+    session = ReconstructionSession(pipeline, _config(cameras=2, camera_names=("left", "right")))
+    with pytest.raises(FrameSetError, match="left 451x300, right 420x280") as err:
+        session.add(FrameSet((0, 0), (FRAMES[0], np.ascontiguousarray(FRAMES[0][:280, :420]))))
+    assert err.value.kind == "resolution"
+    with pytest.raises(FrameSetError, match="1 images, the session runs 2 cameras"):
+        session.add(FrameSet((0,), (FRAMES[0],)))
+
+
+def test_cameras_of_different_sizes_share_windows_when_padded_to_one_model_size(pipeline):
+    small = [np.ascontiguousarray(frame[:200, :420]) for frame in FRAMES[:2]]
+    sizes = {output_size(*image.shape[:2], "crop", IMAGE_SIZE) for image in (FRAMES[0], small[0])}
+    assert len(sizes) == 2  # the two cameras' model sizes differ: one is padded
+    model_hw = (max(h for h, _ in sizes), max(w for _, w in sizes))
+    config = _config(window_size=2, cameras=2, preprocessing="exact", model_hw=model_hw, overlap_frame_sets=1)
+    session = ReconstructionSession(pipeline, config)
+    sets = [FrameSet((i, i), (FRAMES[i], small[i])) for i in range(2)]
+    for frame_set in sets:
+        update = session.add(frame_set)  # before model_hw: FrameSetError "resolution"
+        assert not update.reset and update.window is not None
+        out = session.integrate(session.infer(update.window))
+        assert out.result is not None and tuple(out.predictions["depth"].shape[-3:-1]) == model_hw
+    assert len(out.window.images) == 4
+
+
+class EngineShapeStandIn:
+    """Test double: only the shape limits of an exported engine set (what `check_engines_fit` reads)."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, frames: FramesProfile, image_hw: tuple[int, int]) -> None:
+        self.frames, self.image_hw = frames, image_hw
+
+
+def test_engines_must_fit_the_windows_and_the_image_size():
+    config = _config(window_size=4, cameras=2)
+    check_engines_fit(EngineShapeStandIn(FramesProfile(1, 4, 8), (98, 154)), config)
+    with pytest.raises(ValueError, match="the engines accept 1..6 frames, but this session runs 2..8 images"):
+        check_engines_fit(EngineShapeStandIn(FramesProfile(1, 4, 6), (98, 154)), config)
+    with pytest.raises(ValueError, match="the engines accept 3..8 frames"):
+        check_engines_fit(EngineShapeStandIn(FramesProfile(3, 4, 8), (98, 154)), config)
+    with pytest.raises(ValueError, match="the engines take 98x182 images"):
+        check_engines_fit(EngineShapeStandIn(FramesProfile(1, 4, 8), (98, 182)), config)

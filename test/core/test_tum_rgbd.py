@@ -1,0 +1,150 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""TUM RGB-D sequences: the published layout read exactly (vggt_ros.recording.tum_rgbd), the ATE that
+bench/tum_rgbd.py reports (evo's reader, association and alignment) on answers known in closed form, and the
+offline command's ``--tum`` run scored against the ground truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from evo.tools import file_interface
+from PIL import Image
+
+from conftest import TINY
+from support.photos import panned_photographs
+from support.tum_rgbd import trajectory_ate, write_tum_sequence
+from vggt_ros.dataset.tum import write_tum_trajectory
+from vggt_ros.offline import main
+from vggt_ros.recording.tum_rgbd import TumRgbdSequence, parse_stamp_ns
+
+FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154"]
+
+
+@pytest.fixture(scope="module")
+def sequence(tmp_path_factory):
+    return write_tum_sequence(tmp_path_factory.mktemp("tum") / "rgbd_dataset_synthetic")
+
+
+def test_the_published_layout_is_read_with_exact_stamps_and_metric_depth(sequence):
+    tum = TumRgbdSequence(sequence.folder, depth=True)
+    # Six-decimal stamps as integer nanoseconds, exactly (no float on the way).
+    assert [image.stamp_ns for image in tum.rgb] == [int(s.replace(".", "")) * 1000 for s in sequence.rgb_stamps]
+    assert parse_stamp_ns("1305031102.175304") == 1_305_031_102_175_304_000
+    frame_sets = list(tum.frame_sets())
+    assert [f.frame_set.stamps_ns[0] for f in frame_sets] == [image.stamp_ns for image in tum.rgb]
+    assert all(np.array_equal(f.frame_set.images[0], rgb) for f, rgb in zip(frame_sets, sequence.rgb))
+    assert frame_sets[0].names == (f"{sequence.rgb_stamps[0]}.png",)
+    # Each colour image gets the depth image stamped 8 ms after it, in metres (5000 units per metre), NaN in holes.
+    for image, truth in zip(tum.rgb, sequence.depth_m):
+        depth = tum.depth_lookup(0, image.stamp_ns)
+        assert np.isnan(depth[:4, :4]).all()
+        expected = np.round(truth * 5000.0) / 5000.0
+        np.testing.assert_allclose(depth[4:], expected[4:], rtol=1e-6)
+    assert tum.depth_lookup(0, tum.rgb[0].stamp_ns + 1) is None
+
+
+def test_a_malformed_sequence_names_the_file_line_and_fix(tmp_path, sequence):
+    with pytest.raises(ValueError, match="rgb.txt not found"):
+        TumRgbdSequence(tmp_path)
+    lines = (sequence.folder / "rgb.txt").read_text().splitlines()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "rgb.txt").write_text("\n".join([*lines[:4], "1305031102.0143", *lines[5:]]) + "\n")
+    with pytest.raises(ValueError, match=r"rgb.txt:5: expected 'timestamp filename'"):
+        TumRgbdSequence(bad)
+    (bad / "rgb.txt").write_text("\n".join([*lines[:3], lines[4], lines[3]]) + "\n")
+    with pytest.raises(ValueError, match=r"rgb.txt:5: stamp .* does not follow .*; sort the file"):
+        TumRgbdSequence(bad)
+    (bad / "rgb.txt").write_text("\n".join(lines[:4]) + "\n")
+    (bad / "depth.txt").write_text("# depth maps\n1305031102.016666 depth/a.png\n")
+    (bad / "depth").mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(bad / "depth" / "a.png")
+    tum = TumRgbdSequence(bad, depth=True)
+    with pytest.raises(ValueError, match="is L, not a 16-bit PNG"):
+        tum.depth_lookup(0, tum.rgb[0].stamp_ns)
+    with pytest.raises(SystemExit):  # argparse: the depth images come from a TUM folder only
+        main(["--images", str(bad / "rgb"), "--metric-depth", "--out", str(tmp_path / "out")])
+
+
+def _groundtruth_at_images(sequence):
+    """The ground truth as evo reads it, at the rows the colour images were rendered at: ``(N, 4, 4)``."""
+    groundtruth = file_interface.read_tum_trajectory_file(sequence.folder / "groundtruth.txt")
+    return np.stack([groundtruth.poses_se3[row] for row in sequence.groundtruth_rows])
+
+
+def _write_estimate(path, sequence, world_from_camera):
+    stamps_ns = [int(s.replace(".", "")) * 1000 for s in sequence.rgb_stamps]
+    write_tum_trajectory(path, stamps_ns, world_from_camera)
+
+
+def _similarity(scale, angle, translation):
+    c, s = np.cos(angle), np.sin(angle)
+    transform = np.eye(4)
+    transform[:3, :3] = scale * np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    transform[:3, 3] = translation
+    return transform
+
+
+def _moved(transform, poses):
+    """``poses`` ``(N, 4, 4)`` under a similarity: rotated, scaled and shifted, still rigid poses."""
+    scale = np.cbrt(np.linalg.det(transform[:3, :3]))
+    moved = transform @ poses
+    moved[:, :3, :3] /= scale
+    return moved
+
+
+def test_ate_is_zero_for_the_ground_truth_under_a_similarity_and_exact_for_a_known_perturbation(tmp_path, sequence):
+    truth = _groundtruth_at_images(sequence)
+    groundtruth = sequence.folder / "groundtruth.txt"
+    estimate = tmp_path / "estimate.tum"
+    # The ground truth in another frame at another scale (a VGGT world): Sim(3) alignment brings it back exactly.
+    _write_estimate(estimate, sequence, _moved(_similarity(0.37, 1.1, [3.0, -1.0, 0.5]), truth))
+    result = trajectory_ate(groundtruth, estimate, correct_scale=True)
+    assert result["associated_poses"] == len(truth) and result["rmse_m"] < 1e-6
+    assert result["scale"] == pytest.approx(1 / 0.37, rel=1e-6)
+
+    # A perturbation e with zero mean and uncorrelated with the true positions g (columns orthogonal to 1, g_x,
+    # g_y, g_z) leaves the best rotation and translation as they are. SE(3): the error is |e_i| itself. Sim(3):
+    # Umeyama's scale becomes s = var(g) / (var(g) + var(e)), and the error (s - 1)(g_i - mean g) + s e_i.
+    positions = truth[:, :3, 3]
+    basis = np.column_stack((np.ones(len(truth)), positions))
+    e = np.random.default_rng(5).normal(scale=0.05, size=positions.shape)
+    e -= basis @ np.linalg.lstsq(basis, e, rcond=None)[0]
+    perturbed = truth.copy()
+    perturbed[:, :3, 3] += e
+    norms = np.linalg.norm(e, axis=1)
+    expected_se3 = {"rmse_m": np.sqrt(np.mean(norms**2)), "mean_m": norms.mean(), "median_m": np.median(norms)}
+    centred = positions - positions.mean(axis=0)
+    scale = (centred**2).sum() / ((centred**2).sum() + (e**2).sum())
+    errors = np.linalg.norm((scale - 1) * centred + scale * e, axis=1)
+    expected_sim3 = {"rmse_m": np.sqrt(np.mean(errors**2)), "mean_m": errors.mean(), "median_m": np.median(errors)}
+
+    _write_estimate(estimate, sequence, _moved(_similarity(1.0, -0.4, [0.2, 0.3, -2.0]), perturbed))
+    result = trajectory_ate(groundtruth, estimate, correct_scale=False)
+    assert result["associated_poses"] == len(truth)
+    for key, value in expected_se3.items():
+        assert result[key] == pytest.approx(value, rel=1e-6), key
+    _write_estimate(estimate, sequence, _moved(_similarity(2.5, 0.7, [1.0, 0.0, 4.0]), perturbed))
+    result = trajectory_ate(groundtruth, estimate, correct_scale=True)
+    for key, value in expected_sim3.items():
+        assert result[key] == pytest.approx(value, rel=1e-6), key
+    assert expected_sim3["rmse_m"] < expected_se3["rmse_m"]  # the scale absorbs part of the perturbation
+
+
+def test_the_offline_command_runs_a_tum_folder_at_its_stamps_with_its_depth(tmp_path):
+    sequence = write_tum_sequence(tmp_path / "sequence", photographs=np.stack(panned_photographs(8)))
+    out = tmp_path / "out"
+    assert main(["--tum", str(sequence.folder), "--metric-depth", "--out", str(out), *FAST]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "joint" and summary["merged"] == 1
+    assert summary["units"] == "metres"  # the depth images set the scale
+    lines = (out / "trajectory.tum").read_text().splitlines()
+    assert "# units: metres" in lines  # the file says what its unit is
+    rows = [line.split() for line in lines if not line.startswith("#")]
+    assert [row[0] for row in rows] == [f"{s}000" for s in sequence.rgb_stamps]  # the listed stamps, exactly
+    result = trajectory_ate(sequence.folder / "groundtruth.txt", out / "trajectory.tum", correct_scale=False)
+    assert result["associated_poses"] == len(sequence.rgb_stamps)
+    assert np.isfinite(result["rmse_m"])

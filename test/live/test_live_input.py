@@ -1,0 +1,188 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""Input assembly without DDS: messages -> decoded images -> stamp rules -> frame sets, depth pairing, and what is
+reported (once per kind of problem, never once per frame)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import IMAGES
+from support.bags import encode_image_file
+from support.log_doubles import ManualClock, RecordingLogger
+from vggt_ros.live.input import InputAssembly, InputConfig
+from vggt_ros.live.log_policy import LogPolicy
+
+SECOND = 1_000_000_000
+
+
+@dataclass
+class FakeHeader:
+    """Test double of std_msgs/Header (only the frame id is read)."""
+
+    frame_id: str = "camera"
+
+
+@dataclass
+class FakeImage:
+    """Test double of sensor_msgs/Image: the fields the assembly reads."""
+
+    data: bytes
+    height: int
+    width: int
+    step: int
+    encoding: str
+    is_bigendian: int = 0
+    header: FakeHeader = field(default_factory=FakeHeader)
+
+
+@dataclass
+class FakeCompressedImage:
+    """Test double of sensor_msgs/CompressedImage."""
+
+    data: bytes
+    format: str = "rgb8; jpeg compressed bgr8"
+    header: FakeHeader = field(default_factory=FakeHeader)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    with Image.open(IMAGES / "chelsea.png") as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def rgb_message(photo: np.ndarray, frame_id: str = "camera") -> FakeImage:
+    height, width = photo.shape[:2]
+    return FakeImage(photo.tobytes(), height, width, width * 3, "rgb8", header=FakeHeader(frame_id))
+
+
+def assembly(cameras: int = 1, depth_cameras: int = 0, slop_s: float = 0.01):
+    logger, clock = RecordingLogger(), ManualClock()
+    names = tuple(f"camera{i}" for i in range(cameras))
+    topics = tuple(f"/{n}/image" for n in names) + tuple(f"/{n}/depth" for n in names[:depth_cameras])
+    config = InputConfig(
+        names, queue_size=5, slop_s=slop_s, max_reorder_s=0.5, topics=topics, depth_cameras=depth_cameras
+    )
+    return InputAssembly(config, LogPolicy(logger, clock=clock), clock=clock), logger
+
+
+def test_two_cameras_pair_by_stamp_with_their_frame_ids(photo):
+    inputs, _ = assembly(cameras=2)
+    first = inputs.add_image(0, rgb_message(photo, "left"), 10 * SECOND, 0, compressed=False)
+    assert first.frame_set is None
+    second = inputs.add_image(1, rgb_message(photo[:, ::-1].copy(), "right"), 10 * SECOND + 3_000_000, 0, False)
+    frame_set = second.frame_set
+    assert frame_set.stamps_ns == (10 * SECOND, 10 * SECOND + 3_000_000)
+    assert frame_set.camera_frames == ("left", "right")
+    assert np.array_equal(frame_set.images[0], photo) and np.array_equal(frame_set.images[1], photo[:, ::-1])
+    assert frame_set.frame_ids() == ((10 * SECOND, 0), (10 * SECOND + 3_000_000, 1))
+
+
+def test_a_hundred_garbage_jpegs_give_one_error_line():
+    inputs, logger = assembly()
+    for size in range(100):  # each error text names its own byte count
+        bad = FakeCompressedImage(data=b"\xff\xd8" + bytes(100 + size))
+        assert inputs.add_image(0, bad, (size + 1) * SECOND, 0, compressed=True).frame_set is None
+    errors = [text for level, text in logger.lines if level == "error"]
+    assert len(errors) == 1 and "camera 'camera0'" in errors[0] and "image dropped" in errors[0]
+    assert inputs.images_received == 100
+
+
+def test_zero_stamps_take_the_arrival_time_and_are_reported_once(photo):
+    inputs, logger = assembly()
+    stamps = [inputs.add_image(0, rgb_message(photo), 0, arrival, False).frame_set.stamps_ns[0] for arrival in (5, 9)]
+    assert stamps == [5, 9]
+    assert [text for _, text in logger.lines if "stamps its images 0" in text] == [
+        "camera 'camera0' stamps its images 0: using each image's arrival time instead "
+        "(fix the driver: stamp images with their capture time)"
+    ]
+
+
+def test_repeated_and_late_stamps_are_dropped_and_a_jump_back_restarts(photo):
+    inputs, logger = assembly()
+    assert inputs.add_image(0, rgb_message(photo), 10 * SECOND, 0, False).frame_set is not None
+    assert inputs.add_image(0, rgb_message(photo), 10 * SECOND, 0, False).frame_set is None  # repeated
+    assert inputs.add_image(0, rgb_message(photo), 10 * SECOND - 100_000_000, 0, False).frame_set is None  # late
+    jumped = inputs.add_image(0, rgb_message(photo), 2 * SECOND, 0, False)
+    assert jumped.restart and jumped.frame_set.stamps_ns == (2 * SECOND,)
+    texts = [text for _, text in logger.lines]
+    assert any("repeated" in t for t in texts) and any("out of order" in t for t in texts)
+    assert any("time went backwards" in t for t in texts)
+
+
+def test_depth_pairs_with_its_colour_image_and_bad_depth_is_reported_once_until_good():
+    inputs, logger = assembly(depth_cameras=1)
+    depth_m = np.full((4, 6), 2.5, dtype=np.float32)
+    good = FakeImage(depth_m.tobytes(), 4, 6, 24, "32FC1")
+    empty = FakeImage(np.zeros((4, 6), np.float32).tobytes(), 4, 6, 24, "32FC1")
+    for _ in range(3):
+        inputs.add_depth(0, empty, 7 * SECOND)
+    assert len(logger.lines) == 1 and "no valid reading" in logger.lines[0][1]
+    inputs.add_depth(0, good, 7 * SECOND)
+    assert np.array_equal(inputs.depth_lookup()(0, 7 * SECOND + 1_000_000), depth_m)
+    inputs.add_depth(0, empty, 8 * SECOND)  # a new spell of bad depth is news again
+    assert len(logger.lines) == 2
+    assert inputs.depth_of(0, 30 * SECOND) is None  # nothing within slop
+
+
+def test_cameras_that_never_pair_are_named_with_their_offsets(photo):
+    inputs, logger = assembly(cameras=2)
+    for k in range(7):  # both keep sending, 250 ms apart: never within slop
+        inputs.add_image(0, rgb_message(photo), (10 + k) * SECOND, 0, False)
+        inputs.add_image(1, rgb_message(photo), (10 + k) * SECOND + 250_000_000, 0, False)
+        inputs._clock.now += 1.0
+    inputs.check_inputs({"/camera0/image": 1, "/camera1/image": 1}, "LARGE_DATA")
+    warning = next(text for _, text in logger.lines if "have not formed a frame set" in text)
+    assert "'camera0' +0.0 ms, 'camera1' +250.0 ms" in warning and "slop 10 ms" in warning
+
+
+def test_cameras_that_stop_are_not_said_to_lie_outside_slop(photo):
+    """Issue 19 item 14: two cameras 5 ms apart that simply stop are quiet, not unpaired."""
+    inputs, logger = assembly(cameras=2, slop_s=0.02)
+    inputs.check_inputs({"/camera0/image": 1, "/camera1/image": 1}, "LARGE_DATA")  # the publishers are seen
+    inputs.add_image(0, rgb_message(photo), 10 * SECOND, 0, False)
+    inputs.add_image(1, rgb_message(photo), 10 * SECOND + 5_000_000, 0, False)
+    inputs._clock.now += 6.0
+    inputs.check_inputs({"/camera0/image": 1, "/camera1/image": 1}, "LARGE_DATA")
+    texts = [text for _, text in logger.lines]
+    assert not any("slop" in text for text in texts), texts
+    assert sum("no image on" in text for text in texts) == 2
+
+
+def quiet_warnings(transports: str, sent_bytes: int | None) -> list[str]:
+    """The quiet-topic warnings for one camera whose matched publisher sent one image of ``sent_bytes`` (None: none)
+    and then nothing for 6 s."""
+    inputs, logger = assembly()
+    inputs.check_inputs({"/camera0/image": 1}, transports)  # the publisher is seen
+    if sent_bytes is not None:
+        side = int((sent_bytes / 3) ** 0.5)
+        inputs.add_image(0, rgb_message(np.zeros((side, side, 3), np.uint8)), SECOND, 0, False)
+    inputs._clock.now += 6.0
+    inputs.check_inputs({"/camera0/image": 1}, transports)
+    return [text for _, text in logger.lines if "no image on" in text]
+
+
+def test_a_quiet_topic_is_blamed_on_the_512_kb_limit_only_where_it_can_apply():
+    """Issue 18 item 10 and 19 item 14: the 512 kB explanation needs default transports and images that may be
+    that large; otherwise the warning names what does apply."""
+    default_large = quiet_warnings("(unset)", None)[0]
+    assert "512 kB" in default_large and "LARGE_DATA" in default_large
+    with_large_data = quiet_warnings("LARGE_DATA", None)[0]  # matched, so the transports agree
+    assert "512 kB" not in with_large_data and "check the driver's QoS" in with_large_data
+    small_stream = quiet_warnings("(unset)", 113 * 1024)[0]  # a 113 kB stream that pauses
+    assert "512 kB" not in small_stream and "stopped publishing" in small_stream
+    large_stream = quiet_warnings("(unset)", 900 * 1024)[0]
+    assert "512 kB" in large_stream
+
+
+def test_camera_counts_follow_the_images(photo):
+    inputs, _ = assembly(cameras=2)
+    inputs.add_image(1, FakeCompressedImage(encode_image_file(photo, "jpeg")), SECOND, 0, compressed=True)
+    inputs.count_missed(1, b"publisher", 1)
+    inputs.count_missed(1, b"publisher", 4)  # two images never arrived
+    counts = inputs.camera_counts()
+    assert [c.received for c in counts] == [0, 1] and counts[1].missed == 2 and counts[1].topic == "/camera1/image"

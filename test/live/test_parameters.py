@@ -1,0 +1,161 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""The node's parameters have one source (vggt_ros.live.parameters): the shipped parameter file, the launch
+arguments, docs/parameters.md and the offline command's options are checked against it here, without ROS."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vggt_ros.live.parameters import (
+    RENAMED,
+    NodeParameters,
+    choices,
+    default,
+    describe,
+    fields,
+    markdown_table,
+    names_from_topics,
+)
+from vggt_ros.offline import SHARED_OPTIONS, parse_arguments
+from vggt_ros.runtime import PRECISIONS, RuntimeConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = {spec.name for spec in fields()}
+
+
+def test_docs_parameter_table_is_the_generated_one():
+    assert (ROOT / "docs" / "parameters.md").read_text() == markdown_table(), "run python tools/gen_docs.py"
+    result = subprocess.run([sys.executable, "tools/gen_docs.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_shipped_parameter_file_holds_every_parameter_with_its_default():
+    text = (ROOT / "config" / "reconstruct.yaml").read_text()
+    shipped = yaml.safe_load(text)["/**"]["ros__parameters"]
+    assert set(shipped) <= NAMES, f"not parameters: {set(shipped) - NAMES}"
+    for name, value in shipped.items():
+        expected = default(name)
+        assert (tuple(value) if isinstance(value, list) else value) == expected, name
+    # A parameter left out of the file is there as a commented example.
+    commented = {line.strip().lstrip("#").split(":")[0].strip() for line in text.splitlines() if ":" in line}
+    assert NAMES - set(shipped) <= commented, f"missing from config/reconstruct.yaml: {NAMES - set(shipped)}"
+
+
+def test_launch_file_overrides_name_parameters_and_take_their_descriptions():
+    tree = ast.parse((ROOT / "launch" / "reconstruct.launch.py").read_text())
+    overrides = {
+        target.id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name) and target.id in ("_STRING_OVERRIDES", "_LIST_OVERRIDES")
+    }
+    assert set(overrides) == {"_STRING_OVERRIDES", "_LIST_OVERRIDES"}
+    for name in (*overrides["_STRING_OVERRIDES"], *overrides["_LIST_OVERRIDES"]):
+        assert name in NAMES, name
+    # Descriptions come from describe(), not from text of their own.
+    assert "describe(fields[name])" in ast.unparse(tree)
+
+
+def test_every_precision_the_runtime_takes_is_documented_once_and_auto_is_the_default():
+    precision = NodeParameters.__dataclass_fields__["precision"]
+    assert set(choices(precision)) == {"auto", *PRECISIONS}
+    for name in PRECISIONS:  # w4a16, int8 and fp8 too, which the old launch file and README left out
+        assert name in describe(precision)
+        assert f"| {name}" in markdown_table() or f"\\| {name}" in markdown_table()
+    with pytest.raises(ValueError, match="unknown precision 'fp64'"):
+        NodeParameters(precision="fp64")  # the runtime's own check, not a copy
+
+
+def test_auto_device_and_precision_follow_the_gpu_and_explicit_values_are_kept():
+    on_gpu = RuntimeConfig().resolve(cuda_available=True)
+    assert (on_gpu.config.device, on_gpu.config.precision, on_gpu.warning) == ("cuda", "fp16", None)
+    on_cpu = RuntimeConfig().resolve(cuda_available=False)
+    assert (on_cpu.config.device, on_cpu.config.precision) == ("cpu", "fp32")
+    assert "torch sees no CUDA GPU" in on_cpu.warning
+    assert on_cpu.chosen == "device auto -> cpu, precision auto -> fp32"
+    explicit = RuntimeConfig(device="cuda", precision="bf16").resolve(cuda_available=False)
+    assert (explicit.config.device, explicit.config.precision, explicit.chosen) == ("cuda", "bf16", "")
+    mixed = RuntimeConfig(precision="bf16").resolve(cuda_available=True)
+    assert (mixed.config.device, mixed.config.precision) == ("cuda", "bf16")
+
+
+def test_renamed_parameters_carry_their_unit_and_the_old_names_are_gone():
+    for old, new in RENAMED.items():
+        assert new in NAMES and old not in NAMES
+        assert new.endswith(("_s", "_m"))
+        unit = NodeParameters.__dataclass_fields__[new].metadata["unit"]
+        assert unit == new.rsplit("_", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("queue_size", 100_000_000), ("save_dataset_frames", 100_000), ("max_image_pixels", 10**12), ("queue_size", 0)],
+)
+def test_every_size_has_a_documented_upper_bound(name, value):
+    bounds = NodeParameters.__dataclass_fields__[name].metadata["bounds"]
+    assert f"| {bounds[0]} .. {bounds[1]} |" in next(
+        line for line in markdown_table().splitlines() if line.startswith(f"| `{name}`")
+    )
+    with pytest.raises(ValueError, match=rf"{name} must be in \[{bounds[0]}, {bounds[1]}\]"):
+        NodeParameters(**{name: value})
+
+
+@pytest.mark.parametrize(
+    "topics, names",
+    [
+        (("/left/image_raw", "/right/image_raw"), ("left", "right")),
+        (("/stereo/left/image_raw", "/stereo/right/image_raw"), ("left", "right")),
+        (("/front/color/image_raw",), ("front_color",)),
+        (("left/image", "~/right/image"), ("left", "right")),
+    ],
+)
+def test_camera_names_from_the_topics(topics, names):
+    assert names_from_topics(topics) == names
+    assert NodeParameters(image_topics=topics, camera_names_from_topics=True).names == names
+
+
+def test_camera_names_from_topics_without_a_namespace_say_what_to_set():
+    with pytest.raises(ValueError, match="the names taken from image_topics must be distinct.*set camera_names"):
+        NodeParameters(image_topics=("/image",), camera_names_from_topics=True)
+
+
+def test_offline_options_have_the_node_defaults_and_help_shows_them(capsys):
+    args = parse_arguments(["--images", "photos", "--out", "out"])
+    for name, flag in SHARED_OPTIONS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        assert value == default(name), flag
+    assert (args.slop, args.queue_size, args.camera_names) == (default("slop_s"), default("queue_size"), ())
+    with pytest.raises(SystemExit):
+        parse_arguments(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--precision {auto,fp32,fp16,bf16,w4a16,int8,fp8}" in help_text
+    assert "(default: auto)" in help_text and "(default: 518)" in help_text and "(default: 0.02)" in help_text
+
+
+def test_the_offline_command_imports_the_parameters_without_ros():
+    code = "import sys, vggt_ros.offline, vggt_ros.live.parameters; print('rclpy' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"slop_s": 0.0}, "slop_s must be a finite number of seconds > 0"),  # checked by the synchroniser
+        ({"input_timeout_s": float("inf")}, "input_timeout_s must be a finite number of seconds > 0"),
+        ({"diagnostics_window_s": 0.0}, "diagnostics_window_s must be a finite number of seconds > 0"),
+        ({"diagnostics_missed_warn_ratio": 2.0}, "diagnostics_missed_warn_ratio must be a fraction in [0, 1]"),
+        ({"preprocess_mode": "stretch"}, "preprocess_mode must be one of ('crop', 'pad')"),  # SessionConfig's
+        ({"backend": "jax"}, "unknown backend 'jax'"),  # RuntimeConfig's
+    ],
+)
+def test_the_core_configs_check_the_values_under_the_parameters_names(values, message):
+    with pytest.raises(ValueError) as err:
+        NodeParameters(**values)
+    assert message in str(err.value)

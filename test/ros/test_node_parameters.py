@@ -1,0 +1,209 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""The node's start-up over rclpy with its parameters: renamed names, "auto" device and precision, camera names
+from the topics, bounds, topic names, shared parameter files and the command line's fixes.
+
+Each case starts the node as `ros2 run` does (`python -m vggt_ros.ros.node --ros-args ...`), so DDS must stay on
+this machine: run through tools/run_tests.sh (a loopback-only network namespace).
+"""
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+
+from conftest import TINY
+from support.netns import network_is_loopback_only
+from vggt_ros.ros.node import ReconstructionNode
+
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
+
+NODE = [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", f"weights:={TINY}", "-p", "image_size:=154"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def loopback_only():
+    if not network_is_loopback_only():
+        pytest.fail("starts DDS: run it as bash tools/run_tests.sh test/ros/test_node_parameters.py", pytrace=False)
+
+
+def fails_to_start(*ros_args: str) -> str:
+    """The node's output when it refuses to start: exactly one FATAL line, exit code 1, no traceback."""
+    result = subprocess.run([*NODE, *ros_args], capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert len([line for line in output.splitlines() if "FATAL" in line]) == 1, output
+    assert "Traceback" not in output
+    return output
+
+
+def starts(*ros_args: str) -> str:
+    """The node's output from start-up until it listens, then stopped with Ctrl-C (exit code 0)."""
+    process = subprocess.Popen([*NODE, *ros_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    listening = threading.Event()
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line)
+            if "listening to" in line:
+                listening.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert listening.wait(timeout=90), "".join(lines)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0, "".join(lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    reader.join(timeout=5)
+    output = "".join(lines)
+    assert "Traceback" not in output and "FATAL" not in output, output
+    return output
+
+
+@pytest.fixture(scope="module")
+def shared_files(tmp_path_factory) -> tuple[Path, Path, Path]:
+    folder = tmp_path_factory.mktemp("params")
+    shared = folder / "robot.yaml"  # one file for the robot's nodes, as launch files often pass it to every node
+    shared.write_text(
+        "/**:\n  ros__parameters:\n    use_sim_time: false\n    publish_rate_hz: 30.0\n    frame_prefix: ''\n"
+        "    input_timeout: 4.0\n"
+        "camera_driver:\n  ros__parameters:\n    exposure: 10\n"
+    )
+    by_executable = folder / "by_executable.yaml"  # keyed by the executable, not the node: rcl ignores it
+    by_executable.write_text("reconstruct_node:\n  ros__parameters:\n    window_size: 4\n")
+    for_others = folder / "for_others.yaml"  # not one section for this node: likely meant for it
+    for_others.write_text("lidar_driver:\n  ros__parameters:\n    rate: 10\n")
+    return shared, by_executable, for_others
+
+
+@pytest.fixture(scope="module")
+def started(shared_files) -> str:
+    """One start-up for the cases that start: auto device, names from topics, a shared file, an old name."""
+    shared, by_executable, for_others = shared_files
+    return starts(
+        "--params-file",
+        str(shared),
+        "--params-file",
+        str(by_executable),
+        "--params-file",
+        str(for_others),
+        "-p",
+        "image_topics:=[/left/image_raw, /right/image_raw]",
+        "-p",
+        "camera_names_from_topics:=true",
+        "-p",
+        "window_size:=3",
+    )
+
+
+def test_auto_device_without_a_gpu_runs_on_the_cpu_with_one_warning_and_logs_the_choice(started):
+    assert started.count("device auto: torch sees no CUDA GPU, so inference runs on the CPU") == 1, started
+    assert "device auto -> cpu, precision auto -> fp32" in started
+    assert "backend torch on cpu" in started
+
+
+def test_explicit_device_and_precision_are_kept():
+    rclpy.init()
+    try:
+        node = ReconstructionNode(
+            parameter_overrides=[
+                Parameter("weights", value=str(TINY)),
+                Parameter("image_size", value=154),
+                Parameter("device", value="cpu"),
+                Parameter("precision", value="bf16"),
+            ]
+        )
+        try:
+            assert (node.params.device, node.params.precision) == ("cpu", "bf16")
+            assert node._live.session.pipeline.device.type == "cpu"
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown()
+
+
+def test_camera_names_come_from_the_topics(started):
+    assert "listening to ['/left/image_raw', '/right/image_raw'] as ['left', 'right']" in started
+
+
+def test_another_nodes_parameters_in_a_shared_wildcard_file_are_ignored(started):
+    assert "window 3 (stride 1)" in started  # the node's own value, read with the shared file present
+    assert "publish_rate_hz" not in started and "unknown parameter" not in started
+
+
+def test_an_old_parameter_name_is_read_with_one_warning(started):
+    assert started.count("parameter 'input_timeout' is now named 'input_timeout_s'") == 1, started
+
+
+def test_a_file_keyed_by_the_executable_name_is_reported_as_ignored(started):
+    line = next((line for line in started.splitlines() if "section 'reconstruct_node'" in line), started)
+    assert "names the executable, not the node ('/vggt'), so this node ignores it" in line
+    assert "key this node's parameters under 'vggt:' or '/**:'" in line
+    assert started.count("section 'reconstruct_node'") == 1
+    assert "camera_driver" not in started  # a shared file's sections for other nodes are normal
+    assert "section 'lidar_driver' names other nodes ('/vggt'), so this node ignores it" in started
+
+
+def test_unknown_parameters_under_the_nodes_own_name_are_still_refused(tmp_path):
+    own = tmp_path / "vggt.yaml"
+    own.write_text(
+        "/**:\n  ros__parameters:\n    publish_rate_hz: 30.0\nvggt:\n  ros__parameters:\n    windows_size: 3\n"
+    )
+    output = fails_to_start("--params-file", str(own))
+    assert "unknown parameter 'windows_size' (did you mean 'window_size'?)" in output
+    assert "publish_rate_hz" not in output
+
+
+def test_old_and_new_name_together_are_refused():
+    output = fails_to_start("-p", "slop:=0.01", "-p", "slop_s:=0.02")
+    assert "'slop' and 'slop_s' are both given: 'slop' is the old name of 'slop_s'; keep 'slop_s'" in output
+
+
+@pytest.mark.parametrize(
+    "parameter, bound",
+    [
+        ("queue_size:=100000000", "queue_size must be in [1, 100] images"),
+        ("save_dataset_frames:=100000", "save_dataset_frames must be in [0, 500] keyframes"),
+        ("max_image_pixels:=0", "max_image_pixels must be in [1, 134217728] pixels"),
+    ],
+)
+def test_sizes_beyond_their_bound_are_refused_at_start_up(parameter, bound):
+    assert bound in fails_to_start("-p", parameter)
+
+
+@pytest.mark.parametrize(
+    "topic, reason",
+    [
+        ("/cam//image", "topic name must not contain repeated '/'"),
+        ("//cam", "topic name must not contain repeated '/'"),
+        ("{bogus}/img", "unknown substitution: {bogus}"),
+    ],
+)
+def test_an_invalid_topic_name_is_one_fatal_line_that_says_why(topic, reason):
+    output = fails_to_start("-p", f"image_topics:=['{topic}']")
+    fatal = next(line for line in output.splitlines() if "FATAL" in line)
+    assert f"image_topics: '{topic}' is not a valid ROS topic name ({reason})" in fatal, output
+
+
+@pytest.mark.parametrize(
+    "ros_args, fix",
+    [
+        (("-r", "foo"), "Fix: write a remapping as -r from:=to"),
+        (("-p", "foo"), "Fix: write a parameter as -p name:=value"),
+        (("--params-file", "/nonexistent/params.yaml"), "Fix: check the file exists and is valid YAML"),
+    ],
+)
+def test_a_command_line_rcl_refuses_gets_the_fix_for_its_cause(ros_args, fix):
+    output = fails_to_start(*ros_args)
+    assert fix in output
+    if "--params-file" not in ros_args:
+        assert "YAML" not in output
