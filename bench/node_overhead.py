@@ -103,7 +103,7 @@ def main() -> int:
     from tf2_msgs.msg import TFMessage
 
     from vggt_ros.ros import messages, qos
-    from vggt_ros.ros.node import OUTPUT_QOS
+    from vggt_ros.ros.outputs import OUTPUT_QOS
 
     torch.set_num_threads(args.torch_threads)
     rclpy.init()
