@@ -103,7 +103,7 @@ def main() -> int:
     from tf2_msgs.msg import TFMessage
 
     from vggt_ros.ros import messages, qos
-    from vggt_ros.ros.node import OUTPUT_QOS
+    from vggt_ros.ros.outputs import OUTPUT_QOS
 
     torch.set_num_threads(args.torch_threads)
     rclpy.init()
@@ -151,10 +151,12 @@ def main() -> int:
         delivered.wait(timeout=5.0)
         return elapsed
 
+    load_before = os.getloadavg()  # the machine may be shared: the figures mean little without it
     idle = measure(args, messages, publish)
     with Competitor(core=os.cpu_count() - 1):
         contended = measure(args, messages, publish)
 
+    load_after = os.getloadavg()
     executor.shutdown(timeout_sec=5.0)
     spinner.join(timeout=5.0)
     subscriber.destroy_node()
@@ -175,10 +177,13 @@ def main() -> int:
         "repeats": args.repeats,
         "torch_threads": torch.get_num_threads(),
         "cpu_cores": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
     }
     print(
         f"node overhead per published {WIDTH}x{HEIGHT} frame (median of {args.repeats}, window {args.window_size}, "
-        f"{result['torch_threads']} torch thread(s), {result['cpu_cores']} cores):"
+        f"{result['torch_threads']} torch thread(s), {result['cpu_cores']} cores, load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after):"
     )
     print(f"  {'stage':<18}{'idle ms':>9}{'1 core busy':>13}")
     for name, value in idle["per_frame_ms"].items():
@@ -263,13 +268,17 @@ def measure(args, messages, publish) -> dict:
 
         t = time.perf_counter()
         pose = placed.world_from_camera[0]
+        path_poses = list(zip((s for s, _ in ids), world_from_camera))
+        rotations = messages.quaternions([pose] + [p for _, p in path_poses])  # as the node: one conversion
         built = {
             "points": messages.point_cloud2(cloud.points, cloud.height, cloud.width, stamp_ns, "vggt_world"),
             "depth": messages.float_image(depth, stamp_ns, "camera0_optical"),
             "confidence": messages.float_image(confidence, stamp_ns, "camera0_optical"),
             "info": messages.camera_info(placed.intrinsics[0], depth.shape, stamp_ns, "camera0_optical"),
-            "tf": messages.tf_message([messages.transform_stamped("vggt_world", "camera0_optical", stamp_ns, pose)]),
-            "path": messages.path(list(zip((s for s, _ in ids), world_from_camera)), stamp_ns, "vggt_world"),
+            "tf": messages.tf_message(
+                [messages.transform_stamped("vggt_world", "camera0_optical", stamp_ns, pose, rotations[0])]
+            ),
+            "path": messages.path(path_poses, stamp_ns, "vggt_world", rotations[1:]),
         }
         timings["message_build"] = time.perf_counter() - t
         timings["publish"] = publish(built)

@@ -315,6 +315,17 @@ def preprocess_images_u8(
     return torch.stack(results)
 
 
+def _contiguous_copy(frames: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy. A strided ``(..., C)`` array (a BGR -> RGB flip view) is copied one channel at a time:
+    numpy copies a reversed 3-element axis pixel by pixel, four times slower."""
+    if frames.flags.c_contiguous or frames.ndim == 0:
+        return frames.copy()
+    copy = np.empty(frames.shape, frames.dtype)
+    for channel in range(frames.shape[-1]):
+        copy[..., channel] = frames[..., channel]
+    return copy
+
+
 def _frames_as_tensor(frames: FramesInput) -> torch.Tensor:
     """Validate a (S, H, W, 3) uint8 batch and return it as a torch tensor (sharing memory where possible)."""
     if isinstance(frames, np.ndarray):
@@ -323,7 +334,7 @@ def _frames_as_tensor(frames: FramesInput) -> torch.Tensor:
         if not (frames.flags.writeable and frames.flags.c_contiguous):
             # torch cannot wrap a read-only buffer (a view of a ROS message's bytes) or negative strides
             # (a BGR -> RGB flip view).
-            frames = frames.copy()
+            frames = _contiguous_copy(frames)
         frames = torch.from_numpy(frames)
     elif not isinstance(frames, torch.Tensor):
         raise TypeError(

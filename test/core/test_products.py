@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from vggt_ros.geometry import unproject, unproject_depth
-from vggt_ros.numeric import pack_rgb, percentile, usable_pixels
+from vggt_ros.numeric import pack_rgb, percentile, read_rgb, usable_pixels, write_rgb
 from vggt_ros.products import decode_window
 from vggt_ros.world.cloud import CloudConfig, build_cloud
 from vggt_ros.world.placement import cameras_in_world, place_in_world
@@ -489,3 +489,26 @@ def test_cloud_config_rejects_bad_values(kwargs, named):
 def test_cloud_config_filters_only_when_asked():
     assert not CloudConfig().filters
     assert CloudConfig(confidence_percentile=10.0).filters and CloudConfig(confidence_threshold=1.5).filters
+
+
+@pytest.mark.parametrize("selection", ["_numpy_order_statistics", "_torch_order_statistics"])
+def test_both_order_statistics_routes_give_the_sorted_values(selection):
+    """`percentile` selects on the host with numpy for CPU tensors and with torch elsewhere: both give the k-th and
+    the next smallest value, repeated values included."""
+    import vggt_ros.numeric as numeric
+
+    rng = np.random.default_rng(8)
+    for values in (rng.uniform(1.0, 9.0, 101), rng.integers(0, 4, 57).astype(float), np.array([5.0, 5.0])):
+        ordered = np.sort(values.astype(np.float32))
+        for low in range(len(ordered) - 1):
+            lower, upper = getattr(numeric, selection)(torch.from_numpy(values.astype(np.float32)), low, True)
+            assert (lower.dtype, upper.dtype) == (torch.float32, torch.float32)
+            assert (float(lower), float(upper)) == (ordered[low], ordered[low + 1])
+
+
+def test_rgb_bytes_round_trip_through_the_packed_words():
+    colors = torch.from_numpy(np.random.default_rng(9).integers(0, 256, (6, 7, 3), dtype=np.uint8))
+    words = torch.full((6, 7, 4), 77, dtype=torch.uint8)  # not zero: write_rgb must clear the fourth byte
+    write_rgb(colors, words)
+    assert words.view(torch.float32)[..., 0].numpy().tobytes() == pack_rgb(colors).numpy().tobytes()
+    assert torch.equal(read_rgb(words), colors)

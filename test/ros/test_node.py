@@ -784,6 +784,44 @@ def test_services_and_the_map_timer_answer_while_an_inference_runs(monkeypatch, 
         running.close()
 
 
+def test_the_executor_neither_builds_the_map_nor_waits_for_an_integration(monkeypatch):
+    """Issue 18 item 13: the ~/map message is built off the executor thread, and the executor keeps answering
+    while the worker holds the world lock (as during a long integration) with the map on."""
+    import vggt_ros.ros.node as node_module
+
+    builders: list[threading.Thread] = []
+    build = node_module.map_message
+    monkeypatch.setattr(
+        node_module, "map_message", lambda *args: builders.append(threading.current_thread()) or build(*args)
+    )
+    running = Running({"image_topics": ["/cam/image"], "window_size": 2, "map_publish_period_s": 0.1})
+    probe = Probe(["/cam/image"], ["/vggt/"])
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    probe.node.create_subscription(PointCloud2, "/vggt/map", probe._recorder("/vggt/map"), latched)
+    try:
+        probe.wait_connected()
+        TestWorldChaining.send_and_wait(probe, Clock())
+        probe.wait_for(
+            lambda: any(cloud.width > 0 for cloud in probe.received.get("/vggt/map", [])), what="the window's map"
+        )
+        assert builders and running.thread not in builders, "the map message was built on the executor thread"
+
+        client = probe.node.create_client(Trigger, "/vggt/reset")
+        assert client.wait_for_service(timeout_sec=WAIT_S)
+        with running.node._live.world_lock:  # the worker integrating a window, for up to 2.5 s (25 map periods)
+            time.sleep(0.5)  # the map timer has fired meanwhile
+            future = client.call_async(Trigger.Request())
+            deadline = time.monotonic() + 2.0
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            answered_while_locked = future.done()
+        assert answered_while_locked, "the executor waited for the world lock (the map timer read the map)"
+        probe.wait_for(future.done, what="~/reset to answer")
+    finally:
+        probe.close()
+        running.close()
+
+
 def test_saving_before_any_window_says_the_map_is_empty_and_the_node_keeps_running(tmp_path):
     running = Running({"image_topics": ["/cam/image"], "save_directory": str(tmp_path / "saved")})
     probe = Probe(["/cam/image"], ["/vggt/"])

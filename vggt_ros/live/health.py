@@ -189,9 +189,9 @@ class HealthSnapshot:
 class PipelineCounters:
     """The node's pipeline counters, cumulative since configure; each field is written by one thread only.
 
-    Executor thread: ``keyframes``, ``frame_sets_dropped``, ``windows_emitted``, ``windows_dropped``, ``map_checks``
-    (map timer runs that got the world lock). Worker thread: the rest, and the publication latencies, which the
-    diagnostics timer reads under a lock. See `HealthSnapshot` for each field's meaning.
+    Executor thread: ``keyframes``, ``frame_sets_dropped``, ``windows_emitted``, ``windows_dropped``. Map thread:
+    ``map_checks`` (map checks that got the world lock). Worker thread: the rest, and the publication latencies,
+    which the diagnostics timer reads under a lock. See `HealthSnapshot` for each field's meaning.
     """
 
     def __init__(self, latency_samples: int = LATENCY_SAMPLES) -> None:

@@ -7,7 +7,8 @@ The executor thread offers frame sets (`offer`: keyframes, the window, cheap). T
 window (`next_window`) and runs it (`process`): inference outside the world lock, then integration under it. They
 meet in a `LatestSlot`, so when the network is slower than the cameras the newest window wins and the frame sets
 of the replaced windows are counted as dropped. The world and the map are shared under one lock, held only while
-a window is integrated (never during inference), so the map timer and the services answer while the network runs.
+a window is integrated (never during inference), so the map and the services answer while the network runs. The
+map is read by its own thread (`map_if_changed`), never by the executor, which must not wait for an integration.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class LiveReconstruction:
     ) -> None:
         self.session = session
         self.counters = PipelineCounters()
-        self.world_lock = threading.Lock()  # the world and the map: changed by the worker, read by the executor
+        self.world_lock = threading.Lock()  # the world and the map: changed by the worker, read by the map thread
         self.recent_frames: deque = deque(maxlen=recent_frames)  # (ExportFrame, image) of the newest keyframes
         self.newest_stamp_ns = 0
         self._log = log
@@ -98,7 +99,8 @@ class LiveReconstruction:
         self.session.request_reset()
 
     def map_if_changed(self) -> Optional[tuple[np.ndarray, np.ndarray, int]]:
-        """(points ``(N, 3)``, colours ``(N, 3)``, stamp ns) of the map when it changed since the last call."""
+        """(points ``(N, 3)``, colours ``(N, 3)``, stamp ns) of the map when it changed since the last call: copies,
+        taken under the world lock. One caller (the node's map thread), never the executor: it waits for the lock."""
         with self.world_lock:
             self.counters.map_checks += 1
             growing_map = self.session.map

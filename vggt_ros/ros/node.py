@@ -10,9 +10,10 @@ and counts the outcomes, `robot.RobotPlacement` places the world among the robot
 counters, `log_policy.LogPolicy` keeps the log to one line per problem. This file owns the ROS side: the lifecycle,
 the publishers, the subscriptions and services, the timers and the worker thread.
 
-Threads: the executor thread runs the subscription callbacks (conversion, sync, `session.add`: cheap), the map
-timer and the services; one worker thread runs each window (inference, then the world under its lock) and
-publishes it. The publishers are plain ones, not lifecycle publishers: the outputs are offered from configure
+Threads: the executor thread runs the subscription callbacks (conversion, sync, `session.add`: cheap), the
+timers and the services; one worker thread runs each window (inference, then the world under its lock) and
+publishes it; the map thread (`map_output.MapOutput`) builds the ~/map message, which the map timer publishes.
+The publishers are plain ones, not lifecycle publishers: the outputs are offered from configure
 and only the camera subscriptions follow activation, so a deactivated node still answers ~/save and keeps its
 latched map, as before lifecycle support.
 """
@@ -44,6 +45,7 @@ from vggt_ros.live.saving import save_world
 from vggt_ros.live.startup import StartupError, load_session
 from vggt_ros.mapping import require_open3d
 from vggt_ros.ros import diagnostics, messages
+from vggt_ros.ros.map_output import MapOutput
 from vggt_ros.ros.outputs import (
     Output,
     loop_messages,
@@ -77,6 +79,7 @@ class ReconstructionNode(LifecycleNode):
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         self._worker: Optional[threading.Thread] = None
+        self._map_output: Optional[MapOutput] = None
         self._configured = False
         self._image_subscriptions: list = []
         self._configure_error = ""
@@ -205,6 +208,12 @@ class ReconstructionNode(LifecycleNode):
                 world_frame_message(params, self.get_clock().now().nanoseconds)
             )
         if params.publish_map:
+            self._map_output = MapOutput(
+                self._live,
+                lambda points, colors, stamp_ns: map_message(params, points, colors, stamp_ns),
+                params.map_publish_period_s,
+                lambda err: self._log.every("error", ("map",), f"the map could not be built: {err}"),
+            )
             self._owned_timers.append(self.create_timer(params.map_publish_period_s, self._publish_map))
 
     def _add_publisher(self, output: Output, msg_type: type, qos) -> None:
@@ -250,6 +259,9 @@ class ReconstructionNode(LifecycleNode):
             return
         self._configured = False
         self._live.close()
+        if self._map_output is not None:
+            self._map_output.close()
+            self._map_output = None
         if self._worker is not None:
             self._worker.join(timeout=30.0)
             self._worker = None
@@ -325,9 +337,10 @@ class ReconstructionNode(LifecycleNode):
         return response
 
     def _publish_map(self) -> None:
-        changed = self._live.map_if_changed()
-        if changed is not None:
-            self._output_publishers[Output("map")].publish(map_message(self.params, *changed))
+        """Publish the map message the map thread built (`MapOutput`): the executor never reads the map itself."""
+        message = self._map_output.take() if self._map_output is not None else None
+        if message is not None:
+            self._output_publishers[Output("map")].publish(message)
 
     # --------------------------------------------------------------------------------- worker thread
     def _work(self) -> None:

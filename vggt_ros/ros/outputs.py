@@ -97,12 +97,16 @@ def window_messages(params: NodeParameters, out: WindowOutput, path: Sequence[tu
                     messages.camera_info(frame.intrinsics, frame.depth.shape, frame.stamp_ns, optical),
                 )
             )
-    if params.publish_tf and out.newest:
+    # The cameras' and the path's rotations in one conversion.
+    tf_frames = out.newest if params.publish_tf else []
+    path_poses = path if params.publish_path else []
+    rotations = messages.quaternions([f.world_from_camera for f in tf_frames] + [pose for _, pose in path_poses])
+    if tf_frames:
         transforms = [
             messages.transform_stamped(
-                params.world_frame, params.optical_frame(frame.camera), frame.stamp_ns, frame.world_from_camera
+                params.world_frame, params.optical_frame(frame.camera), frame.stamp_ns, frame.world_from_camera, q
             )
-            for frame in out.newest
+            for frame, q in zip(tf_frames, rotations)
         ]
         pairs.append((Output("tf"), messages.tf_message(transforms)))
     if params.publish_points and out.cloud is not None:
@@ -114,7 +118,8 @@ def window_messages(params: NodeParameters, out: WindowOutput, path: Sequence[tu
             )
         )
     if params.publish_path:
-        pairs.append((Output("path"), messages.path(path, newest_stamp_ns, params.world_frame)))
+        path_message = messages.path(path, newest_stamp_ns, params.world_frame, rotations[len(tf_frames) :])
+        pairs.append((Output("path"), path_message))
     return pairs
 
 

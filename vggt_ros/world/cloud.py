@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vggt_ros.numeric import pack_rgb, percentile
+from vggt_ros.numeric import finite, flat_nonzero, percentile, read_rgb, write_rgb
 from vggt_ros.world.placement import PlacedFrames
 
 POINT_FIELDS = ("x", "y", "z", "rgb", "confidence")
@@ -71,29 +71,38 @@ class PointCloud:
 def build_cloud(placed: PlacedFrames, config: CloudConfig) -> PointCloud:
     """Coloured, filtered world points of placed frames' grids (see `PointCloud`); only kept points reach the host.
 
-    The grid is the placement's (`place_in_world` with the cloud's decimation).
+    The grid is the placement's (`place_in_world` with the cloud's decimation). The rows are packed once, for the
+    whole grid, into one ``(M, 5)`` buffer (points, colour bytes, confidence: a copy each), and a filtered cloud
+    takes its kept rows with one gather.
     """
     if len(placed.frames) == 0:
         raise ValueError("build_cloud needs at least one frame")
     count, rows, cols = placed.points.shape[:3]
-    xyz = placed.points.reshape(-1, 3)
-    confidence = placed.grid(placed.confidence).reshape(-1)
-    colors = placed.grid(placed.colors).reshape(-1, 3)
+    grid_colors = placed.grid(placed.colors)
+    packed = torch.empty((count, rows, cols, len(POINT_FIELDS)), dtype=torch.float32, device=placed.points.device)
+    packed[..., :3] = placed.points
+    packed[..., 4] = placed.grid(placed.confidence)
+    write_rgb(grid_colors, packed[..., 3:4].view(torch.uint8))
+    packed = packed.view(-1, len(POINT_FIELDS))
     if config.filters:
         # A filtered cloud is unorganised, so masked pixels are dropped too (they must not turn the percentile into
         # NaN and switch the filter off): their points are NaN, and only pixels with finite confidence are not.
-        keep = torch.isfinite(xyz[:, 2])
+        confidence = packed[:, 4]
+        keep = finite(packed[:, 2])
+        every = bool(keep.all())  # the usual case: the network predicts usable depth everywhere
         threshold = config.confidence_threshold
         if config.confidence_percentile > 0.0 and bool(keep.any()):
-            threshold = max(threshold, percentile(confidence[keep], config.confidence_percentile))
-        index = torch.nonzero(keep & (confidence >= threshold))[:, 0]
-        xyz, confidence, colors = xyz[index], confidence[index], colors[index]
+            kept = confidence if every else confidence.masked_select(keep)
+            threshold = max(threshold, percentile(kept, config.confidence_percentile))
+        index = flat_nonzero(confidence >= threshold if every else keep & (confidence >= threshold))
+        packed = packed.index_select(0, index)
+        colors = read_rgb(packed[:, 3:4].view(torch.uint8))
         frames = index // (rows * cols)
         height, width = 1, int(index.numel())
     else:
-        frames = torch.arange(count, device=xyz.device).repeat_interleave(rows * cols)
+        colors = grid_colors.reshape(-1, 3)
+        frames = torch.arange(count, device=packed.device).repeat_interleave(rows * cols)
         height, width = count * rows, cols
-    packed = torch.cat((xyz, pack_rgb(colors)[:, None], confidence[:, None]), dim=1)
     return PointCloud(
         points=packed.cpu().numpy(),
         colors=colors.cpu().numpy(),

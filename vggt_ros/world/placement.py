@@ -10,7 +10,6 @@ the published cloud all read these same points. Rows stay on the pipeline's devi
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from vggt_ros.geometry import decompose_similarity, unproject
-from vggt_ros.numeric import usable_pixels
+from vggt_ros.numeric import scaled_usable_depth
 from vggt_ros.products import WindowProducts
 
 
@@ -103,7 +102,7 @@ def place_in_world(
     else:
         rows = torch.as_tensor(slots, dtype=torch.int64, device=device)
     depth, confidence, colors = products.depth[rows], products.confidence[rows], products.colors[rows]
-    depth = torch.where(usable_pixels(depth, confidence), depth * depth_scale, torch.tensor(math.nan, device=device))
+    depth = scaled_usable_depth(depth, confidence, depth_scale)
     poses, intrinsics = world_from_camera[list(frames)], products.intrinsics[list(frames)]
     return PlacedFrames(
         frames=frames,
