@@ -31,6 +31,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Path
 from sensor_msgs.msg import PointCloud2
+from std_srvs.srv import Trigger
 
 from conftest import TINY
 from support.loop_synthetic import DriftingVGGTForTests
@@ -260,6 +261,21 @@ def test_a_revisit_closes_a_loop_and_moves_the_world_the_path_and_the_map(sequen
 
         values = robot.wait_for(counted, timeout_s=5.0, what="/diagnostics to count the loop")
         assert int(values["loop candidates"]) >= accepted >= 1
+
+        # ~/reset: the new world has no loop, so parent_frame -> world_frame is the REP 103 rotation alone again.
+        reset = robot.node.create_client(Trigger, "/vggt/reset")
+        assert reset.wait_for_service(timeout_sec=WAIT_S)
+        answer = reset.call_async(Trigger.Request())
+        assert robot.wait_for(answer.done, what="~/reset to answer") and answer.result().success
+        before_reset = run.stamp(run.sent - 1)
+        run.send_until(run.sent + 3)
+        robot.wait_for(
+            lambda: stamp_ns(robot.transforms("/tf_static", PARENT, WORLD)[-1]) > before_reset,
+            what="/tf_static after the reset",
+        )
+        np.testing.assert_allclose(
+            transform_matrix(robot.transforms("/tf_static", PARENT, WORLD)[-1]), rep103, atol=1e-9
+        )
     finally:
         run.close()
 
