@@ -52,7 +52,7 @@ from vggt_ros.ros import messages
 from vggt_ros.world import pose_graph
 from vggt_ros.world.alignment import weighted_umeyama
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 
 LAP, AGAIN = 60, 14  # frames once around, then along the start again
 IMAGE_HW = (42, 56)
@@ -205,6 +205,7 @@ def loop_component(array: DiagnosticArray):
     return next((s for s in array.status if s.name.endswith(": loop closure")), None)
 
 
+@pytest.mark.slow  # about 10 s on a 2-core CPU
 def test_a_revisit_closes_a_loop_and_moves_the_world_the_path_and_the_map(sequence):
     run = LoopRun(sequence)
     robot, session = run.robot, run.session
