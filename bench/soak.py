@@ -28,6 +28,16 @@ samples from there on.
 At the end, the bounded structures are reported against their limits: keyframes the world keeps (recent +
 decimated history), alignment samples, map points, the session's per-frame cache, the sliding window.
 
+Loop closure is on, as in the node (--no-loop-closure turns it off): after each window the session's loop pass and
+pose graph run as `vggt_ros.live.reconstruction.LiveReconstruction.close_loops` runs them (`close_loops`, then
+`apply_loops`). The test double's token is a frame index, so the place descriptor is the pose test double
+`PosePlaceDescriptorForTests` (test/support/places.py): every traversal revisits the path, loops are found and
+verified by the fake network, and the loop memory fills up. Each sample also records that memory: the keyframe
+map (`vggt_ros.world.loop_closure.KeyframeMap.nbytes`, per-keyframe point sets) and the place store (compact
+keyframes `LoopKeyframe.nbytes` and their descriptors), against their documented bounds: the keyframe map at most
+``map_points_per_keyframe`` x 15 bytes per map keyframe and no more map keyframes than the world keeps; the place
+store at most ``capacity`` keyframes of at most ``max_keyframe_bytes`` + one descriptor each.
+
 The map is bounded by its point budget, not by the scene: on a revisited scene depth noise and drift keep landing
 points in new voxels until the budget is reached, then the map coarsens (`vggt_ros.mapping`) and grows again; the
 frames where the voxel size changed are reported. Its merge time does not grow with its size (new voxels are
@@ -37,6 +47,7 @@ per window (map step included) are flat and every structure, the map included, i
 raw RSS slope is printed and written too.
 
     python bench/soak.py --frames 20000 --json /tmp/soak.json [--path loop] [--sample-every N] [--warmup N]
+        [--no-loop-closure]
 """
 
 from __future__ import annotations
@@ -55,6 +66,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
+from support.places import PosePlaceDescriptorForTests  # noqa: E402
 from support.synthetic import (  # noqa: E402
     PATHS,
     FakePipelineForWorldTests,
@@ -115,6 +127,9 @@ def main() -> int:
     parser.add_argument(
         "--ms-tolerance", type=float, default=10.0, help="largest flat time slope, %% of the mean per 10k frames"
     )
+    parser.add_argument(
+        "--no-loop-closure", action="store_true", help="run without loop closure (the node's loop_closure false)"
+    )
     args = parser.parse_args()
     if args.sample_every is None:
         args.sample_every = max(1, min(1000, args.frames // 20))
@@ -125,18 +140,41 @@ def main() -> int:
     if args.frames < args.warmup + 2 * args.sample_every:
         parser.error("--frames must leave at least two samples after --warmup to fit a slope")
 
-    params = NodeParameters(image_size=IMAGE_HW[1])
+    params = NodeParameters(image_size=IMAGE_HW[1], loop_closure=not args.no_loop_closure)
     torch.set_num_threads(params.cpu_threads)
     config = params.session_config()
     sequence = render_sequence(args.path, PATH_FRAMES, IMAGE_HW)
     oracle = FakeVGGTForWorldTests(sequence)
     session = ReconstructionSession(FakePipelineForWorldTests(oracle), config)
+    loops = session.world.loops
+    session.loop_verifier.describe = PosePlaceDescriptorForTests(sequence)
+    place = config.loop_verification.place
     bounds = {
         "keyframes_kept": config.world.trajectory_recent + config.world.trajectory_history,
         "samples_kept": config.world.retained_frames,
         "map_points": config.map.max_points,
         "frame_cache_entries": config.window.window_size * config.cameras,
     }
+    if loops is not None:
+        bounds["loop_map_keyframes"] = bounds["keyframes_kept"]
+        bounds["place_keyframes"] = place.capacity
+
+    def loop_memory() -> dict[str, float]:
+        """The loop closure's memory (see the module docstring) and its documented bound, KB."""
+        if loops is None:
+            return {}
+        index = session.loop_verifier.index
+        per_place_keyframe = config.loop_verification.max_keyframe_bytes + index.descriptor_bytes
+        return {
+            "loop_map_kb": loops.map.nbytes / 1024,
+            "loop_map_bound_kb": len(loops.map) * config.world.loop.map_points_per_keyframe * 15 / 1024,
+            "place_store_kb": (index.payload_bytes + len(index) * index.descriptor_bytes) / 1024,
+            "place_store_bound_kb": len(index) * per_place_keyframe / 1024,
+            "place_descriptors_allocated_kb": index.nbytes / 1024,
+            "loops_accepted": session.world.loop_counters.accepted,
+            "loop_candidates": session.loop_verifier.counters.candidates,
+            "last_optimise_ms": session.world.loop_counters.last_optimise_ms,
+        }
 
     def sizes() -> dict[str, int]:
         return {
@@ -144,6 +182,11 @@ def main() -> int:
             "samples_kept": len(session.world.samples),
             "map_points": len(session.map),
             "frame_cache_entries": session.cached_frames,
+            **(
+                {"loop_map_keyframes": len(loops.map), "place_keyframes": len(session.loop_verifier.index)}
+                if loops is not None
+                else {}
+            ),
         }
 
     # CPU time of the map step: GrowingMap.add is the session's only map work per window (reset aside).
@@ -164,13 +207,15 @@ def main() -> int:
         f"rendered {IMAGE_HW[1]}x{IMAGE_HW[0]} and image_size={config.image_size} (the node's default is "
         f"{NodeParameters.image_size}); every other setting is the node's default: window {config.window.window_size} "
         f"stride {config.window.window_stride}, keyframe min_motion {config.window.keyframes.min_motion}, map budget "
-        f"{config.map.max_points} points, torch threads {params.cpu_threads}"
+        f"{config.map.max_points} points, torch threads {params.cpu_threads}, loop closure "
+        f"{'on' if loops is not None else 'off'}"
     )
     print(f"bounds: {bounds}")
     print(f"RSS start is taken after the first {args.warmup} frames (warm-up); slopes are fitted from there on")
     print(
         f"{'frames':>7}{'RSS MB':>9}{'map MB':>8}{'ms/win':>8}{'cpu ms':>8}{'map cpu':>8}{'map pts':>9}{'voxel':>8}"
         f"{'keyfr':>7}{'samples':>8}{'cache':>6}{'merged':>8}{'reject':>7}{'segm':>5}"
+        + (f"{'loopKB':>8}{'placeKB':>8}{'loops':>6}{'opt ms':>8}" if loops is not None else "")
     )
 
     samples: list[dict] = []
@@ -184,6 +229,8 @@ def main() -> int:
         map_cpu_seconds[0] = 0.0
         wall, cpu = time.perf_counter(), time.process_time()
         output = session.push(frame_set)
+        if output is not None and loops is not None:
+            session.apply_loops(session.close_loops(output))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         oracle.answers.clear()
         if session.map.voxel_size != (voxel_changes[-1][1] if voxel_changes else config.map.voxel_size):
@@ -211,6 +258,7 @@ def main() -> int:
             "rejected": counters.rejected,
             "segments": counters.segments,
             **sizes(),
+            **loop_memory(),
         }
         samples.append(sample)
         for values in interval.values():
@@ -220,6 +268,12 @@ def main() -> int:
             f"{sample['cpu_ms_per_window']:>8.2f}{sample['map_cpu_ms_per_window']:>8.2f}{sample['map_points']:>9}"
             f"{sample['map_voxel_size']:>8.4f}{sample['keyframes_kept']:>7}{sample['samples_kept']:>8}"
             f"{sample['frame_cache_entries']:>6}{sample['merged']:>8}{sample['rejected']:>7}{sample['segments']:>5}"
+            + (
+                f"{sample['loop_map_kb']:>8.0f}{sample['place_store_kb']:>8.0f}{sample['loops_accepted']:>6}"
+                f"{sample['last_optimise_ms']:>8.1f}"
+                if loops is not None
+                else ""
+            )
             + ("  (warm-up)" if sample["warmup"] else "")
         )
     seconds = time.perf_counter() - run_start
@@ -276,6 +330,22 @@ def main() -> int:
         f"{dict(counters.rejections)}, segments {counters.segments}; {seconds:.0f} s in all, "
         f"{1000 * seconds / args.frames:.1f} s per 1000 frames"
     )
+    memory = loop_memory()
+    loop_within_bound = not memory or (
+        memory["loop_map_kb"] <= memory["loop_map_bound_kb"]
+        and memory["place_store_kb"] <= memory["place_store_bound_kb"]
+    )
+    if memory:
+        print(
+            f"loop closure: {memory['loops_accepted']} loops accepted of {memory['loop_candidates']} candidates; "
+            f"keyframe map {memory['loop_map_kb']:.0f} KB for {final['loop_map_keyframes']} keyframes "
+            f"({memory['loop_map_kb'] / max(1, final['loop_map_keyframes']):.1f} KB each; bound "
+            f"{memory['loop_map_bound_kb']:.0f} KB), place store {memory['place_store_kb']:.0f} KB for "
+            f"{final['place_keyframes']} keyframes ({memory['place_store_kb'] / max(1, final['place_keyframes']):.1f} "
+            f"KB each; bound {memory['place_store_bound_kb']:.0f} KB) + {memory['place_descriptors_allocated_kb']:.0f} "
+            f"KB of descriptors allocated: {'within' if loop_within_bound else 'NOT within'} the bounds"
+        )
+    bounded = bounded and loop_within_bound
     passed = trends["rss_mb_excluding_map_flat"] and trends["cpu_ms_per_window_flat"] and bounded
     print(
         f"soak {'passed' if passed else 'FAILED'} (RSS without the map's arrays and CPU time per window flat, "
@@ -290,6 +360,7 @@ def main() -> int:
         "bounded": bounded,
         "passed": passed,
         "sizes": final,
+        "loop_closure": memory,
         "bounds": bounds,
         "keyframes_ever_added": session.world.keyframes.total,
         "counters": {**asdict(counters), "rejections": dict(counters.rejections)},

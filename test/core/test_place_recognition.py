@@ -82,6 +82,18 @@ def test_the_store_stays_bounded_and_keeps_spanning_the_run():
     assert index.nbytes == (20 + 1) * 4 * 4  # float32 descriptors, allocated once
 
 
+def test_the_payload_bytes_are_those_of_the_kept_payloads():
+    """Keyframe k's payload is k + 1 bytes (one without a payload counts 0): the sum over the ids still kept."""
+    index = _index(capacity=10, exclude_recent=3)
+    for k in range(40):
+        index.add(
+            k, float(k), _unit(np.random.default_rng(k).normal(size=4)), np.zeros(k + 1, np.uint8) if k % 3 else None
+        )
+    kept = [k for k in range(40) if k in index]
+    assert len(kept) == len(index) and 39 in index
+    assert index.payload_bytes == sum(k + 1 for k in kept if k % 3)
+
+
 @pytest.mark.parametrize(
     "config, field, value",
     [

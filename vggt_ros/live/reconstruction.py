@@ -30,8 +30,9 @@ from vggt_ros.world import WindowStatus
 
 @dataclass(frozen=True)
 class LoopUpdate:
-    """After an accepted loop: the world's new correction ``(4, 4)`` (`ReconstructionSession.world_correction`) and
-    camera 0's corrected path (empty when not published); the map changed too (its version moved)."""
+    """The world's new correction ``(4, 4)`` (`ReconstructionSession.world_correction`) and, after an accepted loop,
+    camera 0's corrected path (empty when not published, or when no loop closed: the window's path already has
+    it); after a loop the map changed too (its version moved)."""
 
     correction: np.ndarray
     path: list
@@ -67,6 +68,7 @@ class LiveReconstruction:
         self._camera_path = camera_path
         self._slot: LatestSlot[Window] = LatestSlot()
         self._map_version_sent = -1
+        self._correction_sent = np.eye(4)
 
     # ------------------------------------------------------------------------------------------ executor
     def offer(self, frame_set: FrameSet) -> None:
@@ -137,16 +139,17 @@ class LiveReconstruction:
     def close_loops(self, out: WindowOutput) -> Optional[LoopUpdate]:
         """Look for loops from the keyframes ``out`` added and close the verified ones (issue: one map for a whole
         run). The loop pass (at most one network call of <= 4 frames per new keyframe) runs outside the world lock;
-        handing the loops to the pose graph runs under it. Returns what to republish when a loop was accepted."""
+        handing the loops to the pose graph runs under it. Returns what to republish when a loop was accepted or the
+        world's correction moved."""
         if not out.merged:
             return None
         report = self.session.close_loops(out)
         for line in report.messages():
             self._log.logger.info(line)
-        if not report.constraints:
-            return None
+        results = []
         with self.world_lock:
-            results = self.session.apply_loops(report)
+            if report.constraints:
+                results = self.session.apply_loops(report)
             accepted = any(result.accepted for result in results)
             path = self.session.camera_path() if accepted and self._camera_path else []
             correction = self.session.world_correction()
@@ -160,7 +163,13 @@ class LiveReconstruction:
                 )
             else:
                 self._log.every("warning", ("loop", result.cause), f"loop not closed ({result.cause}): {result.reason}")
-        return LoopUpdate(correction, path) if accepted else None
+        # The correction also moves without a new loop: it is rigid, fitted at the newest keyframe, while the loops'
+        # correction is a similarity (a unit-less world's scale drift), so each window after a loop moves it a
+        # little, and the window's path and the map are published under the new one.
+        if not accepted and np.array_equal(correction, self._correction_sent):
+            return None
+        self._correction_sent = correction
+        return LoopUpdate(correction, path)
 
     def loop_state(self) -> Optional[LoopState]:
         """Loop closure's counters for /diagnostics (None when it is off). Read without the lock: plain counters,

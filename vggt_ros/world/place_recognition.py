@@ -152,6 +152,11 @@ class PlaceIndex:
         return int(self._descriptors.nbytes)
 
     @property
+    def payload_bytes(self) -> int:
+        """Bytes of the stored payloads (each one's ``nbytes``; a payload without it counts 0)."""
+        return sum(int(getattr(payload, "nbytes", 0)) for payload in self._payloads)
+
+    @property
     def descriptor_bytes(self) -> int:
         """Bytes one stored descriptor takes."""
         return int(self._descriptors.itemsize * self.config.descriptor_dim)
