@@ -604,6 +604,7 @@ class ReconstructionSession:
             return []
         results = [self.world.close_loop(constraint) for constraint in report.constraints]
         if any(result.accepted for result in results):
+            self.loop_verifier.loop_closed()
             points, colors = self.world.map_cloud()
             self.map.reset()
             if len(points):

@@ -222,3 +222,25 @@ def test_the_session_finds_the_old_keyframe_with_the_real_encoder_when_the_recor
     counters = session.loop_verifier.counters
     assert counters.verified == sum(1 for found in candidates.values() if found)
     assert counters.accepted + counters.rejections.total() == counters.verified
+
+
+def test_after_a_loop_closes_the_next_keyframes_are_stored_but_not_searched(sequence):
+    """A route driven again would close a loop at every keyframe (a graph solve and a map rebuild each): after an
+    accepted loop, ``cooldown_keyframes`` new keyframes are not searched."""
+    pipeline = LoopPassPipelineForTests(FakeVGGTForWorldTests(sequence))
+    session = _synthetic_session(sequence, pipeline, cooldown_keyframes=4)
+    searched_after_loop, accepted = [], 0
+    since_loop = None
+    for i in range(len(sequence.rgb)):
+        out = session.push(FrameSet((int(sequence.stamps_ns[i]),), (sequence.rgb[i],)))
+        if out is None:
+            continue
+        report = session.close_loops(out)
+        if since_loop is not None and since_loop < 4:
+            searched_after_loop.append(len(report.searches))
+        since_loop = None if since_loop is None else since_loop + int(out.result.new_frames.sum())
+        if any(result.accepted for result in session.apply_loops(report)):
+            accepted += 1
+            since_loop = 0
+    assert accepted >= 2, "the revisit closes loops"
+    assert searched_after_loop and not any(searched_after_loop), searched_after_loop

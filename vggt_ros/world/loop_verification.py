@@ -78,6 +78,8 @@ class LoopVerificationConfig:
         max_keyframe_bytes: documented bound on a keyframe's compact copy (image + samples + descriptor); a
             keyframe over it (e.g. a huge model resolution) is stored with fewer samples, never more.
         neighbour_max_gap_s: a stored keyframe within this time of c is its neighbour in the loop window.
+        cooldown_keyframes: after a loop closes, this many new keyframes are stored but not searched: a route
+            driven again would otherwise close a loop at every keyframe, each one a graph solve and a map rebuild.
         seed: the alignments' robust-estimator seed.
     """
 
@@ -86,6 +88,7 @@ class LoopVerificationConfig:
     keyframe_pixels: int = 600
     max_keyframe_bytes: int = 50_000
     neighbour_max_gap_s: float = 2.0
+    cooldown_keyframes: int = 10
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -101,6 +104,12 @@ class LoopVerificationConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 3:
                 raise ValueError(f"LoopVerificationConfig.{name} must be an int >= 3, got {value!r}")
+        if isinstance(self.cooldown_keyframes, bool) or not isinstance(self.cooldown_keyframes, int):
+            raise ValueError(
+                f"LoopVerificationConfig.cooldown_keyframes must be an int, got {self.cooldown_keyframes!r}"
+            )
+        if self.cooldown_keyframes < 0:
+            raise ValueError(f"LoopVerificationConfig.cooldown_keyframes must be >= 0, got {self.cooldown_keyframes}")
         if not (math.isfinite(self.neighbour_max_gap_s) and self.neighbour_max_gap_s >= 0):
             raise ValueError(
                 f"LoopVerificationConfig.neighbour_max_gap_s must be a number >= 0, got {self.neighbour_max_gap_s!r}"
@@ -206,10 +215,12 @@ class LoopVerifier:
         self.describe = PlaceDescriptor(config.place.descriptor_dim, config.place.projection_seed)
         self.index = PlaceIndex(config.place)
         self.counters = VerificationCounters()
+        self._cooldown = 0  # new keyframes still to store without searching (`loop_closed`)
 
     def reset(self) -> None:
         """Forget every keyframe (the world started over); the counters keep running."""
         self.index.reset()
+        self._cooldown = 0
 
     def after_window(
         self, result: Optional[WindowResult], frames: Mapping[Hashable, NewKeyframe], world, pipeline, cameras: int = 1
@@ -239,6 +250,9 @@ class LoopVerifier:
         searches, constraints, rejections = [], [], []
         trajectory = None
         for keyframe, descriptor in zip(new, descriptors):
+            if self._cooldown:  # a loop closed moments ago: stored, not searched
+                self._cooldown -= 1
+                continue
             start = time.perf_counter()
             search = self.index.search(descriptor, keyframe.timestamp, keyframe.frame_id, covisible)
             seconds["search"] += time.perf_counter() - start
@@ -257,6 +271,10 @@ class LoopVerifier:
             seconds["verify"] += time.perf_counter() - start
             (constraints if isinstance(answer, LoopConstraint) else rejections).append(answer)
         return LoopReport(tuple(searches), tuple(constraints), tuple(rejections), seconds)
+
+    def loop_closed(self) -> None:
+        """A loop was accepted: skip the searches of the next ``cooldown_keyframes`` keyframes."""
+        self._cooldown = self.config.cooldown_keyframes
 
     def verify(
         self,
