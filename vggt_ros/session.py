@@ -36,6 +36,7 @@ the map (`vggt_ros.mapping`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -666,6 +667,25 @@ class ReconstructionSession:
             return np.eye(4)
         chained, corrected = self.world.trajectory(), self.world.corrected_trajectory()
         return compose_poses(corrected.world_from_camera[-1], invert_pose(chained.world_from_camera[-1]))
+
+    def loop_corrected(self, frames: list[tuple[ExportFrame, np.ndarray]]) -> list[tuple[ExportFrame, np.ndarray]]:
+        """Exported frames (`exported_frames`, kept since) with their loop-closed pose and depth, in the corrected
+        world the map and the trajectories are written in; a frame the world no longer keeps is left as it was."""
+        loops = self.world.loops
+        if loops is None or not loops.optimised:
+            return frames
+        chained, corrected = self.world.trajectory(), self.world.corrected_trajectory()
+        row = {frame_id: i for i, frame_id in enumerate(chained.frame_ids)}
+        moved = []
+        for frame, image in frames:
+            i = row.get(FrameId(frame.stamp_ns, frame.camera))
+            if i is not None:
+                factor = float(corrected.depth_scale[i] / chained.depth_scale[i])  # the loop's change of unit there
+                frame = dataclasses.replace(
+                    frame, world_from_camera=corrected.world_from_camera[i], depth=frame.depth * np.float32(factor)
+                )
+            moved.append((frame, image))
+        return moved
 
     def camera_path(self, camera: int = 0) -> list[tuple[int, np.ndarray]]:
         """(stamp_ns, ``(4, 4)`` pose) of one camera's kept keyframes, oldest first (bounded): their loop-closed

@@ -244,3 +244,25 @@ def test_after_a_loop_closes_the_next_keyframes_are_stored_but_not_searched(sequ
             since_loop = 0
     assert accepted >= 2, "the revisit closes loops"
     assert searched_after_loop and not any(searched_after_loop), searched_after_loop
+
+
+def test_saved_dataset_frames_take_the_loop_closed_poses(sequence):
+    """~/save writes its kept frames with the poses the map and the trajectories have: the corrected ones."""
+    pipeline = LoopPassPipelineForTests(FakeVGGTForWorldTests(sequence))
+    session = _synthetic_session(sequence, pipeline)
+    exported = []
+    for i in range(len(sequence.rgb)):
+        out = session.push(FrameSet((int(sequence.stamps_ns[i]),), (sequence.rgb[i],)))
+        if out is None:
+            continue
+        exported += session.exported_frames(out)
+        session.apply_loops(session.close_loops(out))
+    assert session.world.loop_counters.accepted >= 1
+    corrected = session.world.corrected_trajectory()
+    pose_of = dict(zip(corrected.frame_ids, corrected.world_from_camera))
+    moved = session.loop_corrected(exported)
+    kept = [(before, after) for (before, _), (after, _) in zip(exported, moved) if (before.stamp_ns, 0) in pose_of]
+    assert kept
+    for before, after in kept:
+        np.testing.assert_array_equal(after.world_from_camera, pose_of[(before.stamp_ns, 0)])
+    assert any(not np.allclose(b.world_from_camera, a.world_from_camera) for b, a in kept), "the loop moved them"

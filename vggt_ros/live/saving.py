@@ -59,7 +59,7 @@ def save_world(live: LiveReconstruction, directory: Path) -> SavedWorld:
         with live.world_lock:
             map_path, trajectories = session.save(staging)
             points = len(session.map)
-            recent = list(live.recent_frames)
+            recent = session.loop_corrected(list(live.recent_frames))  # the poses the map and trajectories have
             metric = session.world.metric
         written = None
         if recent:
