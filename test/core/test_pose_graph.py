@@ -149,6 +149,19 @@ def test_removing_a_loop_keyframe_moves_the_loop_to_its_neighbour():
     assert np.linalg.norm(decimated.nodes[23].corrected[:3, 3] - kept.nodes[23].corrected[:3, 3]) < 0.05
 
 
+def test_loops_that_land_on_the_same_keyframes_after_decimation_count_once():
+    """A route driven again leaves loops between neighbouring keyframes; when decimation moves them onto the same
+    pair, one is kept (the newer), so the edges stay bounded by the kept keyframes."""
+    true, chained = _drifting_ring()
+    graph = _ring_graph(chained, PoseGraphConfig())
+    graph.add_loop(_loop(22, 0, np.linalg.inv(true[0]) @ true[22]))
+    newer = graph.add_loop(_loop(23, 0, np.linalg.inv(true[0]) @ true[23]))
+    graph.remove(22)  # its loop moves to node 23, beside the newer one
+    assert [(e.query, e.match) for e in graph.loops] == [(23, 0)]
+    np.testing.assert_array_equal(graph.loops[0].match_from_query, newer.match_from_query)
+    assert graph.optimise().ok
+
+
 def test_segments_join_through_a_loop():
     """Segment 1 was re-anchored at an unknown offset (here 1.5 units off); a loop to segment 0 moves it back."""
     graph = PoseGraph(PoseGraphConfig())

@@ -235,7 +235,12 @@ class PoseGraph:
                 else:
                     pose = neighbour_from_removed @ edge.match_from_query
                     moved.append(_replace_edge(edge, match=substitute, pose=pose))
-        self.loops = moved
+        # Two loops between the same keyframes say the same thing: keep the newer one, so the edges (and the
+        # solve, which keeps every loop's ends) stay bounded by the kept keyframes however long the run.
+        newest: dict[tuple, LoopEdge] = {}
+        for edge in moved:
+            newest[(edge.query, edge.match)] = edge
+        self.loops = list(newest.values())
 
     def rescale(self, factor: float) -> None:
         """The chained world's unit changed by ``factor`` (it became metric): positions and loop translations follow."""
