@@ -560,7 +560,8 @@ def _reconstruct(
         try:
             for item in progress:
                 frame_sets += 1
-                last_name, last_stamp_ns = item.names[0], item.frame_set.stamp_ns
+                # Every camera's image of the set names it (camera 0's alone would hide the others').
+                last_name, last_stamp_ns = ", ".join(item.names), item.frame_set.stamp_ns
                 exports.offer(item)
                 if chunks is not None:
                     run_window(chunks.add(item.frame_set), last_name)

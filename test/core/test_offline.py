@@ -6,6 +6,7 @@ exports (read back by pycolmap, rosbags, Pillow, strict JSON) and what it does w
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -138,8 +139,9 @@ def test_a_two_camera_bag_is_paired_reconstructed_and_exported_with_its_images(t
         assert written.shape == original.shape and np.abs(written.astype(int) - original).mean() <= tolerance / 8
 
 
-def test_a_synchronised_pair_gets_one_trajectory_per_camera_that_evo_reads(tmp_path):
+def test_a_synchronised_pair_gets_one_trajectory_per_camera_that_evo_reads(tmp_path, caplog):
     # A hardware-synchronised pair: both cameras stamp each frame set alike, at stamps a float cannot hold exactly.
+    caplog.set_level(logging.INFO, logger="vggt_ros.offline")
     frames = panned_photographs(4)
     stamps = [1_700_000_000_050_000_000 + 100_000_000 * i for i in range(4)]
     cameras = [
@@ -164,6 +166,10 @@ def test_a_synchronised_pair_gets_one_trajectory_per_camera_that_evo_reads(tmp_p
     np.testing.assert_allclose(first, np.eye(4), atol=1e-9)  # camera 0's first image is the world's origin
     assert summary["trajectory"] == str(files["left"])
     assert summary["trajectories"] == {name: str(path) for name, path in files.items()}
+    # Each window's log line names both cameras' images, not camera 0's alone (issue 18 item 10).
+    window_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("window ")]
+    assert window_lines and all(f"left/{stamps[-1]}.png, right/{stamps[-1]}.png" in line for line in window_lines)
+    assert summary["per_window"][-1]["last_image"] == f"left/{stamps[-1]}.png, right/{stamps[-1]}.png"
 
 
 def test_out_bag_holds_what_the_node_publishes(tmp_path):
