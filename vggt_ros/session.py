@@ -66,6 +66,8 @@ from vggt_ros.world.loop_verification import LoopReport, LoopVerificationConfig,
 log = logging.getLogger(__name__)
 
 PREPROCESSING = ("fast", "exact")
+# Points per call when the map is rebuilt after a loop (see `ReconstructionSession.apply_loops`).
+MAP_REBUILD_CHUNK = 50_000
 DEPTH_OUTPUTS = ("pose_enc", "depth", "depth_conf")
 POINT_OUTPUTS = ("world_points", "world_points_conf")
 # The depth source's sensor images: (camera, stamp_ns) -> (H, W) float32 metres at the camera's resolution, or None.
@@ -608,8 +610,10 @@ class ReconstructionSession:
             self.loop_verifier.loop_closed()
             points, colors = self.world.map_cloud()
             self.map.reset()
-            if len(points):
-                self.map.add(points, colors)
+            # In chunks: a rebuild in one call holds the GIL for most of a second (voxel sorting, Open3D), and the
+            # node's executor thread cannot run meanwhile; a chunk takes tens of milliseconds.
+            for start in range(0, len(points), MAP_REBUILD_CHUNK):
+                self.map.add(points[start : start + MAP_REBUILD_CHUNK], colors[start : start + MAP_REBUILD_CHUNK])
         return results
 
     def push(self, frame_set: FrameSet, depth_lookup: Optional[DepthLookup] = None) -> Optional[WindowOutput]:
