@@ -12,10 +12,8 @@ tree, so this module starts DDS: it fails (with the command to use) outside a lo
 
 import importlib.metadata
 import os
-import signal
 import subprocess
 import sys
-import threading
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from catkin_pkg.changelog import get_changelog_from_path
 
 from conftest import TINY
 from support.netns import network_is_loopback_only
+from support.node_process import start_then_interrupt
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 
@@ -123,31 +122,12 @@ def test_installed_node_starts_with_the_parameter_file_found_through_the_ament_i
 
     executable = install_prefix / "lib" / PACKAGE / "reconstruct_node"
     ros_args = ["--params-file", str(params_file), "-p", f"weights:={TINY}", "-p", "device:=cpu"]
-    process = subprocess.Popen(
+    output = start_then_interrupt(
         [str(executable), "--ros-args", *ros_args, "-p", "precision:=fp32"],
-        cwd=workspace,
+        "listening to ['/camera/image_raw'] as ['camera0']",
+        start_timeout_s=START_TIMEOUT_S,
+        exit_timeout_s=30,
         env=sourced,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        cwd=workspace,
     )
-    lines: list[str] = []
-    started = threading.Event()
-
-    def read() -> None:
-        for line in process.stdout:
-            lines.append(line)
-            if "listening to ['/camera/image_raw'] as ['camera0']" in line:
-                started.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        assert started.wait(timeout=START_TIMEOUT_S), "".join(lines)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0, "".join(lines)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    reader.join(timeout=5)
-    assert "Traceback" not in "".join(lines)
+    assert "Traceback" not in output

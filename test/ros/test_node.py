@@ -40,6 +40,7 @@ from tf2_msgs.msg import TFMessage
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import network_is_loopback_only
+from support.node_process import start_then_interrupt
 from support.small_filesystem import digests, fill, small_filesystem
 from support.waiting import wait_for
 from vggt_ros.live.parameters import NodeParameters
@@ -1019,46 +1020,12 @@ def _run_node_process(*ros_args: str) -> subprocess.CompletedProcess:
 
 def test_shipped_parameter_file_starts_the_node_and_ctrl_c_stops_it_cleanly():
     params_file = Path(__file__).resolve().parents[2] / "config" / "reconstruct.yaml"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vggt_ros.ros.node",
-            "--ros-args",
-            "--params-file",
-            str(params_file),
-            "-p",
-            f"weights:={WEIGHTS}",
-            "-p",
-            "device:=cpu",
-            "-p",
-            "precision:=fp32",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    started = threading.Event()
-
-    def read() -> None:
-        for line in process.stdout:
-            lines.append(line)
-            if "listening to ['/camera/image_raw'] as ['camera0']" in line:
-                started.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        assert started.wait(timeout=60), "".join(lines)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0, "".join(lines)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    reader.join(timeout=5)
-    assert "window 8 (stride 1)" in "".join(lines)  # the file's values, not a default elsewhere
-    assert "Traceback" not in "".join(lines)
+    command = [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "--params-file", str(params_file)]
+    command += ["-p", f"weights:={WEIGHTS}", "-p", "device:=cpu", "-p", "precision:=fp32"]
+    marker = "listening to ['/camera/image_raw'] as ['camera0']"
+    output = start_then_interrupt(command, marker, start_timeout_s=60, exit_timeout_s=30)
+    assert "window 8 (stride 1)" in output  # the file's values, not a default elsewhere
+    assert "Traceback" not in output
 
 
 def test_missing_weights_fail_at_start_up_with_the_fix():

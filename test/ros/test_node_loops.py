@@ -19,7 +19,6 @@ accepted. DDS stays on this machine: the tests fail outside a loopback-only netw
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -36,6 +35,7 @@ from std_srvs.srv import Trigger
 from conftest import TINY
 from support.loop_synthetic import DriftingVGGTForTests
 from support.netns import network_is_loopback_only
+from support.node_process import start_then_interrupt
 from support.places import LoopPassPipelineForTests, PosePlaceDescriptorForTests, revisit_sequence
 from support.ros_metric import (
     WARN,
@@ -349,31 +349,11 @@ def test_without_gtsam_the_node_fails_at_start_up_naming_the_install_and_loop_cl
 
 
 def test_without_gtsam_the_node_starts_with_loop_closure_off(tmp_path):
-    process = subprocess.Popen(
+    output = start_then_interrupt(
         _node_command("loop_closure:=false", "image_topics:=['/cam/image']"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        "listening to",
+        start_timeout_s=90,
+        exit_timeout_s=60,
         env=_without_gtsam(tmp_path),
     )
-    lines: list[str] = []
-    listening = threading.Event()
-
-    def read() -> None:
-        for line in process.stdout:
-            lines.append(line)
-            if "listening to" in line:
-                listening.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        assert listening.wait(timeout=90), "".join(lines)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0, "".join(lines)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    reader.join(timeout=5)
-    output = "".join(lines)
     assert "FATAL" not in output and "Traceback" not in output, output

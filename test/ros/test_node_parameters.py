@@ -7,10 +7,8 @@ Each case starts the node as `ros2 run` does (`python -m vggt_ros.ros.node --ros
 this machine: run through tools/run_tests.sh (a loopback-only network namespace).
 """
 
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from rclpy.parameter import Parameter
 
 from conftest import TINY
 from support.netns import network_is_loopback_only
+from support.node_process import start_then_interrupt
 from vggt_ros.ros.node import ReconstructionNode
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
@@ -44,27 +43,7 @@ def fails_to_start(*ros_args: str) -> str:
 
 def starts(*ros_args: str) -> str:
     """The node's output from start-up until it listens, then stopped with Ctrl-C (exit code 0)."""
-    process = subprocess.Popen([*NODE, *ros_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    listening = threading.Event()
-
-    def read() -> None:
-        for line in process.stdout:
-            lines.append(line)
-            if "listening to" in line:
-                listening.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        assert listening.wait(timeout=90), "".join(lines)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0, "".join(lines)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    reader.join(timeout=5)
-    output = "".join(lines)
+    output = start_then_interrupt([*NODE, *ros_args], "listening to", start_timeout_s=90, exit_timeout_s=30)
     assert "Traceback" not in output and "FATAL" not in output, output
     return output
 
