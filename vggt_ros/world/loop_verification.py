@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vggt_ros.geometry import decompose_similarity
+from vggt_ros.geometry import decompose_similarity, invert_pose
 from vggt_ros.numeric import percentile
 from vggt_ros.preprocess import to_unit_float
 from vggt_ros.products import decode_window
@@ -351,7 +351,7 @@ class LoopVerifier:
         window_from_query = products.window_from_camera[frame_ids.index(query.frame_id)]
         match_from_query = (
             np.diag([scale_match] * 3 + [1.0])
-            @ np.linalg.inv(window_from_match)
+            @ invert_pose(window_from_match)
             @ window_from_query
             @ np.diag([1.0 / scale_query] * 3 + [1.0])
         )
