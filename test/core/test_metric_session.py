@@ -28,6 +28,7 @@ from support.metric_synthetic import (
     feed,
     metric_session_config,
     newest_position,
+    observation_bound,
     published_depth_ratio,
     render_rig,
     rig_camera1_pose,
@@ -197,6 +198,23 @@ def test_accuracy_of_a_noise_free_run_has_known_answers():
     assert evaluate_metric(large, rigid=False).ate_m < 1e-3
 
 
+def test_information_bound_has_known_answers():
+    """The bench's bound (the error of the source's own observations, weighted as the filter weighs them, each
+    against its window's truth): zero for an exact rig, and exactly the calibration's error for a rig whose
+    baseline is given 2 % long, whatever the world's chaining does."""
+    rig = render_rig("straight", camera_path("straight", 200)[:30], HW)
+    for stated_m, expected_pct in ((0.12, 0.0), (0.1224, 2.0)):
+        metric = MetricConfig("rig", rig_transforms=((1, rig_camera1_pose(stated_m)),))
+        run = run_metric_session(rig, metric_session_config(rig, WINDOWS, metric), noise=NO_NOISE)
+        bound = observation_bound(run)
+        assert bound.size == len(run.windows) and np.isfinite(bound).all()
+        assert np.allclose(bound, expected_pct, atol=1e-4)  # % (float32 poses)
+        accuracy = evaluate_metric(run)
+        assert accuracy.scale_bound_signed_pct == pytest.approx(expected_pct, abs=1e-4)
+        # The published depth follows: the world is made as large as the stated baseline says.
+        assert accuracy.scale_error_signed_pct == pytest.approx(expected_pct, abs=0.2)
+
+
 # --- each source makes the published outputs metric -----------------------------------------------------------
 
 
@@ -248,7 +266,7 @@ def test_rig_source_publishes_metres(calibration):
     assert all(out.metric and _kind(out) == "rig" for _, out in run.windows)
     accuracy = evaluate_metric(run)
     # One window's rig measurement errs by ~4 % (2 mm-per-metre pose noise against a 12 cm baseline); the filter's
-    # median over windows brings it to ~1 - 2 %.
+    # weighted combination of windows brings it to ~1 - 2 %.
     assert accuracy.scale_error_pct < 3.0 and accuracy.trajectory_scale_error_pct < 3.0
     assert accuracy.ate_m < 0.05 and accuracy.map_error_cm < 10.0
 
@@ -447,7 +465,7 @@ def test_odometry_jump_moves_neither_the_scale_nor_the_published_path():
     straddling = [out for t, out in jumped if frames.time_of(out.window.stamps_ns[0]) < 60 <= t]
     assert len(straddling) >= 4 and all(out.metric for out in straddling)
     # Windows whose frames straddle the jump measure up to 30 % too many metres per unit; the source or the
-    # filter's gate refuses the worst, and the filter's median outvotes the rest.
+    # filter's gate refuses the worst, and the filter's clipped update bounds what the rest can move.
     assert any(_kind(out) in {"inconsistent", "outlier"} for out in straddling)
     for (t, with_jump), (_, without) in zip(jumped, twin):
         if t >= 60:

@@ -42,7 +42,9 @@ from support.synthetic import (
 )
 from vggt_ros.geometry import compose_rigid, invert_rigid, similarity_matrix, transform_points
 from vggt_ros.metric.config import MetricConfig
+from vggt_ros.metric.scale_filter import ScaleFilterConfig
 from vggt_ros.metric.sensor_depth import depth_to_metres
+from vggt_ros.metric.sources import ScaleObservation
 from vggt_ros.metric.tf_buffer import TransformBuffer
 from vggt_ros.session import ReconstructionSession, SessionConfig, WindowOutput
 from vggt_ros.window import FrameSet, WindowConfig
@@ -417,6 +419,10 @@ class MetricAccuracy:
         map_error_pct: the same in % of the room's diagonal.
         windows, merged, metric_windows: windows run, merged, and published in metres.
         first_metric_window: 1-based index of the first window published in metres (0: none).
+        scale_bound_10_windows_signed_pct, scale_bound_signed_pct: the information bound at the same two windows:
+            the error of the best combination of the source's own observations up to that window, were the world's
+            unit perfectly still (see `observation_bound`). No filter can expect to do better; NaN for the "none"
+            source or before the first observation.
         rigid: which fit was used.
     """
 
@@ -434,7 +440,40 @@ class MetricAccuracy:
     merged: int
     metric_windows: int
     first_metric_window: int
+    scale_bound_10_windows_signed_pct: float
+    scale_bound_signed_pct: float
     rigid: bool
+
+
+def window_metres_per_unit(run: MetricRun, output: WindowOutput) -> float:
+    """The true metres per window unit of ``output``'s window: the inverse of the normalisation the test double of
+    the network applied to that window (its answer is recorded in ``run.oracle.answers``)."""
+    frames = run.frames
+    indices = tuple(
+        frames.index_of((frame_set.stamps_ns[camera], camera))
+        for frame_set in output.window.frame_sets
+        for camera in range(frames.cameras)
+    )
+    return 1.0 / run.oracle.answers[indices].normalization
+
+
+def observation_bound(run: MetricRun, min_sigma: float = ScaleFilterConfig().min_sigma) -> np.ndarray:
+    """``(windows,)`` signed %: for each window, the error of the inverse-variance weighted mean of log(observed /
+    true metres per window unit) over the scale observations up to and including it, with the weights the filter
+    gives them (each window's relative sigma, at least ``min_sigma``); NaN before the first observation.
+
+    Each window's observation is compared with that window's own truth, so the world's chaining plays no part:
+    this is what the source's measurements themselves support, the bound a filter of them reaches only if the
+    world's unit never moved. Rejected windows' observations count too (they were measured).
+    """
+    log_errors, weights, bound = [], [], []
+    for _, output in run.windows:
+        if isinstance(output.scale, ScaleObservation):
+            truth = window_metres_per_unit(run, output)
+            log_errors.append(math.log(output.scale.metres_per_unit / truth))
+            weights.append(1.0 / max(output.scale.relative_sigma, min_sigma) ** 2)
+        bound.append(100.0 * math.expm1(float(np.average(log_errors, weights=weights))) if log_errors else math.nan)
+    return np.array(bound)
 
 
 def _least_squares_fit(estimated: np.ndarray, true: np.ndarray, rigid: bool) -> tuple[float, np.ndarray, np.ndarray]:
@@ -476,6 +515,7 @@ def evaluate_metric(run: MetricRun, rigid: bool = True, after_windows: int = 10)
     room = frames.sequence.room
     map_error = float(np.median(room.distance_to_surface(map_points))) if len(map_points) else math.nan
 
+    bound = observation_bound(run)
     counters = run.session.world.counters
     return MetricAccuracy(
         scale_error_10_windows_pct=float(errors[later[0]]) if later.size else math.nan,
@@ -492,5 +532,7 @@ def evaluate_metric(run: MetricRun, rigid: bool = True, after_windows: int = 10)
         merged=counters.merged,
         metric_windows=len(metric),
         first_metric_window=metric[0] + 1 if metric else 0,
+        scale_bound_10_windows_signed_pct=float(bound[later[0]]) if later.size else math.nan,
+        scale_bound_signed_pct=float(bound[published[-1]]) if published.size else math.nan,
         rigid=rigid,
     )
