@@ -183,7 +183,11 @@ def main() -> int:
             "map_points": len(session.map),
             "frame_cache_entries": session.cached_frames,
             **(
-                {"loop_map_keyframes": len(loops.map), "place_keyframes": len(session.loop_verifier.index)}
+                {
+                    "loop_map_keyframes": len(loops.map),
+                    "place_keyframes": len(session.loop_verifier.index),
+                    "loop_edges": len(loops.graph.loops),
+                }
                 if loops is not None
                 else {}
             ),
@@ -215,7 +219,7 @@ def main() -> int:
     print(
         f"{'frames':>7}{'RSS MB':>9}{'map MB':>8}{'ms/win':>8}{'cpu ms':>8}{'map cpu':>8}{'map pts':>9}{'voxel':>8}"
         f"{'keyfr':>7}{'samples':>8}{'cache':>6}{'merged':>8}{'reject':>7}{'segm':>5}"
-        + (f"{'loopKB':>8}{'placeKB':>8}{'loops':>6}{'opt ms':>8}" if loops is not None else "")
+        + (f"{'loopKB':>8}{'placeKB':>8}{'loops':>6}{'edges':>6}{'opt ms':>8}" if loops is not None else "")
     )
 
     samples: list[dict] = []
@@ -270,7 +274,7 @@ def main() -> int:
             f"{sample['frame_cache_entries']:>6}{sample['merged']:>8}{sample['rejected']:>7}{sample['segments']:>5}"
             + (
                 f"{sample['loop_map_kb']:>8.0f}{sample['place_store_kb']:>8.0f}{sample['loops_accepted']:>6}"
-                f"{sample['last_optimise_ms']:>8.1f}"
+                f"{sample['loop_edges']:>6}{sample['last_optimise_ms']:>8.1f}"
                 if loops is not None
                 else ""
             )

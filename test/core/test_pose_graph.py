@@ -212,3 +212,43 @@ def test_a_metric_graph_keeps_the_scale_fixed():
     assert graph.optimise().ok
     assert np.allclose([np.linalg.det(graph.nodes[k].corrected[:3, :3]) for k in range(4)], 1.0, atol=1e-9)
     assert np.allclose(graph.nodes[3].corrected[:3, 3], [0.06, 0, 1], atol=1e-5)
+
+
+def test_loop_edges_stay_capped_on_a_route_driven_again_and_again():
+    """A 240-keyframe ring closed at its end (4 loops) and then every 4 keyframes along it (57 loops, each the true
+    relative pose), one solve per loop: above the cap of 12 the edge whose neighbours are closest goes, so 12 stay,
+    spread along the ring with the ring's closure among them, and the ring is corrected about as well as with all
+    61."""
+    true, chained = _drifting_ring(count=240, radius=8.0, yaw_drift=0.001)
+    loops = [_loop(query, query - 236, np.linalg.inv(true[query - 236]) @ true[query]) for query in range(236, 240)]
+    loops += [_loop(k, k - 4, np.linalg.inv(true[k - 4]) @ true[k]) for k in range(8, 236, 4)]
+    solved = {}
+    for cap in (12, 100):
+        graph = _ring_graph(chained, PoseGraphConfig(max_loop_edges=cap))
+        for loop in loops:
+            graph.add_loop(loop)
+            assert graph.optimise().ok
+            assert len(graph.loops) <= cap
+        solved[cap] = graph
+    kept = solved[12].loops
+    assert len(kept) == 12 and len(solved[100].loops) == 61
+    queries = sorted(e.query for e in kept if e.match != e.query - 236)
+    assert max(np.diff([0, *queries, 236])) <= 40  # no stretch of the ring left without a loop
+    assert any(e.match == e.query - 236 for e in kept)  # the closure
+    drift = max(np.linalg.norm(c[:3, 3] - t[:3, 3]) for c, t in zip(chained, true))
+    uncapped = _position_error(solved[100], true)
+    assert uncapped < 0.02 * drift
+    assert _position_error(solved[12], true) < uncapped + 0.01 * drift
+
+
+def test_an_edge_that_alone_joins_two_segments_is_never_dropped():
+    graph = PoseGraph(PoseGraphConfig(max_loop_edges=1))
+    graph.set_metric()
+    for k in range(6):
+        graph.add(k, _pose(0.2 * k), 0, 0.01, 1.0)
+    for k in range(6, 12):
+        graph.add(k, _pose(0.2 * (k - 6)), 1, 0.01, 1.0)
+    graph.add_loop(_loop(7, 1, np.eye(4)))  # joins segments 0 and 1
+    graph.add_loop(_loop(5, 1, _pose(0.8)))  # within segment 0
+    assert graph.optimise().ok
+    assert len(graph.loops) == 2 and graph.group(1) == 0  # over the cap, but neither has a partner to merge into

@@ -11,7 +11,8 @@ Edges:
   noise proportional to the alignment residual of the window that added the later one
   (`PoseGraphConfig.chain_*`);
 - loop edges from verified loops (`vggt_ros.world.loop_constraint.LoopConstraint`), each under a robust kernel
-  (Cauchy), so one wrong loop that passed verification bends the graph little;
+  (Cauchy), so one wrong loop that passed verification bends the graph little; at most ``max_loop_edges`` are
+  kept, the one nearest another going first, so a long patrol's solve stays the same size;
 - one prior anchoring the oldest segment of every connected group of segments at its current corrected pose.
   A loop between two segments joins their groups (relocalisation): the newer segment's anchor goes.
 
@@ -84,6 +85,11 @@ class PoseGraphConfig:
         max_solve_nodes: larger graphs are solved on this many keyframes (the loops' ends, each segment's ends and
             evenly spaced ones, chain edges between them carrying the skipped edges' variance) and the others
             follow their neighbours' corrections (default 150: a 1000-keyframe graph then solves in tens of ms).
+        max_loop_edges: loop edges kept after a solve (default 50). A route driven again and again adds a loop
+            between new keyframes on every pass, and the solve keeps both ends of every loop, so without a cap its
+            cost grows with the run. Above it, the edge nearest another one between the same segments (by the
+            keyframe positions of both ends) goes, the older of the two: their measurements overlap, and every
+            stretch of the route keeps one. An edge that alone joins two segments is never dropped.
     """
 
     chain_rotation_sigma_rad: float = 0.5
@@ -98,6 +104,7 @@ class PoseGraphConfig:
     relative_error_tol: float = 1e-4
     max_loop_error_sigma: float = 5.0
     max_solve_nodes: int = 150
+    max_loop_edges: int = 50
 
     def __post_init__(self) -> None:
         positive = (
@@ -120,7 +127,7 @@ class PoseGraphConfig:
                 or not (math.isfinite(value) and value > 0)
             ):
                 raise ValueError(f"PoseGraphConfig.{name} must be a positive number, got {value!r}")
-        for name, least in (("max_iterations", 1), ("max_solve_nodes", 16)):
+        for name, least in (("max_iterations", 1), ("max_solve_nodes", 16), ("max_loop_edges", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"PoseGraphConfig.{name} must be an int >= {least}, got {value!r}")
@@ -316,7 +323,40 @@ class PoseGraph:
             self.nodes[frame_id].corrected = value
         newest = self.nodes[ids[-1]]
         self._correction = newest.corrected @ _inverse(newest.chained)
+        self._thin_loops()
         return OptimisationResult(True, "", iterations, _ms(start), error_before, error_after, tuple(rejected))
+
+    def _thin_loops(self) -> None:
+        """Drop loop edges above ``max_loop_edges`` (see there), after a solve: the poses keep what they said."""
+        excess = len(self.loops) - self.config.max_loop_edges
+        if excess <= 0:
+            return
+        position = {frame_id: k for k, frame_id in enumerate(self.nodes)}
+        ends = np.array([(position[e.query], position[e.match]) for e in self.loops], dtype=np.float64)  # (E, 2)
+        segments = [tuple(sorted((self.nodes[e.query].segment, self.nodes[e.match].segment))) for e in self.loops]
+        # Distance between edges i and j: how far apart their ends lie along the keyframes, either way round.
+        straight = np.abs(ends[:, None, 0] - ends[None, :, 0]) + np.abs(ends[:, None, 1] - ends[None, :, 1])
+        crossed = np.abs(ends[:, None, 0] - ends[None, :, 1]) + np.abs(ends[:, None, 1] - ends[None, :, 0])
+        distance = np.minimum(straight, crossed)
+        same = np.array([[a == b for b in segments] for a in segments])
+        distance[~same] = np.inf
+        np.fill_diagonal(distance, np.inf)
+        order = np.arange(len(self.loops))  # oldest first
+        dropped = set()
+        for _ in range(excess):
+            nearest = np.sort(distance, axis=1)
+            # The edge whose two nearest neighbours are closest together: dropping it leaves the smallest gap (an
+            # edge at either end of a stretch has one neighbour and stays); ties go to the oldest.
+            gap = nearest[:, 0] + (nearest[:, 1] if len(order) > 1 else np.inf)
+            if not np.isfinite(gap).any():
+                gap = nearest[:, 0]  # only lone pairs left: thin them by their one neighbour
+            densest = int(np.lexsort((order, gap))[0])
+            if not np.isfinite(distance[densest]).any():
+                break  # every edge left is the only one between its segments
+            dropped.add(densest)
+            distance[densest, :] = np.inf
+            distance[:, densest] = np.inf
+        self.loops = [edge for k, edge in enumerate(self.loops) if k not in dropped]
 
     # --- the GTSAM problem -------------------------------------------------------------------------------------
 
