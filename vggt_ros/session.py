@@ -593,7 +593,7 @@ class ReconstructionSession:
         if not self.config.incremental or self.world.loops is None:
             return LoopReport()
         frames = {
-            frame_id: NewKeyframe(frame_id, frame_id.stamp_ns * 1e-9, cached.tokens, cached.colors)
+            frame_id: NewKeyframe(frame_id, frame_id.stamp_ns * 1e-9, cached.tokens, cached.colors, cached.image_box)
             for frame_id, cached in self._cache.items()
         }
         return self.loop_verifier.after_window(out.result, frames, self.world, self.pipeline, self.config.cameras)

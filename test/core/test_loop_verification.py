@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image as PILImage
 from test_session import FRAMES, IMAGE_SIZE, PERMISSIVE
 
@@ -266,3 +267,44 @@ def test_saved_dataset_frames_take_the_loop_closed_poses(sequence):
     for before, after in kept:
         np.testing.assert_array_equal(after.world_from_camera, pose_of[(before.stamp_ns, 0)])
     assert any(not np.allclose(b.world_from_camera, a.world_from_camera) for b, a in kept), "the loop moved them"
+
+
+def test_the_loop_pass_masks_the_padding_of_padded_keyframes(pipeline, monkeypatch):
+    """Frames padded to one model size (`SessionConfig.model_hw`, as the offline command pads a folder of mixed
+    sizes): the loop pass decodes with each frame's image box, so its depth and confidence are NaN over the padding
+    and its confidence percentile counts image pixels only, as in the session's own windows."""
+    from vggt_ros.world import loop_verification
+
+    decoded, real_decode = [], loop_verification.decode_window
+
+    def recording_decode_for_tests(*args, **kwargs):  # test double: the real decode, its products recorded
+        products = real_decode(*args, **kwargs)
+        decoded.append(products)
+        return products
+
+    monkeypatch.setattr(loop_verification, "decode_window", recording_decode_for_tests)
+    recording = FRAMES[:6] + FRAMES[:2]
+    model_hw = (126, 182)  # the photographs' 98 x 154 model image, padded by 14 rows and columns on each side
+    config = SessionConfig(
+        window=WindowConfig(3, 1),
+        world=dataclasses.replace(PERMISSIVE, retained_frames=3),
+        cloud=CloudConfig(point_decimation=2),
+        image_size=IMAGE_SIZE,
+        preprocessing="exact",
+        model_hw=model_hw,
+        loop_verification=LoopVerificationConfig(
+            place=PlaceRecognitionConfig(min_age_s=3.0, exclude_recent=3, min_score=0.95)
+        ),
+    )
+    session = ReconstructionSession(pipeline, config)
+    for k, image in enumerate(recording):
+        out = session.push(FrameSet((k * 1_000_000_000,), (image,)))
+        if out is not None:
+            session.close_loops(out)
+    assert decoded, "no loop pass ran"
+    for products in decoded:
+        assert tuple(products.depth.shape[1:]) == model_hw
+        padding = torch.ones(model_hw, dtype=torch.bool)
+        padding[14:112, 14:168] = False
+        assert torch.isnan(products.depth[:, padding]).all() and torch.isnan(products.confidence[:, padding]).all()
+        assert torch.isfinite(products.depth[:, ~padding]).all()

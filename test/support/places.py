@@ -61,7 +61,8 @@ def stored_keyframes_at_vggt_size(config: LoopVerificationConfig) -> tuple[LoopV
         colors = torch.from_numpy(np.asarray(photo.convert("RGB").resize(VGGT_HW[::-1])).copy())
     closer = LoopVerifier(config, world.config)
     tokens = torch.randn(3, (VGGT_HW[0] // 14) * (VGGT_HW[1] // 14), 16)
-    frames = {f: NewKeyframe(f, 0.1 * k, tokens[k], colors) for k, f in enumerate(result.frame_ids)}
+    box = (0, VGGT_HW[0], 0, VGGT_HW[1])  # no padding
+    frames = {f: NewKeyframe(f, 0.1 * k, tokens[k], colors, box) for k, f in enumerate(result.frame_ids)}
     report = closer.after_window(result, frames, world, pipeline=None)
     assert not report.constraints  # nothing to find: three keyframes a tenth of a second apart
     return closer, result.frame_ids, colors

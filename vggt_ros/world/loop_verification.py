@@ -120,13 +120,15 @@ class LoopVerificationConfig:
 class LoopKeyframe:
     """A keyframe's compact copy for the loop pass.
 
-    image_jpeg: its ``image_hw`` (H, W) model image, JPEG; pixel_index: ``(P,)`` int32 flat model pixels of its
-    samples; points: ``(P, 3)`` float16 camera-frame points in the units of the window that added it;
-    confidence: ``(P,)`` float16.
+    image_jpeg: its ``image_hw`` (H, W) model image, JPEG; image_box: the model pixels that show the camera image,
+    (top, bottom, left, right) half-open (`vggt_ros.preprocess.PixelMap.image_box`; the rest is padding);
+    pixel_index: ``(P,)`` int32 flat model pixels of its samples; points: ``(P, 3)`` float16 camera-frame points in
+    the units of the window that added it; confidence: ``(P,)`` float16.
     """
 
     image_jpeg: bytes
     image_hw: tuple[int, int]
+    image_box: tuple[int, int, int, int]
     pixel_index: np.ndarray
     points: np.ndarray
     confidence: np.ndarray
@@ -198,12 +200,14 @@ class LoopReport:
 @dataclass(frozen=True)
 class NewKeyframe:
     """A keyframe a window just added, as the session hands it over: id, capture time (s), its cached patch
-    tokens ``(h*w, C)`` and model image ``(H, W, 3)`` uint8 (any device)."""
+    tokens ``(h*w, C)``, model image ``(H, W, 3)`` uint8 (any device) and the model pixels that show the camera
+    image (`LoopKeyframe.image_box`)."""
 
     frame_id: Hashable
     timestamp: float
     tokens: torch.Tensor
     colors: torch.Tensor
+    image_box: tuple[int, int, int, int]
 
 
 class LoopVerifier:
@@ -319,9 +323,11 @@ class LoopVerifier:
         frame_ids = tuple(match_side) + tuple(k.frame_id for k in query_side)
         stamps = [self.index.timestamp(f) for f in match_side] + [k.timestamp for k in query_side]
         dense = tuple(range(len(frame_ids)))
+        # Padding is no observation: masked as in the session's windows, so the percentile counts image pixels only.
+        image_boxes = tuple(s.image_box for s in stored) + tuple(k.image_box for k in query_side)
         predictions = pipeline.predict(tokens, image_hw, LOOP_OUTPUTS, torch.tensor(dense))
         try:
-            products = decode_window(predictions, frame_ids, stamps, dense, colors)
+            products = decode_window(predictions, frame_ids, stamps, dense, colors, image_boxes)
         except ValueError as err:
             return reject("unusable_output", f"the loop pass's output could not be decoded: {err}")
         _, grid_confidence, grid_usable = products.grid(1)
@@ -385,6 +391,7 @@ class LoopVerifier:
         payload = LoopKeyframe(
             image_jpeg=image_jpeg,
             image_hw=tuple(colors.shape[:2]),
+            image_box=keyframe.image_box,
             pixel_index=samples.pixel_index[rows].astype(np.int32),
             points=camera_points.astype(np.float16),
             confidence=samples.confidence[rows].astype(np.float16),
