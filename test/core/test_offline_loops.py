@@ -55,3 +55,35 @@ def test_without_loop_closure_the_summary_says_so(tmp_path):
     arguments = ["--images", str(folder), "--out", str(out_off), "--weights", str(TINY), "--device", "cpu"]
     main([*arguments, "--image-size", "154", "--no-loop-closure"])
     assert json.loads((out_off / "summary.json").read_text())["loops"] is None
+
+
+def test_after_a_loop_transforms_json_names_no_map_it_does_not_match(tmp_path, monkeypatch):
+    """The synthetic room's loop path driven once and partly again, through the offline command, the network
+    answered by `LoopPassPipelineForTests` and places by `PosePlaceDescriptorForTests`: loops are accepted, the map
+    and trajectories are loop-corrected, the streamed COLMAP model and transforms.json keep the poses from before
+    the loops, and so transforms.json names no point cloud, and the summary says why."""
+    from support.places import LoopPassPipelineForTests, PosePlaceDescriptorForTests, revisit_sequence
+    from support.synthetic import FakeVGGTForWorldTests
+    from vggt_ros import offline
+    from vggt_ros.world import loop_verification
+
+    sequence = revisit_sequence(80, 20)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index, image in enumerate(sequence.rgb):
+        Image.fromarray(image).save(folder / f"frame_{index:03d}.png")
+    network = LoopPassPipelineForTests(FakeVGGTForWorldTests(sequence))
+    monkeypatch.setattr(offline, "create_pipeline", lambda config: network)
+    monkeypatch.setattr(loop_verification, "PlaceDescriptor", lambda *args: PosePlaceDescriptorForTests(sequence))
+    out = tmp_path / "out"
+    arguments = ["--images", str(folder), "--out", str(out), "--weights", str(TINY), "--device", "cpu"]
+    arguments += ["--image-size", str(sequence.rgb.shape[2]), "--sliding-window", "--keyframe-min-motion", "0.07"]
+    arguments += ["--loop-min-age", "5", "--loop-exclude-recent", "10", "--loop-min-score", "0.95"]
+    main(arguments)
+    summary = json.loads((out / "summary.json").read_text())
+
+    assert summary["loops"]["accepted"] >= 1, summary["loops"]
+    assert network.loop_passes
+    assert summary["map"] and summary["exported_frames"] > 0
+    assert summary["dataset_poses_before_loops"] is True
+    assert "ply_file_path" not in json.loads((out / "transforms.json").read_text())
