@@ -669,8 +669,12 @@ class ReconstructionSession:
         loops = self.world.loops
         if loops is None or not loops.optimised:
             return np.eye(4)
-        chained, corrected = self.world.trajectory(), self.world.corrected_trajectory()
-        return compose_poses(corrected.world_from_camera[-1], invert_pose(chained.world_from_camera[-1]))
+        return self._correction_at_newest(self.world.corrected_trajectory())
+
+    def _correction_at_newest(self, corrected: Trajectory) -> np.ndarray:
+        """`world_correction` from the corrected trajectory already at hand (it costs a pass over the keyframes)."""
+        chained = self.world.keyframes.last.world_from_camera  # the same keyframe as corrected's last
+        return compose_poses(corrected.world_from_camera[-1], invert_pose(chained))
 
     def loop_corrected(self, frames: list[tuple[ExportFrame, np.ndarray]]) -> list[tuple[ExportFrame, np.ndarray]]:
         """Exported frames (`exported_frames`, kept since) with their loop-closed pose and depth, in the corrected
@@ -696,10 +700,14 @@ class ReconstructionSession:
         poses in the frame the node publishes in (the chained world, placed under ``parent_frame`` by
         `world_correction`), so that under ``parent_frame`` the path is the corrected one."""
         trajectory = self.world.corrected_trajectory()
-        chained_from_corrected = invert_pose(self.world_correction())
+        loops = self.world.loops
+        if loops is None or not loops.optimised:
+            poses = trajectory.world_from_camera
+        else:  # one batched product for all the keyframes
+            poses = compose_poses(invert_pose(self._correction_at_newest(trajectory)), trajectory.world_from_camera)
         return [
-            (frame_id.stamp_ns, compose_poses(chained_from_corrected, pose))
-            for frame_id, pose in zip(trajectory.frame_ids, trajectory.world_from_camera)
+            (frame_id.stamp_ns, pose)
+            for frame_id, pose in zip(trajectory.frame_ids, poses)
             if frame_id.camera == camera
         ]
 

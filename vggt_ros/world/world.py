@@ -136,10 +136,9 @@ class World:
         trajectory = self.keyframes.trajectory()
         if self.loops is None or not self.loops.optimised:
             return trajectory
-        corrected = self.loops.corrected()
-        poses = [corrected[f] for f in trajectory.frame_ids]
-        scales = np.array([float(np.cbrt(np.linalg.det(p[:3, :3]))) for p in poses])
-        rigid = np.stack(poses)
+        nodes = self.loops.graph.nodes
+        rigid = np.stack([nodes[f].corrected for f in trajectory.frame_ids])
+        scales = np.cbrt(np.linalg.det(rigid[:, :3, :3]))  # one batched call: the path asks after every window
         rigid[:, :3, :3] /= scales[:, None, None]
         return dataclasses.replace(trajectory, world_from_camera=rigid, depth_scale=trajectory.depth_scale * scales)
 
