@@ -146,7 +146,7 @@ def main() -> int:
         delivered.clear()
         start = sent_at[0] = time.perf_counter()
         for name, msg_out in built.items():
-            publishers[name].publish(msg_out)
+            publishers[name].publish(messages.publishable(msg_out))
         elapsed = time.perf_counter() - start
         delivered.wait(timeout=5.0)
         return elapsed

@@ -37,6 +37,8 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from vggt_ros.ros.messages import SerializedMessage
+
 VOLATILE_DEPTH = 100
 # RMW_DURATION_UNSPECIFIED: the middleware's default (no deadline, no lifespan), as rclpy's QoSProfile leaves them.
 _UNSPECIFIED = QosTime(sec=0, nsec=0)
@@ -61,12 +63,13 @@ VOLATILE_QOS = _profile(VOLATILE_DEPTH, QosDurability.VOLATILE)
 
 
 def message_type_name(message: object) -> str:
-    """ "package/msg/Name" of an rclpy message object (e.g. sensor_msgs/msg/PointCloud2), from its class.
+    """ "package/msg/Name" of an rclpy message object or a `SerializedMessage` (e.g. sensor_msgs/msg/PointCloud2),
+    from its class.
 
     Raises:
         TypeError: ``message`` is not an instance of a generated ROS 2 message class.
     """
-    cls = type(message)
+    cls = message.msg_type if isinstance(message, SerializedMessage) else type(message)
     # Generated classes live in <package>.msg._<snake_case_name>.
     parts = cls.__module__.split(".")
     if len(parts) != 3 or parts[1] != "msg" or not parts[2].startswith("_"):
@@ -103,7 +106,7 @@ class BagWriter:
 
         Args:
             topic: the resolved topic name; its first message fixes its type and ``latched``.
-            message: an rclpy message object (see `vggt_ros.ros.messages`).
+            message: an rclpy message object, or a `SerializedMessage` (see `vggt_ros.ros.messages`).
             stamp_ns: the log time in nanoseconds (the node's output stamp, when replaying).
             latched: record a transient-local offer (/tf_static, the map), see the module docstring.
         Raises:
@@ -128,7 +131,8 @@ class BagWriter:
                 f"topic {topic} was first written as {known_type} (latched={known_latched}); got {msgtype} "
                 f"(latched={latched}): a topic keeps one type and one QoS profile"
             )
-        self._writer.write(connection, stamp_ns, serialize_message(message))
+        data = message.data if isinstance(message, SerializedMessage) else serialize_message(message)
+        self._writer.write(connection, stamp_ns, data)
         self.message_count += 1
 
     def close(self) -> None:

@@ -8,12 +8,14 @@ walk a numpy array or memoryview element by element (0.8 ms vs 190+ ms for one 5
 
 from __future__ import annotations
 
+import struct
 import sys
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Transform, TransformStamped, Vector3
+from geometry_msgs.msg import Point, Pose, Quaternion, Transform, TransformStamped, Vector3
 from nav_msgs.msg import Odometry, Path
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
@@ -23,6 +25,8 @@ from vggt_ros.geometry import rotation_matrix_to_quaternion
 from vggt_ros.world.cloud import POINT_FIELDS
 
 NANOSECONDS = 1_000_000_000
+# CDR's encapsulation header for little-endian classic CDR, as rmw writes it before every serialized message.
+_CDR_LITTLE_ENDIAN = b"\x00\x01\x00\x00"
 _BIG_ENDIAN = sys.byteorder == "big"
 
 # parent_from_world for a REP-103 parent (x forward, y left, z up) above VGGT's optical world (x right, y down,
@@ -141,29 +145,77 @@ def tf_message(transforms: Sequence[TransformStamped]) -> TFMessage:
     return TFMessage(transforms=list(transforms))
 
 
+@dataclass(frozen=True)
+class SerializedMessage:
+    """A message already encoded as ROS 2 serializes it (CDR, little endian, with its 4-byte encapsulation
+    header), and its type: rclpy publishes bytes as they are (`data`), and `vggt_ros.ros.bag_writer` records them."""
+
+    msg_type: type
+    data: bytes
+
+
+def publishable(message):
+    """What a publisher takes: a `SerializedMessage`'s bytes (rclpy publishes bytes as they are), else the message."""
+    return message.data if isinstance(message, SerializedMessage) else message
+
+
+def _align(offset: int, size: int) -> int:
+    return (offset + size - 1) // size * size
+
+
 def path(
     poses: Sequence[tuple[int, np.ndarray]],
     stamp_ns: int,
     frame_id: str,
     rotations: Sequence[Sequence[float]] | None = None,
-) -> Path:
+) -> SerializedMessage:
     """nav_msgs/Path from (stamp_ns, ``(3, 4)`` or ``(4, 4)`` frame_id-from-camera pose) pairs, oldest first
-    (``rotations``: their (x, y, z, w) when `quaternions` computed them already)."""
-    msg = Path(header=header(stamp_ns, frame_id))
-    if not poses:
-        return msg
-    if rotations is None:
-        rotations = quaternions([pose for _, pose in poses])
-    for (pose_stamp_ns, pose), (qx, qy, qz, qw) in zip(poses, rotations):
-        # Filled in place: a constructor's keyword arguments would build every default sub-message first, too.
-        stamped = PoseStamped()
-        stamped.header.stamp.sec, stamped.header.stamp.nanosec = divmod(pose_stamp_ns, NANOSECONDS)
-        stamped.header.frame_id = frame_id
-        position, orientation = stamped.pose.position, stamped.pose.orientation
-        position.x, position.y, position.z = np.asarray(pose, dtype=np.float64)[:3, 3].tolist()
-        orientation.x, orientation.y, orientation.z, orientation.w = qx, qy, qz, qw
-        msg.poses.append(stamped)
-    return msg
+    (``rotations``: their (x, y, z, w) when `quaternions` computed them already), serialized.
+
+    A path holds every kept keyframe (up to 1,000) and goes out after every window. As rclpy message objects, 900
+    poses took 17 ms to build and 2.6 ms more to serialize on the 2-core dev machine; written straight into CDR
+    with numpy they take 1.7 ms, quaternions included. The layout is classic CDR's: each field aligned to its size
+    from the start of the payload (after the encapsulation header), strings as a uint32 length counting the NUL,
+    the bytes and the NUL, a sequence as a uint32 count and its elements. Every PoseStamped after the first starts
+    8-aligned (it ends with seven float64s), so all but the first share one layout.
+    """
+    name = frame_id.encode("utf-8") + b"\0"
+    size = len(name)
+    count = len(poses)
+    first = _align(12 + size, 4) + 4  # the header (stamp, frame_id), then the count: where pose 0 starts
+    doubles_at = _align(first + 12 + size, 8) - first  # pose 0's position, from its start
+    stride = _align(12 + size, 8) + 56  # the later poses': stamp, frame_id, padding, 7 float64
+    total = first + (doubles_at + 56 + (count - 1) * stride if count else 0)
+    data = bytearray(_CDR_LITTLE_ENDIAN + bytes(total))
+    sec, nanosec = divmod(int(stamp_ns), NANOSECONDS)
+    struct.pack_into(f"<iII{size}s", data, 4, sec, nanosec, size, name)
+    struct.pack_into("<I", data, 4 + first - 4, count)
+    if count:
+        if rotations is None:
+            rotations = quaternions([pose for _, pose in poses])
+        secs, nanosecs = np.divmod(np.array([stamp for stamp, _ in poses], dtype=np.int64), NANOSECONDS)
+        values = np.concatenate(
+            (np.stack([np.asarray(pose, dtype=np.float64)[:3, 3] for _, pose in poses]), np.asarray(rotations)), axis=1
+        )  # (N, 7): x, y, z, qx, qy, qz, qw
+        struct.pack_into(f"<iII{size}s", data, 4 + first, int(secs[0]), int(nanosecs[0]), size, name)
+        struct.pack_into("<7d", data, 4 + first + doubles_at, *values[0].tolist())
+        later = np.dtype(
+            {
+                "names": ["sec", "nanosec", "size", "name", "values"],
+                "formats": ["<i4", "<u4", "<u4", f"S{size}", ("<f8", (7,))],
+                "offsets": [0, 4, 8, 12, _align(12 + size, 8)],
+                "itemsize": stride,
+            }
+        )
+        rest = np.frombuffer(data, dtype=later, count=count - 1, offset=4 + first + doubles_at + 56)
+        rest["sec"], rest["nanosec"], rest["size"], rest["name"], rest["values"] = (
+            secs[1:],
+            nanosecs[1:],
+            size,
+            name,
+            values[1:],
+        )
+    return SerializedMessage(Path, bytes(data))
 
 
 # Variance (m²/s², rad²/s²) on the twist diagonal of an Odometry whose velocity is not estimated: the zero twist

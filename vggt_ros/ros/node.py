@@ -383,7 +383,7 @@ class ReconstructionNode(LifecycleNode):
 
     def _publish(self, pairs) -> None:
         for output, message in pairs:
-            self._output_publishers[output].publish(message)
+            self._output_publishers[output].publish(messages.publishable(message))
 
     # ------------------------------------------------------------------------------------- shutdown
     def destroy_node(self) -> None:
