@@ -13,7 +13,8 @@ Stages (medians over --repeats frames, one camera, window 8, stride 1, the node'
   publish           rclpy publish() of all of them, with a subscriber in the same process (DDS over loopback)
 memcpy_ms is np.copyto of all those bytes (input image + cloud + depth + confidence): the floor.
 The network output is synthetic (same shapes and ranges as VGGT's); the network, the world's alignment and the
-map update are not timed here.
+map update are not timed here. Preprocessing and output packing run under `torch.inference_mode`, as the
+session's `infer` and `integrate` run them.
 
 Everything is measured twice: on an idle machine, then with a competing CPU-bound process pinned to one core
 (started and stopped by this bench), as when other nodes share a robot's CPU. The CPU work runs with the node's
@@ -248,22 +249,24 @@ def measure(args, messages, publish) -> dict:
         assert update.window is not None
 
         t = time.perf_counter()
-        pixels = preprocess_frames_u8(rgb[None], mode="crop", target_size=WIDTH)
-        to_unit_float(pixels)  # the model input the session hands the network (not timed here)
-        colors = pixels.permute(0, 2, 3, 1)
+        with torch.inference_mode():  # as the session's infer runs it
+            pixels = preprocess_frames_u8(rgb[None], mode="crop", target_size=WIDTH)
+            to_unit_float(pixels)  # the model input the session hands the network (not timed here)
+            colors = pixels.permute(0, 2, 3, 1)
         timings["preprocessing"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        frames = args.window_size
-        ids = [(stamp_ns - (frames - 1 - k) * 100_000_000, 0) for k in range(frames)]
-        dense = tuple(range(frames - DENSE, frames))
-        products = decode_window(
-            outputs, ids, [stamp * 1e-9 for stamp, _ in ids], dense, colors.expand(DENSE, -1, -1, -1)
-        )
-        world_from_camera = cameras_in_world(world_from_window, products.window_from_camera)
-        placed = place_in_world(products, world_from_camera, 1.0, [frames - 1], cloud_config.point_decimation)
-        cloud = build_cloud(placed, cloud_config)
-        depth, confidence = placed.depth[0].numpy(), placed.confidence[0].numpy()
+        with torch.inference_mode():  # as the session's integrate runs it
+            frames = args.window_size
+            ids = [(stamp_ns - (frames - 1 - k) * 100_000_000, 0) for k in range(frames)]
+            dense = tuple(range(frames - DENSE, frames))
+            products = decode_window(
+                outputs, ids, [stamp * 1e-9 for stamp, _ in ids], dense, colors.expand(DENSE, -1, -1, -1)
+            )
+            world_from_camera = cameras_in_world(world_from_window, products.window_from_camera)
+            placed = place_in_world(products, world_from_camera, 1.0, [frames - 1], cloud_config.point_decimation)
+            cloud = build_cloud(placed, cloud_config)
+            depth, confidence = placed.depth[0].numpy(), placed.confidence[0].numpy()
         timings["output_packing"] = time.perf_counter() - t
 
         t = time.perf_counter()
