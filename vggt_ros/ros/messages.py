@@ -177,7 +177,8 @@ def path(
     with numpy they take 1.7 ms, quaternions included. The layout is classic CDR's: each field aligned to its size
     from the start of the payload (after the encapsulation header), strings as a uint32 length counting the NUL,
     the bytes and the NUL, a sequence as a uint32 count and its elements. Every PoseStamped after the first starts
-    8-aligned (it ends with seven float64s), so all but the first share one layout.
+    8-aligned (it ends with seven float64s), so all but the first share one layout. This is the format rosbag2
+    records as "cdr" and replays under any middleware, so the bytes do not depend on the RMW in use.
     """
     name = frame_id.encode("utf-8") + b"\0"
     size = len(name)
