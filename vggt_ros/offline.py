@@ -611,14 +611,13 @@ def _reconstruct(
         log.error("cannot write the map: %s", err)
     # The dataset exports were written as the frames came, so after a loop their poses are the ones from before
     # it while the map is loop-corrected: transforms.json must not name that map as its point cloud.
-    loops_moved_the_world = session.world.loops is not None and session.world.loops.optimised
-    if loops_moved_the_world and exports.writer.num_frames:
+    if session.world.corrected_by_loops and exports.writer.num_frames:
         log.warning(
             "loops moved the world: map.ply and the trajectories are loop-corrected, but the COLMAP model and "
             "transforms.json keep the poses their frames had when integrated, so transforms.json names no point "
             "cloud (map.ply would not match its cameras)"
         )
-    dataset = exports.finish(map_path.name if map_path and not loops_moved_the_world else None)
+    dataset = exports.finish(map_path.name if map_path and not session.world.corrected_by_loops else None)
     if exports.error:
         output_errors.append(exports.error)
     if recording is not None:
@@ -654,7 +653,7 @@ def _reconstruct(
         "transforms": str(dataset.transforms_json) if dataset else None,
         "colmap_points": dataset.num_points if dataset else 0,
         # True: the COLMAP model and transforms.json hold the poses from before the loops (see the warning above).
-        "dataset_poses_before_loops": bool(dataset and loops_moved_the_world),
+        "dataset_poses_before_loops": bool(dataset and session.world.corrected_by_loops),
         "bag": str(args.out_bag) if args.out_bag else None,
         "skipped_inputs": inputs.source.skipped,
         "substituted_stamps": getattr(source, "substituted_stamps", {}),

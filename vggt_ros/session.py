@@ -673,8 +673,7 @@ class ReconstructionSession:
         inverse of its chained pose (REP 105's map -> odom; the node publishes it under ``parent_frame``). The
         chained poses never jump; this moves when a loop closes. Identity until then. Rigid, as TF is: the scale a
         loop corrects in a unit-less world lives in the corrected poses and map, not in this transform."""
-        loops = self.world.loops
-        if loops is None or not loops.optimised:
+        if not self.world.corrected_by_loops:
             return np.eye(4)
         return self._correction_at_newest(self.world.corrected_trajectory())
 
@@ -686,8 +685,7 @@ class ReconstructionSession:
     def loop_corrected(self, frames: list[tuple[ExportFrame, np.ndarray]]) -> list[tuple[ExportFrame, np.ndarray]]:
         """Exported frames (`exported_frames`, kept since) with their loop-closed pose and depth, in the corrected
         world the map and the trajectories are written in; a frame the world no longer keeps is left as it was."""
-        loops = self.world.loops
-        if loops is None or not loops.optimised:
+        if not self.world.corrected_by_loops:
             return frames
         chained, corrected = self.world.trajectory(), self.world.corrected_trajectory()
         row = {frame_id: i for i, frame_id in enumerate(chained.frame_ids)}
@@ -707,8 +705,7 @@ class ReconstructionSession:
         poses in the frame the node publishes in (the chained world, placed under ``parent_frame`` by
         `world_correction`), so that under ``parent_frame`` the path is the corrected one."""
         trajectory = self.world.corrected_trajectory()
-        loops = self.world.loops
-        if loops is None or not loops.optimised:
+        if not self.world.corrected_by_loops:
             poses = trajectory.world_from_camera
         else:  # one batched product for all the keyframes
             poses = compose_poses(invert_pose(self._correction_at_newest(trajectory)), trajectory.world_from_camera)

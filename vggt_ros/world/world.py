@@ -134,13 +134,18 @@ class World:
         """The kept keyframes' poses as corrected by the closed loops, in the corrected world (`trajectory` until a
         loop is closed): for the path, the map and the exports."""
         trajectory = self.keyframes.trajectory()
-        if self.loops is None or not self.loops.optimised:
+        if not self.corrected_by_loops:
             return trajectory
         nodes = self.loops.graph.nodes
         rigid = np.stack([nodes[f].corrected for f in trajectory.frame_ids])
         scales = np.cbrt(np.linalg.det(rigid[:, :3, :3]))  # one batched call: the path asks after every window
         rigid[:, :3, :3] /= scales[:, None, None]
         return dataclasses.replace(trajectory, world_from_camera=rigid, depth_scale=trajectory.depth_scale * scales)
+
+    @property
+    def corrected_by_loops(self) -> bool:
+        """A closed loop has moved the corrected poses away from the chained ones (never with loop closure off)."""
+        return self.loops is not None and self.loops.optimised
 
     @property
     def corrected_from_chained(self) -> np.ndarray:
