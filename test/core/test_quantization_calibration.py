@@ -13,6 +13,7 @@ from PIL import Image
 
 from conftest import TINY
 from support.bags import write_image_bag
+from support.torch_threads import one_torch_thread  # noqa: F401 (autouse, module-wide)
 from vggt_ros.geometry import extrinsics_intrinsics_to_pose_encoding, unproject_depth
 from vggt_ros.model import VGGT
 from vggt_ros.model.stages import build_stages
@@ -29,15 +30,6 @@ from vggt_ros.quantization.objective import ObjectiveWeights, errors_vs_referenc
 from vggt_ros.quantized_formats.compensated_head import CompensatedCameraHead
 
 COLOURS = [(250, 10, 10), (10, 250, 10), (10, 10, 250), (250, 250, 10), (10, 250, 250)]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny models' operations are too small to gain from threads; on a shared 2-core machine they lose."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_images(folder, colours=COLOURS, size=(28, 28)):

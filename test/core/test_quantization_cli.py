@@ -13,6 +13,7 @@ from PIL import Image
 from safetensors import safe_open
 from test_quantization_qdq import write_micro_model
 
+from support.torch_threads import one_torch_thread  # noqa: F401 (autouse, module-wide)
 from vggt_ros.model import VGGT
 from vggt_ros.quantization import cli
 from vggt_ros.quantization.objective import errors_vs_reference
@@ -27,15 +28,6 @@ from vggt_ros.runtime.io_contract import ExportManifest
 
 REPORT_KEYS = {"scheme", "error_vs_fp32", "weight_bytes", "fp16_weight_bytes", "block_sensitivity"}
 MICRO_BLOCKS = 2 + 2 * 4 + 4  # DINOv2, aggregator frame + global, camera trunk
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny models' operations are too small to gain from threads; on a shared 2-core machine they lose."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

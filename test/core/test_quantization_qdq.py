@@ -24,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 from safetensors.torch import load_file, save_file
 
 from conftest import TINY
+from support.torch_threads import one_torch_thread  # noqa: F401 (autouse, module-wide)
 from vggt_ros.model import VGGT
 from vggt_ros.model.stages import build_stages, run_stages, torch_stage_runner
 from vggt_ros.quantization.calibration import reference_pass
@@ -45,15 +46,6 @@ FLOAT_GRAPH_TOLERANCE = 1e-4
 QUANTIZED_PERCENT = 3.0
 FRAGILE = ["aggregator.frame_blocks.1", "aggregator.global_blocks.2"]
 MICRO_DEPTH = 4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny models' operations are too small to gain from threads; on a shared 2-core machine they lose."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def session(path_or_bytes):

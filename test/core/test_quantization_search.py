@@ -7,6 +7,7 @@ import pytest
 import torch
 from test_quantization_qdq import write_micro_model
 
+from support.torch_threads import one_torch_thread  # noqa: F401 (autouse, module-wide)
 from vggt_ros.model import VGGT
 from vggt_ros.quantization.calibration import reference_pass
 from vggt_ros.quantization.evaluation import window_outputs
@@ -18,15 +19,6 @@ from vggt_ros.quantized_formats.layers import linear_layers, replaced
 from vggt_ros.quantized_formats.plan import LINEAR_NAMES, QuantizationPlan
 
 BLOCKS = ["aggregator.frame_blocks.1", "aggregator.global_blocks.2"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny models' operations are too small to gain from threads; on a shared 2-core machine they lose."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ import time
 import pytest
 import rclpy
 from rcl_interfaces.msg import Log
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -30,6 +29,7 @@ from sensor_msgs.msg import Image
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import network_is_loopback_only
+from support.spinning import Spinner
 from vggt_ros.ros.node import TRANSPORTS_VARIABLE, ReconstructionNode
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
@@ -145,11 +145,7 @@ class Harness:
         self.probe.create_subscription(Log, "/rosout", self._on_log, QoSProfile(depth=200))
         reliable = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
         self.probe.create_subscription(Image, "/vggt/depth/image", self._on_depth, reliable)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.probe)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = Spinner(self.node, self.probe)
 
     def _on_log(self, msg: Log) -> None:
         with self._lock:
@@ -164,8 +160,7 @@ class Harness:
             return [m.msg for m in self.logs if m.name == "vggt" and m.level == WARN and text in m.msg]
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5.0)
-        self.thread.join(timeout=5.0)
+        self.spinner.stop()
         self.probe.destroy_node()
         self.node.destroy_node()
 

@@ -16,7 +16,6 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,7 +29,6 @@ from nav_msgs.msg import Path as PathMsg
 from PIL import Image as PILImage
 from PIL import ImageOps
 from rcl_interfaces.msg import Log
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -40,8 +38,10 @@ from tf2_msgs.msg import TFMessage
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import network_is_loopback_only
-from support.node_process import start_then_interrupt
+from support.node_process import node_command, start_then_interrupt
+from support.rotations import quaternion_matrix
 from support.small_filesystem import digests, fill, small_filesystem
+from support.spinning import Spinner
 from support.waiting import wait_for
 from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.preprocess import preprocess_images
@@ -85,17 +85,6 @@ def image_message(photo: PILImage.Image, encoding: str, stamp_ns: int, frame_id:
 
 def stamp_ns(msg) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-
-
-def quaternion_matrix(q) -> np.ndarray:
-    x, y, z, w = q.x, q.y, q.z, q.w
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
 
 
 def cloud_array(msg: PointCloud2) -> np.ndarray:
@@ -143,10 +132,7 @@ class Probe:
         )
         self.node.create_subscription(Log, "/rosout", self._recorder("/rosout"), QoSProfile(depth=200))
         self.publishers = {topic: self.node.create_publisher(Image, topic, 10) for topic in image_topics}
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = Spinner(self.node)
 
     def _recorder(self, topic: str):
         def record(msg) -> None:
@@ -188,8 +174,7 @@ class Probe:
         return [m for m in self.received.get("/rosout", []) if m.name == "vggt" and m.level == level and text in m.msg]
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5.0)
-        self.thread.join(timeout=5.0)
+        self.spinner.stop()
         self.node.destroy_node()
 
 
@@ -221,14 +206,10 @@ class Running:
             **overrides,
         }
         self.node = ReconstructionNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = Spinner(self.node)
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5.0)
-        self.thread.join(timeout=5.0)
+        self.spinner.stop()
         self.node.destroy_node()
 
 
@@ -805,7 +786,7 @@ def test_the_executor_neither_builds_the_map_nor_waits_for_an_integration(monkey
         probe.wait_for(
             lambda: any(cloud.width > 0 for cloud in probe.received.get("/vggt/map", [])), what="the window's map"
         )
-        assert builders and running.thread not in builders, "the map message was built on the executor thread"
+        assert builders and running.spinner.thread not in builders, "the map message was built on the executor thread"
 
         client = probe.node.create_client(Trigger, "/vggt/reset")
         assert client.wait_for_service(timeout_sec=WAIT_S)
@@ -1011,7 +992,7 @@ class TestOnnxRuntimeEngines:
 # ------------------------------------------------------------------------------------------------ start-up
 def _run_node_process(*ros_args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", "device:=cpu", *ros_args],
+        node_command({"device": "cpu"}, *ros_args),
         capture_output=True,
         text=True,
         timeout=90,
@@ -1020,7 +1001,7 @@ def _run_node_process(*ros_args: str) -> subprocess.CompletedProcess:
 
 def test_shipped_parameter_file_starts_the_node_and_ctrl_c_stops_it_cleanly():
     params_file = Path(__file__).resolve().parents[2] / "config" / "reconstruct.yaml"
-    command = [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "--params-file", str(params_file)]
+    command = node_command({}, "--params-file", str(params_file))
     command += ["-p", f"weights:={WEIGHTS}", "-p", "device:=cpu", "-p", "precision:=fp32"]
     marker = "listening to ['/camera/image_raw'] as ['camera0']"
     output = start_then_interrupt(command, marker, start_timeout_s=60, exit_timeout_s=30)
@@ -1125,25 +1106,17 @@ def test_sigint_during_an_inference_finishes_and_publishes_that_window_then_exit
     """The worker is stopped before the ROS context goes away: the window in flight is published, and no
     "publisher's context is invalid" error appears (rclpy's own SIGINT handler used to pull the context away)."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vggt_ros.ros.node",
-            "--ros-args",
-            "-p",
-            f"weights:={WEIGHTS}",
-            "-p",
-            "device:=cpu",
-            "-p",
-            "precision:=fp32",
-            "-p",
-            "image_topics:=['/cam/image']",
-            "-p",
-            "window_size:=2",
-            "-p",
-            "image_size:=308",
-            *[a for k, v in PERMISSIVE_WORLD.items() for a in ("-p", f"{k}:={v}")],
-        ],
+        node_command(
+            {
+                "weights": WEIGHTS,
+                "device": "cpu",
+                "precision": "fp32",
+                "image_topics": "['/cam/image']",
+                "window_size": 2,
+                "image_size": 308,
+                **PERMISSIVE_WORLD,
+            }
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -1178,7 +1151,7 @@ def test_without_open3d_the_node_fails_at_start_up_with_the_fix(tmp_path):
     (tmp_path / "open3d").mkdir()
     (tmp_path / "open3d" / "__init__.py").write_text("raise ImportError('No module named open3d (test double)')\n")
     result = subprocess.run(
-        [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", "device:=cpu", "-p", f"weights:={WEIGHTS}"],
+        node_command({"device": "cpu", "weights": WEIGHTS}),
         capture_output=True,
         text=True,
         timeout=90,
@@ -1202,7 +1175,7 @@ def test_ctrl_c_while_open3d_imports_is_a_stop_not_a_fatal_error(tmp_path):
         "    raise ImportError('initialization failed') from None\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", "device:=cpu", "-p", f"weights:={WEIGHTS}"],
+        node_command({"device": "cpu", "weights": WEIGHTS}),
         capture_output=True,
         text=True,
         timeout=90,
@@ -1282,20 +1255,14 @@ def test_an_idle_node_exits_on_a_signal_after_the_shutdown_transition_or_before_
     from lifecycle_msgs.srv import ChangeState, GetState
 
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vggt_ros.ros.node",
-            "--ros-args",
-            "-p",
-            f"weights:={WEIGHTS}",
-            "-p",
-            "device:=cpu",
-            "-p",
-            "precision:=fp32",
-            "-p",
-            f"autostart:={'true' if after == 'shutdown' else 'false'}",
-        ],
+        node_command(
+            {
+                "weights": WEIGHTS,
+                "device": "cpu",
+                "precision": "fp32",
+                "autostart": "true" if after == "shutdown" else "false",
+            }
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

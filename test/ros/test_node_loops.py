@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 
@@ -35,7 +34,7 @@ from std_srvs.srv import Trigger
 from conftest import TINY
 from support.loop_synthetic import DriftingVGGTForTests
 from support.netns import network_is_loopback_only
-from support.node_process import start_then_interrupt
+from support.node_process import node_command, start_then_interrupt
 from support.places import LoopPassPipelineForTests, PosePlaceDescriptorForTests, revisit_sequence
 from support.ros_metric import (
     WARN,
@@ -328,7 +327,7 @@ def test_a_solver_failure_keeps_the_last_good_poses_logs_once_and_the_node_goes_
 
 def _node_command(*parameters: str) -> list[str]:
     arguments = [a for p in ("device:=cpu", f"weights:={TINY}", *parameters) for a in ("-p", p)]
-    return [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", *arguments]
+    return node_command({}, *arguments)
 
 
 def _without_gtsam(tmp_path) -> dict:

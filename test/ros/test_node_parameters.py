@@ -8,7 +8,6 @@ this machine: run through tools/run_tests.sh (a loopback-only network namespace)
 """
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,12 @@ from rclpy.parameter import Parameter
 
 from conftest import TINY
 from support.netns import network_is_loopback_only
-from support.node_process import start_then_interrupt
+from support.node_process import node_command, start_then_interrupt
 from vggt_ros.ros.node import ReconstructionNode
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 
-NODE = [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args", "-p", f"weights:={TINY}", "-p", "image_size:=154"]
+NODE = node_command({"weights": TINY, "image_size": 154})
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -10,6 +10,7 @@ import pytest
 from nav_msgs.msg import Odometry
 from rclpy.serialization import deserialize_message, serialize_message
 
+from support.rotations import quaternion_matrix
 from vggt_ros.metric.robot_frames import (
     CameraMountingError,
     base_in_odom,
@@ -142,17 +143,6 @@ def test_pose_covariance_is_diagonal_in_nav_msgs_order():
     np.testing.assert_allclose(covariance, np.diag([0.01, 0.01, 0.01, 0.0004, 0.0004, 0.0004]), rtol=1e-12, atol=0)
     with pytest.raises(ValueError, match="rotation_sigma_rad"):
         pose_covariance(0.1, 0.0)
-
-
-def quaternion_matrix(q) -> np.ndarray:
-    x, y, z, w = q.x, q.y, q.z, q.w
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
 
 
 def test_odometry_message_carries_pose_frames_stamp_and_row_major_covariance():

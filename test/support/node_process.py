@@ -6,8 +6,18 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import threading
-from typing import Optional
+from typing import Mapping, Optional
+
+
+def node_command(parameters: Mapping[str, object] = {}, *ros_args: str) -> list[str]:
+    """The command that starts the node as its own process (as `ros2 run` would): ``-p name:=value`` for each of
+    ``parameters``, then ``ros_args`` (more ``-p``, ``--params-file``, ...)."""
+    command = [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args"]
+    for name, value in parameters.items():
+        command += ["-p", f"{name}:={value}"]
+    return command + list(ros_args)
 
 
 def start_then_interrupt(

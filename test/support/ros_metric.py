@@ -26,7 +26,6 @@ from typing import Callable, Sequence
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Log
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -34,6 +33,7 @@ from sensor_msgs.msg import Image, PointCloud2
 from tf2_msgs.msg import TFMessage
 
 import vggt_ros.live.startup as startup_module
+from support.spinning import Spinner
 from support.synthetic import FakePipelineForWorldTests, FakeVGGTForWorldTests
 from support.waiting import wait_for
 from vggt_ros.geometry import quaternion_to_rotation_matrix
@@ -91,14 +91,10 @@ class RunningNode:
             self.node = ReconstructionNode(
                 parameter_overrides=[Parameter(name, value=value) for name, value in parameters.items()]
             )
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = Spinner(self.node)
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5.0)
-        self.thread.join(timeout=5.0)
+        self.spinner.stop()
         self.node.destroy_node()
 
 
@@ -203,10 +199,7 @@ class RobotForTests:
         self._tf = self.node.create_publisher(TFMessage, "/tf", RELIABLE)
         self._tf_static = self.node.create_publisher(TFMessage, "/tf_static", LATCHED)
         self._static: dict[str, object] = {}  # child frame -> TransformStamped, all sent in each /tf_static message
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = Spinner(self.node)
 
     def _recorder(self, name: str) -> Callable:
         def record(msg) -> None:
@@ -271,6 +264,5 @@ class RobotForTests:
         return [m.msg for m in self.messages("/rosout") if m.name == NODE_NAME and m.level == level and text in m.msg]
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5.0)
-        self.thread.join(timeout=5.0)
+        self.spinner.stop()
         self.node.destroy_node()
