@@ -12,7 +12,7 @@ Edges:
   (`PoseGraphConfig.chain_*`);
 - loop edges from verified loops (`vggt_ros.world.loop_constraint.LoopConstraint`), each under a robust kernel
   (Cauchy), so one wrong loop that passed verification bends the graph little; at most ``max_loop_edges`` are
-  kept, the one nearest another going first, so a long patrol's solve stays the same size;
+  kept, the one in the densest stretch going first, so a long patrol's solve stays the same size;
 - one prior anchoring the oldest segment of every connected group of segments at its current corrected pose.
   A loop between two segments joins their groups (relocalisation): the newer segment's anchor goes.
 
@@ -87,9 +87,10 @@ class PoseGraphConfig:
             follow their neighbours' corrections (default 150: a 1000-keyframe graph then solves in tens of ms).
         max_loop_edges: loop edges kept after a solve (default 50). A route driven again and again adds a loop
             between new keyframes on every pass, and the solve keeps both ends of every loop, so without a cap its
-            cost grows with the run. Above it, the edge nearest another one between the same segments (by the
-            keyframe positions of both ends) goes, the older of the two: their measurements overlap, and every
-            stretch of the route keeps one. An edge that alone joins two segments is never dropped.
+            cost grows with the run. Above it, the edge whose two nearest neighbours between the same segments (by
+            the keyframe positions of both ends) are closest together goes, ties to the oldest: the measurements
+            of close edges overlap, and every stretch of the route keeps one. An edge that alone joins two segments
+            is never dropped.
     """
 
     chain_rotation_sigma_rad: float = 0.5
