@@ -7,7 +7,9 @@ The session calls `measure_window_scale` after decoding a window. Each source an
 
 * depth: the sensor depth of the window's dense frames at the model pixels (NaN where a frame has none);
 * rig: camera 0 -> camera j transforms, from the configuration or from the transforms between the images'
-  frame ids (``/tf_static``), compared with the relative poses VGGT predicts within each frame set;
+  frame ids (``/tf_static``), compared with the relative poses VGGT predicts within each frame set
+  (`vggt_ros.metric.sources.rig_scale`), which start the alignment of the dense frame sets' images along the
+  baseline (`vggt_ros.metric.stereo`);
 * odometry: every window frame's camera position in the odom frame at its stamp, from the transforms.
 
 ``transforms`` is anything with ``lookup_transform(target_frame, source_frame, stamp_ns) -> (4, 4)`` raising a
@@ -31,6 +33,7 @@ from vggt_ros.metric.sources import (
     odometry_scale,
     rig_scale,
 )
+from vggt_ros.metric.stereo import stereo_rig_scale
 from vggt_ros.products import WindowProducts
 
 # The depth source compares every n-th row and column, n up to MAX_DEPTH_STRIDE while at least DEPTH_PIXELS pixels
@@ -78,7 +81,10 @@ def measure_window_scale(
         )
         if isinstance(known, ScaleUnavailable):
             return known
-        return rig_scale(products.window_from_camera, cameras, known)
+        from_poses = rig_scale(products.window_from_camera, cameras, known)
+        if isinstance(from_poses, ScaleUnavailable):
+            return from_poses
+        return stereo_rig_scale(products, cameras, known, from_poses)
     return _odometry(config, products, cameras, camera_frames, transforms)
 
 

@@ -20,7 +20,9 @@ relative standard error of the factor.
   (`DepthScaleConfig.confidence_percentile` of the window) and sensor depths inside the sensor's working
   range count. It runs in torch on the prediction's device and moves only scalars to the host.
 * `rig_scale` (several cameras with a calibrated transform): the known baseline in metres over the offset the
-  window predicts between the two camera centres along it, for every frame set and known pair. The pose noise
+  window predicts between the two camera centres along it, for every frame set and known pair. It is the first
+  estimate: `vggt_ros.metric.stereo` refines it from the images where the window has them, about twenty times
+  more precisely per frame set on the synthetic rig, and it stands where they have no texture. The pose noise
   enters each predicted offset additively, so the window's estimate is the mean of the offsets (in window units
   per metre of baseline) over the pairs that are not outliers (within 3 robust standard deviations of their
   median): the mean is unbiased and uses every pair fully, where a median of n normal errors scatters as a mean
