@@ -47,7 +47,7 @@ from vggt_ros.world import WorldConfig
 
 HW = (28, 42)
 # The rig's scale comes from stereo alignment of its two images, which needs more than the 1.5-pixel disparity a 12 cm
-# baseline has at 42 pixels (point-sampled textures alias there: 1 - 6 % per frame set): the bench's size.
+# baseline has at 42 pixels (point-sampled textures alias there: 1 - 4 % per frame set): the bench's size.
 RIG_HW = (56, 84)
 # The bench's chaining set-up (bench/world_chaining.py): windows of 8 keyframes sliding by 1.
 WINDOWS = WindowConfig(8, 1, KeyframePolicy(min_motion=0.07))

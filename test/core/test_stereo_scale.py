@@ -78,7 +78,7 @@ def test_alignment_recovers_the_rig_scale_from_exact_depth_starting_far_off(rig,
         aligned = _align(rig, answer, frames, first, truth * start_factor)
         assert aligned is not None and aligned.pixels > 500
         # Exact depth and poses: what remains is the resampling of point-sampled images (0.02 - 0.2 % per frame set
-        # at this size, 0.3 - 0.6 % at 84 x 56, under 0.1 % at 336 x 224).
+        # at this size, 0.2 - 0.7 % at 84 x 56, under 0.1 % at 336 x 224).
         assert abs(aligned.units_per_metre / truth - 1.0) < 3e-3
 
 
@@ -91,10 +91,53 @@ def test_alignment_sees_through_a_different_exposure_of_camera_1(rig):
     assert abs(darker.units_per_metre / same.units_per_metre - 1.0) < 1e-4
 
 
+def test_alignment_ignores_the_padding_of_camera_1(rig):
+    """Camera 1's image padded white over its bottom third (as frames of another shape are, `PixelMap.image_box`):
+    the padding and the blur's reach into it are left out, and the scale is the unpadded one."""
+    answer, frames = _answer(rig)
+    image1 = grey(torch.from_numpy(rig.sequence.rgb[frames[1]]))
+    inside1 = torch.ones(HW, dtype=torch.bool)
+    inside1[2 * HW[0] // 3 :] = False
+    padded = torch.where(inside1, image1, torch.ones_like(image1))
+    whole = _align(rig, answer, frames, 0, answer.normalization)
+    aligned = align_stereo_pair(
+        torch.from_numpy(answer.depth[0]),
+        torch.from_numpy(answer.confidence[0]),
+        grey(torch.from_numpy(rig.sequence.rgb[frames[0]])),
+        padded,
+        inside1,
+        torch.from_numpy(answer.intrinsics[0]),
+        torch.from_numpy(answer.intrinsics[1]),
+        torch.from_numpy(rig_camera1_pose(BASELINE_M)),
+        answer.normalization * 1.1,
+    )
+    assert aligned is not None and aligned.pixels < whole.pixels
+    assert abs(aligned.units_per_metre / answer.normalization - 1.0) < 3e-3
+
+
 def test_alignment_refuses_a_view_without_texture(rig):
     answer, frames = _answer(rig)
     flat = torch.full(HW, 0.5)
     assert _align(rig, answer, frames, 0, answer.normalization, flat) is None
+
+
+def test_alignment_refuses_cameras_that_share_no_view(rig):
+    """A rear camera (turned 180 degrees about y): camera 0's pixels lie behind it, nothing to compare."""
+    answer, frames = _answer(rig)
+    rear = rig_camera1_pose(BASELINE_M)
+    rear[:3, :3] = np.diag([-1.0, 1.0, -1.0])
+    aligned = align_stereo_pair(
+        torch.from_numpy(answer.depth[0]),
+        torch.from_numpy(answer.confidence[0]),
+        grey(torch.from_numpy(rig.sequence.rgb[frames[0]])),
+        grey(torch.from_numpy(rig.sequence.rgb[frames[1]])),
+        torch.ones(HW, dtype=torch.bool),
+        torch.from_numpy(answer.intrinsics[0]),
+        torch.from_numpy(answer.intrinsics[1]),
+        torch.from_numpy(rear),
+        answer.normalization,
+    )
+    assert aligned is None
 
 
 def test_the_rig_window_scale_rests_on_the_images_where_the_predicted_offsets_are_biased(rig):

@@ -171,17 +171,11 @@ def align_stereo_pair(
     static = points0 @ rotation
     direction = baseline @ rotation
     k, gain, offset = float(initial_units_per_metre), 1.0, 0.0
-    inside0 = torch.isfinite(depth0)
     for blur, steps in _STAGES:
-        # Blurring mixes a pixel with its neighbours: near an image's border or its padding that mix differs between
-        # the two cameras, so only pixels a kernel radius inside both images are compared.
-        radius = _radius(blur) + 1
-        maps = _image_and_gradients(grey1, _interior(inside1, radius), blur)  # (1, 4, H, W)
-        compared = _interior(inside0, radius)[usable]
+        maps = _image_and_gradients(grey1, inside1, blur)  # (1, 4, H, W)
         reference = _blurred(grey0, blur)[usable]
         for _ in range(steps):
             values, d_value_d_k, keep = _project_and_sample(maps, static - k * direction, intrinsics1, direction)
-            keep &= compared
             pixels = int(keep.sum())
             if pixels < min_pixels:
                 return None
@@ -209,20 +203,9 @@ def align_stereo_pair(
     return StereoAlignment(k, pixels, relative_sigma)
 
 
-def _radius(sigma: float) -> int:
-    """The Gaussian kernel's radius in pixels (2.5 sigma: 99 % of its weight)."""
-    return max(1, math.ceil(2.5 * sigma))
-
-
-def _interior(inside: torch.Tensor, radius: int) -> torch.Tensor:
-    """``(H, W)`` bool: the pixels of ``inside`` at least ``radius`` pixels from its outside and the image border."""
-    outside = F.pad((~inside).float()[None, None], (radius,) * 4, value=1.0)
-    return F.max_pool2d(outside, 2 * radius + 1, stride=1)[0, 0] == 0.0
-
-
 def _blurred(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """``(H, W)`` image convolved with a separable Gaussian of ``sigma`` pixels (edges replicated)."""
-    radius = _radius(sigma)
+    radius = max(1, math.ceil(2.5 * sigma))  # 99 % of the kernel's weight
     taps = torch.arange(-radius, radius + 1, dtype=torch.float32, device=image.device)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
     kernel = kernel / kernel.sum()
@@ -243,7 +226,8 @@ def _image_and_gradients(image: torch.Tensor, inside: torch.Tensor, sigma: float
 
 def _project_and_sample(maps: torch.Tensor, points1: torch.Tensor, intrinsics1: torch.Tensor, direction: torch.Tensor):
     """Brightness at the projections of ``points1`` ``(P, 3)`` (camera j's frame), its derivative in k (the points
-    move by ``-direction`` per unit of k), and which fall inside camera j's interior (``maps``' last channel)."""
+    move by ``-direction`` per unit of k), and which fall among camera j's image pixels (``maps``' last channel;
+    beyond the image border the sampled channel is 0, like padding)."""
     fx, fy = float(intrinsics1[0, 0]), float(intrinsics1[1, 1])
     cx, cy = float(intrinsics1[0, 2]), float(intrinsics1[1, 2])
     height, width = maps.shape[-2:]
