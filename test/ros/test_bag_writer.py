@@ -63,7 +63,8 @@ def node_messages() -> dict:
 
 
 def _decoded(message):
-    """An rclpy message object; a `messages.SerializedMessage` (the path) decoded by rclpy itself."""
+    """An rclpy message object; a `messages.SerializedMessage` (the path, images and clouds) decoded by rclpy
+    itself."""
     if isinstance(message, messages.SerializedMessage):
         return deserialize_message(message.data, message.msg_type)
     return message
@@ -121,7 +122,7 @@ def test_known_values_survive_the_bag(written, node_messages):
     cloud = read["/vggt/points"]
     assert (cloud.header.stamp.sec, cloud.header.stamp.nanosec) == (1_700_000_123, 456_789)
     assert cloud.header.frame_id == "world" and [f.name for f in cloud.fields] == ["x", "y", "z", "rgb", "confidence"]
-    expected_points = np.frombuffer(bytes(node_messages["/vggt/points"][0].data), dtype=np.float32)
+    expected_points = np.frombuffer(bytes(_decoded(node_messages["/vggt/points"][0]).data), dtype=np.float32)
     np.testing.assert_array_equal(np.frombuffer(cloud.data.tobytes(), dtype=np.float32), expected_points)
     depth = read["/vggt/depth/image"]
     assert depth.encoding == "32FC1" and (depth.height, depth.width, depth.step) == (6, 8, 32)

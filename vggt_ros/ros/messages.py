@@ -2,8 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """ROS message builders from the core's numpy products (PointCloud2, 32FC1 Image, CameraInfo, TFMessage, Path).
 
-Large uint8[] fields are assigned as `bytes`: the generated setters convert a bytes object in one copy, but
-walk a numpy array or memoryview element by element (0.8 ms vs 190+ ms for one 518x350 cloud).
+The large messages (the clouds, the depth and confidence images, the path) are written straight into CDR
+(`SerializedMessage`, through `_CdrWriter`), as rmw would serialize them: an array is copied once, into the
+message's bytes, where a message object costs a copy into its field and another when rclpy serializes it, and a
+path of 1,000 poses skips 1,000 PoseStamped objects. Publishers take the bytes (`publishable`), the bag writer
+records them, and rclpy's deserializer reads them back as the message built from objects (test/ros/test_messages.py).
+The small ones (CameraInfo, TFMessage, Odometry) stay rclpy message objects.
 """
 
 from __future__ import annotations
@@ -46,49 +50,116 @@ def header(stamp_ns: int, frame_id: str) -> Header:
     return Header(stamp=stamp_from_ns(stamp_ns), frame_id=frame_id)
 
 
+@dataclass(frozen=True)
+class SerializedMessage:
+    """A message already encoded as ROS 2 serializes it (CDR, little endian, with its 4-byte encapsulation
+    header), and its type: rclpy publishes bytes as they are (`data`), and `vggt_ros.ros.bag_writer` records them."""
+
+    msg_type: type
+    data: bytes
+
+
+def publishable(message):
+    """What a publisher takes: a `SerializedMessage`'s bytes (rclpy publishes bytes as they are), else the message."""
+    return message.data if isinstance(message, SerializedMessage) else message
+
+
+def _align(offset: int, size: int) -> int:
+    return (offset + size - 1) // size * size
+
+
+class _CdrWriter:
+    """A message in classic little-endian CDR, field by field: each primitive aligned to its size from the start
+    of the payload (after the encapsulation header), a string as a uint32 length counting the NUL, the bytes and
+    the NUL, a byte sequence as a uint32 count and the bytes. This is what rmw writes and rosbag2 records as "cdr",
+    so the bytes do not depend on the RMW in use. Large arrays are kept as views until `payload` copies them once."""
+
+    def __init__(self) -> None:
+        self._parts: list = [_CDR_LITTLE_ENDIAN]
+        self._offset = 0  # payload bytes so far
+
+    def _put(self, part, alignment: int) -> None:
+        padding = -self._offset % alignment
+        if padding:
+            self._parts.append(bytes(padding))
+        self._parts.append(part)
+        self._offset += padding + len(part)
+
+    def uint8(self, value: int) -> None:
+        self._put(bytes((int(value),)), 1)
+
+    def uint32(self, *values: int) -> None:
+        self._put(struct.pack(f"<{len(values)}I", *values), 4)
+
+    def string(self, text: str) -> None:
+        encoded = text.encode("utf-8") + b"\0"
+        self.uint32(len(encoded))
+        self._put(encoded, 1)
+
+    def float64(self, values: np.ndarray) -> None:
+        self._put(np.ascontiguousarray(values, dtype="<f8").tobytes(), 8)
+
+    def records(self, array: np.ndarray, alignment: int) -> None:
+        """The bytes of a C-contiguous (structured) array laid out as the following fields are, ``alignment``
+        being the first field's."""
+        self._put(memoryview(array).cast("B"), alignment)
+
+    def header(self, stamp_ns: int, frame_id: str) -> None:
+        """std_msgs/Header: the stamp (int32 sec, uint32 nanosec) and the frame id."""
+        sec, nanosec = divmod(int(stamp_ns), NANOSECONDS)
+        self._put(struct.pack("<iI", sec, nanosec), 4)
+        self.string(frame_id)
+
+    def octets(self, array: np.ndarray) -> None:
+        """A uint8[] field holding a C-contiguous array's bytes."""
+        self.uint32(array.nbytes)
+        self.records(array, 1)
+
+    def payload(self) -> bytes:
+        return b"".join(self._parts)
+
+
 def point_cloud2(
     points: np.ndarray, height: int, width: int, stamp_ns: int, frame_id: str, field_names: Sequence[str] = POINT_FIELDS
-) -> PointCloud2:
+) -> SerializedMessage:
     """PointCloud2 of float32 fields, one column of ``points`` ``(height * width, fields)`` each: by default
-    x, y, z, rgb (packed 0x00RRGGBB) and confidence, 20 bytes per point; the map drops confidence."""
+    x, y, z, rgb (packed 0x00RRGGBB) and confidence, 20 bytes per point; the map drops confidence. Serialized
+    (`SerializedMessage`): the points are copied once, into the message's bytes."""
     points = np.ascontiguousarray(points, dtype=np.float32)
     if points.ndim != 2 or points.shape[1] != len(field_names):
         raise ValueError(
             f"cloud points must be (N, {len(field_names)}) for fields {list(field_names)}, got {points.shape}"
         )
-    fields = [
-        PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, name in enumerate(field_names)
-    ]
     point_step = 4 * len(field_names)
-    msg = PointCloud2(
-        header=header(stamp_ns, frame_id),
-        height=height,
-        width=width,
-        fields=fields,
-        is_bigendian=_BIG_ENDIAN,
-        point_step=point_step,
-        row_step=point_step * width,
-        # Column by column: numpy tests a contiguous column several times faster than the strided (N, 3) block.
-        is_dense=all(bool(np.isfinite(points[:, axis]).all()) for axis in range(3)),
-    )
-    msg.data = points.tobytes()
-    return msg
+    cdr = _CdrWriter()
+    cdr.header(stamp_ns, frame_id)
+    cdr.uint32(height, width, len(field_names))
+    for i, name in enumerate(field_names):
+        cdr.string(name)
+        cdr.uint32(4 * i)
+        cdr.uint8(PointField.FLOAT32)
+        cdr.uint32(1)
+    cdr.uint8(_BIG_ENDIAN)
+    cdr.uint32(point_step, point_step * width)
+    cdr.octets(points)
+    # Column by column: numpy tests a contiguous column several times faster than the strided (N, 3) block.
+    cdr.uint8(all(bool(np.isfinite(points[:, axis]).all()) for axis in range(3)))  # is_dense
+    return SerializedMessage(PointCloud2, cdr.payload())
 
 
-def float_image(values: np.ndarray, stamp_ns: int, frame_id: str) -> Image:
-    """32FC1 Image from ``(H, W)`` float32 values (depth or confidence)."""
+def float_image(values: np.ndarray, stamp_ns: int, frame_id: str) -> SerializedMessage:
+    """32FC1 Image from ``(H, W)`` float32 values (depth or confidence), serialized (`SerializedMessage`): the
+    values are copied once, into the message's bytes."""
     array = np.ascontiguousarray(values, dtype=np.float32)
     height, width = array.shape
-    msg = Image(
-        header=header(stamp_ns, frame_id),
-        height=height,
-        width=width,
-        encoding="32FC1",
-        is_bigendian=_BIG_ENDIAN,
-        step=4 * width,
-    )
-    msg.data = array.tobytes()
-    return msg
+    cdr = _CdrWriter()
+    cdr.header(stamp_ns, frame_id)
+    cdr.uint32(height, width)
+    cdr.string("32FC1")
+    cdr.uint8(_BIG_ENDIAN)
+    cdr.uint32(4 * width)
+    cdr.octets(array)
+    return SerializedMessage(Image, cdr.payload())
 
 
 def camera_info(intrinsics: np.ndarray, image_hw: tuple[int, int], stamp_ns: int, frame_id: str) -> CameraInfo:
@@ -145,24 +216,6 @@ def tf_message(transforms: Sequence[TransformStamped]) -> TFMessage:
     return TFMessage(transforms=list(transforms))
 
 
-@dataclass(frozen=True)
-class SerializedMessage:
-    """A message already encoded as ROS 2 serializes it (CDR, little endian, with its 4-byte encapsulation
-    header), and its type: rclpy publishes bytes as they are (`data`), and `vggt_ros.ros.bag_writer` records them."""
-
-    msg_type: type
-    data: bytes
-
-
-def publishable(message):
-    """What a publisher takes: a `SerializedMessage`'s bytes (rclpy publishes bytes as they are), else the message."""
-    return message.data if isinstance(message, SerializedMessage) else message
-
-
-def _align(offset: int, size: int) -> int:
-    return (offset + size - 1) // size * size
-
-
 def path(
     poses: Sequence[tuple[int, np.ndarray]],
     stamp_ns: int,
@@ -174,49 +227,44 @@ def path(
 
     A path holds every kept keyframe (up to 1,000) and goes out after every window. As rclpy message objects, 900
     poses took 17 ms to build and 2.6 ms more to serialize on the 2-core dev machine; written straight into CDR
-    with numpy they take 1.7 ms, quaternions included. The layout is classic CDR's: each field aligned to its size
-    from the start of the payload (after the encapsulation header), strings as a uint32 length counting the NUL,
-    the bytes and the NUL, a sequence as a uint32 count and its elements. Every PoseStamped after the first starts
-    8-aligned (it ends with seven float64s), so all but the first share one layout. This is the format rosbag2
-    records as "cdr" and replays under any middleware, so the bytes do not depend on the RMW in use.
+    with numpy they take 1.7 ms, quaternions included. Every PoseStamped after the first starts 8-aligned (it ends
+    with seven float64s), so all but the first share one layout: one numpy record each.
     """
-    name = frame_id.encode("utf-8") + b"\0"
-    size = len(name)
     count = len(poses)
-    first = _align(12 + size, 4) + 4  # the header (stamp, frame_id), then the count: where pose 0 starts
-    doubles_at = _align(first + 12 + size, 8) - first  # pose 0's position, from its start
-    stride = _align(12 + size, 8) + 56  # the later poses': stamp, frame_id, padding, 7 float64
-    total = first + (doubles_at + 56 + (count - 1) * stride if count else 0)
-    data = bytearray(_CDR_LITTLE_ENDIAN + bytes(total))
-    sec, nanosec = divmod(int(stamp_ns), NANOSECONDS)
-    struct.pack_into(f"<iII{size}s", data, 4, sec, nanosec, size, name)
-    struct.pack_into("<I", data, 4 + first - 4, count)
+    cdr = _CdrWriter()
+    cdr.header(stamp_ns, frame_id)
+    cdr.uint32(count)
     if count:
         if rotations is None:
             rotations = quaternions([pose for _, pose in poses])
-        secs, nanosecs = np.divmod(np.array([stamp for stamp, _ in poses], dtype=np.int64), NANOSECONDS)
         values = np.concatenate(
             (np.stack([np.asarray(pose, dtype=np.float64)[:3, 3] for _, pose in poses]), np.asarray(rotations)), axis=1
         )  # (N, 7): x, y, z, qx, qy, qz, qw
-        struct.pack_into(f"<iII{size}s", data, 4 + first, int(secs[0]), int(nanosecs[0]), size, name)
-        struct.pack_into("<7d", data, 4 + first + doubles_at, *values[0].tolist())
-        later = np.dtype(
-            {
-                "names": ["sec", "nanosec", "size", "name", "values"],
-                "formats": ["<i4", "<u4", "<u4", f"S{size}", ("<f8", (7,))],
-                "offsets": [0, 4, 8, 12, _align(12 + size, 8)],
-                "itemsize": stride,
-            }
+        cdr.header(poses[0][0], frame_id)
+        cdr.float64(values[0])
+        name = frame_id.encode("utf-8") + b"\0"
+        size = len(name)
+        later = np.zeros(
+            count - 1,
+            dtype=np.dtype(
+                {
+                    "names": ["sec", "nanosec", "size", "name", "values"],
+                    "formats": ["<i4", "<u4", "<u4", f"S{size}", ("<f8", (7,))],
+                    "offsets": [0, 4, 8, 12, _align(12 + size, 8)],
+                    "itemsize": _align(12 + size, 8) + 56,
+                }
+            ),
         )
-        rest = np.frombuffer(data, dtype=later, count=count - 1, offset=4 + first + doubles_at + 56)
-        rest["sec"], rest["nanosec"], rest["size"], rest["name"], rest["values"] = (
-            secs[1:],
-            nanosecs[1:],
+        secs, nanosecs = np.divmod(np.array([stamp for stamp, _ in poses[1:]], dtype=np.int64), NANOSECONDS)
+        later["sec"], later["nanosec"], later["size"], later["name"], later["values"] = (
+            secs,
+            nanosecs,
             size,
             name,
             values[1:],
         )
-    return SerializedMessage(Path, bytes(data))
+        cdr.records(later, 8)
+    return SerializedMessage(Path, cdr.payload())
 
 
 # Variance (m²/s², rad²/s²) on the twist diagonal of an Odometry whose velocity is not estimated: the zero twist

@@ -340,7 +340,7 @@ class ReconstructionNode(LifecycleNode):
         """Publish the map message the map thread built (`MapOutput`): the executor never reads the map itself."""
         message = self._map_output.take() if self._map_output is not None else None
         if message is not None:
-            self._output_publishers[Output("map")].publish(message)
+            self._output_publishers[Output("map")].publish(messages.publishable(message))
 
     # --------------------------------------------------------------------------------- worker thread
     def _work(self) -> None:
