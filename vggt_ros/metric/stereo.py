@@ -40,7 +40,7 @@ _HUBER = 1.345
 _MAD_TO_SIGMA = 1.4826
 # A frame set's alignment shares the errors of camera 0's whole depth map (its scale, the focal lengths), which no
 # residual shows: 0.4 - 0.7 % per set on the synthetic rig of bench/metric_scale.py, whose test double of the network
-# errs by 0.2 % in each; taken as 1 % for VGGT on real scenes. A window's sigma is at least this over sqrt(sets).
+# errs by 0.2 % in each; taken as 1 % for VGGT on real scenes. A window's sigma is at least this over sqrt(pairs).
 STEREO_SET_RELATIVE_SIGMA = 0.01
 # An alignment further than this many of the pose estimate's sigmas from it (and at least _MIN_GATE in log) fell
 # into another minimum (a repeating texture): the frame set is left out.
@@ -78,10 +78,11 @@ def stereo_rig_scale(
         camera_from_camera: camera j -> camera0_from_cameraj ``(4, 4)`` in metres, the known pairs.
         from_poses: the window's estimate from the predicted camera offsets (`rig_scale`), where the alignment starts.
     Returns:
-        The mean over the frame sets whose camera 0 and camera j both have depth and colours (the dense frames) of
-        their aligned window units per metre, as metres per unit (source "rig", samples = pixels aligned); its
-        sigma is the sets' scatter, at least `STEREO_SET_RELATIVE_SIGMA` / sqrt(sets). ``from_poses`` unchanged
-        where no set aligns (no dense pair, a textureless view, or every alignment far from it).
+        The mean of the aligned window units per metre over the camera pairs (camera 0 and a known camera j of one
+        frame set) that both have depth and colours (the dense frames), as metres per unit (source "rig", samples =
+        pixels aligned); its sigma is the pairs' scatter, at least `STEREO_SET_RELATIVE_SIGMA` / sqrt(pairs).
+        ``from_poses`` unchanged where no pair aligns (no dense pair, a textureless view, or every alignment far
+        from it).
     """
     start = 1.0 / from_poses.metres_per_unit
     gate = max(_GATE_SIGMAS * from_poses.relative_sigma, _MIN_GATE)
