@@ -55,17 +55,19 @@ def _products(rig, answer, frames, camera1_offset_factor=1.0) -> WindowProducts:
     )
 
 
-def _align(rig, answer, frames, first, start, grey1=None):
+def _align(rig, answer, frames, first, start, grey1=None, inside1=None, camera0_from_camera1=None):
+    """`align_stereo_pair` on frame set ``first // 2`` of the answer (camera 1's image, its image pixels and the
+    calibration as rendered unless given)."""
     image1 = grey(torch.from_numpy(rig.sequence.rgb[frames[first + 1]])) if grey1 is None else grey1
     return align_stereo_pair(
         torch.from_numpy(answer.depth[first]),
         torch.from_numpy(answer.confidence[first]),
         grey(torch.from_numpy(rig.sequence.rgb[frames[first]])),
         image1,
-        torch.ones(HW, dtype=torch.bool),
+        torch.ones(HW, dtype=torch.bool) if inside1 is None else inside1,
         torch.from_numpy(answer.intrinsics[first]),
         torch.from_numpy(answer.intrinsics[first + 1]),
-        torch.from_numpy(rig_camera1_pose(BASELINE_M)),
+        torch.from_numpy(rig_camera1_pose(BASELINE_M) if camera0_from_camera1 is None else camera0_from_camera1),
         start,
     )
 
@@ -82,6 +84,16 @@ def test_alignment_recovers_the_rig_scale_from_exact_depth_starting_far_off(rig,
         assert abs(aligned.units_per_metre / truth - 1.0) < 3e-3
 
 
+def test_alignment_of_a_camera_to_the_left():
+    """The baseline's direction comes from the calibration: camera 1 12 cm to the left of camera 0 works alike."""
+    left = render_rig("straight", camera_path("straight", 200)[:20], HW, -BASELINE_M)
+    answer, frames = _answer(left)
+    aligned = _align(
+        left, answer, frames, 0, answer.normalization * 1.2, camera0_from_camera1=rig_camera1_pose(-BASELINE_M)
+    )
+    assert aligned is not None and abs(aligned.units_per_metre / answer.normalization - 1.0) < 3e-3
+
+
 def test_alignment_sees_through_a_different_exposure_of_camera_1(rig):
     answer, frames = _answer(rig)
     image1 = grey(torch.from_numpy(rig.sequence.rgb[frames[1]]))
@@ -93,24 +105,15 @@ def test_alignment_sees_through_a_different_exposure_of_camera_1(rig):
 
 def test_alignment_ignores_the_padding_of_camera_1(rig):
     """Camera 1's image padded white over its bottom third (as frames of another shape are, `PixelMap.image_box`):
-    the padding and the blur's reach into it are left out, and the scale is the unpadded one."""
+    the padding is left out, the blur's reach into it weighs little under the Huber weights, and the scale is the
+    unpadded one."""
     answer, frames = _answer(rig)
     image1 = grey(torch.from_numpy(rig.sequence.rgb[frames[1]]))
     inside1 = torch.ones(HW, dtype=torch.bool)
     inside1[2 * HW[0] // 3 :] = False
     padded = torch.where(inside1, image1, torch.ones_like(image1))
     whole = _align(rig, answer, frames, 0, answer.normalization)
-    aligned = align_stereo_pair(
-        torch.from_numpy(answer.depth[0]),
-        torch.from_numpy(answer.confidence[0]),
-        grey(torch.from_numpy(rig.sequence.rgb[frames[0]])),
-        padded,
-        inside1,
-        torch.from_numpy(answer.intrinsics[0]),
-        torch.from_numpy(answer.intrinsics[1]),
-        torch.from_numpy(rig_camera1_pose(BASELINE_M)),
-        answer.normalization * 1.1,
-    )
+    aligned = _align(rig, answer, frames, 0, answer.normalization * 1.1, padded, inside1)
     assert aligned is not None and aligned.pixels < whole.pixels
     assert abs(aligned.units_per_metre / answer.normalization - 1.0) < 3e-3
 
@@ -126,17 +129,7 @@ def test_alignment_refuses_cameras_that_share_no_view(rig):
     answer, frames = _answer(rig)
     rear = rig_camera1_pose(BASELINE_M)
     rear[:3, :3] = np.diag([-1.0, 1.0, -1.0])
-    aligned = align_stereo_pair(
-        torch.from_numpy(answer.depth[0]),
-        torch.from_numpy(answer.confidence[0]),
-        grey(torch.from_numpy(rig.sequence.rgb[frames[0]])),
-        grey(torch.from_numpy(rig.sequence.rgb[frames[1]])),
-        torch.ones(HW, dtype=torch.bool),
-        torch.from_numpy(answer.intrinsics[0]),
-        torch.from_numpy(answer.intrinsics[1]),
-        torch.from_numpy(rear),
-        answer.normalization,
-    )
+    aligned = _align(rig, answer, frames, 0, answer.normalization, camera0_from_camera1=rear)
     assert aligned is None
 
 
