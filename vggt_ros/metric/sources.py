@@ -24,7 +24,7 @@ relative standard error of the factor.
   estimate: `vggt_ros.metric.stereo` refines it from the images where the window has them, about twenty times
   more precisely per frame set on the synthetic rig, and it stands where they have no texture. The pose noise
   enters each predicted offset additively, so the window's estimate is the mean of the offsets (in window units
-  per metre of baseline) over the pairs that are not outliers (within 3 robust standard deviations of their
+  per metre of baseline) over the pairs that are not outliers (within 5 robust standard deviations of their
   median): the mean is unbiased and uses every pair fully, where a median of n normal errors scatters as a mean
   of 2n / pi, and a 12 cm rig window has only a handful of pairs, each ~7 - 10 % noisy.
 * `odometry_scale` (TF odometry of the camera frames): distances travelled. The odometry frame and the window
