@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
+import numpy as np
 from tqdm import tqdm
 
 from vggt_ros.dataset import strict_json
@@ -53,7 +54,7 @@ from vggt_ros.recording.tum_rgbd import TumRgbdSequence
 from vggt_ros.runtime import RuntimeConfig, create_pipeline
 from vggt_ros.session import DepthLookup, FrameSetError, ReconstructionSession, SessionConfig, WindowOutput
 from vggt_ros.termination import EXIT_STATUS, Terminated, signal_name, sigterm_as_interrupt
-from vggt_ros.window import ChunkWindows, KeyframePolicy, Window, WindowConfig
+from vggt_ros.window import ChunkWindows, FrameId, KeyframePolicy, Window, WindowConfig
 from vggt_ros.world import WorldConfig
 from vggt_ros.world.cloud import CloudConfig
 from vggt_ros.world.loop_config import LoopConfig
@@ -293,6 +294,7 @@ class _Exports:
         self.writer = DatasetWriter(out, metric=metric)
         self.images_dir = out / "images"
         self._inputs: dict[tuple[int, int], tuple[str, Optional[Path]]] = {}  # frame id -> (name, file)
+        self._exported: dict[str, FrameId] = {}  # name -> frame id of every frame written
         self.error: Optional[str] = None
 
     def offer(self, item: InputFrameSet) -> None:
@@ -309,17 +311,29 @@ class _Exports:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(path, target)
                 self.writer.add(replace(frame, name=name), image=None if path is not None else image)
+                self._exported[name] = FrameId(frame.stamp_ns, frame.camera)
             except (ValueError, OSError) as err:
                 self._fail(f"frame {name}", err)
                 break
         oldest = min(out.window.frame_sets[0].stamps_ns)
         self._inputs = {key: value for key, value in self._inputs.items() if key[0] >= oldest}
 
-    def finish(self, ply_path: Optional[str]) -> Optional[WrittenDataset]:
-        """The COLMAP model and transforms.json (None when no frame was exported or the exports failed)."""
+    def loop_corrections(self) -> Optional[dict[str, np.ndarray]]:
+        """Frame name -> the similarity by which the closed loops moved it, for every exported frame; None when loops
+        did not move the world or some exported frame has no loop-corrected pose (`World.loop_corrections`)."""
+        corrections = self.session.world.loop_corrections(self._exported.values())
+        if corrections is None:
+            return None
+        return {name: corrections[frame_id] for name, frame_id in self._exported.items()}
+
+    def finish(
+        self, ply_path: Optional[str], corrections: Optional[dict[str, np.ndarray]] = None
+    ) -> Optional[WrittenDataset]:
+        """The COLMAP model and transforms.json, moved by ``corrections`` when given (None when no frame was
+        exported or the exports failed)."""
         if self.error is None and self.writer.num_frames:
             try:
-                return self.writer.finish(ply_path=ply_path)
+                return self.writer.finish(ply_path=ply_path, corrections=corrections)
             except (ValueError, OSError) as err:
                 self._fail("the COLMAP model and transforms.json", err)
         self.close()
@@ -609,15 +623,21 @@ def _reconstruct(
         map_path = None
         output_errors.append(f"map: {err}")
         log.error("cannot write the map: %s", err)
-    # The dataset exports were written as the frames came, so after a loop their poses are the ones from before
-    # it while the map is loop-corrected: transforms.json must not name that map as its point cloud.
-    if session.world.corrected_by_loops and exports.writer.num_frames:
+    # The dataset exports were written as the frames came, with the chained poses. After a loop they are moved with
+    # it when every exported frame has its loop-corrected pose; otherwise they keep the chained poses, and
+    # transforms.json must not name the loop-corrected map as its point cloud.
+    corrections = exports.loop_corrections() if exports.writer.num_frames else None
+    poses_before_loops = bool(session.world.corrected_by_loops and exports.writer.num_frames and corrections is None)
+    if corrections is not None:
+        log.info("loops moved the world: the COLMAP model, transforms.json and the depth files follow them")
+    if poses_before_loops:
         log.warning(
-            "loops moved the world: map.ply and the trajectories are loop-corrected, but the COLMAP model and "
-            "transforms.json keep the poses their frames had when integrated, so transforms.json names no point "
-            "cloud (map.ply would not match its cameras)"
+            "loops moved the world: map.ply and the trajectories are loop-corrected, but some exported frames have "
+            "no loop-corrected pose (the kept keyframes dropped them, or their segment was never joined by a loop), "
+            "so the COLMAP model and transforms.json keep the poses their frames had when integrated and "
+            "transforms.json names no point cloud (map.ply would not match its cameras)"
         )
-    dataset = exports.finish(map_path.name if map_path and not session.world.corrected_by_loops else None)
+    dataset = exports.finish(map_path.name if map_path and not poses_before_loops else None, corrections)
     if exports.error:
         output_errors.append(exports.error)
     if recording is not None:
@@ -652,8 +672,10 @@ def _reconstruct(
         "colmap_model": str(dataset.colmap_files[0].parent) if dataset else None,
         "transforms": str(dataset.transforms_json) if dataset else None,
         "colmap_points": dataset.num_points if dataset else 0,
-        # True: the COLMAP model and transforms.json hold the poses from before the loops (see the warning above).
-        "dataset_poses_before_loops": bool(dataset and session.world.corrected_by_loops),
+        # True: the COLMAP model and transforms.json hold the poses from before the loops (see the warning above);
+        # "dataset_moved_by_loops": they were moved with the loops.
+        "dataset_poses_before_loops": bool(dataset and poses_before_loops),
+        "dataset_moved_by_loops": bool(dataset and corrections is not None),
         "bag": str(args.out_bag) if args.out_bag else None,
         "skipped_inputs": inputs.source.skipped,
         "substituted_stamps": getattr(source, "substituted_stamps", {}),

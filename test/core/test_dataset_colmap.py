@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pycolmap
 import pytest
+from PIL import Image as PILImage
 
 from support.synthetic import SyntheticRoom, look_at
 from vggt_ros.dataset.frames import ExportFrame
@@ -308,3 +309,61 @@ def test_a_frame_without_usable_depth_is_an_image_without_points(tmp_path):
         # The other two frames see each other's points but never get points from the blind one.
         assert len(model.points3D) == 2 * POINTS_PER_FRAME
         assert all(1 not in {e.image_id for e in p.track.elements} for p in model.points3D.values())
+
+
+def _similarity(scale: float, angle: float, translation) -> np.ndarray:
+    """``(4, 4)`` scale * rotation about y by ``angle`` radians, then ``translation``."""
+    c, s = math.cos(angle), math.sin(angle)
+    matrix = np.eye(4)
+    matrix[:3, :3] = scale * np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    matrix[:3, 3] = translation
+    return matrix
+
+
+def test_a_model_moved_by_one_similarity_is_the_same_reconstruction_in_the_moved_world(tmp_path):
+    """Every frame moved by the same similarity (as a loop closure moves a stretch of keyframes): the cameras and
+    points are that similarity's images of the unmoved ones, every observation still projects exactly, and the
+    metric depth files hold the depth times its scale."""
+    scene = Scene("crop", (480, 640))
+    plain = write_model(scene, tmp_path / "plain")
+    moved_by = _similarity(1.5, 0.4, [0.3, -1.0, 2.0])
+    sampling = PointSampling(POINTS_PER_FRAME, neighbour_frames=NEIGHBOURS)
+    with DatasetWriter(tmp_path / "moved", metric=True, config=DatasetConfig(sampling=sampling)) as writer:
+        for frame in scene.frames:
+            writer.add(frame)
+        moved = writer.finish(corrections={frame.name: moved_by for frame in scene.frames})
+    assert (moved.num_frames, moved.num_points) == (plain.num_frames, plain.num_points)
+    before, after = read(tmp_path / "plain", "binary"), read(tmp_path / "moved", "binary")
+
+    for image_id, image in after.images.items():
+        old, new = cam_from_world(before.images[image_id]), cam_from_world(image)
+        old_centre, new_centre = -old[:, :3].T @ old[:, 3], -new[:, :3].T @ new[:, 3]
+        np.testing.assert_allclose(new_centre, moved_by[:3, :3] @ old_centre + moved_by[:3, 3], atol=1e-9)
+        np.testing.assert_allclose(new[:, :3].T, moved_by[:3, :3] @ old[:, :3].T / 1.5, atol=1e-12)
+    for point_id, point in after.points3D.items():
+        np.testing.assert_allclose(point.xyz, moved_by[:3, :3] @ before.points3D[point_id].xyz + moved_by[:3, 3])
+        assert point.error < 1e-9
+        for element in point.track.elements:
+            image = after.images[element.image_id]
+            observed = image.points2D[element.point2D_idx].xy
+            assert np.linalg.norm(image.project_point(point.xyz) - observed) < 1e-6
+    for frame in scene.frames:
+        depth = f"depth/{frame.stem}.png"
+        old_mm = np.asarray(PILImage.open(tmp_path / "plain" / depth), dtype=np.float64)
+        new_mm = np.asarray(PILImage.open(tmp_path / "moved" / depth), dtype=np.float64)
+        assert np.array_equal(new_mm == 0, old_mm == 0)
+        assert np.abs(new_mm - 1.5 * old_mm).max() <= 0.5  # rounded to the millimetre again
+    text = read(tmp_path / "moved", "text")
+    for image_id, image in after.images.items():
+        np.testing.assert_array_equal(cam_from_world(text.images[image_id]), cam_from_world(image))
+    for point_id, point in after.points3D.items():
+        assert np.array_equal(text.points3D[point_id].xyz, point.xyz) and text.points3D[point_id].error == point.error
+
+
+def test_moving_a_model_needs_a_correction_for_every_frame(tmp_path):
+    scene = Scene("crop", (480, 640))
+    with DatasetWriter(tmp_path, metric=True) as writer:
+        for frame in scene.frames:
+            writer.add(frame)
+        with pytest.raises(ValueError, match="corrections miss 1 of the 4 frames"):
+            writer.finish(corrections={frame.name: np.eye(4) for frame in scene.frames[1:]})

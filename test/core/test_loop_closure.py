@@ -72,6 +72,21 @@ def test_the_map_is_re_placed_by_the_corrected_poses(closed):
     assert np.allclose(points[: len(local)], expected, atol=1e-5)
 
 
+def test_loop_corrections_take_each_chained_pose_to_its_corrected_one_and_none_without_one(revisit, closed):
+    """What the offline exports are moved by: for kept keyframes, corrected = correction @ chained; a frame the
+    world does not keep (or a world no loop moved) has none, so the caller keeps the chained poses."""
+    world = closed.world
+    kept = world.corrected_trajectory().frame_ids
+    corrections = world.loop_corrections(kept)
+    assert corrections is not None and list(corrections) == list(kept)
+    for frame_id in kept:
+        node = world.loops.graph.nodes[frame_id]
+        np.testing.assert_allclose(corrections[frame_id] @ node.chained, node.corrected, atol=1e-9)
+    assert any(not np.allclose(c, np.eye(4), atol=1e-3) for c in corrections.values())
+    assert world.loop_corrections([*kept, (123, 0)]) is None  # a frame the world does not keep
+    assert _chained_world(revisit).loop_corrections(kept) is None  # no loop closed
+
+
 def test_relocalisation_joins_the_lost_segment_at_the_first_revisit_and_the_old_map_comes_back():
     scene = relocalisation_scene(frames_per_lap=100, blank_frames=30)
     run = run_loop_scene(scene, WorldConfig(max_consecutive_rejections=2), place_min_gap=20, **DRIFT)

@@ -23,6 +23,8 @@ index + 0.5 (`vggt_ros.dataset.frames.ExportFrame.corner_intrinsics` converts fr
 `SparseModelBuilder` streams: image and point records are encoded as they come into scratch files (binary and
 text side by side) and the final files are the count header plus the scratch bytes, so a model of millions of
 points is written without holding it in memory. The writer keeps only the cameras (a few numbers per image).
+`SparseModelBuilder.move` re-poses the streamed records before the model is written (a loop closure moved the
+world after the frames came), decoding and encoding them again.
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator, Mapping
 
 import numpy as np
 
 from vggt_ros.dataset.frames import check_relative_name
 from vggt_ros.files import replace_atomically
-from vggt_ros.geometry import rotation_matrix_to_quaternion
+from vggt_ros.geometry import invert_pose, quaternion_to_rotation_matrix, rotation_matrix_to_quaternion
 
 PINHOLE_MODEL_ID = 1
 INVALID_POINT3D_ID = 2**64 - 1
@@ -53,6 +55,8 @@ _POINT3D = np.dtype(
 _TRACK_ELEMENT = np.dtype([("image_id", "<u4"), ("point2d_idx", "<u4")])
 # Scratch files of the streamed records: (binary, text) for images and for points.
 _SCRATCH = ("images.bin", "images.txt", "points3D.bin", "points3D.txt")
+# Points re-encoded at a time when a model is moved (`SparseModelBuilder.move`).
+_MOVE_BATCH = 100_000
 
 
 @dataclass(frozen=True)
@@ -270,18 +274,78 @@ class SparseModelBuilder:
 
     def add_image(self, record: ImageRecord) -> None:
         self._require_open()
-        self._scratch["images.bin"].write(image_binary(record))
-        self._scratch["images.txt"].write(image_text(record).encode("utf-8"))
+        self._encode_image(record)
         self.num_images += 1
         self.num_observations += int(np.count_nonzero(record.point3d_ids != INVALID_POINT3D_ID))
+
+    def _encode_image(self, record: ImageRecord) -> None:
+        """Encode one image into the scratch files (`add_image` without the counting, for `move`)."""
+        self._scratch["images.bin"].write(image_binary(record))
+        self._scratch["images.txt"].write(image_text(record).encode("utf-8"))
 
     def add_points(self, batch: PointBatch) -> None:
         self._require_open()
         if not len(batch.point3d_ids):
             return
+        self._write_points(batch)
+        self.num_points += len(batch.point3d_ids)
+
+    def _write_points(self, batch: PointBatch) -> None:
         self._scratch["points3D.bin"].write(points_binary(batch))
         self._scratch["points3D.txt"].write(points_text(batch).encode("utf-8"))
-        self.num_points += len(batch.point3d_ids)
+
+    def move(self, corrections: Mapping[int, np.ndarray]) -> None:
+        """Move the streamed model by a similarity per image: image id -> ``(4, 4)`` new_world_from_world (e.g. a
+        loop closure's correction at that image). Each image's camera moves rigidly with it (its rotation and
+        centre; the similarity's scale goes to the scene's depth), and each 3-D point with the first image of its
+        track, the one it was sampled in: there its observation projects exactly where it did, and in the track's
+        other images as far off as their similarities differ, which each point's reprojection error (the mean
+        over its track, pixels) now says. The scratch records are decoded and encoded again, one image or a batch
+        of points at a time; the images' 2-D points are held until the points are moved.
+
+        Raises:
+            ValueError: an image without a correction, or a correction that is not a finite (4, 4) similarity.
+        """
+        self._require_open()
+        for image_id, correction in corrections.items():
+            matrix = np.asarray(correction, dtype=np.float64)
+            if matrix.shape != (4, 4) or not np.isfinite(matrix).all() or not np.linalg.det(matrix[:3, :3]) > 0:
+                raise ValueError(f"the correction of image {image_id} must be a finite (4, 4) similarity")
+        images, points = self._scratch_copies("images.bin"), self._scratch_copies("points3D.bin")
+        cameras = {camera.camera_id: camera for camera in self._cameras}
+        views: dict[int, tuple[np.ndarray, PinholeCamera, np.ndarray]] = {}  # image id -> what projects a point
+        try:
+            for record in _image_records(images, self.num_images):
+                if record.image_id not in corrections:
+                    raise ValueError(f"image {record.image_id} ({record.name}) has no correction to move it by")
+                moved = _moved_camera(record.camera_from_world, corrections[record.image_id])
+                self._encode_image(ImageRecord(**{**record.__dict__, "camera_from_world": moved}))
+                views[record.image_id] = (moved, cameras[record.camera_id], record.points2d)
+            for batch in _point_batches(points, self.num_points, _MOVE_BATCH):
+                first = np.concatenate(([0], np.cumsum(batch.track_lengths)[:-1]))
+                owners = batch.track_image_ids[first]
+                xyz = np.empty_like(batch.xyz)
+                for image_id in np.unique(owners).tolist():
+                    rows = owners == image_id
+                    correction = np.asarray(corrections[image_id], dtype=np.float64)
+                    xyz[rows] = batch.xyz[rows] @ correction[:3, :3].T + correction[:3, 3]
+                error = _mean_reprojection_errors(batch, xyz, views)
+                self._write_points(PointBatch(**{**batch.__dict__, "xyz": xyz, "error": error}))
+        finally:
+            images.close()
+            points.close()
+
+    def _scratch_copies(self, binary: str) -> BinaryIO:
+        """The binary scratch file of images or points, rewound, with fresh scratch files (binary and text) in its
+        place for the moved records."""
+        old = self._scratch.pop(binary)
+        self._scratch[binary.replace(".bin", ".txt")].close()
+        old.flush()
+        old.seek(0)
+        for name in (binary, binary.replace(".bin", ".txt")):
+            (self._scratch_dir / name).unlink(missing_ok=True)
+            self._scratch[name] = open(self._scratch_dir / name, "w+b")
+        return old
 
     def write(self, sparse_dir: Path) -> tuple[Path, ...]:
         """Write the six model files into ``sparse_dir`` (each atomically); returns their paths in `SPARSE_FILES`
@@ -341,3 +405,81 @@ class SparseModelBuilder:
             file.close()
             (self._scratch_dir / name).unlink(missing_ok=True)
         self._scratch = {}
+
+
+def _moved_camera(camera_from_world: np.ndarray, correction: np.ndarray) -> np.ndarray:
+    """``(4, 4)`` camera_from_world of a camera whose world moved by the similarity ``correction``: its pose becomes
+    the rigid part of correction @ world_from_camera."""
+    moved = np.asarray(correction, dtype=np.float64) @ invert_pose(np.asarray(camera_from_world, dtype=np.float64))
+    moved[:3, :3] /= np.cbrt(np.linalg.det(moved[:3, :3]))
+    return invert_pose(moved)
+
+
+def _mean_reprojection_errors(
+    batch: PointBatch, xyz: np.ndarray, views: Mapping[int, tuple[np.ndarray, PinholeCamera, np.ndarray]]
+) -> np.ndarray:
+    """``(P,)`` mean distance, pixels, between where each point ``xyz`` ``(P, 3)`` projects in its track's images
+    and the 2-D points observed there (``views``: image id -> camera_from_world, camera, 2-D points)."""
+    distances = np.zeros(len(batch.track_point))
+    for image_id in np.unique(batch.track_image_ids).tolist():
+        elements = batch.track_image_ids == image_id
+        camera_from_world, camera, points2d = views[image_id]
+        local = xyz[batch.track_point[elements]] @ camera_from_world[:3, :3].T + camera_from_world[:3, 3]
+        projected = np.stack(
+            (camera.fx * local[:, 0] / local[:, 2] + camera.cx, camera.fy * local[:, 1] / local[:, 2] + camera.cy),
+            axis=1,
+        )
+        distances[elements] = np.linalg.norm(projected - points2d[batch.track_point2d_idx[elements]], axis=1)
+    return np.bincount(batch.track_point, weights=distances, minlength=len(xyz)) / np.maximum(batch.track_lengths, 1)
+
+
+def _read_exactly(file: BinaryIO, size: int) -> bytes:
+    data = file.read(size)
+    if len(data) != size:
+        raise ValueError(f"a scratch record ends early ({len(data)} of {size} bytes): the model is truncated")
+    return data
+
+
+def _image_records(file: BinaryIO, count: int) -> Iterator[ImageRecord]:
+    """Decode ``count`` images.bin records (`image_binary`) from ``file``, one at a time."""
+    for _ in range(count):
+        image_id, qw, qx, qy, qz, tx, ty, tz, camera_id = _IMAGE_POSE.unpack(_read_exactly(file, _IMAGE_POSE.size))
+        name = bytearray()
+        while (byte := _read_exactly(file, 1)) != b"\0":
+            name += byte
+        (points,) = _COUNT.unpack(_read_exactly(file, _COUNT.size))
+        observations = np.frombuffer(_read_exactly(file, points * _POINT2D.itemsize), dtype=_POINT2D)
+        camera_from_world = np.eye(4)
+        camera_from_world[:3, :3] = quaternion_to_rotation_matrix(np.array([qx, qy, qz, qw]))
+        camera_from_world[:3, 3] = (tx, ty, tz)
+        yield ImageRecord(
+            image_id=image_id,
+            camera_id=camera_id,
+            name=name.decode("utf-8"),
+            camera_from_world=camera_from_world,
+            points2d=np.stack((observations["x"], observations["y"]), axis=1),
+            point3d_ids=observations["point3d_id"].copy(),
+        )
+
+
+def _point_batches(file: BinaryIO, count: int, batch_size: int) -> Iterator[PointBatch]:
+    """Decode ``count`` points3D.bin records (`points_binary`) from ``file``, ``batch_size`` points at a time."""
+    while count > 0:
+        size = min(count, batch_size)
+        fixed, elements = [], []
+        for _ in range(size):
+            record = np.frombuffer(_read_exactly(file, _POINT3D.itemsize), dtype=_POINT3D)
+            fixed.append(record)
+            length = int(record["track_length"][0])
+            elements.append(np.frombuffer(_read_exactly(file, length * _TRACK_ELEMENT.itemsize), dtype=_TRACK_ELEMENT))
+        points, track = np.concatenate(fixed), np.concatenate(elements)
+        yield PointBatch(
+            point3d_ids=points["point3d_id"].copy(),
+            xyz=points["xyz"].copy(),
+            rgb=points["rgb"].copy(),
+            error=points["error"].copy(),
+            track_point=np.repeat(np.arange(size), points["track_length"].astype(np.int64)),
+            track_image_ids=track["image_id"].copy(),
+            track_point2d_idx=track["point2d_idx"].copy(),
+        )
+        count -= size

@@ -97,6 +97,21 @@ def write_frame_files(
     return files, clamped
 
 
+def rescale_depth_file(path: Path, factor: float) -> int:
+    """Multiply a written depth file (a millimetre PNG or a float32 .npy, by its suffix) by ``factor`` in place
+    (atomically); returns the pixels clamped at 65.535 m (PNG)."""
+    if path.suffix == ".png":
+        with Image.open(path) as image:
+            millimetres = np.asarray(image, dtype=np.float64)
+        depth = np.where(millimetres > 0, millimetres / 1000.0 * factor, np.nan)
+        rescaled, clamped = depth_in_millimetres(depth)
+        _write(path, lambda target: Image.fromarray(rescaled).save(target, "PNG", compress_level=1))
+        return clamped
+    depth = np.load(path) * np.float32(factor)
+    _write(path, lambda target: _save_npy(target, depth))
+    return 0
+
+
 def _save_npy(path: Path, array: np.ndarray) -> None:
     # Through a buffer: numpy's own file writes report a full disk as "N requested and M written", Python's as
     # ENOSPC, "No space left on device".

@@ -13,9 +13,10 @@ Layout of ``out_dir``::
 Streaming is what lets a 10,000-frame bag through: `add` writes the frame's own files at once and keeps only a
 small record (a camera, a transforms.json entry); the sparse points go through `vggt_ros.dataset.tracks`, which
 holds the last few frames, and closed frames' COLMAP records go to scratch files in ``out_dir`` that `finish`
-turns into the model. Every file is written atomically (`vggt_ros.files.replace_atomically`), so a reader never
-sees half a file. `close` (or leaving a ``with`` block without `finish`) deletes the scratch files and writes no
-model.
+turns into the model; `finish` can move the model, transforms.json and the depth files first (`corrections`: the
+world moved since the frames came). Every file is written atomically (`vggt_ros.files.replace_atomically`), so a
+reader never sees half a file. `close` (or leaving a ``with`` block without `finish`) deletes the scratch files and
+writes no model.
 
 Frames are validated when they arrive (`ExportFrame`); names must be unique, and so must their stems, since the
 depth and confidence files are named after the stem.
@@ -28,21 +29,25 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 
 from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.colmap import PinholeCamera, SparseModelBuilder
-from vggt_ros.dataset.frame_files import image_format, write_frame_files
+from vggt_ros.dataset.frame_files import image_format, rescale_depth_file, write_frame_files
 from vggt_ros.dataset.frames import ExportFrame, check_relative_name
-from vggt_ros.dataset.nerfstudio import frame_entry, transforms_document
+from vggt_ros.dataset.nerfstudio import OPENGL_FROM_OPENCV_AXES, frame_entry, transforms_document
 from vggt_ros.dataset.tracks import PointSampling, TrackBuilder
 
 logger = logging.getLogger(__name__)
 
 SPARSE_DIR = Path("colmap") / "sparse" / "0"
 TRANSFORMS_JSON = "transforms.json"
+# A similarity whose scale is within this of 1 leaves the depth files as they are: a metric world's loops are rigid
+# to about 1e-6 (`PoseGraphConfig.metric_scale_sigma`), under a millimetre at a kilometre, and rewriting every depth
+# file for it would change nothing but the time.
+DEPTH_SCALE_TOLERANCE = 1e-5
 # The top-level entries of a dataset folder (`vggt_ros.dataset.frame_files` names the per-frame folders).
 DATASET_ENTRIES = ("images", "depth", "confidence", SPARSE_DIR.parts[0], TRANSFORMS_JSON)
 
@@ -159,14 +164,22 @@ class DatasetWriter:
             self._model.add_image(record)
             self._model.add_points(points)
 
-    def finish(self, ply_path: Optional[str] = None) -> WrittenDataset:
+    def finish(
+        self, ply_path: Optional[str] = None, corrections: Optional[Mapping[str, np.ndarray]] = None
+    ) -> WrittenDataset:
         """Write the COLMAP model and transforms.json; the writer is closed afterwards.
 
         Args:
             ply_path: the initial point cloud for nerfstudio (``ply_file_path``), relative to ``out_dir``, POSIX
                 separators; the file must already be there (e.g. the map's PLY, written first).
+            corrections: frame name -> ``(4, 4)`` similarity new_world_from_world, one for every frame added: the
+                world moved since the frames came (a loop closure re-placed them). Each camera moves rigidly with
+                its similarity, the COLMAP points with the frame they were sampled in, and a frame's depth file is
+                multiplied by its similarity's scale where that is not 1 (`DEPTH_SCALE_TOLERANCE`; its confidence
+                stays).
         Raises:
-            ValueError: no frame was added, or ``ply_path`` is not a relative path to an existing file.
+            ValueError: no frame was added, ``ply_path`` is not a relative path to an existing file, or
+                ``corrections`` misses a frame or holds something other than a finite similarity.
         """
         self._require_open()
         if not self._entries:
@@ -180,6 +193,8 @@ class DatasetWriter:
         for record, points in self._tracks.close_all():
             self._model.add_image(record)
             self._model.add_points(points)
+        if corrections is not None:
+            self._move(corrections)
         colmap_files = self._model.write(self.out_dir / SPARSE_DIR)
         transforms = strict_json.write(
             self.out_dir / TRANSFORMS_JSON, transforms_document(self._entries, self.metric, ply_path)
@@ -206,6 +221,22 @@ class DatasetWriter:
         )
         self._release("finished")
         return written
+
+    def _move(self, corrections: Mapping[str, np.ndarray]) -> None:
+        """Apply `finish`'s ``corrections`` to the model, the transforms.json entries and the depth files."""
+        names = [entry["file_path"].removeprefix("images/") for entry in self._entries]
+        missing = [name for name in names if name not in corrections]
+        if missing:
+            raise ValueError(f"corrections miss {len(missing)} of the {len(names)} frames (first: {missing[0]})")
+        self._model.move({entry["colmap_im_id"]: corrections[name] for entry, name in zip(self._entries, names)})
+        for entry, name in zip(self._entries, names):
+            correction = np.asarray(corrections[name], dtype=np.float64)
+            moved = correction @ np.asarray(entry["transform_matrix"]) @ OPENGL_FROM_OPENCV_AXES  # OpenCV axes
+            scale = float(np.cbrt(np.linalg.det(moved[:3, :3])))
+            moved[:3, :3] /= scale
+            entry["transform_matrix"] = (moved @ OPENGL_FROM_OPENCV_AXES).tolist()
+            if abs(scale - 1.0) > DEPTH_SCALE_TOLERANCE:
+                self._clamped_depth_pixels += rescale_depth_file(self.out_dir / entry["depth_file_path"], scale)
 
     def close(self) -> None:
         """Abandon the export: delete the scratch files; frames' own files stay. Idempotent; no-op after finish."""

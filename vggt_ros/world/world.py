@@ -79,7 +79,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Hashable, Iterable, Optional
 
 import numpy as np
 import torch
@@ -174,6 +174,24 @@ class World:
         corrected = self.loops.corrected()
         joined = {f: pose for f, pose in corrected.items() if graph.group(graph.nodes[f].segment) == group}
         return self.loops.map.placed(joined)
+
+    def loop_corrections(self, frame_ids: Iterable[Hashable]) -> Optional[dict[Hashable, np.ndarray]]:
+        """frame id -> ``(4, 4)`` similarity corrected-from-chained world of each of ``frame_ids``: how far the closed
+        loops moved it, for outputs written from the chained poses (the dataset exports). None unless loops moved
+        the world and every frame is a kept keyframe of the segments `map_cloud` places (the current one and those
+        loops joined to it): a frame the keyframe store dropped, or one of a segment not joined, has no corrected
+        pose in this world."""
+        if not self.corrected_by_loops:
+            return None
+        graph = self.loops.graph
+        group = graph.group(self._segment)
+        corrections = {}
+        for frame_id in frame_ids:
+            node = graph.nodes.get(frame_id)
+            if node is None or graph.group(node.segment) != group:
+                return None
+            corrections[frame_id] = node.corrected @ np.linalg.inv(node.chained)
+        return corrections
 
     def close_loop(self, constraint: LoopConstraint) -> LoopResult:
         """Add a verified loop to the pose graph and optimise: the keyframes and the map are re-placed and
