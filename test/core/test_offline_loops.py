@@ -6,6 +6,7 @@ back to frames it has seen proposes the right old keyframe, and every proposal i
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pycolmap
@@ -59,12 +60,9 @@ def test_without_loop_closure_the_summary_says_so(tmp_path):
     assert json.loads((out_off / "summary.json").read_text())["loops"] is None
 
 
-def test_after_a_loop_the_dataset_follows_the_loop_corrected_world(tmp_path, monkeypatch):
+def _run_revisit(tmp_path, monkeypatch) -> Path:
     """The synthetic room's loop path driven once and partly again, through the offline command, the network
-    answered by `LoopPassPipelineForTests` and places by `PosePlaceDescriptorForTests`: loops are accepted and move
-    the world. The streamed COLMAP model, transforms.json and the depth files then follow the loops: every camera
-    sits where the loop-corrected trajectory (trajectory.tum) has it, pycolmap's points still project onto their
-    observations and lie at the depth the (rescaled) depth file gives, and transforms.json names the map."""
+    answered by `LoopPassPipelineForTests` and places by `PosePlaceDescriptorForTests`; the output folder."""
     from support.places import LoopPassPipelineForTests, PosePlaceDescriptorForTests, revisit_sequence
     from support.synthetic import FakeVGGTForWorldTests
     from vggt_ros import offline
@@ -83,10 +81,19 @@ def test_after_a_loop_the_dataset_follows_the_loop_corrected_world(tmp_path, mon
     arguments += ["--image-size", str(sequence.rgb.shape[2]), "--sliding-window", "--keyframe-min-motion", "0.07"]
     arguments += ["--loop-min-age", "5", "--loop-exclude-recent", "10", "--loop-min-score", "0.95"]
     main(arguments)
+    assert network.loop_passes
+    return out
+
+
+def test_after_a_loop_the_dataset_follows_the_loop_corrected_world(tmp_path, monkeypatch):
+    """The revisit run (`_run_revisit`): loops are accepted and move the world. The streamed COLMAP model,
+    transforms.json and the depth files then follow the loops: every camera sits where the loop-corrected trajectory
+    (trajectory.tum) has it, pycolmap's points still project onto their observations and lie at the depth the
+    (rescaled) depth file gives, and transforms.json names the map."""
+    out = _run_revisit(tmp_path, monkeypatch)
     summary = json.loads((out / "summary.json").read_text())
 
     assert summary["loops"]["accepted"] >= 1, summary["loops"]
-    assert network.loop_passes
     assert summary["map"] and summary["exported_frames"] > 0
     assert summary["dataset_moved_by_loops"] is True and summary["dataset_poses_before_loops"] is False
     transforms = json.loads((out / "transforms.json").read_text())
@@ -125,3 +132,18 @@ def test_after_a_loop_the_dataset_follows_the_loop_corrected_world(tmp_path, mon
     assert max(first_errors) < 1e-9 and 0 < max(errors) < 0.2
     # The depth files were scaled with the loops' similarities (this world is not metric): the points agree.
     np.testing.assert_allclose(depth_ratios, 1.0, atol=1e-5)
+
+
+def test_after_a_loop_frames_without_a_corrected_pose_keep_the_dataset_as_integrated(tmp_path, monkeypatch):
+    """A world whose keyframe store dropped an exported frame (stood in for by `World.loop_corrections` answering
+    None, as it does then): the dataset keeps the poses from before the loops, transforms.json names no point cloud
+    (map.ply would not match its cameras), and the summary says why."""
+    from vggt_ros.world import World
+
+    monkeypatch.setattr(World, "loop_corrections", lambda self, frame_ids: None)
+    out = _run_revisit(tmp_path, monkeypatch)
+    summary = json.loads((out / "summary.json").read_text())
+
+    assert summary["loops"]["accepted"] >= 1 and summary["exported_frames"] > 0
+    assert summary["dataset_poses_before_loops"] is True and summary["dataset_moved_by_loops"] is False
+    assert "ply_file_path" not in json.loads((out / "transforms.json").read_text())
