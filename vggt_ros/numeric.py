@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import torch
 
+# A normal distribution's standard deviation is 1.4826 times its median absolute deviation (MAD): robust scatter.
+MAD_TO_SIGMA = 1.4826
 # Byte offsets of R, G, B and of the zero byte in a native-endian 32-bit word 0x00RRGGBB (PointCloud2's ``rgb``).
 _LITTLE = sys.byteorder == "little"
 RGB_BYTES, ZERO_BYTE = ((2, 1, 0), 3) if _LITTLE else ((1, 2, 3), 0)

@@ -62,11 +62,10 @@ from typing import Mapping, Union
 import numpy as np
 import torch
 
-from vggt_ros.numeric import percentile, usable_pixels
+from vggt_ros.numeric import MAD_TO_SIGMA, percentile, usable_pixels
 
-# A normal distribution's standard deviation is 1.4826 times its median absolute deviation, and the median of n
-# samples of it has a standard error of sqrt(pi / 2) sigma / sqrt(n) (a mean: sigma / sqrt(n)).
-_MAD_TO_SIGMA = 1.4826
+# The median of n samples of a normal distribution has a standard error of sqrt(pi / 2) sigma / sqrt(n) (a mean:
+# sigma / sqrt(n)); `MAD_TO_SIGMA` turns their median absolute deviation into sigma.
 _MEDIAN_STANDARD_ERROR = math.sqrt(math.pi / 2.0)
 # The median absolute deviation of fewer measurements is itself too uncertain (of three, two may coincide). In 400
 # simulated rig windows (12 cm baseline, 2 mm pose noise) the error exceeded 4 such sigmas in 5 % of windows of 5
@@ -277,12 +276,12 @@ def rig_scale(
     # _OUTLIER_SIGMAS robust standard deviations of their median (a broken pose is dropped). In units of one
     # metre of baseline, a pair's deviation times its baseline is the pose noise, alike for every pair.
     centre = float(np.median(measured))
-    spread = _MAD_TO_SIGMA * float(np.median(np.abs(measured - centre) * length))
+    spread = MAD_TO_SIGMA * float(np.median(np.abs(measured - centre) * length))
     keep = np.abs(measured - centre) * length <= _OUTLIER_SIGMAS * spread if spread > 0.0 else np.isfinite(measured)
     kept, weight = measured[keep], length[keep] ** 2
     mean = float(np.average(kept, weights=weight))
     count = kept.size
-    noise = _MAD_TO_SIGMA * float(np.median(np.abs(kept - mean) * length[keep]))  # window units, per pair
+    noise = MAD_TO_SIGMA * float(np.median(np.abs(kept - mean) * length[keep]))  # window units, per pair
     sigma = noise / math.sqrt(float(weight.sum())) / mean
     sigma = max(sigma, SINGLE_MEASUREMENT_RELATIVE_SIGMA / math.sqrt(count))
     return ScaleObservation(1.0 / mean, sigma, int(count), "rig")
@@ -374,7 +373,7 @@ def _sigma_from_deviations(deviation: torch.Tensor) -> float:
     one, which for two measurements is a deviation of exactly 0.
     """
     count = deviation.numel()
-    scatter = _MEDIAN_STANDARD_ERROR * _MAD_TO_SIGMA * percentile(deviation, 50.0) / math.sqrt(count)
+    scatter = _MEDIAN_STANDARD_ERROR * MAD_TO_SIGMA * percentile(deviation, 50.0) / math.sqrt(count)
     if count < _MIN_SCATTER_MEASUREMENTS:
         return max(scatter, SINGLE_MEASUREMENT_RELATIVE_SIGMA / math.sqrt(count))
     return scatter

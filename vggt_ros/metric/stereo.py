@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from vggt_ros.geometry import depth_to_camera_points
 from vggt_ros.metric.sources import ScaleObservation
-from vggt_ros.numeric import percentile, usable_pixels
+from vggt_ros.numeric import MAD_TO_SIGMA, percentile, usable_pixels
 from vggt_ros.products import WindowProducts
 
 # Blur (Gaussian sigma, pixels) of the two stages, and Gauss-Newton steps in each.
@@ -37,7 +37,6 @@ _STAGES = ((2.0, 6), (0.8, 6))
 _CONVERGED = 1e-5
 # Huber's threshold in robust standard deviations of the residuals (95 % efficiency for normal residuals).
 _HUBER = 1.345
-_MAD_TO_SIGMA = 1.4826
 # A frame set's alignment shares the errors of camera 0's whole depth map (its scale, the focal lengths), which no
 # residual shows: 0.4 - 0.7 % per set on the synthetic rig of bench/metric_scale.py, whose test double of the network
 # errs by 0.2 % in each; taken as 1 % for VGGT on real scenes. A window's sigma is at least this over sqrt(pairs).
@@ -182,7 +181,7 @@ def align_stereo_pair(
                 return None
             values, d_value_d_k = values[keep], d_value_d_k[keep]
             residual = gain * values + offset - reference[keep]
-            spread = max(_MAD_TO_SIGMA * float(residual.abs().median()), 1e-12)
+            spread = max(MAD_TO_SIGMA * float(residual.abs().median()), 1e-12)
             weight = torch.clamp(_HUBER * spread / residual.abs().clamp_min(1e-12), max=1.0)
             # The 3 x 3 normal equations sum thousands of terms: in float64.
             jacobian = torch.stack((gain * d_value_d_k, values, torch.ones_like(values)), dim=1).double()  # (P, 3)

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vggt_ros.numeric import MAD_TO_SIGMA
+
 # Median of the norm of a 3-D standard normal vector (chi distribution, 3 dof): sigma = median(|r|) / this.
 _CHI3_MEDIAN = 1.5381722
 # Second-largest over largest eigenvalue of the point covariance below which the points count as collinear.
@@ -182,7 +184,7 @@ def estimate_depth_scale(dst_depth, src_depth, weights=None, *, max_iterations: 
     estimate = _weighted_median(log_ratio, w0)
     for _ in range(max_iterations):
         r = np.abs(log_ratio - estimate)
-        sigma = max(1.4826 * _weighted_median(r, w0), 1e-12)
+        sigma = max(MAD_TO_SIGMA * _weighted_median(r, w0), 1e-12)
         weight = w0 / (1.0 + (r / (3.0 * sigma)) ** 2)
         new = float(weight @ log_ratio / weight.sum())
         if abs(new - estimate) < 1e-12:
