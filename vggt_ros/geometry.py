@@ -422,6 +422,17 @@ def decompose_similarity(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return scale, linear / scale[..., None, None], m[..., :3, 3]
 
 
+def moved_pose(new_world_from_world: np.ndarray, world_from_camera: np.ndarray) -> tuple[np.ndarray, float]:
+    """A camera ``world_from_camera`` ``(4, 4)`` (rigid) in a world that moved by the similarity
+    ``new_world_from_world`` ``(4, 4)``: its rigid pose in the new world ``(4, 4)`` float64 and the scale its depth
+    takes (the similarity's)."""
+    moved = np.asarray(new_world_from_world, dtype=np.float64) @ np.asarray(world_from_camera, dtype=np.float64)
+    scale, rotation, translation = decompose_similarity(moved)
+    pose = np.eye(4)
+    pose[:3, :3], pose[:3, 3] = rotation, translation
+    return pose, float(scale)
+
+
 @_accepts_numpy
 def invert_similarity(matrix: torch.Tensor) -> torch.Tensor:
     """Inverse ``(..., 4, 4)`` of similarity transforms: p -> R^T (p - t) / s."""

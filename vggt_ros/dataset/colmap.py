@@ -39,7 +39,7 @@ import numpy as np
 
 from vggt_ros.dataset.frames import check_relative_name
 from vggt_ros.files import replace_atomically
-from vggt_ros.geometry import invert_pose, quaternion_to_rotation_matrix, rotation_matrix_to_quaternion
+from vggt_ros.geometry import invert_pose, moved_pose, quaternion_to_rotation_matrix, rotation_matrix_to_quaternion
 
 PINHOLE_MODEL_ID = 1
 INVALID_POINT3D_ID = 2**64 - 1
@@ -318,7 +318,8 @@ class SparseModelBuilder:
             for record in _image_records(images, self.num_images):
                 if record.image_id not in corrections:
                     raise ValueError(f"image {record.image_id} ({record.name}) has no correction to move it by")
-                moved = _moved_camera(record.camera_from_world, corrections[record.image_id])
+                world_from_camera, _ = moved_pose(corrections[record.image_id], invert_pose(record.camera_from_world))
+                moved = invert_pose(world_from_camera)
                 self._encode_image(ImageRecord(**{**record.__dict__, "camera_from_world": moved}))
                 views[record.image_id] = (moved, cameras[record.camera_id], record.points2d)
             for batch in _point_batches(points, self.num_points, _MOVE_BATCH):
@@ -405,14 +406,6 @@ class SparseModelBuilder:
             file.close()
             (self._scratch_dir / name).unlink(missing_ok=True)
         self._scratch = {}
-
-
-def _moved_camera(camera_from_world: np.ndarray, correction: np.ndarray) -> np.ndarray:
-    """``(4, 4)`` camera_from_world of a camera whose world moved by the similarity ``correction``: its pose becomes
-    the rigid part of correction @ world_from_camera."""
-    moved = np.asarray(correction, dtype=np.float64) @ invert_pose(np.asarray(camera_from_world, dtype=np.float64))
-    moved[:3, :3] /= np.cbrt(np.linalg.det(moved[:3, :3]))
-    return invert_pose(moved)
 
 
 def _mean_reprojection_errors(

@@ -39,6 +39,7 @@ from vggt_ros.dataset.frame_files import image_format, rescale_depth_file, write
 from vggt_ros.dataset.frames import ExportFrame, check_relative_name
 from vggt_ros.dataset.nerfstudio import OPENGL_FROM_OPENCV_AXES, frame_entry, transforms_document
 from vggt_ros.dataset.tracks import PointSampling, TrackBuilder
+from vggt_ros.geometry import moved_pose
 
 logger = logging.getLogger(__name__)
 
@@ -230,10 +231,8 @@ class DatasetWriter:
             raise ValueError(f"corrections miss {len(missing)} of the {len(names)} frames (first: {missing[0]})")
         self._model.move({entry["colmap_im_id"]: corrections[name] for entry, name in zip(self._entries, names)})
         for entry, name in zip(self._entries, names):
-            correction = np.asarray(corrections[name], dtype=np.float64)
-            moved = correction @ np.asarray(entry["transform_matrix"]) @ OPENGL_FROM_OPENCV_AXES  # OpenCV axes
-            scale = float(np.cbrt(np.linalg.det(moved[:3, :3])))
-            moved[:3, :3] /= scale
+            world_from_camera = np.asarray(entry["transform_matrix"]) @ OPENGL_FROM_OPENCV_AXES  # OpenCV axes
+            moved, scale = moved_pose(corrections[name], world_from_camera)
             entry["transform_matrix"] = (moved @ OPENGL_FROM_OPENCV_AXES).tolist()
             if abs(scale - 1.0) > DEPTH_SCALE_TOLERANCE:
                 self._clamped_depth_pixels += rescale_depth_file(self.out_dir / entry["depth_file_path"], scale)
