@@ -169,11 +169,15 @@ class World:
         joined yet are left out: their place in this world is unknown until a loop joins them."""
         if self.loops is None:
             return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
+        nodes, segments = self.loops.graph.nodes, self._joined_segments()
+        joined = {f: pose for f, pose in self.loops.corrected().items() if nodes[f].segment in segments}
+        return self.loops.map.placed(joined)
+
+    def _joined_segments(self) -> set[int]:
+        """The current segment and every segment loops joined to it (loop closure on): those this world places."""
         graph = self.loops.graph
         group = graph.group(self._segment)
-        corrected = self.loops.corrected()
-        joined = {f: pose for f, pose in corrected.items() if graph.group(graph.nodes[f].segment) == group}
-        return self.loops.map.placed(joined)
+        return {s for s in {node.segment for node in graph.nodes.values()} if graph.group(s) == group}
 
     def loop_corrections(self, frame_ids: Iterable[Hashable]) -> Optional[dict[Hashable, np.ndarray]]:
         """frame id -> ``(4, 4)`` similarity corrected-from-chained world of each of ``frame_ids``: how far the closed
@@ -183,14 +187,13 @@ class World:
         pose in this world."""
         if not self.corrected_by_loops:
             return None
-        graph = self.loops.graph
-        group = graph.group(self._segment)
+        nodes, segments = self.loops.graph.nodes, self._joined_segments()
         corrections = {}
         for frame_id in frame_ids:
-            node = graph.nodes.get(frame_id)
-            if node is None or graph.group(node.segment) != group:
+            node = nodes.get(frame_id)
+            if node is None or node.segment not in segments:
                 return None
-            corrections[frame_id] = node.corrected @ np.linalg.inv(node.chained)
+            corrections[frame_id] = node.corrected @ invert_pose(node.chained)
         return corrections
 
     def close_loop(self, constraint: LoopConstraint) -> LoopResult:
