@@ -16,6 +16,7 @@ import pycolmap
 import pytest
 from PIL import Image as PILImage
 
+from support.pycolmap_poses import cam_from_world
 from support.synthetic import SyntheticRoom, look_at
 from vggt_ros.dataset.frames import ExportFrame
 from vggt_ros.dataset.tracks import PointSampling, TrackBuilder
@@ -110,12 +111,6 @@ def read(out_dir, kind: str) -> pycolmap.Reconstruction:
     reconstruction = pycolmap.Reconstruction()
     getattr(reconstruction, f"read_{kind}")(str(out_dir / "colmap" / "sparse" / "0"))
     return reconstruction
-
-
-def cam_from_world(image) -> np.ndarray:
-    """(3, 4) pose of a pycolmap image (a method since pycolmap 3.12, a property before)."""
-    pose = image.cam_from_world
-    return np.asarray((pose() if callable(pose) else pose).matrix())
 
 
 @pytest.fixture(scope="module", params=LAYOUTS, ids=[f"{m}-{w}x{h}" for m, (h, w) in LAYOUTS])

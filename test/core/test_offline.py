@@ -20,6 +20,7 @@ from rosbags.highlevel import AnyReader
 from conftest import IMAGES, TINY
 from support.bags import write_image_bag
 from support.photos import panned_photographs
+from support.pycolmap_poses import cam_from_world
 from vggt_ros import session as session_module
 from vggt_ros.offline import main
 from vggt_ros.preprocess import preprocess_images
@@ -270,7 +271,7 @@ def test_white_padding_is_no_observation_in_the_map_the_published_depth_or_the_e
     seen = np.zeros(len(points), dtype=bool)
     for image in model.images.values():
         camera = model.cameras[image.camera_id]
-        camera_from_world = image.cam_from_world().matrix()
+        camera_from_world = cam_from_world(image)
         in_camera = points @ camera_from_world[:, :3].T + camera_from_world[:, 3]
         with np.errstate(divide="ignore", invalid="ignore"):
             pixels = (in_camera @ camera.calibration_matrix().T)[:, :2] / in_camera[:, 2:]

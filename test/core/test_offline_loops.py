@@ -15,6 +15,7 @@ from PIL import Image
 
 from conftest import TINY
 from support.photos import panned_photographs
+from support.pycolmap_poses import cam_from_world
 from vggt_ros.offline import main
 
 FRAME_PERIOD_NS = 100_000_000  # a folder's images are stamped 10 Hz apart
@@ -110,6 +111,9 @@ def test_after_a_loop_the_dataset_follows_the_loop_corrected_world(tmp_path, mon
     model = pycolmap.Reconstruction()
     model.read_binary(str(out / "colmap" / "sparse" / "0"))
     assert len(model.images) == len(frames)
+    for image in model.images.values():
+        pose = cam_from_world(image)
+        np.testing.assert_allclose(-pose[:, :3].T @ pose[:, 3], corrected[frames[image.name]["stamp_ns"]], atol=1e-6)
     first_errors, errors, depth_ratios = [], [], []
     for point in model.points3D.values():
         distances = []
@@ -118,9 +122,8 @@ def test_after_a_loop_the_dataset_follows_the_loop_corrected_world(tmp_path, mon
             observed = image.points2D[element.point2D_idx].xy
             distances.append(float(np.linalg.norm(image.project_point(point.xyz) - observed)))
             if k == 0:  # the image the point was sampled in: its depth file has the point's depth there
-                pose = image.cam_from_world
-                cam_from_world = np.asarray((pose() if callable(pose) else pose).matrix())
-                z = (cam_from_world[:, :3] @ point.xyz + cam_from_world[:, 3])[2]
+                pose = cam_from_world(image)
+                z = (pose[:, :3] @ point.xyz + pose[:, 3])[2]
                 depth = np.load(out / frames[image.name]["depth_file_path"])
                 u, v = (int(c) for c in np.floor(observed))
                 depth_ratios.append(depth[v, u] / z)
