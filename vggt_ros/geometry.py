@@ -422,14 +422,20 @@ def decompose_similarity(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return scale, linear / scale[..., None, None], m[..., :3, 3]
 
 
+def rigid_and_scale(world_from_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Similarity-placed cameras ``(..., 4, 4)`` as a camera pose and a depth scale: the rigid poses
+    ``(..., 4, 4)`` float64 (rotation and centre) and the scales ``(...)`` their depth takes."""
+    scale, rotation, translation = decompose_similarity(np.asarray(world_from_camera, dtype=np.float64))
+    pose = np.zeros(rotation.shape[:-2] + (4, 4))
+    pose[..., :3, :3], pose[..., :3, 3], pose[..., 3, 3] = rotation, translation, 1.0
+    return pose, scale
+
+
 def moved_pose(new_world_from_world: np.ndarray, world_from_camera: np.ndarray) -> tuple[np.ndarray, float]:
     """A camera ``world_from_camera`` ``(4, 4)`` (rigid) in a world that moved by the similarity
     ``new_world_from_world`` ``(4, 4)``: its rigid pose in the new world ``(4, 4)`` float64 and the scale its depth
     takes (the similarity's)."""
-    moved = np.asarray(new_world_from_world, dtype=np.float64) @ np.asarray(world_from_camera, dtype=np.float64)
-    scale, rotation, translation = decompose_similarity(moved)
-    pose = np.eye(4)
-    pose[:3, :3], pose[:3, 3] = rotation, translation
+    pose, scale = rigid_and_scale(np.asarray(new_world_from_world, dtype=np.float64) @ world_from_camera)
     return pose, float(scale)
 
 

@@ -356,6 +356,32 @@ def test_similarity_invert_and_compose():
     )
 
 
+def test_rigid_and_scale_splits_similarity_placed_cameras():
+    """A camera placed by a similarity sees a point at the depth its rigid pose gives, times the scale."""
+    rotations, _ = _random_rotations(3, seed=5)
+    scales = np.array([0.5, 1.0, 3.0])
+    centres = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 0.5], [4.0, 0.0, -2.0]])
+    placed = g.similarity_matrix(torch.from_numpy(scales), rotations, torch.from_numpy(centres)).numpy()
+    rigid, scale = g.rigid_and_scale(placed)
+    assert rigid.shape == (3, 4, 4) and scale.shape == (3,)
+    np.testing.assert_allclose(scale, scales, rtol=1e-12)
+    np.testing.assert_allclose(rigid[:, :3, 3], centres, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(rigid[:, 3], np.tile([0.0, 0.0, 0.0, 1.0], (3, 1)), rtol=0, atol=0)
+    np.testing.assert_allclose(
+        rigid[:, :3, :3] @ rigid[:, :3, :3].transpose(0, 2, 1), np.eye(3)[None].repeat(3, 0), atol=1e-12
+    )
+    # A point 2 units ahead of each camera (camera frame) lands where the similarity puts it.
+    ahead = np.array([0.3, -0.1, 2.0])
+    np.testing.assert_allclose(
+        rigid[:, :3, :3] @ (ahead * scale[:, None])[..., None] + rigid[:, :3, 3:],
+        placed[:, :3, :3] @ ahead[:, None] + placed[:, :3, 3:],
+        atol=1e-12,
+    )
+    pose, one = g.moved_pose(placed[2], np.eye(4))
+    np.testing.assert_allclose(pose, rigid[2], atol=1e-12)
+    assert one == pytest.approx(3.0, rel=1e-12)
+
+
 def test_similarity_with_unit_scale_equals_rigid():
     rigid = _random_rigid(3, seed=4)
     m = g.similarity_matrix(1.0, rigid[..., :3], rigid[..., 3])

@@ -84,7 +84,13 @@ from typing import Hashable, Iterable, Optional
 import numpy as np
 import torch
 
-from vggt_ros.geometry import compose_similarity, decompose_similarity, invert_pose, similarity_matrix
+from vggt_ros.geometry import (
+    compose_similarity,
+    decompose_similarity,
+    invert_pose,
+    rigid_and_scale,
+    similarity_matrix,
+)
 from vggt_ros.metric.scale_filter import MetricScaleFilter
 from vggt_ros.metric.sources import ScaleObservation
 from vggt_ros.numeric import percentile
@@ -137,9 +143,8 @@ class World:
         if not self.corrected_by_loops:
             return trajectory
         nodes = self.loops.graph.nodes
-        rigid = np.stack([nodes[f].corrected for f in trajectory.frame_ids])
-        scales = np.cbrt(np.linalg.det(rigid[:, :3, :3]))  # one batched call: the path asks after every window
-        rigid[:, :3, :3] /= scales[:, None, None]
+        # One batched call: the path asks after every window.
+        rigid, scales = rigid_and_scale(np.stack([nodes[f].corrected for f in trajectory.frame_ids]))
         return dataclasses.replace(trajectory, world_from_camera=rigid, depth_scale=trajectory.depth_scale * scales)
 
     @property
