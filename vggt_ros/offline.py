@@ -453,10 +453,7 @@ def run(args: argparse.Namespace) -> dict:
         precision=args.precision,
         engine_dir=args.engine_dir,
     ).resolve()
-    if runtime.warning:
-        log.warning(runtime.warning)
-    if runtime.chosen:
-        log.info(runtime.chosen)
+    runtime.log(log)
     pipeline = create_pipeline(runtime.config)
     check_windows_fit_engines(args, inputs.cameras, config.window.window_size, pipeline)
     session = ReconstructionSession(pipeline, config)

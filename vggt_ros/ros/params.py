@@ -102,10 +102,7 @@ def declare_and_read(node: Node, argv: Optional[Sequence[str]] = None) -> NodePa
             _check_topic(node, name, f"{topic}/compressed" if compressed and name == "image_topics" else topic, topic)
     params = NodeParameters(**values)
     resolved = params.runtime_config().resolve()
-    if resolved.warning:
-        log.warning(resolved.warning)
-    if resolved.chosen:
-        log.info(resolved.chosen)
+    resolved.log(log)
     return dataclasses.replace(params, device=resolved.config.device, precision=resolved.config.precision)
 
 

@@ -30,6 +30,13 @@ class Resolved:
     chosen: str
     warning: Optional[str]
 
+    def log(self, logger) -> None:
+        """The warning, then what was chosen, to a `logging.Logger` or an rclpy logger (both have these levels)."""
+        if self.warning:
+            logger.warning(self.warning)
+        if self.chosen:
+            logger.info(self.chosen)
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:
