@@ -465,16 +465,22 @@ def unproject(
     Same convention as `vggt_ros.geometry.depth_to_camera_points` (integer pixel coordinates, no +0.5), in float32
     on the depth's device: world coordinates of a scene stay far inside float32's precision.
     """
-    depth = depth[:, ::step, ::step]
+    depth = depth[:, ::step, ::step].contiguous()  # read three times below
     count, rows, cols = depth.shape
     device = depth.device
     pose = torch.as_tensor(world_from_camera, dtype=torch.float32, device=device)
     k = torch.as_tensor(intrinsics, dtype=torch.float32, device=device)
     u = torch.arange(0, cols * step, step, dtype=torch.float32, device=device)
     v = torch.arange(0, rows * step, step, dtype=torch.float32, device=device)
-    # Ray directions in the world at unit depth, (K, h, w, 3): R (x, y, 1) with x, y the normalised coordinates.
-    x = (u[None, :] - k[:, 0, 2, None]) / k[:, 0, 0, None]  # (K, w)
+    x = (u[None, :] - k[:, 0, 2, None]) / k[:, 0, 0, None]  # (K, w) normalised coordinates
     y = (v[None, :] - k[:, 1, 2, None]) / k[:, 1, 1, None]  # (K, h)
-    rotation = pose[:, None, None, :3, :3]
-    directions = rotation[..., 0] * x[:, None, :, None] + rotation[..., 1] * y[:, :, None, None] + rotation[..., 2]
-    return torch.addcmul(pose[:, None, None, :3, 3], directions, depth[..., None])
+    # One world axis a at a time, over (K, h, w) planes: the ray direction at unit depth, R[a] . (x, y, 1), then
+    # t[a] + depth * direction. Torch's kernels over a trailing dimension of 3 take twice as long.
+    points = torch.empty((count, rows, cols, 3), dtype=torch.float32, device=device)
+    direction = torch.empty((count, rows, cols), dtype=torch.float32, device=device)
+    for axis in range(3):
+        row = pose[:, axis]
+        torch.add((row[:, 0, None] * x)[:, None, :], (row[:, 1, None] * y)[:, :, None], out=direction)
+        direction.add_(row[:, 2, None, None])
+        torch.addcmul(row[:, 3, None, None], direction, depth, out=points[..., axis])
+    return points
