@@ -12,6 +12,10 @@ import torch
 
 # A normal distribution's standard deviation is 1.4826 times its median absolute deviation (MAD): robust scatter.
 MAD_TO_SIGMA = 1.4826
+# `percentile` on the CPU selects through a sample of SELECTION_SAMPLE values from this many values on: below it a
+# plain selection is as fast.
+SAMPLED_SELECTION_MIN = 16_384
+SELECTION_SAMPLE = 1_024
 # Byte offsets of R, G, B and of the zero byte in a native-endian 32-bit word 0x00RRGGBB (PointCloud2's ``rgb``).
 _LITTLE = sys.byteorder == "little"
 RGB_BYTES, ZERO_BYTE = ((2, 1, 0), 3) if _LITTLE else ((1, 2, 3), 0)
@@ -99,9 +103,42 @@ def _order_statistics(values: torch.Tensor, low: int, next_too: bool) -> tuple[t
 
 
 def _numpy_order_statistics(values: torch.Tensor, low: int, next_too: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    ordered = np.partition(values.detach().cpu().numpy(), low)  # everything after ``low`` is >= its value
+    array = np.ascontiguousarray(values.detach().cpu().numpy())
+    if array.size >= SAMPLED_SELECTION_MIN:
+        bracketed = _bracketed_order_statistics(array, low, next_too)
+        if bracketed is not None:
+            return bracketed
+    ordered = np.partition(array, low)  # everything after ``low`` is >= its value
     lower = torch.tensor(ordered[low])
     return lower, torch.tensor(ordered[low + 1 :].min()) if next_too else None
+
+
+def _bracketed_order_statistics(
+    array: np.ndarray, low: int, next_too: bool
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """`_numpy_order_statistics` of a large ``(n,)`` array through a sample (Floyd and Rivest's selection), or None
+    where the sample's bracket misses the ranks (then the caller selects among all values).
+
+    The values between two sample order statistics that bracket the wanted rank are exactly the ranks from
+    ``below`` (the count of smaller values) on, so the wanted values are order statistics of that small set: two
+    comparisons over all values and a selection among a few percent of them, about twice as fast as selecting
+    among all.
+    """
+    sample = np.sort(array[:: array.size // SELECTION_SAMPLE])
+    # The wanted rank's place in the sample, widened by 4 standard deviations of a sample rank (at most sqrt(m) / 2).
+    # A bracket reaching past the sample's ends is open there: the array's extremes need not be in the sample.
+    centre = low / (array.size - 1) * (sample.size - 1)
+    margin = 2.0 * math.sqrt(sample.size) + 1.0
+    start, stop = math.floor(centre - margin), math.ceil(centre + margin)
+    lower_bound = sample[start] if start > 0 else -np.inf
+    upper_bound = sample[stop] if stop < sample.size - 1 else np.inf
+    below = int(np.count_nonzero(array < lower_bound))
+    inside = array[(array >= lower_bound) & (array <= upper_bound)]
+    first, last = low - below, low - below + int(next_too)
+    if first < 0 or last >= inside.size:
+        return None
+    ordered = np.partition(inside, (first, last))
+    return torch.tensor(ordered[first]), torch.tensor(ordered[last]) if next_too else None
 
 
 def _torch_order_statistics(values: torch.Tensor, low: int, next_too: bool) -> tuple[torch.Tensor, torch.Tensor | None]:

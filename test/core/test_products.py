@@ -506,6 +506,39 @@ def test_both_order_statistics_routes_give_the_sorted_values(selection):
             assert (float(lower), float(upper)) == (ordered[low], ordered[low + 1])
 
 
+def test_the_sampled_selection_gives_the_sorted_values_and_falls_back_where_its_sample_misses():
+    """From `SAMPLED_SELECTION_MIN` values on, the CPU route selects among the values its sample brackets: the same
+    order statistics as a sort, at the extremes and through ties, and the full selection where the sample is
+    unrepresentative."""
+    import vggt_ros.numeric as numeric
+
+    rng = np.random.default_rng(10)
+    count = numeric.SAMPLED_SELECTION_MIN + 5_000
+    arrays = {
+        "normal": rng.normal(size=count),
+        "ties": rng.integers(0, 4, count).astype(float),
+        "sorted": np.sort(rng.exponential(size=count)),
+        "reversed": np.sort(rng.exponential(size=count))[::-1],
+        "constant": np.full(count, 3.0),
+    }
+    for name, values in arrays.items():
+        values = values.astype(np.float32)
+        ordered = np.sort(values)
+        for low in (0, 1, count // 3, count // 2, count - 2):
+            assert numeric._bracketed_order_statistics(values, low, True) is not None, (name, low)
+            lower, upper = numeric._numpy_order_statistics(torch.from_numpy(values), low, True)
+            assert (float(lower), float(upper)) == (ordered[low], ordered[low + 1]), (name, low)
+        for q in (0.0, 0.5, 50.0, 97.0, 100.0):
+            assert percentile(torch.from_numpy(values), q) == pytest.approx(float(np.percentile(values, q)), rel=1e-6)
+    # Every sampled value is 0 and the rest are 1 .. n: the sample brackets only the zeros, so the median's rank
+    # lies outside and the full selection answers.
+    stride = count // numeric.SELECTION_SAMPLE
+    values = np.arange(1, count + 1, dtype=np.float32)
+    values[::stride] = 0.0
+    assert numeric._bracketed_order_statistics(values, count // 2, False) is None
+    assert percentile(torch.from_numpy(values), 50.0) == float(np.percentile(values, 50.0))
+
+
 def test_rgb_bytes_round_trip_through_the_packed_words():
     colors = torch.from_numpy(np.random.default_rng(9).integers(0, 256, (6, 7, 3), dtype=np.uint8))
     words = torch.full((6, 7, 4), 77, dtype=torch.uint8)  # not zero: write_rgb must clear the fourth byte
