@@ -12,9 +12,9 @@ import torch
 
 # A normal distribution's standard deviation is 1.4826 times its median absolute deviation (MAD): robust scatter.
 MAD_TO_SIGMA = 1.4826
-# `percentile` on the CPU selects through a sample of SELECTION_SAMPLE values from this many values on: below it a
-# plain selection is as fast.
-SAMPLED_SELECTION_MIN = 16_384
+# `percentile` on the CPU selects through a sample of SELECTION_SAMPLE values from this many values on: 1.8 times
+# as fast as a plain selection at 8,192 values, 3 times at 45,000; at 4,096 the two take as long.
+SAMPLED_SELECTION_MIN = 8_192
 SELECTION_SAMPLE = 1_024
 # Byte offsets of R, G, B and of the zero byte in a native-endian 32-bit word 0x00RRGGBB (PointCloud2's ``rgb``).
 _LITTLE = sys.byteorder == "little"
