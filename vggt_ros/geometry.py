@@ -352,6 +352,15 @@ def scale_pose(pose: np.ndarray, factor: float) -> np.ndarray:
     return scaled
 
 
+def apply_transform(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``(N, 3)`` points ``A p + t`` under a rigid or similarity transform ``(3, 4)`` / ``(4, 4)``, in numpy.
+
+    Not `transform_points`: that runs through torch, which took 20 ms for 2,000 points on the 2-core dev box against
+    0.03 ms here, and small point sets are moved many times per window (tracks, loop samples, the loop map).
+    """
+    return points @ transform[:3, :3].T + transform[:3, 3]
+
+
 @_accepts_numpy
 def transform_points(transform: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Apply affine transforms to point sets.

@@ -27,7 +27,7 @@ from typing import Hashable, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from vggt_ros.geometry import homogeneous, invert_rigid, pose_encoding_to_extrinsics_intrinsics
+from vggt_ros.geometry import apply_transform, homogeneous, invert_rigid, pose_encoding_to_extrinsics_intrinsics
 from vggt_ros.numeric import usable_pixels
 
 
@@ -83,8 +83,7 @@ class WindowProducts:
         """``(P, 3)`` float64 window-frame points of flat pixel indices with the given depths."""
         width = self.image_hw[1]
         camera_points = _camera_points(pixels % width, pixels // width, depth, self.intrinsics[frame])
-        pose = self.window_from_camera[frame]
-        return camera_points @ pose[:3, :3].T + pose[:3, 3]
+        return apply_transform(self.window_from_camera[frame], camera_points)
 
 
 def _camera_points(u, v, depth, intrinsics):

@@ -39,7 +39,13 @@ import numpy as np
 
 from vggt_ros.dataset.frames import check_relative_name
 from vggt_ros.files import replace_atomically
-from vggt_ros.geometry import invert_pose, moved_pose, quaternion_to_rotation_matrix, rotation_matrix_to_quaternion
+from vggt_ros.geometry import (
+    apply_transform,
+    invert_pose,
+    moved_pose,
+    quaternion_to_rotation_matrix,
+    rotation_matrix_to_quaternion,
+)
 
 PINHOLE_MODEL_ID = 1
 INVALID_POINT3D_ID = 2**64 - 1
@@ -328,8 +334,7 @@ class SparseModelBuilder:
                 xyz = np.empty_like(batch.xyz)
                 for image_id in np.unique(owners).tolist():
                     rows = owners == image_id
-                    correction = np.asarray(corrections[image_id], dtype=np.float64)
-                    xyz[rows] = batch.xyz[rows] @ correction[:3, :3].T + correction[:3, 3]
+                    xyz[rows] = apply_transform(np.asarray(corrections[image_id], dtype=np.float64), batch.xyz[rows])
                 error = _mean_reprojection_errors(batch, xyz, views)
                 self._write_points(PointBatch(**{**batch.__dict__, "xyz": xyz, "error": error}))
         finally:
@@ -417,7 +422,7 @@ def _mean_reprojection_errors(
     for image_id in np.unique(batch.track_image_ids).tolist():
         elements = batch.track_image_ids == image_id
         camera_from_world, camera, points2d = views[image_id]
-        local = xyz[batch.track_point[elements]] @ camera_from_world[:3, :3].T + camera_from_world[:3, 3]
+        local = apply_transform(camera_from_world, xyz[batch.track_point[elements]])
         projected = np.stack(
             (camera.fx * local[:, 0] / local[:, 2] + camera.cx, camera.fy * local[:, 1] / local[:, 2] + camera.cy),
             axis=1,

@@ -29,6 +29,7 @@ from typing import Hashable, Optional
 
 import numpy as np
 
+from vggt_ros.geometry import apply_transform
 from vggt_ros.world.loop_config import LoopConfig
 from vggt_ros.world.loop_constraint import LoopConstraint
 from vggt_ros.world.overlap import rotation_angle
@@ -118,7 +119,7 @@ class KeyframeMap:
             pose = world_from_camera.get(frame_id)
             if pose is None:  # not asked for (another segment)
                 continue
-            points.append((local.astype(np.float64) @ pose[:3, :3].T + pose[:3, 3]).astype(np.float32))
+            points.append(apply_transform(pose, local.astype(np.float64)).astype(np.float32))
             colors.append(rgb)
         if not points:
             return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vggt_ros.geometry import decompose_similarity, invert_pose
+from vggt_ros.geometry import apply_transform, decompose_similarity, invert_pose
 from vggt_ros.numeric import percentile
 from vggt_ros.preprocess import to_unit_float
 from vggt_ros.products import decode_window
@@ -403,7 +403,7 @@ class LoopVerifier:
     def _placed_samples(stored: LoopKeyframe, world_from_camera: np.ndarray, depth_scale: float) -> FrameSamples:
         """A keyframe's stored samples at its current world pose, as the alignment takes them (a fresh copy)."""
         camera_points = stored.points.astype(np.float64) * float(depth_scale)
-        points = camera_points @ world_from_camera[:3, :3].T + world_from_camera[:3, 3]
+        points = apply_transform(world_from_camera, camera_points)
         count = len(stored.pixel_index)
         return FrameSamples(
             pixel_index=stored.pixel_index.astype(np.int64),
