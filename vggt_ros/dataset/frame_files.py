@@ -84,14 +84,7 @@ def write_frame_files(
 
     valid = usable_pixels(frame.depth, frame.confidence)
     depth = resample_to_image(frame.pixel_map, np.where(valid, frame.depth, np.nan).astype(np.float32), np.nan)
-    clamped = 0
-    if metric:
-        millimetres, clamped = depth_in_millimetres(depth)
-        # zlib level 1: on a 640x480 depth map with 1 % noise it encodes in a third of the default level's time
-        # (48 vs 153 ms on the 2-core dev box) for a 3 % larger file.
-        _write(out_dir / files.depth, lambda path: Image.fromarray(millimetres).save(path, "PNG", compress_level=1))
-    else:
-        _write(out_dir / files.depth, lambda path: _save_npy(path, depth))
+    clamped = _write_depth(out_dir / files.depth, depth, metric)
     confidence = resample_to_image(frame.pixel_map, frame.confidence.astype(np.float32), np.nan)
     _write(out_dir / files.confidence, lambda path: _save_npy(path, confidence))
     return files, clamped
@@ -100,14 +93,25 @@ def write_frame_files(
 def rescale_depth_file(path: Path, factor: float) -> int:
     """Multiply a written depth file (a millimetre PNG or a float32 .npy, by its suffix) by ``factor`` in place
     (atomically); returns the pixels clamped at 65.535 m (PNG)."""
-    if path.suffix == ".png":
+    metric = path.suffix == ".png"
+    if metric:
         with Image.open(path) as image:
             millimetres = np.asarray(image, dtype=np.float64)
         depth = np.where(millimetres > 0, millimetres / 1000.0 * factor, np.nan)
-        rescaled, clamped = depth_in_millimetres(depth)
-        _write(path, lambda target: Image.fromarray(rescaled).save(target, "PNG", compress_level=1))
+    else:
+        depth = np.load(path) * np.float32(factor)
+    return _write_depth(path, depth, metric)
+
+
+def _write_depth(path: Path, depth: np.ndarray, metric: bool) -> int:
+    """Write ``(H, W)`` depth (NaN = none) atomically: metres as a millimetre PNG when ``metric``, else a float32
+    .npy of the world's units; returns the pixels clamped at 65.535 m (PNG)."""
+    if metric:
+        millimetres, clamped = depth_in_millimetres(depth)
+        # zlib level 1: on a 640x480 depth map with 1 % noise it encodes in a third of the default level's time
+        # (48 vs 153 ms on the 2-core dev box) for a 3 % larger file.
+        _write(path, lambda target: Image.fromarray(millimetres).save(target, "PNG", compress_level=1))
         return clamped
-    depth = np.load(path) * np.float32(factor)
     _write(path, lambda target: _save_npy(target, depth))
     return 0
 
