@@ -1276,7 +1276,6 @@ def test_an_idle_node_exits_on_a_signal_after_the_shutdown_transition_or_before_
 
         def call(service_type, name, request):
             client = probe.node.create_client(service_type, name)
-            assert client.wait_for_service(timeout_sec=WAIT_S), "".join(lines)
             try:
                 return call_answered(client, request, probe.wait_for, WAIT_S, f"{name} to answer")
             except AssertionError as err:
