@@ -108,3 +108,21 @@ def test_the_serialized_cloud_is_the_cloud_of_rclpy_objects(frame_id, fields, fi
     assert serialized.msg_type is PointCloud2
     assert deserialize_message(serialized.data, PointCloud2) == expected
     assert len(serialized.data) == len(serialize_message(expected))
+
+
+@pytest.mark.parametrize("fields", [("x", "y", "z", "rgb", "confidence"), ("x", "y", "z", "rgb")])
+def test_an_empty_cloud_is_the_empty_cloud_of_rclpy_objects(fields):
+    """A window whose confidence filter keeps no point, or a map with no point yet, is a cloud of width 0."""
+    serialized = messages.point_cloud2(np.zeros((0, len(fields)), np.float32), 1, 0, STAMP_NS, "vggt_world", fields)
+    expected = PointCloud2(
+        header=messages.header(STAMP_NS, "vggt_world"),
+        height=1,
+        width=0,
+        fields=[PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate(fields)],
+        is_bigendian=False,
+        point_step=4 * len(fields),
+        row_step=0,
+        is_dense=True,
+    )
+    assert deserialize_message(serialized.data, PointCloud2) == expected
+    assert len(serialized.data) == len(serialize_message(expected))

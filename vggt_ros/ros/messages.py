@@ -101,8 +101,8 @@ class _CdrWriter:
 
     def records(self, array: np.ndarray, alignment: int) -> None:
         """The bytes of a C-contiguous (structured) array laid out as the following fields are, ``alignment``
-        being the first field's."""
-        self._put(memoryview(array).cast("B"), alignment)
+        being the first field's. A byte view of the flattened array: an empty ``(0, n)`` one has no cast view."""
+        self._put(memoryview(array.reshape(-1).view(np.uint8)), alignment)
 
     def header(self, stamp_ns: int, frame_id: str) -> None:
         """std_msgs/Header: the stamp (int32 sec, uint32 nanosec) and the frame id."""
