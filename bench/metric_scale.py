@@ -35,6 +35,10 @@ Metrics (defined precisely in `MetricAccuracy`, test/support/metric_synthetic.py
   with the filter's weights, each against its own window's true unit (`observation_bound`). It leaves out the
   world's chaining, so it is what the observations support: a filter of them meets the target where the bound
   misses it only by chance. "targets" counts the runs where the bound misses.
+- sensor_sigma_10_windows_pct, sensor_sigma_pct (columns crb10, crb; odometry only): the wheels' Cramér-Rao bound
+  at the same two windows, the smallest standard deviation any unbiased estimate of their scale can have from every
+  step measured so far, the world taken as exact (`FakeOdometryForTests.scale_sigma_pct`). "targets" gives in how
+  many runs an estimator at that bound is expected to miss the target.
 For "none" and "none_rig" the fits are Sim(3), as in bench/world_chaining.py (its figures, at the same settings), and
 their scale errors show how far VGGT's unit is from a metre.
 
@@ -111,6 +115,8 @@ HEADLINE = (
     "map_error_pct",
     "scale_bound_10_windows_vs_source_pct",
     "scale_bound_vs_source_pct",
+    "sensor_sigma_10_windows_pct",
+    "sensor_sigma_pct",
 )
 
 
@@ -149,7 +155,7 @@ def run_source(
     run = run_metric_session(
         single, metric_session_config(single, WINDOWS, metric, world), transforms, before=odometry.publish, seed=seed
     )
-    return evaluate_metric(run)
+    return evaluate_metric(run, sensor_sigma_pct=odometry.scale_sigma_pct)
 
 
 def source_metre(source: str, wheel_error: float) -> float:
@@ -241,7 +247,8 @@ def main() -> None:
     )
     print(
         f"{'source':<10}{'path':<10}{'seed':>5}{'windows':>8}{'first m':>8}{'scale10 %':>10}{'scale %':>9}"
-        f"{'src10 %':>8}{'src %':>7}{'bnd10 %':>8}{'bnd %':>7}{'max %':>7}{'traj %':>8}{'ATE m':>8}{'ATE %':>7}"
+        f"{'src10 %':>8}{'src %':>7}{'bnd10 %':>8}{'bnd %':>7}{'crb10 %':>8}{'crb %':>7}{'max %':>7}{'traj %':>8}"
+        f"{'ATE m':>8}{'ATE %':>7}"
         f"{'map cm':>8}{'map %':>7}{'s':>6}"
     )
     baselines = sorted({BASELINES[source] for source in args.sources} | {"none"})
@@ -272,6 +279,7 @@ def main() -> None:
                     f"{against_source['scale_error_vs_source_pct']:>7.2f}"
                     f"{against_source['scale_bound_10_windows_vs_source_pct']:>8.2f}"
                     f"{against_source['scale_bound_vs_source_pct']:>7.2f}"
+                    f"{accuracy.sensor_sigma_10_windows_pct:>8.2f}{accuracy.sensor_sigma_pct:>7.2f}"
                     f"{accuracy.scale_error_max_pct:>7.2f}{accuracy.trajectory_scale_error_pct:>8.2f}"
                     f"{accuracy.ate_m:>8.3f}{accuracy.ate_pct_of_path:>7.2f}{accuracy.map_error_cm:>8.2f}"
                     f"{accuracy.map_error_pct:>7.2f}{seconds:>6.1f}"
@@ -318,6 +326,7 @@ def main() -> None:
                 f"{source:<10}targets {'met' if not missed else 'NOT met: ' + ', '.join(missed)}; the source's own "
                 f"observations (the bound) miss {SCALE_TARGET_PCT} % in {targets['bound_misses_10_windows']} of "
                 f"{targets['runs']} runs after 10 windows and in {targets['bound_misses_end']} at the end"
+                + _sensor_limit(targets)
             )
     results["machine"] = machine(load_before)
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -338,6 +347,23 @@ def _worst(values) -> float:
     """The largest value, NaN (a run that never published in metres) counting as the worst."""
     values = list(values)
     return math.nan if any(math.isnan(v) for v in values) else max(values)
+
+
+def _expected_misses(sigmas_pct) -> float:
+    """In how many runs an efficient estimator (unbiased, Gaussian, at the Cramér-Rao bound, `sigmas_pct` per
+    run) is expected to miss the scale target: the sum of P(|N(0, sigma)| > target). NaN without a bound."""
+    return float(sum(math.erfc(SCALE_TARGET_PCT / (sigma * math.sqrt(2.0))) for sigma in sigmas_pct))
+
+
+def _sensor_limit(targets: dict) -> str:
+    """The summary line's words on the sensor's Cramér-Rao bound, where its test double has one."""
+    if math.isnan(targets["efficient_misses_10_windows_expected"]):
+        return ""
+    return (
+        f"; an estimator at the sensor's Cramér-Rao bound would miss it in "
+        f"{targets['efficient_misses_10_windows_expected']:.1f} of them after 10 windows and in "
+        f"{targets['efficient_misses_end_expected']:.1f} at the end"
+    )
 
 
 def _targets(runs_by_path: dict[str, list[dict]], baseline_by_path: dict[str, list[dict]]) -> dict:
@@ -365,6 +391,10 @@ def _targets(runs_by_path: dict[str, list[dict]], baseline_by_path: dict[str, li
             not run["scale_bound_10_windows_vs_source_pct"] <= SCALE_TARGET_PCT for run, _ in pairs
         ),
         "bound_misses_end": sum(not run["scale_bound_vs_source_pct"] <= SCALE_TARGET_PCT for run, _ in pairs),
+        "efficient_misses_10_windows_expected": _expected_misses(
+            run["sensor_sigma_10_windows_pct"] for run, _ in pairs
+        ),
+        "efficient_misses_end_expected": _expected_misses(run["sensor_sigma_pct"] for run, _ in pairs),
     }
 
 

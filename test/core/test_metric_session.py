@@ -178,6 +178,40 @@ def test_fake_odometry_reads_long_drifts_and_jumps_as_configured(straight):
     assert 1e-3 < drift < 0.05
 
 
+def test_odometry_cramer_rao_bound_is_the_scatter_of_the_efficient_estimate():
+    """`FakeOdometryForTests.scale_sigma_pct`, the bench's limit for any odometry scale estimate, against the wheels
+    themselves: over many seeds, the least-squares scale of each run's measured steps (in the base's frame before
+    each step, so the heading walk plays no part) on the true steps scatters exactly that much, around 1 +
+    scale_error. The rotation path, whose base barely moves, so the bound is large."""
+    frames = single_camera("rotation", camera_path("rotation", 200)[:20], HW)
+    config = OdometryConfig(scale_error=0.01)
+    camera_from_base = np.linalg.inv(BASE_FROM_CAMERA)
+    scene_from_base = np.stack([np.linalg.inv(_homogeneous(e)) @ camera_from_base for e in frames.sequence.extrinsics])
+    true_steps = np.stack([np.linalg.solve(a, b)[:3, 3] for a, b in zip(scene_from_base, scene_from_base[1:])])
+    estimates = []
+    for seed in range(400):
+        odometry = FakeOdometryForTests(frames, TransformBuffer(), config, seed=seed)
+        measured = [np.linalg.solve(a, b)[:3, 3] for a, b in zip(odometry.odom_from_base, odometry.odom_from_base[1:])]
+        estimates.append(np.sum(np.stack(measured) * true_steps) / np.sum(true_steps**2))
+    sigma_pct = odometry.scale_sigma_pct(len(frames) - 1)
+    assert sigma_pct > 1.0  # the base moves about 0.3 m in these 19 steps
+    relative = 100.0 * (np.asarray(estimates) / 1.01 - 1.0)
+    # 400 samples: the standard deviation within about 3.5 % (1 sigma) of the truth, the mean within sigma / 20.
+    assert np.std(relative) == pytest.approx(sigma_pct, rel=0.12)
+    assert abs(np.mean(relative)) < 3.0 * sigma_pct / math.sqrt(len(estimates))
+    # Information only grows, and no walk leaves nothing to scatter.
+    assert odometry.scale_sigma_pct(5) > sigma_pct
+    assert (
+        FakeOdometryForTests(frames, TransformBuffer(), OdometryConfig(translation_walk_m=0.0)).scale_sigma_pct(5)
+        == 0.0
+    )
+
+
+def _homogeneous(rigid):
+    """A ``(3, 4)`` rigid transform as ``(4, 4)``."""
+    return np.vstack((rigid, [0.0, 0.0, 0.0, 1.0]))
+
+
 def test_accuracy_of_a_noise_free_run_has_known_answers():
     """The bench's figures on runs whose answer is known: exact (zero errors) and 2 % too large everywhere."""
     frames = single_camera("straight", camera_path("straight", 200)[:60], HW)

@@ -284,16 +284,36 @@ class FakeOdometryForTests:
         scene_from_base = compose_rigid(scene_from_camera, invert_rigid(BASE_FROM_CAMERA[:3]))  # (T, 3, 4)
         rng = np.random.default_rng(seed)
         odom_from_base = [np.eye(4)]
+        step_squares = [0.0]
         for t in range(1, len(frames)):
             step = compose_rigid(invert_rigid(scene_from_base[t - 1]), scene_from_base[t])  # the true motion, base
+            step_squares.append(float(step[:3, 3] @ step[:3, 3]))
             measured = np.eye(4)
             measured[:3, :3] = step[:3, :3] @ _rotation_about_z(rng.normal() * config.heading_walk_rad)
             measured[:3, 3] = (1.0 + config.scale_error) * step[:3, 3] + rng.normal(size=3) * config.translation_walk_m
             odom_from_base.append(odom_from_base[-1] @ measured)
         self.odom_from_base = np.stack(odom_from_base)
+        self._step_squares_m2 = np.cumsum(step_squares)  # (T,) sum of |true step|^2 up to frame set t
         if config.jump_at is not None:
             self.odom_from_base[config.jump_at :, :3, 3] += np.asarray(config.jump_m)
         transforms.set_transform_static(BASE_FRAME, frames.camera_frames[0], BASE_FROM_CAMERA)
+
+    def scale_sigma_pct(self, t: int) -> float:
+        """The Cramér-Rao bound of the wheels' distance scale from their steps up to frame set ``t``: the smallest
+        standard deviation, in % of the scale, of any unbiased estimate of it.
+
+        Each step is measured as (1 + scale_error) x the true step plus N(0, translation_walk_m^2 I), in the
+        base's frame before it, so the Fisher information of the scale is sum |true step|^2 / translation_walk_m^2.
+        The bound leaves out the heading walk, the world's errors and the steps between keyframes that a session
+        never looks up, each of which only adds to it: whatever a session does, its odometry scale scatters at least
+        this much. Infinite before the first step or with no motion; 0 without a walk.
+        """
+        information = self._step_squares_m2[t]
+        if self.config.translation_walk_m == 0.0:
+            return 0.0
+        if information == 0.0:
+            return math.inf
+        return 100.0 * self.config.translation_walk_m / math.sqrt(information) / (1.0 + self.config.scale_error)
 
     def publish(self, t: int) -> None:
         """Publish the odometry of frame set ``t`` (call before the session gets that frame set)."""
@@ -423,6 +443,10 @@ class MetricAccuracy:
             the error of the best combination of the source's own observations up to that window, were the world's
             unit perfectly still (see `observation_bound`). No filter can expect to do better; NaN for the "none"
             source or before the first observation.
+        sensor_sigma_10_windows_pct, sensor_sigma_pct: the sensor's own limit at the same two windows, where its
+            test double has one (`FakeOdometryForTests.scale_sigma_pct`): the Cramér-Rao bound, the smallest
+            standard deviation any unbiased estimate of its scale can have from what it measured up to that frame
+            set; NaN without one.
         rigid: which fit was used.
     """
 
@@ -442,6 +466,8 @@ class MetricAccuracy:
     first_metric_window: int
     scale_bound_10_windows_signed_pct: float
     scale_bound_signed_pct: float
+    sensor_sigma_10_windows_pct: float
+    sensor_sigma_pct: float
     rigid: bool
 
 
@@ -488,8 +514,14 @@ def _least_squares_fit(estimated: np.ndarray, true: np.ndarray, rigid: bool) -> 
     return scale, rot, trans
 
 
-def evaluate_metric(run: MetricRun, rigid: bool = True, after_windows: int = 10) -> MetricAccuracy:
-    """`MetricAccuracy` of a finished run (``rigid``: SE(3) fits, else Sim(3); see there)."""
+def evaluate_metric(
+    run: MetricRun,
+    rigid: bool = True,
+    after_windows: int = 10,
+    sensor_sigma_pct: Optional[Callable[[int], float]] = None,
+) -> MetricAccuracy:
+    """`MetricAccuracy` of a finished run (``rigid``: SE(3) fits, else Sim(3); ``sensor_sigma_pct``: the sensor's
+    Cramér-Rao bound at a frame set index, where its test double has one; see there)."""
     frames = run.frames
     ratios = np.array([published_depth_ratio(frames, out) for _, out in run.windows])
     errors = 100.0 * np.abs(ratios - 1.0)
@@ -516,6 +548,12 @@ def evaluate_metric(run: MetricRun, rigid: bool = True, after_windows: int = 10)
     map_error = float(np.median(room.distance_to_surface(map_points))) if len(map_points) else math.nan
 
     bound = observation_bound(run)
+
+    def sensor_sigma(window: np.ndarray) -> float:
+        if sensor_sigma_pct is None or not window.size:
+            return math.nan
+        return sensor_sigma_pct(run.windows[int(window[0])][0])
+
     counters = run.session.world.counters
     return MetricAccuracy(
         scale_error_10_windows_pct=float(errors[later[0]]) if later.size else math.nan,
@@ -534,5 +572,7 @@ def evaluate_metric(run: MetricRun, rigid: bool = True, after_windows: int = 10)
         first_metric_window=metric[0] + 1 if metric else 0,
         scale_bound_10_windows_signed_pct=float(bound[later[0]]) if later.size else math.nan,
         scale_bound_signed_pct=float(bound[published[-1]]) if published.size else math.nan,
+        sensor_sigma_10_windows_pct=sensor_sigma(later),
+        sensor_sigma_pct=sensor_sigma(published[-1:]),
         rigid=rigid,
     )
