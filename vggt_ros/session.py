@@ -49,7 +49,7 @@ import torch
 
 from vggt_ros.dataset.frames import ExportFrame
 from vggt_ros.dataset.tum import trajectory_file_name, write_camera_trajectories
-from vggt_ros.geometry import compose_poses, invert_pose, transform_points
+from vggt_ros.geometry import compose_poses, invert_pose, moved_pose, transform_points
 from vggt_ros.mapping import GrowingMap, MapConfig
 from vggt_ros.metric.config import MetricConfig
 from vggt_ros.metric.measure import ScaleMeasurement, measure_window_scale
@@ -682,22 +682,26 @@ class ReconstructionSession:
         chained = self.world.keyframes.last.world_from_camera  # the same keyframe as corrected's last
         return compose_poses(corrected.world_from_camera[-1], invert_pose(chained))
 
-    def loop_corrected(self, frames: list[tuple[ExportFrame, np.ndarray]]) -> list[tuple[ExportFrame, np.ndarray]]:
-        """Exported frames (`exported_frames`, kept since) with their loop-closed pose and depth, in the corrected
-        world the map and the trajectories are written in; a frame the world no longer keeps is left as it was."""
+    def loop_corrected(
+        self, frames: list[tuple[ExportFrame, np.ndarray]]
+    ) -> Optional[list[tuple[ExportFrame, np.ndarray]]]:
+        """Exported frames (`exported_frames`, kept since) in the corrected world the map and the trajectories are
+        written in: each moved by the similarity the closed loops moved it by (`World.loop_corrections`, the rule
+        of the offline exports too), its depth in the new unit. None when loops moved the world but some frame has
+        no corrected pose (the keyframe store dropped it): moving only the others would mix two worlds in one
+        dataset, so the caller keeps them all as they were."""
         if not self.world.corrected_by_loops:
             return frames
-        chained, corrected = self.world.trajectory(), self.world.corrected_trajectory()
-        row = {frame_id: i for i, frame_id in enumerate(chained.frame_ids)}
+        ids = [FrameId(frame.stamp_ns, frame.camera) for frame, _ in frames]
+        corrections = self.world.loop_corrections(ids)
+        if corrections is None:
+            return None
         moved = []
-        for frame, image in frames:
-            i = row.get(FrameId(frame.stamp_ns, frame.camera))
-            if i is not None:
-                factor = float(corrected.depth_scale[i] / chained.depth_scale[i])  # the loop's change of unit there
-                frame = dataclasses.replace(
-                    frame, world_from_camera=corrected.world_from_camera[i], depth=frame.depth * np.float32(factor)
-                )
-            moved.append((frame, image))
+        for frame_id, (frame, image) in zip(ids, frames):
+            pose, scale = moved_pose(corrections[frame_id], frame.world_from_camera)
+            moved.append(
+                (dataclasses.replace(frame, world_from_camera=pose, depth=frame.depth * np.float32(scale)), image)
+            )
         return moved
 
     def camera_path(self, camera: int = 0) -> list[tuple[int, np.ndarray]]:

@@ -12,6 +12,8 @@ on the rendered room are measured by bench/place_recognition.py.
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import math
 
 import numpy as np
@@ -24,6 +26,9 @@ from conftest import IMAGES
 from support.places import LoopPassPipelineForTests, PosePlaceDescriptorForTests, revisit_sequence
 from support.synthetic import FakeVGGTForWorldTests, chaining_session_config
 from vggt_ros.geometry import invert_rigid
+from vggt_ros.live.log_policy import LogPolicy
+from vggt_ros.live.reconstruction import LiveReconstruction
+from vggt_ros.live.saving import save_world
 from vggt_ros.preprocess import preprocess_frames_u8, to_unit_float
 from vggt_ros.session import ReconstructionSession, SessionConfig
 from vggt_ros.window import FrameSet, KeyframePolicy, WindowConfig
@@ -247,8 +252,9 @@ def test_after_a_loop_closes_the_next_keyframes_are_stored_but_not_searched(sequ
     assert searched_after_loop and not any(searched_after_loop), searched_after_loop
 
 
-def test_saved_dataset_frames_take_the_loop_closed_poses(sequence):
-    """~/save writes its kept frames with the poses the map and the trajectories have: the corrected ones."""
+@pytest.fixture(scope="module")
+def looped(sequence):
+    """A session that closed loops on the revisit, and every frame it exported for ~/save (oldest first)."""
     pipeline = LoopPassPipelineForTests(FakeVGGTForWorldTests(sequence))
     session = _synthetic_session(sequence, pipeline)
     exported = []
@@ -259,14 +265,67 @@ def test_saved_dataset_frames_take_the_loop_closed_poses(sequence):
         exported += session.exported_frames(out)
         session.apply_loops(session.close_loops(out))
     assert session.world.loop_counters.accepted >= 1
+    return session, exported
+
+
+def _saved_poses(directory) -> tuple[dict[str, np.ndarray], dict]:
+    """transforms.json's camera-to-world poses by frame name, back in OpenCV axes (nerfstudio's are OpenGL's), and
+    the document."""
+    document = json.loads((directory / "transforms.json").read_text())
+    opengl_from_opencv = np.diag([1.0, -1.0, -1.0, 1.0])
+    return {
+        f["file_path"].removeprefix("images/"): np.asarray(f["transform_matrix"]) @ opengl_from_opencv
+        for f in document["frames"]
+    }, document
+
+
+def test_saved_dataset_frames_take_the_loop_closed_poses(looped, tmp_path):
+    """~/save writes its kept frames with the poses the map and the trajectories have, the corrected ones, and
+    names the map as their point cloud; each frame's depth takes its loop's change of unit."""
+    session, exported = looped
     corrected = session.world.corrected_trajectory()
-    pose_of = dict(zip(corrected.frame_ids, corrected.world_from_camera))
-    moved = session.loop_corrected(exported)
-    kept = [(before, after) for (before, _), (after, _) in zip(exported, moved) if (before.stamp_ns, 0) in pose_of]
-    assert kept
-    for before, after in kept:
-        np.testing.assert_array_equal(after.world_from_camera, pose_of[(before.stamp_ns, 0)])
-    assert any(not np.allclose(b.world_from_camera, a.world_from_camera) for b, a in kept), "the loop moved them"
+    chained = session.world.trajectory()
+    row = {frame_id: i for i, frame_id in enumerate(corrected.frame_ids)}
+    live = LiveReconstruction(session, LogPolicy(logging.getLogger("test")), "vggt_world", len(exported), False)
+    live.recent_frames.extend(exported[-20:])
+
+    saved = save_world(live, tmp_path)
+    assert saved.dataset_frames == 20 and not saved.dataset_poses_before_loops
+    assert "no loop-corrected pose" not in saved.message()
+    poses, document = _saved_poses(tmp_path)
+    assert document["ply_file_path"] == "map.ply"
+    moved = session.loop_corrected(exported[-20:])
+    for (frame, _), (after, _) in zip(exported[-20:], moved):
+        i = row[(frame.stamp_ns, frame.camera)]
+        np.testing.assert_allclose(poses[frame.name], corrected.world_from_camera[i], atol=1e-6)
+        np.testing.assert_allclose(after.world_from_camera, corrected.world_from_camera[i], atol=1e-9)
+        unit = corrected.depth_scale[i] / chained.depth_scale[i]
+        np.testing.assert_allclose(after.depth, frame.depth * unit, rtol=1e-6)
+    assert any(not np.allclose(poses[frame.name], frame.world_from_camera, atol=1e-3) for frame, _ in exported[-20:]), (
+        "the loops moved them"
+    )
+
+
+def test_a_saved_dataset_with_a_frame_the_world_no_longer_keeps_stays_as_integrated(looped, tmp_path):
+    """One kept frame that the world no longer keeps (the keyframe store dropped it: stood in for by a stamp the
+    world never had) has no loop-corrected pose. Moving only the others would put two worlds in one dataset, so
+    ~/save keeps every frame's pose from before the loops, names no point cloud and says why (the offline
+    exports' rule, `World.loop_corrections`)."""
+    session, exported = looped
+    unknown = dataclasses.replace(exported[-1][0], stamp_ns=exported[-1][0].stamp_ns + 1, name="unknown.png")
+    frames = exported[-5:] + [(unknown, exported[-1][1])]
+    assert session.loop_corrected(frames) is None
+    live = LiveReconstruction(session, LogPolicy(logging.getLogger("test")), "vggt_world", len(frames), False)
+    live.recent_frames.extend(frames)
+
+    saved = save_world(live, tmp_path)
+    assert saved.dataset_frames == 6 and saved.dataset_poses_before_loops
+    assert "no loop-corrected pose" in saved.message()
+    poses, document = _saved_poses(tmp_path)
+    assert "ply_file_path" not in document
+    for frame, _ in frames:
+        np.testing.assert_allclose(poses[frame.name], frame.world_from_camera, atol=1e-6)
+    assert (tmp_path / "map.ply").is_file() and (tmp_path / "trajectory.tum").is_file()
 
 
 def test_the_loop_pass_masks_the_padding_of_padded_keyframes(pipeline, monkeypatch):

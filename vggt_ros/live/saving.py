@@ -28,6 +28,9 @@ class SavedWorld:
         trajectories: camera name -> its TUM file, or None for a camera without a kept keyframe.
         dataset_frames: keyframes written as a COLMAP model and nerfstudio's transforms.json (0: none kept).
         transforms_json: nerfstudio's file (None without dataset frames).
+        dataset_poses_before_loops: loops moved the world but some dataset frame has no loop-corrected pose
+            (`ReconstructionSession.loop_corrected`), so the dataset keeps the poses its frames had when integrated
+            and transforms.json names no point cloud (map.ply, loop-corrected, would not match its cameras).
     """
 
     map_path: Path
@@ -35,6 +38,7 @@ class SavedWorld:
     trajectories: dict[str, Optional[Path]]
     dataset_frames: int
     transforms_json: Optional[Path]
+    dataset_poses_before_loops: bool = False
 
     def message(self) -> str:
         trajectories = ", ".join(str(path) for path in self.trajectories.values() if path is not None)
@@ -42,6 +46,12 @@ class SavedWorld:
         if self.dataset_frames:
             text += (
                 f", and {self.dataset_frames} keyframes as a COLMAP model and nerfstudio's {self.transforms_json.name}"
+            )
+        if self.dataset_poses_before_loops:
+            text += (
+                "; loops moved the world, but some of those keyframes have no loop-corrected pose (the keyframe store "
+                "dropped them: raise trajectory_recent_keyframes above save_dataset_frames), so the COLMAP model and "
+                "transforms.json keep the poses from before the loops and name no point cloud"
             )
         return text
 
@@ -59,14 +69,15 @@ def save_world(live: LiveReconstruction, directory: Path) -> SavedWorld:
         with live.world_lock:
             map_path, trajectories = session.save(staging)
             points = len(session.map)
-            recent = session.loop_corrected(list(live.recent_frames))  # the poses the map and trajectories have
+            recent = list(live.recent_frames)
+            moved = session.loop_corrected(recent)  # the poses the map and trajectories have, or None
             metric = session.world.metric
         written = None
         if recent:
             with DatasetWriter(staging, metric=metric) as writer:
-                for frame, image in recent:
+                for frame, image in recent if moved is None else moved:
                     writer.add(frame, image)
-                written = writer.finish(ply_path=map_path.name)
+                written = writer.finish(ply_path=None if moved is None else map_path.name)
 
     def final(path: Optional[Path]) -> Optional[Path]:
         return None if path is None else directory / path.name
@@ -77,4 +88,5 @@ def save_world(live: LiveReconstruction, directory: Path) -> SavedWorld:
         trajectories={name: final(path) for name, path in trajectories.items()},
         dataset_frames=written.num_frames if written is not None else 0,
         transforms_json=final(written.transforms_json) if written is not None else None,
+        dataset_poses_before_loops=bool(recent) and moved is None,
     )

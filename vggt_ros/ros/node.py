@@ -326,14 +326,15 @@ class ReconstructionNode(LifecycleNode):
     def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         directory = pathlib.Path(self.params.save_directory)
         try:
-            response.message = save_world(self._live, directory).message()
+            saved = save_world(self._live, directory)
         except (OSError, ValueError) as err:  # EmptyMapError is a ValueError
             response.success = False
             response.message = f"could not save to '{directory}' (the previous files are kept): {err}"
             self.get_logger().error(response.message)
             return response
-        response.success = True
-        self.get_logger().info(response.message)
+        response.success, response.message = True, saved.message()
+        logger = self.get_logger()
+        (logger.warning if saved.dataset_poses_before_loops else logger.info)(response.message)
         return response
 
     def _publish_map(self) -> None:
