@@ -50,7 +50,7 @@ class SavedWorld:
         if self.dataset_poses_before_loops:
             text += (
                 "; loops moved the world, but some of those keyframes have no loop-corrected pose (the keyframe store "
-                "dropped them: raise trajectory_recent_keyframes above save_dataset_frames), so the COLMAP model and "
+                "dropped them: set trajectory_recent_keyframes >= save_dataset_frames), so the COLMAP model and "
                 "transforms.json keep the poses from before the loops and name no point cloud"
             )
         return text
