@@ -369,7 +369,8 @@ def _sensor_limit(targets: dict) -> str:
 def _targets(runs_by_path: dict[str, list[dict]], baseline_by_path: dict[str, list[dict]]) -> dict:
     """Whether each target held on every path and seed, and the worst ratios to the baseline (the same path and
     seed without a source) behind the last two, and in how many runs the information bound itself missed the scale
-    target (`observation_bound`: no filter of those observations can expect to meet it there)."""
+    target (`observation_bound`: no filter of those observations can expect to meet it there), and in how many an
+    estimator at the sensor's Cramér-Rao bound is expected to miss it (`_expected_misses`; NaN without a bound)."""
     pairs = [
         (run, baseline) for path, runs in runs_by_path.items() for run, baseline in zip(runs, baseline_by_path[path])
     ]
