@@ -441,11 +441,16 @@ def rigid_and_scale(world_from_camera: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def moved_pose(new_world_from_world: np.ndarray, world_from_camera: np.ndarray) -> tuple[np.ndarray, float]:
-    """A camera ``world_from_camera`` ``(4, 4)`` (rigid) in a world that moved by the similarity
-    ``new_world_from_world`` ``(4, 4)``: its rigid pose in the new world ``(4, 4)`` float64 and the scale its depth
-    takes (the similarity's)."""
-    pose, scale = rigid_and_scale(np.asarray(new_world_from_world, dtype=np.float64) @ world_from_camera)
-    return pose, float(scale)
+    """Cameras ``world_from_camera`` ``(..., 4, 4)`` (rigid) in a world moved by the similarity
+    ``new_world_from_world`` ``(4, 4)``: their rigid poses in the new world ``(..., 4, 4)`` (the cameras' dtype) and
+    the scale their depth takes. A similarity moves a camera rigidly (rotation R R_c, centre s R c + t); its scale
+    goes to the depth."""
+    scale, rotation, translation = decompose_similarity(np.asarray(new_world_from_world, dtype=np.float64))
+    poses = np.zeros_like(world_from_camera)
+    poses[..., :3, :3] = rotation @ world_from_camera[..., :3, :3]
+    poses[..., :3, 3] = scale * world_from_camera[..., :3, 3] @ rotation.T + translation
+    poses[..., 3, 3] = 1.0
+    return poses, float(scale)
 
 
 @_accepts_numpy

@@ -151,7 +151,7 @@ def _check_pose(pose: np.ndarray, where: str) -> None:
         raise ValueError(
             f"{where}: world_from_camera is not a rigid pose (rotation off orthonormal by {orthonormal_error:.2g}, "
             f"det {np.linalg.det(rotation):.6g}, last row {pose[3].tolist()}); pass [[R, t], [0, 0, 0, 1]] with a "
-            f"proper rotation R (a similarity's scale belongs in the depth, see products.cameras_in_world)"
+            f"proper rotation R (a similarity's scale belongs in the depth, see vggt_ros.geometry.moved_pose)"
         )
 
 

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from vggt_ros.geometry import decompose_similarity, unproject
+from vggt_ros.geometry import moved_pose, unproject
 from vggt_ros.numeric import scaled_usable_depth
 from vggt_ros.products import WindowProducts
 
@@ -66,16 +66,9 @@ class PlacedFrames:
 
 
 def cameras_in_world(world_from_window: np.ndarray, window_from_camera: np.ndarray) -> np.ndarray:
-    """``(S, 4, 4)`` rigid world-from-camera poses under a world-from-window similarity ``(4, 4)``.
-
-    A similarity moves a camera rigidly (rotation R R_c, centre s R c + t); its scale goes to the depth.
-    """
-    scale, rotation, translation = decompose_similarity(np.asarray(world_from_window, dtype=np.float64))
-    poses = np.zeros_like(window_from_camera)
-    poses[:, :3, :3] = rotation @ window_from_camera[:, :3, :3]
-    poses[:, :3, 3] = scale * window_from_camera[:, :3, 3] @ rotation.T + translation
-    poses[:, 3, 3] = 1.0
-    return poses
+    """``(S, 4, 4)`` rigid world-from-camera poses under a world-from-window similarity ``(4, 4)``
+    (`vggt_ros.geometry.moved_pose`; the similarity's scale goes to the depth, `place_in_world`)."""
+    return moved_pose(world_from_window, window_from_camera)[0]
 
 
 def place_in_world(
