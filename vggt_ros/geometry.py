@@ -361,6 +361,20 @@ def apply_transform(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ transform[:3, :3].T + transform[:3, 3]
 
 
+def project_points(intrinsics: np.ndarray, camera_points: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` pixel coordinates (u, v) of camera-frame points ``(N, 3)`` under a pinhole matrix ``(3, 3)``, in
+    numpy (non-finite where z is 0, behind the camera mirrored: the caller checks z)."""
+    z = camera_points[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.stack(
+            (
+                intrinsics[0, 0] * camera_points[:, 0] / z + intrinsics[0, 2],
+                intrinsics[1, 1] * camera_points[:, 1] / z + intrinsics[1, 2],
+            ),
+            axis=1,
+        )
+
+
 @_accepts_numpy
 def transform_points(transform: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Apply affine transforms to point sets.

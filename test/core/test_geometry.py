@@ -426,3 +426,11 @@ def test_numpy_outputs_for_every_function():
     assert isinstance(cam, np.ndarray) and cam.shape == (4, 4, 3)
     enc = g.extrinsics_intrinsics_to_pose_encoding(rigid, np.stack([k, k]), (4, 4))
     assert isinstance(enc, np.ndarray) and enc.shape == (2, 9)
+
+
+def test_project_points_has_known_answers():
+    """u = fx x / z + cx, v = fy y / z + cy; a point in the camera's plane (z = 0) projects to no finite pixel."""
+    k = np.array([[100.0, 0.0, 10.0], [0.0, 200.0, 20.0], [0.0, 0.0, 1.0]])
+    uv = g.project_points(k, np.array([[1.0, 2.0, 4.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]))
+    np.testing.assert_array_equal(uv[:2], [[35.0, 120.0], [10.0, 20.0]])
+    assert not np.isfinite(uv[2]).any()

@@ -43,6 +43,7 @@ from vggt_ros.geometry import (
     apply_transform,
     invert_pose,
     moved_pose,
+    project_points,
     quaternion_to_rotation_matrix,
     rotation_matrix_to_quaternion,
 )
@@ -103,6 +104,11 @@ class PinholeCamera:
             float(k[0, 2]),
             float(k[1, 2]),
         )
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The ``(3, 3)`` pinhole matrix (pixel-corner convention), the inverse of `from_matrix`."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
 
 @dataclass(frozen=True, eq=False)
@@ -423,10 +429,7 @@ def _mean_reprojection_errors(
         elements = batch.track_image_ids == image_id
         camera_from_world, camera, points2d = views[image_id]
         local = apply_transform(camera_from_world, xyz[batch.track_point[elements]])
-        projected = np.stack(
-            (camera.fx * local[:, 0] / local[:, 2] + camera.cx, camera.fy * local[:, 1] / local[:, 2] + camera.cy),
-            axis=1,
-        )
+        projected = project_points(camera.matrix, local)
         distances[elements] = np.linalg.norm(projected - points2d[batch.track_point2d_idx[elements]], axis=1)
     return np.bincount(batch.track_point, weights=distances, minlength=len(xyz)) / np.maximum(batch.track_lengths, 1)
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from vggt_ros.dataset.colmap import ImageRecord, PointBatch
 from vggt_ros.dataset.frames import ExportFrame, model_pixels_in_image
-from vggt_ros.geometry import apply_transform, invert_rigid
+from vggt_ros.geometry import apply_transform, invert_rigid, project_points
 from vggt_ros.numeric import usable_pixels
 
 
@@ -188,15 +188,7 @@ class TrackBuilder:
             return
         camera_points = apply_transform(target.camera_from_world, source.xyz)
         z = camera_points[:, 2]
-        intrinsics = target.frame.intrinsics.astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            model_uv = np.stack(
-                (
-                    intrinsics[0, 0] * camera_points[:, 0] / z + intrinsics[0, 2],
-                    intrinsics[1, 1] * camera_points[:, 1] / z + intrinsics[1, 2],
-                ),
-                axis=1,
-            )
+        model_uv = project_points(target.frame.intrinsics.astype(np.float64), camera_points)
         height, width = target.confident_depth.shape
         nearest = np.floor(model_uv + 0.5)
         in_model = (
