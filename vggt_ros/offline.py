@@ -42,6 +42,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vggt_ros.dataset import strict_json
+from vggt_ros.dataset.frames import check_relative_name
 from vggt_ros.dataset.writer import DatasetWriter, WrittenDataset
 from vggt_ros.engine_budget import check_windows_fit_engines
 from vggt_ros.live.parameters import add_option
@@ -196,9 +197,13 @@ def _log_padding(args: argparse.Namespace, sizes: set[tuple[int, int]], model_hw
 
 
 def _camera_names(args: argparse.Namespace, cameras: int) -> tuple[str, ...]:
+    """The cameras' names, checked before any work: each names the exports' ``<name>/`` folder of its frames and
+    its trajectory file, so it must be one folder name the dataset accepts (`check_relative_name`)."""
     names = args.camera_names or tuple(f"camera{i}" for i in range(cameras))
     if len(names) != cameras or len(set(names)) != cameras or any("/" in name for name in names):
         raise ValueError(f"--camera-names must give {cameras} distinct names without '/', got {list(names)}")
+    for name in names:
+        check_relative_name(name, "--camera-names name")
     return names
 
 
@@ -434,7 +439,7 @@ def run(args: argparse.Namespace) -> dict:
     """The whole run (see the module docstring). Ctrl-C or SIGTERM (`vggt_ros.termination`) stops reading input:
     what was reconstructed until then is written as at a normal end, and the summary says the run was
     interrupted."""
-    prepare_output_folder(args.out, args.overwrite)
+    prepare_output_folder(args.out, args.overwrite, {"--images": args.images, "--tum": args.tum, "--bag": args.bag})
     require_open3d()
     if args.loop_closure:
         require_gtsam()
@@ -605,11 +610,12 @@ def _reconstruct(
     trajectories = {name: None for name in inputs.camera_names}
     try:
         trajectories = session.save_trajectories(args.out)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: poses the TUM writer refuses (stamps that go back)
         output_errors.append(f"trajectory: {err}")
         log.error("cannot write the trajectory: %s", err)
-    if not any(trajectories.values()):
-        log.warning("no keyframe in the world: no trajectory file")
+    else:
+        if not any(trajectories.values()):
+            log.warning("no keyframe in the world: no trajectory file")
     map_path = args.out / "map.ply"
     try:
         session.map.save_ply(map_path)

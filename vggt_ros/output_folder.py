@@ -10,7 +10,9 @@ systems such as /proc all answer as they will at the end.
 `prepare_output_folder` is the offline command's ``--out``: a folder that is new or empty, since files of an
 earlier run left in it (a third image's depth beside a two-image run's) would make the folder describe no single
 run. ``--overwrite`` removes first exactly the outputs the command writes (`OUTPUTS`, every camera's trajectory
-file and scratch folders a killed run left), and nothing else of the user's.
+file and scratch folders a killed run left), and nothing else of the user's. An input inside ``--out`` is refused
+either way: the run writes ``images/`` and ``depth/`` there, and ``--overwrite`` would remove them (a
+nerfstudio-style ``project/images`` given with ``--out project``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Mapping, Optional
 
 # What `vggt-ros-reconstruct` writes into --out: files, then folders, then patterns (trajectory_<camera>.tum of
 # cameras after the first, `vggt_ros.dataset.tum`; `vggt_ros.dataset.writer`'s scratch, left only by a
@@ -53,14 +56,23 @@ def check_output_folder(folder: Path, option: str) -> None:
         ) from None
 
 
-def prepare_output_folder(out: Path, overwrite: bool) -> None:
+def prepare_output_folder(out: Path, overwrite: bool, inputs: Mapping[str, Optional[Path]]) -> None:
     """Check that ``out`` (--out) can take a run's results, and with ``overwrite`` remove an earlier run's.
 
+    Args:
+        inputs: the run's input paths by option (``{"--images": path}``; None: not given), which must lie outside
+            ``out``.
     Raises:
-        OutputFolderError: ``out`` is a file, holds files without ``overwrite``, or cannot be written; the message
-            names --out and the fix.
+        OutputFolderError: ``out`` is a file, holds an input, holds files without ``overwrite``, or cannot be
+            written; the message names --out and the fix.
     """
     check_output_folder(out, "--out")
+    for option, path in inputs.items():
+        if path is not None and Path(path).resolve().is_relative_to(Path(out).resolve()):
+            raise OutputFolderError(
+                f"{option} {path} lies inside --out {out}, where the run writes (and --overwrite removes) "
+                f"{', '.join(OUTPUTS)}; choose an --out outside the inputs"
+            )
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise OutputFolderError(

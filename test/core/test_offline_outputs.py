@@ -1,13 +1,22 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""`vggt-ros-reconstruct` checks every output path before any work: an unwritable --out-bag is named at once."""
+"""`vggt-ros-reconstruct` checks every output path and name before any work (an unwritable --out-bag, an input
+inside --out, a camera name the exports cannot take), and a failing output never costs the others."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import shutil
 
-from conftest import IMAGES
+import pytest
+from PIL import Image
+
+from conftest import IMAGES, TINY
+from support.photos import panned_photographs
+from vggt_ros.dataset import tum as tum_module
 from vggt_ros.offline import main
+
+FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154", "--no-loop-closure"]
 
 
 @pytest.mark.parametrize("bag", ["/proc/vggt-ros-offline-test/run.mcap", "a-file/run.mcap"])
@@ -18,3 +27,49 @@ def test_an_unwritable_out_bag_is_named_before_any_work(bag, tmp_path, capsys):
     assert main([*arguments, "--weights", str(tmp_path / "no-weights")]) == 1  # the weights are never looked at
     error = capsys.readouterr().err
     assert error.startswith(f"error: --out-bag {bag} ") and "Traceback" not in error
+
+
+@pytest.mark.parametrize("option", ["--images", "--tum"])
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_an_input_inside_out_is_refused_and_nothing_is_removed(option, overwrite, tmp_path, capsys):
+    # A nerfstudio-style project: --images project/images with --out project; a TUM sequence's own depth/ folder.
+    project = tmp_path / "project"
+    shutil.copytree(IMAGES, project / "images")
+    (project / "depth").mkdir()
+    (project / "depth" / "1305031102.160407.png").write_bytes(b"the sensor's depth")
+    given = project / "images" if option == "--images" else project
+    before = sorted(p.relative_to(project) for p in project.rglob("*"))
+    assert main([option, str(given), "--out", str(project), *overwrite, "--weights", str(tmp_path / "none")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {option} {given} lies inside --out {project}") and "Traceback" not in error
+    assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
+    assert (project / "depth" / "1305031102.160407.png").read_bytes() == b"the sensor's depth"
+
+
+@pytest.mark.parametrize("name", ["front cam", "..", "."])
+def test_a_camera_name_the_exports_cannot_take_is_refused_before_any_work(name, tmp_path, capsys):
+    out = tmp_path / "out"
+    arguments = ["--images", str(IMAGES), "--out", str(out), "--camera-names", name]
+    assert main([*arguments, "--weights", str(tmp_path / "no-weights")]) == 1  # the weights are never looked at
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: --camera-names name {name!r} ") and "Traceback" not in error
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_trajectory_that_cannot_be_written_costs_no_other_output(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, frame in enumerate(panned_photographs(3)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
+
+    def refusing_writer_for_tests(*args, **kwargs):
+        raise ValueError("trajectory.tum: stamps must strictly increase (a test double's refusal)")
+
+    monkeypatch.setattr(tum_module, "write_tum_trajectory", refusing_writer_for_tests)
+    out = tmp_path / "out"
+    assert main(["--images", str(folder), "--out", str(out), *FAST]) == 1  # an output failed: said at the end
+    assert capsys.readouterr().err.startswith("error: trajectory: trajectory.tum: stamps must strictly increase")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["merged"] >= 1 and summary["trajectory"] is None
+    assert any("stamps must strictly increase" in problem for problem in summary["output_errors"])
+    assert (out / "map.ply").is_file() and (out / "transforms.json").is_file()
