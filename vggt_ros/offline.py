@@ -56,7 +56,7 @@ from vggt_ros.runtime import RuntimeConfig, create_pipeline
 from vggt_ros.session import DepthLookup, FrameSetError, ReconstructionSession, SessionConfig, WindowOutput
 from vggt_ros.termination import EXIT_STATUS, Terminated, signal_name, sigterm_as_interrupt
 from vggt_ros.window import ChunkWindows, FrameId, KeyframePolicy, Window, WindowConfig
-from vggt_ros.world import WorldConfig
+from vggt_ros.world import WindowStatus, WorldConfig
 from vggt_ros.world.cloud import CloudConfig
 from vggt_ros.world.loop_config import LoopConfig
 from vggt_ros.world.loop_verification import LoopVerificationConfig
@@ -300,6 +300,10 @@ class _Exports:
         self.images_dir = out / "images"
         self._inputs: dict[tuple[int, int], tuple[str, Optional[Path]]] = {}  # frame id -> (name, file)
         self._exported: dict[str, FrameId] = {}  # name -> frame id of every frame written
+        # name -> (world, segment) each frame was placed in: a world per start of the session's world (a restart
+        # of the input starts a new one), a segment per loss of tracking within it.
+        self._placed_in: dict[str, tuple[int, int]] = {}
+        self._world = 0
         self.error: Optional[str] = None
 
     def offer(self, item: InputFrameSet) -> None:
@@ -308,6 +312,8 @@ class _Exports:
 
     def add(self, out: WindowOutput) -> None:
         """Export the frames this window merged; forget inputs older than the window (never merged later)."""
+        if out.status is WindowStatus.INITIALIZED and self._placed_in:
+            self._world += 1
         for frame, image in self.session.exported_frames(out) if self.error is None else []:
             name, path = self._inputs.pop((frame.stamp_ns, frame.camera))
             try:
@@ -317,11 +323,18 @@ class _Exports:
                     shutil.copyfile(path, target)
                 self.writer.add(replace(frame, name=name), image=None if path is not None else image)
                 self._exported[name] = FrameId(frame.stamp_ns, frame.camera)
+                self._placed_in[name] = (self._world, self.session.world.segment)
             except (ValueError, OSError) as err:
                 self._fail(f"frame {name}", err)
                 break
         oldest = min(out.window.frame_sets[0].stamps_ns)
         self._inputs = {key: value for key, value in self._inputs.items() if key[0] >= oldest}
+
+    def parts(self, corrections: Optional[dict[str, np.ndarray]]) -> int:
+        """How many parts, placed independently of each other, the exported frames form: 1 when they share one
+        world and segment, or loops joined their segments (``corrections``, `loop_corrections`, moves them all into
+        one world); else one per world and segment, whose offsets to each other are unknown."""
+        return 1 if corrections is not None else len(set(self._placed_in.values()))
 
     def loop_corrections(self) -> Optional[dict[str, np.ndarray]]:
         """Frame name -> the similarity by which the closed loops moved it, for every exported frame; None when loops
@@ -631,6 +644,7 @@ def _reconstruct(
     # transforms.json must not name the loop-corrected map as its point cloud.
     corrections = exports.loop_corrections() if exports.writer.num_frames else None
     poses_before_loops = bool(session.world.corrected_by_loops and exports.writer.num_frames and corrections is None)
+    dataset_parts = exports.parts(corrections)
     if corrections is not None:
         log.info("loops moved the world: the COLMAP model, transforms.json and the depth files follow them")
     if poses_before_loops:
@@ -640,7 +654,15 @@ def _reconstruct(
             "so the COLMAP model and transforms.json keep the poses their frames had when integrated and "
             "transforms.json names no point cloud (map.ply would not match its cameras)"
         )
-    dataset = exports.finish(map_path.name if map_path and not poses_before_loops else None, corrections)
+    if dataset_parts > 1:
+        log.warning(
+            "the COLMAP model and transforms.json hold %d parts whose offsets to each other are unknown (tracking was "
+            "lost, or the input restarted: see per_window in summary.json), so they are not one scene; map.ply holds "
+            "the last part only and transforms.json names no point cloud",
+            dataset_parts,
+        )
+    map_matches_dataset = map_path is not None and not poses_before_loops and dataset_parts <= 1
+    dataset = exports.finish(map_path.name if map_matches_dataset else None, corrections)
     if exports.error:
         output_errors.append(exports.error)
     if recording is not None:
@@ -679,6 +701,8 @@ def _reconstruct(
         # "dataset_moved_by_loops": they were moved with the loops.
         "dataset_poses_before_loops": bool(dataset and poses_before_loops),
         "dataset_moved_by_loops": bool(dataset and corrections is not None),
+        # Parts of the COLMAP model and transforms.json placed independently (1: one scene; see the warning above).
+        "dataset_parts": dataset_parts if dataset else 0,
         "bag": str(args.out_bag) if args.out_bag else None,
         "skipped_inputs": inputs.source.skipped,
         "substituted_stamps": getattr(source, "substituted_stamps", {}),

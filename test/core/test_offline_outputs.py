@@ -73,3 +73,25 @@ def test_a_trajectory_that_cannot_be_written_costs_no_other_output(tmp_path, mon
     assert summary["merged"] >= 1 and summary["trajectory"] is None
     assert any("stamps must strictly increase" in problem for problem in summary["output_errors"])
     assert (out / "map.ply").is_file() and (out / "transforms.json").is_file()
+
+
+def test_a_dataset_of_two_unrelated_segments_says_so_and_names_no_point_cloud(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, frame in enumerate(panned_photographs(8)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
+    # The tiny model's random weights align few windows: with windows of 3 the sliding window loses tracking.
+    sliding = ["--sliding-window", "--window-size", "3"]
+    runs = {}
+    for mode, extra in (("joint", []), ("sliding", sliding)):
+        out = tmp_path / mode
+        assert main(["--images", str(folder), "--out", str(out), *FAST, *extra]) == 0
+        runs[mode] = (json.loads((out / "summary.json").read_text()), json.loads((out / "transforms.json").read_text()))
+    summary, transforms = runs["sliding"]
+    new_segment = next(w for w in summary["per_window"] if w["status"] == "new_segment")["last_image"]
+    exported = sorted(frame["file_path"] for frame in transforms["frames"])
+    assert exported[0] < f"images/{new_segment}" <= exported[-1], exported  # frames of both segments
+    assert summary["dataset_parts"] == 2
+    assert "ply_file_path" not in transforms  # map.ply holds the new segment only
+    summary, transforms = runs["joint"]  # one forward pass: one world, one part
+    assert summary["dataset_parts"] == 1 and transforms["ply_file_path"] == "map.ply"
