@@ -95,7 +95,18 @@ def test_renamed_parameters_carry_their_unit_and_the_old_names_are_gone():
 
 @pytest.mark.parametrize(
     "name, value",
-    [("queue_size", 100_000_000), ("save_dataset_frames", 100_000), ("max_image_pixels", 10**12), ("queue_size", 0)],
+    [
+        ("queue_size", 100_000_000),
+        ("save_dataset_frames", 100_000),
+        ("max_image_pixels", 10**12),
+        ("queue_size", 0),
+        # Periods too long for a ROS timer (int64 nanoseconds) or a threading wait: start-up used to end in an
+        # empty FATAL line.
+        ("input_timeout_s", 1e11),
+        ("map_publish_period_s", float("inf")),
+        ("map_publish_period_s", 1e12),
+        ("map_publish_period_s", 0.0),
+    ],
 )
 def test_every_size_has_a_documented_upper_bound(name, value):
     bounds = NodeParameters.__dataclass_fields__[name].metadata["bounds"]
@@ -148,7 +159,6 @@ def test_the_offline_command_imports_the_parameters_without_ros():
     "values, message",
     [
         ({"slop_s": 0.0}, "slop_s must be a finite number of seconds > 0"),  # checked by the synchroniser
-        ({"input_timeout_s": float("inf")}, "input_timeout_s must be a finite number of seconds > 0"),
         ({"diagnostics_window_s": 0.0}, "diagnostics_window_s must be a finite number of seconds > 0"),
         ({"diagnostics_missed_warn_ratio": 2.0}, "diagnostics_missed_warn_ratio must be a fraction in [0, 1]"),
         ({"preprocess_mode": "stretch"}, "preprocess_mode must be one of ('crop', 'pad')"),  # SessionConfig's
@@ -159,3 +169,101 @@ def test_the_core_configs_check_the_values_under_the_parameters_names(values, me
     with pytest.raises(ValueError) as err:
         NodeParameters(**values)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"image_topics": ("/cam/image",), "depth_topics": ("/d0", "/d1")},  # one more than the cameras
+        {"image_topics": ("/cam/image",), "depth_topics": ("/d0",)},
+        {"image_topics": ("/left/image", "/right/image"), "depth_topics": ("/d0",), "metric_scale_source": "rig"},
+        {"depth_topics": ("/d0",), "metric_scale_source": "odometry", "odom_frame": "odom"},
+    ],
+)
+def test_depth_topics_without_the_depth_source_are_refused_naming_both_parameters_and_the_fix(values):
+    """Only the depth source reads them: the node used to subscribe anyway, and a depth image on a topic past the
+    cameras' count stopped it (IndexError in the subscription callback)."""
+    with pytest.raises(ValueError) as err:
+        NodeParameters(**values)
+    source = values.get("metric_scale_source", "none")
+    assert str(err.value) == (
+        f"depth_topics {list(values['depth_topics'])} are read only with metric_scale_source 'depth', got "
+        f"{source!r}: set metric_scale_source to 'depth' or leave depth_topics empty"
+    )
+
+
+def test_the_depth_source_still_needs_one_depth_topic_per_camera():
+    assert NodeParameters(metric_scale_source="depth", depth_topics=("/d0",)).depth_topics == ("/d0",)
+    with pytest.raises(ValueError, match=r"needs one depth topic per image topic .* got depth_topics \['/d0', '/d1'\]"):
+        NodeParameters(metric_scale_source="depth", depth_topics=("/d0", "/d1"))
+
+
+def test_the_rig_source_needs_two_or_more_cameras():
+    """With one camera it has no baseline: the node used to start, publish nothing and warn at every window."""
+    with pytest.raises(ValueError) as err:
+        NodeParameters(image_topics=("/cam/image",), metric_scale_source="rig")
+    assert str(err.value).startswith("metric_scale_source 'rig' needs 2 or more image_topics")
+    assert "got ['/cam/image']" in str(err.value) and "use 'depth' or 'odometry' with one camera" in str(err.value)
+    rig = NodeParameters(image_topics=("/left/image", "/right/image"), metric_scale_source="rig")
+    assert rig.metric_config().source == "rig"
+
+
+def test_the_same_image_topic_twice_is_refused():
+    with pytest.raises(ValueError) as err:
+        NodeParameters(image_topics=("/a", "/b", "/a"))
+    assert (
+        str(err.value)
+        == "image_topics lists '/a' more than once, got ['/a', '/b', '/a']: give each camera its own topic"
+    )
+
+
+@pytest.mark.parametrize(
+    "values, first, second, frame",
+    [
+        ({"world_frame": "camera0_optical"}, "world_frame", "the optical frame of camera 'camera0'", "camera0_optical"),
+        (
+            {"parent_frame": "camera0_optical"},
+            "parent_frame",
+            "the optical frame of camera 'camera0'",
+            "camera0_optical",
+        ),
+        (
+            {"image_topics": ("/l", "/r"), "camera_names": ("left", "right"), "parent_frame": "right_optical"},
+            "parent_frame",
+            "the optical frame of camera 'right'",
+            "right_optical",
+        ),
+        ({"world_frame": "map", "parent_frame": "map"}, "world_frame", "parent_frame", "map"),
+        ({"odom_frame": "odom", "robot_base_frame": "odom"}, "odom_frame", "robot_base_frame", "odom"),
+        ({"odom_frame": "vggt_world", "robot_base_frame": "base_link"}, "world_frame", "odom_frame", "vggt_world"),
+        ({"odom_frame": "map", "robot_base_frame": "base_link"}, "parent_frame", "odom_frame", "map"),
+        ({"odom_frame": "odom", "robot_base_frame": "vggt_world"}, "world_frame", "robot_base_frame", "vggt_world"),
+        ({"odom_frame": "odom", "robot_base_frame": "map"}, "parent_frame", "robot_base_frame", "map"),
+        (
+            {"odom_frame": "odom", "robot_base_frame": "camera0_optical"},
+            "robot_base_frame",
+            "the optical frame of camera 'camera0'",
+            "camera0_optical",
+        ),
+        (
+            {"metric_scale_source": "odometry", "odom_frame": "camera0_optical"},
+            "odom_frame",
+            "the optical frame of camera 'camera0'",
+            "camera0_optical",
+        ),
+    ],
+)
+def test_each_frame_the_node_publishes_or_hangs_the_world_under_is_its_own(values, first, second, frame):
+    """A shared frame id gives a frame two parents or makes it its own parent: the node used to publish that."""
+    with pytest.raises(ValueError) as err:
+        NodeParameters(**values)
+    assert str(err.value).startswith(f"{first} and {second} are both {frame!r}: "), str(err.value)
+    assert "rename one (world_frame, parent_frame, odom_frame, robot_base_frame or camera_names)" in str(err.value)
+
+
+def test_robot_frames_left_empty_are_not_in_use():
+    assert not NodeParameters().robot_frames  # both empty: no collision between them
+    odometry = NodeParameters(metric_scale_source="odometry", odom_frame="odom")  # no base frame
+    assert (odometry.odom_frame, odometry.robot_base_frame) == ("odom", "")
+    robot = NodeParameters(odom_frame="odom", robot_base_frame="base_link")
+    assert robot.robot_frames

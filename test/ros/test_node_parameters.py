@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 import rclpy
+from rclpy.exceptions import InvalidTopicNameException
 from rclpy.parameter import Parameter
+from rclpy.validate_full_topic_name import validate_full_topic_name
 
 from conftest import TINY
 from support.netns import network_is_loopback_only
 from support.node_process import node_command, start_then_interrupt
+from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.ros.node import ReconstructionNode
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
@@ -185,3 +188,54 @@ def test_a_command_line_rcl_refuses_gets_the_fix_for_its_cause(ros_args, fix):
     assert fix in output
     if "--params-file" not in ros_args:
         assert "YAML" not in output
+
+
+def _rclpy_takes_as_a_topic_token(name: str) -> bool:
+    """rclpy's own validator on the topic a camera of that name publishes its depth on (the node is /vggt)."""
+    try:
+        validate_full_topic_name(f"/vggt/{name}/depth/image")
+    except InvalidTopicNameException:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "name", ["left", "left_cam", "_rear", "Cam2", "a__b", "left-cam", "1left", "a.b", "", "a b", "é", "x~", "{node}"]
+)
+def test_a_camera_name_is_accepted_exactly_when_rclpy_takes_it_as_a_topic_token(name):
+    """Camera names become topic tokens (~/<name>/depth/image) and frame ids (<name>_optical): a name rclpy refuses
+    used to pass start-up's check and stop configure with an empty FATAL line."""
+    expected = _rclpy_takes_as_a_topic_token(name)
+    try:
+        NodeParameters(image_topics=("/cam0/image", "/cam1/image"), camera_names=(name, "other"))
+    except ValueError as err:
+        assert not expected, f"{name!r} is a valid topic token, refused: {err}"
+        assert "camera_names must be distinct ROS name tokens (letters, digits and '_', not starting with a digit" in (
+            str(err)
+        )
+    else:
+        assert expected, f"{name!r} is no valid topic token, accepted"
+
+
+@pytest.mark.parametrize(
+    "ros_args, message",
+    [
+        (
+            ("image_topics:=[/left/image, /right/image]", "camera_names:=[left-cam, right]"),
+            "camera_names must be distinct ROS name tokens",
+        ),
+        (("input_timeout_s:=100000000000.0",), "input_timeout_s must be in [0.1, 3600.0] s, got 100000000000.0"),
+        (("map_publish_period_s:=inf",), "map_publish_period_s must be in [0.01, 3600.0] s, got inf"),
+        (
+            ("image_topics:=[/cam/image]", "depth_topics:=[/d0, /d1]"),
+            "depth_topics ['/d0', '/d1'] are read only with metric_scale_source 'depth'",
+        ),
+    ],
+    ids=["camera name", "input timeout", "map period", "depth topics"],
+)
+def test_values_the_node_cannot_run_with_are_one_fatal_line_that_names_them(ros_args, message):
+    """Each of these used to pass start-up's checks: the first three then ended start-up with an empty FATAL line
+    (rclpy refused the topic or the timer inside configure), the last started and died at the first depth image."""
+    output = fails_to_start(*(arg for value in ros_args for arg in ("-p", value)))
+    fatal = next(line for line in output.splitlines() if "FATAL" in line)
+    assert message in fatal, output

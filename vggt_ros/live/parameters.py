@@ -71,7 +71,7 @@ class NodeParameters:
     # --- cameras
     image_topics: tuple[str, ...] = parameter(
         ("/camera/image_raw",),
-        "sensor_msgs/Image topics, one per camera (1 to K); rgb8, bgr8, rgba8, bgra8 or mono8",
+        "sensor_msgs/Image topics, one distinct topic per camera (1 to K); rgb8, bgr8, rgba8, bgra8 or mono8",
     )
     image_transport: Literal["raw", "compressed"] = parameter(
         "raw",
@@ -79,7 +79,9 @@ class NodeParameters:
         "image_transport's compressed plugin)",
     )
     camera_names: tuple[str, ...] = parameter(
-        (), "one name per camera (frames <name>_optical, topics ~/<name>/...); empty: camera0, camera1, ..."
+        (),
+        "one name per camera (frames <name>_optical, topics ~/<name>/...): letters, digits and '_', not starting "
+        "with a digit; empty: camera0, camera1, ...",
     )
     camera_names_from_topics: bool = parameter(
         False,
@@ -91,7 +93,10 @@ class NodeParameters:
     )
     slop_s: float = parameter(0.02, "approximate-time sync: largest stamp spread of one synchronized set", "s")
     input_timeout_s: float = parameter(
-        5.0, "warn when an image topic has had no image for this long (naming the likely cause)", "s"
+        5.0,
+        "warn when an image topic has had no image for this long (naming the likely cause)",
+        "s",
+        (0.1, 3600.0),  # checked every half timeout: at most 20 times a second; an hour is beyond any camera's pause
     )
     max_image_pixels: int = parameter(
         DEFAULT_MAX_IMAGE_PIXELS,
@@ -220,7 +225,12 @@ class NodeParameters:
         "world units",
     )
     map_max_points: int = parameter(500_000, "point budget of ~/map (memory bound)", "points", (1, 50_000_000))
-    map_publish_period_s: float = parameter(2.0, "time between ~/map publications (only when it changed)", "s")
+    map_publish_period_s: float = parameter(
+        2.0,
+        "time between ~/map publications (only when it changed)",
+        "s",
+        (0.01, 3600.0),  # the map timer's and the map thread's period: finite, so ROS timers and waits take it
+    )
     save_directory: str = parameter(
         "vggt_map",
         "folder where the ~/save service writes map.ply, trajectory.tum (further cameras: trajectory_<name>.tum) "
@@ -255,8 +265,8 @@ class NodeParameters:
     )
     depth_topics: tuple[str, ...] = parameter(
         (),
-        "with metric_scale_source depth: one depth image topic per camera, registered to its colour image (same "
-        "size), 16UC1 millimetres or 32FC1 metres (REP 118)",
+        "with metric_scale_source depth (and only then): one depth image topic per camera, registered to its colour "
+        "image (same size), 16UC1 millimetres or 32FC1 metres (REP 118)",
     )
     depth_min_range_m: float = parameter(0.2, "depth readings nearer than this are not used for the scale", "m")
     depth_max_range_m: float = parameter(10.0, "depth readings farther than this are not used for the scale", "m")
@@ -316,6 +326,12 @@ class NodeParameters:
     def __post_init__(self) -> None:
         if not self.image_topics or any(not topic for topic in self.image_topics):
             raise ValueError(f"image_topics must list 1 or more non-empty topics, got {list(self.image_topics)}")
+        repeated = sorted({topic for topic in self.image_topics if self.image_topics.count(topic) > 1})
+        if repeated:
+            raise ValueError(
+                f"image_topics lists {', '.join(map(repr, repeated))} more than once, got {list(self.image_topics)}: "
+                "give each camera its own topic"
+            )
         for spec in dataclasses.fields(self):
             bounds, value = spec.metadata["bounds"], getattr(self, spec.name)
             if bounds is not None and not bounds[0] <= value <= bounds[1]:
@@ -343,21 +359,32 @@ class NodeParameters:
         if len(set(self.names)) != len(self.names) or any(not _CAMERA_NAME.fullmatch(n) for n in self.names):
             source = "the names taken from image_topics" if self.camera_names_from_topics else "camera_names"
             raise ValueError(
-                f"{source} must be distinct, non-empty and without '/', got {list(self.names)}"
+                f"{source} must be distinct ROS name tokens (letters, digits and '_', not starting with a digit: "
+                f"each names the topics ~/<name>/... and the frame <name>_optical), got {list(self.names)}"
                 + ("; set camera_names instead" if self.camera_names_from_topics else "")
             )
-        if not self.world_frame or not self.parent_frame or self.world_frame == self.parent_frame:
+        if not self.world_frame or not self.parent_frame:
             raise ValueError(
-                f"world_frame and parent_frame must be two different non-empty frame ids, got {self.world_frame!r} "
-                f"and {self.parent_frame!r}"
+                f"world_frame and parent_frame must be non-empty frame ids, got {self.world_frame!r} and "
+                f"{self.parent_frame!r}"
             )
-        if not self.map_publish_period_s > 0.0:
-            raise ValueError(f"map_publish_period_s must be > 0 seconds, got {self.map_publish_period_s!r}")
+        self._check_frames_are_distinct()
+        if self.depth_topics and self.metric_scale_source != "depth":
+            raise ValueError(
+                f"depth_topics {list(self.depth_topics)} are read only with metric_scale_source 'depth', got "
+                f"{self.metric_scale_source!r}: set metric_scale_source to 'depth' or leave depth_topics empty"
+            )
         if self.metric_scale_source == "depth" and len(self.depth_topics) != len(self.image_topics):
             raise ValueError(
                 f"metric_scale_source 'depth' needs one depth topic per image topic (registered to it, e.g. "
                 f"aligned_depth_to_color/image_raw); got depth_topics {list(self.depth_topics)} for "
                 f"{len(self.image_topics)} image topics"
+            )
+        if self.metric_scale_source == "rig" and len(self.image_topics) < 2:
+            raise ValueError(
+                f"metric_scale_source 'rig' needs 2 or more image_topics (it measures the baseline between camera 0 "
+                f"and the others), got {list(self.image_topics)}: add the rig's other cameras, or use 'depth' or "
+                "'odometry' with one camera"
             )
         if self.metric_scale_source == "odometry" and not self.odom_frame:
             raise ValueError("metric_scale_source 'odometry' needs odom_frame (the frame of the robot's odometry)")
@@ -388,6 +415,24 @@ class NodeParameters:
         self.runtime_config()
         self.session_config()
         self.health_thresholds()
+
+    def _check_frames_are_distinct(self) -> None:
+        """Every frame the node publishes or hangs its world under has its own id: one shared by two of them would
+        give that frame two parents or make it its own parent, a TF tree tf2 cannot use."""
+        frames = {
+            name: getattr(self, name) for name in ("world_frame", "parent_frame", "odom_frame", "robot_base_frame")
+        }
+        frames.update({f"the optical frame of camera {name!r}": f"{name}_optical" for name in self.names})
+        owner: dict[str, str] = {}
+        for source, frame in frames.items():
+            if frame in owner:
+                raise ValueError(
+                    f"{owner[frame]} and {source} are both {frame!r}: each frame the node publishes or hangs its world "
+                    "under needs its own id; rename one (world_frame, parent_frame, odom_frame, robot_base_frame or "
+                    "camera_names)"
+                )
+            if frame:  # odom_frame and robot_base_frame are empty when the robot frames are not used
+                owner[frame] = source
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -507,7 +552,8 @@ _HEALTH_PARAMETERS = {
     for spec in dataclasses.fields(HealthThresholds)
 }
 IMAGE_TRANSPORTS = get_args(NodeParameters.__dataclass_fields__["image_transport"].type)
-_CAMERA_NAME = re.compile(r"[^/\s]+")
+# A ROS 2 name token (rcl's topic and node name rules): camera names become topic tokens and frame ids.
+_CAMERA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def names_from_topics(topics: tuple[str, ...]) -> tuple[str, ...]:
