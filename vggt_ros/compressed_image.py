@@ -27,13 +27,19 @@ wrong image, as any JPEG viewer shows it, and are not detectable here.
 
 Errors are `ImageFormatError` (a ValueError) as for raw images, with ``kind`` "format" (a codec or transport
 that is not supported, or a format string that contradicts the data), "corrupt" (truncated or unreadable data;
-the message gives the byte count) or "encoding" (a PNG of more than 8 bits per channel), so a bag reader can
-skip such a message and count it.
+the message gives the byte count) or "encoding" (a PNG of more than 8 bits per channel, grey or colour), so a bag
+reader can skip such a message and count it.
+
+More than 8 bits per channel is refused, not reduced: Pillow opens 16-bit grey as mode I;16 (and 32-bit integer or
+float TIFFs as I or F), which ``convert("RGB")`` clips to white or black, and it silently drops the low byte of
+16-bit colour. `check_8_bits` is that rule; image files (`vggt_ros.preprocess.decode_image_file`) follow it too, so
+a folder of files and a bag of PNG messages accept the same images.
 """
 
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import simplejpeg
@@ -43,8 +49,18 @@ from vggt_ros.image_encoding import Buffer, ImageFormatError
 
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Pillow modes of PNGs with more than 8 bits per channel (16-bit grey, as "mono16; png compressed mono16").
-_WIDE_PNG_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
+# Pillow modes of more than 8 bits per channel: 16-bit grey (PNG, TIFF: "mono16; png compressed mono16"), 32-bit
+# integer and float (TIFF).
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+# Pillow's raw modes (how a file stores its pixels) of 16 or 32 bits per channel, e.g. "RGB;16B" (16-bit RGB PNG,
+# opened as mode RGB), "LA;16B" (opened as RGBA), "RGBA;16L", "F;32F". The formats that store such raw modes: the
+# other suffixes a folder may hold (JPEG, BMP, WebP) are 8 bits per channel in Pillow, and BMP's "BGR;16" is a
+# packed 5-6-5 pixel, not 16 bits per channel.
+_WIDE_RAW_MODE = re.compile(r";(16|32)")
+_WIDE_FORMATS = ("PNG", "TIFF")
+# What Pillow raises for a file it cannot read: OSError ("image file is truncated", UnidentifiedImageError),
+# SyntaxError ("broken PNG file": a damaged chunk), ValueError, and DecompressionBombError for an implausibly large one.
+PILLOW_READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def decode_compressed(data: Buffer, format: str) -> np.ndarray:
@@ -120,21 +136,44 @@ def _decode_jpeg(buffer: np.ndarray) -> np.ndarray:
         ) from None
 
 
+def check_8_bits(image: Image.Image, what: str) -> None:
+    """Refuse an opened (not yet loaded) Pillow image of more than 8 bits per channel.
+
+    Raises:
+        ImageFormatError: kind "encoding", naming ``what`` (e.g. "PNG image of 1234 bytes") and how it is stored.
+    """
+    raw_mode = _raw_mode(image)
+    wide_raw = image.format in _WIDE_FORMATS and raw_mode is not None and _WIDE_RAW_MODE.search(raw_mode)
+    if image.mode in _WIDE_MODES or wide_raw:
+        stored = f", stored as {raw_mode}" if raw_mode and raw_mode != image.mode else ""
+        raise ImageFormatError(
+            "encoding",
+            f"{what} has more than 8 bits per channel (Pillow mode {image.mode}{stored}); only 8-bit colour or grey "
+            "images are supported (16-bit, float and depth images are not camera input)",
+        )
+
+
+def _raw_mode(image: Image.Image) -> str | None:
+    """How the file stores the pixels (Pillow's raw mode of its first tile), or None once loaded or when unknown."""
+    if not image.tile:
+        return None
+    args = image.tile[0].args
+    raw_mode = args[0] if isinstance(args, tuple) and args else args
+    return raw_mode if isinstance(raw_mode, str) else None
+
+
 def _decode_png(buffer: np.ndarray) -> np.ndarray:
+    what = f"PNG image of {buffer.size} bytes"
     try:
         image = Image.open(io.BytesIO(buffer))
-        image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        # Pillow reports a truncated or damaged PNG as OSError ("image file is truncated"), SyntaxError ("broken
-        # PNG file") or ValueError, and an implausibly large one as DecompressionBombError.
-        raise ImageFormatError("corrupt", f"PNG image of {buffer.size} bytes is corrupt or truncated ({err})") from None
+    except PILLOW_READ_ERRORS as err:
+        raise ImageFormatError("corrupt", f"{what} is corrupt or truncated ({err})") from None
     with image:
-        if image.mode in _WIDE_PNG_MODES:
-            raise ImageFormatError(
-                "encoding",
-                f"PNG image of {buffer.size} bytes has more than 8 bits per channel (Pillow mode {image.mode}); "
-                "only 8-bit colour or grey images are supported (mono16 and depth images are not camera input)",
-            )
+        check_8_bits(image, what)  # from the header, before decoding
+        try:
+            image.load()
+        except PILLOW_READ_ERRORS as err:
+            raise ImageFormatError("corrupt", f"{what} is corrupt or truncated ({err})") from None
         if image.mode == "L":
             grey = np.asarray(image)
             return np.broadcast_to(grey[:, :, None], (*grey.shape, 3))

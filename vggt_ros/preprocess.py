@@ -8,7 +8,8 @@ Two routes share one size rule (`output_size`) and one crop / pad step:
   (crop and pad modes) bit for bit: RGBA files composited onto white, greyscale replicated to RGB,
   Pillow BICUBIC resize, centre crop or white padding, and mixed-size batches padded with white to the
   largest height and width. It takes file paths and/or in-memory uint8 arrays. A file is decoded to an
-  `(H, W, 3)` uint8 RGB array and then goes through the same code as an array.
+  `(H, W, 3)` uint8 RGB array and then goes through the same code as an array. One departure: a file of more than
+  8 bits per channel (16-bit or float PNG / TIFF) is refused, where the official loader turns it into white or black.
 * `preprocess_frames`: the streaming route for live frames from synchronised cameras. It takes one
   `(S, H, W, 3)` uint8 batch and resizes it with torch on any device, using
   `interpolate(mode="bicubic", antialias=True)`. That is Pillow's kernel (Keys a = -0.5, support widened by
@@ -42,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from vggt_ros.compressed_image import PILLOW_READ_ERRORS, check_8_bits
+from vggt_ros.image_encoding import ImageFormatError
 from vggt_ros.model.config import VGGTConfig
 
 logger = logging.getLogger(__name__)
@@ -209,16 +212,27 @@ def to_unit_float(images_u8: torch.Tensor) -> torch.Tensor:
 
 
 def decode_image_file(path: Union[str, "os.PathLike[str]"]) -> np.ndarray:
-    """(H, W, 3) uint8 RGB pixels of an image file, with RGBA composited onto opaque white."""
+    """(H, W, 3) uint8 RGB pixels of an 8-bit image file, with RGBA composited onto opaque white.
+
+    Raises:
+        ImageFormatError (a ValueError): kind "encoding", a file of more than 8 bits per channel (16-bit, 32-bit
+            integer or float PNG / TIFF), which the official loader's ``convert("RGB")`` turns into white or black
+            (or 8 bits of its 16): the rule compressed PNG messages follow (`vggt_ros.compressed_image.check_8_bits`).
+        ValueError: the file does not exist, or Pillow cannot read it (whatever Pillow raises, e.g. SyntaxError for a
+            damaged PNG chunk).
+    """
     try:
         with Image.open(path) as image:
+            check_8_bits(image, f"image file '{os.fspath(path)}'")
             if image.mode == "RGBA":
                 white = Image.new("RGBA", image.size, (_WHITE,) * 4)
                 image = Image.alpha_composite(white, image)
             return np.asarray(image.convert("RGB"))
     except FileNotFoundError:
         raise ValueError(f"image file not found: '{os.fspath(path)}'; check the path") from None
-    except OSError as err:
+    except ImageFormatError:
+        raise
+    except PILLOW_READ_ERRORS as err:
         raise ValueError(f"cannot read image file '{os.fspath(path)}' ({err}); pass a readable image file") from err
 
 

@@ -5,6 +5,7 @@
 import array
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -139,6 +140,21 @@ def test_sixteen_bit_png_is_an_encoding_error():
 
     with pytest.raises(ImageFormatError) as caught:
         decode_compressed(buffer.getvalue(), "mono16; png compressed mono16")
+
+    assert caught.value.kind == "encoding" and "8 bits" in str(caught.value)
+
+
+@pytest.mark.parametrize("channels, encoding", [(3, "bgr16"), (4, "bgra16")])
+def test_sixteen_bit_colour_png_is_an_encoding_error_not_reduced_to_8_bits(channels, encoding):
+    # OpenCV's encoder (image_transport's png transport) writes a uint16 colour image as a 16-bit PNG.
+    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)
+    ok, encoded = cv2.imencode(".png", np.dstack([ramp, ramp.T, 65535 - ramp, ramp][:channels]))
+    data = encoded.tobytes()
+    assert ok and data[12:16] == b"IHDR" and data[24] == 16  # IHDR: bit depth 16
+    assert data[25] == (2 if channels == 3 else 6)  # colour type: RGB, RGBA
+
+    with pytest.raises(ImageFormatError) as caught:
+        decode_compressed(data, f"{encoding}; png compressed {encoding}")
 
     assert caught.value.kind == "encoding" and "8 bits" in str(caught.value)
 

@@ -4,6 +4,7 @@
 
 import logging
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,9 +12,11 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from conftest import FIXTURES as REPO_FIXTURES
+from vggt_ros.image_encoding import ImageFormatError
 from vggt_ros.preprocess import (
     _resize_like_pillow_float,
     _resized_size,
+    decode_image_file,
     output_size,
     preprocess_frames,
     preprocess_images,
@@ -45,7 +48,12 @@ def _path(name):
 
 def _official_rgb(name):
     """What a camera would hand over for this file: PIL RGB pixels, RGBA composited onto white first."""
-    image = Image.open(_path(name))
+    return _official_file_rgb(_path(name))
+
+
+def _official_file_rgb(path):
+    """The official loader's pixels of an image file: RGBA composited onto white, then Pillow's convert("RGB")."""
+    image = Image.open(path)
     if image.mode == "RGBA":
         image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image)
     return np.asarray(image.convert("RGB"))
@@ -102,6 +110,34 @@ def test_other_transparent_modes_are_not_composited(tmp_path):
     grey = np.random.default_rng(1).integers(0, 256, (40, 40), dtype=np.uint8)
     Image.fromarray(np.dstack([grey, np.zeros_like(grey)]), mode="LA").save(tmp_path / "la.png")
     assert torch.equal(preprocess_images([tmp_path / "la.png"]), preprocess_images([grey]))
+
+
+# Every 8-bit mode the folder's suffixes hold, as Pillow writes them: decoded exactly as the official loader does.
+EIGHT_BIT_FILES = [
+    ("1", "png"),
+    ("L", "png"),
+    ("LA", "png"),
+    ("P", "png"),
+    ("RGB", "png"),
+    ("RGBA", "png"),
+    ("L", "tiff"),
+    ("RGB", "tiff"),
+    ("CMYK", "tiff"),
+    ("L", "jpg"),
+    ("CMYK", "jpg"),
+    ("RGB", "bmp"),
+    ("P", "bmp"),
+    ("RGB", "webp"),
+]
+
+
+@pytest.mark.parametrize("mode, suffix", EIGHT_BIT_FILES)
+def test_8_bit_files_of_every_mode_decode_as_the_official_loader(tmp_path, mode, suffix):
+    path = tmp_path / f"{mode}.{suffix}"
+    Image.fromarray(_official_rgb("chelsea")[:60, :80]).convert(mode).save(path)
+    with Image.open(path) as image:
+        assert image.mode == mode
+    np.testing.assert_array_equal(decode_image_file(path), _official_file_rgb(path))
 
 
 def test_str_paths_work(expected):
@@ -237,6 +273,53 @@ def test_unreadable_file_names_the_path(tmp_path):
     garbage.write_bytes(b"this is not an image")
     with pytest.raises(ValueError, match=r"cannot read image file .*garbage\.png"):
         preprocess_images([garbage])
+
+
+def test_png_with_a_damaged_chunk_is_a_value_error_naming_the_path(tmp_path):
+    path = tmp_path / "damaged.png"
+    noise = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)  # several IDAT chunks
+    Image.fromarray(noise).save(path)
+    data = bytearray(path.read_bytes())
+    second_idat = data.find(b"IDAT", data.find(b"IDAT") + 4)
+    data[second_idat : second_idat + 4] = b"\x00\x01\x02\x03"
+    path.write_bytes(bytes(data))
+    with pytest.raises(SyntaxError, match="broken PNG file"):  # what Pillow raises
+        Image.open(path).load()
+
+    with pytest.raises(ValueError, match=r"cannot read image file .*damaged\.png.*broken PNG file"):
+        preprocess_images([path])
+
+
+def _ramp16(channels):
+    ramp = (np.arange(40 * 50, dtype=np.uint32).reshape(40, 50) * 31).astype(np.uint16)
+    return ramp if channels == 1 else np.dstack([ramp, ramp[::-1], 65535 - ramp, ramp.T.reshape(40, 50)][:channels])
+
+
+# Files of more than 8 bits per channel (name, writer): the official convert("RGB") clips grey ones to white or black
+# and keeps 8 of colour's 16 bits. Pillow writes 16-bit grey, 32-bit integer and float; OpenCV 16-bit colour.
+WIDE_FILES = {
+    "grey16.png": lambda path: Image.fromarray(_ramp16(1)).save(path),
+    "grey16.tiff": lambda path: Image.fromarray(_ramp16(1)).save(path),
+    "int32.tiff": lambda path: Image.fromarray(_ramp16(1).astype(np.int32) * 1000).save(path),
+    "float.tiff": lambda path: Image.fromarray(_ramp16(1).astype(np.float32) / 65535).save(path),
+    "opencv_grey16.png": lambda path: cv2.imwrite(str(path), _ramp16(1)),
+    "rgb16.png": lambda path: cv2.imwrite(str(path), _ramp16(3)),
+    "rgba16.png": lambda path: cv2.imwrite(str(path), _ramp16(4)),
+    "rgb16.tiff": lambda path: cv2.imwrite(str(path), _ramp16(3)),
+}
+
+
+@pytest.mark.parametrize("name", WIDE_FILES)
+def test_files_of_more_than_8_bits_per_channel_are_refused_not_clipped(tmp_path, name):
+    path = tmp_path / name
+    WIDE_FILES[name](path)
+    with Image.open(path) as image:
+        assert image.size == (50, 40)
+
+    with pytest.raises(ImageFormatError, match=rf"{name}.*more than 8 bits per channel") as caught:
+        decode_image_file(path)
+
+    assert caught.value.kind == "encoding"
 
 
 @pytest.mark.parametrize("shape", [(8, 8, 4), (8, 8, 1), (8, 8, 2), (2, 8, 8, 3), (24,)])

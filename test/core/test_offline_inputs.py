@@ -1,0 +1,110 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""The offline command's inputs (`vggt_ros.recording.inputs`) on the images a real folder holds: damaged, 16-bit
+and float files are skipped and named while the rest of the run goes on. Folders are written with Pillow (and OpenCV
+for 16-bit colour); runs go through the command with the tiny model, their summaries read back as strict JSON."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TINY
+from support.photos import panned_photographs
+from vggt_ros.offline import main
+
+FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154", "--no-loop-closure"]
+
+
+def _strict_json(path: Path) -> dict:
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def _photo_folder(folder: Path, count: int = 4) -> list[str]:
+    """``count`` frames of a panned photograph as frame_000.png ... (names returned)."""
+    folder.mkdir()
+    names = []
+    for index, frame in enumerate(panned_photographs(count)):
+        names.append(f"frame_{index:03d}.png")
+        Image.fromarray(frame).save(folder / names[-1])
+    return names
+
+
+def _run_folder(tmp_path: Path, folder: Path, *extra: str) -> tuple[int, Path]:
+    out = tmp_path / "out"
+    return main(["--images", str(folder), "--out", str(out), *FAST, *extra]), out
+
+
+def _damage_second_idat(path: Path) -> None:
+    """Overwrite the type of the PNG's second IDAT chunk: Pillow reads the header, then raises SyntaxError ("broken
+    PNG file") while decoding."""
+    data = bytearray(path.read_bytes())
+    position, idats = 8, []
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        if data[position + 4 : position + 8] == b"IDAT":
+            idats.append(position)
+        position += 12 + length
+    assert len(idats) >= 2, "the test image must span several IDAT chunks"
+    data[idats[1] + 4 : idats[1] + 8] = b"\x00\x01\x02\x03"
+    path.write_bytes(bytes(data))
+
+
+# ----------------------------------------------------------------------------------- undecodable files
+def test_a_png_with_a_damaged_chunk_is_skipped_and_named_and_the_run_finishes(tmp_path):
+    folder = tmp_path / "images"
+    _photo_folder(folder)
+    noise = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)  # 360 kB: several IDAT chunks
+    Image.fromarray(noise).save(folder / "frame_001b.png")
+    _damage_second_idat(folder / "frame_001b.png")
+    with pytest.raises(SyntaxError):  # what the file does to Pillow
+        Image.open(folder / "frame_001b.png").load()
+
+    status, out = _run_folder(tmp_path, folder)
+
+    summary = _strict_json(out / "summary.json")
+    assert list(summary["skipped_inputs"]) == ["frame_001b.png"]
+    assert "broken PNG file" in summary["skipped_inputs"]["frame_001b.png"]
+    assert summary["images"] == 4 and summary["exported_frames"] == 4 and summary["merged"] >= 1
+    assert status == 0
+
+
+def _wide_files(folder: Path) -> dict[str, str]:
+    """Files of more than 8 bits per channel, as depth cameras and scientific pipelines write them: name -> Pillow
+    mode it opens as. 16-bit colour comes from OpenCV (Pillow writes no 16-bit colour PNG or TIFF)."""
+    ramp = (np.arange(120 * 160, dtype=np.uint32).reshape(120, 160) * 3).astype(np.uint16)
+    Image.fromarray(ramp).save(folder / "depth_mm.png")  # I;16
+    Image.fromarray(ramp.astype(np.float32) / 65535).save(folder / "depth_m.tiff")  # F
+    colour = np.stack([ramp, ramp[::-1], 65535 - ramp], axis=2)
+    assert cv2.imwrite(str(folder / "colour16.png"), colour)
+    assert cv2.imwrite(str(folder / "colour16_tiff.tif"), colour)
+    names = ("depth_mm.png", "depth_m.tiff", "colour16.png", "colour16_tiff.tif")
+    return {name: Image.open(folder / name).mode for name in names}
+
+
+def test_16_bit_and_float_files_are_skipped_with_the_reason_not_decoded_to_garbage(tmp_path):
+    folder = tmp_path / "images"
+    _photo_folder(folder)
+    modes = _wide_files(folder)
+    assert modes == {"depth_mm.png": "I;16", "depth_m.tiff": "F", "colour16.png": "RGB", "colour16_tiff.tif": "RGB"}
+    # What the official loader's convert("RGB") makes of the grey ones: clipped to white, or to black.
+    assert (np.asarray(Image.open(folder / "depth_mm.png").convert("RGB")) == 255).mean() > 0.99
+    assert (np.asarray(Image.open(folder / "depth_m.tiff").convert("RGB")) <= 1).all()
+
+    status, out = _run_folder(tmp_path, folder)
+
+    summary = _strict_json(out / "summary.json")
+    assert sorted(summary["skipped_inputs"]) == sorted(modes)
+    for name, reason in summary["skipped_inputs"].items():
+        assert "more than 8 bits per channel" in reason and name in reason
+    assert summary["images"] == 4 and summary["exported_frames"] == 4
+    assert status == 0
