@@ -29,7 +29,11 @@ SUPPORTED_ENCODINGS = tuple(_LAYOUTS)
 
 
 class ImageFormatError(ValueError):
-    """An image buffer that cannot be read; ``kind`` is "encoding", "size", "step" or "length"."""
+    """An image that cannot be read or used; ``kind`` names the problem, the key under which readers count it.
+
+    "encoding", "size", "step" or "length" here; "format" and "corrupt" (`vggt_ros.compressed_image`), "too_large"
+    (`vggt_ros.image_limits`) and "too_elongated" (`vggt_ros.preprocess`, no model input can be made of it).
+    """
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)

@@ -57,6 +57,9 @@ MODES = ("crop", "pad")
 ImageInput = Union[str, "os.PathLike[str]", np.ndarray]
 FramesInput = Union[np.ndarray, torch.Tensor]
 
+# The `ImageFormatError` kind of an image whose short side rounds to 0 model pixels at the target size.
+TOO_ELONGATED = "too_elongated"
+
 # White in uint8; the final /255 maps it to exactly 1.0, the official padding value.
 _WHITE = 255
 
@@ -84,17 +87,23 @@ def _resized_size(height: int, width: int, mode: str, target_size: int) -> tuple
 
     The short side is computed the way the official code does it: Python `round` (half to even) of the
     float64 value `side * (target / long_side) / 14`, times 14.
+
+    Raises:
+        ImageFormatError (a ValueError): kind "size" for an empty image, `TOO_ELONGATED` for one whose short side
+            rounds to 0 pixels: no model input can be made of it (a reader skips such an image).
     """
     if height <= 0 or width <= 0:
-        raise ValueError(f"image size must be positive; got height={height}, width={width}")
+        raise ImageFormatError("size", f"image size must be positive; got height={height}, width={width}")
     if mode == "pad" and height > width:
         resized = (target_size, round(width * (target_size / height) / PATCH_SIZE) * PATCH_SIZE)
     else:
         resized = (round(height * (target_size / width) / PATCH_SIZE) * PATCH_SIZE, target_size)
     if min(resized) == 0:
-        raise ValueError(
+        raise ImageFormatError(
+            TOO_ELONGATED,
             f"a {width}x{height} (WxH) image is too elongated for mode {mode!r}: its short side would "
-            f"round to 0 pixels at target size {target_size}; crop it to a less extreme aspect ratio"
+            f"round to 0 pixels at target size {target_size}; crop it to a less extreme aspect ratio or use a larger "
+            "target size",
         )
     return resized
 
@@ -104,6 +113,10 @@ def output_size(height: int, width: int, mode: str, target_size: int = DEFAULT_T
 
     crop: the width becomes target_size; the height is scaled, rounded to a multiple of 14, and
     centre-cropped to at most target_size. pad: always target_size x target_size.
+
+    Raises:
+        ImageFormatError: no model input can be made of such an image (see `_resized_size`).
+        ValueError: an unknown mode or a bad target_size.
     """
     _check_mode(mode)
     _check_target_size(target_size)

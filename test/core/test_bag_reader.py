@@ -128,6 +128,17 @@ def test_damaged_messages_are_skipped_counted_and_warned_once(tmp_path, frames, 
     assert source.message_count == 6
 
 
+def test_an_empty_image_is_left_out_of_the_sizes_and_skipped_as_empty(tmp_path, frames):
+    # Some drivers publish a 0x0 image at start-up.
+    images = [np.zeros((0, 0, 3), np.uint8), *frames[:3]]
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", list(zip(_stamps(4), images)))])
+    source = BagImageSource(bag, ["/cam"])
+
+    assert source.image_sizes() == {(48, 64)}
+    assert [stamp for _, stamp, _ in source] == _stamps(4)[1:]
+    assert source.skipped == {"/cam": {"size": 1}}
+
+
 def test_undeserialisable_message_is_skipped(tmp_path, frames):
     typestore = get_typestore(Stores.ROS2_KILTED)
     bag = tmp_path / "bag"

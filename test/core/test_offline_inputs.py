@@ -1,8 +1,9 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""The offline command's inputs (`vggt_ros.recording.inputs`) on the images a real folder holds: damaged, 16-bit
-and float files are skipped and named while the rest of the run goes on. Folders are written with Pillow (and OpenCV
-for 16-bit colour); runs go through the command with the tiny model, their summaries read back as strict JSON."""
+"""The offline command's inputs (`vggt_ros.recording.inputs`) on the images a real folder or bag holds: damaged,
+16-bit, float, empty and over-elongated images are skipped and named while the rest of the run goes on. Folders are
+written with Pillow (and OpenCV for 16-bit colour), bags with rosbags; runs go through the command with the tiny
+model, their summaries read back as strict JSON."""
 
 from __future__ import annotations
 
@@ -16,10 +17,18 @@ import pytest
 from PIL import Image
 
 from conftest import TINY
+from support.bags import NANOSECONDS, write_image_bag
 from support.photos import panned_photographs
 from vggt_ros.offline import main
+from vggt_ros.preprocess import output_size
+from vggt_ros.recording.bag_reader import BagImageSource
+from vggt_ros.recording.inputs import bag_frame_sets, common_model_hw, needs_padding
 
 FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154", "--no-loop-closure"]
+START_NS = 1_700_000_000 * NANOSECONDS
+PERIOD_NS = 100_000_000
+# 2000x50 (WxH): at --image-size 154 (crop) its height rounds to 0 model pixels: round(50 * 154 / 2000 / 14) = 0.
+ELONGATED_HW = (50, 2000)
 
 
 def _strict_json(path: Path) -> dict:
@@ -108,3 +117,58 @@ def test_16_bit_and_float_files_are_skipped_with_the_reason_not_decoded_to_garba
         assert "more than 8 bits per channel" in reason and name in reason
     assert summary["images"] == 4 and summary["exported_frames"] == 4
     assert status == 0
+
+
+# ----------------------------------------------------------------------------------- images no model input fits
+def test_a_file_too_elongated_for_the_image_size_is_skipped_and_the_model_size_comes_from_the_others(tmp_path):
+    folder = tmp_path / "images"
+    _photo_folder(folder)
+    Image.fromarray(np.full((*ELONGATED_HW, 3), 90, np.uint8)).save(folder / "frame_001b.png")
+
+    status, out = _run_folder(tmp_path, folder)
+
+    summary = _strict_json(out / "summary.json")
+    assert list(summary["skipped_inputs"]) == ["frame_001b.png"]
+    assert "too elongated" in summary["skipped_inputs"]["frame_001b.png"]
+    assert summary["model_hw"] == list(output_size(120, 160, "crop", 154)) == [112, 154]
+    assert summary["images"] == 4 and summary["exported_frames"] == 4
+    assert status == 0
+
+
+def test_one_empty_image_message_is_skipped_and_counted_and_the_run_goes_on(tmp_path):
+    # Some drivers publish a 0x0 image at start-up.
+    frames = [(START_NS - 50_000_000, np.zeros((0, 0, 3), np.uint8))]
+    frames += [(START_NS + PERIOD_NS * i, frame) for i, frame in enumerate(panned_photographs(4))]
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam/image_raw", frames)])
+    out = tmp_path / "out"
+
+    status = main(["--bag", str(bag), "--topics", "/cam/image_raw", "--out", str(out), *FAST])
+
+    summary = _strict_json(out / "summary.json")
+    assert summary["skipped_inputs"] == {"/cam/image_raw": {"size": 1}}
+    assert summary["frame_sets"] == 4 and summary["exported_frames"] == 4
+    assert summary["model_hw"] == [112, 154]
+    assert status == 0
+
+
+def test_the_common_model_size_comes_from_the_usable_image_sizes_only():
+    usable = {(120, 160), (300, 451)}
+    expected = (max(output_size(h, w, "crop", 154)[0] for h, w in usable), 154)
+    assert common_model_hw(usable | {ELONGATED_HW, (0, 0), (0, 640)}, "crop", 154) == expected == (112, 154)
+    assert not needs_padding({(120, 160), ELONGATED_HW, (0, 0)}, "crop", 154)
+    assert common_model_hw({ELONGATED_HW, (0, 0)}, "crop", 154) is None
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "jpeg"])
+def test_a_bag_image_too_elongated_is_skipped_and_counted_before_the_assembly(tmp_path, compressed):
+    photos = panned_photographs(4)
+    frames = [(START_NS + PERIOD_NS * i, frame) for i, frame in enumerate(photos)]
+    frames.insert(2, (START_NS + PERIOD_NS + PERIOD_NS // 2, np.full((*ELONGATED_HW, 3), 90, np.uint8)))
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", frames)], compressed=compressed)
+    source = BagImageSource(bag, ["/cam"])
+
+    items = list(bag_frame_sets(source, ("camera0",), 10, 0.02, mode="crop", target_size=154))
+
+    assert [item.frame_set.stamps_ns[0] for item in items] == [START_NS + PERIOD_NS * i for i in range(4)]
+    assert source.skipped == {"/cam": {"too_elongated": 1}}
+    assert common_model_hw(source.image_sizes(), "crop", 154) == (112, 154)

@@ -174,7 +174,8 @@ class BagImageSource:
     def image_sizes(self) -> set[tuple[int, int]]:
         """The (H, W) of the images in the time range, read from the message fields or file headers (no image
         decoded): one pass over the messages, for the model input size before any work. Messages that cannot be
-        read, or are over ``max_image_pixels``, are left out (the iteration skips and counts them)."""
+        read, empty ones (0 pixels, as some drivers publish at start-up) and ones over ``max_image_pixels`` are left
+        out (the iteration skips and counts them)."""
         sizes: set[tuple[int, int]] = set()
         with self._opened() as reader:
             messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
@@ -188,7 +189,7 @@ class BagImageSource:
                         hw = compressed_image_hw(message.data)
                     else:
                         hw = (int(message.height), int(message.width))
-                    if hw is not None and hw[0] * hw[1] <= self.max_image_pixels:
+                    if hw is not None and min(hw) > 0 and hw[0] * hw[1] <= self.max_image_pixels:
                         sizes.add(hw)
             except (AnyReaderError, ReaderError):
                 pass  # a damaged storage: the sizes up to there; the iteration stops at the same place and says so
@@ -207,7 +208,7 @@ class BagImageSource:
                     try:
                         message = reader.deserialize(raw, connection.msgtype)
                     except AnyReaderError as err:
-                        self._skip(connection.topic, UNREADABLE_MESSAGE, f"{len(raw)} bytes do not deserialise ({err})")
+                        self.skip(connection.topic, UNREADABLE_MESSAGE, f"{len(raw)} bytes do not deserialise ({err})")
                         continue
                     stamp = message.header.stamp
                     yield BagImageMessage(
@@ -231,14 +232,14 @@ class BagImageSource:
             topic = self.topics[item.camera].topic
             check = stamps.check(item.camera, item.stamp_ns, item.log_ns)
             if check.verdict is StampVerdict.DUPLICATE:
-                self._skip(topic, DUPLICATE_STAMP, f"header stamp {check.stamp_ns} ns repeats")
+                self.skip(topic, DUPLICATE_STAMP, f"header stamp {check.stamp_ns} ns repeats")
                 continue
             if check.substituted:
                 self.count_substituted(topic)
             try:
                 rgb = decode_image_message(item.message, item.compressed, self.max_image_pixels)
             except ImageFormatError as err:
-                self._skip(topic, err.kind, str(err))
+                self.skip(topic, err.kind, str(err))
                 continue
             yield item.camera, check.stamp_ns, rgb
 
@@ -252,6 +253,20 @@ class BagImageSource:
         if topic not in self._substituted:
             log.warning("%s has zero header stamps: the recording's log time stands in (as the node does)", topic)
         self._substituted[topic] = self._substituted.get(topic, 0) + count
+
+    def skip(self, topic: str, kind: str, reason: str) -> None:
+        """Count one message of ``topic`` skipped for ``kind`` of problem in `skipped`; the first of each kind is logged
+        with ``reason``."""
+        kinds = self._skipped.setdefault(topic, {})
+        if kind not in kinds:
+            log.warning(
+                "skipping a message on %s that cannot be read or used (%s); further ones of this kind are counted, "
+                "not logged: %s",
+                topic,
+                kind,
+                reason,
+            )
+        kinds[kind] = kinds.get(kind, 0) + 1
 
     @contextmanager
     def _opened(self) -> Iterator[AnyReader]:
@@ -288,18 +303,6 @@ class BagImageSource:
         except (AnyReaderError, ReaderError) as err:
             raise BagError(f"cannot read bag '{self.path}': {err}") from None
         return counts
-
-    def _skip(self, topic: str, kind: str, reason: str) -> None:
-        kinds = self._skipped.setdefault(topic, {})
-        if kind not in kinds:
-            log.warning(
-                "skipping a message on %s that cannot be read (%s); further ones of this kind are counted, "
-                "not logged: %s",
-                topic,
-                kind,
-                reason,
-            )
-        kinds[kind] = kinds.get(kind, 0) + 1
 
 
 def _resolve(reader: AnyReader, requested: str, path: Path) -> BagImageTopic:

@@ -6,6 +6,10 @@ Each `InputFrameSet` carries the `FrameSet` the session runs and, per camera, th
 exports (the file's own name for a folder; ``<camera>/<stamp_ns>.png`` for a bag, whose images have no files).
 Bag topics are grouped by the node's approximate-time core (`vggt_ros.live.sync`), so K cameras pair up offline
 exactly as they do live.
+
+An image no model input can be made of (empty, or too elongated for the target size: `vggt_ros.preprocess`) is
+skipped and counted like an unreadable one, found from the file header or the message before anything is decoded;
+the common model size (`common_model_hw`) comes from the usable images only.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels, image_file_hw
+from vggt_ros.image_encoding import ImageFormatError
+from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels, compressed_image_hw, image_file_hw
 from vggt_ros.live.input import InputAssembly, InputConfig
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.stamps import StampVerdict
 from vggt_ros.preprocess import decode_image_file, output_size
-from vggt_ros.recording.bag_reader import DUPLICATE_STAMP, BagImageSource
+from vggt_ros.recording.bag_reader import DUPLICATE_STAMP, BagImageMessage, BagImageSource
 from vggt_ros.window import FrameSet
 
 log = logging.getLogger(__name__)
@@ -47,23 +52,38 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
+def model_sizes(image_sizes: Iterable[tuple[int, int]], mode: str, target_size: int) -> set[tuple[int, int]]:
+    """The model input sizes (`output_size`) of images of ``image_sizes`` (H, W), leaving out the sizes no model input
+    can be made of (empty, or too elongated for ``target_size``): the inputs skip those images."""
+    sizes = set()
+    for height, width in image_sizes:
+        try:
+            sizes.add(output_size(height, width, mode, target_size))
+        except ImageFormatError:
+            continue
+    return sizes
+
+
 def common_model_hw(image_sizes: Iterable[tuple[int, int]], mode: str, target_size: int) -> Optional[tuple[int, int]]:
     """The model input (H, W) every frame is padded to: the largest of each side over the images' model sizes (as
     the official loader pads a batch; no padding when they agree). With it, frames of different sizes (cameras of
-    different resolutions, a size change mid-recording) share windows. None without images."""
-    sizes = {output_size(height, width, mode, target_size) for height, width in image_sizes}
+    different resolutions, a size change mid-recording) share windows. Only usable sizes count (`model_sizes`).
+    None without a usable image."""
+    sizes = model_sizes(image_sizes, mode, target_size)
     return (max(h for h, _ in sizes), max(w for _, w in sizes)) if sizes else None
 
 
 def needs_padding(image_sizes: Iterable[tuple[int, int]], mode: str, target_size: int) -> bool:
-    """Whether the images' model sizes differ (some are padded to `common_model_hw`)."""
-    return len({output_size(height, width, mode, target_size) for height, width in image_sizes}) > 1
+    """Whether the images' usable model sizes differ (some are padded to `common_model_hw`)."""
+    return len(model_sizes(image_sizes, mode, target_size)) > 1
 
 
 class FolderInput:
-    """A folder's images as one camera's frame sets. Every file's header is read before any work: unreadable ones
-    and ones over ``max_image_pixels`` (`vggt_ros.image_limits`) are skipped with a warning (and listed in
-    `skipped`), as are files that fail to decode later, so one bad file never costs the run.
+    """A folder's images as one camera's frame sets. Every file's header is read before any work: unreadable ones,
+    ones over ``max_image_pixels`` (`vggt_ros.image_limits`) and ones no model input can be made of (too elongated
+    for ``target_size``) are skipped with a warning (and listed in `skipped`), as are files that fail to decode later
+    (corrupt data, more than 8 bits per channel: `vggt_ros.preprocess.decode_image_file`), so one bad file never
+    costs the run.
 
     Attributes:
         files: the readable images, in order.
@@ -81,13 +101,22 @@ class FolderInput:
         sizes = set()
         for path in image_files(folder):
             try:
-                sizes.add(image_file_hw(path, max_image_pixels))
+                hw = image_file_hw(path, max_image_pixels)
             except (OSError, ValueError) as err:
                 self._skip(path, f"cannot read image file: {err}")
                 continue
+            try:
+                output_size(*hw, mode, target_size)
+            except ImageFormatError as err:
+                self._skip(path, str(err))
+                continue
+            sizes.add(hw)
             self.files.append(path)
         if not self.files:
-            raise ValueError(f"no readable image in {folder} ({len(self.skipped)} unreadable or too large)")
+            raise ValueError(
+                f"no usable image in {folder} ({len(self.skipped)} unreadable, too large or too elongated; see the "
+                "warnings)"
+            )
         self.sizes = sizes
         self.model_hw = common_model_hw(sizes, mode, target_size)
 
@@ -108,12 +137,22 @@ class FolderInput:
 
 
 def bag_frame_sets(
-    source: BagImageSource, camera_names: tuple[str, ...], queue_size: int, slop: float
+    source: BagImageSource,
+    camera_names: tuple[str, ...],
+    queue_size: int,
+    slop: float,
+    mode: Optional[str] = None,
+    target_size: Optional[int] = None,
 ) -> Iterator[InputFrameSet]:
     """The bag's image messages through the node's input assembly (`vggt_ros.live.input`): decoded (over-large ones
     dropped before), the node's stamp rules (a zero stamp takes the log time, a repeated one is dropped; a stamp
     going back starts over, tolerance 0: a recording has no transport reordering), grouped into frame sets by
-    approximate time (one camera: every image). What it drops is counted in ``source.skipped`` by topic and kind."""
+    approximate time (one camera: every image). What it drops is counted in ``source.skipped`` by topic and kind.
+
+    With ``mode`` and ``target_size`` (the preprocessing's), an image no model input can be made of (empty, or too
+    elongated: `vggt_ros.preprocess.output_size`) is skipped and counted before the assembly sees it, from its
+    message fields or file header; without them the caller must keep such images out of the session.
+    """
     topics = tuple(camera.topic for camera in source.topics)
     config = InputConfig(
         names=camera_names,
@@ -126,6 +165,11 @@ def bag_frame_sets(
     assembly = InputAssembly(config, LogPolicy(log))
     try:
         for item in source.messages():
+            if mode is not None and target_size is not None:
+                unusable = _unusable_size(item, mode, target_size)
+                if unusable is not None:
+                    source.skip(topics[item.camera], unusable.kind, str(unusable))
+                    continue
             frame_set = assembly.add_image(
                 item.camera, item.message, item.stamp_ns, item.log_ns, item.compressed
             ).frame_set
@@ -137,3 +181,17 @@ def bag_frame_sets(
             source.count_dropped(topics[camera], DUPLICATE_STAMP if kind == StampVerdict.DUPLICATE else kind, count)
         for camera, count in assembly.substituted.items():
             source.count_substituted(topics[camera], count)
+
+
+def _unusable_size(item: BagImageMessage, mode: str, target_size: int) -> Optional[ImageFormatError]:
+    """Why no model input can be made of the message's image (`output_size`'s error), from its header fields or its
+    JPEG / PNG header; None when it can, or when the size is unknown (the decoder then says what is wrong)."""
+    message = item.message
+    hw = compressed_image_hw(message.data) if item.compressed else (int(message.height), int(message.width))
+    if hw is None:
+        return None
+    try:
+        output_size(*hw, mode, target_size)
+    except ImageFormatError as err:
+        return err
+    return None
