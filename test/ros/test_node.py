@@ -46,6 +46,7 @@ from support.spinning import Spinner
 from support.waiting import wait_for
 from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.preprocess import preprocess_images
+from vggt_ros.ros import node as node_module
 from vggt_ros.ros.node import ReconstructionNode, StartupError
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
@@ -1244,6 +1245,72 @@ def test_lifecycle_transitions_driven_over_the_change_state_service():
     finally:
         probe.close()
         running.close()
+
+
+def _map_topic_rclpy_refuses(monkeypatch) -> None:
+    """A test double of a configure failure no start-up check foresees: ~/map's topic name turned into one rclpy
+    refuses (InvalidTopicNameException), so configure fails after the other outputs' publishers are made."""
+    real_topic = node_module.topic
+
+    def topic(params, output, node_prefix="~/"):
+        return "~/map-cloud" if output.kind == "map" else real_topic(params, output, node_prefix)
+
+    monkeypatch.setattr(node_module, "topic", topic)
+
+
+def test_an_unforeseen_configure_failure_says_why_releases_what_it_made_and_configure_can_be_retried(monkeypatch):
+    """rclpy's lifecycle wrapper swallows an exception that escapes on_configure: the lifecycle manager used to get a
+    failed transition with nothing logged, and the publishers and threads made so far stayed."""
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    _map_topic_rclpy_refuses(monkeypatch)
+    running = Running({"image_topics": ["/cam/image"], "autostart": False})
+    probe = Probe([], [])
+    node = running.node
+
+    def call(service_type, name, request):
+        return call_answered(probe.node.create_client(service_type, name), request, probe.wait_for, WAIT_S, name)
+
+    def configure() -> int:
+        """The state after a configure request (read back: a request sent again is refused in the new state)."""
+        call(
+            ChangeState,
+            "/vggt/change_state",
+            ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE)),
+        )
+        return call(GetState, "/vggt/get_state", GetState.Request()).current_state.id
+
+    def published() -> set[str]:
+        return {name for name, _ in node.get_publisher_names_and_types_by_node("vggt", "/")}
+
+    try:
+        probe.wait_for(  # the node's /rosout is matched: its error is not lost to discovery
+            lambda: any(info.node_name == "vggt" for info in probe.node.get_publishers_info_by_topic("/rosout")),
+            what="the node's /rosout",
+        )
+        assert configure() == State.PRIMARY_STATE_UNCONFIGURED
+        errors = probe.wait_for(lambda: probe.logs(ERROR, "configure failed"), what="the configure error")
+        assert errors[0].msg.startswith("configure failed: InvalidTopicNameException: Invalid topic name: "), errors
+        assert "'~/map-cloud'" in errors[0].msg
+        outputs = {"/vggt/points", "/vggt/path", "/vggt/depth/image", "/tf", "/tf_static"}
+        probe.wait_for(lambda: not published() & outputs, what="the node to destroy the outputs it made")
+        assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("vggt-")]
+
+        monkeypatch.undo()
+        assert configure() == State.PRIMARY_STATE_INACTIVE
+        assert {*outputs, "/vggt/map", "/diagnostics"} <= published()
+    finally:
+        probe.close()
+        running.close()
+
+
+def test_an_unforeseen_configure_failure_under_autostart_is_the_start_up_error(monkeypatch):
+    """What main prints as the one FATAL line: it used to be empty."""
+    _map_topic_rclpy_refuses(monkeypatch)
+    with pytest.raises(StartupError) as err:
+        Running({"image_topics": ["/cam/image"]})
+    assert str(err.value).startswith("configure failed: InvalidTopicNameException: Invalid topic name: ")
 
 
 @pytest.mark.parametrize(

@@ -131,8 +131,8 @@ class ReconstructionNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self._configure()
-        except StartupError as err:
-            self._configure_error = str(err)
+        except Exception as err:  # noqa: BLE001 - rclpy's lifecycle wrapper swallows what escapes, reason and all
+            self._configure_error = str(err) if isinstance(err, StartupError) else _unforeseen(err)
             if not self._autostarting:  # autostart ends the process with this error as its one FATAL line
                 self.get_logger().error(self._configure_error)
             self._release()
@@ -174,9 +174,11 @@ class ReconstructionNode(LifecycleNode):
             session, self._log, params.world_frame, params.save_dataset_frames, params.publish_path
         )
         self._configured = True
-        # Made here and destroyed by _release (the outputs' publishers are in _output_publishers).
+        # Made here and destroyed by _release, which also runs when configure fails before all of them are made.
         self._owned_timers: list = []
         self._owned_services: list = []
+        self._output_publishers: dict[Output, object] = {}
+        self._diagnostics_publisher = None
         self._create_outputs()
         self._owned_services += [
             self.create_service(Trigger, "~/reset", self._on_reset),
@@ -200,7 +202,6 @@ class ReconstructionNode(LifecycleNode):
     def _create_outputs(self) -> None:
         """One publisher per output the window builder can produce (vggt_ros.ros.outputs), keyed like its messages."""
         params = self.params
-        self._output_publishers: dict[Output, object] = {}
         for output, msg_type, profile in publisher_specs(params, robot_frames=self._robot is not None):
             self._add_publisher(output, msg_type, profile)
         if params.publish_tf and self._robot is None:  # with robot frames, odom -> world once it is placed
@@ -270,8 +271,10 @@ class ReconstructionNode(LifecycleNode):
         for service in self._owned_services:
             self.destroy_service(service)
         for publisher in [*self._output_publishers.values(), self._diagnostics_publisher]:
-            self.destroy_publisher(publisher)
+            if publisher is not None:  # the diagnostics publisher is made last
+                self.destroy_publisher(publisher)
         self._owned_timers, self._owned_services, self._output_publishers = [], [], {}
+        self._diagnostics_publisher = None
         self._live.session = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -396,6 +399,12 @@ class ReconstructionNode(LifecycleNode):
         # (and its /rosout publisher) would outlive it, and a later node of the same name would log into the void.
         self._state_machine.destroy_when_not_in_use()
         super().destroy_node()
+
+
+def _unforeseen(err: Exception) -> str:
+    """A configure failure no StartupError foresaw, as one report: its type and text (rclpy's own, e.g. a topic name
+    or a timer period it refuses)."""
+    return f"configure failed: {type(err).__name__}: {err}"
 
 
 if __name__ == "__main__":  # python -m vggt_ros.ros.node: the same entry point as reconstruct_node
