@@ -1,9 +1,10 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
 """The offline command's inputs (`vggt_ros.recording.inputs`) on the images a real folder or bag holds: damaged,
-16-bit, float, empty and over-elongated images are skipped and named while the rest of the run goes on. Folders are
-written with Pillow (and OpenCV for 16-bit colour), bags with rosbags; runs go through the command with the tiny
-model, their summaries read back as strict JSON."""
+16-bit, float, empty and over-elongated images are skipped and named while the rest of the run goes on; file names
+the dataset export would refuse fail before any work. Folders are written with Pillow (and OpenCV for 16-bit
+colour), bags with rosbags; runs go through the command with the tiny model, their summaries read back as strict
+JSON."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from support.photos import panned_photographs
 from vggt_ros.offline import main
 from vggt_ros.preprocess import output_size
 from vggt_ros.recording.bag_reader import BagImageSource
-from vggt_ros.recording.inputs import bag_frame_sets, common_model_hw, needs_padding
+from vggt_ros.recording.inputs import FolderInput, bag_frame_sets, common_model_hw, needs_padding
 
 FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154", "--no-loop-closure"]
 START_NS = 1_700_000_000 * NANOSECONDS
@@ -172,3 +173,41 @@ def test_a_bag_image_too_elongated_is_skipped_and_counted_before_the_assembly(tm
     assert [item.frame_set.stamps_ns[0] for item in items] == [START_NS + PERIOD_NS * i for i in range(4)]
     assert source.skipped == {"/cam": {"too_elongated": 1}}
     assert common_model_hw(source.image_sizes(), "crop", 154) == (112, 154)
+
+
+# ----------------------------------------------------------------------------------- names the export refuses
+@pytest.mark.parametrize(
+    "names, offending, rule",
+    [
+        (["frame_000.png", "frame 001.png", "frame_002.png"], ["'frame 001.png'"], "without spaces"),
+        (["frame_000.png", "frame_001.png", "frame_001.jpg"], ["'frame_001.jpg'", "'frame_001.png'"], "stem"),
+    ],
+    ids=["space", "same stem"],
+)
+def test_a_file_name_the_export_refuses_fails_before_the_model_loads(tmp_path, capsys, names, offending, rule):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name, frame in zip(names, panned_photographs(len(names))):
+        Image.fromarray(frame).save(folder / name)
+    out = tmp_path / "out"
+
+    # Weights that do not exist: a run that got as far as loading the model would fail on them instead.
+    status = main(["--images", str(folder), "--out", str(out), "--weights", str(tmp_path / "no_weights.pt")])
+
+    error = capsys.readouterr().err
+    assert status == 1
+    assert all(name in error for name in offending) and rule in error
+    assert "no_weights" not in error and not (out / "summary.json").exists()
+
+
+def test_every_offending_name_is_named_in_one_error(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name, frame in zip(["a b.png", "c.png", "c.jpg", "d.png"], panned_photographs(4)):
+        Image.fromarray(frame).save(folder / name)
+
+    with pytest.raises(ValueError) as caught:
+        FolderInput(folder, "crop", 154)
+
+    message = str(caught.value)
+    assert "'a b.png'" in message and "'c.jpg', 'c.png'" in message and "'d.png'" not in message

@@ -17,8 +17,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterable, Iterator, Optional
 
+from vggt_ros.dataset.frames import ExportFrame, check_relative_name
 from vggt_ros.image_encoding import ImageFormatError
 from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels, compressed_image_hw, image_file_hw
 from vggt_ros.live.input import InputAssembly, InputConfig
@@ -78,12 +80,46 @@ def needs_padding(image_sizes: Iterable[tuple[int, int]], mode: str, target_size
     return len(model_sizes(image_sizes, mode, target_size)) > 1
 
 
+def check_export_names(names: Iterable[str], where: str) -> None:
+    """Refuse, before any work, image names the dataset export would refuse at the end of the run, by the export's
+    own rules: `vggt_ros.dataset.frames.check_relative_name` (no spaces, control characters or backslashes) and
+    `DatasetWriter.add`'s unique stems (``depth/<stem>.npy`` and ``confidence/<stem>.npy`` must not collide).
+
+    Raises:
+        ValueError: naming every offending image, the rule it breaks, and ``where`` they are (e.g. the folder).
+    """
+    problems = []
+    by_stem: dict[str, list[str]] = {}
+    for name in names:
+        try:
+            check_relative_name(name, "image name")
+        except ValueError as err:
+            problems.append(str(err))
+        by_stem.setdefault(_export_stem(name), []).append(name)
+    for stem, shared in by_stem.items():
+        if len(shared) > 1:
+            problems.append(
+                f"images {', '.join(repr(name) for name in shared)} share the stem {stem!r}: their depth and "
+                "confidence files in the dataset export are named after the stem and would overwrite each other; "
+                "give them different stems"
+            )
+    if problems:
+        raise ValueError(f"image names in {where} that the dataset export cannot write: " + "; ".join(problems))
+
+
+def _export_stem(name: str) -> str:
+    """The stem the dataset export names ``name``'s depth and confidence files after: `ExportFrame.stem` itself
+    (its rule used, not repeated, until `vggt_ros.dataset` offers it as a function)."""
+    return ExportFrame.stem.fget(SimpleNamespace(name=name))
+
+
 class FolderInput:
     """A folder's images as one camera's frame sets. Every file's header is read before any work: unreadable ones,
     ones over ``max_image_pixels`` (`vggt_ros.image_limits`) and ones no model input can be made of (too elongated
     for ``target_size``) are skipped with a warning (and listed in `skipped`), as are files that fail to decode later
     (corrupt data, more than 8 bits per channel: `vggt_ros.preprocess.decode_image_file`), so one bad file never
-    costs the run.
+    costs the run. The names of the files kept are checked against the dataset export's rules (`check_export_names`):
+    a name it would refuse fails here, before any work, not after the inference.
 
     Attributes:
         files: the readable images, in order.
@@ -117,6 +153,7 @@ class FolderInput:
                 f"no usable image in {folder} ({len(self.skipped)} unreadable, too large or too elongated; see the "
                 "warnings)"
             )
+        check_export_names([path.name for path in self.files], str(folder))
         self.sizes = sizes
         self.model_hw = common_model_hw(sizes, mode, target_size)
 
