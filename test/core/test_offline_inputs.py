@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """The offline command's inputs (`vggt_ros.recording.inputs`) on the images a real folder or bag holds: damaged,
 16-bit, float, empty and over-elongated images are skipped and named while the rest of the run goes on; file names
-the dataset export would refuse fail before any work. Folders are written with Pillow (and OpenCV for 16-bit
-colour), bags with rosbags; runs go through the command with the tiny model, their summaries read back as strict
-JSON."""
+the dataset export would refuse fail before any work; a bag whose stamps go back marks the frame set that starts
+over. Folders are written with Pillow (and OpenCV for 16-bit colour), bags with rosbags; runs go through the
+command with the tiny model, their summaries read back as strict JSON."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
 
 from conftest import TINY
 from support.bags import NANOSECONDS, write_image_bag
@@ -211,3 +213,90 @@ def test_every_offending_name_is_named_in_one_error(tmp_path):
 
     message = str(caught.value)
     assert "'a b.png'" in message and "'c.jpg', 'c.png'" in message and "'d.png'" not in message
+
+
+# ----------------------------------------------------------------------------------- stamps going back in a bag
+def _raw_bag(path: Path, records: list[tuple[str, int, int, np.ndarray]]) -> Path:
+    """A bag of rgb8 sensor_msgs/Image: (topic, log time ns, header stamp ns, image) in log-time order."""
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    types = typestore.types
+    msgtype = "sensor_msgs/msg/Image"
+    with Writer(path, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = {}
+        for topic, log_ns, stamp_ns, image in records:
+            if topic not in connections:
+                connections[topic] = writer.add_connection(topic, msgtype, typestore=typestore)
+            stamp = types["builtin_interfaces/msg/Time"](sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS)
+            message = types[msgtype](
+                header=types["std_msgs/msg/Header"](stamp=stamp, frame_id=topic.strip("/")),
+                height=image.shape[0],
+                width=image.shape[1],
+                encoding="rgb8",
+                is_bigendian=0,
+                step=image.shape[1] * 3,
+                data=np.ascontiguousarray(image).reshape(-1),
+            )
+            writer.write(connections[topic], log_ns, typestore.serialize_cdr(message, msgtype))
+    return path
+
+
+def _one_camera_restarts(tmp_path: Path, stamp_offsets_ns: list[int]) -> tuple[list[bool], dict]:
+    """The restart flags of the frame sets of a one-camera bag whose n-th image is stamped START_NS + offset n
+    (received 100 ms apart), and what was skipped."""
+    photos = panned_photographs(len(stamp_offsets_ns))
+    records = [
+        ("/cam", START_NS + PERIOD_NS * index, START_NS + offset, photo)
+        for index, (offset, photo) in enumerate(zip(stamp_offsets_ns, photos))
+    ]
+    source = BagImageSource(_raw_bag(tmp_path / "bag", records), ["/cam"])
+    items = list(bag_frame_sets(source, ("camera0",), 10, 0.02))
+    return [item.restart for item in items], source.skipped
+
+
+@pytest.mark.parametrize(
+    "offsets, expected",
+    [
+        # A restarted driver or simulation: 10 s into its clock, then from 0 again.
+        ([10 * NANOSECONDS + PERIOD_NS * i for i in range(3)] + [PERIOD_NS * i for i in range(3)], [3]),
+        # The same stamps recorded twice (a replay recorded with --loop).
+        ([PERIOD_NS * i for i in range(3)] * 2, [3]),
+        # Twice back.
+        ([PERIOD_NS * i for i in range(2)] * 3, [2, 4]),
+    ],
+    ids=["stamps jump back", "stamps repeat", "twice"],
+)
+def test_the_frame_set_after_stamps_go_back_is_marked_restart(tmp_path, offsets, expected):
+    restarts, skipped = _one_camera_restarts(tmp_path, offsets)
+    assert len(restarts) == len(offsets) and skipped == {}
+    assert [index for index, restart in enumerate(restarts) if restart] == expected
+
+
+@pytest.mark.parametrize(
+    "offsets",
+    [[PERIOD_NS * i for i in range(5)], [0, PERIOD_NS, PERIOD_NS, 2 * PERIOD_NS, 3 * PERIOD_NS]],
+    ids=["increasing", "one stamp sent twice"],
+)
+def test_no_frame_set_is_marked_restart_while_stamps_do_not_go_back(tmp_path, offsets):
+    restarts, skipped = _one_camera_restarts(tmp_path, offsets)
+    assert not any(restarts)
+    assert len(restarts) == len(set(offsets))
+    assert skipped == ({"/cam": {"duplicate_stamp": 1}} if len(set(offsets)) < len(offsets) else {})
+
+
+def test_two_cameras_mark_only_the_first_frame_set_after_the_jump(tmp_path):
+    photos = panned_photographs(6)
+    records = []
+    log_ns = START_NS
+    for index, stamp_ns in enumerate(
+        [START_NS + 10 * NANOSECONDS + PERIOD_NS * i for i in range(3)] + [START_NS + PERIOD_NS * i for i in range(3)]
+    ):
+        for camera, topic in enumerate(("/left", "/right")):
+            records.append((topic, log_ns, stamp_ns + camera * 1_000_000, photos[index]))
+            log_ns += PERIOD_NS // 2
+    source = BagImageSource(_raw_bag(tmp_path / "bag", records), ["/left", "/right"])
+
+    items = list(bag_frame_sets(source, ("left", "right"), 10, 0.02))
+
+    # The left image that goes back completes no frame set; the restart it reported marks the next one.
+    assert [item.restart for item in items] == [False, False, False, True, False, False]
+    assert [item.frame_set.stamps_ns[0] for item in items][3] == START_NS

@@ -37,11 +37,18 @@ FRAME_PERIOD_NS = 100_000_000  # a folder's images carry no time: they are stamp
 
 @dataclass(frozen=True)
 class InputFrameSet:
-    """A frame set and, per camera, its image's name in the exports and its source file (None for a bag)."""
+    """A frame set and, per camera, its image's name in the exports and its source file (None for a bag).
+
+    ``restart`` is True on the first frame set after the input's time went back (a bag whose stamps jump back: a
+    restarted driver or simulation, or the same stamps recorded twice), as the node's input assembly reports it
+    (`vggt_ros.live.input.Assembled.restart`, on which the node resets its world): the reconstruction should start
+    over with this frame set. False on every other frame set, and always for a folder.
+    """
 
     frame_set: FrameSet
     names: tuple[str, ...]
     files: tuple[Optional[Path], ...]
+    restart: bool = False
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -189,6 +196,8 @@ def bag_frame_sets(
     With ``mode`` and ``target_size`` (the preprocessing's), an image no model input can be made of (empty, or too
     elongated: `vggt_ros.preprocess.output_size`) is skipped and counted before the assembly sees it, from its
     message fields or file header; without them the caller must keep such images out of the session.
+
+    A stamp going back (the assembly's restart) sets `InputFrameSet.restart` on the next frame set yielded.
     """
     topics = tuple(camera.topic for camera in source.topics)
     config = InputConfig(
@@ -200,6 +209,7 @@ def bag_frame_sets(
         max_image_pixels=source.max_image_pixels,
     )
     assembly = InputAssembly(config, LogPolicy(log))
+    restart = False  # reported by an image that completed no frame set: carried to the next one
     try:
         for item in source.messages():
             if mode is not None and target_size is not None:
@@ -207,12 +217,13 @@ def bag_frame_sets(
                 if unusable is not None:
                     source.skip(topics[item.camera], unusable.kind, str(unusable))
                     continue
-            frame_set = assembly.add_image(
-                item.camera, item.message, item.stamp_ns, item.log_ns, item.compressed
-            ).frame_set
+            assembled = assembly.add_image(item.camera, item.message, item.stamp_ns, item.log_ns, item.compressed)
+            restart = restart or assembled.restart
+            frame_set = assembled.frame_set
             if frame_set is not None:
                 names = tuple(f"{name}/{stamp_ns}.png" for name, stamp_ns in zip(camera_names, frame_set.stamps_ns))
-                yield InputFrameSet(frame_set, names, (None,) * len(names))
+                yield InputFrameSet(frame_set, names, (None,) * len(names), restart)
+                restart = False
     finally:
         for (camera, kind), count in assembly.dropped.items():
             source.count_dropped(topics[camera], DUPLICATE_STAMP if kind == StampVerdict.DUPLICATE else kind, count)
