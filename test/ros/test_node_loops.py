@@ -1,6 +1,7 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""Issue 16 at the node: loop closure end to end over real rclpy, and its start-up requirement (GTSAM).
+"""Issue 16 at the node: loop closure end to end over real rclpy (with and without REP 105 robot frames, and what a
+/tf_static listener that joins after the loop gets), and its start-up requirement (GTSAM).
 
 The network is `LoopPassPipelineForTests` (test/support/places.py) over `DriftingVGGTForTests`
 (test/support/loop_synthetic.py): the synthetic room's ground truth re-expressed per window as VGGT would, with a
@@ -27,10 +28,14 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from nav_msgs.msg import Path
 from sensor_msgs.msg import PointCloud2
 from std_srvs.srv import Trigger
+from tf2_msgs.msg import TFMessage
 
+import vggt_ros.live.startup as startup_module
 from conftest import TINY
 from support.loop_synthetic import DriftingVGGTForTests
 from support.netns import network_is_loopback_only
@@ -47,6 +52,7 @@ from support.ros_metric import (
     stamp_ns,
     transform_matrix,
 )
+from support.services import call_answered
 from vggt_ros.ros import messages
 from vggt_ros.world import pose_graph
 from vggt_ros.world.alignment import weighted_umeyama
@@ -68,6 +74,14 @@ PARAMETERS = {
     "loop_min_age_s": 3.0,  # the revisit comes 6 s after the start
     "loop_min_score": 0.95,
 }
+# REP 105 robot frames: the world hangs under odom, placed where the first camera was (docs/node.md, "Robot frames").
+ODOM, BASE = "odom", "base_link"
+ROBOT_PARAMETERS = {**PARAMETERS, "odom_frame": ODOM, "robot_base_frame": BASE}
+# The camera's mounting: optical z forward along base x, optical x along -base y, optical y along -base z (the
+# columns are where the optical axes point in the base frame), 0.2 m ahead of and 0.5 m above the base.
+BASE_FROM_CAMERA = np.eye(4)
+BASE_FROM_CAMERA[:3, :3] = np.column_stack([(0, -1, 0), (0, 0, -1), (1, 0, 0)])
+BASE_FROM_CAMERA[:3, 3] = (0.2, 0.0, 0.5)
 WAIT_S = 30.0
 
 
@@ -114,17 +128,19 @@ def sequence():
 
 
 class LoopRun:
-    """The node and its robot, driven along the revisit frame set by frame set (see the module docstring)."""
+    """The node (with ``parameters``) and its robot, driven along the revisit frame set by frame set (see the module
+    docstring)."""
 
-    def __init__(self, sequence) -> None:
+    def __init__(self, sequence, parameters: dict = PARAMETERS) -> None:
         oracle = DriftingVGGTForTests(sequence, seed=0, scale_bias=0.002, yaw_bias_deg=0.4)
-        self.running = RunningNode(PARAMETERS, LoopPassPipelineForTests(oracle))
+        self.pipeline = LoopPassPipelineForTests(oracle)
+        self.running = RunningNode(parameters, self.pipeline)
         self.live = self.running.node._live
         self.session = self.live.session
         self.session.loop_verifier.describe = PosePlaceDescriptorForTests(sequence)
         self.finished = FinishedWindows(self.live)
         outputs = {"/vggt/path": Path, "/vggt/map": PointCloud2, "/diagnostics": DiagnosticArray}
-        self.robot = RobotForTests(PARAMETERS["image_topics"], outputs)
+        self.robot = RobotForTests(parameters["image_topics"], outputs)
         self.sequence = sequence
         self.stamps = FIRST_STAMP_NS + PERIOD_NS * np.arange(len(sequence.rgb), dtype=np.int64)
         self.index_of_stamp = {int(s): i for i, s in enumerate(self.stamps)}
@@ -276,6 +292,84 @@ def test_a_revisit_closes_a_loop_and_moves_the_world_the_path_and_the_map(sequen
         np.testing.assert_allclose(
             transform_matrix(robot.transforms("/tf_static", PARENT, WORLD)[-1]), rep103, atol=1e-9
         )
+    finally:
+        run.close()
+
+
+def change_state(robot: RobotForTests, transition_id: int) -> int:
+    """Ask the node's lifecycle for a transition over its change_state service; its state after it (read back: a
+    request sent again is refused in the new state)."""
+
+    def call(service_type, name, request):
+        return call_answered(robot.node.create_client(service_type, name), request, robot.wait_for, WAIT_S, name)
+
+    call(ChangeState, "/vggt/change_state", ChangeState.Request(transition=Transition(id=transition_id)))
+    return call(GetState, "/vggt/get_state", GetState.Request()).current_state.id
+
+
+def static_message_of_the_node(robot: RobotForTests, key: str):
+    """The first message recorded under ``key`` (a /tf_static listener) with a transform of the node's: the robot's
+    own mounting comes from its own publisher, as a message of its own."""
+    return next(
+        (m for m in robot.messages(key) if any(t.child_frame_id != "camera_for_tests" for t in m.transforms)), None
+    )
+
+
+@pytest.mark.slow  # about 5 s on a 2-core CPU
+def test_with_robot_frames_a_listener_that_joins_after_the_loop_gets_the_whole_static_tree(sequence):
+    """/tf_static keeps one message for late listeners (tf2_ros' QoS). With robot frames the node sends odom ->
+    vggt_world when it places the world, and map -> odom after a loop: sent as two messages, a listener that joined
+    after the loop (RViz, a tf2 buffer started then) got map -> odom only, and vggt_world hung nowhere. The robot
+    has no odometry on /tf, so odom is at the base and the world, the first camera, sits at the mounting. After a
+    lifecycle cleanup the next world starts with no loop: the old map -> odom is not sent again."""
+    run = LoopRun(sequence, ROBOT_PARAMETERS)
+    robot, session = run.robot, run.session
+    try:
+        robot.publish_static(BASE, "camera_for_tests", BASE_FROM_CAMERA)  # the images' frame on the robot
+        run.send_until(len(sequence.rgb), stop_at_loop=True)
+        assert run.loop_t >= 0, f"no loop accepted after {run.sent} frame sets: {session.loop_verifier.counters}"
+        loop_stamp = run.stamp(run.loop_t)
+        robot.wait_for(
+            lambda: any(stamp_ns(t) == loop_stamp for t in robot.transforms("/tf_static", PARENT, ODOM)),
+            what="map -> odom after the loop",
+        )
+
+        robot.listen_late("/tf_static", TFMessage, "late /tf_static")
+        message = robot.wait_for(
+            lambda: static_message_of_the_node(robot, "late /tf_static"), what="the node's /tf_static, late"
+        )
+        transforms = {(t.header.frame_id, t.child_frame_id): t for t in message.transforms}
+        assert set(transforms) == {(ODOM, WORLD), (PARENT, ODOM)}, sorted(transforms)
+        np.testing.assert_allclose(transform_matrix(transforms[ODOM, WORLD]), BASE_FROM_CAMERA, atol=1e-9)
+        newest_loop = robot.transforms("/tf_static", PARENT, ODOM)[-1]
+        assert stamp_ns(transforms[PARENT, ODOM]) == stamp_ns(newest_loop) == loop_stamp
+        np.testing.assert_allclose(
+            transform_matrix(transforms[PARENT, ODOM]), transform_matrix(newest_loop), atol=1e-12
+        )
+
+        # Cleanup, then a new configure (the same test double as the network) and the next image: a new world.
+        camera = robot.image_publishers["/cam/image"]
+        assert change_state(robot, Transition.TRANSITION_DEACTIVATE) == State.PRIMARY_STATE_INACTIVE
+        robot.wait_for(lambda: camera.get_subscription_count() == 0, what="the node to stop listening")
+        assert change_state(robot, Transition.TRANSITION_CLEANUP) == State.PRIMARY_STATE_UNCONFIGURED
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(startup_module, "create_pipeline", lambda config: run.pipeline)
+            assert change_state(robot, Transition.TRANSITION_CONFIGURE) == State.PRIMARY_STATE_INACTIVE
+        run.running.node._live.session.loop_verifier.describe = PosePlaceDescriptorForTests(sequence)
+        assert change_state(robot, Transition.TRANSITION_ACTIVATE) == State.PRIMARY_STATE_ACTIVE
+        robot.wait_connected()
+        first = run.stamp(run.sent)
+        robot.publish_image("/cam/image", rgb_image(sequence.rgb[run.sent], first, "camera_for_tests"))
+        robot.wait_for(
+            lambda: any(stamp_ns(t) == first for t in robot.transforms("/tf_static", ODOM, WORLD)),
+            what="the new world's placement",
+        )
+        robot.listen_late("/tf_static", TFMessage, "late /tf_static, new world")
+        message = robot.wait_for(
+            lambda: static_message_of_the_node(robot, "late /tf_static, new world"), what="the new world's /tf_static"
+        )
+        assert [(t.header.frame_id, t.child_frame_id) for t in message.transforms] == [(ODOM, WORLD)]
+        assert stamp_ns(message.transforms[0]) == first
     finally:
         run.close()
 

@@ -209,6 +209,11 @@ class RobotForTests:
 
         return record
 
+    def listen_late(self, topic: str, msg_type: type, key: str) -> None:
+        """Subscribe to ``topic`` now, transient local (`LATCHED_READER`) like a listener that joins late (RViz, a
+        tf2 buffer started later): it gets what the publishers kept for it. Recorded under ``key``."""
+        self.node.create_subscription(msg_type, topic, self._recorder(key), LATCHED_READER)
+
     # ---------------------------------------------------------------------------------------- publishing
     def wait_connected(self) -> None:
         """Until the node subscribes to the images and publishes every recorded output."""

@@ -48,6 +48,7 @@ from vggt_ros.ros import diagnostics, messages
 from vggt_ros.ros.map_output import MapOutput
 from vggt_ros.ros.outputs import (
     Output,
+    StaticTransforms,
     loop_messages,
     map_message,
     odometry_messages,
@@ -84,6 +85,7 @@ class ReconstructionNode(LifecycleNode):
         self._image_subscriptions: list = []
         self._configure_error = ""
         self._autostarting = False
+        self._static_transforms = StaticTransforms()  # what went out on /tf_static, resent with each message
         self._log = LogPolicy(self.get_logger())
         try:
             self.params = declare_and_read(self)
@@ -205,9 +207,7 @@ class ReconstructionNode(LifecycleNode):
         for output, msg_type, profile in publisher_specs(params, robot_frames=self._robot is not None):
             self._add_publisher(output, msg_type, profile)
         if params.publish_tf and self._robot is None:  # with robot frames, odom -> world once it is placed
-            self._output_publishers[Output("tf_static")].publish(
-                world_frame_message(params, self.get_clock().now().nanoseconds)
-            )
+            self._publish([(Output("tf_static"), world_frame_message(params, self.get_clock().now().nanoseconds))])
         if params.publish_map:
             self._map_output = MapOutput(
                 self._live,
@@ -275,6 +275,7 @@ class ReconstructionNode(LifecycleNode):
                 self.destroy_publisher(publisher)
         self._owned_timers, self._owned_services, self._output_publishers = [], [], {}
         self._diagnostics_publisher = None
+        self._static_transforms.clear()  # the next configure starts a new world
         self._live.session = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -387,6 +388,8 @@ class ReconstructionNode(LifecycleNode):
 
     def _publish(self, pairs) -> None:
         for output, message in pairs:
+            if output == Output("tf_static"):  # latched for one message: it carries every static transform sent
+                message = self._static_transforms.merged(message)
             self._output_publishers[output].publish(messages.publishable(message))
 
     # ------------------------------------------------------------------------------------- shutdown

@@ -13,6 +13,7 @@ from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
+from geometry_msgs.msg import TransformStamped
 from nav_msgs.msg import Odometry, Path
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from tf2_msgs.msg import TFMessage
@@ -74,6 +75,29 @@ def publisher_specs(params: NodeParameters, robot_frames: bool) -> list[tuple[Ou
     if params.publish_map:
         specs.append((Output("map"), PointCloud2, qos.LATCHED))  # RViz started later still gets it
     return specs
+
+
+class StaticTransforms:
+    """Every transform the node has sent on /tf_static, the newest per child frame, so that each message carries
+    them all. The topic keeps one message for late listeners (qos.LATCHED, tf2_ros' QoS): a transform sent on its
+    own, like map -> odom after a loop, would hide the ones before it (odom -> vggt_world) from RViz or a tf2 buffer
+    started later. rclcpp's StaticTransformBroadcaster keeps them the same way (rclpy's does not).
+
+    Used by one thread at a time: configure's, then the worker's, then cleanup's once the worker has stopped.
+    """
+
+    def __init__(self) -> None:
+        self._by_child: dict[str, TransformStamped] = {}
+
+    def merged(self, message: TFMessage) -> TFMessage:
+        """``message``'s transforms kept (each replacing the one of its child frame), and all kept as one message."""
+        for transform in message.transforms:
+            self._by_child[transform.child_frame_id] = transform
+        return messages.tf_message(list(self._by_child.values()))
+
+    def clear(self) -> None:
+        """Forget them: a new world starts."""
+        self._by_child.clear()
 
 
 def window_messages(params: NodeParameters, out: WindowOutput, path: Sequence[tuple[int, np.ndarray]]) -> list:
