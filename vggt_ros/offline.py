@@ -185,7 +185,7 @@ def _open_inputs(args: argparse.Namespace) -> _Inputs:
     sizes = source.image_sizes()
     model_hw = common_model_hw(sizes, args.mode, args.image_size)
     _log_padding(args, sizes, model_hw)
-    frame_sets = bag_frame_sets(source, names, args.queue_size, args.slop)
+    frame_sets = bag_frame_sets(source, names, args.queue_size, args.slop, args.mode, args.image_size)
     return _Inputs(frame_sets, len(names), names, source.message_count // len(names), model_hw, source)
 
 
@@ -590,7 +590,19 @@ def _reconstruct(
             for item in progress:
                 frame_sets += 1
                 # Every camera's image of the set names it (camera 0's alone would hide the others').
-                last_name, last_stamp_ns = ", ".join(item.names), item.frame_set.stamp_ns
+                name = ", ".join(item.names)
+                if item.restart:  # as the node: a new world from here (the frames before it end their own)
+                    log.warning(
+                        "time went back at %s (a restarted driver or simulation, or stamps recorded twice): the "
+                        "reconstruction starts over in a new world; map.ply and the trajectories will hold the last "
+                        "world only",
+                        name,
+                    )
+                    if chunks is not None:
+                        run_window(chunks.finish(), last_name)
+                        chunks = ChunkWindows(*chunk)
+                    session.request_reset()
+                last_name, last_stamp_ns = name, item.frame_set.stamp_ns
                 exports.offer(item)
                 if chunks is not None:
                     run_window(chunks.add(item.frame_set), last_name)

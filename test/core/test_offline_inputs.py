@@ -170,7 +170,7 @@ def test_a_bag_image_too_elongated_is_skipped_and_counted_before_the_assembly(tm
     bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", frames)], compressed=compressed)
     source = BagImageSource(bag, ["/cam"])
 
-    items = list(bag_frame_sets(source, ("camera0",), 10, 0.02, mode="crop", target_size=154))
+    items = list(bag_frame_sets(source, ("camera0",), 10, 0.02, "crop", 154))
 
     assert [item.frame_set.stamps_ns[0] for item in items] == [START_NS + PERIOD_NS * i for i in range(4)]
     assert source.skipped == {"/cam": {"too_elongated": 1}}
@@ -240,17 +240,17 @@ def _raw_bag(path: Path, records: list[tuple[str, int, int, np.ndarray]]) -> Pat
     return path
 
 
-def _one_camera_restarts(tmp_path: Path, stamp_offsets_ns: list[int]) -> tuple[list[bool], dict]:
+def _one_camera_restarts(tmp_path: Path, stamp_offsets_ns: list[int]) -> tuple[list[bool], dict, list[str]]:
     """The restart flags of the frame sets of a one-camera bag whose n-th image is stamped START_NS + offset n
-    (received 100 ms apart), and what was skipped."""
+    (received 100 ms apart), what was skipped, and the images' names."""
     photos = panned_photographs(len(stamp_offsets_ns))
     records = [
         ("/cam", START_NS + PERIOD_NS * index, START_NS + offset, photo)
         for index, (offset, photo) in enumerate(zip(stamp_offsets_ns, photos))
     ]
     source = BagImageSource(_raw_bag(tmp_path / "bag", records), ["/cam"])
-    items = list(bag_frame_sets(source, ("camera0",), 10, 0.02))
-    return [item.restart for item in items], source.skipped
+    items = list(bag_frame_sets(source, ("camera0",), 10, 0.02, "crop", 154))
+    return [item.restart for item in items], source.skipped, [item.names[0] for item in items]
 
 
 @pytest.mark.parametrize(
@@ -266,9 +266,15 @@ def _one_camera_restarts(tmp_path: Path, stamp_offsets_ns: list[int]) -> tuple[l
     ids=["stamps jump back", "stamps repeat", "twice"],
 )
 def test_the_frame_set_after_stamps_go_back_is_marked_restart(tmp_path, offsets, expected):
-    restarts, skipped = _one_camera_restarts(tmp_path, offsets)
+    restarts, skipped, names = _one_camera_restarts(tmp_path, offsets)
     assert len(restarts) == len(offsets) and skipped == {}
     assert [index for index, restart in enumerate(restarts) if restart] == expected
+    # Every image keeps a name of its own (the exports refuse a name twice): after the k-th restart "_k" follows
+    # the stamp.
+    restarts_before = np.cumsum(restarts)
+    assert names == [
+        f"camera0/{START_NS + offset}{f'_{k}' if k else ''}.png" for offset, k in zip(offsets, restarts_before)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -277,7 +283,7 @@ def test_the_frame_set_after_stamps_go_back_is_marked_restart(tmp_path, offsets,
     ids=["increasing", "one stamp sent twice"],
 )
 def test_no_frame_set_is_marked_restart_while_stamps_do_not_go_back(tmp_path, offsets):
-    restarts, skipped = _one_camera_restarts(tmp_path, offsets)
+    restarts, skipped, _ = _one_camera_restarts(tmp_path, offsets)
     assert not any(restarts)
     assert len(restarts) == len(set(offsets))
     assert skipped == ({"/cam": {"duplicate_stamp": 1}} if len(set(offsets)) < len(offsets) else {})
@@ -295,8 +301,31 @@ def test_two_cameras_mark_only_the_first_frame_set_after_the_jump(tmp_path):
             log_ns += PERIOD_NS // 2
     source = BagImageSource(_raw_bag(tmp_path / "bag", records), ["/left", "/right"])
 
-    items = list(bag_frame_sets(source, ("left", "right"), 10, 0.02))
+    items = list(bag_frame_sets(source, ("left", "right"), 10, 0.02, "crop", 154))
 
     # The left image that goes back completes no frame set; the restart it reported marks the next one.
     assert [item.restart for item in items] == [False, False, False, True, False, False]
     assert [item.frame_set.stamps_ns[0] for item in items][3] == START_NS
+
+
+@pytest.mark.parametrize("mode", [[], ["--sliding-window", "--window-size", "3"]], ids=["joint", "sliding window"])
+def test_a_bag_recorded_twice_starts_a_new_world_and_writes_every_output(tmp_path, mode):
+    # The same stamps twice (a replay recorded with --loop): the run restarts as the node does, instead of one
+    # window holding a stamp twice (joint: the window failed; sliding: a later one did) or a trajectory going back.
+    offsets = [PERIOD_NS * i for i in range(4)] * 2
+    photos = panned_photographs(len(offsets))
+    records = [("/cam", START_NS + PERIOD_NS * n, START_NS + offset, photos[n]) for n, offset in enumerate(offsets)]
+    bag = _raw_bag(tmp_path / "bag", records)
+    out = tmp_path / "out"
+    assert main(["--bag", str(bag), "--topics", "/cam", "--out", str(out), *FAST, *mode]) == 0
+    summary = _strict_json(out / "summary.json")
+    statuses = [window["status"] for window in summary["per_window"]]
+    assert statuses.count("initialized") == 2 and "failed" not in statuses, statuses
+    assert summary["output_errors"] == [] and summary["dataset_parts"] == 2
+    # The trajectory holds the second recording only: its stamps, once each.
+    lines = (out / "trajectory.tum").read_text().splitlines()
+    stamps = [line.split()[0] for line in lines if not line.startswith("#")]
+    assert stamps and len(stamps) == len(set(stamps)) and all(s.startswith("1700000000.") for s in stamps)
+    # Both recordings' images are exported, under names of their own.
+    names = sorted(frame["file_path"] for frame in _strict_json(out / "transforms.json")["frames"])
+    assert any(name.endswith("_1.png") for name in names) and any(not name.endswith("_1.png") for name in names)

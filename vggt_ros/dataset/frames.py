@@ -102,8 +102,8 @@ class ExportFrame:
 
     @property
     def stem(self) -> str:
-        """The name without its suffix ("cam0/000012.jpg" -> "cam0/000012"): per-frame files are named after it."""
-        return PurePosixPath(self.name).with_suffix("").as_posix()
+        """`frame_stem` of the name: per-frame files are named after it."""
+        return frame_stem(self.name)
 
     def corner_intrinsics(self) -> np.ndarray:
         """``(3, 3)`` pinhole matrix of the CAMERA image in the pixel-corner convention (COLMAP, nerfstudio):
@@ -116,6 +116,12 @@ class ExportFrame:
         """``(N, 2)`` model pixel coordinates (u, v; index convention) -> the camera image's pixel-corner
         coordinates, where `corner_intrinsics` projects the same rays."""
         return self.pixel_map.to_image(model_uv) + 0.5
+
+
+def frame_stem(name: str) -> str:
+    """A frame name without its suffix ("cam0/000012.jpg" -> "cam0/000012"): its depth and confidence files are
+    named after it, so two frames of a dataset must not share one."""
+    return PurePosixPath(name).with_suffix("").as_posix()
 
 
 def check_relative_name(name: str, what: str) -> None:

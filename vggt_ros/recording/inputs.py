@@ -17,10 +17,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Iterable, Iterator, Optional
 
-from vggt_ros.dataset.frames import ExportFrame, check_relative_name
+from vggt_ros.dataset.frames import check_relative_name, frame_stem
 from vggt_ros.image_encoding import ImageFormatError
 from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels, compressed_image_hw, image_file_hw
 from vggt_ros.live.input import InputAssembly, InputConfig
@@ -42,7 +41,9 @@ class InputFrameSet:
     ``restart`` is True on the first frame set after the input's time went back (a bag whose stamps jump back: a
     restarted driver or simulation, or the same stamps recorded twice), as the node's input assembly reports it
     (`vggt_ros.live.input.Assembled.restart`, on which the node resets its world): the reconstruction should start
-    over with this frame set. False on every other frame set, and always for a folder.
+    over with this frame set. False on every other frame set, and always for a folder. A bag's image names
+    (``<camera>/<stamp_ns>.png``) take the count of restarts before them as a suffix (``<stamp_ns>_1.png`` after
+    the first), so that stamps recorded twice still name two images.
     """
 
     frame_set: FrameSet
@@ -102,7 +103,7 @@ def check_export_names(names: Iterable[str], where: str) -> None:
             check_relative_name(name, "image name")
         except ValueError as err:
             problems.append(str(err))
-        by_stem.setdefault(_export_stem(name), []).append(name)
+        by_stem.setdefault(frame_stem(name), []).append(name)
     for stem, shared in by_stem.items():
         if len(shared) > 1:
             problems.append(
@@ -112,12 +113,6 @@ def check_export_names(names: Iterable[str], where: str) -> None:
             )
     if problems:
         raise ValueError(f"image names in {where} that the dataset export cannot write: " + "; ".join(problems))
-
-
-def _export_stem(name: str) -> str:
-    """The stem the dataset export names ``name``'s depth and confidence files after: `ExportFrame.stem` itself
-    (its rule used, not repeated, until `vggt_ros.dataset` offers it as a function)."""
-    return ExportFrame.stem.fget(SimpleNamespace(name=name))
 
 
 class FolderInput:
@@ -185,19 +180,20 @@ def bag_frame_sets(
     camera_names: tuple[str, ...],
     queue_size: int,
     slop: float,
-    mode: Optional[str] = None,
-    target_size: Optional[int] = None,
+    mode: str,
+    target_size: int,
 ) -> Iterator[InputFrameSet]:
     """The bag's image messages through the node's input assembly (`vggt_ros.live.input`): decoded (over-large ones
     dropped before), the node's stamp rules (a zero stamp takes the log time, a repeated one is dropped; a stamp
     going back starts over, tolerance 0: a recording has no transport reordering), grouped into frame sets by
     approximate time (one camera: every image). What it drops is counted in ``source.skipped`` by topic and kind.
 
-    With ``mode`` and ``target_size`` (the preprocessing's), an image no model input can be made of (empty, or too
+    An image no model input of the preprocessing's ``mode`` and ``target_size`` can be made of (empty, or too
     elongated: `vggt_ros.preprocess.output_size`) is skipped and counted before the assembly sees it, from its
-    message fields or file header; without them the caller must keep such images out of the session.
+    message fields or file header.
 
-    A stamp going back (the assembly's restart) sets `InputFrameSet.restart` on the next frame set yielded.
+    A stamp going back (the assembly's restart) sets `InputFrameSet.restart` on the next frame set yielded, and
+    suffixes the names from there on (see `InputFrameSet`).
     """
     topics = tuple(camera.topic for camera in source.topics)
     config = InputConfig(
@@ -210,18 +206,22 @@ def bag_frame_sets(
     )
     assembly = InputAssembly(config, LogPolicy(log))
     restart = False  # reported by an image that completed no frame set: carried to the next one
+    restarts = 0
     try:
         for item in source.messages():
-            if mode is not None and target_size is not None:
-                unusable = _unusable_size(item, mode, target_size)
-                if unusable is not None:
-                    source.skip(topics[item.camera], unusable.kind, str(unusable))
-                    continue
+            unusable = _unusable_size(item, mode, target_size)
+            if unusable is not None:
+                source.skip(topics[item.camera], unusable.kind, str(unusable))
+                continue
             assembled = assembly.add_image(item.camera, item.message, item.stamp_ns, item.log_ns, item.compressed)
             restart = restart or assembled.restart
             frame_set = assembled.frame_set
             if frame_set is not None:
-                names = tuple(f"{name}/{stamp_ns}.png" for name, stamp_ns in zip(camera_names, frame_set.stamps_ns))
+                restarts += restart
+                suffix = f"_{restarts}" if restarts else ""
+                names = tuple(
+                    f"{name}/{stamp_ns}{suffix}.png" for name, stamp_ns in zip(camera_names, frame_set.stamps_ns)
+                )
                 yield InputFrameSet(frame_set, names, (None,) * len(names), restart)
                 restart = False
     finally:
