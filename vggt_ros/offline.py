@@ -42,10 +42,9 @@ import numpy as np
 from tqdm import tqdm
 
 from vggt_ros.dataset import strict_json
-from vggt_ros.dataset.frames import check_relative_name
 from vggt_ros.dataset.writer import DatasetWriter, WrittenDataset
 from vggt_ros.engine_budget import check_windows_fit_engines
-from vggt_ros.live.parameters import add_option
+from vggt_ros.live.parameters import add_option, check_camera_names
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
 from vggt_ros.metric.config import MetricConfig
 from vggt_ros.output_folder import check_output_folder, prepare_output_folder
@@ -197,13 +196,12 @@ def _log_padding(args: argparse.Namespace, sizes: set[tuple[int, int]], model_hw
 
 
 def _camera_names(args: argparse.Namespace, cameras: int) -> tuple[str, ...]:
-    """The cameras' names, checked before any work: each names the exports' ``<name>/`` folder of its frames and
-    its trajectory file, so it must be one folder name the dataset accepts (`check_relative_name`)."""
+    """The cameras' names, checked before any work by the node's rule (`check_camera_names`): each also names the
+    exports' ``<name>/`` folder of its frames, its trajectory file and, with --out-bag, the node's topics."""
     names = args.camera_names or tuple(f"camera{i}" for i in range(cameras))
-    if len(names) != cameras or len(set(names)) != cameras or any("/" in name for name in names):
-        raise ValueError(f"--camera-names must give {cameras} distinct names without '/', got {list(names)}")
-    for name in names:
-        check_relative_name(name, "--camera-names name")
+    if len(names) != cameras:
+        raise ValueError(f"--camera-names must give {cameras} names, one per camera, got {list(names)}")
+    check_camera_names(names, "--camera-names")
     return names
 
 

@@ -18,7 +18,7 @@ import argparse
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, get_args, get_origin
+from typing import Any, Literal, Optional, Sequence, get_args, get_origin
 
 import numpy as np
 
@@ -356,13 +356,10 @@ class NodeParameters:
                 f"camera_names has {len(self.camera_names)} names for {len(self.image_topics)} image_topics; give one "
                 "name per topic or leave it empty for camera0, camera1, ..."
             )
-        if len(set(self.names)) != len(self.names) or any(not _CAMERA_NAME.fullmatch(n) for n in self.names):
-            source = "the names taken from image_topics" if self.camera_names_from_topics else "camera_names"
-            raise ValueError(
-                f"{source} must be distinct ROS name tokens (letters, digits and '_', not starting with a digit: "
-                f"each names the topics ~/<name>/... and the frame <name>_optical), got {list(self.names)}"
-                + ("; set camera_names instead" if self.camera_names_from_topics else "")
-            )
+        if self.camera_names_from_topics:
+            check_camera_names(self.names, "the names taken from image_topics", "; set camera_names instead")
+        else:
+            check_camera_names(self.names, "camera_names")
         if not self.world_frame or not self.parent_frame:
             raise ValueError(
                 f"world_frame and parent_frame must be non-empty frame ids, got {self.world_frame!r} and "
@@ -554,6 +551,17 @@ _HEALTH_PARAMETERS = {
 IMAGE_TRANSPORTS = get_args(NodeParameters.__dataclass_fields__["image_transport"].type)
 # A ROS 2 name token (rcl's topic and node name rules): camera names become topic tokens and frame ids.
 _CAMERA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_camera_names(names: Sequence[str], source: str, fix: str = "") -> None:
+    """Raise ValueError, naming ``source`` (the parameter or option) and ending with ``fix``, unless ``names`` are
+    distinct ROS name tokens: each names the node's topics ``~/<name>/...``, the frame ``<name>_optical``, and the
+    offline exports' folder ``<name>/`` and trajectory file."""
+    if len(set(names)) != len(names) or any(not _CAMERA_NAME.fullmatch(name) for name in names):
+        raise ValueError(
+            f"{source} must be distinct ROS name tokens (letters, digits and '_', not starting with a digit: each "
+            f"names the topics ~/<name>/... and the frame <name>_optical), got {list(names)}{fix}"
+        )
 
 
 def names_from_topics(topics: tuple[str, ...]) -> tuple[str, ...]:
