@@ -360,6 +360,11 @@ class ReconstructionSession:
         reset = self._reset_requested.is_set()
         if reset:
             self._reset_requested.clear()
+        # A window formed after a reset can meet a world the reset did not clear: the node's worker may have run a
+        # window formed before it (taken, or left in the hand-off slot) that took the reset. Its frames (another
+        # image size, or a time before the reset's) cannot be chained to: start over here.
+        reset = reset or (self._anchor is not None and not self._continues(window))
+        if reset:
             self._cache.clear()
             self._anchor = None
         window = anchor_window(window, self._anchor)
@@ -404,6 +409,16 @@ class ReconstructionSession:
             depth_problem=depth_problem,
             image_boxes=tuple(self._cache[frame_ids[i]].image_box for i in dense),
         )
+
+    def _continues(self, window: Window) -> bool:
+        """Whether ``window`` can chain to the world's newest merged frame set (`_anchor`): it holds it, or comes
+        after it with the same image sizes (any sizes where every frame is padded to ``model_hw``)."""
+        anchor, sets = self._anchor, window.frame_sets
+        if any(s.stamps_ns == anchor.stamps_ns for s in sets):
+            return True
+        sizes = (image.shape[:2] for image in (*anchor.images, *sets[-1].images))
+        same_size = self.config.model_hw is not None or len(set(sizes)) == 1
+        return same_size and max(anchor.stamps_ns) < min(sets[0].stamps_ns)
 
     def _sensor_depth(
         self, frame_ids, dense: tuple[int, ...], depth_lookup: Optional[DepthLookup]

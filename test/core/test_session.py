@@ -215,3 +215,28 @@ def test_engines_must_fit_the_windows_and_the_image_size():
         check_engines_fit(EngineShapeStandIn(FramesProfile(3, 4, 8), (98, 154)), config)
     with pytest.raises(ValueError, match="the engines take 98x182 images"):
         check_engines_fit(EngineShapeStandIn(FramesProfile(1, 4, 8), (98, 182)), config)
+
+
+@pytest.mark.parametrize("change", ["size", "time"])
+def test_a_window_formed_before_a_reset_and_run_after_it_does_not_stall_the_next(pipeline, change):
+    # The node's worker may take (or find in its hand-off slot) a window formed before the executor saw a size
+    # change or time going back: that stale window takes the reset, and the windows after it must still chain
+    # (before, they kept failing against the stale window's frames: mixed image sizes, or time running backwards).
+    session = ReconstructionSession(pipeline, _config())
+    windows = [u.window for u in map(session.add, _frame_sets(1, 4, start_ns=10_000_000_000)) if u.window]
+    out = session.integrate(session.infer(windows[0]))
+    assert out.status is WindowStatus.INITIALIZED
+    stale = windows[-1]  # formed, not yet run
+    if change == "size":
+        smaller = [np.ascontiguousarray(frame[:280, :420]) for frame in FRAMES[:4]]
+        later = [FrameSet((11_000_000_000 + i * 100_000_000,), (image,)) for i, image in enumerate(smaller)]
+    else:
+        later = _frame_sets(1, 4, start_ns=1_000_000_000)
+    updates = [session.add(s) for s in later]
+    assert updates[0].reset  # the executor saw the change
+    assert session.integrate(session.infer(stale)).merged  # the worker runs the stale window: it takes the reset
+    fresh = [u.window for u in updates if u.window]
+    outs = [session.integrate(session.infer(w)) for w in fresh]  # no window raises (before: mixed image sizes)
+    assert outs[0].status is WindowStatus.INITIALIZED, outs[0].reason
+    # The world holds the frames from the change on only (the random-weight model rejects some windows by itself).
+    assert all(f.stamp_ns >= later[0].stamps_ns[0] for f in session.trajectory().frame_ids)
