@@ -29,7 +29,9 @@ then nothing is published or mapped (`WindowOutput.metric` is False and its newe
 outputs are either in metres or absent, never in an unknown unit.
 
 Reset rules (the world and the window start over): time going backwards, a change of image size (unless every
-frame is padded to one model size, `SessionConfig.model_hw`), `request_reset` (the node's ``~/reset``). State
+frame is padded to one model size, `SessionConfig.model_hw`), `request_reset` (the node's ``~/reset``), and a
+window that cannot chain to the world's newest frames (one formed after a reset that a stale window took). A
+reset holds until a window has run through `integrate`: one whose inference fails passes it on. State
 is bounded: the window, the per-frame cache (the current window's frames), the world (see `vggt_ros.world`) and
 the map (`vggt_ros.mapping`).
 """
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,8 +293,10 @@ class ReconstructionSession:
         self.map = GrowingMap(config.map)
         self._window = SlidingWindow(config.window)
         self._image_hw: Optional[tuple[int, int]] = None  # input size of the current run (add's thread)
-        self._reset_requested = threading.Event()
+        self._resets_requested = 0  # counted by add's thread; the worker compares it with the resets it took
         # Worker state (infer / integrate thread).
+        self._resets_taken = 0
+        self._reset_pending = False  # infer decided on a reset that integrate has not made yet
         self._cache: dict[FrameId, _CachedFrame] = {}
         self._anchor: Optional[FrameSet] = None  # the newest frame set merged into the world
         self.loop_verifier = LoopVerifier(config.loop_verification, config.world)
@@ -334,7 +337,7 @@ class ReconstructionSession:
         if update.reset:
             reset = "time went backwards (a bag loop or a restarted driver?): reconstruction starts over"
         if reset:
-            self._reset_requested.set()
+            self._resets_requested += 1
         return SessionUpdate(update.is_keyframe, reset, update.window)
 
     def request_reset(self) -> None:
@@ -344,7 +347,7 @@ class ReconstructionSession:
         """
         self._window.reset()
         self._image_hw = None
-        self._reset_requested.set()
+        self._resets_requested += 1
 
     # ------------------------------------------------------------------------------------------ inference
     # The entry points run under torch.inference_mode: nothing here is differentiated, and autograd's bookkeeping
@@ -357,14 +360,17 @@ class ReconstructionSession:
         usually arrives after its colour image), then kept with the frame.
         """
         seconds: dict[str, float] = {}
-        reset = self._reset_requested.is_set()
-        if reset:
-            self._reset_requested.clear()
+        requested = self._resets_requested
         # A window formed after a reset can meet a world the reset did not clear: the node's worker may have run a
         # window formed before it (taken, or left in the hand-off slot) that took the reset. Its frames (another
         # image size, or a time before the reset's) cannot be chained to: start over here.
-        reset = reset or (self._anchor is not None and not self._continues(window))
-        if reset:
+        reset = (
+            self._reset_pending
+            or requested != self._resets_taken
+            or (self._anchor is not None and not self._continues(window))
+        )
+        if reset:  # pending until integrate resets the world: a window that fails before passes it on
+            self._resets_taken, self._reset_pending = requested, True
             self._cache.clear()
             self._anchor = None
         window = anchor_window(window, self._anchor)
@@ -507,6 +513,7 @@ class ReconstructionSession:
         if inference.reset:
             self.world.reset()
             self.map.reset()
+            self._reset_pending = False
 
         scale: Optional[ScaleMeasurement] = None
 

@@ -240,3 +240,30 @@ def test_a_window_formed_before_a_reset_and_run_after_it_does_not_stall_the_next
     assert outs[0].status is WindowStatus.INITIALIZED, outs[0].reason
     # The world holds the frames from the change on only (the random-weight model rejects some windows by itself).
     assert all(f.stamp_ns >= later[0].stamps_ns[0] for f in session.trajectory().frame_ids)
+
+
+class FailingOncePipelineForTests(CountingPipelineForSessionTests):
+    """Test double: the next `predict` after `fail_next` raises (a transient error, e.g. CUDA out of memory)."""
+
+    failing = False
+
+    def predict(self, tokens, image_hw, outputs, dense_frames):
+        if self.failing:
+            self.failing = False
+            raise RuntimeError("CUDA out of memory (a test double's transient failure)")
+        return super().predict(tokens, image_hw, outputs, dense_frames)
+
+
+def test_a_reset_survives_a_window_whose_inference_fails(pipeline):
+    failing = FailingOncePipelineForTests(pipeline)
+    session = ReconstructionSession(failing, _config())
+    before = _run(session, _frame_sets(1, 4, start_ns=1_000_000_000))
+    assert before[0].status is WindowStatus.INITIALIZED and len(session.trajectory().frame_ids) > 1
+    session.request_reset()  # ~/reset
+    failing.failing = True
+    first, *later = _frame_sets(1, 3, start_ns=2_000_000_000)
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):
+        session.push(first)  # the node's worker logs it and goes on
+    out = session.push(later[0])
+    assert out.status is WindowStatus.INITIALIZED and out.map_reset
+    assert all(f.stamp_ns >= 2_000_000_000 for f in session.trajectory().frame_ids)
