@@ -63,6 +63,8 @@ from vggt_ros.world.place_recognition import PlaceRecognitionConfig
 from vggt_ros.world.pose_graph import require_gtsam
 
 log = logging.getLogger("vggt_ros.offline")
+# summary.json's status of a window the world merged while a metric source had not measured the scale yet.
+WAITING_FOR_SCALE = "waiting_for_scale"
 # Frame sets two consecutive chunks share: enough for a well-conditioned Sim(3), a small share of the budget.
 MAX_CHUNK_OVERLAP = 8
 NODE_PREFIX = "/vggt/"  # topics of --out-bag: the node's, resolved under its default name
@@ -505,25 +507,28 @@ def _reconstruct(
         if out is None:
             return
         residual = out.result.residual if out.result is not None else float("nan")
+        status, reason = out.status.value, out.reason
+        if out.waiting_for_scale:  # merged, but nothing is written until the world is in metres (as the node)
+            status, reason = WAITING_FOR_SCALE, f"held back until the metric scale is known: {out.scale.reason}"
         log.info(
             "window %d (images up to %s): %s%s",
             out.window.sequence,
             last_name,
-            out.status.value,
-            "" if out.merged and not out.reason else f" - {out.reason}",
+            status,
+            f" - {reason}" if reason else "",
         )
         windows.append(
             {
                 "window": out.window.sequence,
                 "last_image": last_name,
-                "status": out.status.value,
-                "reason": out.reason,
+                "status": status,
+                "reason": reason,
                 "residual": residual,
                 "images": len(out.window.images),
             }
         )
         exports.add(out)
-        if recording is not None and out.merged:
+        if recording is not None and out.merged and not out.waiting_for_scale:
             recording.add(out, session)
         if out.merged:
             close_loops(out)
@@ -542,7 +547,7 @@ def _reconstruct(
             if result.accepted:
                 joined = " (segments joined)" if result.joined_segments else ""
                 log.info("loop closed in %.0f ms%s", result.optimisation.milliseconds, joined)
-                if recording is not None:
+                if recording is not None and not out.waiting_for_scale:
                     recording.add_loop(session, out.window.frame_sets[-1].stamps_ns[0])
             else:
                 log.info("loop not closed (%s): %s", result.cause, result.reason)
@@ -680,7 +685,7 @@ def _reconstruct(
         if recording.error:
             output_errors.append(recording.error)
     counters = session.world.counters
-    merged = sum(w["status"] not in ("rejected", "failed") for w in windows)
+    merged = sum(w["status"] not in ("rejected", "failed", WAITING_FOR_SCALE) for w in windows)
     source = inputs.source
     no_result = None if merged else _why_nothing(args, inputs, frame_sets, windows, skipped_frame_sets, input_error)
     summary = {
@@ -774,6 +779,12 @@ def _why_nothing(
         return f"every frame set was skipped: {'; '.join(e['reason'] for e in skipped_frame_sets.values())}"
     if not windows:
         return f"{frame_sets} frame sets gave no window; lower --window-size or --keyframe-min-motion"
+    waiting = [w for w in windows if w["status"] == WAITING_FOR_SCALE]
+    if waiting:
+        return (
+            f"{len(waiting)} windows merged but none was written: {waiting[-1]['reason']} (nothing is written in an "
+            "unknown unit; each window's reason is in per_window)"
+        )
     return "no window merged into the world (each window's reason is in per_window)"
 
 

@@ -429,8 +429,9 @@ class ReconstructionSession:
     def _sensor_depth(
         self, frame_ids, dense: tuple[int, ...], depth_lookup: Optional[DepthLookup]
     ) -> tuple[torch.Tensor, Optional[ScaleUnavailable]]:
-        """``(D, H, W)`` sensor depth (metres, model pixels, NaN where none) of the dense frames, and the problem
-        that kept a frame's depth out, if any."""
+        """``(D, H, W)`` sensor depth (metres, model pixels, NaN where none) of the dense frames, and, when none of
+        them has any, the problem that kept a frame's depth out (one frame's bad depth image leaves that frame
+        without depth, not the window without a measurement)."""
         problem = None
         for frame_id in frame_ids:
             cached = self._cache[frame_id]
@@ -452,7 +453,7 @@ class ReconstructionSession:
         stacked = torch.stack(
             [d if d is not None else missing.to(self._cache[frame_ids[i]].colors.device) for i, d in zip(dense, depth)]
         )
-        return stacked, problem
+        return stacked, None if any(d is not None for d in depth) else problem
 
     def _encode(self, frame_ids, images, missing: list[int], seconds: dict[str, float]) -> None:
         """Preprocess and (incremental path) encode the frames not cached yet, into the cache."""

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from evo.tools import file_interface
 from PIL import Image
+from rosbags.highlevel import AnyReader
 
 from conftest import TINY
 from support.photos import panned_photographs
@@ -63,8 +64,8 @@ def test_a_malformed_sequence_names_the_file_line_and_fix(tmp_path, sequence):
     (bad / "depth").mkdir()
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(bad / "depth" / "a.png")
     tum = TumRgbdSequence(bad, depth=True)
-    with pytest.raises(ValueError, match="is L, not a 16-bit PNG"):
-        tum.depth_lookup(0, tum.rgb[0].stamp_ns)
+    assert tum.depth_lookup(0, tum.rgb[0].stamp_ns) is None  # skipped with the reason, the run goes on
+    assert "is L, not a 16-bit PNG" in tum.skipped["depth/a.png"]
     with pytest.raises(SystemExit):  # argparse: the depth images come from a TUM folder only
         main(["--images", str(bad / "rgb"), "--metric-depth", "--out", str(tmp_path / "out")])
 
@@ -148,3 +149,44 @@ def test_the_offline_command_runs_a_tum_folder_at_its_stamps_with_its_depth(tmp_
     result = trajectory_ate(sequence.folder / "groundtruth.txt", out / "trajectory.tum", correct_scale=False)
     assert result["associated_poses"] == len(sequence.rgb_stamps)
     assert np.isfinite(result["rmse_m"])
+
+
+@pytest.mark.parametrize("damage", ["missing", "8-bit", "truncated", "half size"])
+def test_one_bad_depth_image_costs_its_frame_only(tmp_path, damage):
+    # Before: a missing, 8-bit or truncated depth image failed the whole window (in joint mode, the whole run), and
+    # one of another size voided the window's measurement, so the run waited for a scale it never got.
+    sequence = write_tum_sequence(tmp_path / "sequence", photographs=np.stack(panned_photographs(6)))
+    bad = sorted((sequence.folder / "depth").iterdir())[2]
+    if damage == "missing":
+        bad.unlink()
+    elif damage == "8-bit":
+        Image.fromarray(np.full((8, 8), 100, np.uint8)).save(bad)
+    elif damage == "truncated":
+        bad.write_bytes(bad.read_bytes()[:200])
+    else:
+        with Image.open(bad) as image:
+            image.resize((image.width // 2, image.height // 2)).save(bad)
+    out = tmp_path / "out"
+    assert main(["--tum", str(sequence.folder), "--metric-depth", "--out", str(out), *FAST]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["merged"] == 1 and summary["units"] == "metres" and summary["map"] is not None
+    assert summary["exported_frames"] == 6
+    if damage != "half size":  # unreadable: skipped like a colour image, with the reason
+        assert list(summary["skipped_inputs"]) == [f"depth/{bad.name}"]
+
+
+def test_a_run_that_never_measures_its_metric_scale_writes_nothing_in_an_unknown_unit(tmp_path):
+    # Every depth image at half the colour image's size: no window ever gets a scale. Before, the run said "merged
+    # 1" and exit 0 with no map, and --out-bag held the window's path in VGGT's unit, which the node never publishes.
+    sequence = write_tum_sequence(tmp_path / "sequence", photographs=np.stack(panned_photographs(6)))
+    for path in (sequence.folder / "depth").iterdir():
+        with Image.open(path) as image:
+            image.resize((image.width // 2, image.height // 2)).save(path)
+    out, bag = tmp_path / "out", tmp_path / "bag"
+    assert main(["--tum", str(sequence.folder), "--metric-depth", "--out", str(out), "--out-bag", str(bag), *FAST]) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["merged"] == 0 and summary["map"] is None and summary["exported_frames"] == 0
+    assert [window["status"] for window in summary["per_window"]] == ["waiting_for_scale"]
+    assert "metric scale" in summary["no_result"] and "registered" in summary["no_result"]
+    with AnyReader([bag]) as reader:
+        assert [(c.topic, c.msgcount) for c in reader.connections if c.msgcount] == []

@@ -98,7 +98,8 @@ class TumRgbdSequence:
     Attributes:
         rgb: the colour images of ``rgb.txt``.
         depth: colour stamp -> the nearest depth image within `DEPTH_MAX_DIFFERENCE_NS` (empty without depth).
-        skipped: file name -> why it was skipped (an unreadable colour image; the run goes on).
+        skipped: file name -> why it was skipped (an unreadable colour image, or ``depth/<name>`` for an unreadable
+            depth image; the run goes on).
     """
 
     def __init__(self, folder: Path, depth: bool = False) -> None:
@@ -126,9 +127,20 @@ class TumRgbdSequence:
             yield InputFrameSet(frame_set, (image.path.name,), (image.path,))
 
     def depth_lookup(self, camera: int, stamp_ns: int) -> Optional[np.ndarray]:
-        """The session's `DepthLookup`: ``(H, W)`` metres of the colour image's depth image, None if it has none."""
+        """The session's `DepthLookup`: ``(H, W)`` metres of the colour image's depth image, None if it has none.
+
+        A depth image that cannot be read (missing, truncated, not 16-bit) is skipped like a colour image: its
+        colour image has no sensor depth, and the scale comes from the others."""
         path = self.depth.get(stamp_ns)
-        return None if path is None else read_depth_png(path)
+        if path is None:
+            return None
+        try:
+            return read_depth_png(path)
+        except ValueError as err:
+            log.warning("skipping %s: %s", path, err)
+            self.skipped[f"{path.parent.name}/{path.name}"] = str(err)
+            del self.depth[stamp_ns]  # asked once
+            return None
 
 
 def associate_nearest(first: list[ListedImage], second: list[ListedImage], max_difference_ns: int) -> dict[int, Path]:
