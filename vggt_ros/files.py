@@ -20,6 +20,7 @@ filesystem, even when the target is a mount point) and swaps the entries in only
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -31,6 +32,9 @@ from typing import Callable, Collection, Iterator
 
 # Entries of a target folder that `staged_entries` itself creates (its working folder); never a saved entry.
 STAGING_PREFIX = ".vggt-save-"
+# The record `staged_entries` keeps in a target folder of the entries its last save wrote (one name a line): the
+# only entries a later save replaces or removes, so that a user's own entry of an owned name is never lost.
+SAVE_RECORD = ".vggt-saved"
 # os.link's errors on filesystems without hard links (FAT, exFAT, some network and FUSE filesystems).
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}
 
@@ -80,9 +84,11 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
 
     When the ``with`` block ends normally, the entries named in ``owned`` (top-level names, files or folders)
     become exactly those of the staging folder: each one written there replaces ``target``'s entry of that name,
-    and an owned entry the block did not write is removed. Other entries of ``target`` are never touched. When the
-    block raises, or the swap fails, ``target`` keeps its previous entries exactly (a failed swap is undone) and
-    the staging folder is deleted.
+    and an owned entry the block did not write is removed. Only entries an earlier save wrote are replaced or
+    removed (`SAVE_RECORD` lists them): an entry of an owned name that no save wrote (the user's own ``images/``)
+    makes the save fail, and other entries of ``target`` are never touched. When the block raises, or the swap
+    fails, ``target`` keeps its previous entries exactly (a failed swap is undone; a folder the save created is
+    removed again) and the staging folder is deleted.
 
     What a concurrent reader sees: a file replaced by a file never disappears (the old one is kept for an undo by
     a hard link, and the new one renamed over it); a folder is renamed aside and the new one renamed in, so for the
@@ -91,15 +97,18 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
     ``.vggt-save-*`` folder inside ``target``.
 
     Raises:
-        ValueError: the block wrote an entry that is not in ``owned``. OSError naming ``target`` when the staging
+        ValueError: the block wrote an entry that is not in ``owned``. FileExistsError naming the entries when
+        ``target`` holds some of the written names that no save wrote. OSError naming ``target`` when the staging
         folder cannot be made or the swap fails; an OSError of the block names its files by their final paths.
     """
     target = Path(target)
+    created = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target))
     except OSError as err:
         raise OSError(f"could not prepare a save in {target}: {err}") from None
+    saved = False
     try:
         staging, old = work / "new", work / "old"
         staging.mkdir()
@@ -112,9 +121,30 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
         unknown = sorted(set(written) - set(owned))
         if unknown:
             raise ValueError(f"the save wrote {unknown}, which are not among the entries it may replace {owned}")
-        _swap(target, staging, old, written, sorted(set(owned) - set(written)))
+        earlier = _saved_entries(target)
+        foreign = [name for name in written if os.path.lexists(target / name) and name not in earlier]
+        if foreign:
+            raise FileExistsError(
+                f"{target} holds {foreign}, which no save wrote and this one would replace; move them, or save "
+                "into another folder"
+            )
+        (staging / SAVE_RECORD).write_text("".join(f"{name}\n" for name in written))
+        removed = sorted((set(owned) & earlier) - set(written))
+        _swap(target, staging, old, [*written, SAVE_RECORD], removed)
+        saved = True
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if created and not saved:
+            with contextlib.suppress(OSError):  # left as it was: no folder
+                target.rmdir()
+
+
+def _saved_entries(target: Path) -> set[str]:
+    """The entries the last save into ``target`` wrote (`SAVE_RECORD`); none before the first."""
+    try:
+        return set((target / SAVE_RECORD).read_text().splitlines())
+    except FileNotFoundError:
+        return set()
 
 
 def _swap(target: Path, staging: Path, old: Path, written: list[str], removed: list[str]) -> None:

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from support.small_filesystem import digests, fill, small_filesystem
-from vggt_ros.files import STAGING_PREFIX, replace_atomically, staged_entries, write_bytes_atomically
+from vggt_ros.files import SAVE_RECORD, STAGING_PREFIX, replace_atomically, staged_entries, write_bytes_atomically
 
 
 def test_a_full_disk_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
@@ -64,7 +64,14 @@ def test_a_save_replaces_its_entries_at_once_and_touches_nothing_else(tmp_path):
     assert sorted(p.name for p in (target / "images").iterdir()) == ["0.png", "1.png"]  # no frame of save 1
     assert not (target / "transforms.json").exists()  # owned, not written by save 2: it described save 1
     assert (target / "notes.txt").read_text() == "the user's own file\n"
-    assert sorted(p.name for p in target.iterdir()) == ["images", "map.ply", "notes.txt", "trajectory.tum"]
+    assert sorted(p.name for p in target.iterdir()) == [
+        SAVE_RECORD,
+        "images",
+        "map.ply",
+        "notes.txt",
+        "trajectory.tum",
+    ]
+    assert (target / SAVE_RECORD).read_text().splitlines() == ["images", "map.ply", "trajectory.tum"]
 
 
 def test_a_save_that_fills_the_disk_part_way_keeps_every_previous_file_exactly(tmp_path):
@@ -87,6 +94,7 @@ def test_a_swap_that_fails_half_way_is_undone(tmp_path):
     target = tmp_path / "saved"
     with staged_entries(target, OWNED + ("zz",)) as staging:
         _write_save(staging, "1", frames=2, extra=True)
+        (staging / "zz").mkdir()
     before = digests(target)
     with small_filesystem(target / "zz", 64):
         with pytest.raises(OSError, match="could not replace the saved files in .*the previous ones are kept"):
@@ -95,6 +103,7 @@ def test_a_swap_that_fails_half_way_is_undone(tmp_path):
                 (staging / "zz").mkdir()
         assert digests(target) == before
         assert sorted(p.name for p in target.iterdir()) == [
+            SAVE_RECORD,
             "images",
             "map.ply",
             "trajectory.tum",
@@ -108,4 +117,26 @@ def test_a_save_may_only_write_the_entries_it_owns(tmp_path):
     with pytest.raises(ValueError, match=r"\['stray.txt'\], which are not among the entries it may replace"):
         with staged_entries(target, OWNED) as staging:
             (staging / "stray.txt").write_text("x")
-    assert list(target.iterdir()) == []
+    assert not target.exists()  # a failed save changes nothing, not even the folder
+
+
+def test_a_users_own_entry_of_a_saved_name_is_never_replaced_or_removed(tmp_path):
+    # A save_directory that already holds the user's images/ and transforms.json (a dataset of their own): before,
+    # the first save replaced the one and removed the other.
+    target = tmp_path / "project"
+    (target / "images").mkdir(parents=True)
+    (target / "images" / "holiday.jpg").write_bytes(b"the user's photo")
+    (target / "transforms.json").write_text("the user's dataset")
+    with staged_entries(target, OWNED) as staging:  # writes neither: the user's entries stay
+        _write_save(staging, "1", frames=0)
+    assert (target / "images" / "holiday.jpg").read_bytes() == b"the user's photo"
+    assert (target / "transforms.json").read_text() == "the user's dataset"
+    before = digests(target)
+    with pytest.raises(FileExistsError, match=r"holds \['images', 'transforms.json'\], which no save wrote"):
+        with staged_entries(target, OWNED) as staging:
+            _write_save(staging, "2", frames=2, extra=True)
+    assert digests(target) == before
+    # Entries a save wrote are its own to replace: the map of save 1.
+    with staged_entries(target, ("map.ply", "trajectory.tum")) as staging:
+        _write_save(staging, "3", frames=0)
+    assert (target / "map.ply").read_text().startswith("map 3")

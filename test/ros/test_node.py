@@ -44,6 +44,7 @@ from support.services import call_answered
 from support.small_filesystem import digests, fill, small_filesystem
 from support.spinning import Spinner
 from support.waiting import wait_for
+from vggt_ros.files import SAVE_RECORD
 from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.preprocess import preprocess_images
 from vggt_ros.ros import node as node_module
@@ -605,7 +606,7 @@ def test_a_save_that_fills_the_disk_keeps_the_previous_save_exactly_then_saves_w
             assert digests(saved) == before
             assert "No space left on device" in failed.message and "the previous files are kept" in failed.message
             assert sorted(p.name for p in saved.iterdir()) == sorted(
-                ["map.ply", "trajectory.tum", "images", "depth", "confidence", "colmap", "transforms.json"]
+                ["map.ply", "trajectory.tum", "images", "depth", "confidence", "colmap", "transforms.json", SAVE_RECORD]
             )
 
             (disk / "filler").unlink()
