@@ -59,6 +59,11 @@ def test_a_malformed_sequence_names_the_file_line_and_fix(tmp_path, sequence):
     (bad / "rgb.txt").write_text("\n".join([*lines[:3], lines[4], lines[3]]) + "\n")
     with pytest.raises(ValueError, match=r"rgb.txt:5: stamp .* does not follow .*; sort the file"):
         TumRgbdSequence(bad)
+    # Two listed images of one file name (in two folders) would share one name in the exports: refused up front.
+    first, second = lines[3].split()[1], lines[4].split()[1]
+    (bad / "rgb.txt").write_text("\n".join([*lines[:4], lines[4].replace(second, f"again/{first.split('/')[-1]}")]))
+    with pytest.raises(ValueError, match=r"rgb.txt that the dataset export cannot write: .*share the stem"):
+        TumRgbdSequence(bad)
     (bad / "rgb.txt").write_text("\n".join(lines[:4]) + "\n")
     (bad / "depth.txt").write_text("# depth maps\n1305031102.016666 depth/a.png\n")
     (bad / "depth").mkdir()

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from vggt_ros.preprocess import decode_image_file
-from vggt_ros.recording.inputs import InputFrameSet
+from vggt_ros.recording.inputs import InputFrameSet, check_export_names
 from vggt_ros.window import FrameSet
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class TumRgbdSequence:
         if not folder.is_dir():
             raise ValueError(f"--tum {folder} is not a folder; give a TUM RGB-D sequence folder (with rgb.txt)")
         self.rgb = read_image_list(folder / "rgb.txt")
+        check_export_names([image.path.name for image in self.rgb], str(folder / "rgb.txt"))  # named as their files
         self.depth: dict[int, Path] = {}
         self.skipped: dict[str, str] = {}
         if depth:
