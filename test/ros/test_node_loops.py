@@ -307,12 +307,17 @@ def change_state(robot: RobotForTests, transition_id: int) -> int:
     return call(GetState, "/vggt/get_state", GetState.Request()).current_state.id
 
 
-def static_message_of_the_node(robot: RobotForTests, key: str):
-    """The first message recorded under ``key`` (a /tf_static listener) with a transform of the node's: the robot's
-    own mounting comes from its own publisher, as a message of its own."""
-    return next(
-        (m for m in robot.messages(key) if any(t.child_frame_id != "camera_for_tests" for t in m.transforms)), None
-    )
+def late_static_message(robot: RobotForTests, key: str):
+    """What a /tf_static listener that joins now (recording under ``key``) gets from the node: the first message
+    with a transform of the node's (the robot's own mounting comes from its own publisher, as a message of its
+    own)."""
+    robot.listen_late("/tf_static", TFMessage, key)
+
+    def of_the_node():
+        messages = robot.messages(key)
+        return next((m for m in messages if any(t.child_frame_id != "camera_for_tests" for t in m.transforms)), None)
+
+    return robot.wait_for(of_the_node, what=f"the node's /tf_static ({key})")
 
 
 @pytest.mark.slow  # about 5 s on a 2-core CPU
@@ -334,10 +339,7 @@ def test_with_robot_frames_a_listener_that_joins_after_the_loop_gets_the_whole_s
             what="map -> odom after the loop",
         )
 
-        robot.listen_late("/tf_static", TFMessage, "late /tf_static")
-        message = robot.wait_for(
-            lambda: static_message_of_the_node(robot, "late /tf_static"), what="the node's /tf_static, late"
-        )
+        message = late_static_message(robot, "late /tf_static")
         transforms = {(t.header.frame_id, t.child_frame_id): t for t in message.transforms}
         assert set(transforms) == {(ODOM, WORLD), (PARENT, ODOM)}, sorted(transforms)
         np.testing.assert_allclose(transform_matrix(transforms[ODOM, WORLD]), BASE_FROM_CAMERA, atol=1e-9)
@@ -364,10 +366,7 @@ def test_with_robot_frames_a_listener_that_joins_after_the_loop_gets_the_whole_s
             lambda: any(stamp_ns(t) == first for t in robot.transforms("/tf_static", ODOM, WORLD)),
             what="the new world's placement",
         )
-        robot.listen_late("/tf_static", TFMessage, "late /tf_static, new world")
-        message = robot.wait_for(
-            lambda: static_message_of_the_node(robot, "late /tf_static, new world"), what="the new world's /tf_static"
-        )
+        message = late_static_message(robot, "late /tf_static, new world")
         assert [(t.header.frame_id, t.child_frame_id) for t in message.transforms] == [(ODOM, WORLD)]
         assert stamp_ns(message.transforms[0]) == first
     finally:
