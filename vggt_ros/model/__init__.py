@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Our implementation of VGGT inference, checkpoint-compatible with facebook/VGGT-1B."""
 
-from .config import AggregatorConfig, CameraHeadConfig, DPTHeadConfig, EncoderConfig, VGGTConfig
+from .config import AggregatorConfig, CameraHeadConfig, ConfigError, DPTHeadConfig, EncoderConfig, VGGTConfig
 from .vggt import VGGT, check_images
 from .weights import CheckpointError
 
@@ -14,5 +14,6 @@ __all__ = [
     "CameraHeadConfig",
     "DPTHeadConfig",
     "CheckpointError",
+    "ConfigError",
     "check_images",
 ]
