@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Union
@@ -36,6 +37,7 @@ from ..quantized_formats.schemes import QDQ_SCHEMES
 MANIFEST_FORMAT = 1
 MANIFEST_FILE = "manifest.json"
 FRAMES = "S"
+REEXPORT = "re-export the model"
 # The exported components are the model's stages, in execution order.
 COMPONENT_NAMES = STAGE_NAMES
 
@@ -64,13 +66,39 @@ class FrameCountError(ValueError):
 
 
 class ManifestError(ValueError):
-    """manifest.json is missing fields or holds values the runtime cannot use."""
+    """manifest.json is missing or malformed, or the files beside it are not the ones it describes (an export that
+    was damaged, edited or interrupted); the message names the field or the file and says to re-export."""
 
 
-def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
-    if not isinstance(mapping, Mapping) or key not in mapping:
-        raise ManifestError(f"{MANIFEST_FILE}: {where} has no '{key}' field")
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ManifestError(f"{MANIFEST_FILE}: {where} must be a JSON object, got {reprlib.repr(value)}; {REEXPORT}")
+    return value
+
+
+def _require(mapping: Any, key: str, where: str) -> Any:
+    if key not in _object(mapping, where):
+        raise ManifestError(f"{MANIFEST_FILE}: {where} has no '{key}' field; {REEXPORT}")
     return mapping[key]
+
+
+def _typed(mapping: Any, key: str, where: str, kind: type, described: str) -> Any:
+    """``mapping[key]``, which must be a ``kind`` (``described`` in the error); a JSON true is no integer."""
+    value = _require(mapping, key, where)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ManifestError(
+            f"{MANIFEST_FILE}: '{key}' of {where} must be {described}, got {reprlib.repr(value)}; {REEXPORT}"
+        )
+    return value
+
+
+def _file_name(name: str, where: str) -> str:
+    """``name`` if it names a file directly in the export folder (the exporter writes no other kind)."""
+    if name in ("", ".", "..") or Path(name).name != name:
+        raise ManifestError(
+            f"{MANIFEST_FILE}: {where} must be a file name in the export folder, got {name!r}; {REEXPORT}"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -86,8 +114,8 @@ class FramesProfile:
             raise ManifestError(f"frames profile must satisfy 1 <= min <= opt <= max, got {self}")
 
     @classmethod
-    def from_manifest(cls, frames: Mapping[str, Any]) -> FramesProfile:
-        return cls(*(int(_require(frames, k, "'frames'")) for k in ("min", "opt", "max")))
+    def from_manifest(cls, frames: Any) -> FramesProfile:
+        return cls(*(_typed(frames, k, "'frames'", int, "an integer") for k in ("min", "opt", "max")))
 
     def to_manifest(self) -> dict[str, int]:
         return {"min": self.min, "opt": self.opt, "max": self.max}
@@ -116,17 +144,22 @@ class TensorSpec:
     def __post_init__(self) -> None:
         for dim in self.shape:
             if not (dim == FRAMES or (isinstance(dim, int) and not isinstance(dim, bool) and dim > 0)):
-                raise ManifestError(f"tensor '{self.name}': dims must be positive ints or '{FRAMES}', got {self.shape}")
+                raise ManifestError(
+                    f"{MANIFEST_FILE}: tensor '{self.name}': dims must be positive ints or '{FRAMES}', "
+                    f"got {self.shape}; {REEXPORT}"
+                )
         if self.dtype not in _DTYPES:
-            raise ManifestError(f"tensor '{self.name}': unsupported dtype '{self.dtype}' (known: {sorted(_DTYPES)})")
+            raise ManifestError(
+                f"{MANIFEST_FILE}: tensor '{self.name}': unsupported dtype '{self.dtype}' (known: {sorted(_DTYPES)}); "
+                f"{REEXPORT}"
+            )
 
     @classmethod
-    def from_manifest(cls, entry: Mapping[str, Any]) -> TensorSpec:
-        name = str(_require(entry, "name", "a tensor entry"))
-        shape = _require(entry, "shape", f"tensor '{name}'")
-        if not isinstance(shape, (list, tuple)):
-            raise ManifestError(f"{MANIFEST_FILE}: tensor '{name}' shape must be a list, got {shape!r}")
-        return cls(name, tuple(shape), str(_require(entry, "dtype", f"tensor '{name}'")))
+    def from_manifest(cls, entry: Any, component: str = "a component") -> TensorSpec:
+        name = _typed(entry, "name", f"a tensor of {component}", str, "a string")
+        where = f"tensor '{name}' of {component}"
+        shape = _typed(entry, "shape", where, list, "a list")
+        return cls(name, tuple(shape), _typed(entry, "dtype", where, str, "a string"))
 
     def to_manifest(self) -> dict[str, Any]:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
@@ -160,13 +193,14 @@ class ComponentSpec:
     outputs: tuple[TensorSpec, ...]
 
     @classmethod
-    def from_manifest(cls, name: str, entry: Mapping[str, Any]) -> ComponentSpec:
+    def from_manifest(cls, name: str, entry: Any) -> ComponentSpec:
         where = f"component '{name}'"
-        inputs = tuple(TensorSpec.from_manifest(e) for e in _require(entry, "inputs", where))
-        outputs = tuple(TensorSpec.from_manifest(e) for e in _require(entry, "outputs", where))
+        inputs = tuple(TensorSpec.from_manifest(e, where) for e in _typed(entry, "inputs", where, list, "a list"))
+        outputs = tuple(TensorSpec.from_manifest(e, where) for e in _typed(entry, "outputs", where, list, "a list"))
         if not inputs or not outputs:
-            raise ManifestError(f"{MANIFEST_FILE}: {where} needs at least one input and one output")
-        return cls(name, str(_require(entry, "file", where)), inputs, outputs)
+            raise ManifestError(f"{MANIFEST_FILE}: {where} needs at least one input and one output; {REEXPORT}")
+        file = _file_name(_typed(entry, "file", where, str, "a string"), f"'file' of {where}")
+        return cls(name, file, inputs, outputs)
 
     def to_manifest(self) -> dict[str, Any]:
         return {
@@ -198,7 +232,13 @@ class ExportManifest:
             )
         missing = [name for name in COMPONENT_NAMES if name not in self.components]
         if missing:
-            raise ManifestError(f"{MANIFEST_FILE}: components {missing} are missing; re-export the model")
+            raise ManifestError(f"{MANIFEST_FILE}: components {missing} are missing; {REEXPORT}")
+        unknown = sorted(set(self.components) - set(COMPONENT_NAMES))
+        if unknown:
+            raise ManifestError(
+                f"{MANIFEST_FILE}: components {unknown} are unknown (an export has {list(COMPONENT_NAMES)}); {REEXPORT}"
+            )
+        _tapped_layers(self.components["aggregator"])
         if self.quantization is not None:
             scheme = _require(self.quantization, "scheme", "'quantization'")
             if scheme not in QDQ_SCHEMES:
@@ -214,31 +254,36 @@ class ExportManifest:
         return None if self.quantization is None else str(self.quantization["scheme"])
 
     @property
+    def tapped_layers(self) -> tuple[int, ...]:
+        """The aggregator layers whose tokens the heads read, from its outputs' names ``tokens_<layer>``."""
+        return _tapped_layers(self.components["aggregator"])
+
+    @property
     def patch_size(self) -> int:
         """Pixels per patch side, from the image size and the encoder's token count (S, h*w, C)."""
         tokens = self.components["dinov2"].outputs[0].shape[1]
         return int(round(math.sqrt(self.height * self.width / tokens)))
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any]) -> ExportManifest:
-        fmt = _require(manifest, "format", "the top level")
+    def from_manifest(cls, manifest: Any) -> ExportManifest:
+        top = "the top level"
+        fmt = _require(manifest, "format", top)
         if fmt != MANIFEST_FORMAT:
             raise ManifestError(
-                f"{MANIFEST_FILE}: format {fmt!r} is not supported (expected {MANIFEST_FORMAT}); re-export the model"
+                f"{MANIFEST_FILE}: format {fmt!r} is not supported (expected {MANIFEST_FORMAT}); {REEXPORT}"
             )
-        components = {
-            name: ComponentSpec.from_manifest(name, entry)
-            for name, entry in _require(manifest, "components", "the top level").items()
-        }
+        components = _object(_require(manifest, "components", top), "'components'")
+        exporter = _object(_require(manifest, "exporter", top), "'exporter'")
+        quantization = manifest.get("quantization")
         return cls(
-            height=int(_require(manifest, "height", "the top level")),
-            width=int(_require(manifest, "width", "the top level")),
-            frames=FramesProfile.from_manifest(_require(manifest, "frames", "the top level")),
-            weights_sha256=str(_require(manifest, "weights_sha256", "the top level")),
-            opset=int(_require(manifest, "opset", "the top level")),
-            exporter={str(k): str(v) for k, v in _require(manifest, "exporter", "the top level").items()},
-            components=components,
-            quantization=manifest.get("quantization"),
+            height=_typed(manifest, "height", top, int, "an integer"),
+            width=_typed(manifest, "width", top, int, "an integer"),
+            frames=FramesProfile.from_manifest(_require(manifest, "frames", top)),
+            weights_sha256=_typed(manifest, "weights_sha256", top, str, "a string"),
+            opset=_typed(manifest, "opset", top, int, "an integer"),
+            exporter={key: _typed(exporter, key, "'exporter'", str, "a string") for key in exporter},
+            components={name: ComponentSpec.from_manifest(name, entry) for name, entry in components.items()},
+            quantization=None if quantization is None else _object(quantization, "'quantization'"),
         )
 
     @classmethod
@@ -249,10 +294,12 @@ class ExportManifest:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ManifestError(f"{path} not found; export the ONNX graphs first") from None
+        except (OSError, UnicodeDecodeError) as err:  # a folder, unreadable, not UTF-8 text
+            raise ManifestError(f"{path} cannot be read ({err}); {REEXPORT}") from None
         try:
             return cls.from_manifest(json.loads(text))
         except json.JSONDecodeError as err:
-            raise ManifestError(f"{path} is not valid JSON: {err}") from None
+            raise ManifestError(f"{path} is not valid JSON: {err}; {REEXPORT}") from None
 
     def to_manifest(self) -> dict[str, Any]:
         return {
@@ -266,6 +313,17 @@ class ExportManifest:
             "components": {name: c.to_manifest() for name, c in self.components.items()},
             **({} if self.quantization is None else {"quantization": dict(self.quantization)}),
         }
+
+
+def _tapped_layers(aggregator: ComponentSpec) -> tuple[int, ...]:
+    names = [tensor.name for tensor in aggregator.outputs]
+    layers = [name.removeprefix("tokens_") for name in names]
+    if not all(name.startswith("tokens_") and layer.isdecimal() for name, layer in zip(names, layers)):
+        raise ManifestError(
+            f"{MANIFEST_FILE}: the outputs of component 'aggregator' must be named tokens_<layer>, got {names}; "
+            f"{REEXPORT}"
+        )
+    return tuple(int(layer) for layer in layers)
 
 
 def check_tensor(spec: TensorSpec, tensor: Any, frames: int, device: torch.device | str | None = None) -> torch.Tensor:

@@ -92,7 +92,6 @@ class Pipeline:
         """
         manifest = ExportManifest.load(path)
         _check_export_precision(manifest, backend, precision, path)
-        tapped = tuple(int(t.name.removeprefix("tokens_")) for t in manifest.components["aggregator"].outputs)
         if backend == "onnxruntime":
             from .onnxruntime_backend import onnxruntime_stage_runner
 
@@ -109,7 +108,7 @@ class Pipeline:
             raise ValueError(f"unknown engine backend {backend!r}; choose 'onnxruntime' or 'tensorrt'")
         return cls(
             lambda image_hw: runner,
-            tapped,
+            manifest.tapped_layers,
             device,
             backend,
             manifest.patch_size,
