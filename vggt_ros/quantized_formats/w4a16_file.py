@@ -59,7 +59,9 @@ def module_name(layer: str, compensated: bool) -> str:
     )
 
 
-def _w4a16_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+def _stored_dtypes(model: nn.Module) -> dict[str, torch.dtype]:
+    """The dtype of each state-dict entry in the file: the packed storage of `W4A16Linear` layers as it is (uint8
+    weights, float16 scales), every other floating tensor float16."""
     storage = {
         f"{name}.{buffer}"
         for name, module in model.named_modules()
@@ -67,12 +69,32 @@ def _w4a16_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
         for buffer in W4A16Linear._STORAGE
     }
     return {
-        key: (value if key in storage or not value.is_floating_point() else value.to(torch.float16))
-        .detach()
-        .cpu()
-        .contiguous()
+        key: value.dtype if key in storage or not value.is_floating_point() else torch.float16
         for key, value in model.state_dict().items()
     }
+
+
+def _w4a16_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    dtypes = _stored_dtypes(model)
+    return {key: value.detach().to(dtypes[key]).cpu().contiguous() for key, value in model.state_dict().items()}
+
+
+def _check_dtypes(state: Mapping[str, torch.Tensor], model: nn.Module, path: Path) -> None:
+    """Refuse tensors of another dtype than the format's: they would load and compute with wrong values (integer
+    scales) or fail only at inference (a packed weight that is not bytes)."""
+    wrong = [
+        f"{key}: {state[key].dtype}, expected {dtype}"
+        for key, dtype in _stored_dtypes(model).items()
+        if state[key].dtype != dtype
+    ]
+    if wrong:
+        shown = wrong[:10] + ([f"... and {len(wrong) - 10} more"] if len(wrong) > 10 else [])
+        raise QuantizedExportError(
+            f"{path} holds {len(wrong)} tensor(s) of another dtype than its format writes:\n  "
+            + "\n  ".join(shown)
+            + f"\n  The file was not written by vggt-ros-quantize or was changed since; re-run `vggt-ros-quantize "
+            f"--scheme w4a16 --out {path.parent}`"
+        )
 
 
 def save_w4a16_export(directory: str | Path, model: VGGT, plan: QuantizationPlan) -> int:
@@ -96,7 +118,8 @@ def save_w4a16_export(directory: str | Path, model: VGGT, plan: QuantizationPlan
 def load_w4a16_model(directory: str | Path, device: str | torch.device = "cpu") -> VGGT:
     """The W4A16 model saved by `save_w4a16_export`, on ``device``.
 
-    Raises `QuantizedExportError` when the folder holds no such export or the file does not match its metadata.
+    Raises `QuantizedExportError` when the folder holds no such export or the file does not match its metadata (the
+    tensors' names, shapes and dtypes).
     """
     from safetensors import safe_open
 
@@ -145,6 +168,7 @@ def load_w4a16_model(directory: str | Path, device: str | torch.device = "cpu") 
         check_state_dict(state, model.state_dict(), path)
     except CheckpointError as err:
         raise QuantizedExportError(str(err)) from None
+    _check_dtypes(state, model, path)
     model.load_state_dict(state, strict=True, assign=True)
     model.float()  # float16-stored tensors compute in float32 unless the runtime chooses otherwise
     return model.to(device).eval()
