@@ -7,17 +7,24 @@ Every case starts from a real export of the tiny model (28x28, 1 to 2 frames), c
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
+import os
 import shutil
+from dataclasses import asdict
 
 import pytest
 import torch
 
 from conftest import TINY
-from vggt_ros.export.cli import build_engines_main
+from vggt_ros.export import onnx_export
+from vggt_ros.export.cli import build_engines_main, export_is_current
 from vggt_ros.export.onnx_export import export_onnx
+from vggt_ros.model import VGGT
 from vggt_ros.runtime import Pipeline
-from vggt_ros.runtime.io_contract import FramesProfile, ManifestError, TensorContractError
+from vggt_ros.runtime.engine_cache import EngineCacheKey
+from vggt_ros.runtime.io_contract import ExportManifest, FramesProfile, ManifestError, TensorContractError
 
 pytestmark = pytest.mark.slow  # each module exports the tiny model once (about 5 s)
 
@@ -36,6 +43,24 @@ def pristine(tiny_model, tmp_path_factory):
 def export(pristine, tmp_path):
     """A fresh copy of the tiny export to damage."""
     return shutil.copytree(pristine, tmp_path / "export")
+
+
+@pytest.fixture(scope="module")
+def other_weights(tiny_model):
+    """The tiny model with other weights (same config)."""
+    model = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    return model
+
+
+def _contents(folder):
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def _is_current(folder, model):
+    return export_is_current(folder, model, SIZE, FRAMES, 18)
 
 
 def _edit_manifest(folder, edit):
@@ -158,3 +183,115 @@ def test_build_engines_re_exports_over_a_malformed_manifest(export, caplog):
         "exporting ONNX" in r.message and "'components' must be a JSON object" in r.message for r in caplog.records
     )
     Pipeline.from_engine_dir(export, backend="onnxruntime")
+
+
+# --- an export is whole or not at all ---------------------------------------------------------------------------------
+
+
+def test_the_manifest_records_every_file_and_the_model_config(export, tiny_model):
+    manifest = json.loads((export / "manifest.json").read_text())
+    on_disk = {p.name: p.read_bytes() for p in export.iterdir() if p.name != "manifest.json"}
+    assert manifest["files"] == {
+        name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()} for name, data in on_disk.items()
+    }
+    assert manifest["model_config"] == json.loads(json.dumps(asdict(tiny_model.config)))
+    assert manifest["exporter"]["vggt_ros"] not in ("", None)
+    assert _is_current(export, tiny_model) is None
+
+
+def test_an_interrupted_re_export_leaves_the_earlier_export_as_it_was(export, tiny_model, other_weights, monkeypatch):
+    before = _contents(export)
+    export_stage = onnx_export._export_stage
+
+    def interrupted_after_the_aggregator(module, args, in_names, out_names, path, *rest):
+        if path.name == "camera_head.onnx":
+            raise KeyboardInterrupt  # Ctrl-C with dinov2.onnx and aggregator.onnx of the new weights written
+        export_stage(module, args, in_names, out_names, path, *rest)
+
+    monkeypatch.setattr(onnx_export, "_export_stage", interrupted_after_the_aggregator)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(other_weights, export, SIZE, FRAMES)
+    assert _contents(export) == before  # no graph of the new weights, no staging folder left
+    assert _is_current(export, tiny_model) is None
+    assert _is_current(export, other_weights) == "existing export differs: weights"
+
+
+def test_an_export_interrupted_while_its_graphs_are_moved_in_is_refused(export, tiny_model, other_weights, monkeypatch):
+    replace, moved = os.replace, []
+
+    def interrupted_after_two_graphs(source, target):
+        if len(moved) == 2:
+            raise KeyboardInterrupt
+        moved.append(target)
+        replace(source, target)
+
+    monkeypatch.setattr(onnx_export.os, "replace", interrupted_after_two_graphs)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(other_weights, export, SIZE, FRAMES)
+    monkeypatch.undo()
+    assert [p.name for p in moved] == ["dinov2.onnx", "aggregator.onnx"]
+    for model in (tiny_model, other_weights):
+        assert "manifest.json not found" in _is_current(export, model)
+    with pytest.raises(ManifestError, match="not found; export the ONNX graphs first"):
+        Pipeline.from_engine_dir(export, backend="onnxruntime")
+    assert sorted(p.name for p in export.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_graph_changed_after_the_export_is_not_up_to_date(export, tiny_model):
+    graph = export / "aggregator.onnx"
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size: only its SHA-256 tells
+    graph.write_bytes(bytes(data))
+    assert f"{graph} is not the file manifest.json records (its SHA-256 differs)" in _is_current(export, tiny_model)
+    graph.write_bytes(bytes(data[:1000]))
+    message = f"{graph} is 1000 bytes where manifest.json records {len(data)} (truncated or replaced)"
+    assert message in _is_current(export, tiny_model)
+    with pytest.raises(ManifestError, match=r"\(truncated or replaced\): the export in .* is damaged or incomplete"):
+        Pipeline.from_engine_dir(export, backend="onnxruntime")
+
+
+def test_build_engines_re_exports_a_truncated_graph(export, caplog):
+    (export / "aggregator.onnx").write_bytes((export / "aggregator.onnx").read_bytes()[:1000])
+    args = ["--weights", str(TINY), "--height", "28", "--width", "28", "--max-frames", "2", "--out", str(export)]
+    with caplog.at_level("INFO"):
+        assert build_engines_main([*args, "--backend", "onnxruntime"]) == 0
+    assert any("exporting ONNX" in r.message and "aggregator.onnx is 1000 bytes" in r.message for r in caplog.records)
+    ExportManifest.load(export).check_files(export, contents=True)
+
+
+def test_the_same_weights_under_another_config_are_another_export(export, tiny_model, tmp_path):
+    config = json.loads((TINY / "config.json").read_text())
+    config["aggregator"]["rope_freq"] = 10
+    config["aggregator"]["image_mean"] = [0.0, 0.0, 0.0]
+    folder = tmp_path / "other_config"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "state_dict.safetensors").symlink_to(TINY / "state_dict.safetensors")
+    other_config = VGGT.from_pretrained(folder)
+    assert onnx_export.state_dict_sha256(other_config) == onnx_export.state_dict_sha256(tiny_model)
+    reason = _is_current(export, other_config)
+    assert reason == "existing export differs: model config (aggregator.image_mean, aggregator.rope_freq)"
+
+    other = export_onnx(other_config, tmp_path / "other", SIZE, FRAMES)
+    keys = [
+        EngineCacheKey.for_export(manifest, FRAMES, "fp16", "10.3.0", (8, 9)).digest()
+        for manifest in (ExportManifest.load(export), other)
+    ]
+    assert keys[0] != keys[1]
+
+
+def test_an_export_by_another_vggt_ros_version_is_not_up_to_date(export, tiny_model):
+    _edit_manifest(export, _set("exporter", "vggt_ros", "0.0.1"))
+    assert _is_current(export, tiny_model) == "existing export differs: vggt_ros version"
+
+
+def test_an_export_from_before_the_files_were_recorded_still_runs(export, tiny_model):
+    _edit_manifest(export, lambda m: {k: v for k, v in m.items() if k not in ("files", "model_config")})
+    images = torch.rand(1, 3, *SIZE)
+    with torch.no_grad():
+        reference = tiny_model(images)["depth"]
+    depth = Pipeline.from_engine_dir(export, backend="onnxruntime")(images)["depth"]
+    assert torch.allclose(depth, reference, rtol=1e-4, atol=1e-5)
+    assert _is_current(export, tiny_model) == (
+        "existing export differs: model config (not recorded by the vggt_ros that exported it)"
+    )

@@ -9,13 +9,14 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 
 from ..model import VGGT
 from ..quantized_formats.schemes import QDQ_SCHEMES
 from ..runtime.io_contract import ExportManifest, FramesProfile, ManifestError
-from .onnx_export import export_onnx, state_dict_sha256
+from .onnx_export import export_onnx, model_config_record, package_version, state_dict_sha256
 
 log = logging.getLogger("vggt_ros.export")
 
@@ -51,27 +52,45 @@ def export_main(argv: list[str] | None = None) -> int:
 
 
 def export_is_current(
-    out: Path, weights_sha256: str, image_hw: tuple[int, int], frames: FramesProfile, opset: int
+    out: Path, model: VGGT, image_hw: tuple[int, int], frames: FramesProfile, opset: int
 ) -> str | None:
-    """None when `out` already holds this export; otherwise why it must be (re)exported."""
+    """None when `out` already holds this export of `model`; otherwise why it must be (re)exported.
+
+    Every graph is read to compare its SHA-256 with the manifest's: a graph changed since the export (a copy cut
+    short, an export interrupted while its graphs were moved in) is not taken for the export."""
     try:
         manifest = ExportManifest.load(out)
+        manifest.check_files(out, contents=True)
     except ManifestError as e:
         return str(e)
     differences = [
         name
         for name, ours, theirs in (
-            ("weights", weights_sha256, manifest.weights_sha256),
+            ("weights", state_dict_sha256(model), manifest.weights_sha256),
             ("image size", tuple(image_hw), (manifest.height, manifest.width)),
             ("frame range", frames, manifest.frames),
             ("opset", opset, manifest.opset),
+            ("vggt_ros version", package_version(), manifest.exporter.get("vggt_ros")),
         )
         if ours != theirs
     ]
-    missing = [c.file for c in manifest.components.values() if not (out / c.file).is_file()]
-    if missing:
-        differences.append(f"missing {', '.join(missing)}")
+    if manifest.model_config is None:
+        differences.append("model config (not recorded by the vggt_ros that exported it)")
+    elif changed := _changed_keys(model_config_record(model.config), manifest.model_config):
+        differences.append(f"model config ({', '.join(changed)})")
     return f"existing export differs: {', '.join(differences)}" if differences else None
+
+
+def _changed_keys(ours: Mapping[str, Any], theirs: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys of two configs whose values differ."""
+    changed = []
+    for key in sorted(set(ours) | set(theirs)):
+        mine, recorded = ours.get(key), theirs.get(key)
+        if isinstance(mine, Mapping) and isinstance(recorded, Mapping):
+            changed += _changed_keys(mine, recorded, f"{prefix}{key}.")
+        elif mine != recorded:
+            changed.append(prefix + key)
+    return changed
 
 
 def build_engines_main(argv: list[str] | None = None) -> int:
@@ -95,7 +114,7 @@ def build_engines_main(argv: list[str] | None = None) -> int:
     if _quantized_export(out, args.precision) is not None:
         log.info("using the %s export in %s (written by vggt-ros-quantize)", args.precision, out)
     else:
-        reason = export_is_current(out, state_dict_sha256(model), image_hw, frames, args.opset)
+        reason = export_is_current(out, model, image_hw, frames, args.opset)
         if reason is None:
             log.info("ONNX export in %s is up to date", out)
         else:

@@ -6,6 +6,14 @@ The TorchScript-based exporter is used (`dynamo=False`): the stages are static g
 them in seconds where the torch.export route takes minutes on CPU, and it keeps S symbolic through the
 frame/global reshapes. Graphs larger than protobuf's 2 GB limit are stored with ONNX external data.
 
+An export is written whole or not at all, as far as any tool can tell: the graphs are written into a staging folder
+inside the output folder, so an earlier export there stays intact until the new one is complete; then the earlier
+manifest is removed, the graphs are moved in and the new manifest is written last, atomically. An export interrupted
+or failed at any point leaves the earlier export, or a folder without a manifest that every tool refuses. The
+manifest records the size and SHA-256 of every file and the model config, so a graph changed afterwards, or the same
+weights under another config, is not taken for this export. A killed export (SIGKILL, out of memory) can leave its
+staging folder, ``.export-*``, which may be deleted.
+
 A quantized export (`vggt_ros.quantization.qdq.QDQExport`) is the same export of the floating-point model, with
 quantize/dequantize nodes written into the graphs of the stages it quantizes before they are saved, and its
 ``quantization`` section (scheme, plan, digests) in the manifest.
@@ -14,8 +22,10 @@ quantize/dequantize nodes written into the graphs of the stages it quantizes bef
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
+import os
 import tempfile
 import time
 import warnings
@@ -24,13 +34,23 @@ from typing import Any, Protocol
 
 import torch
 
+from ..files import replace_atomically
 from ..model import VGGT
+from ..model.config import VGGTConfig
 from ..model.stages import STAGE_NAMES, build_stages, stage_io
-from ..runtime.io_contract import MANIFEST_FILE, ComponentSpec, ExportManifest, FramesProfile, TensorSpec
+from ..runtime.io_contract import (
+    MANIFEST_FILE,
+    ComponentSpec,
+    ExportManifest,
+    FileRecord,
+    FramesProfile,
+    TensorSpec,
+)
 
 log = logging.getLogger(__name__)
 
 PROTOBUF_LIMIT_BYTES = 2 * 1024**3
+STAGING_PREFIX = ".export-"
 # Every stage tensor has the frame axis first, except the stacked camera iterations (iterations, S, 9).
 _FRAME_AXIS = {"pose_enc_list": 1}
 
@@ -62,6 +82,19 @@ def state_dict_sha256(model: torch.nn.Module) -> str:
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         digest.update(t.view(torch.uint8).numpy().data if t.numel() else b"")
     return digest.hexdigest()
+
+
+def model_config_record(config: VGGTConfig) -> dict[str, Any]:
+    """The config as manifest.json records it and reads back (tuples become lists)."""
+    return json.loads(json.dumps(config.to_dict()))
+
+
+def package_version() -> str:
+    """vggt_ros's version (the graphs are its stages'); "unknown" in a source tree that was never installed."""
+    try:
+        return importlib.metadata.version("vggt_ros")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _tensor_spec(name: str, tensor: torch.Tensor) -> TensorSpec:
@@ -99,11 +132,46 @@ def export_onnx(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.float().eval()
-    stages = build_stages(model, (height, width)).eval()
+    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=out_dir) as staging:
+        staging = Path(staging)
+        components = _export_stages(model, (height, width), staging, opset, external_data_threshold, quantization)
+        manifest = ExportManifest(
+            height=height,
+            width=width,
+            frames=frames,
+            weights_sha256=state_dict_sha256(model),
+            opset=opset,
+            exporter={
+                "torch": torch.__version__,
+                "onnx": onnx.__version__,
+                "mode": "torchscript",
+                "vggt_ros": package_version(),
+            },
+            components=components,
+            quantization=None if quantization is None else quantization.manifest_entry(),
+            model_config=model_config_record(model.config),
+            files={name: FileRecord.of(staging / name) for name in _written_files(staging, components)},
+        )
+        _install(staging, out_dir, manifest)
+    return manifest
+
+
+def _export_stages(
+    model: VGGT,
+    image_hw: tuple[int, int],
+    folder: Path,
+    opset: int,
+    external_data_threshold: int,
+    quantization: GraphQuantization | None,
+) -> dict[str, ComponentSpec]:
+    """Export the five stages into ``folder``; return their specs."""
+    import onnx
+
+    stages = build_stages(model, image_hw).eval()
     io = stage_io(model.config.tapped_layers)
     device = next(model.parameters()).device
     # Trace with two frames: with one, the tracer could fold S = 1 into the graph.
-    values = {"images": torch.rand(2, 3, height, width, device=device)}
+    values = {"images": torch.rand(2, 3, *image_hw, device=device)}
     components = {}
     with torch.no_grad():
         for name in STAGE_NAMES:
@@ -113,7 +181,7 @@ def export_onnx(
             outputs = (outputs,) if isinstance(outputs, torch.Tensor) else outputs
             values.update(zip(out_names, outputs))
             start = time.perf_counter()
-            path = out_dir / f"{name}.onnx"
+            path = folder / f"{name}.onnx"
             rewrite = None if quantization is None else (lambda graph, stage=name: quantization.rewrite(stage, graph))
             _export_stage(stages[name], args, in_names, out_names, path, opset, external_data_threshold, rewrite)
             onnx.checker.check_model(str(path))
@@ -124,18 +192,32 @@ def export_onnx(
                 tuple(_tensor_spec(k, values[k]) for k in in_names),
                 tuple(_tensor_spec(k, values[k]) for k in out_names),
             )
-    manifest = ExportManifest(
-        height=height,
-        width=width,
-        frames=frames,
-        weights_sha256=state_dict_sha256(model),
-        opset=opset,
-        exporter={"torch": torch.__version__, "onnx": onnx.__version__, "mode": "torchscript"},
-        components=components,
-        quantization=None if quantization is None else quantization.manifest_entry(),
-    )
-    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest.to_manifest(), indent=1))
-    return manifest
+    return components
+
+
+def _written_files(folder: Path, components: dict[str, ComponentSpec]) -> list[str]:
+    """Each graph's file name and, where it has one, its external data file's."""
+    names = [c.file for c in components.values()]
+    return [*names, *(_data_file(name) for name in names if (folder / _data_file(name)).is_file())]
+
+
+def _data_file(graph: str) -> str:
+    return f"{graph}.data"
+
+
+def _install(staging: Path, out_dir: Path, manifest: ExportManifest) -> None:
+    """Move the staged files into ``out_dir`` and write the manifest last.
+
+    The earlier manifest goes first: while the files are swapped, ``out_dir`` holds no export that a tool accepts.
+    An earlier external data file that the new graph does not use goes too (it would be taken for the new graph's).
+    """
+    (out_dir / MANIFEST_FILE).unlink(missing_ok=True)
+    for component in manifest.components.values():
+        (out_dir / _data_file(component.file)).unlink(missing_ok=True)
+    for name in manifest.files:
+        os.replace(staging / name, out_dir / name)
+    text = json.dumps(manifest.to_manifest(), indent=1)
+    replace_atomically(out_dir / MANIFEST_FILE, lambda path: path.write_text(text))
 
 
 def _export_stage(
@@ -165,8 +247,7 @@ def _export_stage(
         graph = onnx.load(str(tmp_path), load_external_data=True)
         if rewrite is not None:
             graph = rewrite(graph)
-        data_path = path.with_name(path.name + ".data")
-        data_path.unlink(missing_ok=True)
+        data_path = path.with_name(_data_file(path.name))
         if weight_bytes > external_data_threshold:
             onnx.save_model(
                 graph,
@@ -181,6 +262,6 @@ def _export_stage(
 
 
 def _size_text(path: Path) -> str:
-    data = path.with_name(path.name + ".data")
+    data = path.with_name(_data_file(path.name))
     total = path.stat().st_size + (data.stat().st_size if data.exists() else 0)
     return f"{total / 1e6:.1f} MB" + (" with external data" if data.exists() else "")

@@ -30,32 +30,22 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..files import write_bytes_atomically
-from .io_contract import ExportManifest, FramesProfile
+from .io_contract import ExportManifest, FramesProfile, sha256_file
 
 METADATA_FILE = "metadata.json"
 METADATA_FORMAT = 1
 ENGINE_SUFFIX = ".engine"
 PRECISIONS = ("fp16", "fp32")
 _DIGEST_CHARS = 16
-_HASH_CHUNK = 1 << 20
 
 
 def _canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks (engines are gigabytes)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def manifest_sha256(manifest: ExportManifest) -> str:
-    """Digest of the export (I/O contract, opset, exporter versions, weights, quantization plan and scales): a
-    re-export is a new cache entry."""
+    """Digest of the export (I/O contract, opset, exporter versions, weights, model config, every graph's SHA-256,
+    quantization plan and scales): a re-export is a new cache entry."""
     return hashlib.sha256(_canonical_json(manifest.to_manifest())).hexdigest()
 
 

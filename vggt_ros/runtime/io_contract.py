@@ -13,6 +13,12 @@ The exporter writes one ONNX graph per component plus ``manifest.json``::
 Shapes use the symbol ``"S"`` for the dynamic frame count (the batch dimension B = 1 is folded away).
 Every backend passes its inputs through :func:`check_inputs` before handing memory to an engine.
 
+The exporter also records ``"model_config"`` (the `VGGTConfig` the graphs were traced from, as
+``VGGTConfig.to_dict`` gives it) and ``"files"`` (the size and SHA-256 of every graph and external data file:
+``{"dinov2.onnx": {"size": ..., "sha256": "..."}, ...}``), so that a graph truncated, changed or left by another
+export is told apart from the one the manifest describes. Exports written before these fields existed lack them and
+still load.
+
 A quantized export (``vggt-ros-quantize --scheme int8 | fp8``) adds a ``"quantization"`` section:
 ``{"scheme": "int8", "stages": ["dinov2", "aggregator"], "plan_sha256": "...", "parameters_sha256": "...",
 "plan": {...}, ...}``. Its digest is part of the TensorRT engine cache key, and a pipeline refuses to run it at
@@ -21,6 +27,7 @@ another precision than its scheme.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import reprlib
@@ -38,6 +45,7 @@ MANIFEST_FORMAT = 1
 MANIFEST_FILE = "manifest.json"
 FRAMES = "S"
 REEXPORT = "re-export the model"
+_HASH_CHUNK = 1 << 20
 # The exported components are the model's stages, in execution order.
 COMPONENT_NAMES = STAGE_NAMES
 
@@ -68,6 +76,15 @@ class FrameCountError(ValueError):
 class ManifestError(ValueError):
     """manifest.json is missing or malformed, or the files beside it are not the ones it describes (an export that
     was damaged, edited or interrupted); the message names the field or the file and says to re-export."""
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks (graphs and engines are gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _object(value: Any, where: str) -> Mapping[str, Any]:
@@ -211,6 +228,37 @@ class ComponentSpec:
 
 
 @dataclass(frozen=True)
+class FileRecord:
+    """One file of an export as the exporter wrote it: its size and SHA-256."""
+
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> FileRecord:
+        return cls(path.stat().st_size, sha256_file(path))
+
+    @classmethod
+    def from_manifest(cls, name: str, entry: Any) -> FileRecord:
+        where = f"file '{name}'"
+        return cls(_typed(entry, "size", where, int, "an integer"), _typed(entry, "sha256", where, str, "a string"))
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"size": self.size, "sha256": self.sha256}
+
+    def problem(self, path: Path, contents: bool) -> str | None:
+        """Why ``path`` is not this file, or None; ``contents`` compares the SHA-256 too (reads the whole file)."""
+        if not path.is_file():
+            return f"{path} is missing"
+        size = path.stat().st_size
+        if size != self.size:
+            return f"{path} is {size} bytes where {MANIFEST_FILE} records {self.size} (truncated or replaced)"
+        if contents and sha256_file(path) != self.sha256:
+            return f"{path} is not the file {MANIFEST_FILE} records (its SHA-256 differs)"
+        return None
+
+
+@dataclass(frozen=True)
 class ExportManifest:
     """The parsed manifest.json of one exported engine set (one image size, one frame range)."""
 
@@ -222,6 +270,8 @@ class ExportManifest:
     exporter: dict[str, str]
     components: dict[str, ComponentSpec]
     quantization: Mapping[str, Any] | None = None  # the "quantization" section of a Q/DQ export
+    model_config: Mapping[str, Any] | None = None  # VGGTConfig.to_dict of the exported model (None: older export)
+    files: Mapping[str, FileRecord] | None = None  # every file of the export by name (None: older export)
 
     def __post_init__(self) -> None:
         patch = VGGTConfig.patch_size
@@ -239,6 +289,9 @@ class ExportManifest:
                 f"{MANIFEST_FILE}: components {unknown} are unknown (an export has {list(COMPONENT_NAMES)}); {REEXPORT}"
             )
         _tapped_layers(self.components["aggregator"])
+        unrecorded = [c.file for c in self.components.values() if self.files is not None and c.file not in self.files]
+        if unrecorded:
+            raise ManifestError(f"{MANIFEST_FILE}: 'files' does not record {unrecorded}; {REEXPORT}")
         if self.quantization is not None:
             scheme = _require(self.quantization, "scheme", "'quantization'")
             if scheme not in QDQ_SCHEMES:
@@ -252,6 +305,22 @@ class ExportManifest:
     def quantization_scheme(self) -> str | None:
         """'int8' or 'fp8' for a Q/DQ export, else None."""
         return None if self.quantization is None else str(self.quantization["scheme"])
+
+    def check_files(self, directory: str | Path, contents: bool = False) -> None:
+        """Raise `ManifestError` unless ``directory`` holds the files this manifest records, of their sizes, and with
+        ``contents`` of their SHA-256 too (reads every graph: gigabytes for VGGT-1B). Of an export written before the
+        files were recorded, only the graphs' presence is checked."""
+        directory = Path(directory)
+        if self.files is None:
+            graphs = [directory / c.file for c in self.components.values()]
+            problems = [f"{graph} is missing" for graph in graphs if not graph.is_file()]
+        else:
+            found = (record.problem(directory / name, contents) for name, record in self.files.items())
+            problems = [problem for problem in found if problem]
+        if problems:
+            raise ManifestError(
+                f"{'; '.join(problems)}: the export in {directory} is damaged or incomplete; {REEXPORT}"
+            )
 
     @property
     def tapped_layers(self) -> tuple[int, ...]:
@@ -275,6 +344,8 @@ class ExportManifest:
         components = _object(_require(manifest, "components", top), "'components'")
         exporter = _object(_require(manifest, "exporter", top), "'exporter'")
         quantization = manifest.get("quantization")
+        model_config = manifest.get("model_config")
+        files = manifest.get("files")
         return cls(
             height=_typed(manifest, "height", top, int, "an integer"),
             width=_typed(manifest, "width", top, int, "an integer"),
@@ -284,6 +355,8 @@ class ExportManifest:
             exporter={key: _typed(exporter, key, "'exporter'", str, "a string") for key in exporter},
             components={name: ComponentSpec.from_manifest(name, entry) for name, entry in components.items()},
             quantization=None if quantization is None else _object(quantization, "'quantization'"),
+            model_config=None if model_config is None else _object(model_config, "'model_config'"),
+            files=None if files is None else _file_records(_object(files, "'files'")),
         )
 
     @classmethod
@@ -312,7 +385,15 @@ class ExportManifest:
             "exporter": dict(self.exporter),
             "components": {name: c.to_manifest() for name, c in self.components.items()},
             **({} if self.quantization is None else {"quantization": dict(self.quantization)}),
+            **({} if self.model_config is None else {"model_config": dict(self.model_config)}),
+            **({} if self.files is None else {"files": {n: r.to_manifest() for n, r in self.files.items()}}),
         }
+
+
+def _file_records(files: Mapping[str, Any]) -> dict[str, FileRecord]:
+    return {
+        _file_name(name, "a name in 'files'"): FileRecord.from_manifest(name, entry) for name, entry in files.items()
+    }
 
 
 def _tapped_layers(aggregator: ComponentSpec) -> tuple[int, ...]:

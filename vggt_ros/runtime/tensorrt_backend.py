@@ -277,7 +277,11 @@ def load_or_build_engines(
         manifest, frames_profile, precision, trt.__version__, torch.cuda.get_device_capability()
     )
     entry = cache_entry(engine_dir, key)
-    for name, reason in validate_entry(entry, COMPONENT_NAMES).items():
+    reasons = validate_entry(entry, COMPONENT_NAMES)
+    if build_missing and any(reasons.values()):
+        # The key holds the manifest's digest, so its engines must be built from the graphs it records.
+        manifest.check_files(onnx_dir, contents=True)
+    for name, reason in reasons.items():
         if reason is None:
             continue
         if not build_missing:
