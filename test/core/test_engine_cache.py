@@ -33,6 +33,7 @@ from vggt_ros.runtime.io_contract import (
     ComponentSpec,
     ExportManifest,
     FramesProfile,
+    ManifestError,
 )
 
 BASE_KEY = EngineCacheKey(
@@ -112,9 +113,27 @@ def test_digest_is_identical_across_processes_with_different_hash_seeds():
     assert digests == {BASE_KEY.digest()}
 
 
-def test_invalid_precision_is_rejected():
-    with pytest.raises(ValueError, match=r"precision must be one of \('fp16', 'fp32'\), got 'int8'"):
-        dataclasses.replace(BASE_KEY, precision="int8")
+@pytest.mark.parametrize("precision", ["int4", "bf16", "w4a16", "INT8", ""])
+def test_a_precision_tensorrt_does_not_build_is_rejected(precision):
+    with pytest.raises(
+        ValueError, match=rf"precision must be one of \('fp16', 'fp32', 'int8', 'fp8'\), got '{precision}'"
+    ):
+        dataclasses.replace(BASE_KEY, precision=precision)
+
+
+@pytest.mark.parametrize("scheme", ["int8", "fp8"])
+def test_a_quantized_export_has_keys_of_its_scheme_only(scheme):
+    quantized = make_manifest_dict(height=518, width=392)
+    quantized["quantization"] = {"scheme": scheme, "plan_sha256": "0" * 64}
+    manifest = ExportManifest.from_manifest(quantized)
+    key = EngineCacheKey.for_export(manifest, FramesProfile(1, 2, 6), scheme, "10.3.0", (8, 9))
+    assert key.precision == scheme and key.digest() != dataclasses.replace(key, precision="fp16").digest()
+    other = "fp8" if scheme == "int8" else "int8"
+    with pytest.raises(ValueError, match=f"precision '{other}' builds an export quantized for it; this export is q"):
+        EngineCacheKey.for_export(manifest, FramesProfile(1, 2, 6), other, "10.3.0", (8, 9))
+    unquantized = ExportManifest.from_manifest(make_manifest_dict(height=518, width=392))
+    with pytest.raises(ValueError, match="this export is not quantized"):
+        EngineCacheKey.for_export(unquantized, FramesProfile(1, 2, 6), scheme, "10.3.0", (8, 9))
 
 
 def test_key_for_an_export_follows_the_manifest_and_frames():
@@ -278,3 +297,60 @@ def test_tensorrt_backend_without_cuda_names_the_alternatives(monkeypatch):
     message = r"needs a CUDA GPU.*backend='onnxruntime' \(CPU\) or backend='torch'"
     with pytest.raises(BackendUnavailableError, match=message):
         tensorrt_backend._require_cuda()
+
+
+# --- the TensorRT backend up to the build, with a stand-in tensorrt module --------------------------------------------
+
+
+class _BuildReached(Exception):
+    pass
+
+
+@pytest.fixture
+def stand_in_tensorrt(monkeypatch):
+    """TensorRT 10.3 on a compute capability 8.9 GPU as far as load_or_build_engines asks before building; the calls
+    that reach build_engine are recorded and stopped there (nothing of TensorRT runs)."""
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="10.3.0"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *device: (8, 9))
+    builds = []
+
+    def build_engine(onnx_path, engine_path, spec, frames_profile, precision, **options):
+        builds.append((onnx_path.name, precision))
+        raise _BuildReached
+
+    monkeypatch.setattr(tensorrt_backend, "build_engine", build_engine)
+    return builds
+
+
+def _write_export(folder, manifest):
+    """``manifest`` with stand-in graph files, each recorded with its size and SHA-256."""
+    folder.mkdir()
+    manifest["files"] = {}
+    for component in manifest["components"].values():
+        data = component["file"].encode() * 100
+        (folder / component["file"]).write_bytes(data)
+        manifest["files"][component["file"]] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+@pytest.mark.parametrize("scheme", ["int8", "fp8"])
+def test_tensorrt_engines_of_a_quantized_export_are_built_at_its_scheme(stand_in_tensorrt, tmp_path, scheme):
+    from vggt_ros.runtime import Pipeline
+
+    quantized = make_manifest_dict()
+    quantized["quantization"] = {"scheme": scheme, "stages": ["dinov2", "aggregator"], "plan_sha256": "0" * 64}
+    export = _write_export(tmp_path / "export", quantized)
+    with pytest.raises(_BuildReached):
+        Pipeline.from_engine_dir(export, backend="tensorrt", precision=scheme)
+    assert stand_in_tensorrt == [("dinov2.onnx", scheme)]
+
+
+def test_tensorrt_builds_no_engine_from_a_graph_changed_since_the_export(stand_in_tensorrt, tmp_path):
+    export = _write_export(tmp_path / "export", make_manifest_dict())
+    graph = export / "depth_head.onnx"
+    graph.write_bytes(graph.read_bytes()[::-1])  # same size, other bytes
+    with pytest.raises(ManifestError, match=r"depth_head\.onnx is not the file manifest\.json records"):
+        tensorrt_backend.load_or_build_engines(export, tmp_path / "engines", precision="fp16")
+    assert stand_in_tensorrt == []

@@ -30,12 +30,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..files import write_bytes_atomically
+from ..quantized_formats.schemes import QDQ_SCHEMES
 from .io_contract import ExportManifest, FramesProfile, sha256_file
 
 METADATA_FILE = "metadata.json"
 METADATA_FORMAT = 1
 ENGINE_SUFFIX = ".engine"
-PRECISIONS = ("fp16", "fp32")
+# What TensorRT builds: FP16 or FP32 kernels for a float export, and for a quantized (Q/DQ) export its scheme.
+PRECISIONS = ("fp16", "fp32", *QDQ_SCHEMES)
 _DIGEST_CHARS = 16
 
 
@@ -78,6 +80,10 @@ class EngineCacheKey:
         compute_capability: tuple[int, int],
     ) -> EngineCacheKey:
         """The key for building ``manifest``'s graphs for ``frames`` on this TensorRT version and GPU."""
+        scheme = manifest.quantization_scheme
+        if precision in QDQ_SCHEMES and scheme != precision:
+            holds = "not quantized" if scheme is None else f"quantized for {scheme}"
+            raise ValueError(f"precision {precision!r} builds an export quantized for it; this export is {holds}")
         return cls(
             weights_sha256=manifest.weights_sha256,
             manifest_sha256=manifest_sha256(manifest),

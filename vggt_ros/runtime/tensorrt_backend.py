@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 from ..files import write_bytes_atomically
-from .engine_cache import EngineCacheKey, cache_entry, record_engine, validate_entry
+from .engine_cache import PRECISIONS, EngineCacheKey, cache_entry, record_engine, validate_entry
 from .io_contract import (
     COMPONENT_NAMES,
     BackendUnavailableError,
@@ -129,6 +129,8 @@ def build_engine(
         timing_cache_path: read if present and rewritten after the build, so later builds skip kernel timing.
         log: receives progress lines and the build time.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     trt = import_tensorrt()
     _require_cuda()
     trt_logger = trt.Logger(trt.Logger.WARNING)
@@ -158,10 +160,8 @@ def build_engine(
                     f"{torch.cuda.get_device_capability()}: use an int8 export"
                 )
             config.set_flag(trt.BuilderFlag.FP8)
-    elif precision == "fp32":
+    else:  # fp32
         config.clear_flag(trt.BuilderFlag.TF32)
-    else:
-        raise ValueError(f"precision must be 'fp16', 'fp32', 'int8' or 'fp8', got {precision!r}")
     profile = builder.create_optimization_profile()
     for tensor in spec.inputs:
         profile.set_shape(
@@ -260,7 +260,7 @@ def load_or_build_engines(
     Args:
         onnx_dir: the exporter's output folder (``manifest.json`` and the five ``.onnx`` graphs).
         engine_dir: cache root; entries live in ``<engine_dir>/<key digest>/``.
-        precision: "fp16" or "fp32".
+        precision: "fp16", "fp32", or the scheme of a quantized export ("int8", "fp8"; see `build_engine`).
         frames_profile: frame range to build for; defaults to the manifest's (the graphs are dynamic in S).
         workspace_gib: builder scratch memory limit.
         build_missing: if False, an engine that needs (re)building raises instead (a build takes minutes).
