@@ -11,15 +11,17 @@ import copy
 import hashlib
 import json
 import os
+import re
 import shutil
+import sys
 from dataclasses import asdict
 
 import pytest
 import torch
 
 from conftest import TINY
-from vggt_ros.export import onnx_export
-from vggt_ros.export.cli import build_engines_main, export_is_current
+from vggt_ros.export import cli, onnx_export
+from vggt_ros.export.cli import build_engines_entry, build_engines_main, export_entry, export_is_current
 from vggt_ros.export.onnx_export import export_onnx
 from vggt_ros.model import VGGT
 from vggt_ros.runtime import Pipeline
@@ -295,3 +297,57 @@ def test_an_export_from_before_the_files_were_recorded_still_runs(export, tiny_m
     assert _is_current(export, tiny_model) == (
         "existing export differs: model config (not recorded by the vggt_ros that exported it)"
     )
+
+
+# --- the commands' --out ----------------------------------------------------------------------------------------------
+
+
+def _command(entry, monkeypatch, capsys, *args):
+    """Run a console entry point as the shell would; its exit status and stderr."""
+    monkeypatch.setattr(sys, "argv", ["command", *args])
+    with pytest.raises(SystemExit) as status:
+        entry()
+    return status.value.code, capsys.readouterr().err
+
+
+@pytest.fixture
+def model_loads(monkeypatch):
+    """The models the command loads; loading one fails the test (AssertionError is no user-facing error)."""
+    loaded = []
+
+    def from_pretrained(*args, **kwargs):
+        loaded.append(args)
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(cli.VGGT, "from_pretrained", from_pretrained)
+    return loaded
+
+
+@pytest.mark.parametrize("entry", [export_entry, build_engines_entry])
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("a_file", r"--out {tmp}/a_file exists and is not a folder; choose a folder path"),
+        ("a_file/sub", r"--out {tmp}/a_file/sub cannot be created: {tmp}/a_file is not a folder; choose another path"),
+        (
+            "/sys/kernel/vggt_out",
+            r"--out /sys/kernel/vggt_out cannot be written \(it would be created in /sys/kernel\)",
+        ),
+    ],
+)
+def test_an_out_that_cannot_be_written_is_refused_before_the_model_loads(
+    entry, out, message, tmp_path, monkeypatch, capsys, model_loads
+):
+    (tmp_path / "a_file").write_text("not a folder")
+    status, error = _command(entry, monkeypatch, capsys, "--weights", str(TINY), "--out", str(tmp_path / out))
+    assert status == 1 and "Traceback" not in error
+    assert re.fullmatch(f"error: {message.format(tmp=tmp_path)}.*\n", error)
+    assert model_loads == []
+
+
+def test_an_os_error_of_the_export_is_one_error_line(export, monkeypatch, capsys):
+    (export / "manifest.json").unlink()
+    (export / "manifest.json").mkdir()  # the export removes the earlier manifest first
+    args = ["--weights", str(TINY), "--height", "28", "--width", "28", "--max-frames", "2", "--out", str(export)]
+    status, error = _command(export_entry, monkeypatch, capsys, *args)
+    assert status == 1 and error == f"error: [Errno 21] Is a directory: '{export / 'manifest.json'}'\n"

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import torch
 
 from ..model import VGGT
+from ..output_folder import check_output_folder
 from ..quantized_formats.schemes import QDQ_SCHEMES
 from ..runtime.io_contract import ExportManifest, FramesProfile, ManifestError
 from .onnx_export import export_onnx, model_config_record, package_version, state_dict_sha256
@@ -45,6 +46,7 @@ def export_main(argv: list[str] | None = None) -> int:
     _model_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    check_output_folder(Path(args.out), "--out")  # before the model loads (a minute for VGGT-1B)
     model = VGGT.from_pretrained(args.weights, config=args.config)
     manifest = export_onnx(model, args.out, (args.height, args.width), _frames(args), args.opset)
     log.info("wrote %s/manifest.json (weights sha256 %s...)", args.out, manifest.weights_sha256[:12])
@@ -108,6 +110,7 @@ def build_engines_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out, image_hw, frames = Path(args.out), (args.height, args.width), _frames(args)
+    check_output_folder(out, "--out")  # before the model loads (a minute for VGGT-1B)
 
     model = VGGT.from_pretrained(args.weights, config=args.config)
     start = time.perf_counter()
@@ -174,7 +177,7 @@ def verify(model: VGGT, pipeline, image_hw: tuple[int, int], num_frames: int) ->
 def _run(main) -> None:
     try:
         sys.exit(main())
-    except (ValueError, FileNotFoundError, RuntimeError) as e:  # user-facing failures: message, not traceback
+    except (ValueError, OSError, RuntimeError) as e:  # user-facing failures: message, not traceback
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
 
