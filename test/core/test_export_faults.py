@@ -351,3 +351,61 @@ def test_an_os_error_of_the_export_is_one_error_line(export, monkeypatch, capsys
     args = ["--weights", str(TINY), "--height", "28", "--width", "28", "--max-frames", "2", "--out", str(export)]
     status, error = _command(export_entry, monkeypatch, capsys, *args)
     assert status == 1 and error == f"error: [Errno 21] Is a directory: '{export / 'manifest.json'}'\n"
+
+
+# --- quantized exports ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def int8_export(export):
+    """The tiny export marked as vggt-ros-quantize's int8 export (ONNX Runtime runs it all the same)."""
+    _edit_manifest(export, _set("quantization", {"scheme": "int8", "stages": [], "plan_sha256": "0" * 64}))
+    (export / "plan.json").write_text("{}")
+    (export / "report.json").write_text("{}")
+    return export
+
+
+def test_the_plain_export_refuses_to_replace_a_quantized_export(int8_export, monkeypatch, capsys, model_loads):
+    before = _contents(int8_export)
+    status, error = _command(export_entry, monkeypatch, capsys, "--weights", str(TINY), "--out", str(int8_export))
+    assert status == 1 and error == (
+        f"error: --out {int8_export} holds an export quantized for int8 by vggt-ros-quantize (with its plan.json and "
+        f"report.json), which this export would replace; choose another --out, or remove {int8_export} first to "
+        "replace it\n"
+    )
+    assert _contents(int8_export) == before and model_loads == []
+
+
+@pytest.mark.parametrize(
+    "options, refused",
+    [
+        (["--height", "350"], "--height 350 (the export's: 28)"),
+        (["--width", "42", "--max-frames", "8"], "--width 42 (the export's: 28), --max-frames 8 (the export's: 2)"),
+        (["--min-frames", "2", "--opset", "19"], "--min-frames 2 (the export's: 1), --opset 19 (the export's: 18)"),
+    ],
+)
+def test_build_engines_refuses_options_that_would_change_a_quantized_export(
+    int8_export, options, refused, monkeypatch, capsys, model_loads
+):
+    args = ["--precision", "int8", "--backend", "onnxruntime", "--out", str(int8_export), *options]
+    status, error = _command(build_engines_entry, monkeypatch, capsys, *args)
+    assert status == 1 and error.startswith(
+        f"error: {int8_export} holds an export quantized for int8 by vggt-ros-quantize, which {refused} cannot change"
+    )
+    assert "run `vggt-ros-quantize --scheme int8` again for another size or frame range" in error
+    assert model_loads == []
+
+
+def test_build_engines_builds_a_quantized_export_as_it_is(int8_export, caplog, model_loads):
+    args = ["--precision", "int8", "--backend", "onnxruntime", "--out", str(int8_export), "--height", "28"]
+    with caplog.at_level("INFO"):
+        assert build_engines_main([*args, "--weights", str(TINY)]) == 0
+    assert "--weights and --config are not used without --verify" in caplog.text
+    assert "using the int8 export" in caplog.text and model_loads == []
+
+
+def test_build_engines_verifies_a_quantized_export_at_its_own_size(int8_export, caplog):
+    args = ["--precision", "int8", "--backend", "onnxruntime", "--out", str(int8_export), "--weights", str(TINY)]
+    with caplog.at_level("INFO"):
+        assert build_engines_main([*args, "--verify"]) == 0
+    assert "relative error vs torch FP32 (1 frames, 28x28)" in caplog.text

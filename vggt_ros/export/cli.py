@@ -22,16 +22,29 @@ from .onnx_export import export_onnx, model_config_record, package_version, stat
 log = logging.getLogger("vggt_ros.export")
 
 
+# The export options' defaults. argparse leaves them None so that vggt-ros-build-engines can tell an option given from
+# one left out: a quantized export brings its own size and frame range, and is not changed by these options.
+DEFAULTS = {"weights": "facebook/VGGT-1B", "height": 350, "width": 518, "min_frames": 1, "max_frames": 8, "opset": 18}
+# The options that decide an export; --opt-frames defaults to half of --max-frames.
+EXPORT_OPTIONS = ("height", "width", "min_frames", "opt_frames", "max_frames", "opset")
+
+
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", default="facebook/VGGT-1B", help="hub id, folder or weights file")
+    parser.add_argument("--weights", help="hub id, folder or weights file (default: facebook/VGGT-1B)")
     parser.add_argument("--config", default=None, help="config.json for non-default model sizes")
-    parser.add_argument("--height", type=int, default=350, help="model input height (multiple of 14)")
-    parser.add_argument("--width", type=int, default=518, help="model input width (multiple of 14)")
-    parser.add_argument("--min-frames", type=int, default=1)
+    parser.add_argument("--height", type=int, help="model input height (multiple of the patch size; default: 350)")
+    parser.add_argument("--width", type=int, help="model input width (multiple of the patch size; default: 518)")
+    parser.add_argument("--min-frames", type=int, help="default: 1")
     parser.add_argument("--opt-frames", type=int, default=None, help="default: half of --max-frames")
-    parser.add_argument("--max-frames", type=int, default=8, help="largest window the engines accept")
-    parser.add_argument("--opset", type=int, default=18)
+    parser.add_argument("--max-frames", type=int, help="largest window the engines accept (default: 8)")
+    parser.add_argument("--opset", type=int, help="default: 18")
     parser.add_argument("--out", default="engines/350x518", help="folder for the graphs, manifest and engines")
+
+
+def _with_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with `DEFAULTS` for the options not given."""
+    values = vars(args)
+    return argparse.Namespace(**{**values, **{name: v for name, v in DEFAULTS.items() if values[name] is None}})
 
 
 def _frames(args: argparse.Namespace) -> FramesProfile:
@@ -44,9 +57,10 @@ def export_main(argv: list[str] | None = None) -> int:
         prog="python -m vggt_ros.export", description="Export the five VGGT stages to ONNX."
     )
     _model_arguments(parser)
-    args = parser.parse_args(argv)
+    args = _with_defaults(parser.parse_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     check_output_folder(Path(args.out), "--out")  # before the model loads (a minute for VGGT-1B)
+    _refuse_to_replace_a_quantized_export(Path(args.out))
     model = VGGT.from_pretrained(args.weights, config=args.config)
     manifest = export_onnx(model, args.out, (args.height, args.width), _frames(args), args.opset)
     log.info("wrote %s/manifest.json (weights sha256 %s...)", args.out, manifest.weights_sha256[:12])
@@ -109,21 +123,18 @@ def build_engines_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify-frames", type=int, default=None, help="frames for --verify (default: opt)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out, image_hw, frames = Path(args.out), (args.height, args.width), _frames(args)
+    out = Path(args.out)
     check_output_folder(out, "--out")  # before the model loads (a minute for VGGT-1B)
-
-    model = VGGT.from_pretrained(args.weights, config=args.config)
-    start = time.perf_counter()
-    if _quantized_export(out, args.precision) is not None:
-        log.info("using the %s export in %s (written by vggt-ros-quantize)", args.precision, out)
+    quantized = _quantized_export(out, args.precision)
+    if quantized is None:
+        args = _with_defaults(args)
+        model = VGGT.from_pretrained(args.weights, config=args.config)
+        _export_unless_current(model, out, (args.height, args.width), _frames(args), args.opset)
     else:
-        reason = export_is_current(out, model, image_hw, frames, args.opset)
-        if reason is None:
-            log.info("ONNX export in %s is up to date", out)
-        else:
-            log.info("exporting ONNX to %s (%s)", out, reason)
-            export_onnx(model, out, image_hw, frames, args.opset)
-            log.info("export done in %.1f s", time.perf_counter() - start)
+        _check_quantized_options(args, quantized, out)
+        log.info("using the %s export in %s (written by vggt-ros-quantize)", args.precision, out)
+        args = _with_defaults(args)
+        model = VGGT.from_pretrained(args.weights, config=args.config) if args.verify else None
 
     from ..runtime import Pipeline
 
@@ -131,17 +142,36 @@ def build_engines_main(argv: list[str] | None = None) -> int:
     pipeline = Pipeline.from_engine_dir(out, backend=args.backend, precision=args.precision, **options)
     log.info("%s engines ready in %s", args.backend, out)
     if args.verify:
-        verify(model, pipeline, image_hw, args.verify_frames or frames.opt)
+        verify(model, pipeline, pipeline.image_hw, args.verify_frames or pipeline.frames.opt)
     return 0
 
 
-def _quantized_export(out: Path, precision: str) -> str | None:
-    """The scheme of the quantized export in ``out`` if ``precision`` asks for it; None when there is none and none
-    is asked for. A quantized export is never overwritten by a float one, nor made up: both mismatches raise."""
+def _export_unless_current(
+    model: VGGT, out: Path, image_hw: tuple[int, int], frames: FramesProfile, opset: int
+) -> None:
+    reason = export_is_current(out, model, image_hw, frames, opset)
+    if reason is None:
+        log.info("ONNX export in %s is up to date", out)
+        return
+    log.info("exporting ONNX to %s (%s)", out, reason)
+    start = time.perf_counter()
+    export_onnx(model, out, image_hw, frames, opset)
+    log.info("export done in %.1f s", time.perf_counter() - start)
+
+
+def _existing_export(out: Path) -> ExportManifest | None:
+    """The export in ``out``; None when there is none, or only a damaged one (nothing to keep)."""
     try:
-        scheme = ExportManifest.load(out).quantization_scheme
+        return ExportManifest.load(out)
     except ManifestError:
-        scheme = None
+        return None
+
+
+def _quantized_export(out: Path, precision: str) -> ExportManifest | None:
+    """The quantized export in ``out`` if ``precision`` asks for it; None when there is none and none is asked for.
+    A quantized export is never overwritten by a float one, nor made up: both mismatches raise."""
+    manifest = _existing_export(out)
+    scheme = None if manifest is None else manifest.quantization_scheme
     if precision in QDQ_SCHEMES and scheme != precision:
         holds = "no quantized export" if scheme is None else f"an export quantized for {scheme}"
         raise ValueError(
@@ -153,7 +183,49 @@ def _quantized_export(out: Path, precision: str) -> str | None:
             f"{out} holds an export quantized for {scheme} (written by vggt-ros-quantize); pass "
             f"--precision {scheme} to build its engines, or another --out for a {precision} export"
         )
-    return scheme
+    return None if scheme is None else manifest
+
+
+def _check_quantized_options(args: argparse.Namespace, manifest: ExportManifest, out: Path) -> None:
+    """A quantized export is built as vggt-ros-quantize wrote it: export options given that differ from it are
+    refused, and --weights and --config, which only --verify uses, are said to be unused without it."""
+    exported = {
+        "height": manifest.height,
+        "width": manifest.width,
+        "min_frames": manifest.frames.min,
+        "opt_frames": manifest.frames.opt,
+        "max_frames": manifest.frames.max,
+        "opset": manifest.opset,
+    }
+    differing = [
+        f"--{name.replace('_', '-')} {getattr(args, name)} (the export's: {exported[name]})"
+        for name in EXPORT_OPTIONS
+        if getattr(args, name) is not None and getattr(args, name) != exported[name]
+    ]
+    if differing:
+        raise ValueError(
+            f"{out} holds an export quantized for {manifest.quantization_scheme} by vggt-ros-quantize, which "
+            f"{', '.join(differing)} cannot change: its engines are built as it is; leave these options out, or run "
+            f"`vggt-ros-quantize --scheme {manifest.quantization_scheme}` again for another size or frame range "
+            "(--image-size, --max-frames, --opset)"
+        )
+    if not args.verify and (args.weights is not None or args.config is not None):
+        log.warning(
+            "--weights and --config are not used without --verify: the %s export in %s holds the model "
+            "vggt-ros-quantize was given (with --verify they are the FP32 reference)",
+            manifest.quantization_scheme,
+            out,
+        )
+
+
+def _refuse_to_replace_a_quantized_export(out: Path) -> None:
+    manifest = _existing_export(out)
+    if manifest is not None and manifest.quantization_scheme is not None:
+        raise ValueError(
+            f"--out {out} holds an export quantized for {manifest.quantization_scheme} by vggt-ros-quantize (with "
+            "its plan.json and report.json), which this export would replace; choose another --out, or remove "
+            f"{out} first to replace it"
+        )
 
 
 def verify(model: VGGT, pipeline, image_hw: tuple[int, int], num_frames: int) -> dict[str, float]:
