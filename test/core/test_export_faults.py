@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -409,3 +409,37 @@ def test_build_engines_verifies_a_quantized_export_at_its_own_size(int8_export, 
     with caplog.at_level("INFO"):
         assert build_engines_main([*args, "--verify"]) == 0
     assert "relative error vs torch FP32 (1 frames, 28x28)" in caplog.text
+
+
+# --- the patch size ---------------------------------------------------------------------------------------------------
+
+
+def test_a_model_of_another_patch_size_exports_and_runs(tiny_model, tmp_path):
+    model = VGGT(replace(tiny_model.config, patch_size=16))
+    generator = torch.Generator().manual_seed(0)
+    model.load_state_dict({k: 0.02 * torch.randn(v.shape, generator=generator) for k, v in model.state_dict().items()})
+    manifest = export_onnx(model, tmp_path, (32, 48), FRAMES)
+    assert ExportManifest.load(tmp_path).patch_size == manifest.patch_size == 16
+    images = torch.rand(2, 3, 32, 48, generator=generator)
+    with torch.no_grad():
+        reference = model(images)
+    outputs = Pipeline.from_engine_dir(tmp_path, backend="onnxruntime")(images)
+    for key in ("depth", "world_points", "pose_enc"):
+        assert torch.allclose(outputs[key], reference[key], rtol=1e-4, atol=1e-5), key
+
+
+def test_a_size_edited_away_from_the_graphs_names_the_patch_count(export):
+    def taller(manifest):
+        manifest["height"] = 42
+        manifest["components"]["dinov2"]["inputs"][0]["shape"] = ["S", 3, 42, 28]
+
+    _edit_manifest(export, taller)
+    message = "a 42x28 image has 6 patches of 14 pixels, but component 'dinov2' outputs 4 patch tokens"
+    with pytest.raises(ManifestError, match=f"{message}: the size is not its graphs'; re-export the model"):
+        Pipeline.from_engine_dir(export, backend="onnxruntime")
+
+
+def test_a_malformed_patch_size_is_named(export):
+    _edit_manifest(export, _set("model_config", "patch_size", "14"))
+    with pytest.raises(ManifestError, match="'patch_size' of 'model_config' must be an integer, got '14'"):
+        Pipeline.from_engine_dir(export, backend="onnxruntime")

@@ -37,7 +37,6 @@ from typing import Any, Mapping, Union
 
 import torch
 
-from ..model.config import VGGTConfig
 from ..model.stages import STAGE_NAMES
 from ..quantized_formats.schemes import QDQ_SCHEMES
 
@@ -274,12 +273,6 @@ class ExportManifest:
     files: Mapping[str, FileRecord] | None = None  # every file of the export by name (None: older export)
 
     def __post_init__(self) -> None:
-        patch = VGGTConfig.patch_size
-        if self.height <= 0 or self.width <= 0 or self.height % patch or self.width % patch:
-            raise ManifestError(
-                f"{MANIFEST_FILE}: height and width must be positive multiples of {patch}, "
-                f"got {self.height}x{self.width}"
-            )
         missing = [name for name in COMPONENT_NAMES if name not in self.components]
         if missing:
             raise ManifestError(f"{MANIFEST_FILE}: components {missing} are missing; {REEXPORT}")
@@ -289,6 +282,7 @@ class ExportManifest:
                 f"{MANIFEST_FILE}: components {unknown} are unknown (an export has {list(COMPONENT_NAMES)}); {REEXPORT}"
             )
         _tapped_layers(self.components["aggregator"])
+        self._check_size()
         unrecorded = [c.file for c in self.components.values() if self.files is not None and c.file not in self.files]
         if unrecorded:
             raise ManifestError(f"{MANIFEST_FILE}: 'files' does not record {unrecorded}; {REEXPORT}")
@@ -329,9 +323,43 @@ class ExportManifest:
 
     @property
     def patch_size(self) -> int:
-        """Pixels per patch side, from the image size and the encoder's token count (S, h*w, C)."""
-        tokens = self.components["dinov2"].outputs[0].shape[1]
-        return int(round(math.sqrt(self.height * self.width / tokens)))
+        """Pixels per patch side: the exported model's (older exports: from the image size and the encoder's token
+        count)."""
+        if self.model_config is not None:
+            return _typed(self.model_config, "patch_size", "'model_config'", int, "an integer")
+        return max(1, round(math.sqrt(self.height * self.width / self._patch_tokens())))
+
+    def _patch_tokens(self) -> int:
+        """h*w of the encoder's output (S, h*w, C)."""
+        shape = self.components["dinov2"].outputs[0].shape
+        if len(shape) != 3 or not isinstance(shape[1], int):
+            raise ManifestError(
+                f"{MANIFEST_FILE}: the output of component 'dinov2' must be (S, patches, channels), got {list(shape)}; "
+                f"{REEXPORT}"
+            )
+        return shape[1]
+
+    def _check_size(self) -> None:
+        """H and W must be positive multiples of the model's patch size, and of as many patches as the encoder gives
+        tokens (a size edited in the manifest is not the graphs')."""
+        tokens = self._patch_tokens()
+        if self.height <= 0 or self.width <= 0 or self.patch_size <= 0:
+            raise ManifestError(
+                f"{MANIFEST_FILE}: height, width and the patch size must be positive, got {self.height}x{self.width} "
+                f"and {self.patch_size}; {REEXPORT}"
+            )
+        patch = self.patch_size
+        if self.height % patch or self.width % patch:
+            raise ManifestError(
+                f"{MANIFEST_FILE}: height and width must be positive multiples of {patch}, got "
+                f"{self.height}x{self.width}; {REEXPORT}"
+            )
+        patches = (self.height // patch) * (self.width // patch)
+        if patches != tokens:
+            raise ManifestError(
+                f"{MANIFEST_FILE}: a {self.height}x{self.width} image has {patches} patches of {patch} pixels, but "
+                f"component 'dinov2' outputs {tokens} patch tokens: the size is not its graphs'; {REEXPORT}"
+            )
 
     @classmethod
     def from_manifest(cls, manifest: Any) -> ExportManifest:
