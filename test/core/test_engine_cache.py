@@ -354,3 +354,19 @@ def test_tensorrt_builds_no_engine_from_a_graph_changed_since_the_export(stand_i
     with pytest.raises(ManifestError, match=r"depth_head\.onnx is not the file manifest\.json records"):
         tensorrt_backend.load_or_build_engines(export, tmp_path / "engines", precision="fp16")
     assert stand_in_tensorrt == []
+
+
+def test_built_engines_run_without_their_onnx_graphs(stand_in_tensorrt, tmp_path, monkeypatch):
+    from vggt_ros.runtime import Pipeline
+
+    export = _write_export(tmp_path / "export", make_manifest_dict())
+    manifest = ExportManifest.load(export)
+    entry = cache_entry(export, EngineCacheKey.for_export(manifest, manifest.frames, "fp16", "10.3.0", (8, 9)))
+    _populate_entry_with_fake_engines(entry)
+    for component in manifest.components.values():
+        (export / component.file).unlink()  # deleted to save room once the engines were built
+    loaded = []
+    monkeypatch.setattr(tensorrt_backend, "TensorRTComponent", lambda path, spec, frames: loaded.append(path.name))
+    pipeline = Pipeline.from_engine_dir(export, backend="tensorrt")
+    assert loaded == [f"{name}.engine" for name in COMPONENT_NAMES] and stand_in_tensorrt == []
+    assert pipeline.image_hw == (28, 42)

@@ -48,6 +48,7 @@ def onnxruntime_stage_runner(
             f"the onnxruntime backend needs the 'onnxruntime' package ({e}); pip install onnxruntime, "
             "or use backend='torch'"
         ) from e
+    manifest.check_files(export_dir)  # sizes only: a missing or truncated graph is named here, not by ORT's parser
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads

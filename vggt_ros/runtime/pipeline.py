@@ -91,7 +91,6 @@ class Pipeline:
         default: `path`), `build_missing` (True).
         """
         manifest = ExportManifest.load(path)
-        manifest.check_files(path)  # sizes only: a missing or truncated graph is named here, not by the backend
         _check_export_precision(manifest, backend, precision, path)
         if backend == "onnxruntime":
             from .onnxruntime_backend import onnxruntime_stage_runner
