@@ -176,7 +176,7 @@ class LoopClosure:
             if implausible:
                 return reject("implausible", implausible, implied)
         edge = graph.add_loop(constraint)
-        result = graph.optimise()
+        result = graph.optimise(suspect=edge)
         self.counters.last_optimise_ms = result.milliseconds
         if not result.ok:
             graph.remove_loop(edge)

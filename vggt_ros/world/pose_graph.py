@@ -39,7 +39,7 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Hashable
+from typing import Hashable, Optional
 
 import numpy as np
 
@@ -288,14 +288,34 @@ class PoseGraph:
         now = _inverse(match.corrected) @ query.corrected
         return _inverse(np.asarray(constraint.match_from_query, dtype=np.float64)) @ now
 
-    def optimise(self) -> OptimisationResult:
+    def optimise(self, suspect: Optional[LoopEdge] = None) -> OptimisationResult:
         """Solve the graph; on success the corrected poses and the correction are updated. Loop edges still off by
-        more than ``max_loop_error_sigma`` after a solve are removed and the graph solved again without them. A
-        solver error, a non-finite answer or non-convergence keeps the previous poses and says why (nothing is
-        raised)."""
+        more than ``max_loop_error_sigma`` after a solve are removed and the graph solved again without them:
+        ``suspect`` first (the loop just added, which nothing has confirmed yet: the loops before it agreed with each
+        other, so a new one that makes one of them disagree is the likelier wrong one), then the worst. A solver
+        error, a non-finite answer or non-convergence keeps the previous poses and loop edges and says why (nothing
+        is raised)."""
         start = time.perf_counter()
         ids = list(self.nodes)
+        loops_before = list(self.loops)
         rejected: list[LoopEdge] = []
+        result = self._solve_removing_disagreements(ids, suspect, rejected, start)
+        if isinstance(result, OptimisationResult):
+            self.loops = loops_before
+            return result
+        error_before, error_after, iterations, values = result
+        for frame_id, value in zip(ids, values):
+            self.nodes[frame_id].corrected = value
+        newest = self.nodes[ids[-1]]
+        self._correction = newest.corrected @ _inverse(newest.chained)
+        self._thin_loops()
+        return OptimisationResult(True, "", iterations, _ms(start), error_before, error_after, tuple(rejected))
+
+    def _solve_removing_disagreements(
+        self, ids: list, suspect: Optional[LoopEdge], rejected: list[LoopEdge], start: float
+    ) -> OptimisationResult | tuple[float, float, int, list[np.ndarray]]:
+        """Solve, removing disagreeing loops (see `optimise`) into ``rejected``; (error before, error after,
+        iterations, poses) or the failed `OptimisationResult`."""
         iterations = 0
         while True:
             try:
@@ -315,17 +335,13 @@ class PoseGraph:
             solved = dict(zip(ids, values))
             disagree = [e for e in self.loops if self._loop_error_sigma(e, solved) > self.config.max_loop_error_sigma]
             if not disagree:
-                break
-            # The worst first: one wrong loop pulls its neighbours' errors up with it.
-            worst = max(disagree, key=lambda e: self._loop_error_sigma(e, solved))
-            rejected.append(worst)
-            self.loops = [e for e in self.loops if e is not worst]
-        for frame_id, value in zip(ids, values):
-            self.nodes[frame_id].corrected = value
-        newest = self.nodes[ids[-1]]
-        self._correction = newest.corrected @ _inverse(newest.chained)
-        self._thin_loops()
-        return OptimisationResult(True, "", iterations, _ms(start), error_before, error_after, tuple(rejected))
+                return error_before, error_after, iterations, values
+            if any(e is suspect for e in self.loops):
+                removed = suspect
+            else:  # the worst first: one wrong loop pulls its neighbours' errors up with it
+                removed = max(disagree, key=lambda e: self._loop_error_sigma(e, solved))
+            rejected.append(removed)
+            self.loops = [e for e in self.loops if e is not removed]
 
     def _thin_loops(self) -> None:
         """Drop loop edges above ``max_loop_edges`` (see there), after a solve: the poses keep what they said."""
