@@ -73,6 +73,21 @@ def test_the_search_ranks_thresholds_and_suppresses_non_maxima():
     assert _index(min_score=0.999).search(query, 100.0).candidates == ()
 
 
+def test_a_descriptor_with_a_nan_gives_no_candidate_and_is_never_proposed():
+    # One NaN in one patch token makes the whole descriptor NaN; NaN < min_score is False, so it passed the gate.
+    tokens = torch.rand(1, 6, 8)
+    tokens[0, 2, 3] = float("nan")
+    broken = PlaceDescriptor(dim=4)(tokens)[0]
+    assert not np.isfinite(broken).any()
+    index = _index(min_age_s=0.0, exclude_recent=0)
+    same = _unit([1, 0, 0, 0])
+    for k in range(3):
+        index.add(k, float(k), same)
+    assert index.search(broken, 10.0).candidates == ()
+    index.add(3, 3.0, broken)  # stored as it came: a later query never gets it as a candidate
+    assert [c.match for c in index.search(same, 10.0).candidates] == [0]  # the others within nms_s of it
+
+
 def test_the_store_stays_bounded_and_keeps_spanning_the_run():
     index = _index(capacity=20, exclude_recent=3)
     for k in range(200):

@@ -232,7 +232,8 @@ class PlaceIndex:
         order = np.argsort(-scores, kind="stable")
         kept: list[PlaceCandidate] = []
         for k in order:
-            if scores[k] < config.min_score or len(kept) == config.top_k:
+            # Not "score < min_score": a non-finite descriptor (a NaN in the patch tokens) scores NaN, no candidate.
+            if not scores[k] >= config.min_score or len(kept) == config.top_k:
                 break
             row = int(rows[k])
             if any(abs(stamps[row] - c.timestamp) <= config.nms_s for c in kept):
