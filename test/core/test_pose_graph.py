@@ -214,6 +214,20 @@ def test_a_metric_graph_keeps_the_scale_fixed():
     assert np.allclose(graph.nodes[3].corrected[:3, 3], [0.06, 0, 1], atol=1e-5)
 
 
+def test_a_loop_closed_before_the_graph_turned_metric_loses_its_scale_too():
+    """The loop of the test above recorded while the world was unit-less, then the world turns metric: the loop
+    takes the fixed scale as a loop added after would (before, it kept its 8 %: the metric graph's nodes took
+    scales 1.06, 1.12 and 1.19, and with loop rejection on the next solve dropped the loop)."""
+    corners = [_pose(0, 0), _pose(1, 0), _pose(1, 0, 1), _pose(0, 0, 1)]
+    graph = _graph(corners, LINEAR)
+    graph.add_loop(_loop(3, 0, _pose(0.08, 0, 1, scale=1.08)))
+    graph.set_metric()
+    assert np.isclose(np.linalg.det(graph.loops[0].match_from_query[:3, :3]), 1.0)
+    assert graph.optimise().ok
+    assert np.allclose([np.linalg.det(graph.nodes[k].corrected[:3, :3]) for k in range(4)], 1.0, atol=1e-9)
+    assert np.allclose(graph.nodes[3].corrected[:3, 3], [0.06, 0, 1], atol=1e-5)
+
+
 def test_loop_edges_stay_capped_on_a_route_driven_again_and_again():
     """A 240-keyframe ring closed at its end (4 loops) and then every 4 keyframes along it (57 loops, each the true
     relative pose), one solve per loop: above the cap of 12 the edge whose neighbours are closest goes, so 12 stay,

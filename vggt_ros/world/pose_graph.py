@@ -260,8 +260,11 @@ class PoseGraph:
         self._correction = scale_pose(self._correction, factor)
 
     def set_metric(self) -> None:
-        """From now on the scale is fixed (SE(3) edges)."""
+        """From now on the scale is fixed (SE(3) edges). The loop edges recorded before lose their scale too, as
+        `add_loop` takes the later ones: a unit-less loop's scale would otherwise disagree with the fixed scale and
+        the next solve would drop the loop."""
         self.metric = True
+        self.loops = [_replace_edge(e, pose=_rigid(e.match_from_query)) for e in self.loops]
 
     def add_loop(self, constraint: LoopConstraint) -> LoopEdge:
         """Record a verified loop (both keyframes must be nodes). `optimise` then uses it."""
@@ -270,7 +273,7 @@ class PoseGraph:
                 raise KeyError(f"loop keyframe {frame_id!r} is not in the pose graph")
         pose = np.array(constraint.match_from_query, dtype=np.float64)
         if self.metric:
-            pose[:3, :3] /= _scale(pose)
+            pose = _rigid(pose)
         edge = LoopEdge(
             constraint.query, constraint.match, pose, float(constraint.residual_ratio), float(constraint.score)
         )
@@ -547,6 +550,13 @@ def _scale(similarity: np.ndarray) -> float:
     """s of ``[[s*R, t], [0, 0, 0, 1]]`` (numpy: the graph's algebra runs thousands of times per solve, where the
     torch-backed `vggt_ros.geometry` helpers cost tens of microseconds a call)."""
     return float(np.cbrt(np.linalg.det(similarity[:3, :3])))
+
+
+def _rigid(similarity: np.ndarray) -> np.ndarray:
+    """``similarity`` without its scale: the rotation and the translation kept."""
+    rigid = np.array(similarity, dtype=np.float64)
+    rigid[:3, :3] /= _scale(rigid)
+    return rigid
 
 
 def _inverse(similarity: np.ndarray) -> np.ndarray:
