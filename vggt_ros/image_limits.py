@@ -11,6 +11,7 @@ skip the image and count or name it as it does other unreadable images.
 
 * `check_image_pixels`: the rule, for any (H, W) known without decoding (a raw sensor_msgs/Image's fields).
 * `compressed_image_hw`: (H, W) from a JPEG's or PNG's header bytes (a CompressedImage payload).
+* `message_hw`: (H, W) of an Image or CompressedImage message, from its fields or its payload's header.
 * `image_file_hw`: (H, W) of an image file of any format Pillow reads, from its header.
 """
 
@@ -64,6 +65,12 @@ def compressed_image_hw(data: Buffer) -> Optional[tuple[int, int]]:
             return None
         return height, width
     return None
+
+
+def message_hw(msg, compressed: bool) -> Optional[tuple[int, int]]:
+    """(H, W) of a sensor_msgs/Image from its fields, or of a CompressedImage from its JPEG / PNG header (None when
+    the header is not one); nothing decoded. rclpy's messages or rosbags'."""
+    return compressed_image_hw(msg.data) if compressed else (int(msg.height), int(msg.width))
 
 
 def image_file_hw(path: Union[str, "os.PathLike[str]"], max_image_pixels: int) -> tuple[int, int]:

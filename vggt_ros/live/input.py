@@ -29,7 +29,7 @@ import numpy as np
 
 from vggt_ros.compressed_image import decode_compressed
 from vggt_ros.image_encoding import ImageFormatError, image_to_rgb
-from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_image_pixels, compressed_image_hw
+from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_image_pixels, message_hw
 from vggt_ros.live.health import CameraCounts, SequenceGaps
 from vggt_ros.live.input_watchdog import InputWatchdog, dds_loss_warning, quiet_topic_warning
 from vggt_ros.live.log_policy import LogPolicy
@@ -300,10 +300,9 @@ def decode_image_message(msg, compressed: bool, max_image_pixels: int) -> np.nda
     """``(H, W, 3)`` uint8 RGB of a sensor_msgs/Image or CompressedImage (rclpy's or rosbags'); ImageFormatError if it
     has none, or if it is over ``max_image_pixels`` (kind "too_large", checked from the message or the JPEG / PNG
     header before anything is decoded: a 2 MB JPEG can hold 12000 x 12000 pixels)."""
+    hw = message_hw(msg, compressed)
+    if hw is not None:
+        check_image_pixels(*hw, max_image_pixels, "compressed image" if compressed else "image")
     if compressed:
-        hw = compressed_image_hw(msg.data)
-        if hw is not None:
-            check_image_pixels(*hw, max_image_pixels, "compressed image")
         return decode_compressed(msg.data, msg.format)
-    check_image_pixels(int(msg.height), int(msg.width), max_image_pixels, "image")
     return image_to_rgb(msg.data, msg.height, msg.width, msg.step, msg.encoding)

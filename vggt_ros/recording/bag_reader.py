@@ -57,7 +57,7 @@ from vggt_ros.image_encoding import ImageFormatError
 from vggt_ros.image_limits import (
     DEFAULT_MAX_IMAGE_PIXELS,
     check_max_image_pixels,
-    compressed_image_hw,
+    message_hw,
 )
 from vggt_ros.live.input import decode_image_message
 from vggt_ros.live.stamps import CameraStamps, StampVerdict
@@ -185,10 +185,7 @@ class BagImageSource:
                         message = reader.deserialize(raw, connection.msgtype)
                     except AnyReaderError:
                         continue
-                    if connection.msgtype == COMPRESSED_IMAGE_TYPE:
-                        hw = compressed_image_hw(message.data)
-                    else:
-                        hw = (int(message.height), int(message.width))
+                    hw = message_hw(message, connection.msgtype == COMPRESSED_IMAGE_TYPE)
                     if hw is not None and min(hw) > 0 and hw[0] * hw[1] <= self.max_image_pixels:
                         sizes.add(hw)
             except (AnyReaderError, ReaderError):

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Optional
 
 from vggt_ros.dataset.frames import check_relative_name, frame_stem
 from vggt_ros.image_encoding import ImageFormatError
-from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels, compressed_image_hw, image_file_hw
+from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels, image_file_hw, message_hw
 from vggt_ros.live.input import InputAssembly, InputConfig
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.stamps import StampVerdict
@@ -234,8 +234,7 @@ def bag_frame_sets(
 def _unusable_size(item: BagImageMessage, mode: str, target_size: int) -> Optional[ImageFormatError]:
     """Why no model input can be made of the message's image (`output_size`'s error), from its header fields or its
     JPEG / PNG header; None when it can, or when the size is unknown (the decoder then says what is wrong)."""
-    message = item.message
-    hw = compressed_image_hw(message.data) if item.compressed else (int(message.height), int(message.width))
+    hw = message_hw(item.message, item.compressed)
     if hw is None:
         return None
     try:
