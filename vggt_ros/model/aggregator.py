@@ -21,9 +21,7 @@ class Aggregator(nn.Module):
         cfg, dim = config.aggregator, config.embed_dim
         self.patch_size = config.patch_size
         self.rope_freq = cfg.rope_freq
-        self.tapped_layers = config.tapped_layers
-        if max(self.tapped_layers) >= cfg.depth:
-            raise ValueError(f"heads read layer {max(self.tapped_layers)} but the aggregator has {cfg.depth}")
+        self.tapped_layers = config.tapped_layers  # within the depth: VGGTConfig checks them
         self.patch_embed = DinoV2Encoder(config)
         block = dict(
             num_heads=cfg.num_heads,
