@@ -1066,6 +1066,21 @@ def test_parameter_values_are_checked_with_the_fix(values, message):
             "'depth?' is not a valid ROS topic name",
         ),
         (("-p", "image_topics:=[]"), "image_topics must list 1 or more"),  # YAML's [] has no type: not the default
+        (
+            ("-p", "image_topics:=['image', '/image']"),  # one topic in the root namespace, written two ways
+            "image_topics 'image' and image_topics '/image' both resolve to '/image'",
+        ),
+        (
+            (
+                "-p",
+                "metric_scale_source:=depth",
+                "-p",
+                "image_topics:=['/cam/image']",
+                "-p",
+                "depth_topics:=['/cam/image']",
+            ),
+            "image_topics '/cam/image' and depth_topics '/cam/image' both resolve to '/cam/image'",
+        ),
         (("-p", "windows_size:=3"), "unknown parameter 'windows_size' (did you mean 'window_size'?)"),
         (("--params-file", "/nonexistent/params.yaml"), "Couldn't parse params file"),
     ],

@@ -100,6 +100,7 @@ def declare_and_read(node: Node, argv: Optional[Sequence[str]] = None) -> NodePa
     for name in ("image_topics", "depth_topics"):
         for topic in values[name]:
             _check_topic(node, name, f"{topic}/compressed" if compressed and name == "image_topics" else topic, topic)
+    _check_topics_are_distinct(node, values["image_topics"], values["depth_topics"], compressed)
     params = NodeParameters(**values)
     resolved = params.runtime_config().resolve()
     resolved.log(log)
@@ -118,6 +119,24 @@ def _check_topic(node: Node, parameter: str, topic: str, given: str) -> None:
             f"{parameter}: {given!r} is not a valid ROS topic name ({reason}); a topic name is tokens of "
             "letters, digits and '_' joined by single '/', e.g. /camera/image_raw"
         ) from None
+
+
+def _check_topics_are_distinct(
+    node: Node, image_topics: Sequence[str], depth_topics: Sequence[str], compressed: bool
+) -> None:
+    """ValueError unless every image and depth topic resolves (namespace, remapping) to its own name: 'image' and
+    '/image' in the root namespace, or a depth topic equal to an image topic, would feed one stream to two inputs."""
+    named = [(f"image_topics {t!r}", f"{t}/compressed" if compressed else t) for t in image_topics]
+    named += [(f"depth_topics {t!r}", t) for t in depth_topics]
+    owner: dict[str, str] = {}
+    for source, topic in named:
+        resolved = node.resolve_topic_name(topic)
+        if resolved in owner:
+            raise ValueError(
+                f"{owner[resolved]} and {source} both resolve to {resolved!r}: each camera and each depth image needs "
+                "its own topic"
+            )
+        owner[resolved] = source
 
 
 def _ros_arguments(argv: Sequence[str]) -> list[str]:
