@@ -13,6 +13,7 @@ from PIL import Image
 from safetensors import safe_open
 from test_quantization_qdq import write_micro_model
 
+from support.small_filesystem import fill, small_filesystem
 from support.torch_threads import one_torch_thread  # noqa: F401 (autouse, module-wide)
 from vggt_ros.model import VGGT
 from vggt_ros.quantization import cli
@@ -321,3 +322,24 @@ def test_a_plan_for_another_scheme_is_reported_as_such(calibration, tmp_path, mo
     )
     assert code == 1 and f"{plan}: the plan is for int8 but the scheme asked for is w4a16" in error
     assert "--scheme int8" in error and "group_size applies" not in error
+
+
+def test_a_full_disk_while_writing_the_export_is_a_clear_error_and_keeps_the_plan(
+    micro, calibration, tmp_path, monkeypatch, capsys
+):
+    """The search can take hours: a disk that fills while the export is written is one error line, and the plan
+    (written first) stays for a rerun with --plan."""
+    with small_filesystem(tmp_path / "disk", 64) as disk:
+        fill(disk, 12 * 1024)  # room for plan.json, not for the weights
+        out = disk / "out"
+        code, error = run_entry(
+            monkeypatch,
+            capsys,
+            [
+                "--weights", str(micro), "--calibration", str(calibration), "--scheme", "w4a16",
+                "--image-size", "28", "--search-steps", "1", "--compensation", "off", "--out", str(out),
+            ],
+        )  # fmt: skip
+        assert code == 1 and error.startswith("error: ") and "No space left on device" in error, error
+        assert QuantizationPlan.load(out / "plan.json").scheme == "w4a16"
+        assert sorted(p.name for p in out.iterdir()) == ["plan.json"]  # no partial weights, no temporary file

@@ -179,6 +179,6 @@ def main(argv: list[str] | None = None) -> int:
 def entry() -> None:
     try:
         sys.exit(main())
-    except (ValueError, FileNotFoundError, RuntimeError) as err:  # user-facing failures: message, not traceback
+    except (ValueError, OSError, RuntimeError) as err:  # user-facing failures: message, not traceback
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -99,6 +99,7 @@ def _check_dtypes(state: Mapping[str, torch.Tensor], model: nn.Module, path: Pat
 
 def save_w4a16_export(directory: str | Path, model: VGGT, plan: QuantizationPlan) -> int:
     """Write ``<directory>/w4a16.safetensors`` from a `pack_w4a16` model; return the bytes of its tensors."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -111,7 +112,14 @@ def save_w4a16_export(directory: str | Path, model: VGGT, plan: QuantizationPlan
         "plan": json.dumps(plan.to_json()),
         "compensated": str(isinstance(model.camera_head, CompensatedCameraHead)).lower(),
     }
-    replace_atomically(directory / W4A16_FILE, lambda temporary: save_file(tensors, str(temporary), metadata))
+
+    def write(temporary: Path) -> None:
+        try:
+            save_file(tensors, str(temporary), metadata)
+        except SafetensorError as err:  # its I/O failures (a full disk) are no OSError
+            raise OSError(str(err)) from None
+
+    replace_atomically(directory / W4A16_FILE, write)
     return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
