@@ -43,6 +43,7 @@ import pytest
 import rclpy
 from nav_msgs.msg import Odometry, Path
 from sensor_msgs.msg import Image, PointCloud2
+from std_srvs.srv import Trigger
 
 from support.metric_synthetic import (
     BASE_FROM_CAMERA,
@@ -492,6 +493,37 @@ class TestDepthSource:
         self.bad_depth_between_good_frames(
             scenario, halved, ["depth image is 28x21 (WxH) but the colour image is 56x42"]
         )
+
+    def test_a_reset_starts_the_new_world_where_the_nodes_odometry_left_the_base(self, scenario):
+        """publish_odom_tf: odom is the node's, so a new world (here ~/reset) is placed where the base was last
+        published (REP 105: odom is continuous) and ~/odometry with odom -> base carries on. The node's own
+        odom -> base, which its listener hears, must not be taken for the robot's odometry."""
+        robot = scenario.robot
+        for _ in range(3):
+            scenario.send(self.depth(scenario))
+        last_t = scenario.sent[-1]
+        scenario.wait_published(scenario.stamp(last_t), ("/vggt/depth/image", "/vggt/odometry"))
+        odom_from_last_base = pose_matrix(robot.at("/vggt/odometry", scenario.stamp(last_t)).pose.pose)
+        reset = robot.node.create_client(Trigger, "/vggt/reset")
+        assert reset.wait_for_service(timeout_sec=10.0)
+        answer = reset.call_async(Trigger.Request())
+        assert robot.wait_for(answer.done, what="~/reset to answer") and answer.result().success
+        times = [scenario.sent[-1] + 1 + k for k in range(6)]
+        for _ in times:
+            scenario.send(self.depth(scenario))
+        scenario.wait_published(scenario.stamp(times[-1]), ("/vggt/depth/image", "/vggt/odometry"))
+        placement = robot.transforms("/tf_static", ODOM, WORLD)[-1]
+        assert stamp_ns(placement) > scenario.stamp(last_t), "the new world was never placed in odom"
+        # the new world's first camera where the base was last published, through the mounting
+        np.testing.assert_allclose(transform_matrix(placement), odom_from_last_base @ BASE_FROM_CAMERA, atol=1e-6)
+        published = [t for t in times if robot.at("/vggt/odometry", scenario.stamp(t))]
+        assert published and published == times[times.index(published[0]) :], "~/odometry stopped after the reset"
+        # the base at the new world's first frame set is taken to be where it last was: odom carries on from there
+        first_base_step = BASE_FROM_CAMERA @ scenario.true_world_from_camera(times[0]) @ np.linalg.inv(BASE_FROM_CAMERA)
+        check_base_odometry(scenario, published, odom_from_last_base @ np.linalg.inv(first_base_step))
+        for t in published:
+            odom_tf = [x for x in robot.transforms("/tf", ODOM, BASE) if stamp_ns(x) == scenario.stamp(t)]
+            assert len(odom_tf) == 1, "publish_odom_tf: one odom -> base per window, after the reset too"
 
 
 def test_robot_frames_without_publish_tf_give_odometry_and_no_transforms():

@@ -9,14 +9,23 @@ how well the window aligned.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
+from vggt_ros.geometry import invert_pose
 from vggt_ros.live.log_policy import LogPolicy
-from vggt_ros.metric.robot_frames import base_in_odom, odometry_sigmas, place_world_in_odom, pose_covariance
-from vggt_ros.metric.tf_buffer import TransformLookup, TransformLookupError
+from vggt_ros.metric.robot_frames import (
+    OdometryNotHeardError,
+    base_in_odom,
+    camera_mounting,
+    odometry_sigmas,
+    place_world_in_odom,
+    pose_covariance,
+)
+from vggt_ros.metric.tf_buffer import ExtrapolationError, TransformLookup, TransformLookupError
 from vggt_ros.session import WindowOutput
 from vggt_ros.world import WindowStatus
 
@@ -31,43 +40,92 @@ class BaseOdometry:
     covariance: np.ndarray
 
 
+class OdometryOwner(enum.Enum):
+    """Who publishes the robot's odom -> base, which says how a new world is placed in odom."""
+
+    NODE = "node"  # publish_odom_tf: a robot without odometry takes the node's
+    ROBOT = "robot"  # the robot's own (metric_scale_source odometry needs it): the world waits for it
+    EITHER = "either"  # the robot's if it is on /tf at the first image, else the node's fused by a filter
+
+
 class RobotPlacement:
     """One world's place among the robot's frames: placed once (retried until the transforms answer), then every
-    camera pose in the world gives the base's pose in odom. `reset` when a new world starts.
+    camera pose in the world gives the base's pose in odom. `start` when a new world starts.
 
-    ``transforms``: a `TransformLookup`; ``camera_frame``: the frame id of camera 0's images (the world's origin).
+    ``transforms``: a `TransformLookup`; ``owner``: who publishes odom -> base.
+
+    * The robot's odometry places the world where odom says the camera was at its first image; odometry that does
+      not reach back to that image (it started later, or TF's cache dropped it) places it from the newest camera
+      pose of a metric window instead. `OdometryOwner.ROBOT` waits for it, and a guess would stay wrong for the
+      whole world.
+    * The node's odometry (REP 105 lets odom start anywhere continuous): the first world starts with the base at
+      odom's origin, each later one (a reset, time going back, a new configuration) where the base was last
+      published, so odom stays continuous. The node's own odom -> base on /tf is never read back.
+    * `OdometryOwner.EITHER` takes the node's when no odom -> base is on /tf at the first window (a robot whose
+      filter fuses ``~/odometry`` publishes it only afterwards), and says so (`assumed`).
     """
 
-    def __init__(self, transforms: TransformLookup, odom_frame: str, base_frame: str) -> None:
+    def __init__(self, transforms: TransformLookup, odom_frame: str, base_frame: str, owner: OdometryOwner) -> None:
         self.transforms = transforms
         self.odom_frame = odom_frame
         self.base_frame = base_frame
-        self.reset()
+        self.owner = owner
+        self._last_odom_from_base = np.eye(4)  # the node's odometry: where the next world starts
+        self.start(None, 0)
 
-    def reset(self) -> None:
+    def start(self, camera_frame: Optional[str], stamp_ns: int) -> None:
+        """A new world starts at ``camera_frame``'s image of ``stamp_ns`` (None: no world yet)."""
         self.odom_from_world = None
-        self._origin = None  # (camera frame, stamp ns) of the world's first image
+        self.assumed = ""  # why the placement took the node's odometry although the robot's might exist
+        self._origin = None if camera_frame is None else (camera_frame, stamp_ns)
         self._base_from_camera = None
 
-    def start(self, camera_frame: str, stamp_ns: int) -> None:
-        """A new world starts at ``camera_frame``'s image of ``stamp_ns``."""
-        self.reset()
-        self._origin = (camera_frame, stamp_ns)
-
-    def place(self) -> bool:
+    def place(self, newest: Optional[tuple[str, int, np.ndarray]] = None) -> bool:
         """Try to place the world (once); True when ``odom_from_world`` is known.
+
+        ``newest``: camera 0's newest frame of a metric window (frame id, stamp ns, ``(4, 4)`` world_from_camera in
+        metres), where the robot's odometry places the world when it does not reach back to the first image.
 
         Raises:
             TransformLookupError: the transforms cannot place it (yet): the message says why.
         """
         if self.odom_from_world is None and self._origin is not None:
             camera_frame, stamp_ns = self._origin
-            odom_from_world = place_world_in_odom(
-                self.transforms, self.odom_frame, self.base_frame, camera_frame, stamp_ns
-            )
-            self._base_from_camera = self.transforms.lookup_transform(self.base_frame, camera_frame, 0)
+            base_from_camera = camera_mounting(self.transforms, self.base_frame, camera_frame)
+            if self.owner is OdometryOwner.NODE:
+                odom_from_world = self._last_odom_from_base @ base_from_camera
+            else:
+                odom_from_world = self._place_by_robot_odometry(camera_frame, stamp_ns, newest, base_from_camera)
+            self._base_from_camera = base_from_camera
             self.odom_from_world = odom_from_world
         return self.odom_from_world is not None
+
+    def _place_by_robot_odometry(
+        self,
+        camera_frame: str,
+        stamp_ns: int,
+        newest: Optional[tuple[str, int, np.ndarray]],
+        base_from_camera: np.ndarray,
+    ) -> np.ndarray:
+        try:
+            return place_world_in_odom(self.transforms, self.odom_frame, self.base_frame, camera_frame, stamp_ns)
+        except OdometryNotHeardError:
+            if self.owner is OdometryOwner.ROBOT:
+                raise
+            self.assumed = (
+                f"no odometry {self.odom_frame!r} -> {self.base_frame!r} on /tf at the world's first image: odom "
+                "starts at the base, as for a robot whose filter fuses ~/odometry. A robot whose own odometry starts "
+                "later is placed wrong for this whole world: start its odometry before the node"
+            )
+            return base_from_camera
+        except ExtrapolationError:
+            if newest is None:
+                raise
+            frame, newest_stamp_ns, world_from_camera = newest
+            odom_from_camera = place_world_in_odom(
+                self.transforms, self.odom_frame, self.base_frame, frame, newest_stamp_ns
+            )
+            return odom_from_camera @ invert_pose(world_from_camera)
 
     def base_pose(self, world_from_camera: np.ndarray) -> np.ndarray:
         """``(4, 4)`` odom_from_base for camera 0 at ``world_from_camera`` (metres); call after `place` succeeded."""
@@ -78,20 +136,27 @@ class RobotPlacement:
         the one time it becomes known (the caller publishes it on /tf_static), else None.
 
         Also while the scale is unknown: the placement is the camera's pose in odom at the world's first image, in
-        metres whatever VGGT's scale, and TF keeps that stamp's odometry only for its cache time (10 s), which a
-        robot standing still at start-up outlasts.
+        metres whatever VGGT's scale. Once the window is metric, odometry that no longer reaches back to that image
+        (TF keeps 10 s, which a robot standing still at start-up outlasts) places it from the newest camera pose.
         """
         if out.status is WindowStatus.INITIALIZED:
             self.start(out.window.frame_sets[0].camera_frames[0], out.result.frame_ids[0].stamp_ns)
         if self.odom_from_world is not None:
             return None
+        newest = next((frame for frame in out.newest if frame.camera == 0), None)
         try:
-            self.place()
+            self.place(
+                (out.window.frame_sets[-1].camera_frames[0], newest.stamp_ns, newest.world_from_camera)
+                if newest is not None and out.metric
+                else None
+            )
         except TransformLookupError as err:
             log.every(
                 "error", ("robot", type(err).__name__), f"cannot place the world in '{self.odom_frame}' yet: {err}"
             )
             return None
+        if self.assumed:
+            log.logger.warning(self.assumed)
         return self.odom_from_world
 
     def odometry(self, out: WindowOutput) -> Optional[BaseOdometry]:
@@ -104,4 +169,6 @@ class RobotPlacement:
         residual_ratio = out.result.residual_ratio if np.isfinite(out.result.residual_ratio) else 0.0
         scene_depth_m = float(np.nanmedian(newest.depth))
         covariance = pose_covariance(*odometry_sigmas(residual_ratio * scene_depth_m, scene_depth_m))
-        return BaseOdometry(newest.stamp_ns, self.base_pose(newest.world_from_camera), covariance)
+        odom_from_base = self.base_pose(newest.world_from_camera)
+        self._last_odom_from_base = odom_from_base
+        return BaseOdometry(newest.stamp_ns, odom_from_base, covariance)

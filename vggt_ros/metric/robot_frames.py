@@ -7,12 +7,11 @@ metres. Placing it in ``odom`` once, at that first image, is enough: from then o
 poses, carried through the fixed camera mounting, give the base's pose in ``odom`` (`base_in_odom`), which the
 node publishes as nav_msgs/Odometry for a filter such as robot_localization to fuse.
 
-`place_world_in_odom` reads the transforms through a `TransformLookup` (tf2_ros or our `TransformBuffer`). If
-the robot has odometry, the world is wherever odom says the camera was. If it has none, there is no ``odom`` frame
-to ask, and REP 105 lets odom start anywhere continuous: it starts at the base, so only the camera mounting is
-needed. A chain to odom that exists but does not yet cover the stamp is not "no odometry": that
-`ExtrapolationError` reaches the caller, which retries once odometry has caught up, instead of silently placing
-the world at the origin of odom.
+The transforms come through a `TransformLookup` (tf2_ros or our `TransformBuffer`). A robot with odometry has the
+world placed wherever odom says the camera was (`place_world_in_odom`); until its odometry reaches the camera at
+that stamp (not heard yet, or behind) the caller retries, because a guess would stay wrong for the whole world. A
+robot without odometry takes the node's (``publish_odom_tf``): REP 105 lets odom start anywhere continuous, so the
+world needs only the camera mounting (`camera_mounting`) and where the base is in the node's own odom.
 
 The covariance of the published pose comes from how well each window aligned to the world (`odometry_sigmas`),
 with floors so that a filter never receives a zero (singular, infinitely trusted) covariance.
@@ -40,36 +39,50 @@ MIN_ROTATION_SIGMA_RAD = 0.002
 
 
 class CameraMountingError(TransformLookupError):
-    """Neither odom nor the base reaches the camera's frame, so the world cannot be placed among the robot's."""
+    """The base does not reach the camera's frame, so the world cannot be placed among the robot's frames."""
+
+
+class OdometryNotHeardError(TransformLookupError):
+    """The robot's odometry (odom -> base on /tf) does not reach the camera: not heard yet, or not published."""
+
+
+def camera_mounting(buffer: TransformLookup, base_frame: str, camera_frame: str) -> np.ndarray:
+    """``(4, 4)`` base_from_camera, the static camera mounting (metres).
+
+    Raises:
+        CameraMountingError: ``base_frame`` does not reach ``camera_frame``; says what to publish.
+    """
+    try:
+        return buffer.lookup_transform(base_frame, camera_frame, 0)
+    except TransformLookupError as no_mounting:
+        raise CameraMountingError(
+            f"cannot place the reconstruction among the robot's frames: base frame {base_frame!r} does not reach "
+            f"camera frame {camera_frame!r} ({no_mounting}). Publish the camera mounting {base_frame!r} -> "
+            f"{camera_frame!r} on /tf_static (robot_state_publisher with the robot's URDF, or `ros2 run tf2_ros "
+            f"static_transform_publisher --frame-id {base_frame} --child-frame-id {camera_frame} ...`), or set the "
+            "node's frame parameters to the frame ids the robot publishes"
+        ) from None
 
 
 def place_world_in_odom(
     buffer: TransformLookup, odom_frame: str, base_frame: str, camera_frame: str, stamp_ns: int
 ) -> np.ndarray:
-    """``(4, 4)`` odom_from_world (metres): the world is ``camera_frame`` (optical) at its first image, ``stamp_ns``.
-
-    With odometry this is odom_from_camera at ``stamp_ns``; without (``odom_frame`` unknown or in another tree)
-    odom starts at the base, so it is base_from_camera, the camera mounting.
+    """``(4, 4)`` odom_from_world (metres) on a robot with odometry: the world is ``camera_frame`` (optical) at its
+    first image, ``stamp_ns``, so this is odom_from_camera then.
 
     Raises:
+        CameraMountingError: ``base_frame`` does not reach ``camera_frame``; says what to publish.
+        OdometryNotHeardError: ``odom_frame`` does not reach ``base_frame`` (retry: the odometry may start later).
         ExtrapolationError: odom reaches the camera but not at ``stamp_ns`` (retry when odometry has caught up).
-        CameraMountingError: neither ``odom_frame`` nor ``base_frame`` reaches ``camera_frame``; says what to publish.
     """
+    camera_mounting(buffer, base_frame, camera_frame)
     try:
         return buffer.lookup_transform(odom_frame, camera_frame, stamp_ns)
     except (UnknownFrameError, NoConnectionError) as no_odometry:
-        odom_problem = no_odometry
-    try:
-        return buffer.lookup_transform(base_frame, camera_frame, stamp_ns)
-    except TransformLookupError as no_mounting:
-        raise CameraMountingError(
-            f"cannot place the reconstruction among the robot's frames at {stamp_ns} ns: camera frame "
-            f"{camera_frame!r} is reached neither from odom frame {odom_frame!r} ({odom_problem}) nor from base frame "
-            f"{base_frame!r} ({no_mounting}). Publish the camera mounting {base_frame!r} -> {camera_frame!r} on "
-            "/tf_static (robot_state_publisher with the robot's URDF, or `ros2 run tf2_ros "
-            f"static_transform_publisher --frame-id {base_frame} --child-frame-id {camera_frame} ...`), or set the "
-            "node's frame parameters to the frame ids the robot publishes"
-        ) from no_mounting
+        raise OdometryNotHeardError(
+            f"the robot's odometry {odom_frame!r} -> {base_frame!r} is not on /tf ({no_odometry}): the world is "
+            "placed once it is; for a robot without odometry set publish_odom_tf true (the node's odometry)"
+        ) from None
 
 
 def base_in_odom(

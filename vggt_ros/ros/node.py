@@ -39,8 +39,9 @@ from vggt_ros.live.health import HealthMonitor, HealthSnapshot
 from vggt_ros.live.input import InputAssembly
 from vggt_ros.live.input_watchdog import TRANSPORTS_VARIABLE
 from vggt_ros.live.log_policy import LogPolicy
+from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.live.reconstruction import LiveReconstruction, LoopUpdate
-from vggt_ros.live.robot import RobotPlacement
+from vggt_ros.live.robot import OdometryOwner, RobotPlacement
 from vggt_ros.live.saving import save_world
 from vggt_ros.live.startup import StartupError, load_session
 from vggt_ros.mapping import require_open3d
@@ -105,7 +106,7 @@ class ReconstructionNode(LifecycleNode):
         )
         self._transforms = make_transform_buffer(self) if needs_transforms else None
         self._robot = (
-            RobotPlacement(self._transforms, params.odom_frame, params.robot_base_frame)
+            RobotPlacement(self._transforms, params.odom_frame, params.robot_base_frame, _odometry_owner(params))
             if params.robot_frames
             else None
         )
@@ -402,6 +403,13 @@ class ReconstructionNode(LifecycleNode):
         # (and its /rosout publisher) would outlive it, and a later node of the same name would log into the void.
         self._state_machine.destroy_when_not_in_use()
         super().destroy_node()
+
+
+def _odometry_owner(params: NodeParameters) -> OdometryOwner:
+    """Who publishes odom -> base: the node with publish_odom_tf; the robot where its odometry sets the scale."""
+    if params.publish_odom_tf:
+        return OdometryOwner.NODE
+    return OdometryOwner.ROBOT if params.metric_scale_source == "odometry" else OdometryOwner.EITHER
 
 
 def _unforeseen(err: Exception) -> str:

@@ -1,0 +1,98 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""Where each new world is placed in odom, by who publishes odom -> base (`vggt_ros.live.robot`), with known
+answers from a `TransformBuffer` of the robot's transforms: odometry heard late, odometry that does not reach back to
+the world's first image, no odometry at all, and the node's own odometry."""
+
+import math
+from typing import Optional
+
+import numpy as np
+import pytest
+
+from vggt_ros.live.robot import OdometryOwner, RobotPlacement
+from vggt_ros.metric.robot_frames import OdometryNotHeardError
+from vggt_ros.metric.tf_buffer import ExtrapolationError, TransformBuffer
+
+S = 1_000_000_000
+ODOM, BASE, CAMERA = "odom", "base_link", "front_camera_optical"
+
+
+def pose(yaw_deg: float, translation) -> np.ndarray:
+    c, s = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
+    matrix = np.eye(4)
+    matrix[:2, :2] = [[c, -s], [s, c]]
+    matrix[:3, 3] = translation
+    return matrix
+
+
+# Optical z along base x, 0.2 m ahead of and 0.5 m above the base.
+BASE_FROM_CAMERA = np.array([[0, 0, 1, 0.2], [-1, 0, 0, 0], [0, -1, 0, 0.5], [0, 0, 0, 1]], dtype=float)
+# The robot had driven before the node started: odom is not where the base is at the world's first image (1 s).
+ODOM_FROM_BASE = {1 * S: pose(30, (1.5, -0.7, 0)), 2 * S: pose(40, (1.9, -0.5, 0)), 3 * S: pose(50, (2.2, -0.2, 0))}
+TRUE_ODOM_FROM_WORLD = ODOM_FROM_BASE[1 * S] @ BASE_FROM_CAMERA  # the world: the camera at the first image
+
+
+def robot(odometry_from_ns: Optional[int]) -> TransformBuffer:
+    """The camera mounting on /tf_static, and the robot's odometry from ``odometry_from_ns`` on (None: none)."""
+    buffer = TransformBuffer()
+    buffer.set_transform_static(BASE, CAMERA, BASE_FROM_CAMERA)
+    if odometry_from_ns is not None:
+        for stamp_ns, odom_from_base in ODOM_FROM_BASE.items():
+            if stamp_ns >= odometry_from_ns:
+                buffer.set_transform(ODOM, BASE, stamp_ns, odom_from_base)
+    return buffer
+
+
+def newest_at(stamp_ns: int) -> tuple[str, int, np.ndarray]:
+    """Camera 0's newest frame of a metric window at ``stamp_ns``: its true pose in the world (the first image)."""
+    return CAMERA, stamp_ns, np.linalg.inv(TRUE_ODOM_FROM_WORLD) @ ODOM_FROM_BASE[stamp_ns] @ BASE_FROM_CAMERA
+
+
+def test_the_robots_odometry_places_the_world_where_it_says_the_camera_was():
+    placement = RobotPlacement(robot(odometry_from_ns=0), ODOM, BASE, OdometryOwner.ROBOT)
+    placement.start(CAMERA, 1 * S)
+    assert placement.place()
+    np.testing.assert_allclose(placement.odom_from_world, TRUE_ODOM_FROM_WORLD, atol=1e-9)
+
+
+def test_odometry_heard_after_the_first_image_places_the_world_from_a_later_metric_frame():
+    """The robot's odometry starts at 2 s (a later-started driver): until it is heard the world waits, and then,
+    since it never reaches back to the first image, a metric window's newest camera pose places it exactly."""
+    buffer = robot(odometry_from_ns=None)
+    placement = RobotPlacement(buffer, ODOM, BASE, OdometryOwner.ROBOT)
+    placement.start(CAMERA, 1 * S)
+    with pytest.raises(OdometryNotHeardError, match="'odom' -> 'base_link' is not on /tf"):
+        placement.place(newest_at(1 * S))
+    assert placement.odom_from_world is None
+    for stamp_ns in (2 * S, 3 * S):
+        buffer.set_transform(ODOM, BASE, stamp_ns, ODOM_FROM_BASE[stamp_ns])
+    with pytest.raises(ExtrapolationError):
+        placement.place()  # not metric yet: nothing to place it from
+    assert placement.place(newest_at(3 * S))
+    np.testing.assert_allclose(placement.odom_from_world, TRUE_ODOM_FROM_WORLD, atol=1e-9)
+
+
+def test_either_owner_without_odometry_starts_odom_at_the_base_and_says_what_it_assumed():
+    placement = RobotPlacement(robot(odometry_from_ns=None), ODOM, BASE, OdometryOwner.EITHER)
+    placement.start(CAMERA, 1 * S)
+    assert placement.place()
+    np.testing.assert_allclose(placement.odom_from_world, BASE_FROM_CAMERA, atol=1e-12)
+    assert "odom starts at the base" in placement.assumed and "start its odometry before the node" in placement.assumed
+
+
+def test_either_owner_with_odometry_takes_it_and_assumes_nothing():
+    placement = RobotPlacement(robot(odometry_from_ns=0), ODOM, BASE, OdometryOwner.EITHER)
+    placement.start(CAMERA, 1 * S)
+    assert placement.place() and placement.assumed == ""
+    np.testing.assert_allclose(placement.odom_from_world, TRUE_ODOM_FROM_WORLD, atol=1e-9)
+
+
+def test_the_nodes_own_odometry_never_reads_odom_from_tf():
+    """publish_odom_tf: the node's listener hears its own odom -> base, which ends at its last window; a new
+    world must not wait for it to reach the new first image (it never would)."""
+    buffer = robot(odometry_from_ns=0)  # stands in for the node's own odom -> base, heard back until 3 s
+    placement = RobotPlacement(buffer, ODOM, BASE, OdometryOwner.NODE)
+    placement.start(CAMERA, 5 * S)
+    assert placement.place()
+    np.testing.assert_allclose(placement.odom_from_world, BASE_FROM_CAMERA, atol=1e-12)  # the first world
