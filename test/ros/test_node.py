@@ -1263,6 +1263,44 @@ def test_lifecycle_transitions_driven_over_the_change_state_service():
         running.close()
 
 
+def test_cleanup_during_a_long_inference_waits_for_that_window_and_leaves_no_worker_behind():
+    """VGGT-1B takes minutes a window on a CPU. Cleanup gave the worker 30 s, then released the session under it:
+    the window failed ("'NoneType' object has no attribute 'integrate'") and the old worker, with its pipeline, ran
+    on beside the next configure's. The slow network is a test double: the real inference, held until released."""
+    running = Running({"image_topics": ["/cam/image"], "window_size": 2})
+    probe = Probe(["/cam/image"], ["/vggt/"])
+    node = running.node
+    session = node._live.session
+    infer, started, release = session.infer, threading.Event(), threading.Event()
+
+    def held_infer(*args, **kwargs):
+        started.set()
+        release.wait()
+        return infer(*args, **kwargs)
+
+    try:
+        probe.wait_connected()
+        clock = Clock()
+        TestWorldChaining.send_and_wait(probe, clock)
+        session.infer = held_infer
+        held = TestOneCamera.send(probe, clock, CHELSEA_MIRRORED)
+        assert started.wait(WAIT_S), "the second window never reached the network"
+        cleanup = threading.Thread(target=lambda: (node.trigger_deactivate(), node.trigger_cleanup()))
+        cleanup.start()
+        probe.wait_for(lambda: probe.logs(INFO, "waiting for the window in inference"), what="cleanup to wait")
+        assert cleanup.is_alive(), "cleanup returned while the window was in inference"
+        release.set()
+        cleanup.join(WAIT_S)
+        assert not cleanup.is_alive() and node._live.session is None
+        assert not [t for t in threading.enumerate() if t.name in ("vggt-inference", "vggt-map")], "a worker lives on"
+        probe.wait_for(lambda: probe.latest("/vggt/path", held), what="the held window, published")
+        assert node.counts.windows_failed == 0 and not probe.logs(ERROR, "failed")
+    finally:
+        release.set()
+        probe.close()
+        running.close()
+
+
 def _map_topic_rclpy_refuses(monkeypatch) -> None:
     """A test double of a configure failure no start-up check foresees: ~/map's topic name turned into one rclpy
     refuses (InvalidTopicNameException), so configure fails after the other outputs' publishers are made."""

@@ -56,9 +56,9 @@ class MapOutput(Generic[Message]):
         return ready
 
     def close(self) -> None:
-        """Stop the thread (after the message it is building, if any)."""
+        """Stop the thread (after the message it is building, if any: it reads the world, which is released next)."""
         self._stop.set()
-        self._thread.join(timeout=30.0)
+        self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.wait(self._period_s):

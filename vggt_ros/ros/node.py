@@ -265,7 +265,12 @@ class ReconstructionNode(LifecycleNode):
             self._map_output.close()
             self._map_output = None
         if self._worker is not None:
-            self._worker.join(timeout=30.0)
+            # Until the window in inference is done: the worker publishes it and then uses the session, which is
+            # released below (minutes for VGGT-1B on a CPU; no pipeline may outlive cleanup).
+            self._worker.join(timeout=1.0)
+            if self._worker.is_alive():
+                self.get_logger().info("waiting for the window in inference to finish")
+                self._worker.join()
             self._worker = None
         for timer in self._owned_timers:
             self.destroy_timer(timer)
