@@ -8,7 +8,7 @@
 # TensorRT engines are specific to the GPU and TensorRT version, so they are built in the running container
 # (the build has no GPU), once, into the mounted /engines:
 #   docker run --rm --gpus all -v $PWD/engines:/engines vggt_ros \
-#       ros2 run vggt_ros vggt-ros-build-engines --weights facebook/VGGT-1B --height 350 --width 518 --max-frames 8 --out /engines/350x518
+#       ros2 run vggt_ros vggt-ros-build-engines --weights facebook/VGGT-1B --height 350 --width 518 --max-frames 16 --out /engines/350x518
 # then launch with backend:=tensorrt engine_dir:=/engines/350x518.
 #
 # Not built in the development environment of this project (no Docker, no GPU there).
@@ -45,11 +45,12 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
         python3-pip python3-numpy python3-pil python3-pytest python3-colcon-common-extensions libusb-1.0-0 libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 
-# PyTorch (CUDA 12.6 build), TensorRT 10 (its Python wheel pulls the CUDA 12 libraries), ONNX tooling, Open3D.
+# PyTorch (CUDA 12.6 build), TensorRT 10 (its Python wheel pulls the CUDA 12 libraries), then requirements.txt
+# (ONNX tooling, Open3D, JPEG decoding, rosbags, GTSAM, ...) and onnxscript for the exporter.
 # numpy stays the distribution's 1.26, which ROS 2 Jazzy's Python packages are built against.
+COPY requirements.txt /tmp/requirements.txt
 RUN pip install torch==${TORCH_VERSION} --index-url ${TORCH_INDEX} \
-    && pip install "tensorrt-cu12==${TENSORRT_VERSION}" \
-        "numpy<2" pillow safetensors huggingface_hub onnx onnxscript onnxruntime open3d
+    && pip install "tensorrt-cu12==${TENSORRT_VERSION}" "numpy<2" onnxscript -r /tmp/requirements.txt
 
 # This package, built with colcon.
 WORKDIR /ws
