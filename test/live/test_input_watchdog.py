@@ -1,10 +1,10 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""InputWatchdog: which image topics count as quiet, on a hand-driven clock (no ROS)."""
+"""InputWatchdog: which image topics count as quiet, on a hand-driven clock (no ROS); the fix its warning names."""
 
 import pytest
 
-from vggt_ros.live.input_watchdog import InputWatchdog, QuietTopic
+from vggt_ros.live.input_watchdog import InputWatchdog, QuietTopic, quiet_topic_warning
 
 TOPICS = ("/left/image", "/right/image")
 
@@ -69,3 +69,20 @@ def test_more_publishers_do_not_restart_the_quiet_spell():
 def test_the_timeout_must_be_positive(timeout_s):
     with pytest.raises(ValueError, match="input timeout must be > 0 seconds"):
         InputWatchdog(TOPICS, timeout_s=timeout_s, now_s=0.0)
+
+
+@pytest.mark.parametrize(
+    "transports, fix",
+    [
+        ("LARGE_DATA", "LARGE_DATA in the camera driver's environment too (this node's value: LARGE_DATA)"),
+        # ros2 run without the launch file: this node runs the defaults, so the driver alone cannot fix it
+        ("(unset)", "LARGE_DATA in both the camera driver's environment and this node's (this node's value: (unset))"),
+    ],
+)
+def test_the_transport_fix_names_the_processes_that_need_it(transports, fix):
+    for quiet, last_image_bytes in ((QuietTopic("/cam", 0, 6.0), None), (QuietTopic("/cam", 1, 6.0), None)):
+        warning = quiet_topic_warning(quiet, transports, last_image_bytes)
+        if quiet.publishers and transports == "LARGE_DATA":
+            assert "FASTDDS_BUILTIN_TRANSPORTS" not in warning  # matched: the transports agree
+        else:
+            assert f"Fix: set FASTDDS_BUILTIN_TRANSPORTS={fix}" in warning, warning

@@ -82,16 +82,17 @@ def quiet_topic_warning(quiet: QuietTopic, transports: str, last_image_bytes: Op
     compatible transports (processes with different ones do not discover each other), so the 512 kB limit explains
     the silence only where this process runs the default transports and the images are (or may be) that large.
     """
-    fix_transports = (
-        f"set {TRANSPORTS_VARIABLE}=LARGE_DATA in the camera driver's environment too (this node's value: {transports})"
+    large_data = "LARGE_DATA" in transports
+    where = (
+        "the camera driver's environment too" if large_data else "both the camera driver's environment and this node's"
     )
+    fix_transports = f"set {TRANSPORTS_VARIABLE}=LARGE_DATA in {where} (this node's value: {transports})"
     if not quiet.publishers:
         return (
             f"no publisher on '{quiet.topic}' for {quiet.quiet_s:.1f} s: is the camera driver running, on this "
             f"topic? If it is, it is not discovered: Fast DDS processes with different {TRANSPORTS_VARIABLE} "
             f"do not see each other. Fix: {fix_transports}"
         )
-    large_data = "LARGE_DATA" in transports
     may_be_large = last_image_bytes is None or last_image_bytes > DEFAULT_TRANSPORT_LIMIT_BYTES
     if not large_data and may_be_large:
         return (
