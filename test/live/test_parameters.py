@@ -163,6 +163,18 @@ def test_the_offline_command_imports_the_parameters_without_ros():
         ({"diagnostics_missed_warn_ratio": 2.0}, "diagnostics_missed_warn_ratio must be a fraction in [0, 1]"),
         ({"preprocess_mode": "stretch"}, "preprocess_mode must be one of ('crop', 'pad')"),  # SessionConfig's
         ({"backend": "jax"}, "unknown backend 'jax'"),  # RuntimeConfig's
+        # WorldConfig's, MapConfig's, SessionConfig's, the keyframe policy's and the metric sources' own names
+        ({"tracking_lost_after": 0}, "tracking_lost_after must be an int >= 1, got 0"),
+        ({"alignment_min_inlier_ratio": 1.5}, "alignment_min_inlier_ratio must be in [0, 1], got 1.5"),
+        ({"alignment_camera_weight": -1.0}, "alignment_camera_weight must be a number >= 0"),
+        ({"map_voxel_size": 0.0}, "map_voxel_size must be a positive number of world units"),
+        ({"depth_overlap_frame_sets": 0}, "depth_overlap_frame_sets must be in [1, window_size - 1 = 7]"),
+        ({"keyframe_min_motion": 2.0}, "keyframe_min_motion must be in [0, 1]"),
+        ({"odometry_min_translation_m": 0.0}, "odometry_min_translation_m must be a positive number of metres"),
+        (
+            {"depth_min_range_m": 0.5, "depth_max_range_m": 0.4},
+            "depth_max_range_m must be a finite number of metres above depth_min_range_m (0.5), got 0.4",
+        ),
     ],
 )
 def test_the_core_configs_check_the_values_under_the_parameters_names(values, message):

@@ -1060,6 +1060,7 @@ def test_parameter_values_are_checked_with_the_fix(values, message):
     "ros_args, message",
     [
         (("-p", "slop_s:=0.0"), "slop_s must be a finite number of seconds > 0"),
+        (("-p", "tracking_lost_after:=0"), "bad parameter: tracking_lost_after must be an int >= 1, got 0"),
         (("-p", "image_topics:=['/camera/image raw']"), "is not a valid ROS topic name"),
         (
             ("-p", "metric_scale_source:=depth", "-p", "depth_topics:=['depth?']"),

@@ -404,13 +404,13 @@ class NodeParameters:
                 f"{len(self.image_topics)} cameras, got {len(self.rig_transforms)}; leave it empty to read the rig "
                 "from /tf_static"
             )
-        # The core configurations validate their own fields.
+        # The core configurations validate their own fields, under their own names: the error names the parameter.
         try:
             ApproximateTimeSynchronizer(len(self.image_topics), self.queue_size, self.slop_s)
-        except ValueError as err:  # the core's name for it
-            raise ValueError(re.sub(r"^slop\b", "slop_s", str(err))) from None
-        self.runtime_config()
-        self.session_config()
+            self.runtime_config()
+            self.session_config()
+        except ValueError as err:
+            raise ValueError(_CORE_NAME.sub(lambda match: _PARAMETER_OF[match.group(0)], str(err))) from None
         self.health_thresholds()
 
     def _check_frames_are_distinct(self) -> None:
@@ -548,6 +548,28 @@ _HEALTH_PARAMETERS = {
     spec.name: spec.name if spec.name == "input_timeout_s" else f"diagnostics_{spec.name}"
     for spec in dataclasses.fields(HealthThresholds)
 }
+# The core configurations' names for what a parameter sets, where they differ (their errors name them).
+_PARAMETER_OF = {
+    "slop": "slop_s",
+    "overlap_frame_sets": "depth_overlap_frame_sets",
+    "keyframe min_interval_s": "keyframe_min_interval_s",
+    "keyframe min_motion": "keyframe_min_motion",
+    "WorldConfig.max_consecutive_rejections": "tracking_lost_after",
+    "WorldConfig.min_inlier_ratio": "alignment_min_inlier_ratio",
+    "WorldConfig.inlier_distance_ratio": "alignment_inlier_distance_ratio",
+    "WorldConfig.max_residual_ratio": "alignment_max_residual_ratio",
+    "WorldConfig.max_camera_offset_ratio": "alignment_max_camera_offset_ratio",
+    "WorldConfig.max_camera_rotation_deg": "alignment_max_camera_rotation_deg",
+    "WorldConfig.camera_weight": "alignment_camera_weight",
+    "WorldConfig.trajectory_recent": "trajectory_recent_keyframes",
+    "WorldConfig.trajectory_history": "trajectory_history_keyframes",
+    "MapConfig.voxel_size": "map_voxel_size",
+    "MapConfig.max_points": "map_max_points",
+    "min_range_m": "depth_min_range_m",
+    "max_range_m": "depth_max_range_m",
+    "min_translation_m": "odometry_min_translation_m",
+}
+_CORE_NAME = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, _PARAMETER_OF)) + r")\b")
 IMAGE_TRANSPORTS = get_args(NodeParameters.__dataclass_fields__["image_transport"].type)
 # A ROS 2 name token (rcl's topic and node name rules): camera names become topic tokens and frame ids.
 _CAMERA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
