@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shutil
 import sys
 import time
@@ -151,7 +152,21 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--metric-depth applies to --tum only (its depth.txt)")
     if args.max_image_pixels < 1:
         parser.error(f"--max-image-pixels must be >= 1, got {args.max_image_pixels}")
+    _check_shared_options(parser, args)
     return args
+
+
+def _check_shared_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The node's checks of the options it shares (bounds, an image size the patch size divides, the core
+    configurations' own), their errors naming this command's options."""
+    from vggt_ros.live.parameters import NodeParameters
+
+    values = {name: getattr(args, flag.removeprefix("--").replace("-", "_")) for name, flag in SHARED_OPTIONS.items()}
+    try:
+        NodeParameters(**values)
+    except ValueError as err:
+        option = re.compile(r"(?<![\w-])(" + "|".join(SHARED_OPTIONS) + r")\b")
+        parser.error(option.sub(lambda match: SHARED_OPTIONS[match.group(0)], str(err)))
 
 
 @dataclass

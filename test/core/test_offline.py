@@ -402,3 +402,23 @@ def test_bad_inputs_fail_with_a_clear_message(tmp_path, capsys):
     assert "bag not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: --bag without --topics
         main(["--bag", str(tmp_path / "no_bag"), "--out", str(tmp_path / "o")])
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (("--image-size", "500"), "--image-size must be a multiple of 14 (518 for VGGT-1B), got 500"),
+        (("--image-size", "2000"), "--image-size must be in [14, 1036] pixels, got 2000"),
+        (("--window-size", "0"), "--window-size must be in [1, 64] keyframes, got 0"),
+        (("--voxel-size", "0"), "--voxel-size must be a positive number of world units, got 0.0"),
+        (("--loop-min-score", "2"), "--loop-min-score must be in [0.0, 1.0], got 2.0"),
+    ],
+)
+def test_options_shared_with_the_node_are_checked_as_its_parameters_under_their_own_names(
+    option, message, tmp_path, capsys
+):
+    """--image-size 500 said 'target_size must be a positive int multiple of the patch size', after the weights
+    had loaded; the node's checks run before anything, each naming the option."""
+    with pytest.raises(SystemExit) as exit_status:
+        main(["--images", str(tmp_path), "--out", str(tmp_path / "o"), *option])
+    assert exit_status.value.code == 2 and f"error: {message}" in capsys.readouterr().err
