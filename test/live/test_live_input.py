@@ -186,3 +186,24 @@ def test_camera_counts_follow_the_images(photo):
     inputs.count_missed(1, b"publisher", 4)  # two images never arrived
     counts = inputs.camera_counts()
     assert [c.received for c in counts] == [0, 1] and counts[1].missed == 2 and counts[1].topic == "/camera1/image"
+
+
+def test_an_image_in_a_frame_the_node_publishes_is_dropped_where_the_node_reads_tf(photo):
+    """With robot frames the node publishes vggt_world -> camera0_optical and looks the images' frame up in TF: a
+    driver stamping 'camera0_optical' gave that frame two parents, and the node's look-ups found its own estimate."""
+    from vggt_ros.live.parameters import NodeParameters
+
+    robot = NodeParameters(odom_frame="odom", robot_base_frame="base_link")
+    config = robot.input_config(("/camera/image_raw",), max_reorder_s=0.5)
+    logger, clock = RecordingLogger(), ManualClock()
+    inputs = InputAssembly(config, LogPolicy(logger, clock=clock), clock=clock)
+    for k, frame in enumerate(("camera0_optical", "vggt_world", "camera0_optical")):
+        assert inputs.add_image(0, rgb_message(photo, frame), (k + 1) * SECOND, 0, False).frame_set is None
+    assert inputs.dropped[(0, "own_frame")] == 3
+    errors = [text for level, text in logger.lines if level == "error"]
+    assert len(errors) == 1 and "frame_id 'camera0_optical' is the node's estimate of camera 'camera0'" in errors[0]
+    assert "Fix: rename the node's frames (camera_names, world_frame) or the driver's frame_id" in errors[0]
+    assert inputs.add_image(0, rgb_message(photo, "front_camera_optical"), 4 * SECOND, 0, False).frame_set is not None
+    # Without TF look-ups the node's frames are its own business: a driver may name its frame as the node does.
+    plain = NodeParameters().input_config(("/camera/image_raw",), max_reorder_s=0.5)
+    assert plain.own_frames == {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Hashable, Mapping, Optional
 
 import numpy as np
@@ -55,6 +55,8 @@ class InputConfig:
             not formed a frame set for this long.
         max_image_pixels: larger images (width x height, from the message or the JPEG / PNG header) are dropped
             before they are decoded.
+        own_frames: frame id -> what it is, for the frames the node publishes where it also looks the images'
+            frames up in TF: an image in one of them is dropped (the look-up would find the node's own estimate).
     """
 
     names: tuple[str, ...]
@@ -65,6 +67,7 @@ class InputConfig:
     depth_cameras: int = 0
     input_timeout_s: float = 5.0
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    own_frames: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,18 @@ class InputAssembly:
         self._watchdog.image_arrived(self.config.topics[camera], now_s)
         self._last_image_bytes[self.config.topics[camera]] = len(msg.data)
         name = self.config.names[camera]
+        frame = msg.header.frame_id
+        if frame in self.config.own_frames:
+            self.dropped[(camera, "own_frame")] += 1
+            self._log.every(
+                "error",
+                ("image", camera, "own_frame"),
+                f"camera '{name}': its images' frame_id {frame!r} is {self.config.own_frames[frame]}, which this node "
+                "publishes, while it looks the camera's frame up in TF (robot frames, the rig, odometry): that frame "
+                "would have two parents and the look-up would find the node's own estimate; image dropped. Fix: "
+                "rename the node's frames (camera_names, world_frame) or the driver's frame_id",
+            )
+            return Assembled()
         try:
             rgb = decode_image_message(msg, compressed, self.config.max_image_pixels)
         except ImageFormatError as err:
@@ -231,7 +246,7 @@ class InputAssembly:
             )
             self.reset()
             self._stamps.check(camera, stamp_ns, stamp_ns)
-        self._camera_frames[camera] = msg.header.frame_id
+        self._camera_frames[camera] = frame
         synced = self._sync.add(camera, stamp_ns, rgb)
         if synced is None:
             return Assembled(restart=restart)

@@ -446,9 +446,23 @@ class NodeParameters:
         """The world hangs under odom_frame, placed where the first camera was (REP 105)."""
         return bool(self.odom_frame and self.robot_base_frame)
 
+    @property
+    def reads_transforms(self) -> bool:
+        """The node looks the images' frames up in TF: the rig without rig_transforms, the odometry scale, the
+        robot frames."""
+        return (
+            (self.metric_scale_source == "rig" and not self.rig_transforms)
+            or self.metric_scale_source == "odometry"
+            or self.robot_frames
+        )
+
     def input_config(self, topics: tuple[str, ...], max_reorder_s: float) -> InputConfig:
         """The input assembly's settings: ``topics``, the resolved colour then depth topics; ``max_reorder_s``, the
         session window's line between a late image and time going back."""
+        own_frames = {self.world_frame: "the node's world frame (world_frame)"}
+        own_frames.update(
+            {self.optical_frame(i): f"the node's estimate of camera {name!r}" for i, name in enumerate(self.names)}
+        )
         return InputConfig(
             names=self.names,
             queue_size=self.queue_size,
@@ -458,6 +472,7 @@ class NodeParameters:
             depth_cameras=len(self.depth_topics),
             input_timeout_s=self.input_timeout_s,
             max_image_pixels=self.max_image_pixels,
+            own_frames=own_frames if self.reads_transforms else {},
         )
 
     def runtime_config(self) -> RuntimeConfig:

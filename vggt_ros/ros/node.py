@@ -99,12 +99,7 @@ class ReconstructionNode(LifecycleNode):
         params = self.params
         # TF look-ups: the rig without configured transforms, the odometry scale, the robot's frames. They listen
         # from construction, whatever the state: a robot's /tf_static was published long before.
-        needs_transforms = (
-            (params.metric_scale_source == "rig" and not params.rig_transforms)
-            or params.metric_scale_source == "odometry"
-            or params.robot_frames
-        )
-        self._transforms = make_transform_buffer(self) if needs_transforms else None
+        self._transforms = make_transform_buffer(self) if params.reads_transforms else None
         self._robot = (
             RobotPlacement(self._transforms, params.odom_frame, params.robot_base_frame, _odometry_owner(params))
             if params.robot_frames
