@@ -7,6 +7,7 @@ Each case starts the node as `ros2 run` does (`python -m vggt_ros.ros.node --ros
 this machine: run through tools/run_tests.sh (a loopback-only network namespace).
 """
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -239,3 +240,41 @@ def test_values_the_node_cannot_run_with_are_one_fatal_line_that_names_them(ros_
     output = fails_to_start(*(arg for value in ros_args for arg in ("-p", value)))
     fatal = next(line for line in output.splitlines() if "FATAL" in line)
     assert message in fatal, output
+
+
+def test_every_parameter_answers_ros2_param_get_and_dump_empty_lists_included():
+    """camera_names, depth_topics and rig_transforms (default []) were declared by type only: unset, so rclpy's
+    get_parameters service answered nothing for any request naming one, and `ros2 param dump` got nothing."""
+    from rcl_interfaces.msg import ParameterType
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.executors import SingleThreadedExecutor
+
+    names = [spec.name for spec in dataclasses.fields(NodeParameters)]
+    rclpy.init()
+    try:
+        node = ReconstructionNode(
+            parameter_overrides=[Parameter("weights", value=str(TINY)), Parameter("autostart", value=False)]
+        )
+        client_node = rclpy.create_node("param_client_for_tests")
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.add_node(client_node)
+        try:
+            client = client_node.create_client(GetParameters, f"{node.get_fully_qualified_name()}/get_parameters")
+            future = client.call_async(GetParameters.Request(names=names))
+            executor.spin_until_future_complete(future, timeout_sec=30.0)
+            values = dict(zip(names, future.result().values))
+        finally:
+            executor.shutdown()
+            client_node.destroy_node()
+            node.destroy_node()
+    finally:
+        rclpy.shutdown()
+    assert sorted(values) == sorted(names), f"no values for {sorted(set(names) - set(values))}"
+    for name, array_type in (
+        ("camera_names", ParameterType.PARAMETER_STRING_ARRAY),
+        ("depth_topics", ParameterType.PARAMETER_STRING_ARRAY),
+        ("rig_transforms", ParameterType.PARAMETER_DOUBLE_ARRAY),
+    ):
+        assert values[name].type == array_type and not values[name].string_array_value, name
+    assert values["window_size"].integer_value == NodeParameters.window_size

@@ -95,6 +95,11 @@ def declare_and_read(node: Node, argv: Optional[Sequence[str]] = None) -> NodePa
             ) from None
         if value is None:  # declared by type only and not given, or given as an empty list (YAML [] has no type)
             value = () if spec.name in given and isinstance(default, tuple) else default
+            if value == () and isinstance(declared, Parameter.Type):
+                # An unset parameter makes rclpy's get_parameters service answer nothing for the whole request
+                # (`ros2 param get`, `ros2 param dump`), and rclpy has no public way to declare an empty typed
+                # array: set the declared one directly.
+                node._parameters[spec.name] = Parameter(spec.name, declared, [])
         values[spec.name] = tuple(value) if isinstance(default, tuple) else value
     compressed = values["image_transport"] == "compressed"
     for name in ("image_topics", "depth_topics"):
