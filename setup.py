@@ -3,7 +3,7 @@
 """vggt_ros: ament_python package; also installs with plain `pip install .` outside ROS.
 
 The version and the license have one source, package.xml (what rosdep, bloom and colcon read); this file reads
-them from there, and CHANGELOG.rst's newest section carries the same version (test/test_colcon.py checks that all
+them from there, and CHANGELOG.rst's newest section carries the same version (test/deploy/test_colcon.py checks that all
 three agree, and test/test_copyright.py that every file's SPDX line names the license).
 """
 

@@ -91,6 +91,19 @@ SHARED_OPTIONS = {
     "loop_exclude_recent": "--loop-exclude-recent",
 }
 
+# Where the node's help text names what only the node has (its topics, frames, parameters).
+OFFLINE_HELP = {
+    "map_voxel_size": {
+        "help": "voxel size of map.ply (the first window's scale, metres once a metric scale is measured); grows "
+        f"when the map holds over {MapConfig.max_points:,} points [world units]"
+    },
+    "loop_closure": {
+        "help": "close loops: recognise places seen before (DINOv2 descriptors), verify each with one network pass "
+        "of at most 4 frames, optimise a Sim(3) pose graph (GTSAM) and correct the trajectories and the map; joins a "
+        "lost track's segments at the first revisit. Needs gtsam (pip install gtsam)"
+    },
+}
+
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """The module docstring as written, and every option's default."""
@@ -135,7 +148,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     # The options the node has as parameters: the same types, defaults and help (vggt_ros.live.parameters).
     for name, flag in SHARED_OPTIONS.items():
-        add_option(parser, name, flag)
+        add_option(parser, name, flag, **OFFLINE_HELP.get(name, {}))
     parser.add_argument(
         "--full-recompute",
         action="store_true",
