@@ -282,19 +282,19 @@ def tensorrt_not_installed(monkeypatch):
 def test_tensorrt_backend_without_tensorrt_names_the_alternatives(tensorrt_not_installed, tmp_path, ask_for_tensorrt):
     with pytest.raises(BackendUnavailableError, match="needs the 'tensorrt' Python package") as info:
         ask_for_tensorrt(tmp_path)
-    assert "backend='onnxruntime' (CPU)" in str(info.value) and "backend='torch'" in str(info.value)
+    assert "the 'onnxruntime' (CPU) or the 'torch' backend" in str(info.value)
     assert not (tmp_path / "engines").exists()
 
 
 def test_tensorrt_older_than_10_is_refused(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="8.6.1"))  # FakeOldTensorRTModule
-    with pytest.raises(BackendUnavailableError, match=r"TensorRT 8\.6\.1 is too old.*backend='onnxruntime'"):
+    with pytest.raises(BackendUnavailableError, match=r"TensorRT 8\.6\.1 is too old.*the 'onnxruntime' \(CPU\)"):
         tensorrt_backend.import_tensorrt()
 
 
 def test_tensorrt_backend_without_cuda_names_the_alternatives(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    message = r"needs a CUDA GPU.*backend='onnxruntime' \(CPU\) or backend='torch'"
+    message = r"needs a CUDA GPU.*the 'onnxruntime' \(CPU\) or the 'torch' backend"
     with pytest.raises(BackendUnavailableError, match=message):
         tensorrt_backend._require_cuda()
 

@@ -443,3 +443,15 @@ def test_a_malformed_patch_size_is_named(export):
     _edit_manifest(export, _set("model_config", "patch_size", "14"))
     with pytest.raises(ManifestError, match="'patch_size' of 'model_config' must be an integer, got '14'"):
         Pipeline.from_engine_dir(export, backend="onnxruntime")
+
+
+def test_build_engines_without_tensorrt_fails_before_the_model_loads_or_anything_is_exported(
+    tmp_path, monkeypatch, capsys, model_loads
+):
+    """The default backend is TensorRT: on a machine without it the tool exported every graph (minutes for
+    VGGT-1B) and only then said so. This machine has no TensorRT module."""
+    out = tmp_path / "engines"
+    status, error = _command(build_engines_entry, monkeypatch, capsys, "--weights", str(TINY), "--out", str(out))
+    assert status == 1 and "the TensorRT backend needs the 'tensorrt' Python package" in error
+    assert "use the 'onnxruntime' (CPU) or the 'torch' backend instead" in error
+    assert model_loads == [] and not out.exists()

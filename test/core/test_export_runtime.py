@@ -162,9 +162,9 @@ def test_missing_export_gives_the_command_to_run(tmp_path):
 
 def test_tensorrt_without_tensorrt_names_the_alternatives(exported, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError, as on a machine without it
-    with pytest.raises(BackendUnavailableError, match="backend='onnxruntime'"):
+    with pytest.raises(BackendUnavailableError, match="the 'onnxruntime' \\(CPU\\) or the 'torch' backend"):
         Pipeline.from_engine_dir(exported, backend="tensorrt")
-    with pytest.raises(BackendUnavailableError, match="backend='onnxruntime'"):
+    with pytest.raises(BackendUnavailableError, match="the 'onnxruntime' \\(CPU\\) or the 'torch' backend"):
         create_pipeline(RuntimeConfig(backend="tensorrt", engine_dir=str(exported)))
 
 

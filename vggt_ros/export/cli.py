@@ -38,7 +38,9 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opt-frames", type=int, default=None, help="default: half of --max-frames")
     parser.add_argument("--max-frames", type=int, help="largest window the engines accept (default: 8)")
     parser.add_argument("--opset", type=int, help="default: 18")
-    parser.add_argument("--out", default="engines/350x518", help="folder for the graphs, manifest and engines")
+    parser.add_argument(
+        "--out", default="engines/350x518", help="folder for the graphs, manifest and engines (default: %(default)s)"
+    )
 
 
 def _with_defaults(args: argparse.Namespace) -> argparse.Namespace:
@@ -116,15 +118,29 @@ def build_engines_main(argv: list[str] | None = None) -> int:
         "With --precision int8 or fp8 it builds the engines of the quantized export vggt-ros-quantize wrote to --out.",
     )
     _model_arguments(parser)
-    parser.add_argument("--backend", choices=("tensorrt", "onnxruntime"), default="tensorrt")
-    parser.add_argument("--precision", choices=("fp16", "fp32", *QDQ_SCHEMES), default="fp16")
-    parser.add_argument("--workspace-gib", type=float, default=8.0)
+    parser.add_argument(
+        "--backend",
+        choices=("tensorrt", "onnxruntime"),
+        default="tensorrt",
+        help="what builds and runs the graphs: TensorRT engines (a CUDA GPU), or ONNX Runtime on them as they are "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--precision", choices=("fp16", "fp32", *QDQ_SCHEMES), default="fp16", help="(default: %(default)s)"
+    )
+    parser.add_argument(
+        "--workspace-gib", type=float, default=8.0, help="TensorRT builder workspace, GiB (default: %(default)s)"
+    )
     parser.add_argument("--verify", action="store_true", help="print the relative error against torch FP32")
     parser.add_argument("--verify-frames", type=int, default=None, help="frames for --verify (default: opt)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out)
     check_output_folder(out, "--out")  # before the model loads (a minute for VGGT-1B)
+    if args.backend == "tensorrt":  # before the export (minutes for VGGT-1B), not after it
+        from ..runtime.tensorrt_backend import check_tensorrt_available
+
+        check_tensorrt_available()
     quantized = _quantized_export(out, args.precision)
     if quantized is None:
         args = _with_defaults(args)

@@ -394,7 +394,10 @@ class ExportManifest:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ManifestError(f"{path} not found; export the ONNX graphs first") from None
+            raise ManifestError(
+                f"{path} not found; export the ONNX graphs first (`vggt-ros-build-engines --out {path.parent}`, "
+                "which also builds the TensorRT engines, or `python -m vggt_ros.export`)"
+            ) from None
         except (OSError, UnicodeDecodeError) as err:  # a folder, unreadable, not UTF-8 text
             raise ManifestError(f"{path} cannot be read ({err}); {REEXPORT}") from None
         try:

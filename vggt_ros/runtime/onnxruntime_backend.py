@@ -46,7 +46,7 @@ def onnxruntime_stage_runner(
     except ImportError as e:
         raise BackendUnavailableError(
             f"the onnxruntime backend needs the 'onnxruntime' package ({e}); pip install onnxruntime, "
-            "or use backend='torch'"
+            "or use the 'torch' backend"
         ) from e
     manifest.check_files(export_dir)  # sizes only: a missing or truncated graph is named here, not by ORT's parser
     options = ort.SessionOptions()

@@ -29,7 +29,7 @@ from .io_contract import (
 )
 
 Log = Callable[[str], None]
-_ALTERNATIVES = "use backend='onnxruntime' (CPU) or backend='torch' instead"
+_ALTERNATIVES = "use the 'onnxruntime' (CPU) or the 'torch' backend instead"
 _MIN_TENSORRT_MAJOR = 10
 
 
@@ -48,6 +48,13 @@ def import_tensorrt() -> Any:
             f"upgrade it, or {_ALTERNATIVES}"
         )
     return trt
+
+
+def check_tensorrt_available() -> None:
+    """:class:`BackendUnavailableError` naming the alternatives unless TensorRT >= 10 and a CUDA GPU are there:
+    for tools that would otherwise export for minutes before the first TensorRT call."""
+    import_tensorrt()
+    _require_cuda()
 
 
 def _require_cuda() -> None:
