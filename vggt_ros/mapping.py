@@ -183,12 +183,17 @@ class GrowingMap:
             raise TypeError(f"colors must be uint8 RGB or float RGB in [0, 1], got dtype {col.dtype}")
         finite = np.isfinite(pts).all(axis=1)
         pts, col = pts[finite], col[finite]
+        # Before Open3D sees them: a batch spanning more than 2^31 voxels (one point at 1e12, a degenerate focal)
+        # makes its down-sampling raise, after the world has merged the window.
+        in_range = _in_key_range(pts, self.voxel_size)
+        self.dropped_out_of_range += int((~in_range).sum())
+        pts, col = pts[in_range], col[in_range]
         if len(pts) == 0:
             return len(self)
         centroids, centroid_rgb = _voxel_down_sample(pts, col, self.voxel_size)
         keys, in_range = _voxel_keys(centroids, self.voxel_size)
-        self.dropped_out_of_range += int((~in_range).sum())
-        self._merge(keys[in_range], centroids[in_range], centroid_rgb[in_range])
+        assert in_range.all()  # centroids of in-range points stay in range
+        self._merge(keys, centroids, centroid_rgb)
         while len(self) > self.config.max_points:
             self._coarsen()
         self.version += 1
@@ -235,9 +240,14 @@ class GrowingMap:
         self._main = _VoxelTable(unique, sum_xyz, sum_rgb, count)
 
 
+def _in_key_range(points: np.ndarray, voxel: float) -> np.ndarray:
+    """``(N,)`` bool: the points whose voxel has a key (within 2^20 voxels of the origin on every axis)."""
+    return (np.abs(np.floor(points / voxel)) < _KEY_HALF).all(axis=1)
+
+
 def _voxel_keys(points: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
     cell = np.floor(points / voxel)
-    in_range = (np.abs(cell) < _KEY_HALF).all(axis=1)
+    in_range = _in_key_range(points, voxel)
     cell = np.where(in_range[:, None], cell, 0).astype(np.int64) + _KEY_HALF
     keys = (cell[:, 0] << (2 * _KEY_BITS)) | (cell[:, 1] << _KEY_BITS) | cell[:, 2]
     return keys, in_range

@@ -142,6 +142,20 @@ def test_points_beyond_the_key_range_are_counted_not_wrapped():
     assert len(grid) == 1 and grid.dropped_out_of_range == 1
 
 
+def test_one_point_at_1e12_among_a_window_is_dropped_before_the_voxel_grid_sees_it():
+    """A finite but huge depth (a degenerate focal, an exp activation on sky) spread one batch over 1e14 voxels:
+    Open3D's down-sampling raised ("voxel_size is too small") after the world had merged the window."""
+    grid = GrowingMap(MapConfig(voxel_size=0.01))
+    rng = np.random.default_rng(0)
+    room = rng.uniform(-2.0, 2.0, (500, 3))
+    points = np.vstack((room, [[1e12, 0.0, 3.0]]))
+    colours = np.full((len(points), 3), 128, np.uint8)
+    grid.add(points, colours)
+    assert grid.dropped_out_of_range == 1
+    assert np.abs(grid.points).max() <= 2.0 + 0.01
+    assert len(grid) == len(np.unique(np.floor(room / 0.01), axis=0))
+
+
 def test_reset_empties_the_map_and_restores_the_voxel_size():
     grid = GrowingMap(MapConfig(voxel_size=0.01, max_points=100))
     grid.add(np.random.default_rng(0).uniform(size=(5000, 3)), np.zeros((5000, 3), dtype=np.uint8))
