@@ -202,7 +202,8 @@ class SlidingWindow:
     def add(self, frame_set: FrameSet) -> WindowUpdate:
         """Offer one synchronised frame set; returns whether it was kept, whether time jumped back, and a window."""
         back_ns = self._last_stamp_ns - frame_set.stamp_ns if self._last_stamp_ns is not None else 0
-        if 0 < back_ns <= self.config.max_reorder_s * 1e9:  # late by a little: not used, the window is kept
+        # Repeated (a frame set delivered twice, a frozen clock) or late by a little: not used, the window is kept.
+        if self._last_stamp_ns is not None and 0 <= back_ns <= self.config.max_reorder_s * 1e9:
             return WindowUpdate(is_keyframe=False, reset=False, window=None)
         went_back = back_ns > 0
         if went_back:

@@ -47,6 +47,19 @@ def test_window_grows_then_slides_and_stays_bounded():
     assert contents[-1] == [47, 48, 49]
 
 
+def test_a_frame_set_delivered_twice_is_not_used_and_no_window_holds_a_stamp_twice():
+    """A repeated stamp (a frame set sent twice, a frozen clock) went into the window: the world refused each of the
+    next window_size - 1 windows ("a window's frame ids must be distinct")."""
+    window = _window(size=3, stride=1)
+    stamps = [0, 100, 100, 100, 200, 300]  # the second frame set three times
+    windows = [window.add(_flat(k, stamp_ns=stamp * MS)).window for k, stamp in enumerate(stamps)]
+    assert [w is None for w in windows] == [False, False, True, True, False, False]
+    for emitted in filter(None, windows):
+        held = [fs.stamp_ns for fs in emitted.frame_sets]
+        assert len(held) == len(set(held)), held
+    assert [int(fs.images[0][0, 0, 0]) for fs in windows[-1].frame_sets] == [1, 4, 5]
+
+
 def test_stride_emits_every_nth_keyframe_with_the_new_ones_counted():
     window = _window(size=4, stride=2)
     emitted = {}
