@@ -254,26 +254,29 @@ def _one_camera_restarts(tmp_path: Path, stamp_offsets_ns: list[int]) -> tuple[l
 
 
 @pytest.mark.parametrize(
-    "offsets, expected",
+    "offsets, stale, expected",
     [
         # A restarted driver or simulation: 10 s into its clock, then from 0 again.
-        ([10 * NANOSECONDS + PERIOD_NS * i for i in range(3)] + [PERIOD_NS * i for i in range(3)], [3]),
+        ([10 * NANOSECONDS + PERIOD_NS * i for i in range(3)] + [PERIOD_NS * i for i in range(3)], [3], [3]),
         # The same stamps recorded twice (a replay recorded with --loop).
-        ([PERIOD_NS * i for i in range(3)] * 2, [3]),
+        ([PERIOD_NS * i for i in range(3)] * 2, [3], [3]),
         # Twice back.
-        ([PERIOD_NS * i for i in range(2)] * 3, [2, 4]),
+        ([PERIOD_NS * i for i in range(2)] * 3, [2, 4], [2, 3]),
     ],
     ids=["stamps jump back", "stamps repeat", "twice"],
 )
-def test_the_frame_set_after_stamps_go_back_is_marked_restart(tmp_path, offsets, expected):
+def test_the_frame_set_after_stamps_go_back_is_marked_restart(tmp_path, offsets, stale, expected):
+    """The first image back is stale (dropped and counted); the next one from the earlier time confirms the jump
+    (`vggt_ros.live.stamps`), and its frame set is marked."""
     restarts, skipped, names = _one_camera_restarts(tmp_path, offsets)
-    assert len(restarts) == len(offsets) and skipped == {}
+    kept = [offset for index, offset in enumerate(offsets) if index not in stale]
+    assert len(restarts) == len(kept) and skipped == {"/cam": {"stale": len(stale)}}
     assert [index for index, restart in enumerate(restarts) if restart] == expected
     # Every image keeps a name of its own (the exports refuse a name twice): after the k-th restart "_k" follows
     # the stamp.
     restarts_before = np.cumsum(restarts)
     assert names == [
-        f"camera0/{START_NS + offset}{f'_{k}' if k else ''}.png" for offset, k in zip(offsets, restarts_before)
+        f"camera0/{START_NS + offset}{f'_{k}' if k else ''}.png" for offset, k in zip(kept, restarts_before)
     ]
 
 
@@ -303,9 +306,10 @@ def test_two_cameras_mark_only_the_first_frame_set_after_the_jump(tmp_path):
 
     items = list(bag_frame_sets(source, ("left", "right"), 10, 0.02, "crop", 154))
 
-    # The left image that goes back completes no frame set; the restart it reported marks the next one.
-    assert [item.restart for item in items] == [False, False, False, True, False, False]
-    assert [item.frame_set.stamps_ns[0] for item in items][3] == START_NS
+    # Each camera's first image back is stale; the left's second confirms the jump, and its frame set is marked.
+    assert [item.restart for item in items] == [False, False, False, True, False]
+    assert [item.frame_set.stamps_ns[0] for item in items][3] == START_NS + PERIOD_NS
+    assert source.skipped == {"/left": {"stale": 1}, "/right": {"stale": 1}}
 
 
 @pytest.mark.parametrize("mode", [[], ["--sliding-window", "--window-size", "3"]], ids=["joint", "sliding window"])

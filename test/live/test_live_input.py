@@ -107,11 +107,26 @@ def test_repeated_and_late_stamps_are_dropped_and_a_jump_back_restarts(photo):
     assert inputs.add_image(0, rgb_message(photo), 10 * SECOND, 0, False).frame_set is not None
     assert inputs.add_image(0, rgb_message(photo), 10 * SECOND, 0, False).frame_set is None  # repeated
     assert inputs.add_image(0, rgb_message(photo), 10 * SECOND - 100_000_000, 0, False).frame_set is None  # late
-    jumped = inputs.add_image(0, rgb_message(photo), 2 * SECOND, 0, False)
-    assert jumped.restart and jumped.frame_set.stamps_ns == (2 * SECOND,)
+    stale = inputs.add_image(0, rgb_message(photo), 2 * SECOND, 0, False)
+    assert stale.frame_set is None and not stale.restart  # one image far back says nothing yet
+    jumped = inputs.add_image(0, rgb_message(photo), 2 * SECOND + 33_000_000, 0, False)
+    assert jumped.restart and jumped.frame_set.stamps_ns == (2 * SECOND + 33_000_000,)
     texts = [text for _, text in logger.lines]
     assert any("repeated" in t for t in texts) and any("out of order" in t for t in texts)
+    assert any("8.000 s before the newest: image dropped" in t for t in texts)
     assert any("time went backwards" in t for t in texts)
+    assert inputs.dropped[(0, "stale")] == 1
+
+
+def test_one_image_far_back_is_dropped_and_the_reconstruction_carries_on(photo):
+    """A frame resent or delayed by a second restarted the whole reconstruction (everything merged was lost)."""
+    inputs, logger = assembly()
+    for k in range(5):
+        assert not inputs.add_image(0, rgb_message(photo), (10 + k) * SECOND, 0, False).restart
+    assert inputs.add_image(0, rgb_message(photo), 13 * SECOND, 0, False).frame_set is None  # 1 s late
+    carried_on = inputs.add_image(0, rgb_message(photo), 15 * SECOND, 0, False)
+    assert not carried_on.restart and carried_on.frame_set.stamps_ns == (15 * SECOND,)
+    assert not any("time went backwards" in text for _, text in logger.lines)
 
 
 def test_depth_pairs_with_its_colour_image_and_bad_depth_is_reported_once_until_good():

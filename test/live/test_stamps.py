@@ -34,14 +34,33 @@ def test_a_repeated_stamp_is_a_duplicate():
 
 @pytest.mark.parametrize(
     "back_ms, verdict",
-    [(1, StampVerdict.LATE), (500, StampVerdict.LATE), (501, StampVerdict.JUMP_BACK), (60_000, StampVerdict.JUMP_BACK)],
+    [(1, StampVerdict.LATE), (500, StampVerdict.LATE), (501, StampVerdict.STALE), (60_000, StampVerdict.STALE)],
 )
-def test_small_reordering_is_late_and_a_real_jump_back_is_not(back_ms, verdict):
+def test_small_reordering_is_late_and_further_back_is_stale_until_the_next_image_says(back_ms, verdict):
     stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5)
     stamps.check(0, 100_000 * MS, arrival_ns=0)
     assert stamps.check(0, (100_000 - back_ms) * MS, arrival_ns=0).verdict is verdict
-    # A late image leaves the newest stamp alone; a jump back starts the camera's time over.
-    assert stamps.newest(0) == (100_000 * MS if verdict is StampVerdict.LATE else (100_000 - back_ms) * MS)
+    assert stamps.newest(0) == 100_000 * MS  # neither starts the camera's time over
+
+
+def test_the_next_image_from_the_earlier_time_confirms_a_jump_back():
+    """A bag loop, a restarted driver: the second image after the stale one continues from the earlier time."""
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5)
+    stamps.check(0, 100_000 * MS, arrival_ns=0)
+    assert stamps.check(0, 40_000 * MS, arrival_ns=0).verdict is StampVerdict.STALE
+    assert stamps.check(0, 40_033 * MS, arrival_ns=0).verdict is StampVerdict.JUMP_BACK
+    assert stamps.newest(0) == 40_033 * MS
+    assert stamps.check(0, 40_066 * MS, arrival_ns=0).verdict is StampVerdict.ACCEPT
+
+
+def test_a_lone_stale_image_costs_nothing_else():
+    """A resent or long-delayed frame: the next image carries on after the newest, and nothing starts over."""
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5)
+    stamps.check(0, 100_000 * MS, arrival_ns=0)
+    assert stamps.check(0, 99_000 * MS, arrival_ns=0).verdict is StampVerdict.STALE
+    assert stamps.check(0, 100_033 * MS, arrival_ns=0).verdict is StampVerdict.ACCEPT
+    # the candidate is forgotten: a later stale image is a candidate again, not a confirmation
+    assert stamps.check(0, 99_500 * MS, arrival_ns=0).verdict is StampVerdict.STALE
 
 
 def test_reset_forgets_the_newest_stamps():

@@ -430,7 +430,9 @@ class TestOneCamera:
         _, probe, clock = setup
         self.wait_outputs(probe, self.send(probe, clock))
         back = clock.now_ns - 30_000_000_000  # a bag loop
-        probe.publishers["/cam/image"].publish(image_message(CHELSEA, "rgb8", back))
+        probe.publishers["/cam/image"].publish(image_message(CHELSEA, "rgb8", back - 33_000_000))  # stale, dropped
+        probe.wait_for(lambda: probe.logs(ERROR, "before the newest: image dropped"), what="the stale image's error")
+        probe.publishers["/cam/image"].publish(image_message(CHELSEA, "rgb8", back))  # the loop goes on: confirmed
         probe.wait_for(lambda: probe.logs(ERROR, "time went backwards"), what="a time-went-backwards error")
         self.wait_outputs(probe, back)
         assert len(probe.latest("/vggt/path", back).poses) == 1

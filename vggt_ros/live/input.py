@@ -10,8 +10,9 @@ assemble their frame sets here, so the rules below hold for live cameras and rec
 * an image that cannot be decoded is dropped and reported (once per period per camera, kind of problem and
   encoding: a second, different bad encoding is news, a byte count is not);
 * a zero stamp takes the arrival time (the node's clock, or a recording's log time), reported once per camera;
-* a repeated stamp, or one slightly older than the camera's newest, is dropped; further back, time jumped back
-  (a bag loop, a restarted driver) and the caller starts the reconstruction over;
+* a repeated stamp, or one older than the camera's newest, is dropped; further back, and followed by the
+  camera's next image from that earlier time too, time jumped back (a bag loop, a restarted driver) and the caller
+  starts the reconstruction over (`vggt_ros.live.stamps`);
 * depth images with no valid reading, or in an encoding that is not depth, are dropped and reported once until a
   usable one arrives.
 
@@ -219,7 +220,7 @@ class InputAssembly:
                 f"camera '{name}' stamps its images 0: using each image's arrival time instead "
                 "(fix the driver: stamp images with their capture time)",
             )
-        if check.verdict in (StampVerdict.DUPLICATE, StampVerdict.LATE):
+        if check.verdict in (StampVerdict.DUPLICATE, StampVerdict.LATE, StampVerdict.STALE):
             self.dropped[(camera, check.verdict.value)] += 1
         if check.verdict is StampVerdict.DUPLICATE:
             self._log.every(
@@ -234,6 +235,14 @@ class InputAssembly:
                 ("stamp", camera, "late"),
                 f"camera '{name}': image stamped {(newest - stamp_ns) / 1e6:.1f} "
                 "ms before the newest arrived out of order: image dropped, the reconstruction goes on",
+            )
+            return Assembled()
+        if check.verdict is StampVerdict.STALE:
+            self._log.every(
+                "error",
+                ("stamp", camera, "stale"),
+                f"camera '{name}': image stamped {(newest - stamp_ns) / 1e9:.3f} s before the newest: image dropped; "
+                "if the next one is from that earlier time too, time went back and the reconstruction starts over",
             )
             return Assembled()
         restart = check.verdict is StampVerdict.JUMP_BACK

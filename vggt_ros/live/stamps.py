@@ -9,7 +9,11 @@ real jump back (a bag loop, a restarted driver). No ROS here: the node asks `Cam
   stamp, so keeping it would give two frames one id).
 * A stamp up to ``reorder_tolerance_s`` before the camera's newest is late (network or driver reordering): the
   image is dropped, the world is kept.
-* A stamp further back is a jump back in time: the node starts over.
+* A stamp further back is stale: the image is dropped and held as the candidate of a jump back in time. The
+  camera's next image tells: one after the candidate (and still before the newest) confirms that time went back (a
+  bag loop, a restarted driver) and the node starts over from it; one after the newest was a lone stale image (a
+  resent or long-delayed frame), which costs nothing else. A restart costs one image; a lone stale image used to
+  cost the whole reconstruction.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class StampVerdict(str, enum.Enum):
     ACCEPT = "accept"
     DUPLICATE = "duplicate"
     LATE = "late"
+    STALE = "stale"  # far back: dropped, and a jump back if the camera's next image follows it
     JUMP_BACK = "jump_back"
 
 
@@ -47,24 +52,31 @@ class CameraStamps:
             )
         self._tolerance_ns = int(reorder_tolerance_s * 1e9)
         self._newest: list[Optional[int]] = [None] * cameras
+        self._stale: list[Optional[int]] = [None] * cameras  # each camera's candidate of a jump back
 
     def newest(self, camera: int) -> Optional[int]:
         return self._newest[camera]
 
     def reset(self) -> None:
         self._newest = [None] * len(self._newest)
+        self._stale = [None] * len(self._stale)
 
     def check(self, camera: int, stamp_ns: int, arrival_ns: int) -> StampCheck:
         substituted = stamp_ns == 0
         if substituted:
             stamp_ns = arrival_ns
-        newest = self._newest[camera]
+        newest, candidate = self._newest[camera], self._stale[camera]
         if newest is not None and stamp_ns <= newest:
+            if candidate is not None and candidate < stamp_ns:  # the camera's second image from the earlier time
+                self._stale[camera] = None
+                self._newest[camera] = stamp_ns
+                return StampCheck(StampVerdict.JUMP_BACK, stamp_ns, substituted)
             if stamp_ns == newest:
                 return StampCheck(StampVerdict.DUPLICATE, stamp_ns, substituted)
             if newest - stamp_ns <= self._tolerance_ns:
                 return StampCheck(StampVerdict.LATE, stamp_ns, substituted)
-            self._newest[camera] = stamp_ns
-            return StampCheck(StampVerdict.JUMP_BACK, stamp_ns, substituted)
+            self._stale[camera] = stamp_ns
+            return StampCheck(StampVerdict.STALE, stamp_ns, substituted)
+        self._stale[camera] = None
         self._newest[camera] = stamp_ns
         return StampCheck(StampVerdict.ACCEPT, stamp_ns, substituted)
