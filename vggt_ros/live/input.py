@@ -220,30 +220,10 @@ class InputAssembly:
                 f"camera '{name}' stamps its images 0: using each image's arrival time instead "
                 "(fix the driver: stamp images with their capture time)",
             )
-        if check.verdict in (StampVerdict.DUPLICATE, StampVerdict.LATE, StampVerdict.STALE):
+        dropped = _stamp_drop(check.verdict, stamp_ns, newest)
+        if dropped is not None:
             self.dropped[(camera, check.verdict.value)] += 1
-        if check.verdict is StampVerdict.DUPLICATE:
-            self._log.every(
-                "error",
-                ("stamp", camera, "duplicate"),
-                f"camera '{name}': stamp {stamp_ns / 1e9:.3f} s repeated (the same capture sent twice?): image dropped",
-            )
-            return Assembled()
-        if check.verdict is StampVerdict.LATE:
-            self._log.every(
-                "error",
-                ("stamp", camera, "late"),
-                f"camera '{name}': image stamped {(newest - stamp_ns) / 1e6:.1f} "
-                "ms before the newest arrived out of order: image dropped, the reconstruction goes on",
-            )
-            return Assembled()
-        if check.verdict is StampVerdict.STALE:
-            self._log.every(
-                "error",
-                ("stamp", camera, "stale"),
-                f"camera '{name}': image stamped {(newest - stamp_ns) / 1e9:.3f} s before the newest: image dropped; "
-                "if the next one is from that earlier time too, time went back and the reconstruction starts over",
-            )
+            self._log.every("error", ("stamp", camera, check.verdict.value), f"camera '{name}': {dropped}")
             return Assembled()
         restart = check.verdict is StampVerdict.JUMP_BACK
         if restart:
@@ -318,6 +298,23 @@ class InputAssembly:
     def depth_lookup(self):
         """The session's depth look-up, or None without depth cameras."""
         return self.depth_of if self._depth_queues else None
+
+
+def _stamp_drop(verdict: StampVerdict, stamp_ns: int, newest: Optional[int]) -> Optional[str]:
+    """Why an image of ``verdict`` is dropped (`vggt_ros.live.stamps`), or None when it is used."""
+    if verdict is StampVerdict.DUPLICATE:
+        return f"stamp {stamp_ns / 1e9:.3f} s repeated (the same capture sent twice?): image dropped"
+    if verdict is StampVerdict.LATE:
+        return (
+            f"image stamped {(newest - stamp_ns) / 1e6:.1f} ms before the newest arrived out of order: image dropped, "
+            "the reconstruction goes on"
+        )
+    if verdict is StampVerdict.STALE:
+        return (
+            f"image stamped {(newest - stamp_ns) / 1e9:.3f} s before the newest: image dropped; if the next one is "
+            "from that earlier time too, time went back and the reconstruction starts over"
+        )
+    return None
 
 
 def decode_image_message(msg, compressed: bool, max_image_pixels: int) -> np.ndarray:
