@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates the development / CI environment in one virtualenv:
-#   CPU PyTorch, ONNX + ONNX Runtime, Open3D, ruff and colcon (requirements-dev.txt),
+#   PyTorch (the CPU build where pip's find-links offer it; plain PyPI gives the CUDA build on Linux x86_64),
+#   ONNX + ONNX Runtime, Open3D, ruff and colcon (requirements-dev.txt),
 #   the ROS 2 (Kilted) rclpy + message wheels from PyPI (ament_index_python comes with rclpy),
 #   tf2_msgs built from its message definition (not on PyPI), and this package in editable mode.
 # Usage: bash tools/setup_env.sh [VENV_DIR]        (idempotent; about 2-4 minutes cold)
