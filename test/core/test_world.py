@@ -437,6 +437,51 @@ def test_sudden_jump_is_rejected_then_starts_a_new_segment(straight):
     assert output.map_reset and 0 < len(growing_map) <= len(output.cloud.points)
 
 
+def test_one_frame_the_network_got_wrong_is_left_out_and_tracking_goes_on(straight):
+    """Window 5 places its new frame 20 one unit sideways, a fifth of the path's length (the network got that one
+    frame wrong, as on a blurred image). Nothing can check a new frame, so it merges; every later window shares it
+    as the newest frame the world holds, and failed its alignment: three rejections, then tracking lost and a new
+    segment (the map cleared) for one frame. Now the next window aligns without it, through the frames earlier
+    windows confirmed."""
+
+    def run(corrupt_at: int):
+        oracle = FakeVGGTForWorldTests(straight)
+        session = _session(straight, oracle, WorldConfig(max_consecutive_rejections=3))
+        outputs = []
+        for start in range(0, 30, 2):
+            indices = tuple(range(start, start + 12, 2))
+            answer = oracle.predict(indices)
+            if start == corrupt_at:
+                extrinsics = answer.extrinsics.copy()
+                extrinsics[-1, 0, 3] += 1.0 * answer.normalization  # 1 scene unit sideways, newest frame only
+                answer = dataclasses.replace(answer, extrinsics=extrinsics)
+            outputs.append(_run_window(session, straight, indices, answer))
+        return session, outputs
+
+    clean_session, clean = run(corrupt_at=-1)
+    session, outputs = run(corrupt_at=10)
+    bad_frame = frame_ids(straight, [20])[0]
+    assert [o.status for o in outputs] == [WindowStatus.INITIALIZED] + [WindowStatus.MERGED] * 14
+    assert bad_frame in outputs[5].result.frame_ids and outputs[5].result.new_frames[-1]
+    note = outputs[6].reason
+    assert f"frames [FrameId(stamp_ns={bad_frame[0]}, camera=0)]" in note, note
+    assert "pixel pairs agree with the best alignment" in note and "left out of the alignments from now on" in note
+    assert session.world.counters.frames_left_out == 1 and session.world.counters.segments == 1
+    assert bad_frame not in session.world.samples
+    assert not any(o.map_reset for o in outputs[1:])
+    # The windows after it chain as without the bad frame: their new frames land where the clean run put them.
+    trajectory, clean_trajectory = session.world.trajectory(), clean_session.world.trajectory()
+    later = [i for i, f in enumerate(clean_trajectory.frame_ids) if f[0] > bad_frame[0]]
+    offsets = [
+        np.linalg.norm(
+            trajectory.world_from_camera[trajectory.frame_ids.index(clean_trajectory.frame_ids[i])][:3, 3]
+            - clean_trajectory.world_from_camera[i][:3, 3]
+        )
+        for i in later
+    ]
+    assert max(offsets) < 0.02, offsets
+
+
 def test_lost_tracking_without_shared_frames_re_anchors_at_the_last_keyframe(straight):
     world = World(WorldConfig(max_consecutive_rejections=2))
     oracle = FakeVGGTForWorldTests(straight, noise=NO_NOISE)

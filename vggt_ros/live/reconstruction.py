@@ -229,3 +229,5 @@ class LiveReconstruction:
             )
         elif out.status is WindowStatus.INITIALIZED:
             log.logger.info(f"window {window.sequence} defines the world frame '{self._world_frame}'")
+        elif out.reason:  # merged, leaving out frames the window before got wrong
+            log.every("warning", ("merged_with_note",), f"window {window.sequence} merged: {out.reason}")

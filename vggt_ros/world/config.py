@@ -171,10 +171,12 @@ class WindowResult:
 
 @dataclass
 class WorldCounters:
-    """Running totals since construction or the last reset; ``rejections`` counts causes."""
+    """Running totals since construction or the last reset; ``rejections`` counts causes; ``frames_left_out``, the
+    frames dropped from the alignments because they disagreed with the window after theirs and the world."""
 
     windows: int = 0
     merged: int = 0
     rejected: int = 0
     segments: int = 0
+    frames_left_out: int = 0
     rejections: Counter = field(default_factory=Counter)

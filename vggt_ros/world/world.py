@@ -34,6 +34,10 @@ Decisions, each with its reason:
 - Invalid pixels of an otherwise usable window are masked (NaN in `WindowResult.placed`), never used or published.
 - Only frames with depth count: a window's depth head may run on a subset of its frames (`WindowProducts.dense`);
   every frame new to the world must be among them, and the alignment uses the dense frames the world shares.
+- A window that fails its alignment is aligned once more without the frames only the window before placed (new
+  frames are merged unchecked, and a frame the network got wrong in that window alone would fail every later
+  window, which shares it as the newest frame the world holds): if it aligns through the frames earlier windows
+  confirmed, it merges and those frames' samples go (`WorldCounters.frames_left_out`).
 - After `max_consecutive_rejections` consecutive rejections, tracking is considered lost: the next window
   that still does not align (but has finite cameras and enough valid depth) starts a new segment instead of
   being rejected (a window that aligns again simply merges). Its first frame with depth is put at that frame's
@@ -118,6 +122,7 @@ class World:
         self._segment = 0
         self._consecutive_rejections = 0
         self.counters = WorldCounters()
+        self._unconfirmed: frozenset = frozenset()  # frames only the newest merged window placed
         self.metric = False  # world units are metres
         self.scale_filter = MetricScaleFilter(self.config.scale_filter)
         # Loop closure: the keyframes' pose graph and map points (None when disabled; see `close_loop`).
@@ -295,15 +300,25 @@ class World:
                 metric_observation,
             )
 
-        aligned = align(products, self.samples, threshold, self.config, seed=self.config.seed + self.counters.windows)
+        seed = self.config.seed + self.counters.windows
+        aligned = align(products, self.samples, threshold, self.config, seed=seed)
+        note = ""
         if isinstance(aligned, AlignmentFailure):
-            if self._consecutive_rejections >= self.config.max_consecutive_rejections:
-                return self._start_segment(products, new, threshold, grid_step, aligned.reason, metric_observation)
-            return reject(aligned.cause, aligned.reason, **aligned.diagnostics)
+            failure = aligned
+            retried = self._align_without_unconfirmed(products, threshold, seed)
+            if retried is None:
+                if self._consecutive_rejections >= self.config.max_consecutive_rejections:
+                    return self._start_segment(products, new, threshold, grid_step, failure.reason, metric_observation)
+                return reject(failure.cause, failure.reason, **failure.diagnostics)
+            aligned, left_out = retried
+            note = (
+                f"frames {list(left_out)}, placed by the window before alone, disagree with this window and the "
+                f"world's other frames ({failure.reason}): left out of the alignments from now on"
+            )
         world_from_window, diagnostics = aligned
         return self._commit(
             WindowStatus.MERGED,
-            "",
+            note,
             products,
             new,
             threshold,
@@ -312,6 +327,28 @@ class World:
             metric_observation,
             **diagnostics,
         )
+
+    def _align_without_unconfirmed(
+        self, products: WindowProducts, threshold: float, seed: int
+    ) -> Optional[tuple[tuple[np.ndarray, dict], tuple[Hashable, ...]]]:
+        """The failed alignment once more without the shared frames only the window before placed, when frames
+        that earlier windows confirmed remain: ``((world_from_window, diagnostics), those frames)`` if it then
+        aligns, else None. A frame the network got wrong in that window alone (blur, a bad pose) was merged
+        unchecked, and as the newest frame the world holds every later window shares it: each would fail, and
+        tracking would be lost, for one frame. Its stored samples go: it is never compared again (its pose and
+        points stay where that window put them)."""
+        shared = [f for i in products.dense if (f := products.frame_ids[i]) in self.samples]
+        suspects = tuple(f for f in shared if f in self._unconfirmed)
+        if not suspects or len(suspects) == len(shared):
+            return None
+        others = {f: samples for f, samples in self.samples.items() if f not in suspects}
+        aligned = align(products, others, threshold, self.config, seed=seed)
+        if isinstance(aligned, AlignmentFailure):
+            return None
+        for frame_id in suspects:
+            del self.samples[frame_id]
+        self.counters.frames_left_out += len(suspects)
+        return aligned, suspects
 
     def _start_segment(
         self,
@@ -384,6 +421,7 @@ class World:
                 if self.loops is not None:
                     self._keep_map_points(products.frame_ids[i], placed, row, threshold)
         self._consecutive_rejections = 0
+        self._unconfirmed = frozenset(products.frame_ids[i] for i in new_idx)
         self.counters.merged += 1
         return WindowResult(
             status=status,
