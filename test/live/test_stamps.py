@@ -68,3 +68,19 @@ def test_reset_forgets_the_newest_stamps():
     stamps.check(0, 100 * MS, arrival_ns=0)
     stamps.reset()
     assert stamps.check(0, 50 * MS, arrival_ns=0).verdict is StampVerdict.ACCEPT
+
+
+@pytest.mark.parametrize(
+    "after_stale_ms, verdict",
+    [(100_000, StampVerdict.DUPLICATE), (99_900, StampVerdict.LATE), (60_000, StampVerdict.DUPLICATE)],
+    ids=["the newest repeated", "slightly late", "the stale image repeated"],
+)
+def test_a_duplicate_or_slightly_late_image_after_a_stale_one_confirms_nothing(after_stale_ms, verdict):
+    """A hiccup that resends or holds up one frame often repeats or reorders others: those are not the earlier
+    time going on, and the stale candidate waits for an image that is."""
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5)
+    stamps.check(0, 100_000 * MS, arrival_ns=0)
+    assert stamps.check(0, 60_000 * MS, arrival_ns=0).verdict is StampVerdict.STALE
+    assert stamps.check(0, after_stale_ms * MS, arrival_ns=0).verdict is verdict
+    assert stamps.newest(0) == 100_000 * MS
+    assert stamps.check(0, 60_033 * MS, arrival_ns=0).verdict is StampVerdict.JUMP_BACK

@@ -10,10 +10,11 @@ real jump back (a bag loop, a restarted driver). No ROS here: the node asks `Cam
 * A stamp up to ``reorder_tolerance_s`` before the camera's newest is late (network or driver reordering): the
   image is dropped, the world is kept.
 * A stamp further back is stale: the image is dropped and held as the candidate of a jump back in time. The
-  camera's next image tells: one after the candidate (and still before the newest) confirms that time went back (a
-  bag loop, a restarted driver) and the node starts over from it; one after the newest was a lone stale image (a
-  resent or long-delayed frame), which costs nothing else. A restart costs one image; a lone stale image used to
-  cost the whole reconstruction.
+  camera's next images tell: one after the candidate and itself further back than ``reorder_tolerance_s`` confirms
+  that time went back (a bag loop, a restarted driver) and the node starts over from it; one after the newest was a
+  lone stale image (a resent or long-delayed frame), which costs nothing else. Repeats of the newest or of the
+  candidate are duplicates, and slightly late images late, as without a candidate. A restart costs one image; a
+  lone stale image used to cost the whole reconstruction.
 """
 
 from __future__ import annotations
@@ -67,14 +68,14 @@ class CameraStamps:
             stamp_ns = arrival_ns
         newest, candidate = self._newest[camera], self._stale[camera]
         if newest is not None and stamp_ns <= newest:
+            if stamp_ns == newest or stamp_ns == candidate:
+                return StampCheck(StampVerdict.DUPLICATE, stamp_ns, substituted)
+            if newest - stamp_ns <= self._tolerance_ns:
+                return StampCheck(StampVerdict.LATE, stamp_ns, substituted)
             if candidate is not None and candidate < stamp_ns:  # the camera's second image from the earlier time
                 self._stale[camera] = None
                 self._newest[camera] = stamp_ns
                 return StampCheck(StampVerdict.JUMP_BACK, stamp_ns, substituted)
-            if stamp_ns == newest:
-                return StampCheck(StampVerdict.DUPLICATE, stamp_ns, substituted)
-            if newest - stamp_ns <= self._tolerance_ns:
-                return StampCheck(StampVerdict.LATE, stamp_ns, substituted)
             self._stale[camera] = stamp_ns
             return StampCheck(StampVerdict.STALE, stamp_ns, substituted)
         self._stale[camera] = None

@@ -223,7 +223,8 @@ class BagImageSource:
         """``(camera_index, header stamp_ns, (H, W, 3) uint8 RGB)`` of every image in log-time order (the log time
         for a zero stamp), with the node's stamp rules (`CameraStamps`) and decoding (`decode_image_message`);
         undecodable, over-large and repeated ones skipped and counted."""
-        # Tolerance 0: a stamp before the camera's newest passes as a jump back (the session starts over).
+        # Tolerance 0: a stamp before the camera's newest is stale, or a jump back (the session starts over); both
+        # pass here, where only repeats are skipped.
         stamps = CameraStamps(len(self.topics), reorder_tolerance_s=0.0)
         for item in self.messages():
             topic = self.topics[item.camera].topic
