@@ -219,6 +219,8 @@ def test_an_image_in_a_frame_the_node_publishes_is_dropped_where_the_node_reads_
     assert len(errors) == 1 and "frame_id 'camera0_optical' is the node's estimate of camera 'camera0'" in errors[0]
     assert "Fix: rename the node's frames (camera_names, world_frame) or the driver's frame_id" in errors[0]
     assert inputs.add_image(0, rgb_message(photo, "front_camera_optical"), 4 * SECOND, 0, False).frame_set is not None
-    # Without TF look-ups the node's frames are its own business: a driver may name its frame as the node does.
+    # Without TF look-ups the node's frames are its own business: a driver may name its frame as the node does;
+    # and with publish_tf off the node publishes none of them.
     plain = NodeParameters().input_config(("/camera/image_raw",), max_reorder_s=0.5)
-    assert plain.own_frames == {}
+    quiet = NodeParameters(odom_frame="odom", robot_base_frame="base_link", publish_tf=False)
+    assert plain.own_frames == {} and quiet.input_config(("/camera/image_raw",), max_reorder_s=0.5).own_frames == {}
