@@ -175,11 +175,19 @@ def _check_shared_options(parser: argparse.ArgumentParser, args: argparse.Namesp
     from vggt_ros.live.parameters import NodeParameters
 
     values = {name: getattr(args, flag.removeprefix("--").replace("-", "_")) for name, flag in SHARED_OPTIONS.items()}
+    if not args.sliding_window:  # the chunks decide the windows, and these options are not read
+        del values["window_size"], values["window_stride"]
     try:
         NodeParameters(**values)
     except ValueError as err:
-        option = re.compile(r"(?<![\w-])(" + "|".join(SHARED_OPTIONS) + r")\b")
-        parser.error(option.sub(lambda match: SHARED_OPTIONS[match.group(0)], str(err)))
+        # A parameter's name, not the plain word some names are (the torch backend, the device).
+        option = re.compile(r"(?<![\w-])(" + "|".join(SHARED_OPTIONS) + r")\b( must)?")
+
+        def flag(match: re.Match) -> str:
+            name, must = match.group(1), match.group(2) or ""
+            return SHARED_OPTIONS[name] + must if "_" in name or must else match.group(0)
+
+        parser.error(option.sub(flag, str(err)))
 
 
 @dataclass

@@ -409,9 +409,12 @@ def test_bad_inputs_fail_with_a_clear_message(tmp_path, capsys):
     [
         (("--image-size", "500"), "--image-size must be a multiple of 14 (518 for VGGT-1B), got 500"),
         (("--image-size", "2000"), "--image-size must be in [14, 1036] pixels, got 2000"),
-        (("--window-size", "0"), "--window-size must be in [1, 64] keyframes, got 0"),
+        (("--window-size", "0", "--sliding-window"), "--window-size must be in [1, 64] keyframes, got 0"),
         (("--voxel-size", "0"), "--voxel-size must be a positive number of world units, got 0.0"),
         (("--loop-min-score", "2"), "--loop-min-score must be in [0.0, 1.0], got 2.0"),
+        # the plain words 'backend' and 'precision' stay words
+        (("--precision", "int8", "--backend", "torch"), "precision 'int8' cannot run on the torch backend"),
+        (("--window-stride", "9", "--sliding-window"), "--window-stride must be in [1, --window-size=8]"),
     ],
 )
 def test_options_shared_with_the_node_are_checked_as_its_parameters_under_their_own_names(
@@ -422,3 +425,8 @@ def test_options_shared_with_the_node_are_checked_as_its_parameters_under_their_
     with pytest.raises(SystemExit) as exit_status:
         main(["--images", str(tmp_path), "--out", str(tmp_path / "o"), *option])
     assert exit_status.value.code == 2 and f"error: {message}" in capsys.readouterr().err
+
+
+def test_window_options_the_joint_mode_does_not_read_are_not_checked_there(tmp_path, capsys):
+    assert main(["--images", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--window-stride", "9"]) == 1
+    assert "is not a folder" in capsys.readouterr().err  # past the option checks
