@@ -132,7 +132,6 @@ class GrowingMap:
         self._main = _VoxelTable.empty()
         self._recent = _VoxelTable.empty()
         self.dropped_out_of_range = 0
-        self.batches = 0  # `add` calls since the last reset: what an empty map's error says
 
     def __len__(self) -> int:
         return len(self._main) + len(self._recent)
@@ -174,7 +173,6 @@ class GrowingMap:
         """
         pts = np.asarray(points, dtype=np.float64)
         col = np.asarray(colors)
-        self.batches += 1
         if pts.ndim != 2 or pts.shape[1] != 3 or col.shape != pts.shape:
             raise ValueError(f"points and colors must both be (N, 3), got {pts.shape} and {col.shape}")
         if col.dtype == np.uint8:
@@ -209,13 +207,10 @@ class GrowingMap:
             previous file is kept).
         """
         if len(self) == 0:
-            why = (
-                f"every point of the {self.batches} merged batches was filtered out: low confidence, not finite, or "
-                "beyond the voxel keys' range"
-                if self.batches
-                else "no window has been merged into it yet"
+            raise EmptyMapError(
+                "the map is empty (no window has been merged into it yet, or every merged point was filtered out: "
+                "low confidence, not finite, or beyond the voxel keys' range); there is nothing to save"
             )
-            raise EmptyMapError(f"the map is empty ({why}); there is nothing to save")
         write_ply(path, self.points, self.colors, comments=(f"vggt_ros map, voxel size {self.voxel_size!r}",))
 
     def _merge(self, keys: np.ndarray, xyz: np.ndarray, rgb: np.ndarray) -> None:

@@ -178,19 +178,14 @@ def test_save_ply_round_trips_points_and_colours(tmp_path):
     assert np.array_equal(np.round(np.asarray(cloud.colors) * 255).astype(np.uint8), grid.colors)
 
 
-def test_saving_an_empty_map_says_so_and_writes_nothing(tmp_path):
-    with pytest.raises(EmptyMapError, match=r"the map is empty \(no window has been merged into it yet\)"):
-        GrowingMap().save_ply(tmp_path / "map.ply")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_an_empty_map_after_merged_windows_says_their_points_were_filtered_out(tmp_path):
-    """Twenty windows whose every point was filtered out: the error said no window had been merged."""
+def test_saving_an_empty_map_says_why_it_may_be_empty_and_writes_nothing(tmp_path):
+    """Twenty windows whose every point was filtered out said "no window has been merged into it yet"."""
     grid = GrowingMap()
     for _ in range(20):
         grid.add(np.full((10, 3), np.nan), np.zeros((10, 3), np.uint8))
-    with pytest.raises(EmptyMapError, match="every point of the 20 merged batches was filtered out"):
+    with pytest.raises(EmptyMapError, match="the map is empty .* or every merged point was filtered out"):
         grid.save_ply(tmp_path / "map.ply")
+    assert list(tmp_path.iterdir()) == []
 
 
 def _ply_vertex_count_and_body(path) -> tuple[int, int]:
