@@ -5,14 +5,21 @@ answers from a `TransformBuffer` of the robot's transforms: odometry heard late,
 the world's first image, no odometry at all, and the node's own odometry."""
 
 import math
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Optional
 
 import numpy as np
 import pytest
 
+from support.log_doubles import ManualClock, RecordingLogger
+from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.robot import OdometryOwner, RobotPlacement
 from vggt_ros.metric.robot_frames import OdometryNotHeardError
 from vggt_ros.metric.tf_buffer import ExtrapolationError, TransformBuffer
+from vggt_ros.session import PublishedFrame
+from vggt_ros.window import FrameId
+from vggt_ros.world import WindowStatus
 
 S = 1_000_000_000
 ODOM, BASE, CAMERA = "odom", "base_link", "front_camera_optical"
@@ -96,3 +103,44 @@ def test_the_nodes_own_odometry_never_reads_odom_from_tf():
     placement.start(CAMERA, 5 * S)
     assert placement.place()
     np.testing.assert_allclose(placement.odom_from_world, BASE_FROM_CAMERA, atol=1e-12)  # the first world
+
+
+@dataclass
+class WindowOutputForTests:
+    """Test double of `vggt_ros.session.WindowOutput`: what `RobotPlacement` reads of a merged, metric window whose
+    newest frame set is camera 0 at ``world_from_camera`` (metres), stamped ``stamp_ns``."""
+
+    stamp_ns: int
+    world_from_camera: np.ndarray
+    status: WindowStatus = WindowStatus.MERGED
+    metric: bool = True
+
+    @property
+    def window(self):
+        frame_set = SimpleNamespace(camera_frames=(CAMERA,))
+        return SimpleNamespace(frame_sets=(frame_set, frame_set))
+
+    @property
+    def result(self):
+        return SimpleNamespace(frame_ids=(FrameId(self.stamp_ns, 0),), residual_ratio=0.01)
+
+    @property
+    def newest(self):
+        depth = np.full((4, 4), 2.0)
+        return [PublishedFrame(0, self.stamp_ns, self.world_from_camera, np.eye(3), depth, depth)]
+
+
+@pytest.mark.parametrize("owner", [OdometryOwner.NODE, OdometryOwner.EITHER])
+def test_a_new_world_starts_where_the_nodes_odometry_left_the_base(owner):
+    """odom is continuous (REP 105): after a reset the node's odometry carries on from the base's last pose, where it
+    used to start over at odom's origin (EITHER, no odometry on /tf) or stop for good (NODE, its own odom -> base
+    read back)."""
+    placement = RobotPlacement(robot(odometry_from_ns=None), ODOM, BASE, owner)
+    log = LogPolicy(RecordingLogger(), clock=ManualClock())
+    first = placement.follow(WindowOutputForTests(1 * S, np.eye(4), WindowStatus.INITIALIZED), log)
+    np.testing.assert_allclose(first, BASE_FROM_CAMERA, atol=1e-12)
+    moved = pose(20, (0.5, 0.1, 0.3))  # camera 0 in the world, metres
+    last_base = placement.odometry(WindowOutputForTests(2 * S, moved)).odom_from_base
+    np.testing.assert_allclose(last_base, BASE_FROM_CAMERA @ moved @ np.linalg.inv(BASE_FROM_CAMERA), atol=1e-12)
+    second = placement.follow(WindowOutputForTests(5 * S, np.eye(4), WindowStatus.INITIALIZED), log)
+    np.testing.assert_allclose(second, last_base @ BASE_FROM_CAMERA, atol=1e-12)

@@ -70,7 +70,7 @@ class RobotPlacement:
         self.odom_frame = odom_frame
         self.base_frame = base_frame
         self.owner = owner
-        self._last_odom_from_base = np.eye(4)  # the node's odometry: where the next world starts
+        self._last_odom_from_base = np.eye(4)  # the node's odometry: where its next world starts
         self.start(None, 0)
 
     def start(self, camera_frame: Optional[str], stamp_ns: int) -> None:
@@ -117,7 +117,7 @@ class RobotPlacement:
                 "starts at the base, as for a robot whose filter fuses ~/odometry. A robot whose own odometry starts "
                 "later is placed wrong for this whole world: start its odometry before the node"
             )
-            return base_from_camera
+            return self._last_odom_from_base @ base_from_camera
         except ExtrapolationError:
             if newest is None:
                 raise
