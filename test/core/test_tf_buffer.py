@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from support.rotations import yaw_pose
 from vggt_ros.metric.tf_buffer import (
     ExtrapolationError,
     NoConnectionError,
@@ -17,15 +18,6 @@ from vggt_ros.metric.tf_buffer import (
 )
 
 S = 1_000_000_000  # nanoseconds per second
-
-
-def yaw_pose(yaw_deg: float = 0.0, translation=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """(4, 4) rigid transform: rotation by yaw_deg about z, then translation (metres)."""
-    c, s = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
-    matrix = np.eye(4)
-    matrix[:2, :2] = [[c, -s], [s, c]]
-    matrix[:3, 3] = translation
-    return matrix
 
 
 def apply(transform: np.ndarray, point) -> np.ndarray:

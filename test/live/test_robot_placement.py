@@ -4,7 +4,6 @@
 answers from a `TransformBuffer` of the robot's transforms: odometry heard late, odometry that does not reach back to
 the world's first image, no odometry at all, and the node's own odometry."""
 
-import math
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Optional
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from support.log_doubles import ManualClock, RecordingLogger
+from support.rotations import yaw_pose
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.robot import OdometryOwner, RobotPlacement
 from vggt_ros.metric.robot_frames import OdometryNotHeardError
@@ -25,18 +25,14 @@ S = 1_000_000_000
 ODOM, BASE, CAMERA = "odom", "base_link", "front_camera_optical"
 
 
-def pose(yaw_deg: float, translation) -> np.ndarray:
-    c, s = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
-    matrix = np.eye(4)
-    matrix[:2, :2] = [[c, -s], [s, c]]
-    matrix[:3, 3] = translation
-    return matrix
-
-
 # Optical z along base x, 0.2 m ahead of and 0.5 m above the base.
 BASE_FROM_CAMERA = np.array([[0, 0, 1, 0.2], [-1, 0, 0, 0], [0, -1, 0, 0.5], [0, 0, 0, 1]], dtype=float)
 # The robot had driven before the node started: odom is not where the base is at the world's first image (1 s).
-ODOM_FROM_BASE = {1 * S: pose(30, (1.5, -0.7, 0)), 2 * S: pose(40, (1.9, -0.5, 0)), 3 * S: pose(50, (2.2, -0.2, 0))}
+ODOM_FROM_BASE = {
+    1 * S: yaw_pose(30, (1.5, -0.7, 0)),
+    2 * S: yaw_pose(40, (1.9, -0.5, 0)),
+    3 * S: yaw_pose(50, (2.2, -0.2, 0)),
+}
 TRUE_ODOM_FROM_WORLD = ODOM_FROM_BASE[1 * S] @ BASE_FROM_CAMERA  # the world: the camera at the first image
 
 
@@ -139,7 +135,7 @@ def test_a_new_world_starts_where_the_nodes_odometry_left_the_base(owner):
     log = LogPolicy(RecordingLogger(), clock=ManualClock())
     first = placement.follow(WindowOutputForTests(1 * S, np.eye(4), WindowStatus.INITIALIZED), log)
     np.testing.assert_allclose(first, BASE_FROM_CAMERA, atol=1e-12)
-    moved = pose(20, (0.5, 0.1, 0.3))  # camera 0 in the world, metres
+    moved = yaw_pose(20, (0.5, 0.1, 0.3))  # camera 0 in the world, metres
     last_base = placement.odometry(WindowOutputForTests(2 * S, moved)).odom_from_base
     np.testing.assert_allclose(last_base, BASE_FROM_CAMERA @ moved @ np.linalg.inv(BASE_FROM_CAMERA), atol=1e-12)
     second = placement.follow(WindowOutputForTests(5 * S, np.eye(4), WindowStatus.INITIALIZED), log)

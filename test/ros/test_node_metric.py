@@ -70,6 +70,7 @@ from support.ros_metric import (
     stamp_ns,
     transform_matrix,
 )
+from support.rotations import yaw_pose
 from support.synthetic import FakeVGGTForWorldTests, look_at
 from vggt_ros.metric.robot_frames import MIN_POSITION_SIGMA_M, MIN_ROTATION_SIGMA_RAD
 from vggt_ros.metric.tf_buffer import TransformBuffer
@@ -570,15 +571,6 @@ def test_robot_frames_without_publish_tf_give_odometry_and_no_transforms():
 
 
 # -------------------------------------------------------------------------------------------------- odometry
-def rigid(yaw_deg: float, translation) -> np.ndarray:
-    """``(4, 4)`` rotation about z by ``yaw_deg`` degrees, then ``translation`` (metres)."""
-    c, s = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
-    matrix = np.eye(4)
-    matrix[:2, :2] = [[c, -s], [s, c]]
-    matrix[:3, 3] = translation
-    return matrix
-
-
 class TestOdometrySource:
     """metric_scale_source odometry, one camera on a robot with wheel odometry (publish_odom_tf off)."""
 
@@ -590,7 +582,7 @@ class TestOdometrySource:
     PERIODS_NS = np.array([4_000_000_000] * 3 + [PERIOD_NS] * 36)
     JUMP_AT, JUMP_M = 28, (2.0, 0.0, 0.0)
     # The robot had driven before the node started: odom is not where the base is at the first image.
-    ODOM_FROM_FIRST_BASE = rigid(30.0, (1.5, -0.7, 0.0))
+    ODOM_FROM_FIRST_BASE = yaw_pose(30.0, (1.5, -0.7, 0.0))
 
     @pytest.fixture(scope="class")
     @classmethod

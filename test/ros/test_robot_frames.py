@@ -10,7 +10,7 @@ import pytest
 from nav_msgs.msg import Odometry
 from rclpy.serialization import deserialize_message, serialize_message
 
-from support.rotations import quaternion_matrix
+from support.rotations import quaternion_matrix, yaw_pose
 from vggt_ros.metric.robot_frames import (
     CameraMountingError,
     OdometryNotHeardError,
@@ -32,11 +32,6 @@ def rigid(rotation, translation) -> np.ndarray:
     matrix[:3, :3] = rotation
     matrix[:3, 3] = translation
     return matrix
-
-
-def yaw_pose(yaw_deg: float, translation) -> np.ndarray:
-    c, s = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
-    return rigid([[c, -s, 0], [s, c, 0], [0, 0, 1]], translation)
 
 
 # A camera looking forward, 0.2 m ahead of and 0.5 m above the base: optical z along base x, optical x along

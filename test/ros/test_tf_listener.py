@@ -21,6 +21,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
 
 from support.netns import network_is_loopback_only
+from support.rotations import yaw_pose
 from vggt_ros.metric.tf_buffer import UnknownFrameError
 from vggt_ros.ros.messages import header, tf_message, transform_stamped
 from vggt_ros.ros.tf_listener import make_transform_buffer, matrices_from_transforms
@@ -37,11 +38,6 @@ def rigid(rotation, translation) -> np.ndarray:
     matrix[:3, :3] = rotation
     matrix[:3, 3] = translation
     return matrix
-
-
-def yaw_pose(yaw_deg: float, translation=(0.0, 0.0, 0.0)) -> np.ndarray:
-    c, s = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
-    return rigid([[c, -s, 0], [s, c, 0], [0, 0, 1]], translation)
 
 
 def roll_pitch_yaw(roll: float, pitch: float, yaw: float) -> np.ndarray:

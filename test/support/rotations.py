@@ -1,7 +1,9 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""The rotation of a message's quaternion, written out here as the tests' own expectation (independent of
-`vggt_ros.geometry`, whose conversions the messages were built with)."""
+"""Rotations written out here as the tests' own expectations (independent of `vggt_ros.geometry`, whose
+conversions the code under test uses): a message's quaternion, and a robot's pose in the plane."""
+
+import math
 
 import numpy as np
 
@@ -16,3 +18,12 @@ def quaternion_matrix(q) -> np.ndarray:
             [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
         ]
     )
+
+
+def yaw_pose(yaw_deg: float = 0.0, translation=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """``(4, 4)`` rigid transform: rotation by ``yaw_deg`` degrees about z, then ``translation`` (metres)."""
+    c, s = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
+    matrix = np.eye(4)
+    matrix[:2, :2] = [[c, -s], [s, c]]
+    matrix[:3, 3] = translation
+    return matrix
