@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import shutil
 import sys
 import time
@@ -172,7 +171,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 def _check_shared_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The node's checks of the options it shares (bounds, an image size the patch size divides, the core
     configurations' own), their errors naming this command's options."""
-    from vggt_ros.live.parameters import NodeParameters
+    from vggt_ros.live.parameters import NodeParameters, renamed
 
     values = {name: getattr(args, flag.removeprefix("--").replace("-", "_")) for name, flag in SHARED_OPTIONS.items()}
     if not args.sliding_window:  # the chunks decide the windows, and these options are not read
@@ -180,14 +179,7 @@ def _check_shared_options(parser: argparse.ArgumentParser, args: argparse.Namesp
     try:
         NodeParameters(**values)
     except ValueError as err:
-        # A parameter's name, not the plain word some names are (the torch backend, the device).
-        option = re.compile(r"(?<![\w-])(" + "|".join(SHARED_OPTIONS) + r")\b( must)?")
-
-        def flag(match: re.Match) -> str:
-            name, must = match.group(1), match.group(2) or ""
-            return SHARED_OPTIONS[name] + must if "_" in name or must else match.group(0)
-
-        parser.error(option.sub(flag, str(err)))
+        parser.error(renamed(str(err), SHARED_OPTIONS))
 
 
 @dataclass

@@ -18,7 +18,7 @@ import argparse
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Sequence, get_args, get_origin
+from typing import Any, Literal, Mapping, Optional, Sequence, get_args, get_origin
 
 import numpy as np
 
@@ -410,7 +410,7 @@ class NodeParameters:
             self.runtime_config()
             self.session_config()
         except ValueError as err:
-            raise ValueError(_CORE_NAME.sub(lambda match: _PARAMETER_OF[match.group(0)], str(err))) from None
+            raise ValueError(renamed(str(err), _PARAMETER_OF)) from None
         self.health_thresholds()
 
     def _check_frames_are_distinct(self) -> None:
@@ -585,10 +585,22 @@ _PARAMETER_OF = {
     "max_range_m": "depth_max_range_m",
     "min_translation_m": "odometry_min_translation_m",
 }
-_CORE_NAME = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, _PARAMETER_OF)) + r")\b")
 IMAGE_TRANSPORTS = get_args(NodeParameters.__dataclass_fields__["image_transport"].type)
 # A ROS 2 name token (rcl's topic and node name rules): camera names become topic tokens and frame ids.
 _CAMERA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def renamed(message: str, names: Mapping[str, str]) -> str:
+    """An error ``message`` with each name in ``names`` replaced by its value (a core config's field by the node's
+    parameter, a parameter by the offline command's option). A name with an underscore is replaced wherever it
+    stands whole; one without only before " must", since elsewhere it is a plain word ("the torch backend")."""
+    pattern = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, names)) + r")\b( must)?")
+
+    def replace(match: re.Match) -> str:
+        name, must = match.group(1), match.group(2) or ""
+        return names[name] + must if "_" in name or must else match.group(0)
+
+    return pattern.sub(replace, message)
 
 
 def check_camera_names(names: Sequence[str], source: str, fix: str = "") -> None:
