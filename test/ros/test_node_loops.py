@@ -326,7 +326,7 @@ def test_with_robot_frames_a_listener_that_joins_after_the_loop_gets_the_whole_s
     vggt_world when it places the world, and map -> odom after a loop: sent as two messages, a listener that joined
     after the loop (RViz, a tf2 buffer started then) got map -> odom only, and vggt_world hung nowhere. The robot
     has no odometry on /tf, so odom is at the base and the world, the first camera, sits at the mounting. After a
-    lifecycle cleanup the next world starts with no loop: the old map -> odom is not sent again."""
+    lifecycle cleanup the next world starts with no loop: map -> odom is the identity again, not the old one."""
     run = LoopRun(sequence, ROBOT_PARAMETERS)
     robot, session = run.robot, run.session
     try:
@@ -367,8 +367,10 @@ def test_with_robot_frames_a_listener_that_joins_after_the_loop_gets_the_whole_s
             what="the new world's placement",
         )
         message = late_static_message(robot, "late /tf_static, new world")
-        assert [(t.header.frame_id, t.child_frame_id) for t in message.transforms] == [(ODOM, WORLD)]
-        assert stamp_ns(message.transforms[0]) == first
+        transforms = {(t.header.frame_id, t.child_frame_id): t for t in message.transforms}
+        assert set(transforms) == {(ODOM, WORLD), (PARENT, ODOM)}, sorted(transforms)
+        assert all(stamp_ns(t) == first for t in message.transforms), "the old world's map -> odom sent again"
+        np.testing.assert_allclose(transform_matrix(transforms[PARENT, ODOM]), np.eye(4), atol=1e-12)
     finally:
         run.close()
 

@@ -82,7 +82,7 @@ IMAGE_SIZE = IMAGE_HW[1]  # the model's input width: the rendered images go in u
 FIRST_STAMP_NS = 1_700_000_000 * 1_000_000_000
 PERIOD_NS = 100_000_000  # 10 Hz
 ODOM, BASE = "odom", "base_link"
-WORLD = "vggt_world"
+WORLD, PARENT = "vggt_world", "map"
 NODE_CAMERA = "camera0_optical"  # the node's TF frame of camera 0
 WINDOW_SIZE = 4
 COMMON_PARAMETERS = {
@@ -416,6 +416,11 @@ class TestDepthSource:
         np.testing.assert_allclose(transform_matrix(placements[-1]), BASE_FROM_CAMERA, atol=1e-6)
         parents = {t.child_frame_id: t.header.frame_id for msg in robot.messages("/tf_static") for t in msg.transforms}
         assert parents[WORLD] == ODOM, "the world must hang under odom, not under parent_frame"
+        # The node closes loops (loop_closure's default), so it owns map -> odom: the identity until a loop, there
+        # from the placement on, so that RViz's fixed frame (parent_frame) exists before any loop.
+        assert parents[ODOM] == PARENT, "no map -> odom before a loop"
+        map_from_odom = robot.transforms("/tf_static", PARENT, ODOM)[-1]
+        np.testing.assert_allclose(transform_matrix(map_from_odom), np.eye(4), atol=1e-12)
         # ~/odometry of the base (odom started at the base: no odometry); odom -> base on /tf with the same pose
         check_base_odometry(scenario, published, np.eye(4))
         for t in published:

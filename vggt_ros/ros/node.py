@@ -366,7 +366,9 @@ class ReconstructionNode(LifecycleNode):
         params = self.params
         odom_from_world = self._robot.follow(out, self._log) if self._robot is not None else None
         if odom_from_world is not None:
-            self._publish(placement_messages(params, out.result.frame_ids[0].stamp_ns, odom_from_world))
+            # Loops closed while the world waited for its placement move it already.
+            correction = self._live.session.world_correction() if params.loop_closure else None
+            self._publish(placement_messages(params, out.result.frame_ids[0].stamp_ns, odom_from_world, correction))
             self.get_logger().info(
                 f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera "
                 f"'{params.names[0]}' was at its first image"

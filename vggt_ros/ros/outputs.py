@@ -165,12 +165,29 @@ def world_frame_message(params: NodeParameters, stamp_ns: int, correction: Optio
     )
 
 
-def placement_messages(params: NodeParameters, stamp_ns: int, odom_from_world: np.ndarray) -> list:
-    """REP 105: the world placed in odom (latched ``odom_frame -> world_frame``), once it is known."""
+def placement_messages(
+    params: NodeParameters, stamp_ns: int, odom_from_world: np.ndarray, correction: Optional[np.ndarray]
+) -> list:
+    """REP 105: the world placed in odom (latched ``odom_frame -> world_frame``), once it is known; and, where the
+    node closes loops (``correction`` ``(4, 4)`` given: the world's, identity before the first loop), map -> odom
+    as ``parent_frame -> odom_frame`` from then on, so that ``parent_frame`` (RViz's fixed frame) exists before
+    the first loop too."""
     if not params.publish_tf:
         return []
-    transform = messages.transform_stamped(params.odom_frame, params.world_frame, stamp_ns, odom_from_world)
-    return [(Output("tf_static"), messages.tf_message([transform]))]
+    transforms = [messages.transform_stamped(params.odom_frame, params.world_frame, stamp_ns, odom_from_world)]
+    if correction is not None:
+        transforms.append(
+            messages.transform_stamped(
+                params.parent_frame, params.odom_frame, stamp_ns, map_from_odom(odom_from_world, correction)
+            )
+        )
+    return [(Output("tf_static"), messages.tf_message(transforms))]
+
+
+def map_from_odom(odom_from_world: np.ndarray, correction: np.ndarray) -> np.ndarray:
+    """``(4, 4)`` REP 105's map -> odom: the world's rigid ``correction`` (what ``parent_frame -> world_frame``
+    would be without robot frames), expressed in odom, where the world hangs at ``odom_from_world``."""
+    return compose_poses(compose_poses(odom_from_world, correction), invert_pose(odom_from_world))
 
 
 def odometry_messages(params: NodeParameters, odometry: BaseOdometry) -> list:
@@ -200,7 +217,7 @@ def loop_messages(
         if odom_from_world is None:
             pairs.append((Output("tf_static"), world_frame_message(params, stamp_ns, correction)))
         else:  # the world hangs under odom: the same correction, expressed in odom
-            in_odom = compose_poses(compose_poses(odom_from_world, correction), invert_pose(odom_from_world))
+            in_odom = map_from_odom(odom_from_world, correction)
             transform = messages.transform_stamped(params.parent_frame, params.odom_frame, stamp_ns, in_odom)
             pairs.append((Output("tf_static"), messages.tf_message([transform])))
     if params.publish_path and path:
