@@ -184,6 +184,29 @@ def test_degenerate_geometry_raises_its_own_value_error():
     assert issubclass(DegenerateAlignmentError, ValueError)
 
 
+@pytest.mark.parametrize("side", ["src", "dst"])
+def test_one_far_stray_point_neither_makes_the_cloud_degenerate_nor_moves_the_fit(side):
+    """One pair at 1e12 (a degenerate depth with full confidence) dominated the point covariance, so a full 3-D
+    cloud read as "collinear" and the whole window was refused. Degeneracy is the bulk's property."""
+    src, dst, truth, _ = _problem(np.random.default_rng(5), n=2000, noise=0.01)
+    stray = {"src": src, "dst": dst}[side]
+    stray[17] = [1e12, -3e11, 2e12]
+    scale, rot, trans, info = estimate_sim3(src, dst)
+    ds, angle, dt = _errors((scale, rot, trans), truth)
+    assert ds < 2e-3 and angle < 0.1 and dt < 5e-3
+    assert not info.inlier_mask[17] and info.converged
+
+
+def test_a_collinear_bulk_is_degenerate_whatever_a_few_far_points_span():
+    """The converse: a line of points plus two far strays is no cloud; the strays alone would decide the
+    rotation about the line."""
+    rng = np.random.default_rng(1)
+    line = np.outer(rng.normal(size=200), [1.0, 2.0, -1.0]) + [0.5, 0.0, 3.0]
+    line[:2] = [[1e6, 0.0, 0.0], [0.0, 1e6, 0.0]]
+    with pytest.raises(DegenerateAlignmentError, match="collinear"):
+        estimate_sim3(line, rng.normal(size=(200, 3)))
+
+
 def test_fixed_scale_estimates_only_rotation_and_translation():
     src, dst, (scale, rot, trans), _ = _problem(np.random.default_rng(21), n=2000, noise=0.01, outlier_fraction=0.3)
     s, r, t, info = estimate_sim3(src, dst, fixed_scale=scale)

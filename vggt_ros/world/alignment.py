@@ -44,6 +44,9 @@ from vggt_ros.numeric import MAD_TO_SIGMA
 _CHI3_MEDIAN = 1.5381722
 # Second-largest over largest eigenvalue of the point covariance below which the points count as collinear.
 _COLLINEAR_RATIO = 1e-10
+# Points further than this many median distances from the median are strays, not part of the bulk whose spread
+# decides degeneracy (`_check_spread`); the robust fit itself gives such points no weight.
+_BULK_RADIUS = 100.0
 # Pairs on which the minimal-sample hypotheses are scored: plenty for a stable median.
 _SCORE_POINTS = 1000
 
@@ -119,7 +122,10 @@ def estimate_sim3(
     src, dst, w0 = _validated(src, dst, weights)
     _check_spread(src, w0, "src")
     _check_spread(dst, w0, "dst")
-    spread = _rms_spread(dst, w0)
+    # Convergence is judged on the bulk: one stray point would set the spread (dst) or never settle (src).
+    bulk = np.zeros(len(w0), dtype=bool)
+    bulk[w0 > 0] = _bulk(src[w0 > 0]) & _bulk(dst[w0 > 0])
+    spread = _rms_spread(dst[bulk], w0[bulk])
     sigma_floor = 1e-12 * spread
 
     scale, rot, trans = _lmeds_start(src, dst, w0, num_hypotheses, np.random.default_rng(seed), fixed_scale)
@@ -134,7 +140,7 @@ def estimate_sim3(
         s_b, r_b, t_b = _umeyama_batch(src[None], dst[None], w[None], symmetric_scale=True, fixed_scale=fixed_scale)
         scale, rot, trans = float(s_b[0]), r_b[0], t_b[0]
         new_moved = scale * src @ rot.T + trans
-        step = np.sqrt(np.mean(np.sum((new_moved - moved) ** 2, axis=1)))
+        step = np.sqrt(np.mean(np.sum((new_moved[bulk] - moved[bulk]) ** 2, axis=1)))
         moved = new_moved
         if step <= tolerance * spread:
             converged = True
@@ -228,14 +234,32 @@ def _rms_spread(points: np.ndarray, w: np.ndarray) -> float:
     return float(np.sqrt((w @ np.sum((points - mean) ** 2, axis=1)) / w.sum()))
 
 
+def _bulk(points: np.ndarray) -> np.ndarray:
+    """``(N,)`` mask of the points within `_BULK_RADIUS` median distances of their coordinate-wise median (all of
+    them where over half coincide)."""
+    distance = np.linalg.norm(points - np.median(points, axis=0), axis=1)
+    median_distance = float(np.median(distance))
+    if median_distance == 0:
+        return np.ones(len(points), dtype=bool)
+    return distance <= _BULK_RADIUS * median_distance
+
+
 def _check_spread(points: np.ndarray, w: np.ndarray, name: str) -> None:
+    """Raise `DegenerateAlignmentError` where the weighted points' bulk is coincident or collinear.
+
+    The bulk: points within `_BULK_RADIUS` median distances of the coordinate-wise median. A few gross strays
+    (a point at 1e12 from a degenerate depth) would otherwise dominate the covariance, so that a full 3-D cloud
+    read as collinear, and a line with two strays as a cloud whose rotation only the strays decide."""
     if w.sum() <= 0:
         raise DegenerateAlignmentError(f"{name}: every pair has zero weight")
+    points, w = points[w > 0], w[w > 0]
+    bulk = _bulk(points)
+    points, w = points[bulk], w[bulk]
     mean = (w @ points) / w.sum()
     centred = points - mean
     cov = (centred * w[:, None]).T @ centred / w.sum()
     eig = np.linalg.eigvalsh(cov)  # ascending
-    scale2 = float(np.max(np.abs(points[w > 0]))) ** 2
+    scale2 = float(np.max(np.abs(points))) ** 2
     if eig[2] <= 1e-24 * max(scale2, 1e-300):
         raise DegenerateAlignmentError(f"{name}: all weighted points coincide; a similarity is undetermined")
     if eig[1] <= _COLLINEAR_RATIO * eig[2]:
