@@ -106,8 +106,12 @@ class WindowConfig:
     max_reorder_s: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.window_size < 1:
-            raise ValueError(f"window_size must be >= 1 keyframe, got {self.window_size}")
+        if self.window_size < 2:
+            # The next window must share a keyframe with the world to be chained into it (`anchor_window`).
+            raise ValueError(
+                f"window_size must be >= 2 keyframes (a window of one shares no keyframe with the one before, so no "
+                f"window after the first could join the world), got {self.window_size}"
+            )
         if not 1 <= self.window_stride <= self.window_size:
             raise ValueError(
                 f"window_stride must be in [1, window_size={self.window_size}] (a larger stride would skip "

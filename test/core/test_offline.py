@@ -409,7 +409,9 @@ def test_bad_inputs_fail_with_a_clear_message(tmp_path, capsys):
     [
         (("--image-size", "500"), "--image-size must be a multiple of 14 (518 for VGGT-1B), got 500"),
         (("--image-size", "2000"), "--image-size must be in [14, 1036] pixels, got 2000"),
-        (("--window-size", "0", "--sliding-window"), "--window-size must be in [1, 64] keyframes, got 0"),
+        (("--window-size", "0", "--sliding-window"), "--window-size must be in [2, 64] keyframes, got 0"),
+        # one-keyframe windows share none with the one before: only the first ever joined the world
+        (("--window-size", "1", "--sliding-window"), "--window-size must be in [2, 64] keyframes, got 1"),
         (("--voxel-size", "0"), "--voxel-size must be a positive number of world units, got 0.0"),
         (("--loop-min-score", "2"), "--loop-min-score must be in [0.0, 1.0], got 2.0"),
         # the plain words 'backend' and 'precision' stay words

@@ -145,6 +145,7 @@ def test_multi_camera_window_lists_images_in_model_order():
     "make, message",
     [
         (lambda: WindowConfig(window_size=0), "window_size"),
+        (lambda: WindowConfig(window_size=1), "shares no keyframe"),  # only the first window ever joined the world
         (lambda: WindowConfig(window_size=3, window_stride=4), "window_stride"),
         (lambda: KeyframePolicy(min_interval_s=-1.0), "min_interval_s"),
         (lambda: KeyframePolicy(min_motion=2.0), "min_motion"),

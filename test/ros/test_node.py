@@ -1036,7 +1036,8 @@ def test_bad_parameter_fails_at_start_up_naming_it():
         ({"slop_s": float("nan")}, "slop_s must be a finite number of seconds > 0"),
         ({"queue_size": 0}, "queue_size must be in [1, 100] images"),
         ({"save_directory": " "}, "save_directory must name a folder"),
-        ({"window_size": 10000}, "window_size must be in [1, 64]"),
+        ({"window_size": 10000}, "window_size must be in [2, 64]"),
+        ({"window_size": 1}, "window_size must be in [2, 64]"),  # it merged the first window only
         ({"image_size": 14000}, "image_size must be in [14, 1036]"),
         ({"world_frame": "/vggt_world"}, "no leading '/'"),
         ({"odom_frame": "odom ", "robot_base_frame": "base_link"}, "no spaces"),

@@ -146,7 +146,8 @@ class NodeParameters:
         8,
         "keyframes per inference (per camera); the network sees window_size x cameras images",
         "keyframes",
-        (1, 64),  # 64 keyframes x 8 cameras is far beyond what VGGT-1B runs in real time
+        # one keyframe shares none with the window before; 64 x 8 cameras is beyond VGGT-1B in real time
+        (2, 64),
     )
     window_stride: int = parameter(
         1, "new keyframes between inferences (1..window_size); points are published for those", "keyframes"
