@@ -201,6 +201,14 @@ def test_camera_counts_follow_the_images(photo):
     inputs.count_missed(1, b"publisher", 4)  # two images never arrived
     counts = inputs.camera_counts()
     assert [c.received for c in counts] == [0, 1] and counts[1].missed == 2 and counts[1].topic == "/camera1/image"
+    assert [c.dropped for c in counts] == [0, 0] and counts[1].last_drop == ""
+    # Dropped images count for /diagnostics, with why the newest was dropped: a repeated stamp, then a bad encoding.
+    inputs.add_image(1, FakeCompressedImage(encode_image_file(photo, "jpeg")), SECOND, 0, compressed=True)
+    assert inputs.camera_counts()[1].dropped == 1 and inputs.camera_counts()[1].last_drop == "duplicate stamp"
+    inputs.add_image(1, FakeCompressedImage(b"not an image"), 2 * SECOND, 0, compressed=True)
+    counts = inputs.camera_counts()
+    assert [c.dropped for c in counts] == [0, 2] and [c.received for c in counts] == [0, 3]
+    assert counts[1].last_drop.startswith("image ") and counts[1].last_drop != "image "
 
 
 def test_an_image_in_a_frame_the_node_publishes_is_dropped_where_the_node_reads_tf(photo):

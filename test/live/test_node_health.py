@@ -68,6 +68,7 @@ def values(component) -> dict[str, str]:
         ({"latency_warn_s": 2.0, "latency_error_s": 2.0}, "must be above the warning threshold"),
         ({"dropped_warn_ratio": 1.5}, "dropped_warn_ratio must be a fraction in [0, 1]"),
         ({"missed_warn_ratio": -0.1}, "missed_warn_ratio must be a fraction in [0, 1]"),
+        ({"images_dropped_warn_ratio": 2.0}, "images_dropped_warn_ratio must be a fraction in [0, 1]"),
         ({"gpu_memory_warn_ratio": float("nan")}, "gpu_memory_warn_ratio must be a fraction in [0, 1]"),
     ],
 )
@@ -190,6 +191,55 @@ def test_images_lost_by_dds_count_even_when_none_arrives():
     report = by_name(monitor.update(snapshot(2.0, cameras=(camera(lost=12),))))
     assert report["camera left"].level is Level.WARN
     assert report["camera left"].message == "12 of 12 images missed in the last 2 s (12 of them lost by DDS)"
+
+
+def test_images_that_arrive_but_are_dropped_are_warn_and_all_of_them_error():
+    """Images that reach the node but are dropped (an unsupported encoding, a repeated stamp) left the camera OK at
+    its full rate while nothing was published."""
+    monitor = HealthMonitor(THRESHOLDS, PERIOD_S, snapshot(0.0))
+
+    def dropped(time_s: float, received: int, count: int, why: str) -> dict:
+        counts = dataclasses.replace(camera(received=received, last_image_s=time_s), dropped=count, last_drop=why)
+        return by_name(monitor.update(snapshot(time_s, cameras=(counts,))))["camera left"]
+
+    ok = dropped(1.0, 10, 1, "late stamp")  # 1 of 10 is not above 10 %
+    assert ok.level is Level.OK and values(ok)["images dropped"] == "1"
+    warn = dropped(2.0, 20, 3, "duplicate stamp")
+    assert warn.level is Level.WARN
+    assert warn.message == "3 of 20 images dropped in the last 2 s (the newest: duplicate stamp; see the log)"
+    # from here on every image is dropped; the window (5 s) still holds the first good ones until it passes them
+    for t in range(3, 9):
+        error = dropped(float(t), 20 + 10 * (t - 2), 3 + 10 * (t - 2), "image encoding (yuv422)")
+    assert error.level is Level.ERROR
+    assert error.message == "every image of the last 5 s dropped (50; the newest: image encoding (yuv422); see the log)"
+
+
+def test_frame_sets_the_session_refuses_are_warn_and_all_of_them_error():
+    monitor = HealthMonitor(THRESHOLDS, PERIOD_S, snapshot(0.0))
+    why = "the cameras' images have different resolutions"
+    some = by_name(monitor.update(snapshot(1.0, frame_sets=10, frame_sets_refused=2, last_refusal=why)))
+    assert some["pipeline"].level is Level.WARN
+    assert some["pipeline"].message == f"2 frame sets of the last 1 s refused: {why}"
+    assert values(some["pipeline"])["frame sets refused"] == "2"
+    monitor = HealthMonitor(THRESHOLDS, PERIOD_S, snapshot(0.0))
+    every = by_name(monitor.update(snapshot(1.0, frame_sets=10, frame_sets_refused=10, last_refusal=why)))
+    assert every["pipeline"].level is Level.ERROR
+    assert every["pipeline"].message == f"every frame set of the last 1 s refused: {why}"
+
+
+def test_cameras_that_send_but_never_pair_are_warn_until_one_goes_quiet():
+    """Unsynchronised cameras: each OK at its rate, and nothing formed a frame set."""
+    monitor = HealthMonitor(THRESHOLDS, PERIOD_S, snapshot(0.0, cameras=(camera("left"), camera("right"))))
+
+    def pipeline(time_s: float, right_last_s: float):
+        cameras = (camera("left", 10, last_image_s=time_s), camera("right", 10, last_image_s=right_last_s))
+        return by_name(monitor.update(snapshot(time_s, cameras=cameras, last_frame_set_s=0.5)))["pipeline"]
+
+    assert pipeline(3.0, 3.0).level is Level.OK  # 2.5 s without a frame set: within the input timeout (3 s)
+    unpaired = pipeline(4.0, 4.0)
+    assert unpaired.level is Level.WARN
+    assert unpaired.message == "images arrive but have formed no frame set for 3.5 s (see the log)"
+    assert pipeline(8.0, 4.5).level is Level.OK  # the right camera quiet: its own problem, not the pairing's
 
 
 def test_without_sequence_numbers_missed_says_so():

@@ -44,12 +44,21 @@ COMPONENTS = {
     "vggt: metric scale",
     "vggt: loop closure",  # loop_closure defaults to on
 }
-CAMERA_KEYS = ["topic", "rate (Hz)", "images received", "images missed", "images lost by DDS", "last image age (s)"]
+CAMERA_KEYS = [
+    "topic",
+    "rate (Hz)",
+    "images received",
+    "images missed",
+    "images lost by DDS",
+    "images dropped",
+    "last image age (s)",
+]
 PIPELINE_KEYS = [
     "keyframes/s",
     "windows/s",
     "latency p50 (s)",
     "latency p95 (s)",
+    "frame sets refused",
     "frame sets dropped",
     "windows published",
     "windows rejected",
@@ -266,6 +275,37 @@ def test_a_rejected_window_is_warn_with_the_reason_the_log_gives():
     finally:
         probe.close()
         running.close()
+
+
+def test_a_camera_whose_every_image_is_dropped_is_error_with_the_reason():
+    """A camera sending an encoding the node cannot read: it arrived at its full rate and /diagnostics said OK
+    everywhere while nothing was published."""
+    running = Running({"image_topics": [TOPIC], **RELAXED})
+    probe = DiagnosticsProbe()
+    try:
+        probe.wait_connected()
+        yuv = image_message(CHELSEA, "rgb8", 0)
+        yuv.encoding, yuv.step = "yuv422", yuv.width * 2
+        yuv.data = bytes(yuv.height * yuv.step)
+
+        def camera_error(statuses) -> bool:
+            probe.publishers[TOPIC].publish(_stamped(yuv))
+            return level(statuses["vggt: camera camera0"]) is Level.ERROR
+
+        statuses = probe.statuses(camera_error, what="the camera's ERROR")
+        camera = statuses["vggt: camera camera0"]
+        assert camera.message.startswith("every image of the last ") and "image encoding (yuv422)" in camera.message
+        assert int(values(camera)["images dropped"]) == int(values(camera)["images received"]) > 0
+        assert probe.logs(ERROR, "yuv422"), "the log names the encoding too"
+        assert running.node.counts.windows_emitted == 0
+    finally:
+        probe.close()
+        running.close()
+
+
+def _stamped(msg):
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 1_000_000_000)
+    return msg
 
 
 def test_a_metric_source_that_measured_nothing_yet_is_warn_with_the_reason_the_log_gives():

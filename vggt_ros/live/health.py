@@ -59,6 +59,8 @@ class HealthThresholds:
             which the pipeline is WARN.
         missed_warn_ratio: fraction of a camera's images that never reached the node (lost by DDS or overwritten
             in the subscription queue) above which the camera is WARN.
+        images_dropped_warn_ratio: fraction of a camera's images that reached the node but were dropped (see
+            `CameraCounts.dropped`) above which the camera is WARN; all of them dropped is ERROR.
         gpu_memory_warn_ratio: fraction of the GPU's memory in use (all processes) above which the backend is WARN.
     """
 
@@ -68,6 +70,7 @@ class HealthThresholds:
     latency_error_s: float = 5.0
     dropped_warn_ratio: float = 0.5
     missed_warn_ratio: float = 0.01
+    images_dropped_warn_ratio: float = 0.1
     gpu_memory_warn_ratio: float = 0.9
 
     def __post_init__(self) -> None:
@@ -80,7 +83,7 @@ class HealthThresholds:
                 f"the latency error threshold ({self.latency_error_s} s) must be above the warning threshold "
                 f"({self.latency_warn_s} s)"
             )
-        for name in ("dropped_warn_ratio", "missed_warn_ratio", "gpu_memory_warn_ratio"):
+        for name in ("dropped_warn_ratio", "missed_warn_ratio", "images_dropped_warn_ratio", "gpu_memory_warn_ratio"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
@@ -99,6 +102,9 @@ class CameraCounts:
         last_image_s: monotonic seconds of the newest image; None before the first.
         listening: the node subscribes to the camera (it is active); an inactive node misses nothing.
         listening_since_s: monotonic seconds of the latest activation (None: since the monitor started).
+        dropped: images received but dropped by the input (undecodable or unsupported, too large, in one of the
+            node's own frames, or a repeated, late or stale stamp); each kind is logged.
+        last_drop: why the newest dropped image was dropped ("" before any).
     """
 
     name: str
@@ -109,6 +115,8 @@ class CameraCounts:
     last_image_s: Optional[float]
     listening: bool = True
     listening_since_s: Optional[float] = None
+    dropped: int = 0
+    last_drop: str = ""
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,10 @@ class HealthSnapshot:
         time_s: monotonic seconds.
         cameras: per camera, in camera order.
         keyframes: frame sets that entered the sliding window.
+        frame_sets, frame_sets_refused, last_refusal: frame sets the cameras formed, those the session refused
+            (e.g. cameras of different resolutions), and the newest refusal's reason ("" before any).
+        last_frame_set_s: monotonic seconds when the cameras last formed a frame set (or the node started
+            listening).
         frame_sets_dropped: keyframes of windows replaced before inference (the newest window wins).
         windows_emitted, windows_dropped: windows handed to the worker, and those replaced before it took them.
         windows_inferred: windows the network finished (published, held back for the scale, or rejected).
@@ -184,18 +196,26 @@ class HealthSnapshot:
     gpu_memory: Optional[GpuMemory]
     scale: ScaleState
     loops: Optional[LoopState] = None  # None: loop closure is off
+    frame_sets: int = 0
+    frame_sets_refused: int = 0
+    last_refusal: str = ""
+    last_frame_set_s: Optional[float] = None
 
 
 class PipelineCounters:
     """The node's pipeline counters, cumulative since configure; each field is written by one thread only.
 
-    Executor thread: ``keyframes``, ``frame_sets_dropped``, ``windows_emitted``, ``windows_dropped``. Map thread:
+    Executor thread: ``keyframes``, ``frame_sets``, ``frame_sets_refused``, ``last_refusal``, ``frame_sets_dropped``,
+    ``windows_emitted``, ``windows_dropped``. Map thread:
     ``map_checks`` (map checks that got the world lock). Worker thread: the rest, and the publication latencies,
     which the diagnostics timer reads under a lock. See `HealthSnapshot` for each field's meaning.
     """
 
     def __init__(self, latency_samples: int = LATENCY_SAMPLES) -> None:
         self.keyframes = 0
+        self.frame_sets = 0
+        self.frame_sets_refused = 0
+        self.last_refusal = ""
         self.frame_sets_dropped = 0
         self.windows_emitted = 0
         self.windows_dropped = 0
@@ -230,6 +250,7 @@ class PipelineCounters:
         precision: str,
         scale_source: str,
         loops: Optional[LoopState] = None,
+        last_frame_set_s: Optional[float] = None,
     ) -> HealthSnapshot:
         """The counters at ``time_s`` with the cameras' and the pipeline's settings, for `HealthMonitor.update`."""
         return HealthSnapshot(
@@ -252,6 +273,10 @@ class PipelineCounters:
             gpu_memory=gpu_memory(device),
             scale=ScaleState(scale_source, self.metric, self.last_scale_problem),
             loops=loops,
+            frame_sets=self.frame_sets,
+            frame_sets_refused=self.frame_sets_refused,
+            last_refusal=self.last_refusal,
+            last_frame_set_s=last_frame_set_s,
         )
 
 
@@ -392,6 +417,23 @@ class HealthMonitor:
                     f"({lost} of them lost by DDS)",
                 )
             )
+        dropped = camera.dropped - old.dropped
+        if received and dropped >= received:
+            problems.append(
+                (
+                    Level.ERROR,
+                    f"every image of the last {elapsed_s:.0f} s dropped ({received}; the newest: {camera.last_drop}; "
+                    "see the log)",
+                )
+            )
+        elif dropped > limits.images_dropped_warn_ratio * received:
+            problems.append(
+                (
+                    Level.WARN,
+                    f"{dropped} of {received} images dropped in the last {elapsed_s:.0f} s (the newest: "
+                    f"{camera.last_drop}; see the log)",
+                )
+            )
         last_age = f"{quiet_s:.2f}" if camera.last_image_s is not None else "n/a"
         values = [
             ("topic", camera.topic),
@@ -399,6 +441,7 @@ class HealthMonitor:
             ("images received", str(camera.received)),
             ("images missed", str(camera.missed) if camera.missed is not None else "n/a (no sequence numbers)"),
             ("images lost by DDS", str(camera.lost_by_dds)),
+            ("images dropped", str(camera.dropped)),
             ("last image age (s)", last_age),
         ]
         if not camera.listening:
@@ -442,6 +485,21 @@ class HealthMonitor:
             )
         if now.segment > old.segment:
             problems.append((Level.WARN, f"tracking lost: segment {now.segment} started in the last {elapsed_s:.0f} s"))
+        refused = now.frame_sets_refused - old.frame_sets_refused
+        if refused:
+            every = refused >= now.frame_sets - old.frame_sets
+            problems.append(
+                (
+                    Level.ERROR if every else Level.WARN,
+                    f"{'every frame set' if every else f'{refused} frame sets'} of the last {elapsed_s:.0f} s refused: "
+                    f"{now.last_refusal}",
+                )
+            )
+        unpaired_s = self._unpaired_s(now)
+        if unpaired_s is not None:
+            problems.append(
+                (Level.WARN, f"images arrive but have formed no frame set for {unpaired_s:.1f} s (see the log)")
+            )
         # Snapshots come once per period from the executor: a longer gap is the time it was busy elsewhere.
         times = [snapshot.time_s for snapshot in self._history]
         stall_s = max((b - a - self._period_s for a, b in zip(times, times[1:])), default=0.0)
@@ -450,6 +508,7 @@ class HealthMonitor:
             ("windows/s", _rate(now.windows_inferred - old.windows_inferred, elapsed_s)),
             ("latency p50 (s)", f"{p50:.3f}" if recent else "n/a"),
             ("latency p95 (s)", f"{p95:.3f}" if recent else "n/a"),
+            ("frame sets refused", str(now.frame_sets_refused)),
             ("frame sets dropped", str(now.frame_sets_dropped)),
             ("windows published", str(now.windows_published)),
             ("windows rejected", str(now.windows_rejected)),
@@ -464,6 +523,20 @@ class HealthMonitor:
             else f"{now.windows_published} windows published, none in the last {limits.window_s:.0f} s"
         )
         return _judged("pipeline", "", problems, summary, values)
+
+    def _unpaired_s(self, now: HealthSnapshot) -> Optional[float]:
+        """How long every camera has been sending images (each within the input timeout) without the images
+        forming a frame set, when that is the input timeout or longer; else None. Quiet cameras are their own
+        problem, and a node that is not listening pairs nothing."""
+        timeout_s = self._thresholds.input_timeout_s
+        if now.last_frame_set_s is None or not now.cameras:
+            return None
+        unpaired_s = now.time_s - now.last_frame_set_s
+        sending = all(
+            camera.listening and camera.last_image_s is not None and now.time_s - camera.last_image_s < timeout_s
+            for camera in now.cameras
+        )
+        return unpaired_s if sending and unpaired_s >= timeout_s else None
 
     def _backend(self, now: HealthSnapshot) -> ComponentHealth:
         values = [("backend", now.backend), ("device", now.device), ("precision", now.precision)]

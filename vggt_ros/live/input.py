@@ -100,6 +100,8 @@ class InputAssembly:
         self.camera_last_image_s: list[Optional[float]] = [None] * cameras
         self.camera_lost_by_dds = [0] * cameras  # DDS' message-lost event (cumulative)
         self.dropped: Counter[tuple[int, str]] = Counter()  # (camera, kind) -> images dropped (bad, too large, stamps)
+        self._camera_dropped = [0] * cameras  # the same, each camera's total
+        self._last_drop = [""] * cameras  # each camera's newest drop's kind
         self.substituted = Counter()  # camera -> images whose zero stamp took the arrival time
         self._camera_gaps = [SequenceGaps() for _ in range(cameras)]  # images that never reached the callback
         self._watchdog = InputWatchdog(config.topics, config.input_timeout_s, clock())
@@ -136,14 +138,27 @@ class InputAssembly:
     def camera_counts(self) -> tuple[CameraCounts, ...]:
         """Each camera's input so far, for the node's health."""
         return tuple(
-            CameraCounts(name, topic, received, gaps.missed, lost, last_s, self.listening, self._listening_since_s)
-            for name, topic, received, gaps, lost, last_s in zip(
-                self.config.names,
-                self.config.topics,
-                self.camera_images,
-                self._camera_gaps,
-                self.camera_lost_by_dds,
-                self.camera_last_image_s,
+            CameraCounts(
+                name,
+                topic,
+                received,
+                gaps.missed,
+                lost,
+                last_s,
+                self.listening,
+                self._listening_since_s,
+                self._camera_dropped[camera],
+                self._last_drop[camera],
+            )
+            for camera, (name, topic, received, gaps, lost, last_s) in enumerate(
+                zip(
+                    self.config.names,
+                    self.config.topics,
+                    self.camera_images,
+                    self._camera_gaps,
+                    self.camera_lost_by_dds,
+                    self.camera_last_image_s,
+                )
             )
         )
 
@@ -192,7 +207,7 @@ class InputAssembly:
         name = self.config.names[camera]
         frame = msg.header.frame_id
         if frame in self.config.own_frames:
-            self.dropped[(camera, "own_frame")] += 1
+            self._drop(camera, "own_frame", f"frame_id {frame!r} is the node's own")
             self._log.every(
                 "error",
                 ("image", camera, "own_frame"),
@@ -206,7 +221,7 @@ class InputAssembly:
             rgb = decode_image_message(msg, compressed, self.config.max_image_pixels)
         except ImageFormatError as err:
             encoding = msg.format if compressed else msg.encoding
-            self.dropped[(camera, err.kind)] += 1
+            self._drop(camera, err.kind, f"image {err.kind.replace('_', ' ')} ({encoding})")
             self._log.every("error", ("image", camera, err.kind, encoding), f"camera '{name}': {err}; image dropped")
             return Assembled()
         newest = self._stamps.newest(camera)
@@ -222,7 +237,7 @@ class InputAssembly:
             )
         dropped = _stamp_drop(check.verdict, stamp_ns, newest)
         if dropped is not None:
-            self.dropped[(camera, check.verdict.value)] += 1
+            self._drop(camera, check.verdict.value, f"{check.verdict.value} stamp")
             self._log.every("error", ("stamp", camera, check.verdict.value), f"camera '{name}': {dropped}")
             return Assembled()
         restart = check.verdict is StampVerdict.JUMP_BACK
@@ -242,6 +257,13 @@ class InputAssembly:
         self.last_synced_s = self._clock()
         frame_set = FrameSet(stamps_ns=synced.stamps_ns, images=synced.items, camera_frames=tuple(self._camera_frames))
         return Assembled(frame_set=frame_set, restart=restart)
+
+    def _drop(self, camera: int, kind: str, label: str = "") -> None:
+        """Count one image of ``camera`` dropped for ``kind``; ``label`` says why in /diagnostics (default: the
+        kind in words)."""
+        self.dropped[(camera, kind)] += 1
+        self._camera_dropped[camera] += 1
+        self._last_drop[camera] = label or kind.replace("_", " ")
 
     def _check_pairing(self) -> None:
         """Warn when every camera sends images but they never form a frame set: their stamps are further apart

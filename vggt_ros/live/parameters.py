@@ -318,6 +318,12 @@ class NodeParameters:
         "or overwritten in the subscription queue)",
         "fraction",
     )
+    diagnostics_images_dropped_warn_ratio: float = parameter(
+        0.1,
+        "/diagnostics: camera WARN when more than this fraction of its images reached the node but was dropped "
+        "(undecodable, too large, a repeated, late or stale stamp); ERROR when every one was",
+        "fraction",
+    )
     diagnostics_gpu_memory_warn_ratio: float = parameter(
         0.9,
         "/diagnostics: backend WARN when more than this fraction of the GPU's memory is in use (every process)",

@@ -74,9 +74,12 @@ class LiveReconstruction:
     def offer(self, frame_set: FrameSet) -> None:
         """A synchronised frame set: into the window; a full window goes to the worker (replacing an untaken one)."""
         counters = self.counters
+        counters.frame_sets += 1
         try:
             update = self.session.add(frame_set)
         except FrameSetError as err:
+            counters.frame_sets_refused += 1
+            counters.last_refusal = str(err)
             self._log.every("error", ("frame_set", err.kind), str(err))
             return
         if update.is_keyframe:

@@ -319,7 +319,9 @@ class ReconstructionNode(LifecycleNode):
         params = self.params
         backend = (params.backend, params.device, params.precision, params.metric_scale_source)
         live = self._live
-        return live.counters.snapshot(time.monotonic(), self._input.camera_counts(), *backend, live.loop_state())
+        return live.counters.snapshot(
+            time.monotonic(), self._input.camera_counts(), *backend, live.loop_state(), self._input.last_synced_s
+        )
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._input.reset()
