@@ -22,7 +22,8 @@ any work.
 
 Nothing computed is lost: an image or message that cannot be read (or is over ``--max-image-pixels``) is skipped,
 a frame set the session refuses is skipped, a window that fails is skipped, each counted and named in the
-summary; an export that fails stops only that export; Ctrl-C and SIGTERM end the input and write what exists.
+summary; an export that fails stops only that export; Ctrl-C and SIGTERM end the input after the window in progress
+and write what exists (`vggt_ros.termination`).
 Exit status: 0 done, 1 an error (nothing reconstructed, or an output that failed: the summary is written
 whenever the run got that far), 130 Ctrl-C and 143 SIGTERM (after writing).
 """
@@ -53,7 +54,7 @@ from vggt_ros.recording.inputs import FolderInput, InputFrameSet, bag_frame_sets
 from vggt_ros.recording.tum_rgbd import TumRgbdSequence
 from vggt_ros.runtime import RuntimeConfig, create_pipeline
 from vggt_ros.session import DepthLookup, FrameSetError, ReconstructionSession, SessionConfig, WindowOutput
-from vggt_ros.termination import EXIT_STATUS, Terminated, signal_name, sigterm_as_interrupt
+from vggt_ros.termination import EXIT_STATUS, Interrupted, StopRequest, stop_on_signal
 from vggt_ros.window import ChunkWindows, FrameId, KeyframePolicy, Window, WindowConfig
 from vggt_ros.world import WindowStatus, WorldConfig
 from vggt_ros.world.cloud import CloudConfig
@@ -476,10 +477,12 @@ class _BagRecording:
             log.error("%s", self.error)
 
 
-def run(args: argparse.Namespace) -> dict:
-    """The whole run (see the module docstring). Ctrl-C or SIGTERM (`vggt_ros.termination`) stops reading input:
-    what was reconstructed until then is written as at a normal end, and the summary says the run was
-    interrupted."""
+def run(args: argparse.Namespace, stop: Optional[StopRequest] = None) -> dict:
+    """The whole run (see the module docstring). Once input is read, Ctrl-C or SIGTERM (``stop``, handled by
+    `vggt_ros.termination.stop_on_signal`; None: signals as Python handles them) stops it after the window in
+    progress: what was reconstructed until then is written as at a normal end, and the summary says the run was
+    interrupted. While the results are written, the first signal waits for them; a second one aborts."""
+    stop = stop or StopRequest()
     prepare_output_folder(args.out, args.overwrite, {"--images": args.images, "--tum": args.tum, "--bag": args.bag})
     require_open3d()
     if args.loop_closure:
@@ -506,11 +509,21 @@ def run(args: argparse.Namespace) -> dict:
     exports = _Exports(args.out, session, metric=config.metric.active)
     recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
     try:
-        return _reconstruct(args, inputs, mode, chunk, session, exports, recording)
+        with stop.deferred(_stopping):
+            return _reconstruct(args, inputs, mode, chunk, session, exports, recording, stop)
     finally:  # after an abort too: no scratch folder outlives the run, and the bag is readable
         exports.close()
         if recording is not None:
             recording.close()
+
+
+def _stopping(signal_name: str) -> None:
+    log.warning(
+        "%s: the run stops after the step in progress (a window, or writing the results) and writes what was "
+        "reconstructed; a second %s aborts, leaving the results incomplete",
+        signal_name,
+        signal_name,
+    )
 
 
 def _reconstruct(
@@ -521,10 +534,11 @@ def _reconstruct(
     session: ReconstructionSession,
     exports: _Exports,
     recording: Optional[_BagRecording],
+    stop: StopRequest,
 ) -> dict:
     chunks = ChunkWindows(*chunk) if chunk else None
     windows, frame_sets, last_stamp_ns = [], 0, 0
-    interruption: Optional[KeyboardInterrupt] = None
+    stopped_by: Optional[str] = None  # the signal that stopped the input early
     input_error: Optional[str] = None
     skipped_frame_sets: dict[str, dict] = {}  # kind -> {"count", "first" (image name), "reason"}
     output_errors: list[str] = []
@@ -619,6 +633,8 @@ def _reconstruct(
     try:
         try:
             for item in progress:
+                if stop.signal is not None:
+                    break
                 frame_sets += 1
                 # Every camera's image of the set names it (camera 0's alone would hide the others').
                 name = ", ".join(item.names)
@@ -649,17 +665,17 @@ def _reconstruct(
         except BagError as err:  # the storage failed part-way: what was read until then is kept
             input_error = str(err)
             log.error("%s; writing what was reconstructed from the first %d frame sets", err, frame_sets)
-        if chunks is not None:
+        if chunks is not None and stop.signal is None:
             run_window(chunks.finish(), last_name)
-    except KeyboardInterrupt as err:
-        interruption = err
-        log.warning(
-            "%s: writing what was reconstructed from the first %d frame sets",
-            "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted",
-            frame_sets,
-        )
+        stopped_by = stop.signal
+    except Interrupted:  # a second signal: abort
+        raise
+    except KeyboardInterrupt:  # raised by code, not by a signal (those are `stop`'s)
+        stopped_by = "SIGINT"
     finally:
         progress.close()
+    if stopped_by is not None:
+        log.warning("%s: writing what was reconstructed from the first %d frame sets", stopped_by, frame_sets)
     seconds = time.perf_counter() - start
 
     # The trajectories and the map first, then the exports and the bag, each failing alone, then the summary.
@@ -718,8 +734,8 @@ def _reconstruct(
     no_result = None if merged else _why_nothing(args, inputs, frame_sets, windows, skipped_frame_sets, input_error)
     summary = {
         "mode": mode,
-        "interrupted": interruption is not None,
-        "signal": None if interruption is None else signal_name(interruption),
+        "interrupted": stopped_by is not None,
+        "signal": stopped_by,
         "images": frame_sets * inputs.cameras,
         "frame_sets": frame_sets,
         "cameras": list(inputs.camera_names),
@@ -825,19 +841,28 @@ def main(argv: list[str] | None = None) -> int:
     run got that far), 130 interrupted, 143 terminated (after writing what was reconstructed)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_arguments(argv)
-    with sigterm_as_interrupt():
+    with stop_on_signal() as stop:
         try:
-            summary = run(args)
+            summary = run(args, stop)
         except (ValueError, RuntimeError, OSError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-        except KeyboardInterrupt as err:  # before the first frame (loading the model), or a second one while writing
-            print("interrupted before the results were written", file=sys.stderr)
-            return EXIT_STATUS[signal_name(err)]
+        except Interrupted as err:
+            if err.second:
+                print(
+                    f"aborted by a second {err.signal}: the results in {args.out} are incomplete (summary.json, "
+                    "written last, is missing)",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"{err.signal} before any input was read: no results written", file=sys.stderr)
+            return EXIT_STATUS[err.signal]
     for problem in summary["output_errors"]:
         print(f"error: {problem}", file=sys.stderr)
     if summary["interrupted"]:
         return EXIT_STATUS[summary["signal"]]
+    if stop.signal is not None:  # it came while the results were written: they are whole
+        return EXIT_STATUS[stop.signal]
     if summary["no_result"]:
         print(f"error: nothing was reconstructed: {summary['no_result']}", file=sys.stderr)
         return 1

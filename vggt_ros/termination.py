@@ -1,46 +1,75 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""SIGTERM handled as Ctrl-C: what `timeout`, systemd and `docker stop` send must not lose a run's results.
+"""Ctrl-C (SIGINT) and SIGTERM (what `timeout`, systemd and `docker stop` send) as a request to stop, honoured at
+safe points: a run's results must not be lost, nor written half.
 
-Inside `sigterm_as_interrupt`, SIGTERM raises `Terminated`, a KeyboardInterrupt, in the main thread: code that
-keeps its results on Ctrl-C keeps them on SIGTERM too. A command exits with `EXIT_STATUS` afterwards (143 = 128
-+ SIGTERM, the shell's convention, and 130 for Ctrl-C).
+Inside `stop_on_signal`, a signal raises `Interrupted` at once while nothing is computed yet (loading the model).
+Within `StopRequest.deferred` (reading input and writing the results) the first one is only recorded: the code
+checks `StopRequest.signal` between steps, so the window in progress finishes and the results are written whole.
+An exception raised asynchronously inside a step could land anywhere, e.g. between a map's reset and its refill,
+and the map written afterwards would be a fragment. A second signal raises `Interrupted` (``second``), for a user
+who will not wait. A command exits with `EXIT_STATUS` afterwards (130 for Ctrl-C and 143 for SIGTERM: 128 + the
+signal's number, the shell's convention).
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Iterator
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived (raised by the handler `sigterm_as_interrupt` installs)."""
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Raise `Terminated` on SIGTERM for the duration; the previous handler is restored after. Outside the main
-    thread (where Python cannot install handlers) nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def signal_name(interruption: KeyboardInterrupt) -> str:
-    """ "SIGTERM" for `Terminated`, else "SIGINT" (Ctrl-C)."""
-    return "SIGTERM" if isinstance(interruption, Terminated) else "SIGINT"
-
+from typing import Optional
 
 # The exit status after each, the shell's convention (128 + the signal's number).
 EXIT_STATUS = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal that stops a run where it stands: ``signal`` names it ("SIGINT" or "SIGTERM"); ``second``: it came
+    after a first one was recorded (`StopRequest.deferred`)."""
+
+    def __init__(self, signal_name: str, second: bool) -> None:
+        super().__init__(signal_name)
+        self.signal = signal_name
+        self.second = second
+
+
+class StopRequest:
+    """The first SIGINT or SIGTERM of a run (`stop_on_signal`): ``signal`` is its name once it came, else None."""
+
+    def __init__(self) -> None:
+        self.signal: Optional[str] = None
+        self._on_first: Optional[Callable[[str], None]] = None
+
+    @contextmanager
+    def deferred(self, on_first: Callable[[str], None]) -> Iterator[None]:
+        """Within, the first signal is recorded and ``on_first(name)`` says what happens next; a later one raises
+        `Interrupted`. Outside, any signal raises it at once."""
+        self._on_first = on_first
+        try:
+            yield
+        finally:
+            self._on_first = None
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self._on_first is None or self.signal is not None:
+            raise Interrupted(name, second=self.signal is not None)
+        self.signal = name
+        self._on_first(name)
+
+
+@contextmanager
+def stop_on_signal() -> Iterator[StopRequest]:
+    """Handle SIGINT and SIGTERM through one `StopRequest` for the duration; the previous handlers are restored
+    after. Outside the main thread (where Python cannot install handlers) nothing changes."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = {number: signal.signal(number, request._handle) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

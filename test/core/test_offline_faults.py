@@ -236,9 +236,23 @@ status = main(sys.argv[1:])
 assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler does not outlive the command
 sys.exit(status)
 """
+# A test double of `timeout` sending SIGTERM (once, or twice: argv[1]) while the map is written.
+_TERMINATED_WHILE_WRITING = """
+import os, signal, sys
+from vggt_ros import mapping
+save_ply = mapping.GrowingMap.save_ply
+def terminated_while_writing(self, path):
+    for _ in range(int(sys.argv[1])):
+        os.kill(os.getpid(), signal.SIGTERM)
+    return save_ply(self, path)
+mapping.GrowingMap.save_ply = terminated_while_writing
+from vggt_ros.offline import main
+sys.exit(main(sys.argv[2:]))
+"""
 
 
-def test_sigterm_writes_what_was_reconstructed_and_exits_143(tmp_path):
+def _run_terminated(tmp_path, script: str, *arguments: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """The offline command on 6 photographs (windows of 3) in its own process under ``script``."""
     bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(_photos(6)))])
     out = tmp_path / "out"
     command = [
@@ -256,13 +270,40 @@ def test_sigterm_writes_what_was_reconstructed_and_exits_143(tmp_path):
     root = Path(vggt_ros.__file__).parents[1]  # the code under test, whichever checkout it is
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     finished = subprocess.run(
-        [sys.executable, "-c", _TERMINATED_ON_THE_THIRD_WINDOW, *command], env=env, capture_output=True, timeout=300
+        [sys.executable, "-c", script, *arguments, *command], env=env, capture_output=True, timeout=300
     )
+    return finished, out
+
+
+def test_sigterm_finishes_the_window_in_progress_writes_what_was_reconstructed_and_exits_143(tmp_path):
+    """The signal came inside the third window's integration: it used to raise there, anywhere in the world's
+    or the map's update (a map reset and not yet refilled was written as the whole map)."""
+    finished, out = _run_terminated(tmp_path, _TERMINATED_ON_THE_THIRD_WINDOW)
     assert finished.returncode == 143, finished.stderr.decode()[-2000:]
     summary = _strict_json(out / "summary.json")
-    assert summary["interrupted"] and summary["signal"] == "SIGTERM" and summary["windows"] == 2
+    assert summary["interrupted"] and summary["signal"] == "SIGTERM" and summary["windows"] == 3
+    assert summary["per_window"][2]["status"] != "failed"
+    assert "stops after the step in progress" in finished.stderr.decode()
     assert (out / "map.ply").is_file() and (out / "transforms.json").is_file()
     assert not _scratch_folders(out)
+
+
+def test_sigterm_while_the_results_are_written_lets_them_finish(tmp_path):
+    """The writing phase had no protection: map.ply and the trajectory were on disk, the COLMAP model,
+    transforms.json and summary.json were not, and the message said nothing had been written."""
+    finished, out = _run_terminated(tmp_path, _TERMINATED_WHILE_WRITING, "1")
+    assert finished.returncode == 143, finished.stderr.decode()[-2000:]
+    summary = _strict_json(out / "summary.json")
+    assert not summary["interrupted"] and summary["windows"] == 6  # every input was read before the signal
+    assert (out / "transforms.json").is_file() and (out / "colmap" / "sparse" / "0").is_dir()
+    assert (out / "map.ply").is_file() and not _scratch_folders(out)
+
+
+def test_a_second_sigterm_aborts_and_says_the_results_are_incomplete(tmp_path):
+    finished, out = _run_terminated(tmp_path, _TERMINATED_WHILE_WRITING, "2")
+    assert finished.returncode == 143
+    assert "aborted by a second SIGTERM" in finished.stderr.decode() and "incomplete" in finished.stderr.decode()
+    assert not (out / "summary.json").exists() and not _scratch_folders(out)
 
 
 def test_an_aborted_run_leaves_no_scratch_folder(tmp_path, monkeypatch, capsys):
