@@ -84,11 +84,11 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
 
     When the ``with`` block ends normally, the entries named in ``owned`` (top-level names, files or folders)
     become exactly those of the staging folder: each one written there replaces ``target``'s entry of that name,
-    and an owned entry the block did not write is removed. Only entries an earlier save wrote are replaced or
-    removed (`SAVE_RECORD` lists them): an entry of an owned name that no save wrote (the user's own ``images/``)
-    makes the save fail, and other entries of ``target`` are never touched. When the block raises, or the swap
-    fails, ``target`` keeps its previous entries exactly (a failed swap is undone; a folder the save created is
-    removed again) and the staging folder is deleted.
+    and an entry an earlier save wrote that the block did not is removed. Only entries an earlier save wrote are
+    replaced or removed (`SAVE_RECORD` lists them): an entry of an owned name that no save wrote (the user's own
+    ``images/``) makes the save fail, and other entries of ``target`` are never touched. When the block raises, or
+    the swap fails, ``target`` keeps its previous entries exactly (a failed swap is undone; a folder the save
+    created is removed again) and the staging folder is deleted.
 
     What a concurrent reader sees: a file replaced by a file never disappears (the old one is kept for an undo by
     a hard link, and the new one renamed over it); a folder is renamed aside and the new one renamed in, so for the
@@ -129,7 +129,9 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
                 "into another folder"
             )
         (staging / SAVE_RECORD).write_text("".join(f"{name}\n" for name in written))
-        removed = sorted((set(owned) & earlier) - set(written))
+        # Every entry an earlier save wrote and this one does not: also those of names this save does not own (a
+        # camera the node no longer runs), which would otherwise stay, outside the record, as if the user's.
+        removed = sorted(name for name in earlier - set(written) if _entry_name(name))
         _swap(target, staging, old, [*written, SAVE_RECORD], removed)
         saved = True
     finally:
@@ -137,6 +139,11 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
         if created and not saved:
             with contextlib.suppress(OSError):  # left as it was: no folder
                 target.rmdir()
+
+
+def _entry_name(name: str) -> bool:
+    """A plain top-level entry name (a damaged record cannot make a save remove anything outside its folder)."""
+    return name not in ("", ".", "..", SAVE_RECORD) and "/" not in name and os.sep not in name
 
 
 def _saved_entries(target: Path) -> set[str]:

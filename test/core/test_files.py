@@ -112,6 +112,19 @@ def test_a_swap_that_fails_half_way_is_undone(tmp_path):
         ]
 
 
+def test_a_save_with_fewer_owned_names_removes_what_earlier_saves_wrote_and_the_next_save_still_works(tmp_path):
+    """Two cameras saved trajectory_rear.tum; a node relaunched with one camera owns no such name: its save left
+    the file behind and out of the record, and a later two-camera save refused it as the user's own."""
+    target = tmp_path / "saved"
+    two_cameras, one_camera = ("trajectory.tum", "trajectory_rear.tum"), ("trajectory.tum",)
+    for owned in (two_cameras, one_camera, two_cameras):
+        with staged_entries(target, owned) as staging:
+            for name in owned:
+                (staging / name).write_text(f"{len(owned)} cameras\n")
+        assert sorted(p.name for p in target.iterdir()) == sorted([SAVE_RECORD, *owned])
+        assert (target / SAVE_RECORD).read_text().splitlines() == list(owned)
+
+
 def test_a_save_may_only_write_the_entries_it_owns(tmp_path):
     target = tmp_path / "saved"
     with pytest.raises(ValueError, match=r"\['stray.txt'\], which are not among the entries it may replace"):
