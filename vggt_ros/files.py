@@ -53,11 +53,11 @@ def replace_atomically(path, write: Callable[[Path], None]) -> None:
     path = Path(path)
     # A name of its own (two writers of one path never share a temporary), created with the permissions the umask
     # gives a new file (mkstemp's would be owner-only).
-    temporary = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
+    temporary = path.with_name(_temporary_name(path.name, secrets.token_hex(6)))
     try:
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as err:
-        raise OSError(f"could not write {path}: {err}") from None
+        raise OSError(f"could not write {path}: {err.strerror or err}") from None
     try:
         write(temporary)
         _fsync(temporary)
@@ -65,10 +65,21 @@ def replace_atomically(path, write: Callable[[Path], None]) -> None:
         _fsync(path.parent)
     except OSError as err:
         temporary.unlink(missing_ok=True)
-        raise OSError(f"could not write {path}: {err}") from None
+        raise OSError(f"could not write {path}: {err.strerror or err}") from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _temporary_name(name: str, token: str) -> str:
+    stem, suffix = os.path.splitext(name)
+    return f".{stem}.{token}.tmp{suffix}"
+
+
+def temporary_glob(name: str) -> str:
+    """Glob of the temporaries `replace_atomically` makes for a file named ``name`` (itself a glob or not): what a
+    process killed while writing it leaves behind."""
+    return _temporary_name(name, "*")
 
 
 def write_bytes_atomically(path, data: bytes | memoryview) -> None:

@@ -45,6 +45,7 @@ from tqdm import tqdm
 from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.writer import DatasetWriter, WrittenDataset
 from vggt_ros.engine_budget import check_windows_fit_engines
+from vggt_ros.files import replace_atomically
 from vggt_ros.live.parameters import add_option, check_camera_names
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
 from vggt_ros.metric.config import MetricConfig
@@ -326,6 +327,7 @@ class _Exports:
     def __init__(self, out: Path, session: ReconstructionSession, metric: bool) -> None:
         self.session = session
         self.writer = DatasetWriter(out, metric=metric)
+        self.out = out
         self.images_dir = out / "images"
         self._inputs: dict[tuple[int, int], tuple[str, Optional[Path]]] = {}  # frame id -> (name, file)
         self._exported: dict[str, FrameId] = {}  # name -> frame id of every frame written
@@ -346,10 +348,10 @@ class _Exports:
         for frame, image in self.session.exported_frames(out) if self.error is None else []:
             name, path = self._inputs.pop((frame.stamp_ns, frame.camera))
             try:
-                if path is not None:  # a folder's file: copied as it is, not re-encoded
+                if path is not None:  # a folder's file: copied as it is (not re-encoded), whole or not at all
                     target = self.images_dir / name
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(path, target)
+                    replace_atomically(target, lambda temporary, source=path: shutil.copyfile(source, temporary))
                 self.writer.add(replace(frame, name=name), image=None if path is not None else image)
                 self._exported[name] = FrameId(frame.stamp_ns, frame.camera)
                 self._placed_in[name] = (self._world, self.session.world.segment)
@@ -392,6 +394,8 @@ class _Exports:
 
     def _fail(self, what: str, err: Exception) -> None:
         detail = f"{err.filename}: {err.strerror}" if isinstance(err, OSError) and err.filename else str(err)
+        if isinstance(err, OSError) and str(self.out) not in detail:  # a buffered write's error names no file
+            detail = f"{detail}, writing into {self.out}"
         self.error = f"dataset export failed at {what} ({detail}); exports stopped, files written so far are kept"
         log.error("%s", self.error)
         self.close()

@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Mapping, Optional
 
+from vggt_ros.files import temporary_glob
+
 # What `vggt-ros-reconstruct` writes into --out: files, then folders, then patterns (trajectory_<camera>.tum of
 # cameras after the first, `vggt_ros.dataset.tum`; `vggt_ros.dataset.writer`'s scratch, left only by a
 # killed run).
@@ -84,7 +86,9 @@ def prepare_output_folder(out: Path, overwrite: bool, inputs: Mapping[str, Optio
 
 def _remove_outputs(out: Path) -> None:
     paths = [out / name for name in OUTPUT_FILES + OUTPUT_FOLDERS]
-    paths += [path for pattern in OUTPUT_PATTERNS for path in sorted(out.glob(pattern))]
+    # With the temporaries of the files written whole (`vggt_ros.files`) that a killed run left.
+    patterns = [*OUTPUT_PATTERNS, *(temporary_glob(name) for name in (*OUTPUT_FILES, "trajectory_*.tum"))]
+    paths += [path for pattern in patterns for path in sorted(out.glob(pattern))]
     try:
         for path in paths:
             if path.is_dir() and not path.is_symlink():

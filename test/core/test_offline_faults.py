@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,6 +128,48 @@ def test_a_failing_export_keeps_the_map_trajectory_and_summary_and_names_the_fil
     assert not (out / "transforms.json").exists() and not _scratch_folders(out)
 
 
+def test_a_disk_that_fills_while_an_input_image_is_copied_leaves_no_part_of_it_and_names_the_copy(
+    tmp_path, monkeypatch, capsys
+):
+    """The copy of a folder's image into images/ was written in place: a full disk left a truncated image there,
+    and the error named the input file."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, frame in enumerate(_photos(4)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
+    copyfile = shutil.copyfile
+
+    def disk_full_half_way(source, target):  # a test double of a disk that fills during the second image's copy
+        if Path(source).name != "frame_001.png":
+            return copyfile(source, target)
+        Path(target).write_bytes(Path(source).read_bytes()[:1000])
+        raise OSError(28, "No space left on device", str(source))
+
+    monkeypatch.setattr(shutil, "copyfile", disk_full_half_way)
+    out = tmp_path / "out"
+    assert main(["--images", str(folder), "--out", str(out), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert f"could not write {out / 'images' / 'frame_001.png'}: No space left on device" in err
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["frame_000.png"]  # no part, no temporary
+    assert (out / "map.ply").is_file() and (out / "summary.json").is_file()
+
+
+def test_an_export_error_that_names_no_file_names_the_output_folder(tmp_path, monkeypatch, capsys):
+    """A buffered write (the COLMAP scratch files) fails on a full disk with an error that names no file."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, frame in enumerate(_photos(3)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
+
+    def disk_full(*args):  # a test double of a buffered write on a full disk
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer_module, "write_frame_files", disk_full)
+    out = tmp_path / "out"
+    assert main(["--images", str(folder), "--out", str(out), *FAST]) == 1
+    assert f"No space left on device, writing into {out})" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------------- 18.4: a reused --out
 def test_a_non_empty_out_is_refused_and_overwrite_replaces_only_the_outputs(tmp_path, capsys):
     frames = _photos(3)
@@ -139,6 +182,11 @@ def test_a_non_empty_out_is_refused_and_overwrite_replaces_only_the_outputs(tmp_
     out = tmp_path / "out"
     assert main(["--images", str(folders[3]), "--out", str(out), *FAST]) == 0
     (out / "notes.txt").write_text("the user's own file")
+    (out / ".notes.0123456789ab.tmp.txt").write_text("the user's own hidden file")
+    # What a run killed while writing its trajectories and map leaves (`vggt_ros.files.replace_atomically`).
+    killed = [".trajectory.0123456789ab.tmp.tum", ".trajectory_rear.a1b2c3d4e5f6.tmp.tum", ".map.00000000aaaa.tmp.ply"]
+    for name in killed:
+        (out / name).write_text("partial")
     assert main(["--images", str(folders[2]), "--out", str(out), *FAST]) == 1
     err = capsys.readouterr().err
     assert "not empty" in err and "--overwrite" in err
@@ -152,6 +200,8 @@ def test_a_non_empty_out_is_refused_and_overwrite_replaces_only_the_outputs(tmp_
         "frame_001.png",
     ]
     assert (out / "notes.txt").read_text() == "the user's own file"
+    assert (out / ".notes.0123456789ab.tmp.txt").is_file()
+    assert not [name for name in killed if (out / name).exists()], "a killed run's temporaries outlived --overwrite"
 
 
 # ----------------------------------------------------------------------------------- 19.4: stamps
