@@ -159,6 +159,17 @@ def test_history_is_pruned_to_cache_time_behind_the_newest_stamp():
     assert not buffer.can_transform("odom", "base", 15 * S)
 
 
+def test_clear_forgets_the_dynamic_history_keeps_the_static_links_and_takes_older_data_again(robot):
+    """Time went back (a bag in a loop): without clearing, the second pass's odometry was refused as too old."""
+    robot.set_transform("odom", "base", 30 * S, yaw_pose(0, (30, 0, 0)))
+    assert not robot.set_transform("odom", "base", 2 * S, yaw_pose(0, (7, 0, 0)))  # 28 s behind the newest
+    robot.clear()
+    assert not robot.can_transform("odom", "base", 30 * S) and not robot.can_transform("odom", "base", 3 * S)
+    assert robot.set_transform("odom", "base", 2 * S, yaw_pose(0, (7, 0, 0)))
+    # the static links held: map -> odom (yaw 90 about (10, 0, 0)) and base -> camera (0.5 up)
+    np.testing.assert_allclose(apply(robot.lookup_transform("map", "camera", 2 * S), (0, 0, 0)), (10, 7, 0.5))
+
+
 def test_late_data_inside_the_window_is_inserted_in_order_and_a_repeated_stamp_replaces():
     buffer = TransformBuffer()
     buffer.set_transform("odom", "base", 4 * S, yaw_pose(0, (4, 0, 0)))

@@ -99,9 +99,10 @@ class CameraCounts:
         missed: images its publishers sent after the first one received that never reached the callback (see
             `SequenceGaps`); None when the middleware gives no publication sequence numbers.
         lost_by_dds: images DDS reported lost (the message-lost event; also in ``missed`` once images arrive).
-        last_image_s: monotonic seconds of the newest image; None before the first.
+        last_image_s: the newest image's arrival (the clock's seconds, see `HealthSnapshot.time_s`); None before
+            the first.
         listening: the node subscribes to the camera (it is active); an inactive node misses nothing.
-        listening_since_s: monotonic seconds of the latest activation (None: since the monitor started).
+        listening_since_s: the latest activation (None: since the monitor started).
         dropped: images received but dropped by the input (undecodable or unsupported, too large, in one of the
             node's own frames, or a repeated, late or stale stamp); each kind is logged.
         last_drop: why the newest dropped image was dropped ("" before any).
@@ -157,20 +158,20 @@ class HealthSnapshot:
     """The node's counters at one instant (cumulative since start, except the newest-value fields).
 
     Attributes:
-        time_s: monotonic seconds.
+        time_s: seconds on the node's clock (ROS time, which follows /clock under use_sim_time, as the node's
+            timers do: a paused bag is no stall and no quiet camera). Every time below is on it.
         cameras: per camera, in camera order.
         keyframes: frame sets that entered the sliding window.
         frame_sets, frame_sets_refused, last_refusal: frame sets the cameras formed, those the session refused
             (e.g. cameras of different resolutions), and the newest refusal's reason ("" before any).
-        last_frame_set_s: monotonic seconds when the cameras last formed a frame set (or the node started
-            listening).
+        last_frame_set_s: when the cameras last formed a frame set (or the node started listening).
         frame_sets_dropped: keyframes of windows replaced before inference (the newest window wins).
         windows_emitted, windows_dropped: windows handed to the worker, and those replaced before it took them.
         windows_inferred: windows the network finished (published, held back for the scale, or rejected).
         windows_published, windows_rejected, windows_failed: outcomes; failed ones raised an error.
         last_rejection: the newest rejected window's reason ("" before any).
         segment: the world's tracking segment (a new one starts when tracking is lost).
-        latencies: ``(published_at_s, latency_s)`` of recent publications: monotonic seconds, and seconds from
+        latencies: ``(published_at_s, latency_s)`` of recent publications: the clock's seconds, and seconds from
             the window's newest image stamp to its publication (at least the last ``window_s``).
         backend, device, precision: the inference pipeline's.
         gpu_memory: None unless the device is CUDA.
@@ -231,9 +232,12 @@ class PipelineCounters:
         self._latencies: deque[tuple[float, float]] = deque(maxlen=latency_samples)
         self._latencies_lock = threading.Lock()
 
-    def published(self, now_s: float, latency_s: float) -> None:
-        """A window was published ``latency_s`` after its newest image's stamp."""
+    def published(self, now_s: float, latency_s: Optional[float]) -> None:
+        """A window was published ``latency_s`` after its newest image's stamp (None: unknown, the node's clock has
+        not started)."""
         self.windows_published += 1
+        if latency_s is None:
+            return
         with self._latencies_lock:
             self._latencies.append((now_s, latency_s))
 
@@ -368,7 +372,8 @@ class HealthMonitor:
         self._waiting_since_s = start.time_s
 
     def update(self, snapshot: HealthSnapshot) -> list[ComponentHealth]:
-        """Add the newest snapshot (monotonic time order) and judge every component over the window ending at it."""
+        """Add the newest snapshot (time order: start a new monitor when the clock goes back) and judge every
+        component over the window ending at it."""
         if len(snapshot.cameras) != len(self._history[0].cameras):
             raise ValueError(
                 f"a snapshot with {len(snapshot.cameras)} cameras for a monitor started with "
@@ -460,7 +465,7 @@ class HealthMonitor:
         dropped = now.frame_sets_dropped - old.frame_sets_dropped
         rejected = now.windows_rejected - old.windows_rejected
         failed = now.windows_failed - old.windows_failed
-        recent = [latency for at_s, latency in now.latencies if at_s > now.time_s - limits.window_s]
+        recent = [latency for at_s, latency in now.latencies if now.time_s - limits.window_s < at_s <= now.time_s]
         p50, p95 = np.percentile(recent, [50, 95]) if recent else (math.nan, math.nan)
         problems = []
         if failed:

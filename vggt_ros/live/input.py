@@ -127,13 +127,19 @@ class InputAssembly:
 
     def start_listening(self) -> None:
         """Judge the topics, the pairing and the publishers' sequence numbers afresh from now (on activation)."""
+        self.restart_clock()
+        self.listening = True
+        for gaps in self._camera_gaps:
+            gaps.restart()
+
+    def restart_clock(self) -> None:
+        """Judge the topics and the pairing afresh from now: on activation, and when the clock went back (a bag
+        played in a loop under use_sim_time), where every time kept would lie in the future."""
         now_s = self._clock()
         self._watchdog = InputWatchdog(self.config.topics, self.config.input_timeout_s, now_s)
         self.last_synced_s = now_s
         self._listening_since_s = now_s
-        self.listening = True
-        for gaps in self._camera_gaps:
-            gaps.restart()
+        self.camera_last_image_s = [None] * len(self.camera_last_image_s)
 
     def camera_counts(self) -> tuple[CameraCounts, ...]:
         """Each camera's input so far, for the node's health."""
@@ -224,6 +230,16 @@ class InputAssembly:
             self._drop(camera, err.kind, f"image {err.kind.replace('_', ' ')} ({encoding})")
             self._log.every("error", ("image", camera, err.kind, encoding), f"camera '{name}': {err}; image dropped")
             return Assembled()
+        if stamp_ns == 0 and arrival_ns == 0:
+            self._drop(camera, "no_time", "unstamped, before the clock started")
+            self._log.every(
+                "error",
+                ("image", camera, "no_time"),
+                f"camera '{name}': an unstamped image (stamp 0) before the node's clock started (use_sim_time without "
+                "a /clock yet): no time to give it; image dropped. Fix: stamp the images in the driver, or play the "
+                "bag with --clock",
+            )
+            return Assembled()
         newest = self._stamps.newest(camera)
         check = self._stamps.check(camera, stamp_ns, arrival_ns)
         stamp_ns = check.stamp_ns
@@ -241,12 +257,10 @@ class InputAssembly:
             self._log.every("error", ("stamp", camera, check.verdict.value), f"camera '{name}': {dropped}")
             return Assembled()
         restart = check.verdict is StampVerdict.JUMP_BACK
-        if restart:
-            self._log.every(
-                "error",
-                ("time", camera),
+        if restart:  # each one: a restart is an event (a short bag in a loop restarts often), not a repeated fault
+            self._log.logger.error(
                 f"camera '{name}': time went backwards ({newest / 1e9:.3f} s -> {stamp_ns / 1e9:.3f} s; a bag loop or "
-                "a restarted driver?): window reset, reconstruction starts over",
+                "a restarted driver?): window reset, reconstruction starts over"
             )
             self.reset()
             self._stamps.check(camera, stamp_ns, stamp_ns)

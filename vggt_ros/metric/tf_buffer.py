@@ -80,6 +80,10 @@ class TransformLookup(Protocol):
 
     def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> bool: ...
 
+    def clear(self) -> None:
+        """Forget the dynamic transforms' history, keeping the static ones (time went back)."""
+        ...
+
 
 def as_rigid_transform(name: str, value: object) -> np.ndarray:
     """``value`` as a ``(4, 4)`` float64 rigid transform [[R, t], [0, 0, 0, 1]], or ValueError saying what is wrong.
@@ -230,6 +234,12 @@ class TransformBuffer:
             if not (isinstance(link, _DynamicLink) and link.parent == parent):
                 link = self._links[child] = _DynamicLink(parent, child, self._cache_ns)
             return link.insert(stamp_ns, matrix)
+
+    def clear(self) -> None:
+        """Forget every dynamic link's history, keeping the static links: tf2's rule when time goes back (a bag
+        played in a loop), where the old history would reject the new transforms as too old, or lie between them."""
+        with self._lock:
+            self._links = {child: link for child, link in self._links.items() if isinstance(link, _StaticLink)}
 
     def set_transform_static(self, parent: str, child: str, parent_from_child: np.ndarray) -> None:
         """Set the static link ``parent`` -> ``child`` (valid at all times); ``(4, 4)`` rigid, child to parent."""

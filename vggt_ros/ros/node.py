@@ -24,11 +24,12 @@ import os
 import pathlib
 import sys
 import threading
-import time
 from typing import Optional
 
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.clock import Clock, ClockChange, ClockType, JumpThreshold, TimeJump
+from rclpy.duration import Duration
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
@@ -87,6 +88,7 @@ class ReconstructionNode(LifecycleNode):
         self._configure_error = ""
         self._autostarting = False
         self._static_transforms = StaticTransforms()  # what went out on /tf_static, resent with each message
+        self._clock_jumps = None
         self._log = LogPolicy(self.get_logger())
         try:
             self.params = declare_and_read(self)
@@ -100,6 +102,12 @@ class ReconstructionNode(LifecycleNode):
         # TF look-ups: the rig without configured transforms, the odometry scale, the robot's frames. They listen
         # from construction, whatever the state: a robot's /tf_static was published long before.
         self._transforms = make_transform_buffer(self) if params.reads_transforms else None
+        # Time going back (a bag played in a loop under use_sim_time), as tf2_ros watches for it: any step back; and
+        # forward by more than a timer period (the first /clock, a bag played from an offset).
+        self._clock_jumps = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=Duration(seconds=1), min_backward=Duration(nanoseconds=-1), on_clock_change=True),
+            post_callback=self._on_clock_jump,
+        )
         self._robot = (
             RobotPlacement(self._transforms, params.odom_frame, params.robot_base_frame, _odometry_owner(params))
             if params.robot_frames
@@ -186,7 +194,9 @@ class ReconstructionNode(LifecycleNode):
         # The resolved names (namespace, remapping) are the ones the ROS graph and the user's tools show.
         topics = [self.resolve_topic_name(f"{t}/compressed" if compressed else t) for t in params.image_topics]
         topics += [self.resolve_topic_name(t) for t in params.depth_topics]
-        self._input = InputAssembly(params.input_config(tuple(topics), session.config.window.max_reorder_s), self._log)
+        self._input = InputAssembly(
+            params.input_config(tuple(topics), session.config.window.max_reorder_s), self._log, clock=self._now_s
+        )
         self._worker = threading.Thread(target=self._work, name="vggt-inference", daemon=True)
         self._worker.start()
         self._health = HealthMonitor(params.health_thresholds(), diagnostics.PERIOD_S, self._health_snapshot())
@@ -196,6 +206,9 @@ class ReconstructionNode(LifecycleNode):
             self.create_timer(params.input_timeout_s / 2, self._check_inputs),
             self.create_timer(diagnostics.PERIOD_S, self._publish_diagnostics),
         ]
+        if self.get_parameter("use_sim_time").value:  # the timers above wait for /clock: say so if it never comes
+            steady = Clock(clock_type=ClockType.STEADY_TIME)
+            self._owned_timers.append(self.create_timer(params.input_timeout_s, self._check_clock, clock=steady))
 
     def _create_outputs(self) -> None:
         """One publisher per output the window builder can produce (vggt_ros.ros.outputs), keyed like its messages."""
@@ -291,6 +304,8 @@ class ReconstructionNode(LifecycleNode):
             assembled = self._input.add_image(camera, msg, stamp_ns, now_ns, compressed)
             if assembled.restart:
                 self._live.request_reset()
+                if self._transforms is not None:  # a bag loop without use_sim_time: its odometry goes back too
+                    self._transforms.clear()
             if assembled.frame_set is not None:
                 self._live.offer(assembled.frame_set)
 
@@ -320,8 +335,38 @@ class ReconstructionNode(LifecycleNode):
         backend = (params.backend, params.device, params.precision, params.metric_scale_source)
         live = self._live
         return live.counters.snapshot(
-            time.monotonic(), self._input.camera_counts(), *backend, live.loop_state(), self._input.last_synced_s
+            self._now_s(), self._input.camera_counts(), *backend, live.loop_state(), self._input.last_synced_s
         )
+
+    def _now_s(self) -> float:
+        """Seconds on the node's clock: ROS time, the bag's /clock under use_sim_time, which the timers follow too;
+        0 under use_sim_time until the first /clock."""
+        return self.get_clock().now().nanoseconds / 1e9
+
+    def _check_clock(self) -> None:
+        if self.get_clock().now().nanoseconds == 0:
+            self._log.every(
+                "warning",
+                ("clock",),
+                "use_sim_time is true but no /clock has arrived: the map, /diagnostics and the input checks wait "
+                "for it (the clouds do not). Fix: play the bag with --clock (ros2 bag play --clock), or set "
+                "use_sim_time false",
+            )
+
+    def _on_clock_jump(self, jump: TimeJump) -> None:
+        """The clock jumped: the input's and the health's times start over from now (a jump is no executor stall and
+        no quiet camera). Where it went back or changed source, the transforms heard before are dropped too (tf2's
+        rule: the new ones would be refused as too old)."""
+        if self._configured:
+            self._input.restart_clock()
+            self._health = HealthMonitor(self.params.health_thresholds(), diagnostics.PERIOD_S, self._health_snapshot())
+        changed = jump.clock_change in (ClockChange.ROS_TIME_ACTIVATED, ClockChange.ROS_TIME_DEACTIVATED)
+        if not changed and jump.delta.nanoseconds > 0:
+            return
+        if self._transforms is not None:
+            self._transforms.clear()
+        what = "changed source" if changed else f"went back by {-jump.delta.nanoseconds / 1e9:.3f} s"
+        self.get_logger().warning(f"the clock {what} (a bag played in a loop?): transforms and input times start over")
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._input.reset()
@@ -381,8 +426,9 @@ class ReconstructionNode(LifecycleNode):
         odometry = self._robot.odometry(out) if self._robot is not None else None
         if odometry is not None:
             self._publish(odometry_messages(params, odometry))
-        latency_s = (self.get_clock().now().nanoseconds - out.window.frame_sets[-1].stamps_ns[0]) / 1e9
-        self._live.counters.published(time.monotonic(), latency_s)
+        now_ns = self.get_clock().now().nanoseconds
+        latency_s = (now_ns - out.window.frame_sets[-1].stamps_ns[0]) / 1e9 if now_ns else None  # no clock yet
+        self._live.counters.published(now_ns / 1e9, latency_s)
 
     def _publish_loop(self, loop: LoopUpdate, stamp_ns: int) -> None:
         """A closed loop moves the world under ``parent_frame`` (REP 105's map -> odom: the chained camera poses,
@@ -405,6 +451,8 @@ class ReconstructionNode(LifecycleNode):
     def _destroy(self) -> None:
         # rclpy's LifecycleNode keeps its state machine, which holds the node's handle, past destroy_node: the node
         # (and its /rosout publisher) would outlive it, and a later node of the same name would log into the void.
+        if self._clock_jumps is not None:
+            self._clock_jumps.unregister()
         self._state_machine.destroy_when_not_in_use()
         super().destroy_node()
 

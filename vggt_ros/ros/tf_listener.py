@@ -85,6 +85,9 @@ class TopicTransformListener:
     def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> bool:
         return self.buffer.can_transform(target_frame, source_frame, stamp_ns)
 
+    def clear(self) -> None:
+        self.buffer.clear()
+
     def _on_tf(self, msg: TFMessage) -> None:
         self._store(msg.transforms, static=False)
 
@@ -143,6 +146,9 @@ class Tf2TransformLookup:
 
     def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> bool:
         return self._buffer.can_transform(target_frame, source_frame, Time(nanoseconds=stamp_ns))
+
+    def clear(self) -> None:
+        self._buffer.clear()
 
 
 def make_transform_buffer(node: Node, cache_time_s: float = DEFAULT_CACHE_TIME_S) -> TransformLookup:
