@@ -227,8 +227,22 @@ def test_an_image_in_a_frame_the_node_publishes_is_dropped_where_the_node_reads_
     assert len(errors) == 1 and "frame_id 'camera0_optical' is the node's estimate of camera 'camera0'" in errors[0]
     assert "Fix: rename the node's frames (camera_names, world_frame) or the driver's frame_id" in errors[0]
     assert inputs.add_image(0, rgb_message(photo, "front_camera_optical"), 4 * SECOND, 0, False).frame_set is not None
-    # Without TF look-ups the node's frames are its own business: a driver may name its frame as the node does;
-    # and with publish_tf off the node publishes none of them.
-    plain = NodeParameters().input_config(("/camera/image_raw",), max_reorder_s=0.5)
+    # With publish_tf off the node publishes none of them.
     quiet = NodeParameters(odom_frame="odom", robot_base_frame="base_link", publish_tf=False)
-    assert plain.own_frames == {} and quiet.input_config(("/camera/image_raw",), max_reorder_s=0.5).own_frames == {}
+    assert quiet.input_config(("/camera/image_raw",), max_reorder_s=0.5).own_frames == {}
+
+
+def test_an_image_in_a_frame_the_node_publishes_is_used_with_one_warning_where_the_node_reads_no_tf(photo):
+    """A driver may name its frame as the node does, but if the robot publishes it too it has two parents: that
+    went unsaid."""
+    from vggt_ros.live.parameters import NodeParameters
+
+    config = NodeParameters().input_config(("/camera/image_raw",), max_reorder_s=0.5)
+    logger, clock = RecordingLogger(), ManualClock()
+    inputs = InputAssembly(config, LogPolicy(logger, clock=clock), clock=clock)
+    for k in range(3):
+        assert inputs.add_image(0, rgb_message(photo, "camera0_optical"), (k + 1) * SECOND, 0, False).frame_set
+    assert not inputs.dropped
+    warnings = [text for level, text in logger.lines if level == "warning"]
+    assert len(warnings) == 1 and "'camera0_optical' is the node's estimate of camera 'camera0'" in warnings[0]
+    assert "two parents" in warnings[0]

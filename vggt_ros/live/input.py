@@ -56,8 +56,10 @@ class InputConfig:
             not formed a frame set for this long.
         max_image_pixels: larger images (width x height, from the message or the JPEG / PNG header) are dropped
             before they are decoded.
-        own_frames: frame id -> what it is, for the frames the node publishes where it also looks the images'
-            frames up in TF: an image in one of them is dropped (the look-up would find the node's own estimate).
+        own_frames: frame id -> what it is, for the frames the node publishes on TF.
+        drop_own_frames: the node looks the images' frames up in TF, so an image in one of ``own_frames`` is dropped
+            (the look-up would find the node's own estimate); else it is used, with one warning (a driver may name
+            its frame as the node does, but if the robot publishes that frame too, it gets two parents).
     """
 
     names: tuple[str, ...]
@@ -69,6 +71,7 @@ class InputConfig:
     input_timeout_s: float = 5.0
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     own_frames: Mapping[str, str] = field(default_factory=dict)
+    drop_own_frames: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,16 @@ class InputAssembly:
         self._last_image_bytes[self.config.topics[camera]] = len(msg.data)
         name = self.config.names[camera]
         frame = msg.header.frame_id
-        if frame in self.config.own_frames:
+        if frame in self.config.own_frames and not self.config.drop_own_frames:
+            self._log.once(
+                "warning",
+                ("image", camera, "own_frame"),
+                f"camera '{name}': its images' frame_id {frame!r} is {self.config.own_frames[frame]}, which this node "
+                "publishes on /tf: if the robot publishes that frame too (its URDF, the driver's transforms), the "
+                "frame has two parents and TF breaks. Fix: rename the node's frames (camera_names, world_frame) or the "
+                "driver's frame_id",
+            )
+        elif frame in self.config.own_frames:
             self._drop(camera, "own_frame", f"frame_id {frame!r} is the node's own")
             self._log.every(
                 "error",

@@ -466,7 +466,8 @@ class NodeParameters:
     def input_config(self, topics: tuple[str, ...], max_reorder_s: float) -> InputConfig:
         """The input assembly's settings: ``topics``, the resolved colour then depth topics; ``max_reorder_s``, the
         session window's line between a late image and time going back. ``own_frames``: the frames the node
-        publishes on TF (publish_tf), where it also looks the images' frames up there."""
+        publishes on TF (publish_tf); images in them are dropped where the node also looks the images' frames up
+        there, and warned about elsewhere."""
         own_frames = {self.world_frame: "the node's world frame (world_frame)"}
         own_frames.update(
             {self.optical_frame(i): f"the node's estimate of camera {name!r}" for i, name in enumerate(self.names)}
@@ -480,7 +481,8 @@ class NodeParameters:
             depth_cameras=len(self.depth_topics),
             input_timeout_s=self.input_timeout_s,
             max_image_pixels=self.max_image_pixels,
-            own_frames=own_frames if self.reads_transforms and self.publish_tf else {},
+            own_frames=own_frames if self.publish_tf else {},
+            drop_own_frames=self.reads_transforms,
         )
 
     def runtime_config(self) -> RuntimeConfig:
