@@ -105,7 +105,7 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
     a hard link, and the new one renamed over it); a folder is renamed aside and the new one renamed in, so for the
     instant between the two renames it is missing, never partial. A crash (power loss, SIGKILL) during the swap,
     which is a few renames long, can leave some entries new and some old, with the rest in a
-    ``.vggt-save-*`` folder inside ``target``.
+    ``.vggt-save-*`` folder inside ``target``, which the next successful save removes.
 
     Raises:
         ValueError: the block wrote an entry that is not in ``owned``. FileExistsError naming the entries when
@@ -145,6 +145,9 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
         removed = sorted(name for name in earlier - set(written) if _entry_name(name))
         _swap(target, staging, old, [*written, SAVE_RECORD], removed)
         saved = True
+        for leftover in target.glob(f"{STAGING_PREFIX}*"):  # of a save killed while it wrote: stale now
+            if leftover != work and leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if created and not saved:

@@ -464,16 +464,22 @@ class _BagRecording:
                     stamp_ns,
                     latched=True,
                 )
-            self.writer.close()
         except (ValueError, OSError) as err:
             self._fail(err)
+        self.close()
 
     def close(self) -> None:
         """Finish the bag as it is (no-op after `finish`)."""
         try:
             self.writer.close()
         except (ValueError, OSError) as err:
-            self._fail(err)
+            # rosbags' reader, and ros2 bag, refuse an mcap without its summary
+            unfinished = (
+                f"the bag could not be finished ({err}): it lacks its index and metadata.yaml, and readers refuse it "
+                "until it is recovered (mcap recover, then ros2 bag reindex)"
+            )
+            self.error = f"{self.error}; {unfinished}" if self.error else f"--out-bag {self.path}: {unfinished}"
+            log.error("--out-bag %s: %s", self.path, unfinished)
 
     def _fail(self, err: Exception) -> None:
         if self.error is None:

@@ -125,6 +125,21 @@ def test_a_save_with_fewer_owned_names_removes_what_earlier_saves_wrote_and_the_
         assert (target / SAVE_RECORD).read_text().splitlines() == list(owned)
 
 
+def test_a_save_removes_the_staging_folders_that_killed_saves_left(tmp_path):
+    """A save killed (SIGKILL, power loss) while it wrote left its staging folder, a whole save's worth of data, for
+    good."""
+    target = tmp_path / "saved"
+    with staged_entries(target, OWNED) as staging:
+        _write_save(staging, "1", frames=2)
+    killed = target / f"{STAGING_PREFIX}k1ll3d"
+    (killed / "new" / "images").mkdir(parents=True)
+    (killed / "new" / "images" / "0.png").write_bytes(b"half a save")
+    with staged_entries(target, OWNED) as staging:
+        _write_save(staging, "2", frames=2)
+    assert not killed.exists()
+    assert sorted(p.name for p in target.iterdir()) == [SAVE_RECORD, "images", "map.ply", "trajectory.tum"]
+
+
 def test_a_save_may_only_write_the_entries_it_owns(tmp_path):
     target = tmp_path / "saved"
     with pytest.raises(ValueError, match=r"\['stray.txt'\], which are not among the entries it may replace"):

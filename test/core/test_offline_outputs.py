@@ -97,3 +97,30 @@ def test_a_dataset_of_two_unrelated_segments_says_so_and_names_no_point_cloud(tm
     assert "ply_file_path" not in transforms  # map.ply holds the new segment only
     summary, transforms = runs["joint"]  # one forward pass: one world, one part
     assert summary["dataset_parts"] == 1 and transforms["ply_file_path"] == "map.ply"
+
+
+@pytest.mark.parametrize("write_fails_first", [False, True])
+def test_an_out_bag_the_disk_cannot_finish_says_readers_refuse_it_until_recovered(
+    write_fails_first, tmp_path, monkeypatch, capsys
+):
+    """A full disk while the bag's summary is written: the error said only "messages written so far are kept",
+    while readers refuse an mcap without its summary."""
+    from vggt_ros.ros import bag_writer
+
+    def disk_full(self, *args, **kwargs):  # a test double of a full disk
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bag_writer.BagWriter, "close", disk_full)
+    if write_fails_first:
+        monkeypatch.setattr(bag_writer.BagWriter, "write", disk_full)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, frame in enumerate(panned_photographs(3)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
+    out, bag = tmp_path / "out", tmp_path / "bag"
+    assert main(["--images", str(folder), "--out", str(out), "--out-bag", str(bag), *FAST]) == 1
+    errors = json.loads((out / "summary.json").read_text())["output_errors"]
+    assert len(errors) == 1 and errors[0].startswith(f"--out-bag {bag}: ")
+    assert "could not be finished" in errors[0] and "readers refuse it until it is recovered" in errors[0]
+    assert ("messages written so far are kept" in errors[0]) is write_fails_first
+    assert (out / "map.ply").is_file()  # the other outputs are whole
