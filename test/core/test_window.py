@@ -194,7 +194,7 @@ def test_anchor_window_restores_overlap_after_dropped_windows():
     # a window that already overlaps, no anchor yet, or a one-set window stay as they are
     assert anchor_window(windows[3], anchor) is windows[3]
     assert anchor_window(skipped_to, None) is skipped_to
-    single = _window(size=1).add(_flat(9, stamp_ns=9)).window
+    single = _window(size=2).add(_flat(9, stamp_ns=9)).window  # the first, before the window fills
     assert anchor_window(single, anchor) is single
 
 
