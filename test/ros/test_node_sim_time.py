@@ -152,6 +152,8 @@ def test_a_clock_that_goes_back_clears_the_transforms_heard_before():
         probe.wait_for(
             lambda: transforms.can_transform("odom", "base_link", first_pass), what="the first pass's odometry"
         )
+        clock_s = running.node.get_clock().now
+        probe.wait_for(lambda: clock_s().nanoseconds > 100 * SECOND + SECOND // 2, what="the node on /clock")
         clock.jump_to(100 * SECOND)
         probe.wait_for(lambda: probe.logs(WARN, "the clock went back"), what="the clock jump's warning")
         second_pass = 101 * SECOND  # 29 s before the newest odometry heard
