@@ -203,10 +203,11 @@ def _open_inputs(args: argparse.Namespace) -> _Inputs:
         names = _camera_names(args, 1)
         return _Inputs(folder.frame_sets(), 1, names, len(folder.files), folder.model_hw, folder)
     if args.tum is not None:
-        sequence = TumRgbdSequence(args.tum, depth=args.metric_depth)
+        sequence = TumRgbdSequence(args.tum, args.metric_depth, args.mode, args.image_size, args.max_image_pixels)
+        _log_padding(args, sequence.sizes, sequence.model_hw)
         depth_lookup = sequence.depth_lookup if args.metric_depth else None
         names = _camera_names(args, 1)
-        return _Inputs(sequence.frame_sets(), 1, names, len(sequence.rgb), None, sequence, depth_lookup)
+        return _Inputs(sequence.frame_sets(), 1, names, len(sequence.rgb), sequence.model_hw, sequence, depth_lookup)
     source = BagImageSource(
         args.bag, args.topics, start_s=args.start, stop_s=args.stop, max_image_pixels=args.max_image_pixels
     )
@@ -345,7 +346,12 @@ class _Exports:
         """Export the frames this window merged; forget inputs older than the window (never merged later)."""
         if out.status is WindowStatus.INITIALIZED and self._placed_in:
             self._world += 1
-        for frame, image in self.session.exported_frames(out) if self.error is None else []:
+        try:
+            frames = self.session.exported_frames(out) if self.error is None else []
+        except ValueError as err:  # a frame the exports cannot describe: it costs the exports, not the run
+            self._fail(f"window {out.window.sequence}'s frames", err)
+            frames = []
+        for frame, image in frames:
             name, path = self._inputs.pop((frame.stamp_ns, frame.camera))
             try:
                 if path is not None:  # a folder's file: copied as it is (not re-encoded), whole or not at all

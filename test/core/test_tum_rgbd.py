@@ -7,6 +7,8 @@ offline command's ``--tum`` run scored against the ground truth."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from support.photos import panned_photographs
 from support.tum_rgbd import trajectory_ate, write_tum_sequence
 from vggt_ros.dataset.tum import write_tum_trajectory
 from vggt_ros.offline import main
-from vggt_ros.recording.tum_rgbd import TumRgbdSequence, parse_stamp_ns
+from vggt_ros.recording.tum_rgbd import ListedImage, TumRgbdSequence, associate_nearest, parse_stamp_ns
 
 FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154"]
 
@@ -60,6 +62,8 @@ def test_a_malformed_sequence_names_the_file_line_and_fix(tmp_path, sequence):
     with pytest.raises(ValueError, match=r"rgb.txt:5: stamp .* does not follow .*; sort the file"):
         TumRgbdSequence(bad)
     # Two listed images of one file name (in two folders) would share one name in the exports: refused up front.
+    shutil.copytree(sequence.folder / "rgb", bad / "rgb")
+    shutil.copytree(sequence.folder / "rgb", bad / "again")
     first, second = lines[3].split()[1], lines[4].split()[1]
     (bad / "rgb.txt").write_text("\n".join([*lines[:4], lines[4].replace(second, f"again/{first.split('/')[-1]}")]))
     with pytest.raises(ValueError, match=r"rgb.txt that the dataset export cannot write: .*share the stem"):
@@ -195,3 +199,40 @@ def test_a_run_that_never_measures_its_metric_scale_writes_nothing_in_an_unknown
     assert "metric scale" in summary["no_result"] and "registered" in summary["no_result"]
     with AnyReader([bag]) as reader:
         assert [(c.topic, c.msgcount) for c in reader.connections if c.msgcount] == []
+
+
+def test_colour_images_of_other_sizes_are_padded_and_odd_ones_skipped_as_in_a_folder(tmp_path):
+    """Images 4 and 5 at another size crashed the run after the inference, writing nothing; a 2000x10 image failed
+    its whole window; --max-image-pixels was not applied. A folder's images had each of these rules already."""
+    sequence = write_tum_sequence(tmp_path / "sequence", photographs=np.stack(panned_photographs(8)))
+    rgb = sorted((sequence.folder / "rgb").iterdir())
+    for path in rgb[4:6]:
+        with Image.open(path) as image:
+            image.resize((image.width * 5 // 4, image.height)).save(path)
+    Image.fromarray(np.zeros((10, 2000, 3), np.uint8)).save(rgb[7])
+    out = tmp_path / "out"
+    assert main(["--tum", str(sequence.folder), "--out", str(out), *FAST]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (
+        list(summary["skipped_inputs"]) == [rgb[7].name] and "too elongated" in summary["skipped_inputs"][rgb[7].name]
+    )
+    assert summary["exported_frames"] == 7 and summary["model_hw"] is not None
+    exported = json.loads((out / "transforms.json").read_text())["frames"]
+    assert {(frame["h"], frame["w"]) for frame in exported} == {(120, 160), (120, 200)}  # each at its own size
+    # Over --max-image-pixels: listed, never decoded.
+    big = ["--out", str(tmp_path / "big"), "--max-image-pixels", str(120 * 160)]
+    assert main(["--tum", str(sequence.folder), *big, *FAST]) == 0
+    skipped = json.loads((tmp_path / "big" / "summary.json").read_text())["skipped_inputs"]
+    assert set(skipped) == {path.name for path in (*rgb[4:6], rgb[7])}
+    assert all("over max_image_pixels" in skipped[path.name] for path in rgb[4:6])
+
+
+def test_depth_is_paired_as_associate_py_pairs_it():
+    """associate.py looks at every pair closer than the limit; only the two nearest depth images were looked at, so
+    a colour image whose nearest depth its neighbour took got none, although another lay within 0.02 s."""
+    ms = 1_000_000
+    colour = [ListedImage(0, Path("rgb/0.png")), ListedImage(4 * ms, Path("rgb/4.png"))]
+    depth = [ListedImage(3 * ms, Path("depth/3.png")), ListedImage(19 * ms, Path("depth/19.png"))]
+    assert associate_nearest(colour, depth, 20 * ms) == {4 * ms: Path("depth/3.png"), 0: Path("depth/19.png")}
+    # closer than the limit, strictly, as associate.py's abs(a - b) < max_difference
+    assert associate_nearest(colour[:1], depth[1:], 19 * ms) == {}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from vggt_ros.dataset.frames import check_relative_name, frame_stem
 from vggt_ros.image_encoding import ImageFormatError
@@ -115,6 +115,30 @@ def check_export_names(names: Iterable[str], where: str) -> None:
         raise ValueError(f"image names in {where} that the dataset export cannot write: " + "; ".join(problems))
 
 
+def usable_image_files(
+    paths: Iterable[Path], mode: str, target_size: int, max_image_pixels: int, skip: Callable[[Path, str], None]
+) -> tuple[list[Path], set[tuple[int, int]]]:
+    """The files of ``paths`` a model input can be made of, in order, and their (H, W) sizes, from the file headers
+    before anything is decoded; ``skip(path, why)`` is told of each other one: unreadable, over ``max_image_pixels``
+    (`vggt_ros.image_limits`), or too elongated for the preprocessing's ``mode`` and ``target_size``."""
+    check_max_image_pixels(max_image_pixels)
+    files, sizes = [], set()
+    for path in paths:
+        try:
+            hw = image_file_hw(path, max_image_pixels)
+        except (OSError, ValueError) as err:
+            skip(path, f"cannot read image file: {err}")
+            continue
+        try:
+            output_size(*hw, mode, target_size)
+        except ImageFormatError as err:
+            skip(path, str(err))
+            continue
+        sizes.add(hw)
+        files.append(path)
+    return files, sizes
+
+
 class FolderInput:
     """A folder's images as one camera's frame sets. Every file's header is read before any work: unreadable ones,
     ones over ``max_image_pixels`` (`vggt_ros.image_limits`) and ones no model input can be made of (too elongated
@@ -133,23 +157,8 @@ class FolderInput:
     def __init__(
         self, folder: Path, mode: str, target_size: int, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     ) -> None:
-        check_max_image_pixels(max_image_pixels)
         self.skipped: dict[str, str] = {}
-        self.files: list[Path] = []
-        sizes = set()
-        for path in image_files(folder):
-            try:
-                hw = image_file_hw(path, max_image_pixels)
-            except (OSError, ValueError) as err:
-                self._skip(path, f"cannot read image file: {err}")
-                continue
-            try:
-                output_size(*hw, mode, target_size)
-            except ImageFormatError as err:
-                self._skip(path, str(err))
-                continue
-            sizes.add(hw)
-            self.files.append(path)
+        self.files, sizes = usable_image_files(image_files(folder), mode, target_size, max_image_pixels, self._skip)
         if not self.files:
             raise ValueError(
                 f"no usable image in {folder} ({len(self.skipped)} unreadable, too large or too elongated; see the "

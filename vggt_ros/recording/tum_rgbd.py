@@ -25,8 +25,9 @@ from typing import Iterator, Optional
 import numpy as np
 from PIL import Image as PILImage
 
-from vggt_ros.preprocess import decode_image_file
-from vggt_ros.recording.inputs import InputFrameSet, check_export_names
+from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS
+from vggt_ros.preprocess import DEFAULT_TARGET_SIZE, decode_image_file
+from vggt_ros.recording.inputs import InputFrameSet, check_export_names, common_model_hw, usable_image_files
 from vggt_ros.window import FrameSet
 
 log = logging.getLogger(__name__)
@@ -95,20 +96,44 @@ def read_depth_png(path: Path) -> np.ndarray:
 class TumRgbdSequence:
     """A sequence folder's colour images as one camera's frame sets, and optionally their depth images.
 
+    The colour images' file headers are read first, as a folder's are (`usable_image_files`): unreadable ones, ones
+    over ``max_image_pixels`` and ones no model input of ``mode`` and ``target_size`` can be made of are skipped, and
+    images of different sizes are padded to one model size (`model_hw`), so one odd image never costs the run.
+
     Attributes:
-        rgb: the colour images of ``rgb.txt``.
+        rgb: the usable colour images of ``rgb.txt``.
+        sizes: their (H, W).
+        model_hw: the model input (H, W) every frame is padded to (`common_model_hw`).
         depth: colour stamp -> the nearest depth image within `DEPTH_MAX_DIFFERENCE_NS` (empty without depth).
         skipped: file name -> why it was skipped (an unreadable colour image, or ``depth/<name>`` for an unreadable
             depth image; the run goes on).
     """
 
-    def __init__(self, folder: Path, depth: bool = False) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        depth: bool = False,
+        mode: str = "crop",
+        target_size: int = DEFAULT_TARGET_SIZE,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    ) -> None:
         if not folder.is_dir():
             raise ValueError(f"--tum {folder} is not a folder; give a TUM RGB-D sequence folder (with rgb.txt)")
-        self.rgb = read_image_list(folder / "rgb.txt")
-        check_export_names([image.path.name for image in self.rgb], str(folder / "rgb.txt"))  # named as their files
-        self.depth: dict[int, Path] = {}
         self.skipped: dict[str, str] = {}
+        listed = read_image_list(folder / "rgb.txt")
+        usable, self.sizes = usable_image_files(
+            [image.path for image in listed], mode, target_size, max_image_pixels, self._skip
+        )
+        kept = set(usable)
+        self.rgb = [image for image in listed if image.path in kept]
+        if not self.rgb:
+            raise ValueError(
+                f"no usable colour image in {folder / 'rgb.txt'} ({len(self.skipped)} missing, unreadable, too large "
+                "or too elongated; see the warnings)"
+            )
+        check_export_names([image.path.name for image in self.rgb], str(folder / "rgb.txt"))  # named as their files
+        self.model_hw = common_model_hw(self.sizes, mode, target_size)
+        self.depth: dict[int, Path] = {}
         if depth:
             self.depth = associate_nearest(self.rgb, read_image_list(folder / "depth.txt"), DEPTH_MAX_DIFFERENCE_NS)
             if not self.depth:
@@ -121,11 +146,14 @@ class TumRgbdSequence:
             try:
                 pixels = decode_image_file(image.path)
             except ValueError as err:
-                log.warning("skipping %s: %s", image.path, err)
-                self.skipped[image.path.name] = str(err)
+                self._skip(image.path, str(err))
                 continue
             frame_set = FrameSet(stamps_ns=(image.stamp_ns,), images=(pixels,))
             yield InputFrameSet(frame_set, (image.path.name,), (image.path,))
+
+    def _skip(self, path: Path, reason: str) -> None:
+        log.warning("skipping %s: %s", path, reason)
+        self.skipped[path.name] = reason
 
     def depth_lookup(self, camera: int, stamp_ns: int) -> Optional[np.ndarray]:
         """The session's `DepthLookup`: ``(H, W)`` metres of the colour image's depth image, None if it has none.
@@ -145,15 +173,14 @@ class TumRgbdSequence:
 
 
 def associate_nearest(first: list[ListedImage], second: list[ListedImage], max_difference_ns: int) -> dict[int, Path]:
-    """first's stamp -> the file of second's image nearest in time, for those within ``max_difference_ns``. Each of
-    second's images serves one of first's at most: pairs are taken greedily, nearest first, like ``associate.py``."""
+    """first's stamp -> the file of a second's image, as ``associate.py`` pairs them: of all pairs closer in time than
+    ``max_difference_ns``, greedily the nearest first, each image of either list in one pair at most."""
     stamps = [image.stamp_ns for image in second]
     candidates = []
-    for image in first:
-        at = bisect.bisect_left(stamps, image.stamp_ns)
-        for index in (at - 1, at):
-            if 0 <= index < len(stamps) and abs(stamps[index] - image.stamp_ns) <= max_difference_ns:
-                candidates.append((abs(stamps[index] - image.stamp_ns), image.stamp_ns, index))
+    for image in first:  # every pair closer than the limit, as associate.py's, not only the nearest two
+        low = bisect.bisect_right(stamps, image.stamp_ns - max_difference_ns)
+        high = bisect.bisect_left(stamps, image.stamp_ns + max_difference_ns)
+        candidates += [(abs(stamps[i] - image.stamp_ns), image.stamp_ns, i) for i in range(low, high)]
     pairs: dict[int, Path] = {}
     used: set[int] = set()
     for _, stamp_ns, index in sorted(candidates):
