@@ -62,7 +62,13 @@ from vggt_ros.window import FrameId, FrameSet, SlidingWindow, Window, WindowConf
 from vggt_ros.world import Trajectory, WindowResult, WindowStatus, World, WorldConfig
 from vggt_ros.world.cloud import CloudConfig, PointCloud, build_cloud
 from vggt_ros.world.loop_closure import LoopResult
-from vggt_ros.world.loop_verification import LoopReport, LoopVerificationConfig, LoopVerifier, NewKeyframe
+from vggt_ros.world.loop_verification import (
+    LOOP_WINDOW_MAX_FRAMES,
+    LoopReport,
+    LoopVerificationConfig,
+    LoopVerifier,
+    NewKeyframe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -259,15 +265,24 @@ class _CachedFrame:
 def check_engines_fit(pipeline, config: SessionConfig) -> None:
     """Exported engines have a fixed image size and frame range: check they can run this session's windows.
 
-    The smallest call is one frame set (a new frame set through DINOv2), the largest a full window.
+    The smallest call is one frame set (a new frame set through DINOv2), the largest a full window, or with loop
+    closure a loop pass (`LOOP_WINDOW_MAX_FRAMES`) where that is larger: found mid-run, it failed every loop.
     """
     frames = getattr(pipeline, "frames", None)
     if frames is not None:
-        needed = (config.cameras, config.window.window_size * config.cameras)
+        window_images = config.window.window_size * config.cameras
+        needed = (config.cameras, window_images)
+        largest = "window_size x cameras"
+        if config.world.loop.enabled and LOOP_WINDOW_MAX_FRAMES > window_images:
+            needed = (config.cameras, LOOP_WINDOW_MAX_FRAMES)
+            largest = (
+                f"a loop closure pass; build the engines with --max-frames {LOOP_WINDOW_MAX_FRAMES} or more, or turn "
+                "loop closure off"
+            )
         if frames.min > needed[0] or frames.max < needed[1]:
             raise ValueError(
                 f"the engines accept {frames.min}..{frames.max} frames, but this session runs {needed[0]}.."
-                f"{needed[1]} images per call (1 frame set .. window_size x cameras)"
+                f"{needed[1]} images per call (1 frame set .. {largest})"
             )
     image_hw = getattr(pipeline, "image_hw", None)
     if image_hw is not None:

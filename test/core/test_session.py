@@ -9,6 +9,8 @@ implementation in test_model.py) on the window's images, and the session's full-
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,7 @@ from vggt_ros.session import FrameSetError, ReconstructionSession, SessionConfig
 from vggt_ros.window import FrameSet, WindowConfig
 from vggt_ros.world import WindowStatus, WorldConfig
 from vggt_ros.world.cloud import CloudConfig
+from vggt_ros.world.loop_config import LoopConfig
 
 IMAGE_SIZE = 154  # 98 x 154 model input for these photographs: fast, and usable fields of view (test_node.py)
 PERMISSIVE = WorldConfig(  # the tiny model's random windows do not agree geometrically: let every window in
@@ -215,6 +218,16 @@ def test_engines_must_fit_the_windows_and_the_image_size():
         check_engines_fit(EngineShapeStandIn(FramesProfile(3, 4, 8), (98, 154)), config)
     with pytest.raises(ValueError, match="the engines take 98x182 images"):
         check_engines_fit(EngineShapeStandIn(FramesProfile(1, 4, 8), (98, 182)), config)
+    # A loop pass runs up to 4 frames: engines for windows of 2 failed every loop, mid-run.
+    small = EngineShapeStandIn(FramesProfile(1, 2, 2), (98, 154))
+    for enabled in (True, False):
+        world = dataclasses.replace(PERMISSIVE, loop=LoopConfig(enabled=enabled))
+        config = dataclasses.replace(_config(window_size=2, overlap_frame_sets=1), world=world)
+        if not enabled:
+            check_engines_fit(small, config)
+            continue
+        with pytest.raises(ValueError, match=r"accept 1..2 frames, but this session runs 1..4 images .* loop closure"):
+            check_engines_fit(small, config)
 
 
 @pytest.mark.parametrize("change", ["size", "time"])
