@@ -274,8 +274,8 @@ def _session_config(args: argparse.Namespace, inputs: _Inputs, chunk: Optional[t
     )
 
 
-def _loop_summary(session: ReconstructionSession, candidates: list[dict]) -> Optional[dict]:
-    """Loop closure's outcome for summary.json (None when it is off)."""
+def _loop_summary(session: ReconstructionSession, candidates: list[dict], failures: list[str]) -> Optional[dict]:
+    """Loop closure's outcome for summary.json (None when it is off); ``failures``: loop passes that raised."""
     closed = session.world.loop_counters
     if closed is None:
         return None
@@ -286,6 +286,7 @@ def _loop_summary(session: ReconstructionSession, candidates: list[dict]) -> Opt
         "accepted": closed.accepted,
         "rejected": {**found.rejections, **closed.rejections},
         "segments_joined": closed.segments_joined,
+        "failed": failures,
     }
 
 
@@ -559,6 +560,7 @@ def _reconstruct(
     skipped_frame_sets: dict[str, dict] = {}  # kind -> {"count", "first" (image name), "reason"}
     output_errors: list[str] = []
     loop_candidates: list[dict] = []  # {"query", "match": [stamp_ns, camera], "score"} as place recognition proposed
+    loop_failures: list[str] = []  # loop passes that raised, with the window
     start = time.perf_counter()
 
     def record(out: Optional[WindowOutput], last_name: str) -> None:
@@ -589,7 +591,11 @@ def _reconstruct(
         if recording is not None and out.merged and not out.waiting_for_scale:
             recording.add(out, session)
         if out.merged:
-            close_loops(out)
+            try:
+                close_loops(out)
+            except (ValueError, RuntimeError) as err:  # the loop pass (e.g. out of memory) costs loops, not the run
+                log.error("window %d: loop closure failed, the run goes on: %s", out.window.sequence, err)
+                loop_failures.append(f"window {out.window.sequence}: {err}")
 
     def close_loops(out: WindowOutput) -> None:
         """Loops from the keyframes this window added: verified, then judged and optimised by the world."""
@@ -787,7 +793,7 @@ def _reconstruct(
         "max_image_pixels": args.max_image_pixels,
         "no_result": no_result,
         "output_errors": output_errors,
-        "loops": _loop_summary(session, loop_candidates),
+        "loops": _loop_summary(session, loop_candidates, loop_failures),
         "per_window": windows,
     }
     strict_json.write(args.out / "summary.json", summary)

@@ -150,3 +150,24 @@ def test_after_a_loop_frames_without_a_corrected_pose_keep_the_dataset_as_integr
     assert summary["loops"]["accepted"] >= 1 and summary["exported_frames"] > 0
     assert summary["dataset_poses_before_loops"] is True and summary["dataset_moved_by_loops"] is False
     assert "ply_file_path" not in json.loads((out / "transforms.json").read_text())
+
+
+def test_a_loop_pass_that_fails_costs_the_loops_not_the_run(tmp_path, monkeypatch):
+    """An error in the loop pass (out of memory, engines too small for it) escaped the window's handling and ended
+    the run before anything was written."""
+    from vggt_ros import session as session_module
+
+    def out_of_memory_for_tests(self, out):  # a test double of a loop pass the device cannot run
+        raise RuntimeError("CUDA out of memory (test double)")
+
+    monkeypatch.setattr(session_module.ReconstructionSession, "close_loops", out_of_memory_for_tests)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index, frame in enumerate(panned_photographs(4)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
+    out = tmp_path / "out"
+    arguments = ["--images", str(folder), "--out", str(out), "--weights", str(TINY), "--device", "cpu"]
+    assert main([*arguments, "--image-size", "154"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["merged"] == 1 and (out / "map.ply").is_file()
+    assert summary["loops"]["failed"] == ["window 0: CUDA out of memory (test double)"]
