@@ -25,6 +25,7 @@ import errno
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,10 +57,12 @@ def replace_atomically(path, write: Callable[[Path], None]) -> None:
     temporary = path.with_name(_temporary_name(path.name, secrets.token_hex(6)))
     try:
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        mode = stat.S_IMODE(os.stat(temporary).st_mode)
     except OSError as err:
         raise OSError(f"could not write {path}: {err.strerror or err}") from None
     try:
         write(temporary)
+        os.chmod(temporary, mode)  # a writer that replaced the file (safetensors does) made it owner-only
         _fsync(temporary)
         os.replace(temporary, path)
         _fsync(path.parent)

@@ -455,3 +455,18 @@ def test_build_engines_without_tensorrt_fails_before_the_model_loads_or_anything
     assert status == 1 and "the TensorRT backend needs the 'tensorrt' Python package" in error
     assert "use the 'onnxruntime' (CPU) or the 'torch' backend instead" in error
     assert model_loads == [] and not out.exists()
+
+
+@pytest.mark.parametrize("entry", [export_entry, build_engines_entry])
+def test_a_w4a16_export_is_not_replaced_by_a_float_one(entry, tmp_path, monkeypatch, capsys, model_loads):
+    """A w4a16 export has a plan.json and w4a16.safetensors but no manifest: float graphs and a manifest were
+    written beside them."""
+    out = tmp_path / "q4"
+    out.mkdir()
+    (out / "plan.json").write_text(json.dumps({"format": 1, "scheme": "w4a16", "group_size": 128, "blocks": {}}))
+    (out / "w4a16.safetensors").write_bytes(b"packed weights")
+    before = _contents(out)
+    extra = ["--backend", "onnxruntime"] if entry is build_engines_entry else []
+    status, error = _command(entry, monkeypatch, capsys, "--weights", str(TINY), "--out", str(out), *extra)
+    assert status == 1 and "holds an export quantized for w4a16" in error
+    assert _contents(out) == before and model_loads == []

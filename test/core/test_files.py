@@ -39,6 +39,15 @@ def test_a_replaced_file_gets_the_permissions_of_a_new_file(tmp_path):
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
+    def replacing_writer(temporary):  # as safetensors' save_file: its own owner-only file renamed over ours
+        own = temporary.with_name("own")
+        own.write_bytes(b"y")
+        own.chmod(0o600)
+        own.replace(temporary)
+
+    replace_atomically(tmp_path / "w4a16.safetensors", replacing_writer)
+    assert (tmp_path / "w4a16.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+
 
 def _write_save(staging, version: str, frames: int, extra: bool = False) -> None:
     """What a save writes, through the atomic writer: two files and a folder of frames (``version`` in each)."""

@@ -343,3 +343,41 @@ def test_a_full_disk_while_writing_the_export_is_a_clear_error_and_keeps_the_pla
         assert code == 1 and error.startswith("error: ") and "No space left on device" in error, error
         assert QuantizationPlan.load(out / "plan.json").scheme == "w4a16"
         assert sorted(p.name for p in out.iterdir()) == ["plan.json"]  # no partial weights, no temporary file
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (("--group-size", "0"), "--group-size must be a positive number of input channels, got 0"),
+        (("--scheme", "int8", "--max-frames", "0"), "--max-frames 0: frames profile must satisfy"),
+        (("--scheme", "int8", "--opset", "7"), "ONNX opset 7 is below 14"),
+    ],
+)
+def test_options_the_export_would_refuse_are_refused_before_any_work(
+    option, message, calibration, tmp_path, monkeypatch, capsys
+):
+    """They failed after the whole calibration (hours for VGGT-1B), --group-size 0 with a traceback."""
+    arguments = ["--weights", str(tmp_path / "no-weights"), "--calibration", str(calibration)]
+    scheme = [] if "--scheme" in option else ["--scheme", "w4a16"]
+    code, error = run_entry(monkeypatch, capsys, [*arguments, *scheme, *option, "--out", str(tmp_path / "out")])
+    assert code == 1 and error.startswith("error: ") and message in error and "Traceback" not in error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("held, scheme", [("int8", "w4a16"), ("w4a16", "int8"), (None, "fp8")])
+def test_an_out_holding_another_export_is_refused_before_any_work(
+    held, scheme, calibration, tmp_path, monkeypatch, capsys
+):
+    """A w4a16 run into an int8 export's folder replaced its plan and report and left its graphs: the folder then
+    described neither. (None: a floating-point export, its manifest.json without a plan.)"""
+    out = tmp_path / "out"
+    out.mkdir()
+    if held is None:
+        (out / "manifest.json").write_text("{}")
+    else:
+        write_plan(out / "plan.json", {"scheme": held, "group_size": 128 if held == "w4a16" else None, "blocks": {}})
+    before = sorted(p.name for p in out.iterdir())
+    arguments = ["--weights", str(tmp_path / "no-weights"), "--calibration", str(calibration), "--scheme", scheme]
+    code, error = run_entry(monkeypatch, capsys, [*arguments, "--out", str(out)])
+    assert code == 1 and f"--out {out} holds an export for {held or 'floating point'}" in error
+    assert sorted(p.name for p in out.iterdir()) == before

@@ -15,9 +15,10 @@ import torch
 
 from ..model import VGGT
 from ..output_folder import check_output_folder
+from ..quantized_formats.plan import quantized_scheme_in
 from ..quantized_formats.schemes import QDQ_SCHEMES
 from ..runtime.io_contract import ExportManifest, FramesProfile, ManifestError
-from .onnx_export import export_onnx, model_config_record, package_version, state_dict_sha256
+from .onnx_export import check_opset, export_onnx, model_config_record, package_version, state_dict_sha256
 
 log = logging.getLogger("vggt_ros.export")
 
@@ -63,6 +64,7 @@ def export_main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     check_output_folder(Path(args.out), "--out")  # before the model loads (a minute for VGGT-1B)
     _refuse_to_replace_a_quantized_export(Path(args.out))
+    check_opset(args.opset)
     model = VGGT.from_pretrained(args.weights, config=args.config)
     manifest = export_onnx(model, args.out, (args.height, args.width), _frames(args), args.opset)
     log.info("wrote %s/manifest.json (weights sha256 %s...)", args.out, manifest.weights_sha256[:12])
@@ -144,6 +146,7 @@ def build_engines_main(argv: list[str] | None = None) -> int:
     quantized = _quantized_export(out, args.precision)
     if quantized is None:
         args = _with_defaults(args)
+        check_opset(args.opset)
         model = VGGT.from_pretrained(args.weights, config=args.config)
         _export_unless_current(model, out, (args.height, args.width), _frames(args), args.opset)
     else:
@@ -194,10 +197,11 @@ def _quantized_export(out: Path, precision: str) -> ExportManifest | None:
             f"--precision {precision} builds the engines of a quantized export, but {out} holds {holds}; "
             f"run `vggt-ros-quantize --scheme {precision} --out {out}` first"
         )
-    if precision not in QDQ_SCHEMES and scheme is not None:
+    held = scheme or quantized_scheme_in(out)  # w4a16 writes no manifest: its plan.json says
+    if precision not in QDQ_SCHEMES and held is not None:
         raise ValueError(
-            f"{out} holds an export quantized for {scheme} (written by vggt-ros-quantize); pass "
-            f"--precision {scheme} to build its engines, or another --out for a {precision} export"
+            f"{out} holds an export quantized for {held} (written by vggt-ros-quantize); pass "
+            f"--precision {held} to build its engines, or another --out for a {precision} export"
         )
     return None if scheme is None else manifest
 
@@ -236,10 +240,11 @@ def _check_quantized_options(args: argparse.Namespace, manifest: ExportManifest,
 
 def _refuse_to_replace_a_quantized_export(out: Path) -> None:
     manifest = _existing_export(out)
-    if manifest is not None and manifest.quantization_scheme is not None:
+    held = (manifest.quantization_scheme if manifest is not None else None) or quantized_scheme_in(out)
+    if held is not None:  # w4a16 writes no manifest: its plan.json says
         raise ValueError(
-            f"--out {out} holds an export quantized for {manifest.quantization_scheme} by vggt-ros-quantize (with "
-            "its plan.json and report.json), which this export would replace; choose another --out, or remove "
+            f"--out {out} holds an export quantized for {held} by vggt-ros-quantize (with its plan.json and "
+            "report.json), which this export would replace; choose another --out, or remove "
             f"{out} first to replace it"
         )
 

@@ -103,6 +103,20 @@ def _tensor_spec(name: str, tensor: torch.Tensor) -> TensorSpec:
     return TensorSpec(name, tuple(shape), str(tensor.dtype).removeprefix("torch."))
 
 
+# The lowest ONNX opset the graphs export at: scaled_dot_product_attention is in ONNX from opset 14.
+MIN_OPSET = 14
+
+
+def check_opset(opset: int) -> None:
+    """Raise ValueError for an opset the graphs cannot be exported at (before a model loads: the exporter would
+    find out after it)."""
+    if opset < MIN_OPSET:
+        raise ValueError(
+            f"ONNX opset {opset} is below {MIN_OPSET}, the lowest the graphs export at (scaled_dot_product_attention); "
+            f"export with --opset {MIN_OPSET} or more"
+        )
+
+
 def export_onnx(
     model: VGGT,
     out_dir: str | Path,
@@ -119,6 +133,7 @@ def export_onnx(
     """
     import onnx
 
+    check_opset(opset)
     if quantization is not None and opset < quantization.min_opset:
         raise ValueError(
             f"{quantization.scheme} quantize/dequantize nodes need ONNX opset >= {quantization.min_opset}, "

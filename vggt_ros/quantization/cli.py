@@ -20,15 +20,16 @@ from pathlib import Path
 
 import torch
 
+from vggt_ros.export.onnx_export import check_opset
 from vggt_ros.model import VGGT
 from vggt_ros.output_folder import check_output_folder
 from vggt_ros.quantized_formats.compensated_head import CompensatedCameraHead
 from vggt_ros.quantized_formats.layers import replace_modules
-from vggt_ros.quantized_formats.plan import DEFAULT_GROUP_SIZE, PLAN_FILE, QuantizationPlan
-from vggt_ros.quantized_formats.schemes import SCHEMES, W4A16
+from vggt_ros.quantized_formats.plan import DEFAULT_GROUP_SIZE, PLAN_FILE, QuantizationPlan, quantized_scheme_in
+from vggt_ros.quantized_formats.schemes import QDQ_SCHEMES, SCHEMES, W4A16
 from vggt_ros.quantized_formats.w4a16_file import load_w4a16_model, save_w4a16_export
 from vggt_ros.runtime import Pipeline
-from vggt_ros.runtime.io_contract import FramesProfile
+from vggt_ros.runtime.io_contract import MANIFEST_FILE, FramesProfile
 
 from .calibration import CalibrationConfig, calibration_windows, load_calibration_images
 from .evaluation import window_outputs
@@ -110,8 +111,7 @@ def _export_qdq(model: VGGT, result: RecipeResult, args, windows) -> dict:
     if result.compensation_token is not None:
         model.camera_head = CompensatedCameraHead(model.camera_head, result.compensation_token.to(args.device))
     layers: dict[str, QDQLinear] = result.layers  # type: ignore[assignment]
-    frames = FramesProfile(1, max(1, args.max_frames // 2), args.max_frames)
-    manifest = export_qdq(model, result.plan, layers, args.out, result.reference.image_hw, frames, args.opset)
+    manifest = export_qdq(model, result.plan, layers, args.out, result.reference.image_hw, _frames(args), args.opset)
     replace_modules(model, layers)
     return {
         "errors": errors_vs_reference(window_outputs(model, windows), result.reference.outputs),
@@ -121,10 +121,38 @@ def _export_qdq(model: VGGT, result: RecipeResult, args, windows) -> dict:
     }
 
 
+def _frames(args) -> FramesProfile:
+    """int8 / fp8: the frame range of the exported graphs (raises ValueError for a bad --max-frames)."""
+    return FramesProfile(1, max(1, args.max_frames // 2), args.max_frames)
+
+
+def _check_options(args) -> None:
+    """What only the export would refuse, hours later, refused before any work; and an --out that holds another
+    export, which this one would leave half replaced (a w4a16 file beside int8 graphs, a float manifest beside a
+    plan)."""
+    check_output_folder(args.out, "--out")
+    if args.group_size < 1:
+        raise ValueError(f"--group-size must be a positive number of input channels, got {args.group_size}")
+    if args.scheme in QDQ_SCHEMES:
+        try:
+            _frames(args)
+        except ValueError as err:
+            raise ValueError(f"--max-frames {args.max_frames}: {err}") from None
+        check_opset(args.opset)
+    held = quantized_scheme_in(args.out)
+    if held is None and (args.out / MANIFEST_FILE).exists():
+        held = "floating point (vggt-ros-build-engines)"
+    if held is not None and held != args.scheme:
+        raise ValueError(
+            f"--out {args.out} holds an export for {held}, which a {args.scheme} export would leave half replaced; "
+            "choose another --out, or remove it first"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    check_output_folder(args.out, "--out")  # before any work: a run can take hours
+    _check_options(args)  # before any work: a run can take hours
     plan = QuantizationPlan.load(args.plan, args.scheme) if args.plan is not None else None
     config = RecipeConfig(
         args.scheme,
@@ -143,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_recipe(model, windows, config)
     fp16_bytes = fp16_weight_bytes(model)
     args.out.mkdir(parents=True, exist_ok=True)
-    result.plan.save(args.out / PLAN_FILE)
+    result.plan.save(args.out / PLAN_FILE)  # first: the search's result outlives an export that fails (--plan)
     export = (_export_w4a16 if args.scheme == W4A16 else _export_qdq)(model, result, args, windows)
     layers = export["layers"]
     report = build_report(

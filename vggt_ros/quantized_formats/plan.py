@@ -113,6 +113,20 @@ def group_size_for(in_features: int, group_size: int, layer: str) -> int:
     return group
 
 
+def quantized_scheme_in(folder: Path) -> str | None:
+    """The scheme of the vggt-ros-quantize export in ``folder`` (its plan.json's, every scheme writes one), or None
+    when it holds none. A plan.json that cannot be read counts as one ("unknown"): nothing may replace what may be
+    an export."""
+    path = Path(folder) / PLAN_FILE
+    if not path.exists():
+        return None
+    try:
+        scheme = json.loads(path.read_text()).get("scheme")
+    except (OSError, ValueError, AttributeError):
+        return "unknown"
+    return scheme if isinstance(scheme, str) else "unknown"
+
+
 def scheme_conflict(plan_scheme: Any, scheme: str) -> str:
     """What to say when a plan for ``plan_scheme`` is given to quantize with ``scheme``."""
     group_size = DEFAULT_GROUP_SIZE if scheme == W4A16 else "null"
