@@ -122,8 +122,19 @@ def test_pickled_objects_are_refused(tmp_path):
 
     # Any class outside the weights-only allow-list stands for arbitrary code run by full unpickling.
     torch.save({"x": fractions.Fraction(1, 3)}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError, match="cannot read weights"):
+    with pytest.raises(CheckpointError, match="is not unpickled") as refused:
         VGGT.from_pretrained(tmp_path / "evil.pt", config=TINY / "config.json")
+    # torch's own text advised weights_only=False, which would run the file's code; the fix is a safetensors file
+    assert "weights_only" not in str(refused.value) and "safetensors" in str(refused.value)
+
+
+def test_a_safetensors_file_is_read_as_one_whatever_its_suffix(tmp_path, tiny_model):
+    """Named .bin, it was unpickled ("Unsupported operand 72, please file an issue")."""
+    from safetensors.torch import save_file
+
+    save_file(dict(tiny_model.state_dict()), str(tmp_path / "pytorch_model.bin"))
+    model = VGGT.from_pretrained(tmp_path / "pytorch_model.bin", config=TINY / "config.json")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), tiny_model.state_dict().values()))
 
 
 def test_wrong_keys_are_listed(tmp_path, tiny_model):

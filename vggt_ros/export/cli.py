@@ -154,6 +154,13 @@ def build_engines_main(argv: list[str] | None = None) -> int:
         log.info("using the %s export in %s (written by vggt-ros-quantize)", args.precision, out)
         args = _with_defaults(args)
         model = VGGT.from_pretrained(args.weights, config=args.config) if args.verify else None
+        given = state_dict_sha256(model) if model is not None else quantized.weights_sha256
+        if given != quantized.weights_sha256:
+            raise ValueError(
+                f"--weights {args.weights} are not the weights {out} was quantized from (weights sha256 "
+                f"{given[:12]}..., the export's {quantized.weights_sha256[:12]}...): --verify would compare the export "
+                "with another model; give the --weights (and --config) vggt-ros-quantize had"
+            )
 
     from ..runtime import Pipeline
 

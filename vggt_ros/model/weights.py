@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import socket
 from pathlib import Path
 from typing import Mapping
@@ -30,18 +31,24 @@ class CheckpointError(ValueError):
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a state dict from .safetensors, or from a torch file with `weights_only=True` (no arbitrary unpickling)."""
+    """Read a state dict from a safetensors file (told by its content, whatever its suffix), or from a torch file with
+    `weights_only=True` (no arbitrary unpickling)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
     try:
-        if path.suffix == ".safetensors":
+        if _is_safetensors(path):
             from safetensors.torch import load_file
 
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
+    except pickle.UnpicklingError as e:  # torch's text suggests weights_only=False: running the file's code
+        raise CheckpointError(
+            f"{path} is a pickle that holds more than tensors, and is not unpickled (that could run any code in it); "
+            "save its state dict with safetensors (safetensors.torch.save_file) and give that file"
+        ) from e
     except Exception as e:  # corrupt or foreign files raise many types; report them all the same way
         raise CheckpointError(f"cannot read weights from {path}: {e}") from e
     if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
@@ -49,6 +56,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors")
     return dict(state)
+
+
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file starts with its header's length (8 bytes, little-endian) and the JSON header's "{"."""
+    with open(path, "rb") as file:
+        start = file.read(9)
+    return len(start) == 9 and start[8:9] == b"{" and 0 < int.from_bytes(start[:8], "little") < path.stat().st_size
 
 
 def resolve_source(source: str | Path) -> tuple[Path, Path | None]:
