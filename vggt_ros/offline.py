@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import shutil
 import sys
 import time
@@ -157,11 +158,16 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "incremental default is tested against)",
     )
     args = parser.parse_args(argv)
-    args.topics = [t for t in args.topics.split(",") if t]
+    args.topics = [t.strip() for t in args.topics.split(",") if t.strip()]  # "/left, /right" as "/left,/right"
     if args.bag is not None and not args.topics:
         parser.error("--bag needs --topics (the image topics, one per camera)")
     if args.bag is None and (args.topics or args.start is not None or args.stop is not None):
         parser.error("--topics, --start and --stop apply to --bag only")
+    for option, seconds in (("--start", args.start), ("--stop", args.stop)):
+        if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
+            parser.error(f"{option} must be a finite number of seconds >= 0 after the bag's start, got {seconds}")
+    if args.start is not None and args.stop is not None and args.stop <= args.start:
+        parser.error(f"--stop ({args.stop}) must be later than --start ({args.start}): the time range is empty")
     if args.metric_depth and args.tum is None:
         parser.error("--metric-depth applies to --tum only (its depth.txt)")
     if args.max_image_pixels < 1:

@@ -465,3 +465,17 @@ def test_a_truncated_mcap_is_read_up_to_its_last_complete_chunk(tmp_path):
     assert summary["truncated_input"] and "cut off" in summary["truncated_input"][0]
     assert 0 < summary["frame_sets"] < 12
     assert summary["exported_frames"] == summary["frame_sets"] and status == 0
+
+
+def test_topics_with_spaces_are_read_and_a_bad_time_range_names_the_options(tmp_path, capsys):
+    """ "/left, /right" looked for a topic " /right"; a bad range named the reader's start_s and stop_s."""
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(_photos(3)))])
+    status, out = _bag_run(tmp_path, bag, [" /cam "])
+    assert status == 0 and _strict_json(out / "summary.json")["frame_sets"] == 3
+    for extra, message in (
+        (["--start", "-1"], "--start must be a finite number of seconds >= 0 after the bag's start, got -1.0"),
+        (["--start", "0.3", "--stop", "0.2"], "--stop (0.2) must be later than --start (0.3)"),
+    ):
+        with pytest.raises(SystemExit):
+            _bag_run(tmp_path, bag, ["/cam"], *extra, out_name="refused")
+        assert message in capsys.readouterr().err
