@@ -25,7 +25,7 @@ from support.photos import panned_photographs
 from vggt_ros.offline import main
 from vggt_ros.preprocess import output_size
 from vggt_ros.recording.bag_reader import BagImageSource
-from vggt_ros.recording.inputs import FolderInput, bag_frame_sets, common_model_hw, needs_padding
+from vggt_ros.recording.inputs import FolderInput, bag_frame_sets, common_model_hw, image_files, needs_padding
 
 FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154", "--no-loop-closure"]
 START_NS = 1_700_000_000 * NANOSECONDS
@@ -333,3 +333,16 @@ def test_a_bag_recorded_twice_starts_a_new_world_and_writes_every_output(tmp_pat
     # Both recordings' images are exported, under names of their own.
     names = sorted(frame["file_path"] for frame in _strict_json(out / "transforms.json")["frames"])
     assert any(name.endswith("_1.png") for name in names) and any(not name.endswith("_1.png") for name in names)
+
+
+def test_a_folder_s_frames_are_in_the_natural_order_of_their_names(tmp_path):
+    """frame_1 .. frame_12 ran as frame_1, frame_10, frame_11, frame_12, frame_2, ...: time order scrambled, and the
+    stamps with it."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = [f"frame_{k}.png" for k in range(1, 13)] + ["Zoom_13.PNG"]
+    for name in names:
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / name)
+    assert [p.name for p in image_files(folder)] == names
+    stamps = {item.names[0]: item.frame_set.stamp_ns for item in FolderInput(folder, "crop", 14).frame_sets()}
+    assert stamps["frame_2.png"] < stamps["frame_10.png"]

@@ -15,6 +15,7 @@ the common model size (`common_model_hw`) comes from the usable images only.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
@@ -52,11 +53,20 @@ class InputFrameSet:
     restart: bool = False
 
 
+def natural_order(name: str) -> tuple:
+    """Sort key of a file name as people number frames: digit runs by value, letters without case ("frame_2" before
+    "frame_10"; zero-padded names keep their plain order); the name itself breaks ties."""
+    parts = re.split(r"(\d+)", name.casefold())
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts if part), name
+
+
 def image_files(folder: Path) -> list[Path]:
-    """The folder's images, sorted by name (= time order)."""
+    """The folder's images in the natural order of their names (`natural_order`): their time order."""
     if not folder.is_dir():
         raise ValueError(f"--images {folder} is not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: natural_order(p.name)
+    )
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return files
