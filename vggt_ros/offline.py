@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """`vggt-ros-reconstruct`: the node's reconstruction core run offline on a folder of images or a rosbag2 recording.
 
-Input: ``--images DIR`` (one camera, files in the natural order of their names = time order), ``--bag PATH --topics T1,T2`` (mcap or
-sqlite3, sensor_msgs/Image or CompressedImage, K cameras paired by the node's approximate-time core) or ``--tum DIR``
-(a TUM RGB-D sequence folder: rgb.txt's images at their stamps; ``--metric-depth``: depth.txt's images set the
-metric scale, the node's depth scale source).
+Input: ``--images DIR`` (one camera, files in the natural order of their names = time order), ``--bag PATH
+--topics T1,T2`` (mcap or sqlite3, sensor_msgs/Image or CompressedImage, K cameras paired by the node's
+approximate-time core) or ``--tum DIR`` (a TUM RGB-D sequence folder: rgb.txt's images at their stamps;
+``--metric-depth``: depth.txt's images set the metric scale, the node's depth scale source).
 
 Mode, chosen by the frame budget ``--max-frames`` (images per forward pass):
 * joint: every image in one forward pass, when they fit: the official demo's mode and the model's best accuracy;
@@ -114,7 +114,11 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="vggt-ros-reconstruct", description=__doc__, formatter_class=_HelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--images", type=Path, help="folder of images, in the natural order of their names (frame_2 before frame_10) = time order")
+    source.add_argument(
+        "--images",
+        type=Path,
+        help="folder of images, in the natural order of their names (frame_2 before frame_10) = time order",
+    )
     source.add_argument("--bag", type=Path, help="rosbag2 recording (folder, .mcap or .db3)")
     source.add_argument("--tum", type=Path, help="TUM RGB-D sequence folder (rgb.txt, images at their stamps)")
     parser.add_argument(
