@@ -12,8 +12,9 @@ rclpy. Design decisions:
   between snapshots also measure how long the executor was busy: its longest stall in the window.
 * One status per component, as diagnostic_aggregator and rqt_robot_monitor expect: each camera, the pipeline,
   the backend and the metric scale. A component's level is the worst of its checks; its message lists the checks
-  that failed, or summarises it when all pass. WARN: degraded but producing output (a quiet camera, images lost,
-  frame sets dropped, windows rejected, high latency); ERROR: the pipeline itself fails (windows raising errors,
+  that failed, or summarises it when all pass. WARN: degraded but producing output (a quiet camera, images lost or
+  dropped, frame sets dropped or refused, cameras that send but do not pair, windows rejected, high latency);
+  ERROR: nothing comes out (every image of a camera dropped, every frame set refused, windows raising errors,
   latency above the error threshold, an inference that has not finished for that long).
 * `SequenceGaps` counts the images a publisher sent that never reached the subscription callback, from DDS'
   publication sequence numbers. DDS' message-lost event counts only what the transport lost; images overwritten

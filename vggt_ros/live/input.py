@@ -284,12 +284,11 @@ class InputAssembly:
         frame_set = FrameSet(stamps_ns=synced.stamps_ns, images=synced.items, camera_frames=tuple(self._camera_frames))
         return Assembled(frame_set=frame_set, restart=restart)
 
-    def _drop(self, camera: int, kind: str, label: str = "") -> None:
-        """Count one image of ``camera`` dropped for ``kind``; ``label`` says why in /diagnostics (default: the
-        kind in words)."""
+    def _drop(self, camera: int, kind: str, label: str) -> None:
+        """Count one image of ``camera`` dropped for ``kind``; ``label`` says why in /diagnostics."""
         self.dropped[(camera, kind)] += 1
         self._camera_dropped[camera] += 1
-        self._last_drop[camera] = label or kind.replace("_", " ")
+        self._last_drop[camera] = label
 
     def _check_pairing(self) -> None:
         """Warn when every camera sends images but they never form a frame set: their stamps are further apart
