@@ -262,27 +262,26 @@ class _CachedFrame:
     sensor_depth: Optional[torch.Tensor] = None  # (H, W) metres at the model pixels, NaN where none (depth source)
 
 
-def check_engines_fit(pipeline, config: SessionConfig) -> None:
-    """Exported engines have a fixed image size and frame range: check they can run this session's windows.
+def images_per_call(config: SessionConfig) -> tuple[int, int, str]:
+    """(fewest, most, what runs the most) images of one network call in this session: one frame set (a new frame
+    set through DINOv2) up to a full window, or with loop closure a loop pass (`LOOP_WINDOW_MAX_FRAMES`) where that
+    is larger."""
+    window_images = config.window.window_size * config.cameras
+    if config.world.loop.enabled and LOOP_WINDOW_MAX_FRAMES > window_images:
+        return config.cameras, LOOP_WINDOW_MAX_FRAMES, "a loop closure pass, or turn loop closure off"
+    return config.cameras, window_images, "window_size x cameras"
 
-    The smallest call is one frame set (a new frame set through DINOv2), the largest a full window, or with loop
-    closure a loop pass (`LOOP_WINDOW_MAX_FRAMES`) where that is larger: found mid-run, it failed every loop.
-    """
+
+def check_engines_fit(pipeline, config: SessionConfig) -> None:
+    """Exported engines have a fixed image size and frame range: check they can run this session's calls
+    (`images_per_call`; engines too small for a loop pass, found mid-run, failed every loop)."""
     frames = getattr(pipeline, "frames", None)
     if frames is not None:
-        window_images = config.window.window_size * config.cameras
-        needed = (config.cameras, window_images)
-        largest = "window_size x cameras"
-        if config.world.loop.enabled and LOOP_WINDOW_MAX_FRAMES > window_images:
-            needed = (config.cameras, LOOP_WINDOW_MAX_FRAMES)
-            largest = (
-                f"a loop closure pass; build the engines with --max-frames {LOOP_WINDOW_MAX_FRAMES} or more, or turn "
-                "loop closure off"
-            )
-        if frames.min > needed[0] or frames.max < needed[1]:
+        fewest, most, largest = images_per_call(config)
+        if frames.min > fewest or frames.max < most:
             raise ValueError(
-                f"the engines accept {frames.min}..{frames.max} frames, but this session runs {needed[0]}.."
-                f"{needed[1]} images per call (1 frame set .. {largest})"
+                f"the engines accept {frames.min}..{frames.max} frames, but this session runs {fewest}..{most} "
+                f"images per call (1 frame set .. {largest})"
             )
     image_hw = getattr(pipeline, "image_hw", None)
     if image_hw is not None:

@@ -964,6 +964,7 @@ class TestOnnxRuntimeEngines:
             "engine_dir": engine_dir,
             "image_topics": ["/cam/image"],
             "window_size": 3,
+            "loop_closure": False,  # the window, not the loop pass, is what does not fit
         }
         with pytest.raises(StartupError) as err:
             Running(overrides)
@@ -975,9 +976,24 @@ class TestOnnxRuntimeEngines:
         )
         assert expected_fix in text
 
+    def test_loop_closure_needs_engines_for_its_pass_and_start_up_says_so(self, engine_dir):
+        """Windows of 2 fit these engines, the 4-frame loop pass does not: every loop failed, mid-run."""
+        overrides = {"backend": "onnxruntime", "engine_dir": engine_dir, "image_topics": ["/cam/image"]}
+        with pytest.raises(StartupError) as err:
+            Running({**overrides, "window_size": 2})
+        text = str(err.value)
+        assert "this session runs 1..4 images per call (1 frame set .. a loop closure pass" in text
+        assert "--max-frames 4" in text
+
     def test_node_runs_on_the_exported_graphs(self, engine_dir):
         running = Running(
-            {"backend": "onnxruntime", "engine_dir": engine_dir, "image_topics": ["/cam/image"], "window_size": 2}
+            {
+                "backend": "onnxruntime",
+                "engine_dir": engine_dir,
+                "image_topics": ["/cam/image"],
+                "window_size": 2,
+                "loop_closure": False,  # its 4-frame pass needs engines for 4 frames
+            }
         )
         probe = Probe(["/cam/image"], ["/vggt/"])
         try:

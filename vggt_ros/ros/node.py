@@ -174,8 +174,7 @@ class ReconstructionNode(LifecycleNode):
             runtime = params.runtime_config()
         except (ImportError, RuntimeError, ValueError) as err:
             raise StartupError(str(err)) from None
-        window_frames = params.window_size * len(params.image_topics)
-        session = load_session(runtime, params.session_config(), self._transforms, window_frames, params.image_size)
+        session = load_session(runtime, params.session_config(), self._transforms)
         self._live = LiveReconstruction(
             session, self._log, params.world_frame, params.save_dataset_frames, params.publish_path
         )
