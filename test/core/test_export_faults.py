@@ -486,3 +486,38 @@ def test_a_w4a16_export_is_not_replaced_by_a_float_one(entry, tmp_path, monkeypa
     status, error = _command(entry, monkeypatch, capsys, "--weights", str(TINY), "--out", str(out), *extra)
     assert status == 1 and "holds an export quantized for w4a16" in error
     assert _contents(out) == before and model_loads == []
+
+
+# The command runs in its own process: without a handler, SIGTERM ends it (and would end pytest's).
+_TERMINATED_DURING_THE_EXPORT = """
+import os, signal, sys
+from vggt_ros.export import onnx_export
+export_stage = onnx_export._export_stage
+def terminated_at_the_camera_head(module, args, in_names, out_names, path, *rest):  # a test double of `timeout`
+    if path.name == "camera_head.onnx":
+        os.kill(os.getpid(), signal.SIGTERM)
+    export_stage(module, args, in_names, out_names, path, *rest)
+onnx_export._export_stage = terminated_at_the_camera_head
+from vggt_ros.export.cli import export_entry
+sys.argv = ["python -m vggt_ros.export", *sys.argv[1:]]
+export_entry()
+"""
+
+
+def test_sigterm_during_an_export_leaves_no_staging_folder_and_no_traceback(tmp_path):
+    """SIGTERM's default action ended the process with the staging folder (gigabytes for VGGT-1B) left in --out."""
+    import subprocess
+
+    import vggt_ros
+
+    out = tmp_path / "engines"
+    arguments = ["--weights", str(TINY), "--height", "28", "--width", "28", "--max-frames", "2", "--out", str(out)]
+    root = os.path.dirname(os.path.dirname(vggt_ros.__file__))  # the code under test, whichever checkout it is
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    finished = subprocess.run(
+        [sys.executable, "-c", _TERMINATED_DURING_THE_EXPORT, *arguments], env=env, capture_output=True, timeout=300
+    )
+    error = finished.stderr.decode()
+    assert finished.returncode == 143 and "Traceback" not in error, error[-2000:]
+    assert "SIGTERM: stopped; an earlier export in --out is kept as it was" in error
+    assert not out.exists() or [p.name for p in out.iterdir()] == []

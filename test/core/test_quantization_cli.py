@@ -381,3 +381,19 @@ def test_an_out_holding_another_export_is_refused_before_any_work(
     code, error = run_entry(monkeypatch, capsys, [*arguments, "--out", str(out)])
     assert code == 1 and f"--out {out} holds an export for {held or 'floating point'}" in error
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_ctrl_c_during_the_calibration_is_one_line_and_its_exit_status(
+    micro, calibration, tmp_path, monkeypatch, capsys
+):
+    """A traceback before; SIGTERM ended the process without unwinding (an export's staging folder stayed)."""
+    import os
+    import signal
+
+    def interrupted_for_tests(*args, **kwargs):  # a test double of the user's Ctrl-C during the search
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(cli, "run_recipe", interrupted_for_tests)
+    arguments = ["--weights", str(micro), "--calibration", str(calibration), "--scheme", "w4a16", "--image-size", "28"]
+    code, error = run_entry(monkeypatch, capsys, [*arguments, "--out", str(tmp_path / "out")])
+    assert code == 130 and error == "SIGINT: stopped before the export was complete\n"

@@ -18,6 +18,7 @@ from ..output_folder import check_output_folder
 from ..quantized_formats.plan import quantized_scheme_in
 from ..quantized_formats.schemes import QDQ_SCHEMES
 from ..runtime.io_contract import ExportManifest, FramesProfile, ManifestError
+from ..termination import EXIT_STATUS, Interrupted, stop_on_signal
 from .onnx_export import check_opset, export_onnx, model_config_record, package_version, state_dict_sha256
 
 log = logging.getLogger("vggt_ros.export")
@@ -275,11 +276,17 @@ def verify(model: VGGT, pipeline, image_hw: tuple[int, int], num_frames: int) ->
 
 
 def _run(main) -> None:
-    try:
-        sys.exit(main())
-    except (ValueError, OSError, RuntimeError) as e:  # user-facing failures: message, not traceback
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    # SIGTERM as Ctrl-C (`timeout`, `docker stop`): the unwinding removes the export's staging folder (gigabytes for
+    # VGGT-1B), which the default action left; either is one line, not a traceback.
+    with stop_on_signal():
+        try:
+            sys.exit(main())
+        except (ValueError, OSError, RuntimeError) as e:  # user-facing failures: message, not traceback
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
+        except Interrupted as stopped:
+            print(f"{stopped.signal}: stopped; an earlier export in --out is kept as it was", file=sys.stderr)
+            sys.exit(EXIT_STATUS[stopped.signal])
 
 
 def export_entry() -> None:
