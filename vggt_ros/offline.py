@@ -228,7 +228,9 @@ def _open_inputs(args: argparse.Namespace) -> _Inputs:
     model_hw = common_model_hw(sizes, args.mode, args.image_size)
     _log_padding(args, sizes, model_hw)
     frame_sets = bag_frame_sets(source, names, args.queue_size, args.slop, args.mode, args.image_size)
-    return _Inputs(frame_sets, len(names), names, source.message_count // len(names), model_hw, source)
+    # A frame set takes one image of each camera: the slowest camera bounds their number.
+    expected = min(source.topic_messages.values(), default=0)
+    return _Inputs(frame_sets, len(names), names, expected, model_hw, source)
 
 
 def _log_padding(args: argparse.Namespace, sizes: set[tuple[int, int]], model_hw: Optional[tuple[int, int]]) -> None:

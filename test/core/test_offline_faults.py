@@ -479,3 +479,15 @@ def test_topics_with_spaces_are_read_and_a_bad_time_range_names_the_options(tmp_
         with pytest.raises(SystemExit):
             _bag_run(tmp_path, bag, ["/cam"], *extra, out_name="refused")
         assert message in capsys.readouterr().err
+
+
+def test_a_camera_at_twice_the_rate_of_the_other_does_not_push_the_run_into_chunks(tmp_path):
+    """6 left and 3 right images form 3 frame sets (6 images), within --max-frames 6; the estimate from all
+    messages (9 // 2 = 4 sets, 8 images) chose chunks and said so in the log and the summary."""
+    frames = _photos(6)
+    left = _stamped(frames)
+    right = [(stamp + 5_000_000, frame) for stamp, frame in left[::2]]  # half the rate, 5 ms after its pair
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/left", left), ("/right", right)])
+    status, out = _bag_run(tmp_path, bag, ["/left", "/right"], "--max-frames", "6")
+    summary = _strict_json(out / "summary.json")
+    assert summary["mode"] == "joint" and summary["frame_sets"] == 3, summary["mode"]
