@@ -9,16 +9,18 @@ checks `StopRequest.signal` between steps, so the window in progress finishes an
 An exception raised asynchronously inside a step could land anywhere, e.g. between a map's reset and its refill,
 and the map written afterwards would be a fragment. A second signal raises `Interrupted` (``second``), for a user
 who will not wait. A command exits with `EXIT_STATUS` afterwards (130 for Ctrl-C and 143 for SIGTERM: 128 + the
-signal's number, the shell's convention).
+signal's number, the shell's convention). `run_command` runs a console script that has no safe point to wait for
+(an export, a quantization): a signal stops it at once, with one line.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Optional
+from typing import NoReturn, Optional
 
 # The exit status after each, the shell's convention (128 + the signal's number).
 EXIT_STATUS = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
@@ -73,3 +75,19 @@ def stop_on_signal() -> Iterator[StopRequest]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def run_command(main: Callable[[], int], stopped: str) -> NoReturn:
+    """Run a console script's ``main`` and exit with its status: a user-facing failure (ValueError, OSError,
+    RuntimeError) is one ``error:`` line and 1; Ctrl-C or SIGTERM is one line, ``<signal>: <stopped>``, and 130 /
+    143. SIGTERM is handled as Ctrl-C, so the unwinding removes what the command was staging (its default action
+    left it)."""
+    with stop_on_signal():
+        try:
+            sys.exit(main())
+        except (ValueError, OSError, RuntimeError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(1)
+        except Interrupted as interrupted:
+            print(f"{interrupted.signal}: {stopped}", file=sys.stderr)
+            sys.exit(EXIT_STATUS[interrupted.signal])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,7 +17,7 @@ from ..output_folder import check_output_folder
 from ..quantized_formats.plan import quantized_scheme_in
 from ..quantized_formats.schemes import QDQ_SCHEMES
 from ..runtime.io_contract import ExportManifest, FramesProfile, ManifestError
-from ..termination import EXIT_STATUS, Interrupted, stop_on_signal
+from ..termination import run_command
 from .onnx_export import check_opset, export_onnx, model_config_record, package_version, state_dict_sha256
 
 log = logging.getLogger("vggt_ros.export")
@@ -275,23 +274,13 @@ def verify(model: VGGT, pipeline, image_hw: tuple[int, int], num_frames: int) ->
     return errors
 
 
-def _run(main) -> None:
-    # SIGTERM as Ctrl-C (`timeout`, `docker stop`): the unwinding removes the export's staging folder (gigabytes for
-    # VGGT-1B), which the default action left; either is one line, not a traceback.
-    with stop_on_signal():
-        try:
-            sys.exit(main())
-        except (ValueError, OSError, RuntimeError) as e:  # user-facing failures: message, not traceback
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(1)
-        except Interrupted as stopped:
-            print(f"{stopped.signal}: stopped; an earlier export in --out is kept as it was", file=sys.stderr)
-            sys.exit(EXIT_STATUS[stopped.signal])
+# An interrupted export removes its staging folder (gigabytes for VGGT-1B) as it unwinds.
+_STOPPED = "stopped; an earlier export in --out is kept as it was"
 
 
 def export_entry() -> None:
-    _run(export_main)
+    run_command(export_main, _STOPPED)
 
 
 def build_engines_entry() -> None:
-    _run(build_engines_main)
+    run_command(build_engines_main, _STOPPED)

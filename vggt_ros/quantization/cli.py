@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 import torch
@@ -30,7 +29,7 @@ from vggt_ros.quantized_formats.schemes import QDQ_SCHEMES, SCHEMES, W4A16
 from vggt_ros.quantized_formats.w4a16_file import load_w4a16_model, save_w4a16_export
 from vggt_ros.runtime import Pipeline
 from vggt_ros.runtime.io_contract import MANIFEST_FILE, FramesProfile
-from vggt_ros.termination import EXIT_STATUS, Interrupted, stop_on_signal
+from vggt_ros.termination import run_command
 
 from .calibration import CalibrationConfig, calibration_windows, load_calibration_images
 from .evaluation import window_outputs
@@ -206,12 +205,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    with stop_on_signal():  # SIGTERM as Ctrl-C: the export's staging folder goes with the unwinding
-        try:
-            sys.exit(main())
-        except (ValueError, OSError, RuntimeError) as err:  # user-facing failures: message, not traceback
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(1)
-        except Interrupted as stopped:
-            print(f"{stopped.signal}: stopped before the export was complete", file=sys.stderr)
-            sys.exit(EXIT_STATUS[stopped.signal])
+    run_command(main, "stopped before the export was complete")
