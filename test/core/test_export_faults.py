@@ -521,3 +521,21 @@ def test_sigterm_during_an_export_leaves_no_staging_folder_and_no_traceback(tmp_
     assert finished.returncode == 143 and "Traceback" not in error, error[-2000:]
     assert "SIGTERM: stopped; an earlier export in --out is kept as it was" in error
     assert not out.exists() or [p.name for p in out.iterdir()] == []
+
+
+@pytest.mark.parametrize(
+    "entry, options, message",
+    [
+        (export_entry, ["--height", "0"], "--height must be a positive number of pixels, got 0"),
+        (export_entry, ["--opt-frames", "0"], "frames profile must satisfy"),  # it fell back to the default
+        (export_entry, ["--opset", "7"], "ONNX opset 7 is below 14"),
+        (build_engines_entry, ["--backend", "onnxruntime", "--verify-frames", "0"], "--verify-frames must be 1"),
+    ],
+)
+def test_export_options_are_checked_before_the_model_loads(
+    entry, options, message, tmp_path, monkeypatch, capsys, model_loads
+):
+    arguments = ["--weights", str(TINY), "--height", "28", "--width", "28", "--out", str(tmp_path / "engines")]
+    status, error = _command(entry, monkeypatch, capsys, *arguments, *options)
+    assert status == 1 and message in error and "Traceback" not in error
+    assert model_loads == []

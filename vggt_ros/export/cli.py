@@ -50,8 +50,21 @@ def _with_defaults(args: argparse.Namespace) -> argparse.Namespace:
     return argparse.Namespace(**{**values, **{name: v for name, v in DEFAULTS.items() if values[name] is None}})
 
 
+def _check_export_options(args: argparse.Namespace) -> None:
+    """The export's options, checked before the model loads (the exporter found a bad one after it, in torch's
+    words)."""
+    for option in ("height", "width"):
+        if getattr(args, option) < 1:
+            raise ValueError(f"--{option} must be a positive number of pixels, got {getattr(args, option)}")
+    check_opset(args.opset)
+    try:
+        _frames(args)
+    except ValueError as err:
+        raise ValueError(f"--min-frames, --opt-frames, --max-frames: {err}") from None
+
+
 def _frames(args: argparse.Namespace) -> FramesProfile:
-    opt = args.opt_frames or max(args.min_frames, args.max_frames // 2)
+    opt = args.opt_frames if args.opt_frames is not None else max(args.min_frames, args.max_frames // 2)
     return FramesProfile(args.min_frames, opt, args.max_frames)
 
 
@@ -64,7 +77,7 @@ def export_main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     check_output_folder(Path(args.out), "--out")  # before the model loads (a minute for VGGT-1B)
     _refuse_to_replace_a_quantized_export(Path(args.out))
-    check_opset(args.opset)
+    _check_export_options(args)
     model = VGGT.from_pretrained(args.weights, config=args.config)
     manifest = export_onnx(model, args.out, (args.height, args.width), _frames(args), args.opset)
     log.info("wrote %s/manifest.json (weights sha256 %s...)", args.out, manifest.weights_sha256[:12])
@@ -136,6 +149,8 @@ def build_engines_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify", action="store_true", help="print the relative error against torch FP32")
     parser.add_argument("--verify-frames", type=int, default=None, help="frames for --verify (default: opt)")
     args = parser.parse_args(argv)
+    if args.verify_frames is not None and args.verify_frames < 1:
+        raise ValueError(f"--verify-frames must be 1 or more, got {args.verify_frames}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out)
     check_output_folder(out, "--out")  # before the model loads (a minute for VGGT-1B)
@@ -146,7 +161,7 @@ def build_engines_main(argv: list[str] | None = None) -> int:
     quantized = _quantized_export(out, args.precision)
     if quantized is None:
         args = _with_defaults(args)
-        check_opset(args.opset)
+        _check_export_options(args)
         model = VGGT.from_pretrained(args.weights, config=args.config)
         _export_unless_current(model, out, (args.height, args.width), _frames(args), args.opset)
     else:
