@@ -22,7 +22,7 @@ from ament_index_python.packages import get_package_share_directory
 from catkin_pkg.changelog import get_changelog_from_path
 
 from conftest import TINY
-from support.netns import network_is_loopback_only
+from support.netns import require_loopback_only
 from support.node_process import start_then_interrupt
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
@@ -107,12 +107,7 @@ def test_package_xml_is_the_one_version_source(workspace):
 
 
 def test_installed_node_starts_with_the_parameter_file_found_through_the_ament_index(workspace, sourced, monkeypatch):
-    if not network_is_loopback_only():
-        pytest.fail(
-            "test_colcon.py starts DDS and must run in a network namespace whose only interface is an up 'lo'. "
-            "Run it as:\n  bash tools/run_tests.sh test/deploy/test_colcon.py",
-            pytrace=False,
-        )
+    require_loopback_only(__file__)
     install_prefix = workspace / "install" / PACKAGE
     assert sourced["AMENT_PREFIX_PATH"].split(os.pathsep)[0] == str(install_prefix)
     monkeypatch.setenv("AMENT_PREFIX_PATH", sourced["AMENT_PREFIX_PATH"])

@@ -28,7 +28,7 @@ from sensor_msgs.msg import PointCloud2
 from test_node import CHELSEA, CHELSEA_MIRRORED, DEFAULT_WORLD, ERROR, WARN, Probe, Running, image_message, stamp_ns
 
 from conftest import IMAGES
-from support.netns import network_is_loopback_only
+from support.netns import require_loopback_only
 from vggt_ros.live.health import ComponentHealth, Level
 from vggt_ros.ros.diagnostics import diagnostic_array
 from vggt_ros.ros.node import TRANSPORTS_VARIABLE
@@ -105,12 +105,7 @@ print("small:", (count + 1) // 2, "large:", count // 2)
 @pytest.fixture(scope="module", autouse=True)
 def ros():
     """rclpy on Fast DDS' default transports, only where DDS cannot leave the machine (a loud failure, never a skip)."""
-    if not network_is_loopback_only():
-        pytest.fail(
-            "test_diagnostics.py starts DDS and must run in a network namespace whose only interface is an up 'lo'. "
-            "Run it as:\n  unshare -n sh -c 'ip link set lo up && exec python -m pytest test/ros/test_diagnostics.py'",
-            pytrace=False,
-        )
+    require_loopback_only(__file__)
     saved = os.environ.pop(TRANSPORTS_VARIABLE, None)  # Fast DDS reads it when rclpy.init creates the participant
     rclpy.init()
     yield

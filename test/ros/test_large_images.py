@@ -28,7 +28,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
-from support.netns import network_is_loopback_only
+from support.netns import require_loopback_only
 from support.spinning import Spinner
 from vggt_ros.ros.node import TRANSPORTS_VARIABLE, ReconstructionNode
 
@@ -77,13 +77,7 @@ print("matched subscriptions:", publisher.get_subscription_count())
 @pytest.fixture(scope="module", autouse=True)
 def ros():
     """rclpy for the module, with the transports the launch file selects, only where DDS cannot leave the machine."""
-    if not network_is_loopback_only():
-        pytest.fail(
-            "test_large_images.py starts DDS and must run in a network namespace whose only interface is an up "
-            "'lo'. Run it as:\n"
-            "  unshare -n sh -c 'ip link set lo up && exec python -m pytest test/ros/test_large_images.py'",
-            pytrace=False,
-        )
+    require_loopback_only(__file__)
     saved = os.environ.pop(TRANSPORTS_VARIABLE, None)
     os.environ[TRANSPORTS_VARIABLE] = LARGE_DATA  # Fast DDS reads it when rclpy.init creates the participant
     rclpy.init()

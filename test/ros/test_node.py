@@ -37,7 +37,7 @@ from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
-from support.netns import network_is_loopback_only
+from support.netns import require_loopback_only
 from support.node_process import node_command, start_then_interrupt
 from support.rotations import quaternion_matrix
 from support.services import call_answered
@@ -219,12 +219,7 @@ class Running:
 @pytest.fixture(scope="module", autouse=True)
 def ros():
     """rclpy for the whole module, only where DDS cannot leave the machine (a loud failure, never a skip)."""
-    if not network_is_loopback_only():
-        pytest.fail(
-            "test_node.py starts DDS and must run in a network namespace whose only interface is an up 'lo'. "
-            "Run it as:\n  unshare -n sh -c 'ip link set lo up && exec python -m pytest test/ros/test_node.py'",
-            pytrace=False,
-        )
+    require_loopback_only(__file__)
     rclpy.init()
     yield
     rclpy.shutdown()

@@ -38,7 +38,7 @@ from tf2_msgs.msg import TFMessage
 import vggt_ros.live.startup as startup_module
 from conftest import TINY
 from support.loop_synthetic import DriftingVGGTForTests
-from support.netns import network_is_loopback_only
+from support.netns import require_loopback_only
 from support.node_process import node_command, start_then_interrupt
 from support.places import LoopPassPipelineForTests, PosePlaceDescriptorForTests, revisit_sequence
 from support.ros_metric import (
@@ -111,12 +111,7 @@ class FinishedWindows:
 @pytest.fixture(scope="module", autouse=True)
 def ros():
     """rclpy for the whole module, only where DDS cannot leave the machine (a loud failure, never a skip)."""
-    if not network_is_loopback_only():
-        pytest.fail(
-            "test_node_loops.py starts DDS and must run in a network namespace whose only interface is an up 'lo'. "
-            "Run it with: bash tools/run_tests.sh test/test_node_loops.py",
-            pytrace=False,
-        )
+    require_loopback_only(__file__)
     rclpy.init()
     yield
     rclpy.shutdown()

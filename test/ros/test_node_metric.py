@@ -55,7 +55,7 @@ from support.metric_synthetic import (
     rig_camera1_pose,
     single_camera,
 )
-from support.netns import network_is_loopback_only
+from support.netns import require_loopback_only
 from support.ros_metric import (
     WARN,
     CountingPipelineForTests,
@@ -115,12 +115,7 @@ SURFACE_TOLERANCE_M = 0.05  # median distance of cloud / map points to the room'
 @pytest.fixture(scope="module", autouse=True)
 def ros():
     """rclpy for the whole module, only where DDS cannot leave the machine (a loud failure, never a skip)."""
-    if not network_is_loopback_only():
-        pytest.fail(
-            "test_node_metric.py starts DDS and must run in a network namespace whose only interface is an up 'lo'. "
-            "Run it with: bash tools/run_tests.sh test/ros/test_node_metric.py",
-            pytrace=False,
-        )
+    require_loopback_only(__file__)
     rclpy.init()
     yield
     rclpy.shutdown()

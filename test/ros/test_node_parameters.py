@@ -18,7 +18,7 @@ from rclpy.parameter import Parameter
 from rclpy.validate_full_topic_name import validate_full_topic_name
 
 from conftest import TINY
-from support.netns import network_is_loopback_only
+from support.netns import require_loopback_only
 from support.node_process import node_command, start_then_interrupt
 from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.ros.node import ReconstructionNode
@@ -30,8 +30,7 @@ NODE = node_command({"weights": TINY, "image_size": 154})
 
 @pytest.fixture(scope="module", autouse=True)
 def loopback_only():
-    if not network_is_loopback_only():
-        pytest.fail("starts DDS: run it as bash tools/run_tests.sh test/ros/test_node_parameters.py", pytrace=False)
+    require_loopback_only(__file__)
 
 
 def fails_to_start(*ros_args: str) -> str:

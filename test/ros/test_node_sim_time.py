@@ -20,7 +20,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from test_node import CHELSEA, ERROR, WARN, Probe, Running, image_message
 from tf2_msgs.msg import TFMessage
 
-from support.netns import network_is_loopback_only
+from support.netns import require_loopback_only
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
 
@@ -32,13 +32,7 @@ SIM_TIME = {"use_sim_time": True, "image_topics": [TOPIC], "input_timeout_s": 1.
 @pytest.fixture(scope="module", autouse=True)
 def ros():
     """rclpy for the whole module, only where DDS cannot leave the machine (a loud failure, never a skip)."""
-    if not network_is_loopback_only():
-        pytest.fail(
-            "test_node_sim_time.py starts DDS and must run in a network namespace whose only interface is an up "
-            "'lo'. Run it as:\n  unshare -n sh -c 'ip link set lo up && exec python -m pytest "
-            "test/ros/test_node_sim_time.py'",
-            pytrace=False,
-        )
+    require_loopback_only(__file__)
     rclpy.init()
     yield
     rclpy.shutdown()

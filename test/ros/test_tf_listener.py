@@ -20,7 +20,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
 
-from support.netns import network_is_loopback_only
+from support.netns import require_loopback_only
 from support.rotations import yaw_pose
 from vggt_ros.metric.tf_buffer import UnknownFrameError
 from vggt_ros.ros.messages import header, tf_message, transform_stamped
@@ -84,12 +84,7 @@ def test_quaternions_off_unit_length_beyond_tf2s_tolerance_are_marked_unusable()
 @pytest.fixture
 def ros():
     """rclpy for one test, only where DDS cannot leave the machine (a loud failure, never a skip)."""
-    if not network_is_loopback_only():
-        pytest.fail(
-            "test_tf_listener.py starts DDS and must run in a network namespace whose only interface is an up 'lo'. "
-            "Run it as:\n  bash tools/run_tests.sh test/ros/test_tf_listener.py",
-            pytrace=False,
-        )
+    require_loopback_only(__file__)
     rclpy.init()
     executor = SingleThreadedExecutor()
     yield executor

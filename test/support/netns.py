@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import socket
 import struct
+from pathlib import Path
 
 _SIOCGIFFLAGS = 0x8913
 _IFF_UP = 0x1
@@ -25,3 +26,19 @@ def network_is_loopback_only() -> bool:
         request = struct.pack("16sH22x", b"lo", 0)  # struct ifreq: name, flags, padding to 40 bytes
         flags = struct.unpack("16sH22x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, request))[1]
     return bool(flags & _IFF_UP)
+
+
+def require_loopback_only(test_file: str) -> None:
+    """Fail the calling test, loudly and never as a skip, unless DDS cannot leave the machine
+    (`network_is_loopback_only`); the message names ``test_file`` (its ``__file__``) and how to run it."""
+    if network_is_loopback_only():
+        return
+    import pytest  # tests only: the benchmarks import this module too
+
+    path = Path(test_file).resolve().relative_to(Path(__file__).resolve().parents[2])
+    pytest.fail(
+        f"{path.name} starts DDS and must run in a network namespace whose only interface is an up 'lo'. Run it "
+        f"as:\n  bash tools/run_tests.sh {path}\n(or: unshare -n sh -c 'ip link set lo up && exec python -m pytest "
+        f"{path}')",
+        pytrace=False,
+    )
