@@ -321,7 +321,8 @@ class NodeParameters:
     diagnostics_images_dropped_warn_ratio: float = parameter(
         0.1,
         "/diagnostics: camera WARN when more than this fraction of its images reached the node but was dropped "
-        "(undecodable, too large, a repeated, late or stale stamp); ERROR when every one was",
+        "(undecodable, too large, in one of the node's own frames, a repeated, late or stale stamp, unstamped before "
+        "the clock started); ERROR when every one was",
         "fraction",
     )
     diagnostics_gpu_memory_warn_ratio: float = parameter(

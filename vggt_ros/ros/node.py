@@ -198,7 +198,7 @@ class ReconstructionNode(LifecycleNode):
         )
         self._worker = threading.Thread(target=self._work, name="vggt-inference", daemon=True)
         self._worker.start()
-        self._health = HealthMonitor(params.health_thresholds(), diagnostics.PERIOD_S, self._health_snapshot())
+        self._health = self._new_health_monitor()
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, DIAGNOSTICS_QOS)
         self._owned_timers += [
             # Checking twice per timeout reports a quiet topic between 1 and 1.5 timeouts after it went quiet.
@@ -337,6 +337,10 @@ class ReconstructionNode(LifecycleNode):
             self._now_s(), self._input.camera_counts(), *backend, live.loop_state(), self._input.last_synced_s
         )
 
+    def _new_health_monitor(self) -> HealthMonitor:
+        """A monitor whose rates start now (configure, a clock jump)."""
+        return HealthMonitor(self.params.health_thresholds(), diagnostics.PERIOD_S, self._health_snapshot())
+
     def _now_s(self) -> float:
         """Seconds on the node's clock: ROS time, the bag's /clock under use_sim_time, which the timers follow too;
         0 under use_sim_time until the first /clock."""
@@ -358,7 +362,7 @@ class ReconstructionNode(LifecycleNode):
         rule: the new ones would be refused as too old)."""
         if self._configured:
             self._input.restart_clock()
-            self._health = HealthMonitor(self.params.health_thresholds(), diagnostics.PERIOD_S, self._health_snapshot())
+            self._health = self._new_health_monitor()
         changed = jump.clock_change in (ClockChange.ROS_TIME_ACTIVATED, ClockChange.ROS_TIME_DEACTIVATED)
         if not changed and jump.delta.nanoseconds > 0:
             return
