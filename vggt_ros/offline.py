@@ -44,6 +44,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vggt_ros.dataset import strict_json
+from vggt_ros.dataset.frame_files import readable_as_is
 from vggt_ros.dataset.writer import DatasetWriter, WrittenDataset
 from vggt_ros.engine_budget import check_windows_fit_engines
 from vggt_ros.files import replace_atomically
@@ -349,6 +350,7 @@ class _Exports:
         # of the input starts a new one), a segment per loss of tracking within it.
         self._placed_in: dict[str, tuple[int, int]] = {}
         self._world = 0
+        self.converted = 0  # folder files written as RGB pixels, not copied (`readable_as_is`)
         self.error: Optional[str] = None
 
     def offer(self, item: InputFrameSet) -> None:
@@ -367,11 +369,16 @@ class _Exports:
         for frame, image in frames:
             name, path = self._inputs.pop((frame.stamp_ns, frame.camera))
             try:
-                if path is not None:  # a folder's file: copied as it is (not re-encoded), whole or not at all
+                # A folder's file is copied as it is (not re-encoded), whole or not at all, where readers take its
+                # pixels as they are; else, as a recording's image, the RGB pixels the model saw are written.
+                copied = path is not None and readable_as_is(path)
+                if copied:
                     target = self.images_dir / name
                     target.parent.mkdir(parents=True, exist_ok=True)
                     replace_atomically(target, lambda temporary, source=path: shutil.copyfile(source, temporary))
-                self.writer.add(replace(frame, name=name), image=None if path is not None else image)
+                elif path is not None:
+                    self._note_rgb_copy(name)
+                self.writer.add(replace(frame, name=name), image=None if copied else image)
                 self._exported[name] = FrameId(frame.stamp_ns, frame.camera)
                 self._placed_in[name] = (self._world, self.session.world.segment)
             except (ValueError, OSError) as err:
@@ -379,6 +386,15 @@ class _Exports:
                 break
         oldest = min(out.window.frame_sets[0].stamps_ns)
         self._inputs = {key: value for key, value in self._inputs.items() if key[0] >= oldest}
+
+    def _note_rgb_copy(self, name: str) -> None:
+        if not self.converted:
+            log.info(
+                "images/%s: written as the RGB pixels the model saw, not copied: its colour mode (palette, CMYK, "
+                "grey with alpha, 1-bit) reads wrong in nerfstudio; other such images are not named",
+                name,
+            )
+        self.converted += 1
 
     def parts(self, corrections: Optional[dict[str, np.ndarray]]) -> int:
         """How many parts, placed independently of each other, the exported frames form: 1 when they share one
@@ -779,6 +795,7 @@ def _reconstruct(
         "skipped_frame_sets": skipped_frame_sets,
         "segments": counters.segments,
         "exported_frames": dataset.num_frames if dataset else 0,
+        "converted_images": exports.converted,
         "map_points": len(session.map),
         "seconds": seconds,
         "seconds_per_frame_set": seconds / max(frame_sets, 1),

@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import IMAGES, TINY
 from support.photos import panned_photographs
 from vggt_ros.dataset import tum as tum_module
+from vggt_ros.dataset.frame_files import readable_as_is
 from vggt_ros.offline import main
+from vggt_ros.preprocess import decode_image_file
 
 FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154", "--no-loop-closure"]
 
@@ -124,3 +127,49 @@ def test_an_out_bag_the_disk_cannot_finish_says_readers_refuse_it_until_recovere
     assert "could not be finished" in errors[0] and "readers refuse it until it is recovered" in errors[0]
     assert ("messages written so far are kept" in errors[0]) is write_fails_first
     assert (out / "map.ply").is_file()  # the other outputs are whole
+
+
+def _as_nerfstudio_reads(path):
+    """An image file as nerfstudio's InputDataset.get_numpy_image reads it (its documented convention, written
+    down here): numpy's array of the Pillow image as uint8, grey (H, W) repeated to 3 channels, then it must be
+    (H, W, 3 | 4), and get_image keeps the first 3 as RGB."""
+    with Image.open(path) as image:
+        pixels = np.array(image, dtype="uint8")
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    assert pixels.ndim == 3 and pixels.shape[2] in (3, 4), f"nerfstudio refuses {path.name}: shape {pixels.shape}"
+    return pixels[:, :, :3]
+
+
+def test_images_whose_colour_mode_reads_wrong_in_nerfstudio_are_written_as_the_pixels_the_model_saw(tmp_path):
+    """A palette PNG read as its palette indices and a CMYK JPEG as RGBA: copied as they were, the dataset's
+    images showed nerfstudio other colours than the model saw."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    # Colour frames only: the tiny model's random weights answer a grey frame with an unusable camera.
+    modes = ["RGB", "P", "RGB", "CMYK", "RGB", "RGB"]
+    for index, (frame, mode) in enumerate(zip(panned_photographs(6), modes)):
+        suffix = "jpg" if mode == "CMYK" else "png"
+        Image.fromarray(frame).convert(mode).save(folder / f"frame_{index:03d}.{suffix}")
+    out = tmp_path / "out"
+    assert main(["--images", str(folder), "--out", str(out), *FAST]) == 0
+    frames = json.loads((out / "transforms.json").read_text())["frames"]
+    assert len(frames) == 6
+    for frame in frames:
+        written = out / frame["file_path"]
+        seen = decode_image_file(folder / written.name)
+        error = np.abs(_as_nerfstudio_reads(written).astype(int) - seen).mean()
+        # A JPEG name is written as a JPEG again (quality 95); the CMYK one read as RGBA was 70 levels off.
+        assert error <= (3.0 if written.suffix == ".jpg" else 0.0), (written.name, error)
+    assert (out / "images" / "frame_000.png").read_bytes() == (folder / "frame_000.png").read_bytes()  # a copy
+    assert json.loads((out / "summary.json").read_text())["converted_images"] == 2
+
+
+@pytest.mark.parametrize(
+    ("mode", "readable"),
+    [("RGB", True), ("RGBA", True), ("L", True), ("P", False), ("LA", False), ("CMYK", False), ("1", False)],
+)
+def test_only_modes_nerfstudio_reads_as_they_are_are_copied(mode, readable, tmp_path):
+    path = tmp_path / ("image.jpg" if mode == "CMYK" else "image.png")
+    Image.new(mode, (8, 6)).save(path)
+    assert readable_as_is(path) is readable

@@ -30,6 +30,10 @@ from vggt_ros.files import replace_atomically
 from vggt_ros.numeric import usable_pixels
 
 MAX_DEPTH_MM = np.iinfo(np.uint16).max
+# Pillow modes whose pixels readers take as they are: numpy makes them (H, W) grey or (H, W, 3 | 4) RGB(A) uint8,
+# the arrays nerfstudio's InputDataset accepts. Other 8-bit modes read wrong there: a palette as its indices, CMYK
+# (and RGBX) as RGBA, grey with alpha as 2 channels (refused), 1-bit as 0 / 1.
+READABLE_MODES = ("RGB", "RGBA", "L")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,13 @@ def image_format(name: str) -> str:
             f"'.jpg' or '.png'"
         )
     return image_format_name
+
+
+def readable_as_is(path: Path) -> bool:
+    """Whether an input image file can be copied into the dataset as it is: its Pillow mode is one of
+    `READABLE_MODES` (else the dataset gets the RGB pixels the model saw, `write_frame_files`' ``image``)."""
+    with Image.open(path) as image:
+        return image.mode in READABLE_MODES
 
 
 def depth_in_millimetres(depth: np.ndarray) -> tuple[np.ndarray, int]:
