@@ -346,3 +346,19 @@ def test_a_folder_s_frames_are_in_the_natural_order_of_their_names(tmp_path):
     assert [p.name for p in image_files(folder)] == names
     stamps = {item.names[0]: item.frame_set.stamp_ns for item in FolderInput(folder, "crop", 14).frame_sets()}
     assert stamps["frame_2.png"] < stamps["frame_10.png"]
+
+
+def test_folder_entries_of_no_image_suffix_are_named_not_left_out_unseen(tmp_path, caplog):
+    folder = tmp_path / "photos"
+    names = _photo_folder(folder, 2)
+    Image.fromarray(panned_photographs(1)[0]).save(folder / "frame_002.gif")  # a frame of a format we do not read
+    (folder / "times.txt").write_text("0.0\n0.1\n")
+    (folder / ".DS_Store").write_bytes(b"")
+    caplog.set_level("INFO", logger="vggt_ros.recording.inputs")
+    assert [p.name for p in image_files(folder)] == names
+    lines = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(lines) == 1 and "2 other entries: frame_002.gif, times.txt" in lines[0], lines
+    for name in names:
+        (folder / name).unlink()
+    with pytest.raises(ValueError, match=r"no images .* it holds 2 other entries: frame_002.gif, times.txt$"):
+        image_files(folder)

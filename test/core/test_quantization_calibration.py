@@ -62,7 +62,10 @@ def test_a_bag_topic_gives_the_same_images_as_their_files(tmp_path):
 def test_an_empty_calibration_set_says_what_to_pass(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
-    with pytest.raises(CalibrationError, match=r"calibration set is empty: no images \(.png.*in folder .*empty"):
+    with pytest.raises(
+        CalibrationError,
+        match=r"calibration set is empty: no images \(.png.*\) in .*empty; it holds 1 other entry: notes.txt; pass",
+    ):
         load_calibration_images(tmp_path / "empty", CalibrationConfig())
     with pytest.raises(CalibrationError, match="does not exist; pass a folder of images or a rosbag2 recording"):
         load_calibration_images(tmp_path / "missing", CalibrationConfig())

@@ -32,7 +32,7 @@ from torch import nn
 from vggt_ros.model.stages import tapped_token_names
 from vggt_ros.preprocess import preprocess_images
 from vggt_ros.quantized_formats.plan import block_stage, split_layer_name
-from vggt_ros.recording.inputs import IMAGE_SUFFIXES
+from vggt_ros.recording.inputs import image_files
 
 from .evaluation import window_outputs
 
@@ -96,20 +96,21 @@ def load_calibration_images(source: str | Path, config: CalibrationConfig) -> to
             f"calibration source {path} does not exist; pass a folder of images or a rosbag2 "
             "recording (folder with metadata.yaml, .mcap or .db3)"
         )
+    advice = "pass 16 to 128 images of the scenes the robot will see"
     if _is_bag(path):
         images = _bag_images(path, config)
-        where = f"topic {config.topic} of {path}"
+        if not images:
+            raise CalibrationError(
+                f"the calibration set is empty: no images on topic {config.topic} of {path}; {advice}"
+            )
     elif path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        images = [files[i] for i in _evenly_spaced(len(files), config.max_images)] if files else []
-        where = f"folder {path}"
+        try:
+            files = image_files(path)
+        except ValueError as err:
+            raise CalibrationError(f"the calibration set is empty: {err}; {advice}") from None
+        images = [files[i] for i in _evenly_spaced(len(files), config.max_images)]
     else:
         raise CalibrationError(f"calibration source {path} is neither a folder of images nor a rosbag2 recording")
-    if not images:
-        raise CalibrationError(
-            f"the calibration set is empty: no images ({', '.join(IMAGE_SUFFIXES)}) in {where}; pass 16 to 128 "
-            "images of the scenes the robot will see"
-        )
     return preprocess_images(images, config.mode, config.image_size)
 
 

@@ -61,15 +61,26 @@ def natural_order(name: str) -> tuple:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The folder's images in the natural order of their names (`natural_order`): their time order."""
+    """The folder's images in the natural order of their names (`natural_order`): their time order. Other entries
+    (hidden ones aside) are left out with one log line naming them, so a frame of another format is not lost
+    unseen."""
     if not folder.is_dir():
         raise ValueError(f"--images {folder} is not a folder")
-    files = sorted(
-        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: natural_order(p.name)
-    )
+    entries = sorted(folder.iterdir(), key=lambda p: natural_order(p.name))
+    files = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    others = [p.name for p in entries if p not in files and not p.name.startswith(".")]
     if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        found = f"; it holds {_some(others)}" if others else ""
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}{found}")
+    if others:
+        log.info("%s: left out %s, not image files (%s)", folder, _some(others), ", ".join(IMAGE_SUFFIXES))
     return files
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    """``names`` for a message: the count and the first few."""
+    more = f", ... ({len(names)} in all)" if len(names) > shown else ""
+    return f"{len(names)} other entr{'y' if len(names) == 1 else 'ies'}: " + ", ".join(names[:shown]) + more
 
 
 def model_sizes(image_sizes: Iterable[tuple[int, int]], mode: str, target_size: int) -> set[tuple[int, int]]:
