@@ -362,3 +362,29 @@ def test_folder_entries_of_no_image_suffix_are_named_not_left_out_unseen(tmp_pat
         (folder / name).unlink()
     with pytest.raises(ValueError, match=r"no images .* it holds 2 other entries: frame_002.gif, times.txt$"):
         image_files(folder)
+
+
+def test_images_of_a_two_camera_bag_that_never_pair_are_counted_and_named(tmp_path, caplog):
+    """They aged out of the synchroniser's queues, or waited at the end of the bag, and the summary never said."""
+    photos = panned_photographs(5)
+    records = []
+    for index in range(5):
+        stamp_ns = START_NS + PERIOD_NS * index
+        records.append(("/left", stamp_ns, stamp_ns, photos[index]))
+        if index < 4:  # the right camera's last image is missing: the left's last waits for it in vain
+            records.append(("/right", stamp_ns, stamp_ns + 1_000_000, photos[index]))
+        if index in (1, 2):  # two extra right images 50 ms off, beyond the 20 ms slop of everything on the left
+            records.append(("/right", stamp_ns + 1, stamp_ns + PERIOD_NS // 2, photos[index]))
+    source = BagImageSource(_raw_bag(tmp_path / "bag", records), ["/left", "/right"])
+
+    items = list(bag_frame_sets(source, ("left", "right"), 10, 0.02, "crop", 154))
+
+    assert len(items) == 4
+    assert source.skipped == {"/left": {"unpaired": 1}, "/right": {"unpaired": 2}}
+    warnings = [r.getMessage() for r in caplog.records if "formed no frame set" in r.getMessage()]
+    assert warnings == [
+        "/left: 1 of its 5 images formed no frame set (no image of every other camera within --slop 0.02 s); they "
+        "are counted in summary.json's skipped_inputs as 'unpaired'",
+        "/right: 2 of its 6 images formed no frame set (no image of every other camera within --slop 0.02 s); they "
+        "are counted in summary.json's skipped_inputs as 'unpaired'",
+    ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
@@ -31,6 +32,8 @@ from vggt_ros.recording.bag_reader import DUPLICATE_STAMP, BagImageMessage, BagI
 from vggt_ros.window import FrameSet
 
 log = logging.getLogger(__name__)
+# The kind under which a bag's images that formed no frame set are counted in the source's skipped messages.
+UNPAIRED = "unpaired"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 FRAME_PERIOD_NS = 100_000_000  # a folder's images carry no time: they are stamped 10 Hz apart
 
@@ -237,16 +240,20 @@ def bag_frame_sets(
     assembly = InputAssembly(config, LogPolicy(log))
     restart = False  # reported by an image that completed no frame set: carried to the next one
     restarts = 0
+    offered = [0] * len(topics)  # images handed to the assembly, per camera
+    frame_sets = 0
     try:
         for item in source.messages():
             unusable = _unusable_size(item, mode, target_size)
             if unusable is not None:
                 source.skip(topics[item.camera], unusable.kind, str(unusable))
                 continue
+            offered[item.camera] += 1
             assembled = assembly.add_image(item.camera, item.message, item.stamp_ns, item.log_ns, item.compressed)
             restart = restart or assembled.restart
             frame_set = assembled.frame_set
             if frame_set is not None:
+                frame_sets += 1
                 restarts += restart
                 suffix = f"_{restarts}" if restarts else ""
                 names = tuple(
@@ -259,6 +266,24 @@ def bag_frame_sets(
             source.count_dropped(topics[camera], DUPLICATE_STAMP if kind == StampVerdict.DUPLICATE else kind, count)
         for camera, count in assembly.substituted.items():
             source.count_substituted(topics[camera], count)
+        # The rest never found a partner within the slop (or lost it to a nearer one): they aged out of the
+        # synchroniser's queues, or were still waiting when the bag ended.
+        dropped = Counter()
+        for (camera, _), count in assembly.dropped.items():
+            dropped[camera] += count
+        for camera, topic in enumerate(topics):
+            unpaired = offered[camera] - frame_sets - dropped[camera]
+            if unpaired > 0:
+                source.count_dropped(topic, UNPAIRED, unpaired)
+                log.warning(
+                    "%s: %d of its %d images formed no frame set (no image of every other camera within --slop "
+                    "%g s); they are counted in summary.json's skipped_inputs as '%s'",
+                    topic,
+                    unpaired,
+                    offered[camera],
+                    slop,
+                    UNPAIRED,
+                )
 
 
 def _unusable_size(item: BagImageMessage, mode: str, target_size: int) -> Optional[ImageFormatError]:
