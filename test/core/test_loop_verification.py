@@ -252,6 +252,30 @@ def test_after_a_loop_closes_the_next_keyframes_are_stored_but_not_searched(sequ
     assert searched_after_loop and not any(searched_after_loop), searched_after_loop
 
 
+def test_the_place_index_forgets_the_keyframes_the_world_drops_so_old_places_still_close_loops(sequence):
+    """The index and the bounded trajectory thinned out different keyframes: after long runs most candidates were
+    keyframes the world no longer kept, each rejected as "forgotten", and revisits of old places closed no loop."""
+    pipeline = LoopPassPipelineForTests(FakeVGGTForWorldTests(sequence))
+    config = _synthetic_session(sequence, pipeline).config
+    world = dataclasses.replace(config.world, trajectory_recent=16, trajectory_history=6)
+    session = ReconstructionSession(pipeline, dataclasses.replace(config, world=world))
+    session.loop_verifier.describe = PosePlaceDescriptorForTests(sequence)
+    index = session.loop_verifier.index
+    accepted = forgotten = 0
+    for i in range(len(sequence.rgb)):
+        out = session.push(FrameSet((int(sequence.stamps_ns[i]),), (sequence.rgb[i],)))
+        if out is None:
+            continue
+        report = session.close_loops(out)
+        kept = set(session.world.trajectory().frame_ids)
+        assert set(index) <= kept, f"the index holds keyframes the world dropped: {sorted(set(index) - kept)}"
+        forgotten += len(out.result.forgotten)
+        accepted += sum(result.accepted for result in session.apply_loops(report))
+    assert forgotten > 20, "the trajectory dropped keyframes"
+    assert session.loop_verifier.counters.rejections["forgotten"] == 0
+    assert accepted >= 1, "the revisit closes a loop to a keyframe the thinned trajectory kept"
+
+
 @pytest.fixture(scope="module")
 def looped(sequence):
     """A session that closed loops on the revisit, and every frame it exported for ~/save (oldest first)."""

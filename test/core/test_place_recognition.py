@@ -97,6 +97,20 @@ def test_the_store_stays_bounded_and_keeps_spanning_the_run():
     assert index.nbytes == (20 + 1) * 4 * 4  # float32 descriptors, allocated once
 
 
+def test_a_removed_keyframe_is_never_proposed_and_the_others_keep_their_descriptors():
+    index = _index(min_age_s=0.0, exclude_recent=0, nms_s=0.0)
+    for k in range(5):
+        index.add(k, 10.0 * k, _unit(np.eye(4)[k % 4]), payload=f"keyframe {k}")
+    index.remove(1)
+    index.remove(7)  # never stored: nothing happens
+    assert list(index) == [0, 2, 3, 4] and 1 not in index
+    for k in (0, 2, 3, 4):
+        assert index.payload(k) == f"keyframe {k}" and index.timestamp(k) == 10.0 * k
+        np.testing.assert_array_equal(index.descriptor(k), _unit(np.eye(4)[k % 4]))
+    assert [c.match for c in index.search(_unit(np.eye(4)[1]), 100.0).candidates] == []
+    assert [c.match for c in index.search(_unit(np.eye(4)[0]), 100.0).candidates] == [0, 4]
+
+
 def test_the_payload_bytes_are_those_of_the_kept_payloads():
     """Keyframe k's payload is k + 1 bytes (one without a payload counts 0): the sum over the ids still kept."""
     index = _index(capacity=10, exclude_recent=3)

@@ -142,6 +142,8 @@ class WindowResult:
             alignment diagnostics (NaN / 0 when no alignment ran).
         metric: the world's units are metres (a metric scale source has been accepted).
         scale_note: why this window's metric scale observation was not used ("" when it was or there was none).
+        forgotten: ids of the older keyframes the bounded trajectory dropped as this window's frames came in: no
+            loop can be closed to them any more.
     """
 
     status: WindowStatus
@@ -162,6 +164,7 @@ class WindowResult:
     inlier_ratio: float = float("nan")
     metric: bool = False
     scale_note: str = ""
+    forgotten: tuple[Hashable, ...] = ()
 
     @property
     def merged(self) -> bool:

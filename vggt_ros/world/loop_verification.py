@@ -241,6 +241,8 @@ class LoopVerifier:
             return LoopReport(seconds=seconds)
         if result.status is WindowStatus.INITIALIZED:
             self.reset()
+        for frame_id in result.forgotten:  # the index holds only what the world keeps, so it proposes no other
+            self.index.remove(frame_id)
         window_ids = result.frame_ids
         new = [frames[window_ids[i]] for i in np.flatnonzero(result.new_frames)]
         if not new:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterable, Optional
+from typing import Any, Hashable, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -146,6 +146,10 @@ class PlaceIndex:
     def __contains__(self, frame_id: Hashable) -> bool:
         return frame_id in self._position
 
+    def __iter__(self) -> Iterator[Hashable]:
+        """The stored keyframes' ids, oldest first."""
+        return iter(tuple(self._ids))
+
     @property
     def nbytes(self) -> int:
         """Bytes of the descriptor store (allocated for ``capacity`` keyframes; payloads not included)."""
@@ -184,6 +188,16 @@ class PlaceIndex:
             self._stamps = [self._stamps[i] for i in kept]
             self._payloads = [self._payloads[i] for i in kept]
             self._descriptors[: len(kept)] = self._descriptors[kept]
+        self._position = {frame_id: i for i, frame_id in enumerate(self._ids)}
+
+    def remove(self, frame_id: Hashable) -> None:
+        """Forget ``frame_id`` (the world dropped its keyframe, so no loop can be closed to it); no-op if absent."""
+        position = self._position.pop(frame_id, None)
+        if position is None:
+            return
+        count = len(self._ids)
+        del self._ids[position], self._stamps[position], self._payloads[position]
+        self._descriptors[position : count - 1] = self._descriptors[position + 1 : count]
         self._position = {frame_id: i for i, frame_id in enumerate(self._ids)}
 
     def payload(self, frame_id: Hashable) -> Any:

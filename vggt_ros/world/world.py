@@ -412,8 +412,9 @@ class World:
         placed = place_in_world(products, world_from_camera, depth_scale, new_idx, grid_step) if new_idx else None
         map_frames = np.zeros(len(products.frame_ids), dtype=bool)
         residual_ratio = float(diagnostics.get("residual_ratio", math.nan))
+        forgotten = []
         for row, i in enumerate(new_idx):
-            median_depth = self._add_frame(products, i, placed, row, threshold, depth_scale, residual_ratio)
+            median_depth = self._add_frame(products, i, placed, row, threshold, depth_scale, residual_ratio, forgotten)
             pose = placed.world_from_camera[row]
             map_frames[i] = self._has_parallax(pose, median_depth)
             if map_frames[i]:
@@ -437,6 +438,7 @@ class World:
             placed=placed,
             metric=self.metric,
             scale_note=scale_note,
+            forgotten=tuple(forgotten),
             **diagnostics,
         )
 
@@ -512,8 +514,10 @@ class World:
         threshold: float,
         depth_scale: float,
         residual_ratio: float,
+        forgotten: list,
     ) -> float:
-        """Store window frame ``i`` (newly merged, row ``row`` of ``placed``) and add it to the trajectory.
+        """Store window frame ``i`` (newly merged, row ``row`` of ``placed``) and add it to the trajectory; the ids
+        of the keyframes the bounded trajectory dropped for it are appended to ``forgotten``.
 
         Its sample is drawn from the placed grid's usable pixels and their world points (unprojected once for the
         window). Returns the frame's median depth, world units.
@@ -540,6 +544,7 @@ class World:
         median_depth = float(np.median(depth))
         keyframe = Keyframe(frame_id, float(products.stamps[i]), pose, depth_scale, self._segment, median_depth)
         dropped = self.keyframes.add(keyframe)
+        forgotten.extend(dropped)
         if self.loops is not None:
             self.loops.add_keyframe(frame_id, pose, self._segment, residual_ratio, median_depth)
             for old in dropped:
