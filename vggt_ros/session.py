@@ -638,7 +638,12 @@ class ReconstructionSession:
             frame_id: NewKeyframe(frame_id, frame_id.stamp_ns * 1e-9, cached.tokens, cached.colors, cached.image_box)
             for frame_id, cached in self._cache.items()
         }
-        return self.loop_verifier.after_window(out.result, frames, self.world, self.pipeline, self.config.cameras)
+        # While the world awaits its metric scale its keyframes are stored but no loop is closed: a loop closed in
+        # the unit-less world corrects scale, and that correction would stay in the corrected world once the
+        # chained one turns metric (the pose graph is SE(3) from then on), leaving the map and path off by it.
+        return self.loop_verifier.after_window(
+            out.result, frames, self.world, self.pipeline, self.config.cameras, search=not out.waiting_for_scale
+        )
 
     @torch.inference_mode()
     def apply_loops(self, report: LoopReport) -> list[LoopResult]:

@@ -23,12 +23,14 @@ from PIL import Image as PILImage
 from test_session import FRAMES, IMAGE_SIZE, PERMISSIVE
 
 from conftest import IMAGES
+from support.loop_synthetic import DriftingVGGTForTests
 from support.places import LoopPassPipelineForTests, PosePlaceDescriptorForTests, revisit_sequence
 from support.synthetic import FakeVGGTForWorldTests, chaining_session_config
 from vggt_ros.geometry import invert_rigid
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.reconstruction import LiveReconstruction
 from vggt_ros.live.saving import save_world
+from vggt_ros.metric.config import MetricConfig
 from vggt_ros.preprocess import preprocess_frames_u8, to_unit_float
 from vggt_ros.session import ReconstructionSession, SessionConfig
 from vggt_ros.window import FrameSet, KeyframePolicy, WindowConfig
@@ -274,6 +276,38 @@ def test_the_place_index_forgets_the_keyframes_the_world_drops_so_old_places_sti
     assert forgotten > 20, "the trajectory dropped keyframes"
     assert session.loop_verifier.counters.rejections["forgotten"] == 0
     assert accepted >= 1, "the revisit closes a loop to a keyframe the thinned trajectory kept"
+
+
+def test_no_loop_closes_while_the_world_awaits_its_metric_scale(sequence):
+    """A loop closed in the unit-less world corrects scale, and that correction stayed in the corrected world once
+    it turned metric (an SE(3) graph from then on): the map, the path and the exports were off by it, in metres."""
+    # Windows whose scale drifts (0.3 % per frame in a window): the chained world's unit wanders, loops correct it.
+    pipeline = LoopPassPipelineForTests(DriftingVGGTForTests(sequence, scale_bias=0.003))
+    config = _synthetic_session(sequence, pipeline).config
+    session = ReconstructionSession(pipeline, dataclasses.replace(config, metric=MetricConfig("depth")))
+    session.loop_verifier.describe = PosePlaceDescriptorForTests(sequence)
+    sensor_from = LAP - 2  # the depth camera starts as the first lap closes on itself
+
+    def depth_for_tests(camera, stamp_ns):  # a test double of the depth camera: true metres, from sensor_from on
+        index = int(np.flatnonzero(sequence.stamps_ns == stamp_ns)[0])
+        return sequence.depth[index].astype(np.float32) if index >= sensor_from else None
+
+    searched_waiting = stored_waiting = accepted = 0
+    for i in range(len(sequence.rgb)):
+        out = session.push(FrameSet((int(sequence.stamps_ns[i]),), (sequence.rgb[i],)), depth_for_tests)
+        if out is None:
+            continue
+        stored = len(session.loop_verifier.index)
+        report = session.close_loops(out)
+        if out.waiting_for_scale:
+            searched_waiting += len(report.searches)
+            stored_waiting += len(session.loop_verifier.index) - stored
+        accepted += sum(result.accepted for result in session.apply_loops(report))
+    assert session.world.metric and stored_waiting > 20, "the first lap's keyframes are stored while it waits"
+    assert searched_waiting == 0
+    assert accepted >= 1, "the revisit, once metric, closes loops to the first lap"
+    scale = np.cbrt(np.linalg.det(session.world.corrected_from_chained[:3, :3]))
+    assert scale == pytest.approx(1.0, abs=1e-6), "the corrected world is in metres as the chained one is"
 
 
 @pytest.fixture(scope="module")

@@ -227,14 +227,21 @@ class LoopVerifier:
         self._cooldown = 0
 
     def after_window(
-        self, result: Optional[WindowResult], frames: Mapping[Hashable, NewKeyframe], world, pipeline, cameras: int = 1
+        self,
+        result: Optional[WindowResult],
+        frames: Mapping[Hashable, NewKeyframe],
+        world,
+        pipeline,
+        cameras: int = 1,
+        search: bool = True,
     ) -> LoopReport:
         """Store the keyframes the window added and verify at most one candidate for each.
 
         ``result``: the world's verdict on the window; ``frames``: the window's frames (cached tokens and images)
         by id, at least the new ones and their predecessors; ``world``: the `World` (read only); ``pipeline``:
         the network (`encode`, `predict`); ``cameras``: images per frame set (a keyframe's neighbour in the
-        loop window is the same camera's frame ``cameras`` places earlier in this window).
+        loop window is the same camera's frame ``cameras`` places earlier in this window); ``search``: False
+        stores the keyframes without looking for loops.
         """
         seconds = {"describe": 0.0, "search": 0.0, "verify": 0.0}
         if result is None or not result.merged:
@@ -255,7 +262,7 @@ class LoopVerifier:
         covisible = set(world.samples) | set(window_ids)
         searches, constraints, rejections = [], [], []
         trajectory = None
-        for keyframe, descriptor in zip(new, descriptors):
+        for keyframe, descriptor in zip(new if search else (), descriptors):
             if self._cooldown:  # a loop closed moments ago: stored, not searched
                 self._cooldown -= 1
                 continue
