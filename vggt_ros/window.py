@@ -328,6 +328,12 @@ class LatestSlot(Generic[T]):
             item, self._item = self._item, None
             return item
 
+    def clear(self) -> Optional[T]:
+        """Drop the waiting item, if any, and return it."""
+        with self._condition:
+            dropped, self._item = self._item, None
+            return dropped
+
     def close(self) -> None:
         """Wake the consumer for good (shutdown); later `take` calls return None."""
         with self._condition:

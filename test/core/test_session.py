@@ -10,6 +10,8 @@ implementation in test_model.py) on the window's images, and the session's full-
 from __future__ import annotations
 
 import dataclasses
+import logging
+import threading
 
 import numpy as np
 import pytest
@@ -18,6 +20,8 @@ from PIL import Image as PILImage
 
 from conftest import IMAGES
 from tolerances import DENSE_REL, POSE_ABS, max_abs, relative_to_max
+from vggt_ros.live.log_policy import LogPolicy
+from vggt_ros.live.reconstruction import LiveReconstruction
 from vggt_ros.preprocess import output_size, preprocess_frames
 from vggt_ros.runtime import Pipeline
 from vggt_ros.runtime.io_contract import FramesProfile
@@ -173,6 +177,30 @@ def test_time_going_back_a_size_change_and_a_requested_reset_start_a_new_world(p
     session.request_reset()
     out = session.push(FrameSet((3_000_000_000,), (np.ascontiguousarray(FRAMES[1][:280, :420]),)))
     assert out.status is WindowStatus.INITIALIZED and len(session.trajectory().frame_ids) == 1
+
+
+def test_a_reset_drops_the_window_formed_before_it_that_waits_for_the_worker(pipeline):
+    """Inference lagging behind: a window of frames from before ~/reset still waited in the hand-off, the worker
+    took it after the reset, it started the new world, and the first window after the reset was rejected."""
+    session = ReconstructionSession(pipeline, _config())
+    live = LiveReconstruction(session, LogPolicy(logging.getLogger("test")), "vggt_world", 0, False)
+    for frame_set in _frame_sets(1, 3, start_ns=1_000_000_000):
+        live.offer(frame_set)  # the worker is busy: the newest window waits
+    live.request_reset()  # ~/reset
+    taken = []
+    worker = threading.Thread(target=lambda: taken.append(live.next_window()))
+    worker.start()  # the worker is free again
+    worker.join(timeout=0.5)
+    assert not taken, "a window formed before the reset was handed to the worker"
+    after = _frame_sets(1, 3, start_ns=5_000_000_000)
+    live.offer(after[0])
+    worker.join()
+    outputs = [live.process(taken[0], None)[0]]
+    for frame_set in after[1:]:
+        live.offer(frame_set)
+        outputs.append(live.process(live.next_window(), None)[0])
+    assert [out.status for out in outputs] == [WindowStatus.INITIALIZED] + [WindowStatus.MERGED] * 2
+    assert {f.stamp_ns for f in session.trajectory().frame_ids} == {s.stamps_ns[0] for s in after}
 
 
 def test_frame_sets_the_session_cannot_use_are_refused_with_the_reason(pipeline):

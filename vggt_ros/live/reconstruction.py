@@ -101,7 +101,10 @@ class LiveReconstruction:
             )
 
     def request_reset(self) -> None:
+        """A new world and an empty map from the next window (``~/reset``): a window formed before it and still
+        waiting for the worker is dropped, else its frames from before the reset would start the new world."""
         self.session.request_reset()
+        self._slot.clear()
 
     def map_if_changed(self) -> Optional[tuple[np.ndarray, np.ndarray, int]]:
         """(points ``(N, 3)``, colours ``(N, 3)``, stamp ns) of the map when it changed since the last call: copies,
