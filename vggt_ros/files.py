@@ -101,8 +101,8 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
     and an entry an earlier save wrote that the block did not is removed. Only entries an earlier save wrote are
     replaced or removed (`SAVE_RECORD` lists them): an entry of an owned name that no save wrote (the user's own
     ``images/``) makes the save fail, and other entries of ``target`` are never touched. When the block raises, or
-    the swap fails, ``target`` keeps its previous entries exactly (a failed swap is undone; a folder the save
-    created is removed again) and the staging folder is deleted.
+    the swap fails, ``target`` keeps its previous entries exactly (a failed swap is undone; the folders the save
+    created, ``target`` and any missing parents, are removed again) and the staging folder is deleted.
 
     What a concurrent reader sees: a file replaced by a file never disappears (the old one is kept for an undo by
     a hard link, and the new one renamed over it); a folder is renamed aside and the new one renamed in, so for the
@@ -116,7 +116,7 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
         folder cannot be made or the swap fails; an OSError of the block names its files by their final paths.
     """
     target = Path(target)
-    created = not target.exists()
+    created = [folder for folder in (target, *target.parents) if not folder.exists()]  # deepest first
     try:
         target.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target))
@@ -153,9 +153,10 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
                 shutil.rmtree(leftover, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if created and not saved:
-            with contextlib.suppress(OSError):  # left as it was: no folder
-                target.rmdir()
+        if not saved:
+            for folder in created:  # left as it was: none of the folders the save made
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 def _entry_name(name: str) -> bool:

@@ -177,3 +177,13 @@ def test_a_users_own_entry_of_a_saved_name_is_never_replaced_or_removed(tmp_path
     with staged_entries(target, ("map.ply", "trajectory.tum")) as staging:
         _write_save(staging, "3", frames=0)
     assert (target / "map.ply").read_text().startswith("map 3")
+
+
+def test_a_failed_save_leaves_none_of_the_folders_it_created(tmp_path):
+    """Only the deepest one was removed: maps/ and maps/site_a/ stayed behind a save that failed."""
+    (tmp_path / "maps").mkdir()
+    target = tmp_path / "maps" / "site_a" / "run1"
+    with pytest.raises(ValueError, match="the map is empty"):
+        with staged_entries(target, OWNED):
+            raise ValueError("the map is empty (a test's failure)")
+    assert [p.name for p in tmp_path.rglob("*")] == ["maps"]  # the folder that was there before stays
