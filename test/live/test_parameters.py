@@ -279,3 +279,11 @@ def test_robot_frames_left_empty_are_not_in_use():
     assert (odometry.odom_frame, odometry.robot_base_frame) == ("odom", "")
     robot = NodeParameters(odom_frame="odom", robot_base_frame="base_link")
     assert robot.robot_frames
+
+
+def test_the_save_folder_expands_the_home_folder_as_a_shell_would(monkeypatch, tmp_path):
+    """A YAML file or a launch argument passes '~/maps' as it is: saves went into a folder named '~'."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path / "..")
+    assert NodeParameters(save_directory="~/maps").save_folder == tmp_path / "maps"
+    assert NodeParameters(save_directory="maps").save_folder == tmp_path.parent / "maps"

@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Sequence, get_args, get_origin
 
 import numpy as np
@@ -235,7 +236,8 @@ class NodeParameters:
     save_directory: str = parameter(
         "vggt_map",
         "folder where the ~/save service writes map.ply, trajectory.tum (further cameras: trajectory_<name>.tum) "
-        "and the dataset exports (colmap/, transforms.json, images/, depth/)",
+        "and the dataset exports (colmap/, transforms.json, images/, depth/, confidence/); a leading ~ is the home "
+        "folder, a relative path is from the node's working directory",
     )
     save_dataset_frames: int = parameter(
         50,
@@ -445,6 +447,11 @@ class NodeParameters:
         if self.camera_names_from_topics:
             return names_from_topics(self.image_topics)
         return self.camera_names or tuple(f"camera{i}" for i in range(len(self.image_topics)))
+
+    @property
+    def save_folder(self) -> Path:
+        """save_directory as an absolute path, ~ expanded (a YAML file or a launch argument does not expand it)."""
+        return Path(self.save_directory).expanduser().absolute()
 
     def optical_frame(self, camera_index: int) -> str:
         return f"{self.names[camera_index]}_optical"

@@ -21,7 +21,6 @@ latched map, as before lifecycle support.
 from __future__ import annotations
 
 import os
-import pathlib
 import sys
 import threading
 from typing import Optional
@@ -379,7 +378,7 @@ class ReconstructionNode(LifecycleNode):
         return response
 
     def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        directory = pathlib.Path(self.params.save_directory)
+        directory = self.params.save_folder
         try:
             saved = save_world(self._live, directory)
         except (OSError, ValueError) as err:  # EmptyMapError is a ValueError
