@@ -246,3 +246,12 @@ def test_an_image_in_a_frame_the_node_publishes_is_used_with_one_warning_where_t
     warnings = [text for level, text in logger.lines if level == "warning"]
     assert len(warnings) == 1 and "'camera0_optical' is the node's estimate of camera 'camera0'" in warnings[0]
     assert "two parents" in warnings[0]
+
+
+def test_images_lost_by_dds_add_up_across_the_subscriptions_a_reactivation_replaces():
+    """The count took DDS' own total, which starts again with the new subscription of deactivate -> activate: 28
+    lost, then 4 more read as 4."""
+    inputs, _ = assembly()
+    inputs.images_lost(0, 28, "LARGE_DATA")
+    inputs.images_lost(0, 4, "LARGE_DATA")  # the new subscription's first event
+    assert inputs.camera_lost_by_dds == [32]

@@ -188,11 +188,13 @@ class InputAssembly:
                 "or less work for the node (a longer map_publish_period_s, fewer publish_* outputs)",
             )
 
-    def images_lost(self, camera: int, lost_now: int, lost_total: int, transports: str) -> None:
-        """DDS' message-lost event: images the transport lost (never delivered whole)."""
-        self.camera_lost_by_dds[camera] = lost_total
+    def images_lost(self, camera: int, lost_now: int, transports: str) -> None:
+        """DDS' message-lost event: ``lost_now`` more images the transport lost (never delivered whole). Summed
+        here: the event's own total is its subscription's, which a deactivate -> activate replaces."""
+        self.camera_lost_by_dds[camera] += lost_now
         topic = self.config.topics[camera]
-        self._log.every("warning", ("lost", camera), dds_loss_warning(topic, lost_now, lost_total, transports))
+        total = self.camera_lost_by_dds[camera]
+        self._log.every("warning", ("lost", camera), dds_loss_warning(topic, lost_now, total, transports))
 
     def check_inputs(self, publisher_counts: Mapping[str, int], transports: str) -> None:
         """Report each topic quiet for the input timeout (with the likely cause and its fix), and cameras whose

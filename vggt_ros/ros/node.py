@@ -311,7 +311,7 @@ class ReconstructionNode(LifecycleNode):
 
     def _lost_callback(self, camera: int):
         transports = os.environ.get(TRANSPORTS_VARIABLE, "(unset)")
-        return lambda info: self._input.images_lost(camera, info.total_count_change, info.total_count, transports)
+        return lambda info: self._input.images_lost(camera, info.total_count_change, transports)
 
     def _depth_callback(self, camera: int):
         return lambda msg: self._input.add_depth(camera, msg, messages.ns_from_stamp(msg.header.stamp))
