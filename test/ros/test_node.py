@@ -1266,9 +1266,12 @@ def test_lifecycle_transitions_driven_over_the_change_state_service():
         assert [stamp_ns(p) for p in probe.latest("/vggt/path", later).poses] == [first, later], "the world was kept"
 
         transition(Transition.TRANSITION_DEACTIVATE)
+        assert node._log.allow_once(("reported before the cleanup",))  # as a once-only warning of the old run
         transition(Transition.TRANSITION_CLEANUP)
         assert state() == State.PRIMARY_STATE_UNCONFIGURED and node._live.session is None  # the pipeline is released
         transition(Transition.TRANSITION_CONFIGURE)
+        # A new configuration reports its state afresh: the old run's once-only warnings may be logged again.
+        assert node._log.allow_once(("reported before the cleanup",))
         transition(Transition.TRANSITION_ACTIVATE)
         probe.wait_connected()
         fresh = TestWorldChaining.send_and_wait(probe, clock)

@@ -166,6 +166,7 @@ class ReconstructionNode(LifecycleNode):
     def _configure(self) -> None:
         """Load the pipeline and create everything but the camera subscriptions. Raises StartupError."""
         params = self.params
+        self._log.clear(())  # a new configuration reports its state afresh (once-only warnings included)
         try:
             require_open3d()
             if params.loop_closure:
