@@ -95,6 +95,22 @@ def test_use_sim_time_without_a_clock_is_named_and_unstamped_images_are_dropped_
         running.close()
 
 
+def test_sim_time_switched_on_at_run_time_without_a_clock_is_named():
+    """`ros2 param set /vggt use_sim_time true` with no /clock: /diagnostics, the map and the input checks stopped
+    without a word, since the warning's timer existed only where sim time was on at start-up."""
+    from rclpy.parameter import Parameter
+
+    running = Running({**SIM_TIME, "use_sim_time": False})
+    probe = Probe([TOPIC], ["/vggt/"])
+    try:
+        probe.wait_connected()
+        assert running.node.set_parameters([Parameter("use_sim_time", value=True)])[0].successful
+        probe.wait_for(lambda: probe.logs(WARN, "no /clock has arrived"), what="the missing /clock warning")
+    finally:
+        probe.close()
+        running.close()
+
+
 def test_a_paused_clock_is_no_executor_stall():
     """The diagnostics were stamped with the wall clock while their timer followed /clock: a bag paused for 3 s
     read as a 3 s executor stall."""

@@ -205,9 +205,10 @@ class ReconstructionNode(LifecycleNode):
             self.create_timer(params.input_timeout_s / 2, self._check_inputs),
             self.create_timer(diagnostics.PERIOD_S, self._publish_diagnostics),
         ]
-        if self.get_parameter("use_sim_time").value:  # the timers above wait for /clock: say so if it never comes
-            steady = Clock(clock_type=ClockType.STEADY_TIME)
-            self._owned_timers.append(self.create_timer(params.input_timeout_s, self._check_clock, clock=steady))
+        # Under sim time the timers above wait for /clock: say so if it never comes. On a steady clock, and always
+        # created, since use_sim_time can be set at run time.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._owned_timers.append(self.create_timer(params.input_timeout_s, self._check_clock, clock=steady))
 
     def _create_outputs(self) -> None:
         """One publisher per output the window builder can produce (vggt_ros.ros.outputs), keyed like its messages."""
@@ -347,7 +348,8 @@ class ReconstructionNode(LifecycleNode):
         return self.get_clock().now().nanoseconds / 1e9
 
     def _check_clock(self) -> None:
-        if self.get_clock().now().nanoseconds == 0:
+        clock = self.get_clock()
+        if clock.ros_time_is_active and clock.now().nanoseconds == 0:
             self._log.every(
                 "warning",
                 ("clock",),
