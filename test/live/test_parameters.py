@@ -168,7 +168,6 @@ def test_the_offline_command_imports_the_parameters_without_ros():
         ({"alignment_min_inlier_ratio": 1.5}, "alignment_min_inlier_ratio must be in [0, 1], got 1.5"),
         ({"alignment_camera_weight": -1.0}, "alignment_camera_weight must be a number >= 0"),
         ({"map_voxel_size": 0.0}, "map_voxel_size must be a positive number of world units"),
-        ({"depth_overlap_frame_sets": 0}, "depth_overlap_frame_sets must be in [1, window_size - 1 = 7]"),
         ({"keyframe_min_motion": 2.0}, "keyframe_min_motion must be in [0, 1]"),
         ({"odometry_min_translation_m": 0.0}, "odometry_min_translation_m must be a positive number of metres"),
         (
@@ -287,3 +286,23 @@ def test_the_save_folder_expands_the_home_folder_as_a_shell_would(monkeypatch, t
     monkeypatch.chdir(tmp_path / "..")
     assert NodeParameters(save_directory="~/maps").save_folder == tmp_path / "maps"
     assert NodeParameters(save_directory="maps").save_folder == tmp_path.parent / "maps"
+
+
+@pytest.mark.parametrize(
+    "values, error",
+    [
+        ({"trajectory_recent_keyframes": 15}, r"trajectory_recent_keyframes must be in \[16, 100000\]"),
+        (
+            {"trajectory_recent_keyframes": 20, "window_size": 12, "image_topics": ("/a", "/b")},
+            r"trajectory_recent_keyframes must be >= window_size x cameras = 24 .*got 20",
+        ),
+        ({"trajectory_history_keyframes": 0}, r"trajectory_history_keyframes must be in \[1, 100000\]"),
+        ({"depth_overlap_frame_sets": 0}, r"depth_overlap_frame_sets must be in \[1, 100000\]"),
+    ],
+)
+def test_keyframe_bounds_are_those_documented_and_named_by_their_parameters(values, error):
+    """The table said 1 and 0 were allowed where the world refused them, in the words of a field no parameter sets
+    (retained_frames)."""
+    with pytest.raises(ValueError, match=error):
+        NodeParameters(**values).session_config()
+    assert NodeParameters(depth_overlap_frame_sets=50).session_config().overlap_frame_sets == 7  # window_size - 1

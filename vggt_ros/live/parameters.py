@@ -81,8 +81,8 @@ class NodeParameters:
     )
     camera_names: tuple[str, ...] = parameter(
         (),
-        "one name per camera (frames <name>_optical, topics ~/<name>/...): letters, digits and '_', not starting "
-        "with a digit; empty: camera0, camera1, ...",
+        "one name per camera (frames <name>_optical; with several cameras also topics ~/<name>/...): letters, "
+        "digits and '_', not starting with a digit; empty: camera0, camera1, ...",
     )
     camera_names_from_topics: bool = parameter(
         False,
@@ -156,8 +156,10 @@ class NodeParameters:
     depth_overlap_frame_sets: int = parameter(
         2,
         "frame sets already in the world whose depth is computed for the alignment (the newest and spread back to "
-        "the oldest; more: less scale drift, 0.2 TFLOP per image for VGGT-1B at 518x350)",
+        "the oldest; more: less scale drift, 0.2 TFLOP per image for VGGT-1B at 518x350); above window_size - 1 "
+        "counts as window_size - 1",
         "frame sets",
+        (1, 100_000),
     )
     keyframe_min_interval_s: float = parameter(0.0, "minimum time between keyframes (0.0: off)", "s")
     keyframe_min_motion: float = parameter(
@@ -165,7 +167,7 @@ class NodeParameters:
     )
     # --- point cloud
     confidence_percentile: float = parameter(
-        50.0, "drop cloud points below this percentile of depth confidence, 0..100 (0.0: off)", "percentile"
+        50.0, "drop cloud points below this percentile of depth confidence, 0 <= p < 100 (0.0: off)", "percentile"
     )
     confidence_threshold: float = parameter(
         0.0, "drop cloud points whose depth confidence is below this (VGGT's is > 1; 0.0: off)"
@@ -197,12 +199,13 @@ class NodeParameters:
     )
     trajectory_recent_keyframes: int = parameter(
         500,
-        "newest keyframes kept in full for ~/path, ~/save and the world (memory bound)",
+        "newest keyframes kept in full for ~/path, ~/save and the world (memory bound); at least window_size x "
+        "cameras, the frames the alignment still uses",
         "keyframes",
-        (1, 100_000),
+        (WorldConfig.retained_frames, 100_000),
     )
     trajectory_history_keyframes: int = parameter(
-        500, "older keyframes kept, decimated to this many, spanning the whole run", "keyframes", (0, 100_000)
+        500, "older keyframes kept, decimated to this many, spanning the whole run", "keyframes", (1, 100_000)
     )
     # --- one map for a whole run: loop closure
     loop_closure: bool = parameter(
@@ -347,6 +350,12 @@ class NodeParameters:
             if bounds is not None and not bounds[0] <= value <= bounds[1]:
                 unit = f" {spec.metadata['unit']}" if spec.metadata["unit"] else ""
                 raise ValueError(f"{spec.name} must be in [{bounds[0]}, {bounds[1]}]{unit}, got {value!r}")
+        aligned = self.window_size * len(self.image_topics)
+        if self.trajectory_recent_keyframes < aligned:
+            raise ValueError(
+                f"trajectory_recent_keyframes must be >= window_size x cameras = {aligned} (the frames the alignment "
+                f"still uses must be known as merged), got {self.trajectory_recent_keyframes}"
+            )
         if self.image_transport not in IMAGE_TRANSPORTS:
             raise ValueError(f"image_transport must be one of {IMAGE_TRANSPORTS}, got {self.image_transport!r}")
         frames = {
