@@ -221,9 +221,14 @@ def _quantized_export(out: Path, precision: str) -> ExportManifest | None:
         )
     held = scheme or quantized_scheme_in(out)  # w4a16 writes no manifest: its plan.json says
     if precision not in QDQ_SCHEMES and held is not None:
+        use = (
+            f"pass --precision {held} to build its engines"
+            if held in QDQ_SCHEMES  # w4a16 has no engines: the torch backend runs it (precision w4a16)
+            else f"it has no engines (the torch backend runs it, with precision {held})"
+        )
         raise ValueError(
-            f"{out} holds an export quantized for {held} (written by vggt-ros-quantize); pass "
-            f"--precision {held} to build its engines, or another --out for a {precision} export"
+            f"{out} holds an export quantized for {held} (written by vggt-ros-quantize); {use}; pass another --out "
+            f"for a {precision} export"
         )
     return None if scheme is None else manifest
 
