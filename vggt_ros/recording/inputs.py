@@ -71,7 +71,8 @@ def image_files(folder: Path) -> list[Path]:
         raise ValueError(f"--images {folder} is not a folder")
     entries = sorted(folder.iterdir(), key=lambda p: natural_order(p.name))
     files = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
-    others = [p.name for p in entries if p not in files and not p.name.startswith(".")]
+    kept = set(files)
+    others = [p.name for p in entries if p not in kept and not p.name.startswith(".")]
     if not files:
         found = f"; it holds {_some(others)}" if others else ""
         raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}{found}")
