@@ -53,7 +53,14 @@ from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
 from vggt_ros.metric.config import MetricConfig
 from vggt_ros.output_folder import check_output_folder, prepare_output_folder
 from vggt_ros.recording.bag_reader import BagError, BagImageSource
-from vggt_ros.recording.inputs import FolderInput, InputFrameSet, bag_frame_sets, common_model_hw, needs_padding
+from vggt_ros.recording.inputs import (
+    UNPAIRED,
+    FolderInput,
+    InputFrameSet,
+    bag_frame_sets,
+    common_model_hw,
+    needs_padding,
+)
 from vggt_ros.recording.tum_rgbd import TumRgbdSequence
 from vggt_ros.runtime import RuntimeConfig, create_pipeline
 from vggt_ros.session import DepthLookup, FrameSetError, ReconstructionSession, SessionConfig, WindowOutput
@@ -858,7 +865,8 @@ def _why_nothing(
         if empty:
             where = " in the --start/--stop range" if args.start is not None or args.stop is not None else ""
             return f"topic {', '.join(empty)} has no messages{where}"
-        skipped = sum(sum(kinds.values()) for kinds in source.skipped.values())
+        # Unreadable ones: images that were read but never paired are the cameras' problem, said below.
+        skipped = sum(count for kinds in source.skipped.values() for kind, count in kinds.items() if kind != UNPAIRED)
         if skipped >= source.message_count:
             return f"every message was skipped as unreadable: {source.skipped} (see skipped_inputs)"
         if inputs.cameras > 1:
