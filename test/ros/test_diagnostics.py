@@ -20,7 +20,6 @@ import threading
 import time
 
 import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
@@ -28,7 +27,7 @@ from sensor_msgs.msg import PointCloud2
 from test_node import CHELSEA, CHELSEA_MIRRORED, DEFAULT_WORLD, ERROR, WARN, Probe, Running, image_message, stamp_ns
 
 from conftest import IMAGES
-from support.netns import require_loopback_only
+from support.netns import loopback_rclpy
 from vggt_ros.live.health import ComponentHealth, Level
 from vggt_ros.ros.diagnostics import diagnostic_array
 from vggt_ros.ros.node import TRANSPORTS_VARIABLE
@@ -105,13 +104,8 @@ print("small:", (count + 1) // 2, "large:", count // 2)
 @pytest.fixture(scope="module", autouse=True)
 def ros():
     """rclpy on Fast DDS' default transports, only where DDS cannot leave the machine (a loud failure, never a skip)."""
-    require_loopback_only(__file__)
-    saved = os.environ.pop(TRANSPORTS_VARIABLE, None)  # Fast DDS reads it when rclpy.init creates the participant
-    rclpy.init()
-    yield
-    rclpy.shutdown()
-    if saved is not None:
-        os.environ[TRANSPORTS_VARIABLE] = saved
+    with loopback_rclpy(__file__, transports=None):
+        yield
 
 
 class DiagnosticsProbe(Probe):

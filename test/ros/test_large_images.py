@@ -20,7 +20,6 @@ import threading
 import time
 
 import pytest
-import rclpy
 from rcl_interfaces.msg import Log
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -28,7 +27,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
-from support.netns import require_loopback_only
+from support.netns import loopback_rclpy
 from support.spinning import Spinner
 from vggt_ros.ros.node import TRANSPORTS_VARIABLE, ReconstructionNode
 
@@ -77,15 +76,8 @@ print("matched subscriptions:", publisher.get_subscription_count())
 @pytest.fixture(scope="module", autouse=True)
 def ros():
     """rclpy for the module, with the transports the launch file selects, only where DDS cannot leave the machine."""
-    require_loopback_only(__file__)
-    saved = os.environ.pop(TRANSPORTS_VARIABLE, None)
-    os.environ[TRANSPORTS_VARIABLE] = LARGE_DATA  # Fast DDS reads it when rclpy.init creates the participant
-    rclpy.init()
-    yield
-    rclpy.shutdown()
-    os.environ.pop(TRANSPORTS_VARIABLE, None)
-    if saved is not None:
-        os.environ[TRANSPORTS_VARIABLE] = saved
+    with loopback_rclpy(__file__, transports=LARGE_DATA):
+        yield
 
 
 def environment_with(transports: str | None) -> dict[str, str]:

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pycolmap
 import pytest
-import rclpy
 from evo.tools import file_interface
 from nav_msgs.msg import Path as PathMsg
 from PIL import Image as PILImage
@@ -37,7 +36,7 @@ from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
-from support.netns import require_loopback_only
+from support.netns import loopback_rclpy
 from support.node_process import node_command, start_then_interrupt
 from support.rotations import quaternion_matrix
 from support.services import call_answered
@@ -219,10 +218,8 @@ class Running:
 @pytest.fixture(scope="module", autouse=True)
 def ros():
     """rclpy for the whole module, only where DDS cannot leave the machine (a loud failure, never a skip)."""
-    require_loopback_only(__file__)
-    rclpy.init()
-    yield
-    rclpy.shutdown()
+    with loopback_rclpy(__file__):
+        yield
 
 
 class Clock:

@@ -26,7 +26,6 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -38,7 +37,7 @@ from tf2_msgs.msg import TFMessage
 import vggt_ros.live.startup as startup_module
 from conftest import TINY
 from support.loop_synthetic import DriftingVGGTForTests
-from support.netns import require_loopback_only
+from support.netns import loopback_rclpy
 from support.node_process import node_command, start_then_interrupt
 from support.places import LoopPassPipelineForTests, PosePlaceDescriptorForTests, revisit_sequence
 from support.ros_metric import (
@@ -111,10 +110,8 @@ class FinishedWindows:
 @pytest.fixture(scope="module", autouse=True)
 def ros():
     """rclpy for the whole module, only where DDS cannot leave the machine (a loud failure, never a skip)."""
-    require_loopback_only(__file__)
-    rclpy.init()
-    yield
-    rclpy.shutdown()
+    with loopback_rclpy(__file__):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,6 @@ from typing import Callable, Optional
 
 import numpy as np
 import pytest
-import rclpy
 from nav_msgs.msg import Odometry, Path
 from sensor_msgs.msg import Image, PointCloud2
 from std_srvs.srv import Trigger
@@ -55,7 +54,7 @@ from support.metric_synthetic import (
     rig_camera1_pose,
     single_camera,
 )
-from support.netns import require_loopback_only
+from support.netns import loopback_rclpy
 from support.ros_metric import (
     WARN,
     CountingPipelineForTests,
@@ -115,10 +114,8 @@ SURFACE_TOLERANCE_M = 0.05  # median distance of cloud / map points to the room'
 @pytest.fixture(scope="module", autouse=True)
 def ros():
     """rclpy for the whole module, only where DDS cannot leave the machine (a loud failure, never a skip)."""
-    require_loopback_only(__file__)
-    rclpy.init()
-    yield
-    rclpy.shutdown()
+    with loopback_rclpy(__file__):
+        yield
 
 
 def homogeneous(rigid: np.ndarray) -> np.ndarray:

@@ -13,14 +13,13 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TransformStamped
 from rosgraph_msgs.msg import Clock as ClockMsg
 from test_node import CHELSEA, ERROR, WARN, Probe, Running, image_message
 from tf2_msgs.msg import TFMessage
 
-from support.netns import require_loopback_only
+from support.netns import loopback_rclpy
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
 
@@ -32,10 +31,8 @@ SIM_TIME = {"use_sim_time": True, "image_topics": [TOPIC], "input_timeout_s": 1.
 @pytest.fixture(scope="module", autouse=True)
 def ros():
     """rclpy for the whole module, only where DDS cannot leave the machine (a loud failure, never a skip)."""
-    require_loopback_only(__file__)
-    rclpy.init()
-    yield
-    rclpy.shutdown()
+    with loopback_rclpy(__file__):
+        yield
 
 
 class BagClockForTests:

@@ -13,14 +13,13 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 from geometry_msgs.msg import Quaternion, Transform, TransformStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
 
-from support.netns import require_loopback_only
+from support.netns import loopback_rclpy
 from support.rotations import yaw_pose
 from vggt_ros.metric.tf_buffer import UnknownFrameError
 from vggt_ros.ros.messages import header, tf_message, transform_stamped
@@ -84,12 +83,10 @@ def test_quaternions_off_unit_length_beyond_tf2s_tolerance_are_marked_unusable()
 @pytest.fixture
 def ros():
     """rclpy for one test, only where DDS cannot leave the machine (a loud failure, never a skip)."""
-    require_loopback_only(__file__)
-    rclpy.init()
-    executor = SingleThreadedExecutor()
-    yield executor
-    executor.shutdown(timeout_sec=5.0)
-    rclpy.shutdown()
+    with loopback_rclpy(__file__):
+        executor = SingleThreadedExecutor()
+        yield executor
+        executor.shutdown(timeout_sec=5.0)
 
 
 def spin_until(executor: SingleThreadedExecutor, predicate, what: str) -> None:

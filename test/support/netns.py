@@ -1,13 +1,17 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""Where DDS may run: tests and benchmarks that start rclpy check `network_is_loopback_only` first."""
+"""Where DDS may run: tests and benchmarks that start rclpy check `network_is_loopback_only` first; test modules
+start it through `loopback_rclpy`."""
 
 from __future__ import annotations
 
 import fcntl
+import os
 import socket
 import struct
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 _SIOCGIFFLAGS = 0x8913
 _IFF_UP = 0x1
@@ -42,3 +46,32 @@ def require_loopback_only(test_file: str) -> None:
         f"{path}')",
         pytrace=False,
     )
+
+
+# `loopback_rclpy`'s default: the Fast DDS transports the environment already selects.
+INHERITED = object()
+
+
+@contextmanager
+def loopback_rclpy(test_file: str, transports: Any = INHERITED) -> Iterator[None]:
+    """rclpy initialised for the ``with`` block, only where DDS cannot leave the machine (`require_loopback_only`,
+    naming ``test_file``). ``transports``: Fast DDS' builtin transports for the block (None: its defaults), set
+    before `rclpy.init` creates the participant, which reads them; the environment is restored afterwards."""
+    require_loopback_only(test_file)
+    import rclpy  # tests only: the benchmarks import this module too
+
+    from vggt_ros.ros.node import TRANSPORTS_VARIABLE
+
+    saved = os.environ.get(TRANSPORTS_VARIABLE)
+    if transports is not INHERITED:
+        os.environ.pop(TRANSPORTS_VARIABLE, None)
+        if transports is not None:
+            os.environ[TRANSPORTS_VARIABLE] = transports
+    rclpy.init()
+    try:
+        yield
+    finally:
+        rclpy.shutdown()
+        os.environ.pop(TRANSPORTS_VARIABLE, None)
+        if saved is not None:
+            os.environ[TRANSPORTS_VARIABLE] = saved
