@@ -56,6 +56,15 @@ class InputFrameSet:
     restart: bool = False
 
 
+class SkippedFiles(dict):
+    """Input file name -> why it was skipped; `add` also logs it (a run goes on without the file)."""
+
+    def add(self, path: Path, reason: str, name: Optional[str] = None) -> None:
+        """Skip ``path`` for ``reason``, listed under ``name`` (default: the file's name)."""
+        log.warning("skipping %s: %s", path, reason)
+        self[path.name if name is None else name] = reason
+
+
 def natural_order(name: str) -> tuple:
     """Sort key of a file name as people number frames: digit runs by value, letters without case ("frame_2" before
     "frame_10"; zero-padded names keep their plain order); the name itself breaks ties."""
@@ -182,8 +191,10 @@ class FolderInput:
     def __init__(
         self, folder: Path, mode: str, target_size: int, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     ) -> None:
-        self.skipped: dict[str, str] = {}
-        self.files, sizes = usable_image_files(image_files(folder), mode, target_size, max_image_pixels, self._skip)
+        self.skipped = SkippedFiles()
+        self.files, sizes = usable_image_files(
+            image_files(folder), mode, target_size, max_image_pixels, self.skipped.add
+        )
         if not self.files:
             raise ValueError(
                 f"no usable image in {folder} ({len(self.skipped)} unreadable, too large or too elongated; see the "
@@ -193,17 +204,13 @@ class FolderInput:
         self.sizes = sizes
         self.model_hw = common_model_hw(sizes, mode, target_size)
 
-    def _skip(self, path: Path, reason: str) -> None:
-        log.warning("skipping %s: %s", path, reason)
-        self.skipped[path.name] = reason
-
     def frame_sets(self) -> Iterator[InputFrameSet]:
         """Each file a frame set, stamped `FRAME_PERIOD_NS` apart (by position in the folder)."""
         for index, path in enumerate(self.files):
             try:
                 image = decode_image_file(path)
             except ValueError as err:
-                self._skip(path, str(err))
+                self.skipped.add(path, str(err))
                 continue
             frame_set = FrameSet(stamps_ns=(index * FRAME_PERIOD_NS,), images=(image,))
             yield InputFrameSet(frame_set, (path.name,), (path,))

@@ -27,7 +27,13 @@ from PIL import Image as PILImage
 
 from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS
 from vggt_ros.preprocess import DEFAULT_TARGET_SIZE, decode_image_file
-from vggt_ros.recording.inputs import InputFrameSet, check_export_names, common_model_hw, usable_image_files
+from vggt_ros.recording.inputs import (
+    InputFrameSet,
+    SkippedFiles,
+    check_export_names,
+    common_model_hw,
+    usable_image_files,
+)
 from vggt_ros.window import FrameSet
 
 log = logging.getLogger(__name__)
@@ -119,10 +125,10 @@ class TumRgbdSequence:
     ) -> None:
         if not folder.is_dir():
             raise ValueError(f"--tum {folder} is not a folder; give a TUM RGB-D sequence folder (with rgb.txt)")
-        self.skipped: dict[str, str] = {}
+        self.skipped = SkippedFiles()
         listed = read_image_list(folder / "rgb.txt")
         usable, self.sizes = usable_image_files(
-            [image.path for image in listed], mode, target_size, max_image_pixels, self._skip
+            [image.path for image in listed], mode, target_size, max_image_pixels, self.skipped.add
         )
         kept = set(usable)
         self.rgb = [image for image in listed if image.path in kept]
@@ -146,14 +152,10 @@ class TumRgbdSequence:
             try:
                 pixels = decode_image_file(image.path)
             except ValueError as err:
-                self._skip(image.path, str(err))
+                self.skipped.add(image.path, str(err))
                 continue
             frame_set = FrameSet(stamps_ns=(image.stamp_ns,), images=(pixels,))
             yield InputFrameSet(frame_set, (image.path.name,), (image.path,))
-
-    def _skip(self, path: Path, reason: str) -> None:
-        log.warning("skipping %s: %s", path, reason)
-        self.skipped[path.name] = reason
 
     def depth_lookup(self, camera: int, stamp_ns: int) -> Optional[np.ndarray]:
         """The session's `DepthLookup`: ``(H, W)`` metres of the colour image's depth image, None if it has none.
@@ -166,8 +168,7 @@ class TumRgbdSequence:
         try:
             return read_depth_png(path)
         except ValueError as err:
-            log.warning("skipping %s: %s", path, err)
-            self.skipped[f"{path.parent.name}/{path.name}"] = str(err)
+            self.skipped.add(path, str(err), f"{path.parent.name}/{path.name}")
             del self.depth[stamp_ns]  # asked once
             return None
 
