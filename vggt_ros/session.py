@@ -639,8 +639,8 @@ class ReconstructionSession:
             for frame_id, cached in self._cache.items()
         }
         # While the world awaits its metric scale its keyframes are stored but no loop is closed: a loop closed in
-        # the unit-less world corrects scale, and that correction would stay in the corrected world once the
-        # chained one turns metric (the pose graph is SE(3) from then on), leaving the map and path off by it.
+        # the unit-less world corrects scale, and the first metric keyframes would take that correction on (they
+        # follow the newest keyframe's). The loops closed later, from the metric world, correct that stretch.
         return self.loop_verifier.after_window(
             out.result, frames, self.world, self.pipeline, self.config.cameras, search=not out.waiting_for_scale
         )

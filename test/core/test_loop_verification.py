@@ -278,9 +278,11 @@ def test_the_place_index_forgets_the_keyframes_the_world_drops_so_old_places_sti
     assert accepted >= 1, "the revisit closes a loop to a keyframe the thinned trajectory kept"
 
 
-def test_no_loop_closes_while_the_world_awaits_its_metric_scale(sequence):
+def test_no_loop_closes_while_the_world_awaits_its_metric_scale_and_later_loops_correct_that_stretch(sequence):
     """A loop closed in the unit-less world corrects scale, and that correction stayed in the corrected world once
-    it turned metric (an SE(3) graph from then on): the map, the path and the exports were off by it, in metres."""
+    it turned metric: the map, the path and the exports were off by it, in metres. The loops closed later, from the
+    metric world into the first lap, must correct the scale drift the first lap was chained with (they kept only
+    their rotation and translation: the first lap stayed 4 % off the metric keyframes' scale)."""
     # Windows whose scale drifts (0.3 % per frame in a window): the chained world's unit wanders, loops correct it.
     pipeline = LoopPassPipelineForTests(DriftingVGGTForTests(sequence, scale_bias=0.003))
     config = _synthetic_session(sequence, pipeline).config
@@ -308,6 +310,14 @@ def test_no_loop_closes_while_the_world_awaits_its_metric_scale(sequence):
     assert accepted >= 1, "the revisit, once metric, closes loops to the first lap"
     scale = np.cbrt(np.linalg.det(session.world.corrected_from_chained[:3, :3]))
     assert scale == pytest.approx(1.0, abs=1e-6), "the corrected world is in metres as the chained one is"
+    # World units per metre of the corrected keyframes, fitted to the true centres: the first lap (chained before
+    # the depth camera started) against the revisit (chained in metres). One world, one scale.
+    trajectory = session.world.corrected_trajectory()
+    rows = np.array([_index(sequence, f) for f in trajectory.frame_ids])
+    centres = trajectory.world_from_camera[:, :3, 3]
+    first_lap = rows < sensor_from
+    per_metre = [weighted_umeyama(sequence.centres[rows[m]], centres[m])[0] for m in (first_lap, ~first_lap)]
+    assert per_metre[0] == pytest.approx(per_metre[1], rel=0.015), per_metre
 
 
 @pytest.fixture(scope="module")

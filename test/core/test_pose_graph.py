@@ -214,18 +214,73 @@ def test_a_metric_graph_keeps_the_scale_fixed():
     assert np.allclose(graph.nodes[3].corrected[:3, 3], [0.06, 0, 1], atol=1e-5)
 
 
-def test_a_loop_closed_before_the_graph_turned_metric_loses_its_scale_too():
-    """The loop of the test above recorded while the world was unit-less, then the world turns metric: the loop
-    takes the fixed scale as a loop added after would (before, it kept its 8 %: the metric graph's nodes took
-    scales 1.06, 1.12 and 1.19, and with loop rejection on the next solve dropped the loop)."""
-    corners = [_pose(0, 0), _pose(1, 0), _pose(1, 0, 1), _pose(0, 0, 1)]
-    graph = _graph(corners, LINEAR)
-    graph.add_loop(_loop(3, 0, _pose(0.08, 0, 1, scale=1.08)))
+def test_a_loop_closed_before_the_graph_turned_metric_keeps_its_scale():
+    """The Sim(3) loop of `test_scale_drift_around_a_loop_is_spread_evenly_in_sim3` recorded while the world was
+    unit-less, then the world turns metric: its keyframes were not placed in metres, so the loop keeps its 8 % and
+    they share it as before, s_k = 1.08^(k/4), solve after solve (before, the graph dropped the loop's scale and
+    every node kept scale 1)."""
+    graph = _graph([np.eye(4)] * 4, PoseGraphConfig(cauchy_k=1e6, max_loop_error_sigma=1e9))
+    graph.add_loop(_loop(3, 0, _pose(0, scale=1.08)))
     graph.set_metric()
-    assert np.isclose(np.linalg.det(graph.loops[0].match_from_query[:3, :3]), 1.0)
+    for _ in range(2):
+        result = graph.optimise()
+        assert result.ok and not result.rejected_loops and len(graph.loops) == 1
+        scales = [np.cbrt(np.linalg.det(graph.nodes[k].corrected[:3, :3])) for k in range(4)]
+        np.testing.assert_allclose(scales, 1.08 ** (np.arange(4) / 4), rtol=1e-6)
+
+
+def test_a_loop_from_the_metric_world_corrects_the_scale_drift_of_the_unit_less_stretch():
+    """Keyframes 0-3 were added before the world turned metric, 4-7 after; all at one place. The loop from 7 to 0
+    measures node 0's unit 8 % off the metric one (s_7 / s_0 = 1.08). The metric keyframes keep scale 1; the five
+    edges of the cycle through the unit-less stretch (0-1, 1-2, 2-3, 3-4 and the loop, equal log-scale sigmas) share
+    log 1.08, so log s_k = -(4 - k) / 5 log 1.08 for k <= 4 (the anchor, node 0, fixes no scale: the metric priors
+    do). Before, the loop's scale was dropped and the unit-less stretch kept its drift (every scale 1)."""
+    graph = PoseGraph(PoseGraphConfig(cauchy_k=1e6, max_loop_error_sigma=1e9))
+    for k in range(8):
+        if k == 4:
+            graph.set_metric()
+        graph.add(k, np.eye(4), 0, 0.01, 1.0)
+    graph.add_loop(_loop(7, 0, _pose(0, scale=1.08)))
     assert graph.optimise().ok
-    assert np.allclose([np.linalg.det(graph.nodes[k].corrected[:3, :3]) for k in range(4)], 1.0, atol=1e-9)
-    assert np.allclose(graph.nodes[3].corrected[:3, 3], [0.06, 0, 1], atol=1e-5)
+    scales = np.array([np.cbrt(np.linalg.det(graph.nodes[k].corrected[:3, :3])) for k in range(8)])
+    expected = np.exp(-np.clip(4 - np.arange(8), 0, None) / 5 * math.log(1.08))
+    np.testing.assert_allclose(scales, expected, rtol=1e-6)
+    assert np.allclose(graph.nodes[0].corrected[:3, 3], 0.0, atol=1e-9)  # the anchor's position stays
+    # The newest keyframes' correction is in metres, so the keyframes that follow are too.
+    assert np.cbrt(np.linalg.det(graph.correction[:3, :3])) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_a_relocalised_metric_segment_keeps_scale_1_when_it_joins_a_unit_less_one():
+    """Segment 0 (unit-less) lost track; segment 1 started after the world turned metric. A loop from segment 1
+    into segment 0 joins them: segment 1's metric keyframes keep scale 1 and segment 0 takes the loop's scale."""
+    graph = PoseGraph(PoseGraphConfig(cauchy_k=1e6, max_loop_error_sigma=1e9))
+    for k in range(4):
+        graph.add(k, _pose(0.2 * k), 0, 0.01, 1.0)
+    graph.set_metric()
+    for k in range(4, 8):
+        graph.add(k, _pose(0.2 * (k - 4)), 1, 0.01, 1.0)
+    graph.add_loop(_loop(5, 1, _pose(0, scale=1.05)))  # node 5 is where node 1 is, node 1's unit 5 % off
+    assert graph.optimise().ok and graph.group(1) == 0
+    scales = np.array([np.cbrt(np.linalg.det(graph.nodes[k].corrected[:3, :3])) for k in range(8)])
+    np.testing.assert_allclose(scales[4:], 1.0, atol=1e-9)
+    assert scales[1] == pytest.approx(1 / 1.05, rel=1e-3)
+
+
+def test_a_loop_moved_from_a_unit_less_keyframe_onto_a_metric_one_loses_its_scale():
+    """The store drops the unit-less keyframe a loop from the metric world reached; the loop moves to the next
+    keyframe, which is metric: between two metric keyframes it keeps only its rotation and translation (with its
+    5 % the next solve found it 5e4 sigmas off and dropped it)."""
+    graph = PoseGraph(PoseGraphConfig())
+    for k in range(8):
+        if k == 4:
+            graph.set_metric()
+        graph.add(k, _pose(0.2 * k), 0, 0.01, 1.0)
+    graph.add_loop(_loop(7, 3, _pose(0.8, scale=1.05)))
+    graph.remove(3)
+    assert [(e.query, e.match) for e in graph.loops] == [(7, 4)]
+    assert np.linalg.det(graph.loops[0].match_from_query[:3, :3]) == pytest.approx(1.0)
+    result = graph.optimise()
+    assert result.ok and not result.rejected_loops and len(graph.loops) == 1
 
 
 def test_loop_edges_stay_capped_on_a_route_driven_again_and_again():

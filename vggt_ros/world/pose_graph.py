@@ -16,8 +16,14 @@ Edges:
 - one prior anchoring the oldest segment of every connected group of segments at its current corrected pose.
   A loop between two segments joins their groups (relocalisation): the newer segment's anchor goes.
 
-Once the world is metric the scale is fixed: the scale component of every edge gets a tiny sigma and loop
-measurements are projected to scale 1 (SE(3)).
+Once the world is metric the scale is fixed where it was measured. Each node records whether it was added in the
+metric world (`Node.metric`). Between metric keyframes the graph is SE(3): the scale component of their chain and
+loop edges gets a tiny sigma, a loop between two of them is projected to scale 1, and every metric keyframe has a
+scale prior at 1 (its chained pose is in metres, so its corrected one must be too). The keyframes added before the
+world turned metric keep the free scale of their chain edges, and a loop that reaches one keeps the scale it
+measured: the unit-less stretch drifted in scale, and a loop from the metric world is what can correct that drift.
+When a group of segments holds metric keyframes, their priors fix its scale and its anchor fixes only the
+rotation and position (see `_anchor_sigmas`).
 
 Solver: batch Levenberg-Marquardt, rebuilt from the nodes and edges at each optimisation, with the loop kernels
 narrowed in stages (graduated non-convexity: a right loop after a long drift starts many sigmas off, and a narrow
@@ -76,7 +82,8 @@ class PoseGraphConfig:
             beyond k, so a loop stays on only while the drift it corrects costs the chain less: the chain sigmas
             must not understate the drift between keyframes (see `chain_*`).
         anchor_sigma: sigma of the anchor prior of each group of segments (tiny: a gauge fix, default 1e-6).
-        metric_scale_sigma: log-scale sigma of every edge once the world is metric (default 1e-6: SE(3)).
+        metric_scale_sigma: log-scale sigma of the edges between metric keyframes and of their scale priors
+            (default 1e-6: SE(3)).
         max_iterations: Levenberg-Marquardt iterations (default 100).
         relative_error_tol: LM stops when the error improves by less than this fraction (default 1e-4).
         max_loop_error_sigma: after the solve, a loop edge whose error is still above this many sigmas disagrees
@@ -137,13 +144,15 @@ class PoseGraphConfig:
 @dataclass
 class Node:
     """A keyframe in the graph: ``chained`` rigid ``(4, 4)``, ``corrected`` similarity ``(4, 4)``, its segment, the
-    residual ratio of the window that added it and its median depth (chained world units)."""
+    residual ratio of the window that added it, its median depth (chained world units) and whether it was added in
+    the metric world (its chained pose in metres, not rescaled from the unit-less world)."""
 
     chained: np.ndarray
     corrected: np.ndarray
     segment: int
     residual_ratio: float
     median_depth: float
+    metric: bool
 
 
 @dataclass(frozen=True)
@@ -216,7 +225,7 @@ class PoseGraph:
         """Add a keyframe with its chained pose; its corrected pose follows the current correction."""
         corrected = self._correction @ chained
         self.nodes[frame_id] = Node(
-            np.array(chained, dtype=np.float64), corrected, segment, residual_ratio, median_depth
+            np.array(chained, dtype=np.float64), corrected, segment, residual_ratio, median_depth, self.metric
         )
 
     def remove(self, frame_id: Hashable) -> None:
@@ -238,10 +247,12 @@ class PoseGraph:
             elif substitute is not None:  # else its segment is gone, and so is the loop
                 neighbour_from_removed = _inverse(self.nodes[substitute].chained) @ node.chained
                 if edge.query == frame_id:
-                    pose = edge.match_from_query @ _inverse(neighbour_from_removed)
+                    pose = self._measured(
+                        substitute, edge.match, edge.match_from_query @ _inverse(neighbour_from_removed)
+                    )
                     moved.append(_replace_edge(edge, query=substitute, pose=pose))
                 else:
-                    pose = neighbour_from_removed @ edge.match_from_query
+                    pose = self._measured(edge.query, substitute, neighbour_from_removed @ edge.match_from_query)
                     moved.append(_replace_edge(edge, match=substitute, pose=pose))
         # Two loops between the same keyframes say the same thing: keep the newer one, so the edges (and the
         # solve, which keeps every loop's ends) stay bounded by the kept keyframes however long the run.
@@ -260,20 +271,16 @@ class PoseGraph:
         self._correction = scale_pose(self._correction, factor)
 
     def set_metric(self) -> None:
-        """From now on the scale is fixed (SE(3) edges). The loop edges recorded before lose their scale too, as
-        `add_loop` takes the later ones: a unit-less loop's scale would otherwise disagree with the fixed scale and
-        the next solve would drop the loop."""
+        """The keyframes added from now on are metric: their scale is fixed (see the module docstring). The nodes
+        and loop edges already recorded keep their free scale."""
         self.metric = True
-        self.loops = [_replace_edge(e, pose=_rigid(e.match_from_query)) for e in self.loops]
 
     def add_loop(self, constraint: LoopConstraint) -> LoopEdge:
         """Record a verified loop (both keyframes must be nodes). `optimise` then uses it."""
         for frame_id in (constraint.query, constraint.match):
             if frame_id not in self.nodes:
                 raise KeyError(f"loop keyframe {frame_id!r} is not in the pose graph")
-        pose = np.array(constraint.match_from_query, dtype=np.float64)
-        if self.metric:
-            pose = _rigid(pose)
+        pose = self._measured(constraint.query, constraint.match, np.array(constraint.match_from_query, np.float64))
         edge = LoopEdge(
             constraint.query, constraint.match, pose, float(constraint.residual_ratio), float(constraint.score)
         )
@@ -380,16 +387,44 @@ class PoseGraph:
 
     # --- the GTSAM problem -------------------------------------------------------------------------------------
 
-    def _sigmas(self, residual_ratio, median_depth, factor: float = 1.0) -> np.ndarray:
+    def _metric_edge(self, a: Hashable, b: Hashable) -> bool:
+        """Whether an edge between keyframes ``a`` and ``b`` has its scale fixed: both were added in metres."""
+        return self.nodes[a].metric and self.nodes[b].metric
+
+    def _measured(self, query: Hashable, match: Hashable, match_from_query: np.ndarray) -> np.ndarray:
+        """A loop edge's measurement between ``query`` and ``match``: without its scale between metric keyframes
+        (a loop moved there from a unit-less keyframe by `remove` too), else as measured."""
+        return _rigid(match_from_query) if self._metric_edge(query, match) else match_from_query
+
+    def _sigmas(self, residual_ratio, median_depth, metric, factor: float = 1.0) -> np.ndarray:
         """Edge sigmas ``(..., 7)`` in GTSAM's Similarity3 tangent order: rotation (3), translation (3), log-scale
-        (1), for residual ratios and median depths (scalars or ``(N,)``)."""
+        (1), for residual ratios, median depths and whether the edge joins metric keyframes (scalars or ``(N,)``)."""
         c = self.config
         ratio = np.asarray(residual_ratio, dtype=np.float64)
         ratio = np.where(np.isfinite(ratio), np.maximum(ratio, c.min_residual_ratio), c.min_residual_ratio) * factor
         rotation = c.chain_rotation_sigma_rad * ratio
         translation = c.chain_translation_sigma * ratio * np.asarray(median_depth, dtype=np.float64)
-        scale = np.full_like(ratio, c.metric_scale_sigma) if self.metric else c.chain_scale_sigma * ratio
+        scale = np.where(metric, c.metric_scale_sigma, c.chain_scale_sigma * ratio)
         return np.stack([rotation] * 3 + [translation] * 3 + [scale], axis=-1)
+
+    def _loop_sigmas(self, edge: LoopEdge) -> np.ndarray:
+        """Sigmas ``(7,)`` of a loop edge (see `_sigmas`)."""
+        return self._sigmas(
+            edge.residual_ratio,
+            self.nodes[edge.match].median_depth,
+            self._metric_edge(edge.query, edge.match),
+            self.config.loop_sigma_factor,
+        )
+
+    def _anchor_sigmas(self, node: Node, group_is_metric: bool) -> np.ndarray:
+        """Sigmas ``(7,)`` of the prior that anchors a group of segments at its oldest keyframe ``node``: a gauge
+        fix. When the group holds metric keyframes but ``node`` came before the world turned metric, the metric
+        keyframes' scale priors fix the group's scale, and the anchor leaves its own scale free (infinite sigma),
+        so that a loop can correct the unit-less stretch's scale drift there too."""
+        sigmas = np.full(7, self.config.anchor_sigma)
+        if group_is_metric and not node.metric:
+            sigmas[6] = math.inf
+        return sigmas
 
     def _reduced(self, ids: list) -> list:
         """The keyframes solved for (all up to ``max_solve_nodes``): every loop's two, each segment's first and last,
@@ -411,14 +446,18 @@ class PoseGraph:
         """``(N, 7)`` per keyframe of ``ids``: the sum of the chain edges' variances from its segment's first
         keyframe (the variance of a chain of edges between two keyframes is the difference)."""
         nodes = [self.nodes[f] for f in ids]
-        variance = self._sigmas([n.residual_ratio for n in nodes], [n.median_depth for n in nodes]) ** 2
         segments = np.array([n.segment for n in nodes])
-        cumulative = np.zeros_like(variance)
+        ratios = np.array([n.residual_ratio for n in nodes], dtype=np.float64)
+        depths = np.array([n.median_depth for n in nodes], dtype=np.float64)
+        metric = np.array([n.metric for n in nodes], dtype=bool)
+        cumulative = np.zeros((len(nodes), 7))
         for segment in np.unique(segments):
-            mask = segments == segment
-            steps = variance[mask]
+            positions = np.flatnonzero(segments == segment)
+            metric_step = metric[positions]
+            metric_step[1:] &= metric[positions[:-1]]  # a chain edge's scale is fixed when both its ends are metric
+            steps = self._sigmas(ratios[positions], depths[positions], metric_step) ** 2
             steps[0] = 0.0  # a segment's first keyframe has no chain edge
-            cumulative[mask] = np.cumsum(steps, axis=0)
+            cumulative[positions] = np.cumsum(steps, axis=0)
         return cumulative
 
     def _interpolated(self, ids: list, solved_ids: list, solved: list) -> list:
@@ -475,16 +514,19 @@ class PoseGraph:
             previous[node.segment] = k
         chain = np.flatnonzero(before >= 0)
         measured = _batch_to_gtsam(gtsam, _rigid_inverse(chained[before[chain]]) @ chained[chain])
+        groups = {segment: self.group(segment) for segment in {n.segment for n in nodes}}
+        metric_groups = {groups[n.segment] for n in nodes if n.metric}
         anchored: set[int] = set()
-        groups: dict[int, int] = {}
+        scale_prior = gtsam.noiseModel.Diagonal.Sigmas(np.array([math.inf] * 6 + [self.config.metric_scale_sigma]))
         for k, node in enumerate(nodes):
             initial.insert(k, values[k])
-            if node.segment not in groups:
-                groups[node.segment] = self.group(node.segment)
-            if groups[node.segment] not in anchored:
-                anchored.add(groups[node.segment])
-                noise = gtsam.noiseModel.Isotropic.Sigma(7, self.config.anchor_sigma)
+            group = groups[node.segment]
+            if group not in anchored:
+                anchored.add(group)
+                noise = gtsam.noiseModel.Diagonal.Sigmas(self._anchor_sigmas(node, group in metric_groups))
                 graph.add(gtsam.PriorFactorSimilarity3(k, values[k], noise))
+            if node.metric:  # in metres: scale 1 (its rotation and position are free)
+                graph.add(gtsam.PriorFactorSimilarity3(k, _to_gtsam(gtsam, _rigid(node.corrected)), scale_prior))
         # Edges between solved keyframes carry the variance of the chain edges they skip.
         every = list(self.nodes)
         position = {f: k for k, f in enumerate(every)}
@@ -506,11 +548,9 @@ class PoseGraph:
             stage = gtsam.NonlinearFactorGraph()
             stage.push_back(graph)
             for edge in loops:
-                sigmas = self._sigmas(
-                    edge.residual_ratio, self.nodes[edge.match].median_depth, self.config.loop_sigma_factor
-                )
                 noise = gtsam.noiseModel.Robust.Create(
-                    gtsam.noiseModel.mEstimator.Cauchy.Create(width), gtsam.noiseModel.Diagonal.Sigmas(sigmas)
+                    gtsam.noiseModel.mEstimator.Cauchy.Create(width),
+                    gtsam.noiseModel.Diagonal.Sigmas(self._loop_sigmas(edge)),
                 )
                 measured = _to_gtsam(gtsam, edge.match_from_query)
                 stage.add(gtsam.BetweenFactorSimilarity3(index[edge.match], index[edge.query], measured, noise))
@@ -531,8 +571,7 @@ class PoseGraph:
         gtsam = require_gtsam()
         now = _inverse(values[edge.match]) @ values[edge.query]
         error = gtsam.Similarity3.Logmap(_to_gtsam(gtsam, _inverse(edge.match_from_query) @ now))
-        sigmas = self._sigmas(edge.residual_ratio, self.nodes[edge.match].median_depth, self.config.loop_sigma_factor)
-        return float(np.linalg.norm(np.asarray(error) / sigmas))
+        return float(np.linalg.norm(np.asarray(error) / self._loop_sigmas(edge)))
 
 
 def _continuation(largest_error: float, width: float, step: float = 8.0) -> list[float]:
