@@ -18,7 +18,9 @@
 - `run_loop_scene`: keyframes every ``keyframe_step`` frames, windows of ``window_size`` keyframes sliding by one,
   depth on the two newest and any frame new to the world, a blank span giving no keyframe and windows that only
   hold frames after it (tracking lost), and after every merged window one loop candidate verified and handed to
-  `World.close_loop`.
+  `World.close_loop`. With ``metric_from``, each window from that frame on carries a depth camera's metric scale
+  observation (test double: the truth with 1 % noise), and no loop is searched while the world awaits its scale,
+  as in the session.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from support.synthetic import (
     render_poses,
 )
 from vggt_ros.geometry import invert_rigid
+from vggt_ros.metric.sources import ScaleObservation
 from vggt_ros.world import WindowStatus, World, WorldConfig
 from vggt_ros.world.alignment import weighted_umeyama
 from vggt_ros.world.loop_constraint import LoopConstraint
@@ -242,14 +245,17 @@ def run_loop_scene(
     place_noise: float = 0.02,
     place_min_gap: int = 40,
     detect: bool = True,
+    metric_from: Optional[int] = None,
 ) -> LoopRun:
     """Run the scene through a `World` (see the module docstring); ``detect``: look for loops (loop closure on);
-    ``place_min_gap``: keyframes between a query and its oldest candidate."""
+    ``place_min_gap``: keyframes between a query and its oldest candidate; ``metric_from``: the first frame with a
+    metric scale observation (None: the world stays unit-less)."""
     truth_network = DriftingVGGTForTests(scene.truth, seed=seed, scale_bias=scale_bias, yaw_bias_deg=yaw_bias_deg)
     view_network = DriftingVGGTForTests(scene.view, seed=seed, scale_bias=scale_bias, yaw_bias_deg=yaw_bias_deg)
     places = FakePlaceRecognitionForTests(scene, noise=place_noise, min_gap=place_min_gap, seed=seed)
     verifier = FakeLoopVerifierForTests(view_network)
     world = World(world_config)
+    depth_camera_noise = np.random.default_rng([seed, 1])
     ids = [(int(s), 0) for s in scene.truth.stamps_ns]
     run = LoopRun(scene, world, {frame_id: i for i, frame_id in enumerate(ids)})
     keyframes = [i for i in range(0, len(ids), keyframe_step) if not scene.blank[i]]
@@ -268,13 +274,20 @@ def run_loop_scene(
         dense = sorted(
             {len(indices) - 2, len(indices) - 1} | {j for j, f in enumerate(indices) if ids[f] not in world.keyframes}
         )
-        result = world.integrate(decode_answer(answer, scene.truth, dense))
+        observation = None
+        if metric_from is not None and indices[-1] >= metric_from:
+            # Metres per window unit at the newest frame, whose depth the drift scaled by (1 + scale_bias)^j.
+            metres_per_unit = 1.0 / (answer.normalization * (1.0 + scale_bias) ** (len(indices) - 1))
+            noisy = metres_per_unit * (1.0 + 0.01 * depth_camera_noise.normal())
+            observation = ScaleObservation(noisy, 0.01, 1000, "depth")
+        result = world.integrate(decode_answer(answer, scene.truth, dense), 1, observation)
         run.statuses.append(result.status)
         if not result.merged:
             continue
         new = [indices[j] for j in np.flatnonzero(result.new_frames)]
         merged.extend(new)
-        if not detect or world.loops is None or not new:
+        waiting_for_scale = metric_from is not None and not world.metric
+        if not detect or world.loops is None or not new or waiting_for_scale:
             continue
         if cooldown > 0:
             cooldown -= 1
