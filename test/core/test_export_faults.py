@@ -21,7 +21,7 @@ import torch
 
 from conftest import TINY
 from vggt_ros.export import cli, onnx_export
-from vggt_ros.export.cli import build_engines_entry, build_engines_main, export_entry, export_is_current
+from vggt_ros.export.cli import build_engines_entry, build_engines_main, export_entry, export_is_current, export_main
 from vggt_ros.export.onnx_export import export_onnx
 from vggt_ros.model import VGGT
 from vggt_ros.runtime import Pipeline
@@ -542,3 +542,16 @@ def test_export_options_are_checked_before_the_model_loads(
     status, error = _command(entry, monkeypatch, capsys, *arguments, *options)
     assert status == 1 and message in error and "Traceback" not in error
     assert model_loads == []
+
+
+@pytest.mark.parametrize("min_frames, warned", [(1, False), (2, True)])
+def test_engines_that_one_camera_cannot_use_are_named_at_the_export(min_frames, warned, tmp_path, caplog):
+    """A one-camera session runs each new frame set through the engines alone: --min-frames 2 engines were exported
+    without a word, and the session refused them at start-up."""
+    out = tmp_path / "engines"
+    arguments = ["--weights", str(TINY), "--height", "28", "--width", "28", "--max-frames", "2", "--out", str(out)]
+    with caplog.at_level("WARNING", logger="vggt_ros.export"):
+        assert export_main([*arguments, "--min-frames", str(min_frames)]) == 0
+    assert ExportManifest.load(out).frames.min == min_frames
+    expected = "--min-frames 2: these engines serve only sessions with at least 2 cameras"
+    assert (expected in caplog.text) == warned, caplog.text

@@ -61,6 +61,14 @@ def _check_export_options(args: argparse.Namespace) -> None:
         _frames(args)
     except ValueError as err:
         raise ValueError(f"--min-frames, --opt-frames, --max-frames: {err}") from None
+    if args.min_frames > 1:
+        # A session sends each new frame set through DINOv2 on its own: one image per camera.
+        log.warning(
+            "--min-frames %d: these engines serve only sessions with at least %d cameras (each new frame set runs "
+            "through the engines on its own); a one-camera session needs --min-frames 1",
+            args.min_frames,
+            args.min_frames,
+        )
 
 
 def _frames(args: argparse.Namespace) -> FramesProfile:
