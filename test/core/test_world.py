@@ -252,20 +252,37 @@ def test_keyframe_store_keeps_the_recent_keyframes_and_a_decimated_history_of_th
     recent, history = 5, 8
     store = KeyframeStore(recent, history)
     for k in range(203):
-        store.add(Keyframe(k, 0.1 * k, np.eye(4), 1.0, 0, 1.0))
+        store.add(Keyframe((k, 0), 0.1 * k, np.eye(4), 1.0, 0, 1.0))
         assert len(store) <= recent + history
-    ids = [keyframe.frame_id for keyframe in store]
-    assert store.total == 203 and store.last.frame_id == 202
+    ids = [keyframe.frame_id[0] for keyframe in store]
+    assert store.total == 203 and store.last.frame_id == (202, 0)
     # The newest keyframes, all of them, in order, after the history; only they are known by id.
     assert ids[-recent:] == list(range(198, 203))
-    assert all(k in store for k in range(198, 203)) and not any(k in store for k in range(198))
+    assert all((k, 0) in store for k in range(198, 203)) and not any((k, 0) in store for k in range(198))
     # The history starts at the very first keyframe and covers the rest of the run evenly: every n-th keyframe,
     # n a power of two, the smallest that fits the 198 keyframes that left the recent ones into 8.
     kept = ids[:-recent]
     spacing = 32  # 198 / 16 > 8 >= 198 / 32
     assert kept == list(range(0, 198, spacing)) and len(kept) <= history
     trajectory = store.trajectory()
-    assert trajectory.frame_ids == tuple(ids) and np.allclose(trajectory.timestamps, 0.1 * np.array(ids))
+    assert [f[0] for f in trajectory.frame_ids] == ids and np.allclose(trajectory.timestamps, 0.1 * np.array(ids))
+
+
+def test_the_keyframe_store_keeps_and_drops_whole_frame_sets_so_every_camera_keeps_its_history():
+    """Two cameras: keyframes (stamp, 0), (stamp, 1), ... Thinned one by one, every other keyframe was camera 0's,
+    and camera 1's trajectory lost all its history. Each camera's kept stamps are the one-camera store's."""
+    recent, history = 10, 16
+    store, one_camera = KeyframeStore(recent, history), KeyframeStore(recent // 2, history // 2)
+    for k in range(203):
+        for camera in (0, 1):
+            store.add(Keyframe((k, camera), 0.1 * k, np.eye(4), 1.0, 0, 1.0))
+        one_camera.add(Keyframe((k, 0), 0.1 * k, np.eye(4), 1.0, 0, 1.0))
+        assert len(store) <= recent + history
+    expected = [f[0] for f in one_camera.trajectory().frame_ids]
+    for camera in (0, 1):
+        assert [f[0] for f in store.trajectory().frame_ids if f[1] == camera] == expected
+    assert len(expected) > recent // 2 + 2, "the history spans the run"
+    assert store.trajectory().frame_ids[:2] == ((0, 0), (0, 1))
 
 
 def test_trajectory_is_bounded_and_a_keyframe_never_moves(straight):

@@ -40,8 +40,8 @@ class WorldConfig:
             (`WindowResult.map_frames`); 0 marks every new frame.
         trajectory_recent: newest keyframes kept with their poses (and known by id, so a window's frames are
             recognised as already merged); at least ``retained_frames``.
-        trajectory_history: older keyframes kept, decimated: when full, every second one is dropped, so the
-            history always spans the whole run at a growing spacing.
+        trajectory_history: older keyframes kept, decimated: when full, every second frame set is dropped, so
+            the history always spans the whole run at a growing spacing, the same for every camera.
         seed: pixel sampling and robust-estimator seed (results are deterministic).
         scale_filter: how metric scale observations are filtered over windows (`vggt_ros.metric.scale_filter`).
         loop: loop closure, relocalisation and the pose graph (`vggt_ros.world.loop_config`); on by default.

@@ -3,9 +3,13 @@
 """The world's memory, bounded: the keyframe trajectory and the recent frames' pixel samples used for alignment.
 
 `KeyframeStore` keeps the newest ``trajectory_recent`` keyframes in full and a decimated history of the older
-ones (``trajectory_history`` at most: when it fills up every second keyframe is dropped, so the history spans
+ones (``trajectory_history`` at most: when it fills up every second frame set is dropped, so the history spans
 the whole run at a spacing that doubles). Frame ids are known (recognised as already merged) while they are
 among the recent keyframes; a sliding window never brings back an older frame.
+
+Keyframes come in frame sets, one keyframe per camera (ids ``(stamp_ns, camera)``, `vggt_ros.window.FrameId`,
+camera 0 first), and the store keeps or drops whole frame sets: decimating keyframe by keyframe kept every other
+one, and with two cameras that was always camera 0's, so camera 1's trajectory lost its whole history.
 
 `SampleStore` keeps, for the newest ``retained_frames`` frames, a sample of their pixels' world points that later
 windows align to.
@@ -65,46 +69,57 @@ class KeyframeStore:
     """Bounded keyframe trajectory (see the module docstring)."""
 
     def __init__(self, recent: int, history: int) -> None:
-        self._recent: deque[Keyframe] = deque()
+        self._recent: deque[list[Keyframe]] = deque()  # frame sets, oldest first
+        self._recent_count = 0  # keyframes in them
         self._recent_limit = recent
-        self._history: list[Keyframe] = []
+        self._history: list[list[Keyframe]] = []
         self._history_limit = history
-        self._history_stride = 1  # keep every n-th keyframe that leaves the recent ones
+        self._history_stride = 1  # keep every n-th frame set that leaves the recent ones
         self._left_recent = 0
         self._known: set[Hashable] = set()
         self.total = 0  # keyframes ever added
 
     def __len__(self) -> int:
-        return len(self._history) + len(self._recent)
+        return _count(self._history) + self._recent_count
 
     def __iter__(self) -> Iterator[Keyframe]:
-        yield from self._history
-        yield from self._recent
+        for frame_set in self._history:
+            yield from frame_set
+        for frame_set in self._recent:
+            yield from frame_set
 
     def __contains__(self, frame_id: Hashable) -> bool:
         return frame_id in self._known
 
     @property
     def last(self) -> Optional[Keyframe]:
-        return self._recent[-1] if self._recent else None
+        return self._recent[-1][-1] if self._recent else None
 
     def add(self, keyframe: Keyframe) -> list[Hashable]:
-        """Add the newest keyframe; the ids of the keyframes this dropped (decimation), oldest first."""
-        self._recent.append(keyframe)
+        """Add the newest keyframe (a camera after the newest keyframe's joins its frame set); the ids of the
+        keyframes this dropped (decimation), oldest first."""
+        newest = self.last
+        if newest is not None and keyframe.frame_id[1] > newest.frame_id[1]:
+            self._recent[-1].append(keyframe)
+        else:
+            self._recent.append([keyframe])
+        self._recent_count += 1
         self._known.add(keyframe.frame_id)
         self.total += 1
-        dropped = []
-        if len(self._recent) > self._recent_limit:
+        dropped: list[Hashable] = []
+        while self._recent_count > self._recent_limit and len(self._recent) > 1:
             old = self._recent.popleft()
-            self._known.discard(old.frame_id)
+            self._recent_count -= len(old)
+            self._known.difference_update(k.frame_id for k in old)
             if self._left_recent % self._history_stride == 0:
                 self._history.append(old)
-                if len(self._history) > self._history_limit:
-                    dropped = [k.frame_id for k in self._history[1::2]]
+                # A history smaller than one frame set keeps one.
+                if _count(self._history) > self._history_limit and len(self._history) > 1:
+                    dropped += [k.frame_id for frame_set in self._history[1::2] for k in frame_set]
                     self._history = self._history[::2]
                     self._history_stride *= 2
             else:
-                dropped = [old.frame_id]
+                dropped += [k.frame_id for k in old]
             self._left_recent += 1
         return dropped
 
@@ -118,16 +133,23 @@ class KeyframeStore:
     def rescale(self, factor: float) -> None:
         """Scale every kept keyframe's position and depth by ``factor`` (the world's unit changed)."""
 
-        def scaled(keyframe: Keyframe) -> Keyframe:
-            return replace(
-                keyframe,
-                world_from_camera=scale_pose(keyframe.world_from_camera, factor),
-                depth_scale=keyframe.depth_scale * factor,
-                median_depth=keyframe.median_depth * factor,
-            )
+        def scaled(frame_set: list[Keyframe]) -> list[Keyframe]:
+            return [
+                replace(
+                    keyframe,
+                    world_from_camera=scale_pose(keyframe.world_from_camera, factor),
+                    depth_scale=keyframe.depth_scale * factor,
+                    median_depth=keyframe.median_depth * factor,
+                )
+                for keyframe in frame_set
+            ]
 
-        self._recent = deque(scaled(k) for k in self._recent)
-        self._history = [scaled(k) for k in self._history]
+        self._recent = deque(scaled(s) for s in self._recent)
+        self._history = [scaled(s) for s in self._history]
+
+
+def _count(frame_sets: list[list[Keyframe]]) -> int:
+    return sum(len(frame_set) for frame_set in frame_sets)
 
 
 @dataclass
