@@ -51,7 +51,7 @@ from vggt_ros.files import replace_atomically
 from vggt_ros.live.parameters import add_option, check_camera_names
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
 from vggt_ros.metric.config import MetricConfig
-from vggt_ros.output_folder import check_output_folder, prepare_output_folder
+from vggt_ros.output_folder import check_output_folder, check_run_folder, remove_earlier_outputs
 from vggt_ros.recording.bag_reader import BagError, BagImageSource
 from vggt_ros.recording.inputs import (
     UNPAIRED,
@@ -144,8 +144,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="--out may hold an earlier run: its outputs (map.ply, trajectory*.tum, summary.json, transforms.json, "
-        "colmap/, images/, depth/, confidence/) are removed first; other files are kept",
+        help="--out may hold an earlier run: its outputs (map.ply, the trajectory*.tum files it wrote, summary.json, "
+        "transforms.json, colmap/, images/, depth/, confidence/) are removed once the run has started; other files "
+        "are kept",
     )
     add_option(parser, "max_image_pixels", "--max-image-pixels")
     parser.add_argument("--out-bag", type=Path, default=None, help="also write the node's messages into this mcap bag")
@@ -535,13 +536,15 @@ def run(args: argparse.Namespace, stop: Optional[StopRequest] = None) -> dict:
     progress: what was reconstructed until then is written as at a normal end, and the summary says the run was
     interrupted. While the results are written, the first signal waits for them; a second one aborts."""
     stop = stop or StopRequest()
-    prepare_output_folder(args.out, args.overwrite, {"--images": args.images, "--tum": args.tum, "--bag": args.bag})
+    check_run_folder(args.out, args.overwrite, {"--images": args.images, "--tum": args.tum, "--bag": args.bag})
     require_open3d()
     if args.loop_closure:
         require_gtsam()
     if args.out_bag is not None:
         if args.out_bag.exists() or args.out_bag.is_symlink():
             raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
+        if args.out_bag.resolve() == args.out.resolve():
+            raise ValueError(f"--out-bag {args.out_bag} is --out; the bag is a folder of its own: choose another path")
         check_output_folder(args.out_bag, "--out-bag")  # the bag folder is created only once the model has loaded
     inputs = _open_inputs(args)
     mode, chunk = _choose_mode(args, inputs)
@@ -558,9 +561,12 @@ def run(args: argparse.Namespace, stop: Optional[StopRequest] = None) -> dict:
     pipeline = create_pipeline(runtime.config)
     check_windows_fit_engines(args, inputs.cameras, config.window.window_size, pipeline)
     session = ReconstructionSession(pipeline, config)
+    if args.overwrite:  # only now: a run that fails to start leaves the earlier run's outputs whole
+        remove_earlier_outputs(args.out)
     exports = _Exports(args.out, session, metric=config.metric.active)
-    recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
+    recording = None
     try:
+        recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
         with stop.deferred(_stopping):
             return _reconstruct(args, inputs, mode, chunk, session, exports, recording, stop)
     finally:  # after an abort too: no scratch folder outlives the run, and the bag is readable

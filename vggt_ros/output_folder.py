@@ -7,12 +7,14 @@ usable. `check_output_folder` creates nothing: a folder that does not exist yet 
 parent, where a temporary file is created and removed again, so permissions, read-only mounts and pseudo file
 systems such as /proc all answer as they will at the end.
 
-`prepare_output_folder` is the offline command's ``--out``: a folder that is new or empty, since files of an
-earlier run left in it (a third image's depth beside a two-image run's) would make the folder describe no single
-run. ``--overwrite`` removes first exactly the outputs the command writes (`OUTPUTS`, every camera's trajectory
-file and scratch folders a killed run left), and nothing else of the user's. An input inside ``--out`` is refused
-either way: the run writes ``images/`` and ``depth/`` there, and ``--overwrite`` would remove them (a
-nerfstudio-style ``project/images`` given with ``--out project``).
+`check_run_folder` is the offline command's ``--out``: a folder that is new or empty, since files of an earlier run
+left in it (a third image's depth beside a two-image run's) would make the folder describe no single run, unless
+``--overwrite`` is given. Then `remove_earlier_outputs` removes exactly the outputs the command writes (`OUTPUTS`:
+every camera's trajectory file, known by its first line, and scratch folders a killed run left) and nothing else of
+the user's (a ``trajectory_groundtruth.tum`` beside them stays). The command removes them only once the run has
+started (inputs, options and model checked): a run that fails to start leaves the earlier one whole. An input
+inside ``--out`` is refused either way: the run writes ``images/`` and ``depth/`` there, and ``--overwrite`` would
+remove them (a nerfstudio-style ``project/images`` given with ``--out project``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Mapping, Optional
 
+from vggt_ros.dataset.tum import TUM_HEADER
 from vggt_ros.files import temporary_glob
 
 # What `vggt-ros-reconstruct` writes into --out: files, then folders, then patterns (trajectory_<camera>.tum of
@@ -29,7 +32,9 @@ from vggt_ros.files import temporary_glob
 # killed run).
 OUTPUT_FILES = ("map.ply", "trajectory.tum", "summary.json", "transforms.json")
 OUTPUT_FOLDERS = ("colmap", "images", "depth", "confidence")
-OUTPUT_PATTERNS = ("trajectory_*.tum", ".colmap-scratch-*")
+TRAJECTORIES = "trajectory_*.tum"
+SCRATCH = ".colmap-scratch-*"
+OUTPUT_PATTERNS = (TRAJECTORIES, SCRATCH)
 OUTPUTS = OUTPUT_FILES + OUTPUT_FOLDERS + OUTPUT_PATTERNS
 
 
@@ -58,8 +63,9 @@ def check_output_folder(folder: Path, option: str) -> None:
         ) from None
 
 
-def prepare_output_folder(out: Path, overwrite: bool, inputs: Mapping[str, Optional[Path]]) -> None:
-    """Check that ``out`` (--out) can take a run's results, and with ``overwrite`` remove an earlier run's.
+def check_run_folder(out: Path, overwrite: bool, inputs: Mapping[str, Optional[Path]]) -> None:
+    """Check that ``out`` (--out) can take a run's results: new, empty, or with ``overwrite`` an earlier run's
+    (`remove_earlier_outputs` removes them once the run has started).
 
     Args:
         inputs: the run's input paths by option (``{"--images": path}``; None: not given), which must lie outside
@@ -75,20 +81,23 @@ def prepare_output_folder(out: Path, overwrite: bool, inputs: Mapping[str, Optio
                 f"{option} {path} lies inside --out {out}, where the run writes (and --overwrite removes) "
                 f"{', '.join(OUTPUTS)}; choose an --out outside the inputs"
             )
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise OutputFolderError(
-                f"--out {out} is not empty; choose a new or empty folder, or pass --overwrite to replace an earlier "
-                f"run's outputs there ({', '.join(OUTPUTS)}; other files are kept)"
-            )
-        _remove_outputs(out)
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise OutputFolderError(
+            f"--out {out} is not empty; choose a new or empty folder, or pass --overwrite to replace an earlier "
+            f"run's outputs there ({', '.join(OUTPUTS)}; other files are kept)"
+        )
 
 
-def _remove_outputs(out: Path) -> None:
+def remove_earlier_outputs(out: Path) -> None:
+    """Remove an earlier run's outputs from ``out`` (see the module docstring); `OutputFolderError` when one cannot
+    be removed."""
+    if not out.is_dir():
+        return
     paths = [out / name for name in OUTPUT_FILES + OUTPUT_FOLDERS]
-    # With the temporaries of the files written whole (`vggt_ros.files`) that a killed run left.
-    patterns = [*OUTPUT_PATTERNS, *(temporary_glob(name) for name in (*OUTPUT_FILES, "trajectory_*.tum"))]
-    paths += [path for pattern in patterns for path in sorted(out.glob(pattern))]
+    paths += sorted(out.glob(SCRATCH))
+    paths += [path for path in sorted(out.glob(TRAJECTORIES)) if _written_by_us(path)]
+    # The temporaries of the files written whole (`vggt_ros.files`) that a killed run left.
+    paths += [path for name in (*OUTPUT_FILES, TRAJECTORIES) for path in sorted(out.glob(temporary_glob(name)))]
     try:
         for path in paths:
             if path.is_dir() and not path.is_symlink():
@@ -97,3 +106,12 @@ def _remove_outputs(out: Path) -> None:
                 path.unlink()
     except OSError as err:
         raise OutputFolderError(f"--overwrite: cannot remove {err.filename or out} ({err.strerror or err})") from None
+
+
+def _written_by_us(path: Path) -> bool:
+    """A trajectory file `vggt_ros.dataset.tum` wrote: its first line is ours."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.readline().startswith(TUM_HEADER)
+    except OSError:
+        return False

@@ -183,6 +183,8 @@ def test_a_non_empty_out_is_refused_and_overwrite_replaces_only_the_outputs(tmp_
     assert main(["--images", str(folders[3]), "--out", str(out), *FAST]) == 0
     (out / "notes.txt").write_text("the user's own file")
     (out / ".notes.0123456789ab.tmp.txt").write_text("the user's own hidden file")
+    ground_truth = "1.0 0 0 0 0 0 0 1\n"  # the user's, for evo: its name matches the trajectories' pattern
+    (out / "trajectory_groundtruth.tum").write_text(ground_truth)
     # What a run killed while writing its trajectories and map leaves (`vggt_ros.files.replace_atomically`).
     killed = [".trajectory.0123456789ab.tmp.tum", ".trajectory_rear.a1b2c3d4e5f6.tmp.tum", ".map.00000000aaaa.tmp.ply"]
     for name in killed:
@@ -201,7 +203,36 @@ def test_a_non_empty_out_is_refused_and_overwrite_replaces_only_the_outputs(tmp_
     ]
     assert (out / "notes.txt").read_text() == "the user's own file"
     assert (out / ".notes.0123456789ab.tmp.txt").is_file()
+    assert (out / "trajectory_groundtruth.tum").read_text() == ground_truth
     assert not [name for name in killed if (out / name).exists()], "a killed run's temporaries outlived --overwrite"
+
+
+def test_an_overwrite_run_that_fails_to_start_leaves_the_earlier_run_whole(tmp_path, capsys):
+    """--overwrite removed the earlier run's outputs first, and a typo that stopped the run a moment later (weights
+    not found, a wrong --camera-names) lost them."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, frame in enumerate(_photos(2)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
+    out = tmp_path / "out"
+    assert main(["--images", str(folder), "--out", str(out), *FAST]) == 0
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    failing = ["--images", str(folder), "--out", str(out), "--overwrite", *FAST, "--weights", str(tmp_path / "none")]
+    assert main(failing) == 1
+    assert "none" in capsys.readouterr().err
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert _strict_json(out / "summary.json")["images"] == 2
+
+
+def test_an_out_bag_that_is_out_is_refused_before_the_model_loads(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(_photos(1)[0]).save(folder / "frame_000.png")
+    out = tmp_path / "out"
+    arguments = ["--images", str(folder), "--out", str(out), "--out-bag", str(out), *FAST]
+    assert main([*arguments, "--weights", str(tmp_path / "none")]) == 1
+    assert f"--out-bag {out} is --out; the bag is a folder of its own" in capsys.readouterr().err
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------------- 19.4: stamps

@@ -18,6 +18,9 @@ from vggt_ros.files import replace_atomically
 from vggt_ros.geometry import rotation_matrix_to_quaternion
 from vggt_ros.world import Trajectory
 
+# The first words of every trajectory file this module writes: `vggt_ros.output_folder` knows ours by them.
+TUM_HEADER = "# vggt_ros keyframe trajectory"
+
 
 def trajectory_file_name(camera: int, name: str) -> str:
     """The file of camera ``camera`` (index) named ``name``."""
@@ -83,7 +86,7 @@ def write_tum_trajectory(
         raise ValueError(f"segments must be (N,) like stamps_ns, got {seg.shape}")
     quats = rotation_matrix_to_quaternion(poses[:, :3, :3]) if len(poses) else np.zeros((0, 4))
     lines = [
-        "# vggt_ros keyframe trajectory, TUM format: timestamp tx ty tz qx qy qz qw (camera-to-world)",
+        TUM_HEADER + ", TUM format: timestamp tx ty tz qx qy qz qw (camera-to-world)",
         "# world frame: OpenCV optical frame of the first image (x right, y down, z forward); camera frames: optical",
         "# units: metres"
         if metric
