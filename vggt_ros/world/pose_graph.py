@@ -20,8 +20,9 @@ Once the world is metric the scale is fixed where it was measured. Each node rec
 metric world (`Node.metric`). Between metric keyframes the graph is SE(3): the scale component of their chain and
 loop edges gets a tiny sigma, a loop between two of them is projected to scale 1, and every metric keyframe has a
 scale prior at 1 (its chained pose is in metres, so its corrected one must be too). The keyframes added before the
-world turned metric keep the free scale of their chain edges, and a loop that reaches one keeps the scale it
-measured: the unit-less stretch drifted in scale, and a loop from the metric world is what can correct that drift.
+world turned metric keep the free scale of their chain edges, and a loop within their segment that reaches one
+keeps the scale it measured: the unit-less stretch drifted in scale, and a loop from the metric world is what can
+correct that drift. A loop between two segments of a metric world is SE(3) whatever its ends (see `_metric_edge`).
 When a group of segments holds metric keyframes, their priors fix its scale and its anchor fixes only the
 rotation and position (see `_anchor_sigmas`).
 
@@ -388,8 +389,14 @@ class PoseGraph:
     # --- the GTSAM problem -------------------------------------------------------------------------------------
 
     def _metric_edge(self, a: Hashable, b: Hashable) -> bool:
-        """Whether an edge between keyframes ``a`` and ``b`` has its scale fixed: both were added in metres."""
-        return self.nodes[a].metric and self.nodes[b].metric
+        """Whether an edge between keyframes ``a`` and ``b`` has its scale fixed: both were added in metres, or, in a
+        metric world, they lie in different segments. A segment started after tracking was lost took its scale from
+        the depth where it restarted, a guess the scale filter corrects only slowly, yet its keyframes count as
+        metric: a loop into another segment's unit-less keyframes would measure that guess's error and disagree
+        with the metric keyframes (the solve rejected most such loops), or, joining the segments, rescale the old
+        one by whatever scale it measured."""
+        first, second = self.nodes[a], self.nodes[b]
+        return (first.metric and second.metric) or (self.metric and first.segment != second.segment)
 
     def _measured(self, query: Hashable, match: Hashable, match_from_query: np.ndarray) -> np.ndarray:
         """A loop edge's measurement between ``query`` and ``match``: without its scale between metric keyframes
@@ -428,17 +435,21 @@ class PoseGraph:
 
     def _reduced(self, ids: list) -> list:
         """The keyframes solved for (all up to ``max_solve_nodes``): every loop's two, each segment's first and last,
-        and evenly spaced ones between; the others follow by `_interpolated`."""
+        the two either side of where its keyframes turn metric (so that no metric keyframe takes part of an
+        interpolated scale), and evenly spaced ones between; the others follow by `_interpolated`."""
         if len(ids) <= self.config.max_solve_nodes:
             return ids
         stride = math.ceil(len(ids) / max(8, self.config.max_solve_nodes - 2 * len(self.loops)))
         keep = {f for edge in self.loops for f in (edge.query, edge.match)}
         last: dict[int, Hashable] = {}
         for k, frame_id in enumerate(ids):
-            segment = self.nodes[frame_id].segment
-            if segment not in last or k % stride == 0:
+            node = self.nodes[frame_id]
+            previous = last.get(node.segment)
+            if previous is None or k % stride == 0:
                 keep.add(frame_id)
-            last[segment] = frame_id
+            if previous is not None and node.metric and not self.nodes[previous].metric:
+                keep.update((previous, frame_id))
+            last[node.segment] = frame_id
         keep.update(last.values())
         return [f for f in ids if f in keep]
 
