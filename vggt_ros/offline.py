@@ -872,9 +872,16 @@ def _why_nothing(
             where = " in the --start/--stop range" if args.start is not None or args.stop is not None else ""
             return f"topic {', '.join(empty)} has no messages{where}"
         # Unreadable ones: images that were read but never paired are the cameras' problem, said below.
-        skipped = sum(count for kinds in source.skipped.values() for kind, count in kinds.items() if kind != UNPAIRED)
-        if skipped >= source.message_count:
+        unreadable = {
+            topic: sum(count for kind, count in source.skipped.get(topic, {}).items() if kind != UNPAIRED)
+            for topic in source.topic_messages
+        }
+        if sum(unreadable.values()) >= source.message_count:
             return f"every message was skipped as unreadable: {source.skipped} (see skipped_inputs)"
+        lost = [topic for topic, count in unreadable.items() if count >= source.topic_messages[topic]]
+        if lost:  # the other cameras' images had no partner
+            details = "; ".join(f"{topic}: {source.skipped[topic]}" for topic in lost)
+            return f"every message of {', '.join(lost)} was skipped as unreadable, so no frame set formed ({details})"
         if inputs.cameras > 1:
             return (
                 f"the cameras never paired: no frame set of {inputs.cameras} images with stamps within --slop "
