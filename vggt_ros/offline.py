@@ -712,7 +712,7 @@ def _reconstruct(
                         run_window(chunks.finish(), last_name)
                         chunks = ChunkWindows(*chunk)
                     session.request_reset()
-                last_name, last_stamp_ns = name, item.frame_set.stamp_ns
+                last_name, last_stamp_ns = name, item.frame_set.stamps_ns[0]  # camera 0's, as the node stamps
                 exports.offer(item)
                 if chunks is not None:
                     run_window(chunks.add(item.frame_set), last_name)

@@ -108,7 +108,7 @@ def test_a_two_camera_bag_is_paired_reconstructed_and_exported_with_its_images(t
         ("/right/image_raw", [(s + 3_000_000, np.ascontiguousarray(f[:, ::-1])) for s, f in zip(stamps, frames)]),
     ]
     bag = write_image_bag(tmp_path / "bag", storage, cameras, compressed=compressed)
-    out = tmp_path / "out"
+    out, out_bag = tmp_path / "out", tmp_path / "replay"
     assert (
         main(
             [
@@ -120,6 +120,8 @@ def test_a_two_camera_bag_is_paired_reconstructed_and_exported_with_its_images(t
                 "left,right",
                 "--out",
                 str(out),
+                "--out-bag",
+                str(out_bag),
                 *FAST,
             ]
         )
@@ -127,6 +129,15 @@ def test_a_two_camera_bag_is_paired_reconstructed_and_exported_with_its_images(t
     )
     summary = _strict_json(out / "summary.json")
     assert summary["mode"] == "joint" and summary["frame_sets"] == 6 and summary["images"] == 12
+    # The replayed messages carry their camera's stamps, and those in the world frame camera 0's, as the node's do
+    # (the map took the newest image's).
+    with AnyReader([out_bag]) as reader:
+        for connection, _, raw in reader.messages():
+            header = getattr(reader.deserialize(raw, connection.msgtype), "header", None)
+            if header is not None:
+                stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+                offset = 3_000_000 if "/right/" in connection.topic else 0
+                assert stamp_ns - offset in stamps, (connection.topic, stamp_ns)
     assert summary["cameras"] == ["left", "right"]
     model = pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0"))
     names = sorted(image.name for image in model.images.values())
