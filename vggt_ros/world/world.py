@@ -42,9 +42,10 @@ Decisions, each with its reason:
   that still does not align (but has finite cameras and enough valid depth) starts a new segment instead of
   being rejected (a window that aligns again simply merges). Its first frame with depth is put at that frame's
   world pose if the world holds it, else at the world's last keyframe, and its scale is chosen so that the
-  frame's median depth equals the world's median depth there (world units). The world frame and its scale are
-  kept (TF does not jump to a new origin), but the offset between segments is unknown: the caller should start a
-  new map (`mapping.GrowingMap.reset`).
+  frame's median depth equals the world's median depth there (world units), or, in a metric world, is the
+  window's own metric observation when it has one (the depth there is only a guess in metres). The world frame
+  and its scale are kept (TF does not jump to a new origin), but the offset between segments is unknown: the
+  caller should start a new map (`mapping.GrowingMap.reset`).
   The stored frames of the old segment are dropped, so later windows align only within the new segment.
   With loop closure (`WorldConfig.loop`) the old segment's keyframes and map points stay in the pose graph: a
   verified loop between the segments joins them (relocalisation, `close_loop`) and the old map comes back
@@ -369,7 +370,13 @@ class World:
         else:
             last = self.keyframes.last
             target_pose, target_depth = last.world_from_camera, last.median_depth
-        depth_scale = target_depth / window_depth  # the Sim(3) factor: world depth per window depth
+        if self.metric and metric_observation is not None:
+            # World units are metres: the window's own measurement is its scale. The depth where the world last
+            # saw the camera is only a guess there (a relocalised segment started 24 % off in metres, and the
+            # filter's bounded steps left it 10 % off 80 keyframes later).
+            depth_scale = metric_observation.metres_per_unit
+        else:
+            depth_scale = target_depth / window_depth  # the Sim(3) factor: world depth per window depth
         camera_from_window = invert_pose(products.window_from_camera[anchor])
         anchor_from_window = similarity_matrix(
             depth_scale, camera_from_window[:3, :3], depth_scale * camera_from_window[:3, 3]
