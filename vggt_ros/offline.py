@@ -749,7 +749,9 @@ def _reconstruct(
         output_errors.append(f"trajectory: {err}")
         log.error("cannot write the trajectory: %s", err)
     else:
-        if not any(trajectories.values()):
+        if session.awaiting_scale:
+            log.warning("the world never had its metric scale: no trajectory file (nothing is written in VGGT's unit)")
+        elif not any(trajectories.values()):
             log.warning("no keyframe in the world: no trajectory file")
     map_path = args.out / "map.ply"
     try:

@@ -579,7 +579,7 @@ class ReconstructionSession:
         if not result.merged:
             return rejected(result.reason, result)
         self._anchor = inference.window.frame_sets[-1]
-        if self.config.metric.active and not result.metric:
+        if self.awaiting_scale:
             seconds["cloud"] = seconds["map"] = 0.0
             return output(result.status, result.reason, result, metric=False)
         start = time.perf_counter()
@@ -710,6 +710,12 @@ class ReconstructionSession:
             frames.append((frame, np.array(image)))
         return frames
 
+    @property
+    def awaiting_scale(self) -> bool:
+        """A metric source is configured and has not measured the world's scale yet: nothing is published or
+        written in the unit-less world."""
+        return self.config.metric.active and not self.world.metric
+
     def world_correction(self) -> np.ndarray:
         """``(4, 4)`` rigid correction of the chained world at the newest keyframe: its loop-closed pose times the
         inverse of its chained pose (REP 105's map -> odom; the node publishes it under ``parent_frame``). The
@@ -774,9 +780,12 @@ class ReconstructionSession:
 
     def save_trajectories(self, directory: str | Path) -> dict[str, Optional[Path]]:
         """Write each camera's kept keyframe trajectory (`vggt_ros.dataset.tum`); camera name -> path, or None
-        for a camera without a kept keyframe (no file)."""
+        for a camera without a kept keyframe (no file). No file while the world awaits its metric scale: nothing is
+        written in an unknown unit (`awaiting_scale`)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        if self.awaiting_scale:
+            return {name: None for name in self.config.names}
         trajectory = self.world.corrected_trajectory()  # the exports use the loop-closed poses
         return write_camera_trajectories(directory, trajectory, self.config.names, self.world.metric)
 

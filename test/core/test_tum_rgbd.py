@@ -195,6 +195,8 @@ def test_a_run_that_never_measures_its_metric_scale_writes_nothing_in_an_unknown
     assert main(["--tum", str(sequence.folder), "--metric-depth", "--out", str(out), "--out-bag", str(bag), *FAST]) == 1
     summary = json.loads((out / "summary.json").read_text())
     assert summary["merged"] == 0 and summary["map"] is None and summary["exported_frames"] == 0
+    # Nor the trajectory, in VGGT's unit (it was written, and --overwrite put it in place of a metric run's).
+    assert summary["trajectory"] is None and not list(out.glob("trajectory*.tum"))
     assert [window["status"] for window in summary["per_window"]] == ["waiting_for_scale"]
     assert "metric scale" in summary["no_result"] and "registered" in summary["no_result"]
     with AnyReader([bag]) as reader:
