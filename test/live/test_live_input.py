@@ -155,6 +155,28 @@ def test_cameras_that_never_pair_are_named_with_their_offsets(photo):
     assert "'camera0' +0.0 ms, 'camera1' +250.0 ms" in warning and "slop 10 ms" in warning
 
 
+@pytest.mark.parametrize("fault", ["encoding", "frozen stamps"])
+def test_a_camera_whose_images_are_all_dropped_is_named_not_the_clocks(photo, fault):
+    """The cameras pair, then one camera's images are all dropped: an unsupported encoding, or both drivers
+    repeating a frozen stamp. The pairing warning blamed the clocks, with offsets from the dropping camera's last
+    accepted stamp (-995 ms) or ones within the slop (+5 ms), and said 5 s (the timeout) however long it had been."""
+    inputs, logger = assembly(cameras=2, slop_s=0.02)
+    bad = FakeImage(bytes(2 * photo.shape[0] * photo.shape[1]), *photo.shape[:2], 2 * photo.shape[1], "16UC1")
+    assert inputs.add_image(0, rgb_message(photo), 10 * SECOND, 0, False).frame_set is None
+    assert inputs.add_image(1, rgb_message(photo), 10 * SECOND + 5_000_000, 0, False).frame_set is not None
+    for k in range(1, 9):
+        stamp = 10 * SECOND if fault == "frozen stamps" else (10 + k) * SECOND
+        inputs.add_image(0, rgb_message(photo), stamp, 0, False)
+        inputs.add_image(1, rgb_message(photo) if fault == "frozen stamps" else bad, stamp + 5_000_000, 0, False)
+        inputs._clock.now += 1.0
+    inputs.check_inputs({"/camera0/image": 1, "/camera1/image": 1}, "LARGE_DATA")
+    warning = next(text for _, text in logger.lines if "have not formed a frame set" in text)
+    assert "for 8.0 s" in warning and "synchronise" not in warning, warning
+    dropping = "'camera0', 'camera1'" if fault == "frozen stamps" else "'camera1'"
+    assert f"every image of {dropping} is dropped" in warning, warning
+    assert ("duplicate stamp" if fault == "frozen stamps" else "16UC1") in warning, warning
+
+
 def test_cameras_that_stop_are_not_said_to_lie_outside_slop(photo):
     """Issue 19 item 14: two cameras 5 ms apart that simply stop are quiet, not unpaired."""
     inputs, logger = assembly(cameras=2, slop_s=0.02)

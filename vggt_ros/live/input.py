@@ -101,6 +101,7 @@ class InputAssembly:
         self.images_received = 0
         self.camera_images = [0] * cameras
         self.camera_last_image_s: list[Optional[float]] = [None] * cameras
+        self._camera_last_used_s: list[Optional[float]] = [None] * cameras  # newest image past every check
         self.camera_lost_by_dds = [0] * cameras  # DDS' message-lost event (cumulative)
         self.dropped: Counter[tuple[int, str]] = Counter()  # (camera, kind) -> images dropped (bad, too large, stamps)
         self._camera_dropped = [0] * cameras  # the same, each camera's total
@@ -279,6 +280,7 @@ class InputAssembly:
             self.reset()
             self._stamps.check(camera, stamp_ns, stamp_ns)
         self._camera_frames[camera] = frame
+        self._camera_last_used_s[camera] = self._clock()
         synced = self._sync.add(camera, stamp_ns, rgb)
         if synced is None:
             return Assembled(restart=restart)
@@ -293,23 +295,37 @@ class InputAssembly:
         self._last_drop[camera] = label
 
     def _check_pairing(self) -> None:
-        """Warn when every camera sends images but they never form a frame set: their stamps are further apart
-        than the slop (unsynchronised clocks, a camera far behind). Cameras that stopped sending are the quiet-topic
-        warning's case, not this one."""
+        """Warn when every camera sends images but they never form a frame set: a camera whose every image is
+        dropped (its errors say why), else stamps further apart than the slop (unsynchronised clocks, a camera far
+        behind). Cameras that stopped sending are the quiet-topic warning's case, not this one."""
         names = self.config.names
-        newest = [self._stamps.newest(camera) for camera in range(len(names))]
         timeout_s = self.config.input_timeout_s
         now_s = self._clock()
-        if len(names) < 2 or None in newest or now_s - self.last_synced_s < timeout_s:
+        unpaired_s = now_s - self.last_synced_s
+        if len(names) < 2 or unpaired_s < timeout_s:
             return
         if any(last is None or now_s - last >= timeout_s for last in self.camera_last_image_s):
             return  # a camera went quiet: its newest stamp says nothing about the pairing
+        # A camera whose images all fail the checks offers no stamp to pair; its newest accepted one only ages.
+        dropping = [
+            camera for camera, used in enumerate(self._camera_last_used_s) if used is None or now_s - used >= timeout_s
+        ]
+        if dropping:
+            causes = "; ".join(f"'{names[c]}': {self._last_drop[c] or 'no image accepted'}" for c in dropping)
+            self._log.every(
+                "warning",
+                ("pairing", "dropped"),
+                f"the cameras' images have not formed a frame set for {unpaired_s:.1f} s: every image of "
+                f"{', '.join(repr(names[c]) for c in dropping)} is dropped ({causes}; see the errors above)",
+            )
+            return
+        newest = [self._stamps.newest(camera) for camera in range(len(names))]
         reference = newest[0]
         offsets = ", ".join(f"'{name}' {(stamp - reference) / 1e6:+.1f} ms" for name, stamp in zip(names, newest))
         self._log.every(
             "warning",
             ("pairing",),
-            f"the cameras' images have not formed a frame set for {timeout_s:.1f} s: their newest "
+            f"the cameras' images have not formed a frame set for {unpaired_s:.1f} s: their newest "
             f"stamps, relative to '{names[0]}': {offsets}; they must lie within slop {self.config.slop_s * 1e3:.0f} ms "
             "of each other. Fix: synchronise the cameras' clocks or triggers, or raise slop_s",
         )
