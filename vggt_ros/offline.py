@@ -602,15 +602,28 @@ def _reconstruct(
     output_errors: list[str] = []
     loop_candidates: list[dict] = []  # {"query", "match": [stamp_ns, camera], "score"} as place recognition proposed
     loop_failures: list[str] = []  # loop passes that raised, with the window
+    # Frames merged while the world awaited its metric scale (in the trajectories, not in the exports), and the first
+    # window written in metres after them.
+    held_back_frames, metric_from_window = 0, None
     start = time.perf_counter()
 
     def record(out: Optional[WindowOutput], last_name: str) -> None:
+        nonlocal held_back_frames, metric_from_window
         if out is None:
             return
         residual = out.result.residual if out.result is not None else float("nan")
         status, reason = out.status.value, out.reason
         if out.waiting_for_scale:  # merged, but nothing is written until the world is in metres (as the node)
             status, reason = WAITING_FOR_SCALE, f"held back until the metric scale is known: {out.scale.reason}"
+            held_back_frames += int(out.result.new_frames.sum())
+        elif out.merged and held_back_frames and metric_from_window is None:
+            metric_from_window = out.window.sequence
+            log.warning(
+                "window %d: the world is in metres from here on; the %d frames merged while it awaited its scale are "
+                "in the trajectories (rescaled) but not in the dataset exports, map.ply or --out-bag",
+                out.window.sequence,
+                held_back_frames,
+            )
         log.info(
             "window %d (images up to %s): %s%s",
             out.window.sequence,
@@ -810,6 +823,10 @@ def _reconstruct(
         "skipped_frame_sets": skipped_frame_sets,
         "segments": counters.segments,
         "exported_frames": dataset.num_frames if dataset else 0,
+        # Frames merged before the world had its metric scale: in the trajectories, not in the exports, the map or
+        # the bag; and the first window after them in metres (None: none, or none held back).
+        "held_back_frames": held_back_frames,
+        "metric_from_window": metric_from_window,
         "converted_images": exports.converted,
         "map_points": len(session.map),
         "seconds": seconds,

@@ -203,6 +203,28 @@ def test_a_run_that_never_measures_its_metric_scale_writes_nothing_in_an_unknown
         assert [(c.topic, c.msgcount) for c in reader.connections if c.msgcount] == []
 
 
+def test_frames_merged_before_the_metric_scale_are_counted_and_said(tmp_path, caplog):
+    """Depth only from the fifth image on, sliding windows: the first windows merge but wait for the scale, and their
+    frames never reach the exports (nothing is written in an unknown unit). That was said nowhere: the trajectory
+    held more frames than the dataset, and only per_window's statuses told why."""
+    sequence = write_tum_sequence(tmp_path / "sequence", photographs=np.stack(panned_photographs(8)))
+    for path in sorted((sequence.folder / "depth").iterdir())[:4]:
+        with Image.open(path) as image:
+            image.resize((image.width // 2, image.height // 2)).save(path)  # unusable: not the colour image's size
+    out = tmp_path / "out"
+    arguments = ["--tum", str(sequence.folder), "--metric-depth", "--out", str(out), "--no-loop-closure"]
+    with caplog.at_level("WARNING", logger="vggt_ros.offline"):
+        assert main([*arguments, "--sliding-window", "--window-size", "3", *FAST]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    waiting = [w["window"] for w in summary["per_window"] if w["status"] == "waiting_for_scale"]
+    assert waiting and summary["held_back_frames"] > 0
+    in_metres = [w["window"] for w in summary["per_window"] if w["status"] in ("merged", "new_segment")]
+    assert summary["metric_from_window"] == min(w for w in in_metres if w > waiting[-1])
+    rows = [line for line in (out / "trajectory.tum").read_text().splitlines() if not line.startswith("#")]
+    assert len(rows) == summary["exported_frames"] + summary["held_back_frames"]
+    assert f"the {summary['held_back_frames']} frames merged while it awaited its scale" in caplog.text
+
+
 def test_colour_images_of_other_sizes_are_padded_and_odd_ones_skipped_as_in_a_folder(tmp_path):
     """Images 4 and 5 at another size crashed the run after the inference, writing nothing; a 2000x10 image failed
     its whole window; --max-image-pixels was not applied. A folder's images had each of these rules already."""
