@@ -20,7 +20,7 @@ translation error of each associated pose after the alignment, in metres: rmse, 
 JSON: ``{"sequence", "settings", "alignment", "ate_m": {"rmse", "mean", "median", "max"}, "associated_poses",
 "images", "estimated_poses", "merged_windows", "windows", "units", "scale", "seconds" (with loading the model),
 "frames_per_second" (the reconstruction alone), "machine"}``.
-A run whose windows all fail writes "ate_m": null and the reasons. Prints a table.
+A run that reconstructs nothing writes "ate_m": null, the windows' reasons and the command's "no_result". Prints a table.
 """
 
 from __future__ import annotations
@@ -70,9 +70,11 @@ def run(args: argparse.Namespace, out: Path) -> dict:
     started = time.perf_counter()
     status = offline.main(argv)
     seconds = time.perf_counter() - started
-    if status != 0:
+    summary_path = out / "summary.json"
+    # Exit status 1 with a summary that says why nothing was reconstructed is a result (ate_m null), not a failure.
+    summary = json.loads(summary_path.read_text()) if status in (0, 1) and summary_path.is_file() else None
+    if summary is None or (status != 0 and not summary["no_result"]):
         raise SystemExit(f"vggt-ros-reconstruct {' '.join(argv)} failed with exit status {status}")
-    summary = json.loads((out / "summary.json").read_text())
     result = {
         "sequence": args.sequence.name,
         "settings": {
@@ -91,8 +93,9 @@ def run(args: argparse.Namespace, out: Path) -> dict:
         "machine": machine_description(args.device),
     }
     if summary["trajectory"] is None:
-        reasons = sorted({w["reason"] for w in summary["per_window"] if w["status"] == "rejected"})
-        return {**result, "ate_m": None, "associated_poses": 0, "estimated_poses": 0, "reasons": reasons}
+        reasons = sorted({w["reason"] for w in summary["per_window"] if w["status"] != "merged"})
+        no_result = {"no_result": summary["no_result"]}
+        return {**result, "ate_m": None, "associated_poses": 0, "estimated_poses": 0, "reasons": reasons, **no_result}
     estimate = Path(summary["trajectory"])
     ate = trajectory_ate(args.sequence / "groundtruth.txt", estimate, args.max_diff, not args.metric_depth)
     estimated_poses = sum(1 for line in estimate.read_text().splitlines() if not line.startswith("#"))

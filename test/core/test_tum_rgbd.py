@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -201,6 +203,27 @@ def test_a_run_that_never_measures_its_metric_scale_writes_nothing_in_an_unknown
     assert "metric scale" in summary["no_result"] and "registered" in summary["no_result"]
     with AnyReader([bag]) as reader:
         assert [(c.topic, c.msgcount) for c in reader.connections if c.msgcount] == []
+
+
+def test_the_tum_benchmark_records_a_run_without_result_as_ate_null(tmp_path):
+    """bench/tum_rgbd.py stopped at the offline command's exit status 1 and wrote no JSON, so its documented
+    "ate_m": null with the reasons could never be written."""
+    sequence = write_tum_sequence(tmp_path / "sequence", photographs=np.stack(panned_photographs(4)))
+    for path in (sequence.folder / "depth").iterdir():
+        with Image.open(path) as image:
+            image.resize((image.width // 2, image.height // 2)).save(path)  # no window gets a scale
+    figures = tmp_path / "tum.json"
+    arguments = ["--sequence", str(sequence.folder), "--weights", str(TINY), "--device", "cpu", "--image-size", "154"]
+    bench = Path(__file__).resolve().parents[2] / "bench" / "tum_rgbd.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), *arguments, "--metric-depth", "--json", str(figures)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(figures.read_text())
+    assert result["ate_m"] is None and result["estimated_poses"] == 0
+    assert "metric scale" in result["no_result"] and result["reasons"]
 
 
 def test_frames_merged_before_the_metric_scale_are_counted_and_said(tmp_path, caplog):
