@@ -61,7 +61,11 @@ def test_a_malformed_sequence_names_the_file_line_and_fix(tmp_path, sequence):
     with pytest.raises(ValueError, match=r"rgb.txt:5: expected 'timestamp filename'"):
         TumRgbdSequence(bad)
     (bad / "rgb.txt").write_text("\n".join([*lines[:3], lines[4], lines[3]]) + "\n")
-    with pytest.raises(ValueError, match=r"rgb.txt:5: stamp .* does not follow .*; sort the file"):
+    with pytest.raises(ValueError, match=r"rgb.txt:5: stamp .* is before the previous line's; sort the file"):
+        TumRgbdSequence(bad)
+    # A repeated stamp: sorting would not fix it (the message said to sort).
+    (bad / "rgb.txt").write_text("\n".join([*lines[:4], lines[3]]) + "\n")
+    with pytest.raises(ValueError, match=r"rgb.txt:5: stamp .* repeats the previous line's .*; remove one"):
         TumRgbdSequence(bad)
     # Two listed images of one file name (in two folders) would share one name in the exports: refused up front.
     shutil.copytree(sequence.folder / "rgb", bad / "rgb")

@@ -76,8 +76,12 @@ def read_image_list(path: Path) -> list[ListedImage]:
             stamp_ns = parse_stamp_ns(fields[0])
         except ValueError as err:
             raise ValueError(f"{path}:{number}: {err}") from None
-        if images and stamp_ns <= images[-1].stamp_ns:
-            raise ValueError(f"{path}:{number}: stamp {fields[0]} does not follow the previous line's; sort the file")
+        if images and stamp_ns == images[-1].stamp_ns:
+            raise ValueError(
+                f"{path}:{number}: stamp {fields[0]} repeats the previous line's (two images at one time); remove one"
+            )
+        if images and stamp_ns < images[-1].stamp_ns:
+            raise ValueError(f"{path}:{number}: stamp {fields[0]} is before the previous line's; sort the file")
         images.append(ListedImage(stamp_ns, path.parent / fields[1]))
     if not images:
         raise ValueError(f"{path} lists no image")
