@@ -10,8 +10,10 @@ implementation in test_model.py) on the window's images, and the session's full-
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from conftest import IMAGES
 from tolerances import DENSE_REL, POSE_ABS, max_abs, relative_to_max
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.reconstruction import LiveReconstruction
+from vggt_ros.live.saving import save_world
 from vggt_ros.preprocess import output_size, preprocess_frames
 from vggt_ros.runtime import Pipeline
 from vggt_ros.runtime.io_contract import FramesProfile
@@ -201,6 +204,27 @@ def test_a_reset_drops_the_window_formed_before_it_that_waits_for_the_worker(pip
         outputs.append(live.process(live.next_window(), None)[0])
     assert [out.status for out in outputs] == [WindowStatus.INITIALIZED] + [WindowStatus.MERGED] * 2
     assert {f.stamp_ns for f in session.trajectory().frame_ids} == {s.stamps_ns[0] for s in after}
+
+
+def test_save_keeps_whole_frame_sets_so_every_camera_covers_the_same_time(pipeline, tmp_path):
+    """save_dataset_frames 5 with two cameras kept 5 single frames: the oldest set lost its first camera's frame,
+    so each camera's dataset covered another time span. It keeps 2 whole sets now (4 frames)."""
+    session = ReconstructionSession(pipeline, _config(cameras=2, camera_names=("left", "right")))
+    live = LiveReconstruction(session, LogPolicy(logging.getLogger("test")), "vggt_world", 5, False)
+    merged = 0
+    for frame_set in _frame_sets(2, 6, start_ns=1_000_000_000):
+        live.offer(frame_set)
+        window = live.next_window()
+        if window is not None:
+            merged += live.process(window, None)[0].merged
+    assert merged >= 3
+    save_world(live, tmp_path)
+    names = [frame["file_path"] for frame in json.loads((tmp_path / "transforms.json").read_text())["frames"]]
+    sets = {}
+    for name in names:  # images/<camera>/<stamp>.png; camera c of a set is stamped c ns after camera 0
+        camera, stamp = Path(name).parent.name, int(Path(name).stem)
+        sets.setdefault(stamp - ("left", "right").index(camera), []).append(camera)
+    assert len(names) == 4 and all(sorted(cameras) == ["left", "right"] for cameras in sets.values()), names
 
 
 def test_frame_sets_the_session_cannot_use_are_refused_with_the_reason(pipeline):

@@ -46,7 +46,8 @@ class LiveReconstruction:
         log: the node's log policy.
         world_frame: the world's frame id, for the log.
         recent_frames: how many of the newest keyframes (with their camera images) are kept for ``~/save``'s
-            dataset exports; 0 keeps none.
+            dataset exports, in whole frame sets (with several cameras, rounded down to a multiple of the cameras,
+            at least one set); 0 keeps none.
         camera_path: also compute camera 0's path after each merged window (for ``~/path``).
     """
 
@@ -61,7 +62,11 @@ class LiveReconstruction:
         self.session = session
         self.counters = PipelineCounters()
         self.world_lock = threading.Lock()  # the world and the map: changed by the worker, read by the map thread
-        self.recent_frames: deque = deque(maxlen=recent_frames)  # (ExportFrame, image) of the newest keyframes
+        # (ExportFrame, image) of the newest keyframes. They come in whole frame sets, so a multiple of the cameras
+        # keeps whole sets: a bound that cut one left each camera's dataset a different time span.
+        cameras = session.config.cameras
+        kept = cameras * max(1, recent_frames // cameras) if recent_frames else 0
+        self.recent_frames: deque = deque(maxlen=kept)
         self.newest_stamp_ns = 0
         self._log = log
         self._world_frame = world_frame
