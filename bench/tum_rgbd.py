@@ -20,7 +20,8 @@ translation error of each associated pose after the alignment, in metres: rmse, 
 JSON: ``{"sequence", "settings", "alignment", "ate_m": {"rmse", "mean", "median", "max"}, "associated_poses",
 "images", "estimated_poses", "merged_windows", "windows", "units", "scale", "seconds" (with loading the model),
 "frames_per_second" (the reconstruction alone), "machine"}``.
-A run that reconstructs nothing writes "ate_m": null, the windows' reasons and the command's "no_result". Prints a table.
+A run that reconstructs nothing writes "ate_m": null, the windows' reasons and the command's "no_result". Prints
+a table.
 """
 
 from __future__ import annotations
