@@ -320,6 +320,46 @@ def test_no_loop_closes_while_the_world_awaits_its_metric_scale_and_later_loops_
     assert per_metre[0] == pytest.approx(per_metre[1], rel=0.015), per_metre
 
 
+def test_after_a_reset_that_waits_for_the_scale_the_identity_correction_goes_out_with_the_first_metric_window(
+    sequence,
+):
+    """A loop moved the correction; then ~/reset, and the new world waits for its metric scale. The identity was
+    marked as sent while the node, publishing nothing in the unit-less world, dropped it: /tf_static kept the old
+    world's correction, under which the new world's TF, path and map hung."""
+    pipeline = LoopPassPipelineForTests(FakeVGGTForWorldTests(sequence))
+    config = dataclasses.replace(_synthetic_session(sequence, pipeline).config, metric=MetricConfig("depth"))
+    session = ReconstructionSession(pipeline, config)
+    session.loop_verifier.describe = PosePlaceDescriptorForTests(sequence)
+    live = LiveReconstruction(session, LogPolicy(logging.getLogger("test")), "vggt_world", 0, False)
+    after_reset = None
+
+    def depth_for_tests(camera, stamp_ns):  # a test double of the depth camera: none for a while after the reset
+        index = int(np.flatnonzero(sequence.stamps_ns == stamp_ns)[0])
+        waiting = after_reset is not None and index < after_reset + 12
+        return None if waiting else sequence.depth[index].astype(np.float32)
+
+    published = []  # (waiting, correction) of every update the node publishes
+    for i in range(len(sequence.rgb)):
+        if after_reset is None and session.world.loop_counters.accepted:
+            assert not np.allclose(published[-1][1], np.eye(4)), "the loop moved the correction"
+            live.request_reset()
+            after_reset = i
+        emitted = live.counters.windows_emitted
+        live.offer(FrameSet((int(sequence.stamps_ns[i]),), (sequence.rgb[i],)))
+        if live.counters.windows_emitted == emitted:
+            continue  # no window yet (a keyframe short of the first, or none after the reset)
+        out, _ = live.process(live.next_window(), depth_for_tests)
+        update = live.close_loops(out) if out.merged else None
+        if update is not None:
+            published.append((out.waiting_for_scale, update.correction, after_reset is not None))
+    assert after_reset is not None
+    assert not any(waiting for waiting, _, _ in published), "nothing goes out while the world waits for its scale"
+    first_after_reset = next((c for _, c, after in published if after), None)
+    assert first_after_reset is not None and np.array_equal(first_after_reset, np.eye(4)), (
+        "the new world hangs under the identity correction again"
+    )
+
+
 @pytest.fixture(scope="module")
 def looped(sequence):
     """A session that closed loops on the revisit, and every frame it exported for ~/save (oldest first)."""

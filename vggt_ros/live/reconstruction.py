@@ -151,7 +151,9 @@ class LiveReconstruction:
         """Look for loops from the keyframes ``out`` added and close the verified ones (issue: one map for a whole
         run). The loop pass (at most one network call of <= 4 frames per new keyframe) runs outside the world lock;
         handing the loops to the pose graph runs under it. Returns what to republish when a loop was accepted or the
-        world's correction moved."""
+        world's correction moved; nothing while the world awaits its metric scale (nothing is published then), so a
+        correction that moved meanwhile (back to the identity after ``~/reset``) goes out with the first window in
+        metres."""
         if not out.merged:
             return None
         report = self.session.close_loops(out)
@@ -177,7 +179,7 @@ class LiveReconstruction:
         # The correction also moves without a new loop: it is rigid, fitted at the newest keyframe, while the loops'
         # correction is a similarity (a unit-less world's scale drift), so each window after a loop moves it a
         # little, and the window's path and the map are published under the new one.
-        if not accepted and np.array_equal(correction, self._correction_sent):
+        if out.waiting_for_scale or (not accepted and np.array_equal(correction, self._correction_sent)):
             return None
         self._correction_sent = correction
         return LoopUpdate(correction, path)

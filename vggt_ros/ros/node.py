@@ -409,7 +409,7 @@ class ReconstructionNode(LifecycleNode):
                 if out.merged:
                     self._publish_window(out, path)
                     loop = live.close_loops(out)
-                    if loop is not None and not out.waiting_for_scale:
+                    if loop is not None:
                         self._publish_loop(loop, out.window.frame_sets[-1].stamps_ns[0])
             except Exception as err:  # noqa: BLE001 - one bad window must not stop the node
                 live.failed(window, err)
