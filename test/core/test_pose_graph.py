@@ -308,6 +308,23 @@ def test_a_reduced_solve_keeps_every_metric_keyframe_at_scale_1():
     assert scales[0] == pytest.approx(1.1 ** (47 / 48), rel=1e-6)
 
 
+def test_a_decimated_chain_keeps_the_variance_of_the_edges_it_dropped_and_takes_the_right_loop():
+    """A 96-keyframe ring with 0.01 rad of yaw drift a step, thinned by the keyframe store to every 4th keyframe
+    before the loop closes it. The edge joining two kept keyframes carried one step's variance, not four: the
+    chain looked four times too stiff for its drift, and the solve switched the right loop off as disagreeing."""
+    true, chained = _drifting_ring(count=96, radius=8.0, yaw_drift=0.01)
+    graph = _ring_graph(chained, PoseGraphConfig())
+    for k in range(1, 95):
+        if k % 4:
+            graph.remove(k)
+    graph.add_loop(_loop(95, 0, np.linalg.inv(true[0]) @ true[95]))
+    result = graph.optimise()
+    assert result.ok and not result.rejected_loops, result
+    drift = max(np.linalg.norm(c[:3, 3] - t[:3, 3]) for c, t in zip(chained, true))
+    error = max(np.linalg.norm(graph.nodes[k].corrected[:3, 3] - true[k][:3, 3]) for k in graph.nodes)
+    assert error < 0.1 * drift, (error, drift)
+
+
 def test_loop_edges_stay_capped_on_a_route_driven_again_and_again():
     """A 240-keyframe ring closed at its end (4 loops) and then every 4 keyframes along it (57 loops, each the true
     relative pose), one solve per loop: above the cap of 12 the edge whose neighbours are closest goes, so 12 stay,

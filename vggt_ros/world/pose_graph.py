@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Hashable, Optional
 
 import numpy as np
@@ -145,8 +145,10 @@ class PoseGraphConfig:
 @dataclass
 class Node:
     """A keyframe in the graph: ``chained`` rigid ``(4, 4)``, ``corrected`` similarity ``(4, 4)``, its segment, the
-    residual ratio of the window that added it, its median depth (chained world units) and whether it was added in
-    the metric world (its chained pose in metres, not rescaled from the unit-less world)."""
+    residual ratio of the window that added it, its median depth (chained world units), whether it was added in
+    the metric world (its chained pose in metres, not rescaled from the unit-less world), and ``dropped_variance``
+    ``(7,)``: the variance of the chain edges of the keyframes dropped between it and the kept keyframe before it,
+    which its own chain edge now spans."""
 
     chained: np.ndarray
     corrected: np.ndarray
@@ -154,6 +156,7 @@ class Node:
     residual_ratio: float
     median_depth: float
     metric: bool
+    dropped_variance: np.ndarray = field(default_factory=lambda: np.zeros(7))
 
 
 @dataclass(frozen=True)
@@ -232,7 +235,9 @@ class PoseGraph:
     def remove(self, frame_id: Hashable) -> None:
         """Drop a keyframe (the keyframe store decimated it). Its loop edges move to its neighbour along the chain
         (the next kept keyframe of its segment, else the previous one) through their chained relative pose; chain
-        edges always join the kept neighbours."""
+        edges always join the kept neighbours, and the joining edge carries the variance of both edges it replaces
+        (a decimated history kept one edge's, so it grew too stiff for the drift it had, and the solve switched
+        right loops off)."""
         if frame_id not in self.nodes:
             return
         ids = list(self.nodes)
@@ -240,6 +245,10 @@ class PoseGraph:
         node = self.nodes.pop(frame_id)
         later = [f for f in ids[position + 1 :] if self.nodes[f].segment == node.segment]
         earlier = [f for f in ids[:position] if self.nodes[f].segment == node.segment]
+        if later and earlier:
+            metric = node.metric and self.nodes[earlier[-1]].metric
+            step = self._sigmas(node.residual_ratio, node.median_depth, metric) ** 2 + node.dropped_variance
+            self.nodes[later[0]].dropped_variance = self.nodes[later[0]].dropped_variance + step
         substitute = later[0] if later else (earlier[-1] if earlier else None)
         moved = []
         for edge in self.loops:
@@ -268,6 +277,7 @@ class PoseGraph:
             node.chained = scale_pose(node.chained, factor)
             node.corrected = scale_pose(node.corrected, factor)
             node.median_depth *= factor
+            node.dropped_variance = node.dropped_variance * np.array([1.0] * 3 + [factor**2] * 3 + [1.0])
         self.loops = [_replace_edge(e, pose=scale_pose(e.match_from_query, factor)) for e in self.loops]
         self._correction = scale_pose(self._correction, factor)
 
@@ -461,12 +471,13 @@ class PoseGraph:
         ratios = np.array([n.residual_ratio for n in nodes], dtype=np.float64)
         depths = np.array([n.median_depth for n in nodes], dtype=np.float64)
         metric = np.array([n.metric for n in nodes], dtype=bool)
+        dropped = np.stack([n.dropped_variance for n in nodes]) if nodes else np.zeros((0, 7))
         cumulative = np.zeros((len(nodes), 7))
         for segment in np.unique(segments):
             positions = np.flatnonzero(segments == segment)
             metric_step = metric[positions]
             metric_step[1:] &= metric[positions[:-1]]  # a chain edge's scale is fixed when both its ends are metric
-            steps = self._sigmas(ratios[positions], depths[positions], metric_step) ** 2
+            steps = self._sigmas(ratios[positions], depths[positions], metric_step) ** 2 + dropped[positions]
             steps[0] = 0.0  # a segment's first keyframe has no chain edge
             cumulative[positions] = np.cumsum(steps, axis=0)
         return cumulative
