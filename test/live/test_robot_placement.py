@@ -15,7 +15,7 @@ from support.log_doubles import ManualClock, RecordingLogger
 from support.rotations import yaw_pose
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.robot import OdometryOwner, RobotPlacement
-from vggt_ros.metric.robot_frames import OdometryNotHeardError
+from vggt_ros.metric.robot_frames import UNKNOWN_VARIANCE, OdometryNotHeardError
 from vggt_ros.metric.tf_buffer import ExtrapolationError, TransformBuffer
 from vggt_ros.session import PublishedFrame
 from vggt_ros.window import FrameId
@@ -140,3 +140,17 @@ def test_a_new_world_starts_where_the_nodes_odometry_left_the_base(owner):
     np.testing.assert_allclose(last_base, BASE_FROM_CAMERA @ moved @ np.linalg.inv(BASE_FROM_CAMERA), atol=1e-12)
     second = placement.follow(WindowOutputForTests(5 * S, np.eye(4), WindowStatus.INITIALIZED), log)
     np.testing.assert_allclose(second, last_base @ BASE_FROM_CAMERA, atol=1e-12)
+
+
+def test_a_new_segment_s_odometry_is_reported_as_unknown_not_as_the_surest_pose():
+    """After tracking is lost the new segment is re-anchored where the world last saw the camera: its first pose
+    is a guess. Its window has no alignment residual, which the covariance read as 0: the floor, 1 cm and 0.002 rad,
+    the surest pose the node ever sends. A merged window's covariance follows its residual."""
+    placement = RobotPlacement(robot(odometry_from_ns=None), ODOM, BASE, OdometryOwner.NODE)
+    log = LogPolicy(RecordingLogger(), clock=ManualClock())
+    placement.follow(WindowOutputForTests(1 * S, np.eye(4), WindowStatus.INITIALIZED), log)
+    merged = placement.odometry(WindowOutputForTests(2 * S, yaw_pose(5, (0.2, 0.0, 0.1))))
+    guessed = placement.odometry(WindowOutputForTests(3 * S, yaw_pose(5, (0.2, 0.0, 0.1)), WindowStatus.NEW_SEGMENT))
+    # Residual 1 % of the 2 m scene depth: 2 cm and 0.01 rad.
+    np.testing.assert_allclose(np.diag(merged.covariance), [0.02**2] * 3 + [0.01**2] * 3, rtol=1e-9)
+    np.testing.assert_array_equal(np.diag(guessed.covariance), [UNKNOWN_VARIANCE] * 6)

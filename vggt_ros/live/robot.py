@@ -18,6 +18,7 @@ import numpy as np
 from vggt_ros.geometry import invert_pose
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.metric.robot_frames import (
+    UNKNOWN_VARIANCE,
     OdometryNotHeardError,
     base_in_odom,
     camera_mounting,
@@ -164,11 +165,17 @@ class RobotPlacement:
         newest = next((frame for frame in out.newest if frame.camera == 0), None)
         if newest is None or not out.metric or self.odom_from_world is None:
             return None
-        # The residual is in the world's unit at alignment time, which for the window that made the world metric
-        # is not yet the metre; its ratio to the scene depth has no unit, and the newest depth is in metres.
-        residual_ratio = out.result.residual_ratio if np.isfinite(out.result.residual_ratio) else 0.0
-        scene_depth_m = float(np.nanmedian(newest.depth))
-        covariance = pose_covariance(*odometry_sigmas(residual_ratio * scene_depth_m, scene_depth_m))
+        if out.status is WindowStatus.NEW_SEGMENT:
+            # Re-anchored where the world last saw the camera, after a gap of unknown motion: a guess, not a pose
+            # a filter should trust (it had the floor of the covariance, the surest pose the node ever sent).
+            covariance = UNKNOWN_VARIANCE * np.eye(6)
+        else:
+            # The residual is in the world's unit at alignment time, which for the window that made the world
+            # metric is not yet the metre; its ratio to the scene depth has no unit, and the newest depth is in
+            # metres. The first window has none: it defines the world.
+            residual_ratio = out.result.residual_ratio if np.isfinite(out.result.residual_ratio) else 0.0
+            scene_depth_m = float(np.nanmedian(newest.depth))
+            covariance = pose_covariance(*odometry_sigmas(residual_ratio * scene_depth_m, scene_depth_m))
         odom_from_base = self.base_pose(newest.world_from_camera)
         self._last_odom_from_base = odom_from_base
         return BaseOdometry(newest.stamp_ns, odom_from_base, covariance)

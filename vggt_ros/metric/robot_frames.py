@@ -36,6 +36,9 @@ from vggt_ros.metric.tf_buffer import (
 # view subtends about 0.002 rad and covers about 1 cm at 5 m: an alignment cannot honestly claim better.
 MIN_POSITION_SIGMA_M = 0.01
 MIN_ROTATION_SIGMA_RAD = 0.002
+# Variance on a covariance diagonal for a quantity not known: it then weighs nothing in a filter that fuses it
+# (robot_localization), where a small one would claim it known. ROS drivers use the same convention.
+UNKNOWN_VARIANCE = 1e6
 
 
 class CameraMountingError(TransformLookupError):

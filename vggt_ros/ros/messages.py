@@ -26,6 +26,7 @@ from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
 from vggt_ros.geometry import rotation_matrix_to_quaternion
+from vggt_ros.metric.robot_frames import UNKNOWN_VARIANCE
 from vggt_ros.world.cloud import POINT_FIELDS
 
 NANOSECONDS = 1_000_000_000
@@ -267,12 +268,6 @@ def path(
     return SerializedMessage(Path, cdr.payload())
 
 
-# Variance (m²/s², rad²/s²) on the twist diagonal of an Odometry whose velocity is not estimated: the zero twist
-# then weighs nothing in a filter configured to fuse it (robot_localization), where a zero covariance would claim
-# a perfectly known standstill.
-UNKNOWN_TWIST_VARIANCE = 1e6
-
-
 def odometry(
     stamp_ns: int,
     odom_frame: str,
@@ -288,7 +283,7 @@ def odometry(
         pose_covariance: ``(6, 6)`` over (x, y, z, rotation about x, y, z), metres² and radians²; the message holds
             it row-major.
         twist: (velocity ``(6,)`` [vx, vy, vz, wx, wy, wz] in ``base_frame``, m/s and rad/s; its ``(6, 6)``
-            covariance), or None when velocity is not estimated: a zero twist with `UNKNOWN_TWIST_VARIANCE` on the
+            covariance), or None when velocity is not estimated: a zero twist with `UNKNOWN_VARIANCE` on the
             diagonal.
     """
     pose = np.asarray(odom_from_base, dtype=np.float64)
@@ -305,7 +300,7 @@ def odometry(
     msg.pose.pose = Pose(position=Point(x=x, y=y, z=z), orientation=_quaternion(pose[:3, :3]))
     msg.pose.covariance = covariance.reshape(36)
     if twist is None:
-        msg.twist.covariance = (UNKNOWN_TWIST_VARIANCE * np.eye(6)).reshape(36)
+        msg.twist.covariance = (UNKNOWN_VARIANCE * np.eye(6)).reshape(36)  # a zero covariance: a known standstill
         return msg
     velocity, velocity_covariance = (np.asarray(part, dtype=np.float64) for part in twist)
     if velocity.shape != (6,) or velocity_covariance.shape != (6, 6):
