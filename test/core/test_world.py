@@ -10,6 +10,7 @@ noise); its answers go through the real decoding (`decode_window`). Tests of the
 `FakePipelineForWorldTests` in place of the pipeline."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from support.synthetic import (
     PATHS,
     FakePipelineForWorldTests,
     FakeVGGTForWorldTests,
+    _axis_angle_to_matrix,
     camera_path,
     chaining_session_config,
     decode_answer,
@@ -32,12 +34,21 @@ from support.synthetic import (
     run_chaining,
     window_products,
 )
-from vggt_ros.geometry import compose_similarity, invert_rigid, invert_similarity, transform_points, unproject_depth
+from vggt_ros.geometry import (
+    compose_rigid,
+    compose_similarity,
+    invert_rigid,
+    invert_similarity,
+    transform_points,
+    unproject_depth,
+)
 from vggt_ros.numeric import usable_pixels
+from vggt_ros.products import decode_window
 from vggt_ros.session import ReconstructionSession
-from vggt_ros.window import FrameSet, KeyframePolicy, Window, WindowConfig
+from vggt_ros.window import FrameId, FrameSet, KeyframePolicy, Window, WindowConfig
 from vggt_ros.world import WindowStatus, World, WorldConfig
 from vggt_ros.world.keyframes import Keyframe, KeyframeStore
+from vggt_ros.world.loop_config import LoopConfig
 
 HW = (28, 42)
 # The recommended chaining set-up (the bench's): windows of 8 keyframes sliding by 1, keyframes at >= 0.07
@@ -592,3 +603,65 @@ def test_reset_starts_a_new_world(straight):
     assert world.is_empty and world.counters.windows == 0 and world.trajectory().frame_ids == ()
     assert len(world.samples) == 0
     assert world.integrate(window_products(oracle, range(40, 52, 2))).status is WindowStatus.INITIALIZED
+
+
+# --- a rig of cameras ------------------------------------------------------------------------------------------------
+
+
+def _rig_world(camera_from_camera0: list, frame_sets: int, path: str = "loop", still: bool = False, **config):
+    """A world fed by a rig test double: camera c at ``camera_from_camera0[c - 1]`` (rigid ``(4, 4)``) from camera
+    0, which follows ``path`` (or stands at its first pose), windows of 4 frame sets answered exactly. Returns the
+    world and ``integrate(first frame set)`` for windows [first, first + 4)."""
+    extrinsics = camera_path(path, frame_sets)
+    if still:
+        extrinsics = np.repeat(extrinsics[:1], frame_sets, axis=0)
+    cameras = [extrinsics] + [compose_rigid(offset[:3], extrinsics) for offset in camera_from_camera0]
+    count = len(cameras)
+    sequence = render_poses("rig", np.stack(cameras, 1).reshape(-1, 3, 4), (42, 56))
+    oracle = FakeVGGTForWorldTests(sequence, noise=NO_NOISE)
+    stamps = np.arange(frame_sets) * 100_000_000
+    world = World(WorldConfig(retained_frames=4 * count, trajectory_recent=16 * count, **config))
+
+    def integrate(first: int):
+        indices = [count * t + c for t in range(first, first + 4) for c in range(count)]
+        ids = [FrameId(int(stamps[i // count]), i % count) for i in indices]
+        dense = list(range(len(indices)))
+        outputs = network_outputs(oracle.predict(indices), dense)
+        times = [stamps[i // count] * 1e-9 for i in indices]
+        return world.integrate(decode_window(outputs, ids, times, dense, torch.from_numpy(sequence.rgb[indices])))
+
+    return world, integrate
+
+
+def _offset(x: float, yaw_deg: float = 0.0) -> np.ndarray:
+    """camera_from_camera0 ``(4, 4)`` of a rig camera ``x`` to the right of camera 0, turned by ``yaw_deg``."""
+    camera0_from_camera = np.eye(4)
+    camera0_from_camera[:3, :3] = _axis_angle_to_matrix(np.array([0.0, math.radians(yaw_deg), 0.0]))
+    camera0_from_camera[0, 3] = x
+    return np.linalg.inv(camera0_from_camera)
+
+
+def test_a_still_rig_adds_its_surfaces_to_the_map_once():
+    """The parallax test compared each new frame with the last frame marked for the map, whatever its camera: a rig's
+    cameras are a baseline apart, so a rig standing still marked every frame (50 of 50), copies of its surfaces."""
+    world, integrate = _rig_world([_offset(0.12)], 30, still=True)
+    marked = new = 0
+    for first in range(26):
+        result = integrate(first)
+        assert result.merged, result.reason
+        if first:
+            marked, new = marked + int(result.map_frames.sum()), new + int(result.new_frames.sum())
+    assert new == 50 and marked == 0
+    assert len(world.loops.map) == 2  # each camera's first frame
+
+
+def test_a_new_segment_of_a_rig_is_anchored_at_its_own_camera():
+    """Tracking lost: the new segment's camera 0 was put at the world's last keyframe, camera 1 of the newest frame
+    set (here turned 90 degrees), and took its scale from that camera's depth."""
+    world, integrate = _rig_world([_offset(0.1, yaw_deg=90)], 80, loop=LoopConfig(enabled=False))
+    for first in range(10):
+        assert integrate(first).merged
+    anchor = world.keyframes.newest_of_camera(0)
+    assert world.keyframes.last.frame_id[1] == 1 and anchor.frame_id[1] == 0
+    result = next(r for r in map(integrate, range(40, 46)) if r.status is WindowStatus.NEW_SEGMENT)
+    np.testing.assert_allclose(result.world_from_camera[0], anchor.world_from_camera, atol=1e-9)

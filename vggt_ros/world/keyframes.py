@@ -123,6 +123,14 @@ class KeyframeStore:
             self._left_recent += 1
         return dropped
 
+    def newest_of_camera(self, camera: int) -> Optional[Keyframe]:
+        """The newest kept keyframe of ``camera`` (the second part of its id), None when none is kept."""
+        for frame_set in (*reversed(self._recent), *reversed(self._history)):
+            for keyframe in frame_set:
+                if keyframe.frame_id[1] == camera:
+                    return keyframe
+        return None
+
     def get(self, frame_id: Hashable) -> Optional[Keyframe]:
         """The kept keyframe ``frame_id`` (recent or history), None when it is not kept."""
         return next((k for k in self if k.frame_id == frame_id), None)

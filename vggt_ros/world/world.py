@@ -94,6 +94,7 @@ from vggt_ros.geometry import (
     decompose_similarity,
     invert_pose,
     rigid_and_scale,
+    scale_pose,
     similarity_matrix,
 )
 from vggt_ros.metric.scale_filter import MetricScaleFilter
@@ -119,7 +120,9 @@ class World:
         """Forget everything: the next window defines a new world."""
         self.samples = SampleStore(self.config.retained_frames)
         self.keyframes = KeyframeStore(self.config.trajectory_recent, self.config.trajectory_history)
-        self._last_map_pose: Optional[np.ndarray] = None
+        # Each camera's last frame marked for the map: a rig's cameras are a baseline apart, so compared with each
+        # other every frame had parallax and a still rig filled the map with copies of its surfaces.
+        self._last_map_pose: dict[int, np.ndarray] = {}
         self._segment = 0
         self._consecutive_rejections = 0
         self.counters = WorldCounters()
@@ -367,8 +370,9 @@ class World:
         stored = self.samples.get(products.frame_ids[anchor])
         if stored is not None:
             target_pose, target_depth = stored.world_from_camera, float(np.median(stored.depth))
-        else:
-            last = self.keyframes.last
+        else:  # the anchor's own camera: another camera of a rig is a baseline (or a turn) away
+            last = self.keyframes.newest_of_camera(products.frame_ids[anchor][1])
+            last = last if last is not None else self.keyframes.last
             target_pose, target_depth = last.world_from_camera, last.median_depth
         if self.metric and metric_observation is not None:
             # World units are metres: the window's own measurement is its scale. The depth where the world last
@@ -386,7 +390,7 @@ class World:
         self._segment += 1
         self.counters.segments += 1
         self.samples.clear()
-        self._last_map_pose = None
+        self._last_map_pose = {}
         return self._commit(
             WindowStatus.NEW_SEGMENT,
             f"tracking lost: {lost_for} windows rejected and this one too ({failure}); segment {self._segment} starts "
@@ -423,9 +427,9 @@ class World:
         for row, i in enumerate(new_idx):
             median_depth = self._add_frame(products, i, placed, row, threshold, depth_scale, residual_ratio, forgotten)
             pose = placed.world_from_camera[row]
-            map_frames[i] = self._has_parallax(pose, median_depth)
+            map_frames[i] = self._has_parallax(products.frame_ids[i][1], pose, median_depth)
             if map_frames[i]:
-                self._last_map_pose = pose
+                self._last_map_pose[products.frame_ids[i][1]] = pose
                 if self.loops is not None:
                     self._keep_map_points(products.frame_ids[i], placed, row, threshold)
         self._consecutive_rejections = 0
@@ -472,9 +476,7 @@ class World:
             self.keyframes.rescale(correction)
             if self.loops is not None:
                 self.loops.rescale(correction)
-            if self._last_map_pose is not None:
-                self._last_map_pose = self._last_map_pose.copy()
-                self._last_map_pose[:3, 3] *= correction
+            self._last_map_pose = {camera: scale_pose(pose, correction) for camera, pose in self._last_map_pose.items()}
             self.scale_filter.rebase(correction)
             self.metric = True
             return _scaled_about(world_from_window, correction, np.zeros(3)), ""
@@ -496,9 +498,10 @@ class World:
             self.scale_filter.rebase(correction)
         return world_from_window, "" if verdict.accepted else verdict.reason
 
-    def _has_parallax(self, world_from_camera: np.ndarray, median_depth: float) -> bool:
-        """Whether a new frame moved or turned enough since the last frame marked for the map."""
-        last = self._last_map_pose
+    def _has_parallax(self, camera: int, world_from_camera: np.ndarray, median_depth: float) -> bool:
+        """Whether a new frame of ``camera`` moved or turned enough since its camera's last frame marked for the
+        map."""
+        last = self._last_map_pose.get(camera)
         if last is None:
             return True
         moved = float(np.linalg.norm(world_from_camera[:3, 3] - last[:3, 3])) / median_depth
