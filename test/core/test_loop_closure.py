@@ -19,9 +19,10 @@ from support.loop_synthetic import (
     run_loop_scene,
     segments,
 )
+from vggt_ros.window import FrameId
 from vggt_ros.world import World, WorldConfig
 from vggt_ros.world.alignment import weighted_umeyama
-from vggt_ros.world.loop_closure import KeyframeMap
+from vggt_ros.world.loop_closure import KeyframeMap, LoopClosure
 from vggt_ros.world.loop_config import LoopConfig
 from vggt_ros.world.loop_constraint import LoopConstraint
 from vggt_ros.world.pose_graph import PoseGraphConfig
@@ -124,6 +125,26 @@ def test_a_segment_started_in_a_metric_world_takes_its_scale_from_the_window_tha
     ]
     assert per_ten[0] == pytest.approx(1.0, abs=0.02), per_ten
     np.testing.assert_allclose(per_ten, 1.0, atol=0.04)
+
+
+def test_a_rig_standing_still_travels_nothing_for_the_plausibility_check():
+    """The distance travelled between a loop's keyframes was summed along the graph's nodes, which alternate between
+    a rig's cameras: a still robot with a 0.5 m rig "travelled" 1 m per frame set, so a 1.5 m correction passed as
+    drift. Along the query's camera it travelled nothing, as a single camera does."""
+    loops = LoopClosure(LoopConfig())
+    for t in range(60):
+        for camera in (0, 1):
+            loops.add_keyframe(FrameId(t, camera), _translation(0.5 * camera), 0, 0.01, 2.0)
+    jump = LoopConstraint(FrameId(59, 0), FrameId(0, 0), _translation(1.5), 0.01, 1.0)
+    result = loops.close(jump)
+    assert not result.accepted and result.cause == "implausible"
+    assert "after 0.000 travelled" in result.reason, result.reason
+
+
+def _translation(x: float) -> np.ndarray:
+    pose = np.eye(4)
+    pose[0, 3] = x
+    return pose
 
 
 def _chained_world(revisit, config=WorldConfig()):

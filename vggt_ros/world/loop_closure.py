@@ -202,8 +202,11 @@ class LoopClosure:
         c = self.config
         ids = list(self.graph.nodes)
         first, last = sorted((ids.index(constraint.query), ids.index(constraint.match)))
-        centres = np.stack([self.graph.nodes[f].chained[:3, 3] for f in ids[first : last + 1]])
-        travelled = float(np.linalg.norm(np.diff(centres, axis=0), axis=1).sum())
+        # Along the query's camera: the keyframes of a rig alternate between cameras a baseline apart, and summing
+        # over all of them counted the baseline twice a frame set (a rig standing still "travelled").
+        camera = constraint.query[1]
+        centres = [self.graph.nodes[f].chained[:3, 3] for f in ids[first : last + 1] if f[1] == camera]
+        travelled = float(np.linalg.norm(np.diff(centres, axis=0), axis=1).sum()) if len(centres) > 1 else 0.0
         depth = self.graph.nodes[constraint.match].median_depth
         allowed = c.max_drift_ratio * travelled + c.min_drift_depths * depth
         scale = float(np.cbrt(np.linalg.det(implied[:3, :3])))
