@@ -97,6 +97,17 @@ def test_the_store_stays_bounded_and_keeps_spanning_the_run():
     assert index.nbytes == (20 + 1) * 4 * 4  # float32 descriptors, allocated once
 
 
+def test_the_store_thins_whole_frame_sets_so_every_camera_keeps_its_history():
+    """Two cameras, ids (stamp, camera): thinned keyframe by keyframe, the older part kept camera 0's only, so old
+    places were no longer found from camera 1's views. Each camera keeps the stamps of the other."""
+    index = _index(capacity=40, exclude_recent=3)
+    for k in range(200):
+        for camera in (0, 1):
+            index.add((k, camera), float(k), _unit(np.random.default_rng([k, camera]).normal(size=4)))
+    stamps = [sorted(stamp for stamp, c in index if c == camera) for camera in (0, 1)]
+    assert stamps[0] == stamps[1] and stamps[0][0] == 0 and len(stamps[0]) > 10
+
+
 def test_a_removed_keyframe_is_never_proposed_and_the_others_keep_their_descriptors():
     index = _index(min_age_s=0.0, exclude_recent=0, nms_s=0.0)
     for k in range(5):

@@ -15,7 +15,7 @@ keyframes stored last, and the ids the caller names as covisible (those the worl
 window to). The rest above ``min_score`` are ranked, a candidate within ``nms_s`` seconds of a better one is
 suppressed (non-maximum suppression: one candidate per place), and at most ``top_k`` are kept.
 
-The store is bounded: past ``capacity`` every second older keyframe is dropped (the recent ones stay), so it
+The store is bounded: past ``capacity`` every second older frame set is dropped (the recent ones stay), so it
 always spans the whole run, like the world's keyframe history. Each entry may carry a payload (the loop
 verification keeps a compact image and a point sample there, `vggt_ros.world.loop_verification`).
 
@@ -179,11 +179,13 @@ class PlaceIndex:
         self._payloads.append(payload)
         self._descriptors[len(self._ids) - 1] = descriptor
         if len(self._ids) > self.config.capacity:
-            # Every second older keyframe goes, so the store keeps spanning the whole run; the recent ones stay
-            # (the next queries' neighbours).
+            # Every second older frame set goes, so the store keeps spanning the whole run, the same for every camera
+            # (keyframe by keyframe, a rig's camera 1 lost its history); the recent ones stay (the next queries'
+            # neighbours).
             recent = min(self.config.exclude_recent + 1, self.config.capacity // 2)
             older = len(self._ids) - recent
-            kept = list(range(0, older, 2)) + list(range(older, len(self._ids)))
+            sets = np.cumsum([not _same_frame_set(a, b) for a, b in zip([None, *self._ids], self._ids[:older])])
+            kept = [i for i in range(older) if sets[i] % 2 == 1] + list(range(older, len(self._ids)))
             self._ids = [self._ids[i] for i in kept]
             self._stamps = [self._stamps[i] for i in kept]
             self._payloads = [self._payloads[i] for i in kept]
@@ -342,3 +344,9 @@ def detection_precision_recall(
         revisits=revisits,
         revisits_found=found,
     )
+
+
+def _same_frame_set(previous: Hashable, frame_id: Hashable) -> bool:
+    """Whether ``frame_id`` is a later camera of ``previous``'s frame set: ids ``(stamp_ns, camera)`` come camera 0
+    first (`vggt_ros.window.FrameId`); any other id is a frame set of its own."""
+    return isinstance(previous, tuple) and isinstance(frame_id, tuple) and frame_id[1] > previous[1]
