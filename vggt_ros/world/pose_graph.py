@@ -400,11 +400,11 @@ class PoseGraph:
 
     def _metric_edge(self, a: Hashable, b: Hashable) -> bool:
         """Whether an edge between keyframes ``a`` and ``b`` has its scale fixed: both were added in metres, or, in a
-        metric world, they lie in different segments. A segment started after tracking was lost took its scale from
-        the depth where it restarted, a guess the scale filter corrects only slowly, yet its keyframes count as
-        metric: a loop into another segment's unit-less keyframes would measure that guess's error and disagree
-        with the metric keyframes (the solve rejected most such loops), or, joining the segments, rescale the old
-        one by whatever scale it measured."""
+        metric world, they lie in different segments. A segment started after tracking was lost has a scale of its
+        own (one window's metric observation at best, the depth where it restarted at worst), yet its keyframes
+        count as metric: a loop into another segment's unit-less keyframes would measure that scale's error and
+        disagree with the metric keyframes (the solve rejected most such loops), or, joining the segments, rescale
+        the old one by whatever scale it measured."""
         first, second = self.nodes[a], self.nodes[b]
         return (first.metric and second.metric) or (self.metric and first.segment != second.segment)
 
