@@ -219,6 +219,24 @@ def test_the_rig_source_needs_two_or_more_cameras():
     assert rig.metric_config().source == "rig"
 
 
+@pytest.mark.parametrize(
+    "transform, message",
+    [
+        # Millimetres: 120 m; the scale then came out 1000 times off, reported as metric with a 0.5 % sigma.
+        ((120.0, 0, 0, 0, 0, 0, 1), "rig_transforms: the rig's baselines are implausibly long (camera 1: 120 m;"),
+        # w forgotten: the error named neither the parameter nor the camera.
+        ((0.12, 0, 0, 0, 0, 0, 0), "rig_transforms: camera 1's rotation quaternion (qx qy qz qw) is zero"),
+    ],
+)
+def test_rig_transforms_in_other_units_or_without_a_rotation_are_refused_naming_the_parameter(transform, message):
+    with pytest.raises(ValueError) as err:
+        NodeParameters(
+            image_topics=("/left/image", "/right/image"), metric_scale_source="rig", rig_transforms=transform
+        )
+    assert str(err.value).startswith(message), str(err.value)
+    assert NodeParameters(image_topics=("/l", "/r"), rig_transforms=(0.12, 0, 0, 0, 0, 0, 1)).rig_transforms
+
+
 def test_the_same_image_topic_twice_is_refused():
     with pytest.raises(ValueError) as err:
         NodeParameters(image_topics=("/a", "/b", "/a"))

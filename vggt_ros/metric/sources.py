@@ -78,6 +78,13 @@ SINGLE_MEASUREMENT_RELATIVE_SIGMA = 0.1
 # A rig pair further than this many robust standard deviations from the window's median is a broken pose, not noise
 # (the deviation of a handful of pairs is itself uncertain: in a window of 11, 3.2 occurred).
 _OUTLIER_SIGMAS = 5.0
+# A camera rig's cameras are centimetres to a metre or two apart: a longer baseline is a transform in other units
+# (millimetres give 1000 times the metres, and the images then lock onto that unit as well).
+MAX_RIG_BASELINE_M = 10.0
+# The rig's cameras measure one scale: their window units per metre further apart than this (ratio - 1) mean their
+# transforms do not match the images (given in another camera order, or a wrong baseline). The scatter of one pair
+# is about 10 % from the predicted offsets and 1 % from the images, so this is several sigmas of either.
+MAX_RIG_DISAGREEMENT = 0.5
 # Below this predicted distance (window units, ~1 = the scene's size) two camera centres coincide.
 _MIN_PREDICTED_DISTANCE = 1e-9
 
@@ -245,6 +252,10 @@ def rig_scale(
             f"no known camera pair: {cameras} camera(s) per frame set and known transforms for cameras "
             f"{sorted(baselines)}; give the rig's calibrated transforms from camera 0",
         )
+    too_long = {camera: round(float(np.linalg.norm(t)), 3) for camera, t in baselines.items()}
+    too_long = {camera: length for camera, length in too_long.items() if length > MAX_RIG_BASELINE_M}
+    if too_long:
+        return ScaleUnavailable("implausible_rig", implausible_baselines(too_long))
     long_enough = {camera: t for camera, t in baselines.items() if np.linalg.norm(t) >= min_baseline_m}
     if not long_enough:
         lengths = {camera: round(float(np.linalg.norm(t)), 4) for camera, t in baselines.items()}
@@ -263,6 +274,11 @@ def rig_scale(
         usable = np.isfinite(predicted) & (predicted > _MIN_PREDICTED_DISTANCE)
         units_per_metre.append(predicted[usable] / length)
         lengths.append(np.full(int(usable.sum()), length))
+    disagreement = rig_disagreement(
+        {camera: float(np.median(k)) for camera, k in zip(long_enough, units_per_metre) if k.size}
+    )
+    if disagreement:
+        return ScaleUnavailable("inconsistent_rig", disagreement)
     measured, length = np.concatenate(units_per_metre), np.concatenate(lengths)
     if measured.size == 0:
         return ScaleUnavailable(
@@ -285,6 +301,32 @@ def rig_scale(
     sigma = noise / math.sqrt(float(weight.sum())) / mean
     sigma = max(sigma, SINGLE_MEASUREMENT_RELATIVE_SIGMA / math.sqrt(count))
     return ScaleObservation(1.0 / mean, sigma, int(count), "rig")
+
+
+def implausible_baselines(lengths: Mapping[int, float]) -> str:
+    """Why baselines (camera -> metres) longer than `MAX_RIG_BASELINE_M` measure no scale, with the likely fix."""
+    listed = ", ".join(f"camera {camera}: {length:g} m" for camera, length in sorted(lengths.items()))
+    return (
+        f"the rig's baselines are implausibly long ({listed}; a rig's cameras are centimetres to a metre or two "
+        f"apart, at most {MAX_RIG_BASELINE_M:g} m here): are its transforms in millimetres or centimetres? ROS "
+        "transforms are in metres (REP 103)"
+    )
+
+
+def rig_disagreement(units_per_metre: Mapping[int, float]) -> str:
+    """Why the rig's cameras (camera -> window units per metre of its baseline) disagree on the scale by more than
+    `MAX_RIG_DISAGREEMENT`, or "" when they agree (or only one measured)."""
+    if len(units_per_metre) < 2:
+        return ""
+    ratio = max(units_per_metre.values()) / min(units_per_metre.values())
+    if ratio <= 1.0 + MAX_RIG_DISAGREEMENT:
+        return ""
+    listed = ", ".join(f"camera {camera} {value:.3g}" for camera, value in sorted(units_per_metre.items()))
+    return (
+        f"the rig's cameras disagree on the scale by {ratio:.2f}x (window units per metre of baseline: {listed}): "
+        "their transforms from camera 0 do not match the images; check that the transforms (rig_transforms or "
+        "/tf_static) follow the cameras' order and their baselines"
+    )
 
 
 def odometry_scale(

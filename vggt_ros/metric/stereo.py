@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from vggt_ros.geometry import depth_to_camera_points
-from vggt_ros.metric.sources import ScaleObservation
+from vggt_ros.metric.sources import ScaleMeasurement, ScaleObservation, ScaleUnavailable, rig_disagreement
 from vggt_ros.numeric import MAD_TO_SIGMA, percentile, usable_pixels
 from vggt_ros.products import WindowProducts
 
@@ -68,7 +68,7 @@ def stereo_rig_scale(
     cameras: int,
     camera_from_camera: Mapping[int, np.ndarray],
     from_poses: ScaleObservation,
-) -> ScaleObservation:
+) -> ScaleMeasurement:
     """Metres per window unit of a calibrated rig's window from its images (see the module docstring).
 
     Args:
@@ -81,13 +81,14 @@ def stereo_rig_scale(
         frame set) that both have depth and colours (the dense frames), as metres per unit (source "rig", samples =
         pixels aligned); its sigma is the pairs' scatter, at least `STEREO_SET_RELATIVE_SIGMA` / sqrt(pairs).
         ``from_poses`` unchanged where no pair aligns (no dense pair, a textureless view, or every alignment far
-        from it).
+        from it); `ScaleUnavailable` "inconsistent_rig" where the cameras disagree (`rig_disagreement`).
     """
     start = 1.0 / from_poses.metres_per_unit
     gate = max(_GATE_SIGMAS * from_poses.relative_sigma, _MIN_GATE)
     intrinsics = torch.from_numpy(products.intrinsics)
     dense = set(products.dense)
     estimates, pixels = [], 0
+    by_camera: dict[int, list[float]] = {}
     for first in range(0, len(products.frame_ids), cameras):
         if first not in dense:
             continue
@@ -110,9 +111,13 @@ def stereo_rig_scale(
             )
             if aligned is not None and abs(math.log(aligned.units_per_metre / start)) <= gate:
                 estimates.append(aligned.units_per_metre)
+                by_camera.setdefault(camera, []).append(aligned.units_per_metre)
                 pixels += aligned.pixels
     if not estimates:
         return from_poses
+    disagreement = rig_disagreement({camera: float(np.median(k)) for camera, k in by_camera.items()})
+    if disagreement:
+        return ScaleUnavailable("inconsistent_rig", disagreement)
     units_per_metre = float(np.mean(estimates))
     count = len(estimates)
     scatter = float(np.std(estimates, ddof=1)) / math.sqrt(count) / units_per_metre if count > 1 else 0.0
