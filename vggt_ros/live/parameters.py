@@ -16,7 +16,6 @@ bounds of its buffers, camera names).
 
 import argparse
 import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from vggt_ros.live.input import InputConfig
 from vggt_ros.live.sync import ApproximateTimeSynchronizer
 from vggt_ros.mapping import MapConfig
 from vggt_ros.metric.config import METRIC_SOURCES, MetricConfig
-from vggt_ros.metric.sources import MAX_RIG_BASELINE_M, DepthScaleConfig, implausible_baselines
+from vggt_ros.metric.sources import DepthScaleConfig
 from vggt_ros.preprocess import MODES, PATCH_SIZE
 from vggt_ros.runtime import BACKENDS, PRECISIONS, RuntimeConfig
 from vggt_ros.runtime.config import AUTO, DEVICES
@@ -425,15 +424,6 @@ class NodeParameters:
                 f"{len(self.image_topics)} cameras, got {len(self.rig_transforms)}; leave it empty to read the rig "
                 "from /tf_static"
             )
-        for j in range(len(self.rig_transforms) // RIG_TRANSFORM_VALUES):
-            x, y, z, *quaternion = self.rig_transforms[j * RIG_TRANSFORM_VALUES : (j + 1) * RIG_TRANSFORM_VALUES]
-            if math.hypot(*quaternion) < 1e-6:
-                raise ValueError(
-                    f"rig_transforms: camera {j + 1}'s rotation quaternion (qx qy qz qw) is zero; the identity is "
-                    "0 0 0 1 (x y z qx qy qz qw)"
-                )
-            if math.hypot(x, y, z) > MAX_RIG_BASELINE_M:
-                raise ValueError(f"rig_transforms: {implausible_baselines({j + 1: round(math.hypot(x, y, z), 3)})}")
         # The core configurations validate their own fields, under their own names: the error names the parameter.
         try:
             ApproximateTimeSynchronizer(len(self.image_topics), self.queue_size, self.slop_s)
@@ -528,7 +518,13 @@ class NodeParameters:
         for j in range(len(self.rig_transforms) // RIG_TRANSFORM_VALUES):
             x, y, z, qx, qy, qz, qw = self.rig_transforms[j * RIG_TRANSFORM_VALUES : (j + 1) * RIG_TRANSFORM_VALUES]
             transform = np.eye(4)
-            transform[:3, :3] = quaternion_to_rotation_matrix(np.array([qx, qy, qz, qw], dtype=np.float64))
+            try:
+                transform[:3, :3] = quaternion_to_rotation_matrix(np.array([qx, qy, qz, qw], dtype=np.float64))
+            except ValueError:
+                raise ValueError(
+                    f"rig_transforms: camera {j + 1}'s rotation quaternion (qx qy qz qw) is zero; the identity is "
+                    "0 0 0 1 (x y z qx qy qz qw)"
+                ) from None
             transform[:3, 3] = (x, y, z)
             rig.append((j + 1, transform))
         return MetricConfig(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vggt_ros.metric.sources import DepthScaleConfig
+from vggt_ros.metric.sources import MAX_RIG_BASELINE_M, DepthScaleConfig, implausible_baselines
 
 METRIC_SOURCES = ("none", "depth", "rig", "odometry")
 
@@ -45,6 +45,9 @@ class MetricConfig:
                     f"rig transform for camera {camera!r} must be a finite (4, 4) camera0_from_camera matrix for a "
                     "camera index >= 1"
                 )
+            baseline_m = round(float(np.linalg.norm(matrix[:3, 3])), 3)
+            if baseline_m > MAX_RIG_BASELINE_M:
+                raise ValueError(f"rig_transforms: {implausible_baselines({camera: baseline_m})}")
         if self.source == "odometry" and not self.odom_frame:
             raise ValueError("the odometry scale source needs odom_frame (the frame the robot's odometry is in)")
         if not (math.isfinite(self.min_translation_m) and self.min_translation_m > 0):
