@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Generic, NamedTuple, Optional, TypeVar
+from typing import Generic, Hashable, NamedTuple, Optional, TypeVar
 
 import numpy as np
 
@@ -38,6 +38,13 @@ class FrameId(NamedTuple):
 
     stamp_ns: int
     camera: int
+
+
+def same_frame_set(previous: Hashable, frame_id: Hashable) -> bool:
+    """Whether ``frame_id`` is a later camera of ``previous``'s frame set, where frames come set by set, camera 0
+    first (the order of windows and of the world's keyframes); an id that is not ``(stamp_ns, camera)`` is a frame
+    set of its own."""
+    return isinstance(previous, tuple) and isinstance(frame_id, tuple) and frame_id[1] > previous[1]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Hashable, Iterator, Optional
 import numpy as np
 
 from vggt_ros.geometry import scale_pose
+from vggt_ros.window import same_frame_set
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class KeyframeStore:
         """Add the newest keyframe (a camera after the newest keyframe's joins its frame set); the ids of the
         keyframes this dropped (decimation), oldest first."""
         newest = self.last
-        if newest is not None and keyframe.frame_id[1] > newest.frame_id[1]:
+        if newest is not None and same_frame_set(newest.frame_id, keyframe.frame_id):
             self._recent[-1].append(keyframe)
         else:
             self._recent.append([keyframe])

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from vggt_ros.preprocess import preprocess_frames_u8, to_unit_float
+from vggt_ros.window import same_frame_set
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ class PlaceIndex:
             # neighbours).
             recent = min(self.config.exclude_recent + 1, self.config.capacity // 2)
             older = len(self._ids) - recent
-            sets = np.cumsum([not _same_frame_set(a, b) for a, b in zip([None, *self._ids], self._ids[:older])])
+            sets = np.cumsum([not same_frame_set(a, b) for a, b in zip([None, *self._ids], self._ids[:older])])
             kept = [i for i in range(older) if sets[i] % 2 == 1] + list(range(older, len(self._ids)))
             self._ids = [self._ids[i] for i in kept]
             self._stamps = [self._stamps[i] for i in kept]
@@ -344,9 +345,3 @@ def detection_precision_recall(
         revisits=revisits,
         revisits_found=found,
     )
-
-
-def _same_frame_set(previous: Hashable, frame_id: Hashable) -> bool:
-    """Whether ``frame_id`` is a later camera of ``previous``'s frame set: ids ``(stamp_ns, camera)`` come camera 0
-    first (`vggt_ros.window.FrameId`); any other id is a frame set of its own."""
-    return isinstance(previous, tuple) and isinstance(frame_id, tuple) and frame_id[1] > previous[1]
