@@ -252,21 +252,22 @@ def rig_scale(
             f"no known camera pair: {cameras} camera(s) per frame set and known transforms for cameras "
             f"{sorted(baselines)}; give the rig's calibrated transforms from camera 0",
         )
-    too_long = {camera: round(float(np.linalg.norm(t)), 3) for camera, t in baselines.items()}
+    baseline_m = {camera: float(np.linalg.norm(t)) for camera, t in baselines.items()}
+    too_long = {camera: round(length, 3) for camera, length in baseline_m.items()}
     too_long = {camera: length for camera, length in too_long.items() if length > MAX_RIG_BASELINE_M}
     if too_long:
         return ScaleUnavailable("implausible_rig", implausible_baselines(too_long))
-    long_enough = {camera: t for camera, t in baselines.items() if np.linalg.norm(t) >= min_baseline_m}
+    long_enough = {camera: t for camera, t in baselines.items() if baseline_m[camera] >= min_baseline_m}
     if not long_enough:
-        lengths = {camera: round(float(np.linalg.norm(t)), 4) for camera, t in baselines.items()}
+        rounded = {camera: round(length, 4) for camera, length in baseline_m.items()}
         return ScaleUnavailable(
             "degenerate",
-            f"every known baseline is shorter than {min_baseline_m} m ({lengths}); a rig this small measures no scale",
+            f"every known baseline is shorter than {min_baseline_m} m ({rounded}); a rig this small measures no scale",
         )
     sets = poses.reshape(-1, cameras, 4, 4)
     units_per_metre, lengths = [], []
     for camera, baseline in long_enough.items():
-        length = float(np.linalg.norm(baseline))
+        length = baseline_m[camera]
         # The predicted offset of camera j in camera 0's frame, along the known baseline: pose noise across the
         # baseline would lengthen a plain distance (|b + n| > |b| on average) and bias the scale low.
         offset = np.einsum("sji,sj->si", sets[:, 0, :3, :3], sets[:, camera, :3, 3] - sets[:, 0, :3, 3])
