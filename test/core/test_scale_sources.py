@@ -207,9 +207,16 @@ def test_rig_scale_from_a_12_cm_baseline_and_noisy_poses():
     assert isinstance(observation, ScaleObservation) and observation.source == "rig" and observation.samples == 10
     error = abs(math.log(observation.metres_per_unit / METRES_PER_UNIT))
     assert error < 0.03 and error < 4.0 * observation.relative_sigma
-    # camera0_from_camera1 is what TF gives; the inverse puts camera 1 on the other side, which no set predicts.
+    # camera0_from_camera1 is what TF gives; the inverse puts camera 1 on the other side, which no set predicts,
+    # and the reason names the camera and the cause, not a broken window.
     reversed_rig = rig_scale(poses, 2, {1: np.linalg.inv(BASELINE)})
-    assert isinstance(reversed_rig, ScaleUnavailable) and reversed_rig.kind == "degenerate"
+    assert isinstance(reversed_rig, ScaleUnavailable) and reversed_rig.kind == "reversed_rig"
+    assert "camera(s) [1]" in reversed_rig.reason and "not its inverse" in reversed_rig.reason
+    # One broken frame set that puts camera 1 on the far side is a bad pose, not a reversed rig: left out.
+    broken = poses.copy()
+    broken[1, :3, 3] = 2.0 * broken[0, :3, 3] - broken[1, :3, 3]
+    kept = rig_scale(broken, 2, {1: BASELINE})
+    assert isinstance(kept, ScaleObservation) and kept.samples == 9
 
 
 def test_rig_scale_is_not_biased_by_pose_noise_across_the_baseline():

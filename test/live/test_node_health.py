@@ -387,6 +387,11 @@ def test_backend_reports_gpu_memory_and_warns_above_the_ratio():
             "on /tf_static)",
         ),
         (
+            ScaleState("rig", True, "", "no frame set of the rig aligned along its baseline"),
+            Level.OK,
+            "metric (metres) from the rig source",
+        ),
+        (
             ScaleState("odometry", True, "the cameras moved 0.02 m"),
             Level.WARN,
             "the newest window measured no scale (the cameras moved 0.02 m): keeping the last",
@@ -402,6 +407,7 @@ def test_metric_scale_state(scale, level, message):
         "source": scale.source,
         "metric": "yes" if scale.metric else "no",
         "last problem": scale.problem or "none",
+        "last note": scale.note or "none",
     }
 
 

@@ -212,7 +212,7 @@ def test_a_running_node_reports_rates_windows_latency_backend_and_scale_then_a_q
         assert values(backend) == {"backend": "torch", "device": "cpu", "precision": "fp32"}, "no GPU keys on cpu"
         assert level(backend) is Level.OK and backend.hardware_id == "cpu"
         scale = final["vggt: metric scale"]
-        assert values(scale) == {"source": "none", "metric": "no", "last problem": "none"}
+        assert values(scale) == {"source": "none", "metric": "no", "last problem": "none", "last note": "none"}
         assert level(scale) is Level.OK
         loops = final["vggt: loop closure"]
         assert [pair.key for pair in loops.values] == [
@@ -318,7 +318,7 @@ def test_a_metric_source_that_measured_nothing_yet_is_warn_with_the_reason_the_l
             lambda s: values(s["vggt: metric scale"])["last problem"] != "none", what="the problem in /diagnostics"
         )
         scale = statuses["vggt: metric scale"]
-        assert values(scale) == {"source": "depth", "metric": "no", "last problem": reason}
+        assert values(scale) == {"source": "depth", "metric": "no", "last problem": reason, "last note": "none"}
         assert level(scale) is Level.WARN
         assert scale.message == (
             f"waiting for the first metric scale from the depth source; nothing is published ({reason})"

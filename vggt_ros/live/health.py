@@ -132,12 +132,14 @@ class GpuMemory:
 
 @dataclass(frozen=True)
 class ScaleState:
-    """The metric scale: its source (``metric_scale_source``), whether outputs are in metres, and why the newest
-    window measured no scale ("" when it did, or before any window)."""
+    """The metric scale: its source (``metric_scale_source``), whether outputs are in metres, why the newest
+    window measured no scale ("" when it did, or before any window), and why it measured it less well than the
+    source can (`ScaleObservation.note`, "" when it did not)."""
 
     source: str
     metric: bool
     problem: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,7 @@ class PipelineCounters:
         self.segment = 0
         self.metric = False
         self.last_scale_problem = ""  # why the newest window measured no metric scale ("" if it did)
+        self.last_scale_note = ""  # why the newest window measured it less well than its source can ("" if not)
         self._latencies: deque[tuple[float, float]] = deque(maxlen=latency_samples)
         self._latencies_lock = threading.Lock()
 
@@ -276,7 +279,7 @@ class PipelineCounters:
             device=device,
             precision=precision,
             gpu_memory=gpu_memory(device),
-            scale=ScaleState(scale_source, self.metric, self.last_scale_problem),
+            scale=ScaleState(scale_source, self.metric, self.last_scale_problem, self.last_scale_note),
             loops=loops,
             frame_sets=self.frame_sets,
             frame_sets_refused=self.frame_sets_refused,
@@ -587,6 +590,7 @@ class HealthMonitor:
             ("source", scale.source),
             ("metric", "yes" if scale.metric else "no"),
             ("last problem", scale.problem or "none"),
+            ("last note", scale.note or "none"),
         ]
         if scale.source == "none":
             return _judged("metric scale", "", [], "unit-less: VGGT's scale (metric_scale_source none)", values)

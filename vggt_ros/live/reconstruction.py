@@ -22,7 +22,7 @@ import numpy as np
 
 from vggt_ros.live.health import LoopState, PipelineCounters
 from vggt_ros.live.log_policy import LogPolicy
-from vggt_ros.metric.sources import ScaleUnavailable
+from vggt_ros.metric.sources import ScaleObservation, ScaleUnavailable
 from vggt_ros.session import DepthLookup, FrameSetError, ReconstructionSession, WindowOutput
 from vggt_ros.window import FrameSet, LatestSlot, Window
 from vggt_ros.world import WindowStatus
@@ -226,8 +226,11 @@ class LiveReconstruction:
                 )
         elif out.scale is not None:
             log.clear(("scale",))  # measured again: report the next problem anew
+            if out.scale.note:  # measured, less well than the source can: says so while it lasts
+                log.every("warning", ("scale_note",), f"window {window.sequence}: metric scale {out.scale.note}")
         counters.metric = out.metric
         counters.last_scale_problem = out.scale.reason if isinstance(out.scale, ScaleUnavailable) else ""
+        counters.last_scale_note = out.scale.note if isinstance(out.scale, ScaleObservation) else ""
         if out.result is not None:
             counters.segment = out.result.segment
         if out.status is WindowStatus.REJECTED:

@@ -98,12 +98,15 @@ class ScaleObservation:
         relative_sigma: relative standard error of ``metres_per_unit`` (= standard error of its log).
         samples: measurements it rests on (pixels, camera pairs, displacements).
         source: "depth", "rig" or "odometry".
+        note: why the source measured this window less well than it usually does, for people ("" when it did not):
+            a rig whose images did not align, so its scale rests on the predicted camera offsets.
     """
 
     metres_per_unit: float
     relative_sigma: float
     samples: int
     source: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,9 @@ def rig_scale(
     Returns:
         `ScaleObservation` (source "rig", samples = camera pairs used) or `ScaleUnavailable`: "no_rig" (one camera
         or no known pair), "degenerate" (every known baseline is shorter than ``min_baseline_m``, or the window
-        predicts no usable distance between the cameras).
+        predicts no usable distance between the cameras), "implausible_rig" (a baseline over `MAX_RIG_BASELINE_M`),
+        "reversed_rig" (a camera predicted on the other side of camera 0 than its transform puts it, in most frame
+        sets: the transform's inverse was given), "inconsistent_rig" (`rig_disagreement`).
     Raises:
         ValueError: poses not (S, 4, 4) with S a multiple of ``cameras``, a camera index outside [1, K), a transform
             that is not a finite (4, 4) matrix, or a ``min_baseline_m`` that is not a positive number.
@@ -265,7 +270,7 @@ def rig_scale(
             f"every known baseline is shorter than {min_baseline_m} m ({rounded}); a rig this small measures no scale",
         )
     sets = poses.reshape(-1, cameras, 4, 4)
-    units_per_metre, lengths = [], []
+    units_per_metre, lengths, reversed_cameras = [], [], []
     for camera, baseline in long_enough.items():
         length = baseline_m[camera]
         # The predicted offset of camera j in camera 0's frame, along the known baseline: pose noise across the
@@ -273,8 +278,21 @@ def rig_scale(
         offset = np.einsum("sji,sj->si", sets[:, 0, :3, :3], sets[:, camera, :3, 3] - sets[:, 0, :3, 3])
         predicted = offset @ (baseline / length)  # (sets,) window units
         usable = np.isfinite(predicted) & (predicted > _MIN_PREDICTED_DISTANCE)
+        # A transform given as its inverse: most sets predict camera j within 60 degrees of the opposite direction
+        # (a broken pose puts a few there; transforms of another camera, across the baseline, about none).
+        backwards = np.isfinite(predicted) & (predicted < -0.5 * np.linalg.norm(offset, axis=1))
+        if np.count_nonzero(backwards) > predicted.size / 2:
+            reversed_cameras.append(camera)
         units_per_metre.append(predicted[usable] / length)
         lengths.append(np.full(int(usable.sum()), length))
+    if reversed_cameras:
+        return ScaleUnavailable(
+            "reversed_rig",
+            f"the window predicts camera(s) {reversed_cameras} on the other side of camera 0 than their transforms "
+            "put them, in most frame sets: each transform must be camera0_from_cameraj (camera j's position in "
+            "camera 0's frame, as TF's lookup_transform(camera 0's frame, camera j's frame) gives it), not its "
+            "inverse",
+        )
     disagreement = rig_disagreement(
         {camera: float(np.median(k)) for camera, k in zip(long_enough, units_per_metre) if k.size}
     )

@@ -19,7 +19,7 @@ alignment measures the unit through camera 0's predicted depth, as the depth sou
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Optional
 
 import numpy as np
@@ -80,8 +80,9 @@ def stereo_rig_scale(
         The mean of the aligned window units per metre over the camera pairs (camera 0 and a known camera j of one
         frame set) that both have depth and colours (the dense frames), as metres per unit (source "rig", samples =
         pixels aligned); its sigma is the pairs' scatter, at least `STEREO_SET_RELATIVE_SIGMA` / sqrt(pairs).
-        ``from_poses`` unchanged where no pair aligns (no dense pair, a textureless view, or every alignment far
-        from it); `ScaleUnavailable` "inconsistent_rig" where the cameras disagree (`rig_disagreement`).
+        ``from_poses`` with a ``note`` saying why where no pair aligns (no dense pair, a textureless view, views
+        that do not overlap, or every alignment far from it); `ScaleUnavailable` "inconsistent_rig" where the
+        cameras disagree (`rig_disagreement`).
     """
     start = 1.0 / from_poses.metres_per_unit
     gate = max(_GATE_SIGMAS * from_poses.relative_sigma, _MIN_GATE)
@@ -89,6 +90,7 @@ def stereo_rig_scale(
     dense = set(products.dense)
     estimates, pixels = [], 0
     by_camera: dict[int, list[float]] = {}
+    pairs = unaligned = far = 0
     for first in range(0, len(products.frame_ids), cameras):
         if first not in dense:
             continue
@@ -97,6 +99,7 @@ def stereo_rig_scale(
         for camera, transform in camera_from_camera.items():
             if first + camera not in dense:
                 continue
+            pairs += 1
             slot1 = products.slot(first + camera)
             aligned = align_stereo_pair(
                 products.depth[slot0],
@@ -109,12 +112,27 @@ def stereo_rig_scale(
                 torch.from_numpy(np.asarray(transform, dtype=np.float64)),
                 start,
             )
-            if aligned is not None and abs(math.log(aligned.units_per_metre / start)) <= gate:
+            if aligned is None:
+                unaligned += 1
+            elif abs(math.log(aligned.units_per_metre / start)) > gate:
+                far += 1
+            else:
                 estimates.append(aligned.units_per_metre)
                 by_camera.setdefault(camera, []).append(aligned.units_per_metre)
                 pixels += aligned.pixels
     if not estimates:
-        return from_poses
+        why = (
+            f"{unaligned} found too little texture or overlap, {far} settled more than {gate:.0%} from the offsets' "
+            "estimate (a repeating texture, or a calibration that does not match the images)"
+            if pairs
+            else "the window has no frame set with the images of both cameras"
+        )
+        return replace(
+            from_poses,
+            note=f"no frame set of the rig aligned along its baseline ({pairs} camera pairs: {why}); the scale rests "
+            f"on the predicted camera offsets, {from_poses.relative_sigma:.1%} per window instead of about "
+            f"{STEREO_SET_RELATIVE_SIGMA:.0%} per frame set",
+        )
     disagreement = rig_disagreement({camera: float(np.median(k)) for camera, k in by_camera.items()})
     if disagreement:
         return ScaleUnavailable("inconsistent_rig", disagreement)
