@@ -246,7 +246,7 @@ class PoseGraph:
         later = [f for f in ids[position + 1 :] if self.nodes[f].segment == node.segment]
         earlier = [f for f in ids[:position] if self.nodes[f].segment == node.segment]
         if later and earlier:
-            metric = node.metric and self.nodes[earlier[-1]].metric
+            metric = _chain_edge_is_metric(self.nodes[earlier[-1]].metric, node.metric)
             step = self._sigmas(node.residual_ratio, node.median_depth, metric) ** 2 + node.dropped_variance
             self.nodes[later[0]].dropped_variance = self.nodes[later[0]].dropped_variance + step
         substitute = later[0] if later else (earlier[-1] if earlier else None)
@@ -476,7 +476,7 @@ class PoseGraph:
         for segment in np.unique(segments):
             positions = np.flatnonzero(segments == segment)
             metric_step = metric[positions]
-            metric_step[1:] &= metric[positions[:-1]]  # a chain edge's scale is fixed when both its ends are metric
+            metric_step[1:] = _chain_edge_is_metric(metric[positions[:-1]], metric[positions[1:]])
             steps = self._sigmas(ratios[positions], depths[positions], metric_step) ** 2 + dropped[positions]
             steps[0] = 0.0  # a segment's first keyframe has no chain edge
             cumulative[positions] = np.cumsum(steps, axis=0)
@@ -594,6 +594,12 @@ class PoseGraph:
         now = _inverse(values[edge.match]) @ values[edge.query]
         error = gtsam.Similarity3.Logmap(_to_gtsam(gtsam, _inverse(edge.match_from_query) @ now))
         return float(np.linalg.norm(np.asarray(error) / self._loop_sigmas(edge)))
+
+
+def _chain_edge_is_metric(earlier, later):
+    """Whether chain edges have their scale fixed (between metric keyframes), from their ends' `Node.metric` flags
+    (bools or ``(N,)`` arrays): an edge into a keyframe from before the world turned metric keeps its free scale."""
+    return earlier & later
 
 
 def _continuation(largest_error: float, width: float, step: float = 8.0) -> list[float]:
