@@ -129,6 +129,22 @@ def test_one_image_far_back_is_dropped_and_the_reconstruction_carries_on(photo):
     assert not any("time went backwards" in text for _, text in logger.lines)
 
 
+def test_one_image_far_ahead_is_dropped_and_the_reconstruction_carries_on(photo):
+    """One image stamped 1000 s ahead was taken; the camera's next images were stale, the second restarted the
+    reconstruction, and the outputs went out stamped 1000 s ahead. It is dropped, and says why."""
+    inputs, logger = assembly()
+    for k in range(3):
+        assert inputs.add_image(0, rgb_message(photo), (10 + k) * SECOND, 0, False).frame_set is not None
+    assert inputs.add_image(0, rgb_message(photo), 1012 * SECOND, 0, False).frame_set is None
+    for k in range(3, 6):
+        carried_on = inputs.add_image(0, rgb_message(photo), (10 + k) * SECOND, 0, False)
+        assert not carried_on.restart and carried_on.frame_set.stamps_ns == ((10 + k) * SECOND,)
+    assert inputs.dropped[(0, "ahead")] == 1
+    texts = [text for _, text in logger.lines]
+    assert not any("time went backwards" in text for text in texts)
+    assert any("image stamped 1000.000 s after the newest, more than input_timeout_s" in text for text in texts)
+
+
 def test_depth_pairs_with_its_colour_image_and_bad_depth_is_reported_once_until_good():
     inputs, logger = assembly(depth_cameras=1)
     depth_m = np.full((4, 6), 2.5, dtype=np.float32)

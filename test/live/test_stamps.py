@@ -84,3 +84,36 @@ def test_a_duplicate_or_slightly_late_image_after_a_stale_one_confirms_nothing(a
     assert stamps.check(0, after_stale_ms * MS, arrival_ns=0).verdict is verdict
     assert stamps.newest(0) == 100_000 * MS
     assert stamps.check(0, 60_033 * MS, arrival_ns=0).verdict is StampVerdict.JUMP_BACK
+
+
+def test_a_lone_stamp_far_ahead_costs_only_itself():
+    """One image stamped 1000 s ahead (a bad clock read) was taken: the camera's next images were then stale, the
+    second of them restarted the reconstruction, and the outputs stamped 1000 s ahead made tf2 listeners refuse
+    every later transform. It is held as the candidate of a jump forward, and the next image says it was not."""
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5, max_gap_s=5.0)
+    stamps.check(0, 100_000 * MS, arrival_ns=0)
+    assert stamps.check(0, 1_100_000 * MS, arrival_ns=0).verdict is StampVerdict.AHEAD
+    assert stamps.newest(0) == 100_000 * MS
+    for t in (100_100, 100_200, 100_300):
+        assert stamps.check(0, t * MS, arrival_ns=0).verdict is StampVerdict.ACCEPT
+    # the candidate is forgotten: a later glitch is a candidate again, not a confirmation
+    assert stamps.check(0, 1_100_050 * MS, arrival_ns=0).verdict is StampVerdict.AHEAD
+
+
+def test_the_next_image_after_a_stamp_far_ahead_confirms_a_pause_or_a_clock_jump():
+    """A camera that paused for a minute, or whose clock was stepped forward: the second image goes on from the
+    first, and the reconstruction goes on from there (no restart: time went forward)."""
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5, max_gap_s=5.0)
+    stamps.check(0, 100_000 * MS, arrival_ns=0)
+    assert stamps.check(0, 160_000 * MS, arrival_ns=0).verdict is StampVerdict.AHEAD
+    assert stamps.check(0, 160_000 * MS, arrival_ns=0).verdict is StampVerdict.DUPLICATE  # the candidate resent
+    assert stamps.check(0, 160_033 * MS, arrival_ns=0).verdict is StampVerdict.ACCEPT
+    assert stamps.newest(0) == 160_033 * MS
+    assert stamps.check(0, 104_000 * MS, arrival_ns=0).verdict is StampVerdict.STALE  # the old time is behind now
+
+
+@pytest.mark.parametrize("gap_ms", [33, 4_999, 5_000])
+def test_gaps_up_to_max_gap_s_are_accepted_at_once(gap_ms):
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5, max_gap_s=5.0)
+    stamps.check(0, 100_000 * MS, arrival_ns=0)
+    assert stamps.check(0, (100_000 + gap_ms) * MS, arrival_ns=0).verdict is StampVerdict.ACCEPT

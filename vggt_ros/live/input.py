@@ -53,7 +53,8 @@ class InputConfig:
         topics: each camera's image topic as the ROS graph shows it, then each depth camera's depth topic.
         depth_cameras: how many cameras (the first ones) have a depth image topic.
         input_timeout_s: a topic without images for this long is reported, and so are cameras whose images have
-            not formed a frame set for this long.
+            not formed a frame set for this long; an image stamped further after its camera's newest is held back
+            until the next image confirms the jump (`vggt_ros.live.stamps`).
         max_image_pixels: larger images (width x height, from the message or the JPEG / PNG header) are dropped
             before they are decoded.
         own_frames: frame id -> what it is, for the frames the node publishes on TF.
@@ -94,7 +95,7 @@ class InputAssembly:
         self._sync: ApproximateTimeSynchronizer[np.ndarray] = ApproximateTimeSynchronizer(
             cameras, config.queue_size, config.slop_s
         )
-        self._stamps = CameraStamps(cameras, config.max_reorder_s)
+        self._stamps = CameraStamps(cameras, config.max_reorder_s, config.input_timeout_s)
         self._depth_queues = [NearestStampQueue(config.queue_size, config.slop_s) for _ in range(config.depth_cameras)]
         self._camera_frames: list[str] = [""] * cameras  # each camera's image frame id (its newest header's)
         self.last_synced_s = clock()  # when the cameras last formed a frame set
@@ -378,6 +379,12 @@ def _stamp_drop(verdict: StampVerdict, stamp_ns: int, newest: Optional[int]) -> 
         return (
             f"image stamped {(newest - stamp_ns) / 1e9:.3f} s before the newest: image dropped; if the next one is "
             "from that earlier time too, time went back and the reconstruction starts over"
+        )
+    if verdict is StampVerdict.AHEAD:
+        return (
+            f"image stamped {(stamp_ns - newest) / 1e9:.3f} s after the newest, more than input_timeout_s: image "
+            "dropped (a clock glitch?); if the next one follows it, the camera paused or its clock jumped, and the "
+            "reconstruction goes on from there"
         )
     return None
 

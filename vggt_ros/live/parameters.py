@@ -95,7 +95,8 @@ class NodeParameters:
     slop_s: float = parameter(0.02, "approximate-time sync: largest stamp spread of one synchronized set", "s")
     input_timeout_s: float = parameter(
         5.0,
-        "warn when an image topic has had no image for this long (naming the likely cause)",
+        "warn when an image topic has had no image for this long (naming the likely cause); an image stamped this much "
+        "after its camera's newest waits for the next to confirm the jump (one dropped)",
         "s",
         (0.1, 3600.0),  # checked every half timeout: at most 20 times a second; an hour is beyond any camera's pause
     )
@@ -327,8 +328,8 @@ class NodeParameters:
     diagnostics_images_dropped_warn_ratio: float = parameter(
         0.1,
         "/diagnostics: camera WARN when more than this fraction of its images reached the node but was dropped "
-        "(undecodable, too large, in one of the node's own frames, a repeated, late or stale stamp, unstamped before "
-        "the clock started); ERROR when every one was",
+        "(undecodable, too large, in one of the node's own frames, a repeated, late, stale or far-ahead stamp, "
+        "unstamped before the clock started); ERROR when every one was",
         "fraction",
     )
     diagnostics_gpu_memory_warn_ratio: float = parameter(

@@ -15,6 +15,12 @@ real jump back (a bag loop, a restarted driver). No ROS here: the node asks `Cam
   lone stale image (a resent or long-delayed frame), which costs nothing else. Repeats of the newest or of the
   candidate are duplicates, and slightly late images late, as without a candidate. A restart costs one image; a
   lone stale image used to cost the whole reconstruction.
+* A stamp more than ``max_gap_s`` after the camera's newest is ahead: the image is dropped and held as the
+  candidate of a jump forward, by the same rule. The camera's next image tells: one after the candidate and within
+  ``max_gap_s`` of it confirms that the camera paused or its clock jumped, and the reconstruction goes on from it;
+  one within ``max_gap_s`` of the newest was a lone glitch (a stamp from a bad clock read), which costs nothing
+  else. Taken as it came, a glitch far ahead made every later image stale, so the next two restarted the
+  reconstruction, and its outputs stamped far ahead made tf2 listeners refuse every later transform.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class StampVerdict(str, enum.Enum):
     LATE = "late"
     STALE = "stale"  # far back: dropped, and a jump back if the camera's next image follows it
     JUMP_BACK = "jump_back"
+    AHEAD = "ahead"  # far ahead: dropped, and a jump forward if the camera's next image follows it
 
 
 @dataclass(frozen=True)
@@ -44,16 +51,21 @@ class StampCheck:
 
 
 class CameraStamps:
-    """The newest stamp of each of ``cameras`` cameras, and the rules of the module docstring."""
+    """The newest stamp of each of ``cameras`` cameras, and the rules of the module docstring (``max_gap_s``
+    infinite: no stamp is ahead)."""
 
-    def __init__(self, cameras: int, reorder_tolerance_s: float) -> None:
+    def __init__(self, cameras: int, reorder_tolerance_s: float, max_gap_s: float = math.inf) -> None:
         if not (math.isfinite(reorder_tolerance_s) and reorder_tolerance_s >= 0):
             raise ValueError(
                 f"reorder_tolerance_s must be a finite number of seconds >= 0, got {reorder_tolerance_s!r}"
             )
+        if not max_gap_s > 0:
+            raise ValueError(f"max_gap_s must be a positive number of seconds, got {max_gap_s!r}")
         self._tolerance_ns = int(reorder_tolerance_s * 1e9)
+        self._max_gap_ns = max_gap_s * 1e9
         self._newest: list[Optional[int]] = [None] * cameras
         self._stale: list[Optional[int]] = [None] * cameras  # each camera's candidate of a jump back
+        self._ahead: list[Optional[int]] = [None] * cameras  # each camera's candidate of a jump forward
 
     def newest(self, camera: int) -> Optional[int]:
         return self._newest[camera]
@@ -61,12 +73,15 @@ class CameraStamps:
     def reset(self) -> None:
         self._newest = [None] * len(self._newest)
         self._stale = [None] * len(self._stale)
+        self._ahead = [None] * len(self._ahead)
 
     def check(self, camera: int, stamp_ns: int, arrival_ns: int) -> StampCheck:
         substituted = stamp_ns == 0
         if substituted:
             stamp_ns = arrival_ns
-        newest, candidate = self._newest[camera], self._stale[camera]
+        newest, candidate, ahead = self._newest[camera], self._stale[camera], self._ahead[camera]
+        if stamp_ns == ahead:
+            return StampCheck(StampVerdict.DUPLICATE, stamp_ns, substituted)
         if newest is not None and stamp_ns <= newest:
             if stamp_ns == newest or stamp_ns == candidate:
                 return StampCheck(StampVerdict.DUPLICATE, stamp_ns, substituted)
@@ -78,6 +93,11 @@ class CameraStamps:
                 return StampCheck(StampVerdict.JUMP_BACK, stamp_ns, substituted)
             self._stale[camera] = stamp_ns
             return StampCheck(StampVerdict.STALE, stamp_ns, substituted)
+        continues_ahead = ahead is not None and 0 < stamp_ns - ahead <= self._max_gap_ns
+        if newest is not None and stamp_ns - newest > self._max_gap_ns and not continues_ahead:
+            self._ahead[camera] = stamp_ns
+            return StampCheck(StampVerdict.AHEAD, stamp_ns, substituted)
         self._stale[camera] = None
+        self._ahead[camera] = None
         self._newest[camera] = stamp_ns
         return StampCheck(StampVerdict.ACCEPT, stamp_ns, substituted)
