@@ -151,13 +151,55 @@ def test_depth_pairs_with_its_colour_image_and_bad_depth_is_reported_once_until_
     good = FakeImage(depth_m.tobytes(), 4, 6, 24, "32FC1")
     empty = FakeImage(np.zeros((4, 6), np.float32).tobytes(), 4, 6, 24, "32FC1")
     for _ in range(3):
-        inputs.add_depth(0, empty, 7 * SECOND)
+        inputs.add_depth(0, empty, 7 * SECOND, 0)
     assert len(logger.lines) == 1 and "no valid reading" in logger.lines[0][1]
-    inputs.add_depth(0, good, 7 * SECOND)
+    inputs.add_depth(0, good, 7 * SECOND, 0)
     assert np.array_equal(inputs.depth_lookup()(0, 7 * SECOND + 1_000_000), depth_m)
-    inputs.add_depth(0, empty, 8 * SECOND)  # a new spell of bad depth is news again
+    inputs.add_depth(0, empty, 8 * SECOND, 0)  # a new spell of bad depth is news again
     assert len(logger.lines) == 2
     assert inputs.depth_of(0, 30 * SECOND) is None  # nothing within slop
+
+
+def test_a_keyframes_depth_outlasts_the_queue_until_the_network_has_run(photo):
+    """A network slower than queue_size depth periods (0.3 s at 30 Hz with the default 10) looked each keyframe's
+    depth up after the queue had dropped it: no metric scale ever. The keyframe's depth is kept."""
+    inputs, _ = assembly(depth_cameras=1)  # queue_size 5
+    depth_m = np.full((4, 6), 2.5, dtype=np.float32)
+    inputs.add_depth(0, FakeImage(depth_m.tobytes(), 4, 6, 24, "32FC1"), 10 * SECOND, 0)
+    keyframe = inputs.add_image(0, rgb_message(photo), 10 * SECOND, 0, False).frame_set
+    inputs.keep_depth(keyframe)
+    later = FakeImage(np.full((4, 6), 3.0, np.float32).tobytes(), 4, 6, 24, "32FC1")
+    for k in range(1, 30):  # one second of 30 Hz depth while the network runs
+        inputs.add_depth(0, later, 10 * SECOND + k * 33_000_000, 0)
+    assert np.array_equal(inputs.depth_of(0, 10 * SECOND), depth_m)
+
+
+def test_unstamped_depth_pairs_with_unstamped_colour_by_arrival(photo):
+    """A driver that stamps colour and depth 0: the colour images took their arrival time, the depth stayed at 0,
+    so no depth ever paired and the scale never came, without a word."""
+    inputs, logger = assembly(depth_cameras=1)
+    depth_m = np.full((4, 6), 2.5, dtype=np.float32)
+    inputs.add_depth(0, FakeImage(depth_m.tobytes(), 4, 6, 24, "32FC1"), 0, 10 * SECOND - 1_000_000)
+    frame_set = inputs.add_image(0, rgb_message(photo), 0, 10 * SECOND, False).frame_set
+    assert np.array_equal(inputs.depth_of(0, frame_set.stamps_ns[0]), depth_m)
+    assert any("depth of camera 'camera0' is stamped 0" in text for _, text in logger.lines)
+
+
+def test_depth_in_another_frame_than_its_colour_image_is_named_once(photo):
+    """A raw depth stream (the depth lens' own frame, another field of view) put the scale 2.5 - 20 % off without a
+    word; registered depth carries the colour image's frame."""
+    inputs, logger = assembly(depth_cameras=1)
+    depth = FakeImage(np.full((4, 6), 2.5, np.float32).tobytes(), 4, 6, 24, "32FC1")
+    depth.header = FakeHeader("camera_color_optical_frame")
+    inputs.add_image(0, rgb_message(photo, "camera_color_optical_frame"), 10 * SECOND, 0, False)
+    inputs.add_depth(0, depth, 10 * SECOND, 0)
+    assert not logger.lines, "registered depth: nothing to say"
+    depth.header = FakeHeader("camera_depth_optical_frame")
+    for k in range(3):
+        inputs.add_depth(0, depth, (11 + k) * SECOND, 0)
+    warnings = [text for _, text in logger.lines if "registered to the colour image" in text]
+    assert len(warnings) == 1 and "'camera_depth_optical_frame'" in warnings[0]
+    assert "'camera_color_optical_frame'" in warnings[0]
 
 
 def test_cameras_that_never_pair_are_named_with_their_offsets(photo):

@@ -152,6 +152,29 @@ def test_nearest_stamp_queue_matches_like_the_synchronizer_and_stays_bounded():
         NearestStampQueue(queue_size=3, slop=0.0)
 
 
+def test_kept_stamps_hold_their_match_past_the_queue_however_it_arrives():
+    """The keyframes' depth, looked up once the network has run on them: with queue_size 3 and 30 Hz depth, a
+    network slower than 0.1 s found every keyframe's depth gone. A kept stamp holds its match (queued already, or
+    the nearest that arrives later), for the newest ``kept`` stamps kept."""
+    ms = 1_000_000
+    queue = NearestStampQueue(queue_size=3, slop=0.01, kept=2)
+    queue.add(0, "depth@0")
+    queue.keep(2 * ms)  # its depth is queued already
+    queue.keep(100 * ms)  # its depth comes later: first 8 ms away, then 3 ms away
+    queue.add(92 * ms, "depth@92")
+    queue.add(103 * ms, "depth@103")
+    queue.add(109 * ms, "depth@109")  # further than the match it has
+    for k in range(4, 40):
+        queue.add(k * 33 * ms, f"depth@{k * 33}")
+    assert queue.nearest(2 * ms) == "depth@0" and queue.nearest(100 * ms) == "depth@103"
+    assert queue.nearest(35 * ms) is None  # not kept: gone with the queue
+    queue.keep(1254 * ms)  # a third stamp kept: the oldest (2 ms) is let go
+    assert queue.nearest(2 * ms) is None and queue.nearest(100 * ms) == "depth@103"
+    assert queue.nearest(1254 * ms) == "depth@1254"
+    queue.clear()
+    assert queue.nearest(100 * ms) is None
+
+
 @pytest.mark.parametrize("b_arrivals, expected_b", [((130, 70), 130), ((70, 130), 70)])
 def test_equally_near_candidates_keep_arrival_order_like_message_filters(b_arrivals, expected_b):
     """message_filters' example: queue 10, slop 0.05 s; B at 130 ms then 70 ms, then A at 100 ms pairs A with the

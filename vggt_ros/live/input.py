@@ -52,6 +52,8 @@ class InputConfig:
             further back, time went backwards (the session's window draws the same line for frame sets).
         topics: each camera's image topic as the ROS graph shows it, then each depth camera's depth topic.
         depth_cameras: how many cameras (the first ones) have a depth image topic.
+        depth_keyframes: each depth camera keeps the depth of its newest this many keyframes (`keep_depth`) until
+            the network has run on them, however many depth images arrive meanwhile.
         input_timeout_s: a topic without images for this long is reported, and so are cameras whose images have
             not formed a frame set for this long; an image stamped further after its camera's newest is held back
             until the next image confirms the jump (`vggt_ros.live.stamps`).
@@ -69,6 +71,7 @@ class InputConfig:
     max_reorder_s: float
     topics: tuple[str, ...] = ()
     depth_cameras: int = 0
+    depth_keyframes: int = 8
     input_timeout_s: float = 5.0
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     own_frames: Mapping[str, str] = field(default_factory=dict)
@@ -96,7 +99,10 @@ class InputAssembly:
             cameras, config.queue_size, config.slop_s
         )
         self._stamps = CameraStamps(cameras, config.max_reorder_s, config.input_timeout_s)
-        self._depth_queues = [NearestStampQueue(config.queue_size, config.slop_s) for _ in range(config.depth_cameras)]
+        self._depth_queues = [
+            NearestStampQueue(config.queue_size, config.slop_s, config.depth_keyframes)
+            for _ in range(config.depth_cameras)
+        ]
         self._camera_frames: list[str] = [""] * cameras  # each camera's image frame id (its newest header's)
         self.last_synced_s = clock()  # when the cameras last formed a frame set
         self.images_received = 0
@@ -332,12 +338,30 @@ class InputAssembly:
         )
 
     # ------------------------------------------------------------------------------------------------ depth
-    def add_depth(self, camera: int, msg, stamp_ns: int) -> None:
-        """Convert one depth image of ``camera`` to metres and queue it for the colour frame set of its stamp."""
+    def add_depth(self, camera: int, msg, stamp_ns: int, arrival_ns: int) -> None:
+        """Convert one depth image of ``camera`` stamped ``stamp_ns`` (0: unstamped, then ``arrival_ns`` stands in,
+        as for the colour images) to metres and queue it for the colour frame set of its stamp."""
         topic = self.config.topics[len(self.config.names) + camera]
         self._watchdog.image_arrived(topic, self._clock())
         self._last_image_bytes[topic] = len(msg.data)
         name = self.config.names[camera]
+        if stamp_ns == 0:
+            stamp_ns = arrival_ns
+            self._log.once(
+                "warning",
+                ("zero_stamps", "depth", camera),
+                f"depth of camera '{name}' is stamped 0: using each depth image's arrival time instead, as for the "
+                "colour images (fix the driver: stamp images with their capture time)",
+            )
+        colour_frame, depth_frame = self._camera_frames[camera], msg.header.frame_id
+        if colour_frame and depth_frame and depth_frame != colour_frame:
+            self._log.once(
+                "warning",
+                ("depth_frame", camera, depth_frame),
+                f"depth of camera '{name}' is in frame '{depth_frame}', its colour images in '{colour_frame}': the "
+                "depth must be registered to the colour image (pixel for pixel, e.g. a RealSense's "
+                "aligned_depth_to_color/image_raw), else the metric scale is off by the two lenses' difference",
+            )
         try:
             depth_m = depth_to_metres(msg.data, msg.height, msg.width, msg.step, msg.encoding, bool(msg.is_bigendian))
         except DepthFormatError as err:
@@ -356,6 +380,12 @@ class InputAssembly:
             return
         self._log.clear(("depth", camera))  # a usable image: report the next problem anew
         self._depth_queues[camera].add(stamp_ns, depth_m)
+
+    def keep_depth(self, frame_set: FrameSet) -> None:
+        """``frame_set`` is a keyframe: each depth camera holds its depth image (queued, or arriving later) until
+        the network has run on it (`NearestStampQueue.keep`)."""
+        for camera, queue in enumerate(self._depth_queues):
+            queue.keep(frame_set.stamps_ns[camera])
 
     def depth_of(self, camera: int, stamp_ns: int) -> Optional[np.ndarray]:
         """The depth image (metres) matched to a colour image of ``camera``: the session's look-up."""

@@ -498,6 +498,7 @@ class NodeParameters:
             max_reorder_s=max_reorder_s,
             topics=topics,
             depth_cameras=len(self.depth_topics),
+            depth_keyframes=self.window_size,
             input_timeout_s=self.input_timeout_s,
             max_image_pixels=self.max_image_pixels,
             own_frames=own_frames if self.publish_tf else {},

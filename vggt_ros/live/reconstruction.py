@@ -76,8 +76,9 @@ class LiveReconstruction:
         self._correction_sent = np.eye(4)
 
     # ------------------------------------------------------------------------------------------ executor
-    def offer(self, frame_set: FrameSet) -> None:
-        """A synchronised frame set: into the window; a full window goes to the worker (replacing an untaken one)."""
+    def offer(self, frame_set: FrameSet) -> bool:
+        """A synchronised frame set: into the window; a full window goes to the worker (replacing an untaken one).
+        Returns whether it became a keyframe (the network will run on it)."""
         counters = self.counters
         counters.frame_sets += 1
         try:
@@ -86,13 +87,13 @@ class LiveReconstruction:
             counters.frame_sets_refused += 1
             counters.last_refusal = str(err)
             self._log.every("error", ("frame_set", err.kind), str(err))
-            return
+            return False
         if update.is_keyframe:
             counters.keyframes += 1
         if update.reset:
             self._log.logger.warning(update.reset)
         if update.window is None:
-            return
+            return update.is_keyframe
         counters.windows_emitted += 1
         replaced = self._slot.put(update.window)
         if replaced is not None:
@@ -104,6 +105,7 @@ class LiveReconstruction:
                 f"inference is slower than the cameras: {counters.frame_sets_dropped} frame sets dropped so far "
                 "(the newest frames win); raise window_stride or keyframe_min_interval_s, or use a faster backend",
             )
+        return True
 
     def request_reset(self) -> None:
         """A new world and an empty map from the next window (``~/reset``): a window formed before it and still

@@ -101,14 +101,21 @@ class NearestStampQueue(Generic[T]):
     `ApproximateTimeSynchronizer` (nearest stamp, ``|dt| <= slop``) for a stream that must not hold the other one
     back. The node pairs each depth image with its colour image this way: a colour frame set never waits for
     depth, so a missing or late depth topic costs the metric scale of those frames, not the reconstruction.
-    Thread-safe: one thread adds (the subscription), another looks up (the inference worker).
+
+    The stamps the caller will look up later (`keep`: the keyframes, looked up once the network has run on them)
+    keep their match past the queue's count, whether it is queued already or arrives later, for the newest
+    ``kept`` of them: with a network slower than about ``queue_size`` frame periods, the queue alone had dropped
+    every keyframe's depth before the look-up. Thread-safe: one thread adds and keeps (the executor), another looks
+    up (the inference worker).
     """
 
-    def __init__(self, queue_size: int, slop: float) -> None:
+    def __init__(self, queue_size: int, slop: float, kept: int = 0) -> None:
         ApproximateTimeSynchronizer(1, queue_size, slop)  # the same parameter checks
         self.queue_size = queue_size
         self._slop_ns = int(slop * 1e9)
+        self._kept_capacity = kept
         self._items: dict[int, T] = {}
+        self._kept: dict[int, tuple[int, Optional[T]]] = {}  # kept stamp -> (|dt| of its match, match or None)
         self._lock = threading.Lock()
 
     def add(self, stamp_ns: int, item: T) -> None:
@@ -116,18 +123,39 @@ class NearestStampQueue(Generic[T]):
             self._items[stamp_ns] = item
             while len(self._items) > self.queue_size:
                 del self._items[min(self._items)]
+            for kept, (distance, _) in self._kept.items():
+                if abs(stamp_ns - kept) <= min(distance - 1, self._slop_ns):
+                    self._kept[kept] = (abs(stamp_ns - kept), item)
+
+    def keep(self, stamp_ns: int) -> None:
+        """Hold the match of ``stamp_ns`` (the nearest within the slop, queued now or arriving later) for
+        `nearest`, as long as it is among the newest ``kept`` stamps kept."""
+        if not self._kept_capacity:
+            return
+        with self._lock:
+            near = self._nearest(stamp_ns)
+            unmatched = (self._slop_ns + 1, None)  # any arrival within the slop is nearer
+            self._kept[stamp_ns] = unmatched if near is None else (abs(near - stamp_ns), self._items[near])
+            while len(self._kept) > self._kept_capacity:
+                del self._kept[min(self._kept)]
 
     def nearest(self, stamp_ns: int) -> Optional[T]:
-        """The item stamped nearest to ``stamp_ns`` within the slop, or None."""
+        """The item stamped nearest to ``stamp_ns`` within the slop (the kept match for a kept stamp), or None."""
         with self._lock:
-            near = min(self._items, key=lambda s: abs(s - stamp_ns), default=None)
-            if near is None or abs(near - stamp_ns) > self._slop_ns:
-                return None
-            return self._items[near]
+            kept = self._kept.get(stamp_ns)
+            if kept is not None and kept[1] is not None:
+                return kept[1]
+            near = self._nearest(stamp_ns)
+            return None if near is None else self._items[near]
+
+    def _nearest(self, stamp_ns: int) -> Optional[int]:
+        near = min(self._items, key=lambda s: abs(s - stamp_ns), default=None)
+        return None if near is None or abs(near - stamp_ns) > self._slop_ns else near
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._kept.clear()
 
 
 def synchronize(

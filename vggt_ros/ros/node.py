@@ -306,8 +306,8 @@ class ReconstructionNode(LifecycleNode):
                 self._live.request_reset()
                 if self._transforms is not None:  # a bag loop without use_sim_time: its odometry goes back too
                     self._transforms.clear()
-            if assembled.frame_set is not None:
-                self._live.offer(assembled.frame_set)
+            if assembled.frame_set is not None and self._live.offer(assembled.frame_set):
+                self._input.keep_depth(assembled.frame_set)
 
         return on_image
 
@@ -316,7 +316,9 @@ class ReconstructionNode(LifecycleNode):
         return lambda info: self._input.images_lost(camera, info.total_count_change, transports)
 
     def _depth_callback(self, camera: int):
-        return lambda msg: self._input.add_depth(camera, msg, messages.ns_from_stamp(msg.header.stamp))
+        return lambda msg: self._input.add_depth(
+            camera, msg, messages.ns_from_stamp(msg.header.stamp), self.get_clock().now().nanoseconds
+        )
 
     def _check_inputs(self) -> None:
         """Warn, per image topic, when no image has arrived for input_timeout_s: the likely cause and its fix."""
