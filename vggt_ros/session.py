@@ -596,6 +596,11 @@ class ReconstructionSession:
                 # The map lives in the corrected world (loops closed): the chained points moved by the correction.
                 chained = cloud.points[in_map, :3].astype(np.float64)
                 self.map.add(transform_points(self.world.corrected_from_chained, chained), cloud.colors[in_map])
+                for row in map_rows:  # what a loop's rebuild of the map re-places: the points the map took
+                    kept = cloud.frames == row
+                    frame_id = result.frame_ids[result.placed.frames[row]]
+                    pose = result.placed.world_from_camera[row]
+                    self.world.keep_map_points(frame_id, pose, cloud.points[kept, :3], cloud.colors[kept])
         seconds["map"] = time.perf_counter() - start
         return output(result.status, result.reason, result, result.metric, self._newest(result), cloud)
 

@@ -513,7 +513,15 @@ class World:
         confident = (placed.grid(placed.confidence)[row] >= threshold).reshape(-1).cpu().numpy()
         points = placed.points[row].reshape(-1, 3).cpu().numpy()[confident]
         colors = placed.grid(placed.colors)[row].reshape(-1, 3).cpu().numpy()[confident]
-        self.loops.map.add(frame_id, placed.world_from_camera[row], points, colors)
+        self.keep_map_points(frame_id, placed.world_from_camera[row], points, colors)
+
+    def keep_map_points(self, frame_id, world_from_camera: np.ndarray, points: np.ndarray, colors: np.ndarray) -> None:
+        """Keep (or replace) the points ``(N, 3)`` (chained world) and colours ``(N, 3)`` uint8 of map keyframe
+        ``frame_id`` at ``world_from_camera`` for the map rebuilt after a loop (`map_cloud`); nothing without loop
+        closure. The world keeps the points above its alignment threshold; the session replaces them with those
+        the published cloud kept, so that the rebuilt map is filtered as the map was."""
+        if self.loops is not None:
+            self.loops.map.add(frame_id, world_from_camera, points, colors)
 
     def _add_frame(
         self,
