@@ -463,6 +463,7 @@ class _BagRecording:
         self.path = path
         self.writer = BagWriter(path)
         self._started = False
+        self._correction_written = np.eye(4)
         self.error: Optional[str] = None
 
     def add(self, out: WindowOutput, session: ReconstructionSession) -> None:
@@ -482,17 +483,23 @@ class _BagRecording:
         except (ValueError, OSError) as err:
             self._fail(err)
 
-    def add_loop(self, session: ReconstructionSession, stamp_ns: int) -> None:
-        """A closed loop, as the node publishes it: parent_frame -> world_frame moved by the correction (latched)
-        and the corrected path."""
+    def add_correction(self, session: ReconstructionSession, stamp_ns: int, loop_closed: bool) -> None:
+        """After a merged window's loop pass, as the node publishes it (`LiveReconstruction.close_loops`):
+        parent_frame -> world_frame (latched) whenever the world's correction moved (it moves a little with each
+        window after a loop, being rigid at the newest keyframe), and the corrected path after a closed loop."""
         if self.error is not None:
+            return
+        correction = session.world_correction()
+        if not loop_closed and np.array_equal(correction, self._correction_written):
             return
         outputs = self._outputs
         try:
-            message = outputs.world_frame_message(self.params, stamp_ns, session.world_correction())
+            message = outputs.world_frame_message(self.params, stamp_ns, correction)
             self.writer.write("/tf_static", message, stamp_ns, latched=True)
-            path = outputs.messages.path(session.camera_path(), stamp_ns, self.params.world_frame)
-            self.writer.write(outputs.topic(self.params, outputs.Output("path"), NODE_PREFIX), path, stamp_ns)
+            self._correction_written = correction
+            if loop_closed:
+                path = outputs.messages.path(session.camera_path(), stamp_ns, self.params.world_frame)
+                self.writer.write(outputs.topic(self.params, outputs.Output("path"), NODE_PREFIX), path, stamp_ns)
         except (ValueError, OSError) as err:
             self._fail(err)
 
@@ -661,14 +668,16 @@ def _reconstruct(
             for search in report.searches
             for candidate in search.candidates
         )
+        closed = False
         for result in session.apply_loops(report):
             if result.accepted:
+                closed = True
                 joined = " (segments joined)" if result.joined_segments else ""
                 log.info("loop closed in %.0f ms%s", result.optimisation.milliseconds, joined)
-                if recording is not None and not out.waiting_for_scale:
-                    recording.add_loop(session, out.window.frame_sets[-1].stamps_ns[0])
             else:
                 log.info("loop not closed (%s): %s", result.cause, result.reason)
+        if recording is not None and not out.waiting_for_scale:
+            recording.add_correction(session, out.window.frame_sets[-1].stamps_ns[0], closed)
 
     def run_window(window: Optional[Window], last_name: str) -> None:
         """One window through the network and into the world; one that fails is skipped, named and counted."""

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import open3d as o3d
 import pycolmap
 import pytest
 from PIL import Image
@@ -16,6 +17,7 @@ from PIL import Image
 from conftest import TINY
 from support.photos import panned_photographs
 from support.pycolmap_poses import cam_from_world
+from support.rotations import quaternion_matrix
 from vggt_ros.offline import main
 
 FRAME_PERIOD_NS = 100_000_000  # a folder's images are stamped 10 Hz apart
@@ -61,9 +63,10 @@ def test_without_loop_closure_the_summary_says_so(tmp_path):
     assert json.loads((out_off / "summary.json").read_text())["loops"] is None
 
 
-def _run_revisit(tmp_path, monkeypatch) -> Path:
-    """The synthetic room's loop path driven once and partly again, through the offline command, the network
-    answered by `LoopPassPipelineForTests` and places by `PosePlaceDescriptorForTests`; the output folder."""
+def _run_revisit(tmp_path, monkeypatch, *extra: str) -> Path:
+    """The synthetic room's loop path driven once and partly again, through the offline command (with ``extra``
+    arguments), the network answered by `LoopPassPipelineForTests` and places by `PosePlaceDescriptorForTests`;
+    the output folder."""
     from support.places import LoopPassPipelineForTests, PosePlaceDescriptorForTests, revisit_sequence
     from support.synthetic import FakeVGGTForWorldTests
     from vggt_ros import offline
@@ -80,7 +83,7 @@ def _run_revisit(tmp_path, monkeypatch) -> Path:
     out = tmp_path / "out"
     arguments = ["--images", str(folder), "--out", str(out), "--weights", str(TINY), "--device", "cpu"]
     arguments += ["--image-size", str(sequence.rgb.shape[2]), "--sliding-window", "--keyframe-min-motion", "0.07"]
-    arguments += ["--loop-min-age", "5", "--loop-exclude-recent", "10", "--loop-min-score", "0.95"]
+    arguments += ["--loop-min-age", "5", "--loop-exclude-recent", "10", "--loop-min-score", "0.95", *extra]
     main(arguments)
     assert network.loop_passes
     return out
@@ -135,6 +138,40 @@ def test_after_a_loop_the_dataset_follows_the_loop_corrected_world(tmp_path, mon
     assert max(first_errors) < 1e-9 and 0 < max(errors) < 0.2
     # The depth files were scaled with the loops' similarities (this world is not metric): the points agree.
     np.testing.assert_allclose(depth_ratios, 1.0, atol=1e-5)
+
+
+def test_the_out_bag_replays_the_map_where_map_ply_has_it(tmp_path, monkeypatch):
+    """--out-bag wrote parent_frame -> world_frame only when a loop closed, while the node republishes it whenever
+    the correction moves (each window after a loop moves it a little: it is rigid at the newest keyframe). The bag's
+    map, under its last /tf_static, sat 2 % of the path's extent off the map the run built. Replayed, it lies
+    where map.ply has it (both in parent_frame)."""
+    from rosbags.highlevel import AnyReader
+
+    from vggt_ros.ros.messages import PARENT_FROM_OPTICAL_WORLD
+
+    out_bag = tmp_path / "replay"
+    out = _run_revisit(tmp_path, monkeypatch, "--out-bag", str(out_bag))
+    assert json.loads((out / "summary.json").read_text())["loops"]["accepted"] >= 1
+    parent_from_world, corrections, bag_map = None, 0, None
+    with AnyReader([out_bag]) as reader:
+        for connection, _, raw in reader.messages():
+            message = reader.deserialize(raw, connection.msgtype)
+            if connection.topic == "/tf_static":
+                transform = message.transforms[0].transform
+                t = transform.translation
+                parent_from_world = np.eye(4)
+                parent_from_world[:3, :3] = quaternion_matrix(transform.rotation)
+                parent_from_world[:3, 3] = (t.x, t.y, t.z)
+                corrections += 1
+            elif connection.topic == "/vggt/map":
+                xyz = np.frombuffer(bytes(message.data), dtype=np.float32).reshape(-1, message.point_step // 4)
+                bag_map = xyz[:, :3].astype(np.float64)
+    assert corrections > 2, "the correction moves with the windows after a loop"
+    replayed = bag_map @ parent_from_world[:3, :3].T + parent_from_world[:3, 3]
+    built = np.asarray(o3d.io.read_point_cloud(str(out / "map.ply")).points) @ PARENT_FROM_OPTICAL_WORLD[:, :3].T
+    assert len(replayed) == len(built)
+    # float32 in both files (points ~1 unit from the origin): agreement to their precision
+    np.testing.assert_allclose(np.sort(replayed, axis=0), np.sort(built, axis=0), atol=1e-5)
 
 
 def test_after_a_loop_frames_without_a_corrected_pose_keep_the_dataset_as_integrated(tmp_path, monkeypatch):
