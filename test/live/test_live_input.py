@@ -145,6 +145,18 @@ def test_one_image_far_ahead_is_dropped_and_the_reconstruction_carries_on(photo)
     assert any("image stamped 1000.000 s after the newest, more than input_timeout_s" in text for text in texts)
 
 
+def test_an_image_no_model_input_can_be_made_of_is_dropped_on_arrival(photo):
+    """An 8000 x 100 panorama (its height rounds to no row of 14-pixel patches) was taken: its size reset the world,
+    and the network's worker failed on it. It is dropped on arrival as its camera's bad image, the world kept."""
+    inputs, logger = assembly()
+    assert inputs.add_image(0, rgb_message(photo), 10 * SECOND, 0, False).frame_set is not None
+    panorama = np.zeros((100, 8000, 3), np.uint8)
+    assert inputs.add_image(0, rgb_message(panorama), 11 * SECOND, 0, False).frame_set is None
+    assert inputs.dropped[(0, "too_elongated")] == 1
+    assert any("too elongated" in text and "image dropped" in text for _, text in logger.lines)
+    assert inputs.add_image(0, rgb_message(photo), 12 * SECOND, 0, False).frame_set is not None
+
+
 def test_depth_pairs_with_its_colour_image_and_bad_depth_is_reported_once_until_good():
     inputs, logger = assembly(depth_cameras=1)
     depth_m = np.full((4, 6), 2.5, dtype=np.float32)

@@ -37,6 +37,7 @@ from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.stamps import CameraStamps, StampVerdict
 from vggt_ros.live.sync import ApproximateTimeSynchronizer, NearestStampQueue
 from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_metres
+from vggt_ros.preprocess import DEFAULT_TARGET_SIZE, output_size
 from vggt_ros.window import FrameSet
 
 
@@ -59,6 +60,8 @@ class InputConfig:
             until the next image confirms the jump (`vggt_ros.live.stamps`).
         max_image_pixels: larger images (width x height, from the message or the JPEG / PNG header) are dropped
             before they are decoded.
+        preprocess_mode, image_size: the model input the images are made into (`vggt_ros.preprocess`): an image
+            none can be made of (too elongated) is dropped on arrival, as a bad image.
         own_frames: frame id -> what it is, for the frames the node publishes on TF.
         drop_own_frames: the node looks the images' frames up in TF, so an image in one of ``own_frames`` is dropped
             (the look-up would find the node's own estimate); else it is used, with one warning (a driver may name
@@ -74,6 +77,8 @@ class InputConfig:
     depth_keyframes: int = 8
     input_timeout_s: float = 5.0
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    preprocess_mode: str = "crop"
+    image_size: int = DEFAULT_TARGET_SIZE
     own_frames: Mapping[str, str] = field(default_factory=dict)
     drop_own_frames: bool = False
 
@@ -247,6 +252,8 @@ class InputAssembly:
             return Assembled()
         try:
             rgb = decode_image_message(msg, compressed, self.config.max_image_pixels)
+            # Dropped here, not by the network's worker: a failed window, and a world reset by its size.
+            output_size(*rgb.shape[:2], self.config.preprocess_mode, self.config.image_size)
         except ImageFormatError as err:
             encoding = msg.format if compressed else msg.encoding
             self._drop(camera, err.kind, f"image {err.kind.replace('_', ' ')} ({encoding})")

@@ -328,8 +328,8 @@ class NodeParameters:
     diagnostics_images_dropped_warn_ratio: float = parameter(
         0.1,
         "/diagnostics: camera WARN when more than this fraction of its images reached the node but was dropped "
-        "(undecodable, too large, in one of the node's own frames, a repeated, late, stale or far-ahead stamp, "
-        "unstamped before the clock started); ERROR when every one was",
+        "(undecodable, too large, too elongated, in one of the node's own frames, a repeated, late, stale or far-ahead "
+        "stamp, unstamped before the clock started); ERROR when every one was",
         "fraction",
     )
     diagnostics_gpu_memory_warn_ratio: float = parameter(
@@ -501,6 +501,8 @@ class NodeParameters:
             depth_keyframes=self.window_size,
             input_timeout_s=self.input_timeout_s,
             max_image_pixels=self.max_image_pixels,
+            preprocess_mode=self.preprocess_mode,
+            image_size=self.image_size,
             own_frames=own_frames if self.publish_tf else {},
             drop_own_frames=self.reads_transforms,
         )
