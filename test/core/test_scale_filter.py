@@ -186,6 +186,33 @@ def test_a_wrong_start_is_abandoned_when_the_windows_keep_disagreeing():
     assert all(estimate == pytest.approx(1.0, abs=0.005) for estimate in estimates[PERSISTENCE - 1 :])
 
 
+@pytest.mark.parametrize("first", [1.25, 0.8])
+def test_a_first_reading_beyond_the_gate_is_abandoned_when_the_windows_agree_on_another_scale(first):
+    """One first reading 25 % off (min_observations 1): every sound window after it fell beyond the gate and was
+    rejected, so the world stayed 25 % off for good, though the docs promised a restart. PERSISTENCE windows in a
+    row beyond the gate on one side that agree with each other restart the estimate from them."""
+    rng = np.random.default_rng(5)
+    scale_filter = MetricScaleFilter()
+    scale_filter.update(first, 0.005)
+    verdicts = [scale_filter.update(math.exp(rng.normal() * 0.003), 0.005) for _ in range(PERSISTENCE + 5)]
+
+    assert [v.kind for v in verdicts[: PERSISTENCE - 1]] == ["outlier"] * (PERSISTENCE - 1)
+    assert all(v.accepted for v in verdicts[PERSISTENCE - 1 :])
+    assert scale_filter.estimate == pytest.approx(1.0, abs=0.005)
+
+
+def test_wild_windows_that_do_not_agree_never_restart_the_estimate():
+    """Windows beyond the gate that scatter among themselves (a broken sensor) are no scale to restart from."""
+    rng = np.random.default_rng(6)
+    scale_filter = MetricScaleFilter()
+    for _ in range(10):
+        scale_filter.update(math.exp(rng.normal() * 0.003), 0.005)
+    before = scale_filter.estimate
+    for ratio in (1.3, 1.6, 1.2, 1.9, 1.35, 1.7, 1.25, 2.0):
+        assert scale_filter.update(ratio, 0.005).kind == "outlier"
+    assert scale_filter.estimate == before
+
+
 def test_the_start_is_the_median_of_min_observations_and_an_even_count_takes_the_midpoint():
     scale_filter = MetricScaleFilter(ScaleFilterConfig(min_observations=2))
     scale_filter.update(1.0, 0.01)

@@ -30,7 +30,9 @@ Decisions, each with its reason:
   M-estimate): a wrong window that passed the gate moves the estimate by a bounded amount, sound windows (almost
   all inside the clip) are combined as by the plain filter. But when `PERSISTENCE` windows in a row are clipped
   on the same side, the estimate is what is wrong (a wrong start, a miscalibrated first reading): it restarts from
-  those windows' weighted mean.
+  those windows' weighted mean. The same holds for `PERSISTENCE` windows in a row beyond the gate on the same
+  side that agree with each other (within ``gate`` of their mean): a first reading 25 % off used to gate out every
+  sound window after it, and the world stayed 25 % off for good.
 - The gate: an observation whose log ratio is more than max(``gate``, ``gate_sigmas`` x the innovation's standard
   deviation) from the estimate is rejected and changes nothing but the drift allowance. ``gate`` is the largest
   believable disagreement between the chaining and a sound observation; noisier observations, and an estimate
@@ -45,7 +47,7 @@ Decisions, each with its reason:
 - The drift is added once per window offered: windows without an observation (a still robot) add none, which
   understates the drift over long gaps by the chaining's slow random walk only.
 - State: the estimate, its variance, the count, at most ``min_observations`` starting observations and at most
-  `PERSISTENCE` clipped ones.
+  `PERSISTENCE` clipped and `PERSISTENCE` rejected ones.
 """
 
 from __future__ import annotations
@@ -121,8 +123,8 @@ class MetricScaleFilter:
         self._log_estimate: Optional[float] = None
         self._variance = math.inf
         self._accepted = 0
-        self._clipped: deque[tuple[float, float]] = deque()  # (log ratio, variance) clipped in a row on one side
-        self._clipped_above = False  # which side: above the estimate
+        self._clipped = _SameSideRun()  # observations clipped in a row on one side
+        self._rejected = _SameSideRun()  # observations beyond the gate in a row on one side
 
     @property
     def estimate(self) -> Optional[float]:
@@ -166,27 +168,32 @@ class MetricScaleFilter:
             spread = math.sqrt(self._variance + variance)
             allowed = max(config.gate, config.gate_sigmas * spread)
             if abs(innovation) > allowed:
-                return ScaleVerdict(
-                    False,
-                    "outlier",
-                    f"scale observation {ratio:.5g} metres per world unit is {abs(innovation):.3f} in log from the "
-                    f"estimate {math.exp(self._log_estimate):.5g}, beyond the gate {allowed:.3f} (max of "
-                    f"{config.gate} and {config.gate_sigmas} x {spread:.3g}, the relative sigma of the observation "
-                    "and the estimate together)",
-                )
-            self._track_clipped(log_ratio, variance, innovation, spread)
-            if len(self._clipped) == PERSISTENCE:
-                # Not wrong windows but a wrong estimate (a wrong start): restart from the windows that disagree.
-                values, weights = (np.array(column) for column in zip(*self._clipped))
-                weights = 1.0 / weights
-                self._log_estimate = float(np.average(values, weights=weights))
-                self._variance = 1.0 / float(weights.sum())
-                self._clipped.clear()
+                self._rejected.add(log_ratio, variance, innovation > 0)
+                if not (self._rejected.full and self._rejected.agree(config.gate)):
+                    return ScaleVerdict(
+                        False,
+                        "outlier",
+                        f"scale observation {ratio:.5g} metres per world unit is {abs(innovation):.3f} in log from "
+                        f"the estimate {math.exp(self._log_estimate):.5g}, beyond the gate {allowed:.3f} (max of "
+                        f"{config.gate} and {config.gate_sigmas} x {spread:.3g}, the relative sigma of the "
+                        "observation and the estimate together)",
+                    )
+                # Windows that agree with each other, not with the estimate: the estimate is wrong (a wrong start).
+                self._restart(self._rejected)
             else:
-                gain = self._variance / (self._variance + variance)
-                clip = HUBER_SIGMAS * spread
-                self._log_estimate += gain * min(max(innovation, -clip), clip)
-                self._variance *= 1.0 - gain
+                self._rejected.clear()
+                if abs(innovation) > HUBER_SIGMAS * spread:
+                    self._clipped.add(log_ratio, variance, innovation > 0)
+                else:
+                    self._clipped.clear()
+                if self._clipped.full:
+                    # Not wrong windows but a wrong estimate (a wrong start): restart from the windows that disagree.
+                    self._restart(self._clipped)
+                else:
+                    gain = self._variance / (self._variance + variance)
+                    clip = HUBER_SIGMAS * spread
+                    self._log_estimate += gain * min(max(innovation, -clip), clip)
+                    self._variance *= 1.0 - gain
         self._accepted += 1
         return ScaleVerdict(
             True,
@@ -215,19 +222,16 @@ class MetricScaleFilter:
             raise ValueError(f"rebase factor must be a positive number (the world's rescale factor), got {factor!r}")
         shift = math.log(factor)
         self._starting = [(log_ratio - shift, variance) for log_ratio, variance in self._starting]
-        self._clipped = deque((log_ratio - shift, variance) for log_ratio, variance in self._clipped)
+        self._clipped.rebase(shift)
+        self._rejected.rebase(shift)
         if self._log_estimate is not None:
             self._log_estimate -= shift
 
-    def _track_clipped(self, log_ratio: float, variance: float, innovation: float, spread: float) -> None:
-        """Hold the observations clipped in a row on the same side as ``innovation``'s (at most `PERSISTENCE`)."""
-        if abs(innovation) <= HUBER_SIGMAS * spread:
-            self._clipped.clear()
-            return
-        if self._clipped_above != (innovation > 0):
-            self._clipped.clear()
-        self._clipped_above = innovation > 0
-        self._clipped.append((log_ratio, variance))
+    def _restart(self, run: "_SameSideRun") -> None:
+        """Start the estimate afresh from ``run``'s observations (their weighted mean); forget both runs."""
+        self._log_estimate, self._variance = run.weighted_mean()
+        self._clipped.clear()
+        self._rejected.clear()
 
     def _start(self, log_ratio: float, variance: float) -> None:
         """Take a starting observation on trust: the estimate is the weighted median of those held, its variance
@@ -239,6 +243,43 @@ class MetricScaleFilter:
         self._variance = 1.0 / float(weights.sum())
         if len(self._starting) >= self.config.min_observations:
             self._starting = []
+
+
+class _SameSideRun:
+    """Observations ``(log ratio, variance)`` in a row on one side of the estimate, the newest `PERSISTENCE`."""
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[float, float]] = deque(maxlen=PERSISTENCE)
+        self._above = False
+
+    @property
+    def full(self) -> bool:
+        return len(self._items) == PERSISTENCE
+
+    def add(self, log_ratio: float, variance: float, above: bool) -> None:
+        """One more observation, ``above`` the estimate or below it; one on the other side starts the run anew."""
+        if above != self._above:
+            self._items.clear()
+        self._above = above
+        self._items.append((log_ratio, variance))
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def weighted_mean(self) -> tuple[float, float]:
+        """The observations' inverse-variance weighted mean and its variance."""
+        values, variances = (np.array(column) for column in zip(*self._items))
+        weights = 1.0 / variances
+        return float(np.average(values, weights=weights)), 1.0 / float(weights.sum())
+
+    def agree(self, tolerance: float) -> bool:
+        """Whether every observation lies within ``tolerance`` (log) of their weighted mean."""
+        mean = self.weighted_mean()[0]
+        return all(abs(log_ratio - mean) <= tolerance for log_ratio, _ in self._items)
+
+    def rebase(self, shift: float) -> None:
+        """The world was rescaled: the observations, in metres per world unit, shift by ``-shift`` in log."""
+        self._items = deque(((log_ratio - shift, variance) for log_ratio, variance in self._items), PERSISTENCE)
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
