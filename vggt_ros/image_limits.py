@@ -28,6 +28,9 @@ from PIL import Image
 from vggt_ros.image_encoding import Buffer, ImageFormatError
 
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+# The two image message types (a bag connection's, a topic's): `message_hw` reads either.
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
 TOO_LARGE = "too_large"
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -86,3 +86,14 @@ def test_the_transport_fix_names_the_processes_that_need_it(transports, fix):
             assert "FASTDDS_BUILTIN_TRANSPORTS" not in warning  # matched: the transports agree
         else:
             assert f"Fix: set FASTDDS_BUILTIN_TRANSPORTS={fix}" in warning, warning
+
+
+def test_publishers_of_another_type_are_named_with_the_fix():
+    quiet = QuietTopic("/camera/depth", 0, 7.0)
+    warning = quiet_topic_warning(
+        quiet, "LARGE_DATA", None, "sensor_msgs/msg/Image", ("sensor_msgs/msg/CompressedImage",)
+    )
+    assert warning.startswith("no image on '/camera/depth' for 7.0 s: the node reads sensor_msgs/msg/Image there")
+    assert "publishers send sensor_msgs/msg/CompressedImage" in warning and "compressedDepth" in warning
+    # without publishers of another type, the other causes as before
+    assert quiet_topic_warning(quiet, "LARGE_DATA", None, "sensor_msgs/msg/Image", ()).startswith("no publisher on")

@@ -20,11 +20,12 @@ import threading
 import time
 
 import pytest
+import rclpy
 from rcl_interfaces.msg import Log
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import loopback_rclpy
@@ -51,7 +52,7 @@ import sys, time
 import rclpy
 from PIL import Image as Photo
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 topic, photo, width, height, count, first_stamp_ns, period_ns, match_timeout_s = sys.argv[1:9]
 width, height, count, first_stamp_ns, period_ns = map(int, (width, height, count, first_stamp_ns, period_ns))
@@ -197,6 +198,24 @@ def test_a_publisher_whose_images_never_arrive_is_reported_once_per_period_with_
     assert "check the driver's QoS" in warning and f"ros2 topic hz {TOPIC}" in warning
     time.sleep(2.5)  # five more checks: the throttle keeps it to one line per 5 s
     assert len(harness.warnings(f"no image on '{TOPIC}'")) == 1
+
+
+@pytest.mark.parametrize("harness", [{"input_timeout_s": 1.0}], indirect=True)
+def test_a_publisher_of_another_message_type_is_named_not_the_transports(harness):
+    """A CompressedImage topic given as a raw one (or compressedDepth as depth): its publisher never matches, and the
+    warning blamed the 512 kB limit and the transports ("1 publisher(s) are matched"). It names the types now."""
+    # Another participant (a DDS participant refuses a second type on one topic): its own context.
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        camera = rclpy.create_node("compressed_camera", context=context)
+        camera.create_publisher(CompressedImage, TOPIC, qos_profile_sensor_data)
+        warning = wait_until(lambda: harness.warnings(f"no image on '{TOPIC}'"), "the watchdog's warning")[0]
+    finally:
+        rclpy.shutdown(context=context)
+    assert "the node reads sensor_msgs/msg/Image there" in warning
+    assert "publishers send sensor_msgs/msg/CompressedImage" in warning and "image_transport: compressed" in warning
+    assert "matched" not in warning and "512 kB" not in warning
 
 
 @pytest.mark.parametrize("harness", [{"input_timeout_s": 1.0}], indirect=True)

@@ -24,7 +24,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Hashable, Mapping, Optional
+from types import MappingProxyType
+from typing import Hashable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -52,6 +53,7 @@ class InputConfig:
         max_reorder_s: an image at most this much older than its camera's newest arrived out of order (dropped);
             further back, time went backwards (the session's window draws the same line for frame sets).
         topics: each camera's image topic as the ROS graph shows it, then each depth camera's depth topic.
+        topic_types: the message type the node reads on each of ``topics`` ("" where unknown).
         depth_cameras: how many cameras (the first ones) have a depth image topic.
         depth_keyframes: each depth camera keeps the depth of its newest this many keyframes (`keep_depth`) until
             the network has run on them, however many depth images arrive meanwhile.
@@ -73,6 +75,7 @@ class InputConfig:
     slop_s: float
     max_reorder_s: float
     topics: tuple[str, ...] = ()
+    topic_types: tuple[str, ...] = ()
     depth_cameras: int = 0
     depth_keyframes: int = 8
     input_timeout_s: float = 5.0
@@ -209,13 +212,26 @@ class InputAssembly:
         total = self.camera_lost_by_dds[camera]
         self._log.every("warning", ("lost", camera), dds_loss_warning(topic, lost_now, total, transports))
 
-    def check_inputs(self, publisher_counts: Mapping[str, int], transports: str) -> None:
+    def check_inputs(
+        self,
+        publisher_counts: Mapping[str, int],
+        transports: str,
+        other_types: Mapping[str, Sequence[str]] = MappingProxyType({}),
+    ) -> None:
         """Report each topic quiet for the input timeout (with the likely cause and its fix), and cameras whose
-        images do not pair. ``publisher_counts``: each topic's publishers now."""
+        images do not pair. ``publisher_counts``: each topic's publishers of the type the node reads there, now;
+        ``other_types``: per topic, the types of its publishers of another type."""
         self._check_pairing()
+        expected = dict(zip(self.config.topics, self.config.topic_types))
         for quiet in self._watchdog.quiet_topics(publisher_counts, self._clock()):
             key = ("input", quiet.topic, quiet.publishers > 0)
-            text = quiet_topic_warning(quiet, transports, self._last_image_bytes.get(quiet.topic))
+            text = quiet_topic_warning(
+                quiet,
+                transports,
+                self._last_image_bytes.get(quiet.topic),
+                expected.get(quiet.topic, ""),
+                other_types.get(quiet.topic, ()),
+            )
             self._log.every("warning", key, text)
 
     # ----------------------------------------------------------------------------------------------- colour

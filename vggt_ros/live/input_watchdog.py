@@ -13,7 +13,9 @@ different fixes:
 * publishers are matched but nothing arrives: typically large best-effort images that the transport drops
   (Fast DDS' default UDP transport loses camera-sized images on sensor-data QoS), or a driver that stopped;
 * no publisher at all: the driver is not running or not discovered (Fast DDS processes with different
-  ``FASTDDS_BUILTIN_TRANSPORTS`` settings do not discover each other).
+  ``FASTDDS_BUILTIN_TRANSPORTS`` settings do not discover each other);
+* publishers of another message type only (a CompressedImage topic given as a raw one, compressed depth): they
+  never match the subscription, and the warning names the types.
 """
 
 from __future__ import annotations
@@ -74,14 +76,29 @@ TRANSPORTS_VARIABLE = "FASTDDS_BUILTIN_TRANSPORTS"
 DEFAULT_TRANSPORT_LIMIT_BYTES = 512 * 1024
 
 
-def quiet_topic_warning(quiet: QuietTopic, transports: str, last_image_bytes: Optional[int]) -> str:
+def quiet_topic_warning(
+    quiet: QuietTopic,
+    transports: str,
+    last_image_bytes: Optional[int],
+    expected_type: str = "",
+    other_types: Sequence[str] = (),
+) -> str:
     """The warning for a quiet topic, naming the cause that applies and its fix.
 
     ``transports``: this process' value of `TRANSPORTS_VARIABLE` ("(unset)" when unset); ``last_image_bytes``: the
     size of the newest image that did arrive on the topic (None: none ever did). Publishers that are matched use
     compatible transports (processes with different ones do not discover each other), so the 512 kB limit explains
     the silence only where this process runs the default transports and the images are (or may be) that large.
+    ``expected_type``: the message type the node reads on the topic; ``other_types``: the types of the topic's
+    publishers that are not of it (``quiet.publishers`` counts only those of ``expected_type``).
     """
+    if not quiet.publishers and other_types:
+        return (
+            f"no image on '{quiet.topic}' for {quiet.quiet_s:.1f} s: the node reads {expected_type} there, and the "
+            f"topic's publishers send {', '.join(other_types)}, which never reach it. Fix: for colour images sent as "
+            "sensor_msgs/msg/CompressedImage, give the raw topic's name and set image_transport: compressed; "
+            "compressed depth (compressedDepth) is not read: republish it raw (image_transport's republish node)"
+        )
     large_data = "LARGE_DATA" in transports
     where = (
         "the camera driver's environment too" if large_data else "both the camera driver's environment and this node's"

@@ -24,7 +24,7 @@ from typing import Any, Literal, Mapping, Optional, Sequence, get_args, get_orig
 import numpy as np
 
 from vggt_ros.geometry import quaternion_to_rotation_matrix
-from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS
+from vggt_ros.image_limits import COMPRESSED_IMAGE_TYPE, DEFAULT_MAX_IMAGE_PIXELS, IMAGE_TYPE
 from vggt_ros.live.health import HealthThresholds
 from vggt_ros.live.input import InputConfig
 from vggt_ros.live.sync import ApproximateTimeSynchronizer
@@ -497,6 +497,10 @@ class NodeParameters:
             slop_s=self.slop_s,
             max_reorder_s=max_reorder_s,
             topics=topics,
+            topic_types=tuple(
+                COMPRESSED_IMAGE_TYPE if self.image_transport == "compressed" else IMAGE_TYPE for _ in self.image_topics
+            )
+            + (IMAGE_TYPE,) * len(self.depth_topics),
             depth_cameras=len(self.depth_topics),
             depth_keyframes=self.window_size,
             input_timeout_s=self.input_timeout_s,

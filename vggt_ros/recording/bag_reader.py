@@ -55,7 +55,9 @@ from rosbags.typesys import Stores, get_typestore
 
 from vggt_ros.image_encoding import ImageFormatError
 from vggt_ros.image_limits import (
+    COMPRESSED_IMAGE_TYPE,
     DEFAULT_MAX_IMAGE_PIXELS,
+    IMAGE_TYPE,
     check_max_image_pixels,
     message_hw,
 )
@@ -63,8 +65,6 @@ from vggt_ros.live.input import decode_image_message
 from vggt_ros.live.stamps import CameraStamps, StampVerdict
 from vggt_ros.recording.truncated_mcap import open_reader, truncations
 
-IMAGE_TYPE = "sensor_msgs/msg/Image"
-COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
 # image_transport's compressed transport publishes <base topic>/compressed.
 COMPRESSED_SUFFIX = "/compressed"

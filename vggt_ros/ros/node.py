@@ -324,8 +324,13 @@ class ReconstructionNode(LifecycleNode):
         """Warn, per image topic, when no image has arrived for input_timeout_s: the likely cause and its fix."""
         if not self._image_subscriptions:  # inactive: not listening, nothing to miss
             return
-        counts = {name: self.count_publishers(name) for name in self._input.config.topics}
-        self._input.check_inputs(counts, os.environ.get(TRANSPORTS_VARIABLE, "(unset)"))
+        config = self._input.config
+        counts, other_types = {}, {}
+        for name, expected in zip(config.topics, config.topic_types):
+            types = [info.topic_type for info in self.get_publishers_info_by_topic(name)]
+            counts[name] = types.count(expected)
+            other_types[name] = sorted(set(types) - {expected})
+        self._input.check_inputs(counts, os.environ.get(TRANSPORTS_VARIABLE, "(unset)"), other_types)
 
     def _publish_diagnostics(self) -> None:
         components = self._health.update(self._health_snapshot())
