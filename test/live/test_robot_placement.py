@@ -154,3 +154,36 @@ def test_a_new_segment_s_odometry_is_reported_as_unknown_not_as_the_surest_pose(
     # Residual 1 % of the 2 m scene depth: 2 cm and 0.01 rad.
     np.testing.assert_allclose(np.diag(merged.covariance), [0.02**2] * 3 + [0.01**2] * 3, rtol=1e-9)
     np.testing.assert_array_equal(np.diag(guessed.covariance), [UNKNOWN_VARIANCE] * 6)
+
+
+def _pitched_down(degrees: float) -> np.ndarray:
+    """base_from_camera of `BASE_FROM_CAMERA`'s optical frame pitched ``degrees`` down (about the base's y)."""
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    pitch = np.array([[c, 0, s, 0], [0, 1, 0, 0], [-s, 0, c, 0], [0, 0, 0, 1]])
+    return pitch @ BASE_FROM_CAMERA
+
+
+@pytest.mark.parametrize(
+    "frame, base_from_camera, suspect",
+    [
+        ("camera_link", np.array([[1, 0, 0, 0.2], [0, 1, 0, 0], [0, 0, 1, 0.5], [0, 0, 0, 1]], float), True),
+        (CAMERA, BASE_FROM_CAMERA, False),
+        (CAMERA, _pitched_down(30), False),
+        (CAMERA, _pitched_down(90), False),  # a drone's camera looking straight down
+    ],
+    ids=["camera body frame", "optical, level", "optical, 30 degrees down", "optical, looking down"],
+)
+def test_images_in_a_camera_body_frame_are_named(frame, base_from_camera, suspect):
+    """Images stamped camera_link (x forward, z up, as Gazebo's camera sensors do) instead of the optical frame:
+    the world was placed with VGGT's z (forward) along the base's up, so ~/odometry reported 1 m of driving as 1 m
+    of climbing, without a word. The placement says so; optical frames, level or looking down, pass."""
+    buffer = TransformBuffer()
+    buffer.set_transform_static(BASE, frame, base_from_camera)
+    placement = RobotPlacement(buffer, ODOM, BASE, OdometryOwner.NODE)
+    placement.start(frame, 1 * S)
+    assert placement.place()
+    if suspect:
+        assert f"the images' frame '{frame}' has its z axis 0 degrees from 'base_link''s up" in placement.suspect_frame
+        assert "optical frame" in placement.suspect_frame
+    else:
+        assert placement.suspect_frame == ""

@@ -22,6 +22,7 @@ from vggt_ros.metric.robot_frames import (
     OdometryNotHeardError,
     base_in_odom,
     camera_mounting,
+    non_optical_frame,
     odometry_sigmas,
     place_world_in_odom,
     pose_covariance,
@@ -78,6 +79,7 @@ class RobotPlacement:
         """A new world starts at ``camera_frame``'s image of ``stamp_ns`` (None: no world yet)."""
         self.odom_from_world = None
         self.assumed = ""  # why the placement took the node's odometry although the robot's might exist
+        self.suspect_frame = ""  # why the camera's frame looks like no optical frame (`non_optical_frame`)
         self._origin = None if camera_frame is None else (camera_frame, stamp_ns)
         self._base_from_camera = None
 
@@ -93,6 +95,7 @@ class RobotPlacement:
         if self.odom_from_world is None and self._origin is not None:
             camera_frame, stamp_ns = self._origin
             base_from_camera = camera_mounting(self.transforms, self.base_frame, camera_frame)
+            self.suspect_frame = non_optical_frame(base_from_camera, self.base_frame, camera_frame)
             if self.owner is OdometryOwner.NODE:
                 odom_from_world = self._last_odom_from_base @ base_from_camera
             else:
@@ -158,6 +161,8 @@ class RobotPlacement:
             return None
         if self.assumed:
             log.logger.warning(self.assumed)
+        if self.suspect_frame:
+            log.logger.warning(self.suspect_frame)
         return self.odom_from_world
 
     def odometry(self, out: WindowOutput) -> Optional[BaseOdometry]:

@@ -39,6 +39,10 @@ MIN_ROTATION_SIGMA_RAD = 0.002
 # Variance on a covariance diagonal for a quantity not known: it then weighs nothing in a filter that fuses it
 # (robot_localization), where a small one would claim it known. ROS drivers use the same convention.
 UNKNOWN_VARIANCE = 1e6
+# An image frame whose z axis points within this angle of the base's up is taken for a camera body frame: VGGT's
+# camera looks along z (an optical frame), and a camera body frame mounted level (camera_link: x forward, z up)
+# points z up, while an optical frame does so only on a camera looking at the ceiling.
+UPWARD_OPTICAL_AXIS_DEG = 45.0
 
 
 class CameraMountingError(TransformLookupError):
@@ -65,6 +69,22 @@ def camera_mounting(buffer: TransformLookup, base_frame: str, camera_frame: str)
             f"static_transform_publisher --frame-id {base_frame} --child-frame-id {camera_frame} ...`), or set the "
             "node's frame parameters to the frame ids the robot publishes"
         ) from None
+
+
+def non_optical_frame(base_from_camera: np.ndarray, base_frame: str, camera_frame: str) -> str:
+    """Why ``camera_frame``, mounted at ``base_from_camera`` ``(4, 4)``, looks like no optical frame (its z axis
+    within `UPWARD_OPTICAL_AXIS_DEG` of ``base_frame``'s up), or "" when it may be one."""
+    up_in_camera = np.asarray(base_from_camera, dtype=np.float64)[:3, :3].T @ np.array([0.0, 0.0, 1.0])
+    angle = math.degrees(math.acos(float(np.clip(up_in_camera[2], -1.0, 1.0))))
+    if angle > UPWARD_OPTICAL_AXIS_DEG:
+        return ""
+    return (
+        f"the images' frame {camera_frame!r} has its z axis {angle:.0f} degrees from {base_frame!r}'s up, while "
+        "VGGT's camera looks along z (an optical frame, REP 103: z forward, x right, y down): unless the camera looks "
+        "at the ceiling, this is a camera body frame (x forward, z up, such as camera_link), and the published "
+        "poses, ~/odometry and the map are rotated. Fix: stamp the images with the camera's optical frame (the "
+        "driver's *_optical_frame)"
+    )
 
 
 def place_world_in_odom(
