@@ -373,6 +373,21 @@ def test_odometry_source_waits_while_the_robot_turns_in_place_then_publishes_met
     _assert_steady(frames, still, published_depth_ratio(frames, (measured or [moving[-1][1]])[-1]))
 
 
+def test_odometry_that_lags_the_images_is_named_when_the_window_cannot_measure():
+    """Odometry 3 frame sets behind the images: the newest frames have none, the rest of a window may not span
+    odometry_min_translation, and the reason said the robot barely moved "during the window", sending the user
+    after a still robot. It says how many frames had odometry and that it lags."""
+    frames = single_camera("turn_move_turn", _turn_move_turn(), HW)
+    transforms = TransformBuffer()
+    odometry = FakeOdometryForTests(frames, transforms)
+    run = start_metric_session(frames, metric_session_config(frames, WINDOWS, MetricConfig("odometry")), transforms)
+    lag = 3
+    turning = feed(run, range(20), before=lambda t: odometry.publish(t - lag) if t >= lag else None)
+    still = [out.scale.reason for _, out in turning[1:] if _kind(out) == "still"]
+    assert still and all("frames had odometry at their stamps" in reason for reason in still), still
+    assert all("odometry that lags the images" in reason for reason in still)
+
+
 # --- bad input at the session level ----------------------------------------------------------------------------
 
 

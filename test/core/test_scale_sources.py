@@ -410,6 +410,15 @@ def test_odometry_moving_while_the_window_stands_still_is_inconsistent():
     assert odometry_scale(poses, odom).kind == "inconsistent"
 
 
+def test_a_window_of_one_frame_has_no_displacement_yet():
+    """The first window's single frame was reported as "1 of the window's 1 frames have odometry ... check that TF
+    can transform the camera frames", at every start, with TF in order."""
+    rng = np.random.default_rng(13)
+    poses, odom = _drive(rng)
+    result = odometry_scale(poses[:1], odom[:1])
+    assert isinstance(result, ScaleUnavailable) and result.kind == "single_frame" and "TF" not in result.reason
+
+
 def test_odometry_missing():
     rng = np.random.default_rng(13)
     poses, odom = _drive(rng)

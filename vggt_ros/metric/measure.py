@@ -119,12 +119,12 @@ def _odometry(
             "missing_odometry", "the odometry scale source needs the images' frame ids and the transforms (TF)"
         )
     positions = np.full((len(products.frame_ids), 3), np.nan)
-    failure = ""
+    failure, failed = "", 0
     for index, (stamp_ns, camera) in enumerate(products.frame_ids):
         try:
             odom_from_camera = transforms.lookup_transform(config.odom_frame, camera_frames[camera], int(stamp_ns))
         except LookupError as err:
-            failure = str(err)
+            failure, failed = str(err), failed + 1
             continue
         positions[index] = odom_from_camera[:3, 3]
     if not np.isfinite(positions).all(axis=1).any():
@@ -132,4 +132,14 @@ def _odometry(
             "missing_odometry",
             f"no transform from '{config.odom_frame}' to the cameras at the window's stamps ({failure})",
         )
-    return odometry_scale(products.window_from_camera, positions, config.min_translation_m)
+    measured = odometry_scale(products.window_from_camera, positions, config.min_translation_m)
+    if failed and isinstance(measured, ScaleUnavailable) and measured.kind in ("missing_odometry", "still"):
+        # What was measured is part of the window only: say which part, and the likely cause.
+        return ScaleUnavailable(
+            measured.kind,
+            f"{measured.reason}; only {len(positions) - failed} of the window's {len(positions)} frames had "
+            f"odometry at their stamps (the last look-up: {failure}): odometry that lags the images, or runs "
+            "slower than them, leaves the newest frames out; a window spanning more travel (keyframe_min_motion, "
+            "window_size) measures with the rest",
+        )
+    return measured

@@ -365,7 +365,8 @@ def odometry_scale(
         max_ratio_spread: largest factor by which one displacement's own ratio may differ from the window's.
     Returns:
         `ScaleObservation` (source "odometry", samples = displacements used) or `ScaleUnavailable`:
-        "missing_odometry" (fewer than two frames with odometry and a finite pose), "still" (the robot did not
+        "single_frame" (a window of one frame: no displacement yet), "missing_odometry" (fewer than two frames with
+        odometry and a finite pose), "still" (the robot did not
         move ``min_translation_m`` during the window), "inconsistent" (a displacement's ratio disagrees by more
         than ``max_ratio_spread``: the odometry jumped, or the window's poses are wrong).
     Raises:
@@ -383,6 +384,8 @@ def odometry_scale(
         raise ValueError(f"min_translation_m must be a positive number of metres, got {min_translation_m!r}")
     if not (math.isfinite(max_ratio_spread) and max_ratio_spread > 1.0):
         raise ValueError(f"max_ratio_spread must be a number > 1, got {max_ratio_spread!r}")
+    if poses.shape[0] < 2:
+        return ScaleUnavailable("single_frame", "the window has one frame so far: no displacement to measure yet")
     centres = poses[:, :3, 3]
     known = np.flatnonzero(np.isfinite(odom).all(axis=1) & np.isfinite(centres).all(axis=1))
     if known.size < 2:
