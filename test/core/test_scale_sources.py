@@ -136,6 +136,27 @@ def test_depth_scale_without_usable_sensor_depth(sensor_value):
     assert f"of {true_depth.size} pixels" in result.reason and "0 a sensor depth inside" in result.reason
 
 
+@pytest.mark.parametrize(
+    "factor, cause",
+    [(1000.0, "millimetres in a 32FC1 image"), (10.0, "finer unit"), (1.0, "")],
+    ids=["millimetres as metres", "0.1 mm as mm", "metres"],
+)
+def test_depth_in_the_wrong_unit_is_named_by_the_readings_median(factor, cause):
+    """Depth in millimetres in a 32FC1 image gave "0 a sensor depth inside [0.2, 10] m" and nothing more: the
+    readings' median (2000 - 5000 m here) says which unit it is."""
+    rng = np.random.default_rng(2)
+    true_depth, _ = _render_scene()
+    predicted, confidence = _prediction(true_depth, rng)
+    config = DepthScaleConfig(max_range_m=1.0) if factor == 1.0 else DepthScaleConfig()  # metres, out of range
+    result = depth_scale(predicted, confidence, (true_depth * factor).astype(np.float32), config)
+    if cause:
+        median = float(np.median(true_depth * factor))
+        assert isinstance(result, ScaleUnavailable) and f"have a median of {median:.4g} m" in result.reason
+        assert cause in result.reason
+    else:  # a scene beyond max_range_m in metres: its median is no other unit
+        assert isinstance(result, ScaleUnavailable) and "a scene beyond the sensor's range" in result.reason
+
+
 def test_depth_scale_needs_min_pixels():
     rng = np.random.default_rng(3)
     true_depth, _ = _render_scene(frames=1)

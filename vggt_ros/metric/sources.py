@@ -199,11 +199,28 @@ def depth_scale(
             f"{count} pixels usable for the depth scale, need {config.min_pixels}: of {predicted.numel()} pixels, "
             f"{int(predicted_ok.sum())} have a usable prediction, {int(in_range.sum())} a sensor depth inside "
             f"[{config.min_range_m}, {config.max_range_m}] m, {int(usable.sum())} both, and {count} of those "
-            f"reach the confidence percentile {config.confidence_percentile}",
+            f"reach the confidence percentile {config.confidence_percentile}{_out_of_range(sensor, config)}",
         )
     log_ratio = torch.log(sensor[used]) - torch.log(predicted[used])
     centre, sigma = _median_and_sigma(log_ratio)
     return ScaleObservation(math.exp(centre), sigma, count, "depth")
+
+
+def _out_of_range(sensor: torch.Tensor, config: DepthScaleConfig) -> str:
+    """What the sensor's readings say when most lie outside the range: their median, and the unit it suggests."""
+    readings = sensor[torch.isfinite(sensor) & (sensor > 0.0)]
+    if readings.numel() == 0:
+        return ""
+    median = percentile(readings, 50.0)
+    if config.min_range_m <= median <= config.max_range_m:
+        return ""
+    if median > 100.0:
+        cause = "millimetres in a 32FC1 image? (REP 118: 32FC1 is metres, 16UC1 millimetres)"
+    elif median > config.max_range_m:
+        cause = "a scene beyond the sensor's range, or depth in a finer unit than REP 118's (16UC1 in 0.1 mm)?"
+    else:
+        cause = "a scene nearer than the sensor's range, or depth in a coarser unit than REP 118's?"
+    return f"; the sensor's readings have a median of {median:.4g} m: {cause}"
 
 
 def rig_scale(
