@@ -3,6 +3,8 @@
 """BagImageSource on real rosbag2 recordings (mcap and sqlite3) written with rosbags by test/support/bags.py."""
 
 import logging
+import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -290,3 +292,107 @@ def test_a_recording_cut_off_mid_chunk_reads_its_complete_chunks(tmp_path, caplo
     for (_, stamp_ns, rgb), image, expected_ns in zip(read, images, _stamps(12)):  # the first ones, intact
         assert stamp_ns == expected_ns and np.array_equal(rgb, image)
     assert any("cut off" in record.message for record in caplog.records)
+
+
+def _zstd_chunked_bag(path, images) -> Path:
+    """An mcap bag whose chunks are zstd-compressed (rosbag2's usual mcap compression)."""
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode
+
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    writer = Writer(path, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP)
+    writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+    image_type = typestore.types["sensor_msgs/msg/Image"]
+    with writer:
+        connection = writer.add_connection("/cam", "sensor_msgs/msg/Image", typestore=typestore)
+        for stamp_ns, image in zip(_stamps(len(images)), images):
+            header = typestore.types["std_msgs/msg/Header"](
+                stamp=typestore.types["builtin_interfaces/msg/Time"](
+                    sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS
+                ),
+                frame_id="camera0",
+            )
+            height, width = image.shape[:2]
+            message = image_type(header, height, width, "rgb8", 0, width * 3, image.reshape(-1))
+            writer.write(connection, stamp_ns, typestore.serialize_cdr(message, "sensor_msgs/msg/Image"))
+    return path
+
+
+def _chunk_data_offsets(mcap: bytes) -> list[int]:
+    """Where each chunk record's compressed records start (mcap: opcode, u64 length; a chunk's body holds three u64
+    and a u32, its compression as a u32-prefixed string, then the u64-prefixed records)."""
+    offsets, position = [], 8  # past the magic
+    while position + 9 <= len(mcap):
+        opcode, length = struct.unpack_from("<BQ", mcap, position)
+        if opcode == 0x06:
+            name_length = struct.unpack_from("<I", mcap, position + 9 + 28)[0]
+            offsets.append(position + 9 + 32 + name_length + 8)
+        if opcode == 0x0F:  # the footer
+            break
+        position += 9 + length
+    return offsets
+
+
+def test_a_damaged_zstd_chunk_ends_the_images_with_a_bag_error_not_zstds_own(tmp_path):
+    """zstd's own error (ZstdError) escaped the reader, which caught rosbags' errors only: a traceback instead of
+    "read up to the damage". The images before the damaged chunk are read, then BagError names the cause."""
+    images = [np.full((240, 320, 3), 10 * i, np.uint8) for i in range(12)]  # 230 kB raw: several chunks
+    bag = _zstd_chunked_bag(tmp_path / "bag", images)
+    (mcap,) = bag.glob("*.mcap")
+    data = bytearray(mcap.read_bytes())
+    offsets = _chunk_data_offsets(bytes(data))
+    assert len(offsets) >= 3
+    middle = offsets[len(offsets) // 2]
+    data[middle : middle + 16] = b"\xff" * 16  # the middle chunk's zstd frame header
+    mcap.write_bytes(bytes(data))
+
+    source = BagImageSource(bag, ["/cam"])
+    assert source.image_sizes() == {(240, 320)}, "the sizes up to the damage"
+    read = []
+    with pytest.raises(BagError, match=r"past this point: ZstdError"):
+        for item in source:
+            read.append(item)
+    assert 0 < len(read) < 12
+    assert all(np.array_equal(rgb, images[k]) for k, (_, _, rgb) in enumerate(read))
+
+
+def test_a_split_recording_never_closed_reads_every_storage_file(tmp_path, frames, caplog):
+    """A recording split by size or duration that was never closed (no metadata.yaml) was refused, naming the
+    folder as its missing metadata file; a single file was read. Every file is read, merged by time."""
+    folder = tmp_path / "recording"
+    folder.mkdir()
+    stamps = _stamps(6)
+    for part, (begin, end) in enumerate(((0, 3), (3, 6))):
+        bag = write_image_bag(tmp_path / f"part{part}", "mcap", [("/cam", list(zip(stamps[begin:end], frames)))])
+        (bag / f"part{part}.mcap").rename(folder / f"recording_{part}.mcap")
+    with caplog.at_level(logging.WARNING):
+        read = list(BagImageSource(folder, ["/cam"]))
+    assert [stamp_ns for _, stamp_ns, _ in read] == stamps
+    assert any("recording_0.mcap, recording_1.mcap" in record.message for record in caplog.records)
+
+
+def test_a_ros1_bag_is_read(tmp_path, frames):
+    """A ROS 1 bag (rosbags reads them) stopped in the mcap repair with AttributeError: 'Reader' object has no
+    attribute 'storage'."""
+    from rosbags.rosbag1 import Writer as Ros1Writer
+
+    typestore = get_typestore(Stores.ROS1_NOETIC)
+    path = tmp_path / "camera.bag"
+    stamps = _stamps(3)
+    with Ros1Writer(path) as writer:
+        connection = writer.add_connection("/cam", "sensor_msgs/msg/Image", typestore=typestore)
+        for stamp_ns, image in zip(stamps, frames):
+            header = typestore.types["std_msgs/msg/Header"](
+                seq=0,
+                stamp=typestore.types["builtin_interfaces/msg/Time"](
+                    sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS
+                ),
+                frame_id="camera0",
+            )
+            height, width = image.shape[:2]
+            message = typestore.types["sensor_msgs/msg/Image"](
+                header, height, width, "rgb8", 0, width * 3, image.reshape(-1)
+            )
+            writer.write(connection, stamp_ns, typestore.serialize_ros1(message, "sensor_msgs/msg/Image"))
+    read = list(BagImageSource(path, ["/cam"]))
+    assert [stamp_ns for _, stamp_ns, _ in read] == stamps
+    assert all(np.array_equal(rgb, image) for (_, _, rgb), image in zip(read, frames))

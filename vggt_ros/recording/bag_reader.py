@@ -180,7 +180,7 @@ class BagImageSource:
         with self._opened() as reader:
             messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
             try:
-                for connection, _, raw in messages:
+                for connection, _, raw in self._stored(messages):
                     try:
                         message = reader.deserialize(raw, connection.msgtype)
                     except AnyReaderError:
@@ -188,7 +188,7 @@ class BagImageSource:
                     hw = message_hw(message, connection.msgtype == COMPRESSED_IMAGE_TYPE)
                     if hw is not None and min(hw) > 0 and hw[0] * hw[1] <= self.max_image_pixels:
                         sizes.add(hw)
-            except (AnyReaderError, ReaderError):
+            except BagError:
                 pass  # a damaged storage: the sizes up to there; the iteration stops at the same place and says so
         return sizes
 
@@ -200,24 +200,20 @@ class BagImageSource:
         camera_of_topic = {camera.topic: index for index, camera in enumerate(self.topics)}
         with self._opened() as reader:
             messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
-            try:
-                for connection, log_ns, raw in messages:
-                    try:
-                        message = reader.deserialize(raw, connection.msgtype)
-                    except AnyReaderError as err:
-                        self.skip(connection.topic, UNREADABLE_MESSAGE, f"{len(raw)} bytes do not deserialise ({err})")
-                        continue
-                    stamp = message.header.stamp
-                    yield BagImageMessage(
-                        camera=camera_of_topic[connection.topic],
-                        log_ns=log_ns,
-                        stamp_ns=stamp.sec * NANOSECONDS + stamp.nanosec,
-                        message=message,
-                        compressed=connection.msgtype == COMPRESSED_IMAGE_TYPE,
-                    )
-            except (AnyReaderError, ReaderError) as err:
-                # Only the storage raises these here: a damaged chunk or file stops the stream.
-                raise BagError(f"cannot read bag '{self.path}' past this point: {err}") from None
+            for connection, log_ns, raw in self._stored(messages):
+                try:
+                    message = reader.deserialize(raw, connection.msgtype)
+                except AnyReaderError as err:
+                    self.skip(connection.topic, UNREADABLE_MESSAGE, f"{len(raw)} bytes do not deserialise ({err})")
+                    continue
+                stamp = message.header.stamp
+                yield BagImageMessage(
+                    camera=camera_of_topic[connection.topic],
+                    log_ns=log_ns,
+                    stamp_ns=stamp.sec * NANOSECONDS + stamp.nanosec,
+                    message=message,
+                    compressed=connection.msgtype == COMPRESSED_IMAGE_TYPE,
+                )
 
     def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
         """``(camera_index, header stamp_ns, (H, W, 3) uint8 RGB)`` of every image in log-time order (the log time
@@ -269,7 +265,7 @@ class BagImageSource:
     @contextmanager
     def _opened(self) -> Iterator[AnyReader]:
         try:
-            reader = open_reader(_storage_path(self.path), get_typestore(Stores.ROS2_KILTED))
+            reader = open_reader(_storage_paths(self.path), get_typestore(Stores.ROS2_KILTED))
             reader.open()
         except (AnyReaderError, ReaderError, FileNotFoundError) as err:
             # FileNotFoundError: a folder without metadata.yaml (the path itself was checked to exist).
@@ -295,12 +291,25 @@ class BagImageSource:
             for connection in connections:
                 counts[connection.topic] += connection.msgcount
             return counts
-        try:
-            for connection, _, _ in reader.messages(connections=connections, start=self._start_ns, stop=self._stop_ns):
-                counts[connection.topic] += 1
-        except (AnyReaderError, ReaderError) as err:
-            raise BagError(f"cannot read bag '{self.path}': {err}") from None
+        for connection, _, _ in self._stored(
+            reader.messages(connections=connections, start=self._start_ns, stop=self._stop_ns)
+        ):
+            counts[connection.topic] += 1
         return counts
+
+    def _stored(self, records: Iterator) -> Iterator:
+        """The records of an `AnyReader.messages` iteration, which a damaged storage (a chunk or page) ends with
+        `BagError`. Each backend raises its own error there (rosbags', zstd's, lz4's, sqlite's, struct's), none of
+        them about the records already read, so any exception of the storage's is that damage."""
+        iterator = iter(records)
+        while True:
+            try:
+                record = next(iterator)
+            except StopIteration:
+                return
+            except Exception as err:  # noqa: BLE001 - see the docstring: only the storage runs in next()
+                raise BagError(f"cannot read bag '{self.path}' past this point: {type(err).__name__}: {err}") from None
+            yield record
 
 
 def _resolve(reader: AnyReader, requested: str, path: Path) -> BagImageTopic:
@@ -330,11 +339,16 @@ def _image_topics(types: dict[str, Optional[str]]) -> str:
     return ", ".join(names) if names else "none (the bag holds no sensor_msgs/Image or CompressedImage)"
 
 
-def _storage_path(path: Path) -> Path:
-    """``path``, or for a bag folder without metadata.yaml (a recording never closed) its one storage file."""
+def _storage_paths(path: Path) -> list[Path]:
+    """``[path]``, or for a bag folder without metadata.yaml (a recording never closed) its storage files (several
+    for a recording split by size or duration), which are read merged by log time."""
     if path.is_dir() and not (path / "metadata.yaml").exists():
         files = [p for p in sorted(path.iterdir()) if p.suffix in STORAGE_SUFFIXES]
-        if len(files) == 1:
-            log.warning("'%s' has no metadata.yaml (the recorder never closed it): reading %s", path, files[0].name)
-            return files[0]
-    return path
+        if files:
+            log.warning(
+                "'%s' has no metadata.yaml (the recorder never closed it): reading %s",
+                path,
+                ", ".join(p.name for p in files),
+            )
+            return files
+    return [path]

@@ -86,9 +86,12 @@ class _TolerantDirectoryReader(DirectoryReader):
     STORAGE_PLUGINS = {**DirectoryReader.STORAGE_PLUGINS, "mcap": TruncatedMcapReader}
 
 
-def open_reader(path: Path, default_typestore: Typestore) -> AnyReader:
-    """An unopened `AnyReader` of the rosbag2 folder or storage file ``path``, reading cut-off mcap files."""
-    reader = AnyReader([path], default_typestore=default_typestore)
+def open_reader(paths: list[Path], default_typestore: Typestore) -> AnyReader:
+    """An unopened `AnyReader` of ``paths`` (a rosbag2 folder, its storage files, or a ROS 1 bag), reading cut-off
+    mcap files."""
+    reader = AnyReader(paths, default_typestore=default_typestore)
+    if not reader.is2:  # ROS 1 bags: no rosbag2 storage
+        return reader
     for bag in reader.readers:
         if isinstance(bag.storage, McapReader):
             bag.storage = TruncatedMcapReader(bag.storage.path)
@@ -100,6 +103,6 @@ def open_reader(path: Path, default_typestore: Typestore) -> AnyReader:
 def truncations(reader: AnyReader) -> list[str]:
     """What the opened ``reader`` lost to cut-off mcap files (empty when every file was complete)."""
     storages = []
-    for bag in reader.readers:
+    for bag in reader.readers if reader.is2 else ():
         storages.extend(getattr(bag.storage, "storages", [bag.storage]))
     return [s.truncation for s in storages if isinstance(s, TruncatedMcapReader) and s.truncation]
