@@ -464,6 +464,7 @@ class _BagRecording:
         self.writer = BagWriter(path)
         self._started = False
         self._correction_written = np.eye(4)
+        self._log_ns = 0  # the newest log time written
         self.error: Optional[str] = None
 
     def add(self, out: WindowOutput, session: ReconstructionSession) -> None:
@@ -473,13 +474,11 @@ class _BagRecording:
         stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
         try:
             if not self._started:
-                self.writer.write(
-                    "/tf_static", outputs.world_frame_message(self.params, stamp_ns), stamp_ns, latched=True
-                )
+                self._write("/tf_static", outputs.world_frame_message(self.params, stamp_ns), stamp_ns, latched=True)
                 self._started = True
             path = session.camera_path() if self.params.publish_path else []
             for output, message in outputs.window_messages(self.params, out, path):
-                self.writer.write(outputs.topic(self.params, output, NODE_PREFIX), message, stamp_ns)
+                self._write(outputs.topic(self.params, output, NODE_PREFIX), message, stamp_ns)
         except (ValueError, OSError) as err:
             self._fail(err)
 
@@ -495,11 +494,11 @@ class _BagRecording:
         outputs = self._outputs
         try:
             message = outputs.world_frame_message(self.params, stamp_ns, correction)
-            self.writer.write("/tf_static", message, stamp_ns, latched=True)
+            self._write("/tf_static", message, stamp_ns, latched=True)
             self._correction_written = correction
             if loop_closed:
                 path = outputs.messages.path(session.camera_path(), stamp_ns, self.params.world_frame)
-                self.writer.write(outputs.topic(self.params, outputs.Output("path"), NODE_PREFIX), path, stamp_ns)
+                self._write(outputs.topic(self.params, outputs.Output("path"), NODE_PREFIX), path, stamp_ns)
         except (ValueError, OSError) as err:
             self._fail(err)
 
@@ -508,7 +507,7 @@ class _BagRecording:
         try:
             if self.error is None and len(session.map):
                 message = self._outputs.map_message(self.params, *session.map_in_chained_world(), stamp_ns)
-                self.writer.write(
+                self._write(
                     self._outputs.topic(self.params, self._outputs.Output("map"), NODE_PREFIX),
                     message,
                     stamp_ns,
@@ -530,6 +529,13 @@ class _BagRecording:
             )
             self.error = f"{self.error}; {unfinished}" if self.error else f"--out-bag {self.path}: {unfinished}"
             log.error("--out-bag %s: %s", self.path, unfinished)
+
+    def _write(self, topic: str, message, stamp_ns: int, latched: bool = False) -> None:
+        """Write ``message`` (stamped ``stamp_ns``) at that log time, or the newest written if that is later: a world
+        that started over (time went back in the input) comes after the last one when played, as the node published
+        it."""
+        self._log_ns = max(self._log_ns, stamp_ns)
+        self.writer.write(topic, message, self._log_ns, latched=latched)
 
     def _fail(self, err: Exception) -> None:
         if self.error is None:

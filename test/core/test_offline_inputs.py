@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
@@ -333,6 +334,31 @@ def test_a_bag_recorded_twice_starts_a_new_world_and_writes_every_output(tmp_pat
     # Both recordings' images are exported, under names of their own.
     names = sorted(frame["file_path"] for frame in _strict_json(out / "transforms.json")["frames"])
     assert any(name.endswith("_1.png") for name in names) and any(not name.endswith("_1.png") for name in names)
+
+
+def test_the_out_bag_of_a_recording_that_starts_over_plays_in_the_order_the_node_published(tmp_path):
+    """--out-bag logged each message at its header stamp: the second world's outputs (stamps from the start again)
+    played between the first world's, so the path, the /tf and the map of two worlds interleaved. Log times now
+    never go back; the header stamps stay the images' own."""
+    offsets = [PERIOD_NS * i for i in range(5)] * 2
+    photos = panned_photographs(len(offsets))
+    records = [("/cam", START_NS + PERIOD_NS * n, START_NS + offset, photos[n]) for n, offset in enumerate(offsets)]
+    bag = _raw_bag(tmp_path / "bag", records)
+    out_bag = tmp_path / "replay"
+    arguments = ["--bag", str(bag), "--topics", "/cam", "--out", str(tmp_path / "out"), "--out-bag", str(out_bag)]
+    assert main([*arguments, *FAST, "--sliding-window", "--window-size", "3"]) == 0
+    with AnyReader([out_bag]) as reader:
+        played = [
+            (log_ns, reader.deserialize(raw, connection.msgtype))
+            for connection, log_ns, raw in reader.messages()
+            if connection.topic == "/vggt/path"
+        ]
+    log_times = [log_ns for log_ns, _ in played]
+    stamps = [message.header.stamp.sec * NANOSECONDS + message.header.stamp.nanosec for _, message in played]
+    assert log_times == sorted(log_times)
+    going_back = [k for k in range(1, len(stamps)) if stamps[k] < stamps[k - 1]]
+    # In play order: the first world's paths, then the second's, whose header stamps start again (once).
+    assert len(going_back) == 1, stamps
 
 
 def test_a_folder_s_frames_are_in_the_natural_order_of_their_names(tmp_path):
