@@ -237,8 +237,9 @@ def _open_inputs(args: argparse.Namespace) -> _Inputs:
     model_hw = common_model_hw(sizes, args.mode, args.image_size)
     _log_padding(args, sizes, model_hw)
     frame_sets = bag_frame_sets(source, names, args.queue_size, args.slop, args.mode, args.image_size)
-    # A frame set takes one image of each camera: the slowest camera bounds their number.
-    expected = min(source.topic_messages.values(), default=0)
+    # A frame set takes one image of each camera: the slowest camera bounds their number (repeats and unreadable
+    # messages are no images).
+    expected = min(source.distinct_images.values(), default=0)
     return _Inputs(frame_sets, len(names), names, expected, model_hw, source)
 
 

@@ -414,3 +414,20 @@ def test_images_of_a_two_camera_bag_that_never_pair_are_counted_and_named(tmp_pa
         "/right: 2 of its 6 images formed no frame set (no image of every other camera within --slop 0.02 s); they "
         "are counted in summary.json's skipped_inputs as 'unpaired'",
     ]
+
+
+def test_a_bag_of_repeated_messages_is_counted_by_its_images_for_the_mode(tmp_path):
+    """Six images each recorded three times, --max-frames 10: the run chose chunks ("18 images exceed
+    --max-frames 10") for what is one joint pass of 6 images, and summary.json said "chunks"."""
+    photos = panned_photographs(6)
+    records = [
+        ("/cam", START_NS + PERIOD_NS * n + copy, START_NS + PERIOD_NS * n, photo)
+        for n, photo in enumerate(photos)
+        for copy in range(3)
+    ]
+    out = tmp_path / "out"
+    arguments = ["--bag", str(_raw_bag(tmp_path / "bag", records)), "--topics", "/cam", "--out", str(out)]
+    assert main([*arguments, *FAST, "--max-frames", "10"]) == 0
+    summary = _strict_json(out / "summary.json")
+    assert summary["mode"] == "joint" and summary["frame_sets"] == 6
+    assert summary["skipped_inputs"] == {"/cam": {"duplicate_stamp": 12}}

@@ -160,6 +160,9 @@ class BagImageSource:
             log.warning("%s", note)
         self._skipped: dict[str, dict[str, int]] = {}
         self._substituted: dict[str, int] = {}
+        # Per read topic, its images of a usable size with distinct stamps (`image_sizes` counts them); until then
+        # its messages.
+        self.distinct_images: dict[str, int] = dict(self.topic_messages)
 
     @property
     def skipped(self) -> dict[str, dict[str, int]]:
@@ -175,12 +178,14 @@ class BagImageSource:
         """The (H, W) of the images in the time range, read from the message fields or file headers (no image
         decoded): one pass over the messages, for the model input size before any work. Messages that cannot be
         read, empty ones (0 pixels, as some drivers publish at start-up) and ones over ``max_image_pixels`` are left
-        out (the iteration skips and counts them)."""
+        out (the iteration skips and counts them). The same pass counts each read topic's distinct images
+        (`distinct_images`: a repeated header stamp is one image)."""
         sizes: set[tuple[int, int]] = set()
+        stamps: dict[str, set[int]] = {camera.topic: set() for camera in self.topics}
         with self._opened() as reader:
             messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
             try:
-                for connection, _, raw in self._stored(messages):
+                for connection, log_ns, raw in self._stored(messages):
                     try:
                         message = reader.deserialize(raw, connection.msgtype)
                     except AnyReaderError:
@@ -188,8 +193,11 @@ class BagImageSource:
                     hw = message_hw(message, connection.msgtype == COMPRESSED_IMAGE_TYPE)
                     if hw is not None and min(hw) > 0 and hw[0] * hw[1] <= self.max_image_pixels:
                         sizes.add(hw)
+                        stamp_ns = message.header.stamp.sec * NANOSECONDS + message.header.stamp.nanosec
+                        stamps[connection.topic].add(stamp_ns or log_ns)  # an unstamped image takes its log time
             except BagError:
                 pass  # a damaged storage: the sizes up to there; the iteration stops at the same place and says so
+        self.distinct_images = {topic: len(seen) for topic, seen in stamps.items()}
         return sizes
 
     def messages(self) -> Iterator[BagImageMessage]:
