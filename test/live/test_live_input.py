@@ -157,6 +157,17 @@ def test_an_image_no_model_input_can_be_made_of_is_dropped_on_arrival(photo):
     assert inputs.add_image(0, rgb_message(photo), 12 * SECOND, 0, False).frame_set is not None
 
 
+def test_the_first_image_after_a_reactivation_is_no_stamp_far_ahead(photo):
+    """A node deactivated for a minute: its cameras' next images are a minute on, which is no clock glitch."""
+    inputs, logger = assembly()
+    inputs.start_listening()
+    assert inputs.add_image(0, rgb_message(photo), 10 * SECOND, 0, False).frame_set is not None
+    inputs.stop_listening()
+    inputs.start_listening()
+    assert inputs.add_image(0, rgb_message(photo), 70 * SECOND, 0, False).frame_set is not None
+    assert not inputs.dropped and not logger.lines
+
+
 def test_depth_pairs_with_its_colour_image_and_bad_depth_is_reported_once_until_good():
     inputs, logger = assembly(depth_cameras=1)
     depth_m = np.full((4, 6), 2.5, dtype=np.float32)

@@ -145,8 +145,11 @@ class InputAssembly:
         self.listening = False
 
     def start_listening(self) -> None:
-        """Judge the topics, the pairing and the publishers' sequence numbers afresh from now (on activation)."""
+        """Judge the topics, the pairing, the publishers' sequence numbers and the stamps afresh from now (on
+        activation): the first image after a pause is no stamp far ahead (time that went back meanwhile is the
+        session's to see, as for any window)."""
         self.restart_clock()
+        self._stamps.reset()
         self.listening = True
         for gaps in self._camera_gaps:
             gaps.restart()
