@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from vggt_ros.geometry import quaternion_to_rotation_matrix
+from vggt_ros.metric.config import MetricConfig
+from vggt_ros.metric.measure import measure_window_scale
 from vggt_ros.metric.sources import (
     SINGLE_MEASUREMENT_RELATIVE_SIGMA,
     DepthScaleConfig,
@@ -20,6 +22,8 @@ from vggt_ros.metric.sources import (
     odometry_scale,
     rig_scale,
 )
+from vggt_ros.products import WindowProducts
+from vggt_ros.window import FrameId
 
 METRES_PER_UNIT = 2.7  # the truth every test recovers
 MODEL_HW = (98, 126)
@@ -134,6 +138,49 @@ def test_depth_scale_without_usable_sensor_depth(sensor_value):
 
     assert isinstance(result, ScaleUnavailable) and result.kind == "no_valid_depth"
     assert f"of {true_depth.size} pixels" in result.reason and "0 a sensor depth inside" in result.reason
+
+
+def _two_depth_cameras(right_factor: float):
+    """A window of 2 frame sets x 2 depth cameras (frame-set major), every frame dense, and the sensor depth: the
+    left camera's true, the right camera's times ``right_factor`` (NaN: none matched)."""
+    rng = np.random.default_rng(9)
+    true_depth, far = _render_scene(frames=4)
+    predicted, confidence = _prediction(true_depth, rng)
+    sensor = _sensor(true_depth, far, rng)
+    sensor[1::2] *= right_factor
+    products = WindowProducts(
+        frame_ids=tuple(FrameId(stamp_ns, camera) for stamp_ns in (0, 100) for camera in (0, 1)),
+        stamps=np.array([0.0, 0.0, 1e-7, 1e-7]),
+        window_from_camera=np.tile(np.eye(4), (4, 1, 1)),
+        intrinsics=np.tile(np.eye(3), (4, 1, 1)),
+        dense=(0, 1, 2, 3),
+        depth=predicted,
+        confidence=confidence,
+        colors=torch.zeros((4, *MODEL_HW, 3), dtype=torch.uint8),
+    )
+    return products, torch.from_numpy(sensor)
+
+
+@pytest.mark.parametrize("right_factor", [1.15, 2.0])
+def test_depth_cameras_that_disagree_measure_no_scale_and_are_named(right_factor):
+    """The right camera's depth 15 % (or twice) off, the left's right: their pixels were pooled into one median,
+    and every published metre came out 5 - 10 % off without a word."""
+    products, sensor = _two_depth_cameras(right_factor)
+    result = measure_window_scale(MetricConfig("depth"), products, 2, ("left_optical", "right_optical"), sensor)
+    assert isinstance(result, ScaleUnavailable) and result.kind == "inconsistent_depth"
+    assert f"disagree on the scale by {right_factor:.2f}x" in result.reason
+    assert "camera 0 ('left_optical') 2.7" in result.reason and "camera 1 ('right_optical')" in result.reason
+
+
+def test_depth_cameras_that_agree_measure_together_and_one_without_depth_is_named():
+    products, sensor = _two_depth_cameras(1.0)
+    both = measure_window_scale(MetricConfig("depth"), products, 2, ("left_optical", "right_optical"), sensor)
+    assert isinstance(both, ScaleObservation) and both.note == ""
+    assert both.metres_per_unit == pytest.approx(METRES_PER_UNIT, rel=0.005)
+    products, sensor = _two_depth_cameras(math.nan)  # the right camera's depth matched none of its images
+    left = measure_window_scale(MetricConfig("depth"), products, 2, ("left_optical", "right_optical"), sensor)
+    assert isinstance(left, ScaleObservation) and left.metres_per_unit == pytest.approx(METRES_PER_UNIT, rel=0.005)
+    assert left.note.startswith("from the other cameras only") and "camera 1 ('right_optical')" in left.note
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ The session calls `measure_window_scale` after decoding a window. Each source an
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -28,7 +29,9 @@ import torch
 from vggt_ros.metric.config import MetricConfig
 from vggt_ros.metric.sources import (
     ScaleMeasurement,
+    ScaleObservation,
     ScaleUnavailable,
+    depth_disagreement,
     depth_scale,
     odometry_scale,
     rig_scale,
@@ -72,7 +75,10 @@ def measure_window_scale(
             )
         stride = int(max(1, min(MAX_DEPTH_STRIDE, math.isqrt(products.depth.numel() // DEPTH_PIXELS))))
         step = (slice(None), slice(None, None, stride), slice(None, None, stride))
-        return depth_scale(products.depth[step], products.confidence[step], sensor_depth[step], config.depth)
+        observation = depth_scale(products.depth[step], products.confidence[step], sensor_depth[step], config.depth)
+        if cameras < 2 or not isinstance(observation, ScaleObservation):
+            return observation
+        return _check_depth_cameras(config, products, cameras, camera_frames, sensor_depth[step], step, observation)
     if config.source == "rig":
         known = (
             dict(config.rig_transforms)
@@ -86,6 +92,42 @@ def measure_window_scale(
             return from_poses
         return stereo_rig_scale(products, cameras, known, from_poses)
     return _odometry(config, products, cameras, camera_frames, transforms)
+
+
+def _check_depth_cameras(
+    config: MetricConfig,
+    products: WindowProducts,
+    cameras: int,
+    camera_frames: Sequence[str],
+    sensor_depth: torch.Tensor,
+    step: tuple,
+    observation: ScaleObservation,
+) -> ScaleMeasurement:
+    """Several depth cameras pooled in ``observation``: none of it where they disagree (`depth_disagreement`), and
+    a note naming the cameras whose images had no depth (the others measured alone)."""
+    rows_of = {camera: [] for camera in range(cameras)}  # camera -> its rows of the dense frames
+    for row, index in enumerate(products.dense):
+        rows_of[products.frame_ids[index][1]].append(row)
+    predicted, confidence = products.depth[step], products.confidence[step]
+    own, without = {}, []
+    for camera, rows in rows_of.items():
+        if not rows or not bool(torch.isfinite(sensor_depth[rows]).any()):
+            without.append(camera)
+            continue
+        alone = depth_scale(predicted[rows], confidence[rows], sensor_depth[rows], config.depth)
+        if isinstance(alone, ScaleObservation):
+            own[camera] = alone.metres_per_unit
+    disagreement = depth_disagreement(own, camera_frames)
+    if disagreement:
+        return ScaleUnavailable("inconsistent_depth", disagreement)
+    if not without:
+        return observation
+    named = ", ".join(f"camera {c} ('{camera_frames[c] if c < len(camera_frames) else ''}')" for c in without)
+    return replace(
+        observation,
+        note=f"from the other cameras only: no depth image matched the images of {named} in this window (is its "
+        "depth topic published, and stamped within slop_s of its colour images?)",
+    )
 
 
 def _rig_from_transforms(cameras: int, camera_frames: Sequence[str], transforms) -> Union[dict, ScaleUnavailable]:

@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Union
+from typing import Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -85,6 +85,9 @@ MAX_RIG_BASELINE_M = 10.0
 # transforms do not match the images (given in another camera order, or a wrong baseline). The scatter of one pair
 # is about 10 % from the predicted offsets and 1 % from the images, so this is several sigmas of either.
 MAX_RIG_DISAGREEMENT = 0.5
+# Depth cameras measure one scale: their metres per window unit further apart than this (ratio - 1) mean one of them
+# is in another unit or miscalibrated (a window's depth scale errs by well under 1 % per camera).
+MAX_DEPTH_DISAGREEMENT = 0.1
 # Below this predicted distance (window units, ~1 = the scene's size) two camera centres coincide.
 _MIN_PREDICTED_DISTANCE = 1e-9
 
@@ -349,12 +352,33 @@ def implausible_baselines(lengths: Mapping[int, float]) -> str:
     )
 
 
+def spread_ratio(values: Mapping[int, float]) -> float:
+    """How far apart the cameras' measurements of one scale are: the largest over the smallest (1.0 for fewer than
+    two)."""
+    return max(values.values()) / min(values.values()) if len(values) >= 2 else 1.0
+
+
+def depth_disagreement(metres_per_unit: Mapping[int, float], camera_frames: Sequence[str]) -> str:
+    """Why the depth cameras (camera -> metres per window unit from its own depth) disagree on the scale by more
+    than `MAX_DEPTH_DISAGREEMENT`, or "" when they agree (or only one measured)."""
+    ratio = spread_ratio(metres_per_unit)
+    if ratio <= 1.0 + MAX_DEPTH_DISAGREEMENT:
+        return ""
+    listed = ", ".join(
+        f"camera {camera} ('{camera_frames[camera] if camera < len(camera_frames) else ''}') {value:.4g}"
+        for camera, value in sorted(metres_per_unit.items())
+    )
+    return (
+        f"the depth cameras disagree on the scale by {ratio:.2f}x (metres per window unit from each one's depth: "
+        f"{listed}): one is in another unit or miscalibrated; check each camera's depth encoding (REP 118: 16UC1 "
+        "millimetres, 32FC1 metres) and its depth scale"
+    )
+
+
 def rig_disagreement(units_per_metre: Mapping[int, float]) -> str:
     """Why the rig's cameras (camera -> window units per metre of its baseline) disagree on the scale by more than
     `MAX_RIG_DISAGREEMENT`, or "" when they agree (or only one measured)."""
-    if len(units_per_metre) < 2:
-        return ""
-    ratio = max(units_per_metre.values()) / min(units_per_metre.values())
+    ratio = spread_ratio(units_per_metre)
     if ratio <= 1.0 + MAX_RIG_DISAGREEMENT:
         return ""
     listed = ", ".join(f"camera {camera} {value:.3g}" for camera, value in sorted(units_per_metre.items()))
