@@ -102,7 +102,8 @@ class ScaleObservation:
         samples: measurements it rests on (pixels, camera pairs, displacements).
         source: "depth", "rig" or "odometry".
         note: why the source measured this window less well than it usually does, for people ("" when it did not):
-            a rig whose images did not align, so its scale rests on the predicted camera offsets.
+            a rig whose images did not align, so its scale rests on the predicted camera offsets; a depth camera
+            without depth, so the others measured alone.
     """
 
     metres_per_unit: float
