@@ -23,6 +23,7 @@ from rosbags.typesys import Stores, get_typestore
 from conftest import TINY
 from support.bags import NANOSECONDS, write_image_bag
 from support.photos import panned_photographs
+from vggt_ros.image_encoding import ImageFormatError
 from vggt_ros.offline import main
 from vggt_ros.preprocess import output_size
 from vggt_ros.recording.bag_reader import BagImageSource
@@ -164,7 +165,7 @@ def test_the_common_model_size_comes_from_the_usable_image_sizes_only():
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["raw", "jpeg"])
-def test_a_bag_image_too_elongated_is_skipped_and_counted_before_the_assembly(tmp_path, compressed):
+def test_a_bag_image_too_elongated_is_skipped_and_counted_by_the_assembly(tmp_path, compressed):
     photos = panned_photographs(4)
     frames = [(START_NS + PERIOD_NS * i, frame) for i, frame in enumerate(photos)]
     frames.insert(2, (START_NS + PERIOD_NS + PERIOD_NS // 2, np.full((*ELONGATED_HW, 3), 90, np.uint8)))
@@ -176,6 +177,17 @@ def test_a_bag_image_too_elongated_is_skipped_and_counted_before_the_assembly(tm
     assert [item.frame_set.stamps_ns[0] for item in items] == [START_NS + PERIOD_NS * i for i in range(4)]
     assert source.skipped == {"/cam": {"too_elongated": 1}}
     assert common_model_hw(source.image_sizes(), "crop", 154) == (112, 154)
+
+
+def test_whether_a_bag_image_is_too_elongated_follows_the_image_size(tmp_path):
+    """The node's check, run offline, took the node's default 518: at --image-size 1036 a 2000 x 20 image (a row of
+    patches there, none at 518) was dropped as too elongated."""
+    frames = [(START_NS, np.full((20, 2000, 3), 90, np.uint8))]
+    source = BagImageSource(write_image_bag(tmp_path / "bag", "mcap", [("/cam", frames)]), ["/cam"])
+    assert output_size(20, 2000, "crop", 1036) == (14, 1036)
+    with pytest.raises(ImageFormatError):
+        output_size(20, 2000, "crop", 518)
+    assert len(list(bag_frame_sets(source, ("camera0",), 10, 0.02, "crop", 1036))) == 1 and not source.skipped
 
 
 # ----------------------------------------------------------------------------------- names the export refuses

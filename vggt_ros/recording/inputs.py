@@ -23,12 +23,12 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from vggt_ros.dataset.frames import check_relative_name, frame_stem
 from vggt_ros.image_encoding import ImageFormatError
-from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels, image_file_hw, message_hw
+from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels, image_file_hw
 from vggt_ros.live.input import InputAssembly, InputConfig
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.stamps import StampVerdict
 from vggt_ros.preprocess import decode_image_file, output_size
-from vggt_ros.recording.bag_reader import DUPLICATE_STAMP, BagImageMessage, BagImageSource
+from vggt_ros.recording.bag_reader import DUPLICATE_STAMP, BagImageSource
 from vggt_ros.window import FrameSet
 
 log = logging.getLogger(__name__)
@@ -229,9 +229,8 @@ def bag_frame_sets(
     going back starts over, tolerance 0: a recording has no transport reordering), grouped into frame sets by
     approximate time (one camera: every image). What it drops is counted in ``source.skipped`` by topic and kind.
 
-    An image no model input of the preprocessing's ``mode`` and ``target_size`` can be made of (empty, or too
-    elongated: `vggt_ros.preprocess.output_size`) is skipped and counted before the assembly sees it, from its
-    message fields or file header.
+    An image no model input of the preprocessing's ``mode`` and ``target_size`` can be made of (too elongated:
+    `vggt_ros.preprocess.output_size`) is dropped and counted by the assembly, as the node drops it.
 
     A stamp going back (the assembly's restart) sets `InputFrameSet.restart` on the next frame set yielded, and
     suffixes the names from there on (see `InputFrameSet`).
@@ -244,6 +243,8 @@ def bag_frame_sets(
         max_reorder_s=0.0,
         topics=topics,
         max_image_pixels=source.max_image_pixels,
+        preprocess_mode=mode,
+        image_size=target_size,
     )
     assembly = InputAssembly(config, LogPolicy(log))
     restart = False  # reported by an image that completed no frame set: carried to the next one
@@ -252,10 +253,6 @@ def bag_frame_sets(
     frame_sets = 0
     try:
         for item in source.messages():
-            unusable = _unusable_size(item, mode, target_size)
-            if unusable is not None:
-                source.skip(topics[item.camera], unusable.kind, str(unusable))
-                continue
             offered[item.camera] += 1
             assembled = assembly.add_image(item.camera, item.message, item.stamp_ns, item.log_ns, item.compressed)
             restart = restart or assembled.restart
@@ -292,16 +289,3 @@ def bag_frame_sets(
                     slop,
                     UNPAIRED,
                 )
-
-
-def _unusable_size(item: BagImageMessage, mode: str, target_size: int) -> Optional[ImageFormatError]:
-    """Why no model input can be made of the message's image (`output_size`'s error), from its header fields or its
-    JPEG / PNG header; None when it can, or when the size is unknown (the decoder then says what is wrong)."""
-    hw = message_hw(item.message, item.compressed)
-    if hw is None:
-        return None
-    try:
-        output_size(*hw, mode, target_size)
-    except ImageFormatError as err:
-        return err
-    return None
