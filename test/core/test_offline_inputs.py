@@ -179,6 +179,17 @@ def test_a_bag_image_too_elongated_is_skipped_and_counted_by_the_assembly(tmp_pa
     assert common_model_hw(source.image_sizes(), "crop", 154) == (112, 154)
 
 
+def test_a_bag_of_one_image_every_ten_seconds_keeps_every_image(tmp_path):
+    """A throttled topic (one image every 10 s): the forward-jump rule, on the stamp gap alone, dropped every image
+    after the first as "ahead". Stamps and log times move together: nothing is ahead."""
+    photos = panned_photographs(5)
+    records = [
+        ("/cam", START_NS + 10 * NANOSECONDS * n, START_NS + 10 * NANOSECONDS * n, p) for n, p in enumerate(photos)
+    ]
+    source = BagImageSource(_raw_bag(tmp_path / "bag", records), ["/cam"])
+    assert len(list(bag_frame_sets(source, ("camera0",), 10, 0.02, "crop", 154))) == 5 and not source.skipped
+
+
 def test_whether_a_bag_image_is_too_elongated_follows_the_image_size(tmp_path):
     """The node's check, run offline, took the node's default 518: at --image-size 1036 a 2000 x 20 image (a row of
     patches there, none at 518) was dropped as too elongated."""

@@ -35,7 +35,7 @@ from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_image_pixels, 
 from vggt_ros.live.health import CameraCounts, SequenceGaps
 from vggt_ros.live.input_watchdog import InputWatchdog, dds_loss_warning, quiet_topic_warning
 from vggt_ros.live.log_policy import LogPolicy
-from vggt_ros.live.stamps import CameraStamps, StampVerdict
+from vggt_ros.live.stamps import CameraStamps, StampCheck, StampVerdict
 from vggt_ros.live.sync import ApproximateTimeSynchronizer, NearestStampQueue
 from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_metres
 from vggt_ros.preprocess import DEFAULT_TARGET_SIZE, output_size
@@ -58,8 +58,8 @@ class InputConfig:
         depth_keyframes: each depth camera keeps the depth of its newest this many keyframes (`keep_depth`) until
             the network has run on them, however many depth images arrive meanwhile.
         input_timeout_s: a topic without images for this long is reported, and so are cameras whose images have
-            not formed a frame set for this long; an image stamped further after its camera's newest is held back
-            until the next image confirms the jump (`vggt_ros.live.stamps`).
+            not formed a frame set for this long; an image whose stamp ran further ahead of its arrival time than
+            its camera's newest did is held back until the next image confirms the jump (`vggt_ros.live.stamps`).
         max_image_pixels: larger images (width x height, from the message or the JPEG / PNG header) are dropped
             before they are decoded.
         preprocess_mode, image_size: the model input the images are made into (`vggt_ros.preprocess`): an image
@@ -145,11 +145,8 @@ class InputAssembly:
         self.listening = False
 
     def start_listening(self) -> None:
-        """Judge the topics, the pairing, the publishers' sequence numbers and the stamps afresh from now (on
-        activation): the first image after a pause is no stamp far ahead (time that went back meanwhile is the
-        session's to see, as for any window)."""
+        """Judge the topics, the pairing and the publishers' sequence numbers afresh from now (on activation)."""
         self.restart_clock()
-        self._stamps.reset()
         self.listening = True
         for gaps in self._camera_gaps:
             gaps.restart()
@@ -299,7 +296,7 @@ class InputAssembly:
                 f"camera '{name}' stamps its images 0: using each image's arrival time instead "
                 "(fix the driver: stamp images with their capture time)",
             )
-        dropped = _stamp_drop(check.verdict, stamp_ns, newest)
+        dropped = _stamp_drop(check, newest)
         if dropped is not None:
             self._drop(camera, check.verdict.value, f"{check.verdict.value} stamp")
             self._log.every("error", ("stamp", camera, check.verdict.value), f"camera '{name}': {dropped}")
@@ -311,7 +308,7 @@ class InputAssembly:
                 "a restarted driver?): window reset, reconstruction starts over"
             )
             self.reset()
-            self._stamps.check(camera, stamp_ns, stamp_ns)
+            self._stamps.check(camera, stamp_ns, arrival_ns)
         self._camera_frames[camera] = frame
         self._camera_last_used_s[camera] = self._clock()
         synced = self._sync.add(camera, stamp_ns, rgb)
@@ -422,8 +419,9 @@ class InputAssembly:
         return self.depth_of if self._depth_queues else None
 
 
-def _stamp_drop(verdict: StampVerdict, stamp_ns: int, newest: Optional[int]) -> Optional[str]:
-    """Why an image of ``verdict`` is dropped (`vggt_ros.live.stamps`), or None when it is used."""
+def _stamp_drop(check: StampCheck, newest: Optional[int]) -> Optional[str]:
+    """Why an image of ``check``'s verdict is dropped (`vggt_ros.live.stamps`), or None when it is used."""
+    verdict, stamp_ns = check.verdict, check.stamp_ns
     if verdict is StampVerdict.DUPLICATE:
         return f"stamp {stamp_ns / 1e9:.3f} s repeated (the same capture sent twice?): image dropped"
     if verdict is StampVerdict.LATE:
@@ -438,9 +436,9 @@ def _stamp_drop(verdict: StampVerdict, stamp_ns: int, newest: Optional[int]) -> 
         )
     if verdict is StampVerdict.AHEAD:
         return (
-            f"image stamped {(stamp_ns - newest) / 1e9:.3f} s after the newest, more than input_timeout_s: image "
-            "dropped (a clock glitch?); if the next one follows it, the camera paused or its clock jumped, and the "
-            "reconstruction goes on from there"
+            f"image stamped {(stamp_ns - newest) / 1e9:.3f} s after the newest, {check.lead_jump_ns / 1e9:.3f} s more "
+            "than the time between their arrivals: image dropped (a clock glitch?); if the next one follows it, the "
+            "camera's clock jumped, and the reconstruction goes on from there"
         )
     return None
 

@@ -95,8 +95,8 @@ class NodeParameters:
     slop_s: float = parameter(0.02, "approximate-time sync: largest stamp spread of one synchronized set", "s")
     input_timeout_s: float = parameter(
         5.0,
-        "warn when an image topic has had no image for this long (naming the likely cause); an image stamped this much "
-        "after its camera's newest waits for the next to confirm the jump (one dropped)",
+        "warn when an image topic has had no image for this long (naming the likely cause); an image whose stamp ran "
+        "this much further ahead of its arrival than its camera's newest waits for the next to confirm the jump",
         "s",
         (0.1, 3600.0),  # checked every half timeout: at most 20 times a second; an hour is beyond any camera's pause
     )

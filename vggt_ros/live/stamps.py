@@ -15,12 +15,13 @@ real jump back (a bag loop, a restarted driver). No ROS here: the node asks `Cam
   lone stale image (a resent or long-delayed frame), which costs nothing else. Repeats of the newest or of the
   candidate are duplicates, and slightly late images late, as without a candidate. A restart costs one image; a
   lone stale image used to cost the whole reconstruction.
-* A stamp more than ``max_gap_s`` after the camera's newest is ahead: the image is dropped and held as the
-  candidate of a jump forward, by the same rule. The camera's next image tells: one after the candidate and within
-  ``max_gap_s`` of it confirms that the camera paused or its clock jumped, and the reconstruction goes on from it;
-  one within ``max_gap_s`` of the newest was a lone glitch (a stamp from a bad clock read), which costs nothing
-  else. Taken as it came, a glitch far ahead made every later image stale, so the next two restarted the
-  reconstruction, and its outputs stamped far ahead made tf2 listeners refuse every later transform.
+* A stamp that ran ahead of its arrival time by more than ``max_gap_s`` beyond the camera's newest image (its
+  lead, stamp - arrival, jumped) is ahead: the image is dropped and held as the candidate of a jump forward, by
+  the same rule. A camera that paused, or sends an image a minute, keeps its lead and is taken at once. The
+  camera's next image tells: one after the candidate with its lead confirms that the camera's clock jumped, and the
+  reconstruction goes on from it; one with the newest's lead was a lone glitch (a stamp from a bad clock read),
+  which costs nothing else. Taken as it came, a glitch far ahead made every later image stale, so the next two
+  restarted the reconstruction, and its outputs stamped far ahead made tf2 listeners refuse every later transform.
 """
 
 from __future__ import annotations
@@ -42,12 +43,13 @@ class StampVerdict(str, enum.Enum):
 
 @dataclass(frozen=True)
 class StampCheck:
-    """What to do with one image: the verdict, the stamp to use (ns; the arrival time for a zero stamp), and
-    whether it was substituted."""
+    """What to do with one image: the verdict, the stamp to use (ns; the arrival time for a zero stamp), whether it
+    was substituted, and for an image ahead how far its lead over its arrival time jumped (ns)."""
 
     verdict: StampVerdict
     stamp_ns: int
     substituted: bool = False
+    lead_jump_ns: int = 0
 
 
 class CameraStamps:
@@ -64,14 +66,16 @@ class CameraStamps:
         self._tolerance_ns = int(reorder_tolerance_s * 1e9)
         self._max_gap_ns = max_gap_s * 1e9
         self._newest: list[Optional[int]] = [None] * cameras
+        self._lead: list[int] = [0] * cameras  # the newest image's stamp - arrival time
         self._stale: list[Optional[int]] = [None] * cameras  # each camera's candidate of a jump back
-        self._ahead: list[Optional[int]] = [None] * cameras  # each camera's candidate of a jump forward
+        self._ahead: list[Optional[tuple[int, int]]] = [None] * cameras  # (stamp, lead) of a jump forward's candidate
 
     def newest(self, camera: int) -> Optional[int]:
         return self._newest[camera]
 
     def reset(self) -> None:
         self._newest = [None] * len(self._newest)
+        self._lead = [0] * len(self._lead)
         self._stale = [None] * len(self._stale)
         self._ahead = [None] * len(self._ahead)
 
@@ -80,7 +84,7 @@ class CameraStamps:
         if substituted:
             stamp_ns = arrival_ns
         newest, candidate, ahead = self._newest[camera], self._stale[camera], self._ahead[camera]
-        if stamp_ns == ahead:
+        if ahead is not None and stamp_ns == ahead[0]:
             return StampCheck(StampVerdict.DUPLICATE, stamp_ns, substituted)
         if newest is not None and stamp_ns <= newest:
             if stamp_ns == newest or stamp_ns == candidate:
@@ -90,14 +94,18 @@ class CameraStamps:
             if candidate is not None and candidate < stamp_ns:  # the camera's second image from the earlier time
                 self._stale[camera] = None
                 self._newest[camera] = stamp_ns
+                self._lead[camera] = stamp_ns - arrival_ns
                 return StampCheck(StampVerdict.JUMP_BACK, stamp_ns, substituted)
             self._stale[camera] = stamp_ns
             return StampCheck(StampVerdict.STALE, stamp_ns, substituted)
-        continues_ahead = ahead is not None and 0 < stamp_ns - ahead <= self._max_gap_ns
-        if newest is not None and stamp_ns - newest > self._max_gap_ns and not continues_ahead:
-            self._ahead[camera] = stamp_ns
-            return StampCheck(StampVerdict.AHEAD, stamp_ns, substituted)
+        lead = stamp_ns - arrival_ns
+        jump = lead - self._lead[camera]
+        continues_ahead = ahead is not None and stamp_ns > ahead[0] and abs(lead - ahead[1]) <= self._max_gap_ns
+        if newest is not None and jump > self._max_gap_ns and not continues_ahead:
+            self._ahead[camera] = (stamp_ns, lead)
+            return StampCheck(StampVerdict.AHEAD, stamp_ns, substituted, jump)
         self._stale[camera] = None
         self._ahead[camera] = None
         self._newest[camera] = stamp_ns
+        self._lead[camera] = lead
         return StampCheck(StampVerdict.ACCEPT, stamp_ns, substituted)
