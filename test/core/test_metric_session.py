@@ -38,6 +38,7 @@ from support.metric_synthetic import (
 )
 from support.synthetic import NO_NOISE, camera_path, look_at
 from vggt_ros.geometry import invert_rigid
+from vggt_ros.live.sync import NearestStampQueue
 from vggt_ros.metric.config import MetricConfig
 from vggt_ros.metric.scale_filter import ScaleFilterConfig
 from vggt_ros.metric.sources import DepthScaleConfig, ScaleObservation, ScaleUnavailable
@@ -399,6 +400,45 @@ def _depth_run(frames, lookup):
     run = start_metric_session(frames, metric_session_config(frames, SHORT_WINDOWS, DEPTH))
     feed(run, range(len(frames)), lookup)
     return run
+
+
+def test_a_slow_network_measures_with_the_depth_the_node_kept_for_its_keyframes(straight):
+    """The node keeps the depth of its newest window_size keyframes (`NearestStampQueue.keep`; at the defaults
+    every frame set is one). The session looked it up after the network had run, when the keyframes that arrived
+    meanwhile had pushed the window's out: a network slower than a few frame periods never had a scale. Here, as in
+    the node, every frame set goes into the window, the worker takes the newest window when it is free, and 20
+    frame sets' depth arrives while the test double's network runs."""
+    every_frame = WindowConfig(4, 1, KeyframePolicy())
+    sensor = FakeDepthSensorForTests(straight)
+    store = NearestStampQueue(queue_size=3, slop=0.01, kept=every_frame.window_size)  # the node's depth store
+    arrived = []
+
+    def arrive(t: int) -> None:  # depth of frame set t reaching the node, kept: each frame set is a keyframe
+        if t < len(straight.stamps_ns) and t not in arrived:
+            stamp_ns = int(straight.stamps_ns[t])
+            store.add(stamp_ns, sensor(0, stamp_ns))
+            store.keep(stamp_ns)
+            arrived.append(t)
+
+    run = start_metric_session(straight, metric_session_config(straight, every_frame, DEPTH))
+    session, network = run.session, run.session.pipeline
+    predict = network.predict
+
+    def slow_predict(*args, **kwargs):  # 20 frame periods: their depth arrives meanwhile
+        for t in range(max(arrived) + 1, max(arrived) + 21):
+            arrive(t)
+        return predict(*args, **kwargs)
+
+    network.predict = slow_predict
+    outputs, newest_window, busy_until = [], None, -1
+    for t in range(60):
+        arrive(t)
+        update = session.add(straight.frame_set(t))
+        newest_window = update.window or newest_window
+        if t >= busy_until and newest_window is not None:  # the worker is free: it takes the newest window
+            outputs.append(session.integrate(session.infer(newest_window, lambda camera, ns: store.nearest(ns))))
+            newest_window, busy_until = None, t + 20
+    assert len(outputs) >= 3 and all(_kind(out) == "depth" for out in outputs[1:]), [_kind(o) for o in outputs]
 
 
 def _last_ratio_before(frames, run, t_first):
