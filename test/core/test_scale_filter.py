@@ -201,6 +201,19 @@ def test_a_first_reading_beyond_the_gate_is_abandoned_when_the_windows_agree_on_
     assert scale_filter.estimate == pytest.approx(1.0, abs=0.005)
 
 
+def test_an_estimate_many_windows_support_is_not_overturned_by_four_that_agree():
+    """Four windows in a row 30 % off that agree (a second of wheel slip; with stride 1 they share most frames)
+    restarted an estimate 1000 windows supported. A restart needs the run to weigh more than the estimate."""
+    rng = np.random.default_rng(7)
+    scale_filter = MetricScaleFilter()
+    for _ in range(1000):
+        scale_filter.update(math.exp(rng.normal() * 0.005), 0.005)
+    before = scale_filter.estimate
+    for ratio in (1.30, 1.28, 1.33, 1.31, 1.30):
+        assert scale_filter.update(ratio, 0.005).kind == "outlier"
+    assert scale_filter.estimate == before
+
+
 def test_wild_windows_that_do_not_agree_never_restart_the_estimate():
     """Windows beyond the gate that scatter among themselves (a broken sensor) are no scale to restart from."""
     rng = np.random.default_rng(6)

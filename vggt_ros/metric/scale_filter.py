@@ -31,8 +31,10 @@ Decisions, each with its reason:
   all inside the clip) are combined as by the plain filter. But when `PERSISTENCE` windows in a row are clipped
   on the same side, the estimate is what is wrong (a wrong start, a miscalibrated first reading): it restarts from
   those windows' weighted mean. The same holds for `PERSISTENCE` windows in a row beyond the gate on the same
-  side that agree with each other (within ``gate`` of their mean): a first reading 25 % off used to gate out every
-  sound window after it, and the world stayed 25 % off for good.
+  side that agree with each other (within ``gate`` of their mean), while the estimate rests on fewer windows than
+  that run (fewer than `PERSISTENCE` accepted since it started): a first reading 25 % off used to gate out every
+  sound window after it, and the world stayed 25 % off for good, while an estimate that more windows support is
+  not overturned by four (which, sharing most of their frames, are hardly four measurements).
 - The gate: an observation whose log ratio is more than max(``gate``, ``gate_sigmas`` x the innovation's standard
   deviation) from the estimate is rejected and changes nothing but the drift allowance. ``gate`` is the largest
   believable disagreement between the chaining and a sound observation; noisier observations, and an estimate
@@ -123,6 +125,7 @@ class MetricScaleFilter:
         self._log_estimate: Optional[float] = None
         self._variance = math.inf
         self._accepted = 0
+        self._support = 0  # observations accepted since the estimate (re)started, those it restarted from included
         self._clipped = _SameSideRun()  # observations clipped in a row on one side
         self._rejected = _SameSideRun()  # observations beyond the gate in a row on one side
 
@@ -169,7 +172,8 @@ class MetricScaleFilter:
             allowed = max(config.gate, config.gate_sigmas * spread)
             if abs(innovation) > allowed:
                 self._rejected.add(log_ratio, variance, innovation > 0)
-                if not (self._rejected.full and self._rejected.agree(config.gate)):
+                young = self._support < PERSISTENCE
+                if not (young and self._rejected.full and self._rejected.agree(config.gate)):
                     return ScaleVerdict(
                         False,
                         "outlier",
@@ -195,6 +199,7 @@ class MetricScaleFilter:
                     self._log_estimate += gain * min(max(innovation, -clip), clip)
                     self._variance *= 1.0 - gain
         self._accepted += 1
+        self._support += 1
         return ScaleVerdict(
             True,
             "accepted",
@@ -230,6 +235,7 @@ class MetricScaleFilter:
     def _restart(self, run: "_SameSideRun") -> None:
         """Start the estimate afresh from ``run``'s observations (their weighted mean); forget both runs."""
         self._log_estimate, self._variance = run.weighted_mean()
+        self._support = PERSISTENCE - 1  # the run's other windows (this one is counted as accepted)
         self._clipped.clear()
         self._rejected.clear()
 
