@@ -396,3 +396,16 @@ def test_a_ros1_bag_is_read(tmp_path, frames):
     read = list(BagImageSource(path, ["/cam"]))
     assert [stamp_ns for _, stamp_ns, _ in read] == stamps
     assert all(np.array_equal(rgb, image) for (_, _, rgb), image in zip(read, frames))
+
+
+def test_a_damaged_sqlite_page_ends_the_images_with_a_bag_error(tmp_path):
+    """sqlite's own error (apsw.CorruptError) escaped the reader as a traceback."""
+    images = [np.full((96, 128, 3), 10 * i, np.uint8) for i in range(20)]
+    bag = write_image_bag(tmp_path / "bag", "sqlite3", [("/cam", list(zip(_stamps(20), images)))])
+    (db,) = bag.glob("*.db3")
+    data = bytearray(db.read_bytes())
+    middle = len(data) // 2 // 4096 * 4096  # 4 KiB pages: three in the middle of the file overwritten
+    data[middle : middle + 3 * 4096] = b"\x5a" * (3 * 4096)
+    db.write_bytes(bytes(data))
+    with pytest.raises(BagError, match=r"past this point: CorruptError"):
+        list(BagImageSource(bag, ["/cam"]))
