@@ -303,7 +303,8 @@ class ReconstructionSession:
         self.pipeline = pipeline
         self.config = config
         self.transforms = transforms
-        self.world = World(config.world)
+        # The map keyframes' points a loop's rebuild of the map re-places: those the map took (`integrate`).
+        self.world = World(config.world, keeps_map_points=False)
         self.map = GrowingMap(config.map)
         self._window = SlidingWindow(config.window)
         self._image_hw: Optional[tuple[int, int]] = None  # input size of the current run (add's thread)

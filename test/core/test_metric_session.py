@@ -441,6 +441,27 @@ def test_a_slow_network_measures_with_the_depth_the_node_kept_for_its_keyframes(
     assert len(outputs) >= 3 and all(_kind(out) == "depth" for out in outputs[1:]), [_kind(o) for o in outputs]
 
 
+def test_frames_held_back_for_the_scale_give_no_points_to_a_loops_map(straight):
+    """Frames merged while the world waited for its scale are in no map, map.ply or bag; yet the world kept their
+    points (unfiltered by the cloud's settings) for the map a loop rebuilds, which then showed them. Only the
+    points the map took are kept."""
+    sensor = FakeDepthSensorForTests(straight)
+    run = start_metric_session(straight, metric_session_config(straight, WINDOWS, DEPTH))
+    waiting = feed(run, range(15), lambda camera, stamp_ns: None)
+    assert waiting and all(out.waiting_for_scale for _, out in waiting)
+    kept = run.session.world.loops.map
+    assert len(kept) == 0, "no map keyframe of the frames held back"
+    metric = feed(run, range(15, 40), sensor)
+    map_frames = {
+        frame_id
+        for _, out in metric
+        if out.metric and out.cloud is not None
+        for frame_id, in_map in zip(out.result.frame_ids, out.result.map_frames)
+        if in_map
+    }
+    assert map_frames and len(kept) == sum(frame_id in kept for frame_id in map_frames), "the map's keyframes only"
+
+
 def _last_ratio_before(frames, run, t_first):
     return published_depth_ratio(frames, [out for t, out in run.windows if t < t_first][-1])
 

@@ -112,8 +112,12 @@ from vggt_ros.world.placement import cameras_in_world, place_in_world
 class World:
     """The chaining state machine (see the module docstring). Not thread-safe: call from one thread."""
 
-    def __init__(self, config: WorldConfig = WorldConfig()) -> None:
+    def __init__(self, config: WorldConfig = WorldConfig(), keeps_map_points: bool = True) -> None:
+        """``keeps_map_points``: with loop closure, the world keeps each new map keyframe's points above the
+        alignment's confidence threshold for the map rebuilt after a loop; False where the caller keeps them
+        (`keep_map_points`: the session keeps the points its map took)."""
         self.config = config
+        self._keeps_map_points = keeps_map_points
         self.reset()
 
     def reset(self) -> None:
@@ -430,7 +434,7 @@ class World:
             map_frames[i] = self._has_parallax(products.frame_ids[i][1], pose, median_depth)
             if map_frames[i]:
                 self._last_map_pose[products.frame_ids[i][1]] = pose
-                if self.loops is not None:
+                if self._keeps_map_points and self.loops is not None:
                     self._keep_map_points(products.frame_ids[i], placed, row, threshold)
         self._consecutive_rejections = 0
         self._unconfirmed = frozenset(products.frame_ids[i] for i in new_idx)
@@ -516,10 +520,10 @@ class World:
         self.keep_map_points(frame_id, placed.world_from_camera[row], points, colors)
 
     def keep_map_points(self, frame_id, world_from_camera: np.ndarray, points: np.ndarray, colors: np.ndarray) -> None:
-        """Keep (or replace) the points ``(N, 3)`` (chained world) and colours ``(N, 3)`` uint8 of map keyframe
-        ``frame_id`` at ``world_from_camera`` for the map rebuilt after a loop (`map_cloud`); nothing without loop
-        closure. The world keeps the points above its alignment threshold; the session replaces them with those
-        the published cloud kept, so that the rebuilt map is filtered as the map was."""
+        """Keep the points ``(N, 3)`` (chained world) and colours ``(N, 3)`` uint8 of map keyframe ``frame_id`` at
+        ``world_from_camera`` for the map rebuilt after a loop (`map_cloud`); nothing without loop closure. The
+        session keeps the points its map took (the cloud's filter), so that the rebuilt map is filtered as the map
+        was, and holds none of the frames it held back for the metric scale."""
         if self.loops is not None:
             self.loops.map.add(frame_id, world_from_camera, points, colors)
 
