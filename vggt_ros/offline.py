@@ -466,6 +466,7 @@ class _BagRecording:
         self._started = False
         self._correction_written = np.eye(4)
         self._log_ns = 0  # the newest log time written
+        self._log_shift_ns = 0  # log time - stamp: how far the input's time went back so far
         self.error: Optional[str] = None
 
     def add(self, out: WindowOutput, session: ReconstructionSession) -> None:
@@ -532,11 +533,15 @@ class _BagRecording:
             log.error("--out-bag %s: %s", self.path, unfinished)
 
     def _write(self, topic: str, message, stamp_ns: int, latched: bool = False) -> None:
-        """Write ``message`` (stamped ``stamp_ns``) at that log time, or the newest written if that is later: a world
-        that started over (time went back in the input) comes after the last one when played, as the node published
-        it."""
-        self._log_ns = max(self._log_ns, stamp_ns)
-        self.writer.write(topic, message, self._log_ns, latched=latched)
+        """Write ``message`` (stamped ``stamp_ns``) at its stamp as log time, shifted by how far the input's time went
+        back so far: a world that started over plays after the one before it, at its own pace, as the node
+        published it."""
+        log_ns = stamp_ns + self._log_shift_ns
+        if log_ns < self._log_ns:  # the input's time went back
+            self._log_shift_ns += self._log_ns - log_ns
+            log_ns = self._log_ns
+        self._log_ns = log_ns
+        self.writer.write(topic, message, log_ns, latched=latched)
 
     def _fail(self, err: Exception) -> None:
         if self.error is None:
