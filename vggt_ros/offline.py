@@ -63,7 +63,14 @@ from vggt_ros.recording.inputs import (
 )
 from vggt_ros.recording.tum_rgbd import TumRgbdSequence
 from vggt_ros.runtime import RuntimeConfig, create_pipeline
-from vggt_ros.session import DepthLookup, FrameSetError, ReconstructionSession, SessionConfig, WindowOutput
+from vggt_ros.session import (
+    DepthLookup,
+    FrameSetError,
+    PublishedCorrection,
+    ReconstructionSession,
+    SessionConfig,
+    WindowOutput,
+)
 from vggt_ros.termination import EXIT_STATUS, Interrupted, StopRequest, stop_on_signal
 from vggt_ros.window import ChunkWindows, FrameId, KeyframePolicy, Window, WindowConfig
 from vggt_ros.world import WindowStatus, WorldConfig
@@ -464,7 +471,7 @@ class _BagRecording:
         self.path = path
         self.writer = BagWriter(path)
         self._started = False
-        self._correction_written = np.eye(4)
+        self._correction = PublishedCorrection()
         self._log_ns = 0  # the newest log time written
         self._log_shift_ns = 0  # log time - stamp: how far the input's time went back so far
         self.error: Optional[str] = None
@@ -484,20 +491,19 @@ class _BagRecording:
         except (ValueError, OSError) as err:
             self._fail(err)
 
-    def add_correction(self, session: ReconstructionSession, stamp_ns: int, loop_closed: bool) -> None:
-        """After a merged window's loop pass, as the node publishes it (`LiveReconstruction.close_loops`):
-        parent_frame -> world_frame (latched) whenever the world's correction moved (it moves a little with each
-        window after a loop, being rigid at the newest keyframe), and the corrected path after a closed loop."""
+    def add_correction(self, out: WindowOutput, session: ReconstructionSession, loop_closed: bool) -> None:
+        """After a merged window's loop pass, as the node publishes it (`PublishedCorrection`): parent_frame ->
+        world_frame (latched) when it is due, and the corrected path after a closed loop."""
         if self.error is not None:
             return
-        correction = session.world_correction()
-        if not loop_closed and np.array_equal(correction, self._correction_written):
+        correction = self._correction.due(out, loop_closed, session.world_correction())
+        if correction is None:
             return
         outputs = self._outputs
+        stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
         try:
             message = outputs.world_frame_message(self.params, stamp_ns, correction)
             self._write("/tf_static", message, stamp_ns, latched=True)
-            self._correction_written = correction
             if loop_closed:
                 path = outputs.messages.path(session.camera_path(), stamp_ns, self.params.world_frame)
                 self._write(outputs.topic(self.params, outputs.Output("path"), NODE_PREFIX), path, stamp_ns)
@@ -688,8 +694,8 @@ def _reconstruct(
                 log.info("loop closed in %.0f ms%s", result.optimisation.milliseconds, joined)
             else:
                 log.info("loop not closed (%s): %s", result.cause, result.reason)
-        if recording is not None and not out.waiting_for_scale:
-            recording.add_correction(session, out.window.frame_sets[-1].stamps_ns[0], closed)
+        if recording is not None:
+            recording.add_correction(out, session, closed)
 
     def run_window(window: Optional[Window], last_name: str) -> None:
         """One window through the network and into the world; one that fails is skipped, named and counted."""

@@ -294,6 +294,27 @@ def check_engines_fit(pipeline, config: SessionConfig) -> None:
             )
 
 
+class PublishedCorrection:
+    """The loops' correction of the world as last published (``parent_frame -> world_frame``), and when it is due
+    again: after a window whose loop pass closed a loop, or whose correction moved. It moves without a new loop too:
+    it is rigid, fitted at the newest keyframe, while the loops' correction is a similarity (a unit-less world's
+    scale drift), so each window after a loop moves it a little, and the window's path and the map go out under the
+    new one. Never while the world awaits its metric scale (nothing is published then): a correction that moved
+    meanwhile (back to the identity after a reset) goes out with the first window in metres. The node and
+    ``--out-bag`` publish by this one rule."""
+
+    def __init__(self) -> None:
+        self._sent = np.eye(4)
+
+    def due(self, out: WindowOutput, loop_closed: bool, correction: np.ndarray) -> Optional[np.ndarray]:
+        """``correction`` (`ReconstructionSession.world_correction` after window ``out``'s loop pass) when it is to
+        be published now, else None."""
+        if out.waiting_for_scale or (not loop_closed and np.array_equal(correction, self._sent)):
+            return None
+        self._sent = correction
+        return correction
+
+
 class ReconstructionSession:
     """See the module docstring. `add` from one thread, `infer` and `integrate` from one (possibly other) thread."""
 

@@ -23,7 +23,7 @@ import numpy as np
 from vggt_ros.live.health import LoopState, PipelineCounters
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.metric.sources import ScaleObservation, ScaleUnavailable
-from vggt_ros.session import DepthLookup, FrameSetError, ReconstructionSession, WindowOutput
+from vggt_ros.session import DepthLookup, FrameSetError, PublishedCorrection, ReconstructionSession, WindowOutput
 from vggt_ros.window import FrameSet, LatestSlot, Window
 from vggt_ros.world import WindowStatus
 
@@ -73,7 +73,7 @@ class LiveReconstruction:
         self._camera_path = camera_path
         self._slot: LatestSlot[Window] = LatestSlot()
         self._map_version_sent = -1
-        self._correction_sent = np.eye(4)
+        self._correction = PublishedCorrection()
 
     # ------------------------------------------------------------------------------------------ executor
     def offer(self, frame_set: FrameSet) -> bool:
@@ -92,10 +92,15 @@ class LiveReconstruction:
             counters.keyframes += 1
         if update.reset:
             self._log.logger.warning(update.reset)
-        if update.window is None:
-            return update.is_keyframe
+        if update.window is not None:
+            self._hand_over(update.window)
+        return update.is_keyframe
+
+    def _hand_over(self, window: Window) -> None:
+        """A full window to the worker, replacing an untaken one (whose frame sets are counted as dropped)."""
+        counters = self.counters
         counters.windows_emitted += 1
-        replaced = self._slot.put(update.window)
+        replaced = self._slot.put(window)
         if replaced is not None:
             counters.windows_dropped += 1
             counters.frame_sets_dropped += replaced.new_count
@@ -105,7 +110,6 @@ class LiveReconstruction:
                 f"inference is slower than the cameras: {counters.frame_sets_dropped} frame sets dropped so far "
                 "(the newest frames win); raise window_stride or keyframe_min_interval_s, or use a faster backend",
             )
-        return True
 
     def request_reset(self) -> None:
         """A new world and an empty map from the next window (``~/reset``): a window formed before it and still
@@ -178,12 +182,8 @@ class LiveReconstruction:
                 )
             else:
                 self._log.every("warning", ("loop", result.cause), f"loop not closed ({result.cause}): {result.reason}")
-        # The correction also moves without a new loop: it is rigid, fitted at the newest keyframe, while the loops'
-        # correction is a similarity (a unit-less world's scale drift), so each window after a loop moves it a
-        # little, and the window's path and the map are published under the new one.
-        if out.waiting_for_scale or (not accepted and np.array_equal(correction, self._correction_sent)):
+        if self._correction.due(out, accepted, correction) is None:
             return None
-        self._correction_sent = correction
         return LoopUpdate(correction, path)
 
     def loop_state(self) -> Optional[LoopState]:
