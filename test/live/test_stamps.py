@@ -115,6 +115,17 @@ def test_the_next_image_with_the_candidates_lead_confirms_a_clock_jump():
     assert stamps.check(0, 104_000 * MS, arrival_ns=100_100 * MS).verdict is StampVerdict.STALE  # the old time
 
 
+def test_a_camera_played_faster_than_real_time_loses_one_image_at_most():
+    """One image every 10 s played 3 times faster without simulated time (or a bag whose log times stand still):
+    each stamp runs 6.7 s further ahead of its arrival than the one before. With the lead compared to the newest
+    image's, every other image was dropped; its trend is expected now, and only the second image, before there is a
+    trend, waits for the third to confirm it."""
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5, max_gap_s=5.0)
+    period_ns = 10 * S
+    verdicts = [stamps.check(0, 100 * S + k * period_ns, arrival_ns=k * period_ns // 3).verdict for k in range(8)]
+    assert verdicts == [StampVerdict.ACCEPT, StampVerdict.AHEAD] + [StampVerdict.ACCEPT] * 6
+
+
 @pytest.mark.parametrize("period_s", [0.033, 6.0, 60.0])
 def test_a_camera_that_pauses_or_sends_seldom_keeps_its_lead_and_loses_nothing(period_s):
     """A camera sending one image every 6 s (a throttled topic), or pausing for a minute, with a max_gap_s of 5 s:

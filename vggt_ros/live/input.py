@@ -436,9 +436,10 @@ def _stamp_drop(check: StampCheck, newest: Optional[int]) -> Optional[str]:
         )
     if verdict is StampVerdict.AHEAD:
         return (
-            f"image stamped {(stamp_ns - newest) / 1e9:.3f} s after the newest, {check.lead_jump_ns / 1e9:.3f} s more "
-            "than the time between their arrivals: image dropped (a clock glitch?); if the next one follows it, the "
-            "camera's clock jumped, and the reconstruction goes on from there"
+            f"image stamped {(stamp_ns - newest) / 1e9:.3f} s after the newest, its stamp "
+            f"{check.lead_jump_ns / 1e9:.3f} s further ahead of its arrival time than the camera's images before it: "
+            "image dropped (a clock glitch?); if the next one follows it, the camera's clock jumped, and the "
+            "reconstruction goes on from there"
         )
     return None
 

@@ -15,13 +15,15 @@ real jump back (a bag loop, a restarted driver). No ROS here: the node asks `Cam
   lone stale image (a resent or long-delayed frame), which costs nothing else. Repeats of the newest or of the
   candidate are duplicates, and slightly late images late, as without a candidate. A restart costs one image; a
   lone stale image used to cost the whole reconstruction.
-* A stamp that ran ahead of its arrival time by more than ``max_gap_s`` beyond the camera's newest image (its
-  lead, stamp - arrival, jumped) is ahead: the image is dropped and held as the candidate of a jump forward, by
-  the same rule. A camera that paused, or sends an image a minute, keeps its lead and is taken at once. The
-  camera's next image tells: one after the candidate with its lead confirms that the camera's clock jumped, and the
-  reconstruction goes on from it; one with the newest's lead was a lone glitch (a stamp from a bad clock read),
-  which costs nothing else. Taken as it came, a glitch far ahead made every later image stale, so the next two
-  restarted the reconstruction, and its outputs stamped far ahead made tf2 listeners refuse every later transform.
+* A stamp that ran ahead of its arrival time by more than ``max_gap_s`` beyond what the camera's newest images
+  let expect (its lead, stamp - arrival, extrapolated from their last two) is ahead: the image is dropped and
+  held as the candidate of a jump forward, by the same rule. A camera that paused, sends an image a minute, or is
+  played faster than real time keeps its lead or its trend, and is taken at once. The camera's next image tells:
+  one after the candidate whose lead is nearer the candidate's than the expected one confirms that the camera's
+  clock jumped, and the reconstruction goes on from it; one nearer the expected lead was a lone glitch (a stamp
+  from a bad clock read), which costs nothing else. Taken as it came, a glitch far ahead made every later image
+  stale, so the next two restarted the reconstruction, and its outputs stamped far ahead made tf2 listeners
+  refuse every later transform.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class CameraStamps:
         self._max_gap_ns = max_gap_s * 1e9
         self._newest: list[Optional[int]] = [None] * cameras
         self._lead: list[int] = [0] * cameras  # the newest image's stamp - arrival time
+        self._lead_trend: list[int] = [0] * cameras  # how much the lead changed from the image before to it
         self._stale: list[Optional[int]] = [None] * cameras  # each camera's candidate of a jump back
         self._ahead: list[Optional[tuple[int, int]]] = [None] * cameras  # (stamp, lead) of a jump forward's candidate
 
@@ -76,6 +79,7 @@ class CameraStamps:
     def reset(self) -> None:
         self._newest = [None] * len(self._newest)
         self._lead = [0] * len(self._lead)
+        self._lead_trend = [0] * len(self._lead_trend)
         self._stale = [None] * len(self._stale)
         self._ahead = [None] * len(self._ahead)
 
@@ -94,18 +98,19 @@ class CameraStamps:
             if candidate is not None and candidate < stamp_ns:  # the camera's second image from the earlier time
                 self._stale[camera] = None
                 self._newest[camera] = stamp_ns
-                self._lead[camera] = stamp_ns - arrival_ns
+                self._lead[camera], self._lead_trend[camera] = stamp_ns - arrival_ns, 0
                 return StampCheck(StampVerdict.JUMP_BACK, stamp_ns, substituted)
             self._stale[camera] = stamp_ns
             return StampCheck(StampVerdict.STALE, stamp_ns, substituted)
         lead = stamp_ns - arrival_ns
-        jump = lead - self._lead[camera]
-        continues_ahead = ahead is not None and stamp_ns > ahead[0] and abs(lead - ahead[1]) <= self._max_gap_ns
-        if newest is not None and jump > self._max_gap_ns and not continues_ahead:
+        expected = self._lead[camera] + self._lead_trend[camera]
+        continues_ahead = ahead is not None and stamp_ns > ahead[0] and abs(lead - ahead[1]) < abs(lead - expected)
+        if newest is not None and lead - expected > self._max_gap_ns and not continues_ahead:
             self._ahead[camera] = (stamp_ns, lead)
-            return StampCheck(StampVerdict.AHEAD, stamp_ns, substituted, jump)
+            return StampCheck(StampVerdict.AHEAD, stamp_ns, substituted, lead - expected)
         self._stale[camera] = None
         self._ahead[camera] = None
+        self._lead_trend[camera] = 0 if newest is None else lead - self._lead[camera]
         self._newest[camera] = stamp_ns
         self._lead[camera] = lead
         return StampCheck(StampVerdict.ACCEPT, stamp_ns, substituted)
