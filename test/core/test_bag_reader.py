@@ -409,3 +409,42 @@ def test_a_damaged_sqlite_page_ends_the_images_with_a_bag_error(tmp_path):
     db.write_bytes(bytes(data))
     with pytest.raises(BagError, match=r"past this point: CorruptError"):
         list(BagImageSource(bag, ["/cam"]))
+
+
+def test_a_damaged_ros1_bag_ends_with_a_bag_error_whatever_the_damage(tmp_path, frames):
+    """Bytes flipped in a ROS 1 bag's records: its reader fails with AssertionError, KeyError, UnicodeDecodeError as
+    well as its ReaderError, and any of them escaping the reader cost the whole run. Every one is a BagError after
+    the images before the damage."""
+    from rosbags.rosbag1 import Writer as Ros1Writer
+
+    typestore = get_typestore(Stores.ROS1_NOETIC)
+    path = tmp_path / "camera.bag"
+    with Ros1Writer(path) as writer:
+        connection = writer.add_connection("/cam", "sensor_msgs/msg/Image", typestore=typestore)
+        for index, stamp_ns in enumerate(_stamps(200)):
+            header = typestore.types["std_msgs/msg/Header"](
+                seq=index,
+                stamp=typestore.types["builtin_interfaces/msg/Time"](
+                    sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS
+                ),
+                frame_id="camera0",
+            )
+            image = frames[index % len(frames)][:2, :2]  # small: the damage lands in the records' structure
+            message = typestore.types["sensor_msgs/msg/Image"](
+                header, 2, 2, "rgb8", 0, 6, np.ascontiguousarray(image).reshape(-1)
+            )
+            writer.write(connection, stamp_ns, typestore.serialize_ros1(message, "sensor_msgs/msg/Image"))
+    whole = path.read_bytes()
+    outcomes = set()
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        damaged = bytearray(whole)
+        for offset in rng.integers(len(whole) // 4, len(whole) * 3 // 4, size=8):
+            damaged[offset] = int(rng.integers(256))
+        path.write_bytes(bytes(damaged))
+        try:
+            list(BagImageSource(path, ["/cam"]))
+            outcomes.add("read")
+        except BagError:
+            outcomes.add("bag error")
+    assert "bag error" in outcomes

@@ -42,17 +42,14 @@ from __future__ import annotations
 
 import logging
 import math
-import struct
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
 
-import apsw
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import Connection
-from rosbags.rosbag1 import ReaderError as Ros1ReaderError
 from rosbags.rosbag2 import ReaderError
 from rosbags.typesys import Stores, get_typestore
 
@@ -78,26 +75,6 @@ DUPLICATE_STAMP = "duplicate_stamp"
 STORAGE_SUFFIXES = (".mcap", ".db3")
 
 log = logging.getLogger(__name__)
-
-try:  # rosbags' mcap storage decompresses zstd chunks with one of these
-    from compression.zstd import ZstdError
-except ImportError:
-    from backports.zstd import ZstdError
-
-# What a damaged storage raises while it is read: rosbags' own errors, and those of the decompressors and of the
-# sqlite3 engine (apsw) it hands its bytes to (lz4 raises RuntimeError), and short or garbled records (struct, EOF,
-# OSError). Anything else is no damage of the bag, and is not taken for one.
-_STORAGE_ERRORS = (
-    AnyReaderError,
-    ReaderError,
-    Ros1ReaderError,
-    ZstdError,
-    apsw.Error,
-    RuntimeError,
-    struct.error,
-    EOFError,
-    OSError,
-)
 
 
 class BagError(ValueError):
@@ -329,15 +306,20 @@ class BagImageSource:
         return counts
 
     def _stored(self, records: Iterator) -> Iterator:
-        """The records of an `AnyReader.messages` iteration, which a damaged storage (a chunk or page) ends with
-        `BagError`: each backend raises its own error there (`_STORAGE_ERRORS`)."""
+        """The records of an `AnyReader.messages` iteration, which a damaged storage (a chunk, a page, a record)
+        ends with `BagError`. Only the storage runs in ``next()``, and each part of it fails on damage in its own way:
+        rosbags' ReaderError, the decompressors' (zstd's, lz4's RuntimeError), sqlite's, and the record parsers'
+        (struct.error, EOFError, OverflowError; AssertionError, KeyError and UnicodeDecodeError from a ROS 1 bag's).
+        Running out of memory is no damage."""
         iterator = iter(records)
         while True:
             try:
                 record = next(iterator)
             except StopIteration:
                 return
-            except _STORAGE_ERRORS as err:
+            except MemoryError:
+                raise
+            except Exception as err:  # noqa: BLE001 - see the docstring
                 raise BagError(f"cannot read bag '{self.path}' past this point: {type(err).__name__}: {err}") from None
             yield record
 
