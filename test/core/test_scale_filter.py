@@ -9,7 +9,13 @@ import math
 import numpy as np
 import pytest
 
-from vggt_ros.metric.scale_filter import HUBER_SIGMAS, PERSISTENCE, MetricScaleFilter, ScaleFilterConfig
+from vggt_ros.metric.scale_filter import (
+    ESTABLISHED_PERSISTENCE,
+    HUBER_SIGMAS,
+    PERSISTENCE,
+    MetricScaleFilter,
+    ScaleFilterConfig,
+)
 
 
 def test_constant_truth_with_noise_and_20_percent_outliers_stays_within_half_a_percent():
@@ -212,6 +218,34 @@ def test_an_estimate_many_windows_support_is_not_overturned_by_four_that_agree()
     for ratio in (1.30, 1.28, 1.33, 1.31, 1.30):
         assert scale_filter.update(ratio, 0.005).kind == "outlier"
     assert scale_filter.estimate == before
+
+
+def test_an_established_estimate_follows_a_jump_that_lasts_and_a_wrong_restart_is_undone():
+    """After the first review's fix, a restart could not be undone and a lasting jump (a segment re-anchored on a
+    guessed depth) was never followed: 1952 and 1111 sound windows rejected. ESTABLISHED_PERSISTENCE agreeing windows
+    beyond the gate now restart an established estimate, and a restarted one rests on no window again."""
+    scale_filter = MetricScaleFilter()
+    for _ in range(100):
+        scale_filter.update(1.0, 0.005)
+    verdicts = [scale_filter.update(1.15, 0.005).kind for _ in range(ESTABLISHED_PERSISTENCE)]
+    assert verdicts == ["outlier"] * (ESTABLISHED_PERSISTENCE - 1) + ["accepted"]
+    assert scale_filter.estimate == pytest.approx(1.15)
+
+    glass = MetricScaleFilter()
+    for ratio in (1.0, 1.0, 1.2, 1.2, 1.2, 1.2):  # four windows that share frames seeing glass, early on
+        glass.update(ratio, 0.005)
+    assert glass.estimate == pytest.approx(1.2)
+    assert [glass.update(1.0, 0.005).kind for _ in range(PERSISTENCE)][-1] == "accepted"
+    assert glass.estimate == pytest.approx(1.0)
+
+
+def test_a_reopened_estimate_is_restarted_by_four_windows_that_agree():
+    scale_filter = MetricScaleFilter()
+    for _ in range(100):
+        scale_filter.update(1.0, 0.005)
+    scale_filter.reopen()  # the world re-anchored a segment on a guessed depth
+    assert [scale_filter.update(1.2, 0.005).kind for _ in range(PERSISTENCE)][-1] == "accepted"
+    assert scale_filter.estimate == pytest.approx(1.2)
 
 
 def test_wild_windows_that_do_not_agree_never_restart_the_estimate():

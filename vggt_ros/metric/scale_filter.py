@@ -30,11 +30,13 @@ Decisions, each with its reason:
   M-estimate): a wrong window that passed the gate moves the estimate by a bounded amount, sound windows (almost
   all inside the clip) are combined as by the plain filter. But when `PERSISTENCE` windows in a row are clipped
   on the same side, the estimate is what is wrong (a wrong start, a miscalibrated first reading): it restarts from
-  those windows' weighted mean. The same holds for `PERSISTENCE` windows in a row beyond the gate on the same
-  side that agree with each other (within ``gate`` of their mean), while the estimate rests on fewer windows than
-  that run (fewer than `PERSISTENCE` accepted since it started): a first reading 25 % off used to gate out every
-  sound window after it, and the world stayed 25 % off for good, while an estimate that more windows support is
-  not overturned by four (which, sharing most of their frames, are hardly four measurements).
+  those windows' weighted mean. The same holds for windows in a row beyond the gate on the same side that agree
+  with each other (within ``gate`` of their mean): `PERSISTENCE` of them while the estimate rests on fewer windows
+  than that (a first reading 25 % off used to gate out every sound window after it, and the world stayed 25 % off
+  for good), `ESTABLISHED_PERSISTENCE` once more support it (four windows of 8 keyframes at stride 1 share most of
+  their frames: hardly four measurements, so four of them overturned an estimate 1000 windows supported). After a
+  restart, and where the world's unit may have jumped (`reopen`: a segment re-anchored on a guessed depth), the
+  estimate rests on no window again.
 - The gate: an observation whose log ratio is more than max(``gate``, ``gate_sigmas`` x the innovation's standard
   deviation) from the estimate is rejected and changes nothing but the drift allowance. ``gate`` is the largest
   believable disagreement between the chaining and a sound observation; noisier observations, and an estimate
@@ -49,7 +51,7 @@ Decisions, each with its reason:
 - The drift is added once per window offered: windows without an observation (a still robot) add none, which
   understates the drift over long gaps by the chaining's slow random walk only.
 - State: the estimate, its variance, the count, at most ``min_observations`` starting observations and at most
-  `PERSISTENCE` clipped and `PERSISTENCE` rejected ones.
+  `PERSISTENCE` clipped and `ESTABLISHED_PERSISTENCE` rejected ones.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ HUBER_SIGMAS = 2.0
 # This many consecutive innovations clipped on the same side mean the estimate, not the windows, is wrong: with
 # normal errors it happens once in 2 million windows.
 PERSISTENCE = 4
+# Windows in a row beyond the gate that overturn an estimate at least PERSISTENCE windows support: four runs of
+# windows that share no frames, at the node's default window of 8 keyframes and stride 1.
+ESTABLISHED_PERSISTENCE = 32
 
 
 @dataclass(frozen=True)
@@ -125,9 +130,9 @@ class MetricScaleFilter:
         self._log_estimate: Optional[float] = None
         self._variance = math.inf
         self._accepted = 0
-        self._support = 0  # observations accepted since the estimate (re)started, those it restarted from included
-        self._clipped = _SameSideRun()  # observations clipped in a row on one side
-        self._rejected = _SameSideRun()  # observations beyond the gate in a row on one side
+        self._support = 0  # observations accepted since the estimate (re)started or was reopened
+        self._clipped = _SameSideRun(PERSISTENCE)  # observations clipped in a row on one side
+        self._rejected = _SameSideRun(ESTABLISHED_PERSISTENCE)  # observations beyond the gate in a row on one side
 
     @property
     def estimate(self) -> Optional[float]:
@@ -172,8 +177,8 @@ class MetricScaleFilter:
             allowed = max(config.gate, config.gate_sigmas * spread)
             if abs(innovation) > allowed:
                 self._rejected.add(log_ratio, variance, innovation > 0)
-                young = self._support < PERSISTENCE
-                if not (young and self._rejected.full and self._rejected.agree(config.gate)):
+                needed = PERSISTENCE if self._support < PERSISTENCE else ESTABLISHED_PERSISTENCE
+                if not (len(self._rejected) >= needed and self._rejected.agree(config.gate)):
                     return ScaleVerdict(
                         False,
                         "outlier",
@@ -190,7 +195,7 @@ class MetricScaleFilter:
                     self._clipped.add(log_ratio, variance, innovation > 0)
                 else:
                     self._clipped.clear()
-                if self._clipped.full:
+                if len(self._clipped) >= PERSISTENCE:
                     # Not wrong windows but a wrong estimate (a wrong start): restart from the windows that disagree.
                     self._restart(self._clipped)
                 else:
@@ -232,10 +237,15 @@ class MetricScaleFilter:
         if self._log_estimate is not None:
             self._log_estimate -= shift
 
+    def reopen(self) -> None:
+        """The world's unit may have jumped (a segment re-anchored on a guessed depth): the estimate rests on no
+        window, and `PERSISTENCE` agreeing windows beyond the gate restart it."""
+        self._support = 0
+
     def _restart(self, run: "_SameSideRun") -> None:
         """Start the estimate afresh from ``run``'s observations (their weighted mean); forget both runs."""
         self._log_estimate, self._variance = run.weighted_mean()
-        self._support = PERSISTENCE - 1  # the run's other windows (this one is counted as accepted)
+        self._support = 0  # this window is counted as accepted
         self._clipped.clear()
         self._rejected.clear()
 
@@ -252,15 +262,14 @@ class MetricScaleFilter:
 
 
 class _SameSideRun:
-    """Observations ``(log ratio, variance)`` in a row on one side of the estimate, the newest `PERSISTENCE`."""
+    """Observations ``(log ratio, variance)`` in a row on one side of the estimate, the newest ``capacity``."""
 
-    def __init__(self) -> None:
-        self._items: deque[tuple[float, float]] = deque(maxlen=PERSISTENCE)
+    def __init__(self, capacity: int) -> None:
+        self._items: deque[tuple[float, float]] = deque(maxlen=capacity)
         self._above = False
 
-    @property
-    def full(self) -> bool:
-        return len(self._items) == PERSISTENCE
+    def __len__(self) -> int:
+        return len(self._items)
 
     def add(self, log_ratio: float, variance: float, above: bool) -> None:
         """One more observation, ``above`` the estimate or below it; one on the other side starts the run anew."""
@@ -285,7 +294,7 @@ class _SameSideRun:
 
     def rebase(self, shift: float) -> None:
         """The world was rescaled: the observations, in metres per world unit, shift by ``-shift`` in log."""
-        self._items = deque(((log_ratio - shift, variance) for log_ratio, variance in self._items), PERSISTENCE)
+        self._items = deque(((log_ratio - shift, variance) for log_ratio, variance in self._items), self._items.maxlen)
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:

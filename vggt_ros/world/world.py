@@ -385,6 +385,8 @@ class World:
             depth_scale = metric_observation.metres_per_unit
         else:
             depth_scale = target_depth / window_depth  # the Sim(3) factor: world depth per window depth
+            if self.metric:  # a guess in metres: the next windows that agree on another scale may restart it
+                self.scale_filter.reopen()
         camera_from_window = invert_pose(products.window_from_camera[anchor])
         anchor_from_window = similarity_matrix(
             depth_scale, camera_from_window[:3, :3], depth_scale * camera_from_window[:3, 3]
