@@ -422,10 +422,11 @@ class ReconstructionSession:
         dense = self._dense_frames(frame_ids, cameras, reset)
         image_hw = tuple(self._cache[frame_ids[0]].colors.shape[:2])
         # Before the network: the depth source's look-up holds each keyframe's depth only until newer keyframes
-        # push it out, and a slow network's run lets many arrive.
-        sensor_depth, depth_problem = None, None
-        if self.config.metric.source == "depth":
-            sensor_depth, depth_problem = self._sensor_depth(frame_ids, dense, depth_lookup)
+        # push it out, and a slow network's run lets many arrive. Asked again after it, for depth that arrived
+        # after its colour image meanwhile (a frame keeps what it found).
+        measures_depth = self.config.metric.source == "depth"
+        if measures_depth:
+            self._sensor_depth(frame_ids, dense, depth_lookup)
         start = time.perf_counter()
         if self.config.incremental:
             tokens = torch.stack([self._cache[f].tokens for f in frame_ids])
@@ -439,6 +440,9 @@ class ReconstructionSession:
             }
         seconds["network"] = time.perf_counter() - start
         colors = torch.stack([self._cache[frame_ids[i]].colors for i in dense])
+        sensor_depth, depth_problem = None, None
+        if measures_depth:
+            sensor_depth, depth_problem = self._sensor_depth(frame_ids, dense, depth_lookup)
         return WindowInference(
             window=window,
             frame_ids=frame_ids,

@@ -441,6 +441,36 @@ def test_a_slow_network_measures_with_the_depth_the_node_kept_for_its_keyframes(
     assert len(outputs) >= 3 and all(_kind(out) == "depth" for out in outputs[1:]), [_kind(o) for o in outputs]
 
 
+def test_depth_that_arrives_while_the_network_runs_counts_in_that_window(straight):
+    """Looked up only before the network, a keyframe's depth that arrived just after its colour image (as depth
+    usually does) missed its own window: each window measured on fewer pixels than its frames had. It is asked again
+    after the network: every window measures on as many pixels as with depth there from the start."""
+    every_frame = WindowConfig(4, 1, KeyframePolicy())
+    sensor = FakeDepthSensorForTests(straight)
+    samples = {}
+    for arrives in ("before", "during the network"):
+        run = start_metric_session(straight, metric_session_config(straight, every_frame, DEPTH))
+        pushed, arrived = [], set()
+        network = run.session.pipeline
+        predict = network.predict
+
+        def predict_while_depth_arrives(*args, predict=predict, pushed=pushed, arrived=arrived, **kwargs):
+            arrived.update(pushed)
+            return predict(*args, **kwargs)
+
+        network.predict = predict_while_depth_arrives
+
+        def lookup(camera, stamp_ns, arrived=arrived, arrives=arrives):
+            return sensor(camera, stamp_ns) if arrives == "before" or stamp_ns in arrived else None
+
+        def push(t, pushed=pushed):
+            pushed.append(int(straight.stamps_ns[t]))
+
+        outputs = feed(run, range(12), lookup, before=push)
+        samples[arrives] = [out.scale.samples for _, out in outputs if isinstance(out.scale, ScaleObservation)]
+    assert samples["before"] and samples["during the network"] == samples["before"]
+
+
 def test_frames_held_back_for_the_scale_give_no_points_to_a_loops_map(straight):
     """Frames merged while the world waited for its scale are in no map, map.ply or bag; yet the world kept their
     points (unfiltered by the cloud's settings) for the map a loop rebuilds, which then showed them. Only the
