@@ -16,7 +16,8 @@ real jump back (a bag loop, a restarted driver). No ROS here: the node asks `Cam
   candidate are duplicates, and slightly late images late, as without a candidate. A restart costs one image; a
   lone stale image used to cost the whole reconstruction.
 * A stamp that ran ahead of its arrival time by more than ``max_gap_s`` beyond what the camera's newest images
-  let expect (its lead, stamp - arrival, extrapolated from their last two) is ahead: the image is dropped and
+  let expect (its lead, stamp - arrival, plus the lead's trend: the smaller of its last two changes where both go
+  the same way, else none, so that one late delivery sets no trend) is ahead: the image is dropped and
   held as the candidate of a jump forward, by the same rule. A camera that paused, sends an image a minute, or is
   played faster than real time keeps its lead or its trend, and is taken at once. The camera's next image tells:
   one after the candidate whose lead is nearer the candidate's than the expected one confirms that the camera's
@@ -69,7 +70,7 @@ class CameraStamps:
         self._max_gap_ns = max_gap_s * 1e9
         self._newest: list[Optional[int]] = [None] * cameras
         self._lead: list[int] = [0] * cameras  # the newest image's stamp - arrival time
-        self._lead_trend: list[int] = [0] * cameras  # how much the lead changed from the image before to it
+        self._lead_changes: list[tuple[int, int]] = [(0, 0)] * cameras  # the lead's last two changes
         self._stale: list[Optional[int]] = [None] * cameras  # each camera's candidate of a jump back
         self._ahead: list[Optional[tuple[int, int]]] = [None] * cameras  # (stamp, lead) of a jump forward's candidate
 
@@ -79,7 +80,7 @@ class CameraStamps:
     def reset(self) -> None:
         self._newest = [None] * len(self._newest)
         self._lead = [0] * len(self._lead)
-        self._lead_trend = [0] * len(self._lead_trend)
+        self._lead_changes = [(0, 0)] * len(self._lead_changes)
         self._stale = [None] * len(self._stale)
         self._ahead = [None] * len(self._ahead)
 
@@ -98,19 +99,31 @@ class CameraStamps:
             if candidate is not None and candidate < stamp_ns:  # the camera's second image from the earlier time
                 self._stale[camera] = None
                 self._newest[camera] = stamp_ns
-                self._lead[camera], self._lead_trend[camera] = stamp_ns - arrival_ns, 0
+                self._lead[camera], self._lead_changes[camera] = stamp_ns - arrival_ns, (0, 0)
                 return StampCheck(StampVerdict.JUMP_BACK, stamp_ns, substituted)
             self._stale[camera] = stamp_ns
             return StampCheck(StampVerdict.STALE, stamp_ns, substituted)
         lead = stamp_ns - arrival_ns
-        expected = self._lead[camera] + self._lead_trend[camera]
+        expected = self._lead[camera] + _trend(*self._lead_changes[camera])
         continues_ahead = ahead is not None and stamp_ns > ahead[0] and abs(lead - ahead[1]) < abs(lead - expected)
         if newest is not None and lead - expected > self._max_gap_ns and not continues_ahead:
             self._ahead[camera] = (stamp_ns, lead)
             return StampCheck(StampVerdict.AHEAD, stamp_ns, substituted, lead - expected)
+        # A confirmed jump's change is counted from the candidate's lead: the jump itself is no trend.
+        previous = ahead[1] if continues_ahead else self._lead[camera]
+        change = 0 if newest is None else lead - previous
+        self._lead_changes[camera] = (self._lead_changes[camera][1], change)
         self._stale[camera] = None
         self._ahead[camera] = None
-        self._lead_trend[camera] = 0 if newest is None else lead - self._lead[camera]
         self._newest[camera] = stamp_ns
         self._lead[camera] = lead
         return StampCheck(StampVerdict.ACCEPT, stamp_ns, substituted)
+
+
+def _trend(before: int, last: int) -> int:
+    """The lead's trend from its last two changes: the smaller where both go the same way, else none."""
+    if before > 0 and last > 0:
+        return min(before, last)
+    if before < 0 and last < 0:
+        return max(before, last)
+    return 0
