@@ -425,8 +425,7 @@ class ReconstructionSession:
         # push it out, and a slow network's run lets many arrive. Asked again after it, for depth that arrived
         # after its colour image meanwhile (a frame keeps what it found).
         measures_depth = self.config.metric.source == "depth"
-        if measures_depth:
-            self._sensor_depth(frame_ids, dense, depth_lookup)
+        problem_before = self._sensor_depth(frame_ids, dense, depth_lookup)[1] if measures_depth else None
         start = time.perf_counter()
         if self.config.incremental:
             tokens = torch.stack([self._cache[f].tokens for f in frame_ids])
@@ -443,6 +442,7 @@ class ReconstructionSession:
         sensor_depth, depth_problem = None, None
         if measures_depth:
             sensor_depth, depth_problem = self._sensor_depth(frame_ids, dense, depth_lookup)
+            depth_problem = depth_problem or (problem_before if not bool(torch.isfinite(sensor_depth).any()) else None)
         return WindowInference(
             window=window,
             frame_ids=frame_ids,
