@@ -424,8 +424,8 @@ class ReconstructionSession:
         # Before the network: the depth source's look-up holds each keyframe's depth only until newer keyframes
         # push it out, and a slow network's run lets many arrive. Asked again after it, for depth that arrived
         # after its colour image meanwhile (a frame keeps what it found).
-        measures_depth = self.config.metric.source == "depth"
-        problem_before = self._sensor_depth(frame_ids, dense, depth_lookup)[1] if measures_depth else None
+        looks_up_depth = self.config.metric.source == "depth" and depth_lookup is not None
+        depth_problem = self._look_up_sensor_depth(frame_ids, depth_lookup) if looks_up_depth else None
         start = time.perf_counter()
         if self.config.incremental:
             tokens = torch.stack([self._cache[f].tokens for f in frame_ids])
@@ -439,10 +439,11 @@ class ReconstructionSession:
             }
         seconds["network"] = time.perf_counter() - start
         colors = torch.stack([self._cache[frame_ids[i]].colors for i in dense])
-        sensor_depth, depth_problem = None, None
-        if measures_depth:
-            sensor_depth, depth_problem = self._sensor_depth(frame_ids, dense, depth_lookup)
-            depth_problem = depth_problem or (problem_before if not bool(torch.isfinite(sensor_depth).any()) else None)
+        sensor_depth = None
+        if looks_up_depth:
+            depth_problem = self._look_up_sensor_depth(frame_ids, depth_lookup) or depth_problem
+        if self.config.metric.source == "depth":
+            sensor_depth, depth_problem = self._sensor_depth(frame_ids, dense, depth_problem)
         return WindowInference(
             window=window,
             frame_ids=frame_ids,
@@ -468,16 +469,13 @@ class ReconstructionSession:
         same_size = self.config.model_hw is not None or len(set(sizes)) == 1
         return same_size and max(anchor.stamps_ns) < min(sets[0].stamps_ns)
 
-    def _sensor_depth(
-        self, frame_ids, dense: tuple[int, ...], depth_lookup: Optional[DepthLookup]
-    ) -> tuple[torch.Tensor, Optional[ScaleUnavailable]]:
-        """``(D, H, W)`` sensor depth (metres, model pixels, NaN where none) of the dense frames, and, when none of
-        them has any, the problem that kept a frame's depth out (one frame's bad depth image leaves that frame
-        without depth, not the window without a measurement)."""
+    def _look_up_sensor_depth(self, frame_ids, depth_lookup: DepthLookup) -> Optional[ScaleUnavailable]:
+        """Ask ``depth_lookup`` for the sensor depth of each frame without one yet, and keep what it answers with the
+        frame (model pixels); the problem that kept a frame's depth image out, if one did."""
         problem = None
         for frame_id in frame_ids:
             cached = self._cache[frame_id]
-            if cached.sensor_depth is not None or depth_lookup is None:
+            if cached.sensor_depth is not None:
                 continue
             stamp_ns, camera = frame_id
             depth_m = depth_lookup(camera, stamp_ns)
@@ -490,6 +488,14 @@ class ReconstructionSession:
                 problem = ScaleUnavailable(err.kind, f"camera {self.config.names[camera]}: {err}")
                 continue
             cached.sensor_depth = torch.from_numpy(resampled).to(cached.colors.device)
+        return problem
+
+    def _sensor_depth(
+        self, frame_ids, dense: tuple[int, ...], problem: Optional[ScaleUnavailable]
+    ) -> tuple[torch.Tensor, Optional[ScaleUnavailable]]:
+        """``(D, H, W)`` sensor depth (metres, model pixels, NaN where none) of the dense frames, and, when none of
+        them has any, ``problem``, what kept a frame's depth out (one frame's bad depth image leaves that frame
+        without depth, not the window without a measurement)."""
         missing = torch.full(tuple(self._cache[frame_ids[dense[0]]].colors.shape[:2]), float("nan"))
         depth = [self._cache[frame_ids[i]].sensor_depth for i in dense]
         stacked = torch.stack(

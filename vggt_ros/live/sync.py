@@ -102,7 +102,7 @@ class NearestStampQueue(Generic[T]):
     back. The node pairs each depth image with its colour image this way: a colour frame set never waits for
     depth, so a missing or late depth topic costs the metric scale of those frames, not the reconstruction.
 
-    The stamps the caller will look up later (`keep`: the keyframes, looked up once the network has run on them)
+    The stamps the caller will look up later (`keep`: the keyframes, looked up when the worker runs their window)
     keep their match past the queue's count, whether it is queued already or arrives later, for the newest
     ``kept`` of them: with a network slower than about ``queue_size`` frame periods, the queue alone had dropped
     every keyframe's depth before the look-up. Thread-safe: one thread adds and keeps (the executor), another looks
