@@ -31,6 +31,7 @@ from vggt_ros.metric.sources import (
     ScaleMeasurement,
     ScaleObservation,
     ScaleUnavailable,
+    camera_label,
     depth_disagreement,
     depth_scale,
     odometry_scale,
@@ -122,7 +123,7 @@ def _check_depth_cameras(
         return ScaleUnavailable("inconsistent_depth", disagreement)
     if not without:
         return observation
-    named = ", ".join(f"camera {c} ('{camera_frames[c] if c < len(camera_frames) else ''}')" for c in without)
+    named = ", ".join(camera_label(camera, camera_frames) for camera in without)
     return replace(
         observation,
         note=f"from the other cameras only: no depth image matched the images of {named} in this window (is its "

@@ -359,6 +359,12 @@ def spread_ratio(values: Mapping[int, float]) -> float:
     return max(values.values()) / min(values.values()) if len(values) >= 2 else 1.0
 
 
+def camera_label(camera: int, camera_frames: Sequence[str]) -> str:
+    """A camera as a scale message names it: its index and its image frame id ("" where unknown)."""
+    frame = camera_frames[camera] if camera < len(camera_frames) else ""
+    return f"camera {camera} ('{frame}')"
+
+
 def depth_disagreement(metres_per_unit: Mapping[int, float], camera_frames: Sequence[str]) -> str:
     """Why the depth cameras (camera -> metres per window unit from its own depth) disagree on the scale by more
     than `MAX_DEPTH_DISAGREEMENT`, or "" when they agree (or only one measured)."""
@@ -366,8 +372,7 @@ def depth_disagreement(metres_per_unit: Mapping[int, float], camera_frames: Sequ
     if ratio <= 1.0 + MAX_DEPTH_DISAGREEMENT:
         return ""
     listed = ", ".join(
-        f"camera {camera} ('{camera_frames[camera] if camera < len(camera_frames) else ''}') {value:.4g}"
-        for camera, value in sorted(metres_per_unit.items())
+        f"{camera_label(camera, camera_frames)} {value:.4g}" for camera, value in sorted(metres_per_unit.items())
     )
     return (
         f"the depth cameras disagree on the scale by {ratio:.2f}x (metres per window unit from each one's depth: "
