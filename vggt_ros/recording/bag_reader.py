@@ -193,8 +193,8 @@ class BagImageSource:
                     hw = message_hw(message, connection.msgtype == COMPRESSED_IMAGE_TYPE)
                     if hw is not None and min(hw) > 0 and hw[0] * hw[1] <= self.max_image_pixels:
                         sizes.add(hw)
-                        stamp_ns = message.header.stamp.sec * NANOSECONDS + message.header.stamp.nanosec
-                        stamps[connection.topic].add(stamp_ns or log_ns)  # an unstamped image takes its log time
+                        # An unstamped image takes its log time.
+                        stamps[connection.topic].add(_header_stamp_ns(message) or log_ns)
             except BagError:
                 pass  # a damaged storage: the sizes up to there; the iteration stops at the same place and says so
         self.distinct_images = {topic: len(seen) for topic, seen in stamps.items()}
@@ -214,11 +214,10 @@ class BagImageSource:
                 except AnyReaderError as err:
                     self.skip(connection.topic, UNREADABLE_MESSAGE, f"{len(raw)} bytes do not deserialise ({err})")
                     continue
-                stamp = message.header.stamp
                 yield BagImageMessage(
                     camera=camera_of_topic[connection.topic],
                     log_ns=log_ns,
-                    stamp_ns=stamp.sec * NANOSECONDS + stamp.nanosec,
+                    stamp_ns=_header_stamp_ns(message),
                     message=message,
                     compressed=connection.msgtype == COMPRESSED_IMAGE_TYPE,
                 )
@@ -349,6 +348,12 @@ def _image_topics(types: dict[str, Optional[str]]) -> str:
         f"{topic} ({msgtype.rsplit('/', 1)[-1]})" for topic, msgtype in sorted(types.items()) if msgtype in IMAGE_TYPES
     ]
     return ", ".join(names) if names else "none (the bag holds no sensor_msgs/Image or CompressedImage)"
+
+
+def _header_stamp_ns(message) -> int:
+    """A deserialised message's header stamp in nanoseconds (0: unstamped)."""
+    stamp = message.header.stamp
+    return stamp.sec * NANOSECONDS + stamp.nanosec
 
 
 def _storage_paths(path: Path) -> list[Path]:
