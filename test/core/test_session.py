@@ -206,6 +206,21 @@ def test_a_reset_drops_the_window_formed_before_it_that_waits_for_the_worker(pip
     assert {f.stamp_ns for f in session.trajectory().frame_ids} == {s.stamps_ns[0] for s in after}
 
 
+def test_no_map_is_handed_out_before_the_first_window_and_each_change_once(pipeline):
+    """The map thread published an empty map stamped 0 before any image: the version it had sent started below the
+    new map's."""
+    session = ReconstructionSession(pipeline, _config())
+    live = LiveReconstruction(session, LogPolicy(logging.getLogger("test")), "vggt_world", 0, False)
+    assert live.map_if_changed() is None
+    frame_sets = _frame_sets(1, 2, start_ns=1_000_000_000)
+    for frame_set in frame_sets:
+        live.offer(frame_set)
+        live.process(live.next_window(), None)
+    points, _, stamp_ns = live.map_if_changed()
+    assert len(points) > 0 and stamp_ns == frame_sets[-1].stamps_ns[0]
+    assert live.map_if_changed() is None
+
+
 def test_save_keeps_whole_frame_sets_so_every_camera_covers_the_same_time(pipeline, tmp_path):
     """save_dataset_frames 5 with two cameras kept 5 single frames: the oldest set lost its first camera's frame,
     so each camera's dataset covered another time span. It keeps 2 whole sets now (4 frames)."""

@@ -72,7 +72,7 @@ class LiveReconstruction:
         self._world_frame = world_frame
         self._camera_path = camera_path
         self._slot: LatestSlot[Window] = LatestSlot()
-        self._map_version_sent = -1
+        self._map_version_sent = session.map.version  # the map as it starts (empty) is nothing to publish
         self._correction = PublishedCorrection()
 
     # ------------------------------------------------------------------------------------------ executor
