@@ -43,7 +43,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -262,14 +262,27 @@ class _CachedFrame:
     sensor_depth: Optional[torch.Tensor] = None  # (H, W) metres at the model pixels, NaN where none (depth source)
 
 
-def images_per_call(config: SessionConfig) -> tuple[int, int, str]:
-    """(fewest, most, what runs the most) images of one network call in this session: one frame set (a new frame
-    set through DINOv2) up to a full window, or with loop closure a loop pass (`LOOP_WINDOW_MAX_FRAMES`) where that
-    is larger."""
+class ImagesPerCall(NamedTuple):
+    """The fewest and the most images of one network call in a session, each with what runs it."""
+
+    fewest: int
+    fewest_from: str
+    most: int
+    most_from: str
+
+
+def images_per_call(config: SessionConfig) -> ImagesPerCall:
+    """The fewest and most images of one network call in this session: one frame set (a new frame set through
+    DINOv2) up to a full window; with loop closure a loop pass too, which re-encodes one or two stored keyframes and
+    runs up to `LOOP_WINDOW_MAX_FRAMES`."""
     window_images = config.window.window_size * config.cameras
-    if config.world.loop.enabled and LOOP_WINDOW_MAX_FRAMES > window_images:
-        return config.cameras, LOOP_WINDOW_MAX_FRAMES, "a loop closure pass, or turn loop closure off"
-    return config.cameras, window_images, "window_size x cameras"
+    fewest, fewest_from = config.cameras, "1 frame set"
+    most, most_from = window_images, "window_size x cameras"
+    if config.world.loop.enabled:
+        fewest, fewest_from = 1, "a loop pass re-encodes 1 keyframe, or turn loop closure off"
+        if LOOP_WINDOW_MAX_FRAMES > window_images:
+            most, most_from = LOOP_WINDOW_MAX_FRAMES, "a loop closure pass, or turn loop closure off"
+    return ImagesPerCall(fewest, fewest_from, most, most_from)
 
 
 def check_engines_fit(pipeline, config: SessionConfig) -> None:
@@ -277,11 +290,11 @@ def check_engines_fit(pipeline, config: SessionConfig) -> None:
     (`images_per_call`; engines too small for a loop pass, found mid-run, failed every loop)."""
     frames = getattr(pipeline, "frames", None)
     if frames is not None:
-        fewest, most, largest = images_per_call(config)
-        if frames.min > fewest or frames.max < most:
+        calls = images_per_call(config)
+        if frames.min > calls.fewest or frames.max < calls.most:
             raise ValueError(
-                f"the engines accept {frames.min}..{frames.max} frames, but this session runs {fewest}..{most} "
-                f"images per call (1 frame set .. {largest})"
+                f"the engines accept {frames.min}..{frames.max} frames, but this session runs {calls.fewest}.."
+                f"{calls.most} images per call ({calls.fewest_from if frames.min > calls.fewest else calls.most_from})"
             )
     image_hw = getattr(pipeline, "image_hw", None)
     if image_hw is not None:

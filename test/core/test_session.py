@@ -279,10 +279,15 @@ class EngineShapeStandIn:
 def test_engines_must_fit_the_windows_and_the_image_size():
     config = _config(window_size=4, cameras=2)
     check_engines_fit(EngineShapeStandIn(FramesProfile(1, 4, 8), (98, 154)), config)
-    with pytest.raises(ValueError, match="the engines accept 1..6 frames, but this session runs 2..8 images"):
+    with pytest.raises(ValueError, match="the engines accept 1..6 frames, but this session runs 1..8 images"):
         check_engines_fit(EngineShapeStandIn(FramesProfile(1, 4, 6), (98, 154)), config)
     with pytest.raises(ValueError, match="the engines accept 3..8 frames"):
         check_engines_fit(EngineShapeStandIn(FramesProfile(3, 4, 8), (98, 154)), config)
+    # Engines from 2 frames on, for this 2-camera rig: the loop pass's 1-frame encode failed every loop, mid-run.
+    rig = EngineShapeStandIn(FramesProfile(2, 4, 8), (98, 154))
+    with pytest.raises(ValueError, match=r"accept 2..8 frames, but this session runs 1..8 images .* loop closure off"):
+        check_engines_fit(rig, config)
+    check_engines_fit(rig, dataclasses.replace(config, world=dataclasses.replace(config.world, loop=LoopConfig(False))))
     with pytest.raises(ValueError, match="the engines take 98x182 images"):
         check_engines_fit(EngineShapeStandIn(FramesProfile(1, 4, 8), (98, 182)), config)
     # A loop pass runs up to 4 frames: engines for windows of 2 failed every loop, mid-run.

@@ -64,8 +64,9 @@ def _check_export_options(args: argparse.Namespace) -> None:
     if args.min_frames > 1:
         # A session sends each new frame set through DINOv2 on its own: one image per camera.
         log.warning(
-            "--min-frames %d: these engines serve only sessions with at least %d cameras (each new frame set runs "
-            "through the engines on its own); a one-camera session needs --min-frames 1",
+            "--min-frames %d: these engines serve only sessions with at least %d cameras and loop closure off (each "
+            "new frame set runs through the engines on its own, and a loop pass re-encodes 1 keyframe); other "
+            "sessions need --min-frames 1",
             args.min_frames,
             args.min_frames,
         )

@@ -23,7 +23,7 @@ def load_session(runtime: RuntimeConfig, session: SessionConfig, transforms) -> 
         where = f"weights '{runtime.weights}'" if runtime.backend == "torch" else f"engine_dir '{runtime.engine_dir}'"
         raise StartupError(
             f"cannot load the {runtime.backend} pipeline ({where}, device {runtime.device}): {err}\n"
-            f"Fix: {_fix(err, runtime, images_per_call(session)[1], session.image_size)}."
+            f"Fix: {_fix(err, runtime, images_per_call(session).most, session.image_size)}."
         ) from None
 
 
