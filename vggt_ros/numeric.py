@@ -21,12 +21,19 @@ _LITTLE = sys.byteorder == "little"
 RGB_BYTES, ZERO_BYTE = ((2, 1, 0), 3) if _LITTLE else ((1, 2, 3), 0)
 
 
+# Predicted depth beyond this is no observation. VGGT normalises each scene to a mean depth of about 1, and its depth
+# head's exp overflows to finite values near float32's largest (3.4e38), whose world points are Inf; below it, every
+# point, distance and square the world computes stays finite, in metres too.
+MAX_USABLE_DEPTH = 1e6
+
+
 def usable_pixels(depth: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
-    """Bool mask, same shape: finite positive depth and finite positive confidence (NaN fails every comparison).
-    Tensors or numpy arrays; CPU tensors go through numpy, whose comparisons are about five times faster."""
+    """Bool mask, same shape: depth in (0, MAX_USABLE_DEPTH) and finite positive confidence (NaN fails every
+    comparison). Tensors or numpy arrays; CPU tensors go through numpy, whose comparisons are about five times
+    faster."""
     if _on_cpu(depth, confidence):
         return torch.from_numpy(usable_pixels(depth.detach().numpy(), confidence.detach().numpy()))
-    return (depth > 0) & (depth < math.inf) & (confidence > 0) & (confidence < math.inf)
+    return (depth > 0) & (depth < MAX_USABLE_DEPTH) & (confidence > 0) & (confidence < math.inf)
 
 
 def finite(values: torch.Tensor) -> torch.Tensor:

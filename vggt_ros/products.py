@@ -2,15 +2,15 @@
 # SPDX-License-Identifier: Apache-2.0
 """From one window's network outputs to `WindowProducts`, on the pipeline's device, in torch.
 
-`decode_window`: the pipeline's outputs -> every frame's pose ``window_from_camera`` and intrinsics (the pose
-encoding is decoded and inverted once, on the host in float64: S small matrices), and the depth, confidence and
-uint8 colours of the frames the depth head ran on ("dense" frames), left on the device. A pixel is usable
-(`vggt_ros.numeric.usable_pixels`) with finite positive depth and confidence; that test runs only on the pixels
-something reads (a window's statistics on the placed grid, the alignment's samples, the placed frames), never over
-every pixel of every frame. Pixels outside a frame's camera image (the white padding that gives frames of
-different shapes one model size, `vggt_ros.preprocess.PixelMap.image_box`) are no observation: their depth and
-confidence become NaN here, once, so the alignment, the cloud, the map, the published depth and the exports all
-leave them out. The world places the products (`vggt_ros.world.placement`) and builds the cloud
+`decode_window`: the pipeline's outputs -> every frame's pose ``window_from_camera`` and intrinsics (the pose encoding
+is decoded and inverted once, on the host in float64: S small matrices), and the depth, confidence and uint8 colours of
+the frames the depth head ran on ("dense" frames), left on the device. A pixel is usable
+(`vggt_ros.numeric.usable_pixels`) with positive depth below `MAX_USABLE_DEPTH` and finite positive confidence; that
+test runs only on the pixels something reads (a window's statistics on the placed grid, the alignment's samples, the
+placed frames), never over every pixel of every frame. Pixels outside a frame's camera image (the white padding that
+gives frames of different shapes one model size, `vggt_ros.preprocess.PixelMap.image_box`) are no observation: their
+depth and confidence become NaN here, once, so the alignment, the cloud, the map, the published depth and the exports
+all leave them out. The world places the products (`vggt_ros.world.placement`) and builds the cloud
 (`vggt_ros.world.cloud`).
 
 Depth, poses and points are up to scale (VGGT normalises each scene). Poses are rigid ``(..., 4, 4)``

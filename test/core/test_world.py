@@ -595,6 +595,26 @@ def test_nan_and_inf_from_the_network_are_rejected_or_masked(straight):
     assert np.array_equal(np.isnan(output.newest[0].depth), unusable[5])
 
 
+@pytest.mark.parametrize("huge", [3e38, 1e20])
+def test_depth_too_large_to_place_is_masked_and_later_windows_still_merge(straight, huge):
+    """A few depth pixels near float32's largest value (the depth head's exp overflowing) are finite, but their
+    world points were not: the alignment stored Inf samples, and every later window failed in the alignment."""
+    world = World()
+    oracle = FakeVGGTForWorldTests(straight)
+    assert world.integrate(window_products(oracle, range(0, 12, 2))).status is WindowStatus.INITIALIZED
+    clean = oracle.predict(range(4, 16, 2))
+    depth = clean.depth.copy()
+    depth[-1, ::3, ::3] = huge
+    products = decode_answer(dataclasses.replace(clean, depth=depth), straight)
+    assert not usable_pixels(products.depth, products.confidence)[-1, ::3, ::3].any()
+    result = world.integrate(products)
+    assert result.status is WindowStatus.MERGED
+    assert not torch.isinf(result.placed.points).any() and torch.isnan(result.placed.depth[-1, ::3, ::3]).all()
+    assert all(np.isfinite(samples.points).all() for samples in world.samples.values())
+    for start in (8, 12, 16):
+        assert world.integrate(window_products(oracle, range(start, start + 12, 2))).status is WindowStatus.MERGED
+
+
 def test_reset_starts_a_new_world(straight):
     world = World()
     oracle = FakeVGGTForWorldTests(straight)
