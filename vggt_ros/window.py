@@ -28,7 +28,8 @@ import numpy as np
 
 T = TypeVar("T")
 
-# Keyframe motion is measured on a grey thumbnail about this many pixels wide: cheap, and blind to noise.
+# Keyframe motion is measured on a grey thumbnail about this many pixels wide, of block means: cheap, and blind to
+# noise.
 _THUMBNAIL_WIDTH = 64
 
 
@@ -173,9 +174,24 @@ class WindowUpdate:
 
 
 def grey_thumbnail(image: np.ndarray) -> np.ndarray:
-    """``(h, w)`` float32 grey levels in [0, 1] of an ``(H, W, 3)`` uint8 image, subsampled to ~64 px wide."""
+    """``(h, w)`` float32 grey levels in [0, 1] of an ``(H, W, 3)`` uint8 image: the means of ``step x step`` blocks,
+    ~64 px wide (the right and bottom remainders left out).
+
+    Block means, not one pixel per block: a still camera's sensor noise (12 grey levels in a dark room) made every
+    frame set a keyframe at min_motion 0.05. Summed in integers, rows first (0.2 ms for 640 x 480).
+    """
     step = max(1, image.shape[1] // _THUMBNAIL_WIDTH)
-    return image[::step, ::step].mean(axis=2, dtype=np.float32) / np.float32(255.0)
+    rows, cols = image.shape[0] // step, image.shape[1] // step
+    if rows == 0:  # fewer rows than one block: one row of blocks as tall as the image
+        step_rows, rows = image.shape[0], 1
+    else:
+        step_rows = step
+    block = image[: rows * step_rows, : cols * step]
+    column_sums = block.reshape(rows, step_rows, cols * step * 3).sum(
+        axis=1, dtype=np.uint16 if step_rows * 255 <= np.iinfo(np.uint16).max else np.uint32
+    )
+    sums = column_sums.reshape(rows, cols, step * 3).sum(axis=2, dtype=np.uint32)
+    return sums.astype(np.float32) / np.float32(255.0 * 3 * step_rows * step)
 
 
 def motion_between(thumbnails_a: tuple[np.ndarray, ...], thumbnails_b: tuple[np.ndarray, ...]) -> float:

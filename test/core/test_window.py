@@ -98,6 +98,24 @@ def test_motion_on_a_real_photograph_rejects_a_still_camera_and_accepts_a_pan():
     assert window.add(FrameSet((2 * MS,), (view(60),))).is_keyframe
 
 
+def test_sensor_noise_on_a_still_camera_makes_no_keyframes_while_a_small_pan_does():
+    """A still camera in a dark room (luma noise of 12 grey levels, high gain) made every frame set a keyframe at
+    min_motion 0.05: the thumbnail took one pixel in every 7 x 7 block, with the full noise. Block means average it
+    away; a pan of 5 % of the image still counts."""
+    photo = np.asarray(Image.open(IMAGES / "astronaut.png").convert("RGB")).astype(np.float32)
+    view = lambda x: photo[50:450, x : x + 400]  # noqa: E731 - a camera panning over the photo
+    rng = np.random.default_rng(0)
+
+    def exposed(x):
+        noise = rng.normal(0.0, 12.0, view(x).shape[:2])[..., None]
+        return np.clip(view(x) + noise, 0, 255).astype(np.uint8)
+
+    window = _window(size=5, motion=0.05)
+    still = [window.add(FrameSet((k * MS,), (exposed(0),))).is_keyframe for k in range(40)]
+    assert still == [True] + [False] * 39
+    assert window.add(FrameSet((40 * MS,), (exposed(20),))).is_keyframe
+
+
 def test_both_policies_must_pass():
     window = _window(size=5, interval=0.25, motion=0.1)
     assert window.add(_flat(0, stamp_ns=0)).is_keyframe
