@@ -149,11 +149,13 @@ def test_diagnostic_array_layout_survives_serialization():
         ComponentHealth("pipeline", "", Level.ERROR, "1 windows failed", (("windows failed", "1"),)),
     ]
     stamp = 1_700_000_000_123_456_789
-    array = deserialize_message(serialize_message(diagnostic_array("vggt", components, stamp)), DiagnosticArray)
+    array = deserialize_message(
+        serialize_message(diagnostic_array("vggt", "/robot1/vggt", components, stamp)), DiagnosticArray
+    )
     assert stamp_ns(array) == stamp
     assert [(s.name, s.hardware_id, s.level, s.message) for s in array.status] == [
         ("vggt: camera left", "/left/image", DiagnosticStatus.WARN, "no image for 6.0 s"),
-        ("vggt: pipeline", "", DiagnosticStatus.ERROR, "1 windows failed"),
+        ("vggt: pipeline", "/robot1/vggt", DiagnosticStatus.ERROR, "1 windows failed"),  # the node's own
     ]
     assert [(kv.key, kv.value) for kv in array.status[1].values] == [("windows failed", "1")]
 

@@ -51,7 +51,7 @@ def starts(*ros_args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def shared_files(tmp_path_factory) -> tuple[Path, Path, Path]:
+def shared_files(tmp_path_factory) -> tuple[Path, Path, Path, Path]:
     folder = tmp_path_factory.mktemp("params")
     shared = folder / "robot.yaml"  # one file for the robot's nodes, as launch files often pass it to every node
     shared.write_text(
@@ -63,13 +63,19 @@ def shared_files(tmp_path_factory) -> tuple[Path, Path, Path]:
     by_executable.write_text("reconstruct_node:\n  ros__parameters:\n    window_size: 4\n")
     for_others = folder / "for_others.yaml"  # not one section for this node: likely meant for it
     for_others.write_text("lidar_driver:\n  ros__parameters:\n    rate: 10\n")
-    return shared, by_executable, for_others
+    # A robot-wide file: a sync node's own 'slop' (this node's old name) and a typo of one of ours, shared by every
+    # node, and this node's section with its own value.
+    robot_wide = folder / "robot_wide.yaml"
+    robot_wide.write_text(
+        "/**:\n  ros__parameters:\n    slop: 0.1\n    windows_size: 4\nvggt:\n  ros__parameters:\n    slop_s: 0.05\n"
+    )
+    return shared, by_executable, for_others, robot_wide
 
 
 @pytest.fixture(scope="module")
 def started(shared_files) -> str:
     """One start-up for the cases that start: auto device, names from topics, a shared file, an old name."""
-    shared, by_executable, for_others = shared_files
+    shared, by_executable, for_others, robot_wide = shared_files
     return starts(
         "--params-file",
         str(shared),
@@ -77,6 +83,8 @@ def started(shared_files) -> str:
         str(by_executable),
         "--params-file",
         str(for_others),
+        "--params-file",
+        str(robot_wide),
         "-p",
         "image_topics:=[/left/image_raw, /right/image_raw]",
         "-p",
@@ -123,6 +131,22 @@ def test_another_nodes_parameters_in_a_shared_wildcard_file_are_ignored(started)
 
 def test_an_old_parameter_name_is_read_with_one_warning(started):
     assert started.count("parameter 'input_timeout' is now named 'input_timeout_s'") == 1, started
+    # it came from a shared section, where it may be another node's: the warning says how to keep it from this node
+    assert "(from a shared '/**' section: if it is another node's, give 'input_timeout_s' under 'vggt:')" in started
+
+
+def test_a_shared_sections_old_name_gives_way_to_this_nodes_own_section(started):
+    """A sync node's 'slop' in a robot-wide '/**' section stopped this node ("'slop' and 'slop_s' are both
+    given ... keep 'slop_s'"), though its own section gave slop_s and removing 'slop' would break the other node."""
+    assert "'slop' and 'slop_s' are both given" not in started
+    assert "parameter 'slop' is now named" not in started
+
+
+def test_a_typo_of_one_of_ours_in_a_shared_section_is_named(started):
+    """A misspelt key under '/**', the shipped file's layout, was ignored without a word (the default used)."""
+    warning = "parameter 'windows_size' in a shared '/**' section is not this node's (did you mean 'window_size'?)"
+    assert started.count(warning) == 1, started
+    assert "'exposure'" not in started  # another node's name, not near any of ours, stays quiet
 
 
 def test_a_file_keyed_by_the_executable_name_is_reported_as_ignored(started):
@@ -142,6 +166,52 @@ def test_unknown_parameters_under_the_nodes_own_name_are_still_refused(tmp_path)
     output = fails_to_start("--params-file", str(own))
     assert "unknown parameter 'windows_size' (did you mean 'window_size'?)" in output
     assert "publish_rate_hz" not in output
+
+
+@pytest.mark.parametrize(
+    "given", ["-p use_sim_time:=1", "yaml use_sim_time: 'true'", "-p start_type_description_service:=1"]
+)
+def test_rclpys_own_parameters_of_the_wrong_type_are_one_fatal_line_with_the_fix(given, tmp_path):
+    """rclpy declares these itself in the node's constructor, outside the node's checks: a traceback before."""
+    if given.startswith("yaml"):
+        path = tmp_path / "sim.yaml"
+        path.write_text(f"/**:\n  ros__parameters:\n    {given.removeprefix('yaml ')}\n")
+        args = ("--params-file", str(path))
+    else:
+        args = tuple(given.split())
+    output = fails_to_start(*args)
+    fatal = next(line for line in output.splitlines() if "FATAL" in line)
+    name = "start_type_description_service" if "type_description" in given else "use_sim_time"
+    assert f"bad parameter: Trying to set parameter '{name}'" in fatal, output
+    assert "expecting type 'BOOL'" in fatal and "Expected true or false, unquoted" in fatal, output
+
+
+@pytest.mark.parametrize(
+    "given, fix",
+    [
+        ("image_topics:=/a", 'Expected a list, in YAML [a, b] and on the command line -p image_topics:="[a, b]"'),
+        ("publish_tf:='false'", "Expected true or false, unquoted"),
+        ("window_size:=4.0", "Expected a whole number, e.g. 8 (no decimal point, no quotes)"),
+        ("slop_s:=1", "Expected a number with a decimal point, e.g. 1.0"),
+        ("rig_transforms:=[1, 2]", "(numbers with a decimal point)"),
+    ],
+)
+def test_a_value_of_the_wrong_type_gets_the_fix_for_its_type(given, fix):
+    """Every type error said "Expected a tuple (write floats with a decimal point, e.g. 1.0)", lists and booleans
+    alike."""
+    fatal = next(line for line in fails_to_start("-p", given).splitlines() if "FATAL" in line)
+    assert fix in fatal
+    assert "tuple" not in fatal
+
+
+def test_under_a_namespace_the_fix_names_the_section_rcl_applies_and_the_log_the_topic_listened_to(tmp_path):
+    """Under __ns:=/robot1 a 'vggt:' section is ignored by rcl, and the warning's fix was to key it under 'vggt:';
+    the start-up line named the topics as given, not as the node subscribed to them."""
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("vggt:\n  ros__parameters:\n    window_size: 4\n")
+    output = starts("-r", "__ns:=/robot1", "--params-file", str(plain), "-p", "image_topics:=[camera/image_raw]")
+    assert "key this node's parameters under '/robot1/vggt:' or '/**:'" in output
+    assert "listening to ['/robot1/camera/image_raw']" in output
 
 
 def test_old_and_new_name_together_are_refused():

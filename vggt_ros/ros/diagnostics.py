@@ -22,8 +22,14 @@ TOPIC = "/diagnostics"
 PERIOD_S = 1.0
 
 
-def diagnostic_array(node_name: str, components: Sequence[ComponentHealth], stamp_ns: int) -> DiagnosticArray:
-    """One DiagnosticStatus per component, stamped ``stamp_ns`` (the node's clock, nanoseconds)."""
+def diagnostic_array(
+    node_name: str, node_path: str, components: Sequence[ComponentHealth], stamp_ns: int
+) -> DiagnosticArray:
+    """One DiagnosticStatus per component, stamped ``stamp_ns`` (the node's clock, nanoseconds).
+
+    ``node_path``: the node's fully qualified name (e.g. /robot1/vggt), the hardware ID of the components that have
+    no device or topic of their own, so that two robots' nodes of one name can be told apart.
+    """
     array = DiagnosticArray()
     array.header.stamp = messages.stamp_from_ns(stamp_ns)
     array.status = [
@@ -31,7 +37,7 @@ def diagnostic_array(node_name: str, components: Sequence[ComponentHealth], stam
             level=bytes([int(component.level)]),  # an octet field: rclpy wants a one-byte bytes value
             name=f"{node_name}: {component.name}",
             message=component.message,
-            hardware_id=component.hardware_id,
+            hardware_id=component.hardware_id or node_path,
             values=[KeyValue(key=key, value=value) for key, value in component.values],
         )
         for component in components

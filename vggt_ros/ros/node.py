@@ -30,6 +30,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockChange, ClockType, JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -59,7 +60,7 @@ from vggt_ros.ros.outputs import (
     window_messages,
     world_frame_message,
 )
-from vggt_ros.ros.params import declare_and_read
+from vggt_ros.ros.params import declare_and_read, expected_type
 from vggt_ros.ros.tf_listener import make_transform_buffer
 from vggt_ros.session import WindowOutput
 from vggt_ros.world.pose_graph import require_gtsam
@@ -79,7 +80,11 @@ class ReconstructionNode(LifecycleNode):
     """
 
     def __init__(self, **node_kwargs) -> None:
-        super().__init__(NODE_NAME, **node_kwargs)
+        try:
+            super().__init__(NODE_NAME, **node_kwargs)
+        except ParameterException as err:
+            # rclpy declares its own parameters (use_sim_time, start_type_description_service: both booleans) here
+            raise StartupError(f"bad parameter: {err}. {expected_type('', bool)}") from None
         self._worker: Optional[threading.Thread] = None
         self._map_output: Optional[MapOutput] = None
         self._configured = False
@@ -249,8 +254,9 @@ class ReconstructionNode(LifecycleNode):
         ]
         # Images can be lost silently (sensor-data QoS, see TRANSPORTS_VARIABLE): check that they arrive, from now.
         self._input.start_listening()
+        topics = [self.resolve_topic_name(topic) for topic in params.image_topics]  # after namespace and remapping
         self.get_logger().info(
-            f"listening to {list(params.image_topics)} as {list(params.names)}; backend {params.backend} on "
+            f"listening to {topics} as {list(params.names)}; backend {params.backend} on "
             f"{params.device}, window {params.window_size} (stride {params.window_stride}), "
             f"publishing in '{params.world_frame}' under '{params.parent_frame}'"
         )
@@ -335,7 +341,9 @@ class ReconstructionNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         components = self._health.update(self._health_snapshot())
         stamp_ns = self.get_clock().now().nanoseconds
-        self._diagnostics_publisher.publish(diagnostics.diagnostic_array(self.get_name(), components, stamp_ns))
+        self._diagnostics_publisher.publish(
+            diagnostics.diagnostic_array(self.get_name(), self.get_fully_qualified_name(), components, stamp_ns)
+        )
 
     def _health_snapshot(self) -> HealthSnapshot:
         params = self.params
@@ -377,8 +385,12 @@ class ReconstructionNode(LifecycleNode):
             return
         if self._transforms is not None:
             self._transforms.clear()
-        what = "changed source" if changed else f"went back by {-jump.delta.nanoseconds / 1e9:.3f} s"
-        self.get_logger().warning(f"the clock {what} (a bag played in a loop?): transforms and input times start over")
+        what = (
+            "changed source (use_sim_time changed)"
+            if changed
+            else f"went back by {-jump.delta.nanoseconds / 1e9:.3f} s (a bag played in a loop?)"
+        )
+        self.get_logger().warning(f"the clock {what}: transforms and input times start over")
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._input.reset()

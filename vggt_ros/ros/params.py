@@ -14,7 +14,7 @@ import difflib
 import re
 import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, get_args, get_origin
 
 import yaml
 from rcl_interfaces.msg import ParameterDescriptor
@@ -56,19 +56,36 @@ def declare_and_read(node: Node, argv: Optional[Sequence[str]] = None) -> NodePa
     overrides: dict[str, Parameter] = node._parameter_overrides
     given = dict(overrides)
     files = _parameter_files(sys.argv if argv is None else argv, node.get_fully_qualified_name())
+    section = node.get_name() if node.get_namespace() == "/" else node.get_fully_qualified_name()
     for ignored in files.ignored:
-        log.warning(f"{ignored}; key this node's parameters under '{node.get_name()}:' or '/**:'")
+        log.warning(f"{ignored}; key this node's parameters under '{section}:' or '/**:'")
+    # Names only a shared wildcard section gives: another node's as likely as ours.
+    shared_only = files.wildcard - files.own - _command_line_names(argv)
     for old, new in RENAMED.items():
         if old not in given:
             continue
         if new in given:
+            if old in shared_only:
+                continue  # this node's own name wins; the shared section's old name is another node's
             raise ValueError(f"'{old}' and '{new}' are both given: '{old}' is the old name of '{new}'; keep '{new}'")
-        log.warning(f"parameter '{old}' is now named '{new}' (with its unit): its value is used; rename it")
+        where = (
+            f" (from a shared '/**' section: if it is another node's, give '{new}' under '{section}:')"
+            if old in shared_only
+            else ""
+        )
+        log.warning(f"parameter '{old}' is now named '{new}' (with its unit): its value is used; rename it{where}")
         overrides[new] = Parameter(new, given[old].type_, given[old].value)
         given[new] = overrides[new]
     known = {spec.name for spec in dataclasses.fields(NodeParameters)} | set(_ROS_OWN_PARAMETERS) | set(RENAMED)
-    # Another node's parameters in a shared wildcard section are not ours to judge.
-    unknown = sorted(set(given) - known - (files.wildcard - files.own - _command_line_names(argv)))
+    # Another node's parameters in a shared wildcard section are not ours to judge, but a near miss of one of ours
+    # is most likely a typo of it (the cutoff keeps other nodes' usual names, e.g. height or exposure, quiet).
+    for name in sorted(set(given) & shared_only - known):
+        if close := difflib.get_close_matches(name, known, 1, cutoff=0.85):
+            log.warning(
+                f"parameter '{name}' in a shared '/**' section is not this node's (did you mean '{close[0]}'?); "
+                "it is left to the other nodes"
+            )
+    unknown = sorted(set(given) - known - shared_only)
     if unknown:
         hints = [
             f"'{name}'"
@@ -89,10 +106,7 @@ def declare_and_read(node: Node, argv: Optional[Sequence[str]] = None) -> NodePa
         try:
             value = node.declare_parameter(spec.name, declared, descriptor).value
         except ParameterException as err:
-            raise ValueError(
-                f"parameter '{spec.name}': {err}. Expected a {type(default).__name__} "
-                f"(write floats with a decimal point, e.g. 1.0)"
-            ) from None
+            raise ValueError(f"parameter '{spec.name}': {err}. {expected_type(spec.name, spec.type)}") from None
         if value is None:  # declared by type only and not given, or given as an empty list (YAML [] has no type)
             value = () if spec.name in given and isinstance(default, tuple) else default
             if value == () and isinstance(declared, Parameter.Type):
@@ -110,6 +124,24 @@ def declare_and_read(node: Node, argv: Optional[Sequence[str]] = None) -> NodePa
     resolved = params.runtime_config().resolve()
     resolved.log(log)
     return dataclasses.replace(params, device=resolved.config.device, precision=resolved.config.precision)
+
+
+def expected_type(name: str, kind: Any) -> str:
+    """How a parameter of type ``kind`` (a NodeParameters field's annotation, or bool) is written, on the command
+    line and in YAML: the fix for rcl refusing a value of another type."""
+    if get_origin(kind) is tuple:
+        numbers = get_args(kind)[0] is float
+        example = "[0.0, 1.5]" if numbers else "[a, b]"
+        return f'Expected a list, in YAML {example} and on the command line -p {name}:="{example}"' + (
+            " (numbers with a decimal point)" if numbers else ""
+        )
+    if kind is bool:
+        return "Expected true or false, unquoted"
+    if kind is int:
+        return "Expected a whole number, e.g. 8 (no decimal point, no quotes)"
+    if kind is float:
+        return "Expected a number with a decimal point, e.g. 1.0"
+    return "Expected a string (quote a value YAML reads as a number or a boolean, e.g. '123')"
 
 
 def _check_topic(node: Node, parameter: str, topic: str, given: str) -> None:
