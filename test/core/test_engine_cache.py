@@ -370,3 +370,21 @@ def test_built_engines_run_without_their_onnx_graphs(stand_in_tensorrt, tmp_path
     pipeline = Pipeline.from_engine_dir(export, backend="tensorrt")
     assert loaded == [f"{name}.engine" for name in COMPONENT_NAMES] and stand_in_tensorrt == []
     assert pipeline.image_hw == (28, 42)
+
+
+def test_an_engine_that_needs_building_where_building_is_off_names_the_build_command(monkeypatch, tmp_path):
+    """The node loads engines without building them (a build takes minutes): the error said "build the engines
+    first or allow building", without the command that builds them."""
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="10.3.0"))  # FakeTensorRTModule
+    monkeypatch.setattr(tensorrt_backend, "_require_cuda", lambda: None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: (8, 9))
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "manifest.json").write_text(json.dumps(make_manifest_dict()))
+    with pytest.raises(RuntimeError) as err:
+        tensorrt_backend.load_or_build_engines(export, export, precision="fp16", build_missing=False)
+    assert "needs rebuilding (no cached engine" in str(err.value)
+    assert (
+        f"build the engines on this machine first: vggt-ros-build-engines --backend tensorrt --precision fp16 --out {export}"
+        in str(err.value)
+    )

@@ -24,6 +24,7 @@ from vggt_ros.export import cli, onnx_export
 from vggt_ros.export.cli import build_engines_entry, build_engines_main, export_entry, export_is_current, export_main
 from vggt_ros.export.onnx_export import export_onnx
 from vggt_ros.model import VGGT
+from vggt_ros.model.weights import CheckpointError
 from vggt_ros.runtime import Pipeline
 from vggt_ros.runtime.engine_cache import EngineCacheKey
 from vggt_ros.runtime.io_contract import ExportManifest, FramesProfile, ManifestError, TensorContractError
@@ -201,6 +202,16 @@ def test_the_manifest_records_every_file_and_the_model_config(export, tiny_model
     assert _is_current(export, tiny_model) is None
 
 
+def test_an_export_given_as_the_weights_names_the_option_that_reads_it(pristine):
+    """It said "must hold exactly one VGGT *.safetensors file or a model.pt; found no weight files"."""
+    with pytest.raises(CheckpointError) as err:
+        VGGT.from_pretrained(pristine)
+    assert (
+        "is an engine export (vggt-ros-export), not VGGT weights: run it with backend onnxruntime or tensorrt and "
+        "this folder as the engine folder" in str(err.value)
+    )
+
+
 def test_an_interrupted_re_export_leaves_the_earlier_export_as_it_was(export, tiny_model, other_weights, monkeypatch):
     before = _contents(export)
     export_stage = onnx_export._export_stage
@@ -345,6 +356,18 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_model_loads(
     assert model_loads == []
 
 
+def test_verify_frames_beyond_the_frame_range_are_refused_before_the_model_loads(
+    tmp_path, monkeypatch, capsys, model_loads
+):
+    """They were refused after the export, which takes minutes for VGGT-1B."""
+    args = ["--weights", str(TINY), "--out", str(tmp_path / "e"), "--backend", "onnxruntime", "--max-frames", "8"]
+    status, error = _command(build_engines_entry, monkeypatch, capsys, *args, "--verify", "--verify-frames", "20")
+    assert status == 1 and error.startswith(
+        "error: --verify-frames 20 is outside the engines' frame range 1..8; pass --verify-frames 8 or less"
+    )
+    assert model_loads == [] and not (tmp_path / "e" / "manifest.json").exists()
+
+
 def test_an_os_error_of_the_export_is_one_error_line(export, monkeypatch, capsys):
     (export / "manifest.json").unlink()
     (export / "manifest.json").mkdir()  # the export removes the earlier manifest first
@@ -394,6 +417,31 @@ def test_build_engines_refuses_options_that_would_change_a_quantized_export(
     )
     assert "run `vggt-ros-quantize --scheme int8` again for another size or frame range" in error
     assert model_loads == []
+
+
+@pytest.mark.parametrize("folder", ["int8", "float"])
+def test_build_engines_for_a_quantized_export_that_is_not_there_names_a_folder_quantize_takes(
+    folder, int8_export, pristine, monkeypatch, capsys, model_loads
+):
+    """It advised `vggt-ros-quantize --scheme fp8 --out <this folder>`, which refuses a folder holding an export."""
+    out = int8_export if folder == "int8" else pristine
+    args = ["--precision", "fp8", "--backend", "onnxruntime", "--out", str(out)]
+    status, error = _command(build_engines_entry, monkeypatch, capsys, *args)
+    assert status == 1 and error.startswith(
+        f"error: --precision fp8 builds the engines of a quantized export, but {out}"
+    )
+    assert "run `vggt-ros-quantize --scheme fp8 --out <another folder>` first and pass that folder as --out" in error
+
+
+def test_a_w4a16_export_given_as_engines_is_named_as_such(tmp_path):
+    """It said to export ONNX graphs into the folder (`vggt-ros-build-engines --out`), which refuses it."""
+    (tmp_path / "plan.json").write_text(json.dumps({"format": 1, "scheme": "w4a16", "group_size": 16, "blocks": {}}))
+    with pytest.raises(
+        ManifestError,
+        match="holds a vggt-ros-quantize w4a16 export, which has no ONNX graphs: run it"
+        " on the torch backend with precision w4a16",
+    ):
+        ExportManifest.load(tmp_path)
 
 
 def test_build_engines_builds_a_quantized_export_as_it_is(int8_export, caplog, model_loads):

@@ -16,6 +16,7 @@ from test_quantization_qdq import write_micro_model
 from support.small_filesystem import fill, small_filesystem
 from support.torch_threads import one_torch_thread  # noqa: F401 (autouse, module-wide)
 from vggt_ros.model import VGGT
+from vggt_ros.model.weights import CheckpointError
 from vggt_ros.quantization import cli
 from vggt_ros.quantization.objective import errors_vs_reference
 from vggt_ros.quantization.report import CAVEAT
@@ -114,6 +115,14 @@ def test_w4a16_writes_plan_report_and_the_export_the_torch_backend_runs(micro, c
     loaded = load_w4a16_model(out)  # the compensation token travelled with the weights
     assert isinstance(loaded.camera_head, CompensatedCameraHead) and report["compensation_token"]["kept"]
     assert float(loaded.camera_head.compensation_token.norm()) > 0
+    # Given as the weights (folder or file), the export was read as a checkpoint: 600 key mismatches.
+    for given in (out, out / "w4a16.safetensors"):
+        with pytest.raises(
+            CheckpointError,
+            match=r"is a vggt-ros-quantize w4a16 export, not VGGT weights: run it "
+            r"with precision w4a16 on the torch backend and this folder as the engine folder",
+        ):
+            VGGT.from_pretrained(given)
 
 
 def test_fp8_writes_a_qdq_export_that_onnxruntime_runs_at_precision_fp8(micro, calibration, tmp_path):
@@ -137,6 +146,12 @@ def test_fp8_writes_a_qdq_export_that_onnxruntime_runs_at_precision_fp8(micro, c
     errors = errors_vs_reference([pipeline(window)], [reference])
     print("fp8 through onnxruntime, relative error vs FP32 (%):", errors)
     assert all(0 < value < float("inf") for value in errors.values())
+    with pytest.raises(
+        CheckpointError,
+        match="is a vggt-ros-quantize fp8 export, not VGGT weights: run it with "
+        "backend onnxruntime or tensorrt, precision fp8",
+    ):
+        VGGT.from_pretrained(out)  # "found no weight files" before
     for precision, match in (
         ("fp16", "holds an export quantized for fp8; set precision to 'fp8'"),
         ("int8", "needs an export quantized for it, but .* holds an export quantized for fp8"),

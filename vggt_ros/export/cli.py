@@ -171,10 +171,12 @@ def build_engines_main(argv: list[str] | None = None) -> int:
     if quantized is None:
         args = _with_defaults(args)
         _check_export_options(args)
+        _check_verify_frames(args.verify_frames, _frames(args))
         model = VGGT.from_pretrained(args.weights, config=args.config)
         _export_unless_current(model, out, (args.height, args.width), _frames(args), args.opset)
     else:
         _check_quantized_options(args, quantized, out)
+        _check_verify_frames(args.verify_frames, quantized.frames)
         log.info("using the %s export in %s (written by vggt-ros-quantize)", args.precision, out)
         args = _with_defaults(args)
         model = VGGT.from_pretrained(args.weights, config=args.config) if args.verify else None
@@ -194,6 +196,15 @@ def build_engines_main(argv: list[str] | None = None) -> int:
     if args.verify:
         verify(model, pipeline, pipeline.image_hw, args.verify_frames or pipeline.frames.opt)
     return 0
+
+
+def _check_verify_frames(verify_frames: int | None, frames: FramesProfile) -> None:
+    """--verify-frames must fit the engines' frame range: checked before the export (minutes for VGGT-1B)."""
+    if verify_frames is not None and not frames.min <= verify_frames <= frames.max:
+        raise ValueError(
+            f"--verify-frames {verify_frames} is outside the engines' frame range {frames.min}..{frames.max}; "
+            f"pass --verify-frames {frames.max} or less (or export with --max-frames {verify_frames})"
+        )
 
 
 def _export_unless_current(
@@ -222,13 +233,16 @@ def _quantized_export(out: Path, precision: str) -> ExportManifest | None:
     A quantized export is never overwritten by a float one, nor made up: both mismatches raise."""
     manifest = _existing_export(out)
     scheme = None if manifest is None else manifest.quantization_scheme
+    held = scheme or quantized_scheme_in(out)  # w4a16 writes no manifest: its plan.json says
     if precision in QDQ_SCHEMES and scheme != precision:
         holds = "no quantized export" if scheme is None else f"an export quantized for {scheme}"
+        # vggt-ros-quantize keeps any other export it finds in its --out: name a folder of its own then
+        target = out if manifest is None and held is None else "<another folder>"
         raise ValueError(
             f"--precision {precision} builds the engines of a quantized export, but {out} holds {holds}; "
-            f"run `vggt-ros-quantize --scheme {precision} --out {out}` first"
+            f"run `vggt-ros-quantize --scheme {precision} --out {target}` first"
+            + ("" if target == out else " and pass that folder as --out")
         )
-    held = scheme or quantized_scheme_in(out)  # w4a16 writes no manifest: its plan.json says
     if precision not in QDQ_SCHEMES and held is not None:
         use = (
             f"pass --precision {held} to build its engines"

@@ -38,6 +38,7 @@ from typing import Any, Mapping, Union
 import torch
 
 from ..model.stages import STAGE_NAMES
+from ..quantized_formats.plan import quantized_scheme_in
 from ..quantized_formats.schemes import QDQ_SCHEMES
 
 MANIFEST_FORMAT = 1
@@ -394,6 +395,12 @@ class ExportManifest:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
+            scheme = quantized_scheme_in(path.parent)
+            if scheme is not None:  # a W4A16 export: weights for the torch backend, no graphs
+                raise ManifestError(
+                    f"{path.parent} holds a vggt-ros-quantize {scheme} export, which has no ONNX graphs: run it on the "
+                    f"torch backend with precision {scheme}"
+                ) from None
             raise ManifestError(
                 f"{path} not found; export the ONNX graphs first (`vggt-ros-build-engines --out {path.parent}`, "
                 "which also builds the TensorRT engines, or `python -m vggt_ros.export`)"

@@ -293,8 +293,9 @@ def load_or_build_engines(
             continue
         if not build_missing:
             raise RuntimeError(
-                f"engine {name} needs rebuilding ({reason}) and build_missing is False; "
-                "build the engines first or allow building"
+                f"engine {name} needs rebuilding ({reason}) and build_missing is False; build the engines on this "
+                f"machine first: vggt-ros-build-engines --backend tensorrt --precision {precision} --out {onnx_dir}"
+                + ("" if Path(engine_dir) == onnx_dir else f" (engines cached in {engine_dir})")
             )
         log(f"rebuilding {name}: {reason}")
         spec = manifest.components[name]
