@@ -85,6 +85,18 @@ def test_auto_device_and_precision_follow_the_gpu_and_explicit_values_are_kept()
     assert (mixed.config.device, mixed.config.precision) == ("cuda", "bf16")
 
 
+def test_precisions_an_engine_backend_does_not_apply_are_named():
+    """ONNX Runtime ran fp16 as float32 without a word (auto chose fp16 on a GPU machine), and tensorrt with bf16
+    stopped with a bare "precision must be one of (...)" naming neither the parameter's backend nor the choices."""
+    auto = RuntimeConfig(backend="onnxruntime").resolve(cuda_available=True)
+    assert (auto.config.precision, auto.warning) == ("fp32", None)
+    half = RuntimeConfig(backend="onnxruntime", precision="fp16").resolve(cuda_available=False)
+    assert half.config.device == "cpu" and half.config.precision == "fp16"
+    assert half.warning.startswith("precision fp16: the onnxruntime backend runs the export as it is (float32 graphs)")
+    with pytest.raises(ValueError, match=r"precision 'bf16' is not one the tensorrt backend builds; choose one of "):
+        RuntimeConfig(backend="tensorrt", precision="bf16")
+
+
 def test_renamed_parameters_carry_their_unit_and_the_old_names_are_gone():
     for old, new in RENAMED.items():
         assert new in NAMES and old not in NAMES

@@ -11,6 +11,7 @@ from typing import Optional
 import torch
 
 from ..quantized_formats.schemes import SCHEMES, W4A16, check_scheme_backend
+from .engine_cache import PRECISIONS as ENGINE_PRECISIONS
 from .io_contract import BackendUnavailableError
 from .pipeline import BACKENDS, Pipeline, check_precision
 
@@ -59,28 +60,41 @@ class RuntimeConfig:
             check_precision(self.precision)
         if self.precision in SCHEMES:
             check_scheme_backend(self.precision, self.backend)
+        elif self.backend == "tensorrt" and self.precision not in (AUTO, *ENGINE_PRECISIONS):
+            raise ValueError(
+                f"precision {self.precision!r} is not one the tensorrt backend builds; choose one of "
+                f"{[AUTO, *ENGINE_PRECISIONS]}"
+            )
 
     def resolve(self, cuda_available: Optional[bool] = None) -> Resolved:
         """Replace "auto": the device is cuda when torch sees a GPU (``cuda_available``, default: ask torch), else
-        the CPU with a warning; the precision is `AUTO_PRECISION` of the device. Explicit values are kept."""
-        if AUTO not in (self.device, self.precision):
-            return Resolved(self, "", None)
-        if cuda_available is None:
+        the CPU with a warning; the precision is `AUTO_PRECISION` of the device (ONNX Runtime: fp32, the export as
+        it is). Explicit values are kept; a half precision ONNX Runtime does not apply is warned about."""
+        warnings = []
+        if self.backend == "onnxruntime" and self.precision in ("fp16", "bf16"):
+            warnings.append(
+                f"precision {self.precision}: the onnxruntime backend runs the export as it is (float32 graphs); half "
+                "precision applies to the torch backend and to TensorRT's engines. Set precision to fp32 or auto"
+            )
+        if cuda_available is None and self.device == AUTO:
             cuda_available = torch.cuda.is_available()
-        device, warning, chosen = self.device, None, []
+        device, chosen = self.device, []
         if device == AUTO:
             device = "cuda" if cuda_available else "cpu"
             chosen.append(f"device auto -> {device}")
             if not cuda_available and self.backend == "torch":
-                warning = (
+                warnings.append(
                     "device auto: torch sees no CUDA GPU, so inference runs on the CPU (seconds per window); "
                     "set device to cpu to silence this, or install a CUDA build of torch for a GPU"
                 )
         precision = self.precision
         if precision == AUTO:
-            precision = AUTO_PRECISION["cuda" if device.startswith("cuda") else "cpu"]
+            on_gpu = device.startswith("cuda") and self.backend != "onnxruntime"  # its graphs are float32
+            precision = AUTO_PRECISION["cuda" if on_gpu else "cpu"]
             chosen.append(f"precision auto -> {precision}")
-        return Resolved(replace(self, device=device, precision=precision), ", ".join(chosen), warning)
+        return Resolved(
+            replace(self, device=device, precision=precision), ", ".join(chosen), " ".join(warnings) or None
+        )
 
 
 def create_pipeline(cfg: RuntimeConfig) -> Pipeline:
