@@ -385,6 +385,6 @@ def test_an_engine_that_needs_building_where_building_is_off_names_the_build_com
         tensorrt_backend.load_or_build_engines(export, export, precision="fp16", build_missing=False)
     assert "needs rebuilding (no cached engine" in str(err.value)
     assert (
-        f"build the engines on this machine first: vggt-ros-build-engines --backend tensorrt --precision fp16 --out {export}"
-        in str(err.value)
+        "build the engines on this machine first: vggt-ros-build-engines --backend tensorrt --precision fp16 "
+        f"--out {export}" in str(err.value)
     )

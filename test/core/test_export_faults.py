@@ -28,6 +28,7 @@ from vggt_ros.model.weights import CheckpointError
 from vggt_ros.runtime import Pipeline
 from vggt_ros.runtime.engine_cache import EngineCacheKey
 from vggt_ros.runtime.io_contract import ExportManifest, FramesProfile, ManifestError, TensorContractError
+from vggt_ros.runtime.weights_source import load_model
 
 pytestmark = pytest.mark.slow  # each module exports the tiny model once (about 5 s)
 
@@ -202,14 +203,18 @@ def test_the_manifest_records_every_file_and_the_model_config(export, tiny_model
     assert _is_current(export, tiny_model) is None
 
 
-def test_an_export_given_as_the_weights_names_the_option_that_reads_it(pristine):
+def test_an_export_given_as_the_weights_names_the_option_that_reads_it(pristine, tiny_model, tmp_path):
     """It said "must hold exactly one VGGT *.safetensors file or a model.pt; found no weight files"."""
     with pytest.raises(CheckpointError) as err:
-        VGGT.from_pretrained(pristine)
-    assert (
-        "is an engine export (vggt-ros-export), not VGGT weights: run it with backend onnxruntime or tensorrt and "
-        "this folder as the engine folder" in str(err.value)
+        load_model(pristine)
+    assert str(err.value).startswith(
+        f"{pristine} is an engine export (vggt-ros-export), not VGGT weights: run it with backend onnxruntime or "
+        "tensorrt and its folder as the engine folder"
     )
+    # Engines exported into the weights' own folder: the weights still load (the first export's layout).
+    weights = shutil.copytree(TINY, tmp_path / "weights")
+    export_onnx(tiny_model, weights, SIZE, FRAMES)
+    assert isinstance(load_model(weights), VGGT)
 
 
 def test_an_interrupted_re_export_leaves_the_earlier_export_as_it_was(export, tiny_model, other_weights, monkeypatch):
@@ -365,6 +370,9 @@ def test_verify_frames_beyond_the_frame_range_are_refused_before_the_model_loads
     assert status == 1 and error.startswith(
         "error: --verify-frames 20 is outside the engines' frame range 1..8; pass --verify-frames 8 or less"
     )
+    args += ["--min-frames", "3"]
+    status, error = _command(build_engines_entry, monkeypatch, capsys, *args, "--verify", "--verify-frames", "2")
+    assert status == 1 and "frame range 3..8; pass --verify-frames 3 or more (or export with --min-frames 2)" in error
     assert model_loads == [] and not (tmp_path / "e" / "manifest.json").exists()
 
 
@@ -435,6 +443,9 @@ def test_build_engines_for_a_quantized_export_that_is_not_there_names_a_folder_q
 
 def test_a_w4a16_export_given_as_engines_is_named_as_such(tmp_path):
     """It said to export ONNX graphs into the folder (`vggt-ros-build-engines --out`), which refuses it."""
+    (tmp_path / "plan.json").write_text(json.dumps({"format": 1, "scheme": "fp8", "group_size": None, "blocks": {}}))
+    with pytest.raises(ManifestError, match="manifest.json not found; export the ONNX graphs first"):
+        ExportManifest.load(tmp_path)  # an fp8 run that stopped before its export: no torch backend to name
     (tmp_path / "plan.json").write_text(json.dumps({"format": 1, "scheme": "w4a16", "group_size": 16, "blocks": {}}))
     with pytest.raises(
         ManifestError,

@@ -4,6 +4,7 @@
 of bad input: an empty calibration set, a plan naming blocks that do not exist, a scheme a backend cannot run."""
 
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -27,6 +28,7 @@ from vggt_ros.quantized_formats.schemes import UnsupportedSchemeError
 from vggt_ros.quantized_formats.w4a16_file import QuantizedExportError, load_w4a16_model
 from vggt_ros.runtime import Pipeline, RuntimeConfig, create_pipeline
 from vggt_ros.runtime.io_contract import ExportManifest
+from vggt_ros.runtime.weights_source import load_model
 
 REPORT_KEYS = {"scheme", "error_vs_fp32", "weight_bytes", "fp16_weight_bytes", "block_sensitivity"}
 MICRO_BLOCKS = 2 + 2 * 4 + 4  # DINOv2, aggregator frame + global, camera trunk
@@ -115,14 +117,22 @@ def test_w4a16_writes_plan_report_and_the_export_the_torch_backend_runs(micro, c
     loaded = load_w4a16_model(out)  # the compensation token travelled with the weights
     assert isinstance(loaded.camera_head, CompensatedCameraHead) and report["compensation_token"]["kept"]
     assert float(loaded.camera_head.compensation_token.norm()) > 0
-    # Given as the weights (folder or file), the export was read as a checkpoint: 600 key mismatches.
-    for given in (out, out / "w4a16.safetensors"):
-        with pytest.raises(
-            CheckpointError,
-            match=r"is a vggt-ros-quantize w4a16 export, not VGGT weights: run it "
-            r"with precision w4a16 on the torch backend and this folder as the engine folder",
-        ):
-            VGGT.from_pretrained(given)
+    # Given as the weights (the folder, its file, the file alone), the export was read as a checkpoint: 600 key
+    # mismatches.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(out / "w4a16.safetensors", alone)
+    for given in (out, out / "w4a16.safetensors", alone / "w4a16.safetensors"):
+        with pytest.raises(CheckpointError) as err:
+            create_pipeline(RuntimeConfig(weights=str(given), device="cpu"))
+        assert str(err.value).startswith(
+            f"{given} is a vggt-ros-quantize w4a16 export, not VGGT weights: run it with precision w4a16 on the torch "
+            "backend and its folder as the engine folder"
+        )
+    # Weights with a plan kept beside them (--plan takes one from anywhere) are weights.
+    shutil.copytree(micro, tmp_path / "weights_and_plan")
+    shutil.copy(out / "plan.json", tmp_path / "weights_and_plan")
+    assert isinstance(load_model(tmp_path / "weights_and_plan"), VGGT)
 
 
 def test_fp8_writes_a_qdq_export_that_onnxruntime_runs_at_precision_fp8(micro, calibration, tmp_path):
@@ -151,7 +161,7 @@ def test_fp8_writes_a_qdq_export_that_onnxruntime_runs_at_precision_fp8(micro, c
         match="is a vggt-ros-quantize fp8 export, not VGGT weights: run it with "
         "backend onnxruntime or tensorrt, precision fp8",
     ):
-        VGGT.from_pretrained(out)  # "found no weight files" before
+        load_model(out)  # "found no weight files" before
     for precision, match in (
         ("fp16", "holds an export quantized for fp8; set precision to 'fp8'"),
         ("int8", "needs an export quantized for it, but .* holds an export quantized for fp8"),

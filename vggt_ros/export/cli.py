@@ -17,6 +17,7 @@ from ..output_folder import check_output_folder
 from ..quantized_formats.plan import quantized_scheme_in
 from ..quantized_formats.schemes import QDQ_SCHEMES
 from ..runtime.io_contract import ExportManifest, FramesProfile, ManifestError
+from ..runtime.weights_source import load_model
 from ..termination import run_command
 from .onnx_export import check_opset, export_onnx, model_config_record, package_version, state_dict_sha256
 
@@ -87,7 +88,7 @@ def export_main(argv: list[str] | None = None) -> int:
     check_output_folder(Path(args.out), "--out")  # before the model loads (a minute for VGGT-1B)
     _refuse_to_replace_a_quantized_export(Path(args.out))
     _check_export_options(args)
-    model = VGGT.from_pretrained(args.weights, config=args.config)
+    model = load_model(args.weights, config=args.config)
     manifest = export_onnx(model, args.out, (args.height, args.width), _frames(args), args.opset)
     log.info("wrote %s/manifest.json (weights sha256 %s...)", args.out, manifest.weights_sha256[:12])
     return 0
@@ -172,14 +173,14 @@ def build_engines_main(argv: list[str] | None = None) -> int:
         args = _with_defaults(args)
         _check_export_options(args)
         _check_verify_frames(args.verify_frames, _frames(args))
-        model = VGGT.from_pretrained(args.weights, config=args.config)
+        model = load_model(args.weights, config=args.config)
         _export_unless_current(model, out, (args.height, args.width), _frames(args), args.opset)
     else:
         _check_quantized_options(args, quantized, out)
         _check_verify_frames(args.verify_frames, quantized.frames)
         log.info("using the %s export in %s (written by vggt-ros-quantize)", args.precision, out)
         args = _with_defaults(args)
-        model = VGGT.from_pretrained(args.weights, config=args.config) if args.verify else None
+        model = load_model(args.weights, config=args.config) if args.verify else None
         given = state_dict_sha256(model) if model is not None else quantized.weights_sha256
         if given != quantized.weights_sha256:
             raise ValueError(
@@ -200,11 +201,16 @@ def build_engines_main(argv: list[str] | None = None) -> int:
 
 def _check_verify_frames(verify_frames: int | None, frames: FramesProfile) -> None:
     """--verify-frames must fit the engines' frame range: checked before the export (minutes for VGGT-1B)."""
-    if verify_frames is not None and not frames.min <= verify_frames <= frames.max:
-        raise ValueError(
-            f"--verify-frames {verify_frames} is outside the engines' frame range {frames.min}..{frames.max}; "
-            f"pass --verify-frames {frames.max} or less (or export with --max-frames {verify_frames})"
-        )
+    if verify_frames is None or frames.min <= verify_frames <= frames.max:
+        return
+    fix = (
+        f"pass --verify-frames {frames.max} or less (or export with --max-frames {verify_frames})"
+        if verify_frames > frames.max
+        else f"pass --verify-frames {frames.min} or more (or export with --min-frames {verify_frames})"
+    )
+    raise ValueError(
+        f"--verify-frames {verify_frames} is outside the engines' frame range {frames.min}..{frames.max}; {fix}"
+    )
 
 
 def _export_unless_current(

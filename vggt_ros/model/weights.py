@@ -69,51 +69,12 @@ def resolve_source(source: str | Path) -> tuple[Path, Path | None]:
     """Find (weights file, optional config.json) for a file, a folder or a Hugging Face id."""
     path = Path(source).expanduser()
     if path.is_file():
-        _refuse_an_export(path.parent if _quantized_scheme_of_file(path) else None)
         return path, None
     if path.is_dir():
-        _refuse_an_export(path)
         return _weights_in_folder(path), (path / "config.json" if (path / "config.json").is_file() else None)
     if str(source).count("/") == 1 and not str(source).startswith((".", "/", "~")):
         return _download(str(source))
     raise CheckpointError(f"weights not found: {source!r} is neither a file, a folder nor a Hugging Face id")
-
-
-def _refuse_an_export(folder: Path | None) -> None:
-    """CheckpointError when ``folder`` holds an engine export or a vggt-ros-quantize export, not weights: the tool
-    that reads it is named (its files hold VGGT keys, or none, and failed on the keys or "no weight files")."""
-    if folder is None:
-        return
-    # The export formats are defined above the model (they import it): imported here, only to tell one from weights.
-    from ..quantized_formats.plan import quantized_scheme_in
-    from ..quantized_formats.schemes import W4A16
-    from ..runtime.io_contract import MANIFEST_FILE
-
-    scheme = quantized_scheme_in(folder)
-    if scheme is None and not (folder / MANIFEST_FILE).is_file():
-        return
-    what = f"a vggt-ros-quantize {scheme} export" if scheme else "an engine export (vggt-ros-export)"
-    if scheme == W4A16:
-        run = "precision w4a16 on the torch backend"
-    else:
-        run = "backend onnxruntime or tensorrt" + (f", precision {scheme}" if scheme else "")
-    raise CheckpointError(
-        f"{folder} is {what}, not VGGT weights: run it with {run} and this folder as the engine folder (the node's "
-        "engine_dir, the offline command's --engine-dir), and give the weights it came from as the weights"
-    )
-
-
-def _quantized_scheme_of_file(path: Path) -> str | None:
-    """The scheme a safetensors file's metadata names (a vggt-ros-quantize W4A16 file), or None."""
-    if not _is_safetensors(path):
-        return None
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return (f.metadata() or {}).get("scheme")
-    except Exception:  # unreadable: read_state_dict reports it
-        return None
 
 
 def _weights_in_folder(folder: Path) -> Path:

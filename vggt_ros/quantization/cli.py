@@ -29,6 +29,7 @@ from vggt_ros.quantized_formats.schemes import QDQ_SCHEMES, SCHEMES, W4A16
 from vggt_ros.quantized_formats.w4a16_file import load_w4a16_model, save_w4a16_export
 from vggt_ros.runtime import Pipeline
 from vggt_ros.runtime.io_contract import MANIFEST_FILE, FramesProfile
+from vggt_ros.runtime.weights_source import load_model
 from vggt_ros.termination import run_command
 
 from .calibration import CalibrationConfig, calibration_windows, load_calibration_images
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     calibration = CalibrationConfig(args.frames, args.max_images, args.image_size, args.mode, args.topic)
     images = load_calibration_images(args.calibration, calibration)  # before the model: a bad set fails fast
     windows = calibration_windows(images, args.frames)
-    model = VGGT.from_pretrained(args.weights, config=args.config, device=args.device)
+    model = load_model(args.weights, config=args.config, device=args.device)
     log.info("calibrating on %d images (%dx%d) in %d windows", len(images), *images.shape[-2:], len(windows))
     result = run_recipe(model, windows, config)
     fp16_bytes = fp16_weight_bytes(model)

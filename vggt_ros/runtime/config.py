@@ -102,7 +102,7 @@ def create_pipeline(cfg: RuntimeConfig) -> Pipeline:
     "auto" values are resolved here when the caller has not (`RuntimeConfig.resolve`, which also says what it chose)."""
     cfg = cfg.resolve().config
     if cfg.backend == "torch":
-        from ..model import VGGT
+        from .weights_source import load_model
 
         if cfg.device.startswith("cuda") and not torch.cuda.is_available():
             raise BackendUnavailableError(
@@ -114,7 +114,7 @@ def create_pipeline(cfg: RuntimeConfig) -> Pipeline:
 
             model = load_w4a16_model(cfg.engine_dir, device=cfg.device)
         else:
-            model = VGGT.from_pretrained(cfg.weights, config=cfg.model_config, device=cfg.device)
+            model = load_model(cfg.weights, config=cfg.model_config, device=cfg.device)
         return Pipeline.from_model(model, device=cfg.device, precision=cfg.precision)
     if cfg.backend == "tensorrt":
         return Pipeline.from_engine_dir(

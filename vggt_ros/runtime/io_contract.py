@@ -39,7 +39,7 @@ import torch
 
 from ..model.stages import STAGE_NAMES
 from ..quantized_formats.plan import quantized_scheme_in
-from ..quantized_formats.schemes import QDQ_SCHEMES
+from ..quantized_formats.schemes import QDQ_SCHEMES, W4A16
 
 MANIFEST_FORMAT = 1
 MANIFEST_FILE = "manifest.json"
@@ -395,11 +395,10 @@ class ExportManifest:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            scheme = quantized_scheme_in(path.parent)
-            if scheme is not None:  # a W4A16 export: weights for the torch backend, no graphs
+            if quantized_scheme_in(path.parent) == W4A16:  # weights for the torch backend, no graphs
                 raise ManifestError(
-                    f"{path.parent} holds a vggt-ros-quantize {scheme} export, which has no ONNX graphs: run it on the "
-                    f"torch backend with precision {scheme}"
+                    f"{path.parent} holds a vggt-ros-quantize w4a16 export, which has no ONNX graphs: run it on the "
+                    "torch backend with precision w4a16"
                 ) from None
             raise ManifestError(
                 f"{path} not found; export the ONNX graphs first (`vggt-ros-build-engines --out {path.parent}`, "
