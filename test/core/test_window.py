@@ -89,6 +89,19 @@ def test_minimum_motion_known_grey_change():
     assert not window.add(_flat(80, stamp_ns=3 * MS)).is_keyframe  # 0.114 against keyframe 51
 
 
+def test_a_thumbnail_is_the_block_mean_of_evenly_spaced_samples_of_any_view():
+    """Flat blocks give their grey exactly; a decoder's views (bgr8's reversed channels, mono8 broadcast to three)
+    give the thumbnail of their copy."""
+    tiles = np.kron(np.arange(12, dtype=np.uint8).reshape(3, 4) * 20, np.ones((160, 160), dtype=np.uint8))
+    flat = np.repeat(tiles[..., None], 3, axis=2)  # 480 x 640, tiles of 160 px: 4 x 4 samples of 2 px stride
+    thumbnail = grey_thumbnail(flat)
+    assert thumbnail.shape == (60, 80)
+    assert np.array_equal(thumbnail[::20, ::20], tiles[::160, ::160] / np.float32(255.0))
+    photo = np.asarray(Image.open(IMAGES / "astronaut.png").convert("RGB"))
+    for view in (photo[:, ::-1], photo[..., ::-1], np.broadcast_to(photo[..., :1], photo.shape)):
+        assert np.array_equal(grey_thumbnail(view), grey_thumbnail(np.ascontiguousarray(view)))
+
+
 def test_motion_on_a_real_photograph_rejects_a_still_camera_and_accepts_a_pan():
     photo = np.asarray(Image.open(IMAGES / "astronaut.png").convert("RGB"))
     view = lambda x: photo[50:450, x : x + 400]  # noqa: E731 - a camera panning over the photo
