@@ -46,7 +46,7 @@ from tqdm import tqdm
 from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.frame_files import readable_as_is
 from vggt_ros.dataset.writer import DatasetWriter, WrittenDataset
-from vggt_ros.engine_budget import check_windows_fit_engines
+from vggt_ros.engine_budget import check_run_fits_engines
 from vggt_ros.files import replace_atomically
 from vggt_ros.live.parameters import add_option, check_camera_names
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
@@ -336,7 +336,7 @@ def _choose_mode(args: argparse.Namespace, inputs: _Inputs) -> tuple[str, Option
             total * inputs.cameras,
             args.max_frames,
         )
-        return "joint", (max(per_chunk, 2), 1)
+        return "joint", (max(total, 2), 1)  # no larger: engines take windows up to their frame range
     overlap = min(MAX_CHUNK_OVERLAP, per_chunk // 4) or 1
     log.info(
         "mode: chunks, %d images exceed --max-frames %d: chunks of %d frame sets overlapping by %d, chained",
@@ -584,7 +584,7 @@ def run(args: argparse.Namespace, stop: Optional[StopRequest] = None) -> dict:
     ).resolve()
     runtime.log(log)
     pipeline = create_pipeline(runtime.config)
-    check_windows_fit_engines(args, inputs.cameras, config.window.window_size, pipeline)
+    check_run_fits_engines(args, inputs.cameras, config.window.window_size, inputs.model_hw, pipeline)
     session = ReconstructionSession(pipeline, config)
     if args.overwrite:  # only now: a run that fails to start leaves the earlier run's outputs whole
         remove_earlier_outputs(args.out)

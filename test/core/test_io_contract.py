@@ -111,7 +111,10 @@ def test_manifest_loads_from_folder(tmp_path):
 
 
 def test_missing_or_invalid_manifest_file(tmp_path):
-    with pytest.raises(ManifestError, match="not found; export the ONNX graphs first"):
+    # build-engines builds TensorRT engines by default, which a CPU machine refuses: the command names the backend
+    with pytest.raises(
+        ManifestError, match=r"not found; export the ONNX graphs first \(`vggt-ros-build-engines --backend onnxruntime"
+    ):
         ExportManifest.load(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ManifestError, match="not valid JSON"):

@@ -1,17 +1,23 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""`vggt-ros-reconstruct` on exported engines: windows larger than their frame range are refused before any image
-is read, with the --max-frames (or --window-size) that fits."""
+"""`vggt-ros-reconstruct` on exported engines: windows larger than their frame range, loop passes they cannot run
+and inputs of another model image size are refused before any image is read, with the option that fits."""
 
 from __future__ import annotations
 
+import argparse
+import json
+
+import numpy as np
 import pytest
+from PIL import Image
 from test_quantization_cli import write_smooth_images
 from test_quantization_qdq import write_micro_model
 
+from vggt_ros.engine_budget import check_run_fits_engines
 from vggt_ros.offline import main
 from vggt_ros.quantization import cli as quantize_cli
-from vggt_ros.runtime.io_contract import ExportManifest
+from vggt_ros.runtime.io_contract import ExportManifest, FramesProfile
 
 pytestmark = pytest.mark.slow  # quantizing and exporting the micro model takes about a minute
 
@@ -44,7 +50,7 @@ def test_the_default_max_frames_over_int8_engines_suggests_the_value_that_fits(
 ):
     assert reconstruct(square_images, int8_engines, tmp_path / "out") == 1
     error = capsys.readouterr().err
-    assert "--max-frames 64 makes forward passes of up to 64 images" in error and "accept 1 to 4 frames" in error
+    assert "--max-frames 64 makes forward passes of up to 6 images" in error and "accept 1 to 4 frames" in error
     assert "pass --max-frames 4 (or less)" in error and "Traceback" not in error
     assert not (tmp_path / "out" / "summary.json").exists()
 
@@ -55,3 +61,73 @@ def test_the_default_max_frames_over_int8_engines_suggests_the_value_that_fits(
 def test_a_sliding_window_larger_than_the_engines_suggests_a_window_size(square_images, int8_engines, tmp_path, capsys):
     assert reconstruct(square_images, int8_engines, tmp_path / "out", "--sliding-window") == 1  # window size 8
     assert "pass --window-size 4 (or less)" in capsys.readouterr().err
+
+
+def test_a_folder_that_fits_the_engines_runs_in_one_pass_at_the_default_max_frames(int8_engines, tmp_path):
+    """Joint mode sized its one window by --max-frames (64), so 3 images were refused on engines of 4 frames."""
+    few = tmp_path / "few"
+    few.mkdir()
+    write_smooth_images(few, 3, seed=2)
+    reconstruct(few, int8_engines, tmp_path / "out")  # the micro model's cameras are unusable: nothing merges
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (summary["mode"], summary["windows"], summary["failed_windows"]) == ("joint", 1, 0)
+    assert summary["per_window"][0]["images"] == 3  # the engines ran the one window
+
+
+def test_inputs_of_another_model_image_size_are_refused_before_any_image_is_read(int8_engines, tmp_path, capsys):
+    """In crop mode the start-up check compared the widths only: 56 x 28 images make 14 x 28 model images, the
+    engines take 28 x 28, and every window then failed."""
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    for index in range(3):
+        Image.fromarray(np.full((14, 28, 3), 60 * index, dtype=np.uint8)).resize((56, 28)).save(wide / f"{index}.png")
+    assert reconstruct(wide, int8_engines, tmp_path / "out") == 1
+    error = capsys.readouterr().err
+    assert "the inputs make 14x28 model images (--mode crop, --image-size 28), but the onnxruntime engines in " in error
+    assert "were exported for 28x28; export them again with --height 14 --width 28" in error
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+class EngineLimitsStandIn:
+    """Test double: only what `check_run_fits_engines` reads of an engine pipeline."""
+
+    backend, image_hw = "onnxruntime", (28, 28)
+
+    def __init__(self, frames: FramesProfile) -> None:
+        self.frames = frames
+
+
+def _arguments(**given) -> argparse.Namespace:
+    values = dict(
+        sliding_window=False,
+        window_size=8,
+        max_frames=64,
+        loop_closure=False,
+        engine_dir="e",
+        mode="crop",
+        image_size=28,
+    )
+    return argparse.Namespace(**{**values, **given})
+
+
+@pytest.mark.parametrize(
+    "given, cameras, window_size, frames, message",
+    [
+        # Two cameras on engines of 3 frames: no window of 2 frame sets fits ("pass --max-frames 2" was refused).
+        ({}, 2, 32, FramesProfile(1, 2, 3), "engines in e accept 1 to 3 frames; export the engines again with"),
+        ({"sliding_window": True}, 2, 8, FramesProfile(1, 2, 3), "accept 1 to 3 frames; export the engines again"),
+        # Loop passes of up to 4 images on engines of 3 ("pass --max-frames 3", then the session refused it).
+        (
+            {"loop_closure": True, "max_frames": 3},
+            1,
+            3,
+            FramesProfile(1, 2, 3),
+            "loop closure runs passes of 1 to 4 images, but the onnxruntime engines in e accept 1 to 3 frames; pass "
+            "--no-loop-closure, or export the engines again with --min-frames 1 --max-frames 4",
+        ),
+    ],
+)
+def test_the_fix_for_engines_too_small_is_one_the_next_check_takes(given, cameras, window_size, frames, message):
+    with pytest.raises(ValueError) as err:
+        check_run_fits_engines(_arguments(**given), cameras, window_size, (28, 28), EngineLimitsStandIn(frames))
+    assert message in str(err.value) and "(or less)" not in str(err.value)

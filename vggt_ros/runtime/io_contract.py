@@ -401,8 +401,9 @@ class ExportManifest:
                     "torch backend with precision w4a16"
                 ) from None
             raise ManifestError(
-                f"{path} not found; export the ONNX graphs first (`vggt-ros-build-engines --out {path.parent}`, "
-                "which also builds the TensorRT engines, or `python -m vggt_ros.export`)"
+                f"{path} not found; export the ONNX graphs first (`vggt-ros-build-engines --backend onnxruntime "
+                f"--out {path.parent}` with the --height and --width of the run's model images; --backend tensorrt "
+                "also builds the TensorRT engines)"
             ) from None
         except (OSError, UnicodeDecodeError) as err:  # a folder, unreadable, not UTF-8 text
             raise ManifestError(f"{path} cannot be read ({err}); {REEXPORT}") from None
