@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.reconstruction import LiveReconstruction
+from vggt_ros.mapping import GrowingMap
 from vggt_ros.metric.sources import ScaleObservation
 from vggt_ros.session import WindowOutput
 from vggt_ros.world import WindowStatus
@@ -20,6 +21,7 @@ class SessionWithScaleForTests:
 
     def __init__(self, scales):
         self.config = SimpleNamespace(cameras=2, metric=SimpleNamespace(source="rig"))
+        self.map = GrowingMap()
         self._scales = iter(scales)
 
     def infer(self, window, depth_lookup):

@@ -974,7 +974,7 @@ class TestOnnxRuntimeEngines:
         with pytest.raises(StartupError) as err:
             Running({**overrides, "window_size": 2})
         text = str(err.value)
-        assert "this session runs 1..4 images per call (1 frame set .. a loop closure pass" in text
+        assert "this session runs 1..4 images per call (a loop closure pass, or turn loop closure off)" in text
         assert "--max-frames 4" in text
 
     def test_node_runs_on_the_exported_graphs(self, engine_dir):
