@@ -84,7 +84,7 @@ class ReconstructionNode(LifecycleNode):
             super().__init__(NODE_NAME, **node_kwargs)
         except ParameterException as err:
             # rclpy declares its own parameters (use_sim_time, start_type_description_service: both booleans) here
-            raise StartupError(f"bad parameter: {err}. {expected_type('', bool)}") from None
+            raise StartupError(f"bad parameter: {err}. {expected_type(bool)}") from None
         self._worker: Optional[threading.Thread] = None
         self._map_output: Optional[MapOutput] = None
         self._configured = False

@@ -106,7 +106,7 @@ def declare_and_read(node: Node, argv: Optional[Sequence[str]] = None) -> NodePa
         try:
             value = node.declare_parameter(spec.name, declared, descriptor).value
         except ParameterException as err:
-            raise ValueError(f"parameter '{spec.name}': {err}. {expected_type(spec.name, spec.type)}") from None
+            raise ValueError(f"parameter '{spec.name}': {err}. {expected_type(spec.type, spec.name)}") from None
         if value is None:  # declared by type only and not given, or given as an empty list (YAML [] has no type)
             value = () if spec.name in given and isinstance(default, tuple) else default
             if value == () and isinstance(declared, Parameter.Type):
@@ -126,9 +126,9 @@ def declare_and_read(node: Node, argv: Optional[Sequence[str]] = None) -> NodePa
     return dataclasses.replace(params, device=resolved.config.device, precision=resolved.config.precision)
 
 
-def expected_type(name: str, kind: Any) -> str:
+def expected_type(kind: Any, name: str = "") -> str:
     """How a parameter of type ``kind`` (a NodeParameters field's annotation, or bool) is written, on the command
-    line and in YAML: the fix for rcl refusing a value of another type."""
+    line and in YAML: the fix for rcl refusing a value of another type (``name``: a list's, for its example)."""
     if get_origin(kind) is tuple:
         numbers = get_args(kind)[0] is float
         example = "[0.0, 1.5]" if numbers else "[a, b]"
