@@ -387,10 +387,13 @@ class ReconstructionSession:
             reset = "time went backwards (a bag loop or a restarted driver?): reconstruction starts over"
         if reset:
             self._resets_requested += 1
-        return SessionUpdate(update.is_keyframe, reset, update.window)
+        window = update.window
+        if window is not None:
+            window = dataclasses.replace(window, resets=self._resets_requested)
+        return SessionUpdate(update.is_keyframe, reset, window)
 
     def request_reset(self) -> None:
-        """Start a new world and an empty map from the next window, and forget the window's keyframes.
+        """Start a new world and an empty map from the next window `add` forms, and forget the window's keyframes.
 
         Call from `add`'s thread (the node's executor).
         """
@@ -409,10 +412,11 @@ class ReconstructionSession:
         usually arrives after its colour image), then kept with the frame.
         """
         seconds: dict[str, float] = {}
-        requested = self._resets_requested
-        # A window formed after a reset can meet a world the reset did not clear: the node's worker may have run a
-        # window formed before it (taken, or left in the hand-off slot) that took the reset. Its frames (another
-        # image size, or a time before the reset's) cannot be chained to: start over here.
+        # The resets counted when the window formed, not now: a reset the node serves after its worker took a
+        # window starts the world at the next window, which holds no frame from before it.
+        requested = self._resets_requested if window.resets is None else window.resets
+        # A window can also meet a world its frames cannot be chained to (another image size, or a time before the
+        # world's): start over here too.
         reset = (
             self._reset_pending
             or requested != self._resets_taken

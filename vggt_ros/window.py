@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, Hashable, NamedTuple, Optional, TypeVar
 
 import numpy as np
@@ -139,11 +139,15 @@ class Window:
         new_count: how many of the newest frame sets were not part of any earlier window (the ones whose
             points are published); at most len(frame_sets).
         sequence: 0 for the first window after start or reset, then counting up.
+        resets: the resets the session had counted when this window formed (`ReconstructionSession.add` sets it):
+            a new world starts at the first window formed after a reset, whenever the reset was served. None: the
+            session's count when the window runs (the offline command's chunks, run as they form).
     """
 
     frame_sets: tuple[FrameSet, ...]
     new_count: int
     sequence: int
+    resets: Optional[int] = None
 
     @property
     def num_cameras(self) -> int:
@@ -321,11 +325,7 @@ def anchor_window(window: Window, anchor: Optional[FrameSet]) -> Window:
     sets = window.frame_sets
     if anchor is None or len(sets) < 2 or any(s.stamps_ns == anchor.stamps_ns for s in sets):
         return window
-    return Window(
-        frame_sets=(anchor, *sets[1:]),
-        new_count=min(window.new_count, len(sets) - 1),
-        sequence=window.sequence,
-    )
+    return replace(window, frame_sets=(anchor, *sets[1:]), new_count=min(window.new_count, len(sets) - 1))
 
 
 class LatestSlot(Generic[T]):

@@ -206,6 +206,34 @@ def test_a_reset_drops_the_window_formed_before_it_that_waits_for_the_worker(pip
     assert {f.stamp_ns for f in session.trajectory().frame_ids} == {s.stamps_ns[0] for s in after}
 
 
+def test_a_reset_served_after_the_worker_took_a_window_starts_the_world_at_the_next_one(pipeline, tmp_path):
+    """~/reset served between the worker taking window W (formed before it) and running it: W's frames from before
+    the reset started the new world, the windows after it chained onto that world with keyframes out of time order,
+    and every ~/save then failed ("stamps must strictly increase") until the next reset."""
+    session = ReconstructionSession(pipeline, _config())
+    live = LiveReconstruction(session, LogPolicy(logging.getLogger("test")), "vggt_world", 0, False)
+    before = _frame_sets(1, 5, start_ns=1_000_000_000)
+    outputs = []
+    for frame_set in before[:-1]:
+        live.offer(frame_set)
+        outputs.append(live.process(live.next_window(), None)[0])
+    live.offer(before[-1])
+    taken = live.next_window()  # the worker took W
+    live.request_reset()  # the executor serves ~/reset
+    outputs.append(live.process(taken, None)[0])
+    after = _frame_sets(1, 3, start_ns=5_000_000_000)
+    for frame_set in after:
+        live.offer(frame_set)
+        outputs.append(live.process(live.next_window(), None)[0])
+    statuses = [out.status for out in outputs]
+    assert statuses[4] is WindowStatus.MERGED  # W's frames belong to the world before the reset
+    assert statuses[5] is WindowStatus.INITIALIZED and outputs[5].map_reset  # the first window formed after it
+    assert [f.stamp_ns for f in session.trajectory().frame_ids] == [s.stamps_ns[0] for s in after]
+    save_world(live, tmp_path)  # stamps increase: the save works
+    rows = [line for line in (tmp_path / "trajectory.tum").read_text().splitlines() if not line.startswith("#")]
+    assert len(rows) == len(after)
+
+
 def test_no_map_is_handed_out_before_the_first_window_and_each_change_once(pipeline):
     """The map thread published an empty map stamped 0 before any image: the version it had sent started below the
     new map's."""

@@ -112,8 +112,9 @@ class LiveReconstruction:
             )
 
     def request_reset(self) -> None:
-        """A new world and an empty map from the next window (``~/reset``): a window formed before it and still
-        waiting for the worker is dropped, else its frames from before the reset would start the new world."""
+        """A new world and an empty map from the next window formed (``~/reset``): a window formed before it and
+        still waiting for the worker is dropped (its frames belong to the world the reset ends), and one the worker
+        has taken finishes in that world (`Window.resets`)."""
         self.session.request_reset()
         self._slot.clear()
 
