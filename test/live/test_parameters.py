@@ -97,6 +97,19 @@ def test_precisions_an_engine_backend_does_not_apply_are_named():
         RuntimeConfig(backend="tensorrt", precision="bf16")
 
 
+def test_weights_an_export_replaces_are_named_as_unused():
+    """--weights given with an engine backend (or w4a16's folder) ran the export without a word about them."""
+    for given in (
+        RuntimeConfig(backend="onnxruntime", weights="my/weights", engine_dir="e", precision="fp32"),
+        RuntimeConfig(backend="onnxruntime", model_config="config.json", engine_dir="e", precision="fp32"),
+        RuntimeConfig(weights="my/weights", precision="w4a16", engine_dir="e", device="cpu"),
+    ):
+        warning = given.resolve(cuda_available=False).warning
+        assert warning.startswith("weights and model_config are not used with backend ") and "engine_dir e" in warning
+    for quiet in (RuntimeConfig(backend="onnxruntime", precision="fp32"), RuntimeConfig(weights="my", device="cpu")):
+        assert quiet.resolve(cuda_available=False).warning is None
+
+
 def test_renamed_parameters_carry_their_unit_and_the_old_names_are_gone():
     for old, new in RENAMED.items():
         assert new in NAMES and old not in NAMES

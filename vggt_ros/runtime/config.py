@@ -69,8 +69,15 @@ class RuntimeConfig:
     def resolve(self, cuda_available: Optional[bool] = None) -> Resolved:
         """Replace "auto": the device is cuda when torch sees a GPU (``cuda_available``, default: ask torch), else
         the CPU with a warning; the precision is `AUTO_PRECISION` of the device (ONNX Runtime: fp32, the export as
-        it is). Explicit values are kept; a half precision ONNX Runtime does not apply is warned about."""
+        it is). Explicit values are kept; a half precision ONNX Runtime does not apply, and weights an export
+        replaces, are warned about."""
         warnings = []
+        from_engine_dir = self.backend != "torch" or self.precision == W4A16
+        if from_engine_dir and (self.weights != RuntimeConfig.weights or self.model_config):
+            warnings.append(
+                f"weights and model_config are not used with backend {self.backend}, precision {self.precision}: the "
+                f"export in engine_dir {self.engine_dir} holds the weights"
+            )
         if self.backend == "onnxruntime" and self.precision in ("fp16", "bf16"):
             warnings.append(
                 f"precision {self.precision}: the onnxruntime backend runs the export as it is (float32 graphs); half "
