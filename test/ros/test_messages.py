@@ -11,6 +11,7 @@ from nav_msgs.msg import Path
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image, PointCloud2, PointField
 
+from vggt_ros.live.stamps import ns_from_stamp
 from vggt_ros.ros import messages
 
 STAMP_NS = 1_700_000_005 * messages.NANOSECONDS + 1
@@ -59,7 +60,7 @@ def test_a_long_path_keeps_every_stamp_exact():
     """A thousand keyframes over a day of stamps: the nanoseconds survive."""
     poses = [(1_700_000_000_000_000_000 + 86_400_000_000_007 * k // 1000, np.eye(4)) for k in range(1000)]
     decoded = deserialize_message(messages.path(poses, STAMP_NS, "vggt_world").data, Path)
-    stamps = [messages.ns_from_stamp(p.header.stamp) for p in decoded.poses]
+    stamps = [ns_from_stamp(p.header.stamp) for p in decoded.poses]
     assert stamps == [stamp for stamp, _ in poses]
 
 

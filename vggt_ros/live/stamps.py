@@ -34,6 +34,13 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+NANOSECONDS = 1_000_000_000
+
+
+def ns_from_stamp(stamp) -> int:
+    """A message header's stamp (``sec``, ``nanosec``: rclpy's or a bag reader's message) in nanoseconds."""
+    return stamp.sec * NANOSECONDS + stamp.nanosec
+
 
 class StampVerdict(str, enum.Enum):
     ACCEPT = "accept"

@@ -62,13 +62,12 @@ from vggt_ros.image_limits import (
     message_hw,
 )
 from vggt_ros.live.input import decode_image_message
-from vggt_ros.live.stamps import CameraStamps, StampVerdict
+from vggt_ros.live.stamps import NANOSECONDS, CameraStamps, StampVerdict, ns_from_stamp
 from vggt_ros.recording.truncated_mcap import open_reader, truncations
 
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
 # image_transport's compressed transport publishes <base topic>/compressed.
 COMPRESSED_SUFFIX = "/compressed"
-NANOSECONDS = 1_000_000_000
 # The kind under which a message whose bytes do not deserialise is counted (decoding errors use their own).
 UNREADABLE_MESSAGE = "message"
 DUPLICATE_STAMP = "duplicate_stamp"
@@ -194,7 +193,7 @@ class BagImageSource:
                     if hw is not None and min(hw) > 0 and hw[0] * hw[1] <= self.max_image_pixels:
                         sizes.add(hw)
                         # An unstamped image takes its log time.
-                        stamps[connection.topic].add(_header_stamp_ns(message) or log_ns)
+                        stamps[connection.topic].add(ns_from_stamp(message.header.stamp) or log_ns)
             except BagError:
                 pass  # a damaged storage: the sizes up to there; the iteration stops at the same place and says so
         self.distinct_images = {topic: len(seen) for topic, seen in stamps.items()}
@@ -217,7 +216,7 @@ class BagImageSource:
                 yield BagImageMessage(
                     camera=camera_of_topic[connection.topic],
                     log_ns=log_ns,
-                    stamp_ns=_header_stamp_ns(message),
+                    stamp_ns=ns_from_stamp(message.header.stamp),
                     message=message,
                     compressed=connection.msgtype == COMPRESSED_IMAGE_TYPE,
                 )
@@ -348,12 +347,6 @@ def _image_topics(types: dict[str, Optional[str]]) -> str:
         f"{topic} ({msgtype.rsplit('/', 1)[-1]})" for topic, msgtype in sorted(types.items()) if msgtype in IMAGE_TYPES
     ]
     return ", ".join(names) if names else "none (the bag holds no sensor_msgs/Image or CompressedImage)"
-
-
-def _header_stamp_ns(message) -> int:
-    """A deserialised message's header stamp in nanoseconds (0: unstamped)."""
-    stamp = message.header.stamp
-    return stamp.sec * NANOSECONDS + stamp.nanosec
 
 
 def _storage_paths(path: Path) -> list[Path]:

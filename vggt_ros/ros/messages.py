@@ -26,10 +26,10 @@ from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
 from vggt_ros.geometry import rotation_matrix_to_quaternion
+from vggt_ros.live.stamps import NANOSECONDS
 from vggt_ros.metric.robot_frames import UNKNOWN_VARIANCE
 from vggt_ros.world.cloud import POINT_FIELDS
 
-NANOSECONDS = 1_000_000_000
 # CDR's encapsulation header for little-endian classic CDR, as rmw writes it before every serialized message.
 _CDR_LITTLE_ENDIAN = b"\x00\x01\x00\x00"
 _BIG_ENDIAN = sys.byteorder == "big"
@@ -41,10 +41,6 @@ PARENT_FROM_OPTICAL_WORLD = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -
 
 def stamp_from_ns(stamp_ns: int) -> Time:
     return Time(sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS)
-
-
-def ns_from_stamp(stamp: Time) -> int:
-    return stamp.sec * NANOSECONDS + stamp.nanosec
 
 
 def header(stamp_ns: int, frame_id: str) -> Header:

@@ -44,6 +44,7 @@ from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.live.reconstruction import LiveReconstruction, LoopUpdate
 from vggt_ros.live.robot import OdometryOwner, RobotPlacement
 from vggt_ros.live.saving import save_world
+from vggt_ros.live.stamps import ns_from_stamp
 from vggt_ros.live.startup import StartupError, load_session
 from vggt_ros.mapping import require_open3d
 from vggt_ros.ros import diagnostics, messages
@@ -305,7 +306,7 @@ class ReconstructionNode(LifecycleNode):
         def on_image(msg, info) -> None:
             gid = info.get("publisher_gid")
             self._input.count_missed(camera, gid["data"] if gid else None, info.get("publication_sequence_number"))
-            stamp_ns = messages.ns_from_stamp(msg.header.stamp)
+            stamp_ns = ns_from_stamp(msg.header.stamp)
             now_ns = self.get_clock().now().nanoseconds
             assembled = self._input.add_image(camera, msg, stamp_ns, now_ns, compressed)
             if assembled.restart:
@@ -323,7 +324,7 @@ class ReconstructionNode(LifecycleNode):
 
     def _depth_callback(self, camera: int):
         return lambda msg: self._input.add_depth(
-            camera, msg, messages.ns_from_stamp(msg.header.stamp), self.get_clock().now().nanoseconds
+            camera, msg, ns_from_stamp(msg.header.stamp), self.get_clock().now().nanoseconds
         )
 
     def _check_inputs(self) -> None:

@@ -27,6 +27,7 @@ from rclpy.time import Time
 from tf2_msgs.msg import TFMessage
 
 from vggt_ros.geometry import quaternion_to_rotation_matrix
+from vggt_ros.live.stamps import ns_from_stamp
 from vggt_ros.metric.tf_buffer import (
     DEFAULT_CACHE_TIME_S,
     ExtrapolationError,
@@ -37,7 +38,6 @@ from vggt_ros.metric.tf_buffer import (
     UnknownFrameError,
 )
 from vggt_ros.ros import qos
-from vggt_ros.ros.messages import ns_from_stamp
 
 # tf2 ignores a transform whose quaternion's squared norm is further than this from 1 (QUATERNION_NORMALIZATION_
 # TOLERANCE); closer ones are normalised.
