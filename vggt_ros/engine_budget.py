@@ -16,23 +16,20 @@ import argparse
 from typing import Optional
 
 from vggt_ros.runtime import Pipeline
+from vggt_ros.session import SessionConfig, images_per_call
 from vggt_ros.world.loop_verification import LOOP_WINDOW_MAX_FRAMES
 
 
 def check_run_fits_engines(
-    args: argparse.Namespace,
-    cameras: int,
-    window_size: int,
-    model_hw: Optional[tuple[int, int]],
-    pipeline: Pipeline,
+    args: argparse.Namespace, config: SessionConfig, model_hw: Optional[tuple[int, int]], pipeline: Pipeline
 ) -> None:
     """Raise ValueError when the run's network calls do not fit ``pipeline``'s engines, before any image is read:
 
     - the model image size of the inputs (``model_hw``; None when unknown) against the engines';
-    - windows of ``window_size`` frame sets of ``cameras`` images against the frame range, naming the option to
-      lower (``--window-size`` with ``--sliding-window``, else ``--max-frames``) and a value that fits, where one
-      does (a window holds 2 frame sets at least), and the export that would take the larger windows;
-    - with loop closure, its passes of 1 to `LOOP_WINDOW_MAX_FRAMES` images.
+    - the session's windows against the frame range, naming the option to lower (``--window-size`` with
+      ``--sliding-window``, else ``--max-frames``) and a value that fits, where one does (a window holds 2 frame
+      sets at least), and the export that would take the larger windows;
+    - with loop closure, its passes (`vggt_ros.session.images_per_call`).
     """
     frames = pipeline.frames
     if frames is None:  # the torch backend takes any count and size
@@ -45,7 +42,8 @@ def check_run_fits_engines(
             f"{engines} were exported for {engine_height}x{engine_width}; export them again with --height {height} "
             f"--width {width}"
         )
-    images = window_size * cameras
+    cameras = config.cameras
+    images = config.window.window_size * cameras
     if images > frames.max:
         if args.sliding_window:
             option, value, fits = "--window-size", args.window_size, frames.max // cameras
@@ -58,9 +56,10 @@ def check_run_fits_engines(
             f"{cause}, but {engines} accept {frames.min} to {frames.max} frames; {smaller}export the engines again "
             f"with --max-frames {images}"
         )
-    if args.loop_closure and (frames.min > 1 or frames.max < LOOP_WINDOW_MAX_FRAMES):
+    calls = images_per_call(config)  # beyond the windows, which fit: the loop passes
+    if config.world.loop.enabled and (frames.min > calls.fewest or frames.max < calls.most):
         raise ValueError(
-            f"loop closure runs passes of 1 to {LOOP_WINDOW_MAX_FRAMES} images, but {engines} accept {frames.min} to "
-            f"{frames.max} frames; pass --no-loop-closure, or export the engines again with --min-frames 1 "
-            f"--max-frames {max(frames.max, LOOP_WINDOW_MAX_FRAMES)}"
+            f"loop closure runs passes of {calls.fewest} to {LOOP_WINDOW_MAX_FRAMES} images, but {engines} accept "
+            f"{frames.min} to {frames.max} frames; pass --no-loop-closure, or export the engines again with "
+            f"--min-frames {calls.fewest} --max-frames {max(frames.max, calls.most)}"
         )

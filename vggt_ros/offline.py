@@ -584,7 +584,7 @@ def run(args: argparse.Namespace, stop: Optional[StopRequest] = None) -> dict:
     ).resolve()
     runtime.log(log)
     pipeline = create_pipeline(runtime.config)
-    check_run_fits_engines(args, inputs.cameras, config.window.window_size, inputs.model_hw, pipeline)
+    check_run_fits_engines(args, config, inputs.model_hw, pipeline)
     session = ReconstructionSession(pipeline, config)
     if args.overwrite:  # only now: a run that fails to start leaves the earlier run's outputs whole
         remove_earlier_outputs(args.out)

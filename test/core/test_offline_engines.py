@@ -18,6 +18,10 @@ from vggt_ros.engine_budget import check_run_fits_engines
 from vggt_ros.offline import main
 from vggt_ros.quantization import cli as quantize_cli
 from vggt_ros.runtime.io_contract import ExportManifest, FramesProfile
+from vggt_ros.session import SessionConfig
+from vggt_ros.window import WindowConfig
+from vggt_ros.world import WorldConfig
+from vggt_ros.world.loop_config import LoopConfig
 
 pytestmark = pytest.mark.slow  # quantizing and exporting the micro model takes about a minute
 
@@ -129,5 +133,11 @@ def _arguments(**given) -> argparse.Namespace:
 )
 def test_the_fix_for_engines_too_small_is_one_the_next_check_takes(given, cameras, window_size, frames, message):
     with pytest.raises(ValueError) as err:
-        check_run_fits_engines(_arguments(**given), cameras, window_size, (28, 28), EngineLimitsStandIn(frames))
+        arguments = _arguments(**given)
+        session = SessionConfig(
+            window=WindowConfig(window_size, 1),
+            cameras=cameras,
+            world=WorldConfig(retained_frames=window_size * cameras, loop=LoopConfig(enabled=arguments.loop_closure)),
+        )
+        check_run_fits_engines(arguments, session, (28, 28), EngineLimitsStandIn(frames))
     assert message in str(err.value) and "(or less)" not in str(err.value)
