@@ -156,6 +156,48 @@ def test_a_new_segment_s_odometry_is_reported_as_unknown_not_as_the_surest_pose(
     np.testing.assert_array_equal(np.diag(guessed.covariance), [UNKNOWN_VARIANCE] * 6)
 
 
+def test_with_the_robots_odometry_map_to_odom_puts_its_base_where_the_corrected_world_has_it():
+    """REP 105 with the robot's own odometry as odom: the node's chained estimate and the wheels disagree, and a
+    loop corrects the world. map -> odom times the wheels' odom -> base must be the node's corrected base (the
+    world's placement, the correction, the camera pose, the mounting), as SLAM nodes publish it; the loops'
+    correction alone in odom leaves the base off by the wheels' disagreement. Odometry that has not reached a newer
+    image keeps the last value, said every 5 s."""
+    placement = RobotPlacement(robot(odometry_from_ns=0), ODOM, BASE, OdometryOwner.ROBOT)
+    logger = RecordingLogger()
+    log = LogPolicy(logger, clock=ManualClock())
+    placement.follow(WindowOutputForTests(1 * S, np.eye(4), WindowStatus.INITIALIZED), log)
+    assert placement.follows_robot_odometry
+    np.testing.assert_allclose(placement.map_from_odom(np.eye(4)), np.eye(4), atol=1e-12)  # map is odom at first
+
+    true_world_from_camera = newest_at(3 * S)[2]
+    chained = true_world_from_camera @ yaw_pose(4, (0.15, -0.05, 0.1))  # the node's estimate drifted
+    correction = yaw_pose(-3, (0.2, 0.0, -0.1))  # what a loop then made of the world (world units: metres)
+    placement.observe(WindowOutputForTests(3 * S, chained), log)
+    map_from_odom = placement.map_from_odom(correction)
+    corrected_base = TRUE_ODOM_FROM_WORLD @ correction @ chained @ np.linalg.inv(BASE_FROM_CAMERA)
+    np.testing.assert_allclose(map_from_odom @ ODOM_FROM_BASE[3 * S], corrected_base, atol=1e-9)
+    in_odom = TRUE_ODOM_FROM_WORLD @ correction @ np.linalg.inv(TRUE_ODOM_FROM_WORLD)  # the correction alone
+    assert np.linalg.norm((in_odom @ ODOM_FROM_BASE[3 * S])[:3, 3] - corrected_base[:3, 3]) > 0.1
+
+    placement.observe(WindowOutputForTests(4 * S, chained @ yaw_pose(1, (0.1, 0, 0))), log)  # no odometry at 4 s
+    np.testing.assert_allclose(placement.map_from_odom(correction), map_from_odom, atol=1e-12)
+    assert [level for level, text in logger.lines if "keeps an older image's value" in text] == ["warning"]
+
+
+def test_with_the_nodes_odometry_map_to_odom_is_the_loops_correction_in_odom():
+    """The node's odometry is odom: the base there is the node's chained estimate, so map -> odom is the loops'
+    correction expressed in odom, whatever the window; the robot's transforms are not read for it."""
+    placement = RobotPlacement(robot(odometry_from_ns=0), ODOM, BASE, OdometryOwner.NODE)
+    log = LogPolicy(RecordingLogger(), clock=ManualClock())
+    odom_from_world = placement.follow(WindowOutputForTests(1 * S, np.eye(4), WindowStatus.INITIALIZED), log)
+    assert not placement.follows_robot_odometry
+    correction = yaw_pose(-3, (0.2, 0.0, -0.1))
+    placement.observe(WindowOutputForTests(3 * S, yaw_pose(10, (0.4, 0.0, 0.2))), log)
+    np.testing.assert_allclose(
+        placement.map_from_odom(correction), odom_from_world @ correction @ np.linalg.inv(odom_from_world), atol=1e-12
+    )
+
+
 def _pitched_down(degrees: float) -> np.ndarray:
     """base_from_camera of `BASE_FROM_CAMERA`'s optical frame pitched ``degrees`` down (about the base's y)."""
     c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))

@@ -23,6 +23,7 @@ import os
 import subprocess
 import threading
 import time
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -123,7 +124,10 @@ class LoopRun:
     """The node (with ``parameters``) and its robot, driven along the revisit frame set by frame set (see the module
     docstring)."""
 
-    def __init__(self, sequence, parameters: dict = PARAMETERS) -> None:
+    def __init__(self, sequence, parameters: dict = PARAMETERS, odom_from_base: Optional[np.ndarray] = None) -> None:
+        """``odom_from_base`` ``(T, 4, 4)``: the robot's own odometry of each frame set, published on /tf before
+        its image (None: the robot has none)."""
+        self.odom_from_base = odom_from_base
         oracle = DriftingVGGTForTests(sequence, seed=0, scale_bias=0.002, yaw_bias_deg=0.4)
         self.pipeline = LoopPassPipelineForTests(oracle)
         self.running = RunningNode(parameters, self.pipeline)
@@ -150,6 +154,8 @@ class LoopRun:
         counters = self.live.counters
         while self.sent < end:
             t = self.sent
+            if self.odom_from_base is not None:
+                self.robot.publish_tf(ODOM, BASE, self.stamp(t), self.odom_from_base[t])
             self.robot.publish_image("/cam/image", rgb_image(self.sequence.rgb[t], self.stamp(t), "camera_for_tests"))
             self.robot.wait_for(lambda: counters.keyframes > t, what=f"the node to take frame set {t}")
             self.finished.wait(counters.windows_emitted)
@@ -363,6 +369,87 @@ def test_with_robot_frames_a_listener_that_joins_after_the_loop_gets_the_whole_s
         assert set(transforms) == {(ODOM, WORLD), (PARENT, ODOM)}, sorted(transforms)
         assert all(stamp_ns(t) == first for t in message.transforms), "the old world's map -> odom sent again"
         np.testing.assert_allclose(transform_matrix(transforms[PARENT, ODOM]), np.eye(4), atol=1e-12)
+    finally:
+        run.close()
+
+
+def wheel_odometry(sequence) -> np.ndarray:
+    """``(T, 4, 4)`` odom_from_base of exact wheels: the true camera poses carried to the base, odom at the base
+    of the first frame set."""
+    room_from_base = np.linalg.inv(as_4x4(sequence.extrinsics)) @ np.linalg.inv(BASE_FROM_CAMERA)
+    return np.linalg.inv(room_from_base[0]) @ room_from_base
+
+
+def as_4x4(rows: np.ndarray) -> np.ndarray:
+    """``(..., 3, 4)`` -> ``(..., 4, 4)``."""
+    square = np.zeros(rows.shape[:-2] + (4, 4))
+    square[..., :3, :] = rows
+    square[..., 3, 3] = 1.0
+    return square
+
+
+@pytest.mark.slow  # about 10 s on a 2-core CPU
+def test_with_the_robots_own_odometry_map_to_odom_puts_the_base_where_the_corrected_world_has_it(sequence):
+    """REP 105 on a robot with its own wheel odometry (here exact) and the odometry scale source: the node's chained
+    world drifts over the lap, the loop corrects it. map -> odom (on /tf: it changes with every window) times the
+    wheels' odom -> base must put the base where the corrected world has it, which the world hangs under map for.
+    The loops' correction alone as map -> odom (what the node published before) left the base off by the difference
+    between the wheels and the node's chained estimate: about a metre after this lap."""
+    wheels = wheel_odometry(sequence)
+    parameters = {**ROBOT_PARAMETERS, "metric_scale_source": "odometry"}
+    run = LoopRun(sequence, parameters, wheels)
+    robot, session = run.robot, run.session
+    try:
+        robot.publish_static(BASE, "camera_for_tests", BASE_FROM_CAMERA)
+        run.send_until(len(sequence.rgb), stop_at_loop=True)
+        assert run.loop_t >= LAP - 5, f"no loop accepted after {run.sent} frame sets: {session.loop_verifier.counters}"
+        loop_stamp = run.stamp(run.loop_t)
+        wait_for_the_loop_outputs(robot, loop_stamp)
+        assert not robot.transforms("/tf_static", ODOM, WORLD), "the world must hang under map, not under odom"
+        map_from_world = transform_matrix(robot.transforms("/tf_static", PARENT, WORLD)[-1])
+        camera = [t for t in robot.transforms("/tf", WORLD, NODE_CAMERA) if stamp_ns(t) == loop_stamp][-1]
+        corrected_base = map_from_world @ transform_matrix(camera) @ np.linalg.inv(BASE_FROM_CAMERA)
+
+        def base_through_odom():
+            sent = robot.transforms("/tf", PARENT, ODOM)
+            base = transform_matrix(sent[-1]) @ wheels[run.loop_t] if sent else None
+            return [base] if base is not None and np.allclose(base, corrected_base, atol=1e-6) else None
+
+        (base,) = robot.wait_for(base_through_odom, what="map -> odom to put the base where the loop has it")
+        # Exact wheels: the true base in map (map was odom at the placement) is the wheels' own pose.
+        error_m = np.linalg.norm(base[:3, 3] - wheels[run.loop_t][:3, 3])
+        placement = map_from_world @ np.linalg.inv(session.world_correction())
+        correction_alone = placement @ session.world_correction() @ np.linalg.inv(placement)
+        before_m = np.linalg.norm((correction_alone @ wheels[run.loop_t])[:3, 3] - wheels[run.loop_t][:3, 3])
+        print(f"base in map {error_m:.3f} m from the truth (the correction alone as map -> odom: {before_m:.3f} m)")
+        assert error_m < 0.1 and error_m < 0.2 * before_m, (error_m, before_m)
+    finally:
+        run.close()
+
+
+def test_a_world_placed_by_odometry_started_after_the_node_drops_the_static_map_to_odom(sequence):
+    """A robot whose odometry starts after the node: the first world takes the node's odometry (odom at the base),
+    with map -> odom on /tf_static. After a ~/reset the robot's odometry places the next world, and map -> odom goes
+    on /tf: the old static one must leave /tf_static, or odom would keep a second, stale value for late listeners."""
+    run = LoopRun(sequence, ROBOT_PARAMETERS)
+    robot = run.robot
+    try:
+        robot.publish_static(BASE, "camera_for_tests", BASE_FROM_CAMERA)
+        run.send_until(3)
+        robot.wait_for(lambda: robot.transforms("/tf_static", PARENT, ODOM), what="the first world's map -> odom")
+        reset = robot.node.create_client(Trigger, "/vggt/reset")
+        assert call_answered(reset, Trigger.Request(), robot.wait_for, WAIT_S, "~/reset").success
+        run.odom_from_base = wheel_odometry(sequence)
+        first = run.stamp(run.sent)
+        run.send_until(run.sent + 3)
+        robot.wait_for(
+            lambda: any(stamp_ns(t) == first for t in robot.transforms("/tf_static", PARENT, WORLD)),
+            what="the new world's placement under map",
+        )
+        message = late_static_message(robot, "late /tf_static")
+        transforms = {(t.header.frame_id, t.child_frame_id) for t in message.transforms}
+        assert transforms == {(PARENT, WORLD)}, sorted(transforms)
+        robot.wait_for(lambda: robot.transforms("/tf", PARENT, ODOM), what="map -> odom on /tf")
     finally:
         run.close()
 

@@ -252,7 +252,7 @@ def check_base_odometry(scenario: Scenario, times: list[int], odom_from_first_ba
     world's placement (/tf_static) and through the mounting; the true base pose in odom (the base was at
     ``odom_from_first_base`` at frame set 0) to the chaining's accuracy; a covariance from the alignment's residual."""
     robot = scenario.robot
-    odom_from_world = transform_matrix(robot.transforms("/tf_static", ODOM, WORLD)[-1])
+    odom_from_world = transform_matrix(world_placement(robot))
     for t in times:
         odometry = robot.at("/vggt/odometry", scenario.stamp(t))
         assert (odometry.header.frame_id, odometry.child_frame_id) == (ODOM, BASE)
@@ -276,6 +276,33 @@ def check_base_odometry(scenario: Scenario, times: list[int], odom_from_first_ba
             scene_depth_m = float(np.median(scenario.frames.sequence.depth[scenario.frames.indices[t, 0]]))
             ratio = position_sigma / rotation_sigma
             assert abs(ratio / scene_depth_m - 1.0) < 0.25, f"frame set {t}: {ratio:.2f} m vs {scene_depth_m:.2f} m"
+
+
+def world_placement(robot: RobotForTests):
+    """The world's latched transform under odom or, where the node closes loops on a robot with its own odometry,
+    under map (docs/node.md, "Robot frames"): the placement, made when map was odom, so without a loop the same."""
+    placements = robot.transforms("/tf_static", ODOM, WORLD) + robot.transforms("/tf_static", PARENT, WORLD)
+    assert len({t.header.frame_id for t in placements}) == 1, "the world must have one parent"
+    return placements[-1]
+
+
+def check_base_in_map(scenario: Scenario, t: int, odom_from_first_base: np.ndarray) -> None:
+    """Loop closure on a robot with its own odometry: map -> odom on /tf times the robot's odom -> base of frame
+    set ``t`` is the node's base in map (the world under map, its camera pose, the mounting) once map -> odom has
+    taken up that window, and the true base (map was odom at the placement) to the chaining's accuracy."""
+    robot = scenario.robot
+    map_from_world = transform_matrix(robot.transforms("/tf_static", PARENT, WORLD)[-1])
+    node_base = map_from_world @ scenario.camera_pose(scenario.stamp(t)) @ np.linalg.inv(BASE_FROM_CAMERA)
+
+    def base_through_odom():
+        sent = robot.transforms("/tf", PARENT, ODOM)
+        base = transform_matrix(sent[-1]) @ scenario.odom_from_base[t] if sent else None
+        return [base] if base is not None and np.allclose(base, node_base, atol=1e-6) else None
+
+    (base,) = robot.wait_for(base_through_odom, what=f"map -> odom to put the base where frame set {t} has it")
+    truth = scenario.true_base_in_odom(t, odom_from_first_base)
+    error = np.linalg.norm(base[:3, 3] - truth[:3, 3])
+    assert error < POSITION_TOLERANCE_M, f"frame set {t}: the base in map is {error:.3f} m off"
 
 
 def start(parameters: dict, frames, image_topics, camera_frames, periods_ns=None) -> Scenario:
@@ -622,12 +649,15 @@ class TestOdometrySource:
         published = [t for t in moving if robot.at("/vggt/depth/image", scenario.stamp(t))]
         # metres per window unit need a displacement of odometry_min_translation (0.1 m): 3 steps of 4.1 cm
         assert published and published[0] <= moving[3] and published == moving[moving.index(published[0]) :]
-        # placed at start-up although the odometry at the first image is no longer in TF's buffer by now
-        placements = robot.transforms("/tf_static", ODOM, WORLD)
-        assert len(placements) == 1
+        # placed at start-up although the odometry at the first image is no longer in TF's buffer by now; the node
+        # closes loops (loop_closure's default), so the world hangs under map, placed when map was odom
+        placements = robot.transforms("/tf_static", PARENT, WORLD)
+        assert len(placements) == 1 and not robot.transforms("/tf_static", ODOM, WORLD)
         np.testing.assert_allclose(
             transform_matrix(placements[0]), self.ODOM_FROM_FIRST_BASE @ BASE_FROM_CAMERA, atol=1e-6
         )
+        assert not robot.transforms("/tf_static", PARENT, ODOM), "map -> odom changes: it belongs on /tf"
+        check_base_in_map(scenario, published[-1], self.ODOM_FROM_FIRST_BASE)
         check_metric_without_jumps(scenario, published[1:], ODOMETRY_RATIO_TOLERANCE)
         self.check_robot_outputs(scenario, published)
 
@@ -654,6 +684,9 @@ class TestOdometrySource:
         check_scale_kept(scenario, times[:WINDOW_SIZE], self.JUMP_AT - 1)
         check_metric_without_jumps(scenario, times, ODOMETRY_RATIO_TOLERANCE)
         self.check_robot_outputs(scenario, times)
+        # The robot's odom jumped 2 m and the node's estimate did not: map -> odom takes the jump up, so the base
+        # in map, through the robot's own odometry, is where it is (map -> odom alone was off by the jump).
+        check_base_in_map(scenario, times[-1], self.ODOM_FROM_FIRST_BASE)
 
 
 # ------------------------------------------------------------------------------------------------------- rig

@@ -301,6 +301,20 @@ class NodeParameters:
     publish_odom_tf: bool = parameter(
         False, "publish odom_frame -> robot_base_frame on /tf (only for robots without other odometry)"
     )
+    map_odom_period_s: float = parameter(
+        0.05,
+        "with loop closure on a robot with its own odometry: time between parent_frame -> odom_frame transforms on "
+        "/tf (map -> odom, which takes up the difference between the wheels and the corrected world)",
+        "s",
+        (0.001, 10.0),
+    )
+    map_odom_tolerance_s: float = parameter(
+        0.2,
+        "how far past the clock map -> odom is stamped, so that look-ups of the newest odometry in parent_frame "
+        "find it (nav2's transform_tolerance)",
+        "s",
+        (0.0, 10.0),
+    )
     # --- /diagnostics
     diagnostics_window_s: float = parameter(
         5.0, "/diagnostics: rates, ratios and latency percentiles cover this long", "s"

@@ -1,10 +1,12 @@
 # Copyright 2026 The vggt_ros authors
 # SPDX-License-Identifier: Apache-2.0
-"""The robot's frames while the node runs (REP 105): where each new world sits in odom, and the base's odometry.
+"""The robot's frames while the node runs (REP 105): where each new world sits in odom, the base's odometry, and
+map -> odom.
 
 The geometry is `vggt_ros.metric.robot_frames`; this is its state across windows: the world is placed once, as
 soon as the transforms answer, and every merged window then gives the base's pose in odom with a covariance from
-how well the window aligned.
+how well the window aligned. Where the node closes loops it owns map -> odom, which puts the base where the
+corrected world has it (`RobotPlacement.map_from_odom`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from vggt_ros.geometry import invert_pose
+from vggt_ros.geometry import compose_poses, invert_pose
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.metric.robot_frames import (
     UNKNOWN_VARIANCE,
@@ -65,6 +67,11 @@ class RobotPlacement:
       published, so odom stays continuous. The node's own odom -> base on /tf is never read back.
     * `OdometryOwner.EITHER` takes the node's when no odom -> base is on /tf at the first window (a robot whose
       filter fuses ``~/odometry`` publishes it only afterwards), and says so (`assumed`).
+
+    map -> odom (`map_from_odom`) is what SLAM nodes publish: the corrected camera pose times the inverse of odom's
+    own pose of that camera at the same image. odom was map at the world's placement. Where the node's odometry is
+    odom, that is the loops' correction expressed in odom; where the robot's is (`follows_robot_odometry`), it also
+    takes up the difference between the wheels and the node's chained estimate, so it changes with every window.
     """
 
     def __init__(self, transforms: TransformLookup, odom_frame: str, base_frame: str, owner: OdometryOwner) -> None:
@@ -82,6 +89,9 @@ class RobotPlacement:
         self.suspect_frame = ""  # why the camera's frame looks like no optical frame (`non_optical_frame`)
         self._origin = None if camera_frame is None else (camera_frame, stamp_ns)
         self._base_from_camera = None
+        # (world_from_camera, odom_from_camera) of one camera-0 image: odom's own pose of the camera there. At the
+        # placement the world is the first camera, where odom puts it.
+        self._anchor: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     def place(self, newest: Optional[tuple[str, int, np.ndarray]] = None) -> bool:
         """Try to place the world (once); True when ``odom_from_world`` is known.
@@ -102,7 +112,44 @@ class RobotPlacement:
                 odom_from_world = self._place_by_robot_odometry(camera_frame, stamp_ns, newest, base_from_camera)
             self._base_from_camera = base_from_camera
             self.odom_from_world = odom_from_world
+            self._anchor = (np.eye(4), odom_from_world)
         return self.odom_from_world is not None
+
+    @property
+    def follows_robot_odometry(self) -> bool:
+        """True when the robot's own odometry is odom (placed by it): the wheels, not the node's estimate, then
+        carry the base between map -> odom updates, and the world hangs under map, not odom."""
+        return self.odom_from_world is not None and self.owner is not OdometryOwner.NODE and not self.assumed
+
+    def observe(self, out: WindowOutput, log: LogPolicy) -> None:
+        """Where the robot's odometry is odom: its pose of camera 0 at the newest image of a merged metric window,
+        which `map_from_odom` then holds to the world's. Odometry that has not reached that image yet (it lags the
+        images) keeps the last one, logged every 5 s."""
+        newest = next((frame for frame in out.newest if frame.camera == 0), None)
+        if newest is None or not out.metric or not self.follows_robot_odometry:
+            return
+        camera_frame = out.window.frame_sets[-1].camera_frames[0]
+        try:
+            odom_from_camera = self.transforms.lookup_transform(self.odom_frame, camera_frame, newest.stamp_ns)
+        except TransformLookupError as err:
+            log.every(
+                "warning",
+                ("robot", "map -> odom"),
+                f"map -> '{self.odom_frame}' keeps an older image's value: the robot's odometry does not reach camera "
+                f"'{camera_frame}' at its newest image ({err})",
+            )
+            return
+        self._anchor = (newest.world_from_camera, odom_from_camera)
+
+    def map_from_odom(self, correction: np.ndarray) -> Optional[np.ndarray]:
+        """``(4, 4)`` REP 105's map -> odom for the world's loop ``correction`` ``(4, 4)`` (identity before the first
+        loop), or None before the world is placed: map_from_world @ world_from_camera @ inverse(odom_from_camera) at
+        the last observed image, where map_from_world is the placement after the correction."""
+        if self.odom_from_world is None:
+            return None
+        world_from_camera, odom_from_camera = self._anchor
+        map_from_camera = compose_poses(compose_poses(self.odom_from_world, correction), world_from_camera)
+        return compose_poses(map_from_camera, invert_pose(odom_from_camera))
 
     def _place_by_robot_odometry(
         self,

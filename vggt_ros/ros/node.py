@@ -25,6 +25,7 @@ import sys
 import threading
 from typing import Optional
 
+import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockChange, ClockType, JumpThreshold, TimeJump
@@ -44,7 +45,7 @@ from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.live.reconstruction import LiveReconstruction, LoopUpdate
 from vggt_ros.live.robot import OdometryOwner, RobotPlacement
 from vggt_ros.live.saving import save_world
-from vggt_ros.live.stamps import ns_from_stamp
+from vggt_ros.live.stamps import NANOSECONDS, ns_from_stamp
 from vggt_ros.live.startup import StartupError, load_session
 from vggt_ros.mapping import require_open3d
 from vggt_ros.ros import diagnostics, messages
@@ -54,9 +55,10 @@ from vggt_ros.ros.outputs import (
     StaticTransforms,
     loop_messages,
     map_message,
+    map_odom_message,
     odometry_messages,
-    placement_messages,
     publisher_specs,
+    robot_tree_messages,
     topic,
     window_messages,
     world_frame_message,
@@ -93,6 +95,8 @@ class ReconstructionNode(LifecycleNode):
         self._configure_error = ""
         self._autostarting = False
         self._static_transforms = StaticTransforms()  # what went out on /tf_static, resent with each message
+        # map -> odom where the robot's own odometry is odom: set by the worker, sent by a timer (`_publish_map_odom`)
+        self._map_from_odom: Optional[np.ndarray] = None
         self._clock_jumps = None
         self._log = LogPolicy(self.get_logger())
         try:
@@ -231,6 +235,8 @@ class ReconstructionNode(LifecycleNode):
                 lambda err: self._log.every("error", ("map",), f"the map could not be built: {err}"),
             )
             self._owned_timers.append(self.create_timer(params.map_publish_period_s, self._publish_map))
+        if params.publish_tf and params.loop_closure and self._robot is not None and not params.publish_odom_tf:
+            self._owned_timers.append(self.create_timer(params.map_odom_period_s, self._publish_map_odom))
 
     def _add_publisher(self, output: Output, msg_type: type, qos) -> None:
         self._output_publishers[output] = self.create_publisher(msg_type, topic(self.params, output), qos)
@@ -297,6 +303,7 @@ class ReconstructionNode(LifecycleNode):
         self._owned_timers, self._owned_services, self._output_publishers = [], [], {}
         self._diagnostics_publisher = None
         self._static_transforms.clear()  # the next configure starts a new world
+        self._map_from_odom = None
         self._live.session = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -436,15 +443,24 @@ class ReconstructionNode(LifecycleNode):
 
     def _publish_window(self, out: WindowOutput, path: list) -> None:
         params = self.params
-        odom_from_world = self._robot.follow(out, self._log) if self._robot is not None else None
-        if odom_from_world is not None:
-            # Loops closed while the world waited for its placement move it already.
-            correction = self._live.session.world_correction() if params.loop_closure else None
-            self._publish(placement_messages(params, out.result.frame_ids[0].stamp_ns, odom_from_world, correction))
-            self.get_logger().info(
-                f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera "
-                f"'{params.names[0]}' was at its first image"
-            )
+        if self._robot is not None:
+            placed = self._robot.follow(out, self._log) is not None
+            self._robot.observe(out, self._log)
+            # Loops closed while the world waited for its placement move it already. The correction costs a pass
+            # over the keyframes once loops closed: only where it is used.
+            uses_correction = params.loop_closure and (placed or self._robot.follows_robot_odometry)
+            correction = self._live.session.world_correction() if uses_correction else None
+            if placed:
+                if self._robot.follows_robot_odometry:
+                    # map -> odom goes on /tf now: an earlier world's static one (the node's odometry then, as
+                    # when the robot's started after the node) would give odom a second, stale value.
+                    self._static_transforms.forget(params.odom_frame)
+                self._publish(robot_tree_messages(params, out.result.frame_ids[0].stamp_ns, self._robot, correction))
+                self.get_logger().info(
+                    f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera "
+                    f"'{params.names[0]}' was at its first image"
+                )
+            self._update_map_from_odom(correction)
         if out.waiting_for_scale:
             return
         self._publish(window_messages(params, out, path))
@@ -458,9 +474,29 @@ class ReconstructionNode(LifecycleNode):
     def _publish_loop(self, loop: LoopUpdate, stamp_ns: int) -> None:
         """A closed loop moves the world under ``parent_frame`` (REP 105's map -> odom: the chained camera poses,
         like odometry, never jump); the corrected path goes out now, the corrected map with the next map timer."""
-        odom_from_world = self._robot.odom_from_world if self._robot is not None else None
-        if self._robot is None or odom_from_world is not None:
-            self._publish(loop_messages(self.params, stamp_ns, loop.correction, loop.path, odom_from_world))
+        if self._robot is None or self._robot.odom_from_world is not None:
+            self._publish(loop_messages(self.params, stamp_ns, loop.correction, loop.path, self._robot))
+        if self._robot is not None:
+            self._update_map_from_odom(loop.correction)
+
+    def _update_map_from_odom(self, correction: Optional[np.ndarray]) -> None:
+        """Where the robot's own odometry is odom and the node closes loops (``correction`` given), the map -> odom
+        that `_publish_map_odom` sends from now on; None (nothing sent) otherwise, or before the world is placed."""
+        robot = self._robot
+        follows = correction is not None and robot.follows_robot_odometry and self.params.publish_tf
+        self._map_from_odom = robot.map_from_odom(correction) if follows else None
+
+    def _publish_map_odom(self) -> None:
+        """map -> odom on /tf, stamped ``map_odom_tolerance_s`` past the clock (as nav2's AMCL and slam_toolbox do):
+        the robot's odometry runs ahead of the windows, and a look-up of its newest pose in map needs map -> odom
+        at that time."""
+        map_from_odom = self._map_from_odom
+        now_ns = self.get_clock().now().nanoseconds
+        if map_from_odom is None or now_ns == 0:  # not placed, or no /clock yet under sim time
+            return
+        stamp_ns = now_ns + round(self.params.map_odom_tolerance_s * NANOSECONDS)
+        message = map_odom_message(self.params, stamp_ns, map_from_odom)
+        self._output_publishers[Output("tf")].publish(messages.publishable(message))
 
     def _publish(self, pairs) -> None:
         for output, message in pairs:

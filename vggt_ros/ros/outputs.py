@@ -18,9 +18,9 @@ from nav_msgs.msg import Odometry, Path
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from tf2_msgs.msg import TFMessage
 
-from vggt_ros.geometry import compose_poses, invert_pose
+from vggt_ros.geometry import compose_poses
 from vggt_ros.live.parameters import NodeParameters
-from vggt_ros.live.robot import BaseOdometry
+from vggt_ros.live.robot import BaseOdometry, RobotPlacement
 from vggt_ros.numeric import pack_rgb
 from vggt_ros.ros import messages, qos
 from vggt_ros.session import WindowOutput
@@ -95,6 +95,10 @@ class StaticTransforms:
             self._by_child[transform.child_frame_id] = transform
         return messages.tf_message(list(self._by_child.values()))
 
+    def forget(self, child_frame: str) -> None:
+        """Stop sending ``child_frame``'s transform (from the next message on): it went on /tf instead."""
+        self._by_child.pop(child_frame, None)
+
     def clear(self) -> None:
         """Forget them: a new world starts."""
         self._by_child.clear()
@@ -165,29 +169,43 @@ def world_frame_message(params: NodeParameters, stamp_ns: int, correction: Optio
     )
 
 
-def placement_messages(
-    params: NodeParameters, stamp_ns: int, odom_from_world: np.ndarray, correction: Optional[np.ndarray]
+def robot_tree_messages(
+    params: NodeParameters, stamp_ns: int, robot: RobotPlacement, correction: Optional[np.ndarray]
 ) -> list:
-    """REP 105: the world placed in odom (latched ``odom_frame -> world_frame``), once it is known; and, where the
-    node closes loops (``correction`` ``(4, 4)`` given: the world's, identity before the first loop), map -> odom
-    as ``parent_frame -> odom_frame`` from then on, so that ``parent_frame`` (RViz's fixed frame) exists before
-    the first loop too."""
-    if not params.publish_tf:
+    """REP 105: the latched transforms that hang the world among the robot's frames, once it is placed (none
+    before), with the loops' ``correction`` ``(4, 4)`` where the node closes loops (identity before the first; None
+    with loop_closure off).
+
+    - Without loop closure, or where the node's odometry is odom: the world under odom (``odom_frame ->
+      world_frame``, the placement) and, with loop closure, map -> odom as ``parent_frame -> odom_frame`` (the
+      loops' correction), there from the placement on so that ``parent_frame`` (RViz's fixed frame) exists before
+      the first loop too.
+    - With loop closure where the robot's own odometry is odom: the world under map (``parent_frame ->
+      world_frame``: the placement, made when map was odom, after the correction). map -> odom changes with every
+      window then and goes on /tf (`map_odom_message`), as SLAM nodes publish it.
+    """
+    if not params.publish_tf or robot.odom_from_world is None:
         return []
-    transforms = [messages.transform_stamped(params.odom_frame, params.world_frame, stamp_ns, odom_from_world)]
-    if correction is not None:
-        transforms.append(
-            messages.transform_stamped(
-                params.parent_frame, params.odom_frame, stamp_ns, map_from_odom(odom_from_world, correction)
+    if correction is not None and robot.follows_robot_odometry:
+        map_from_world = compose_poses(robot.odom_from_world, correction)
+        transforms = [messages.transform_stamped(params.parent_frame, params.world_frame, stamp_ns, map_from_world)]
+    else:
+        transforms = [
+            messages.transform_stamped(params.odom_frame, params.world_frame, stamp_ns, robot.odom_from_world)
+        ]
+        if correction is not None:
+            map_from_odom = robot.map_from_odom(correction)
+            transforms.append(
+                messages.transform_stamped(params.parent_frame, params.odom_frame, stamp_ns, map_from_odom)
             )
-        )
     return [(Output("tf_static"), messages.tf_message(transforms))]
 
 
-def map_from_odom(odom_from_world: np.ndarray, correction: np.ndarray) -> np.ndarray:
-    """``(4, 4)`` REP 105's map -> odom: the world's rigid ``correction`` (what ``parent_frame -> world_frame``
-    would be without robot frames), expressed in odom, where the world hangs at ``odom_from_world``."""
-    return compose_poses(compose_poses(odom_from_world, correction), invert_pose(odom_from_world))
+def map_odom_message(params: NodeParameters, stamp_ns: int, map_from_odom: np.ndarray) -> TFMessage:
+    """``parent_frame -> odom_frame`` ``(4, 4)`` on /tf, where the robot's own odometry is odom."""
+    return messages.tf_message(
+        [messages.transform_stamped(params.parent_frame, params.odom_frame, stamp_ns, map_from_odom)]
+    )
 
 
 def odometry_messages(params: NodeParameters, odometry: BaseOdometry) -> list:
@@ -207,19 +225,17 @@ def loop_messages(
     stamp_ns: int,
     correction: np.ndarray,
     path: Sequence[tuple[int, np.ndarray]],
-    odom_from_world: Optional[np.ndarray] = None,
+    robot: Optional[RobotPlacement] = None,
 ) -> list:
-    """After a closed loop: the world's rigid ``correction`` ``(4, 4)`` (REP 105's map -> odom) on /tf_static as
-    ``parent_frame -> world_frame``, or, with robot frames (``odom_from_world`` given), ``parent_frame ->
-    odom_frame``; and the corrected path."""
+    """After a closed loop: the world moved by its ``correction`` ``(4, 4)`` (REP 105's map -> odom) on /tf_static,
+    as ``parent_frame -> world_frame`` or, with robot frames, as `robot_tree_messages` hangs it; and the corrected
+    path."""
     pairs = []
     if params.publish_tf:
-        if odom_from_world is None:
+        if robot is None:
             pairs.append((Output("tf_static"), world_frame_message(params, stamp_ns, correction)))
-        else:  # the world hangs under odom: the same correction, expressed in odom
-            in_odom = map_from_odom(odom_from_world, correction)
-            transform = messages.transform_stamped(params.parent_frame, params.odom_frame, stamp_ns, in_odom)
-            pairs.append((Output("tf_static"), messages.tf_message([transform])))
+        else:
+            pairs += robot_tree_messages(params, stamp_ns, robot, correction)
     if params.publish_path and path:
         pairs.append((Output("path"), messages.path(path, stamp_ns, params.world_frame)))
     return pairs
