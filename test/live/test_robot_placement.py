@@ -6,7 +6,7 @@ the world's first image, no odometry at all, and the node's own odometry."""
 
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import pytest
@@ -104,26 +104,40 @@ def test_the_nodes_own_odometry_never_reads_odom_from_tf():
 @dataclass
 class WindowOutputForTests:
     """Test double of `vggt_ros.session.WindowOutput`: what `RobotPlacement` reads of a merged, metric window whose
-    newest frame set is camera 0 at ``world_from_camera`` (metres), stamped ``stamp_ns``."""
+    newest frame set is camera 0 at ``world_from_camera`` (metres), stamped ``stamp_ns``; ``older``: (stamp ns,
+    world_from_camera) of the window's older camera-0 images."""
 
     stamp_ns: int
     world_from_camera: np.ndarray
     status: WindowStatus = WindowStatus.MERGED
     metric: bool = True
+    segment: int = 0
+    older: tuple = ()
 
     @property
     def window(self):
-        frame_set = SimpleNamespace(camera_frames=(CAMERA,))
-        return SimpleNamespace(frame_sets=(frame_set, frame_set))
+        stamps = [stamp for stamp, _ in self.older] + [self.stamp_ns]
+        return SimpleNamespace(frame_sets=[SimpleNamespace(camera_frames=(CAMERA,), stamps_ns=(t,)) for t in stamps])
 
     @property
     def result(self):
-        return SimpleNamespace(frame_ids=(FrameId(self.stamp_ns, 0),), residual_ratio=0.01)
+        frames = [*self.older, (self.stamp_ns, self.world_from_camera)]
+        return SimpleNamespace(
+            frame_ids=tuple(FrameId(stamp, 0) for stamp, _ in frames),
+            world_from_camera=np.stack([pose for _, pose in frames]),
+            segment=self.segment,
+            residual_ratio=0.01,
+        )
 
     @property
     def newest(self):
         depth = np.full((4, 4), 2.0)
         return [PublishedFrame(0, self.stamp_ns, self.world_from_camera, np.eye(3), depth, depth)]
+
+
+def one_frame(segment: int) -> Callable[[int], bool]:
+    """`World.joined_to_current` of a world with no loop between segments, whose current segment is ``segment``."""
+    return lambda other: other == segment
 
 
 @pytest.mark.parametrize("owner", [OdometryOwner.NODE, OdometryOwner.EITHER])
@@ -156,32 +170,80 @@ def test_a_new_segment_s_odometry_is_reported_as_unknown_not_as_the_surest_pose(
     np.testing.assert_array_equal(np.diag(guessed.covariance), [UNKNOWN_VARIANCE] * 6)
 
 
+def placed_on_wheels(logger: RecordingLogger = None) -> tuple[RobotPlacement, LogPolicy]:
+    """A world placed at 1 s by the robot's odometry (1 to 3 s on /tf)."""
+    placement = RobotPlacement(robot(odometry_from_ns=0), ODOM, BASE, OdometryOwner.ROBOT)
+    log = LogPolicy(logger or RecordingLogger(), clock=ManualClock())
+    placement.follow(WindowOutputForTests(1 * S, np.eye(4), WindowStatus.INITIALIZED), log)
+    assert placement.follows_robot_odometry
+    return placement, log
+
+
+def corrected_base(correction: np.ndarray, world_from_camera: np.ndarray) -> np.ndarray:
+    """odom_from_base where the corrected world has the base, map being odom at the placement."""
+    return TRUE_ODOM_FROM_WORLD @ correction @ world_from_camera @ np.linalg.inv(BASE_FROM_CAMERA)
+
+
+# The node's chained estimate of the camera at 3 s, drifted; and what a loop then made of the world (metres).
+CHAINED_3S = newest_at(3 * S)[2] @ yaw_pose(4, (0.15, -0.05, 0.1))
+CORRECTION = yaw_pose(-3, (0.2, 0.0, -0.1))
+
+
 def test_with_the_robots_odometry_map_to_odom_puts_its_base_where_the_corrected_world_has_it():
     """REP 105 with the robot's own odometry as odom: the node's chained estimate and the wheels disagree, and a
     loop corrects the world. map -> odom times the wheels' odom -> base must be the node's corrected base (the
     world's placement, the correction, the camera pose, the mounting), as SLAM nodes publish it; the loops'
-    correction alone in odom leaves the base off by the wheels' disagreement. Odometry that has not reached a newer
-    image keeps the last value, said every 5 s."""
-    placement = RobotPlacement(robot(odometry_from_ns=0), ODOM, BASE, OdometryOwner.ROBOT)
+    correction alone in odom leaves the base off by the wheels' disagreement."""
+    placement, log = placed_on_wheels()
+    np.testing.assert_allclose(placement.map_from_odom(np.eye(4), one_frame(0)), np.eye(4), atol=1e-12)
+
+    placement.observe(WindowOutputForTests(3 * S, CHAINED_3S), log)
+    map_from_odom = placement.map_from_odom(CORRECTION, one_frame(0))
+    base = corrected_base(CORRECTION, CHAINED_3S)
+    np.testing.assert_allclose(map_from_odom @ ODOM_FROM_BASE[3 * S], base, atol=1e-9)
+    in_odom = TRUE_ODOM_FROM_WORLD @ CORRECTION @ np.linalg.inv(TRUE_ODOM_FROM_WORLD)  # the correction alone
+    assert np.linalg.norm((in_odom @ ODOM_FROM_BASE[3 * S])[:3, 3] - base[:3, 3]) > 0.1
+
+
+def test_odometry_that_lags_the_images_gives_map_to_odom_at_an_older_image_of_the_window():
+    """The wheels reach 3 s; the window's newest image is at 4 s and an older one at 3 s: map -> odom comes from
+    the 3 s image. A window none of whose images the odometry reaches keeps the value, said every 5 s."""
     logger = RecordingLogger()
-    log = LogPolicy(logger, clock=ManualClock())
-    placement.follow(WindowOutputForTests(1 * S, np.eye(4), WindowStatus.INITIALIZED), log)
-    assert placement.follows_robot_odometry
-    np.testing.assert_allclose(placement.map_from_odom(np.eye(4)), np.eye(4), atol=1e-12)  # map is odom at first
+    placement, log = placed_on_wheels(logger)
+    newest = CHAINED_3S @ yaw_pose(1, (0.1, 0, 0))
+    placement.observe(WindowOutputForTests(4 * S, newest, older=((3 * S, CHAINED_3S),)), log)
+    map_from_odom = placement.map_from_odom(CORRECTION, one_frame(0))
+    np.testing.assert_allclose(map_from_odom @ ODOM_FROM_BASE[3 * S], corrected_base(CORRECTION, CHAINED_3S), atol=1e-9)
+    assert not logger.lines
 
-    true_world_from_camera = newest_at(3 * S)[2]
-    chained = true_world_from_camera @ yaw_pose(4, (0.15, -0.05, 0.1))  # the node's estimate drifted
-    correction = yaw_pose(-3, (0.2, 0.0, -0.1))  # what a loop then made of the world (world units: metres)
-    placement.observe(WindowOutputForTests(3 * S, chained), log)
-    map_from_odom = placement.map_from_odom(correction)
-    corrected_base = TRUE_ODOM_FROM_WORLD @ correction @ chained @ np.linalg.inv(BASE_FROM_CAMERA)
-    np.testing.assert_allclose(map_from_odom @ ODOM_FROM_BASE[3 * S], corrected_base, atol=1e-9)
-    in_odom = TRUE_ODOM_FROM_WORLD @ correction @ np.linalg.inv(TRUE_ODOM_FROM_WORLD)  # the correction alone
-    assert np.linalg.norm((in_odom @ ODOM_FROM_BASE[3 * S])[:3, 3] - corrected_base[:3, 3]) > 0.1
+    placement.observe(WindowOutputForTests(5 * S, newest, older=((4 * S, newest),)), log)
+    np.testing.assert_allclose(placement.map_from_odom(CORRECTION, one_frame(0)), map_from_odom, atol=1e-12)
+    assert [level for level, text in logger.lines if "keeps an older window's value" in text] == ["warning"]
 
-    placement.observe(WindowOutputForTests(4 * S, chained @ yaw_pose(1, (0.1, 0, 0))), log)  # no odometry at 4 s
-    np.testing.assert_allclose(placement.map_from_odom(correction), map_from_odom, atol=1e-12)
-    assert [level for level, text in logger.lines if "keeps an older image's value" in text] == ["warning"]
+
+def test_after_tracking_is_lost_map_to_odom_holds_until_a_loop_joins_the_segments():
+    """A new segment starts where the world last saw the camera (a guess: the motion in the gap is unknown), while
+    the wheels carried on. Taking the guess for the camera's pose would move the base in map back by the gap; map
+    -> odom holds, so the wheels carry the base, until a loop joins the segments (the correction then places the
+    new segment's poses, which map -> odom follows again)."""
+    placement, log = placed_on_wheels()
+    at_2s = newest_at(2 * S)[2]
+    placement.observe(WindowOutputForTests(2 * S, at_2s), log)
+    before = placement.map_from_odom(np.eye(4), one_frame(0))
+    np.testing.assert_allclose(before @ ODOM_FROM_BASE[2 * S], corrected_base(np.eye(4), at_2s), atol=1e-9)
+
+    lost = WindowOutputForTests(3 * S, at_2s, WindowStatus.NEW_SEGMENT, segment=1)  # re-anchored at the 2 s pose
+    placement.observe(lost, log)
+    np.testing.assert_allclose(placement.map_from_odom(np.eye(4), one_frame(1)), before, atol=1e-12)
+    gap = np.linalg.norm(ODOM_FROM_BASE[3 * S][:3, 3] - ODOM_FROM_BASE[2 * S][:3, 3])
+    guessed = corrected_base(np.eye(4), at_2s) @ np.linalg.inv(ODOM_FROM_BASE[3 * S])  # the guess as the anchor
+    assert np.linalg.norm((guessed @ ODOM_FROM_BASE[3 * S])[:3, 3] - ODOM_FROM_BASE[3 * S][:3, 3]) > 0.9 * gap
+
+    # A loop joined the segments: its correction moves segment 1's guessed poses to the true ones.
+    joining = newest_at(3 * S)[2] @ np.linalg.inv(at_2s)
+    joined = placement.map_from_odom(joining, lambda segment: True)
+    np.testing.assert_allclose(joined @ ODOM_FROM_BASE[3 * S], corrected_base(joining, at_2s), atol=1e-9)
+    np.testing.assert_allclose(joined, np.eye(4), atol=1e-9)  # exact wheels, exact correction: map is odom
 
 
 def test_with_the_nodes_odometry_map_to_odom_is_the_loops_correction_in_odom():
@@ -191,10 +253,11 @@ def test_with_the_nodes_odometry_map_to_odom_is_the_loops_correction_in_odom():
     log = LogPolicy(RecordingLogger(), clock=ManualClock())
     odom_from_world = placement.follow(WindowOutputForTests(1 * S, np.eye(4), WindowStatus.INITIALIZED), log)
     assert not placement.follows_robot_odometry
-    correction = yaw_pose(-3, (0.2, 0.0, -0.1))
     placement.observe(WindowOutputForTests(3 * S, yaw_pose(10, (0.4, 0.0, 0.2))), log)
     np.testing.assert_allclose(
-        placement.map_from_odom(correction), odom_from_world @ correction @ np.linalg.inv(odom_from_world), atol=1e-12
+        placement.map_from_odom(CORRECTION, one_frame(0)),
+        odom_from_world @ CORRECTION @ np.linalg.inv(odom_from_world),
+        atol=1e-12,
     )
 
 

@@ -319,12 +319,12 @@ def late_static_message(robot: RobotForTests, key: str):
 
 
 @pytest.mark.slow  # about 5 s on a 2-core CPU
-def test_with_robot_frames_a_listener_that_joins_after_the_loop_gets_the_whole_static_tree(sequence):
-    """/tf_static keeps one message for late listeners (tf2_ros' QoS). With robot frames the node sends odom ->
-    vggt_world when it places the world, and map -> odom after a loop: sent as two messages, a listener that joined
-    after the loop (RViz, a tf2 buffer started then) got map -> odom only, and vggt_world hung nowhere. The robot
-    has no odometry on /tf, so odom is at the base and the world, the first camera, sits at the mounting. After a
-    lifecycle cleanup the next world starts with no loop: map -> odom is the identity again, not the old one."""
+def test_with_robot_frames_a_listener_that_joins_after_the_loop_gets_the_whole_tree(sequence):
+    """/tf_static keeps one message for late listeners (tf2_ros' QoS): a listener that joins after the loop (RViz, a
+    tf2 buffer started then) gets the world under map, moved by the loop, and map -> odom on /tf agrees with it. The
+    robot has no odometry on /tf, so odom is at the base and the world, the first camera, sits at the mounting in
+    odom. After a lifecycle cleanup the next world starts with no loop: map -> odom is the identity again, not the
+    old one."""
     run = LoopRun(sequence, ROBOT_PARAMETERS)
     robot, session = run.robot, run.session
     try:
@@ -332,20 +332,18 @@ def test_with_robot_frames_a_listener_that_joins_after_the_loop_gets_the_whole_s
         run.send_until(len(sequence.rgb), stop_at_loop=True)
         assert run.loop_t >= 0, f"no loop accepted after {run.sent} frame sets: {session.loop_verifier.counters}"
         loop_stamp = run.stamp(run.loop_t)
-        robot.wait_for(
-            lambda: any(stamp_ns(t) == loop_stamp for t in robot.transforms("/tf_static", PARENT, ODOM)),
-            what="map -> odom after the loop",
-        )
+        wait_for_the_loop_outputs(robot, loop_stamp)
 
         message = late_static_message(robot, "late /tf_static")
         transforms = {(t.header.frame_id, t.child_frame_id): t for t in message.transforms}
-        assert set(transforms) == {(ODOM, WORLD), (PARENT, ODOM)}, sorted(transforms)
-        np.testing.assert_allclose(transform_matrix(transforms[ODOM, WORLD]), BASE_FROM_CAMERA, atol=1e-9)
-        newest_loop = robot.transforms("/tf_static", PARENT, ODOM)[-1]
-        assert stamp_ns(transforms[PARENT, ODOM]) == stamp_ns(newest_loop) == loop_stamp
-        np.testing.assert_allclose(
-            transform_matrix(transforms[PARENT, ODOM]), transform_matrix(newest_loop), atol=1e-12
-        )
+        assert set(transforms) == {(PARENT, WORLD)}, sorted(transforms)
+        map_from_world = transform_matrix(transforms[PARENT, WORLD])
+        assert stamp_ns(transforms[PARENT, WORLD]) == loop_stamp
+        np.testing.assert_allclose(map_from_world, BASE_FROM_CAMERA @ session.world_correction(), atol=1e-6)
+        # map -> odom -> (the placement) the world: where map -> world has it.
+        map_from_odom = transform_matrix(robot.transforms("/tf", PARENT, ODOM)[-1])
+        np.testing.assert_allclose(map_from_odom @ BASE_FROM_CAMERA, map_from_world, atol=1e-6)
+        assert np.linalg.norm(map_from_odom[:3, 3]) > 0.01, "the loop did not move map -> odom"
 
         # Cleanup, then a new configure (the same test double as the network) and the next image: a new world.
         camera = robot.image_publishers["/cam/image"]
@@ -361,14 +359,18 @@ def test_with_robot_frames_a_listener_that_joins_after_the_loop_gets_the_whole_s
         first = run.stamp(run.sent)
         robot.publish_image("/cam/image", rgb_image(sequence.rgb[run.sent], first, "camera_for_tests"))
         robot.wait_for(
-            lambda: any(stamp_ns(t) == first for t in robot.transforms("/tf_static", ODOM, WORLD)),
+            lambda: any(stamp_ns(t) == first for t in robot.transforms("/tf_static", PARENT, WORLD)),
             what="the new world's placement",
         )
         message = late_static_message(robot, "late /tf_static, new world")
         transforms = {(t.header.frame_id, t.child_frame_id): t for t in message.transforms}
-        assert set(transforms) == {(ODOM, WORLD), (PARENT, ODOM)}, sorted(transforms)
-        assert all(stamp_ns(t) == first for t in message.transforms), "the old world's map -> odom sent again"
-        np.testing.assert_allclose(transform_matrix(transforms[PARENT, ODOM]), np.eye(4), atol=1e-12)
+        assert set(transforms) == {(PARENT, WORLD)}, sorted(transforms)
+        assert stamp_ns(transforms[PARENT, WORLD]) == first, "the old world's transform sent again"
+        np.testing.assert_allclose(transform_matrix(transforms[PARENT, WORLD]), BASE_FROM_CAMERA, atol=1e-9)
+        robot.wait_for(
+            lambda: np.allclose(transform_matrix(robot.transforms("/tf", PARENT, ODOM)[-1]), np.eye(4), atol=1e-12),
+            what="map -> odom back to the identity",
+        )
     finally:
         run.close()
 
@@ -427,16 +429,19 @@ def test_with_the_robots_own_odometry_map_to_odom_puts_the_base_where_the_correc
         run.close()
 
 
-def test_a_world_placed_by_odometry_started_after_the_node_drops_the_static_map_to_odom(sequence):
+def test_whoever_odometry_is_odom_map_to_odom_is_on_tf_only(sequence):
     """A robot whose odometry starts after the node: the first world takes the node's odometry (odom at the base),
-    with map -> odom on /tf_static. After a ~/reset the robot's odometry places the next world, and map -> odom goes
-    on /tf: the old static one must leave /tf_static, or odom would keep a second, stale value for late listeners."""
+    the next one (after ~/reset) the robot's. Both hang the world under map and send map -> odom on /tf only: a
+    static map -> odom of the first world, next to the second's on /tf, would give odom two values."""
     run = LoopRun(sequence, ROBOT_PARAMETERS)
     robot = run.robot
     try:
         robot.publish_static(BASE, "camera_for_tests", BASE_FROM_CAMERA)
         run.send_until(3)
-        robot.wait_for(lambda: robot.transforms("/tf_static", PARENT, ODOM), what="the first world's map -> odom")
+        robot.wait_for(lambda: robot.transforms("/tf", PARENT, ODOM), what="the first world's map -> odom")
+        assert {(t.header.frame_id, t.child_frame_id) for t in late_static_message(robot, "first").transforms} == {
+            (PARENT, WORLD)
+        }
         reset = robot.node.create_client(Trigger, "/vggt/reset")
         assert call_answered(reset, Trigger.Request(), robot.wait_for, WAIT_S, "~/reset").success
         run.odom_from_base = wheel_odometry(sequence)
@@ -446,10 +451,10 @@ def test_a_world_placed_by_odometry_started_after_the_node_drops_the_static_map_
             lambda: any(stamp_ns(t) == first for t in robot.transforms("/tf_static", PARENT, WORLD)),
             what="the new world's placement under map",
         )
-        message = late_static_message(robot, "late /tf_static")
+        message = late_static_message(robot, "second")
         transforms = {(t.header.frame_id, t.child_frame_id) for t in message.transforms}
         assert transforms == {(PARENT, WORLD)}, sorted(transforms)
-        robot.wait_for(lambda: robot.transforms("/tf", PARENT, ODOM), what="map -> odom on /tf")
+        assert not robot.transforms("/tf_static", PARENT, ODOM)
     finally:
         run.close()
 

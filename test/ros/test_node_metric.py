@@ -383,8 +383,9 @@ class TestDepthSource:
         assert all(len(cloud_xyz(msg)) == 0 for msg in robot.messages("/vggt/map")), "map points before the scale"
         assert robot.transforms("/tf", WORLD, NODE_CAMERA) == []
         # The world is placed at start-up all the same (in metres whatever VGGT's scale): where the camera was at
-        # the first image, which without odometry is the mounting (odom starts at the base).
-        placement = robot.wait_for(lambda: robot.transforms("/tf_static", ODOM, WORLD), what="odom -> world")
+        # the first image, which without odometry is the mounting (odom starts at the base); under map, which is
+        # odom until a loop.
+        placement = robot.wait_for(lambda: robot.transforms("/tf_static", PARENT, WORLD), what="map -> world")
         np.testing.assert_allclose(transform_matrix(placement[-1]), BASE_FROM_CAMERA, atol=1e-6)
 
     def test_depth_in_16uc1_and_32fc1_makes_every_output_metric_and_places_the_robot(self, scenario):
@@ -429,16 +430,16 @@ class TestDepthSource:
             distance = float(np.median(room.distance_to_surface(in_scene)))
             assert len(points) > 100 and distance < SURFACE_TOLERANCE_M, f"{label}: median {distance:.3f} m off"
 
-        # robot frames: the world hangs under odom where the camera was at the first image (odom = the base then)
-        placements = robot.transforms("/tf_static", ODOM, WORLD)
+        # robot frames: the world placed where the camera was in odom at the first image (odom = the base then).
+        # The node closes loops (loop_closure's default), so it owns map -> odom, on /tf: the identity until a
+        # loop, there from the placement on, so that RViz's fixed frame (parent_frame) exists before any loop; the
+        # world hangs under map, placed when map was odom.
+        placements = robot.transforms("/tf_static", PARENT, WORLD)
         assert len(placements) == 1, "one world, placed once"
         np.testing.assert_allclose(transform_matrix(placements[-1]), BASE_FROM_CAMERA, atol=1e-6)
         parents = {t.child_frame_id: t.header.frame_id for msg in robot.messages("/tf_static") for t in msg.transforms}
-        assert parents[WORLD] == ODOM, "the world must hang under odom, not under parent_frame"
-        # The node closes loops (loop_closure's default), so it owns map -> odom: the identity until a loop, there
-        # from the placement on, so that RViz's fixed frame (parent_frame) exists before any loop.
-        assert parents[ODOM] == PARENT, "no map -> odom before a loop"
-        map_from_odom = robot.transforms("/tf_static", PARENT, ODOM)[-1]
+        assert ODOM not in parents, "map -> odom changes with every loop: it belongs on /tf"
+        map_from_odom = robot.wait_for(lambda: robot.transforms("/tf", PARENT, ODOM), what="map -> odom")[-1]
         np.testing.assert_allclose(transform_matrix(map_from_odom), np.eye(4), atol=1e-12)
         # ~/odometry of the base (odom started at the base: no odometry); odom -> base on /tf with the same pose
         check_base_odometry(scenario, published, np.eye(4))
@@ -537,7 +538,7 @@ class TestDepthSource:
         for _ in times:
             scenario.send(self.depth(scenario))
         scenario.wait_published(scenario.stamp(times[-1]), ("/vggt/depth/image", "/vggt/odometry"))
-        placement = robot.transforms("/tf_static", ODOM, WORLD)[-1]
+        placement = world_placement(robot)
         assert stamp_ns(placement) > scenario.stamp(last_t), "the new world was never placed in odom"
         # the new world's first camera where the base was last published, through the mounting
         np.testing.assert_allclose(transform_matrix(placement), odom_from_last_base @ BASE_FROM_CAMERA, atol=1e-6)

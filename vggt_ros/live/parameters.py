@@ -263,7 +263,9 @@ class NodeParameters:
     publish_confidence: bool = parameter(True, "publish the confidence image(s)")
     publish_camera_info: bool = parameter(True, "publish the depth CameraInfo(s)")
     publish_tf: bool = parameter(
-        True, "publish world_frame -> <camera>_optical on /tf and parent_frame -> world_frame on /tf_static"
+        True,
+        "publish world_frame -> <camera>_optical on /tf and parent_frame -> world_frame on /tf_static (robot frames "
+        "without loop closure: odom_frame -> world_frame; with it also parent_frame -> odom_frame on /tf)",
     )
     publish_path: bool = parameter(True, "publish ~/path")
     # --- metric scale
@@ -303,8 +305,8 @@ class NodeParameters:
     )
     map_odom_period_s: float = parameter(
         0.05,
-        "with loop closure on a robot with its own odometry: time between parent_frame -> odom_frame transforms on "
-        "/tf (map -> odom, which takes up the difference between the wheels and the corrected world)",
+        "with robot frames and loop closure: time between parent_frame -> odom_frame transforms on /tf (map -> odom: "
+        "the corrected base times the inverse of odom's own odom -> base)",
         "s",
         (0.001, 10.0),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -69,9 +69,9 @@ class RobotPlacement:
       filter fuses ``~/odometry`` publishes it only afterwards), and says so (`assumed`).
 
     map -> odom (`map_from_odom`) is what SLAM nodes publish: the corrected camera pose times the inverse of odom's
-    own pose of that camera at the same image. odom was map at the world's placement. Where the node's odometry is
-    odom, that is the loops' correction expressed in odom; where the robot's is (`follows_robot_odometry`), it also
-    takes up the difference between the wheels and the node's chained estimate, so it changes with every window.
+    own pose of that camera at the same image. Where the node's odometry is odom, that is the loops' correction
+    expressed in odom; where the robot's is (`follows_robot_odometry`), it also takes up the difference between the
+    wheels and the node's chained estimate, so it changes with every window. map starts at odom with the world.
     """
 
     def __init__(self, transforms: TransformLookup, odom_frame: str, base_frame: str, owner: OdometryOwner) -> None:
@@ -89,15 +89,17 @@ class RobotPlacement:
         self.suspect_frame = ""  # why the camera's frame looks like no optical frame (`non_optical_frame`)
         self._origin = None if camera_frame is None else (camera_frame, stamp_ns)
         self._base_from_camera = None
-        # (world_from_camera, odom_from_camera) of one camera-0 image: odom's own pose of the camera there. At the
-        # placement the world is the first camera, where odom puts it.
-        self._anchor: Optional[tuple[np.ndarray, np.ndarray]] = None
+        # (segment, world_from_camera, odom_from_camera) of one camera-0 image: odom's own pose of the camera there.
+        # `_anchor` is the one map -> odom uses; `_latest` the newest observed (see `map_from_odom`).
+        self._anchor: Optional[tuple[int, np.ndarray, np.ndarray]] = None
+        self._latest: Optional[tuple[int, np.ndarray, np.ndarray]] = None
 
-    def place(self, newest: Optional[tuple[str, int, np.ndarray]] = None) -> bool:
+    def place(self, newest: Optional[tuple[str, int, np.ndarray]] = None, segment: int = 0) -> bool:
         """Try to place the world (once); True when ``odom_from_world`` is known.
 
         ``newest``: camera 0's newest frame of a metric window (frame id, stamp ns, ``(4, 4)`` world_from_camera in
-        metres), where the robot's odometry places the world when it does not reach back to the first image.
+        metres), where the robot's odometry places the world when it does not reach back to the first image;
+        ``segment``: the world's segment then.
 
         Raises:
             TransformLookupError: the transforms cannot place it (yet): the message says why.
@@ -112,7 +114,8 @@ class RobotPlacement:
                 odom_from_world = self._place_by_robot_odometry(camera_frame, stamp_ns, newest, base_from_camera)
             self._base_from_camera = base_from_camera
             self.odom_from_world = odom_from_world
-            self._anchor = (np.eye(4), odom_from_world)
+            # At the placement the world is the first camera, where odom puts it.
+            self._anchor = (segment, np.eye(4), odom_from_world)
         return self.odom_from_world is not None
 
     @property
@@ -122,32 +125,44 @@ class RobotPlacement:
         return self.odom_from_world is not None and self.owner is not OdometryOwner.NODE and not self.assumed
 
     def observe(self, out: WindowOutput, log: LogPolicy) -> None:
-        """Where the robot's odometry is odom: its pose of camera 0 at the newest image of a merged metric window,
-        which `map_from_odom` then holds to the world's. Odometry that has not reached that image yet (it lags the
-        images) keeps the last one, logged every 5 s."""
-        newest = next((frame for frame in out.newest if frame.camera == 0), None)
-        if newest is None or not out.metric or not self.follows_robot_odometry:
+        """Where the robot's odometry is odom: its pose of camera 0 at the newest image of a merged metric window
+        that it reaches (odometry that lags the images may reach only older ones), which `map_from_odom` then holds
+        to the world's pose of that image. None reached: the last one stays, logged every 5 s."""
+        result = out.result
+        if not out.metric or not self.follows_robot_odometry or result is None or result.world_from_camera is None:
             return
-        camera_frame = out.window.frame_sets[-1].camera_frames[0]
-        try:
-            odom_from_camera = self.transforms.lookup_transform(self.odom_frame, camera_frame, newest.stamp_ns)
-        except TransformLookupError as err:
-            log.every(
-                "warning",
-                ("robot", "map -> odom"),
-                f"map -> '{self.odom_frame}' keeps an older image's value: the robot's odometry does not reach camera "
-                f"'{camera_frame}' at its newest image ({err})",
-            )
+        camera_frames = {frame_set.stamps_ns[0]: frame_set.camera_frames[0] for frame_set in out.window.frame_sets}
+        camera_0 = sorted(((f.stamp_ns, k) for k, f in enumerate(result.frame_ids) if f.camera == 0), reverse=True)
+        for stamp_ns, k in camera_0:
+            try:
+                odom_from_camera = self.transforms.lookup_transform(self.odom_frame, camera_frames[stamp_ns], stamp_ns)
+            except TransformLookupError as err:
+                missed = err
+                continue
+            self._latest = (result.segment, result.world_from_camera[k], odom_from_camera)
             return
-        self._anchor = (newest.world_from_camera, odom_from_camera)
+        log.every(
+            "warning",
+            ("robot", "map -> odom"),
+            f"map -> '{self.odom_frame}' keeps an older window's value: the robot's odometry reaches none of this "
+            f"window's images of camera '{camera_frames[camera_0[0][0]]}' ({missed})",
+        )
 
-    def map_from_odom(self, correction: np.ndarray) -> Optional[np.ndarray]:
+    def map_from_odom(self, correction: np.ndarray, joined: Callable[[int], bool]) -> Optional[np.ndarray]:
         """``(4, 4)`` REP 105's map -> odom for the world's loop ``correction`` ``(4, 4)`` (identity before the first
-        loop), or None before the world is placed: map_from_world @ world_from_camera @ inverse(odom_from_camera) at
-        the last observed image, where map_from_world is the placement after the correction."""
+        loop), or None before the world is placed: map_from_world @ world_from_camera @ inverse(odom_from_camera) of
+        the anchor image, where map_from_world is the placement after the correction.
+
+        ``joined(segment)``: whether ``segment`` shares the current segment's frame (`World.joined_to_current`).
+        The anchor moves to the newest observed image only then: after tracking was lost, the new segment's poses
+        start from a guess (where the world last saw the camera), so until a loop joins the segments map -> odom
+        keeps its value and the robot's odometry carries the base, as it did through the gap.
+        """
         if self.odom_from_world is None:
             return None
-        world_from_camera, odom_from_camera = self._anchor
+        if self._latest is not None and joined(self._anchor[0]):
+            self._anchor = self._latest
+        _, world_from_camera, odom_from_camera = self._anchor
         map_from_camera = compose_poses(compose_poses(self.odom_from_world, correction), world_from_camera)
         return compose_poses(map_from_camera, invert_pose(odom_from_camera))
 
@@ -199,7 +214,8 @@ class RobotPlacement:
             self.place(
                 (out.window.frame_sets[-1].camera_frames[0], newest.stamp_ns, newest.world_from_camera)
                 if newest is not None and out.metric
-                else None
+                else None,
+                out.result.segment,
             )
         except TransformLookupError as err:
             log.every(

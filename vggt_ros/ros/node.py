@@ -95,7 +95,7 @@ class ReconstructionNode(LifecycleNode):
         self._configure_error = ""
         self._autostarting = False
         self._static_transforms = StaticTransforms()  # what went out on /tf_static, resent with each message
-        # map -> odom where the robot's own odometry is odom: set by the worker, sent by a timer (`_publish_map_odom`)
+        # map -> odom with robot frames and loop closure: set by the worker, sent by a timer (`_publish_map_odom`)
         self._map_from_odom: Optional[np.ndarray] = None
         self._clock_jumps = None
         self._log = LogPolicy(self.get_logger())
@@ -235,7 +235,7 @@ class ReconstructionNode(LifecycleNode):
                 lambda err: self._log.every("error", ("map",), f"the map could not be built: {err}"),
             )
             self._owned_timers.append(self.create_timer(params.map_publish_period_s, self._publish_map))
-        if params.publish_tf and params.loop_closure and self._robot is not None and not params.publish_odom_tf:
+        if params.publish_tf and params.loop_closure and self._robot is not None:
             self._owned_timers.append(self.create_timer(params.map_odom_period_s, self._publish_map_odom))
 
     def _add_publisher(self, output: Output, msg_type: type, qos) -> None:
@@ -451,16 +451,13 @@ class ReconstructionNode(LifecycleNode):
             uses_correction = params.loop_closure and (placed or self._robot.follows_robot_odometry)
             correction = self._live.session.world_correction() if uses_correction else None
             if placed:
-                if self._robot.follows_robot_odometry:
-                    # map -> odom goes on /tf now: an earlier world's static one (the node's odometry then, as
-                    # when the robot's started after the node) would give odom a second, stale value.
-                    self._static_transforms.forget(params.odom_frame)
                 self._publish(robot_tree_messages(params, out.result.frame_ids[0].stamp_ns, self._robot, correction))
                 self.get_logger().info(
                     f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera "
                     f"'{params.names[0]}' was at its first image"
                 )
-            self._update_map_from_odom(correction)
+            if correction is not None:
+                self._update_map_from_odom(correction)
         if out.waiting_for_scale:
             return
         self._publish(window_messages(params, out, path))
@@ -476,15 +473,17 @@ class ReconstructionNode(LifecycleNode):
         like odometry, never jump); the corrected path goes out now, the corrected map with the next map timer."""
         if self._robot is None or self._robot.odom_from_world is not None:
             self._publish(loop_messages(self.params, stamp_ns, loop.correction, loop.path, self._robot))
-        if self._robot is not None:
+        if self._robot is not None and self.params.loop_closure:
             self._update_map_from_odom(loop.correction)
 
-    def _update_map_from_odom(self, correction: Optional[np.ndarray]) -> None:
-        """Where the robot's own odometry is odom and the node closes loops (``correction`` given), the map -> odom
-        that `_publish_map_odom` sends from now on; None (nothing sent) otherwise, or before the world is placed."""
-        robot = self._robot
-        follows = correction is not None and robot.follows_robot_odometry and self.params.publish_tf
-        self._map_from_odom = robot.map_from_odom(correction) if follows else None
+    def _update_map_from_odom(self, correction: np.ndarray) -> None:
+        """The map -> odom that `_publish_map_odom` sends from now on, for the world's loop ``correction``. Until a
+        new world is placed the last one stays, as the old world's map -> world does on /tf_static."""
+        if not self.params.publish_tf:
+            return
+        map_from_odom = self._robot.map_from_odom(correction, self._live.session.world.joined_to_current)
+        if map_from_odom is not None:
+            self._map_from_odom = map_from_odom
 
     def _publish_map_odom(self) -> None:
         """map -> odom on /tf, stamped ``map_odom_tolerance_s`` past the clock (as nav2's AMCL and slam_toolbox do):

@@ -80,8 +80,8 @@ def publisher_specs(params: NodeParameters, robot_frames: bool) -> list[tuple[Ou
 class StaticTransforms:
     """Every transform the node has sent on /tf_static, the newest per child frame, so that each message carries
     them all. The topic keeps one message for late listeners (qos.LATCHED, tf2_ros' QoS): a transform sent on its
-    own, like map -> odom after a loop, would hide the ones before it (odom -> vggt_world) from RViz or a tf2 buffer
-    started later. rclcpp's StaticTransformBroadcaster keeps them the same way (rclpy's does not).
+    own would hide the ones before it from RViz or a tf2 buffer started later. rclcpp's StaticTransformBroadcaster
+    keeps them the same way (rclpy's does not).
 
     Used by one thread at a time: configure's, then the worker's, then cleanup's once the worker has stopped.
     """
@@ -94,10 +94,6 @@ class StaticTransforms:
         for transform in message.transforms:
             self._by_child[transform.child_frame_id] = transform
         return messages.tf_message(list(self._by_child.values()))
-
-    def forget(self, child_frame: str) -> None:
-        """Stop sending ``child_frame``'s transform (from the next message on): it went on /tf instead."""
-        self._by_child.pop(child_frame, None)
 
     def clear(self) -> None:
         """Forget them: a new world starts."""
@@ -172,37 +168,27 @@ def world_frame_message(params: NodeParameters, stamp_ns: int, correction: Optio
 def robot_tree_messages(
     params: NodeParameters, stamp_ns: int, robot: RobotPlacement, correction: Optional[np.ndarray]
 ) -> list:
-    """REP 105: the latched transforms that hang the world among the robot's frames, once it is placed (none
+    """REP 105: the latched transform that hangs the world among the robot's frames, once it is placed (none
     before), with the loops' ``correction`` ``(4, 4)`` where the node closes loops (identity before the first; None
     with loop_closure off).
 
-    - Without loop closure, or where the node's odometry is odom: the world under odom (``odom_frame ->
-      world_frame``, the placement) and, with loop closure, map -> odom as ``parent_frame -> odom_frame`` (the
-      loops' correction), there from the placement on so that ``parent_frame`` (RViz's fixed frame) exists before
-      the first loop too.
-    - With loop closure where the robot's own odometry is odom: the world under map (``parent_frame ->
-      world_frame``: the placement, made when map was odom, after the correction). map -> odom changes with every
-      window then and goes on /tf (`map_odom_message`), as SLAM nodes publish it.
+    Without loop closure the world hangs under odom (``odom_frame -> world_frame``, the placement). With it the
+    node owns map -> odom, which goes on /tf (`map_odom_message`, `RobotPlacement.map_from_odom`) as SLAM nodes
+    publish it, and the world hangs under map (``parent_frame -> world_frame``: the placement, made when map was
+    odom, after the correction).
     """
     if not params.publish_tf or robot.odom_from_world is None:
         return []
-    if correction is not None and robot.follows_robot_odometry:
-        map_from_world = compose_poses(robot.odom_from_world, correction)
-        transforms = [messages.transform_stamped(params.parent_frame, params.world_frame, stamp_ns, map_from_world)]
+    if correction is None:
+        transform = messages.transform_stamped(params.odom_frame, params.world_frame, stamp_ns, robot.odom_from_world)
     else:
-        transforms = [
-            messages.transform_stamped(params.odom_frame, params.world_frame, stamp_ns, robot.odom_from_world)
-        ]
-        if correction is not None:
-            map_from_odom = robot.map_from_odom(correction)
-            transforms.append(
-                messages.transform_stamped(params.parent_frame, params.odom_frame, stamp_ns, map_from_odom)
-            )
-    return [(Output("tf_static"), messages.tf_message(transforms))]
+        map_from_world = compose_poses(robot.odom_from_world, correction)
+        transform = messages.transform_stamped(params.parent_frame, params.world_frame, stamp_ns, map_from_world)
+    return [(Output("tf_static"), messages.tf_message([transform]))]
 
 
 def map_odom_message(params: NodeParameters, stamp_ns: int, map_from_odom: np.ndarray) -> TFMessage:
-    """``parent_frame -> odom_frame`` ``(4, 4)`` on /tf, where the robot's own odometry is odom."""
+    """``parent_frame -> odom_frame`` ``(4, 4)`` on /tf (robot frames and loop closure)."""
     return messages.tf_message(
         [messages.transform_stamped(params.parent_frame, params.odom_frame, stamp_ns, map_from_odom)]
     )

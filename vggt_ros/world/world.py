@@ -191,6 +191,12 @@ class World:
         joined = {f: pose for f, pose in self.loops.corrected().items() if nodes[f].segment in segments}
         return self.loops.map.placed(joined)
 
+    def joined_to_current(self, segment: int) -> bool:
+        """``segment`` is the current one, or loops joined the two (relocalisation): their poses share one frame."""
+        if segment == self._segment:
+            return True
+        return self.loops is not None and self.loops.graph.group(segment) == self.loops.graph.group(self._segment)
+
     def _joined_segments(self) -> set[int]:
         """The current segment and every segment loops joined to it (loop closure on): those this world places."""
         graph = self.loops.graph
