@@ -195,10 +195,10 @@ def test_with_the_robots_odometry_map_to_odom_puts_its_base_where_the_corrected_
     world's placement, the correction, the camera pose, the mounting), as SLAM nodes publish it; the loops'
     correction alone in odom leaves the base off by the wheels' disagreement."""
     placement, log = placed_on_wheels()
-    np.testing.assert_allclose(placement.map_from_odom(np.eye(4), one_frame(0)), np.eye(4), atol=1e-12)
+    np.testing.assert_allclose(placement.map_from_odom(np.eye(4), 0, one_frame(0)), np.eye(4), atol=1e-12)
 
     placement.observe(WindowOutputForTests(3 * S, CHAINED_3S), log)
-    map_from_odom = placement.map_from_odom(CORRECTION, one_frame(0))
+    map_from_odom = placement.map_from_odom(CORRECTION, 0, one_frame(0))
     base = corrected_base(CORRECTION, CHAINED_3S)
     np.testing.assert_allclose(map_from_odom @ ODOM_FROM_BASE[3 * S], base, atol=1e-9)
     in_odom = TRUE_ODOM_FROM_WORLD @ CORRECTION @ np.linalg.inv(TRUE_ODOM_FROM_WORLD)  # the correction alone
@@ -212,38 +212,44 @@ def test_odometry_that_lags_the_images_gives_map_to_odom_at_an_older_image_of_th
     placement, log = placed_on_wheels(logger)
     newest = CHAINED_3S @ yaw_pose(1, (0.1, 0, 0))
     placement.observe(WindowOutputForTests(4 * S, newest, older=((3 * S, CHAINED_3S),)), log)
-    map_from_odom = placement.map_from_odom(CORRECTION, one_frame(0))
+    map_from_odom = placement.map_from_odom(CORRECTION, 0, one_frame(0))
     np.testing.assert_allclose(map_from_odom @ ODOM_FROM_BASE[3 * S], corrected_base(CORRECTION, CHAINED_3S), atol=1e-9)
     assert not logger.lines
 
     placement.observe(WindowOutputForTests(5 * S, newest, older=((4 * S, newest),)), log)
-    np.testing.assert_allclose(placement.map_from_odom(CORRECTION, one_frame(0)), map_from_odom, atol=1e-12)
+    np.testing.assert_allclose(placement.map_from_odom(CORRECTION, 0, one_frame(0)), map_from_odom, atol=1e-12)
     assert [level for level, text in logger.lines if "keeps an older window's value" in text] == ["warning"]
 
 
 def test_after_tracking_is_lost_map_to_odom_holds_until_a_loop_joins_the_segments():
     """A new segment starts where the world last saw the camera (a guess: the motion in the gap is unknown), while
-    the wheels carried on. Taking the guess for the camera's pose would move the base in map back by the gap; map
-    -> odom holds, so the wheels carry the base, until a loop joins the segments (the correction then places the
-    new segment's poses, which map -> odom follows again)."""
-    placement, log = placed_on_wheels()
+    the wheels carried on. Taking the guess for the camera's pose would move the base in map back by the gap; and
+    the correction is now the new segment's, which says nothing of the old one's poses. map -> odom holds, so the
+    wheels carry the base, until a loop joins the segments and the odometry reaches an image of the new one (the
+    correction then places the new segment's poses, which map -> odom follows again)."""
     at_2s = newest_at(2 * S)[2]
-    placement.observe(WindowOutputForTests(2 * S, at_2s), log)
-    before = placement.map_from_odom(np.eye(4), one_frame(0))
-    np.testing.assert_allclose(before @ ODOM_FROM_BASE[2 * S], corrected_base(np.eye(4), at_2s), atol=1e-9)
-
     lost = WindowOutputForTests(3 * S, at_2s, WindowStatus.NEW_SEGMENT, segment=1)  # re-anchored at the 2 s pose
-    placement.observe(lost, log)
-    np.testing.assert_allclose(placement.map_from_odom(np.eye(4), one_frame(1)), before, atol=1e-12)
-    gap = np.linalg.norm(ODOM_FROM_BASE[3 * S][:3, 3] - ODOM_FROM_BASE[2 * S][:3, 3])
-    guessed = corrected_base(np.eye(4), at_2s) @ np.linalg.inv(ODOM_FROM_BASE[3 * S])  # the guess as the anchor
-    assert np.linalg.norm((guessed @ ODOM_FROM_BASE[3 * S])[:3, 3] - ODOM_FROM_BASE[3 * S][:3, 3]) > 0.9 * gap
+    within_segment_1 = yaw_pose(2, (0.3, -0.1, 0.0))  # a loop inside the new segment, joining nothing
+    joining = newest_at(3 * S)[2] @ np.linalg.inv(at_2s)  # a loop joined the segments: the guess to the truth
 
-    # A loop joined the segments: its correction moves segment 1's guessed poses to the true ones.
-    joining = newest_at(3 * S)[2] @ np.linalg.inv(at_2s)
-    joined = placement.map_from_odom(joining, lambda segment: True)
+    placement, log = placed_on_wheels()
+    placement.observe(WindowOutputForTests(2 * S, at_2s), log)
+    before = placement.map_from_odom(np.eye(4), 0, one_frame(0))
+    np.testing.assert_allclose(before @ ODOM_FROM_BASE[2 * S], corrected_base(np.eye(4), at_2s), atol=1e-9)
+    placement.observe(lost, log)
+    for correction in (np.eye(4), within_segment_1):
+        np.testing.assert_allclose(placement.map_from_odom(correction, 1, one_frame(1)), before, atol=1e-12)
+    joined = placement.map_from_odom(joining, 1, lambda segment: True)
     np.testing.assert_allclose(joined @ ODOM_FROM_BASE[3 * S], corrected_base(joining, at_2s), atol=1e-9)
     np.testing.assert_allclose(joined, np.eye(4), atol=1e-9)  # exact wheels, exact correction: map is odom
+
+    # Joined, but the odometry (to 3 s) reaches none of the new segment's images (4 and 5 s): it holds.
+    placement, log = placed_on_wheels()
+    placement.observe(WindowOutputForTests(2 * S, at_2s), log)
+    before = placement.map_from_odom(np.eye(4), 0, one_frame(0))
+    unreached = WindowOutputForTests(5 * S, at_2s, WindowStatus.NEW_SEGMENT, segment=1, older=((4 * S, at_2s),))
+    placement.observe(unreached, log)
+    np.testing.assert_allclose(placement.map_from_odom(joining, 1, lambda segment: True), before, atol=1e-12)
 
 
 def test_with_the_nodes_odometry_map_to_odom_is_the_loops_correction_in_odom():
@@ -255,7 +261,7 @@ def test_with_the_nodes_odometry_map_to_odom_is_the_loops_correction_in_odom():
     assert not placement.follows_robot_odometry
     placement.observe(WindowOutputForTests(3 * S, yaw_pose(10, (0.4, 0.0, 0.2))), log)
     np.testing.assert_allclose(
-        placement.map_from_odom(CORRECTION, one_frame(0)),
+        placement.map_from_odom(CORRECTION, 0, one_frame(0)),
         odom_from_world @ CORRECTION @ np.linalg.inv(odom_from_world),
         atol=1e-12,
     )

@@ -74,7 +74,7 @@ PARAMETERS = {
     "loop_min_age_s": 3.0,  # the revisit comes 6 s after the start
     "loop_min_score": 0.95,
 }
-# REP 105 robot frames: the world hangs under odom, placed where the first camera was (docs/node.md, "Robot frames").
+# REP 105 robot frames: the world placed where odom had the first camera (docs/node.md, "Robot frames").
 ODOM, BASE = "odom", "base_link"
 ROBOT_PARAMETERS = {**PARAMETERS, "odom_frame": ODOM, "robot_base_frame": BASE}
 # The camera's mounting: optical z forward along base x, optical x along -base y, optical y along -base z (the
@@ -340,9 +340,17 @@ def test_with_robot_frames_a_listener_that_joins_after_the_loop_gets_the_whole_t
         map_from_world = transform_matrix(transforms[PARENT, WORLD])
         assert stamp_ns(transforms[PARENT, WORLD]) == loop_stamp
         np.testing.assert_allclose(map_from_world, BASE_FROM_CAMERA @ session.world_correction(), atol=1e-6)
+
         # map -> odom -> (the placement) the world: where map -> world has it.
-        map_from_odom = transform_matrix(robot.transforms("/tf", PARENT, ODOM)[-1])
-        np.testing.assert_allclose(map_from_odom @ BASE_FROM_CAMERA, map_from_world, atol=1e-6)
+        def agreeing():
+            sent = robot.transforms("/tf", PARENT, ODOM)
+            map_from_odom = transform_matrix(sent[-1]) if sent else None
+            agrees = map_from_odom is not None and np.allclose(
+                map_from_odom @ BASE_FROM_CAMERA, map_from_world, atol=1e-6
+            )
+            return [map_from_odom] if agrees else None
+
+        (map_from_odom,) = robot.wait_for(agreeing, what="map -> odom to agree with map -> world")
         assert np.linalg.norm(map_from_odom[:3, 3]) > 0.01, "the loop did not move map -> odom"
 
         # Cleanup, then a new configure (the same test double as the network) and the next image: a new world.
@@ -445,15 +453,20 @@ def test_whoever_odometry_is_odom_map_to_odom_is_on_tf_only(sequence):
         reset = robot.node.create_client(Trigger, "/vggt/reset")
         assert call_answered(reset, Trigger.Request(), robot.wait_for, WAIT_S, "~/reset").success
         run.odom_from_base = wheel_odometry(sequence)
-        first = run.stamp(run.sent)
+        first_t = run.sent
+        first = run.stamp(first_t)
         run.send_until(run.sent + 3)
         robot.wait_for(
             lambda: any(stamp_ns(t) == first for t in robot.transforms("/tf_static", PARENT, WORLD)),
             what="the new world's placement under map",
         )
         message = late_static_message(robot, "second")
-        transforms = {(t.header.frame_id, t.child_frame_id) for t in message.transforms}
-        assert transforms == {(PARENT, WORLD)}, sorted(transforms)
+        transforms = {(t.header.frame_id, t.child_frame_id): t for t in message.transforms}
+        assert set(transforms) == {(PARENT, WORLD)}, sorted(transforms)
+        # placed by the robot's odometry: where the wheels had the camera at the new world's first image
+        np.testing.assert_allclose(
+            transform_matrix(transforms[PARENT, WORLD]), run.odom_from_base[first_t] @ BASE_FROM_CAMERA, atol=1e-9
+        )
         assert not robot.transforms("/tf_static", PARENT, ODOM)
     finally:
         run.close()

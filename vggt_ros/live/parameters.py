@@ -486,7 +486,7 @@ class NodeParameters:
 
     @property
     def robot_frames(self) -> bool:
-        """The world hangs under odom_frame, placed where the first camera was (REP 105)."""
+        """The world is placed among the robot's frames (REP 105), where odom had the first camera."""
         return bool(self.odom_frame and self.robot_base_frame)
 
     @property

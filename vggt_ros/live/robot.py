@@ -71,7 +71,8 @@ class RobotPlacement:
     map -> odom (`map_from_odom`) is what SLAM nodes publish: the corrected camera pose times the inverse of odom's
     own pose of that camera at the same image. Where the node's odometry is odom, that is the loops' correction
     expressed in odom; where the robot's is (`follows_robot_odometry`), it also takes up the difference between the
-    wheels and the node's chained estimate, so it changes with every window. map starts at odom with the world.
+    wheels and the node's chained estimate, so it changes with every window. map starts at odom with the world
+    (before any loop).
     """
 
     def __init__(self, transforms: TransformLookup, odom_frame: str, base_frame: str, owner: OdometryOwner) -> None:
@@ -93,13 +94,14 @@ class RobotPlacement:
         # `_anchor` is the one map -> odom uses; `_latest` the newest observed (see `map_from_odom`).
         self._anchor: Optional[tuple[int, np.ndarray, np.ndarray]] = None
         self._latest: Optional[tuple[int, np.ndarray, np.ndarray]] = None
+        self._held: Optional[np.ndarray] = None  # map -> odom last computed: kept while the anchor is elsewhere
 
     def place(self, newest: Optional[tuple[str, int, np.ndarray]] = None, segment: int = 0) -> bool:
         """Try to place the world (once); True when ``odom_from_world`` is known.
 
         ``newest``: camera 0's newest frame of a metric window (frame id, stamp ns, ``(4, 4)`` world_from_camera in
         metres), where the robot's odometry places the world when it does not reach back to the first image;
-        ``segment``: the world's segment then.
+        ``segment``: the segment of that frame.
 
         Raises:
             TransformLookupError: the transforms cannot place it (yet): the message says why.
@@ -108,14 +110,17 @@ class RobotPlacement:
             camera_frame, stamp_ns = self._origin
             base_from_camera = camera_mounting(self.transforms, self.base_frame, camera_frame)
             self.suspect_frame = non_optical_frame(base_from_camera, self.base_frame, camera_frame)
+            from_newest = False
             if self.owner is OdometryOwner.NODE:
                 odom_from_world = self._last_odom_from_base @ base_from_camera
             else:
-                odom_from_world = self._place_by_robot_odometry(camera_frame, stamp_ns, newest, base_from_camera)
+                odom_from_world, from_newest = self._place_by_robot_odometry(
+                    camera_frame, stamp_ns, newest, base_from_camera
+                )
             self._base_from_camera = base_from_camera
             self.odom_from_world = odom_from_world
-            # At the placement the world is the first camera, where odom puts it.
-            self._anchor = (segment, np.eye(4), odom_from_world)
+            # The world is the first camera (of segment 0), where odom puts it; or where odom put the newest frame.
+            self._anchor = (segment if from_newest else 0, np.eye(4), odom_from_world)
         return self.odom_from_world is not None
 
     @property
@@ -148,23 +153,30 @@ class RobotPlacement:
             f"window's images of camera '{camera_frames[camera_0[0][0]]}' ({missed})",
         )
 
-    def map_from_odom(self, correction: np.ndarray, joined: Callable[[int], bool]) -> Optional[np.ndarray]:
-        """``(4, 4)`` REP 105's map -> odom for the world's loop ``correction`` ``(4, 4)`` (identity before the first
-        loop), or None before the world is placed: map_from_world @ world_from_camera @ inverse(odom_from_camera) of
-        the anchor image, where map_from_world is the placement after the correction.
+    def map_from_odom(
+        self, correction: np.ndarray, segment: int, joined: Callable[[int], bool]
+    ) -> Optional[np.ndarray]:
+        """``(4, 4)`` REP 105's map -> odom for the world's loop ``correction`` ``(4, 4)`` at the newest keyframe
+        (identity before the first loop), or None before the world is placed: map_from_world @ world_from_camera @
+        inverse(odom_from_camera) of the anchor image, where map_from_world is the placement after the correction.
 
-        ``joined(segment)``: whether ``segment`` shares the current segment's frame (`World.joined_to_current`).
-        The anchor moves to the newest observed image only then: after tracking was lost, the new segment's poses
-        start from a guess (where the world last saw the camera), so until a loop joins the segments map -> odom
-        keeps its value and the robot's odometry carries the base, as it did through the gap.
+        ``segment``: the world's current segment; ``joined(s)``: whether segment ``s`` shares its frame
+        (`World.joined_to_current`). After tracking was lost the new segment's poses start from a guess (where the
+        world last saw the camera), and ``correction`` is that segment's: with the robot's odometry, map -> odom
+        keeps its last value, so the wheels carry the base as they did through the gap, until a loop joins the
+        segments and an image of the current one has been observed.
         """
         if self.odom_from_world is None:
             return None
-        if self._latest is not None and joined(self._anchor[0]):
-            self._anchor = self._latest
-        _, world_from_camera, odom_from_camera = self._anchor
+        latest = self._latest
+        if latest is not None and latest[0] == segment and joined(self._anchor[0]):
+            self._anchor = latest
+        anchor_segment, world_from_camera, odom_from_camera = self._anchor
+        if self.follows_robot_odometry and anchor_segment != segment and self._held is not None:
+            return self._held
         map_from_camera = compose_poses(compose_poses(self.odom_from_world, correction), world_from_camera)
-        return compose_poses(map_from_camera, invert_pose(odom_from_camera))
+        self._held = compose_poses(map_from_camera, invert_pose(odom_from_camera))
+        return self._held
 
     def _place_by_robot_odometry(
         self,
@@ -172,9 +184,10 @@ class RobotPlacement:
         stamp_ns: int,
         newest: Optional[tuple[str, int, np.ndarray]],
         base_from_camera: np.ndarray,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, bool]:
+        """``(4, 4)`` odom_from_world, and whether it came from ``newest`` rather than the world's first image."""
         try:
-            return place_world_in_odom(self.transforms, self.odom_frame, self.base_frame, camera_frame, stamp_ns)
+            return place_world_in_odom(self.transforms, self.odom_frame, self.base_frame, camera_frame, stamp_ns), False
         except OdometryNotHeardError:
             if self.owner is OdometryOwner.ROBOT:
                 raise
@@ -183,7 +196,7 @@ class RobotPlacement:
                 "starts at the base, as for a robot whose filter fuses ~/odometry. A robot whose own odometry starts "
                 "later is placed wrong for this whole world: start its odometry before the node"
             )
-            return self._last_odom_from_base @ base_from_camera
+            return self._last_odom_from_base @ base_from_camera, False
         except ExtrapolationError:
             if newest is None:
                 raise
@@ -191,7 +204,7 @@ class RobotPlacement:
             odom_from_camera = place_world_in_odom(
                 self.transforms, self.odom_frame, self.base_frame, frame, newest_stamp_ns
             )
-            return odom_from_camera @ invert_pose(world_from_camera)
+            return odom_from_camera @ invert_pose(world_from_camera), True
 
     def base_pose(self, world_from_camera: np.ndarray) -> np.ndarray:
         """``(4, 4)`` odom_from_base for camera 0 at ``world_from_camera`` (metres); call after `place` succeeded."""

@@ -225,7 +225,7 @@ class ReconstructionNode(LifecycleNode):
         params = self.params
         for output, msg_type, profile in publisher_specs(params, robot_frames=self._robot is not None):
             self._add_publisher(output, msg_type, profile)
-        if params.publish_tf and self._robot is None:  # with robot frames, odom -> world once it is placed
+        if params.publish_tf and self._robot is None:  # with robot frames, once the world is placed
             self._publish([(Output("tf_static"), world_frame_message(params, self.get_clock().now().nanoseconds))])
         if params.publish_map:
             self._map_output = MapOutput(
@@ -445,10 +445,12 @@ class ReconstructionNode(LifecycleNode):
         params = self.params
         if self._robot is not None:
             placed = self._robot.follow(out, self._log) is not None
-            self._robot.observe(out, self._log)
+            owns_map_odom = params.loop_closure and params.publish_tf
+            if owns_map_odom:
+                self._robot.observe(out, self._log)
             # Loops closed while the world waited for its placement move it already. The correction costs a pass
             # over the keyframes once loops closed: only where it is used.
-            uses_correction = params.loop_closure and (placed or self._robot.follows_robot_odometry)
+            uses_correction = owns_map_odom and (placed or self._robot.follows_robot_odometry)
             correction = self._live.session.world_correction() if uses_correction else None
             if placed:
                 self._publish(robot_tree_messages(params, out.result.frame_ids[0].stamp_ns, self._robot, correction))
@@ -473,15 +475,14 @@ class ReconstructionNode(LifecycleNode):
         like odometry, never jump); the corrected path goes out now, the corrected map with the next map timer."""
         if self._robot is None or self._robot.odom_from_world is not None:
             self._publish(loop_messages(self.params, stamp_ns, loop.correction, loop.path, self._robot))
-        if self._robot is not None and self.params.loop_closure:
+        if self._robot is not None and self.params.loop_closure and self.params.publish_tf:
             self._update_map_from_odom(loop.correction)
 
     def _update_map_from_odom(self, correction: np.ndarray) -> None:
         """The map -> odom that `_publish_map_odom` sends from now on, for the world's loop ``correction``. Until a
         new world is placed the last one stays, as the old world's map -> world does on /tf_static."""
-        if not self.params.publish_tf:
-            return
-        map_from_odom = self._robot.map_from_odom(correction, self._live.session.world.joined_to_current)
+        world = self._live.session.world
+        map_from_odom = self._robot.map_from_odom(correction, world.segment, world.joined_to_current)
         if map_from_odom is not None:
             self._map_from_odom = map_from_odom
 
