@@ -97,6 +97,7 @@ def test_relocalisation_joins_the_lost_segment_at_the_first_revisit_and_the_old_
     joins = [q for q, _, o in run.loops if not isinstance(o, str) and o.accepted and o.joined_segments]
     # The path comes back to its start at frame 100 (the descriptor double sees it 0.3 units ahead).
     assert world.loops.counters.segments_joined == 1 and 95 <= joins[0] <= 105
+    assert world.segment == 1 and world.joined_to_current(0)  # one frame: map -> odom follows segment 1 again
     trajectory = world.corrected_trajectory()
     old = [f for f, s in zip(trajectory.frame_ids, trajectory.segment) if s == 0]
     points, _ = world.map_cloud()
@@ -118,6 +119,7 @@ def test_a_segment_started_in_a_metric_world_takes_its_scale_from_the_window_tha
     rows = np.array([run.index_of_id[f] for f in trajectory.frame_ids])
     second = np.flatnonzero(trajectory.segment == 1)
     assert run.world.metric and segments(run) == 2 and len(second) >= 40
+    assert run.world.joined_to_current(1) and not run.world.joined_to_current(0)  # nothing joined them
     centres = trajectory.world_from_camera[:, :3, 3]
     per_ten = [
         weighted_umeyama(centres[chunk], scene.truth.centres[rows[chunk]])[0]
