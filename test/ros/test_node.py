@@ -1059,6 +1059,10 @@ def test_bad_parameter_fails_at_start_up_naming_it():
             },
             "use one or the other",
         ),
+        (  # the node's odometry is in metres: without a scale source odom -> base never went out, without a word
+            {"odom_frame": "odom", "robot_base_frame": "base_link", "publish_odom_tf": True},
+            "set metric_scale_source to depth or rig",
+        ),
     ],
 )
 def test_parameter_values_are_checked_with_the_fix(values, message):

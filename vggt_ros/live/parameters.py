@@ -301,7 +301,9 @@ class NodeParameters:
         "", "REP 105 base frame of the robot (the camera mounting base -> camera on /tf_static)"
     )
     publish_odom_tf: bool = parameter(
-        False, "publish odom_frame -> robot_base_frame on /tf (only for robots without other odometry)"
+        False,
+        "publish odom_frame -> robot_base_frame on /tf (only for robots without other odometry; needs a depth or rig "
+        "metric_scale_source)",
     )
     map_odom_period_s: float = parameter(
         0.05,
@@ -430,6 +432,12 @@ class NodeParameters:
             )
         if self.publish_odom_tf and not self.robot_base_frame:
             raise ValueError("publish_odom_tf needs odom_frame and robot_base_frame")
+        if self.publish_odom_tf and self.metric_scale_source == "none":
+            raise ValueError(
+                "publish_odom_tf needs a metric scale source: the node's odometry (~/odometry, odom -> base) is in "
+                "metres, so without one odom -> base is never published and the base hangs nowhere; set "
+                "metric_scale_source to depth or rig"
+            )
         if self.publish_odom_tf and self.metric_scale_source == "odometry":
             raise ValueError(
                 "publish_odom_tf with metric_scale_source 'odometry' would measure the scale against the node's own "

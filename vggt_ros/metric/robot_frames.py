@@ -104,7 +104,8 @@ def place_world_in_odom(
     except (UnknownFrameError, NoConnectionError) as no_odometry:
         raise OdometryNotHeardError(
             f"the robot's odometry {odom_frame!r} -> {base_frame!r} is not on /tf ({no_odometry}): the world is "
-            "placed once it is; for a robot without odometry set publish_odom_tf true (the node's odometry)"
+            "placed once it is; for a robot without odometry set publish_odom_tf true (the node's odometry, with a "
+            "depth or rig metric_scale_source)"
         ) from None
 
 
