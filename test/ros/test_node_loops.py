@@ -416,6 +416,10 @@ def test_with_the_robots_own_odometry_map_to_odom_puts_the_base_where_the_correc
         loop_stamp = run.stamp(run.loop_t)
         wait_for_the_loop_outputs(robot, loop_stamp)
         assert not robot.transforms("/tf_static", ODOM, WORLD), "the world must hang under map, not under odom"
+        # map -> odom from the world's first image on (the timer's are stamped ahead of the clock): map was odom then
+        at_first = [t for t in robot.transforms("/tf", PARENT, ODOM) if stamp_ns(t) == run.stamp(0)]
+        assert len(at_first) == 1, "no map -> odom at the world's first image"
+        np.testing.assert_allclose(transform_matrix(at_first[0]), np.eye(4), atol=1e-12)
         map_from_world = transform_matrix(robot.transforms("/tf_static", PARENT, WORLD)[-1])
         camera = [t for t in robot.transforms("/tf", WORLD, NODE_CAMERA) if stamp_ns(t) == loop_stamp][-1]
         corrected_base = map_from_world @ transform_matrix(camera) @ np.linalg.inv(BASE_FROM_CAMERA)

@@ -459,7 +459,13 @@ class ReconstructionNode(LifecycleNode):
                     f"'{params.names[0]}' was at its first image"
                 )
             if correction is not None:
+                first_in_configuration = self._map_from_odom is None
                 self._update_map_from_odom(correction)
+                if placed and first_in_configuration:
+                    # The timer's map -> odom is stamped ahead of the clock: this one covers what was stamped since
+                    # the world's first image (the first ~/odometry, a scan), which would otherwise precede map.
+                    stamp_ns = out.result.frame_ids[0].stamp_ns
+                    self._publish([(Output("tf"), map_odom_message(params, stamp_ns, self._map_from_odom))])
         if out.waiting_for_scale:
             return
         self._publish(window_messages(params, out, path))
