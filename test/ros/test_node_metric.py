@@ -382,11 +382,12 @@ class TestDepthSource:
             assert robot.messages(topic) == [], f"{topic} published before the scale is known"
         assert all(len(cloud_xyz(msg)) == 0 for msg in robot.messages("/vggt/map")), "map points before the scale"
         assert robot.transforms("/tf", WORLD, NODE_CAMERA) == []
-        # The world is placed at start-up all the same (in metres whatever VGGT's scale): where the camera was at
-        # the first image, which without odometry is the mounting (odom starts at the base); under map, which is
-        # odom until a loop.
-        placement = robot.wait_for(lambda: robot.transforms("/tf_static", PARENT, WORLD), what="map -> world")
-        np.testing.assert_allclose(transform_matrix(placement[-1]), BASE_FROM_CAMERA, atol=1e-6)
+        # The world is placed at start-up all the same (in metres whatever VGGT's scale), so map -> odom is there
+        # (odom is map until a loop); the world's own transform waits for the first window published in it, which
+        # the next test checks: before, after a reset, a listener's newest camera TF was the old world's under it.
+        map_from_odom = robot.wait_for(lambda: robot.transforms("/tf", PARENT, ODOM), what="map -> odom")[-1]
+        np.testing.assert_allclose(transform_matrix(map_from_odom), np.eye(4), atol=1e-12)
+        assert robot.transforms("/tf_static", PARENT, WORLD) == [], "the world's transform before anything in it"
 
     def test_depth_in_16uc1_and_32fc1_makes_every_output_metric_and_places_the_robot(self, scenario):
         robot = scenario.robot

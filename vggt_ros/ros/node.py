@@ -97,6 +97,7 @@ class ReconstructionNode(LifecycleNode):
         self._static_transforms = StaticTransforms()  # what went out on /tf_static, resent with each message
         # map -> odom with robot frames and loop closure: set by the worker, sent by a timer (`_publish_map_odom`)
         self._map_from_odom: Optional[np.ndarray] = None
+        self._unsent_placement_ns: Optional[int] = None  # a placed world's first image, until its transform is sent
         self._clock_jumps = None
         self._log = LogPolicy(self.get_logger())
         try:
@@ -304,6 +305,7 @@ class ReconstructionNode(LifecycleNode):
         self._diagnostics_publisher = None
         self._static_transforms.clear()  # the next configure starts a new world
         self._map_from_odom = None
+        self._unsent_placement_ns = None
         self._live.session = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -444,30 +446,15 @@ class ReconstructionNode(LifecycleNode):
     def _publish_window(self, out: WindowOutput, path: list) -> None:
         params = self.params
         if self._robot is not None:
-            placed = self._robot.follow(out, self._log) is not None
-            owns_map_odom = params.loop_closure and params.publish_tf
-            if owns_map_odom:
-                self._robot.observe(out, self._log)
-            # Loops closed while the world waited for its placement move it already. The correction costs a pass
-            # over the keyframes once loops closed: only where it is used.
-            uses_correction = owns_map_odom and (placed or self._robot.follows_robot_odometry)
-            correction = self._live.session.world_correction() if uses_correction else None
-            if placed:
-                self._publish(robot_tree_messages(params, out.result.frame_ids[0].stamp_ns, self._robot, correction))
-                self.get_logger().info(
-                    f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera "
-                    f"'{params.names[0]}' was at its first image"
-                )
-            if correction is not None:
-                first_in_configuration = self._map_from_odom is None
-                self._update_map_from_odom(correction)
-                if placed and first_in_configuration:
-                    # The timer's map -> odom is stamped ahead of the clock: this one covers what was stamped since
-                    # the world's first image (the first ~/odometry, a scan), which would otherwise precede map.
-                    stamp_ns = out.result.frame_ids[0].stamp_ns
-                    self._publish([(Output("tf"), map_odom_message(params, stamp_ns, self._map_from_odom))])
+            self._follow_robot(out)
         if out.waiting_for_scale:
             return
+        if self._unsent_placement_ns is not None:
+            # The world's transform goes out with the first window published in it: before, a listener's newest
+            # camera TF would be the old world's (after a reset) hung under the new world's placement.
+            correction = self._live.session.world_correction() if params.loop_closure and params.publish_tf else None
+            self._publish(robot_tree_messages(params, self._unsent_placement_ns, self._robot, correction))
+            self._unsent_placement_ns = None
         self._publish(window_messages(params, out, path))
         odometry = self._robot.odometry(out) if self._robot is not None else None
         if odometry is not None:
@@ -475,6 +462,32 @@ class ReconstructionNode(LifecycleNode):
         now_ns = self.get_clock().now().nanoseconds
         latency_s = (now_ns - out.window.frame_sets[-1].stamps_ns[0]) / 1e9 if now_ns else None  # no clock yet
         self._live.counters.published(now_ns / 1e9, latency_s)
+
+    def _follow_robot(self, out: WindowOutput) -> None:
+        """REP 105 with each merged window: the world's placement among the robot's frames (sent with the first
+        window published in it), and map -> odom where the node closes loops."""
+        params, robot = self.params, self._robot
+        placed = robot.follow(out, self._log) is not None
+        owns_map_odom = params.loop_closure and params.publish_tf
+        if owns_map_odom:
+            robot.observe(out, self._log)
+        if placed:
+            self._unsent_placement_ns = out.result.frame_ids[0].stamp_ns
+            self.get_logger().info(
+                f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera '{params.names[0]}' was "
+                "at its first image"
+            )
+        if not owns_map_odom or not (placed or robot.follows_robot_odometry):
+            return
+        # Loops closed while the world waited for its placement move it already. The correction costs a pass over
+        # the keyframes once loops closed: only where it is used.
+        first_in_configuration = self._map_from_odom is None
+        self._update_map_from_odom(self._live.session.world_correction())
+        if placed and first_in_configuration:
+            # The timer's map -> odom is stamped ahead of the clock: this one covers what was stamped since the
+            # world's first image (the first ~/odometry, a scan), which would otherwise precede map.
+            message = map_odom_message(params, self._unsent_placement_ns, self._map_from_odom)
+            self._publish([(Output("tf"), message)])
 
     def _publish_loop(self, loop: LoopUpdate, stamp_ns: int) -> None:
         """A closed loop moves the world under ``parent_frame`` (REP 105's map -> odom: the chained camera poses,
