@@ -203,6 +203,11 @@ def test_with_the_robots_odometry_map_to_odom_puts_its_base_where_the_corrected_
     np.testing.assert_allclose(map_from_odom @ ODOM_FROM_BASE[3 * S], base, atol=1e-9)
     in_odom = TRUE_ODOM_FROM_WORLD @ CORRECTION @ np.linalg.inv(TRUE_ODOM_FROM_WORLD)  # the correction alone
     assert np.linalg.norm((in_odom @ ODOM_FROM_BASE[3 * S])[:3, 3] - base[:3, 3]) > 0.1
+    # At the world's first image (1 s) odom put the first camera where the world starts: map -> odom there is the
+    # correction alone, whatever the later images measured of the wheels (the identity before any loop).
+    assert placement.origin_stamp_ns == 1 * S
+    np.testing.assert_allclose(placement.map_from_odom_at_origin(np.eye(4)), np.eye(4), atol=1e-12)
+    np.testing.assert_allclose(placement.map_from_odom_at_origin(CORRECTION), in_odom, atol=1e-12)
 
 
 def test_odometry_that_lags_the_images_gives_map_to_odom_at_an_older_image_of_the_window():

@@ -436,7 +436,7 @@ class NodeParameters:
             raise ValueError(
                 "publish_odom_tf needs a metric scale source: the node's odometry (~/odometry, odom -> base) is in "
                 "metres, so without one odom -> base is never published and the base hangs nowhere; set "
-                "metric_scale_source to depth or rig"
+                "metric_scale_source to depth or rig, or publish_odom_tf to false"
             )
         if self.publish_odom_tf and self.metric_scale_source == "odometry":
             raise ValueError(

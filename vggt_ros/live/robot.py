@@ -153,6 +153,17 @@ class RobotPlacement:
             f"window's images of camera '{camera_frames[camera_0[0][0]]}' ({missed})",
         )
 
+    @property
+    def origin_stamp_ns(self) -> Optional[int]:
+        """The stamp of the world's first image (None: no world yet)."""
+        return None if self._origin is None else self._origin[1]
+
+    def map_from_odom_at_origin(self, correction: np.ndarray) -> np.ndarray:
+        """``(4, 4)`` map -> odom at the world's first image, where odom put the first camera (`odom_from_world`),
+        for the world's loop ``correction`` ``(4, 4)``: the identity before any loop, whatever the windows since
+        measured of the wheels. Call after `place` succeeded."""
+        return compose_poses(compose_poses(self.odom_from_world, correction), invert_pose(self.odom_from_world))
+
     def map_from_odom(
         self, correction: np.ndarray, segment: int, joined: Callable[[int], bool]
     ) -> Optional[np.ndarray]:

@@ -97,7 +97,7 @@ class ReconstructionNode(LifecycleNode):
         self._static_transforms = StaticTransforms()  # what went out on /tf_static, resent with each message
         # map -> odom with robot frames and loop closure: set by the worker, sent by a timer (`_publish_map_odom`)
         self._map_from_odom: Optional[np.ndarray] = None
-        self._unsent_placement_ns: Optional[int] = None  # a placed world's first image, until its transform is sent
+        self._placement_unsent = False  # a world was placed whose transform waits for its first published window
         self._clock_jumps = None
         self._log = LogPolicy(self.get_logger())
         try:
@@ -305,7 +305,7 @@ class ReconstructionNode(LifecycleNode):
         self._diagnostics_publisher = None
         self._static_transforms.clear()  # the next configure starts a new world
         self._map_from_odom = None
-        self._unsent_placement_ns = None
+        self._placement_unsent = False
         self._live.session = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -449,12 +449,13 @@ class ReconstructionNode(LifecycleNode):
             self._follow_robot(out)
         if out.waiting_for_scale:
             return
-        if self._unsent_placement_ns is not None:
+        if self._placement_unsent:
             # The world's transform goes out with the first window published in it: before, a listener's newest
             # camera TF would be the old world's (after a reset) hung under the new world's placement.
             correction = self._live.session.world_correction() if params.loop_closure and params.publish_tf else None
-            self._publish(robot_tree_messages(params, self._unsent_placement_ns, self._robot, correction))
-            self._unsent_placement_ns = None
+            robot = self._robot
+            self._publish(robot_tree_messages(params, robot.origin_stamp_ns, robot, correction))
+            self._placement_unsent = False
         self._publish(window_messages(params, out, path))
         odometry = self._robot.odometry(out) if self._robot is not None else None
         if odometry is not None:
@@ -472,7 +473,7 @@ class ReconstructionNode(LifecycleNode):
         if owns_map_odom:
             robot.observe(out, self._log)
         if placed:
-            self._unsent_placement_ns = out.result.frame_ids[0].stamp_ns
+            self._placement_unsent = True
             self.get_logger().info(
                 f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera '{params.names[0]}' was "
                 "at its first image"
@@ -482,12 +483,14 @@ class ReconstructionNode(LifecycleNode):
         # Loops closed while the world waited for its placement move it already. The correction costs a pass over
         # the keyframes once loops closed: only where it is used.
         first_in_configuration = self._map_from_odom is None
-        self._update_map_from_odom(self._live.session.world_correction())
+        correction = self._live.session.world_correction()
+        self._update_map_from_odom(correction)
         if placed and first_in_configuration:
             # The timer's map -> odom is stamped ahead of the clock: this one covers what was stamped since the
-            # world's first image (the first ~/odometry, a scan), which would otherwise precede map.
-            message = map_odom_message(params, self._unsent_placement_ns, self._map_from_odom)
-            self._publish([(Output("tf"), message)])
+            # world's first image (the first ~/odometry, a scan), which would otherwise precede map. (After a reset
+            # the last world's timer samples cover that time.)
+            at_origin = robot.map_from_odom_at_origin(correction)
+            self._publish([(Output("tf"), map_odom_message(params, robot.origin_stamp_ns, at_origin))])
 
     def _publish_loop(self, loop: LoopUpdate, stamp_ns: int) -> None:
         """A closed loop moves the world under ``parent_frame`` (REP 105's map -> odom: the chained camera poses,
