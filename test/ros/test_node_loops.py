@@ -318,6 +318,16 @@ def late_static_message(robot: RobotForTests, key: str):
     return robot.wait_for(of_the_node, what=f"the node's /tf_static ({key})")
 
 
+def new_world_static_tree(robot: RobotForTests, first_stamp: int, key: str) -> dict:
+    """Once the world whose first image is stamped ``first_stamp`` hangs under parent_frame: what a /tf_static
+    listener that joins now gets from the node, by (parent, child) frame."""
+    robot.wait_for(
+        lambda: any(stamp_ns(t) == first_stamp for t in robot.transforms("/tf_static", PARENT, WORLD)),
+        what="the new world's placement under parent_frame",
+    )
+    return {(t.header.frame_id, t.child_frame_id): t for t in late_static_message(robot, key).transforms}
+
+
 @pytest.mark.slow  # about 5 s on a 2-core CPU
 def test_with_robot_frames_a_listener_that_joins_after_the_loop_gets_the_whole_tree(sequence):
     """/tf_static keeps one message for late listeners (tf2_ros' QoS): a listener that joins after the loop (RViz, a
@@ -366,12 +376,7 @@ def test_with_robot_frames_a_listener_that_joins_after_the_loop_gets_the_whole_t
         robot.wait_connected()
         first = run.stamp(run.sent)
         robot.publish_image("/cam/image", rgb_image(sequence.rgb[run.sent], first, "camera_for_tests"))
-        robot.wait_for(
-            lambda: any(stamp_ns(t) == first for t in robot.transforms("/tf_static", PARENT, WORLD)),
-            what="the new world's placement",
-        )
-        message = late_static_message(robot, "late /tf_static, new world")
-        transforms = {(t.header.frame_id, t.child_frame_id): t for t in message.transforms}
+        transforms = new_world_static_tree(robot, first, "late /tf_static, new world")
         assert set(transforms) == {(PARENT, WORLD)}, sorted(transforms)
         assert stamp_ns(transforms[PARENT, WORLD]) == first, "the old world's transform sent again"
         np.testing.assert_allclose(transform_matrix(transforms[PARENT, WORLD]), BASE_FROM_CAMERA, atol=1e-9)
@@ -460,12 +465,7 @@ def test_whoever_odometry_is_odom_map_to_odom_is_on_tf_only(sequence):
         first_t = run.sent
         first = run.stamp(first_t)
         run.send_until(run.sent + 3)
-        robot.wait_for(
-            lambda: any(stamp_ns(t) == first for t in robot.transforms("/tf_static", PARENT, WORLD)),
-            what="the new world's placement under map",
-        )
-        message = late_static_message(robot, "second")
-        transforms = {(t.header.frame_id, t.child_frame_id): t for t in message.transforms}
+        transforms = new_world_static_tree(robot, first, "second")
         assert set(transforms) == {(PARENT, WORLD)}, sorted(transforms)
         # placed by the robot's odometry: where the wheels had the camera at the new world's first image
         np.testing.assert_allclose(
