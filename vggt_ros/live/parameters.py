@@ -498,6 +498,11 @@ class NodeParameters:
         return bool(self.odom_frame and self.robot_base_frame)
 
     @property
+    def publishes_map_odom(self) -> bool:
+        """The node owns map -> odom (REP 105): robot frames, loop closure and TF on."""
+        return self.robot_frames and self.loop_closure and self.publish_tf
+
+    @property
     def reads_transforms(self) -> bool:
         """The node looks the images' frames up in TF: the rig without rig_transforms, the odometry scale, the
         robot frames."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -42,6 +42,15 @@ class BaseOdometry:
     stamp_ns: int
     odom_from_base: np.ndarray
     covariance: np.ndarray
+
+
+class CameraSighting(NamedTuple):
+    """Camera 0 at one image: its pose in the world (``(4, 4)`` world_from_camera, of the world's ``segment``) and in
+    odom (``(4, 4)`` odom_from_camera, odom's own)."""
+
+    segment: int
+    world_from_camera: np.ndarray
+    odom_from_camera: np.ndarray
 
 
 class OdometryOwner(enum.Enum):
@@ -90,10 +99,9 @@ class RobotPlacement:
         self.suspect_frame = ""  # why the camera's frame looks like no optical frame (`non_optical_frame`)
         self._origin = None if camera_frame is None else (camera_frame, stamp_ns)
         self._base_from_camera = None
-        # (segment, world_from_camera, odom_from_camera) of one camera-0 image: odom's own pose of the camera there.
-        # `_anchor` is the one map -> odom uses; `_latest` the newest observed (see `map_from_odom`).
-        self._anchor: Optional[tuple[int, np.ndarray, np.ndarray]] = None
-        self._latest: Optional[tuple[int, np.ndarray, np.ndarray]] = None
+        # `_anchor`: the sighting map -> odom uses; `_latest`: the newest observed (see `map_from_odom`).
+        self._anchor: Optional[CameraSighting] = None
+        self._latest: Optional[CameraSighting] = None
         self._held: Optional[np.ndarray] = None  # map -> odom last computed: kept while the anchor is elsewhere
 
     def place(self, newest: Optional[tuple[str, int, np.ndarray]] = None, segment: int = 0) -> bool:
@@ -120,7 +128,7 @@ class RobotPlacement:
             self._base_from_camera = base_from_camera
             self.odom_from_world = odom_from_world
             # The world is the first camera (of segment 0), where odom puts it; or where odom put the newest frame.
-            self._anchor = (segment if from_newest else 0, np.eye(4), odom_from_world)
+            self._anchor = CameraSighting(segment if from_newest else 0, np.eye(4), odom_from_world)
         return self.odom_from_world is not None
 
     @property
@@ -144,7 +152,7 @@ class RobotPlacement:
             except TransformLookupError as err:
                 missed = err
                 continue
-            self._latest = (result.segment, result.world_from_camera[k], odom_from_camera)
+            self._latest = CameraSighting(result.segment, result.world_from_camera[k], odom_from_camera)
             return
         log.every(
             "warning",
@@ -162,7 +170,7 @@ class RobotPlacement:
         """``(4, 4)`` map -> odom at the world's first image, where odom put the first camera (`odom_from_world`),
         for the world's loop ``correction`` ``(4, 4)``: the identity before any loop, whatever the windows since
         measured of the wheels. Call after `place` succeeded."""
-        return compose_poses(compose_poses(self.odom_from_world, correction), invert_pose(self.odom_from_world))
+        return self._map_from_odom_at(CameraSighting(0, np.eye(4), self.odom_from_world), correction)
 
     def map_from_odom(
         self, correction: np.ndarray, segment: int, joined: Callable[[int], bool]
@@ -180,14 +188,18 @@ class RobotPlacement:
         if self.odom_from_world is None:
             return None
         latest = self._latest
-        if latest is not None and latest[0] == segment and joined(self._anchor[0]):
+        if latest is not None and latest.segment == segment and joined(self._anchor.segment):
             self._anchor = latest
-        anchor_segment, world_from_camera, odom_from_camera = self._anchor
-        if self.follows_robot_odometry and anchor_segment != segment and self._held is not None:
+        if self.follows_robot_odometry and self._anchor.segment != segment and self._held is not None:
             return self._held
-        map_from_camera = compose_poses(compose_poses(self.odom_from_world, correction), world_from_camera)
-        self._held = compose_poses(map_from_camera, invert_pose(odom_from_camera))
+        self._held = self._map_from_odom_at(self._anchor, correction)
         return self._held
+
+    def _map_from_odom_at(self, sighting: CameraSighting, correction: np.ndarray) -> np.ndarray:
+        """map_from_world @ world_from_camera @ inverse(odom_from_camera) of ``sighting``, where map_from_world is
+        the placement after the loops' ``correction``."""
+        map_from_camera = compose_poses(compose_poses(self.odom_from_world, correction), sighting.world_from_camera)
+        return compose_poses(map_from_camera, invert_pose(sighting.odom_from_camera))
 
     def _place_by_robot_odometry(
         self,

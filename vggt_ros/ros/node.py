@@ -236,7 +236,7 @@ class ReconstructionNode(LifecycleNode):
                 lambda err: self._log.every("error", ("map",), f"the map could not be built: {err}"),
             )
             self._owned_timers.append(self.create_timer(params.map_publish_period_s, self._publish_map))
-        if params.publish_tf and params.loop_closure and self._robot is not None:
+        if params.publishes_map_odom:
             self._owned_timers.append(self.create_timer(params.map_odom_period_s, self._publish_map_odom))
 
     def _add_publisher(self, output: Output, msg_type: type, qos) -> None:
@@ -452,7 +452,7 @@ class ReconstructionNode(LifecycleNode):
         if self._placement_unsent:
             # The world's transform goes out with the first window published in it: before, a listener's newest
             # camera TF would be the old world's (after a reset) hung under the new world's placement.
-            correction = self._live.session.world_correction() if params.loop_closure and params.publish_tf else None
+            correction = self._live.session.world_correction() if params.publishes_map_odom else None
             robot = self._robot
             self._publish(robot_tree_messages(params, robot.origin_stamp_ns, robot, correction))
             self._placement_unsent = False
@@ -469,8 +469,7 @@ class ReconstructionNode(LifecycleNode):
         window published in it), and map -> odom where the node closes loops."""
         params, robot = self.params, self._robot
         placed = robot.follow(out, self._log) is not None
-        owns_map_odom = params.loop_closure and params.publish_tf
-        if owns_map_odom:
+        if params.publishes_map_odom:
             robot.observe(out, self._log)
         if placed:
             self._placement_unsent = True
@@ -478,7 +477,7 @@ class ReconstructionNode(LifecycleNode):
                 f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera '{params.names[0]}' was "
                 "at its first image"
             )
-        if not owns_map_odom or not (placed or robot.follows_robot_odometry):
+        if not params.publishes_map_odom or not (placed or robot.follows_robot_odometry):
             return
         # Loops closed while the world waited for its placement move it already. The correction costs a pass over
         # the keyframes once loops closed: only where it is used.
@@ -497,7 +496,7 @@ class ReconstructionNode(LifecycleNode):
         like odometry, never jump); the corrected path goes out now, the corrected map with the next map timer."""
         if self._robot is None or self._robot.odom_from_world is not None:
             self._publish(loop_messages(self.params, stamp_ns, loop.correction, loop.path, self._robot))
-        if self._robot is not None and self.params.loop_closure and self.params.publish_tf:
+        if self.params.publishes_map_odom:
             self._update_map_from_odom(loop.correction)
 
     def _update_map_from_odom(self, correction: np.ndarray) -> None:
