@@ -323,6 +323,17 @@ def test_robot_frames_left_empty_are_not_in_use():
     assert robot.robot_frames
 
 
+def test_robot_frames_without_a_metric_scale_source_are_warned_about_with_the_fix():
+    """They run, but the world's unit is VGGT's under the robot's metres: the base's path in map was off by the
+    scale without a word."""
+    (warning,) = NodeParameters(odom_frame="odom", robot_base_frame="base_link").start_up_warnings
+    assert warning.startswith("robot frames ('odom', 'base_link') without a metric scale source: ")
+    assert "Fix: set metric_scale_source to odometry" in warning
+    metric = NodeParameters(metric_scale_source="odometry", odom_frame="odom", robot_base_frame="base_link")
+    assert metric.start_up_warnings == ()
+    assert NodeParameters().start_up_warnings == ()  # no robot frames: VGGT's unit is the documented default
+
+
 def test_the_save_folder_expands_the_home_folder_as_a_shell_would(monkeypatch, tmp_path):
     """A YAML file or a launch argument passes '~/maps' as it is: saves went into a folder named '~'."""
     monkeypatch.setenv("HOME", str(tmp_path))

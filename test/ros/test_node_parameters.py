@@ -74,7 +74,8 @@ def shared_files(tmp_path_factory) -> tuple[Path, Path, Path, Path]:
 
 @pytest.fixture(scope="module")
 def started(shared_files) -> str:
-    """One start-up for the cases that start: auto device, names from topics, a shared file, an old name."""
+    """One start-up for the cases that start: auto device, names from topics, a shared file, an old name, robot
+    frames without a metric scale source."""
     shared, by_executable, for_others, robot_wide = shared_files
     return starts(
         "--params-file",
@@ -91,6 +92,10 @@ def started(shared_files) -> str:
         "camera_names_from_topics:=true",
         "-p",
         "window_size:=3",
+        "-p",
+        "odom_frame:=odom",
+        "-p",
+        "robot_base_frame:=base_link",
     )
 
 
@@ -118,6 +123,11 @@ def test_explicit_device_and_precision_are_kept():
             node.destroy_node()
     finally:
         rclpy.shutdown()
+
+
+def test_robot_frames_without_a_metric_scale_source_get_one_warning_with_the_fix(started):
+    assert started.count("robot frames ('odom', 'base_link') without a metric scale source") == 1, started
+    assert "Fix: set metric_scale_source to odometry" in started
 
 
 def test_camera_names_come_from_the_topics(started):

@@ -503,6 +503,18 @@ class NodeParameters:
         return self.robot_frames and self.loop_closure and self.publish_tf
 
     @property
+    def start_up_warnings(self) -> tuple[str, ...]:
+        """Combinations that run but do not give what a robot's user likely expects: one warning each at start-up."""
+        if self.robot_frames and self.metric_scale_source == "none":
+            return (
+                f"robot frames ('{self.odom_frame}', '{self.robot_base_frame}') without a metric scale source: the "
+                "world's poses stay in VGGT's unit under frames in metres, so the base's path in "
+                f"'{self.parent_frame}' differs from the robot's odometry by an unknown scale. Fix: set "
+                "metric_scale_source to odometry (the robot's own odometry in odom_frame), depth or rig",
+            )
+        return ()
+
+    @property
     def reads_transforms(self) -> bool:
         """The node looks the images' frames up in TF: the rig without rig_transforms, the odometry scale, the
         robot frames."""

@@ -121,6 +121,8 @@ def declare_and_read(node: Node, argv: Optional[Sequence[str]] = None) -> NodePa
             _check_topic(node, name, f"{topic}/compressed" if compressed and name == "image_topics" else topic, topic)
     _check_topics_are_distinct(node, values["image_topics"], values["depth_topics"], compressed)
     params = NodeParameters(**values)
+    for warning in params.start_up_warnings:
+        log.warning(warning)
     resolved = params.runtime_config().resolve()
     resolved.log(log)
     return dataclasses.replace(params, device=resolved.config.device, precision=resolved.config.precision)
