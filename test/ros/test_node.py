@@ -193,7 +193,7 @@ DEFAULT_WORLD = {
 class Running:
     """The node under test spinning in its own executor thread, as `ros2 run` would spin it."""
 
-    def __init__(self, overrides: dict) -> None:
+    def __init__(self, overrides: dict, cli_args: list[str] | None = None) -> None:
         params = {
             "weights": WEIGHTS,
             "device": "cpu",
@@ -207,7 +207,9 @@ class Running:
             **PERMISSIVE_WORLD,
             **overrides,
         }
-        self.node = ReconstructionNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        self.node = ReconstructionNode(
+            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()], cli_args=cli_args
+        )
         self.spinner = Spinner(self.node)
 
     def close(self) -> None:
@@ -670,6 +672,25 @@ def test_compressed_transport_reads_jpeg_and_reports_a_corrupt_one_once():
         publisher.publish(jpeg_message(CHELSEA_MIRRORED, later))
         TestOneCamera.wait_outputs(probe, later)  # still working
         assert len(probe.logs(ERROR, "corrupt")) == 1, [m.msg for m in errors]
+    finally:
+        probe.close()
+        running.close()
+
+
+def test_remapping_the_image_topic_moves_its_compressed_topic_as_image_transport_does():
+    """The node subscribed to '/cam/image/compressed' under a remap of '/cam/image', said it listened to the
+    remapped topic, and then blamed the DDS transports for the silence. (The start-up line and the input watchdog
+    name the topics the subscriptions use: one list, `ReconstructionNode._image_topics`.)"""
+    remap = ["--ros-args", "-r", "/cam/image:=/robot/camera/image_raw"]
+    running = Running({"image_topics": ["/cam/image"], "image_transport": "compressed", "window_size": 2}, remap)
+    probe = Probe([], ["/vggt/"])
+    publisher = probe.node.create_publisher(CompressedImage, "/robot/camera/image_raw/compressed", 10)
+    try:
+        probe.wait_for(lambda: publisher.get_subscription_count() > 0, what="the node on the remapped topic")
+        assert probe.node.count_subscribers("/cam/image/compressed") == 0
+        first = Clock().next()
+        publisher.publish(jpeg_message(CHELSEA, first))
+        TestOneCamera.wait_outputs(probe, first)
     finally:
         probe.close()
         running.close()

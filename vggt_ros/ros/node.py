@@ -200,10 +200,8 @@ class ReconstructionNode(LifecycleNode):
             self.create_service(Trigger, "~/reset", self._on_reset),
             self.create_service(Trigger, "~/save", self._on_save),
         ]
-        compressed = params.image_transport == "compressed"
         # The resolved names (namespace, remapping) are the ones the ROS graph and the user's tools show.
-        topics = [self.resolve_topic_name(f"{t}/compressed" if compressed else t) for t in params.image_topics]
-        topics += [self.resolve_topic_name(t) for t in params.depth_topics]
+        topics = self._image_topics() + [self.resolve_topic_name(t) for t in params.depth_topics]
         self._input = InputAssembly(
             params.input_config(tuple(topics), session.config.window.max_reorder_s), self._log, clock=self._now_s
         )
@@ -246,15 +244,16 @@ class ReconstructionNode(LifecycleNode):
         """Listen to the cameras (and depth): the active state."""
         params = self.params
         compressed = params.image_transport == "compressed"
+        topics = self._image_topics()
         self._image_subscriptions = [
             self.create_subscription(
                 CompressedImage if compressed else Image,
-                f"{name}/compressed" if compressed else name,
+                name,
                 self._image_callback(index, compressed),
                 qos_profile_sensor_data,
                 event_callbacks=SubscriptionEventCallbacks(message_lost=self._lost_callback(index)),
             )
-            for index, name in enumerate(params.image_topics)
+            for index, name in enumerate(topics)
         ]
         self._image_subscriptions += [
             self.create_subscription(Image, name, self._depth_callback(index), qos_profile_sensor_data)
@@ -262,12 +261,18 @@ class ReconstructionNode(LifecycleNode):
         ]
         # Images can be lost silently (sensor-data QoS, see TRANSPORTS_VARIABLE): check that they arrive, from now.
         self._input.start_listening()
-        topics = [self.resolve_topic_name(topic) for topic in params.image_topics]  # after namespace and remapping
         self.get_logger().info(
             f"listening to {topics} as {list(params.names)}; backend {params.backend} on "
             f"{params.device}, window {params.window_size} (stride {params.window_stride}), "
             f"publishing in '{params.world_frame}' under '{params.parent_frame}'"
         )
+
+    def _image_topics(self) -> list[str]:
+        """The topic each camera's images are read from: its image topic after namespace and remapping, then
+        image_transport's suffix (so that remapping the image topic moves its transport topic too, as
+        image_transport's subscribers do)."""
+        suffix = "/compressed" if self.params.image_transport == "compressed" else ""
+        return [self.resolve_topic_name(topic) + suffix for topic in self.params.image_topics]
 
     def _unsubscribe(self) -> None:
         """Stop listening (inactive): images in flight are dropped, a window being inferred still finishes."""
