@@ -339,6 +339,42 @@ def test_an_image_in_a_frame_the_node_publishes_is_dropped_where_the_node_reads_
     assert quiet.input_config(("/camera/image_raw",), max_reorder_s=0.5).own_frames == {}
 
 
+@pytest.mark.parametrize(
+    "frame, problem, fix",
+    [
+        ("", "frame_id is empty", ""),
+        (
+            "/front_optical",
+            "frame_id '/front_optical' starts with '/', which tf2 frame ids never do",
+            " ('front_optical'?)",
+        ),
+    ],
+)
+def test_an_image_frame_tf_cannot_look_up_is_dropped_with_the_drivers_fix_where_the_node_reads_tf(
+    photo, frame, problem, fix
+):
+    """With robot frames, an empty or ROS 1 style frame_id told the user to publish a mounting to '' or to
+    '/front_optical' (a name tf2 refuses), while the windows went out under a world placed nowhere."""
+    from vggt_ros.live.parameters import NodeParameters
+
+    config = NodeParameters(odom_frame="odom", robot_base_frame="base_link").input_config(("/camera/image_raw",), 0.5)
+    logger, clock = RecordingLogger(), ManualClock()
+    inputs = InputAssembly(config, LogPolicy(logger, clock=clock), clock=clock)
+    for k in range(3):
+        assert inputs.add_image(0, rgb_message(photo, frame), (k + 1) * SECOND, 0, False).frame_set is None
+    assert inputs.dropped[(0, "frame_id")] == 3 and inputs.camera_counts()[0].last_drop == problem
+    (error,) = [text for level, text in logger.lines if level == "error"]
+    assert error.startswith(f"camera 'camera0': its images' {problem}, while this node looks")
+    assert error.endswith(
+        "Fix: set the camera driver's frame_id to the camera's optical frame as the TF tree names it" + fix
+    )
+    assert inputs.add_image(0, rgb_message(photo, "front_optical"), 4 * SECOND, 0, False).frame_set is not None
+    # Where the node reads no TF the frame_id is only carried to the outputs: such images are used.
+    plain = NodeParameters().input_config(("/camera/image_raw",), 0.5)
+    inputs = InputAssembly(plain, LogPolicy(RecordingLogger(), clock=clock), clock=clock)
+    assert inputs.add_image(0, rgb_message(photo, frame), SECOND, 0, False).frame_set is not None
+
+
 def test_an_image_in_a_frame_the_node_publishes_is_used_with_one_warning_where_the_node_reads_no_tf(photo):
     """A driver may name its frame as the node does, but if the robot publishes it too it has two parents: that
     went unsaid."""

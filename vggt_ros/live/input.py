@@ -65,9 +65,10 @@ class InputConfig:
         preprocess_mode, image_size: the model input the images are made into (`vggt_ros.preprocess`): an image
             none can be made of (too elongated) is dropped on arrival, as a bad image.
         own_frames: frame id -> what it is, for the frames the node publishes on TF.
-        drop_own_frames: the node looks the images' frames up in TF, so an image in one of ``own_frames`` is dropped
-            (the look-up would find the node's own estimate); else it is used, with one warning (a driver may name
-            its frame as the node does, but if the robot publishes that frame too, it gets two parents).
+        reads_frames: the node looks the images' frames up in TF, so an image whose frame tf2 cannot look up (an
+            empty frame_id, or one starting with '/') is dropped, and so is one in ``own_frames`` (the look-up would
+            find the node's own estimate); else the latter is used, with one warning (a driver may name its frame as
+            the node does, but if the robot publishes that frame too, it gets two parents).
     """
 
     names: tuple[str, ...]
@@ -83,7 +84,7 @@ class InputConfig:
     preprocess_mode: str = "crop"
     image_size: int = DEFAULT_TARGET_SIZE
     own_frames: Mapping[str, str] = field(default_factory=dict)
-    drop_own_frames: bool = False
+    reads_frames: bool = False
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,18 @@ class InputAssembly:
         self._last_image_bytes[self.config.topics[camera]] = len(msg.data)
         name = self.config.names[camera]
         frame = msg.header.frame_id
-        if frame in self.config.own_frames and not self.config.drop_own_frames:
+        if self.config.reads_frames and (problem := unusable_frame_id(frame)):
+            self._drop(camera, "frame_id", problem)
+            named = f" ({frame.lstrip('/')!r}?)" if frame.lstrip("/") else ""
+            self._log.every(
+                "error",
+                ("image", camera, "frame_id"),
+                f"camera '{name}': its images' {problem}, while this node looks the camera's frame up in TF (robot "
+                "frames, the rig, odometry); image dropped. Fix: set the camera driver's frame_id to the camera's "
+                f"optical frame as the TF tree names it{named}",
+            )
+            return Assembled()
+        if frame in self.config.own_frames and not self.config.reads_frames:
             self._log.once(
                 "warning",
                 ("image", camera, "own_frame"),
@@ -417,6 +429,16 @@ class InputAssembly:
     def depth_lookup(self):
         """The session's depth look-up, or None without depth cameras."""
         return self.depth_of if self._depth_queues else None
+
+
+def unusable_frame_id(frame: str) -> str:
+    """Why tf2 cannot look up ``frame`` (an image's frame_id), or "" where it can: empty, or starting with '/' (a
+    ROS 1 habit; tf2 refuses such ids)."""
+    if not frame:
+        return "frame_id is empty"
+    if frame.startswith("/"):
+        return f"frame_id {frame!r} starts with '/', which tf2 frame ids never do"
+    return ""
 
 
 def _stamp_drop(check: StampCheck, newest: Optional[int]) -> Optional[str]:

@@ -550,7 +550,7 @@ class NodeParameters:
             preprocess_mode=self.preprocess_mode,
             image_size=self.image_size,
             own_frames=own_frames if self.publish_tf else {},
-            drop_own_frames=self.reads_transforms,
+            reads_frames=self.reads_transforms,
         )
 
     def runtime_config(self) -> RuntimeConfig:
