@@ -147,6 +147,20 @@ def test_one_late_delivery_sets_no_trend_and_a_jump_is_no_trend():
     assert stepped.check(0, 160 * S + 6 * S // 10, arrival_ns=6 * S // 10).verdict is StampVerdict.ACCEPT
 
 
+def test_images_on_time_after_late_deliveries_in_a_row_are_accepted():
+    """A bag played without simulated time, paused, stepped twice (8 s apart) and resumed: the two stepped images'
+    leads shrank by 7.9 s each, and that shrinking taken for a trend made the next image, on time, 7.9 s "ahead":
+    dropped as a clock glitch."""
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5, max_gap_s=5.0)
+    arrivals = [0, 8 * S, 16 * S, 16 * S + S // 10, 16 * S + 2 * S // 10]
+    verdicts = [
+        stamps.check(0, 100 * S + k * S // 10, arrival_ns=arrival).verdict for k, arrival in enumerate(arrivals)
+    ]
+    assert verdicts == [StampVerdict.ACCEPT] * 5
+    # A glitch after them is still caught: 8 s beyond the lead of the newest image.
+    assert stamps.check(0, 108 * S, arrival_ns=16 * S + 3 * S // 10).verdict is StampVerdict.AHEAD
+
+
 @pytest.mark.parametrize("period_s", [0.033, 6.0, 60.0])
 def test_a_camera_that_pauses_or_sends_seldom_keeps_its_lead_and_loses_nothing(period_s):
     """A camera sending one image every 6 s (a throttled topic), or pausing for a minute, with a max_gap_s of 5 s:

@@ -16,8 +16,9 @@ real jump back (a bag loop, a restarted driver). No ROS here: the node asks `Cam
   candidate are duplicates, and slightly late images late, as without a candidate. A restart costs one image; a
   lone stale image used to cost the whole reconstruction.
 * A stamp that ran ahead of its arrival time by more than ``max_gap_s`` beyond what the camera's newest images
-  let expect (its lead, stamp - arrival, plus the lead's trend: the smaller of its last two changes where both go
-  the same way, else none, so that one late delivery sets no trend) is ahead: the image is dropped and
+  let expect (its lead, stamp - arrival, plus the lead's trend: the smaller of its last two changes where both
+  grow it, else none, so that one late delivery sets no trend, and late deliveries in a row, as a paused and
+  stepped bag gives, no shrinking one that an image on time would then exceed) is ahead: the image is dropped and
   held as the candidate of a jump forward, by the same rule. A camera that paused, sends an image a minute, or is
   played faster than real time keeps its lead or its trend, and is taken at once. The camera's next image tells:
   one after the candidate whose lead is nearer the candidate's than the expected one confirms that the camera's
@@ -128,9 +129,8 @@ class CameraStamps:
 
 
 def _trend(before: int, last: int) -> int:
-    """The lead's trend from its last two changes: the smaller where both go the same way, else none."""
+    """The lead's trend from its last two changes: the smaller where both grow it (a camera played faster than real
+    time), else none. A shrinking lead is late delivery (or a slower replay), which an image on time ends."""
     if before > 0 and last > 0:
         return min(before, last)
-    if before < 0 and last < 0:
-        return max(before, last)
     return 0
