@@ -375,6 +375,41 @@ def test_an_image_frame_tf_cannot_look_up_is_dropped_with_the_drivers_fix_where_
     assert inputs.add_image(0, rgb_message(photo, frame), SECOND, 0, False).frame_set is not None
 
 
+def test_a_camera_clock_ahead_of_the_nodes_is_warned_about_and_noted_for_diagnostics(photo):
+    """A camera on another computer without time sync, 30 s ahead from its first image: every output went out
+    stamped 30 s in the future, and nothing said so (only a jump of the lead was judged)."""
+    from vggt_ros.live.parameters import NodeParameters
+
+    logger, clock = RecordingLogger(), ManualClock()
+    config = NodeParameters().input_config(("/camera/image_raw",), max_reorder_s=0.5)
+    inputs = InputAssembly(config, LogPolicy(logger, clock=clock), clock=clock)
+    arrival = 1_000 * SECOND
+    for k in range(3):  # 30 s ahead, one every 0.1 s: taken (the reconstruction goes on), warned about once
+        step = k * SECOND // 10
+        assert inputs.add_image(0, rgb_message(photo), arrival + 30 * SECOND + step, arrival + step, False).frame_set
+    (warning,) = [text for level, text in logger.lines if level == "warning"]
+    assert warning.startswith("camera 'camera0': its images are stamped 30.000 s ahead of this node's clock")
+    assert "Fix: synchronise the computers' clocks (chrony, PTP)" in warning
+    assert inputs.camera_counts()[0].clock_ahead_s == pytest.approx(30.0)
+    # The clocks agree again (a time sync stepped the camera's clock back; its second image confirms the jump and
+    # starts a new world): nothing more to say.
+    for k in (2, 3):
+        inputs.add_image(0, rgb_message(photo), arrival + k * SECOND, arrival + k * SECOND + 20_000_000, False)
+    assert inputs.camera_counts()[0].clock_ahead_s is None
+    # Within the tolerance (a bag's /clock a few ms behind its messages): nothing to say.
+    inputs.add_image(0, rgb_message(photo), arrival + 4 * SECOND, arrival + 4 * SECOND - SECOND // 5, False)
+    assert inputs.camera_counts()[0].clock_ahead_s is None
+    assert [text for level, text in logger.lines if level == "warning"] == [warning]
+    # Before the node's clock starts (arrival 0 under use_sim_time until the first /clock) there is no lead.
+    waiting = InputAssembly(config, LogPolicy(RecordingLogger(), clock=clock), clock=clock)
+    assert waiting.add_image(0, rgb_message(photo), arrival, 0, False).frame_set
+    assert waiting.camera_counts()[0].clock_ahead_s is None
+    # A recording's log times are not this node's clock: not judged.
+    recording, _ = assembly()
+    recording.add_image(0, rgb_message(photo), arrival + 30 * SECOND, arrival, False)
+    assert recording.camera_counts()[0].clock_ahead_s is None
+
+
 def test_an_image_in_a_frame_the_node_publishes_is_used_with_one_warning_where_the_node_reads_no_tf(photo):
     """A driver may name its frame as the node does, but if the robot publishes it too it has two parents: that
     went unsaid."""

@@ -171,6 +171,17 @@ def test_a_camera_quiet_for_the_input_timeout_is_warn():
     assert later["camera left"].hardware_id == "/left/image"
 
 
+def test_a_camera_whose_clock_runs_ahead_is_warn():
+    """Its outputs were stamped 30 s in the future while /diagnostics said OK (with a negative latency)."""
+    monitor = HealthMonitor(THRESHOLDS, PERIOD_S, snapshot(0.0))
+    ahead = dataclasses.replace(camera(received=30, last_image_s=1.0), clock_ahead_s=30.0)
+    report = by_name(monitor.update(snapshot(1.0, cameras=(ahead,))))
+    assert report["camera left"].level is Level.WARN
+    assert report["camera left"].message == "stamped 30.000 s ahead of this node's clock (see the log)"
+    synced = by_name(monitor.update(snapshot(2.0, cameras=(camera(received=60, last_image_s=2.0),))))
+    assert synced["camera left"].level is Level.OK
+
+
 def test_missed_images_above_the_ratio_are_warn():
     thresholds = dataclasses.replace(THRESHOLDS, missed_warn_ratio=0.1)
     monitor = HealthMonitor(thresholds, PERIOD_S, snapshot(0.0))

@@ -641,6 +641,39 @@ def test_a_driver_that_stamps_zero_gets_a_window_per_image_and_one_warning():
         running.close()
 
 
+def test_a_camera_clock_ahead_of_the_nodes_is_a_warning_and_a_diagnostics_warn():
+    """A camera on another computer without time sync, 30 s ahead: the node published every output 30 s in the
+    future while /diagnostics said OK, with a negative latency."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    running = Running({"image_topics": ["/cam/image"], "window_size": 2})
+    probe = Probe(["/cam/image"], ["/vggt/"])
+    reports = []
+    probe.node.create_subscription(DiagnosticArray, "/diagnostics", reports.append, 10)
+    try:
+        probe.wait_connected()
+        for index in range(2):
+            ahead = time.time_ns() + 30 * 1_000_000_000
+            probe.publishers["/cam/image"].publish(image_message((CHELSEA, CHELSEA_MIRRORED)[index], "rgb8", ahead))
+            probe.wait_for(lambda: running.node.counts.windows_published == index + 1, what=f"window {index + 1}")
+        (warning,) = probe.wait_for(lambda: probe.logs(WARN, "ahead of this node's clock"), what="the warning")
+        ahead_s = float(warning.msg.removeprefix("camera 'camera0': its images are stamped ").split(" s ahead")[0])
+        assert 29.5 < ahead_s <= 30.0  # less the delivery
+
+        def camera_status():
+            statuses = [s for report in list(reports) for s in report.status if s.name == "vggt: camera camera0"]
+            return statuses[-1] if statuses and statuses[-1].level == b"\x01" else None
+
+        status = probe.wait_for(camera_status, what="the camera's WARN on /diagnostics")
+        assert status.message.startswith("stamped ") and status.message.endswith(
+            " s ahead of this node's clock (see the log)"
+        )
+        assert 29.5 < float(status.message.split()[1]) <= 30.0
+    finally:
+        probe.close()
+        running.close()
+
+
 def jpeg_message(photo: PILImage.Image, stamp_ns: int, data: bytes | None = None) -> CompressedImage:
     """A sensor_msgs/CompressedImage as image_transport's compressed plugin sends it (JPEG from Pillow)."""
     buffer = io.BytesIO()

@@ -107,6 +107,8 @@ class CameraCounts:
         dropped: images received but dropped by the input (undecodable or unsupported, too large, in one of the
             node's own frames, or a repeated, late or stale stamp); each kind is logged.
         last_drop: why the newest dropped image was dropped ("" before any).
+        clock_ahead_s: how far the newest used image was stamped ahead of its arrival on the node's clock, where
+            further than the input's tolerance (the camera's clock runs ahead); else None.
     """
 
     name: str
@@ -119,6 +121,7 @@ class CameraCounts:
     listening_since_s: Optional[float] = None
     dropped: int = 0
     last_drop: str = ""
+    clock_ahead_s: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -442,6 +445,10 @@ class HealthMonitor:
                     f"{dropped} of {received} images dropped in the last {elapsed_s:.0f} s (the newest: "
                     f"{camera.last_drop}; see the log)",
                 )
+            )
+        if camera.clock_ahead_s is not None:
+            problems.append(
+                (Level.WARN, f"stamped {camera.clock_ahead_s:.3f} s ahead of this node's clock (see the log)")
             )
         last_age = f"{quiet_s:.2f}" if camera.last_image_s is not None else "n/a"
         values = [

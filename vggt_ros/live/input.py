@@ -21,6 +21,7 @@ Counts per camera (images received, their arrival) are kept here for the node's 
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,6 +41,11 @@ from vggt_ros.live.sync import ApproximateTimeSynchronizer, NearestStampQueue
 from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_metres
 from vggt_ros.preprocess import DEFAULT_TARGET_SIZE, output_size
 from vggt_ros.window import FrameSet
+
+# How far ahead of its arrival a live image may be stamped before the camera's clock is said to run ahead: clocks
+# kept by NTP or PTP agree within milliseconds, and under use_sim_time the node's clock follows /clock, which a bag
+# player sends every few milliseconds.
+CLOCK_AHEAD_TOLERANCE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,9 @@ class InputConfig:
             empty frame_id, or one starting with '/') is dropped, and so is one in ``own_frames`` (the look-up would
             find the node's own estimate); else the latter is used, with one warning (a driver may name its frame as
             the node does, but if the robot publishes that frame too, it gets two parents).
+        clock_ahead_tolerance_s: an image stamped further ahead of its arrival than this (on the node's clock) is
+            taken, with a warning and a /diagnostics note that the camera's clock runs ahead (infinite: not judged,
+            as for a recording's log times).
     """
 
     names: tuple[str, ...]
@@ -85,6 +94,7 @@ class InputConfig:
     image_size: int = DEFAULT_TARGET_SIZE
     own_frames: Mapping[str, str] = field(default_factory=dict)
     reads_frames: bool = False
+    clock_ahead_tolerance_s: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,8 @@ class InputAssembly:
         self.listening = False  # subscribed (an active node): `start_listening`
         self._last_image_bytes: dict[str, int] = {}  # topic -> size of its newest image (the quiet warning's cause)
         self._listening_since_s: Optional[float] = None
+        # Each camera's newest used image's stamp - arrival where beyond clock_ahead_tolerance_s, else None.
+        self._clock_ahead_s: list[Optional[float]] = [None] * cameras
 
     @property
     def has_depth(self) -> bool:
@@ -175,6 +187,7 @@ class InputAssembly:
                 self._listening_since_s,
                 self._camera_dropped[camera],
                 self._last_drop[camera],
+                self._clock_ahead_s[camera],
             )
             for camera, (name, topic, received, gaps, lost, last_s) in enumerate(
                 zip(
@@ -321,6 +334,7 @@ class InputAssembly:
             )
             self.reset()
             self._stamps.check(camera, stamp_ns, arrival_ns)
+        self._check_clock_ahead(camera, stamp_ns, arrival_ns, check.substituted)
         self._camera_frames[camera] = frame
         self._camera_last_used_s[camera] = self._clock()
         synced = self._sync.add(camera, stamp_ns, rgb)
@@ -329,6 +343,25 @@ class InputAssembly:
         self.last_synced_s = self._clock()
         frame_set = FrameSet(stamps_ns=synced.stamps_ns, images=synced.items, camera_frames=tuple(self._camera_frames))
         return Assembled(frame_set=frame_set, restart=restart)
+
+    def _check_clock_ahead(self, camera: int, stamp_ns: int, arrival_ns: int, substituted: bool) -> None:
+        """Note and warn where ``camera``'s image is stamped further ahead of its arrival than the tolerance: an
+        image cannot arrive before it is taken, so the camera's clock runs ahead of the node's (arrival 0: the
+        node's clock has not started, under use_sim_time before the first /clock)."""
+        ahead_s = (stamp_ns - arrival_ns) / 1e9
+        if substituted or not arrival_ns or ahead_s <= self.config.clock_ahead_tolerance_s:
+            self._clock_ahead_s[camera] = None
+            return
+        self._clock_ahead_s[camera] = ahead_s
+        self._log.every(
+            "warning",
+            ("clock_ahead", camera),
+            f"camera '{self.config.names[camera]}': its images are stamped {ahead_s:.3f} s ahead of this node's "
+            "clock when they arrive, and no image arrives before it is taken: the camera's clock runs ahead of this "
+            "computer's. Every output carries its image's stamp, in this computer's future, so tf2 listeners and "
+            "RViz that look them up at their stamps wait for or refuse them. Fix: synchronise the computers' clocks "
+            "(chrony, PTP), or under use_sim_time play the bag with --clock",
+        )
 
     def _drop(self, camera: int, kind: str, label: str) -> None:
         """Count one image of ``camera`` dropped for ``kind``; ``label`` says why in /diagnostics."""

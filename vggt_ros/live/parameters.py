@@ -26,7 +26,7 @@ import numpy as np
 from vggt_ros.geometry import quaternion_to_rotation_matrix
 from vggt_ros.image_limits import COMPRESSED_IMAGE_TYPE, DEFAULT_MAX_IMAGE_PIXELS, IMAGE_TYPE
 from vggt_ros.live.health import HealthThresholds
-from vggt_ros.live.input import InputConfig
+from vggt_ros.live.input import CLOCK_AHEAD_TOLERANCE_S, InputConfig
 from vggt_ros.live.sync import ApproximateTimeSynchronizer
 from vggt_ros.mapping import MapConfig
 from vggt_ros.metric.config import METRIC_SOURCES, MetricConfig
@@ -551,6 +551,7 @@ class NodeParameters:
             image_size=self.image_size,
             own_frames=own_frames if self.publish_tf else {},
             reads_frames=self.reads_transforms,
+            clock_ahead_tolerance_s=CLOCK_AHEAD_TOLERANCE_S,
         )
 
     def runtime_config(self) -> RuntimeConfig:
