@@ -44,6 +44,8 @@ class WindowProducts:
         depth, confidence: ``(D, H, W)`` float32 on the device; confidence > 1, larger is surer; NaN outside the
             frame's camera image (padding).
         colors: ``(D, H, W, 3)`` uint8 RGB model-resolution images of the dense frames.
+        image_boxes: per dense frame, the model pixels that show its camera image (top, bottom, left, right;
+            half-open); None: every pixel of every frame.
     """
 
     frame_ids: tuple[Hashable, ...]
@@ -54,6 +56,7 @@ class WindowProducts:
     depth: torch.Tensor
     confidence: torch.Tensor
     colors: torch.Tensor
+    image_boxes: Optional[tuple[tuple[int, int, int, int], ...]] = None
 
     @property
     def image_hw(self) -> tuple[int, int]:
@@ -78,6 +81,19 @@ class WindowProducts:
         """Depth, confidence and usability ``(D, h, w)`` of every ``step``-th row and column (views + one mask)."""
         depth, confidence = self.depth[:, ::step, ::step], self.confidence[:, ::step, ::step]
         return depth, confidence, usable_pixels(depth, confidence)
+
+    def observed_grid(self, step: int) -> torch.Tensor:
+        """``(D, h, w)`` bool: which pixels of `grid` (every ``step``-th row and column) show their frame's camera
+        image, the only ones that observe anything (padding is no observation)."""
+        count, (height, width) = len(self.dense), self.image_hw
+        rows = torch.arange(0, height, step, device=self.depth.device)
+        columns = torch.arange(0, width, step, device=self.depth.device)
+        if self.image_boxes is None:
+            return torch.ones((count, len(rows), len(columns)), dtype=torch.bool, device=self.depth.device)
+        boxes = torch.as_tensor(self.image_boxes, dtype=torch.int64, device=self.depth.device)  # (D, 4)
+        inside_rows = (rows >= boxes[:, :1]) & (rows < boxes[:, 1:2])
+        inside_columns = (columns >= boxes[:, 2:3]) & (columns < boxes[:, 3:4])
+        return inside_rows[:, :, None] & inside_columns[:, None, :]
 
     def window_points(self, frame: int, pixels: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """``(P, 3)`` float64 window-frame points of flat pixel indices with the given depths."""
@@ -153,6 +169,7 @@ def decode_window(
         depth=depth,
         confidence=confidence,
         colors=colors.to(depth.device),
+        image_boxes=None if image_boxes is None else tuple(tuple(int(v) for v in box) for box in image_boxes),
     )
 
 

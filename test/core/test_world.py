@@ -595,6 +595,28 @@ def test_nan_and_inf_from_the_network_are_rejected_or_masked(straight):
     assert np.array_equal(np.isnan(output.newest[0].depth), unusable[5])
 
 
+def test_padding_is_no_invalid_depth_but_holes_within_the_images_are(straight):
+    """Frames padded to one model size (a wide camera in pad mode, or mixed shapes): the padding's NaN counted as
+    invalid depth, so a window whose images filled a third of the model image was rejected as "67.6 % NaN"."""
+    world = World()
+    oracle = FakeVGGTForWorldTests(straight)
+    _chain(world, oracle, [0])
+    height, width = straight.rgb.shape[1:3]
+    band = (height * 3 // 10, height * 7 // 10)  # the image fills 40 % of the rows; the rest is padding
+    boxes = [(*band, 0, width)] * 6
+    padded = world.integrate(decode_answer(oracle.predict(range(4, 16, 2)), straight, image_boxes=boxes))
+    assert padded.status is WindowStatus.MERGED, padded.reason
+    assert torch.isnan(padded.placed.depth[:, : band[0]]).all() and torch.isnan(padded.placed.depth[:, band[1] :]).all()
+    # Holes in 60 % of the image rows within the box: rejected, with the share of the images' pixels.
+    answer = oracle.predict(range(8, 20, 2))
+    depth = answer.depth.copy()
+    depth[:, band[0] : band[0] + (band[1] - band[0]) * 6 // 10] = np.nan
+    holed = world.integrate(decode_answer(dataclasses.replace(answer, depth=depth), straight, image_boxes=boxes))
+    assert holed.status is WindowStatus.REJECTED and holed.cause == "invalid_depth"
+    share = float(holed.reason.split(" %")[0])
+    assert 50.0 < share < 65.0 and "of the depth pixels within the images" in holed.reason  # 60 %, on the grid
+
+
 @pytest.mark.parametrize("huge", [3e38, 1e20])
 def test_depth_too_large_to_place_is_masked_and_later_windows_still_merge(straight, huge):
     """A few depth pixels near float32's largest value (the depth head's exp overflowing) are finite, but their

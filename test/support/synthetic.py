@@ -458,10 +458,14 @@ def network_outputs(answer: WindowPrediction, dense: Sequence[int]) -> dict[str,
 
 
 def decode_answer(
-    answer: WindowPrediction, sequence: SyntheticSequence, dense: Sequence[int] | None = None
+    answer: WindowPrediction,
+    sequence: SyntheticSequence,
+    dense: Sequence[int] | None = None,
+    image_boxes: Sequence[tuple[int, int, int, int]] | None = None,
 ) -> WindowProducts:
     """`WindowProducts` of an answer (possibly altered by a test) through the real `decode_window`, with the
-    session's frame ids, the sequence's stamps and images; ``dense``: the window frames with depth (default all)."""
+    session's frame ids, the sequence's stamps and images; ``dense``: the window frames with depth (default all);
+    ``image_boxes``: per dense frame, the model pixels that show its image (default all: no padding)."""
     indices = answer.frame_indices
     dense = range(len(indices)) if dense is None else dense
     return decode_window(
@@ -470,6 +474,7 @@ def decode_answer(
         [sequence.stamps_ns[i] * 1e-9 for i in indices],
         list(dense),
         torch.from_numpy(sequence.rgb[[indices[i] for i in dense]]),
+        image_boxes,
     )
 
 

@@ -33,7 +33,8 @@ class WorldConfig:
             frames the world shares come free even where the depth head ran on few of them.
         min_inlier_ratio, inlier_distance_ratio, max_residual_ratio: alignment acceptance.
         max_camera_offset_ratio, max_camera_rotation_deg: shared-camera consistency.
-        max_invalid_fraction: largest fraction of unusable depth pixels in a window that is still used.
+        max_invalid_fraction: largest fraction of unusable depth pixels within the images (padding is none) in a
+            window that is still used.
         max_consecutive_rejections: rejections in a row after which the next usable window that does not align
             starts a new segment.
         map_min_translation_ratio, map_min_rotation_deg: parallax a new frame needs to be marked for the map

@@ -25,7 +25,8 @@ Decisions, each with its reason:
   window that shares the frame averages its aligned inlier points into them. Each window's own noise would
   otherwise enter the world's scale once and random-walk it; averaging damps that drift.
 - Rejection (nothing in the world changes): non-finite cameras; more than `max_invalid_fraction` of the
-  window's depth pixels unusable (NaN/Inf/<= 0 depth or NaN/Inf/<= 0 confidence); no shared frame; fewer than
+  window's depth pixels within the images unusable (NaN/Inf/<= 0 depth or NaN/Inf/<= 0 confidence; padding is
+  no pixel of an image); no shared frame; fewer than
   `min_correspondences` usable pixel pairs; degenerate overlap geometry; inlier ratio below
   `min_inlier_ratio` (inliers: residual <= `inlier_distance_ratio` x scene depth); RMS inlier residual above
   `max_residual_ratio` x scene depth; a shared camera placed more than `max_camera_offset_ratio` x scene depth
@@ -287,11 +288,13 @@ class World:
             return reject("non_finite_camera", f"the network returned NaN/Inf cameras for frames {bad}")
         # Window statistics on the placed grid: an estimate of the whole, at a fraction of the cost.
         _, grid_confidence, grid_usable = products.grid(grid_step)
-        invalid_fraction = 1.0 - float(grid_usable.float().mean())
+        # Over the pixels that show the cameras' images: padding (NaN depth) observes nothing, so it is no failure.
+        observed = int(products.observed_grid(grid_step).sum())
+        invalid_fraction = 1.0 - int(grid_usable.sum()) / max(observed, 1)
         if invalid_fraction > self.config.max_invalid_fraction:
             return reject(
                 "invalid_depth",
-                f"{100 * invalid_fraction:.1f} % of the depth pixels are NaN/Inf/non-positive "
+                f"{100 * invalid_fraction:.1f} % of the depth pixels within the images are NaN/Inf/non-positive "
                 f"(limit {100 * self.config.max_invalid_fraction:.0f} %)",
             )
         if not bool(grid_usable.flatten(1).any(dim=1).all()):
