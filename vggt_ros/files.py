@@ -135,7 +135,7 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
         unknown = sorted(set(written) - set(owned))
         if unknown:
             raise ValueError(f"the save wrote {unknown}, which are not among the entries it may replace {owned}")
-        earlier = _saved_entries(target)
+        earlier = saved_entries(target)
         foreign = [name for name in written if os.path.lexists(target / name) and name not in earlier]
         if foreign:
             raise FileExistsError(
@@ -164,7 +164,7 @@ def _entry_name(name: str) -> bool:
     return name not in ("", ".", "..", SAVE_RECORD) and "/" not in name and os.sep not in name
 
 
-def _saved_entries(target: Path) -> set[str]:
+def saved_entries(target: Path) -> set[str]:
     """The entries the last save into ``target`` wrote (`SAVE_RECORD`); none before the first."""
     try:
         return set((target / SAVE_RECORD).read_text().splitlines())

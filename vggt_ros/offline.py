@@ -13,7 +13,8 @@ Mode, chosen by the frame budget ``--max-frames`` (images per forward pass):
 * ``--sliding-window``: the node's streaming mode (keyframes, a sliding window, incremental inference).
 All three run the node's session (`vggt_ros.session`) with the exact (official) preprocessing.
 
-Output folder (new or empty; ``--overwrite`` replaces an earlier run's outputs): ``map.ply``, ``trajectory.tum``
+Output folder (new or empty; ``--overwrite`` replaces an earlier run's outputs once this run's are complete, see
+`vggt_ros.output_folder`): ``map.ply``, ``trajectory.tum``
 (TUM format, the first image's optical frame; further cameras' in ``trajectory_<name>.tum``; none without a
 merged window), ``summary.json`` (strict JSON), and the dataset exports: ``colmap/sparse/0`` (binary and text),
 ``transforms.json`` (nerfstudio), ``images/``, ``depth/`` and ``confidence/`` (see `vggt_ros.dataset`).
@@ -47,11 +48,19 @@ from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.frame_files import readable_as_is
 from vggt_ros.dataset.writer import DatasetWriter, WrittenDataset
 from vggt_ros.engine_budget import check_run_fits_engines
-from vggt_ros.files import replace_atomically
+from vggt_ros.files import replace_atomically, saved_entries, staged_entries
 from vggt_ros.live.parameters import add_option, check_camera_names
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
 from vggt_ros.metric.config import MetricConfig
-from vggt_ros.output_folder import check_output_folder, check_run_folder, remove_earlier_outputs
+from vggt_ros.output_folder import (
+    check_inputs_outside,
+    check_out_bag,
+    check_output_folder,
+    check_run_entries,
+    check_run_folder,
+    run_entries,
+    run_folder,
+)
 from vggt_ros.recording.bag_reader import BagError, BagImageSource
 from vggt_ros.recording.inputs import (
     UNPAIRED,
@@ -151,9 +160,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="--out may hold an earlier run: its outputs (map.ply, the trajectory*.tum files it wrote, summary.json, "
-        "transforms.json, colmap/, images/, depth/, confidence/) are removed once the run has started; other files "
-        "are kept",
+        help="--out may hold an earlier run: its outputs (map.ply, the trajectory*.tum files, summary.json, "
+        "transforms.json, colmap/, images/, depth/, confidence/, as it recorded them) are replaced when this run's "
+        "are complete (a run that fails or reconstructs nothing leaves them); other files are kept",
     )
     add_option(parser, "max_image_pixels", "--max-image-pixels")
     parser.add_argument("--out-bag", type=Path, default=None, help="also write the node's messages into this mcap bag")
@@ -568,10 +577,14 @@ def run(args: argparse.Namespace, stop: Optional[StopRequest] = None) -> dict:
     if args.out_bag is not None:
         if args.out_bag.exists() or args.out_bag.is_symlink():
             raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
-        if args.out_bag.resolve() == args.out.resolve():
-            raise ValueError(f"--out-bag {args.out_bag} is --out; the bag is a folder of its own: choose another path")
         check_output_folder(args.out_bag, "--out-bag")  # the bag folder is created only once the model has loaded
     inputs = _open_inputs(args)
+    entries = run_entries(inputs.camera_names)
+    check_run_entries(args.out, entries)
+    if args.out_bag is not None:
+        check_out_bag(args.out_bag, args.out, entries)
+    option = "--images" if args.images is not None else "--tum"
+    check_inputs_outside(args.out, option, _input_files(inputs.source))
     mode, chunk = _choose_mode(args, inputs)
     config = _session_config(args, inputs, chunk)
     runtime = RuntimeConfig(
@@ -586,24 +599,51 @@ def run(args: argparse.Namespace, stop: Optional[StopRequest] = None) -> dict:
     pipeline = create_pipeline(runtime.config)
     check_run_fits_engines(args, config, inputs.model_hw, pipeline)
     session = ReconstructionSession(pipeline, config)
-    if args.overwrite:  # only now: a run that fails to start leaves the earlier run's outputs whole
-        remove_earlier_outputs(args.out)
-    exports = _Exports(args.out, session, metric=config.metric.active)
-    recording = None
-    try:
-        recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
-        with stop.deferred(_stopping):
-            return _reconstruct(args, inputs, mode, chunk, session, exports, recording, stop)
-    finally:  # after an abort too: no scratch folder outlives the run, and the bag is readable
-        exports.close()
-        if recording is not None:
-            recording.close()
+    # Written into a staging folder and swapped in at the end (`vggt_ros.output_folder`): the earlier run's outputs
+    # stay until this one's are complete.
+    with run_folder(args.out):
+        try:
+            with staged_entries(args.out, entries) as staging:
+                exports = _Exports(staging, session, metric=config.metric.active)
+                recording = None
+                try:
+                    recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
+                    with stop.deferred(_stopping):
+                        summary = _reconstruct(args, staging, inputs, mode, chunk, session, exports, recording, stop)
+                finally:  # after an abort too: no scratch folder outlives the run, and the bag is readable
+                    exports.close()
+                    if recording is not None:
+                        recording.close()
+                if summary["no_result"] and saved_entries(args.out):
+                    raise _NothingToReplace(summary)
+        except _NothingToReplace as kept:
+            log.warning("nothing was reconstructed: the earlier run's outputs in %s are kept as they were", args.out)
+            return kept.summary
+    return summary
+
+
+class _NothingToReplace(Exception):
+    """A run that reconstructed nothing, into a folder with an earlier run: its outputs stay (raised through
+    `staged_entries`, which then swaps nothing in)."""
+
+    def __init__(self, summary: dict) -> None:
+        super().__init__(summary["no_result"])
+        self.summary = summary
+
+
+def _input_files(source: Union[FolderInput, BagImageSource, TumRgbdSequence]) -> list[Path]:
+    """The files a folder or TUM sequence reads (a bag is one path, checked as given)."""
+    if isinstance(source, FolderInput):
+        return list(source.files)
+    if isinstance(source, TumRgbdSequence):
+        return [image.path for image in source.rgb] + list(source.depth.values())
+    return []
 
 
 def _stopping(signal_name: str) -> None:
     log.warning(
         "%s: the run stops after the step in progress (a window, or writing the results) and writes what was "
-        "reconstructed; a second %s aborts, leaving the results incomplete",
+        "reconstructed; a second %s aborts, writing nothing of this run",
         signal_name,
         signal_name,
     )
@@ -611,6 +651,7 @@ def _stopping(signal_name: str) -> None:
 
 def _reconstruct(
     args: argparse.Namespace,
+    out: Path,
     inputs: _Inputs,
     mode: str,
     chunk: Optional[tuple[int, int]],
@@ -784,7 +825,7 @@ def _reconstruct(
     # The trajectories and the map first, then the exports and the bag, each failing alone, then the summary.
     trajectories = {name: None for name in inputs.camera_names}
     try:
-        trajectories = session.save_trajectories(args.out)
+        trajectories = session.save_trajectories(out)
     except (OSError, ValueError) as err:  # ValueError: poses the TUM writer refuses (stamps that go back)
         output_errors.append(f"trajectory: {err}")
         log.error("cannot write the trajectory: %s", err)
@@ -793,7 +834,7 @@ def _reconstruct(
             log.warning("the world never had its metric scale: no trajectory file (nothing is written in VGGT's unit)")
         elif not any(trajectories.values()):
             log.warning("no keyframe in the world: no trajectory file")
-    map_path = args.out / "map.ply"
+    map_path = out / "map.ply"
     try:
         session.map.save_ply(map_path)
     except EmptyMapError:
@@ -884,7 +925,8 @@ def _reconstruct(
         "loops": _loop_summary(session, loop_candidates, loop_failures),
         "per_window": windows,
     }
-    strict_json.write(args.out / "summary.json", summary)
+    summary = _named_in(summary, out, args.out)  # where the files will be once swapped in
+    strict_json.write(out / "summary.json", summary)
     if no_result:
         log.warning("nothing was reconstructed: %s", no_result)
     log.info(
@@ -950,6 +992,17 @@ def _why_nothing(
     return "no window merged into the world (each window's reason is in per_window)"
 
 
+def _named_in(value, staging: Path, out: Path):
+    """``value`` (the summary: dicts, lists, strings) with the paths of ``staging`` named by ``out``."""
+    if isinstance(value, dict):
+        return {key: _named_in(item, staging, out) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_named_in(item, staging, out) for item in value]
+    if isinstance(value, str):
+        return value.replace(str(staging), str(out))
+    return value
+
+
 def _path_or_none(path: Optional[Path]) -> Optional[str]:
     return str(path) if path is not None else None
 
@@ -968,8 +1021,8 @@ def main(argv: list[str] | None = None) -> int:
         except Interrupted as err:
             if err.second:
                 print(
-                    f"aborted by a second {err.signal}: the results in {args.out} are incomplete (summary.json, "
-                    "written last, is missing)",
+                    f"aborted by a second {err.signal}: nothing of this run was written into {args.out} (an earlier "
+                    "run's outputs there are as they were)",
                     file=sys.stderr,
                 )
             else:

@@ -7,39 +7,47 @@ usable. `check_output_folder` creates nothing: a folder that does not exist yet 
 parent, where a temporary file is created and removed again, so permissions, read-only mounts and pseudo file
 systems such as /proc all answer as they will at the end.
 
-`check_run_folder` is the offline command's ``--out``: a folder that is new or empty, since files of an earlier run
-left in it (a third image's depth beside a two-image run's) would make the folder describe no single run, unless
-``--overwrite`` is given. Then `remove_earlier_outputs` removes exactly the outputs the command writes (`OUTPUTS`:
-every camera's trajectory file, known by its first line, and scratch folders a killed run left) and nothing else of
-the user's (a ``trajectory_groundtruth.tum`` beside them stays). The command removes them only once the run has
-started (inputs, options and model checked): a run that fails to start leaves the earlier one whole. An input
-inside ``--out`` is refused either way: the run writes ``images/`` and ``depth/`` there, and ``--overwrite`` would
-remove them (a nerfstudio-style ``project/images`` given with ``--out project``).
+The offline command's ``--out`` is one run's results. It is new or empty (`check_run_folder`), since files of an
+earlier run left in it (a third image's depth beside a two-image run's) would make the folder describe no single
+run, unless ``--overwrite`` is given. A run writes its entries (`run_entries`) into a staging folder inside
+``--out`` and swaps them in only at its end (`vggt_ros.files.staged_entries`, the node's ``~/save``'s way), so:
+- an earlier run's outputs go only when the new run's are complete: a run that fails, is aborted, or reconstructs
+  nothing leaves them as they were;
+- only entries an earlier run recorded writing (`vggt_ros.files.SAVE_RECORD`) are replaced or removed: a user's
+  own ``images/`` or ``trajectory_right.tum`` of an output's name is refused before any work
+  (`check_run_entries`), and any other file is kept;
+- one run at a time writes into a folder (`run_folder` locks it).
+An input inside ``--out`` is refused (`check_inputs_outside`, also through a link: ``--images`` of links to
+``project/images/`` with ``--out project``): the run replaces ``images/`` and ``depth/`` there.
 """
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import errno
+import fcntl
+import os
 import tempfile
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
-from vggt_ros.dataset.tum import TUM_HEADER
-from vggt_ros.files import temporary_glob
+from vggt_ros.dataset.tum import trajectory_file_name
+from vggt_ros.dataset.writer import DATASET_ENTRIES
+from vggt_ros.files import STAGING_PREFIX, saved_entries
 
-# What `vggt-ros-reconstruct` writes into --out: files, then folders, then patterns (trajectory_<camera>.tum of
-# cameras after the first, `vggt_ros.dataset.tum`; `vggt_ros.dataset.writer`'s scratch, left only by a
-# killed run).
-OUTPUT_FILES = ("map.ply", "trajectory.tum", "summary.json", "transforms.json")
-OUTPUT_FOLDERS = ("colmap", "images", "depth", "confidence")
-TRAJECTORIES = "trajectory_*.tum"
-SCRATCH = ".colmap-scratch-*"
-OUTPUT_PATTERNS = (TRAJECTORIES, SCRATCH)
-OUTPUTS = OUTPUT_FILES + OUTPUT_FOLDERS + OUTPUT_PATTERNS
+# What `vggt-ros-reconstruct` writes into --out besides the dataset exports (and each further camera's
+# trajectory_<name>.tum, `run_entries`).
+RUN_FILES = ("map.ply", "trajectory.tum", "summary.json")
 
 
 class OutputFolderError(ValueError):
     """An output folder that the command could not write; the message names the option and the fix."""
+
+
+def run_entries(camera_names: Sequence[str]) -> tuple[str, ...]:
+    """The top-level entries a run of cameras ``camera_names`` writes into --out."""
+    trajectories = (trajectory_file_name(camera, name) for camera, name in enumerate(camera_names) if camera)
+    return (*RUN_FILES, *trajectories, *DATASET_ENTRIES)
 
 
 def check_output_folder(folder: Path, option: str) -> None:
@@ -64,8 +72,8 @@ def check_output_folder(folder: Path, option: str) -> None:
 
 
 def check_run_folder(out: Path, overwrite: bool, inputs: Mapping[str, Optional[Path]]) -> None:
-    """Check that ``out`` (--out) can take a run's results: new, empty, or with ``overwrite`` an earlier run's
-    (`remove_earlier_outputs` removes them once the run has started).
+    """Check that ``out`` (--out) can take a run's results: new, empty (but for what a killed run left staged), or
+    with ``overwrite`` anything.
 
     Args:
         inputs: the run's input paths by option (``{"--images": path}``; None: not given), which must lie outside
@@ -76,42 +84,74 @@ def check_run_folder(out: Path, overwrite: bool, inputs: Mapping[str, Optional[P
     """
     check_output_folder(out, "--out")
     for option, path in inputs.items():
-        if path is not None and Path(path).resolve().is_relative_to(Path(out).resolve()):
-            raise OutputFolderError(
-                f"{option} {path} lies inside --out {out}, where the run writes (and --overwrite removes) "
-                f"{', '.join(OUTPUTS)}; choose an --out outside the inputs"
-            )
-    if not overwrite and out.is_dir() and any(out.iterdir()):
+        if path is not None:
+            check_inputs_outside(out, option, [Path(path)])
+    if not overwrite and out.is_dir() and any(not entry.name.startswith(STAGING_PREFIX) for entry in out.iterdir()):
         raise OutputFolderError(
             f"--out {out} is not empty; choose a new or empty folder, or pass --overwrite to replace an earlier "
-            f"run's outputs there ({', '.join(OUTPUTS)}; other files are kept)"
+            "run's outputs there (other files are kept)"
         )
 
 
-def remove_earlier_outputs(out: Path) -> None:
-    """Remove an earlier run's outputs from ``out`` (see the module docstring); `OutputFolderError` when one cannot
-    be removed."""
+def check_inputs_outside(out: Path, option: str, paths: Iterable[Path]) -> None:
+    """`OutputFolderError` when one of ``paths`` (given with ``option``), followed through links, lies in ``out``."""
+    resolved = Path(out).resolve()
+    for path in paths:
+        if Path(path).resolve().is_relative_to(resolved):
+            raise OutputFolderError(
+                f"{option} {path} lies inside --out {out}"
+                + (f" (it links to {Path(path).resolve()})" if Path(path).is_symlink() else "")
+                + ", where the run replaces its outputs; choose an --out outside the inputs"
+            )
+
+
+def check_run_entries(out: Path, entries: Sequence[str]) -> None:
+    """`OutputFolderError` when ``out`` holds one of ``entries`` (`run_entries`) that no earlier run recorded
+    writing: the run would replace the user's own file or folder of that name at its end."""
     if not out.is_dir():
         return
-    paths = [out / name for name in OUTPUT_FILES + OUTPUT_FOLDERS]
-    paths += sorted(out.glob(SCRATCH))
-    paths += [path for path in sorted(out.glob(TRAJECTORIES)) if _written_by_us(path)]
-    # The temporaries of the files written whole (`vggt_ros.files`) that a killed run left.
-    paths += [path for name in (*OUTPUT_FILES, TRAJECTORIES) for path in sorted(out.glob(temporary_glob(name)))]
-    try:
-        for path in paths:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():
-                path.unlink()
-    except OSError as err:
-        raise OutputFolderError(f"--overwrite: cannot remove {err.filename or out} ({err.strerror or err})") from None
+    recorded = saved_entries(out)
+    foreign = [name for name in entries if os.path.lexists(out / name) and name not in recorded]
+    if foreign:
+        raise OutputFolderError(
+            f"--out {out} holds {', '.join(foreign)}, which no earlier run recorded writing there, and this run "
+            "writes entries of those names: move them, or choose another --out"
+        )
 
 
-def _written_by_us(path: Path) -> bool:
-    """A trajectory file `vggt_ros.dataset.tum` wrote: its first line is ours."""
+def check_out_bag(out_bag: Path, out: Path, entries: Sequence[str]) -> None:
+    """`OutputFolderError` when --out-bag is --out or lies in one of its run ``entries``, which the run replaces."""
+    bag, out = Path(out_bag).resolve(), Path(out).resolve()
+    if bag == out:
+        raise OutputFolderError(f"--out-bag {out_bag} is --out; the bag is a folder of its own: choose another path")
+    for name in entries:
+        if bag.is_relative_to(out / name):
+            raise OutputFolderError(
+                f"--out-bag {out_bag} lies in --out's {name}, which the run writes (and a later --overwrite "
+                "replaces); choose another path"
+            )
+
+
+@contextlib.contextmanager
+def run_folder(out: Path) -> Iterator[Path]:
+    """``out``, created if missing and locked for this run: `OutputFolderError` while another run writes into it.
+    Folders created here that are still empty at the end (a run that failed to start) are removed again."""
+    out = Path(out)
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
+    out.mkdir(parents=True, exist_ok=True)
+    handle = os.open(out, os.O_RDONLY)
     try:
-        with open(path, encoding="utf-8", errors="replace") as file:
-            return file.readline().startswith(TUM_HEADER)
-    except OSError:
-        return False
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            raise OutputFolderError(
+                f"another vggt-ros-reconstruct run is writing into --out {out}; wait for it, or choose another --out"
+            ) from None
+        yield out
+    finally:
+        os.close(handle)  # releases the lock
+        for folder in created:
+            with contextlib.suppress(OSError):  # not empty: the run's results are in it
+                folder.rmdir()

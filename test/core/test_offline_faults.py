@@ -28,6 +28,7 @@ from support.bags import write_image_bag
 from support.image_files import jpeg_claiming, png_claiming
 from vggt_ros import session as session_module
 from vggt_ros.dataset import writer as writer_module
+from vggt_ros.files import STAGING_PREFIX
 from vggt_ros.live import input as live_input
 from vggt_ros.offline import main
 
@@ -185,10 +186,10 @@ def test_a_non_empty_out_is_refused_and_overwrite_replaces_only_the_outputs(tmp_
     (out / ".notes.0123456789ab.tmp.txt").write_text("the user's own hidden file")
     ground_truth = "1.0 0 0 0 0 0 0 1\n"  # the user's, for evo: its name matches the trajectories' pattern
     (out / "trajectory_groundtruth.tum").write_text(ground_truth)
-    # What a run killed while writing its trajectories and map leaves (`vggt_ros.files.replace_atomically`).
-    killed = [".trajectory.0123456789ab.tmp.tum", ".trajectory_rear.a1b2c3d4e5f6.tmp.tum", ".map.00000000aaaa.tmp.ply"]
-    for name in killed:
-        (out / name).write_text("partial")
+    # What a run killed while it wrote leaves: its staging folder (`vggt_ros.files.staged_entries`).
+    killed = out / f"{STAGING_PREFIX}k1ll3d"
+    (killed / "new" / "images").mkdir(parents=True)
+    (killed / "new" / "map.ply").write_text("partial")
     assert main(["--images", str(folders[2]), "--out", str(out), *FAST]) == 1
     err = capsys.readouterr().err
     assert "not empty" in err and "--overwrite" in err
@@ -204,7 +205,7 @@ def test_a_non_empty_out_is_refused_and_overwrite_replaces_only_the_outputs(tmp_
     assert (out / "notes.txt").read_text() == "the user's own file"
     assert (out / ".notes.0123456789ab.tmp.txt").is_file()
     assert (out / "trajectory_groundtruth.tum").read_text() == ground_truth
-    assert not [name for name in killed if (out / name).exists()], "a killed run's temporaries outlived --overwrite"
+    assert not killed.exists(), "a killed run's staging folder outlived --overwrite"
 
 
 def test_an_overwrite_run_that_fails_to_start_leaves_the_earlier_run_whole(tmp_path, capsys):
@@ -222,6 +223,88 @@ def test_an_overwrite_run_that_fails_to_start_leaves_the_earlier_run_whole(tmp_p
     assert "none" in capsys.readouterr().err
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert _strict_json(out / "summary.json")["images"] == 2
+
+
+def _good_run(tmp_path, count: int = 2):
+    """A finished run into tmp_path/out of ``count`` photos, and the folder's entries then (path -> bytes)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, frame in enumerate(_photos(count)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
+    out = tmp_path / "out"
+    assert main(["--images", str(folder), "--out", str(out), *FAST]) == 0
+    return folder, out, _contents(out)
+
+
+def _contents(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
+
+
+def test_an_overwrite_run_that_reconstructs_nothing_keeps_the_earlier_run(tmp_path, capsys):
+    """--overwrite removed the earlier run's outputs once the model had loaded: the wrong bag (here one whose every
+    image is corrupt) then left only a summary saying that nothing was reconstructed."""
+    _, out, before = _good_run(tmp_path)
+    frames = _stamped(_photos(2))
+    wrong = write_image_bag(tmp_path / "wrong", "mcap", [("/cam", frames)], compressed=True, corrupt={(0, 0), (0, 1)})
+    assert main(["--bag", str(wrong), "--topics", "/cam", "--out", str(out), "--overwrite", *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was reconstructed" in err and "Traceback" not in err
+    assert _contents(out) == before
+
+
+def test_overwrite_refuses_a_users_own_entry_of_an_outputs_name_before_any_work(tmp_path, capsys):
+    """A folder that never held a run, with the user's own images/, depth/ and map.ply (or a mocap
+    trajectory_right.tum where camera 'right' runs): --overwrite deleted them, since they share a name with an
+    output."""
+    folder, _, _ = _good_run(tmp_path, count=1)
+    project = tmp_path / "project"
+    (project / "images").mkdir(parents=True)
+    (project / "images" / "IMG_0001.jpg").write_bytes(b"the user's photo")
+    (project / "map.ply").write_text("the user's map")
+    (project / "trajectory_right.tum").write_text("1.0 0 0 0 0 0 0 1\n")
+    before = _contents(project)
+    command = ["--images", str(folder), "--out", str(project), "--overwrite", *FAST, "--weights", str(tmp_path / "x")]
+    assert main([*command, "--camera-names", "right"]) == 1  # the weights are never looked at
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {project} holds map.ply, images, which no earlier run recorded writing")
+    assert _contents(project) == before
+
+
+def test_inputs_that_link_into_out_are_refused_and_nothing_is_removed(tmp_path, capsys):
+    """--images of links to project/images/ with --out project: --overwrite removed the photos the links named."""
+    _, out, before = _good_run(tmp_path)
+    selection = tmp_path / "selection"
+    selection.mkdir()
+    for photo in sorted((out / "images").iterdir()):
+        (selection / photo.name).symlink_to(photo)
+    assert main(["--images", str(selection), "--out", str(out), "--overwrite", *FAST]) == 1
+    err = capsys.readouterr().err
+    assert f"lies inside --out {out} (it links to {out / 'images'}" in err and "Traceback" not in err
+    assert _contents(out) == before
+
+
+def test_a_second_run_into_a_folder_another_run_writes_is_refused(tmp_path, capsys):
+    """Two runs into one new folder both went ahead, and their images/ and depth/ files mixed."""
+    import fcntl
+
+    folder, out, before = _good_run(tmp_path)
+    handle = os.open(out, os.O_RDONLY)  # a test double of a run in progress: its lock on the folder
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["--images", str(folder), "--out", str(out), "--overwrite", *FAST]) == 1
+    finally:
+        os.close(handle)
+    err = capsys.readouterr().err
+    assert f"another vggt-ros-reconstruct run is writing into --out {out}" in err
+    assert _contents(out) == before
+
+
+def test_an_out_bag_in_an_output_of_out_is_refused_before_the_model_loads(tmp_path, capsys):
+    folder, out, _ = _good_run(tmp_path, count=1)
+    bag = out / "images" / "run_bag"
+    arguments = ["--images", str(folder), "--out", str(out), "--overwrite", "--out-bag", str(bag), *FAST]
+    assert main([*arguments, "--weights", str(tmp_path / "none")]) == 1
+    assert f"--out-bag {bag} lies in --out's images, which the run writes" in capsys.readouterr().err
 
 
 def test_an_out_bag_that_is_out_is_refused_before_the_model_loads(tmp_path, capsys):
@@ -380,11 +463,11 @@ def test_sigterm_while_the_results_are_written_lets_them_finish(tmp_path):
     assert (out / "map.ply").is_file() and not _scratch_folders(out)
 
 
-def test_a_second_sigterm_aborts_and_says_the_results_are_incomplete(tmp_path):
+def test_a_second_sigterm_aborts_and_writes_nothing_of_the_run(tmp_path):
     finished, out = _run_terminated(tmp_path, _TERMINATED_WHILE_WRITING, "2")
     assert finished.returncode == 143
-    assert "aborted by a second SIGTERM" in finished.stderr.decode() and "incomplete" in finished.stderr.decode()
-    assert not (out / "summary.json").exists() and not _scratch_folders(out)
+    assert f"aborted by a second SIGTERM: nothing of this run was written into {out}" in finished.stderr.decode()
+    assert not out.exists()  # the run made the folder, and removed it again, empty
 
 
 def test_an_aborted_run_leaves_no_scratch_folder(tmp_path, monkeypatch, capsys):
