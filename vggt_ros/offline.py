@@ -671,6 +671,7 @@ def _reconstruct(
     # Frames merged while the world awaited its metric scale (in the trajectories, not in the exports), and the first
     # window written in metres after them.
     held_back_frames, metric_from_window = 0, None
+    earlier_world: Optional[_WorldFiles] = None  # the files of the world before the input's latest restart
     start = time.perf_counter()
 
     def record(out: Optional[WindowOutput], last_name: str) -> None:
@@ -792,6 +793,8 @@ def _reconstruct(
                     if chunks is not None:
                         run_window(chunks.finish(), last_name)
                         chunks = ChunkWindows(*chunk)
+                    if not session.world.is_empty:  # kept, should no window merge after the restart
+                        earlier_world = _write_world(session, out, output_errors)
                     session.request_reset()
                 last_name, last_stamp_ns = name, item.frame_set.stamps_ns[0]  # camera 0's, as the node stamps
                 exports.offer(item)
@@ -823,27 +826,19 @@ def _reconstruct(
     seconds = time.perf_counter() - start
 
     # The trajectories and the map first, then the exports and the bag, each failing alone, then the summary.
-    trajectories = {name: None for name in inputs.camera_names}
-    try:
-        trajectories = session.save_trajectories(out)
-    except (OSError, ValueError) as err:  # ValueError: poses the TUM writer refuses (stamps that go back)
-        output_errors.append(f"trajectory: {err}")
-        log.error("cannot write the trajectory: %s", err)
+    if session.world.is_empty and earlier_world is not None:  # the input restarted, and no window merged after
+        log.warning(
+            "the last world (from the input's restart) merged no window: map.ply and the trajectories hold the world "
+            "before it"
+        )
+        world_files = earlier_world
     else:
-        if session.awaiting_scale:
-            log.warning("the world never had its metric scale: no trajectory file (nothing is written in VGGT's unit)")
-        elif not any(trajectories.values()):
-            log.warning("no keyframe in the world: no trajectory file")
-    map_path = out / "map.ply"
-    try:
-        session.map.save_ply(map_path)
-    except EmptyMapError:
-        map_path = None
-        log.warning("no window merged into the world: no map (the per-window reasons are in summary.json)")
-    except OSError as err:
-        map_path = None
-        output_errors.append(f"map: {err}")
-        log.error("cannot write the map: %s", err)
+        if earlier_world is not None:  # none of its files may stay beside this world's
+            for path in (earlier_world.map_path, *earlier_world.trajectories.values()):
+                if path is not None:
+                    path.unlink(missing_ok=True)
+        world_files = _write_world(session, out, output_errors)
+    map_path, trajectories = world_files.map_path, world_files.trajectories
     # The dataset exports were written as the frames came, with the chained poses. After a loop they are moved with
     # it when every exported frame has its loop-corrected pose; otherwise they keep the chained poses, and
     # transforms.json must not name the loop-corrected map as its point cloud.
@@ -896,10 +891,10 @@ def _reconstruct(
         "held_back_frames": held_back_frames,
         "metric_from_window": metric_from_window,
         "converted_images": exports.converted,
-        "map_points": len(session.map),
+        "map_points": world_files.map_points,
         "seconds": seconds,
         "seconds_per_frame_set": seconds / max(frame_sets, 1),
-        "units": "metres" if session.world.metric else "VGGT world units (the first window's scale; not metric)",
+        "units": world_files.units,
         "map": str(map_path) if map_path else None,
         # Camera 0's file (None: no keyframe, no file), and every camera's by name (`vggt_ros.dataset.tum`).
         "trajectory": _path_or_none(trajectories[inputs.camera_names[0]]),
@@ -990,6 +985,45 @@ def _why_nothing(
             "unknown unit; each window's reason is in per_window)"
         )
     return "no window merged into the world (each window's reason is in per_window)"
+
+
+@dataclass(frozen=True)
+class _WorldFiles:
+    """What one world wrote: the map (None: none), each camera's trajectory file (None: none), the map's points and
+    the unit of both."""
+
+    map_path: Optional[Path]
+    trajectories: dict[str, Optional[Path]]
+    map_points: int
+    units: str
+
+
+def _write_world(session: ReconstructionSession, out: Path, output_errors: list[str]) -> _WorldFiles:
+    """Write the session's world into ``out``: the trajectories, then the map, each failing alone (named in
+    ``output_errors``)."""
+    trajectories = {name: None for name in session.config.names}
+    try:
+        trajectories = session.save_trajectories(out)
+    except (OSError, ValueError) as err:  # ValueError: poses the TUM writer refuses (stamps that go back)
+        output_errors.append(f"trajectory: {err}")
+        log.error("cannot write the trajectory: %s", err)
+    else:
+        if session.awaiting_scale:
+            log.warning("the world never had its metric scale: no trajectory file (nothing is written in VGGT's unit)")
+        elif not any(trajectories.values()):
+            log.warning("no keyframe in the world: no trajectory file")
+    map_path = out / "map.ply"
+    try:
+        session.map.save_ply(map_path)
+    except EmptyMapError:
+        map_path = None
+        log.warning("no window merged into the world: no map (the per-window reasons are in summary.json)")
+    except OSError as err:
+        map_path = None
+        output_errors.append(f"map: {err}")
+        log.error("cannot write the map: %s", err)
+    units = "metres" if session.world.metric else "VGGT world units (the first window's scale; not metric)"
+    return _WorldFiles(map_path, trajectories, len(session.map), units)
 
 
 def _named_in(value, staging: Path, out: Path):

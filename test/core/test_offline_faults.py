@@ -24,7 +24,7 @@ from rosbags.typesys import Stores, get_typestore
 
 import vggt_ros
 from conftest import IMAGES, TINY
-from support.bags import write_image_bag
+from support.bags import write_image_bag, write_raw_bag
 from support.image_files import jpeg_claiming, png_claiming
 from vggt_ros import session as session_module
 from vggt_ros.dataset import writer as writer_module
@@ -319,6 +319,36 @@ def test_an_out_bag_that_is_out_is_refused_before_the_model_loads(tmp_path, caps
 
 
 # ----------------------------------------------------------------------------------- 19.4: stamps
+def test_a_restart_whose_world_merges_nothing_keeps_the_world_before_it(tmp_path, monkeypatch, caplog):
+    """Three good frames, then the driver restarted at the end of the recording (two frames whose stamps go back:
+    the second confirms the jump, and its world's window of one frame is rejected): map.ply and the trajectory were
+    not written, with "no window merged into the world" in the log and exit 0."""
+    decode = session_module.decode_window
+    calls = []
+
+    def unusable_after_the_first_window(*args):  # a test double of the network's field of view out of range
+        calls.append(args)
+        if len(calls) > 1:
+            raise ValueError("frame 0's predicted field of view fov_w = 0.0 rad is outside (0, pi) (test double)")
+        return decode(*args)
+
+    monkeypatch.setattr(session_module, "decode_window", unusable_after_the_first_window)
+    frames = _photos(5)
+    before = _stamped(frames[:3])
+    after = [(PERIOD_NS * (i + 1), frame) for i, frame in enumerate(frames[3:])]  # stamped before START_NS
+    records = [("/cam", START_NS + PERIOD_NS * i, stamp, frame) for i, (stamp, frame) in enumerate(before + after)]
+    bag = write_raw_bag(tmp_path / "bag", records)  # received in order
+    status, out = _bag_run(tmp_path, bag, ["/cam"])
+    assert status == 0
+    summary = _strict_json(out / "summary.json")
+    assert summary["merged"] >= 1 and summary["map"] == str(out / "map.ply") and summary["map_points"] > 0
+    header, _, _ = (out / "map.ply").read_bytes().partition(b"end_header\n")
+    assert f"element vertex {summary['map_points']}".encode() in header
+    poses = [line for line in (out / "trajectory.tum").read_text().splitlines() if not line.startswith("#")]
+    assert [int(round(float(line.split()[0]) * 1e9)) for line in poses] == [stamp for stamp, _ in before]
+    assert "map.ply and the trajectories hold the world before it" in caplog.text
+
+
 def test_zero_header_stamps_take_the_log_time(tmp_path):
     frames = _photos(5)
     bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(frames))], zero_header_stamps=True)

@@ -17,11 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 from rosbags.highlevel import AnyReader
-from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
 
 from conftest import TINY
-from support.bags import NANOSECONDS, write_image_bag
+from support.bags import NANOSECONDS, write_image_bag, write_raw_bag
 from support.photos import panned_photographs
 from vggt_ros.image_encoding import ImageFormatError
 from vggt_ros.offline import main
@@ -186,7 +184,7 @@ def test_a_bag_of_one_image_every_ten_seconds_keeps_every_image(tmp_path):
     records = [
         ("/cam", START_NS + 10 * NANOSECONDS * n, START_NS + 10 * NANOSECONDS * n, p) for n, p in enumerate(photos)
     ]
-    source = BagImageSource(_raw_bag(tmp_path / "bag", records), ["/cam"])
+    source = BagImageSource(write_raw_bag(tmp_path / "bag", records), ["/cam"])
     assert len(list(bag_frame_sets(source, ("camera0",), 10, 0.02, "crop", 154))) == 5 and not source.skipped
 
 
@@ -240,30 +238,6 @@ def test_every_offending_name_is_named_in_one_error(tmp_path):
 
 
 # ----------------------------------------------------------------------------------- stamps going back in a bag
-def _raw_bag(path: Path, records: list[tuple[str, int, int, np.ndarray]]) -> Path:
-    """A bag of rgb8 sensor_msgs/Image: (topic, log time ns, header stamp ns, image) in log-time order."""
-    typestore = get_typestore(Stores.ROS2_KILTED)
-    types = typestore.types
-    msgtype = "sensor_msgs/msg/Image"
-    with Writer(path, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer:
-        connections = {}
-        for topic, log_ns, stamp_ns, image in records:
-            if topic not in connections:
-                connections[topic] = writer.add_connection(topic, msgtype, typestore=typestore)
-            stamp = types["builtin_interfaces/msg/Time"](sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS)
-            message = types[msgtype](
-                header=types["std_msgs/msg/Header"](stamp=stamp, frame_id=topic.strip("/")),
-                height=image.shape[0],
-                width=image.shape[1],
-                encoding="rgb8",
-                is_bigendian=0,
-                step=image.shape[1] * 3,
-                data=np.ascontiguousarray(image).reshape(-1),
-            )
-            writer.write(connections[topic], log_ns, typestore.serialize_cdr(message, msgtype))
-    return path
-
-
 def _one_camera_restarts(tmp_path: Path, stamp_offsets_ns: list[int]) -> tuple[list[bool], dict, list[str]]:
     """The restart flags of the frame sets of a one-camera bag whose n-th image is stamped START_NS + offset n
     (received 100 ms apart), what was skipped, and the images' names."""
@@ -272,7 +246,7 @@ def _one_camera_restarts(tmp_path: Path, stamp_offsets_ns: list[int]) -> tuple[l
         ("/cam", START_NS + PERIOD_NS * index, START_NS + offset, photo)
         for index, (offset, photo) in enumerate(zip(stamp_offsets_ns, photos))
     ]
-    source = BagImageSource(_raw_bag(tmp_path / "bag", records), ["/cam"])
+    source = BagImageSource(write_raw_bag(tmp_path / "bag", records), ["/cam"])
     items = list(bag_frame_sets(source, ("camera0",), 10, 0.02, "crop", 154))
     return [item.restart for item in items], source.skipped, [item.names[0] for item in items]
 
@@ -326,7 +300,7 @@ def test_two_cameras_mark_only_the_first_frame_set_after_the_jump(tmp_path):
         for camera, topic in enumerate(("/left", "/right")):
             records.append((topic, log_ns, stamp_ns + camera * 1_000_000, photos[index]))
             log_ns += PERIOD_NS // 2
-    source = BagImageSource(_raw_bag(tmp_path / "bag", records), ["/left", "/right"])
+    source = BagImageSource(write_raw_bag(tmp_path / "bag", records), ["/left", "/right"])
 
     items = list(bag_frame_sets(source, ("left", "right"), 10, 0.02, "crop", 154))
 
@@ -343,7 +317,7 @@ def test_a_bag_recorded_twice_starts_a_new_world_and_writes_every_output(tmp_pat
     offsets = [PERIOD_NS * i for i in range(4)] * 2
     photos = panned_photographs(len(offsets))
     records = [("/cam", START_NS + PERIOD_NS * n, START_NS + offset, photos[n]) for n, offset in enumerate(offsets)]
-    bag = _raw_bag(tmp_path / "bag", records)
+    bag = write_raw_bag(tmp_path / "bag", records)
     out = tmp_path / "out"
     assert main(["--bag", str(bag), "--topics", "/cam", "--out", str(out), *FAST, *mode]) == 0
     summary = _strict_json(out / "summary.json")
@@ -366,7 +340,7 @@ def test_the_out_bag_of_a_recording_that_starts_over_plays_in_the_order_the_node
     offsets = [PERIOD_NS * i for i in range(8)] * 2
     photos = panned_photographs(len(offsets))
     records = [("/cam", START_NS + PERIOD_NS * n, START_NS + offset, photos[n]) for n, offset in enumerate(offsets)]
-    bag = _raw_bag(tmp_path / "bag", records)
+    bag = write_raw_bag(tmp_path / "bag", records)
     out_bag = tmp_path / "replay"
     arguments = ["--bag", str(bag), "--topics", "/cam", "--out", str(tmp_path / "out"), "--out-bag", str(out_bag)]
     assert main([*arguments, *FAST, "--sliding-window", "--window-size", "3"]) == 0
@@ -427,7 +401,7 @@ def test_images_of_a_two_camera_bag_that_never_pair_are_counted_and_named(tmp_pa
             records.append(("/right", stamp_ns, stamp_ns + 1_000_000, photos[index]))
         if index in (1, 2):  # two extra right images 50 ms off, beyond the 20 ms slop of everything on the left
             records.append(("/right", stamp_ns + 1, stamp_ns + PERIOD_NS // 2, photos[index]))
-    source = BagImageSource(_raw_bag(tmp_path / "bag", records), ["/left", "/right"])
+    source = BagImageSource(write_raw_bag(tmp_path / "bag", records), ["/left", "/right"])
 
     items = list(bag_frame_sets(source, ("left", "right"), 10, 0.02, "crop", 154))
 
@@ -452,7 +426,7 @@ def test_a_bag_of_repeated_messages_is_counted_by_its_images_for_the_mode(tmp_pa
         for copy in range(3)
     ]
     out = tmp_path / "out"
-    arguments = ["--bag", str(_raw_bag(tmp_path / "bag", records)), "--topics", "/cam", "--out", str(out)]
+    arguments = ["--bag", str(write_raw_bag(tmp_path / "bag", records)), "--topics", "/cam", "--out", str(out)]
     assert main([*arguments, *FAST, "--max-frames", "10"]) == 0
     summary = _strict_json(out / "summary.json")
     assert summary["mode"] == "joint" and summary["frame_sets"] == 6

@@ -127,3 +127,27 @@ def _image_message(
         step=step,
         data=data,
     )
+
+
+def write_raw_bag(path: Path, records: list[tuple[str, int, int, np.ndarray]]) -> Path:
+    """A bag of rgb8 sensor_msgs/Image: (topic, log time ns, header stamp ns, image) in log-time order."""
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    types = typestore.types
+    msgtype = "sensor_msgs/msg/Image"
+    with Writer(path, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = {}
+        for topic, log_ns, stamp_ns, image in records:
+            if topic not in connections:
+                connections[topic] = writer.add_connection(topic, msgtype, typestore=typestore)
+            stamp = types["builtin_interfaces/msg/Time"](sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS)
+            message = types[msgtype](
+                header=types["std_msgs/msg/Header"](stamp=stamp, frame_id=topic.strip("/")),
+                height=image.shape[0],
+                width=image.shape[1],
+                encoding="rgb8",
+                is_bigendian=0,
+                step=image.shape[1] * 3,
+                data=np.ascontiguousarray(image).reshape(-1),
+            )
+            writer.write(connections[topic], log_ns, typestore.serialize_cdr(message, msgtype))
+    return path
