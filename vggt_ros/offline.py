@@ -950,6 +950,12 @@ def _why_nothing(
     if frame_sets == 0 and isinstance(source, BagImageSource):
         if args.start is not None and source.message_count == 0 and args.start >= source.bag_duration_s:
             return f"--start {args.start:g} s is past the bag's end ({source.bag_duration_s:.3f} s long)"
+        unread = [topic for topic, count in source.distinct_images.items() if count == 0]
+        if source.truncated and unread:  # before "never paired": a camera without images cannot pair
+            return (
+                f"no image of {', '.join(unread)} could be read from the cut-off bag ({'; '.join(source.truncated)}), "
+                "so no frame set formed"
+            )
         empty = [topic for topic, count in source.topic_messages.items() if count == 0]
         if empty:
             where = " in the --start/--stop range" if args.start is not None or args.stop is not None else ""

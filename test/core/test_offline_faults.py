@@ -582,6 +582,8 @@ def _two_cameras(tmp_path, right_offset_ns=2_000_000, corrupt=(), right_start_ns
         ("one camera undecodable", (), "every message of /right was skipped as unreadable, so no frame set formed"),
         ("topic empty in range", ("--stop", "0.35"), "topic /right has no messages in the --start/--stop range"),
         ("start past the end", ("--start", "100"), "past the bag's end"),
+        # was blamed on the cameras' stamps ("never paired")
+        ("cut off", (), "no image of /left, /right could be read from the cut-off bag ("),
     ],
 )
 def test_a_run_that_reads_no_image_says_why_and_fails(tmp_path, capsys, case, extra, expected):
@@ -591,6 +593,11 @@ def test_a_run_that_reads_no_image_says_why_and_fails(tmp_path, capsys, case, ex
         bag = _two_cameras(tmp_path, corrupt=[(c, i) for c in (0, 1) for i in range(4)])
     elif case == "one camera undecodable":  # was blamed on the cameras' stamps ("never paired")
         bag = _two_cameras(tmp_path, corrupt=[(1, i) for i in range(4)])
+    elif case == "cut off":  # a crash before the writer's first 1 MiB chunk was complete
+        frames = _stamped(_photos(4, size=(240, 320)))  # raw, 230 kB each
+        bag = write_image_bag(tmp_path / "bag", "mcap", [("/left", frames), ("/right", frames)])
+        (mcap,) = bag.glob("*.mcap")
+        mcap.write_bytes(mcap.read_bytes()[:700_000])
     else:
         bag = _two_cameras(tmp_path, right_start_ns=START_NS + 1_000_000_000)  # /right starts 1 s later
     status, out = _bag_run(tmp_path, bag, ["/left", "/right"], *extra)
