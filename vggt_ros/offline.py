@@ -115,6 +115,8 @@ SHARED_OPTIONS = {
     "loop_min_score": "--loop-min-score",
     "loop_min_age_s": "--loop-min-age",
     "loop_exclude_recent": "--loop-exclude-recent",
+    "slop_s": "--slop",
+    "queue_size": "--queue-size",
 }
 
 # Where the node's help text names what only the node has (its topics, frames, parameters).
@@ -154,8 +156,6 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     add_option(parser, "camera_names", "--camera-names")
     parser.add_argument("--start", type=float, default=None, help="with --bag: seconds after the bag's start")
     parser.add_argument("--stop", type=float, default=None, help="with --bag: seconds after the bag's start")
-    add_option(parser, "slop_s", "--slop")
-    add_option(parser, "queue_size", "--queue-size")
     parser.add_argument("--out", type=Path, required=True, help="output folder, new or empty (see --overwrite)")
     parser.add_argument(
         "--overwrite",

@@ -174,6 +174,21 @@ def test_offline_options_have_the_node_defaults_and_help_shows_them(capsys):
     assert "(default: auto)" in help_text and "(default: 518)" in help_text and "(default: 0.02)" in help_text
 
 
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--queue-size", "1000", "--queue-size must be in [1, 100] images, got 1000"),
+        ("--queue-size", "0", "--queue-size must be in [1, 100] images, got 0"),
+        ("--slop", "-1", "--slop must be a finite number of seconds > 0, got -1.0"),
+    ],
+)
+def test_the_offline_sync_options_are_checked_at_parsing_under_their_own_names(capsys, option, value, message):
+    """--queue-size 1000 ran although the help says 1..100; a bad --slop surfaced once the bag was read, as 'slop'."""
+    with pytest.raises(SystemExit):
+        parse_arguments(["--bag", "bag", "--topics", "/cam", "--out", "out", option, value])
+    assert message in capsys.readouterr().err
+
+
 def test_the_offline_command_imports_the_parameters_without_ros():
     code = "import sys, vggt_ros.offline, vggt_ros.live.parameters; print('rclpy' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
