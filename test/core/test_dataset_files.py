@@ -45,15 +45,19 @@ def make_frame(name="000000.png", mode="crop", image_hw=(640, 480), depth=None, 
 
 
 def expected_at_image_pixels(frame: ExportFrame, model_values: np.ndarray, fill: float) -> np.ndarray:
-    """Brute force: each camera pixel takes the model pixel closest to where its centre maps, or ``fill`` when it
-    maps outside the model image."""
+    """Brute force: each camera pixel takes the model pixel closest to where its centre maps; where that is outside
+    the model image, the model pixel whose centre lies in the camera pixel (its pixel-corner coordinate floors to
+    it), else ``fill``."""
     mapping = frame.pixel_map
     height, width = frame.image_hw
     nearest = []
     for axis, side, model_side in ((1, height, mapping.model_hw[0]), (0, width, mapping.model_hw[1])):
         position = mapping.scale[axis] * np.arange(side) + mapping.offset[axis]
         closest = np.abs(position[:, None] - np.arange(model_side)[None, :]).argmin(axis=1)
-        nearest.append(np.where((position >= -0.5) & (position < model_side - 0.5), closest, -1))
+        holder = np.floor((np.arange(model_side) - mapping.offset[axis]) / mapping.scale[axis] + 0.5)  # per centre
+        held = [np.flatnonzero(holder == pixel) for pixel in range(side)]
+        inside = (position >= -0.5) & (position < model_side - 0.5)
+        nearest.append(np.array([c if ok else (h[0] if len(h) else -1) for c, ok, h in zip(closest, inside, held)]))
     rows, columns = nearest
     values = np.full((height, width), fill, dtype=np.float64)
     inside = (rows >= 0)[:, None] & (columns >= 0)[None, :]
@@ -81,6 +85,26 @@ def test_metric_depth_png_holds_millimetres_at_the_image_resolution(tmp_path, mo
     clamped = has_depth & (expected_m > 65.5355)
     assert clamped.any() and np.all(from_pillow[clamped] == 65535)
     assert written.clamped_depth_pixels == np.count_nonzero(clamped)
+
+
+@pytest.mark.parametrize("image_hw", [(450, 350), (200, 160)])
+def test_every_camera_pixel_holding_a_model_pixel_has_its_depth_at_the_crop_edge(tmp_path, image_hw):
+    """A portrait 350 x 450 image enlarged and cropped to 518 x 518: the camera rows at the crop's edge hold the
+    edge model row's centre (where COLMAP's observations of it land) but were NaN in the depth file, since their
+    own centres map just beyond the model image."""
+    height, width = pixel_map(*image_hw, "crop").model_hw
+    frame = make_frame(image_hw=image_hw, depth=np.full((height, width), 2.0, dtype=np.float32))
+    with DatasetWriter(tmp_path, metric=False, config=SMALL) as writer:
+        writer.add(frame)
+        writer.finish()
+    depth = np.load(tmp_path / "depth" / "000000.npy")
+    np.testing.assert_array_equal(depth, expected_at_image_pixels(frame, frame.depth, math.nan).astype(np.float32))
+    rows, columns = np.mgrid[0:height, 0:width]
+    corners = frame.corner_pixels(np.stack([columns.ravel(), rows.ravel()], axis=1))  # every model pixel
+    u, v = np.floor(corners).astype(int).T
+    seen = (u >= 0) & (u < image_hw[1]) & (v >= 0) & (v < image_hw[0])
+    assert np.isfinite(depth[v[seen], u[seen]]).all()
+    assert np.isnan(depth[0]).all() and np.isnan(depth[-1]).all()  # what the crop cut away stays empty
 
 
 def test_world_unit_depth_and_confidence_npy_round_trip_exactly(tmp_path):

@@ -180,15 +180,22 @@ def _nearest_model_pixels(pixel_map: PixelMap) -> tuple[np.ndarray, np.ndarray]:
     """For every camera-image row and column, the nearest model-image row and column, -1 where none.
 
     The map is axis-aligned, so the pixel grid factorises: ``(H,)`` rows and ``(W,)`` columns, int64. A
-    camera pixel has no model pixel when the crop cut it away (its centre maps outside the model image).
+    camera pixel has no model pixel when the crop cut it away: its centre maps outside the model image, and it
+    holds no model pixel's centre either. One whose centre maps just outside but that holds the edge model pixel's
+    centre (an image enlarged to the model size: a camera pixel spans several model pixels) takes that one, where
+    the exports' observations of it land (`ExportFrame.corner_pixels`).
     """
     nearest = []
     for axis, image_side, model_side in (
         (1, pixel_map.image_hw[0], pixel_map.model_hw[0]),
         (0, pixel_map.image_hw[1], pixel_map.model_hw[1]),
     ):
-        model_coordinate = pixel_map.scale[axis] * np.arange(image_side) + pixel_map.offset[axis]
+        scale = pixel_map.scale[axis]
+        model_coordinate = scale * np.arange(image_side) + pixel_map.offset[axis]
         index = np.floor(model_coordinate + 0.5).astype(np.int64)
+        # Camera pixel c holds model centre k where k - m(c) lies in [-scale / 2, scale / 2): floor(corner) = c.
+        index[(index == model_side) & (model_coordinate - (model_side - 1) <= scale / 2)] = model_side - 1
+        index[(index == -1) & (-model_coordinate < scale / 2)] = 0
         nearest.append(np.where((index >= 0) & (index < model_side), index, -1))
     return nearest[0], nearest[1]
 
