@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,6 +164,31 @@ def test_images_whose_colour_mode_reads_wrong_in_nerfstudio_are_written_as_the_p
         assert error <= (3.0 if written.suffix == ".jpg" else 0.0), (written.name, error)
     assert (out / "images" / "frame_000.png").read_bytes() == (folder / "frame_000.png").read_bytes()  # a copy
     assert json.loads((out / "summary.json").read_text())["converted_images"] == 2
+
+
+def test_a_photo_with_an_exif_orientation_is_written_as_the_pixels_the_model_saw(tmp_path):
+    """A phone's portrait JPEG, stored sideways with Orientation 6, was copied as it was: transforms.json and
+    cameras.txt gave its stored size, 160 x 120, while OpenCV (which turns it upright) read it as 120 x 160."""
+    import cv2
+
+    path = tmp_path / "portrait.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to show
+    Image.fromarray(panned_photographs(1)[0]).save(path, exif=exif)
+    assert not readable_as_is(path)
+    plain = tmp_path / "plain.jpg"
+    Image.fromarray(panned_photographs(1)[0]).save(plain)
+    assert readable_as_is(plain)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, frame in enumerate(panned_photographs(3)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.jpg", exif=exif)
+    out = tmp_path / "out"
+    assert main(["--images", str(folder), "--out", str(out), *FAST]) == 0
+    for frame in json.loads((out / "transforms.json").read_text())["frames"]:
+        read_by_opencv = cv2.imread(str(out / frame["file_path"]))
+        assert read_by_opencv.shape[:2] == (frame["h"], frame["w"])  # the size the exports describe
+        assert (frame["h"], frame["w"]) == decode_image_file(folder / Path(frame["file_path"]).name).shape[:2]
 
 
 @pytest.mark.parametrize(

@@ -63,11 +63,19 @@ def image_format(name: str) -> str:
     return image_format_name
 
 
+# EXIF's Orientation tag, and its value for pixels stored as they are shown.
+EXIF_ORIENTATION = 0x0112
+UPRIGHT = 1
+
+
 def readable_as_is(path: Path) -> bool:
     """Whether an input image file can be copied into the dataset as it is: its Pillow mode is one of
-    `READABLE_MODES` (else the dataset gets the RGB pixels the model saw, `write_frame_files`' ``image``)."""
+    `READABLE_MODES`, and it has no EXIF orientation to apply (else the dataset gets the RGB pixels the model saw,
+    `write_frame_files`' ``image``). A phone's portrait photo is stored sideways with an Orientation tag: the model,
+    as the official loader, sees the stored pixels, and so do COLMAP and nerfstudio, but OpenCV's imread turns the
+    image upright, so the copy would show OpenCV-based readers another image than the exports describe."""
     with Image.open(path) as image:
-        return image.mode in READABLE_MODES
+        return image.mode in READABLE_MODES and image.getexif().get(EXIF_ORIENTATION, UPRIGHT) == UPRIGHT
 
 
 def depth_in_millimetres(depth: np.ndarray) -> tuple[np.ndarray, int]:
