@@ -117,6 +117,9 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
     """
     target = Path(target)
     created = [folder for folder in (target, *target.parents) if not folder.exists()]  # deepest first
+    not_folder = next((folder for folder in (target, *target.parents) if folder.exists() and not folder.is_dir()), None)
+    if not_folder is not None:  # mkdir would only say "File exists" or "Not a directory"
+        raise OSError(f"could not prepare a save in {target}: {not_folder} is a file, not a folder")
     try:
         target.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target))

@@ -51,7 +51,7 @@ import torch
 from vggt_ros.dataset.frames import ExportFrame
 from vggt_ros.dataset.tum import trajectory_file_name, write_camera_trajectories
 from vggt_ros.geometry import compose_poses, invert_pose, moved_pose, transform_points
-from vggt_ros.mapping import GrowingMap, MapConfig
+from vggt_ros.mapping import EmptyMapError, GrowingMap, MapConfig
 from vggt_ros.metric.config import MetricConfig
 from vggt_ros.metric.measure import ScaleMeasurement, measure_window_scale
 from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_model
@@ -845,15 +845,20 @@ class ReconstructionSession:
         trajectory = self.world.corrected_trajectory()  # the exports use the loop-closed poses
         return write_camera_trajectories(directory, trajectory, self.config.names, self.world.metric)
 
-    def save(self, directory: str | Path) -> tuple[Path, dict[str, Optional[Path]]]:
-        """Write the trajectories (`save_trajectories`) and the map (`map.ply`); return the map's path and the
-        trajectories'.
+    def save(self, directory: str | Path) -> tuple[Optional[Path], dict[str, Optional[Path]]]:
+        """Write the trajectories (`save_trajectories`) and the map (`map.ply`); return the map's path (None: the
+        map has no point, every merged point filtered out) and the trajectories'.
 
         Raises:
-            EmptyMapError: the map has no point yet (the trajectories are written all the same).
+            EmptyMapError: there is nothing to save: no map point and no trajectory file (no window merged yet, or
+            none in metres while a metric source has not measured the scale).
         """
-        # The trajectories first: they are written even when the map is still empty (EmptyMapError).
         trajectories = self.save_trajectories(directory)
         map_path = Path(directory) / "map.ply"
-        self.map.save_ply(map_path)
+        try:
+            self.map.save_ply(map_path)
+        except EmptyMapError:
+            if not any(trajectories.values()):
+                raise
+            return None, trajectories  # the trajectories are worth keeping without points
         return map_path, trajectories

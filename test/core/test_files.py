@@ -179,6 +179,20 @@ def test_a_users_own_entry_of_a_saved_name_is_never_replaced_or_removed(tmp_path
     assert (target / "map.ply").read_text().startswith("map 3")
 
 
+@pytest.mark.parametrize("target", ["a_file", "a_file/below"])
+def test_a_save_into_a_file_says_it_is_a_file(tmp_path, target):
+    """It answered "[Errno 17] File exists" (or "Not a directory")."""
+    (tmp_path / "a_file").write_text("the user's")
+    with pytest.raises(OSError) as err:
+        with staged_entries(tmp_path / target, ["map.ply"]) as staging:
+            (staging / "map.ply").write_text("new")
+    assert (
+        str(err.value)
+        == f"could not prepare a save in {tmp_path / target}: {tmp_path / 'a_file'} is a file, not a folder"
+    )
+    assert (tmp_path / "a_file").read_text() == "the user's"
+
+
 def test_a_failed_save_leaves_none_of_the_folders_it_created(tmp_path):
     """Only the deepest one was removed: maps/ and maps/site_a/ stayed behind a save that failed."""
     (tmp_path / "maps").mkdir()

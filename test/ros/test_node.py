@@ -870,6 +870,27 @@ def test_saving_before_any_window_says_the_map_is_empty_and_the_node_keeps_runni
         running.close()
 
 
+def test_a_save_whose_every_point_was_filtered_out_keeps_the_trajectory(tmp_path):
+    """confidence_threshold above every confidence: windows merged and the path grew, but ~/save refused with "the
+    map is empty", so the valid trajectory could not be saved either."""
+    saved = tmp_path / "saved"
+    running = Running({"image_topics": ["/cam/image"], "save_directory": str(saved), "confidence_threshold": 1e30})
+    probe = Probe(["/cam/image"], ["/vggt/"])
+    try:
+        probe.wait_connected()
+        clock = Clock()
+        stamps = [TestWorldChaining.send_and_wait(probe, clock, photo) for photo in (CHELSEA, CHELSEA_MIRRORED)]
+        response = TestWorldChaining.call(probe, "/vggt/save")
+        assert response.success, response.message
+        assert "no map: every merged point was filtered out" in response.message
+        assert not (saved / "map.ply").exists()
+        trajectory = file_interface.read_tum_trajectory_file(str(saved / "trajectory.tum"))
+        assert [round(t * 1e9) for t in trajectory.timestamps] == stamps
+    finally:
+        probe.close()
+        running.close()
+
+
 def test_windows_the_world_cannot_align_are_reported_and_the_node_keeps_running():
     # Default thresholds: the random tiny model's windows disagree, so they are rejected, never merged silently.
     running = Running({"image_topics": ["/cam/image"], "window_size": 2, **DEFAULT_WORLD})

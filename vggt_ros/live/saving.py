@@ -24,7 +24,8 @@ class SavedWorld:
     """What a save wrote, at the paths it has in the target folder.
 
     Attributes:
-        map_path: the map (`map.ply`); map_points: its points.
+        map_path: the map (`map.ply`; None: the map has no point, every merged point filtered out); map_points:
+            its points.
         trajectories: camera name -> its TUM file, or None for a camera without a kept keyframe.
         dataset_frames: keyframes written as a COLMAP model and nerfstudio's transforms.json (0: none kept).
         transforms_json: nerfstudio's file (None without dataset frames).
@@ -33,7 +34,7 @@ class SavedWorld:
             and transforms.json names no point cloud (map.ply, loop-corrected, would not match its cameras).
     """
 
-    map_path: Path
+    map_path: Optional[Path]
     map_points: int
     trajectories: dict[str, Optional[Path]]
     dataset_frames: int
@@ -42,7 +43,13 @@ class SavedWorld:
 
     def message(self) -> str:
         trajectories = ", ".join(str(path) for path in self.trajectories.values() if path is not None)
-        text = f"saved {self.map_points} map points to {self.map_path}, the trajectories to {trajectories}"
+        if self.map_path is None:
+            text = (
+                f"saved the trajectories to {trajectories} and no map: every merged point was filtered out (low "
+                "confidence: see confidence_threshold and confidence_percentile), so no map.ply"
+            )
+        else:
+            text = f"saved {self.map_points} map points to {self.map_path}, the trajectories to {trajectories}"
         if self.dataset_frames:
             text += (
                 f", and {self.dataset_frames} keyframes as a COLMAP model and nerfstudio's {self.transforms_json.name}"
@@ -61,7 +68,7 @@ def save_world(live: LiveReconstruction, directory: Path) -> SavedWorld:
 
     Raises:
         OSError: a file could not be written (named by its final path); the previous files are kept.
-        EmptyMapError: the map has no point yet; nothing changed.
+        EmptyMapError: there is nothing to save yet (no map point and no trajectory); nothing changed.
     """
     directory = Path(directory)
     session = live.session
@@ -77,13 +84,13 @@ def save_world(live: LiveReconstruction, directory: Path) -> SavedWorld:
             with DatasetWriter(staging, metric=metric) as writer:
                 for frame, image in recent if moved is None else moved:
                     writer.add(frame, image)
-                written = writer.finish(ply_path=None if moved is None else map_path.name)
+                written = writer.finish(ply_path=None if moved is None or map_path is None else map_path.name)
 
     def final(path: Optional[Path]) -> Optional[Path]:
         return None if path is None else directory / path.name
 
     return SavedWorld(
-        map_path=directory / map_path.name,
+        map_path=final(map_path),
         map_points=points,
         trajectories={name: final(path) for name, path in trajectories.items()},
         dataset_frames=written.num_frames if written is not None else 0,
