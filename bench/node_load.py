@@ -22,6 +22,13 @@ Latency: from an image's stamp to the arrival here of the ~/points message stamp
 delivery to this process, at most a few milliseconds on loopback); p50 and p95 over all clouds. Output gaps: the
 times between consecutive clouds. Executor stall: the longest the node's diagnostics timer came late.
 
+With --robot-frames the camera also stands for a robot driving straight on at --speed m/s: it publishes the
+camera's mounting (base_link -> camera, /tf_static) and its wheel odometry (odom -> base_link on /tf, stamped like
+each image), and the node runs with robot frames, the odometry scale source and loop closure (its default), so it
+also reads /tf and publishes map -> odom every map_odom_period_s. The map -> odom rate counts those samples here;
+the gaps between their stamps, which the node's timer takes from its clock when it fires, sample the node's
+executor 20 times a second (the diagnostics' stall, once).
+
 Images over about 512 kB need Fast DDS' LARGE_DATA transport on both sides (see the README): --transports
 LARGE_DATA (the default, with 640x480 images) sets FASTDDS_BUILTIN_TRANSPORTS for this process and the node;
 --transports default leaves it unset (use 448x336 images then).
@@ -51,6 +58,12 @@ from conftest import IMAGES, PERMISSIVE_WORLD, TINY  # noqa: E402
 from support.netns import network_is_loopback_only  # noqa: E402
 
 TOPIC = "/camera/image_raw"
+CAMERA_FRAME = "camera"
+# With --robot-frames: the camera 0.3 m up and 0.1 m ahead of the base, looking forward (REP 103's optical frame:
+# z forward, x right, y down; quaternion x, y, z, w of base_link -> camera).
+MOUNTING_XYZ = (0.1, 0.0, 0.3)
+MOUNTING_XYZW = (-0.5, 0.5, -0.5, 0.5)
+ROBOT_PARAMS = {"odom_frame": "odom", "robot_base_frame": "base_link", "metric_scale_source": "odometry"}
 TRANSPORTS_VARIABLE = "FASTDDS_BUILTIN_TRANSPORTS"
 STARTUP_TIMEOUT_S = 120.0
 # Wait this long after the camera matched the node before publishing: the node's side of the match (best effort
@@ -75,6 +88,7 @@ def start_node(args, environment: dict[str, str]) -> tuple[subprocess.Popen, lis
         "image_size": args.image_size,
         "image_topics": f"['{TOPIC}']",
         **PERMISSIVE_WORLD,
+        **(ROBOT_PARAMS if args.robot_frames else {}),
     }
     ros_args = [f"{key}:={value}" for key, value in params.items()] + args.param
     command = [sys.executable, "-m", "vggt_ros.ros.node", "--ros-args"]
@@ -86,22 +100,48 @@ def start_node(args, environment: dict[str, str]) -> tuple[subprocess.Popen, lis
     return process, lines
 
 
-class Viewer:
-    """This process's subscriptions: ~/points (arrival time per stamp) and /diagnostics (the newest, and the
-    longest executor stall seen)."""
+def transform(parent: str, child: str, stamp_ns: int, xyz, xyzw):
+    """A geometry_msgs/TransformStamped ``parent -> child``."""
+    from geometry_msgs.msg import TransformStamped
 
-    def __init__(self, node) -> None:
+    msg = TransformStamped()
+    msg.header.frame_id, msg.child_frame_id = parent, child
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    t, q = msg.transform.translation, msg.transform.rotation
+    t.x, t.y, t.z = (float(v) for v in xyz)
+    q.x, q.y, q.z, q.w = (float(v) for v in xyzw)
+    return msg
+
+
+class Viewer:
+    """This process's subscriptions: ~/points (arrival time per stamp), /diagnostics (the newest, and the longest
+    executor stall seen) and, with robot frames, the arrival times of the node's map -> odom samples on /tf."""
+
+    def __init__(self, node, robot_frames: bool) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import PointCloud2
+        from tf2_msgs.msg import TFMessage
 
         self._lock = threading.Lock()
         self.cloud_arrivals_ns: dict[int, int] = {}
+        self.map_odom_arrivals_ns: list[int] = []
+        self.map_odom_stamps_ns: list[int] = []  # the node's clock when its timer sent them (plus the tolerance)
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.longest_stall_s = 0.0
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         node.create_subscription(PointCloud2, "/vggt/points", self._on_cloud, reliable)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        if robot_frames:
+            node.create_subscription(TFMessage, "/tf", self._on_tf, reliable)
+
+    def _on_tf(self, msg) -> None:
+        arrived_ns = time.time_ns()
+        for t in msg.transforms:
+            if t.child_frame_id == ROBOT_PARAMS["odom_frame"]:
+                with self._lock:
+                    self.map_odom_arrivals_ns.append(arrived_ns)
+                    self.map_odom_stamps_ns.append(t.header.stamp.sec * 1_000_000_000 + t.header.stamp.nanosec)
 
     def _on_cloud(self, msg) -> None:
         arrived_ns = time.time_ns()
@@ -126,6 +166,10 @@ def main() -> int:
     parser.add_argument("--transports", choices=("LARGE_DATA", "default"), default="LARGE_DATA")
     parser.add_argument("--image-size", type=int, default=154, help="the node's image_size (model input width)")
     parser.add_argument("--param", action="append", default=[], help="extra node parameter, e.g. publish_map:=false")
+    parser.add_argument(
+        "--robot-frames", action="store_true", help="a robot's odometry and mounting on TF, the node in its frames"
+    )
+    parser.add_argument("--speed", type=float, default=0.5, help="with --robot-frames: the base's speed, m/s")
     parser.add_argument("--json", type=Path, default=None, help="where to write the results")
     args = parser.parse_args()
     if not network_is_loopback_only():
@@ -144,13 +188,21 @@ def main() -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
+    from tf2_msgs.msg import TFMessage
+
+    from vggt_ros.ros.qos import LATCHED, TF
 
     load_before = os.getloadavg()
     node_process, node_lines = start_node(args, dict(os.environ))
     rclpy.init()
     camera = rclpy.create_node("load_camera")
-    viewer = Viewer(camera)
+    viewer = Viewer(camera, args.robot_frames)
     publisher = camera.create_publisher(Image, TOPIC, 10)
+    if args.robot_frames:
+        odometry = camera.create_publisher(TFMessage, "/tf", TF)  # tf2's QoS profiles, as the node's
+        mounting = transform("base_link", CAMERA_FRAME, time.time_ns(), MOUNTING_XYZ, MOUNTING_XYZW)
+        mounting_publisher = camera.create_publisher(TFMessage, "/tf_static", LATCHED)  # kept: late joiners read it
+        mounting_publisher.publish(TFMessage(transforms=[mounting]))
     executor = SingleThreadedExecutor()
     executor.add_node(camera)
     threading.Thread(target=executor.spin, daemon=True).start()
@@ -167,7 +219,7 @@ def main() -> int:
         messages = []
         for data in frames:
             msg = Image(height=height, width=width, encoding="rgb8", step=3 * width, data=data)
-            msg.header.frame_id = "camera"
+            msg.header.frame_id = CAMERA_FRAME
             messages.append(msg)
         count = int(args.duration * args.rate)
         stamps_ns = []
@@ -179,6 +231,9 @@ def main() -> int:
             msg = messages[index % 2]
             stamp_ns = time.time_ns()
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+            if args.robot_frames:  # the wheels before the image, so the node's look-up at its stamp finds them
+                base = (args.speed * index / args.rate, 0.0, 0.0)
+                odometry.publish(TFMessage(transforms=[transform("odom", "base_link", stamp_ns, base, (0, 0, 0, 1))]))
             publisher.publish(msg)
             stamps_ns.append(stamp_ns)
         sending_s = time.perf_counter() - started
@@ -206,6 +261,11 @@ def main() -> int:
     arrivals_s = np.sort(np.array(list(viewer.cloud_arrivals_ns.values()))) / 1e9
     gaps_s = np.diff(arrivals_s) if len(arrivals_s) > 1 else np.array([np.nan])
     warnings = [line.strip() for line in node_lines if "[WARN]" in line or "[ERROR]" in line]
+    # map -> odom samples (the timer runs from the world's placement on): the gaps between their arrivals here, and
+    # between their stamps, which the node's timer took from its clock when it fired (the node's side alone). The
+    # first placement's extra sample, stamped at the world's first image, is left out of the stamps' gaps.
+    map_odom_s = np.array(viewer.map_odom_arrivals_ns) / 1e9
+    stamp_gaps_s = np.diff(np.array(viewer.map_odom_stamps_ns[1:]) / 1e9)
     result = {
         "sent": count,
         "send_rate_hz": count / sending_s,
@@ -222,6 +282,12 @@ def main() -> int:
         "output_gap_max_s": float(np.max(gaps_s)),
         "output_gap_p95_s": float(np.percentile(gaps_s, 95)),
         "longest_executor_stall_s": viewer.longest_stall_s,
+        "robot_frames": args.robot_frames,
+        "map_odom_samples": len(map_odom_s),
+        "map_odom_rate_hz": (len(map_odom_s) - 1) / float(np.ptp(map_odom_s)) if len(map_odom_s) > 1 else None,
+        "map_odom_arrival_gap_max_s": float(np.max(np.diff(map_odom_s))) if len(map_odom_s) > 1 else None,
+        "map_odom_stamp_gap_max_s": float(np.max(stamp_gaps_s)) if len(stamp_gaps_s) else None,
+        "map_odom_stamp_gap_p99_s": float(np.percentile(stamp_gaps_s, 99)) if len(stamp_gaps_s) else None,
         "node_warnings": list(dict.fromkeys(line.split("]: ", 1)[-1] for line in warnings))[:10],
         "size": f"{width}x{height}",
         "rate_hz": args.rate,
@@ -237,7 +303,8 @@ def main() -> int:
     print(
         f"node under load: {width}x{height} rgb8 at {args.rate:g} Hz for {args.duration:g} s "
         f"({result['send_rate_hz']:.1f} Hz achieved; transports {args.transports}), tiny model on the CPU "
-        f"(image_size {args.image_size}{', ' + ' '.join(args.param) if args.param else ''}); {os.cpu_count()} cores, "
+        f"(image_size {args.image_size}{', robot frames' if args.robot_frames else ''}"
+        f"{', ' + ' '.join(args.param) if args.param else ''}); {os.cpu_count()} cores, "
         f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
     )
     rows = [
@@ -261,6 +328,18 @@ def main() -> int:
         )
     print(f"  {'output gaps':<32}max {result['output_gap_max_s']:.3f} s, p95 {result['output_gap_p95_s']:.3f} s")
     print(f"  {'longest executor stall':<32}{result['longest_executor_stall_s']:.3f} s")
+    if args.robot_frames:
+        rate = result["map_odom_rate_hz"]
+        print(
+            f"  {'map -> odom samples':<32}{len(map_odom_s):>8}  "
+            + (
+                f"{rate:.1f} Hz; longest gap: {result['map_odom_arrival_gap_max_s']:.3f} s between arrivals, "
+                f"{result['map_odom_stamp_gap_max_s']:.3f} s between stamps "
+                f"(p99 {result['map_odom_stamp_gap_p99_s']:.3f})"
+                if rate
+                else ""
+            )
+        )
     for line in result["node_warnings"]:
         print(f"  node: {line[:150]}")
     if args.json:

@@ -88,6 +88,7 @@ import math
 from typing import Hashable, Iterable, Optional
 
 import numpy as np
+import numpy.ma  # noqa: F401 - np.median imports it on its first call: at start-up, not in the worker (see below)
 import torch
 
 from vggt_ros.geometry import (
