@@ -139,7 +139,7 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
         if unknown:
             raise ValueError(f"the save wrote {unknown}, which are not among the entries it may replace {owned}")
         earlier = saved_entries(target)
-        foreign = [name for name in written if os.path.lexists(target / name) and name not in earlier]
+        foreign = unrecorded_entries(target, written)
         if foreign:
             raise FileExistsError(
                 f"{target} holds {foreign}, which no save wrote and this one would replace; move them, or save "
@@ -165,6 +165,12 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
 def _entry_name(name: str) -> bool:
     """A plain top-level entry name (a damaged record cannot make a save remove anything outside its folder)."""
     return name not in ("", ".", "..", SAVE_RECORD) and "/" not in name and os.sep not in name
+
+
+def unrecorded_entries(target: Path, names: Collection[str]) -> list[str]:
+    """Those of ``names`` that ``target`` holds although no save recorded writing them (the user's own)."""
+    recorded = saved_entries(target)
+    return [name for name in names if os.path.lexists(target / name) and name not in recorded]
 
 
 def saved_entries(target: Path) -> set[str]:

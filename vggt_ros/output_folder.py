@@ -33,7 +33,7 @@ from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 from vggt_ros.dataset.tum import trajectory_file_name
 from vggt_ros.dataset.writer import DATASET_ENTRIES
-from vggt_ros.files import STAGING_PREFIX, saved_entries
+from vggt_ros.files import STAGING_PREFIX, unrecorded_entries
 
 # What `vggt-ros-reconstruct` writes into --out besides the dataset exports (and each further camera's
 # trajectory_<name>.tum, `run_entries`).
@@ -108,10 +108,7 @@ def check_inputs_outside(out: Path, option: str, paths: Iterable[Path]) -> None:
 def check_run_entries(out: Path, entries: Sequence[str]) -> None:
     """`OutputFolderError` when ``out`` holds one of ``entries`` (`run_entries`) that no earlier run recorded
     writing: the run would replace the user's own file or folder of that name at its end."""
-    if not out.is_dir():
-        return
-    recorded = saved_entries(out)
-    foreign = [name for name in entries if os.path.lexists(out / name) and name not in recorded]
+    foreign = unrecorded_entries(out, entries) if out.is_dir() else []
     if foreign:
         raise OutputFolderError(
             f"--out {out} holds {', '.join(foreign)}, which no earlier run recorded writing there, and this run "
