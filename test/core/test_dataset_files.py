@@ -53,7 +53,8 @@ def expected_at_image_pixels(frame: ExportFrame, model_values: np.ndarray, fill:
     nearest = []
     for axis, side, model_side in ((1, height, mapping.model_hw[0]), (0, width, mapping.model_hw[1])):
         position = mapping.scale[axis] * np.arange(side) + mapping.offset[axis]
-        closest = np.abs(position[:, None] - np.arange(model_side)[None, :]).argmin(axis=1)
+        distance = np.abs(position[:, None] - np.arange(model_side)[None, :])
+        closest = model_side - 1 - distance[:, ::-1].argmin(axis=1)  # a tie (a centre half-way) to the higher
         holder = np.floor((np.arange(model_side) - mapping.offset[axis]) / mapping.scale[axis] + 0.5)  # per centre
         held = [np.flatnonzero(holder == pixel) for pixel in range(side)]
         inside = (position >= -0.5) & (position < model_side - 0.5)
@@ -87,13 +88,14 @@ def test_metric_depth_png_holds_millimetres_at_the_image_resolution(tmp_path, mo
     assert written.clamped_depth_pixels == np.count_nonzero(clamped)
 
 
-@pytest.mark.parametrize("image_hw", [(450, 350), (200, 160)])
+@pytest.mark.parametrize("image_hw", [(450, 350), (200, 160), (97, 86), (130, 100)])
 def test_every_camera_pixel_holding_a_model_pixel_has_its_depth_at_the_crop_edge(tmp_path, image_hw):
     """A portrait 350 x 450 image enlarged and cropped to 518 x 518: the camera rows at the crop's edge hold the
     edge model row's centre (where COLMAP's observations of it land) but were NaN in the depth file, since their
-    own centres map just beyond the model image."""
+    own centres map just beyond the model image (two camera pixels beyond, enlarged three times or more)."""
     height, width = pixel_map(*image_hw, "crop").model_hw
-    frame = make_frame(image_hw=image_hw, depth=np.full((height, width), 2.0, dtype=np.float32))
+    rows = np.arange(height, dtype=np.float32)[:, None]
+    frame = make_frame(image_hw=image_hw, depth=np.broadcast_to(1.0 + rows, (height, width)).copy())
     with DatasetWriter(tmp_path, metric=False, config=SMALL) as writer:
         writer.add(frame)
         writer.finish()

@@ -194,8 +194,8 @@ def _nearest_model_pixels(pixel_map: PixelMap) -> tuple[np.ndarray, np.ndarray]:
         model_coordinate = scale * np.arange(image_side) + pixel_map.offset[axis]
         index = np.floor(model_coordinate + 0.5).astype(np.int64)
         # Camera pixel c holds model centre k where k - m(c) lies in [-scale / 2, scale / 2): floor(corner) = c.
-        index[(index == model_side) & (model_coordinate - (model_side - 1) <= scale / 2)] = model_side - 1
-        index[(index == -1) & (-model_coordinate < scale / 2)] = 0
+        index[(index >= model_side) & (model_coordinate - (model_side - 1) <= scale / 2)] = model_side - 1
+        index[(index < 0) & (-model_coordinate < scale / 2)] = 0
         nearest.append(np.where((index >= 0) & (index < model_side), index, -1))
     return nearest[0], nearest[1]
 
