@@ -375,6 +375,24 @@ def test_an_image_frame_tf_cannot_look_up_is_dropped_with_the_drivers_fix_where_
     assert inputs.add_image(0, rgb_message(photo, frame), SECOND, 0, False).frame_set is not None
 
 
+def test_only_the_cameras_whose_frames_are_looked_up_need_a_frame_tf_can_look_up(photo):
+    """With robot frames only camera 0's frame is looked up (the placement): a second camera's empty frame_id
+    cost every frame set; with the odometry source every camera's is."""
+    from vggt_ros.live.parameters import NodeParameters
+
+    topics = ("/left/image", "/right/image")
+    robot = NodeParameters(image_topics=topics, odom_frame="odom", robot_base_frame="base_link")
+    odometry = NodeParameters(image_topics=topics, odom_frame="odom", metric_scale_source="odometry")
+    assert (robot.looked_up_cameras, odometry.looked_up_cameras) == ({0}, {0, 1})
+    for params, formed in ((robot, True), (odometry, False)):
+        clock = ManualClock()
+        inputs = InputAssembly(params.input_config(topics, 0.5), LogPolicy(RecordingLogger(), clock=clock), clock=clock)
+        inputs.add_image(0, rgb_message(photo, "left_optical"), SECOND, 0, False)
+        assembled = inputs.add_image(1, rgb_message(photo, ""), SECOND, 0, False)
+        assert (assembled.frame_set is not None) is formed
+        assert inputs.dropped[(1, "frame_id")] == (0 if formed else 1)
+
+
 def test_a_camera_clock_ahead_of_the_nodes_is_warned_about_and_noted_for_diagnostics(photo):
     """A camera on another computer without time sync, 30 s ahead from its first image: every output went out
     stamped 30 s in the future, and nothing said so (only a jump of the lead was judged)."""

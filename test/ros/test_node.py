@@ -729,6 +729,22 @@ def test_remapping_the_image_topic_moves_its_compressed_topic_as_image_transport
         running.close()
 
 
+def test_a_remap_that_swaps_two_raw_image_topics_is_applied_once():
+    """Subscribed by their resolved names, raw topics were remapped twice: a swap of the cameras' topics undone,
+    while the start-up line named the swapped ones."""
+    swap = ["--ros-args", "-r", "/left/image:=/right/image", "-r", "/right/image:=/left/image"]
+    running = Running({"image_topics": ["/left/image", "/right/image"], "window_size": 2}, swap)
+    probe = Probe(["/left/image", "/right/image"], ["/vggt/camera0/"])
+    try:
+        probe.wait_connected()
+        probe.publishers["/right/image"].publish(image_message(CHELSEA, "rgb8", Clock().next()))
+        probe.wait_for(lambda: sum(running.node._input.camera_images) == 1, what="the image")
+        assert running.node._input.camera_images == [1, 0]  # camera 0 ('/left/image' given) reads /right/image
+    finally:
+        probe.close()
+        running.close()
+
+
 def test_a_flood_of_bad_compressed_images_gives_one_error_line_per_kind():
     """Issue 19 item 8: the log throttle keys on the kind of problem, not on the text (which carries byte counts)."""
     running = Running({"image_topics": ["/cam/image"], "image_transport": "compressed", "window_size": 2})

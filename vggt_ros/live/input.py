@@ -71,10 +71,11 @@ class InputConfig:
         preprocess_mode, image_size: the model input the images are made into (`vggt_ros.preprocess`): an image
             none can be made of (too elongated) is dropped on arrival, as a bad image.
         own_frames: frame id -> what it is, for the frames the node publishes on TF.
-        reads_frames: the node looks the images' frames up in TF, so an image whose frame tf2 cannot look up (an
-            empty frame_id, or one starting with '/') is dropped, and so is one in ``own_frames`` (the look-up would
-            find the node's own estimate); else the latter is used, with one warning (a driver may name its frame as
-            the node does, but if the robot publishes that frame too, it gets two parents).
+        looked_up_cameras: the cameras whose images' frames the node looks up in TF: such an image whose frame tf2
+            cannot look up (an empty frame_id, or one starting with '/') is dropped, and so is one in ``own_frames``
+            (the look-up would find the node's own estimate); another camera's image in one of ``own_frames`` is
+            used, with one warning (a driver may name its frame as the node does, but if the robot publishes that
+            frame too, it gets two parents).
         clock_ahead_tolerance_s: an image stamped further ahead of its arrival than this (on the node's clock) is
             taken, with a warning and a /diagnostics note that the camera's clock runs ahead (infinite: not judged,
             as for a recording's log times).
@@ -93,7 +94,7 @@ class InputConfig:
     preprocess_mode: str = "crop"
     image_size: int = DEFAULT_TARGET_SIZE
     own_frames: Mapping[str, str] = field(default_factory=dict)
-    reads_frames: bool = False
+    looked_up_cameras: frozenset[int] = frozenset()
     clock_ahead_tolerance_s: float = math.inf
 
 
@@ -260,7 +261,8 @@ class InputAssembly:
         self._last_image_bytes[self.config.topics[camera]] = len(msg.data)
         name = self.config.names[camera]
         frame = msg.header.frame_id
-        if self.config.reads_frames and (problem := unusable_frame_id(frame)):
+        looked_up = camera in self.config.looked_up_cameras
+        if looked_up and (problem := unusable_frame_id(frame)):
             self._drop(camera, "frame_id", problem)
             named = f" ({frame.lstrip('/')!r}?)" if frame.lstrip("/") else ""
             self._log.every(
@@ -271,7 +273,7 @@ class InputAssembly:
                 f"optical frame as the TF tree names it{named}",
             )
             return Assembled()
-        if frame in self.config.own_frames and not self.config.reads_frames:
+        if frame in self.config.own_frames and not looked_up:
             self._log.once(
                 "warning",
                 ("image", camera, "own_frame"),

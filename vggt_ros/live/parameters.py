@@ -515,14 +515,18 @@ class NodeParameters:
         return ()
 
     @property
+    def looked_up_cameras(self) -> frozenset[int]:
+        """The cameras whose images' frames the node looks up in TF: every camera for the rig from /tf_static and
+        the odometry scale, camera 0 for the robot frames' placement (and map -> odom)."""
+        if (self.metric_scale_source == "rig" and not self.rig_transforms) or self.metric_scale_source == "odometry":
+            return frozenset(range(len(self.image_topics)))
+        return frozenset({0}) if self.robot_frames else frozenset()
+
+    @property
     def reads_transforms(self) -> bool:
-        """The node looks the images' frames up in TF: the rig without rig_transforms, the odometry scale, the
-        robot frames."""
-        return (
-            (self.metric_scale_source == "rig" and not self.rig_transforms)
-            or self.metric_scale_source == "odometry"
-            or self.robot_frames
-        )
+        """The node looks images' frames up in TF: the rig without rig_transforms, the odometry scale, the robot
+        frames."""
+        return bool(self.looked_up_cameras)
 
     def input_config(self, topics: tuple[str, ...], max_reorder_s: float) -> InputConfig:
         """The input assembly's settings: ``topics``, the resolved colour then depth topics; ``max_reorder_s``, the
@@ -550,7 +554,7 @@ class NodeParameters:
             preprocess_mode=self.preprocess_mode,
             image_size=self.image_size,
             own_frames=own_frames if self.publish_tf else {},
-            reads_frames=self.reads_transforms,
+            looked_up_cameras=self.looked_up_cameras,
             clock_ahead_tolerance_s=CLOCK_AHEAD_TOLERANCE_S,
         )
 

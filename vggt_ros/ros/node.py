@@ -245,6 +245,10 @@ class ReconstructionNode(LifecycleNode):
         params = self.params
         compressed = params.image_transport == "compressed"
         topics = self._image_topics()
+        # A raw topic is subscribed by its name as given, which rcl remaps once (given resolved, it would be
+        # remapped twice: a swap of two cameras' topics undone); a compressed one by the resolved name's transport
+        # topic, as image_transport's subscribers do.
+        subscribed = topics if compressed else params.image_topics
         self._image_subscriptions = [
             self.create_subscription(
                 CompressedImage if compressed else Image,
@@ -253,7 +257,7 @@ class ReconstructionNode(LifecycleNode):
                 qos_profile_sensor_data,
                 event_callbacks=SubscriptionEventCallbacks(message_lost=self._lost_callback(index)),
             )
-            for index, name in enumerate(topics)
+            for index, name in enumerate(subscribed)
         ]
         self._image_subscriptions += [
             self.create_subscription(Image, name, self._depth_callback(index), qos_profile_sensor_data)
@@ -268,9 +272,9 @@ class ReconstructionNode(LifecycleNode):
         )
 
     def _image_topics(self) -> list[str]:
-        """The topic each camera's images are read from: its image topic after namespace and remapping, then
-        image_transport's suffix (so that remapping the image topic moves its transport topic too, as
-        image_transport's subscribers do)."""
+        """The topic each camera's images are read from, as the ROS graph names it: its image topic after namespace
+        and remapping, then image_transport's suffix (so that remapping the image topic moves its transport topic
+        too, as image_transport's subscribers do)."""
         suffix = "/compressed" if self.params.image_transport == "compressed" else ""
         return [self.resolve_topic_name(topic) + suffix for topic in self.params.image_topics]
 
