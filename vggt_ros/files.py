@@ -145,7 +145,7 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
                 f"{target} holds {foreign}, which no save wrote and this one would replace; move them, or save "
                 "into another folder"
             )
-        (staging / SAVE_RECORD).write_text("".join(f"{name}\n" for name in written))
+        write_save_record(staging, written)
         # Every entry an earlier save wrote and this one does not: also those of names this save does not own (a
         # camera the node no longer runs), which would otherwise stay, outside the record, as if the user's.
         removed = sorted(name for name in earlier - set(written) if _entry_name(name))
@@ -165,6 +165,11 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
 def _entry_name(name: str) -> bool:
     """A plain top-level entry name (a damaged record cannot make a save remove anything outside its folder)."""
     return name not in ("", ".", "..", SAVE_RECORD) and "/" not in name and os.sep not in name
+
+
+def write_save_record(folder: Path, names: Collection[str]) -> None:
+    """Record ``names`` as the entries of ``folder`` that a save wrote (`SAVE_RECORD`)."""
+    (Path(folder) / SAVE_RECORD).write_text("".join(f"{name}\n" for name in names))
 
 
 def unrecorded_entries(target: Path, names: Collection[str]) -> list[str]:
@@ -195,13 +200,15 @@ def _swap(target: Path, staging: Path, old: Path, written: list[str], removed: l
                 os.replace(new, entry)
                 done[-1] = (name, kept, True)
         _fsync(target)
-    except OSError as err:
+    except BaseException as err:  # an OSError, or anything else that stops the swap halfway: undone either way
         for name, kept, placed in reversed(done):
             entry = target / name
             if placed and kept != "link":
                 os.rename(entry, staging / name)
             if kept:
                 os.replace(old / name, entry)
+        if not isinstance(err, OSError):
+            raise
         raise OSError(f"could not replace the saved files in {target} (the previous ones are kept): {err}") from None
 
 

@@ -53,6 +53,7 @@ from vggt_ros.live.parameters import add_option, check_camera_names
 from vggt_ros.mapping import EmptyMapError, MapConfig, require_open3d
 from vggt_ros.metric.config import MetricConfig
 from vggt_ros.output_folder import (
+    adopt_earlier_run,
     check_inputs_outside,
     check_out_bag,
     check_output_folder,
@@ -162,7 +163,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="--out may hold an earlier run: its outputs (map.ply, the trajectory*.tum files, summary.json, "
         "transforms.json, colmap/, images/, depth/, confidence/, as it recorded them) are replaced when this run's "
-        "are complete (a run that fails or reconstructs nothing leaves them); other files are kept",
+        "are complete (a run that fails to start, is aborted or reconstructs nothing leaves them); other files are "
+        "kept",
     )
     add_option(parser, "max_image_pixels", "--max-image-pixels")
     parser.add_argument("--out-bag", type=Path, default=None, help="also write the node's messages into this mcap bag")
@@ -570,13 +572,21 @@ def run(args: argparse.Namespace, stop: Optional[StopRequest] = None) -> dict:
     progress: what was reconstructed until then is written as at a normal end, and the summary says the run was
     interrupted. While the results are written, the first signal waits for them; a second one aborts."""
     stop = stop or StopRequest()
+    check_output_folder(args.out, "--out")
+    if args.out_bag is not None and (args.out_bag.exists() or args.out_bag.is_symlink()):  # before --out is made
+        raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
+    with run_folder(args.out):  # one run at a time into a folder, from its first check to the swap
+        return _run(args, stop)
+
+
+def _run(args: argparse.Namespace, stop: StopRequest) -> dict:
     check_run_folder(args.out, args.overwrite, {"--images": args.images, "--tum": args.tum, "--bag": args.bag})
+    if args.overwrite:
+        adopt_earlier_run(args.out)
     require_open3d()
     if args.loop_closure:
         require_gtsam()
     if args.out_bag is not None:
-        if args.out_bag.exists() or args.out_bag.is_symlink():
-            raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
         check_output_folder(args.out_bag, "--out-bag")  # the bag folder is created only once the model has loaded
     inputs = _open_inputs(args)
     entries = run_entries(inputs.camera_names)
@@ -601,21 +611,21 @@ def run(args: argparse.Namespace, stop: Optional[StopRequest] = None) -> dict:
     session = ReconstructionSession(pipeline, config)
     # Written into a staging folder and swapped in at the end (`vggt_ros.output_folder`): the earlier run's outputs
     # stay until this one's are complete.
-    with run_folder(args.out):
+    with stop.deferred(_stopping):
         try:
             with staged_entries(args.out, entries) as staging:
                 exports = _Exports(staging, session, metric=config.metric.active)
                 recording = None
                 try:
                     recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
-                    with stop.deferred(_stopping):
-                        summary = _reconstruct(args, staging, inputs, mode, chunk, session, exports, recording, stop)
+                    summary = _reconstruct(args, staging, inputs, mode, chunk, session, exports, recording, stop)
                 finally:  # after an abort too: no scratch folder outlives the run, and the bag is readable
                     exports.close()
                     if recording is not None:
                         recording.close()
                 if summary["no_result"] and saved_entries(args.out):
                     raise _NothingToReplace(summary)
+                stop.finishing()  # the results are whole: no signal may cut their swap into place short
         except _NothingToReplace as kept:
             log.warning("nothing was reconstructed: the earlier run's outputs in %s are kept as they were", args.out)
             return kept.summary
@@ -794,6 +804,7 @@ def _reconstruct(
                         run_window(chunks.finish(), last_name)
                         chunks = ChunkWindows(*chunk)
                     if not session.world.is_empty:  # kept, should no window merge after the restart
+                        _remove_world_files(earlier_world)
                         earlier_world = _write_world(session, out, output_errors)
                     session.request_reset()
                 last_name, last_stamp_ns = name, item.frame_set.stamps_ns[0]  # camera 0's, as the node stamps
@@ -833,10 +844,7 @@ def _reconstruct(
         )
         world_files = earlier_world
     else:
-        if earlier_world is not None:  # none of its files may stay beside this world's
-            for path in (earlier_world.map_path, *earlier_world.trajectories.values()):
-                if path is not None:
-                    path.unlink(missing_ok=True)
+        _remove_world_files(earlier_world)
         world_files = _write_world(session, out, output_errors)
     map_path, trajectories = world_files.map_path, world_files.trajectories
     # The dataset exports were written as the frames came, with the chained poses. After a loop they are moved with
@@ -921,7 +929,12 @@ def _reconstruct(
         "per_window": windows,
     }
     summary = _named_in(summary, out, args.out)  # where the files will be once swapped in
-    strict_json.write(out / "summary.json", summary)
+    try:
+        strict_json.write(out / "summary.json", summary)
+    except OSError as err:  # the last output: it costs itself, not the others (reported as the others are)
+        problem = _named_in(f"summary: {err}", out, args.out)
+        summary["output_errors"].append(problem)
+        log.error("cannot write %s", problem)
     if no_result:
         log.warning("nothing was reconstructed: %s", no_result)
     log.info(
@@ -1030,6 +1043,14 @@ def _write_world(session: ReconstructionSession, out: Path, output_errors: list[
         log.error("cannot write the map: %s", err)
     units = "metres" if session.world.metric else "VGGT world units (the first window's scale; not metric)"
     return _WorldFiles(map_path, trajectories, len(session.map), units)
+
+
+def _remove_world_files(files: Optional[_WorldFiles]) -> None:
+    """Remove what an earlier world wrote (`_write_world`): none of it may stay beside a later world's files."""
+    if files is not None:
+        for path in (files.map_path, *files.trajectories.values()):
+            if path is not None:
+                path.unlink(missing_ok=True)
 
 
 def _named_in(value, staging: Path, out: Path):

@@ -11,12 +11,14 @@ The offline command's ``--out`` is one run's results. It is new or empty (`check
 earlier run left in it (a third image's depth beside a two-image run's) would make the folder describe no single
 run, unless ``--overwrite`` is given. A run writes its entries (`run_entries`) into a staging folder inside
 ``--out`` and swaps them in only at its end (`vggt_ros.files.staged_entries`, the node's ``~/save``'s way), so:
-- an earlier run's outputs go only when the new run's are complete: a run that fails, is aborted, or reconstructs
-  nothing leaves them as they were;
+- an earlier run's outputs go only when the new run's are complete: a run that fails to start, is aborted, or
+  reconstructs nothing leaves them as they were (one whose output fails, a full disk, swaps in what it computed,
+  and its summary names the failure);
 - only entries an earlier run recorded writing (`vggt_ros.files.SAVE_RECORD`) are replaced or removed: a user's
   own ``images/`` or ``trajectory_right.tum`` of an output's name is refused before any work
-  (`check_run_entries`), and any other file is kept;
-- one run at a time writes into a folder (`run_folder` locks it).
+  (`check_run_entries`), and any other file is kept; a run an earlier vggt_ros wrote without a record is
+  recorded first (`adopt_earlier_run`);
+- one run at a time writes into a folder (`run_folder` locks it from the first check to the swap).
 An input inside ``--out`` is refused (`check_inputs_outside`, also through a link: ``--images`` of links to
 ``project/images/`` with ``--out project``): the run replaces ``images/`` and ``depth/`` there.
 """
@@ -26,14 +28,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
-from vggt_ros.dataset.tum import trajectory_file_name
+from vggt_ros.dataset.tum import TUM_HEADER, trajectory_file_name
 from vggt_ros.dataset.writer import DATASET_ENTRIES
-from vggt_ros.files import STAGING_PREFIX, unrecorded_entries
+from vggt_ros.files import SAVE_RECORD, STAGING_PREFIX, unrecorded_entries, write_save_record
 
 # What `vggt-ros-reconstruct` writes into --out besides the dataset exports (and each further camera's
 # trajectory_<name>.tum, `run_entries`).
@@ -91,6 +94,34 @@ def check_run_folder(out: Path, overwrite: bool, inputs: Mapping[str, Optional[P
             f"--out {out} is not empty; choose a new or empty folder, or pass --overwrite to replace an earlier "
             "run's outputs there (other files are kept)"
         )
+
+
+def adopt_earlier_run(out: Path) -> None:
+    """Record the outputs of a run that an earlier vggt_ros wrote into ``out`` without a record (its summary.json
+    is ours), by the rules it followed (the fixed names, and the trajectory files its TUM writer began), so that
+    --overwrite replaces them as a recorded run's."""
+    if not out.is_dir() or (out / SAVE_RECORD).exists() or not _our_summary(out / "summary.json"):
+        return
+    names = [name for name in (*RUN_FILES, *DATASET_ENTRIES) if os.path.lexists(out / name)]
+    names += [path.name for path in sorted(out.glob("trajectory_*.tum")) if _written_by_us(path)]
+    write_save_record(out, names)
+
+
+def _our_summary(path: Path) -> bool:
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and {"mode", "per_window", "units"} <= summary.keys()
+
+
+def _written_by_us(path: Path) -> bool:
+    """A trajectory file `vggt_ros.dataset.tum` wrote: its first line is ours."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.readline().startswith(TUM_HEADER)
+    except OSError:
+        return False
 
 
 def check_inputs_outside(out: Path, option: str, paths: Iterable[Path]) -> None:

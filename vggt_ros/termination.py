@@ -42,6 +42,7 @@ class StopRequest:
     def __init__(self) -> None:
         self.signal: Optional[str] = None
         self._on_first: Optional[Callable[[str], None]] = None
+        self._finishing = False
 
     @contextmanager
     def deferred(self, on_first: Callable[[str], None]) -> Iterator[None]:
@@ -52,9 +53,17 @@ class StopRequest:
             yield
         finally:
             self._on_first = None
+            self._finishing = False
+
+    def finishing(self) -> None:
+        """From now until `deferred` ends, a second signal is recorded too, not raised: the last step (the swap of a
+        run's results into place) must not be cut short halfway."""
+        self._finishing = True
 
     def _handle(self, signum, frame) -> None:
         name = signal.Signals(signum).name
+        if self._on_first is not None and self.signal is not None and self._finishing:
+            return
         if self._on_first is None or self.signal is not None:
             raise Interrupted(name, second=self.signal is not None)
         self.signal = name

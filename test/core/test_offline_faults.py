@@ -26,9 +26,10 @@ import vggt_ros
 from conftest import IMAGES, TINY
 from support.bags import write_image_bag, write_raw_bag
 from support.image_files import jpeg_claiming, png_claiming
+from vggt_ros import offline as offline_module
 from vggt_ros import session as session_module
 from vggt_ros.dataset import writer as writer_module
-from vggt_ros.files import STAGING_PREFIX
+from vggt_ros.files import SAVE_RECORD, STAGING_PREFIX
 from vggt_ros.live import input as live_input
 from vggt_ros.offline import main
 
@@ -61,7 +62,9 @@ def _bag_run(tmp_path, bag, topics, *extra, out_name="out"):
 
 
 def _scratch_folders(out):
-    return sorted(p.name for p in out.glob(".colmap-scratch-*"))
+    """What a run left behind in ``out``: the COLMAP writer's scratch folders and the run's staging folder."""
+    prefixes = (".colmap-scratch-", STAGING_PREFIX)
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.name.startswith(prefixes))
 
 
 def _model_image_sizes(out) -> dict[str, tuple[int, int]]:
@@ -253,20 +256,23 @@ def test_an_overwrite_run_that_reconstructs_nothing_keeps_the_earlier_run(tmp_pa
 
 
 def test_overwrite_refuses_a_users_own_entry_of_an_outputs_name_before_any_work(tmp_path, capsys):
-    """A folder that never held a run, with the user's own images/, depth/ and map.ply (or a mocap
-    trajectory_right.tum where camera 'right' runs): --overwrite deleted them, since they share a name with an
-    output."""
-    folder, _, _ = _good_run(tmp_path, count=1)
+    """A folder that never held a run, with the user's own images/ and map.ply, and a mocap trajectory_right.tum
+    where camera 'right' runs: --overwrite deleted the first two, since they share a name with an output, and the
+    run overwrote the third."""
+    frames = _stamped(_photos(2))
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/left", frames), ("/right", frames)])
     project = tmp_path / "project"
     (project / "images").mkdir(parents=True)
     (project / "images" / "IMG_0001.jpg").write_bytes(b"the user's photo")
     (project / "map.ply").write_text("the user's map")
     (project / "trajectory_right.tum").write_text("1.0 0 0 0 0 0 0 1\n")
     before = _contents(project)
-    command = ["--images", str(folder), "--out", str(project), "--overwrite", *FAST, "--weights", str(tmp_path / "x")]
-    assert main([*command, "--camera-names", "right"]) == 1  # the weights are never looked at
+    command = ["--bag", str(bag), "--topics", "/left,/right", "--camera-names", "left,right", "--out", str(project)]
+    assert main([*command, "--overwrite", *FAST, "--weights", str(tmp_path / "x")]) == 1  # weights never looked at
     err = capsys.readouterr().err
-    assert err.startswith(f"error: --out {project} holds map.ply, images, which no earlier run recorded writing")
+    assert err.startswith(
+        f"error: --out {project} holds map.ply, trajectory_right.tum, images, which no earlier run recorded writing"
+    )
     assert _contents(project) == before
 
 
@@ -297,6 +303,73 @@ def test_a_second_run_into_a_folder_another_run_writes_is_refused(tmp_path, caps
     err = capsys.readouterr().err
     assert f"another vggt-ros-reconstruct run is writing into --out {out}" in err
     assert _contents(out) == before
+
+
+def test_a_run_holds_its_folder_from_its_first_check_so_a_second_one_cannot_slip_in(tmp_path, monkeypatch, capsys):
+    """A run into a new folder, and a second one that finished there while the first loaded its model: the first
+    then replaced it without --overwrite. The lock was taken only after the model had loaded."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, frame in enumerate(_photos(2)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.png")
+    out = tmp_path / "out"
+    create_pipeline = offline_module.create_pipeline
+    second = []
+
+    def another_run_while_loading(config):  # a test double of a slow model load, during which a run starts
+        second.append(main(["--images", str(folder), "--out", str(out), *FAST]))
+        return create_pipeline(config)
+
+    monkeypatch.setattr(offline_module, "create_pipeline", another_run_while_loading)
+    assert main(["--images", str(folder), "--out", str(out), *FAST]) == 0
+    assert second == [1]
+    assert f"another vggt-ros-reconstruct run is writing into --out {out}" in capsys.readouterr().err
+    assert _strict_json(out / "summary.json")["images"] == 2
+
+
+def test_a_signal_while_the_results_are_swapped_in_waits_for_the_swap(tmp_path, monkeypatch):
+    """Two SIGTERMs between the renames of an --overwrite swap: the second raised there, so the earlier run's
+    images/ and the new one were both lost, the record named a folder that no longer existed, and the message said
+    that no results were written."""
+    import signal as signals
+
+    from vggt_ros import files as files_module
+
+    folder, out, _ = _good_run(tmp_path)
+    swap = files_module._swap
+
+    def signalled_swap(*args):  # a test double of a user pressing Ctrl-C twice at that moment
+        os.kill(os.getpid(), signals.SIGTERM)
+        os.kill(os.getpid(), signals.SIGTERM)
+        return swap(*args)
+
+    monkeypatch.setattr(files_module, "_swap", signalled_swap)
+    assert (
+        main(
+            ["--images", str(folder), "--out", str(out), "--overwrite", "--sliding-window", "--window-size", "2", *FAST]
+        )
+        == 143
+    )
+    recorded = set((out / SAVE_RECORD).read_text().split())
+    assert recorded and all((out / name).exists() for name in recorded)
+    named = sorted(frame["file_path"] for frame in _strict_json(out / "transforms.json")["frames"])
+    assert named and named == sorted(f"images/{p.name}" for p in (out / "images").iterdir())
+    assert _strict_json(out / "summary.json")["mode"] == "sliding window"  # the new run's, whole
+    assert not _scratch_folders(out)
+
+
+def test_overwrite_takes_over_a_run_an_earlier_version_wrote_without_a_record(tmp_path):
+    folder, out, _ = _good_run(tmp_path)
+    (out / SAVE_RECORD).unlink()  # as vggt_ros wrote a run before it recorded its entries
+    (out / "notes.txt").write_text("the user's")
+    assert (
+        main(
+            ["--images", str(folder), "--out", str(out), "--overwrite", "--sliding-window", "--window-size", "2", *FAST]
+        )
+        == 0
+    )
+    assert _strict_json(out / "summary.json")["mode"] == "sliding window"
+    assert (out / "notes.txt").read_text() == "the user's"
 
 
 def test_an_out_bag_in_an_output_of_out_is_refused_before_the_model_loads(tmp_path, capsys):
@@ -500,14 +573,17 @@ def test_a_second_sigterm_aborts_and_writes_nothing_of_the_run(tmp_path):
     assert not out.exists()  # the run made the folder, and removed it again, empty
 
 
-def test_an_aborted_run_leaves_no_scratch_folder(tmp_path, monkeypatch, capsys):
-    def unwritable_summary(path, document):  # a test double of a failure after the exports started
+def test_a_summary_that_cannot_be_written_costs_only_itself(tmp_path, monkeypatch, capsys):
+    def unwritable_summary(path, document):  # a test double of a failure of the last output
         raise OSError(5, "Input/output error", str(path))
 
     monkeypatch.setattr("vggt_ros.offline.strict_json.write", unwritable_summary)
     bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(_photos(4)))])
     status, out = _bag_run(tmp_path, bag, ["/cam"])
-    assert status == 1 and "Input/output error" in capsys.readouterr().err
+    assert status == 1 and f"error: summary: [Errno 5] Input/output error: '{out / 'summary.json'}'" in (
+        capsys.readouterr().err
+    )
+    assert (out / "map.ply").is_file() and (out / "trajectory.tum").is_file() and not (out / "summary.json").exists()
     assert not _scratch_folders(out)
 
 
