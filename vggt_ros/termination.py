@@ -8,7 +8,8 @@ Within `StopRequest.deferred` (reading input and writing the results) the first 
 checks `StopRequest.signal` between steps, so the window in progress finishes and the results are written whole.
 An exception raised asynchronously inside a step could land anywhere, e.g. between a map's reset and its refill,
 and the map written afterwards would be a fragment. A second signal raises `Interrupted` (``second``), for a user
-who will not wait. A command exits with `EXIT_STATUS` afterwards (130 for Ctrl-C and 143 for SIGTERM: 128 + the
+who will not wait, except in the last step (`StopRequest.finishing`: a run's results swapped into place), where
+it too is only recorded. A command exits with `EXIT_STATUS` afterwards (130 for Ctrl-C and 143 for SIGTERM: 128 + the
 signal's number, the shell's convention). `run_command` runs a console script that has no safe point to wait for
 (an export, a quantization): a signal stops it at once, with one line.
 """
