@@ -131,6 +131,9 @@ def test_renamed_parameters_carry_their_unit_and_the_old_names_are_gone():
         ("map_publish_period_s", float("inf")),
         ("map_publish_period_s", 1e12),
         ("map_publish_period_s", 0.0),
+        # Beyond the model image the grid is its first pixel alone: a frame whose pixel there is padding was
+        # rejected as having no usable depth.
+        ("point_decimation", 100_000),
     ],
 )
 def test_every_size_has_a_documented_upper_bound(name, value):

@@ -174,7 +174,9 @@ class NodeParameters:
     confidence_threshold: float = parameter(
         0.0, "drop cloud points whose depth confidence is below this (VGGT's is > 1; 0.0: off)"
     )
-    point_decimation: int = parameter(2, "publish every n-th pixel's point in rows and columns (1: all)", "pixels")
+    point_decimation: int = parameter(
+        2, "publish every n-th pixel's point in rows and columns (1: all)", "pixels", (1, 64)
+    )
     # --- one world across windows and the map
     tracking_lost_after: int = parameter(
         3,
