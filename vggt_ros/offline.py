@@ -805,7 +805,7 @@ def _reconstruct(
                         chunks = ChunkWindows(*chunk)
                     if not session.world.is_empty:  # kept, should no window merge after the restart
                         _remove_world_files(earlier_world)
-                        earlier_world = _write_world(session, out, output_errors)
+                        earlier_world = _write_world(session, out)
                     session.request_reset()
                 last_name, last_stamp_ns = name, item.frame_set.stamps_ns[0]  # camera 0's, as the node stamps
                 exports.offer(item)
@@ -845,7 +845,8 @@ def _reconstruct(
         world_files = earlier_world
     else:
         _remove_world_files(earlier_world)
-        world_files = _write_world(session, out, output_errors)
+        world_files = _write_world(session, out)
+    output_errors.extend(world_files.errors)
     map_path, trajectories = world_files.map_path, world_files.trajectories
     # The dataset exports were written as the frames came, with the chained poses. After a loop they are moved with
     # it when every exported frame has its loop-corrected pose; otherwise they keep the chained poses, and
@@ -1008,23 +1009,24 @@ def _why_nothing(
 
 @dataclass(frozen=True)
 class _WorldFiles:
-    """What one world wrote: the map (None: none), each camera's trajectory file (None: none), the map's points and
-    the unit of both."""
+    """What one world wrote: the map (None: none), each camera's trajectory file (None: none), the map's points, the
+    unit of both, and the outputs that failed (for summary.json's ``output_errors`` if these files are the run's)."""
 
     map_path: Optional[Path]
     trajectories: dict[str, Optional[Path]]
     map_points: int
     units: str
+    errors: tuple[str, ...]
 
 
-def _write_world(session: ReconstructionSession, out: Path, output_errors: list[str]) -> _WorldFiles:
-    """Write the session's world into ``out``: the trajectories, then the map, each failing alone (named in
-    ``output_errors``)."""
+def _write_world(session: ReconstructionSession, out: Path) -> _WorldFiles:
+    """Write the session's world into ``out``: the trajectories, then the map, each failing alone."""
+    errors = []
     trajectories = {name: None for name in session.config.names}
     try:
         trajectories = session.save_trajectories(out)
     except (OSError, ValueError) as err:  # ValueError: poses the TUM writer refuses (stamps that go back)
-        output_errors.append(f"trajectory: {err}")
+        errors.append(f"trajectory: {err}")
         log.error("cannot write the trajectory: %s", err)
     else:
         if session.awaiting_scale:
@@ -1039,10 +1041,10 @@ def _write_world(session: ReconstructionSession, out: Path, output_errors: list[
         log.warning("no window merged into the world: no map (the per-window reasons are in summary.json)")
     except OSError as err:
         map_path = None
-        output_errors.append(f"map: {err}")
+        errors.append(f"map: {err}")
         log.error("cannot write the map: %s", err)
     units = "metres" if session.world.metric else "VGGT world units (the first window's scale; not metric)"
-    return _WorldFiles(map_path, trajectories, len(session.map), units)
+    return _WorldFiles(map_path, trajectories, len(session.map), units, tuple(errors))
 
 
 def _remove_world_files(files: Optional[_WorldFiles]) -> None:

@@ -422,6 +422,31 @@ def test_a_restart_whose_world_merges_nothing_keeps_the_world_before_it(tmp_path
     assert "map.ply and the trajectories hold the world before it" in caplog.text
 
 
+def test_a_failure_writing_a_world_the_next_one_replaces_is_no_output_error(tmp_path, monkeypatch):
+    """At a restart the world so far is written (in case the next merges nothing); that write failing was reported
+    in output_errors, with exit 1, although the next world's map.ply replaced it."""
+    from vggt_ros import mapping
+
+    save_ply = mapping.GrowingMap.save_ply
+    calls = []
+
+    def failing_first(self, path):  # a test double of a disk that was full for a moment
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device", str(path))
+        return save_ply(self, path)
+
+    monkeypatch.setattr(mapping.GrowingMap, "save_ply", failing_first)
+    frames = _photos(6)
+    stamps = [START_NS + PERIOD_NS * i for i in range(3)] + [PERIOD_NS * (i + 1) for i in range(3)]  # then back
+    records = [("/cam", START_NS + PERIOD_NS * i, stamp, frame) for i, (stamp, frame) in enumerate(zip(stamps, frames))]
+    status, out = _bag_run(tmp_path, write_raw_bag(tmp_path / "bag", records), ["/cam"])
+    summary = _strict_json(out / "summary.json")
+    assert len(calls) == 2 and summary["output_errors"] == [] and status == 0
+    poses = [line for line in (out / "trajectory.tum").read_text().splitlines() if not line.startswith("#")]
+    assert [round(float(line.split()[0]) * 1e9) for line in poses] == stamps[4:]  # the last world's (one stale)
+
+
 def test_zero_header_stamps_take_the_log_time(tmp_path):
     frames = _photos(5)
     bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(frames))], zero_header_stamps=True)
