@@ -269,6 +269,9 @@ def test_the_rig_source_needs_two_or_more_cameras():
         ((120.0, 0, 0, 0, 0, 0, 1), "rig_transforms: the rig's baselines are implausibly long (camera 1: 120 m;"),
         # w forgotten: the error named neither the parameter nor the camera.
         ((0.12, 0, 0, 0, 0, 0, 0), "rig_transforms: camera 1's rotation quaternion (qx qy qz qw) is zero"),
+        # Too short to measure anything: the node started and waited for a scale for ever.
+        ((0.0, 0, 0, 0, 0, 0, 1), "rig_transforms: camera 1's baseline to camera 0 is 0.0 m, shorter than 0.01 m"),
+        ((0.005, 0, 0, 0, 0, 0, 1), "rig_transforms: camera 1's baseline to camera 0 is 0.005 m, shorter than 0.01"),
     ],
 )
 def test_rig_transforms_in_other_units_or_without_a_rotation_are_refused_naming_the_parameter(transform, message):
@@ -277,7 +280,15 @@ def test_rig_transforms_in_other_units_or_without_a_rotation_are_refused_naming_
             image_topics=("/left/image", "/right/image"), metric_scale_source="rig", rig_transforms=transform
         )
     assert str(err.value).startswith(message), str(err.value)
-    assert NodeParameters(image_topics=("/l", "/r"), rig_transforms=(0.12, 0, 0, 0, 0, 0, 1)).rig_transforms
+    rig = NodeParameters(image_topics=("/l", "/r"), metric_scale_source="rig", rig_transforms=(0.12, 0, 0, 0, 0, 0, 1))
+    assert rig.rig_transforms
+
+
+def test_rig_transforms_without_the_rig_source_are_refused_naming_both_parameters():
+    """They were accepted and ignored, as depth_topics are not."""
+    with pytest.raises(ValueError) as err:
+        NodeParameters(image_topics=("/l", "/r"), rig_transforms=(0.12, 0, 0, 0, 0, 0, 1))
+    assert str(err.value).startswith("rig_transforms are read only with metric_scale_source 'rig', got 'none'")
 
 
 def test_the_same_image_topic_twice_is_refused():

@@ -413,6 +413,11 @@ class NodeParameters:
                 f"depth_topics {list(self.depth_topics)} are read only with metric_scale_source 'depth', got "
                 f"{self.metric_scale_source!r}: set metric_scale_source to 'depth' or leave depth_topics empty"
             )
+        if self.rig_transforms and self.metric_scale_source != "rig":
+            raise ValueError(
+                f"rig_transforms are read only with metric_scale_source 'rig', got {self.metric_scale_source!r}: set "
+                "metric_scale_source to 'rig' or leave rig_transforms empty"
+            )
         if self.metric_scale_source == "depth" and len(self.depth_topics) != len(self.image_topics):
             raise ValueError(
                 f"metric_scale_source 'depth' needs one depth topic per image topic (registered to it, e.g. "

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vggt_ros.metric.sources import MAX_RIG_BASELINE_M, DepthScaleConfig, implausible_baselines
+from vggt_ros.metric.sources import MAX_RIG_BASELINE_M, MIN_RIG_BASELINE_M, DepthScaleConfig, implausible_baselines
 
 METRIC_SOURCES = ("none", "depth", "rig", "odometry")
 
@@ -48,6 +48,12 @@ class MetricConfig:
             baseline_m = round(float(np.linalg.norm(matrix[:3, 3])), 3)
             if baseline_m > MAX_RIG_BASELINE_M:
                 raise ValueError(f"rig_transforms: {implausible_baselines({camera: baseline_m})}")
+            if baseline_m < MIN_RIG_BASELINE_M:
+                raise ValueError(
+                    f"rig_transforms: camera {camera}'s baseline to camera 0 is {baseline_m} m, shorter than "
+                    f"{MIN_RIG_BASELINE_M} m: too short to measure a scale (the node would wait for one for ever); "
+                    "give the cameras' calibrated offset in metres"
+                )
         if self.source == "odometry" and not self.odom_frame:
             raise ValueError("the odometry scale source needs odom_frame (the frame the robot's odometry is in)")
         if not (math.isfinite(self.min_translation_m) and self.min_translation_m > 0):

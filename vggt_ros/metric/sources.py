@@ -81,6 +81,9 @@ _OUTLIER_SIGMAS = 5.0
 # A camera rig's cameras are centimetres to a metre or two apart: a longer baseline is a transform in other units
 # (millimetres give 1000 times the metres, and the images then lock onto that unit as well).
 MAX_RIG_BASELINE_M = 10.0
+# Below this a baseline is too short to measure a scale against the predicted poses' noise (and a zero one is two
+# cameras given one pose).
+MIN_RIG_BASELINE_M = 0.01
 # The rig's cameras measure one scale: their window units per metre further apart than this (ratio - 1) mean their
 # transforms do not match the images (given in another camera order, or a wrong baseline). The scatter of one pair
 # is about 10 % from the predicted offsets and 1 % from the images, so this is several sigmas of either.
@@ -231,7 +234,7 @@ def rig_scale(
     window_from_camera: np.ndarray,
     cameras: int,
     camera_from_camera: Mapping[int, np.ndarray],
-    min_baseline_m: float = 0.01,
+    min_baseline_m: float = MIN_RIG_BASELINE_M,
 ) -> ScaleMeasurement:
     """Metres per window unit from a calibrated camera rig (see the module docstring).
 
