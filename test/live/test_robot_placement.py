@@ -57,6 +57,7 @@ def test_the_robots_odometry_places_the_world_where_it_says_the_camera_was():
     placement.start(CAMERA, 1 * S)
     assert placement.place()
     np.testing.assert_allclose(placement.odom_from_world, TRUE_ODOM_FROM_WORLD, atol=1e-9)
+    assert placement.placed_at_ns == placement.origin_stamp_ns == 1 * S
 
 
 def test_odometry_heard_after_the_first_image_places_the_world_from_a_later_metric_frame():
@@ -74,6 +75,7 @@ def test_odometry_heard_after_the_first_image_places_the_world_from_a_later_metr
         placement.place()  # not metric yet: nothing to place it from
     assert placement.place(newest_at(3 * S))
     np.testing.assert_allclose(placement.odom_from_world, TRUE_ODOM_FROM_WORLD, atol=1e-9)
+    assert placement.placed_at_ns == 3 * S  # the node's log said "at its first image"
 
 
 def test_either_owner_without_odometry_starts_odom_at_the_base_and_says_what_it_assumed():

@@ -95,6 +95,7 @@ class RobotPlacement:
     def start(self, camera_frame: Optional[str], stamp_ns: int) -> None:
         """A new world starts at ``camera_frame``'s image of ``stamp_ns`` (None: no world yet)."""
         self.odom_from_world = None
+        self.placed_at_ns: Optional[int] = None  # the stamp of the image the placement used
         self.assumed = ""  # why the placement took the node's odometry although the robot's might exist
         self.suspect_frame = ""  # why the camera's frame looks like no optical frame (`non_optical_frame`)
         self._origin = None if camera_frame is None else (camera_frame, stamp_ns)
@@ -127,6 +128,7 @@ class RobotPlacement:
                 )
             self._base_from_camera = base_from_camera
             self.odom_from_world = odom_from_world
+            self.placed_at_ns = newest[1] if from_newest else stamp_ns
             # The world is the first camera (of segment 0), where odom puts it; or where odom put the newest frame.
             self._anchor = CameraSighting(segment if from_newest else 0, np.eye(4), odom_from_world)
         return self.odom_from_world is not None

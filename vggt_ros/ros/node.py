@@ -482,9 +482,15 @@ class ReconstructionNode(LifecycleNode):
             robot.observe(out, self._log)
         if placed:
             self._placement_unsent = True
+            where = (
+                "at its first image"
+                if robot.placed_at_ns == robot.origin_stamp_ns
+                else f"at its image of {robot.placed_at_ns / 1e9:.3f} s (the robot's odometry did not reach back to "
+                "the world's first image)"
+            )
             self.get_logger().info(
                 f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera '{params.names[0]}' was "
-                "at its first image"
+                + where
             )
         if not params.publishes_map_odom or not (placed or robot.follows_robot_odometry):
             return
