@@ -183,6 +183,17 @@ def test_depth_cameras_that_agree_measure_together_and_one_without_depth_is_name
     assert left.note.startswith("from the other cameras only") and "camera 1 ('right_optical')" in left.note
 
 
+def test_a_depth_camera_in_another_unit_beside_a_right_one_is_named():
+    """The right camera's 32FC1 depth in millimetres, the left's in metres: every reading of the right lies beyond
+    the range, so it measured nothing alone, took no part in the disagreement check, and was left out without a
+    word (the scale came from the left alone)."""
+    products, sensor = _two_depth_cameras(1000.0)
+    left = measure_window_scale(MetricConfig("depth"), products, 2, ("left_optical", "right_optical"), sensor)
+    assert isinstance(left, ScaleObservation) and left.metres_per_unit == pytest.approx(METRES_PER_UNIT, rel=0.005)
+    assert left.note.startswith("from the other cameras only: the depth of camera 1 ('right_optical') measured nothing")
+    assert "millimetres in a 32FC1 image?" in left.note
+
+
 @pytest.mark.parametrize(
     "factor, cause",
     [(1000.0, "millimetres in a 32FC1 image"), (10.0, "finer unit"), (1.0, "")],

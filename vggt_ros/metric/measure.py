@@ -105,12 +105,13 @@ def _check_depth_cameras(
     observation: ScaleObservation,
 ) -> ScaleMeasurement:
     """Several depth cameras pooled in ``observation``: none of it where they disagree (`depth_disagreement`), and
-    a note naming the cameras whose images had no depth (the others measured alone)."""
+    a note naming the cameras whose images had no depth, or whose depth measured nothing alone (readings out of
+    range: another unit), while the others measured."""
     rows_of = {camera: [] for camera in range(cameras)}  # camera -> its rows of the dense frames
     for row, index in enumerate(products.dense):
         rows_of[products.frame_ids[index][1]].append(row)
     predicted, confidence = products.depth[step], products.confidence[step]
-    own, without = {}, []
+    own, without, unusable = {}, [], {}
     for camera, rows in rows_of.items():
         if not rows or not bool(torch.isfinite(sensor_depth[rows]).any()):
             without.append(camera)
@@ -118,17 +119,25 @@ def _check_depth_cameras(
         alone = depth_scale(predicted[rows], confidence[rows], sensor_depth[rows], config.depth)
         if isinstance(alone, ScaleObservation):
             own[camera] = alone.metres_per_unit
+        else:
+            unusable[camera] = alone.reason
     disagreement = depth_disagreement(own, camera_frames)
     if disagreement:
         return ScaleUnavailable("inconsistent_depth", disagreement)
-    if not without:
+    notes = []
+    if without:
+        named = ", ".join(camera_label(camera, camera_frames) for camera in without)
+        notes.append(
+            f"no depth image matched the images of {named} in this window (is its depth topic published, and "
+            "stamped within slop_s of its colour images?)"
+        )
+    notes += [
+        f"the depth of {camera_label(camera, camera_frames)} measured nothing: {why}"
+        for camera, why in unusable.items()
+    ]
+    if not notes:
         return observation
-    named = ", ".join(camera_label(camera, camera_frames) for camera in without)
-    return replace(
-        observation,
-        note=f"from the other cameras only: no depth image matched the images of {named} in this window (is its "
-        "depth topic published, and stamped within slop_s of its colour images?)",
-    )
+    return replace(observation, note="from the other cameras only: " + "; ".join(notes))
 
 
 def _rig_from_transforms(cameras: int, camera_frames: Sequence[str], transforms) -> Union[dict, ScaleUnavailable]:
