@@ -393,6 +393,32 @@ def test_only_the_cameras_whose_frames_are_looked_up_need_a_frame_tf_can_look_up
         assert inputs.dropped[(1, "frame_id")] == (0 if formed else 1)
 
 
+def test_cameras_sharing_a_frame_that_is_looked_up_are_named_and_their_frame_sets_dropped(photo):
+    """Two rig cameras both stamped 'rig_optical': TF gave both one pose, and the node waited for ever, blaming the
+    rig's size ("every known baseline is shorter than 0.01 m") or the odometry ("the displacements disagree")."""
+    from vggt_ros.live.parameters import NodeParameters
+
+    topics = ("/left/image", "/right/image")
+    for params, dropped in (
+        (NodeParameters(image_topics=topics, metric_scale_source="rig"), True),
+        (NodeParameters(image_topics=topics, odom_frame="odom", metric_scale_source="odometry"), True),
+        (NodeParameters(image_topics=topics, odom_frame="odom", robot_base_frame="base_link"), False),  # camera 0's
+    ):
+        logger, clock = RecordingLogger(), ManualClock()
+        inputs = InputAssembly(params.input_config(topics, 0.5), LogPolicy(logger, clock=clock), clock=clock)
+        for k in range(3):
+            inputs.add_image(0, rgb_message(photo, "rig_optical"), (k + 1) * SECOND, 0, False)
+            assembled = inputs.add_image(1, rgb_message(photo, "rig_optical"), (k + 1) * SECOND, 0, False)
+            assert (assembled.frame_set is None) is dropped
+        errors = [text for level, text in logger.lines if level == "error"]
+        if dropped:
+            assert len(errors) == 1 and errors[0].startswith("cameras 'camera0', 'camera1' all stamp their images")
+            assert "Fix: give each camera's driver its own optical frame_id" in errors[0]
+            assert inputs.camera_counts()[1].last_drop == "frame_id 'rig_optical' shared with another camera"
+        else:
+            assert errors == []
+
+
 def test_a_camera_clock_ahead_of_the_nodes_is_warned_about_and_noted_for_diagnostics(photo):
     """A camera on another computer without time sync, 30 s ahead from its first image: every output went out
     stamped 30 s in the future, and nothing said so (only a jump of the lead was judged)."""

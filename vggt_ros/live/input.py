@@ -343,8 +343,31 @@ class InputAssembly:
         if synced is None:
             return Assembled(restart=restart)
         self.last_synced_s = self._clock()
+        if self._looked_up_frame_shared():
+            return Assembled(restart=restart)
         frame_set = FrameSet(stamps_ns=synced.stamps_ns, images=synced.items, camera_frames=tuple(self._camera_frames))
         return Assembled(frame_set=frame_set, restart=restart)
+
+    def _looked_up_frame_shared(self) -> bool:
+        """Whether two cameras whose frames the node looks up in TF stamp one frame id: their frame set is dropped,
+        with an error every 5 s (TF would give both one pose)."""
+        owners: dict[str, list[int]] = {}
+        for camera in sorted(self.config.looked_up_cameras):
+            owners.setdefault(self._camera_frames[camera], []).append(camera)
+        shared = next((frame for frame, cameras in owners.items() if len(cameras) > 1), None)
+        if shared is None:
+            return False
+        names = [self.config.names[camera] for camera in owners[shared]]
+        for camera in owners[shared]:
+            self._drop(camera, "shared_frame_id", f"frame_id {shared!r} shared with another camera")
+        self._log.every(
+            "error",
+            ("frame_id", "shared"),
+            f"cameras {', '.join(repr(name) for name in names)} all stamp their images {shared!r}, while this node "
+            "looks each camera's frame up in TF (the rig from /tf_static, the odometry scale): TF would give them one "
+            "pose; frame set dropped. Fix: give each camera's driver its own optical frame_id",
+        )
+        return True
 
     def _check_clock_ahead(self, camera: int, stamp_ns: int, arrival_ns: int, substituted: bool) -> None:
         """Note and warn where ``camera``'s image is stamped further ahead of its arrival than the tolerance: an
