@@ -105,6 +105,9 @@ def _tensor_spec(name: str, tensor: torch.Tensor) -> TensorSpec:
 
 # The lowest ONNX opset the graphs export at: scaled_dot_product_attention is in ONNX from opset 14.
 MIN_OPSET = 14
+# The newest opset torch's exporter writes (it refuses a newer one only after tracing the model); torch keeps it in a
+# private module, its one source.
+MAX_OPSET = torch.onnx._constants.ONNX_MAX_OPSET
 
 
 def check_opset(opset: int) -> None:
@@ -114,6 +117,11 @@ def check_opset(opset: int) -> None:
         raise ValueError(
             f"ONNX opset {opset} is below {MIN_OPSET}, the lowest the graphs export at (scaled_dot_product_attention); "
             f"export with --opset {MIN_OPSET} or more"
+        )
+    if opset > MAX_OPSET:
+        raise ValueError(
+            f"ONNX opset {opset} is above {MAX_OPSET}, the newest this torch exports; export with --opset {MAX_OPSET} "
+            "or less"
         )
 
 

@@ -26,7 +26,7 @@ from vggt_ros.quantized_formats.compensated_head import CompensatedCameraHead
 from vggt_ros.quantized_formats.layers import replace_modules
 from vggt_ros.quantized_formats.plan import DEFAULT_GROUP_SIZE, PLAN_FILE, QuantizationPlan, quantized_scheme_in
 from vggt_ros.quantized_formats.schemes import QDQ_SCHEMES, SCHEMES, W4A16
-from vggt_ros.quantized_formats.w4a16_file import load_w4a16_model, save_w4a16_export
+from vggt_ros.quantized_formats.w4a16_file import W4A16_FILE, load_w4a16_model, save_w4a16_export
 from vggt_ros.runtime import Pipeline
 from vggt_ros.runtime.io_contract import MANIFEST_FILE, FramesProfile
 from vggt_ros.runtime.weights_source import load_model
@@ -95,7 +95,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def _export_w4a16(model: VGGT, result: RecipeResult, args, windows) -> dict:
     """Write the packed export; its error as the torch backend runs it once read back, and its bytes."""
-    stored_bytes = save_w4a16_export(args.out, pack_w4a16(model, result.layers, result.compensation_token), result.plan)
+    save_w4a16_export(args.out, pack_w4a16(model, result.layers, result.compensation_token), result.plan)
+    stored_bytes = (args.out / W4A16_FILE).stat().st_size  # the file written, header and all
     exported = load_w4a16_model(args.out, args.device)
     pipeline = Pipeline.from_model(exported, device=args.device, precision=W4A16)
     outputs = [{k: v.float().cpu() for k, v in pipeline(window).items()} for window in windows]
@@ -132,8 +133,15 @@ def _check_options(args) -> None:
     export, which this one would leave half replaced (a w4a16 file beside int8 graphs, a float manifest beside a
     plan)."""
     check_output_folder(args.out, "--out")
-    if args.group_size < 1:
-        raise ValueError(f"--group-size must be a positive number of input channels, got {args.group_size}")
+    if args.group_size < 2 or args.group_size % 2:  # two 4-bit weights a byte: an odd group splits one
+        raise ValueError(f"--group-size must be an even number of input channels >= 2, got {args.group_size}")
+    weights = Path(args.weights)
+    weights_folder = weights if weights.is_dir() else weights.parent
+    if weights.exists() and args.out.resolve() == weights_folder.resolve():
+        raise ValueError(
+            f"--out {args.out} is the folder of --weights {args.weights}: the export beside the weights makes the "
+            "folder no longer readable as weights (two weight files); choose another --out"
+        )
     if args.scheme in QDQ_SCHEMES:
         try:
             _frames(args)

@@ -97,8 +97,8 @@ def _check_dtypes(state: Mapping[str, torch.Tensor], model: nn.Module, path: Pat
         )
 
 
-def save_w4a16_export(directory: str | Path, model: VGGT, plan: QuantizationPlan) -> int:
-    """Write ``<directory>/w4a16.safetensors`` from a `pack_w4a16` model; return the bytes of its tensors."""
+def save_w4a16_export(directory: str | Path, model: VGGT, plan: QuantizationPlan) -> None:
+    """Write ``<directory>/w4a16.safetensors`` from a `pack_w4a16` model."""
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
@@ -120,7 +120,6 @@ def save_w4a16_export(directory: str | Path, model: VGGT, plan: QuantizationPlan
             raise OSError(str(err)) from None
 
     replace_atomically(directory / W4A16_FILE, write)
-    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def load_w4a16_model(directory: str | Path, device: str | torch.device = "cpu") -> VGGT:
