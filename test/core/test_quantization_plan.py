@@ -92,6 +92,16 @@ def test_a_plan_naming_blocks_that_do_not_exist_names_them_and_the_real_ones(ful
     assert "aggregator.frame_blocks.0-23" in message and "camera_head.trunk.0-3" in message
 
 
+def test_fp16_layers_the_model_does_not_have_are_named(full_size_on_meta):
+    """A plan's fp16_layers were never checked: a made-up layer was reported as kept in FP16."""
+    plan = QuantizationPlan("w4a16", {"aggregator.frame_blocks.0": LINEAR_NAMES[:3]}, 128, ("not.a.layer",))
+    with pytest.raises(PlanError, match=r"fp16_layers name layers this model does not have: \['not.a.layer'\]"):
+        plan.check_against(full_size_on_meta)
+    QuantizationPlan(
+        "w4a16", {"aggregator.frame_blocks.0": LINEAR_NAMES[:3]}, 128, ("aggregator.frame_blocks.0.mlp.fc2",)
+    ).check_against(full_size_on_meta)
+
+
 def test_int8_cannot_quantize_the_camera_head(full_size_on_meta):
     with pytest.raises(PlanError, match=r"camera_head.trunk.0.*int8 quantizes only the dinov2, aggregator stages"):
         QuantizationPlan("int8", {"camera_head.trunk.0": LINEAR_NAMES}, None).check_against(full_size_on_meta)

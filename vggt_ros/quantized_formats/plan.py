@@ -225,7 +225,8 @@ class QuantizationPlan:
         return tuple(f"{block}.{layer}" for block, layers in self.blocks.items() for layer in layers)
 
     def check_against(self, model: nn.Module) -> None:
-        """Raise `PlanError` naming every block the model does not have, or that this scheme cannot quantize."""
+        """Raise `PlanError` naming every block the model does not have, or that this scheme cannot quantize, and
+        every fp16_layers entry that is no linear layer of the model."""
         existing = model_blocks(model)
         allowed = SCHEME_STAGES[self.scheme]
         missing = [block for block in self.blocks if block not in existing]
@@ -243,6 +244,10 @@ class QuantizationPlan:
         if self.scheme == W4A16:
             for name in self.layer_names():
                 group_size_for(model.get_submodule(name).in_features, self.group_size, name)
+        linears = {name for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+        unknown = [name for name in self.fp16_layers if name not in linears]
+        if unknown:  # they were reported as kept in FP16
+            raise PlanError(f"the plan's fp16_layers name layers this model does not have: {unknown}")
 
     def keeping_fp16(self, layers: Iterable[str]) -> "QuantizationPlan":
         """This plan with ``layers`` taken out of its blocks (a block left with none is dropped) and recorded in
