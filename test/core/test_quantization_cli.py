@@ -333,6 +333,25 @@ def test_a_plan_with_no_blocks_is_refused_at_once_and_nothing_is_written(calibra
     assert not (tmp_path / "out").exists()
 
 
+def test_a_group_size_other_than_the_plans_is_refused_before_any_work(calibration, tmp_path, monkeypatch, capsys):
+    """The plan's group size won without a word, while the layers kept in FP16 and the sensitivity pass used
+    --group-size's."""
+    plan = write_plan(
+        tmp_path / "plan.json",
+        {"scheme": "w4a16", "group_size": 8, "blocks": {"aggregator.frame_blocks.0": ["attn.proj"]}},
+    )
+    code, error = run_entry(
+        monkeypatch,
+        capsys,
+        [
+            *("--weights", str(tmp_path / "no-weights"), "--calibration", str(calibration), "--scheme", "w4a16"),
+            *("--out", str(tmp_path / "out"), "--plan", str(plan), "--group-size", "16"),
+        ],
+    )
+    assert code == 1 and "--group-size 16 differs from the --plan's group_size 8" in error
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_plan_for_another_scheme_is_reported_as_such(calibration, tmp_path, monkeypatch, capsys):
     """An INT8 plan keeps the w4a16 group size it was edited from: the conflict is the scheme, not the group."""
     plan = write_plan(

@@ -74,7 +74,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     parser.add_argument("--plan", type=Path, default=None, help="a (hand-edited) plan.json to use as it is")
     parser.add_argument("--protect", type=int, default=4, help="most sensitive blocks kept in FP16 but attn.proj")
-    parser.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE, help="w4a16 input channels per scale")
+    parser.add_argument(
+        "--group-size",
+        type=int,
+        default=None,
+        help=f"w4a16 input channels per scale (default: {DEFAULT_GROUP_SIZE}, or the --plan's)",
+    )
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -133,7 +138,7 @@ def _check_options(args) -> None:
     export, which this one would leave half replaced (a w4a16 file beside int8 graphs, a float manifest beside a
     plan)."""
     check_output_folder(args.out, "--out")
-    if args.group_size < 2 or args.group_size % 2:  # two 4-bit weights a byte: an odd group splits one
+    if args.group_size is not None and (args.group_size < 2 or args.group_size % 2):  # an odd group splits a byte
         raise ValueError(f"--group-size must be an even number of input channels >= 2, got {args.group_size}")
     weights = Path(args.weights)
     weights_folder = weights if weights.is_dir() else weights.parent
@@ -163,10 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     _check_options(args)  # before any work: a run can take hours
     plan = QuantizationPlan.load(args.plan, args.scheme) if args.plan is not None else None
+    planned_group = plan.group_size if plan is not None else None
+    if args.group_size is not None and planned_group is not None and args.group_size != planned_group:
+        raise ValueError(
+            f"--group-size {args.group_size} differs from the --plan's group_size {planned_group}, which its blocks "
+            "were chosen for; drop --group-size (the plan's is used) or edit the plan"
+        )
     config = RecipeConfig(
         args.scheme,
         args.protect,
-        args.group_size,
+        args.group_size or planned_group or DEFAULT_GROUP_SIZE,
         SearchConfig(args.search_steps, ObjectiveWeights()),
         args.compensation,
         plan=plan,
