@@ -319,16 +319,24 @@ def write_plan(path, data):
     return path
 
 
-def test_a_plan_with_no_blocks_is_refused_at_once_and_nothing_is_written(calibration, tmp_path, monkeypatch, capsys):
-    plan = write_plan(tmp_path / "plan.json", {"scheme": "w4a16", "group_size": 128, "blocks": {}})
+def quantize_with_plan(data, calibration, tmp_path, monkeypatch, capsys, *extra):
+    """A w4a16 run with the plan ``data`` (written to plan.json) and ``extra`` options, on weights that do not
+    exist (a plan the command refuses is refused before they are looked at): (exit code, stderr, the plan's path)."""
+    plan = write_plan(tmp_path / "plan.json", data)
     code, error = run_entry(
         monkeypatch,
         capsys,
         [
             *("--weights", str(tmp_path / "no-weights"), "--calibration", str(calibration), "--scheme", "w4a16"),
-            *("--out", str(tmp_path / "out"), "--plan", str(plan)),
+            *("--out", str(tmp_path / "out"), "--plan", str(plan), *extra),
         ],
     )
+    return code, error, plan
+
+
+def test_a_plan_with_no_blocks_is_refused_at_once_and_nothing_is_written(calibration, tmp_path, monkeypatch, capsys):
+    data = {"scheme": "w4a16", "group_size": 128, "blocks": {}}
+    code, error, _ = quantize_with_plan(data, calibration, tmp_path, monkeypatch, capsys)
     assert code == 1 and "the plan quantizes nothing (its blocks are empty)" in error
     assert not (tmp_path / "out").exists()
 
@@ -336,36 +344,16 @@ def test_a_plan_with_no_blocks_is_refused_at_once_and_nothing_is_written(calibra
 def test_a_group_size_other_than_the_plans_is_refused_before_any_work(calibration, tmp_path, monkeypatch, capsys):
     """The plan's group size won without a word, while the layers kept in FP16 and the sensitivity pass used
     --group-size's."""
-    plan = write_plan(
-        tmp_path / "plan.json",
-        {"scheme": "w4a16", "group_size": 8, "blocks": {"aggregator.frame_blocks.0": ["attn.proj"]}},
-    )
-    code, error = run_entry(
-        monkeypatch,
-        capsys,
-        [
-            *("--weights", str(tmp_path / "no-weights"), "--calibration", str(calibration), "--scheme", "w4a16"),
-            *("--out", str(tmp_path / "out"), "--plan", str(plan), "--group-size", "16"),
-        ],
-    )
+    data = {"scheme": "w4a16", "group_size": 8, "blocks": {"aggregator.frame_blocks.0": ["attn.proj"]}}
+    code, error, _ = quantize_with_plan(data, calibration, tmp_path, monkeypatch, capsys, "--group-size", "16")
     assert code == 1 and "--group-size 16 differs from the --plan's group_size 8" in error
     assert not (tmp_path / "out").exists()
 
 
 def test_a_plan_for_another_scheme_is_reported_as_such(calibration, tmp_path, monkeypatch, capsys):
     """An INT8 plan keeps the w4a16 group size it was edited from: the conflict is the scheme, not the group."""
-    plan = write_plan(
-        tmp_path / "plan.json",
-        {"scheme": "int8", "group_size": 128, "blocks": {"aggregator.frame_blocks.0": ["attn.proj"]}},
-    )
-    code, error = run_entry(
-        monkeypatch,
-        capsys,
-        [
-            *("--weights", str(tmp_path / "no-weights"), "--calibration", str(calibration), "--scheme", "w4a16"),
-            *("--out", str(tmp_path / "out"), "--plan", str(plan)),
-        ],
-    )
+    data = {"scheme": "int8", "group_size": 128, "blocks": {"aggregator.frame_blocks.0": ["attn.proj"]}}
+    code, error, plan = quantize_with_plan(data, calibration, tmp_path, monkeypatch, capsys)
     assert code == 1 and f"{plan}: the plan is for int8 but the scheme asked for is w4a16" in error
     assert "--scheme int8" in error and "group_size applies" not in error
 
