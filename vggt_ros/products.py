@@ -90,10 +90,7 @@ class WindowProducts:
         columns = torch.arange(0, width, step, device=self.depth.device)
         if self.image_boxes is None:
             return torch.ones((count, len(rows), len(columns)), dtype=torch.bool, device=self.depth.device)
-        boxes = torch.as_tensor(self.image_boxes, dtype=torch.int64, device=self.depth.device)  # (D, 4)
-        inside_rows = (rows >= boxes[:, :1]) & (rows < boxes[:, 1:2])
-        inside_columns = (columns >= boxes[:, 2:3]) & (columns < boxes[:, 3:4])
-        return inside_rows[:, :, None] & inside_columns[:, None, :]
+        return _inside_boxes(self.image_boxes, rows, columns)
 
     def window_points(self, frame: int, pixels: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """``(P, 3)`` float64 window-frame points of flat pixel indices with the given depths."""
@@ -183,11 +180,19 @@ def _mask_padding(
         raise ValueError(f"{len(image_boxes)} image boxes for {count} dense frames; give one per dense frame")
     if all(tuple(box) == (0, height, 0, width) for box in image_boxes):
         return depth, confidence
-    boxes = torch.as_tensor(image_boxes, dtype=torch.int64, device=depth.device)  # (D, 4)
-    rows = torch.arange(height, device=depth.device)
-    columns = torch.arange(width, device=depth.device)
-    inside_rows = (rows >= boxes[:, :1]) & (rows < boxes[:, 1:2])  # (D, H)
-    inside_columns = (columns >= boxes[:, 2:3]) & (columns < boxes[:, 3:4])  # (D, W)
-    inside = inside_rows[:, :, None] & inside_columns[:, None, :]
+    inside = _inside_boxes(
+        image_boxes, torch.arange(height, device=depth.device), torch.arange(width, device=depth.device)
+    )
     nan = torch.tensor(math.nan, device=depth.device)
     return torch.where(inside, depth, nan), torch.where(inside, confidence, nan)
+
+
+def _inside_boxes(
+    image_boxes: Sequence[tuple[int, int, int, int]], rows: torch.Tensor, columns: torch.Tensor
+) -> torch.Tensor:
+    """``(D, len(rows), len(columns))`` bool: which of the pixels at model ``rows`` x ``columns`` lie inside each
+    dense frame's image box (top, bottom, left, right; half-open)."""
+    boxes = torch.as_tensor(image_boxes, dtype=torch.int64, device=rows.device)  # (D, 4)
+    inside_rows = (rows >= boxes[:, :1]) & (rows < boxes[:, 1:2])
+    inside_columns = (columns >= boxes[:, 2:3]) & (columns < boxes[:, 3:4])
+    return inside_rows[:, :, None] & inside_columns[:, None, :]
