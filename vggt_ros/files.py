@@ -116,7 +116,7 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
         folder cannot be made or the swap fails; an OSError of the block names its files by their final paths.
     """
     target = Path(target)
-    created = [folder for folder in (target, *target.parents) if not folder.exists()]  # deepest first
+    created = missing_folders(target)
     not_folder = next((folder for folder in (target, *target.parents) if folder.exists() and not folder.is_dir()), None)
     if not_folder is not None:  # mkdir would only say "File exists" or "Not a directory"
         raise OSError(f"could not prepare a save in {target}: {not_folder} is a file, not a folder")
@@ -157,14 +157,24 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if not saved:
-            for folder in created:  # left as it was: none of the folders the save made
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+            remove_empty_folders(created)  # left as it was: none of the folders the save made
 
 
 def _entry_name(name: str) -> bool:
     """A plain top-level entry name (a damaged record cannot make a save remove anything outside its folder)."""
     return name not in ("", ".", "..", SAVE_RECORD) and "/" not in name and os.sep not in name
+
+
+def missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first: what creating it would make."""
+    return [folder for folder in (path, *path.parents) if not folder.exists()]
+
+
+def remove_empty_folders(folders: Collection[Path]) -> None:
+    """Remove those of ``folders`` (deepest first, as `missing_folders` lists them) that are empty."""
+    for folder in folders:
+        with contextlib.suppress(OSError):  # not empty (or gone): kept
+            folder.rmdir()
 
 
 def write_save_record(folder: Path, names: Collection[str]) -> None:

@@ -36,7 +36,14 @@ from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 from vggt_ros.dataset.tum import TUM_HEADER, trajectory_file_name
 from vggt_ros.dataset.writer import DATASET_ENTRIES
-from vggt_ros.files import SAVE_RECORD, STAGING_PREFIX, unrecorded_entries, write_save_record
+from vggt_ros.files import (
+    SAVE_RECORD,
+    STAGING_PREFIX,
+    missing_folders,
+    remove_empty_folders,
+    unrecorded_entries,
+    write_save_record,
+)
 
 # What `vggt-ros-reconstruct` writes into --out besides the dataset exports (and each further camera's
 # trajectory_<name>.tum, `run_entries`).
@@ -165,7 +172,7 @@ def run_folder(out: Path) -> Iterator[Path]:
     """``out``, created if missing and locked for this run: `OutputFolderError` while another run writes into it.
     Folders created here that are still empty at the end (a run that failed to start) are removed again."""
     out = Path(out)
-    created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
+    created = missing_folders(out)
     out.mkdir(parents=True, exist_ok=True)
     handle = os.open(out, os.O_RDONLY)
     try:
@@ -180,6 +187,4 @@ def run_folder(out: Path) -> Iterator[Path]:
         yield out
     finally:
         os.close(handle)  # releases the lock
-        for folder in created:
-            with contextlib.suppress(OSError):  # not empty: the run's results are in it
-                folder.rmdir()
+        remove_empty_folders(created)  # not empty: the run's results are in it
