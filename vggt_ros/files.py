@@ -93,7 +93,7 @@ def write_bytes_atomically(path, data: bytes | memoryview) -> None:
 
 
 @contextmanager
-def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
+def staged_entries(target, owned: Collection[str], keystone: str | None = None) -> Iterator[Path]:
     """Save a set of ``target``'s entries all at once: yields a staging folder to write them into.
 
     When the ``with`` block ends normally, the entries named in ``owned`` (top-level names, files or folders)
@@ -109,6 +109,10 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
     instant between the two renames it is missing, never partial. A crash (power loss, SIGKILL) during the swap,
     which is a few renames long, can leave some entries new and some old, with the rest in a
     ``.vggt-save-*`` folder inside ``target``, which the next successful save removes.
+
+    ``keystone``, one of ``owned``, names the entry that vouches for the others (an export's manifest, which
+    records every file's digest): the earlier one goes before any other entry is swapped and the new one comes
+    last, so a reader that finds a keystone finds the entries it describes, during the swap and after a crash.
 
     Raises:
         ValueError: the block wrote an entry that is not in ``owned``. FileExistsError naming the entries when
@@ -149,7 +153,7 @@ def staged_entries(target, owned: Collection[str]) -> Iterator[Path]:
         # Every entry an earlier save wrote and this one does not: also those of names this save does not own (a
         # camera the node no longer runs), which would otherwise stay, outside the record, as if the user's.
         removed = sorted(name for name in earlier - set(written) if _entry_name(name))
-        _swap(target, staging, old, [*written, SAVE_RECORD], removed)
+        _swap(target, staging, old, [*written, SAVE_RECORD], removed, keystone)
         saved = True
         for leftover in target.glob(f"{STAGING_PREFIX}*"):  # of a save killed while it wrote: stale now
             if leftover != work and leftover.is_dir() and not leftover.is_symlink():
@@ -196,11 +200,16 @@ def saved_entries(target: Path) -> set[str]:
         return set()
 
 
-def _swap(target: Path, staging: Path, old: Path, written: list[str], removed: list[str]) -> None:
-    """Move ``written`` from ``staging`` into ``target`` and ``removed`` out of it; undo everything on failure."""
+def _swap(target: Path, staging: Path, old: Path, written: list[str], removed: list[str], keystone: str | None) -> None:
+    """Move ``written`` from ``staging`` into ``target`` and ``removed`` out of it, the ``keystone``'s earlier entry
+    out first and its new one in last; undo everything on failure."""
     done: list[tuple[str, str, bool]] = []  # (name, how the old entry was kept: "", "link" or "move", new placed)
     try:
+        if keystone in (*written, *removed) and os.path.lexists(target / keystone):
+            done.append((keystone, _keep(target / keystone, old / keystone, link=False), False))
         for name in [*written, *removed]:
+            if name == keystone:
+                continue
             entry, new = target / name, staging / name
             kept = ""
             if os.path.lexists(entry):
@@ -209,6 +218,10 @@ def _swap(target: Path, staging: Path, old: Path, written: list[str], removed: l
             if name in written:
                 os.replace(new, entry)
                 done[-1] = (name, kept, True)
+        if keystone in written:
+            _fsync(target)  # the entries it vouches for are in place before it is
+            os.replace(staging / keystone, target / keystone)
+            done.append((keystone, "", True))
         _fsync(target)
     except BaseException as err:  # an OSError, or anything else that stops the swap halfway: undone either way
         for name, kept, placed in reversed(done):

@@ -201,3 +201,50 @@ def test_a_failed_save_leaves_none_of_the_folders_it_created(tmp_path):
         with staged_entries(target, OWNED):
             raise ValueError("the map is empty (a test's failure)")
     assert [p.name for p in tmp_path.rglob("*")] == ["maps"]  # the folder that was there before stays
+
+
+EXPORT = ("aggregator.onnx", "manifest.json", "point_head.onnx", "point_head.onnx.data")
+
+
+def _write_export(staging, version: str, data_file: bool) -> None:
+    """An export's entries (``version`` in each): graphs on both sides of manifest.json in name order."""
+    for name in EXPORT:
+        if name != "point_head.onnx.data" or data_file:
+            (staging / name).write_text(version)
+
+
+def _every_entry_matches_the_keystone(target, keystone):
+    """What a reader sees: a keystone, if present, only beside entries of its own version."""
+    if not (target / keystone).exists():
+        return True
+    version = (target / keystone).read_text()
+    return all((target / name).read_text() == version for name in EXPORT if (target / name).is_file())
+
+
+@pytest.mark.parametrize("data_file", [True, False])
+def test_a_keystone_goes_first_and_comes_last_so_a_reader_never_sees_it_beside_other_entries(
+    tmp_path, monkeypatch, data_file
+):
+    """A manifest records its graphs' digests: swapped in name order, the new manifest stood beside the earlier
+    point_head.onnx (and the earlier manifest beside the new aggregator.onnx), an export no reader may take."""
+    target = tmp_path / "export"
+    with staged_entries(target, EXPORT, keystone="manifest.json") as staging:
+        _write_export(staging, "1", data_file=True)
+    seen = []
+    rename, replace = os.rename, os.replace
+
+    def watched(real):  # a test double of os.rename / os.replace that looks at the folder after each call
+        def call(*args, **kwargs):
+            real(*args, **kwargs)
+            seen.append(_every_entry_matches_the_keystone(target, "manifest.json"))
+
+        return call
+
+    monkeypatch.setattr(os, "rename", watched(rename))
+    monkeypatch.setattr(os, "replace", watched(replace))
+    with staged_entries(target, EXPORT, keystone="manifest.json") as staging:
+        _write_export(staging, "2", data_file=data_file)
+    monkeypatch.undo()
+    assert len(seen) >= 4 and all(seen), seen
+    assert (target / "manifest.json").read_text() == "2"
+    assert (target / "point_head.onnx.data").exists() == data_file  # the earlier data file went with its export
