@@ -15,15 +15,19 @@ import re
 import shutil
 import sys
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import TINY
+from support.small_filesystem import fill, small_filesystem
 from vggt_ros.export import cli, onnx_export
 from vggt_ros.export.cli import build_engines_entry, build_engines_main, export_entry, export_is_current, export_main
 from vggt_ros.export.onnx_export import export_onnx
+from vggt_ros.files import SAVE_RECORD
 from vggt_ros.model import VGGT
+from vggt_ros.model.stages import STAGE_NAMES
 from vggt_ros.model.weights import CheckpointError
 from vggt_ros.runtime import Pipeline
 from vggt_ros.runtime.engine_cache import EngineCacheKey
@@ -194,7 +198,7 @@ def test_build_engines_re_exports_over_a_malformed_manifest(export, caplog):
 
 def test_the_manifest_records_every_file_and_the_model_config(export, tiny_model):
     manifest = json.loads((export / "manifest.json").read_text())
-    on_disk = {p.name: p.read_bytes() for p in export.iterdir() if p.name != "manifest.json"}
+    on_disk = {p.name: p.read_bytes() for p in export.iterdir() if p.name not in ("manifest.json", SAVE_RECORD)}
     assert manifest["files"] == {
         name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()} for name, data in on_disk.items()
     }
@@ -234,25 +238,29 @@ def test_an_interrupted_re_export_leaves_the_earlier_export_as_it_was(export, ti
     assert _is_current(export, other_weights) == "existing export differs: weights"
 
 
-def test_an_export_interrupted_while_its_graphs_are_moved_in_is_refused(export, tiny_model, other_weights, monkeypatch):
+def test_an_export_interrupted_while_its_graphs_are_moved_in_leaves_the_earlier_export(
+    export, tiny_model, other_weights, monkeypatch
+):
+    """It left two graphs of the new weights and no manifest: an export no tool took, and the earlier one lost."""
+    before = _contents(export)
     replace, moved = os.replace, []
 
-    def interrupted_after_two_graphs(source, target):
-        if len(moved) == 2:
-            raise KeyboardInterrupt
-        moved.append(target)
+    def interrupted_after_two_graphs(source, target):  # a test double of os.replace: Ctrl-C during the swap
+        if Path(target).parent == export and Path(target).suffix == ".onnx" and None not in moved:
+            if len(moved) == 2:
+                moved.append(None)
+                raise KeyboardInterrupt
+            moved.append(Path(target).name)
         replace(source, target)
 
-    monkeypatch.setattr(onnx_export.os, "replace", interrupted_after_two_graphs)
+    monkeypatch.setattr(os, "replace", interrupted_after_two_graphs)
     with pytest.raises(KeyboardInterrupt):
         export_onnx(other_weights, export, SIZE, FRAMES)
     monkeypatch.undo()
-    assert [p.name for p in moved] == ["dinov2.onnx", "aggregator.onnx"]
-    for model in (tiny_model, other_weights):
-        assert "manifest.json not found" in _is_current(export, model)
-    with pytest.raises(ManifestError, match="not found; export the ONNX graphs first"):
-        Pipeline.from_engine_dir(export, backend="onnxruntime")
-    assert sorted(p.name for p in export.iterdir() if p.name.startswith(".")) == []
+    assert _contents(export) == before
+    assert moved == ["aggregator.onnx", "camera_head.onnx", None]  # two graphs were swapped in, then put back
+    assert _is_current(export, tiny_model) is None
+    Pipeline.from_engine_dir(export, backend="onnxruntime")
 
 
 def test_a_graph_changed_after_the_export_is_not_up_to_date(export, tiny_model):
@@ -376,12 +384,57 @@ def test_verify_frames_beyond_the_frame_range_are_refused_before_the_model_loads
     assert model_loads == [] and not (tmp_path / "e" / "manifest.json").exists()
 
 
-def test_an_os_error_of_the_export_is_one_error_line(export, monkeypatch, capsys):
-    (export / "manifest.json").unlink()
-    (export / "manifest.json").mkdir()  # the export removes the earlier manifest first
-    args = ["--weights", str(TINY), "--height", "28", "--width", "28", "--max-frames", "2", "--out", str(export)]
-    status, error = _command(export_entry, monkeypatch, capsys, *args)
-    assert status == 1 and error == f"error: [Errno 21] Is a directory: '{export / 'manifest.json'}'\n"
+def test_an_os_error_of_the_export_is_one_error_line_and_keeps_the_earlier_export(
+    pristine, tmp_path, monkeypatch, capsys
+):
+    with small_filesystem(tmp_path / "disk", 6 * 1024) as disk:
+        export = shutil.copytree(pristine, disk / "export")
+        before = _contents(export)
+        fill(disk, leave_bytes=1024 * 1024)  # room for some of the new graphs, not all
+        args = ["--weights", str(TINY), "--height", "28", "--width", "28", "--max-frames", "2", "--out", str(export)]
+        status, error = _command(export_entry, monkeypatch, capsys, *args)
+        assert status == 1 and error.startswith(f"error: could not write {export}/") and error.count("\n") == 1
+        assert "No space left on device" in error, error
+        assert _contents(export) == before
+
+
+@pytest.mark.parametrize("entry", [export_entry, build_engines_entry])
+@pytest.mark.parametrize("own", ["manifest.json", "dinov2.onnx"])
+def test_a_users_own_file_of_an_exports_name_is_refused_before_the_model_loads(
+    entry, own, tmp_path, monkeypatch, capsys, model_loads
+):
+    """A manifest.json that did not read as an export's was taken for a damaged export and replaced, and a graph of
+    another tool's in --out was overwritten."""
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / own).write_text("the user's own file\n")
+    (out / "notes.txt").write_text("kept\n")
+    before = _contents(out)
+    arguments = ["--weights", str(TINY), "--height", "28", "--width", "28", "--max-frames", "2", "--out", str(out)]
+    backend = ["--backend", "onnxruntime"] if entry is build_engines_entry else []
+    status, error = _command(entry, monkeypatch, capsys, *arguments, *backend)
+    assert status == 1 and error == (
+        f"error: --out {out} holds {own}, which no earlier run recorded writing there, and this run writes entries of "
+        "those names: move them, or choose another --out\n"
+    )
+    assert model_loads == [] and _contents(out) == before
+
+
+def test_an_export_an_earlier_vggt_ros_wrote_without_a_record_is_replaced_whole(tiny_model, other_weights, tmp_path):
+    """Its files are recorded as the export's (its manifest reads as one): a re-export replaces them, and removes the
+    external data files the new graphs do not use, as it did before the record."""
+    out = tmp_path / "export"
+    export_onnx(other_weights, out, SIZE, FRAMES, external_data_threshold=0)
+    (out / SAVE_RECORD).unlink()
+    (out / "notes.txt").write_text("kept\n")
+    assert (
+        export_main(["--weights", str(TINY), "--height", "28", "--width", "28", "--max-frames", "2", "--out", str(out)])
+        == 0
+    )
+    assert _is_current(out, tiny_model) is None
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [SAVE_RECORD, "manifest.json", "notes.txt", *(f"{stage}.onnx" for stage in STAGE_NAMES)]
+    )
 
 
 # --- quantized exports ------------------------------------------------------------------------------------------------

@@ -19,7 +19,15 @@ from ..quantized_formats.schemes import QDQ_SCHEMES
 from ..runtime.io_contract import ExportManifest, FramesProfile, ManifestError
 from ..runtime.weights_source import load_model
 from ..termination import run_command
-from .onnx_export import check_opset, export_onnx, model_config_record, package_version, state_dict_sha256
+from .folder import STOPPED_MESSAGE, check_export_entries
+from .onnx_export import (
+    EXPORT_ENTRIES,
+    check_opset,
+    export_onnx,
+    model_config_record,
+    package_version,
+    state_dict_sha256,
+)
 
 log = logging.getLogger("vggt_ros.export")
 
@@ -85,8 +93,10 @@ def export_main(argv: list[str] | None = None) -> int:
     _model_arguments(parser)
     args = _with_defaults(parser.parse_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    check_output_folder(Path(args.out), "--out")  # before the model loads (a minute for VGGT-1B)
-    _refuse_to_replace_a_quantized_export(Path(args.out))
+    out = Path(args.out)
+    check_output_folder(out, "--out")  # before the model loads (a minute for VGGT-1B)
+    _refuse_to_replace_a_quantized_export(out)
+    check_export_entries(out, EXPORT_ENTRIES)
     _check_export_options(args)
     model = load_model(args.weights, config=args.config)
     manifest = export_onnx(model, args.out, (args.height, args.width), _frames(args), args.opset)
@@ -173,6 +183,7 @@ def build_engines_main(argv: list[str] | None = None) -> int:
         args = _with_defaults(args)
         _check_export_options(args)
         _check_verify_frames(args.verify_frames, _frames(args))
+        check_export_entries(out, EXPORT_ENTRIES)
         model = load_model(args.weights, config=args.config)
         _export_unless_current(model, out, (args.height, args.width), _frames(args), args.opset)
     else:
@@ -227,7 +238,7 @@ def _export_unless_current(
 
 
 def _existing_export(out: Path) -> ExportManifest | None:
-    """The export in ``out``; None when there is none, or only a damaged one (nothing to keep)."""
+    """The export in ``out``; None when there is none, or only a manifest.json that does not read as one."""
     try:
         return ExportManifest.load(out)
     except ManifestError:
@@ -323,13 +334,9 @@ def verify(model: VGGT, pipeline, image_hw: tuple[int, int], num_frames: int) ->
     return errors
 
 
-# An interrupted export removes its staging folder (gigabytes for VGGT-1B) as it unwinds.
-_STOPPED = "stopped; an earlier export in --out is kept as it was"
-
-
 def export_entry() -> None:
-    run_command(export_main, _STOPPED)
+    run_command(export_main, STOPPED_MESSAGE)
 
 
 def build_engines_entry() -> None:
-    run_command(build_engines_main, _STOPPED)
+    run_command(build_engines_main, STOPPED_MESSAGE)

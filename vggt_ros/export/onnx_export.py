@@ -6,13 +6,15 @@ The TorchScript-based exporter is used (`dynamo=False`): the stages are static g
 them in seconds where the torch.export route takes minutes on CPU, and it keeps S symbolic through the
 frame/global reshapes. Graphs larger than protobuf's 2 GB limit are stored with ONNX external data.
 
-An export is written whole or not at all, as far as any tool can tell: the graphs are written into a staging folder
-inside the output folder, so an earlier export there stays intact until the new one is complete; then the earlier
-manifest is removed, the graphs are moved in and the new manifest is written last, atomically. An export interrupted
-or failed at any point leaves the earlier export, or a folder without a manifest that every tool refuses. The
-manifest records the size and SHA-256 of every file and the model config, so a graph changed afterwards, or the same
-weights under another config, is not taken for this export. A killed export (SIGKILL, out of memory) can leave its
-staging folder, ``.export-*``, which may be deleted.
+An export is written whole or not at all (`vggt_ros.files.staged_entries`): the graphs and the manifest are written
+into a staging folder inside the output folder, so an earlier export there stays intact until the new one is
+complete; then they are swapped in, the earlier manifest out first and the new one in last (its keystone). An export
+interrupted or failed at any point, its swap included, leaves the earlier export as it was; a killed one (SIGKILL,
+power loss) during the swap leaves a folder without a manifest, which every tool refuses. Only the entries an earlier
+export recorded writing (`EXPORT_ENTRIES`, listed in ``.vggt-saved``) are replaced or removed: a file of the user's
+of such a name is refused, and other files are never touched. The manifest records the size and SHA-256 of every
+file and the model config, so a graph changed afterwards, or the same weights under another config, is not taken for
+this export. A killed export can leave its staging folder, ``.vggt-save-*``, which the next export removes.
 
 A quantized export (`vggt_ros.quantization.qdq.QDQExport`) is the same export of the floating-point model, with
 quantize/dequantize nodes written into the graphs of the stages it quantizes before they are saved, and its
@@ -25,7 +27,6 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -34,7 +35,7 @@ from typing import Any, Protocol
 
 import torch
 
-from ..files import replace_atomically
+from ..files import replace_atomically, staged_entries
 from ..model import VGGT
 from ..model.config import VGGTConfig
 from ..model.stages import STAGE_NAMES, build_stages, stage_io
@@ -50,9 +51,25 @@ from ..runtime.io_contract import (
 log = logging.getLogger(__name__)
 
 PROTOBUF_LIMIT_BYTES = 2 * 1024**3
-STAGING_PREFIX = ".export-"
 # Every stage tensor has the frame axis first, except the stacked camera iterations (iterations, S, 9).
 _FRAME_AXIS = {"pose_enc_list": 1}
+
+
+def _graph_file(stage: str) -> str:
+    return f"{stage}.onnx"
+
+
+def _data_file(graph: str) -> str:
+    return f"{graph}.data"
+
+
+# Every entry an export writes into its folder: the manifest, each stage's graph and, for a graph over protobuf's
+# limit, its external data file.
+EXPORT_ENTRIES = (
+    MANIFEST_FILE,
+    *(_graph_file(stage) for stage in STAGE_NAMES),
+    *(_data_file(_graph_file(stage)) for stage in STAGE_NAMES),
+)
 
 
 class GraphQuantization(Protocol):
@@ -134,7 +151,23 @@ def export_onnx(
     external_data_threshold: int = PROTOBUF_LIMIT_BYTES,
     quantization: GraphQuantization | None = None,
 ) -> ExportManifest:
-    """Write `<stage>.onnx` for the five stages and `manifest.json` into out_dir; return the manifest.
+    """Write `<stage>.onnx` for the five stages and `manifest.json` into out_dir, whole or not at all (see the module
+    docstring); return the manifest. The arguments are `write_onnx_export`'s."""
+    with staged_entries(out_dir, EXPORT_ENTRIES, keystone=MANIFEST_FILE) as staging:
+        return write_onnx_export(model, staging, image_hw, frames, opset, external_data_threshold, quantization)
+
+
+def write_onnx_export(
+    model: VGGT,
+    folder: Path,
+    image_hw: tuple[int, int],
+    frames: FramesProfile,
+    opset: int = 18,
+    external_data_threshold: int = PROTOBUF_LIMIT_BYTES,
+    quantization: GraphQuantization | None = None,
+) -> ExportManifest:
+    """Write the export's `EXPORT_ENTRIES` into ``folder``, a save's staging folder (`export_onnx`'s, or one that
+    holds more, as vggt-ros-quantize's); return the manifest.
 
     `external_data_threshold`: graphs whose weights exceed this many bytes keep them in `<stage>.onnx.data`.
     `quantization`: Q/DQ nodes to write into the graphs of the stages it quantizes (needs opset >= its min_opset).
@@ -152,30 +185,28 @@ def export_onnx(
     patch = model.config.patch_size
     if height % patch or width % patch:
         raise ValueError(f"export size {height}x{width} must be a multiple of the patch size {patch}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
     model = model.float().eval()
-    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=out_dir) as staging:
-        staging = Path(staging)
-        components = _export_stages(model, (height, width), staging, opset, external_data_threshold, quantization)
-        manifest = ExportManifest(
-            height=height,
-            width=width,
-            frames=frames,
-            weights_sha256=state_dict_sha256(model),
-            opset=opset,
-            exporter={
-                "torch": torch.__version__,
-                "onnx": onnx.__version__,
-                "mode": "torchscript",
-                "vggt_ros": package_version(),
-            },
-            components=components,
-            quantization=None if quantization is None else quantization.manifest_entry(),
-            model_config=model_config_record(model.config),
-            files={name: FileRecord.of(staging / name) for name in _written_files(staging, components)},
-        )
-        _install(staging, out_dir, manifest)
+    components = _export_stages(model, (height, width), folder, opset, external_data_threshold, quantization)
+    manifest = ExportManifest(
+        height=height,
+        width=width,
+        frames=frames,
+        weights_sha256=state_dict_sha256(model),
+        opset=opset,
+        exporter={
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "mode": "torchscript",
+            "vggt_ros": package_version(),
+        },
+        components=components,
+        quantization=None if quantization is None else quantization.manifest_entry(),
+        model_config=model_config_record(model.config),
+        files={name: FileRecord.of(folder / name) for name in _written_files(folder, components)},
+    )
+    text = json.dumps(manifest.to_manifest(), indent=1)
+    replace_atomically(folder / MANIFEST_FILE, lambda path: path.write_text(text))
     return manifest
 
 
@@ -204,9 +235,12 @@ def _export_stages(
             outputs = (outputs,) if isinstance(outputs, torch.Tensor) else outputs
             values.update(zip(out_names, outputs))
             start = time.perf_counter()
-            path = folder / f"{name}.onnx"
+            path = folder / _graph_file(name)
             rewrite = None if quantization is None else (lambda graph, stage=name: quantization.rewrite(stage, graph))
-            _export_stage(stages[name], args, in_names, out_names, path, opset, external_data_threshold, rewrite)
+            try:
+                _export_stage(stages[name], args, in_names, out_names, path, opset, external_data_threshold, rewrite)
+            except OSError as err:  # a full disk: torch and onnx name no file
+                raise OSError(f"could not write {path}: {err.strerror or err}") from None
             onnx.checker.check_model(str(path))
             log.info("exported %s in %.1f s (%s)", path.name, time.perf_counter() - start, _size_text(path))
             components[name] = ComponentSpec(
@@ -222,25 +256,6 @@ def _written_files(folder: Path, components: dict[str, ComponentSpec]) -> list[s
     """Each graph's file name and, where it has one, its external data file's."""
     names = [c.file for c in components.values()]
     return [*names, *(_data_file(name) for name in names if (folder / _data_file(name)).is_file())]
-
-
-def _data_file(graph: str) -> str:
-    return f"{graph}.data"
-
-
-def _install(staging: Path, out_dir: Path, manifest: ExportManifest) -> None:
-    """Move the staged files into ``out_dir`` and write the manifest last.
-
-    The earlier manifest goes first: while the files are swapped, ``out_dir`` holds no export that a tool accepts.
-    An earlier external data file that the new graph does not use goes too (it would be taken for the new graph's).
-    """
-    (out_dir / MANIFEST_FILE).unlink(missing_ok=True)
-    for component in manifest.components.values():
-        (out_dir / _data_file(component.file)).unlink(missing_ok=True)
-    for name in manifest.files:
-        os.replace(staging / name, out_dir / name)
-    text = json.dumps(manifest.to_manifest(), indent=1)
-    replace_atomically(out_dir / MANIFEST_FILE, lambda path: path.write_text(text))
 
 
 def _export_stage(
