@@ -16,6 +16,7 @@ from test_quantization_qdq import write_micro_model
 
 from support.small_filesystem import fill, small_filesystem
 from support.torch_threads import one_torch_thread  # noqa: F401 (autouse, module-wide)
+from vggt_ros.files import SAVE_RECORD
 from vggt_ros.model import VGGT
 from vggt_ros.model.weights import CheckpointError
 from vggt_ros.quantization import cli
@@ -362,7 +363,7 @@ def test_a_full_disk_while_writing_the_export_is_a_clear_error_and_keeps_the_pla
     micro, calibration, tmp_path, monkeypatch, capsys
 ):
     """The search can take hours: a disk that fills while the export is written is one error line, and the plan
-    (written first) stays for a rerun with --plan."""
+    stays for a rerun with --plan."""
     with small_filesystem(tmp_path / "disk", 64) as disk:
         fill(disk, 12 * 1024)  # room for plan.json, not for the weights
         out = disk / "out"
@@ -375,8 +376,9 @@ def test_a_full_disk_while_writing_the_export_is_a_clear_error_and_keeps_the_pla
             ],
         )  # fmt: skip
         assert code == 1 and error.startswith("error: ") and "No space left on device" in error, error
-        assert QuantizationPlan.load(out / "plan.json").scheme == "w4a16"
-        assert sorted(p.name for p in out.iterdir()) == ["plan.json"]  # no partial weights, no temporary file
+        assert QuantizationPlan.load(out / "plan.unexported.json").scheme == "w4a16"
+        # No partial weights, no temporary file, no plan.json that would say an export is there.
+        assert sorted(p.name for p in out.iterdir()) == [SAVE_RECORD, "plan.unexported.json"]
 
 
 @pytest.mark.parametrize(
@@ -432,6 +434,18 @@ def test_an_out_holding_another_export_is_refused_before_any_work(
     assert sorted(p.name for p in out.iterdir()) == before
 
 
+def test_a_users_own_file_of_an_outputs_name_is_refused_before_any_work(calibration, tmp_path, monkeypatch, capsys):
+    """A project folder's own report.json was overwritten at the end of the run."""
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / "report.json").write_text("the user's own report\n")
+    arguments = ["--weights", str(tmp_path / "no-weights"), "--calibration", str(calibration), "--scheme", "w4a16"]
+    code, error = run_entry(monkeypatch, capsys, [*arguments, "--out", str(out)])
+    assert code == 1 and error.startswith(f"error: --out {out} holds report.json, which no earlier run recorded")
+    assert (out / "report.json").read_text() == "the user's own report\n"
+    assert sorted(p.name for p in out.iterdir()) == ["report.json"]
+
+
 def test_ctrl_c_during_the_calibration_is_one_line_and_its_exit_status(
     micro, calibration, tmp_path, monkeypatch, capsys
 ):
@@ -445,4 +459,43 @@ def test_ctrl_c_during_the_calibration_is_one_line_and_its_exit_status(
     monkeypatch.setattr(cli, "run_recipe", interrupted_for_tests)
     arguments = ["--weights", str(micro), "--calibration", str(calibration), "--scheme", "w4a16", "--image-size", "28"]
     code, error = run_entry(monkeypatch, capsys, [*arguments, "--out", str(tmp_path / "out")])
-    assert code == 130 and error == "SIGINT: stopped before the export was complete\n"
+    assert code == 130 and error == "SIGINT: stopped; an earlier export in --out is kept as it was\n"
+    assert not (tmp_path / "out").exists()  # nothing was computed: nothing is kept
+
+
+def test_ctrl_c_while_a_rerun_is_evaluated_keeps_the_earlier_export_and_the_new_plan(
+    micro, calibration, tmp_path, monkeypatch, capsys
+):
+    """The new weights were in place beside the earlier run's report.json and plan.json, and the message said the
+    export was incomplete. With VGGT-1B that gap is the whole evaluation."""
+    import os
+    import signal
+
+    out = tmp_path / "out"
+    arguments = ["--weights", str(micro), "--calibration", str(calibration), "--scheme", "w4a16"]
+    arguments += ["--image-size", "28", "--frames", "2", "--device", "cpu", "--out", str(out)]
+    assert cli.main([*arguments, "--search-steps", "1", "--compensation", "off", "--protect", "4"]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    load = cli.load_w4a16_model
+
+    def interrupted_while_evaluated(*args, **kwargs):  # a test double: Ctrl-C once the weights are written
+        os.kill(os.getpid(), signal.SIGINT)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "load_w4a16_model", interrupted_while_evaluated)
+    code, error = run_entry(monkeypatch, capsys, [*arguments, "--search-steps", "1", "--protect", "2"])
+    monkeypatch.undo()
+    assert code == 130 and error == "SIGINT: stopped; an earlier export in --out is kept as it was\n"
+    after = {path.name: path.read_bytes() for path in out.iterdir()}
+    unexported = out / "plan.unexported.json"
+    assert {name: after[name] for name in before if name != SAVE_RECORD} == {
+        name: data for name, data in before.items() if name != SAVE_RECORD
+    }
+    assert set(after) == {*before, unexported.name}
+    kept = QuantizationPlan.load(unexported)
+    assert len(kept.protected_blocks) == 2 and kept != QuantizationPlan.load(out / "plan.json")  # the rerun's search
+
+    # The kept plan exports without the search, and the export it makes replaces it.
+    assert cli.main([*arguments, "--plan", str(unexported), "--compensation", "off"]) == 0
+    assert not unexported.exists()
+    assert QuantizationPlan.load(out / "plan.json") == kept

@@ -9,6 +9,10 @@ writes into ``--out``: ``plan.json`` (the mixed-precision plan; edit it and pass
 ``report.json`` and the quantized export the runtime takes with ``engine_dir`` = ``--out`` and ``precision`` = the
 scheme: ``w4a16.safetensors`` for the torch backend, or ``manifest.json`` and five ONNX graphs with Q/DQ nodes for
 onnxruntime / tensorrt. The printed report ends with what its figures do and do not say.
+
+They are swapped into ``--out`` together at the end, as an export is (`vggt_ros.export.folder`): an earlier run's
+files stay as they were until then. A run whose export fails or is stopped after the search keeps the search's plan
+as ``plan.unexported.json`` in ``--out``, for a rerun with ``--plan``.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from vggt_ros.export.onnx_export import check_opset
+from vggt_ros.export.folder import STOPPED_MESSAGE, check_export_entries
+from vggt_ros.export.onnx_export import EXPORT_ENTRIES, check_opset
+from vggt_ros.files import saved_entries, staged_entries, write_save_record
 from vggt_ros.model import VGGT
 from vggt_ros.output_folder import check_output_folder
 from vggt_ros.quantized_formats.compensated_head import CompensatedCameraHead
@@ -46,10 +53,16 @@ from .export import (
 from .objective import ObjectiveWeights, errors_vs_reference
 from .qdq import QDQLinear
 from .recipe import COMPENSATION_MODES, RecipeConfig, RecipeResult, run_recipe
-from .report import build_report, format_report, write_report
+from .report import REPORT_FILE, build_report, format_report, write_report
 from .search import SearchConfig
 
 log = logging.getLogger("vggt_ros.quantize")
+
+# The plan of a search whose export failed or was stopped (the search can take hours), kept for a rerun with --plan.
+UNEXPORTED_PLAN_FILE = "plan.unexported.json"
+# Every entry a run writes into --out: the plan, the report and the export of either kind, and the plan it keeps when
+# its export did not complete.
+QUANTIZE_ENTRIES = (PLAN_FILE, REPORT_FILE, W4A16_FILE, *EXPORT_ENTRIES, UNEXPORTED_PLAN_FILE)
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -98,11 +111,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _export_w4a16(model: VGGT, result: RecipeResult, args, windows) -> dict:
-    """Write the packed export; its error as the torch backend runs it once read back, and its bytes."""
-    save_w4a16_export(args.out, pack_w4a16(model, result.layers, result.compensation_token), result.plan)
-    stored_bytes = (args.out / W4A16_FILE).stat().st_size  # the file written, header and all
-    exported = load_w4a16_model(args.out, args.device)
+def _export_w4a16(model: VGGT, result: RecipeResult, args, windows, folder: Path) -> dict:
+    """Write the packed export into ``folder``; its error as the torch backend runs it once read back, and its
+    bytes."""
+    save_w4a16_export(folder, pack_w4a16(model, result.layers, result.compensation_token), result.plan)
+    stored_bytes = (folder / W4A16_FILE).stat().st_size  # the file written, header and all
+    exported = load_w4a16_model(folder, args.device)
     pipeline = Pipeline.from_model(exported, device=args.device, precision=W4A16)
     outputs = [{k: v.float().cpu() for k, v in pipeline(window).items()} for window in windows]
     return {
@@ -113,16 +127,16 @@ def _export_w4a16(model: VGGT, result: RecipeResult, args, windows) -> dict:
     }
 
 
-def _export_qdq(model: VGGT, result: RecipeResult, args, windows) -> dict:
-    """Write the Q/DQ ONNX export; the error of the torch model it reproduces, and its bytes."""
+def _export_qdq(model: VGGT, result: RecipeResult, args, windows, folder: Path) -> dict:
+    """Write the Q/DQ ONNX export into ``folder``; the error of the torch model it reproduces, and its bytes."""
     if result.compensation_token is not None:
         model.camera_head = CompensatedCameraHead(model.camera_head, result.compensation_token.to(args.device))
     layers: dict[str, QDQLinear] = result.layers  # type: ignore[assignment]
-    manifest = export_qdq(model, result.plan, layers, args.out, result.reference.image_hw, _frames(args), args.opset)
+    manifest = export_qdq(model, result.plan, layers, folder, result.reference.image_hw, _frames(args), args.opset)
     replace_modules(model, layers)
     return {
         "errors": errors_vs_reference(window_outputs(model, windows), result.reference.outputs),
-        "export_bytes": onnx_export_bytes(args.out, manifest),
+        "export_bytes": onnx_export_bytes(folder, manifest),
         "layers": quantized_layer_bytes(layers),
         "measured_with": "the torch fake-quantized model that the ONNX Q/DQ graphs compute",
     }
@@ -134,9 +148,9 @@ def _frames(args) -> FramesProfile:
 
 
 def _check_options(args) -> None:
-    """What only the export would refuse, hours later, refused before any work; and an --out that holds another
-    export, which this one would leave half replaced (a w4a16 file beside int8 graphs, a float manifest beside a
-    plan)."""
+    """What only the export would refuse, hours later, refused before any work; and an --out that holds an export
+    of another scheme (which a rerun replaces only when asked for the same one) or files of the user's that the
+    export would replace."""
     check_output_folder(args.out, "--out")
     if args.group_size is not None and (args.group_size < 2 or args.group_size % 2):  # an odd group splits a byte
         raise ValueError(f"--group-size must be an even number of input channels >= 2, got {args.group_size}")
@@ -158,9 +172,10 @@ def _check_options(args) -> None:
         held = "floating point (vggt-ros-build-engines)"
     if held is not None and held != args.scheme:
         raise ValueError(
-            f"--out {args.out} holds an export for {held}, which a {args.scheme} export would leave half replaced; "
-            "choose another --out, or remove it first"
+            f"--out {args.out} holds an export for {held}, which this {args.scheme} run would replace; choose another "
+            "--out, or remove it first"
         )
+    check_export_entries(args.out, QUANTIZE_ENTRIES)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,10 +204,22 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.weights, config=args.config, device=args.device)
     log.info("calibrating on %d images (%dx%d) in %d windows", len(images), *images.shape[-2:], len(windows))
     result = run_recipe(model, windows, config)
+    try:
+        with staged_entries(args.out, QUANTIZE_ENTRIES, keystone=MANIFEST_FILE) as folder:
+            report = _write_export(model, result, args, images, windows, folder)
+    except BaseException:
+        if args.plan is None:  # the search's result; a --plan is the user's already
+            _keep_unexported_plan(args.out, result.plan)
+        raise
+    print(format_report(report))
+    return 0
+
+
+def _write_export(model: VGGT, result: RecipeResult, args, images, windows, folder: Path) -> dict[str, Any]:
+    """Write the plan, the export and the report into ``folder`` (the run's staging folder); return the report."""
     fp16_bytes = fp16_weight_bytes(model)
-    args.out.mkdir(parents=True, exist_ok=True)
-    result.plan.save(args.out / PLAN_FILE)  # first: the search's result outlives an export that fails (--plan)
-    export = (_export_w4a16 if args.scheme == W4A16 else _export_qdq)(model, result, args, windows)
+    result.plan.save(folder / PLAN_FILE)
+    export = (_export_w4a16 if args.scheme == W4A16 else _export_qdq)(model, result, args, windows, folder)
     layers = export["layers"]
     report = build_report(
         scheme=args.scheme,
@@ -219,10 +246,23 @@ def main(argv: list[str] | None = None) -> int:
             "weights": str(args.weights),
         },
     )
-    write_report(args.out, report)
-    print(format_report(report))
-    return 0
+    write_report(folder, report)
+    return report
+
+
+def _keep_unexported_plan(out: Path, plan: QuantizationPlan) -> None:
+    """Keep the search's plan in ``out`` beside an earlier export, recorded as written (the next run's export
+    replaces it), when this run's export failed or was stopped."""
+    path = out / UNEXPORTED_PLAN_FILE
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        plan.save(path)
+        write_save_record(out, sorted(saved_entries(out) | {UNEXPORTED_PLAN_FILE}))
+    except OSError as err:
+        log.error("the search's plan could not be kept in %s: %s", path, err)
+        return
+    log.error("the export did not complete; the search's plan is kept: rerun with --plan %s to skip the search", path)
 
 
 def entry() -> None:
-    run_command(main, "stopped before the export was complete")
+    run_command(main, STOPPED_MESSAGE)

@@ -23,7 +23,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from vggt_ros.export.onnx_export import export_onnx
+from vggt_ros.export.onnx_export import write_onnx_export
 from vggt_ros.model import VGGT
 from vggt_ros.quantized_formats.compensated_head import CompensatedCameraHead
 from vggt_ros.quantized_formats.int4 import FakeInt4Linear, W4A16Linear
@@ -78,19 +78,20 @@ def export_qdq(
     model: VGGT,
     plan: QuantizationPlan,
     layers: Mapping[str, QDQLinear],
-    directory: str | Path,
+    folder: Path,
     image_hw: tuple[int, int],
     frames: FramesProfile,
     opset: int = 18,
 ) -> ExportManifest:
-    """Export ``model`` (floating point, possibly with a compensated camera head) with the Q/DQ nodes of ``layers``.
+    """Export ``model`` (floating point, possibly with a compensated camera head) with the Q/DQ nodes of ``layers``
+    into ``folder``, the staging folder of vggt-ros-quantize's save.
 
     The opset is raised to the scheme's minimum (19 for FP8) when lower.
     """
     source = {name: model.get_submodule(name).weight for name in plan.layer_names()}
     quantization = QDQExport(plan, dict(layers), source)
-    return export_onnx(
-        model, directory, image_hw, frames, max(opset, quantization.min_opset), quantization=quantization
+    return write_onnx_export(
+        model, folder, image_hw, frames, max(opset, quantization.min_opset), quantization=quantization
     )
 
 
