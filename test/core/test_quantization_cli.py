@@ -390,6 +390,13 @@ def test_a_full_disk_while_writing_the_export_is_a_clear_error_and_keeps_the_pla
         (("--scheme", "int8", "--opset", "99"), "ONNX opset 99 is above 23"),
         (("--scheme", "int8", "--max-frames", "0"), "--max-frames 0: frames profile must satisfy"),
         (("--scheme", "int8", "--opset", "7"), "ONNX opset 7 is below 14"),
+        # These named the fields they set (frames, max_images, protected_blocks, steps); --image-size 30 was
+        # "target_size must be ...", after every calibration image was read.
+        (("--frames", "0"), "--frames must be a positive integer, got 0"),
+        (("--max-images", "0"), "--max-images must be a positive integer, got 0"),
+        (("--image-size", "30"), "--image-size must be a multiple of the patch size 14 (518 for VGGT-1B), got 30"),
+        (("--protect", "-1"), "--protect must be an integer >= 0, got -1"),
+        (("--search-steps", "0"), "--search-steps must be a positive integer (1: no search), got 0"),
     ],
 )
 def test_options_the_export_would_refuse_are_refused_before_any_work(

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from vggt_ros.model.stages import tapped_token_names
-from vggt_ros.preprocess import preprocess_images
+from vggt_ros.preprocess import PATCH_SIZE, preprocess_images
 from vggt_ros.quantized_formats.plan import block_stage, split_layer_name
 from vggt_ros.recording.inputs import image_files
 
@@ -59,6 +59,10 @@ class CalibrationConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.image_size % PATCH_SIZE:  # found by the preprocessing, after every image was read
+            raise ValueError(
+                f"image_size must be a multiple of the patch size {PATCH_SIZE} (518 for VGGT-1B), got {self.image_size}"
+            )
 
 
 def _is_bag(path: Path) -> bool:

@@ -27,6 +27,7 @@ import torch
 from vggt_ros.export.folder import STOPPED_MESSAGE, check_export_entries
 from vggt_ros.export.onnx_export import EXPORT_ENTRIES, check_opset
 from vggt_ros.files import saved_entries, staged_entries, write_save_record
+from vggt_ros.live.parameters import renamed
 from vggt_ros.model import VGGT
 from vggt_ros.output_folder import check_output_folder
 from vggt_ros.quantized_formats.compensated_head import CompensatedCameraHead
@@ -58,6 +59,14 @@ from .search import SearchConfig
 
 log = logging.getLogger("vggt_ros.quantize")
 
+# The configurations' fields by the options that set them.
+CONFIG_OPTIONS = {
+    "frames": "--frames",
+    "max_images": "--max-images",
+    "image_size": "--image-size",
+    "protected_blocks": "--protect",
+    "steps": "--search-steps",
+}
 # The plan of a search whose export failed or was stopped (the search can take hours), kept for a rerun with --plan.
 UNEXPORTED_PLAN_FILE = "plan.unexported.json"
 # Every entry a run writes into --out: the plan, the report and the export of either kind, and the plan it keeps when
@@ -189,16 +198,19 @@ def main(argv: list[str] | None = None) -> int:
             f"--group-size {args.group_size} differs from the --plan's group_size {planned_group}, which its blocks "
             "were chosen for; drop --group-size (the plan's is used) or edit the plan"
         )
-    config = RecipeConfig(
-        args.scheme,
-        args.protect,
-        args.group_size or planned_group or DEFAULT_GROUP_SIZE,
-        SearchConfig(args.search_steps, ObjectiveWeights()),
-        args.compensation,
-        plan=plan,
-        strict=args.strict,
-    )
-    calibration = CalibrationConfig(args.frames, args.max_images, args.image_size, args.mode, args.topic)
+    try:
+        config = RecipeConfig(
+            args.scheme,
+            args.protect,
+            args.group_size or planned_group or DEFAULT_GROUP_SIZE,
+            SearchConfig(args.search_steps, ObjectiveWeights()),
+            args.compensation,
+            plan=plan,
+            strict=args.strict,
+        )
+        calibration = CalibrationConfig(args.frames, args.max_images, args.image_size, args.mode, args.topic)
+    except ValueError as err:  # named by the options that set them
+        raise ValueError(renamed(str(err), CONFIG_OPTIONS)) from None
     images = load_calibration_images(args.calibration, calibration)  # before the model: a bad set fails fast
     windows = calibration_windows(images, args.frames)
     model = load_model(args.weights, config=args.config, device=args.device)
