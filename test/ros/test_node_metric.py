@@ -548,9 +548,14 @@ class TestDepthSource:
         # the base at the new world's first frame set is taken to be where it last was: odom carries on from there
         first_base_step = BASE_FROM_CAMERA @ scenario.true_world_from_camera(times[0]) @ np.linalg.inv(BASE_FROM_CAMERA)
         check_base_odometry(scenario, published, odom_from_last_base @ np.linalg.inv(first_base_step))
+
+        def odom_tf(t):
+            return [x for x in robot.transforms("/tf", ODOM, BASE) if stamp_ns(x) == scenario.stamp(t)]
+
+        # /tf is another topic than ~/odometry, whose arrival was waited for: it may come a little later.
+        robot.wait_for(lambda: all(odom_tf(t) for t in published), what="odom -> base on /tf for every window")
         for t in published:
-            odom_tf = [x for x in robot.transforms("/tf", ODOM, BASE) if stamp_ns(x) == scenario.stamp(t)]
-            assert len(odom_tf) == 1, "publish_odom_tf: one odom -> base per window, after the reset too"
+            assert len(odom_tf(t)) == 1, "publish_odom_tf: one odom -> base per window, after the reset too"
 
 
 def test_robot_frames_without_publish_tf_give_odometry_and_no_transforms():
