@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import fnmatch
 import os
 import secrets
 import shutil
@@ -96,26 +98,30 @@ def write_bytes_atomically(path, data: bytes | memoryview) -> None:
 def staged_entries(target, owned: Collection[str], keystone: str | None = None) -> Iterator[Path]:
     """Save a set of ``target``'s entries all at once: yields a staging folder to write them into.
 
-    When the ``with`` block ends normally, the entries named in ``owned`` (top-level names, files or folders)
-    become exactly those of the staging folder: each one written there replaces ``target``'s entry of that name,
-    and an entry an earlier save wrote that the block did not is removed. Only entries an earlier save wrote are
-    replaced or removed (`SAVE_RECORD` lists them): an entry of an owned name that no save wrote (the user's own
-    ``images/``) makes the save fail, and other entries of ``target`` are never touched. When the block raises, or
-    the swap fails, ``target`` keeps its previous entries exactly (a failed swap is undone; the folders the save
-    created, ``target`` and any missing parents, are removed again) and the staging folder is deleted.
+    When the ``with`` block ends normally, the entries named in ``owned`` (top-level names, files or folders; a
+    name may be a glob, ``trajectory_*.tum``) become exactly those of the staging folder: each one written there
+    replaces ``target``'s entry of that name, and an entry of an owned name that an earlier save wrote and the block
+    did not is removed. Only entries an earlier save wrote are replaced or removed (`SAVE_RECORD` lists them): an
+    entry of an owned name that no save wrote (the user's own ``images/``) makes the save fail, and other entries
+    of ``target`` are never touched, those other commands' saves wrote included (an export's graphs beside a run's
+    map), which stay recorded. When the block raises, or the swap fails, ``target`` keeps its previous entries
+    exactly (a failed swap is undone; the folders the save created, ``target`` and any missing parents, are
+    removed again) and the staging folder is deleted.
 
     What a concurrent reader sees: a file replaced by a file never disappears (the old one is kept for an undo by
     a hard link, and the new one renamed over it); a folder is renamed aside and the new one renamed in, so for the
     instant between the two renames it is missing, never partial. A crash (power loss, SIGKILL) during the swap,
     which is a few renames long, can leave some entries new and some old, with the rest in a
-    ``.vggt-save-*`` folder inside ``target``, which the next successful save removes.
+    ``.vggt-save-*`` folder inside ``target``, which the next successful save removes; the record lists the old and
+    the new entries meanwhile, so that the next save may replace them all. A staging folder is locked while its save
+    runs, so that another process's save into ``target`` does not take it for a killed one's.
 
     ``keystone``, one of ``owned``, names the entry that vouches for the others (an export's manifest, which
     records every file's digest): the earlier one goes before any other entry is swapped and the new one comes
     last, so a reader that finds a keystone finds the entries it describes, during the swap and after a crash.
 
     Raises:
-        ValueError: the block wrote an entry that is not in ``owned``. FileExistsError naming the entries when
+        ValueError: the block wrote an entry that ``owned`` does not name. FileExistsError naming the entries when
         ``target`` holds some of the written names that no save wrote. OSError naming ``target`` when the staging
         folder cannot be made or the swap fails; an OSError of the block names its files by their final paths.
     """
@@ -127,10 +133,12 @@ def staged_entries(target, owned: Collection[str], keystone: str | None = None) 
     try:
         target.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target))
+        lock = os.open(work, os.O_RDONLY)
     except OSError as err:
         raise OSError(f"could not prepare a save in {target}: {err}") from None
     saved = False
     try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a new folder: nobody else holds it
         staging, old = work / "new", work / "old"
         staging.mkdir()
         old.mkdir()
@@ -139,29 +147,71 @@ def staged_entries(target, owned: Collection[str], keystone: str | None = None) 
         except OSError as err:  # named where the user will look for the files, not in the staging folder
             raise OSError(str(err).replace(str(staging), str(target))) from None
         written = sorted(entry.name for entry in staging.iterdir())
-        unknown = sorted(set(written) - set(owned))
+        unknown = [name for name in written if not _owned(name, owned)]
         if unknown:
             raise ValueError(f"the save wrote {unknown}, which are not among the entries it may replace {owned}")
-        earlier = saved_entries(target)
+        earlier = {name for name in saved_entries(target) if _entry_name(name)}
         foreign = unrecorded_entries(target, written)
         if foreign:
             raise FileExistsError(
                 f"{target} holds {foreign}, which no save wrote and this one would replace; move them, or save "
                 "into another folder"
             )
-        write_save_record(staging, written)
-        # Every entry an earlier save wrote and this one does not: also those of names this save does not own (a
-        # camera the node no longer runs), which would otherwise stay, outside the record, as if the user's.
-        removed = sorted(name for name in earlier - set(written) if _entry_name(name))
-        _swap(target, staging, old, [*written, SAVE_RECORD], removed, keystone)
+        # Every entry of an owned name an earlier save wrote and this one does not (a camera the node no longer
+        # runs: trajectory_*.tum); the entries other saves wrote stay, and stay recorded.
+        removed = sorted(name for name in earlier - set(written) if _owned(name, owned))
+        others = sorted(name for name in earlier - set(written) - set(removed) if os.path.lexists(target / name))
+        write_save_record(staging, [*written, *others])
+        previous_record = _contents(target / SAVE_RECORD)
+        write_save_record(target, sorted(earlier | set(written)))  # what a crash during the swap leaves
+        try:
+            _swap(target, staging, old, [*written, SAVE_RECORD], removed, keystone)
+        except BaseException:
+            _restore(target / SAVE_RECORD, previous_record)
+            raise
         saved = True
         for leftover in target.glob(f"{STAGING_PREFIX}*"):  # of a save killed while it wrote: stale now
-            if leftover != work and leftover.is_dir() and not leftover.is_symlink():
+            if leftover != work and leftover.is_dir() and not leftover.is_symlink() and _abandoned(leftover):
                 shutil.rmtree(leftover, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        os.close(lock)
         if not saved:
             remove_empty_folders(created)  # left as it was: none of the folders the save made
+
+
+def _owned(name: str, owned: Collection[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in owned)
+
+
+def _abandoned(staging: Path) -> bool:
+    """A staging folder no save holds any more (its save was killed): `staged_entries` locks its own."""
+    try:
+        handle = os.open(staging, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False  # a live save's
+    finally:
+        os.close(handle)
+
+
+def _contents(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _restore(path: Path, contents: bytes | None) -> None:
+    """Put ``path`` back as it was (``contents``; None: missing)."""
+    if contents is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_bytes_atomically(path, contents)
 
 
 def _entry_name(name: str) -> bool:
@@ -182,8 +232,8 @@ def remove_empty_folders(folders: Collection[Path]) -> None:
 
 
 def write_save_record(folder: Path, names: Collection[str]) -> None:
-    """Record ``names`` as the entries of ``folder`` that a save wrote (`SAVE_RECORD`)."""
-    (Path(folder) / SAVE_RECORD).write_text("".join(f"{name}\n" for name in names))
+    """Record ``names`` as the entries of ``folder`` that saves wrote (`SAVE_RECORD`), atomically."""
+    write_bytes_atomically(Path(folder) / SAVE_RECORD, "".join(f"{name}\n" for name in names).encode())
 
 
 def unrecorded_entries(target: Path, names: Collection[str]) -> list[str]:
@@ -194,10 +244,14 @@ def unrecorded_entries(target: Path, names: Collection[str]) -> list[str]:
 
 def saved_entries(target: Path) -> set[str]:
     """The entries the last save into ``target`` wrote (`SAVE_RECORD`); none before the first."""
+    path = Path(target) / SAVE_RECORD
     try:
-        return set((target / SAVE_RECORD).read_text().splitlines())
+        # A damaged record's undecodable bytes name no entry: nothing of its is replaced as a save's.
+        return set(path.read_text(encoding="utf-8", errors="replace").splitlines())
     except FileNotFoundError:
         return set()
+    except OSError as err:
+        raise OSError(f"could not read {path}, the record of what saves wrote there: {err.strerror or err}") from None
 
 
 def _swap(target: Path, staging: Path, old: Path, written: list[str], removed: list[str], keystone: str | None) -> None:

@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.frame_files import readable_as_is
+from vggt_ros.dataset.tum import FURTHER_TRAJECTORY_FILES
 from vggt_ros.dataset.writer import DatasetWriter, WrittenDataset
 from vggt_ros.engine_budget import check_run_fits_engines
 from vggt_ros.files import replace_atomically, saved_entries, staged_entries
@@ -613,7 +614,7 @@ def _run(args: argparse.Namespace, stop: StopRequest) -> dict:
     # stay until this one's are complete.
     with stop.deferred(_stopping):
         try:
-            with staged_entries(args.out, entries) as staging:
+            with staged_entries(args.out, (*entries, FURTHER_TRAJECTORY_FILES)) as staging:
                 exports = _Exports(staging, session, metric=config.metric.active)
                 recording = None
                 try:

@@ -126,12 +126,86 @@ def test_a_save_with_fewer_owned_names_removes_what_earlier_saves_wrote_and_the_
     the file behind and out of the record, and a later two-camera save refused it as the user's own."""
     target = tmp_path / "saved"
     two_cameras, one_camera = ("trajectory.tum", "trajectory_rear.tum"), ("trajectory.tum",)
-    for owned in (two_cameras, one_camera, two_cameras):
-        with staged_entries(target, owned) as staging:
-            for name in owned:
-                (staging / name).write_text(f"{len(owned)} cameras\n")
-        assert sorted(p.name for p in target.iterdir()) == sorted([SAVE_RECORD, *owned])
-        assert (target / SAVE_RECORD).read_text().splitlines() == list(owned)
+    for cameras in (two_cameras, one_camera, two_cameras):
+        with staged_entries(target, (*cameras, "trajectory_*.tum")) as staging:  # owns every further camera's file
+            for name in cameras:
+                (staging / name).write_text(f"{len(cameras)} cameras\n")
+        assert sorted(p.name for p in target.iterdir()) == sorted([SAVE_RECORD, *cameras])
+        assert (target / SAVE_RECORD).read_text().splitlines() == list(cameras)
+
+
+def test_a_save_keeps_what_another_commands_save_wrote_and_keeps_it_recorded(tmp_path):
+    """An export into a run's folder deleted the run's map, trajectory, summary and images: every entry an earlier
+    save recorded was removed, of names the export does not own too."""
+    target = tmp_path / "project"
+    with staged_entries(target, OWNED) as staging:  # a reconstruction's outputs
+        _write_save(staging, "run", frames=2)
+    run = digests(target)
+    with staged_entries(target, EXPORT, keystone="manifest.json") as staging:
+        _write_export(staging, "1", data_file=False)
+    assert {name: digest for name, digest in digests(target).items() if name in run and name != SAVE_RECORD} == {
+        name: digest for name, digest in run.items() if name != SAVE_RECORD
+    }
+    recorded = (target / SAVE_RECORD).read_text().splitlines()
+    assert sorted(recorded) == sorted(["aggregator.onnx", "manifest.json", "point_head.onnx", *OWNED[:3]])
+    # The run's own next save still replaces them as its own (they were not taken for the user's).
+    with staged_entries(target, OWNED) as staging:
+        _write_save(staging, "run 2", frames=1)
+    assert (target / "map.ply").read_text().startswith("map run 2") and (target / "manifest.json").read_text() == "1"
+
+
+def test_a_save_killed_during_its_swap_leaves_a_record_of_every_entry_it_moved(tmp_path, monkeypatch):
+    """A first export killed after two renames left two graphs that no record listed: every later save refused
+    them as the user's own, for good."""
+    target = tmp_path / "export"
+    replace, moved = os.replace, []
+    recorded_when_killed = []
+
+    def killed_after_two_renames(source, destination):  # a test double of os.replace: SIGKILL, as seen on disk
+        if os.path.dirname(destination) == str(target) and not os.path.basename(destination).startswith("."):
+            if len(moved) == 2:
+                recorded_when_killed.append(set((target / SAVE_RECORD).read_text().splitlines()))
+                raise KeyboardInterrupt
+            moved.append(destination)
+        replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", killed_after_two_renames)
+    with pytest.raises(KeyboardInterrupt):
+        with staged_entries(target, EXPORT, keystone="manifest.json") as staging:
+            _write_export(staging, "1", data_file=True)
+    monkeypatch.undo()
+    assert recorded_when_killed == [set(EXPORT)]  # on disk at that instant: each entry it could leave
+    assert not target.exists()  # undone, the folder it made too (a kill would not undo: the record covers it)
+
+
+def test_another_process_s_live_staging_folder_is_not_taken_for_a_killed_save_s(tmp_path):
+    """Two nodes saving into one folder: the first save to end removed the other's staging folder as stale, and
+    the other failed with "No such file or directory"."""
+    target = tmp_path / "saved"
+    with staged_entries(target, OWNED) as first:
+        _write_save(first, "first", frames=1)
+        with staged_entries(target, OWNED) as second:  # its lock is another open file: as another process's
+            _write_save(second, "second", frames=1)
+        assert first.is_dir(), "the live staging folder was removed"
+        _write_save(first, "first", frames=2)
+    assert (target / "map.ply").read_text().startswith("map first")
+    assert sorted(p.name for p in (target / "images").iterdir()) == ["0.png", "1.png"]
+
+
+def test_an_undecodable_record_names_nothing_and_a_record_that_is_a_folder_is_named(tmp_path):
+    target = tmp_path / "saved"
+    target.mkdir()
+    (target / "map.ply").write_text("the user's")
+    (target / SAVE_RECORD).write_bytes(b"\xffmap.ply\xfe\n")
+    with pytest.raises(FileExistsError, match=r"holds \['map.ply'\], which no save wrote"):
+        with staged_entries(target, OWNED) as staging:
+            _write_save(staging, "1", frames=0)
+    (target / SAVE_RECORD).unlink()
+    (target / SAVE_RECORD).mkdir()
+    with pytest.raises(OSError, match=f"could not read {target / SAVE_RECORD}, the record of what saves wrote there"):
+        with staged_entries(target, OWNED) as staging:
+            _write_save(staging, "1", frames=0)
+    assert (target / "map.ply").read_text() == "the user's"
 
 
 def test_a_save_removes_the_staging_folders_that_killed_saves_left(tmp_path):

@@ -22,6 +22,10 @@ from vggt_ros.world import Trajectory
 TUM_HEADER = "# vggt_ros keyframe trajectory"
 
 
+# The files of the cameras after the first (`trajectory_file_name`), as a glob: what a save of fewer cameras removes.
+FURTHER_TRAJECTORY_FILES = "trajectory_*.tum"
+
+
 def trajectory_file_name(camera: int, name: str) -> str:
     """The file of camera ``camera`` (index) named ``name``."""
     return "trajectory.tum" if camera == 0 else f"trajectory_{name}.tum"

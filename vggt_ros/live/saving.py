@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from vggt_ros.dataset.tum import FURTHER_TRAJECTORY_FILES
 from vggt_ros.dataset.writer import DATASET_ENTRIES, DatasetWriter
 from vggt_ros.files import staged_entries
 from vggt_ros.live.reconstruction import LiveReconstruction
@@ -72,7 +73,7 @@ def save_world(live: LiveReconstruction, directory: Path) -> SavedWorld:
     """
     directory = Path(directory)
     session = live.session
-    with staged_entries(directory, session.save_entries() + DATASET_ENTRIES) as staging:
+    with staged_entries(directory, (*session.save_entries(), FURTHER_TRAJECTORY_FILES, *DATASET_ENTRIES)) as staging:
         with live.world_lock:
             map_path, trajectories = session.save(staging)
             points = len(session.map)
