@@ -68,6 +68,11 @@ def check_output_folder(folder: Path, option: str) -> None:
         raise OutputFolderError(f"{option} {folder} exists and is not a folder; choose a folder path")
     existing = folder
     while not existing.exists():
+        if existing.is_symlink():  # mkdir would say only "File exists", at the end
+            raise OutputFolderError(
+                f"{option} {folder} cannot be created: {existing} is a link to {os.readlink(existing)}, which does not "
+                "exist; create that folder, or choose another path"
+            )
         existing = existing.parent
     if not existing.is_dir():
         raise OutputFolderError(f"{option} {folder} cannot be created: {existing} is not a folder; choose another path")

@@ -357,12 +357,16 @@ def model_loads(monkeypatch):
             "/sys/kernel/vggt_out",
             r"--out /sys/kernel/vggt_out cannot be written \(it would be created in /sys/kernel\)",
         ),
+        # They failed with "File exists" once the model had loaded (vggt-ros-quantize: after its whole search).
+        ("dangling", r"--out {tmp}/dangling cannot be created: {tmp}/dangling is a link to {tmp}/gone, which does not"),
+        ("dangling/sub", r"--out {tmp}/dangling/sub cannot be created: {tmp}/dangling is a link to {tmp}/gone"),
     ],
 )
 def test_an_out_that_cannot_be_written_is_refused_before_the_model_loads(
     entry, out, message, tmp_path, monkeypatch, capsys, model_loads
 ):
     (tmp_path / "a_file").write_text("not a folder")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
     status, error = _command(entry, monkeypatch, capsys, "--weights", str(TINY), "--out", str(tmp_path / out))
     assert status == 1 and "Traceback" not in error
     assert re.fullmatch(f"error: {message.format(tmp=tmp_path)}.*\n", error)
