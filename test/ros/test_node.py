@@ -871,6 +871,75 @@ def test_the_executor_neither_builds_the_map_nor_waits_for_an_integration(monkey
         running.close()
 
 
+class BlockingSaveForTests:
+    """Test double of `save_world`: the real save, once `release` is set (a save that takes long: 20 s for 50
+    keyframes at 1280x720, mostly PNG encoding)."""
+
+    def __init__(self, save) -> None:
+        self.save = save
+        self.inside, self.release = threading.Event(), threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, live, directory):
+        self.threads.append(threading.current_thread())
+        self.inside.set()
+        self.release.wait(timeout=WAIT_S)
+        return self.save(live, directory)
+
+
+def test_a_long_save_runs_off_the_executor_and_a_cleanup_waits_for_it(monkeypatch, tmp_path):
+    """~/save ran on the executor thread: for a 20 s save the node heard no camera (and blamed it), sent no
+    map -> odom and no /diagnostics, and answered no lifecycle service."""
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    blocking = BlockingSaveForTests(node_module.save_world)
+    monkeypatch.setattr(node_module, "save_world", blocking)
+    running = Running({"image_topics": ["/cam/image"], "window_size": 2, "save_directory": str(tmp_path / "saved")})
+    probe = Probe(["/cam/image"], ["/vggt/"])
+    node = running.node
+    try:
+        probe.wait_connected()
+        clock = Clock()
+        TestWorldChaining.send_and_wait(probe, clock)
+        save = probe.node.create_client(Trigger, "/vggt/save")
+        assert save.wait_for_service(timeout_sec=WAIT_S)
+        saving = save.call_async(Trigger.Request())
+        assert blocking.inside.wait(WAIT_S), "the save did not start"
+        assert running.spinner.thread not in blocking.threads, "the save ran on the executor thread"
+
+        # Meanwhile the cameras are heard and windows published.
+        TestOneCamera.send(probe, clock, CHELSEA_MIRRORED)
+        probe.wait_for(lambda: node.counts.windows_published >= 2, timeout=20.0, what="a window during the save")
+        assert not saving.done()
+
+        # A cleanup waits for the save, which reads the session it releases; then both answer.
+        change = probe.node.create_client(ChangeState, "/vggt/change_state")
+        assert change.wait_for_service(timeout_sec=WAIT_S)
+        deactivated = change.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
+        probe.wait_for(deactivated.done, what="the deactivation")
+        cleaned = change.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CLEANUP)))
+        time.sleep(0.5)
+        assert not cleaned.done() and not saving.done()
+        blocking.release.set()
+        probe.wait_for(lambda: saving.done() and cleaned.done(), what="the save and the cleanup")
+        assert saving.result().success and (tmp_path / "saved" / "map.ply").stat().st_size > 0, saving.result()
+        assert cleaned.result().success
+        get = probe.node.create_client(GetState, "/vggt/get_state")
+        assert get.wait_for_service(timeout_sec=WAIT_S)
+        state = get.call_async(GetState.Request())
+        probe.wait_for(state.done, what="the state")
+        assert state.result().current_state.id == State.PRIMARY_STATE_UNCONFIGURED
+
+        # Unconfigured, ~/save is still offered, and says there is nothing to save.
+        answer = TestWorldChaining.call(probe, "/vggt/save")
+        assert not answer.success and answer.message == "nothing to save: the node is not configured"
+    finally:
+        blocking.release.set()
+        probe.close()
+        running.close()
+
+
 def test_saving_before_any_window_says_the_map_is_empty_and_the_node_keeps_running(tmp_path):
     running = Running({"image_topics": ["/cam/image"], "save_directory": str(tmp_path / "saved")})
     probe = Probe(["/cam/image"], ["/vggt/"])

@@ -12,14 +12,17 @@ the publishers, the subscriptions and services, the timers and the worker thread
 
 Threads: the executor thread runs the subscription callbacks (conversion, sync, `session.add`: cheap), the
 timers and the services; one worker thread runs each window (inference, then the world under its lock) and
-publishes it; the map thread (`map_output.MapOutput`) builds the ~/map message, which the map timer publishes.
-The publishers are plain ones, not lifecycle publishers: the outputs are offered from configure
+publishes it; the map thread (`map_output.MapOutput`) builds the ~/map message, which the map timer publishes; the
+save thread writes each ~/save (tens of seconds with the dataset's images), whose answer the executor sends when it
+is done. The publishers are plain ones, not lifecycle publishers: the outputs are offered from configure
 and only the camera subscriptions follow activation, so a deactivated node still answers ~/save and keeps its
-latched map, as before lifecycle support.
+latched map, as before lifecycle support. ~/save and ~/reset are offered in every state (unconfigured, they say
+there is nothing to act on), so that an answer due is never sent through a service that cleanup destroyed.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import sys
 import threading
@@ -28,12 +31,14 @@ from typing import Optional
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockChange, ClockType, JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
@@ -109,6 +114,14 @@ class ReconstructionNode(LifecycleNode):
         # many intra-op threads: OpenMP threads spin-wait on a sibling that another process descheduled.
         torch.set_num_threads(self.params.cpu_threads)
         params = self.params
+        # One save at a time, off the executor, from configure to cleanup; the services live as long as the node
+        # (see the module docstring).
+        self._saves: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._last_save: Optional[concurrent.futures.Future] = None
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        # A group of its own: the default group (every other callback) is mutually exclusive, and a save in
+        # progress, awaiting its thread, would hold it.
+        self.create_service(Trigger, "~/save", self._on_save, callback_group=MutuallyExclusiveCallbackGroup())
         # TF look-ups: the rig without configured transforms, the odometry scale, the robot's frames. They listen
         # from construction, whatever the state: a robot's /tf_static was published long before.
         self._transforms = make_transform_buffer(self) if params.reads_transforms else None
@@ -192,14 +205,9 @@ class ReconstructionNode(LifecycleNode):
         self._configured = True
         # Made here and destroyed by _release, which also runs when configure fails before all of them are made.
         self._owned_timers: list = []
-        self._owned_services: list = []
         self._output_publishers: dict[Output, object] = {}
         self._diagnostics_publisher = None
         self._create_outputs()
-        self._owned_services += [
-            self.create_service(Trigger, "~/reset", self._on_reset),
-            self.create_service(Trigger, "~/save", self._on_save),
-        ]
         # The resolved names (namespace, remapping) are the ones the ROS graph and the user's tools show.
         topics = self._image_topics() + [self.resolve_topic_name(t) for t in params.depth_topics]
         self._input = InputAssembly(
@@ -207,6 +215,7 @@ class ReconstructionNode(LifecycleNode):
         )
         self._worker = threading.Thread(target=self._work, name="vggt-inference", daemon=True)
         self._worker.start()
+        self._saves = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vggt-save")
         self._health = self._new_health_monitor()
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, diagnostics.TOPIC, DIAGNOSTICS_QOS)
         self._owned_timers += [
@@ -303,14 +312,17 @@ class ReconstructionNode(LifecycleNode):
                 self.get_logger().info("waiting for the window in inference to finish")
                 self._worker.join()
             self._worker = None
+        if self._saves is not None:  # after every save asked for (they read the session): the last one
+            if self._last_save is not None and not self._last_save.done():
+                self.get_logger().info("waiting for the save in progress to finish")
+            self._saves.shutdown(wait=True)
+            self._saves, self._last_save = None, None
         for timer in self._owned_timers:
             self.destroy_timer(timer)
-        for service in self._owned_services:
-            self.destroy_service(service)
         for publisher in [*self._output_publishers.values(), self._diagnostics_publisher]:
             if publisher is not None:  # the diagnostics publisher is made last
                 self.destroy_publisher(publisher)
-        self._owned_timers, self._owned_services, self._output_publishers = [], [], {}
+        self._owned_timers, self._output_publishers = [], {}
         self._diagnostics_publisher = None
         self._static_transforms.clear()  # the next configure starts a new world
         self._map_from_odom = None
@@ -412,25 +424,41 @@ class ReconstructionNode(LifecycleNode):
         self.get_logger().warning(f"the clock {what}: transforms and input times start over")
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if not self._configured:
+            response.success, response.message = False, "nothing to reset: the node is not configured"
+            return response
         self._input.reset()
         self._live.request_reset()
         self.get_logger().info("reset requested: the next window starts a new world and an empty map")
         response.success, response.message = True, "the next window starts a new world"
         return response
 
-    def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        directory = self.params.save_folder
-        try:
-            saved = save_world(self._live, directory)
-        except (OSError, ValueError) as err:  # EmptyMapError is a ValueError
-            response.success = False
-            response.message = f"could not save to '{directory}' (the previous files are kept): {err}"
-            self.get_logger().error(response.message)
+    async def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """Hand the save to the save thread and answer when it is done; the executor goes on meanwhile (a save of 50
+        keyframes at 1280x720, mostly PNG encoding, stopped map -> odom, /diagnostics, the cameras' input and the
+        lifecycle services for 20 s)."""
+        if not self._configured:
+            response.success, response.message = False, "nothing to save: the node is not configured"
             return response
-        response.success, response.message = True, saved.message()
-        logger = self.get_logger()
-        (logger.warning if saved.dataset_poses_before_loops else logger.info)(response.message)
+        answer = Future(executor=self.executor)
+        answer.add_done_callback(lambda _: None)  # the executor runs it as a task: that wakes it to resume here
+        job = self._last_save = self._saves.submit(self._save, self._live, self.params.save_folder)
+        job.add_done_callback(lambda finished: answer.set_result(finished.result()))
+        response.success, response.message = await answer
         return response
+
+    def _save(self, live: LiveReconstruction, directory) -> tuple[bool, str]:
+        """The save thread's job: (success, message), logged."""
+        logger = self.get_logger()
+        try:
+            saved = save_world(live, directory)
+        except Exception as err:  # noqa: BLE001 - the caller waits for an answer; EmptyMapError is a ValueError
+            what = str(err) if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {err}"
+            message = f"could not save to '{directory}' (the previous files are kept): {what}"
+            logger.error(message)
+            return False, message
+        (logger.warning if saved.dataset_poses_before_loops else logger.info)(saved.message())
+        return True, saved.message()
 
     def _publish_map(self) -> None:
         """Publish the map message the map thread built (`MapOutput`): the executor never reads the map itself."""
@@ -542,7 +570,7 @@ class ReconstructionNode(LifecycleNode):
 
     # ------------------------------------------------------------------------------------- shutdown
     def destroy_node(self) -> None:
-        self._release()  # the worker finishes its window while the context is still valid
+        self._release()  # the worker finishes its window and the save thread its save while the context is valid
         self._destroy()
 
     def _destroy(self) -> None:
