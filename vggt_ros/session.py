@@ -850,9 +850,14 @@ class ReconstructionSession:
         map has no point, every merged point filtered out) and the trajectories'.
 
         Raises:
-            EmptyMapError: there is nothing to save: no map point and no trajectory file (no window merged yet, or
-            none in metres while a metric source has not measured the scale).
+            EmptyMapError: there is nothing to save: no map point and no trajectory file (no window merged yet), or
+            the world waits for its metric scale (nothing is written in an unknown unit).
         """
+        if self.awaiting_scale:  # said as such: the map of the windows merged meanwhile is not empty
+            raise EmptyMapError(
+                f"nothing to save yet: the world waits for its first metric scale from the {self.config.metric.source} "
+                "source, and nothing is written in an unknown unit (/diagnostics says what the source lacks)"
+            )
         trajectories = self.save_trajectories(directory)
         map_path = Path(directory) / "map.ply"
         try:

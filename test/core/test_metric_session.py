@@ -39,6 +39,7 @@ from support.metric_synthetic import (
 from support.synthetic import NO_NOISE, camera_path, look_at
 from vggt_ros.geometry import invert_rigid
 from vggt_ros.live.sync import NearestStampQueue
+from vggt_ros.mapping import EmptyMapError
 from vggt_ros.metric.config import MetricConfig
 from vggt_ros.metric.scale_filter import ScaleFilterConfig
 from vggt_ros.metric.sources import DepthScaleConfig, ScaleObservation, ScaleUnavailable
@@ -349,7 +350,7 @@ def _turn_move_turn(turn_frames: int = 20, move_frames: int = 40, turn_back_fram
     return look_at(centres, directions)
 
 
-def test_odometry_source_waits_while_the_robot_turns_in_place_then_publishes_metres_and_keeps_them():
+def test_odometry_source_waits_while_the_robot_turns_in_place_then_publishes_metres_and_keeps_them(tmp_path):
     frames = single_camera("turn_move_turn", _turn_move_turn(), HW)
     transforms = TransformBuffer()
     odometry = FakeOdometryForTests(frames, transforms)
@@ -359,6 +360,13 @@ def test_odometry_source_waits_while_the_robot_turns_in_place_then_publishes_met
         out.waiting_for_scale and not out.newest and out.cloud is None for _, out in turning
     )
     assert {_kind(out) for _, out in turning[1:]} == {"still"} and len(run.session.map) == 0
+    # ~/save says why there is nothing to save (it said "the map is empty (no window has been merged into it yet"
+    # while windows merged).
+    with pytest.raises(
+        EmptyMapError, match="nothing to save yet: the world waits for its first metric scale from the odometry source"
+    ):
+        run.session.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
     moving = feed(run, range(20, 60), before=odometry.publish)
     assert moving and all(out.metric and _kind(out) == "odometry" for _, out in moving)
