@@ -510,6 +510,34 @@ def test_one_frame_the_network_got_wrong_is_left_out_and_tracking_goes_on(straig
     assert max(offsets) < 0.02, offsets
 
 
+def test_a_save_after_tracking_was_lost_says_which_segments_the_map_leaves_out(straight, tmp_path):
+    """~/save after tracking was lost (loop closure off) wrote map.ply with the new segment's points only and said
+    nothing of it; the trajectory kept both segments."""
+    import logging
+
+    from vggt_ros.live.log_policy import LogPolicy
+    from vggt_ros.live.reconstruction import LiveReconstruction
+    from vggt_ros.live.saving import save_world
+
+    oracle = FakeVGGTForWorldTests(straight)
+    session = _session(straight, oracle, WorldConfig(max_consecutive_rejections=2))
+    for start in range(0, 10, 2):
+        assert _run_window(session, straight, range(start, start + 12, 2)).merged
+    for start in (10, 12, 14):  # frames the world holds, seen 100 frames further along (as in the test above)
+        indices = tuple(range(start, start + 12, 2))
+        jumped = oracle.predict(indices, rendered_as=[k + 100 for k in indices])
+        output = _run_window(session, straight, indices, jumped)
+    assert output.status is WindowStatus.NEW_SEGMENT and session.world.segment == 1
+    live = LiveReconstruction(session, LogPolicy(logging.getLogger("test")), "vggt_world", 0, False)
+    saved = save_world(live, tmp_path)
+    assert saved.segments_left_out == (0,) and saved.map_points > 0
+    assert "map.ply holds tracking segment 1 (with those loops joined to it) only: segments [0] were left out" in (
+        saved.message()
+    )
+    trajectory = (tmp_path / "trajectory.tum").read_text()
+    assert "# segment 0" in trajectory and "# segment 1" in trajectory
+
+
 def test_lost_tracking_without_shared_frames_re_anchors_at_the_last_keyframe(straight):
     world = World(WorldConfig(max_consecutive_rejections=2))
     oracle = FakeVGGTForWorldTests(straight, noise=NO_NOISE)

@@ -33,6 +33,9 @@ class SavedWorld:
         dataset_poses_before_loops: loops moved the world but some dataset frame has no loop-corrected pose
             (`ReconstructionSession.loop_corrected`), so the dataset keeps the poses its frames had when integrated
             and transforms.json names no point cloud (map.ply, loop-corrected, would not match its cameras).
+        segments_left_out: the tracking segments the map leaves out (their place in this world is unknown: tracking
+            was lost and no loop joined them to the current one); the trajectories keep them.
+        segment: the current tracking segment.
     """
 
     map_path: Optional[Path]
@@ -41,6 +44,8 @@ class SavedWorld:
     dataset_frames: int
     transforms_json: Optional[Path]
     dataset_poses_before_loops: bool = False
+    segments_left_out: tuple[int, ...] = ()
+    segment: int = 0
 
     def message(self) -> str:
         trajectories = ", ".join(str(path) for path in self.trajectories.values() if path is not None)
@@ -51,6 +56,12 @@ class SavedWorld:
             )
         else:
             text = f"saved {self.map_points} map points to {self.map_path}, the trajectories to {trajectories}"
+        if self.map_path is not None and self.segments_left_out:
+            text += (
+                f"; map.ply holds tracking segment {self.segment} (with those loops joined to it) only: segments "
+                f"{list(self.segments_left_out)} were left out when tracking was lost, their place in this world "
+                "unknown; the trajectories keep every segment, each marked '# segment <k>'"
+            )
         if self.dataset_frames:
             text += (
                 f", and {self.dataset_frames} keyframes as a COLMAP model and nerfstudio's {self.transforms_json.name}"
@@ -80,6 +91,8 @@ def save_world(live: LiveReconstruction, directory: Path) -> SavedWorld:
             recent = list(live.recent_frames)
             moved = session.loop_corrected(recent)  # the poses the map and trajectories have, or None
             metric = session.world.metric
+            world = session.world
+            left_out = tuple(k for k in range(world.segment) if not world.joined_to_current(k))
         written = None
         if recent:
             with DatasetWriter(staging, metric=metric) as writer:
@@ -97,4 +110,6 @@ def save_world(live: LiveReconstruction, directory: Path) -> SavedWorld:
         dataset_frames=written.num_frames if written is not None else 0,
         transforms_json=final(written.transforms_json) if written is not None else None,
         dataset_poses_before_loops=bool(recent) and moved is None,
+        segments_left_out=left_out,
+        segment=world.segment,
     )
