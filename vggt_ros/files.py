@@ -38,6 +38,8 @@ STAGING_PREFIX = ".vggt-save-"
 # The record `staged_entries` keeps in a target folder of the entries its last save wrote (one name a line): the
 # only entries a later save replaces or removes, so that a user's own entry of an owned name is never lost.
 SAVE_RECORD = ".vggt-saved"
+# The record's line naming the last save's writer (no entry name starts with "#").
+_WRITER_PREFIX = "# saved by "
 # os.link's errors on filesystems without hard links (FAT, exFAT, some network and FUSE filesystems).
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}
 
@@ -95,7 +97,9 @@ def write_bytes_atomically(path, data: bytes | memoryview) -> None:
 
 
 @contextmanager
-def staged_entries(target, owned: Collection[str], keystone: str | None = None) -> Iterator[Path]:
+def staged_entries(
+    target, owned: Collection[str], keystone: str | None = None, writer: str | None = None
+) -> Iterator[Path]:
     """Save a set of ``target``'s entries all at once: yields a staging folder to write them into.
 
     When the ``with`` block ends normally, the entries named in ``owned`` (top-level names, files or folders; a
@@ -120,12 +124,23 @@ def staged_entries(target, owned: Collection[str], keystone: str | None = None) 
     records every file's digest): the earlier one goes before any other entry is swapped and the new one comes
     last, so a reader that finds a keystone finds the entries it describes, during the swap and after a crash.
 
+    ``writer`` names who saves (a node's fully qualified name): a save never replaces another writer's, so that two
+    nodes given one folder (two robots' ``/robot1/vggt`` and ``/robot2/vggt`` launched from one directory) do not
+    overwrite each other's saves without a word. A save of no writer (a command's) replaces any.
+
     Raises:
         ValueError: the block wrote an entry that ``owned`` does not name. FileExistsError naming the entries when
-        ``target`` holds some of the written names that no save wrote. OSError naming ``target`` when the staging
+        ``target`` holds some of the written names that no save wrote, or another writer's save. OSError naming
+        ``target`` when the staging
         folder cannot be made or the swap fails; an OSError of the block names its files by their final paths.
     """
     target = Path(target)
+    earlier_writer = save_writer(target) if target.is_dir() else None
+    if writer is not None and earlier_writer not in (None, writer):
+        raise FileExistsError(
+            f"{target} holds the save of {earlier_writer}, which this save of {writer} would replace; give each its "
+            "own folder (save_directory), or remove that save first"
+        )
     created = missing_folders(target)
     not_folder = next((folder for folder in (target, *target.parents) if folder.exists() and not folder.is_dir()), None)
     if not_folder is not None:  # mkdir would only say "File exists" or "Not a directory"
@@ -161,9 +176,9 @@ def staged_entries(target, owned: Collection[str], keystone: str | None = None) 
         # runs: trajectory_*.tum); the entries other saves wrote stay, and stay recorded.
         removed = sorted(name for name in earlier - set(written) if _owned(name, owned))
         others = sorted(name for name in earlier - set(written) - set(removed) if os.path.lexists(target / name))
-        write_save_record(staging, [*written, *others])
+        write_save_record(staging, [*written, *others], writer)
         previous_record = _contents(target / SAVE_RECORD)
-        write_save_record(target, sorted(earlier | set(written)))  # what a crash during the swap leaves
+        write_save_record(target, sorted(earlier | set(written)), writer)  # what a crash during the swap leaves
         try:
             _swap(target, staging, old, [*written, SAVE_RECORD], removed, keystone)
         except BaseException:
@@ -231,9 +246,16 @@ def remove_empty_folders(folders: Collection[Path]) -> None:
             folder.rmdir()
 
 
-def write_save_record(folder: Path, names: Collection[str]) -> None:
-    """Record ``names`` as the entries of ``folder`` that saves wrote (`SAVE_RECORD`), atomically."""
-    write_bytes_atomically(Path(folder) / SAVE_RECORD, "".join(f"{name}\n" for name in names).encode())
+def write_save_record(folder: Path, names: Collection[str], writer: str | None = None) -> None:
+    """Record ``names`` as the entries of ``folder`` that saves wrote (`SAVE_RECORD`), and the ``writer`` of the
+    last save if it has one, atomically."""
+    lines = [*([f"{_WRITER_PREFIX}{writer}"] if writer is not None else []), *names]
+    write_bytes_atomically(Path(folder) / SAVE_RECORD, "".join(f"{line}\n" for line in lines).encode())
+
+
+def add_to_save_record(folder: Path, name: str) -> None:
+    """Record ``name`` too, written into ``folder`` outside a save (its writer stays)."""
+    write_save_record(folder, sorted(saved_entries(folder) | {name}), save_writer(folder))
 
 
 def unrecorded_entries(target: Path, names: Collection[str]) -> list[str]:
@@ -243,13 +265,23 @@ def unrecorded_entries(target: Path, names: Collection[str]) -> list[str]:
 
 
 def saved_entries(target: Path) -> set[str]:
-    """The entries the last save into ``target`` wrote (`SAVE_RECORD`); none before the first."""
+    """The entries the saves into ``target`` wrote (`SAVE_RECORD`); none before the first."""
+    return {line for line in _record_lines(target) if not line.startswith("#")}
+
+
+def save_writer(target: Path) -> str | None:
+    """Who made the last save into ``target`` (`staged_entries`' ``writer``); None: a command, or no save."""
+    writers = (line.removeprefix(_WRITER_PREFIX) for line in _record_lines(target) if line.startswith(_WRITER_PREFIX))
+    return next(writers, None)
+
+
+def _record_lines(target: Path) -> list[str]:
     path = Path(target) / SAVE_RECORD
     try:
         # A damaged record's undecodable bytes name no entry: nothing of its is replaced as a save's.
-        return set(path.read_text(encoding="utf-8", errors="replace").splitlines())
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
-        return set()
+        return []
     except OSError as err:
         raise OSError(f"could not read {path}, the record of what saves wrote there: {err.strerror or err}") from None
 

@@ -322,3 +322,22 @@ def test_a_keystone_goes_first_and_comes_last_so_a_reader_never_sees_it_beside_o
     assert len(seen) >= 4 and all(seen), seen
     assert (target / "manifest.json").read_text() == "2"
     assert (target / "point_head.onnx.data").exists() == data_file  # the earlier data file went with its export
+
+
+def test_a_save_never_replaces_another_writers_and_a_command_s_save_replaces_any(tmp_path):
+    """Two robots' nodes (/robot1/vggt, /robot2/vggt) launched from one directory share the default save folder:
+    robot2's save replaced robot1's whole save, both answering success."""
+    target = tmp_path / "vggt_map"
+    with staged_entries(target, OWNED, writer="/robot1/vggt") as staging:
+        _write_save(staging, "robot1", frames=2)
+    before = digests(target)
+    with pytest.raises(FileExistsError, match="holds the save of /robot1/vggt, which this save of /robot2/vggt would"):
+        with staged_entries(target, OWNED, writer="/robot2/vggt") as staging:
+            _write_save(staging, "robot2", frames=1)
+    assert digests(target) == before
+    with staged_entries(target, OWNED, writer="/robot1/vggt") as staging:  # its own next save
+        _write_save(staging, "robot1 again", frames=1)
+    with staged_entries(target, OWNED) as staging:  # a command's (no writer): as vggt-ros-reconstruct --overwrite
+        _write_save(staging, "command", frames=1)
+    assert (target / "map.ply").read_text().startswith("map command")
+    assert not (target / SAVE_RECORD).read_text().startswith("#")  # the folder is no node's any more

@@ -608,6 +608,8 @@ def test_a_save_that_fills_the_disk_keeps_the_previous_save_exactly_then_saves_w
             (disk / "filler").unlink()
             again = TestWorldChaining.call(probe, "/vggt/save")
             assert again.success, again.message
+            # The save names its node, so that another node's save into this folder is refused (test_files.py).
+            assert (saved / SAVE_RECORD).read_text().splitlines()[0] == "# saved by /vggt"
             header, _, body = (saved / "map.ply").read_bytes().partition(b"end_header\n")
             count = int(
                 next(line for line in header.decode().splitlines() if line.startswith("element vertex")).split()[2]
@@ -880,11 +882,11 @@ class BlockingSaveForTests:
         self.inside, self.release = threading.Event(), threading.Event()
         self.threads: list[threading.Thread] = []
 
-    def __call__(self, live, directory):
+    def __call__(self, *args):
         self.threads.append(threading.current_thread())
         self.inside.set()
         self.release.wait(timeout=WAIT_S)
-        return self.save(live, directory)
+        return self.save(*args)
 
 
 def test_a_long_save_runs_off_the_executor_and_a_cleanup_waits_for_it(monkeypatch, tmp_path):

@@ -75,16 +75,19 @@ class SavedWorld:
         return text
 
 
-def save_world(live: LiveReconstruction, directory: Path) -> SavedWorld:
-    """Write the live world into ``directory``, all or nothing.
+def save_world(live: LiveReconstruction, directory: Path, writer: Optional[str] = None) -> SavedWorld:
+    """Write the live world into ``directory``, all or nothing; ``writer`` (the node's name) refuses a folder another
+    writer saved into (`staged_entries`).
 
     Raises:
         OSError: a file could not be written (named by its final path); the previous files are kept.
         EmptyMapError: there is nothing to save yet (no map point and no trajectory); nothing changed.
+        FileExistsError: ``directory`` holds another writer's save, or entries of the save's names no save wrote.
     """
     directory = Path(directory)
     session = live.session
-    with staged_entries(directory, (*session.save_entries(), FURTHER_TRAJECTORY_FILES, *DATASET_ENTRIES)) as staging:
+    entries = (*session.save_entries(), FURTHER_TRAJECTORY_FILES, *DATASET_ENTRIES)
+    with staged_entries(directory, entries, writer=writer) as staging:
         with live.world_lock:
             map_path, trajectories = session.save(staging)
             points = len(session.map)

@@ -26,7 +26,7 @@ import torch
 
 from vggt_ros.export.folder import STOPPED_MESSAGE, check_export_entries
 from vggt_ros.export.onnx_export import EXPORT_ENTRIES, check_opset
-from vggt_ros.files import saved_entries, staged_entries, write_save_record
+from vggt_ros.files import add_to_save_record, staged_entries
 from vggt_ros.live.parameters import renamed
 from vggt_ros.model import VGGT
 from vggt_ros.output_folder import check_output_folder
@@ -269,7 +269,7 @@ def _keep_unexported_plan(out: Path, plan: QuantizationPlan) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         plan.save(path)
-        write_save_record(out, sorted(saved_entries(out) | {UNEXPORTED_PLAN_FILE}))
+        add_to_save_record(out, UNEXPORTED_PLAN_FILE)
     except OSError as err:
         log.error("the search's plan could not be kept in %s: %s", path, err)
         return

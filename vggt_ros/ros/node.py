@@ -451,7 +451,7 @@ class ReconstructionNode(LifecycleNode):
         """The save thread's job: (success, message), logged."""
         logger = self.get_logger()
         try:
-            saved = save_world(live, directory)
+            saved = save_world(live, directory, self.get_fully_qualified_name())
         except Exception as err:  # noqa: BLE001 - the caller waits for an answer; EmptyMapError is a ValueError
             what = str(err) if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {err}"
             message = f"could not save to '{directory}' (the previous files are kept): {what}"
