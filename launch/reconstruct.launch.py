@@ -7,7 +7,9 @@
         camera_names:=left,right backend:=tensorrt engine_dir:=/engines/350x518 rviz:=false
 
 Every node parameter lives in the parameter file (default: this package's config/reconstruct.yaml); a launch
-argument given on the command line overrides the file, an empty one leaves it alone.
+argument given on the command line overrides the file, an empty one leaves it alone. `namespace:=robot1` puts the
+node (and its topics and services) under /robot1; `use_sim_time:=true` runs the node and RViz on /clock (a bag
+played with `ros2 bag play --clock`).
 
 Camera-sized images on sensor-data QoS need Fast DDS' LARGE_DATA transports in the camera driver and in this node
 (see TRANSPORTS_VARIABLE in vggt_ros/ros/node.py), and Fast DDS processes with different transports do not
@@ -31,9 +33,15 @@ _STRING_OVERRIDES = ("weights", "model_config", "backend", "device", "precision"
 _LIST_OVERRIDES = ("image_topics", "camera_names")  # comma-separated on the command line
 
 
+def _use_sim_time(context) -> dict:
+    """The use_sim_time launch argument as a parameter override (none when it is empty)."""
+    value = LaunchConfiguration("use_sim_time").perform(context)
+    return {"use_sim_time": value == "true"} if value else {}
+
+
 def _reconstruction_node(context):
     parameters = [LaunchConfiguration("params_file").perform(context)]
-    overrides = {}
+    overrides = _use_sim_time(context)
     for name in _LIST_OVERRIDES:
         value = LaunchConfiguration(name).perform(context)
         items = [item.strip() for item in value.split(",") if item.strip()]
@@ -50,9 +58,24 @@ def _reconstruction_node(context):
             package="vggt_ros",
             executable="reconstruct_node",
             name="vggt",
+            namespace=LaunchConfiguration("namespace").perform(context),
             output="screen",
             emulate_tty=True,
             parameters=parameters,
+        )
+    ]
+
+
+def _rviz(context):
+    return [
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            name="rviz2",
+            arguments=["-d", LaunchConfiguration("rviz_config").perform(context)],
+            parameters=[_use_sim_time(context)],
+            condition=IfCondition(LaunchConfiguration("rviz")),
+            output="log",
         )
     ]
 
@@ -77,6 +100,15 @@ def generate_launch_description():
             default_value=PathJoinSubstitution([share, "config", "reconstruct.yaml"]),
             description="ROS 2 parameter file for the vggt node",
         ),
+        DeclareLaunchArgument(
+            "namespace", default_value="", description="namespace of the node, its topics and services (/robot1)"
+        ),
+        DeclareLaunchArgument(
+            "use_sim_time",
+            default_value="",
+            choices=["", "true", "false"],
+            description="the node and RViz on /clock, as a bag played with --clock gives it (empty: from params_file)",
+        ),
         DeclareLaunchArgument("rviz", default_value="true", choices=["true", "false"], description="start RViz"),
         DeclareLaunchArgument(
             "rviz_config",
@@ -91,12 +123,6 @@ def generate_launch_description():
         ),
     ]
     transports = SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", LaunchConfiguration("fastdds_builtin_transports"))
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        name="rviz2",
-        arguments=["-d", LaunchConfiguration("rviz_config")],
-        condition=IfCondition(LaunchConfiguration("rviz")),
-        output="log",
+    return LaunchDescription(
+        [*arguments, transports, OpaqueFunction(function=_reconstruction_node), OpaqueFunction(function=_rviz)]
     )
-    return LaunchDescription([*arguments, transports, OpaqueFunction(function=_reconstruction_node), rviz])
