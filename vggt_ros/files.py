@@ -130,9 +130,9 @@ def staged_entries(
 
     Raises:
         ValueError: the block wrote an entry that ``owned`` does not name. FileExistsError naming the entries when
-        ``target`` holds some of the written names that no save wrote, or another writer's save. OSError naming
-        ``target`` when the staging
-        folder cannot be made or the swap fails; an OSError of the block names its files by their final paths.
+        ``target`` holds some of the written names that no save wrote, or naming both writers when it holds another
+        writer's save. OSError naming ``target`` when the staging folder cannot be made or the swap fails; an
+        OSError of the block names its files by their final paths.
     """
     target = Path(target)
     earlier_writer = save_writer(target) if target.is_dir() else None
