@@ -147,7 +147,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="folder of images, in the natural order of their names (frame_2 before frame_10) = time order",
     )
-    source.add_argument("--bag", type=Path, help="rosbag2 recording (folder, .mcap or .db3)")
+    source.add_argument("--bag", type=Path, help="rosbag2 recording (folder, .mcap or .db3) or ROS 1 .bag")
     source.add_argument("--tum", type=Path, help="TUM RGB-D sequence folder (rgb.txt, images at their stamps)")
     parser.add_argument(
         "--metric-depth",

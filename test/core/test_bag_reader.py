@@ -13,7 +13,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from conftest import IMAGES
-from support.bags import NANOSECONDS, write_image_bag
+from support.bags import NANOSECONDS, write_image_bag, write_ros1_image_bag
 from vggt_ros.live.sync import synchronize
 from vggt_ros.recording.bag_reader import BagError, BagImageSource
 
@@ -373,26 +373,8 @@ def test_a_split_recording_never_closed_reads_every_storage_file(tmp_path, frame
 def test_a_ros1_bag_is_read(tmp_path, frames):
     """A ROS 1 bag (rosbags reads them) stopped in the mcap repair with AttributeError: 'Reader' object has no
     attribute 'storage'."""
-    from rosbags.rosbag1 import Writer as Ros1Writer
-
-    typestore = get_typestore(Stores.ROS1_NOETIC)
-    path = tmp_path / "camera.bag"
     stamps = _stamps(3)
-    with Ros1Writer(path) as writer:
-        connection = writer.add_connection("/cam", "sensor_msgs/msg/Image", typestore=typestore)
-        for stamp_ns, image in zip(stamps, frames):
-            header = typestore.types["std_msgs/msg/Header"](
-                seq=0,
-                stamp=typestore.types["builtin_interfaces/msg/Time"](
-                    sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS
-                ),
-                frame_id="camera0",
-            )
-            height, width = image.shape[:2]
-            message = typestore.types["sensor_msgs/msg/Image"](
-                header, height, width, "rgb8", 0, width * 3, image.reshape(-1)
-            )
-            writer.write(connection, stamp_ns, typestore.serialize_ros1(message, "sensor_msgs/msg/Image"))
+    path = write_ros1_image_bag(tmp_path / "camera.bag", "/cam", list(zip(stamps, frames)))
     read = list(BagImageSource(path, ["/cam"]))
     assert [stamp_ns for _, stamp_ns, _ in read] == stamps
     assert all(np.array_equal(rgb, image) for (_, _, rgb), image in zip(read, frames))
@@ -415,25 +397,9 @@ def test_a_damaged_ros1_bag_ends_with_a_bag_error_whatever_the_damage(tmp_path, 
     """Bytes flipped in a ROS 1 bag's records: its reader fails with AssertionError, KeyError, UnicodeDecodeError as
     well as its ReaderError, and any of them escaping the reader cost the whole run. Every one is a BagError after
     the images before the damage."""
-    from rosbags.rosbag1 import Writer as Ros1Writer
-
-    typestore = get_typestore(Stores.ROS1_NOETIC)
-    path = tmp_path / "camera.bag"
-    with Ros1Writer(path) as writer:
-        connection = writer.add_connection("/cam", "sensor_msgs/msg/Image", typestore=typestore)
-        for index, stamp_ns in enumerate(_stamps(200)):
-            header = typestore.types["std_msgs/msg/Header"](
-                seq=index,
-                stamp=typestore.types["builtin_interfaces/msg/Time"](
-                    sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS
-                ),
-                frame_id="camera0",
-            )
-            image = frames[index % len(frames)][:2, :2]  # small: the damage lands in the records' structure
-            message = typestore.types["sensor_msgs/msg/Image"](
-                header, 2, 2, "rgb8", 0, 6, np.ascontiguousarray(image).reshape(-1)
-            )
-            writer.write(connection, stamp_ns, typestore.serialize_ros1(message, "sensor_msgs/msg/Image"))
+    # Small images: the damage lands in the records' structure.
+    small = [frames[index % len(frames)][:2, :2] for index in range(200)]
+    path = write_ros1_image_bag(tmp_path / "camera.bag", "/cam", list(zip(_stamps(200), small)))
     whole = path.read_bytes()
     outcomes = set()
     for seed in range(40):

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from conftest import TINY
-from support.bags import write_image_bag
+from support.bags import write_image_bag, write_ros1_image_bag
 from support.torch_threads import one_torch_thread  # noqa: F401 (autouse, module-wide)
 from vggt_ros.geometry import extrinsics_intrinsics_to_pose_encoding, unproject_depth
 from vggt_ros.model import VGGT
@@ -55,8 +55,11 @@ def test_a_bag_topic_gives_the_same_images_as_their_files(tmp_path):
     config = CalibrationConfig(frames=2, max_images=3, image_size=28, topic="/camera/image")
     from_bag = load_calibration_images(bag, config)
     assert torch.equal(from_bag, load_calibration_images(write_images(tmp_path / "files"), config))
-    with pytest.raises(CalibrationError, match=r"rosbag2 recording; name its image topic \(--topic"):
+    with pytest.raises(CalibrationError, match=r"is a bag; name its image topic \(--topic"):
         load_calibration_images(bag, CalibrationConfig(image_size=28))
+    # A ROS 1 bag too (docs/engines.md shows one; it was "neither a folder of images nor a rosbag2 recording").
+    ros1 = write_ros1_image_bag(tmp_path / "camera.bag", "/camera/image", frames)
+    assert torch.equal(load_calibration_images(ros1, config), from_bag)
 
 
 def test_an_empty_calibration_set_says_what_to_pass(tmp_path):
@@ -67,7 +70,7 @@ def test_an_empty_calibration_set_says_what_to_pass(tmp_path):
         match=r"calibration set is empty: no images \(.png.*\) in .*empty; it holds 1 other entry: notes.txt; pass",
     ):
         load_calibration_images(tmp_path / "empty", CalibrationConfig())
-    with pytest.raises(CalibrationError, match="does not exist; pass a folder of images or a rosbag2 recording"):
+    with pytest.raises(CalibrationError, match="does not exist; pass a folder of images or a bag"):
         load_calibration_images(tmp_path / "missing", CalibrationConfig())
     with pytest.raises(CalibrationError, match="calibration set is empty"):
         calibration_windows(torch.empty(0, 3, 28, 28), 2)

@@ -151,3 +151,23 @@ def write_raw_bag(path: Path, records: list[tuple[str, int, int, np.ndarray]]) -
             )
             writer.write(connections[topic], log_ns, typestore.serialize_cdr(message, msgtype))
     return path
+
+
+def write_ros1_image_bag(path: Path, topic: str, frames: Sequence[tuple[int, np.ndarray]]) -> Path:
+    """A ROS 1 bag at ``path`` of rgb8 sensor_msgs/Image messages on ``topic``: ``(header stamp ns, (H, W, 3) uint8
+    image)`` each, logged at its stamp (what `rosbag record` leaves on ROS 1)."""
+    from rosbags.rosbag1 import Writer as Ros1Writer
+
+    typestore = get_typestore(Stores.ROS1_NOETIC)
+    types = typestore.types
+    with Ros1Writer(path) as writer:
+        connection = writer.add_connection(topic, "sensor_msgs/msg/Image", typestore=typestore)
+        for index, (stamp_ns, image) in enumerate(frames):
+            stamp = types["builtin_interfaces/msg/Time"](sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS)
+            header = types["std_msgs/msg/Header"](seq=index, stamp=stamp, frame_id="camera0")
+            height, width = image.shape[:2]
+            message = types["sensor_msgs/msg/Image"](
+                header, height, width, "rgb8", 0, width * 3, np.ascontiguousarray(image).reshape(-1)
+            )
+            writer.write(connection, stamp_ns, typestore.serialize_ros1(message, "sensor_msgs/msg/Image"))
+    return path

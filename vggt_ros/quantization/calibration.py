@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Calibration: the user's images as windows, the FP32 reference, and activation statistics from image tokens only.
 
-Images come from a folder or from one image topic of a rosbag2 recording, evenly subsampled to at most
+Images come from a folder or from one image topic of a bag (rosbag2 or ROS 1), evenly subsampled to at most
 ``max_images`` (QVGGT finds 16 to 128 enough), preprocessed exactly as the node does (`preprocess_images`) and cut
 into windows of ``frames`` consecutive images, the way the node runs VGGT.
 
@@ -32,11 +32,10 @@ from torch import nn
 from vggt_ros.model.stages import tapped_token_names
 from vggt_ros.preprocess import PATCH_SIZE, preprocess_images
 from vggt_ros.quantized_formats.plan import block_stage, split_layer_name
+from vggt_ros.recording.bag_reader import BAG_FORMS, is_bag
 from vggt_ros.recording.inputs import image_files
 
 from .evaluation import window_outputs
-
-BAG_SUFFIXES = (".mcap", ".db3")
 
 
 class CalibrationError(ValueError):
@@ -65,10 +64,6 @@ class CalibrationConfig:
             )
 
 
-def _is_bag(path: Path) -> bool:
-    return path.suffix in BAG_SUFFIXES or (path.is_dir() and (path / "metadata.yaml").is_file())
-
-
 def _evenly_spaced(count: int, keep: int) -> list[int]:
     return sorted(set(np.linspace(0, count - 1, min(count, keep)).round().astype(int).tolist()))
 
@@ -77,7 +72,7 @@ def _bag_images(path: Path, config: CalibrationConfig) -> list[np.ndarray]:
     from vggt_ros.recording.bag_reader import BagImageSource
 
     if not config.topic:
-        raise CalibrationError(f"{path} is a rosbag2 recording; name its image topic (--topic /camera/image)")
+        raise CalibrationError(f"{path} is a bag; name its image topic (--topic /camera/image)")
     source = BagImageSource(path, [config.topic])
     wanted = set(_evenly_spaced(source.message_count, config.max_images)) if source.message_count else set()
     images = []
@@ -97,11 +92,10 @@ def load_calibration_images(source: str | Path, config: CalibrationConfig) -> to
     path = Path(source)
     if not path.exists():
         raise CalibrationError(
-            f"calibration source {path} does not exist; pass a folder of images or a rosbag2 "
-            "recording (folder with metadata.yaml, .mcap or .db3)"
+            f"calibration source {path} does not exist; pass a folder of images or a bag ({BAG_FORMS})"
         )
     advice = "pass 16 to 128 images of the scenes the robot will see"
-    if _is_bag(path):
+    if is_bag(path):
         images = _bag_images(path, config)
         if not images:
             raise CalibrationError(
@@ -114,7 +108,7 @@ def load_calibration_images(source: str | Path, config: CalibrationConfig) -> to
             raise CalibrationError(f"the calibration set is empty: {err}; {advice}") from None
         images = [files[i] for i in _evenly_spaced(len(files), config.max_images)]
     else:
-        raise CalibrationError(f"calibration source {path} is neither a folder of images nor a rosbag2 recording")
+        raise CalibrationError(f"calibration source {path} is neither a folder of images nor a bag ({BAG_FORMS})")
     return preprocess_images(images, config.mode, config.image_size)
 
 

@@ -84,7 +84,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--calibration",
         type=Path,
         required=True,
-        help="folder of images, or a rosbag2 recording (folder with metadata.yaml, .mcap, .db3)",
+        help="folder of images, or a bag: rosbag2 (folder with metadata.yaml, .mcap, .db3) or ROS 1 (.bag)",
     )
     parser.add_argument("--topic", default=None, help="with a bag: the image topic to calibrate on")
     parser.add_argument("--scheme", choices=SCHEMES, required=True)

@@ -72,6 +72,10 @@ COMPRESSED_SUFFIX = "/compressed"
 UNREADABLE_MESSAGE = "message"
 DUPLICATE_STAMP = "duplicate_stamp"
 STORAGE_SUFFIXES = (".mcap", ".db3")
+# A bag given as one file: a rosbag2 storage file, or a ROS 1 bag (rosbags reads both).
+BAG_FILE_SUFFIXES = (*STORAGE_SUFFIXES, ".bag")
+# What may be given as a bag, as the errors say it.
+BAG_FORMS = "a rosbag2 folder (with metadata.yaml), its .mcap or .db3 file, or a ROS 1 .bag"
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +109,7 @@ class BagImageSource:
     """Images of ``topics`` (one per camera, camera index = position) in a rosbag2 recording.
 
     Args:
-        path: the bag folder (with metadata.yaml), or one .mcap or .db3 file.
+        path: the bag (`BAG_FORMS`).
         topics: image topics, one per camera (see the module docstring for /compressed and relative names).
         start_s, stop_s: only messages received in [start_s, stop_s) seconds after the bag's first message; None:
             from the start, to the end.
@@ -129,9 +133,7 @@ class BagImageSource:
         self.max_image_pixels = max_image_pixels
         self.path = Path(path)
         if not self.path.exists():
-            raise FileNotFoundError(
-                f"bag not found: '{self.path}'; pass a rosbag2 folder (with metadata.yaml) or its .mcap or .db3 file"
-            )
+            raise FileNotFoundError(f"bag not found: '{self.path}'; pass {BAG_FORMS}")
         if isinstance(topics, str) or not topics:
             raise ValueError(f"topics must be a non-empty list of image topics, one per camera, got {topics!r}")
         for name, value in (("start_s", start_s), ("stop_s", stop_s)):
@@ -275,10 +277,7 @@ class BagImageSource:
             reader.open()
         except (AnyReaderError, ReaderError, FileNotFoundError) as err:
             # FileNotFoundError: a folder without metadata.yaml (the path itself was checked to exist).
-            raise BagError(
-                f"cannot read bag '{self.path}': {err}; pass a rosbag2 folder (with metadata.yaml) or its .mcap or "
-                ".db3 file"
-            ) from None
+            raise BagError(f"cannot read bag '{self.path}': {err}; pass {BAG_FORMS}") from None
         try:
             yield reader
         finally:
@@ -347,6 +346,11 @@ def _image_topics(types: dict[str, Optional[str]]) -> str:
         f"{topic} ({msgtype.rsplit('/', 1)[-1]})" for topic, msgtype in sorted(types.items()) if msgtype in IMAGE_TYPES
     ]
     return ", ".join(names) if names else "none (the bag holds no sensor_msgs/Image or CompressedImage)"
+
+
+def is_bag(path: Path) -> bool:
+    """``path`` is given as a bag (`BAG_FORMS`), not as a folder of images."""
+    return path.suffix in BAG_FILE_SUFFIXES or (path.is_dir() and (path / "metadata.yaml").is_file())
 
 
 def _storage_paths(path: Path) -> list[Path]:
