@@ -27,8 +27,10 @@ import fnmatch
 import os
 import secrets
 import shutil
+import signal
 import stat
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Collection, Iterator
@@ -178,21 +180,42 @@ def staged_entries(
         others = sorted(name for name in earlier - set(written) - set(removed) if os.path.lexists(target / name))
         write_save_record(staging, [*written, *others], writer)
         previous_record = _contents(target / SAVE_RECORD)
-        write_save_record(target, sorted(earlier | set(written)), writer)  # what a crash during the swap leaves
-        try:
-            _swap(target, staging, old, [*written, SAVE_RECORD], removed, keystone)
-        except BaseException:
-            _restore(target / SAVE_RECORD, previous_record)
-            raise
-        saved = True
-        for leftover in target.glob(f"{STAGING_PREFIX}*"):  # of a save killed while it wrote: stale now
-            if leftover != work and leftover.is_dir() and not leftover.is_symlink() and _abandoned(leftover):
-                shutil.rmtree(leftover, ignore_errors=True)
+        with _signals_deferred():  # a swap, or its undo, cut short by Ctrl-C would leave part of each save
+            write_save_record(target, sorted(earlier | set(written)), writer)  # what a crash during the swap leaves
+            try:
+                _swap(target, staging, old, [*written, SAVE_RECORD], removed, keystone)
+            except BaseException:
+                _restore(target / SAVE_RECORD, previous_record)
+                raise
+            saved = True
     finally:
         shutil.rmtree(work, ignore_errors=True)
         os.close(lock)
         if not saved:
             remove_empty_folders(created)  # left as it was: none of the folders the save made
+    for leftover in target.glob(f"{STAGING_PREFIX}*"):  # of a save killed while it wrote: stale now
+        if leftover.is_dir() and not leftover.is_symlink() and _abandoned(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Within, SIGINT and SIGTERM wait, and the first is delivered after. Only in the main thread, where Python runs
+    signal handlers (a save in another thread is never interrupted by one), and only where the handlers in place
+    were set from Python (so that they can be put back)."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or None in map(signal.getsignal, signals):
+        yield
+        return
+    pending: list[int] = []
+    previous = {number: signal.signal(number, lambda received, frame: pending.append(received)) for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 def _owned(name: str, owned: Collection[str]) -> bool:

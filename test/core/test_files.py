@@ -341,3 +341,31 @@ def test_a_save_never_replaces_another_writers_and_a_command_s_save_replaces_any
         _write_save(staging, "command", frames=1)
     assert (target / "map.ply").read_text().startswith("map command")
     assert not (target / SAVE_RECORD).read_text().startswith("#")  # the folder is no node's any more
+
+
+def test_ctrl_c_twice_during_a_swap_leaves_one_whole_save_and_comes_after_it(tmp_path, monkeypatch):
+    """A first Ctrl-C during the swap started its undo; a second one cut the undo short, and the earlier entries kept
+    for it were deleted with the staging folder: the earlier export lost its manifest, the new one was half in."""
+    import signal
+
+    target = tmp_path / "export"
+    with staged_entries(target, EXPORT, keystone="manifest.json") as staging:
+        _write_export(staging, "1", data_file=True)
+    replace, renames = os.replace, []
+
+    def interrupted_twice(source, destination):  # a test double of os.replace: Ctrl-C at the 3rd and 4th rename
+        renames.append(destination)
+        if len(renames) in (3, 4):
+            os.kill(os.getpid(), signal.SIGINT)
+        replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", interrupted_twice)
+    with pytest.raises(KeyboardInterrupt):
+        with staged_entries(target, EXPORT, keystone="manifest.json") as staging:
+            _write_export(staging, "2", data_file=False)
+    monkeypatch.undo()
+    versions = {path.read_text() for path in target.iterdir() if path.name in EXPORT}
+    assert versions == {"2"} and sorted(p.name for p in target.iterdir()) == sorted(
+        [SAVE_RECORD, "aggregator.onnx", "manifest.json", "point_head.onnx"]
+    )  # the swap ended whole, then the interrupt came
+    assert not [p for p in target.iterdir() if p.name.startswith(STAGING_PREFIX)]

@@ -31,6 +31,7 @@ from vggt_ros.runtime import Pipeline, RuntimeConfig, create_pipeline
 from vggt_ros.runtime.io_contract import ExportManifest
 from vggt_ros.runtime.weights_source import load_model
 
+STOPPED = "stopped; --out holds a whole export: the earlier one, or this one if it was already in place"
 REPORT_KEYS = {"scheme", "error_vs_fp32", "weight_bytes", "fp16_weight_bytes", "block_sensitivity"}
 MICRO_BLOCKS = 2 + 2 * 4 + 4  # DINOv2, aggregator frame + global, camera trunk
 
@@ -466,7 +467,7 @@ def test_ctrl_c_during_the_calibration_is_one_line_and_its_exit_status(
     monkeypatch.setattr(cli, "run_recipe", interrupted_for_tests)
     arguments = ["--weights", str(micro), "--calibration", str(calibration), "--scheme", "w4a16", "--image-size", "28"]
     code, error = run_entry(monkeypatch, capsys, [*arguments, "--out", str(tmp_path / "out")])
-    assert code == 130 and error == "SIGINT: stopped; an earlier export in --out is kept as it was\n"
+    assert code == 130 and error == f"SIGINT: {STOPPED}\n"
     assert not (tmp_path / "out").exists()  # nothing was computed: nothing is kept
 
 
@@ -492,7 +493,7 @@ def test_ctrl_c_while_a_rerun_is_evaluated_keeps_the_earlier_export_and_the_new_
     monkeypatch.setattr(cli, "load_w4a16_model", interrupted_while_evaluated)
     code, error = run_entry(monkeypatch, capsys, [*arguments, "--search-steps", "1", "--protect", "2"])
     monkeypatch.undo()
-    assert code == 130 and error == "SIGINT: stopped; an earlier export in --out is kept as it was\n"
+    assert code == 130 and error == f"SIGINT: {STOPPED}\n"
     after = {path.name: path.read_bytes() for path in out.iterdir()}
     unexported = out / "plan.unexported.json"
     assert {name: after[name] for name in before if name != SAVE_RECORD} == {

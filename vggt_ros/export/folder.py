@@ -21,8 +21,9 @@ from ..output_folder import check_run_entries
 from ..quantized_formats.plan import quantized_scheme_in
 from ..runtime.io_contract import ExportManifest, ManifestError
 
-# What an exporting command that is stopped says: its staging folder (gigabytes for VGGT-1B) is removed as it unwinds.
-STOPPED_MESSAGE = "stopped; an earlier export in --out is kept as it was"
+# What an exporting command that is stopped says: its staging folder (gigabytes for VGGT-1B) is removed as it
+# unwinds, and a signal during the swap waits for its end (`vggt_ros.files.staged_entries`).
+STOPPED_MESSAGE = "stopped; --out holds a whole export: the earlier one, or this one if it was already in place"
 
 
 def check_export_entries(out: Path, entries: Sequence[str]) -> None:

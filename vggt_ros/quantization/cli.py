@@ -220,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         with staged_entries(args.out, QUANTIZE_ENTRIES, keystone=MANIFEST_FILE) as folder:
             report = _write_export(model, result, args, images, windows, folder)
     except BaseException:
-        if args.plan is None:  # the search's result; a --plan is the user's already
+        # The search's result, unless a --plan gave it or the export is in place (a signal during the swap comes
+        # after it).
+        if args.plan is None and not _plan_in_place(args.out, result.plan):
             _keep_unexported_plan(args.out, result.plan)
         raise
     print(format_report(report))
@@ -260,6 +262,13 @@ def _write_export(model: VGGT, result: RecipeResult, args, images, windows, fold
     )
     write_report(folder, report)
     return report
+
+
+def _plan_in_place(out: Path, plan: QuantizationPlan) -> bool:
+    try:
+        return QuantizationPlan.load(out / PLAN_FILE) == plan
+    except ValueError:  # none, or not a plan (PlanError)
+        return False
 
 
 def _keep_unexported_plan(out: Path, plan: QuantizationPlan) -> None:
