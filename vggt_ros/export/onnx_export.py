@@ -9,8 +9,9 @@ frame/global reshapes. Graphs larger than protobuf's 2 GB limit are stored with 
 An export is written whole or not at all (`vggt_ros.files.staged_entries`): the graphs and the manifest are written
 into a staging folder inside the output folder, so an earlier export there stays intact until the new one is
 complete; then they are swapped in, the earlier manifest out first and the new one in last (its keystone). An export
-interrupted or failed at any point, its swap included, leaves the earlier export as it was; a killed one (SIGKILL,
-power loss) during the swap leaves a folder without a manifest, which every tool refuses. Only the entries an earlier
+interrupted or failed before its swap leaves the earlier export as it was; a Ctrl-C or SIGTERM during the swap (a few
+renames) waits for its end, a failed swap is undone, and a killed export (SIGKILL, power loss) during the swap leaves
+a folder without a manifest, which every tool refuses. Only the entries an earlier
 export recorded writing (`EXPORT_ENTRIES`, listed in ``.vggt-saved``) are replaced or removed: a file of the user's
 of such a name is refused, and other files are never touched. The manifest records the size and SHA-256 of every
 file and the model config, so a graph changed afterwards, or the same weights under another config, is not taken for
