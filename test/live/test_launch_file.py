@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """launch/reconstruct.launch.py's own logic: which node it starts, under which namespace and with which parameters.
 
-ROS 2's `launch` and `launch_ros` have no PyPI wheel (../shared/docs/ros_env.md), so the launch file runs here
+ROS 2's `launch` and `launch_ros` have no PyPI wheel, so the launch file runs here
 against small test doubles of the classes it uses: they record what the file asks for, and a launch context double
 answers each `LaunchConfiguration` with the launch argument's value (its default unless given)."""
 
