@@ -169,11 +169,7 @@ def test_a_save_killed_during_its_swap_leaves_a_record_of_every_entry_it_moved(t
             moved.append(destination)
         replace(source, destination)
 
-    monkeypatch.setattr(os, "replace", killed_after_two_renames)
-    with pytest.raises(KeyboardInterrupt):
-        with staged_entries(target, EXPORT, keystone="manifest.json") as staging:
-            _write_export(staging, "1", data_file=True)
-    monkeypatch.undo()
+    _interrupted_export(monkeypatch, target, killed_after_two_renames, "1", data_file=True)
     assert recorded_when_killed == [set(EXPORT)]  # on disk at that instant: each entry it could leave
     assert not target.exists()  # undone, the folder it made too (a kill would not undo: the record covers it)
 
@@ -287,6 +283,18 @@ def _write_export(staging, version: str, data_file: bool) -> None:
             (staging / name).write_text(version)
 
 
+def _interrupted_export(monkeypatch, target, replace_for_tests, version: str, data_file: bool) -> None:
+    """An export into ``target`` with ``os.replace`` replaced by ``replace_for_tests`` (a test double that
+    interrupts it), which must end in KeyboardInterrupt."""
+    monkeypatch.setattr(os, "replace", replace_for_tests)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with staged_entries(target, EXPORT, keystone="manifest.json") as staging:
+                _write_export(staging, version, data_file=data_file)
+    finally:
+        monkeypatch.undo()
+
+
 def _every_entry_matches_the_keystone(target, keystone):
     """What a reader sees: a keystone, if present, only beside entries of its own version."""
     if not (target / keystone).exists():
@@ -359,11 +367,7 @@ def test_ctrl_c_twice_during_a_swap_leaves_one_whole_save_and_comes_after_it(tmp
             os.kill(os.getpid(), signal.SIGINT)
         replace(source, destination)
 
-    monkeypatch.setattr(os, "replace", interrupted_twice)
-    with pytest.raises(KeyboardInterrupt):
-        with staged_entries(target, EXPORT, keystone="manifest.json") as staging:
-            _write_export(staging, "2", data_file=False)
-    monkeypatch.undo()
+    _interrupted_export(monkeypatch, target, interrupted_twice, "2", data_file=False)
     versions = {path.read_text() for path in target.iterdir() if path.name in EXPORT}
     assert versions == {"2"} and sorted(p.name for p in target.iterdir()) == sorted(
         [SAVE_RECORD, "aggregator.onnx", "manifest.json", "point_head.onnx"]
