@@ -936,6 +936,7 @@ def test_a_long_save_runs_off_the_executor_and_a_cleanup_waits_for_it(monkeypatc
         # Unconfigured, ~/save is still offered, and says there is nothing to save.
         answer = TestWorldChaining.call(probe, "/vggt/save")
         assert not answer.success and answer.message == "nothing to save: the node is not configured"
+        assert not probe.logs(WARN, "never saved")  # the save held both windows
     finally:
         blocking.release.set()
         probe.close()
@@ -1432,6 +1433,9 @@ def test_lifecycle_transitions_driven_over_the_change_state_service():
         assert node._log.allow_once(("reported before the cleanup",))  # as a once-only warning of the old run
         transition(Transition.TRANSITION_CLEANUP)
         assert state() == State.PRIMARY_STATE_UNCONFIGURED and node._live.session is None  # the pipeline is released
+        # Never saved: the cleanup says what it discards (it said only "released").
+        unsaved = "the world is released with 2 window(s) merged since the last ~/save, never saved"
+        probe.wait_for(lambda: probe.logs(WARN, unsaved), what="the cleanup's warning")
         transition(Transition.TRANSITION_CONFIGURE)
         # A new configuration reports its state afresh: the old run's once-only warnings may be logged again.
         assert node._log.allow_once(("reported before the cleanup",))

@@ -68,6 +68,10 @@ class LiveReconstruction:
         kept = cameras * max(1, recent_frames // cameras) if recent_frames else 0
         self.recent_frames: deque = deque(maxlen=kept)
         self.newest_stamp_ns = 0
+        # Windows merged into the worlds of this run, and their number when the last ~/save copied the world (both
+        # under the world lock): what a cleanup would discard unsaved.
+        self.merged_windows = 0
+        self.saved_windows = 0
         self._log = log
         self._world_frame = world_frame
         self._camera_path = camera_path
@@ -145,6 +149,7 @@ class LiveReconstruction:
         with self.world_lock:
             out = self.session.integrate(inference)
             self.counters.windows_inferred += 1
+            self.merged_windows += int(out.merged)
             self.newest_stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
             if out.map_reset:  # a new world or segment: the kept frames belong to the old one
                 self.recent_frames.clear()

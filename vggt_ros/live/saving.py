@@ -89,6 +89,7 @@ def save_world(live: LiveReconstruction, directory: Path, writer: Optional[str] 
     entries = (*session.save_entries(), FURTHER_TRAJECTORY_FILES, *DATASET_ENTRIES)
     with staged_entries(directory, entries, writer=writer) as staging:
         with live.world_lock:
+            merged = live.merged_windows
             map_path, trajectories = session.save(staging)
             points = len(session.map)
             recent = list(live.recent_frames)
@@ -102,6 +103,7 @@ def save_world(live: LiveReconstruction, directory: Path, writer: Optional[str] 
                 for frame, image in recent if moved is None else moved:
                     writer.add(frame, image)
                 written = writer.finish(ply_path=None if moved is None or map_path is None else map_path.name)
+    live.saved_windows = merged
 
     def final(path: Optional[Path]) -> Optional[Path]:
         return None if path is None else directory / path.name

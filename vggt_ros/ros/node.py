@@ -317,6 +317,12 @@ class ReconstructionNode(LifecycleNode):
                 self.get_logger().info("waiting for the save in progress to finish")
             self._saves.shutdown(wait=True)
             self._saves, self._last_save = None, None
+        unsaved = self._live.merged_windows - self._live.saved_windows
+        if unsaved:
+            self.get_logger().warning(
+                f"the world is released with {unsaved} window(s) merged since the last ~/save, never saved (call "
+                f"~/save before a cleanup or a shutdown to keep them in {self.params.save_folder})"
+            )
         for timer in self._owned_timers:
             self.destroy_timer(timer)
         for publisher in [*self._output_publishers.values(), self._diagnostics_publisher]:
