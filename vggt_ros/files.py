@@ -31,6 +31,7 @@ import signal
 import stat
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Collection, Iterator
@@ -100,7 +101,11 @@ def write_bytes_atomically(path, data: bytes | memoryview) -> None:
 
 @contextmanager
 def staged_entries(
-    target, owned: Collection[str], keystone: str | None = None, writer: str | None = None
+    target,
+    owned: Collection[str],
+    keystone: str | None = None,
+    writer: str | None = None,
+    target_locked: bool = False,
 ) -> Iterator[Path]:
     """Save a set of ``target``'s entries all at once: yields a staging folder to write them into.
 
@@ -128,7 +133,9 @@ def staged_entries(
 
     ``writer`` names who saves (a node's fully qualified name): a save never replaces another writer's, so that two
     nodes given one folder (two robots' ``/robot1/vggt`` and ``/robot2/vggt`` launched from one directory) do not
-    overwrite each other's saves without a word. A save of no writer (a command's) replaces any.
+    overwrite each other's saves without a word. A save of no writer (a command's) replaces any. The checks against
+    what ``target`` holds and the swap run under an flock of ``target`` (unless the caller holds it:
+    ``target_locked``), so that two saves that end together do not both pass them.
 
     Raises:
         ValueError: the block wrote an entry that ``owned`` does not name. FileExistsError naming the entries when
@@ -137,12 +144,7 @@ def staged_entries(
         OSError of the block names its files by their final paths.
     """
     target = Path(target)
-    earlier_writer = save_writer(target) if target.is_dir() else None
-    if writer is not None and earlier_writer not in (None, writer):
-        raise FileExistsError(
-            f"{target} holds the save of {earlier_writer}, which this save of {writer} would replace; give each its "
-            "own folder (save_directory), or remove that save first"
-        )
+    _check_writer(target, writer)  # before any work
     created = missing_folders(target)
     not_folder = next((folder for folder in (target, *target.parents) if folder.exists() and not folder.is_dir()), None)
     if not_folder is not None:  # mkdir would only say "File exists" or "Not a directory"
@@ -167,27 +169,29 @@ def staged_entries(
         unknown = [name for name in written if not _owned(name, owned)]
         if unknown:
             raise ValueError(f"the save wrote {unknown}, which are not among the entries it may replace {owned}")
-        earlier = {name for name in saved_entries(target) if _entry_name(name)}
-        foreign = unrecorded_entries(target, written)
-        if foreign:
-            raise FileExistsError(
-                f"{target} holds {foreign}, which no save wrote and this one would replace; move them, or save "
-                "into another folder"
-            )
-        # Every entry of an owned name an earlier save wrote and this one does not (a camera the node no longer
-        # runs: trajectory_*.tum); the entries other saves wrote stay, and stay recorded.
-        removed = sorted(name for name in earlier - set(written) if _owned(name, owned))
-        others = sorted(name for name in earlier - set(written) - set(removed) if os.path.lexists(target / name))
-        write_save_record(staging, [*written, *others], writer)
-        previous_record = _contents(target / SAVE_RECORD)
-        with _signals_deferred():  # a swap, or its undo, cut short by Ctrl-C would leave part of each save
-            write_save_record(target, sorted(earlier | set(written)), writer)  # what a crash during the swap leaves
-            try:
-                _swap(target, staging, old, [*written, SAVE_RECORD], removed, keystone)
-            except BaseException:
-                _restore(target / SAVE_RECORD, previous_record)
-                raise
-            saved = True
+        with contextlib.nullcontext() if target_locked else _locked(target):
+            _check_writer(target, writer)  # again: another save may have ended since the start
+            earlier = {name for name in saved_entries(target) if _entry_name(name)}
+            foreign = unrecorded_entries(target, written)
+            if foreign:
+                raise FileExistsError(
+                    f"{target} holds {foreign}, which no save wrote and this one would replace; move them, or save "
+                    "into another folder"
+                )
+            # Every entry of an owned name an earlier save wrote and this one does not (a camera the node no longer
+            # runs: trajectory_*.tum); the entries other saves wrote stay, and stay recorded.
+            removed = sorted(name for name in earlier - set(written) if _owned(name, owned))
+            others = sorted(name for name in earlier - set(written) - set(removed) if os.path.lexists(target / name))
+            write_save_record(staging, [*written, *others], writer)
+            previous_record = _contents(target / SAVE_RECORD)
+            with _signals_deferred():  # a swap, or its undo, cut short by Ctrl-C would leave part of each save
+                write_save_record(target, sorted(earlier | set(written)), writer)  # what a crash mid-swap leaves
+                try:
+                    _swap(target, staging, old, [*written, SAVE_RECORD], removed, keystone)
+                except BaseException:
+                    _restore(target / SAVE_RECORD, previous_record)
+                    raise
+                saved = True
     finally:
         shutil.rmtree(work, ignore_errors=True)
         os.close(lock)
@@ -216,6 +220,39 @@ def _signals_deferred() -> Iterator[None]:
             signal.signal(number, handler)
         if pending:
             signal.raise_signal(pending[0])
+
+
+def _check_writer(target: Path, writer: str | None) -> None:
+    """FileExistsError, naming both, when ``target`` holds the save of another writer than ``writer``."""
+    earlier = save_writer(target) if target.is_dir() else None
+    if writer is not None and earlier not in (None, writer):
+        raise FileExistsError(
+            f"{target} holds the save of {earlier}, which this save of {writer} would replace; give each its own "
+            "folder (save_directory), or remove that save first"
+        )
+
+
+@contextmanager
+def _locked(target: Path, patience_s: float = 10.0) -> Iterator[None]:
+    """An flock of the folder ``target`` for the block; OSError when another process holds it for ``patience_s``
+    (a vggt-ros-reconstruct run holds its --out for the whole run)."""
+    handle = os.open(target, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise OSError(
+                        f"could not save into {target}: another save (or a vggt-ros-reconstruct run) has been writing "
+                        f"into it for {patience_s:.0f} s; try again when it is done"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def _owned(name: str, owned: Collection[str]) -> bool:

@@ -614,7 +614,8 @@ def _run(args: argparse.Namespace, stop: StopRequest) -> dict:
     # stay until this one's are complete.
     with stop.deferred(_stopping):
         try:
-            with staged_entries(args.out, (*entries, FURTHER_TRAJECTORY_FILES)) as staging:
+            # run_folder holds --out's lock from the first check to here.
+            with staged_entries(args.out, (*entries, FURTHER_TRAJECTORY_FILES), target_locked=True) as staging:
                 exports = _Exports(staging, session, metric=config.metric.active)
                 recording = None
                 try:

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Files written whole or not at all (`vggt_ros.files`), on a real filesystem that fills up (a small tmpfs)."""
 
+import functools
 import os
 
 import pytest
@@ -373,3 +374,37 @@ def test_ctrl_c_twice_during_a_swap_leaves_one_whole_save_and_comes_after_it(tmp
         [SAVE_RECORD, "aggregator.onnx", "manifest.json", "point_head.onnx"]
     )  # the swap ended whole, then the interrupt came
     assert not [p for p in target.iterdir() if p.name.startswith(STAGING_PREFIX)]
+
+
+def test_two_writers_saves_that_end_together_do_not_both_pass(tmp_path):
+    """Two nodes saving at once into a fresh folder: both answered success, the second replaced the first's save,
+    and the first's answer named files that were gone (the writer was checked only when each save began)."""
+    target = tmp_path / "vggt_map"
+    with pytest.raises(FileExistsError, match="holds the save of /robot2/vggt, which this save of /robot1/vggt would"):
+        with staged_entries(target, OWNED, writer="/robot1/vggt") as first:
+            _write_save(first, "robot1", frames=1)
+            with staged_entries(target, OWNED, writer="/robot2/vggt") as second:  # begins later, ends first
+                _write_save(second, "robot2", frames=2)
+    assert (target / "map.ply").read_text().startswith("map robot2")
+    assert sorted(p.name for p in (target / "images").iterdir()) == ["0.png", "1.png"]
+
+
+def test_a_save_waits_for_another_process_s_swap_then_says_so(tmp_path, monkeypatch):
+    """The checks and the swap run under the folder's flock: a save into a folder another process holds (a
+    vggt-ros-reconstruct run holds its --out throughout) ends with an error naming it, and changes nothing."""
+    import fcntl
+
+    from vggt_ros import files
+
+    target = tmp_path / "saved"
+    target.mkdir()
+    holder = os.open(target, os.O_RDONLY)  # another open file: as another process's lock
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    monkeypatch.setattr(files, "_locked", functools.partial(files._locked, patience_s=0.3))
+    try:
+        with pytest.raises(OSError, match=f"could not save into {target}: another save .* for 0 s; try again"):
+            with staged_entries(target, OWNED) as staging:
+                _write_save(staging, "1", frames=1)
+    finally:
+        os.close(holder)
+    assert sorted(p.name for p in target.iterdir()) == []
