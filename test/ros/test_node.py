@@ -16,6 +16,7 @@ import math
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -600,7 +601,7 @@ def test_a_save_that_fills_the_disk_keeps_the_previous_save_exactly_then_saves_w
             failed = TestWorldChaining.call(probe, "/vggt/save")
             assert not failed.success, failed.message
             assert digests(saved) == before
-            assert "No space left on device" in failed.message and "the previous files are kept" in failed.message
+            assert "No space left on device" in failed.message and "(nothing there changed)" in failed.message
             assert sorted(p.name for p in saved.iterdir()) == sorted(
                 ["map.ply", "trajectory.tum", "images", "depth", "confidence", "colmap", "transforms.json", SAVE_RECORD]
             )
@@ -877,8 +878,8 @@ class BlockingSaveForTests:
     """Test double of `save_world`: the real save, once `release` is set (a save that takes long: 20 s for 50
     keyframes at 1280x720, mostly PNG encoding)."""
 
-    def __init__(self, save) -> None:
-        self.save = save
+    def __init__(self, save, seconds_each: float = 0.0) -> None:
+        self.save, self.seconds_each = save, seconds_each
         self.inside, self.release = threading.Event(), threading.Event()
         self.threads: list[threading.Thread] = []
 
@@ -886,6 +887,7 @@ class BlockingSaveForTests:
         self.threads.append(threading.current_thread())
         self.inside.set()
         self.release.wait(timeout=WAIT_S)
+        time.sleep(self.seconds_each)
         return self.save(*args)
 
 
@@ -895,7 +897,9 @@ def test_a_long_save_runs_off_the_executor_and_a_cleanup_waits_for_it(monkeypatc
     from lifecycle_msgs.msg import State, Transition
     from lifecycle_msgs.srv import ChangeState, GetState
 
-    blocking = BlockingSaveForTests(node_module.save_world)
+    # Each save takes 0.3 s at least once released: a client hears every answer to the service, not only its own,
+    # and keeps the last 10, so answers that come all at once can push out its own.
+    blocking = BlockingSaveForTests(node_module.save_world, seconds_each=0.3)
     monkeypatch.setattr(node_module, "save_world", blocking)
     running = Running({"image_topics": ["/cam/image"], "window_size": 2, "save_directory": str(tmp_path / "saved")})
     probe = Probe(["/cam/image"], ["/vggt/"])
@@ -904,29 +908,40 @@ def test_a_long_save_runs_off_the_executor_and_a_cleanup_waits_for_it(monkeypatc
         probe.wait_connected()
         clock = Clock()
         TestWorldChaining.send_and_wait(probe, clock)
-        save = probe.node.create_client(Trigger, "/vggt/save")
-        assert save.wait_for_service(timeout_sec=WAIT_S)
-        saving = save.call_async(Trigger.Request())
+        callers = [probe.node.create_client(Trigger, "/vggt/save") for _ in range(13)]
+        assert all(caller.wait_for_service(timeout_sec=WAIT_S) for caller in callers)
+        saving = callers[0].call_async(Trigger.Request())
         assert blocking.inside.wait(WAIT_S), "the save did not start"
         assert running.spinner.thread not in blocking.threads, "the save ran on the executor thread"
 
         # Meanwhile the cameras are heard and windows published.
         TestOneCamera.send(probe, clock, CHELSEA_MIRRORED)
         probe.wait_for(lambda: node.counts.windows_published >= 2, timeout=20.0, what="a window during the save")
-        assert not saving.done()
+        # And more requests are taken, from other callers, at once: each one is answered. (A save in progress held
+        # the service: the others waited in its queue, which keeps the last 10, and the oldest of 11 was lost.)
+        queued = [caller.call_async(Trigger.Request()) for caller in callers[1:12]]
+        probe.wait_for(lambda: node.saves_in_flight == 12, timeout=10.0, what="every request taken")
+        assert not saving.done() and not any(q.done() for q in queued)
+        blocking.release.set()
+        probe.wait_for(lambda: saving.done() and all(q.done() for q in queued), what="the saves' answers")
+        assert saving.result().success and (tmp_path / "saved" / "map.ply").stat().st_size > 0, saving.result()
+        assert all(q.result().success for q in queued)
 
-        # A cleanup waits for the save, which reads the session it releases; then both answer.
+        # A cleanup waits for a save in progress, which reads the session it releases; then both answer.
+        blocking.inside.clear()
+        blocking.release.clear()
+        last = callers[12].call_async(Trigger.Request())
+        assert blocking.inside.wait(WAIT_S), "the last save did not start"
         change = probe.node.create_client(ChangeState, "/vggt/change_state")
         assert change.wait_for_service(timeout_sec=WAIT_S)
         deactivated = change.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
         probe.wait_for(deactivated.done, what="the deactivation")
         cleaned = change.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CLEANUP)))
         time.sleep(0.5)
-        assert not cleaned.done() and not saving.done()
+        assert not cleaned.done() and not last.done()
         blocking.release.set()
-        probe.wait_for(lambda: saving.done() and cleaned.done(), what="the save and the cleanup")
-        assert saving.result().success and (tmp_path / "saved" / "map.ply").stat().st_size > 0, saving.result()
-        assert cleaned.result().success
+        probe.wait_for(lambda: last.done() and cleaned.done(), what="the last save and the cleanup")
+        assert last.result().success and cleaned.result().success
         get = probe.node.create_client(GetState, "/vggt/get_state")
         assert get.wait_for_service(timeout_sec=WAIT_S)
         state = get.call_async(GetState.Request())
@@ -936,7 +951,7 @@ def test_a_long_save_runs_off_the_executor_and_a_cleanup_waits_for_it(monkeypatc
         # Unconfigured, ~/save is still offered, and says there is nothing to save.
         answer = TestWorldChaining.call(probe, "/vggt/save")
         assert not answer.success and answer.message == "nothing to save: the node is not configured"
-        assert not probe.logs(WARN, "never saved")  # the save held both windows
+        assert not probe.logs(WARN, "never saved")  # the last save held both windows
     finally:
         blocking.release.set()
         probe.close()
@@ -1341,6 +1356,63 @@ def test_sigint_during_an_inference_finishes_and_publishes_that_window_then_exit
     reader.join(timeout=5)
     output = "".join(lines)
     assert "context is invalid" not in output and "failed" not in output and "Traceback" not in output, output
+
+
+_SLOW_SAVE_NODE = """
+import sys, time
+import vggt_ros.ros.node as node
+save = node.save_world
+def slow_save_for_tests(*args):  # a test double: the real save, 3 s late
+    time.sleep(3.0)
+    return save(*args)
+node.save_world = slow_save_for_tests
+from vggt_ros.ros.main import main
+sys.argv = ["reconstruct_node", *sys.argv[1:]]
+sys.exit(main())
+"""
+
+
+def test_sigint_during_a_save_answers_it_then_exits_cleanly(tmp_path):
+    """The save runs on its own thread, whose answer the executor sends: the entry point shut the executor down at
+    once, so the save finished but its caller never had an answer (``ros2 service call`` hung)."""
+    import vggt_ros
+
+    root = os.path.dirname(os.path.dirname(vggt_ros.__file__))  # the code under test, whichever checkout it is
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    parameters = {
+        "weights": WEIGHTS,
+        "device": "cpu",
+        "precision": "fp32",
+        "image_topics": "['/cam/image']",
+        "window_size": 2,
+        "image_size": IMAGE_SIZE,
+        "save_directory": str(tmp_path / "saved"),
+        **PERMISSIVE_WORLD,
+    }
+    command = [sys.executable, "-c", _SLOW_SAVE_NODE, *node_command(parameters)[3:]]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    probe = Probe(["/cam/image"], ["/vggt/"])
+    try:
+        probe.wait_connected()
+        TestWorldChaining.send_and_wait(probe, Clock())
+        save = probe.node.create_client(Trigger, "/vggt/save")
+        assert save.wait_for_service(timeout_sec=WAIT_S)
+        saving = save.call_async(Trigger.Request())
+        time.sleep(1.0)  # inside the slow save
+        process.send_signal(signal.SIGINT)
+        probe.wait_for(saving.done, timeout=30.0, what="the save's answer")
+        assert saving.result().success and (tmp_path / "saved" / "map.ply").is_file(), saving.result()
+        assert process.wait(timeout=60) == 0, "".join(lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        probe.close()
+    reader.join(timeout=5)
+    output = "".join(lines)
+    assert "waiting for the save in progress to finish and answer" in output and "Traceback" not in output, output
 
 
 def test_without_open3d_the_node_fails_at_start_up_with_the_fix(tmp_path):

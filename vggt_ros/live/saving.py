@@ -80,7 +80,7 @@ def save_world(live: LiveReconstruction, directory: Path, writer: Optional[str] 
     writer saved into (`staged_entries`).
 
     Raises:
-        OSError: a file could not be written (named by its final path); the previous files are kept.
+        OSError: a file could not be written (named by its final path); nothing in ``directory`` changed.
         EmptyMapError: there is nothing to save yet (no map point and no trajectory); nothing changed.
         FileExistsError: ``directory`` holds another writer's save, or entries of the save's names no save wrote.
     """

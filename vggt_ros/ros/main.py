@@ -26,10 +26,11 @@ def main(args: Optional[list[str]] = None) -> int:
     """Entry point of ``ros2 run vggt_ros reconstruct_node``: spin until Ctrl-C (SIGINT) or SIGTERM; exit 1 on a
     start-up error.
 
-    Stopping is ordered so nothing runs on a dead ROS context: the signal stops the executor, which lets a callback
-    in flight (a ``~/save``) finish; then the node closes its worker, which finishes and publishes the window it is
-    on; only then does rclpy shut down. (rclpy's own signal handler would shut the context down at once, under the
-    worker's feet.) A signal during start-up (loading the weights) stops it at once.
+    Stopping is ordered so nothing runs on a dead ROS context: the signal stops the executor once every ``~/save``
+    in flight has answered (the save thread writes them, the executor sends the answers); then the node closes its
+    worker, which finishes and publishes the window it is on; only then does rclpy shut down. (rclpy's own signal
+    handler would shut the context down at once, under the worker's feet.) A signal during start-up (loading the
+    weights) stops it at once.
     """
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
@@ -63,8 +64,13 @@ def main(args: Optional[list[str]] = None) -> int:
         # rcl waits in C, where Python runs no signal handler: with nothing that wakes the executor (no timer before
         # configure or after the shutdown transition) a signal would never be handled. Waking every
         # SIGNAL_LATENCY_S bounds that delay.
+        # spin_once, not spin_until_future_complete: that adds a done callback to the future at every call.
         while not stopped.done() and executor.context.ok():
-            executor.spin_until_future_complete(stopped, timeout_sec=SIGNAL_LATENCY_S)
+            executor.spin_once(timeout_sec=SIGNAL_LATENCY_S)
+        if node.saves_in_flight:
+            node.get_logger().info("waiting for the save in progress to finish and answer")
+        while node.saves_in_flight and executor.context.ok():
+            executor.spin_once(timeout_sec=SIGNAL_LATENCY_S)
     except StartupError as err:
         if signalled.is_set():
             # Stopped while starting up: a library may turn the interrupt into its own error (Open3D's import

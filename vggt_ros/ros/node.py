@@ -31,13 +31,13 @@ from typing import Optional
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockChange, ClockType, JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
@@ -75,6 +75,13 @@ from vggt_ros.world.pose_graph import require_gtsam
 
 NODE_NAME = "vggt"
 DIAGNOSTICS_QOS = 10
+# ROS' service default (reliable, volatile, keep last) with room for many requests at once.
+SAVE_SERVICE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
 __all__ = ["NODE_NAME", "TRANSPORTS_VARIABLE", "ReconstructionNode", "StartupError", "main"]
 
 
@@ -118,10 +125,15 @@ class ReconstructionNode(LifecycleNode):
         # (see the module docstring).
         self._saves: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._last_save: Optional[concurrent.futures.Future] = None
+        self.saves_in_flight = 0  # ~/save requests not answered yet (the entry point spins until they are)
         self.create_service(Trigger, "~/reset", self._on_reset)
-        # A group of its own: the default group (every other callback) is mutually exclusive, and a save in
-        # progress, awaiting its thread, would hold it.
-        self.create_service(Trigger, "~/save", self._on_save, callback_group=MutuallyExclusiveCallbackGroup())
+        # A reentrant group of its own: the default group (every other callback) is mutually exclusive, and a save in
+        # progress, awaiting its thread, would hold it; and every request is taken at once (the pool runs them in
+        # order), so none waits in the service's queue, whose default keeps only the last 10 of those that arrive
+        # together.
+        self.create_service(
+            Trigger, "~/save", self._on_save, qos_profile=SAVE_SERVICE_QOS, callback_group=ReentrantCallbackGroup()
+        )
         # TF look-ups: the rig without configured transforms, the odometry scale, the robot's frames. They listen
         # from construction, whatever the state: a robot's /tf_static was published long before.
         self._transforms = make_transform_buffer(self) if params.reads_transforms else None
@@ -443,14 +455,24 @@ class ReconstructionNode(LifecycleNode):
         """Hand the save to the save thread and answer when it is done; the executor goes on meanwhile (a save of 50
         keyframes at 1280x720, mostly PNG encoding, stopped map -> odom, /diagnostics, the cameras' input and the
         lifecycle services for 20 s)."""
-        if not self._configured:
-            response.success, response.message = False, "nothing to save: the node is not configured"
+        not_configured = False, "nothing to save: the node is not configured"
+        if not self._configured or self._saves is None:
+            response.success, response.message = not_configured
             return response
         answer = Future(executor=self.executor)
         answer.add_done_callback(lambda _: None)  # the executor runs it as a task: that wakes it to resume here
-        job = self._last_save = self._saves.submit(self._save, self._live, self.params.save_folder)
-        job.add_done_callback(lambda finished: answer.set_result(finished.result()))
-        response.success, response.message = await answer
+        directory = self.params.save_folder
+        try:
+            job = self._last_save = self._saves.submit(self._save, self._live, directory)
+        except RuntimeError:  # the pool shut down meanwhile (a cleanup, under a multi-threaded executor)
+            response.success, response.message = not_configured
+            return response
+        job.add_done_callback(lambda finished: answer.set_result(_save_answer(finished)))
+        self.saves_in_flight += 1
+        try:
+            response.success, response.message = await answer
+        finally:
+            self.saves_in_flight -= 1
         return response
 
     def _save(self, live: LiveReconstruction, directory) -> tuple[bool, str]:
@@ -458,13 +480,14 @@ class ReconstructionNode(LifecycleNode):
         logger = self.get_logger()
         try:
             saved = save_world(live, directory, self.get_fully_qualified_name())
+            message = saved.message()
         except Exception as err:  # noqa: BLE001 - the caller waits for an answer; EmptyMapError is a ValueError
             what = str(err) if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {err}"
-            message = f"could not save to '{directory}' (the previous files are kept): {what}"
+            message = f"could not save to '{directory}' (nothing there changed): {what}"
             logger.error(message)
             return False, message
-        (logger.warning if saved.dataset_poses_before_loops else logger.info)(saved.message())
-        return True, saved.message()
+        (logger.warning if saved.dataset_poses_before_loops else logger.info)(message)
+        return True, message
 
     def _publish_map(self) -> None:
         """Publish the map message the map thread built (`MapOutput`): the executor never reads the map itself."""
@@ -586,6 +609,14 @@ class ReconstructionNode(LifecycleNode):
             self._clock_jumps.unregister()
         self._state_machine.destroy_when_not_in_use()
         super().destroy_node()
+
+
+def _save_answer(job: concurrent.futures.Future) -> tuple[bool, str]:
+    """A save job's (success, message); one that raised anyway (its log line, say) answers too: the caller waits."""
+    try:
+        return job.result()
+    except Exception as err:  # noqa: BLE001 - reported in the answer
+        return False, f"the save failed: {type(err).__name__}: {err}"
 
 
 def _odometry_owner(params: NodeParameters) -> OdometryOwner:
