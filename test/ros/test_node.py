@@ -38,7 +38,7 @@ from tf2_msgs.msg import TFMessage
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
 from support.netns import loopback_rclpy
-from support.node_process import node_command, start_then_interrupt
+from support.node_process import node_command, running_process, start_then_interrupt
 from support.rotations import quaternion_matrix
 from support.services import call_answered
 from support.small_filesystem import digests, fill, small_filesystem
@@ -1314,46 +1314,37 @@ def test_cameras_that_never_pair_are_named_with_their_offsets():
         running.close()
 
 
+# The node as its own process (`node_command`'s -p values): the tiny model, one camera, windows of two.
+ONE_CAMERA_PROCESS = {
+    "weights": WEIGHTS,
+    "device": "cpu",
+    "precision": "fp32",
+    "image_topics": "['/cam/image']",
+    "window_size": 2,
+    **PERMISSIVE_WORLD,
+}
+
+
 def test_sigint_during_an_inference_finishes_and_publishes_that_window_then_exits_cleanly():
     """The worker is stopped before the ROS context goes away: the window in flight is published, and no
     "publisher's context is invalid" error appears (rclpy's own SIGINT handler used to pull the context away)."""
-    process = subprocess.Popen(
-        node_command(
-            {
-                "weights": WEIGHTS,
-                "device": "cpu",
-                "precision": "fp32",
-                "image_topics": "['/cam/image']",
-                "window_size": 2,
-                "image_size": 308,
-                **PERMISSIVE_WORLD,
-            }
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
-    reader.start()
+    parameters = {**ONE_CAMERA_PROCESS, "image_size": 308}
     probe = Probe(["/cam/image"], ["/vggt/"])
     try:
-        probe.wait_connected()
-        clock = Clock()
-        first = TestOneCamera.send(probe, clock)
-        probe.wait_for(lambda: probe.latest("/vggt/path", first), what="the first window")
-        last = TestOneCamera.send(probe, clock, CHELSEA_MIRRORED)
-        # Received within milliseconds; its window (308 wide, where the tiny model gives usable cameras) then takes
-        # about a second on a 2-core CPU: interrupt it.
-        time.sleep(0.5)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0, "".join(lines)
-        probe.wait_for(lambda: probe.latest("/vggt/path", last), timeout=5.0, what="the window in flight")
+        with running_process(node_command(parameters)) as (process, lines):
+            probe.wait_connected()
+            clock = Clock()
+            first = TestOneCamera.send(probe, clock)
+            probe.wait_for(lambda: probe.latest("/vggt/path", first), what="the first window")
+            last = TestOneCamera.send(probe, clock, CHELSEA_MIRRORED)
+            # Received within milliseconds; its window (308 wide, where the tiny model gives usable cameras) then
+            # takes about a second on a 2-core CPU: interrupt it.
+            time.sleep(0.5)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=60) == 0, "".join(lines)
+            probe.wait_for(lambda: probe.latest("/vggt/path", last), timeout=5.0, what="the window in flight")
     finally:
-        if process.poll() is None:
-            process.kill()
         probe.close()
-    reader.join(timeout=5)
     output = "".join(lines)
     assert "context is invalid" not in output and "failed" not in output and "Traceback" not in output, output
 
@@ -1379,38 +1370,23 @@ def test_sigint_during_a_save_answers_it_then_exits_cleanly(tmp_path):
 
     root = os.path.dirname(os.path.dirname(vggt_ros.__file__))  # the code under test, whichever checkout it is
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    parameters = {
-        "weights": WEIGHTS,
-        "device": "cpu",
-        "precision": "fp32",
-        "image_topics": "['/cam/image']",
-        "window_size": 2,
-        "image_size": IMAGE_SIZE,
-        "save_directory": str(tmp_path / "saved"),
-        **PERMISSIVE_WORLD,
-    }
+    parameters = {**ONE_CAMERA_PROCESS, "image_size": IMAGE_SIZE, "save_directory": str(tmp_path / "saved")}
     command = [sys.executable, "-c", _SLOW_SAVE_NODE, *node_command(parameters)[3:]]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
-    reader.start()
     probe = Probe(["/cam/image"], ["/vggt/"])
     try:
-        probe.wait_connected()
-        TestWorldChaining.send_and_wait(probe, Clock())
-        save = probe.node.create_client(Trigger, "/vggt/save")
-        assert save.wait_for_service(timeout_sec=WAIT_S)
-        saving = save.call_async(Trigger.Request())
-        time.sleep(1.0)  # inside the slow save
-        process.send_signal(signal.SIGINT)
-        probe.wait_for(saving.done, timeout=30.0, what="the save's answer")
-        assert saving.result().success and (tmp_path / "saved" / "map.ply").is_file(), saving.result()
-        assert process.wait(timeout=60) == 0, "".join(lines)
+        with running_process(command, env) as (process, lines):
+            probe.wait_connected()
+            TestWorldChaining.send_and_wait(probe, Clock())
+            save = probe.node.create_client(Trigger, "/vggt/save")
+            assert save.wait_for_service(timeout_sec=WAIT_S)
+            saving = save.call_async(Trigger.Request())
+            time.sleep(1.0)  # inside the slow save
+            process.send_signal(signal.SIGINT)
+            probe.wait_for(saving.done, timeout=30.0, what="the save's answer")
+            assert saving.result().success and (tmp_path / "saved" / "map.ply").is_file(), saving.result()
+            assert process.wait(timeout=60) == 0, "".join(lines)
     finally:
-        if process.poll() is None:
-            process.kill()
         probe.close()
-    reader.join(timeout=5)
     output = "".join(lines)
     assert "waiting for the save in progress to finish and answer" in output and "Traceback" not in output, output
 

@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Mapping, Optional
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Optional
 
 
 def node_command(parameters: Mapping[str, object] = {}, *ros_args: str) -> list[str]:
@@ -52,3 +53,19 @@ def start_then_interrupt(
             process.kill()
     reader.join(timeout=5)
     return "".join(lines)
+
+
+@contextmanager
+def running_process(command: list[str], env: Optional[dict] = None) -> Iterator[tuple[subprocess.Popen, list[str]]]:
+    """``command`` as its own process, and its output (stdout and stderr) as it comes, line by line; killed if it
+    still runs at the end of the block."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        yield process, lines
+    finally:
+        if process.poll() is None:
+            process.kill()
+        reader.join(timeout=5)
