@@ -448,7 +448,8 @@ class ReconstructionNode(LifecycleNode):
         self._input.reset()
         self._live.request_reset()
         self.get_logger().info("reset requested: the next window starts a new world and an empty map")
-        response.success, response.message = True, "the next window starts a new world"
+        response.success = True
+        response.message = "the next window starts a new world; until then ~/save saves this one"
         return response
 
     async def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
