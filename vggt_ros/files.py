@@ -169,7 +169,7 @@ def staged_entries(
         unknown = [name for name in written if not _owned(name, owned)]
         if unknown:
             raise ValueError(f"the save wrote {unknown}, which are not among the entries it may replace {owned}")
-        with contextlib.nullcontext() if target_locked else _locked(target):
+        with contextlib.nullcontext() if target_locked else _save_lock(target):
             _check_writer(target, writer)  # again: another save may have ended since the start
             earlier = {name for name in saved_entries(target) if _entry_name(name)}
             foreign = unrecorded_entries(target, written)
@@ -232,11 +232,30 @@ def _check_writer(target: Path, writer: str | None) -> None:
         )
 
 
+def _save_lock(target: Path, patience_s: float = 10.0) -> contextlib.ExitStack:
+    """`folder_locked` for a save's checks and swap, held until the returned stack closes; OSError in a save's words
+    when another process holds ``target`` for ``patience_s`` (a vggt-ros-reconstruct run holds its --out for the
+    whole run)."""
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(folder_locked(target, patience_s))
+    except FolderBusy:
+        raise OSError(
+            f"could not save into {target}: another save (or a vggt-ros-reconstruct run) has been writing into it for "
+            f"{patience_s:.0f} s; try again when it is done"
+        ) from None
+    return stack
+
+
+class FolderBusy(OSError):
+    """Another open file of a folder holds its lock (`folder_locked`)."""
+
+
 @contextmanager
-def _locked(target: Path, patience_s: float = 10.0) -> Iterator[None]:
-    """An flock of the folder ``target`` for the block; OSError when another process holds it for ``patience_s``
-    (a vggt-ros-reconstruct run holds its --out for the whole run)."""
-    handle = os.open(target, os.O_RDONLY)
+def folder_locked(folder: Path, patience_s: float = 0.0) -> Iterator[None]:
+    """An exclusive flock of ``folder`` for the block. `FolderBusy` when another open file of it (another process's,
+    or this one's) holds the lock for ``patience_s`` seconds (0: at once)."""
+    handle = os.open(folder, os.O_RDONLY)
     try:
         deadline = time.monotonic() + patience_s
         while True:
@@ -244,11 +263,8 @@ def _locked(target: Path, patience_s: float = 10.0) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise OSError(
-                        f"could not save into {target}: another save (or a vggt-ros-reconstruct run) has been writing "
-                        f"into it for {patience_s:.0f} s; try again when it is done"
-                    ) from None
+                if time.monotonic() >= deadline:
+                    raise FolderBusy(errno.EWOULDBLOCK, f"{folder} is locked by another writer") from None
                 time.sleep(0.05)
         yield
     finally:
@@ -262,16 +278,10 @@ def _owned(name: str, owned: Collection[str]) -> bool:
 def _abandoned(staging: Path) -> bool:
     """A staging folder no save holds any more (its save was killed): `staged_entries` locks its own."""
     try:
-        handle = os.open(staging, os.O_RDONLY)
-    except OSError:
+        with folder_locked(staging):
+            return True
+    except OSError:  # FolderBusy: a live save's; or gone
         return False
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:
-        return False  # a live save's
-    finally:
-        os.close(handle)
 
 
 def _contents(path: Path) -> bytes | None:
@@ -311,6 +321,13 @@ def write_save_record(folder: Path, names: Collection[str], writer: str | None =
     last save if it has one, atomically."""
     lines = [*([f"{_WRITER_PREFIX}{writer}"] if writer is not None else []), *names]
     write_bytes_atomically(Path(folder) / SAVE_RECORD, "".join(f"{line}\n" for line in lines).encode())
+
+
+def record_unrecorded_save(folder: Path, names: Collection[str]) -> None:
+    """Record those of ``names`` that ``folder`` holds as a save's entries, unless a record is there already: what an
+    earlier vggt_ros wrote without one is then replaced as a recorded save's."""
+    if not (Path(folder) / SAVE_RECORD).exists():
+        write_save_record(folder, [name for name in names if os.path.lexists(folder / name)])
 
 
 def add_to_save_record(folder: Path, name: str) -> None:

@@ -26,8 +26,6 @@ An input inside ``--out`` is refused (`check_inputs_outside`, also through a lin
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import tempfile
@@ -37,12 +35,13 @@ from typing import Iterable, Iterator, Mapping, Optional, Sequence
 from vggt_ros.dataset.tum import TUM_HEADER, trajectory_file_name
 from vggt_ros.dataset.writer import DATASET_ENTRIES
 from vggt_ros.files import (
-    SAVE_RECORD,
     STAGING_PREFIX,
+    FolderBusy,
+    folder_locked,
     missing_folders,
+    record_unrecorded_save,
     remove_empty_folders,
     unrecorded_entries,
-    write_save_record,
 )
 
 # What `vggt-ros-reconstruct` writes into --out besides the dataset exports (and each further camera's
@@ -112,11 +111,9 @@ def adopt_earlier_run(out: Path) -> None:
     """Record the outputs of a run that an earlier vggt_ros wrote into ``out`` without a record (its summary.json
     is ours), by the rules it followed (the fixed names, and the trajectory files its TUM writer began), so that
     --overwrite replaces them as a recorded run's."""
-    if not out.is_dir() or (out / SAVE_RECORD).exists() or not _our_summary(out / "summary.json"):
-        return
-    names = [name for name in (*RUN_FILES, *DATASET_ENTRIES) if os.path.lexists(out / name)]
-    names += [path.name for path in sorted(out.glob("trajectory_*.tum")) if _written_by_us(path)]
-    write_save_record(out, names)
+    if out.is_dir() and _our_summary(out / "summary.json"):
+        trajectories = [path.name for path in sorted(out.glob("trajectory_*.tum")) if _written_by_us(path)]
+        record_unrecorded_save(out, [*RUN_FILES, *DATASET_ENTRIES, *trajectories])
 
 
 def _our_summary(path: Path) -> bool:
@@ -179,17 +176,12 @@ def run_folder(out: Path) -> Iterator[Path]:
     out = Path(out)
     created = missing_folders(out)
     out.mkdir(parents=True, exist_ok=True)
-    handle = os.open(out, os.O_RDONLY)
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(remove_empty_folders, created)  # not empty: the run's results are in it
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
+            stack.enter_context(folder_locked(out))
+        except FolderBusy:
             raise OutputFolderError(
                 f"another vggt-ros-reconstruct run is writing into --out {out}; wait for it, or choose another --out"
             ) from None
         yield out
-    finally:
-        os.close(handle)  # releases the lock
-        remove_empty_folders(created)  # not empty: the run's results are in it

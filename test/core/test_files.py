@@ -400,7 +400,7 @@ def test_a_save_waits_for_another_process_s_swap_then_says_so(tmp_path, monkeypa
     target.mkdir()
     holder = os.open(target, os.O_RDONLY)  # another open file: as another process's lock
     fcntl.flock(holder, fcntl.LOCK_EX)
-    monkeypatch.setattr(files, "_locked", functools.partial(files._locked, patience_s=0.3))
+    monkeypatch.setattr(files, "_save_lock", functools.partial(files._save_lock, patience_s=0.3))
     try:
         with pytest.raises(OSError, match=f"could not save into {target}: another save .* for 0 s; try again"):
             with staged_entries(target, OWNED) as staging:

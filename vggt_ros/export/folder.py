@@ -12,11 +12,10 @@ its commands write, so that it is replaced as a recorded one.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
-from ..files import SAVE_RECORD, write_save_record
+from ..files import record_unrecorded_save
 from ..output_folder import check_run_entries
 from ..quantized_formats.plan import quantized_scheme_in
 from ..runtime.io_contract import ExportManifest, ManifestError
@@ -37,9 +36,8 @@ def check_export_entries(out: Path, entries: Sequence[str]) -> None:
 def adopt_earlier_export(out: Path, entries: Sequence[str]) -> None:
     """Record those of ``entries`` that ``out`` holds when it holds an export an earlier vggt_ros wrote without a
     record: a manifest.json that reads as an export's, or a vggt-ros-quantize plan.json."""
-    if not out.is_dir() or (out / SAVE_RECORD).exists() or not _holds_an_export(out):
-        return
-    write_save_record(out, [name for name in entries if os.path.lexists(out / name)])
+    if out.is_dir() and _holds_an_export(out):
+        record_unrecorded_save(out, entries)
 
 
 def _holds_an_export(out: Path) -> bool:
