@@ -32,7 +32,7 @@ from torch import nn
 from vggt_ros.model.stages import tapped_token_names
 from vggt_ros.preprocess import PATCH_SIZE, preprocess_images
 from vggt_ros.quantized_formats.plan import block_stage, split_layer_name
-from vggt_ros.recording.bag_reader import BAG_FORMS, is_bag
+from vggt_ros.recording.bag_reader import BAG_FORMS, BagImageSource, is_bag
 from vggt_ros.recording.inputs import image_files
 
 from .evaluation import window_outputs
@@ -69,8 +69,6 @@ def _evenly_spaced(count: int, keep: int) -> list[int]:
 
 
 def _bag_images(path: Path, config: CalibrationConfig) -> list[np.ndarray]:
-    from vggt_ros.recording.bag_reader import BagImageSource
-
     if not config.topic:
         raise CalibrationError(f"{path} is a bag; name its image topic (--topic /camera/image)")
     source = BagImageSource(path, [config.topic])
