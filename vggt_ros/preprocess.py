@@ -69,16 +69,16 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"unknown preprocessing mode {mode!r}; use one of {MODES}")
 
 
-def _check_target_size(target_size: int) -> None:
-    if (
-        isinstance(target_size, bool)
-        or not isinstance(target_size, int)
-        or target_size <= 0
-        or target_size % PATCH_SIZE
-    ):
+def check_image_size(name: str, value: object) -> None:
+    """Refuse a model image size (the long side, or both sides in square mode) that VGGT cannot take.
+
+    One check, and one message, for every place a user gives the size: `name` is what they set (an option, a
+    parameter, or this module's `target_size` argument).
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % PATCH_SIZE:
         raise ValueError(
-            f"target_size must be a positive int multiple of the patch size {PATCH_SIZE} "
-            f"(default {DEFAULT_TARGET_SIZE}); got {target_size!r}"
+            f"{name} must be a positive multiple of the patch size {PATCH_SIZE} "
+            f"({DEFAULT_TARGET_SIZE} for VGGT-1B), got {value!r}"
         )
 
 
@@ -119,7 +119,7 @@ def output_size(height: int, width: int, mode: str, target_size: int = DEFAULT_T
         ValueError: an unknown mode or a bad target_size.
     """
     _check_mode(mode)
-    _check_target_size(target_size)
+    check_image_size("target_size", target_size)
     resized_h, resized_w = _resized_size(height, width, mode, target_size)
     if mode == "pad":
         return target_size, target_size
@@ -182,7 +182,7 @@ def pixel_map(
     """The `PixelMap` of both preprocessing routes for a ``height`` x ``width`` image (``pad_to`` as in
     `preprocess_images`)."""
     _check_mode(mode)
-    _check_target_size(target_size)
+    check_image_size("target_size", target_size)
     resized = _resized_size(height, width, mode, target_size)
     fitted = output_size(height, width, mode, target_size)
     final = fitted if pad_to is None else tuple(pad_to)
@@ -303,7 +303,7 @@ def preprocess_images_u8(
 ) -> torch.Tensor:
     """`preprocess_images` before the conversion to float: `(S, 3, H, W)` uint8 on the CPU."""
     _check_mode(mode)
-    _check_target_size(target_size)
+    check_image_size("target_size", target_size)
     if isinstance(images, (str, os.PathLike, np.ndarray, torch.Tensor)):
         raise TypeError(
             f"images must be a sequence of images, got a single {type(images).__name__}; wrap one image in a "
@@ -428,7 +428,7 @@ def preprocess_frames_u8(
     """`preprocess_frames` before the conversion to float: `(S, 3, H, W)` uint8 (a caller that also needs the
     model images' colours keeps them as they are)."""
     _check_mode(mode)
-    _check_target_size(target_size)
+    check_image_size("target_size", target_size)
     batch = _frames_as_tensor(frames)
     if device is not None:
         # Move the uint8 frames: a quarter of the bytes of float ones.

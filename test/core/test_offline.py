@@ -418,7 +418,10 @@ def test_bad_inputs_fail_with_a_clear_message(tmp_path, capsys):
 @pytest.mark.parametrize(
     "option, message",
     [
-        (("--image-size", "500"), "--image-size must be a multiple of 14 (518 for VGGT-1B), got 500"),
+        (
+            ("--image-size", "500"),
+            "--image-size must be a positive multiple of the patch size 14 (518 for VGGT-1B), got 500",
+        ),
         (("--image-size", "2000"), "--image-size must be in [14, 1036] pixels, got 2000"),
         (("--window-size", "0", "--sliding-window"), "--window-size must be in [2, 64] keyframes, got 0"),
         # one-keyframe windows share none with the one before: only the first ever joined the world

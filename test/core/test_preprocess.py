@@ -352,7 +352,7 @@ def test_unknown_mode():
 
 @pytest.mark.parametrize("target_size", [0, 500, 518.0, True])
 def test_bad_target_size(target_size):
-    with pytest.raises(ValueError, match="target_size must be a positive int multiple of the patch size 14"):
+    with pytest.raises(ValueError, match="target_size must be a positive multiple of the patch size 14"):
         output_size(480, 640, "crop", target_size=target_size)
 
 

@@ -395,7 +395,10 @@ def test_a_full_disk_while_writing_the_export_is_a_clear_error_and_keeps_the_pla
         # "target_size must be ...", after every calibration image was read.
         (("--frames", "0"), "--frames must be a positive integer, got 0"),
         (("--max-images", "0"), "--max-images must be a positive integer, got 0"),
-        (("--image-size", "30"), "--image-size must be a multiple of the patch size 14 (518 for VGGT-1B), got 30"),
+        (
+            ("--image-size", "30"),
+            "--image-size must be a positive multiple of the patch size 14 (518 for VGGT-1B), got 30",
+        ),
         (("--protect", "-1"), "--protect must be an integer >= 0, got -1"),
         (("--search-steps", "0"), "--search-steps must be a positive integer (1: no search), got 0"),
     ],

@@ -1227,6 +1227,7 @@ def test_bad_parameter_fails_at_start_up_naming_it():
         ({"window_size": 10000}, "window_size must be in [2, 64]"),
         ({"window_size": 1}, "window_size must be in [2, 64]"),  # it merged the first window only
         ({"image_size": 14000}, "image_size must be in [14, 1036]"),
+        ({"image_size": 500}, "image_size must be a positive multiple of the patch size 14 (518 for VGGT-1B), got 500"),
         ({"world_frame": "/vggt_world"}, "no leading '/'"),
         ({"odom_frame": "odom ", "robot_base_frame": "base_link"}, "no spaces"),
         ({"metric_scale_source": "depth"}, "one depth topic per image topic"),

@@ -31,7 +31,7 @@ from vggt_ros.live.sync import ApproximateTimeSynchronizer
 from vggt_ros.mapping import MapConfig
 from vggt_ros.metric.config import METRIC_SOURCES, MetricConfig
 from vggt_ros.metric.sources import DepthScaleConfig
-from vggt_ros.preprocess import MODES, PATCH_SIZE
+from vggt_ros.preprocess import MODES, PATCH_SIZE, check_image_size
 from vggt_ros.runtime import BACKENDS, PRECISIONS, RuntimeConfig
 from vggt_ros.runtime.config import AUTO, DEVICES
 from vggt_ros.session import SessionConfig
@@ -389,8 +389,7 @@ class NodeParameters:
                 raise ValueError(f"{name} {frame!r}: tf2 frame ids have no leading '/' and no spaces")
         if not self.save_directory.strip():
             raise ValueError("save_directory must name a folder (it is empty)")
-        if self.image_size % PATCH_SIZE:
-            raise ValueError(f"image_size must be a multiple of {PATCH_SIZE} (518 for VGGT-1B), got {self.image_size}")
+        check_image_size("image_size", self.image_size)
         if self.camera_names and self.camera_names_from_topics:
             raise ValueError("camera_names and camera_names_from_topics: give the names or take them from the topics")
         if self.camera_names and len(self.camera_names) != len(self.image_topics):

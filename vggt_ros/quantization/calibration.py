@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from vggt_ros.model.stages import tapped_token_names
-from vggt_ros.preprocess import PATCH_SIZE, preprocess_images
+from vggt_ros.preprocess import check_image_size, preprocess_images
 from vggt_ros.quantized_formats.plan import block_stage, split_layer_name
 from vggt_ros.recording.bag_reader import BAG_FORMS, BagImageSource, is_bag
 from vggt_ros.recording.inputs import image_files
@@ -54,14 +54,11 @@ class CalibrationConfig:
     topic: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("frames", "max_images", "image_size"):
+        for name in ("frames", "max_images"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.image_size % PATCH_SIZE:  # found by the preprocessing, after every image was read
-            raise ValueError(
-                f"image_size must be a multiple of the patch size {PATCH_SIZE} (518 for VGGT-1B), got {self.image_size}"
-            )
+        check_image_size("image_size", self.image_size)  # else the preprocessing finds it, after every image was read
 
 
 def _evenly_spaced(count: int, keep: int) -> list[int]:
