@@ -779,12 +779,11 @@ class ReconstructionSession:
         loop corrects in a unit-less world lives in the corrected poses and map, not in this transform."""
         if not self.world.corrected_by_loops:
             return np.eye(4)
-        return self._correction_at_newest(self.world.corrected_trajectory())
-
-    def _correction_at_newest(self, corrected: Trajectory) -> np.ndarray:
-        """`world_correction` from the corrected trajectory already at hand (it costs a pass over the keyframes)."""
-        chained = self.world.keyframes.last.world_from_camera  # the same keyframe as corrected's last
-        return compose_poses(corrected.world_from_camera[-1], invert_pose(chained))
+        chained = self.world.keyframes.last.world_from_camera
+        # The pose graph keeps the newest keyframe's correction at hand: O(1), where the corrected trajectory is a
+        # pass over the keyframes.
+        corrected, _ = moved_pose(self.world.corrected_from_chained, chained)
+        return compose_poses(corrected, invert_pose(chained))
 
     def loop_corrected(
         self, frames: list[tuple[ExportFrame, np.ndarray]]
@@ -816,7 +815,7 @@ class ReconstructionSession:
         if not self.world.corrected_by_loops:
             poses = trajectory.world_from_camera
         else:  # one batched product for all the keyframes
-            poses = compose_poses(invert_pose(self._correction_at_newest(trajectory)), trajectory.world_from_camera)
+            poses = compose_poses(invert_pose(self.world_correction()), trajectory.world_from_camera)
         return [
             (frame_id.stamp_ns, pose)
             for frame_id, pose in zip(trajectory.frame_ids, poses)

@@ -503,3 +503,22 @@ def test_the_loop_pass_masks_the_padding_of_padded_keyframes(pipeline, monkeypat
         padding[14:112, 14:168] = False
         assert torch.isnan(products.depth[:, padding]).all() and torch.isnan(products.confidence[:, padding]).all()
         assert torch.isfinite(products.depth[:, ~padding]).all()
+
+
+def test_the_world_correction_puts_the_newest_chained_camera_and_the_published_path_at_their_corrected_poses(looped):
+    """REP 105's map -> odom: under ``parent_frame`` the newest camera the node publishes (a chained pose) sits at its
+    loop-closed pose, by a rigid transform (TF has no scale; the loop's change of unit stays in the corrected
+    poses); and the path published in the chained world is the corrected one there."""
+    session, _ = looped
+    correction = session.world_correction()
+    corrected, chained = session.world.corrected_trajectory(), session.world.trajectory()
+    assert not np.allclose(correction, np.eye(4), atol=1e-3), "the loops moved the world"
+    assert corrected.depth_scale[-1] != pytest.approx(chained.depth_scale[-1], rel=1e-4), "and changed its unit"
+    np.testing.assert_allclose(correction[:3, :3] @ correction[:3, :3].T, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(correction[:3, :3]), 1.0, atol=1e-12)
+    np.testing.assert_allclose(correction @ chained.world_from_camera[-1], corrected.world_from_camera[-1], atol=1e-9)
+    pose_by_stamp = {f.stamp_ns: pose for f, pose in zip(corrected.frame_ids, corrected.world_from_camera)}
+    path = session.camera_path()
+    assert len(path) == len(pose_by_stamp)
+    for stamp_ns, pose in path:
+        np.testing.assert_allclose(correction @ pose, pose_by_stamp[stamp_ns], atol=1e-9)
