@@ -39,7 +39,9 @@ from typing import Callable, Collection, Iterator
 # Entries of a target folder that `staged_entries` itself creates (its working folder); never a saved entry.
 STAGING_PREFIX = ".vggt-save-"
 # The record `staged_entries` keeps in a target folder of the entries its last save wrote (one name a line): the
-# only entries a later save replaces or removes, so that a user's own entry of an owned name is never lost.
+# only entries a later save replaces or removes, so that a user's own entry of an owned name is never lost. A folder
+# entry's files are listed too (``images/``, then ``images/a.png``, ...), so that a file the user put inside it
+# (``colmap/database.db``) is never removed with the folder.
 SAVE_RECORD = ".vggt-saved"
 # The record's line naming the last save's writer (no entry name starts with "#").
 _WRITER_PREFIX = "# saved by "
@@ -181,11 +183,21 @@ def staged_entries(
             # Every entry of an owned name an earlier save wrote and this one does not (a camera the node no longer
             # runs: trajectory_*.tum); the entries other saves wrote stay, and stay recorded.
             removed = sorted(name for name in earlier - set(written) if _owned(name, owned))
+            inside = unrecorded_files(target, [*written, *removed])
+            if inside:
+                raise FileExistsError(
+                    f"{target} holds {listed(inside)} inside entries this save replaces, which no save wrote; move "
+                    "them, or save into another folder"
+                )
             others = sorted(name for name in earlier - set(written) - set(removed) if os.path.lexists(target / name))
-            write_save_record(staging, [*written, *others], writer)
+            recorded = _recorded_lines(target)
+            listings = [line for name in written for line in _folder_listing(staging, name)]
+            kept_listings = [line for line in recorded if "/" in line and line.split("/", 1)[0] in others]
+            write_save_record(staging, sorted([*written, *listings, *others, *kept_listings]), writer)
             previous_record = _contents(target / SAVE_RECORD)
             with _signals_deferred():  # a swap, or its undo, cut short by Ctrl-C would leave part of each save
-                write_save_record(target, sorted(earlier | set(written)), writer)  # what a crash mid-swap leaves
+                # What a crash mid-swap leaves: the old and the new entries, and the files of both.
+                write_save_record(target, sorted(set(recorded) | set(written) | set(listings)), writer)
                 try:
                     _swap(target, staging, old, [*written, SAVE_RECORD], removed, keystone)
                 except BaseException:
@@ -332,7 +344,41 @@ def record_unrecorded_save(folder: Path, names: Collection[str]) -> None:
 
 def add_to_save_record(folder: Path, name: str) -> None:
     """Record ``name`` too, written into ``folder`` outside a save (its writer stays)."""
-    write_save_record(folder, sorted(saved_entries(folder) | {name}), save_writer(folder))
+    write_save_record(folder, sorted(set(_recorded_lines(folder)) | {name}), save_writer(folder))
+
+
+def unrecorded_files(target: Path, names: Collection[str]) -> list[str]:
+    """The files and links inside those of ``names`` that are folders an earlier save wrote, which that save did not
+    write (the user's own ``colmap/database.db``): replacing or removing the folder would delete them. Paths relative
+    to ``target``, sorted. A folder recorded without its files (by a vggt_ros before the record listed them) is taken
+    as the save's whole."""
+    target = Path(target)
+    recorded = set(_recorded_lines(target))
+    found = []
+    for name in names:
+        if f"{name}/" in recorded:
+            found += [line for line in _folder_listing(target, name)[1:] if line not in recorded]
+    return sorted(found)
+
+
+def _folder_listing(parent: Path, name: str) -> list[str]:
+    """The record's lines for ``parent``'s entry ``name`` when it is a folder: ``name/``, then every file and link in
+    it, at any depth (``name/sparse/0/cameras.bin``); none for a file or a link."""
+    folder = parent / name
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    lines = [f"{name}/"]
+    for root, folders, files in os.walk(folder):  # links to folders are listed in `folders`, and not followed
+        where = Path(root).relative_to(parent)
+        lines += [f"{where / entry}" for entry in files]
+        lines += [f"{where / entry}" for entry in folders if os.path.islink(os.path.join(root, entry))]
+    return lines
+
+
+def listed(paths: list[str], limit: int = 5) -> str:
+    """``paths`` for a message: the first ``limit`` of them, and how many more."""
+    more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
+    return ", ".join(paths[:limit]) + more
 
 
 def unrecorded_entries(target: Path, names: Collection[str]) -> list[str]:
@@ -342,8 +388,13 @@ def unrecorded_entries(target: Path, names: Collection[str]) -> list[str]:
 
 
 def saved_entries(target: Path) -> set[str]:
-    """The entries the saves into ``target`` wrote (`SAVE_RECORD`); none before the first."""
-    return {line for line in _record_lines(target) if not line.startswith("#")}
+    """The top-level entries the saves into ``target`` wrote (`SAVE_RECORD`); none before the first."""
+    return {line for line in _recorded_lines(target) if "/" not in line}
+
+
+def _recorded_lines(target: Path) -> list[str]:
+    """The record's entries and its folders' files (`SAVE_RECORD`), without the writer line."""
+    return [line for line in _record_lines(target) if not line.startswith("#")]
 
 
 def save_writer(target: Path) -> str | None:

@@ -165,7 +165,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help="--out may hold an earlier run: its outputs (map.ply, the trajectory*.tum files, summary.json, "
         "transforms.json, colmap/, images/, depth/, confidence/, as it recorded them) are replaced when this run's "
         "are complete (a run that fails to start, is aborted or reconstructs nothing leaves them); other files are "
-        "kept",
+        "kept, and a file of yours inside those folders (colmap/database.db) is refused before any work",
     )
     add_option(parser, "max_image_pixels", "--max-image-pixels")
     parser.add_argument("--out-bag", type=Path, default=None, help="also write the node's messages into this mcap bag")

@@ -38,10 +38,12 @@ from vggt_ros.files import (
     STAGING_PREFIX,
     FolderBusy,
     folder_locked,
+    listed,
     missing_folders,
     record_unrecorded_save,
     remove_empty_folders,
     unrecorded_entries,
+    unrecorded_files,
 )
 
 # What `vggt-ros-reconstruct` writes into --out besides the dataset exports (and each further camera's
@@ -147,12 +149,21 @@ def check_inputs_outside(out: Path, option: str, paths: Iterable[Path]) -> None:
 
 def check_run_entries(out: Path, entries: Sequence[str]) -> None:
     """`OutputFolderError` when ``out`` holds one of ``entries`` (`run_entries`) that no earlier run recorded
-    writing: the run would replace the user's own file or folder of that name at its end."""
-    foreign = unrecorded_entries(out, entries) if out.is_dir() else []
+    writing, or a file inside one of them that the earlier run did not write (``colmap/database.db``): the run would
+    replace the user's own file or folder at its end."""
+    if not out.is_dir():
+        return
+    foreign = unrecorded_entries(out, entries)
     if foreign:
         raise OutputFolderError(
             f"--out {out} holds {', '.join(foreign)}, which no earlier run recorded writing there, and this run "
             "writes entries of those names: move them, or choose another --out"
+        )
+    inside = unrecorded_files(out, entries)
+    if inside:
+        raise OutputFolderError(
+            f"--out {out} holds {listed(inside)}, which no earlier run wrote, inside folders this run replaces: "
+            "move them, or choose another --out"
         )
 
 

@@ -8,7 +8,14 @@ import os
 import pytest
 
 from support.small_filesystem import digests, fill, small_filesystem
-from vggt_ros.files import SAVE_RECORD, STAGING_PREFIX, replace_atomically, staged_entries, write_bytes_atomically
+from vggt_ros.files import (
+    SAVE_RECORD,
+    STAGING_PREFIX,
+    replace_atomically,
+    saved_entries,
+    staged_entries,
+    write_bytes_atomically,
+)
 
 
 def test_a_full_disk_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
@@ -81,7 +88,14 @@ def test_a_save_replaces_its_entries_at_once_and_touches_nothing_else(tmp_path):
         "notes.txt",
         "trajectory.tum",
     ]
-    assert (target / SAVE_RECORD).read_text().splitlines() == ["images", "map.ply", "trajectory.tum"]
+    assert (target / SAVE_RECORD).read_text().splitlines() == [  # and the files of the folder it wrote
+        "images",
+        "images/",
+        "images/0.png",
+        "images/1.png",
+        "map.ply",
+        "trajectory.tum",
+    ]
 
 
 def test_a_save_that_fills_the_disk_part_way_keeps_every_previous_file_exactly(tmp_path):
@@ -147,8 +161,7 @@ def test_a_save_keeps_what_another_commands_save_wrote_and_keeps_it_recorded(tmp
     assert {name: digest for name, digest in digests(target).items() if name in run and name != SAVE_RECORD} == {
         name: digest for name, digest in run.items() if name != SAVE_RECORD
     }
-    recorded = (target / SAVE_RECORD).read_text().splitlines()
-    assert sorted(recorded) == sorted(["aggregator.onnx", "manifest.json", "point_head.onnx", *OWNED[:3]])
+    assert saved_entries(target) == {"aggregator.onnx", "manifest.json", "point_head.onnx", *OWNED[:3]}
     # The run's own next save still replaces them as its own (they were not taken for the user's).
     with staged_entries(target, OWNED) as staging:
         _write_save(staging, "run 2", frames=1)
@@ -248,6 +261,37 @@ def test_a_users_own_entry_of_a_saved_name_is_never_replaced_or_removed(tmp_path
     with staged_entries(target, ("map.ply", "trajectory.tum")) as staging:
         _write_save(staging, "3", frames=0)
     assert (target / "map.ply").read_text().startswith("map 3")
+
+
+def test_a_users_own_file_inside_a_saved_folder_is_never_removed_with_the_folder(tmp_path):
+    """COLMAP's next steps write database.db, dense/ and a refined sparse/1 into the colmap/ a save wrote: the next
+    save replaced the folder, and they went with it without a word."""
+    target = tmp_path / "saved"
+    with staged_entries(target, OWNED) as staging:
+        _write_save(staging, "1", frames=2)
+    (target / "images" / "notes.txt").write_text("the user's")
+    (target / "images" / "mine").mkdir()
+    (target / "images" / "mine" / "a.png").write_bytes(b"the user's photo")
+    (target / "images" / "link.png").symlink_to(target / "images" / "mine" / "a.png")
+    before = digests(target)
+    for frames in (1, 0):  # a save that replaces images/, and one that writes none and would remove it
+        with pytest.raises(FileExistsError) as err:
+            with staged_entries(target, OWNED) as staging:
+                _write_save(staging, "2", frames=frames)
+        assert str(err.value) == (
+            f"{target} holds images/link.png, images/mine/a.png, images/notes.txt inside entries this save replaces, "
+            "which no save wrote; move them, or save into another folder"
+        )
+        assert digests(target) == before
+    for path in ("notes.txt", "link.png", "mine/a.png", "mine"):
+        (target / "images" / path).rmdir() if path == "mine" else (target / "images" / path).unlink()
+    with staged_entries(target, OWNED) as staging:  # what the earlier save wrote is its own to replace
+        _write_save(staging, "3", frames=1)
+    assert sorted(p.name for p in (target / "images").iterdir()) == ["0.png"]
+    (target / "images" / "notes.txt").write_text("the user's")
+    with pytest.raises(FileExistsError, match="holds images/notes.txt inside entries this save replaces"):
+        with staged_entries(target, OWNED) as staging:
+            _write_save(staging, "4", frames=2)
 
 
 @pytest.mark.parametrize("target", ["a_file", "a_file/below"])

@@ -276,6 +276,30 @@ def test_overwrite_refuses_a_users_own_entry_of_an_outputs_name_before_any_work(
     assert _contents(project) == before
 
 
+def test_overwrite_refuses_a_users_files_inside_the_runs_folders_before_any_work(tmp_path, capsys):
+    """COLMAP's usual next steps write database.db, dense/ and a refined model sparse/1 into the run's colmap/:
+    --overwrite deleted them with the folder, exit 0 and not a word."""
+    _, out, _ = _good_run(tmp_path)
+    (out / "colmap" / "database.db").write_bytes(b"the user's features")
+    (out / "colmap" / "sparse" / "1").mkdir()
+    (out / "colmap" / "sparse" / "1" / "cameras.bin").write_bytes(b"the user's refined model")
+    (out / "images" / "notes.txt").write_text("the user's notes")
+    before = _contents(out)
+    photos = tmp_path / "photos"
+    assert (
+        main(["--images", str(photos), "--out", str(out), "--overwrite", *FAST, "--weights", str(tmp_path / "x")]) == 1
+    )
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: --out {out} holds colmap/database.db, colmap/sparse/1/cameras.bin, images/notes.txt, which no "
+        "earlier run wrote, inside folders this run replaces: move them, or choose another --out\n"
+    )
+    assert _contents(out) == before
+    for path in ("colmap/database.db", "colmap/sparse/1/cameras.bin", "images/notes.txt"):
+        (out / path).unlink()
+    assert main(["--images", str(photos), "--out", str(out), "--overwrite", *FAST]) == 0
+
+
 def test_inputs_that_link_into_out_are_refused_and_nothing_is_removed(tmp_path, capsys):
     """--images of links to project/images/ with --out project: --overwrite removed the photos the links named."""
     _, out, before = _good_run(tmp_path)
