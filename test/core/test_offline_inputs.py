@@ -162,6 +162,37 @@ def test_the_common_model_size_comes_from_the_usable_image_sizes_only():
     assert common_model_hw({ELONGATED_HW, (0, 0)}, "crop", 154) is None
 
 
+def test_a_file_whose_header_reads_but_whose_pixels_do_not_sets_no_model_size(tmp_path, caplog):
+    """A portrait PNG cut to half its bytes (its header reads) among landscape photographs: skipped when decoded,
+    but its size had already made the common model size square, so every usable frame was padded with white."""
+    folder = tmp_path / "images"
+    _photo_folder(folder)
+    portrait = np.random.default_rng(0).integers(0, 256, (160, 120, 3), dtype=np.uint8)
+    Image.fromarray(portrait).save(folder / "frame_001b.png")
+    data = (folder / "frame_001b.png").read_bytes()
+    (folder / "frame_001b.png").write_bytes(data[: len(data) // 2])
+
+    source = FolderInput(folder, "crop", 154)
+
+    assert source.model_hw == output_size(120, 160, "crop", 154) == (112, 154)
+    assert [path.name for path in source.files] == [f"frame_{i:03d}.png" for i in range(4)]
+    assert list(source.skipped) == ["frame_001b.png"] and "truncated" in source.skipped["frame_001b.png"]
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "jpeg"])
+def test_a_bag_message_whose_size_reads_but_whose_pixels_do_not_sets_no_model_size(tmp_path, compressed):
+    """A portrait message that cannot be decoded (a JPEG cut to half its bytes, raw data a row short) among
+    landscape frames: its size, read from the fields or the JPEG header, padded every usable frame to a square."""
+    frames = [(START_NS + PERIOD_NS * i, frame) for i, frame in enumerate(panned_photographs(4))]
+    portrait = np.random.default_rng(0).integers(0, 256, (160, 120, 3), dtype=np.uint8)  # its header is in the half
+    frames.insert(2, (START_NS + PERIOD_NS + PERIOD_NS // 2, portrait))
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", frames)], compressed=compressed, corrupt=[(0, 2)])
+    source = BagImageSource(bag, ["/cam"])
+
+    assert source.image_sizes() == {(120, 160)}
+    assert common_model_hw(source.image_sizes(), "crop", 154) == (112, 154)
+
+
 @pytest.mark.parametrize("compressed", [False, True], ids=["raw", "jpeg"])
 def test_a_bag_image_too_elongated_is_skipped_and_counted_by_the_assembly(tmp_path, compressed):
     photos = panned_photographs(4)

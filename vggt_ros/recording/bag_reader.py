@@ -176,11 +176,12 @@ class BagImageSource:
         return dict(self._substituted)
 
     def image_sizes(self) -> set[tuple[int, int]]:
-        """The (H, W) of the images in the time range, read from the message fields or file headers (no image
-        decoded): one pass over the messages, for the model input size before any work. Messages that cannot be
-        read, empty ones (0 pixels, as some drivers publish at start-up) and ones over ``max_image_pixels`` are left
-        out (the iteration skips and counts them). The same pass counts each read topic's distinct images
-        (`distinct_images`: a repeated header stamp is one image)."""
+        """The (H, W) of the images in the time range, read from the message fields or file headers: one pass over
+        the messages, for the model input size before any work. Messages that cannot be read, empty ones (0 pixels,
+        as some drivers publish at start-up) and ones over ``max_image_pixels`` are left out (the iteration skips and
+        counts them). A size counts once a message of it decodes (one message per size is decoded here): one whose
+        pixels do not (a JPEG cut short, raw data a row short) must not pad every usable frame to its size. The same
+        pass counts each read topic's distinct images (`distinct_images`: a repeated header stamp is one image)."""
         sizes: set[tuple[int, int]] = set()
         stamps: dict[str, set[int]] = {camera.topic: set() for camera in self.topics}
         with self._opened() as reader:
@@ -191,8 +192,11 @@ class BagImageSource:
                         message = reader.deserialize(raw, connection.msgtype)
                     except AnyReaderError:
                         continue
-                    hw = message_hw(message, connection.msgtype == COMPRESSED_IMAGE_TYPE)
+                    compressed = connection.msgtype == COMPRESSED_IMAGE_TYPE
+                    hw = message_hw(message, compressed)
                     if hw is not None and min(hw) > 0 and hw[0] * hw[1] <= self.max_image_pixels:
+                        if hw not in sizes and not self._decodes(message, compressed):
+                            continue
                         sizes.add(hw)
                         # An unstamped image takes its log time.
                         stamps[connection.topic].add(ns_from_stamp(message.header.stamp) or log_ns)
@@ -200,6 +204,13 @@ class BagImageSource:
                 pass  # a damaged storage: the sizes up to there; the iteration stops at the same place and says so
         self.distinct_images = {topic: len(seen) for topic, seen in stamps.items()}
         return sizes
+
+    def _decodes(self, message, compressed: bool) -> bool:
+        try:
+            decode_image_message(message, compressed, self.max_image_pixels)
+        except ValueError:  # an ImageFormatError: the iteration skips and counts it
+            return False
+        return True
 
     def messages(self) -> Iterator[BagImageMessage]:
         """Each readable message of the read topics in log-time order, deserialised (not decoded): the input of

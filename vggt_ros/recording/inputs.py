@@ -152,9 +152,11 @@ def check_export_names(names: Iterable[str], where: str) -> None:
 def usable_image_files(
     paths: Iterable[Path], mode: str, target_size: int, max_image_pixels: int, skip: Callable[[Path, str], None]
 ) -> tuple[list[Path], set[tuple[int, int]]]:
-    """The files of ``paths`` a model input can be made of, in order, and their (H, W) sizes, from the file headers
-    before anything is decoded; ``skip(path, why)`` is told of each other one: unreadable, over ``max_image_pixels``
-    (`vggt_ros.image_limits`), or too elongated for the preprocessing's ``mode`` and ``target_size``."""
+    """The files of ``paths`` a model input can be made of, in order, and their (H, W) sizes, from the file headers;
+    ``skip(path, why)`` is told of each other one: unreadable, over ``max_image_pixels`` (`vggt_ros.image_limits`),
+    or too elongated for the preprocessing's ``mode`` and ``target_size``. A size counts once a file of it decodes
+    (one file per size is decoded here): a file whose header reads but whose pixels do not (cut short) must not pad
+    every usable frame to its size."""
     check_max_image_pixels(max_image_pixels)
     files, sizes = [], set()
     for path in paths:
@@ -165,7 +167,9 @@ def usable_image_files(
             continue
         try:
             output_size(*hw, mode, target_size)
-        except ImageFormatError as err:
+            if hw not in sizes:
+                decode_image_file(path)
+        except ValueError as err:  # an ImageFormatError, or pixels that do not decode
             skip(path, str(err))
             continue
         sizes.add(hw)
