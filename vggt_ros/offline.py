@@ -1003,8 +1003,8 @@ def _why_nothing(
     waiting = [w for w in windows if w["status"] == WAITING_FOR_SCALE]
     if waiting:
         return (
-            f"{len(waiting)} windows merged but none was written: {waiting[-1]['reason']} (nothing is written in an "
-            "unknown unit; each window's reason is in per_window)"
+            f"{len(waiting)} window(s) waited for the metric scale and none was written: "
+            f"{waiting[-1]['reason']} (nothing is written in an unknown unit; each window's reason is in per_window)"
         )
     return "no window merged into the world (each window's reason is in per_window)"
 

@@ -65,7 +65,7 @@ def test_a_malformed_sequence_names_the_file_line_and_fix(tmp_path, sequence):
         TumRgbdSequence(bad)
     # A repeated stamp: sorting would not fix it (the message said to sort).
     (bad / "rgb.txt").write_text("\n".join([*lines[:4], lines[3]]) + "\n")
-    with pytest.raises(ValueError, match=r"rgb.txt:5: stamp .* repeats the previous line's .*; remove one"):
+    with pytest.raises(ValueError, match=r"rgb.txt:5: stamp .* repeats the previous line's.*; remove one"):
         TumRgbdSequence(bad)
     # Two listed images of one file name (in two folders) would share one name in the exports: refused up front.
     shutil.copytree(sequence.folder / "rgb", bad / "rgb")
@@ -77,12 +77,34 @@ def test_a_malformed_sequence_names_the_file_line_and_fix(tmp_path, sequence):
     (bad / "rgb.txt").write_text("\n".join(lines[:4]) + "\n")
     (bad / "depth.txt").write_text("# depth maps\n1305031102.016666 depth/a.png\n")
     (bad / "depth").mkdir()
-    Image.fromarray(np.zeros((4, 4), np.uint8)).save(bad / "depth" / "a.png")
+    with Image.open(sequence.folder / lines[3].split()[1]) as colour:
+        Image.fromarray(np.zeros(colour.size[::-1], np.uint8)).save(bad / "depth" / "a.png")
     tum = TumRgbdSequence(bad, depth=True)
     assert tum.depth_lookup(0, tum.rgb[0].stamp_ns) is None  # skipped with the reason, the run goes on
     assert "is L, not a 16-bit PNG" in tum.skipped["depth/a.png"]
     with pytest.raises(SystemExit):  # argparse: the depth images come from a TUM folder only
         main(["--images", str(bad / "rgb"), "--metric-depth", "--out", str(tmp_path / "out")])
+
+
+def test_list_files_as_editors_save_them_and_negative_stamps(tmp_path, sequence):
+    """A byte-order mark (as Windows Notepad saves) made the header comment a malformed image line; a Latin-1 byte
+    in a comment gave "'utf-8' codec can't decode byte 0xe9", naming no file; a negative stamp was taken, and the
+    run lost its dataset export after the inference, naming a frame that is no input file."""
+    bad = tmp_path / "bad"
+    shutil.copytree(sequence.folder, bad)
+    text = (sequence.folder / "rgb.txt").read_text()
+    (bad / "rgb.txt").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert [image.stamp_ns for image in TumRgbdSequence(bad).rgb] == [
+        image.stamp_ns for image in TumRgbdSequence(sequence.folder).rgb
+    ]
+    (bad / "rgb.txt").write_bytes(b"# timestamps\n# cam\xe9ra 1\n" + text.encode())
+    with pytest.raises(ValueError) as err:
+        TumRgbdSequence(bad)
+    assert str(err.value) == f"{bad / 'rgb.txt'}:2: not UTF-8 text (invalid continuation byte); save the file as UTF-8"
+    first = next(line for line in text.splitlines() if not line.startswith("#"))
+    (bad / "rgb.txt").write_text(text.replace(first, f"-0.5 {first.split()[1]}"))
+    with pytest.raises(ValueError, match=r"rgb.txt:\d+: stamp -0.5 is negative; stamps are seconds >= 0"):
+        TumRgbdSequence(bad)
 
 
 def _groundtruth_at_images(sequence):
@@ -190,13 +212,45 @@ def test_one_bad_depth_image_costs_its_frame_only(tmp_path, damage):
         assert list(summary["skipped_inputs"]) == [f"depth/{bad.name}"]
 
 
-def test_a_run_that_never_measures_its_metric_scale_writes_nothing_in_an_unknown_unit(tmp_path):
-    # Every depth image at half the colour image's size: no window ever gets a scale. Before, the run said "merged
-    # 1" and exit 0 with no map, and --out-bag held the window's path in VGGT's unit, which the node never publishes.
-    sequence = write_tum_sequence(tmp_path / "sequence", photographs=np.stack(panned_photographs(6)))
+def _blank_depth(sequence) -> None:
+    """Every depth image measures nothing (0 everywhere, as a sensor facing the sky): no window gets a scale."""
     for path in (sequence.folder / "depth").iterdir():
         with Image.open(path) as image:
+            size = image.size
+        Image.fromarray(np.zeros(size[::-1], np.uint16)).save(path)
+
+
+def test_depth_of_another_size_than_its_colour_image_is_left_out_before_any_work(tmp_path, capsys):
+    """Depth at half the colour image's size (not registered to it) gave no scale, which the run found only after
+    the inference, and said "1 windows merged but none was written" with the live node's advice to publish a topic."""
+    sequence = write_tum_sequence(tmp_path / "sequence", photographs=np.stack(panned_photographs(4)))
+    depth = sorted((sequence.folder / "depth").iterdir())
+    for path in depth[:2]:
+        with Image.open(path) as image:
             image.resize((image.width // 2, image.height // 2)).save(path)
+    tum = TumRgbdSequence(sequence.folder, depth=True)
+    assert len(tum.depth) == 2 and sorted(tum.skipped) == [f"depth/{path.name}" for path in depth[:2]]
+    assert tum.skipped[f"depth/{depth[0].name}"] == (
+        f"depth image is 80x60 (WxH) but its colour image {tum.rgb[0].path.name} is 160x120; --metric-depth needs "
+        "depth registered to the colour images"
+    )
+    for path in depth[2:]:
+        with Image.open(path) as image:
+            image.resize((image.width // 2, image.height // 2)).save(path)
+    arguments = ["--tum", str(sequence.folder), "--metric-depth", "--out", str(tmp_path / "out")]
+    assert main([*arguments, *FAST[2:], "--weights", str(tmp_path / "none")]) == 1  # weights never looked at
+    assert capsys.readouterr().err.endswith(
+        "has its colour image's size; --metric-depth needs depth registered to the colour images, pixel for pixel, "
+        "as TUM RGB-D's depth/ is (see the warnings)\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_that_never_measures_its_metric_scale_writes_nothing_in_an_unknown_unit(tmp_path):
+    # No depth image measures anything: no window ever gets a scale. Before, the run said "merged 1" and exit 0
+    # with no map, and --out-bag held the window's path in VGGT's unit, which the node never publishes.
+    sequence = write_tum_sequence(tmp_path / "sequence", photographs=np.stack(panned_photographs(6)))
+    _blank_depth(sequence)
     out, bag = tmp_path / "out", tmp_path / "bag"
     assert main(["--tum", str(sequence.folder), "--metric-depth", "--out", str(out), "--out-bag", str(bag), *FAST]) == 1
     summary = json.loads((out / "summary.json").read_text())
@@ -204,7 +258,8 @@ def test_a_run_that_never_measures_its_metric_scale_writes_nothing_in_an_unknown
     # Nor the trajectory, in VGGT's unit (it was written, and --overwrite put it in place of a metric run's).
     assert summary["trajectory"] is None and not list(out.glob("trajectory*.tum"))
     assert [window["status"] for window in summary["per_window"]] == ["waiting_for_scale"]
-    assert "metric scale" in summary["no_result"] and "registered" in summary["no_result"]
+    assert summary["no_result"].startswith("1 window(s) waited for the metric scale and none was written: ")
+    assert "every reading was 0 or NaN" in summary["no_result"]
     with AnyReader([bag]) as reader:
         assert [(c.topic, c.msgcount) for c in reader.connections if c.msgcount] == []
 
@@ -213,9 +268,7 @@ def test_the_tum_benchmark_records_a_run_without_result_as_ate_null(tmp_path):
     """bench/tum_rgbd.py stopped at the offline command's exit status 1 and wrote no JSON, so its documented
     "ate_m": null with the reasons could never be written."""
     sequence = write_tum_sequence(tmp_path / "sequence", photographs=np.stack(panned_photographs(4)))
-    for path in (sequence.folder / "depth").iterdir():
-        with Image.open(path) as image:
-            image.resize((image.width // 2, image.height // 2)).save(path)  # no window gets a scale
+    _blank_depth(sequence)
     figures = tmp_path / "tum.json"
     arguments = ["--sequence", str(sequence.folder), "--weights", str(TINY), "--device", "cpu", "--image-size", "154"]
     bench = Path(__file__).resolve().parents[2] / "bench" / "tum_rgbd.py"

@@ -25,7 +25,7 @@ from typing import Iterator, Optional
 import numpy as np
 from PIL import Image as PILImage
 
-from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS
+from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, image_file_hw
 from vggt_ros.preprocess import DEFAULT_TARGET_SIZE, decode_image_file
 from vggt_ros.recording.inputs import (
     InputFrameSet,
@@ -51,14 +51,28 @@ class ListedImage:
 
 
 def parse_stamp_ns(text: str) -> int:
-    """Decimal seconds (``1305031102.175304``) as exact integer nanoseconds; ValueError if not a finite number."""
+    """Decimal seconds (``1305031102.175304``) as exact integer nanoseconds; ValueError if not a finite number of
+    seconds >= 0 (a ROS time, which the exports and the bag stamp with, is never negative)."""
     try:
         value = Decimal(text)
     except InvalidOperation:
         raise ValueError(f"{text!r} is not a time in seconds") from None
     if not value.is_finite():
         raise ValueError(f"{text!r} is not a time in seconds")
+    if value < 0:
+        raise ValueError(f"stamp {text} is negative; stamps are seconds >= 0 (since 1970 for recorded sequences)")
     return int((value * _NANOSECONDS).to_integral_value())
+
+
+def _list_lines(path: Path) -> list[str]:
+    """The lines of a list file: UTF-8, with or without the byte-order mark some editors write before the first
+    line (it would make the header comment a malformed image line)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text ({err.reason}); save the file as UTF-8") from None
 
 
 def read_image_list(path: Path) -> list[ListedImage]:
@@ -66,7 +80,7 @@ def read_image_list(path: Path) -> list[ListedImage]:
     if not path.is_file():
         raise ValueError(f"{path} not found; a TUM RGB-D sequence folder holds rgb.txt, depth.txt, groundtruth.txt")
     images: list[ListedImage] = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(_list_lines(path), start=1):
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue
@@ -78,7 +92,8 @@ def read_image_list(path: Path) -> list[ListedImage]:
             raise ValueError(f"{path}:{number}: {err}") from None
         if images and stamp_ns == images[-1].stamp_ns:
             raise ValueError(
-                f"{path}:{number}: stamp {fields[0]} repeats the previous line's (two images at one time); remove one"
+                f"{path}:{number}: stamp {fields[0]} repeats the previous line's, to the nanosecond (two images at "
+                "one time); remove one"
             )
         if images and stamp_ns < images[-1].stamp_ns:
             raise ValueError(f"{path}:{number}: stamp {fields[0]} is before the previous line's; sort the file")
@@ -148,7 +163,33 @@ class TumRgbdSequence:
             self.depth = associate_nearest(self.rgb, read_image_list(folder / "depth.txt"), DEPTH_MAX_DIFFERENCE_NS)
             if not self.depth:
                 raise ValueError(f"no depth image of {folder / 'depth.txt'} is within 0.02 s of a colour image")
+            self._leave_out_unregistered_depth(max_image_pixels)
+            if not self.depth:
+                raise ValueError(
+                    f"no depth image of {folder / 'depth.txt'} has its colour image's size; --metric-depth needs depth "
+                    "registered to the colour images, pixel for pixel, as TUM RGB-D's depth/ is (see the warnings)"
+                )
             log.info("%d of %d colour images have a depth image within 0.02 s", len(self.depth), len(self.rgb))
+
+    def _leave_out_unregistered_depth(self, max_image_pixels: int) -> None:
+        """Leave out, as unreadable ones are, the depth images of another size than their colour image's (from the
+        file headers, before any work): such depth is not registered to the colour image, and would give no scale
+        only after the inference."""
+        for image in self.rgb:
+            path = self.depth.get(image.stamp_ns)
+            if path is None:
+                continue
+            try:
+                depth_hw, colour_hw = image_file_hw(path, max_image_pixels), image_file_hw(image.path, max_image_pixels)
+            except (OSError, ValueError):
+                continue  # unreadable: skipped when it is read, with the reader's reason
+            if depth_hw != colour_hw:
+                why = (
+                    f"depth image is {depth_hw[1]}x{depth_hw[0]} (WxH) but its colour image {image.path.name} is "
+                    f"{colour_hw[1]}x{colour_hw[0]}; --metric-depth needs depth registered to the colour images"
+                )
+                self.skipped.add(path, why, f"{path.parent.name}/{path.name}")
+                del self.depth[image.stamp_ns]
 
     def frame_sets(self) -> Iterator[InputFrameSet]:
         """Each colour image a frame set stamped with its listed time; named as its file in the exports."""
