@@ -45,6 +45,8 @@ STAGING_PREFIX = ".vggt-save-"
 SAVE_RECORD = ".vggt-saved"
 # The record's line naming the last save's writer (no entry name starts with "#").
 _WRITER_PREFIX = "# saved by "
+# The longest file name, in bytes, of the common filesystems (ext4, XFS, btrfs, tmpfs).
+NAME_MAX = 255
 # os.link's errors on filesystems without hard links (FAT, exFAT, some network and FUSE filesystems).
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}
 
@@ -86,6 +88,12 @@ def replace_atomically(path, write: Callable[[Path], None]) -> None:
 def _temporary_name(name: str, token: str) -> str:
     stem, suffix = os.path.splitext(name)
     return f".{stem}.{token}.tmp{suffix}"
+
+
+def temporary_name_bytes(name: str) -> int:
+    """The length in bytes of the temporary name `replace_atomically` writes a file named ``name`` through: a name
+    whose temporary's is over `NAME_MAX` cannot be written, although it fits itself."""
+    return len(_temporary_name(name, secrets.token_hex(6)).encode())
 
 
 def temporary_glob(name: str) -> str:

@@ -21,11 +21,20 @@ from rosbags.highlevel import AnyReader
 from conftest import TINY
 from support.bags import NANOSECONDS, write_image_bag, write_raw_bag
 from support.photos import panned_photographs
+from vggt_ros.dataset.frames import frame_stem
+from vggt_ros.files import replace_atomically
 from vggt_ros.image_encoding import ImageFormatError
 from vggt_ros.offline import main
 from vggt_ros.preprocess import output_size
 from vggt_ros.recording.bag_reader import BagImageSource
-from vggt_ros.recording.inputs import FolderInput, bag_frame_sets, common_model_hw, image_files, needs_padding
+from vggt_ros.recording.inputs import (
+    FolderInput,
+    bag_frame_sets,
+    check_export_names,
+    common_model_hw,
+    image_files,
+    needs_padding,
+)
 
 FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154", "--no-loop-closure"]
 START_NS = 1_700_000_000 * NANOSECONDS
@@ -236,8 +245,9 @@ def test_whether_a_bag_image_is_too_elongated_follows_the_image_size(tmp_path):
     [
         (["frame_000.png", "frame 001.png", "frame_002.png"], ["'frame 001.png'"], "without spaces"),
         (["frame_000.png", "frame_001.png", "frame_001.jpg"], ["'frame_001.jpg'", "'frame_001.png'"], "stem"),
+        (["frame_000.png", f"{'x' * 237}.png"], [f"'{'x' * 237}.png'"], "too long"),  # it fits; its temporary not
     ],
-    ids=["space", "same stem"],
+    ids=["space", "same stem", "long"],
 )
 def test_a_file_name_the_export_refuses_fails_before_the_model_loads(tmp_path, capsys, names, offending, rule):
     folder = tmp_path / "images"
@@ -253,6 +263,18 @@ def test_a_file_name_the_export_refuses_fails_before_the_model_loads(tmp_path, c
     assert status == 1
     assert all(name in error for name in offending) and rule in error
     assert "no_weights" not in error and not (out / "summary.json").exists()
+
+
+def test_the_longest_name_the_export_takes_is_written_through_its_temporaries(tmp_path):
+    """A 247-byte name (ext4 takes 255) passed every check, then the export failed after the inference with "File
+    name too long": the atomic writer's temporary name is 18 bytes longer."""
+    fits, too_long = f"{'x' * 233}.png", f"{'x' * 233}.jpeg"
+    check_export_names([fits], "the folder")
+    with pytest.raises(ValueError, match=f"image name '{too_long}' is too long: .* shorten it by 1 bytes or more"):
+        check_export_names([too_long], "the folder")
+    for name in (fits, f"{frame_stem(fits)}.npy"):  # the image, and its depth file
+        replace_atomically(tmp_path / name, lambda temporary: temporary.write_bytes(b"x"))
+        assert (tmp_path / name).read_bytes() == b"x"
 
 
 def test_every_offending_name_is_named_in_one_error(tmp_path):

@@ -18,10 +18,11 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator, Optional
 
 from vggt_ros.dataset.frames import check_relative_name, frame_stem
+from vggt_ros.files import NAME_MAX, temporary_name_bytes
 from vggt_ros.image_encoding import ImageFormatError
 from vggt_ros.image_limits import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels, image_file_hw
 from vggt_ros.live.input import InputAssembly, InputConfig
@@ -125,7 +126,8 @@ def needs_padding(image_sizes: Iterable[tuple[int, int]], mode: str, target_size
 def check_export_names(names: Iterable[str], where: str) -> None:
     """Refuse, before any work, image names the dataset export would refuse at the end of the run, by the export's
     own rules: `vggt_ros.dataset.frames.check_relative_name` (no spaces, control characters or backslashes) and
-    `DatasetWriter.add`'s unique stems (``depth/<stem>.npy`` and ``confidence/<stem>.npy`` must not collide).
+    `DatasetWriter.add`'s unique stems (``depth/<stem>.npy`` and ``confidence/<stem>.npy`` must not collide), and
+    names short enough for the files written through temporaries (`vggt_ros.files.NAME_MAX`).
 
     Raises:
         ValueError: naming every offending image, the rule it breaks, and ``where`` they are (e.g. the folder).
@@ -138,6 +140,13 @@ def check_export_names(names: Iterable[str], where: str) -> None:
         except ValueError as err:
             problems.append(str(err))
         by_stem.setdefault(frame_stem(name), []).append(name)
+        written = max(PurePosixPath(name).name, f"{PurePosixPath(frame_stem(name)).name}.npy", key=temporary_name_bytes)
+        excess = temporary_name_bytes(written) - NAME_MAX
+        if excess > 0:
+            problems.append(
+                f"image name {name!r} is too long: the export writes {written!r} through a temporary file whose name "
+                f"is over the {NAME_MAX}-byte limit of file names; shorten it by {excess} bytes or more"
+            )
     for stem, shared in by_stem.items():
         if len(shared) > 1:
             problems.append(
