@@ -443,6 +443,24 @@ def test_folder_entries_of_no_image_suffix_are_named_not_left_out_unseen(tmp_pat
         image_files(folder)
 
 
+def test_a_link_to_an_image_that_is_gone_is_skipped_as_unreadable_and_named(tmp_path, caplog):
+    """A link into an unmounted drive was left out as "not image files", at INFO, and summary.json said nothing."""
+    folder = tmp_path / "photos"
+    names = _photo_folder(folder, 2)
+    (folder / "frame_002.png").symlink_to(tmp_path / "usb" / "frame_002.png")
+    (folder / "frame_003.png").symlink_to(folder / names[0])  # a link to an image: read as the image
+    caplog.set_level("INFO", logger="vggt_ros.recording.inputs")
+
+    source = FolderInput(folder, "crop", 154)
+
+    assert [path.name for path in source.files] == [*names, "frame_003.png"]
+    assert dict(source.skipped) == {
+        "frame_002.png": f"cannot read image file: it is a link to {tmp_path / 'usb' / 'frame_002.png'}, which does "
+        "not exist"
+    }
+    assert "skipping" in caplog.text and "left out" not in caplog.text
+
+
 def test_images_of_a_two_camera_bag_that_never_pair_are_counted_and_named(tmp_path, caplog):
     """They aged out of the synchroniser's queues, or waited at the end of the bag, and the summary never said."""
     photos = panned_photographs(5)

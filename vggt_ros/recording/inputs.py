@@ -15,6 +15,7 @@ the common model size (`common_model_hw`) comes from the usable images only.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -80,7 +81,8 @@ def image_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise ValueError(f"--images {folder} is not a folder")
     entries = sorted(folder.iterdir(), key=lambda p: natural_order(p.name))
-    files = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    # A link whose file is gone (an unmounted drive) is an image that cannot be read: skipped and named as one.
+    files = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or _dangling(p))]
     kept = set(files)
     others = [p.name for p in entries if p not in kept and not p.name.startswith(".")]
     if not files:
@@ -121,6 +123,10 @@ def common_model_hw(image_sizes: Iterable[tuple[int, int]], mode: str, target_si
 def needs_padding(image_sizes: Iterable[tuple[int, int]], mode: str, target_size: int) -> bool:
     """Whether the images' usable model sizes differ (some are padded to `common_model_hw`)."""
     return len(model_sizes(image_sizes, mode, target_size)) > 1
+
+
+def _dangling(path: Path) -> bool:
+    return path.is_symlink() and not path.exists()
 
 
 def check_export_names(names: Iterable[str], where: str) -> None:
@@ -169,6 +175,9 @@ def usable_image_files(
     check_max_image_pixels(max_image_pixels)
     files, sizes = [], set()
     for path in paths:
+        if _dangling(path):
+            skip(path, f"cannot read image file: it is a link to {os.readlink(path)}, which does not exist")
+            continue
         try:
             hw = image_file_hw(path, max_image_pixels)
         except (OSError, ValueError) as err:
