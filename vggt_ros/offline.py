@@ -45,7 +45,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vggt_ros.dataset import strict_json
-from vggt_ros.dataset.frame_files import readable_as_is
+from vggt_ros.dataset.frame_files import why_not_copied
 from vggt_ros.dataset.tum import FURTHER_TRAJECTORY_FILES
 from vggt_ros.dataset.writer import DatasetWriter, WrittenDataset
 from vggt_ros.engine_budget import check_run_fits_engines
@@ -378,7 +378,7 @@ class _Exports:
         # of the input starts a new one), a segment per loss of tracking within it.
         self._placed_in: dict[str, tuple[int, int]] = {}
         self._world = 0
-        self.converted = 0  # folder files written as RGB pixels, not copied (`readable_as_is`)
+        self.converted = 0  # folder files written as RGB pixels, not copied (`why_not_copied`)
         self.error: Optional[str] = None
 
     def offer(self, item: InputFrameSet) -> None:
@@ -399,13 +399,14 @@ class _Exports:
             try:
                 # A folder's file is copied as it is (not re-encoded), whole or not at all, where readers take its
                 # pixels as they are; else, as a recording's image, the RGB pixels the model saw are written.
-                copied = path is not None and readable_as_is(path)
+                not_copied = why_not_copied(path) if path is not None else "a recording's image"
+                copied = not_copied is None
                 if copied:
                     target = self.images_dir / name
                     target.parent.mkdir(parents=True, exist_ok=True)
                     replace_atomically(target, lambda temporary, source=path: shutil.copyfile(source, temporary))
                 elif path is not None:
-                    self._note_rgb_copy(name)
+                    self._note_rgb_copy(name, not_copied)
                 self.writer.add(replace(frame, name=name), image=None if copied else image)
                 self._exported[name] = FrameId(frame.stamp_ns, frame.camera)
                 self._placed_in[name] = (self._world, self.session.world.segment)
@@ -415,12 +416,12 @@ class _Exports:
         oldest = min(out.window.frame_sets[0].stamps_ns)
         self._inputs = {key: value for key, value in self._inputs.items() if key[0] >= oldest}
 
-    def _note_rgb_copy(self, name: str) -> None:
+    def _note_rgb_copy(self, name: str, why: str) -> None:
         if not self.converted:
             log.info(
-                "images/%s: written as the RGB pixels the model saw, not copied: its colour mode (palette, CMYK, "
-                "grey with alpha, 1-bit) reads wrong in nerfstudio; other such images are not named",
+                "images/%s: written as the RGB pixels the model saw, not copied: %s; other such images are not named",
                 name,
+                why,
             )
         self.converted += 1
 

@@ -16,7 +16,7 @@ from PIL import Image
 from conftest import IMAGES, TINY
 from support.photos import panned_photographs
 from vggt_ros.dataset import tum as tum_module
-from vggt_ros.dataset.frame_files import readable_as_is
+from vggt_ros.dataset.frame_files import why_not_copied
 from vggt_ros.offline import main
 from vggt_ros.preprocess import decode_image_file
 
@@ -175,10 +175,12 @@ def test_a_photo_with_an_exif_orientation_is_written_as_the_pixels_the_model_saw
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to show
     Image.fromarray(panned_photographs(1)[0]).save(path, exif=exif)
-    assert not readable_as_is(path)
+    assert why_not_copied(path) == (
+        "its EXIF orientation 6 would turn it in OpenCV's reader, not in the model's or COLMAP's"
+    )
     plain = tmp_path / "plain.jpg"
     Image.fromarray(panned_photographs(1)[0]).save(plain)
-    assert readable_as_is(plain)
+    assert why_not_copied(plain) is None
     folder = tmp_path / "photos"
     folder.mkdir()
     for index, frame in enumerate(panned_photographs(3)):
@@ -191,6 +193,24 @@ def test_a_photo_with_an_exif_orientation_is_written_as_the_pixels_the_model_saw
         assert (frame["h"], frame["w"]) == decode_image_file(folder / Path(frame["file_path"]).name).shape[:2]
 
 
+def test_a_rotated_webp_is_written_as_the_pixels_the_model_saw_without_loss_and_says_why(tmp_path, caplog):
+    """An EXIF-rotated lossless WebP was re-encoded at Pillow's default lossy quality (max |diff| 96 against what the
+    model saw), and the log blamed its colour mode."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, frame in enumerate(panned_photographs(3)):
+        Image.fromarray(frame).save(folder / f"frame_{index:03d}.webp", lossless=True, exif=exif)
+    out = tmp_path / "out"
+    with caplog.at_level("INFO", logger="vggt_ros.offline"):
+        assert main(["--images", str(folder), "--out", str(out), *FAST]) == 0
+    for path in sorted(folder.iterdir()):
+        written = np.asarray(Image.open(out / "images" / path.name).convert("RGB"))
+        np.testing.assert_array_equal(written, decode_image_file(path))
+    assert "not copied: its EXIF orientation 6 would turn it in OpenCV's reader" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("mode", "readable"),
     [("RGB", True), ("RGBA", True), ("L", True), ("P", False), ("LA", False), ("CMYK", False), ("1", False)],
@@ -198,4 +218,4 @@ def test_a_photo_with_an_exif_orientation_is_written_as_the_pixels_the_model_saw
 def test_only_modes_nerfstudio_reads_as_they_are_are_copied(mode, readable, tmp_path):
     path = tmp_path / ("image.jpg" if mode == "CMYK" else "image.png")
     Image.new(mode, (8, 6)).save(path)
-    assert readable_as_is(path) is readable
+    assert (why_not_copied(path) is None) is readable

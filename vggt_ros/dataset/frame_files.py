@@ -68,14 +68,19 @@ EXIF_ORIENTATION = 0x0112
 UPRIGHT = 1
 
 
-def readable_as_is(path: Path) -> bool:
-    """Whether an input image file can be copied into the dataset as it is: its Pillow mode is one of
-    `READABLE_MODES`, and it has no EXIF orientation to apply (else the dataset gets the RGB pixels the model saw,
-    `write_frame_files`' ``image``). A phone's portrait photo is stored sideways with an Orientation tag: the model,
+def why_not_copied(path: Path) -> str | None:
+    """Why an input image file cannot be copied into the dataset as it is (None: it can): its Pillow mode is not one
+    of `READABLE_MODES`, or it has an EXIF orientation to apply. The dataset then gets the RGB pixels the model saw
+    (`write_frame_files`' ``image``). A phone's portrait photo is stored sideways with an Orientation tag: the model,
     as the official loader, sees the stored pixels, and so do COLMAP and nerfstudio, but OpenCV's imread turns the
     image upright, so the copy would show OpenCV-based readers another image than the exports describe."""
     with Image.open(path) as image:
-        return image.mode in READABLE_MODES and image.getexif().get(EXIF_ORIENTATION, UPRIGHT) == UPRIGHT
+        if image.mode not in READABLE_MODES:
+            return f"its colour mode {image.mode} (not RGB, RGBA or grey) reads wrong in nerfstudio"
+        orientation = image.getexif().get(EXIF_ORIENTATION, UPRIGHT)
+    if orientation != UPRIGHT:
+        return f"its EXIF orientation {orientation} would turn it in OpenCV's reader, not in the model's or COLMAP's"
+    return None
 
 
 def depth_in_millimetres(depth: np.ndarray) -> tuple[np.ndarray, int]:
@@ -98,7 +103,8 @@ def write_frame_files(
     files = frame_files(frame, metric)
     if image is not None:
         encoder = image_format(frame.name)
-        options = {"quality": jpeg_quality} if encoder == "JPEG" else {}
+        # JPEG at the configured quality; WebP lossless (Pillow's default is lossy); the other formats are lossless.
+        options = {"JPEG": {"quality": jpeg_quality}, "WEBP": {"lossless": True}}.get(encoder, {})
         _write(out_dir / files.image, lambda path: Image.fromarray(image).save(path, format=encoder, **options))
 
     valid = usable_pixels(frame.depth, frame.confidence)
