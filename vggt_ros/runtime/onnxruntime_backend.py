@@ -48,7 +48,10 @@ def onnxruntime_stage_runner(
             f"the onnxruntime backend needs the 'onnxruntime' package ({e}); pip install onnxruntime, "
             "or use the 'torch' backend"
         ) from e
-    manifest.check_files(export_dir)  # sizes only: a missing or truncated graph is named here, not by ORT's parser
+    # Every graph against the manifest's SHA-256 (seconds for VGGT-1B's gigabytes, beside ORT's own load): a graph
+    # of another export of the same size, or one bit-flipped on disk, runs without a word otherwise; and a missing or
+    # truncated graph is named here, not by ORT's parser.
+    manifest.check_files(export_dir, contents=True)
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
