@@ -621,7 +621,9 @@ def _run(args: argparse.Namespace, stop: StopRequest) -> dict:
                 recording = None
                 try:
                     recording = _BagRecording(args.out_bag, inputs.camera_names, args.topics) if args.out_bag else None
-                    summary = _reconstruct(args, staging, inputs, mode, chunk, session, exports, recording, stop)
+                    summary = _reconstruct(
+                        args, staging, inputs, mode, chunk, session, exports, recording, stop, runtime.config
+                    )
                 finally:  # after an abort too: no scratch folder outlives the run, and the bag is readable
                     exports.close()
                     if recording is not None:
@@ -672,7 +674,10 @@ def _reconstruct(
     exports: _Exports,
     recording: Optional[_BagRecording],
     stop: StopRequest,
+    runtime: RuntimeConfig,
 ) -> dict:
+    """Run the inputs through the session into ``out``'s outputs; the summary (also written as summary.json).
+    ``runtime``: the resolved configuration that runs the network, recorded in the summary."""
     chunks = ChunkWindows(*chunk) if chunk else None
     windows, frame_sets, last_stamp_ns = [], 0, 0
     stopped_by: Optional[str] = None  # the signal that stopped the input early
@@ -887,6 +892,7 @@ def _reconstruct(
     no_result = None if merged else _why_nothing(args, inputs, frame_sets, windows, skipped_frame_sets, input_error)
     summary = {
         "mode": mode,
+        "runtime": runtime.summary(),
         "interrupted": stopped_by is not None,
         "signal": stopped_by,
         "images": frame_sets * inputs.cameras,

@@ -53,6 +53,7 @@ def test_a_folder_that_fits_runs_in_one_joint_pass_and_writes_every_export(tmp_p
     files = sorted(p.name for p in photo_folder.iterdir())
     assert summary["mode"] == "joint" and summary["windows"] == 1 and summary["images"] == len(files)
     assert summary["per_window"][0]["images"] == len(files)
+    assert summary["runtime"] == {"backend": "torch", "device": "cpu", "precision": "fp32", "weights": str(TINY)}
     assert summary["per_window"][0]["residual"] is None  # NaN became null
     assert summary["merged"] == 1 and summary["exported_frames"] == len(files)
 

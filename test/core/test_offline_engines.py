@@ -76,6 +76,14 @@ def test_a_folder_that_fits_the_engines_runs_in_one_pass_at_the_default_max_fram
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert (summary["mode"], summary["windows"], summary["failed_windows"]) == ("joint", 1, 0)
     assert summary["per_window"][0]["images"] == 3  # the engines ran the one window
+    # What ran the network is recorded: the outputs of an INT8 export are a few percent off float32's, and the
+    # summary of such a run had the very keys and values of a torch run's.
+    assert summary["runtime"] == {
+        "backend": "onnxruntime",
+        "device": "cpu",
+        "precision": "int8",
+        "engine_dir": str(int8_engines),
+    }
 
 
 def test_inputs_of_another_model_image_size_are_refused_before_any_image_is_read(int8_engines, tmp_path, capsys):

@@ -66,14 +66,27 @@ class RuntimeConfig:
                 f"{[AUTO, *ENGINE_PRECISIONS]}"
             )
 
+    @property
+    def from_engine_dir(self) -> bool:
+        """The network comes from `engine_dir` (an export, or a w4a16 quantization), not from `weights`."""
+        return self.backend != "torch" or self.precision == W4A16
+
+    def summary(self) -> dict:
+        """What runs the network, for a run's record: the backend, device and precision, and the weights or the
+        export they come from (another precision or export gives other numbers: an INT8 export's depth is a few
+        percent off float32's)."""
+        source = {"engine_dir": self.engine_dir} if self.from_engine_dir else {"weights": self.weights}
+        if self.model_config and not self.from_engine_dir:
+            source["model_config"] = self.model_config
+        return {"backend": self.backend, "device": self.device, "precision": self.precision, **source}
+
     def resolve(self, cuda_available: Optional[bool] = None) -> Resolved:
         """Replace "auto": the device is cuda when torch sees a GPU (``cuda_available``, default: ask torch), else
         the CPU with a warning; the precision is `AUTO_PRECISION` of the device (ONNX Runtime: fp32, the export as
         it is). Explicit values are kept; a half precision ONNX Runtime does not apply, and weights an export
         replaces, are warned about."""
         warnings = []
-        from_engine_dir = self.backend != "torch" or self.precision == W4A16
-        if from_engine_dir and (self.weights != RuntimeConfig.weights or self.model_config):
+        if self.from_engine_dir and (self.weights != RuntimeConfig.weights or self.model_config):
             warnings.append(
                 f"weights and model_config are not used with backend {self.backend}, precision {self.precision}: the "
                 f"export in engine_dir {self.engine_dir} holds the weights"
