@@ -29,7 +29,8 @@ def check_run_fits_engines(
     - the session's windows against the frame range, naming the option to lower (``--window-size`` with
       ``--sliding-window``, else ``--max-frames``) and a value that fits, where one does (a window holds 2 frame
       sets at least), and the export that would take the larger windows;
-    - with loop closure, its passes (`vggt_ros.session.images_per_call`).
+    - each new frame set, which runs through DINOv2 on its own, and with loop closure its passes
+      (`vggt_ros.session.images_per_call`).
     """
     frames = pipeline.frames
     if frames is None:  # the torch backend takes any count and size
@@ -56,7 +57,12 @@ def check_run_fits_engines(
             f"{cause}, but {engines} accept {frames.min} to {frames.max} frames; {smaller}export the engines again "
             f"with --max-frames {images}"
         )
-    calls = images_per_call(config)  # beyond the windows, which fit: the loop passes
+    calls = images_per_call(config)  # beyond the windows, which fit: each new frame set, and the loop passes
+    if not config.world.loop.enabled and frames.min > calls.fewest:
+        raise ValueError(
+            f"each new frame set of {cameras} image(s) runs through DINOv2 on its own, but {engines} accept "
+            f"{frames.min} to {frames.max} frames; export the engines again with --min-frames {cameras}"
+        )
     if config.world.loop.enabled and (frames.min > calls.fewest or frames.max < calls.most):
         raise ValueError(
             f"loop closure runs passes of {calls.fewest} to {LOOP_WINDOW_MAX_FRAMES} images, but {engines} accept "

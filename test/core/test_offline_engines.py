@@ -137,6 +137,16 @@ def _arguments(**given) -> argparse.Namespace:
             "loop closure runs passes of 1 to 4 images, but the onnxruntime engines in e accept 1 to 3 frames; pass "
             "--no-loop-closure, or export the engines again with --min-frames 1 --max-frames 4",
         ),
+        # Engines of 2 to 4 frames, one camera: "pass --max-frames 4" was followed by the session's refusal of its
+        # one-frame DINOv2 calls, which named no fix.
+        (
+            {"max_frames": 4},
+            1,
+            4,
+            FramesProfile(2, 2, 4),
+            "each new frame set of 1 image(s) runs through DINOv2 on its own, but the onnxruntime engines in e accept "
+            "2 to 4 frames; export the engines again with --min-frames 1",
+        ),
     ],
 )
 def test_the_fix_for_engines_too_small_is_one_the_next_check_takes(given, cameras, window_size, frames, message):
