@@ -458,6 +458,20 @@ def test_zero_header_stamps_take_the_log_time(tmp_path):
     assert names == sorted(f"camera0/{stamp_ns}.png" for stamp_ns, _ in _stamped(frames))  # log times
 
 
+def test_a_simulation_s_first_image_stamped_zero_stays_in_the_simulation_s_clock(tmp_path):
+    """Header stamps 0.0 ... 0.5 s recorded at wall-clock log times: the zero stamp took the log time (1.7e9 s), the
+    next image was dropped as stale and the one after it split the run into two worlds."""
+    frames = _photos(6)
+    log_start_ns = 1_700_000_000 * 10**9
+    records = [("/cam", log_start_ns + PERIOD_NS * i, PERIOD_NS * i, frame) for i, frame in enumerate(frames)]
+    status, out = _bag_run(tmp_path, write_raw_bag(tmp_path / "bag", records), ["/cam"])
+    summary = _strict_json(out / "summary.json")
+    assert status == 0 and summary["skipped_inputs"] == {} and summary["substituted_stamps"] == {"/cam": 1}
+    assert summary["frame_sets"] == 6 and summary["exported_frames"] == 6 and summary["dataset_parts"] == 1
+    poses = [line for line in (out / "trajectory.tum").read_text().splitlines() if not line.startswith("#")]
+    assert [round(float(line.split()[0]) * 1e9) for line in poses] == [PERIOD_NS * i for i in range(6)]
+
+
 def test_repeated_stamps_are_dropped_and_counted(tmp_path):
     frames = _photos(5)
     sent_twice = [item for item in _stamped(frames) for _ in range(2)]

@@ -28,9 +28,10 @@ Design decisions:
   the caller may keep.
 * The reader is opened for the checks in the constructor and again by each iteration, so the source holds no
   open file between uses and can be iterated more than once.
-* Stamps follow the node's rules (`vggt_ros.live.stamps.CameraStamps`): a zero header stamp takes the message's log
-  time (counted in `substituted_stamps`, logged once per topic), and a repeated stamp is the same capture again:
-  skipped and counted (kind "duplicate_stamp").
+* Stamps follow the node's rules (`vggt_ros.live.stamps.CameraStamps`): a zero (unset) header stamp takes the
+  message's log time in the camera's clock (plus the camera's lead, stamp - log time, which `clock_leads` finds
+  before the first image from the camera's first stamped message; counted in `substituted_stamps`, logged once
+  per topic), and a repeated stamp is the same capture again: skipped and counted (kind "duplicate_stamp").
 * An image over ``max_image_pixels`` (`vggt_ros.image_limits`) is skipped and counted (kind "too_large") from its
   header fields or file header, before anything is decoded.
 * An mcap file cut off mid-recording (no summary, no end magic) is read up to its last complete record
@@ -172,7 +173,8 @@ class BagImageSource:
 
     @property
     def substituted_stamps(self) -> dict[str, int]:
-        """Messages of the latest iteration whose zero header stamp was replaced by the log time, by topic."""
+        """Messages of the latest iteration whose zero header stamp was replaced by the log time (in the camera's
+        clock), by topic."""
         return dict(self._substituted)
 
     def image_sizes(self) -> set[tuple[int, int]]:
@@ -201,6 +203,30 @@ class BagImageSource:
         self.distinct_images = {topic: len(seen) for topic, seen in stamps.items()}
         return sizes
 
+    def clock_leads(self) -> tuple[int, ...]:
+        """Per camera, its clock's lead over the log time (header stamp - log time, ns) at its first message with a
+        stamp set; 0 for a camera that sets none (its unset stamps take the log time). One pass over the messages in
+        the time range, which ends at every camera's first stamped message (a camera that never stamps is read to
+        the end; a damaged storage ends it, the iteration then says so)."""
+        leads: dict[str, int] = {}
+        with self._opened() as reader:
+            messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
+            try:
+                for connection, log_ns, raw in self._stored(messages):
+                    if connection.topic in leads:
+                        continue
+                    try:
+                        stamp_ns = ns_from_stamp(reader.deserialize(raw, connection.msgtype).header.stamp)
+                    except AnyReaderError:
+                        continue
+                    if stamp_ns:
+                        leads[connection.topic] = stamp_ns - log_ns
+                        if len(leads) == len(self.topics):
+                            break
+            except BagError:
+                pass
+        return tuple(leads.get(camera.topic, 0) for camera in self.topics)
+
     def messages(self) -> Iterator[BagImageMessage]:
         """Each readable message of the read topics in log-time order, deserialised (not decoded): the input of
         `vggt_ros.recording.inputs.bag_frame_sets`, which runs them through the node's input assembly. Unreadable
@@ -224,12 +250,12 @@ class BagImageSource:
                 )
 
     def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(camera_index, header stamp_ns, (H, W, 3) uint8 RGB)`` of every image in log-time order (the log time
-        for a zero stamp), with the node's stamp rules (`CameraStamps`) and decoding (`decode_image_message`);
-        undecodable, over-large and repeated ones skipped and counted."""
+        """``(camera_index, header stamp_ns, (H, W, 3) uint8 RGB)`` of every image in log-time order (the log time in
+        the camera's clock for a zero stamp), with the node's stamp rules (`CameraStamps`) and decoding
+        (`decode_image_message`); undecodable, over-large and repeated ones skipped and counted."""
         # Tolerance 0: a stamp before the camera's newest is stale, or a jump back (the session starts over); both
         # pass here, where only repeats are skipped.
-        stamps = CameraStamps(len(self.topics), reorder_tolerance_s=0.0)
+        stamps = CameraStamps(len(self.topics), reorder_tolerance_s=0.0, leads_ns=self.clock_leads())
         for item in self.messages():
             topic = self.topics[item.camera].topic
             check = stamps.check(item.camera, item.stamp_ns, item.log_ns)
@@ -253,7 +279,11 @@ class BagImageSource:
     def count_substituted(self, topic: str, count: int = 1) -> None:
         """``count`` messages of ``topic`` whose zero header stamp took the log time (`substituted_stamps`)."""
         if topic not in self._substituted:
-            log.warning("%s has zero header stamps: the recording's log time stands in (as the node does)", topic)
+            log.warning(
+                "%s has zero (unset) header stamps: the recording's log time stands in, in the camera's clock (as the "
+                "node does)",
+                topic,
+            )
         self._substituted[topic] = self._substituted.get(topic, 0) + count
 
     def skip(self, topic: str, kind: str, reason: str) -> None:
