@@ -414,3 +414,22 @@ def test_a_damaged_ros1_bag_ends_with_a_bag_error_whatever_the_damage(tmp_path, 
         except BagError:
             outcomes.add("bag error")
     assert "bag error" in outcomes
+
+
+@pytest.mark.parametrize("kept", [0.1, 0.5, 0.99])
+def test_a_recording_cut_off_before_its_first_complete_chunk_says_so(tmp_path, kept):
+    """rosbag2's mcap plugin writes the schemas and channels into the chunks: cut before the first chunk closed, the
+    bag has no topic, and the error said the topic was not in the bag, which held no image topics."""
+    images = [np.full((120, 160, 3), 10 * i, np.uint8) for i in range(8)]  # 58 kB raw: all in the first 1 MiB chunk
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", list(zip(_stamps(8), images)))])
+    (mcap,) = bag.glob("*.mcap")
+    whole = mcap.read_bytes()
+    cut = tmp_path / "cut.mcap"
+    cut.write_bytes(whole[: int(len(whole) * kept)])
+
+    with pytest.raises(BagError) as caught:
+        BagImageSource(cut, ["/cam"])
+
+    message = str(caught.value)
+    assert "cut.mcap" in message and "cut off" in message and "no complete chunk survived" in message
+    assert "not in bag" not in message

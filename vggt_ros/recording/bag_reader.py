@@ -146,6 +146,13 @@ class BagImageSource:
             raise ValueError(f"stop_s ({stop_s}) must be later than start_s ({start_s}): the time range is empty")
 
         with self._opened() as reader:
+            self.truncated: list[str] = truncations(reader)
+            if self.truncated and not reader.connections:
+                raise BagError(
+                    f"cannot read bag '{self.path}': it is cut off (it ends without its summary: the recorder stopped "
+                    "before closing it) and no complete chunk survived, so it holds no message to read "
+                    f"({'; '.join(self.truncated)})"
+                )
             self.topics: tuple[BagImageTopic, ...] = tuple(_resolve(reader, topic, self.path) for topic in topics)
             read = [camera.topic for camera in self.topics]
             if len(set(read)) != len(read):
@@ -157,7 +164,6 @@ class BagImageSource:
             # Messages per read topic in the time range.
             self.topic_messages: dict[str, int] = self._count(reader)
             self.message_count: int = sum(self.topic_messages.values())
-            self.truncated: list[str] = truncations(reader)
         for note in self.truncated:
             log.warning("%s", note)
         self._skipped: dict[str, dict[str, int]] = {}
