@@ -244,6 +244,31 @@ def test_a_topic_of_another_type_is_refused(tmp_path, frames):
         BagImageSource(bag, ["/imu/data"])
 
 
+def test_a_topic_recorded_with_two_image_types_names_both(tmp_path, frames):
+    """One Image and one CompressedImage connection on one topic: the error said it "has type mixed types" and that
+    the bag held no image topics."""
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    types = typestore.types
+    with Writer(tmp_path / "bag", version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer:
+        raw = writer.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=typestore)
+        compressed = writer.add_connection("/cam/image_raw", "sensor_msgs/msg/CompressedImage", typestore=typestore)
+        header = types["std_msgs/msg/Header"](
+            stamp=types["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id="c"
+        )
+        image = types["sensor_msgs/msg/Image"](header, 48, 64, "rgb8", 0, 192, frames[0].reshape(-1))
+        jpeg = types["sensor_msgs/msg/CompressedImage"](header, "jpeg", np.frombuffer(b"\xff\xd8", np.uint8))
+        writer.write(raw, 1, typestore.serialize_cdr(image, "sensor_msgs/msg/Image"))
+        writer.write(compressed, 2, typestore.serialize_cdr(jpeg, "sensor_msgs/msg/CompressedImage"))
+
+    with pytest.raises(BagError) as caught:
+        BagImageSource(tmp_path / "bag", ["/cam/image_raw"])
+
+    message = str(caught.value)
+    assert "sensor_msgs/msg/CompressedImage, sensor_msgs/msg/Image" in message and "a topic of its own" in message
+    assert "its image topics: /cam/image_raw (CompressedImage and Image)" in message
+    assert "mixed" not in message and "none" not in message
+
+
 def test_missing_bag_path_says_what_to_pass(tmp_path):
     with pytest.raises(FileNotFoundError) as caught:
         BagImageSource(tmp_path / "no_such_bag", ["/cam/image_raw"])

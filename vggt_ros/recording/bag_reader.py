@@ -362,24 +362,43 @@ def _resolve(reader: AnyReader, requested: str, path: Path) -> BagImageTopic:
     if not isinstance(requested, str) or not requested.strip("/"):
         raise ValueError(f"an image topic must be a non-empty name such as '/camera/image_raw', got {requested!r}")
     name = requested if requested.startswith("/") else "/" + requested
-    types = {topic: info.msgtype for topic, info in reader.topics.items()}
+    types = _topic_types(reader)
     if name in types:
-        if types[name] not in IMAGE_TYPES:
+        found = types[name]
+        if len(found) > 1:
             raise BagError(
-                f"topic {name} in bag '{path}' has type {types[name] or 'mixed types'}, not an image "
-                f"({' or '.join(IMAGE_TYPES)}); its image topics: {_image_topics(types)}"
+                f"topic {name} in bag '{path}' was recorded with messages of {len(found)} types ({', '.join(found)}), "
+                "and one topic is read as one type: write the bag again with each type on a topic of its own "
+                f"(CompressedImage on {name}{COMPRESSED_SUFFIX}, as image_transport publishes it), or record from "
+                f"publishers of one type; its image topics: {_image_topics(types)}"
             )
-        return BagImageTopic(requested, name, types[name])
+        if found[0] not in IMAGE_TYPES:
+            raise BagError(
+                f"topic {name} in bag '{path}' has type {found[0]}, not an image ({' or '.join(IMAGE_TYPES)}); its "
+                f"image topics: {_image_topics(types)}"
+            )
+        return BagImageTopic(requested, name, found[0])
     compressed = name + COMPRESSED_SUFFIX
-    if types.get(compressed) == COMPRESSED_IMAGE_TYPE:
+    if types.get(compressed) == (COMPRESSED_IMAGE_TYPE,):
         log.info("%s is not in the bag: reading %s (image_transport's compressed transport) instead", name, compressed)
         return BagImageTopic(requested, compressed, COMPRESSED_IMAGE_TYPE)
     raise BagError(f"topic {name} (nor {compressed}) is not in bag '{path}'; its image topics: {_image_topics(types)}")
 
 
-def _image_topics(types: dict[str, Optional[str]]) -> str:
+def _topic_types(reader: AnyReader) -> dict[str, tuple[str, ...]]:
+    """Each topic of the bag and the types of its connections, sorted (several where publishers of different types
+    were recorded on one topic)."""
+    types: dict[str, set[str]] = {}
+    for connection in reader.connections:
+        types.setdefault(connection.topic, set()).add(connection.msgtype)
+    return {topic: tuple(sorted(found)) for topic, found in types.items()}
+
+
+def _image_topics(types: dict[str, tuple[str, ...]]) -> str:
     names = [
-        f"{topic} ({msgtype.rsplit('/', 1)[-1]})" for topic, msgtype in sorted(types.items()) if msgtype in IMAGE_TYPES
+        f"{topic} ({' and '.join(msgtype.rsplit('/', 1)[-1] for msgtype in found)})"
+        for topic, found in sorted(types.items())
+        if set(found) & set(IMAGE_TYPES)
     ]
     return ", ".join(names) if names else "none (the bag holds no sensor_msgs/Image or CompressedImage)"
 
