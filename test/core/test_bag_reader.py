@@ -13,7 +13,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from conftest import IMAGES
-from support.bags import NANOSECONDS, write_image_bag, write_ros1_image_bag
+from support.bags import NANOSECONDS, STORAGES, write_image_bag, write_ros1_image_bag
 from vggt_ros.live.sync import synchronize
 from vggt_ros.recording.bag_reader import BagError, BagImageSource
 
@@ -378,6 +378,32 @@ def test_a_damaged_zstd_chunk_ends_the_images_with_a_bag_error_not_zstds_own(tmp
             read.append(item)
     assert 0 < len(read) < 12
     assert all(np.array_equal(rgb, images[k]) for k, (_, _, rgb) in enumerate(read))
+
+
+@pytest.mark.parametrize("storage, suffix", [("mcap", ".mcap"), ("sqlite3", ".db3")])
+def test_the_storage_file_of_a_bag_that_compresses_each_message_says_to_pass_the_folder(tmp_path, storage, suffix):
+    """Given alone, every message of such a file failed to deserialise ("Invalid or unsupported CDR encapsulation")."""
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode
+
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    types = typestore.types
+    writer = Writer(tmp_path / "bag", version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage])
+    writer.set_compression(CompressionMode.MESSAGE, CompressionFormat.ZSTD)
+    with writer:
+        connection = writer.add_connection("/cam", "sensor_msgs/msg/Image", typestore=typestore)
+        header = types["std_msgs/msg/Header"](
+            stamp=types["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id="c"
+        )
+        image = types["sensor_msgs/msg/Image"](header, 2, 2, "rgb8", 0, 6, np.zeros(12, np.uint8))
+        writer.write(connection, 1, typestore.serialize_cdr(image, "sensor_msgs/msg/Image"))
+    (storage_file,) = (tmp_path / "bag").glob(f"*{suffix}")
+    assert len(list(BagImageSource(tmp_path / "bag", ["/cam"]))) == 1  # the folder reads
+
+    with pytest.raises(BagError) as caught:
+        BagImageSource(storage_file, ["/cam"])
+
+    message = str(caught.value)
+    assert "compresses each message" in message and f"pass the bag folder '{tmp_path / 'bag'}'" in message
 
 
 def test_a_split_recording_never_closed_reads_every_storage_file(tmp_path, frames, caplog):

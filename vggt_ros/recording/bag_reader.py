@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
+import yaml
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import Connection
 from rosbags.rosbag2 import ReaderError
@@ -135,6 +136,7 @@ class BagImageSource:
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"bag not found: '{self.path}'; pass {BAG_FORMS}")
+        _refuse_message_compressed_file(self.path)
         if isinstance(topics, str) or not topics:
             raise ValueError(f"topics must be a non-empty list of image topics, one per camera, got {topics!r}")
         for name, value in (("start_s", start_s), ("stop_s", stop_s)):
@@ -401,6 +403,26 @@ def _image_topics(types: dict[str, tuple[str, ...]]) -> str:
         if set(found) & set(IMAGE_TYPES)
     ]
     return ", ".join(names) if names else "none (the bag holds no sensor_msgs/Image or CompressedImage)"
+
+
+def _refuse_message_compressed_file(path: Path) -> None:
+    """Raise BagError for a storage file of a bag that compresses each message (rosbag2's compression mode
+    "message", as its folder's metadata.yaml says): only the folder says so, so read alone every message fails to
+    deserialise (its bytes are a zstd frame)."""
+    metadata = path.parent / "metadata.yaml"
+    if path.suffix not in STORAGE_SUFFIXES or not metadata.is_file():
+        return
+    try:
+        info = yaml.safe_load(metadata.read_text())["rosbag2_bagfile_information"]
+        mode, files = str(info.get("compression_mode") or "").lower(), info.get("relative_file_paths") or []
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return  # no rosbag2 metadata: the file is read as it is
+    if mode == "message" and path.name in {Path(str(name)).name for name in files}:
+        raise BagError(
+            f"'{path}' is a storage file of the bag '{path.parent}', which compresses each message "
+            f"({info.get('compression_format')}, as its metadata.yaml says): read alone, its messages are compressed "
+            f"bytes; pass the bag folder '{path.parent}' instead"
+        )
 
 
 def is_bag(path: Path) -> bool:
