@@ -13,7 +13,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from conftest import IMAGES
-from support.bags import NANOSECONDS, STORAGES, write_image_bag, write_ros1_image_bag
+from support.bags import NANOSECONDS, STORAGES, damage_first_record_of_chunk, write_image_bag, write_ros1_image_bag
 from vggt_ros.live.sync import synchronize
 from vggt_ros.recording.bag_reader import BagError, BagImageSource
 
@@ -484,3 +484,19 @@ def test_a_recording_cut_off_before_its_first_complete_chunk_says_so(tmp_path, k
     message = str(caught.value)
     assert "cut.mcap" in message and "cut off" in message and "no complete chunk survived" in message
     assert "not in bag" not in message
+
+
+def test_a_message_lost_to_a_damaged_record_inside_a_chunk_is_counted_and_warned(tmp_path, caplog):
+    """The storage passed over the record and the image was gone, counted nowhere."""
+    images = [np.full((480, 640, 3), 10 * i, np.uint8) for i in range(8)]  # 920 kB raw: chunks of 2
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", list(zip(_stamps(8), images)))])
+    (mcap,) = bag.glob("*.mcap")
+    damage_first_record_of_chunk(mcap, 1)
+    source = BagImageSource(bag, ["/cam"])
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        read = [stamp_ns for _, stamp_ns, _ in source]
+
+    assert len(read) == 7 and source.message_count == 8
+    assert source.skipped == {"/cam": {"lost": 1}}
+    assert any("counts 8 messages, but its storage gave 7" in record.message for record in caplog.records)

@@ -24,7 +24,7 @@ from rosbags.typesys import Stores, get_typestore
 
 import vggt_ros
 from conftest import IMAGES, TINY
-from support.bags import write_image_bag, write_raw_bag
+from support.bags import damage_first_record_of_chunk, write_image_bag, write_raw_bag
 from support.image_files import jpeg_claiming, png_claiming
 from vggt_ros import offline as offline_module
 from vggt_ros import session as session_module
@@ -734,6 +734,18 @@ def test_a_truncated_mcap_is_read_up_to_its_last_complete_chunk(tmp_path):
     assert summary["truncated_input"] and "cut off" in summary["truncated_input"][0]
     assert 0 < summary["frame_sets"] < 12
     assert summary["exported_frames"] == summary["frame_sets"] and status == 0
+
+
+def test_a_message_lost_inside_an_mcap_chunk_is_counted_in_the_summary(tmp_path):
+    """A damaged record inside a chunk cost a frame with exit 0 and nothing in the summary."""
+    frames = _photos(8, size=(480, 640))  # raw, 920 kB each: the writer's 1 MiB chunks hold 2
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(frames))])
+    (mcap,) = bag.glob("*.mcap")
+    damage_first_record_of_chunk(mcap, 1)
+    status, out = _bag_run(tmp_path, bag, ["/cam"])
+    summary = _strict_json(out / "summary.json")
+    assert summary["skipped_inputs"] == {"/cam": {"lost": 1}} and summary["frame_sets"] == 7
+    assert summary["exported_frames"] == 7 and status == 0
 
 
 def test_topics_with_spaces_are_read_and_a_bad_time_range_names_the_options(tmp_path, capsys):

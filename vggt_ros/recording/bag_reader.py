@@ -23,6 +23,8 @@ Design decisions:
 * A message that cannot be decoded (truncated or corrupt file, an encoding the node does not read, data of the
   wrong length, bytes that do not deserialise) is skipped, never fatal: it is logged once per topic and kind of
   problem, and counted in `skipped`. An unreadable bag, or a failure of the storage itself, raises `BagError`.
+  Messages the bag's index counts that the storage never gave (a record damaged inside a chunk, which the storage
+  reader passes over) are counted too, as "lost", once the iteration reaches the end.
 * Raw images come out as `vggt_ros.image_encoding.image_to_rgb` views on the message data (no pixel copied),
   compressed ones through `vggt_ros.compressed_image.decode_compressed`; both are read-only or fresh arrays
   the caller may keep.
@@ -73,6 +75,8 @@ COMPRESSED_SUFFIX = "/compressed"
 # The kind under which a message whose bytes do not deserialise is counted (decoding errors use their own).
 UNREADABLE_MESSAGE = "message"
 DUPLICATE_STAMP = "duplicate_stamp"
+# The kind under which messages the bag's index counts but its storage never gave are counted (`_count_lost`).
+LOST_MESSAGE = "lost"
 STORAGE_SUFFIXES = (".mcap", ".db3")
 # A bag given as one file: a rosbag2 storage file, or a ROS 1 bag (rosbags reads both).
 BAG_FILE_SUFFIXES = (*STORAGE_SUFFIXES, ".bag")
@@ -241,9 +245,11 @@ class BagImageSource:
         messages are skipped and counted; the counts restart with each iteration."""
         self._skipped, self._substituted = {}, {}
         camera_of_topic = {camera.topic: index for index, camera in enumerate(self.topics)}
+        stored = {camera.topic: 0 for camera in self.topics}  # messages the storage gave, per read topic
         with self._opened() as reader:
             messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
             for connection, log_ns, raw in self._stored(messages):
+                stored[connection.topic] += 1
                 try:
                     message = reader.deserialize(raw, connection.msgtype)
                 except AnyReaderError as err:
@@ -256,6 +262,28 @@ class BagImageSource:
                     message=message,
                     compressed=connection.msgtype == COMPRESSED_IMAGE_TYPE,
                 )
+        self._count_lost(stored)
+
+    def _count_lost(self, stored: dict[str, int]) -> None:
+        """Count in `skipped` (kind "lost", with a warning) the messages of each read topic that the bag's index or
+        metadata counts (`topic_messages`) but its storage never gave (``stored``, per topic): a record damaged inside
+        an mcap chunk is passed over by the storage reader without a word. A cut-off file's loss is its truncation's
+        (`truncated`); in a time range the counts come from the storage itself, which shows no loss."""
+        if self.truncated:
+            return
+        for topic, counted in self.topic_messages.items():
+            lost = counted - stored[topic]
+            if lost > 0:
+                log.warning(
+                    "%s: the bag's index counts %d messages, but its storage gave %d: %d lost to damage inside the "
+                    "file (records the storage reader could not parse); counted in skipped_inputs as '%s'",
+                    topic,
+                    counted,
+                    stored[topic],
+                    lost,
+                    LOST_MESSAGE,
+                )
+                self.count_dropped(topic, LOST_MESSAGE, lost)
 
     def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
         """``(camera_index, header stamp_ns, (H, W, 3) uint8 RGB)`` of every image in log-time order (the log time in
