@@ -63,7 +63,7 @@ from vggt_ros.output_folder import (
     run_entries,
     run_folder,
 )
-from vggt_ros.recording.bag_reader import BagError, BagImageSource
+from vggt_ros.recording.bag_reader import BAG_FILE_SUFFIXES, BagError, BagImageSource
 from vggt_ros.recording.inputs import (
     UNPAIRED,
     FolderInput,
@@ -168,7 +168,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "kept",
     )
     add_option(parser, "max_image_pixels", "--max-image-pixels")
-    parser.add_argument("--out-bag", type=Path, default=None, help="also write the node's messages into this mcap bag")
+    parser.add_argument(
+        "--out-bag",
+        type=Path,
+        default=None,
+        help="also write the node's messages into this rosbag2 folder (new; mcap storage inside it)",
+    )
     parser.add_argument(
         "--max-frames",
         type=int,
@@ -574,10 +579,22 @@ def run(args: argparse.Namespace, stop: Optional[StopRequest] = None) -> dict:
     interrupted. While the results are written, the first signal waits for them; a second one aborts."""
     stop = stop or StopRequest()
     check_output_folder(args.out, "--out")
+    if args.out_bag is not None:
+        _check_out_bag_name(args.out_bag)
     if args.out_bag is not None and (args.out_bag.exists() or args.out_bag.is_symlink()):  # before --out is made
         raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
     with run_folder(args.out):  # one run at a time into a folder, from its first check to the swap
         return _run(args, stop)
+
+
+def _check_out_bag_name(out_bag: Path) -> None:
+    """Refuse an --out-bag named as a bag file: the bag is a rosbag2 folder, which would get that name and hold
+    ``<name>.mcap`` and metadata.yaml (``x.mcap/x.mcap.mcap``)."""
+    if out_bag.suffix in BAG_FILE_SUFFIXES:
+        raise ValueError(
+            f"--out-bag {out_bag} names a bag file, but --out-bag is the name of the rosbag2 folder to write (it "
+            f"holds {out_bag.name}.mcap and metadata.yaml); give a folder name such as {out_bag.with_suffix('')}"
+        )
 
 
 def _run(args: argparse.Namespace, stop: StopRequest) -> dict:

@@ -23,7 +23,7 @@ from vggt_ros.preprocess import decode_image_file
 FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154", "--no-loop-closure"]
 
 
-@pytest.mark.parametrize("bag", ["/proc/vggt-ros-offline-test/run.mcap", "a-file/run.mcap"])
+@pytest.mark.parametrize("bag", ["/proc/vggt-ros-offline-test/run", "a-file/run"])
 def test_an_unwritable_out_bag_is_named_before_any_work(bag, tmp_path, capsys):
     (tmp_path / "a-file").write_text("not a folder")
     bag = bag if bag.startswith("/") else str(tmp_path / bag)
@@ -31,6 +31,18 @@ def test_an_unwritable_out_bag_is_named_before_any_work(bag, tmp_path, capsys):
     assert main([*arguments, "--weights", str(tmp_path / "no-weights")]) == 1  # the weights are never looked at
     error = capsys.readouterr().err
     assert error.startswith(f"error: --out-bag {bag} ") and "Traceback" not in error
+
+
+@pytest.mark.parametrize("name", ["x.mcap", "x.db3", "x.bag"])
+def test_an_out_bag_named_as_a_bag_file_is_refused_before_any_work(name, tmp_path, capsys):
+    """--out-bag x.mcap made a folder x.mcap holding x.mcap.mcap."""
+    bag = tmp_path / name
+    arguments = ["--images", str(IMAGES), "--out", str(tmp_path / "out"), "--out-bag", str(bag)]
+    assert main([*arguments, "--weights", str(tmp_path / "no-weights")]) == 1  # the weights are never looked at
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: --out-bag {bag} names a bag file") and "rosbag2 folder" in error
+    assert f"such as {tmp_path / 'x'}" in error
+    assert not bag.exists() and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("option", ["--images", "--tum"])
