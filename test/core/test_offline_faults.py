@@ -640,6 +640,7 @@ def test_an_image_file_claiming_30000x30000_is_skipped_and_named(tmp_path):
     summary = _strict_json(out / "summary.json")
     assert list(summary["skipped_inputs"]) == ["frame_001b.png"]
     assert "max_image_pixels" in summary["skipped_inputs"]["frame_001b.png"] and summary["images"] == 4
+    assert "--max-image-pixels" in summary["skipped_inputs"]["frame_001b.png"]  # the option that raises it here
 
 
 def test_a_compressed_message_over_max_image_pixels_is_skipped_before_decoding(tmp_path, monkeypatch):
