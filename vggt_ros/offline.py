@@ -203,8 +203,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     for option, seconds in (("--start", args.start), ("--stop", args.stop)):
         if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
             parser.error(f"{option} must be a finite number of seconds >= 0 after the bag's start, got {seconds}")
-    if args.start is not None and args.stop is not None and args.stop <= args.start:
-        parser.error(f"--stop ({args.stop}) must be later than --start ({args.start}): the time range is empty")
+    start = 0.0 if args.start is None else args.start  # the bag's start
+    if args.stop is not None and args.stop <= start:
+        parser.error(f"--stop ({args.stop}) must be later than --start ({start}): the time range is empty")
     if args.metric_depth and args.tum is None:
         parser.error("--metric-depth applies to --tum only (its depth.txt)")
     if args.max_image_pixels < 1:

@@ -292,6 +292,7 @@ def test_a_folder_that_is_not_a_bag_is_refused(tmp_path):
         (["/cam/image_raw"], -1.0, None, "start_s"),
         (["/cam/image_raw"], None, float("nan"), "stop_s"),
         (["/cam/image_raw"], 2.0, 1.0, "empty"),
+        (["/cam/image_raw"], None, 0.0, "empty"),
     ],
 )
 def test_bad_arguments_are_refused(tmp_path, frames, topics, start_s, stop_s, problem):

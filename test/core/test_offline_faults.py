@@ -757,6 +757,7 @@ def test_topics_with_spaces_are_read_and_a_bad_time_range_names_the_options(tmp_
     for extra, message in (
         (["--start", "-1"], "--start must be a finite number of seconds >= 0 after the bag's start, got -1.0"),
         (["--start", "0.3", "--stop", "0.2"], "--stop (0.2) must be later than --start (0.3)"),
+        (["--stop", "0"], "--stop (0.0) must be later than --start (0.0): the time range is empty"),  # was read
     ):
         with pytest.raises(SystemExit):
             _bag_run(tmp_path, bag, ["/cam"], *extra, out_name="refused")

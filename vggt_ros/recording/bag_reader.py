@@ -148,8 +148,8 @@ class BagImageSource:
                 isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
             ):
                 raise ValueError(f"{name} must be a finite number of seconds >= 0 after the bag's start, got {value!r}")
-        if start_s is not None and stop_s is not None and stop_s <= start_s:
-            raise ValueError(f"stop_s ({stop_s}) must be later than start_s ({start_s}): the time range is empty")
+        if stop_s is not None and stop_s <= (start_s or 0):  # start_s None: the bag's start
+            raise ValueError(f"stop_s ({stop_s}) must be later than start_s ({start_s or 0}): the time range is empty")
 
         with self._opened() as reader:
             self.truncated: list[str] = truncations(reader)
