@@ -56,7 +56,8 @@ class InputConfig:
     Attributes:
         names: the cameras' names, in camera order (frame sets follow it).
         queue_size: images held per camera while waiting for the other cameras (and depth images per camera).
-        slop_s: largest stamp difference within one frame set, and between a colour image and its depth.
+        slop_s: the stamps of one frame set lie less than this apart (strictly, as message_filters'); a depth image
+            pairs with a colour image at most this far from it.
         max_reorder_s: an image at most this much older than its camera's newest arrived out of order (dropped);
             further back, time went backwards (the session's window draws the same line for frame sets).
         topics: each camera's image topic as the ROS graph shows it, then each depth camera's depth topic.
