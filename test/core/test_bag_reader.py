@@ -422,6 +422,17 @@ def test_a_split_recording_never_closed_reads_every_storage_file(tmp_path, frame
     assert any("recording_0.mcap, recording_1.mcap" in record.message for record in caplog.records)
 
 
+def test_a_folder_without_metadata_is_warned_about_once(tmp_path, frames, caplog):
+    """The warning came with each opening of the bag: three times in a run."""
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", list(zip(_stamps(3), frames)))])
+    (bag / "metadata.yaml").unlink()
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        source = BagImageSource(bag, ["/cam"])
+        source.image_sizes()
+        assert len(list(source)) == 3
+    assert sum("has no metadata.yaml" in record.message for record in caplog.records) == 1
+
+
 def test_a_ros1_bag_is_read(tmp_path, frames):
     """A ROS 1 bag (rosbags reads them) stopped in the mcap repair with AttributeError: 'Reader' object has no
     attribute 'storage'."""

@@ -141,6 +141,7 @@ class BagImageSource:
         if not self.path.exists():
             raise FileNotFoundError(f"bag not found: '{self.path}'; pass {BAG_FORMS}")
         _refuse_message_compressed_file(self.path)
+        self._storage_paths = _storage_paths(self.path)  # once: it warns about a folder without metadata.yaml
         if isinstance(topics, str) or not topics:
             raise ValueError(f"topics must be a non-empty list of image topics, one per camera, got {topics!r}")
         for name, value in (("start_s", start_s), ("stop_s", stop_s)):
@@ -339,7 +340,7 @@ class BagImageSource:
     @contextmanager
     def _opened(self) -> Iterator[AnyReader]:
         try:
-            reader = open_reader(_storage_paths(self.path), get_typestore(Stores.ROS2_KILTED))
+            reader = open_reader(self._storage_paths, get_typestore(Stores.ROS2_KILTED))
             reader.open()
         except (AnyReaderError, ReaderError, FileNotFoundError) as err:
             # FileNotFoundError: a folder without metadata.yaml (the path itself was checked to exist).
