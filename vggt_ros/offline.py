@@ -543,6 +543,19 @@ class _BagRecording:
             self._fail(err)
         self.close()
 
+    def discard(self) -> None:
+        """Close the bag and remove it: a run that reconstructed nothing leaves no empty bag behind, which the next
+        run would refuse as an existing --out-bag."""
+        self.close()
+        try:
+            shutil.rmtree(self.path)
+        except OSError as err:
+            log.warning(
+                "--out-bag %s holds nothing, but cannot be removed (%s): remove it before the next run", self.path, err
+            )
+        else:
+            log.info("--out-bag %s: nothing was reconstructed, so no bag is left there", self.path)
+
     def close(self) -> None:
         """Finish the bag as it is (no-op after `finish`)."""
         try:
@@ -894,14 +907,16 @@ def _reconstruct(
     dataset = exports.finish(map_path.name if map_matches_dataset else None, corrections)
     if exports.error:
         output_errors.append(exports.error)
-    if recording is not None:
-        recording.finish(session, last_stamp_ns)
-        if recording.error:
-            output_errors.append(recording.error)
     counters = session.world.counters
     merged = sum(w["status"] not in ("rejected", "failed", WAITING_FOR_SCALE) for w in windows)
     source = inputs.source
     no_result = None if merged else _why_nothing(args, inputs, frame_sets, windows, skipped_frame_sets, input_error)
+    if recording is not None and no_result:
+        recording.discard()
+    elif recording is not None:
+        recording.finish(session, last_stamp_ns)
+        if recording.error:
+            output_errors.append(recording.error)
     summary = {
         "mode": mode,
         "interrupted": stopped_by is not None,
@@ -937,7 +952,7 @@ def _reconstruct(
         "dataset_moved_by_loops": bool(dataset and corrections is not None),
         # Parts of the COLMAP model and transforms.json placed independently (1: one scene; see the warning above).
         "dataset_parts": dataset_parts if dataset else 0,
-        "bag": str(args.out_bag) if args.out_bag else None,
+        "bag": None if recording is None or no_result else str(args.out_bag),
         "skipped_inputs": inputs.source.skipped,
         "substituted_stamps": getattr(source, "substituted_stamps", {}),
         "truncated_input": list(getattr(source, "truncated", [])),

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from conftest import IMAGES, TINY
+from support.bags import write_image_bag
 from support.photos import panned_photographs
 from vggt_ros.dataset import tum as tum_module
 from vggt_ros.dataset.frame_files import readable_as_is
@@ -43,6 +44,19 @@ def test_an_out_bag_named_as_a_bag_file_is_refused_before_any_work(name, tmp_pat
     assert error.startswith(f"error: --out-bag {bag} names a bag file") and "rosbag2 folder" in error
     assert f"such as {tmp_path / 'x'}" in error
     assert not bag.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_run_that_reconstructs_nothing_leaves_no_out_bag(tmp_path, capsys):
+    """An empty bag was left at --out-bag, and the next run was refused because it existed."""
+    frames = [(10**9 + 10**8 * i, np.full((48, 64, 3), 40 * i, np.uint8)) for i in range(3)]
+    bag = write_image_bag(
+        tmp_path / "bag", "mcap", [("/cam", frames)], compressed=True, corrupt={(0, 0), (0, 1), (0, 2)}
+    )
+    out, out_bag = tmp_path / "out", tmp_path / "out_bag"
+    arguments = ["--bag", str(bag), "--topics", "/cam", "--out", str(out), "--out-bag", str(out_bag), *FAST]
+    assert main(arguments) == 1
+    assert "nothing was reconstructed" in capsys.readouterr().err
+    assert not out_bag.exists() and json.loads((out / "summary.json").read_text())["bag"] is None
 
 
 @pytest.mark.parametrize("option", ["--images", "--tum"])
