@@ -42,14 +42,18 @@ def check_max_image_pixels(max_image_pixels: int) -> None:
         raise ValueError(f"max_image_pixels must be an int >= 1 (width x height), got {max_image_pixels!r}")
 
 
+# How to raise the bound, in both places it is set.
+RAISE_THE_BOUND = "raise max_image_pixels (the node's parameter; --max-image-pixels of vggt-ros-reconstruct)"
+
+
 def check_image_pixels(height: int, width: int, max_image_pixels: int, what: str = "image") -> None:
     """Raise `ImageFormatError` (kind `TOO_LARGE`) when ``height * width`` exceeds ``max_image_pixels``."""
     if height * width > max_image_pixels:
         raise ImageFormatError(
             TOO_LARGE,
             f"{what} is {width}x{height} (WxH, {height * width / 1e6:.1f} MP), over max_image_pixels "
-            f"{max_image_pixels} ({max_image_pixels / 1e6:.1f} MP): not decoded; scale it down upstream or raise "
-            "max_image_pixels",
+            f"{max_image_pixels} ({max_image_pixels / 1e6:.1f} MP): not decoded; scale it down upstream or "
+            f"{RAISE_THE_BOUND}",
         )
 
 
@@ -88,7 +92,8 @@ def image_file_hw(path: Union[str, "os.PathLike[str]"], max_image_pixels: int) -
             width, height = image.size
     except Image.DecompressionBombError as err:  # over Pillow's own bound, far above ours: same verdict
         raise ImageFormatError(
-            TOO_LARGE, f"{err}; over max_image_pixels {max_image_pixels}: not decoded; scale it down"
+            TOO_LARGE,
+            f"{err}; over max_image_pixels {max_image_pixels}: not decoded; scale it down or {RAISE_THE_BOUND}",
         ) from None
     check_image_pixels(height, width, max_image_pixels, f"image file '{os.fspath(path)}'")
     return height, width

@@ -63,7 +63,7 @@ from vggt_ros.output_folder import (
     run_entries,
     run_folder,
 )
-from vggt_ros.recording.bag_reader import BagError, BagImageSource
+from vggt_ros.recording.bag_reader import BAG_FILE_SUFFIXES, BagError, BagImageSource
 from vggt_ros.recording.inputs import (
     UNPAIRED,
     FolderInput,
@@ -168,7 +168,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "kept, and a file of yours inside those folders (colmap/database.db) is refused before any work",
     )
     add_option(parser, "max_image_pixels", "--max-image-pixels")
-    parser.add_argument("--out-bag", type=Path, default=None, help="also write the node's messages into this mcap bag")
+    parser.add_argument(
+        "--out-bag",
+        type=Path,
+        default=None,
+        help="also write the node's messages into this rosbag2 folder (new; mcap storage inside it)",
+    )
     parser.add_argument(
         "--max-frames",
         type=int,
@@ -198,8 +203,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     for option, seconds in (("--start", args.start), ("--stop", args.stop)):
         if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
             parser.error(f"{option} must be a finite number of seconds >= 0 after the bag's start, got {seconds}")
-    if args.start is not None and args.stop is not None and args.stop <= args.start:
-        parser.error(f"--stop ({args.stop}) must be later than --start ({args.start}): the time range is empty")
+    start = 0.0 if args.start is None else args.start  # the bag's start
+    if args.stop is not None and args.stop <= start:
+        parser.error(f"--stop ({args.stop}) must be later than --start ({start}): the time range is empty")
     if args.metric_depth and args.tum is None:
         parser.error("--metric-depth applies to --tum only (its depth.txt)")
     if args.max_image_pixels < 1:
@@ -538,6 +544,19 @@ class _BagRecording:
             self._fail(err)
         self.close()
 
+    def discard(self) -> None:
+        """Close the bag and remove it: a run that reconstructed nothing leaves no empty bag behind, which the next
+        run would refuse as an existing --out-bag."""
+        self.close()
+        try:
+            shutil.rmtree(self.path)
+        except OSError as err:
+            log.warning(
+                "--out-bag %s holds nothing, but cannot be removed (%s): remove it before the next run", self.path, err
+            )
+        else:
+            log.info("--out-bag %s: nothing was reconstructed, so no bag is left there", self.path)
+
     def close(self) -> None:
         """Finish the bag as it is (no-op after `finish`)."""
         try:
@@ -575,10 +594,22 @@ def run(args: argparse.Namespace, stop: Optional[StopRequest] = None) -> dict:
     interrupted. While the results are written, the first signal waits for them; a second one aborts."""
     stop = stop or StopRequest()
     check_output_folder(args.out, "--out")
+    if args.out_bag is not None:
+        _check_out_bag_name(args.out_bag)
     if args.out_bag is not None and (args.out_bag.exists() or args.out_bag.is_symlink()):  # before --out is made
         raise ValueError(f"--out-bag {args.out_bag} exists; remove it or choose another path")
     with run_folder(args.out):  # one run at a time into a folder, from its first check to the swap
         return _run(args, stop)
+
+
+def _check_out_bag_name(out_bag: Path) -> None:
+    """Refuse an --out-bag named as a bag file: the bag is a rosbag2 folder, which would get that name and hold
+    ``<name>.mcap`` and metadata.yaml (``x.mcap/x.mcap.mcap``)."""
+    if out_bag.suffix in BAG_FILE_SUFFIXES:
+        raise ValueError(
+            f"--out-bag {out_bag} names a bag file, but --out-bag is the name of the rosbag2 folder to write (it "
+            f"holds {out_bag.name}.mcap and metadata.yaml); give a folder name such as {out_bag.with_suffix('')}"
+        )
 
 
 def _run(args: argparse.Namespace, stop: StopRequest) -> dict:
@@ -882,14 +913,16 @@ def _reconstruct(
     dataset = exports.finish(map_path.name if map_matches_dataset else None, corrections)
     if exports.error:
         output_errors.append(exports.error)
-    if recording is not None:
-        recording.finish(session, last_stamp_ns)
-        if recording.error:
-            output_errors.append(recording.error)
     counters = session.world.counters
     merged = sum(w["status"] not in ("rejected", "failed", WAITING_FOR_SCALE) for w in windows)
     source = inputs.source
     no_result = None if merged else _why_nothing(args, inputs, frame_sets, windows, skipped_frame_sets, input_error)
+    if recording is not None and no_result:
+        recording.discard()
+    elif recording is not None:
+        recording.finish(session, last_stamp_ns)
+        if recording.error:
+            output_errors.append(recording.error)
     summary = {
         "mode": mode,
         "runtime": runtime.summary(),
@@ -926,7 +959,7 @@ def _reconstruct(
         "dataset_moved_by_loops": bool(dataset and corrections is not None),
         # Parts of the COLMAP model and transforms.json placed independently (1: one scene; see the warning above).
         "dataset_parts": dataset_parts if dataset else 0,
-        "bag": str(args.out_bag) if args.out_bag else None,
+        "bag": None if recording is None or no_result else str(args.out_bag),
         "skipped_inputs": inputs.source.skipped,
         "substituted_stamps": getattr(source, "substituted_stamps", {}),
         "truncated_input": list(getattr(source, "truncated", [])),

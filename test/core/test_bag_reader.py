@@ -13,7 +13,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from conftest import IMAGES
-from support.bags import NANOSECONDS, write_image_bag, write_ros1_image_bag
+from support.bags import NANOSECONDS, STORAGES, damage_first_record_of_chunk, write_image_bag, write_ros1_image_bag
 from vggt_ros.live.sync import synchronize
 from vggt_ros.recording.bag_reader import BagError, BagImageSource
 
@@ -244,6 +244,31 @@ def test_a_topic_of_another_type_is_refused(tmp_path, frames):
         BagImageSource(bag, ["/imu/data"])
 
 
+def test_a_topic_recorded_with_two_image_types_names_both(tmp_path, frames):
+    """One Image and one CompressedImage connection on one topic: the error said it "has type mixed types" and that
+    the bag held no image topics."""
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    types = typestore.types
+    with Writer(tmp_path / "bag", version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer:
+        raw = writer.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=typestore)
+        compressed = writer.add_connection("/cam/image_raw", "sensor_msgs/msg/CompressedImage", typestore=typestore)
+        header = types["std_msgs/msg/Header"](
+            stamp=types["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id="c"
+        )
+        image = types["sensor_msgs/msg/Image"](header, 48, 64, "rgb8", 0, 192, frames[0].reshape(-1))
+        jpeg = types["sensor_msgs/msg/CompressedImage"](header, "jpeg", np.frombuffer(b"\xff\xd8", np.uint8))
+        writer.write(raw, 1, typestore.serialize_cdr(image, "sensor_msgs/msg/Image"))
+        writer.write(compressed, 2, typestore.serialize_cdr(jpeg, "sensor_msgs/msg/CompressedImage"))
+
+    with pytest.raises(BagError) as caught:
+        BagImageSource(tmp_path / "bag", ["/cam/image_raw"])
+
+    message = str(caught.value)
+    assert "sensor_msgs/msg/CompressedImage, sensor_msgs/msg/Image" in message and "a topic of its own" in message
+    assert "its image topics: /cam/image_raw (CompressedImage and Image)" in message
+    assert "mixed" not in message and "none" not in message
+
+
 def test_missing_bag_path_says_what_to_pass(tmp_path):
     with pytest.raises(FileNotFoundError) as caught:
         BagImageSource(tmp_path / "no_such_bag", ["/cam/image_raw"])
@@ -267,6 +292,7 @@ def test_a_folder_that_is_not_a_bag_is_refused(tmp_path):
         (["/cam/image_raw"], -1.0, None, "start_s"),
         (["/cam/image_raw"], None, float("nan"), "stop_s"),
         (["/cam/image_raw"], 2.0, 1.0, "empty"),
+        (["/cam/image_raw"], None, 0.0, "empty"),
     ],
 )
 def test_bad_arguments_are_refused(tmp_path, frames, topics, start_s, stop_s, problem):
@@ -355,6 +381,32 @@ def test_a_damaged_zstd_chunk_ends_the_images_with_a_bag_error_not_zstds_own(tmp
     assert all(np.array_equal(rgb, images[k]) for k, (_, _, rgb) in enumerate(read))
 
 
+@pytest.mark.parametrize("storage, suffix", [("mcap", ".mcap"), ("sqlite3", ".db3")])
+def test_the_storage_file_of_a_bag_that_compresses_each_message_says_to_pass_the_folder(tmp_path, storage, suffix):
+    """Given alone, every message of such a file failed to deserialise ("Invalid or unsupported CDR encapsulation")."""
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode
+
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    types = typestore.types
+    writer = Writer(tmp_path / "bag", version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage])
+    writer.set_compression(CompressionMode.MESSAGE, CompressionFormat.ZSTD)
+    with writer:
+        connection = writer.add_connection("/cam", "sensor_msgs/msg/Image", typestore=typestore)
+        header = types["std_msgs/msg/Header"](
+            stamp=types["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id="c"
+        )
+        image = types["sensor_msgs/msg/Image"](header, 2, 2, "rgb8", 0, 6, np.zeros(12, np.uint8))
+        writer.write(connection, 1, typestore.serialize_cdr(image, "sensor_msgs/msg/Image"))
+    (storage_file,) = (tmp_path / "bag").glob(f"*{suffix}")
+    assert len(list(BagImageSource(tmp_path / "bag", ["/cam"]))) == 1  # the folder reads
+
+    with pytest.raises(BagError) as caught:
+        BagImageSource(storage_file, ["/cam"])
+
+    message = str(caught.value)
+    assert "compresses each message" in message and f"pass the bag folder '{tmp_path / 'bag'}'" in message
+
+
 def test_a_split_recording_never_closed_reads_every_storage_file(tmp_path, frames, caplog):
     """A recording split by size or duration that was never closed (no metadata.yaml) was refused, naming the
     folder as its missing metadata file; a single file was read. Every file is read, merged by time."""
@@ -368,6 +420,17 @@ def test_a_split_recording_never_closed_reads_every_storage_file(tmp_path, frame
         read = list(BagImageSource(folder, ["/cam"]))
     assert [stamp_ns for _, stamp_ns, _ in read] == stamps
     assert any("recording_0.mcap, recording_1.mcap" in record.message for record in caplog.records)
+
+
+def test_a_folder_without_metadata_is_warned_about_once(tmp_path, frames, caplog):
+    """The warning came with each opening of the bag: three times in a run."""
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", list(zip(_stamps(3), frames)))])
+    (bag / "metadata.yaml").unlink()
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        source = BagImageSource(bag, ["/cam"])
+        source.image_sizes()
+        assert len(list(source)) == 3
+    assert sum("has no metadata.yaml" in record.message for record in caplog.records) == 1
 
 
 def test_a_ros1_bag_is_read(tmp_path, frames):
@@ -414,3 +477,38 @@ def test_a_damaged_ros1_bag_ends_with_a_bag_error_whatever_the_damage(tmp_path, 
         except BagError:
             outcomes.add("bag error")
     assert "bag error" in outcomes
+
+
+@pytest.mark.parametrize("kept", [0.1, 0.5, 0.99])
+def test_a_recording_cut_off_before_its_first_complete_chunk_says_so(tmp_path, kept):
+    """rosbag2's mcap plugin writes the schemas and channels into the chunks: cut before the first chunk closed, the
+    bag has no topic, and the error said the topic was not in the bag, which held no image topics."""
+    images = [np.full((120, 160, 3), 10 * i, np.uint8) for i in range(8)]  # 58 kB raw: all in the first 1 MiB chunk
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", list(zip(_stamps(8), images)))])
+    (mcap,) = bag.glob("*.mcap")
+    whole = mcap.read_bytes()
+    cut = tmp_path / "cut.mcap"
+    cut.write_bytes(whole[: int(len(whole) * kept)])
+
+    with pytest.raises(BagError) as caught:
+        BagImageSource(cut, ["/cam"])
+
+    message = str(caught.value)
+    assert "cut.mcap" in message and "cut off" in message and "no complete chunk survived" in message
+    assert "not in bag" not in message
+
+
+def test_a_message_lost_to_a_damaged_record_inside_a_chunk_is_counted_and_warned(tmp_path, caplog):
+    """The storage passed over the record and the image was gone, counted nowhere."""
+    images = [np.full((480, 640, 3), 10 * i, np.uint8) for i in range(8)]  # 920 kB raw: chunks of 2
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", list(zip(_stamps(8), images)))])
+    (mcap,) = bag.glob("*.mcap")
+    damage_first_record_of_chunk(mcap, 1)
+    source = BagImageSource(bag, ["/cam"])
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        read = [stamp_ns for _, stamp_ns, _ in source]
+
+    assert len(read) == 7 and source.message_count == 8
+    assert source.skipped == {"/cam": {"lost": 1}}
+    assert any("counts 8 messages, but its storage gave 7" in record.message for record in caplog.records)

@@ -444,6 +444,15 @@ def test_options_shared_with_the_node_are_checked_as_its_parameters_under_their_
     assert exit_status.value.code == 2 and f"error: {message}" in capsys.readouterr().err
 
 
+def test_the_slop_help_says_the_spread_must_be_less_than_it(capsys):
+    """The help said "largest stamp spread", but a spread equal to --slop never pairs (the strict test of
+    message_filters' ApproximateTimeSynchronizer)."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--slop SLOP approximate-time sync: the stamps of one synchronized set lie less than this apart" in help_text
+
+
 def test_window_options_the_joint_mode_does_not_read_are_not_checked_there(tmp_path, capsys):
     assert main(["--images", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--window-stride", "9"]) == 1
     assert "is not a folder" in capsys.readouterr().err  # past the option checks

@@ -24,7 +24,7 @@ from rosbags.typesys import Stores, get_typestore
 
 import vggt_ros
 from conftest import IMAGES, TINY
-from support.bags import write_image_bag, write_raw_bag
+from support.bags import damage_first_record_of_chunk, write_image_bag, write_raw_bag
 from support.image_files import jpeg_claiming, png_claiming
 from vggt_ros import offline as offline_module
 from vggt_ros import session as session_module
@@ -482,6 +482,20 @@ def test_zero_header_stamps_take_the_log_time(tmp_path):
     assert names == sorted(f"camera0/{stamp_ns}.png" for stamp_ns, _ in _stamped(frames))  # log times
 
 
+def test_a_simulation_s_first_image_stamped_zero_stays_in_the_simulation_s_clock(tmp_path):
+    """Header stamps 0.0 ... 0.5 s recorded at wall-clock log times: the zero stamp took the log time (1.7e9 s), the
+    next image was dropped as stale and the one after it split the run into two worlds."""
+    frames = _photos(6)
+    log_start_ns = 1_700_000_000 * 10**9
+    records = [("/cam", log_start_ns + PERIOD_NS * i, PERIOD_NS * i, frame) for i, frame in enumerate(frames)]
+    status, out = _bag_run(tmp_path, write_raw_bag(tmp_path / "bag", records), ["/cam"])
+    summary = _strict_json(out / "summary.json")
+    assert status == 0 and summary["skipped_inputs"] == {} and summary["substituted_stamps"] == {"/cam": 1}
+    assert summary["frame_sets"] == 6 and summary["exported_frames"] == 6 and summary["dataset_parts"] == 1
+    poses = [line for line in (out / "trajectory.tum").read_text().splitlines() if not line.startswith("#")]
+    assert [round(float(line.split()[0]) * 1e9) for line in poses] == [PERIOD_NS * i for i in range(6)]
+
+
 def test_repeated_stamps_are_dropped_and_counted(tmp_path):
     frames = _photos(5)
     sent_twice = [item for item in _stamped(frames) for _ in range(2)]
@@ -650,6 +664,7 @@ def test_an_image_file_claiming_30000x30000_is_skipped_and_named(tmp_path):
     summary = _strict_json(out / "summary.json")
     assert list(summary["skipped_inputs"]) == ["frame_001b.png"]
     assert "max_image_pixels" in summary["skipped_inputs"]["frame_001b.png"] and summary["images"] == 4
+    assert "--max-image-pixels" in summary["skipped_inputs"]["frame_001b.png"]  # the option that raises it here
 
 
 def test_a_compressed_message_over_max_image_pixels_is_skipped_before_decoding(tmp_path, monkeypatch):
@@ -669,7 +684,8 @@ def test_a_compressed_message_over_max_image_pixels_is_skipped_before_decoding(t
     status, out = _bag_run(tmp_path, rewritten, ["/cam"])
     summary = _strict_json(out / "summary.json")
     assert summary["skipped_inputs"] == {"/cam": {"too_large": 1}} and summary["frame_sets"] == 3
-    assert len(huge) not in decoded and len(decoded) == 3
+    # The three others, and the first again: the model size counts a size once an image of it decodes.
+    assert len(huge) not in decoded and len(decoded) == 4 and decoded[0] == decoded[1]
     assert status == 0
 
 
@@ -746,6 +762,18 @@ def test_a_truncated_mcap_is_read_up_to_its_last_complete_chunk(tmp_path):
     assert summary["exported_frames"] == summary["frame_sets"] and status == 0
 
 
+def test_a_message_lost_inside_an_mcap_chunk_is_counted_in_the_summary(tmp_path):
+    """A damaged record inside a chunk cost a frame with exit 0 and nothing in the summary."""
+    frames = _photos(8, size=(480, 640))  # raw, 920 kB each: the writer's 1 MiB chunks hold 2
+    bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(frames))])
+    (mcap,) = bag.glob("*.mcap")
+    damage_first_record_of_chunk(mcap, 1)
+    status, out = _bag_run(tmp_path, bag, ["/cam"])
+    summary = _strict_json(out / "summary.json")
+    assert summary["skipped_inputs"] == {"/cam": {"lost": 1}} and summary["frame_sets"] == 7
+    assert summary["exported_frames"] == 7 and status == 0
+
+
 def test_topics_with_spaces_are_read_and_a_bad_time_range_names_the_options(tmp_path, capsys):
     """ "/left, /right" looked for a topic " /right"; a bad range named the reader's start_s and stop_s."""
     bag = write_image_bag(tmp_path / "bag", "mcap", [("/cam", _stamped(_photos(3)))])
@@ -754,6 +782,7 @@ def test_topics_with_spaces_are_read_and_a_bad_time_range_names_the_options(tmp_
     for extra, message in (
         (["--start", "-1"], "--start must be a finite number of seconds >= 0 after the bag's start, got -1.0"),
         (["--start", "0.3", "--stop", "0.2"], "--stop (0.2) must be later than --start (0.3)"),
+        (["--stop", "0"], "--stop (0.0) must be later than --start (0.0): the time range is empty"),  # was read
     ):
         with pytest.raises(SystemExit):
             _bag_run(tmp_path, bag, ["/cam"], *extra, out_name="refused")

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from conftest import IMAGES, TINY
+from support.bags import write_image_bag
 from support.photos import panned_photographs
 from vggt_ros.dataset import tum as tum_module
 from vggt_ros.dataset.frame_files import why_not_copied
@@ -23,7 +24,7 @@ from vggt_ros.preprocess import decode_image_file
 FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154", "--no-loop-closure"]
 
 
-@pytest.mark.parametrize("bag", ["/proc/vggt-ros-offline-test/run.mcap", "a-file/run.mcap"])
+@pytest.mark.parametrize("bag", ["/proc/vggt-ros-offline-test/run", "a-file/run"])
 def test_an_unwritable_out_bag_is_named_before_any_work(bag, tmp_path, capsys):
     (tmp_path / "a-file").write_text("not a folder")
     bag = bag if bag.startswith("/") else str(tmp_path / bag)
@@ -31,6 +32,31 @@ def test_an_unwritable_out_bag_is_named_before_any_work(bag, tmp_path, capsys):
     assert main([*arguments, "--weights", str(tmp_path / "no-weights")]) == 1  # the weights are never looked at
     error = capsys.readouterr().err
     assert error.startswith(f"error: --out-bag {bag} ") and "Traceback" not in error
+
+
+@pytest.mark.parametrize("name", ["x.mcap", "x.db3", "x.bag"])
+def test_an_out_bag_named_as_a_bag_file_is_refused_before_any_work(name, tmp_path, capsys):
+    """--out-bag x.mcap made a folder x.mcap holding x.mcap.mcap."""
+    bag = tmp_path / name
+    arguments = ["--images", str(IMAGES), "--out", str(tmp_path / "out"), "--out-bag", str(bag)]
+    assert main([*arguments, "--weights", str(tmp_path / "no-weights")]) == 1  # the weights are never looked at
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: --out-bag {bag} names a bag file") and "rosbag2 folder" in error
+    assert f"such as {tmp_path / 'x'}" in error
+    assert not bag.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_run_that_reconstructs_nothing_leaves_no_out_bag(tmp_path, capsys):
+    """An empty bag was left at --out-bag, and the next run was refused because it existed."""
+    frames = [(10**9 + 10**8 * i, np.full((48, 64, 3), 40 * i, np.uint8)) for i in range(3)]
+    bag = write_image_bag(
+        tmp_path / "bag", "mcap", [("/cam", frames)], compressed=True, corrupt={(0, 0), (0, 1), (0, 2)}
+    )
+    out, out_bag = tmp_path / "out", tmp_path / "out_bag"
+    arguments = ["--bag", str(bag), "--topics", "/cam", "--out", str(out), "--out-bag", str(out_bag), *FAST]
+    assert main(arguments) == 1
+    assert "nothing was reconstructed" in capsys.readouterr().err
+    assert not out_bag.exists() and json.loads((out / "summary.json").read_text())["bag"] is None
 
 
 @pytest.mark.parametrize("option", ["--images", "--tum"])

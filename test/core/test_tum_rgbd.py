@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from evo.tools import file_interface
 from PIL import Image
-from rosbags.highlevel import AnyReader
 
 from conftest import TINY
 from support.photos import panned_photographs
@@ -260,8 +259,7 @@ def test_a_run_that_never_measures_its_metric_scale_writes_nothing_in_an_unknown
     assert [window["status"] for window in summary["per_window"]] == ["waiting_for_scale"]
     assert summary["no_result"].startswith("1 window(s) waited for the metric scale and none was written: ")
     assert "every reading was 0 or NaN" in summary["no_result"]
-    with AnyReader([bag]) as reader:
-        assert [(c.topic, c.msgcount) for c in reader.connections if c.msgcount] == []
+    assert summary["bag"] is None and not bag.exists()  # nothing in metres to play
 
 
 def test_the_tum_benchmark_records_a_run_without_result_as_ate_null(tmp_path):

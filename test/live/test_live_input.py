@@ -97,8 +97,8 @@ def test_zero_stamps_take_the_arrival_time_and_are_reported_once(photo):
     stamps = [inputs.add_image(0, rgb_message(photo), 0, arrival, False).frame_set.stamps_ns[0] for arrival in (5, 9)]
     assert stamps == [5, 9]
     assert [text for _, text in logger.lines if "stamps its images 0" in text] == [
-        "camera 'camera0' stamps its images 0: using each image's arrival time instead "
-        "(fix the driver: stamp images with their capture time)"
+        "camera 'camera0' stamps its images 0 (unset): using each image's arrival time instead, in the camera's "
+        "clock where its stamped images show one (fix the driver: stamp images with their capture time)"
     ]
 
 

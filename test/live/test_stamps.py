@@ -26,6 +26,39 @@ def test_a_zero_stamp_takes_the_arrival_time():
     assert (second.verdict, second.stamp_ns) == (StampVerdict.ACCEPT, 5_033 * MS)
 
 
+SIM_LOG_NS = 1_700_000_000 * S  # wall-clock log times of a simulation recorded without --use-sim-time
+
+
+def test_a_zero_stamp_before_a_camera_s_first_image_takes_its_given_clock():
+    """A simulation's first image stamped 0.0, recorded in wall-clock log times: it took the log time (1.7e9 s), so
+    the next image (0.1 s) was stale and the one after it started the reconstruction over."""
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.0, leads_ns=[-SIM_LOG_NS])
+    checks = [stamps.check(0, 100 * MS * i, arrival_ns=SIM_LOG_NS + 100 * MS * i) for i in range(4)]
+    assert [check.verdict for check in checks] == [StampVerdict.ACCEPT] * 4
+    assert [check.stamp_ns for check in checks] == [0, 100 * MS, 200 * MS, 300 * MS]
+    assert [check.substituted for check in checks] == [True, False, False, False]
+
+
+def test_a_lone_zero_stamp_takes_the_camera_s_clock_from_its_newest_image():
+    """Mid-stream, the lead of the newest image places an unset image between its neighbours, in a camera clock
+    far from the arrival's (it was 1.7e9 s ahead: dropped, as a clock glitch) as in the arrival's own."""
+    for lead_ns in (5 * S - SIM_LOG_NS, -3 * MS):  # a simulation 5 s in; a wall clock, 3 ms delivery
+        stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.0, max_gap_s=5.0)
+        arrivals = [SIM_LOG_NS + 100 * MS * i for i in range(4)]
+        sent = [arrival + lead_ns for arrival in arrivals]
+        sent[2] = 0
+        checks = [stamps.check(0, stamp_ns, arrival) for stamp_ns, arrival in zip(sent, arrivals)]
+        assert [check.verdict for check in checks] == [StampVerdict.ACCEPT] * 4
+        assert checks[2].substituted and checks[2].stamp_ns == arrivals[2] + lead_ns
+
+
+def test_the_camera_s_clock_outlasts_a_reset():
+    stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5)
+    stamps.check(0, 10 * S, arrival_ns=SIM_LOG_NS)
+    stamps.reset()
+    assert stamps.check(0, 0, arrival_ns=SIM_LOG_NS + S).stamp_ns == 11 * S
+
+
 def test_a_repeated_stamp_is_a_duplicate():
     stamps = CameraStamps(cameras=1, reorder_tolerance_s=0.5)
     stamps.check(0, 100 * MS, arrival_ns=0)

@@ -7,7 +7,8 @@ mono8) or sensor_msgs/CompressedImage as image_transport's compressed plugin pub
 "rgb8; jpeg compressed bgr8" or "mono8; png compressed mono8"; the files are encoded by Pillow), in mcap or
 sqlite3 storage, with the message definitions stored in the bag (as rosbag2 since Iron does). Chosen messages
 can be damaged the way real recordings are: a compressed image cut to half its bytes (a truncated file) or a
-raw image whose data is one row short of ``height * step``.
+raw image whose data is one row short of ``height * step``; `damage_first_record_of_chunk` damages a record inside
+a written mcap's chunk.
 
 Each message's log time (when the recorder received it) is its header stamp plus ``receive_delay_ns``, so a
 test can tell the two apart; with ``zero_header_stamps`` the header stamps are written as 0 (a driver that
@@ -17,6 +18,7 @@ never sets them) while the log times stay as given. Messages are written in log-
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 from typing import Collection, Literal, Sequence
 
@@ -171,3 +173,24 @@ def write_ros1_image_bag(path: Path, topic: str, frames: Sequence[tuple[int, np.
             )
             writer.write(connection, stamp_ns, typestore.serialize_ros1(message, "sensor_msgs/msg/Image"))
     return path
+
+
+def damage_first_record_of_chunk(mcap: Path, chunk: int) -> None:
+    """Give the first record inside the ``chunk``-th (uncompressed) chunk an opcode mcap does not define: the
+    storage reader passes over the record, a message, without a word."""
+    data = bytearray(mcap.read_bytes())
+    chunks, position = [], 8  # past the magic
+    while True:
+        opcode, length = struct.unpack_from("<BQ", data, position)
+        if opcode == 0x06:
+            chunks.append(position)
+        if opcode == 0x0F:  # the data end
+            break
+        position += 9 + length
+    start = chunks[chunk] + 9
+    name_length = struct.unpack_from("<I", data, start + 28)[0]  # three u64 and a u32, then the compression
+    assert data[start + 32 : start + 32 + name_length] == b"", "an uncompressed chunk"
+    first_record = start + 32 + name_length + 8  # past the records' u64 length
+    assert data[first_record] == 0x05  # a message
+    data[first_record] = 0x55
+    mcap.write_bytes(bytes(data))

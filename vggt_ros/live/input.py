@@ -9,7 +9,8 @@ assemble their frame sets here, so the rules below hold for live cameras and rec
 
 * an image that cannot be decoded is dropped and reported (once per period per camera, kind of problem and
   encoding: a second, different bad encoding is news, a byte count is not);
-* a zero stamp takes the arrival time (the node's clock, or a recording's log time), reported once per camera;
+* a zero (unset) stamp takes the camera's clock at the image's arrival (the node's clock, or a recording's log
+  time, plus the camera's lead over it: `vggt_ros.live.stamps`), reported once per camera;
 * a repeated stamp, or one older than the camera's newest, is dropped; further back, and followed by the
   camera's next image from that earlier time too, time jumped back (a bag loop, a restarted driver) and the caller
   starts the reconstruction over (`vggt_ros.live.stamps`);
@@ -55,7 +56,8 @@ class InputConfig:
     Attributes:
         names: the cameras' names, in camera order (frame sets follow it).
         queue_size: images held per camera while waiting for the other cameras (and depth images per camera).
-        slop_s: largest stamp difference within one frame set, and between a colour image and its depth.
+        slop_s: the stamps of one frame set lie less than this apart (strictly, as message_filters'); a depth image
+            pairs with a colour image at most this far from it.
         max_reorder_s: an image at most this much older than its camera's newest arrived out of order (dropped);
             further back, time went backwards (the session's window draws the same line for frame sets).
         topics: each camera's image topic as the ROS graph shows it, then each depth camera's depth topic.
@@ -79,6 +81,9 @@ class InputConfig:
         clock_ahead_tolerance_s: an image stamped further ahead of its arrival than this (on the node's clock) is
             taken, with a warning and a /diagnostics note that the camera's clock runs ahead (infinite: not judged,
             as for a recording's log times).
+        clock_leads_ns: each camera's lead over the arrival clock (stamp - arrival, ns) known before its first
+            image, which an unset (zero) stamp before the camera's first image adds to its arrival time: a
+            recording's, from each camera's first stamped message (empty: unknown, 0; the node's case).
     """
 
     names: tuple[str, ...]
@@ -96,6 +101,7 @@ class InputConfig:
     own_frames: Mapping[str, str] = field(default_factory=dict)
     looked_up_cameras: frozenset[int] = frozenset()
     clock_ahead_tolerance_s: float = math.inf
+    clock_leads_ns: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,7 @@ class InputAssembly:
         self._sync: ApproximateTimeSynchronizer[np.ndarray] = ApproximateTimeSynchronizer(
             cameras, config.queue_size, config.slop_s
         )
-        self._stamps = CameraStamps(cameras, config.max_reorder_s, config.input_timeout_s)
+        self._stamps = CameraStamps(cameras, config.max_reorder_s, config.input_timeout_s, config.clock_leads_ns)
         self._depth_queues = [
             NearestStampQueue(config.queue_size, config.slop_s, config.depth_keyframes)
             for _ in range(config.depth_cameras)
@@ -133,7 +139,7 @@ class InputAssembly:
         self.dropped: Counter[tuple[int, str]] = Counter()  # (camera, kind) -> images dropped (bad, too large, stamps)
         self._camera_dropped = [0] * cameras  # the same, each camera's total
         self._last_drop = [""] * cameras  # each camera's newest drop's kind
-        self.substituted = Counter()  # camera -> images whose zero stamp took the arrival time
+        self.substituted = Counter()  # camera -> images whose zero stamp took the camera's clock at their arrival
         self._camera_gaps = [SequenceGaps() for _ in range(cameras)]  # images that never reached the callback
         self._watchdog = InputWatchdog(config.topics, config.input_timeout_s, clock())
         self.listening = False  # subscribed (an active node): `start_listening`
@@ -320,8 +326,9 @@ class InputAssembly:
             self._log.once(
                 "warning",
                 ("zero_stamps", camera),
-                f"camera '{name}' stamps its images 0: using each image's arrival time instead "
-                "(fix the driver: stamp images with their capture time)",
+                f"camera '{name}' stamps its images 0 (unset): using each image's arrival time instead, in the "
+                "camera's clock where its stamped images show one (fix the driver: stamp images with their capture "
+                "time)",
             )
         dropped = _stamp_drop(check, newest)
         if dropped is not None:

@@ -92,7 +92,12 @@ class NodeParameters:
     queue_size: int = parameter(
         10, "approximate-time sync: images kept per camera while waiting for a match", "images", (1, 100)
     )
-    slop_s: float = parameter(0.02, "approximate-time sync: largest stamp spread of one synchronized set", "s")
+    slop_s: float = parameter(
+        0.02,
+        "approximate-time sync: the stamps of one synchronized set lie less than this apart (strictly, as in "
+        "message_filters' ApproximateTimeSynchronizer)",
+        "s",
+    )
     input_timeout_s: float = parameter(
         5.0,
         "warn when an image topic has had no image for this long (naming the likely cause); an image whose stamp ran "

@@ -3,8 +3,14 @@
 """Per-camera image stamps as real drivers produce them: zero stamps, repeated stamps, small reordering, and a
 real jump back (a bag loop, a restarted driver). No ROS here: the node asks `CameraStamps.check` per image.
 
-* A zero stamp (a driver that never sets it) cannot order or pair images: the image's arrival time stands in,
-  and the node says so once per camera.
+* A zero stamp is unset (ROS): it cannot order or pair images, so the image takes the camera's clock at its
+  arrival: its arrival time plus the camera's lead (stamp - arrival of its newest image, or where it has none yet
+  the lead given for it, else 0), never below 0; the node says so once per camera. A driver that never stamps keeps
+  a lead of 0: each image takes its arrival time. A camera that stamps in another clock than the arrival's (a
+  simulation's time recorded in wall-clock log times, a boot clock) keeps its unset images in its own clock: taken
+  as the arrival time, its next image would lie a clock's difference before it, be dropped as stale, and the one
+  after it would start the reconstruction over. A recording knows a camera's lead before its first image (from its
+  first stamped one): a simulation's first image stamped 0.0 (unset, or its clock's start) then takes 0.0 again.
 * A repeated stamp is the same capture sent again: the image is dropped (the session identifies frames by
   stamp, so keeping it would give two frames one id).
 * A stamp up to ``reorder_tolerance_s`` before the camera's newest is late (network or driver reordering): the
@@ -33,7 +39,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 NANOSECONDS = 1_000_000_000
 
@@ -54,8 +60,8 @@ class StampVerdict(str, enum.Enum):
 
 @dataclass(frozen=True)
 class StampCheck:
-    """What to do with one image: the verdict, the stamp to use (ns; the arrival time for a zero stamp), whether it
-    was substituted, and for an image ahead how far its lead over its arrival time jumped (ns)."""
+    """What to do with one image: the verdict, the stamp to use (ns; the camera's clock at its arrival for a zero
+    stamp), whether it was substituted, and for an image ahead how far its lead over its arrival time jumped (ns)."""
 
     verdict: StampVerdict
     stamp_ns: int
@@ -65,19 +71,25 @@ class StampCheck:
 
 class CameraStamps:
     """The newest stamp of each of ``cameras`` cameras, and the rules of the module docstring (``max_gap_s``
-    infinite: no stamp is ahead)."""
+    infinite: no stamp is ahead; ``leads_ns``: each camera's lead, stamp - arrival in ns, known before its first
+    image, for its unset stamps until its first image is taken; empty: 0, the arrival time)."""
 
-    def __init__(self, cameras: int, reorder_tolerance_s: float, max_gap_s: float = math.inf) -> None:
+    def __init__(
+        self, cameras: int, reorder_tolerance_s: float, max_gap_s: float = math.inf, leads_ns: Sequence[int] = ()
+    ) -> None:
         if not (math.isfinite(reorder_tolerance_s) and reorder_tolerance_s >= 0):
             raise ValueError(
                 f"reorder_tolerance_s must be a finite number of seconds >= 0, got {reorder_tolerance_s!r}"
             )
         if not max_gap_s > 0:
             raise ValueError(f"max_gap_s must be a positive number of seconds, got {max_gap_s!r}")
+        if leads_ns and len(leads_ns) != cameras:
+            raise ValueError(f"leads_ns must give one lead per camera ({cameras}), got {list(leads_ns)}")
         self._tolerance_ns = int(reorder_tolerance_s * 1e9)
         self._max_gap_ns = max_gap_s * 1e9
         self._newest: list[Optional[int]] = [None] * cameras
-        self._lead: list[int] = [0] * cameras  # the newest image's stamp - arrival time
+        # The newest image's stamp - arrival time: the camera's clock, which a reset leaves as it is.
+        self._lead: list[int] = list(leads_ns) or [0] * cameras
         self._lead_changes: list[tuple[int, int]] = [(0, 0)] * cameras  # the lead's last two changes
         self._stale: list[Optional[int]] = [None] * cameras  # each camera's candidate of a jump back
         self._ahead: list[Optional[tuple[int, int]]] = [None] * cameras  # (stamp, lead) of a jump forward's candidate
@@ -87,15 +99,14 @@ class CameraStamps:
 
     def reset(self) -> None:
         self._newest = [None] * len(self._newest)
-        self._lead = [0] * len(self._lead)
         self._lead_changes = [(0, 0)] * len(self._lead_changes)
         self._stale = [None] * len(self._stale)
         self._ahead = [None] * len(self._ahead)
 
     def check(self, camera: int, stamp_ns: int, arrival_ns: int) -> StampCheck:
         substituted = stamp_ns == 0
-        if substituted:
-            stamp_ns = arrival_ns
+        if substituted:  # unset: the camera's clock at its arrival
+            stamp_ns = max(arrival_ns + self._lead[camera], 0)
         newest, candidate, ahead = self._newest[camera], self._stale[camera], self._ahead[camera]
         if ahead is not None and stamp_ns == ahead[0]:
             return StampCheck(StampVerdict.DUPLICATE, stamp_ns, substituted)

@@ -23,14 +23,17 @@ Design decisions:
 * A message that cannot be decoded (truncated or corrupt file, an encoding the node does not read, data of the
   wrong length, bytes that do not deserialise) is skipped, never fatal: it is logged once per topic and kind of
   problem, and counted in `skipped`. An unreadable bag, or a failure of the storage itself, raises `BagError`.
+  Messages the bag's index counts that the storage never gave (a record damaged inside a chunk, which the storage
+  reader passes over) are counted too, as "lost", once the iteration reaches the end.
 * Raw images come out as `vggt_ros.image_encoding.image_to_rgb` views on the message data (no pixel copied),
   compressed ones through `vggt_ros.compressed_image.decode_compressed`; both are read-only or fresh arrays
   the caller may keep.
 * The reader is opened for the checks in the constructor and again by each iteration, so the source holds no
   open file between uses and can be iterated more than once.
-* Stamps follow the node's rules (`vggt_ros.live.stamps.CameraStamps`): a zero header stamp takes the message's log
-  time (counted in `substituted_stamps`, logged once per topic), and a repeated stamp is the same capture again:
-  skipped and counted (kind "duplicate_stamp").
+* Stamps follow the node's rules (`vggt_ros.live.stamps.CameraStamps`): a zero (unset) header stamp takes the
+  message's log time in the camera's clock (plus the camera's lead, stamp - log time, which `clock_leads` finds
+  before the first image from the camera's first stamped message; counted in `substituted_stamps`, logged once
+  per topic), and a repeated stamp is the same capture again: skipped and counted (kind "duplicate_stamp").
 * An image over ``max_image_pixels`` (`vggt_ros.image_limits`) is skipped and counted (kind "too_large") from its
   header fields or file header, before anything is decoded.
 * An mcap file cut off mid-recording (no summary, no end magic) is read up to its last complete record
@@ -48,6 +51,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
+import yaml
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import Connection
 from rosbags.rosbag2 import ReaderError
@@ -71,6 +75,8 @@ COMPRESSED_SUFFIX = "/compressed"
 # The kind under which a message whose bytes do not deserialise is counted (decoding errors use their own).
 UNREADABLE_MESSAGE = "message"
 DUPLICATE_STAMP = "duplicate_stamp"
+# The kind under which messages the bag's index counts but its storage never gave are counted (`_count_lost`).
+LOST_MESSAGE = "lost"
 STORAGE_SUFFIXES = (".mcap", ".db3")
 # A bag given as one file: a rosbag2 storage file, or a ROS 1 bag (rosbags reads both).
 BAG_FILE_SUFFIXES = (*STORAGE_SUFFIXES, ".bag")
@@ -134,6 +140,8 @@ class BagImageSource:
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"bag not found: '{self.path}'; pass {BAG_FORMS}")
+        _refuse_message_compressed_file(self.path)
+        self._storage_paths = _storage_paths(self.path)  # once: it warns about a folder without metadata.yaml
         if isinstance(topics, str) or not topics:
             raise ValueError(f"topics must be a non-empty list of image topics, one per camera, got {topics!r}")
         for name, value in (("start_s", start_s), ("stop_s", stop_s)):
@@ -141,10 +149,17 @@ class BagImageSource:
                 isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
             ):
                 raise ValueError(f"{name} must be a finite number of seconds >= 0 after the bag's start, got {value!r}")
-        if start_s is not None and stop_s is not None and stop_s <= start_s:
-            raise ValueError(f"stop_s ({stop_s}) must be later than start_s ({start_s}): the time range is empty")
+        if stop_s is not None and stop_s <= (start_s or 0):  # start_s None: the bag's start
+            raise ValueError(f"stop_s ({stop_s}) must be later than start_s ({start_s or 0}): the time range is empty")
 
         with self._opened() as reader:
+            self.truncated: list[str] = truncations(reader)
+            if self.truncated and not reader.connections:
+                raise BagError(
+                    f"cannot read bag '{self.path}': it is cut off (it ends without its summary: the recorder stopped "
+                    "before closing it) and no complete chunk survived, so it holds no message to read "
+                    f"({'; '.join(self.truncated)})"
+                )
             self.topics: tuple[BagImageTopic, ...] = tuple(_resolve(reader, topic, self.path) for topic in topics)
             read = [camera.topic for camera in self.topics]
             if len(set(read)) != len(read):
@@ -156,7 +171,6 @@ class BagImageSource:
             # Messages per read topic in the time range.
             self.topic_messages: dict[str, int] = self._count(reader)
             self.message_count: int = sum(self.topic_messages.values())
-            self.truncated: list[str] = truncations(reader)
         for note in self.truncated:
             log.warning("%s", note)
         self._skipped: dict[str, dict[str, int]] = {}
@@ -172,7 +186,8 @@ class BagImageSource:
 
     @property
     def substituted_stamps(self) -> dict[str, int]:
-        """Messages of the latest iteration whose zero header stamp was replaced by the log time, by topic."""
+        """Messages of the latest iteration whose zero header stamp was replaced by the log time (in the camera's
+        clock), by topic."""
         return dict(self._substituted)
 
     def image_sizes(self) -> set[tuple[int, int]]:
@@ -212,15 +227,41 @@ class BagImageSource:
             return False
         return True
 
+    def clock_leads(self) -> tuple[int, ...]:
+        """Per camera, its clock's lead over the log time (header stamp - log time, ns) at its first message with a
+        stamp set; 0 for a camera that sets none (its unset stamps take the log time). One pass over the messages in
+        the time range, which ends at every camera's first stamped message (a camera that never stamps is read to
+        the end; a damaged storage ends it, the iteration then says so)."""
+        leads: dict[str, int] = {}
+        with self._opened() as reader:
+            messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
+            try:
+                for connection, log_ns, raw in self._stored(messages):
+                    if connection.topic in leads:
+                        continue
+                    try:
+                        stamp_ns = ns_from_stamp(reader.deserialize(raw, connection.msgtype).header.stamp)
+                    except AnyReaderError:
+                        continue
+                    if stamp_ns:
+                        leads[connection.topic] = stamp_ns - log_ns
+                        if len(leads) == len(self.topics):
+                            break
+            except BagError:
+                pass
+        return tuple(leads.get(camera.topic, 0) for camera in self.topics)
+
     def messages(self) -> Iterator[BagImageMessage]:
         """Each readable message of the read topics in log-time order, deserialised (not decoded): the input of
         `vggt_ros.recording.inputs.bag_frame_sets`, which runs them through the node's input assembly. Unreadable
         messages are skipped and counted; the counts restart with each iteration."""
         self._skipped, self._substituted = {}, {}
         camera_of_topic = {camera.topic: index for index, camera in enumerate(self.topics)}
+        stored = {camera.topic: 0 for camera in self.topics}  # messages the storage gave, per read topic
         with self._opened() as reader:
             messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
             for connection, log_ns, raw in self._stored(messages):
+                stored[connection.topic] += 1
                 try:
                     message = reader.deserialize(raw, connection.msgtype)
                 except AnyReaderError as err:
@@ -233,14 +274,36 @@ class BagImageSource:
                     message=message,
                     compressed=connection.msgtype == COMPRESSED_IMAGE_TYPE,
                 )
+        self._count_lost(stored)
+
+    def _count_lost(self, stored: dict[str, int]) -> None:
+        """Count in `skipped` (kind "lost", with a warning) the messages of each read topic that the bag's index or
+        metadata counts (`topic_messages`) but its storage never gave (``stored``, per topic): a record damaged inside
+        an mcap chunk is passed over by the storage reader without a word. A cut-off file's loss is its truncation's
+        (`truncated`); in a time range the counts come from the storage itself, which shows no loss."""
+        if self.truncated:
+            return
+        for topic, counted in self.topic_messages.items():
+            lost = counted - stored[topic]
+            if lost > 0:
+                log.warning(
+                    "%s: the bag's index counts %d messages, but its storage gave %d: %d lost to damage inside the "
+                    "file (records the storage reader could not parse); counted in skipped_inputs as '%s'",
+                    topic,
+                    counted,
+                    stored[topic],
+                    lost,
+                    LOST_MESSAGE,
+                )
+                self.count_dropped(topic, LOST_MESSAGE, lost)
 
     def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(camera_index, header stamp_ns, (H, W, 3) uint8 RGB)`` of every image in log-time order (the log time
-        for a zero stamp), with the node's stamp rules (`CameraStamps`) and decoding (`decode_image_message`);
-        undecodable, over-large and repeated ones skipped and counted."""
+        """``(camera_index, header stamp_ns, (H, W, 3) uint8 RGB)`` of every image in log-time order (the log time in
+        the camera's clock for a zero stamp), with the node's stamp rules (`CameraStamps`) and decoding
+        (`decode_image_message`); undecodable, over-large and repeated ones skipped and counted."""
         # Tolerance 0: a stamp before the camera's newest is stale, or a jump back (the session starts over); both
         # pass here, where only repeats are skipped.
-        stamps = CameraStamps(len(self.topics), reorder_tolerance_s=0.0)
+        stamps = CameraStamps(len(self.topics), reorder_tolerance_s=0.0, leads_ns=self.clock_leads())
         for item in self.messages():
             topic = self.topics[item.camera].topic
             check = stamps.check(item.camera, item.stamp_ns, item.log_ns)
@@ -264,7 +327,11 @@ class BagImageSource:
     def count_substituted(self, topic: str, count: int = 1) -> None:
         """``count`` messages of ``topic`` whose zero header stamp took the log time (`substituted_stamps`)."""
         if topic not in self._substituted:
-            log.warning("%s has zero header stamps: the recording's log time stands in (as the node does)", topic)
+            log.warning(
+                "%s has zero (unset) header stamps: the recording's log time stands in, in the camera's clock (as the "
+                "node does)",
+                topic,
+            )
         self._substituted[topic] = self._substituted.get(topic, 0) + count
 
     def skip(self, topic: str, kind: str, reason: str) -> None:
@@ -284,7 +351,7 @@ class BagImageSource:
     @contextmanager
     def _opened(self) -> Iterator[AnyReader]:
         try:
-            reader = open_reader(_storage_paths(self.path), get_typestore(Stores.ROS2_KILTED))
+            reader = open_reader(self._storage_paths, get_typestore(Stores.ROS2_KILTED))
             reader.open()
         except (AnyReaderError, ReaderError, FileNotFoundError) as err:
             # FileNotFoundError: a folder without metadata.yaml (the path itself was checked to exist).
@@ -337,26 +404,65 @@ def _resolve(reader: AnyReader, requested: str, path: Path) -> BagImageTopic:
     if not isinstance(requested, str) or not requested.strip("/"):
         raise ValueError(f"an image topic must be a non-empty name such as '/camera/image_raw', got {requested!r}")
     name = requested if requested.startswith("/") else "/" + requested
-    types = {topic: info.msgtype for topic, info in reader.topics.items()}
+    types = _topic_types(reader)
     if name in types:
-        if types[name] not in IMAGE_TYPES:
+        found = types[name]
+        if len(found) > 1:
             raise BagError(
-                f"topic {name} in bag '{path}' has type {types[name] or 'mixed types'}, not an image "
-                f"({' or '.join(IMAGE_TYPES)}); its image topics: {_image_topics(types)}"
+                f"topic {name} in bag '{path}' was recorded with messages of {len(found)} types ({', '.join(found)}), "
+                "and one topic is read as one type: write the bag again with each type on a topic of its own "
+                f"(CompressedImage on {name}{COMPRESSED_SUFFIX}, as image_transport publishes it), or record from "
+                f"publishers of one type; its image topics: {_image_topics(types)}"
             )
-        return BagImageTopic(requested, name, types[name])
+        if found[0] not in IMAGE_TYPES:
+            raise BagError(
+                f"topic {name} in bag '{path}' has type {found[0]}, not an image ({' or '.join(IMAGE_TYPES)}); its "
+                f"image topics: {_image_topics(types)}"
+            )
+        return BagImageTopic(requested, name, found[0])
     compressed = name + COMPRESSED_SUFFIX
-    if types.get(compressed) == COMPRESSED_IMAGE_TYPE:
+    if types.get(compressed) == (COMPRESSED_IMAGE_TYPE,):
         log.info("%s is not in the bag: reading %s (image_transport's compressed transport) instead", name, compressed)
         return BagImageTopic(requested, compressed, COMPRESSED_IMAGE_TYPE)
     raise BagError(f"topic {name} (nor {compressed}) is not in bag '{path}'; its image topics: {_image_topics(types)}")
 
 
-def _image_topics(types: dict[str, Optional[str]]) -> str:
+def _topic_types(reader: AnyReader) -> dict[str, tuple[str, ...]]:
+    """Each topic of the bag and the types of its connections, sorted (several where publishers of different types
+    were recorded on one topic)."""
+    types: dict[str, set[str]] = {}
+    for connection in reader.connections:
+        types.setdefault(connection.topic, set()).add(connection.msgtype)
+    return {topic: tuple(sorted(found)) for topic, found in types.items()}
+
+
+def _image_topics(types: dict[str, tuple[str, ...]]) -> str:
     names = [
-        f"{topic} ({msgtype.rsplit('/', 1)[-1]})" for topic, msgtype in sorted(types.items()) if msgtype in IMAGE_TYPES
+        f"{topic} ({' and '.join(msgtype.rsplit('/', 1)[-1] for msgtype in found)})"
+        for topic, found in sorted(types.items())
+        if set(found) & set(IMAGE_TYPES)
     ]
     return ", ".join(names) if names else "none (the bag holds no sensor_msgs/Image or CompressedImage)"
+
+
+def _refuse_message_compressed_file(path: Path) -> None:
+    """Raise BagError for a storage file of a bag that compresses each message (rosbag2's compression mode
+    "message", as its folder's metadata.yaml says): only the folder says so, so read alone every message fails to
+    deserialise (its bytes are a zstd frame)."""
+    metadata = path.parent / "metadata.yaml"
+    if path.suffix not in STORAGE_SUFFIXES or not metadata.is_file():
+        return
+    try:
+        info = yaml.safe_load(metadata.read_text())["rosbag2_bagfile_information"]
+        mode, files = str(info.get("compression_mode") or "").lower(), info.get("relative_file_paths") or []
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return  # no rosbag2 metadata: the file is read as it is
+    if mode == "message" and path.name in {Path(str(name)).name for name in files}:
+        raise BagError(
+            f"'{path}' is a storage file of the bag '{path.parent}', which compresses each message "
+            f"({info.get('compression_format')}, as its metadata.yaml says): read alone, its messages are compressed "
+            f"bytes; pass the bag folder '{path.parent}' instead"
+        )
 
 
 def is_bag(path: Path) -> bool:

@@ -247,9 +247,10 @@ def bag_frame_sets(
     target_size: int,
 ) -> Iterator[InputFrameSet]:
     """The bag's image messages through the node's input assembly (`vggt_ros.live.input`): decoded (over-large ones
-    dropped before), the node's stamp rules (a zero stamp takes the log time, a repeated one is dropped; a stamp
-    going back starts over, tolerance 0: a recording has no transport reordering), grouped into frame sets by
-    approximate time (one camera: every image). What it drops is counted in ``source.skipped`` by topic and kind.
+    dropped before), the node's stamp rules (a zero stamp takes the log time in the camera's clock, known from
+    `BagImageSource.clock_leads` before the first image; a repeated one is dropped; a stamp going back starts over,
+    tolerance 0: a recording has no transport reordering), grouped into frame sets by approximate time (one camera:
+    every image). What it drops is counted in ``source.skipped`` by topic and kind.
 
     An image no model input of the preprocessing's ``mode`` and ``target_size`` can be made of (too elongated:
     `vggt_ros.preprocess.output_size`) is dropped and counted by the assembly, as the node drops it.
@@ -267,6 +268,7 @@ def bag_frame_sets(
         max_image_pixels=source.max_image_pixels,
         preprocess_mode=mode,
         image_size=target_size,
+        clock_leads_ns=source.clock_leads(),
     )
     assembly = InputAssembly(config, LogPolicy(log))
     restart = False  # reported by an image that completed no frame set: carried to the next one
