@@ -17,6 +17,7 @@ from test_quantization_qdq import write_micro_model
 from vggt_ros.engine_budget import check_run_fits_engines
 from vggt_ros.offline import main
 from vggt_ros.quantization import cli as quantize_cli
+from vggt_ros.runtime import RuntimeConfig
 from vggt_ros.runtime.io_contract import ExportManifest, FramesProfile
 from vggt_ros.session import SessionConfig
 from vggt_ros.window import WindowConfig
@@ -60,6 +61,20 @@ def test_the_default_max_frames_over_int8_engines_suggests_the_value_that_fits(
 
     assert reconstruct(square_images, int8_engines, tmp_path / "out", "--max-frames", "4") == 0  # the advice works
     assert (tmp_path / "out" / "summary.json").is_file()
+
+
+def test_precision_auto_runs_a_quantized_export_at_its_scheme(square_images, int8_engines, tmp_path, caplog):
+    """The default precision (auto) refused an INT8 export: "holds an export quantized for int8; set precision to
+    'int8'". Auto means the export as it is."""
+    resolved = RuntimeConfig(backend="onnxruntime", engine_dir=str(int8_engines)).resolve(cuda_available=False)
+    assert resolved.config.precision == "int8"
+    assert f"precision auto -> int8 (engine_dir {int8_engines} holds an export quantized for it)" in resolved.chosen
+    float_export = RuntimeConfig(backend="onnxruntime", engine_dir=str(tmp_path / "none")).resolve(cuda_available=False)
+    assert float_export.config.precision == "fp32"  # no export there: creating the pipeline says why
+    arguments = ["--images", str(square_images), "--out", str(tmp_path / "out"), "--engine-dir", str(int8_engines)]
+    main([*arguments, "--backend", "onnxruntime", "--image-size", "28", "--max-frames", "4"])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["runtime"]["precision"] == "int8" and summary["windows"] >= 1
 
 
 def test_a_sliding_window_larger_than_the_engines_suggests_a_window_size(square_images, int8_engines, tmp_path, capsys):

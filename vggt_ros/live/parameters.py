@@ -125,7 +125,8 @@ class NodeParameters:
     )
     precision: Literal[(AUTO, *PRECISIONS)] = parameter(
         AUTO,
-        "auto: fp16 on cuda, fp32 on the CPU and on onnxruntime; fp32, fp16 or bf16 (half precision is meant for "
+        "auto: fp16 on cuda, fp32 on the CPU and on onnxruntime, and an engine_dir's quantized export at its "
+        "scheme; fp32, fp16 or bf16 (half precision is meant for "
         "cuda; onnxruntime runs float32 graphs, tensorrt takes fp16 or fp32); w4a16 (torch: "
         "engine_dir is the output of vggt-ros-quantize --scheme w4a16), int8 or fp8 (onnxruntime / tensorrt: "
         "engine_dir holds that quantized export)",

@@ -12,7 +12,7 @@ import torch
 
 from ..quantized_formats.schemes import SCHEMES, W4A16, check_scheme_backend
 from .engine_cache import PRECISIONS as ENGINE_PRECISIONS
-from .io_contract import BackendUnavailableError
+from .io_contract import BackendUnavailableError, ExportManifest
 from .pipeline import BACKENDS, Pipeline, check_precision
 
 # `device` / `precision` "auto": chosen by `RuntimeConfig.resolve` from what torch sees on this machine.
@@ -82,9 +82,9 @@ class RuntimeConfig:
 
     def resolve(self, cuda_available: Optional[bool] = None) -> Resolved:
         """Replace "auto": the device is cuda when torch sees a GPU (``cuda_available``, default: ask torch), else
-        the CPU with a warning; the precision is `AUTO_PRECISION` of the device (ONNX Runtime: fp32, the export as
-        it is). Explicit values are kept; a half precision ONNX Runtime does not apply, and weights an export
-        replaces, are warned about."""
+        the CPU with a warning; the precision is the scheme of a quantized export an engine backend runs, else
+        `AUTO_PRECISION` of the device (ONNX Runtime: fp32, the export as it is). Explicit values are kept; a half
+        precision ONNX Runtime does not apply, and weights an export replaces, are warned about."""
         warnings = []
         if self.from_engine_dir and (self.weights != RuntimeConfig.weights or self.model_config):
             warnings.append(
@@ -107,14 +107,29 @@ class RuntimeConfig:
                     "device auto: torch sees no CUDA GPU, so inference runs on the CPU (seconds per window); "
                     "set device to cpu to silence this, or install a CUDA build of torch for a GPU"
                 )
-        precision = self.precision
-        if precision == AUTO:
+        precision, scheme = self.precision, self._export_scheme()
+        if precision == AUTO and scheme is not None:  # the export as it is: the only precision it runs at
+            precision = scheme
+            chosen.append(
+                f"precision auto -> {precision} (engine_dir {self.engine_dir} holds an export quantized for it)"
+            )
+        elif precision == AUTO:
             on_gpu = device.startswith("cuda") and self.backend != "onnxruntime"  # its graphs are float32
             precision = AUTO_PRECISION["cuda" if on_gpu else "cpu"]
             chosen.append(f"precision auto -> {precision}")
         return Resolved(
             replace(self, device=device, precision=precision), ", ".join(chosen), " ".join(warnings) or None
         )
+
+    def _export_scheme(self) -> Optional[str]:
+        """The quantization scheme of the export an engine backend runs; None for the torch backend, a float export,
+        or an engine_dir that does not read as an export (creating the pipeline then says why)."""
+        if self.backend == "torch":
+            return None
+        try:
+            return ExportManifest.load(self.engine_dir).quantization_scheme
+        except (ValueError, OSError):
+            return None
 
 
 def create_pipeline(cfg: RuntimeConfig) -> Pipeline:
