@@ -1114,7 +1114,8 @@ def _path_or_none(path: Optional[Path]) -> Optional[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done, 1 a user-facing failure (the message, not a traceback; the summary is written when the
-    run got that far), 130 interrupted, 143 terminated (after writing what was reconstructed)."""
+    run got that far: a damaged recording's input that ended early, or an output that failed, leaves what was
+    reconstructed written), 130 interrupted, 143 terminated (after writing what was reconstructed)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_arguments(argv)
     with stop_on_signal() as stop:
@@ -1141,6 +1142,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STATUS[stop.signal]
     if summary["no_result"]:
         print(f"error: nothing was reconstructed: {summary['no_result']}", file=sys.stderr)
+        return 1
+    if summary["input_error"]:  # a script must not take a part of the recording for all of it
+        print(
+            f"error: the input ended early ({summary['input_error']}): what was read before is reconstructed and "
+            f"written in {args.out}",
+            file=sys.stderr,
+        )
         return 1
     return 1 if summary["output_errors"] else 0
 

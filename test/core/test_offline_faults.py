@@ -689,6 +689,28 @@ def test_a_compressed_message_over_max_image_pixels_is_skipped_before_decoding(t
     assert status == 0
 
 
+def test_a_recording_whose_damage_ends_the_input_writes_what_was_read_and_exits_1(tmp_path, capsys):
+    """A damaged zstd chunk ended the input part way: the frames before it were reconstructed and written, and the
+    run exited 0, so a script that checks the exit status took a fraction of the recording for all of it."""
+    from test_bag_reader import _chunk_data_offsets, _zstd_chunked_bag
+
+    bag = _zstd_chunked_bag(tmp_path / "bag", _photos(40))  # 57.6 kB raw images: about 18 to a 1 MiB chunk
+    (mcap,) = bag.glob("*.mcap")
+    data = bytearray(mcap.read_bytes())
+    offsets = _chunk_data_offsets(bytes(data))
+    assert len(offsets) >= 3
+    data[offsets[1] : offsets[1] + 16] = b"\xff" * 16  # the second chunk's zstd frame header
+    mcap.write_bytes(bytes(data))
+
+    status, out = _bag_run(tmp_path, bag, ["/cam"])
+
+    summary = _strict_json(out / "summary.json")
+    assert "ZstdError" in summary["input_error"] and 0 < summary["frame_sets"] < 40
+    assert summary["merged"] >= 1 and summary["exported_frames"] == summary["frame_sets"]
+    assert status == 1
+    assert capsys.readouterr().err.startswith(f"error: the input ended early ({summary['input_error']}): ")
+
+
 def _rewrite_one_message(tmp_path, bag, index: int, data: bytes):
     """A copy of the one-topic CompressedImage ``bag`` whose message ``index`` carries ``data``."""
     typestore = get_typestore(Stores.ROS2_KILTED)
