@@ -245,3 +245,14 @@ def test_only_modes_nerfstudio_reads_as_they_are_are_copied(mode, readable, tmp_
     path = tmp_path / ("image.jpg" if mode == "CMYK" else "image.png")
     Image.new(mode, (8, 6)).save(path)
     assert (why_not_copied(path) is None) is readable
+
+
+@pytest.mark.parametrize("option", ["--out", "--out-bag", "--images"])
+def test_an_empty_path_is_refused_at_parsing_not_taken_for_the_current_folder(tmp_path, capsys, option):
+    """``--out ""`` (an unset shell variable) was the current folder: refused only when an input happened to lie
+    in it, else the run wrote into wherever the command was started."""
+    given = {"--images": str(tmp_path), "--out": str(tmp_path / "out"), option: ""}
+    with pytest.raises(SystemExit):
+        main([*(part for pair in given.items() for part in pair), *FAST])
+    assert f"argument {option}: is empty; give a path" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
