@@ -277,6 +277,17 @@ def test_the_longest_name_the_export_takes_is_written_through_its_temporaries(tm
         assert (tmp_path / name).read_bytes() == b"x"
 
 
+def test_an_image_listed_twice_is_named_as_such_not_as_a_shared_stem():
+    """rgb.txt listing one file twice was told to "give them different stems"."""
+    with pytest.raises(ValueError) as err:
+        check_export_names(["a.png", "b.png", "a.png"], "rgb.txt")
+    assert str(err.value) == (
+        "image names in rgb.txt that the dataset export cannot write: 2 images are named 'a.png' (one file listed "
+        "again, or files of that name in other folders), and the export writes one file of each name; list each "
+        "image once, under a name of its own"
+    )
+
+
 def test_every_offending_name_is_named_in_one_error(tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()

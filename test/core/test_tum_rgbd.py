@@ -71,7 +71,7 @@ def test_a_malformed_sequence_names_the_file_line_and_fix(tmp_path, sequence):
     shutil.copytree(sequence.folder / "rgb", bad / "again")
     first, second = lines[3].split()[1], lines[4].split()[1]
     (bad / "rgb.txt").write_text("\n".join([*lines[:4], lines[4].replace(second, f"again/{first.split('/')[-1]}")]))
-    with pytest.raises(ValueError, match=r"rgb.txt that the dataset export cannot write: .*share the stem"):
+    with pytest.raises(ValueError, match=r"cannot write: 2 images are named .* in other folders"):
         TumRgbdSequence(bad)
     (bad / "rgb.txt").write_text("\n".join(lines[:4]) + "\n")
     (bad / "depth.txt").write_text("# depth maps\n1305031102.016666 depth/a.png\n")

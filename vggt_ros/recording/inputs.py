@@ -154,7 +154,15 @@ def check_export_names(names: Iterable[str], where: str) -> None:
                 f"is over the {NAME_MAX}-byte limit of file names; shorten it by {excess} bytes or more"
             )
     for stem, shared in by_stem.items():
-        if len(shared) > 1:
+        repeated = sorted(name for name, count in Counter(shared).items() if count > 1)
+        if repeated:  # one file listed again, or files of one name in two folders (a TUM list): not a stem's case
+            problems += [
+                f"{shared.count(name)} images are named {name!r} (one file listed again, or files of that name in "
+                "other folders), and the export writes one file of each name; list each image once, under a name of "
+                "its own"
+                for name in repeated
+            ]
+        elif len(shared) > 1:
             problems.append(
                 f"images {', '.join(repr(name) for name in shared)} share the stem {stem!r}: their depth and "
                 "confidence files in the dataset export are named after the stem and would overwrite each other; "
