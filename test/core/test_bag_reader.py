@@ -479,6 +479,17 @@ def test_a_damaged_ros1_bag_ends_with_a_bag_error_whatever_the_damage(tmp_path, 
     assert "bag error" in outcomes
 
 
+def test_a_ros1_bag_cut_off_before_its_index_names_the_tool_that_rebuilds_it(tmp_path, frames):
+    """A ROS 1 recorder stopped by a crash leaves no index (it is written at the end): the error said only "Bag index
+    looks damaged" and to pass a ROS 1 .bag, which the user had done."""
+    path = write_ros1_image_bag(tmp_path / "camera.bag", "/cam", list(zip(_stamps(6), frames)))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    with pytest.raises(BagError) as caught:
+        BagImageSource(path, ["/cam"])
+    assert str(caught.value).startswith(f"cannot read bag '{path}': Bag index looks damaged")
+    assert str(caught.value).endswith(f"can have it rebuilt: rosbag reindex {path}")
+
+
 @pytest.mark.parametrize("kept", [0.1, 0.5, 0.99])
 def test_a_recording_cut_off_before_its_first_complete_chunk_says_so(tmp_path, kept):
     """rosbag2's mcap plugin writes the schemas and channels into the chunks: cut before the first chunk closed, the

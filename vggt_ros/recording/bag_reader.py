@@ -355,7 +355,7 @@ class BagImageSource:
             reader.open()
         except (AnyReaderError, ReaderError, FileNotFoundError) as err:
             # FileNotFoundError: a folder without metadata.yaml (the path itself was checked to exist).
-            raise BagError(f"cannot read bag '{self.path}': {err}; pass {BAG_FORMS}") from None
+            raise BagError(f"cannot read bag '{self.path}': {err}; {_fix_for_unreadable(self.path, err)}") from None
         try:
             yield reader
         finally:
@@ -443,6 +443,14 @@ def _image_topics(types: dict[str, tuple[str, ...]]) -> str:
         if set(found) & set(IMAGE_TYPES)
     ]
     return ", ".join(names) if names else "none (the bag holds no sensor_msgs/Image or CompressedImage)"
+
+
+def _fix_for_unreadable(path: Path, err: Exception) -> str:
+    """What to do about a bag the reader cannot open: a ROS 1 bag whose index is missing (a recorder stopped before
+    writing it, at the end of the file) is mended by ROS 1's own tool; anything else, a form the reader takes."""
+    if path.suffix == ".bag" and "index" in str(err).lower():
+        return f"a ROS 1 bag cut off before its index was written can have it rebuilt: rosbag reindex {path}"
+    return f"pass {BAG_FORMS}"
 
 
 def _refuse_message_compressed_file(path: Path) -> None:
