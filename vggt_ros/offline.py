@@ -412,8 +412,8 @@ class _Exports:
             try:
                 # A folder's file is copied as it is (not re-encoded), whole or not at all, where readers take its
                 # pixels as they are; else, as a recording's image, the RGB pixels the model saw are written.
-                not_copied = why_not_copied(path) if path is not None else "a recording's image"
-                copied = not_copied is None
+                not_copied = why_not_copied(path) if path is not None else None
+                copied = path is not None and not_copied is None
                 if copied:
                     target = self.images_dir / name
                     target.parent.mkdir(parents=True, exist_ok=True)
