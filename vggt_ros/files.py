@@ -65,7 +65,7 @@ def replace_atomically(path, write: Callable[[Path], None]) -> None:
     path = Path(path)
     # A name of its own (two writers of one path never share a temporary), created with the permissions the umask
     # gives a new file (mkstemp's would be owner-only).
-    temporary = path.with_name(_temporary_name(path.name, secrets.token_hex(6)))
+    temporary = path.with_name(_temporary_name(path.name, _token()))
     try:
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         mode = stat.S_IMODE(os.stat(temporary).st_mode)
@@ -85,6 +85,11 @@ def replace_atomically(path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def _token() -> str:
+    """What makes a temporary name `replace_atomically` writes through its own (two writers never share one)."""
+    return secrets.token_hex(6)
+
+
 def _temporary_name(name: str, token: str) -> str:
     stem, suffix = os.path.splitext(name)
     return f".{stem}.{token}.tmp{suffix}"
@@ -93,7 +98,7 @@ def _temporary_name(name: str, token: str) -> str:
 def temporary_name_bytes(name: str) -> int:
     """The length in bytes of the temporary name `replace_atomically` writes a file named ``name`` through: a name
     whose temporary's is over `NAME_MAX` cannot be written, although it fits itself."""
-    return len(_temporary_name(name, secrets.token_hex(6)).encode())
+    return len(_temporary_name(name, _token()).encode())
 
 
 def temporary_glob(name: str) -> str:
@@ -181,24 +186,23 @@ def staged_entries(
             raise ValueError(f"the save wrote {unknown}, which are not among the entries it may replace {owned}")
         with contextlib.nullcontext() if target_locked else _save_lock(target):
             _check_writer(target, writer)  # again: another save may have ended since the start
-            earlier = {name for name in saved_entries(target) if _entry_name(name)}
-            foreign = unrecorded_entries(target, written)
+            recorded = _recorded_lines(target)
+            earlier = {line for line in recorded if _entry_name(line)}
+            # Every entry of an owned name an earlier save wrote and this one does not (a camera the node no longer
+            # runs: trajectory_*.tum); the entries other saves wrote stay, and stay recorded.
+            removed = sorted(name for name in earlier - set(written) if _owned(name, owned))
+            foreign, inside = _unrecorded(target, [*written, *removed], set(recorded))
             if foreign:
                 raise FileExistsError(
                     f"{target} holds {foreign}, which no save wrote and this one would replace; move them, or save "
                     "into another folder"
                 )
-            # Every entry of an owned name an earlier save wrote and this one does not (a camera the node no longer
-            # runs: trajectory_*.tum); the entries other saves wrote stay, and stay recorded.
-            removed = sorted(name for name in earlier - set(written) if _owned(name, owned))
-            inside = unrecorded_files(target, [*written, *removed])
             if inside:
                 raise FileExistsError(
                     f"{target} holds {listed(inside)} inside entries this save replaces, which no save wrote; move "
                     "them, or save into another folder"
                 )
             others = sorted(name for name in earlier - set(written) - set(removed) if os.path.lexists(target / name))
-            recorded = _recorded_lines(target)
             listings = [line for name in written for line in _folder_listing(staging, name)]
             kept_listings = [line for line in recorded if "/" in line and line.split("/", 1)[0] in others]
             write_save_record(staging, sorted([*written, *listings, *others, *kept_listings]), writer)
@@ -355,18 +359,26 @@ def add_to_save_record(folder: Path, name: str) -> None:
     write_save_record(folder, sorted(set(_recorded_lines(folder)) | {name}), save_writer(folder))
 
 
-def unrecorded_files(target: Path, names: Collection[str]) -> list[str]:
-    """The files and links inside those of ``names`` that are folders an earlier save wrote, which that save did not
-    write (the user's own ``colmap/database.db``): replacing or removing the folder would delete them. Paths relative
-    to ``target``, sorted. A folder recorded without its files (by a vggt_ros before the record listed them) is taken
-    as the save's whole."""
+def unrecorded_paths(target: Path, names: Collection[str]) -> tuple[list[str], list[str]]:
+    """What a save of ``names`` into ``target`` would replace or remove although no save wrote it (the user's own):
+    the entries of those names, and the files and links inside those of them that are folders an earlier save wrote
+    (``colmap/database.db``); paths relative to ``target``. A folder recorded without its files (by a vggt_ros before
+    the record listed them) is taken as the save's whole."""
     target = Path(target)
-    recorded = set(_recorded_lines(target))
-    found = []
-    for name in names:
-        if f"{name}/" in recorded:
-            found += [line for line in _folder_listing(target, name)[1:] if line not in recorded]
-    return sorted(found)
+    return _unrecorded(target, names, set(_recorded_lines(target)))
+
+
+def _unrecorded(target: Path, names: Collection[str], recorded: set[str]) -> tuple[list[str], list[str]]:
+    """`unrecorded_paths` against the record's lines ``recorded``."""
+    entries = [name for name in names if os.path.lexists(target / name) and name not in recorded]
+    inside = [
+        line
+        for name in names
+        if f"{name}/" in recorded
+        for line in _folder_listing(target, name)[1:]
+        if line not in recorded
+    ]
+    return entries, sorted(inside)
 
 
 def _folder_listing(parent: Path, name: str) -> list[str]:
@@ -387,12 +399,6 @@ def listed(paths: list[str], limit: int = 5) -> str:
     """``paths`` for a message: the first ``limit`` of them, and how many more."""
     more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
     return ", ".join(paths[:limit]) + more
-
-
-def unrecorded_entries(target: Path, names: Collection[str]) -> list[str]:
-    """Those of ``names`` that ``target`` holds although no save recorded writing them (the user's own)."""
-    recorded = saved_entries(target)
-    return [name for name in names if os.path.lexists(target / name) and name not in recorded]
 
 
 def saved_entries(target: Path) -> set[str]:

@@ -42,8 +42,7 @@ from vggt_ros.files import (
     missing_folders,
     record_unrecorded_save,
     remove_empty_folders,
-    unrecorded_entries,
-    unrecorded_files,
+    unrecorded_paths,
 )
 
 # What `vggt-ros-reconstruct` writes into --out besides the dataset exports (and each further camera's
@@ -153,13 +152,12 @@ def check_run_entries(out: Path, entries: Sequence[str]) -> None:
     replace the user's own file or folder at its end."""
     if not out.is_dir():
         return
-    foreign = unrecorded_entries(out, entries)
+    foreign, inside = unrecorded_paths(out, entries)
     if foreign:
         raise OutputFolderError(
             f"--out {out} holds {', '.join(foreign)}, which no earlier run recorded writing there, and this run "
             "writes entries of those names: move them, or choose another --out"
         )
-    inside = unrecorded_files(out, entries)
     if inside:
         raise OutputFolderError(
             f"--out {out} holds {listed(inside)}, which no earlier run wrote, inside folders this run replaces: "
