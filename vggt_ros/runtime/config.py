@@ -107,8 +107,9 @@ class RuntimeConfig:
                     "device auto: torch sees no CUDA GPU, so inference runs on the CPU (seconds per window); "
                     "set device to cpu to silence this, or install a CUDA build of torch for a GPU"
                 )
-        precision, scheme = self.precision, self._export_scheme()
-        if precision == AUTO and scheme is not None:  # the export as it is: the only precision it runs at
+        precision = self.precision
+        scheme = self._export_scheme() if precision == AUTO else None  # a manifest read only where it decides
+        if scheme is not None:  # the export as it is: the only precision it runs at
             precision = scheme
             chosen.append(
                 f"precision auto -> {precision} (engine_dir {self.engine_dir} holds an export quantized for it)"
