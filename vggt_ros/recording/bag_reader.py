@@ -43,6 +43,7 @@ Design decisions:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from contextlib import contextmanager
@@ -227,11 +228,13 @@ class BagImageSource:
             return False
         return True
 
+    @functools.cached_property
     def clock_leads(self) -> tuple[int, ...]:
         """Per camera, its clock's lead over the log time (header stamp - log time, ns) at its first message with a
         stamp set; 0 for a camera that sets none (its unset stamps take the log time). One pass over the messages in
-        the time range, which ends at every camera's first stamped message (a camera that never stamps is read to
-        the end; a damaged storage ends it, the iteration then says so)."""
+        the time range, made once for all iterations (the bag does not change), which ends at every camera's first
+        stamped message (a camera that never stamps is read to the end; a damaged storage ends it, the iteration
+        then says so)."""
         leads: dict[str, int] = {}
         with self._opened() as reader:
             messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
@@ -303,7 +306,7 @@ class BagImageSource:
         (`decode_image_message`); undecodable, over-large and repeated ones skipped and counted."""
         # Tolerance 0: a stamp before the camera's newest is stale, or a jump back (the session starts over); both
         # pass here, where only repeats are skipped.
-        stamps = CameraStamps(len(self.topics), reorder_tolerance_s=0.0, leads_ns=self.clock_leads())
+        stamps = CameraStamps(len(self.topics), reorder_tolerance_s=0.0, leads_ns=self.clock_leads)
         for item in self.messages():
             topic = self.topics[item.camera].topic
             check = stamps.check(item.camera, item.stamp_ns, item.log_ns)

@@ -276,7 +276,7 @@ def bag_frame_sets(
         max_image_pixels=source.max_image_pixels,
         preprocess_mode=mode,
         image_size=target_size,
-        clock_leads_ns=source.clock_leads(),
+        clock_leads_ns=source.clock_leads,
     )
     assembly = InputAssembly(config, LogPolicy(log))
     restart = False  # reported by an image that completed no frame set: carried to the next one
