@@ -174,14 +174,15 @@ def check_export_names(names: Iterable[str], where: str) -> None:
 
 def usable_image_files(
     paths: Iterable[Path], mode: str, target_size: int, max_image_pixels: int, skip: Callable[[Path, str], None]
-) -> tuple[list[Path], set[tuple[int, int]]]:
-    """The files of ``paths`` a model input can be made of, in order, and their (H, W) sizes, from the file headers;
+) -> dict[Path, tuple[int, int]]:
+    """The files of ``paths`` a model input can be made of, in order, each with its (H, W) from its header;
     ``skip(path, why)`` is told of each other one: unreadable, over ``max_image_pixels`` (`vggt_ros.image_limits`),
     or too elongated for the preprocessing's ``mode`` and ``target_size``. A size counts once a file of it decodes
     (one file per size is decoded here): a file whose header reads but whose pixels do not (cut short) must not pad
     every usable frame to its size."""
     check_max_image_pixels(max_image_pixels)
-    files, sizes = [], set()
+    usable: dict[Path, tuple[int, int]] = {}
+    decoded: set[tuple[int, int]] = set()  # the sizes an image of which decoded
     for path in paths:
         if _dangling(path):
             skip(path, f"cannot read image file: it is a link to {os.readlink(path)}, which does not exist")
@@ -193,14 +194,14 @@ def usable_image_files(
             continue
         try:
             output_size(*hw, mode, target_size)
-            if hw not in sizes:
+            if hw not in decoded:
                 decode_image_file(path)
         except ValueError as err:  # an ImageFormatError, or pixels that do not decode
             skip(path, str(err))
             continue
-        sizes.add(hw)
-        files.append(path)
-    return files, sizes
+        decoded.add(hw)
+        usable[path] = hw
+    return usable
 
 
 class FolderInput:
@@ -222,17 +223,16 @@ class FolderInput:
         self, folder: Path, mode: str, target_size: int, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     ) -> None:
         self.skipped = SkippedFiles()
-        self.files, sizes = usable_image_files(
-            image_files(folder), mode, target_size, max_image_pixels, self.skipped.add
-        )
+        usable = usable_image_files(image_files(folder), mode, target_size, max_image_pixels, self.skipped.add)
+        self.files = list(usable)
         if not self.files:
             raise ValueError(
                 f"no usable image in {folder} ({len(self.skipped)} unreadable, too large or too elongated; see the "
                 "warnings)"
             )
         check_export_names([path.name for path in self.files], str(folder))
-        self.sizes = sizes
-        self.model_hw = common_model_hw(sizes, mode, target_size)
+        self.sizes = set(usable.values())
+        self.model_hw = common_model_hw(self.sizes, mode, target_size)
 
     def frame_sets(self) -> Iterator[InputFrameSet]:
         """Each file a frame set, stamped `FRAME_PERIOD_NS` apart (by position in the folder)."""

@@ -146,11 +146,11 @@ class TumRgbdSequence:
             raise ValueError(f"--tum {folder} is not a folder; give a TUM RGB-D sequence folder (with rgb.txt)")
         self.skipped = SkippedFiles()
         listed = read_image_list(folder / "rgb.txt")
-        usable, self.sizes = usable_image_files(
+        usable = usable_image_files(
             [image.path for image in listed], mode, target_size, max_image_pixels, self.skipped.add
         )
-        kept = set(usable)
-        self.rgb = [image for image in listed if image.path in kept]
+        self.sizes = set(usable.values())
+        self.rgb = [image for image in listed if image.path in usable]
         if not self.rgb:
             raise ValueError(
                 f"no usable colour image in {folder / 'rgb.txt'} ({len(self.skipped)} missing, unreadable, too large "
@@ -163,7 +163,7 @@ class TumRgbdSequence:
             self.depth = associate_nearest(self.rgb, read_image_list(folder / "depth.txt"), DEPTH_MAX_DIFFERENCE_NS)
             if not self.depth:
                 raise ValueError(f"no depth image of {folder / 'depth.txt'} is within 0.02 s of a colour image")
-            self._leave_out_unregistered_depth(max_image_pixels)
+            self._leave_out_unregistered_depth(usable, max_image_pixels)
             if not self.depth:
                 raise ValueError(
                     f"no depth image of {folder / 'depth.txt'} has its colour image's size; --metric-depth needs depth "
@@ -171,22 +171,23 @@ class TumRgbdSequence:
                 )
             log.info("%d of %d colour images have a depth image within 0.02 s", len(self.depth), len(self.rgb))
 
-    def _leave_out_unregistered_depth(self, max_image_pixels: int) -> None:
-        """Leave out, as unreadable ones are, the depth images of another size than their colour image's (from the
-        file headers, before any work): such depth is not registered to the colour image, and would give no scale
-        only after the inference."""
+    def _leave_out_unregistered_depth(self, colour_hw: dict[Path, tuple[int, int]], max_image_pixels: int) -> None:
+        """Leave out, as unreadable ones are, the depth images of another size than their colour image's (``colour_hw``
+        by file; from the file headers, before any work): such depth is not registered to the colour image, and would
+        give no scale only after the inference."""
         for image in self.rgb:
             path = self.depth.get(image.stamp_ns)
             if path is None:
                 continue
             try:
-                depth_hw, colour_hw = image_file_hw(path, max_image_pixels), image_file_hw(image.path, max_image_pixels)
+                depth_hw = image_file_hw(path, max_image_pixels)
             except (OSError, ValueError):
                 continue  # unreadable: skipped when it is read, with the reader's reason
-            if depth_hw != colour_hw:
+            colour = colour_hw[image.path]
+            if depth_hw != colour:
                 why = (
                     f"depth image is {depth_hw[1]}x{depth_hw[0]} (WxH) but its colour image {image.path.name} is "
-                    f"{colour_hw[1]}x{colour_hw[0]}; --metric-depth needs depth registered to the colour images"
+                    f"{colour[1]}x{colour[0]}; --metric-depth needs depth registered to the colour images"
                 )
                 self.skipped.add(path, why, f"{path.parent.name}/{path.name}")
                 del self.depth[image.stamp_ns]
