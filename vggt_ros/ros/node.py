@@ -457,7 +457,7 @@ class ReconstructionNode(LifecycleNode):
         keyframes at 1280x720, mostly PNG encoding, stopped map -> odom, /diagnostics, the cameras' input and the
         lifecycle services for 20 s)."""
         not_configured = False, "nothing to save: the node is not configured"
-        if not self._configured or self._saves is None:
+        if self._saves is None:  # the save thread lives from configure to cleanup
             response.success, response.message = not_configured
             return response
         answer = Future(executor=self.executor)
