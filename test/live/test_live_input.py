@@ -212,6 +212,20 @@ def test_unstamped_depth_pairs_with_unstamped_colour_by_arrival(photo):
     assert any("depth of camera 'camera0' is stamped 0" in text for _, text in logger.lines)
 
 
+def test_unstamped_depth_takes_its_cameras_clock(photo):
+    """A camera that stamps its colour images in its own clock (a boot clock, a simulation's time), 1000 s ahead of
+    the node's, and its depth 0: the depth took the node's arrival time, 1000 s from every colour stamp, and never
+    paired. It takes the camera's clock, as the camera's unset colour stamps do."""
+    inputs, _ = assembly(depth_cameras=1)
+    lead = 1000 * SECOND
+    inputs.add_image(0, rgb_message(photo), lead + 10 * SECOND, 10 * SECOND, False)
+    depth_m = np.full((4, 6), 2.5, dtype=np.float32)
+    arrival = 10 * SECOND + 33_000_000
+    inputs.add_depth(0, FakeImage(depth_m.tobytes(), 4, 6, 24, "32FC1"), 0, arrival)
+    frame_set = inputs.add_image(0, rgb_message(photo), lead + arrival, arrival, False).frame_set
+    assert np.array_equal(inputs.depth_of(0, frame_set.stamps_ns[0]), depth_m)
+
+
 def test_depth_in_another_frame_than_its_colour_image_is_named_once(photo):
     """A raw depth stream (the depth lens' own frame, another field of view) put the scale 2.5 - 20 % off without a
     word; registered depth carries the colour image's frame."""

@@ -439,19 +439,20 @@ class InputAssembly:
 
     # ------------------------------------------------------------------------------------------------ depth
     def add_depth(self, camera: int, msg, stamp_ns: int, arrival_ns: int) -> None:
-        """Convert one depth image of ``camera`` stamped ``stamp_ns`` (0: unstamped, then ``arrival_ns`` stands in,
-        as for the colour images) to metres and queue it for the colour frame set of its stamp."""
+        """Convert one depth image of ``camera`` stamped ``stamp_ns`` (0: unset, then the camera's clock at
+        ``arrival_ns`` stands in, as for its colour images) to metres and queue it for the colour frame set of its
+        stamp."""
         topic = self.config.topics[len(self.config.names) + camera]
         self._watchdog.image_arrived(topic, self._clock())
         self._last_image_bytes[topic] = len(msg.data)
         name = self.config.names[camera]
         if stamp_ns == 0:
-            stamp_ns = arrival_ns
+            stamp_ns = self._stamps.clock_at(camera, arrival_ns)
             self._log.once(
                 "warning",
                 ("zero_stamps", "depth", camera),
-                f"depth of camera '{name}' is stamped 0: using each depth image's arrival time instead, as for the "
-                "colour images (fix the driver: stamp images with their capture time)",
+                f"depth of camera '{name}' is stamped 0: using the camera's clock at each depth image's arrival "
+                "instead, as for the colour images (fix the driver: stamp images with their capture time)",
             )
         colour_frame, depth_frame = self._camera_frames[camera], msg.header.frame_id
         if colour_frame and depth_frame and depth_frame != colour_frame:

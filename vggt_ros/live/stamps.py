@@ -103,10 +103,15 @@ class CameraStamps:
         self._stale = [None] * len(self._stale)
         self._ahead = [None] * len(self._ahead)
 
+    def clock_at(self, camera: int, arrival_ns: int) -> int:
+        """``camera``'s clock at ``arrival_ns`` (ns): the stamp that an image of it stamped 0 (unset) takes, and its
+        depth images too, which share its clock."""
+        return max(arrival_ns + self._lead[camera], 0)
+
     def check(self, camera: int, stamp_ns: int, arrival_ns: int) -> StampCheck:
         substituted = stamp_ns == 0
-        if substituted:  # unset: the camera's clock at its arrival
-            stamp_ns = max(arrival_ns + self._lead[camera], 0)
+        if substituted:
+            stamp_ns = self.clock_at(camera, arrival_ns)
         newest, candidate, ahead = self._newest[camera], self._stale[camera], self._ahead[camera]
         if ahead is not None and stamp_ns == ahead[0]:
             return StampCheck(StampVerdict.DUPLICATE, stamp_ns, substituted)
