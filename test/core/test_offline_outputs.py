@@ -243,8 +243,35 @@ def test_a_rotated_webp_is_written_as_the_pixels_the_model_saw_without_loss_and_
 )
 def test_only_modes_nerfstudio_reads_as_they_are_are_copied(mode, readable, tmp_path):
     path = tmp_path / ("image.jpg" if mode == "CMYK" else "image.png")
-    Image.new(mode, (8, 6)).save(path)
+    Image.new(mode, (8, 6), color=(10, 20, 30, 255) if mode == "RGBA" else None).save(path)  # opaque RGBA
     assert (why_not_copied(path) is None) is readable
+
+
+def test_a_transparent_rgba_image_is_written_as_the_white_composite_the_model_saw(tmp_path, caplog):
+    """A background-removed photo (black under alpha 0) was copied as it was: the model saw white there, so the
+    map's colours and the depth described a white backdrop that COLMAP and OpenCV, reading the stored black, do not
+    see in the dataset's image."""
+    import cv2
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    frames = panned_photographs(3)
+    for index, frame in enumerate(frames):
+        rgba = np.dstack([frame, np.full(frame.shape[:2], 255, np.uint8)])
+        if index == 1:
+            rgba[:, : frame.shape[1] // 3] = 0  # the left third transparent, black underneath
+        Image.fromarray(rgba, "RGBA").save(folder / f"frame_{index:03d}.png")
+    out = tmp_path / "out"
+    with caplog.at_level("INFO", logger="vggt_ros.offline"):
+        assert main(["--images", str(folder), "--out", str(out), *FAST]) == 0
+    transparent = out / "images" / "frame_001.png"
+    read_by_opencv = cv2.imread(str(transparent), cv2.IMREAD_COLOR)[:, :, ::-1]
+    np.testing.assert_array_equal(read_by_opencv[:, : frames[1].shape[1] // 3], 255)  # white, as the model saw
+    np.testing.assert_array_equal(read_by_opencv, decode_image_file(folder / "frame_001.png"))
+    assert "frame_001.png" in caplog.text and "its transparent pixels are white to the model" in caplog.text
+    for opaque in ("frame_000.png", "frame_002.png"):  # opaque RGBA reads alike everywhere: copied
+        assert (out / "images" / opaque).read_bytes() == (folder / opaque).read_bytes()
+    assert json.loads((out / "summary.json").read_text())["converted_images"] == 1
 
 
 @pytest.mark.parametrize("option", ["--out", "--out-bag", "--images"])

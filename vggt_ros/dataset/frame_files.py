@@ -70,13 +70,22 @@ UPRIGHT = 1
 
 def why_not_copied(path: Path) -> str | None:
     """Why an input image file cannot be copied into the dataset as it is (None: it can): its Pillow mode is not one
-    of `READABLE_MODES`, or it has an EXIF orientation to apply. The dataset then gets the RGB pixels the model saw
-    (`write_frame_files`' ``image``). A phone's portrait photo is stored sideways with an Orientation tag: the model,
-    as the official loader, sees the stored pixels, and so do COLMAP and nerfstudio, but OpenCV's imread turns the
-    image upright, so the copy would show OpenCV-based readers another image than the exports describe."""
+    of `READABLE_MODES`, it is RGBA with transparent pixels, or it has an EXIF orientation to apply. The dataset
+    then gets the RGB pixels the model saw (`write_frame_files`' ``image``).
+
+    * The model, as the official loader, sees an RGBA image composited onto white; COLMAP, OpenCV and nerfstudio
+      (without an alpha colour) read the colour stored under a transparent pixel, often black, so the copy would
+      show them another image than the map's colours and the depth describe.
+    * A phone's portrait photo is stored sideways with an Orientation tag: the model, as the official loader, sees
+      the stored pixels, and so do COLMAP and nerfstudio, but OpenCV's imread turns the image upright."""
     with Image.open(path) as image:
         if image.mode not in READABLE_MODES:
             return f"its colour mode {image.mode} (not RGB, RGBA or grey) reads wrong in nerfstudio"
+        if image.mode == "RGBA" and image.getextrema()[3][0] < 255:
+            return (
+                "its transparent pixels are white to the model (composited as the official loader does), but their "
+                "stored colour to COLMAP, OpenCV and nerfstudio"
+            )
         orientation = image.getexif().get(EXIF_ORIENTATION, UPRIGHT)
     if orientation != UPRIGHT:
         return f"its EXIF orientation {orientation} would turn it in OpenCV's reader, not in the model's or COLMAP's"
