@@ -176,7 +176,7 @@ def _check_intrinsics(intrinsics: np.ndarray, where: str) -> None:
         )
 
 
-def _nearest_model_pixels(pixel_map: PixelMap) -> tuple[np.ndarray, np.ndarray]:
+def nearest_model_pixels(pixel_map: PixelMap) -> tuple[np.ndarray, np.ndarray]:
     """For every camera-image row and column, the nearest model-image row and column, -1 where none.
 
     The map is axis-aligned, so the pixel grid factorises: ``(H,)`` rows and ``(W,)`` columns, int64. A
@@ -206,7 +206,7 @@ def resample_to_image(pixel_map: PixelMap, model_values: np.ndarray, fill) -> np
     Nearest neighbour keeps every value a real prediction: interpolating depth would invent surfaces between
     a foreground edge and the background. Camera pixels the crop removed get ``fill``.
     """
-    rows, columns = _nearest_model_pixels(pixel_map)
+    rows, columns = nearest_model_pixels(pixel_map)
     resampled = model_values[np.ix_(np.maximum(rows, 0), np.maximum(columns, 0))]
     outside = (rows < 0)[:, None] | (columns < 0)[None, :]
     resampled[outside] = fill
@@ -219,3 +219,13 @@ def model_pixels_in_image(pixel_map: PixelMap) -> np.ndarray:
     inside = np.zeros(pixel_map.model_hw, dtype=bool)
     inside[top:bottom, left:right] = True
     return inside
+
+
+def resampled_model_pixels(pixel_map: PixelMap) -> np.ndarray:
+    """``(h, w)`` bool: model pixels that `resample_to_image` gives some camera pixel, the values the per-frame
+    files show. All of them where the camera image is at least the model's size; about one in (model / camera
+    size) where the model image enlarges it."""
+    rows, columns = nearest_model_pixels(pixel_map)
+    shown = np.zeros(pixel_map.model_hw, dtype=bool)
+    shown[np.ix_(rows[rows >= 0], columns[columns >= 0])] = True
+    return shown

@@ -6,17 +6,22 @@ by the frame it came from and by the neighbouring frames that agree with it.
 VGGT has no feature matches, so a COLMAP point here is a depth pixel unprojected into the world. Its first
 observation is the pixel itself (mapped to the camera image). It is then projected into up to
 ``neighbour_frames`` frames before and after its own (in the order frames are added); where it lands inside
-that frame's image, in front of the camera, on a confident pixel whose depth agrees with the point's within
-``depth_agreement`` (relative), that frame observes it too, at the projected position. The depth test rejects
-points hidden behind something in the other view. An observation is the projection itself, so the reprojection
-error is 0 by construction and written as 0.
+that frame's image, in front of the camera, and two confident depths there agree with the point's within
+``depth_agreement`` (relative), that frame observes it too, at the projected position. The two are the model
+pixel's nearest the projection and the frame's depth file's at the camera pixel it lands in
+(`resample_to_image`: that pixel's nearest model pixel). The first rejects points hidden behind something in the
+other view; the second keeps every observation true of the file a reader checks it against (with a network's
+per-pixel noise the two differ where the model image enlarges the camera image). An observation is the
+projection itself, so the reprojection error is 0 by construction and written as 0.
 
 Streaming: only the last ``neighbour_frames`` frames stay open (their depth for the agreement test, their points
 and 2-D observations). A frame is closed when it can gain no more observations, and leaves as one COLMAP image
 record plus its points' records (`vggt_ros.dataset.colmap`), so memory does not grow with the recording.
 
-Points sample only pixels that show the camera image (pad mode's white borders show nothing) and that are at or
-above the frame's ``confidence_percentile`` of confidence among its usable pixels.
+Points sample only pixels that show the camera image (pad mode's white borders show nothing), that the depth file
+shows (`resampled_model_pixels`: where the model image enlarges the camera image, the depth file at a point's own
+observation would otherwise give a neighbouring model pixel's depth) and that are at or above the frame's
+``confidence_percentile`` of confidence among its usable pixels.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vggt_ros.dataset.colmap import ImageRecord, PointBatch
-from vggt_ros.dataset.frames import ExportFrame, model_pixels_in_image
+from vggt_ros.dataset.frames import ExportFrame, model_pixels_in_image, nearest_model_pixels, resampled_model_pixels
 from vggt_ros.geometry import apply_transform, invert_rigid, project_points
 from vggt_ros.numeric import usable_pixels
 
@@ -74,6 +79,9 @@ class _OpenFrame:
     frame: ExportFrame
     camera_from_world: np.ndarray  # (3, 4)
     confident_depth: np.ndarray  # (h, w) float32, NaN where the pixel may not confirm a point
+    # Each camera-image row's and column's nearest model row and column (-1: none), as the depth file takes them.
+    nearest_rows: np.ndarray  # (H,) int64
+    nearest_columns: np.ndarray  # (W,) int64
     point3d_ids: np.ndarray  # (P,) uint64
     xyz: np.ndarray  # (P, 3) float64
     rgb: np.ndarray  # (P, 3) uint8
@@ -149,7 +157,7 @@ class TrackBuilder:
         if self.sampling.confidence_percentile > 0 and confident.any():
             threshold = np.percentile(frame.confidence[confident], self.sampling.confidence_percentile)
             confident &= frame.confidence >= threshold
-        candidates = np.flatnonzero(confident)
+        candidates = np.flatnonzero(confident & resampled_model_pixels(frame.pixel_map))
         rng = np.random.default_rng([self.sampling.seed, image_id])
         if len(candidates) > self.sampling.points_per_frame:
             candidates = np.sort(rng.choice(candidates, self.sampling.points_per_frame, replace=False))
@@ -169,6 +177,7 @@ class TrackBuilder:
             axis=1,
         )
         xyz = apply_transform(pose, camera_points)
+        nearest_rows, nearest_columns = nearest_model_pixels(frame.pixel_map)
         point3d_ids = np.arange(self._next_point_id, self._next_point_id + len(candidates), dtype=np.uint64)
         self._next_point_id += len(candidates)
         opened = _OpenFrame(
@@ -176,6 +185,8 @@ class TrackBuilder:
             frame=frame,
             camera_from_world=invert_rigid(pose[:3]),
             confident_depth=np.where(confident, frame.depth, np.float32(math.nan)),
+            nearest_rows=nearest_rows,
+            nearest_columns=nearest_columns,
             point3d_ids=point3d_ids,
             xyz=xyz,
             rgb=frame.colors[rows, columns],
@@ -188,22 +199,28 @@ class TrackBuilder:
             return
         camera_points = apply_transform(target.camera_from_world, source.xyz)
         z = camera_points[:, 2]
-        model_uv = project_points(target.frame.intrinsics.astype(np.float64), camera_points)
-        height, width = target.confident_depth.shape
-        nearest = np.floor(model_uv + 0.5)
-        in_model = (
-            (z > 0) & (nearest[:, 0] >= 0) & (nearest[:, 0] < width) & (nearest[:, 1] >= 0) & (nearest[:, 1] < height)
-        )
-        rows = np.flatnonzero(in_model)
-        reference = target.confident_depth[nearest[rows, 1].astype(np.int64), nearest[rows, 0].astype(np.int64)]
-        agrees = np.abs(z[rows] - reference) <= self.sampling.depth_agreement * reference  # NaN reference: False
-        rows = rows[agrees]
-        corner = target.frame.corner_pixels(model_uv[rows])
+        rows = np.flatnonzero(z > 0)
+        model_uv = project_points(target.frame.intrinsics.astype(np.float64), camera_points[rows])
+        corner = target.frame.corner_pixels(model_uv)
         image_height, image_width = target.frame.image_hw
         inside = (
             (corner[:, 0] >= 0) & (corner[:, 0] < image_width) & (corner[:, 1] >= 0) & (corner[:, 1] < image_height)
         )
-        rows, corner = rows[inside], corner[inside]
+        rows, model_uv, corner = rows[inside], model_uv[inside], corner[inside]
+        # Two depths must agree with the point's: the model pixel nearest its projection (the finer of the two
+        # grids where the model image enlarges the camera image: a point just behind an edge is hidden), and the
+        # depth file's at the camera pixel it lands in (that pixel's nearest model pixel).
+        pixel = np.floor(corner).astype(np.int64)
+        file_pixel = np.stack((target.nearest_columns[pixel[:, 0]], target.nearest_rows[pixel[:, 1]]), axis=1)
+        agrees = np.ones(len(rows), dtype=bool)
+        height, width = target.confident_depth.shape
+        for model_pixel in (np.floor(model_uv + 0.5).astype(np.int64), file_pixel):
+            valid = (model_pixel[:, 0] >= 0) & (model_pixel[:, 0] < width)
+            valid &= (model_pixel[:, 1] >= 0) & (model_pixel[:, 1] < height)
+            reference = np.full(len(rows), math.nan)
+            reference[valid] = target.confident_depth[model_pixel[valid, 1], model_pixel[valid, 0]]
+            agrees &= np.abs(z[rows] - reference) <= self.sampling.depth_agreement * reference  # NaN: False
+        rows, corner = rows[agrees], corner[agrees]
         if len(rows):
             indices = target.observe(corner, source.point3d_ids[rows])
             source.add_track(rows, target.image_id, indices)
