@@ -577,10 +577,16 @@ class _BagRecording:
             self.error = f"{self.error}; {unfinished}" if self.error else f"--out-bag {self.path}: {unfinished}"
             log.error("--out-bag %s: %s", self.path, unfinished)
 
+    def restart(self, stamp_ns: int) -> None:
+        """The input's time went back to ``stamp_ns`` (a new world): its messages are logged from just after the
+        newest written on. Their stamps need not go back (a joint window of a recording made twice ends at the
+        first one's last stamp), and the same log time and stamp with another transform is a repeat to tf2."""
+        self._log_shift_ns = max(self._log_shift_ns, self._log_ns + 1 - stamp_ns)
+
     def _write(self, topic: str, message, stamp_ns: int, latched: bool = False) -> None:
         """Write ``message`` (stamped ``stamp_ns``) at its stamp as log time, shifted by how far the input's time went
-        back so far: a world that started over plays after the one before it, at its own pace, as the node
-        published it."""
+        back so far (`restart`): a world that started over plays after the one before it, at its own pace, as the
+        node published it."""
         log_ns = stamp_ns + self._log_shift_ns
         if log_ns < self._log_ns:  # the input's time went back
             self._log_shift_ns += self._log_ns - log_ns
@@ -849,6 +855,8 @@ def _reconstruct(
                     if chunks is not None:
                         run_window(chunks.finish(), last_name)
                         chunks = ChunkWindows(*chunk)
+                    if recording is not None:
+                        recording.restart(item.frame_set.stamps_ns[0])
                     if not session.world.is_empty:  # kept, should no window merge after the restart
                         _remove_world_files(earlier_world)
                         earlier_world = _write_world(session, out)

@@ -425,6 +425,28 @@ def test_the_out_bag_of_a_recording_that_starts_over_plays_in_the_order_the_node
     assert len(stamps) - second >= 2 and np.diff(log_times[second:]).tolist() == np.diff(stamps[second:]).tolist()
 
 
+def test_the_out_bag_of_a_recording_made_twice_plays_the_second_world_after_the_first(tmp_path):
+    """Joint windows of the same stamps recorded twice both end at the last stamp: the second world's messages were
+    logged at the first's log time, with its stamps and other transforms (a repeat, which tf2 drops)."""
+    offsets = [PERIOD_NS * i for i in range(4)] * 2
+    photos = panned_photographs(len(offsets))
+    records = [("/cam", START_NS + PERIOD_NS * n, START_NS + offset, photos[n]) for n, offset in enumerate(offsets)]
+    bag = write_raw_bag(tmp_path / "bag", records)
+    out_bag = tmp_path / "replay"
+    arguments = ["--bag", str(bag), "--topics", "/cam", "--out", str(tmp_path / "out"), "--out-bag", str(out_bag)]
+    assert main([*arguments, *FAST]) == 0
+    with AnyReader([out_bag]) as reader:
+        tf = [
+            (log_ns, reader.deserialize(raw, connection.msgtype).transforms[0])
+            for connection, log_ns, raw in reader.messages()
+            if connection.topic == "/tf"
+        ]
+    assert len(tf) == 2  # one camera pose per world, both stamped with the last image's stamp
+    (first_log, first), (second_log, second) = tf
+    assert first.header.stamp == second.header.stamp and first.child_frame_id == second.child_frame_id
+    assert second_log > first_log
+
+
 def test_a_folder_s_frames_are_in_the_natural_order_of_their_names(tmp_path):
     """frame_1 .. frame_12 ran as frame_1, frame_10, frame_11, frame_12, frame_2, ...: time order scrambled, and the
     stamps with it."""
