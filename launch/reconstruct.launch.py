@@ -29,7 +29,7 @@ from vggt_ros.live.parameters import describe
 from vggt_ros.live.parameters import fields as parameter_fields
 
 # Launch arguments that override a parameter of the same name when they are not empty.
-_STRING_OVERRIDES = ("weights", "model_config", "backend", "device", "precision", "engine_dir")
+_STRING_OVERRIDES = ("weights", "model_config", "backend", "device", "precision", "engine_dir", "frame_prefix")
 _LIST_OVERRIDES = ("image_topics", "camera_names")  # comma-separated on the command line
 
 

@@ -531,7 +531,7 @@ class _BagRecording:
             message = outputs.world_frame_message(self.params, stamp_ns, correction)
             self._write("/tf_static", message, stamp_ns, latched=True)
             if loop_closed:
-                path = outputs.messages.path(session.camera_path(), stamp_ns, self.params.world_frame)
+                path = outputs.messages.path(session.camera_path(), stamp_ns, self.params.world_frame_id)
                 self._write(outputs.topic(self.params, outputs.Output("path"), NODE_PREFIX), path, stamp_ns)
         except (ValueError, OSError) as err:
             self._fail(err)

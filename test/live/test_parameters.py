@@ -344,6 +344,20 @@ def test_each_frame_the_node_publishes_or_hangs_the_world_under_is_its_own(value
     assert "rename one (world_frame, parent_frame, odom_frame, robot_base_frame or camera_names)" in str(err.value)
 
 
+def test_frame_prefix_names_the_nodes_own_frames_and_leaves_the_given_ones():
+    """As robot_state_publisher's frame_prefix: one robot's frames among several robots' on one /tf."""
+    params = NodeParameters(
+        frame_prefix="robot1/", camera_names=("left",), odom_frame="robot1/odom", robot_base_frame="robot1/base_link"
+    )
+    assert (params.world_frame_id, params.optical_frame(0)) == ("robot1/vggt_world", "robot1/left_optical")
+    assert (params.parent_frame, params.odom_frame) == ("map", "robot1/odom")
+    assert NodeParameters().world_frame_id == "vggt_world" and NodeParameters().optical_frame(0) == "camera0_optical"
+    with pytest.raises(ValueError, match="frame_prefix '/robot1/': tf2 frame ids have no leading '/'"):
+        NodeParameters(frame_prefix="/robot1/")
+    with pytest.raises(ValueError, match="world_frame and robot_base_frame are both 'robot1/base'"):
+        NodeParameters(frame_prefix="robot1/", world_frame="base", odom_frame="odom", robot_base_frame="robot1/base")
+
+
 def test_robot_frames_left_empty_are_not_in_use():
     assert not NodeParameters().robot_frames  # both empty: no collision between them
     odometry = NodeParameters(metric_scale_source="odometry", odom_frame="odom")  # no base frame

@@ -1117,6 +1117,58 @@ class TestTwoCameras:
 
 
 # ------------------------------------------------------------------------------------ exported engines
+def test_namespaced_nodes_with_frame_prefixes_publish_apart_on_the_one_tf():
+    """Two robots' nodes under namespaces published the same frame ids on the one /tf: a tf2 listener's camera
+    jumped between the robots, and both clouds were drawn in one 'vggt_world'. frame_prefix names each node's own
+    frames apart (the parent frame is the robots' shared map)."""
+    robots = ("robot1", "robot2")
+    nodes = [
+        Running(
+            {"image_topics": ["image"], "frame_prefix": f"{robot}/"}, cli_args=["--ros-args", "-r", f"__ns:=/{robot}"]
+        )
+        for robot in robots
+    ]
+    probe = Probe([f"/{robot}/image" for robot in robots], [])
+    # Both nodes' latched transforms, as tf2_ros' static listener keeps them (the probe's depth 1 keeps one).
+    static = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    probe.node.create_subscription(TFMessage, "/tf_static", probe._recorder("both /tf_static"), static)
+    try:
+        tf_subscription = next(s for s in probe.subscriptions if s.topic_name == "/tf")
+        probe.wait_for(
+            lambda: (
+                all(p.get_subscription_count() > 0 for p in probe.publishers.values())
+                and tf_subscription.get_publisher_count() >= len(robots)
+            ),
+            what="DDS discovery between the probe and both nodes",
+        )
+        stamp = Clock().next()
+        for robot in robots:
+            probe.publishers[f"/{robot}/image"].publish(image_message(CHELSEA, "rgb8", stamp))
+        probe.wait_for(
+            lambda: all(probe.tf_at(f"{robot}/camera0_optical", stamp) for robot in robots),
+            what="both robots' camera transforms",
+        )
+        for robot in robots:
+            assert probe.tf_at(f"{robot}/camera0_optical", stamp).header.frame_id == f"{robot}/vggt_world"
+        assert probe.tf_at("camera0_optical", stamp) is None
+
+        def worlds_under_map():
+            return {
+                (t.header.frame_id, t.child_frame_id)
+                for m in probe.received.get("both /tf_static", [])
+                for t in m.transforms
+            }
+
+        probe.wait_for(
+            lambda: worlds_under_map() == {("map", f"{robot}/vggt_world") for robot in robots},
+            what="both worlds under map",
+        )
+    finally:
+        probe.close()
+        for node in nodes:
+            node.close()
+
+
 class TestOnnxRuntimeEngines:
     """The node on exported graphs (ONNX Runtime, CPU): it runs, and engines that cannot hold its windows stop it."""
 

@@ -222,6 +222,8 @@ def test_under_a_namespace_the_fix_names_the_section_rcl_applies_and_the_log_the
     output = starts("-r", "__ns:=/robot1", "--params-file", str(plain), "-p", "image_topics:=[camera/image_raw]")
     assert "key this node's parameters under '/robot1/vggt:' or '/**:'" in output
     assert "listening to ['/robot1/camera/image_raw']" in output
+    # /tf is one tree for every robot: the namespace does not reach the frame ids, and the log says how to.
+    assert "frame ids are not namespaced: with several robots on one /tf, set frame_prefix, e.g. 'robot1/'" in output
 
 
 def test_old_and_new_name_together_are_refused():

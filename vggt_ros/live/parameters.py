@@ -265,6 +265,12 @@ class NodeParameters:
         "vggt_world", "frame of the cloud, path, map and camera TF: the very first image's optical frame"
     )
     parent_frame: str = parameter("map", "REP-103 frame above world_frame, joined by a static rotation (z up)")
+    frame_prefix: str = parameter(
+        "",
+        "prefix of the frames the node names itself (world_frame and each camera's <name>_optical), as "
+        "robot_state_publisher's: 'robot1/' for one robot of several, whose nodes share /tf (a namespace leaves "
+        "frame ids as they are)",
+    )
     publish_map: bool = parameter(True, "publish ~/map (latched: reliable, transient local)")
     publish_points: bool = parameter(True, "publish ~/points")
     publish_depth: bool = parameter(True, "publish the depth image(s)")
@@ -388,7 +394,8 @@ class NodeParameters:
         if self.image_transport not in IMAGE_TRANSPORTS:
             raise ValueError(f"image_transport must be one of {IMAGE_TRANSPORTS}, got {self.image_transport!r}")
         frames = {
-            name: getattr(self, name) for name in ("world_frame", "parent_frame", "odom_frame", "robot_base_frame")
+            name: getattr(self, name)
+            for name in ("world_frame", "parent_frame", "odom_frame", "robot_base_frame", "frame_prefix")
         }
         for name, frame in frames.items():
             if frame.startswith("/") or any(c.isspace() for c in frame):
@@ -474,10 +481,11 @@ class NodeParameters:
     def _check_frames_are_distinct(self) -> None:
         """Every frame the node publishes or hangs its world under has its own id: one shared by two of them would
         give that frame two parents or make it its own parent, a TF tree tf2 cannot use."""
-        frames = {
-            name: getattr(self, name) for name in ("world_frame", "parent_frame", "odom_frame", "robot_base_frame")
-        }
-        frames.update({f"the optical frame of camera {name!r}": f"{name}_optical" for name in self.names})
+        frames = {"world_frame": self.world_frame_id}
+        frames.update({name: getattr(self, name) for name in ("parent_frame", "odom_frame", "robot_base_frame")})
+        frames.update(
+            {f"the optical frame of camera {name!r}": self.optical_frame(i) for i, name in enumerate(self.names)}
+        )
         owner: dict[str, str] = {}
         for source, frame in frames.items():
             if frame in owner:
@@ -501,8 +509,14 @@ class NodeParameters:
         """save_directory as an absolute path, ~ expanded (a YAML file or a launch argument does not expand it)."""
         return Path(self.save_directory).expanduser().absolute()
 
+    @property
+    def world_frame_id(self) -> str:
+        """The world's frame id on TF and in the headers: world_frame after frame_prefix."""
+        return f"{self.frame_prefix}{self.world_frame}"
+
     def optical_frame(self, camera_index: int) -> str:
-        return f"{self.names[camera_index]}_optical"
+        """The frame id of the node's estimate of camera ``camera_index``: ``<frame_prefix><name>_optical``."""
+        return f"{self.frame_prefix}{self.names[camera_index]}_optical"
 
     @property
     def robot_frames(self) -> bool:
@@ -545,7 +559,7 @@ class NodeParameters:
         session window's line between a late image and time going back. ``own_frames``: the frames the node
         publishes on TF (publish_tf); images in them are dropped where the node also looks the images' frames up
         there, and warned about elsewhere."""
-        own_frames = {self.world_frame: "the node's world frame (world_frame)"}
+        own_frames = {self.world_frame_id: "the node's world frame (world_frame)"}
         own_frames.update(
             {self.optical_frame(i): f"the node's estimate of camera {name!r}" for i, name in enumerate(self.names)}
         )

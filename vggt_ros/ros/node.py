@@ -212,7 +212,7 @@ class ReconstructionNode(LifecycleNode):
             raise StartupError(str(err)) from None
         session = load_session(runtime, params.session_config(), self._transforms)
         self._live = LiveReconstruction(
-            session, self._log, params.world_frame, params.save_dataset_frames, params.publish_path
+            session, self._log, params.world_frame_id, params.save_dataset_frames, params.publish_path
         )
         self._configured = True
         # Made here and destroyed by _release, which also runs when configure fails before all of them are made.
@@ -286,10 +286,18 @@ class ReconstructionNode(LifecycleNode):
         ]
         # Images can be lost silently (sensor-data QoS, see TRANSPORTS_VARIABLE): check that they arrive, from now.
         self._input.start_listening()
+        # A namespace leaves frame ids as they are, and /tf is one tree: two robots' nodes would share frames.
+        shared_frames = self.get_namespace() != "/" and not params.frame_prefix
         self.get_logger().info(
             f"listening to {topics} as {list(params.names)}; backend {params.backend} on "
             f"{params.device}, window {params.window_size} (stride {params.window_stride}), "
-            f"publishing in '{params.world_frame}' under '{params.parent_frame}'"
+            f"publishing in '{params.world_frame_id}' under '{params.parent_frame}'"
+            + (
+                f" (frame ids are not namespaced: with several robots on one /tf, set frame_prefix, e.g. "
+                f"'{self.get_namespace().strip('/')}/')"
+                if shared_frames
+                else ""
+            )
         )
 
     def _image_topics(self) -> list[str]:
@@ -547,7 +555,7 @@ class ReconstructionNode(LifecycleNode):
                 "the world's first image)"
             )
             self.get_logger().info(
-                f"world '{params.world_frame}' placed in '{params.odom_frame}' where camera '{params.names[0]}' was "
+                f"world '{params.world_frame_id}' placed in '{params.odom_frame}' where camera '{params.names[0]}' was "
                 + where
             )
         if not params.publishes_map_odom or not (placed or robot.follows_robot_odometry):

@@ -128,7 +128,7 @@ def window_messages(params: NodeParameters, out: WindowOutput, path: Sequence[tu
     if tf_frames:
         transforms = [
             messages.transform_stamped(
-                params.world_frame, params.optical_frame(frame.camera), frame.stamp_ns, frame.world_from_camera, q
+                params.world_frame_id, params.optical_frame(frame.camera), frame.stamp_ns, frame.world_from_camera, q
             )
             for frame, q in zip(tf_frames, rotations)
         ]
@@ -138,11 +138,11 @@ def window_messages(params: NodeParameters, out: WindowOutput, path: Sequence[tu
         pairs.append(
             (
                 Output("points"),
-                messages.point_cloud2(cloud.points, cloud.height, cloud.width, newest_stamp_ns, params.world_frame),
+                messages.point_cloud2(cloud.points, cloud.height, cloud.width, newest_stamp_ns, params.world_frame_id),
             )
         )
     if params.publish_path:
-        path_message = messages.path(path, newest_stamp_ns, params.world_frame, rotations[len(tf_frames) :])
+        path_message = messages.path(path, newest_stamp_ns, params.world_frame_id, rotations[len(tf_frames) :])
         pairs.append((Output("path"), path_message))
     return pairs
 
@@ -150,7 +150,7 @@ def window_messages(params: NodeParameters, out: WindowOutput, path: Sequence[tu
 def map_message(params: NodeParameters, points: np.ndarray, colors: np.ndarray, stamp_ns: int):
     """The map ``(N, 3)`` points with ``(N, 3)`` uint8 colours as a PointCloud2 in the world frame."""
     rows = np.column_stack((points, pack_rgb(torch.from_numpy(colors)).numpy()))
-    return messages.point_cloud2(rows, 1, len(rows), stamp_ns, params.world_frame, MAP_FIELDS)
+    return messages.point_cloud2(rows, 1, len(rows), stamp_ns, params.world_frame_id, MAP_FIELDS)
 
 
 def world_frame_message(params: NodeParameters, stamp_ns: int, correction: Optional[np.ndarray] = None):
@@ -161,7 +161,7 @@ def world_frame_message(params: NodeParameters, stamp_ns: int, correction: Optio
     if correction is not None:
         parent_from_world = parent_from_world @ correction
     return messages.tf_message(
-        [messages.transform_stamped(params.parent_frame, params.world_frame, stamp_ns, parent_from_world)]
+        [messages.transform_stamped(params.parent_frame, params.world_frame_id, stamp_ns, parent_from_world)]
     )
 
 
@@ -180,10 +180,12 @@ def robot_tree_messages(
     if not params.publish_tf or robot.odom_from_world is None:
         return []
     if correction is None:
-        transform = messages.transform_stamped(params.odom_frame, params.world_frame, stamp_ns, robot.odom_from_world)
+        transform = messages.transform_stamped(
+            params.odom_frame, params.world_frame_id, stamp_ns, robot.odom_from_world
+        )
     else:
         map_from_world = compose_poses(robot.odom_from_world, correction)
-        transform = messages.transform_stamped(params.parent_frame, params.world_frame, stamp_ns, map_from_world)
+        transform = messages.transform_stamped(params.parent_frame, params.world_frame_id, stamp_ns, map_from_world)
     return [(Output("tf_static"), messages.tf_message([transform]))]
 
 
@@ -223,5 +225,5 @@ def loop_messages(
         else:
             pairs += robot_tree_messages(params, stamp_ns, robot, correction)
     if params.publish_path and path:
-        pairs.append((Output("path"), messages.path(path, stamp_ns, params.world_frame)))
+        pairs.append((Output("path"), messages.path(path, stamp_ns, params.world_frame_id)))
     return pairs
