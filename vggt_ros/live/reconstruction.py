@@ -68,8 +68,8 @@ class LiveReconstruction:
         kept = cameras * max(1, recent_frames // cameras) if recent_frames else 0
         self.recent_frames: deque = deque(maxlen=kept)
         self.newest_stamp_ns = 0
-        # Windows merged into the worlds of this run, and their number when the last ~/save copied the world (both
-        # under the world lock): what a cleanup would discard unsaved.
+        # Windows merged into the worlds of this run, and their number when the last ~/save copied the world or a
+        # new world discarded it (both under the world lock): the difference is what a cleanup would discard.
         self.merged_windows = 0
         self.saved_windows = 0
         self._log = log
@@ -147,6 +147,8 @@ class LiveReconstruction:
         0's path ``[(stamp_ns, (4, 4) world_from_camera)]``."""
         inference = self.session.infer(window, depth_lookup)
         with self.world_lock:
+            if inference.reset:
+                self._discard_unsaved()
             out = self.session.integrate(inference)
             self.counters.windows_inferred += 1
             self.merged_windows += int(out.merged)
@@ -158,6 +160,17 @@ class LiveReconstruction:
             path = self.session.camera_path() if out.merged and self._camera_path else []
         self._report(window, out)
         return out, path
+
+    def _discard_unsaved(self) -> None:
+        """A new world starts (``~/reset``, a new image size, time going back): say how many windows it discards
+        that no ~/save kept, as a cleanup does. Under the world lock."""
+        unsaved = self.merged_windows - self.saved_windows
+        if unsaved:
+            self._log.logger.warning(
+                f"the new world discards {unsaved} window(s) merged since the last ~/save, never saved (call ~/save "
+                "before a ~/reset to keep them; a new image size or time going back starts over by itself)"
+            )
+        self.saved_windows = self.merged_windows
 
     def close_loops(self, out: WindowOutput) -> Optional[LoopUpdate]:
         """Look for loops from the keyframes ``out`` added and close the verified ones (issue: one map for a whole

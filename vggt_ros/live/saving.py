@@ -103,7 +103,7 @@ def save_world(live: LiveReconstruction, directory: Path, writer: Optional[str] 
                 for frame, image in recent if moved is None else moved:
                     writer.add(frame, image)
                 written = writer.finish(ply_path=None if moved is None or map_path is None else map_path.name)
-    live.saved_windows = merged
+    live.saved_windows = max(live.saved_windows, merged)  # a new world may have discarded more meanwhile
 
     def final(path: Optional[Path]) -> Optional[Path]:
         return None if path is None else directory / path.name
