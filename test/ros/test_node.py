@@ -970,7 +970,11 @@ def test_saving_before_any_window_says_the_map_is_empty_and_the_node_keeps_runni
         probe.wait_connected()
         response = TestWorldChaining.call(probe, "/vggt/save")
         assert not response.success and "the map is empty" in response.message
+        assert response.message.startswith(f"nothing saved to '{tmp_path / 'saved'}'")
         assert not (tmp_path / "saved" / "map.ply").exists()
+        # An answer, not a failure: logged as a warning (it was an ERROR "could not save", as a failed disk write).
+        probe.wait_for(lambda: probe.logs(WARN, "the map is empty"), what="the empty save's warning")
+        assert not probe.logs(ERROR, "the map is empty")
         TestWorldChaining.send_and_wait(probe, Clock())  # still working
         assert TestWorldChaining.call(probe, "/vggt/save").success
     finally:

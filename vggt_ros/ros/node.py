@@ -52,7 +52,7 @@ from vggt_ros.live.robot import OdometryOwner, RobotPlacement
 from vggt_ros.live.saving import save_world
 from vggt_ros.live.stamps import NANOSECONDS, ns_from_stamp
 from vggt_ros.live.startup import StartupError, load_session
-from vggt_ros.mapping import require_open3d
+from vggt_ros.mapping import EmptyMapError, require_open3d
 from vggt_ros.ros import diagnostics, messages
 from vggt_ros.ros.map_output import MapOutput
 from vggt_ros.ros.outputs import (
@@ -490,7 +490,11 @@ class ReconstructionNode(LifecycleNode):
         try:
             saved = save_world(live, directory, self.get_fully_qualified_name())
             message = saved.message()
-        except Exception as err:  # noqa: BLE001 - the caller waits for an answer; EmptyMapError is a ValueError
+        except EmptyMapError as err:  # nothing to save yet: an answer, not a failure of the node
+            message = f"nothing saved to '{directory}' (nothing there changed): {err}"
+            logger.warning(message)
+            return False, message
+        except Exception as err:  # noqa: BLE001 - the caller waits for an answer
             what = str(err) if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {err}"
             message = f"could not save to '{directory}' (nothing there changed): {what}"
             logger.error(message)
