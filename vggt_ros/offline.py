@@ -5,7 +5,8 @@
 Input: ``--images DIR`` (one camera, files in the natural order of their names = time order), ``--bag PATH
 --topics T1,T2`` (mcap or sqlite3, sensor_msgs/Image or CompressedImage, K cameras paired by the node's
 approximate-time core) or ``--tum DIR`` (a TUM RGB-D sequence folder: rgb.txt's images at their stamps;
-``--metric-depth``: depth.txt's images set the metric scale, the node's depth scale source).
+``--metric-depth``: depth.txt's images set the metric scale, the node's depth scale source; for a bag, the
+``--depth-topics``).
 
 Mode, chosen by the frame budget ``--max-frames`` (images per forward pass):
 * joint: every image in one forward pass, when they fit: the official demo's mode and the model's best accuracy;
@@ -159,9 +160,17 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metric-depth",
         action="store_true",
-        help="with --tum: depth.txt's depth images set the metric scale (the depth scale source); the world in metres",
+        help="the depth scale source sets the metric scale, the world in metres: with --tum from depth.txt's depth "
+        "images, with --bag from --depth-topics",
     )
     parser.add_argument("--topics", default="", help="with --bag: image topics, comma separated, one per camera")
+    parser.add_argument(
+        "--depth-topics",
+        default="",
+        help="with --bag and --metric-depth: depth image topics, comma separated, one per camera in --topics' order, "
+        "each registered to its colour image (sensor_msgs/Image, 16UC1 millimetres or 32FC1 metres, REP 118; a "
+        "RealSense's aligned_depth_to_color/image_raw), paired by stamp within --slop",
+    )
     add_option(parser, "camera_names", "--camera-names")
     parser.add_argument("--start", type=float, default=None, help="with --bag: seconds after the bag's start")
     parser.add_argument("--stop", type=float, default=None, help="with --bag: seconds after the bag's start")
@@ -202,19 +211,34 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "incremental default is tested against)",
     )
     args = parser.parse_args(argv)
-    args.topics = [t.strip() for t in args.topics.split(",") if t.strip()]  # "/left, /right" as "/left,/right"
+    # "/left, /right" as "/left,/right"
+    args.topics = [t.strip() for t in args.topics.split(",") if t.strip()]
+    args.depth_topics = [t.strip() for t in args.depth_topics.split(",") if t.strip()]
     if args.bag is not None and not args.topics:
         parser.error("--bag needs --topics (the image topics, one per camera)")
-    if args.bag is None and (args.topics or args.start is not None or args.stop is not None):
-        parser.error("--topics, --start and --stop apply to --bag only")
+    if args.bag is None and (args.topics or args.depth_topics or args.start is not None or args.stop is not None):
+        parser.error("--topics, --depth-topics, --start and --stop apply to --bag only")
     for option, seconds in (("--start", args.start), ("--stop", args.stop)):
         if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
             parser.error(f"{option} must be a finite number of seconds >= 0 after the bag's start, got {seconds}")
     start = 0.0 if args.start is None else args.start  # the bag's start
     if args.stop is not None and args.stop <= start:
         parser.error(f"--stop ({args.stop}) must be later than --start ({start}): the time range is empty")
-    if args.metric_depth and args.tum is None:
-        parser.error("--metric-depth applies to --tum only (its depth.txt)")
+    if args.metric_depth and args.images is not None:
+        parser.error(
+            "--metric-depth reads a --tum sequence's depth.txt or a --bag's --depth-topics; a folder has no depth"
+        )
+    if args.bag is not None and args.metric_depth != bool(args.depth_topics):
+        parser.error(
+            "--metric-depth with --bag needs --depth-topics (one per camera)"
+            if args.metric_depth
+            else "--depth-topics set the metric scale: add --metric-depth"
+        )
+    if args.depth_topics and len(args.depth_topics) != len(args.topics):
+        parser.error(
+            f"--depth-topics must give one depth topic per camera of --topics ({len(args.topics)}), got "
+            f"{args.depth_topics}"
+        )
     if args.max_image_pixels < 1:
         parser.error(f"--max-image-pixels must be >= 1, got {args.max_image_pixels}")
     _check_shared_options(parser, args)
@@ -260,7 +284,13 @@ def _open_inputs(args: argparse.Namespace) -> _Inputs:
         names = _camera_names(args, 1)
         return _Inputs(sequence.frame_sets(), 1, names, len(sequence.rgb), sequence.model_hw, sequence, depth_lookup)
     source = BagImageSource(
-        args.bag, args.topics, start_s=args.start, stop_s=args.stop, max_image_pixels=args.max_image_pixels
+        args.bag,
+        args.topics,
+        start_s=args.start,
+        stop_s=args.stop,
+        max_image_pixels=args.max_image_pixels,
+        depth_topics=args.depth_topics,
+        depth_slop_s=args.slop,
     )
     names = _camera_names(args, len(args.topics))
     # As for a folder, every image's size is known before any work (from the message fields and file headers):
@@ -272,7 +302,8 @@ def _open_inputs(args: argparse.Namespace) -> _Inputs:
     # A frame set takes one image of each camera: the slowest camera bounds their number (repeats and unreadable
     # messages are no images).
     expected = min(source.distinct_images.values(), default=0)
-    return _Inputs(frame_sets, len(names), names, expected, model_hw, source)
+    depth_lookup = source.depth_lookup if args.metric_depth else None
+    return _Inputs(frame_sets, len(names), names, expected, model_hw, source, depth_lookup)
 
 
 def _log_padding(args: argparse.Namespace, sizes: set[tuple[int, int]], model_hw: Optional[tuple[int, int]]) -> None:

@@ -81,7 +81,7 @@ def test_a_malformed_sequence_names_the_file_line_and_fix(tmp_path, sequence):
     tum = TumRgbdSequence(bad, depth=True)
     assert tum.depth_lookup(0, tum.rgb[0].stamp_ns) is None  # skipped with the reason, the run goes on
     assert "is L, not a 16-bit PNG" in tum.skipped["depth/a.png"]
-    with pytest.raises(SystemExit):  # argparse: the depth images come from a TUM folder only
+    with pytest.raises(SystemExit):  # argparse: a folder of images has no depth images
         main(["--images", str(bad / "rgb"), "--metric-depth", "--out", str(tmp_path / "out")])
 
 

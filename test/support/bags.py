@@ -131,8 +131,13 @@ def _image_message(
     )
 
 
+# Raw image encodings by the array's element type and channels: colour, and depth as REP 118 gives it.
+RAW_ENCODINGS = {(np.dtype(np.uint8), 3): "rgb8", (np.dtype(np.uint16), 1): "16UC1", (np.dtype(np.float32), 1): "32FC1"}
+
+
 def write_raw_bag(path: Path, records: list[tuple[str, int, int, np.ndarray]]) -> Path:
-    """A bag of rgb8 sensor_msgs/Image: (topic, log time ns, header stamp ns, image) in log-time order."""
+    """A bag of sensor_msgs/Image: (topic, log time ns, header stamp ns, image) in log-time order; ``(H, W, 3)``
+    uint8 images as rgb8, ``(H, W)`` uint16 as 16UC1 (millimetres) and float32 as 32FC1 (metres)."""
     typestore = get_typestore(Stores.ROS2_KILTED)
     types = typestore.types
     msgtype = "sensor_msgs/msg/Image"
@@ -142,14 +147,15 @@ def write_raw_bag(path: Path, records: list[tuple[str, int, int, np.ndarray]]) -
             if topic not in connections:
                 connections[topic] = writer.add_connection(topic, msgtype, typestore=typestore)
             stamp = types["builtin_interfaces/msg/Time"](sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS)
+            channels = image.shape[2] if image.ndim == 3 else 1
             message = types[msgtype](
                 header=types["std_msgs/msg/Header"](stamp=stamp, frame_id=topic.strip("/")),
                 height=image.shape[0],
                 width=image.shape[1],
-                encoding="rgb8",
+                encoding=RAW_ENCODINGS[(image.dtype, channels)],
                 is_bigendian=0,
-                step=image.shape[1] * 3,
-                data=np.ascontiguousarray(image).reshape(-1),
+                step=image.shape[1] * channels * image.dtype.itemsize,
+                data=np.frombuffer(np.ascontiguousarray(image).tobytes(), dtype=np.uint8),
             )
             writer.write(connections[topic], log_ns, typestore.serialize_cdr(message, msgtype))
     return path

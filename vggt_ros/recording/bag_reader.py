@@ -36,6 +36,9 @@ Design decisions:
   per topic), and a repeated stamp is the same capture again: skipped and counted (kind "duplicate_stamp").
 * An image over ``max_image_pixels`` (`vggt_ros.image_limits`) is skipped and counted (kind "too_large") from its
   header fields or file header, before anything is decoded.
+* Depth topics (``depth_topics``, one per camera, registered to its colour image) are not streamed: `depth_lookup`
+  gives the depth image stamped nearest to a colour image within ``depth_slop_s``, as the node's depth pairing does,
+  read when the session asks for it (one pass indexes the depth topics' stamps first).
 * An mcap file cut off mid-recording (no summary, no end magic) is read up to its last complete record
   (`vggt_ros.recording.truncated_mcap`), with a warning; `truncated` says what was lost. A bag folder without
   metadata.yaml (the recorder never closed it) is read from its one storage file.
@@ -43,6 +46,7 @@ Design decisions:
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 import math
@@ -68,6 +72,7 @@ from vggt_ros.image_limits import (
 )
 from vggt_ros.live.input import decode_image_message
 from vggt_ros.live.stamps import NANOSECONDS, CameraStamps, StampVerdict, ns_from_stamp
+from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_metres
 from vggt_ros.recording.truncated_mcap import open_reader, truncations
 
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
@@ -78,6 +83,10 @@ UNREADABLE_MESSAGE = "message"
 DUPLICATE_STAMP = "duplicate_stamp"
 # The kind under which messages the bag's index counts but its storage never gave are counted (`_count_lost`).
 LOST_MESSAGE = "lost"
+# The kind under which a depth image without a valid reading (all 0 or NaN) is counted.
+NO_DEPTH_READING = "no_reading"
+# image_transport's compressedDepth transport, which is not read (a PNG with its own depth quantisation header).
+COMPRESSED_DEPTH_SUFFIX = "/compressedDepth"
 STORAGE_SUFFIXES = (".mcap", ".db3")
 # A bag given as one file: a rosbag2 storage file, or a ROS 1 bag (rosbags reads both).
 BAG_FILE_SUFFIXES = (*STORAGE_SUFFIXES, ".bag")
@@ -121,6 +130,9 @@ class BagImageSource:
         start_s, stop_s: only messages received in [start_s, stop_s) seconds after the bag's first message; None:
             from the start, to the end.
         max_image_pixels: larger images (width x height) are skipped before decoding (`vggt_ros.image_limits`).
+        depth_topics: depth image topics (sensor_msgs/Image, 16UC1 / mono16 millimetres or 32FC1 metres, REP 118),
+            one per camera, each registered to its colour image, for `depth_lookup`; empty: none.
+        depth_slop_s: a colour image's depth is the depth image stamped nearest to it within this many seconds.
     Raises:
         FileNotFoundError: ``path`` does not exist.
         BagError: the bag cannot be read, a topic is not in it (the message lists its image topics) or is not an
@@ -135,6 +147,8 @@ class BagImageSource:
         start_s: Optional[float] = None,
         stop_s: Optional[float] = None,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        depth_topics: Sequence[str] = (),
+        depth_slop_s: float = 0.02,
     ) -> None:
         check_max_image_pixels(max_image_pixels)
         self.max_image_pixels = max_image_pixels
@@ -165,6 +179,19 @@ class BagImageSource:
             read = [camera.topic for camera in self.topics]
             if len(set(read)) != len(read):
                 raise ValueError(f"topics must name distinct cameras; {list(topics)} read the topics {read}")
+            if depth_topics and len(depth_topics) != len(self.topics):
+                raise ValueError(
+                    f"depth topics must give one per camera ({len(self.topics)}: {list(topics)}), got "
+                    f"{list(depth_topics)}"
+                )
+            self.depth_topics: tuple[str, ...] = tuple(
+                _resolve_depth(reader, topic, self.path) for topic in depth_topics
+            )
+            if set(self.depth_topics) & set(read) or len(set(self.depth_topics)) != len(self.depth_topics):
+                raise ValueError(
+                    f"depth topics must be distinct topics of their own, not image topics; got {list(depth_topics)} "
+                    f"beside the image topics {read}"
+                )
             self.bag_start_ns: int = reader.start_time
             self.bag_duration_s: float = max(reader.end_time - reader.start_time, 0) / NANOSECONDS
             self._start_ns = None if start_s is None else self.bag_start_ns + round(start_s * NANOSECONDS)
@@ -179,6 +206,9 @@ class BagImageSource:
         # Per read topic, its images of a usable size with distinct stamps (`image_sizes` counts them); until then
         # its messages.
         self.distinct_images: dict[str, int] = dict(self.topic_messages)
+        if not (math.isfinite(depth_slop_s) and depth_slop_s >= 0):
+            raise ValueError(f"depth_slop_s must be a finite number of seconds >= 0, got {depth_slop_s!r}")
+        self._depth_slop_ns = round(depth_slop_s * NANOSECONDS)
 
     @property
     def skipped(self) -> dict[str, dict[str, int]]:
@@ -322,6 +352,78 @@ class BagImageSource:
                 continue
             yield item.camera, check.stamp_ns, rgb
 
+    @functools.cached_property
+    def _depth_stamps(self) -> tuple[tuple[list[int], list[int]], ...]:
+        """Per camera, its depth images' header stamps in increasing order and their log times: one pass over the
+        depth topics in the time range, made at the first look-up. A zero (unset) stamp takes the log time in the
+        camera's clock (`clock_leads`), as its colour images' do; a repeated stamp keeps its first image."""
+        found: dict[str, dict[int, int]] = {topic: {} for topic in self.depth_topics}
+        leads = dict(zip(self.depth_topics, self.clock_leads))
+        with self._opened() as reader:
+            connections = [c for c in reader.connections if c.topic in found]
+            try:
+                for connection, log_ns, raw in self._stored(
+                    reader.messages(connections=connections, start=self._start_ns, stop=self._stop_ns)
+                ):
+                    try:
+                        stamp_ns = ns_from_stamp(reader.deserialize(raw, connection.msgtype).header.stamp)
+                    except AnyReaderError as err:
+                        self.skip(connection.topic, UNREADABLE_MESSAGE, f"{len(raw)} bytes do not deserialise ({err})")
+                        continue
+                    found[connection.topic].setdefault(stamp_ns or max(log_ns + leads[connection.topic], 0), log_ns)
+            except BagError as err:  # the depth up to the damage: the colour images' iteration says so
+                log.warning("depth topics: %s; the depth images before that point are used", err)
+        stamps = []
+        for topic in self.depth_topics:
+            ordered = sorted(found[topic].items())
+            stamps.append(([stamp for stamp, _ in ordered], [log_ns for _, log_ns in ordered]))
+        return tuple(stamps)
+
+    def depth_lookup(self, camera: int, stamp_ns: int) -> Optional[np.ndarray]:
+        """The session's `DepthLookup`: ``(H, W)`` metres of the depth image stamped nearest to ``camera``'s colour
+        image at ``stamp_ns`` within ``depth_slop_s`` (NaN where the sensor measured nothing), None if there is none.
+        One that cannot be used (an encoding that is not depth, the wrong length, no valid reading) is skipped and
+        counted as a colour image is: that colour image has no sensor depth, and the scale comes from the others."""
+        if not self.depth_topics:
+            return None
+        stamps, log_times = self._depth_stamps[camera]
+        index = bisect.bisect_left(stamps, stamp_ns)
+        near = [k for k in (index - 1, index) if 0 <= k < len(stamps)]
+        nearest = min(near, key=lambda k: abs(stamps[k] - stamp_ns), default=None)
+        if nearest is None or abs(stamps[nearest] - stamp_ns) > self._depth_slop_ns:
+            return None
+        topic = self.depth_topics[camera]
+        message = self._depth_message(topic, log_times[nearest], stamps[nearest])
+        if message is None:
+            return None
+        try:
+            depth_m = depth_to_metres(
+                message.data, message.height, message.width, message.step, message.encoding, bool(message.is_bigendian)
+            )
+        except DepthFormatError as err:
+            self.skip(topic, err.kind, str(err))
+            return None
+        if not np.isfinite(depth_m).any():
+            self.skip(topic, NO_DEPTH_READING, "the depth image has no valid reading (every pixel 0, NaN or infinite)")
+            return None
+        return depth_m
+
+    def _depth_message(self, topic: str, log_ns: int, stamp_ns: int):
+        """The deserialised depth message of ``topic`` logged at ``log_ns`` whose stamp (in the camera's clock) is
+        ``stamp_ns``; None (counted) where it cannot be read."""
+        with self._opened() as reader:
+            connections = [c for c in reader.connections if c.topic == topic]
+            try:
+                for connection, _, raw in self._stored(
+                    reader.messages(connections=connections, start=log_ns, stop=log_ns + 1)
+                ):
+                    message = reader.deserialize(raw, connection.msgtype)
+                    if ns_from_stamp(message.header.stamp) in (stamp_ns, 0):
+                        return message
+            except (BagError, AnyReaderError) as err:
+                self.skip(topic, UNREADABLE_MESSAGE, str(err))
+        return None
+
     def count_dropped(self, topic: str, kind: str, count: int) -> None:
         """Add ``count`` messages of ``topic`` that a consumer dropped (bad image, repeated stamp) to `skipped`."""
         kinds = self._skipped.setdefault(topic, {})
@@ -428,6 +530,28 @@ def _resolve(reader: AnyReader, requested: str, path: Path) -> BagImageTopic:
         log.info("%s is not in the bag: reading %s (image_transport's compressed transport) instead", name, compressed)
         return BagImageTopic(requested, compressed, COMPRESSED_IMAGE_TYPE)
     raise BagError(f"topic {name} (nor {compressed}) is not in bag '{path}'; its image topics: {_image_topics(types)}")
+
+
+def _resolve_depth(reader: AnyReader, requested: str, path: Path) -> str:
+    """The depth topic to read for ``requested``: a sensor_msgs/Image topic of the bag (relative names from the root
+    namespace, as `_resolve`'s)."""
+    if not isinstance(requested, str) or not requested.strip("/"):
+        raise ValueError(f"a depth topic must be a non-empty name such as '/camera/depth/image_raw', got {requested!r}")
+    name = requested if requested.startswith("/") else "/" + requested
+    types = _topic_types(reader)
+    if types.get(name) == (IMAGE_TYPE,):
+        return name
+    if name.endswith(COMPRESSED_DEPTH_SUFFIX) or name + COMPRESSED_DEPTH_SUFFIX in types:
+        raise BagError(
+            f"depth topic {name} in bag '{path}': image_transport's compressedDepth transport is not read; record the "
+            f"raw depth topic ({name.removesuffix(COMPRESSED_DEPTH_SUFFIX)}, sensor_msgs/Image 16UC1 or 32FC1)"
+        )
+    if name in types:
+        raise BagError(
+            f"depth topic {name} in bag '{path}' has type {', '.join(types[name])}, not {IMAGE_TYPE} (16UC1 or "
+            f"32FC1); its image topics: {_image_topics(types)}"
+        )
+    raise BagError(f"depth topic {name} is not in bag '{path}'; its image topics: {_image_topics(types)}")
 
 
 def _topic_types(reader: AnyReader) -> dict[str, tuple[str, ...]]:

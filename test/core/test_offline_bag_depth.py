@@ -1,0 +1,143 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""``--metric-depth --depth-topics`` on a recording: a depth camera's topic, registered to the colour images, sets the
+metric scale as the node's depth source does (a RealSense recording's aligned depth gave no metric offline run).
+
+The depth is written as a driver records it (16UC1 millimetres, stamped a few ms after its colour image and logged
+after it), so the metric depth the run exports can be checked against it pixel for pixel."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TINY
+from support.bags import NANOSECONDS, write_raw_bag
+from support.photos import panned_photographs
+from vggt_ros.offline import main
+from vggt_ros.recording.bag_reader import BagError, BagImageSource
+
+FAST = ["--weights", str(TINY), "--device", "cpu", "--image-size", "154", "--no-loop-closure"]
+START_NS = 1_700_000_000 * NANOSECONDS
+PERIOD_NS = 100_000_000
+DEPTH_DELAY_NS = 3_000_000  # a depth image stamped 3 ms after its colour image, as two sensors' triggers give
+COLOUR, DEPTH = "/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw"
+
+
+def sensor_depth_mm(height: int, width: int, frame: int) -> np.ndarray:
+    """A slanted surface 1.2 - 2.0 m away, moving a little with each frame, with a hole (0) in a corner."""
+    rows, columns = np.mgrid[0:height, 0:width]
+    depth_m = 1.2 + 0.8 * columns / width + 0.1 * rows / height + 0.01 * frame
+    millimetres = np.round(depth_m * 1000.0).astype(np.uint16)
+    millimetres[:8, :8] = 0
+    return millimetres
+
+
+def write_rgbd_bag(path, frames: int = 6, depth=sensor_depth_mm):
+    """A colour topic of panned photographs and, unless ``depth`` is None, a depth topic of ``depth(H, W, frame)``
+    (uint16 millimetres); returns the bag and each colour stamp's depth."""
+    photos = panned_photographs(frames)
+    height, width = photos[0].shape[:2]
+    records, depths = [], {}
+    for index, photo in enumerate(photos):
+        stamp = START_NS + index * PERIOD_NS
+        records.append((COLOUR, stamp + 1_000_000, stamp, photo))
+        if depth is not None:
+            depths[stamp] = depth(height, width, index)
+            records.append((DEPTH, stamp + 2_000_000, stamp + DEPTH_DELAY_NS, depths[stamp]))
+    return write_raw_bag(path, records), depths
+
+
+def _exported_depth(out, metric: bool) -> dict[int, np.ndarray]:
+    """Each exported frame's depth file, by its stamp: metres, NaN where none."""
+    depth = {}
+    for frame in json.loads((out / "transforms.json").read_text())["frames"]:
+        stamp = int(frame["file_path"].rsplit("/", 1)[-1].removesuffix(".png"))
+        if metric:
+            with Image.open(out / frame["depth_file_path"]) as file:
+                millimetres = np.asarray(file, dtype=np.float64)
+            depth[stamp] = np.where(millimetres > 0, millimetres / 1000.0, np.nan)
+        else:
+            depth[stamp] = np.load(out / frame["depth_file_path"]).astype(np.float64)
+    return depth
+
+
+def test_a_recordings_registered_depth_sets_the_metric_scale_of_every_output(tmp_path):
+    """The depth sensor says the scene is 2.5 times as deep as the network's unit-less depth (the first run's):
+    the metric run's depth is then the sensor's, and its trajectory 2.5 times the unit-less one."""
+    colour_only, _ = write_rgbd_bag(tmp_path / "colour", depth=None)
+    unitless = tmp_path / "unitless"
+    assert main(["--bag", str(colour_only), "--topics", COLOUR, "--out", str(unitless), *FAST]) == 0
+    network = _exported_depth(unitless, metric=False)
+    sensor = {
+        stamp: np.nan_to_num(np.round(2500.0 * depth), nan=0.0).astype(np.uint16) for stamp, depth in network.items()
+    }
+    stamps = sorted(sensor)
+    bag, _ = write_rgbd_bag(tmp_path / "rgbd", depth=lambda h, w, index: sensor[stamps[index]])
+    out = tmp_path / "metric"
+    arguments = ["--bag", str(bag), "--topics", COLOUR, "--metric-depth", "--depth-topics", DEPTH]
+    assert main([*arguments, "--out", str(out), *FAST]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["units"] == "metres" and summary["skipped_inputs"] == {}
+    metric = _exported_depth(out, metric=True)
+    assert sorted(metric) == stamps
+    for stamp in stamps:
+        both = np.isfinite(metric[stamp]) & (sensor[stamp] > 0)
+        ratio = metric[stamp][both] / (sensor[stamp][both] / 1000.0)
+        assert abs(np.median(ratio) - 1.0) < 0.01, stamp  # millimetres and nearest-neighbour resampling
+    unitless_path, metric_path = (_positions(folder / "trajectory.tum") for folder in (unitless, out))
+    np.testing.assert_allclose(metric_path, 2.5 * unitless_path, rtol=0.01, atol=1e-4)
+
+
+def _positions(trajectory) -> np.ndarray:
+    rows = [line.split() for line in trajectory.read_text().splitlines() if not line.startswith("#")]
+    return np.array([[float(value) for value in row[1:4]] for row in rows])
+
+
+def test_the_depth_image_stamped_nearest_within_the_slop_is_its_colour_images(tmp_path):
+    bag, depths = write_rgbd_bag(tmp_path / "bag", frames=3)
+    source = BagImageSource(bag, [COLOUR], depth_topics=[DEPTH], depth_slop_s=0.02)
+    for stamp, millimetres in depths.items():
+        expected = np.where(millimetres > 0, millimetres / 1000.0, np.nan)
+        np.testing.assert_allclose(source.depth_lookup(0, stamp), expected, rtol=1e-6)
+    assert source.depth_lookup(0, START_NS - 50_000_000) is None  # 53 ms from the nearest: beyond the slop
+    strict = BagImageSource(bag, [COLOUR], depth_topics=[DEPTH], depth_slop_s=0.002)
+    assert strict.depth_lookup(0, START_NS) is None  # 3 ms apart
+
+
+def test_a_depth_image_without_a_reading_is_skipped_and_counted(tmp_path):
+    bag, _ = write_rgbd_bag(tmp_path / "bag", frames=2, depth=lambda h, w, i: np.zeros((h, w), np.uint16))
+    source = BagImageSource(bag, [COLOUR], depth_topics=[DEPTH])
+    assert source.depth_lookup(0, START_NS) is None
+    assert source.skipped == {DEPTH: {"no_reading": 1}}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--depth-topics", DEPTH], "--depth-topics set the metric scale: add --metric-depth"),
+        (["--metric-depth"], "--metric-depth with --bag needs --depth-topics (one per camera)"),
+        (["--metric-depth", "--depth-topics", f"{DEPTH},/other"], "--depth-topics must give one depth topic per"),
+    ],
+)
+def test_depth_options_that_cannot_work_are_refused_at_parsing(tmp_path, capsys, options, message):
+    with pytest.raises(SystemExit):
+        main(["--bag", str(tmp_path), "--topics", COLOUR, *options, "--out", str(tmp_path / "out"), *FAST])
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("topic", "message"),
+    [
+        ("/camera/depth/missing", "depth topic /camera/depth/missing is not in bag"),
+        (COLOUR, "depth topics must be distinct topics of their own, not image topics"),
+        (f"{DEPTH}/compressedDepth", "compressedDepth transport is not read; record the raw depth topic"),
+    ],
+)
+def test_a_depth_topic_the_bag_cannot_give_is_refused_before_any_work(tmp_path, topic, message):
+    bag, _ = write_rgbd_bag(tmp_path / "bag", frames=1)
+    with pytest.raises((BagError, ValueError), match=message):
+        BagImageSource(bag, [COLOUR], depth_topics=[topic])
