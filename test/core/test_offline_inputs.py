@@ -397,23 +397,28 @@ def test_a_bag_recorded_twice_starts_a_new_world_and_writes_every_output(tmp_pat
     assert any(name.endswith("_1.png") for name in names) and any(not name.endswith("_1.png") for name in names)
 
 
-def test_the_out_bag_of_a_recording_that_starts_over_plays_in_the_order_the_node_published(tmp_path):
-    """--out-bag logged each message at its header stamp: the second world's outputs (stamps from the start again)
-    played between the first world's, so the path, the /tf and the map of two worlds interleaved. Log times now
-    never go back; the header stamps stay the images' own."""
-    offsets = [PERIOD_NS * i for i in range(8)] * 2
+def _replay_of_a_recording_made_twice(tmp_path: Path, frames: int, topic: str, *mode: str) -> list[tuple[int, object]]:
+    """--out-bag's (log time, message) on ``topic`` for a bag of ``frames`` images whose stamps were recorded twice."""
+    offsets = [PERIOD_NS * i for i in range(frames)] * 2
     photos = panned_photographs(len(offsets))
     records = [("/cam", START_NS + PERIOD_NS * n, START_NS + offset, photos[n]) for n, offset in enumerate(offsets)]
     bag = write_raw_bag(tmp_path / "bag", records)
     out_bag = tmp_path / "replay"
     arguments = ["--bag", str(bag), "--topics", "/cam", "--out", str(tmp_path / "out"), "--out-bag", str(out_bag)]
-    assert main([*arguments, *FAST, "--sliding-window", "--window-size", "3"]) == 0
+    assert main([*arguments, *FAST, *mode]) == 0
     with AnyReader([out_bag]) as reader:
-        played = [
+        return [
             (log_ns, reader.deserialize(raw, connection.msgtype))
             for connection, log_ns, raw in reader.messages()
-            if connection.topic == "/vggt/path"
+            if connection.topic == topic
         ]
+
+
+def test_the_out_bag_of_a_recording_that_starts_over_plays_in_the_order_the_node_published(tmp_path):
+    """--out-bag logged each message at its header stamp: the second world's outputs (stamps from the start again)
+    played between the first world's, so the path, the /tf and the map of two worlds interleaved. Log times now
+    never go back; the header stamps stay the images' own."""
+    played = _replay_of_a_recording_made_twice(tmp_path, 8, "/vggt/path", "--sliding-window", "--window-size", "3")
     log_times = [log_ns for log_ns, _ in played]
     stamps = [message.header.stamp.sec * NANOSECONDS + message.header.stamp.nanosec for _, message in played]
     assert log_times == sorted(log_times)
@@ -428,19 +433,7 @@ def test_the_out_bag_of_a_recording_that_starts_over_plays_in_the_order_the_node
 def test_the_out_bag_of_a_recording_made_twice_plays_the_second_world_after_the_first(tmp_path):
     """Joint windows of the same stamps recorded twice both end at the last stamp: the second world's messages were
     logged at the first's log time, with its stamps and other transforms (a repeat, which tf2 drops)."""
-    offsets = [PERIOD_NS * i for i in range(4)] * 2
-    photos = panned_photographs(len(offsets))
-    records = [("/cam", START_NS + PERIOD_NS * n, START_NS + offset, photos[n]) for n, offset in enumerate(offsets)]
-    bag = write_raw_bag(tmp_path / "bag", records)
-    out_bag = tmp_path / "replay"
-    arguments = ["--bag", str(bag), "--topics", "/cam", "--out", str(tmp_path / "out"), "--out-bag", str(out_bag)]
-    assert main([*arguments, *FAST]) == 0
-    with AnyReader([out_bag]) as reader:
-        tf = [
-            (log_ns, reader.deserialize(raw, connection.msgtype).transforms[0])
-            for connection, log_ns, raw in reader.messages()
-            if connection.topic == "/tf"
-        ]
+    tf = [(log_ns, message.transforms[0]) for log_ns, message in _replay_of_a_recording_made_twice(tmp_path, 4, "/tf")]
     assert len(tf) == 2  # one camera pose per world, both stamped with the last image's stamp
     (first_log, first), (second_log, second) = tf
     assert first.header.stamp == second.header.stamp and first.child_frame_id == second.child_frame_id
