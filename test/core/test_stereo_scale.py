@@ -188,3 +188,18 @@ def test_a_textureless_rig_window_keeps_the_offsets_estimate(rig):
     assert from_poses.note == "" and observation.note.startswith("no frame set of the rig aligned")
     assert f"({len(SETS)} camera pairs: {len(SETS)} found too little texture or overlap, 0 settled" in observation.note
     assert f"{from_poses.relative_sigma:.1%} per window" in observation.note
+
+
+def test_a_rig_given_in_centimetres_is_named_with_each_window_it_measures(rig):
+    """A 6 cm stereo camera published as 6.0 (centimetres) passed every check: its images agree with any unit, and
+    6 "m" is under the implausible baseline. Every output was 100 times too large, and /diagnostics said "metric
+    (metres)". Such a baseline, over 2 m, is named in each window's note."""
+    answer, frames = _answer(rig)
+    products = _products(rig, answer, frames)
+    notes = {}
+    for stated in (BASELINE_M, 6.0):
+        config = MetricConfig("rig", rig_transforms=((1, rig_camera1_pose(stated)),))
+        notes[stated] = measure_window_scale(config, products, 2, ("", ""), None).note
+    assert notes[BASELINE_M] == ""
+    assert notes[6.0].startswith("the rig's baselines are longer than most rigs' (camera 1: 6 m; over 2 m)")
+    assert "if its transforms are in centimetres, every output is 100 times too large" in notes[6.0]

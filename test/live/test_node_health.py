@@ -14,6 +14,7 @@ from vggt_ros.live.health import (
     HealthSnapshot,
     HealthThresholds,
     Level,
+    RobotState,
     ScaleState,
     SequenceGaps,
 )
@@ -407,6 +408,14 @@ def test_backend_reports_gpu_memory_and_warns_above_the_ratio():
             Level.WARN,
             "the newest window measured no scale (the cameras moved 0.02 m): keeping the last",
         ),
+        (
+            # After a wrong start restarted the filter, the world converges 1 % per window: said while it lasts (it
+            # was OK, "metric (metres)", with the outputs 25 % too large).
+            ScaleState("depth", True, "", "", 0.25),
+            Level.WARN,
+            "converging: the outputs' scale is +25.0% off the scale the source measured (a wrong start or a jump "
+            "being corrected a step per window)",
+        ),
     ],
 )
 def test_metric_scale_state(scale, level, message):
@@ -420,6 +429,28 @@ def test_metric_scale_state(scale, level, message):
         "last problem": scale.problem or "none",
         "last note": scale.note or "none",
     }
+
+
+@pytest.mark.parametrize(
+    ("robot", "level", "message"),
+    [
+        (RobotState("odom", "base_link", True, ""), Level.OK, "world placed in 'odom'"),
+        (RobotState("odom", "base_link", False, ""), Level.OK, "waiting for the world's first window"),
+        (
+            RobotState("odom", "base_link", False, "no transform from 'base_link' to 'camera'"),
+            Level.ERROR,
+            "the world is not placed in 'odom' (no transform from 'base_link' to 'camera'): nothing is published in "
+            "the robot's frames until it is",
+        ),
+    ],
+)
+def test_robot_frames_state(robot, level, message):
+    """A world the transforms cannot place publishes nothing in the robot's frames: /diagnostics said OK."""
+    components = HealthMonitor(THRESHOLDS, PERIOD_S, snapshot(0.0)).update(snapshot(1.0, robot=robot))
+    component = by_name(components)["robot frames"]
+    assert (component.level, component.message) == (level, message)
+    assert values(component)["placed"] == ("yes" if robot.placed else "no")
+    assert "robot frames" not in by_name(HealthMonitor(THRESHOLDS, PERIOD_S, snapshot(0.0)).update(snapshot(1.0)))
 
 
 def test_one_status_per_camera_then_pipeline_backend_and_scale():

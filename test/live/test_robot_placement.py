@@ -158,6 +158,20 @@ def test_a_new_world_starts_where_the_nodes_odometry_left_the_base(owner):
     np.testing.assert_allclose(second, last_base @ BASE_FROM_CAMERA, atol=1e-12)
 
 
+def test_why_the_world_is_not_placed_is_kept_for_diagnostics_until_it_is():
+    """The camera mounting missing from /tf_static (no URDF loaded): the world hung under no frame and nothing was
+    published in the robot's frames, with an ERROR line every 5 s as the only sign; /diagnostics said OK."""
+    buffer = TransformBuffer()  # no mounting yet
+    placement = RobotPlacement(buffer, ODOM, BASE, OdometryOwner.NODE)
+    log = LogPolicy(RecordingLogger(), clock=ManualClock())
+    assert placement.problem == ""  # before the first window: nothing to say
+    assert placement.follow(WindowOutputForTests(1 * S, np.eye(4), WindowStatus.INITIALIZED), log) is None
+    assert placement.odom_from_world is None and f"'{BASE}'" in placement.problem
+    buffer.set_transform_static(BASE, CAMERA, BASE_FROM_CAMERA)  # the URDF comes up
+    assert placement.follow(WindowOutputForTests(2 * S, np.eye(4)), log) is not None
+    assert placement.problem == ""
+
+
 def test_a_new_segment_s_odometry_is_reported_as_unknown_not_as_the_surest_pose():
     """After tracking is lost the new segment is re-anchored where the world last saw the camera: its first pose
     is a guess. Its window has no alignment residual, which the covariance read as 0: the floor, 1 cm and 0.002 rad,

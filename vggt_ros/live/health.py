@@ -136,13 +136,27 @@ class GpuMemory:
 @dataclass(frozen=True)
 class ScaleState:
     """The metric scale: its source (``metric_scale_source``), whether outputs are in metres, why the newest
-    window measured no scale ("" when it did, or before any window), and why it measured it less well than the
-    source can (`ScaleObservation.note`, "" when it did not)."""
+    window measured no scale ("" when it did, or before any window), why it measured it less well than the
+    source can (`ScaleObservation.note`, "" when it did not), and how far the outputs' scale is off the scale the
+    source measured while the world converges to it by more than one window's step (relative: 0.25 = outputs 25 %
+    too large; 0 within one step)."""
 
     source: str
     metric: bool
     problem: str
     note: str = ""
+    off: float = 0.0
+
+
+@dataclass(frozen=True)
+class RobotState:
+    """The world's place among the robot's frames (REP 105): the frames, whether the current world is placed in
+    odom, and why it is not yet ("" once placed, or before the first window)."""
+
+    odom_frame: str
+    base_frame: str
+    placed: bool
+    problem: str
 
 
 @dataclass(frozen=True)
@@ -182,6 +196,7 @@ class HealthSnapshot:
         backend, device, precision: the inference pipeline's.
         gpu_memory: None unless the device is CUDA.
         scale: the metric scale's state.
+        robot: the robot frames' state (None: no robot frames).
     """
 
     time_s: float
@@ -207,6 +222,7 @@ class HealthSnapshot:
     frame_sets_refused: int = 0
     last_refusal: str = ""
     last_frame_set_s: Optional[float] = None
+    robot: Optional[RobotState] = None
 
 
 class PipelineCounters:
@@ -236,6 +252,7 @@ class PipelineCounters:
         self.metric = False
         self.last_scale_problem = ""  # why the newest window measured no metric scale ("" if it did)
         self.last_scale_note = ""  # why the newest window measured it less well than its source can ("" if not)
+        self.scale_off = 0.0  # `ScaleState.off` after the newest window
         self._latencies: deque[tuple[float, float]] = deque(maxlen=latency_samples)
         self._latencies_lock = threading.Lock()
 
@@ -262,6 +279,7 @@ class PipelineCounters:
         scale_source: str,
         loops: Optional[LoopState] = None,
         last_frame_set_s: Optional[float] = None,
+        robot: Optional[RobotState] = None,
     ) -> HealthSnapshot:
         """The counters at ``time_s`` with the cameras' and the pipeline's settings, for `HealthMonitor.update`."""
         return HealthSnapshot(
@@ -282,12 +300,13 @@ class PipelineCounters:
             device=device,
             precision=precision,
             gpu_memory=gpu_memory(device),
-            scale=ScaleState(scale_source, self.metric, self.last_scale_problem, self.last_scale_note),
+            scale=ScaleState(scale_source, self.metric, self.last_scale_problem, self.last_scale_note, self.scale_off),
             loops=loops,
             frame_sets=self.frame_sets,
             frame_sets_refused=self.frame_sets_refused,
             last_refusal=self.last_refusal,
             last_frame_set_s=last_frame_set_s,
+            robot=robot,
         )
 
 
@@ -407,6 +426,7 @@ class HealthMonitor:
             self._backend(snapshot),
             self._scale(snapshot.scale),
             *([self._loops(snapshot.loops)] if snapshot.loops is not None else []),
+            *([self._robot(snapshot.robot)] if snapshot.robot is not None else []),
         ]
 
     def _camera(self, camera: CameraCounts, old: CameraCounts, now_s: float, elapsed_s: float) -> ComponentHealth:
@@ -607,4 +627,32 @@ class HealthMonitor:
             problems.append((Level.WARN, f"{waiting} ({scale.problem})" if scale.problem else waiting))
         elif scale.problem:
             problems.append((Level.WARN, f"the newest window measured no scale ({scale.problem}): keeping the last"))
+        if scale.metric and scale.off:
+            problems.append(
+                (
+                    Level.WARN,
+                    f"converging: the outputs' scale is {scale.off:+.1%} off the scale the source measured (a wrong "
+                    "start or a jump being corrected a step per window)",
+                )
+            )
         return _judged("metric scale", "", problems, f"metric (metres) from the {scale.source} source", values)
+
+    @staticmethod
+    def _robot(robot: RobotState) -> ComponentHealth:
+        values = [
+            ("odom frame", robot.odom_frame),
+            ("base frame", robot.base_frame),
+            ("placed", "yes" if robot.placed else "no"),
+            ("last problem", robot.problem or "none"),
+        ]
+        problems = []
+        if not robot.placed and robot.problem:
+            problems.append(
+                (
+                    Level.ERROR,
+                    f"the world is not placed in '{robot.odom_frame}' ({robot.problem}): nothing is published in the "
+                    "robot's frames until it is",
+                )
+            )
+        summary = f"world placed in '{robot.odom_frame}'" if robot.placed else "waiting for the world's first window"
+        return _judged("robot frames", "", problems, summary, values)

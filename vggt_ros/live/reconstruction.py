@@ -13,6 +13,7 @@ map is read by its own thread (`map_if_changed`), never by the executor, which m
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -161,6 +162,15 @@ class LiveReconstruction:
         self._report(window, out)
         return out, path
 
+    def _scale_off(self) -> float:
+        """How far the outputs' scale is off the scale filter's estimate (relative; `ScaleState.off`), where the
+        world still has more than one window's step to go (0 within it)."""
+        scale_filter = self.session.world.scale_filter
+        estimate = scale_filter.estimate  # metres per world unit of the world as it is now (after its rebase)
+        if estimate is None or abs(math.log(estimate)) <= scale_filter.config.max_step:
+            return 0.0
+        return 1.0 / estimate - 1.0
+
     def _discard_unsaved(self) -> None:
         """A new world starts (``~/reset``, a new image size, time going back): say how many windows it discards
         that no ~/save kept, as a cleanup does. Under the world lock."""
@@ -250,6 +260,7 @@ class LiveReconstruction:
             if out.scale.note:  # measured, less well than the source can: says so while it lasts
                 log.every("warning", ("scale_note",), f"window {window.sequence}: metric scale {out.scale.note}")
         counters.metric = out.metric
+        counters.scale_off = self._scale_off() if out.metric else 0.0
         counters.last_scale_problem = out.scale.reason if isinstance(out.scale, ScaleUnavailable) else ""
         counters.last_scale_note = out.scale.note if isinstance(out.scale, ScaleObservation) else ""
         if out.result is not None:

@@ -98,6 +98,7 @@ class RobotPlacement:
         self.placed_at_ns: Optional[int] = None  # the stamp of the image the placement used
         self.assumed = ""  # why the placement took the node's odometry although the robot's might exist
         self.suspect_frame = ""  # why the camera's frame looks like no optical frame (`non_optical_frame`)
+        self.problem = ""  # why the world could not be placed yet ("" once placed, or before a try): /diagnostics
         self._origin = None if camera_frame is None else (camera_frame, stamp_ns)
         self._base_from_camera = None
         # `_anchor`: the sighting map -> odom uses; `_latest`: the newest observed (see `map_from_odom`).
@@ -256,10 +257,12 @@ class RobotPlacement:
                 out.result.segment,
             )
         except TransformLookupError as err:
+            self.problem = str(err)
             log.every(
                 "error", ("robot", type(err).__name__), f"cannot place the world in '{self.odom_frame}' yet: {err}"
             )
             return None
+        self.problem = ""
         if self.assumed:
             log.logger.warning(self.assumed)
         if self.suspect_frame:

@@ -34,6 +34,7 @@ from vggt_ros.metric.sources import (
     camera_label,
     depth_disagreement,
     depth_scale,
+    long_baseline_note,
     odometry_scale,
     rig_scale,
 )
@@ -91,7 +92,11 @@ def measure_window_scale(
         from_poses = rig_scale(products.window_from_camera, cameras, known)
         if isinstance(from_poses, ScaleUnavailable):
             return from_poses
-        return stereo_rig_scale(products, cameras, known, from_poses)
+        observation = stereo_rig_scale(products, cameras, known, from_poses)
+        long = long_baseline_note(known)
+        if not long or not isinstance(observation, ScaleObservation):
+            return observation
+        return replace(observation, note=f"{observation.note}; {long}" if observation.note else long)
     return _odometry(config, products, cameras, camera_frames, transforms)
 
 

@@ -81,6 +81,10 @@ _OUTLIER_SIGMAS = 5.0
 # A camera rig's cameras are centimetres to a metre or two apart: a longer baseline is a transform in other units
 # (millimetres give 1000 times the metres, and the images then lock onto that unit as well).
 MAX_RIG_BASELINE_M = 10.0
+# Longer baselines than this are rare (stereo cameras are 5 - 30 cm wide, a car's rig a metre or so): one passes every
+# other check in centimetres (a 6 cm stereo camera given as 6.0 makes every output 100 times too large, and the
+# images agree with any baseline's unit), so each window it measures says so (`long_baseline_note`).
+SUSPECT_RIG_BASELINE_M = 2.0
 # Below this a baseline is too short to measure a scale against the predicted poses' noise (and a zero one is two
 # cameras given one pose).
 MIN_RIG_BASELINE_M = 0.01
@@ -353,6 +357,20 @@ def implausible_baselines(lengths: Mapping[int, float]) -> str:
         f"the rig's baselines are implausibly long ({listed}; a rig's cameras are centimetres to a metre or two "
         f"apart, at most {MAX_RIG_BASELINE_M:g} m here): are its transforms in millimetres or centimetres? ROS "
         "transforms are in metres (REP 103)"
+    )
+
+
+def long_baseline_note(camera_from_camera: Mapping[int, np.ndarray]) -> str:
+    """A note naming the rig's baselines longer than `SUSPECT_RIG_BASELINE_M` (``camera_from_camera`` as
+    `rig_scale` takes it), "" if none."""
+    lengths = {camera: float(np.linalg.norm(np.asarray(t)[:3, 3])) for camera, t in camera_from_camera.items()}
+    long = {camera: length for camera, length in sorted(lengths.items()) if length > SUSPECT_RIG_BASELINE_M}
+    if not long:
+        return ""
+    listed = ", ".join(f"camera {camera}: {length:.3g} m" for camera, length in long.items())
+    return (
+        f"the rig's baselines are longer than most rigs' ({listed}; over {SUSPECT_RIG_BASELINE_M:g} m): if its "
+        "transforms are in centimetres, every output is 100 times too large; ROS transforms are in metres (REP 103)"
     )
 
 

@@ -42,7 +42,7 @@ from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from vggt_ros.live.health import HealthMonitor, HealthSnapshot
+from vggt_ros.live.health import HealthMonitor, HealthSnapshot, RobotState
 from vggt_ros.live.input import InputAssembly
 from vggt_ros.live.input_watchdog import TRANSPORTS_VARIABLE
 from vggt_ros.live.log_policy import LogPolicy
@@ -405,9 +405,19 @@ class ReconstructionNode(LifecycleNode):
     def _health_snapshot(self) -> HealthSnapshot:
         params = self.params
         backend = (params.backend, params.device, params.precision, params.metric_scale_source)
-        live = self._live
+        live, robot = self._live, self._robot
+        placement = (
+            None
+            if robot is None
+            else RobotState(robot.odom_frame, robot.base_frame, robot.odom_from_world is not None, robot.problem)
+        )
         return live.counters.snapshot(
-            self._now_s(), self._input.camera_counts(), *backend, live.loop_state(), self._input.last_synced_s
+            self._now_s(),
+            self._input.camera_counts(),
+            *backend,
+            live.loop_state(),
+            self._input.last_synced_s,
+            placement,
         )
 
     def _new_health_monitor(self) -> HealthMonitor:
