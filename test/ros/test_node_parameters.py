@@ -226,6 +226,23 @@ def test_under_a_namespace_the_fix_names_the_section_rcl_applies_and_the_log_the
     assert "frame ids are not namespaced: with several robots on one /tf, set frame_prefix, e.g. 'robot1/'" in output
 
 
+@pytest.mark.parametrize("where", ["command line", "params file"])
+def test_an_integer_among_floats_gets_the_decimal_point_fix(where, tmp_path):
+    """rcl refuses [0.12, 0, ...] ("Sequence should be of same type"), and the fix said to write -p name:=value (or
+    to check that the file is valid YAML), which it was."""
+    values = "[0.12, 0, 0, 0, 0, 0, 1]"
+    if where == "command line":
+        arguments = ("-p", f"rig_transforms:={values}")
+    else:
+        file = tmp_path / "rig.yaml"
+        file.write_text(f"vggt:\n  ros__parameters:\n    rig_transforms: {values}\n")
+        arguments = ("--params-file", str(file))
+    fatal = next(line for line in fails_to_start(*arguments).splitlines() if "FATAL" in line)
+    assert (
+        "Fix: a list's items must be of one type: write each number of a list of numbers with a decimal point" in fatal
+    )
+
+
 def test_old_and_new_name_together_are_refused():
     output = fails_to_start("-p", "slop:=0.01", "-p", "slop_s:=0.02")
     assert "'slop' and 'slop_s' are both given: 'slop' is the old name of 'slop_s'; keep 'slop_s'" in output

@@ -253,6 +253,11 @@ def _section_matches(section: str, node_name: str) -> bool:
 
 def ros_arguments_fix(reason: str) -> str:
     """The fix for rcl refusing the command line's --ros-args (``reason``: rcl's message)."""
+    if "Sequence should be of same type" in reason:  # rcl's YAML parser: a list of mixed integers and floats
+        return (
+            "a list's items must be of one type: write each number of a list of numbers with a decimal point, "
+            'e.g. -p rig_transforms:="[0.12, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]" (0 is an integer, 0.0 a number)'
+        )
     if "remap rule" in reason:
         return "write a remapping as -r from:=to, e.g. -r /camera/image_raw:=/left/image_raw or -r __ns:=/robot"
     if "param" in reason and "file" in reason:
