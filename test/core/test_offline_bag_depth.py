@@ -45,9 +45,10 @@ def write_rgbd_bag(path, frames: int = 6, depth=sensor_depth_mm):
     for index, photo in enumerate(photos):
         stamp = START_NS + index * PERIOD_NS
         records.append((COLOUR, stamp + 1_000_000, stamp, photo))
-        if depth is not None:
-            depths[stamp] = depth(height, width, index)
-            records.append((DEPTH, stamp + 2_000_000, stamp + DEPTH_DELAY_NS, depths[stamp]))
+        image = None if depth is None else depth(height, width, index)
+        if image is not None:  # None: no depth image for this frame
+            depths[stamp] = image
+            records.append((DEPTH, stamp + 2_000_000, stamp + DEPTH_DELAY_NS, image))
     return write_raw_bag(path, records), depths
 
 
@@ -108,11 +109,34 @@ def test_the_depth_image_stamped_nearest_within_the_slop_is_its_colour_images(tm
     assert strict.depth_lookup(0, START_NS) is None  # 3 ms apart
 
 
-def test_a_depth_image_without_a_reading_is_skipped_and_counted(tmp_path):
+def test_a_depth_image_without_a_reading_is_skipped_and_counted_once(tmp_path):
+    """The session asks again for a frame without depth in every window that holds it: each ask counted the same
+    message again (14 for one image in a sliding window)."""
     bag, _ = write_rgbd_bag(tmp_path / "bag", frames=2, depth=lambda h, w, i: np.zeros((h, w), np.uint16))
     source = BagImageSource(bag, [COLOUR], depth_topics=[DEPTH])
-    assert source.depth_lookup(0, START_NS) is None
+    for _ in range(3):
+        assert source.depth_lookup(0, START_NS) is None
     assert source.skipped == {DEPTH: {"no_reading": 1}}
+
+
+def test_the_depth_of_the_last_colour_image_in_the_time_range_is_found(tmp_path):
+    """--stop between a colour image and its depth, logged 1 ms later: the colour image was read, its depth not."""
+    bag, depths = write_rgbd_bag(tmp_path / "bag", frames=3)
+    last = max(depths)
+    stop_s = (last - START_NS) / NANOSECONDS + 0.0005  # after the last colour image's log time, before its depth's
+    source = BagImageSource(bag, [COLOUR], stop_s=stop_s, depth_topics=[DEPTH])
+    assert [stamp for _, stamp, _ in source] == sorted(depths)
+    assert source.depth_lookup(0, last) is not None
+
+
+def test_a_depth_topic_without_a_message_in_the_time_range_is_named(tmp_path, caplog):
+    bag, _ = write_rgbd_bag(
+        tmp_path / "bag", frames=4, depth=lambda h, w, i: sensor_depth_mm(h, w, i) if i < 2 else None
+    )
+    source = BagImageSource(bag, [COLOUR], start_s=0.25, depth_topics=[DEPTH])
+    with caplog.at_level("WARNING", logger="vggt_ros.recording.bag_reader"):
+        assert source.depth_lookup(0, START_NS + 3 * PERIOD_NS) is None
+    assert f"depth topic {DEPTH} has no readable message in the time range: camera 0's images have no" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -135,9 +159,16 @@ def test_depth_options_that_cannot_work_are_refused_at_parsing(tmp_path, capsys,
         ("/camera/depth/missing", "depth topic /camera/depth/missing is not in bag"),
         (COLOUR, "depth topics must be distinct topics of their own, not image topics"),
         (f"{DEPTH}/compressedDepth", "compressedDepth transport is not read; record the raw depth topic"),
+        # Colour images on the depth topic: each was skipped, and the run ended saying no depth matched.
+        ("colour", f"depth topic {DEPTH} in bag '.*' carries rgb8 images, not depth"),
     ],
 )
 def test_a_depth_topic_the_bag_cannot_give_is_refused_before_any_work(tmp_path, topic, message):
-    bag, _ = write_rgbd_bag(tmp_path / "bag", frames=1)
+    if topic == "colour":
+        photo = panned_photographs(1)[0]
+        bag = write_raw_bag(tmp_path / "bag", [(COLOUR, START_NS, START_NS, photo), (DEPTH, START_NS, START_NS, photo)])
+        topic = DEPTH
+    else:
+        bag, _ = write_rgbd_bag(tmp_path / "bag", frames=1)
     with pytest.raises((BagError, ValueError), match=message):
         BagImageSource(bag, [COLOUR], depth_topics=[topic])

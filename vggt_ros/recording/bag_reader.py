@@ -72,7 +72,7 @@ from vggt_ros.image_limits import (
 )
 from vggt_ros.live.input import decode_image_message
 from vggt_ros.live.stamps import NANOSECONDS, CameraStamps, StampVerdict, ns_from_stamp
-from vggt_ros.metric.sensor_depth import DepthFormatError, depth_to_metres
+from vggt_ros.metric.sensor_depth import SUPPORTED_DEPTH_ENCODINGS, DepthFormatError, depth_to_metres
 from vggt_ros.recording.truncated_mcap import open_reader, truncations
 
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
@@ -185,13 +185,10 @@ class BagImageSource:
                     f"{list(depth_topics)}"
                 )
             self.depth_topics: tuple[str, ...] = tuple(
-                _resolve_depth(reader, topic, self.path) for topic in depth_topics
+                _resolve_depth(reader, topic, self.path, read) for topic in depth_topics
             )
-            if set(self.depth_topics) & set(read) or len(set(self.depth_topics)) != len(self.depth_topics):
-                raise ValueError(
-                    f"depth topics must be distinct topics of their own, not image topics; got {list(depth_topics)} "
-                    f"beside the image topics {read}"
-                )
+            if len(set(self.depth_topics)) != len(self.depth_topics):
+                raise ValueError(f"depth topics must name distinct topics, one per camera; got {list(depth_topics)}")
             self.bag_start_ns: int = reader.start_time
             self.bag_duration_s: float = max(reader.end_time - reader.start_time, 0) / NANOSECONDS
             self._start_ns = None if start_s is None else self.bag_start_ns + round(start_s * NANOSECONDS)
@@ -209,6 +206,9 @@ class BagImageSource:
         if not (math.isfinite(depth_slop_s) and depth_slop_s >= 0):
             raise ValueError(f"depth_slop_s must be a finite number of seconds >= 0, got {depth_slop_s!r}")
         self._depth_slop_ns = round(depth_slop_s * NANOSECONDS)
+        # (camera, depth stamp) of depth images found unusable: skipped and counted once, not at each look-up (the
+        # session asks again for a frame without depth in every window that holds it).
+        self._unusable_depth: set[tuple[int, int]] = set()
 
     @property
     def skipped(self) -> dict[str, dict[str, int]]:
@@ -288,7 +288,7 @@ class BagImageSource:
         """Each readable message of the read topics in log-time order, deserialised (not decoded): the input of
         `vggt_ros.recording.inputs.bag_frame_sets`, which runs them through the node's input assembly. Unreadable
         messages are skipped and counted; the counts restart with each iteration."""
-        self._skipped, self._substituted = {}, {}
+        self._skipped, self._substituted, self._unusable_depth = {}, {}, set()
         camera_of_topic = {camera.topic: index for index, camera in enumerate(self.topics)}
         stored = {camera.topic: 0 for camera in self.topics}  # messages the storage gave, per read topic
         with self._opened() as reader:
@@ -355,15 +355,19 @@ class BagImageSource:
     @functools.cached_property
     def _depth_stamps(self) -> tuple[tuple[list[int], list[int]], ...]:
         """Per camera, its depth images' header stamps in increasing order and their log times: one pass over the
-        depth topics in the time range, made at the first look-up. A zero (unset) stamp takes the log time in the
-        camera's clock (`clock_leads`), as its colour images' do; a repeated stamp keeps its first image."""
+        depth topics in the time range widened by the slop (a colour image's depth may be logged just outside it),
+        made at the first look-up. A zero (unset) stamp takes the log time in the camera's clock (`clock_leads`), as
+        its colour images' do; a repeated stamp keeps its first image. A depth topic without a message there is
+        named: its camera's frames have no sensor depth."""
         found: dict[str, dict[int, int]] = {topic: {} for topic in self.depth_topics}
         leads = dict(zip(self.depth_topics, self.clock_leads))
+        start = None if self._start_ns is None else self._start_ns - self._depth_slop_ns
+        stop = None if self._stop_ns is None else self._stop_ns + self._depth_slop_ns
         with self._opened() as reader:
             connections = [c for c in reader.connections if c.topic in found]
             try:
                 for connection, log_ns, raw in self._stored(
-                    reader.messages(connections=connections, start=self._start_ns, stop=self._stop_ns)
+                    reader.messages(connections=connections, start=start, stop=stop)
                 ):
                     try:
                         stamp_ns = ns_from_stamp(reader.deserialize(raw, connection.msgtype).header.stamp)
@@ -374,7 +378,14 @@ class BagImageSource:
             except BagError as err:  # the depth up to the damage: the colour images' iteration says so
                 log.warning("depth topics: %s; the depth images before that point are used", err)
         stamps = []
-        for topic in self.depth_topics:
+        for camera, topic in enumerate(self.depth_topics):
+            if not found[topic]:
+                log.warning(
+                    "depth topic %s has no readable message in the time range: camera %d's images have no sensor "
+                    "depth, and the scale comes from the other cameras' depth, if any",
+                    topic,
+                    camera,
+                )
             ordered = sorted(found[topic].items())
             stamps.append(([stamp for stamp, _ in ordered], [log_ns for _, log_ns in ordered]))
         return tuple(stamps)
@@ -392,20 +403,29 @@ class BagImageSource:
         nearest = min(near, key=lambda k: abs(stamps[k] - stamp_ns), default=None)
         if nearest is None or abs(stamps[nearest] - stamp_ns) > self._depth_slop_ns:
             return None
-        topic = self.depth_topics[camera]
+        key, topic = (camera, stamps[nearest]), self.depth_topics[camera]
+        if key in self._unusable_depth:
+            return None
         message = self._depth_message(topic, log_times[nearest], stamps[nearest])
-        if message is None:
-            return None
-        try:
-            depth_m = depth_to_metres(
-                message.data, message.height, message.width, message.step, message.encoding, bool(message.is_bigendian)
-            )
-        except DepthFormatError as err:
-            self.skip(topic, err.kind, str(err))
-            return None
-        if not np.isfinite(depth_m).any():
-            self.skip(topic, NO_DEPTH_READING, "the depth image has no valid reading (every pixel 0, NaN or infinite)")
-            return None
+        depth_m = None
+        if message is not None:
+            try:
+                depth_m = depth_to_metres(
+                    message.data,
+                    message.height,
+                    message.width,
+                    message.step,
+                    message.encoding,
+                    bool(message.is_bigendian),
+                )
+            except DepthFormatError as err:
+                self.skip(topic, err.kind, str(err))
+            else:
+                if not np.isfinite(depth_m).any():
+                    self.skip(topic, NO_DEPTH_READING, "the depth image has no valid reading (every pixel 0 or NaN)")
+                    depth_m = None
+        if depth_m is None:
+            self._unusable_depth.add(key)
         return depth_m
 
     def _depth_message(self, topic: str, log_ns: int, stamp_ns: int):
@@ -532,14 +552,20 @@ def _resolve(reader: AnyReader, requested: str, path: Path) -> BagImageTopic:
     raise BagError(f"topic {name} (nor {compressed}) is not in bag '{path}'; its image topics: {_image_topics(types)}")
 
 
-def _resolve_depth(reader: AnyReader, requested: str, path: Path) -> str:
-    """The depth topic to read for ``requested``: a sensor_msgs/Image topic of the bag (relative names from the root
-    namespace, as `_resolve`'s)."""
+def _resolve_depth(reader: AnyReader, requested: str, path: Path, image_topics: Sequence[str]) -> str:
+    """The depth topic to read for ``requested``: a sensor_msgs/Image topic of the bag of depth images (relative
+    names from the root namespace, as `_resolve`'s), none of ``image_topics``."""
     if not isinstance(requested, str) or not requested.strip("/"):
         raise ValueError(f"a depth topic must be a non-empty name such as '/camera/depth/image_raw', got {requested!r}")
     name = requested if requested.startswith("/") else "/" + requested
+    if name in image_topics:
+        raise ValueError(
+            f"depth topics must be distinct topics of their own, not image topics; got {name} among the image "
+            f"topics {list(image_topics)}"
+        )
     types = _topic_types(reader)
     if types.get(name) == (IMAGE_TYPE,):
+        _check_depth_encoding(reader, name, path)
         return name
     if name.endswith(COMPRESSED_DEPTH_SUFFIX) or name + COMPRESSED_DEPTH_SUFFIX in types:
         raise BagError(
@@ -552,6 +578,26 @@ def _resolve_depth(reader: AnyReader, requested: str, path: Path) -> str:
             f"32FC1); its image topics: {_image_topics(types)}"
         )
     raise BagError(f"depth topic {name} is not in bag '{path}'; its image topics: {_image_topics(types)}")
+
+
+def _check_depth_encoding(reader: AnyReader, topic: str, path: Path) -> None:
+    """Raise BagError where ``topic``'s first readable message is no depth image (a colour topic given as depth):
+    every one of its images would be skipped, and the run would end saying only that no depth matched."""
+    connections = [c for c in reader.connections if c.topic == topic]
+    try:
+        for connection, _, raw in reader.messages(connections=connections):
+            encoding = reader.deserialize(raw, connection.msgtype).encoding
+            break
+        else:
+            return  # no message: named by the look-ups' index
+    except Exception:  # noqa: BLE001 - a damaged storage or message: the look-ups skip and count it
+        return
+    if encoding not in SUPPORTED_DEPTH_ENCODINGS:
+        raise BagError(
+            f"depth topic {topic} in bag '{path}' carries {encoding} images, not depth "
+            f"({', '.join(SUPPORTED_DEPTH_ENCODINGS)}, REP 118): is it a colour topic? Give each camera's depth "
+            "registered to its colour image (a RealSense's aligned_depth_to_color/image_raw)"
+        )
 
 
 def _topic_types(reader: AnyReader) -> dict[str, tuple[str, ...]]:
