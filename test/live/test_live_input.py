@@ -346,7 +346,9 @@ def test_an_image_in_a_frame_the_node_publishes_is_dropped_where_the_node_reads_
     assert inputs.dropped[(0, "own_frame")] == 3
     errors = [text for level, text in logger.lines if level == "error"]
     assert len(errors) == 1 and "frame_id 'camera0_optical' is the node's estimate of camera 'camera0'" in errors[0]
-    assert "Fix: rename the node's frames (camera_names, world_frame) or the driver's frame_id" in errors[0]
+    assert (
+        "Fix: rename the node's frames (camera_names, world_frame, frame_prefix) or the driver's frame_id" in errors[0]
+    )
     assert inputs.add_image(0, rgb_message(photo, "front_camera_optical"), 4 * SECOND, 0, False).frame_set is not None
     # With publish_tf off the node publishes none of them.
     quiet = NodeParameters(odom_frame="odom", robot_base_frame="base_link", publish_tf=False)

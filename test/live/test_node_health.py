@@ -442,6 +442,12 @@ def test_metric_scale_state(scale, level, message):
             "the world is not placed in 'odom' (no transform from 'base_link' to 'camera'): nothing is published in "
             "the robot's frames until it is",
         ),
+        (
+            RobotState("odom", "base_link", False, "extrapolation into the past", awaits_metric=True),
+            Level.WARN,
+            "the world is not placed in 'odom' (extrapolation into the past): nothing is published in the robot's "
+            "frames until it is, from the first metric window's camera pose",
+        ),
     ],
 )
 def test_robot_frames_state(robot, level, message):

@@ -352,6 +352,11 @@ def test_frame_prefix_names_the_nodes_own_frames_and_leaves_the_given_ones():
     assert (params.world_frame_id, params.optical_frame(0)) == ("robot1/vggt_world", "robot1/left_optical")
     assert (params.parent_frame, params.odom_frame) == ("map", "robot1/odom")
     assert NodeParameters().world_frame_id == "vggt_world" and NodeParameters().optical_frame(0) == "camera0_optical"
+    assert NodeParameters(frame_prefix="robot1/").start_up_warnings == ()
+    # 'robot1' beside namespace:=robot1 is the natural slip: it runs, and says what it makes of it.
+    (warning,) = NodeParameters(frame_prefix="robot1").start_up_warnings
+    assert warning.startswith("frame_prefix 'robot1' does not end in '/': the node's frames are 'robot1vggt_world'")
+    assert "Fix: frame_prefix 'robot1/'" in warning
     with pytest.raises(ValueError, match="frame_prefix '/robot1/': tf2 frame ids have no leading '/'"):
         NodeParameters(frame_prefix="/robot1/")
     with pytest.raises(ValueError, match="world_frame and robot_base_frame are both 'robot1/base'"):

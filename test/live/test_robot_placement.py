@@ -172,6 +172,19 @@ def test_why_the_world_is_not_placed_is_kept_for_diagnostics_until_it_is():
     assert placement.problem == ""
 
 
+def test_odometry_that_starts_after_the_first_image_is_a_wait_for_the_first_metric_window_not_a_failure():
+    """The robot's odometry starts at 2 s, after the world's first image (1 s): the placement waits for a metric
+    window's camera pose, by design, and /diagnostics said ERROR meanwhile."""
+    placement = RobotPlacement(robot(odometry_from_ns=2 * S), ODOM, BASE, OdometryOwner.ROBOT)
+    log = LogPolicy(RecordingLogger(), clock=ManualClock())
+    first = WindowOutputForTests(1 * S, np.eye(4), WindowStatus.INITIALIZED, metric=False)
+    assert placement.follow(first, log) is None
+    assert placement.problem and placement.awaits_metric
+    metric = WindowOutputForTests(*newest_at(2 * S)[1:], metric=True)
+    assert placement.follow(metric, log) is not None
+    assert (placement.problem, placement.awaits_metric) == ("", False)
+
+
 def test_a_new_segment_s_odometry_is_reported_as_unknown_not_as_the_surest_pose():
     """After tracking is lost the new segment is re-anchored where the world last saw the camera: its first pose
     is a guess. Its window has no alignment residual, which the covariance read as 0: the floor, 1 cm and 0.002 rad,

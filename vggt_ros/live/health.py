@@ -151,12 +151,14 @@ class ScaleState:
 @dataclass(frozen=True)
 class RobotState:
     """The world's place among the robot's frames (REP 105): the frames, whether the current world is placed in
-    odom, and why it is not yet ("" once placed, or before the first window)."""
+    odom, why it is not yet ("" once placed, or before the first window), and whether that clears by itself at the
+    first metric window (odometry that does not reach back to the world's first image)."""
 
     odom_frame: str
     base_frame: str
     placed: bool
     problem: str
+    awaits_metric: bool = False
 
 
 @dataclass(frozen=True)
@@ -649,9 +651,10 @@ class HealthMonitor:
         if not robot.placed and robot.problem:
             problems.append(
                 (
-                    Level.ERROR,
+                    Level.WARN if robot.awaits_metric else Level.ERROR,
                     f"the world is not placed in '{robot.odom_frame}' ({robot.problem}): nothing is published in the "
-                    "robot's frames until it is",
+                    "robot's frames until it is"
+                    + (", from the first metric window's camera pose" if robot.awaits_metric else ""),
                 )
             )
         summary = f"world placed in '{robot.odom_frame}'" if robot.placed else "waiting for the world's first window"

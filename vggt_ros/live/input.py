@@ -285,8 +285,8 @@ class InputAssembly:
                 ("image", camera, "own_frame"),
                 f"camera '{name}': its images' frame_id {frame!r} is {self.config.own_frames[frame]}, which this node "
                 "publishes on /tf: if the robot publishes that frame too (its URDF, the driver's transforms), the "
-                "frame has two parents and TF breaks. Fix: rename the node's frames (camera_names, world_frame) or the "
-                "driver's frame_id",
+                "frame has two parents and TF breaks. Fix: rename the node's frames (camera_names, world_frame, "
+                "frame_prefix) or the driver's frame_id",
             )
         elif frame in self.config.own_frames:
             self._drop(camera, "own_frame", f"frame_id {frame!r} is the node's own")
@@ -296,7 +296,7 @@ class InputAssembly:
                 f"camera '{name}': its images' frame_id {frame!r} is {self.config.own_frames[frame]}, which this node "
                 "publishes, while it looks the camera's frame up in TF (robot frames, the rig, odometry): that frame "
                 "would have two parents and the look-up would find the node's own estimate; image dropped. Fix: "
-                "rename the node's frames (camera_names, world_frame) or the driver's frame_id",
+                "rename the node's frames (camera_names, world_frame, frame_prefix) or the driver's frame_id",
             )
             return Assembled()
         try:

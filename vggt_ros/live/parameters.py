@@ -531,14 +531,21 @@ class NodeParameters:
     @property
     def start_up_warnings(self) -> tuple[str, ...]:
         """Combinations that run but do not give what a robot's user likely expects: one warning each at start-up."""
+        warnings = []
         if self.robot_frames and self.metric_scale_source == "none":
-            return (
+            warnings.append(
                 f"robot frames ('{self.odom_frame}', '{self.robot_base_frame}') without a metric scale source: the "
                 "world's poses stay in VGGT's unit under frames in metres, so the base's path in "
                 f"'{self.parent_frame}' differs from the robot's odometry by an unknown scale. Fix: set "
-                "metric_scale_source to odometry (the robot's own odometry in odom_frame), depth or rig",
+                "metric_scale_source to odometry (the robot's own odometry in odom_frame), depth or rig"
             )
-        return ()
+        if self.frame_prefix and not self.frame_prefix.endswith("/"):
+            warnings.append(
+                f"frame_prefix {self.frame_prefix!r} does not end in '/': the node's frames are "
+                f"'{self.world_frame_id}' and '{self.optical_frame(0)}'. Fix: frame_prefix '{self.frame_prefix}/', "
+                "as robot_state_publisher's"
+            )
+        return tuple(warnings)
 
     @property
     def looked_up_cameras(self) -> frozenset[int]:

@@ -99,6 +99,9 @@ class RobotPlacement:
         self.assumed = ""  # why the placement took the node's odometry although the robot's might exist
         self.suspect_frame = ""  # why the camera's frame looks like no optical frame (`non_optical_frame`)
         self.problem = ""  # why the world could not be placed yet ("" once placed, or before a try): /diagnostics
+        # The problem clears by itself: odometry that does not reach back to the world's first image places it from
+        # the first metric window's newest camera pose.
+        self.awaits_metric = False
         self._origin = None if camera_frame is None else (camera_frame, stamp_ns)
         self._base_from_camera = None
         # `_anchor`: the sighting map -> odom uses; `_latest`: the newest observed (see `map_from_odom`).
@@ -258,11 +261,12 @@ class RobotPlacement:
             )
         except TransformLookupError as err:
             self.problem = str(err)
+            self.awaits_metric = isinstance(err, ExtrapolationError) and not out.metric
             log.every(
                 "error", ("robot", type(err).__name__), f"cannot place the world in '{self.odom_frame}' yet: {err}"
             )
             return None
-        self.problem = ""
+        self.problem, self.awaits_metric = "", False
         if self.assumed:
             log.logger.warning(self.assumed)
         if self.suspect_frame:

@@ -409,7 +409,13 @@ class ReconstructionNode(LifecycleNode):
         placement = (
             None
             if robot is None
-            else RobotState(robot.odom_frame, robot.base_frame, robot.odom_from_world is not None, robot.problem)
+            else RobotState(
+                robot.odom_frame,
+                robot.base_frame,
+                robot.odom_from_world is not None,
+                robot.problem,
+                robot.awaits_metric,
+            )
         )
         return live.counters.snapshot(
             self._now_s(),
