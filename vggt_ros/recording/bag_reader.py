@@ -360,11 +360,12 @@ class BagImageSource:
         its colour images' do; a repeated stamp keeps its first image. A depth topic without a message there is
         named: its camera's frames have no sensor depth."""
         found: dict[str, dict[int, int]] = {topic: {} for topic in self.depth_topics}
-        leads = dict(zip(self.depth_topics, self.clock_leads))
+        camera_of_topic = {topic: camera for camera, topic in enumerate(self.depth_topics)}
+        clocks = CameraStamps(len(self.topics), reorder_tolerance_s=0.0, leads_ns=self.clock_leads)
         start = None if self._start_ns is None else self._start_ns - self._depth_slop_ns
         stop = None if self._stop_ns is None else self._stop_ns + self._depth_slop_ns
         with self._opened() as reader:
-            connections = [c for c in reader.connections if c.topic in found]
+            connections = _topic_connections(reader, self.depth_topics)
             try:
                 for connection, log_ns, raw in self._stored(
                     reader.messages(connections=connections, start=start, stop=stop)
@@ -374,7 +375,8 @@ class BagImageSource:
                     except AnyReaderError as err:
                         self.skip(connection.topic, UNREADABLE_MESSAGE, f"{len(raw)} bytes do not deserialise ({err})")
                         continue
-                    found[connection.topic].setdefault(stamp_ns or max(log_ns + leads[connection.topic], 0), log_ns)
+                    camera = camera_of_topic[connection.topic]
+                    found[connection.topic].setdefault(stamp_ns or clocks.clock_at(camera, log_ns), log_ns)
             except BagError as err:  # the depth up to the damage: the colour images' iteration says so
                 log.warning("depth topics: %s; the depth images before that point are used", err)
         stamps = []
@@ -432,7 +434,7 @@ class BagImageSource:
         """The deserialised depth message of ``topic`` logged at ``log_ns`` whose stamp (in the camera's clock) is
         ``stamp_ns``; None (counted) where it cannot be read."""
         with self._opened() as reader:
-            connections = [c for c in reader.connections if c.topic == topic]
+            connections = _topic_connections(reader, [topic])
             try:
                 for connection, _, raw in self._stored(
                     reader.messages(connections=connections, start=log_ns, stop=log_ns + 1)
@@ -487,8 +489,7 @@ class BagImageSource:
             reader.close()
 
     def _connections(self, reader: AnyReader) -> list[Connection]:
-        read = {camera.topic for camera in self.topics}
-        return [connection for connection in reader.connections if connection.topic in read]
+        return _topic_connections(reader, [camera.topic for camera in self.topics])
 
     def _count(self, reader: AnyReader) -> dict[str, int]:
         """Messages per topic in the time range: from the bag's index when the range is the whole bag, else by one
@@ -583,7 +584,7 @@ def _resolve_depth(reader: AnyReader, requested: str, path: Path, image_topics: 
 def _check_depth_encoding(reader: AnyReader, topic: str, path: Path) -> None:
     """Raise BagError where ``topic``'s first readable message is no depth image (a colour topic given as depth):
     every one of its images would be skipped, and the run would end saying only that no depth matched."""
-    connections = [c for c in reader.connections if c.topic == topic]
+    connections = _topic_connections(reader, [topic])
     try:
         for connection, _, raw in reader.messages(connections=connections):
             encoding = reader.deserialize(raw, connection.msgtype).encoding
@@ -598,6 +599,12 @@ def _check_depth_encoding(reader: AnyReader, topic: str, path: Path) -> None:
             f"({', '.join(SUPPORTED_DEPTH_ENCODINGS)}, REP 118): is it a colour topic? Give each camera's depth "
             "registered to its colour image (a RealSense's aligned_depth_to_color/image_raw)"
         )
+
+
+def _topic_connections(reader: AnyReader, topics: Sequence[str]) -> list[Connection]:
+    """The bag's connections of ``topics`` (a topic recorded by several publishers has several)."""
+    wanted = set(topics)
+    return [connection for connection in reader.connections if connection.topic in wanted]
 
 
 def _topic_types(reader: AnyReader) -> dict[str, tuple[str, ...]]:
