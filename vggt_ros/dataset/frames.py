@@ -221,11 +221,10 @@ def model_pixels_in_image(pixel_map: PixelMap) -> np.ndarray:
     return inside
 
 
-def resampled_model_pixels(pixel_map: PixelMap) -> np.ndarray:
+def resampled_model_pixels(pixel_map: PixelMap, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """``(h, w)`` bool: model pixels that `resample_to_image` gives some camera pixel, the values the per-frame
-    files show. All of them where the camera image is at least the model's size; about one in (model / camera
-    size) where the model image enlarges it."""
-    rows, columns = nearest_model_pixels(pixel_map)
+    files show (``rows``, ``columns``: `nearest_model_pixels` of ``pixel_map``). All of them where the camera image
+    is at least the model's size; about one in (model / camera size) where the model image enlarges it."""
     shown = np.zeros(pixel_map.model_hw, dtype=bool)
     shown[np.ix_(rows[rows >= 0], columns[columns >= 0])] = True
     return shown

@@ -157,7 +157,8 @@ class TrackBuilder:
         if self.sampling.confidence_percentile > 0 and confident.any():
             threshold = np.percentile(frame.confidence[confident], self.sampling.confidence_percentile)
             confident &= frame.confidence >= threshold
-        candidates = np.flatnonzero(confident & resampled_model_pixels(frame.pixel_map))
+        nearest_rows, nearest_columns = nearest_model_pixels(frame.pixel_map)
+        candidates = np.flatnonzero(confident & resampled_model_pixels(frame.pixel_map, nearest_rows, nearest_columns))
         rng = np.random.default_rng([self.sampling.seed, image_id])
         if len(candidates) > self.sampling.points_per_frame:
             candidates = np.sort(rng.choice(candidates, self.sampling.points_per_frame, replace=False))
@@ -177,7 +178,6 @@ class TrackBuilder:
             axis=1,
         )
         xyz = apply_transform(pose, camera_points)
-        nearest_rows, nearest_columns = nearest_model_pixels(frame.pixel_map)
         point3d_ids = np.arange(self._next_point_id, self._next_point_id + len(candidates), dtype=np.uint64)
         self._next_point_id += len(candidates)
         opened = _OpenFrame(
