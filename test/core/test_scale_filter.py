@@ -258,6 +258,43 @@ def test_two_sources_in_blocks_of_four_beyond_the_gate_do_not_flip_the_estimate(
     assert estimates == pytest.approx([1.3] * len(estimates))
 
 
+def test_the_support_is_counted_in_independent_windows():
+    """Windows that share frames support the estimate by the share of frames new to them: four windows of 4 frames
+    sliding by 1 (1 + 3 x 1/4 independent windows) leave it young, so four windows beyond the gate that agree
+    restart it; thirteen such windows (1 + 12 x 1/4 = PERSISTENCE independent ones) establish it."""
+    young = MetricScaleFilter()
+    for share in (1.0, 0.25, 0.25, 0.25):
+        young.update(1.25, 0.005, new_share=share)
+    assert [young.update(1.0, 0.005, new_share=0.25).kind for _ in range(PERSISTENCE)][-1] == "accepted"
+    assert young.estimate == pytest.approx(1.0)
+
+    established = MetricScaleFilter()
+    for share in (1.0,) + (0.25,) * 12:
+        established.update(1.25, 0.005, new_share=share)
+    verdicts = [established.update(1.0, 0.005, new_share=0.25).kind for _ in range(ESTABLISHED_PERSISTENCE)]
+    assert verdicts == ["outlier"] * (ESTABLISHED_PERSISTENCE - 1) + ["accepted"]
+
+
+def test_a_restarted_estimate_rests_on_the_independent_windows_of_its_run():
+    """A restart from four windows sharing frames (1/4 new each) leaves an estimate resting on one independent window:
+    four windows that agree on the old scale restart it again, as they would any young estimate."""
+    scale_filter = MetricScaleFilter()
+    for _ in range(100):
+        scale_filter.update(1.0, 0.005)
+    scale_filter.reopen()
+    for _ in range(PERSISTENCE):
+        scale_filter.update(1.2, 0.005, new_share=0.25)
+    assert scale_filter.estimate == pytest.approx(1.2)
+    assert [scale_filter.update(1.0, 0.005, new_share=0.25).kind for _ in range(PERSISTENCE)][-1] == "accepted"
+    assert scale_filter.estimate == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, math.nan])
+def test_a_new_share_outside_zero_to_one_is_refused(share):
+    with pytest.raises(ValueError, match="new_share"):
+        MetricScaleFilter().update(1.0, 0.005, new_share=share)
+
+
 def test_a_reopened_estimate_is_restarted_by_four_windows_that_agree():
     scale_filter = MetricScaleFilter()
     for _ in range(100):

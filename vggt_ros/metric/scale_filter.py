@@ -31,12 +31,16 @@ Decisions, each with its reason:
   all inside the clip) are combined as by the plain filter. But when `PERSISTENCE` windows in a row are clipped
   on the same side, the estimate is what is wrong (a wrong start, a miscalibrated first reading): it restarts from
   those windows' weighted mean. The same holds for windows in a row beyond the gate on the same side that agree
-  with each other (within ``gate`` of their mean): `PERSISTENCE` of them while the estimate rests on fewer windows
-  than that (a first reading 25 % off used to gate out every sound window after it, and the world stayed 25 % off
-  for good), `ESTABLISHED_PERSISTENCE` once more support it (four windows of 8 keyframes at stride 1 share most of
-  their frames: hardly four measurements, so four of them overturned an estimate 1000 windows supported, and two
-  sources could flip it back and forth). A restarted estimate rests on the run it restarted from; where the world's
-  unit may have jumped (`reopen`: a segment re-anchored on a guessed depth), on no window. (The clipped run stays
+  with each other (within ``gate`` of their mean): `PERSISTENCE` of them while the estimate rests on less than
+  `PERSISTENCE` independent windows (a first reading 25 % off used to gate out every sound window after it, and the
+  world stayed 25 % off for good), `ESTABLISHED_PERSISTENCE` once it rests on more (four windows of 8 keyframes at
+  stride 1 share most of their frames: hardly four measurements, so four of them overturned an estimate 1000 windows
+  supported, and two sources could flip it back and forth). The support is counted in independent windows: each
+  accepted window adds the share of its frames no earlier window held (``new_share``), since windows that share
+  frames share their errors too. Counted in windows, three bad frame sets at start-up at a window of 4 made 4
+  supporting windows, and the bad start stood for 32. A restarted estimate rests on the run it restarted from;
+  where the world's unit may have jumped (`reopen`: a segment re-anchored on a guessed depth), on no window. (The
+  clipped run stays
   at `PERSISTENCE` whatever the support: it is what follows the chained world's drift within the gate; at 32, the
   late-metric scene of bench/loop_closure.py ended 1.94 % off in metres per unit instead of 1.44 %.)
 - The gate: an observation whose log ratio is more than max(``gate``, ``gate_sigmas`` x the innovation's standard
@@ -52,8 +56,8 @@ Decisions, each with its reason:
   it, since future observations of the same scene will be; its variance is unchanged (the factor is known).
 - The drift is added once per window offered: windows without an observation (a still robot) add none, which
   understates the drift over long gaps by the chaining's slow random walk only.
-- State: the estimate, its variance, the count, at most ``min_observations`` starting observations and at most
-  `PERSISTENCE` clipped and `ESTABLISHED_PERSISTENCE` rejected ones.
+- State: the estimate, its variance, the count, the support, at most ``min_observations`` starting observations
+  and at most `PERSISTENCE` clipped and `ESTABLISHED_PERSISTENCE` rejected ones.
 """
 
 from __future__ import annotations
@@ -72,8 +76,8 @@ HUBER_SIGMAS = 2.0
 # This many consecutive innovations clipped on the same side mean the estimate, not the windows, is wrong: with
 # normal errors it happens once in 2 million windows.
 PERSISTENCE = 4
-# Windows in a row beyond the gate that overturn an estimate at least PERSISTENCE windows support: four runs of
-# windows that share no frames, at the node's default window of 8 keyframes and stride 1.
+# Windows in a row beyond the gate that overturn an estimate at least PERSISTENCE independent windows support: four
+# runs of windows that share no frames, at the node's default window of 8 keyframes and stride 1.
 ESTABLISHED_PERSISTENCE = 32
 
 
@@ -132,7 +136,7 @@ class MetricScaleFilter:
         self._log_estimate: Optional[float] = None
         self._variance = math.inf
         self._accepted = 0
-        self._support = 0  # observations accepted since the estimate (re)started or was reopened
+        self._support = 0.0  # independent windows accepted since the estimate (re)started or was reopened
         self._clipped = _SameSideRun(PERSISTENCE)  # observations clipped in a row on one side
         self._rejected = _SameSideRun(ESTABLISHED_PERSISTENCE)  # observations beyond the gate in a row on one side
 
@@ -150,16 +154,18 @@ class MetricScaleFilter:
         """Observations accepted so far."""
         return self._accepted
 
-    def update(self, ratio: float, relative_sigma: float) -> ScaleVerdict:
+    def update(self, ratio: float, relative_sigma: float, new_share: float = 1.0) -> ScaleVerdict:
         """Offer one window's observation.
 
         Args:
             ratio: observed metres per world unit for the window (> 0).
             relative_sigma: its relative standard error (>= 0).
+            new_share: the share of the window's frames no earlier window held, 0..1: what it adds to the support
+                in independent windows (1 for windows that share no frames).
         Returns:
             The verdict; only an accepted observation changes the estimate.
         """
-        ratio, relative_sigma = float(ratio), float(relative_sigma)
+        ratio, relative_sigma, new_share = float(ratio), float(relative_sigma), float(new_share)
         if not (math.isfinite(ratio) and ratio > 0.0 and math.isfinite(relative_sigma) and relative_sigma >= 0.0):
             return ScaleVerdict(
                 False,
@@ -167,6 +173,8 @@ class MetricScaleFilter:
                 f"scale observation {ratio!r} metres per world unit with relative sigma {relative_sigma!r} is not "
                 "usable: the ratio must be a positive number and the sigma a number >= 0",
             )
+        if not 0.0 <= new_share <= 1.0:
+            raise ValueError(f"new_share must be a share of the window's frames in 0..1, got {new_share!r}")
         log_ratio = math.log(ratio)
         config = self.config
         variance = max(relative_sigma, config.min_sigma) ** 2
@@ -178,8 +186,8 @@ class MetricScaleFilter:
             spread = math.sqrt(self._variance + variance)
             allowed = max(config.gate, config.gate_sigmas * spread)
             if abs(innovation) > allowed:
-                self._rejected.add(log_ratio, variance, innovation > 0)
-                # Few windows beyond the gate overturn the estimate while few windows support it.
+                self._rejected.add(log_ratio, variance, new_share, innovation > 0)
+                # Few windows beyond the gate overturn the estimate while it rests on few independent windows.
                 needed = PERSISTENCE if self._support < PERSISTENCE else ESTABLISHED_PERSISTENCE
                 if not (len(self._rejected) >= needed and self._rejected.agree(config.gate)):
                     return ScaleVerdict(
@@ -195,7 +203,7 @@ class MetricScaleFilter:
             else:
                 self._rejected.clear()
                 if abs(innovation) > HUBER_SIGMAS * spread:
-                    self._clipped.add(log_ratio, variance, innovation > 0)
+                    self._clipped.add(log_ratio, variance, new_share, innovation > 0)
                 else:
                     self._clipped.clear()
                 if len(self._clipped) >= PERSISTENCE:
@@ -207,7 +215,7 @@ class MetricScaleFilter:
                     self._log_estimate += gain * min(max(innovation, -clip), clip)
                     self._variance *= 1.0 - gain
         self._accepted += 1
-        self._support += 1
+        self._support += new_share
         return ScaleVerdict(
             True,
             "accepted",
@@ -243,7 +251,7 @@ class MetricScaleFilter:
     def reopen(self) -> None:
         """The world's unit may have jumped (a segment re-anchored on a guessed depth): the estimate rests on no
         window, and `PERSISTENCE` windows in a row that agree restart it; those before the jump count for nothing."""
-        self._support = 0
+        self._support = 0.0
         self._clipped.clear()
         self._rejected.clear()
 
@@ -251,7 +259,7 @@ class MetricScaleFilter:
         """Start the estimate afresh from ``run``'s observations (their weighted mean), which support it; forget
         both runs."""
         self._log_estimate, self._variance = run.weighted_mean()
-        self._support = len(run) - 1  # the window that restarts it is counted as accepted
+        self._support = run.support() - run.newest_share()  # the window that restarts it is counted as accepted
         self._clipped.clear()
         self._rejected.clear()
 
@@ -268,39 +276,50 @@ class MetricScaleFilter:
 
 
 class _SameSideRun:
-    """Observations ``(log ratio, variance)`` in a row on one side of the estimate, the newest ``capacity``."""
+    """Observations ``(log ratio, variance, new share)`` in a row on one side of the estimate, the newest
+    ``capacity``."""
 
     def __init__(self, capacity: int) -> None:
-        self._items: deque[tuple[float, float]] = deque(maxlen=capacity)
+        self._items: deque[tuple[float, float, float]] = deque(maxlen=capacity)
         self._above = False
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, log_ratio: float, variance: float, above: bool) -> None:
+    def add(self, log_ratio: float, variance: float, new_share: float, above: bool) -> None:
         """One more observation, ``above`` the estimate or below it; one on the other side starts the run anew."""
         if above != self._above:
             self._items.clear()
         self._above = above
-        self._items.append((log_ratio, variance))
+        self._items.append((log_ratio, variance, new_share))
 
     def clear(self) -> None:
         self._items.clear()
 
     def weighted_mean(self) -> tuple[float, float]:
         """The observations' inverse-variance weighted mean and its variance."""
-        values, variances = (np.array(column) for column in zip(*self._items))
+        values, variances, _ = (np.array(column) for column in zip(*self._items))
         weights = 1.0 / variances
         return float(np.average(values, weights=weights)), 1.0 / float(weights.sum())
+
+    def support(self) -> float:
+        """The independent windows the observations amount to (the sum of their new shares)."""
+        return float(sum(new_share for _, _, new_share in self._items))
+
+    def newest_share(self) -> float:
+        return self._items[-1][2]
 
     def agree(self, tolerance: float) -> bool:
         """Whether every observation lies within ``tolerance`` (log) of their weighted mean."""
         mean = self.weighted_mean()[0]
-        return all(abs(log_ratio - mean) <= tolerance for log_ratio, _ in self._items)
+        return all(abs(log_ratio - mean) <= tolerance for log_ratio, _, _ in self._items)
 
     def rebase(self, shift: float) -> None:
         """The world was rescaled: the observations, in metres per world unit, shift by ``-shift`` in log."""
-        self._items = deque(((log_ratio - shift, variance) for log_ratio, variance in self._items), self._items.maxlen)
+        self._items = deque(
+            ((log_ratio - shift, variance, new_share) for log_ratio, variance, new_share in self._items),
+            self._items.maxlen,
+        )
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:

@@ -481,7 +481,7 @@ class World:
         if observation is None:
             return world_from_window, ""
         ratio = observation.metres_per_unit / float(decompose_similarity(world_from_window)[0])
-        verdict = self.scale_filter.update(ratio, observation.relative_sigma)
+        verdict = self.scale_filter.update(ratio, observation.relative_sigma, new_share=float(new.mean()))
         if not self.metric:
             if not verdict.accepted:
                 return world_from_window, verdict.reason
