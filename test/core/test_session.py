@@ -14,17 +14,20 @@ import json
 import logging
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image as PILImage
 
 from conftest import IMAGES
+from support.rotations import quaternion_matrix, yaw_pose
 from tolerances import DENSE_REL, POSE_ABS, max_abs, relative_to_max
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.reconstruction import LiveReconstruction
-from vggt_ros.live.saving import save_world
+from vggt_ros.live.saving import PLACEMENT_FILE, WorldPlacement, save_world
 from vggt_ros.preprocess import output_size, preprocess_frames
 from vggt_ros.runtime import Pipeline
 from vggt_ros.runtime.io_contract import FramesProfile
@@ -268,6 +271,35 @@ def test_save_keeps_whole_frame_sets_so_every_camera_covers_the_same_time(pipeli
         camera, stamp = Path(name).parent.name, int(Path(name).stem)
         sets.setdefault(stamp - ("left", "right").index(camera), []).append(camera)
     assert len(names) == 4 and all(sorted(cameras) == ["left", "right"] for cameras in sets.values()), names
+
+
+def test_save_writes_where_the_world_sits_only_for_the_world_it_was_made_for(pipeline, tmp_path):
+    """world_placement.yaml ties the saved files to the robot's frames. The worker places a new world only after
+    integrating its first window, so a save in between holds the last world's placement: it must not be written
+    for the new one (and the last save's file goes with the files it described)."""
+    session = ReconstructionSession(pipeline, _config())
+    live = LiveReconstruction(session, LogPolicy(logging.getLogger("test")), "vggt_world", 0, False)
+    frame_sets = _frame_sets(1, 3, start_ns=1_000_000_000)
+    for frame_set in frame_sets:
+        live.offer(frame_set)
+        live.process(live.next_window(), None)
+    odom_from_world = yaw_pose(90.0, (1.0, 2.0, 3.0))
+    placed = WorldPlacement("odom", "vggt_world", odom_from_world, origin_stamp_ns=frame_sets[0].stamps_ns[0])
+
+    saved = save_world(live, tmp_path, placement=placed)
+    assert saved.placement == (tmp_path / PLACEMENT_FILE, placed) and "'vggt_world' in 'odom'" in saved.message()
+    text = yaml.safe_load((tmp_path / PLACEMENT_FILE).read_text())
+    assert text["header"] == {"stamp": {"sec": 1, "nanosec": 0}, "frame_id": "odom"}
+    assert text["child_frame_id"] == "vggt_world"
+    assert text["transform"]["translation"] == {"x": 1.0, "y": 2.0, "z": 3.0}
+    rotation = quaternion_matrix(SimpleNamespace(**text["transform"]["rotation"]))
+    np.testing.assert_allclose(rotation, odom_from_world[:3, :3], atol=1e-12)
+
+    last_world = dataclasses.replace(placed, origin_stamp_ns=frame_sets[0].stamps_ns[0] - 1)
+    saved = save_world(live, tmp_path, placement=last_world)
+    assert saved.placement is None and not (tmp_path / PLACEMENT_FILE).exists()
+    assert f"no {PLACEMENT_FILE}: the world is not placed" in saved.message()
+    assert (tmp_path / "trajectory.tum").is_file()
 
 
 def test_frame_sets_the_session_cannot_use_are_refused_with_the_reason(pipeline):

@@ -20,10 +20,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pycolmap
 import pytest
+import yaml
 from evo.tools import file_interface
 from nav_msgs.msg import Path as PathMsg
 from PIL import Image as PILImage
@@ -547,6 +549,14 @@ class TestWorldChaining:
         response = self.call(probe, "/vggt/save")
         assert response.success, response.message
         assert (save_directory / "map.ply").stat().st_size > 0
+        # The files' frame, the first camera's optical frame, under parent_frame z up (REP 103): its z (ahead) is
+        # the parent's x, its x (right) the parent's -y, its y (down) the parent's -z.
+        placement = yaml.safe_load((save_directory / "world_placement.yaml").read_text())
+        assert placement["header"]["frame_id"] == "map" and placement["child_frame_id"] == "vggt_world"
+        rotation = placement["transform"]["rotation"]
+        parent_from_world = quaternion_matrix(SimpleNamespace(**rotation))
+        np.testing.assert_allclose(parent_from_world, [[0, 0, 1], [-1, 0, 0], [0, -1, 0]], atol=1e-12)
+        assert placement["transform"]["translation"] == {"x": 0.0, "y": 0.0, "z": 0.0}
         rows = [
             line.split()
             for line in (save_directory / "trajectory.tum").read_text().splitlines()
@@ -606,7 +616,10 @@ def test_a_save_that_fills_the_disk_keeps_the_previous_save_exactly_then_saves_w
             assert digests(saved) == before
             assert "No space left on device" in failed.message and "(nothing there changed)" in failed.message
             assert sorted(p.name for p in saved.iterdir()) == sorted(
-                ["map.ply", "trajectory.tum", "images", "depth", "confidence", "colmap", "transforms.json", SAVE_RECORD]
+                [
+                    *("map.ply", "trajectory.tum", "world_placement.yaml", "images", "depth", "confidence", "colmap"),
+                    *("transforms.json", SAVE_RECORD),
+                ]
             )
 
             (disk / "filler").unlink()

@@ -23,11 +23,14 @@ import os
 import subprocess
 import threading
 import time
+from types import SimpleNamespace
 from typing import Optional
 
 import numpy as np
 import pytest
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray
+from evo.tools import file_interface
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from nav_msgs.msg import Path
@@ -52,6 +55,7 @@ from support.ros_metric import (
     stamp_ns,
     transform_matrix,
 )
+from support.rotations import quaternion_matrix
 from support.services import call_answered
 from vggt_ros.ros import messages
 from vggt_ros.world import pose_graph
@@ -219,8 +223,8 @@ def loop_component(array: DiagnosticArray):
 
 
 @pytest.mark.slow  # about 10 s on a 2-core CPU
-def test_a_revisit_closes_a_loop_and_moves_the_world_the_path_and_the_map(sequence):
-    run = LoopRun(sequence)
+def test_a_revisit_closes_a_loop_and_moves_the_world_the_path_and_the_map(sequence, tmp_path):
+    run = LoopRun(sequence, {**PARAMETERS, "save_directory": str(tmp_path)})
     robot, session = run.robot, run.session
     try:
         run.send_until(len(sequence.rgb), stop_at_loop=True)
@@ -265,6 +269,28 @@ def test_a_revisit_closes_a_loop_and_moves_the_world_the_path_and_the_map(sequen
         error_after = map_error_pct(after, fit_corrected, sequence)
         print(f"map error chained {error_before:.3f} % -> corrected {error_after:.3f} % of the room")
         assert error_after < 0.7 * error_before, (error_before, error_after)
+
+        # ~/save: the files hold the corrected world, which world_placement.yaml places under parent_frame, so the
+        # newest saved camera pose through it is where /tf has that camera now (parent_frame -> world_frame as the
+        # loop moved it, then the camera's chained pose), as evo reads the trajectory.
+        save = robot.node.create_client(Trigger, "/vggt/save")
+        assert save.wait_for_service(timeout_sec=WAIT_S)
+        answer = save.call_async(Trigger.Request())
+        assert robot.wait_for(answer.done, what="~/save to answer") and answer.result().success, answer.result()
+        placement = yaml.safe_load((tmp_path / "world_placement.yaml").read_text())
+        assert placement["header"]["frame_id"] == PARENT and placement["child_frame_id"] == WORLD
+        parent_from_files = np.eye(4)
+        parent_from_files[:3, :3] = quaternion_matrix(SimpleNamespace(**placement["transform"]["rotation"]))
+        parent_from_files[:3, 3] = [placement["transform"]["translation"][k] for k in "xyz"]
+        trajectory = file_interface.read_tum_trajectory_file(str(tmp_path / "trajectory.tum"))
+        camera_tfs = robot.transforms("/tf", WORLD, NODE_CAMERA)
+        newest_tf = min(camera_tfs, key=lambda t: abs(stamp_ns(t) * 1e-9 - trajectory.timestamps[-1]))
+        assert abs(stamp_ns(newest_tf) * 1e-9 - trajectory.timestamps[-1]) < 1e-6
+        parent_from_world = transform_matrix(robot.transforms("/tf_static", PARENT, WORLD)[-1])
+        np.testing.assert_allclose(
+            parent_from_files @ trajectory.poses_se3[-1], parent_from_world @ transform_matrix(newest_tf), atol=1e-5
+        )
+        assert not np.allclose(parent_from_world, parent_from_files, atol=1e-3), "the loop moved the live world"
 
         # /diagnostics: the loop closure component counts it.
         def counted():

@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Callable, Optional
 
 import numpy as np
 import pytest
+import yaml
 from nav_msgs.msg import Odometry, Path
 from sensor_msgs.msg import Image, PointCloud2
 from std_srvs.srv import Trigger
@@ -56,6 +58,7 @@ from support.metric_synthetic import (
 )
 from support.netns import loopback_rclpy
 from support.ros_metric import (
+    NANOSECONDS,
     WARN,
     CountingPipelineForTests,
     RobotForTests,
@@ -69,7 +72,7 @@ from support.ros_metric import (
     stamp_ns,
     transform_matrix,
 )
-from support.rotations import yaw_pose
+from support.rotations import quaternion_matrix, yaw_pose
 from support.synthetic import FakeVGGTForWorldTests, look_at
 from vggt_ros.metric.robot_frames import MIN_POSITION_SIGMA_M, MIN_ROTATION_SIGMA_RAD
 from vggt_ros.metric.tf_buffer import TransformBuffer
@@ -331,18 +334,21 @@ class TestDepthSource:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def scenario(cls):
+    def scenario(cls, tmp_path_factory):
         frames = single_camera("depth_path", camera_path(np.ones(cls.FRAMES, dtype=bool)), IMAGE_HW)
+        save_folder = tmp_path_factory.mktemp("depth_source_saves")
         parameters = {
             "metric_scale_source": "depth",
             "depth_topics": [cls.DEPTH_TOPIC],
             "odom_frame": ODOM,
             "robot_base_frame": BASE,
             "publish_odom_tf": True,
+            "save_directory": str(save_folder),
         }
         scenario = start(parameters, frames, [cls.IMAGE_TOPIC], [cls.CAMERA_FRAME])
         scenario.robot.publish_static(BASE, cls.CAMERA_FRAME, BASE_FROM_CAMERA)
         scenario.sensor = FakeDepthSensorForTests(frames)
+        scenario.save_folder = save_folder
         yield scenario
         scenario.robot.close()
         scenario.running.close()
@@ -556,6 +562,45 @@ class TestDepthSource:
         robot.wait_for(lambda: all(odom_tf(t) for t in published), what="odom -> base on /tf for every window")
         for t in published:
             assert len(odom_tf(t)) == 1, "publish_odom_tf: one odom -> base per window, after the reset too"
+
+    def test_save_says_where_the_world_sits_among_the_robots_frames(self, scenario):
+        """~/save's files are in the world's frame; world_placement.yaml says where it sits in map (the node closes
+        loops, so the world hangs under map). The newest camera pose of the saved trajectory, through it, is where
+        ~/odometry and the mounting put the camera (after the test above, in the world its reset started, placed where
+        the base was last published). Before, nothing saved tied the files to odom or map."""
+        robot = scenario.robot
+        for _ in range(2):
+            scenario.send(self.depth(scenario))
+        scenario.wait_published(scenario.stamp(scenario.sent[-1]), ("/vggt/depth/image", "/vggt/odometry"))
+        save = robot.node.create_client(Trigger, "/vggt/save")
+        assert save.wait_for_service(timeout_sec=10.0)
+        answer = save.call_async(Trigger.Request())
+        assert robot.wait_for(answer.done, what="~/save to answer") and answer.result().success, answer.result()
+        assert "world_placement.yaml" in answer.result().message
+
+        saved = yaml.safe_load((scenario.save_folder / "world_placement.yaml").read_text())
+        assert saved["header"]["frame_id"] == PARENT and saved["child_frame_id"] == WORLD
+        placement = world_placement(robot)  # on /tf_static: no loop closed, so the placement itself
+        stamp = saved["header"]["stamp"]
+        assert stamp["sec"] * NANOSECONDS + stamp["nanosec"] == stamp_ns(placement)
+        translation, rotation = saved["transform"]["translation"], saved["transform"]["rotation"]
+        parent_from_world = np.eye(4)
+        parent_from_world[:3, :3] = quaternion_matrix(SimpleNamespace(**rotation))
+        parent_from_world[:3, 3] = [translation[k] for k in "xyz"]
+        np.testing.assert_allclose(parent_from_world, transform_matrix(placement), atol=1e-9)
+
+        rows = [
+            line.split()
+            for line in (scenario.save_folder / "trajectory.tum").read_text().splitlines()
+            if line[0] != "#"
+        ]
+        seconds, fraction = rows[-1][0].split(".")
+        newest_ns = int(seconds) * NANOSECONDS + int(fraction)
+        world_from_camera = np.eye(4)
+        world_from_camera[:3, :3] = quaternion_matrix(SimpleNamespace(**dict(zip("xyzw", map(float, rows[-1][4:8])))))
+        world_from_camera[:3, 3] = [float(v) for v in rows[-1][1:4]]
+        odom_from_base = pose_matrix(robot.at("/vggt/odometry", newest_ns).pose.pose)
+        np.testing.assert_allclose(parent_from_world @ world_from_camera, odom_from_base @ BASE_FROM_CAMERA, atol=1e-6)
 
 
 def test_robot_frames_without_publish_tf_give_odometry_and_no_transforms():

@@ -248,9 +248,10 @@ class NodeParameters:
     )
     save_directory: str = parameter(
         "vggt_map",
-        "folder where the ~/save service writes map.ply, trajectory.tum (further cameras: trajectory_<name>.tum) "
-        "and the dataset exports (colmap/, transforms.json, images/, depth/, confidence/); a leading ~ is the home "
-        "folder, a relative path is from the node's working directory",
+        "folder where the ~/save service writes map.ply, trajectory.tum (further cameras: trajectory_<name>.tum), "
+        "the dataset exports (colmap/, transforms.json, images/, depth/, confidence/) and world_placement.yaml (the "
+        "files' frame in its parent); a leading ~ is the home folder, a relative path is from the node's working "
+        "directory",
     )
     save_dataset_frames: int = parameter(
         50,

@@ -53,6 +53,14 @@ class CameraSighting(NamedTuple):
     odom_from_camera: np.ndarray
 
 
+class PlacedWorld(NamedTuple):
+    """A world's placement in odom: ``odom_from_world`` ``(4, 4)``, made for the world whose first image is stamped
+    ``origin_stamp_ns``."""
+
+    origin_stamp_ns: int
+    odom_from_world: np.ndarray
+
+
 class OdometryOwner(enum.Enum):
     """Who publishes the robot's odom -> base, which says how a new world is placed in odom."""
 
@@ -94,7 +102,8 @@ class RobotPlacement:
 
     def start(self, camera_frame: Optional[str], stamp_ns: int) -> None:
         """A new world starts at ``camera_frame``'s image of ``stamp_ns`` (None: no world yet)."""
-        self.odom_from_world = None
+        # The placement with its world, in one attribute: the save thread reads it while the worker places worlds.
+        self.placed: Optional[PlacedWorld] = None
         self.placed_at_ns: Optional[int] = None  # the stamp of the image the placement used
         self.assumed = ""  # why the placement took the node's odometry although the robot's might exist
         self.suspect_frame = ""  # why the camera's frame looks like no optical frame (`non_optical_frame`)
@@ -131,11 +140,16 @@ class RobotPlacement:
                     camera_frame, stamp_ns, newest, base_from_camera
                 )
             self._base_from_camera = base_from_camera
-            self.odom_from_world = odom_from_world
+            self.placed = PlacedWorld(stamp_ns, odom_from_world)
             self.placed_at_ns = newest[1] if from_newest else stamp_ns
             # The world is the first camera (of segment 0), where odom puts it; or where odom put the newest frame.
             self._anchor = CameraSighting(segment if from_newest else 0, np.eye(4), odom_from_world)
         return self.odom_from_world is not None
+
+    @property
+    def odom_from_world(self) -> Optional[np.ndarray]:
+        """``(4, 4)`` the world's placement in odom (None until placed)."""
+        return None if self.placed is None else self.placed.odom_from_world
 
     @property
     def follows_robot_odometry(self) -> bool:

@@ -6,6 +6,9 @@ The map and every camera's trajectory are copied under the world lock (so they d
 keyframes' dataset exports (COLMAP, nerfstudio, images, depth, confidence) are written outside it (the worker
 keeps integrating meanwhile), all into a staging folder that replaces the save's entries of ``directory`` only
 once every file is written (`vggt_ros.files.staged_entries`). A failed save keeps the previous files exactly.
+
+The files are in the world's frame; `PLACEMENT_FILE` says where that frame sits among the robot's frames (odom, or
+map where the node closes loops) or under ``parent_frame``, so that the map can be used in them later.
 """
 
 from __future__ import annotations
@@ -14,10 +17,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from vggt_ros.dataset.tum import FURTHER_TRAJECTORY_FILES
 from vggt_ros.dataset.writer import DATASET_ENTRIES, DatasetWriter
 from vggt_ros.files import staged_entries
+from vggt_ros.geometry import rotation_matrix_to_quaternion
 from vggt_ros.live.reconstruction import LiveReconstruction
+
+# The saved world's frame in its parent, as a geometry_msgs/TransformStamped in the YAML `ros2 topic echo` prints.
+PLACEMENT_FILE = "world_placement.yaml"
+
+
+@dataclass(frozen=True)
+class WorldPlacement:
+    """Where the world's frame sits: ``parent_from_world`` ``(4, 4)`` rigid takes ``world_frame`` coordinates (the
+    saved files') to ``parent_frame``'s; ``origin_stamp_ns``: the stamp of the first image of the world it was made
+    for (None: the same for every world, the world frame's fixed rotation under ``parent_frame``)."""
+
+    parent_frame: str
+    world_frame: str
+    parent_from_world: np.ndarray
+    origin_stamp_ns: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +57,7 @@ class SavedWorld:
         segments_left_out: the tracking segments the map leaves out (their place in this world is unknown: tracking
             was lost and no loop joined them to the current one); the trajectories keep them.
         segment: the current tracking segment.
+        placement: `PLACEMENT_FILE`'s path and the placement it holds; None: the world is not placed yet.
     """
 
     map_path: Optional[Path]
@@ -46,6 +68,7 @@ class SavedWorld:
     dataset_poses_before_loops: bool = False
     segments_left_out: tuple[int, ...] = ()
     segment: int = 0
+    placement: Optional[tuple[Path, WorldPlacement]] = None
 
     def message(self) -> str:
         trajectories = ", ".join(str(path) for path in self.trajectories.values() if path is not None)
@@ -66,6 +89,14 @@ class SavedWorld:
             text += (
                 f", and {self.dataset_frames} keyframes as a COLMAP model and nerfstudio's {self.transforms_json.name}"
             )
+        if self.placement is not None:
+            path, placement = self.placement
+            text += f"; '{placement.world_frame}' in '{placement.parent_frame}' to {path}"
+        else:
+            text += (
+                f"; no {PLACEMENT_FILE}: the world is not placed among the robot's frames yet (see /diagnostics' "
+                "robot frames)"
+            )
         if self.dataset_poses_before_loops:
             text += (
                 "; loops moved the world, but some of those keyframes have no loop-corrected pose (the keyframe store "
@@ -75,9 +106,15 @@ class SavedWorld:
         return text
 
 
-def save_world(live: LiveReconstruction, directory: Path, writer: Optional[str] = None) -> SavedWorld:
+def save_world(
+    live: LiveReconstruction,
+    directory: Path,
+    writer: Optional[str] = None,
+    placement: Optional[WorldPlacement] = None,
+) -> SavedWorld:
     """Write the live world into ``directory``, all or nothing; ``writer`` (the node's name) refuses a folder another
-    writer saved into (`staged_entries`).
+    writer saved into (`staged_entries`). ``placement``, where the world's frame sits (None: not placed yet), is
+    written as `PLACEMENT_FILE` when it was made for the world saved.
 
     Raises:
         OSError: a file could not be written (named by its final path); nothing in ``directory`` changed.
@@ -86,7 +123,7 @@ def save_world(live: LiveReconstruction, directory: Path, writer: Optional[str] 
     """
     directory = Path(directory)
     session = live.session
-    entries = (*session.save_entries(), FURTHER_TRAJECTORY_FILES, *DATASET_ENTRIES)
+    entries = (*session.save_entries(), FURTHER_TRAJECTORY_FILES, *DATASET_ENTRIES, PLACEMENT_FILE)
     with staged_entries(directory, entries, writer=writer) as staging:
         with live.world_lock:
             merged = live.merged_windows
@@ -97,6 +134,12 @@ def save_world(live: LiveReconstruction, directory: Path, writer: Optional[str] 
             metric = session.world.metric
             world = session.world
             left_out = tuple(k for k in range(world.segment) if not world.joined_to_current(k))
+            origin = world.origin
+        # The worker places a new world after integrating its first window: a placement of another world is none.
+        if placement is not None and (origin is None or placement.origin_stamp_ns not in (None, origin.stamp_ns)):
+            placement = None
+        if placement is not None:
+            write_placement(staging / PLACEMENT_FILE, placement, origin.stamp_ns)
         written = None
         if recent:
             with DatasetWriter(staging, metric=metric) as writer:
@@ -117,4 +160,39 @@ def save_world(live: LiveReconstruction, directory: Path, writer: Optional[str] 
         dataset_poses_before_loops=bool(recent) and moved is None,
         segments_left_out=left_out,
         segment=world.segment,
+        placement=None if placement is None else (directory / PLACEMENT_FILE, placement),
+    )
+
+
+def write_placement(path: Path, placement: WorldPlacement, stamp_ns: int) -> None:
+    """Write ``placement`` as a geometry_msgs/TransformStamped in YAML (`ros2 topic echo`'s layout), stamped at the
+    world's first image ``stamp_ns``."""
+    parent_from_world = np.asarray(placement.parent_from_world, dtype=np.float64)
+    x, y, z = (float(v) for v in parent_from_world[:3, 3])
+    qx, qy, qz, qw = (float(v) for v in rotation_matrix_to_quaternion(parent_from_world[:3, :3]))
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    path.write_text(
+        f"# Where the saved files' frame '{placement.world_frame}' sits in '{placement.parent_frame}': a point p of\n"
+        f"# map.ply, the trajectories, the COLMAP model or transforms.json is R p + t in '{placement.parent_frame}'\n"
+        "# (R: the rotation quaternion, t: the translation). After loops the files hold the loop-corrected world,\n"
+        f"# which this places; the live /tf_static moves '{placement.world_frame}' (the chained world) by the newest\n"
+        "# loop's correction as well. A dataset that the save's answer says kept its poses from before the loops is\n"
+        "# in the chained world. Stamped at the world's first image; tf2_ros' static_transform_publisher republishes\n"
+        "# it.\n"
+        "header:\n"
+        "  stamp:\n"
+        f"    sec: {sec}\n"
+        f"    nanosec: {nanosec}\n"
+        f"  frame_id: {placement.parent_frame}\n"
+        f"child_frame_id: {placement.world_frame}\n"
+        "transform:\n"
+        "  translation:\n"
+        f"    x: {x!r}\n"
+        f"    y: {y!r}\n"
+        f"    z: {z!r}\n"
+        "  rotation:\n"
+        f"    x: {qx!r}\n"
+        f"    y: {qy!r}\n"
+        f"    z: {qz!r}\n"
+        f"    w: {qw!r}\n"
     )

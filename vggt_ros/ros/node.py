@@ -67,6 +67,7 @@ from vggt_ros.ros.outputs import (
     topic,
     window_messages,
     world_frame_message,
+    world_placement,
 )
 from vggt_ros.ros.params import declare_and_read, expected_type
 from vggt_ros.ros.tf_listener import make_transform_buffer
@@ -504,7 +505,8 @@ class ReconstructionNode(LifecycleNode):
         """The save thread's job: (success, message), logged."""
         logger = self.get_logger()
         try:
-            saved = save_world(live, directory, self.get_fully_qualified_name())
+            placement = world_placement(self.params, self._robot)
+            saved = save_world(live, directory, self.get_fully_qualified_name(), placement)
             message = saved.message()
         except EmptyMapError as err:  # nothing to save yet: an answer, not a failure of the node
             message = f"nothing saved to '{directory}' (nothing there changed): {err}"

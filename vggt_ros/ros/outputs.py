@@ -21,6 +21,7 @@ from tf2_msgs.msg import TFMessage
 from vggt_ros.geometry import compose_poses
 from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.live.robot import BaseOdometry, RobotPlacement
+from vggt_ros.live.saving import WorldPlacement
 from vggt_ros.numeric import pack_rgb
 from vggt_ros.ros import messages, qos
 from vggt_ros.session import WindowOutput
@@ -153,11 +154,25 @@ def map_message(params: NodeParameters, points: np.ndarray, colors: np.ndarray, 
     return messages.point_cloud2(rows, 1, len(rows), stamp_ns, params.world_frame_id, MAP_FIELDS)
 
 
+def world_placement(params: NodeParameters, robot: Optional[RobotPlacement]) -> Optional[WorldPlacement]:
+    """Where the world's frame sits before any loop's correction, for ``~/save``: under ``parent_frame`` z up
+    relative to the first camera (REP 103), or with robot frames where `robot_tree_messages` hangs it (None until
+    the world is placed)."""
+    if robot is None:
+        parent_from_world = np.eye(4)
+        parent_from_world[:3, :3] = messages.PARENT_FROM_OPTICAL_WORLD
+        return WorldPlacement(params.parent_frame, params.world_frame_id, parent_from_world)
+    placed = robot.placed  # one read: the worker may place a new world meanwhile
+    if placed is None:
+        return None
+    parent = params.parent_frame if params.publishes_map_odom else params.odom_frame
+    return WorldPlacement(parent, params.world_frame_id, placed.odom_from_world, placed.origin_stamp_ns)
+
+
 def world_frame_message(params: NodeParameters, stamp_ns: int, correction: Optional[np.ndarray] = None):
     """The static parent_frame -> world_frame transform: z up relative to the first camera (REP 103), after the
     loop closure's rigid ``correction`` ``(4, 4)`` of the world (`ReconstructionSession.world_correction`)."""
-    parent_from_world = np.zeros((3, 4))
-    parent_from_world[:, :3] = messages.PARENT_FROM_OPTICAL_WORLD
+    parent_from_world = world_placement(params, None).parent_from_world
     if correction is not None:
         parent_from_world = parent_from_world @ correction
     return messages.tf_message(

@@ -130,6 +130,7 @@ class World:
         # other every frame had parallax and a still rig filled the map with copies of its surfaces.
         self._last_map_pose: dict[int, np.ndarray] = {}
         self._segment = 0
+        self.origin: Optional[Hashable] = None  # the id of the frame that defines the world (the first window's first)
         self._consecutive_rejections = 0
         self.counters = WorldCounters()
         self._unconfirmed: frozenset = frozenset()  # frames only the newest merged window placed
@@ -306,6 +307,7 @@ class World:
 
         if self.is_empty:
             self.counters.segments += 1
+            self.origin = ids[0]
             first_camera_from_window = invert_pose(products.window_from_camera[0])
             return self._commit(
                 WindowStatus.INITIALIZED,
