@@ -490,6 +490,20 @@ def test_a_ros1_bag_cut_off_before_its_index_names_the_tool_that_rebuilds_it(tmp
     assert str(caught.value).endswith(f"can have it rebuilt: rosbag reindex {path}")
 
 
+@pytest.mark.parametrize("as_folder", [True, False])
+def test_a_cut_off_sqlite_bag_is_called_damaged_not_the_wrong_form(tmp_path, frames, as_folder):
+    """A .db3 cut in half: the error told the user to pass a rosbag2 folder or its .db3 file, which they had done."""
+    bag = write_image_bag(tmp_path / "bag", "sqlite3", [("/cam", list(zip(_stamps(6), frames)))])
+    (db3,) = bag.glob("*.db3")
+    db3.write_bytes(db3.read_bytes()[: db3.stat().st_size // 2])
+    path = bag if as_folder else db3
+    with pytest.raises(BagError) as caught:
+        BagImageSource(path, ["/cam"])
+    message = str(caught.value)
+    assert message.startswith(f"cannot read bag '{path}'") and "malformed" in message
+    assert "storage file is damaged" in message and "pass a rosbag2 folder" not in message
+
+
 @pytest.mark.parametrize("kept", [0.1, 0.5, 0.99])
 def test_a_recording_cut_off_before_its_first_complete_chunk_says_so(tmp_path, kept):
     """rosbag2's mcap plugin writes the schemas and channels into the chunks: cut before the first chunk closed, the

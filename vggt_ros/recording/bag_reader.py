@@ -627,9 +627,16 @@ def _image_topics(types: dict[str, tuple[str, ...]]) -> str:
 
 def _fix_for_unreadable(path: Path, err: Exception) -> str:
     """What to do about a bag the reader cannot open: a ROS 1 bag whose index is missing (a recorder stopped before
-    writing it, at the end of the file) is mended by ROS 1's own tool; anything else, a form the reader takes."""
-    if path.suffix == ".bag" and "index" in str(err).lower():
+    writing it, at the end of the file) is mended by ROS 1's own tool; a damaged SQLite file is no wrong form, so
+    asking for one misled; anything else, a form the reader takes."""
+    text = str(err).lower()
+    if path.suffix == ".bag" and "index" in text:
         return f"a ROS 1 bag cut off before its index was written can have it rebuilt: rosbag reindex {path}"
+    if "malformed" in text or "not a database" in text:
+        return (
+            "its SQLite storage file is damaged (cut off while recording or copying, or a disk that filled), and the "
+            "reader cannot open it at all: copy the recording again from where it was made"
+        )
     return f"pass {BAG_FORMS}"
 
 
