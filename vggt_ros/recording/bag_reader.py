@@ -50,7 +50,7 @@ import bisect
 import functools
 import logging
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
@@ -209,6 +209,7 @@ class BagImageSource:
         # (camera, depth stamp) of depth images found unusable: skipped and counted once, not at each look-up (the
         # session asks again for a frame without depth in every window that holds it).
         self._unusable_depth: set[tuple[int, int]] = set()
+        self._depth_reader: Optional[AnyReader] = None  # kept open while the images are iterated
 
     @property
     def skipped(self) -> dict[str, dict[str, int]]:
@@ -337,6 +338,10 @@ class BagImageSource:
         # Tolerance 0: a stamp before the camera's newest is stale, or a jump back (the session starts over); both
         # pass here, where only repeats are skipped.
         stamps = CameraStamps(len(self.topics), reorder_tolerance_s=0.0, leads_ns=self.clock_leads)
+        with self._depth_reader_kept():
+            yield from self._decoded(stamps)
+
+    def _decoded(self, stamps: CameraStamps) -> Iterator[tuple[int, int, np.ndarray]]:
         for item in self.messages():
             topic = self.topics[item.camera].topic
             check = stamps.check(item.camera, item.stamp_ns, item.log_ns)
@@ -430,10 +435,25 @@ class BagImageSource:
             self._unusable_depth.add(key)
         return depth_m
 
+    @contextmanager
+    def _depth_reader_kept(self) -> Iterator[None]:
+        """While the images are iterated, one reader serves every depth look-up (opening the bag for each cost
+        14 ms a frame); a second one, since the iteration's reader is suspended in its own pass."""
+        if not self.depth_topics:
+            yield
+            return
+        with self._opened() as reader:
+            self._depth_reader = reader
+            try:
+                yield
+            finally:
+                self._depth_reader = None
+
     def _depth_message(self, topic: str, log_ns: int, stamp_ns: int):
         """The deserialised depth message of ``topic`` logged at ``log_ns`` whose stamp (in the camera's clock) is
         ``stamp_ns``; None (counted) where it cannot be read."""
-        with self._opened() as reader:
+        kept = self._depth_reader
+        with self._opened() if kept is None else nullcontext(kept) as reader:
             connections = _topic_connections(reader, [topic])
             try:
                 for connection, _, raw in self._stored(
