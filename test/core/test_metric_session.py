@@ -41,7 +41,7 @@ from vggt_ros.geometry import invert_rigid
 from vggt_ros.live.sync import NearestStampQueue
 from vggt_ros.mapping import EmptyMapError
 from vggt_ros.metric.config import MetricConfig
-from vggt_ros.metric.scale_filter import PERSISTENCE, ScaleFilterConfig
+from vggt_ros.metric.scale_filter import ScaleFilterConfig
 from vggt_ros.metric.sources import DepthScaleConfig, ScaleObservation, ScaleUnavailable
 from vggt_ros.metric.tf_buffer import TransformBuffer
 from vggt_ros.window import KeyframePolicy, WindowConfig
@@ -592,11 +592,12 @@ def test_odometry_jump_moves_neither_the_scale_nor_the_published_path():
     _assert_no_jump(frames, [(t, out) for t, out in jumped if t >= 50])
 
 
-def test_a_bad_start_in_windows_that_share_frames_is_dropped_after_four_windows(monkeypatch):
+def test_a_bad_start_in_windows_that_share_frames_is_dropped_once_sound_windows_outweigh_it(monkeypatch):
     """Three bad frame sets at start-up, at a window of 4 sliding by 1, make 4 windows that measure 25 % too many
-    metres per unit. Counted in windows they supported the estimate as 4 would, so it counted as established and the
-    sound windows after them were rejected for 32 windows (the outputs 25 % off all along). Those 4 windows share
-    their frames: they are less than 2 independent windows, and 4 sound windows that agree restart the estimate."""
+    metres per unit. Counted in windows they supported the estimate as 4 would, and the sound windows after them were
+    rejected for 32 windows (the outputs 25 % off all along). Those 4 windows share their frames: the growing first
+    windows hold 1, 2, 3 and 4 frames, so they weigh 1 + 1/2 + 1/3 + 1/4 independent windows, and the 9th sound
+    window (9 x 1/4) outweighs them."""
     frames = single_camera("straight", camera_path("straight", 200)[:60], HW)
     windows = WindowConfig(4, 1, KeyframePolicy(min_motion=0.0))  # every frame set a keyframe, as pass H's node
     run = start_metric_session(frames, metric_session_config(frames, windows, MetricConfig("rig")))
@@ -606,9 +607,10 @@ def test_a_bad_start_in_windows_that_share_frames_is_dropped_after_four_windows(
     ratios = np.array([published_depth_ratio(frames, out) for out in outputs])
 
     assert len(ratios) >= 40 and ratios[3] == pytest.approx(1.25, abs=0.01)
+    assert [len(out.window.frame_sets) for out in outputs[:5]] == [1, 2, 3, 4, 4]
     rejected = [out.scale.reason for out in outputs[4:] if _kind(out) == "outlier"]
-    assert len(rejected) == PERSISTENCE - 1 and all("beyond the gate" in reason for reason in rejected)
+    assert len(rejected) == 8 and all("beyond the gate" in reason for reason in rejected)
     # From the restart on the world steps towards the sound scale by at most 1 % a window, and stays there.
-    restart = 4 + PERSISTENCE - 1
+    restart = 4 + len(rejected)
     assert np.all(np.diff(ratios[restart : restart + 20]) < 0)
     assert np.abs(ratios[restart + 30 :] - 1.0).max() < 0.01

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from vggt_ros.metric.scale_filter import (
-    ESTABLISHED_PERSISTENCE,
     HUBER_SIGMAS,
+    MAX_PERSISTENCE,
     PERSISTENCE,
     MetricScaleFilter,
     ScaleFilterConfig,
@@ -222,21 +222,25 @@ def test_an_estimate_many_windows_support_is_not_overturned_by_four_that_agree()
 
 def test_an_established_estimate_follows_a_jump_that_lasts_and_a_wrong_restart_is_undone():
     """After the first review's fix, a restart could not be undone and a lasting jump (a segment re-anchored on a
-    guessed depth) was never followed: 1952 and 1111 sound windows rejected. ESTABLISHED_PERSISTENCE agreeing windows
-    beyond the gate now restart an established estimate, and a restarted one rests on the run it restarted from."""
+    guessed depth) was never followed: 1952 and 1111 sound windows rejected. MAX_PERSISTENCE agreeing windows beyond
+    the gate now restart any estimate, and a restarted one rests on the run it restarted from."""
     scale_filter = MetricScaleFilter()
     for _ in range(100):
         scale_filter.update(1.0, 0.005)
-    verdicts = [scale_filter.update(1.15, 0.005).kind for _ in range(ESTABLISHED_PERSISTENCE)]
-    assert verdicts == ["outlier"] * (ESTABLISHED_PERSISTENCE - 1) + ["accepted"]
+    verdicts = [scale_filter.update(1.15, 0.005).kind for _ in range(MAX_PERSISTENCE)]
+    assert verdicts == ["outlier"] * (MAX_PERSISTENCE - 1) + ["accepted"]
     assert scale_filter.estimate == pytest.approx(1.15)
 
+    # Glass early on: 2 windows of 8 frames at stride 1 (1 + 1/2 independent windows), then 12 windows that see it
+    # (1.5 independent windows) outweigh them; the sound windows after them outweigh those in turn.
     glass = MetricScaleFilter()
-    for ratio in (1.0, 1.0, 1.2, 1.2, 1.2, 1.2):  # four windows that share frames seeing glass, early on
-        glass.update(ratio, 0.005)
+    for share in (1.0, 0.5):
+        glass.update(1.0, 0.005, new_share=share)
+    verdicts = [glass.update(1.2, 0.005, new_share=0.125).kind for _ in range(13)]
+    assert verdicts == ["outlier"] * 12 + ["accepted"]  # 13 x 1/8 > 1.5
     assert glass.estimate == pytest.approx(1.2)
-    verdicts = [glass.update(1.0, 0.005).kind for _ in range(ESTABLISHED_PERSISTENCE)]
-    assert verdicts == ["outlier"] * (ESTABLISHED_PERSISTENCE - 1) + ["accepted"]
+    verdicts = [glass.update(1.0, 0.005, new_share=0.125).kind for _ in range(14)]
+    assert verdicts == ["outlier"] * 13 + ["accepted"]  # 14 x 1/8 > 13 x 1/8, the run the glass restarted from
     assert glass.estimate == pytest.approx(1.0)
 
 
@@ -246,7 +250,7 @@ def test_two_sources_in_blocks_of_four_beyond_the_gate_do_not_flip_the_estimate(
     scale_filter = MetricScaleFilter()
     for _ in range(200):
         scale_filter.update(1.0, 0.005)
-    for _ in range(ESTABLISHED_PERSISTENCE):
+    for _ in range(MAX_PERSISTENCE):
         scale_filter.update(1.3, 0.005)  # a lasting jump: followed
     assert scale_filter.estimate == pytest.approx(1.3)
     estimates = []
@@ -258,26 +262,30 @@ def test_two_sources_in_blocks_of_four_beyond_the_gate_do_not_flip_the_estimate(
     assert estimates == pytest.approx([1.3] * len(estimates))
 
 
-def test_the_support_is_counted_in_independent_windows():
-    """Windows that share frames support the estimate by the share of frames new to them: four windows of 4 frames
-    sliding by 1 (1 + 3 x 1/4 independent windows) leave it young, so four windows beyond the gate that agree
-    restart it; thirteen such windows (1 + 12 x 1/4 = PERSISTENCE independent ones) establish it."""
-    young = MetricScaleFilter()
-    for share in (1.0, 0.25, 0.25, 0.25):
-        young.update(1.25, 0.005, new_share=share)
-    assert [young.update(1.0, 0.005, new_share=0.25).kind for _ in range(PERSISTENCE)][-1] == "accepted"
-    assert young.estimate == pytest.approx(1.0)
+def test_windows_beyond_the_gate_overturn_the_estimate_once_they_outweigh_it_in_independent_windows():
+    """Windows that share frames share their errors: each weighs the share of its frames that are new. Three bad
+    frame sets at start-up at a window of 4 sliding by 1 made 4 windows (1 + 1/2 + 1/3 + 1/4 independent ones) that
+    counted as 4 and stood for 32 sound windows; they are overturned by the 9 sound windows that outweigh them. A
+    wheel slip of 4 windows at the default window of 8 (half an independent window) overturns no estimate of 4
+    windows or more; counting only the estimate's support in independent windows, it flipped one of 18 windows."""
+    bad_start = MetricScaleFilter()
+    for share in (1.0, 1 / 2, 1 / 3, 1 / 4):
+        bad_start.update(1.25, 0.005, new_share=share)
+    verdicts = [bad_start.update(1.0, 0.005, new_share=0.25).kind for _ in range(9)]
+    assert verdicts == ["outlier"] * 8 + ["accepted"]  # 9 x 1/4 = 2.25 > 2.08
+    assert bad_start.estimate == pytest.approx(1.0)
 
-    established = MetricScaleFilter()
-    for share in (1.0,) + (0.25,) * 12:
-        established.update(1.25, 0.005, new_share=share)
-    verdicts = [established.update(1.0, 0.005, new_share=0.25).kind for _ in range(ESTABLISHED_PERSISTENCE)]
-    assert verdicts == ["outlier"] * (ESTABLISHED_PERSISTENCE - 1) + ["accepted"]
+    for windows in (4, 18):
+        sound = MetricScaleFilter()
+        for k in range(windows):
+            sound.update(1.0, 0.005, new_share=1 / min(k + 1, 8))
+        slip = [sound.update(1.3, 0.005, new_share=1 / 8).kind for _ in range(4)]
+        assert slip == ["outlier"] * 4 and sound.estimate == pytest.approx(1.0)
 
 
 def test_a_restarted_estimate_rests_on_the_independent_windows_of_its_run():
     """A restart from four windows sharing frames (1/4 new each) leaves an estimate resting on one independent window:
-    four windows that agree on the old scale restart it again, as they would any young estimate."""
+    five windows that agree on the old scale (1.25 independent windows) restart it again."""
     scale_filter = MetricScaleFilter()
     for _ in range(100):
         scale_filter.update(1.0, 0.005)
@@ -285,7 +293,8 @@ def test_a_restarted_estimate_rests_on_the_independent_windows_of_its_run():
     for _ in range(PERSISTENCE):
         scale_filter.update(1.2, 0.005, new_share=0.25)
     assert scale_filter.estimate == pytest.approx(1.2)
-    assert [scale_filter.update(1.0, 0.005, new_share=0.25).kind for _ in range(PERSISTENCE)][-1] == "accepted"
+    verdicts = [scale_filter.update(1.0, 0.005, new_share=0.25).kind for _ in range(5)]
+    assert verdicts == ["outlier"] * 4 + ["accepted"]
     assert scale_filter.estimate == pytest.approx(1.0)
 
 

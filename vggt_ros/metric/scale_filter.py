@@ -31,18 +31,19 @@ Decisions, each with its reason:
   all inside the clip) are combined as by the plain filter. But when `PERSISTENCE` windows in a row are clipped
   on the same side, the estimate is what is wrong (a wrong start, a miscalibrated first reading): it restarts from
   those windows' weighted mean. The same holds for windows in a row beyond the gate on the same side that agree
-  with each other (within ``gate`` of their mean): `PERSISTENCE` of them while the estimate rests on less than
-  `PERSISTENCE` independent windows (a first reading 25 % off used to gate out every sound window after it, and the
-  world stayed 25 % off for good), `ESTABLISHED_PERSISTENCE` once it rests on more (four windows of 8 keyframes at
-  stride 1 share most of their frames: hardly four measurements, so four of them overturned an estimate 1000 windows
-  supported, and two sources could flip it back and forth). The support is counted in independent windows: each
-  accepted window adds the share of its frames no earlier window held (``new_share``), since windows that share
-  frames share their errors too. Counted in windows, three bad frame sets at start-up at a window of 4 made 4
-  supporting windows, and the bad start stood for 32. A restarted estimate rests on the run it restarted from;
-  where the world's unit may have jumped (`reopen`: a segment re-anchored on a guessed depth), on no window. (The
-  clipped run stays
-  at `PERSISTENCE` whatever the support: it is what follows the chained world's drift within the gate; at 32, the
-  late-metric scene of bench/loop_closure.py ended 1.94 % off in metres per unit instead of 1.44 %.)
+  with each other (within ``gate`` of their mean), once at least `PERSISTENCE` of them outweigh the estimate, or
+  `MAX_PERSISTENCE` of them overturn it whatever it rests on. Weight is counted in independent windows: each window
+  adds the share of its frames no earlier window held (``new_share``), since windows that share frames share their
+  errors too. So a first reading 25 % off, which used to gate out every sound window after it (the world stayed
+  25 % off for good), is dropped as soon as the sound windows outweigh it; three bad frame sets at start-up at a
+  window of 4 (four windows, but 2.1 independent ones) are dropped after 9 sound windows (counted in windows they
+  stood for 32); and a wheel slip of 4 windows at stride 1 (half an independent window at the default window of
+  8) never overturns an estimate of a dozen windows (counting both in windows, a bad start stuck, or, counting
+  only the estimate's support in independent windows, a 4-window glitch flipped an estimate 18 windows supported).
+  A restarted estimate rests on the run it restarted from; where the world's unit may have jumped (`reopen`: a
+  segment re-anchored on a guessed depth), on no window. (The clipped run stays at `PERSISTENCE` windows: it is
+  what follows the chained world's drift within the gate; at 32, the late-metric scene of bench/loop_closure.py
+  ended 1.94 % off in metres per unit instead of 1.44 %.)
 - The gate: an observation whose log ratio is more than max(``gate``, ``gate_sigmas`` x the innovation's standard
   deviation) from the estimate is rejected and changes nothing but the drift allowance. ``gate`` is the largest
   believable disagreement between the chaining and a sound observation; noisier observations, and an estimate
@@ -57,7 +58,7 @@ Decisions, each with its reason:
 - The drift is added once per window offered: windows without an observation (a still robot) add none, which
   understates the drift over long gaps by the chaining's slow random walk only.
 - State: the estimate, its variance, the count, the support, at most ``min_observations`` starting observations
-  and at most `PERSISTENCE` clipped and `ESTABLISHED_PERSISTENCE` rejected ones.
+  and at most `PERSISTENCE` clipped and `MAX_PERSISTENCE` rejected ones.
 """
 
 from __future__ import annotations
@@ -76,9 +77,10 @@ HUBER_SIGMAS = 2.0
 # This many consecutive innovations clipped on the same side mean the estimate, not the windows, is wrong: with
 # normal errors it happens once in 2 million windows.
 PERSISTENCE = 4
-# Windows in a row beyond the gate that overturn an estimate at least PERSISTENCE independent windows support: four
-# runs of windows that share no frames, at the node's default window of 8 keyframes and stride 1.
-ESTABLISHED_PERSISTENCE = 32
+# Windows in a row beyond the gate that overturn any estimate, whatever it rests on: four runs of windows that share
+# no frames, at the node's default window of 8 keyframes and stride 1 (a lasting jump of the world's unit is
+# followed, and two sources do not flip the estimate back and forth).
+MAX_PERSISTENCE = 32
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ class MetricScaleFilter:
         self._accepted = 0
         self._support = 0.0  # independent windows accepted since the estimate (re)started or was reopened
         self._clipped = _SameSideRun(PERSISTENCE)  # observations clipped in a row on one side
-        self._rejected = _SameSideRun(ESTABLISHED_PERSISTENCE)  # observations beyond the gate in a row on one side
+        self._rejected = _SameSideRun(MAX_PERSISTENCE)  # observations beyond the gate in a row on one side
 
     @property
     def estimate(self) -> Optional[float]:
@@ -186,10 +188,10 @@ class MetricScaleFilter:
             spread = math.sqrt(self._variance + variance)
             allowed = max(config.gate, config.gate_sigmas * spread)
             if abs(innovation) > allowed:
-                self._rejected.add(log_ratio, variance, new_share, innovation > 0)
-                # Few windows beyond the gate overturn the estimate while it rests on few independent windows.
-                needed = PERSISTENCE if self._support < PERSISTENCE else ESTABLISHED_PERSISTENCE
-                if not (len(self._rejected) >= needed and self._rejected.agree(config.gate)):
+                run = self._rejected
+                run.add(log_ratio, variance, new_share, innovation > 0)
+                outweighs = len(run) >= PERSISTENCE and run.support() > self._support
+                if not ((outweighs or len(run) >= MAX_PERSISTENCE) and run.agree(config.gate)):
                     return ScaleVerdict(
                         False,
                         "outlier",
