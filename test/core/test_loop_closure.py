@@ -7,12 +7,14 @@ and the map follow the keyframe store's decimation; gtsam missing is a start-up 
 
 The network, place recognition and loop verification are the test doubles of `support.loop_synthetic`."""
 
+import dataclasses
 import sys
 
 import numpy as np
 import pytest
 
 from support.loop_synthetic import (
+    FakeLoopVerifierForTests,
     evaluate_loop_run,
     relocalisation_scene,
     revisit_scene,
@@ -224,3 +226,52 @@ def test_a_wrong_loop_never_displaces_the_verified_loops_before_it(revisit, shif
     assert not result.accepted and result.cause == "disagrees", result.reason
     assert graph.loops == loops  # every verified loop kept
     assert evaluate_loop_run(run).ate_pct == pytest.approx(before, abs=0.01)
+
+
+def test_a_wrong_first_loop_gives_way_to_the_right_loops_after_it(revisit, closed, monkeypatch):
+    """The first loop pass is off by one unit sideways, plausible as drift; every later one is right. The solve after
+    the second loop found the first one 108 sigma off and the new one at 0.8 sigma, yet removed the new one (it was
+    the suspect), so the wrong loop stayed for a lap and every right loop meanwhile was rejected (pass J: ATE 0.25 %
+    of the path against 0.05 % with a right first loop). Now the graph that keeps more loops, or between equals the
+    smaller error, wins: the wrong loop is dropped, and said so."""
+    verify = FakeLoopVerifierForTests.verify
+    wrong = []
+
+    def first_loop_off_by_one_unit_for_tests(self, world, ids, query, match, score):
+        constraint = verify(self, world, ids, query, match, score)
+        if isinstance(constraint, LoopConstraint) and not wrong:
+            pose = constraint.match_from_query.copy()
+            pose[:3, 3] += pose[:3, :3] @ np.array([1.0, 0.0, 0.0])
+            wrong.append(dataclasses.replace(constraint, match_from_query=pose))
+            return wrong[0]
+        return constraint
+
+    monkeypatch.setattr(FakeLoopVerifierForTests, "verify", first_loop_off_by_one_unit_for_tests)
+    run = run_loop_scene(revisit, WorldConfig(), **DRIFT)
+    outcomes = [outcome for _, _, outcome in run.loops if not isinstance(outcome, str)]
+    assert len(outcomes) >= 3 and all(outcome.accepted for outcome in outcomes)
+    assert "dropped the earlier loop(s)" in outcomes[1].reason and str(wrong[0].query) in outcomes[1].reason
+    graph = run.world.loops.graph
+    assert all(edge.query != wrong[0].query for edge in graph.loops)
+    assert run.world.loop_counters.dropped == 1
+    # 0.77 % of the path before (the wrong loop kept to the end), 0.06 % with a right first loop: without the dropped
+    # loop its stretch of the path has one constraint fewer.
+    assert evaluate_loop_run(run).ate_pct < 0.2 and evaluate_loop_run(closed).ate_pct < 0.1
+
+
+def test_a_join_of_segments_whose_scale_cannot_be_drift_is_rejected():
+    """A loop between segments skipped every plausibility check: a loop pass answering scale 0.05 joined them and
+    shrank the current segment twentyfold (pass J). Their offset is unknown, but a segment starts at the depth
+    where the world last saw the camera: its scale is drift's."""
+    scene = relocalisation_scene(frames_per_lap=100, blank_frames=30)
+    run = run_loop_scene(scene, WorldConfig(max_consecutive_rejections=2), place_min_gap=20, detect=False, **DRIFT)
+    world = run.world
+    assert segments(run) == 2
+    trajectory = world.corrected_trajectory()
+    old = next(f for f, s in zip(trajectory.frame_ids, trajectory.segment) if s == 0)
+    new = trajectory.frame_ids[-1]
+    shrunk = np.eye(4)
+    shrunk[:3, :3] *= 0.05
+    result = world.close_loop(LoopConstraint(new, old, shrunk, 0.01, 0.95))
+    assert not result.accepted and result.cause == "implausible" and "scale" in result.reason
+    assert not world.joined_to_current(0) and world.loops.graph.loops == []

@@ -59,6 +59,19 @@ def test_recent_keyframes_are_excluded_by_time_by_recency_and_by_covisibility():
     assert found and found <= set(range(7)), found
 
 
+def test_a_lost_segments_keyframes_are_candidates_at_any_age_but_never_when_covisible():
+    """The time and recency exclusions keep the path just travelled out. A lost segment's keyframes are no such path:
+    after a 3 s loss, places seen seconds before it gave no candidate until 20 s had passed (pass J)."""
+    index = _index()
+    same = _unit([1, 0, 0, 0])
+    for k in range(30):
+        index.add(k, float(k), same)
+    lost = range(22, 30)  # the segment tracking lost: too recent by time and by recency
+    search = index.search(same, 30.0, query=None, covisible={29}, any_age=lost)
+    assert {c.match for c in index.search(same, 30.0).candidates} <= set(range(21))
+    assert search.searched == 21 + 7 and 29 not in {c.match for c in search.candidates}
+
+
 def test_the_search_ranks_thresholds_and_suppresses_non_maxima():
     index = _index(min_age_s=0.0, exclude_recent=0)
     query = _unit([1, 0, 0, 0])

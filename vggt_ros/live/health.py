@@ -164,8 +164,9 @@ class RobotState:
 @dataclass(frozen=True)
 class LoopState:
     """Loop closure so far: candidates place recognition proposed, loops the verification and the pose graph
-    accepted, those rejected (either step) with the newest reason, segments joined (relocalisations) and the
-    newest optimisation's time (NaN before any)."""
+    accepted, those rejected (either step) with the newest reason, segments joined (relocalisations), the
+    newest optimisation's time (NaN before any) and accepted loops dropped later (the loops after them
+    disagreed)."""
 
     candidates: int
     accepted: int
@@ -173,6 +174,7 @@ class LoopState:
     last_rejection: str
     segments_joined: int
     optimise_ms: float
+    dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -608,6 +610,7 @@ class HealthMonitor:
             ("loops rejected", str(loops.rejected)),
             ("last rejection", loops.last_rejection or "none"),
             ("segments joined", str(loops.segments_joined)),
+            ("loops dropped later", str(loops.dropped)),
             ("last optimisation (ms)", "n/a" if math.isnan(loops.optimise_ms) else f"{loops.optimise_ms:.1f}"),
         ]
         summary = f"{loops.accepted} loops closed, {loops.segments_joined} segments joined"

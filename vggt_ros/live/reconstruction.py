@@ -79,6 +79,7 @@ class LiveReconstruction:
         self._slot: LatestSlot[Window] = LatestSlot()
         self._map_version_sent = session.map.version  # the map as it starts (empty) is nothing to publish
         self._correction = PublishedCorrection()
+        self._last_loop_rejection = ""  # the newest, by the verification or by the world (worker thread)
 
     # ------------------------------------------------------------------------------------------ executor
     def offer(self, frame_set: FrameSet) -> bool:
@@ -191,9 +192,13 @@ class LiveReconstruction:
         metres."""
         if not out.merged:
             return None
+        verifier = self.session.loop_verifier.counters
+        verification_rejections = verifier.rejections.total()
         report = self.session.close_loops(out)
         for line in report.messages():
             self._log.logger.info(line)
+        if verifier.rejections.total() > verification_rejections:
+            self._last_loop_rejection = verifier.last_rejection
         results = []
         with self.world_lock:
             if report.constraints:
@@ -202,15 +207,26 @@ class LiveReconstruction:
             path = self.session.camera_path() if accepted and self._camera_path else []
             correction = self.session.world_correction()
         for result in results:
-            if result.accepted:
-                moved = float(np.linalg.norm(correction[:3, 3]))
-                joined = "; segments joined, the older map is back" if result.joined_segments else ""
-                self._log.logger.info(
-                    f"loop closed: the world moved by {moved:.3g} under the parent frame "
-                    f"(optimised in {result.optimisation.milliseconds:.0f} ms){joined}"
-                )
-            else:
+            if not result.accepted:
+                self._last_loop_rejection = result.reason
                 self._log.every("warning", ("loop", result.cause), f"loop not closed ({result.cause}): {result.reason}")
+                continue
+            moved = float(np.linalg.norm(correction[:3, 3]))
+            line = (
+                f"loop closed: the world moved by {moved:.3g} under the parent frame "
+                f"(optimised in {result.optimisation.milliseconds:.0f} ms)"
+            )
+            if result.joined_segments:
+                # Nothing bounds the offset between segments: a look-alike place joins them wrongly, and says so only
+                # here and in /diagnostics' "segments joined".
+                line += (
+                    "; segments joined, the older map is back: this one loop placed the segment, whose offset to the "
+                    "older one was unknown (check the map where two places look alike)"
+                )
+            if result.optimisation.rejected_loops:
+                line += f"; {result.reason}"  # names the loops it dropped
+            warns = result.joined_segments or result.optimisation.rejected_loops
+            (self._log.logger.warning if warns else self._log.logger.info)(line)
         if self._correction.due(out, accepted, correction) is None:
             return None
         return LoopUpdate(correction, path)
@@ -222,14 +238,14 @@ class LiveReconstruction:
         if world.loops is None:
             return None
         found, closed = self.session.loop_verifier.counters, world.loop_counters
-        last = closed.last_rejection or found.last_rejection
         return LoopState(
             candidates=found.candidates,
             accepted=closed.accepted,
             rejected=found.rejections.total() + closed.rejected,
-            last_rejection=last,
+            last_rejection=self._last_loop_rejection,
             segments_joined=closed.segments_joined,
             optimise_ms=closed.last_optimise_ms,
+            dropped=closed.dropped,
         )
 
     def failed(self, window: Window, err: Exception) -> None:

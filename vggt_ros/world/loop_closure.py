@@ -58,7 +58,7 @@ class LoopResult:
 @dataclass
 class LoopCounters:
     """Running totals: loops accepted and rejected (by cause, with the last reason), segments joined, the last
-    optimisation's time."""
+    optimisation's time, and accepted loops dropped later."""
 
     accepted: int = 0
     rejected: int = 0
@@ -66,6 +66,7 @@ class LoopCounters:
     last_rejection: str = ""
     segments_joined: int = 0
     last_optimise_ms: float = math.nan
+    dropped: int = 0  # accepted loops removed later: the loops after them disagreed with them
 
 
 class KeyframeMap:
@@ -171,10 +172,11 @@ class LoopClosure:
         implied = graph.implied_correction(constraint)
         query, match = graph.nodes[constraint.query], graph.nodes[constraint.match]
         joins = graph.group(query.segment) != graph.group(match.segment)
-        if not joins:
-            implausible = self._implausible(constraint, implied)
-            if implausible:
-                return reject("implausible", implausible, implied)
+        # Between segments the offset is unknown (tracking was lost), so only the scale can be judged: a segment
+        # starts at the depth where the world last saw the camera, or in metres.
+        implausible = self._implausible_scale(implied) if joins else self._implausible(constraint, implied)
+        if implausible:
+            return reject("implausible", implausible, implied)
         edge = graph.add_loop(constraint)
         result = graph.optimise(suspect=edge)
         self.counters.last_optimise_ms = result.milliseconds
@@ -185,6 +187,7 @@ class LoopClosure:
             return reject("disagrees", "the loop disagrees with the rest of the graph after the solve", implied, result)
         self.optimised = True
         self.counters.accepted += 1
+        self.counters.dropped += len(result.rejected_loops)
         if joins:
             self.counters.segments_joined += 1
         scale = float(np.cbrt(np.linalg.det(implied[:3, :3])))
@@ -195,6 +198,9 @@ class LoopClosure:
             f"{math.degrees(rotation_angle(implied[:3, :3] / scale)):.2f} deg, scale {scale:.4f}; "
             f"optimised {len(graph)} keyframes in {result.milliseconds:.1f} ms"
         )
+        if result.rejected_loops:
+            dropped = ", ".join(f"{e.query!r} -> {e.match!r}" for e in result.rejected_loops)
+            reason += f"; dropped the earlier loop(s) {dropped}: they disagree with this one and the rest of the graph"
         return LoopResult(True, "", reason, implied, joins, result, graph.correction)
 
     def _implausible(self, constraint: LoopConstraint, implied: np.ndarray) -> str:
@@ -216,6 +222,11 @@ class LoopClosure:
             return f"correction of {moved:.3f} units after {travelled:.3f} travelled (at most {allowed:.3f})"
         if turned > c.max_rotation_drift_deg:
             return f"correction of {turned:.1f} deg (at most {c.max_rotation_drift_deg:g})"
-        if abs(math.log(scale)) > c.max_scale_drift:
-            return f"correction of scale {scale:.3f} (|log| at most {c.max_scale_drift:g})"
+        return self._implausible_scale(implied)
+
+    def _implausible_scale(self, implied: np.ndarray) -> str:
+        """Why the loop's correction of scale cannot be drift ("" when it can)."""
+        scale = float(np.cbrt(np.linalg.det(implied[:3, :3])))
+        if abs(math.log(scale)) > self.config.max_scale_drift:
+            return f"correction of scale {scale:.3f} (|log| at most {self.config.max_scale_drift:g})"
         return ""

@@ -260,6 +260,7 @@ class LoopVerifier:
             self._remember(keyframe, descriptor, world, result.depth_scale)
         seconds["describe"] = time.perf_counter() - start
         covisible = set(world.samples) | set(window_ids)
+        lost = _unjoined_keyframes(world)
         searches, constraints, rejections = [], [], []
         trajectory = None
         for keyframe, descriptor in zip(new if search else (), descriptors):
@@ -267,7 +268,7 @@ class LoopVerifier:
                 self._cooldown -= 1
                 continue
             start = time.perf_counter()
-            search = self.index.search(descriptor, keyframe.timestamp, keyframe.frame_id, covisible)
+            search = self.index.search(descriptor, keyframe.timestamp, keyframe.frame_id, covisible, lost)
             seconds["search"] += time.perf_counter() - start
             searches.append(search)
             self.counters.queries += 1
@@ -422,3 +423,11 @@ class LoopVerifier:
             depth=camera_points[:, 2].copy(),
             world_from_camera=np.array(world_from_camera, dtype=np.float64),
         )
+
+
+def _unjoined_keyframes(world) -> list:
+    """The keyframes of segments that no loop joined to the current one: relocalisation may find them at any
+    age."""
+    if world.segment == 0 or world.loops is None:
+        return []
+    return [f for f, node in world.loops.graph.nodes.items() if not world.joined_to_current(node.segment)]

@@ -11,9 +11,10 @@ product) of their descriptors.
 
 The search is brute force over the stored descriptors (a matrix-vector product: 1000 keyframes x 1024 is a
 millisecond). Excluded: keyframes younger than ``min_age_s`` before the query, the ``exclude_recent``
-keyframes stored last, and the ids the caller names as covisible (those the world still aligns the current
-window to). The rest above ``min_score`` are ranked, a candidate within ``nms_s`` seconds of a better one is
-suppressed (non-maximum suppression: one candidate per place), and at most ``top_k`` are kept.
+keyframes stored last (except those the caller exempts: a lost segment's, which nothing aligns to), and the ids
+the caller names as covisible (those the world still aligns the current window to). The rest above ``min_score``
+are ranked, a candidate within ``nms_s`` seconds of a better one is suppressed (non-maximum suppression: one
+candidate per place), and at most ``top_k`` are kept.
 
 The store is bounded: past ``capacity`` every second older frame set is dropped (the recent ones stay), so it
 always spans the whole run, like the world's keyframe history. Each entry may carry a payload (the loop
@@ -226,17 +227,29 @@ class PlaceIndex:
         return tuple(sorted(found, key=lambda f: abs(self.timestamp(f) - self._stamps[position])))
 
     def search(
-        self, descriptor: np.ndarray, timestamp: float, query: Hashable = None, covisible: Iterable[Hashable] = ()
+        self,
+        descriptor: np.ndarray,
+        timestamp: float,
+        query: Hashable = None,
+        covisible: Iterable[Hashable] = (),
+        any_age: Iterable[Hashable] = (),
     ) -> PlaceSearch:
         """Loop candidates for a keyframe captured at ``timestamp`` (s) with ``descriptor`` ``(descriptor_dim,)``.
 
-        ``covisible``: ids never to propose (e.g. the frames the world still aligns the current window to).
+        ``covisible``: ids never to propose (e.g. the frames the world still aligns the current window to);
+        ``any_age``: ids exempt from the time and recency exclusions (the keyframes of segments the current one is
+        not joined to: the exclusions keep the path just travelled out, and nothing of a lost segment is covisible,
+        so a brief loss revisiting places seen seconds before found no candidate for 20 s).
         """
         config = self.config
         count = len(self._ids)
         stamps = np.asarray(self._stamps, dtype=np.float64)
         eligible = stamps <= timestamp - config.min_age_s
         eligible[max(0, count - config.exclude_recent) :] = False
+        for frame_id in any_age:
+            position = self._position.get(frame_id)
+            if position is not None:
+                eligible[position] = True
         for frame_id in (query, *covisible):
             position = self._position.get(frame_id)
             if position is not None:

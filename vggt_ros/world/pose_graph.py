@@ -11,7 +11,8 @@ Edges:
   noise proportional to the alignment residual of the window that added the later one
   (`PoseGraphConfig.chain_*`);
 - loop edges from verified loops (`vggt_ros.world.loop_constraint.LoopConstraint`), each under a robust kernel
-  (Cauchy), so one wrong loop that passed verification bends the graph little; at most ``max_loop_edges`` are
+  (Cauchy), so one wrong loop that passed verification bends a graph that other loops hold little (alone, nothing
+  contradicts it); at most ``max_loop_edges`` are
   kept, the one in the densest stretch going first, so a long patrol's solve stays the same size;
 - one prior anchoring the oldest segment of every connected group of segments at its current corrected pose.
   A loop between two segments joins their groups (relocalisation): the newer segment's anchor goes.
@@ -311,19 +312,33 @@ class PoseGraph:
 
     def optimise(self, suspect: Optional[LoopEdge] = None) -> OptimisationResult:
         """Solve the graph; on success the corrected poses and the correction are updated. Loop edges still off by
-        more than ``max_loop_error_sigma`` after a solve are removed and the graph solved again without them:
-        ``suspect`` first (the loop just added, which nothing has confirmed yet: the loops before it agreed with each
-        other, so a new one that makes one of them disagree is the likelier wrong one), then the worst. A solver
-        error, a non-finite answer or non-convergence keeps the previous poses and loop edges and says why (nothing
-        is raised)."""
+        more than ``max_loop_error_sigma`` after a solve are removed, the worst first (one wrong loop pulls its
+        neighbours' errors up with it), and the graph solved again without them. Where ``suspect``, the loop just
+        added, takes part in a disagreement, two answers are weighed: the graph without it, and the graph without
+        the worst of the others. The one that keeps more loops wins, and between equals the one whose solve leaves
+        the smaller error. A new wrong loop after verified ones is the first (removing a verified loop instead
+        accepted it, worse than no loop closure), and a right loop after a wrong first one the second (removing the
+        new loop that fitted kept the wrong one for a lap and rejected every right loop meanwhile). A solver error, a
+        non-finite answer or non-convergence keeps the previous poses and loop edges and says why (nothing is
+        raised)."""
         start = time.perf_counter()
         ids = list(self.nodes)
         loops_before = list(self.loops)
         rejected: list[LoopEdge] = []
-        result = self._solve_removing_disagreements(ids, suspect, rejected, start)
+        result = self._solve_removing_disagreements(ids, loops_before, rejected, start)
+        if suspect is not None and any(e is suspect for e in loops_before) and rejected:
+            without_suspect: list[LoopEdge] = [suspect]
+            others = [e for e in loops_before if e is not suspect]
+            alternative = self._solve_removing_disagreements(ids, others, without_suspect, start)
+            if not isinstance(alternative, OptimisationResult) and (
+                isinstance(result, OptimisationResult)
+                or (len(without_suspect), alternative[1]) < (len(rejected), result[1])
+            ):
+                result, rejected = alternative, without_suspect
         if isinstance(result, OptimisationResult):
             self.loops = loops_before
             return result
+        self.loops = [e for e in loops_before if not any(e is r for r in rejected)]
         error_before, error_after, iterations, values = result
         for frame_id, value in zip(ids, values):
             self.nodes[frame_id].corrected = value
@@ -333,15 +348,16 @@ class PoseGraph:
         return OptimisationResult(True, "", iterations, _ms(start), error_before, error_after, tuple(rejected))
 
     def _solve_removing_disagreements(
-        self, ids: list, suspect: Optional[LoopEdge], rejected: list[LoopEdge], start: float
+        self, ids: list, loops: list[LoopEdge], rejected: list[LoopEdge], start: float
     ) -> OptimisationResult | tuple[float, float, int, list[np.ndarray]]:
-        """Solve, removing disagreeing loops (see `optimise`) into ``rejected``; (error before, error after,
-        iterations, poses) or the failed `OptimisationResult`."""
+        """Solve with ``loops``, removing disagreeing ones, the worst first, into ``rejected``; (error before,
+        error after, iterations, poses) or the failed `OptimisationResult`."""
         iterations = 0
+        loops = list(loops)
         while True:
             try:
                 solved_ids = self._reduced(ids)
-                error_before, error_after, steps, values, converged = self._solve(solved_ids, self.loops)
+                error_before, error_after, steps, values, converged = self._solve(solved_ids, loops)
                 if len(solved_ids) < len(ids):
                     values = self._interpolated(ids, solved_ids, values)
             except (RuntimeError, ValueError, np.linalg.LinAlgError) as error:
@@ -354,15 +370,11 @@ class PoseGraph:
                 reason = "the solver returned non-finite poses"
                 return OptimisationResult(False, reason, iterations, _ms(start), error_before, error_after)
             solved = dict(zip(ids, values))
-            disagree = [e for e in self.loops if self._loop_error_sigma(e, solved) > self.config.max_loop_error_sigma]
-            if not disagree:
+            errors = [(self._loop_error_sigma(e, solved), k) for k, e in enumerate(loops)]
+            worst, k = max(errors, default=(0.0, -1))
+            if worst <= self.config.max_loop_error_sigma:
                 return error_before, error_after, iterations, values
-            if any(e is suspect for e in self.loops):
-                removed = suspect
-            else:  # the worst first: one wrong loop pulls its neighbours' errors up with it
-                removed = max(disagree, key=lambda e: self._loop_error_sigma(e, solved))
-            rejected.append(removed)
-            self.loops = [e for e in self.loops if e is not removed]
+            rejected.append(loops.pop(k))
 
     def _thin_loops(self) -> None:
         """Drop loop edges above ``max_loop_edges`` (see there), after a solve: the poses keep what they said."""

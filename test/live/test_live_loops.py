@@ -1,0 +1,100 @@
+# Copyright 2026 The vggt_ros authors
+# SPDX-License-Identifier: Apache-2.0
+"""What `LiveReconstruction` reports of loop closure: the log lines and the `/diagnostics` counters, for loop passes
+and pose-graph answers given by a test double of the session."""
+
+import logging
+from types import SimpleNamespace
+
+import numpy as np
+
+from vggt_ros.live.log_policy import LogPolicy
+from vggt_ros.live.reconstruction import LiveReconstruction
+from vggt_ros.mapping import GrowingMap
+from vggt_ros.world.loop_closure import LoopCounters, LoopResult
+from vggt_ros.world.loop_constraint import LoopConstraint
+from vggt_ros.world.loop_verification import LoopReport, VerificationCounters
+from vggt_ros.world.pose_graph import OptimisationResult
+
+LOG = "test.live_loops"
+
+
+class SessionWithLoopsForTests:
+    """Test double of `ReconstructionSession` for `LiveReconstruction.close_loops`: each window's loop pass rejects
+    the given verification reasons, then the world answers the given `LoopResult`s."""
+
+    def __init__(self, passes):
+        self.config = SimpleNamespace(cameras=1, metric=SimpleNamespace(source="none"))
+        self.map = GrowingMap()
+        self.loop_verifier = SimpleNamespace(counters=VerificationCounters())
+        self.world = SimpleNamespace(loops=object(), loop_counters=LoopCounters())
+        self._passes = iter(passes)
+        self._results = []
+
+    def close_loops(self, out):
+        rejections, self._results = next(self._passes)
+        counters = self.loop_verifier.counters
+        for reason in rejections:
+            counters.rejections["match_inliers"] += 1
+            counters.last_rejection = reason
+        verified = LoopConstraint((2, 0), (1, 0), np.eye(4), 0.01, 0.9)
+        return LoopReport(constraints=tuple(verified for _ in self._results))
+
+    def apply_loops(self, report):
+        for result in self._results:
+            if not result.accepted:
+                self.world.loop_counters.rejected += 1
+                self.world.loop_counters.last_rejection = result.reason
+        return self._results
+
+    def camera_path(self):
+        return []
+
+    def world_correction(self):
+        return np.eye(4)
+
+
+def _accepted(reason="loop a -> b", joined=False, dropped=()):
+    solve = OptimisationResult(True, "", 3, 12.0, 1.0, 0.1, tuple(dropped))
+    return LoopResult(True, "", reason, np.eye(4), joined, solve, np.eye(4))
+
+
+def _rejected(reason):
+    return LoopResult(False, "implausible", reason, np.eye(4), False, None, np.eye(4))
+
+
+def _merged(sequence):
+    window = SimpleNamespace(sequence=sequence, frame_sets=[SimpleNamespace(stamps_ns=(sequence,))], reset=False)
+    return SimpleNamespace(merged=True, waiting_for_scale=False, window=window)
+
+
+def test_the_last_rejection_is_the_newest_of_either_step(caplog):
+    """/diagnostics showed the world's last rejection for good once there was one, even after 500 newer rejections
+    by the verification (pass J)."""
+    passes = [([], [_rejected("correction of 5.2 units")]), (["too few inliers (3 %)"], [])]
+    live = LiveReconstruction(SessionWithLoopsForTests(passes), LogPolicy(logging.getLogger(LOG)), "w", 0, False)
+    live.close_loops(_merged(0))
+    assert live.loop_state().last_rejection == "correction of 5.2 units"
+    live.close_loops(_merged(1))
+    assert live.loop_state().last_rejection == "too few inliers (3 %)"
+
+
+def test_a_join_and_a_dropped_loop_are_warnings_and_the_drops_are_counted(caplog):
+    """A join of segments rests on one loop, with nothing to bound it: it was an INFO line (pass J). A loop that
+    makes the graph drop an earlier one said nothing of it."""
+    passes = [
+        ([], [_accepted(joined=True)]),
+        ([], [_accepted("loop c -> d; dropped the earlier loop(s) a -> b: they disagree", dropped=("edge",))]),
+        ([], [_accepted("loop e -> f")]),
+    ]
+    session = SessionWithLoopsForTests(passes)
+    session.world.loop_counters.dropped = 1  # the world counts what its pose graph dropped
+    live = LiveReconstruction(session, LogPolicy(logging.getLogger(LOG)), "w", 0, False)
+    with caplog.at_level(logging.INFO, LOG):
+        for sequence in range(3):
+            live.close_loops(_merged(sequence))
+    lines = [(record.levelno, record.getMessage()) for record in caplog.records if "loop closed" in record.getMessage()]
+    assert [level for level, _ in lines] == [logging.WARNING, logging.WARNING, logging.INFO]
+    assert "segments joined" in lines[0][1] and "this one loop placed the segment" in lines[0][1]
+    assert "dropped the earlier loop(s) a -> b" in lines[1][1]
+    assert live.loop_state().dropped == 1
