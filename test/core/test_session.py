@@ -27,7 +27,7 @@ from support.rotations import quaternion_matrix, yaw_pose
 from tolerances import DENSE_REL, POSE_ABS, max_abs, relative_to_max
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.reconstruction import LiveReconstruction
-from vggt_ros.live.saving import PLACEMENT_FILE, WorldPlacement, save_world
+from vggt_ros.live.saving import PLACEMENT_FILE, WorldPlacement, save_world, write_placement
 from vggt_ros.preprocess import output_size, preprocess_frames
 from vggt_ros.runtime import Pipeline
 from vggt_ros.runtime.io_contract import FramesProfile
@@ -300,6 +300,13 @@ def test_save_writes_where_the_world_sits_only_for_the_world_it_was_made_for(pip
     assert saved.placement is None and not (tmp_path / PLACEMENT_FILE).exists()
     assert f"no {PLACEMENT_FILE}: the world is not placed" in saved.message()
     assert (tmp_path / "trajectory.tum").is_file()
+
+    # YAML 1.1 reads 1e-05 as a string, and yes / null as a bool and None (pass K): numbers and names read back.
+    odd = WorldPlacement("yes", "null", yaw_pose(0.0, (1e-05, -2.5e-17, 1e16)))
+    write_placement(tmp_path / "odd.yaml", odd, 1)
+    text = yaml.safe_load((tmp_path / "odd.yaml").read_text())
+    assert text["header"]["frame_id"] == "yes" and text["child_frame_id"] == "null"
+    assert text["transform"]["translation"] == {"x": 1e-05, "y": -2.5e-17, "z": 1e16}
 
 
 def test_frame_sets_the_session_cannot_use_are_refused_with_the_reason(pipeline):

@@ -603,8 +603,10 @@ class TestDepthSource:
         np.testing.assert_allclose(parent_from_world @ world_from_camera, odom_from_base @ BASE_FROM_CAMERA, atol=1e-6)
 
 
-def test_robot_frames_without_publish_tf_give_odometry_and_no_transforms():
-    """publish_tf off: ~/odometry of the base all the same, and nothing of the node's on /tf or /tf_static."""
+def test_robot_frames_without_publish_tf_give_odometry_and_no_transforms(tmp_path):
+    """publish_tf off: ~/odometry of the base all the same, and nothing of the node's on /tf or /tf_static. ~/save
+    still places its files in map: they hold the loop-corrected world (loop closure is on), which is map's whether
+    the node publishes map -> odom or not (it was labelled odom, and after a loop the files sat 0.4 m off there)."""
     frames = single_camera("quiet_tf_path", camera_path(np.ones(8, dtype=bool)), IMAGE_HW)
     parameters = {
         "metric_scale_source": "depth",
@@ -612,6 +614,7 @@ def test_robot_frames_without_publish_tf_give_odometry_and_no_transforms():
         "odom_frame": ODOM,
         "robot_base_frame": BASE,
         "publish_tf": False,
+        "save_directory": str(tmp_path),
     }
     scenario = start(parameters, frames, ["/robot/camera/color"], ["front_camera_optical"])
     try:
@@ -641,6 +644,12 @@ def test_robot_frames_without_publish_tf_give_odometry_and_no_transforms():
             for t in msg.transforms
         ]
         assert not [pair for pair in sent if node_frames & set(pair)], f"the node published transforms: {sent}"
+        save = robot.node.create_client(Trigger, "/vggt/save")
+        assert save.wait_for_service(timeout_sec=10.0)
+        answer = save.call_async(Trigger.Request())
+        assert robot.wait_for(answer.done, what="~/save to answer") and answer.result().success, answer.result()
+        placement = yaml.safe_load((tmp_path / "world_placement.yaml").read_text())
+        assert placement["header"]["frame_id"] == PARENT and placement["child_frame_id"] == WORLD
     finally:
         scenario.robot.close()
         scenario.running.close()

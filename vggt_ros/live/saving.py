@@ -13,6 +13,7 @@ map where the node closes loops) or under ``parent_frame``, so that the map can 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -171,6 +172,8 @@ def write_placement(path: Path, placement: WorldPlacement, stamp_ns: int) -> Non
     x, y, z = (float(v) for v in parent_from_world[:3, 3])
     qx, qy, qz, qw = (float(v) for v in rotation_matrix_to_quaternion(parent_from_world[:3, :3]))
     sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    x, y, z, qx, qy, qz, qw = (_yaml_float(v) for v in (x, y, z, qx, qy, qz, qw))
+    parent, child = (json.dumps(name) for name in (placement.parent_frame, placement.world_frame))
     path.write_text(
         f"# Where the saved files' frame '{placement.world_frame}' sits in '{placement.parent_frame}': a point p of\n"
         f"# map.ply, the trajectories, the COLMAP model or transforms.json is R p + t in '{placement.parent_frame}'\n"
@@ -183,16 +186,26 @@ def write_placement(path: Path, placement: WorldPlacement, stamp_ns: int) -> Non
         "  stamp:\n"
         f"    sec: {sec}\n"
         f"    nanosec: {nanosec}\n"
-        f"  frame_id: {placement.parent_frame}\n"
-        f"child_frame_id: {placement.world_frame}\n"
+        f"  frame_id: {parent}\n"
+        f"child_frame_id: {child}\n"
         "transform:\n"
         "  translation:\n"
-        f"    x: {x!r}\n"
-        f"    y: {y!r}\n"
-        f"    z: {z!r}\n"
+        f"    x: {x}\n"
+        f"    y: {y}\n"
+        f"    z: {z}\n"
         "  rotation:\n"
-        f"    x: {qx!r}\n"
-        f"    y: {qy!r}\n"
-        f"    z: {qz!r}\n"
-        f"    w: {qw!r}\n"
+        f"    x: {qx}\n"
+        f"    y: {qy}\n"
+        f"    z: {qz}\n"
+        f"    w: {qw}\n"
     )
+
+
+def _yaml_float(value: float) -> str:
+    """``value`` as a YAML 1.1 float that reads back exactly: the shortest repr, with the point YAML 1.1 needs before
+    an exponent (PyYAML reads ``1e-05`` as a string)."""
+    text = repr(float(value))
+    mantissa, e, exponent = text.partition("e")
+    if e and "." not in mantissa:
+        text = f"{mantissa}.0e{exponent}"
+    return text

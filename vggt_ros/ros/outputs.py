@@ -165,7 +165,9 @@ def world_placement(params: NodeParameters, robot: Optional[RobotPlacement]) -> 
     placed = robot.placed  # one read: the worker may place a new world meanwhile
     if placed is None:
         return None
-    parent = params.parent_frame if params.publishes_map_odom else params.odom_frame
+    # The files hold the loop-corrected world wherever loops are closed, and it is map's (with publish_tf off too,
+    # though nothing publishes map then); without loop closure the chained world, odom's.
+    parent = params.parent_frame if params.loop_closure else params.odom_frame
     return WorldPlacement(parent, params.world_frame_id, placed.odom_from_world, placed.origin_stamp_ns)
 
 
