@@ -511,6 +511,24 @@ def test_a_cut_off_sqlite_bag_is_called_damaged_not_the_wrong_form(tmp_path, fra
     assert "storage file is damaged" in message and "pass a rosbag2 folder" not in message
 
 
+@pytest.mark.parametrize(
+    "content, fix",
+    [
+        (b"", "'camera.db3' is empty (0 bytes)"),
+        (b"\x89MCAP0\r\n" + bytes(64), "'camera.db3' is an mcap file named .db3: rename it to .mcap"),
+        (b"notes about the run\n", "'camera.db3' does not begin as an SQLite file does"),
+    ],
+)
+def test_a_db3_that_is_no_sqlite_file_says_what_it_is(tmp_path, content, fix):
+    """An mcap renamed .db3 or a text file was called a damaged SQLite file to be copied again, and an empty one got
+    the advice to pass a .db3 file, which the user had done (pass K)."""
+    path = tmp_path / "camera.db3"
+    path.write_bytes(content)
+    with pytest.raises(BagError) as caught:
+        BagImageSource(path, ["/cam"])
+    assert fix in str(caught.value) and "pass a rosbag2 folder" not in str(caught.value)
+
+
 @pytest.mark.parametrize("kept", [0.1, 0.5, 0.99])
 def test_a_recording_cut_off_before_its_first_complete_chunk_says_so(tmp_path, kept):
     """rosbag2's mcap plugin writes the schemas and channels into the chunks: cut before the first chunk closed, the

@@ -645,6 +645,11 @@ def _image_topics(types: dict[str, tuple[str, ...]]) -> str:
     return ", ".join(names) if names else "none (the bag holds no sensor_msgs/Image or CompressedImage)"
 
 
+# The first bytes of every SQLite 3 file, and of every mcap file.
+SQLITE_MAGIC = b"SQLite format 3\x00"
+MCAP_MAGIC = b"\x89MCAP"
+
+
 def _fix_for_unreadable(path: Path, err: Exception) -> str:
     """What to do about a bag the reader cannot open: a ROS 1 bag whose index is missing (a recorder stopped before
     writing it, at the end of the file) is mended by ROS 1's own tool; a damaged SQLite file is no wrong form, so
@@ -652,12 +657,33 @@ def _fix_for_unreadable(path: Path, err: Exception) -> str:
     text = str(err).lower()
     if path.suffix == ".bag" and "index" in text:
         return f"a ROS 1 bag cut off before its index was written can have it rebuilt: rosbag reindex {path}"
+    storage = [path] if path.suffix == ".db3" else sorted(path.glob("*.db3")) if path.is_dir() else []
+    for db3 in storage:
+        not_sqlite = _not_sqlite(db3)
+        if not_sqlite:
+            return not_sqlite
     if "malformed" in text or "not a database" in text:
         return (
             "its SQLite storage file is damaged (cut off while recording or copying, or a disk that filled), and the "
             "reader cannot open it at all: copy the recording again from where it was made"
         )
     return f"pass {BAG_FORMS}"
+
+
+def _not_sqlite(db3: Path) -> str:
+    """Why the storage file ``db3`` is no SQLite file at all ("" when it begins as one, or cannot be read)."""
+    try:
+        with db3.open("rb") as file:
+            head = file.read(len(SQLITE_MAGIC))
+    except OSError:
+        return ""
+    if not head:
+        return f"'{db3.name}' is empty (0 bytes): the recorder wrote nothing into it"
+    if head.startswith(MCAP_MAGIC):
+        return f"'{db3.name}' is an mcap file named .db3: rename it to .mcap"
+    if head != SQLITE_MAGIC:
+        return f"'{db3.name}' does not begin as an SQLite file does: it is no rosbag2 .db3, or its header is damaged"
+    return ""
 
 
 def _refuse_message_compressed_file(path: Path) -> None:
