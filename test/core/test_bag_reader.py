@@ -3,6 +3,8 @@
 """BagImageSource on real rosbag2 recordings (mcap and sqlite3) written with rosbags by test/support/bags.py."""
 
 import logging
+import shutil
+import sqlite3
 import struct
 from pathlib import Path
 
@@ -597,3 +599,38 @@ def test_depth_look_ups_while_the_images_are_read_open_the_bag_once(tmp_path, mo
     first_stamp = depths[0][0]
     assert float(source.depth_lookup(0, first_stamp)[0, 0]) == pytest.approx(1.0)
     assert counting.calls == 5
+
+
+def test_messages_in_a_write_ahead_log_are_named_with_the_command_that_merges_them(tmp_path, caplog):
+    """A recorder in WAL mode (rosbag2's resilient preset) killed before it closed the bag leaves its newest
+    messages in <file>.db3-wal, which the storage reader does not read: 30 of 60 were missing and blamed on damage
+    inside the file (pass K). The warning names the log and the merge; after it every message is read."""
+    frames = [np.full((24, 32, 3), 4 * k, np.uint8) for k in range(60)]
+    bag = write_image_bag(tmp_path / "bag", "sqlite3", [("/cam", list(zip(_stamps(60), frames)))])
+    (db3,) = bag.glob("*.db3")
+    writer = sqlite3.connect(db3)  # the recorder: the last 30 messages written after the switch to WAL
+    rows = writer.execute("SELECT id, topic_id, timestamp, data FROM messages ORDER BY id").fetchall()
+    writer.execute("DELETE FROM messages WHERE id > 30")
+    writer.commit()
+    writer.execute("VACUUM")
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.executemany("INSERT INTO messages (id, topic_id, timestamp, data) VALUES (?, ?, ?, ?)", rows[30:])
+    writer.commit()
+    killed = tmp_path / "killed"
+    shutil.copytree(bag, killed)  # as the killed recorder left them (the writer merges its log when it closes)
+    writer.close()
+
+    with caplog.at_level(logging.WARNING):
+        source = BagImageSource(killed, ["/cam"])
+        assert sum(1 for _ in source) == 30 and source.skipped == {"/cam": {"lost": 30}}
+    wal = killed / f"{db3.name}-wal"
+    merge = f"sqlite3 '{killed / db3.name}' 'PRAGMA wal_checkpoint(TRUNCATE);'"
+    assert any(str(wal) in r.getMessage() and merge in r.getMessage() for r in caplog.records)
+    assert not any("damage inside the file" in r.getMessage() for r in caplog.records)
+
+    merged = sqlite3.connect(killed / db3.name)  # what the warning says to run
+    merged.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    merged.close()
+    source = BagImageSource(killed, ["/cam"])
+    assert sum(1 for _ in source) == 60 and source.skipped == {}

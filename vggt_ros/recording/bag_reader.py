@@ -157,6 +157,9 @@ class BagImageSource:
             raise FileNotFoundError(f"bag not found: '{self.path}'; pass {BAG_FORMS}")
         _refuse_message_compressed_file(self.path)
         self._storage_paths = _storage_paths(self.path)  # once: it warns about a folder without metadata.yaml
+        self._unmerged = _unmerged_wal(self._storage_paths)
+        for wal in self._unmerged:
+            log.warning("%s", _wal_note(wal))
         if isinstance(topics, str) or not topics:
             raise ValueError(f"topics must be a non-empty list of image topics, one per camera, got {topics!r}")
         for name, value in (("start_s", start_s), ("stop_s", stop_s)):
@@ -317,16 +320,22 @@ class BagImageSource:
         (`truncated`); in a time range the counts come from the storage itself, which shows no loss."""
         if self.truncated:
             return
+        cause = (
+            "the write-ahead log beside the file: " + "; ".join(_wal_note(wal) for wal in self._unmerged)
+            if self._unmerged
+            else "damage inside the file (records the storage reader could not parse)"
+        )
         for topic, counted in self.topic_messages.items():
             lost = counted - stored[topic]
             if lost > 0:
                 log.warning(
-                    "%s: the bag's index counts %d messages, but its storage gave %d: %d lost to damage inside the "
-                    "file (records the storage reader could not parse); counted in skipped_inputs as '%s'",
+                    "%s: the bag's index counts %d messages, but its storage gave %d: %d lost to %s; counted in "
+                    "skipped_inputs as '%s'",
                     topic,
                     counted,
                     stored[topic],
                     lost,
+                    cause,
                     LOST_MESSAGE,
                 )
                 self.count_dropped(topic, LOST_MESSAGE, lost)
@@ -709,6 +718,27 @@ def _refuse_message_compressed_file(path: Path) -> None:
 def is_bag(path: Path) -> bool:
     """``path`` is given as a bag (`BAG_FORMS`), not as a folder of images."""
     return path.suffix in BAG_FILE_SUFFIXES or (path.is_dir() and (path / "metadata.yaml").is_file())
+
+
+def _unmerged_wal(storage_paths: Sequence[Path]) -> list[Path]:
+    """The non-empty SQLite write-ahead logs (``<file>.db3-wal``) beside the bag's .db3 files: a recorder in WAL mode
+    (rosbag2's ``resilient`` preset) killed before it closed the bag leaves its newest messages there, and the
+    storage reader opens the .db3 as it is on disk, without them."""
+    files = [
+        db3
+        for path in storage_paths
+        for db3 in ([path] if path.suffix == ".db3" else sorted(path.glob("*.db3")) if path.is_dir() else [])
+    ]
+    wals = [db3.with_name(f"{db3.name}-wal") for db3 in files]
+    return [wal for wal in wals if wal.is_file() and wal.stat().st_size > 0]
+
+
+def _wal_note(wal: Path) -> str:
+    db3 = wal.with_name(wal.name.removesuffix("-wal"))
+    return (
+        f"'{wal}' holds messages not yet merged into '{db3.name}' (a recorder killed before it closed the bag), which "
+        f"the reader does not read: merge them with  sqlite3 '{db3}' 'PRAGMA wal_checkpoint(TRUNCATE);'  and run again"
+    )
 
 
 def _storage_paths(path: Path) -> list[Path]:
