@@ -430,4 +430,7 @@ def _unjoined_keyframes(world) -> list:
     age."""
     if world.segment == 0 or world.loops is None:
         return []
-    return [f for f, node in world.loops.graph.nodes.items() if not world.joined_to_current(node.segment)]
+    nodes = world.loops.graph.nodes
+    segments = {node.segment for node in nodes.values()}
+    lost = {segment for segment in segments if not world.joined_to_current(segment)}  # once per segment, not node
+    return [f for f, node in nodes.items() if node.segment in lost] if lost else []

@@ -313,9 +313,9 @@ class PoseGraph:
     def optimise(self, suspect: Optional[LoopEdge] = None) -> OptimisationResult:
         """Solve the graph; on success the corrected poses and the correction are updated. Loop edges still off by
         more than ``max_loop_error_sigma`` after a solve are removed, the worst first (one wrong loop pulls its
-        neighbours' errors up with it), and the graph solved again without them. Where ``suspect``, the loop just
-        added, takes part in a disagreement, two answers are weighed: the graph without it, and the graph without
-        the worst of the others. The one that keeps more loops wins, and between equals the one whose solve leaves
+        neighbours' errors up with it), and the graph solved again without them. Where loops disagree once
+        ``suspect``, the loop just added, is in, two answers are weighed: the graph without it, and the graph without
+        the worst of the loops. The one that keeps more loops wins, and between equals the one whose solve leaves
         the smaller error. A new wrong loop after verified ones is the first (removing a verified loop instead
         accepted it, worse than no loop closure), and a right loop after a wrong first one the second (removing the
         new loop that fitted kept the wrong one for a lap and rejected every right loop meanwhile). A solver error, a
