@@ -31,6 +31,7 @@ from nav_msgs.msg import Path as PathMsg
 from PIL import Image as PILImage
 from PIL import ImageOps
 from rcl_interfaces.msg import Log
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -1662,6 +1663,85 @@ def test_an_unforeseen_configure_failure_says_why_releases_what_it_made_and_conf
         monkeypatch.undo()
         assert configure() == State.PRIMARY_STATE_INACTIVE
         assert {*outputs, "/vggt/map", "/diagnostics"} <= published()
+    finally:
+        probe.close()
+        running.close()
+
+
+def test_a_failed_activate_says_why_releases_what_configure_made_and_configure_makes_one_set(monkeypatch):
+    """An activate that raised (rmw refusing a subscription) moved the node to unconfigured silently, still holding
+    its publishers, timers and threads; the next configure made a second set of each, and threads outlived the node
+    (pass L). Every transition's failure is now logged and `on_error` releases everything."""
+    running = Running({"image_topics": ["/cam/image"], "autostart": False})
+    probe = Probe([], [])
+    node = running.node
+
+    def threads() -> list[str]:
+        return sorted(thread.name for thread in threading.enumerate() if thread.name.startswith("vggt-"))
+
+    def subscription_refused_for_tests(*args, **kwargs):
+        raise RuntimeError("rmw refused the subscription (a test double)")
+
+    try:
+        probe.wait_for(  # the node's /rosout is matched: its error is not lost to discovery
+            lambda: any(info.node_name == "vggt" for info in probe.node.get_publishers_info_by_topic("/rosout")),
+            what="the node's /rosout",
+        )
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        configured = (len(list(node.publishers)), len(list(node.timers)), threads())
+        monkeypatch.setattr(node, "create_subscription", subscription_refused_for_tests)
+        assert node.trigger_activate() == TransitionCallbackReturn.ERROR
+        probe.wait_for(lambda: probe.logs(ERROR, "activate failed: RuntimeError: rmw refused"), what="the error")
+        probe.wait_for(lambda: probe.logs(WARN, "is unconfigured: configure it again"), what="the release")
+        assert node._state_machine.current_state[1] == "unconfigured"
+        assert threads() == [] and list(node.timers) == [] and len(list(node.publishers)) == 1  # /rosout only
+
+        monkeypatch.undo()
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert (len(list(node.publishers)), len(list(node.timers)), threads()) == configured
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    finally:
+        probe.close()
+        running.close()
+
+
+class HeldInferenceForTests:
+    """Test double around the session's `infer`: the real one, each call held until `release` is set."""
+
+    def __init__(self, infer) -> None:
+        self.infer, self.calls = infer, 0
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        self.started.set()
+        self.release.wait(timeout=WAIT_S)
+        return self.infer(*args, **kwargs)
+
+
+def test_deactivating_drops_the_window_waiting_for_inference(monkeypatch):
+    """A deactivated node ran the window that waited behind the one in inference and published it (pass L): with
+    VGGT-1B on a CPU, minutes of work after the manager paused the node. The one in inference still finishes."""
+    running = Running({"image_topics": ["/cam/image"], "window_size": 2, "loop_closure": False})
+    probe = Probe(["/cam/image"], ["/vggt/"])
+    node = running.node
+    try:
+        probe.wait_connected()
+        clock = Clock()
+        TestWorldChaining.send_and_wait(probe, clock)
+        held = HeldInferenceForTests(node._live.session.infer)
+        monkeypatch.setattr(node._live.session, "infer", held)
+        for photo in (CHELSEA_MIRRORED, CHELSEA, CHELSEA_MIRRORED):
+            probe.publishers["/cam/image"].publish(image_message(photo, "rgb8", clock.next()))
+            time.sleep(0.2)
+        assert held.started.wait(WAIT_S)
+        probe.wait_for(lambda: node._live._slot._item is not None, what="a window waiting behind the held one")
+        dropped_before = node.counts.windows_dropped
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        held.release.set()
+        probe.wait_for(lambda: node.counts.windows_inferred >= 2, what="the window in inference to finish")
+        time.sleep(1.0)  # a window still waiting would be taken and inferred by now
+        assert held.calls == 1 and node.counts.windows_dropped == dropped_before + 1
     finally:
         probe.close()
         running.close()

@@ -117,6 +117,17 @@ class LiveReconstruction:
                 "(the newest frames win); raise window_stride or keyframe_min_interval_s, or use a faster backend",
             )
 
+    def drop_waiting(self) -> int:
+        """Deactivation: the window waiting for the worker is dropped (an inactive node starts no inference: with
+        VGGT-1B on a CPU that was minutes of work, published after the node said it was inactive); the frame sets
+        only it held, counted as dropped."""
+        dropped = self._slot.clear()
+        if dropped is None:
+            return 0
+        self.counters.windows_dropped += 1
+        self.counters.frame_sets_dropped += dropped.new_count
+        return dropped.new_count
+
     def request_reset(self) -> None:
         """A new world and an empty map from the next window formed (``~/reset``): a window formed before it and
         still waiting for the worker is dropped (its frames belong to the world the reset ends), and one the worker

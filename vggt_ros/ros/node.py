@@ -182,18 +182,45 @@ class ReconstructionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._subscribe()
+        try:
+            self._subscribe()
+        except Exception as err:  # noqa: BLE001 - see `_transition_failed`
+            return self._transition_failed("activate", err)
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._unsubscribe()
-        self.get_logger().info("deactivated: not listening; the world and the map are kept")
+        try:
+            self._unsubscribe()
+        except Exception as err:  # noqa: BLE001 - see `_transition_failed`
+            return self._transition_failed("deactivate", err)
+        dropped = self._live.drop_waiting()
+        waiting = f"; the window waiting for inference was dropped ({dropped} new frame sets)" if dropped else ""
+        self.get_logger().info(f"deactivated: not listening; the world and the map are kept{waiting}")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
+        try:
+            self._release()
+        except Exception as err:  # noqa: BLE001 - see `_transition_failed`
+            return self._transition_failed("cleanup", err)
         self.get_logger().info("cleaned up: the pipeline and the world are released")
         return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition failed (ERROR): rclpy moves the node to unconfigured, so it must hold nothing configure
+        made. It kept its publishers, timers and threads, and the next configure made a second set of them."""
+        try:
+            self._unsubscribe()
+        finally:
+            self._release()
+        self.get_logger().warning("the node released what configure made and is unconfigured: configure it again")
+        return super().on_error(state)
+
+    def _transition_failed(self, transition: str, err: Exception) -> TransitionCallbackReturn:
+        """Log why ``transition`` failed (rclpy's lifecycle wrapper swallows what escapes, reason and all) and
+        answer ERROR, which runs `on_error`."""
+        self.get_logger().error(f"{transition} failed: {type(err).__name__}: {err}")
+        return TransitionCallbackReturn.ERROR
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unsubscribe()
@@ -309,7 +336,8 @@ class ReconstructionNode(LifecycleNode):
         return [self.resolve_topic_name(topic) + suffix for topic in self.params.image_topics]
 
     def _unsubscribe(self) -> None:
-        """Stop listening (inactive): images in flight are dropped, a window being inferred still finishes."""
+        """Stop listening (inactive): images in flight are dropped, a window being inferred still finishes (and is
+        published), the one waiting for it is dropped (`on_deactivate`)."""
         for subscription in self._image_subscriptions:
             self.destroy_subscription(subscription)
         self._image_subscriptions = []
