@@ -251,7 +251,20 @@ def test_cameras_that_never_pair_are_named_with_their_offsets(photo):
         inputs._clock.now += 1.0
     inputs.check_inputs({"/camera0/image": 1, "/camera1/image": 1}, "LARGE_DATA")
     warning = next(text for _, text in logger.lines if "have not formed a frame set" in text)
-    assert "'camera0' +0.0 ms, 'camera1' +250.0 ms" in warning and "slop 10 ms" in warning
+    assert "'camera0' +0.0 ms, 'camera1' +250.0 ms" in warning and "less than slop_s (10 ms) apart" in warning
+
+
+def test_cameras_exactly_the_slop_apart_are_told_to_be_less_than_it_apart(photo):
+    """Two cameras exactly 20 ms apart never pair (the spread must be below the slop, as message_filters'), and
+    the warning said "+20.0 ms; they must lie within slop 20 ms", which reads as met (pass L)."""
+    inputs, logger = assembly(cameras=2, slop_s=0.02)
+    for k in range(7):
+        inputs.add_image(0, rgb_message(photo), (10 + k) * SECOND, 0, False)
+        inputs.add_image(1, rgb_message(photo), (10 + k) * SECOND + 20_000_000, 0, False)
+        inputs._clock.now += 1.0
+    inputs.check_inputs({"/camera0/image": 1, "/camera1/image": 1}, "LARGE_DATA")
+    warning = next(text for _, text in logger.lines if "have not formed a frame set" in text)
+    assert "'camera1' +20.0 ms" in warning and "they must lie less than slop_s (20 ms) apart" in warning
 
 
 @pytest.mark.parametrize("fault", ["encoding", "frozen stamps"])

@@ -243,6 +243,15 @@ def test_an_integer_among_floats_gets_the_decimal_point_fix(where, tmp_path):
     )
 
 
+def test_a_number_among_names_gets_the_quoting_fix(tmp_path):
+    """camera_names: [left, 2] got only the advice to write numbers with a decimal point (pass L): rcl names just
+    the type that did not belong, so the fix gives both ways out."""
+    file = tmp_path / "names.yaml"
+    file.write_text("vggt:\n  ros__parameters:\n    image_topics: [/a/image, /b/image]\n    camera_names: [left, 2]\n")
+    fatal = next(line for line in fails_to_start("--params-file", str(file)).splitlines() if "FATAL" in line)
+    assert "quote a name that looks like a number in a list of names, e.g. camera_names: [left, '2']" in fatal
+
+
 def test_old_and_new_name_together_are_refused():
     output = fails_to_start("-p", "slop:=0.01", "-p", "slop_s:=0.02")
     assert "'slop' and 'slop_s' are both given: 'slop' is the old name of 'slop_s'; keep 'slop_s'" in output

@@ -432,9 +432,9 @@ class InputAssembly:
         self._log.every(
             "warning",
             ("pairing",),
-            f"the cameras' images have not formed a frame set for {unpaired_s:.1f} s: their newest "
-            f"stamps, relative to '{names[0]}': {offsets}; they must lie within slop {self.config.slop_s * 1e3:.0f} ms "
-            "of each other. Fix: synchronise the cameras' clocks or triggers, or raise slop_s",
+            f"the cameras' images have not formed a frame set for {unpaired_s:.1f} s: their newest stamps, relative "
+            f"to '{names[0]}': {offsets}; they must lie less than slop_s ({self.config.slop_s * 1e3:g} ms) apart. "
+            "Fix: synchronise the cameras' clocks or triggers, or raise slop_s",
         )
 
     # ------------------------------------------------------------------------------------------------ depth

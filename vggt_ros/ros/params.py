@@ -253,10 +253,13 @@ def _section_matches(section: str, node_name: str) -> bool:
 
 def ros_arguments_fix(reason: str) -> str:
     """The fix for rcl refusing the command line's --ros-args (``reason``: rcl's message)."""
-    if "Sequence should be of same type" in reason:  # rcl's YAML parser: a list of mixed integers and floats
+    if "Sequence should be of same type" in reason:  # rcl's YAML parser: a list of items of several types
+        # rcl names only the type that did not belong: 'integer' among doubles ([0.12, 0, ...]) or among strings
+        # ([left, 2]) reads the same.
         return (
             "a list's items must be of one type: write each number of a list of numbers with a decimal point, "
-            'e.g. -p rig_transforms:="[0.12, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]" (0 is an integer, 0.0 a number)'
+            'e.g. -p rig_transforms:="[0.12, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]" (0 is an integer, 0.0 a number), and '
+            "quote a name that looks like a number in a list of names, e.g. camera_names: [left, '2']"
         )
     if "remap rule" in reason:
         return "write a remapping as -r from:=to, e.g. -r /camera/image_raw:=/left/image_raw or -r __ns:=/robot"
