@@ -119,6 +119,18 @@ def test_a_depth_image_without_a_reading_is_skipped_and_counted_once(tmp_path):
     assert source.skipped == {DEPTH: {"no_reading": 1}}
 
 
+def test_a_depth_image_of_another_size_than_its_colour_image_is_skipped_and_counted(tmp_path):
+    """Depth at half the colour resolution (not registered to it) cost each window its scale, said so in the log,
+    but summary.json's skipped_inputs did not count it: it said no input was lost."""
+    bag, _ = write_rgbd_bag(tmp_path / "bag", frames=4, depth=lambda h, w, i: sensor_depth_mm(h // 2, w // 2, i))
+    out = tmp_path / "out"
+    arguments = ["--bag", str(bag), "--topics", COLOUR, "--metric-depth", "--depth-topics", DEPTH]
+    assert main([*arguments, "--out", str(out), *FAST]) == 1  # nothing in metres: no result, said so
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["skipped_inputs"] == {DEPTH: {"resolution": 4}}, summary["skipped_inputs"]
+    assert "depth image is 80x60 (WxH) but" in summary["no_result"]
+
+
 def test_the_depth_of_the_last_colour_image_in_the_time_range_is_found(tmp_path):
     """--stop between a colour image and its depth, logged 1 ms later: the colour image was read, its depth not."""
     bag, depths = write_rgbd_bag(tmp_path / "bag", frames=3)

@@ -50,6 +50,7 @@ import bisect
 import functools
 import logging
 import math
+from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,9 @@ DUPLICATE_STAMP = "duplicate_stamp"
 LOST_MESSAGE = "lost"
 # The kind under which a depth image without a valid reading (all 0 or NaN) is counted.
 NO_DEPTH_READING = "no_reading"
+DEPTH_RESOLUTION = "resolution"  # a depth image of another size than its colour image
+# Colour image sizes kept per camera for the depth look-ups: more than a window's frames.
+COLOUR_SIZES_KEPT = 256
 # image_transport's compressedDepth transport, which is not read (a PNG with its own depth quantisation header).
 COMPRESSED_DEPTH_SUFFIX = "/compressedDepth"
 STORAGE_SUFFIXES = (".mcap", ".db3")
@@ -212,7 +216,11 @@ class BagImageSource:
         # (camera, depth stamp) of depth images found unusable: skipped and counted once, not at each look-up (the
         # session asks again for a frame without depth in every window that holds it).
         self._unusable_depth: set[tuple[int, int]] = set()
+        self._wrong_size_depth: set[tuple[int, int]] = set()  # of another size than their colour images: counted
         self._depth_reader: Optional[AnyReader] = None  # kept open while the images are iterated
+        # Per camera, the sizes of its newest colour images by stamp, which a depth image must have (bounded: the
+        # look-ups ask for the frames of the window just formed).
+        self._colour_hw: list[OrderedDict[int, tuple[int, int]]] = [OrderedDict() for _ in self.topics]
 
     @property
     def skipped(self) -> dict[str, dict[str, int]]:
@@ -292,10 +300,10 @@ class BagImageSource:
         """Each readable message of the read topics in log-time order, deserialised (not decoded): the input of
         `vggt_ros.recording.inputs.bag_frame_sets`, which runs them through the node's input assembly. Unreadable
         messages are skipped and counted; the counts restart with each iteration."""
-        self._skipped, self._substituted, self._unusable_depth = {}, {}, set()
+        self._skipped, self._substituted, self._unusable_depth, self._wrong_size_depth = {}, {}, set(), set()
         camera_of_topic = {camera.topic: index for index, camera in enumerate(self.topics)}
         stored = {camera.topic: 0 for camera in self.topics}  # messages the storage gave, per read topic
-        with self._opened() as reader:
+        with self._opened() as reader, self._depth_reader_kept():
             messages = reader.messages(connections=self._connections(reader), start=self._start_ns, stop=self._stop_ns)
             for connection, log_ns, raw in self._stored(messages):
                 stored[connection.topic] += 1
@@ -347,10 +355,6 @@ class BagImageSource:
         # Tolerance 0: a stamp before the camera's newest is stale, or a jump back (the session starts over); both
         # pass here, where only repeats are skipped.
         stamps = CameraStamps(len(self.topics), reorder_tolerance_s=0.0, leads_ns=self.clock_leads)
-        with self._depth_reader_kept():
-            yield from self._decoded(stamps)
-
-    def _decoded(self, stamps: CameraStamps) -> Iterator[tuple[int, int, np.ndarray]]:
         for item in self.messages():
             topic = self.topics[item.camera].topic
             check = stamps.check(item.camera, item.stamp_ns, item.log_ns)
@@ -364,7 +368,17 @@ class BagImageSource:
             except ImageFormatError as err:
                 self.skip(topic, err.kind, str(err))
                 continue
+            self.note_colour_size(item.camera, check.stamp_ns, rgb.shape[:2])
             yield item.camera, check.stamp_ns, rgb
+
+    def note_colour_size(self, camera: int, stamp_ns: int, image_hw: tuple[int, int]) -> None:
+        """``camera``'s colour image of ``stamp_ns`` (its stamp in the camera's clock) is ``image_hw``: its depth
+        image must be as large (`depth_lookup`). The iteration notes each image it gives; a consumer of `messages`
+        that decodes them itself notes them before it asks for their depth."""
+        sizes = self._colour_hw[camera]
+        sizes[stamp_ns] = tuple(image_hw)
+        if len(sizes) > COLOUR_SIZES_KEPT:
+            sizes.popitem(last=False)
 
     @functools.cached_property
     def _depth_stamps(self) -> tuple[tuple[list[int], list[int]], ...]:
@@ -410,7 +424,9 @@ class BagImageSource:
         """The session's `DepthLookup`: ``(H, W)`` metres of the depth image stamped nearest to ``camera``'s colour
         image at ``stamp_ns`` within ``depth_slop_s`` (NaN where the sensor measured nothing), None if there is none.
         One that cannot be used (an encoding that is not depth, the wrong length, no valid reading) is skipped and
-        counted as a colour image is: that colour image has no sensor depth, and the scale comes from the others."""
+        counted as a colour image is: that colour image has no sensor depth, and the scale comes from the others.
+        One of another size than its colour image (`note_colour_size`) is counted once and handed on, so that the
+        session says why its window has no scale."""
         if not self.depth_topics:
             return None
         stamps, log_times = self._depth_stamps[camera]
@@ -437,7 +453,19 @@ class BagImageSource:
             except DepthFormatError as err:
                 self.skip(topic, err.kind, str(err))
             else:
-                if not np.isfinite(depth_m).any():
+                colour_hw = self._colour_hw[camera].get(stamp_ns)
+                if colour_hw is not None and depth_m.shape != colour_hw:
+                    # Counted once, and handed on all the same: the session then says why the window has no scale.
+                    if key not in self._wrong_size_depth:
+                        self._wrong_size_depth.add(key)
+                        self.skip(
+                            topic,
+                            DEPTH_RESOLUTION,
+                            f"the depth image is {depth_m.shape[1]}x{depth_m.shape[0]} (WxH) but its colour image is "
+                            f"{colour_hw[1]}x{colour_hw[0]}; record the depth registered to the colour image (a "
+                            "RealSense's aligned_depth_to_color/image_raw)",
+                        )
+                elif not np.isfinite(depth_m).any():
                     self.skip(topic, NO_DEPTH_READING, "the depth image has no valid reading (every pixel 0 or NaN)")
                     depth_m = None
         if depth_m is None:
@@ -446,8 +474,8 @@ class BagImageSource:
 
     @contextmanager
     def _depth_reader_kept(self) -> Iterator[None]:
-        """While the images are iterated, one reader serves every depth look-up (opening the bag for each cost
-        14 ms a frame); a second one, since the iteration's reader is suspended in its own pass."""
+        """While the messages are read, one reader serves every depth look-up (opening the bag for each cost
+        14 ms a frame); a second one, since the messages' reader is suspended in its own pass."""
         if not self.depth_topics:
             yield
             return

@@ -290,6 +290,8 @@ def bag_frame_sets(
             restart = restart or assembled.restart
             frame_set = assembled.frame_set
             if frame_set is not None:
+                for camera, (stamp_ns, image) in enumerate(zip(frame_set.stamps_ns, frame_set.images)):
+                    source.note_colour_size(camera, stamp_ns, image.shape[:2])
                 frame_sets += 1
                 restarts += restart
                 suffix = f"_{restarts}" if restarts else ""
