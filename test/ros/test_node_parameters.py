@@ -125,6 +125,26 @@ def test_explicit_device_and_precision_are_kept():
         rclpy.shutdown()
 
 
+def test_bounded_parameters_carry_their_range_for_ros2_param_describe():
+    """The bounds lived only in the description text (pass L): `ros2 param describe` and rqt read the descriptor's
+    integer_range and floating_point_range. An out-of-range value still gets the node's own message (the
+    parametrised cases above)."""
+    rclpy.init()
+    try:
+        node = ReconstructionNode(
+            parameter_overrides=[Parameter("weights", value=str(TINY)), Parameter("image_size", value=154)]
+        )
+        try:
+            window, period, names = node.describe_parameters(["window_size", "map_publish_period_s", "camera_names"])
+            assert [(r.from_value, r.to_value, r.step) for r in window.integer_range] == [(2, 64, 0)]
+            assert [(r.from_value, r.to_value) for r in period.floating_point_range] == [(0.01, 3600.0)]
+            assert not names.integer_range and not names.floating_point_range
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown()
+
+
 def test_robot_frames_without_a_metric_scale_source_get_one_warning_with_the_fix(started):
     assert started.count("robot frames ('odom', 'base_link') without a metric scale source") == 1, started
     assert "Fix: set metric_scale_source to odometry" in started

@@ -800,9 +800,10 @@ def markdown_table() -> str:
         "# Node parameters",
         "",
         "Every parameter of the `vggt` node, read once at start-up (all are read-only). Floating-point values need a "
-        "decimal point (`0.0`, not `0`): ROS 2 parameters are strictly typed. config/reconstruct.yaml holds them "
-        "all with their defaults. The offline command `vggt-ros-reconstruct` takes the shared ones as options with "
-        "the same defaults (`--help`).",
+        "decimal point (`0.0`, not `0`): ROS 2 parameters are strictly typed. The bounds below are also the "
+        "descriptors' ranges (`ros2 param describe`). config/reconstruct.yaml holds them all with their defaults. "
+        "The offline command `vggt-ros-reconstruct` takes the shared ones as options with the same defaults "
+        "(`--help`).",
         "",
         "| name | type | default | unit | bounds | description |",
         "|---|---|---|---|---|---|",

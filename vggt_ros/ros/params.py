@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, get_args, get_origin
 
 import yaml
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import InvalidTopicNameException, ParameterException
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterValueException, InvalidTopicNameException, ParameterException
 from rclpy.expand_topic_name import expand_topic_name
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -97,6 +97,7 @@ def declare_and_read(node: Node, argv: Optional[Sequence[str]] = None) -> NodePa
     for spec in dataclasses.fields(NodeParameters):
         default = spec.default
         descriptor = ParameterDescriptor(description=describe(spec), read_only=True)
+        _set_range(descriptor, default, spec.metadata["bounds"])
         # rclpy infers a type from the default; an empty list would become a byte array, so declare the type.
         declared = (
             _EMPTY_ARRAY_TYPES[spec.type.__args__[0]]
@@ -104,7 +105,13 @@ def declare_and_read(node: Node, argv: Optional[Sequence[str]] = None) -> NodePa
             else (list(default) if isinstance(default, tuple) else default)
         )
         try:
-            value = node.declare_parameter(spec.name, declared, descriptor).value
+            try:
+                value = node.declare_parameter(spec.name, declared, descriptor).value
+            except InvalidParameterValueException:
+                # Outside the descriptor's range: declared without it, so that the bounds check of NodeParameters
+                # says why, in the same words for every way a value arrives.
+                descriptor.integer_range, descriptor.floating_point_range = [], []
+                value = node.declare_parameter(spec.name, declared, descriptor).value
         except ParameterException as err:
             raise ValueError(f"parameter '{spec.name}': {err}. {expected_type(spec.type, spec.name)}") from None
         if value is None:  # declared by type only and not given, or given as an empty list (YAML [] has no type)
@@ -249,6 +256,19 @@ def _section_matches(section: str, node_name: str) -> bool:
     tokens = section.lstrip("/").split("/")
     pattern = "".join("(/[^/]+)*" if t == "**" else "/" + re.escape(t).replace(r"\*", "[^/]*") for t in tokens)
     return re.fullmatch(pattern, node_name) is not None
+
+
+def _set_range(descriptor: ParameterDescriptor, default: Any, bounds: Optional[tuple[float, float]]) -> None:
+    """Give a bounded number's descriptor its range, which `ros2 param describe` and rqt show (the description
+    says it in words too)."""
+    if bounds is None or isinstance(default, bool):
+        return
+    if isinstance(default, int):
+        descriptor.integer_range = [IntegerRange(from_value=int(bounds[0]), to_value=int(bounds[1]), step=0)]
+    elif isinstance(default, float):
+        descriptor.floating_point_range = [
+            FloatingPointRange(from_value=float(bounds[0]), to_value=float(bounds[1]), step=0.0)
+        ]
 
 
 def ros_arguments_fix(reason: str) -> str:
