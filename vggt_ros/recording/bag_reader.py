@@ -217,7 +217,7 @@ class BagImageSource:
         # session asks again for a frame without depth in every window that holds it).
         self._unusable_depth: set[tuple[int, int]] = set()
         self._wrong_size_depth: set[tuple[int, int]] = set()  # of another size than their colour images: counted
-        self._depth_reader: Optional[AnyReader] = None  # kept open while the images are iterated
+        self._depth_reader: Optional[AnyReader] = None  # kept open while the messages are read
         # Per camera, the sizes of its newest colour images by stamp, which a depth image must have (bounded: the
         # look-ups ask for the frames of the window just formed).
         self._colour_hw: list[OrderedDict[int, tuple[int, int]]] = [OrderedDict() for _ in self.topics]
@@ -694,8 +694,7 @@ def _fix_for_unreadable(path: Path, err: Exception) -> str:
     text = str(err).lower()
     if path.suffix == ".bag" and "index" in text:
         return f"a ROS 1 bag cut off before its index was written can have it rebuilt: rosbag reindex {path}"
-    storage = [path] if path.suffix == ".db3" else sorted(path.glob("*.db3")) if path.is_dir() else []
-    for db3 in storage:
+    for db3 in _db3_files([path]):
         not_sqlite = _not_sqlite(db3)
         if not_sqlite:
             return not_sqlite
@@ -752,13 +751,17 @@ def _unmerged_wal(storage_paths: Sequence[Path]) -> list[Path]:
     """The non-empty SQLite write-ahead logs (``<file>.db3-wal``) beside the bag's .db3 files: a recorder in WAL mode
     (rosbag2's ``resilient`` preset) killed before it closed the bag leaves its newest messages there, and the
     storage reader opens the .db3 as it is on disk, without them."""
-    files = [
+    wals = [db3.with_name(f"{db3.name}-wal") for db3 in _db3_files(storage_paths)]
+    return [wal for wal in wals if wal.is_file() and wal.stat().st_size > 0]
+
+
+def _db3_files(paths: Sequence[Path]) -> list[Path]:
+    """The SQLite storage files among ``paths``: a .db3 itself, or a bag folder's."""
+    return [
         db3
-        for path in storage_paths
+        for path in paths
         for db3 in ([path] if path.suffix == ".db3" else sorted(path.glob("*.db3")) if path.is_dir() else [])
     ]
-    wals = [db3.with_name(f"{db3.name}-wal") for db3 in files]
-    return [wal for wal in wals if wal.is_file() and wal.stat().st_size > 0]
 
 
 def _wal_note(wal: Path) -> str:

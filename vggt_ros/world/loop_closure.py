@@ -33,7 +33,7 @@ from vggt_ros.geometry import apply_transform
 from vggt_ros.world.loop_config import LoopConfig
 from vggt_ros.world.loop_constraint import LoopConstraint
 from vggt_ros.world.overlap import rotation_angle
-from vggt_ros.world.pose_graph import OptimisationResult, PoseGraph, require_gtsam
+from vggt_ros.world.pose_graph import OptimisationResult, PoseGraph, require_gtsam, similarity_scale
 
 
 @dataclass(frozen=True)
@@ -172,9 +172,10 @@ class LoopClosure:
         implied = graph.implied_correction(constraint)
         query, match = graph.nodes[constraint.query], graph.nodes[constraint.match]
         joins = graph.group(query.segment) != graph.group(match.segment)
+        scale = similarity_scale(implied)
         # Between segments the offset is unknown (tracking was lost), so only the scale can be judged: a segment
         # starts at the depth where the world last saw the camera, or in metres.
-        implausible = self._implausible_scale(implied) if joins else self._implausible(constraint, implied)
+        implausible = self._implausible_scale(scale) if joins else self._implausible(constraint, implied, scale)
         if implausible:
             return reject("implausible", implausible, implied)
         edge = graph.add_loop(constraint)
@@ -190,7 +191,6 @@ class LoopClosure:
         self.counters.dropped += len(result.rejected_loops)
         if joins:
             self.counters.segments_joined += 1
-        scale = float(np.cbrt(np.linalg.det(implied[:3, :3])))
         reason = (
             f"loop {constraint.query!r} -> {constraint.match!r} (score {constraint.score:.2f}) "
             f"{'joined segments ' + str(match.segment) + ' and ' + str(query.segment) + ', ' if joins else ''}"
@@ -203,8 +203,9 @@ class LoopClosure:
             reason += f"; dropped the earlier loop(s) {dropped}: they disagree with this one and the rest of the graph"
         return LoopResult(True, "", reason, implied, joins, result, graph.correction)
 
-    def _implausible(self, constraint: LoopConstraint, implied: np.ndarray) -> str:
-        """Why the loop's correction cannot be drift between its keyframes of one segment ("" when it can)."""
+    def _implausible(self, constraint: LoopConstraint, implied: np.ndarray, scale: float) -> str:
+        """Why the loop's correction (``implied``, of ``scale``) cannot be drift between its keyframes of one
+        segment ("" when it can)."""
         c = self.config
         ids = list(self.graph.nodes)
         first, last = sorted((ids.index(constraint.query), ids.index(constraint.match)))
@@ -215,18 +216,16 @@ class LoopClosure:
         travelled = float(np.linalg.norm(np.diff(centres, axis=0), axis=1).sum()) if len(centres) > 1 else 0.0
         depth = self.graph.nodes[constraint.match].median_depth
         allowed = c.max_drift_ratio * travelled + c.min_drift_depths * depth
-        scale = float(np.cbrt(np.linalg.det(implied[:3, :3])))
         moved = float(np.linalg.norm(implied[:3, 3]))
         turned = math.degrees(rotation_angle(implied[:3, :3] / scale))
         if moved > allowed:
             return f"correction of {moved:.3f} units after {travelled:.3f} travelled (at most {allowed:.3f})"
         if turned > c.max_rotation_drift_deg:
             return f"correction of {turned:.1f} deg (at most {c.max_rotation_drift_deg:g})"
-        return self._implausible_scale(implied)
+        return self._implausible_scale(scale)
 
-    def _implausible_scale(self, implied: np.ndarray) -> str:
-        """Why the loop's correction of scale cannot be drift ("" when it can)."""
-        scale = float(np.cbrt(np.linalg.det(implied[:3, :3])))
+    def _implausible_scale(self, scale: float) -> str:
+        """Why the loop's correction of ``scale`` cannot be drift ("" when it can)."""
         if abs(math.log(scale)) > self.config.max_scale_drift:
             return f"correction of scale {scale:.3f} (|log| at most {self.config.max_scale_drift:g})"
         return ""

@@ -625,7 +625,7 @@ def _continuation(largest_error: float, width: float, step: float = 8.0) -> list
     return widths[::-1]
 
 
-def _scale(similarity: np.ndarray) -> float:
+def similarity_scale(similarity: np.ndarray) -> float:
     """s of ``[[s*R, t], [0, 0, 0, 1]]`` (numpy: the graph's algebra runs thousands of times per solve, where the
     torch-backed `vggt_ros.geometry` helpers cost tens of microseconds a call)."""
     return float(np.cbrt(np.linalg.det(similarity[:3, :3])))
@@ -634,13 +634,13 @@ def _scale(similarity: np.ndarray) -> float:
 def _rigid(similarity: np.ndarray) -> np.ndarray:
     """``similarity`` without its scale: the rotation and the translation kept."""
     rigid = np.array(similarity, dtype=np.float64)
-    rigid[:3, :3] /= _scale(rigid)
+    rigid[:3, :3] /= similarity_scale(rigid)
     return rigid
 
 
 def _inverse(similarity: np.ndarray) -> np.ndarray:
     """Inverse ``(4, 4)`` of a similarity: p -> R^T (p - t) / s."""
-    scale = _scale(similarity)
+    scale = similarity_scale(similarity)
     linear_inverse = similarity[:3, :3].T / scale**2
     inverse = np.eye(4)
     inverse[:3, :3] = linear_inverse
@@ -707,7 +707,7 @@ def _batch_to_gtsam(gtsam, similarities: np.ndarray) -> list:
 
 def _to_gtsam(gtsam, similarity: np.ndarray):
     """Our ``[[s*R, t], [0, 0, 0, 1]]`` as GTSAM's Similarity3, which maps p -> s * (R p + t')."""
-    scale = _scale(similarity)
+    scale = similarity_scale(similarity)
     return gtsam.Similarity3(gtsam.Rot3(similarity[:3, :3] / scale), similarity[:3, 3] / scale, scale)
 
 
