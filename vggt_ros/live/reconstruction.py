@@ -108,8 +108,7 @@ class LiveReconstruction:
         counters.windows_emitted += 1
         replaced = self._slot.put(window)
         if replaced is not None:
-            counters.windows_dropped += 1
-            counters.frame_sets_dropped += replaced.new_count
+            self._count_dropped(replaced)
             self._log.every(
                 "warning",
                 ("dropped",),
@@ -124,9 +123,13 @@ class LiveReconstruction:
         dropped = self._slot.clear()
         if dropped is None:
             return 0
-        self.counters.windows_dropped += 1
-        self.counters.frame_sets_dropped += dropped.new_count
+        self._count_dropped(dropped)
         return dropped.new_count
+
+    def _count_dropped(self, window: Window) -> None:
+        """A window the worker never took: its frame sets no other window held are lost to the world."""
+        self.counters.windows_dropped += 1
+        self.counters.frame_sets_dropped += window.new_count
 
     def request_reset(self) -> None:
         """A new world and an empty map from the next window formed (``~/reset``): a window formed before it and

@@ -25,6 +25,7 @@ from vggt_ros.dataset.writer import DATASET_ENTRIES, DatasetWriter
 from vggt_ros.files import staged_entries
 from vggt_ros.geometry import rotation_matrix_to_quaternion
 from vggt_ros.live.reconstruction import LiveReconstruction
+from vggt_ros.live.stamps import NANOSECONDS
 
 # The saved world's frame in its parent, as a geometry_msgs/TransformStamped in the YAML `ros2 topic echo` prints.
 PLACEMENT_FILE = "world_placement.yaml"
@@ -169,10 +170,9 @@ def write_placement(path: Path, placement: WorldPlacement, stamp_ns: int) -> Non
     """Write ``placement`` as a geometry_msgs/TransformStamped in YAML (`ros2 topic echo`'s layout), stamped at the
     world's first image ``stamp_ns``."""
     parent_from_world = np.asarray(placement.parent_from_world, dtype=np.float64)
-    x, y, z = (float(v) for v in parent_from_world[:3, 3])
-    qx, qy, qz, qw = (float(v) for v in rotation_matrix_to_quaternion(parent_from_world[:3, :3]))
-    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
-    x, y, z, qx, qy, qz, qw = (_yaml_float(v) for v in (x, y, z, qx, qy, qz, qw))
+    x, y, z = (_yaml_float(v) for v in parent_from_world[:3, 3])
+    qx, qy, qz, qw = (_yaml_float(v) for v in rotation_matrix_to_quaternion(parent_from_world[:3, :3]))
+    sec, nanosec = divmod(int(stamp_ns), NANOSECONDS)
     parent, child = (json.dumps(name) for name in (placement.parent_frame, placement.world_frame))
     path.write_text(
         f"# Where the saved files' frame '{placement.world_frame}' sits in '{placement.parent_frame}': a point p of\n"
