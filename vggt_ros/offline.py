@@ -118,6 +118,7 @@ SHARED_OPTIONS = {
     "loop_min_score": "--loop-min-score",
     "loop_min_age_s": "--loop-min-age",
     "loop_exclude_recent": "--loop-exclude-recent",
+    "loop_join_min_loops": "--loop-join-min-loops",
     "slop_s": "--slop",
     "queue_size": "--queue-size",
 }
@@ -131,7 +132,7 @@ OFFLINE_HELP = {
     "loop_closure": {
         "help": "close loops: recognise places seen before (DINOv2 descriptors), verify each with one network pass "
         "of at most 4 frames, optimise a Sim(3) pose graph (GTSAM) and correct the trajectories and the map; joins a "
-        "lost track's segments at the first revisit. Needs gtsam (pip install gtsam)"
+        "lost track's segments at the first revisit (--loop-join-min-loops). Needs gtsam (pip install gtsam)"
     },
 }
 
@@ -337,7 +338,7 @@ def _session_config(args: argparse.Namespace, inputs: _Inputs, chunk: Optional[t
         world=WorldConfig(
             retained_frames=max(WorldConfig.retained_frames, frames),
             trajectory_recent=max(WorldConfig.trajectory_recent, frames),
-            loop=LoopConfig(enabled=args.loop_closure),
+            loop=LoopConfig(enabled=args.loop_closure, join_min_loops=args.loop_join_min_loops),
         ),
         loop_verification=LoopVerificationConfig(
             place=PlaceRecognitionConfig(
@@ -371,6 +372,7 @@ def _loop_summary(session: ReconstructionSession, candidates: list[dict], failur
         "accepted": closed.accepted,
         "rejected": {**found.rejections, **closed.rejections},
         "segments_joined": closed.segments_joined,
+        "held_for_join": closed.held,
         "failed": failures,
     }
 
@@ -823,9 +825,11 @@ def _reconstruct(
         )
         closed = False
         for result in session.apply_loops(report):
-            if result.accepted:
+            if result.held:
+                log.info("%s", result.reason)
+            elif result.accepted:
                 closed = True
-                joined = " (segments joined)" if result.joined_segments else ""
+                joined = f" (segments joined by {result.join_loops} agreeing loops)" if result.joined_segments else ""
                 log.info("loop closed in %.0f ms%s", result.optimisation.milliseconds, joined)
             else:
                 log.info("loop not closed (%s): %s", result.cause, result.reason)

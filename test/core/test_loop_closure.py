@@ -97,8 +97,12 @@ def test_relocalisation_joins_the_lost_segment_at_the_first_revisit_and_the_old_
     world = run.world
     assert segments(run) == 2
     joins = [q for q, _, o in run.loops if not isinstance(o, str) and o.accepted and o.joined_segments]
-    # The path comes back to its start at frame 100 (the descriptor double sees it 0.3 units ahead).
+    # The path comes back to its start at frame 100 (the descriptor double sees it 0.3 units ahead): the first loop
+    # there is held, and the next keyframe's loop agrees with it.
     assert world.loops.counters.segments_joined == 1 and 95 <= joins[0] <= 105
+    outcomes = [o for _, _, o in run.loops if not isinstance(o, str)]
+    assert outcomes[0].held and not outcomes[0].accepted and outcomes[1].joined_segments
+    assert outcomes[1].join_loops == 2 and world.loops.counters.held == 1
     assert world.segment == 1 and world.joined_to_current(0)  # one frame: map -> odom follows segment 1 again
     trajectory = world.corrected_trajectory()
     old = [f for f, s in zip(trajectory.frame_ids, trajectory.segment) if s == 0]
@@ -202,7 +206,7 @@ def test_the_keyframe_map_is_bounded_and_kept_in_the_keyframe_frame():
     assert np.allclose(placed, local + [0.0, 0.0, 5.0], atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["max_drift_ratio", "map_points_per_keyframe", "max_scale_drift"])
+@pytest.mark.parametrize("name", ["max_drift_ratio", "map_points_per_keyframe", "max_scale_drift", "join_min_loops"])
 def test_loop_config_rejects_bad_values(name):
     with pytest.raises(ValueError, match=name):
         LoopConfig(**{name: 0})
@@ -257,6 +261,75 @@ def test_a_wrong_first_loop_gives_way_to_the_right_loops_after_it(revisit, close
     # 0.77 % of the path before (the wrong loop kept to the end), 0.06 % with a right first loop: without the dropped
     # loop its stretch of the path has one constraint fewer.
     assert evaluate_loop_run(run).ate_pct < 0.2 and evaluate_loop_run(closed).ate_pct < 0.1
+
+
+def test_a_look_alike_place_after_tracking_was_lost_is_held_and_never_joins_the_segments(monkeypatch):
+    """The first loop after tracking was lost is to a look-alike place 2 units away (as pass J found: nothing bounds
+    the offset between segments, so that one loop joined them wrongly and the track stayed there). Now it is held;
+    the next loops, from other keyframes, put the segment elsewhere, agree with each other and join it, and the
+    look-alike is dropped unused."""
+    verify = FakeLoopVerifierForTests.verify
+    look_alike = []
+
+    def first_join_at_a_look_alike_for_tests(self, world, ids, query, match, score):
+        constraint = verify(self, world, ids, query, match, score)
+        graph = world.loops.graph
+        if isinstance(constraint, LoopConstraint) and not look_alike:
+            if graph.group(graph.nodes[constraint.query].segment) != graph.group(graph.nodes[constraint.match].segment):
+                pose = constraint.match_from_query.copy()
+                pose[:3, 3] += pose[:3, :3] @ np.array([2.0, 0.0, 0.0])
+                look_alike.append(dataclasses.replace(constraint, match_from_query=pose))
+                return look_alike[0]
+        return constraint
+
+    monkeypatch.setattr(FakeLoopVerifierForTests, "verify", first_join_at_a_look_alike_for_tests)
+    scene = relocalisation_scene(frames_per_lap=100, blank_frames=30)
+    run = run_loop_scene(scene, WorldConfig(max_consecutive_rejections=2), place_min_gap=20, **DRIFT)
+    world = run.world
+    assert segments(run) == 2 and look_alike
+    outcomes = [o for _, _, o in run.loops if not isinstance(o, str)]
+    assert outcomes[0].held and outcomes[1].held  # the look-alike, then a right loop that disagrees with it
+    joined = next(o for o in outcomes if o.joined_segments)
+    assert joined.accepted and joined.join_loops == 2 and world.joined_to_current(0)
+    assert all(edge.query != look_alike[0].query for edge in world.loops.graph.loops)
+    assert world.loop_counters.rejections["unconfirmed"] == 1
+    assert "dropped unused: its segments joined without it" in world.loop_counters.last_rejection
+    metrics = evaluate_loop_run(run)
+    assert metrics.false_loops == 0 and metrics.ate_pct < 1.5
+
+
+def test_a_join_the_solve_finds_off_is_not_taken_and_nothing_moves():
+    """Two loops agreed to join the segments, within the drift allowed, but not within the graph's sigmas: the
+    robust solve removes one, and the other would join the segments alone. Nothing is taken."""
+    scene = relocalisation_scene(frames_per_lap=100, blank_frames=30)
+    run = run_loop_scene(scene, WorldConfig(max_consecutive_rejections=2), place_min_gap=20, detect=False, **DRIFT)
+    world, graph = run.world, run.world.loops.graph
+    trajectory = world.corrected_trajectory()
+    old = [f for f, s in zip(trajectory.frame_ids, trajectory.segment) if s == 0]
+    new = [f for f, s in zip(trajectory.frame_ids, trajectory.segment) if s == 1]
+    first = LoopConstraint(new[-3], old[5], np.eye(4), 0.001, 0.95)
+    offset = graph.join_offset(first)
+    # The second loop puts the newest keyframe 0.2 units aside of where the first does: within the drift allowed,
+    # 40 sigmas off for a residual ratio of 0.001.
+    shifted = offset.copy()
+    shifted[:3, 3] += [0.2, 0.0, 0.0]
+    pose = np.linalg.inv(graph.nodes[old[7]].corrected) @ shifted @ graph.nodes[new[-1]].corrected
+    poses = {f: node.corrected.copy() for f, node in graph.nodes.items()}
+    assert world.close_loop(first).held
+    result = world.close_loop(LoopConstraint(new[-1], old[7], pose, 0.001, 0.95))
+    assert not result.accepted and result.cause == "disagrees" and "join alone" in result.reason
+    assert graph.loops == [] and not world.joined_to_current(0)
+    assert all(np.array_equal(node.corrected, poses[f]) for f, node in graph.nodes.items())
+    assert world.loop_counters.rejections["disagrees"] == 2  # the held loop with it
+
+
+def test_with_join_min_loops_1_the_first_loop_joins_the_segments():
+    scene = relocalisation_scene(frames_per_lap=100, blank_frames=30)
+    config = WorldConfig(max_consecutive_rejections=2, loop=LoopConfig(join_min_loops=1))
+    run = run_loop_scene(scene, config, place_min_gap=20, **DRIFT)
+    outcomes = [o for _, _, o in run.loops if not isinstance(o, str)]
+    assert outcomes[0].accepted and outcomes[0].joined_segments and outcomes[0].join_loops == 1
+    assert run.world.loop_counters.held == 0
 
 
 def test_a_join_of_segments_whose_scale_cannot_be_drift_is_rejected():

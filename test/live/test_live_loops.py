@@ -42,7 +42,7 @@ class SessionWithLoopsForTests:
 
     def apply_loops(self, report):
         for result in self._results:
-            if not result.accepted:
+            if not result.accepted and not result.held:
                 self.world.loop_counters.rejected += 1
                 self.world.loop_counters.last_rejection = result.reason
         return self._results
@@ -56,7 +56,12 @@ class SessionWithLoopsForTests:
 
 def _accepted(reason="loop a -> b", joined=False, dropped=()):
     solve = OptimisationResult(True, "", 3, 12.0, 1.0, 0.1, tuple(dropped))
-    return LoopResult(True, "", reason, np.eye(4), joined, solve, np.eye(4))
+    held = (LoopConstraint((1, 0), (0, 0), np.eye(4), 0.01, 0.9),) if joined else ()
+    return LoopResult(True, "", reason, np.eye(4), joined, solve, np.eye(4), joined_with=held)
+
+
+def _held(reason):
+    return LoopResult(False, "held", reason, np.eye(4), False, None, np.eye(4), held=True)
 
 
 def _rejected(reason):
@@ -80,21 +85,28 @@ def test_the_last_rejection_is_the_newest_of_either_step(caplog):
 
 
 def test_a_join_and_a_dropped_loop_are_warnings_and_the_drops_are_counted(caplog):
-    """A join of segments rests on one loop, with nothing to bound it: it was an INFO line (pass J). A loop that
-    makes the graph drop an earlier one said nothing of it."""
+    """A join of segments rests on the loops that agreed on it, with nothing else to bound it: it was an INFO line
+    (pass J). A loop that makes the graph drop an earlier one said nothing of it. A held loop is no rejection: an
+    INFO line with its reason, counted apart."""
     passes = [
+        ([], [_held("loop a -> b would join segments 0 and 1 ...: held until 1 more loop(s) agree")]),
         ([], [_accepted(joined=True)]),
         ([], [_accepted("loop c -> d; dropped the earlier loop(s) a -> b: they disagree", dropped=("edge",))]),
         ([], [_accepted("loop e -> f")]),
     ]
     session = SessionWithLoopsForTests(passes)
     session.world.loop_counters.dropped = 1  # the world counts what its pose graph dropped
+    session.world.loop_counters.held = 1
     live = LiveReconstruction(session, LogPolicy(logging.getLogger(LOG)), "w", 0, False)
     with caplog.at_level(logging.INFO, LOG):
-        for sequence in range(3):
+        for sequence in range(4):
             live.close_loops(_merged(sequence))
-    lines = [(record.levelno, record.getMessage()) for record in caplog.records if "loop closed" in record.getMessage()]
+    records = [(record.levelno, record.getMessage()) for record in caplog.records]
+    assert (logging.INFO, "loop a -> b would join segments 0 and 1 ...: held until 1 more loop(s) agree") in records
+    assert not any("not closed" in message for _, message in records)
+    lines = [(level, message) for level, message in records if "loop closed" in message]
     assert [level for level, _ in lines] == [logging.WARNING, logging.WARNING, logging.INFO]
-    assert "segments joined" in lines[0][1] and "this one loop placed the segment" in lines[0][1]
+    assert "segments joined" in lines[0][1] and "2 agreeing loop(s) placed the segment" in lines[0][1]
     assert "dropped the earlier loop(s) a -> b" in lines[1][1]
-    assert live.loop_state().dropped == 1
+    state = live.loop_state()
+    assert state.dropped == 1 and state.held == 1 and state.rejected == 0

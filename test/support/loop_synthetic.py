@@ -342,7 +342,14 @@ def evaluate_loop_run(run: LoopRun, false_distance: float = 0.5) -> LoopMetrics:
     estimated = corrected.world_from_camera[:, :3, 3]
     first = weighted_umeyama(estimated[:tenth], truth[index[:tenth]])[0]
     last = weighted_umeyama(estimated[-tenth:], truth[index[-tenth:]])[0]
-    accepted = [(q, m) for q, m, outcome in run.loops if not isinstance(outcome, str) and outcome.accepted]
+    outcomes = [outcome for _, _, outcome in run.loops if not isinstance(outcome, str)]
+    # A loop held for a join is accepted with the loop that joined the segments.
+    joined = {run.index_of_id[held.query] for outcome in outcomes if outcome.accepted for held in outcome.joined_with}
+    accepted = [
+        (q, m)
+        for q, m, outcome in run.loops
+        if not isinstance(outcome, str) and (outcome.accepted or (outcome.held and q in joined))
+    ]
     false = sum(np.linalg.norm(truth[q] - truth[m]) > false_distance for q, m in accepted)
     return LoopMetrics(
         ate_pct=ate(corrected),

@@ -222,7 +222,8 @@ class NodeParameters:
         True,
         "close loops: recognise places seen before (DINOv2 descriptors), verify each with one network pass of at "
         "most 4 frames, optimise a Sim(3) pose graph (GTSAM) and move parent_frame -> world_frame, the path and the "
-        "map; joins a lost track's segments at the first revisit. Needs gtsam (pip install gtsam)",
+        "map; joins a lost track's segments at the first revisit (loop_join_min_loops). Needs gtsam (pip install "
+        "gtsam)",
     )
     loop_min_score: float = parameter(
         0.9, "place recognition: cosine similarity of two keyframes' descriptors for a loop candidate", "", (0.0, 1.0)
@@ -232,6 +233,13 @@ class NodeParameters:
     )
     loop_exclude_recent: int = parameter(
         30, "place recognition: the newest keyframes are never candidates", "keyframes", (0, 100_000)
+    )
+    loop_join_min_loops: int = parameter(
+        LoopConfig.join_min_loops,
+        "relocalisation: loops from different new keyframes that must agree on where a lost track's segment goes "
+        "before it joins the older map (1: the first loop joins it, and a lone look-alike place joins it wrongly)",
+        "loops",
+        (1, 100),
     )
     map_voxel_size: float = parameter(
         0.01,
@@ -662,7 +670,7 @@ class NodeParameters:
                 max_consecutive_rejections=self.tracking_lost_after,
                 trajectory_recent=self.trajectory_recent_keyframes,
                 trajectory_history=self.trajectory_history_keyframes,
-                loop=LoopConfig(enabled=self.loop_closure),
+                loop=LoopConfig(enabled=self.loop_closure, join_min_loops=self.loop_join_min_loops),
             ),
             loop_verification=LoopVerificationConfig(
                 place=PlaceRecognitionConfig(

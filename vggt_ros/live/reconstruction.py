@@ -221,6 +221,9 @@ class LiveReconstruction:
             path = self.session.camera_path() if accepted and self._camera_path else []
             correction = self.session.world_correction()
         for result in results:
+            if result.held:
+                self._log.logger.info(result.reason)
+                continue
             if not result.accepted:
                 self._last_loop_rejection = result.reason
                 self._log.every("warning", ("loop", result.cause), f"loop not closed ({result.cause}): {result.reason}")
@@ -231,11 +234,12 @@ class LiveReconstruction:
                 f"(optimised in {result.optimisation.milliseconds:.0f} ms)"
             )
             if result.joined_segments:
-                # Nothing bounds the offset between segments: a look-alike place joins them wrongly, and says so only
-                # here and in /diagnostics' "segments joined".
+                # Nothing bounds the offset between segments: loops from several keyframes agreeing rule out a lone
+                # look-alike, not a place that looks alike all along (an identical room), which says so only here
+                # and in /diagnostics' "segments joined".
                 line += (
-                    "; segments joined, the older map is back: this one loop placed the segment, whose offset to the "
-                    "older one was unknown (check the map where two places look alike)"
+                    f"; segments joined, the older map is back: {result.join_loops} agreeing loop(s) placed the "
+                    "segment, whose offset to the older one was unknown (check the map where places look alike)"
                 )
             if result.optimisation.rejected_loops:
                 line += f"; {result.reason}"  # names the loops it dropped
@@ -260,6 +264,7 @@ class LiveReconstruction:
             segments_joined=closed.segments_joined,
             optimise_ms=closed.last_optimise_ms,
             dropped=closed.dropped,
+            held=closed.held,
         )
 
     def failed(self, window: Window, err: Exception) -> None:

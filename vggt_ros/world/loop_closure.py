@@ -5,9 +5,13 @@
 `World.close_loop` hands a `LoopConstraint` here. Before anything moves the loop is checked for plausibility:
 within one segment, the correction it implies (how far it would move the query relative to the match) must be
 within ``max_drift_ratio`` of the distance travelled between them (plus a floor), ``max_rotation_drift_deg`` and
-``max_scale_drift``; a loop to another segment (relocalisation) has no such bound, the offset between segments
-being unknown. The loop then enters the pose graph, which is optimised (`vggt_ros.world.pose_graph`); a solver
-failure, or a loop the robust solve still finds off, leaves the poses as they were and is counted as rejected.
+``max_scale_drift``. A loop to another segment (relocalisation) has no such bound on its offset, which tracking
+lost; only its scale is judged. It is held instead, until ``join_min_loops`` loops from different new keyframes
+agree on where the segment goes: each puts the newest loop's query keyframe where the others do, within the drift
+allowed over the distance between their keyframes on either side. A look-alike place agrees with no later loop
+and is dropped unused (cause ``unconfirmed``). The loop, or the agreeing loops together, then enter the pose graph,
+which is optimised (`vggt_ros.world.pose_graph`); a solver failure, or a loop the robust solve still finds off,
+leaves the poses as they were and is counted as rejected.
 
 The chained poses (odometry) never move: the optimised ones are the *corrected* poses, and their offset at the
 newest keyframe, `corrected_from_chained`, is the REP 105 map -> odom correction to publish as
@@ -42,8 +46,10 @@ class LoopResult:
 
     accepted; cause: a short key for counting ("" when accepted); reason: a sentence for the log;
     implied_correction: ``(4, 4)`` similarity the loop asked for (see `PoseGraph.implied_correction`; None when
-    it could not be computed); joined_segments: the loop joined two segments (relocalisation);
-    optimisation: the solve (None when none ran); corrected_from_chained: ``(4, 4)`` after the loop.
+    it could not be computed); joined_segments: the loop joined two segments (relocalisation); optimisation: the
+    solve (None when none ran); corrected_from_chained: ``(4, 4)`` after the loop; held: the loop would join two
+    segments and waits for others to agree (not accepted, not rejected); joined_with: the held loops that agreed
+    and joined the segments with it (accepted with it).
     """
 
     accepted: bool
@@ -53,12 +59,20 @@ class LoopResult:
     joined_segments: bool
     optimisation: Optional[OptimisationResult]
     corrected_from_chained: np.ndarray
+    held: bool = False
+    joined_with: tuple[LoopConstraint, ...] = ()
+
+    @property
+    def join_loops(self) -> int:
+        """Loops that joined the segments: the held ones and this one (0 when it joined none)."""
+        return len(self.joined_with) + 1 if self.joined_segments else 0
 
 
 @dataclass
 class LoopCounters:
     """Running totals: loops accepted and rejected (by cause, with the last reason), segments joined, the last
-    optimisation's time, and accepted loops dropped later."""
+    optimisation's time, accepted loops dropped later, and loops held for a join (each counted once: those that
+    joined are accepted too, those dropped unused rejected as ``unconfirmed``)."""
 
     accepted: int = 0
     rejected: int = 0
@@ -67,6 +81,7 @@ class LoopCounters:
     segments_joined: int = 0
     last_optimise_ms: float = math.nan
     dropped: int = 0  # accepted loops removed later: the loops after them disagreed with them
+    held: int = 0
 
 
 class KeyframeMap:
@@ -127,6 +142,10 @@ class KeyframeMap:
         return np.concatenate(points), np.concatenate(colors)
 
 
+# Loops held for a join at once: a segment that keeps finding look-alikes, none agreeing, would hold them all.
+MAX_HELD_LOOPS = 8
+
+
 class LoopClosure:
     """The pose graph, the keyframe map and the loop decisions of one world (see the module docstring)."""
 
@@ -137,6 +156,7 @@ class LoopClosure:
         self.map = KeyframeMap(config.map_points_per_keyframe, config.seed)
         self.counters = LoopCounters()
         self.optimised = False  # a loop has moved the corrected poses away from the chained ones
+        self._held: list[LoopConstraint] = []  # loops that would join two segments, oldest first (see `close`)
 
     def add_keyframe(self, frame_id, chained, segment, residual_ratio, median_depth) -> None:
         self.graph.add(frame_id, chained, segment, residual_ratio, median_depth)
@@ -178,22 +198,35 @@ class LoopClosure:
         implausible = self._implausible_scale(scale) if joins else self._implausible(constraint, implied, scale)
         if implausible:
             return reject("implausible", implausible, implied)
-        edge = graph.add_loop(constraint)
-        result = graph.optimise(suspect=edge)
+        constraints = [constraint]
+        if joins:
+            self._drop_stale_held(graph.group(query.segment))
+            constraints = [*self._agreeing_held(constraint), constraint]
+            if len(constraints) < self.config.join_min_loops:
+                return self._hold(constraint, implied, agreeing=len(constraints) - 1)
+        edges = [graph.add_loop(c) for c in constraints]
+        result = graph.optimise(suspect=edges[-1], together=tuple(edges) if len(edges) > 1 else ())
         self.counters.last_optimise_ms = result.milliseconds
         if not result.ok:
-            graph.remove_loop(edge)
+            for edge in edges:
+                graph.remove_loop(edge)
+            if result.rejected_loops:  # the solve found the loops that agreed on a join off
+                self._forget_held(constraints[:-1], "the solve found the loops that agreed off", "disagrees")
+                reason = f"the loops that agreed to join the segments: {result.reason}"
+                return reject("disagrees", reason, implied, result)
             return reject("solver", f"pose graph not updated: {result.reason}", implied, result)
-        if any(e is edge for e in result.rejected_loops):
+        if any(e is edges[-1] for e in result.rejected_loops):
             return reject("disagrees", "the loop disagrees with the rest of the graph after the solve", implied, result)
+        self._held = [held for held in self._held if not any(held is c for c in constraints)]
         self.optimised = True
-        self.counters.accepted += 1
+        self.counters.accepted += len(constraints)
         self.counters.dropped += len(result.rejected_loops)
         if joins:
             self.counters.segments_joined += 1
+            self._drop_stale_held(graph.group(query.segment))
         reason = (
             f"loop {constraint.query!r} -> {constraint.match!r} (score {constraint.score:.2f}) "
-            f"{'joined segments ' + str(match.segment) + ' and ' + str(query.segment) + ', ' if joins else ''}"
+            f"{self._joined_text(constraints) if joins else ''}"
             f"correction {np.linalg.norm(implied[:3, 3]):.3f} units, "
             f"{math.degrees(rotation_angle(implied[:3, :3] / scale)):.2f} deg, scale {scale:.4f}; "
             f"optimised {len(graph)} keyframes in {result.milliseconds:.1f} ms"
@@ -201,19 +234,103 @@ class LoopClosure:
         if result.rejected_loops:
             dropped = ", ".join(f"{e.query!r} -> {e.match!r}" for e in result.rejected_loops)
             reason += f"; dropped the earlier loop(s) {dropped}: they disagree with this one and the rest of the graph"
-        return LoopResult(True, "", reason, implied, joins, result, graph.correction)
+        joined_with = tuple(constraints[:-1])
+        return LoopResult(True, "", reason, implied, joins, result, graph.correction, joined_with=joined_with)
+
+    # --- joins of segments: held until loops agree -------------------------------------------------------------
+
+    def _groups(self, constraint: LoopConstraint) -> tuple[int, int]:
+        """The groups of segments (`PoseGraph.group`) of the loop's query and match keyframes (both kept)."""
+        nodes, group = self.graph.nodes, self.graph.group
+        return group(nodes[constraint.query].segment), group(nodes[constraint.match].segment)
+
+    def _agreeing_held(self, constraint: LoopConstraint) -> list[LoopConstraint]:
+        """The held loops between the same two groups of segments, from other query keyframes, that put
+        ``constraint``'s query keyframe where it puts it: within the drift allowed (as `_implausible`: translation,
+        rotation, scale) over the distance between the two loops' query keyframes and between their match keyframes."""
+        graph, c = self.graph, self.config
+        query = graph.nodes[constraint.query].corrected
+        placed = graph.join_offset(constraint) @ query
+        agreeing = []
+        for held in self._held:
+            if held.query == constraint.query or self._groups(held) != self._groups(constraint):
+                continue
+            elsewhere = graph.join_offset(held) @ query
+            travelled = self._travelled(held.query, constraint.query) + self._travelled(held.match, constraint.match)
+            allowed = c.max_drift_ratio * travelled + c.min_drift_depths * graph.nodes[constraint.match].median_depth
+            scale = similarity_scale(elsewhere) / similarity_scale(placed)
+            turned = math.degrees(rotation_angle((placed[:3, :3].T @ elsewhere[:3, :3]) / scale))
+            moved = float(np.linalg.norm(elsewhere[:3, 3] - placed[:3, 3]))
+            if moved <= allowed and turned <= c.max_rotation_drift_deg and not self._implausible_scale(scale):
+                agreeing.append(held)
+        return agreeing
+
+    def _hold(self, constraint: LoopConstraint, implied: np.ndarray, agreeing: int) -> LoopResult:
+        """Keep a loop that would join two segments until enough others agree (``agreeing`` do so far; see the
+        module docstring)."""
+        self._held.append(constraint)
+        if len(self._held) > MAX_HELD_LOOPS:
+            self._forget_held(self._held[:1], "more loops were held since")
+        self.counters.held += 1
+        query, match = self.graph.nodes[constraint.query], self.graph.nodes[constraint.match]
+        reason = (
+            f"loop {constraint.query!r} -> {constraint.match!r} (score {constraint.score:.2f}) would join segments "
+            f"{match.segment} and {query.segment}, whose offset tracking lost: held until "
+            f"{self.config.join_min_loops - 1 - agreeing} more loop(s) from other keyframes agree where it puts them"
+        )
+        return LoopResult(False, "held", reason, implied, False, None, self.graph.correction, held=True)
+
+    def _drop_stale_held(self, current_group: int) -> None:
+        """Forget the held loops that can no longer join anything: a keyframe of theirs was dropped, their segments
+        joined without them, or their query lies in another group than ``current_group``'s (the track was lost again:
+        no later loop starts there)."""
+        stale = {}
+        for held in self._held:
+            if held.query not in self.graph or held.match not in self.graph:
+                stale[id(held)] = "its keyframes are no longer kept"
+                continue
+            query_group, match_group = self._groups(held)
+            if query_group == match_group:
+                stale[id(held)] = "its segments joined without it"
+            elif query_group != current_group:
+                stale[id(held)] = "the track was lost again since"
+        for held in [held for held in self._held if id(held) in stale]:
+            self._forget_held([held], stale[id(held)])
+
+    def _forget_held(self, loops: list[LoopConstraint], why: str, cause: str = "unconfirmed") -> None:
+        """Drop held ``loops`` unused, counted as rejected for ``cause`` (``why``: for the last rejection)."""
+        if not loops:
+            return
+        self._held = [held for held in self._held if not any(held is loop for loop in loops)]
+        self.counters.rejected += len(loops)
+        self.counters.rejections[cause] += len(loops)
+        named = ", ".join(f"{loop.query!r} -> {loop.match!r}" for loop in loops)
+        self.counters.last_rejection = f"held loop(s) {named} dropped unused: {why}"
+
+    def _joined_text(self, constraints: list[LoopConstraint]) -> str:
+        nodes = self.graph.nodes
+        segments = f"joined segments {nodes[constraints[-1].match].segment} and {nodes[constraints[-1].query].segment}"
+        if len(constraints) == 1:
+            return segments + ", "
+        held = ", ".join(f"{c.query!r} -> {c.match!r}" for c in constraints[:-1])
+        return f"{segments} with the held loop(s) {held}, which agree on where it puts them; "
+
+    def _travelled(self, a: Hashable, b: Hashable) -> float:
+        """How far keyframe ``a``'s camera travelled between keyframes ``a`` and ``b``: along the graph's keyframes of
+        that camera between them (chained poses). Along one camera: the keyframes of a rig alternate between
+        cameras a baseline apart, and summing over all of them counted the baseline twice a frame set (a rig
+        standing still "travelled")."""
+        ids = list(self.graph.nodes)
+        first, last = sorted((ids.index(a), ids.index(b)))
+        camera = a[1]
+        centres = [self.graph.nodes[f].chained[:3, 3] for f in ids[first : last + 1] if f[1] == camera]
+        return float(np.linalg.norm(np.diff(centres, axis=0), axis=1).sum()) if len(centres) > 1 else 0.0
 
     def _implausible(self, constraint: LoopConstraint, implied: np.ndarray, scale: float) -> str:
         """Why the loop's correction (``implied``, of ``scale``) cannot be drift between its keyframes of one
         segment ("" when it can)."""
         c = self.config
-        ids = list(self.graph.nodes)
-        first, last = sorted((ids.index(constraint.query), ids.index(constraint.match)))
-        # Along the query's camera: the keyframes of a rig alternate between cameras a baseline apart, and summing
-        # over all of them counted the baseline twice a frame set (a rig standing still "travelled").
-        camera = constraint.query[1]
-        centres = [self.graph.nodes[f].chained[:3, 3] for f in ids[first : last + 1] if f[1] == camera]
-        travelled = float(np.linalg.norm(np.diff(centres, axis=0), axis=1).sum()) if len(centres) > 1 else 0.0
+        travelled = self._travelled(constraint.query, constraint.match)
         depth = self.graph.nodes[constraint.match].median_depth
         allowed = c.max_drift_ratio * travelled + c.min_drift_depths * depth
         moved = float(np.linalg.norm(implied[:3, 3]))

@@ -26,6 +26,10 @@ class LoopConfig:
         max_rotation_drift_deg: largest rotation of the implied correction (default 60: a guard against degenerate
             answers; the translation decides plausibility).
         max_scale_drift: largest |log| of the implied correction's scale (default 0.4, about 50 %: a guard).
+        join_min_loops: verified loops that must agree on the offset between two segments before a loop joins them
+            (relocalisation; default 2). Nothing bounds that offset, so one loop to a look-alike place put the lost
+            segment wherever the look-alike was; a second loop, from another new keyframe, agrees with the first
+            only where both see the same place. 1 joins at the first loop.
         seed: seed of the map points' subsampling.
     """
 
@@ -36,14 +40,16 @@ class LoopConfig:
     min_drift_depths: float = 0.3
     max_rotation_drift_deg: float = 60.0
     max_scale_drift: float = 0.4
+    join_min_loops: int = 2
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
             raise ValueError(f"LoopConfig.enabled must be a bool, got {self.enabled!r}")
-        count = self.map_points_per_keyframe
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"LoopConfig.map_points_per_keyframe must be an int >= 1, got {count!r}")
+        for name in ("map_points_per_keyframe", "join_min_loops"):
+            count = getattr(self, name)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ValueError(f"LoopConfig.{name} must be an int >= 1, got {count!r}")
         for name in ("max_drift_ratio", "min_drift_depths", "max_rotation_drift_deg", "max_scale_drift"):
             value = getattr(self, name)
             number = isinstance(value, (int, float)) and not isinstance(value, bool)

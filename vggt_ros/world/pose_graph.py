@@ -310,7 +310,15 @@ class PoseGraph:
         now = _inverse(match.corrected) @ query.corrected
         return _inverse(np.asarray(constraint.match_from_query, dtype=np.float64)) @ now
 
-    def optimise(self, suspect: Optional[LoopEdge] = None) -> OptimisationResult:
+    def join_offset(self, constraint: LoopConstraint) -> np.ndarray:
+        """``(4, 4)`` similarity where the loop puts the query's segments: from the query side's corrected frame into
+        the match side's, (match corrected) @ match_from_query @ (query corrected)^-1 (identity when the graph
+        already agrees)."""
+        query, match = self.nodes[constraint.query], self.nodes[constraint.match]
+        pose = np.asarray(constraint.match_from_query, dtype=np.float64)
+        return match.corrected @ pose @ _inverse(query.corrected)
+
+    def optimise(self, suspect: Optional[LoopEdge] = None, together: tuple[LoopEdge, ...] = ()) -> OptimisationResult:
         """Solve the graph; on success the corrected poses and the correction are updated. Loop edges still off by
         more than ``max_loop_error_sigma`` after a solve are removed, the worst first (one wrong loop pulls its
         neighbours' errors up with it), and the graph solved again without them. Where loops disagree once
@@ -318,9 +326,10 @@ class PoseGraph:
         the worst of the loops. The one that keeps more loops wins, and between equals the one whose solve leaves
         the smaller error. A new wrong loop after verified ones is the first (removing a verified loop instead
         accepted it, worse than no loop closure), and a right loop after a wrong first one the second (removing the
-        new loop that fitted kept the wrong one for a lap and rejected every right loop meanwhile). A solver error, a
-        non-finite answer or non-convergence keeps the previous poses and loop edges and says why (nothing is
-        raised)."""
+        new loop that fitted kept the wrong one for a lap and rejected every right loop meanwhile). ``together``: loops
+        that stand or fall together (those that agreed to join two segments): when the solve removes one of them,
+        the others would join the segments alone, so nothing is taken. A solver error, a non-finite answer or
+        non-convergence keeps the previous poses and loop edges and says why (nothing is raised)."""
         start = time.perf_counter()
         ids = list(self.nodes)
         loops_before = list(self.loops)
@@ -338,6 +347,10 @@ class PoseGraph:
         if isinstance(result, OptimisationResult):
             self.loops = loops_before
             return result
+        if any(e is r for e in together for r in rejected):
+            self.loops = loops_before
+            reason = "the solve removed one of the loops that agreed on the join, and the others would join alone"
+            return OptimisationResult(False, reason, result[2], _ms(start), result[0], result[1], tuple(rejected))
         self.loops = [e for e in loops_before if not any(e is r for r in rejected)]
         error_before, error_after, iterations, values = result
         for frame_id, value in zip(ids, values):
