@@ -4,7 +4,7 @@
 
 The version and the license have one source, package.xml (what rosdep, bloom and colcon read); this file reads
 them from there, and CHANGELOG.rst's newest section carries the same version (test/deploy/test_colcon.py checks that all
-three agree, and test/test_copyright.py that every file's SPDX line names the license).
+three agree, and test/deploy/test_copyright.py that every file's SPDX line names the license).
 """
 
 import xml.etree.ElementTree as ElementTree

@@ -7,8 +7,8 @@
 # Needs torch, numpy, pillow and safetensors importable (open3d optional: without it the streaming step skips
 # the map; without torchao the torchao variant of step 4 is skipped). VGGT-1B is built with random weights
 # (torch.manual_seed(0)): nothing is downloaded. Each step has its own timeout, writes its JSON and log into OUT_DIR,
-# and a failed step does not stop the next; the whole run stays under 10 minutes (timeouts 30 + 160 + 140 + 110 +
-# 120 s, each + 5 s to kill). A summary ends the run (also written to OUT_DIR/summary.txt). PYTHON picks the
+# and a failed step does not stop the next; the whole run stays under 8 minutes, the device call it is made for
+# (timeouts 20 + 145 + 115 + 85 + 90 s, each + 5 s to kill: 480 s at most). A summary ends the run (also written to OUT_DIR/summary.txt). PYTHON picks the
 # interpreter (default: python3, else python).
 #
 #   1. backends.json    bench/backends.py: per-stage ms and TFLOP/s at S = 1, 2, 4, 8, 16 at 350x518, bf16 and
@@ -66,7 +66,7 @@ else
     QUANTIZATION_ARGS=(--model full --frames 2 8 --height 350 --width 518 --warmup 2 --repeats 5)
 fi
 
-step environment 30 "$PYTHON" -c "
+step environment 20 "$PYTHON" -c "
 import importlib.util, platform, torch
 print('python', platform.python_version(), 'torch', torch.__version__, 'CUDA', torch.version.cuda)
 for module in ('numpy', 'PIL', 'safetensors', 'onnx', 'open3d'):
@@ -83,13 +83,13 @@ if [[ ${STEPS[0]} != "environment: ok"* ]]; then
     exit 1
 fi
 
-step backends 160 "$PYTHON" bench/backends.py --backends torch --device $DEVICE --precision bf16 fp16 --sdpa flash \
+step backends 145 "$PYTHON" bench/backends.py --backends torch --device $DEVICE --precision bf16 fp16 --sdpa flash \
     "${BACKENDS_ARGS[@]}" --json "$OUT/backends.json"
-step streaming 140 "$PYTHON" bench/streaming.py --device $DEVICE --precision bf16 --sdpa flash \
+step streaming 115 "$PYTHON" bench/streaming.py --device $DEVICE --precision bf16 --sdpa flash \
     --window-sizes 8 --strides 1 "${STREAMING_ARGS[@]}" --json "$OUT/streaming.json"
-step cuda_graphs 110 "$PYTHON" bench/cuda_graphs.py --frames 8 --depth-frames 3 --precision bf16 --sdpa flash \
+step cuda_graphs 85 "$PYTHON" bench/cuda_graphs.py --frames 8 --depth-frames 3 --precision bf16 --sdpa flash \
     "${GRAPHS_ARGS[@]}" --json "$OUT/cuda_graphs.json"
-step quantization 120 "$PYTHON" bench/quantization.py --device $DEVICE "${QUANTIZATION_ARGS[@]}" \
+step quantization 90 "$PYTHON" bench/quantization.py --device $DEVICE "${QUANTIZATION_ARGS[@]}" \
     --json "$OUT/quantization.json"
 
 "$PYTHON" - "$OUT" "${STEPS[@]}" <<'EOF' | tee "$OUT/summary.txt"

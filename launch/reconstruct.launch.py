@@ -31,6 +31,7 @@ from vggt_ros.live.parameters import fields as parameter_fields
 # Launch arguments that override a parameter of the same name when they are not empty.
 _STRING_OVERRIDES = ("weights", "model_config", "backend", "device", "precision", "engine_dir", "frame_prefix")
 _LIST_OVERRIDES = ("image_topics", "camera_names")  # comma-separated on the command line
+_BOOL_OVERRIDES = ("loop_closure",)  # true or false (loop_closure:=false: a machine without gtsam)
 
 
 def _use_sim_time(context) -> dict:
@@ -51,6 +52,10 @@ def _reconstruction_node(context):
         value = LaunchConfiguration(name).perform(context).strip()
         if value:
             overrides[name] = value
+    for name in _BOOL_OVERRIDES:
+        value = LaunchConfiguration(name).perform(context)
+        if value:
+            overrides[name] = value == "true"
     if overrides:
         parameters.append(overrides)
     return [
@@ -94,6 +99,15 @@ def generate_launch_description():
                 + " (empty: from params_file)",
             )
             for name in (*_LIST_OVERRIDES, *_STRING_OVERRIDES)
+        ),
+        *(
+            DeclareLaunchArgument(
+                name,
+                default_value="",
+                choices=["", "true", "false"],
+                description=describe(fields[name]) + " (empty: from params_file)",
+            )
+            for name in _BOOL_OVERRIDES
         ),
         DeclareLaunchArgument(
             "params_file",

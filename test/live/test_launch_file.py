@@ -94,3 +94,12 @@ def test_empty_launch_arguments_leave_the_parameter_file_alone(launch_file):
     node, rviz = _launch(launch_file)
     assert node["namespace"] == "" and len(node["parameters"]) == 1  # the parameter file only
     assert rviz["parameters"] == [{}]
+
+
+def test_loop_closure_false_turns_it_off_for_a_machine_without_gtsam(launch_file):
+    """docs/loop_closure.md says the node starts with `loop_closure:=false` where gtsam is missing; it was no launch
+    argument (pass M), so `ros2 launch ... loop_closure:=false` could not turn it off."""
+    node, _ = _launch(launch_file, loop_closure="false")
+    assert node["parameters"][1] == {"loop_closure": False}
+    node, _ = _launch(launch_file, loop_closure="true")
+    assert node["parameters"][1] == {"loop_closure": True}

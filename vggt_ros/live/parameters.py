@@ -827,7 +827,9 @@ def markdown_table() -> str:
         "",
         "## Renamed parameters",
         "",
-        "These names now carry their unit. The old name is still read, with one warning at start-up.",
+        "These names now carry their unit. The old name is still read, with one warning at start-up, where the new "
+        "name is not given too: both given is a start-up error naming the two. The shipped `config/reconstruct.yaml` "
+        "gives every new name, so with it an old name (`-p slop:=0.03`) is that error: give the new name instead.",
         "",
         "| old name | new name |",
         "|---|---|",
