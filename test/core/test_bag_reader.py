@@ -23,6 +23,7 @@ from support.bags import (
     write_raw_bag,
     write_ros1_image_bag,
 )
+from support.camera_encodings import bayer_mosaic
 from vggt_ros.live.sync import synchronize
 from vggt_ros.recording.bag_reader import BagError, BagImageSource
 
@@ -86,6 +87,24 @@ def test_grey_camera_gives_three_equal_channels(tmp_path, frames):
     for rgb, original in zip(images, grey):
         for channel in range(3):
             np.testing.assert_array_equal(rgb[..., channel], original)
+
+
+def test_a_bayer_camera_recorded_before_image_proc_is_read_in_colour(tmp_path, frames):
+    """A machine-vision camera's raw topic (image_raw, a Bayer mosaic) was skipped as an unsupported encoding: a
+    bag recorded before image_proc gave no image. Each pixel keeps its own colour's sample, the rest interpolated."""
+    stamps = _stamps(2)
+    mosaics = [bayer_mosaic(frame, "bayer_grbg8") for frame in frames[:2]]
+    records = [("/cam/image_raw", stamp, stamp, mosaic) for stamp, mosaic in zip(stamps, mosaics)]
+    bag = write_raw_bag(tmp_path / "bag", records, encodings={"/cam/image_raw": "bayer_grbg8"})
+
+    source = BagImageSource(bag, ["/cam/image_raw"])
+    images = [rgb for _, _, rgb in source]
+
+    assert len(images) == 2 and source.skipped == {}
+    for rgb, frame in zip(images, frames):
+        np.testing.assert_array_equal(rgb[0::2, 1::2, 0], frame[0::2, 1::2, 0])  # G R / B G: red at (even, odd)
+        np.testing.assert_array_equal(rgb[1::2, 0::2, 2], frame[1::2, 0::2, 2])
+        assert np.abs(rgb.astype(int) - frame).mean() < 6.0
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])

@@ -221,9 +221,9 @@ def test_images_that_arrive_but_are_dropped_are_warn_and_all_of_them_error():
     assert warn.message == "3 of 20 images dropped in the last 2 s (the newest: duplicate stamp; see the log)"
     # from here on every image is dropped; the window (5 s) still holds the first good ones until it passes them
     for t in range(3, 9):
-        error = dropped(float(t), 20 + 10 * (t - 2), 3 + 10 * (t - 2), "image encoding (yuv422)")
+        error = dropped(float(t), 20 + 10 * (t - 2), 3 + 10 * (t - 2), "image encoding (rgb16)")
     assert error.level is Level.ERROR
-    assert error.message == "every image of the last 5 s dropped (50; the newest: image encoding (yuv422); see the log)"
+    assert error.message == "every image of the last 5 s dropped (50; the newest: image encoding (rgb16); see the log)"
 
 
 def test_frame_sets_the_session_refuses_are_warn_and_all_of_them_error():

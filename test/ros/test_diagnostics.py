@@ -277,19 +277,19 @@ def test_a_camera_whose_every_image_is_dropped_is_error_with_the_reason():
     probe = DiagnosticsProbe()
     try:
         probe.wait_connected()
-        yuv = image_message(CHELSEA, "rgb8", 0)
-        yuv.encoding, yuv.step = "yuv422", yuv.width * 2
-        yuv.data = bytes(yuv.height * yuv.step)
+        deep = image_message(CHELSEA, "rgb8", 0)
+        deep.encoding, deep.step = "rgb16", deep.width * 6
+        deep.data = bytes(deep.height * deep.step)
 
         def camera_error(statuses) -> bool:
-            probe.publishers[TOPIC].publish(_stamped(yuv))
+            probe.publishers[TOPIC].publish(_stamped(deep))
             return level(statuses["vggt: camera camera0"]) is Level.ERROR
 
         statuses = probe.statuses(camera_error, what="the camera's ERROR")
         camera = statuses["vggt: camera camera0"]
-        assert camera.message.startswith("every image of the last ") and "image encoding (yuv422)" in camera.message
+        assert camera.message.startswith("every image of the last ") and "image encoding (rgb16)" in camera.message
         assert int(values(camera)["images dropped"]) == int(values(camera)["images received"]) > 0
-        assert probe.logs(ERROR, "yuv422"), "the log names the encoding too"
+        assert probe.logs(ERROR, "rgb16"), "the log names the encoding too"
         assert running.node.counts.windows_emitted == 0
     finally:
         probe.close()

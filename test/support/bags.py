@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import struct
 from pathlib import Path
-from typing import Collection, Literal, Sequence
+from typing import Collection, Literal, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -135,9 +135,12 @@ def _image_message(
 RAW_ENCODINGS = {(np.dtype(np.uint8), 3): "rgb8", (np.dtype(np.uint16), 1): "16UC1", (np.dtype(np.float32), 1): "32FC1"}
 
 
-def write_raw_bag(path: Path, records: list[tuple[str, int, int, np.ndarray]]) -> Path:
+def write_raw_bag(
+    path: Path, records: list[tuple[str, int, int, np.ndarray]], encodings: Optional[dict[str, str]] = None
+) -> Path:
     """A bag of sensor_msgs/Image: (topic, log time ns, header stamp ns, image) in log-time order; ``(H, W, 3)``
-    uint8 images as rgb8, ``(H, W)`` uint16 as 16UC1 (millimetres) and float32 as 32FC1 (metres)."""
+    uint8 images as rgb8, ``(H, W)`` uint16 as 16UC1 (millimetres) and float32 as 32FC1 (metres); ``encodings``:
+    topic -> the encoding of its ``(H, W)`` uint8 images (a Bayer mosaic), one byte a pixel."""
     typestore = get_typestore(Stores.ROS2_KILTED)
     types = typestore.types
     msgtype = "sensor_msgs/msg/Image"
@@ -152,7 +155,7 @@ def write_raw_bag(path: Path, records: list[tuple[str, int, int, np.ndarray]]) -
                 header=types["std_msgs/msg/Header"](stamp=stamp, frame_id=topic.strip("/")),
                 height=image.shape[0],
                 width=image.shape[1],
-                encoding=RAW_ENCODINGS[(image.dtype, channels)],
+                encoding=(encodings or {}).get(topic) or RAW_ENCODINGS[(image.dtype, channels)],
                 is_bigendian=0,
                 step=image.shape[1] * channels * image.dtype.itemsize,
                 data=np.frombuffer(np.ascontiguousarray(image).tobytes(), dtype=np.uint8),

@@ -25,9 +25,9 @@ Design decisions:
   problem, and counted in `skipped`. An unreadable bag, or a failure of the storage itself, raises `BagError`.
   Messages the bag's index counts that the storage never gave (a record damaged inside a chunk, which the storage
   reader passes over) are counted too, as "lost", once the iteration reaches the end.
-* Raw images come out as `vggt_ros.image_encoding.image_to_rgb` views on the message data (no pixel copied),
-  compressed ones through `vggt_ros.compressed_image.decode_compressed`; both are read-only or fresh arrays
-  the caller may keep.
+* Raw images come out through `vggt_ros.image_encoding.image_to_rgb` (views on the message data where the
+  encoding allows, no pixel copied; YUV 4:2:2 and Bayer converted), compressed ones through
+  `vggt_ros.compressed_image.decode_compressed`; both are read-only or fresh arrays the caller may keep.
 * The reader is opened for the checks in the constructor and again by each iteration, so the source holds no
   open file between uses and can be iterated more than once.
 * Stamps follow the node's rules (`vggt_ros.live.stamps.CameraStamps`): a zero (unset) header stamp takes the
