@@ -825,6 +825,8 @@ def _reconstruct(
         )
         closed = False
         for result in session.apply_loops(report):
+            for dropped in result.dropped_held:
+                log.info("%s", dropped)
             if result.held:
                 log.info("%s", result.reason)
             elif result.accepted:

@@ -300,7 +300,8 @@ def test_a_look_alike_place_after_tracking_was_lost_is_held_and_never_joins_the_
 
 def test_a_join_the_solve_finds_off_is_not_taken_and_nothing_moves():
     """Two loops agreed to join the segments, within the drift allowed, but not within the graph's sigmas: the
-    robust solve removes one, and the other would join the segments alone. Nothing is taken."""
+    robust solve removes one, and the other would join the segments alone. Nothing is taken: the loop the solve
+    found off is dropped, and the other waits for another loop to agree."""
     scene = relocalisation_scene(frames_per_lap=100, blank_frames=30)
     run = run_loop_scene(scene, WorldConfig(max_consecutive_rejections=2), place_min_gap=20, detect=False, **DRIFT)
     world, graph = run.world, run.world.loops.graph
@@ -317,10 +318,14 @@ def test_a_join_the_solve_finds_off_is_not_taken_and_nothing_moves():
     poses = {f: node.corrected.copy() for f, node in graph.nodes.items()}
     assert world.close_loop(first).held
     result = world.close_loop(LoopConstraint(new[-1], old[7], pose, 0.001, 0.95))
-    assert not result.accepted and result.cause == "disagrees" and "join alone" in result.reason
+    assert not result.accepted and result.held
+    assert result.dropped_held == (
+        f"held loop(s) {first.query!r} -> {first.match!r} dropped unused: the solve found it off the loops that "
+        "agreed with it",
+    )
     assert graph.loops == [] and not world.joined_to_current(0)
     assert all(np.array_equal(node.corrected, poses[f]) for f, node in graph.nodes.items())
-    assert world.loop_counters.rejections["disagrees"] == 2  # the held loop with it
+    assert world.loop_counters.rejections == {"disagrees": 1} and world.loop_counters.held == 2
 
 
 def test_with_join_min_loops_1_the_first_loop_joins_the_segments():
@@ -330,6 +335,82 @@ def test_with_join_min_loops_1_the_first_loop_joins_the_segments():
     outcomes = [o for _, _, o in run.loops if not isinstance(o, str)]
     assert outcomes[0].accepted and outcomes[0].joined_segments and outcomes[0].join_loops == 1
     assert run.world.loop_counters.held == 0
+
+
+# A rig of two cameras 0.12 apart drives along x, 0.1 a frame set, through frame sets 0..49 (segment 0); tracking is
+# lost and segment 1 (frame sets 60..99) drives the same ground again, chained in a frame OFFSET from the first.
+RIG_BASELINE, RIG_DEPTH = 0.12, 2.0
+RIG_OFFSET = np.array([[0.0, -1.0, 0.0, 5.0], [1.0, 0.0, 0.0, 3.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+
+
+def _rig_truth(t: int, camera: int) -> np.ndarray:
+    pose = _translation(0.1 * (t if t < 50 else t - 60))
+    pose[1, 3] = RIG_BASELINE * camera
+    return pose
+
+
+def _rig_segments(join_min_loops: int = 2) -> LoopClosure:
+    loops = LoopClosure(LoopConfig(join_min_loops=join_min_loops))
+    for t in [*range(50), *range(60, 100)]:
+        for camera in (0, 1):
+            chained = _rig_truth(t, camera) if t < 50 else RIG_OFFSET @ _rig_truth(t, camera)
+            loops.add_keyframe(FrameId(t, camera), chained, int(t >= 50), 0.01, RIG_DEPTH)
+    return loops
+
+
+def _rig_loop(query: int, match: int, camera: int = 0, look_alike: float = 0.0) -> LoopConstraint:
+    """The verified loop from frame set ``query`` of segment 1 to ``match`` of segment 0, where the place seen is
+    ``look_alike`` further along x than ``match`` (0: the right place)."""
+    seen = _translation(look_alike) @ _rig_truth(match, camera)
+    pose = np.linalg.inv(seen) @ _rig_truth(query, camera)
+    return LoopConstraint(FrameId(query, camera), FrameId(match, camera), pose, 0.01, 0.9)
+
+
+def test_a_rigs_cameras_at_one_instant_are_one_observation_of_a_place():
+    """Both cameras of one frame set see the same look-alike, and being one rigid rig they agree exactly: counted
+    as two loops, one frame set at a look-alike 1.5 units off joined the segments (pass N)."""
+    loops = _rig_segments()
+    first, second = (loops.close(_rig_loop(80, 20, camera, look_alike=1.5)) for camera in (0, 1))
+    assert first.held and second.held and not second.joined_segments
+    assert "more loop(s) from other frame sets" in second.reason and loops.graph.loops == []
+    right = loops.close(_rig_loop(81, 21))  # the right place, from the next frame set: it agrees with neither
+    assert right.held and loops.graph.loops == []
+    joined = loops.close(_rig_loop(82, 22))
+    assert joined.accepted and joined.join_loops == 2 and joined.joined_with[0].query == FrameId(81, 0)
+    assert {edge.query for edge in loops.graph.loops} == {FrameId(81, 0), FrameId(82, 0)}
+
+
+def test_a_held_loop_agrees_only_with_loops_near_it_and_the_agreeing_loops_agree_with_each_other():
+    """A look-alike 0.7 units off is held at frame set 80. The right loop from frame set 81 disagrees with it (the
+    drift allowed over 0.2 units of travel is 0.65), so it is held too. A right loop 10 frame sets on allows 1.1 with
+    the look-alike, 0.8 with the right one: each agreed with it, both went into the solve together, and either the
+    look-alike joined the segments or the solve's removing it rejected the right ones with it (pass N). Now the
+    held loops must agree with each other as well: the right ones join, and the look-alike is dropped. Further on
+    still (more than a scene depth of travel) a held loop is dropped rather than compared."""
+    loops = _rig_segments()
+    look_alike, right = _rig_loop(80, 20, look_alike=0.7), _rig_loop(81, 21)
+    assert loops.close(look_alike).held and loops.close(right).held
+    joined = loops.close(_rig_loop(90, 30))
+    assert joined.accepted and joined.joined_segments and len(joined.joined_with) == 1
+    assert joined.joined_with[0] is right
+    assert {edge.query for edge in loops.graph.loops} == {FrameId(81, 0), FrameId(90, 0)}
+    assert joined.dropped_held == (
+        "held loop(s) FrameId(stamp_ns=80, camera=0) -> FrameId(stamp_ns=20, camera=0) dropped unused: its segments "
+        "joined without it",
+    )
+    assert loops.counters.rejections == {"unconfirmed": 1} and loops.counters.accepted == 2
+
+    far = _rig_segments()
+    assert far.close(_rig_loop(60, 0, look_alike=0.7)).held
+    later = far.close(_rig_loop(85, 25))  # 2.5 units on: more than a scene depth (2.0)
+    assert later.held and far.graph.loops == []
+    assert "no loop agreed with it within 1 scene depths of travel" in later.dropped_held[0]
+
+
+def test_join_min_loops_is_at_most_the_loops_held_at_once():
+    """Above the held loops' bound no join could ever happen (pass N: 10 or 20 loops required, 0 joins)."""
+    with pytest.raises(ValueError, match=r"join_min_loops must be an int in \[1, 8\], got 9"):
+        LoopConfig(join_min_loops=9)
 
 
 def test_a_join_of_segments_whose_scale_cannot_be_drift_is_rejected():

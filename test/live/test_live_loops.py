@@ -3,6 +3,7 @@
 """What `LiveReconstruction` reports of loop closure: the log lines and the `/diagnostics` counters, for loop passes
 and pose-graph answers given by a test double of the session."""
 
+import dataclasses
 import logging
 from types import SimpleNamespace
 
@@ -110,3 +111,17 @@ def test_a_join_and_a_dropped_loop_are_warnings_and_the_drops_are_counted(caplog
     assert "dropped the earlier loop(s) a -> b" in lines[1][1]
     state = live.loop_state()
     assert state.dropped == 1 and state.held == 1 and state.rejected == 0
+
+
+def test_a_held_loop_dropped_unused_is_logged_and_is_the_last_rejection(caplog):
+    """The world counted a held loop it dropped as rejected, yet nothing said so: no log line, and /diagnostics'
+    last rejection kept an older reason (pass N)."""
+    dropped = "held loop(s) a -> b dropped unused: its segments joined without it"
+    joined = dataclasses.replace(_accepted(joined=True), dropped_held=(dropped,))
+    live = LiveReconstruction(
+        SessionWithLoopsForTests([([], [joined])]), LogPolicy(logging.getLogger(LOG)), "w", 0, False
+    )
+    with caplog.at_level(logging.INFO, LOG):
+        live.close_loops(_merged(0))
+    assert (logging.INFO, dropped) in [(record.levelno, record.getMessage()) for record in caplog.records]
+    assert live.loop_state().last_rejection == dropped

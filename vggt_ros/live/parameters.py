@@ -38,7 +38,7 @@ from vggt_ros.session import SessionConfig
 from vggt_ros.window import KeyframePolicy, WindowConfig
 from vggt_ros.world import WorldConfig
 from vggt_ros.world.cloud import CloudConfig
-from vggt_ros.world.loop_config import LoopConfig
+from vggt_ros.world.loop_config import MAX_HELD_LOOPS, LoopConfig
 from vggt_ros.world.loop_verification import LoopVerificationConfig
 from vggt_ros.world.place_recognition import PlaceRecognitionConfig
 
@@ -236,10 +236,10 @@ class NodeParameters:
     )
     loop_join_min_loops: int = parameter(
         LoopConfig.join_min_loops,
-        "relocalisation: loops from different new keyframes that must agree on where a lost track's segment goes "
+        "relocalisation: loops from different frame sets that must agree on where a lost track's segment goes "
         "before it joins the older map (1: the first loop joins it, and a lone look-alike place joins it wrongly)",
         "loops",
-        (1, 100),
+        (1, MAX_HELD_LOOPS),
     )
     map_voxel_size: float = parameter(
         0.01,

@@ -221,6 +221,9 @@ class LiveReconstruction:
             path = self.session.camera_path() if accepted and self._camera_path else []
             correction = self.session.world_correction()
         for result in results:
+            for dropped in result.dropped_held:
+                self._last_loop_rejection = dropped
+                self._log.logger.info(dropped)
             if result.held:
                 self._log.logger.info(result.reason)
                 continue

@@ -26,21 +26,21 @@ keeps per keyframe (at most 64 KB) that stays under 100 KB per keyframe, and the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Hashable, Optional
 
 import numpy as np
 
 from vggt_ros.geometry import apply_transform
-from vggt_ros.world.loop_config import LoopConfig
+from vggt_ros.world.loop_config import MAX_HELD_LOOPS, LoopConfig
 from vggt_ros.world.loop_constraint import LoopConstraint
 from vggt_ros.world.overlap import rotation_angle
 from vggt_ros.world.pose_graph import OptimisationResult, PoseGraph, require_gtsam, similarity_scale
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class LoopResult:
     """What `World.close_loop` did.
 
@@ -49,7 +49,8 @@ class LoopResult:
     it could not be computed); joined_segments: the loop joined two segments (relocalisation); optimisation: the
     solve (None when none ran); corrected_from_chained: ``(4, 4)`` after the loop; held: the loop would join two
     segments and waits for others to agree (not accepted, not rejected); joined_with: the held loops that agreed
-    and joined the segments with it (accepted with it).
+    and joined the segments with it (accepted with it); dropped_held: held loops dropped unused meanwhile, each
+    with why (counted as rejected, for the log).
     """
 
     accepted: bool
@@ -61,6 +62,7 @@ class LoopResult:
     corrected_from_chained: np.ndarray
     held: bool = False
     joined_with: tuple[LoopConstraint, ...] = ()
+    dropped_held: tuple[str, ...] = ()
 
     @property
     def join_loops(self) -> int:
@@ -68,7 +70,7 @@ class LoopResult:
         return len(self.joined_with) + 1 if self.joined_segments else 0
 
 
-@dataclass
+@dataclasses.dataclass
 class LoopCounters:
     """Running totals: loops accepted and rejected (by cause, with the last reason), segments joined, the last
     optimisation's time, accepted loops dropped later, and loops held for a join (each counted once: those that
@@ -76,7 +78,7 @@ class LoopCounters:
 
     accepted: int = 0
     rejected: int = 0
-    rejections: Counter = field(default_factory=Counter)
+    rejections: Counter = dataclasses.field(default_factory=Counter)
     last_rejection: str = ""
     segments_joined: int = 0
     last_optimise_ms: float = math.nan
@@ -142,8 +144,10 @@ class KeyframeMap:
         return np.concatenate(points), np.concatenate(colors)
 
 
-# Loops held for a join at once: a segment that keeps finding look-alikes, none agreeing, would hold them all.
-MAX_HELD_LOOPS = 8
+# Two loops agree on a join only from keyframes at most this many median scene depths of travel apart: further,
+# the drift allowed between them (`LoopConfig.max_drift_ratio`) let a look-alike 1.2 depths off agree with a right
+# loop 70 frames on (pass N), and a held loop that old is dropped.
+JOIN_SEPARATION_DEPTHS = 1.0
 
 
 class LoopClosure:
@@ -157,6 +161,7 @@ class LoopClosure:
         self.counters = LoopCounters()
         self.optimised = False  # a loop has moved the corrected poses away from the chained ones
         self._held: list[LoopConstraint] = []  # loops that would join two segments, oldest first (see `close`)
+        self._dropped_held: list[str] = []  # why held loops were dropped during the current `close`
 
     def add_keyframe(self, frame_id, chained, segment, residual_ratio, median_depth) -> None:
         self.graph.add(frame_id, chained, segment, residual_ratio, median_depth)
@@ -175,6 +180,12 @@ class LoopClosure:
         return {frame_id: node.corrected for frame_id, node in self.graph.nodes.items()}
 
     def close(self, constraint: LoopConstraint) -> LoopResult:
+        """Judge a verified loop and, where it stands, optimise with it (see the module docstring)."""
+        self._dropped_held = []
+        result = self._close(constraint)
+        return dataclasses.replace(result, dropped_held=tuple(self._dropped_held)) if self._dropped_held else result
+
+    def _close(self, constraint: LoopConstraint) -> LoopResult:
         graph = self.graph
 
         def reject(cause: str, reason: str, implied=None, optimisation=None) -> LoopResult:
@@ -200,7 +211,7 @@ class LoopClosure:
             return reject("implausible", implausible, implied)
         constraints = [constraint]
         if joins:
-            self._drop_stale_held(graph.group(query.segment))
+            self._drop_stale_held(constraint.query)
             constraints = [*self._agreeing_held(constraint), constraint]
             if len(constraints) < self.config.join_min_loops:
                 return self._hold(constraint, implied, agreeing=len(constraints) - 1)
@@ -210,8 +221,12 @@ class LoopClosure:
         if not result.ok:
             for edge in edges:
                 graph.remove_loop(edge)
-            if result.rejected_loops:  # the solve found the loops that agreed on a join off
-                self._forget_held(constraints[:-1], "the solve found the loops that agreed off", "disagrees")
+            off = [c for c, e in zip(constraints, edges) if any(e is r for r in result.rejected_loops)]
+            if off:  # the solve found some of the loops that agreed on a join off: those go, the others wait on
+                held_off = [c for c in off if c is not constraint]
+                self._forget_held(held_off, "the solve found it off the loops that agreed with it", "disagrees")
+                if not any(c is constraint for c in off):
+                    return self._hold(constraint, implied, agreeing=len(constraints) - 1 - len(off))
                 reason = f"the loops that agreed to join the segments: {result.reason}"
                 return reject("disagrees", reason, implied, result)
             return reject("solver", f"pose graph not updated: {result.reason}", implied, result)
@@ -223,7 +238,7 @@ class LoopClosure:
         self.counters.dropped += len(result.rejected_loops)
         if joins:
             self.counters.segments_joined += 1
-            self._drop_stale_held(graph.group(query.segment))
+            self._drop_stale_held()
         reason = (
             f"loop {constraint.query!r} -> {constraint.match!r} (score {constraint.score:.2f}) "
             f"{self._joined_text(constraints) if joins else ''}"
@@ -245,25 +260,33 @@ class LoopClosure:
         return group(nodes[constraint.query].segment), group(nodes[constraint.match].segment)
 
     def _agreeing_held(self, constraint: LoopConstraint) -> list[LoopConstraint]:
-        """The held loops between the same two groups of segments, from other query keyframes, that put
-        ``constraint``'s query keyframe where it puts it: within the drift allowed (as `_implausible`: translation,
-        rotation, scale) over the distance between the two loops' query keyframes and between their match keyframes."""
-        graph, c = self.graph, self.config
-        query = graph.nodes[constraint.query].corrected
-        placed = graph.join_offset(constraint) @ query
-        agreeing = []
-        for held in self._held:
-            if held.query == constraint.query or self._groups(held) != self._groups(constraint):
-                continue
-            elsewhere = graph.join_offset(held) @ query
-            travelled = self._travelled(held.query, constraint.query) + self._travelled(held.match, constraint.match)
-            allowed = c.max_drift_ratio * travelled + c.min_drift_depths * graph.nodes[constraint.match].median_depth
-            scale = similarity_scale(elsewhere) / similarity_scale(placed)
-            turned = math.degrees(rotation_angle((placed[:3, :3].T @ elsewhere[:3, :3]) / scale))
-            moved = float(np.linalg.norm(elsewhere[:3, 3] - placed[:3, 3]))
-            if moved <= allowed and turned <= c.max_rotation_drift_deg and not self._implausible_scale(scale):
+        """Held loops between the same two groups of segments, from other frame sets, that agree with ``constraint``
+        and with each other (`_agree`), newest first: a look-alike that agrees with a right loop from far along
+        must not take the right ones that disagree with it into the solve, which would then reject them all."""
+        agreeing: list[LoopConstraint] = []
+        for held in reversed(self._held):
+            if self._groups(held) != self._groups(constraint) or held.query[0] == constraint.query[0]:
+                continue  # another join, or the same frame set (a rig's cameras see one place at one instant)
+            if all(self._agree(held, other) for other in (constraint, *agreeing)):
                 agreeing.append(held)
-        return agreeing
+        return agreeing[::-1]
+
+    def _agree(self, older: LoopConstraint, newer: LoopConstraint) -> bool:
+        """Whether two loops put the ``newer`` one's query keyframe in the same place, within the drift allowed (as
+        `_implausible`: translation, rotation, scale) between the two query keyframes (along the chained poses)
+        and between the two match keyframes (the straight distance between their corrected poses: the older map,
+        its loops closed, holds together)."""
+        graph, c = self.graph, self.config
+        keyframe = graph.nodes[newer.query].corrected
+        placed = graph.join_offset(newer) @ keyframe
+        elsewhere = graph.join_offset(older) @ keyframe
+        matches = [graph.nodes[loop.match].corrected[:3, 3] for loop in (older, newer)]
+        travelled = self._travelled(older.query, newer.query) + float(np.linalg.norm(matches[1] - matches[0]))
+        allowed = c.max_drift_ratio * travelled + c.min_drift_depths * graph.nodes[newer.match].median_depth
+        scale = similarity_scale(elsewhere) / similarity_scale(placed)
+        turned = math.degrees(rotation_angle((placed[:3, :3].T @ elsewhere[:3, :3]) / scale))
+        moved = float(np.linalg.norm(elsewhere[:3, 3] - placed[:3, 3]))
+        return moved <= allowed and turned <= c.max_rotation_drift_deg and not self._implausible_scale(scale)
 
     def _hold(self, constraint: LoopConstraint, implied: np.ndarray, agreeing: int) -> LoopResult:
         """Keep a loop that would join two segments until enough others agree (``agreeing`` do so far; see the
@@ -276,29 +299,37 @@ class LoopClosure:
         reason = (
             f"loop {constraint.query!r} -> {constraint.match!r} (score {constraint.score:.2f}) would join segments "
             f"{match.segment} and {query.segment}, whose offset tracking lost: held until "
-            f"{self.config.join_min_loops - 1 - agreeing} more loop(s) from other keyframes agree where it puts them"
+            f"{self.config.join_min_loops - 1 - agreeing} more loop(s) from other frame sets agree where it puts them"
         )
         return LoopResult(False, "held", reason, implied, False, None, self.graph.correction, held=True)
 
-    def _drop_stale_held(self, current_group: int) -> None:
-        """Forget the held loops that can no longer join anything: a keyframe of theirs was dropped, their segments
-        joined without them, or their query lies in another group than ``current_group``'s (the track was lost again:
-        no later loop starts there)."""
+    def _drop_stale_held(self, query: Optional[Hashable] = None) -> None:
+        """Forget the held loops that can no longer join anything, or no longer safely: a keyframe of theirs was
+        dropped, their segments joined without them, their query lies in another group than the newest keyframe's
+        (the track was lost again: no later loop starts there), or the camera went on more than
+        ``JOIN_SEPARATION_DEPTHS`` median depths from them to the keyframe ``query`` of the loop at hand (the drift
+        allowed between two loops that far apart lets a look-alike agree with a right loop)."""
+        graph = self.graph
+        newest = next(reversed(graph.nodes))
         stale = {}
         for held in self._held:
-            if held.query not in self.graph or held.match not in self.graph:
+            if held.query not in graph or held.match not in graph:
                 stale[id(held)] = "its keyframes are no longer kept"
                 continue
             query_group, match_group = self._groups(held)
+            depth = graph.nodes[held.match].median_depth
             if query_group == match_group:
                 stale[id(held)] = "its segments joined without it"
-            elif query_group != current_group:
+            elif query_group != graph.group(graph.nodes[newest].segment):
                 stale[id(held)] = "the track was lost again since"
+            elif query is not None and self._travelled(held.query, query) > JOIN_SEPARATION_DEPTHS * depth:
+                stale[id(held)] = f"no loop agreed with it within {JOIN_SEPARATION_DEPTHS:g} scene depths of travel"
         for held in [held for held in self._held if id(held) in stale]:
             self._forget_held([held], stale[id(held)])
 
     def _forget_held(self, loops: list[LoopConstraint], why: str, cause: str = "unconfirmed") -> None:
-        """Drop held ``loops`` unused, counted as rejected for ``cause`` (``why``: for the last rejection)."""
+        """Drop held ``loops`` unused, counted as rejected for ``cause``; ``why`` goes to the last rejection and to
+        the reason of the loop being closed (`dropped_held`)."""
         if not loops:
             return
         self._held = [held for held in self._held if not any(held is loop for loop in loops)]
@@ -306,6 +337,7 @@ class LoopClosure:
         self.counters.rejections[cause] += len(loops)
         named = ", ".join(f"{loop.query!r} -> {loop.match!r}" for loop in loops)
         self.counters.last_rejection = f"held loop(s) {named} dropped unused: {why}"
+        self._dropped_held.append(self.counters.last_rejection)
 
     def _joined_text(self, constraints: list[LoopConstraint]) -> str:
         nodes = self.graph.nodes

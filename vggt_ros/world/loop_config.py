@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 
 from vggt_ros.world.pose_graph import PoseGraphConfig
 
+# Loops held for a join at once (the oldest goes beyond): a segment that keeps finding look-alikes, none agreeing,
+# would hold them all. `LoopConfig.join_min_loops` is at most this.
+MAX_HELD_LOOPS = 8
+
 
 @dataclass(frozen=True)
 class LoopConfig:
@@ -29,7 +33,7 @@ class LoopConfig:
         join_min_loops: verified loops that must agree on the offset between two segments before a loop joins them
             (relocalisation; default 2). Nothing bounds that offset, so one loop to a look-alike place put the lost
             segment wherever the look-alike was; a second loop, from another new keyframe, agrees with the first
-            only where both see the same place. 1 joins at the first loop.
+            only where both see the same place. 1 joins at the first loop; at most `MAX_HELD_LOOPS`.
         seed: seed of the map points' subsampling.
     """
 
@@ -46,10 +50,10 @@ class LoopConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
             raise ValueError(f"LoopConfig.enabled must be a bool, got {self.enabled!r}")
-        for name in ("map_points_per_keyframe", "join_min_loops"):
+        for name, most in (("map_points_per_keyframe", math.inf), ("join_min_loops", MAX_HELD_LOOPS)):
             count = getattr(self, name)
-            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise ValueError(f"LoopConfig.{name} must be an int >= 1, got {count!r}")
+            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= most:
+                raise ValueError(f"LoopConfig.{name} must be an int in [1, {most}], got {count!r}")
         for name in ("max_drift_ratio", "min_drift_depths", "max_rotation_drift_deg", "max_scale_drift"):
             value = getattr(self, name)
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
