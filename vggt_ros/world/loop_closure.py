@@ -6,10 +6,11 @@
 within one segment, the correction it implies (how far it would move the query relative to the match) must be
 within ``max_drift_ratio`` of the distance travelled between them (plus a floor), ``max_rotation_drift_deg`` and
 ``max_scale_drift``. A loop to another segment (relocalisation) has no such bound on its offset, which tracking
-lost; only its scale is judged. It is held instead, until ``join_min_loops`` loops from different new keyframes
-agree on where the segment goes: each puts the newest loop's query keyframe where the others do, within the drift
-allowed over the distance between their keyframes on either side. A look-alike place agrees with no later loop
-and is dropped unused (cause ``unconfirmed``). The loop, or the agreeing loops together, then enter the pose graph,
+lost; only its scale is judged. It is held instead, until ``join_min_loops`` loops from different frame sets
+within a scene depth of travel agree on where the segment goes: each pair puts the newer loop's query keyframe in
+one place, within the drift allowed over the distance between their keyframes on either side. A look-alike place
+agrees with no later loop and is dropped unused (cause ``unconfirmed``). The loop, or the agreeing loops together,
+then enter the pose graph,
 which is optimised (`vggt_ros.world.pose_graph`); a solver failure, or a loop the robust solve still finds off,
 leaves the poses as they were and is counted as rejected.
 

@@ -32,7 +32,7 @@ class LoopConfig:
         max_scale_drift: largest |log| of the implied correction's scale (default 0.4, about 50 %: a guard).
         join_min_loops: verified loops that must agree on the offset between two segments before a loop joins them
             (relocalisation; default 2). Nothing bounds that offset, so one loop to a look-alike place put the lost
-            segment wherever the look-alike was; a second loop, from another new keyframe, agrees with the first
+            segment wherever the look-alike was; a second loop, from another frame set, agrees with the first
             only where both see the same place. 1 joins at the first loop; at most `MAX_HELD_LOOPS`.
         seed: seed of the map points' subsampling.
     """
