@@ -46,6 +46,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
+from machine import describe_machine  # noqa: E402
+
 from conftest import IMAGES  # noqa: E402
 
 SIZES = ((640, 480), (1280, 720))  # (W, H)
@@ -214,13 +216,7 @@ def main() -> None:
 
     if args.json:
         result = {
-            "machine": {
-                "platform": platform.platform(),
-                "processor": platform.processor() or platform.machine(),
-                "cpu_count": os.cpu_count(),
-                "python": platform.python_version(),
-                "load_average_1min": load,
-            },
+            "machine": describe_machine(load_before),
             "settings": {
                 "sizes": list(jpegs_by_size),
                 "images_per_size": images_per_size,

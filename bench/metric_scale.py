@@ -69,6 +69,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
+from machine import describe_machine  # noqa: E402
+
 from support.metric_synthetic import (  # noqa: E402
     CAMERA_FRAMES,
     DepthSensorConfig,
@@ -168,17 +170,6 @@ def source_metre(source: str, wheel_error: float) -> float:
 def vs_source(signed_pct: float, metre: float) -> float:
     """A signed scale error against the true metre, as an unsigned error against the source's ``metre``, %."""
     return 100.0 * abs((1.0 + signed_pct / 100.0) / metre - 1.0)
-
-
-def machine(load_before: float) -> dict:
-    """The machine, with its 1-minute load average before and after the run (other jobs slow a shared machine)."""
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
-    }
 
 
 def main() -> None:
@@ -328,7 +319,7 @@ def main() -> None:
                 f"{targets['runs']} runs after 10 windows and in {targets['bound_misses_end']} at the end"
                 + _sensor_limit(targets)
             )
-    results["machine"] = machine(load_before)
+    results["machine"] = describe_machine(load_before)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     # A run that never published in metres has NaN figures: JSON null.
     args.json.write_text(json.dumps(_nan_to_none(results), indent=2))

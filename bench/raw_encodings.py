@@ -31,6 +31,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "test"))
 
+from machine import describe_machine  # noqa: E402
+
 from conftest import IMAGES  # noqa: E402
 from support.camera_encodings import bayer_mosaic, bt601_yuv422  # noqa: E402
 from vggt_ros.image_encoding import image_to_rgb  # noqa: E402
@@ -85,13 +87,7 @@ def main() -> None:
         print(f"{encoding:<14}" + "".join(f"{ms[encoding][size]:>11.2f}" for size in sizes))
     if args.json:
         result = {
-            "machine": {
-                "platform": platform.platform(),
-                "processor": platform.processor() or platform.machine(),
-                "cpu_count": os.cpu_count(),
-                "python": platform.python_version(),
-                "load_average_1min": load,
-            },
+            "machine": describe_machine(load_before),
             "settings": {"sizes": sizes, "runs": args.runs, "source": "chelsea.png, Lanczos-resized"},
             "ms": ms,
         }

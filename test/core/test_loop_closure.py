@@ -149,6 +149,31 @@ def test_a_rig_standing_still_travels_nothing_for_the_plausibility_check():
     assert "after 0.000 travelled" in result.reason, result.reason
 
 
+def _first_loop_shifted(monkeypatch, shift: float, joining: bool = False) -> list[LoopConstraint]:
+    """Make the loop verification test double answer its first loop (its first between two segments where
+    ``joining``) shifted ``shift`` units sideways in the query camera: plausible as drift, wrong. Returns the list
+    that will hold that loop."""
+    verify = FakeLoopVerifierForTests.verify
+    shifted: list[LoopConstraint] = []
+
+    def first_loop_shifted_for_tests(self, world, ids, query, match, score):
+        constraint = verify(self, world, ids, query, match, score)
+        if not isinstance(constraint, LoopConstraint) or shifted:
+            return constraint
+        graph = world.loops.graph
+        if joining and graph.group(graph.nodes[constraint.query].segment) == graph.group(
+            graph.nodes[constraint.match].segment
+        ):
+            return constraint
+        pose = constraint.match_from_query.copy()
+        pose[:3, 3] += pose[:3, :3] @ np.array([shift, 0.0, 0.0])
+        shifted.append(dataclasses.replace(constraint, match_from_query=pose))
+        return shifted[0]
+
+    monkeypatch.setattr(FakeLoopVerifierForTests, "verify", first_loop_shifted_for_tests)
+    return shifted
+
+
 def _translation(x: float) -> np.ndarray:
     pose = np.eye(4)
     pose[0, 3] = x
@@ -238,19 +263,7 @@ def test_a_wrong_first_loop_gives_way_to_the_right_loops_after_it(revisit, close
     the suspect), so the wrong loop stayed for a lap and every right loop meanwhile was rejected (pass J: ATE 0.25 %
     of the path against 0.05 % with a right first loop). Now the graph that keeps more loops, or between equals the
     smaller error, wins: the wrong loop is dropped, and said so."""
-    verify = FakeLoopVerifierForTests.verify
-    wrong = []
-
-    def first_loop_off_by_one_unit_for_tests(self, world, ids, query, match, score):
-        constraint = verify(self, world, ids, query, match, score)
-        if isinstance(constraint, LoopConstraint) and not wrong:
-            pose = constraint.match_from_query.copy()
-            pose[:3, 3] += pose[:3, :3] @ np.array([1.0, 0.0, 0.0])
-            wrong.append(dataclasses.replace(constraint, match_from_query=pose))
-            return wrong[0]
-        return constraint
-
-    monkeypatch.setattr(FakeLoopVerifierForTests, "verify", first_loop_off_by_one_unit_for_tests)
+    wrong = _first_loop_shifted(monkeypatch, 1.0)
     run = run_loop_scene(revisit, WorldConfig(), **DRIFT)
     outcomes = [outcome for _, _, outcome in run.loops if not isinstance(outcome, str)]
     assert len(outcomes) >= 3 and all(outcome.accepted for outcome in outcomes)
@@ -268,21 +281,7 @@ def test_a_look_alike_place_after_tracking_was_lost_is_held_and_never_joins_the_
     the offset between segments, so that one loop joined them wrongly and the track stayed there). Now it is held;
     the next loops, from other keyframes, put the segment elsewhere, agree with each other and join it, and the
     look-alike is dropped unused."""
-    verify = FakeLoopVerifierForTests.verify
-    look_alike = []
-
-    def first_join_at_a_look_alike_for_tests(self, world, ids, query, match, score):
-        constraint = verify(self, world, ids, query, match, score)
-        graph = world.loops.graph
-        if isinstance(constraint, LoopConstraint) and not look_alike:
-            if graph.group(graph.nodes[constraint.query].segment) != graph.group(graph.nodes[constraint.match].segment):
-                pose = constraint.match_from_query.copy()
-                pose[:3, 3] += pose[:3, :3] @ np.array([2.0, 0.0, 0.0])
-                look_alike.append(dataclasses.replace(constraint, match_from_query=pose))
-                return look_alike[0]
-        return constraint
-
-    monkeypatch.setattr(FakeLoopVerifierForTests, "verify", first_join_at_a_look_alike_for_tests)
+    look_alike = _first_loop_shifted(monkeypatch, 2.0, joining=True)
     scene = relocalisation_scene(frames_per_lap=100, blank_frames=30)
     run = run_loop_scene(scene, WorldConfig(max_consecutive_rejections=2), place_min_gap=20, **DRIFT)
     world = run.world
