@@ -6,7 +6,9 @@ The messages are those of image_transport's "compressed" plugin, whose ``format`
 "<camera encoding>; <codec> compressed <encoding inside the file>", e.g. "rgb8; jpeg compressed bgr8" or
 "mono8; png compressed mono8" (older publishers write just "jpeg" or "png", some leave it empty). The plugin
 converts the image to the inner encoding and hands it to OpenCV's encoder, and the file stores colours, not
-channel order, so a decoded file is true RGB (or grey) whatever the prefix says: no channel swap is needed.
+channel order, so a decoded file is true RGB (or grey) whatever the prefix says: no channel swap is needed. A Bayer
+camera's image is compressed as it comes, its mosaic as a grey file ("bayer_rggb8; jpeg compressed "): it is
+demosaiced after decoding, as the raw image is (`vggt_ros.image_encoding.demosaic`).
 
 The codec is detected from the file's signature (JPEG: FF D8 FF, PNG: 89 'PNG' 0D 0A 1A 0A), as OpenCV and
 image_transport's subscriber do; the format string is checked against it, so a payload it names wrongly or a
@@ -45,7 +47,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image
 
-from vggt_ros.image_encoding import Buffer, ImageFormatError
+from vggt_ros.image_encoding import BAYER_ENCODINGS, Buffer, ImageFormatError, demosaic
 
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -101,7 +103,19 @@ def decode_compressed(data: Buffer, format: str) -> np.ndarray:
             f"compressed image format {format!r} says {declared.upper()} but its {buffer.size} bytes are a "
             f"{detected.upper()} file; the publisher labels its images wrongly",
         )
-    return _decode_jpeg(buffer) if detected == "jpeg" else _decode_png(buffer)
+    rgb = _decode_jpeg(buffer) if detected == "jpeg" else _decode_png(buffer)
+    mosaic = _mosaic_encoding(format)
+    return demosaic(np.ascontiguousarray(rgb[:, :, 0]), mosaic) if mosaic is not None else rgb
+
+
+def _mosaic_encoding(format: str) -> str | None:
+    """The Bayer encoding of a file that holds the camera's mosaic as grey: image_transport's compressed plugin
+    compresses a Bayer image as it comes ("bayer_rggb8; jpeg compressed ", no colour conversion), and its subscriber
+    hands the mosaic on to be demosaiced. None for any other format (a file converted to colour before it was
+    compressed, "bayer_rggb8; jpeg compressed bgr8", holds true colours)."""
+    camera, _, inner = format.partition(";")
+    camera, inner = camera.strip().lower(), inner.lower().split("compressed", 1)[-1].strip()
+    return camera if camera in BAYER_ENCODINGS and inner in ("", "mono8") else None
 
 
 def _declared_codec(format: str) -> str | None:

@@ -49,6 +49,7 @@ _BAYER: dict[str, tuple[int, int, int, int]] = {
 }
 
 SUPPORTED_ENCODINGS = (*_LAYOUTS, *_YUV422, *_BAYER)
+BAYER_ENCODINGS = tuple(_BAYER)
 
 
 class ImageFormatError(ValueError):
@@ -126,7 +127,7 @@ def image_to_rgb(data: Buffer, height: int, width: int, step: int, encoding: str
         pairs = pixel_rows(data, height, width, step, 2, encoding).reshape(height, width // 2, 4)
         return _yuv422_to_rgb(pairs, _YUV422[encoding])
     if encoding in _BAYER:
-        return _bayer_to_rgb(pixel_rows(data, height, width, step, 1, encoding), _BAYER[encoding])
+        return demosaic(pixel_rows(data, height, width, step, 1, encoding), encoding)
     layout = _LAYOUTS.get(encoding)
     if layout is None:
         raise ImageFormatError(
@@ -175,12 +176,14 @@ def _yuv422_to_rgb(pairs: np.ndarray, order: tuple[int, int, int, int]) -> np.nd
     return rgb.reshape(pairs.shape[0], 2 * pairs.shape[1], 3)
 
 
-def _bayer_to_rgb(mosaic: np.ndarray, pattern: tuple[int, int, int, int]) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB of a Bayer ``mosaic`` ``(H, W)`` whose top-left 2x2 block holds the colours ``pattern``
-    (row by row), by bilinear interpolation: at each pixel its own colour is its sample; green elsewhere is the mean
-    of the 4 direct neighbours (all green, on a checkerboard); at a green pixel the other two colours are the mean
-    of its left and right or of its upper and lower neighbours, and at a red or blue one the other is the mean of
-    the 4 diagonal ones. The borders mirror the mosaic, which keeps the pattern's phase."""
+def demosaic(mosaic: np.ndarray, encoding: str) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of a Bayer ``mosaic`` ``(H, W)`` uint8 in ``encoding`` (one of `BAYER_ENCODINGS`,
+    which names the colours of the top-left 2x2 block, row by row), by bilinear interpolation: at each pixel its
+    own colour is its sample; green elsewhere is the mean of the 4 direct neighbours (all green, on a
+    checkerboard); at a green pixel the other two colours are the mean of its left and right or of its upper and
+    lower neighbours, and at a red or blue one the other is the mean of the 4 diagonal ones. The borders mirror the
+    mosaic, which keeps the pattern's phase."""
+    pattern = _BAYER[encoding]
     height, width = mosaic.shape
     if min(height, width) < 2:  # nothing to interpolate from across it: grey
         return np.repeat(mosaic[:, :, None], 3, axis=2)

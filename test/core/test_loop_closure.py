@@ -348,35 +348,43 @@ def _rig_truth(t: int, camera: int) -> np.ndarray:
     return pose
 
 
-def _rig_segments(join_min_loops: int = 2) -> LoopClosure:
+def _rig_segments(join_min_loops: int = 2, skew_ns: int = 0) -> LoopClosure:
+    """The rig's keyframes, frame set t stamped 1000 t ns (camera 1 ``skew_ns`` later: a rig not triggered
+    together)."""
     loops = LoopClosure(LoopConfig(join_min_loops=join_min_loops))
     for t in [*range(50), *range(60, 100)]:
         for camera in (0, 1):
             chained = _rig_truth(t, camera) if t < 50 else RIG_OFFSET @ _rig_truth(t, camera)
-            loops.add_keyframe(FrameId(t, camera), chained, int(t >= 50), 0.01, RIG_DEPTH)
+            loops.add_keyframe(_rig_id(t, camera, skew_ns), chained, int(t >= 50), 0.01, RIG_DEPTH)
     return loops
 
 
-def _rig_loop(query: int, match: int, camera: int = 0, look_alike: float = 0.0) -> LoopConstraint:
+def _rig_id(t: int, camera: int, skew_ns: int = 0) -> FrameId:
+    return FrameId(1000 * t + skew_ns * camera, camera)
+
+
+def _rig_loop(query: int, match: int, camera: int = 0, look_alike: float = 0.0, skew_ns: int = 0) -> LoopConstraint:
     """The verified loop from frame set ``query`` of segment 1 to ``match`` of segment 0, where the place seen is
     ``look_alike`` further along x than ``match`` (0: the right place)."""
     seen = _translation(look_alike) @ _rig_truth(match, camera)
     pose = np.linalg.inv(seen) @ _rig_truth(query, camera)
-    return LoopConstraint(FrameId(query, camera), FrameId(match, camera), pose, 0.01, 0.9)
+    return LoopConstraint(_rig_id(query, camera, skew_ns), _rig_id(match, camera, skew_ns), pose, 0.01, 0.9)
 
 
-def test_a_rigs_cameras_at_one_instant_are_one_observation_of_a_place():
+@pytest.mark.parametrize("skew_ns", [0, 4_000_000])
+def test_a_rigs_cameras_at_one_instant_are_one_observation_of_a_place(skew_ns):
     """Both cameras of one frame set see the same look-alike, and being one rigid rig they agree exactly: counted
-    as two loops, one frame set at a look-alike 1.5 units off joined the segments (pass N)."""
-    loops = _rig_segments()
-    first, second = (loops.close(_rig_loop(80, 20, camera, look_alike=1.5)) for camera in (0, 1))
+    as two loops, one frame set at a look-alike 1.5 units off joined the segments (pass N). A rig not triggered
+    together stamps its cameras apart (within slop_s): a frame set is still one observation (pass O: 4 ms)."""
+    loops = _rig_segments(skew_ns=skew_ns)
+    first, second = (loops.close(_rig_loop(80, 20, camera, 1.5, skew_ns)) for camera in (0, 1))
     assert first.held and second.held and not second.joined_segments
     assert "more loop(s) from other frame sets" in second.reason and loops.graph.loops == []
-    right = loops.close(_rig_loop(81, 21))  # the right place, from the next frame set: it agrees with neither
-    assert right.held and loops.graph.loops == []
-    joined = loops.close(_rig_loop(82, 22))
-    assert joined.accepted and joined.join_loops == 2 and joined.joined_with[0].query == FrameId(81, 0)
-    assert {edge.query for edge in loops.graph.loops} == {FrameId(81, 0), FrameId(82, 0)}
+    right = loops.close(_rig_loop(81, 21, skew_ns=skew_ns))  # the right place, from the next frame set
+    assert right.held and loops.graph.loops == []  # it agrees with neither
+    joined = loops.close(_rig_loop(82, 22, skew_ns=skew_ns))
+    assert joined.accepted and joined.join_loops == 2 and joined.joined_with[0].query == _rig_id(81, 0)
+    assert {edge.query for edge in loops.graph.loops} == {_rig_id(81, 0), _rig_id(82, 0)}
 
 
 def test_a_held_loop_agrees_only_with_loops_near_it_and_the_agreeing_loops_agree_with_each_other():
@@ -392,10 +400,9 @@ def test_a_held_loop_agrees_only_with_loops_near_it_and_the_agreeing_loops_agree
     joined = loops.close(_rig_loop(90, 30))
     assert joined.accepted and joined.joined_segments and len(joined.joined_with) == 1
     assert joined.joined_with[0] is right
-    assert {edge.query for edge in loops.graph.loops} == {FrameId(81, 0), FrameId(90, 0)}
+    assert {edge.query for edge in loops.graph.loops} == {_rig_id(81, 0), _rig_id(90, 0)}
     assert joined.dropped_held == (
-        "held loop(s) FrameId(stamp_ns=80, camera=0) -> FrameId(stamp_ns=20, camera=0) dropped unused: its segments "
-        "joined without it",
+        f"held loop(s) {_rig_id(80, 0)!r} -> {_rig_id(20, 0)!r} dropped unused: its segments joined without it",
     )
     assert loops.counters.rejections == {"unconfirmed": 1} and loops.counters.accepted == 2
 
@@ -404,6 +411,20 @@ def test_a_held_loop_agrees_only_with_loops_near_it_and_the_agreeing_loops_agree
     later = far.close(_rig_loop(85, 25))  # 2.5 units on: more than a scene depth (2.0)
     assert later.held and far.graph.loops == []
     assert "no loop agreed with it within 1 scene depths of travel" in later.dropped_held[0]
+
+
+def test_the_loop_counters_run_on_over_a_reset_as_the_verifications_do():
+    """/diagnostics showed the verification's loop candidates since start and the world's loops since the last
+    ~/reset side by side (pass O: "loop candidates: 1" next to zeros). Both are totals since start now."""
+    scene = relocalisation_scene(frames_per_lap=100, blank_frames=30)
+    run = run_loop_scene(scene, WorldConfig(max_consecutive_rejections=2), place_min_gap=20, **DRIFT)
+    counters = run.world.loop_counters
+    totals = (counters.accepted, counters.held, counters.segments_joined)
+    assert totals[0] >= 2 and totals[2] == 1
+    run.world.reset()
+    assert run.world.loop_counters is counters
+    assert (counters.accepted, counters.held, counters.segments_joined) == totals
+    assert run.world.loops.graph.loops == [] and run.world.loops.held == ()
 
 
 def test_join_min_loops_is_at_most_the_loops_held_at_once():

@@ -28,7 +28,7 @@ class SessionWithLoopsForTests:
         self.config = SimpleNamespace(cameras=1, metric=SimpleNamespace(source="none"))
         self.map = GrowingMap()
         self.loop_verifier = SimpleNamespace(counters=VerificationCounters())
-        self.world = SimpleNamespace(loops=object(), loop_counters=LoopCounters())
+        self.world = SimpleNamespace(loops=SimpleNamespace(held=()), loop_counters=LoopCounters())
         self._passes = iter(passes)
         self._results = []
 
@@ -97,7 +97,7 @@ def test_a_join_and_a_dropped_loop_are_warnings_and_the_drops_are_counted(caplog
     ]
     session = SessionWithLoopsForTests(passes)
     session.world.loop_counters.dropped = 1  # the world counts what its pose graph dropped
-    session.world.loop_counters.held = 1
+    session.world.loops.held = ("a loop held now",)
     live = LiveReconstruction(session, LogPolicy(logging.getLogger(LOG)), "w", 0, False)
     with caplog.at_level(logging.INFO, LOG):
         for sequence in range(4):
@@ -108,6 +108,7 @@ def test_a_join_and_a_dropped_loop_are_warnings_and_the_drops_are_counted(caplog
     lines = [(level, message) for level, message in records if "loop closed" in message]
     assert [level for level, _ in lines] == [logging.WARNING, logging.WARNING, logging.INFO]
     assert "segments joined" in lines[0][1] and "2 agreeing loop(s) placed the segment" in lines[0][1]
+    assert lines[0][1].endswith("; loop a -> b")  # the world's reason names the loops that joined them
     assert "dropped the earlier loop(s) a -> b" in lines[1][1]
     state = live.loop_state()
     assert state.dropped == 1 and state.held == 1 and state.rejected == 0
@@ -123,5 +124,7 @@ def test_a_held_loop_dropped_unused_is_logged_and_is_the_last_rejection(caplog):
     )
     with caplog.at_level(logging.INFO, LOG):
         live.close_loops(_merged(0))
-    assert (logging.INFO, dropped) in [(record.levelno, record.getMessage()) for record in caplog.records]
+    records = [(record.levelno, record.getMessage()) for record in caplog.records]
+    assert records[-1] == (logging.INFO, dropped)  # after the join's line, which names the loops that joined
+    assert records[-2][0] == logging.WARNING and "segments joined" in records[-2][1]
     assert live.loop_state().last_rejection == dropped

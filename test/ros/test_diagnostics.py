@@ -224,7 +224,7 @@ def test_a_running_node_reports_rates_windows_latency_backend_and_scale_then_a_q
             "last rejection",
             "segments joined",
             "loops dropped later",
-            "loops held for a join",
+            "loops held for a join now",
             "last optimisation (ms)",
         ]
         assert level(loops) is Level.OK and values(loops)["loops accepted"] == "0"  # 4 s of one view: no revisit

@@ -166,7 +166,7 @@ class LoopState:
     """Loop closure so far: candidates place recognition proposed, loops the verification and the pose graph
     accepted, those rejected (either step) with the newest reason, segments joined (relocalisations), the
     newest optimisation's time (NaN before any), accepted loops dropped later (the loops after them
-    disagreed) and loops held for a join (until others agreed)."""
+    disagreed), all totals since start, and the loops held for a join now (until others agree)."""
 
     candidates: int
     accepted: int
@@ -612,7 +612,7 @@ class HealthMonitor:
             ("last rejection", loops.last_rejection or "none"),
             ("segments joined", str(loops.segments_joined)),
             ("loops dropped later", str(loops.dropped)),
-            ("loops held for a join", str(loops.held)),
+            ("loops held for a join now", str(loops.held)),
             ("last optimisation (ms)", "n/a" if math.isnan(loops.optimise_ms) else f"{loops.optimise_ms:.1f}"),
         ]
         summary = f"{loops.accepted} loops closed, {loops.segments_joined} segments joined"

@@ -26,7 +26,7 @@ from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.metric.sources import ScaleObservation, ScaleUnavailable
 from vggt_ros.session import DepthLookup, FrameSetError, PublishedCorrection, ReconstructionSession, WindowOutput
 from vggt_ros.window import FrameSet, LatestSlot, Window
-from vggt_ros.world import WindowStatus
+from vggt_ros.world import LoopResult, WindowStatus
 
 
 @dataclass(frozen=True)
@@ -221,36 +221,41 @@ class LiveReconstruction:
             path = self.session.camera_path() if accepted and self._camera_path else []
             correction = self.session.world_correction()
         for result in results:
-            for dropped in result.dropped_held:
+            self._log_loop(result, correction)
+            for dropped in result.dropped_held:  # after the loop that dropped them (a join names its loops first)
                 self._last_loop_rejection = dropped
                 self._log.logger.info(dropped)
-            if result.held:
-                self._log.logger.info(result.reason)
-                continue
-            if not result.accepted:
-                self._last_loop_rejection = result.reason
-                self._log.every("warning", ("loop", result.cause), f"loop not closed ({result.cause}): {result.reason}")
-                continue
-            moved = float(np.linalg.norm(correction[:3, 3]))
-            line = (
-                f"loop closed: the world moved by {moved:.3g} under the parent frame "
-                f"(optimised in {result.optimisation.milliseconds:.0f} ms)"
-            )
-            if result.joined_segments:
-                # Nothing bounds the offset between segments: loops from several keyframes agreeing rule out a lone
-                # look-alike, not a place that looks alike all along (an identical room), which says so only here
-                # and in /diagnostics' "segments joined".
-                line += (
-                    f"; segments joined, the older map is back: {result.join_loops} agreeing loop(s) placed the "
-                    "segment, whose offset to the older one was unknown (check the map where places look alike)"
-                )
-            if result.optimisation.rejected_loops:
-                line += f"; {result.reason}"  # names the loops it dropped
-            warns = result.joined_segments or result.optimisation.rejected_loops
-            (self._log.logger.warning if warns else self._log.logger.info)(line)
         if self._correction.due(out, accepted, correction) is None:
             return None
         return LoopUpdate(correction, path)
+
+    def _log_loop(self, result: LoopResult, correction: np.ndarray) -> None:
+        """One line per loop the world judged: held (INFO), not closed (WARN, throttled by cause), closed (INFO, or
+        WARN where it joined segments or dropped earlier loops)."""
+        if result.held:
+            self._log.logger.info(result.reason)
+            return
+        if not result.accepted:
+            self._last_loop_rejection = result.reason
+            self._log.every("warning", ("loop", result.cause), f"loop not closed ({result.cause}): {result.reason}")
+            return
+        moved = float(np.linalg.norm(correction[:3, 3]))
+        line = (
+            f"loop closed: the world moved by {moved:.3g} under the parent frame "
+            f"(optimised in {result.optimisation.milliseconds:.0f} ms)"
+        )
+        if result.joined_segments:
+            # Nothing bounds the offset between segments: loops from several frame sets agreeing rule out a lone
+            # look-alike, not a place that looks alike all along (an identical room), which says so only here
+            # and in /diagnostics' "segments joined".
+            line += (
+                f"; segments joined, the older map is back: {result.join_loops} agreeing loop(s) placed the "
+                "segment, whose offset to the older one was unknown (check the map where places look alike)"
+            )
+        warns = result.joined_segments or result.optimisation.rejected_loops
+        if warns:
+            line += f"; {result.reason}"  # names the loops that joined the segments, and those dropped
+        (self._log.logger.warning if warns else self._log.logger.info)(line)
 
     def loop_state(self) -> Optional[LoopState]:
         """Loop closure's counters for /diagnostics (None when it is off). Read without the lock: plain counters,
@@ -267,7 +272,7 @@ class LiveReconstruction:
             segments_joined=closed.segments_joined,
             optimise_ms=closed.last_optimise_ms,
             dropped=closed.dropped,
-            held=closed.held,
+            held=len(world.loops.held),
         )
 
     def failed(self, window: Window, err: Exception) -> None:

@@ -35,6 +35,7 @@ from typing import Hashable, Optional
 import numpy as np
 
 from vggt_ros.geometry import apply_transform
+from vggt_ros.window import same_frame_set
 from vggt_ros.world.loop_config import MAX_HELD_LOOPS, LoopConfig
 from vggt_ros.world.loop_constraint import LoopConstraint
 from vggt_ros.world.overlap import rotation_angle
@@ -154,12 +155,14 @@ JOIN_SEPARATION_DEPTHS = 1.0
 class LoopClosure:
     """The pose graph, the keyframe map and the loop decisions of one world (see the module docstring)."""
 
-    def __init__(self, config: LoopConfig) -> None:
+    def __init__(self, config: LoopConfig, counters: Optional[LoopCounters] = None) -> None:
+        """``counters``: running totals to go on from (a world that started over keeps counting, as the loop
+        verification's counters do)."""
         require_gtsam()  # a start-up error with the fix, not a failure at the first loop
         self.config = config
         self.graph = PoseGraph(config.graph)
         self.map = KeyframeMap(config.map_points_per_keyframe, config.seed)
-        self.counters = LoopCounters()
+        self.counters = LoopCounters() if counters is None else counters
         self.optimised = False  # a loop has moved the corrected poses away from the chained ones
         self._held: list[LoopConstraint] = []  # loops that would join two segments, oldest first (see `close`)
         self._dropped_held: list[str] = []  # why held loops were dropped during the current `close`
@@ -175,6 +178,11 @@ class LoopClosure:
         self.graph.rescale(factor)
         self.map.rescale(factor)
         self.graph.set_metric()
+
+    @property
+    def held(self) -> tuple[LoopConstraint, ...]:
+        """The loops held for a join now, oldest first (see `close`)."""
+        return tuple(self._held)
 
     def corrected(self) -> dict[Hashable, np.ndarray]:
         """frame id -> corrected similarity world-from-camera ``(4, 4)``."""
@@ -266,11 +274,19 @@ class LoopClosure:
         must not take the right ones that disagree with it into the solve, which would then reject them all."""
         agreeing: list[LoopConstraint] = []
         for held in reversed(self._held):
-            if self._groups(held) != self._groups(constraint) or held.query[0] == constraint.query[0]:
+            if self._groups(held) != self._groups(constraint) or self._same_frame_set(held.query, constraint.query):
                 continue  # another join, or the same frame set (a rig's cameras see one place at one instant)
             if all(self._agree(held, other) for other in (constraint, *agreeing)):
                 agreeing.append(held)
         return agreeing[::-1]
+
+    def _same_frame_set(self, a: Hashable, b: Hashable) -> bool:
+        """Whether keyframes ``a`` and ``b`` are two cameras' images of one frame set: in the graph, whose keyframes
+        come set by set, camera 0 first, every keyframe between them is a later camera of the one before. Their
+        stamps are each camera's own, which an unsynchronised rig sets up to `slop_s` apart."""
+        ids = list(self.graph.nodes)
+        first, last = sorted((ids.index(a), ids.index(b)))
+        return all(same_frame_set(ids[k], ids[k + 1]) for k in range(first, last))
 
     def _agree(self, older: LoopConstraint, newer: LoopConstraint) -> bool:
         """Whether two loops put the ``newer`` one's query keyframe in the same place, within the drift allowed (as

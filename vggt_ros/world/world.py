@@ -120,6 +120,7 @@ class World:
         (`keep_map_points`: the session keeps the points its map took)."""
         self.config = config
         self._keeps_map_points = keeps_map_points
+        self.loops: Optional[LoopClosure] = None
         self.reset()
 
     def reset(self) -> None:
@@ -136,8 +137,10 @@ class World:
         self._unconfirmed: frozenset = frozenset()  # frames only the newest merged window placed
         self.metric = False  # world units are metres
         self.scale_filter = MetricScaleFilter(self.config.scale_filter)
-        # Loop closure: the keyframes' pose graph and map points (None when disabled; see `close_loop`).
-        self.loops = LoopClosure(self.config.loop) if self.config.loop.enabled else None
+        # Loop closure: the keyframes' pose graph and map points (None when disabled; see `close_loop`). Its counters
+        # run on over a reset, as the loop verification's do: /diagnostics' loop figures are totals since start.
+        counters = self.loops.counters if self.loops is not None else None
+        self.loops = LoopClosure(self.config.loop, counters) if self.config.loop.enabled else None
 
     @property
     def is_empty(self) -> bool:
