@@ -110,12 +110,12 @@ def decode_compressed(data: Buffer, format: str) -> np.ndarray:
 
 def _mosaic_encoding(format: str) -> str | None:
     """The Bayer encoding of a file that holds the camera's mosaic as grey: image_transport's compressed plugin
-    compresses a Bayer image as it comes ("bayer_rggb8; jpeg compressed ", no colour conversion), and its subscriber
-    hands the mosaic on to be demosaiced. None for any other format (a file converted to colour before it was
-    compressed, "bayer_rggb8; jpeg compressed bgr8", holds true colours)."""
+    compresses a Bayer image as it comes ("bayer_rggb8; jpeg compressed ", or naming the mosaic or mono8 inside),
+    and its subscriber hands the mosaic on to be demosaiced. None for any other format (a file converted to colour
+    before it was compressed, "bayer_rggb8; jpeg compressed bgr8", holds true colours)."""
     camera, _, inner = format.partition(";")
     camera, inner = camera.strip().lower(), inner.lower().split("compressed", 1)[-1].strip()
-    return camera if camera in BAYER_ENCODINGS and inner in ("", "mono8") else None
+    return camera if camera in BAYER_ENCODINGS and inner in ("", "mono8", camera) else None
 
 
 def _declared_codec(format: str) -> str | None:

@@ -182,15 +182,15 @@ def test_format_contradicting_the_data_is_a_format_error(photo):
     assert caught.value.kind == "format" and "JPEG" in str(caught.value)
 
 
-@pytest.mark.parametrize("codec", ["png", "jpeg"])
-def test_a_bayer_cameras_compressed_mosaic_is_demosaiced_as_its_raw_image_is(photo, codec):
+@pytest.mark.parametrize("codec, inside", [("png", ""), ("jpeg", ""), ("png", "bayer_grbg8"), ("jpeg", "mono8")])
+def test_a_bayer_cameras_compressed_mosaic_is_demosaiced_as_its_raw_image_is(photo, codec, inside):
     """image_transport's compressed plugin compresses a Bayer image as it comes, the mosaic as a grey file
     ("bayer_rggb8; png compressed "); it came out as a grey checkerboard, with no error (pass O: 25 grey levels off
     the photograph on average, against 2.3 for the same mosaic sent raw)."""
     mosaic = bayer_mosaic(photo, "bayer_grbg8")
     data = encode_image_file(mosaic, codec)
 
-    rgb = decode_compressed(data, f"bayer_grbg8; {codec} compressed ")
+    rgb = decode_compressed(data, f"bayer_grbg8; {codec} compressed {inside}")
 
     raw = image_to_rgb(mosaic.tobytes(), *mosaic.shape, mosaic.shape[1], "bayer_grbg8")
     if codec == "png":  # lossless: exactly what the raw image gives
