@@ -825,16 +825,16 @@ def _reconstruct(
         )
         closed = False
         for result in session.apply_loops(report):
-            for dropped in result.dropped_held:
-                log.info("%s", dropped)
             if result.held:
                 log.info("%s", result.reason)
             elif result.accepted:
                 closed = True
-                joined = f" (segments joined by {result.join_loops} agreeing loops)" if result.joined_segments else ""
+                joined = f" (segments joined: {result.reason})" if result.joined_segments else ""
                 log.info("loop closed in %.0f ms%s", result.optimisation.milliseconds, joined)
             else:
                 log.info("loop not closed (%s): %s", result.cause, result.reason)
+            for dropped in result.dropped_held:  # after the loop that dropped them, as the node logs them
+                log.info("%s", dropped)
         if recording is not None:
             recording.add_correction(out, session, closed)
 

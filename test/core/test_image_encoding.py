@@ -6,6 +6,7 @@ mosaics (a bilinear demosaic written here as masked convolutions with SciPy)."""
 
 import array
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -183,3 +184,30 @@ def test_bayer_of_one_colour_is_that_colour_for_each_pattern(encoding):
     mosaic = bayer_mosaic(orange, encoding)
     rgb = image_to_rgb(mosaic.tobytes(), 7, 9, 9, encoding)
     assert (rgb == [200, 90, 10]).all()
+
+
+# OpenCV's conversion codes as cv_bridge uses them (OpenCV names a Bayer pattern by its second row's sites).
+OPENCV_CODES = {
+    "yuyv": cv2.COLOR_YUV2RGB_YUY2,
+    "uyvy": cv2.COLOR_YUV2RGB_UYVY,
+    "bayer_rggb8": cv2.COLOR_BayerBG2RGB,
+    "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
+    "bayer_gbrg8": cv2.COLOR_BayerGR2RGB,
+    "bayer_grbg8": cv2.COLOR_BayerGB2RGB,
+}
+
+
+@pytest.mark.parametrize("encoding", list(OPENCV_CODES))
+def test_what_cv_bridge_gives_for_any_bytes(encoding):
+    """Random bytes, Y below video black included (a sensor's footroom, which came out up to 19 levels darker
+    than OpenCV's: pass P): within OpenCV's fixed-point rounding, and the Bayer interior exactly (OpenCV fills
+    its border its own way)."""
+    height, width = 40, 64
+    pixel_bytes = 2 if encoding in ("yuyv", "uyvy") else 1
+    data = np.random.default_rng(0).integers(0, 256, size=(height, width * pixel_bytes), dtype=np.uint8)
+    ours = image_to_rgb(data.tobytes(), height, width, width * pixel_bytes, encoding).astype(int)
+    theirs = cv2.cvtColor(data.reshape(height, width, pixel_bytes).squeeze(), OPENCV_CODES[encoding]).astype(int)
+    if pixel_bytes == 2:
+        assert np.abs(ours - theirs).max() <= 1
+    else:
+        np.testing.assert_array_equal(ours[1:-1, 1:-1], theirs[1:-1, 1:-1])

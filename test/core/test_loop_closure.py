@@ -21,6 +21,7 @@ from support.loop_synthetic import (
     run_loop_scene,
     segments,
 )
+from vggt_ros.geometry import scale_pose
 from vggt_ros.window import FrameId
 from vggt_ros.world import World, WorldConfig
 from vggt_ros.world.alignment import weighted_umeyama
@@ -348,13 +349,15 @@ def _rig_truth(t: int, camera: int) -> np.ndarray:
     return pose
 
 
-def _rig_segments(join_min_loops: int = 2, skew_ns: int = 0) -> LoopClosure:
+def _rig_segments(join_min_loops: int = 2, skew_ns: int = 0, scale: float = 1.0) -> LoopClosure:
     """The rig's keyframes, frame set t stamped 1000 t ns (camera 1 ``skew_ns`` later: a rig not triggered
-    together)."""
+    together); segment 1's positions in units ``scale`` times segment 0's (it restarted at a guessed depth)."""
     loops = LoopClosure(LoopConfig(join_min_loops=join_min_loops))
     for t in [*range(50), *range(60, 100)]:
         for camera in (0, 1):
             chained = _rig_truth(t, camera) if t < 50 else RIG_OFFSET @ _rig_truth(t, camera)
+            if t >= 50:
+                chained[:3, 3] *= scale
             loops.add_keyframe(_rig_id(t, camera, skew_ns), chained, int(t >= 50), 0.01, RIG_DEPTH)
     return loops
 
@@ -363,11 +366,20 @@ def _rig_id(t: int, camera: int, skew_ns: int = 0) -> FrameId:
     return FrameId(1000 * t + skew_ns * camera, camera)
 
 
-def _rig_loop(query: int, match: int, camera: int = 0, look_alike: float = 0.0, skew_ns: int = 0) -> LoopConstraint:
+def _rig_loop(
+    query: int, match: int, camera: int = 0, look_alike: float = 0.0, skew_ns: int = 0, scale: float = 1.0, yaw=0.0
+) -> LoopConstraint:
     """The verified loop from frame set ``query`` of segment 1 to ``match`` of segment 0, where the place seen is
-    ``look_alike`` further along x than ``match`` (0: the right place)."""
+    ``look_alike`` further along x than ``match`` (0: the right place) and turned ``yaw`` degrees about z (0: the
+    right way); ``scale``: segment 1's units (see `_rig_segments`), which the loop pass measures."""
     seen = _translation(look_alike) @ _rig_truth(match, camera)
-    pose = np.linalg.inv(seen) @ _rig_truth(query, camera)
+    turn = np.eye(4)
+    turn[:2, :2] = [
+        [np.cos(np.radians(yaw)), -np.sin(np.radians(yaw))],
+        [np.sin(np.radians(yaw)), np.cos(np.radians(yaw))],
+    ]
+    units = np.diag([1.0 / scale] * 3 + [1.0])  # query-side units to match-side units
+    pose = np.linalg.inv(seen) @ _rig_truth(query, camera) @ turn @ units
     return LoopConstraint(_rig_id(query, camera, skew_ns), _rig_id(match, camera, skew_ns), pose, 0.01, 0.9)
 
 
@@ -411,6 +423,45 @@ def test_a_held_loop_agrees_only_with_loops_near_it_and_the_agreeing_loops_agree
     later = far.close(_rig_loop(85, 25))  # 2.5 units on: more than a scene depth (2.0)
     assert later.held and far.graph.loops == []
     assert "no loop agreed with it within 1 scene depths of travel" in later.dropped_held[0]
+
+
+@pytest.mark.parametrize("scale", [0.8, 1.25])
+def test_loops_agree_on_a_join_whose_scale_is_not_one_and_a_turned_one_does_not(scale):
+    """A segment restarts at a guessed depth, so a join has a scale. The agreement took the rotation between the
+    two placements without their scales: at 0.8 two exact loops read 63 degrees apart and never agreed (the
+    segments never joined); at 1.25 a loop turned 70 degrees read 35 and agreed (pass P)."""
+    loops = _rig_segments(scale=scale)
+    assert loops.close(_rig_loop(81, 21, scale=scale)).held
+    turned = loops.close(_rig_loop(82, 22, scale=scale, yaw=70.0))
+    assert turned.held and loops.graph.loops == []
+    joined = loops.close(_rig_loop(83, 23, scale=scale))
+    assert joined.accepted and joined.joined_segments and joined.joined_with[0].query == _rig_id(81, 0)
+
+
+def test_a_rigs_two_cameras_count_as_one_frame_set_among_the_held_loops_too():
+    """With join_min_loops 3 the held loops of both cameras of one frame set counted as two (pass P): two frame
+    sets joined the segments."""
+    loops = _rig_segments(join_min_loops=3)
+    assert all(loops.close(_rig_loop(80, 20, camera)).held for camera in (0, 1))
+    second = loops.close(_rig_loop(81, 21))
+    assert second.held and "held until 1 more loop(s)" in second.reason
+    joined = loops.close(_rig_loop(82, 22))
+    assert joined.accepted and joined.join_loops == 3
+
+
+def test_held_loops_follow_the_world_into_metres():
+    """The world turned metric while a join was held: the held loop kept its unit-less translation and joined the
+    segments with an edge a unit off (pass P)."""
+    loops = _rig_segments()
+    assert loops.close(_rig_loop(81, 16)).held  # the match 0.5 units behind: a translation to rescale
+    loops.rescale(3.0)
+    assert np.allclose(loops.held[0].match_from_query[:3, 3], 3.0 * _rig_loop(81, 16).match_from_query[:3, 3])
+    measured = _rig_loop(82, 24)
+    measured = dataclasses.replace(measured, match_from_query=scale_pose(measured.match_from_query, 3.0))
+    joined = loops.close(measured)
+    assert joined.accepted and joined.join_loops == 2
+    placed = loops.graph.nodes[_rig_id(82, 0)].corrected[:3, 3]
+    np.testing.assert_allclose(placed, 3.0 * _rig_truth(82, 0)[:3, 3], atol=1e-6)
 
 
 def test_the_loop_counters_run_on_over_a_reset_as_the_verifications_do():

@@ -128,3 +128,17 @@ def test_a_held_loop_dropped_unused_is_logged_and_is_the_last_rejection(caplog):
     assert records[-1] == (logging.INFO, dropped)  # after the join's line, which names the loops that joined
     assert records[-2][0] == logging.WARNING and "segments joined" in records[-2][1]
     assert live.loop_state().last_rejection == dropped
+
+
+def test_a_rejected_loop_stays_the_last_rejection_over_the_held_loops_it_dropped():
+    """The world drops held loops before it rejects the loop at hand: the loop is the newer news, as the world's own
+    last rejection says (pass P: /diagnostics showed the dropped held loop)."""
+    dropped = "held loop(s) a -> b dropped unused: the solve found it off the loops that agreed with it"
+    rejected = dataclasses.replace(
+        _rejected("the loops that agreed to join the segments: ..."), dropped_held=(dropped,)
+    )
+    live = LiveReconstruction(
+        SessionWithLoopsForTests([([], [rejected])]), LogPolicy(logging.getLogger(LOG)), "w", 0, False
+    )
+    live.close_loops(_merged(0))
+    assert live.loop_state().last_rejection == "the loops that agreed to join the segments: ..."

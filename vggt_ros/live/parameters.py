@@ -72,7 +72,8 @@ class NodeParameters:
     # --- cameras
     image_topics: tuple[str, ...] = parameter(
         ("/camera/image_raw",),
-        "sensor_msgs/Image topics, one distinct topic per camera (1 to K); rgb8, bgr8, rgba8, bgra8 or mono8",
+        "sensor_msgs/Image topics, one distinct topic per camera (1 to K); rgb8, bgr8, rgba8, bgra8, mono8, YUV 4:2:2 "
+        "(yuv422 / uyvy, yuv422_yuy2 / yuyv) or 8-bit Bayer (bayer_rggb8, bayer_bggr8, bayer_gbrg8, bayer_grbg8)",
     )
     image_transport: Literal["raw", "compressed"] = parameter(
         "raw",

@@ -221,9 +221,10 @@ class LiveReconstruction:
             path = self.session.camera_path() if accepted and self._camera_path else []
             correction = self.session.world_correction()
         for result in results:
-            self._log_loop(result, correction)
+            if result.dropped_held:
+                self._last_loop_rejection = result.dropped_held[-1]
+            self._log_loop(result, correction)  # a rejected loop is the newer news: it is the last rejection
             for dropped in result.dropped_held:  # after the loop that dropped them (a join names its loops first)
-                self._last_loop_rejection = dropped
                 self._log.logger.info(dropped)
         if self._correction.due(out, accepted, correction) is None:
             return None

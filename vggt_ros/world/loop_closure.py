@@ -34,7 +34,7 @@ from typing import Hashable, Optional
 
 import numpy as np
 
-from vggt_ros.geometry import apply_transform
+from vggt_ros.geometry import apply_transform, scale_pose
 from vggt_ros.window import same_frame_set
 from vggt_ros.world.loop_config import MAX_HELD_LOOPS, LoopConfig
 from vggt_ros.world.loop_constraint import LoopConstraint
@@ -76,7 +76,8 @@ class LoopResult:
 class LoopCounters:
     """Running totals: loops accepted and rejected (by cause, with the last reason), segments joined, the last
     optimisation's time, accepted loops dropped later, and loops held for a join (each counted once: those that
-    joined are accepted too, those dropped unused rejected as ``unconfirmed``)."""
+    joined are accepted too, those dropped unused rejected as ``unconfirmed``, or ``disagrees`` where the solve
+    found them off)."""
 
     accepted: int = 0
     rejected: int = 0
@@ -178,6 +179,9 @@ class LoopClosure:
         self.graph.rescale(factor)
         self.map.rescale(factor)
         self.graph.set_metric()
+        self._held = [
+            dataclasses.replace(held, match_from_query=scale_pose(held.match_from_query, factor)) for held in self._held
+        ]
 
     @property
     def held(self) -> tuple[LoopConstraint, ...]:
@@ -269,13 +273,15 @@ class LoopClosure:
         return group(nodes[constraint.query].segment), group(nodes[constraint.match].segment)
 
     def _agreeing_held(self, constraint: LoopConstraint) -> list[LoopConstraint]:
-        """Held loops between the same two groups of segments, from other frame sets, that agree with ``constraint``
-        and with each other (`_agree`), newest first: a look-alike that agrees with a right loop from far along
-        must not take the right ones that disagree with it into the solve, which would then reject them all."""
+        """Held loops between the same two groups of segments, one per frame set other than ``constraint``'s, that
+        agree with it and with each other (`_agree`), oldest first: a look-alike that agrees with the new loop must
+        not take the right ones that disagree with it into the solve, which would then reject them all."""
         agreeing: list[LoopConstraint] = []
         for held in reversed(self._held):
-            if self._groups(held) != self._groups(constraint) or self._same_frame_set(held.query, constraint.query):
-                continue  # another join, or the same frame set (a rig's cameras see one place at one instant)
+            if self._groups(held) != self._groups(constraint):
+                continue  # another join
+            if any(self._same_frame_set(held.query, other.query) for other in (constraint, *agreeing)):
+                continue  # a frame set already counted: a rig's cameras see one place at one instant
             if all(self._agree(held, other) for other in (constraint, *agreeing)):
                 agreeing.append(held)
         return agreeing[::-1]
@@ -300,8 +306,9 @@ class LoopClosure:
         matches = [graph.nodes[loop.match].corrected[:3, 3] for loop in (older, newer)]
         travelled = self._travelled(older.query, newer.query) + float(np.linalg.norm(matches[1] - matches[0]))
         allowed = c.max_drift_ratio * travelled + c.min_drift_depths * graph.nodes[newer.match].median_depth
-        scale = similarity_scale(elsewhere) / similarity_scale(placed)
-        turned = math.degrees(rotation_angle((placed[:3, :3].T @ elsewhere[:3, :3]) / scale))
+        placed_scale, elsewhere_scale = similarity_scale(placed), similarity_scale(elsewhere)
+        scale = elsewhere_scale / placed_scale
+        turned = math.degrees(rotation_angle((placed[:3, :3] / placed_scale).T @ (elsewhere[:3, :3] / elsewhere_scale)))
         moved = float(np.linalg.norm(elsewhere[:3, 3] - placed[:3, 3]))
         return moved <= allowed and turned <= c.max_rotation_drift_deg and not self._implausible_scale(scale)
 

@@ -349,7 +349,7 @@ class PoseGraph:
             return result
         if any(e is r for e in together for r in rejected):
             self.loops = loops_before
-            reason = "the solve removed one of the loops that agreed on the join, and the others would join alone"
+            reason = "the solve removed some of the loops that agreed on the join, so the join is not taken"
             return OptimisationResult(False, reason, result[2], _ms(start), result[0], result[1], tuple(rejected))
         self.loops = [e for e in loops_before if not any(e is r for r in rejected)]
         error_before, error_after, iterations, values = result

@@ -48,9 +48,9 @@ Decisions, each with its reason:
   and its scale are kept (TF does not jump to a new origin), but the offset between segments is unknown: the
   caller should start a new map (`mapping.GrowingMap.reset`).
   The stored frames of the old segment are dropped, so later windows align only within the new segment.
-  With loop closure (`WorldConfig.loop`) the old segment's keyframes and map points stay in the pose graph: a
-  verified loop between the segments joins them (relocalisation, `close_loop`) and the old map comes back
-  (`map_cloud`).
+  With loop closure (`WorldConfig.loop`) the old segment's keyframes and map points stay in the pose graph:
+  verified loops between the segments, from `LoopConfig.join_min_loops` frame sets that agree, join them
+  (relocalisation, `close_loop`) and the old map comes back (`map_cloud`).
 - Loop closure (`vggt_ros.world.loop_closure`): `close_loop` takes a verified `LoopConstraint`, optimises the
   keyframes' Sim(3) pose graph and re-places the keyframes and the map. The chained poses above (odometry) never
   move (`trajectory`); the corrected ones are `corrected_trajectory` and `map_cloud`, and `corrected_from_chained`
@@ -228,7 +228,8 @@ class World:
 
     def close_loop(self, constraint: LoopConstraint) -> LoopResult:
         """Add a verified loop to the pose graph and optimise: the keyframes and the map are re-placed and
-        `corrected_from_chained` moves; a loop to another segment joins the two (relocalisation). An implausible
+        `corrected_from_chained` moves; a loop to another segment is held until loops from other frame sets agree,
+        and then they join the two (relocalisation; `LoopResult.held`). An implausible
         loop, a solver failure or a loop the solve still finds off changes nothing (see
         `vggt_ros.world.loop_closure`). ``constraint.match_from_query`` is measured against the chained world
         (`trajectory`, `keyframe`): each side in its keyframe's chained pose and world units.
