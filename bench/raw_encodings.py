@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "test"))
 from machine import describe_machine  # noqa: E402
 
 from conftest import IMAGES  # noqa: E402
-from support.camera_encodings import bayer_mosaic, bt601_yuv422  # noqa: E402
+from support.camera_encodings import sensor_bytes  # noqa: E402
 from vggt_ros.image_encoding import image_to_rgb  # noqa: E402
 
 SIZES = ((640, 480), (1280, 720))
@@ -43,12 +43,9 @@ ENCODINGS = ("rgb8", "bgr8", "mono8", "yuyv", "uyvy", "bayer_rggb8")
 
 def camera_message(rgb: np.ndarray, encoding: str) -> tuple[bytes, int]:
     """(data, step) of ``rgb`` ``(H, W, 3)`` in ``encoding``."""
-    height, width = rgb.shape[:2]
-    if encoding in ("yuyv", "uyvy"):
-        return bt601_yuv422(rgb, encoding), 2 * width
-    if encoding.startswith("bayer_"):
-        return bayer_mosaic(rgb, encoding).tobytes(), width
-    image = Image.fromarray(rgb)
+    if encoding in ("yuyv", "uyvy") or encoding.startswith("bayer_"):
+        return sensor_bytes(rgb, encoding)
+    image, width = Image.fromarray(rgb), rgb.shape[1]
     if encoding == "mono8":
         return image.convert("L").tobytes(), width
     return image.tobytes("raw", "RGB" if encoding == "rgb8" else "BGR"), 3 * width

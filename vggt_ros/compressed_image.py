@@ -105,7 +105,7 @@ def decode_compressed(data: Buffer, format: str) -> np.ndarray:
         )
     rgb = _decode_jpeg(buffer) if detected == "jpeg" else _decode_png(buffer)
     mosaic = _mosaic_encoding(format)
-    return demosaic(np.ascontiguousarray(rgb[:, :, 0]), mosaic) if mosaic is not None else rgb
+    return demosaic(rgb[:, :, 0], mosaic) if mosaic is not None else rgb
 
 
 def _mosaic_encoding(format: str) -> str | None:

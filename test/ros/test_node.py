@@ -40,7 +40,7 @@ from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
 from conftest import IMAGES, PERMISSIVE_WORLD, TINY
-from support.camera_encodings import BAYER_SITES, bayer_mosaic, bt601_yuv422
+from support.camera_encodings import BAYER_SITES, sensor_bytes
 from support.netns import loopback_rclpy
 from support.node_process import node_command, running_process, start_then_interrupt
 from support.rotations import quaternion_matrix
@@ -79,10 +79,7 @@ def image_message(photo: PILImage.Image, encoding: str, stamp_ns: int, frame_id:
     if encoding == "yuyv" or encoding in BAYER_SITES:
         rgb = np.asarray(photo.convert("RGB"))
         msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding)
-        if encoding == "yuyv":
-            msg.step, msg.data = 2 * msg.width, bt601_yuv422(rgb, encoding)
-        else:
-            msg.step, msg.data = msg.width, bayer_mosaic(rgb, encoding).tobytes()
+        msg.data, msg.step = sensor_bytes(rgb, encoding)
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         msg.header.frame_id = frame_id
         return msg

@@ -32,3 +32,10 @@ def bayer_mosaic(rgb: np.ndarray, encoding: str) -> np.ndarray:
         row, column = divmod(k, 2)
         mosaic[row::2, column::2] = rgb[row::2, column::2, "RGB".index(site)]
     return mosaic
+
+
+def sensor_bytes(rgb: np.ndarray, encoding: str) -> tuple[bytes, int]:
+    """``(data, step)`` of a sensor_msgs/Image of ``rgb`` ``(H, W, 3)`` uint8 in a YUV 4:2:2 or Bayer ``encoding``."""
+    if encoding in BAYER_SITES:
+        return bayer_mosaic(rgb, encoding).tobytes(), rgb.shape[1]
+    return bt601_yuv422(rgb, encoding), 2 * rgb.shape[1]

@@ -290,9 +290,8 @@ class LoopClosure:
         """Whether keyframes ``a`` and ``b`` are two cameras' images of one frame set: in the graph, whose keyframes
         come set by set, camera 0 first, every keyframe between them is a later camera of the one before. Their
         stamps are each camera's own, which an unsynchronised rig sets up to `slop_s` apart."""
-        ids = list(self.graph.nodes)
-        first, last = sorted((ids.index(a), ids.index(b)))
-        return all(same_frame_set(ids[k], ids[k + 1]) for k in range(first, last))
+        span = self._span(a, b)
+        return all(same_frame_set(earlier, later) for earlier, later in zip(span, span[1:]))
 
     def _agree(self, older: LoopConstraint, newer: LoopConstraint) -> bool:
         """Whether two loops put the ``newer`` one's query keyframe in the same place, within the drift allowed (as
@@ -376,11 +375,15 @@ class LoopClosure:
         that camera between them (chained poses). Along one camera: the keyframes of a rig alternate between
         cameras a baseline apart, and summing over all of them counted the baseline twice a frame set (a rig
         standing still "travelled")."""
+        camera = a[1]
+        centres = [self.graph.nodes[f].chained[:3, 3] for f in self._span(a, b) if f[1] == camera]
+        return float(np.linalg.norm(np.diff(centres, axis=0), axis=1).sum()) if len(centres) > 1 else 0.0
+
+    def _span(self, a: Hashable, b: Hashable) -> list:
+        """The graph's keyframes from ``a`` to ``b`` (or ``b`` to ``a``), both included, in the graph's order."""
         ids = list(self.graph.nodes)
         first, last = sorted((ids.index(a), ids.index(b)))
-        camera = a[1]
-        centres = [self.graph.nodes[f].chained[:3, 3] for f in ids[first : last + 1] if f[1] == camera]
-        return float(np.linalg.norm(np.diff(centres, axis=0), axis=1).sum()) if len(centres) > 1 else 0.0
+        return ids[first : last + 1]
 
     def _implausible(self, constraint: LoopConstraint, implied: np.ndarray, scale: float) -> str:
         """Why the loop's correction (``implied``, of ``scale``) cannot be drift between its keyframes of one
