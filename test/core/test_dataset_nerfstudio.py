@@ -171,6 +171,10 @@ def test_depth_files_have_the_image_size_and_the_units_are_written_down(tmp_path
         # Crop mode cut rows off this portrait image: the middle row has the 2 m depth, the first none.
         assert depth[entry["h"] // 2].tolist() == [2.0] * entry["w"]
         assert not np.any(depth[0] > 0)
+        # nerfstudio's convention: its depth losses multiply each ray's term by the mask depth > 0, so a pixel
+        # without depth must hold a number that is not > 0 (a NaN times False is NaN, and so is the batch's mean).
+        term = (depth - 2.0) ** 2 * (depth > 0)
+        assert np.isfinite(term).all() and term.max() == 0.0
 
 
 def test_transforms_without_a_point_cloud_have_no_ply_path(tmp_path):

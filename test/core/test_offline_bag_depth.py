@@ -62,7 +62,8 @@ def _exported_depth(out, metric: bool) -> dict[int, np.ndarray]:
                 millimetres = np.asarray(file, dtype=np.float64)
             depth[stamp] = np.where(millimetres > 0, millimetres / 1000.0, np.nan)
         else:
-            depth[stamp] = np.load(out / frame["depth_file_path"]).astype(np.float64)
+            world_units = np.load(out / frame["depth_file_path"]).astype(np.float64)
+            depth[stamp] = np.where(world_units > 0, world_units, np.nan)
     return depth
 
 

@@ -6,13 +6,13 @@ Depth and confidence are written at the CAMERA image's resolution, resampled fro
 neighbour (`vggt_ros.dataset.frames.resample_to_image`): nerfstudio, COLMAP's MVS tools and anyone else index
 depth with the image's own pixels, and nearest neighbour keeps each value a real prediction (no depth invented
 across an edge) and the confidence aligned pixel for pixel. Camera pixels the centre crop cut away have no
-prediction (0 or NaN).
+prediction: 0 in every file (nerfstudio masks depth with depth > 0; NaN would poison its losses).
 
 * metric runs: ``depth/<stem>.png``, 16-bit greyscale PNG in millimetres (what nerfstudio's dataparser reads with
   its default ``depth_unit_scale_factor`` 0.001); 0 = no depth; depths beyond 65.535 m are clamped to 65535 and
   counted, since a 16-bit PNG cannot hold them;
-* other runs: ``depth/<stem>.npy``, float32 in VGGT world units (scale unknown), NaN = no depth;
-* always ``confidence/<stem>.npy``, float32 VGGT confidence (> 1, larger is surer), NaN where there is no
+* other runs: ``depth/<stem>.npy``, float32 in VGGT world units (scale unknown), 0 = no depth;
+* always ``confidence/<stem>.npy``, float32 VGGT confidence (> 1, larger is surer), 0 where there is no
   prediction.
 """
 
@@ -119,7 +119,8 @@ def write_frame_files(
     valid = usable_pixels(frame.depth, frame.confidence)
     depth = resample_to_image(frame.pixel_map, np.where(valid, frame.depth, np.nan).astype(np.float32), np.nan)
     clamped = _write_depth(out_dir / files.depth, depth, metric)
-    confidence = resample_to_image(frame.pixel_map, frame.confidence.astype(np.float32), np.nan)
+    # No prediction (the padding, what the crop cut away) is 0 in the files, as in depth: VGGT's confidence is >= 1.
+    confidence = resample_to_image(frame.pixel_map, np.nan_to_num(frame.confidence.astype(np.float32), nan=0.0), 0.0)
     _write(out_dir / files.confidence, lambda path: _save_npy(path, confidence))
     return files, clamped
 
@@ -138,14 +139,18 @@ def rescale_depth_file(path: Path, factor: float) -> int:
 
 
 def _write_depth(path: Path, depth: np.ndarray, metric: bool) -> int:
-    """Write ``(H, W)`` depth (NaN = none) atomically: metres as a millimetre PNG when ``metric``, else a float32
-    .npy of the world's units; returns the pixels clamped at 65.535 m (PNG)."""
+    """Write ``(H, W)`` depth (NaN / <= 0 = none) atomically: metres as a millimetre PNG when ``metric``, else a
+    float32 .npy of the world's units; none is 0 in both; returns the pixels clamped at 65.535 m (PNG)."""
     if metric:
         millimetres, clamped = depth_in_millimetres(depth)
         # zlib level 1: on a 640x480 depth map with 1 % noise it encodes in a third of the default level's time
         # (48 vs 153 ms on the 2-core dev box) for a 3 % larger file.
         _write(path, lambda target: Image.fromarray(millimetres).save(target, "PNG", compress_level=1))
         return clamped
+    # 0, not NaN: nerfstudio reads the .npy as it is and its depth losses multiply by the mask depth > 0, which
+    # leaves a NaN's loss NaN (and with it the whole batch's).
+    with np.errstate(invalid="ignore"):
+        depth = np.where(depth > 0, depth, 0.0).astype(np.float32)
     _write(path, lambda target: _save_npy(target, depth))
     return 0
 
