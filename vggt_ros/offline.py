@@ -544,6 +544,12 @@ class _BagRecording:
             if not self._started:
                 self._write("/tf_static", outputs.world_frame_message(self.params, stamp_ns), stamp_ns, latched=True)
                 self._started = True
+            # The frames the node would not publish (the first window's, a joint run's, a chunk's) first, each
+            # frame set at its own stamp, then the newest as the node publishes it.
+            for frames in session.earlier_added_frame_sets(out):
+                frames_stamp_ns = min(frame.stamp_ns for frame in frames)
+                for output, message in outputs.frame_set_messages(self.params, frames):
+                    self._write(outputs.topic(self.params, output, NODE_PREFIX), message, frames_stamp_ns)
             path = session.camera_path() if self.params.publish_path else []
             for output, message in outputs.window_messages(self.params, out, path):
                 self._write(outputs.topic(self.params, output, NODE_PREFIX), message, stamp_ns)

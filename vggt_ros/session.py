@@ -657,18 +657,21 @@ class ReconstructionSession:
 
     def _newest(self, result: WindowResult) -> list[PublishedFrame]:
         """The newest frame set's images, copied to the host (what the node publishes per camera)."""
+        return self._published(result, len(result.frame_ids) // self.config.cameras - 1)
+
+    def _published(self, result: WindowResult, frame_set: int) -> list[PublishedFrame]:
+        """The images of the window's ``frame_set``-th frame set that the world placed, copied to the host."""
         placed = result.placed
         if placed is None:
             return []
-        count = len(result.frame_ids)
         cameras = self.config.cameras
-        newest = []
+        frames = []
         for camera in range(cameras):
-            i = count - cameras + camera
+            i = frame_set * cameras + camera
             if i not in placed.frames:
                 continue
             row = placed.frames.index(i)
-            newest.append(
+            frames.append(
                 PublishedFrame(
                     camera=camera,
                     stamp_ns=int(result.frame_ids[i].stamp_ns),
@@ -678,7 +681,18 @@ class ReconstructionSession:
                     confidence=placed.confidence[row].cpu().numpy(),
                 )
             )
-        return newest
+        return frames
+
+    def earlier_added_frame_sets(self, out: WindowOutput) -> list[list[PublishedFrame]]:
+        """The images of each frame set ``out`` added to the world before its newest (`WindowOutput.newest`), oldest
+        first: the first window's, a joint run's or a chunk's frames, which the node, publishing as it runs, never
+        publishes. Empty unless the window was merged and published (metric, with a source)."""
+        if not out.newest or out.result is None:
+            return []
+        cameras = self.config.cameras
+        newest_set = len(out.result.frame_ids) // cameras - 1
+        added = sorted({index // cameras for index in out.result.placed.frames} - {newest_set})
+        return [self._published(out.result, frame_set) for frame_set in added]
 
     @torch.inference_mode()
     def close_loops(self, out: WindowOutput) -> LoopReport:

@@ -132,13 +132,35 @@ def test_a_two_camera_bag_is_paired_reconstructed_and_exported_with_its_images(t
     assert summary["mode"] == "joint" and summary["frame_sets"] == 6 and summary["images"] == 12
     # The replayed messages carry their camera's stamps, and those in the world frame camera 0's, as the node's do
     # (the map took the newest image's).
+    per_camera_stamps, transforms = {}, {}
     with AnyReader([out_bag]) as reader:
         for connection, _, raw in reader.messages():
-            header = getattr(reader.deserialize(raw, connection.msgtype), "header", None)
+            message = reader.deserialize(raw, connection.msgtype)
+            header = getattr(message, "header", None)
             if header is not None:
                 stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
                 offset = 3_000_000 if "/right/" in connection.topic else 0
                 assert stamp_ns - offset in stamps, (connection.topic, stamp_ns)
+                if "/left/" in connection.topic or "/right/" in connection.topic:
+                    per_camera_stamps.setdefault(connection.topic, []).append(stamp_ns)
+            if connection.topic == "/tf":
+                for t in message.transforms:
+                    stamp_ns = t.header.stamp.sec * 1_000_000_000 + t.header.stamp.nanosec
+                    transforms[(t.child_frame_id, stamp_ns)] = t.transform
+    # A joint run has no newest frame set: every frame's depth, confidence, CameraInfo and TF is in the bag, at its
+    # stamp, in order (a bag held the last frame set's alone), and its TF is its pose in the trajectory files.
+    for camera, offset in (("left", 0), ("right", 3_000_000)):
+        for kind in ("depth/image", "depth/camera_info", "confidence"):
+            assert per_camera_stamps[f"/vggt/{camera}/{kind}"] == [s + offset for s in stamps], (camera, kind)
+        tum = "trajectory.tum" if camera == "left" else f"trajectory_{camera}.tum"
+        for row in np.loadtxt(out / tum, comments="#", ndmin=2):
+            stamp_ns = stamps[np.argmin(np.abs(np.array(stamps) + offset - row[0] * 1e9))] + offset
+            moved = transforms.pop((f"{camera}_optical", stamp_ns))
+            translation = [moved.translation.x, moved.translation.y, moved.translation.z]
+            rotation = [moved.rotation.x, moved.rotation.y, moved.rotation.z, moved.rotation.w]
+            np.testing.assert_allclose(translation, row[1:4], atol=1e-6)
+            np.testing.assert_allclose(np.abs(np.dot(rotation, row[4:8])), 1.0, atol=1e-6)
+    assert not transforms  # no other transform on /tf
     assert summary["cameras"] == ["left", "right"]
     model = pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0"))
     names = sorted(image.name for image in model.images.values())
@@ -308,20 +330,21 @@ def test_white_padding_is_no_observation_in_the_map_the_published_depth_or_the_e
         for key in ("depth_file_path", "confidence_file_path"):
             assert np.load(out / frame[key]).shape == (frame["h"], frame["w"])
 
-    # The published depth and confidence of the newest image (a padded landscape one): NaN on the rows the official
-    # preprocessing filled with white, a prediction elsewhere; CameraInfo of the same size.
-    model_image = preprocess_images([str(p) for p in paths], mode="crop", target_size=154)[-1].numpy()
-    padding_rows = (model_image == 1.0).all(axis=(0, 2))
-    assert 0 < padding_rows.sum() < len(padding_rows)
+    # The published depth and confidence of every image (the bag has each frame of a joint run): NaN on the rows
+    # or columns the official preprocessing filled with white, a prediction elsewhere; CameraInfo of the same size.
+    model_images = preprocess_images([str(p) for p in paths], mode="crop", target_size=154).numpy()
+    white = (model_images == 1.0).all(axis=1)  # (S, H, W)
+    padding = white.all(axis=2)[:, :, None] | white.all(axis=1)[:, None, :]
+    assert all(0 < p.sum() < p.size for p in padding[1:])  # the landscape photographs' rows
     for topic in ("/vggt/depth", "/vggt/confidence"):
         images, infos = _bag_images(out_bag, topic)
-        assert len(images) == 1
-        values = images[0]
-        assert values.shape == model_image.shape[1:]
-        assert np.isnan(values[padding_rows]).all(), f"{topic} has values on the padding"
-        assert np.isfinite(values[~padding_rows]).mean() > 0.9
+        assert len(images) == len(paths)
+        for values, padded in zip(images, padding):
+            assert values.shape == padded.shape
+            assert np.isnan(values[padded]).all(), f"{topic} has values on the padding"
+            assert np.isfinite(values[~padded]).mean() > 0.9
         if topic == "/vggt/depth":
-            assert infos == [values.shape]
+            assert infos == [values.shape] * len(paths)
 
 
 def test_a_corrupt_or_empty_file_is_skipped_and_the_run_finishes(tmp_path, caplog):

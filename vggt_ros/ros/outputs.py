@@ -24,7 +24,7 @@ from vggt_ros.live.robot import BaseOdometry, RobotPlacement
 from vggt_ros.live.saving import WorldPlacement
 from vggt_ros.numeric import pack_rgb
 from vggt_ros.ros import messages, qos
-from vggt_ros.session import WindowOutput
+from vggt_ros.session import PublishedFrame, WindowOutput
 
 # Depth of the outputs' keep-last queues.
 OUTPUT_QOS = 5
@@ -105,9 +105,38 @@ def window_messages(params: NodeParameters, out: WindowOutput, path: Sequence[tu
     """``[(Output, message)]`` for one merged window: per-camera depth, confidence and CameraInfo of the newest
     frame set, the cameras' TF, the new points and the path (``path``: (stamp_ns, world pose) of the kept
     keyframes)."""
-    pairs = []
     newest_stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
-    for frame in out.newest:
+    # The cameras' and the path's rotations in one conversion.
+    tf_frames = out.newest if params.publish_tf else []
+    path_poses = path if params.publish_path else []
+    rotations = messages.quaternions([f.world_from_camera for f in tf_frames] + [pose for _, pose in path_poses])
+    pairs = _frame_set_pairs(params, out.newest, rotations[: len(tf_frames)])
+    if params.publish_points and out.cloud is not None:
+        cloud = out.cloud
+        pairs.append(
+            (
+                Output("points"),
+                messages.point_cloud2(cloud.points, cloud.height, cloud.width, newest_stamp_ns, params.world_frame_id),
+            )
+        )
+    if params.publish_path:
+        path_message = messages.path(path, newest_stamp_ns, params.world_frame_id, rotations[len(tf_frames) :])
+        pairs.append((Output("path"), path_message))
+    return pairs
+
+
+def frame_set_messages(params: NodeParameters, frames: Sequence[PublishedFrame]) -> list:
+    """``[(Output, message)]`` of one frame set's images (`ReconstructionSession.earlier_added_frame_sets`): the
+    per-camera depth, confidence and CameraInfo, and the cameras' TF, as `window_messages` has for the newest."""
+    rotations = messages.quaternions([f.world_from_camera for f in frames] if params.publish_tf else [])
+    return _frame_set_pairs(params, frames, rotations)
+
+
+def _frame_set_pairs(params: NodeParameters, frames: Sequence[PublishedFrame], tf_rotations: list) -> list:
+    """Per-camera depth, confidence and CameraInfo of ``frames``, then their TF (``tf_rotations``: each frame's
+    quaternion, empty when TF is off)."""
+    pairs = []
+    for frame in frames:
         optical = params.optical_frame(frame.camera)
         if params.publish_depth:
             pairs.append((Output("depth", frame.camera), messages.float_image(frame.depth, frame.stamp_ns, optical)))
@@ -122,29 +151,14 @@ def window_messages(params: NodeParameters, out: WindowOutput, path: Sequence[tu
                     messages.camera_info(frame.intrinsics, frame.depth.shape, frame.stamp_ns, optical),
                 )
             )
-    # The cameras' and the path's rotations in one conversion.
-    tf_frames = out.newest if params.publish_tf else []
-    path_poses = path if params.publish_path else []
-    rotations = messages.quaternions([f.world_from_camera for f in tf_frames] + [pose for _, pose in path_poses])
-    if tf_frames:
+    if tf_rotations:
         transforms = [
             messages.transform_stamped(
                 params.world_frame_id, params.optical_frame(frame.camera), frame.stamp_ns, frame.world_from_camera, q
             )
-            for frame, q in zip(tf_frames, rotations)
+            for frame, q in zip(frames, tf_rotations)
         ]
         pairs.append((Output("tf"), messages.tf_message(transforms)))
-    if params.publish_points and out.cloud is not None:
-        cloud = out.cloud
-        pairs.append(
-            (
-                Output("points"),
-                messages.point_cloud2(cloud.points, cloud.height, cloud.width, newest_stamp_ns, params.world_frame_id),
-            )
-        )
-    if params.publish_path:
-        path_message = messages.path(path, newest_stamp_ns, params.world_frame_id, rotations[len(tf_frames) :])
-        pairs.append((Output("path"), path_message))
     return pairs
 
 
