@@ -1019,6 +1019,7 @@ def _reconstruct(
         "dataset_parts": dataset_parts if dataset else 0,
         "bag": None if recording is None or no_result else str(args.out_bag),
         "skipped_inputs": inputs.source.skipped,
+        "unpaired_reason": getattr(source, "unpaired_reason", None),
         "substituted_stamps": getattr(source, "substituted_stamps", {}),
         "truncated_input": list(getattr(source, "truncated", [])),
         "input_error": input_error,

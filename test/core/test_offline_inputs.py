@@ -315,6 +315,43 @@ def _one_camera_restarts(tmp_path: Path, stamp_offsets_ns: list[int]) -> tuple[l
     return [item.restart for item in items], source.skipped, [item.names[0] for item in items]
 
 
+def test_images_left_unpaired_when_one_cameras_clock_went_back_name_the_clocks_not_the_slop(tmp_path, caplog):
+    """A two-camera bag in which camera b's driver restarted alone at its 5th image (its stamps start over from the
+    recording's first, camera a's go on): the images after it can never pair. The warning and summary.json said
+    only "no image of every other camera within --slop", and the advice was to raise --slop."""
+    photos = panned_photographs(10)
+    records = []
+    for index, photo in enumerate(photos):
+        received = START_NS + PERIOD_NS * index
+        records.append(("/a", received, received, photo))
+        b_stamp = received if index < 5 else START_NS + PERIOD_NS * (index - 5)
+        records.append(("/b", received + 1_000, b_stamp + 1_000, np.ascontiguousarray(photo[:, ::-1])))
+    bag = write_raw_bag(tmp_path / "bag", records)
+    out = tmp_path / "out"
+    assert main(["--bag", str(bag), "--topics", "/a,/b", "--out", str(out), *FAST]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    # Frame sets 0-4 paired; after the jump b's clock is 0.5 s behind a's: its images from there never pair.
+    assert summary["frame_sets"] == 5 and summary["skipped_inputs"]["/b"]["unpaired"] == 4
+    reason = summary["unpaired_reason"]
+    assert reason.startswith("no image of every other camera within --slop 0.02 s; ")
+    assert "clocks differ by more than --slop" in reason and "'camera0' +0.0 ms, 'camera1' -500.0 ms" in reason
+    warnings = [r.getMessage() for r in caplog.records if "formed no frame set" in r.getMessage()]
+    assert warnings and all(reason in warning for warning in warnings)
+
+
+def test_unpaired_images_of_cameras_whose_clocks_agree_name_the_slop_alone(tmp_path):
+    """Camera b lost one image: camera a's image of that instant has no partner, and the cameras' clocks agree."""
+    photos = panned_photographs(4)
+    records = [("/a", START_NS + PERIOD_NS * i, START_NS + PERIOD_NS * i, p) for i, p in enumerate(photos)]
+    records += [
+        ("/b", START_NS + PERIOD_NS * i + 1, START_NS + PERIOD_NS * i, p) for i, p in enumerate(photos) if i != 1
+    ]
+    source = BagImageSource(write_raw_bag(tmp_path / "bag", records), ["/a", "/b"])
+    assert len(list(bag_frame_sets(source, ("a", "b"), 10, 0.02, "crop", 154))) == 3
+    assert source.skipped == {"/a": {"unpaired": 1}}
+    assert source.unpaired_reason == "no image of every other camera within --slop 0.02 s"
+
+
 @pytest.mark.parametrize(
     "offsets, stale, expected",
     [

@@ -159,6 +159,11 @@ class InputAssembly:
             queue.clear()
         self._stamps.reset()
 
+    def clock_leads_ns(self) -> list[int]:
+        """Each camera's clock: its newest image's stamp - arrival time (ns). Cameras whose leads differ by more
+        than the slop cannot pair, however long they send."""
+        return [self._stamps.lead(camera) for camera in range(len(self.config.names))]
+
     def stop_listening(self) -> None:
         """Drop the images held for a frame set (on deactivation): nothing is heard, so nothing is missed."""
         self._sync.reset()

@@ -97,6 +97,10 @@ class CameraStamps:
     def newest(self, camera: int) -> Optional[int]:
         return self._newest[camera]
 
+    def lead(self, camera: int) -> int:
+        """``camera``'s clock: its newest image's stamp - arrival time (ns)."""
+        return self._lead[camera]
+
     def reset(self) -> None:
         self._newest = [None] * len(self._newest)
         self._lead_changes = [(0, 0)] * len(self._lead_changes)

@@ -207,6 +207,8 @@ class BagImageSource:
             log.warning("%s", note)
         self._skipped: dict[str, dict[str, int]] = {}
         self._substituted: dict[str, int] = {}
+        # Why images of the latest iteration formed no frame set (`bag_frame_sets` says; None: every one did).
+        self.unpaired_reason: Optional[str] = None
         # Per read topic, its images of a usable size with distinct stamps (`image_sizes` counts them); until then
         # its messages.
         self.distinct_images: dict[str, int] = dict(self.topic_messages)
@@ -301,6 +303,7 @@ class BagImageSource:
         `vggt_ros.recording.inputs.bag_frame_sets`, which runs them through the node's input assembly. Unreadable
         messages are skipped and counted; the counts restart with each iteration."""
         self._skipped, self._substituted, self._unusable_depth, self._wrong_size_depth = {}, {}, set(), set()
+        self.unpaired_reason = None
         camera_of_topic = {camera.topic: index for index, camera in enumerate(self.topics)}
         stored = {camera.topic: 0 for camera in self.topics}  # messages the storage gave, per read topic
         with self._opened() as reader, self._depth_reader_kept():

@@ -310,16 +310,29 @@ def bag_frame_sets(
         dropped = Counter()
         for (camera, _), count in assembly.dropped.items():
             dropped[camera] += count
-        for camera, topic in enumerate(topics):
-            unpaired = offered[camera] - frame_sets - dropped[camera]
-            if unpaired > 0:
-                source.count_dropped(topic, UNPAIRED, unpaired)
+        unpaired = {camera: offered[camera] - frame_sets - dropped[camera] for camera in range(len(topics))}
+        if any(count > 0 for count in unpaired.values()):
+            source.unpaired_reason = f"no image of every other camera within --slop {slop:g} s"
+            # Each camera's stamps against the recorder's log times: e.g. one camera's clock went back (its driver
+            # restarted) and the others' did not.
+            leads_ns = assembly.clock_leads_ns()
+            if (max(leads_ns) - min(leads_ns)) / 1e9 > slop:
+                offsets = ", ".join(
+                    f"'{name}' {(lead - leads_ns[0]) / 1e6:+.1f} ms" for name, lead in zip(camera_names, leads_ns)
+                )
+                source.unpaired_reason += (
+                    f"; at the end the cameras' clocks differ by more than --slop (stamp - log time, relative to "
+                    f"'{camera_names[0]}': {offsets}): one went back or jumped, or they are not synchronised"
+                )
+        for camera, count in unpaired.items():
+            if count > 0:
+                source.count_dropped(topics[camera], UNPAIRED, count)
                 log.warning(
-                    "%s: %d of its %d images formed no frame set (no image of every other camera within --slop "
-                    "%g s); they are counted in summary.json's skipped_inputs as '%s'",
-                    topic,
-                    unpaired,
+                    "%s: %d of its %d images formed no frame set (%s); they are counted in summary.json's "
+                    "skipped_inputs as '%s'",
+                    topics[camera],
+                    count,
                     offered[camera],
-                    slop,
+                    source.unpaired_reason,
                     UNPAIRED,
                 )
