@@ -224,7 +224,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"{option} must be a finite number of seconds >= 0 after the bag's start, got {seconds}")
     start = 0.0 if args.start is None else args.start  # the bag's start
     if args.stop is not None and args.stop <= start:
-        parser.error(f"--stop ({args.stop}) must be later than --start ({start}): the time range is empty")
+        since = f"--start ({start:g})" if args.start is not None else "the bag's start (0)"
+        parser.error(f"--stop ({args.stop:g}) must be later than {since}: the time range is empty")
     if args.metric_depth and args.images is not None:
         parser.error(
             "--metric-depth reads a --tum sequence's depth.txt or a --bag's --depth-topics; a folder has no depth"
@@ -388,6 +389,9 @@ def _choose_mode(args: argparse.Namespace, inputs: _Inputs) -> tuple[str, Option
     if per_chunk < 2:
         raise ValueError(f"--max-frames {args.max_frames} must allow 2 frame sets of {inputs.cameras} images")
     total = inputs.expected_frame_sets
+    if total == 0:  # said below, with the cause (`_why_nothing`)
+        log.info("mode: joint, but the input holds no images to run")
+        return "joint", (2, 1)
     if total * inputs.cameras <= args.max_frames:
         log.info(
             "mode: joint, all %d images in one forward pass (they fit --max-frames %d)",
@@ -784,8 +788,9 @@ def _reconstruct(
         if out.waiting_for_scale:  # merged, but nothing is written until the world is in metres (as the node)
             status, reason = WAITING_FOR_SCALE, f"held back until the metric scale is known: {out.scale.reason}"
             held_back_frames += int(out.result.new_frames.sum())
-        elif out.merged and held_back_frames and metric_from_window is None:
+        elif out.merged and out.metric and metric_from_window is None:
             metric_from_window = out.window.sequence
+        if metric_from_window == out.window.sequence and held_back_frames:
             log.warning(
                 "window %d: the world is in metres from here on; the %d frames merged while it awaited its scale are "
                 "in the trajectories (rescaled) but not in the dataset exports, map.ply or --out-bag",

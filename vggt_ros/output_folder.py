@@ -166,10 +166,13 @@ def check_run_entries(out: Path, entries: Sequence[str]) -> None:
 
 
 def check_out_bag(out_bag: Path, out: Path, entries: Sequence[str]) -> None:
-    """`OutputFolderError` when --out-bag is --out or lies in one of its run ``entries``, which the run replaces."""
+    """`OutputFolderError` when --out-bag is --out, holds it, or lies in one of its run ``entries``, which the run
+    replaces."""
     bag, out = Path(out_bag).resolve(), Path(out).resolve()
     if bag == out:
         raise OutputFolderError(f"--out-bag {out_bag} is --out; the bag is a folder of its own: choose another path")
+    if out.is_relative_to(bag):  # creating --out would create the bag's folder, which must not exist
+        raise OutputFolderError(f"--out-bag {out_bag} holds --out; the bag is a folder of its own: choose another path")
     for name in entries:
         if bag.is_relative_to(out / name):
             raise OutputFolderError(

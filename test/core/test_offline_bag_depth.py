@@ -84,6 +84,9 @@ def test_a_recordings_registered_depth_sets_the_metric_scale_of_every_output(tmp
     assert main([*arguments, "--out", str(out), *FAST]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["units"] == "metres" and summary["skipped_inputs"] == {}
+    # In metres from its first window on (the field was null unless frames had been held back before it).
+    assert summary["held_back_frames"] == 0 and summary["metric_from_window"] == summary["per_window"][0]["window"]
+    assert json.loads((unitless / "summary.json").read_text())["metric_from_window"] is None
     metric = _exported_depth(out, metric=True)
     assert sorted(metric) == stamps
     for stamp in stamps:

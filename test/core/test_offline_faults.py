@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -749,7 +750,8 @@ def _two_cameras(tmp_path, right_offset_ns=2_000_000, corrupt=(), right_start_ns
         ("cut off", (), "no image of /left, /right could be read from the cut-off bag ("),
     ],
 )
-def test_a_run_that_reads_no_image_says_why_and_fails(tmp_path, capsys, case, extra, expected):
+def test_a_run_that_reads_no_image_says_why_and_fails(tmp_path, capsys, caplog, case, extra, expected):
+    caplog.set_level(logging.INFO, logger="vggt_ros.offline")
     if case == "never pair":
         bag = _two_cameras(tmp_path, right_offset_ns=50_000_000)  # 50 ms apart, --slop 20 ms
     elif case == "undecodable":
@@ -766,6 +768,7 @@ def test_a_run_that_reads_no_image_says_why_and_fails(tmp_path, capsys, case, ex
     status, out = _bag_run(tmp_path, bag, ["/left", "/right"], *extra)
     assert status == 1
     assert expected in capsys.readouterr().err
+    assert not any("all 0 images" in r.getMessage() for r in caplog.records)  # "in one forward pass", it said
     summary = _strict_json(out / "summary.json")
     assert summary["frame_sets"] == 0 and expected in summary["no_result"]
 
@@ -804,7 +807,7 @@ def test_topics_with_spaces_are_read_and_a_bad_time_range_names_the_options(tmp_
     for extra, message in (
         (["--start", "-1"], "--start must be a finite number of seconds >= 0 after the bag's start, got -1.0"),
         (["--start", "0.3", "--stop", "0.2"], "--stop (0.2) must be later than --start (0.3)"),
-        (["--stop", "0"], "--stop (0.0) must be later than --start (0.0): the time range is empty"),  # was read
+        (["--stop", "0"], "--stop (0) must be later than the bag's start (0): the time range is empty"),  # was read
     ):
         with pytest.raises(SystemExit):
             _bag_run(tmp_path, bag, ["/cam"], *extra, out_name="refused")

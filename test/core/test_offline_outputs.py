@@ -34,6 +34,17 @@ def test_an_unwritable_out_bag_is_named_before_any_work(bag, tmp_path, capsys):
     assert error.startswith(f"error: --out-bag {bag} ") and "Traceback" not in error
 
 
+def test_an_out_bag_holding_out_is_refused_before_any_work(tmp_path, capsys):
+    """The run created --out's parent, the bag's folder, and then refused the bag as existing, after the model
+    loaded."""
+    bag = tmp_path / "replay"
+    arguments = ["--images", str(IMAGES), "--out", str(bag / "out"), "--out-bag", str(bag)]
+    assert main([*arguments, "--weights", str(tmp_path / "no-weights")]) == 1  # the weights are never looked at
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: --out-bag {bag} holds --out") and "Traceback" not in error
+    assert not bag.exists()
+
+
 @pytest.mark.parametrize("name", ["x.mcap", "x.db3", "x.bag"])
 def test_an_out_bag_named_as_a_bag_file_is_refused_before_any_work(name, tmp_path, capsys):
     """--out-bag x.mcap made a folder x.mcap holding x.mcap.mcap."""
