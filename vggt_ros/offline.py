@@ -45,6 +45,7 @@ from typing import Iterator, Optional, Union
 import numpy as np
 from tqdm import tqdm
 
+from vggt_ros.arguments import path_argument
 from vggt_ros.dataset import strict_json
 from vggt_ros.dataset.frame_files import why_not_copied
 from vggt_ros.dataset.tum import FURTHER_TRAJECTORY_FILES
@@ -141,23 +142,16 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
     """The module docstring as written, and every option's default."""
 
 
-def _path(text: str) -> Path:
-    """A path option's value; an empty one (``--out ""``, an unset shell variable) would be the current folder."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("is empty; give a path")
-    return Path(text)
-
-
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="vggt-ros-reconstruct", description=__doc__, formatter_class=_HelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--images",
-        type=_path,
+        type=path_argument,
         help="folder of images, in the natural order of their names (frame_2 before frame_10) = time order",
     )
-    source.add_argument("--bag", type=_path, help="rosbag2 recording (folder, .mcap or .db3) or ROS 1 .bag")
-    source.add_argument("--tum", type=_path, help="TUM RGB-D sequence folder (rgb.txt, images at their stamps)")
+    source.add_argument("--bag", type=path_argument, help="rosbag2 recording (folder, .mcap or .db3) or ROS 1 .bag")
+    source.add_argument("--tum", type=path_argument, help="TUM RGB-D sequence folder (rgb.txt, images at their stamps)")
     parser.add_argument(
         "--metric-depth",
         action="store_true",
@@ -175,7 +169,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     add_option(parser, "camera_names", "--camera-names")
     parser.add_argument("--start", type=float, default=None, help="with --bag: seconds after the bag's start")
     parser.add_argument("--stop", type=float, default=None, help="with --bag: seconds after the bag's start")
-    parser.add_argument("--out", type=_path, required=True, help="output folder, new or empty (see --overwrite)")
+    parser.add_argument(
+        "--out", type=path_argument, required=True, help="output folder, new or empty (see --overwrite)"
+    )
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -187,7 +183,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     add_option(parser, "max_image_pixels", "--max-image-pixels")
     parser.add_argument(
         "--out-bag",
-        type=_path,
+        type=path_argument,
         default=None,
         help="also write the node's messages into this rosbag2 folder (new; mcap storage inside it)",
     )

@@ -218,8 +218,14 @@ def test_an_export_given_as_the_weights_names_the_option_that_reads_it(pristine,
     with pytest.raises(CheckpointError) as err:
         load_model(pristine)
     assert str(err.value).startswith(
-        f"{pristine} is an engine export (vggt-ros-export), not VGGT weights: run it with backend onnxruntime or "
-        "tensorrt and its folder as the engine folder"
+        f"{pristine} is an engine export (vggt-ros-build-engines), not VGGT weights: run it with backend onnxruntime "
+        "or tensorrt and its folder as the engine folder"
+    )
+    # A graph of it: not "a pickle that holds more than tensors" (its reading as weights), which it never was.
+    with pytest.raises(CheckpointError) as err:
+        load_model(pristine / "aggregator.onnx")
+    assert str(err.value).startswith(f"{pristine / 'aggregator.onnx'} is an engine export") and "pickle" not in str(
+        err.value
     )
     # Engines exported into the weights' own folder: the weights still load (the first export's layout).
     weights = shutil.copytree(TINY, tmp_path / "weights")
@@ -533,7 +539,7 @@ def test_build_engines_verifies_a_quantized_export_at_its_own_size(int8_export, 
     args = ["--precision", "int8", "--backend", "onnxruntime", "--out", str(int8_export), "--weights", str(TINY)]
     with caplog.at_level("INFO"):
         assert build_engines_main([*args, "--verify"]) == 0
-    assert "relative error vs torch FP32 (1 frames, 28x28)" in caplog.text
+    assert "relative error vs torch FP32 on 1 random images of 28x28" in caplog.text
 
 
 def test_build_engines_verifies_a_quantized_export_only_against_the_weights_it_was_quantized_from(
@@ -661,6 +667,8 @@ def test_sigterm_during_an_export_leaves_no_staging_folder_and_no_traceback(tmp_
         # Above the exporter's newest it failed after tracing the model, with a 125-line graph dump.
         (export_entry, ["--opset", "99"], "ONNX opset 99 is above 23, the newest this torch exports"),
         (build_engines_entry, ["--backend", "onnxruntime", "--verify-frames", "0"], "--verify-frames must be 1"),
+        # Never checked: TensorRT's builder would have been handed a negative workspace.
+        (build_engines_entry, ["--workspace-gib", "-3"], "--workspace-gib must be a positive number of GiB, got -3.0"),
     ],
 )
 def test_export_options_are_checked_before_the_model_loads(
@@ -669,6 +677,14 @@ def test_export_options_are_checked_before_the_model_loads(
     arguments = ["--weights", str(TINY), "--height", "28", "--width", "28", "--out", str(tmp_path / "engines")]
     status, error = _command(entry, monkeypatch, capsys, *arguments, *options)
     assert status == 1 and message in error and "Traceback" not in error
+    assert model_loads == []
+
+
+@pytest.mark.parametrize("entry", [export_entry, build_engines_entry])
+def test_an_empty_out_is_refused_at_parsing_not_taken_for_the_current_folder(entry, monkeypatch, capsys, model_loads):
+    """--out "" (an unset shell variable) wrote the graphs into the current folder and logged /manifest.json."""
+    status, error = _command(entry, monkeypatch, capsys, "--weights", str(TINY), "--out", "")
+    assert status == 2 and "argument --out: is empty; give a path" in error
     assert model_loads == []
 
 

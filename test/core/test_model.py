@@ -153,6 +153,21 @@ def test_wrong_keys_are_listed(tmp_path, tiny_model):
     assert "wrong shape (1)" in text and "depth_head.norm.weight: checkpoint (7,)" in text
 
 
+def test_a_folder_whose_weights_file_is_damaged_says_it_is_unreadable(tmp_path):
+    """A copy cut short: the folder "must hold exactly one VGGT *.safetensors file ...; found
+    state_dict.safetensors", the file it held."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    shutil.copy(TINY / "config.json", folder)
+    data = (TINY / "state_dict.safetensors").read_bytes()
+    (folder / "state_dict.safetensors").write_bytes(data[: len(data) // 2])
+    (folder / "other.safetensors").write_bytes((TINY / "fixture_caseA.safetensors").read_bytes())  # not weights
+    with pytest.raises(CheckpointError) as err:
+        VGGT.from_pretrained(folder)
+    text = str(err.value)
+    assert "found other.safetensors (no VGGT keys), state_dict.safetensors (unreadable: " in text, text
+
+
 def test_missing_weights_and_offline_hub_give_the_fix(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match="weights not found"):
         VGGT.from_pretrained(tmp_path / "nope.safetensors")

@@ -391,6 +391,8 @@ def test_a_full_disk_while_writing_the_export_is_a_clear_error_and_keeps_the_pla
         (("--scheme", "int8", "--opset", "99"), "ONNX opset 99 is above 23"),
         (("--scheme", "int8", "--max-frames", "0"), "--max-frames 0: frames profile must satisfy"),
         (("--scheme", "int8", "--opset", "7"), "ONNX opset 7 is below 14"),
+        # It calibrated at 6 frames an export that accepts 4 at most.
+        (("--scheme", "int8", "--frames", "6", "--max-frames", "4"), "--frames 6 is more than --max-frames 4"),
         # These named the fields they set (frames, max_images, protected_blocks, steps); --image-size 30 was
         # "target_size must be ...", after every calibration image was read.
         (("--frames", "0"), "--frames must be a positive integer, got 0"),
@@ -412,6 +414,26 @@ def test_options_the_export_would_refuse_are_refused_before_any_work(
     code, error = run_entry(monkeypatch, capsys, [*arguments, *scheme, *option, "--out", str(tmp_path / "out")])
     assert code == 1 and error.startswith("error: ") and message in error and "Traceback" not in error
     assert not (tmp_path / "out").exists()
+
+
+def test_cuda_on_a_machine_without_it_is_refused_before_any_work(calibration, tmp_path, monkeypatch, capsys):
+    """It was torch's AssertionError ("Torch not compiled with CUDA enabled") as a traceback, after the model and
+    the calibration images had loaded."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    arguments = ["--weights", str(tmp_path / "no-weights"), "--calibration", str(calibration), "--scheme", "w4a16"]
+    code, error = run_entry(monkeypatch, capsys, [*arguments, "--device", "cuda", "--out", str(tmp_path / "out")])
+    assert code == 1 and error.startswith("error: --device cuda: torch sees no CUDA GPU") and "Traceback" not in error
+
+
+@pytest.mark.parametrize("option", ["--out", "--calibration", "--plan"])
+def test_an_empty_path_is_refused_at_parsing_not_taken_for_the_current_folder(
+    option, calibration, tmp_path, monkeypatch, capsys
+):
+    """--out "" wrote plan.json, report.json and the export into the current folder."""
+    paths = {"--out": str(tmp_path / "out"), "--calibration": str(calibration), "--plan": str(tmp_path / "plan")}
+    arguments = [*(item for name, path in paths.items() for item in (name, "" if name == option else path))]
+    code, error = run_entry(monkeypatch, capsys, ["--weights", str(tmp_path / "w"), "--scheme", "w4a16", *arguments])
+    assert code == 2 and f"argument {option}: is empty; give a path" in error
 
 
 def test_an_out_that_is_the_weights_folder_is_refused_before_any_work(micro, calibration, monkeypatch, capsys):

@@ -80,26 +80,28 @@ def resolve_source(source: str | Path) -> tuple[Path, Path | None]:
 def _weights_in_folder(folder: Path) -> Path:
     """The one checkpoint in a folder: a *.safetensors holding VGGT keys (headers only are read), else model.pt."""
     candidates = sorted(p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
-    safetensors = [p for p in candidates if p.suffix == ".safetensors" and _holds_vggt_keys(p)]
+    problems = {p: _not_vggt_safetensors(p) for p in candidates if p.suffix == ".safetensors"}
+    safetensors = [p for p, problem in problems.items() if problem is None]
     if len(safetensors) == 1:
         return safetensors[0]
     if not safetensors and (folder / "model.pt").is_file():
         return folder / "model.pt"
-    found = ", ".join(p.name for p in candidates) or "no weight files"
+    found = ", ".join(p.name + (f" ({problems[p]})" if problems.get(p) else "") for p in candidates)
     raise CheckpointError(
-        f"{folder} must hold exactly one VGGT *.safetensors file or a model.pt; found {found}. "
+        f"{folder} must hold exactly one VGGT *.safetensors file or a model.pt; found {found or 'no weight files'}. "
         "Pass the weights file itself instead."
     )
 
 
-def _holds_vggt_keys(path: Path) -> bool:
+def _not_vggt_safetensors(path: Path) -> str | None:
+    """None when ``path`` is a safetensors file holding VGGT's keys (its header alone is read), else why not."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            return _MARKER_KEY in f.keys()
-    except Exception:  # not a readable safetensors file: not a candidate
-        return False
+            return None if _MARKER_KEY in f.keys() else "no VGGT keys"
+    except Exception as err:  # safetensors raises its own error types for a damaged file
+        return f"unreadable: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
 
 
 def _download(repo_id: str) -> tuple[Path, Path | None]:

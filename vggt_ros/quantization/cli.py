@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from vggt_ros.arguments import path_argument
 from vggt_ros.export.folder import STOPPED_MESSAGE, check_export_entries
 from vggt_ros.export.onnx_export import EXPORT_ENTRIES, check_opset
 from vggt_ros.files import add_to_save_record, staged_entries
@@ -82,19 +83,19 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", default=None, help="model config.json for a bare weights file")
     parser.add_argument(
         "--calibration",
-        type=Path,
+        type=path_argument,
         required=True,
         help="folder of images, or a bag: rosbag2 (folder with metadata.yaml, .mcap, .db3) or ROS 1 (.bag)",
     )
     parser.add_argument("--topic", default=None, help="with a bag: the image topic to calibrate on")
     parser.add_argument("--scheme", choices=SCHEMES, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="output folder (the runtime's engine_dir)")
+    parser.add_argument("--out", type=path_argument, required=True, help="output folder (the runtime's engine_dir)")
     parser.add_argument("--frames", type=int, default=8, help="images per window S, as the node runs VGGT")
     parser.add_argument("--max-images", type=int, default=128, help="evenly spaced calibration images kept")
     parser.add_argument("--image-size", type=int, default=518, help="model input width (crop) or longer side (pad)")
     parser.add_argument("--mode", default="crop", choices=("crop", "pad"), help="preprocessing mode, as the node's")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--plan", type=Path, default=None, help="a (hand-edited) plan.json to use as it is")
+    parser.add_argument("--plan", type=path_argument, default=None, help="a (hand-edited) plan.json to use as it is")
     parser.add_argument("--protect", type=int, default=4, help="most sensitive blocks kept in FP16 but attn.proj")
     parser.add_argument(
         "--group-size",
@@ -161,6 +162,8 @@ def _check_options(args) -> None:
     of another scheme (which a rerun replaces only when asked for the same one) or files of the user's that the
     export would replace."""
     check_output_folder(args.out, "--out")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA GPU; use --device cpu, or run where torch sees one")
     if args.group_size is not None and (args.group_size < 2 or args.group_size % 2):  # an odd group splits a byte
         raise ValueError(f"--group-size must be an even number of input channels >= 2, got {args.group_size}")
     weights = Path(args.weights)
@@ -175,6 +178,11 @@ def _check_options(args) -> None:
             _frames(args)
         except ValueError as err:
             raise ValueError(f"--max-frames {args.max_frames}: {err}") from None
+        if args.frames > args.max_frames:
+            raise ValueError(
+                f"--frames {args.frames} is more than --max-frames {args.max_frames}: the graphs could not run the "
+                "windows they are calibrated on; raise --max-frames or lower --frames"
+            )
         check_opset(args.opset)
     held = quantized_scheme_in(args.out)
     if held is None and (args.out / MANIFEST_FILE).exists():

@@ -83,19 +83,22 @@ class RuntimeConfig:
     def resolve(self, cuda_available: Optional[bool] = None) -> Resolved:
         """Replace "auto": the device is cuda when torch sees a GPU (``cuda_available``, default: ask torch), else
         the CPU with a warning; the precision is the scheme of a quantized export an engine backend runs, else
-        `AUTO_PRECISION` of the device (ONNX Runtime: fp32, the export as it is). Explicit values are kept; a half
-        precision ONNX Runtime does not apply, and weights an export replaces, are warned about."""
+        `AUTO_PRECISION` of the device (ONNX Runtime: fp32, the export as it is). Explicit values are kept, but a
+        half precision ONNX Runtime does not apply becomes fp32, with a warning, as weights an export replaces get."""
         warnings = []
         if self.from_engine_dir and (self.weights != RuntimeConfig.weights or self.model_config):
             warnings.append(
                 f"weights and model_config are not used with backend {self.backend}, precision {self.precision}: the "
                 f"export in engine_dir {self.engine_dir} holds the weights"
             )
-        if self.backend == "onnxruntime" and self.precision in ("fp16", "bf16"):
+        precision = self.precision
+        if self.backend == "onnxruntime" and precision in ("fp16", "bf16"):
             warnings.append(
-                f"precision {self.precision}: the onnxruntime backend runs the export as it is (float32 graphs); half "
-                "precision applies to the torch backend and to TensorRT's engines. Set precision to fp32 or auto"
+                f"precision {precision}: the onnxruntime backend runs the export as it is (float32 graphs), so it "
+                "runs at fp32; half precision applies to the torch backend and to TensorRT's engines. Set precision "
+                "to fp32 or auto"
             )
+            precision = "fp32"  # what runs, and what the run's records say
         if cuda_available is None and self.device == AUTO:
             cuda_available = torch.cuda.is_available()
         device, chosen = self.device, []
@@ -107,7 +110,6 @@ class RuntimeConfig:
                     "device auto: torch sees no CUDA GPU, so inference runs on the CPU (seconds per window); "
                     "set device to cpu to silence this, or install a CUDA build of torch for a GPU"
                 )
-        precision = self.precision
         scheme = self._export_scheme() if precision == AUTO else None  # a manifest read only where it decides
         if scheme is not None:  # the export as it is: the only precision it runs at
             precision = scheme

@@ -30,11 +30,11 @@ def load_model(
     """`VGGT.from_pretrained`; where that fails on an export, the CheckpointError says which and what runs it."""
     try:
         return VGGT.from_pretrained(weights, config=config, device=device)
-    except CheckpointError as err:
+    except CheckpointError:
         export = _export_at(Path(weights).expanduser())
         if export is None:
             raise
-        raise CheckpointError(f"{export} (read as weights: {str(err).splitlines()[0]})") from None
+        raise CheckpointError(export) from None  # why it failed to read as weights says nothing more
 
 
 def _export_at(path: Path) -> Optional[str]:
@@ -43,7 +43,7 @@ def _export_at(path: Path) -> Optional[str]:
     scheme = quantized_scheme_in(folder) or (_scheme_of_file(path) if path.is_file() else None)
     if scheme is None and not (folder / MANIFEST_FILE).is_file():
         return None
-    what = f"a vggt-ros-quantize {scheme} export" if scheme else "an engine export (vggt-ros-export)"
+    what = f"a vggt-ros-quantize {scheme} export" if scheme else "an engine export (vggt-ros-build-engines)"
     if scheme == W4A16:
         run = "precision w4a16 on the torch backend"
     else:
