@@ -248,6 +248,8 @@ def test_an_interrupted_re_export_leaves_the_earlier_export_as_it_was(export, ti
     assert _contents(export) == before  # no graph of the new weights, no staging folder left
     assert _is_current(export, tiny_model) is None
     assert _is_current(export, other_weights) == "existing export differs: weights"
+    # An --out without an export: the manifest's error told the user to run build-engines, the command running.
+    assert _is_current(export.parent / "new", tiny_model) == "no export there yet"
 
 
 def test_an_export_interrupted_while_its_graphs_are_moved_in_leaves_the_earlier_export(

@@ -18,7 +18,7 @@ from ..model import VGGT
 from ..output_folder import check_output_folder
 from ..quantized_formats.plan import quantized_scheme_in
 from ..quantized_formats.schemes import QDQ_SCHEMES
-from ..runtime.io_contract import ExportManifest, FramesProfile, ManifestError
+from ..runtime.io_contract import MANIFEST_FILE, ExportManifest, FramesProfile, ManifestError
 from ..runtime.weights_source import load_model
 from ..termination import run_command
 from .folder import STOPPED_MESSAGE, check_export_entries
@@ -116,6 +116,8 @@ def export_is_current(
 
     Every graph is read to compare its SHA-256 with the manifest's: a graph changed since the export (a copy cut
     short, an export interrupted while its graphs were moved in) is not taken for the export."""
+    if not (out / MANIFEST_FILE).exists():  # the manifest's own error tells the user to run this command
+        return "no export there yet"
     try:
         manifest = ExportManifest.load(out)
         manifest.check_files(out, contents=True)
