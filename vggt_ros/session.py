@@ -342,6 +342,7 @@ class ReconstructionSession:
         self.map = GrowingMap(config.map)
         self._window = SlidingWindow(config.window)
         self._image_hw: Optional[tuple[int, int]] = None  # input size of the current run (add's thread)
+        self._new_hw: Optional[tuple[int, int]] = None  # another size, seen once: a new size once seen again
         self._resets_requested = 0  # counted by add's thread; the worker compares it with the resets it took
         # Worker state (infer / integrate thread).
         self._resets_taken = 0
@@ -355,8 +356,8 @@ class ReconstructionSession:
         """Offer one synchronised frame set (arrival order).
 
         Raises:
-            FrameSetError: wrong number of images, or cameras with different sizes without ``model_hw`` (the set is
-                dropped).
+            FrameSetError: wrong number of images, cameras with different sizes without ``model_hw``, or the first
+                set of a new image size without it (the set is dropped; a second one of that size starts over).
         """
         if len(frame_set.images) != self.config.cameras:
             raise FrameSetError(
@@ -376,11 +377,19 @@ class ReconstructionSession:
         reset = ""
         image_hw = max(sizes)
         if self._image_hw is not None and image_hw != self._image_hw and self.config.model_hw is None:
-            reset = (
-                f"image size changed from {self._image_hw[1]}x{self._image_hw[0]} to {image_hw[1]}x{image_hw[0]} "
-                "(WxH): reconstruction starts over"
-            )
+            change = f"image size changed from {self._image_hw[1]}x{self._image_hw[0]} to {image_hw[1]}x{image_hw[0]}"
+            if image_hw != self._new_hw:
+                # Seen once: a lone image of another size (a glitch, a second publisher on the topic) costs itself
+                # only, as a lone late image does; the next of that size confirms it, and the world starts over.
+                self._new_hw = image_hw
+                raise FrameSetError(
+                    "size_change",
+                    f"{change} (WxH): set dropped; a second set of the new size starts the reconstruction over, a "
+                    "set of the old size goes on with it",
+                )
+            reset = f"{change} (WxH): reconstruction starts over"
             self._window.reset()
+        self._new_hw = None
         self._image_hw = image_hw
         update = self._window.add(frame_set)
         if update.reset:
@@ -398,7 +407,7 @@ class ReconstructionSession:
         Call from `add`'s thread (the node's executor).
         """
         self._window.reset()
-        self._image_hw = None
+        self._image_hw = self._new_hw = None
         self._resets_requested += 1
 
     # ------------------------------------------------------------------------------------------ inference

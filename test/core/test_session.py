@@ -175,14 +175,41 @@ def test_time_going_back_a_size_change_and_a_requested_reset_start_a_new_world(p
     out = session.integrate(session.infer(update.window))
     assert out.status is WindowStatus.INITIALIZED and out.map_reset and len(out.window.frame_sets) == 1
 
-    smaller = FrameSet((2_000_000_000,), (np.ascontiguousarray(FRAMES[0][:280, :420]),))
-    update = session.add(smaller)
-    assert "image size changed from 451x300 to 420x280" in update.reset
+    # A new image size: its first set is dropped (a lone one costs itself only), the second starts over.
+    smaller = [
+        FrameSet((s,), (np.ascontiguousarray(FRAMES[k][:280, :420]),))
+        for k, s in ((0, 2_000_000_000), (1, 2_100_000_000))
+    ]
+    with pytest.raises(FrameSetError, match=r"image size changed from 451x300 to 420x280 \(WxH\): set dropped") as err:
+        session.add(smaller[0])
+    assert err.value.kind == "size_change"
+    update = session.add(smaller[1])
+    assert "image size changed from 451x300 to 420x280 (WxH): reconstruction starts over" in update.reset
     assert session.integrate(session.infer(update.window)).status is WindowStatus.INITIALIZED
 
     session.request_reset()
     out = session.push(FrameSet((3_000_000_000,), (np.ascontiguousarray(FRAMES[1][:280, :420]),)))
     assert out.status is WindowStatus.INITIALIZED and len(session.trajectory().frame_ids) == 1
+
+
+def test_a_lone_image_of_another_size_costs_itself_only(pipeline):
+    """One odd-sized image (a glitch, or a second publisher on the topic) reset the world at once, and the next
+    image of the old size reset it again: six merged windows gone. Alternating sizes restarted it at every image."""
+    session = ReconstructionSession(pipeline, _config())
+    outputs = _run(session, _frame_sets(1, 3, start_ns=1_000_000_000))
+    assert outputs[-1].status is WindowStatus.MERGED
+    keyframes = len(session.trajectory().frame_ids)
+    odd = np.ascontiguousarray(FRAMES[0][:280, :420])
+    stamps = iter(range(2_000_000_000, 3_000_000_000, 100_000_000))
+    for frame_set in _frame_sets(1, 3, start_ns=2_000_000_000):  # odd-sized sets between the old size's
+        with pytest.raises(FrameSetError, match="set dropped"):
+            session.add(FrameSet((next(stamps),), (odd,)))
+        update = session.add(dataclasses.replace(frame_set, stamps_ns=(next(stamps),)))
+        assert update.reset == ""
+        if update.window is not None:
+            out = session.integrate(session.infer(update.window))
+            assert out.status is WindowStatus.MERGED and not out.map_reset
+    assert len(session.trajectory().frame_ids) > keyframes  # one world all along
 
 
 def test_a_reset_drops_the_window_formed_before_it_that_waits_for_the_worker(pipeline):
@@ -380,8 +407,10 @@ def test_a_window_formed_before_a_reset_and_run_after_it_does_not_stall_the_next
     assert out.status is WindowStatus.INITIALIZED
     stale = windows[-1]  # formed, not yet run
     if change == "size":
-        smaller = [np.ascontiguousarray(frame[:280, :420]) for frame in FRAMES[:4]]
+        smaller = [np.ascontiguousarray(frame[:280, :420]) for frame in FRAMES[:5]]
         later = [FrameSet((11_000_000_000 + i * 100_000_000,), (image,)) for i, image in enumerate(smaller)]
+        with pytest.raises(FrameSetError, match="set dropped"):  # the new size's first set
+            session.add(later.pop(0))
     else:
         later = _frame_sets(1, 4, start_ns=1_000_000_000)
     updates = [session.add(s) for s in later]

@@ -128,6 +128,7 @@ class Probe:
 
     def __init__(self, image_topics: list[str], camera_topics: list[str]) -> None:
         self.node = Node("vggt_probe")
+        self.sent_hw = None  # (H, W) of the last image a test sent on a one-camera topic
         self._condition = threading.Condition()
         self.received: dict[str, list] = {}
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -288,6 +289,12 @@ class TestOneCamera:
 
     @staticmethod
     def send(probe: Probe, clock: Clock, photo=CHELSEA, encoding="rgb8") -> int:
+        """Publish ``photo`` and return its stamp. An image of another size than the last one sent goes twice: the
+        node drops the first of a new size (a lone one costs itself only) and starts over at the second."""
+        image_hw = np.asarray(photo).shape[:2]
+        if probe.sent_hw not in (None, image_hw):
+            probe.publishers["/cam/image"].publish(image_message(photo, encoding, clock.next()))
+        probe.sent_hw = image_hw
         stamp = clock.next()
         probe.publishers["/cam/image"].publish(image_message(photo, encoding, stamp))
         return stamp
@@ -399,8 +406,11 @@ class TestOneCamera:
         assert (colors[..., 0] == colors[..., 1]).all() and (colors[..., 1] == colors[..., 2]).all()
         assert np.abs(colors - expected_colors(ROCKET_GREY)).max() <= 2
         assert len(probe.latest("/vggt/path", stamp).poses) == 1, "a new image size must start a new window"
+        # The first image of the new size was dropped, the second started over.
+        assert probe.logs(ERROR, "image size changed from 451x300 to 640x427 (WxH): set dropped")
         assert probe.wait_for(
-            lambda: probe.logs(WARN, "image size changed from 451x300 to 640x427"), what="size warning"
+            lambda: probe.logs(WARN, "image size changed from 451x300 to 640x427 (WxH): reconstruction starts over"),
+            what="size warning",
         )
 
     @pytest.mark.parametrize("encoding", ["yuyv", "bayer_grbg8"])
