@@ -301,7 +301,9 @@ def test_a_look_alike_place_after_tracking_was_lost_is_held_and_never_joins_the_
 def test_a_join_the_solve_finds_off_is_not_taken_and_nothing_moves():
     """Two loops agreed to join the segments, within the drift allowed, but not within the graph's sigmas: the
     robust solve removes one, and the other would join the segments alone. Nothing is taken: the loop the solve
-    found off is dropped, and the other waits for another loop to agree."""
+    found off is dropped, and the other waits for another loop to agree. Which of the two it removes is the solver's
+    arithmetic (they are as far off each other: one dev machine's build removes the newer, another's the held one):
+    either way one is dropped and one waits."""
     scene = relocalisation_scene(frames_per_lap=100, blank_frames=30)
     run = run_loop_scene(scene, WorldConfig(max_consecutive_rejections=2), place_min_gap=20, detect=False, **DRIFT)
     world, graph = run.world, run.world.loops.graph
@@ -317,15 +319,23 @@ def test_a_join_the_solve_finds_off_is_not_taken_and_nothing_moves():
     pose = np.linalg.inv(graph.nodes[old[7]].corrected) @ shifted @ graph.nodes[new[-1]].corrected
     poses = {f: node.corrected.copy() for f, node in graph.nodes.items()}
     assert world.close_loop(first).held
-    result = world.close_loop(LoopConstraint(new[-1], old[7], pose, 0.001, 0.95))
-    assert not result.accepted and result.held
-    assert result.dropped_held == (
-        f"held loop(s) {first.query!r} -> {first.match!r} dropped unused: the solve found it off the loops that "
-        "agreed with it",
-    )
+    second = LoopConstraint(new[-1], old[7], pose, 0.001, 0.95)
+    result = world.close_loop(second)
+    assert not result.accepted
+    if result.held:  # the solve found the held loop off
+        assert result.dropped_held == (
+            f"held loop(s) {first.query!r} -> {first.match!r} dropped unused: the solve found it off the loops that "
+            "agreed with it",
+        )
+        waiting, held_total = second, 2
+    else:  # it found the new one off
+        assert result.cause == "disagrees" and result.dropped_held == ()
+        assert "the solve removed some of the loops that agreed on the join" in result.reason
+        waiting, held_total = first, 1
+    assert [(loop.query, loop.match) for loop in world.loops.held] == [(waiting.query, waiting.match)]
     assert graph.loops == [] and not world.joined_to_current(0)
     assert all(np.array_equal(node.corrected, poses[f]) for f, node in graph.nodes.items())
-    assert world.loop_counters.rejections == {"disagrees": 1} and world.loop_counters.held == 2
+    assert world.loop_counters.rejections == {"disagrees": 1} and world.loop_counters.held == held_total
 
 
 def test_with_join_min_loops_1_the_first_loop_joins_the_segments():
