@@ -108,6 +108,35 @@ def test_sim_time_switched_on_at_run_time_without_a_clock_is_named():
         running.close()
 
 
+def test_sim_time_switched_back_on_after_its_clock_stopped_is_named_while_images_arrive():
+    """Sim time, then off, then on again with no /clock any more: the node's time stood at the last /clock heard
+    without a word (no "no /clock" warning: the clock is not 0), and the camera's wall-time stamps were blamed for
+    running ahead of it."""
+    from rclpy.parameter import Parameter
+
+    running = Running(SIM_TIME)
+    probe = Probe([TOPIC], ["/vggt/"])
+    clock = BagClockForTests(probe, 100 * SECOND)
+    try:
+        probe.wait_connected()
+        probe.wait_for(lambda: running.node.get_clock().now().nanoseconds > 0, what="the node on the bag's clock")
+        clock.close()  # the bag ended
+        assert running.node.set_parameters([Parameter("use_sim_time", value=False)])[0].successful
+        assert running.node.set_parameters([Parameter("use_sim_time", value=True)])[0].successful
+        stamp = time.time_ns()
+        deadline = time.monotonic() + 10
+        while not probe.logs(WARN, "/clock has not moved") and time.monotonic() < deadline:
+            stamp += 100_000_000
+            probe.publishers[TOPIC].publish(image_message(CHELSEA, "rgb8", stamp))
+            time.sleep(0.1)
+        warning = probe.logs(WARN, "/clock has not moved")
+        assert warning and "use_sim_time is true and images arrive" in warning[0].msg
+        assert "the node's time stands at 10" in warning[0].msg  # about 100 s, the bag's clock when it ended
+    finally:
+        probe.close()
+        running.close()
+
+
 def test_a_paused_clock_is_no_executor_stall():
     """The diagnostics were stamped with the wall clock while their timer followed /clock: a bag paused for 3 s
     read as a 3 s executor stall."""

@@ -266,6 +266,7 @@ class ReconstructionNode(LifecycleNode):
         # Under sim time the timers above wait for /clock: say so if it never comes. On a steady clock, and always
         # created, since use_sim_time can be set at run time.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._clock_at_check = (0, 0)  # (the node's clock in ns, images received) at the last clock check
         self._owned_timers.append(self.create_timer(params.input_timeout_s, self._check_clock, clock=steady))
 
     def _create_outputs(self) -> None:
@@ -466,13 +467,28 @@ class ReconstructionNode(LifecycleNode):
 
     def _check_clock(self) -> None:
         clock = self.get_clock()
-        if clock.ros_time_is_active and clock.now().nanoseconds == 0:
+        now_ns, images = clock.now().nanoseconds, self._input.images_received
+        last_ns, last_images = self._clock_at_check
+        self._clock_at_check = (now_ns, images)
+        if not clock.ros_time_is_active:
+            return
+        if now_ns == 0:
             self._log.every(
                 "warning",
                 ("clock",),
                 "use_sim_time is true but no /clock has arrived: the map, /diagnostics and the input checks wait "
                 "for it (the clouds do not). Fix: play the bag with --clock (ros2 bag play --clock), or set "
                 "use_sim_time false",
+            )
+        elif now_ns == last_ns and images > last_images:
+            # Images, but a clock that stands still: its /clock publisher stopped (a paused bag sends no images), or
+            # use_sim_time was switched back on with none: the node's time stays at the last /clock heard.
+            self._log.every(
+                "warning",
+                ("clock", "still"),
+                f"use_sim_time is true and images arrive, but /clock has not moved for {self.params.input_timeout_s:g} "
+                f"s (the node's time stands at {now_ns / 1e9:.3f} s, the last /clock heard): the map, /diagnostics and "
+                "the input checks wait for it. Fix: play the bag with --clock, or set use_sim_time false",
             )
 
     def _on_clock_jump(self, jump: TimeJump) -> None:
