@@ -277,6 +277,16 @@ def test_latency_percentiles_cover_the_window_and_set_the_level():
     assert pipeline.level is Level.ERROR and pipeline.message == "latency p95 1.905 s is above 1.5 s"
 
 
+def test_a_negative_latency_is_warn_naming_the_clock():
+    """A camera stamping 2 s ahead: latency p95 -1.891 s, and the pipeline OK."""
+    latencies = tuple((10.0 + 0.1 * i, -1.9 + 0.01 * i) for i in range(10))
+    pipeline = by_name(HealthMonitor(THRESHOLDS, PERIOD_S, snapshot(0.0)).update(snapshot(12.0, latencies=latencies)))[
+        "pipeline"
+    ]
+    assert pipeline.level is Level.WARN
+    assert pipeline.message.startswith("latency p50 -1.855 s is negative: the images are stamped ahead of this node's")
+
+
 def test_without_publications_in_the_window_latency_is_not_available():
     pipeline = by_name(
         HealthMonitor(THRESHOLDS, PERIOD_S, snapshot(0.0)).update(snapshot(20.0, latencies=((1.0, 9.0),)))

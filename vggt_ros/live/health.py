@@ -512,6 +512,14 @@ class HealthMonitor:
             problems.append((Level.ERROR, f"latency p95 {p95:.3f} s is above {limits.latency_error_s} s"))
         elif p95 > limits.latency_warn_s:
             problems.append((Level.WARN, f"latency p95 {p95:.3f} s is above {limits.latency_warn_s} s"))
+        elif p50 < 0:  # outputs published before their images were taken: a clock, not the pipeline, is off
+            problems.append(
+                (
+                    Level.WARN,
+                    f"latency p50 {p50:.3f} s is negative: the images are stamped ahead of this node's clock (see "
+                    "the camera's status), so the latency says nothing",
+                )
+            )
         if dropped and dropped > limits.dropped_warn_ratio * keyframes:
             problems.append(
                 (
