@@ -539,15 +539,17 @@ class _BagRecording:
         if self.error is not None:
             return
         outputs = self._outputs
-        stamp_ns = out.window.frame_sets[-1].stamps_ns[0]
+        stamp_ns = out.window.frame_sets[-1].stamps_ns[0]  # camera 0's, as the node stamps a window's outputs
+        # The frames the node would not publish (the first window's, a joint run's, a chunk's) first, each frame set
+        # at its camera 0's stamp, then the newest as the node publishes it.
+        earlier = session.earlier_added_frame_sets(out)
         try:
-            if not self._started:
-                self._write("/tf_static", outputs.world_frame_message(self.params, stamp_ns), stamp_ns, latched=True)
+            if not self._started:  # at the first message's time: a later one would read as the input going back
+                first_ns = out.window.frame_sets[min(earlier, default=-1)].stamps_ns[0]
+                self._write("/tf_static", outputs.world_frame_message(self.params, first_ns), first_ns, latched=True)
                 self._started = True
-            # The frames the node would not publish (the first window's, a joint run's, a chunk's) first, each
-            # frame set at its own stamp, then the newest as the node publishes it.
-            for frames in session.earlier_added_frame_sets(out):
-                frames_stamp_ns = min(frame.stamp_ns for frame in frames)
+            for index, frames in earlier.items():
+                frames_stamp_ns = out.window.frame_sets[index].stamps_ns[0]
                 for output, message in outputs.frame_set_messages(self.params, frames):
                     self._write(outputs.topic(self.params, output, NODE_PREFIX), message, frames_stamp_ns)
             path = session.camera_path() if self.params.publish_path else []
@@ -786,13 +788,13 @@ def _reconstruct(
             held_back_frames += int(out.result.new_frames.sum())
         elif out.merged and out.metric and metric_from_window is None:
             metric_from_window = out.window.sequence
-        if metric_from_window == out.window.sequence and held_back_frames:
-            log.warning(
-                "window %d: the world is in metres from here on; the %d frames merged while it awaited its scale are "
-                "in the trajectories (rescaled) but not in the dataset exports, map.ply or --out-bag",
-                out.window.sequence,
-                held_back_frames,
-            )
+            if held_back_frames:
+                log.warning(
+                    "window %d: the world is in metres from here on; the %d frames merged while it awaited its scale "
+                    "are in the trajectories (rescaled) but not in the dataset exports, map.ply or --out-bag",
+                    out.window.sequence,
+                    held_back_frames,
+                )
         log.info(
             "window %d (images up to %s): %s%s",
             out.window.sequence,
@@ -997,7 +999,7 @@ def _reconstruct(
         "segments": counters.segments,
         "exported_frames": dataset.num_frames if dataset else 0,
         # Frames merged before the world had its metric scale: in the trajectories, not in the exports, the map or
-        # the bag; and the first window after them in metres (None: none, or none held back).
+        # the bag; and the run's first window in metres (None: it never had its metric scale, or had no source).
         "held_back_frames": held_back_frames,
         "metric_from_window": metric_from_window,
         "converted_images": exports.converted,

@@ -692,16 +692,17 @@ class ReconstructionSession:
             )
         return frames
 
-    def earlier_added_frame_sets(self, out: WindowOutput) -> list[list[PublishedFrame]]:
-        """The images of each frame set ``out`` added to the world before its newest (`WindowOutput.newest`), oldest
-        first: the first window's, a joint run's or a chunk's frames, which the node, publishing as it runs, never
-        publishes. Empty unless the window was merged and published (metric, with a source)."""
+    def earlier_added_frame_sets(self, out: WindowOutput) -> dict[int, list[PublishedFrame]]:
+        """The images of each frame set ``out`` added to the world before its newest (`WindowOutput.newest`), by
+        their frame set's index in ``out.window``, oldest first: the first window's, a joint run's or a chunk's
+        frames, which the node, publishing as it runs, never publishes. Empty unless the window was merged and
+        published (metric, with a source)."""
         if not out.newest or out.result is None:
-            return []
+            return {}
         cameras = self.config.cameras
         newest_set = len(out.result.frame_ids) // cameras - 1
         added = sorted({index // cameras for index in out.result.placed.frames} - {newest_set})
-        return [self._published(out.result, frame_set) for frame_set in added]
+        return {frame_set: self._published(out.result, frame_set) for frame_set in added}
 
     @torch.inference_mode()
     def close_loops(self, out: WindowOutput) -> LoopReport:

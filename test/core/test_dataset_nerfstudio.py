@@ -156,6 +156,9 @@ def test_depth_files_have_the_image_size_and_the_units_are_written_down(tmp_path
     assert transforms["ply_file_path"] == "map.ply"
     assert transforms["units"] == ("metres" if metric else "VGGT world units (not metric)")
     assert transforms["depth_unit_scale_factor"] == (0.001 if metric else 1.0)
+    # The file describes what its depth and confidence files hold where there is no prediction (they said NaN).
+    assert "0 = no depth" in transforms["depth_format"]
+    assert transforms["confidence_format"].endswith("0 where the model image does not cover the pixel")
     for frame, entry in zip(frames, transforms["frames"]):
         assert entry["depth_file_path"] == f"depth/{frame.stem}" + (".png" if metric else ".npy")
         assert entry["confidence_file_path"] == f"confidence/{frame.stem}.npy"

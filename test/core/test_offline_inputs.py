@@ -477,6 +477,9 @@ def test_the_out_bag_of_a_recording_made_twice_plays_the_second_world_after_the_
     assert stamps == [START_NS + PERIOD_NS * i for i in range(4)] + [START_NS + PERIOD_NS * i for i in range(1, 4)]
     log_times = [log_ns for log_ns, _ in tf]
     assert all(earlier < later for earlier, later in zip(log_times, log_times[1:]))
+    # The first world's messages are logged at their stamps (the latched /tf_static, written first at the newest
+    # stamp, shifted them all by the window's length: a replay's clock ran 0.3 s ahead of every header stamp).
+    assert log_times[:4] == stamps[:4]
 
 
 def test_a_folder_s_frames_are_in_the_natural_order_of_their_names(tmp_path):

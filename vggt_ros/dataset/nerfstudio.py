@@ -81,14 +81,14 @@ def transforms_document(frames: list[dict], metric: bool, ply_file_path: Optiona
         depth = {
             "depth_unit": WORLD_UNITS,
             "depth_unit_scale_factor": 1.0,
-            "depth_format": "float32 .npy at the image resolution (nearest neighbour from the model's), NaN = no depth",
+            "depth_format": "float32 .npy at the image resolution (nearest neighbour from the model's), 0 = no depth",
         }
     document = {
         "camera_model": "OPENCV",
         "units": METRIC_UNITS if metric else WORLD_UNITS,
         **depth,
         "confidence_format": "float32 .npy at the image resolution, VGGT depth confidence (> 1, larger is surer), "
-        "NaN where the model image does not cover the pixel",
+        "0 where the model image does not cover the pixel",
         "applied_transform": APPLIED_TRANSFORM.tolist(),
     }
     if ply_file_path is not None:
