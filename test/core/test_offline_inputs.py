@@ -334,17 +334,22 @@ def test_images_left_unpaired_when_one_cameras_clock_went_back_name_the_clocks_n
     assert summary["frame_sets"] == 5 and summary["skipped_inputs"]["/b"]["unpaired"] == 4
     reason = summary["unpaired_reason"]
     assert reason.startswith("no image of every other camera within --slop 0.02 s; ")
-    assert "clocks differ by more than --slop" in reason and "'camera0' +0.0 ms, 'camera1' -500.0 ms" in reason
+    assert "since their last frame set the cameras' clocks moved apart" in reason
+    assert "'camera0' +0.0 ms, 'camera1' -500.0 ms): one went back or jumped" in reason
     warnings = [r.getMessage() for r in caplog.records if "formed no frame set" in r.getMessage()]
     assert warnings and all(reason in warning for warning in warnings)
 
 
 def test_unpaired_images_of_cameras_whose_clocks_agree_name_the_slop_alone(tmp_path):
-    """Camera b lost one image: camera a's image of that instant has no partner, and the cameras' clocks agree."""
+    """Camera b lost one image: camera a's image of that instant has no partner, and the cameras' clocks agree,
+    though b's images reach the recorder 40 ms later (b's stamps 40 ms behind their log times were taken for a clock
+    off by more than --slop)."""
     photos = panned_photographs(4)
     records = [("/a", START_NS + PERIOD_NS * i, START_NS + PERIOD_NS * i, p) for i, p in enumerate(photos)]
     records += [
-        ("/b", START_NS + PERIOD_NS * i + 1, START_NS + PERIOD_NS * i, p) for i, p in enumerate(photos) if i != 1
+        ("/b", START_NS + PERIOD_NS * i + 40_000_000, START_NS + PERIOD_NS * i, p)
+        for i, p in enumerate(photos)
+        if i != 1
     ]
     source = BagImageSource(write_raw_bag(tmp_path / "bag", records), ["/a", "/b"])
     assert len(list(bag_frame_sets(source, ("a", "b"), 10, 0.02, "crop", 154))) == 3

@@ -36,6 +36,9 @@ from vggt_ros.window import FrameSet
 log = logging.getLogger(__name__)
 # The kind under which a bag's images that formed no frame set are counted in the source's skipped messages.
 UNPAIRED = "unpaired"
+# How far one camera's clock must move against the first camera's (stamp - log time, against the newest frame set
+# they formed) to be named as the cause of unpaired images: delivery jitter moves a single image's lead too.
+CLOCK_MOVE_SLOPS, MIN_CLOCK_MOVE_S = 10, 0.1
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 FRAME_PERIOD_NS = 100_000_000  # a folder's images carry no time: they are stamped 10 Hz apart
 
@@ -283,6 +286,7 @@ def bag_frame_sets(
     restarts = 0
     offered = [0] * len(topics)  # images handed to the assembly, per camera
     frame_sets = 0
+    paired_leads_ns: Optional[list[int]] = None  # each camera's clock (stamp - log time) at the newest frame set
     try:
         for item in source.messages():
             offered[item.camera] += 1
@@ -293,6 +297,7 @@ def bag_frame_sets(
                 for camera, (stamp_ns, image) in enumerate(zip(frame_set.stamps_ns, frame_set.images)):
                     source.note_colour_size(camera, stamp_ns, image.shape[:2])
                 frame_sets += 1
+                paired_leads_ns = assembly.clock_leads_ns()
                 restarts += restart
                 suffix = f"_{restarts}" if restarts else ""
                 names = tuple(
@@ -313,17 +318,20 @@ def bag_frame_sets(
         unpaired = {camera: offered[camera] - frame_sets - dropped[camera] for camera in range(len(topics))}
         if any(count > 0 for count in unpaired.values()):
             source.unpaired_reason = f"no image of every other camera within --slop {slop:g} s"
-            # Each camera's stamps against the recorder's log times: e.g. one camera's clock went back (its driver
-            # restarted) and the others' did not.
-            leads_ns = assembly.clock_leads_ns()
-            if (max(leads_ns) - min(leads_ns)) / 1e9 > slop:
-                offsets = ", ".join(
-                    f"'{name}' {(lead - leads_ns[0]) / 1e6:+.1f} ms" for name, lead in zip(camera_names, leads_ns)
-                )
-                source.unpaired_reason += (
-                    f"; at the end the cameras' clocks differ by more than --slop (stamp - log time, relative to "
-                    f"'{camera_names[0]}': {offsets}): one went back or jumped, or they are not synchronised"
-                )
+            # Each camera's clock against the first's, now and at the newest frame set they formed: e.g. one
+            # camera's clock went back (its driver restarted) and the others' did not. A lead is one image's stamp
+            # - log time, so delivery jitter moves it too: only a move of many slops is a clock's.
+            if paired_leads_ns is not None:
+                leads_ns = assembly.clock_leads_ns()
+                moves_ns = [
+                    (now - leads_ns[0]) - (then - paired_leads_ns[0]) for now, then in zip(leads_ns, paired_leads_ns)
+                ]
+                if max(abs(move) for move in moves_ns) / 1e9 > max(CLOCK_MOVE_SLOPS * slop, MIN_CLOCK_MOVE_S):
+                    moves = ", ".join(f"'{name}' {move / 1e6:+.1f} ms" for name, move in zip(camera_names, moves_ns))
+                    source.unpaired_reason += (
+                        f"; since their last frame set the cameras' clocks moved apart (stamp - log time, against "
+                        f"'{camera_names[0]}''s: {moves}): one went back or jumped"
+                    )
         for camera, count in unpaired.items():
             if count > 0:
                 source.count_dropped(topics[camera], UNPAIRED, count)
