@@ -36,7 +36,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Iterable, Union
+from typing import Iterable, Optional, Union
 
 import numpy as np
 import torch
@@ -69,16 +69,17 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"unknown preprocessing mode {mode!r}; use one of {MODES}")
 
 
-def check_image_size(name: str, value: object) -> None:
-    """Refuse a model image size (the long side, or both sides in square mode) that VGGT cannot take.
+def check_image_size(name: str, value: object, usual: Optional[int] = DEFAULT_TARGET_SIZE) -> None:
+    """Refuse a model image size (the long side, or both sides in square mode; an export's height or width) that
+    VGGT cannot take.
 
     One check, and one message, for every place a user gives the size: `name` is what they set (an option, a
-    parameter, or this module's `target_size` argument).
+    parameter, or this module's `target_size` argument); ``usual``: VGGT-1B's usual value, quoted (None: none).
     """
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % PATCH_SIZE:
+        usual_text = f" ({usual} for VGGT-1B)" if usual is not None else ""
         raise ValueError(
-            f"{name} must be a positive multiple of the patch size {PATCH_SIZE} "
-            f"({DEFAULT_TARGET_SIZE} for VGGT-1B), got {value!r}"
+            f"{name} must be a positive multiple of the patch size {PATCH_SIZE}{usual_text}, got {value!r}"
         )
 
 

@@ -663,9 +663,17 @@ def test_sigterm_during_an_export_leaves_no_staging_folder_and_no_traceback(tmp_
 @pytest.mark.parametrize(
     "entry, options, message",
     [
-        (export_entry, ["--height", "0"], "--height must be a positive multiple of the patch size 14, got 0"),
+        (
+            export_entry,
+            ["--height", "0"],
+            "--height must be a positive multiple of the patch size 14 (350 for VGGT-1B), got 0",
+        ),
         # The exporter refused it once the model had loaded (a minute for VGGT-1B).
-        (export_entry, ["--width", "29"], "--width must be a positive multiple of the patch size 14, got 29"),
+        (
+            export_entry,
+            ["--width", "29"],
+            "--width must be a positive multiple of the patch size 14 (518 for VGGT-1B), got 29",
+        ),
         (export_entry, ["--opt-frames", "0"], "frames profile must satisfy"),  # it fell back to the default
         (export_entry, ["--opset", "7"], "ONNX opset 7 is below 14"),
         # Above the exporter's newest it failed after tracing the model, with a 125-line graph dump.

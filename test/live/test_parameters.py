@@ -96,6 +96,11 @@ def test_precisions_an_engine_backend_does_not_apply_are_named():
     assert half.warning.startswith(
         "precision fp16: the onnxruntime backend runs the export as it is (float32 graphs), so it runs at fp32"
     )
+    # A quantized export: the precision asked for stays, for the export's own refusal to name (it named fp32).
+    quantized = RuntimeConfig(backend="onnxruntime", precision="fp16")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RuntimeConfig, "_export_scheme", lambda self: "int8")  # test double of an int8 export's manifest
+        assert quantized.resolve(cuda_available=False).config.precision == "fp16"
     with pytest.raises(ValueError, match=r"precision 'bf16' is not one the tensorrt backend builds; choose one of "):
         RuntimeConfig(backend="tensorrt", precision="bf16")
 

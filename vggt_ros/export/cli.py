@@ -16,7 +16,7 @@ import torch
 from ..arguments import path_argument
 from ..model import VGGT
 from ..output_folder import check_output_folder
-from ..preprocess import PATCH_SIZE
+from ..preprocess import check_image_size
 from ..quantized_formats.plan import quantized_scheme_in
 from ..quantized_formats.schemes import QDQ_SCHEMES
 from ..runtime.io_contract import MANIFEST_FILE, ExportManifest, FramesProfile, ManifestError
@@ -69,9 +69,7 @@ def _check_export_options(args: argparse.Namespace) -> None:
     """The export's options, checked before the model loads (the exporter found a bad one after it, in torch's
     words)."""
     for option in ("height", "width"):
-        value = getattr(args, option)
-        if value < 1 or value % PATCH_SIZE:  # the patch size the preprocessing sizes every model image to
-            raise ValueError(f"--{option} must be a positive multiple of the patch size {PATCH_SIZE}, got {value}")
+        check_image_size(f"--{option}", getattr(args, option), usual=DEFAULTS[option])
     check_opset(args.opset)
     try:
         _frames(args)

@@ -516,8 +516,8 @@ class HealthMonitor:
             problems.append(
                 (
                     Level.WARN,
-                    f"latency p50 {p50:.3f} s is negative: the images are stamped ahead of this node's clock (see "
-                    "the camera's status), so the latency says nothing",
+                    f"latency p50 {p50:.3f} s is negative: the images are stamped ahead of this node's clock, so "
+                    "the latency says nothing (synchronise the cameras' computer with this one, e.g. chrony or PTP)",
                 )
             )
         if dropped and dropped > limits.dropped_warn_ratio * keyframes:

@@ -92,7 +92,8 @@ class RuntimeConfig:
                 f"export in engine_dir {self.engine_dir} holds the weights"
             )
         precision = self.precision
-        if self.backend == "onnxruntime" and precision in ("fp16", "bf16"):
+        # A quantized export refuses a half precision when the pipeline is made, naming the precision asked for.
+        if self.backend == "onnxruntime" and precision in ("fp16", "bf16") and self._export_scheme() is None:
             warnings.append(
                 f"precision {precision}: the onnxruntime backend runs the export as it is (float32 graphs), so it "
                 "runs at fp32; half precision applies to the torch backend and to TensorRT's engines. Set precision "
