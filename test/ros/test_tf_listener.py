@@ -19,6 +19,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
 
+from support.log_doubles import RecordingLogger
 from support.netns import loopback_rclpy
 from support.rotations import yaw_pose
 from vggt_ros.metric.tf_buffer import UnknownFrameError
@@ -143,6 +144,40 @@ def test_latched_static_and_live_dynamic_transforms_chain_to_the_analytic_answer
     with pytest.raises(UnknownFrameError, match="'wheel'"):
         lookup.lookup_transform("odom", "wheel", 0)
 
+    for node in (listener, publisher):
+        executor.remove_node(node)
+        node.destroy_node()
+
+
+def test_a_frame_sent_under_two_parents_is_named_once(ros):
+    """A robot's URDF names a frame as the node names its camera (base_link -> camera0_optical on /tf_static) while
+    the node sends vggt_world -> camera0_optical: the frame had two parents, lookups flipped, and nothing said so."""
+    executor = ros
+    publisher = Node("tf_publisher_for_tests")
+    executor.add_node(publisher)
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    publisher.create_publisher(TFMessage, "/tf_static", latched).publish(
+        tf_message([transform_stamped("base_link", "camera0_optical", 0, BASE_FROM_CAMERA)])
+    )
+    tf_publisher = publisher.create_publisher(TFMessage, "/tf", QoSProfile(depth=100))
+    listener = Node("tf_listener_under_test")
+    executor.add_node(listener)
+    lookup = make_transform_buffer(listener)
+    lookup._logger = logger = RecordingLogger()  # test double of the node's logger
+    spin_until(executor, lambda: lookup.ancestors("camera0_optical") == ["base_link"], "the URDF's static frame")
+    for k in range(3):
+        tf_publisher.publish(tf_message([transform_stamped("vggt_world", "camera0_optical", (k + 1) * S, np.eye(4))]))
+    spin_until(executor, lambda: lookup.ancestors("camera0_optical") == ["vggt_world"], "the node's transform")
+    time.sleep(0.2)
+    executor.spin_once(timeout_sec=0.1)
+    assert logger.lines == [
+        (
+            "warning",
+            "frame 'camera0_optical' has two parents on /tf and /tf_static: 'base_link' and 'vggt_world' (two "
+            "publishers send it; a frame has one parent, and lookups flip between them). Rename one: for the node's "
+            "own frames, camera_names, world_frame or frame_prefix",
+        )
+    ]
     for node in (listener, publisher):
         executor.remove_node(node)
         node.destroy_node()

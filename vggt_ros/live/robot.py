@@ -21,6 +21,7 @@ from vggt_ros.geometry import compose_poses, invert_pose
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.metric.robot_frames import (
     UNKNOWN_VARIANCE,
+    OdometryFrameError,
     OdometryNotHeardError,
     base_in_odom,
     camera_mounting,
@@ -231,8 +232,8 @@ class RobotPlacement:
         """``(4, 4)`` odom_from_world, and whether it came from ``newest`` rather than the world's first image."""
         try:
             return place_world_in_odom(self.transforms, self.odom_frame, self.base_frame, camera_frame, stamp_ns), False
-        except OdometryNotHeardError:
-            if self.owner is OdometryOwner.ROBOT:
+        except OdometryNotHeardError as not_heard:
+            if self.owner is OdometryOwner.ROBOT or isinstance(not_heard, OdometryFrameError):
                 raise
             self.assumed = (
                 f"no odometry {self.odom_frame!r} -> {self.base_frame!r} on /tf at the world's first image: odom "

@@ -53,6 +53,10 @@ class OdometryNotHeardError(TransformLookupError):
     """The robot's odometry (odom -> base on /tf) does not reach the camera: not heard yet, or not published."""
 
 
+class OdometryFrameError(OdometryNotHeardError):
+    """The base hangs on /tf under other frames than ``odom_frame``: the robot's odometry has another name."""
+
+
 def camera_mounting(buffer: TransformLookup, base_frame: str, camera_frame: str) -> np.ndarray:
     """``(4, 4)`` base_from_camera, the static camera mounting (metres).
 
@@ -95,6 +99,7 @@ def place_world_in_odom(
 
     Raises:
         CameraMountingError: ``base_frame`` does not reach ``camera_frame``; says what to publish.
+        OdometryFrameError: ``base_frame`` has parents, but not ``odom_frame``: names them.
         OdometryNotHeardError: ``odom_frame`` does not reach ``base_frame`` (retry: the odometry may start later).
         ExtrapolationError: odom reaches the camera but not at ``stamp_ns`` (retry when odometry has caught up).
     """
@@ -102,6 +107,13 @@ def place_world_in_odom(
     try:
         return buffer.lookup_transform(odom_frame, camera_frame, stamp_ns)
     except (UnknownFrameError, NoConnectionError) as no_odometry:
+        above = buffer.ancestors(base_frame)
+        if above:  # a misspelt odom_frame: the robot's odometry is there, under another name
+            raise OdometryFrameError(
+                f"{base_frame!r} hangs under {' -> '.join(map(repr, above))} on /tf, not under odom_frame "
+                f"{odom_frame!r}: set odom_frame to the robot's odometry frame (REP 105: the base's parent, or its "
+                "grandparent under a base_footprint)"
+            ) from None
         raise OdometryNotHeardError(
             f"the robot's odometry {odom_frame!r} -> {base_frame!r} is not on /tf ({no_odometry}): the world is "
             "placed once it is; for a robot without odometry set publish_odom_tf true (the node's odometry, with a "

@@ -80,6 +80,10 @@ class TransformLookup(Protocol):
 
     def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> bool: ...
 
+    def ancestors(self, frame: str) -> list[str]:
+        """``frame``'s parent, its parent's, ... up to the root of its tree (empty: no parent, or unknown)."""
+        ...
+
     def clear(self) -> None:
         """Forget the dynamic transforms' history, keeping the static ones (time went back)."""
         ...
@@ -265,6 +269,11 @@ class TransformBuffer:
         except TransformLookupError:
             return False
         return True
+
+    def ancestors(self, frame: str) -> list[str]:
+        """``frame``'s parent, its parent's, ... up to the root of its tree (empty: no parent, or unknown)."""
+        with self._lock:
+            return self._chain_to_root(frame)[1:]
 
     def _checked_link(self, parent: str, child: str) -> Optional[_Link]:
         """The current link of ``child`` (None if it has none) once the new link is known valid; records the ids."""

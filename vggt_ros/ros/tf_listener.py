@@ -20,6 +20,7 @@ import importlib.util
 from types import ModuleType
 
 import numpy as np
+import yaml
 from geometry_msgs.msg import Transform, TransformStamped
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -74,6 +75,7 @@ class TopicTransformListener:
     def __init__(self, node: Node, cache_time_s: float = DEFAULT_CACHE_TIME_S) -> None:
         self.buffer = TransformBuffer(cache_time_s)
         self._logger = node.get_logger()
+        self._two_parents: set[frozenset[str]] = set()  # (parent, parent, child) warned about
         self._subscriptions = [
             node.create_subscription(TFMessage, "/tf", self._on_tf, qos.TF),
             node.create_subscription(TFMessage, "/tf_static", self._on_tf_static, qos.TF_STATIC_LISTENER),
@@ -84,6 +86,9 @@ class TopicTransformListener:
 
     def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> bool:
         return self.buffer.can_transform(target_frame, source_frame, stamp_ns)
+
+    def ancestors(self, frame: str) -> list[str]:
+        return self.buffer.ancestors(frame)
 
     def clear(self) -> None:
         self.buffer.clear()
@@ -101,6 +106,7 @@ class TopicTransformListener:
         matrices, usable = matrices_from_transforms([t.transform for t in transforms])
         for transform, parent_from_child, is_usable in zip(transforms, matrices, usable):
             parent, child = transform.header.frame_id, transform.child_frame_id
+            self._check_one_parent(parent, child)
             try:
                 if not is_usable:
                     raise ValueError(f"a non-unit quaternion or a non-finite value: {transform.transform}")
@@ -119,6 +125,18 @@ class TopicTransformListener:
                     f"ignoring transform {parent!r} -> {child!r} from {topic}: {error}",
                     throttle_duration_sec=WARNING_PERIOD_S,
                 )
+
+    def _check_one_parent(self, parent: str, child: str) -> None:
+        """Warn, once per pair, when ``child`` arrives under another parent than it had: two publishers give it one
+        each (a URDF's frame of the node's name, two odometry sources), and the tree flips between them."""
+        before = self.buffer.ancestors(child)[:1]
+        if before and before[0] != parent and (pair := frozenset((before[0], parent, child))) not in self._two_parents:
+            self._two_parents.add(pair)
+            self._logger.warning(
+                f"frame {child!r} has two parents on /tf and /tf_static: {before[0]!r} and {parent!r} (two publishers "
+                "send it; a frame has one parent, and lookups flip between them). Rename one: for the node's own "
+                "frames, camera_names, world_frame or frame_prefix"
+            )
 
 
 class Tf2TransformLookup:
@@ -146,6 +164,17 @@ class Tf2TransformLookup:
 
     def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> bool:
         return self._buffer.can_transform(target_frame, source_frame, Time(nanoseconds=stamp_ns))
+
+    def ancestors(self, frame: str) -> list[str]:
+        # tf2's Python buffer gives each frame's parent only in its YAML dump of the tree.
+        parents = {
+            child: fields.get("parent")
+            for child, fields in (yaml.safe_load(self._buffer.all_frames_as_yaml()) or {}).items()
+        }
+        chain = []
+        while (parent := parents.get(chain[-1] if chain else frame)) and parent not in chain:
+            chain.append(parent)
+        return chain
 
     def clear(self) -> None:
         self._buffer.clear()
