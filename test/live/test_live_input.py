@@ -187,6 +187,17 @@ def test_depth_pairs_with_its_colour_image_and_bad_depth_is_reported_once_until_
     assert inputs.depth_of(0, 30 * SECOND) is None  # nothing within slop
 
 
+def test_why_the_newest_depth_image_was_dropped_is_kept_for_diagnostics():
+    """Depth in a colour encoding: the log said so once, and /diagnostics gave only the generic "no depth image
+    matched them ... or every reading was 0 or NaN". Cleared by a usable image."""
+    inputs, _ = assembly(depth_cameras=1)
+    assert inputs.depth_dropped() == ""
+    inputs.add_depth(0, FakeImage(bytes(4 * 6 * 3), 4, 6, 18, "rgb8"), 7 * SECOND, 0)
+    assert inputs.depth_dropped().startswith("depth of camera 'camera0': unsupported depth encoding 'rgb8'")
+    inputs.add_depth(0, FakeImage(np.full((4, 6), 2.5, np.float32).tobytes(), 4, 6, 24, "32FC1"), 8 * SECOND, 0)
+    assert inputs.depth_dropped() == ""
+
+
 def test_a_keyframes_depth_outlasts_the_queue_until_the_network_has_run(photo):
     """A network slower than queue_size depth periods (0.3 s at 30 Hz with the default 10) looked each keyframe's
     depth up after the queue had dropped it: no metric scale ever. The keyframe's depth is kept."""

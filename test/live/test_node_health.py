@@ -438,7 +438,23 @@ def test_metric_scale_state(scale, level, message):
         "metric": "yes" if scale.metric else "no",
         "last problem": scale.problem or "none",
         "last note": scale.note or "none",
+        **({"newest depth image dropped": "no"} if scale.source == "depth" else {}),
     }
+
+
+def test_depth_images_dropped_are_named_as_the_cause_of_no_depth_reading():
+    """Depth in a colour encoding: the log said so once, and /diagnostics gave the generic "no depth image matched
+    them ... or every reading was 0 or NaN"."""
+    dropped = "depth of camera 'camera0': unsupported depth encoding 'rgb8'; publish one of 16UC1, mono16, 32FC1"
+    scale = ScaleState("depth", False, "no depth reading for the window's frames", depth_dropped=dropped)
+    component = by_name(HealthMonitor(THRESHOLDS, PERIOD_S, snapshot(0.0)).update(snapshot(1.0, scale=scale)))[
+        "metric scale"
+    ]
+    assert component.level is Level.WARN
+    assert component.message.endswith(
+        f"(no depth reading for the window's frames; the depth images are dropped: {dropped})"
+    )
+    assert values(component)["newest depth image dropped"] == dropped
 
 
 @pytest.mark.parametrize(

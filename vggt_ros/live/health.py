@@ -139,13 +139,14 @@ class ScaleState:
     window measured no scale ("" when it did, or before any window), why it measured it less well than the
     source can (`ScaleObservation.note`, "" when it did not), and how far the outputs' scale is off the scale the
     source measured while the world converges to it by more than one window's step (relative: 0.25 = outputs 25 %
-    too large; 0 within one step)."""
+    too large; 0 within one step), and why the depth source's newest image was dropped (its encoding, no reading)."""
 
     source: str
     metric: bool
     problem: str
     note: str = ""
     off: float = 0.0
+    depth_dropped: str = ""  # why the newest depth image was dropped ("" when it was used, or none came)
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,7 @@ class PipelineCounters:
         loops: Optional[LoopState] = None,
         last_frame_set_s: Optional[float] = None,
         robot: Optional[RobotState] = None,
+        depth_dropped: str = "",
     ) -> HealthSnapshot:
         """The counters at ``time_s`` with the cameras' and the pipeline's settings, for `HealthMonitor.update`."""
         return HealthSnapshot(
@@ -305,7 +307,9 @@ class PipelineCounters:
             device=device,
             precision=precision,
             gpu_memory=gpu_memory(device),
-            scale=ScaleState(scale_source, self.metric, self.last_scale_problem, self.last_scale_note, self.scale_off),
+            scale=ScaleState(
+                scale_source, self.metric, self.last_scale_problem, self.last_scale_note, self.scale_off, depth_dropped
+            ),
             loops=loops,
             frame_sets=self.frame_sets,
             frame_sets_refused=self.frame_sets_refused,
@@ -634,14 +638,19 @@ class HealthMonitor:
             ("last problem", scale.problem or "none"),
             ("last note", scale.note or "none"),
         ]
+        if scale.source == "depth":
+            values.append(("newest depth image dropped", scale.depth_dropped or "no"))
         if scale.source == "none":
             return _judged("metric scale", "", [], "unit-less: VGGT's scale (metric_scale_source none)", values)
+        problem = scale.problem
+        if problem and scale.depth_dropped:  # the cause behind "no depth reading"
+            problem = f"{problem}; the depth images are dropped: {scale.depth_dropped}"
         problems = []
         if not scale.metric:
             waiting = f"waiting for the first metric scale from the {scale.source} source; nothing is published"
-            problems.append((Level.WARN, f"{waiting} ({scale.problem})" if scale.problem else waiting))
-        elif scale.problem:
-            problems.append((Level.WARN, f"the newest window measured no scale ({scale.problem}): keeping the last"))
+            problems.append((Level.WARN, f"{waiting} ({problem})" if problem else waiting))
+        elif problem:
+            problems.append((Level.WARN, f"the newest window measured no scale ({problem}): keeping the last"))
         if scale.metric and scale.off:
             problems.append(
                 (

@@ -125,6 +125,7 @@ class InputAssembly:
             cameras, config.queue_size, config.slop_s
         )
         self._stamps = CameraStamps(cameras, config.max_reorder_s, config.input_timeout_s, config.clock_leads_ns)
+        self._depth_dropped: dict[int, str] = {}  # camera -> why its newest depth image was dropped
         self._depth_queues = [
             NearestStampQueue(config.queue_size, config.slop_s, config.depth_keyframes)
             for _ in range(config.depth_cameras)
@@ -471,21 +472,27 @@ class InputAssembly:
         try:
             depth_m = depth_to_metres(msg.data, msg.height, msg.width, msg.step, msg.encoding, bool(msg.is_bigendian))
         except DepthFormatError as err:
+            self._depth_dropped[camera] = f"depth of camera '{name}': {err}"
             self._log.once(
-                "warning", ("depth", camera, err.kind), f"depth of camera '{name}': {err}; depth image dropped"
+                "warning", ("depth", camera, err.kind), f"{self._depth_dropped[camera]}; depth image dropped"
             )
             return
         if not np.isfinite(depth_m).any():
+            self._depth_dropped[camera] = (
+                f"depth of camera '{name}': the image has no valid reading (every pixel 0, NaN or infinite: is the "
+                "sensor covered, blinded, or is everything out of its range?)"
+            )
             self._log.once(
-                "warning",
-                ("depth", camera, "no_reading"),
-                f"depth of camera '{name}': the image has no valid reading "
-                "(every pixel 0, NaN or infinite: is the sensor covered, blinded, or is everything out "
-                "of its range?); depth image dropped",
+                "warning", ("depth", camera, "no_reading"), f"{self._depth_dropped[camera]}; depth image dropped"
             )
             return
         self._log.clear(("depth", camera))  # a usable image: report the next problem anew
+        self._depth_dropped.pop(camera, None)
         self._depth_queues[camera].add(stamp_ns, depth_m)
+
+    def depth_dropped(self) -> str:
+        """Why each depth camera's newest image was dropped, for /diagnostics ("" when every newest one was used)."""
+        return "; ".join(self._depth_dropped[camera] for camera in sorted(self._depth_dropped))
 
     def keep_depth(self, frame_set: FrameSet) -> None:
         """``frame_set`` is a keyframe: each depth camera holds its depth image (queued, or arriving later) until

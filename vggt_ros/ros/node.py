@@ -454,6 +454,7 @@ class ReconstructionNode(LifecycleNode):
             live.loop_state(),
             self._input.last_synced_s,
             placement,
+            self._input.depth_dropped(),
         )
 
     def _new_health_monitor(self) -> HealthMonitor:
