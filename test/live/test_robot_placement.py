@@ -15,7 +15,7 @@ from support.log_doubles import ManualClock, RecordingLogger
 from support.rotations import yaw_pose
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.robot import OdometryOwner, RobotPlacement
-from vggt_ros.metric.robot_frames import UNKNOWN_VARIANCE, OdometryFrameError, OdometryNotHeardError
+from vggt_ros.metric.robot_frames import UNKNOWN_VARIANCE, OdometryNotHeardError
 from vggt_ros.metric.tf_buffer import ExtrapolationError, TransformBuffer
 from vggt_ros.session import PublishedFrame
 from vggt_ros.window import FrameId
@@ -86,21 +86,26 @@ def test_either_owner_without_odometry_starts_odom_at_the_base_and_says_what_it_
     assert "odom starts at the base" in placement.assumed and "start its odometry before the node" in placement.assumed
 
 
-@pytest.mark.parametrize("owner", [OdometryOwner.ROBOT, OdometryOwner.EITHER])
-def test_a_misspelt_odom_frame_names_the_frames_the_base_hangs_under(owner):
+def test_a_misspelt_odom_frame_names_the_frames_the_base_hangs_under():
     """odom_frame 'odometry' on a robot whose odometry is odom -> base_link: the node took the robot for one without
-    odometry (odom starting at the base; "start its odometry before the node"), its map -> odometry dangled, and the
-    robot's tree was cut off from map."""
+    odometry (odom starting at the base) and blamed the start order ("start its odometry before the node"), its
+    map -> odometry dangled, and the robot's tree was cut off from map. Both owners name the frames the base hangs
+    under; a base under no frame (odometry not heard yet) gets no such hint."""
     buffer = robot(odometry_from_ns=0)
     buffer.set_transform_static("map", ODOM, np.eye(4))  # a localisation above the odometry
-    placement = RobotPlacement(buffer, "odometry", BASE, owner)
-    placement.start(CAMERA, 1 * S)
-    with pytest.raises(OdometryFrameError) as error:
-        placement.place()
-    assert str(error.value).startswith(
-        "'base_link' hangs under 'odom' -> 'map' on /tf, not under odom_frame 'odometry': set odom_frame to the robot's"
+    hint = (
+        "'base_link' hangs under 'odom' -> 'map' on /tf: if one of them is the robot's odometry frame, set odom_frame"
     )
-    assert placement.odom_from_world is None and placement.assumed == ""
+    waiting = RobotPlacement(buffer, "odometry", BASE, OdometryOwner.ROBOT)
+    waiting.start(CAMERA, 1 * S)
+    with pytest.raises(OdometryNotHeardError, match=hint):
+        waiting.place()
+    assuming = RobotPlacement(buffer, "odometry", BASE, OdometryOwner.EITHER)
+    assuming.start(CAMERA, 1 * S)
+    assert assuming.place() and hint in assuming.assumed
+    unheard = RobotPlacement(robot(odometry_from_ns=None), ODOM, BASE, OdometryOwner.EITHER)
+    unheard.start(CAMERA, 1 * S)
+    assert unheard.place() and "hangs under" not in unheard.assumed
 
 
 def test_either_owner_with_odometry_takes_it_and_assumes_nothing():

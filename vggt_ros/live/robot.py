@@ -21,12 +21,12 @@ from vggt_ros.geometry import compose_poses, invert_pose
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.metric.robot_frames import (
     UNKNOWN_VARIANCE,
-    OdometryFrameError,
     OdometryNotHeardError,
     base_in_odom,
     camera_mounting,
     non_optical_frame,
     odometry_sigmas,
+    other_parents,
     place_world_in_odom,
     pose_covariance,
 )
@@ -232,13 +232,14 @@ class RobotPlacement:
         """``(4, 4)`` odom_from_world, and whether it came from ``newest`` rather than the world's first image."""
         try:
             return place_world_in_odom(self.transforms, self.odom_frame, self.base_frame, camera_frame, stamp_ns), False
-        except OdometryNotHeardError as not_heard:
-            if self.owner is OdometryOwner.ROBOT or isinstance(not_heard, OdometryFrameError):
+        except OdometryNotHeardError:
+            if self.owner is OdometryOwner.ROBOT:
                 raise
             self.assumed = (
                 f"no odometry {self.odom_frame!r} -> {self.base_frame!r} on /tf at the world's first image: odom "
                 "starts at the base, as for a robot whose filter fuses ~/odometry. A robot whose own odometry starts "
                 "later is placed wrong for this whole world: start its odometry before the node"
+                f"{other_parents(self.transforms, self.base_frame)}"
             )
             return self._last_odom_from_base @ base_from_camera, False
         except ExtrapolationError:

@@ -53,10 +53,6 @@ class OdometryNotHeardError(TransformLookupError):
     """The robot's odometry (odom -> base on /tf) does not reach the camera: not heard yet, or not published."""
 
 
-class OdometryFrameError(OdometryNotHeardError):
-    """The base hangs on /tf under other frames than ``odom_frame``: the robot's odometry has another name."""
-
-
 def camera_mounting(buffer: TransformLookup, base_frame: str, camera_frame: str) -> np.ndarray:
     """``(4, 4)`` base_from_camera, the static camera mounting (metres).
 
@@ -99,7 +95,6 @@ def place_world_in_odom(
 
     Raises:
         CameraMountingError: ``base_frame`` does not reach ``camera_frame``; says what to publish.
-        OdometryFrameError: ``base_frame`` has parents, but not ``odom_frame``: names them.
         OdometryNotHeardError: ``odom_frame`` does not reach ``base_frame`` (retry: the odometry may start later).
         ExtrapolationError: odom reaches the camera but not at ``stamp_ns`` (retry when odometry has caught up).
     """
@@ -107,18 +102,24 @@ def place_world_in_odom(
     try:
         return buffer.lookup_transform(odom_frame, camera_frame, stamp_ns)
     except (UnknownFrameError, NoConnectionError) as no_odometry:
-        above = buffer.ancestors(base_frame)
-        if above:  # a misspelt odom_frame: the robot's odometry is there, under another name
-            raise OdometryFrameError(
-                f"{base_frame!r} hangs under {' -> '.join(map(repr, above))} on /tf, not under odom_frame "
-                f"{odom_frame!r}: set odom_frame to the robot's odometry frame (REP 105: the base's parent, or its "
-                "grandparent under a base_footprint)"
-            ) from None
         raise OdometryNotHeardError(
             f"the robot's odometry {odom_frame!r} -> {base_frame!r} is not on /tf ({no_odometry}): the world is "
             "placed once it is; for a robot without odometry set publish_odom_tf true (the node's odometry, with a "
-            "depth or rig metric_scale_source)"
+            f"depth or rig metric_scale_source){other_parents(buffer, base_frame)}"
         ) from None
+
+
+def other_parents(buffer: TransformLookup, base_frame: str) -> str:
+    """Where odom_frame does not reach the base: the frames the base hangs under, if any, as a hint that odom_frame
+    is misspelt ("" where it hangs under none: a robot whose odometry is not heard yet, or has none). A base under a
+    static base_footprint is named too: the hint says "if"."""
+    above = buffer.ancestors(base_frame)
+    if not above:
+        return ""
+    return (
+        f". {base_frame!r} hangs under {' -> '.join(map(repr, above))} on /tf: if one of them is the robot's "
+        "odometry frame, set odom_frame to it"
+    )
 
 
 def base_in_odom(
