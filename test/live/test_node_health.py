@@ -447,7 +447,8 @@ def test_depth_images_dropped_are_named_as_the_cause_of_no_depth_reading():
     them ... or every reading was 0 or NaN"."""
     dropped = "depth of camera 'camera0': unsupported depth encoding 'rgb8'; publish one of 16UC1, mono16, 32FC1"
     scale = ScaleState("depth", False, "no depth reading for the window's frames", depth_dropped=dropped)
-    component = by_name(HealthMonitor(THRESHOLDS, PERIOD_S, snapshot(0.0)).update(snapshot(1.0, scale=scale)))[
+    no_depth = dataclasses.replace(scale, problem_kind="no_depth")
+    component = by_name(HealthMonitor(THRESHOLDS, PERIOD_S, snapshot(0.0)).update(snapshot(1.0, scale=no_depth)))[
         "metric scale"
     ]
     assert component.level is Level.WARN
@@ -455,6 +456,12 @@ def test_depth_images_dropped_are_named_as_the_cause_of_no_depth_reading():
         f"(no depth reading for the window's frames; the depth images are dropped: {dropped})"
     )
     assert values(component)["newest depth image dropped"] == dropped
+    # Another problem (another camera's depth disagreeing, say) is not blamed on the dropped images.
+    other = dataclasses.replace(scale, problem="the cameras' depth scales disagree", problem_kind="disagree")
+    component = by_name(HealthMonitor(THRESHOLDS, PERIOD_S, snapshot(0.0)).update(snapshot(1.0, scale=other)))[
+        "metric scale"
+    ]
+    assert "dropped" not in component.message and values(component)["newest depth image dropped"] == dropped
 
 
 @pytest.mark.parametrize(

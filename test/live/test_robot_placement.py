@@ -15,7 +15,7 @@ from support.log_doubles import ManualClock, RecordingLogger
 from support.rotations import yaw_pose
 from vggt_ros.live.log_policy import LogPolicy
 from vggt_ros.live.robot import OdometryOwner, RobotPlacement
-from vggt_ros.metric.robot_frames import UNKNOWN_VARIANCE, OdometryNotHeardError
+from vggt_ros.metric.robot_frames import UNKNOWN_VARIANCE, OdometryFrameError, OdometryNotHeardError
 from vggt_ros.metric.tf_buffer import ExtrapolationError, TransformBuffer
 from vggt_ros.session import PublishedFrame
 from vggt_ros.window import FrameId
@@ -86,26 +86,37 @@ def test_either_owner_without_odometry_starts_odom_at_the_base_and_says_what_it_
     assert "odom starts at the base" in placement.assumed and "start its odometry before the node" in placement.assumed
 
 
-def test_a_misspelt_odom_frame_names_the_frames_the_base_hangs_under():
+@pytest.mark.parametrize("owner", [OdometryOwner.ROBOT, OdometryOwner.EITHER])
+def test_a_misspelt_odom_frame_is_an_error_naming_the_odometry_link(owner):
     """odom_frame 'odometry' on a robot whose odometry is odom -> base_link: the node took the robot for one without
     odometry (odom starting at the base) and blamed the start order ("start its odometry before the node"), its
-    map -> odometry dangled, and the robot's tree was cut off from map. Both owners name the frames the base hangs
-    under; a base under no frame (odometry not heard yet) gets no such hint."""
+    map -> odometry dangled, and the robot's tree was cut off from map."""
     buffer = robot(odometry_from_ns=0)
     buffer.set_transform_static("map", ODOM, np.eye(4))  # a localisation above the odometry
-    hint = (
-        "'base_link' hangs under 'odom' -> 'map' on /tf: if one of them is the robot's odometry frame, set odom_frame"
+    placement = RobotPlacement(buffer, "odometry", BASE, owner)
+    placement.start(CAMERA, 1 * S)
+    with pytest.raises(OdometryFrameError) as error:
+        placement.place()
+    assert str(error.value) == (
+        "the base moves on /tf under another frame than odom_frame 'odometry' ('map' -> 'odom' -> 'base_link', where "
+        "'odom' -> 'base_link' is a dynamic link, as odometry is): set odom_frame to the robot's odometry frame"
     )
-    waiting = RobotPlacement(buffer, "odometry", BASE, OdometryOwner.ROBOT)
-    waiting.start(CAMERA, 1 * S)
-    with pytest.raises(OdometryNotHeardError, match=hint):
-        waiting.place()
-    assuming = RobotPlacement(buffer, "odometry", BASE, OdometryOwner.EITHER)
-    assuming.start(CAMERA, 1 * S)
-    assert assuming.place() and hint in assuming.assumed
-    unheard = RobotPlacement(robot(odometry_from_ns=None), ODOM, BASE, OdometryOwner.EITHER)
-    unheard.start(CAMERA, 1 * S)
-    assert unheard.place() and "hangs under" not in unheard.assumed
+    assert placement.odom_from_world is None and placement.assumed == ""
+
+
+@pytest.mark.parametrize("owner", [OdometryOwner.ROBOT, OdometryOwner.EITHER])
+def test_a_base_under_a_static_footprint_without_odometry_yet_waits_or_assumes_as_before(owner):
+    """A URDF's static base_footprint -> base_link, the robot's odometry not heard yet: no frame-name error (the
+    base's parent is the robot's build, not odometry): the robot's owner waits, either owner assumes."""
+    buffer = robot(odometry_from_ns=None)
+    buffer.set_transform_static("base_footprint", BASE, np.eye(4))
+    placement = RobotPlacement(buffer, ODOM, BASE, owner)
+    placement.start(CAMERA, 1 * S)
+    if owner is OdometryOwner.ROBOT:
+        with pytest.raises(OdometryNotHeardError, match="'odom' -> 'base_link' is not on /tf"):
+            placement.place()
+    else:
+        assert placement.place() and "odom starts at the base" in placement.assumed
 
 
 def test_either_owner_with_odometry_takes_it_and_assumes_nothing():

@@ -22,9 +22,9 @@ from tf2_msgs.msg import TFMessage
 from support.log_doubles import RecordingLogger
 from support.netns import loopback_rclpy
 from support.rotations import yaw_pose
-from vggt_ros.metric.tf_buffer import UnknownFrameError
+from vggt_ros.metric.tf_buffer import ParentLink, UnknownFrameError
 from vggt_ros.ros.messages import header, tf_message, transform_stamped
-from vggt_ros.ros.tf_listener import make_transform_buffer, matrices_from_transforms
+from vggt_ros.ros.tf_listener import links_from_tf2_yaml, make_transform_buffer, matrices_from_transforms
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
 
@@ -151,33 +151,56 @@ def test_latched_static_and_live_dynamic_transforms_chain_to_the_analytic_answer
 
 def test_a_frame_sent_under_two_parents_is_named_once(ros):
     """A robot's URDF names a frame as the node names its camera (base_link -> camera0_optical on /tf_static) while
-    the node sends vggt_world -> camera0_optical: the frame had two parents, lookups flipped, and nothing said so."""
+    the node sends vggt_world -> camera0_optical: the frame had two parents, lookups flipped, and nothing said so.
+    Flipping back and forth is one warning."""
     executor = ros
     publisher = Node("tf_publisher_for_tests")
     executor.add_node(publisher)
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    publisher.create_publisher(TFMessage, "/tf_static", latched).publish(
-        tf_message([transform_stamped("base_link", "camera0_optical", 0, BASE_FROM_CAMERA)])
-    )
+    static_publisher = publisher.create_publisher(TFMessage, "/tf_static", latched)
+    urdf = tf_message([transform_stamped("base_link", "camera0_optical", 0, BASE_FROM_CAMERA)])
+    static_publisher.publish(urdf)
     tf_publisher = publisher.create_publisher(TFMessage, "/tf", QoSProfile(depth=100))
     listener = Node("tf_listener_under_test")
     executor.add_node(listener)
     lookup = make_transform_buffer(listener)
     lookup._logger = logger = RecordingLogger()  # test double of the node's logger
-    spin_until(executor, lambda: lookup.ancestors("camera0_optical") == ["base_link"], "the URDF's static frame")
+    parent = lambda: [link.parent for link in lookup.ancestors("camera0_optical")]  # noqa: E731
+    spin_until(executor, lambda: parent() == ["base_link"], "the URDF's static frame")
     for k in range(3):
         tf_publisher.publish(tf_message([transform_stamped("vggt_world", "camera0_optical", (k + 1) * S, np.eye(4))]))
-    spin_until(executor, lambda: lookup.ancestors("camera0_optical") == ["vggt_world"], "the node's transform")
-    time.sleep(0.2)
-    executor.spin_once(timeout_sec=0.1)
+        spin_until(executor, lambda: parent() == ["vggt_world"], "the node's transform")
+        static_publisher.publish(urdf)
+        spin_until(executor, lambda: parent() == ["base_link"], "the URDF's frame again")
     assert logger.lines == [
         (
             "warning",
-            "frame 'camera0_optical' has two parents on /tf and /tf_static: 'base_link' and 'vggt_world' (two "
-            "publishers send it; a frame has one parent, and lookups flip between them). Rename one: for the node's "
-            "own frames, camera_names, world_frame or frame_prefix",
+            "frame 'camera0_optical' came under parent 'vggt_world', after 'base_link': unless it is moved on purpose, "
+            "two publishers send it, and a frame has one parent (lookups flip between them). Rename one: for the "
+            "node's own frames, camera_names, world_frame or frame_prefix",
         )
     ]
     for node in (listener, publisher):
         executor.remove_node(node)
         node.destroy_node()
+
+
+def test_tf2s_frame_dump_gives_each_frames_parent_and_whether_it_moves():
+    """tf2_ros' Python Buffer shows the tree only as all_frames_as_yaml (tf2's BufferCore::allFramesAsYAML): a
+    static link's most recent transform is 0. Frame ids YAML would read as numbers or booleans stay strings; a dump
+    YAML cannot read gives nothing (the parents serve hints only)."""
+    dump = (
+        "odom: \n  parent: 'map'\n  broadcaster: 'default_authority'\n  rate: 10000.000\n"
+        "  most_recent_transform: 0.000000\n  oldest_transform: 0.000000\n  buffer_length: 0.000000\n"
+        "base_link: \n  parent: 'odom'\n  broadcaster: 'default_authority'\n  rate: 20.000\n"
+        "  most_recent_transform: 1700000001.500000\n  oldest_transform: 1700000000.000000\n"
+        "  buffer_length: 1.500000\n"
+        "yes: \n  parent: '1'\n  most_recent_transform: 0.000000\n"
+    )
+    assert links_from_tf2_yaml(dump) == {
+        "odom": ParentLink("map", False),
+        "base_link": ParentLink("odom", True),
+        "yes": ParentLink("1", False),
+    }
+    assert links_from_tf2_yaml("[]") == {}
+    assert links_from_tf2_yaml("*camera: \n  parent: 'a'\n") == {}  # an alias YAML cannot resolve

@@ -147,6 +147,7 @@ class ScaleState:
     note: str = ""
     off: float = 0.0
     depth_dropped: str = ""  # why the newest depth image was dropped ("" when it was used, or none came)
+    problem_kind: str = ""  # `ScaleUnavailable.kind` of ``problem``
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,7 @@ class PipelineCounters:
         self.segment = 0
         self.metric = False
         self.last_scale_problem = ""  # why the newest window measured no metric scale ("" if it did)
+        self.last_scale_problem_kind = ""  # its `ScaleUnavailable.kind`
         self.last_scale_note = ""  # why the newest window measured it less well than its source can ("" if not)
         self.scale_off = 0.0  # `ScaleState.off` after the newest window
         self._latencies: deque[tuple[float, float]] = deque(maxlen=latency_samples)
@@ -308,7 +310,13 @@ class PipelineCounters:
             precision=precision,
             gpu_memory=gpu_memory(device),
             scale=ScaleState(
-                scale_source, self.metric, self.last_scale_problem, self.last_scale_note, self.scale_off, depth_dropped
+                scale_source,
+                self.metric,
+                self.last_scale_problem,
+                self.last_scale_note,
+                self.scale_off,
+                depth_dropped,
+                self.last_scale_problem_kind,
             ),
             loops=loops,
             frame_sets=self.frame_sets,
@@ -643,7 +651,7 @@ class HealthMonitor:
         if scale.source == "none":
             return _judged("metric scale", "", [], "unit-less: VGGT's scale (metric_scale_source none)", values)
         problem = scale.problem
-        if problem and scale.depth_dropped:  # the cause behind "no depth reading"
+        if scale.problem_kind == "no_depth" and scale.depth_dropped:  # the cause behind "no depth reading"
             problem = f"{problem}; the depth images are dropped: {scale.depth_dropped}"
         problems = []
         if not scale.metric:

@@ -492,7 +492,7 @@ class InputAssembly:
 
     def depth_dropped(self) -> str:
         """Why each depth camera's newest image was dropped, for /diagnostics ("" when every newest one was used)."""
-        return "; ".join(self._depth_dropped[camera] for camera in sorted(self._depth_dropped))
+        return " | ".join(self._depth_dropped[camera] for camera in sorted(self._depth_dropped))  # texts hold ";"
 
     def keep_depth(self, frame_set: FrameSet) -> None:
         """``frame_set`` is a keyframe: each depth camera holds its depth image (queued, or arriving later) until

@@ -305,7 +305,9 @@ class LiveReconstruction:
                 log.every("warning", ("scale_note",), f"window {window.sequence}: metric scale {out.scale.note}")
         counters.metric = out.metric
         counters.scale_off = self._scale_off() if out.metric else 0.0
-        counters.last_scale_problem = out.scale.reason if isinstance(out.scale, ScaleUnavailable) else ""
+        unavailable = out.scale if isinstance(out.scale, ScaleUnavailable) else None
+        counters.last_scale_problem = unavailable.reason if unavailable else ""
+        counters.last_scale_problem_kind = unavailable.kind if unavailable else ""
         counters.last_scale_note = out.scale.note if isinstance(out.scale, ScaleObservation) else ""
         if out.result is not None:
             counters.segment = out.result.segment

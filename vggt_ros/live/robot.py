@@ -26,7 +26,6 @@ from vggt_ros.metric.robot_frames import (
     camera_mounting,
     non_optical_frame,
     odometry_sigmas,
-    other_parents,
     place_world_in_odom,
     pose_covariance,
 )
@@ -239,7 +238,6 @@ class RobotPlacement:
                 f"no odometry {self.odom_frame!r} -> {self.base_frame!r} on /tf at the world's first image: odom "
                 "starts at the base, as for a robot whose filter fuses ~/odometry. A robot whose own odometry starts "
                 "later is placed wrong for this whole world: start its odometry before the node"
-                f"{other_parents(self.transforms, self.base_frame)}"
             )
             return self._last_odom_from_base @ base_from_camera, False
         except ExtrapolationError:

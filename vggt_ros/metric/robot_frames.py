@@ -53,6 +53,10 @@ class OdometryNotHeardError(TransformLookupError):
     """The robot's odometry (odom -> base on /tf) does not reach the camera: not heard yet, or not published."""
 
 
+class OdometryFrameError(TransformLookupError):
+    """The base moves on /tf under another frame than ``odom_frame``: the robot's odometry has another name."""
+
+
 def camera_mounting(buffer: TransformLookup, base_frame: str, camera_frame: str) -> np.ndarray:
     """``(4, 4)`` base_from_camera, the static camera mounting (metres).
 
@@ -96,30 +100,28 @@ def place_world_in_odom(
     Raises:
         CameraMountingError: ``base_frame`` does not reach ``camera_frame``; says what to publish.
         OdometryNotHeardError: ``odom_frame`` does not reach ``base_frame`` (retry: the odometry may start later).
+        OdometryFrameError: ``base_frame`` moves under another frame than ``odom_frame`` (a misspelt name).
         ExtrapolationError: odom reaches the camera but not at ``stamp_ns`` (retry when odometry has caught up).
     """
     camera_mounting(buffer, base_frame, camera_frame)
     try:
         return buffer.lookup_transform(odom_frame, camera_frame, stamp_ns)
     except (UnknownFrameError, NoConnectionError) as no_odometry:
-        raise OdometryNotHeardError(
-            f"the robot's odometry {odom_frame!r} -> {base_frame!r} is not on /tf ({no_odometry}): the world is "
-            "placed once it is; for a robot without odometry set publish_odom_tf true (the node's odometry, with a "
-            f"depth or rig metric_scale_source){other_parents(buffer, base_frame)}"
+        above = buffer.ancestors(base_frame)
+        moving = next((k for k, link in enumerate(above) if link.moving), None)
+        if moving is None:  # no odometry above the base: not heard yet, or none (a URDF's static links at most)
+            raise OdometryNotHeardError(
+                f"the robot's odometry {odom_frame!r} -> {base_frame!r} is not on /tf ({no_odometry}): the world is "
+                "placed once it is; for a robot without odometry set publish_odom_tf true (the node's odometry, with "
+                "a depth or rig metric_scale_source)"
+            ) from None
+        chain = " -> ".join(repr(link.parent) for link in reversed(above))
+        raise OdometryFrameError(
+            f"the base moves on /tf under another frame than odom_frame {odom_frame!r} ({chain} -> {base_frame!r}, "
+            f"where {above[moving].parent!r} -> "
+            f"{(above[moving - 1].parent if moving else base_frame)!r} is a dynamic link, as odometry is): set "
+            "odom_frame to the robot's odometry frame"
         ) from None
-
-
-def other_parents(buffer: TransformLookup, base_frame: str) -> str:
-    """Where odom_frame does not reach the base: the frames the base hangs under, if any, as a hint that odom_frame
-    is misspelt ("" where it hangs under none: a robot whose odometry is not heard yet, or has none). A base under a
-    static base_footprint is named too: the hint says "if"."""
-    above = buffer.ancestors(base_frame)
-    if not above:
-        return ""
-    return (
-        f". {base_frame!r} hangs under {' -> '.join(map(repr, above))} on /tf: if one of them is the robot's "
-        "odometry frame, set odom_frame to it"
-    )
 
 
 def base_in_odom(

@@ -36,7 +36,7 @@ import bisect
 import math
 import numbers
 import threading
-from typing import Optional, Protocol, Sequence, Union
+from typing import NamedTuple, Optional, Protocol, Sequence, Union
 
 import numpy as np
 
@@ -71,6 +71,14 @@ class ExtrapolationError(TransformLookupError):
     """The stamp is outside a dynamic link's buffered span (tf2's ExtrapolationException)."""
 
 
+class ParentLink(NamedTuple):
+    """One step up a frame's tree: the parent, and whether the link to it is dynamic (/tf: odometry, joints) or
+    static (/tf_static: the robot's build)."""
+
+    parent: str
+    moving: bool
+
+
 class TransformLookup(Protocol):
     """What the metric code needs from a transform buffer: `TransformBuffer` or the tf2_ros adapter."""
 
@@ -80,7 +88,7 @@ class TransformLookup(Protocol):
 
     def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> bool: ...
 
-    def ancestors(self, frame: str) -> list[str]:
+    def ancestors(self, frame: str) -> list["ParentLink"]:
         """``frame``'s parent, its parent's, ... up to the root of its tree (empty: no parent, or unknown)."""
         ...
 
@@ -270,10 +278,11 @@ class TransformBuffer:
             return False
         return True
 
-    def ancestors(self, frame: str) -> list[str]:
+    def ancestors(self, frame: str) -> list[ParentLink]:
         """``frame``'s parent, its parent's, ... up to the root of its tree (empty: no parent, or unknown)."""
         with self._lock:
-            return self._chain_to_root(frame)[1:]
+            links = (self._links[child] for child in self._chain_to_root(frame)[:-1])
+            return [ParentLink(link.parent, isinstance(link, _DynamicLink)) for link in links]
 
     def _checked_link(self, parent: str, child: str) -> Optional[_Link]:
         """The current link of ``child`` (None if it has none) once the new link is known valid; records the ids."""

@@ -33,6 +33,7 @@ from vggt_ros.metric.tf_buffer import (
     DEFAULT_CACHE_TIME_S,
     ExtrapolationError,
     NoConnectionError,
+    ParentLink,
     TransformBuffer,
     TransformLookup,
     TransformLookupError,
@@ -75,7 +76,7 @@ class TopicTransformListener:
     def __init__(self, node: Node, cache_time_s: float = DEFAULT_CACHE_TIME_S) -> None:
         self.buffer = TransformBuffer(cache_time_s)
         self._logger = node.get_logger()
-        self._two_parents: set[frozenset[str]] = set()  # (parent, parent, child) warned about
+        self._two_parents: set[tuple[str, frozenset[str]]] = set()  # (child, its two parents) warned about
         self._subscriptions = [
             node.create_subscription(TFMessage, "/tf", self._on_tf, qos.TF),
             node.create_subscription(TFMessage, "/tf_static", self._on_tf_static, qos.TF_STATIC_LISTENER),
@@ -87,7 +88,7 @@ class TopicTransformListener:
     def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> bool:
         return self.buffer.can_transform(target_frame, source_frame, stamp_ns)
 
-    def ancestors(self, frame: str) -> list[str]:
+    def ancestors(self, frame: str) -> list[ParentLink]:
         return self.buffer.ancestors(frame)
 
     def clear(self) -> None:
@@ -106,15 +107,15 @@ class TopicTransformListener:
         matrices, usable = matrices_from_transforms([t.transform for t in transforms])
         for transform, parent_from_child, is_usable in zip(transforms, matrices, usable):
             parent, child = transform.header.frame_id, transform.child_frame_id
-            self._check_one_parent(parent, child)
+            before = self.buffer.ancestors(child)[:1]
             try:
                 if not is_usable:
                     raise ValueError(f"a non-unit quaternion or a non-finite value: {transform.transform}")
                 if static:
                     self.buffer.set_transform_static(parent, child, parent_from_child)
-                    continue
-                stamp_ns = ns_from_stamp(transform.header.stamp)
-                if not self.buffer.set_transform(parent, child, stamp_ns, parent_from_child):
+                elif not self.buffer.set_transform(
+                    parent, child, ns_from_stamp(transform.header.stamp), parent_from_child
+                ):
                     raise ValueError(
                         f"its stamp is more than {self.buffer.cache_time_s} s older than the link's newest transform "
                         "(a publisher with a lagging clock?)"
@@ -125,18 +126,22 @@ class TopicTransformListener:
                     f"ignoring transform {parent!r} -> {child!r} from {topic}: {error}",
                     throttle_duration_sec=WARNING_PERIOD_S,
                 )
+                continue
+            if before and before[0].parent != parent:
+                self._warn_two_parents(child, before[0].parent, parent)
 
-    def _check_one_parent(self, parent: str, child: str) -> None:
-        """Warn, once per pair, when ``child`` arrives under another parent than it had: two publishers give it one
-        each (a URDF's frame of the node's name, two odometry sources), and the tree flips between them."""
-        before = self.buffer.ancestors(child)[:1]
-        if before and before[0] != parent and (pair := frozenset((before[0], parent, child))) not in self._two_parents:
-            self._two_parents.add(pair)
-            self._logger.warning(
-                f"frame {child!r} has two parents on /tf and /tf_static: {before[0]!r} and {parent!r} (two publishers "
-                "send it; a frame has one parent, and lookups flip between them). Rename one: for the node's own "
-                "frames, camera_names, world_frame or frame_prefix"
-            )
+    def _warn_two_parents(self, child: str, earlier: str, parent: str) -> None:
+        """Warn, once per frame and pair of parents, that ``child`` came under another parent: two publishers give
+        it one each (a URDF's frame named as the node's, two odometry sources), and the tree flips between them."""
+        key = (child, frozenset((earlier, parent)))
+        if key in self._two_parents:
+            return
+        self._two_parents.add(key)
+        self._logger.warning(
+            f"frame {child!r} came under parent {parent!r}, after {earlier!r}: unless it is moved on purpose, two "
+            "publishers send it, and a frame has one parent (lookups flip between them). Rename one: for the "
+            "node's own frames, camera_names, world_frame or frame_prefix"
+        )
 
 
 class Tf2TransformLookup:
@@ -165,19 +170,36 @@ class Tf2TransformLookup:
     def can_transform(self, target_frame: str, source_frame: str, stamp_ns: int) -> bool:
         return self._buffer.can_transform(target_frame, source_frame, Time(nanoseconds=stamp_ns))
 
-    def ancestors(self, frame: str) -> list[str]:
-        # tf2's Python buffer gives each frame's parent only in its YAML dump of the tree.
-        parents = {
-            child: fields.get("parent")
-            for child, fields in (yaml.safe_load(self._buffer.all_frames_as_yaml()) or {}).items()
-        }
-        chain = []
-        while (parent := parents.get(chain[-1] if chain else frame)) and parent not in chain:
-            chain.append(parent)
+    def ancestors(self, frame: str) -> list[ParentLink]:
+        links = links_from_tf2_yaml(self._buffer.all_frames_as_yaml())  # tf2's Python buffer has no other view
+        chain: list[ParentLink] = []
+        while (link := links.get(chain[-1].parent if chain else frame)) is not None and link not in chain:
+            chain.append(link)
         return chain
 
     def clear(self) -> None:
         self._buffer.clear()
+
+
+def links_from_tf2_yaml(text: str) -> dict[str, ParentLink]:
+    """Each child frame's `ParentLink` in tf2's ``all_frames_as_yaml`` dump (``<frame>: {parent: '<parent>',
+    most_recent_transform: <s>, ...}``; a static link's most recent transform is 0). Every scalar read as a string
+    (frame ids such as ``1`` or ``yes``); a dump YAML cannot read gives none: this serves hints only."""
+    try:
+        frames = yaml.load(text, Loader=yaml.BaseLoader) or {}
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(frames, dict):  # "[]": no frames
+        return {}
+    links = {}
+    for child, fields in frames.items():
+        if isinstance(fields, dict) and fields.get("parent"):
+            try:
+                moving = float(fields.get("most_recent_transform", "0")) != 0.0
+            except ValueError:
+                moving = False
+            links[child] = ParentLink(fields["parent"], moving)
+    return links
 
 
 def make_transform_buffer(node: Node, cache_time_s: float = DEFAULT_CACHE_TIME_S) -> TransformLookup:
