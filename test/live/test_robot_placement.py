@@ -119,6 +119,26 @@ def test_a_base_under_a_static_footprint_without_odometry_yet_waits_or_assumes_a
         assert placement.place() and "odom starts at the base" in placement.assumed
 
 
+def test_a_camera_mounting_on_tf_is_named_as_no_static_one():
+    """The mounting published on /tf (a dynamic link) was taken as static without a word; on /tf_static, nothing is
+    said."""
+    placement = RobotPlacement(robot(odometry_from_ns=0), ODOM, BASE, OdometryOwner.ROBOT)
+    placement.start(CAMERA, 1 * S)
+    assert placement.place() and placement.moving_mounting == ""
+    buffer = TransformBuffer()
+    buffer.set_transform_static(BASE, "camera_link", np.eye(4))
+    for stamp_ns, odom_from_base in ODOM_FROM_BASE.items():
+        buffer.set_transform(ODOM, BASE, stamp_ns, odom_from_base)
+        buffer.set_transform("camera_link", CAMERA, stamp_ns, BASE_FROM_CAMERA)  # a joint on /tf
+    placement = RobotPlacement(buffer, ODOM, BASE, OdometryOwner.ROBOT)
+    placement.start(CAMERA, 1 * S)
+    assert placement.place()
+    assert placement.moving_mounting.startswith(
+        "the camera mounting 'base_link' -> 'front_camera_optical' is on /tf ('camera_link' -> "
+        "'front_camera_optical' is a dynamic link), not /tf_static"
+    )
+
+
 def test_either_owner_with_odometry_takes_it_and_assumes_nothing():
     placement = RobotPlacement(robot(odometry_from_ns=0), ODOM, BASE, OdometryOwner.EITHER)
     placement.start(CAMERA, 1 * S)

@@ -24,6 +24,7 @@ from vggt_ros.metric.robot_frames import (
     OdometryNotHeardError,
     base_in_odom,
     camera_mounting,
+    moving_mounting,
     non_optical_frame,
     odometry_sigmas,
     place_world_in_odom,
@@ -107,6 +108,7 @@ class RobotPlacement:
         self.placed_at_ns: Optional[int] = None  # the stamp of the image the placement used
         self.assumed = ""  # why the placement took the node's odometry although the robot's might exist
         self.suspect_frame = ""  # why the camera's frame looks like no optical frame (`non_optical_frame`)
+        self.moving_mounting = ""  # why the camera mounting is no static one (`moving_mounting`)
         self.problem = ""  # why the world could not be placed yet ("" once placed, or before a try): /diagnostics
         # The problem clears by itself: odometry that does not reach back to the world's first image places it from
         # the first metric window's newest camera pose.
@@ -132,6 +134,7 @@ class RobotPlacement:
             camera_frame, stamp_ns = self._origin
             base_from_camera = camera_mounting(self.transforms, self.base_frame, camera_frame)
             self.suspect_frame = non_optical_frame(base_from_camera, self.base_frame, camera_frame)
+            self.moving_mounting = moving_mounting(self.transforms, self.base_frame, camera_frame)
             from_newest = False
             if self.owner is OdometryOwner.NODE:
                 odom_from_world = self._last_odom_from_base @ base_from_camera
@@ -283,8 +286,9 @@ class RobotPlacement:
         self.problem, self.awaits_metric = "", False
         if self.assumed:
             log.logger.warning(self.assumed)
-        if self.suspect_frame:
-            log.logger.warning(self.suspect_frame)
+        for warning in (self.suspect_frame, self.moving_mounting):
+            if warning:
+                log.logger.warning(warning)
         return self.odom_from_world
 
     def odometry(self, out: WindowOutput) -> Optional[BaseOdometry]:

@@ -75,6 +75,24 @@ def camera_mounting(buffer: TransformLookup, base_frame: str, camera_frame: str)
         ) from None
 
 
+def moving_mounting(buffer: TransformLookup, base_frame: str, camera_frame: str) -> str:
+    """Why the camera mounting ``base_frame`` -> ``camera_frame`` is no static one (a dynamic link between them, on
+    /tf), or "" when every link of it is static."""
+    child = camera_frame
+    for link in buffer.ancestors(camera_frame):
+        if link.moving:
+            return (
+                f"the camera mounting {base_frame!r} -> {camera_frame!r} is on /tf ({link.parent!r} -> {child!r} is "
+                "a dynamic link), not /tf_static: the node takes it once, when it places the world, as the static "
+                "mounting robot_state_publisher sends for a URDF's fixed joints; a camera on a moving joint (a "
+                "pan-tilt unit) puts the base's odometry off by the joint's motion"
+            )
+        if link.parent == base_frame:
+            return ""
+        child = link.parent
+    return ""
+
+
 def non_optical_frame(base_from_camera: np.ndarray, base_frame: str, camera_frame: str) -> str:
     """Why ``camera_frame``, mounted at ``base_from_camera`` ``(4, 4)``, looks like no optical frame (its z axis
     within `UPWARD_OPTICAL_AXIS_DEG` of ``base_frame``'s up), or "" when it may be one."""
