@@ -23,7 +23,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
-from sensor_msgs.msg import PointCloud2
+from sensor_msgs.msg import Image, PointCloud2
 from test_node import CHELSEA, CHELSEA_MIRRORED, DEFAULT_WORLD, ERROR, WARN, Probe, Running, image_message, stamp_ns
 
 from conftest import IMAGES
@@ -322,12 +322,30 @@ def test_a_metric_source_that_measured_nothing_yet_is_warn_with_the_reason_the_l
             lambda s: values(s["vggt: metric scale"])["last problem"] != "none", what="the problem in /diagnostics"
         )
         scale = statuses["vggt: metric scale"]
-        assert values(scale) == {"source": "depth", "metric": "no", "last problem": reason, "last note": "none"}
+        assert values(scale) == {
+            "source": "depth",
+            "metric": "no",
+            "last problem": reason,
+            "last note": "none",
+            "newest depth image dropped": "no",  # none arrived
+        }
         assert level(scale) is Level.WARN
         assert scale.message == (
             f"waiting for the first metric scale from the depth source; nothing is published ({reason})"
         )
         assert values(statuses["vggt: pipeline"])["windows published"] == "0"
+        # The depth camera's images come in a colour encoding (a wrong remapping): the status names why they are
+        # dropped behind "no depth reading" (it gave the generic reason only, and the log said it once).
+        depth_publisher = probe.node.create_publisher(Image, "/cam/depth", 10)
+        probe.wait_for(lambda: depth_publisher.get_subscription_count() > 0, what="the node's depth subscription")
+        depth_publisher.publish(image_message(CHELSEA, "rgb8", time.time_ns()))
+        statuses = probe.statuses(
+            lambda s: values(s["vggt: metric scale"])["newest depth image dropped"] != "no", what="the dropped depth"
+        )
+        scale = statuses["vggt: metric scale"]
+        dropped = values(scale)["newest depth image dropped"]
+        assert dropped.startswith("depth of camera 'camera0': unsupported depth encoding 'rgb8'")
+        assert scale.message.endswith(f"; the depth images are dropped: {dropped})")
     finally:
         probe.close()
         running.close()
