@@ -52,6 +52,7 @@ from vggt_ros.files import SAVE_RECORD
 from vggt_ros.live.parameters import NodeParameters
 from vggt_ros.preprocess import preprocess_images
 from vggt_ros.ros import node as node_module
+from vggt_ros.ros.messages import tf_message, transform_stamped
 from vggt_ros.ros.node import ReconstructionNode, StartupError
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
@@ -397,6 +398,21 @@ class TestOneCamera:
         self.wait_outputs(probe, stamp)
         colors = cloud_colors(cloud_array(probe.latest("/vggt/points", stamp)))
         assert np.abs(colors - expected_colors(CHELSEA)).max() <= 2
+
+    def test_another_publisher_of_the_nodes_camera_transform_is_named_once(self, setup):
+        """A second node without frame_prefix sends vggt_world -> camera0_optical too: lookups jumped between the two
+        worlds without a word."""
+        _, probe, clock = setup
+        self.wait_outputs(probe, self.send(probe, clock))
+        other = probe.node.create_publisher(TFMessage, "/tf", 10)
+        probe.wait_for(lambda: other.get_subscription_count() > 0, what="the node's /tf subscriptions")
+        for _ in range(2):
+            other.publish(tf_message([transform_stamped("vggt_world", "camera0_optical", clock.next(), np.eye(4))]))
+        text = "another node publishes 'vggt_world' -> 'camera0_optical' on /tf too"
+        warning = probe.wait_for(lambda: probe.logs(WARN, text), what="the second publisher's warning")
+        assert "give each its frame_prefix" in warning[0].msg
+        self.wait_outputs(probe, self.send(probe, clock))  # the node's own transforms are no other publisher's
+        assert len(probe.logs(WARN, text)) == 1
 
     def test_mono8_gives_grey_points_and_a_size_change_restarts_the_window(self, setup):
         _, probe, clock = setup

@@ -41,6 +41,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
+from tf2_msgs.msg import TFMessage
 
 from vggt_ros.live.health import HealthMonitor, HealthSnapshot, RobotState
 from vggt_ros.live.input import InputAssembly
@@ -52,8 +53,9 @@ from vggt_ros.live.robot import OdometryOwner, RobotPlacement
 from vggt_ros.live.saving import save_world
 from vggt_ros.live.stamps import NANOSECONDS, ns_from_stamp
 from vggt_ros.live.startup import StartupError, load_session
+from vggt_ros.live.tf_watch import OwnTransformWatch
 from vggt_ros.mapping import EmptyMapError, require_open3d
-from vggt_ros.ros import diagnostics, messages
+from vggt_ros.ros import diagnostics, messages, qos
 from vggt_ros.ros.map_output import MapOutput
 from vggt_ros.ros.outputs import (
     Output,
@@ -105,6 +107,7 @@ class ReconstructionNode(LifecycleNode):
         self._map_output: Optional[MapOutput] = None
         self._configured = False
         self._image_subscriptions: list = []
+        self._tf_watch = None  # the /tf subscription of `_watch_tf`, made by configure
         self._configure_error = ""
         self._autostarting = False
         self._static_transforms = StaticTransforms()  # what went out on /tf_static, resent with each message
@@ -248,6 +251,9 @@ class ReconstructionNode(LifecycleNode):
         self._output_publishers: dict[Output, object] = {}
         self._diagnostics_publisher = None
         self._create_outputs()
+        # Another publisher of what the node sends on /tf (a localisation's map -> odom, a second node's frames).
+        self._own_transforms = OwnTransformWatch()
+        self._tf_watch = self.create_subscription(TFMessage, "/tf", self._watch_tf, qos.TF)
         # The resolved names (namespace, remapping) are the ones the ROS graph and the user's tools show.
         topics = self._image_topics() + [self.resolve_topic_name(t) for t in params.depth_topics]
         self._input = InputAssembly(
@@ -375,6 +381,9 @@ class ReconstructionNode(LifecycleNode):
             )
         for timer in self._owned_timers:
             self.destroy_timer(timer)
+        if self._tf_watch is not None:
+            self.destroy_subscription(self._tf_watch)
+            self._tf_watch = None
         for publisher in [*self._output_publishers.values(), self._diagnostics_publisher]:
             if publisher is not None:  # the diagnostics publisher is made last
                 self.destroy_publisher(publisher)
@@ -664,14 +673,36 @@ class ReconstructionNode(LifecycleNode):
         if map_from_odom is None or now_ns == 0:  # not placed, or no /clock yet under sim time
             return
         stamp_ns = now_ns + round(self.params.map_odom_tolerance_s * NANOSECONDS)
-        message = map_odom_message(self.params, stamp_ns, map_from_odom)
-        self._output_publishers[Output("tf")].publish(messages.publishable(message))
+        self._publish([(Output("tf"), map_odom_message(self.params, stamp_ns, map_from_odom))])
 
     def _publish(self, pairs) -> None:
         for output, message in pairs:
             if output == Output("tf_static"):  # latched for one message: it carries every static transform sent
                 message = self._static_transforms.merged(message)
+            elif output == Output("tf"):
+                for transform in message.transforms:
+                    self._own_transforms.sent(
+                        transform.header.frame_id, transform.child_frame_id, ns_from_stamp(transform.header.stamp)
+                    )
             self._output_publishers[output].publish(messages.publishable(message))
+
+    def _watch_tf(self, msg: TFMessage) -> None:
+        """Warn, once per link, when a transform the node sends on /tf comes from another publisher too."""
+        params = self.params
+        for transform in msg.transforms:
+            parent, child = transform.header.frame_id, transform.child_frame_id
+            if not self._own_transforms.first_foreign(parent, child, ns_from_stamp(transform.header.stamp)):
+                continue
+            if child == params.odom_frame:
+                fix = "a localisation node (nav2's AMCL, slam_toolbox) owns map -> odom: set loop_closure false"
+            elif child == params.robot_base_frame:
+                fix = "the robot has odometry of its own: set publish_odom_tf false"
+            else:
+                fix = "a second vggt node? give each its frame_prefix"
+            self._log.logger.warning(
+                f"another node publishes {parent!r} -> {child!r} on /tf too (at a stamp this node never sent): a "
+                f"frame has one source, and lookups jump between the two. Fix: {fix}"
+            )
 
     # ------------------------------------------------------------------------------------- shutdown
     def destroy_node(self) -> None:
