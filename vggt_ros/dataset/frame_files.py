@@ -116,10 +116,12 @@ def write_frame_files(
         options = {"JPEG": {"quality": jpeg_quality}, "WEBP": {"lossless": True}}.get(encoder, {})
         _write(out_dir / files.image, lambda path: Image.fromarray(image).save(path, format=encoder, **options))
 
+    # No prediction (an unusable pixel, the padding, what the crop cut away) is 0 in every file, not NaN: nerfstudio
+    # reads the .npy as it is and its depth losses multiply by the mask depth > 0, which leaves a NaN's loss NaN (and
+    # with it the whole batch's). VGGT's confidence is >= 1, so 0 is no confidence either.
     valid = usable_pixels(frame.depth, frame.confidence)
-    depth = resample_to_image(frame.pixel_map, np.where(valid, frame.depth, np.nan).astype(np.float32), np.nan)
+    depth = resample_to_image(frame.pixel_map, np.where(valid, frame.depth, 0.0).astype(np.float32), 0.0)
     clamped = _write_depth(out_dir / files.depth, depth, metric)
-    # No prediction (the padding, what the crop cut away) is 0 in the files, as in depth: VGGT's confidence is >= 1.
     confidence = resample_to_image(frame.pixel_map, np.nan_to_num(frame.confidence.astype(np.float32), nan=0.0), 0.0)
     _write(out_dir / files.confidence, lambda path: _save_npy(path, confidence))
     return files, clamped
@@ -132,26 +134,22 @@ def rescale_depth_file(path: Path, factor: float) -> int:
     if metric:
         with Image.open(path) as image:
             millimetres = np.asarray(image, dtype=np.float64)
-        depth = np.where(millimetres > 0, millimetres / 1000.0 * factor, np.nan)
+        depth = millimetres / 1000.0 * factor
     else:
-        depth = np.load(path) * np.float32(factor)
+        depth = np.load(path) * np.float32(factor)  # 0 (no depth) stays 0
     return _write_depth(path, depth, metric)
 
 
 def _write_depth(path: Path, depth: np.ndarray, metric: bool) -> int:
-    """Write ``(H, W)`` depth (NaN / <= 0 = none) atomically: metres as a millimetre PNG when ``metric``, else a
-    float32 .npy of the world's units; none is 0 in both; returns the pixels clamped at 65.535 m (PNG)."""
+    """Write ``(H, W)`` depth (0 = none) atomically: metres as a millimetre PNG when ``metric``, else a float32 .npy
+    of the world's units; returns the pixels clamped at 65.535 m (PNG)."""
     if metric:
         millimetres, clamped = depth_in_millimetres(depth)
         # zlib level 1: on a 640x480 depth map with 1 % noise it encodes in a third of the default level's time
         # (48 vs 153 ms on the 2-core dev box) for a 3 % larger file.
         _write(path, lambda target: Image.fromarray(millimetres).save(target, "PNG", compress_level=1))
         return clamped
-    # 0, not NaN: nerfstudio reads the .npy as it is and its depth losses multiply by the mask depth > 0, which
-    # leaves a NaN's loss NaN (and with it the whole batch's).
-    with np.errstate(invalid="ignore"):
-        depth = np.where(depth > 0, depth, 0.0).astype(np.float32)
-    _write(path, lambda target: _save_npy(target, depth))
+    _write(path, lambda target: _save_npy(target, depth.astype(np.float32, copy=False)))
     return 0
 
 

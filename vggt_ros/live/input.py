@@ -161,8 +161,8 @@ class InputAssembly:
         self._stamps.reset()
 
     def clock_leads_ns(self) -> list[int]:
-        """Each camera's clock: its newest image's stamp - arrival time (ns). Cameras whose leads differ by more
-        than the slop cannot pair, however long they send."""
+        """Each camera's clock: its newest image's stamp - arrival time (ns), its delivery delay included (so only
+        a change between cameras far beyond the slop says a clock moved)."""
         return [self._stamps.lead(camera) for camera in range(len(self.config.names))]
 
     def stop_listening(self) -> None:
